@@ -1,0 +1,36 @@
+// `pnpm bench`: runs every benchmark module under scripts/bench/ and prints one table. Figures are
+// wall-clock measurements on this machine; nothing here asserts a speed (tests never time things).
+// Usage: pnpm bench [name-filter ...]   e.g. `pnpm bench allocator datastore`
+import { benchAllocator } from "./bench/allocator.ts";
+import { benchDatastore } from "./bench/datastore.ts";
+import { benchSimReachability } from "./bench/sim-reachability.ts";
+
+export interface Figure {
+  name: string;
+  value: number;
+  unit: string;
+}
+
+const suites: { name: string; run: () => Promise<Figure[]> }[] = [
+  { name: "allocator", run: benchAllocator },
+  { name: "datastore", run: benchDatastore },
+  { name: "sim-reachability", run: benchSimReachability },
+];
+
+const filters = process.argv.slice(2);
+const chosen = suites.filter((s) => filters.length === 0 || filters.some((f) => s.name.includes(f)));
+if (chosen.length === 0) {
+  console.error(`bench: no benchmark matches ${filters.join(", ")}; known: ${suites.map((s) => s.name).join(", ")}`);
+  process.exit(2);
+}
+console.log(`cnikit benchmarks — node ${process.version}, ${process.platform}/${process.arch}, ${new Date().toISOString()}`);
+for (const suite of chosen) {
+  const started = performance.now();
+  const figures = await suite.run();
+  console.log(`\n## ${suite.name} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+  const width = Math.max(...figures.map((f) => f.name.length));
+  for (const f of figures) {
+    const value = f.value >= 100 ? Math.round(f.value).toLocaleString("en-US") : f.value.toFixed(2);
+    console.log(`  ${f.name.padEnd(width)}  ${value.padStart(14)} ${f.unit}`);
+  }
+}

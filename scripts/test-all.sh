@@ -1,0 +1,10 @@
+#!/bin/sh
+# The body of `npm test` after set-up: typecheck and test every package (turbo, 2 at a time), check
+# the built CLI, and end with one summary line over every package's vitest report.
+set -u
+cd "$(dirname "$0")/.."
+rm -f packages/*/.vitest-report.json conformance/.vitest-report.json
+status=0
+pnpm exec turbo run lint typecheck test --concurrency=2 --output-logs=new-only || status=1
+node scripts/test-summary.mjs || status=1
+exit $status
