@@ -5,3 +5,5 @@ export * from "./datastore.ts";
 export * from "./peers.ts";
 export * from "./backend.ts";
 export * from "./ip/prefix.ts";
+export * from "./peers/memory.ts";
+export * from "./log.ts";
