@@ -20,26 +20,53 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
+/** Longest delay Node's timers take; longer ones would fire after 1 ms (TimeoutOverflowWarning). */
+const MAX_NODE_DELAY = 2_147_483_647;
+
+/** A delay as timers take it: negative and NaN mean 0; infinite is refused. */
+function checkDelay(ms: number, what: string): number {
+  if (ms === Number.POSITIVE_INFINITY) throw new RangeError(`${what}: ms must be finite, got ${ms}`);
+  return ms > 0 ? ms : 0;
+}
+
+/** Wall time and Node's timers. Timers are unref'd: they never keep the process alive. */
 export class RealClock implements Clock {
   private readonly origin = performance.timeOrigin;
 
+  /** Wall-clock milliseconds (performance.timeOrigin + performance.now(), so monotonic). */
   now(): number {
     return this.origin + performance.now();
   }
 
+  /**
+   * Calls `fn` once after `ms`. Delays longer than Node's limit (about 24.8 days) are split into
+   * several timers instead of firing at once. Throws RangeError for an infinite delay.
+   */
   setTimeout(fn: () => void, ms: number): TimerHandle {
-    const t = setTimeout(fn, Math.max(0, ms));
-    t.unref?.();
+    let left = checkDelay(ms, "setTimeout");
+    let t: ReturnType<typeof setTimeout>;
+    const arm = (): void => {
+      if (left > MAX_NODE_DELAY) {
+        left -= MAX_NODE_DELAY;
+        t = setTimeout(arm, MAX_NODE_DELAY);
+      } else {
+        t = setTimeout(fn, left);
+      }
+      t.unref?.();
+    };
+    arm();
     return { cancel: () => clearTimeout(t) };
   }
 
+  /** Calls `fn` every `ms` (0 < ms <= 2147483647, else RangeError) until cancelled. */
   setInterval(fn: () => void, ms: number): TimerHandle {
-    if (!(ms > 0)) throw new RangeError(`setInterval: ms must be > 0, got ${ms}`);
+    if (!(ms > 0) || ms > MAX_NODE_DELAY) throw new RangeError(`setInterval: ms must be > 0 and <= ${MAX_NODE_DELAY}, got ${ms}`);
     const t = setInterval(fn, ms);
     t.unref?.();
     return { cancel: () => clearInterval(t) };
   }
 
+  /** Resolves after `ms`; rejects with `signal.reason` when aborted (at once if already aborted). */
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return sleepOn(this, ms, signal);
   }
@@ -100,26 +127,33 @@ export class VirtualClock implements Clock {
   private t: number;
   private seq = 0;
   private readonly timers = new Map<number, VirtualTimer>();
-  /** Min-heap on (at, id); entries of cancelled or re-armed timers are skipped lazily. */
-  private readonly heap: HeapEntry[] = [];
+  /** Min-heap on (at, id); entries of cancelled timers are skipped lazily and compacted in bulk. */
+  private heap: HeapEntry[] = [];
+  /** Heap entries whose timer was cancelled (so they are garbage). */
+  private stale = 0;
 
+  /** Starts at virtual time `start` (ms). Not safe for concurrent `advance`/`runUntilIdle` calls. */
   constructor(start = 0) {
     this.t = start;
   }
 
+  /** Current virtual time. */
   now(): number {
     return this.t;
   }
 
+  /** Schedules `fn` at now + ms (negative or NaN ms = 0). Throws RangeError for an infinite delay. */
   setTimeout(fn: () => void, ms: number): TimerHandle {
-    return this.add(fn, Math.max(0, ms), 0);
+    return this.add(fn, checkDelay(ms, "setTimeout"), 0);
   }
 
+  /** Schedules `fn` every `ms` (finite, > 0, else RangeError), first at now + ms. */
   setInterval(fn: () => void, ms: number): TimerHandle {
-    if (!(ms > 0)) throw new RangeError(`setInterval: ms must be > 0, got ${ms}`);
+    if (!(ms > 0) || !Number.isFinite(ms)) throw new RangeError(`setInterval: ms must be finite and > 0, got ${ms}`);
     return this.add(fn, ms, ms);
   }
 
+  /** Resolves when virtual time reaches now + ms; rejects with `signal.reason` when aborted. */
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return sleepOn(this, ms, signal);
   }
@@ -152,7 +186,9 @@ export class VirtualClock implements Clock {
 
   /**
    * Fires timers until none is pending (or the limits say stop); returns the virtual time that
-   * passed. With periodic timers pending, pass `limitMs`.
+   * passed. With periodic timers pending, pass `limitMs`: when a timer is still pending past the
+   * limit, the clock ends exactly at now + limitMs (as `advance(limitMs)` would), so calling this in
+   * a loop always makes progress. When `maxTimers` stops it, time stays at the last timer fired.
    */
   async runUntilIdle(options: RunUntilIdleOptions = {}): Promise<number> {
     const start = this.t;
@@ -162,7 +198,10 @@ export class VirtualClock implements Clock {
     await flushAsync();
     for (;;) {
       const next = this.popDue(until);
-      if (!next) break;
+      if (!next) {
+        if (this.nextAt() !== undefined && until !== Number.POSITIVE_INFINITY) this.t = Math.max(this.t, until);
+        break;
+      }
       this.fire(next);
       await flushAsync();
       if (++fired >= maxTimers) break;
@@ -176,8 +215,10 @@ export class VirtualClock implements Clock {
     this.push(timer);
     return {
       cancel: () => {
+        if (timer.cancelled || !this.timers.delete(timer.id)) return;
         timer.cancelled = true;
-        this.timers.delete(timer.id);
+        this.stale++;
+        this.compactIfMostlyStale();
       },
     };
   }
@@ -190,13 +231,26 @@ export class VirtualClock implements Clock {
     return top.timer;
   }
 
-  /** Removes heap entries whose timer was cancelled or re-armed under another id. */
+  /** Removes heap entries at the top whose timer was cancelled or re-armed under another id. */
   private dropStale(): void {
     for (;;) {
       const top = this.heap[0];
       if (!top || (top.timer.id === top.id && !top.timer.cancelled)) return;
+      if (top.timer.cancelled) this.stale--;
       this.pop();
     }
+  }
+
+  /**
+   * Rebuilds the heap without cancelled entries once they are the majority, so code that keeps
+   * re-arming a far-off timeout (a lease deadline pushed back on every renewal) uses bounded memory.
+   */
+  private compactIfMostlyStale(): void {
+    if (this.stale < 64 || this.stale * 2 < this.heap.length) return;
+    const live = this.heap.filter((e) => !e.timer.cancelled && e.timer.id === e.id);
+    live.sort((a, b) => (VirtualClock.before(a, b) ? -1 : 1));
+    this.heap = live; // a sorted array is a valid min-heap
+    this.stale = 0;
   }
 
   private static before(a: HeapEntry, b: HeapEntry): boolean {
