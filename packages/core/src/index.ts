@@ -7,3 +7,4 @@ export * from "./backend.ts";
 export * from "./ip/prefix.ts";
 export * from "./peers/memory.ts";
 export * from "./log.ts";
+export * from "./ip/pool.ts";
