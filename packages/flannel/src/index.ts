@@ -1,0 +1,155 @@
+/**
+ * @cnikit/flannel — a flannel-like backend: flannel's net-conf.json, one subnet lease per node in
+ * the Datastore (flannel's etcd key layout, CAS + 24 h TTL), vxlan (`flannel.<VNI>`, neighbour +
+ * FDB + onlink route per peer, optional DirectRouting) or host-gw routes, and pods on a `cni0`
+ * bridge with host-local-like IPAM. See DESIGN.md for the invariants and where it departs from
+ * flannel.
+ */
+import { defineBackend } from "@cnikit/core";
+import type { Encapsulation, NetworkSummary } from "@cnikit/core";
+import { FlannelAgent, RESYNC_MS } from "./agent.ts";
+import { familyRanges, parseFlannelConfig } from "./config.ts";
+import type { FlannelConfig } from "./config.ts";
+import { LEASE_TTL_SECONDS } from "./leases.ts";
+
+/**
+ * Virtual time within which a join or a clean leave reaches every node: watch delivery is
+ * immediate; the bound covers lease acquisition back-off under contention and one resync.
+ */
+export const FLANNEL_CONVERGENCE_MS = 30_000;
+
+/**
+ * What a flannel config promises: pods inside Network / IPv6Network, masquerade as IPMasq says,
+ * vxlan (plus direct routes with DirectRouting) or none (host-gw), joins within 30 s, crashes
+ * detected when the 24 h lease expires (plus one resync), host-gw on one L2 subnet. Pure.
+ */
+export function summarizeFlannel(config: FlannelConfig): NetworkSummary {
+  const encapsulations: Encapsulation[] =
+    config.backend.type === "host-gw" ? ["none"] : config.backend.directRouting ? ["vxlan", "none"] : ["vxlan"];
+  return {
+    podRanges: familyRanges(config).map((r) => r.network),
+    natOutgoing: config.ipMasq,
+    encapsulations,
+    convergenceMs: FLANNEL_CONVERGENCE_MS,
+    crashDetectionMs: LEASE_TTL_SECONDS * 1000 + RESYNC_MS,
+    requiresSingleSubnet: config.backend.type === "host-gw",
+  };
+}
+
+export const flannel = defineBackend<FlannelConfig>({
+  name: "flannel",
+  capabilities: { networkPolicy: false, encryption: false, encapsulations: ["vxlan", "none"], families: [4, 6] },
+  parseConfig: parseFlannelConfig,
+  summarize: summarizeFlannel,
+  createAgent: (ctx) => new FlannelAgent(ctx),
+});
+
+/** A config of the fixture tables: a label and net-conf.json as a user writes it. */
+export interface FlannelFixtureConfig {
+  label: string;
+  config: Record<string, unknown>;
+}
+
+/** An invalid config and the field path its error must name. */
+export interface FlannelInvalidFixture extends FlannelFixtureConfig {
+  field: string;
+}
+
+/**
+ * The configs the conformance suite runs (vxlan, vxlan with DirectRouting, host-gw) and the table
+ * of invalid configs: one per validation rule, each with the field its ConfigError names.
+ */
+export const flannelFixtures: { configs: FlannelFixtureConfig[]; invalidConfigs: FlannelInvalidFixture[] } = {
+  configs: [
+    { label: "vxlan", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan" } } },
+    { label: "vxlan-directrouting", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan", DirectRouting: true } } },
+    { label: "host-gw", config: { Network: "10.244.0.0/16", Backend: { Type: "host-gw" } } },
+  ],
+  invalidConfigs: [
+    // flannel's CheckNetworkConfig, in its order
+    { label: "Network missing", config: { Backend: { Type: "vxlan" } }, field: "Network" },
+    { label: "Network 0.0.0.0/0 (Go's empty IP4Net)", config: { Network: "0.0.0.0/0" }, field: "Network" },
+    { label: "SubnetLen 31", config: { Network: "10.244.0.0/16", SubnetLen: 31 }, field: "SubnetLen" },
+    { label: "SubnetLen leaves fewer than four subnets", config: { Network: "10.244.0.0/16", SubnetLen: 17 }, field: "SubnetLen" },
+    { label: "Network smaller than /28 without SubnetLen", config: { Network: "10.244.0.0/29" }, field: "Network" },
+    { label: "SubnetMin outside Network", config: { Network: "10.244.0.0/16", SubnetMin: "10.245.1.0" }, field: "SubnetMin" },
+    { label: "SubnetMax outside Network", config: { Network: "10.244.0.0/16", SubnetMax: "10.245.255.0" }, field: "SubnetMax" },
+    { label: "SubnetMin not on a SubnetLen boundary", config: { Network: "10.244.0.0/16", SubnetMin: "10.244.1.128" }, field: "SubnetMin" },
+    { label: "SubnetMax not on a SubnetLen boundary", config: { Network: "10.244.0.0/16", SubnetMax: "10.244.200.7" }, field: "SubnetMax" },
+    { label: "IPv6Network missing", config: { Network: "10.244.0.0/16", EnableIPv6: true }, field: "IPv6Network" },
+    { label: "IPv6SubnetLen 127", config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/48", IPv6SubnetLen: 127 }, field: "IPv6SubnetLen" },
+    { label: "IPv6SubnetLen leaves fewer than four subnets", config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/48", IPv6SubnetLen: 49 }, field: "IPv6SubnetLen" },
+    { label: "IPv6Network smaller than /124 without IPv6SubnetLen", config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/125" }, field: "IPv6Network" },
+    { label: "IPv6SubnetMin outside IPv6Network", config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/48", IPv6SubnetMin: "fd01::" }, field: "IPv6SubnetMin" },
+    { label: "IPv6SubnetMax outside IPv6Network", config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/48", IPv6SubnetMax: "fd01::" }, field: "IPv6SubnetMax" },
+    { label: "IPv6SubnetMin not on a boundary", config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/48", IPv6SubnetMin: "fd00:0:0:1::1" }, field: "IPv6SubnetMin" },
+    { label: "IPv6SubnetMax not on a boundary", config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/48", IPv6SubnetMax: "fd00:0:0:ff::1" }, field: "IPv6SubnetMax" },
+    // what flannel lets through
+    { label: "typo SubnetLength (unknown key)", config: { Network: "10.244.0.0/16", SubnetLength: 26 }, field: "SubnetLength" },
+    { label: "unknown key inside Backend", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan", Vni: 1, DirectRoute: true } }, field: "Backend.DirectRoute" },
+    { label: "SubnetMin above SubnetMax", config: { Network: "10.244.0.0/16", SubnetMin: "10.244.200.0", SubnetMax: "10.244.100.0" }, field: "SubnetMin" },
+    { label: "IPv6SubnetMin above IPv6SubnetMax", config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/48", IPv6SubnetMin: "fd00:0:0:9::", IPv6SubnetMax: "fd00:0:0:2::" }, field: "IPv6SubnetMin" },
+    { label: "same key twice in two spellings", config: { Network: "10.244.0.0/16", network: "10.245.0.0/16" }, field: "Network" },
+    { label: "neither family enabled", config: { EnableIPv4: false, EnableIPv6: false }, field: "EnableIPv4" },
+    { label: "Network is IPv6", config: { Network: "fd00::/48" }, field: "Network" },
+    { label: "Network not a CIDR", config: { Network: "10.244.0.0" }, field: "Network" },
+    { label: "SubnetLen not a number", config: { Network: "10.244.0.0/16", SubnetLen: "24" }, field: "SubnetLen" },
+    { label: "SubnetMin not an address", config: { Network: "10.244.0.0/16", SubnetMin: "ten" }, field: "SubnetMin" },
+    { label: "EnableIPv6 not a boolean", config: { Network: "10.244.0.0/16", EnableIPv6: "yes" }, field: "EnableIPv6" },
+    { label: "Networks (multi-CIDR) not supported", config: { Networks: ["10.244.0.0/16"] }, field: "Networks" },
+    // Backend
+    { label: "Backend not an object", config: { Network: "10.244.0.0/16", Backend: "vxlan" }, field: "Backend" },
+    { label: "Backend without Type", config: { Network: "10.244.0.0/16", Backend: {} }, field: "Backend.Type" },
+    { label: "unknown backend type", config: { Network: "10.244.0.0/16", Backend: { Type: "geneve" } }, field: "Backend.Type" },
+    { label: "udp not supported", config: { Network: "10.244.0.0/16", Backend: { Type: "udp" } }, field: "Backend.Type" },
+    { label: "ipsec not supported", config: { Network: "10.244.0.0/16", Backend: { Type: "ipsec", PSK: "x".repeat(96) } }, field: "Backend.Type" },
+    { label: "wireguard not supported", config: { Network: "10.244.0.0/16", Backend: { Type: "wireguard" } }, field: "Backend.Type" },
+    { label: "alloc not supported", config: { Network: "10.244.0.0/16", Backend: { Type: "alloc" } }, field: "Backend.Type" },
+    { label: "VNI above 24 bits", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan", VNI: 16777216 } }, field: "Backend.VNI" },
+    { label: "Port above 65535", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan", Port: 70000 } }, field: "Backend.Port" },
+    { label: "MTU leaves pods below 576", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan", MTU: 600 } }, field: "Backend.MTU" },
+    { label: "DirectRouting not a boolean", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan", DirectRouting: "true" } }, field: "Backend.DirectRouting" },
+    { label: "host-gw takes no VNI", config: { Network: "10.244.0.0/16", Backend: { Type: "host-gw", VNI: 1 } }, field: "Backend.VNI" },
+    // cnikit extension keys
+    { label: "IPMasq not a boolean", config: { Network: "10.244.0.0/16", IPMasq: "true" }, field: "IPMasq" },
+    { label: "SubnetLeaseRenewMargin out of 1..1439", config: { Network: "10.244.0.0/16", SubnetLeaseRenewMargin: 1440 }, field: "SubnetLeaseRenewMargin" },
+  ],
+};
+
+export { FlannelAgent, RESYNC_MS, LOCAL_KEYS, WATCH_BACKOFF_MS } from "./agent.ts";
+export type { FlannelAgentStats } from "./agent.ts";
+export { parseFlannelConfig, familyRanges, subnetCapacity, FLANNEL_DEFAULTS, UNSUPPORTED_BACKENDS, NET_CONF_KEYS, MIN_POD_MTU, MAX_MTU, MAX_VNI } from "./config.ts";
+export type { FlannelConfig, FamilyRange, FlannelBackendConfig, VxlanBackendConfig, HostGwBackendConfig } from "./config.ts";
+export {
+  SUBNET_PREFIX,
+  LEASE_TTL_SECONDS,
+  RENEW_RETRY_MS,
+  FREE_CANDIDATES,
+  subnetKey,
+  parseSubnetKey,
+  decodeLease,
+  encodeAttrs,
+  leaseFits,
+  ownedBy,
+  takenRanges,
+  firstFreeSubnets,
+  pickSubnet,
+  acquireLease,
+  backoffDelay,
+} from "./leases.ts";
+export type { LeaseAttrs, SubnetLease, LeaseSubnets, AcquiredLease, AcquireLeaseOptions, LeaseSource, VxlanBackendData } from "./leases.ts";
+export {
+  BRIDGE,
+  VXLAN6_OVERHEAD,
+  planDataplane,
+  planWithDiagnostics,
+  localDevices,
+  podMtu,
+  underlayMtu,
+  deriveVtepMac,
+  macForAddress,
+  hostIfName,
+  gatewayOf,
+  masqueradeRules,
+} from "./plan.ts";
+export type { PlanInput, PlanResult, PodRecord, SkippedPeer, VtepMacs, LocalDevices } from "./plan.ts";
