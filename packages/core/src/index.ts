@@ -8,3 +8,5 @@ export * from "./ip/prefix.ts";
 export * from "./peers/memory.ts";
 export * from "./log.ts";
 export * from "./ip/pool.ts";
+export * from "./store/validate.ts";
+export * from "./store/memory.ts";
