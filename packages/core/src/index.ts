@@ -10,3 +10,4 @@ export * from "./log.ts";
 export * from "./ip/pool.ts";
 export * from "./store/validate.ts";
 export * from "./store/memory.ts";
+export * from "./store/file.ts";
