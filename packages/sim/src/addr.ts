@@ -1,0 +1,253 @@
+/**
+ * Address helpers for the packet walk: addresses as bigint (both families share one code path),
+ * prefixes as inclusive [base, last] ranges, and a flat interval map that answers longest-prefix
+ * lookups by binary search and splits sorted address runs where the winning prefix changes.
+ */
+import { ConfigError, Prefix, formatAddress, parseAddress, type Family } from "@cnikit/core";
+
+const COMPONENT = "sim";
+
+export interface Addr {
+  family: Family;
+  value: bigint;
+}
+
+const addrCache = new Map<string, Addr>();
+
+/** Fast path for canonical dotted quads (no leading zeros); undefined = use the full parser. */
+function quickV4(text: string): bigint | undefined {
+  let value = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  let lead = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return undefined;
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      if (digits === 0) lead = c === 48;
+      else if (lead) return undefined;
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return undefined;
+    } else return undefined;
+  }
+  if (dots !== 3 || digits === 0) return undefined;
+  return BigInt(value * 256 + part);
+}
+
+/** Parses a plain address (IPv4 fast path, others cached). Throws `ConfigError` naming `field` for bad input. */
+export function addr(text: string, field = "address"): Addr {
+  if (typeof text === "string") {
+    const v4 = quickV4(text);
+    if (v4 !== undefined) return { family: 4, value: v4 };
+  }
+  const hit = addrCache.get(text);
+  if (hit) return hit;
+  const parsed = parseAddress(text, { field, component: COMPONENT });
+  if (addrCache.size > 100_000) addrCache.clear();
+  addrCache.set(text, parsed);
+  return parsed;
+}
+
+/** Formats an address value of a family canonically. */
+export function fmt(value: bigint, family: Family): string {
+  return formatAddress(value, family);
+}
+
+/** A prefix as an inclusive numeric range. */
+export interface Range {
+  family: Family;
+  base: bigint;
+  last: bigint;
+  length: number;
+  text: string;
+}
+
+const rangeCache = new Map<string, Range>();
+
+/** Parses a CIDR (host bits must be zero). Throws `ConfigError` naming `field`. */
+export function range(text: string, field = "prefix"): Range {
+  if (typeof text === "string") {
+    const slash = text.indexOf("/");
+    if (slash > 0) {
+      const v4 = quickV4(text.slice(0, slash));
+      const lenText = text.slice(slash + 1);
+      if (v4 !== undefined && /^(?:[0-9]|[12][0-9]|3[0-2])$/.test(lenText)) {
+        const length = Number(lenText);
+        const size = 1n << BigInt(32 - length);
+        if (v4 % size === 0n) return { family: 4, base: v4, last: v4 + size - 1n, length, text };
+      }
+    }
+  }
+  const hit = rangeCache.get(text);
+  if (hit) return hit;
+  const p = Prefix.parse(text, { field, component: COMPONENT });
+  const r: Range = { family: p.family, base: p.base, last: p.last, length: p.length, text: p.toString() };
+  if (rangeCache.size > 100_000) rangeCache.clear();
+  rangeCache.set(text, r);
+  return r;
+}
+
+/** Parses an interface address `10.1.2.3/24` into the address and its connected range. */
+export function ifaceAddr(text: string, field = "cidr"): { address: Addr; net: Range } {
+  if (typeof text !== "string" || !text.includes("/")) {
+    throw new ConfigError({ component: COMPONENT, field, rule: "must be an interface address with prefix length, e.g. 10.244.1.1/24", value: text });
+  }
+  const slash = text.indexOf("/");
+  const address = addr(text.slice(0, slash), field);
+  const lenText = text.slice(slash + 1);
+  if (address.family === 4 && /^(?:[0-9]|[12][0-9]|3[0-2])$/.test(lenText)) {
+    const length = Number(lenText);
+    const size = 1n << BigInt(32 - length);
+    const base = address.value - (address.value % size);
+    return { address, net: { family: 4, base, last: base + size - 1n, length, text: `${fmt(base, 4)}/${length}` } };
+  }
+  const p = Prefix.parse(text, { field, component: COMPONENT, allowHostBits: true });
+  return { address, net: { family: p.family, base: p.base, last: p.last, length: p.length, text: p.toString() } };
+}
+
+export function bitsOf(family: Family): number {
+  return family === 4 ? 32 : 128;
+}
+
+export function hostRange(a: Addr): Range {
+  return { family: a.family, base: a.value, last: a.value, length: bitsOf(a.family), text: `${fmt(a.value, a.family)}/${bitsOf(a.family)}` };
+}
+
+export function inRanges(value: bigint, family: Family, ranges: readonly Range[]): boolean {
+  for (const r of ranges) if (r.family === family && value >= r.base && value <= r.last) return true;
+  return false;
+}
+
+/** Index of the first element of sorted `arr` in [lo, hi) that is >= value. */
+export function lowerBound(arr: readonly bigint[], value: bigint, lo = 0, hi = arr.length): number {
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (arr[mid]! < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Disjoint intervals covering one family's whole address space, each carrying the value of the
+ * most specific prefix that covers it (or undefined). Built once per dataplane change.
+ */
+export class IntervalMap<T> {
+  private readonly starts: bigint[];
+  private readonly values: (T | undefined)[];
+
+  private constructor(starts: bigint[], values: (T | undefined)[]) {
+    this.starts = starts;
+    this.values = values;
+  }
+
+  /**
+   * Builds the map. `entries` must have distinct prefixes (callers resolve duplicates first); a
+   * more specific prefix wins inside a less specific one.
+   */
+  static build<T>(family: Family, entries: readonly { range: Range; value: T }[]): IntervalMap<T> {
+    const sorted = [...entries].sort((a, b) =>
+      a.range.base < b.range.base ? -1 : a.range.base > b.range.base ? 1 : a.range.length - b.range.length,
+    );
+    const starts: bigint[] = [];
+    const values: (T | undefined)[] = [];
+    const end = (1n << BigInt(bitsOf(family))) - 1n;
+    let cursor = 0n;
+    const stack: { range: Range; value: T }[] = [];
+    const emit = (upTo: bigint): void => {
+      // interval [cursor, upTo) with the value on top of the stack
+      if (upTo <= cursor) return;
+      const v = stack.length > 0 ? stack[stack.length - 1]!.value : undefined;
+      if (values.length > 0 && values[values.length - 1] === v) {
+        cursor = upTo;
+        return;
+      }
+      starts.push(cursor);
+      values.push(v);
+      cursor = upTo;
+    };
+    for (const e of sorted) {
+      while (stack.length > 0 && stack[stack.length - 1]!.range.last < e.range.base) {
+        emit(stack[stack.length - 1]!.range.last + 1n);
+        stack.pop();
+      }
+      emit(e.range.base);
+      stack.push(e);
+    }
+    while (stack.length > 0) {
+      emit(stack[stack.length - 1]!.range.last + 1n);
+      stack.pop();
+    }
+    emit(end + 1n);
+    if (starts.length === 0) {
+      starts.push(0n);
+      values.push(undefined);
+    }
+    return new IntervalMap(starts, values);
+  }
+
+  private indexOf(value: bigint): number {
+    // last start <= value
+    let lo = 0;
+    let hi = this.starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (this.starts[mid]! <= value) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** The value of the most specific prefix covering `value`. */
+  lookup(value: bigint): T | undefined {
+    return this.values[this.indexOf(value)];
+  }
+
+  /**
+   * Splits the sorted run `addrs[i..j)` into maximal sub-runs that share one value, calling `fn`
+   * for each in address order.
+   */
+  partition(addrs: readonly bigint[], i: number, j: number, fn: (i: number, j: number, value: T | undefined) => void): void {
+    let k = i;
+    while (k < j) {
+      const idx = this.indexOf(addrs[k]!);
+      const next = this.starts[idx + 1];
+      const m = next === undefined ? j : lowerBound(addrs, next, k + 1, j);
+      fn(k, m, this.values[idx]);
+      k = m;
+    }
+  }
+}
+
+/** Stable, locally administered fake MAC derived from a name (for links whose MAC is not given). */
+export function fakeMac(seed: string): string {
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193;
+  for (let i = 0; i < seed.length; i++) {
+    const c = seed.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193) >>> 0;
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995) >>> 0;
+  }
+  const bytes = [0x02, h1 & 0xff, (h1 >>> 8) & 0xff, (h1 >>> 16) & 0xff, h2 & 0xff, (h2 >>> 8) & 0xff];
+  return bytes.map((b) => b.toString(16).padStart(2, "0")).join(":");
+}
+
+const V6_TAG = 1n << 128n;
+
+/**
+ * Map key of an address that keeps the families apart (an IPv6 value never equals an IPv4 one).
+ */
+export function fkey(family: Family, value: bigint): bigint {
+  return family === 4 ? value : value + V6_TAG;
+}
+
+/** Lower-case MAC text for comparisons. */
+export function normMac(mac: string): string {
+  return mac.toLowerCase();
+}

@@ -1,0 +1,565 @@
+/**
+ * Compiles one node (its NodeInfo underlay plus its NodeDataplane) into the lookup structures the
+ * packet walk uses: per-family interval maps for routes, maps for local addresses, neighbours, FDB,
+ * pods and devices. Built once per dataplane change; never mutated afterwards.
+ */
+import {
+  ConfigError,
+  ENCAP_OVERHEAD,
+  type FdbEntry,
+  type Family,
+  type FilterPolicy,
+  type Link,
+  type NatRule,
+  type NodeDataplane,
+  type NodeInfo,
+  type PodInterface,
+  type Protocol,
+  type RouteEntry,
+  type UnderlayInterface,
+} from "@cnikit/core";
+import { IntervalMap, addr, bitsOf, fakeMac, fkey, fmt, ifaceAddr, normMac, range, type Range } from "./addr.ts";
+import type { CSubnet, CompiledTopology } from "./topology.ts";
+
+const COMPONENT = "sim";
+
+export type DevKind = "underlay" | "bridge" | "vxlan" | "ipip" | "sleeve" | "dummy" | "pod";
+
+export interface CDev {
+  name: string;
+  kind: DevKind;
+  link?: Link;
+  pod?: CPod;
+  mac: string;
+  mtu: number;
+  master?: string;
+  subnet?: CSubnet;
+  iface?: UnderlayInterface;
+  /** Parsed `local` of a vxlan/ipip link. */
+  local?: bigint;
+  /** Addresses on the device, per family, in configuration order. */
+  addrs: Map<Family, bigint[]>;
+}
+
+export interface CRoute {
+  dst: Range;
+  type: "unicast" | "blackhole" | "unreachable" | "local";
+  via?: bigint;
+  dev?: string;
+  onlink: boolean;
+  src?: bigint;
+  metric: number;
+  mtu?: number;
+  /** Human-readable form for explanations, e.g. `10.244.3.0/24 via 10.244.3.0 dev flannel.1 onlink`. */
+  label: string;
+}
+
+export interface CRule {
+  id: string;
+  /** undefined = any peer. */
+  peers?: { cidrs: Range[]; except: Range[] }[];
+  protocol?: Protocol;
+  ports?: { from: number; to: number }[];
+  action: "accept" | "drop";
+}
+
+export interface CPolicy {
+  /** Interned content id: equal rules + default share one id. */
+  id: number;
+  direction: "ingress" | "egress";
+  rules: CRule[];
+  defaultAction: "accept" | "drop";
+}
+
+export interface CPodRoute {
+  dst: Range;
+  via?: bigint;
+  label: string;
+}
+
+export interface CPodFamily {
+  addrs: bigint[];
+  table: IntervalMap<CPodRoute>;
+  links: IntervalMap<CPodRoute>;
+}
+
+export interface CPod {
+  id: string;
+  key: string;
+  node: string;
+  pif: PodInterface;
+  mac: string;
+  fam: Map<Family, CPodFamily>;
+  /** Every address of the pod, any family (family-tagged keys). */
+  all: Set<bigint>;
+  ingress?: CPolicy;
+  egress?: CPolicy;
+  /** Canonical text of what influences how this pod sends (for grouping senders into classes). */
+  sendSignature: string;
+}
+
+export interface CFdb {
+  entry: FdbEntry;
+  dst: bigint;
+  family: Family;
+}
+
+export interface CNat {
+  rule: NatRule;
+  sources: Range[];
+  sourcesId: number;
+  except: Range[];
+  toAddress?: bigint;
+}
+
+export interface CNodeFamily {
+  routes: IntervalMap<CRoute>;
+  links: IntervalMap<CRoute>;
+  /** Sorted local addresses of the family. */
+  local: bigint[];
+  localRanges: Range[];
+  forwarding: boolean;
+}
+
+export interface CNode {
+  name: string;
+  info: NodeInfo;
+  dp: NodeDataplane;
+  fam: Map<Family, CNodeFamily>;
+  /** Local address (family-tagged key, see `fkey`) -> device it is on. */
+  local: Map<bigint, string>;
+  devs: Map<string, CDev>;
+  /** dev -> family-tagged address -> MAC. */
+  neigh: Map<string, Map<bigint, string>>;
+  fdb: Map<string, Map<string, CFdb>>;
+  flood: Map<string, CFdb[]>;
+  pods: Map<string, CPod>;
+  /** bridge -> pods on it by family-tagged address and by MAC. */
+  bridgePods: Map<string, { byAddr: Map<bigint, CPod>; byMac: Map<string, CPod> }>;
+  /** Tunnel devices (vxlan, sleeve) enslaved to each bridge, sorted by name. */
+  bridgeTunnels: Map<string, CDev[]>;
+  vxlan: Map<string, CDev>;
+  sleeve: Map<number, CDev>;
+  ipip: CDev[];
+  nat: CNat[];
+  proxyArp: Set<string>;
+  /** Underlay devices by subnet name. */
+  underlayBySubnet: Map<string, CDev>;
+}
+
+/** Interns content keys to small numbers, shared by every node of one fabric. */
+export class Interner {
+  private readonly ids = new Map<string, number>();
+  id(key: string): number {
+    let v = this.ids.get(key);
+    if (v === undefined) this.ids.set(key, (v = this.ids.size + 1));
+    return v;
+  }
+}
+
+function fail(field: string, rule: string, value?: unknown): never {
+  throw new ConfigError(value === undefined ? { component: COMPONENT, field, rule } : { component: COMPONENT, field, rule, value });
+}
+
+function famMap<T>(make: () => T): Map<Family, T> {
+  return new Map<Family, T>([
+    [4, make()],
+    [6, make()],
+  ]);
+}
+
+export function routeLabel(r: { dst: string; type?: string; via?: string; dev?: string; onlink?: boolean; metric?: number }): string {
+  const parts = [r.type && r.type !== "unicast" ? `${r.type} ${r.dst}` : r.dst];
+  if (r.via) parts.push(`via ${r.via}`);
+  if (r.dev) parts.push(`dev ${r.dev}`);
+  if (r.onlink) parts.push("onlink");
+  if (r.metric) parts.push(`metric ${r.metric}`);
+  return parts.join(" ");
+}
+
+function compilePolicy(p: FilterPolicy, field: string, interner: Interner): CPolicy {
+  if (p.direction !== "ingress" && p.direction !== "egress") fail(`${field}.direction`, 'must be "ingress" or "egress"', p.direction);
+  if (p.defaultAction !== "accept" && p.defaultAction !== "drop") fail(`${field}.defaultAction`, 'must be "accept" or "drop"', p.defaultAction);
+  if (!Array.isArray(p.rules)) fail(`${field}.rules`, "must be an array");
+  const rules: CRule[] = p.rules.map((r, i) => {
+    const f = `${field}.rules[${i}]`;
+    if (r.action !== "accept" && r.action !== "drop") fail(`${f}.action`, 'must be "accept" or "drop"', r.action);
+    const rule: CRule = { id: r.id, action: r.action };
+    if (r.peers && r.peers.length > 0) {
+      rule.peers = r.peers.map((pm, k) => ({
+        cidrs: pm.cidrs.map((c, n) => range(c, `${f}.peers[${k}].cidrs[${n}]`)),
+        except: (pm.except ?? []).map((c, n) => range(c, `${f}.peers[${k}].except[${n}]`)),
+      }));
+    }
+    if (r.protocol !== undefined) rule.protocol = r.protocol;
+    if (r.ports && r.ports.length > 0) {
+      r.ports.forEach((pr, k) => {
+        if (!Number.isInteger(pr.from) || !Number.isInteger(pr.to) || pr.from < 0 || pr.to > 65535 || pr.from > pr.to) {
+          fail(`${f}.ports[${k}]`, "must be a range of integers 0..65535 with from <= to", pr);
+        }
+      });
+      rule.ports = r.ports.map((pr) => ({ from: pr.from, to: pr.to }));
+    }
+    return rule;
+  });
+  const content = JSON.stringify([p.direction, p.defaultAction, rules.map((r) => [r.id, r.action, r.protocol ?? "", r.ports ?? [], (r.peers ?? []).map((pm) => [pm.cidrs.map((c) => c.text), pm.except.map((c) => c.text)])])]);
+  return { id: interner.id(content), direction: p.direction, rules, defaultAction: p.defaultAction };
+}
+
+/** First rule of `policy` matching a packet with peer address `peer`; undefined = default action. */
+export function evalPolicy(policy: CPolicy, peer: bigint, family: Family, proto: Protocol, port: number): { accept: boolean; rule?: string } {
+  for (const r of policy.rules) {
+    if (r.protocol !== undefined && r.protocol !== proto) continue;
+    if (r.ports && proto !== "icmp" && !r.ports.some((p) => port >= p.from && port <= p.to)) continue;
+    if (r.peers) {
+      const hit = r.peers.some(
+        (pm) =>
+          pm.cidrs.some((c) => c.family === family && peer >= c.base && peer <= c.last) &&
+          !pm.except.some((c) => c.family === family && peer >= c.base && peer <= c.last),
+      );
+      if (!hit) continue;
+    }
+    return { accept: r.action === "accept", rule: r.id };
+  }
+  return { accept: policy.defaultAction === "accept" };
+}
+
+function linkDefaultMtu(link: Link, underlayMtu: number): number | undefined {
+  switch (link.kind) {
+    case "vxlan":
+      return underlayMtu - ENCAP_OVERHEAD.vxlan;
+    case "ipip":
+      return underlayMtu - ENCAP_OVERHEAD.ipip;
+    case "sleeve":
+      return underlayMtu - ENCAP_OVERHEAD.sleeve;
+    case "dummy":
+      return 1500;
+    case "bridge":
+      return undefined;
+  }
+}
+
+/**
+ * Compiles a node. Throws `ConfigError` naming `dataplane(<node>).<field>` when the dataplane
+ * holds something unparseable (bad CIDR, unknown link kind, a pod without addresses...).
+ */
+export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topology: CompiledTopology; interner: Interner }): CNode {
+  const { info, dp, topology, interner } = options;
+  const F = `dataplane(${info.name})`;
+  const devs = new Map<string, CDev>();
+  const underlayBySubnet = new Map<string, CDev>();
+  const addDev = (d: CDev, field: string): void => {
+    if (devs.has(d.name)) fail(field, `device name ${d.name} is used twice on node ${info.name}`, d.name);
+    devs.set(d.name, d);
+  };
+  const local = new Map<bigint, string>();
+  const localByFam = famMap<bigint[]>(() => []);
+  const localRanges = famMap<Range[]>(() => []);
+  // (dst text) -> routes in order, per family, main table only
+  const routeEntries = famMap<Map<string, CRoute[]>>(() => new Map());
+  const addRoute = (r: CRoute): void => {
+    const m = routeEntries.get(r.dst.family)!;
+    const list = m.get(r.dst.text);
+    if (list) {
+      const same = list.findIndex((x) => x.metric === r.metric);
+      if (same >= 0) list[same] = r; // replace semantics
+      else list.push(r);
+    } else m.set(r.dst.text, [r]);
+  };
+  const addLocal = (value: bigint, family: Family, dev: string): void => {
+    const k = fkey(family, value);
+    if (!local.has(k)) {
+      local.set(k, dev);
+      localByFam.get(family)!.push(value);
+    }
+  };
+  let underlayMtu = 1500;
+  info.underlay.forEach((u, i) => {
+    const a = addr(u.address, `node(${info.name}).underlay[${i}].address`);
+    const sub = topology.subnetList.find((s) => s.range.family === a.family && a.value >= s.range.base && a.value <= s.range.last);
+    if (!sub) fail(`node(${info.name}).underlay[${i}].address`, "must lie inside a subnet of the topology", u.address);
+    const mtu = u.mtu ?? sub.mtu;
+    if (i === 0) underlayMtu = mtu;
+    const dev: CDev = { name: u.iface, kind: "underlay", mac: fakeMac(`${info.name}/${u.iface}`), mtu, subnet: sub, iface: u, addrs: famMap(() => []) };
+    dev.addrs.get(a.family)!.push(a.value);
+    addDev(dev, `node(${info.name}).underlay[${i}].iface`);
+    underlayBySubnet.set(sub.name, dev);
+    addLocal(a.value, a.family, u.iface);
+    const net = { family: a.family, base: sub.range.base, last: sub.range.last, length: u.prefixLength, text: "" };
+    const mask = ((1n << BigInt(bitsOf(a.family))) - 1n) ^ ((1n << BigInt(bitsOf(a.family) - u.prefixLength)) - 1n);
+    net.base = a.value & mask;
+    net.last = net.base + (1n << BigInt(bitsOf(a.family) - u.prefixLength)) - 1n;
+    net.text = `${fmt(net.base, a.family)}/${u.prefixLength}`;
+    addRoute({ dst: net, type: "unicast", dev: u.iface, onlink: false, src: a.value, metric: 0, label: `${net.text} dev ${u.iface} (connected)` });
+    if (u.gateway !== undefined) {
+      const g = addr(u.gateway, `node(${info.name}).underlay[${i}].gateway`);
+      const def = range(a.family === 4 ? "0.0.0.0/0" : "::/0");
+      addRoute({ dst: def, type: "unicast", via: g.value, dev: u.iface, onlink: false, metric: 0, label: `${def.text} via ${u.gateway} dev ${u.iface} (underlay default)` });
+    }
+  });
+  if (!Array.isArray(dp.links) || !Array.isArray(dp.routes) || !Array.isArray(dp.pods)) fail(F, "must be a NodeDataplane (links, addresses, routes, ... arrays)");
+  const linkSeen = new Set<string>();
+  dp.links.forEach((l, i) => {
+    const f = `${F}.links[${i}]`;
+    if (!["bridge", "vxlan", "ipip", "sleeve", "dummy"].includes(l.kind)) fail(`${f}.kind`, "must be bridge, vxlan, ipip, sleeve or dummy", l.kind);
+    if (linkSeen.has(l.name)) fail(`${f}.name`, "must be unique among links", l.name);
+    linkSeen.add(l.name);
+    const dev: CDev = {
+      name: l.name,
+      kind: l.kind,
+      link: l,
+      mac: l.mac ? normMac(l.mac) : fakeMac(`${info.name}/${l.name}`),
+      mtu: l.mtu ?? linkDefaultMtu(l, underlayMtu) ?? 0,
+      addrs: famMap(() => []),
+    };
+    if (l.master !== undefined) dev.master = l.master;
+    if ((l.kind === "vxlan" || l.kind === "ipip") && l.local !== undefined) dev.local = addr(l.local, `${f}.local`).value;
+    addDev(dev, `${f}.name`);
+  });
+  // pods
+  const pods = new Map<string, CPod>();
+  const filters = new Map<string, { ingress?: CPolicy; egress?: CPolicy }>();
+  dp.filters.forEach((p, i) => {
+    const f = `${F}.filters[${i}]`;
+    const cp = compilePolicy(p, f, interner);
+    const entry = filters.get(p.pod) ?? {};
+    if (entry[cp.direction]) fail(`${f}`, `pod ${p.pod} has two ${cp.direction} policies`, p.pod);
+    entry[cp.direction] = cp;
+    filters.set(p.pod, entry);
+  });
+  const bridgePods = new Map<string, { byAddr: Map<bigint, CPod>; byMac: Map<string, CPod> }>();
+  dp.pods.forEach((p, i) => {
+    const f = `${F}.pods[${i}]`;
+    if (pods.has(p.key)) fail(`${f}.key`, "must be unique among pods", p.key);
+    const fam = new Map<Family, CPodFamily>();
+    const all = new Set<bigint>();
+    const entries = famMap<Map<string, CPodRoute>>(() => new Map());
+    const linkEntries = famMap<Map<string, CPodRoute>>(() => new Map());
+    const addrsByFam = famMap<bigint[]>(() => []);
+    p.addresses.forEach((c, k) => {
+      const { address, net } = ifaceAddr(c, `${f}.addresses[${k}]`);
+      addrsByFam.get(address.family)!.push(address.value);
+      all.add(fkey(address.family, address.value));
+      if (net.length < bitsOf(net.family)) {
+        const r: CPodRoute = { dst: net, label: `${net.text} dev ${p.ifName} (connected)` };
+        entries.get(net.family)!.set(net.text, r);
+        linkEntries.get(net.family)!.set(net.text, r);
+      }
+    });
+    p.routes.forEach((r, k) => {
+      const dst = range(r.dst, `${f}.routes[${k}].dst`);
+      const cr: CPodRoute = { dst, label: routeLabel({ dst: dst.text, ...(r.via ? { via: r.via } : {}), dev: p.ifName }) };
+      if (r.via !== undefined) {
+        const v = addr(r.via, `${f}.routes[${k}].via`);
+        cr.via = v.value;
+      }
+      entries.get(dst.family)!.set(dst.text, cr);
+      if (cr.via === undefined) linkEntries.get(dst.family)!.set(dst.text, cr);
+    });
+    for (const family of [4, 6] as const) {
+      const list = addrsByFam.get(family)!;
+      if (list.length === 0 && entries.get(family)!.size === 0) continue;
+      fam.set(family, {
+        addrs: list,
+        table: IntervalMap.build(family, [...entries.get(family)!.values()].map((v) => ({ range: v.dst, value: v }))),
+        links: IntervalMap.build(family, [...linkEntries.get(family)!.values()].map((v) => ({ range: v.dst, value: v }))),
+      });
+    }
+    const pol = filters.get(p.key);
+    const sig = JSON.stringify([
+      info.name,
+      p.bridge ?? "",
+      p.mtu,
+      p.addresses.map((c) => ifaceAddr(c).net.text),
+      p.routes.map((r) => [r.dst, r.via ?? "", r.scopeLink ? 1 : 0]),
+      p.routes.some((r) => r.via !== undefined && all.has(fkey(addr(r.via).family, addr(r.via).value))) ? 1 : 0,
+      pol?.egress?.id ?? 0,
+      (dp.sysctls.proxyArp ?? []).includes(p.hostIf) ? 1 : 0,
+    ]);
+    const pod: CPod = { id: `pod:${p.key}`, key: p.key, node: info.name, pif: p, mac: normMac(p.mac), fam, all, sendSignature: sig };
+    if (pol?.ingress) pod.ingress = pol.ingress;
+    if (pol?.egress) pod.egress = pol.egress;
+    pods.set(p.key, pod);
+    const dev: CDev = { name: p.hostIf, kind: "pod", pod, mac: fakeMac(`${info.name}/${p.hostIf}`), mtu: p.mtu, addrs: famMap(() => []) };
+    if (p.bridge !== undefined) dev.master = p.bridge;
+    addDev(dev, `${f}.hostIf`);
+    if (p.bridge !== undefined) {
+      let bp = bridgePods.get(p.bridge);
+      if (!bp) bridgePods.set(p.bridge, (bp = { byAddr: new Map(), byMac: new Map() }));
+      for (const a of all) if (!bp.byAddr.has(a)) bp.byAddr.set(a, pod);
+      if (!bp.byMac.has(pod.mac)) bp.byMac.set(pod.mac, pod);
+    }
+  });
+  // bridge MTU default: smallest port
+  for (const d of devs.values()) {
+    if (d.kind === "bridge" && d.mtu === 0) {
+      let m = Infinity;
+      for (const p of devs.values()) if (p.master === d.name) m = Math.min(m, p.mtu);
+      d.mtu = Number.isFinite(m) ? m : 1500;
+    }
+  }
+  // addresses
+  dp.addresses.forEach((a, i) => {
+    const f = `${F}.addresses[${i}]`;
+    const { address, net } = ifaceAddr(a.cidr, `${f}.cidr`);
+    const dev = devs.get(a.dev);
+    if (dev) dev.addrs.get(address.family)!.push(address.value);
+    addLocal(address.value, address.family, a.dev);
+    if (net.length < bitsOf(net.family)) {
+      addRoute({ dst: net, type: "unicast", dev: a.dev, onlink: false, src: address.value, metric: 0, label: `${net.text} dev ${a.dev} (connected)` });
+    }
+  });
+  // routes (main table only: there are no policy rules that would select another table)
+  dp.routes.forEach((r: RouteEntry, i) => {
+    const f = `${F}.routes[${i}]`;
+    if (r.table !== undefined && r.table !== 254) return;
+    const dst = range(r.dst, `${f}.dst`);
+    const type = r.type ?? "unicast";
+    if (!["unicast", "blackhole", "unreachable", "local"].includes(type)) fail(`${f}.type`, "must be unicast, blackhole, unreachable or local", r.type);
+    const cr: CRoute = { dst, type, onlink: r.onlink === true, metric: r.metric ?? 0, label: routeLabel(r) };
+    if (r.via !== undefined) {
+      const v = addr(r.via, `${f}.via`);
+      if (v.family !== dst.family) fail(`${f}.via`, `must be of the same family as dst ${r.dst}`, r.via);
+      cr.via = v.value;
+    }
+    if (r.dev !== undefined) cr.dev = r.dev;
+    if (r.src !== undefined) cr.src = addr(r.src, `${f}.src`).value;
+    if (r.mtu !== undefined) cr.mtu = r.mtu;
+    if (type === "local") {
+      if (dst.length === bitsOf(dst.family)) addLocal(dst.base, dst.family, r.dev ?? "lo");
+      else localRanges.get(dst.family)!.push(dst);
+      return;
+    }
+    addRoute(cr);
+  });
+  const fam = new Map<Family, CNodeFamily>();
+  const forwarding = { 4: dp.sysctls.ipv4Forwarding === true, 6: dp.sysctls.ipv6Forwarding === true };
+  for (const family of [4, 6] as const) {
+    const chosen: { range: Range; value: CRoute }[] = [];
+    const linkChosen: { range: Range; value: CRoute }[] = [];
+    for (const list of routeEntries.get(family)!.values()) {
+      let best = list[0]!;
+      for (const r of list) if (r.metric < best.metric) best = r;
+      chosen.push({ range: best.dst, value: best });
+      const scopeLink = list.filter((r) => r.type === "unicast" && r.via === undefined && r.dev !== undefined);
+      if (scopeLink.length > 0) {
+        let b = scopeLink[0]!;
+        for (const r of scopeLink) if (r.metric < b.metric) b = r;
+        linkChosen.push({ range: b.dst, value: b });
+      }
+    }
+    fam.set(family, {
+      routes: IntervalMap.build(family, chosen),
+      links: IntervalMap.build(family, linkChosen),
+      local: localByFam.get(family)!.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+      localRanges: localRanges.get(family)!,
+      forwarding: forwarding[family],
+    });
+  }
+  // neighbours & fdb
+  const neigh = new Map<string, Map<bigint, string>>();
+  dp.neighbours.forEach((n, i) => {
+    const a = addr(n.ip, `${F}.neighbours[${i}].ip`);
+    let m = neigh.get(n.dev);
+    if (!m) neigh.set(n.dev, (m = new Map()));
+    m.set(fkey(a.family, a.value), normMac(n.mac));
+  });
+  const fdb = new Map<string, Map<string, CFdb>>();
+  const flood = new Map<string, CFdb[]>();
+  dp.fdb.forEach((e, i) => {
+    const d = addr(e.dst, `${F}.fdb[${i}].dst`);
+    const ce: CFdb = { entry: e, dst: d.value, family: d.family };
+    const mac = normMac(e.mac);
+    if (mac === "00:00:00:00:00:00") {
+      let l = flood.get(e.dev);
+      if (!l) flood.set(e.dev, (l = []));
+      l.push(ce);
+    } else {
+      let m = fdb.get(e.dev);
+      if (!m) fdb.set(e.dev, (m = new Map()));
+      m.set(mac, ce);
+    }
+  });
+  const bridgeTunnels = new Map<string, CDev[]>();
+  const vxlan = new Map<string, CDev>();
+  const sleeve = new Map<number, CDev>();
+  const ipip: CDev[] = [];
+  for (const d of [...devs.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const l = d.link;
+    if (!l) continue;
+    if (l.kind === "vxlan") {
+      const key = `${l.vni}/${l.port}`;
+      if (!vxlan.has(key)) vxlan.set(key, d);
+    } else if (l.kind === "sleeve") {
+      if (!sleeve.has(l.port)) sleeve.set(l.port, d);
+    } else if (l.kind === "ipip") ipip.push(d);
+    if ((l.kind === "vxlan" || l.kind === "sleeve") && l.master !== undefined) {
+      let list = bridgeTunnels.get(l.master);
+      if (!list) bridgeTunnels.set(l.master, (list = []));
+      list.push(d);
+    }
+  }
+  const nat: CNat[] = dp.nat.map((n, i) => {
+    const f = `${F}.nat[${i}]`;
+    if (n.kind !== "masquerade" && n.kind !== "snat") fail(`${f}.kind`, 'must be "masquerade" or "snat"', n.kind);
+    const sources = n.sources.map((s, k) => range(s, `${f}.sources[${k}]`));
+    const c: CNat = {
+      rule: n,
+      sources,
+      sourcesId: interner.id(`nat-sources|${sources.map((s) => s.text).join(",")}`),
+      except: n.exceptDestinations.map((s, k) => range(s, `${f}.exceptDestinations[${k}]`)),
+    };
+    if (n.kind === "snat") {
+      if (n.toAddress === undefined) fail(`${f}.toAddress`, "is required for snat");
+      c.toAddress = addr(n.toAddress, `${f}.toAddress`).value;
+    }
+    return c;
+  });
+  return {
+    name: info.name,
+    info,
+    dp,
+    fam,
+    local,
+    devs,
+    neigh,
+    fdb,
+    flood,
+    pods,
+    bridgePods,
+    bridgeTunnels,
+    vxlan,
+    sleeve,
+    ipip,
+    nat,
+    proxyArp: new Set(dp.sysctls.proxyArp ?? []),
+    underlayBySubnet,
+  };
+}
+
+/** Whether `value` is a local address of the node (addresses or local-type routes). */
+export function isLocal(node: CNode, value: bigint, family: Family): boolean {
+  if (node.local.has(fkey(family, value))) return true;
+  const f = node.fam.get(family)!;
+  for (const r of f.localRanges) if (value >= r.base && value <= r.last) return true;
+  return false;
+}
+
+/** First address of a family on a device, if any. */
+export function devAddress(dev: CDev, family: Family): bigint | undefined {
+  return dev.addrs.get(family)?.[0];
+}
+
+/**
+ * Source address the kernel would pick for a packet leaving through `dev`: the device's first
+ * address of the family, else the first underlay address, else any local address of the family.
+ */
+export function selectSource(node: CNode, dev: CDev | undefined, family: Family): bigint | undefined {
+  if (dev) {
+    const a = devAddress(dev, family);
+    if (a !== undefined) return a;
+  }
+  for (const d of node.devs.values()) if (d.kind === "underlay" && devAddress(d, family) !== undefined) return devAddress(d, family);
+  return node.fam.get(family)!.local[0];
+}
+

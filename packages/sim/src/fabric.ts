@@ -1,0 +1,323 @@
+/**
+ * SimFabric: the forwarding side of the simulator without any agents — a topology plus, per node,
+ * its NodeInfo and NodeDataplane. `send()` walks one packet; `reachability()` answers all pairs by
+ * classes. SimCluster keeps one of these in step with its agents; tests and tools can build
+ * dataplanes by hand and use it directly.
+ */
+import { ConfigError, emptyDataplane, type Family, type NodeDataplane, type NodeInfo, type Protocol } from "@cnikit/core";
+import { addr, fkey, fmt, ifaceAddr } from "./addr.ts";
+import { Interner, compileNode, type CNode } from "./compile.ts";
+import { analyse, describeId, endpointId, misdeliveryReason, type REndpoint } from "./reachability.ts";
+import { compileTopology, defaultTopology, type CompiledTopology, type SimTopology } from "./topology.ts";
+import type { Endpoint, PacketResult, PairOutcome, ReachabilityOptions, ReachabilityReport, SendOptions } from "./types.ts";
+import { Walker, fillReason, type DstCtx, type Leaf, type Pkt } from "./walk.ts";
+import { World } from "./world.ts";
+
+const COMPONENT = "sim";
+const PROTOCOLS: readonly Protocol[] = ["tcp", "udp", "sctp", "icmp"];
+
+interface NodeEntry {
+  info: NodeInfo;
+  dp: NodeDataplane;
+  compiled: CNode | undefined;
+}
+
+function checkProtoPort(protocol: unknown, port: unknown): { proto: Protocol; port: number } {
+  const proto = (protocol ?? "tcp") as Protocol;
+  if (!PROTOCOLS.includes(proto)) throw new ConfigError({ component: COMPONENT, field: "protocol", rule: "must be tcp, udp, sctp or icmp", value: protocol });
+  const p = port ?? 80;
+  if (typeof p !== "number" || !Number.isInteger(p) || p < 0 || p > 65535) throw new ConfigError({ component: COMPONENT, field: "port", rule: "must be an integer from 0 to 65535", value: port });
+  return { proto, port: p };
+}
+
+export class SimFabric {
+  readonly topology: SimTopology;
+  private readonly topo: CompiledTopology;
+  private readonly entries = new Map<string, NodeEntry>();
+  private readonly interner = new Interner();
+  private world: World | undefined;
+
+  /** Throws `ConfigError` naming the topology field when the topology is invalid. */
+  constructor(topology: SimTopology = defaultTopology()) {
+    this.topo = compileTopology(topology);
+    this.topology = topology;
+  }
+
+  /** Names of the subnets nodes go on by default (those without external hosts). */
+  nodeSubnets(): string[] {
+    return [...this.topo.nodeSubnets];
+  }
+
+  /**
+   * The next free underlay address on a subnet, counting from .10 (skipping routers, externals and
+   * nodes). Throws `ConfigError` for an unknown subnet and `ConfigError` when the subnet is full.
+   */
+  nextUnderlay(subnet: string, extraUsed: ReadonlySet<string> = new Set()): { address: string; prefixLength: number; gateway?: string; mtu: number } {
+    const sub = this.topo.subnets.get(subnet);
+    if (!sub) throw new ConfigError({ component: COMPONENT, field: "subnet", rule: `must name a subnet of the topology (${[...this.topo.subnets.keys()].join(", ")})`, value: subnet });
+    const used = new Set<bigint>();
+    for (const e of this.entries.values()) for (const u of e.info.underlay) {
+      const a = addr(u.address);
+      used.add(fkey(a.family, a.value));
+    }
+    for (const t of extraUsed) {
+      const a = addr(t);
+      used.add(fkey(a.family, a.value));
+    }
+    for (let v = sub.range.base + 10n; v < sub.range.last; v++) {
+      const k = fkey(sub.range.family, v);
+      if (used.has(k) || sub.fixed.has(k) || v === sub.gateway) continue;
+      return {
+        address: fmt(v, sub.range.family),
+        prefixLength: sub.range.length,
+        ...(sub.gateway !== undefined ? { gateway: fmt(sub.gateway, sub.range.family) } : {}),
+        mtu: sub.mtu,
+      };
+    }
+    throw new ConfigError({ component: COMPONENT, field: "subnet", rule: `subnet ${subnet} (${sub.range.text}) has no free address left from .10 upward`, value: subnet });
+  }
+
+  /**
+   * Adds a node with the next free underlay address on `subnet` (default: alternate between node
+   * subnets) and an empty (or the given) dataplane. Returns its NodeInfo. Throws `ConfigError`
+   * for a duplicate name or unknown subnet.
+   */
+  addNode(options: { name: string; subnet?: string; labels?: Record<string, string>; podCIDRs?: string[]; dataplane?: NodeDataplane }): NodeInfo {
+    const subnets = this.topo.nodeSubnets;
+    const subnet = options.subnet ?? subnets[this.entries.size % subnets.length]!;
+    const u = this.nextUnderlay(subnet);
+    const info: NodeInfo = {
+      name: options.name,
+      underlay: [{ iface: "eth0", address: u.address, prefixLength: u.prefixLength, ...(u.gateway !== undefined ? { gateway: u.gateway } : {}), mtu: u.mtu }],
+      ...(options.labels ? { labels: options.labels } : {}),
+      ...(options.podCIDRs ? { podCIDRs: options.podCIDRs } : {}),
+    };
+    this.setNode(info, options.dataplane);
+    return info;
+  }
+
+  /**
+   * Adds or replaces a node. Throws `ConfigError` when an underlay address lies outside every
+   * subnet, collides with a router, external host or another node, or the dataplane does not
+   * compile; nothing changes then.
+   */
+  setNode(info: NodeInfo, dataplane?: NodeDataplane): void {
+    if (typeof info?.name !== "string" || info.name === "") throw new ConfigError({ component: COMPONENT, field: "node.name", rule: "must be a non-empty string", value: info?.name });
+    if (!Array.isArray(info.underlay) || info.underlay.length === 0) throw new ConfigError({ component: COMPONENT, field: `node(${info.name}).underlay`, rule: "must list at least one underlay interface" });
+    info.underlay.forEach((u, i) => {
+      const field = `node(${info.name}).underlay[${i}]`;
+      const a = addr(u.address, `${field}.address`);
+      const sub = this.topo.subnetList.find((s) => s.range.family === a.family && a.value >= s.range.base && a.value <= s.range.last);
+      if (!sub) throw new ConfigError({ component: COMPONENT, field: `${field}.address`, rule: "must lie inside a subnet of the topology", value: u.address });
+      if (sub.fixed.has(fkey(a.family, a.value))) throw new ConfigError({ component: COMPONENT, field: `${field}.address`, rule: "is the address of a router or external host", value: u.address });
+      for (const [name, e] of this.entries) {
+        if (name === info.name) continue;
+        if (e.info.underlay.some((o) => o.address === u.address)) throw new ConfigError({ component: COMPONENT, field: `${field}.address`, rule: `is already used by node ${name}`, value: u.address });
+      }
+    });
+    const dp = dataplane ?? this.entries.get(info.name)?.dp ?? emptyDataplane(info.name);
+    const compiled = compileNode({ info, dp, topology: this.topo, interner: this.interner });
+    this.entries.set(info.name, { info, dp, compiled });
+    this.world = undefined;
+  }
+
+  /**
+   * Replaces a node's dataplane. Compiles it at once: throws `ConfigError` naming the field of a
+   * dataplane that does not parse (the previous dataplane stays), or when the node is unknown.
+   */
+  setDataplane(name: string, dataplane: NodeDataplane): void {
+    const e = this.entry(name);
+    const compiled = compileNode({ info: e.info, dp: dataplane, topology: this.topo, interner: this.interner });
+    this.entries.set(name, { info: e.info, dp: dataplane, compiled });
+    this.world = undefined;
+  }
+
+  /** Removes a node (no-op when unknown). */
+  removeNode(name: string): void {
+    if (this.entries.delete(name)) this.world = undefined;
+  }
+
+  hasNode(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  /** Throws `ConfigError` (field `node`) for an unknown node. */
+  nodeInfo(name: string): NodeInfo {
+    return this.entry(name).info;
+  }
+
+  /** The dataplane currently used for a node. Throws `ConfigError` for an unknown node. */
+  dataplane(name: string): NodeDataplane {
+    return this.entry(name).dp;
+  }
+
+  nodeNames(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  /** Every pod interface in any node's dataplane. */
+  pods(): { key: string; node: string; addresses: string[] }[] {
+    const out: { key: string; node: string; addresses: string[] }[] = [];
+    for (const [name, e] of this.entries) for (const p of e.dp.pods) out.push({ key: p.key, node: name, addresses: p.addresses.map((c) => c.split("/")[0]!) });
+    return out;
+  }
+
+  private entry(name: string): NodeEntry {
+    const e = this.entries.get(name);
+    if (!e) throw new ConfigError({ component: COMPONENT, field: "node", rule: "must name a node of the simulation", value: name });
+    return e;
+  }
+
+  private getWorld(): World {
+    if (!this.world) {
+      const nodes = new Map<string, CNode>();
+      for (const [name, e] of this.entries) nodes.set(name, e.compiled!);
+      this.world = new World(this.topo, nodes);
+    }
+    return this.world;
+  }
+
+  /** Resolves an endpoint; throws `ConfigError` for an unknown node or external host. */
+  private resolve(world: World, ep: Endpoint, field: string): REndpoint {
+    const id = endpointId(ep);
+    if (ep?.kind === "pod") {
+      const pod = world.pods.get(ep.key);
+      if (!pod) return { ep, id, addrs: [], missing: `pod ${ep.key} has no interface in any node's dataplane` };
+      const addrs = pod.pif.addresses.map((c) => ifaceAddr(c).address);
+      return { ep, id, addrs, pod };
+    }
+    if (ep?.kind === "node") {
+      const node = world.nodes.get(ep.name);
+      if (!node) throw new ConfigError({ component: COMPONENT, field: `${field}.name`, rule: "must name a node of the simulation", value: ep.name });
+      return { ep, id, addrs: node.info.underlay.map((u) => addr(u.address)), node };
+    }
+    if (ep?.kind === "external") {
+      const ext = world.topo.externals.get(ep.name);
+      if (!ext) throw new ConfigError({ component: COMPONENT, field: `${field}.name`, rule: "must name an external host of the topology", value: ep.name });
+      return { ep, id, addrs: [{ family: ext.family, value: ext.address }], ext };
+    }
+    throw new ConfigError({ component: COMPONENT, field: `${field}.kind`, rule: 'must be "pod", "node" or "external"', value: (ep as { kind?: unknown })?.kind });
+  }
+
+  /**
+   * Walks one packet from `from` to `to` (default tcp/80) and, when it arrives, its reply.
+   * Pure: changes nothing. Throws `ConfigError` for an unknown node/external endpoint or a bad
+   * protocol/port, or when a dataplane does not compile.
+   */
+  send(from: Endpoint, to: Endpoint, options: SendOptions = {}): PacketResult {
+    const { proto, port } = checkProtoPort(options.protocol, options.port);
+    const world = this.getWorld();
+    const f = this.resolve(world, from, "from");
+    const t = this.resolve(world, to, "to");
+    return sendResolved({ world, from: f, to: t, proto, port, ...(options.family !== undefined ? { family: options.family } : {}) });
+  }
+
+  /**
+   * All-pairs reachability between `from` and `to` (default: every pod to every pod; a pair of an
+   * endpoint with itself is not counted), reasoned by sender classes and destination runs. The
+   * first `maxFailures` failures come with the full `send()` result. Throws like `send`.
+   */
+  reachability(options: ReachabilityOptions = {}): ReachabilityReport {
+    const started = performance.now();
+    const { proto, port } = checkProtoPort(options.protocol, options.port);
+    const world = this.getWorld();
+    const all = [...world.pods.keys()].map((key) => ({ kind: "pod", key }) as Endpoint);
+    const from = (options.from ?? all).map((e, i) => this.resolve(world, e, `from[${i}]`));
+    const to = (options.to ?? all).map((e, i) => this.resolve(world, e, `to[${i}]`));
+    const max = options.maxFailures ?? 20;
+    const sampled: { f: REndpoint; t: REndpoint }[] = [];
+    const counts = analyse({
+      world,
+      from,
+      to,
+      proto,
+      port,
+      onFailure: (f, t) => {
+        if (sampled.length < max) sampled.push({ f, t });
+        return sampled.length < max;
+      },
+    });
+    const failures = sampled.map(({ f, t }) => ({ from: f.ep, to: t.ep, result: sendResolved({ world, from: f, to: t, proto, port }) }));
+    return {
+      pairs: counts.pairs,
+      delivered: counts.delivered,
+      natted: counts.natted,
+      failures,
+      failed: counts.pairs - counts.delivered,
+      wallMs: performance.now() - started,
+    };
+  }
+
+  /**
+   * The outcome of every pair as the class analysis computed it (no `send()`), for tests that
+   * compare it with brute force and for tools that want the whole matrix. O(pairs).
+   */
+  reachabilityPairs(options: Omit<ReachabilityOptions, "maxFailures"> = {}): PairOutcome[] {
+    const { proto, port } = checkProtoPort(options.protocol, options.port);
+    const world = this.getWorld();
+    const all = [...world.pods.keys()].map((key) => ({ kind: "pod", key }) as Endpoint);
+    const from = (options.from ?? all).map((e, i) => this.resolve(world, e, `from[${i}]`));
+    const to = (options.to ?? all).map((e, i) => this.resolve(world, e, `to[${i}]`));
+    const out: PairOutcome[] = [];
+    analyse({ world, from, to, proto, port, onPair: (o) => out.push(o) });
+    return out;
+  }
+}
+
+function startWalk(walker: Walker, from: REndpoint, pkt: Pkt, S: { c: DstCtx; i: number; j: number }): Leaf[] {
+  if (from.pod) return walker.fromPod(from.pod, pkt, S);
+  if (from.node) return walker.fromNode(from.node, pkt, S);
+  return walker.fromExternal(from.ext!, pkt, S);
+}
+
+/** One packet (and its reply) between resolved endpoints. */
+export function sendResolved(x: { world: World; from: REndpoint; to: REndpoint; proto: Protocol; port: number; family?: Family }): PacketResult {
+  const { world, from, to, proto, port } = x;
+  const fail = (reason: string, destination = ""): PacketResult => ({ delivered: false, destination, path: [], reason });
+  if (to.missing !== undefined) return fail(to.missing);
+  const family = x.family ?? to.addrs[0]?.family;
+  const dst = to.addrs.find((a) => a.family === family);
+  if (family === undefined || !dst) return fail(`${describeId(to.id)} has no IPv${family ?? 4} address`);
+  const destination = fmt(dst.value, family);
+  if (from.missing !== undefined) return fail(from.missing, destination);
+  const own = from.addrs.find((a) => a.family === family)?.value;
+  const walker = new Walker(world, { proto, port, record: true, reply: false });
+  const ctx: DstCtx = { family, addrs: [dst.value], owner: [to.id] };
+  const pkt = from.node ? walker.packet({ family }) : walker.packet({ family, ...(own !== undefined ? { src: own } : {}) });
+  const leaf = startWalk(walker, from, pkt, { c: ctx, i: 0, j: 1 })[0]!;
+  const result: PacketResult = { delivered: false, destination, path: walker.hops };
+  if (Number.isFinite(walker.mtu)) {
+    result.pathMtu = walker.mtu;
+    if (walker.firstMtu !== undefined && walker.firstMtu > walker.mtu) {
+      result.mtuProblem = `packets of ${walker.firstMtu} bytes (the sender's interface MTU) do not fit the path MTU ${walker.mtu} (${walker.mtuAt})`;
+    }
+  }
+  if (!leaf.ok) {
+    result.reason = fillReason(leaf.reason ?? "dropped", destination, from.pod?.key);
+    if (leaf.drop) result.drop = leaf.drop;
+    return result;
+  }
+  const into = leaf.into ?? ctx.owner[0]!;
+  if (into !== to.id) {
+    result.reason = misdeliveryReason(into, to.id);
+    result.drop = { node: into.slice(into.indexOf(":") + 1), stage: "deliver" };
+    return result;
+  }
+  result.delivered = true;
+  const seen = leaf.seen ?? own;
+  if (seen !== undefined) result.seenSource = fmt(seen, family);
+  result.natted = leaf.natted;
+  if (seen !== undefined) {
+    // The reply: from the receiver to the source it saw, through conntrack.
+    const rw = new Walker(world, { proto, port, record: true, reply: true, natEvents: walker.natEvents });
+    const rctx: DstCtx = { family, addrs: [seen], owner: [from.id] };
+    const rpkt = rw.packet({ family, src: dst.value });
+    const rl = startWalk(rw, to, rpkt, { c: rctx, i: 0, j: 1 })[0]!;
+    const rinto = rl.into ?? rctx.owner[0];
+    result.replyDelivered = rl.ok && rinto === from.id;
+    result.replyPath = rw.hops;
+    if (!rl.ok) result.replyReason = fillReason(rl.reason ?? "dropped", fmt(seen, family), to.pod?.key);
+    else if (rinto !== from.id) result.replyReason = misdeliveryReason(rinto ?? "unknown:?", from.id);
+  }
+  return result;
+}

@@ -1,0 +1,7 @@
+/**
+ * @cnikit/sim — a virtual cluster (underlay subnets joined by routers, nodes, pods, virtual clock)
+ * that runs NodeAgents and walks packets through their desired dataplanes.
+ */
+export { defaultTopology, singleSubnetTopology, type SimTopology } from "./topology.ts";
+export { SimFabric } from "./fabric.ts";
+export type { Endpoint, Hop, PacketResult, PairOutcome, ReachabilityOptions, ReachabilityReport, SendOptions } from "./types.ts";

@@ -1,0 +1,88 @@
+/** Public result types of the packet walk and the reachability analysis. */
+import type { Family, Protocol } from "@cnikit/core";
+
+export type Endpoint =
+  | { kind: "pod"; key: string }
+  /** The node's host network namespace. */
+  | { kind: "node"; name: string }
+  /** An external host of the topology. */
+  | { kind: "external"; name: string };
+
+export interface Hop {
+  /** Node, router or external name. */
+  node: string;
+  /** e.g. "pod-egress", "route", "vxlan-encap", "underlay", "bridge", "deliver". */
+  stage: string;
+  detail: string;
+  /**
+   * Only on hops that cross the underlay (stage "underlay"): whether the payload was visible on
+   * the wire. Also spelled out in `detail` ("plaintext" / "encrypted").
+   */
+  payload?: "plaintext" | "encrypted";
+}
+
+export interface PacketResult {
+  delivered: boolean;
+  /** Source address the receiver sees (after any NAT). */
+  seenSource?: string;
+  /** Destination address used. */
+  destination: string;
+  path: Hop[];
+  /** Why it was dropped ("no route to 10.1.2.3 at node n3", "filtered by rule np/x/y at node n2", "loop: ..."). */
+  reason?: string;
+  drop?: { node: string; stage: string; rule?: string };
+  /** Whether the reply made it back (conntrack: allowed through filters, NAT reversed). Set when delivered. */
+  replyDelivered?: boolean;
+  /** Path of the reply, when one was walked. */
+  replyPath?: Hop[];
+  /** Why the reply was dropped. */
+  replyReason?: string;
+  /** Whether a NAT rule rewrote the source on the way. */
+  natted?: boolean;
+  /** Smallest MTU along the path (inner packet; tunnels count as underlay MTU minus overhead). */
+  pathMtu?: number;
+  /** Set when a packet of the sender's interface MTU would not fit `pathMtu`, saying where and why. */
+  mtuProblem?: string;
+}
+
+export interface ReachabilityReport {
+  pairs: number;
+  delivered: number;
+  /** Pairs that arrived with a source address different from the sender's own (NAT). */
+  natted: number;
+  /** Capped at `maxFailures` (default 20); each result comes from `send()` for the full path. */
+  failures: { from: Endpoint; to: Endpoint; result: PacketResult }[];
+  /** Number of failed pairs in total (not capped). */
+  failed: number;
+  wallMs: number;
+}
+
+export interface SendOptions {
+  /** Default "tcp". */
+  protocol?: Protocol;
+  /** Destination port (ignored for icmp). Default 80. */
+  port?: number;
+  /** Address family to use (default: the family of the destination's first address). */
+  family?: Family;
+}
+
+export interface ReachabilityOptions {
+  protocol?: Protocol;
+  port?: number;
+  /** Senders (default every pod). */
+  from?: Endpoint[];
+  /** Receivers (default every pod). */
+  to?: Endpoint[];
+  /** How many failures to report with a full `send()` result (default 20). */
+  maxFailures?: number;
+}
+
+/** One pair's outcome as the class-based analysis computed it (for tests and tools). */
+export interface PairOutcome {
+  from: Endpoint;
+  to: Endpoint;
+  delivered: boolean;
+  seenSource?: string;
+  natted: boolean;
+  reason?: string;
+}

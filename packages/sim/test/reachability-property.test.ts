@@ -1,0 +1,237 @@
+/**
+ * The class-based reachability analysis must agree exactly with brute force (one send() per pair)
+ * on small random clusters whose dataplanes mix every feature and every kind of breakage:
+ * bridges and routed pods, host-gw routes, vxlan with missing neighbour/FDB entries and wrong MACs,
+ * ipip, more-specific /32 routes, blackholes, unresolvable next hops, forwarding off, NAT rules,
+ * ingress and egress filters.
+ */
+import { emptyDataplane, type FilterPolicy, type NodeDataplane, type NodeInfo, type PodInterface, type Protocol } from "@cnikit/core";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { SimFabric, defaultTopology, singleSubnetTopology, type Endpoint } from "../src/index.ts";
+import { mac } from "./builders.ts";
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Random {
+  f: () => number;
+  chance(p: number): boolean;
+  int(n: number): number;
+  pick<T>(xs: readonly T[]): T;
+}
+
+function rnd(seed: number): Random {
+  const f = prng(seed);
+  return {
+    f,
+    chance: (p) => f() < p,
+    int: (n) => Math.floor(f() * n),
+    pick: (xs) => xs[Math.floor(f() * xs.length)]!,
+  };
+}
+
+const vtep = (n: number): string => mac(n, 0xfe);
+
+function randomPolicy(r: Random, key: string, direction: "ingress" | "egress", prefixes: string[]): FilterPolicy {
+  const rules = [];
+  const count = r.int(4);
+  for (let i = 0; i < count; i++) {
+    const rule: FilterPolicy["rules"][number] = { id: `rule-${key}-${direction}-${i}`, action: r.chance(0.6) ? "accept" : "drop" };
+    if (r.chance(0.7)) {
+      const cidr = r.pick(prefixes);
+      rule.peers = [{ cidrs: [cidr], ...(r.chance(0.3) ? { except: [r.pick(prefixes)] } : {}) }];
+    }
+    if (r.chance(0.4)) rule.protocol = r.pick(["tcp", "udp"] as const);
+    if (r.chance(0.4)) rule.ports = [r.chance(0.5) ? { from: 80, to: 80 } : { from: 1000, to: 2000 }];
+    rules.push(rule);
+  }
+  return { pod: key, direction, rules, defaultAction: r.chance(0.5) ? "drop" : "accept" };
+}
+
+/** Builds a random cluster; returns the fabric. */
+function randomCluster(seed: number): SimFabric {
+  const r = rnd(seed);
+  const fabric = new SimFabric(r.chance(0.5) ? defaultTopology() : singleSubnetTopology());
+  const count = 2 + r.int(3);
+  const infos: NodeInfo[] = [];
+  for (let n = 1; n <= count; n++) infos.push(fabric.addNode({ name: `n${n}` }));
+  const prefixes = ["10.244.0.0/16", "10.244.1.0/24", "10.244.2.0/24", "10.244.2.2/32", "10.96.0.0/16", "192.0.2.0/24", "198.51.100.0/24", "0.0.0.0/0"];
+  const mode = r.pick(["hostgw", "vxlan", "ipip", "mixed"] as const);
+  const dps: NodeDataplane[] = infos.map((info, k) => {
+    const n = k + 1;
+    const dp = emptyDataplane(info.name);
+    dp.sysctls = { ipv4Forwarding: r.chance(0.9) };
+    const bridged = r.chance(0.7);
+    const pods = r.int(4);
+    if (bridged) {
+      dp.links.push({ kind: "bridge", name: "cni0", mac: mac(n, 0x01) });
+      dp.addresses.push({ dev: "cni0", cidr: `10.244.${n}.1/24` });
+    }
+    const proxy: string[] = [];
+    for (let i = 0; i < pods; i++) {
+      const key = `p${n}-${i}/eth0`;
+      let p: PodInterface;
+      if (bridged) {
+        p = {
+          key,
+          containerId: `p${n}-${i}`,
+          ifName: "eth0",
+          hostIf: `veth${i}`,
+          bridge: "cni0",
+          mac: mac(n * 100 + i, 0xbb),
+          mtu: r.pick([1500, 1450]),
+          addresses: [`10.244.${n}.${i + 2}/24`],
+          routes: r.chance(0.9) ? [{ dst: "0.0.0.0/0", via: r.chance(0.9) ? `10.244.${n}.1` : `10.99.0.1` }] : [],
+        };
+      } else {
+        p = {
+          key,
+          containerId: `p${n}-${i}`,
+          ifName: "eth0",
+          hostIf: `cali${i}`,
+          mac: mac(n * 100 + i, 0xcc),
+          mtu: 1480,
+          addresses: [`10.244.${n}.${i + 2}/32`],
+          routes: [{ dst: "169.254.1.1/32", scopeLink: true }, { dst: "0.0.0.0/0", via: "169.254.1.1" }],
+        };
+        if (r.chance(0.9)) proxy.push(`cali${i}`);
+        if (r.chance(0.9)) dp.routes.push({ dst: `10.244.${n}.${i + 2}/32`, dev: `cali${i}` });
+      }
+      dp.pods.push(p);
+      if (r.chance(0.25)) dp.filters.push(randomPolicy(r, key, "ingress", prefixes));
+      if (r.chance(0.2)) dp.filters.push(randomPolicy(r, key, "egress", prefixes));
+    }
+    if (proxy.length > 0) dp.sysctls.proxyArp = proxy;
+    if (!bridged && r.chance(0.8)) dp.routes.push({ dst: `10.244.${n}.0/24`, type: "blackhole" });
+    const useVxlan = mode === "vxlan" || (mode === "mixed" && r.chance(0.5));
+    const useIpip = mode === "ipip" || (mode === "mixed" && r.chance(0.3));
+    if (useVxlan) {
+      dp.links.push({ kind: "vxlan", name: "flannel.1", vni: 1, port: 8472, local: info.underlay[0]!.address, learning: false, ...(r.chance(0.9) ? { mac: vtep(n) } : {}) });
+      dp.addresses.push({ dev: "flannel.1", cidr: `10.244.${n}.0/32` });
+    }
+    if (useIpip) {
+      dp.links.push({ kind: "ipip", name: "tunl0" });
+    }
+    infos.forEach((peer, m) => {
+      if (m === k) return;
+      const pn = m + 1;
+      const how = useVxlan && r.chance(0.8) ? "vxlan" : useIpip && r.chance(0.8) ? "ipip" : "hostgw";
+      if (r.chance(0.1)) return; // forgotten peer
+      if (how === "vxlan") {
+        if (r.chance(0.9)) dp.neighbours.push({ dev: "flannel.1", ip: `10.244.${pn}.0`, mac: r.chance(0.95) ? vtep(pn) : vtep(99), permanent: true });
+        if (r.chance(0.9)) dp.fdb.push({ dev: "flannel.1", mac: vtep(pn), dst: peer.underlay[0]!.address, permanent: true });
+        dp.routes.push({ dst: `10.244.${pn}.0/24`, via: `10.244.${pn}.0`, dev: "flannel.1", onlink: true });
+      } else if (how === "ipip") {
+        dp.routes.push({ dst: `10.244.${pn}.0/24`, via: peer.underlay[0]!.address, dev: "tunl0", onlink: true });
+      } else {
+        dp.routes.push({ dst: `10.244.${pn}.0/24`, via: peer.underlay[0]!.address });
+      }
+    });
+    // Oddities.
+    if (r.chance(0.3)) dp.routes.push({ dst: `10.244.${1 + r.int(count)}.${2 + r.int(3)}/32`, via: r.pick(infos).underlay[0]!.address });
+    if (r.chance(0.15)) dp.routes.push({ dst: `10.244.${1 + r.int(count)}.${2 + r.int(3)}/32`, type: r.pick(["blackhole", "unreachable"] as const) });
+    if (r.chance(0.15)) dp.routes.push({ dst: `10.244.${1 + r.int(count)}.0/25`, via: "10.77.0.1" });
+    if (r.chance(0.1)) dp.routes.push({ dst: "192.0.2.0/25", via: r.pick(infos).underlay[0]!.address });
+    if (r.chance(0.5)) {
+      dp.nat.push({
+        id: `masq-${n}`,
+        kind: "masquerade",
+        sources: [r.pick(["10.244.0.0/16", `10.244.${n}.0/24`, "10.244.1.0/24"])],
+        exceptDestinations: r.chance(0.8) ? ["10.244.0.0/16"] : [],
+        ...(r.chance(0.3) ? { outDev: "eth0" } : {}),
+      });
+    }
+    if (r.chance(0.1)) dp.nat.push({ id: `snat-${n}`, kind: "snat", sources: ["10.244.0.0/16"], exceptDestinations: [], toAddress: info.underlay[0]!.address });
+    return dp;
+  });
+  dps.forEach((dp, k) => fabric.setDataplane(infos[k]!.name, dp));
+  return fabric;
+}
+
+function endpoints(fabric: SimFabric): Endpoint[] {
+  const eps: Endpoint[] = fabric.pods().map((p) => ({ kind: "pod", key: p.key }));
+  for (const n of fabric.nodeNames()) eps.push({ kind: "node", name: n });
+  eps.push({ kind: "external", name: "internet" });
+  return eps;
+}
+
+const key = (ep: Endpoint): string => (ep.kind === "pod" ? `pod:${ep.key}` : `${ep.kind}:${ep.name}`);
+
+function compare(seed: number, protocol: Protocol, port: number): void {
+  const fabric = randomCluster(seed);
+  const eps = endpoints(fabric);
+  const outcomes = fabric.reachabilityPairs({ from: eps, to: eps, protocol, port });
+  const byPair = new Map(outcomes.map((o) => [`${key(o.from)}>${key(o.to)}`, o]));
+  let delivered = 0;
+  let natted = 0;
+  let pairs = 0;
+  for (const from of eps) {
+    for (const to of eps) {
+      if (key(from) === key(to)) continue;
+      pairs++;
+      const brute = fabric.send(from, to, { protocol, port });
+      const o = byPair.get(`${key(from)}>${key(to)}`);
+      const label = `seed ${seed} ${protocol}/${port} ${key(from)} -> ${key(to)}`;
+      expect(o, label).toBeDefined();
+      expect({ delivered: o!.delivered, natted: o!.natted, seen: o!.seenSource, reason: o!.reason }, label).toEqual({
+        delivered: brute.delivered,
+        natted: brute.delivered ? brute.natted : false,
+        seen: brute.delivered ? brute.seenSource : undefined,
+        reason: brute.delivered ? undefined : brute.reason,
+      });
+      if (brute.delivered) delivered++;
+      if (brute.delivered && brute.natted) natted++;
+    }
+  }
+  expect(outcomes.length).toBe(pairs);
+  const report = fabric.reachability({ from: eps, to: eps, protocol, port, maxFailures: 1000 });
+  expect({ pairs: report.pairs, delivered: report.delivered, natted: report.natted }, `seed ${seed}`).toEqual({ pairs, delivered, natted });
+  expect(report.failures.length).toBe(pairs - delivered);
+  for (const f of report.failures) expect(f.result.delivered, `seed ${seed} ${key(f.from)} -> ${key(f.to)}`).toBe(false);
+}
+
+describe("reachability() agrees with brute-force send()", () => {
+  it("on random clusters (tcp/80, udp/1500, icmp)", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 2 ** 31 - 1 }), fc.constantFrom<[Protocol, number]>(["tcp", 80], ["udp", 1500], ["icmp", 0]), (seed, [protocol, port]) => {
+        compare(seed, protocol, port);
+      }),
+      { numRuns: Number(process.env.CNIKIT_SIM_PROPERTY_RUNS ?? 300) },
+    );
+  });
+
+  it("produces a mix of outcomes (the generator is not trivially all-pass or all-fail)", () => {
+    const reasons = new Set<string>();
+    let delivered = 0;
+    let failed = 0;
+    let natted = 0;
+    for (let seed = 1; seed <= 120; seed++) {
+      const fabric = randomCluster(seed);
+      const eps = endpoints(fabric);
+      for (const o of fabric.reachabilityPairs({ from: eps, to: eps })) {
+        if (o.delivered) delivered++;
+        else {
+          failed++;
+          reasons.add(o.reason!.replace(/[0-9a-f]{2}(:[0-9a-f]{2}){5}/g, "MAC").replace(/\d+\.\d+\.\d+\.\d+(\/\d+)?/g, "A").replace(/\bn\d+\b/g, "N").replace(/p\d+-\d+/g, "P").replace(/rule-\S+/g, "R"));
+        }
+        if (o.natted) natted++;
+      }
+    }
+    expect(delivered).toBeGreaterThan(100);
+    expect(failed).toBeGreaterThan(100);
+    expect(natted).toBeGreaterThan(10);
+    const kinds = [...reasons].join("\n");
+    for (const fragment of ["no route to", "filtered by", "blackhole route", "no neighbour", "forwarding is disabled", "has no route to", "not on a connected subnet"]) {
+      expect(kinds, fragment).toContain(fragment);
+    }
+  });
+});
