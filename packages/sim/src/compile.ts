@@ -456,6 +456,23 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
       forwarding: forwarding[family],
     });
   }
+  // A routed pod with proxy ARP: the host answers its ARP for targets routed out of another
+  // device. Pods of one sender class are told apart only when some route sends more than the
+  // pod's own addresses out of its hostIf (then the answer would differ per member).
+  for (const pod of pods.values()) {
+    if (pod.pif.bridge !== undefined || !(dp.sysctls.proxyArp ?? []).includes(pod.pif.hostIf)) continue;
+    let exclusive = true;
+    for (const [family, f] of fam) {
+      for (const list of routeEntries.get(family)!.values()) {
+        for (const r of list) {
+          const dev = r.dev ?? (r.via !== undefined ? f.links.lookup(r.via)?.dev : undefined);
+          if (dev !== pod.pif.hostIf) continue;
+          if (r.dst.length !== bitsOf(family) || !pod.all.has(fkey(family, r.dst.base))) exclusive = false;
+        }
+      }
+    }
+    if (!exclusive) pod.sendSignature += `|own:${pod.key}`;
+  }
   // neighbours & fdb
   const neigh = new Map<string, Map<bigint, string>>();
   dp.neighbours.forEach((n, i) => {

@@ -49,8 +49,12 @@ interface Member {
   r: REndpoint;
   /** Own address in the family being walked (undefined when it has none). */
   addr: bigint | undefined;
-  /** Index of this member's own address in the destination context, if it is a target there. */
-  selfIndex: number | undefined;
+  /**
+   * Indices in the destination context of the member's own addresses (pods only): a pod's packet
+   * to one of its own addresses never leaves it, so those pairs are the self pair or, with a
+   * duplicate address, a delivery into the sender instead of the target.
+   */
+  own: number[];
 }
 
 export interface ReachCounts {
@@ -141,7 +145,18 @@ export function analyse(options: AnalysisOptions): ReachCounts {
       else key = `${f.id}`;
       let members = classes.get(key);
       if (!members) classes.set(key, (members = []));
-      members.push({ r: f, addr: own, selfIndex: indexOfTarget.get(f.id) });
+      const ownIdx: number[] = [];
+      if (f.pod) {
+        for (const a of f.addrs) {
+          if (a.family !== family) continue;
+          const k = lowerBig(addrs, a.value);
+          if (k < addrs.length && addrs[k] === a.value && !ownIdx.includes(k)) ownIdx.push(k);
+        }
+      } else {
+        const k = indexOfTarget.get(f.id);
+        if (k !== undefined) ownIdx.push(k);
+      }
+      members.push({ r: f, addr: own, own: ownIdx.sort((a, b) => a - b) });
     }
 
     for (const members of classes.values()) {
@@ -162,11 +177,19 @@ export function analyse(options: AnalysisOptions): ReachCounts {
         const ext = rep.r.ext!;
         leaves = walker.fromExternal(ext, walker.packet({ family, ...(ext.family === family ? { src: ext.address } : {}) }), S);
       }
-      const selfSorted = members
-        .map((m) => m.selfIndex)
-        .filter((x): x is number => x !== undefined)
-        .sort((a, b) => a - b);
-      const selfIn = (i: number, j: number): number => lowerIdx(selfSorted, j) - lowerIdx(selfSorted, i);
+      const ownSorted = members.flatMap((m) => m.own).sort((a, b) => a - b);
+      const selfIn = (i: number, j: number): number => lowerIdx(ownSorted, j) - lowerIdx(ownSorted, i);
+      // A pod's own addresses: the self pair, or (duplicate address) delivered into the sender.
+      for (const m of members) {
+        if (!m.r.pod) continue;
+        for (const k of m.own) {
+          for (const t of targetsAt[k]!) {
+            if (t.id === m.r.id) continue;
+            if (options.onPair) options.onPair({ from: m.r.ep, to: t.ep, delivered: false, natted: false, reason: misdeliveryReason(m.r.id, t.id) });
+            if (wantFailures && options.onFailure) wantFailures = options.onFailure(m.r, t);
+          }
+        }
+      }
       for (const leaf of leaves) {
         expandLeaf({ leaf, members, selfIn, ctx, targetsAt, proto, port, family, counts, fail, enumerate: () => wantFailures || options.onPair !== undefined, onPair: options.onPair });
       }
@@ -182,6 +205,17 @@ function countSelfPairs(from: REndpoint[], to: REndpoint[], distinctSelf: number
   let n = 0;
   for (const f of from) n += toCount.get(f.id) ?? 0;
   return n;
+}
+
+function lowerBig(arr: bigint[], v: bigint): number {
+  let lo = 0;
+  let hi = arr.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (arr[mid]! < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function lowerIdx(arr: number[], v: number): number {
@@ -225,7 +259,7 @@ function expandLeaf(x: {
     for (let k = leaf.i; k < leaf.j && x.enumerate(); k++) {
       const reason = fillReason(leaf.reason ?? "dropped", dstText(k));
       for (const t of targetsAt[k]!) {
-        for (const m of members) if (m.r.id !== t.id) x.fail(m.r, t, m.r.pod ? fillReason(reason, "", m.r.pod.key) : reason);
+        for (const m of members) if (m.r.id !== t.id && !m.own.includes(k)) x.fail(m.r, t, m.r.pod ? fillReason(reason, "", m.r.pod.key) : reason);
       }
     }
     return;
@@ -243,14 +277,15 @@ function expandLeaf(x: {
     }
     for (const m of members) {
       const v = verdict(m);
-      const self = m.selfIndex !== undefined && m.selfIndex >= leaf.i && m.selfIndex < leaf.j ? 1 : 0;
+      let self = 0;
+      for (const k of m.own) if (k >= leaf.i && k < leaf.j) self++;
       if (v.accept) {
         counts.delivered += n - self;
         if (natted) counts.natted += n - self;
         if (x.onPair) {
           for (let k = leaf.i; k < leaf.j; k++) {
             const t = targetsAt[k]![0]!;
-            if (t.id === m.r.id) continue;
+            if (t.id === m.r.id || m.own.includes(k)) continue;
             const seen = seenOf(m);
             x.onPair({ from: m.r.ep, to: t.ep, delivered: true, natted, ...(seen !== undefined ? { seenSource: seen } : {}) });
           }
@@ -258,7 +293,7 @@ function expandLeaf(x: {
       } else {
         for (let k = leaf.i; k < leaf.j && x.enumerate(); k++) {
           const t = targetsAt[k]![0]!;
-          if (t.id === m.r.id) continue;
+          if (t.id === m.r.id || m.own.includes(k)) continue;
           x.fail(m.r, t, ingressReason(v.rule, podKeyOf(t.id), leaf.ingress!.node));
         }
       }
@@ -270,14 +305,14 @@ function expandLeaf(x: {
   for (let k = leaf.i; k < leaf.j; k++) {
     for (const t of targetsAt[k]!) {
       for (const m of members) {
-        if (m.r.id === t.id) continue;
-        if (t.id !== into) {
-          x.fail(m.r, t, misdeliveryReason(into, t.id));
-          continue;
-        }
+        if (m.r.id === t.id || m.own.includes(k)) continue;
         const v = verdict(m);
         if (!v.accept) {
           x.fail(m.r, t, ingressReason(v.rule, podKeyOf(into), leaf.ingress!.node));
+          continue;
+        }
+        if (t.id !== into) {
+          x.fail(m.r, t, misdeliveryReason(into, t.id));
           continue;
         }
         counts.delivered++;

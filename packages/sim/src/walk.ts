@@ -341,7 +341,10 @@ export class Walker {
       mac = this.bridgeResponder(node, bdev, target, family, false);
     } else {
       const hostIf = node.devs.get(pod.pif.hostIf)!;
-      if (isLocal(node, target, family) || proxyAnswers(node, hostIf.name, family, target)) mac = hostIf.mac;
+      // For a sender class, "the asking interface" is each member's own hostIf; the class
+      // signature guarantees only the member's own addresses are routed out of it (self pairs).
+      const proxied = pkt.symbolic ? proxyAnswers(node, hostIf.name, family, target, true) : proxyAnswers(node, hostIf.name, family, target);
+      if (isLocal(node, target, family) || proxied) mac = hostIf.mac;
     }
     if (mac === undefined) {
       return this.drop(S, node.name, "pod-arp", `no neighbour: nobody answers ARP for ${this.a(family, target)} on pod {pod}'s interface${bridge !== undefined ? ` (bridge ${bridge})` : ""}`);

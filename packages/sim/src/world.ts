@@ -174,12 +174,13 @@ export function routeDev(node: CNode, family: Family, value: bigint): { dev?: st
 
 /**
  * Linux proxy ARP: the interface has proxy_arp set, forwarding is on (route input for a foreign
- * address needs it), and the node routes the target out of another device.
+ * address needs it), and the node routes the target out of another device. `anyOtherDev`: the
+ * asking interface stands for "each sender's own" (class walks), so any device counts.
  */
-export function proxyAnswers(node: CNode, inDev: string, family: Family, target: bigint): boolean {
+export function proxyAnswers(node: CNode, inDev: string, family: Family, target: bigint, anyOtherDev = false): boolean {
   if (!node.proxyArp.has(inDev)) return false;
   if (!node.fam.get(family)!.forwarding) return false;
   if (isLocal(node, target, family)) return true;
   const r = routeDev(node, family, target);
-  return r.unicast && r.dev !== undefined && r.dev !== inDev;
+  return r.unicast && r.dev !== undefined && (anyOtherDev || r.dev !== inDev);
 }

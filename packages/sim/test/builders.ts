@@ -108,3 +108,89 @@ export function flannelVxlan(count: number, pods: number, options: { masquerade?
 export const pod = (key: string) => ({ kind: "pod" as const, key });
 export const node = (name: string) => ({ kind: "node" as const, name });
 export const external = (name: string) => ({ kind: "external" as const, name });
+
+/** Applies `fn` to node k's (0-based) dataplane and pushes it into the fabric. */
+export function mutate(b: Built, k: number, fn: (dp: NodeDataplane) => void): Built {
+  fn(b.dps[k]!);
+  b.fabric.setDataplane(b.infos[k]!.name, b.dps[k]!);
+  return b;
+}
+
+/**
+ * Weave-style L2 mesh: bridge `weave` on every node with a tunnel port (vxlan "fastdp" or
+ * "sleeve"), all-zero flood FDB entries to every peer, pods in 10.32.0.0/12 with the range's
+ * netmask (so pods ARP for each other across nodes).
+ */
+export function weaveMesh(count: number, pods: number, options: { tunnel: "vxlan" | "sleeve"; encrypted?: boolean; podMtu?: number }): Built {
+  const fabric = new SimFabric();
+  const infos: NodeInfo[] = [];
+  for (let i = 1; i <= count; i++) infos.push(fabric.addNode({ name: `node-${i}` }));
+  const dps = infos.map((info, k) => {
+    const n = k + 1;
+    const dp = emptyDataplane(info.name);
+    dp.sysctls = { ipv4Forwarding: true };
+    dp.links.push({ kind: "bridge", name: "weave", mac: mac(n, 0x0e) });
+    dp.addresses.push({ dev: "weave", cidr: `10.32.${n}.1/12` });
+    if (options.tunnel === "vxlan") {
+      dp.links.push({ kind: "vxlan", name: "vxlan-6784", vni: 42, port: 6784, local: info.underlay[0]!.address, learning: true, master: "weave", mac: mac(n, 0x0d) });
+    } else {
+      dp.links.push({ kind: "sleeve", name: "sleeve", port: 6783, encrypted: options.encrypted ?? false, master: "weave", mac: mac(n, 0x0d) });
+    }
+    const dev = options.tunnel === "vxlan" ? "vxlan-6784" : "sleeve";
+    infos.forEach((peer, m) => {
+      if (m !== k) dp.fdb.push({ dev, mac: "00:00:00:00:00:00", dst: peer.underlay[0]!.address, permanent: true });
+    });
+    for (let i = 0; i < pods; i++) {
+      dp.pods.push({
+        key: `w-${n}-${i}/eth0`,
+        containerId: `w-${n}-${i}`,
+        ifName: "eth0",
+        hostIf: `vethwe${i}`,
+        bridge: "weave",
+        mac: mac(n * 1000 + i, 0xdd),
+        mtu: options.podMtu ?? 1376,
+        addresses: [`10.32.${n}.${i + 2}/12`],
+        routes: [{ dst: "0.0.0.0/0", via: `10.32.${n}.1` }],
+      });
+    }
+    return dp;
+  });
+  dps.forEach((dp, k) => fabric.setDataplane(infos[k]!.name, dp));
+  return { fabric, infos, dps };
+}
+
+/** Calico-style routed pods: /32 host routes via cali*, proxy ARP, node blocks routed via peers (host-gw style). */
+export function routedCluster(count: number, pods: number, options: { proxyArp?: boolean; topology?: SimTopology } = {}): Built {
+  const fabric = new SimFabric(options.topology ?? singleSubnet());
+  const infos: NodeInfo[] = [];
+  for (let i = 1; i <= count; i++) infos.push(fabric.addNode({ name: `node-${i}` }));
+  const dps = infos.map((info, k) => {
+    const n = k + 1;
+    const dp = emptyDataplane(info.name);
+    dp.sysctls = { ipv4Forwarding: true, proxyArp: [] };
+    for (let i = 0; i < pods; i++) {
+      const p = routedPod(n, i);
+      dp.pods.push(p);
+      dp.routes.push({ dst: p.addresses[0]!, dev: p.hostIf });
+      if (options.proxyArp ?? true) dp.sysctls.proxyArp!.push(p.hostIf);
+    }
+    dp.routes.push({ dst: `10.96.${n}.0/24`, type: "blackhole" });
+    infos.forEach((peer, m) => {
+      if (m !== k) dp.routes.push({ dst: `10.96.${m + 1}.0/24`, via: peer.underlay[0]!.address });
+    });
+    return dp;
+  });
+  dps.forEach((dp, k) => fabric.setDataplane(infos[k]!.name, dp));
+  return { fabric, infos, dps };
+}
+
+function singleSubnet(): SimTopology {
+  return {
+    subnets: [
+      { name: "a", cidr: "198.51.100.0/24", gateway: "198.51.100.1" },
+      { name: "ext", cidr: "192.0.2.0/24", gateway: "192.0.2.1" },
+    ],
+    routers: [{ name: "r1", interfaces: [{ subnet: "a", address: "198.51.100.1" }, { subnet: "ext", address: "192.0.2.1" }] }],
+    externals: [{ name: "internet", address: "192.0.2.200", subnet: "ext" }],
+  };
+}

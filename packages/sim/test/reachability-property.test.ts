@@ -65,7 +65,9 @@ function randomCluster(seed: number): SimFabric {
   const infos: NodeInfo[] = [];
   for (let n = 1; n <= count; n++) infos.push(fabric.addNode({ name: `n${n}` }));
   const prefixes = ["10.244.0.0/16", "10.244.1.0/24", "10.244.2.0/24", "10.244.2.2/32", "10.96.0.0/16", "192.0.2.0/24", "198.51.100.0/24", "0.0.0.0/0"];
-  const mode = r.pick(["hostgw", "vxlan", "ipip", "mixed"] as const);
+  const mode = r.pick(["hostgw", "vxlan", "ipip", "mixed", "weave", "azure"] as const);
+  if (mode === "weave") return weaveCluster(r, fabric, infos, prefixes);
+  if (mode === "azure") return azureCluster(r, fabric, infos, prefixes);
   const dps: NodeDataplane[] = infos.map((info, k) => {
     const n = k + 1;
     const dp = emptyDataplane(info.name);
@@ -150,10 +152,81 @@ function randomCluster(seed: number): SimFabric {
         ...(r.chance(0.3) ? { outDev: "eth0" } : {}),
       });
     }
+    if (r.chance(0.15)) dp.routes.push({ dst: "10.244.9.0/24", via: r.pick(infos).underlay[0]!.address });
+    if (r.chance(0.05) && dp.pods.length > 0) dp.pods[0]!.addresses = [`10.244.${1 + r.int(count)}.${2 + r.int(3)}/24`];
     if (r.chance(0.1)) dp.nat.push({ id: `snat-${n}`, kind: "snat", sources: ["10.244.0.0/16"], exceptDestinations: [], toAddress: info.underlay[0]!.address });
     return dp;
   });
   dps.forEach((dp, k) => fabric.setDataplane(infos[k]!.name, dp));
+  return fabric;
+}
+
+/** Weave-style L2 mesh with random breakage (missing flood entries, encryption mismatch, no bridge port). */
+function weaveCluster(r: Random, fabric: SimFabric, infos: NodeInfo[], prefixes: string[]): SimFabric {
+  const tunnel = r.pick(["vxlan", "sleeve"] as const);
+  const encrypted = r.chance(0.5);
+  infos.forEach((info, k) => {
+    const n = k + 1;
+    const dp = emptyDataplane(info.name);
+    dp.sysctls = { ipv4Forwarding: r.chance(0.9) };
+    dp.links.push({ kind: "bridge", name: "weave", mac: mac(n, 0x0e) });
+    dp.addresses.push({ dev: "weave", cidr: `10.32.${n}.1/12` });
+    const dev = tunnel === "vxlan" ? "vxlan-6784" : "sleeve";
+    const master = r.chance(0.9) ? { master: "weave" } : {};
+    if (tunnel === "vxlan") dp.links.push({ kind: "vxlan", name: dev, vni: r.chance(0.95) ? 42 : 43, port: 6784, local: info.underlay[0]!.address, learning: true, ...master, mac: mac(n, 0x0d) });
+    else dp.links.push({ kind: "sleeve", name: dev, port: 6783, encrypted: r.chance(0.9) ? encrypted : !encrypted, ...master, mac: mac(n, 0x0d) });
+    infos.forEach((peer, m) => {
+      if (m !== k && r.chance(0.85)) dp.fdb.push({ dev, mac: "00:00:00:00:00:00", dst: peer.underlay[0]!.address, permanent: true });
+    });
+    const pods = r.int(4);
+    for (let i = 0; i < pods; i++) {
+      const key = `w${n}-${i}/eth0`;
+      dp.pods.push({
+        key,
+        containerId: `w${n}-${i}`,
+        ifName: "eth0",
+        hostIf: `vethwe${i}`,
+        bridge: "weave",
+        mac: mac(n * 100 + i, 0xdd),
+        mtu: 1376,
+        addresses: [`10.32.${n}.${i + 2}/12`],
+        routes: [{ dst: "0.0.0.0/0", via: `10.32.${n}.1` }],
+      });
+      if (r.chance(0.2)) dp.filters.push(randomPolicy(r, key, "ingress", prefixes));
+    }
+    if (r.chance(0.5)) dp.nat.push({ id: `weave-masq-${n}`, kind: "masquerade", sources: ["10.32.0.0/12"], exceptDestinations: ["10.32.0.0/12"] });
+    fabric.setDataplane(info.name, dp);
+  });
+  return fabric;
+}
+
+/** Azure-style: pods take addresses of the node's underlay subnet, routed hostIf, proxy ARP on eth0. */
+function azureCluster(r: Random, fabric: SimFabric, infos: NodeInfo[], prefixes: string[]): SimFabric {
+  infos.forEach((info, k) => {
+    const n = k + 1;
+    const dp = emptyDataplane(info.name);
+    dp.sysctls = { ipv4Forwarding: r.chance(0.9), proxyArp: r.chance(0.85) ? ["eth0"] : [] };
+    const base = info.underlay[0]!.address.split(".").slice(0, 3).join(".");
+    const pods = r.int(4);
+    for (let i = 0; i < pods; i++) {
+      const key = `z${n}-${i}/eth0`;
+      const a = `${base}.${100 + n * 10 + i}`;
+      dp.pods.push({
+        key,
+        containerId: `z${n}-${i}`,
+        ifName: "eth0",
+        hostIf: `azv${i}`,
+        mac: mac(n * 100 + i, 0xaa),
+        mtu: 1500,
+        addresses: [`${a}/${info.underlay[0]!.prefixLength}`],
+        routes: [{ dst: "0.0.0.0/0", via: info.underlay[0]!.gateway ?? "198.51.100.1" }],
+      });
+      if (r.chance(0.9)) dp.routes.push({ dst: `${a}/32`, dev: `azv${i}` });
+      if (r.chance(0.9)) dp.sysctls.proxyArp!.push(`azv${i}`);
+      if (r.chance(0.2)) dp.filters.push(randomPolicy(r, key, "egress", prefixes));
+    }
+    fabric.setDataplane(info.name, dp);
+  });
   return fabric;
 }
 
@@ -214,7 +287,7 @@ describe("reachability() agrees with brute-force send()", () => {
     let delivered = 0;
     let failed = 0;
     let natted = 0;
-    for (let seed = 1; seed <= 120; seed++) {
+    for (let seed = 1; seed <= 300; seed++) {
       const fabric = randomCluster(seed);
       const eps = endpoints(fabric);
       for (const o of fabric.reachabilityPairs({ from: eps, to: eps })) {
@@ -230,7 +303,7 @@ describe("reachability() agrees with brute-force send()", () => {
     expect(failed).toBeGreaterThan(100);
     expect(natted).toBeGreaterThan(10);
     const kinds = [...reasons].join("\n");
-    for (const fragment of ["no route to", "filtered by", "blackhole route", "no neighbour", "forwarding is disabled", "has no route to", "not on a connected subnet"]) {
+    for (const fragment of ["no route to", "filtered by", "blackhole route", "no neighbour", "forwarding is disabled", "has no route to", "not on a connected subnet", "loop: TTL exceeded", "no FDB entry", "instead of"]) {
       expect(kinds, fragment).toContain(fragment);
     }
   });
