@@ -58,11 +58,16 @@ import {
   readPreviousSubnets,
 } from "./leases.ts";
 import type { AcquiredLease, LeaseAttrs, LeaseSubnets, SubnetLease } from "./leases.ts";
-import { BRIDGE, deriveVtepMac, hostIfName, localDevices, macForAddress, planWithDiagnostics, podMtu, underlayOf } from "./plan.ts";
+import { BRIDGE, createPlanCache, deriveVtepMac, hostIfName, localDevices, macForAddress, planWithDiagnostics, podMtu, underlayOf } from "./plan.ts";
 import type { PodRecord, SkippedPeer, VtepMacs } from "./plan.ts";
 
 /** Full re-list period (flannel's route networks reconcile every 10 s; its vxlan never does). */
 export const RESYNC_MS = 10_000;
+/**
+ * Lease changes are planned at most this often (leading edge: a change after a quiet spell is
+ * planned at once). A storm of N joins then costs each node a few plans, not N.
+ */
+export const REPLAN_MIN_INTERVAL_MS = 250;
 /** Watch re-open back-off, as flannel's: 100 ms doubling to 5 s. */
 export const WATCH_BACKOFF_MS = { first: 100, max: 5_000 } as const;
 
@@ -124,11 +129,13 @@ export class FlannelAgent implements NodeAgent {
   private renewTimer: TimerHandle | undefined;
   private resyncRunning = false;
   private replanQueued = false;
+  private replanTimer: TimerHandle | undefined;
+  private lastReplanAt = Number.NEGATIVE_INFINITY;
+  private readonly planCache = createPlanCache();
   private impaired: string | undefined;
   private skipped: SkippedPeer[] = [];
   private readonly warnedSkipped = new Map<string, string>();
   private lastPlan: NodeDataplane;
-  private lastPlanJson = "";
   private readonly listeners = new Set<(dp: NodeDataplane) => void>();
   /** Serialises ADD/DEL/CHECK/GC. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -524,6 +531,7 @@ export class FlannelAgent implements NodeAgent {
     this.abort.abort();
     for (const t of this.timers.splice(0)) t.cancel();
     this.renewTimer?.cancel();
+    this.replanTimer?.cancel();
     if (!wasActive || !options.release) return;
     await this.startPromise?.catch(() => undefined);
     const held = this.held;
@@ -769,37 +777,46 @@ export class FlannelAgent implements NodeAgent {
     return this.resync();
   }
 
-  /** Coalesces re-plans: one per burst of watch events. */
+  /**
+   * Coalesces re-plans after lease changes: right after the current burst of events (setImmediate)
+   * when the last plan is older than REPLAN_MIN_INTERVAL_MS, else when that interval has passed
+   * on `ctx.clock`.
+   */
   private scheduleReplan(): void {
     if (this.replanQueued) return;
     this.replanQueued = true;
-    setImmediate(() => {
+    const run = (): void => {
       this.replanQueued = false;
+      this.replanTimer = undefined;
       if (this.phase === "running") this.replan();
-    });
+    };
+    const wait = this.lastReplanAt + REPLAN_MIN_INTERVAL_MS - this.ctx.clock.now();
+    if (wait <= 0) setImmediate(run);
+    else this.replanTimer = this.ctx.clock.setTimeout(run, wait);
   }
 
   private replan(): void {
     const held = this.held;
     if (!held) return;
     this.counters.replans++;
-    const { dataplane, skipped } = planWithDiagnostics({
-      config: this.config,
-      node: this.ctx.node,
-      lease: { ...subnetsOf(held), key: held.key },
-      vtepMacs: this.vtepMacs,
-      leases: [...this.view.values()],
-      pods: [...this.pods.values()],
-    });
+    this.lastReplanAt = this.ctx.clock.now();
+    const { dataplane, skipped } = planWithDiagnostics(
+      {
+        config: this.config,
+        node: this.ctx.node,
+        lease: { ...subnetsOf(held), key: held.key },
+        vtepMacs: this.vtepMacs,
+        leases: [...this.view.values()],
+        pods: [...this.pods.values()],
+      },
+      this.planCache,
+    );
     this.skipped = skipped;
     for (const s of skipped) {
       if (this.warnedSkipped.get(s.key) === s.reason) continue;
       this.warnedSkipped.set(s.key, s.reason);
       this.ctx.log.warn(`[${COMPONENT}] no entries for lease ${s.key}${s.node ? ` of node ${s.node}` : ""}: ${s.reason}`);
     }
-    const json = JSON.stringify(dataplane);
-    if (json === this.lastPlanJson) return;
-    this.lastPlanJson = json;
     this.lastPlan = dataplane;
     for (const listener of this.listeners) {
       try {

@@ -116,7 +116,7 @@ export const flannelFixtures: { configs: FlannelFixtureConfig[]; invalidConfigs:
   ],
 };
 
-export { FlannelAgent, RESYNC_MS, LOCAL_KEYS, WATCH_BACKOFF_MS } from "./agent.ts";
+export { FlannelAgent, RESYNC_MS, LOCAL_KEYS, WATCH_BACKOFF_MS, REPLAN_MIN_INTERVAL_MS } from "./agent.ts";
 export type { FlannelAgentStats } from "./agent.ts";
 export { parseFlannelConfig, familyRanges, subnetCapacity, FLANNEL_DEFAULTS, UNSUPPORTED_BACKENDS, NET_CONF_KEYS, MIN_POD_MTU, MAX_MTU, MAX_VNI } from "./config.ts";
 export type { FlannelConfig, FamilyRange, FlannelBackendConfig, VxlanBackendConfig, HostGwBackendConfig } from "./config.ts";
@@ -143,6 +143,7 @@ export {
   VXLAN6_OVERHEAD,
   planDataplane,
   planWithDiagnostics,
+  createPlanCache,
   localDevices,
   podMtu,
   underlayMtu,
@@ -152,4 +153,4 @@ export {
   gatewayOf,
   masqueradeRules,
 } from "./plan.ts";
-export type { PlanInput, PlanResult, PodRecord, SkippedPeer, VtepMacs, LocalDevices } from "./plan.ts";
+export type { PlanInput, PlanResult, PlanCache, PodRecord, SkippedPeer, VtepMacs, LocalDevices } from "./plan.ts";

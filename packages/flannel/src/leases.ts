@@ -127,6 +127,20 @@ function readIp(x: unknown, family: 4 | 6): string | undefined {
  * ignored, as Go readers do.
  */
 export function decodeLease(kv: KeyValue): SubnetLease | undefined {
+  // Every agent in one process decodes the same KeyValue: share the (immutable) result.
+  const memoKey = `${kv.key}\u0000${kv.createRevision}\u0000${kv.modRevision}\u0000${kv.lease ?? ""}\u0000${kv.value}`;
+  const hit = DECODE_MEMO.get(memoKey);
+  if (hit !== undefined) return hit ?? undefined;
+  const lease = decodeUncached(kv);
+  if (DECODE_MEMO.size >= DECODE_MEMO_LIMIT) DECODE_MEMO.clear();
+  DECODE_MEMO.set(memoKey, lease ? Object.freeze(lease) : null);
+  return lease;
+}
+
+const DECODE_MEMO = new Map<string, SubnetLease | null>();
+const DECODE_MEMO_LIMIT = 100_000;
+
+function decodeUncached(kv: KeyValue): SubnetLease | undefined {
   const subnets = parseSubnetKey(kv.key);
   if (!subnets) return undefined;
   let value: unknown;
@@ -184,15 +198,38 @@ export function ownedBy(lease: SubnetLease, node: { name: string; publicIP?: str
   );
 }
 
+/** Intervals of a key per family, memoised (keys repeat across attempts and agents). */
+const INTERVAL_MEMO = new Map<string, { 4?: [bigint, bigint]; 6?: [bigint, bigint] } | null>();
+const INTERVAL_MEMO_LIMIT = 200_000;
+
+function keyIntervals(key: string): { 4?: [bigint, bigint]; 6?: [bigint, bigint] } | null {
+  let hit = INTERVAL_MEMO.get(key);
+  if (hit === undefined) {
+    const s = parseSubnetKey(key);
+    hit = null;
+    if (s) {
+      hit = {};
+      if (s.subnet !== undefined) {
+        const p = Prefix.parse(s.subnet);
+        hit[4] = [p.base, p.last];
+      }
+      if (s.ipv6Subnet !== undefined) {
+        const p = Prefix.parse(s.ipv6Subnet);
+        hit[6] = [p.base, p.last];
+      }
+    }
+    if (INTERVAL_MEMO.size >= INTERVAL_MEMO_LIMIT) INTERVAL_MEMO.clear();
+    INTERVAL_MEMO.set(key, hit);
+  }
+  return hit;
+}
+
 /** Address intervals [first, last] occupied by stored leases in one family, sorted. */
 export function takenRanges(keys: readonly string[], family: 4 | 6): [bigint, bigint][] {
   const out: [bigint, bigint][] = [];
   for (const key of keys) {
-    const s = parseSubnetKey(key);
-    const text = family === 4 ? s?.subnet : s?.ipv6Subnet;
-    if (text === undefined) continue;
-    const p = Prefix.parse(text);
-    out.push([p.base, p.last]);
+    const iv = keyIntervals(key)?.[family];
+    if (iv !== undefined) out.push(iv);
   }
   return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 }
@@ -350,14 +387,17 @@ export async function acquireLease(options: AcquireLeaseOptions): Promise<Acquir
 async function tryOnce(options: AcquireLeaseOptions, getLease: () => LeaseId | undefined, setLease: (id: LeaseId) => void): Promise<Attempt> {
   const { store, config, attrs } = options;
   const listing = await store.list(SUBNET_PREFIX);
-  const leases: SubnetLease[] = [];
-  for (const kv of listing.items) {
-    const lease = decodeLease(kv);
-    if (lease) leases.push(lease);
-  }
   const identity: { name: string; publicIP?: string; publicIPv6?: string } = { name: attrs.NodeName };
   if (attrs.PublicIP !== undefined) identity.publicIP = attrs.PublicIP;
   if (attrs.PublicIPv6 !== undefined) identity.publicIPv6 = attrs.PublicIPv6;
+  // Only values that mention our name or address can be ours: decode just those.
+  const needles = [JSON.stringify(identity.name), identity.publicIP, identity.publicIPv6].filter((x): x is string => x !== undefined);
+  const leases: SubnetLease[] = [];
+  for (const kv of listing.items) {
+    if (!needles.some((n) => kv.value.includes(n))) continue;
+    const lease = decodeLease(kv);
+    if (lease) leases.push(lease);
+  }
   const value = encodeAttrs(attrs);
 
   // 1. Our own lease (by name, else by public address), if it still fits.

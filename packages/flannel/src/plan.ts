@@ -19,7 +19,7 @@
  * a route to the whole Network via the gateway (flannel's CNI delegate config), MTU from the backend.
  * ipMasq: masquerade from Network to anything outside Network and outside multicast.
  */
-import { ENCAP_OVERHEAD, Prefix, canonicalDataplane, podKey } from "@cnikit/core";
+import { ENCAP_OVERHEAD, Prefix, parseAddress, podKey } from "@cnikit/core";
 import type {
   AddressEntry,
   FdbEntry,
@@ -244,46 +244,265 @@ export function masqueradeRules(config: FlannelConfig): NatRule[] {
   return rules;
 }
 
-function connected(u: UnderlayInterface): Prefix {
-  return Prefix.parse(`${u.address}/${u.prefixLength}`, { allowHostBits: true });
+/** A parsed prefix with its interval, memoised by text (prefixes are immutable). */
+interface Pfx {
+  text: string;
+  family: Family;
+  base: bigint;
+  last: bigint;
+  length: number;
+  network: string;
+}
+
+const PFX_MEMO = new Map<string, Pfx>();
+const PFX_MEMO_LIMIT = 200_000;
+
+function pfx(text: string): Pfx {
+  let p = PFX_MEMO.get(text);
+  if (p === undefined) {
+    const parsed = Prefix.parse(text, { allowHostBits: true });
+    p = { text: parsed.toString(), family: parsed.family, base: parsed.base, last: parsed.last, length: parsed.length, network: parsed.network };
+    if (PFX_MEMO.size >= PFX_MEMO_LIMIT) PFX_MEMO.clear();
+    PFX_MEMO.set(text, p);
+  }
+  return p;
+}
+
+function overlap(a: Pfx, b: Pfx): boolean {
+  return a.family === b.family && a.base <= b.last && b.base <= a.last;
+}
+
+const ADDR_MEMO = new Map<string, { family: Family; value: bigint }>();
+
+function contains(net: Pfx, address: string): boolean {
+  let a = ADDR_MEMO.get(address);
+  if (a === undefined) {
+    a = parseAddress(address);
+    if (ADDR_MEMO.size >= PFX_MEMO_LIMIT) ADDR_MEMO.clear();
+    ADDR_MEMO.set(address, a);
+  }
+  return a.family === net.family && a.value >= net.base && a.value <= net.last;
+}
+
+function connected(u: UnderlayInterface): Pfx {
+  return pfx(`${u.address}/${u.prefixLength}`);
+}
+
+/**
+ * Memo of per-peer plans for one node, keyed by the lease object: pass the same cache to the
+ * successive plans of one agent (whose view keeps a lease object until the lease changes) and a
+ * re-plan costs only the leases that changed. The output never depends on the cache.
+ */
+export interface PlanCache {
+  readonly peers: WeakMap<SubnetLease, { context: string; plan: PeerPlan }>;
+}
+
+/** A fresh, empty plan cache. */
+export function createPlanCache(): PlanCache {
+  return { peers: new WeakMap() };
+}
+
+/** An entry with its canonical sort key (the key `canonicalDataplane` sorts by). */
+interface Keyed<T> {
+  k: string;
+  v: T;
+}
+
+/** What one remote lease contributes, or why it contributes nothing. */
+interface PeerPlan {
+  routes: Keyed<RouteEntry>[];
+  neighbours: Keyed<NeighbourEntry>[];
+  fdb: Keyed<FdbEntry>[];
+  problem?: string;
+}
+
+function routeKey(r: RouteEntry): string {
+  return `${r.table ?? 254} ${r.dst} ${r.metric ?? 0} ${r.via ?? ""} ${r.dev ?? ""}`;
+}
+
+/** Everything about this node a peer's entries depend on. */
+interface LocalContext {
+  config: FlannelConfig;
+  devs: LocalDevices;
+  u4?: UnderlayInterface;
+  u6?: UnderlayInterface;
+  net4?: Pfx;
+  net6?: Pfx;
+  /** Identifies the context in the cache (a cache entry made under another context is stale). */
+  id: string;
+}
+
+function localContext(config: FlannelConfig, node: NodeInfo): LocalContext {
+  const devs = localDevices(config, node);
+  const u4 = underlayOf(node, 4);
+  const u6 = underlayOf(node, 6);
+  const be = config.backend;
+  const id = [
+    be.type,
+    be.type === "vxlan" ? `${be.vni}/${be.directRouting}` : "",
+    config.enableIPv4,
+    config.enableIPv6,
+    devs.v4?.name ?? "",
+    devs.v6?.name ?? "",
+    u4 ? `${u4.iface} ${u4.address}/${u4.prefixLength}` : "",
+    u6 ? `${u6.iface} ${u6.address}/${u6.prefixLength}` : "",
+  ].join("|");
+  const out: LocalContext = { config, devs, id };
+  if (u4) {
+    out.u4 = u4;
+    out.net4 = connected(u4);
+  }
+  if (u6) {
+    out.u6 = u6;
+    out.net6 = connected(u6);
+  }
+  return out;
+}
+
+function originOf(peer: SubnetLease): string {
+  return `lease:${peer.key.slice(peer.key.lastIndexOf("/") + 1)}${peer.attrs.NodeName ? `@${peer.attrs.NodeName}` : ""}`;
+}
+
+/** The entries of one remote lease under vxlan (flannel's order: neighbour, FDB, route). */
+function planVxlanPeer(lc: LocalContext, peer: SubnetLease): PeerPlan {
+  const out: PeerPlan = { routes: [], neighbours: [], fdb: [] };
+  const be = lc.config.backend;
+  if (be.type !== "vxlan") return out;
+  if (peer.attrs.BackendType !== "vxlan") {
+    out.problem = `backend type ${JSON.stringify(peer.attrs.BackendType)} is not vxlan (flannel ignores such leases too)`;
+    return out;
+  }
+  const origin = originOf(peer);
+  for (const family of [4, 6] as const) {
+    const subnet = family === 4 ? peer.subnet : peer.ipv6Subnet;
+    if (subnet === undefined || (family === 4 ? !lc.config.enableIPv4 : !lc.config.enableIPv6)) continue;
+    const sp = pfx(subnet);
+    // DirectRouting: the peer's public address of this family is on our own underlay subnet.
+    const ul = family === 4 ? lc.u4 : lc.u6;
+    const net = family === 4 ? lc.net4 : lc.net6;
+    const pub = family === 4 ? peer.attrs.PublicIP : peer.attrs.PublicIPv6;
+    if (be.directRouting && ul && net && pub !== undefined && contains(net, pub)) {
+      const r: RouteEntry = { dst: sp.text, via: pub, dev: ul.iface, origin: `${origin} direct` };
+      out.routes.push({ k: routeKey(r), v: r });
+      continue;
+    }
+    // Encapsulate: over flannel-v6 when both ends have it, else over flannel.<VNI> (IPv4 outer).
+    let dev: string;
+    let mac: string;
+    let dst: string;
+    if (family === 6 && lc.devs.v6 && peer.attrs.BackendV6Data && peer.attrs.PublicIPv6 !== undefined) {
+      if (peer.attrs.BackendV6Data.VNI !== be.vni) {
+        out.problem = `its VNI ${peer.attrs.BackendV6Data.VNI} differs from ours (${be.vni})`;
+        return out;
+      }
+      dev = lc.devs.v6.name;
+      mac = peer.attrs.BackendV6Data.VtepMAC;
+      dst = peer.attrs.PublicIPv6;
+    } else if (lc.devs.v4 && peer.attrs.BackendData && peer.attrs.PublicIP !== undefined) {
+      if (peer.attrs.BackendData.VNI !== be.vni) {
+        out.problem = `its VNI ${peer.attrs.BackendData.VNI} differs from ours (${be.vni})`;
+        return out;
+      }
+      dev = lc.devs.v4.name;
+      mac = peer.attrs.BackendData.VtepMAC;
+      dst = peer.attrs.PublicIP;
+    } else {
+      out.problem = `it published no VTEP reachable from this node for IPv${family} (PublicIP/BackendData missing)`;
+      return out;
+    }
+    const n: NeighbourEntry = { dev, ip: sp.network, mac, permanent: true };
+    out.neighbours.push({ k: `${dev} ${sp.network}`, v: n });
+    if (!out.fdb.some((f) => f.k === `${dev} ${mac} ${dst}`)) out.fdb.push({ k: `${dev} ${mac} ${dst}`, v: { dev, mac, dst, permanent: true } });
+    const r: RouteEntry = { dst: sp.text, via: sp.network, dev, onlink: true, origin };
+    out.routes.push({ k: routeKey(r), v: r });
+  }
+  return out;
+}
+
+/** The route of one remote lease under host-gw (refused when the peer is not on our L2 subnet). */
+function planHostGwPeer(lc: LocalContext, peer: SubnetLease): PeerPlan {
+  const out: PeerPlan = { routes: [], neighbours: [], fdb: [] };
+  if (peer.attrs.BackendType !== "host-gw") {
+    out.problem = `backend type ${JSON.stringify(peer.attrs.BackendType)} is not host-gw (flannel ignores such leases too)`;
+    return out;
+  }
+  const origin = originOf(peer);
+  for (const family of [4, 6] as const) {
+    const subnet = family === 4 ? peer.subnet : peer.ipv6Subnet;
+    if (subnet === undefined || (family === 4 ? !lc.config.enableIPv4 : !lc.config.enableIPv6)) continue;
+    const ul = family === 4 ? lc.u4 : lc.u6;
+    const net = family === 4 ? lc.net4 : lc.net6;
+    const pub = family === 4 ? peer.attrs.PublicIP : peer.attrs.PublicIPv6;
+    if (!ul || !net || pub === undefined) {
+      out.problem = `no IPv${family} underlay address to route via (host-gw needs PublicIP${family === 6 ? "v6" : ""} on both nodes)`;
+      return out;
+    }
+    if (!contains(net, pub)) {
+      out.problem = `host-gw: its address ${pub} is not on this node's L2 subnet ${net.text}; host-gw needs every node on one L2 subnet (use vxlan, or vxlan with DirectRouting)`;
+      return out;
+    }
+    const r: RouteEntry = { dst: pfx(subnet).text, via: pub, dev: ul.iface, origin };
+    out.routes.push({ k: routeKey(r), v: r });
+  }
+  return out;
+}
+
+function skippedOf(l: SubnetLease, reason: string): SkippedPeer {
+  const s: SkippedPeer = { key: l.key, reason };
+  if (l.attrs.NodeName !== undefined) s.node = l.attrs.NodeName;
+  return s;
 }
 
 /**
  * Drops leases that cannot be planned (own, overlapping the node's own subnets, overlapping an
  * older lease — a transient dual-stack race —, without the subnet of an enabled family) and returns
- * the rest in key order, with the reasons for the dropped ones.
+ * the rest, with the reasons for the dropped ones. O(N log N) for leases of the configured length.
  */
 function usablePeers(input: PlanInput): { peers: SubnetLease[]; skipped: SkippedPeer[] } {
   const { config, node, lease } = input;
   const skipped: SkippedPeer[] = [];
-  const skip = (l: SubnetLease, reason: string): void => {
-    const s: SkippedPeer = { key: l.key, reason };
-    if (l.attrs.NodeName !== undefined) s.node = l.attrs.NodeName;
-    skipped.push(s);
-  };
-  const own = [lease?.subnet, lease?.ipv6Subnet].filter((x): x is string => x !== undefined).map((s) => Prefix.parse(s));
+  const own = [lease?.subnet, lease?.ipv6Subnet].filter((x): x is string => x !== undefined).map(pfx);
+  const standard = (p: Pfx): boolean => p.length === (p.family === 4 ? config.ipv4?.subnetLen : config.ipv6?.subnetLen);
   // Oldest first: on overlap the earlier lease wins, whatever order the leases came in.
   const sorted = [...input.leases].sort((a, b) => a.createRevision - b.createRevision || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const kept: { lease: SubnetLease; prefixes: Prefix[] }[] = [];
+  const keptExact = new Map<string, SubnetLease>();
+  const keptOdd: { p: Pfx; lease: SubnetLease }[] = [];
+  const peers: SubnetLease[] = [];
   for (const l of sorted) {
     if (l.key === lease?.key || l.attrs.NodeName === node.name) continue;
-    const prefixes = [l.subnet, l.ipv6Subnet].filter((x): x is string => x !== undefined).map((s) => Prefix.parse(s));
-    if (prefixes.some((p) => own.some((o) => o.overlaps(p)))) {
-      skip(l, "its subnet overlaps this node's own lease");
+    const prefixes = [l.subnet, l.ipv6Subnet].filter((x): x is string => x !== undefined).map(pfx);
+    if (prefixes.some((p) => own.some((o) => overlap(o, p)))) {
+      skipped.push(skippedOf(l, "its subnet overlaps this node's own lease"));
       continue;
     }
-    const rival = kept.find((k) => k.prefixes.some((kp) => prefixes.some((p) => kp.overlaps(p))));
+    let rival: SubnetLease | undefined;
+    for (const p of prefixes) {
+      rival ??= standard(p) ? keptExact.get(p.text) : undefined;
+      rival ??= keptOdd.find((k) => overlap(k.p, p))?.lease;
+      if (rival === undefined && !standard(p)) {
+        for (const [text, kl] of keptExact) {
+          if (overlap(pfx(text), p)) {
+            rival = kl;
+            break;
+          }
+        }
+      }
+    }
     if (rival) {
-      skip(l, `its subnet overlaps the older lease ${rival.lease.key}`);
+      skipped.push(skippedOf(l, `its subnet overlaps the older lease ${rival.key}`));
       continue;
     }
     if ((config.enableIPv4 && l.subnet === undefined) || (config.enableIPv6 && l.ipv6Subnet === undefined)) {
-      skip(l, `it lacks a subnet of an enabled family (${config.enableIPv4 ? "IPv4" : ""}${config.enableIPv4 && config.enableIPv6 ? "+" : ""}${config.enableIPv6 ? "IPv6" : ""})`);
+      const fams = [config.enableIPv4 ? "IPv4" : "", config.enableIPv6 ? "IPv6" : ""].filter(Boolean).join("+");
+      skipped.push(skippedOf(l, `it lacks a subnet of an enabled family (${fams})`));
       continue;
     }
-    kept.push({ lease: l, prefixes });
+    for (const p of prefixes) {
+      if (standard(p)) keptExact.set(p.text, l);
+      else keptOdd.push({ p, lease: l });
+    }
+    peers.push(l);
   }
-  const peers = kept.map((k) => k.lease).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return { peers, skipped };
 }
 
@@ -292,8 +511,16 @@ export function planDataplane(input: PlanInput): NodeDataplane {
   return planWithDiagnostics(input).dataplane;
 }
 
-/** `planDataplane` plus the leases that got no entries and why (host-gw across subnets, wrong backend type, ...). */
-export function planWithDiagnostics(input: PlanInput): PlanResult {
+function byKey<T>(a: Keyed<T>, b: Keyed<T>): number {
+  return a.k < b.k ? -1 : a.k > b.k ? 1 : 0;
+}
+
+/**
+ * `planDataplane` plus the leases that got no entries and why (host-gw across subnets, wrong
+ * backend type, ...). `cache` (optional) makes successive plans of one node cost only the leases
+ * that changed; the result is the same with or without it.
+ */
+export function planWithDiagnostics(input: PlanInput, cache?: PlanCache): PlanResult {
   const { config, node, lease } = input;
   const dp: NodeDataplane = { node: node.name, links: [], addresses: [], routes: [], neighbours: [], fdb: [], sysctls: {}, nat: [], filters: [], pods: [] };
   if (lease === undefined || (lease.subnet === undefined && lease.ipv6Subnet === undefined)) {
@@ -301,159 +528,87 @@ export function planWithDiagnostics(input: PlanInput): PlanResult {
   }
   const { peers, skipped } = usablePeers(input);
   const mtu = podMtu(config, node);
+  const lc = localContext(config, node);
   const links: Link[] = [];
   const addresses: AddressEntry[] = [];
-  const routes: RouteEntry[] = [];
-  const neighbours: NeighbourEntry[] = [];
-  const fdb: FdbEntry[] = [];
-  const skip = (l: SubnetLease, reason: string): void => {
-    const s: SkippedPeer = { key: l.key, reason };
-    if (l.attrs.NodeName !== undefined) s.node = l.attrs.NodeName;
-    skipped.push(s);
-  };
 
   // The bridge and its gateway addresses.
-  const gateways = [lease.subnet, lease.ipv6Subnet].filter((x): x is string => x !== undefined).map((s) => ({ s, p: Prefix.parse(s) }));
-  links.push({ kind: "bridge", name: BRIDGE, mtu, mac: macForAddress(gateways[0]!.p.nth(1)) });
-  for (const { p } of gateways) addresses.push({ dev: BRIDGE, cidr: `${p.nth(1)}/${p.length}` });
+  const own = [lease.subnet, lease.ipv6Subnet].filter((x): x is string => x !== undefined).map((s) => Prefix.parse(s));
+  links.push({ kind: "bridge", name: BRIDGE, mtu, mac: macForAddress(own[0]!.nth(1)) });
+  for (const p of own) addresses.push({ dev: BRIDGE, cidr: `${p.nth(1)}/${p.length}` });
 
   if (config.backend.type === "vxlan") {
     const be = config.backend;
-    const devs = localDevices(config, node);
-    if (devs.v4) {
+    for (const [dev, mac, overhead] of [
+      [lc.devs.v4, input.vtepMacs.v4, ENCAP_OVERHEAD.vxlan],
+      [lc.devs.v6, input.vtepMacs.v6, VXLAN6_OVERHEAD],
+    ] as const) {
+      if (!dev) continue;
       const link: Link = {
         kind: "vxlan",
-        name: devs.v4.name,
+        name: dev.name,
         vni: be.vni,
         port: be.port,
-        local: devs.v4.underlay.address,
-        underlayDev: devs.v4.underlay.iface,
+        local: dev.underlay.address,
+        underlayDev: dev.underlay.iface,
         learning: be.learning,
-        mtu: underlayMtu(config, devs.v4.underlay) - ENCAP_OVERHEAD.vxlan,
+        mtu: underlayMtu(config, dev.underlay) - overhead,
       };
       if (be.gbp) link.gbp = true;
-      if (input.vtepMacs.v4 !== undefined) link.mac = input.vtepMacs.v4;
-      links.push(link);
-    }
-    if (devs.v6) {
-      const link: Link = {
-        kind: "vxlan",
-        name: devs.v6.name,
-        vni: be.vni,
-        port: be.port,
-        local: devs.v6.underlay.address,
-        underlayDev: devs.v6.underlay.iface,
-        learning: be.learning,
-        mtu: underlayMtu(config, devs.v6.underlay) - VXLAN6_OVERHEAD,
-      };
-      if (be.gbp) link.gbp = true;
-      if (input.vtepMacs.v6 !== undefined) link.mac = input.vtepMacs.v6;
+      if (mac !== undefined) link.mac = mac;
       links.push(link);
     }
     // The node subnet's network address on the device carrying that family (flannel's /32, /128).
-    if (lease.subnet !== undefined && devs.v4) addresses.push({ dev: devs.v4.name, cidr: `${Prefix.parse(lease.subnet).network}/32` });
-    const v6dev = devs.v6 ?? devs.v4;
-    if (lease.ipv6Subnet !== undefined && v6dev) addresses.push({ dev: v6dev.name, cidr: `${Prefix.parse(lease.ipv6Subnet).network}/128` });
-
-    const u4 = underlayOf(node, 4);
-    const u6 = underlayOf(node, 6);
-    const fdbSeen = new Set<string>();
-    for (const peer of peers) {
-      if (peer.attrs.BackendType !== "vxlan") {
-        skip(peer, `backend type ${JSON.stringify(peer.attrs.BackendType)} is not vxlan (flannel ignores such leases too)`);
-        continue;
-      }
-      const origin = `lease:${peer.key.slice(peer.key.lastIndexOf("/") + 1)}${peer.attrs.NodeName ? `@${peer.attrs.NodeName}` : ""}`;
-      const planned: { routes: RouteEntry[]; neighbours: NeighbourEntry[]; fdb: FdbEntry[] } = { routes: [], neighbours: [], fdb: [] };
-      let problem: string | undefined;
-      for (const family of [4, 6] as const) {
-        const subnet = family === 4 ? peer.subnet : peer.ipv6Subnet;
-        if (subnet === undefined || (family === 4 ? !config.enableIPv4 : !config.enableIPv6)) continue;
-        const sp = Prefix.parse(subnet);
-        // DirectRouting: the peer's public address of this family is on our own underlay subnet.
-        const ul = family === 4 ? u4 : u6;
-        const pub = family === 4 ? peer.attrs.PublicIP : peer.attrs.PublicIPv6;
-        if (be.directRouting && ul && pub !== undefined && connected(ul).contains(pub)) {
-          planned.routes.push({ dst: sp.toString(), via: pub, dev: ul.iface, origin: `${origin} direct` });
-          continue;
-        }
-        // Encapsulate: over flannel-v6 when both ends have it, else over flannel.<VNI> (IPv4 outer).
-        let dev: string | undefined;
-        let mac: string | undefined;
-        let dst: string | undefined;
-        if (family === 6 && devs.v6 && peer.attrs.BackendV6Data && peer.attrs.PublicIPv6 !== undefined) {
-          dev = devs.v6.name;
-          mac = peer.attrs.BackendV6Data.VtepMAC;
-          dst = peer.attrs.PublicIPv6;
-          if (peer.attrs.BackendV6Data.VNI !== be.vni) problem = `its VNI ${peer.attrs.BackendV6Data.VNI} differs from ours (${be.vni})`;
-        } else if (devs.v4 && peer.attrs.BackendData && peer.attrs.PublicIP !== undefined) {
-          dev = devs.v4.name;
-          mac = peer.attrs.BackendData.VtepMAC;
-          dst = peer.attrs.PublicIP;
-          if (peer.attrs.BackendData.VNI !== be.vni) problem = `its VNI ${peer.attrs.BackendData.VNI} differs from ours (${be.vni})`;
-        } else {
-          problem = `it published no VTEP reachable from this node for IPv${family} (PublicIP/BackendData missing)`;
-        }
-        if (problem !== undefined || dev === undefined || mac === undefined || dst === undefined) break;
-        planned.neighbours.push({ dev, ip: sp.network, mac, permanent: true });
-        const fdbKey = `${dev} ${mac} ${dst}`;
-        if (!fdbSeen.has(fdbKey)) {
-          fdbSeen.add(fdbKey);
-          planned.fdb.push({ dev, mac, dst, permanent: true });
-        }
-        planned.routes.push({ dst: sp.toString(), via: sp.network, dev, onlink: true, origin });
-      }
-      if (problem !== undefined) {
-        skip(peer, problem);
-        for (const f of planned.fdb) fdbSeen.delete(`${f.dev} ${f.mac} ${f.dst}`);
-        continue;
-      }
-      routes.push(...planned.routes);
-      neighbours.push(...planned.neighbours);
-      fdb.push(...planned.fdb);
-    }
-  } else {
-    // host-gw: plain routes via the peer's underlay address; L2 adjacency required.
-    for (const peer of peers) {
-      if (peer.attrs.BackendType !== "host-gw") {
-        skip(peer, `backend type ${JSON.stringify(peer.attrs.BackendType)} is not host-gw (flannel ignores such leases too)`);
-        continue;
-      }
-      const origin = `lease:${peer.key.slice(peer.key.lastIndexOf("/") + 1)}${peer.attrs.NodeName ? `@${peer.attrs.NodeName}` : ""}`;
-      const planned: RouteEntry[] = [];
-      let problem: string | undefined;
-      for (const family of [4, 6] as const) {
-        const subnet = family === 4 ? peer.subnet : peer.ipv6Subnet;
-        if (subnet === undefined || (family === 4 ? !config.enableIPv4 : !config.enableIPv6)) continue;
-        const ul = underlayOf(node, family);
-        const pub = family === 4 ? peer.attrs.PublicIP : peer.attrs.PublicIPv6;
-        if (!ul || pub === undefined) {
-          problem = `no IPv${family} underlay address to route via (host-gw needs PublicIP${family === 6 ? "v6" : ""} on both nodes)`;
-          break;
-        }
-        const net = connected(ul);
-        if (!net.contains(pub)) {
-          problem = `host-gw: its address ${pub} is not on this node's L2 subnet ${net.toString()}; host-gw needs every node on one L2 subnet (use vxlan, or vxlan with DirectRouting)`;
-          break;
-        }
-        planned.push({ dst: Prefix.parse(subnet).toString(), via: pub, dev: ul.iface, origin });
-      }
-      if (problem !== undefined) {
-        skip(peer, problem);
-        continue;
-      }
-      routes.push(...planned);
-    }
+    if (lease.subnet !== undefined && lc.devs.v4) addresses.push({ dev: lc.devs.v4.name, cidr: `${pfx(lease.subnet).network}/32` });
+    const v6dev = lc.devs.v6 ?? lc.devs.v4;
+    if (lease.ipv6Subnet !== undefined && v6dev) addresses.push({ dev: v6dev.name, cidr: `${pfx(lease.ipv6Subnet).network}/128` });
   }
 
-  dp.links = links;
-  dp.addresses = addresses;
-  dp.routes = routes;
-  dp.neighbours = neighbours;
-  dp.fdb = fdb;
+  const routes: Keyed<RouteEntry>[] = [];
+  const neighbours: Keyed<NeighbourEntry>[] = [];
+  const fdb: Keyed<FdbEntry>[] = [];
+  const planPeer = config.backend.type === "vxlan" ? planVxlanPeer : planHostGwPeer;
+  for (const peer of peers) {
+    let plan: PeerPlan;
+    const hit = cache?.peers.get(peer);
+    if (hit !== undefined && hit.context === lc.id) plan = hit.plan;
+    else {
+      plan = planPeer(lc, peer);
+      cache?.peers.set(peer, { context: lc.id, plan });
+    }
+    if (plan.problem !== undefined) {
+      skipped.push(skippedOf(peer, plan.problem));
+      continue;
+    }
+    for (const r of plan.routes) routes.push(r);
+    for (const n of plan.neighbours) neighbours.push(n);
+    for (const f of plan.fdb) fdb.push(f);
+  }
+  routes.sort(byKey);
+  neighbours.sort(byKey);
+  fdb.sort(byKey);
+
+  // Every list is built in canonicalDataplane's order (same keys), so the result is canonical
+  // without a second sort of the large lists.
+  dp.links = sortBy(links, (l) => l.name);
+  dp.addresses = sortBy(addresses, (a) => `${a.dev} ${a.cidr}`);
+  dp.routes = routes.map((r) => r.v);
+  dp.neighbours = neighbours.map((n) => n.v);
+  dp.fdb = fdb.filter((f, i) => i === 0 || fdb[i - 1]!.k !== f.k).map((f) => f.v);
   dp.sysctls = { ...(config.enableIPv4 ? { ipv4Forwarding: true } : {}), ...(config.enableIPv6 ? { ipv6Forwarding: true } : {}), bridgeNfCall: true };
-  dp.nat = masqueradeRules(config);
-  dp.pods = input.pods.map((pod) => podInterface({ config, lease, mtu, pod }));
+  dp.nat = sortBy(masqueradeRules(config), (n) => n.id);
+  dp.pods = sortBy(
+    input.pods.map((pod) => podInterface({ config, lease, mtu, pod })),
+    (p) => p.key,
+  );
   skipped.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  return { dataplane: canonicalDataplane(dp), skipped };
+  return { dataplane: dp, skipped };
+}
+
+/** A sorted copy, comparing precomputed keys with `<` (as canonicalDataplane does). */
+function sortBy<T>(items: readonly T[], key: (x: T) => string): T[] {
+  return items
+    .map((v) => ({ k: key(v), v }))
+    .sort(byKey)
+    .map((x) => x.v);
 }

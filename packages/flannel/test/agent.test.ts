@@ -10,11 +10,10 @@ import {
   UnknownContainerError,
   VirtualClock,
   canonicalDataplane,
-  flushAsync,
   memoryLogger,
 } from "@cnikit/core";
 import type { Datastore, NodeDataplane, NodeInfo, WatchEvent } from "@cnikit/core";
-import { FlannelAgent, LOCAL_KEYS, RESYNC_MS, SUBNET_PREFIX, deriveVtepMac, parseFlannelConfig } from "../src/index.ts";
+import { FlannelAgent, LOCAL_KEYS, REPLAN_MIN_INTERVAL_MS, RESYNC_MS, SUBNET_PREFIX, deriveVtepMac, parseFlannelConfig } from "../src/index.ts";
 import type { FlannelConfig } from "../src/index.ts";
 import { agentContext, drive, hookedStore, nodeInfo, seeded } from "./helpers.ts";
 
@@ -46,8 +45,13 @@ class Cluster {
     const agent = new FlannelAgent(ctx);
     await drive(this.clock, agent.start());
     this.agents.set(node.name, agent);
-    await flushAsync();
+    await this.settle();
     return agent;
+  }
+
+  /** Lets re-plans that wait for REPLAN_MIN_INTERVAL_MS happen. */
+  async settle(): Promise<void> {
+    await this.clock.advance(REPLAN_MIN_INTERVAL_MS);
   }
 
   agent(name: string): FlannelAgent {
@@ -81,15 +85,15 @@ describe("agent: join, leave, crash, restart", () => {
     const c = new Cluster();
     const a = await c.add(nodeInfo("a1", "a", 10));
     const b = await c.add(nodeInfo("b1", "b", 10));
-    await flushAsync();
+    await c.settle();
     expect(routeDsts(a.dataplane())).toEqual([b.lease()!.subnet]);
     expect(routeDsts(b.dataplane())).toEqual([a.lease()!.subnet]);
     const n = await c.add(nodeInfo("a2", "a", 11));
-    await flushAsync();
+    await c.settle();
     expect(routeDsts(a.dataplane())).toEqual([b.lease()!.subnet, n.lease()!.subnet].sort());
     expect(a.dataplane().fdb).toContainEqual({ dev: "flannel.1", mac: deriveVtepMac("a2", 4), dst: "198.51.100.11", permanent: true });
     await n.stop({ release: true });
-    await flushAsync();
+    await c.settle();
     expect(routeDsts(a.dataplane())).toEqual([b.lease()!.subnet]);
     expect(a.dataplane().fdb.map((f) => f.dst)).toEqual(["203.0.113.10"]);
     expect(a.dataplane().neighbours).toHaveLength(1);
@@ -101,7 +105,7 @@ describe("agent: join, leave, crash, restart", () => {
     const a = await c.add(nodeInfo("a1", "a", 10));
     const b = await c.add(nodeInfo("b1", "b", 10));
     const dead = await c.add(nodeInfo("a2", "a", 11));
-    await flushAsync();
+    await c.settle();
     await dead.stop(); // no release: like a crash, the lease simply stops being renewed
     await c.clock.advance(23 * 3_600_000);
     expect(routeDsts(a.dataplane())).toContain(dead.lease()!.subnet);
@@ -122,12 +126,12 @@ describe("agent: join, leave, crash, restart", () => {
     await drive(c.clock, a.attach({ containerId: "c1", ifName: "eth0", netns: "/ns/c1" }));
     await drive(c.clock, a.attach({ containerId: "c2", ifName: "eth0", netns: "/ns/c2" }));
     await drive(c.clock, a.detach({ containerId: "c1", ifName: "eth0" }));
-    await flushAsync();
+    await c.settle();
     const before = JSON.stringify(canonicalDataplane(a.dataplane()));
     const lease = a.lease()!;
     await a.stop();
     const again = await c.add(nodeInfo("a1", "a", 10));
-    await flushAsync();
+    await c.settle();
     expect(again.lease()).toMatchObject({ key: lease.key, storeLease: lease.storeLease, source: "own" });
     expect(JSON.stringify(canonicalDataplane(again.dataplane()))).toBe(before);
     // round-robin continues after the last reserved address (.3), it does not restart at .2
@@ -141,7 +145,7 @@ describe("agent: join, leave, crash, restart", () => {
     const c = new Cluster();
     const a = await c.add(nodeInfo("a1", "a", 10));
     const b = await c.add(nodeInfo("b1", "b", 10));
-    await flushAsync();
+    await c.settle();
     const neighbourOfB = JSON.stringify(a.dataplane().neighbours);
     const macB = b.dataplane().links.find((l) => l.kind === "vxlan")?.mac;
     expect(await c.locals.get("b1")!.get(LOCAL_KEYS.vtepMac(4))).toMatchObject({ value: macB });
@@ -151,7 +155,7 @@ describe("agent: join, leave, crash, restart", () => {
     await b2.stop();
     // the node is rebuilt: node-local state gone, same name
     const b3 = await c.add(nodeInfo("b1", "b", 10), { local: new MemoryDatastore({ clock: c.clock }) });
-    await flushAsync();
+    await c.settle();
     expect(b3.dataplane().links.find((l) => l.kind === "vxlan")?.mac).toBe(macB);
     expect(JSON.stringify(a.dataplane().neighbours)).toBe(neighbourOfB);
     // a changed MAC (other hardware, operator edit) is published and peers follow it
@@ -159,7 +163,7 @@ describe("agent: join, leave, crash, restart", () => {
     const local = new MemoryDatastore({ clock: c.clock });
     await local.put(LOCAL_KEYS.vtepMac(4), "02:aa:bb:cc:dd:ee");
     await c.add(nodeInfo("b1", "b", 10), { local });
-    await flushAsync();
+    await c.settle();
     expect(a.dataplane().neighbours.map((n) => n.mac)).toEqual(["02:aa:bb:cc:dd:ee"]);
     expect(a.dataplane().fdb.map((f) => f.mac)).toEqual(["02:aa:bb:cc:dd:ee"]);
     await c.stopAll();
@@ -182,12 +186,12 @@ describe("agent: watch trouble", () => {
     );
     const a = await c.add(nodeInfo("a1", "a", 10));
     const b = await c.add(nodeInfo("b1", "b", 10));
-    await flushAsync();
+    await c.settle();
     expect(routeDsts(a.dataplane())).toEqual([b.lease()!.subnet]);
     dropping = true;
     await b.stop({ release: true }); // a1 never hears of it
     const n = await c.add(nodeInfo("b2", "b", 11)); // nor of this
-    await flushAsync();
+    await c.settle();
     expect(dropped.length).toBeGreaterThanOrEqual(2);
     expect(routeDsts(a.dataplane())).toEqual([b.lease()!.subnet]); // stale, as flannel would stay
     dropping = false;
@@ -229,9 +233,9 @@ describe("agent: watch trouble", () => {
         : inner,
     );
     const a = await c.add(nodeInfo("a1", "a", 10));
-    await flushAsync();
+    await c.settle();
     const b = await c.add(nodeInfo("b1", "b", 10));
-    await flushAsync();
+    await c.settle();
     expect(compactOnce).toBe(false);
     expect(routeDsts(a.dataplane())).toEqual([b.lease()!.subnet]);
     expect(a.stats().relists).toBeGreaterThanOrEqual(2);
@@ -244,8 +248,8 @@ describe("agent: watch trouble", () => {
     const a = await c.add(nodeInfo("a1", "a", 10), { log: logger });
     const key = a.lease()!.key;
     await c.inner.delete(key);
-    await flushAsync();
-    await flushAsync();
+    await c.settle();
+    await c.settle();
     const kv = await c.inner.get(key);
     expect(kv).toBeDefined();
     expect(JSON.parse(kv!.value).NodeName).toBe("a1");
@@ -256,8 +260,8 @@ describe("agent: watch trouble", () => {
     const b = await c.add(nodeInfo("a1", "a", 10));
     await c.inner.delete(key);
     await c.inner.put(key, JSON.stringify({ PublicIP: "198.51.100.99", BackendType: "vxlan", NodeName: "intruder" }));
-    await flushAsync();
-    await flushAsync();
+    await c.settle();
+    await c.settle();
     expect(b.status()).toMatchObject({ ready: false, code: 51 });
     await c.stopAll();
   });
@@ -270,7 +274,7 @@ describe("agent: host-gw across subnets", () => {
     const a = await c.add(nodeInfo("a1", "a", 10), { log: logger });
     const same = await c.add(nodeInfo("a2", "a", 11));
     await c.add(nodeInfo("b1", "b", 10));
-    await flushAsync();
+    await c.settle();
     expect(a.dataplane().routes).toEqual([expect.objectContaining({ dst: same.lease()!.subnet, via: "198.51.100.11", dev: "eth0" })]);
     expect(a.skippedPeers().map((s) => s.node)).toEqual(["b1"]);
     const status = a.status();

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
+import { canonicalDataplane } from "@cnikit/core";
 import type { NodeInfo } from "@cnikit/core";
-import { deriveVtepMac, parseFlannelConfig, planDataplane, planWithDiagnostics, podMtu, subnetKey } from "../src/index.ts";
+import { createPlanCache, deriveVtepMac, parseFlannelConfig, planDataplane, planWithDiagnostics, podMtu, subnetKey } from "../src/index.ts";
 import type { LeaseAttrs, PlanInput, SubnetLease } from "../src/index.ts";
 
 const VX = parseFlannelConfig({ Network: "10.244.0.0/16", Backend: { Type: "vxlan" } });
@@ -209,6 +210,36 @@ describe("plan: order never matters (property)", () => {
           expect(JSON.stringify(planDataplane(input(config, ls, { pods: ps })))).toBe(ref);
         }),
         { numRuns: 50 },
+      );
+    }
+  });
+});
+
+describe("plan: canonical output, cache-independent", () => {
+  it("is already in canonicalDataplane's order, and a plan cache never changes the result (property)", () => {
+    const arbLease = fc.record({
+      third: fc.integer({ min: 2, max: 250 }),
+      onA: fc.boolean(),
+      host: fc.integer({ min: 2, max: 250 }),
+      type: fc.constantFrom("vxlan", "vxlan", "host-gw"),
+      rev: fc.integer({ min: 2, max: 1000 }),
+    });
+    for (const config of [VX, DR, HG]) {
+      const cache = createPlanCache();
+      fc.assert(
+        fc.property(fc.array(arbLease, { maxLength: 30 }), fc.array(fc.integer({ min: 2, max: 254 }), { maxLength: 6 }), (specs, podHosts) => {
+          const leases = specs.map((x, i) =>
+            lease({ node: `p${i}`, subnet: `10.244.${x.third}.0/24`, ip: x.onA ? `198.51.100.${x.host}` : `203.0.113.${x.host}`, type: config.backend.type === "host-gw" && x.type === "vxlan" ? "host-gw" : x.type, createRevision: x.rev }),
+          );
+          const pods = [...new Set(podHosts)].map((h) => ({ containerId: `c${h}`, ifName: "eth0", addresses: [`10.244.1.${h}`] }));
+          const plain = planWithDiagnostics(input(config, leases, { pods }));
+          expect(JSON.stringify(canonicalDataplane(plain.dataplane))).toBe(JSON.stringify(plain.dataplane));
+          const cached = planWithDiagnostics(input(config, leases, { pods }), cache);
+          expect(cached).toEqual(plain);
+          const again = planWithDiagnostics(input(config, leases, { pods }), cache);
+          expect(again).toEqual(plain);
+        }),
+        { numRuns: 60 },
       );
     }
   });
