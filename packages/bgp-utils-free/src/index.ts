@@ -72,3 +72,5 @@ export type { BgpStream, BgpTransport, ConnectTarget } from "./transport/types.t
 export { ConnectionRefusedError, MemoryNetwork } from "./transport/memory.ts";
 export type { TcpTransport, TcpTransportOptions } from "./transport/tcp.ts";
 export { BGP_PORT, tcpTransport } from "./transport/tcp.ts";
+export type { PeerConnectionLike, PeerTransportAdapterOptions, PeerTransportLike } from "./transport/peer-connection.ts";
+export { peerTransportAdapter } from "./transport/peer-connection.ts";

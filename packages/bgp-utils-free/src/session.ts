@@ -255,6 +255,9 @@ export class Session {
   private outQueue: Uint8Array[] = [];
   private flushScheduled = false;
   private closedInfo: CloseInfo | undefined;
+  private started = false;
+  /** Bytes that arrived before `start()` (some transports deliver as soon as a handler is set). */
+  private early: Uint8Array[] = [];
 
   /** Wraps `options.stream`; nothing is sent until `start()`. */
   constructor(options: SessionOptions) {
@@ -271,7 +274,8 @@ export class Session {
 
   /** Sends our OPEN and starts the OpenSent hold timer (§8.2.2). Idempotent. */
   start(): void {
-    if (this.stats.messagesOut > 0 || this.state === "Closed") return;
+    if (this.started || this.state === "Closed") return;
+    this.started = true;
     const s = this.settings;
     const open: OpenMessage = {
       type: "open",
@@ -284,6 +288,9 @@ export class Session {
     this.lastReceived = this.clock.now();
     this.armHold(s.openHoldTime);
     this.send(encodeMessage(open));
+    const early = this.early;
+    this.early = [];
+    for (const chunk of early) this.onData(chunk);
   }
 
   /** How this connection ended, once it has. */
@@ -358,6 +365,10 @@ export class Session {
 
   private onData(chunk: Uint8Array): void {
     if (this.state === "Closed") return;
+    if (!this.started) {
+      this.early.push(chunk.slice());
+      return;
+    }
     this.stats.bytesIn += chunk.length;
     let messages: Uint8Array[];
     try {
