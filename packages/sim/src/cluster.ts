@@ -1,0 +1,444 @@
+/**
+ * SimCluster: a virtual cluster that runs a backend's NodeAgents on one virtual clock, with an
+ * in-memory cluster store and peer network, attaches pods through the agents, and answers packet
+ * questions by walking the agents' desired dataplanes (SimFabric).
+ */
+import {
+  ConfigError,
+  MemoryDatastore,
+  MemoryNetwork,
+  NotFoundError,
+  VirtualClock,
+  createLogger,
+  emptyDataplane,
+  podKey,
+  silentLogger,
+  type AgentContext,
+  type Backend,
+  type Datastore,
+  type Logger,
+  type NodeAgent,
+  type NodeDataplane,
+  type NodeInfo,
+} from "@cnikit/core";
+import { SimFabric } from "./fabric.ts";
+import { SandboxClock, SandboxStore, SandboxTransport, seededRandom } from "./sandbox.ts";
+import { defaultTopology, type SimTopology } from "./topology.ts";
+import type { Endpoint, PacketResult, ReachabilityOptions, ReachabilityReport, SendOptions } from "./types.ts";
+
+const COMPONENT = "sim";
+
+export interface SimClusterOptions<C> {
+  backend: Backend<C>;
+  /** Already parsed (`backend.parseConfig`'s output). */
+  config: C;
+  /** Default `defaultTopology()`. */
+  topology?: SimTopology;
+  /** Determinism: per-node `ctx.random`, container ids, the peer network's faults. Default 1. */
+  seed?: number;
+  /** Default `new VirtualClock()`. */
+  clock?: VirtualClock;
+  /** Default `new MemoryDatastore({ clock })`. */
+  store?: Datastore;
+}
+
+export interface SimNode {
+  name: string;
+  info: NodeInfo;
+  /** The node's current agent (replaced by `restartAgent`). */
+  agent: NodeAgent;
+  /** False once the node was removed (cleanly or by a crash). */
+  alive: boolean;
+}
+
+export interface SimPod {
+  /** `containerId/ifName`. */
+  key: string;
+  node: string;
+  containerId: string;
+  ifName: string;
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  /** Plain addresses (no prefix length) from the ADD result. */
+  addresses: string[];
+}
+
+interface NodeState {
+  node: SimNode;
+  local: MemoryDatastore;
+  clock: SandboxClock;
+  store: SandboxStore;
+  peers: SandboxTransport;
+  unsubscribe: () => void;
+  generation: number;
+  dirty: boolean;
+}
+
+export class SimCluster<C> {
+  readonly clock: VirtualClock;
+  /** The cluster store (a MemoryDatastore unless one was given). */
+  readonly store: Datastore;
+  /** Peers between agents. */
+  readonly network: MemoryNetwork;
+  readonly topology: SimTopology;
+  readonly seed: number;
+  private readonly backend: Backend<C>;
+  private readonly config: C;
+  private readonly fabric: SimFabric;
+  private readonly states = new Map<string, NodeState>();
+  /** Removed nodes' last state, for inspection (`pendingTimers`). */
+  private readonly departed = new Map<string, NodeState>();
+  private readonly podMap = new Map<string, SimPod>();
+  private readonly random: () => number;
+  private nodesAdded = 0;
+  private podsAdded = 0;
+  private closed = false;
+
+  private constructor(options: SimClusterOptions<C>) {
+    this.backend = options.backend;
+    this.config = options.config;
+    this.seed = options.seed ?? 1;
+    if (!Number.isFinite(this.seed)) throw new ConfigError({ component: COMPONENT, field: "seed", rule: "must be a finite number", value: options.seed });
+    this.topology = options.topology ?? defaultTopology();
+    this.fabric = new SimFabric(this.topology);
+    this.clock = options.clock ?? new VirtualClock();
+    this.store = options.store ?? new MemoryDatastore({ clock: this.clock });
+    this.network = new MemoryNetwork({ clock: this.clock, seed: this.seed });
+    this.random = seededRandom(`cluster|${this.seed}`);
+  }
+
+  /**
+   * Creates a cluster with no nodes. Throws `ConfigError` for an invalid topology or seed. Does
+   * not start anything.
+   */
+  static create<C>(options: SimClusterOptions<C>): SimCluster<C> {
+    if (!options || typeof options.backend?.createAgent !== "function") {
+      throw new ConfigError({ component: COMPONENT, field: "backend", rule: "must be a Backend (with createAgent)" });
+    }
+    return new SimCluster(options);
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new ConfigError({ component: COMPONENT, field: "cluster", rule: "is closed; create a new SimCluster" });
+  }
+
+  private logger(name: string, clock: SandboxClock): Logger {
+    if (process.env.CNIKIT_SIM_LOG !== "1") return silentLogger;
+    return createLogger({ name: `${this.backend.name}/${name}`, level: "debug", clock });
+  }
+
+  private nextName(): string {
+    let n = this.nodesAdded;
+    for (;;) {
+      const name = `node-${++n}`;
+      if (!this.states.has(name) && !this.fabric.hasNode(name)) return name;
+    }
+  }
+
+  /** Builds a node's sandbox and agent (no start). */
+  private spawn(info: NodeInfo, local: MemoryDatastore, generation: number): NodeState {
+    const clock = new SandboxClock(this.clock);
+    const store = new SandboxStore(this.store, info.name);
+    const peers = new SandboxTransport(this.network.transport(info.name), this.network);
+    const ctx: AgentContext<C> = {
+      config: this.config,
+      node: info,
+      store,
+      local,
+      peers,
+      clock,
+      log: this.logger(info.name, clock),
+      random: seededRandom(`node|${this.seed}|${info.name}|${generation}`),
+    };
+    let agent: NodeAgent;
+    try {
+      agent = this.backend.createAgent(ctx);
+    } catch (err) {
+      clock.kill();
+      store.kill();
+      peers.kill(false);
+      throw err;
+    }
+    const node: SimNode = { name: info.name, info, agent, alive: true };
+    const state: NodeState = { node, local, clock, store, peers, unsubscribe: () => {}, generation, dirty: true };
+    state.unsubscribe = agent.onDataplaneChange(() => {
+      state.dirty = true;
+    });
+    return state;
+  }
+
+  private kill(state: NodeState, crash: boolean): void {
+    state.unsubscribe();
+    state.clock.kill();
+    state.store.kill();
+    state.peers.kill(crash);
+  }
+
+  /**
+   * Adds a node with the next free underlay address on `subnet` (default: alternate between the
+   * node subnets), creates its agent with a sandboxed context and awaits `agent.start()`. A node
+   * whose agent fails to start is removed again and the error is rethrown. Throws `ConfigError`
+   * for a duplicate name or unknown subnet.
+   */
+  async addNode(options: { name?: string; subnet?: string; labels?: Record<string, string> } = {}): Promise<SimNode> {
+    this.checkOpen();
+    const state = this.prepareNode(options);
+    await this.startNode(state);
+    return state.node;
+  }
+
+  private prepareNode(options: { name?: string; subnet?: string; labels?: Record<string, string> }): NodeState {
+    const name = options.name ?? this.nextName();
+    if (this.states.has(name) || this.fabric.hasNode(name)) throw new ConfigError({ component: COMPONENT, field: "name", rule: "must be unique among the cluster's nodes", value: name });
+    const subnets = this.fabric.nodeSubnets();
+    const subnet = options.subnet ?? subnets[this.nodesAdded % subnets.length]!;
+    const u = this.fabric.nextUnderlay(subnet);
+    const info: NodeInfo = {
+      name,
+      underlay: [{ iface: "eth0", address: u.address, prefixLength: u.prefixLength, ...(u.gateway !== undefined ? { gateway: u.gateway } : {}), mtu: u.mtu }],
+      ...(options.labels ? { labels: { ...options.labels } } : {}),
+    };
+    this.fabric.setNode(info, emptyDataplane(name));
+    this.nodesAdded++;
+    let state: NodeState;
+    try {
+      state = this.spawn(info, new MemoryDatastore({ clock: this.clock }), 0);
+    } catch (err) {
+      this.fabric.removeNode(name);
+      throw err;
+    }
+    this.states.set(name, state);
+    return state;
+  }
+
+  private async startNode(state: NodeState): Promise<void> {
+    try {
+      await state.node.agent.start();
+    } catch (err) {
+      this.kill(state, false);
+      state.node.alive = false;
+      this.states.delete(state.node.name);
+      this.fabric.removeNode(state.node.name);
+      throw err;
+    }
+    state.dirty = true;
+  }
+
+  /**
+   * Adds `count` nodes with all `start()` calls in flight at once ("N join together"). Resolves
+   * with the nodes in order when all started; if any failed, the others stay and the first
+   * error is thrown after all have settled.
+   */
+  async addNodes(count: number, options: { subnet?: string } = {}): Promise<SimNode[]> {
+    this.checkOpen();
+    if (!Number.isInteger(count) || count < 0) throw new ConfigError({ component: COMPONENT, field: "count", rule: "must be an integer >= 0", value: count });
+    const states: NodeState[] = [];
+    for (let i = 0; i < count; i++) states.push(this.prepareNode(options.subnet !== undefined ? { subnet: options.subnet } : {}));
+    const results = await Promise.allSettled(states.map((s) => this.startNode(s)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
+    return states.map((s) => s.node);
+  }
+
+  private state(name: string): NodeState {
+    const s = this.states.get(name);
+    if (!s) throw new NotFoundError(`[sim] node ${name} is not in the cluster (known: ${[...this.states.keys()].join(", ") || "none"})`);
+    return s;
+  }
+
+  /** The node by name. Throws `NotFoundError` for an unknown (or removed) node. */
+  node(name: string): SimNode {
+    return this.state(name).node;
+  }
+
+  /** Nodes currently in the cluster, in the order they were added. */
+  nodes(): SimNode[] {
+    return [...this.states.values()].map((s) => s.node);
+  }
+
+  /**
+   * clean: `agent.stop({ release: true })`, then the node is removed. crash: the node goes silent
+   * at once with no goodbye: its timers are cancelled, its store handle rejects every later call
+   * (lease keep-alives stop), its peer connections are reset; its dataplane is gone. Pods on the
+   * node are removed from the sim either way. Throws `NotFoundError` for an unknown node.
+   */
+  async removeNode(name: string, options: { mode: "clean" | "crash" }): Promise<void> {
+    const state = this.state(name);
+    if (options?.mode !== "clean" && options?.mode !== "crash") throw new ConfigError({ component: COMPONENT, field: "mode", rule: 'must be "clean" or "crash"', value: options?.mode });
+    if (options.mode === "clean") {
+      try {
+        await state.node.agent.stop({ release: true });
+      } finally {
+        this.kill(state, false);
+      }
+    } else {
+      this.kill(state, true);
+    }
+    state.node.alive = false;
+    this.states.delete(name);
+    this.departed.set(name, state);
+    this.fabric.removeNode(name);
+    for (const [key, pod] of this.podMap) if (pod.node === name) this.podMap.delete(key);
+  }
+
+  /**
+   * Stops the node's agent without release (node-local state kept) and starts a new agent for the
+   * same NodeInfo and the same node-local store, with a fresh sandbox. Pods stay. Throws
+   * `NotFoundError` for an unknown node; rethrows a failed `start()` (the node is then down).
+   */
+  async restartAgent(name: string): Promise<void> {
+    const old = this.state(name);
+    try {
+      await old.node.agent.stop();
+    } finally {
+      this.kill(old, false);
+    }
+    const next = this.spawn(old.node.info, old.local, old.generation + 1);
+    // Keep the SimNode object callers hold.
+    old.node.agent = next.node.agent;
+    next.node = old.node;
+    this.states.set(name, next);
+    try {
+      await next.node.agent.start();
+    } catch (err) {
+      this.kill(next, false);
+      next.node.alive = false;
+      this.states.delete(name);
+      this.fabric.removeNode(name);
+      for (const [key, pod] of this.podMap) if (pod.node === name) this.podMap.delete(key);
+      throw err;
+    }
+    next.dirty = true;
+  }
+
+  private containerId(): string {
+    let out = "";
+    while (out.length < 64) out += Math.floor(this.random() * 0x100000000).toString(16).padStart(8, "0");
+    return out.slice(0, 64);
+  }
+
+  /**
+   * CNI ADD through the node's agent; the pod is registered with the ADD result's addresses.
+   * Container ids are deterministic from the seed. Rethrows the agent's error (nothing is
+   * registered then); throws `NotFoundError` for an unknown node.
+   */
+  async addPod(nodeName: string, options: { name?: string; namespace?: string; labels?: Record<string, string>; containerId?: string; ifName?: string } = {}): Promise<SimPod> {
+    this.checkOpen();
+    const state = this.state(nodeName);
+    const n = ++this.podsAdded;
+    const name = options.name ?? `pod-${n}`;
+    const namespace = options.namespace ?? "default";
+    const containerId = options.containerId ?? this.containerId();
+    const ifName = options.ifName ?? "eth0";
+    const labels = { ...(options.labels ?? {}) };
+    const result = await state.node.agent.attach({
+      containerId,
+      ifName,
+      netns: `/var/run/netns/sim-${nodeName}-${name}`,
+      namespace,
+      podName: name,
+      labels,
+    });
+    const pod: SimPod = {
+      key: podKey({ containerId, ifName }),
+      node: nodeName,
+      containerId,
+      ifName,
+      name,
+      namespace,
+      labels,
+      addresses: result.ips.map((ip) => ip.address.split("/")[0]!),
+    };
+    this.podMap.set(pod.key, pod);
+    state.dirty = true;
+    return pod;
+  }
+
+  /**
+   * CNI DEL through the agent (when the node is still up); removes the pod from the sim.
+   * Unknown pods are ignored (DEL is idempotent). Rethrows the agent's error (the pod stays).
+   */
+  async removePod(pod: SimPod | string): Promise<void> {
+    const key = typeof pod === "string" ? pod : pod.key;
+    const p = this.podMap.get(key);
+    if (!p) return;
+    const state = this.states.get(p.node);
+    if (state) {
+      await state.node.agent.detach({ containerId: p.containerId, ifName: p.ifName });
+      state.dirty = true;
+    }
+    this.podMap.delete(key);
+  }
+
+  /** Pods registered in the sim, in the order they were added. */
+  pods(): SimPod[] {
+    return [...this.podMap.values()];
+  }
+
+  /**
+   * Runs the virtual clock until no timer is pending or `limitMs` (default 60 000) of virtual time
+   * would be exceeded; returns the virtual and wall milliseconds that passed.
+   */
+  async settle(options: { limitMs?: number } = {}): Promise<{ virtualMs: number; wallMs: number }> {
+    const started = performance.now();
+    const virtualMs = await this.clock.runUntilIdle({ limitMs: options.limitMs ?? 60_000 });
+    return { virtualMs, wallMs: performance.now() - started };
+  }
+
+  /** Pushes changed agent dataplanes into the fabric. Throws `ConfigError` for a dataplane that does not compile. */
+  private sync(): void {
+    for (const s of this.states.values()) {
+      if (!s.dirty) continue;
+      this.fabric.setDataplane(s.node.name, s.node.agent.dataplane());
+      s.dirty = false;
+    }
+  }
+
+  /**
+   * Walks one packet (default tcp/80) and its reply through the agents' current dataplanes.
+   * Throws `ConfigError` for an unknown node/external endpoint or a dataplane that does not compile.
+   */
+  send(from: Endpoint, to: Endpoint, options: SendOptions = {}): PacketResult {
+    this.sync();
+    return this.fabric.send(from, to, options);
+  }
+
+  /**
+   * All-pairs reachability (default: every registered pod to every registered pod), reasoned per
+   * sender class and destination run. Throws like `send`.
+   */
+  reachability(options: ReachabilityOptions = {}): ReachabilityReport {
+    this.sync();
+    const all = (): Endpoint[] => this.pods().map((p) => ({ kind: "pod", key: p.key }));
+    return this.fabric.reachability({ ...options, from: options.from ?? all(), to: options.to ?? all() });
+  }
+
+  /** The node agent's current desired dataplane. Throws `NotFoundError` for an unknown node. */
+  dataplane(node: string): NodeDataplane {
+    return this.state(node).node.agent.dataplane();
+  }
+
+  /**
+   * Timers the node's agent has pending (always 0 once the node was removed or crashed). Throws
+   * `NotFoundError` for a node that never existed.
+   */
+  pendingTimers(node: string): number {
+    const s = this.states.get(node) ?? this.departed.get(node);
+    if (!s) throw new NotFoundError(`[sim] node ${node} is not in the cluster`);
+    return s.clock.pending();
+  }
+
+  /** Stops every agent (no release) and closes their sandboxes. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const states = [...this.states.values()];
+    await Promise.allSettled(states.map((s) => s.node.agent.stop()));
+    for (const s of states) {
+      this.kill(s, false);
+      s.node.alive = false;
+    }
+    this.states.clear();
+  }
+}
