@@ -1,0 +1,171 @@
+// BIRD 2 as a test peer: writes a config into a temp dir (control socket there too), starts
+// `bird -f` on a loopback address and port of its own, queries it with birdc, stops it by PID.
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Daemon, execFileAsync, removeDir, requireBinary, tempDir, waitFor } from "./daemons.ts";
+
+/** One `protocol bgp` of a BIRD instance. */
+export interface BirdPeer {
+  /** Protocol name (letters, digits, underscores). */
+  name: string;
+  address: string;
+  port: number;
+  asn: number;
+  passive?: boolean;
+  /** The neighbour is our route-reflection client (`rr client`). */
+  rrClient?: boolean;
+  holdTime?: number;
+  addPaths?: boolean;
+  gracefulRestart?: boolean;
+  /** BIRD export filter body; default exports the static `announce` routes only. `all` exports everything. */
+  exportFilter?: string;
+  /** BIRD import filter body; default `all`. */
+  importFilter?: string;
+  /** `connect delay time` (BIRD default 5; Calico 1; default here 1). */
+  connectDelay?: number;
+}
+
+/** A BIRD instance. */
+export interface BirdConfig {
+  routerId: string;
+  /** Loopback address BIRD binds (strict bind). */
+  address: string;
+  port: number;
+  asn: number;
+  /** Prefixes the static protocol `announce` originates (blackhole routes). */
+  routes?: string[];
+  /** Networks made resolvable as next hops (static `via "lo"`), so recursive next hops in them are reachable. */
+  nextHopNetworks?: string[];
+  /** `rr cluster id` for all protocols. */
+  rrClusterId?: string;
+  peers: BirdPeer[];
+}
+
+/** A route as `birdc show route all` prints it. */
+export interface BirdRoute {
+  prefix: string;
+  kind: string;
+  protocol: string;
+  primary: boolean;
+  attrs: Record<string, string>;
+}
+
+export class Bird {
+  private constructor(
+    readonly config: BirdConfig,
+    readonly dir: string,
+    readonly daemon: Daemon,
+    private readonly birdcPath: string,
+  ) {}
+
+  /** The config text for `cfg`. */
+  static configText(cfg: BirdConfig): string {
+    const lines = [`router id ${cfg.routerId};`, "protocol device { }"];
+    const routes = cfg.routes ?? [];
+    lines.push(`protocol static announce {\n  ipv4;\n${routes.map((r) => `  route ${r} blackhole;`).join("\n")}\n}`);
+    if (cfg.nextHopNetworks?.length) {
+      lines.push(`protocol static nexthops {\n  ipv4;\n${cfg.nextHopNetworks.map((r) => `  route ${r} via "lo";`).join("\n")}\n}`);
+    }
+    for (const p of cfg.peers) {
+      const hold = p.holdTime ?? 9;
+      const exportFilter = p.exportFilter === undefined ? `where proto = "announce"` : p.exportFilter === "all" ? "all" : `filter { ${p.exportFilter} }`;
+      const importFilter = p.importFilter === undefined ? "all" : `filter { ${p.importFilter} }`;
+      lines.push(
+        [
+          `protocol bgp ${p.name} {`,
+          `  local ${cfg.address} port ${cfg.port} as ${cfg.asn};`,
+          `  neighbor ${p.address} port ${p.port} as ${p.asn};`,
+          "  strict bind on;",
+          "  multihop;",
+          `  hold time ${hold}; keepalive time ${Math.max(1, Math.floor(hold / 3))};`,
+          `  connect delay time ${p.connectDelay ?? 1}; connect retry time 1; error wait time 1, 5;`,
+          p.passive ? "  passive on;" : "",
+          p.rrClient ? "  rr client;" : "",
+          cfg.rrClusterId ? `  rr cluster id ${cfg.rrClusterId};` : "",
+          p.gracefulRestart ? "  graceful restart on;" : "",
+          `  ipv4 { import ${importFilter}; export ${exportFilter};${p.addPaths ? " add paths on;" : ""} };`,
+          "}",
+        ]
+          .filter(Boolean)
+          .join("\n"),
+      );
+    }
+    return `${lines.join("\n")}\n`;
+  }
+
+  /**
+   * Writes the config, checks it with `bird -p`, starts `bird -f` and waits for its control socket.
+   * Throws when bird2 is not installed (naming the package) or BIRD does not come up.
+   */
+  static async start(cfg: BirdConfig): Promise<Bird> {
+    const bird = requireBinary("bird", "bird2");
+    const birdc = requireBinary("birdc", "bird2");
+    const dir = await tempDir("bgp-bird-");
+    const conf = join(dir, "bird.conf");
+    await writeFile(conf, Bird.configText(cfg));
+    await execFileAsync(bird, ["-p", "-c", conf]);
+    const daemon = Daemon.spawn("bird", bird, ["-f", "-c", conf, "-s", join(dir, "bird.ctl"), "-P", join(dir, "bird.pid")], dir);
+    const b = new Bird(cfg, dir, daemon, birdc);
+    await waitFor("BIRD's control socket", async () => (await b.birdc("show status")).includes("Daemon is up"), 10_000);
+    return b;
+  }
+
+  /** Runs one birdc command and returns its output. */
+  async birdc(...args: string[]): Promise<string> {
+    const { stdout } = await execFileAsync(this.birdcPath, ["-s", join(this.dir, "bird.ctl"), ...args], { maxBuffer: 256 * 1024 * 1024 });
+    return stdout;
+  }
+
+  /** The BGP state of a protocol (`Established`, `Active`, `Passive`, ...). */
+  async bgpState(protocol: string): Promise<string> {
+    const out = await this.birdc("show", "protocols", "all", protocol);
+    return /BGP state:\s+(\S+)/.exec(out)?.[1] ?? "unknown";
+  }
+
+  /** The `Last error` line of a protocol, if any. */
+  async lastError(protocol: string): Promise<string | undefined> {
+    const out = await this.birdc("show", "protocols", "all", protocol);
+    return /Last error:\s+(.+)/.exec(out)?.[1]?.trim();
+  }
+
+  /** Number of routes a protocol imported (`show route protocol X count`). */
+  async count(protocol: string): Promise<number> {
+    const out = await this.birdc("show", "route", "protocol", protocol, "count");
+    return Number(/(\d+) of \d+ routes/.exec(out)?.[1] ?? "NaN");
+  }
+
+  /** Every route in the table (optionally of one protocol) with its BGP attributes. */
+  async routes(protocol?: string): Promise<BirdRoute[]> {
+    const out = await this.birdc("show", "route", "all", ...(protocol ? ["protocol", protocol] : []));
+    const routes: BirdRoute[] = [];
+    let prefix = "";
+    let current: BirdRoute | undefined;
+    for (const line of out.split("\n")) {
+      const first = /^(\S+\/\d+)\s+(\w+)\s+\[(\w+) [^\]]*\]\s*(\*?)/.exec(line);
+      const alt = /^\s+(unicast|unreachable|blackhole|prohibited)\s+\[(\w+) [^\]]*\]\s*(\*?)/.exec(line);
+      if (first) {
+        prefix = first[1]!;
+        current = { prefix, kind: first[2]!, protocol: first[3]!, primary: first[4] === "*", attrs: {} };
+        routes.push(current);
+      } else if (alt && prefix) {
+        current = { prefix, kind: alt[1]!, protocol: alt[2]!, primary: alt[3] === "*", attrs: {} };
+        routes.push(current);
+      } else if (current) {
+        const attr = /^\s+BGP\.(\w+):\s?(.*)$/.exec(line);
+        if (attr) current.attrs[attr[1]!] = attr[2]!.trim();
+      }
+    }
+    return routes;
+  }
+
+  /** `birdc enable|disable <protocol>`. */
+  async setEnabled(protocol: string, enabled: boolean): Promise<void> {
+    await this.birdc(enabled ? "enable" : "disable", protocol);
+  }
+
+  /** Stops BIRD by its PID and removes the temp dir. Idempotent. */
+  async stop(): Promise<void> {
+    await this.daemon.stop();
+    await removeDir(this.dir);
+  }
+}
