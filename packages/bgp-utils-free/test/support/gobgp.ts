@@ -105,6 +105,12 @@ export class Gobgp {
     return typeof s === "number" ? (names[s] ?? String(s)) : String(s ?? "unknown").toLowerCase();
   }
 
+  /** How many messages of `type` (`notification`, `update`, `open`, ...) gobgpd received from a neighbour. */
+  async messagesReceived(neighbor: string, type: string): Promise<number> {
+    const j = JSON.parse(await this.gobgp("neighbor", neighbor, "-j")) as { state?: { messages?: { received?: Record<string, number> } } };
+    return j.state?.messages?.received?.[type] ?? 0;
+  }
+
   /** The global RIB as prefix → paths. */
   async rib(): Promise<Record<string, GobgpPath[]>> {
     return JSON.parse((await this.gobgp("global", "rib", "-j")).trim() || "{}") as Record<string, GobgpPath[]>;
