@@ -42,3 +42,5 @@ export { parseReferenceConfig, REFERENCE_DEFAULTS } from "./config.ts";
 export type { ReferenceConfig } from "./config.ts";
 export { planDataplane, planWithDiagnostics, gatewayOf, macFor, hostIfName, BRIDGE, MASQ_RULE_ID } from "./plan.ts";
 export type { PlanInput, PeerSubnet, PodRecord } from "./plan.ts";
+export { invalidReferenceConfigs } from "./invalid-configs.ts";
+export type { InvalidReferenceConfig } from "./invalid-configs.ts";

@@ -1,0 +1,19 @@
+/** Every check of the suite, in report order. */
+import type { CheckDefinition } from "../check.ts";
+import { configChecks } from "./config.ts";
+import { dynamicsChecks } from "./dynamics.ts";
+import { faultChecks } from "./faults.ts";
+import { lifecycleChecks } from "./lifecycle.ts";
+import { modelChecks } from "./model.ts";
+import { placeholderChecks } from "./placeholders.ts";
+
+export const ALL_CHECKS: readonly CheckDefinition[] = Object.freeze([
+  ...modelChecks,
+  ...lifecycleChecks,
+  ...configChecks,
+  ...dynamicsChecks,
+  ...faultChecks,
+  ...placeholderChecks,
+]);
+
+export { buildFixture } from "./model.ts";

@@ -1,0 +1,197 @@
+/**
+ * The conformance runner: runs the checks against one backend and config and returns the report.
+ * It does not import vitest (the CLI and scripts use it directly; `defineConformanceSuite` wraps
+ * it for vitest).
+ */
+import { ConfigError } from "@cnikit/core";
+import type { Backend } from "@cnikit/core";
+import type { CheckDefinition, CheckEnv, Fixture } from "./check.ts";
+import { ALL_CHECKS, buildFixture } from "./checks/index.ts";
+import { createHarness, describeError } from "./harness.ts";
+import type { Harness, HarnessOptions } from "./harness.ts";
+import type { CheckContext, CheckOutcome, CheckResult, ConformanceOptions, ConformanceReport } from "./types.ts";
+
+/** Default wall-clock budget of one check. */
+export const DEFAULT_BUDGET_MS = 60_000;
+export const DEFAULT_NODES = 4;
+export const DEFAULT_SEED = 1;
+export const DEFAULT_PROPERTY_RUNS = 50;
+
+/** Every check definition (id, section, rule, source, required), in report order. */
+export function listChecks(): readonly CheckDefinition[] {
+  return ALL_CHECKS;
+}
+
+/**
+ * Picks the checks to run. Throws `ConfigError` (field `checks`) naming unknown ids. An id may also
+ * be a section letter (`A`) or a prefix ending in `.` or `*` (`dyn.`, `cni.*`).
+ */
+export function selectChecks(ids: string[] | undefined): CheckDefinition[] {
+  if (!ids || ids.length === 0) return [...ALL_CHECKS];
+  const picked = new Set<CheckDefinition>();
+  for (const raw of ids) {
+    const id = raw.trim();
+    const matches = ALL_CHECKS.filter((c) =>
+      id.endsWith("*") || id.endsWith(".") ? c.id.startsWith(id.replace(/\*$/, "")) : /^[A-I]$/.test(id) ? c.section === id : c.id === id,
+    );
+    if (matches.length === 0) {
+      throw new ConfigError({ component: "conformance", field: "checks", rule: `unknown check id; known ids: ${ALL_CHECKS.map((c) => c.id).join(", ")}`, value: id });
+    }
+    for (const m of matches) picked.add(m);
+  }
+  return ALL_CHECKS.filter((c) => picked.has(c));
+}
+
+/**
+ * One run against one backend and config: owns the shared fixture and every cluster the checks
+ * create, and closes them. Use `runConformance` unless you need the checks one at a time (the
+ * vitest suite does).
+ */
+export class ConformanceSession {
+  readonly ctx: CheckContext;
+  private fixturePromise: Promise<Fixture> | undefined;
+  private fixtureHarness: Harness | undefined;
+  private closed = false;
+
+  private constructor(ctx: CheckContext) {
+    this.ctx = ctx;
+  }
+
+  /**
+   * Parses the config with the backend (throws its `ConfigError` when the run's own config is
+   * invalid) and prepares a session. Throws `ConfigError` for nodes < 2 or a non-integer seed.
+   */
+  static create<C>(options: ConformanceOptions<C>): ConformanceSession {
+    const nodes = options.nodes ?? DEFAULT_NODES;
+    if (!Number.isInteger(nodes) || nodes < 2 || nodes > 64) {
+      throw new ConfigError({ component: "conformance", field: "nodes", rule: "must be an integer from 2 to 64", value: nodes });
+    }
+    const seed = options.seed ?? DEFAULT_SEED;
+    if (!Number.isSafeInteger(seed)) throw new ConfigError({ component: "conformance", field: "seed", rule: "must be an integer", value: seed });
+    const propertyRuns = options.propertyRuns ?? DEFAULT_PROPERTY_RUNS;
+    if (!Number.isInteger(propertyRuns) || propertyRuns < 1) {
+      throw new ConfigError({ component: "conformance", field: "propertyRuns", rule: "must be an integer >= 1", value: propertyRuns });
+    }
+    const backend = options.backend as Backend<unknown>;
+    const config = backend.parseConfig(options.config);
+    return new ConformanceSession({
+      backend,
+      config,
+      rawConfig: options.config,
+      summary: backend.summarize(config),
+      nodes,
+      seed,
+      propertyRuns,
+      invalidConfigs: options.invalidConfigs,
+      anchorConfigs: options.anchorConfigs,
+    });
+  }
+
+  /** Runs one check: gate, budget, clean-up. Never throws: a throwing check is status "error". */
+  async run(check: CheckDefinition): Promise<CheckResult> {
+    const head = { id: check.id, section: check.section, rule: check.rule, source: check.source, required: check.required };
+    const gated = check.gate?.(this.ctx);
+    if (gated) return { ...head, status: gated.status, reason: gated.reason };
+    const harnesses: Harness[] = [];
+    const env: CheckEnv = {
+      ...this.ctx,
+      harness: (salt = check.id, options: HarnessOptions = {}) => {
+        const h = createHarness(this.ctx, salt, options);
+        harnesses.push(h);
+        return h;
+      },
+      fixture: () => this.fixture(),
+    };
+    const budget = check.budgetMs ?? DEFAULT_BUDGET_MS;
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    let outcome: CheckOutcome;
+    try {
+      outcome = await Promise.race([
+        check.run(env),
+        new Promise<CheckOutcome>((resolve) => {
+          timer = setTimeout(
+            () => resolve({ status: "error", reason: `did not finish within its budget of ${Math.round(budget / 1000)} s of wall time` }),
+            budget,
+          );
+        }),
+      ]);
+    } catch (err) {
+      outcome = { status: "error", reason: `threw ${describeError(err)}` };
+    } finally {
+      if (timer) clearTimeout(timer);
+      await Promise.all(harnesses.map((h) => closeHarness(h)));
+    }
+    const result: CheckResult = { ...head, status: outcome.status };
+    if (outcome.reason !== undefined) result.reason = outcome.reason;
+    result.metrics = outcome.metrics ?? { virtualMs: 0, wallMs: Math.round(performance.now() - started), messages: 0, bytes: 0 };
+    if (outcome.subResults) result.subResults = outcome.subResults;
+    return result;
+  }
+
+  private fixture(): Promise<Fixture> {
+    if (this.closed) return Promise.reject(new Error("the conformance session is closed"));
+    this.fixturePromise ??= (async () => {
+      const harness = (salt = "fixture", options: HarnessOptions = {}) => {
+        const h = createHarness(this.ctx, salt, options);
+        this.fixtureHarness = h;
+        return h;
+      };
+      try {
+        return await buildFixture({ harness, nodes: this.ctx.nodes, summary: this.ctx.summary });
+      } catch (err) {
+        throw new Error(`could not build the shared ${this.ctx.nodes}-node cluster: ${describeError(err)}`, { cause: err });
+      }
+    })();
+    return this.fixturePromise;
+  }
+
+  /** Closes the shared fixture. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.fixtureHarness) await closeHarness(this.fixtureHarness);
+    this.fixtureHarness = undefined;
+  }
+}
+
+async function closeHarness(h: Harness): Promise<void> {
+  await h.cluster.close().catch(() => undefined);
+  await h.memory.close().catch(() => undefined);
+}
+
+/**
+ * Runs the selected checks (default: all) against one backend and config, one after another, and
+ * returns the report. Throws the backend's `ConfigError` when `options.config` itself is invalid,
+ * and `ConfigError` for bad options (unknown check ids, nodes, seed). Check failures never throw:
+ * they are results.
+ */
+export async function runConformance<C>(options: ConformanceOptions<C>): Promise<ConformanceReport> {
+  const checks = selectChecks(options.checks);
+  const session = ConformanceSession.create(options);
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const results: CheckResult[] = [];
+  try {
+    for (const check of checks) {
+      const result = await session.run(check);
+      results.push(result);
+      options.onResult?.(result);
+    }
+  } finally {
+    await session.close();
+  }
+  return {
+    backend: options.backend.name,
+    config: options.configLabel ?? "config",
+    nodes: session.ctx.nodes,
+    seed: session.ctx.seed,
+    started: startedAt.toISOString(),
+    durationMs: Math.round(performance.now() - t0),
+    results,
+  };
+}
+
+/** Whether a report has a required check that failed or threw (the CLI then exits 1). */
+export function hasRequiredFailure(report: ConformanceReport): boolean {
+  return report.results.some((r) => r.required && (r.status === "failed" || r.status === "error"));
+}
