@@ -1,0 +1,21 @@
+/** Broken: DEL of an attachment the agent does not hold (a second DEL, an unknown one) throws. */
+import { podKey } from "@cnikit/core";
+import type { NodeAgent, PodRef } from "@cnikit/core";
+import { reference } from "@cnikit/reference";
+import { WrappedAgent, wrapBackend } from "./wrap.ts";
+
+class StrictDelAgent extends WrappedAgent {
+  constructor(inner: NodeAgent) {
+    super(inner);
+  }
+
+  override async detach(ref: PodRef): Promise<void> {
+    const key = podKey(ref);
+    if (!this.inner.dataplane().pods.some((p) => p.key === key)) throw new Error(`container ${key} not found`);
+    await this.inner.detach(ref);
+  }
+}
+
+export const nonIdempotentDel = wrapBackend(reference, "broken-non-idempotent-del", {
+  agent: (inner) => new StrictDelAgent(inner),
+});

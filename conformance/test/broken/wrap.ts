@@ -1,0 +1,80 @@
+/**
+ * Tools to make deliberately broken backends by wrapping the reference backend: a wrapper agent
+ * that delegates everything, with hooks to bend one behaviour (the result of ADD, the dataplane it
+ * reports, DEL, ...). The reference backend itself is never copied.
+ */
+import { defineBackend } from "@cnikit/core";
+import type {
+  AgentContext,
+  AgentStatus,
+  AttachResult,
+  Backend,
+  NodeAgent,
+  NodeDataplane,
+  PodAttachment,
+  PodRef,
+} from "@cnikit/core";
+
+/** A NodeAgent that forwards to `inner`; subclasses override one thing. */
+export class WrappedAgent implements NodeAgent {
+  constructor(protected readonly inner: NodeAgent) {}
+
+  start(): Promise<void> {
+    return this.inner.start();
+  }
+  stop(options?: { release?: boolean }): Promise<void> {
+    return this.inner.stop(options);
+  }
+  attach(pod: PodAttachment): Promise<AttachResult> {
+    return this.inner.attach(pod);
+  }
+  detach(pod: PodRef): Promise<void> {
+    return this.inner.detach(pod);
+  }
+  check(pod: PodRef): Promise<void> {
+    return this.inner.check(pod);
+  }
+  gc(valid: PodRef[]): Promise<void> {
+    return this.inner.gc(valid);
+  }
+  status(): AgentStatus {
+    return this.inner.status();
+  }
+  /** The dataplane this agent reports: `transform` of the inner one. */
+  dataplane(): NodeDataplane {
+    return this.transform(this.inner.dataplane());
+  }
+  onDataplaneChange(listener: (dataplane: NodeDataplane) => void): () => void {
+    return this.inner.onDataplaneChange((dp) => listener(this.transform(dp)));
+  }
+  /** Override to bend the reported dataplane. Must not mutate `dp`. */
+  protected transform(dp: NodeDataplane): NodeDataplane {
+    return dp;
+  }
+}
+
+/** A copy of the base backend under another name, with a bent parser and/or agent. */
+export function wrapBackend<C>(
+  base: Backend<C>,
+  name: string,
+  hooks: {
+    parseConfig?: (input: unknown) => C;
+    agent?: (inner: NodeAgent, ctx: AgentContext<C>) => NodeAgent;
+  },
+): Backend<C> {
+  return defineBackend<C>({
+    name,
+    capabilities: base.capabilities,
+    parseConfig: hooks.parseConfig ?? ((input) => base.parseConfig(input)),
+    summarize: (config) => base.summarize(config),
+    createAgent: (ctx) => {
+      const inner = base.createAgent(ctx);
+      return hooks.agent ? hooks.agent(inner, ctx) : inner;
+    },
+  });
+}
+
+/** Deep copy of a dataplane (wrappers never mutate what the inner agent returned). */
+export function copy(dp: NodeDataplane): NodeDataplane {
+  return JSON.parse(JSON.stringify(dp)) as NodeDataplane;
+}
