@@ -1,0 +1,289 @@
+#!/usr/bin/env node
+/**
+ * cnikit-conformance: runs the conformance suite against a backend module and a config file,
+ * prints a table, writes a JSON report, and exits 0 (every required check passed), 1 (a required
+ * check failed or threw), 2 (usage error: bad flags, unloadable backend, invalid config), 3 (the
+ * suite itself crashed).
+ *
+ *   cnikit-conformance --backend <module specifier or path>[#exportName] --config <file.json|yaml>
+ *     [--nodes N] [--seed S] [--report out.json] [--dataplane sim] [--store memory]
+ *     [--checks id,id] [--invalid-configs table.json] [--list-checks]
+ *
+ * This module never imports vitest.
+ */
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { realpathSync } from "node:fs";
+import { createRequire } from "node:module";
+import { basename, dirname, extname, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import type { Backend } from "@cnikit/core";
+import { hasRequiredFailure, listChecks, runConformance, selectChecks } from "./runner.ts";
+import { renderTable } from "./table.ts";
+import type { InvalidConfigCase } from "./types.ts";
+
+export const USAGE = `Usage: cnikit-conformance --backend <module or path>[#export] --config <file.json|yaml> [options]
+
+Options:
+  --backend <spec>          backend module (package name or file path); #name picks an export,
+                            else the module's single export that looks like a Backend
+  --config <file>           the backend's config in its own format (JSON, or YAML with the yaml package)
+  --nodes <N>               nodes in the shared cluster (default 4)
+  --seed <S>                seed of every random choice (default 1)
+  --report <file>           write the JSON report there
+  --dataplane sim           where packets are walked (only the simulator is available now)
+  --store memory            the cluster datastore (only the in-memory store is available now)
+  --checks <id,id>          run only these checks (ids, section letters, or prefixes like dyn.*)
+  --invalid-configs <file>  JSON list of {label, config, field} the backend must refuse (section C)
+  --list-checks             print every check id with its section and rule, and exit
+  -h, --help                this text
+
+Exit status: 0 every required check passed, 1 a required check failed, 2 usage error, 3 internal error.`;
+
+/** Where the CLI writes; tests pass their own. */
+export interface CliIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  cwd: string;
+}
+
+class UsageError extends Error {}
+
+const processIo: CliIo = {
+  stdout: (t) => void process.stdout.write(t),
+  stderr: (t) => void process.stderr.write(t),
+  cwd: process.cwd(),
+};
+
+function looksLikeBackend(x: unknown): x is Backend<unknown> {
+  if (x === null || typeof x !== "object") return false;
+  const b = x as Record<string, unknown>;
+  return (
+    typeof b.name === "string" &&
+    typeof b.parseConfig === "function" &&
+    typeof b.createAgent === "function" &&
+    typeof b.summarize === "function" &&
+    typeof b.capabilities === "object" &&
+    b.capabilities !== null
+  );
+}
+
+async function importModule(spec: string, cwd: string): Promise<Record<string, unknown>> {
+  const isPath = spec.startsWith(".") || spec.startsWith("/") || /\.(m?[jt]s|cjs|cts|mts)$/.test(spec);
+  if (isPath) {
+    const url = pathToFileURL(resolve(cwd, spec)).href;
+    try {
+      return (await import(url)) as Record<string, unknown>;
+    } catch (err) {
+      throw new UsageError(`cannot load backend module ${spec} (${url}): ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  try {
+    return (await import(spec)) as Record<string, unknown>;
+  } catch (first) {
+    // Resolve a package name from the current directory (the user's project), not from the suite.
+    try {
+      const resolved = createRequire(resolve(cwd, "package.json")).resolve(spec);
+      return (await import(pathToFileURL(resolved).href)) as Record<string, unknown>;
+    } catch {
+      throw new UsageError(`cannot load backend module ${spec}: ${first instanceof Error ? first.message : String(first)}`);
+    }
+  }
+}
+
+/**
+ * Loads `<module>[#export]` and returns the backend. Throws a usage error naming the module and
+ * the candidates when the choice is missing or ambiguous.
+ */
+export async function loadBackend(spec: string, cwd: string): Promise<Backend<unknown>> {
+  const hash = spec.lastIndexOf("#");
+  const moduleSpec = hash > 0 ? spec.slice(0, hash) : spec;
+  const exportName = hash > 0 ? spec.slice(hash + 1) : undefined;
+  const mod = await importModule(moduleSpec, cwd);
+  if (exportName !== undefined) {
+    const picked = mod[exportName];
+    if (!looksLikeBackend(picked)) {
+      throw new UsageError(
+        `${moduleSpec} has no backend export named ${exportName} (a Backend has name, capabilities, parseConfig, summarize, createAgent); exports: ${Object.keys(mod).join(", ") || "(none)"}`,
+      );
+    }
+    return picked;
+  }
+  const candidates = [...new Map(Object.entries(mod).filter(([, v]) => looksLikeBackend(v)).map(([k, v]) => [v, k])).entries()];
+  if (candidates.length === 1) return candidates[0]![0] as Backend<unknown>;
+  if (candidates.length === 0) {
+    throw new UsageError(`${moduleSpec} exports nothing that looks like a Backend (name, capabilities, parseConfig, summarize, createAgent); exports: ${Object.keys(mod).join(", ") || "(none)"}`);
+  }
+  throw new UsageError(`${moduleSpec} exports several backends (${candidates.map(([, k]) => k).join(", ")}); pick one with ${moduleSpec}#<name>`);
+}
+
+/** Reads a JSON or YAML file into plain data. */
+export async function readDataFile(path: string, what: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    throw new UsageError(`cannot read the ${what} file ${path}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const ext = extname(path).toLowerCase();
+  if (ext === ".yaml" || ext === ".yml") {
+    let yaml: { parse(text: string): unknown };
+    try {
+      const name = "yaml";
+      yaml = (await import(name)) as { parse(text: string): unknown };
+    } catch {
+      throw new UsageError(`the ${what} file ${path} is YAML, which needs the 'yaml' package installed next to @cnikit/conformance; install it or give JSON`);
+    }
+    try {
+      return yaml.parse(text);
+    } catch (err) {
+      throw new UsageError(`the ${what} file ${path} is not valid YAML: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new UsageError(`the ${what} file ${path} is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+function integer(value: string | undefined, flag: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (!/^-?\d+$/.test(value) || Number(value) < min || Number(value) > max) throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+function invalidTable(data: unknown, path: string): InvalidConfigCase[] {
+  if (!Array.isArray(data)) throw new UsageError(`${path} must hold a JSON list of {label, config, field}`);
+  return data.map((row: unknown, i) => {
+    const r = row as Partial<InvalidConfigCase> | null;
+    if (!r || typeof r.label !== "string" || typeof r.field !== "string" || !("config" in r)) {
+      throw new UsageError(`${path}[${i}] must be {label: string, config: any, field: string}`);
+    }
+    return { label: r.label, config: r.config, field: r.field };
+  });
+}
+
+/**
+ * Runs the CLI with `argv` (without node and script). Returns the exit status; never calls
+ * process.exit itself.
+ */
+export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        backend: { type: "string" },
+        config: { type: "string" },
+        nodes: { type: "string" },
+        seed: { type: "string" },
+        report: { type: "string" },
+        dataplane: { type: "string" },
+        store: { type: "string" },
+        checks: { type: "string" },
+        "invalid-configs": { type: "string" },
+        "list-checks": { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    }).values;
+  } catch (err) {
+    io.stderr(`cnikit-conformance: ${err instanceof Error ? err.message : String(err)}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.help) {
+    io.stdout(`${USAGE}\n`);
+    return 0;
+  }
+  if (values["list-checks"]) {
+    for (const c of listChecks()) io.stdout(`${c.section}  ${c.id}${c.required ? "" : " (optional)"}  ${c.rule}\n`);
+    return 0;
+  }
+  try {
+    const dataplane = (values.dataplane as string | undefined) ?? "sim";
+    if (dataplane === "linux") throw new UsageError("--dataplane linux is not available yet: the Linux renderer has not landed; use --dataplane sim");
+    if (dataplane !== "sim") throw new UsageError(`--dataplane must be sim (or, later, linux), got ${JSON.stringify(dataplane)}`);
+    const store = (values.store as string | undefined) ?? "memory";
+    if (store.startsWith("etcd://") || store === "etcd") throw new UsageError(`--store ${store} is not available yet: the etcd datastore has not landed; use --store memory`);
+    if (store === "file") throw new UsageError("--store file is not available in the conformance CLI yet; use --store memory");
+    if (store !== "memory") throw new UsageError(`--store must be memory (or, later, file or etcd://host:port), got ${JSON.stringify(store)}`);
+    if (typeof values.backend !== "string" || values.backend === "") throw new UsageError("--backend is required");
+    if (typeof values.config !== "string" || values.config === "") throw new UsageError("--config is required");
+    const nodes = integer(values.nodes as string | undefined, "--nodes", 4, 2, 64);
+    const seed = integer(values.seed as string | undefined, "--seed", 1, 0, 2 ** 31 - 1);
+    const checks = typeof values.checks === "string" ? values.checks.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
+    try {
+      selectChecks(checks);
+    } catch (err) {
+      throw new UsageError(`--checks: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const configPath = resolve(io.cwd, values.config);
+    const backend = await loadBackend(values.backend, io.cwd);
+    const rawConfig = await readDataFile(configPath, "config");
+    try {
+      backend.parseConfig(rawConfig);
+    } catch (err) {
+      throw new UsageError(`the config ${values.config} is not valid for backend ${backend.name}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const invalidPath = values["invalid-configs"];
+    const invalidConfigs =
+      typeof invalidPath === "string" ? invalidTable(await readDataFile(resolve(io.cwd, invalidPath), "invalid-configs"), invalidPath) : undefined;
+
+    io.stderr(`cnikit-conformance: ${backend.name} with ${basename(configPath)}, ${nodes} nodes, seed ${seed}\n`);
+    let report;
+    try {
+      report = await runConformance({
+        backend,
+        config: rawConfig,
+        configLabel: basename(configPath),
+        nodes,
+        seed,
+        ...(checks ? { checks } : {}),
+        ...(invalidConfigs ? { invalidConfigs } : {}),
+        onResult: (r) => io.stderr(`  ${r.status === "passed" ? "ok  " : r.status === "failed" || r.status === "error" ? "FAIL" : "--  "} ${r.id} (${r.status})\n`),
+      });
+    } catch (err) {
+      io.stderr(`cnikit-conformance: the suite crashed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      return 3;
+    }
+    io.stdout(`${renderTable([report])}\n`);
+    if (typeof values.report === "string") {
+      const out = resolve(io.cwd, values.report);
+      await mkdir(dirname(out), { recursive: true });
+      await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
+      io.stderr(`cnikit-conformance: report written to ${out}\n`);
+    }
+    return hasRequiredFailure(report) ? 1 : 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`cnikit-conformance: ${err.message}\n\n${USAGE}\n`);
+      return 2;
+    }
+    io.stderr(`cnikit-conformance: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 3;
+  }
+}
+
+function invokedDirectly(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (invokedDirectly()) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      // Flush both streams before exiting: writes to pipes are asynchronous.
+      process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
+    },
+    (err: unknown) => {
+      process.stderr.write(`cnikit-conformance: internal error: ${String(err)}\n`, () => process.exit(3));
+    },
+  );
+}
