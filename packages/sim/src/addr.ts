@@ -72,6 +72,8 @@ const rangeCache = new Map<string, Range>();
 
 /** Parses a CIDR (host bits must be zero). Throws `ConfigError` naming `field`. */
 export function range(text: string, field = "prefix"): Range {
+  const cached = rangeCache.get(text);
+  if (cached) return cached;
   if (typeof text === "string") {
     const slash = text.indexOf("/");
     if (slash > 0) {
@@ -80,15 +82,18 @@ export function range(text: string, field = "prefix"): Range {
       if (v4 !== undefined && /^(?:[0-9]|[12][0-9]|3[0-2])$/.test(lenText)) {
         const length = Number(lenText);
         const size = 1n << BigInt(32 - length);
-        if (v4 % size === 0n) return { family: 4, base: v4, last: v4 + size - 1n, length, text };
+        if (v4 % size === 0n) {
+          const r: Range = { family: 4, base: v4, last: v4 + size - 1n, length, text };
+          if (rangeCache.size > 200_000) rangeCache.clear();
+          rangeCache.set(text, r);
+          return r;
+        }
       }
     }
   }
-  const hit = rangeCache.get(text);
-  if (hit) return hit;
   const p = Prefix.parse(text, { field, component: COMPONENT });
   const r: Range = { family: p.family, base: p.base, last: p.last, length: p.length, text: p.toString() };
-  if (rangeCache.size > 100_000) rangeCache.clear();
+  if (rangeCache.size > 200_000) rangeCache.clear();
   rangeCache.set(text, r);
   return r;
 }

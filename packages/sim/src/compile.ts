@@ -108,6 +108,8 @@ export interface CNat {
   rule: NatRule;
   sources: Range[];
   sourcesId: number;
+  /** `|sourcesId|`, as found in a sender's NAT signature. */
+  probe: string;
   except: Range[];
   toAddress?: bigint;
 }
@@ -138,7 +140,8 @@ export interface CNode {
   bridgePods: Map<string, { byAddr: Map<bigint, CPod>; byMac: Map<string, CPod> }>;
   /** Tunnel devices (vxlan, sleeve) enslaved to each bridge, sorted by name. */
   bridgeTunnels: Map<string, CDev[]>;
-  vxlan: Map<string, CDev>;
+  /** vxlan devices by `vxlanKey(vni, port)`. */
+  vxlan: Map<number, CDev>;
   sleeve: Map<number, CDev>;
   ipip: CDev[];
   nat: CNat[];
@@ -498,14 +501,14 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
     }
   });
   const bridgeTunnels = new Map<string, CDev[]>();
-  const vxlan = new Map<string, CDev>();
+  const vxlan = new Map<number, CDev>();
   const sleeve = new Map<number, CDev>();
   const ipip: CDev[] = [];
   for (const d of [...devs.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     const l = d.link;
     if (!l) continue;
     if (l.kind === "vxlan") {
-      const key = `${l.vni}/${l.port}`;
+      const key = vxlanKey(l.vni, l.port);
       if (!vxlan.has(key)) vxlan.set(key, d);
     } else if (l.kind === "sleeve") {
       if (!sleeve.has(l.port)) sleeve.set(l.port, d);
@@ -520,10 +523,12 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
     const f = `${F}.nat[${i}]`;
     if (n.kind !== "masquerade" && n.kind !== "snat") fail(`${f}.kind`, 'must be "masquerade" or "snat"', n.kind);
     const sources = n.sources.map((s, k) => range(s, `${f}.sources[${k}]`));
+    const sourcesId = interner.id(`nat-sources|${sources.map((s) => s.text).join(",")}`);
     const c: CNat = {
       rule: n,
       sources,
-      sourcesId: interner.id(`nat-sources|${sources.map((s) => s.text).join(",")}`),
+      sourcesId,
+      probe: `|${sourcesId}|`,
       except: n.exceptDestinations.map((s, k) => range(s, `${f}.exceptDestinations[${k}]`)),
     };
     if (n.kind === "snat") {
@@ -552,6 +557,11 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
     proxyArp: new Set(dp.sysctls.proxyArp ?? []),
     underlayBySubnet,
   };
+}
+
+/** Map key of a vxlan device: VNI (24 bits) and UDP port (16 bits). */
+export function vxlanKey(vni: number, port: number): number {
+  return vni * 65536 + port;
 }
 
 /** Whether `value` is a local address of the node (addresses or local-type routes). */

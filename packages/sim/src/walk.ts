@@ -22,8 +22,8 @@
  *    ingress policy when a packet is delivered into it; replies pass (established).
  */
 import { ENCAP_OVERHEAD, type Family, type Protocol, type SleeveLink, type VxlanLink } from "@cnikit/core";
-import { addr, fkey, fmt, inRanges, lowerBound } from "./addr.ts";
-import { evalPolicy, isLocal, selectSource, type CDev, type CNat, type CNode, type CPod, type CPolicy, type CRoute } from "./compile.ts";
+import { fkey, fmt, inRanges, lowerBound, type Range } from "./addr.ts";
+import { evalPolicy, isLocal, selectSource, vxlanKey, type CDev, type CNat, type CNode, type CPod, type CPolicy, type CRoute } from "./compile.ts";
 import type { CExternal, CRouter, CSubnet } from "./topology.ts";
 import type { Hop } from "./types.ts";
 import { proxyAnswers, type World } from "./world.ts";
@@ -85,6 +85,8 @@ export interface Pkt {
   payload: "plaintext" | "encrypted";
   /** Protocol/port text for hop details. */
   label: string;
+  /** Cached source key for memo lookups (cleared whenever the source changes). */
+  key?: string | undefined;
 }
 
 export interface NatEvent {
@@ -126,6 +128,11 @@ function sameLeaf(a: Leaf, b: Leaf): boolean {
 
 /** Appends leaves, merging a leaf into the previous one when they are contiguous and alike. */
 export function concat(out: Leaf[], more: readonly Leaf[]): void {
+  if (more.length === 0) return;
+  if (out.length === 0 && more.length === 1) {
+    out.push(more[0]!);
+    return;
+  }
   for (const l of more) {
     const last = out[out.length - 1];
     if (last && last.j === l.i && sameLeaf(last, l)) out[out.length - 1] = { ...last, j: l.j };
@@ -165,6 +172,26 @@ function egressReason(rule: string | undefined, pod: string, node: string): stri
   return rule !== undefined ? `filtered by rule ${rule} at node ${node} (egress of pod ${pod})` : `filtered by the default drop of pod ${pod}'s egress policy at node ${node}`;
 }
 
+const policyRangeCache = new WeakMap<CPolicy, Range[]>();
+
+/** Every prefix a policy's peer clauses mention. */
+function policyRanges(policy: CPolicy): Range[] {
+  let r = policyRangeCache.get(policy);
+  if (!r) {
+    r = policy.rules.flatMap((rule) => (rule.peers ?? []).flatMap((p) => [...p.cidrs, ...p.except]));
+    policyRangeCache.set(policy, r);
+  }
+  return r;
+}
+
+interface MemoEntry {
+  leaves: Leaf[];
+  /** TTL the deepest branch used. */
+  used: number;
+  /** Still being computed (a loop came back to it). */
+  running: boolean;
+}
+
 type TunnelResult = { leaf: Leaf } | { kind: "vxlan" | "sleeve"; remote: CNode; rdev: CDev };
 
 type Locus = { kind: "node"; node: CNode } | { kind: "router"; router: CRouter } | { kind: "external"; ext: CExternal };
@@ -185,10 +212,11 @@ export class Walker {
   readonly natEvents: NatEvent[] = [];
   private ttlDrops = 0;
   private minTtl = INITIAL_TTL;
-  private readonly memo = new Map<string, { leaves: Leaf[]; used: number }>();
-  private readonly inProgress = new Set<string>();
+  /** Class-mode memo: source key -> node -> destination run -> result. */
+  private readonly memo = new Map<string, Map<CNode, Map<number, MemoEntry>>>();
   private readonly tunnelMemo = new Map<CDev, Map<string, TunnelResult>>();
-  private readonly transitMemo = new Map<string, Map<bigint, { leaf: Leaf; mtu: number }>>();
+  /** Outer packets after an underlay hop: variant (ttl, depth, payload) -> subnet -> next hop -> destination. */
+  private readonly underlayMemo = new Map<number, Map<CSubnet, Map<bigint, Map<bigint, Leaf[]>>>>();
   private readonly w: World;
   private readonly o: WalkOptions;
   private readonly rec: boolean;
@@ -269,6 +297,49 @@ export class Walker {
       k = m;
       key = next;
     }
+    return out;
+  }
+
+  /**
+   * Like `runs`, for a key that depends on the destination only through membership in `ranges`:
+   * evaluates it once per stretch between range boundaries instead of once per address.
+   */
+  private rangeRuns<K>(S: DSet, ranges: readonly Range[], keyOf: (k: number) => K, fn: (S1: DSet, key: K) => Leaf[]): Leaf[] {
+    if (S.j - S.i <= 2) return this.runs(S, keyOf, fn);
+    const addrs = S.c.addrs;
+    const lo = addrs[S.i]!;
+    const hi = addrs[S.j - 1]!;
+    let uniform = true;
+    for (const r of ranges) {
+      if (r.family !== S.c.family) continue;
+      if ((r.base <= lo && r.last >= hi) || r.last < lo || r.base > hi) continue;
+      uniform = false;
+      break;
+    }
+    if (uniform) return fn(S, keyOf(S.i));
+    const cuts = [S.i, S.j];
+    for (const r of ranges) {
+      if (r.family !== S.c.family) continue;
+      cuts.push(lowerBound(addrs, r.base, S.i, S.j), lowerBound(addrs, r.last + 1n, S.i, S.j));
+    }
+    cuts.sort((a, b) => a - b);
+    const out: Leaf[] = [];
+    let start = S.i;
+    let key: K | undefined;
+    let have = false;
+    for (let n = 0; n < cuts.length; n++) {
+      const a = cuts[n]!;
+      const b = n + 1 < cuts.length ? cuts[n + 1]! : S.j;
+      if (b <= a) continue;
+      const k = keyOf(a);
+      if (have && k !== key) {
+        concat(out, fn({ c: S.c, i: start, j: a }, key as K));
+        start = a;
+      }
+      key = k;
+      have = true;
+    }
+    if (have) concat(out, fn({ c: S.c, i: start, j: S.j }, key as K));
     return out;
   }
 
@@ -353,8 +424,9 @@ export class Walker {
     const next = (S1: DSet): Leaf[] => (bridge !== undefined ? this.bridgeL2(node, node.devs.get(bridge)!, mac, pkt, S1, "pod") : this.hostInput(node, pod.pif.hostIf, pkt, S1));
     if (!pod.egress || this.o.reply) return next(S);
     const policy = pod.egress;
-    return this.runs(
+    return this.rangeRuns(
       S,
+      policyRanges(policy),
       (k) => {
         const v = evalPolicy(policy, S.c.addrs[k]!, family, this.o.proto, this.o.port);
         return v.accept ? "" : `d${v.rule ?? ""}`;
@@ -402,8 +474,8 @@ export class Walker {
   // ---------------------------------------------------------------- node IP stack
 
   private srcKey(pkt: Pkt): string {
-    if (pkt.symbolic) return `m${pkt.natSig}`;
-    return `${pkt.srcSet ? "a" : "u"}${pkt.src}${pkt.natted ? "n" : ""}`;
+    if (pkt.key === undefined) pkt.key = pkt.symbolic ? `m${pkt.natSig}` : `${pkt.srcSet ? "a" : "u"}${pkt.src}${pkt.natted ? "n" : ""}`;
+    return pkt.key;
   }
 
   /**
@@ -412,21 +484,30 @@ export class Walker {
    * lets the deepest branch through.
    */
   hostInput(node: CNode, inDev: string | undefined, pkt: Pkt, S: DSet): Leaf[] {
-    const key = this.o.memoCtx !== undefined && S.c === this.o.memoCtx && !pkt.outer ? `${node.name}|${inDev === undefined ? "o" : "f"}|${S.i}|${S.j}|${this.srcKey(pkt)}` : undefined;
-    if (key === undefined) return this.hostInputInner(node, inDev, pkt, S);
-    const hit = this.memo.get(key);
-    if (hit && pkt.ttl - hit.used >= 1) {
+    if (this.o.memoCtx === undefined || S.c !== this.o.memoCtx || pkt.outer) return this.hostInputInner(node, inDev, pkt, S);
+    const sk = `${inDev === undefined ? "o" : "f"}${this.srcKey(pkt)}`;
+    let bySrc = this.memo.get(sk);
+    if (!bySrc) this.memo.set(sk, (bySrc = new Map()));
+    let byNode = bySrc.get(node);
+    if (!byNode) bySrc.set(node, (byNode = new Map()));
+    const key = S.i * (S.c.addrs.length + 1) + S.j;
+    const hit = byNode.get(key);
+    if (hit && !hit.running && pkt.ttl - hit.used >= 1) {
       if (pkt.ttl - hit.used < this.minTtl) this.minTtl = pkt.ttl - hit.used;
       return hit.leaves;
     }
-    if (this.inProgress.has(key)) return this.hostInputInner(node, inDev, pkt, S);
+    if (hit?.running) return this.hostInputInner(node, inDev, pkt, S);
     const savedMin = this.minTtl;
     const savedDrops = this.ttlDrops;
     this.minTtl = pkt.ttl;
-    this.inProgress.add(key);
+    const entry: MemoEntry = { leaves: [], used: 0, running: true };
+    byNode.set(key, entry);
     const leaves = this.hostInputInner(node, inDev, pkt, S);
-    this.inProgress.delete(key);
-    if (this.ttlDrops === savedDrops) this.memo.set(key, { leaves, used: pkt.ttl - this.minTtl });
+    if (this.ttlDrops === savedDrops) {
+      entry.leaves = leaves;
+      entry.used = pkt.ttl - this.minTtl;
+      entry.running = false;
+    } else byNode.delete(key);
     this.minTtl = Math.min(savedMin, this.minTtl);
     return leaves;
   }
@@ -517,14 +598,13 @@ export class Walker {
     if (r.type === "unreachable") return this.drop(S, node.name, "route", `unreachable route ${r.label} at node ${node.name} rejects {dst}`);
     let devName = r.dev;
     if (r.via !== undefined) {
-      const via = this.a(family, r.via);
       if (isLocal(node, r.via, family)) {
-        return this.drop(S, node.name, "route", `nexthop ${via} of route ${r.label} at node ${node.name} is a local address (the kernel refuses this route)`);
+        return this.drop(S, node.name, "route", `nexthop ${this.a(family, r.via)} of route ${r.label} at node ${node.name} is a local address (the kernel refuses this route)`);
       }
       if (!r.onlink) {
         const c = fam.links.lookup(r.via);
         if (!c || (r.dev !== undefined && c.dev !== r.dev)) {
-          return this.drop(S, node.name, "route", `nexthop ${via} of route ${r.label} at node ${node.name} is not on a connected subnet${r.dev !== undefined ? ` of ${r.dev}` : ""} (the kernel refuses this route)`);
+          return this.drop(S, node.name, "route", `nexthop ${this.a(family, r.via)} of route ${r.label} at node ${node.name} is not on a connected subnet${r.dev !== undefined ? ` of ${r.dev}` : ""} (the kernel refuses this route)`);
         }
         devName = r.dev ?? c.dev;
       } else if (r.dev === undefined) {
@@ -539,7 +619,7 @@ export class Walker {
     if (!pkt.srcSet) {
       const s = r.src ?? selectSource(node, dev, family);
       if (s === undefined) return this.drop(S, node.name, "route", `node ${node.name} has no IPv${family} address to send from`);
-      p = { ...pkt, src: s, srcSet: true };
+      p = { ...pkt, src: s, srcSet: true, key: undefined };
     }
     if (this.rec) this.hop(node.name, "route", `${this.dstText(S)} matches ${r.label}`);
     this.noteMtu(dev.mtu, `${dev.name} at node ${node.name}`);
@@ -554,13 +634,14 @@ export class Walker {
     let candidates: CNat[] | undefined;
     for (const n of node.nat) {
       if (n.rule.outDev !== undefined && n.rule.outDev !== dev.name) continue;
-      if (pkt.symbolic ? !pkt.natSig.includes(`|${n.sourcesId}|`) : !inRanges(pkt.src, family, n.sources)) continue;
+      if (pkt.symbolic ? !pkt.natSig.includes(n.probe) : !inRanges(pkt.src, family, n.sources)) continue;
       (candidates ??= []).push(n);
     }
     if (candidates === undefined) return next(pkt, S);
     const cands = candidates;
-    return this.runs(
+    return this.rangeRuns(
       S,
+      cands.flatMap((c) => c.except),
       (k) => {
         const d = S.c.addrs[k]!;
         for (let n = 0; n < cands.length; n++) if (!inRanges(d, family, cands[n]!.except)) return n;
@@ -576,7 +657,7 @@ export class Walker {
           this.natEvents.push({ node: node.name, family, natAddr: to, orig: pkt.src });
         }
         const natted = pkt.natted || pkt.symbolic || to !== pkt.src;
-        return next({ ...pkt, src: to, srcSet: true, symbolic: false, natted }, S1);
+        return next({ ...pkt, src: to, srcSet: true, symbolic: false, natted, key: undefined }, S1);
       },
     );
   }
@@ -682,8 +763,6 @@ export class Walker {
   private tunnelResolve(node: CNode, dev: CDev, mac: string, pkt: Pkt): TunnelResult {
     const link = dev.link as VxlanLink | SleeveLink;
     const kind = link.kind;
-    const one: DSet = { c: { family: pkt.family, addrs: [0n], owner: [undefined] }, i: 0, j: 1 };
-    const dropped = (n: string, stage: string, reason: string): TunnelResult => ({ leaf: this.drop(one, n, stage, reason)[0]! });
     let dst: bigint;
     let dstFamily: Family;
     let vni = 0;
@@ -696,15 +775,15 @@ export class Walker {
       const peer = this.w.floodIndex(node, dev).byMac.get(mac);
       if (!peer) {
         const flooded = (node.flood.get(dev.name) ?? []).length;
-        return dropped(node.name, "fdb", `no FDB entry for ${mac} on ${dev.name} at node ${node.name}${flooded > 0 ? ` (none of ${flooded} flood destinations owns it)` : ""}`);
+        return this.tunnelDrop(node.name, "fdb", `no FDB entry for ${mac} on ${dev.name} at node ${node.name}${flooded > 0 ? ` (none of ${flooded} flood destinations owns it)` : ""}`);
       }
       dst = peer.dst;
       dstFamily = peer.family;
       vni = peer.vni;
     }
-    if (pkt.depth + 1 > MAX_TUNNEL_DEPTH) return dropped(node.name, `${kind}-encap`, `loop: tunnels nested more than ${MAX_TUNNEL_DEPTH} deep at node ${node.name}`);
+    if (pkt.depth + 1 > MAX_TUNNEL_DEPTH) return this.tunnelDrop(node.name, `${kind}-encap`, `loop: tunnels nested more than ${MAX_TUNNEL_DEPTH} deep at node ${node.name}`);
     const src = dev.local ?? this.outerSource(node, dstFamily, dst);
-    if (src === undefined) return dropped(node.name, `${kind}-encap`, `node ${node.name} has no IPv${dstFamily} address to reach tunnel endpoint ${this.a(dstFamily, dst)}`);
+    if (src === undefined) return this.tunnelDrop(node.name, `${kind}-encap`, `node ${node.name} has no IPv${dstFamily} address to reach tunnel endpoint ${this.a(dstFamily, dst)}`);
     const encrypted = link.kind === "sleeve" && link.encrypted;
     const outer: Pkt = {
       family: dstFamily,
@@ -718,27 +797,32 @@ export class Walker {
       depth: pkt.depth + 1,
       outer: true,
       payload: encrypted || pkt.payload === "encrypted" ? "encrypted" : "plaintext",
-      label: `udp/${link.port} ${kind}${kind === "vxlan" ? ` vni ${vni}` : ""}`,
+      label: this.rec ? `udp/${link.port} ${kind}${kind === "vxlan" ? ` vni ${vni}` : ""}` : kind,
     };
     if (this.rec) this.hop(node.name, `${kind}-encap`, `${dev.name}: frame to ${mac} in ${outer.label} ${this.a(dstFamily, src)} → ${this.a(dstFamily, dst)}${encrypted ? " (encrypted)" : ""}`);
-    const t = this.transit(node, dev, outer, dst);
+    const t = this.transit(node, outer, dst);
     this.noteMtu(t.mtu - ENCAP_OVERHEAD[kind], `${kind} over the underlay (${t.mtu} − ${ENCAP_OVERHEAD[kind]}) from node ${node.name}`);
     if (!t.leaf.ok) return { leaf: t.leaf };
     const into = t.leaf.into ?? "";
-    const remote = into.startsWith("node:") ? this.w.nodes.get(into.slice(5)) : undefined;
-    if (!remote) return dropped(node.name, `${kind}-encap`, `${kind} packet for ${this.a(dstFamily, dst)} arrived at ${into}, which is not a node`);
-    const rdev = kind === "vxlan" ? remote.vxlan.get(`${vni}/${link.port}`) : remote.sleeve.get(link.port);
+    const remote = this.w.nodeById.get(into);
+    if (!remote) return this.tunnelDrop(node.name, `${kind}-encap`, `${kind} packet for ${this.a(dstFamily, dst)} arrived at ${into}, which is not a node`);
+    const rdev = kind === "vxlan" ? remote.vxlan.get(vxlanKey(vni, link.port)) : remote.sleeve.get(link.port);
     if (!rdev) {
-      return dropped(remote.name, `${kind}-decap`, kind === "vxlan" ? `no vxlan device for VNI ${vni} port ${link.port} at node ${remote.name}` : `no sleeve device on port ${link.port} at node ${remote.name}`);
+      return this.tunnelDrop(remote.name, `${kind}-decap`, kind === "vxlan" ? `no vxlan device for VNI ${vni} port ${link.port} at node ${remote.name}` : `no sleeve device on port ${link.port} at node ${remote.name}`);
     }
     if (link.kind === "sleeve") {
       const theirs = (rdev.link as SleeveLink).encrypted;
       if (theirs !== link.encrypted) {
-        return dropped(remote.name, "sleeve-decap", `sleeve encryption mismatch: ${dev.name} at node ${node.name} is ${link.encrypted ? "encrypted" : "plaintext"}, ${rdev.name} at node ${remote.name} is ${theirs ? "encrypted" : "plaintext"}`);
+        return this.tunnelDrop(remote.name, "sleeve-decap", `sleeve encryption mismatch: ${dev.name} at node ${node.name} is ${link.encrypted ? "encrypted" : "plaintext"}, ${rdev.name} at node ${remote.name} is ${theirs ? "encrypted" : "plaintext"}`);
       }
     }
     if (this.rec) this.hop(remote.name, `${kind}-decap`, `${rdev.name} receives the inner frame for ${mac}`);
     return { kind, remote, rdev };
+  }
+
+  private tunnelDrop(node: string, stage: string, reason: string): TunnelResult {
+    const one: DSet = { c: { family: 4, addrs: [0n], owner: [undefined] }, i: 0, j: 1 };
+    return { leaf: this.drop(one, node, stage, reason)[0]! };
   }
 
   private ipipOut(node: CNode, dev: CDev, family: Family, outerDst: bigint, pkt: Pkt, S: DSet): Leaf[] {
@@ -761,11 +845,11 @@ export class Walker {
       label: "ipip",
     };
     if (this.rec) this.hop(node.name, "ipip-encap", `${dev.name}: IP-in-IP ${this.a(family, local)} → ${this.a(family, outerDst)}`);
-    const t = this.transit(node, dev, outer, outerDst);
+    const t = this.transit(node, outer, outerDst);
     this.noteMtu(t.mtu - ENCAP_OVERHEAD.ipip, `ipip over the underlay (${t.mtu} − ${ENCAP_OVERHEAD.ipip}) from node ${node.name}`);
     if (!t.leaf.ok) return [this.propagate(S, t.leaf)];
     const into = t.leaf.into ?? "";
-    const remote = into.startsWith("node:") ? this.w.nodes.get(into.slice(5)) : undefined;
+    const remote = this.w.nodeById.get(into);
     if (!remote) return this.drop(S, node.name, "ipip-encap", `IP-in-IP packet for ${this.a(family, outerDst)} arrived at ${into}, which is not a node`);
     const rdev = remote.ipip.find((d) => d.local === undefined || d.local === outerDst);
     if (!rdev) return this.drop(S, remote.name, "ipip-decap", `no ipip device at node ${remote.name} accepts IP-in-IP for ${this.a(family, outerDst)}`);
@@ -790,18 +874,12 @@ export class Walker {
     return out;
   }
 
-  /** Walks an encapsulating packet from `node` to `dst` and returns where it ended (memoised in class mode). */
-  private transit(node: CNode, dev: CDev, outer: Pkt, dst: bigint): { leaf: Leaf; mtu: number } {
-    // The outer source and label follow from (device, destination) and the inner payload flag.
-    let memo: Map<bigint, { leaf: Leaf; mtu: number }> | undefined;
-    const key = fkey(outer.family, dst);
-    if (!this.rec) {
-      const mk = `${node.name}|${dev.name}|${outer.depth}|${outer.payload}|${outer.label}|${outer.src}`;
-      memo = this.transitMemo.get(mk);
-      if (!memo) this.transitMemo.set(mk, (memo = new Map()));
-      const hit = memo.get(key);
-      if (hit) return hit;
-    }
+  /**
+   * Walks an encapsulating packet from `node` to `dst` and returns where it ended. (Class walks
+   * memoise the encapsulation as a whole per device and MAC, and the underlay part per next hop
+   * and destination, so this is not memoised itself.)
+   */
+  private transit(node: CNode, outer: Pkt, dst: bigint): { leaf: Leaf; mtu: number } {
     const savedMtu = this.mtu;
     const savedAt = this.mtuAt;
     const savedFirst = this.firstMtu;
@@ -819,9 +897,7 @@ export class Walker {
     const leaf: Leaf = { ...l };
     if (l.reason !== undefined) leaf.reason = fillReason(l.reason, this.a(outer.family, dst));
     if (l.ok && leaf.into === undefined) leaf.into = "unknown";
-    const result = { leaf, mtu: outerMtu };
-    memo?.set(key, result);
-    return result;
+    return { leaf, mtu: outerMtu };
   }
 
   // ---------------------------------------------------------------- delivery into pods
@@ -849,6 +925,25 @@ export class Walker {
   // ---------------------------------------------------------------- underlay
 
   private underlayOut(from: Locus, subnet: CSubnet, target: bigint, pkt: Pkt, S: DSet): Leaf[] {
+    // Encapsulating packets from many nodes meet here on their way to the same tunnel end: what
+    // happens after this L2 hop depends on (next hop, destination), not on who sent it.
+    if (this.rec || !pkt.outer || S.j - S.i !== 1 || S.i !== 0) return this.underlayOutInner(from, subnet, target, pkt, S);
+    const variant = pkt.ttl * 64 + pkt.depth * 2 + (pkt.payload === "encrypted" ? 1 : 0);
+    let bySubnet = this.underlayMemo.get(variant);
+    if (!bySubnet) this.underlayMemo.set(variant, (bySubnet = new Map()));
+    let byTarget = bySubnet.get(subnet);
+    if (!byTarget) bySubnet.set(subnet, (byTarget = new Map()));
+    let byDst = byTarget.get(fkey(pkt.family, target));
+    if (!byDst) byTarget.set(fkey(pkt.family, target), (byDst = new Map()));
+    const dk = fkey(pkt.family, S.c.addrs[0]!);
+    const hit = byDst.get(dk);
+    if (hit) return hit;
+    const leaves = this.underlayOutInner(from, subnet, target, pkt, S);
+    byDst.set(dk, leaves);
+    return leaves;
+  }
+
+  private underlayOutInner(from: Locus, subnet: CSubnet, target: bigint, pkt: Pkt, S: DSet): Leaf[] {
     const family = pkt.family;
     const name = locusName(from);
     if (family !== subnet.range.family) return this.drop(S, name, "underlay-arp", `subnet ${subnet.name} carries no IPv${family}`);

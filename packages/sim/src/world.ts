@@ -6,7 +6,7 @@
  */
 import type { Family } from "@cnikit/core";
 import { fkey, inRanges, type Range } from "./addr.ts";
-import { isLocal, type CDev, type CNode, type CPod } from "./compile.ts";
+import { isLocal, vxlanKey, type CDev, type CNode, type CPod } from "./compile.ts";
 import type { CExternal, CRouter, CSubnet, CompiledTopology } from "./topology.ts";
 
 export type Responder =
@@ -42,6 +42,8 @@ export class World {
   /** Family-tagged local address -> node (first node in name order wins). */
   readonly nodeByLocal = new Map<bigint, CNode>();
   readonly pods = new Map<string, CPod>();
+  /** Nodes by endpoint id (`node:<name>`). */
+  readonly nodeById = new Map<string, CNode>();
   /** NAT source lists by interned id, for grouping senders. */
   readonly natSources = new Map<number, Range[]>();
   private readonly subnets = new Map<string, SubnetIndex>();
@@ -54,6 +56,7 @@ export class World {
     for (const s of topo.subnetList) this.subnets.set(s.name, { underlay: new Map(), anyLocal: new Map(), proxy: [] });
     const sorted = [...nodes.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const n of sorted) {
+      this.nodeById.set(`node:${n.name}`, n);
       for (const k of n.local.keys()) if (!this.nodeByLocal.has(k)) this.nodeByLocal.set(k, n);
       for (const p of n.pods.values()) if (!this.pods.has(p.key)) this.pods.set(p.key, p);
       for (const r of n.nat) this.natSources.set(r.sourcesId, r.sources);
@@ -115,7 +118,7 @@ export class World {
     let vni = 0;
     if (link.kind === "vxlan") {
       vni = vniOverride ?? link.vni;
-      rdev = remote.vxlan.get(`${vni}/${link.port}`);
+      rdev = remote.vxlan.get(vxlanKey(vni, link.port));
     } else if (link.kind === "sleeve") {
       rdev = remote.sleeve.get(link.port);
     }
