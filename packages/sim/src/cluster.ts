@@ -24,7 +24,7 @@ import {
 import { SimFabric } from "./fabric.ts";
 import { SandboxClock, SandboxStore, SandboxTransport, seededRandom } from "./sandbox.ts";
 import { defaultTopology, type SimTopology } from "./topology.ts";
-import type { Endpoint, PacketResult, ReachabilityOptions, ReachabilityReport, SendOptions } from "./types.ts";
+import type { Endpoint, PacketResult, PairOutcome, ReachabilityOptions, ReachabilityReport, SendOptions } from "./types.ts";
 
 const COMPONENT = "sim";
 
@@ -261,25 +261,27 @@ export class SimCluster<C> {
    * clean: `agent.stop({ release: true })`, then the node is removed. crash: the node goes silent
    * at once with no goodbye: its timers are cancelled, its store handle rejects every later call
    * (lease keep-alives stop), its peer connections are reset; its dataplane is gone. Pods on the
-   * node are removed from the sim either way. Throws `NotFoundError` for an unknown node.
+   * node are removed from the sim either way. The node is removed even when a clean `stop()`
+   * fails; that error is rethrown afterwards. Throws `NotFoundError` for an unknown node.
    */
   async removeNode(name: string, options: { mode: "clean" | "crash" }): Promise<void> {
     const state = this.state(name);
     if (options?.mode !== "clean" && options?.mode !== "crash") throw new ConfigError({ component: COMPONENT, field: "mode", rule: 'must be "clean" or "crash"', value: options?.mode });
+    let failure: unknown;
     if (options.mode === "clean") {
       try {
         await state.node.agent.stop({ release: true });
-      } finally {
-        this.kill(state, false);
+      } catch (err) {
+        failure = err;
       }
-    } else {
-      this.kill(state, true);
     }
+    this.kill(state, options.mode === "crash");
     state.node.alive = false;
     this.states.delete(name);
     this.departed.set(name, state);
     this.fabric.removeNode(name);
     for (const [key, pod] of this.podMap) if (pod.node === name) this.podMap.delete(key);
+    if (failure !== undefined) throw failure;
   }
 
   /**
@@ -412,6 +414,16 @@ export class SimCluster<C> {
     this.sync();
     const all = (): Endpoint[] => this.pods().map((p) => ({ kind: "pod", key: p.key }));
     return this.fabric.reachability({ ...options, from: options.from ?? all(), to: options.to ?? all() });
+  }
+
+  /**
+   * Every pair's outcome as the class analysis computed it (no paths): for full matrices such as
+   * the NetworkPolicy checks. O(pairs). Throws like `send`.
+   */
+  reachabilityPairs(options: Omit<ReachabilityOptions, "maxFailures"> = {}): PairOutcome[] {
+    this.sync();
+    const all = (): Endpoint[] => this.pods().map((p) => ({ kind: "pod", key: p.key }));
+    return this.fabric.reachabilityPairs({ ...options, from: options.from ?? all(), to: options.to ?? all() });
   }
 
   /** The node agent's current desired dataplane. Throws `NotFoundError` for an unknown node. */

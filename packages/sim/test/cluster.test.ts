@@ -227,6 +227,9 @@ describe("SimCluster", () => {
     expect(pods[0]!.containerId).toMatch(/^[0-9a-f]{64}$/);
     const report = c.reachability();
     expect(report).toMatchObject({ pairs: 30, delivered: 30, natted: 0, failed: 0 });
+    const matrix = c.reachabilityPairs({ protocol: "udp", port: 53 });
+    expect(matrix).toHaveLength(30);
+    expect(matrix.every((o) => o.delivered && o.seenSource === c.pods().find((p) => p.key === (o.from as { key: string }).key)!.addresses[0])).toBe(true);
     const r = c.send({ kind: "pod", key: pods[0]!.key }, { kind: "pod", key: pods[5]!.key });
     expect(r.delivered).toBe(true);
     expect(r.seenSource).toBe("10.244.1.2");
