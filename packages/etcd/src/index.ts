@@ -1,0 +1,2 @@
+export { EtcdDatastore, type EtcdDatastoreOptions } from "./datastore.ts";
+export { OutcomeUnknownError } from "./errors.ts";
