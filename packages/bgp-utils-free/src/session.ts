@@ -230,6 +230,8 @@ function capabilityCodeOf(c: Capability): number {
   return c.kind === "unknown" ? c.code : codes[c.kind];
 }
 
+const MESSAGE_NAMES: Readonly<Record<number, string>> = { 1: "OPEN", 2: "UPDATE", 4: "KEEPALIVE", 5: "ROUTE-REFRESH" };
+
 /** One BGP connection. Create it with a connected stream, then call `start()`. */
 export class Session {
   readonly stream: BgpStream;
@@ -417,13 +419,12 @@ export class Session {
       this.finish({ reason: `NOTIFICATION ${received.code}/${received.subcode} received`, received, wasEstablished });
       return;
     }
-    const names: Record<number, string> = { 1: "OPEN", 2: "UPDATE", 4: "KEEPALIVE", 5: "ROUTE-REFRESH" };
     switch (this.state) {
       case "OpenSent":
-        if (type !== MessageType.OPEN) return this.fsmError(FsmErrorSubcode.UNEXPECTED_IN_OPEN_SENT, names[type] ?? `type ${type}`);
+        if (type !== MessageType.OPEN) return this.fsmError(FsmErrorSubcode.UNEXPECTED_IN_OPEN_SENT, MESSAGE_NAMES[type] ?? `type ${type}`);
         return this.onOpenMessage(raw);
       case "OpenConfirm":
-        if (type !== MessageType.KEEPALIVE) return this.fsmError(FsmErrorSubcode.UNEXPECTED_IN_OPEN_CONFIRM, names[type] ?? `type ${type}`);
+        if (type !== MessageType.KEEPALIVE) return this.fsmError(FsmErrorSubcode.UNEXPECTED_IN_OPEN_CONFIRM, MESSAGE_NAMES[type] ?? `type ${type}`);
         this.state = "Established";
         this.armHold(this.negotiated!.holdTime);
         this.guard(() => this.handler.onEstablished(this));

@@ -108,6 +108,10 @@ interface PeerRuntime {
   nextHop4: string;
   nextHop6: string;
   exportClass: string;
+  /** Export-cache keys by (reflect, afi, explicit next hop); see `classKey`. */
+  classKeys: string[];
+  /** Queued for a flush in the current tick. */
+  queued: boolean;
   sendEor: Family[];
   establishedAt: number | undefined;
   grTimer: BgpTimerHandle | undefined;
@@ -136,7 +140,8 @@ export class BgpSpeaker {
   private readonly local = new Map<string, Route>();
   private readonly localSource: RouteSource;
   private readonly dirty = new Set<string>();
-  private readonly flushPeers = new Set<PeerRuntime>();
+  private flushQueue: PeerRuntime[] = [];
+  private readonly established = new Set<PeerRuntime>();
   private scheduled = false;
   private readonly exportCache = new WeakMap<RouteAttributes, Map<string, OutEntry | null>>();
   private readonly localAttrs = new Map<string, RouteAttributes>();
@@ -249,6 +254,7 @@ export class BgpSpeaker {
     p.staleTimer?.cancel();
     for (const key of [...p.adjIn.keys()]) this.removeAdjIn(p, key);
     this.peers.delete(p.config.address);
+    this.established.delete(p);
     this.schedule();
   }
 
@@ -297,6 +303,8 @@ export class BgpSpeaker {
       nextHop4: "",
       nextHop6: "",
       exportClass: "",
+      classKeys: [],
+      queued: false,
       sendEor: [],
       establishedAt: undefined,
       grTimer: undefined,
@@ -593,6 +601,9 @@ export class BgpSpeaker {
     p.nextHop4 = local4;
     p.nextHop6 = local6;
     p.exportClass = `${p.ibgp ? "i" : "e"}|${p.config.routeReflectorClient ? "c" : ""}|${p.config.nextHopSelf ? "s" : ""}|${n.fourOctetAs ? 4 : 2}|${local4}|${local6}`;
+    p.classKeys = [];
+    for (let i = 0; i < 8; i++) p.classKeys.push(`${p.exportClass}|${i & 4 ? "r" : ""}|${i & 2 ? 2 : 1}|${i & 1 ? "x" : ""}`);
+    this.established.add(p);
     // Graceful restart: the peer is back. Families it no longer preserves lose their stale routes now.
     p.grTimer?.cancel();
     p.grTimer = undefined;
@@ -617,12 +628,13 @@ export class BgpSpeaker {
       if (out) p.pending.set(prefix, out);
     }
     p.sendEor = [...n.families];
-    this.flushPeers.add(p);
+    this.queueFlush(p);
     this.schedule();
   }
 
   private onDown(p: PeerRuntime, info: CloseInfo): void {
     const n = p.negotiated;
+    this.established.delete(p);
     p.session = undefined;
     p.adjOut.clear();
     p.pending.clear();
@@ -780,7 +792,7 @@ export class BgpSpeaker {
   private process(): void {
     this.scheduled = false;
     const established: PeerRuntime[] = [];
-    for (const p of this.peers.values()) if (p.session && p.session.state === "Established") established.push(p);
+    for (const p of this.established) if (p.session && p.session.state === "Established") established.push(p);
     for (const prefix of this.dirty) {
       const e = this.table.get(prefix);
       if (!e) continue;
@@ -796,12 +808,22 @@ export class BgpSpeaker {
       }
       for (const p of established) {
         p.pending.set(prefix, best ? this.exportEntry(best, p) : null);
-        this.flushPeers.add(p);
+        this.queueFlush(p);
       }
     }
     this.dirty.clear();
-    for (const p of this.flushPeers) this.flushPeer(p);
-    this.flushPeers.clear();
+    const queue = this.flushQueue;
+    this.flushQueue = [];
+    for (const p of queue) {
+      p.queued = false;
+      this.flushPeer(p);
+    }
+  }
+
+  private queueFlush(p: PeerRuntime): void {
+    if (p.queued) return;
+    p.queued = true;
+    this.flushQueue.push(p);
   }
 
   /** Diffs a peer's pending changes against its Adj-RIB-Out and sends the difference, packed. */
@@ -876,7 +898,7 @@ export class BgpSpeaker {
       if (!p.ibgp && (comms.includes(WellKnownCommunity.NO_EXPORT) || comms.includes(WellKnownCommunity.NO_EXPORT_SUBCONFED))) return null;
     }
     const reflect = src.kind === "peer" && src.ibgp && p.ibgp;
-    const cls = `${p.exportClass}|${reflect ? "r" : ""}|${route.afi}|${route.explicitNextHop ? "x" : ""}`;
+    const cls = p.classKeys[(reflect ? 4 : 0) + (route.afi === Afi.IPV6 ? 2 : 0) + (route.explicitNextHop ? 1 : 0)]!;
     let perAttrs = this.exportCache.get(route.attributes);
     if (!perAttrs) {
       perAttrs = new Map();

@@ -124,7 +124,6 @@ export function decodeAttributes(options: {
       break;
     }
     const at = i;
-    const whole = (): Uint8Array => bytes.slice(at, ve);
     i = ve;
     if (seen.has(code)) {
       if (code === AttrType.MP_REACH_NLRI || code === AttrType.MP_UNREACH_NLRI) {
@@ -144,7 +143,7 @@ export function decodeAttributes(options: {
         throw new BgpNotificationError({
           code: ErrorCode.UPDATE_MESSAGE,
           subcode: UpdateErrorSubcode.UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
-          data: whole(),
+          data: bytes.slice(at, ve),
           reason: `unrecognized well-known attribute ${code}`,
         });
       }
@@ -165,7 +164,7 @@ export function decodeAttributes(options: {
         // Keep the parsed NLRI so that treat-as-withdraw can withdraw them.
         attributes.push(result.attribute);
       }
-      errors.push(flagsNote(code, flags, whole()));
+      errors.push(flagsNote(code, flags));
       continue;
     }
     if (result.kind === "ok") attributes.push(result.attribute);
@@ -175,7 +174,7 @@ export function decodeAttributes(options: {
 }
 
 /** RFC 7606: flags that contradict the attribute. Discard for the attributes whose errors are discards. */
-function flagsNote(code: number, flags: number, _whole: Uint8Array): UpdateErrorNote {
+function flagsNote(code: number, flags: number): UpdateErrorNote {
   const discard = code === AttrType.ATOMIC_AGGREGATE || code === AttrType.AGGREGATOR || code === AttrType.AS4_PATH || code === AttrType.AS4_AGGREGATOR;
   return {
     action: discard ? "attribute-discard" : "treat-as-withdraw",
@@ -194,13 +193,9 @@ type OneResult = { kind: "ok"; attribute: PathAttribute } | { kind: "error"; not
 function decodeOne(o: { bytes: Uint8Array; flags: number; code: number; vs: number; ve: number; codec: CodecOptions }): OneResult {
   const { bytes: b, flags, code, vs, ve, codec } = o;
   const len = ve - vs;
-  const lengthErr = (action: UpdateErrorNote["action"], what: string): OneResult => ({
-    kind: "error",
-    note: { action, subcode: UpdateErrorSubcode.ATTRIBUTE_LENGTH_ERROR, attribute: code, reason: `${what}: bad length ${len}` },
-  });
   switch (code) {
     case AttrType.ORIGIN:
-      if (len !== 1) return lengthErr("treat-as-withdraw", "ORIGIN");
+      if (len !== 1) return lengthErr("treat-as-withdraw", code, `ORIGIN: bad length ${len}`);
       if (b[vs]! > 2) {
         return { kind: "error", note: { action: "treat-as-withdraw", subcode: UpdateErrorSubcode.INVALID_ORIGIN_ATTRIBUTE, attribute: code, reason: `ORIGIN value ${b[vs]} is not 0, 1 or 2` } };
       }
@@ -213,33 +208,33 @@ function decodeOne(o: { bytes: Uint8Array; flags: number; code: number; vs: numb
       return { kind: "ok", attribute: { type: "as-path", flags, segments } };
     }
     case AttrType.NEXT_HOP:
-      if (len !== 4) return lengthErr("treat-as-withdraw", "NEXT_HOP");
+      if (len !== 4) return lengthErr("treat-as-withdraw", code, `NEXT_HOP: bad length ${len}`);
       return { kind: "ok", attribute: { type: "next-hop", flags, value: formatIpv4Bytes(b, vs) } };
     case AttrType.MULTI_EXIT_DISC:
-      if (len !== 4) return lengthErr("treat-as-withdraw", "MULTI_EXIT_DISC");
+      if (len !== 4) return lengthErr("treat-as-withdraw", code, `MULTI_EXIT_DISC: bad length ${len}`);
       return { kind: "ok", attribute: { type: "med", flags, value: u32(b, vs) } };
     case AttrType.LOCAL_PREF:
-      if (len !== 4) return lengthErr("treat-as-withdraw", "LOCAL_PREF");
+      if (len !== 4) return lengthErr("treat-as-withdraw", code, `LOCAL_PREF: bad length ${len}`);
       return { kind: "ok", attribute: { type: "local-pref", flags, value: u32(b, vs) } };
     case AttrType.ATOMIC_AGGREGATE:
-      if (len !== 0) return lengthErr("attribute-discard", "ATOMIC_AGGREGATE");
+      if (len !== 0) return lengthErr("attribute-discard", code, `ATOMIC_AGGREGATE: bad length ${len}`);
       return { kind: "ok", attribute: { type: "atomic-aggregate", flags } };
     case AttrType.AGGREGATOR: {
       const w = codec.fourOctetAs ? 4 : 2;
-      if (len !== w + 4) return lengthErr("attribute-discard", "AGGREGATOR");
+      if (len !== w + 4) return lengthErr("attribute-discard", code, `AGGREGATOR: bad length ${len}`);
       return { kind: "ok", attribute: { type: "aggregator", flags, asn: w === 4 ? u32(b, vs) : u16(b, vs), address: formatIpv4Bytes(b, vs + w) } };
     }
     case AttrType.COMMUNITIES: {
-      if (len === 0 || len % 4 !== 0) return lengthErr("treat-as-withdraw", "COMMUNITIES");
+      if (len === 0 || len % 4 !== 0) return lengthErr("treat-as-withdraw", code, `COMMUNITIES: bad length ${len}`);
       const values: number[] = [];
       for (let k = vs; k < ve; k += 4) values.push(u32(b, k));
       return { kind: "ok", attribute: { type: "communities", flags, values } };
     }
     case AttrType.ORIGINATOR_ID:
-      if (len !== 4) return lengthErr("treat-as-withdraw", "ORIGINATOR_ID");
+      if (len !== 4) return lengthErr("treat-as-withdraw", code, `ORIGINATOR_ID: bad length ${len}`);
       return { kind: "ok", attribute: { type: "originator-id", flags, value: formatIpv4Bytes(b, vs) } };
     case AttrType.CLUSTER_LIST: {
-      if (len === 0 || len % 4 !== 0) return lengthErr("treat-as-withdraw", "CLUSTER_LIST");
+      if (len === 0 || len % 4 !== 0) return lengthErr("treat-as-withdraw", code, `CLUSTER_LIST: bad length ${len}`);
       const values: string[] = [];
       for (let k = vs; k < ve; k += 4) values.push(formatIpv4Bytes(b, k));
       return { kind: "ok", attribute: { type: "cluster-list", flags, values } };
@@ -262,10 +257,10 @@ function decodeOne(o: { bytes: Uint8Array; flags: number; code: number; vs: numb
       return { kind: "ok", attribute: { type: "as4-path", flags, segments } };
     }
     case AttrType.AS4_AGGREGATOR:
-      if (len !== 8) return lengthErr("attribute-discard", "AS4_AGGREGATOR");
+      if (len !== 8) return lengthErr("attribute-discard", code, `AS4_AGGREGATOR: bad length ${len}`);
       return { kind: "ok", attribute: { type: "as4-aggregator", flags, asn: u32(b, vs), address: formatIpv4Bytes(b, vs + 4) } };
     case AttrType.LARGE_COMMUNITY: {
-      if (len === 0 || len % 12 !== 0) return lengthErr("treat-as-withdraw", "LARGE_COMMUNITY");
+      if (len === 0 || len % 12 !== 0) return lengthErr("treat-as-withdraw", code, `LARGE_COMMUNITY: bad length ${len}`);
       const values: [number, number, number][] = [];
       for (let k = vs; k < ve; k += 12) values.push([u32(b, k), u32(b, k + 4), u32(b, k + 8)]);
       return { kind: "ok", attribute: { type: "large-communities", flags, values } };
@@ -273,6 +268,10 @@ function decodeOne(o: { bytes: Uint8Array; flags: number; code: number; vs: numb
     default:
       throw new BgpConfigError("attribute.code", "is not a known attribute", code);
   }
+}
+
+function lengthErr(action: UpdateErrorNote["action"], code: number, reason: string): OneResult {
+  return { kind: "error", note: { action, subcode: UpdateErrorSubcode.ATTRIBUTE_LENGTH_ERROR, attribute: code, reason } };
 }
 
 function hasAddPath(codec: CodecOptions, afi: number, safi: number): boolean {

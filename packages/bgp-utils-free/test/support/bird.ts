@@ -1,6 +1,7 @@
 // BIRD 2 as a test peer: writes a config into a temp dir (control socket there too), starts
 // `bird -f` on a loopback address and port of its own, queries it with birdc, stops it by PID.
 import { writeFile } from "node:fs/promises";
+import net from "node:net";
 import { join } from "node:path";
 import { Daemon, execFileAsync, removeDir, requireBinary, tempDir, waitFor } from "./daemons.ts";
 
@@ -34,6 +35,8 @@ export interface BirdConfig {
   asn: number;
   /** Prefixes the static protocol `announce` originates (blackhole routes). */
   routes?: string[];
+  /** Prefixes of a static protocol `extra` that starts disabled (`birdc enable extra` announces them). */
+  disabledRoutes?: string[];
   /** Networks made resolvable as next hops (static `via "lo"`), so recursive next hops in them are reachable. */
   nextHopNetworks?: string[];
   /** `rr cluster id` for all protocols. */
@@ -63,12 +66,15 @@ export class Bird {
     const lines = [`router id ${cfg.routerId};`, "protocol device { }"];
     const routes = cfg.routes ?? [];
     lines.push(`protocol static announce {\n  ipv4;\n${routes.map((r) => `  route ${r} blackhole;`).join("\n")}\n}`);
+    if (cfg.disabledRoutes?.length) {
+      lines.push(`protocol static extra {\n  disabled yes;\n  ipv4;\n${cfg.disabledRoutes.map((r) => `  route ${r} blackhole;`).join("\n")}\n}`);
+    }
     if (cfg.nextHopNetworks?.length) {
       lines.push(`protocol static nexthops {\n  ipv4;\n${cfg.nextHopNetworks.map((r) => `  route ${r} via "lo";`).join("\n")}\n}`);
     }
     for (const p of cfg.peers) {
       const hold = p.holdTime ?? 9;
-      const exportFilter = p.exportFilter === undefined ? `where proto = "announce"` : p.exportFilter === "all" ? "all" : `filter { ${p.exportFilter} }`;
+      const exportFilter = p.exportFilter === undefined ? `where proto = "announce" || proto = "extra"` : p.exportFilter === "all" ? "all" : `filter { ${p.exportFilter} }`;
       const importFilter = p.importFilter === undefined ? "all" : `filter { ${p.importFilter} }`;
       lines.push(
         [
@@ -97,13 +103,13 @@ export class Bird {
    * Writes the config, checks it with `bird -p`, starts `bird -f` and waits for its control socket.
    * Throws when bird2 is not installed (naming the package) or BIRD does not come up.
    */
-  static async start(cfg: BirdConfig): Promise<Bird> {
+  static async start(cfg: BirdConfig, options: { check?: boolean } = {}): Promise<Bird> {
     const bird = requireBinary("bird", "bird2");
     const birdc = requireBinary("birdc", "bird2");
     const dir = await tempDir("bgp-bird-");
     const conf = join(dir, "bird.conf");
     await writeFile(conf, Bird.configText(cfg));
-    await execFileAsync(bird, ["-p", "-c", conf]);
+    if (options.check !== false) await execFileAsync(bird, ["-p", "-c", conf]);
     const daemon = Daemon.spawn("bird", bird, ["-f", "-c", conf, "-s", join(dir, "bird.ctl"), "-P", join(dir, "bird.pid")], dir);
     const b = new Bird(cfg, dir, daemon, birdc);
     await waitFor("BIRD's control socket", async () => (await b.birdc("show status")).includes("Daemon is up"), 10_000);
@@ -158,6 +164,11 @@ export class Bird {
     return routes;
   }
 
+  /** Opens a persistent connection to the control socket (no birdc process per command). */
+  control(): Promise<BirdControl> {
+    return BirdControl.connect(join(this.dir, "bird.ctl"));
+  }
+
   /** `birdc enable|disable <protocol>`. */
   async setEnabled(protocol: string, enabled: boolean): Promise<void> {
     await this.birdc(enabled ? "enable" : "disable", protocol);
@@ -167,5 +178,68 @@ export class Bird {
   async stop(): Promise<void> {
     await this.daemon.stop();
     await removeDir(this.dir);
+  }
+}
+
+/**
+ * A client of BIRD's control socket: one connection, one command at a time. Replies are lines
+ * `NNNN-text` (more follows), ` text` (continuation) and a final `NNNN text`.
+ */
+export class BirdControl {
+  private buffer = "";
+  private waiter: ((reply: string) => void) | undefined;
+  private reply: string[] = [];
+  private greeted: Promise<void>;
+
+  private constructor(private readonly socket: net.Socket) {
+    let greet: () => void = () => undefined;
+    this.greeted = new Promise((r) => (greet = r));
+    let first = true;
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => {
+      this.buffer += chunk;
+      for (;;) {
+        const nl = this.buffer.indexOf("\n");
+        if (nl < 0) break;
+        const line = this.buffer.slice(0, nl);
+        this.buffer = this.buffer.slice(nl + 1);
+        this.reply.push(line);
+        if (/^\d{4} /.test(line)) {
+          const text = this.reply.join("\n");
+          this.reply = [];
+          if (first) {
+            first = false;
+            greet();
+          } else {
+            const w = this.waiter;
+            this.waiter = undefined;
+            w?.(text);
+          }
+        }
+      }
+    });
+  }
+
+  static async connect(path: string): Promise<BirdControl> {
+    const socket = net.createConnection(path);
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", resolve);
+      socket.once("error", reject);
+    });
+    const c = new BirdControl(socket);
+    await c.greeted;
+    return c;
+  }
+
+  /** Sends one command and resolves to the whole reply. */
+  command(line: string): Promise<string> {
+    return new Promise((resolve) => {
+      this.waiter = resolve;
+      this.socket.write(`${line}\n`);
+    });
+  }
+
+  close(): void {
+    this.socket.destroy();
   }
 }
