@@ -1,0 +1,466 @@
+/**
+ * Parsing NetworkPolicy objects and cluster views (namespaces + pods) from YAML or JSON: one or
+ * many documents, and List kinds (`List`, `NetworkPolicyList`, `NamespaceList`, `PodList`).
+ * Policies are validated with the API server's rules (ValidateNetworkPolicy); every error is a
+ * `ConfigError` whose field is the path inside the object (`spec.ingress[0].from[1].ipBlock.except[0]`)
+ * and whose component names the document.
+ */
+import { ConfigError, canonicalAddress, parseAddress } from "@cnikit/core";
+import { parseAllDocuments } from "yaml";
+import {
+  POLICY_PROTOCOLS,
+  POLICY_TYPES,
+  type Cluster,
+  type ClusterNamespace,
+  type ClusterPod,
+  type ContainerPort,
+  type IPBlock,
+  type NetworkPolicy,
+  type PolicyPeer,
+  type PolicyPort,
+  type PolicyProtocol,
+  type PolicyRule,
+  type PolicyType,
+} from "./types.ts";
+import { COMPONENT, Issues, dnsLabelProblem, dnsSubdomainProblem, isObject, parseCidr, parseLabels, parseSelector, portNameProblem, unknownFields } from "./validate.ts";
+
+/** The label every namespace carries with its own name (set by the API server). */
+export const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
+
+const LIST_KINDS = ["List", "NetworkPolicyList", "NamespaceList", "PodList"];
+
+interface Doc {
+  value: unknown;
+  where: string;
+}
+
+/**
+ * Splits text into documents (YAML stream or JSON), flattening List kinds into their items.
+ * @throws ConfigError for YAML syntax errors (naming the document and line) and malformed lists.
+ */
+export function readDocuments(text: string, source = "input"): Doc[] {
+  const out: Doc[] = [];
+  const docs = parseAllDocuments(text, { prettyErrors: true });
+  const list = Array.isArray(docs) ? docs : [docs];
+  list.forEach((d, n) => {
+    const where = `${source}#${n + 1}`;
+    if (d.errors.length > 0) {
+      throw new ConfigError({ component: `${COMPONENT} ${where}`, field: "(document)", rule: `is not valid YAML/JSON: ${d.errors[0]!.message.split("\n")[0]}` });
+    }
+    const value: unknown = d.toJS({ maxAliasCount: 100 });
+    if (value === null || value === undefined) return;
+    flatten(value, where, out);
+  });
+  return out;
+}
+
+function flatten(value: unknown, where: string, out: Doc[]): void {
+  if (isObject(value) && typeof value.kind === "string" && LIST_KINDS.includes(value.kind)) {
+    if (!Array.isArray(value.items)) throw new ConfigError({ component: `${COMPONENT} ${where}`, field: "items", rule: `must be a list (kind ${value.kind})`, value: value.items });
+    value.items.forEach((item, i) => flatten(item, `${where} items[${i}]`, out));
+    return;
+  }
+  out.push({ value, where });
+}
+
+/**
+ * Parses every NetworkPolicy in `text` (YAML or JSON; one or many documents; List kinds). Other
+ * kinds are refused. Returns them in document order.
+ * @throws ConfigError naming the document, the field path and the rule, for the first invalid object.
+ */
+export function parsePolicies(text: string, source = "policies"): NetworkPolicy[] {
+  const out: NetworkPolicy[] = [];
+  const seen = new Set<string>();
+  for (const doc of readDocuments(text, source)) {
+    const p = parsePolicyObject(doc.value, doc.where);
+    const id = `${p.namespace}/${p.name}`;
+    if (seen.has(id)) throw new ConfigError({ component: `${COMPONENT} ${doc.where}`, field: "metadata.name", rule: `a NetworkPolicy named ${id} appears twice (names are unique per namespace)`, value: p.name });
+    seen.add(id);
+    out.push(p);
+  }
+  return out;
+}
+
+/**
+ * Validates and normalises one NetworkPolicy object (already decoded from YAML/JSON). The
+ * namespace defaults to `default` as with kubectl; protocols default to TCP; policyTypes are
+ * defaulted by the API server's rule (Ingress, plus Egress when egress rules are present).
+ * @throws ConfigError naming `where`, the field path and the rule.
+ */
+export function parsePolicyObject(obj: unknown, where = "policy"): NetworkPolicy {
+  const issues = new Issues();
+  if (!isObject(obj)) {
+    issues.add("(document)", "must be a NetworkPolicy object", obj);
+    issues.throwIfAny(where);
+    throw new Error("unreachable");
+  }
+  unknownFields(obj, ["apiVersion", "kind", "metadata", "spec", "status"], "", issues);
+  if (obj.kind !== "NetworkPolicy") issues.add("kind", 'must be "NetworkPolicy"', obj.kind);
+  if (obj.apiVersion !== "networking.k8s.io/v1") issues.add("apiVersion", 'must be "networking.k8s.io/v1"', obj.apiVersion);
+  const meta = isObject(obj.metadata) ? obj.metadata : {};
+  if (!isObject(obj.metadata)) issues.add("metadata", "Required value: must be an object with name (and namespace)", obj.metadata);
+  let name = "";
+  if (typeof meta.name !== "string" || meta.name === "") issues.add("metadata.name", "Required value: name is required", meta.name);
+  else {
+    name = meta.name;
+    const pr = dnsSubdomainProblem(name);
+    if (pr !== undefined) issues.add("metadata.name", pr, name);
+  }
+  let namespace = "default";
+  if (meta.namespace !== undefined && meta.namespace !== null) {
+    if (typeof meta.namespace !== "string" || meta.namespace === "") issues.add("metadata.namespace", "must be a non-empty string", meta.namespace);
+    else {
+      namespace = meta.namespace;
+      const pr = dnsLabelProblem(namespace);
+      if (pr !== undefined) issues.add("metadata.namespace", pr, namespace);
+    }
+  }
+  if (meta.labels !== undefined) parseLabels(meta.labels, "metadata.labels", issues);
+  const spec = obj.spec;
+  const policy: NetworkPolicy = {
+    name,
+    namespace,
+    podSelector: { matchLabels: {}, matchExpressions: [] },
+    ingress: [],
+    egress: [],
+    policyTypes: ["Ingress"],
+    policyTypesDefaulted: true,
+    source: where,
+  };
+  if (!isObject(spec)) {
+    issues.add("spec", "Required value: must be an object", spec);
+    issues.throwIfAny(where);
+    return policy;
+  }
+  unknownFields(spec, ["podSelector", "ingress", "egress", "policyTypes"], "spec", issues);
+  policy.podSelector = parseSelector(spec.podSelector, "spec.podSelector", issues);
+  policy.ingress = parseRules(spec.ingress, "spec.ingress", "from", issues);
+  policy.egress = parseRules(spec.egress, "spec.egress", "to", issues);
+  if (spec.policyTypes === undefined || spec.policyTypes === null) {
+    policy.policyTypes = policy.egress.length > 0 ? ["Ingress", "Egress"] : ["Ingress"];
+  } else if (!Array.isArray(spec.policyTypes)) {
+    issues.add("spec.policyTypes", "must be a list", spec.policyTypes);
+  } else {
+    const types: PolicyType[] = [];
+    if (spec.policyTypes.length > POLICY_TYPES.length) issues.add("spec.policyTypes", "may not specify more than two policyTypes", spec.policyTypes);
+    spec.policyTypes.forEach((t, i) => {
+      if (typeof t !== "string" || !(POLICY_TYPES as readonly string[]).includes(t)) {
+        issues.add(`spec.policyTypes[${i}]`, 'Unsupported value: supported values: "Ingress", "Egress"', t);
+      } else if (!types.includes(t as PolicyType)) types.push(t as PolicyType);
+    });
+    // An empty written list is defaulted like an absent one (the API server defaults when len == 0).
+    policy.policyTypes = spec.policyTypes.length === 0 ? (policy.egress.length > 0 ? ["Ingress", "Egress"] : ["Ingress"]) : POLICY_TYPES.filter((t) => types.includes(t));
+    policy.policyTypesDefaulted = spec.policyTypes.length === 0;
+  }
+  issues.throwIfAny(`${where} (NetworkPolicy ${namespace}/${name || "?"})`);
+  return policy;
+}
+
+function parseRules(v: unknown, path: string, peersKey: "from" | "to", issues: Issues): PolicyRule[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) {
+    issues.add(path, "must be a list of rules", v);
+    return [];
+  }
+  return v.map((r, i) => {
+    const p = `${path}[${i}]`;
+    const rule: PolicyRule = { peers: [], ports: [] };
+    if (r === null) return rule;
+    if (!isObject(r)) {
+      issues.add(p, `must be an object with ${peersKey} and ports`, r);
+      return rule;
+    }
+    unknownFields(r, [peersKey, "ports"], p, issues);
+    const peers = r[peersKey];
+    if (peers !== undefined && peers !== null) {
+      if (!Array.isArray(peers)) issues.add(`${p}.${peersKey}`, "must be a list of peers", peers);
+      else rule.peers = peers.map((peer, k) => parsePeer(peer, `${p}.${peersKey}[${k}]`, issues));
+    }
+    const ports = r.ports;
+    if (ports !== undefined && ports !== null) {
+      if (!Array.isArray(ports)) issues.add(`${p}.ports`, "must be a list of ports", ports);
+      else rule.ports = ports.map((port, k) => parsePort(port, `${p}.ports[${k}]`, issues));
+    }
+    return rule;
+  });
+}
+
+function parsePeer(v: unknown, path: string, issues: Issues): PolicyPeer {
+  const peer: PolicyPeer = {};
+  if (!isObject(v)) {
+    issues.add(path, "Required value: must specify a peer", v);
+    return peer;
+  }
+  unknownFields(v, ["podSelector", "namespaceSelector", "ipBlock"], path, issues);
+  let count = 0;
+  if (v.podSelector !== undefined && v.podSelector !== null) {
+    count++;
+    peer.podSelector = parseSelector(v.podSelector, `${path}.podSelector`, issues);
+  }
+  if (v.namespaceSelector !== undefined && v.namespaceSelector !== null) {
+    count++;
+    peer.namespaceSelector = parseSelector(v.namespaceSelector, `${path}.namespaceSelector`, issues);
+  }
+  if (v.ipBlock !== undefined && v.ipBlock !== null) {
+    count++;
+    const b = parseIpBlock(v.ipBlock, `${path}.ipBlock`, issues);
+    if (b) peer.ipBlock = b;
+  }
+  if (count === 0) issues.add(path, "Required value: must specify a peer");
+  else if (count > 1 && v.ipBlock !== undefined && v.ipBlock !== null) issues.add(path, "Forbidden: may not specify both ipBlock and another peer");
+  return peer;
+}
+
+function parseIpBlock(v: unknown, path: string, issues: Issues): IPBlock | undefined {
+  if (!isObject(v)) {
+    issues.add(path, "must be an object with cidr and except", v);
+    return undefined;
+  }
+  unknownFields(v, ["cidr", "except"], path, issues);
+  const cidr = parseCidr(v.cidr, `${path}.cidr`, issues);
+  const except: string[] = [];
+  if (v.except !== undefined && v.except !== null) {
+    if (!Array.isArray(v.except)) issues.add(`${path}.except`, "must be a list of CIDRs", v.except);
+    else
+      v.except.forEach((e, i) => {
+        const ep = parseCidr(e, `${path}.except[${i}]`, issues);
+        if (!ep || !cidr) return;
+        if (ep.family !== cidr.family || !cidr.contains(ep) || ep.length <= cidr.length) {
+          issues.add(`${path}.except[${i}]`, "must be a strict subset of `cidr`", e);
+          return;
+        }
+        except.push(e as string);
+      });
+  }
+  return cidr ? { cidr: v.cidr as string, except } : undefined;
+}
+
+function parsePort(v: unknown, path: string, issues: Issues): PolicyPort {
+  const out: PolicyPort = { protocol: "TCP" };
+  if (!isObject(v)) {
+    issues.add(path, "must be an object with protocol, port and endPort", v);
+    return out;
+  }
+  unknownFields(v, ["protocol", "port", "endPort"], path, issues);
+  if (v.protocol !== undefined && v.protocol !== null) {
+    if (typeof v.protocol !== "string" || !(POLICY_PROTOCOLS as readonly string[]).includes(v.protocol)) {
+      issues.add(`${path}.protocol`, 'Unsupported value: supported values: "SCTP", "TCP", "UDP"', v.protocol);
+    } else out.protocol = v.protocol as PolicyProtocol;
+  }
+  const port = v.port;
+  let numeric: number | undefined;
+  if (port !== undefined && port !== null) {
+    if (typeof port === "number") {
+      if (!Number.isInteger(port) || port < 1 || port > 65535) issues.add(`${path}.port`, "must be between 1 and 65535, inclusive", port);
+      else {
+        out.port = port;
+        numeric = port;
+      }
+    } else if (typeof port === "string") {
+      const pr = portNameProblem(port);
+      if (pr !== undefined) issues.add(`${path}.port`, pr, port);
+      else out.port = port;
+    } else issues.add(`${path}.port`, "must be a port number or a port name", port);
+  }
+  const end = v.endPort;
+  if (end !== undefined && end !== null) {
+    if (typeof end !== "number" || !Number.isInteger(end) || end < 1 || end > 65535) {
+      issues.add(`${path}.endPort`, "must be between 1 and 65535, inclusive", end);
+    } else if (port === undefined || port === null) {
+      issues.add(`${path}.port`, "Required value: must be specified when endPort is specified");
+    } else if (typeof port === "string") {
+      issues.add(`${path}.endPort`, "Forbidden: may not be specified when `port` is non-numeric", end);
+    } else if (numeric !== undefined && end < numeric) {
+      issues.add(`${path}.endPort`, "must be greater than or equal to `port`", end);
+    } else if (numeric !== undefined) out.endPort = end;
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ cluster
+
+/**
+ * Parses a cluster view: namespaces and pods, either in the compact form
+ * `{ namespaces: [{ name, labels }], pods: [{ namespace, name, labels, ips, ports: [{ name, port, protocol }], node, key, hostIf }] }`
+ * or as Kubernetes `Namespace` and `Pod` objects (labels, `spec.nodeName`, container ports,
+ * `status.podIPs`), in one or many documents or List kinds. Every namespace gets the label
+ * `kubernetes.io/metadata.name`.
+ * @throws ConfigError naming the document, field and rule: invalid labels or addresses, a pod in an
+ *   undeclared namespace, duplicate namespaces, pods or pod IPs.
+ */
+export function parseCluster(text: string, source = "cluster"): Cluster {
+  const namespaces: ClusterNamespace[] = [];
+  const pods: ClusterPod[] = [];
+  for (const doc of readDocuments(text, source)) {
+    const issues = new Issues();
+    const v = doc.value;
+    if (isObject(v) && v.kind === "Namespace") namespaces.push(namespaceFromObject(v, "", issues));
+    else if (isObject(v) && v.kind === "Pod") pods.push(podFromObject(v, "", issues));
+    else if (isObject(v) && (v.namespaces !== undefined || v.pods !== undefined) && v.kind === undefined) {
+      unknownFields(v, ["namespaces", "pods"], "", issues);
+      listOf(v.namespaces, "namespaces", issues).forEach((n, i) => namespaces.push(compactNamespace(n, `namespaces[${i}]`, issues)));
+      listOf(v.pods, "pods", issues).forEach((p, i) => pods.push(compactPod(p, `pods[${i}]`, issues)));
+    } else issues.add("kind", "must be a Namespace or Pod object, a List of them, or a compact {namespaces, pods} document", isObject(v) ? v.kind : v);
+    issues.throwIfAny(doc.where);
+  }
+  return buildCluster({ namespaces, pods }, source);
+}
+
+/**
+ * Checks a cluster view built in code and fills `kubernetes.io/metadata.name`: unique namespaces,
+ * pods in declared namespaces, unique pod names and IPs, canonical IPs. Returns a new object.
+ * @throws ConfigError naming the field and the rule.
+ */
+export function buildCluster(cluster: Cluster, source = "cluster"): Cluster {
+  const issues = new Issues();
+  const nsNames = new Set<string>();
+  const namespaces = cluster.namespaces.map((n, i) => {
+    if (nsNames.has(n.name)) issues.add(`namespaces[${i}].name`, "must be unique among namespaces", n.name);
+    nsNames.add(n.name);
+    const pr = dnsLabelProblem(n.name);
+    if (pr !== undefined) issues.add(`namespaces[${i}].name`, pr, n.name);
+    return { name: n.name, labels: { ...n.labels, [NAMESPACE_NAME_LABEL]: n.name } };
+  });
+  const podNames = new Set<string>();
+  const ips = new Map<string, string>();
+  const pods = cluster.pods.map((p, i) => {
+    const id = `${p.namespace}/${p.name}`;
+    if (!nsNames.has(p.namespace)) issues.add(`pods[${i}].namespace`, `names namespace ${p.namespace}, which the cluster does not declare`, p.namespace);
+    if (podNames.has(id)) issues.add(`pods[${i}].name`, `pod ${id} appears twice`, p.name);
+    podNames.add(id);
+    const canon = p.ips.map((ip, k) => {
+      try {
+        return canonicalAddress(ip, { field: `pods[${i}].ips[${k}]` });
+      } catch (err) {
+        issues.add(`pods[${i}].ips[${k}]`, err instanceof ConfigError ? err.rule : "must be an IP address", ip);
+        return ip;
+      }
+    });
+    for (const ip of canon) {
+      const other = ips.get(ip);
+      if (other !== undefined && other !== id) issues.add(`pods[${i}].ips`, `address ${ip} is also pod ${other}'s`, ip);
+      ips.set(ip, id);
+    }
+    const out: ClusterPod = { ...p, labels: { ...p.labels }, ips: canon, ports: p.ports.map((c) => ({ ...c })) };
+    return out;
+  });
+  issues.throwIfAny(source);
+  return { namespaces, pods };
+}
+
+function listOf(v: unknown, path: string, issues: Issues): unknown[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) {
+    issues.add(path, "must be a list", v);
+    return [];
+  }
+  return v;
+}
+
+function str(v: unknown, path: string, issues: Issues): string {
+  if (typeof v !== "string" || v === "") {
+    issues.add(path, "Required value: must be a non-empty string", v);
+    return "";
+  }
+  return v;
+}
+
+function compactNamespace(v: unknown, path: string, issues: Issues): ClusterNamespace {
+  if (!isObject(v)) {
+    issues.add(path, "must be an object with name and labels", v);
+    return { name: "", labels: {} };
+  }
+  unknownFields(v, ["name", "labels"], path, issues);
+  return { name: str(v.name, `${path}.name`, issues), labels: parseLabels(v.labels, `${path}.labels`, issues) };
+}
+
+function compactPod(v: unknown, path: string, issues: Issues): ClusterPod {
+  if (!isObject(v)) {
+    issues.add(path, "must be an object with namespace, name, labels, ips and ports", v);
+    return { namespace: "", name: "", labels: {}, ips: [], ports: [] };
+  }
+  unknownFields(v, ["namespace", "name", "labels", "ips", "ip", "ports", "node", "key", "hostIf"], path, issues);
+  const ips: string[] = [];
+  if (typeof v.ip === "string") ips.push(v.ip);
+  listOf(v.ips, `${path}.ips`, issues).forEach((ip, k) => {
+    if (typeof ip !== "string") issues.add(`${path}.ips[${k}]`, "must be an IP address string", ip);
+    else ips.push(ip);
+  });
+  if (ips.length === 0) issues.add(`${path}.ips`, "Required value: a pod needs at least one IP");
+  const pod: ClusterPod = {
+    namespace: str(v.namespace, `${path}.namespace`, issues),
+    name: str(v.name, `${path}.name`, issues),
+    labels: parseLabels(v.labels, `${path}.labels`, issues),
+    ips,
+    ports: listOf(v.ports, `${path}.ports`, issues).map((c, k) => containerPort(c, `${path}.ports[${k}]`, issues, "port")),
+  };
+  if (v.node !== undefined) pod.node = str(v.node, `${path}.node`, issues);
+  if (v.key !== undefined) pod.key = str(v.key, `${path}.key`, issues);
+  if (v.hostIf !== undefined) {
+    pod.hostIf = str(v.hostIf, `${path}.hostIf`, issues);
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(pod.hostIf)) issues.add(`${path}.hostIf`, "must be an interface name of 1 to 15 characters (letters, digits, _ . -)", pod.hostIf);
+  }
+  return pod;
+}
+
+function containerPort(v: unknown, path: string, issues: Issues, numberKey: "port" | "containerPort"): ContainerPort {
+  const out: ContainerPort = { containerPort: 0, protocol: "TCP" };
+  if (!isObject(v)) {
+    issues.add(path, "must be an object with name, port and protocol", v);
+    return out;
+  }
+  const num = v[numberKey] ?? v.containerPort ?? v.port;
+  if (typeof num !== "number" || !Number.isInteger(num) || num < 1 || num > 65535) issues.add(`${path}.${numberKey}`, "must be between 1 and 65535, inclusive", num);
+  else out.containerPort = num;
+  if (v.protocol !== undefined) {
+    if (typeof v.protocol !== "string" || !(POLICY_PROTOCOLS as readonly string[]).includes(v.protocol)) issues.add(`${path}.protocol`, 'Unsupported value: supported values: "SCTP", "TCP", "UDP"', v.protocol);
+    else out.protocol = v.protocol as PolicyProtocol;
+  }
+  if (v.name !== undefined) {
+    if (typeof v.name !== "string") issues.add(`${path}.name`, "must be a string", v.name);
+    else {
+      const pr = portNameProblem(v.name);
+      if (pr !== undefined) issues.add(`${path}.name`, pr, v.name);
+      out.name = v.name;
+    }
+  }
+  return out;
+}
+
+function namespaceFromObject(v: Record<string, unknown>, path: string, issues: Issues): ClusterNamespace {
+  const meta = isObject(v.metadata) ? v.metadata : {};
+  return { name: str(meta.name, `${path}metadata.name`, issues), labels: parseLabels(meta.labels, `${path}metadata.labels`, issues) };
+}
+
+function podFromObject(v: Record<string, unknown>, path: string, issues: Issues): ClusterPod {
+  const meta = isObject(v.metadata) ? v.metadata : {};
+  const spec = isObject(v.spec) ? v.spec : {};
+  const status = isObject(v.status) ? v.status : {};
+  const ips: string[] = [];
+  listOf(status.podIPs, `${path}status.podIPs`, issues).forEach((e, k) => {
+    if (isObject(e) && typeof e.ip === "string") ips.push(e.ip);
+    else issues.add(`${path}status.podIPs[${k}].ip`, "must be an IP address string", e);
+  });
+  if (ips.length === 0 && typeof status.podIP === "string") ips.push(status.podIP);
+  if (ips.length === 0) issues.add(`${path}status.podIPs`, "Required value: the pod needs an IP to take part in policy");
+  const ports: ContainerPort[] = [];
+  listOf(spec.containers, `${path}spec.containers`, issues).forEach((c, i) => {
+    if (!isObject(c)) return;
+    listOf(c.ports, `${path}spec.containers[${i}].ports`, issues).forEach((p, k) => ports.push(containerPort(p, `${path}spec.containers[${i}].ports[${k}]`, issues, "containerPort")));
+  });
+  const pod: ClusterPod = {
+    namespace: typeof meta.namespace === "string" && meta.namespace !== "" ? meta.namespace : "default",
+    name: str(meta.name, `${path}metadata.name`, issues),
+    labels: parseLabels(meta.labels, `${path}metadata.labels`, issues),
+    ips,
+    ports,
+  };
+  if (typeof spec.nodeName === "string" && spec.nodeName !== "") pod.node = spec.nodeName;
+  return pod;
+}
+
+/** Parses an address and reports its family (helper for callers taking user-given peer IPs). */
+export function addressOf(text: string, field: string): { family: 4 | 6; value: bigint; text: string } {
+  const a = parseAddress(text, { field, component: COMPONENT });
+  return { ...a, text: canonicalAddress(text) };
+}
