@@ -1,0 +1,28 @@
+/**
+ * @cnikit/netpol — NetworkPolicy (networking.k8s.io/v1): parse with the API server's validation,
+ * evaluate and explain connections and reachability matrices, compile one node's policies into
+ * NodeDataplane filters (enforced by @cnikit/sim) and an incremental nftables ruleset.
+ */
+export * from "./types.ts";
+export { NAMESPACE_NAME_LABEL, buildCluster, parseCluster, parsePolicies, parsePolicyObject, readDocuments } from "./parse.ts";
+export { isEmptySelector, labelKeyProblem, labelValueProblem, portNameProblem, selectorMatches, selectorText } from "./validate.ts";
+export { PolicyEvaluator, explainVerdict, formatMatrix, peerText, portMatches, portText, type DirectionVerdict, type Matrix, type Probe, type RuleRef, type Verdict } from "./evaluate.ts";
+export { compileFilters, hostIfOf, indexPolicies, localPods, podKeyOf, type NodeCompileInput, type PolicyIndex } from "./compile.ts";
+export {
+  NFT_FAMILY,
+  NFT_TABLE,
+  applyElementCommands,
+  compileNft,
+  deleteTableScript,
+  nftStats,
+  nftUpdate,
+  nftUpdateFor,
+  renderNft,
+  replaceTableScript,
+  type NftChain,
+  type NftCompileInput,
+  type NftElement,
+  type NftRuleset,
+  type NftSet,
+  type NftUpdate,
+} from "./nft.ts";
