@@ -6,7 +6,9 @@
  *
  * Each test gets a fresh fixture from `factory` and closes the store (then runs `cleanup`) after.
  * Lease timing is checked on the fixture's `VirtualClock`; without a clock the lease tests check
- * everything but expiry (no test sleeps on wall time).
+ * everything but expiry (no test sleeps on wall time), unless the suite's `realTimeLeases` option
+ * says the store's leases run on wall time (etcd): then a short lease is kept alive and left to
+ * expire for real.
  */
 
 import fc from "fast-check";
@@ -35,7 +37,26 @@ export interface DatastoreSuiteOptions {
   propertyRuns?: number;
   /** Most writes the CompactedError test makes when the fixture has no `compact`. Default 30 000. */
   historyBudget?: number;
+  /**
+   * The store's leases run on wall time (no virtual clock, e.g. etcd): also check expiry and
+   * keep-alive by waiting on a short lease of `ttlSeconds` (default 3). Off by default, so no test
+   * of an in-process store waits on wall time.
+   */
+  realTimeLeases?: boolean | { ttlSeconds?: number };
+  /** Keys the many-keys test writes. Default 2000. */
+  manyKeys?: number;
 }
+
+/** Runs `fn` over `items` with at most `limit` calls in flight. */
+async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+const sleepMs = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Wall-time guard for awaiting watch events: a hang fails the test instead of stalling the run. */
 const EVENT_WAIT_MS = 15_000;
@@ -112,6 +133,8 @@ export function defineDatastoreSuite(
 ): void {
   const propertyRuns = options.propertyRuns ?? 60;
   const historyBudget = options.historyBudget ?? 30_000;
+  const realTimeTtl = options.realTimeLeases ? ((typeof options.realTimeLeases === "object" ? options.realTimeLeases.ttlSeconds : undefined) ?? 3) : undefined;
+  const manyKeys = options.manyKeys ?? 2000;
 
   describe(`Datastore contract: ${name}`, () => {
     let fx: DatastoreFixture;
@@ -716,6 +739,204 @@ export function defineDatastoreSuite(
         await s.close();
       });
     });
+
+    describe("CAS races", () => {
+      it("lets exactly one of many concurrent conditional puts win, on a new and on an existing key", async () => {
+        const n = 16;
+        const first = await Promise.allSettled(Array.from({ length: n }, (_, i) => s.put("race/one", `w${i}`, { ifRevision: 0 })));
+        const won = first.flatMap((r, i) => (r.status === "fulfilled" ? [i] : []));
+        expect(won).toHaveLength(1);
+        for (const r of first) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(ConflictError);
+        const kv = (await s.get("race/one"))!;
+        expect(kv).toMatchObject({ value: `w${won[0]}`, version: 1 });
+
+        const second = await Promise.allSettled(Array.from({ length: n }, (_, i) => s.put("race/one", `v${i}`, { ifRevision: kv.modRevision })));
+        const won2 = second.flatMap((r, i) => (r.status === "fulfilled" ? [i] : []));
+        expect(won2).toHaveLength(1);
+        for (const r of second) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(ConflictError);
+        expect(await s.get("race/one")).toMatchObject({ value: `v${won2[0]}`, version: 2 });
+        expect(await s.revision()).toBe(kv.modRevision + 1);
+      });
+
+      it("keeps a total across concurrent multi-key transfers (transactions comparing both keys)", async () => {
+        const accounts = ["race/acct/a", "race/acct/b", "race/acct/c", "race/acct/d"];
+        for (const a of accounts) await s.put(a, "100");
+        const r0 = await s.revision();
+        const workers = 6;
+        const each = 8;
+        let applied = 0;
+        const worker = async (w: number): Promise<void> => {
+          for (let i = 0; i < each; i++) {
+            const from = accounts[(w + i) % accounts.length]!;
+            const to = accounts[(w + i + 1 + (i % 3)) % accounts.length]!;
+            for (;;) {
+              const snap = await s.list("race/acct/");
+              const get = (k: string): KeyValue => snap.items.find((kv) => kv.key === k)!;
+              const a = get(from);
+              const b = get(to);
+              const amount = 1 + ((w * 7 + i) % 5);
+              const res = await s.txn(
+                [
+                  { key: from, modRevision: a.modRevision },
+                  { key: to, modRevision: b.modRevision },
+                ],
+                [
+                  { op: "put", key: from, value: String(Number(a.value) - amount) },
+                  { op: "put", key: to, value: String(Number(b.value) + amount) },
+                ],
+              );
+              if (res.succeeded) {
+                applied++;
+                break;
+              }
+            }
+          }
+        };
+        await Promise.all(Array.from({ length: workers }, (_, w) => worker(w)));
+        const final = await s.list("race/acct/");
+        expect(final.items.reduce((sum, kv) => sum + Number(kv.value), 0)).toBe(400);
+        expect(applied).toBe(workers * each);
+        // One revision per applied transfer, nothing else.
+        expect(final.revision).toBe(r0 + workers * each);
+      });
+    });
+
+    describe("watch ordering", () => {
+      it("gives every watcher the same events in revision order under concurrent writers", async () => {
+        await s.put("wo/a/seed", "0");
+        const r0 = await s.revision();
+        const all = open(s, "wo/", r0);
+        const subset = open(s, "wo/a/", r0);
+        const writers = 4;
+        const each = 20;
+        const writer = async (w: number): Promise<void> => {
+          for (let i = 0; i < each; i++) {
+            const k = `wo/${i % 2 ? "a" : "b"}/${(w + i) % 5}`;
+            if (i % 7 === 6) await s.delete(k);
+            else if (i % 5 === 4) {
+              await s.txn([], [
+                { op: "put", key: `wo/a/t${w}`, value: `${w}.${i}` },
+                { op: "put", key: `wo/b/t${w}`, value: `${w}.${i}` },
+              ]);
+            } else await s.put(k, `${w}.${i}`);
+          }
+        };
+        const late = open(s, "wo/", r0);
+        await Promise.all(Array.from({ length: writers }, (_, w) => writer(w)));
+        const end = await s.put("wo/a/zz-end", "end");
+        const readUntilEnd = async (it: AsyncIterator<WatchEvent>): Promise<WatchEvent[]> => {
+          const out: WatchEvent[] = [];
+          for (;;) {
+            const ev = await nextEvent(it);
+            out.push(ev);
+            if (ev.revision === end.revision) return out;
+          }
+        };
+        const seenAll = await readUntilEnd(all);
+        const seenLate = await readUntilEnd(late);
+        const seenSubset = await readUntilEnd(subset);
+        for (const evs of [seenAll, seenSubset]) {
+          for (let i = 1; i < evs.length; i++) expect(evs[i]!.revision).toBeGreaterThanOrEqual(evs[i - 1]!.revision);
+        }
+        expect(seenLate.map(brief)).toEqual(seenAll.map(brief));
+        expect(seenSubset.map(brief)).toEqual(seenAll.filter((e) => (e.type === "put" ? e.kv.key : e.key).startsWith("wo/a/")).map(brief));
+        // Every revision after r0 shows up, and replaying the events gives the final listing.
+        const revisions = new Set(seenAll.map((e) => e.revision));
+        expect(revisions.size).toBe(end.revision - r0);
+        const state = new Map<string, string>([["wo/a/seed", "0"]]);
+        for (const ev of seenAll) {
+          if (ev.type === "put") state.set(ev.kv.key, ev.kv.value);
+          else state.delete(ev.key);
+        }
+        const final = await s.list("wo/");
+        expect([...state.entries()].sort(([x], [y]) => byteOrder(x, y))).toEqual(final.items.map((kv) => [kv.key, kv.value]));
+        for (const it of [all, subset, late]) await it.return?.();
+      });
+    });
+
+    describe("large values", () => {
+      it("stores, lists and watches large values exactly (8 x 1 MiB and one of 1.5 MiB)", async () => {
+        const r0 = await s.revision();
+        const it = open(s, "big/", r0);
+        const values = Array.from({ length: 8 }, (_, i) => `${i}:${String.fromCharCode(97 + i).repeat(MiB - 2)}`);
+        values.push("é".repeat(0.75 * MiB)); // 1.5 MiB of UTF-8 in two-byte characters
+        for (const [i, v] of values.entries()) await s.put(`big/${i}`, v);
+        for (const [i, v] of values.entries()) expect((await s.get(`big/${i}`))?.value === v).toBe(true);
+        const listing = await s.list("big/");
+        expect(listing.items.map((kv) => kv.key)).toEqual(values.map((_, i) => `big/${i}`));
+        expect(listing.items.every((kv, i) => kv.value === values[i])).toBe(true);
+        const events = await take(it, values.length);
+        expect(events.map((e) => (e.type === "put" ? e.kv.value.length : -1))).toEqual(values.map((v) => v.length));
+        expect(events.every((e, i) => e.type === "put" && e.kv.value === values[i])).toBe(true);
+        await it.return?.();
+      });
+    });
+
+    describe("many keys", () => {
+      it(`handles ${manyKeys} keys: concurrent writes, sorted and sub-prefix listings, watch catch-up, batched deletes`, async () => {
+        const r0 = await s.revision();
+        // Opened before the writes, so the catch-up does not depend on how much history is kept.
+        const it = open(s, "many/", r0);
+        const keys = Array.from({ length: manyKeys }, (_, i) => `many/${i % 10}/${i.toString(36)}`);
+        await pool(keys, 32, async (k) => {
+          await s.put(k, `v-${k}`);
+        });
+        const listing = await s.list("many/");
+        expect(listing.revision).toBe(r0 + manyKeys);
+        expect(listing.items.map((kv) => kv.key)).toEqual([...keys].sort(byteOrder));
+        expect(listing.items.every((kv) => kv.value === `v-${kv.key}`)).toBe(true);
+        const bucket = keys.filter((k) => k.startsWith("many/3/")).sort(byteOrder);
+        expect((await s.list("many/3/")).items.map((kv) => kv.key)).toEqual(bucket);
+
+        const events = await take(it, manyKeys);
+        expect(events.map((e) => e.revision)).toEqual(Array.from({ length: manyKeys }, (_, i) => r0 + 1 + i));
+        expect(new Set(events.map((e) => (e.type === "put" ? e.kv.key : ""))).size).toBe(manyKeys);
+        await it.return?.();
+
+        // Delete one bucket in transactions of at most 100 operations (etcd's default limit is 128).
+        const before = await s.revision();
+        for (let i = 0; i < bucket.length; i += 100) {
+          const res = await s.txn([], bucket.slice(i, i + 100).map((key) => ({ op: "delete" as const, key })));
+          expect(res.succeeded).toBe(true);
+        }
+        expect((await s.list("many/3/")).items).toEqual([]);
+        expect(await s.revision()).toBe(before + Math.ceil(bucket.length / 100));
+        expect((await s.list("many/")).items).toHaveLength(manyKeys - bucket.length);
+      });
+    });
+
+    if (realTimeTtl !== undefined) {
+      const ttl = realTimeTtl;
+      describe("leases on wall time", () => {
+        it(`keeps a ${ttl} s lease alive past its TTL, then expires it (one delete event per key)`, async () => {
+          const lease = await s.grantLease(ttl);
+          await s.put("lw/a", "1", { lease });
+          await s.put("lw/b", "2", { lease });
+          await s.put("lw/c", "3");
+          const from = await s.revision();
+          const it = open(s, "lw/", from);
+          // Keep it alive for longer than one TTL: the keys must stay.
+          const until = Date.now() + (ttl + 1) * 1000;
+          while (Date.now() < until) {
+            expect(await s.keepAlive(lease)).toBeGreaterThanOrEqual(ttl);
+            await sleepMs(400);
+          }
+          expect((await s.get("lw/a"))?.value).toBe("1");
+          expect(await s.revision()).toBe(from);
+          // Then let it lapse: both keys go, under one revision, and nothing else changes.
+          const events = await take(it, 2);
+          expect(events.map((e) => (e.type === "delete" ? `${e.key}=${e.prev?.value}` : brief(e)))).toEqual(["lw/a=1", "lw/b=2"]);
+          expect(events[1]!.revision).toBe(events[0]!.revision);
+          expect(events[0]!.revision).toBe(from + 1);
+          expect(await s.get("lw/a")).toBeUndefined();
+          expect((await s.get("lw/c"))?.value).toBe("3");
+          expect(await s.leaseInfo(lease)).toBeUndefined();
+          expect(await rejection(s.keepAlive(lease))).toBeInstanceOf(NotFoundError);
+          expect(await rejection(s.put("lw/d", "x", { lease }))).toBeInstanceOf(NotFoundError);
+          await it.return?.();
+        });
+      });
+    }
 
     describe("model-based property", () => {
       it("matches a simple map model over random put / CAS / delete / txn sequences", async () => {
