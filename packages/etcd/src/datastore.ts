@@ -255,6 +255,9 @@ export class EtcdDatastore implements Datastore, WatchHost {
         cause: e,
       });
     }
+    if (/too many operations in txn request/.test(text)) {
+      return new ConfigError({ field: "success", rule: "etcd refused the transaction: more operations than its --max-txn-ops (default 128)", cause: e });
+    }
     if (/database space exceeded/.test(text)) return new TryAgainError(`${LABEL} etcd is out of space (NOSPACE alarm); nothing was written: compact and defragment etcd, then retry`, { cause: e });
     return new CniError(CniCode.Internal, `${LABEL} ${e.message}`, { cause: e });
   }

@@ -40,5 +40,5 @@ defineDatastoreSuite(
       },
     };
   },
-  { propertyRuns: 30 },
+  { propertyRuns: 30, realTimeLeases: { ttlSeconds: 3 } },
 );
