@@ -96,6 +96,11 @@ export interface CPod {
   egress?: CPolicy;
   /** Canonical text of what influences how this pod sends (for grouping senders into classes). */
   sendSignature: string;
+  /**
+   * Set when a routed pod with proxy ARP has routes for more than its own addresses through its
+   * hostIf: it is then a class of its own and proxy ARP is decided with its concrete hostIf.
+   */
+  hostIfShared?: boolean;
 }
 
 export interface CFdb {
@@ -474,7 +479,10 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
         }
       }
     }
-    if (!exclusive) pod.sendSignature += `|own:${pod.key}`;
+    if (!exclusive) {
+      pod.sendSignature += `|own:${pod.key}`;
+      pod.hostIfShared = true;
+    }
   }
   // neighbours & fdb
   const neigh = new Map<string, Map<bigint, string>>();

@@ -414,7 +414,7 @@ export class Walker {
       const hostIf = node.devs.get(pod.pif.hostIf)!;
       // For a sender class, "the asking interface" is each member's own hostIf; the class
       // signature guarantees only the member's own addresses are routed out of it (self pairs).
-      const proxied = pkt.symbolic ? proxyAnswers(node, hostIf.name, family, target, true) : proxyAnswers(node, hostIf.name, family, target);
+      const proxied = pkt.symbolic && !pod.hostIfShared ? proxyAnswers(node, hostIf.name, family, target, true) : proxyAnswers(node, hostIf.name, family, target);
       if (isLocal(node, target, family) || proxied) mac = hostIf.mac;
     }
     if (mac === undefined) {

@@ -282,6 +282,11 @@ describe("reachability() agrees with brute-force send()", () => {
     );
   });
 
+  // Seeds that once found a difference, kept as regressions.
+  it.each([[309221717, "tcp", 80] as const])("regression seed %i %s/%i", (seed, protocol, port) => {
+    compare(seed, protocol, port);
+  });
+
   it("produces a mix of outcomes (the generator is not trivially all-pass or all-fail)", () => {
     const reasons = new Set<string>();
     let delivered = 0;
