@@ -142,6 +142,8 @@ export class BgpSpeaker {
   private readonly dirty = new Set<string>();
   private flushQueue: PeerRuntime[] = [];
   private readonly established = new Set<PeerRuntime>();
+  /** Prefixes with a selected route. */
+  private selected = 0;
   private scheduled = false;
   private readonly exportCache = new WeakMap<RouteAttributes, Map<string, OutEntry | null>>();
   private readonly localAttrs = new Map<string, RouteAttributes>();
@@ -484,11 +486,9 @@ export class BgpSpeaker {
     return this.table.get(prefix)?.routes ?? [];
   }
 
-  /** Number of prefixes with a selected route. */
+  /** Number of prefixes with a selected route (O(1)). */
   get routeCount(): number {
-    let n = 0;
-    for (const e of this.table.values()) if (e.best) n++;
-    return n;
+    return this.selected;
   }
 
   /** The routes a peer sent us (after import policy). Throws BgpConfigError for an unknown peer. */
@@ -801,6 +801,8 @@ export class BgpSpeaker {
       if (e.routes.length === 0) this.table.delete(prefix);
       if (best === old) continue;
       e.best = best;
+      if (!old) this.selected++;
+      else if (!best) this.selected--;
       if (!best) this.emit(this.routeListeners, { type: "withdrawn", prefix, previous: old! });
       else if (!old) this.emit(this.routeListeners, { type: "added", prefix, route: best });
       else if (old.source !== best.source || old.pathId !== best.pathId || this.attrKey(old.attributes) !== this.attrKey(best.attributes)) {
