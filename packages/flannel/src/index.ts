@@ -125,6 +125,7 @@ export {
   LEASE_TTL_SECONDS,
   RENEW_RETRY_MS,
   FREE_CANDIDATES,
+  IMMEDIATE_REPICKS,
   subnetKey,
   parseSubnetKey,
   decodeLease,

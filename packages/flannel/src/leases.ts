@@ -311,6 +311,9 @@ export interface AcquireLeaseOptions {
   signal?: AbortSignal;
 }
 
+/** Lost races re-picked at once (no sleep) before the jittered back-off starts. */
+export const IMMEDIATE_REPICKS = 3;
+
 /** Jittered exponential back-off: half fixed, half random ("equal jitter"). */
 export function backoffDelay(attempt: number, random: () => number, base = 50, cap = 2_000): number {
   const ceiling = Math.min(cap, base * 2 ** Math.min(attempt, 20));
@@ -328,8 +331,9 @@ type Attempt = { done: AcquiredLease } | { retry: string; conflict: boolean };
  *  2. else the node's previous subnets when still free;
  *  3. else a random pick among the first 100 free subnets from SubnetMin (per family);
  *  4. created with `put(..., {ifRevision: 0, lease})` under a 24 h store lease.
- * A lost CAS (ConflictError) or a transient store error (TryAgainError) is retried after a
- * jittered back-off on `clock`, up to `maxAttempts`. Dual-stack leases are double-checked after
+ * A lost CAS (ConflictError) is re-picked at once for the first IMMEDIATE_REPICKS attempts, then
+ * after a jittered back-off on `clock`; a transient store error (TryAgainError) is retried after
+ * the back-off from the start; at most `maxAttempts` attempts in all. Dual-stack leases are double-checked after
  * the write (another node may have taken the same IPv4 subnet under a different IPv6 half of the
  * key); the later writer yields and retries.
  *
@@ -368,8 +372,12 @@ export async function acquireLease(options: AcquireLeaseOptions): Promise<Acquir
       }
       if (result.conflict) conflicts++;
       lastReason = result.retry;
-      if (attempt < maxAttempts) {
-        const delay = backoffDelay(attempt - 1, random, options.backoffMs, options.maxBackoffMs);
+      // A lost race is re-picked at once a few times (a fresh listing and a new random pick among
+      // the first 100 free subnets is enough under light contention); after that, and for a store
+      // that is unavailable, back off with jitter on the clock.
+      const immediate = result.conflict && attempt < IMMEDIATE_REPICKS;
+      if (attempt < maxAttempts && !immediate) {
+        const delay = backoffDelay(result.conflict ? attempt - IMMEDIATE_REPICKS : attempt - 1, random, options.backoffMs, options.maxBackoffMs);
         log.debug("subnet lease attempt lost; retrying", { attempt, delayMs: Math.round(delay), reason: result.retry });
         await clock.sleep(delay, options.signal);
       }

@@ -395,8 +395,8 @@ describe("state sequence: events in any order end in the same dataplane", () => 
     { kind: "pod", id: 3 },
   ];
 
-  async function run(events: Ev[]): Promise<Record<string, string>> {
-    const c = new Cluster();
+  async function runWith(events: Ev[], config: FlannelConfig): Promise<Record<string, string>> {
+    const c = new Cluster(config);
     for (const [name, n] of Object.entries({ a1: { info: nodeInfo("a1", "a", 10), subnet: "10.244.20.0/24" }, ...NODES })) {
       const local = new MemoryDatastore({ clock: c.clock });
       await local.put(LOCAL_KEYS.lease, JSON.stringify({ subnet: n.subnet }));
@@ -418,10 +418,16 @@ describe("state sequence: events in any order end in the same dataplane", () => 
     return out;
   }
 
-  it("forward, squashed and any valid reordering agree", async () => {
+  const DIRECT = parseFlannelConfig({ Network: "10.244.0.0/16", Backend: { Type: "vxlan", DirectRouting: true } });
+  it.each([
+    ["vxlan", VX],
+    ["vxlan-directrouting", DIRECT],
+  ] as const)("%s: forward, squashed and any valid reordering agree (nodes pinned to their underlay subnets)", async (_label, config) => {
+    const run = (events: Ev[]) => runWith(events, config);
     const reference = await run(FORWARD);
     expect(Object.keys(reference)).toEqual(["a1", "a3", "b1", "b2"]);
     expect(JSON.parse(reference.a1!).routes).toHaveLength(3);
+    if (config === DIRECT) expect(JSON.parse(reference.a1!).fdb).toHaveLength(2); // a3 direct, b1 and b2 via vxlan
     expect(await run(SQUASHED)).toEqual(reference);
     await fc.assert(
       fc.asyncProperty(fc.shuffledSubarray(FORWARD, { minLength: FORWARD.length }), async (order) => {

@@ -204,6 +204,24 @@ describe("acquireLease", () => {
     expect(new Set(items.map((kv) => kv.key)).size).toBe(4);
   });
 
+  it("the first lost races are re-picked at once, without waiting on the clock", async () => {
+    const clock = new VirtualClock();
+    const inner = new MemoryDatastore({ clock });
+    let stolen = 0;
+    const store = hookedStore(inner, {
+      async beforePut(key, _value, options) {
+        if (options?.ifRevision === 0 && stolen < 2) {
+          stolen++;
+          await inner.put(key, encodeAttrs(attrs(`thief${stolen}`, `198.51.100.${200 + stolen}`)));
+        }
+      },
+    });
+    // Nobody advances the clock: this resolves only if no sleep was needed.
+    const got = await acquireLease({ store, config: CONFIG, attrs: attrs("n1", "198.51.100.10"), clock, random: seeded(3), log: silentLogger });
+    expect(got).toMatchObject({ conflicts: 2, attempts: 3 });
+    expect(clock.now()).toBe(0);
+  });
+
   it("bounded: TryAgainError (code 11) after maxAttempts lost races, and the granted store lease is revoked", async () => {
     const clock = new VirtualClock();
     const inner = new MemoryDatastore({ clock });
