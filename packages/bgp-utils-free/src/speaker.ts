@@ -15,7 +15,7 @@ import { Afi, CeaseSubcode, ErrorCode, GR_FORWARDING_PRESERVED, RouteRefreshSubt
 import { encodeMessage, isTreatAsWithdraw } from "./codec/message.ts";
 import type { Capability, Family, Nlri, RouteRefreshMessage, UpdateMessage } from "./codec/types.ts";
 import { familyKey } from "./codec/types.ts";
-import type { RouteAttributes } from "./codec/update.ts";
+import type { PackInput, RouteAttributes } from "./codec/update.ts";
 import {
   announcedNlri,
   asPathContains,
@@ -121,6 +121,8 @@ interface PeerRuntime {
 }
 
 const LOCAL = "local";
+const IPV4_UNICAST_KEY = familyKey(Afi.IPV4, Safi.UNICAST);
+const IPV6_UNICAST_KEY = familyKey(Afi.IPV6, Safi.UNICAST);
 
 /** A BGP-4 speaker. Create, then `start()`. Not for concurrent use from several threads (there are none in Node). */
 export class BgpSpeaker {
@@ -144,6 +146,8 @@ export class BgpSpeaker {
   private readonly established = new Set<PeerRuntime>();
   /** Prefixes with a selected route. */
   private selected = 0;
+  /** The last export-cache hit, reused while the same route goes to peers of the same class. */
+  private lastExport: { attributes: RouteAttributes; cls: string; entry: OutEntry | null } | undefined;
   private scheduled = false;
   private readonly exportCache = new WeakMap<RouteAttributes, Map<string, OutEntry | null>>();
   private readonly localAttrs = new Map<string, RouteAttributes>();
@@ -812,6 +816,7 @@ export class BgpSpeaker {
         p.pending.set(prefix, best ? this.exportEntry(best, p) : null);
         this.queueFlush(p);
       }
+      this.lastExport = undefined;
     }
     this.dirty.clear();
     const queue = this.flushQueue;
@@ -835,47 +840,39 @@ export class BgpSpeaker {
       p.pending.clear();
       return;
     }
-    const byFamily = new Map<string, { afi: number; withdraw: Nlri[]; groups: Map<string, { entry: OutEntry; nlri: Nlri[] }> }>();
-    const fam = (afi: number): { afi: number; withdraw: Nlri[]; groups: Map<string, { entry: OutEntry; nlri: Nlri[] }> } => {
-      const k = `${afi}`;
-      let f = byFamily.get(k);
-      if (!f) {
-        f = { afi, withdraw: [], groups: new Map() };
-        byFamily.set(k, f);
-      }
-      return f;
-    };
+    type Fam = { afi: number; withdraw: Nlri[]; groups: Map<string, { entry: OutEntry; nlri: Nlri[] }> };
+    // Families are few (IPv4, IPv6): index 0 and 1, created on first use.
+    const fams: (Fam | undefined)[] = [undefined, undefined];
     const addPath = s.sendCodec.addPath;
+    const ap4 = addPath !== undefined && addPath.has(IPV4_UNICAST_KEY);
+    const ap6 = addPath !== undefined && addPath.has(IPV6_UNICAST_KEY);
     for (const [prefix, desired] of p.pending) {
       const cur = p.adjOut.get(prefix);
-      const afi = afiOf(prefix);
-      const nlri: Nlri = addPath && addPath.has(familyKey(afi, Safi.UNICAST)) ? { prefix, pathId: 1 } : { prefix };
+      if (desired === null ? !cur : cur !== undefined && cur.key === desired.key) continue;
+      const v6 = prefix.includes(":");
+      const nlri: Nlri = (v6 ? ap6 : ap4) ? { prefix, pathId: 1 } : { prefix };
+      const idx = v6 ? 1 : 0;
+      let f = fams[idx];
+      if (!f) {
+        f = { afi: v6 ? Afi.IPV6 : Afi.IPV4, withdraw: [], groups: new Map() };
+        fams[idx] = f;
+      }
       if (desired === null) {
-        if (!cur) continue;
         p.adjOut.delete(prefix);
-        fam(afi).withdraw.push(nlri);
+        f.withdraw.push(nlri);
       } else {
-        if (cur && cur.key === desired.key) continue;
         p.adjOut.set(prefix, desired);
-        const f = fam(afi);
-        let g = f.groups.get(desired.key);
-        if (!g) {
-          g = { entry: desired, nlri: [] };
-          f.groups.set(desired.key, g);
-        }
-        g.nlri.push(nlri);
+        const g = f.groups.get(desired.key);
+        if (g) g.nlri.push(nlri);
+        else f.groups.set(desired.key, { entry: desired, nlri: [nlri] });
       }
     }
     p.pending.clear();
-    for (const f of byFamily.values()) {
-      const messages = packUpdates({
-        afi: f.afi,
-        safi: Safi.UNICAST,
-        withdraw: f.withdraw,
-        announce: [...f.groups.values()].map((g) => ({ attributes: g.entry.block, nextHop: g.entry.nextHop, nlri: g.nlri })),
-        codec: s.sendCodec,
-      });
-      for (const m of messages) s.send(m);
+    for (const f of fams) {
+      if (!f) continue;
+      const announce: PackInput["announce"][number][] = [];
+      for (const g of f.groups.values()) announce.push({ attributes: g.entry.block, nextHop: g.entry.nextHop, nlri: g.nlri });
+      for (const m of packUpdates({ afi: f.afi, safi: Safi.UNICAST, withdraw: f.withdraw, announce, codec: s.sendCodec })) s.send(m);
     }
     if (p.sendEor.length > 0) {
       for (const f of p.sendEor) s.send(encodeEndOfRib(f.afi, f.safi));
@@ -901,6 +898,9 @@ export class BgpSpeaker {
     }
     const reflect = src.kind === "peer" && src.ibgp && p.ibgp;
     const cls = p.classKeys[(reflect ? 4 : 0) + (route.afi === Afi.IPV6 ? 2 : 0) + (route.explicitNextHop ? 1 : 0)]!;
+    // Many peers share a class: remember the last lookup (reset per prefix by `process`).
+    const last = this.lastExport;
+    if (last && last.attributes === route.attributes && last.cls === cls && !this.options.exportPolicy) return last.entry;
     let perAttrs = this.exportCache.get(route.attributes);
     if (!perAttrs) {
       perAttrs = new Map();
@@ -912,6 +912,7 @@ export class BgpSpeaker {
       entry = this.makeEntry(attrs, p, route.afi);
       perAttrs.set(cls, entry);
     }
+    this.lastExport = { attributes: route.attributes, cls, entry };
     if (!this.options.exportPolicy || !entry) return entry;
     const res = this.options.exportPolicy({ prefix: route.prefix, attributes: entry.attributes, route, peer: p.policyPeer });
     if (res === null) return null;
