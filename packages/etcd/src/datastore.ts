@@ -296,7 +296,8 @@ export class EtcdDatastore implements Datastore, WatchHost {
         throw e;
       }
       this.note(res.header);
-      if (doubt && res.succeeded === false) throw this.inDoubt(what, doubt);
+      // etcd omits `succeeded` when false. After a doubt a failed compare may be our own first attempt.
+      if (doubt && path === "/v3/kv/txn" && res.succeeded !== true) throw this.inDoubt(what, doubt);
       return res;
     }
   }
