@@ -883,6 +883,7 @@ export const KERNEL_CASES = [
   "endPort: ingress from y on TCP 80-81",
   "endPort: egress from x/a on TCP 81-85 only",
   "TCP is not allowed when a policy names only UDP",
+  "a pod selected by a policy allowing only SCTP is isolated for TCP and UDP",
   "policyTypes defaulting: egress rules without policyTypes isolate both directions",
   "named ingress port resolves per destination pod (web: y/a 80, y/b 81, y/c none)",
   "named egress port resolves against each destination pod",
