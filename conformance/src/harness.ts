@@ -3,7 +3,7 @@
  * (virtual/wall time, messages, bytes, store operations), stepping the clock until a condition
  * holds, the section-A invariants, and readable descriptions of pods, endpoints and errors.
  */
-import { MemoryDatastore, Prefix, VirtualClock } from "@cnikit/core";
+import { MemoryDatastore, Prefix, VirtualClock, flushAsync } from "@cnikit/core";
 import type {
   Datastore,
   DeleteOptions,
@@ -12,6 +12,7 @@ import type {
   LeaseId,
   LeaseInfo,
   ListResult,
+  NodeAgent,
   PutOptions,
   TxnCompare,
   TxnOp,
@@ -78,10 +79,82 @@ export class CountingDatastore implements Datastore {
 
 /** A simulated cluster plus the handles the checks need (the raw store for fault injection). */
 export interface Harness {
+  /**
+   * The cluster, with its asynchronous operations (addNode, addNodes, addPod, removePod,
+   * removeNode, restartAgent, close) driven: while one waits on a timer (a back-off, a retry), the
+   * virtual clock jumps to that timer, as time would pass on a real cluster.
+   */
   cluster: SimCluster<unknown>;
+  /** The same cluster without driving: for operations started now and awaited later. */
+  sim: SimCluster<unknown>;
   memory: MemoryDatastore;
   store: CountingDatastore;
   clock: VirtualClock;
+  /** Awaits `op` while letting virtual time flow (see `drive`). */
+  drive<T>(op: Promise<T>): Promise<T>;
+}
+
+/** Virtual time an operation may wait (on back-offs and retries) before the suite gives up on it. */
+export const DRIVE_LIMIT_MS = 300_000;
+
+/**
+ * Awaits `op` while letting virtual time flow: whenever the operation is blocked and a timer is
+ * pending, the clock jumps to that timer. An operation that completes without waiting moves the
+ * clock not at all. Throws an Error naming the limit when it is still pending after `limitMs` of
+ * virtual time.
+ */
+export async function drive<T>(clock: VirtualClock, op: Promise<T>, what = "operation", limitMs = DRIVE_LIMIT_MS): Promise<T> {
+  let settled = false;
+  op.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  const start = clock.now();
+  await flushAsync();
+  while (!settled) {
+    const next = clock.nextAt();
+    if (next === undefined) {
+      await flushAsync(10);
+      if (!settled && clock.nextAt() === undefined) break;
+      continue;
+    }
+    if (next - start > limitMs) throw new Error(`${what} still had not completed after ${limitMs} ms of virtual time`);
+    await clock.advance(Math.max(0, next - clock.now()));
+  }
+  return op;
+}
+
+const DRIVEN = new Set(["addNode", "addNodes", "addPod", "removePod", "removeNode", "restartAgent", "close"]);
+
+/** A view of `cluster` whose asynchronous operations are driven on `clock`. */
+function drivenCluster(cluster: SimCluster<unknown>, clock: VirtualClock): SimCluster<unknown> {
+  return new Proxy(cluster, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (typeof value !== "function") return value;
+      const fn = value as (...args: unknown[]) => unknown;
+      if (typeof prop === "string" && DRIVEN.has(prop)) {
+        return (...args: unknown[]) => drive(clock, fn.apply(target, args) as Promise<unknown>, `${prop}()`);
+      }
+      return fn.bind(target);
+    },
+  });
+}
+
+/** A view of an agent whose asynchronous CNI operations are driven on `clock`. */
+export function drivenAgent(agent: NodeAgent, clock: VirtualClock): NodeAgent {
+  const ops = new Set(["start", "stop", "attach", "detach", "check", "gc"]);
+  return new Proxy(agent, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (typeof value !== "function") return value;
+      const fn = value as (...args: unknown[]) => unknown;
+      if (typeof prop === "string" && ops.has(prop)) {
+        return (...args: unknown[]) => drive(clock, fn.apply(target, args) as Promise<unknown>, `agent.${prop}()`);
+      }
+      return fn.bind(target);
+    },
+  });
 }
 
 export interface HarnessOptions {
@@ -106,8 +179,8 @@ export function createHarness(ctx: CheckContext, salt: string, options: HarnessO
   const store = new CountingDatastore(memory);
   const topology = ctx.summary.requiresSingleSubnet ? singleSubnetTopology() : defaultTopology();
   const config = "config" in options ? options.config : ctx.config;
-  const cluster = SimCluster.create<unknown>({ backend: ctx.backend, config, topology, seed: seedFor(ctx.seed, salt), clock, store });
-  return { cluster, memory, store, clock };
+  const sim = SimCluster.create<unknown>({ backend: ctx.backend, config, topology, seed: seedFor(ctx.seed, salt), clock, store });
+  return { cluster: drivenCluster(sim, clock), sim, memory, store, clock, drive: (op) => drive(clock, op) };
 }
 
 /** Settles for the backend's convergence bound (timers pending forever make "idle" never come). */
@@ -117,12 +190,14 @@ export async function settle(h: Harness, ctx: CheckContext, limitMs = ctx.summar
 
 /** Adds `perNode` pods on each given node (nodes in parallel, pods on one node one after another). */
 export async function addPods(h: Harness, nodes: string[], perNode: number, prefix = "p"): Promise<SimPod[]> {
-  const out: SimPod[][] = await Promise.all(
-    nodes.map(async (node) => {
-      const pods: SimPod[] = [];
-      for (let i = 0; i < perNode; i++) pods.push(await h.cluster.addPod(node, { name: `${prefix}-${node}-${i}` }));
-      return pods;
-    }),
+  const out: SimPod[][] = await h.drive(
+    Promise.all(
+      nodes.map(async (node) => {
+        const pods: SimPod[] = [];
+        for (let i = 0; i < perNode; i++) pods.push(await h.sim.addPod(node, { name: `${prefix}-${node}-${i}` }));
+        return pods;
+      }),
+    ),
   );
   return out.flat();
 }

@@ -155,7 +155,7 @@ export class ConformanceSession {
 }
 
 async function closeHarness(h: Harness): Promise<void> {
-  await h.cluster.close().catch(() => undefined);
+  await h.drive(h.sim.close()).catch(() => undefined);
   await h.memory.close().catch(() => undefined);
 }
 

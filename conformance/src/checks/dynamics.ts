@@ -187,9 +187,20 @@ function shuffledScenario(seed: number): ScenarioEvent[] {
   return out;
 }
 
+/**
+ * A node's underlay subnet, fixed by its name (o-1 on the first node subnet, o-2 on the second,
+ * ...): which nodes share an L2 subnet must not depend on the order they joined in.
+ */
+function subnetFor(h: Harness, node: string): string {
+  const external = new Set((h.cluster.topology.externals ?? []).map((e) => e.subnet));
+  const subnets = h.cluster.topology.subnets.filter((s) => !external.has(s.name)).map((s) => s.name);
+  const index = Number(node.split("-").pop() ?? "1") - 1;
+  return subnets[index % subnets.length]!;
+}
+
 async function applyScenario(h: Harness, env: CheckEnv, events: ScenarioEvent[], settleEach: boolean): Promise<void> {
   for (const e of events) {
-    if (e.kind === "join") await h.cluster.addNode({ name: e.node! });
+    if (e.kind === "join") await h.cluster.addNode({ name: e.node!, subnet: subnetFor(h, e.node!) });
     else if (e.kind === "pod") await h.cluster.addPod(e.node!, { name: e.pod!, containerId: `c-${e.pod!}` });
     else if (e.kind === "leave") await h.cluster.removeNode(e.node!, { mode: "clean" });
     else {
@@ -333,7 +344,7 @@ export const dynamicsChecks: CheckDefinition[] = [
       if (!conv.converged) return fail(`${env.summary.convergenceMs} ms after the agent on node ${victim} restarted: ${conv.problem}`, { metrics });
       const problems: string[] = [];
       for (const pod of h.cluster.pods().filter((p) => p.node === victim)) {
-        const err = await thrown(() => h.cluster.node(victim).agent.check({ containerId: pod.containerId, ifName: pod.ifName }));
+        const err = await thrown(() => h.drive(h.cluster.node(victim).agent.check({ containerId: pod.containerId, ifName: pod.ifName })));
         if (err) problems.push(`after the restart, CHECK of ${pod.key} on node ${victim} fails: ${describeError(err)}`);
       }
       await addPods(h, [victim], 2, "post-restart");

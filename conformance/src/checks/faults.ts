@@ -10,6 +10,14 @@ import type { CheckDefinition } from "../check.ts";
 import { addPods, converge, describeError, errorCode, ipamProblems, startMetrics, summarizeProblems, thrown } from "../harness.ts";
 import { healthProblem, populate } from "./dynamics.ts";
 
+/** Resolves with what `op` threw (undefined when it succeeded); never rejects. */
+function outcome(op: Promise<unknown>): Promise<unknown> {
+  return op.then(
+    () => undefined,
+    (err: unknown) => err ?? new Error("undefined was thrown"),
+  );
+}
+
 /** The bound for recovery after a fault: a crash bound (sessions and leases re-form) plus convergence. */
 function recoveryBound(summary: { convergenceMs: number; crashDetectionMs: number }): number {
   return summary.crashDetectionMs + summary.convergenceMs;
@@ -51,14 +59,16 @@ export const faultChecks: CheckDefinition[] = [
       const m = startMetrics(h);
       h.cluster.network.partition([names.slice(0, 2), names.slice(2)]);
       const problems: string[] = [];
-      for (const node of [names[0]!, names[2]!]) {
-        const err = await thrown(() => h.cluster.addPod(node, { name: `during-partition-${node}` }));
-        if (err && errorCode(err) !== 11) problems.push(`ADD on node ${node} during the partition threw ${describeError(err)}; expected success or code 11`);
-      }
+      // ADDs during the partition may complete, fail with code 11, or wait: started now, judged after the heal.
+      const adds = [names[0]!, names[2]!].map((node) => ({ node, op: outcome(h.sim.addPod(node, { name: `during-partition-${node}` })) }));
       await h.cluster.settle({ limitMs: env.summary.crashDetectionMs });
       const during = ipamProblems(h, env.summary.podRanges);
       if (during.length > 0) problems.push(`during the partition: ${summarizeProblems(during.map((p) => p.text))}`);
       h.cluster.network.heal();
+      for (const { node, op } of adds) {
+        const err = await h.drive(op);
+        if (err && errorCode(err) !== 11) problems.push(`ADD on node ${node} during the partition threw ${describeError(err)}; expected success, waiting, or code 11`);
+      }
       const conv = await converge(h, recoveryBound(env.summary), () => healthProblem(h, env));
       const metrics = { ...m.stop(), virtualMs: conv.virtualMs, wallMs: conv.wallMs };
       if (!conv.converged) problems.push(`${recoveryBound(env.summary)} ms after the partition healed: ${conv.problem}`);
@@ -79,27 +89,28 @@ export const faultChecks: CheckDefinition[] = [
       const m = startMetrics(h);
       h.memory.setAvailable(false);
       const problems: string[] = [];
-      const retry: (() => Promise<unknown>)[] = [];
+      // Operations during the outage may complete, fail with code 11, or wait until the store is back.
+      const ops: { what: string; op: Promise<unknown>; retry: () => Promise<unknown> }[] = [];
       for (const node of names) {
         const name = `during-outage-${node}`;
-        const err = await thrown(() => h.cluster.addPod(node, { name }));
-        if (err && errorCode(err) !== 11) problems.push(`ADD on node ${node} while the store was down threw ${describeError(err)}; expected success or code 11`);
-        if (err) retry.push(() => h.cluster.addPod(node, { name }));
+        ops.push({ what: `ADD on node ${node}`, op: outcome(h.sim.addPod(node, { name })), retry: () => h.cluster.addPod(node, { name }) });
         const s = h.cluster.node(node).agent.status();
         if (typeof s?.ready !== "boolean") problems.push(`STATUS on node ${node} while the store was down returned ${JSON.stringify(s)}`);
       }
       const victim: SimPod | undefined = h.cluster.pods().find((p) => p.node === names[0]);
-      if (victim) {
-        const err = await thrown(() => h.cluster.removePod(victim));
-        if (err && errorCode(err) !== 11) problems.push(`DEL of ${victim.key} while the store was down threw ${describeError(err)}; expected success or code 11`);
-        if (err) retry.push(() => h.cluster.removePod(victim));
-      }
+      if (victim) ops.push({ what: `DEL of ${victim.key}`, op: outcome(h.sim.removePod(victim)), retry: () => h.cluster.removePod(victim) });
       // Longer than any lease: the store must come back without the cluster falling apart.
       await h.cluster.settle({ limitMs: env.summary.crashDetectionMs });
       h.memory.setAvailable(true);
-      for (const again of retry) {
-        const err = await thrown(again);
-        if (err) problems.push(`retrying an operation that failed during the outage still fails afterwards: ${describeError(err)}`);
+      for (const { what, op, retry } of ops) {
+        const err = await h.drive(op);
+        if (!err) continue;
+        if (errorCode(err) !== 11) {
+          problems.push(`${what} while the store was down threw ${describeError(err)}; expected success, waiting, or code 11`);
+          continue;
+        }
+        const again = await thrown(retry);
+        if (again) problems.push(`${what} failed with code 11 during the outage and still fails after it: ${describeError(again)}`);
       }
       const conv = await converge(h, recoveryBound(env.summary), () => healthProblem(h, env));
       const metrics = { ...m.stop(), virtualMs: conv.virtualMs, wallMs: conv.wallMs };

@@ -8,7 +8,7 @@ import { MemoryDatastore, MemoryNetwork, Prefix, VirtualClock, canonicalDataplan
 import type { AttachResult, NodeAgent, PodAttachment, PodRef } from "@cnikit/core";
 import { SOURCES, fail, notRun, pass } from "../check.ts";
 import type { CheckDefinition, CheckEnv } from "../check.ts";
-import { describeError, errorCode, storeContents, summarizeProblems, thrown } from "../harness.ts";
+import { describeError, drivenAgent, errorCode, storeContents, summarizeProblems, thrown } from "../harness.ts";
 import type { Harness } from "../harness.ts";
 
 const PLUGIN_NEEDED = "needs the CNI plugin executable (issue 8)";
@@ -34,8 +34,9 @@ async function twoNodes(env: CheckEnv, salt: string): Promise<{ h: Harness; name
   return { h, names: ["b-1", "b-2"] };
 }
 
+/** The node's current agent, its CNI operations driven on the cluster's clock. */
 function agentOf(h: Harness, node: string): NodeAgent {
-  return h.cluster.node(node).agent;
+  return drivenAgent(h.cluster.node(node).agent, h.clock);
 }
 
 function firstAddress(result: AttachResult): string | undefined {
@@ -162,7 +163,8 @@ export const lifecycleChecks: CheckDefinition[] = [
         problems.push(`second ADD of ${key(pod)} on node ${node} returned ips ${JSON.stringify(second.ips)}, the first ${JSON.stringify(first.ips)}`);
       }
       const both = [attachment("idem-concurrent"), attachment("idem-concurrent")];
-      const results = await Promise.all(both.map((p) => agent.attach(p)));
+      const raw = h.cluster.node(node).agent;
+      const results = await h.drive(Promise.all(both.map((p) => raw.attach(p))));
       if (firstAddress(results[0]!) !== firstAddress(results[1]!)) {
         problems.push(`two concurrent ADDs of idem-concurrent/eth0 on node ${node} got ${firstAddress(results[0]!)} and ${firstAddress(results[1]!)}`);
       }

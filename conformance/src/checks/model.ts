@@ -74,10 +74,10 @@ async function runSchedule(env: CheckEnv, waves: Wave[], run: number): Promise<s
       const live = h.cluster.pods();
       const victims = [...new Set(wave.dels.map((d) => (live.length === 0 ? -1 : d % live.length)))].filter((i) => i >= 0).map((i) => live[i]!);
       const ops: Promise<unknown>[] = [
-        ...wave.adds.map((n) => h.cluster.addPod(names[n % names.length]!, { name: `q${serial++}` })),
-        ...victims.map((pod) => h.cluster.removePod(pod)),
+        ...wave.adds.map((n) => h.sim.addPod(names[n % names.length]!, { name: `q${serial++}` })),
+        ...victims.map((pod) => h.sim.removePod(pod)),
       ];
-      const settled = await Promise.allSettled(ops);
+      const settled = await h.drive(Promise.allSettled(ops));
       const rejected = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
       if (rejected) {
         const err = rejected.reason as { code?: unknown; message?: unknown };
@@ -244,7 +244,8 @@ export const modelChecks: CheckDefinition[] = [
         const mtu = underlayMtu(h, node.name);
         for (const pod of dp.pods) {
           if (!(pod.mtu > 0) || pod.mtu > mtu - overhead) {
-            problems.push(`pod ${pod.key} on node ${node.name} has MTU ${pod.mtu}; the underlay MTU is ${mtu} and the encapsulation (${env.summary.encapsulations.join(", ")}) needs ${overhead} bytes, so at most ${mtu - overhead}`);
+            const known = h.cluster.pods().find((p) => p.key === pod.key);
+            problems.push(`${known ? describePod(known) : `pod ${pod.key} on node ${node.name}`} has MTU ${pod.mtu}; the underlay MTU is ${mtu} and the encapsulation (${env.summary.encapsulations.join(", ")}) needs ${overhead} bytes, so at most ${mtu - overhead}`);
           }
         }
         for (const link of dp.links) {

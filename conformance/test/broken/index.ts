@@ -12,6 +12,8 @@ import { nonIdempotentDel } from "./non-idempotent-del.ts";
 import { outsideRange } from "./outside-range.ts";
 import { staleRouteAfterLeave } from "./stale-route-after-leave.ts";
 import { wrongErrorCode } from "./wrong-error-code.ts";
+import { reservedAddress } from "./reserved-address.ts";
+import { mtuNoHeadroom } from "./mtu-no-headroom.ts";
 
 export interface BrokenVariant {
   label: string;
@@ -28,7 +30,9 @@ export const brokenVariants: BrokenVariant[] = [
   { label: "NAT on pod-to-pod traffic", backend: natPodToPod as Backend<unknown>, targets: ["reach.no-nat-between-pods"], controls: ["ipam.unique", "reach.pod-to-node"] },
   { label: "address leaked on DEL", backend: leakOnDel as Backend<unknown>, targets: ["cni.del-releases"], controls: ["cni.del-idempotent", "ipam.unique"] },
   { label: "non-idempotent DEL", backend: nonIdempotentDel as Backend<unknown>, targets: ["cni.del-idempotent", "cni.del-unknown"], controls: ["cni.add-idempotent", "cni.del-releases"] },
+  { label: "reserved (gateway) address", backend: reservedAddress as Backend<unknown>, targets: ["ipam.reserved"], controls: ["ipam.in-range", "cni.del-idempotent"] },
+  { label: "pod MTU without room on the underlay", backend: mtuNoHeadroom as Backend<unknown>, targets: ["mtu.encap-headroom"], controls: ["reach.pod-to-pod.cross-node", "ipam.unique"] },
   { label: "wrong error code", backend: wrongErrorCode as Backend<unknown>, targets: ["config.invalid-refused", "cni.error-codes"], controls: ["config.accepts-anchor-format", "cni.check-after-add"] },
 ];
 
-export { duplicateAddress, leakOnDel, missingRouteAfterJoin, natPodToPod, nonIdempotentDel, outsideRange, staleRouteAfterLeave, wrongErrorCode };
+export { duplicateAddress, leakOnDel, missingRouteAfterJoin, mtuNoHeadroom, natPodToPod, nonIdempotentDel, outsideRange, reservedAddress, staleRouteAfterLeave, wrongErrorCode };
