@@ -4,6 +4,9 @@
  */
 import type { CheckResult, CheckStatus, ConformanceReport } from "./types.ts";
 
+/** Longest reason shown in the "Failures" list under a table. */
+const FULL_REASON = 1_000;
+
 const SHORT: Record<CheckStatus, string> = {
   passed: "pass",
   failed: "FAIL",
@@ -75,10 +78,13 @@ function single(report: ConformanceReport, width: number): string {
       rows.push(["", `  - ${s.label}`, "", s.status, "", "", "", "", "", s.reason ? truncate(s.reason, width) : ""]);
     }
   }
-  return `${headline(report)}\n\n${grid(rows, new Set([4, 5, 6, 7, 8]))}`;
+  const reasons = report.results
+    .filter((r) => r.status === "failed" || r.status === "error")
+    .map((r) => `${r.id} ${r.status}: ${truncate(r.reason ?? "", FULL_REASON)}`);
+  return `${headline(report)}\n\n${grid(rows, new Set([4, 5, 6, 7, 8]))}${reasons.length > 0 ? `\n\nFailures:\n${reasons.join("\n")}` : ""}`;
 }
 
-function matrix(reports: ConformanceReport[], width: number): string {
+function matrix(reports: ConformanceReport[]): string {
   const ids: { id: string; section: string }[] = [];
   for (const report of reports) {
     for (const r of report.results) if (!ids.some((x) => x.id === r.id)) ids.push({ id: r.id, section: r.section });
@@ -99,7 +105,7 @@ function matrix(reports: ConformanceReport[], width: number): string {
   const reasons: string[] = [];
   reports.forEach((report, i) => {
     for (const r of report.results) {
-      if (r.status === "failed" || r.status === "error") reasons.push(`[${i + 1}] ${r.id} ${r.status}: ${truncate(r.reason ?? "", width)}`);
+      if (r.status === "failed" || r.status === "error") reasons.push(`[${i + 1}] ${r.id} ${r.status}: ${truncate(r.reason ?? "", FULL_REASON)}`);
     }
   });
   return `${legend}\n\n${grid(rows)}${reasons.length > 0 ? `\n\nFailures:\n${reasons.join("\n")}` : ""}`;
@@ -107,12 +113,13 @@ function matrix(reports: ConformanceReport[], width: number): string {
 
 /**
  * Renders reports as text a person can read. One report: a row per check with status, figures
- * (virtual ms, wall ms, messages, bytes, store ops) and the reason, truncated. Several reports
- * (backends or configs): a check × report matrix, a legend, and the reasons of every failure.
+ * (virtual ms, wall ms, messages, bytes, store ops) and the reason truncated to `reasonWidth`,
+ * then the full reason of every failure. Several reports (backends or configs): a check × report
+ * matrix, a legend, and the reasons of every failure.
  */
 export function renderTable(reports: ConformanceReport[], options: RenderOptions = {}): string {
   const width = options.reasonWidth ?? 100;
   if (reports.length === 0) return "(no conformance reports)";
   if (reports.length === 1) return single(reports[0]!, width);
-  return matrix(reports, width);
+  return matrix(reports);
 }

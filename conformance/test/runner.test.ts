@@ -1,0 +1,81 @@
+import { describe, expect, it } from "vitest";
+import { VirtualClock } from "@cnikit/core";
+import { reference } from "@cnikit/reference";
+import { drive } from "../src/harness.ts";
+import { hasRequiredFailure, listChecks, runConformance, selectChecks } from "../src/runner-entry.ts";
+
+describe("selectChecks", () => {
+  const rows: { label: string; ids: string[] | undefined; expected: (ids: string[]) => void }[] = [
+    { label: "all by default", ids: undefined, expected: (ids) => expect(ids).toHaveLength(listChecks().length) },
+    { label: "exact ids, in report order", ids: ["dyn.join", "ipam.unique"], expected: (ids) => expect(ids).toEqual(["ipam.unique", "dyn.join"]) },
+    { label: "a section letter", ids: ["C"], expected: (ids) => expect(ids).toEqual(["config.accepts-anchor-format", "config.invalid-refused"]) },
+    { label: "a prefix", ids: ["fault.*"], expected: (ids) => expect(ids).toEqual(["fault.message-loss", "fault.partition-heal", "fault.store-unavailable"]) },
+  ];
+  for (const row of rows) it(row.label, () => row.expected(selectChecks(row.ids).map((c) => c.id)));
+
+  it("refuses an unknown id with a ConfigError naming the field", () => {
+    expect(() => selectChecks(["ipam.nope"])).toThrow(expect.objectContaining({ code: 7, field: "checks" }));
+  });
+
+  it("gives every check a unique id, a rule, a source and a section", () => {
+    const ids = listChecks().map((c) => c.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const c of listChecks()) {
+      expect(c.rule.length, c.id).toBeGreaterThan(10);
+      expect(c.source.length, c.id).toBeGreaterThan(5);
+      expect(c.section, c.id).toMatch(/^[A-I]$/);
+    }
+  });
+});
+
+describe("runConformance options", () => {
+  const bad: { label: string; options: Record<string, unknown>; field: string }[] = [
+    { label: "one node", options: { nodes: 1 }, field: "nodes" },
+    { label: "a fractional seed", options: { seed: 1.5 }, field: "seed" },
+    { label: "zero property runs", options: { propertyRuns: 0 }, field: "propertyRuns" },
+    { label: "an invalid run config (the backend's own error)", options: { config: { mtu: 1 } }, field: "mtu" },
+  ];
+  for (const row of bad) {
+    it(`refuses ${row.label}`, async () => {
+      await expect(runConformance({ backend: reference, config: {}, ...row.options })).rejects.toMatchObject({ code: 7, field: row.field });
+    });
+  }
+
+  it("reports the run's identity and counts required failures", async () => {
+    const report = await runConformance({ backend: reference, config: {}, configLabel: "x", nodes: 3, seed: 9, checks: ["ipam.unique", "policy.matrix"] });
+    expect(report).toMatchObject({ backend: "reference", config: "x", nodes: 3, seed: 9 });
+    expect(report.results.map((r) => [r.id, r.status])).toEqual([
+      ["ipam.unique", "passed"],
+      ["policy.matrix", "not claimed"],
+    ]);
+    expect(hasRequiredFailure(report)).toBe(false);
+    expect(hasRequiredFailure({ ...report, results: [{ ...report.results[0]!, status: "error" }] })).toBe(true);
+  });
+});
+
+describe("drive", () => {
+  it("lets virtual time flow while an operation waits on timers", async () => {
+    const clock = new VirtualClock();
+    const op = (async () => {
+      await clock.sleep(1_000);
+      await clock.sleep(2_500);
+      return "done";
+    })();
+    await expect(drive(clock, op)).resolves.toBe("done");
+    expect(clock.now()).toBe(3_500);
+  });
+
+  it("does not move the clock for an operation that does not wait", async () => {
+    const clock = new VirtualClock();
+    clock.setInterval(() => undefined, 10_000);
+    await expect(drive(clock, Promise.resolve(1))).resolves.toBe(1);
+    expect(clock.now()).toBe(0);
+  });
+
+  it("gives up after the virtual limit, naming the operation", async () => {
+    const clock = new VirtualClock();
+    clock.setInterval(() => undefined, 1_000);
+    const never = new Promise<never>(() => undefined);
+    await expect(drive(clock, never, "addNode()", 5_000)).rejects.toThrow(/addNode\(\) still had not completed after 5000 ms of virtual time/);
+  });
+});
