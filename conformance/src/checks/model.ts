@@ -157,17 +157,21 @@ export const modelChecks: CheckDefinition[] = [
     required: true,
     async run(env) {
       const { h, pods } = await env.fixture();
+      const eps = pods.map(podEndpoint);
+      const all = h.cluster.reachability({ from: eps, to: eps, maxFailures: 0 });
+      if (all.natted === 0) return pass();
+      // Name a few of the NATed pairs, walking packets until enough are found.
       const problems: string[] = [];
       for (const a of pods) {
         for (const b of pods) {
-          if (a.key === b.key) continue;
+          if (a.key === b.key || problems.length >= 3) continue;
           const r = h.cluster.send(podEndpoint(a), podEndpoint(b), { protocol: "tcp", port: 80 });
           if (r.delivered && r.seenSource !== undefined && !a.addresses.includes(r.seenSource)) {
             problems.push(`${describePod(a)} -> ${describePod(b)}: the receiver saw source ${r.seenSource} instead of ${a.addresses.join(", ")}`);
           }
         }
       }
-      return problems.length > 0 ? fail(summarizeProblems(problems)) : pass();
+      return fail(`${all.natted} of ${all.pairs} pod pairs arrive NATed: ${problems.join("; ")}`);
     },
   },
   {
