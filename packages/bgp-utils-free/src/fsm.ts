@@ -22,6 +22,7 @@ export const PeerState = {
   OPEN_CONFIRM: "OpenConfirm",
   ESTABLISHED: "Established",
 } as const;
+/** One of the PeerState values. */
 export type PeerStateName = (typeof PeerState)[keyof typeof PeerState];
 
 /** Timer settings of one peer, in seconds. */
