@@ -191,6 +191,15 @@ export class EtcdDatastore implements Datastore, WatchHost {
     return store;
   }
 
+  /**
+   * The same store without the connectivity check, synchronously (for callers that cannot await,
+   * e.g. a simulator building its cluster): nothing is sent until the first call, which fails with
+   * `TryAgainError` when etcd cannot be reached. Throws `ConfigError` for bad options.
+   */
+  static open(options: EtcdDatastoreOptions): EtcdDatastore {
+    return new EtcdDatastore(options);
+  }
+
   /** The etcd endpoint calls currently go to. */
   get endpoint(): string {
     return this.gateway.endpoint;
@@ -508,7 +517,8 @@ export class EtcdDatastore implements Datastore, WatchHost {
   /**
    * {@inheritDoc Datastore.watch} One etcd watch stream per iteration, with `prev_kv`. Without
    * `fromRevision` it starts after the highest revision this client has seen (so its own later
-   * writes are never missed). When etcd goes away the stream reconnects from the next revision
+   * writes are never missed; a store made by `open` that has not talked to etcd yet starts at
+   * etcd's current revision). When etcd goes away the stream reconnects from the next revision
    * (no event lost or repeated) for as long as the watch is open; when that revision has been
    * compacted meanwhile it throws `CompactedError` (re-list, or use `watchWithResync`). Errors
    * (`ConfigError`, `CompactedError`, `TryAgainError` when etcd cannot be reached for the first
@@ -527,7 +537,9 @@ export class EtcdDatastore implements Datastore, WatchHost {
         } catch (e) {
           error = e as Error;
         }
-        const w = new EtcdWatch({ host: this, prefix, fromRevision: from ?? this.seen, signal, error });
+        // Without fromRevision: after the highest revision seen; before any answer, from etcd's now.
+        const start = from ?? (this.seen > 0 ? this.seen : undefined);
+        const w = new EtcdWatch({ host: this, prefix, fromRevision: start, signal, error });
         if (!error && !w.finished) this.watches.add(w);
         return w;
       },

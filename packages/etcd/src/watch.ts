@@ -46,7 +46,8 @@ export class EtcdWatch implements AsyncIterator<WatchEvent> {
   private readonly waiters: Waiter[] = [];
   private error: Error | undefined;
   private done = false;
-  private nextRev: number;
+  /** First revision not yet received; undefined until etcd's "now" is known (no start given). */
+  private nextRev: number | undefined;
   private stream: StreamHandle | undefined;
   private established = false;
   private readonly firstDeadline: number;
@@ -61,11 +62,11 @@ export class EtcdWatch implements AsyncIterator<WatchEvent> {
     return this.done;
   }
 
-  constructor(init: { host: WatchHost; prefix: string; fromRevision: number; signal: AbortSignal | undefined; error: Error | undefined }) {
+  constructor(init: { host: WatchHost; prefix: string; fromRevision: number | undefined; signal: AbortSignal | undefined; error: Error | undefined }) {
     this.host = init.host;
     this.prefix = init.prefix;
     this.signal = init.signal;
-    this.nextRev = init.fromRevision + 1;
+    this.nextRev = init.fromRevision === undefined ? undefined : init.fromRevision + 1;
     this.firstDeadline = Date.now() + init.host.gateway.retryWindowMs;
     if (init.error) {
       this.fail(init.error);
@@ -85,7 +86,14 @@ export class EtcdWatch implements AsyncIterator<WatchEvent> {
     const range = this.host.keys.range(this.prefix);
     this.stream = this.host.gateway.stream(
       "/v3/watch",
-      { create_request: { ...range, start_revision: String(this.nextRev), prev_kv: true, progress_notify: true } },
+      {
+        create_request: {
+          ...range,
+          ...(this.nextRev === undefined ? {} : { start_revision: String(this.nextRev) }),
+          prev_kv: true,
+          progress_notify: true,
+        },
+      },
       { onMessage: (m) => this.onMessage(m as WatchResponse), onEnd: (e) => this.onEnd(e) },
     );
     if (this.paused) this.stream.pause();
@@ -108,7 +116,7 @@ export class EtcdWatch implements AsyncIterator<WatchEvent> {
       if (compact > 0) {
         // etcd's compact revision is the first one kept; the contract names the last one forgotten.
         this.fail(
-          new CompactedError(compact - 1, `[etcd-datastore] watch from revision ${this.nextRev - 1}: etcd compacted history up to revision ${compact - 1}; re-list and watch again`),
+          new CompactedError(compact - 1, `[etcd-datastore] watch from revision ${(this.nextRev ?? 1) - 1}: etcd compacted history up to revision ${compact - 1}; re-list and watch again`),
         );
         return;
       }
@@ -120,11 +128,13 @@ export class EtcdWatch implements AsyncIterator<WatchEvent> {
     if (m.created) {
       this.established = true;
       this.delay = 25;
+      // Started at etcd's "now": later reconnects continue after the revision it was created at.
+      if (this.nextRev === undefined) this.nextRev = headerRev + 1;
     }
     const events = m.events ?? [];
     if (events.length === 0) {
       // A progress notification: every event up to the header's revision has been sent.
-      if (!m.created && headerRev >= this.nextRev) this.nextRev = headerRev + 1;
+      if (!m.created && this.nextRev !== undefined && headerRev >= this.nextRev) this.nextRev = headerRev + 1;
       return;
     }
     let max = 0;
@@ -134,7 +144,7 @@ export class EtcdWatch implements AsyncIterator<WatchEvent> {
       const r = int(ev.kv?.mod_revision);
       if (r > max) max = r;
     }
-    if (max >= this.nextRev) this.nextRev = max + 1;
+    if (this.nextRev === undefined || max >= this.nextRev) this.nextRev = max + 1;
   }
 
   private map(ev: RawEvent): WatchEvent | undefined {

@@ -266,3 +266,26 @@ describe("lost requests and lost answers", () => {
     expect((await s.list("")).items).toEqual([]);
   });
 });
+
+describe("open (no connectivity check)", () => {
+  it("sends nothing until the first call; a watch before any answer starts at etcd's current revision", async () => {
+    const port = await freePort();
+    const dead = EtcdDatastore.open({ endpoints: [`http://127.0.0.1:${port}`], prefix: "/x/", retryWindowMs: 200 });
+    open.push(dead);
+    expect(await failure(dead.get("k"))).toBeInstanceOf(TryAgainError);
+    expect(() => EtcdDatastore.open({ endpoints: [], prefix: "/x/" })).toThrow(ConfigError);
+
+    const writer = await store();
+    await writer.put("o/old", "1");
+    const fresh = EtcdDatastore.open({ endpoints: [etcd.endpoint], prefix: writer.prefix });
+    open.push(fresh);
+    const it = fresh.watch("o/")[Symbol.asyncIterator]();
+    const first = it.next();
+    // The watch is created asynchronously; once etcd has it, later writes arrive and older ones do not.
+    await new Promise((r) => setTimeout(r, 200));
+    await writer.put("o/new", "2");
+    const ev = (await first).value as WatchEvent;
+    expect(ev.type === "put" && ev.kv.key).toBe("o/new");
+    await it.return?.();
+  });
+});
