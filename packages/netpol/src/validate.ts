@@ -193,9 +193,14 @@ export function parseSelector(v: unknown, path: string, issues: Issues): LabelSe
   return sel;
 }
 
+/** matchLabels as pairs, per (immutable) selector object: selectors are matched very often. */
+const pairCache = new WeakMap<Readonly<Record<string, string>>, [string, string][]>();
+
 /** Whether `labels` satisfy the selector (every matchLabels pair and every requirement). */
 export function selectorMatches(sel: LabelSelector, labels: Readonly<Record<string, string>>): boolean {
-  for (const [k, v] of Object.entries(sel.matchLabels)) if (labels[k] !== v) return false;
+  let pairs = pairCache.get(sel.matchLabels);
+  if (!pairs) pairCache.set(sel.matchLabels, (pairs = Object.entries(sel.matchLabels)));
+  for (const [k, v] of pairs) if (labels[k] !== v) return false;
   for (const r of sel.matchExpressions) if (!requirementMatches(r, labels)) return false;
   return true;
 }
