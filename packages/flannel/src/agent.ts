@@ -52,7 +52,6 @@ import {
   RENEW_RETRY_MS,
   SUBNET_PREFIX,
   acquireLease,
-  backoffDelay,
   decodeLease,
   encodeAttrs,
   readPreviousSubnets,
@@ -207,23 +206,31 @@ export class FlannelAgent implements NodeAgent {
   private checkNode(): void {
     const { config, ctx } = this;
     const node = ctx.node;
-    const field = `node ${node.name} underlay`;
+    const field = "node.underlay";
+    const on = ` (node ${node.name} has ${node.underlay.map((u) => `${u.iface} ${u.address}/${u.prefixLength}`).join(", ") || "no underlay address"})`;
     const u4 = underlayOf(node, 4);
     const u6 = underlayOf(node, 6);
     if (config.backend.type === "host-gw") {
-      if (config.enableIPv4 && !u4) throw new ConfigError({ component: COMPONENT, field, rule: "host-gw with EnableIPv4 needs an IPv4 underlay address on every node" });
-      if (config.enableIPv6 && !u6) throw new ConfigError({ component: COMPONENT, field, rule: "host-gw with EnableIPv6 needs an IPv6 underlay address on every node" });
+      if (config.enableIPv4 && !u4) throw new ConfigError({ component: COMPONENT, field, rule: `host-gw with EnableIPv4 needs an IPv4 underlay address on every node${on}` });
+      if (config.enableIPv6 && !u6) throw new ConfigError({ component: COMPONENT, field, rule: `host-gw with EnableIPv6 needs an IPv6 underlay address on every node${on}` });
     } else {
-      if (config.enableIPv4 && !u4) throw new ConfigError({ component: COMPONENT, field, rule: "vxlan with EnableIPv4 needs an IPv4 underlay address (the VTEP of flannel.<VNI>)" });
-      if (config.enableIPv6 && !u6 && !u4) throw new ConfigError({ component: COMPONENT, field, rule: "vxlan with EnableIPv6 needs an underlay address" });
+      if (config.enableIPv4 && !u4) throw new ConfigError({ component: COMPONENT, field, rule: `vxlan with EnableIPv4 needs an IPv4 underlay address (the VTEP of flannel.<VNI>)${on}` });
+      if (config.enableIPv6 && !u6 && !u4) throw new ConfigError({ component: COMPONENT, field, rule: `vxlan with EnableIPv6 needs an underlay address${on}` });
     }
     const mtu = podMtu(config, node);
     const floor = config.enableIPv6 ? MIN_POD_MTU[6] : MIN_POD_MTU[4];
+    if (config.backend.type === "vxlan" && config.backend.mtu !== undefined) {
+      for (const u of node.underlay) {
+        if (config.backend.mtu > (u.mtu ?? 1500)) {
+          ctx.log.warn(`[${COMPONENT}] Backend.MTU ${config.backend.mtu} is above the MTU ${u.mtu ?? 1500} of ${u.iface} on node ${node.name}: encapsulated pod packets larger than the underlay allows will be dropped`);
+        }
+      }
+    }
     if (mtu < floor) {
       throw new ConfigError({
         component: COMPONENT,
-        field: config.backend.type === "vxlan" && config.backend.mtu !== undefined ? "Backend.MTU" : `node ${node.name} underlay mtu`,
-        rule: `pods would get MTU ${mtu}, below the minimum ${floor}; raise the underlay MTU`,
+        field: config.backend.type === "vxlan" && config.backend.mtu !== undefined ? "Backend.MTU" : "node.underlay.mtu",
+        rule: `pods on node ${node.name} would get MTU ${mtu}, below the minimum ${floor}; raise the underlay MTU`,
         value: mtu,
       });
     }
@@ -851,4 +858,3 @@ function readPodRecord(kv: KeyValue): PodRecord | undefined {
   }
 }
 
-export { backoffDelay };

@@ -19,6 +19,7 @@
 import { ConfigError, Prefix, formatAddress, parseAddress } from "@cnikit/core";
 import type { Family } from "@cnikit/core";
 
+/** Component name at the start of every error message: `[flannel] SubnetLen: ...`. */
 export const COMPONENT = "flannel";
 
 /** The leasable range of one address family, with defaults applied. */
@@ -56,6 +57,7 @@ export interface HostGwBackendConfig {
   type: "host-gw";
 }
 
+/** The parsed `Backend` object: vxlan or host-gw. */
 export type FlannelBackendConfig = VxlanBackendConfig | HostGwBackendConfig;
 
 /** The parsed, validated net-conf.json. Plain JSON-able data. */

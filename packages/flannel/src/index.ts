@@ -36,6 +36,10 @@ export function summarizeFlannel(config: FlannelConfig): NetworkSummary {
   };
 }
 
+/**
+ * The flannel backend: parses net-conf.json, summarizes what it promises, and creates one
+ * `FlannelAgent` per node. Nothing is registered on import.
+ */
 export const flannel = defineBackend<FlannelConfig>({
   name: "flannel",
   capabilities: { networkPolicy: false, encryption: false, encapsulations: ["vxlan", "none"], families: [4, 6] },

@@ -278,6 +278,7 @@ function isFree(text: string, taken: readonly [bigint, bigint][]): boolean {
 /** How a lease was obtained. */
 export type LeaseSource = "own" | "reservation" | "previous" | "new";
 
+/** The lease `acquireLease` obtained, and how. */
 export interface AcquiredLease {
   key: string;
   subnet?: string;
@@ -292,6 +293,7 @@ export interface AcquiredLease {
   attempts: number;
 }
 
+/** Inputs of `acquireLease`. */
 export interface AcquireLeaseOptions {
   store: Datastore;
   config: FlannelConfig;

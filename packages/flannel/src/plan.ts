@@ -62,6 +62,7 @@ export interface VtepMacs {
   v6?: string;
 }
 
+/** The cluster as one node sees it: what `planDataplane` needs. */
 export interface PlanInput {
   config: FlannelConfig;
   node: NodeInfo;
@@ -81,6 +82,7 @@ export interface SkippedPeer {
   reason: string;
 }
 
+/** A plan and the leases it made no entries for. */
 export interface PlanResult {
   dataplane: NodeDataplane;
   skipped: SkippedPeer[];
