@@ -61,7 +61,9 @@ export interface FlannelInvalidFixture extends FlannelFixtureConfig {
 
 /**
  * The configs the conformance suite runs (vxlan, vxlan with DirectRouting, host-gw) and the table
- * of invalid configs: one per validation rule, each with the field its ConfigError names.
+ * of invalid configs: one per validation rule, each with the field its ConfigError names. Entries
+ * whose field starts with `node.` parse, and are refused by a node's `start()` on an IPv4-only
+ * underlay.
  */
 export const flannelFixtures: { configs: FlannelFixtureConfig[]; invalidConfigs: FlannelInvalidFixture[] } = {
   configs: [
@@ -117,6 +119,12 @@ export const flannelFixtures: { configs: FlannelFixtureConfig[]; invalidConfigs:
     // cnikit extension keys
     { label: "IPMasq not a boolean", config: { Network: "10.244.0.0/16", IPMasq: "true" }, field: "IPMasq" },
     { label: "SubnetLeaseRenewMargin out of 1..1439", config: { Network: "10.244.0.0/16", SubnetLeaseRenewMargin: 1440 }, field: "SubnetLeaseRenewMargin" },
+    // Valid as a config, refused when a node starts: the node has no IPv6 underlay address.
+    {
+      label: "host-gw dual stack on a node without an IPv6 underlay (refused at node start)",
+      config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00:10:244::/56", Backend: { Type: "host-gw" } },
+      field: "node.underlay",
+    },
   ],
 };
 

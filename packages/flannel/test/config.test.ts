@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { CniCode, ConfigError } from "@cnikit/core";
+import { CniCode, ConfigError, MemoryDatastore, VirtualClock } from "@cnikit/core";
 import { flannel, flannelFixtures, parseFlannelConfig, subnetCapacity } from "../src/index.ts";
 import type { FlannelConfig } from "../src/index.ts";
+import { agentContext, nodeInfo } from "./helpers.ts";
 
 function configError(input: unknown): ConfigError {
   try {
@@ -225,10 +226,21 @@ describe("the fixture table the conformance suite runs", () => {
   it.each(flannelFixtures.configs)("$label parses", ({ config }) => {
     expect(() => flannel.parseConfig(config)).not.toThrow();
   });
-  it.each(flannelFixtures.invalidConfigs)("$label → ConfigError naming $field", ({ config, field }) => {
+  const atParse = flannelFixtures.invalidConfigs.filter((c) => !c.field.startsWith("node."));
+  const atStart = flannelFixtures.invalidConfigs.filter((c) => c.field.startsWith("node."));
+  it.each(atParse)("$label → ConfigError naming $field", ({ config, field }) => {
     const err = configError(config);
     expect(err.code).toBe(7);
     expect(err.field).toBe(field);
+  });
+  it.each(atStart)("$label → parses, then start() on an IPv4-only node throws ConfigError naming $field, store untouched", async ({ config, field }) => {
+    const clock = new VirtualClock();
+    const store = new MemoryDatastore({ clock });
+    const agent = flannel.createAgent(agentContext({ config: flannel.parseConfig(config), node: nodeInfo("a1", "a", 10), store, clock }));
+    const err = await agent.start().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).field).toBe(field);
+    expect(await store.revision()).toBe(0);
   });
 });
 
