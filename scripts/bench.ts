@@ -2,7 +2,10 @@
 // wall-clock measurements on this machine; nothing here asserts a speed (tests never time things).
 // Usage: pnpm bench [name-filter ...]   e.g. `pnpm bench allocator datastore`
 import { benchAllocator } from "./bench/allocator.ts";
+import { benchBgp } from "./bench/bgp.ts";
 import { benchDatastore } from "./bench/datastore.ts";
+import { benchFlannel } from "./bench/flannel.ts";
+import { benchNetpol } from "./bench/netpol.ts";
 import { benchSimReachability } from "./bench/sim-reachability.ts";
 
 export interface Figure {
@@ -15,6 +18,9 @@ const suites: { name: string; run: () => Promise<Figure[]> }[] = [
   { name: "allocator", run: benchAllocator },
   { name: "datastore", run: benchDatastore },
   { name: "sim-reachability", run: benchSimReachability },
+  { name: "flannel", run: benchFlannel },
+  { name: "bgp", run: benchBgp },
+  { name: "netpol", run: benchNetpol },
 ];
 
 const filters = process.argv.slice(2);

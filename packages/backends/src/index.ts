@@ -1,0 +1,61 @@
+/**
+ * The one explicit list of cnikit's built-in backends, with the configurations the main job (the
+ * conformance run over every built-in backend) uses for each, and each backend's own table of
+ * invalid configs. Nothing registers itself on import: a backend is built in when it is listed here,
+ * and a test fails when a backend package of this repo is missing.
+ */
+import type { Backend } from "@cnikit/core";
+import { flannel, flannelFixtures } from "@cnikit/flannel";
+import { invalidReferenceConfigs, reference } from "@cnikit/reference";
+
+/** One configuration the main job runs a backend with. */
+export interface BuiltinConfig {
+  /** Short label shown in the report's column header, e.g. `vxlan`, `host-gw`. */
+  label: string;
+  /** The anchor's own config format, unparsed (what a user would write). */
+  config: unknown;
+}
+
+/** An invalid config that must be refused with code 7 naming `field`. */
+export interface InvalidConfig {
+  label: string;
+  config: unknown;
+  field: string;
+}
+
+export interface BuiltinBackend {
+  /** npm package name that exports the backend. */
+  package: string;
+  /** Config-type-erased: the main job only feeds it the entry's own configs, through parseConfig. */
+  backend: Backend<unknown>;
+  configs: BuiltinConfig[];
+  invalidConfigs: InvalidConfig[];
+}
+
+function entry<C>(init: { package: string; backend: Backend<C>; configs: BuiltinConfig[]; invalidConfigs: InvalidConfig[] }): BuiltinBackend {
+  return { ...init, backend: init.backend as Backend<unknown> };
+}
+
+export const builtinBackends: readonly BuiltinBackend[] = [
+  entry({
+    package: "@cnikit/reference",
+    backend: reference,
+    configs: [{ label: "default", config: { network: "10.250.0.0/16", nodeSubnetLength: 24, natOutgoing: true } }],
+    invalidConfigs: invalidReferenceConfigs,
+  }),
+  entry({
+    package: "@cnikit/flannel",
+    backend: flannel,
+    configs: flannelFixtures.configs,
+    invalidConfigs: flannelFixtures.invalidConfigs,
+  }),
+];
+
+/** The entry of a backend by name; throws a TypeError listing the known names. */
+export function builtinBackend(name: string): BuiltinBackend {
+  const found = builtinBackends.find((b) => b.backend.name === name);
+  if (!found) {
+    throw new TypeError(`unknown built-in backend ${JSON.stringify(name)}; known: ${builtinBackends.map((b) => b.backend.name).join(", ")}`);
+  }
+  return found;
+}

@@ -1,0 +1,71 @@
+// The main job (`npm run conformance`): the conformance suite over every built-in backend and each
+// of its listed configurations, on the embedded defaults (in-memory datastore, simulator). Prints
+// the check × backend table and writes every JSON report to reports/. Exits 1 when any required
+// check did not pass.
+//
+// Options: --nodes N (default: the suite's), --seed S, --only name[,name] (backend names),
+//          --report-dir DIR (default reports/)
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { builtinBackends } from "@cnikit/backends";
+import { hasRequiredFailure, renderTable, runConformance } from "@cnikit/conformance/runner";
+import type { ConformanceReport } from "@cnikit/conformance/runner";
+
+const { values } = parseArgs({
+  options: {
+    nodes: { type: "string" },
+    seed: { type: "string" },
+    only: { type: "string" },
+    "report-dir": { type: "string", default: "reports" },
+  },
+});
+
+function positiveInt(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`conformance-all: --${name} must be a positive integer, got ${JSON.stringify(text)}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const nodes = positiveInt("nodes", values.nodes);
+const seed = positiveInt("seed", values.seed);
+const only = values.only?.split(",").map((s) => s.trim()).filter(Boolean);
+const chosen = builtinBackends.filter((b) => !only || only.includes(b.backend.name));
+if (chosen.length === 0) {
+  console.error(`conformance-all: no built-in backend named ${only?.join(", ")}; known: ${builtinBackends.map((b) => b.backend.name).join(", ")}`);
+  process.exit(2);
+}
+
+const reportDir = values["report-dir"] ?? "reports";
+mkdirSync(reportDir, { recursive: true });
+const reports: ConformanceReport[] = [];
+for (const entry of chosen) {
+  for (const c of entry.configs) {
+    const label = `${entry.backend.name}/${c.label}`;
+    process.stderr.write(`conformance: ${label} ...`);
+    const report = await runConformance({
+      backend: entry.backend,
+      config: c.config,
+      configLabel: c.label,
+      invalidConfigs: entry.invalidConfigs,
+      ...(nodes === undefined ? {} : { nodes }),
+      ...(seed === undefined ? {} : { seed }),
+    });
+    process.stderr.write(` ${(report.durationMs / 1000).toFixed(1)} s\n`);
+    const file = join(reportDir, `${entry.backend.name}-${c.label}.json`);
+    writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+    reports.push(report);
+  }
+}
+
+console.log(renderTable(reports));
+console.log(`\nJSON reports: ${reportDir}/`);
+const bad = reports.filter(hasRequiredFailure);
+if (bad.length > 0) {
+  console.log(`required checks not passed by: ${bad.map((r) => `${r.backend}/${r.config}`).join(", ")}`);
+  process.exit(1);
+}
