@@ -24,6 +24,7 @@ import type {
 import { SimCluster, defaultTopology, singleSubnetTopology } from "@cnikit/sim";
 import type { Endpoint, PacketResult, SimPod } from "@cnikit/sim";
 import type { CheckContext, CheckMetrics } from "./types.ts";
+import { IoPacedClock, IoTracker } from "./external-store.ts";
 
 /** A Datastore that counts the operations it forwards (for the report's `storeOps`). */
 export class CountingDatastore implements Datastore {
@@ -87,7 +88,10 @@ export interface Harness {
   cluster: SimCluster<unknown>;
   /** The same cluster without driving: for operations started now and awaited later. */
   sim: SimCluster<unknown>;
-  memory: MemoryDatastore;
+  /** The in-memory cluster store (for fault injection); undefined when the run uses an external store. */
+  memory: MemoryDatastore | undefined;
+  /** The external cluster store (emptied and closed with the harness); undefined for the in-memory one. */
+  external?: Datastore;
   store: CountingDatastore;
   clock: VirtualClock;
   /** Awaits `op` while letting virtual time flow (see `drive`). */
@@ -112,6 +116,11 @@ export async function drive<T>(clock: VirtualClock, op: Promise<T>, what = "oper
   const start = clock.now();
   await flushAsync();
   while (!settled) {
+    // On an external store the operation may be waiting on I/O, not on a timer: let it land first.
+    if (clock instanceof IoPacedClock) {
+      await clock.quiet();
+      if (settled) break;
+    }
     const next = clock.nextAt();
     if (next === undefined) {
       await flushAsync(10);
@@ -174,14 +183,25 @@ export function seedFor(base: number, salt: string): number {
 
 /** Creates an empty cluster with the topology the backend needs (one L2 subnet when it says so). */
 export function createHarness(ctx: CheckContext, salt: string, options: HarnessOptions = {}): Harness {
+  const topology = ctx.summary.requiresSingleSubnet ? singleSubnetTopology() : defaultTopology();
+  const config = "config" in options ? options.config : ctx.config;
+  if (ctx.store) {
+    // An external store: a fresh one per cluster, and a clock paced by its I/O (external-store.ts).
+    const io = new IoTracker();
+    const clock = new IoPacedClock(io);
+    const external = ctx.store.create(`${salt}-${++externalClusters}`);
+    const store = new CountingDatastore(io.wrap(external));
+    const sim = SimCluster.create<unknown>({ backend: ctx.backend, config, topology, seed: seedFor(ctx.seed, salt), clock, store });
+    return { cluster: drivenCluster(sim, clock), sim, memory: undefined, external, store, clock, drive: (op) => drive(clock, op) };
+  }
   const clock = new VirtualClock();
   const memory = new MemoryDatastore({ clock });
   const store = new CountingDatastore(memory);
-  const topology = ctx.summary.requiresSingleSubnet ? singleSubnetTopology() : defaultTopology();
-  const config = "config" in options ? options.config : ctx.config;
   const sim = SimCluster.create<unknown>({ backend: ctx.backend, config, topology, seed: seedFor(ctx.seed, salt), clock, store });
   return { cluster: drivenCluster(sim, clock), sim, memory, store, clock, drive: (op) => drive(clock, op) };
 }
+
+let externalClusters = 0;
 
 /** Settles for the backend's convergence bound (timers pending forever make "idle" never come). */
 export async function settle(h: Harness, ctx: CheckContext, limitMs = ctx.summary.convergenceMs): Promise<void> {

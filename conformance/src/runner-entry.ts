@@ -17,3 +17,5 @@ export type {
   SubResult,
 } from "./types.ts";
 export type { CheckDefinition, CheckEnv, Fixture } from "./check.ts";
+export { EXTERNAL_STORE_GATES, IoPacedClock, IoTracker, emptyStore } from "./external-store.ts";
+export type { StoreProvider } from "./external-store.ts";

@@ -10,6 +10,7 @@ import { ALL_CHECKS, buildFixture } from "./checks/index.ts";
 import { createHarness, describeError } from "./harness.ts";
 import type { Harness, HarnessOptions } from "./harness.ts";
 import type { CheckContext, CheckOutcome, CheckResult, ConformanceOptions, ConformanceReport } from "./types.ts";
+import { EXTERNAL_STORE_GATES, IoPacedClock, emptyStore } from "./external-store.ts";
 
 /** Default wall-clock budget of one check. */
 export const DEFAULT_BUDGET_MS = 60_000;
@@ -84,13 +85,25 @@ export class ConformanceSession {
       propertyRuns,
       invalidConfigs: options.invalidConfigs,
       anchorConfigs: options.anchorConfigs,
+      store: options.store,
     });
+  }
+
+  /**
+   * The check's static gate ("not claimed" / "not run" before running), including the checks an
+   * external store cannot run (`EXTERNAL_STORE_GATES`), or undefined when it runs.
+   */
+  gateOf(check: CheckDefinition): { status: "not claimed" | "not run"; reason: string } | undefined {
+    const gated = check.gate?.(this.ctx);
+    if (gated) return gated;
+    const reason = this.ctx.store ? EXTERNAL_STORE_GATES[check.id] : undefined;
+    return reason ? { status: "not run", reason: `${reason} (store ${this.ctx.store!.label})` } : undefined;
   }
 
   /** Runs one check: gate, budget, clean-up. Never throws: a throwing check is status "error". */
   async run(check: CheckDefinition): Promise<CheckResult> {
     const head = { id: check.id, section: check.section, rule: check.rule, source: check.source, required: check.required };
-    const gated = check.gate?.(this.ctx);
+    const gated = this.gateOf(check);
     if (gated) return { ...head, status: gated.status, reason: gated.reason };
     const harnesses: Harness[] = [];
     const env: CheckEnv = {
@@ -156,7 +169,12 @@ export class ConformanceSession {
 
 async function closeHarness(h: Harness): Promise<void> {
   await h.drive(h.sim.close()).catch(() => undefined);
-  await h.memory.close().catch(() => undefined);
+  await h.memory?.close().catch(() => undefined);
+  if (h.external) {
+    await emptyStore(h.external);
+    await h.external.close().catch(() => undefined);
+  }
+  if (h.clock instanceof IoPacedClock) h.clock.stop();
 }
 
 /**
@@ -185,6 +203,7 @@ export async function runConformance<C>(options: ConformanceOptions<C>): Promise
     config: options.configLabel ?? "config",
     nodes: session.ctx.nodes,
     seed: session.ctx.seed,
+    ...(options.store ? { store: options.store.label } : {}),
     started: startedAt.toISOString(),
     durationMs: Math.round(performance.now() - t0),
     results,

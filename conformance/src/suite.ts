@@ -44,7 +44,7 @@ export function defineConformanceSuite<C>(backend: Backend<C>, options: SuiteOpt
     for (const section of sections) {
       describe(`${section}. ${SECTION_TITLES[section]}`, () => {
         const inSection = checks.filter((c) => c.section === section);
-        const gated = inSection.filter((c) => c.gate?.(session.ctx) !== undefined);
+        const gated = inSection.filter((c) => session.gateOf(c) !== undefined);
         for (const check of inSection.filter((c) => !gated.includes(c))) {
           const budget = (check.budgetMs ?? 60_000) + 30_000;
           it(

@@ -2,6 +2,7 @@
  * Types of the conformance suite: check definitions, results and the JSON report.
  */
 import type { Backend, NetworkSummary } from "@cnikit/core";
+import type { StoreProvider } from "./external-store.ts";
 
 /** Sections of conformance.md. */
 export const Section = {
@@ -89,6 +90,8 @@ export interface ConformanceReport {
   config: string;
   nodes: number;
   seed: number;
+  /** The cluster store's label when it was not the in-memory one (e.g. `etcd://127.0.0.1:2379`). */
+  store?: string;
   /** ISO timestamp of the start. */
   started: string;
   durationMs: number;
@@ -122,6 +125,13 @@ export interface ConformanceOptions<C = unknown> {
   propertyRuns?: number;
   /** Called after each check (progress output). */
   onResult?: (result: CheckResult) => void;
+  /**
+   * Makes the cluster store of every simulated cluster (default: an in-memory store on the
+   * cluster's virtual clock). With an external store (etcd) the clock is paced by the store's I/O
+   * and checks that need virtual lease expiry or the in-memory outage switch are "not run"
+   * (see external-store.ts).
+   */
+  store?: StoreProvider;
 }
 
 /** What a check sees. */
@@ -135,6 +145,8 @@ export interface CheckContext<C = unknown> {
   propertyRuns: number;
   invalidConfigs: InvalidConfigCase[] | undefined;
   anchorConfigs: { label: string; config: unknown }[] | undefined;
+  /** The external cluster store, or undefined for the in-memory one. */
+  store: StoreProvider | undefined;
 }
 
 /** What a check's run returns (the runner adds id, section, rule, source, required). */

@@ -5,7 +5,7 @@
  * holds.
  */
 import type { SimPod } from "@cnikit/sim";
-import { SOURCES, fail, pass } from "../check.ts";
+import { SOURCES, fail, notRun, pass } from "../check.ts";
 import type { CheckDefinition } from "../check.ts";
 import { addPods, converge, describeError, errorCode, ipamProblems, startMetrics, summarizeProblems, thrown } from "../harness.ts";
 import { healthProblem, populate } from "./dynamics.ts";
@@ -83,11 +83,14 @@ export const faultChecks: CheckDefinition[] = [
     required: true,
     async run(env) {
       const h = env.harness("fault.store-unavailable");
+      // The outage is injected with the in-memory store's switch (an external store is gated off before this).
+      const memory = h.memory;
+      if (!memory) return notRun("needs the in-memory store's availability switch");
       const names = await populate(h, env, 3, 2, "s");
       const baseline = healthProblem(h, env);
       if (baseline) return fail(`before the outage: ${baseline}`);
       const m = startMetrics(h);
-      h.memory.setAvailable(false);
+      memory.setAvailable(false);
       const problems: string[] = [];
       // Operations during the outage may complete, fail with code 11, or wait until the store is back.
       const ops: { what: string; op: Promise<unknown>; retry: () => Promise<unknown> }[] = [];
@@ -101,7 +104,7 @@ export const faultChecks: CheckDefinition[] = [
       if (victim) ops.push({ what: `DEL of ${victim.key}`, op: outcome(h.sim.removePod(victim)), retry: () => h.cluster.removePod(victim) });
       // Longer than any lease: the store must come back without the cluster falling apart.
       await h.cluster.settle({ limitMs: env.summary.crashDetectionMs });
-      h.memory.setAvailable(true);
+      memory.setAvailable(true);
       for (const { what, op, retry } of ops) {
         const err = await h.drive(op);
         if (!err) continue;
