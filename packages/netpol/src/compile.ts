@@ -114,51 +114,64 @@ export interface PolicyIndex {
  * @throws ConfigError for an invalid pod IP or ipBlock CIDR (parsed policies never have one).
  */
 export function indexPolicies(model: PolicyModel): PolicyIndex {
+  const nsMap = namespaceMap(model.namespaces);
+  const pods = model.pods.map((pod) => indexPod(pod, nsMap));
+  const sorted = sortPolicies(model.policies);
+  return { pods, policies: sorted.map((policy, n) => resolvePolicy(policy, n, pods)) };
+}
+
+/** Namespaces by name, each with `kubernetes.io/metadata.name`. */
+export function namespaceMap(namespaces: readonly ClusterNamespace[]): Map<string, ClusterNamespace> {
   const nsMap = new Map<string, ClusterNamespace>();
-  for (const n of model.namespaces) nsMap.set(n.name, { name: n.name, labels: { [NAMESPACE_NAME_LABEL]: n.name, ...n.labels } });
-  const pods: IndexedPod[] = model.pods.map((pod) => ({
+  for (const n of namespaces) nsMap.set(n.name, { name: n.name, labels: { [NAMESPACE_NAME_LABEL]: n.name, ...n.labels } });
+  return nsMap;
+}
+
+/** A pod with its namespace and parsed addresses. @throws ConfigError for an invalid IP. */
+export function indexPod(pod: ClusterPod, nsMap: ReadonlyMap<string, ClusterNamespace>): IndexedPod {
+  return {
     pod,
     id: `${pod.namespace}/${pod.name}`,
     ns: nsMap.get(pod.namespace) ?? { name: pod.namespace, labels: { [NAMESPACE_NAME_LABEL]: pod.namespace } },
     addrs: pod.ips.map((ip) => ({ ...parseAddress(ip), text: ip })),
-  }));
-  const sorted = [...model.policies].sort(byText(policyId));
-  const policies = sorted.map((policy, n): ResolvedPolicy => {
-    const selected = pods.filter((p) => p.pod.namespace === policy.namespace && selectorMatches(policy.podSelector, p.pod.labels));
-    const resolve = (rules: PolicyRule[]): ResolvedRule[] =>
-      rules.map((rule, index) => {
-        const out: ResolvedRule = { index, rule };
-        if (rule.peers.length > 0) {
-          out.peers = rule.peers.map((peer) => {
-            if (peer.ipBlock) {
-              return {
-                peer,
-                block: { cidr: Prefix.parse(peer.ipBlock.cidr, { allowHostBits: true }), except: peer.ipBlock.except.map((e) => Prefix.parse(e, { allowHostBits: true })) },
-                pods: [],
-              };
-            }
-            const selected = pods.filter((p) => {
-              if (peer.namespaceSelector) {
-                if (!selectorMatches(peer.namespaceSelector, p.ns.labels)) return false;
-              } else if (p.pod.namespace !== policy.namespace) return false;
-              return peer.podSelector ? selectorMatches(peer.podSelector, p.pod.labels) : true;
-            });
-            return { peer, pods: selected };
-          });
-        }
-        return out;
-      });
-    return {
-      policy,
-      id: policyId(policy),
-      n,
-      selected,
-      selectedIds: new Set(selected.map((p) => p.id)),
-      ingress: resolve(policy.ingress),
-      egress: resolve(policy.egress),
-    };
-  });
-  return { pods, policies };
+  };
+}
+
+/** Policies sorted by namespace/name (the order that numbers them). */
+export function sortPolicies(policies: readonly NetworkPolicy[]): NetworkPolicy[] {
+  return [...policies].sort(byText(policyId));
+}
+
+/** Whether a selector peer of `policy` selects `p`. */
+export function selectorPeerMatches(policy: NetworkPolicy, peer: PolicyPeer, p: IndexedPod): boolean {
+  if (peer.ipBlock) return false;
+  if (peer.namespaceSelector) {
+    if (!selectorMatches(peer.namespaceSelector, p.ns.labels)) return false;
+  } else if (p.pod.namespace !== policy.namespace) return false;
+  return peer.podSelector ? selectorMatches(peer.podSelector, p.pod.labels) : true;
+}
+
+/** Resolves one policy (number `n` in the sorted list) against `pods`. */
+export function resolvePolicy(policy: NetworkPolicy, n: number, pods: readonly IndexedPod[]): ResolvedPolicy {
+  const selected = pods.filter((p) => p.pod.namespace === policy.namespace && selectorMatches(policy.podSelector, p.pod.labels));
+  const resolve = (rules: PolicyRule[]): ResolvedRule[] =>
+    rules.map((rule, index) => {
+      const out: ResolvedRule = { index, rule };
+      if (rule.peers.length > 0) {
+        out.peers = rule.peers.map((peer) => {
+          if (peer.ipBlock) {
+            return {
+              peer,
+              block: { cidr: Prefix.parse(peer.ipBlock.cidr, { allowHostBits: true }), except: peer.ipBlock.except.map((e) => Prefix.parse(e, { allowHostBits: true })) },
+              pods: [],
+            };
+          }
+          return { peer, pods: pods.filter((p) => selectorPeerMatches(policy, peer, p)) };
+        });
+      }
+      return out;
+    });
+  return { policy, id: policyId(policy), n, selected, selectedIds: new Set(selected.map((p) => p.id)), ingress: resolve(policy.ingress), egress: resolve(policy.egress) };
 }
 
 /** Whether a resolved peer matches an address. */

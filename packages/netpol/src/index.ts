@@ -11,6 +11,7 @@ export { compileFilters, hostIfOf, indexPolicies, localPods, podKeyOf, type Node
 export {
   NFT_FAMILY,
   NFT_TABLE,
+  NftNodeCompiler,
   applyElementCommands,
   compileNft,
   deleteTableScript,

@@ -28,8 +28,26 @@
  * replaces the table in one atomic transaction. The text is deterministic (sorted everywhere).
  */
 import { formatAddress, parseAddress, type Family } from "@cnikit/core";
-import { hostIfOf, indexPolicies, lowerProto, localPods, peerHas, resolveNamed, type IndexedPod, type NodeCompileInput, type PolicyIndex, type ResolvedRule } from "./compile.ts";
-import type { PolicyProtocol } from "./types.ts";
+import {
+  hostIfOf,
+  indexPod,
+  indexPolicies,
+  localPods,
+  lowerProto,
+  namespaceMap,
+  peerHas,
+  resolveNamed,
+  resolvePolicy,
+  selectorPeerMatches,
+  sortPolicies,
+  type IndexedPod,
+  type NodeCompileInput,
+  type PolicyIndex,
+  type ResolvedPolicy,
+  type ResolvedRule,
+} from "./compile.ts";
+import { selectorMatches } from "./validate.ts";
+import type { NetworkPolicy, PolicyModel, PolicyProtocol } from "./types.ts";
 
 export const NFT_TABLE = "cnikit-netpol";
 export const NFT_FAMILY = "inet";
@@ -135,55 +153,77 @@ function cmpKeys(a: NftElement, b: NftElement): number {
   return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
 
+/** What one policy contributes to a node's ruleset. */
+interface PolicyPart {
+  sets: NftSet[];
+  chains: NftChain[];
+  outCheck?: string;
+  inCheck?: string;
+  outPods: IndexedPod[];
+  inPods: IndexedPod[];
+}
+
+function familiesOf(input: NftCompileInput): Family[] {
+  return [...new Set<Family>(input.families ?? [4, 6])].sort((a, b) => a - b);
+}
+
+function policyPart(rp: ResolvedPolicy, families: Family[], local: readonly IndexedPod[], pods: readonly IndexedPod[]): PolicyPart {
+  const p = `p${rp.n}`;
+  const mine = local.filter((pod) => rp.selectedIds.has(pod.id));
+  const part: PolicyPart = { sets: [], chains: [], outPods: [], inPods: [] };
+  const addrSet = (name: string, family: Family, intervals: Interval[]): void => {
+    part.sets.push({ name, kind: "set", type: family === 4 ? "ipv4_addr" : "ipv6_addr", interval: true, elements: merge(intervals).map(([a, b]) => ({ key: intervalText(a, b, family) })) });
+  };
+  part.sets.push({ name: `${p}-sel`, kind: "set", type: "ifname", interval: false, elements: mine.map((pod) => ({ key: quote(hostIfOf(pod.pod)) })).sort(cmpKeys) });
+  for (const direction of ["egress", "ingress"] as const) {
+    const type = direction === "ingress" ? "Ingress" : "Egress";
+    if (!rp.policy.policyTypes.includes(type)) continue;
+    const d = direction === "ingress" ? "in" : "out";
+    const chain = `${p}-${d}`;
+    const check = `${direction === "ingress" ? "oifname" : "iifname"} @${p}-sel jump ${chain} ${comment(rp.id)}`;
+    if (direction === "ingress") {
+      part.inCheck = check;
+      part.inPods = mine;
+    } else {
+      part.outCheck = check;
+      part.outPods = mine;
+    }
+    const rules: string[] = [];
+    for (const rr of rp[direction]) rules.push(...ruleLines({ rr, p, d, direction, families, pods, local: mine, sets: part.sets, addrSet, label: `${rp.id} ${direction}[${rr.index}]` }));
+    part.chains.push({ name: chain, rules });
+  }
+  return part;
+}
+
+function assemble(parts: readonly PolicyPart[]): NftRuleset {
+  const dispatch = (name: string, pods: Set<IndexedPod>, target: string): NftSet => ({
+    name,
+    kind: "map",
+    type: "ifname : verdict",
+    interval: false,
+    elements: [...new Set([...pods].map((pod) => quote(hostIfOf(pod.pod))))].sort().map((key) => ({ key, value: `goto ${target}` })),
+  });
+  const outPods = new Set(parts.flatMap((x) => x.outPods));
+  const inPods = new Set(parts.flatMap((x) => x.inPods));
+  const chains: NftChain[] = [
+    ...parts.flatMap((x) => x.chains),
+    { name: "out-policies", rules: [...parts.flatMap((x) => (x.outCheck ? [x.outCheck] : [])), `drop ${comment("egress of an isolated pod: no policy allows it")}`] },
+    { name: "in-policies", rules: [...parts.flatMap((x) => (x.inCheck ? [x.inCheck] : [])), `drop ${comment("ingress of an isolated pod: no policy allows it")}`] },
+    { name: "forward-out", hook: { hook: "forward", priority: 0 }, rules: ["ct state established,related accept", "iifname vmap @out-pods"] },
+    { name: "forward-in", hook: { hook: "forward", priority: 10 }, rules: ["ct state established,related accept", "oifname vmap @in-pods"] },
+  ];
+  return { sets: [...parts.flatMap((x) => x.sets), dispatch("out-pods", outPods, "out-policies"), dispatch("in-pods", inPods, "in-policies")], chains };
+}
+
 /**
  * Compiles the policies for one node into the ruleset model. Pure and deterministic: the same
  * input gives the same model and text.
  * @throws ConfigError for invalid addresses in the model.
  */
 export function compileNft(input: NftCompileInput, index: PolicyIndex = indexPolicies(input.model)): NftRuleset {
-  const families: Family[] = [...new Set<Family>(input.families ?? [4, 6])].sort((a, b) => a - b);
+  const families = familiesOf(input);
   const local = localPods(index, input.node);
-  const sets: NftSet[] = [];
-  const policyChains: NftChain[] = [];
-  const outCheck: string[] = [];
-  const inCheck: string[] = [];
-  const outIsolated = new Set<IndexedPod>();
-  const inIsolated = new Set<IndexedPod>();
-  const addrSet = (name: string, family: Family, intervals: Interval[]): void => {
-    sets.push({ name, kind: "set", type: family === 4 ? "ipv4_addr" : "ipv6_addr", interval: true, elements: merge(intervals).map(([a, b]) => ({ key: intervalText(a, b, family) })) });
-  };
-  for (const rp of index.policies) {
-    const p = `p${rp.n}`;
-    const mine = local.filter((pod) => rp.selectedIds.has(pod.id));
-    sets.push({ name: `${p}-sel`, kind: "set", type: "ifname", interval: false, elements: mine.map((pod) => ({ key: quote(hostIfOf(pod.pod)) })).sort(cmpKeys) });
-    for (const direction of ["egress", "ingress"] as const) {
-      const type = direction === "ingress" ? "Ingress" : "Egress";
-      if (!rp.policy.policyTypes.includes(type)) continue;
-      const d = direction === "ingress" ? "in" : "out";
-      const chain = `${p}-${d}`;
-      (direction === "ingress" ? inCheck : outCheck).push(`${direction === "ingress" ? "oifname" : "iifname"} @${p}-sel jump ${chain} ${comment(rp.id)}`);
-      for (const pod of mine) (direction === "ingress" ? inIsolated : outIsolated).add(pod);
-      const rules: string[] = [];
-      for (const rr of rp[direction]) rules.push(...ruleLines({ rr, p, d, direction, families, index, local: mine, sets, addrSet, label: `${rp.id} ${direction}[${rr.index}]` }));
-      policyChains.push({ name: chain, rules });
-    }
-  }
-  const dispatch = (name: string, pods: Set<IndexedPod>, target: string): NftSet => ({
-    name,
-    kind: "map",
-    type: "ifname : verdict",
-    interval: false,
-    elements: [...pods].map((pod) => ({ key: quote(hostIfOf(pod.pod)), value: `goto ${target}` })).sort(cmpKeys),
-  });
-  const maps = [dispatch("out-pods", outIsolated, "out-policies"), dispatch("in-pods", inIsolated, "in-policies")];
-  const chains: NftChain[] = [
-    ...policyChains,
-    { name: "out-policies", rules: [...outCheck, `drop ${comment("egress of an isolated pod: no policy allows it")}`] },
-    { name: "in-policies", rules: [...inCheck, `drop ${comment("ingress of an isolated pod: no policy allows it")}`] },
-    { name: "forward-out", hook: { hook: "forward", priority: 0 }, rules: ["ct state established,related accept", "iifname vmap @out-pods"] },
-    { name: "forward-in", hook: { hook: "forward", priority: 10 }, rules: ["ct state established,related accept", "oifname vmap @in-pods"] },
-  ];
-  return { sets: [...sets, ...maps], chains };
+  return assemble(index.policies.map((rp) => policyPart(rp, families, local, index.pods)));
 }
 
 function ruleLines(x: {
@@ -192,7 +232,7 @@ function ruleLines(x: {
   d: "in" | "out";
   direction: "ingress" | "egress";
   families: Family[];
-  index: PolicyIndex;
+  pods: readonly IndexedPod[];
   local: IndexedPod[];
   sets: NftSet[];
   addrSet: (name: string, family: Family, intervals: Interval[]) => void;
@@ -258,7 +298,7 @@ function ruleLines(x: {
     for (const family of families) {
       const name = `${base}-${lowerProto(proto)}-named${family}`;
       const elements: { v: bigint; n: number }[] = [];
-      for (const dest of x.index.pods) {
+      for (const dest of x.pods) {
         const nums = [...new Set(named.flatMap((pp) => resolveNamed(pp, dest.pod)))];
         if (nums.length === 0) continue;
         for (const a of dest.addrs) {
@@ -345,17 +385,191 @@ export function nftUpdate(from: NftRuleset, to: NftRuleset): NftUpdate {
   const dels: string[] = [];
   const adds: string[] = [];
   const old = new Map(from.sets.map((s) => [s.name, s]));
-  for (const s of to.sets) {
-    const o = old.get(s.name)!;
-    const before = new Map(o.elements.map((e) => [e.key, e.value]));
-    const after = new Map(s.elements.map((e) => [e.key, e.value]));
-    const gone = o.elements.filter((e) => !after.has(e.key) || after.get(e.key) !== e.value);
-    const come = s.elements.filter((e) => !before.has(e.key) || before.get(e.key) !== e.value);
-    if (gone.length > 0) dels.push(`delete element ${NFT_FAMILY} ${NFT_TABLE} ${s.name} { ${gone.map((e) => e.key).join(", ")} }`);
-    if (come.length > 0) adds.push(`add element ${NFT_FAMILY} ${NFT_TABLE} ${s.name} { ${come.map(elementText).join(", ")} }`);
-  }
+  for (const s of to.sets) elementCommands(old.get(s.name)!, s, dels, adds);
   const commands = [...dels, ...adds];
   return { kind: commands.length === 0 ? "none" : "elements", commands };
+}
+
+/** Appends the element deletes and adds that turn set `o` into `s` (same name and type). */
+function elementCommands(o: NftSet, s: NftSet, dels: string[], adds: string[]): void {
+  const before = new Map(o.elements.map((e) => [e.key, e.value]));
+  const after = new Map(s.elements.map((e) => [e.key, e.value]));
+  const gone = o.elements.filter((e) => !after.has(e.key) || after.get(e.key) !== e.value);
+  const come = s.elements.filter((e) => !before.has(e.key) || before.get(e.key) !== e.value);
+  if (gone.length > 0) dels.push(`delete element ${NFT_FAMILY} ${NFT_TABLE} ${s.name} { ${gone.map((e) => e.key).join(", ")} }`);
+  if (come.length > 0) adds.push(`add element ${NFT_FAMILY} ${NFT_TABLE} ${s.name} { ${come.map(elementText).join(", ")} }`);
+}
+
+/**
+ * Keeps one node's ruleset and moves it with the cluster: `update` recomputes only the policies a
+ * change can touch and returns the nft commands for the kernel. After a pod or namespace change
+ * (added, removed, relabelled, readdressed) those are element commands for the touched policies'
+ * sets and the dispatch maps; after a policy change, what `nftUpdate` gives (usually a table
+ * replacement). `ruleset` always equals `compileNft` of the latest input. Not safe for concurrent
+ * `update` calls (it is synchronous; call it from one place).
+ */
+export class NftNodeCompiler {
+  private readonly node: string;
+  private readonly families: Family[];
+  private current!: NftRuleset;
+  private policies!: NetworkPolicy[];
+  private policiesKey = "";
+  private policiesRef: readonly NetworkPolicy[] | undefined;
+  private nsKey = new Map<string, string>();
+  private podKey = new Map<string, string>();
+  private pods!: IndexedPod[];
+  private byId = new Map<string, IndexedPod>();
+  private resolved!: ResolvedPolicy[];
+  private parts!: PolicyPart[];
+
+  /** Compiles `input` once. @throws ConfigError for invalid addresses in the model. */
+  constructor(input: NftCompileInput) {
+    this.node = input.node;
+    this.families = familiesOf(input);
+    this.full(input.model);
+  }
+
+  /** The ruleset for the latest model. */
+  get ruleset(): NftRuleset {
+    return this.current;
+  }
+
+  private full(model: PolicyModel): void {
+    const nsMap = namespaceMap(model.namespaces);
+    this.pods = model.pods.map((pod) => indexPod(pod, nsMap));
+    this.policies = sortPolicies(model.policies);
+    this.policiesRef = model.policies;
+    this.policiesKey = JSON.stringify(this.policies.map(policyKey));
+    this.nsKey = new Map([...nsMap].map(([k, v]) => [k, JSON.stringify(v.labels)]));
+    this.podKey = new Map(this.pods.map((p) => [p.id, JSON.stringify(p.pod)]));
+    this.byId = new Map(this.pods.map((p) => [p.id, p]));
+    this.resolved = this.policies.map((policy, n) => resolvePolicy(policy, n, this.pods));
+    const local = this.pods.filter((p) => p.pod.node === this.node);
+    this.parts = this.resolved.map((rp) => policyPart(rp, this.families, local, this.pods));
+    this.current = assemble(this.parts);
+  }
+
+  /**
+   * Moves to `model` and returns the commands that move the kernel from the previous ruleset to
+   * the new one (one `nft -f` transaction). Idempotent: the same model again gives `none`.
+   * @throws ConfigError for invalid addresses in the model (the state is left unchanged).
+   */
+  update(model: PolicyModel): NftUpdate {
+    const before = this.current;
+    const samePolicies = model.policies === this.policiesRef || JSON.stringify(sortPolicies(model.policies).map(policyKey)) === this.policiesKey;
+    if (!samePolicies) {
+      const saved = this.snapshot();
+      try {
+        this.full(model);
+      } catch (err) {
+        this.restore(saved);
+        throw err;
+      }
+      return nftUpdate(before, this.current);
+    }
+    const nsMap = namespaceMap(model.namespaces);
+    const nsKey = new Map([...nsMap].map(([k, v]) => [k, JSON.stringify(v.labels)]));
+    const changedNs = new Set<string>();
+    for (const [k, v] of nsKey) if (this.nsKey.get(k) !== v) changedNs.add(k);
+    for (const k of this.nsKey.keys()) if (!nsKey.has(k)) changedNs.add(k);
+    const podKey = new Map<string, string>();
+    // Changed pods as (old, new) pairs; `moved`: something other than labels changed (addresses,
+    // ports, node, interface), so every set that holds the pod changes even if every match stays.
+    const changed: { old?: IndexedPod; fresh?: IndexedPod; moved: boolean }[] = [];
+    // Whether some pod appeared, disappeared or changed addresses or ports (named egress ports of
+    // rules without peers depend on exactly that).
+    let shapeChanged = false;
+    const shape = (p: IndexedPod["pod"]) => JSON.stringify([p.ips, p.ports]);
+    const placing = (p: IndexedPod["pod"]) => JSON.stringify([p.ips, p.ports, p.node ?? "", p.hostIf ?? "", p.key ?? ""]);
+    const pods = model.pods.map((pod) => {
+      const id = `${pod.namespace}/${pod.name}`;
+      const key = JSON.stringify(pod);
+      podKey.set(id, key);
+      const old = this.byId.get(id);
+      if (old && this.podKey.get(id) === key && !changedNs.has(pod.namespace)) return old;
+      const fresh = indexPod(pod, nsMap);
+      if (old) {
+        changed.push({ old, fresh, moved: placing(old.pod) !== placing(pod) });
+        if (shape(old.pod) !== shape(pod)) shapeChanged = true;
+      } else {
+        changed.push({ fresh, moved: true });
+        shapeChanged = true;
+      }
+      return fresh;
+    });
+    for (const [id, old] of this.byId) {
+      if (podKey.has(id)) continue;
+      changed.push({ old, moved: true });
+      shapeChanged = true;
+    }
+    if (changed.length === 0) {
+      this.nsKey = nsKey;
+      return { kind: "none", commands: [] };
+    }
+    const touched: number[] = [];
+    const differs = (test: (p: IndexedPod) => boolean): boolean =>
+      changed.some((c) => {
+        const a = c.old !== undefined && test(c.old);
+        const b = c.fresh !== undefined && test(c.fresh);
+        return a !== b || ((a || b) && c.moved);
+      });
+    this.resolved.forEach((rp, k) => {
+      const policy = rp.policy;
+      const rules = [...policy.ingress, ...policy.egress];
+      const hit =
+        (shapeChanged && policy.egress.some((r) => r.ports.some((pp) => typeof pp.port === "string"))) ||
+        differs((v) => v.pod.namespace === policy.namespace && selectorMatches(policy.podSelector, v.pod.labels)) ||
+        rules.some((r) => r.peers.some((pe) => !pe.ipBlock && differs((v) => selectorPeerMatches(policy, pe, v))));
+      if (hit) touched.push(k);
+    });
+    const local = pods.filter((p) => p.pod.node === this.node);
+    const parts = [...this.parts];
+    const resolved = [...this.resolved];
+    for (const k of touched) {
+      resolved[k] = resolvePolicy(this.policies[k]!, k, pods);
+      parts[k] = policyPart(resolved[k]!, this.families, local, pods);
+    }
+    const next = assemble(parts);
+    const dels: string[] = [];
+    const adds: string[] = [];
+    for (const k of touched) parts[k]!.sets.forEach((s, i) => elementCommands(this.parts[k]!.sets[i]!, s, dels, adds));
+    const nOld = before.sets.length;
+    const nNew = next.sets.length;
+    for (let i = 2; i >= 1; i--) elementCommands(before.sets[nOld - i]!, next.sets[nNew - i]!, dels, adds);
+    this.pods = pods;
+    this.byId = new Map(pods.map((p) => [p.id, p]));
+    this.podKey = podKey;
+    this.nsKey = nsKey;
+    this.resolved = resolved;
+    this.parts = parts;
+    this.current = next;
+    const commands = [...dels, ...adds];
+    return { kind: commands.length === 0 ? "none" : "elements", commands };
+  }
+
+  private snapshot(): unknown[] {
+    return [this.current, this.policies, this.policiesKey, this.policiesRef, this.nsKey, this.podKey, this.pods, this.byId, this.resolved, this.parts];
+  }
+
+  private restore(s: unknown[]): void {
+    [this.current, this.policies, this.policiesKey, this.policiesRef, this.nsKey, this.podKey, this.pods, this.byId, this.resolved, this.parts] = s as [
+      NftRuleset,
+      NetworkPolicy[],
+      string,
+      readonly NetworkPolicy[] | undefined,
+      Map<string, string>,
+      Map<string, string>,
+      IndexedPod[],
+      Map<string, IndexedPod>,
+      ResolvedPolicy[],
+      PolicyPart[],
+    ];
+  }
+}
+
+function policyKey(p: NetworkPolicy): string {
+  const { source: _source, ...rest } = p;
+  return JSON.stringify(rest);
 }
 
 /**

@@ -170,7 +170,7 @@ export class KernelLab {
   async matrix(proto: "tcp" | "udp", port: number): Promise<boolean[][]> {
     const byId = new Map(this.pods.map((p) => [p.id, p]));
     const cells = await Promise.all(POD_IDS.flatMap((from) => POD_IDS.map((to) => this.probe(from, byId.get(to)!, proto, port, 700))));
-    const again = cells.map((ok, k) => (ok ? Promise.resolve(true) : this.probe(POD_IDS[Math.floor(k / 9)]!, byId.get(POD_IDS[k % 9]!)!, proto, port, 1500)));
+    const again = cells.map((ok, k) => (ok ? Promise.resolve(true) : this.probe(POD_IDS[Math.floor(k / 9)]!, byId.get(POD_IDS[k % 9]!)!, proto, port, 2500)));
     const final = await Promise.all(again);
     return POD_IDS.map((_, i) => final.slice(i * 9, i * 9 + 9));
   }

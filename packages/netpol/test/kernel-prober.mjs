@@ -9,6 +9,15 @@ import net from "node:net";
 import readline from "node:readline";
 
 const ports = (process.argv[2] ?? "80,81").split(",").map(Number);
+// Every probe uses a source port of its own (never reused in a run), so a new probe can never
+// match a conntrack entry of an earlier probe (which would make it "established" and bypass the
+// policy): UDP entries live 30-120 s, and the kernel would otherwise pick ports at random.
+let nextSourcePort = 20000;
+function sourcePort() {
+  const p = nextSourcePort++;
+  if (nextSourcePort > 59999) nextSourcePort = 20000;
+  return p;
+}
 const listening = [];
 for (const port of ports) {
   const server = net.createServer((c) => {
@@ -23,7 +32,7 @@ for (const port of ports) {
 
 function probeTcp(host, port, timeoutMs) {
   return new Promise((resolve) => {
-    const sock = net.connect({ host, port });
+    const sock = net.connect({ host, port, localPort: sourcePort() });
     let done = false;
     const finish = (ok) => {
       if (done) return;
@@ -53,8 +62,10 @@ function probeUdp(host, port, timeoutMs) {
     sock.on("message", (m) => finish(String(m) === "ok"));
     sock.on("error", () => finish(false));
     const send = () => sock.send("ping", port, host, () => {});
-    send();
-    timers.push(setTimeout(send, timeoutMs / 2));
+    sock.bind(sourcePort(), () => {
+      send();
+      timers.push(setTimeout(send, timeoutMs / 2));
+    });
     timers.push(setTimeout(() => finish(false), timeoutMs));
   });
 }

@@ -6,7 +6,7 @@
 // SCTP: probed where the kernel has it is not possible with Node's sockets; the test reports
 // which, and asserts that it reported it.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PolicyEvaluator, compileNft, nftUpdate, replaceTableScript, type Cluster, type NetworkPolicy } from "../src/index.ts";
+import { NftNodeCompiler, PolicyEvaluator, compileNft, nftUpdate, replaceTableScript, type Cluster, type NetworkPolicy } from "../src/index.ts";
 import { CASES, KERNEL_CASES } from "./cases.ts";
 import { POD_IDS, e2eCluster, expectedFor, policiesOf, showTable, type MatrixCase } from "./e2e-model.ts";
 import { KernelLab, checkRequirements, cleanupLeftovers, sctpSupport } from "./kernel-lab.ts";
@@ -105,11 +105,10 @@ describe("kernel (nftables in network namespaces) enforces the evaluator's matri
       const policies = policiesOf(after);
       const beforeCluster = e2eCluster();
       const afterCluster = e2eCluster(after.edit);
-      const from = ruleset(beforeCluster, policies);
-      const to = ruleset(afterCluster, policies);
-      lab.nft(replaceTableScript(from));
+      const compiler = new NftNodeCompiler({ model: { ...onOneNode(beforeCluster), policies }, node: NODE, families: [4] });
+      lab.nft(replaceTableScript(compiler.ruleset));
       await checkKernel(before, beforeCluster, policies);
-      const update = nftUpdate(from, to);
+      const update = compiler.update({ ...onOneNode(afterCluster), policies });
       expect(update.kind).toBe("elements");
       expect(update.commands.every((cmd) => /^(add|delete) element inet cnikit-netpol /.test(cmd))).toBe(true);
       lab.nft(`${update.commands.join("\n")}\n`);

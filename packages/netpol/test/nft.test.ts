@@ -3,7 +3,7 @@
 // replacement for policy changes.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { applyElementCommands, compileFilters, compileNft, nftStats, nftUpdate, parsePolicies, renderNft, type Cluster, type NetworkPolicy } from "../src/index.ts";
+import { NftNodeCompiler, applyElementCommands, compileFilters, compileNft, nftStats, nftUpdate, parsePolicies, renderNft, type Cluster, type NetworkPolicy } from "../src/index.ts";
 import { CASES } from "./cases.ts";
 import { e2eCluster, pod, policiesOf } from "./e2e-model.ts";
 
@@ -120,12 +120,15 @@ describe("nftables ruleset", () => {
       fc.record({ kind: fc.constant("pod" as const), pod: fc.integer({ min: 0, max: 8 }), key: fc.constantFrom(...labelKeys), value: fc.option(fc.constantFrom(...values), { nil: undefined }) }),
       fc.record({ kind: fc.constant("ns" as const), ns: fc.integer({ min: 0, max: 2 }), key: fc.constantFrom("ns", "ns2", "team"), value: fc.option(fc.constantFrom("x", "y", "z", "updated"), { nil: undefined }) }),
       fc.record({ kind: fc.constant("remove" as const), pod: fc.integer({ min: 0, max: 8 }) }),
+      fc.record({ kind: fc.constant("move" as const), pod: fc.integer({ min: 0, max: 8 }), away: fc.boolean(), readdress: fc.boolean() }),
       fc.record({ kind: fc.constant("add" as const), n: fc.integer({ min: 0, max: 5 }), ns: fc.integer({ min: 0, max: 2 }), value: fc.constantFrom(...values) }),
     );
     fc.assert(
       fc.property(fc.array(change, { minLength: 1, maxLength: 6 }), (changes) => {
-        let cluster = e2eCluster();
-        let rs = nft(cluster, policies, [4, 6]);
+        const asIs = (c: Cluster) => compileNft({ model: { ...c, policies }, node: NODE, families: [4, 6] });
+        let cluster = oneNode(e2eCluster());
+        let rs = asIs(cluster);
+        const compiler = new NftNodeCompiler({ model: { ...cluster, policies }, node: NODE, families: [4, 6] });
         for (const ch of changes) {
           const next: Cluster = structuredClone(cluster);
           if (ch.kind === "pod" && next.pods[ch.pod]) {
@@ -135,21 +138,31 @@ describe("nftables ruleset", () => {
             if (ch.value === undefined) delete next.namespaces[ch.ns]!.labels[ch.key];
             else next.namespaces[ch.ns]!.labels[ch.key] = ch.value;
           } else if (ch.kind === "remove") next.pods.splice(ch.pod, 1);
+          else if (ch.kind === "move" && next.pods[ch.pod]) {
+            const p = next.pods[ch.pod]!;
+            p.node = ch.away ? "elsewhere" : NODE;
+            if (ch.readdress) p.ips = [p.ips[0]!.replace(/\.(\d+)$/, (_m, d: string) => `.${(Number(d) + 50) % 250}`)];
+          }
           else if (ch.kind === "add") {
             const ns = ["x", "y", "z"][ch.ns]!;
             const name = `extra${ch.n}`;
             if (!next.pods.some((p) => p.namespace === ns && p.name === name))
-              next.pods.push({ namespace: ns, name, labels: { pod: ch.value }, ips: [`10.244.${ch.ns + 1}.${100 + ch.n}`, `fd00::${ch.ns + 1}:${ch.n}`], ports: [{ name: "web", containerPort: 8080, protocol: "TCP" }], node: "node-a", hostIf: `e${ns}${ch.n}` });
+              next.pods.push({ namespace: ns, name, labels: { pod: ch.value }, ips: [`10.244.${ch.ns + 1}.${100 + ch.n}`, `fd00::${ch.ns + 1}:${ch.n}`], ports: [{ name: "web", containerPort: 8080, protocol: "TCP" }], node: NODE, hostIf: `e${ns}${ch.n}` });
           }
-          const target = nft(next, policies, [4, 6]);
+          const target = asIs(next);
           const u = nftUpdate(rs, target);
           expect(u.kind).not.toBe("full");
           expect(renderNft(applyElementCommands(rs, u.commands))).toBe(renderNft(target));
+          // The incremental compiler recomputes only touched policies and must agree.
+          const inc = compiler.update({ ...next, policies });
+          expect(inc.kind).toBe(u.kind);
+          expect(renderNft(compiler.ruleset)).toBe(renderNft(target));
+          expect(renderNft(applyElementCommands(rs, inc.commands))).toBe(renderNft(target));
           cluster = next;
           rs = target;
         }
       }),
-      { numRuns: 60 },
+      { numRuns: 100 },
     );
   });
 
@@ -162,5 +175,24 @@ describe("nftables ruleset", () => {
       const fromNft = ["out-pods", "in-pods"].flatMap((m) => rs.sets.find((s) => s.name === m)!.elements.map((e) => `${m.split("-")[0]} ${e.key.replaceAll('"', "")}`)).sort();
       expect(fromNft, c.name).toEqual(fromFilters);
     }
+  });
+
+  it("the incremental compiler: none for the same model, a full update for a policy change, state kept after bad input", () => {
+    const policies = policiesOf(caseNamed("default-deny-ingress in x"));
+    const compiler = new NftNodeCompiler({ model: { ...oneNode(e2eCluster()), policies }, node: NODE, families: [4] });
+    expect(compiler.update({ ...oneNode(e2eCluster()), policies })).toEqual({ kind: "none", commands: [] });
+    const other = policiesOf(caseNamed("default-deny-all (ingress and egress) in x"));
+    const u = compiler.update({ ...oneNode(e2eCluster()), policies: other });
+    expect(u.kind).toBe("full");
+    expect(renderNft(compiler.ruleset)).toBe(renderNft(nft(e2eCluster(), other)));
+    const broken = oneNode(e2eCluster((c) => {
+      pod(c, "x/a").ips = ["10.244.1.999"];
+    }));
+    expect(() => compiler.update({ ...broken, policies: other })).toThrow(/IPv4/);
+    expect(renderNft(compiler.ruleset)).toBe(renderNft(nft(e2eCluster(), other)));
+    const relabel = oneNode(e2eCluster((c) => {
+      pod(c, "x/a").labels.extra = "1";
+    }));
+    expect(compiler.update({ ...relabel, policies: other })).toEqual({ kind: "none", commands: [] });
   });
 });
