@@ -6,7 +6,7 @@
  * suite itself crashed).
  *
  *   cnikit-conformance --backend <module specifier or path>[#exportName] --config <file.json|yaml>
- *     [--nodes N] [--seed S] [--report out.json] [--dataplane sim] [--store memory]
+ *     [--nodes N] [--seed S] [--report out.json] [--dataplane sim] [--store memory|etcd://host:port]
  *     [--checks id,id] [--invalid-configs table.json] [--list-checks]
  *
  * This module never imports vitest.
@@ -17,7 +17,10 @@ import { createRequire } from "node:module";
 import { basename, dirname, extname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { randomBytes } from "node:crypto";
 import type { Backend } from "@cnikit/core";
+import { EtcdDatastore } from "@cnikit/etcd";
+import type { StoreProvider } from "./external-store.ts";
 import { hasRequiredFailure, listChecks, runConformance, selectChecks } from "./runner.ts";
 import { renderTable } from "./table.ts";
 import type { InvalidConfigCase } from "./types.ts";
@@ -32,7 +35,10 @@ Options:
   --seed <S>                seed of every random choice (default 1)
   --report <file>           write the JSON report there
   --dataplane sim           where packets are walked (only the simulator is available now)
-  --store memory            the cluster datastore (only the in-memory store is available now)
+  --store <store>           the cluster datastore: memory (default), or etcd://host:port[,host:port][/prefix]
+                            for a running etcd v3 (each simulated cluster gets its own key prefix under
+                            /prefix/<run id>/, default /cnikit-conformance/, emptied afterwards); with
+                            etcd, checks that need virtual lease expiry are reported "not run"
   --checks <id,id>          run only these checks (ids, section letters, or prefixes like dyn.*)
   --invalid-configs <file>  JSON list of {label, config, field} the backend must refuse (section C)
   --list-checks             print every check id with its section and rule, and exit
@@ -165,6 +171,31 @@ function invalidTable(data: unknown, path: string): InvalidConfigCase[] {
 }
 
 /**
+ * Parses `etcd://host:port[,host:port...][/prefix]` into an etcd store provider and checks that etcd
+ * answers. Throws a usage error naming the flag when the form is wrong or etcd cannot be reached.
+ */
+export async function etcdStoreFromFlag(flag: string): Promise<StoreProvider> {
+  const m = /^etcd:\/\/([^/]+)(\/.*)?$/.exec(flag);
+  const hosts = m?.[1]?.split(",").filter(Boolean) ?? [];
+  if (!m || hosts.length === 0 || hosts.some((h) => !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(h))) {
+    throw new UsageError(`--store ${flag}: must be etcd://host:port[,host:port...][/prefix], e.g. etcd://127.0.0.1:2379`);
+  }
+  const endpoints = hosts.map((h) => `http://${h}`);
+  const base = `${(m[2] ?? "/cnikit-conformance").replace(/\/+$/, "")}/${randomBytes(4).toString("hex")}/`;
+  let probe: EtcdDatastore;
+  try {
+    probe = await EtcdDatastore.connect({ endpoints, prefix: base, retryWindowMs: 3000 });
+  } catch (err) {
+    throw new UsageError(`--store ${flag}: cannot reach etcd (${err instanceof Error ? err.message : String(err)}); start etcd or fix the address`);
+  }
+  await probe.close();
+  return {
+    label: `etcd://${hosts.join(",")}${base.slice(0, -1)}`,
+    create: (name) => EtcdDatastore.open({ endpoints, prefix: `${base}${name}/` }),
+  };
+}
+
+/**
  * Runs the CLI with `argv` (without node and script). Returns the exit status; never calls
  * process.exit itself.
  */
@@ -206,9 +237,8 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     if (dataplane === "linux") throw new UsageError("--dataplane linux is not available yet: the Linux renderer has not landed; use --dataplane sim");
     if (dataplane !== "sim") throw new UsageError(`--dataplane must be sim (or, later, linux), got ${JSON.stringify(dataplane)}`);
     const store = (values.store as string | undefined) ?? "memory";
-    if (store.startsWith("etcd://") || store === "etcd") throw new UsageError(`--store ${store} is not available yet: the etcd datastore has not landed; use --store memory`);
-    if (store === "file") throw new UsageError("--store file is not available in the conformance CLI yet; use --store memory");
-    if (store !== "memory") throw new UsageError(`--store must be memory (or, later, file or etcd://host:port), got ${JSON.stringify(store)}`);
+    if (store === "file") throw new UsageError("--store file is not available in the conformance CLI yet; use --store memory or etcd://host:port");
+    if (store !== "memory" && !store.startsWith("etcd:")) throw new UsageError(`--store must be memory or etcd://host:port, got ${JSON.stringify(store)}`);
     if (typeof values.backend !== "string" || values.backend === "") throw new UsageError("--backend is required");
     if (typeof values.config !== "string" || values.config === "") throw new UsageError("--config is required");
     const nodes = integer(values.nodes as string | undefined, "--nodes", 4, 2, 64);
@@ -230,8 +260,9 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     const invalidPath = values["invalid-configs"];
     const invalidConfigs =
       typeof invalidPath === "string" ? invalidTable(await readDataFile(resolve(io.cwd, invalidPath), "invalid-configs"), invalidPath) : undefined;
+    const storeProvider = store === "memory" ? undefined : await etcdStoreFromFlag(store);
 
-    io.stderr(`cnikit-conformance: ${backend.name} with ${basename(configPath)}, ${nodes} nodes, seed ${seed}\n`);
+    io.stderr(`cnikit-conformance: ${backend.name} with ${basename(configPath)}, ${nodes} nodes, seed ${seed}${storeProvider ? `, store ${storeProvider.label}` : ""}\n`);
     let report;
     try {
       report = await runConformance({
@@ -242,6 +273,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
         seed,
         ...(checks ? { checks } : {}),
         ...(invalidConfigs ? { invalidConfigs } : {}),
+        ...(storeProvider ? { store: storeProvider } : {}),
         onResult: (r) => io.stderr(`  ${r.status === "passed" ? "ok  " : r.status === "failed" || r.status === "error" ? "FAIL" : "--  "} ${r.id} (${r.status})\n`),
       });
     } catch (err) {

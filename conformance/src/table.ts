@@ -57,7 +57,7 @@ function headline(report: ConformanceReport): string {
   const t = tally(report);
   const requiredBad = report.results.filter((r) => r.required && (r.status === "failed" || r.status === "error")).length;
   return (
-    `${report.backend} (${report.config}), ${report.nodes} nodes, seed ${report.seed}: ` +
+    `${report.backend} (${report.config}), ${report.nodes} nodes, seed ${report.seed}${report.store ? `, store ${report.store}` : ""}: ` +
     `${t.passed} passed, ${t.failed} failed, ${t.error} errors, ${t["not run"]} not run, ${t["not claimed"]} not claimed` +
     ` in ${(report.durationMs / 1000).toFixed(1)} s` +
     (requiredBad > 0 ? ` — ${requiredBad} REQUIRED CHECK(S) NOT PASSED` : "")
