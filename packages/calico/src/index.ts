@@ -4,6 +4,49 @@
  * (Always or CrossSubnet), routed /32 pods with proxy ARP, natOutgoing and NetworkPolicy.
  * See DESIGN.md.
  */
+import { defineBackend } from "@cnikit/core";
+import type { Encapsulation, NetworkSummary } from "@cnikit/core";
+import { CalicoAgent, HOLD_TIME, RESTART_TIME } from "./agent.ts";
+import { parseCalicoConfig } from "./config.ts";
+import type { CalicoConfig } from "./config.ts";
+import { usedEncaps } from "./plan.ts";
+
+/** Virtual time within which a join or a clean leave reaches every node (store watch + BGP session up and one UPDATE, with connect-retry margin). */
+export const CALICO_CONVERGENCE_MS = 30_000;
+
+/**
+ * What a Calico config promises: pods inside the enabled IPv4 pools, masquerade when a pool has
+ * natOutgoing, the encapsulations the pools use (plus native routes for CrossSubnet), joins within
+ * 30 s, a crashed node withdrawn after the hold time (plus graceful-restart time and margin).
+ * Without any encapsulation the pods' routes are only known to BGP speakers, so the underlay
+ * router between subnets cannot forward them: such configs need one L2 subnet. Pure.
+ */
+export function summarizeCalico(config: CalicoConfig): NetworkSummary {
+  const e = usedEncaps(config);
+  const always = config.pools.every((p) => p.disabled || p.ipipMode === "Always" || p.vxlanMode === "Always");
+  const encapsulations: Encapsulation[] = [...(e.ipip ? (["ipip"] as const) : []), ...(e.vxlan ? (["vxlan"] as const) : []), ...(always ? [] : (["none"] as const))];
+  return {
+    podRanges: config.pools.filter((p) => p.family === 4 && !p.disabled).map((p) => p.cidr),
+    natOutgoing: config.pools.some((p) => p.natOutgoing && !p.disabled),
+    encapsulations,
+    convergenceMs: CALICO_CONVERGENCE_MS,
+    crashDetectionMs: (HOLD_TIME + RESTART_TIME) * 1000 + CALICO_CONVERGENCE_MS,
+    requiresSingleSubnet: !e.ipip && !e.vxlan,
+  };
+}
+
+/** The Calico backend: Calico resources in, one `CalicoAgent` per node. Nothing registers on import. */
+export const calico = defineBackend<CalicoConfig>({
+  name: "calico",
+  capabilities: { networkPolicy: true, encryption: false, encapsulations: ["none", "ipip", "vxlan"], families: [4] },
+  parseConfig: parseCalicoConfig,
+  summarize: summarizeCalico,
+  createAgent: (ctx) => new CalicoAgent(ctx),
+});
+
+export { CalicoAgent, desiredPeers, nodeLabels, NODE_PREFIX, ENDPOINT_PREFIX, POLICY_PREFIX, NAMESPACE_PREFIX, HOLD_TIME, RESTART_TIME, RESYNC_MS } from "./agent.ts";
+export { planDataplane, encapFor, podMtu, poolOf, usedEncaps, hostIfName, macFor, podInterface, IPIP_DEVICE, VXLAN_DEVICE, VXLAN_VNI, VXLAN_PORT, POD_GATEWAY, NAT_RULE_ID } from "./plan.ts";
+export type { PlanInput, NodeRecord, LearnedRoute, PodRecord } from "./plan.ts";
 export { parseCalicoConfig, parsePool, checkNoOverlap, CALICO_DEFAULTS, EncapMode } from "./config.ts";
 export type { CalicoConfig, IpPool, BgpConfiguration, BgpPeer, NodeBgp, IpamConfig } from "./config.ts";
 export { parseSelector } from "./selector.ts";
@@ -15,6 +58,7 @@ export {
   checkIpam,
   gcIpam,
   releaseHandle,
+  releaseNodeBlocks,
   readIpam,
   putPool,
   blockKey,

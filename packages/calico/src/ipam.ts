@@ -599,3 +599,25 @@ export async function putPool(store: Datastore, pool: IpPool): Promise<void> {
 export const POOL_PREFIX = "/calico/resources/v3/projectcalico.org/ippools/";
 /** Rewritten by every `putPool`: serialises pool writers. */
 export const POOL_GUARD_KEY = "/calico/resources/v3/projectcalico.org/ippools-guard";
+
+/**
+ * Returns every empty block affine to `node` (block and affinity deleted together, CAS on both);
+ * blocks that still hold addresses keep their affinity. Used when a node leaves cleanly.
+ * Idempotent. Returns the released CIDRs.
+ */
+export async function releaseNodeBlocks(store: Datastore, node: string): Promise<string[]> {
+  const snap = await readIpam(store);
+  const out: string[] = [];
+  for (const [cidr, rev] of snap.affinities.get(node) ?? []) {
+    const b = snap.blocks.get(cidr);
+    if (b && b.record.allocations.some((a) => a !== null)) continue;
+    const compares: TxnCompare[] = [{ key: affinityKey(node, cidr), modRevision: rev }];
+    const ops: TxnOp[] = [{ op: "delete", key: affinityKey(node, cidr) }];
+    if (b) {
+      compares.push({ key: blockKey(cidr), modRevision: b.modRevision });
+      ops.push({ op: "delete", key: blockKey(cidr) });
+    }
+    if ((await store.txn(compares, ops)).succeeded) out.push(cidr);
+  }
+  return out;
+}
