@@ -24,6 +24,7 @@ import { compileNft, renderNft } from "./nft.ts";
 import { parseCluster, parsePolicies } from "./parse.ts";
 import { POLICY_PROTOCOLS, type PolicyModel, type PolicyProtocol } from "./types.ts";
 
+/** The usage text printed on `--help` and usage errors. */
 export const USAGE = `usage:
   cnikit-netpol explain --policies <file> --cluster <file> [--port 80[,81]] [--protocol TCP[,UDP,SCTP]]
   cnikit-netpol explain --policies <file> --cluster <file> --from <ns/pod|ip> --to <ns/pod|ip> [--port 80] [--protocol TCP]

@@ -47,6 +47,7 @@ export function hostIfOf(pod: ClusterPod): string {
   return `np${h.toString(16).padStart(8, "0")}`;
 }
 
+/** `namespace/name` of a policy (its identity, and the sort key that numbers it). */
 export function policyId(p: NetworkPolicy): string {
   return `${p.namespace}/${p.name}`;
 }

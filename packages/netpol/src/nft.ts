@@ -49,7 +49,9 @@ import {
 import { selectorMatches } from "./validate.ts";
 import type { NetworkPolicy, PolicyModel, PolicyProtocol } from "./types.ts";
 
+/** Our table: `table inet cnikit-netpol`; nothing else in the ruleset is touched. */
 export const NFT_TABLE = "cnikit-netpol";
+/** The table family (both IPv4 and IPv6 in one table). */
 export const NFT_FAMILY = "inet";
 
 export interface NftElement {

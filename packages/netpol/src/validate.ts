@@ -5,6 +5,7 @@
 import { ConfigError, Prefix } from "@cnikit/core";
 import { SELECTOR_OPERATORS, type LabelSelector, type SelectorOperator, type SelectorRequirement } from "./types.ts";
 
+/** Component name at the start of error messages. */
 export const COMPONENT = "netpol";
 
 export interface Issue {
@@ -34,6 +35,7 @@ export class Issues {
   }
 }
 
+/** Whether `v` is a plain (non-array, non-null) object. */
 export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
