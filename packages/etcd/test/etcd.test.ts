@@ -5,7 +5,7 @@ import { createServer, type Server } from "node:http";
 import { CniCode, CniError, ConfigError, ConflictError, NotFoundError, TryAgainError, type WatchEvent } from "@cnikit/core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EtcdDatastore, OutcomeUnknownError, type EtcdDatastoreOptions } from "../src/index.ts";
-import { EtcdProcess, freePort } from "../src/testing.ts";
+import { EtcdProcess, findEtcdBinary, freePort } from "../src/testing.ts";
 import { TcpProxy } from "./support/tcp-proxy.ts";
 
 let etcd: EtcdProcess;
@@ -287,5 +287,29 @@ describe("open (no connectivity check)", () => {
     const ev = (await first).value as WatchEvent;
     expect(ev.type === "put" && ev.kv.key).toBe("o/new");
     await it.return?.();
+  });
+});
+
+describe("the etcd test helper", () => {
+  it("names the Debian package to install when etcd is missing", () => {
+    expect(() => findEtcdBinary("/nonexistent/etcd")).toThrow(/install the Debian package etcd-server/);
+    expect(findEtcdBinary()).toMatch(/etcd$/);
+  });
+
+  it("runs etcd under the PID it reports and stops it by that PID", async () => {
+    const own = await EtcdProcess.start();
+    try {
+      const pid = own.pid!;
+      expect(() => process.kill(pid, 0)).not.toThrow();
+      await own.stop();
+      expect(own.running).toBe(false);
+      expect(() => process.kill(pid, 0)).toThrow();
+      await own.restart();
+      const s = await EtcdDatastore.connect({ endpoints: [own.endpoint], prefix: "/x/" });
+      open.push(s);
+      expect(await s.revision()).toBeGreaterThan(0);
+    } finally {
+      await own.cleanup();
+    }
   });
 });
