@@ -11,3 +11,4 @@ export * from "./ip/pool.ts";
 export * from "./store/validate.ts";
 export * from "./store/memory.ts";
 export * from "./store/file.ts";
+export * from "./random.ts";

@@ -1,6 +1,7 @@
 // Durability under kill -9: a child process writes to a FileDatastore as fast as it can and prints
 // each write only after it was acknowledged; we SIGKILL it at seeded random moments, reopen the
 // store and check that every acknowledged write is there, nothing is torn, and revisions only grow.
+import { seededRandom } from "../src/random.ts";
 import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { rm } from "node:fs/promises";
@@ -16,16 +17,6 @@ const ROUNDS = 30;
 const WRITER = fileURLToPath(new URL("./fixtures/file-store-writer.ts", import.meta.url));
 const TSX = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface RoundOutput {
   lines: string[];
@@ -71,7 +62,7 @@ describe("FileDatastore under kill -9", () => {
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
   it(`keeps every acknowledged write over ${ROUNDS} SIGKILLs at random moments (seed ${SEED})`, async () => {
-    const random = mulberry32(SEED);
+    const random = seededRandom(SEED);
     // What the acknowledgements promise, accumulated over rounds.
     const counterFloor = new Map<string, number>();
     let pairFloor = 0;

@@ -1,3 +1,4 @@
+import { seededRandom } from "@cnikit/core";
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
@@ -15,7 +16,7 @@ import {
 import type { Datastore, NodeDataplane, NodeInfo, WatchEvent } from "@cnikit/core";
 import { FlannelAgent, LOCAL_KEYS, REPLAN_MIN_INTERVAL_MS, RESYNC_MS, SUBNET_PREFIX, deriveVtepMac, parseFlannelConfig } from "../src/index.ts";
 import type { FlannelConfig } from "../src/index.ts";
-import { agentContext, drive, hookedStore, nodeInfo, seeded } from "./helpers.ts";
+import { agentContext, drive, hookedStore, nodeInfo } from "./helpers.ts";
 
 const VX = parseFlannelConfig({ Network: "10.244.0.0/16", Backend: { Type: "vxlan" } });
 const HG = parseFlannelConfig({ Network: "10.244.0.0/16", Backend: { Type: "host-gw" } });
@@ -39,7 +40,7 @@ class Cluster {
       store: this.storeFor(node.name, this.inner),
       clock: this.clock,
       local,
-      random: seeded(node.name.length * 31 + node.name.charCodeAt(node.name.length - 1)),
+      random: seededRandom(node.name.length * 31 + node.name.charCodeAt(node.name.length - 1)),
       ...(options.log ? { log: options.log } : {}),
     });
     const agent = new FlannelAgent(ctx);

@@ -1,5 +1,6 @@
 // Shared test helpers: drive a VirtualClock until a promise settles, a seeded PRNG, a store wrapper
 // that lets a test intercept calls.
+import { seededRandom } from "@cnikit/core";
 import { MemoryDatastore, VirtualClock, flushAsync, memoryLogger, silentLogger } from "@cnikit/core";
 import type { AgentContext, Datastore, Logger, NodeInfo, PutOptions, WatchEvent, WatchOptions } from "@cnikit/core";
 import type { FlannelConfig } from "../src/index.ts";
@@ -19,17 +20,6 @@ export async function drive<T>(clock: VirtualClock, promise: Promise<T>, options
   return tracked;
 }
 
-/** mulberry32: a small seeded PRNG returning [0, 1). */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Hooks a test may set on a wrapped store. */
 export interface StoreHooks {
@@ -101,7 +91,7 @@ export function agentContext(options: {
     peers: noPeers,
     clock: options.clock,
     log: options.log ?? silentLogger,
-    random: options.random ?? seeded(1),
+    random: options.random ?? seededRandom(1),
   };
 }
 

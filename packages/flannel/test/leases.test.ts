@@ -1,3 +1,4 @@
+import { seededRandom } from "@cnikit/core";
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { MemoryDatastore, PoolExhaustedError, Prefix, TryAgainError, VirtualClock, silentLogger } from "@cnikit/core";
@@ -16,7 +17,7 @@ import {
   takenRanges,
 } from "../src/index.ts";
 import type { AcquireLeaseOptions, FlannelConfig, LeaseAttrs } from "../src/index.ts";
-import { drive, hookedStore, seeded } from "./helpers.ts";
+import { drive, hookedStore } from "./helpers.ts";
 
 const CONFIG = parseFlannelConfig({ Network: "10.244.0.0/16", Backend: { Type: "vxlan" } });
 
@@ -28,7 +29,7 @@ function setup(config: FlannelConfig = CONFIG) {
   const clock = new VirtualClock();
   const store = new MemoryDatastore({ clock });
   const acquire = (name: string, ip: string, extra: Partial<AcquireLeaseOptions> = {}) =>
-    drive(clock, acquireLease({ store, config, attrs: attrs(name, ip), clock, random: seeded(name.length * 7919 + ip.length), log: silentLogger, ...extra }));
+    drive(clock, acquireLease({ store, config, attrs: attrs(name, ip), clock, random: seededRandom(name.length * 7919 + ip.length), log: silentLogger, ...extra }));
   return { clock, store, acquire };
 }
 
@@ -195,7 +196,7 @@ describe("acquireLease", () => {
       },
     });
     const started = clock.now();
-    const got = await drive(clock, acquireLease({ store, config: CONFIG, attrs: attrs("n1", "198.51.100.10"), clock, random: seeded(3), log: silentLogger }));
+    const got = await drive(clock, acquireLease({ store, config: CONFIG, attrs: attrs("n1", "198.51.100.10"), clock, random: seededRandom(3), log: silentLogger }));
     expect(got.conflicts).toBe(3);
     expect(got.attempts).toBe(4);
     expect(clock.now() - started).toBeGreaterThan(0); // it waited on the clock between attempts
@@ -217,7 +218,7 @@ describe("acquireLease", () => {
       },
     });
     // Nobody advances the clock: this resolves only if no sleep was needed.
-    const got = await acquireLease({ store, config: CONFIG, attrs: attrs("n1", "198.51.100.10"), clock, random: seeded(3), log: silentLogger });
+    const got = await acquireLease({ store, config: CONFIG, attrs: attrs("n1", "198.51.100.10"), clock, random: seededRandom(3), log: silentLogger });
     expect(got).toMatchObject({ conflicts: 2, attempts: 3 });
     expect(clock.now()).toBe(0);
   });
@@ -231,7 +232,7 @@ describe("acquireLease", () => {
         if (options?.ifRevision === 0) await inner.put(key, encodeAttrs(attrs(`thief${++n}`, "192.0.2.9")));
       },
     });
-    const p = acquireLease({ store, config: CONFIG, attrs: attrs("n1", "198.51.100.10"), clock, random: seeded(4), log: silentLogger, maxAttempts: 5 });
+    const p = acquireLease({ store, config: CONFIG, attrs: attrs("n1", "198.51.100.10"), clock, random: seededRandom(4), log: silentLogger, maxAttempts: 5 });
     const err = await drive(clock, p).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TryAgainError);
     expect((err as TryAgainError).code).toBe(11);
@@ -245,7 +246,7 @@ describe("acquireLease", () => {
     const inner = new MemoryDatastore({ clock });
     inner.setAvailable(false);
     clock.setTimeout(() => inner.setAvailable(true), 1_000);
-    const got = await drive(clock, acquireLease({ store: inner, config: CONFIG, attrs: attrs("n1", "198.51.100.10"), clock, random: seeded(5), log: silentLogger }));
+    const got = await drive(clock, acquireLease({ store: inner, config: CONFIG, attrs: attrs("n1", "198.51.100.10"), clock, random: seededRandom(5), log: silentLogger }));
     expect(got.attempts).toBeGreaterThan(1);
     expect(got.conflicts).toBe(0);
   });
@@ -257,7 +258,7 @@ describe("acquireLease", () => {
         const store: Datastore = new MemoryDatastore({ clock });
         const all = Promise.all(
           Array.from({ length: n }, (_, i) =>
-            acquireLease({ store, config: CONFIG, attrs: attrs(`n${i}`, `198.51.100.${i + 2}`), clock, random: seeded(seed + i), log: silentLogger }),
+            acquireLease({ store, config: CONFIG, attrs: attrs(`n${i}`, `198.51.100.${i + 2}`), clock, random: seededRandom(seed + i), log: silentLogger }),
           ),
         );
         const got = await drive(clock, all);
@@ -272,7 +273,7 @@ describe("acquireLease", () => {
     // Every node draws the same IPv4 pick and its own IPv6 pick: the keys differ, so only the
     // after-write check keeps two nodes off one IPv4 subnet.
     const sameV4DifferentV6 = (i: number) => {
-      const own = seeded(i + 1);
+      const own = seededRandom(i + 1);
       let calls = 0;
       return () => (calls++ % 2 === 0 ? 0 : own());
     };

@@ -12,6 +12,8 @@ import {
   createLogger,
   emptyDataplane,
   podKey,
+  seedFromString,
+  seededRandom,
   silentLogger,
   type AgentContext,
   type Backend,
@@ -22,7 +24,7 @@ import {
   type NodeInfo,
 } from "@cnikit/core";
 import { SimFabric } from "./fabric.ts";
-import { SandboxClock, SandboxStore, SandboxTransport, seededRandom } from "./sandbox.ts";
+import { SandboxClock, SandboxStore, SandboxTransport } from "./sandbox.ts";
 import { defaultTopology, type SimTopology } from "./topology.ts";
 import type { Endpoint, PacketResult, PairOutcome, ReachabilityOptions, ReachabilityReport, SendOptions } from "./types.ts";
 
@@ -105,7 +107,7 @@ export class SimCluster<C> {
     this.clock = options.clock ?? new VirtualClock();
     this.store = options.store ?? new MemoryDatastore({ clock: this.clock });
     this.network = new MemoryNetwork({ clock: this.clock, seed: this.seed });
-    this.random = seededRandom(`cluster|${this.seed}`);
+    this.random = seededRandom(seedFromString(`cluster|${this.seed}`));
   }
 
   /**
@@ -149,7 +151,7 @@ export class SimCluster<C> {
       peers,
       clock,
       log: this.logger(info.name, clock),
-      random: seededRandom(`node|${this.seed}|${info.name}|${generation}`),
+      random: seededRandom(seedFromString(`node|${this.seed}|${info.name}|${generation}`)),
     };
     let agent: NodeAgent;
     try {

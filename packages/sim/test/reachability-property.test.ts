@@ -5,22 +5,13 @@
  * ipip, more-specific /32 routes, blackholes, unresolvable next hops, forwarding off, NAT rules,
  * ingress and egress filters.
  */
+import { seededRandom } from "@cnikit/core";
 import { emptyDataplane, type FilterPolicy, type NodeDataplane, type NodeInfo, type PodInterface, type Protocol } from "@cnikit/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { SimFabric, defaultTopology, singleSubnetTopology, type Endpoint } from "../src/index.ts";
 import { mac } from "./builders.ts";
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Random {
   f: () => number;
@@ -30,7 +21,7 @@ interface Random {
 }
 
 function rnd(seed: number): Random {
-  const f = prng(seed);
+  const f = seededRandom(seed);
   return {
     f,
     chance: (p) => f() < p,

@@ -28,6 +28,7 @@
  * through `clock.setTimeout(fn, 0)`. Handler exceptions are not caught; they propagate out of the
  * clock (`VirtualClock.advance` rejects), as an uncaught exception in a socket handler would.
  */
+import { seededRandom } from "../random.ts";
 import type { Clock, TimerHandle } from "../clock.ts";
 import { AddressInUseError, ClosedError, ConfigError, TryAgainError } from "../errors.ts";
 import type { PeerConnection, PeerTransport } from "../peers.ts";
@@ -100,17 +101,6 @@ interface ResolvedFaults {
 
 const NO_FAULTS: ResolvedFaults = { lossRate: 0, duplicateRate: 0, reorderRate: 0, delayMin: 0, delayMax: 0 };
 
-/** mulberry32: a tiny 32-bit PRNG, plenty for fault injection. Returns numbers in [0, 1). */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function checkName(value: unknown, field: string): asserts value is string {
   if (typeof value !== "string" || value.length === 0) {
