@@ -7,12 +7,8 @@ import { benchDatastore } from "./bench/datastore.ts";
 import { benchFlannel } from "./bench/flannel.ts";
 import { benchNetpol } from "./bench/netpol.ts";
 import { benchSimReachability } from "./bench/sim-reachability.ts";
+import { formatFigures, type Figure } from "./bench/figures.ts";
 
-export interface Figure {
-  name: string;
-  value: number;
-  unit: string;
-}
 
 const suites: { name: string; run: () => Promise<Figure[]> }[] = [
   { name: "allocator", run: benchAllocator },
@@ -34,9 +30,5 @@ for (const suite of chosen) {
   const started = performance.now();
   const figures = await suite.run();
   console.log(`\n## ${suite.name} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
-  const width = Math.max(...figures.map((f) => f.name.length));
-  for (const f of figures) {
-    const value = f.value >= 100 ? Math.round(f.value).toLocaleString("en-US") : f.value.toFixed(2);
-    console.log(`  ${f.name.padEnd(width)}  ${value.padStart(14)} ${f.unit}`);
-  }
+  console.log(formatFigures(figures));
 }

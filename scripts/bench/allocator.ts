@@ -2,32 +2,18 @@
 // (holes scattered by a seeded PRNG, so the search crosses full words), and plain allocations on a
 // sparse IPv6 /64. Wall-clock figures from performance.now(); nothing here asserts a speed.
 // Run alone: pnpm exec tsx --conditions=source scripts/bench/allocator.ts
+import { seededRandom } from "@cnikit/core";
 import { AddressPool } from "@cnikit/core";
+import { runIfMain, type Figure } from "./figures.ts";
 
-export interface AllocatorFigure {
-  name: string;
-  value: number;
-  unit: string;
-}
 
-/** Deterministic PRNG (mulberry32) so every run fills the pool the same way. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A /16 pool with `fill` of its capacity held, the free ones scattered at random. */
 function filledPool(fill: number): AddressPool {
   const pool = new AddressPool({ range: "10.20.0.0/16" });
   const all: string[] = [];
   for (let i = 0n; i < pool.capacity; i++) all.push(pool.allocate("fill"));
-  const random = prng(0x5eed);
+  const random = seededRandom(0x5eed);
   // Fisher-Yates, then free the first (1 - fill) share.
   for (let i = all.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
@@ -55,8 +41,8 @@ function opsPerSecond(batch: () => void, perBatch: number, minMs: number): numbe
 }
 
 /** Measures the allocator; each figure is ops per second. */
-export async function benchAllocator(): Promise<AllocatorFigure[]> {
-  const figures: AllocatorFigure[] = [];
+export async function benchAllocator(): Promise<Figure[]> {
+  const figures: Figure[] = [];
   const minMs = 1000;
   for (const fill of [0, 0.5, 0.99]) {
     const pool = filledPool(fill);
@@ -85,11 +71,4 @@ export async function benchAllocator(): Promise<AllocatorFigure[]> {
   return figures;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const figures = await benchAllocator();
-  const width = Math.max(...figures.map((f) => f.name.length));
-  console.log(`allocator — node ${process.version}, ${process.platform}/${process.arch}`);
-  for (const f of figures) {
-    console.log(`  ${f.name.padEnd(width)}  ${Math.round(f.value).toLocaleString("en-US").padStart(12)} ${f.unit}`);
-  }
-}
+await runIfMain(import.meta.url, "allocator", benchAllocator);

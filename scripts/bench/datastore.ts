@@ -9,12 +9,8 @@ import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConflictError, FileDatastore, MemoryDatastore, type Datastore } from "@cnikit/core";
+import { runIfMain, type Figure } from "./figures.ts";
 
-export interface DatastoreFigure {
-  name: string;
-  value: number;
-  unit: string;
-}
 
 const KEYS = 1000;
 
@@ -74,7 +70,7 @@ async function watchRate(events: number): Promise<number> {
   return rate;
 }
 
-async function millionKeys(): Promise<DatastoreFigure[]> {
+async function millionKeys(): Promise<Figure[]> {
   const store = new MemoryDatastore({ historyLimit: 1000 });
   const n = 1_000_000;
   // Inserted in a scattered order so the sorted index does real work.
@@ -100,8 +96,8 @@ async function millionKeys(): Promise<DatastoreFigure[]> {
 }
 
 /** Runs every datastore benchmark and returns its figures. */
-export async function benchDatastore(): Promise<DatastoreFigure[]> {
-  const figures: DatastoreFigure[] = [];
+export async function benchDatastore(): Promise<Figure[]> {
+  const figures: Figure[] = [];
 
   const mem = new MemoryDatastore({ historyLimit: 1000 });
   await seed(mem);
@@ -137,11 +133,4 @@ export async function benchDatastore(): Promise<DatastoreFigure[]> {
   return figures;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const figures = await benchDatastore();
-  const width = Math.max(...figures.map((f) => f.name.length));
-  for (const f of figures) {
-    const value = f.value >= 100 ? Math.round(f.value).toLocaleString("en-US") : f.value.toFixed(2);
-    console.log(`${f.name.padEnd(width)}  ${value.padStart(12)} ${f.unit}`);
-  }
-}
+await runIfMain(import.meta.url, "datastore", benchDatastore);

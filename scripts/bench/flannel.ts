@@ -12,28 +12,14 @@
 // Run alone: pnpm exec tsx --conditions=source scripts/bench/flannel.ts
 // (FLANNEL_BENCH_N=10,100 limits the cluster sizes; the default 10,100,1000 takes a few minutes,
 // most of it firing 1000 agents' 10 s resync timers through 24 h of virtual time.)
+import { seededRandom } from "@cnikit/core";
 import { MemoryDatastore, VirtualClock, flushAsync, silentLogger } from "@cnikit/core";
 import type { AgentContext, Datastore, NodeInfo, WatchEvent } from "@cnikit/core";
 import { FlannelAgent, SUBNET_PREFIX, acquireLease, parseFlannelConfig } from "../../packages/flannel/src/index.ts";
 import type { FlannelConfig } from "../../packages/flannel/src/index.ts";
+import { runIfMain, type Figure } from "./figures.ts";
 
-export interface FlannelFigure {
-  name: string;
-  value: number;
-  unit: string;
-}
 
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Counts every store call and every watch event delivered through it. */
 interface Counters {
@@ -94,15 +80,15 @@ async function runUntil(clock: VirtualClock, done: () => boolean, options: { ste
   return clock.now() - start;
 }
 
-async function leaseThroughput(): Promise<FlannelFigure[]> {
-  const figures: FlannelFigure[] = [];
+async function leaseThroughput(): Promise<Figure[]> {
+  const figures: Figure[] = [];
   for (const [label, n, concurrent] of [
     ["one after another", 2000, false],
     ["1000 at once", 1000, true],
   ] as const) {
     const clock = new VirtualClock();
     const store = new MemoryDatastore({ clock });
-    const random = prng(42);
+    const random = seededRandom(42);
     const acquire = (i: number) =>
       acquireLease({ store, config: CONFIG, attrs: { BackendType: "vxlan", PublicIP: nodeInfo(i).underlay[0]!.address, NodeName: `node-${i}` }, clock, random, log: silentLogger });
     const t0 = performance.now();
@@ -129,7 +115,7 @@ async function leaseThroughput(): Promise<FlannelFigure[]> {
   return figures;
 }
 
-async function convergence(n: number): Promise<FlannelFigure[]> {
+async function convergence(n: number): Promise<Figure[]> {
   const clock = new VirtualClock();
   const counters: Counters = { ops: 0, watchEvents: 0 };
   const store = countingStore(new MemoryDatastore({ clock }), counters);
@@ -144,7 +130,7 @@ async function convergence(n: number): Promise<FlannelFigure[]> {
         peers: noPeers,
         clock,
         log: silentLogger,
-        random: prng(1000 + i),
+        random: seededRandom(1000 + i),
       }),
     );
   }
@@ -185,18 +171,10 @@ async function convergence(n: number): Promise<FlannelFigure[]> {
 }
 
 /** Runs every flannel measurement; see the file comment. */
-export async function benchFlannel(): Promise<FlannelFigure[]> {
+export async function benchFlannel(): Promise<Figure[]> {
   const figures = await leaseThroughput();
   for (const n of (process.env.FLANNEL_BENCH_N ?? "10,100,1000").split(",").map(Number)) figures.push(...(await convergence(n)));
   return figures;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const figures = await benchFlannel();
-  const width = Math.max(...figures.map((f) => f.name.length));
-  console.log(`flannel — node ${process.version}, ${process.platform}/${process.arch}`);
-  for (const f of figures) {
-    const value = f.value >= 100 ? Math.round(f.value).toLocaleString("en-US") : f.value.toFixed(2);
-    console.log(`  ${f.name.padEnd(width)}  ${value.padStart(14)} ${f.unit}`);
-  }
-}
+await runIfMain(import.meta.url, "flannel", benchFlannel);

@@ -3,24 +3,11 @@
 // the incremental update for one pod relabel (recompile + element diff). The cluster is generated
 // from a seeded PRNG, so every run measures the same input. Wall-clock figures; nothing asserted.
 // Run alone: pnpm exec tsx --conditions=source scripts/bench/netpol.ts
+import { seededRandom } from "@cnikit/core";
 import { NftNodeCompiler, PolicyEvaluator, compileFilters, compileNft, indexPolicies, nftStats, nftUpdate, parsePolicies, renderNft, type Cluster, type PolicyModel } from "../../packages/netpol/src/index.ts";
+import { runIfMain, type Figure } from "./figures.ts";
 
-export interface NetpolFigure {
-  name: string;
-  value: number;
-  unit: string;
-}
 
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NAMESPACES = 20;
 const PODS = 1000;
@@ -85,11 +72,11 @@ function timeIt<T>(fn: () => T, minMs = 1000): { ms: number; result: T } {
 }
 
 /** Runs the netpol benchmark; returns the figures. */
-export async function benchNetpol(): Promise<NetpolFigure[]> {
-  const random = prng(0x6e70);
+export async function benchNetpol(): Promise<Figure[]> {
+  const random = seededRandom(0x6e70);
   const c = cluster(random);
   const model: PolicyModel = { ...c, policies: parsePolicies(policies(random), "bench") };
-  const figures: NetpolFigure[] = [];
+  const figures: Figure[] = [];
 
   // Evaluator: random pod pairs and probes.
   const ev = new PolicyEvaluator(model);
@@ -144,12 +131,4 @@ export async function benchNetpol(): Promise<NetpolFigure[]> {
   return figures;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const figures = await benchNetpol();
-  const width = Math.max(...figures.map((f) => f.name.length));
-  console.log(`netpol — node ${process.version}, ${process.platform}/${process.arch}`);
-  for (const f of figures) {
-    const v = f.value >= 100 ? Math.round(f.value).toLocaleString("en-US") : f.value.toFixed(2);
-    console.log(`  ${f.name.padEnd(width)}  ${v.padStart(12)} ${f.unit}`);
-  }
-}
+await runIfMain(import.meta.url, "netpol", benchNetpol);

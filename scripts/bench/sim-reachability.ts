@@ -7,12 +7,8 @@
 // Run alone: pnpm exec tsx --conditions=source scripts/bench/sim-reachability.ts
 import { emptyDataplane, type NodeDataplane, type NodeInfo } from "@cnikit/core";
 import { SimFabric, type SimTopology } from "@cnikit/sim";
+import { runIfMain, type Figure } from "./figures.ts";
 
-export interface SimFigure {
-  name: string;
-  value: number;
-  unit: string;
-}
 
 const PODS_PER_NODE = 20;
 
@@ -92,8 +88,8 @@ export function buildCluster(nodes: number, shape: "routed" | "vxlan"): { fabric
 }
 
 /** Runs the benchmark and returns its figures. */
-export async function benchSimReachability(): Promise<SimFigure[]> {
-  const figures: SimFigure[] = [];
+export async function benchSimReachability(): Promise<Figure[]> {
+  const figures: Figure[] = [];
   const sizes = (process.env.CNIKIT_SIM_BENCH_NODES ?? "100,200,1000").split(",").map(Number);
   for (const shape of ["routed", "vxlan"] as const) {
     for (const nodes of sizes) {
@@ -112,11 +108,4 @@ export async function benchSimReachability(): Promise<SimFigure[]> {
   return figures;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const figures = await benchSimReachability();
-  const width = Math.max(...figures.map((f) => f.name.length));
-  for (const f of figures) {
-    const value = f.value >= 100 ? Math.round(f.value).toLocaleString("en-US") : f.value.toFixed(2);
-    console.log(`${f.name.padEnd(width)}  ${value.padStart(16)} ${f.unit}`);
-  }
-}
+await runIfMain(import.meta.url, "sim-reachability", benchSimReachability);
