@@ -1,0 +1,126 @@
+// calico backend: block IPAM throughput and BGP convergence in the simulator.
+//
+//  - block claims per second (each allocation on a fresh node claims a /26 by one CAS transaction)
+//    and allocations per second from one node's affine blocks (MemoryDatastore, no contention);
+//  - convergence of N agents (IPIP CrossSubnet, two underlay subnets) for N = 10, 100, 500 in full
+//    mesh and N = 1000 with 2 route reflectors: cold start (all join at once), one node joining,
+//    10% crashing (hold-timer expiry). For each: virtual time and wall time to settle, BGP UPDATEs
+//    and bytes sent by all speakers, against the lower bound of /work/shared/reference/bgp.md §3
+//    (every node originates one block; 49 octets per UPDATE).
+// Run alone: pnpm exec tsx --conditions=source scripts/bench/calico.ts
+// (CALICO_BENCH_N=10,100 limits the mesh sizes; CALICO_BENCH_RR=0 skips the 1000-node RR run.)
+import { MemoryDatastore } from "@cnikit/core";
+import { SimCluster, defaultTopology } from "@cnikit/sim";
+import { BlockIpam, calico, calicoFixtures, parseCalicoConfig, withRouteReflectors, HOLD_TIME, RESTART_TIME } from "../../packages/calico/src/index.ts";
+import type { CalicoAgent } from "../../packages/calico/src/index.ts";
+
+export interface CalicoFigure {
+  name: string;
+  value: number;
+  unit: string;
+}
+
+const UPDATE_OCTETS = 49;
+
+async function ipamFigures(out: CalicoFigure[]): Promise<void> {
+  const pools = parseCalicoConfig([{ kind: "IPPool", metadata: { name: "p" }, spec: { cidr: "10.0.0.0/12" } }]).pools;
+  const config = { strictAffinity: false, maxBlocksPerHost: 20, autoAllocateBlocks: true };
+  const store = new MemoryDatastore();
+  const claims = 300;
+  let t = performance.now();
+  for (let i = 0; i < claims; i++) await new BlockIpam({ store, node: `n${i}`, pools, config }).allocate(`h${i}`);
+  out.push({ name: "ipam: block claims (claim + first address)", value: Math.round(claims / ((performance.now() - t) / 1000)), unit: "claims/s" });
+  const one = new BlockIpam({ store, node: "n0", pools, config });
+  const allocs = 600;
+  t = performance.now();
+  for (let i = 0; i < allocs; i++) await one.allocate(`a${i}`);
+  out.push({ name: "ipam: allocations on one node (300 blocks in the store)", value: Math.round(allocs / ((performance.now() - t) / 1000)), unit: "allocs/s" });
+}
+
+function bgpTotals(cluster: SimCluster<unknown>): { updates: number; bytes: number } {
+  let updates = 0;
+  let bytes = 0;
+  for (const n of cluster.nodes()) {
+    if (!n.alive) continue;
+    for (const p of (n.agent as CalicoAgent).bgp?.peerStatus() ?? []) {
+      updates += p.stats?.updatesOut ?? 0;
+      bytes += p.stats?.bytesOut ?? 0;
+    }
+  }
+  return { updates, bytes };
+}
+
+/** Steps the virtual clock by 100 ms until `done()` holds (keepalives never let the cluster idle). */
+async function until(cluster: SimCluster<unknown>, done: () => boolean, limitMs: number): Promise<number> {
+  const v0 = cluster.clock.now();
+  while (!done() && cluster.clock.now() - v0 < limitMs) await cluster.clock.advance(100);
+  return cluster.clock.now() - v0;
+}
+
+/** Every alive node has a BGP route for every other alive node's first block. */
+function meshComplete(cluster: SimCluster<unknown>): boolean {
+  const alive = cluster.nodes().filter((x) => x.alive);
+  return alive.every((n) => cluster.dataplane(n.name).routes.filter((r) => r.origin === "bgp").length >= alive.length - 1);
+}
+
+async function convergence(out: CalicoFigure[], n: number, rr: boolean): Promise<void> {
+  const base = calicoFixtures.configs.find((c) => c.label === "ipip-crosssubnet")!.config;
+  const config = calico.parseConfig(rr ? withRouteReflectors(base) : base);
+  const cluster = SimCluster.create({ backend: calico, config, topology: defaultTopology(), seed: 1 }) as unknown as SimCluster<unknown>;
+  const tag = `${rr ? "2 RRs" : "mesh"} N=${n}`;
+  const R = 2;
+  try {
+    const w0 = performance.now();
+    const v0 = cluster.clock.now();
+    const start = cluster.addNodes(n);
+    let done = false;
+    void start.then(() => (done = true));
+    while (!done) await cluster.clock.advance(100);
+    await until(cluster, () => meshComplete(cluster), 600_000);
+    const cold = bgpTotals(cluster);
+    out.push({ name: `cold start ${tag}: virtual time until every node routes to every block`, value: cluster.clock.now() - v0, unit: "ms" });
+    out.push({ name: `cold start ${tag}: wall time`, value: Math.round(performance.now() - w0), unit: "ms" });
+    const bound = rr ? R * n + R * n * (n - 1) : n * (n - 1);
+    out.push({ name: `cold start ${tag}: BGP UPDATEs (lower bound ${bound})`, value: cold.updates, unit: "msgs" });
+    out.push({ name: `cold start ${tag}: BGP UPDATE+keepalive bytes (UPDATE lower bound ${bound * UPDATE_OCTETS})`, value: cold.bytes, unit: "bytes" });
+
+    const w1 = performance.now();
+    const v1 = cluster.clock.now();
+    const joined = cluster.addNode();
+    let jd = false;
+    void joined.then(() => (jd = true));
+    while (!jd) await cluster.clock.advance(100);
+    await until(cluster, () => meshComplete(cluster), 600_000);
+    const j = bgpTotals(cluster);
+    out.push({ name: `one node joins ${tag}: virtual time`, value: cluster.clock.now() - v1, unit: "ms" });
+    out.push({ name: `one node joins ${tag}: wall time`, value: Math.round(performance.now() - w1), unit: "ms" });
+    out.push({ name: `one node joins ${tag}: BGP UPDATEs (lower bound ${rr ? R + R * n : n})`, value: j.updates - cold.updates, unit: "msgs" });
+
+    const w2 = performance.now();
+    const v2 = cluster.clock.now();
+    const victims = cluster.nodes().filter((x) => x.alive).slice(rr ? R : 0).filter((_, i) => i % 10 === 5).slice(0, Math.max(1, Math.round(n / 10)));
+    for (const v of victims) await cluster.removeNode(v.name, { mode: "crash" });
+    const ips = new Set(victims.map((v) => v.info.underlay[0]!.address));
+    await until(cluster, () => cluster.nodes().filter((x) => x.alive).every((x) => !cluster.dataplane(x.name).routes.some((r) => r.via !== undefined && ips.has(r.via))), (HOLD_TIME + RESTART_TIME) * 1000 + 60_000);
+    out.push({ name: `10% crash ${tag}: virtual time until no route points at a crashed node (hold ${HOLD_TIME}s, GR ${RESTART_TIME}s)`, value: cluster.clock.now() - v2, unit: "ms" });
+    out.push({ name: `10% crash ${tag}: wall time`, value: Math.round(performance.now() - w2), unit: "ms" });
+  } finally {
+    await cluster.close();
+  }
+}
+
+/** Runs every figure; see the module comment. */
+export async function benchCalico(): Promise<CalicoFigure[]> {
+  const out: CalicoFigure[] = [];
+  await ipamFigures(out);
+  const sizes = (process.env.CALICO_BENCH_N ?? "10,100,500").split(",").map(Number).filter((x) => x > 0);
+  for (const n of sizes) await convergence(out, n, false);
+  if (process.env.CALICO_BENCH_RR !== "0") await convergence(out, Number(process.env.CALICO_BENCH_RR_N ?? 1000), true);
+  return out;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const figures = await benchCalico();
+  const w = Math.max(...figures.map((f) => f.name.length));
+  for (const f of figures) console.log(`${f.name.padEnd(w)}  ${String(f.value).padStart(12)} ${f.unit}`);
+}
