@@ -241,7 +241,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     if (store !== "memory" && !store.startsWith("etcd:")) throw new UsageError(`--store must be memory or etcd://host:port, got ${JSON.stringify(store)}`);
     if (typeof values.backend !== "string" || values.backend === "") throw new UsageError("--backend is required");
     if (typeof values.config !== "string" || values.config === "") throw new UsageError("--config is required");
-    const nodes = integer(values.nodes as string | undefined, "--nodes", 4, 2, 64);
+    const nodes = integer(values.nodes as string | undefined, "--nodes", 4, 2, 1000);
     const seed = integer(values.seed as string | undefined, "--seed", 1, 0, 2 ** 31 - 1);
     const checks = typeof values.checks === "string" ? values.checks.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
     try {

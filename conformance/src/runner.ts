@@ -64,8 +64,8 @@ export class ConformanceSession {
    */
   static create<C>(options: ConformanceOptions<C>): ConformanceSession {
     const nodes = options.nodes ?? DEFAULT_NODES;
-    if (!Number.isInteger(nodes) || nodes < 2 || nodes > 64) {
-      throw new ConfigError({ component: "conformance", field: "nodes", rule: "must be an integer from 2 to 64", value: nodes });
+    if (!Number.isInteger(nodes) || nodes < 2 || nodes > 1000) {
+      throw new ConfigError({ component: "conformance", field: "nodes", rule: "must be an integer from 2 to 1000", value: nodes });
     }
     const seed = options.seed ?? DEFAULT_SEED;
     if (!Number.isSafeInteger(seed)) throw new ConfigError({ component: "conformance", field: "seed", rule: "must be an integer", value: seed });
