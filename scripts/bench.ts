@@ -3,6 +3,7 @@
 // Usage: pnpm bench [name-filter ...]   e.g. `pnpm bench allocator datastore`
 import { benchAllocator } from "./bench/allocator.ts";
 import { benchBgp } from "./bench/bgp.ts";
+import { benchCalico } from "./bench/calico.ts";
 import { benchDatastore } from "./bench/datastore.ts";
 import { benchFlannel } from "./bench/flannel.ts";
 import { benchNetpol } from "./bench/netpol.ts";
@@ -16,6 +17,7 @@ const suites: { name: string; run: () => Promise<Figure[]> }[] = [
   { name: "sim-reachability", run: benchSimReachability },
   { name: "flannel", run: benchFlannel },
   { name: "bgp", run: benchBgp },
+  { name: "calico", run: benchCalico },
   { name: "netpol", run: benchNetpol },
 ];
 

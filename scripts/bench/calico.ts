@@ -13,16 +13,12 @@ import { MemoryDatastore } from "@cnikit/core";
 import { SimCluster, defaultTopology } from "@cnikit/sim";
 import { BlockIpam, calico, calicoFixtures, parseCalicoConfig, withRouteReflectors, HOLD_TIME, RESTART_TIME } from "../../packages/calico/src/index.ts";
 import type { CalicoAgent } from "../../packages/calico/src/index.ts";
+import { runIfMain, type Figure } from "./figures.ts";
 
-export interface CalicoFigure {
-  name: string;
-  value: number;
-  unit: string;
-}
 
 const UPDATE_OCTETS = 49;
 
-async function ipamFigures(out: CalicoFigure[]): Promise<void> {
+async function ipamFigures(out: Figure[]): Promise<void> {
   const pools = parseCalicoConfig([{ kind: "IPPool", metadata: { name: "p" }, spec: { cidr: "10.0.0.0/12" } }]).pools;
   const config = { strictAffinity: false, maxBlocksPerHost: 20, autoAllocateBlocks: true };
   const store = new MemoryDatastore();
@@ -63,7 +59,7 @@ function meshComplete(cluster: SimCluster<unknown>): boolean {
   return alive.every((n) => cluster.dataplane(n.name).routes.filter((r) => r.origin === "bgp").length >= alive.length - 1);
 }
 
-async function convergence(out: CalicoFigure[], n: number, rr: boolean): Promise<void> {
+async function convergence(out: Figure[], n: number, rr: boolean): Promise<void> {
   const base = calicoFixtures.configs.find((c) => c.label === "ipip-crosssubnet")!.config;
   const config = calico.parseConfig(rr ? withRouteReflectors(base) : base);
   const cluster = SimCluster.create({ backend: calico, config, topology: defaultTopology(), seed: 1 }) as unknown as SimCluster<unknown>;
@@ -110,8 +106,8 @@ async function convergence(out: CalicoFigure[], n: number, rr: boolean): Promise
 }
 
 /** Runs every figure; see the module comment. */
-export async function benchCalico(): Promise<CalicoFigure[]> {
-  const out: CalicoFigure[] = [];
+export async function benchCalico(): Promise<Figure[]> {
+  const out: Figure[] = [];
   await ipamFigures(out);
   const sizes = (process.env.CALICO_BENCH_N ?? "10,100,500").split(",").map(Number).filter((x) => x > 0);
   for (const n of sizes) await convergence(out, n, false);
@@ -119,8 +115,4 @@ export async function benchCalico(): Promise<CalicoFigure[]> {
   return out;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const figures = await benchCalico();
-  const w = Math.max(...figures.map((f) => f.name.length));
-  for (const f of figures) console.log(`${f.name.padEnd(w)}  ${String(f.value).padStart(12)} ${f.unit}`);
-}
+await runIfMain(import.meta.url, "calico", benchCalico);

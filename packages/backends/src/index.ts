@@ -5,6 +5,7 @@
  * and a test fails when a backend package of this repo is missing.
  */
 import type { Backend } from "@cnikit/core";
+import { calico, calicoFixtures } from "@cnikit/calico";
 import { flannel, flannelFixtures } from "@cnikit/flannel";
 import { invalidReferenceConfigs, reference } from "@cnikit/reference";
 
@@ -48,6 +49,12 @@ export const builtinBackends: readonly BuiltinBackend[] = [
     backend: flannel,
     configs: flannelFixtures.configs,
     invalidConfigs: flannelFixtures.invalidConfigs,
+  }),
+  entry({
+    package: "@cnikit/calico",
+    backend: calico,
+    configs: calicoFixtures.configs,
+    invalidConfigs: calicoFixtures.invalidConfigs,
   }),
 ];
 
