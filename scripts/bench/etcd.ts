@@ -5,17 +5,10 @@
 // temporary data directory (fsync on, as etcd always does) and stops it by PID afterwards.
 // Wall-clock figures from performance.now(); nothing here asserts a speed.
 // Run alone: pnpm exec tsx --conditions=source scripts/bench/etcd.ts
-import { realpathSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { ConflictError, MemoryDatastore, type Datastore } from "@cnikit/core";
 import { EtcdDatastore } from "../../packages/etcd/src/index.ts";
 import { EtcdProcess } from "../../packages/etcd/src/testing.ts";
-
-export interface EtcdFigure {
-  name: string;
-  value: number;
-  unit: string;
-}
+import { runIfMain, type Figure } from "./figures.ts";
 
 const KEYS = 1000;
 
@@ -85,8 +78,8 @@ async function watchLatency(writer: Datastore, reader: Datastore, n: number): Pr
 }
 
 /** Runs the etcd-vs-memory figures (starts and stops its own etcd). */
-export async function benchEtcd(): Promise<EtcdFigure[]> {
-  const figures: EtcdFigure[] = [];
+export async function benchEtcd(): Promise<Figure[]> {
+  const figures: Figure[] = [];
   const etcd = await EtcdProcess.start();
   try {
     const stores: { label: string; writer: Datastore; reader: Datastore; close(): Promise<void> }[] = [];
@@ -109,8 +102,8 @@ export async function benchEtcd(): Promise<EtcdFigure[]> {
       figures.push({ name: `${s.label}: CAS put (get + put ifRevision), 1 writer`, value: await cas(s.writer, 1, 3000), unit: "ops/s" });
       figures.push({ name: `${s.label}: CAS put, 16 concurrent writers`, value: await cas(s.writer, 16, 3000), unit: "ops/s" });
       const lat = await watchLatency(s.writer, s.reader, s.label === "memory" ? 20_000 : 2000);
-      figures.push({ name: `${s.label}: watch delivery latency p50`, value: lat.p50, unit: "ms" });
-      figures.push({ name: `${s.label}: watch delivery latency p99`, value: lat.p99, unit: "ms" });
+      figures.push({ name: `${s.label}: watch delivery latency p50`, value: lat.p50 * 1000, unit: "µs" });
+      figures.push({ name: `${s.label}: watch delivery latency p99`, value: lat.p99 * 1000, unit: "µs" });
       await s.close();
     }
   } finally {
@@ -119,17 +112,4 @@ export async function benchEtcd(): Promise<EtcdFigure[]> {
   return figures;
 }
 
-function invokedDirectly(): boolean {
-  try {
-    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (invokedDirectly()) {
-  const figures = await benchEtcd();
-  const width = Math.max(...figures.map((f) => f.name.length));
-  console.log(`etcd datastore benchmark — node ${process.version}, ${process.platform}/${process.arch}`);
-  for (const f of figures) console.log(`  ${f.name.padEnd(width)}  ${(f.value >= 100 ? Math.round(f.value).toLocaleString("en-US") : f.value.toFixed(3)).padStart(12)} ${f.unit}`);
-}
+await runIfMain(import.meta.url, "etcd", benchEtcd);
