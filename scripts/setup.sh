@@ -2,6 +2,7 @@
 # Set-up shared by the README's two commands: bootstrap the pinned pnpm with npm (corepack's download
 # fails its signature check on our machines), install from the lockfile, build every package.
 set -eu
+export TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1
 cd "$(dirname "$0")/.."
 want=$(node -p "require('./package.json').packageManager.split('@')[1]")
 tools="$PWD/.tools"
