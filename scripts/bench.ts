@@ -5,6 +5,7 @@ import { benchAllocator } from "./bench/allocator.ts";
 import { benchBgp } from "./bench/bgp.ts";
 import { benchCalico } from "./bench/calico.ts";
 import { benchDatastore } from "./bench/datastore.ts";
+import { benchEtcd } from "./bench/etcd.ts";
 import { benchFlannel } from "./bench/flannel.ts";
 import { benchNetpol } from "./bench/netpol.ts";
 import { benchSimReachability } from "./bench/sim-reachability.ts";
@@ -14,6 +15,7 @@ import { formatFigures, type Figure } from "./bench/figures.ts";
 const suites: { name: string; run: () => Promise<Figure[]> }[] = [
   { name: "allocator", run: benchAllocator },
   { name: "datastore", run: benchDatastore },
+  { name: "etcd", run: benchEtcd },
   { name: "sim-reachability", run: benchSimReachability },
   { name: "flannel", run: benchFlannel },
   { name: "bgp", run: benchBgp },
