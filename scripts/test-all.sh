@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 rm -f packages/*/.vitest-report.json conformance/.vitest-report.json
 status=0
 pnpm exec tsc -p scripts/tsconfig.json || { echo "typecheck of scripts/ failed"; status=1; }
-pnpm exec turbo run lint typecheck test --concurrency=2 --output-logs=new-only || status=1
+pnpm exec turbo run lint typecheck test --continue --concurrency=2 --output-logs=new-only || status=1
 node scripts/test-summary.mjs || status=1
 exit $status
