@@ -6,8 +6,10 @@
  *  - this node's record `/calico/resources/v3/projectcalico.org/nodes/<name>` (underlay address,
  *    labels, tunnel addresses, VXLAN MAC) — what other agents peer with and tunnel to;
  *  - workload endpoints `/calico/workloadendpoints/<node>/<containerId>/<ifName>` (namespace,
- *    labels, address) and NetworkPolicies `/calico/networkpolicies/<namespace>/<name>`
- *    (networking.k8s.io/v1 objects as JSON), namespaces `/calico/namespaces/<name>` (labels).
+ *    labels, address, container ports);
+ *  - read only: the Kubernetes objects every NetworkPolicy backend watches (`KUBE_PREFIX` of
+ *    @cnikit/core): NetworkPolicies `/cnikit/kube/networkpolicies/<namespace>/<name>`
+ *    (networking.k8s.io/v1 objects as JSON) and namespaces `/cnikit/kube/namespaces/<name>`.
  *
  * Routing is BGP: a bgp-utils-free speaker runs over `ctx.peers` (the agent's name is its
  * transport address; node records map underlay addresses to names). The node announces its
@@ -20,16 +22,18 @@ import {
   AddressInUseError,
   CheckFailedError,
   ConfigError,
+  KUBE_PREFIX,
   NotReadyError,
   TryAgainError,
   UnknownContainerError,
+  parseKubeNamespace,
   podKey,
 } from "@cnikit/core";
 import type { AgentContext, AgentStatus, AttachResult, KeyValue, NodeAgent, NodeDataplane, PodAttachment, PodRef, UnderlayInterface, FilterPolicy } from "@cnikit/core";
 import { BgpSpeaker, peerTransportAdapter } from "bgp-utils-free";
 import type { PeerConfig } from "bgp-utils-free";
 import { compileFilters, parsePolicyObject } from "@cnikit/netpol";
-import type { ClusterNamespace, ClusterPod, NetworkPolicy } from "@cnikit/netpol";
+import type { ClusterNamespace, ClusterPod, ContainerPort, NetworkPolicy } from "@cnikit/netpol";
 import type { CalicoConfig } from "./config.ts";
 import { BlockIpam, podHandle, releaseHandle, releaseNodeBlocks, tunnelHandle } from "./ipam.ts";
 import { POD_GATEWAY, hostIfName, macFor, planDataplane, usedEncaps, podMtu } from "./plan.ts";
@@ -38,8 +42,10 @@ import { parseSelector } from "./selector.ts";
 
 export const NODE_PREFIX = "/calico/resources/v3/projectcalico.org/nodes/";
 export const ENDPOINT_PREFIX = "/calico/workloadendpoints/";
-export const POLICY_PREFIX = "/calico/networkpolicies/";
-export const NAMESPACE_PREFIX = "/calico/namespaces/";
+/** NetworkPolicies, as every NetworkPolicy backend reads them (`KUBE_PREFIX.networkPolicies`). */
+export const POLICY_PREFIX = KUBE_PREFIX.networkPolicies;
+/** Namespaces, as every NetworkPolicy backend reads them (`KUBE_PREFIX.namespaces`). */
+export const NAMESPACE_PREFIX = KUBE_PREFIX.namespaces;
 /** BGP hold time (s). A crashed node's routes go when it expires (or at once on a reset). */
 export const HOLD_TIME = 90;
 /** Graceful-restart time (s) peers keep a restarting node's routes. */
@@ -97,6 +103,7 @@ interface Endpoint {
   labels: Record<string, string>;
   ips: string[];
   hostIf: string;
+  ports?: ContainerPort[];
 }
 
 /** The Calico NodeAgent; create it with `calico.createAgent`. */
@@ -319,9 +326,10 @@ export class CalicoAgent implements NodeAgent {
     if (!kv) this.namespaces.delete(name);
     else {
       try {
-        const v = JSON.parse(kv.value) as { labels?: Record<string, string> };
-        this.namespaces.set(name, { name, labels: { "kubernetes.io/metadata.name": name, ...(v.labels ?? {}) } });
-      } catch {
+        const v = parseKubeNamespace(key, kv.value);
+        this.namespaces.set(name, { name, labels: { "kubernetes.io/metadata.name": name, ...v.labels } });
+      } catch (err) {
+        this.warn(`ignoring invalid namespace ${key}`, err);
         this.namespaces.delete(name);
       }
     }
@@ -332,7 +340,7 @@ export class CalicoAgent implements NodeAgent {
     if (this.phase !== "running") return;
     let next: FilterPolicy[] = [];
     if (this.policies.size > 0) {
-      const pods: ClusterPod[] = [...this.endpoints.values()].map((e) => ({ namespace: e.namespace, name: e.name, labels: e.labels, ips: e.ips, ports: [], node: e.node, key: e.key, hostIf: e.hostIf }));
+      const pods: ClusterPod[] = [...this.endpoints.values()].map((e) => ({ namespace: e.namespace, name: e.name, labels: e.labels, ips: e.ips, ports: e.ports ?? [], node: e.node, key: e.key, hostIf: e.hostIf }));
       const nsNames = new Set([...pods.map((p) => p.namespace), ...[...this.policies.values()].map((p) => p.namespace), ...this.namespaces.keys()]);
       const namespaces = [...nsNames].sort().map((n) => this.namespaces.get(n) ?? { name: n, labels: { "kubernetes.io/metadata.name": n } });
       try {
@@ -393,6 +401,7 @@ export class CalicoAgent implements NodeAgent {
       labels: pod.labels ?? {},
       ips: [pod.address],
       hostIf: hostIfName(pod),
+      ports: (pod.ports ?? []).map((p) => ({ ...(p.name !== undefined ? { name: p.name } : {}), containerPort: p.containerPort, protocol: p.protocol ?? "TCP" })),
     };
     await this.ctx.store.put(`${ENDPOINT_PREFIX}${this.ctx.node.name}/${podKey(pod)}`, JSON.stringify(ep));
   }
@@ -471,6 +480,7 @@ export class CalicoAgent implements NodeAgent {
       if (pod.namespace !== undefined) rec.namespace = pod.namespace;
       if (pod.podName !== undefined) rec.podName = pod.podName;
       if (pod.labels !== undefined) rec.labels = { ...pod.labels };
+      if (pod.ports !== undefined) rec.ports = pod.ports.map((p) => ({ ...p }));
       try {
         await this.ctx.local.put(`${LOCAL_PODS}${key}`, JSON.stringify(rec));
         await this.publishEndpoint(rec);

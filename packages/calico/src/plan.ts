@@ -16,7 +16,7 @@
  *  - IPv4 forwarding; NetworkPolicy filters as compiled by the agent.
  */
 import { ENCAP_OVERHEAD, Prefix, canonicalDataplane, podKey } from "@cnikit/core";
-import type { FdbEntry, FilterPolicy, Link, NatRule, NeighbourEntry, NodeDataplane, PodInterface, RouteEntry, UnderlayInterface, AddressEntry } from "@cnikit/core";
+import type { FdbEntry, FilterPolicy, Link, NatRule, NeighbourEntry, NodeDataplane, PodInterface, PodPort, RouteEntry, UnderlayInterface, AddressEntry } from "@cnikit/core";
 import type { CalicoConfig, IpPool } from "./config.ts";
 
 export const IPIP_DEVICE = "tunl0";
@@ -55,6 +55,8 @@ export interface PodRecord {
   namespace?: string;
   podName?: string;
   labels?: Record<string, string>;
+  /** Container ports from the ADD (named ports in NetworkPolicies resolve against these). */
+  ports?: PodPort[];
 }
 
 export interface PlanInput {

@@ -1,12 +1,14 @@
-// NetworkPolicy through the backend: policies written to the store are compiled by every calico
+// NetworkPolicy through the backend: policies and namespaces written to the store (at the
+// KUBE_PREFIX keys every NetworkPolicy backend reads) are compiled by every calico
 // agent into its dataplane's filters; the simulator's pod-to-pod matrix (walked through those
 // filters, across nodes and encapsulations) must equal @cnikit/netpol's evaluator, cell by cell.
 import { describe, expect, it } from "vitest";
+import { kubeNamespaceKey, kubeNamespaceValue, kubeNetworkPolicyKey } from "@cnikit/core";
 import { SimCluster, defaultTopology } from "@cnikit/sim";
 import { PolicyEvaluator } from "@cnikit/netpol";
 import type { ClusterPod, NetworkPolicy } from "@cnikit/netpol";
 import { parsePolicyObject } from "@cnikit/netpol";
-import { calico, calicoFixtures, POLICY_PREFIX } from "../src/index.ts";
+import { calico, calicoFixtures } from "../src/index.ts";
 import { drive } from "./helpers.ts";
 
 const POLICIES = [
@@ -15,7 +17,7 @@ const POLICIES = [
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",
     metadata: { name: "allow-a-from-y", namespace: "x" },
-    spec: { podSelector: { matchLabels: { app: "a" } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "y" } } }], ports: [{ protocol: "TCP", port: 80 }] }] },
+    spec: { podSelector: { matchLabels: { app: "a" } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { team: "blue" } } }], ports: [{ protocol: "TCP", port: 80 }] }] },
   },
   {
     apiVersion: "networking.k8s.io/v1",
@@ -33,15 +35,20 @@ describe.each(["ipip-crosssubnet", "vxlan-crosssubnet"])("%s: policy matrix thro
       const nodes = await drive(cluster.clock, cluster.addNodes(3));
       let i = 0;
       for (const ns of ["x", "y"]) for (const app of ["a", "b", "c"]) await cluster.addPod(nodes[i++ % 3]!.name, { name: `${app}`, namespace: ns, labels: { app } });
+      const namespaces = [
+        { name: "x", labels: { "kubernetes.io/metadata.name": "x", team: "red" } },
+        { name: "y", labels: { "kubernetes.io/metadata.name": "y", team: "blue" } },
+      ];
+      for (const ns of namespaces) await cluster.store.put(kubeNamespaceKey(ns.name), kubeNamespaceValue(ns));
       const policies: NetworkPolicy[] = [];
       for (const p of POLICIES) {
-        await cluster.store.put(`${POLICY_PREFIX}${p.metadata.namespace}/${p.metadata.name}`, JSON.stringify(p));
+        await cluster.store.put(kubeNetworkPolicyKey(p.metadata.namespace, p.metadata.name), JSON.stringify(p));
         policies.push(parsePolicyObject(p));
       }
       await cluster.settle({ limitMs: 30_000 });
       const compare = (active: NetworkPolicy[]) => {
         const pods: ClusterPod[] = cluster.pods().map((p) => ({ namespace: p.namespace, name: p.name, labels: p.labels, ips: p.addresses, ports: [] }));
-        const ev = new PolicyEvaluator({ namespaces: ["x", "y"].map((n) => ({ name: n, labels: { "kubernetes.io/metadata.name": n } })), pods, policies: active });
+        const ev = new PolicyEvaluator({ namespaces, pods, policies: active });
         let denied = 0;
         for (const port of [80, 81]) {
           for (const from of cluster.pods()) {
@@ -58,7 +65,7 @@ describe.each(["ipip-crosssubnet", "vxlan-crosssubnet"])("%s: policy matrix thro
       };
       expect(compare(policies)).toBeGreaterThan(0);
       expect(cluster.dataplane(nodes[0]!.name).filters.length + cluster.dataplane(nodes[1]!.name).filters.length + cluster.dataplane(nodes[2]!.name).filters.length).toBeGreaterThan(0);
-      await cluster.store.delete(`${POLICY_PREFIX}x/deny-all`);
+      await cluster.store.delete(kubeNetworkPolicyKey("x", "deny-all"));
       await cluster.settle({ limitMs: 30_000 });
       compare(policies.filter((p) => p.name !== "deny-all"));
     } finally {

@@ -25,6 +25,13 @@
  *  - Azure-like (cloud allocator, no overlay): addresses are preallocated centrally in `store`
  *    (maxPods per node, from the node's underlay subnet); pods are routed on the underlay itself:
  *    the plan holds per-pod host routes and proxy ARP, and no encapsulation at all.
+ *
+ * NetworkPolicy: a backend that claims `capabilities.networkPolicy` watches the Kubernetes objects
+ * the cluster mirrors into `ctx.store` under `KUBE_PREFIX` (kube.ts): namespaces
+ * (`/cnikit/kube/namespaces/<name>`, with their labels) and networking.k8s.io/v1 NetworkPolicies
+ * (`/cnikit/kube/networkpolicies/<namespace>/<name>`, the object as JSON). Pod labels, namespace,
+ * name and named container ports come with `PodAttachment`; how a backend tells other nodes about
+ * its pods is its own business. It enforces the policies in `NodeDataplane.filters`.
  */
 import type { Clock } from "./clock.ts";
 import type { Datastore } from "./datastore.ts";
@@ -94,6 +101,19 @@ export interface PodAttachment {
   labels?: Record<string, string>;
   /** Specific addresses asked for (CNI_ARGS IP, args.cni.ips, runtimeConfig.ips). */
   requestedIps?: string[];
+  /**
+   * The pod's container ports (pod.spec.containers[].ports): named ports in NetworkPolicies
+   * resolve against these. Protocol defaults to TCP.
+   */
+  ports?: PodPort[];
+}
+
+/** One container port of a pod (core/v1 ContainerPort, the fields NetworkPolicy uses). */
+export interface PodPort {
+  /** IANA_SVC_NAME; unnamed ports cannot be named by a policy. */
+  name?: string;
+  containerPort: number;
+  protocol?: "TCP" | "UDP" | "SCTP";
 }
 
 /** The identity of an attachment: what DEL, CHECK and GC are given. */

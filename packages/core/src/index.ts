@@ -4,6 +4,7 @@ export * from "./dataplane.ts";
 export * from "./datastore.ts";
 export * from "./peers.ts";
 export * from "./backend.ts";
+export * from "./kube.ts";
 export * from "./ip/prefix.ts";
 export * from "./peers/memory.ts";
 export * from "./log.ts";

@@ -7,6 +7,18 @@ export * from "./types.ts";
 export { NAMESPACE_NAME_LABEL, buildCluster, parseCluster, parsePolicies, parsePolicyObject, readDocuments } from "./parse.ts";
 export { isEmptySelector, labelKeyProblem, labelValueProblem, portNameProblem, selectorMatches, selectorText } from "./validate.ts";
 export { PolicyEvaluator, explainVerdict, formatMatrix, peerText, portMatches, portText, type DirectionVerdict, type Matrix, type Probe, type RuleRef, type Verdict } from "./evaluate.ts";
+export {
+  E2E_NAMESPACES,
+  E2E_PODS,
+  E2E_POD_IDS,
+  E2E_PORTS,
+  e2eCases,
+  e2eNamespaceLabels,
+  e2ePodLabels,
+  type E2eCase,
+  type E2eEnv,
+  type NetworkPolicyObject,
+} from "./e2e.ts";
 export { compileFilters, hostIfOf, indexPolicies, localPods, podKeyOf, type NodeCompileInput, type PolicyIndex } from "./compile.ts";
 export {
   NFT_FAMILY,

@@ -22,6 +22,7 @@ import {
   type NodeAgent,
   type NodeDataplane,
   type NodeInfo,
+  type PodPort,
 } from "@cnikit/core";
 import { SimFabric } from "./fabric.ts";
 import { SandboxClock, SandboxStore, SandboxTransport } from "./sandbox.ts";
@@ -324,10 +325,14 @@ export class SimCluster<C> {
 
   /**
    * CNI ADD through the node's agent; the pod is registered with the ADD result's addresses.
-   * Container ids are deterministic from the seed. Rethrows the agent's error (nothing is
+   * Container ids are deterministic from the seed; `ports` (named container ports) go to the agent
+   * with the attachment. Rethrows the agent's error (nothing is
    * registered then); throws `NotFoundError` for an unknown node.
    */
-  async addPod(nodeName: string, options: { name?: string; namespace?: string; labels?: Record<string, string>; containerId?: string; ifName?: string } = {}): Promise<SimPod> {
+  async addPod(
+    nodeName: string,
+    options: { name?: string; namespace?: string; labels?: Record<string, string>; containerId?: string; ifName?: string; ports?: PodPort[] } = {},
+  ): Promise<SimPod> {
     this.checkOpen();
     const state = this.state(nodeName);
     const n = ++this.podsAdded;
@@ -343,6 +348,7 @@ export class SimCluster<C> {
       namespace,
       podName: name,
       labels,
+      ...(options.ports ? { ports: options.ports.map((p) => ({ ...p })) } : {}),
     });
     const pod: SimPod = {
       key: podKey({ containerId, ifName }),
