@@ -1,11 +1,11 @@
-// The shared conformance suite in the simulator, calico's "vxlan-crosssubnet" config, at 2 and 10 nodes (one
-// file per config so that vitest runs them in parallel; 100 nodes: test/sim-100.test.ts).
+// The shared conformance suite in the simulator, calico's "vxlan-crosssubnet" config, at 2, 10 and 100 nodes on
+// two underlay subnets (one file per config so that vitest runs them in parallel).
 import { describe } from "vitest";
 import { defineConformanceSuite } from "@cnikit/conformance";
 import { calico, calicoFixtures } from "../src/index.ts";
 
 const { config } = calicoFixtures.configs.find((c) => c.label === "vxlan-crosssubnet")!;
-for (const nodes of [2, 10]) {
+for (const nodes of [2, 10, 100]) {
   describe(`vxlan-crosssubnet, ${nodes} nodes`, () => {
     defineConformanceSuite(calico, { config, configLabel: "vxlan-crosssubnet", nodes, invalidConfigs: calicoFixtures.invalidConfigs });
   });

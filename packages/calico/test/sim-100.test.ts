@@ -1,5 +1,6 @@
-// 100 nodes in the simulator (the conformance runner stops at 64): IPIP CrossSubnet in full mesh
-// and VXLAN CrossSubnet with two route reflectors, on two underlay subnets — join at once, full
+// 100 nodes in the simulator beyond the conformance suite (whose dynamics checks use a few nodes of
+// their own): IPIP CrossSubnet in full mesh and VXLAN CrossSubnet with two route reflectors, on two
+// underlay subnets — join at once, full
 // reachability, a crash withdrawn after the hold timer, an agent restart that changes nothing.
 import { describe, expect, it } from "vitest";
 import { canonicalDataplane } from "@cnikit/core";
