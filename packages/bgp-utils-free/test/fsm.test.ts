@@ -186,6 +186,31 @@ describe("connecting: active, passive, ConnectRetry, connect delay", () => {
     expect(s.peerState("10.0.0.9")).toBe("Active");
   });
 
+  it("a dial that never completes (silent peer) is dropped at ConnectRetry and a new one establishes (§8.2.2 event 9)", async () => {
+    const net = new MemoryNetwork();
+    const clock = new TestClock();
+    const dials: number[] = [];
+    const inner = net.transport("10.0.0.1");
+    const s = new BgpSpeaker({
+      asn: 64512,
+      routerId: "10.0.0.1",
+      // The first connect hangs forever (no SYN-ACK, no RST); later ones go through.
+      transport: { listen: (fn) => inner.listen(fn), connect: (t) => (dials.push(clock.now()), dials.length === 1 ? new Promise(() => undefined) : inner.connect(t)) },
+      clock,
+      jitter: false,
+      peers: [{ address: "10.0.0.9", asn: 64512 }],
+    });
+    const raw = new RawPeer({ network: net, address: "10.0.0.9", asn: 64512, routerId: "10.0.0.9" });
+    await raw.listen();
+    await s.start();
+    await clock.advance(4_000);
+    expect(s.peerState("10.0.0.9")).not.toBe("Established");
+    await clock.advance(2_000);
+    await settle();
+    expect(dials).toEqual([0, 5000]);
+    expect(raw.stream).toBeDefined();
+  });
+
   it("the connect delay knob postpones the first dial", async () => {
     const { s, dials, clock } = await rig({ passive: false, extra: { connectDelayTime: 2 } });
     await s.start();
