@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { VirtualClock } from "@cnikit/core";
+import { VirtualClock, defineBackend } from "@cnikit/core";
 import { reference } from "@cnikit/reference";
 import { drive } from "../src/harness.ts";
 import { hasRequiredFailure, listChecks, runConformance, selectChecks } from "../src/runner-entry.ts";
@@ -42,14 +42,22 @@ describe("runConformance options", () => {
   }
 
   it("reports the run's identity and counts required failures", async () => {
-    const report = await runConformance({ backend: reference, config: {}, configLabel: "x", nodes: 3, seed: 9, checks: ["ipam.unique", "policy.matrix"] });
+    const report = await runConformance({ backend: reference, config: {}, configLabel: "x", nodes: 3, seed: 9, checks: ["ipam.unique", "encryption.no-plaintext"] });
     expect(report).toMatchObject({ backend: "reference", config: "x", nodes: 3, seed: 9 });
     expect(report.results.map((r) => [r.id, r.status])).toEqual([
       ["ipam.unique", "passed"],
-      ["policy.matrix", "not claimed"],
+      ["encryption.no-plaintext", "not claimed"],
     ]);
     expect(hasRequiredFailure(report)).toBe(false);
     expect(hasRequiredFailure({ ...report, results: [{ ...report.results[0]!, status: "error" }] })).toBe(true);
+  });
+});
+
+describe("section F gate", () => {
+  it("reports policy.matrix as not claimed (never passed) for a backend that does not claim networkPolicy", async () => {
+    const noPolicy = defineBackend({ ...reference, name: "reference-no-policy", capabilities: { ...reference.capabilities, networkPolicy: false } });
+    const report = await runConformance({ backend: noPolicy, config: {}, nodes: 3, seed: 9, checks: ["policy.matrix"] });
+    expect(report.results.map((r) => [r.id, r.status, r.reason])).toEqual([["policy.matrix", "not claimed", "capabilities.networkPolicy is false"]]);
   });
 });
 

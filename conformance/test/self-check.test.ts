@@ -4,6 +4,7 @@
  * those), while unrelated control checks stay green on it.
  */
 import { beforeAll, describe, expect, it } from "vitest";
+import { e2eCases } from "@cnikit/netpol";
 import { invalidReferenceConfigs, reference } from "@cnikit/reference";
 import { runConformance } from "../src/runner-entry.ts";
 import type { CheckResult, ConformanceReport } from "../src/runner-entry.ts";
@@ -32,10 +33,16 @@ describe("section H: the suite checks itself", () => {
   });
 
   it("reports what it cannot check as not claimed / not run, never passed", () => {
-    expect(statusOf(referenceReport, "policy.matrix").status).toBe("not claimed");
     expect(statusOf(referenceReport, "encryption.no-plaintext").status).toBe("not claimed");
     expect(statusOf(referenceReport, "linux.same-checks").status).toBe("not run");
     expect(statusOf(referenceReport, "cni.result-versions")).toMatchObject({ status: "not run", reason: expect.stringContaining("plugin executable") });
+  });
+
+  it("runs section F on the reference (it claims networkPolicy): every e2e case agrees with the evaluator", () => {
+    const r = statusOf(referenceReport, "policy.matrix");
+    expect(r.status, r.reason ?? "").toBe("passed");
+    expect(r.subResults?.length).toBe(e2eCases.length + 2);
+    expect(r.subResults?.every((s) => s.status === "passed")).toBe(true);
   });
 
   it("gives one sub-result per invalid config, all refused properly by the reference", () => {

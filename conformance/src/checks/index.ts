@@ -6,6 +6,7 @@ import { faultChecks } from "./faults.ts";
 import { lifecycleChecks } from "./lifecycle.ts";
 import { modelChecks } from "./model.ts";
 import { placeholderChecks } from "./placeholders.ts";
+import { policyChecks } from "./policy.ts";
 
 export const ALL_CHECKS: readonly CheckDefinition[] = Object.freeze([
   ...modelChecks,
@@ -13,6 +14,7 @@ export const ALL_CHECKS: readonly CheckDefinition[] = Object.freeze([
   ...configChecks,
   ...dynamicsChecks,
   ...faultChecks,
+  ...policyChecks,
   ...placeholderChecks,
 ]);
 

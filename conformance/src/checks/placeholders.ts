@@ -1,7 +1,6 @@
 /**
- * Sections the suite reports but does not run yet: F (NetworkPolicy), G (encryption), I (real
- * dataplane). They are "not claimed" when the backend's capabilities say so and "not run"
- * otherwise — never "passed".
+ * Sections the suite reports but does not run yet: G (encryption), I (real dataplane). They are
+ * "not claimed" when the backend's capabilities say so and "not run" otherwise — never "passed".
  */
 import { SOURCES, notRun } from "../check.ts";
 import type { CheckDefinition } from "../check.ts";
@@ -9,18 +8,6 @@ import type { CheckDefinition } from "../check.ts";
 const NOT_YET = "not implemented in this version of the suite";
 
 export const placeholderChecks: CheckDefinition[] = [
-  {
-    id: "policy.matrix",
-    section: "F",
-    rule: "NetworkPolicy (networking.k8s.io/v1) gives exactly the upstream e2e reachability matrix, enforced in the dataplane.",
-    source: SOURCES.policy,
-    required: true,
-    gate: (ctx) =>
-      ctx.backend.capabilities.networkPolicy
-        ? { status: "not run", reason: `section F is ${NOT_YET}` }
-        : { status: "not claimed", reason: "capabilities.networkPolicy is false" },
-    run: async () => notRun(`section F is ${NOT_YET}`),
-  },
   {
     id: "encryption.no-plaintext",
     section: "G",

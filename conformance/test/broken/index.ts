@@ -14,6 +14,8 @@ import { staleRouteAfterLeave } from "./stale-route-after-leave.ts";
 import { wrongErrorCode } from "./wrong-error-code.ts";
 import { reservedAddress } from "./reserved-address.ts";
 import { mtuNoHeadroom } from "./mtu-no-headroom.ts";
+import { policyForgetsEgress } from "./policy-forgets-egress.ts";
+import { policyIgnoresNamespaceSelector } from "./policy-ignores-namespace-selector.ts";
 
 export interface BrokenVariant {
   label: string;
@@ -32,7 +34,22 @@ export const brokenVariants: BrokenVariant[] = [
   { label: "non-idempotent DEL", backend: nonIdempotentDel as Backend<unknown>, targets: ["cni.del-idempotent", "cni.del-unknown"], controls: ["cni.add-idempotent", "cni.del-releases"] },
   { label: "reserved (gateway) address", backend: reservedAddress as Backend<unknown>, targets: ["ipam.reserved"], controls: ["ipam.in-range", "cni.del-idempotent"] },
   { label: "pod MTU without room on the underlay", backend: mtuNoHeadroom as Backend<unknown>, targets: ["mtu.encap-headroom"], controls: ["reach.pod-to-pod.cross-node", "ipam.unique"] },
+  { label: "policy that ignores namespaceSelector", backend: policyIgnoresNamespaceSelector as Backend<unknown>, targets: ["policy.matrix"], controls: ["reach.pod-to-pod.cross-node", "ipam.unique"] },
+  { label: "policy that forgets egress", backend: policyForgetsEgress as Backend<unknown>, targets: ["policy.matrix"], controls: ["reach.pod-to-pod.same-node", "dyn.join"] },
   { label: "wrong error code", backend: wrongErrorCode as Backend<unknown>, targets: ["config.invalid-refused", "cni.error-codes"], controls: ["config.accepts-anchor-format", "cni.check-after-add"] },
 ];
 
-export { duplicateAddress, leakOnDel, missingRouteAfterJoin, mtuNoHeadroom, natPodToPod, nonIdempotentDel, outsideRange, reservedAddress, staleRouteAfterLeave, wrongErrorCode };
+export {
+  duplicateAddress,
+  leakOnDel,
+  missingRouteAfterJoin,
+  mtuNoHeadroom,
+  natPodToPod,
+  nonIdempotentDel,
+  outsideRange,
+  policyForgetsEgress,
+  policyIgnoresNamespaceSelector,
+  reservedAddress,
+  staleRouteAfterLeave,
+  wrongErrorCode,
+};

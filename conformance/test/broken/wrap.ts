@@ -53,12 +53,16 @@ export class WrappedAgent implements NodeAgent {
   }
 }
 
-/** A copy of the base backend under another name, with a bent parser and/or agent. */
+/**
+ * A copy of the base backend under another name, with a bent parser, a bent view of the agent's
+ * context (e.g. of the cluster store) and/or a bent agent.
+ */
 export function wrapBackend<C>(
   base: Backend<C>,
   name: string,
   hooks: {
     parseConfig?: (input: unknown) => C;
+    context?: (ctx: AgentContext<C>) => AgentContext<C>;
     agent?: (inner: NodeAgent, ctx: AgentContext<C>) => NodeAgent;
   },
 ): Backend<C> {
@@ -68,7 +72,7 @@ export function wrapBackend<C>(
     parseConfig: hooks.parseConfig ?? ((input) => base.parseConfig(input)),
     summarize: (config) => base.summarize(config),
     createAgent: (ctx) => {
-      const inner = base.createAgent(ctx);
+      const inner = base.createAgent(hooks.context ? hooks.context(ctx) : ctx);
       return hooks.agent ? hooks.agent(inner, ctx) : inner;
     },
   });

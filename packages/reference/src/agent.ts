@@ -10,6 +10,12 @@
  * re-lists periodically to repair anything a watch may have missed. Pod addresses come from an
  * `AddressPool` over the node subnet; every reservation is persisted in `ctx.local` before ADD
  * returns, so a restarted agent on the same node keeps every live pod's address.
+ *
+ * NetworkPolicy (policy.ts): the agent watches the NetworkPolicies and namespaces at `KUBE_PREFIX`
+ * and the pods every agent publishes (namespace, labels, container ports from the ADD, address;
+ * attached to the publishing node's subnet lease), and compiles its own pods' filters with
+ * @cnikit/netpol. Publishing is best effort and off the ADD path (ADD touches only `ctx.local`); a
+ * failed publish is repeated at the next resync.
  */
 import {
   AddressPool,
@@ -29,6 +35,7 @@ import type {
   AgentContext,
   AgentStatus,
   AttachResult,
+  FilterPolicy,
   KeyValue,
   LeaseId,
   NodeAgent,
@@ -41,6 +48,8 @@ import type {
 import type { ReferenceConfig } from "./config.ts";
 import { BRIDGE, gatewayOf, hostIfName, macFor, planWithDiagnostics } from "./plan.ts";
 import type { PeerSubnet, PodRecord } from "./plan.ts";
+import { POD_PREFIX, PolicyView, containerPorts, publishedPodKey } from "./policy.ts";
+import type { PublishedPod } from "./policy.ts";
 
 /** Prefix of the subnet claims in the cluster store. */
 export const SUBNET_PREFIX = "/cnikit/reference/subnets/";
@@ -121,10 +130,17 @@ export class ReferenceAgent implements NodeAgent {
   private readonly warnedUnroutable = new Set<string>();
   /** Serialises ADD/DEL/CHECK/GC: node-local IPAM changes happen one at a time. */
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly policyView: PolicyView;
+  private filters: FilterPolicy[] = [];
+  /** Publishes and unpublishes of local pods, in order. */
+  private publishing: Promise<void> = Promise.resolve();
+  /** A publish failed: re-publish every local pod at the next resync. */
+  private publishDirty = false;
 
   constructor(ctx: AgentContext<ReferenceConfig>) {
     this.ctx = ctx;
     this.config = ctx.config;
+    this.policyView = new PolicyView(ctx as AgentContext<unknown>, () => this.onPolicyChange(), (msg, err) => this.warn(msg, err));
     this.lastPlan = {
       node: ctx.node.name,
       links: [],
@@ -169,8 +185,11 @@ export class ReferenceAgent implements NodeAgent {
     await this.ctx.local.put(LOCAL_CLAIM, JSON.stringify(claim));
     await this.restorePods(claim.subnet);
     const listing = await this.resync();
+    await this.policyView.start(this.abort.signal);
     if (this.phase !== "starting") return;
     this.phase = "running";
+    this.republishAll();
+    this.recompileFilters();
     void this.watchLoop(listing);
     this.timers.push(this.ctx.clock.setInterval(() => void this.keepLeaseAlive(), KEEPALIVE_MS));
     this.timers.push(this.ctx.clock.setInterval(() => void this.resync().catch((err) => this.warn("resync failed", err)), RESYNC_MS));
@@ -296,6 +315,7 @@ export class ReferenceAgent implements NodeAgent {
     }
     this.syncedRevision = listing.revision;
     if (this.phase === "running") {
+      if (this.publishDirty) this.republishAll();
       await this.reassertOwnClaim();
       this.replan();
     }
@@ -392,6 +412,7 @@ export class ReferenceAgent implements NodeAgent {
       }
       this.claim = { subnet: claim.subnet, lease };
       await this.ctx.local.put(LOCAL_CLAIM, JSON.stringify(this.claim));
+      this.republishAll();
       this.ctx.log.warn(`[reference] lease of ${claim.subnet} had expired; claimed it again`);
     } catch (err) {
       this.warn("could not re-claim the subnet after the lease expired; retrying at the next keep-alive", err);
@@ -491,6 +512,7 @@ export class ReferenceAgent implements NodeAgent {
       if (pod.namespace !== undefined) record.namespace = pod.namespace;
       if (pod.podName !== undefined) record.podName = pod.podName;
       if (pod.labels !== undefined) record.labels = { ...pod.labels };
+      if (pod.ports !== undefined) record.ports = pod.ports.map((p) => ({ ...p }));
       try {
         await this.ctx.local.put(localPodKey(pod), JSON.stringify(record));
       } catch (err) {
@@ -498,6 +520,8 @@ export class ReferenceAgent implements NodeAgent {
         throw err instanceof TryAgainError ? err : new TryAgainError(`[reference] could not record the reservation of ${address} for ${key}; try again`, { cause: err });
       }
       this.pods.set(key, record);
+      this.publish(record);
+      this.recompileFilters();
       this.replan();
       return this.resultFor(subnet, record);
     });
@@ -528,7 +552,11 @@ export class ReferenceAgent implements NodeAgent {
       if (record) this.pool.release(record.address);
       this.pool.releaseOwner(key);
     }
-    if (record) this.replan();
+    if (record) {
+      this.unpublish(key);
+      this.recompileFilters();
+      this.replan();
+    }
   }
 
   /**
@@ -607,6 +635,89 @@ export class ReferenceAgent implements NodeAgent {
     return () => this.listeners.delete(listener);
   }
 
+  /** What other nodes need to know about a local pod for NetworkPolicy. */
+  private published(record: PodRecord): PublishedPod {
+    return {
+      node: this.ctx.node.name,
+      key: podKey(record),
+      namespace: record.namespace ?? "default",
+      name: record.podName ?? record.containerId,
+      labels: { ...(record.labels ?? {}) },
+      ips: [record.address],
+      ports: containerPorts(record.ports),
+      hostIf: hostIfName(record),
+    };
+  }
+
+  /** Queues the publication of a local pod under the subnet lease (best effort; see publishDirty). */
+  private publish(record: PodRecord): void {
+    const lease = this.claim?.lease;
+    if (lease === undefined || this.phase !== "running") return;
+    const key = publishedPodKey(this.ctx.node.name, podKey(record));
+    const value = JSON.stringify(this.published(record));
+    this.publishing = this.publishing.then(() =>
+      this.ctx.store.put(key, value, { lease }).then(
+        () => undefined,
+        (err: unknown) => {
+          this.publishDirty = true;
+          this.warn(`could not publish pod ${podKey(record)}; retrying at the next resync`, err);
+        },
+      ),
+    );
+  }
+
+  /** Queues the removal of a local pod's publication. */
+  private unpublish(key: string): void {
+    if (this.phase !== "running") return;
+    const storeKey = publishedPodKey(this.ctx.node.name, key);
+    this.publishing = this.publishing.then(() =>
+      this.ctx.store.delete(storeKey).then(
+        () => undefined,
+        (err: unknown) => {
+          this.publishDirty = true;
+          this.warn(`could not unpublish pod ${key}; retrying at the next resync`, err);
+        },
+      ),
+    );
+  }
+
+  /** Publishes every local pod and removes this node's publications of pods it no longer has. */
+  private republishAll(): void {
+    if (this.phase !== "running") return;
+    this.publishDirty = false;
+    const mine = `${POD_PREFIX}${this.ctx.node.name}/`;
+    this.publishing = this.publishing.then(async () => {
+      try {
+        const listing = await this.ctx.store.list(mine);
+        for (const kv of listing.items) if (!this.pods.has(kv.key.slice(mine.length))) await this.ctx.store.delete(kv.key);
+      } catch (err) {
+        this.publishDirty = true;
+        this.warn("could not list this node's published pods; retrying at the next resync", err);
+      }
+    });
+    for (const record of this.pods.values()) this.publish(record);
+  }
+
+  private onPolicyChange(): void {
+    if (this.phase !== "running") return;
+    this.recompileFilters();
+    this.replan();
+  }
+
+  /** Recompiles the local pods' filters from the policy view (local pods from memory, not the store). */
+  private recompileFilters(): void {
+    if (this.phase !== "running" || !this.claim || !this.underlay) return;
+    try {
+      this.filters = this.policyView.compile({
+        node: this.ctx.node.name,
+        local: [...this.pods.values()].map((r) => this.published(r)),
+        nodeAddresses: [this.underlay.address, gatewayOf(this.claim.subnet)],
+      });
+    } catch (err) {
+      this.warn("could not compile NetworkPolicies; keeping the previous filters", err);
+    }
+  }
+
   private replan(): void {
     if (!this.underlay) return;
     const input = {
@@ -615,6 +726,7 @@ export class ReferenceAgent implements NodeAgent {
       underlay: this.underlay,
       peers: [...this.peers.values()],
       pods: [...this.pods.values()],
+      filters: this.filters,
       ...(this.claim && this.phase === "running" ? { subnet: this.claim.subnet } : {}),
     };
     const { dataplane, unroutablePeers } = planWithDiagnostics(input);

@@ -1,8 +1,9 @@
 /**
  * @cnikit/reference — the reference backend: every node claims a subnet of `network` in the
  * cluster store (CAS + lease), and every other node routes to it with a static route via the
- * node's underlay address. No overlay, no peers, no policy. It is the conformance suite's
- * yardstick: small enough to be obviously right.
+ * node's underlay address. No overlay, no peers. NetworkPolicy is compiled by @cnikit/netpol from
+ * the policies and namespaces at the contract's `KUBE_PREFIX` and the pods every agent publishes.
+ * It is the conformance suite's yardstick: small enough to be obviously right.
  */
 import { defineBackend } from "@cnikit/core";
 import type { NetworkSummary } from "@cnikit/core";
@@ -31,7 +32,7 @@ export function summarizeReference(config: ReferenceConfig): NetworkSummary {
 
 export const reference = defineBackend<ReferenceConfig>({
   name: "reference",
-  capabilities: { networkPolicy: false, encryption: false, encapsulations: ["none"], families: [4] },
+  capabilities: { networkPolicy: true, encryption: false, encapsulations: ["none"], families: [4] },
   parseConfig: parseReferenceConfig,
   summarize: summarizeReference,
   createAgent: (ctx) => new ReferenceAgent(ctx),
@@ -39,6 +40,8 @@ export const reference = defineBackend<ReferenceConfig>({
 
 export { ReferenceAgent, SUBNET_PREFIX, LEASE_TTL_SECONDS, KEEPALIVE_MS, RESYNC_MS, subnetKey } from "./agent.ts";
 export { parseReferenceConfig, REFERENCE_DEFAULTS } from "./config.ts";
+export { POD_PREFIX, PolicyView, containerPorts, publishedPodKey } from "./policy.ts";
+export type { PublishedPod } from "./policy.ts";
 export type { ReferenceConfig } from "./config.ts";
 export { planDataplane, planWithDiagnostics, gatewayOf, macFor, hostIfName, BRIDGE, MASQ_RULE_ID } from "./plan.ts";
 export type { PlanInput, PeerSubnet, PodRecord } from "./plan.ts";

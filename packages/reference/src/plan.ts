@@ -7,10 +7,11 @@
  *  - one route per other node: `<their subnet> via <their underlay address> dev <underlay iface>`
  *    (static routes, no overlay: every node must share one L2 underlay subnet);
  *  - IPv4 forwarding on;
- *  - when `natOutgoing`, one masquerade rule for traffic from the pod network to anything outside it.
+ *  - when `natOutgoing`, one masquerade rule for traffic from the pod network to anything outside it;
+ *  - the NetworkPolicy filters of the local pods, as given (compiled by the agent).
  */
 import { Prefix, canonicalDataplane, podKey } from "@cnikit/core";
-import type { NatRule, NodeDataplane, PodInterface, RouteEntry, UnderlayInterface } from "@cnikit/core";
+import type { FilterPolicy, NatRule, NodeDataplane, PodInterface, PodPort, RouteEntry, UnderlayInterface } from "@cnikit/core";
 import type { ReferenceConfig } from "./config.ts";
 
 /** Name of the bridge every pod hangs off. */
@@ -37,6 +38,8 @@ export interface PodRecord {
   namespace?: string;
   podName?: string;
   labels?: Record<string, string>;
+  /** Container ports from the ADD (named ports in NetworkPolicies resolve against these). */
+  ports?: PodPort[];
 }
 
 export interface PlanInput {
@@ -47,6 +50,8 @@ export interface PlanInput {
   subnet?: string;
   peers: PeerSubnet[];
   pods: PodRecord[];
+  /** The local pods' NetworkPolicy filters (compiled by the agent with @cnikit/netpol). */
+  filters?: FilterPolicy[];
 }
 
 /** The gateway address (first host) of a node subnet. */
@@ -149,7 +154,7 @@ export function planWithDiagnostics(input: PlanInput): { dataplane: NodeDataplan
     fdb: [],
     sysctls: { ipv4Forwarding: true },
     nat,
-    filters: [],
+    filters: (input.filters ?? []).map((f) => ({ ...f, rules: [...f.rules] })),
     pods: input.pods.map((p) => podInterface(config, subnet, p)),
   };
   return { dataplane: canonicalDataplane(dataplane), unroutablePeers };

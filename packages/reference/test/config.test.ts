@@ -66,6 +66,6 @@ describe("reference backend object", () => {
     expect(summary.natOutgoing).toBe(false);
     expect(summary.requiresSingleSubnet).toBe(true);
     expect(summary.crashDetectionMs).toBeGreaterThan(summary.convergenceMs);
-    expect(reference.capabilities.networkPolicy).toBe(false);
+    expect(reference.capabilities.networkPolicy).toBe(true);
   });
 });

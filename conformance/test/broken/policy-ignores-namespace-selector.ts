@@ -1,0 +1,81 @@
+/**
+ * Broken: NetworkPolicy peers lose their namespaceSelector before the agent sees them (the agent
+ * reads the policies through a view of the cluster store that strips the field), so a peer with
+ * both selectors matches the podSelector in the policy's own namespace only, and a peer with only
+ * a namespaceSelector becomes "every pod of the policy's own namespace".
+ */
+import { KUBE_PREFIX } from "@cnikit/core";
+import type { AgentContext, Datastore, KeyValue, WatchEvent } from "@cnikit/core";
+import { reference } from "@cnikit/reference";
+import type { ReferenceConfig } from "@cnikit/reference";
+import { wrapBackend } from "./wrap.ts";
+
+type Peer = { namespaceSelector?: unknown; podSelector?: unknown; ipBlock?: unknown };
+type Rule = { from?: Peer[]; to?: Peer[] };
+
+function stripPeers(peers: Peer[] | undefined): Peer[] | undefined {
+  return peers?.map((p) => {
+    if (p.namespaceSelector === undefined) return p;
+    const { namespaceSelector: _ignored, ...rest } = p;
+    return rest.podSelector === undefined && rest.ipBlock === undefined ? { ...rest, podSelector: {} } : rest;
+  });
+}
+
+/** The policy object without any namespaceSelector in its peers (values it cannot read pass as they are). */
+function strip(value: string): string {
+  try {
+    const obj = JSON.parse(value) as { spec?: { ingress?: Rule[]; egress?: Rule[] } };
+    const spec = obj.spec;
+    if (!spec) return value;
+    const fix = (rules: Rule[] | undefined) =>
+      rules?.map((r) => {
+        const out: Rule = { ...r };
+        const from = stripPeers(r.from);
+        const to = stripPeers(r.to);
+        if (from) out.from = from;
+        if (to) out.to = to;
+        return out;
+      });
+    const ingress = fix(spec.ingress);
+    const egress = fix(spec.egress);
+    return JSON.stringify({ ...obj, spec: { ...spec, ...(ingress ? { ingress } : {}), ...(egress ? { egress } : {}) } });
+  } catch {
+    return value;
+  }
+}
+
+function bend(kv: KeyValue): KeyValue {
+  return kv.key.startsWith(KUBE_PREFIX.networkPolicies) ? { ...kv, value: strip(kv.value) } : kv;
+}
+
+/** A view of `store` whose NetworkPolicies have no namespaceSelector (reads only; writes pass). */
+function strippingStore(store: Datastore): Datastore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === "get") return async (key: string) => {
+        const kv = await target.get(key);
+        return kv ? bend(kv) : kv;
+      };
+      if (prop === "list") return async (prefix: string) => {
+        const listing = await target.list(prefix);
+        return { ...listing, items: listing.items.map(bend) };
+      };
+      if (prop === "watch") {
+        return (prefix: string, options?: Parameters<Datastore["watch"]>[1]): AsyncIterable<WatchEvent> => {
+          const inner = target.watch(prefix, options);
+          return {
+            async *[Symbol.asyncIterator]() {
+              for await (const ev of inner) yield ev.type === "put" ? { ...ev, kv: bend(ev.kv) } : ev;
+            },
+          };
+        };
+      }
+      const value: unknown = Reflect.get(target, prop, receiver);
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+export const policyIgnoresNamespaceSelector = wrapBackend(reference, "broken-policy-ignores-namespace-selector", {
+  context: (ctx: AgentContext<ReferenceConfig>) => ({ ...ctx, store: strippingStore(ctx.store) }),
+});
