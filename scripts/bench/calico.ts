@@ -4,19 +4,32 @@
 //    and allocations per second from one node's affine blocks (MemoryDatastore, no contention);
 //  - convergence of N agents (IPIP CrossSubnet, two underlay subnets) for N = 10, 100, 500 in full
 //    mesh and N = 1000 with 2 route reflectors: cold start (all join at once), one node joining,
-//    10% crashing (hold-timer expiry). For each: virtual time and wall time to settle, BGP UPDATEs
-//    and bytes sent by all speakers, against the lower bound of /work/shared/reference/bgp.md §3
+//    10% crashing (the simulator resets their connections: peers withdraw at once), 10% going
+//    silent (no reset: the hold timer detects them). For each: virtual time and wall time to
+//    settle, BGP UPDATEs and bytes sent by all speakers, against the lower bound of /work/shared/reference/bgp.md §3
 //    (every node originates one block; 49 octets per UPDATE).
 // Run alone: pnpm exec tsx --conditions=source scripts/bench/calico.ts
 // (CALICO_BENCH_N=10,100 limits the mesh sizes; CALICO_BENCH_RR=0 skips the 1000-node RR run.)
 import { MemoryDatastore } from "@cnikit/core";
 import { SimCluster, defaultTopology } from "@cnikit/sim";
+import type { SimTopology } from "@cnikit/sim";
 import { BlockIpam, calico, calicoFixtures, parseCalicoConfig, withRouteReflectors, HOLD_TIME, RESTART_TIME } from "../../packages/calico/src/index.ts";
 import type { CalicoAgent } from "../../packages/calico/src/index.ts";
 import { runIfMain, type Figure } from "./figures.ts";
 
 
 const UPDATE_OCTETS = 49;
+
+/** The default topology (two node subnets behind one router) with /21 node subnets: room for 1000+ nodes. */
+function benchTopology(): SimTopology {
+  const t = defaultTopology();
+  const wide: Record<string, { cidr: string; gateway: string }> = { a: { cidr: "172.16.0.0/21", gateway: "172.16.0.1" }, b: { cidr: "172.16.16.0/21", gateway: "172.16.16.1" } };
+  return {
+    ...t,
+    subnets: t.subnets.map((s) => (wide[s.name] ? { ...s, ...wide[s.name] } : s)),
+    routers: (t.routers ?? []).map((r) => ({ ...r, interfaces: r.interfaces.map((i) => (wide[i.subnet] ? { ...i, address: wide[i.subnet]!.gateway } : i)) })),
+  };
+}
 
 async function ipamFigures(out: Figure[]): Promise<void> {
   const pools = parseCalicoConfig([{ kind: "IPPool", metadata: { name: "p" }, spec: { cidr: "10.0.0.0/12" } }]).pools;
@@ -33,17 +46,20 @@ async function ipamFigures(out: Figure[]): Promise<void> {
   out.push({ name: "ipam: allocations on one node (300 blocks in the store)", value: Math.round(allocs / ((performance.now() - t) / 1000)), unit: "allocs/s" });
 }
 
-function bgpTotals(cluster: SimCluster<unknown>): { updates: number; bytes: number } {
+/** UPDATEs and bytes sent by every alive speaker, and its Established sessions (each sends one End-of-RIB). */
+function bgpTotals(cluster: SimCluster<unknown>): { updates: number; bytes: number; established: number } {
   let updates = 0;
   let bytes = 0;
+  let established = 0;
   for (const n of cluster.nodes()) {
     if (!n.alive) continue;
     for (const p of (n.agent as CalicoAgent).bgp?.peerStatus() ?? []) {
       updates += p.stats?.updatesOut ?? 0;
       bytes += p.stats?.bytesOut ?? 0;
+      if (p.state === "Established") established++;
     }
   }
-  return { updates, bytes };
+  return { updates, bytes, established };
 }
 
 /** Steps the virtual clock by 100 ms until `done()` holds (keepalives never let the cluster idle). */
@@ -59,10 +75,12 @@ function meshComplete(cluster: SimCluster<unknown>): boolean {
   return alive.every((n) => cluster.dataplane(n.name).routes.filter((r) => r.origin === "bgp").length >= alive.length - 1);
 }
 
-async function convergence(out: Figure[], n: number, rr: boolean): Promise<void> {
+async function convergence(figures: Figure[], n: number, rr: boolean): Promise<void> {
+  // Each figure also goes to stderr as soon as it is measured, so a long run shows how far it got.
+  const out = { push: (f: Figure) => (figures.push(f), process.stderr.write(`  [calico bench] ${f.name}: ${f.value} ${f.unit}\n`)) };
   const base = calicoFixtures.configs.find((c) => c.label === "ipip-crosssubnet")!.config;
   const config = calico.parseConfig(rr ? withRouteReflectors(base) : base);
-  const cluster = SimCluster.create({ backend: calico, config, topology: defaultTopology(), seed: 1 }) as unknown as SimCluster<unknown>;
+  const cluster = SimCluster.create({ backend: calico, config, topology: benchTopology(), seed: 1 }) as unknown as SimCluster<unknown>;
   const tag = `${rr ? "2 RRs" : "mesh"} N=${n}`;
   const R = 2;
   try {
@@ -77,7 +95,7 @@ async function convergence(out: Figure[], n: number, rr: boolean): Promise<void>
     out.push({ name: `cold start ${tag}: virtual time until every node routes to every block`, value: cluster.clock.now() - v0, unit: "ms" });
     out.push({ name: `cold start ${tag}: wall time`, value: Math.round(performance.now() - w0), unit: "ms" });
     const bound = rr ? R * n + R * n * (n - 1) : n * (n - 1);
-    out.push({ name: `cold start ${tag}: BGP UPDATEs (lower bound ${bound})`, value: cold.updates, unit: "msgs" });
+    out.push({ name: `cold start ${tag}: BGP UPDATEs (lower bound ${bound}, + ${cold.established} End-of-RIB markers)`, value: cold.updates, unit: "msgs" });
     out.push({ name: `cold start ${tag}: BGP UPDATE+keepalive bytes (UPDATE lower bound ${bound * UPDATE_OCTETS})`, value: cold.bytes, unit: "bytes" });
 
     const w1 = performance.now();
@@ -90,7 +108,7 @@ async function convergence(out: Figure[], n: number, rr: boolean): Promise<void>
     const j = bgpTotals(cluster);
     out.push({ name: `one node joins ${tag}: virtual time`, value: cluster.clock.now() - v1, unit: "ms" });
     out.push({ name: `one node joins ${tag}: wall time`, value: Math.round(performance.now() - w1), unit: "ms" });
-    out.push({ name: `one node joins ${tag}: BGP UPDATEs (lower bound ${rr ? R + R * n : n})`, value: j.updates - cold.updates, unit: "msgs" });
+    out.push({ name: `one node joins ${tag}: BGP UPDATEs (lower bound ${rr ? R + R * n : n} for its route + ${rr ? R * n : n} for its table, + ${j.established - cold.established} End-of-RIB)`, value: j.updates - cold.updates, unit: "msgs" });
 
     const w2 = performance.now();
     const v2 = cluster.clock.now();
@@ -98,8 +116,23 @@ async function convergence(out: Figure[], n: number, rr: boolean): Promise<void>
     for (const v of victims) await cluster.removeNode(v.name, { mode: "crash" });
     const ips = new Set(victims.map((v) => v.info.underlay[0]!.address));
     await until(cluster, () => cluster.nodes().filter((x) => x.alive).every((x) => !cluster.dataplane(x.name).routes.some((r) => r.via !== undefined && ips.has(r.via))), (HOLD_TIME + RESTART_TIME) * 1000 + 60_000);
-    out.push({ name: `10% crash ${tag}: virtual time until no route points at a crashed node (hold ${HOLD_TIME}s, GR ${RESTART_TIME}s)`, value: cluster.clock.now() - v2, unit: "ms" });
+    out.push({ name: `10% crash ${tag}: virtual time until no route points at a crashed node (connections reset: no hold timer needed)`, value: cluster.clock.now() - v2, unit: "ms" });
     out.push({ name: `10% crash ${tag}: wall time`, value: Math.round(performance.now() - w2), unit: "ms" });
+
+    // 10% of the rest go silent (power-off: no RST; every message to or from them delayed by an
+    // hour, so the simulator's TCP never resets): only the hold timers can detect it.
+    const w3 = performance.now();
+    const v3 = cluster.clock.now();
+    const silent = cluster.nodes().filter((x) => x.alive).slice(rr ? R : 0).filter((_, i) => i % 10 === 3).slice(0, Math.max(1, Math.round(n / 10)));
+    const silentIps = new Set(silent.map((v) => v.info.underlay[0]!.address));
+    for (const v of silent) {
+      cluster.network.setFaults({ delayMs: { min: 3_600_000, max: 3_600_000 } }, { from: v.name });
+      cluster.network.setFaults({ delayMs: { min: 3_600_000, max: 3_600_000 } }, { to: v.name });
+    }
+    const silentNames = new Set(silent.map((v) => v.name));
+    await until(cluster, () => cluster.nodes().filter((x) => x.alive && !silentNames.has(x.name)).every((x) => !cluster.dataplane(x.name).routes.some((r) => r.via !== undefined && silentIps.has(r.via))), (HOLD_TIME + 60) * 1000);
+    out.push({ name: `10% silent ${tag}: virtual time until no route points at a silent node (hold timer ${HOLD_TIME}s)`, value: cluster.clock.now() - v3, unit: "ms" });
+    out.push({ name: `10% silent ${tag}: wall time`, value: Math.round(performance.now() - w3), unit: "ms" });
   } finally {
     await cluster.close();
   }
