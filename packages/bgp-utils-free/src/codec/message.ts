@@ -225,14 +225,21 @@ export function encodeNotification(n: Omit<NotificationMessage, "type">): Uint8A
  * header octets are in, without waiting for the body.
  */
 export class MessageReader {
-  private buf = new Uint8Array(8192);
+  // Allocated on the first partial message only: a speaker with thousands of sessions whose chunks
+  // hold whole messages (the usual case) keeps no buffer per session.
+  private buf = new Uint8Array(0);
   private start = 0;
   private end = 0;
   /** Largest accepted message; raise to 65535 once Extended Message is negotiated. */
   maxMessageLength = MAX_MESSAGE_LENGTH;
 
-  /** Appends `chunk` and returns every message now complete (possibly none). */
+  /**
+   * Appends `chunk` and returns every message now complete (possibly none). The messages are views
+   * of `chunk` or of the reader's buffer, valid until the next `push`. Throws `BgpNotificationError`
+   * (Message Header Error) for a bad marker or length.
+   */
   push(chunk: Uint8Array): Uint8Array[] {
+    if (this.end === this.start) return this.pushWhole(chunk);
     this.append(chunk);
     const out: Uint8Array[] = [];
     for (;;) {
@@ -251,6 +258,24 @@ export class MessageReader {
     return this.end - this.start;
   }
 
+  /** Nothing buffered: whole messages are cut out of `chunk` without a copy; a tail is buffered. */
+  private pushWhole(chunk: Uint8Array): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let pos = 0;
+    for (;;) {
+      const avail = chunk.length - pos;
+      if (avail < HEADER_LENGTH) break;
+      const len = checkHeader(chunk, pos, Math.min(this.maxMessageLength, MAX_EXTENDED_MESSAGE_LENGTH));
+      if (avail < len) break;
+      out.push(chunk.subarray(pos, pos + len));
+      pos += len;
+    }
+    this.start = 0;
+    this.end = 0;
+    if (pos < chunk.length) this.append(chunk.subarray(pos));
+    return out;
+  }
+
   private append(chunk: Uint8Array): void {
     const live = this.end - this.start;
     if (this.end + chunk.length > this.buf.length) {
@@ -259,7 +284,7 @@ export class MessageReader {
       if (need <= this.buf.length) {
         this.buf.copyWithin(0, this.start, this.end);
       } else {
-        const next = new Uint8Array(Math.max(need, this.buf.length * 2));
+        const next = new Uint8Array(Math.max(need, this.buf.length * 2, 8192));
         next.set(this.buf.subarray(this.start, this.end));
         this.buf = next;
       }
