@@ -26,6 +26,7 @@ import {
   NotReadyError,
   TryAgainError,
   UnknownContainerError,
+  mirrorPrefix,
   parseKubeNamespace,
   podKey,
 } from "@cnikit/core";
@@ -233,48 +234,16 @@ export class CalicoAgent implements NodeAgent {
   }
 
   /** Lists `prefix`, then watches it from the listing's revision, re-listing after failures. */
-  private async watchPrefix(prefix: string, apply: (key: string, kv: KeyValue | undefined) => void): Promise<void> {
-    const known = new Set<string>();
-    const relist = async (): Promise<number> => {
-      const listing = await this.ctx.store.list(prefix);
-      const now = new Set(listing.items.map((kv) => kv.key));
-      for (const k of known) if (!now.has(k)) apply(k, undefined);
-      known.clear();
-      for (const kv of listing.items) {
-        known.add(kv.key);
-        apply(kv.key, kv);
-      }
-      return listing.revision;
-    };
-    let from = await relist();
-    const signal = this.abort.signal;
-    const loop = async () => {
-      while (!signal.aborted) {
-        try {
-          for await (const ev of this.ctx.store.watch(prefix, { fromRevision: from, signal })) {
-            from = ev.revision;
-            if (ev.type === "put") {
-              known.add(ev.kv.key);
-              apply(ev.kv.key, ev.kv);
-            } else {
-              known.delete(ev.key);
-              apply(ev.key, undefined);
-            }
-          }
-        } catch (err) {
-          if (signal.aborted) return;
-          this.warn(`watch of ${prefix} failed; re-listing`, err);
-        }
-        if (signal.aborted) return;
-        try {
-          await this.ctx.clock.sleep(WATCH_RETRY_MS, signal);
-          from = await relist();
-        } catch {
-          if (signal.aborted) return;
-        }
-      }
-    };
-    void loop();
+  private watchPrefix(prefix: string, apply: (key: string, kv: KeyValue | undefined) => void): Promise<void> {
+    return mirrorPrefix({
+      store: this.ctx.store,
+      prefix,
+      clock: this.ctx.clock,
+      signal: this.abort.signal,
+      apply,
+      retryMs: WATCH_RETRY_MS,
+      onError: (err) => this.warn(`watch of ${prefix} failed; re-listing`, err),
+    });
   }
 
   private onNode(key: string, kv: KeyValue | undefined): void {

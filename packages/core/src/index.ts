@@ -13,3 +13,4 @@ export * from "./store/validate.ts";
 export * from "./store/memory.ts";
 export * from "./store/file.ts";
 export * from "./random.ts";
+export * from "./store/mirror.ts";

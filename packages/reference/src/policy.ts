@@ -10,7 +10,7 @@
  * `PolicyView` keeps the three maps up to date from list + watch (re-listed after a watch failure)
  * and compiles one node's FilterPolicies. Pure apart from the store calls; the agent owns timing.
  */
-import { KUBE_PREFIX, parseKubeNamespace } from "@cnikit/core";
+import { KUBE_PREFIX, mirrorPrefix, parseKubeNamespace } from "@cnikit/core";
 import type { AgentContext, FilterPolicy, KeyValue, PodPort } from "@cnikit/core";
 import { compileFilters, parsePolicyObject } from "@cnikit/netpol";
 import type { ClusterNamespace, ClusterPod, ContainerPort, NetworkPolicy } from "@cnikit/netpol";
@@ -132,46 +132,15 @@ export class PolicyView {
   }
 
   /** List, then watch from the listing's revision; re-list after a failure. */
-  private async mirror(prefix: string, signal: AbortSignal, apply: (key: string, kv: KeyValue | undefined) => void): Promise<void> {
-    const known = new Set<string>();
-    const relist = async (): Promise<number> => {
-      const listing = await this.ctx.store.list(prefix);
-      const now = new Set(listing.items.map((kv) => kv.key));
-      for (const k of known) if (!now.has(k)) apply(k, undefined);
-      known.clear();
-      for (const kv of listing.items) {
-        known.add(kv.key);
-        apply(kv.key, kv);
-      }
-      return listing.revision;
-    };
-    let from = await relist();
-    const loop = async (): Promise<void> => {
-      while (!signal.aborted) {
-        try {
-          for await (const ev of this.ctx.store.watch(prefix, { fromRevision: from, signal })) {
-            from = ev.revision;
-            if (ev.type === "put") {
-              known.add(ev.kv.key);
-              apply(ev.kv.key, ev.kv);
-            } else {
-              known.delete(ev.key);
-              apply(ev.key, undefined);
-            }
-          }
-        } catch (err) {
-          if (signal.aborted) return;
-          this.warn(`watch of ${prefix} failed; re-listing`, err);
-        }
-        if (signal.aborted) return;
-        try {
-          await this.ctx.clock.sleep(WATCH_RETRY_MS, signal);
-          from = await relist();
-        } catch {
-          if (signal.aborted) return;
-        }
-      }
-    };
-    void loop();
+  private mirror(prefix: string, signal: AbortSignal, apply: (key: string, kv: KeyValue | undefined) => void): Promise<void> {
+    return mirrorPrefix({
+      store: this.ctx.store,
+      prefix,
+      clock: this.ctx.clock,
+      signal,
+      apply,
+      retryMs: WATCH_RETRY_MS,
+      onError: (err) => this.warn(`watch of ${prefix} failed; re-listing`, err),
+    });
   }
 }

@@ -1,0 +1,73 @@
+/**
+ * A key-range mirror (what Kubernetes calls an informer): list a prefix, then watch it from the
+ * listing's revision, and after any watch failure (a dropped stream, a compacted revision, a store
+ * that was away) wait, re-list and report the difference, so the caller sees every key's latest
+ * state exactly as if nothing had gone wrong.
+ */
+import type { Clock } from "../clock.ts";
+import type { Datastore, KeyValue } from "../datastore.ts";
+
+export interface MirrorPrefixOptions {
+  store: Datastore;
+  prefix: string;
+  clock: Clock;
+  /** Ends the mirror; no `apply` call happens after it aborts. */
+  signal: AbortSignal;
+  /** Called for every key that appears or changes (with its value) and disappears (undefined). */
+  apply: (key: string, kv: KeyValue | undefined) => void;
+  /** Called when the watch failed and the mirror is about to re-list. */
+  onError?: (err: unknown) => void;
+  /** Wait before re-listing after a failure (default 1000 ms on `clock`). */
+  retryMs?: number;
+}
+
+/**
+ * Starts mirroring. Resolves once the first listing has been applied (so the caller starts from a
+ * complete view); rejects if that first listing fails. Afterwards it runs until `signal` aborts,
+ * re-listing after failures and calling `apply` for keys that vanished meanwhile.
+ */
+export async function mirrorPrefix(options: MirrorPrefixOptions): Promise<void> {
+  const { store, prefix, clock, signal, apply } = options;
+  const retryMs = options.retryMs ?? 1_000;
+  const known = new Set<string>();
+  const relist = async (): Promise<number> => {
+    const listing = await store.list(prefix);
+    if (signal.aborted) return listing.revision;
+    const now = new Set(listing.items.map((kv) => kv.key));
+    for (const k of known) if (!now.has(k)) apply(k, undefined);
+    known.clear();
+    for (const kv of listing.items) {
+      known.add(kv.key);
+      apply(kv.key, kv);
+    }
+    return listing.revision;
+  };
+  let from = await relist();
+  const loop = async (): Promise<void> => {
+    while (!signal.aborted) {
+      try {
+        for await (const ev of store.watch(prefix, { fromRevision: from, signal })) {
+          from = ev.revision;
+          if (ev.type === "put") {
+            known.add(ev.kv.key);
+            apply(ev.kv.key, ev.kv);
+          } else {
+            known.delete(ev.key);
+            apply(ev.key, undefined);
+          }
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        options.onError?.(err);
+      }
+      if (signal.aborted) return;
+      try {
+        await clock.sleep(retryMs, signal);
+        from = await relist();
+      } catch {
+        if (signal.aborted) return;
+      }
+    }
+  };
+  void loop();
+}
