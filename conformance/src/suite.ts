@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import type { Backend } from "@cnikit/core";
-import { ConformanceSession, selectChecks } from "./runner.ts";
+import { ConformanceSession, checkBudgetMs, selectChecks } from "./runner.ts";
 import type { CheckDefinition } from "./check.ts";
 import { SECTION_TITLES } from "./types.ts";
 import type { CheckResult, ConformanceOptions, Section } from "./types.ts";
@@ -46,7 +46,8 @@ export function defineConformanceSuite<C>(backend: Backend<C>, options: SuiteOpt
         const inSection = checks.filter((c) => c.section === section);
         const gated = inSection.filter((c) => session.gateOf(c) !== undefined);
         for (const check of inSection.filter((c) => !gated.includes(c))) {
-          const budget = (check.budgetMs ?? 60_000) + 30_000;
+          // The runner's own budget for the check, plus room for the runner to report that it ran out.
+          const budget = checkBudgetMs(check, session.ctx.nodes) + 30_000;
           it(
             `${check.id}: ${check.rule}`,
             async (context) => {
