@@ -83,6 +83,19 @@ async function convergence(figures: Figure[], n: number, rr: boolean): Promise<v
   const cluster = SimCluster.create({ backend: calico, config, topology: benchTopology(), seed: 1 }) as unknown as SimCluster<unknown>;
   const tag = `${rr ? "2 RRs" : "mesh"} N=${n}`;
   const R = 2;
+  // Every CALICO_BENCH_PROGRESS_S wall seconds (default 30): how far the run got (to stderr).
+  const progressEvery = Number(process.env.CALICO_BENCH_PROGRESS_S ?? 30) * 1000;
+  const wStart = performance.now();
+  const progress = setInterval(() => {
+    const alive = cluster.nodes().filter((x) => x.alive);
+    const t = bgpTotals(cluster);
+    const routes = alive.map((x) => (x.agent as CalicoAgent).bgp?.peerStatus().reduce((a, p) => a + p.prefixesReceived, 0) ?? 0).sort((a, b) => a - b);
+    process.stderr.write(
+      `  [calico bench] ${tag} after ${Math.round((performance.now() - wStart) / 1000)} s wall, ${cluster.clock.now()} ms virtual: ${alive.length} nodes, ${t.established} sessions Established, ` +
+        `${t.updates} UPDATEs sent, prefixes received per node min ${routes[0] ?? 0} median ${routes[routes.length >> 1] ?? 0}, heap ${Math.round(process.memoryUsage().heapUsed / 2 ** 20)} MB\n`,
+    );
+  }, progressEvery);
+  progress.unref();
   try {
     const w0 = performance.now();
     const v0 = cluster.clock.now();
@@ -134,6 +147,7 @@ async function convergence(figures: Figure[], n: number, rr: boolean): Promise<v
     out.push({ name: `10% silent ${tag}: virtual time until no route points at a silent node (hold timer ${HOLD_TIME}s)`, value: cluster.clock.now() - v3, unit: "ms" });
     out.push({ name: `10% silent ${tag}: wall time`, value: Math.round(performance.now() - w3), unit: "ms" });
   } finally {
+    clearInterval(progress);
     await cluster.close();
   }
 }
