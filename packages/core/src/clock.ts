@@ -72,7 +72,11 @@ export class RealClock implements Clock {
   }
 }
 
-function sleepOn(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+/**
+ * `sleep` for any Clock: resolves after `ms` of that clock's time (through its `setTimeout`), rejects
+ * with `signal.reason` when aborted (at once if already aborted). For Clock implementations.
+ */
+export function sleepOn(clock: Pick<Clock, "setTimeout">, ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     if (signal?.aborted) {
       reject(signal.reason);

@@ -6,6 +6,7 @@
  */
 import {
   ClosedError,
+  sleepOn,
   type Clock,
   type Datastore,
   type DeleteOptions,
@@ -79,21 +80,7 @@ export class SandboxClock implements Clock {
 
   /** Resolves after `ms` on this clock; after `kill()` it never resolves (the process is gone). */
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) {
-        reject(signal.reason);
-        return;
-      }
-      const onAbort = (): void => {
-        handle.cancel();
-        reject(signal?.reason);
-      };
-      const handle = this.setTimeout(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, ms);
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
+    return sleepOn(this, ms, signal);
   }
 
   /** Timers of this node still waiting to fire. */
