@@ -34,6 +34,7 @@ import {
   validatePrefix,
   validateRevision,
   validateTtl,
+  validateTxn,
   validateValue,
   type Datastore,
   type DeleteOptions,
@@ -105,29 +106,6 @@ function describe(cur: KeyValue | undefined): string {
   return cur ? `found modRevision ${cur.modRevision}` : "found no key";
 }
 
-/** Validates a transaction's compares and ops (fields named like `success[1].key`), as every store does. */
-function validateTxn(compares: readonly TxnCompare[], success: readonly TxnOp[]): void {
-  if (!Array.isArray(compares)) throw new ConfigError({ field: "compares", rule: "must be an array" });
-  if (!Array.isArray(success)) throw new ConfigError({ field: "success", rule: "must be an array" });
-  compares.forEach((c, i) => {
-    validateKey(c?.key, `compares[${i}].key`);
-    validateRevision(c.modRevision, `compares[${i}].modRevision`);
-  });
-  const seen = new Set<string>();
-  success.forEach((op, i) => {
-    validateKey(op?.key, `success[${i}].key`);
-    if (seen.has(op.key)) {
-      throw new ConfigError({ field: `success[${i}].key`, rule: "a key may appear only once among a transaction's operations", value: op.key });
-    }
-    seen.add(op.key);
-    if (op.op === "put") {
-      validateValue(op.value, `success[${i}].value`);
-      if (op.lease !== undefined) validateLeaseId(op.lease, `success[${i}].lease`);
-    } else if (op.op !== "delete") {
-      throw new ConfigError({ field: `success[${i}].op`, rule: 'must be "put" or "delete"', value: (op as { op: unknown }).op });
-    }
-  });
-}
 
 /**
  * Whether etcd guarantees that at most one of several identical attempts of this write can apply:

@@ -3,6 +3,7 @@
  * same keys, values and TTLs with the same `ConfigError`.
  */
 
+import type { TxnCompare, TxnOp } from "../datastore.ts";
 import { ConfigError } from "../errors.ts";
 
 /** Longest key, in UTF-8 bytes. */
@@ -105,4 +106,28 @@ export function compareKeys(a: string, b: string): number {
     }
   }
   return a.length - b.length;
+}
+
+/** Validates a transaction's compares and ops (fields named like `success[1].key`). */
+export function validateTxn(compares: readonly TxnCompare[], success: readonly TxnOp[]): void {
+  if (!Array.isArray(compares)) throw new ConfigError({ field: "compares", rule: "must be an array" });
+  if (!Array.isArray(success)) throw new ConfigError({ field: "success", rule: "must be an array" });
+  compares.forEach((c, i) => {
+    validateKey(c?.key, `compares[${i}].key`);
+    validateRevision(c.modRevision, `compares[${i}].modRevision`);
+  });
+  const seen = new Set<string>();
+  success.forEach((op, i) => {
+    validateKey(op?.key, `success[${i}].key`);
+    if (seen.has(op.key)) {
+      throw new ConfigError({ field: `success[${i}].key`, rule: "a key may appear only once among a transaction's operations", value: op.key });
+    }
+    seen.add(op.key);
+    if (op.op === "put") {
+      validateValue(op.value, `success[${i}].value`);
+      if (op.lease !== undefined) validateLeaseId(op.lease, `success[${i}].lease`);
+    } else if (op.op !== "delete") {
+      throw new ConfigError({ field: `success[${i}].op`, rule: 'must be "put" or "delete"', value: (op as { op: unknown }).op });
+    }
+  });
 }
