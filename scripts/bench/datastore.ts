@@ -33,7 +33,7 @@ async function casSequential(store: Datastore, minMs: number): Promise<number> {
 }
 
 /** `workers` concurrent writers on distinct keys (conflicts retried), for at least `minMs`. */
-async function casConcurrent(store: Datastore, workers: number, minMs: number): Promise<number> {
+export async function casConcurrent(store: Datastore, workers: number, minMs: number): Promise<number> {
   let ops = 0;
   const t0 = performance.now();
   const worker = async (w: number): Promise<void> => {

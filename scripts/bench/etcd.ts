@@ -5,9 +5,10 @@
 // temporary data directory (fsync on, as etcd always does) and stops it by PID afterwards.
 // Wall-clock figures from performance.now(); nothing here asserts a speed.
 // Run alone: pnpm exec tsx --conditions=source scripts/bench/etcd.ts
-import { ConflictError, MemoryDatastore, type Datastore } from "@cnikit/core";
+import { MemoryDatastore, type Datastore } from "@cnikit/core";
 import { EtcdDatastore } from "../../packages/etcd/src/index.ts";
 import { EtcdProcess } from "../../packages/etcd/src/testing.ts";
+import { casConcurrent } from "./datastore.ts";
 import { runIfMain, type Figure } from "./figures.ts";
 
 const KEYS = 1000;
@@ -16,28 +17,6 @@ async function seed(store: Datastore): Promise<void> {
   for (let i = 0; i < KEYS; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => store.put(`bench/${i + j}`, "0")));
 }
 
-/** `workers` writers on distinct keys (lost races retried), for at least `minMs`: increments per second. */
-async function cas(store: Datastore, workers: number, minMs: number): Promise<number> {
-  let ops = 0;
-  const t0 = performance.now();
-  const worker = async (w: number): Promise<void> => {
-    for (let i = 0; performance.now() - t0 < minMs; i++) {
-      const key = `bench/${(w + i * workers) % KEYS}`;
-      for (;;) {
-        const kv = (await store.get(key))!;
-        try {
-          await store.put(key, String(Number(kv.value) + 1), { ifRevision: kv.modRevision });
-          ops++;
-          break;
-        } catch (e) {
-          if (!(e instanceof ConflictError)) throw e;
-        }
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: workers }, (_, w) => worker(w)));
-  return ops / ((performance.now() - t0) / 1000);
-}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -98,9 +77,9 @@ export async function benchEtcd(): Promise<Figure[]> {
     });
     for (const s of stores) {
       await seed(s.writer);
-      await cas(s.writer, 1, 300); // warm-up
-      figures.push({ name: `${s.label}: CAS put (get + put ifRevision), 1 writer`, value: await cas(s.writer, 1, 3000), unit: "ops/s" });
-      figures.push({ name: `${s.label}: CAS put, 16 concurrent writers`, value: await cas(s.writer, 16, 3000), unit: "ops/s" });
+      await casConcurrent(s.writer, 1, 300); // warm-up
+      figures.push({ name: `${s.label}: CAS put (get + put ifRevision), 1 writer`, value: await casConcurrent(s.writer, 1, 3000), unit: "ops/s" });
+      figures.push({ name: `${s.label}: CAS put, 16 concurrent writers`, value: await casConcurrent(s.writer, 16, 3000), unit: "ops/s" });
       const lat = await watchLatency(s.writer, s.reader, s.label === "memory" ? 20_000 : 2000);
       figures.push({ name: `${s.label}: watch delivery latency p50`, value: lat.p50 * 1000, unit: "µs" });
       figures.push({ name: `${s.label}: watch delivery latency p99`, value: lat.p99 * 1000, unit: "µs" });
