@@ -1,0 +1,2 @@
+/** @cnikit/cni — see package.json description. */
+export const PACKAGE_NAME = "@cnikit/cni";

@@ -1,0 +1,2 @@
+/** @cnikit/lab — see package.json description. */
+export const PACKAGE_NAME = "@cnikit/lab";
