@@ -191,13 +191,13 @@ export function createHarness(ctx: CheckContext, salt: string, options: HarnessO
     const clock = new IoPacedClock(io);
     const external = ctx.store.create(`${salt}-${++externalClusters}`);
     const store = new CountingDatastore(io.wrap(external));
-    const sim = SimCluster.create<unknown>({ backend: ctx.backend, config, topology, seed: seedFor(ctx.seed, salt), clock, store });
+    const sim = SimCluster.create<unknown>({ backend: ctx.backend, config, topology, seed: seedFor(ctx.seed, salt), clock, store, ...(ctx.nodeMetadata ? { nodeMetadata: ctx.nodeMetadata } : {}) });
     return { cluster: drivenCluster(sim, clock), sim, memory: undefined, external, store, clock, drive: (op) => drive(clock, op) };
   }
   const clock = new VirtualClock();
   const memory = new MemoryDatastore({ clock });
   const store = new CountingDatastore(memory);
-  const sim = SimCluster.create<unknown>({ backend: ctx.backend, config, topology, seed: seedFor(ctx.seed, salt), clock, store });
+  const sim = SimCluster.create<unknown>({ backend: ctx.backend, config, topology, seed: seedFor(ctx.seed, salt), clock, store, ...(ctx.nodeMetadata ? { nodeMetadata: ctx.nodeMetadata } : {}) });
   return { cluster: drivenCluster(sim, clock), sim, memory, store, clock, drive: (op) => drive(clock, op) };
 }
 

@@ -98,6 +98,7 @@ export class ConformanceSession {
       invalidConfigs: options.invalidConfigs,
       anchorConfigs: options.anchorConfigs,
       store: options.store,
+      nodeMetadata: options.nodeMetadata,
     });
   }
 

@@ -3,6 +3,7 @@
  */
 import type { Backend, NetworkSummary } from "@cnikit/core";
 import type { StoreProvider } from "./external-store.ts";
+import type { NodeMetadata } from "@cnikit/sim";
 
 /** Sections of conformance.md. */
 export const Section = {
@@ -123,6 +124,12 @@ export interface ConformanceOptions<C = unknown> {
   checks?: string[];
   /** Property-based runs per property check (default 50). */
   propertyRuns?: number;
+  /**
+   * Labels and annotations of the n-th node (0-based) of every cluster the suite builds, whatever
+   * the check names it: how a config gives roles to nodes, e.g. Calico's route reflectors
+   * (`route-reflector=true` plus the `projectcalico.org/RouteReflectorClusterID` annotation).
+   */
+  nodeMetadata?: NodeMetadata;
   /** Called after each check (progress output). */
   onResult?: (result: CheckResult) => void;
   /**
@@ -147,6 +154,8 @@ export interface CheckContext<C = unknown> {
   anchorConfigs: { label: string; config: unknown }[] | undefined;
   /** The external cluster store, or undefined for the in-memory one. */
   store: StoreProvider | undefined;
+  /** See `ConformanceOptions.nodeMetadata`. */
+  nodeMetadata: NodeMetadata | undefined;
 }
 
 /** What a check's run returns (the runner adds id, section, rule, source, required). */

@@ -30,7 +30,7 @@ import {
   parseKubeNamespace,
   podKey,
 } from "@cnikit/core";
-import type { AgentContext, AgentStatus, AttachResult, KeyValue, NodeAgent, NodeDataplane, PodAttachment, PodRef, UnderlayInterface, FilterPolicy } from "@cnikit/core";
+import type { AgentContext, AgentStatus, AttachResult, KeyValue, NodeAgent, NodeDataplane, NodeInfo, PodAttachment, PodRef, UnderlayInterface, FilterPolicy } from "@cnikit/core";
 import { BgpSpeaker, peerTransportAdapter } from "bgp-utils-free";
 import type { PeerConfig } from "bgp-utils-free";
 import { compileFilters, parsePolicyObject } from "@cnikit/netpol";
@@ -63,24 +63,43 @@ export function nodeLabels(config: CalicoConfig, name: string, runtime: Record<s
   return { ...(config.nodes.find((n) => n.name === name)?.labels ?? {}), ...runtime };
 }
 
+/** Kubernetes node annotation that makes a node a route reflector (calico/node reads it too). */
+export const RR_CLUSTER_ID_ANNOTATION = "projectcalico.org/RouteReflectorClusterID";
+
+/**
+ * The node's route-reflector cluster id: its Node resource's `spec.bgp.routeReflectorClusterID`,
+ * else the Kubernetes node annotation `projectcalico.org/RouteReflectorClusterID`. Throws
+ * `ConfigError` when the annotation is not a dotted-quad IPv4 address (Calico's rule for the field).
+ */
+export function routeReflectorClusterId(config: CalicoConfig, node: NodeInfo): string | undefined {
+  const fromResource = config.nodes.find((n) => n.name === node.name)?.routeReflectorClusterID;
+  if (fromResource !== undefined) return fromResource;
+  const value = node.annotations?.[RR_CLUSTER_ID_ANNOTATION];
+  if (value === undefined) return undefined;
+  if (!/^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/.test(value)) {
+    throw new ConfigError({ component: C, field: `node.annotations["${RR_CLUSTER_ID_ANNOTATION}"]`, rule: "must be an IPv4 address in dotted-quad form", value });
+  }
+  return value;
+}
+
 /**
  * The BGP peers of `self` given every known node (Calico's confd logic): the full mesh among
  * non-reflector nodes when `nodeToNodeMeshEnabled`; BGPPeer selectors in both directions
  * (reversePeering Auto); a reflector treats iBGP peers outside its cluster id as clients. Pure.
  */
 export function desiredPeers(config: CalicoConfig, self: NodeRecord, nodes: readonly NodeRecord[]): PeerConfig[] {
-  const rrId = (n: string) => config.nodes.find((x) => x.name === n)?.routeReflectorClusterID;
+  const rrId = (n: NodeRecord) => n.routeReflectorClusterID ?? config.nodes.find((x) => x.name === n.name)?.routeReflectorClusterID;
   const asOf = (n: string) => config.nodes.find((x) => x.name === n)?.asNumber ?? config.bgp.asNumber;
-  const myRr = rrId(self.name);
+  const myRr = rrId(self);
   const out = new Map<string, PeerConfig>();
   const add = (n: NodeRecord) => {
     if (n.name === self.name || out.has(n.address)) return;
-    const theirRr = rrId(n.name);
+    const theirRr = rrId(n);
     const peer: PeerConfig = { address: n.address, asn: asOf(n.name), passive: self.address > n.address, description: n.name };
     if (myRr !== undefined && theirRr !== myRr) peer.routeReflectorClient = true;
     out.set(n.address, peer);
   };
-  if (config.bgp.nodeToNodeMeshEnabled && myRr === undefined) for (const n of nodes) if (rrId(n.name) === undefined) add(n);
+  if (config.bgp.nodeToNodeMeshEnabled && myRr === undefined) for (const n of nodes) if (rrId(n) === undefined) add(n);
   for (const p of config.peers) {
     const matchesNode = (n: NodeRecord) => (p.node !== undefined ? p.node === n.name : parseSelector(p.nodeSelector ?? "all()", "nodeSelector")(n.labels));
     if (p.peerSelector !== undefined) {
@@ -162,6 +181,7 @@ export class CalicoAgent implements NodeAgent {
     const underlay = ctx.node.underlay.find((u) => !u.address.includes(":"));
     if (!underlay) throw new ConfigError({ component: C, field: "node.underlay", rule: "calico needs an IPv4 underlay address (the BGP router id and next hop)", value: ctx.node.underlay });
     this.underlay = underlay;
+    const clusterId = routeReflectorClusterId(this.config, ctx.node);
     const labels = nodeLabels(this.config, ctx.node.name, ctx.node.labels);
     this.ipam = new BlockIpam({ store: ctx.store, node: ctx.node.name, labels, pools: this.config.pools, config: this.config.ipam, random: ctx.random });
     if (this.ipam.usablePools(4).length === 0) {
@@ -170,6 +190,7 @@ export class CalicoAgent implements NodeAgent {
     await this.restorePods();
     const encaps = usedEncaps(this.config);
     const self: NodeRecord = { name: ctx.node.name, address: underlay.address, prefixLength: underlay.prefixLength, labels };
+    if (clusterId !== undefined) self.routeReflectorClusterID = clusterId;
     if (encaps.ipip) self.ipipTunnelAddr = (await this.ipam.allocate(tunnelHandle("ipip", self.name), { node: self.name, type: "ipipTunnelAddress" })).address;
     if (encaps.vxlan) {
       self.vxlanTunnelAddr = (await this.ipam.allocate(tunnelHandle("vxlan", self.name), { node: self.name, type: "vxlanTunnelAddress" })).address;
@@ -195,7 +216,7 @@ export class CalicoAgent implements NodeAgent {
       gracefulRestart: { restartTime: RESTART_TIME },
       clock: ctx.clock,
       random: ctx.random,
-      ...(this.config.nodes.find((n) => n.name === self.name)?.routeReflectorClusterID ? { clusterId: this.config.nodes.find((n) => n.name === self.name)!.routeReflectorClusterID! } : {}),
+      ...(clusterId !== undefined ? { clusterId } : {}),
       onListenerError: (e) => this.warn("BGP listener failed", e),
     });
     speaker.onRouteChange((e) => {

@@ -44,7 +44,7 @@ export const calico = defineBackend<CalicoConfig>({
   createAgent: (ctx) => new CalicoAgent(ctx),
 });
 
-export { CalicoAgent, desiredPeers, nodeLabels, NODE_PREFIX, ENDPOINT_PREFIX, POLICY_PREFIX, NAMESPACE_PREFIX, HOLD_TIME, RESTART_TIME, RESYNC_MS } from "./agent.ts";
+export { CalicoAgent, desiredPeers, routeReflectorClusterId, RR_CLUSTER_ID_ANNOTATION, nodeLabels, NODE_PREFIX, ENDPOINT_PREFIX, POLICY_PREFIX, NAMESPACE_PREFIX, HOLD_TIME, RESTART_TIME, RESYNC_MS } from "./agent.ts";
 export { planDataplane, encapFor, podMtu, poolOf, usedEncaps, hostIfName, macFor, podInterface, IPIP_DEVICE, VXLAN_DEVICE, VXLAN_VNI, VXLAN_PORT, POD_GATEWAY, NAT_RULE_ID } from "./plan.ts";
 export type { PlanInput, NodeRecord, LearnedRoute, PodRecord } from "./plan.ts";
 export { parseCalicoConfig, parsePool, checkNoOverlap, CALICO_DEFAULTS, EncapMode } from "./config.ts";

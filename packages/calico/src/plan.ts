@@ -34,6 +34,8 @@ export interface NodeRecord {
   address: string;
   prefixLength: number;
   labels: Record<string, string>;
+  /** Set when the node is a route reflector (Node resource or node annotation). */
+  routeReflectorClusterID?: string;
   ipipTunnelAddr?: string;
   vxlanTunnelAddr?: string;
   vxlanMac?: string;

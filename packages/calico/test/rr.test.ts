@@ -1,11 +1,11 @@
-// Route reflectors through a cluster's life, 10 nodes of which node-1 and node-2 reflect (what the
-// shared suite cannot run: it names its own nodes, and reflectors are chosen by Node resource name).
+// Route reflectors through a cluster's life, 10 nodes of which node-1 and node-2 reflect (the shared
+// suite runs reflectors too, test/conformance-rr.test.ts; here they are named Node resources).
 // sim.test.ts covers joining, a client crash and a client restart with reflectors; here the
 // reflectors themselves restart and crash, and clients join and leave while only one is left.
 import { describe, expect, it } from "vitest";
-import { canonicalDataplane } from "@cnikit/core";
+import { ConfigError, canonicalDataplane } from "@cnikit/core";
 import { SimCluster, defaultTopology } from "@cnikit/sim";
-import { calico, calicoFixtures, checkIpam, withRouteReflectors } from "../src/index.ts";
+import { RR_CLUSTER_ID_ANNOTATION, calico, calicoFixtures, checkIpam, withRouteReflectors } from "../src/index.ts";
 import type { CalicoAgent } from "../src/index.ts";
 import { drive } from "./helpers.ts";
 
@@ -81,6 +81,44 @@ describe.each(cases)("$label, 2 route reflectors among 10 nodes", ({ raw }) => {
       everyBlockRouted();
       fullyReachable();
       expect(await checkIpam(cluster.store, config.pools)).toEqual([]);
+    } finally {
+      await cluster.close();
+    }
+  });
+});
+
+describe("route reflectors chosen by Kubernetes node metadata (label + RouteReflectorClusterID annotation)", () => {
+  const raw = withRouteReflectors(calicoFixtures.configs.find((c) => c.label === "ipip-crosssubnet")!.config, []);
+  const rrMeta = (ordinal: number) => (ordinal < 2 ? { labels: { "route-reflector": "true" }, annotations: { [RR_CLUSTER_ID_ANNOTATION]: "244.0.0.1" } } : {});
+
+  it("the annotated nodes reflect: clients peer with them only, and every block is routed everywhere", async () => {
+    const config = calico.parseConfig(raw);
+    const cluster = SimCluster.create({ backend: calico, config, topology: defaultTopology(), seed: 3, nodeMetadata: rrMeta });
+    try {
+      const nodes = await drive(cluster.clock, cluster.addNodes(6));
+      for (const n of nodes) await cluster.addPod(n.name, { name: `p-${n.name}` });
+      await cluster.settle({ limitMs: calico.summarize(config).convergenceMs });
+      const ip = (name: string) => cluster.node(name).info.underlay[0]!.address;
+      const rrIps = nodes.slice(0, 2).map((n) => ip(n.name)).sort();
+      for (const n of nodes.slice(2)) expect((cluster.node(n.name).agent as CalicoAgent).bgp!.peerStatus().map((p) => p.address).sort(), n.name).toEqual(rrIps);
+      for (const n of nodes) expect(cluster.dataplane(n.name).routes.filter((r) => r.origin === "bgp").length, n.name).toBeGreaterThanOrEqual(nodes.length - 1);
+      const r = cluster.reachability({ maxFailures: 3 });
+      expect(r.failures.map((f) => f.result.reason)).toEqual([]);
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it("an annotation that is not an IPv4 address is refused with the field named, before anything is allocated", async () => {
+    const config = calico.parseConfig(raw);
+    const cluster = SimCluster.create({ backend: calico, config, topology: defaultTopology(), seed: 3, nodeMetadata: () => ({ annotations: { [RR_CLUSTER_ID_ANNOTATION]: "cluster-a" } }) });
+    try {
+      const err = await drive(cluster.clock, cluster.addNode()).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).message).toContain(RR_CLUSTER_ID_ANNOTATION);
+      expect((err as ConfigError).code).toBe(7);
+      expect(await checkIpam(cluster.store, config.pools)).toEqual([]);
+      expect((await cluster.store.list("/calico/ipam/")).items).toEqual([]);
     } finally {
       await cluster.close();
     }

@@ -58,6 +58,11 @@ export interface NodeInfo {
   /** Underlay interfaces, at most one per family for now. */
   underlay: UnderlayInterface[];
   labels?: Record<string, string>;
+  /**
+   * The node's annotations (Kubernetes node metadata.annotations), e.g. Calico's
+   * `projectcalico.org/RouteReflectorClusterID`.
+   */
+  annotations?: Record<string, string>;
   /** Pod CIDRs assigned by an outside allocator (Kubernetes node.spec.podCIDRs), if any. */
   podCIDRs?: string[];
 }

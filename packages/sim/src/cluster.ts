@@ -43,7 +43,16 @@ export interface SimClusterOptions<C> {
   clock?: VirtualClock;
   /** Default `new MemoryDatastore({ clock })`. */
   store?: Datastore;
+  /**
+   * Labels and annotations of the n-th node added to the cluster (0-based, in order of addition,
+   * whatever its name), merged under the ones `addNode` is given. A suite that names its own nodes
+   * can still give roles to "the first two nodes", e.g. Calico route reflectors.
+   */
+  nodeMetadata?: NodeMetadata;
 }
+
+/** Labels and annotations of the n-th node added to a cluster (see `SimClusterOptions.nodeMetadata`). */
+export type NodeMetadata = (ordinal: number) => { labels?: Record<string, string>; annotations?: Record<string, string> };
 
 export interface SimNode {
   name: string;
@@ -94,6 +103,7 @@ export class SimCluster<C> {
   private readonly departed = new Map<string, NodeState>();
   private readonly podMap = new Map<string, SimPod>();
   private readonly random: () => number;
+  private readonly nodeMetadata: NodeMetadata | undefined;
   private nodesAdded = 0;
   private podsAdded = 0;
   private closed = false;
@@ -109,6 +119,7 @@ export class SimCluster<C> {
     this.store = options.store ?? new MemoryDatastore({ clock: this.clock });
     this.network = new MemoryNetwork({ clock: this.clock, seed: this.seed });
     this.random = seededRandom(seedFromString(`cluster|${this.seed}`));
+    this.nodeMetadata = options.nodeMetadata;
   }
 
   /**
@@ -197,10 +208,13 @@ export class SimCluster<C> {
     const subnets = this.fabric.nodeSubnets();
     const subnet = options.subnet ?? subnets[this.nodesAdded % subnets.length]!;
     const u = this.fabric.nextUnderlay(subnet);
+    const meta = this.nodeMetadata?.(this.nodesAdded) ?? {};
+    const labels = meta.labels || options.labels ? { ...meta.labels, ...options.labels } : undefined;
     const info: NodeInfo = {
       name,
       underlay: [{ iface: "eth0", address: u.address, prefixLength: u.prefixLength, ...(u.gateway !== undefined ? { gateway: u.gateway } : {}), mtu: u.mtu }],
-      ...(options.labels ? { labels: { ...options.labels } } : {}),
+      ...(labels ? { labels } : {}),
+      ...(meta.annotations ? { annotations: { ...meta.annotations } } : {}),
     };
     this.fabric.setNode(info, emptyDataplane(name));
     this.nodesAdded++;

@@ -5,5 +5,5 @@
 export { defaultTopology, singleSubnetTopology, type SimTopology } from "./topology.ts";
 export { SimFabric } from "./fabric.ts";
 export type { Endpoint, Hop, PacketResult, PairOutcome, ReachabilityOptions, ReachabilityReport, SendOptions } from "./types.ts";
-export { SimCluster, type SimClusterOptions, type SimNode, type SimPod } from "./cluster.ts";
+export { SimCluster, type SimClusterOptions, type NodeMetadata, type SimNode, type SimPod } from "./cluster.ts";
 export { SandboxClock, SandboxStore, SandboxTransport } from "./sandbox.ts";
