@@ -27,14 +27,13 @@ import {
   TryAgainError,
   UnknownContainerError,
   mirrorPrefix,
-  parseKubeNamespace,
   podKey,
 } from "@cnikit/core";
 import type { AgentContext, AgentStatus, AttachResult, KeyValue, NodeAgent, NodeDataplane, NodeInfo, PodAttachment, PodRef, UnderlayInterface, FilterPolicy } from "@cnikit/core";
 import { BgpSpeaker, peerTransportAdapter } from "bgp-utils-free";
 import type { PeerConfig } from "bgp-utils-free";
-import { compileFilters, parsePolicyObject } from "@cnikit/netpol";
-import type { ClusterNamespace, ClusterPod, ContainerPort, NetworkPolicy } from "@cnikit/netpol";
+import { KubePolicyView } from "@cnikit/netpol";
+import type { ClusterPod, ContainerPort } from "@cnikit/netpol";
 import type { CalicoConfig } from "./config.ts";
 import { BlockIpam, podHandle, releaseHandle, releaseNodeBlocks, tunnelHandle } from "./ipam.ts";
 import { POD_GATEWAY, hostIfName, macFor, planDataplane, usedEncaps, podMtu } from "./plan.ts";
@@ -142,9 +141,8 @@ export class CalicoAgent implements NodeAgent {
   private readonly learned = new Map<string, LearnedRoute>();
   private blocks = new Set<string>();
   private announced = new Set<string>();
-  private readonly policies = new Map<string, NetworkPolicy>();
+  private readonly kube = new KubePolicyView((msg, err) => this.warn(msg, err));
   private readonly endpoints = new Map<string, Endpoint>();
-  private readonly namespaces = new Map<string, ClusterNamespace>();
   private filters: FilterPolicy[] = [];
   private readonly abort = new AbortController();
   private lastPlan: NodeDataplane;
@@ -229,9 +227,8 @@ export class CalicoAgent implements NodeAgent {
     await speaker.start();
 
     await this.watchPrefix(NODE_PREFIX, (key, kv) => this.onNode(key, kv));
-    await this.watchPrefix(POLICY_PREFIX, (key, kv) => this.onPolicy(key, kv));
+    await this.kube.start({ store: ctx.store, clock: ctx.clock, signal: this.abort.signal, retryMs: WATCH_RETRY_MS, onChange: () => this.recompileFilters() });
     await this.watchPrefix(ENDPOINT_PREFIX, (key, kv) => this.onEndpoint(key, kv));
-    await this.watchPrefix(NAMESPACE_PREFIX, (key, kv) => this.onNamespace(key, kv));
     if (this.phase !== "starting") return;
     this.phase = "running";
     for (const pod of this.pods.values()) await this.publishEndpoint(pod).catch((e: unknown) => this.warn("could not publish an endpoint", e));
@@ -286,19 +283,6 @@ export class CalicoAgent implements NodeAgent {
     }
   }
 
-  private onPolicy(key: string, kv: KeyValue | undefined): void {
-    if (!kv) this.policies.delete(key);
-    else {
-      try {
-        this.policies.set(key, parsePolicyObject(JSON.parse(kv.value), key));
-      } catch (err) {
-        this.warn(`ignoring invalid NetworkPolicy ${key}`, err);
-        this.policies.delete(key);
-      }
-    }
-    this.recompileFilters();
-  }
-
   private onEndpoint(key: string, kv: KeyValue | undefined): void {
     if (!kv) this.endpoints.delete(key);
     else {
@@ -308,33 +292,16 @@ export class CalicoAgent implements NodeAgent {
         this.endpoints.delete(key);
       }
     }
-    if (this.policies.size > 0) this.recompileFilters();
-  }
-
-  private onNamespace(key: string, kv: KeyValue | undefined): void {
-    const name = key.slice(NAMESPACE_PREFIX.length);
-    if (!kv) this.namespaces.delete(name);
-    else {
-      try {
-        const v = parseKubeNamespace(key, kv.value);
-        this.namespaces.set(name, { name, labels: { "kubernetes.io/metadata.name": name, ...v.labels } });
-      } catch (err) {
-        this.warn(`ignoring invalid namespace ${key}`, err);
-        this.namespaces.delete(name);
-      }
-    }
-    if (this.policies.size > 0) this.recompileFilters();
+    if (this.kube.hasPolicies()) this.recompileFilters();
   }
 
   private recompileFilters(): void {
     if (this.phase !== "running") return;
     let next: FilterPolicy[] = [];
-    if (this.policies.size > 0) {
+    if (this.kube.hasPolicies()) {
       const pods: ClusterPod[] = [...this.endpoints.values()].map((e) => ({ namespace: e.namespace, name: e.name, labels: e.labels, ips: e.ips, ports: e.ports ?? [], node: e.node, key: e.key, hostIf: e.hostIf }));
-      const nsNames = new Set([...pods.map((p) => p.namespace), ...[...this.policies.values()].map((p) => p.namespace), ...this.namespaces.keys()]);
-      const namespaces = [...nsNames].sort().map((n) => this.namespaces.get(n) ?? { name: n, labels: { "kubernetes.io/metadata.name": n } });
       try {
-        next = compileFilters({ model: { namespaces, pods, policies: [...this.policies.values()] }, node: this.ctx.node.name, nodeAddresses: [this.underlay.address] });
+        next = this.kube.compile({ node: this.ctx.node.name, pods, nodeAddresses: [this.underlay.address] });
       } catch (err) {
         this.warn("could not compile NetworkPolicies; keeping the previous filters", err);
         return;

@@ -39,3 +39,4 @@ export {
   type NftSet,
   type NftUpdate,
 } from "./nft.ts";
+export { KubePolicyView } from "./view.ts";

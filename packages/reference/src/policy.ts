@@ -10,10 +10,10 @@
  * `PolicyView` keeps the three maps up to date from list + watch (re-listed after a watch failure)
  * and compiles one node's FilterPolicies. Pure apart from the store calls; the agent owns timing.
  */
-import { KUBE_PREFIX, mirrorPrefix, parseKubeNamespace } from "@cnikit/core";
+import { mirrorPrefix } from "@cnikit/core";
 import type { AgentContext, FilterPolicy, KeyValue, PodPort } from "@cnikit/core";
-import { compileFilters, parsePolicyObject } from "@cnikit/netpol";
-import type { ClusterNamespace, ClusterPod, ContainerPort, NetworkPolicy } from "@cnikit/netpol";
+import { KubePolicyView } from "@cnikit/netpol";
+import type { ClusterPod, ContainerPort } from "@cnikit/netpol";
 
 /** Prefix of the published pods: `/cnikit/reference/pods/<node>/<containerId>/<ifName>`. */
 export const POD_PREFIX = "/cnikit/reference/pods/";
@@ -46,31 +46,39 @@ const WATCH_RETRY_MS = 1_000;
 
 /** Mirrors the policy-relevant prefixes of the store; see the module comment. */
 export class PolicyView {
-  private readonly policies = new Map<string, NetworkPolicy>();
-  private readonly namespaces = new Map<string, ClusterNamespace>();
+  private readonly kube: KubePolicyView;
   private readonly pods = new Map<string, PublishedPod>();
 
   constructor(
     private readonly ctx: AgentContext<unknown>,
     private readonly onChange: () => void,
     private readonly warn: (msg: string, err: unknown) => void,
-  ) {}
+  ) {
+    this.kube = new KubePolicyView(warn);
+  }
 
   /** Whether any NetworkPolicy is in force (without one, nothing is filtered). */
   hasPolicies(): boolean {
-    return this.policies.size > 0;
+    return this.kube.hasPolicies();
   }
 
   /**
-   * Lists the three prefixes and keeps watching them until `signal` aborts (a failed watch is
-   * re-listed after 1 s). Resolves after the first listing. Throws what the store throws on that
-   * first listing (e.g. `TryAgainError`).
+   * Lists the policy, namespace and pod prefixes and keeps watching them until `signal` aborts (a
+   * failed watch is re-listed after 1 s). Resolves after the first listing. Throws what the store
+   * throws on that first listing (e.g. `TryAgainError`).
    */
   async start(signal: AbortSignal): Promise<void> {
     await Promise.all([
-      this.mirror(KUBE_PREFIX.networkPolicies, signal, (k, kv) => this.onPolicy(k, kv)),
-      this.mirror(KUBE_PREFIX.namespaces, signal, (k, kv) => this.onNamespace(k, kv)),
-      this.mirror(POD_PREFIX, signal, (k, kv) => this.onPod(k, kv)),
+      this.kube.start({ store: this.ctx.store, clock: this.ctx.clock, signal, retryMs: WATCH_RETRY_MS, onChange: this.onChange }),
+      mirrorPrefix({
+        store: this.ctx.store,
+        prefix: POD_PREFIX,
+        clock: this.ctx.clock,
+        signal,
+        apply: (k, kv) => this.onPod(k, kv),
+        retryMs: WATCH_RETRY_MS,
+        onError: (err) => this.warn(`watch of ${POD_PREFIX} failed; re-listing`, err),
+      }),
     ]);
   }
 
@@ -81,42 +89,12 @@ export class PolicyView {
    * Throws `ConfigError` only for an invalid address in the view.
    */
   compile(input: { node: string; local: PublishedPod[]; nodeAddresses: string[] }): FilterPolicy[] {
-    if (this.policies.size === 0) return [];
+    if (!this.kube.hasPolicies()) return [];
     const { node, nodeAddresses } = input;
     // This node's pods as the agent knows them now (the store's copy may lag behind a publish).
     const view = [...[...this.pods.values()].filter((p) => p.node !== node), ...input.local];
     const pods: ClusterPod[] = view.map((p) => ({ namespace: p.namespace, name: p.name, labels: p.labels, ips: p.ips, ports: p.ports, node: p.node, key: p.key, hostIf: p.hostIf }));
-    const names = new Set([...pods.map((p) => p.namespace), ...[...this.policies.values()].map((p) => p.namespace), ...this.namespaces.keys()]);
-    const namespaces = [...names].sort().map((n) => this.namespaces.get(n) ?? { name: n, labels: { "kubernetes.io/metadata.name": n } });
-    return compileFilters({ model: { namespaces, pods, policies: [...this.policies.values()] }, node, nodeAddresses });
-  }
-
-  private onPolicy(key: string, kv: KeyValue | undefined): void {
-    if (!kv) this.policies.delete(key);
-    else {
-      try {
-        this.policies.set(key, parsePolicyObject(JSON.parse(kv.value), key));
-      } catch (err) {
-        this.warn(`ignoring invalid NetworkPolicy ${key}`, err);
-        this.policies.delete(key);
-      }
-    }
-    this.onChange();
-  }
-
-  private onNamespace(key: string, kv: KeyValue | undefined): void {
-    const name = key.slice(KUBE_PREFIX.namespaces.length);
-    if (!kv) this.namespaces.delete(name);
-    else {
-      try {
-        const ns = parseKubeNamespace(key, kv.value);
-        this.namespaces.set(name, { name, labels: { "kubernetes.io/metadata.name": name, ...ns.labels } });
-      } catch (err) {
-        this.warn(`ignoring invalid namespace ${key}`, err);
-        this.namespaces.delete(name);
-      }
-    }
-    if (this.policies.size > 0) this.onChange();
+    return this.kube.compile({ node, pods, nodeAddresses });
   }
 
   private onPod(key: string, kv: KeyValue | undefined): void {
@@ -128,19 +106,6 @@ export class PolicyView {
         this.pods.delete(key);
       }
     }
-    if (this.policies.size > 0) this.onChange();
-  }
-
-  /** List, then watch from the listing's revision; re-list after a failure. */
-  private mirror(prefix: string, signal: AbortSignal, apply: (key: string, kv: KeyValue | undefined) => void): Promise<void> {
-    return mirrorPrefix({
-      store: this.ctx.store,
-      prefix,
-      clock: this.ctx.clock,
-      signal,
-      apply,
-      retryMs: WATCH_RETRY_MS,
-      onError: (err) => this.warn(`watch of ${prefix} failed; re-listing`, err),
-    });
+    if (this.kube.hasPolicies()) this.onChange();
   }
 }
