@@ -14,3 +14,4 @@ export * from "./store/memory.ts";
 export * from "./store/file.ts";
 export * from "./random.ts";
 export * from "./store/mirror.ts";
+export * from "./peers/tcp.ts";
