@@ -5,6 +5,8 @@
  * parser for a failed plugin's error JSON.
  */
 import { spawn } from "node:child_process";
+import { accessSync, constants as fsConstants } from "node:fs";
+import { join } from "node:path";
 import { CniCode, CniError } from "@cnikit/core";
 
 /** One plugin call, as the runtime hands it to a `PluginExec`. */
@@ -94,10 +96,26 @@ export function spawnExec(options: SpawnExecOptions = {}): PluginExec {
 
 /**
  * The wrapper that runs plugins inside the named network namespace (`/run/netns/<name>`, as made by
- * `ip netns add`): `["ip", "netns", "exec", name]`. Needs root and iproute2.
+ * `ip netns add`): `["/usr/sbin/ip", "netns", "exec", name]`, `ip` resolved in this process's
+ * PATH (so the plugins' own PATH may differ). Needs root and iproute2.
  */
 export function netnsWrapper(name: string): string[] {
-  return ["ip", "netns", "exec", name];
+  return [which("ip"), "netns", "exec", name];
+}
+
+/** `command` resolved in this process's PATH; the bare name when not found (spawn reports ENOENT). */
+function which(command: string): string {
+  for (const dir of (process.env["PATH"] ?? "").split(":")) {
+    if (dir === "") continue;
+    const candidate = join(dir, command);
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {
+      // Not in this directory.
+    }
+  }
+  return command;
 }
 
 /** Where in a conflist a failed call happened. */

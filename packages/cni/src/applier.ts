@@ -1,0 +1,179 @@
+/**
+ * Applying the agent's desired dataplane. `DataplaneApplier` is the small interface cnikitd needs
+ * from a renderer (@cnikit/linux's `LinuxRenderer` fits it; tests use a fake). `ApplyLoop`
+ * coalesces: however many ADDs, DELs and agent changes ask for an apply while one runs, the next
+ * apply renders the newest dataplane once for all of them.
+ */
+import type { Logger, NodeDataplane, PodInterface } from "@cnikit/core";
+
+/** What cnikitd needs from a renderer. */
+export interface DataplaneApplier {
+  /**
+   * Makes the node match `dataplane` (a reconcile: applying the same dataplane twice changes
+   * nothing). Rejects when the node could not be brought to it.
+   */
+  apply(dataplane: NodeDataplane): Promise<unknown>;
+  /** CNI CHECK's kernel half: what is wrong with `pod`'s interfaces and routes (empty = fine). */
+  checkPod?(pod: PodInterface): Promise<string[]>;
+  /** Releases the renderer's resources. Must leave the dataplane in place (pods keep working). */
+  close?(): Promise<void>;
+}
+
+/** An applier that only remembers what it was given (renderer `none`: a daemon without a kernel dataplane). */
+export class RecordingApplier implements DataplaneApplier {
+  /** Every dataplane applied, oldest first (the last `keep`). */
+  readonly applied: NodeDataplane[] = [];
+  constructor(private readonly keep = 1) {}
+
+  /** Records `dataplane`; never fails. */
+  async apply(dataplane: NodeDataplane): Promise<void> {
+    this.applied.push(dataplane);
+    if (this.applied.length > this.keep) this.applied.splice(0, this.applied.length - this.keep);
+  }
+
+  /** Reports a pod missing from the last applied dataplane. */
+  async checkPod(pod: PodInterface): Promise<string[]> {
+    const last = this.applied.at(-1);
+    return last?.pods.some((p) => p.key === pod.key) ? [] : [`${pod.key} is not in the applied dataplane`];
+  }
+}
+
+interface Waiter {
+  resolve: (dp: NodeDataplane) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Options of `ApplyLoop`. */
+export interface ApplyLoopOptions {
+  applier: DataplaneApplier;
+  /** The desired dataplane now (read at the start of each apply). */
+  source: () => NodeDataplane;
+  log: Logger;
+  /** First retry delay after a failed apply nobody retries (doubles up to `maxRetryMs`). Default 1000. */
+  retryMs?: number;
+  maxRetryMs?: number;
+}
+
+/** Counters of an `ApplyLoop`. */
+export interface ApplyLoopStats {
+  applies: number;
+  failures: number;
+  /** Requests served (each ADD / DEL / change asks once): requests / applies is the batching factor. */
+  requests: number;
+}
+
+/**
+ * Runs applies one at a time and batches requests: `request()` resolves with the dataplane of the
+ * first apply that *starts* after the call (so it contains every change made before the call), or
+ * rejects with that apply's error. Requests arriving while an apply runs share the next one. After
+ * a failure the loop retries by itself with back-off until an apply succeeds.
+ */
+export class ApplyLoop {
+  private waiters: Waiter[] = [];
+  private running = false;
+  private scheduled = false;
+  private closed = false;
+  private current: Promise<void> = Promise.resolve();
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private retryDelay: number;
+  private last: NodeDataplane | undefined;
+  private error: unknown;
+  private readonly counters: ApplyLoopStats = { applies: 0, failures: 0, requests: 0 };
+
+  constructor(private readonly options: ApplyLoopOptions) {
+    this.retryDelay = options.retryMs ?? 1000;
+  }
+
+  /** The last dataplane applied successfully, if any. */
+  get lastApplied(): NodeDataplane | undefined {
+    return this.last;
+  }
+
+  /** The error of the last apply when it failed (cleared by the next success). */
+  get lastError(): unknown {
+    return this.error;
+  }
+
+  /** Counters (a copy). */
+  stats(): ApplyLoopStats {
+    return { ...this.counters };
+  }
+
+  /**
+   * Asks for an apply and waits for it (see the class comment). Rejects with the apply's error, or
+   * with an Error when the loop is closed first.
+   */
+  request(): Promise<NodeDataplane> {
+    if (this.closed) return Promise.reject(new Error("[cnikitd] the apply loop is closed"));
+    this.counters.requests++;
+    return new Promise<NodeDataplane>((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Asks for an apply without waiting; a failure is logged (and retried). */
+  kick(): void {
+    if (this.closed) return;
+    this.request().catch(() => undefined);
+  }
+
+  private schedule(): void {
+    if (this.running || this.scheduled || this.closed) return;
+    this.scheduled = true;
+    // One macrotask of slack: ADDs finishing in the same turn share the apply.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.current = this.run();
+    });
+  }
+
+  private async run(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.waiters.length > 0 && !this.closed) {
+        const batch = this.waiters.splice(0);
+        const dp = this.options.source();
+        this.counters.applies++;
+        try {
+          await this.options.applier.apply(dp);
+          this.last = dp;
+          this.error = undefined;
+          this.retryDelay = this.options.retryMs ?? 1000;
+          if (this.retryTimer) clearTimeout(this.retryTimer);
+          this.retryTimer = undefined;
+          for (const w of batch) w.resolve(dp);
+        } catch (err) {
+          this.counters.failures++;
+          this.error = err;
+          this.options.log.warn("applying the dataplane failed", { error: err, waiting: batch.length });
+          for (const w of batch) w.reject(err);
+          this.scheduleRetry();
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.closed) return;
+    const delay = this.retryDelay;
+    this.retryDelay = Math.min(delay * 2, this.options.maxRetryMs ?? 30_000);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.error !== undefined) this.kick();
+    }, delay);
+    this.retryTimer.unref?.();
+  }
+
+  /** Stops: waits for the apply in progress; pending requests reject. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    await this.current.catch(() => undefined);
+    for (const w of this.waiters.splice(0)) w.reject(new Error("[cnikitd] the apply loop closed before this apply ran"));
+  }
+}

@@ -1,0 +1,403 @@
+/**
+ * cnikitd's configuration file (JSON) and the assembly of a running daemon from it: stores,
+ * peer transport, renderer, logger, `CniDaemon`.
+ *
+ * ```json
+ * {
+ *   "node": { "name": "node-1", "labels": {},
+ *             "underlay": [{ "iface": "eth0", "address": "192.0.2.10", "prefixLength": 24, "gateway": "192.0.2.1" }] },
+ *   "backend": "flannel",                       // flannel | calico | reference (or "@cnikit/flannel")
+ *   "backendConfig": { "Network": "10.244.0.0/16", "Backend": { "Type": "vxlan" } },
+ *                                               // or a path: .json is parsed, anything else (calico YAML)
+ *                                               // is handed to the backend's parser as text
+ *   "store": "file:/var/lib/cnikit/store",      // default; or etcd://host:port[,host:port][/prefix]
+ *   "localStateDir": "/var/lib/cnikit/local",   // default
+ *   "socketPath": "/run/cnikit/cnikitd.sock",   // default
+ *   "peers": { "listen": "192.0.2.10:7946", "advertise": "192.0.2.10:7946" },  // optional
+ *   "renderer": { "type": "linux", ...options for LinuxRenderer },             // default type linux
+ *   "logLevel": "info",                          // debug | info | warn | error
+ *   "seed": 1                                    // optional: the agent's random seed
+ * }
+ * ```
+ *
+ * Relative paths are relative to the config file's directory. Every rule broken is a
+ * `ConfigError` naming the field (`node.underlay[0].address`, `backendConfig.Backend.VNI`, ...).
+ * Without `peers` the agent gets a transport that reaches nobody (a single node).
+ */
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve as resolvePath } from "node:path";
+import {
+  ConfigError,
+  FileDatastore,
+  MemoryNetwork,
+  RealClock,
+  TcpPeerTransport,
+  createLogger,
+  parseAddress,
+  seededRandom,
+  seedFromString,
+} from "@cnikit/core";
+import type { Backend, Datastore, LogLevel, Logger, NodeInfo, PeerAddress, PeerTransport, UnderlayInterface } from "@cnikit/core";
+import { builtinBackends } from "@cnikit/backends";
+import { EtcdDatastore } from "@cnikit/etcd";
+import { RecordingApplier, type DataplaneApplier } from "./applier.ts";
+import { CniDaemon, DEFAULT_SOCKET_PATH } from "./daemon.ts";
+
+const C = "cnikitd";
+
+/** Where the cluster store lives. */
+export type StoreSpec = { kind: "file"; dir: string } | { kind: "etcd"; endpoints: string[]; prefix: string };
+
+/** The renderer that applies dataplanes. */
+export interface RendererSpec {
+  /** `linux`: @cnikit/linux's LinuxRenderer; `none`: remember the dataplane only (no kernel). */
+  type: "linux" | "none";
+  /** Everything else in the `renderer` object, handed to the renderer. */
+  options: Record<string, unknown>;
+}
+
+/** A validated daemon configuration. */
+export interface DaemonConfig {
+  node: NodeInfo;
+  /** The backend's name (`flannel`, `calico`, `reference`). */
+  backend: string;
+  /** The backend's config as read (object or text), already validated by its parser. */
+  backendConfig: unknown;
+  store: StoreSpec;
+  localStateDir: string;
+  socketPath: string;
+  peers?: { listen: PeerAddress; advertise?: PeerAddress };
+  renderer: RendererSpec;
+  logLevel: LogLevel;
+  seed?: number;
+}
+
+/** Key under which each cnikitd publishes its peer address (`{host, port}` JSON). */
+export const DAEMON_PREFIX = "/cnikit/daemons/";
+
+const DEFAULT_STORE_DIR = "/var/lib/cnikit/store";
+const DEFAULT_LOCAL_DIR = "/var/lib/cnikit/local";
+const TOP_KEYS = new Set(["node", "backend", "backendConfig", "store", "localStateDir", "socketPath", "peers", "renderer", "logLevel", "seed"]);
+
+function err(field: string, rule: string, value?: unknown): ConfigError {
+  return new ConfigError({ component: C, field, rule, ...(value === undefined ? {} : { value }) });
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function str(v: unknown, field: string): string {
+  if (typeof v !== "string" || v === "") throw err(field, "must be a non-empty string", v);
+  return v;
+}
+
+function ip(v: unknown, field: string): string {
+  try {
+    parseAddress(v, { field });
+  } catch {
+    throw err(field, "must be an IPv4 or IPv6 address", v);
+  }
+  return v as string;
+}
+
+function stringMap(v: unknown, field: string): Record<string, string> {
+  if (!isObject(v) || Object.values(v).some((x) => typeof x !== "string")) throw err(field, "must be an object of strings", v);
+  return { ...(v as Record<string, string>) };
+}
+
+function parseNode(v: unknown): NodeInfo {
+  if (!isObject(v)) throw err("node", "must be an object {name, underlay, labels?}", v);
+  const node: NodeInfo = { name: str(v["name"], "node.name"), underlay: [] };
+  if (!Array.isArray(v["underlay"]) || v["underlay"].length === 0) throw err("node.underlay", "must be a non-empty list of {iface, address, prefixLength, gateway?}", v["underlay"]);
+  node.underlay = v["underlay"].map((u: unknown, i): UnderlayInterface => {
+    const f = `node.underlay[${i}]`;
+    if (!isObject(u)) throw err(f, "must be an object {iface, address, prefixLength, gateway?}", u);
+    const address = ip(u["address"], `${f}.address`);
+    const bits = address.includes(":") ? 128 : 32;
+    const len = u["prefixLength"];
+    if (typeof len !== "number" || !Number.isInteger(len) || len < 0 || len > bits) throw err(`${f}.prefixLength`, `must be an integer 0-${bits}`, len);
+    const out: UnderlayInterface = { iface: str(u["iface"], `${f}.iface`), address, prefixLength: len };
+    if (u["gateway"] !== undefined) out.gateway = ip(u["gateway"], `${f}.gateway`);
+    if (u["mtu"] !== undefined) {
+      if (typeof u["mtu"] !== "number" || !Number.isInteger(u["mtu"]) || u["mtu"] < 576 || u["mtu"] > 65535) throw err(`${f}.mtu`, "must be an integer 576-65535", u["mtu"]);
+      out.mtu = u["mtu"];
+    }
+    return out;
+  });
+  if (v["labels"] !== undefined) node.labels = stringMap(v["labels"], "node.labels");
+  if (v["annotations"] !== undefined) node.annotations = stringMap(v["annotations"], "node.annotations");
+  if (v["podCIDRs"] !== undefined) {
+    if (!Array.isArray(v["podCIDRs"]) || v["podCIDRs"].some((c) => typeof c !== "string")) throw err("node.podCIDRs", "must be a list of CIDR strings", v["podCIDRs"]);
+    node.podCIDRs = [...(v["podCIDRs"] as string[])];
+  }
+  return node;
+}
+
+/** Parses `host:port` or `[v6]:port`. */
+export function parseHostPort(v: unknown, field: string): PeerAddress {
+  const text = str(v, field);
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:[\]]+):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw err(field, "must be host:port (IPv6 as [addr]:port), e.g. 192.0.2.10:7946", text);
+  return { host: m[1]!, port };
+}
+
+/** Parses `file:<dir>` or `etcd://host:port[,host:port][/prefix]`. */
+export function parseStoreSpec(v: unknown, baseDir: string): StoreSpec {
+  if (v === undefined) return { kind: "file", dir: DEFAULT_STORE_DIR };
+  const text = str(v, "store");
+  if (text.startsWith("file:")) {
+    const dir = text.slice(5);
+    if (dir === "") throw err("store", "file: needs a directory, e.g. file:/var/lib/cnikit/store", text);
+    return { kind: "file", dir: isAbsolute(dir) ? dir : resolvePath(baseDir, dir) };
+  }
+  const m = /^etcd:\/\/([^/]+)(\/.*)?$/.exec(text);
+  const hosts = m?.[1]?.split(",").filter(Boolean) ?? [];
+  if (!m || hosts.length === 0 || hosts.some((h) => !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(h))) {
+    throw err("store", "must be file:<dir> or etcd://host:port[,host:port][/prefix]", text);
+  }
+  const prefix = m[2] === undefined ? "" : `${m[2].replace(/\/+$/, "")}/`;
+  return { kind: "etcd", endpoints: hosts.map((h) => `http://${h}`), prefix: prefix === "/" ? "" : prefix };
+}
+
+/** The built-in backend called `name` (`flannel` or `@cnikit/flannel`); `ConfigError` (field `backend`) listing the known ones. */
+export function resolveBackend(name: unknown): Backend<unknown> {
+  const wanted = str(name, "backend");
+  const found = builtinBackends.find((b) => b.backend.name === wanted || b.package === wanted || b.package === `@cnikit/${wanted}`);
+  if (!found) throw err("backend", `must be one of ${builtinBackends.map((b) => b.backend.name).join(", ")}`, wanted);
+  return found.backend;
+}
+
+function readBackendConfig(v: unknown, baseDir: string, readText: (path: string) => string): unknown {
+  if (v === undefined || v === null) throw err("backendConfig", "is required: the backend's own config (flannel net-conf.json, Calico resources), inline or a file path");
+  if (typeof v !== "string") return v;
+  const path = isAbsolute(v) ? v : resolvePath(baseDir, v);
+  let text: string;
+  try {
+    text = readText(path);
+  } catch (e) {
+    throw err("backendConfig", `cannot read ${path}: ${(e as Error).message}`, v);
+  }
+  if (!path.endsWith(".json")) return text;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw err("backendConfig", `${path} is not valid JSON: ${(e as Error).message}`, v);
+  }
+}
+
+/**
+ * Validates a parsed config file (see the module comment). `baseDir` resolves relative paths;
+ * `readText` reads `backendConfig` files (default: the file system). The backend's config is run
+ * through the backend's parser, its errors re-thrown with `backendConfig.` before the field.
+ * Throws `ConfigError` naming the field. Pure apart from `readText`.
+ */
+export function parseDaemonConfig(raw: unknown, options: { baseDir: string; readText?: (path: string) => string }): DaemonConfig {
+  if (!isObject(raw)) throw err("(root)", "must be a JSON object", raw);
+  for (const key of Object.keys(raw)) if (!TOP_KEYS.has(key)) throw err(key, `is not a cnikitd setting (known: ${[...TOP_KEYS].join(", ")})`);
+  const baseDir = options.baseDir;
+  const readText = options.readText ?? ((p: string) => readFileSync(p, "utf8"));
+  const node = parseNode(raw["node"]);
+  const backend = resolveBackend(raw["backend"]);
+  const backendConfig = readBackendConfig(raw["backendConfig"], baseDir, readText);
+  try {
+    backend.parseConfig(backendConfig);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError({ component: C, field: `backendConfig.${e.field}`, rule: e.rule, value: e.value, cause: e });
+    throw e;
+  }
+  const path = (v: unknown, field: string, dflt: string): string => {
+    if (v === undefined) return dflt;
+    const p = str(v, field);
+    return isAbsolute(p) ? p : resolvePath(baseDir, p);
+  };
+  const config: DaemonConfig = {
+    node,
+    backend: backend.name,
+    backendConfig,
+    store: parseStoreSpec(raw["store"], baseDir),
+    localStateDir: path(raw["localStateDir"], "localStateDir", DEFAULT_LOCAL_DIR),
+    socketPath: path(raw["socketPath"], "socketPath", DEFAULT_SOCKET_PATH),
+    renderer: { type: "linux", options: {} },
+    logLevel: "info",
+  };
+  if (config.store.kind === "file" && resolvePath(config.store.dir) === resolvePath(config.localStateDir)) {
+    throw err("localStateDir", "must differ from the file store's directory (each directory is opened by one store)", config.localStateDir);
+  }
+  if (raw["peers"] !== undefined) {
+    const p = raw["peers"];
+    if (!isObject(p)) throw err("peers", "must be an object {listen, advertise?}", p);
+    config.peers = { listen: parseHostPort(p["listen"], "peers.listen") };
+    if (p["advertise"] !== undefined) config.peers.advertise = parseHostPort(p["advertise"], "peers.advertise");
+  }
+  if (raw["renderer"] !== undefined) {
+    const r = raw["renderer"];
+    if (!isObject(r)) throw err("renderer", "must be an object {type: linux|none, ...}", r);
+    const type = r["type"] ?? "linux";
+    if (type !== "linux" && type !== "none") throw err("renderer.type", "must be linux or none", type);
+    const { type: _type, ...rest } = r;
+    config.renderer = { type, options: rest };
+  }
+  if (raw["logLevel"] !== undefined) {
+    const l = raw["logLevel"];
+    if (l !== "debug" && l !== "info" && l !== "warn" && l !== "error") throw err("logLevel", "must be debug, info, warn or error", l);
+    config.logLevel = l;
+  }
+  if (raw["seed"] !== undefined) {
+    if (typeof raw["seed"] !== "number" || !Number.isInteger(raw["seed"])) throw err("seed", "must be an integer", raw["seed"]);
+    config.seed = raw["seed"];
+  }
+  return config;
+}
+
+/** Reads and validates a config file (`ConfigError` field `--config` when it cannot be read or is not JSON). */
+export function loadDaemonConfig(file: string): DaemonConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw err("--config", `cannot read ${file}: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw err("--config", `${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseDaemonConfig(raw, { baseDir: dirname(resolvePath(file)) });
+}
+
+/** Makes the applier a renderer spec asks for. */
+export type ApplierFactory = (spec: RendererSpec, context: { node: NodeInfo; log: Logger }) => Promise<DataplaneApplier>;
+
+/** The default factory: `none` → RecordingApplier; `linux` → @cnikit/linux's LinuxRenderer. */
+export const defaultApplierFactory: ApplierFactory = async (spec, context) => {
+  if (spec.type === "none") return new RecordingApplier();
+  const linux = (await import("@cnikit/linux")) as Record<string, unknown>;
+  const Renderer = linux["LinuxRenderer"] as (new (options: Record<string, unknown>) => DataplaneApplier) | undefined;
+  if (typeof Renderer !== "function") throw err("renderer.type", "linux: @cnikit/linux does not provide LinuxRenderer in this build", spec.type);
+  return new Renderer({ node: context.node, log: context.log, ...spec.options });
+};
+
+/** A daemon assembled from a config, with everything it opened. */
+export interface RunningDaemon {
+  daemon: CniDaemon;
+  store: Datastore;
+  local: Datastore;
+  peers: PeerTransport;
+  /** The peer address published under `/cnikit/daemons/<node>` (when `peers` is configured). */
+  peerAddress?: PeerAddress;
+  log: Logger;
+  /** Stops the daemon (dataplane left in place), then closes the transport and the stores. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Options of `runDaemon`. */
+export interface RunDaemonOptions {
+  /** Replaces the renderer the config names (tests: a fake). */
+  applier?: DataplaneApplier;
+  applierFactory?: ApplierFactory;
+  log?: Logger;
+  /** Passed to CniDaemon. */
+  agentWaitMs?: number;
+}
+
+/**
+ * Opens what `config` names (local store, cluster store, TCP peer transport publishing its address
+ * under `/cnikit/daemons/<node>`, renderer), starts a `CniDaemon` on the socket and returns at once
+ * (the agent starts in the background: `daemon.agentStarted`). On failure everything opened so far
+ * is closed again and the error thrown (`ConfigError` for the socket or a taken port, `IoError`
+ * for a store directory that cannot be opened).
+ */
+export async function runDaemon(config: DaemonConfig, options: RunDaemonOptions = {}): Promise<RunningDaemon> {
+  const log = options.log ?? createLogger({ name: `cnikitd/${config.node.name}`, level: config.logLevel });
+  const clock = new RealClock();
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const cleanup = async () => {
+    for (const c of cleanups.splice(0).reverse()) await Promise.resolve(c()).catch(() => undefined);
+  };
+  try {
+    const local = await FileDatastore.open({ dir: config.localStateDir, clock });
+    cleanups.push(() => local.close());
+    const store: Datastore =
+      config.store.kind === "file" ? await FileDatastore.open({ dir: config.store.dir, clock }) : EtcdDatastore.open({ endpoints: config.store.endpoints, prefix: config.store.prefix });
+    cleanups.push(() => store.close());
+    let peers: PeerTransport;
+    let peerAddress: PeerAddress | undefined;
+    let publisher: ReturnType<typeof setTimeout> | undefined;
+    if (config.peers) {
+      const tcp = new TcpPeerTransport({
+        self: config.node.name,
+        listen: config.peers.listen,
+        resolve: async (peer) => {
+          const kv = await store.get(`${DAEMON_PREFIX}${peer}`);
+          if (!kv) throw new Error(`no ${DAEMON_PREFIX}${peer} in the cluster store (is cnikitd running there?)`);
+          const addr = JSON.parse(kv.value) as PeerAddress;
+          return addr;
+        },
+      });
+      cleanups.push(() => tcp.close());
+      const bound = await tcp.start();
+      const unspecified = bound.host === "0.0.0.0" || bound.host === "::";
+      peerAddress = config.peers.advertise ?? { host: unspecified ? config.node.underlay[0]!.address : bound.host, port: bound.port };
+      const value = JSON.stringify(peerAddress);
+      const publish = (delay: number): void => {
+        store.put(`${DAEMON_PREFIX}${config.node.name}`, value).then(
+          () => log.info("peer address published", { ...peerAddress }),
+          (e: unknown) => {
+            log.warn("could not publish the peer address yet", { error: e, retryInMs: delay });
+            publisher = setTimeout(() => publish(Math.min(delay * 2, 30_000)), delay);
+            publisher.unref();
+          },
+        );
+      };
+      publish(500);
+      cleanups.push(() => clearTimeout(publisher));
+      peers = tcp;
+    } else {
+      peers = new MemoryNetwork({ clock }).transport(config.node.name);
+      cleanups.push(() => peers.close());
+    }
+    const applier = options.applier ?? (await (options.applierFactory ?? defaultApplierFactory)(config.renderer, { node: config.node, log }));
+    const daemon = new CniDaemon({
+      backend: resolveBackend(config.backend),
+      backendConfig: config.backendConfig,
+      node: config.node,
+      store,
+      local,
+      peers,
+      applier,
+      socketPath: config.socketPath,
+      clock,
+      log,
+      random: seededRandom(config.seed ?? seedFromString(`${config.node.name}/${process.pid}/${Date.now()}`)),
+      ...(options.agentWaitMs !== undefined ? { agentWaitMs: options.agentWaitMs } : {}),
+    });
+    try {
+      await daemon.start();
+    } catch (e) {
+      await applier.close?.().catch(() => undefined);
+      throw e;
+    }
+    let stopped: Promise<void> | undefined;
+    return {
+      daemon,
+      store,
+      local,
+      peers,
+      ...(peerAddress ? { peerAddress } : {}),
+      log,
+      stop: () => {
+        stopped ??= (async () => {
+          await daemon.stop();
+          await cleanup();
+        })();
+        return stopped;
+      },
+    };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}

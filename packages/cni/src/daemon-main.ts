@@ -1,0 +1,78 @@
+/**
+ * `cnikitd --config <file> [--check]`: runs the node agent daemon until SIGTERM / SIGINT.
+ *
+ * Exit status: 0 after a clean stop; 1 when the agent cannot start (a fatal error such as a config
+ * the node cannot use) or the daemon cannot come up (socket served by another daemon, port taken);
+ * 2 for bad usage or a bad config file (the message names the field). `--check` validates the
+ * config and exits. Logs are JSON lines on stderr.
+ */
+import { CniError } from "@cnikit/core";
+import { loadDaemonConfig, runDaemon, type RunDaemonOptions, type RunningDaemon } from "./daemon-config.ts";
+
+const USAGE = "usage: cnikitd --config <file> [--check]";
+
+/** Where the CLI writes (stderr) and how it learns about signals; injectable for tests. */
+export interface DaemonMainIo {
+  err(line: string): void;
+  onSignal(signal: "SIGTERM" | "SIGINT", handler: () => void): void;
+}
+
+const processIo: DaemonMainIo = {
+  err: (line) => void process.stderr.write(`${line}\n`),
+  onSignal: (signal, handler) => void process.once(signal, handler),
+};
+
+/**
+ * Runs cnikitd with `argv` (without node and script) and resolves with the exit status once the
+ * daemon stopped (signal) or failed. Never calls process.exit itself.
+ */
+export async function daemonMain(argv: string[], io: DaemonMainIo = processIo, options: RunDaemonOptions = {}): Promise<number> {
+  const at = argv.indexOf("--config");
+  const file = at >= 0 ? argv[at + 1] : undefined;
+  if (argv.includes("--help") || argv.includes("-h")) {
+    io.err(USAGE);
+    return 0;
+  }
+  const unknown = argv.filter((a, i) => a !== "--config" && a !== "--check" && !(i === at + 1 && at >= 0));
+  if (file === undefined || file.startsWith("--") || unknown.length > 0) {
+    io.err(unknown.length > 0 ? `cnikitd: unknown argument ${unknown[0]}\n${USAGE}` : USAGE);
+    return 2;
+  }
+  let config;
+  try {
+    config = loadDaemonConfig(file);
+  } catch (e) {
+    io.err(`cnikitd: ${file}: ${e instanceof Error ? e.message : String(e)}`);
+    return 2;
+  }
+  if (argv.includes("--check")) {
+    io.err(`cnikitd: ${file}: ok (node ${config.node.name}, backend ${config.backend})`);
+    return 0;
+  }
+  let running: RunningDaemon;
+  try {
+    running = await runDaemon(config, options);
+  } catch (e) {
+    io.err(`cnikitd: cannot start: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    let done = false;
+    const finish = async (status: number) => {
+      if (done) return;
+      done = true;
+      await running.stop();
+      resolve(status);
+    };
+    io.onSignal("SIGTERM", () => void finish(0));
+    io.onSignal("SIGINT", () => void finish(0));
+    running.daemon.agentStarted.then(
+      () => io.err(`cnikitd: node ${config.node.name} ready (backend ${config.backend}, socket ${config.socketPath})`),
+      (e: unknown) => {
+        const err = CniError.from(e);
+        io.err(`cnikitd: the ${config.backend} agent cannot start (code ${err.code}): ${err.message}`);
+        void finish(1);
+      },
+    );
+  });
+}

@@ -1,0 +1,579 @@
+/**
+ * `CniDaemon`: the node agent daemon behind `cnikit-cni` (cnikitd). It hosts the configured
+ * backend's `NodeAgent`, applies every dataplane the agent plans through a `DataplaneApplier`
+ * (coalesced by `ApplyLoop`), and serves CNI calls on a unix socket (wire.ts) or in process
+ * (`handle`).
+ *
+ *  - ADD: agent.attach → wait until an applied dataplane contains the pod → the result in the
+ *    config's version (merged after prevResult when chained). If applying fails, the attachment is
+ *    detached again (nothing stays reserved) and the error returned.
+ *  - DEL: agent.detach → apply. Succeeds for unknown containers, second DELs, gone netns and
+ *    without prevResult; 11 when the interface could not be removed (the address is released).
+ *  - CHECK: agent.check, the pod in the applied dataplane, the applier's checkPod, and the
+ *    prevResult's addresses against the pod's.
+ *  - STATUS: 50 while the agent is starting (or could not start), 51 while the last apply failed,
+ *    else the agent's own status.
+ *  - GC: exclusive (no ADD/DEL runs meanwhile, as SPEC §3 asks): agent.gc(valid) → apply.
+ *
+ * Operations on one (containerId, ifName) run one at a time; different attachments run
+ * concurrently and share applies.
+ */
+import { connect as netConnect, createServer, type Server, type Socket } from "node:net";
+import { lstatSync, mkdirSync, unlinkSync } from "node:fs";
+import { dirname } from "node:path";
+import {
+  CheckFailedError,
+  CniError,
+  ConfigError,
+  NotReadyError,
+  RealClock,
+  TryAgainError,
+  podKey,
+  seededRandom,
+  silentLogger,
+} from "@cnikit/core";
+import type { AgentContext, Backend, Clock, Datastore, Logger, NodeAgent, NodeDataplane, NodeInfo, PeerTransport, PodRef } from "@cnikit/core";
+import { ApplyLoop, type ApplyLoopStats, type DataplaneApplier } from "./applier.ts";
+import {
+  aboutText,
+  errorJson,
+  errorVersionOf,
+  formatResult,
+  fromAttachResult,
+  mergeResults,
+  parseInvocation,
+  podAttachmentOf,
+  resultDns,
+  versionInfo,
+  type CniEnv,
+  type CniRequest,
+  type CniResult,
+  type StdinInput,
+} from "./protocol.ts";
+import { MAX_REQUEST_BYTES, decodeRequest, encodeResponse, type WireResponse } from "./wire.ts";
+
+const C = "cnikitd";
+
+/** Where the daemon listens unless told otherwise. */
+export const DEFAULT_SOCKET_PATH = "/run/cnikit/cnikitd.sock";
+
+export interface CniDaemonOptions {
+  /** The backend (e.g. `builtinBackend("flannel").backend`). */
+  backend: Backend<unknown>;
+  /** The backend's own config, unparsed (parsed with `backend.parseConfig` in the constructor). */
+  backendConfig: unknown;
+  node: NodeInfo;
+  /** Cluster store (file store for one node, etcd for many). Not closed by the daemon. */
+  store: Datastore;
+  /** Node-local store. Not closed by the daemon. */
+  local: Datastore;
+  /** Peer transport (TcpPeerTransport on real hosts). Not closed by the daemon. */
+  peers: PeerTransport;
+  applier: DataplaneApplier;
+  /** Unix socket to serve on; absent = in-process only (`handle`). */
+  socketPath?: string;
+  clock?: Clock;
+  log?: Logger;
+  random?: () => number;
+  /** How long ADD/DEL/CHECK/GC wait for a starting agent before failing with 11. Default 10000 ms. */
+  agentWaitMs?: number;
+  /** First delay before retrying an agent start that failed with a transient error. Default 1000 ms. */
+  startRetryMs?: number;
+}
+
+/** The daemon's state, for STATUS and for people. */
+export type DaemonPhase = "new" | "starting" | "running" | "failed" | "stopped";
+
+/** Counters of a daemon. */
+export interface CniDaemonStats extends ApplyLoopStats {
+  /** Requests served per command. */
+  commands: Record<string, number>;
+}
+
+/** A tiny gate: GC runs alone; other operations run together but one per attachment. */
+class OperationLocks {
+  private tails = new Map<string, Promise<void>>();
+  private inflight = 0;
+  private idle: (() => void)[] = [];
+  private gate: Promise<void> = Promise.resolve();
+
+  async shared<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    await this.gate;
+    this.inflight++;
+    try {
+      const prev = this.tails.get(key) ?? Promise.resolve();
+      let release!: () => void;
+      const mine = new Promise<void>((r) => (release = r));
+      const tail = prev.then(() => mine);
+      this.tails.set(key, tail);
+      await prev;
+      try {
+        return await fn();
+      } finally {
+        release();
+        if (this.tails.get(key) === tail) this.tails.delete(key);
+      }
+    } finally {
+      this.inflight--;
+      if (this.inflight === 0) for (const w of this.idle.splice(0)) w();
+    }
+  }
+
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const before = this.gate;
+    let open!: () => void;
+    this.gate = before.then(() => new Promise<void>((r) => (open = r)));
+    await before;
+    try {
+      if (this.inflight > 0) await new Promise<void>((r) => this.idle.push(r));
+      return await fn();
+    } finally {
+      open();
+    }
+  }
+}
+
+/**
+ * The cnikitd daemon (see the module comment). Lifecycle: `start()` (socket + agent in the
+ * background), `agentStarted` (resolves once the agent runs, rejects on a fatal start error),
+ * `stop()`. Not re-startable.
+ */
+export class CniDaemon {
+  private readonly options: CniDaemonOptions;
+  private readonly config: unknown;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly locks = new OperationLocks();
+  private readonly loop: ApplyLoop;
+  private agent: NodeAgent | undefined;
+  private phaseValue: DaemonPhase = "new";
+  private startError: unknown;
+  private startPromise: Promise<void> | undefined;
+  private readyWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private unsubscribe: (() => void) | undefined;
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  private readonly inflight = new Set<Promise<unknown>>();
+  private readonly commands: Record<string, number> = {};
+  private stopping = false;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * Validates the backend config (`ConfigError` 7 naming the field, from the backend's parser).
+   * Does no I/O.
+   */
+  constructor(options: CniDaemonOptions) {
+    this.options = options;
+    this.config = options.backend.parseConfig(options.backendConfig);
+    this.log = options.log ?? silentLogger;
+    this.clock = options.clock ?? new RealClock();
+    this.loop = new ApplyLoop({ applier: options.applier, source: () => this.currentDataplane(), log: this.log });
+  }
+
+  /** Where the daemon is in its life. */
+  get phase(): DaemonPhase {
+    return this.phaseValue;
+  }
+
+  /** The running agent (after `agentStarted`). */
+  get nodeAgent(): NodeAgent | undefined {
+    return this.phaseValue === "running" ? this.agent : undefined;
+  }
+
+  /** The last dataplane applied successfully. */
+  get appliedDataplane(): NodeDataplane | undefined {
+    return this.loop.lastApplied;
+  }
+
+  /** Counters: applies, failures, requests per command. */
+  stats(): CniDaemonStats {
+    return { ...this.loop.stats(), commands: { ...this.commands } };
+  }
+
+  private currentDataplane(): NodeDataplane {
+    if (!this.agent || this.phaseValue !== "running") throw new TryAgainError(`[${C}] the agent is not running yet`);
+    return this.agent.dataplane();
+  }
+
+  /**
+   * Binds the socket (when `socketPath` is set) and starts the agent in the background. Throws
+   * `ConfigError` (field `socketPath`) when another daemon serves the socket or the path is not a
+   * socket; a stale socket file of a dead daemon is replaced. Call once.
+   */
+  async start(): Promise<void> {
+    if (this.phaseValue !== "new") throw new ConfigError({ component: C, field: "start", rule: "may be called once" });
+    this.phaseValue = "starting";
+    if (this.options.socketPath !== undefined) await this.listen(this.options.socketPath);
+    this.startPromise = this.startAgent();
+  }
+
+  /**
+   * Resolves once the agent runs and its first dataplane was applied; rejects with the start
+   * error when it is fatal (anything but `TryAgainError`, which is retried with back-off).
+   */
+  get agentStarted(): Promise<void> {
+    if (this.phaseValue === "running") return Promise.resolve();
+    if (this.phaseValue === "failed") return Promise.reject(this.startError);
+    return new Promise<void>((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+
+  private async startAgent(): Promise<void> {
+    let delay = this.options.startRetryMs ?? 1000;
+    for (;;) {
+      if (this.stopping) return;
+      const ctx: AgentContext<unknown> = {
+        config: this.config,
+        node: this.options.node,
+        store: this.options.store,
+        local: this.options.local,
+        peers: this.options.peers,
+        clock: this.clock,
+        log: this.log,
+        random: this.options.random ?? seededRandom(Date.now() >>> 0),
+      };
+      const agent = this.options.backend.createAgent(ctx);
+      this.agent = agent;
+      try {
+        await agent.start();
+      } catch (err) {
+        await agent.stop().catch(() => undefined);
+        if (err instanceof TryAgainError && !this.stopping) {
+          this.startError = err;
+          this.log.warn("the agent could not start yet; retrying", { error: err, retryInMs: delay });
+          await new Promise<void>((r) => {
+            this.retryTimer = setTimeout(r, delay);
+          });
+          delay = Math.min(delay * 2, 30_000);
+          continue;
+        }
+        this.startError = err;
+        this.phaseValue = this.stopping ? "stopped" : "failed";
+        this.log.error("the agent failed to start", { error: err });
+        for (const w of this.readyWaiters.splice(0)) w.reject(err);
+        return;
+      }
+      if (this.stopping) {
+        await agent.stop().catch(() => undefined);
+        return;
+      }
+      this.phaseValue = "running";
+      this.startError = undefined;
+      this.unsubscribe = agent.onDataplaneChange(() => this.loop.kick());
+      try {
+        await this.loop.request();
+      } catch (err) {
+        this.log.warn("the first apply failed; retrying in the background", { error: err });
+      }
+      this.log.info("agent running", { node: this.options.node.name, backend: this.options.backend.name });
+      for (const w of this.readyWaiters.splice(0)) w.resolve();
+      return;
+    }
+  }
+
+  /** Waits (bounded) for a starting agent; throws `TryAgainError` (11) when it does not come up in time. */
+  private async runningAgent(command: string): Promise<NodeAgent> {
+    if (this.phaseValue === "running" && this.agent) return this.agent;
+    if (this.phaseValue === "starting") {
+      const wait = this.options.agentWaitMs ?? 10_000;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const ok = await Promise.race([
+        this.agentStarted.then(() => true, () => false),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(false), wait);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (ok && this.agent) return this.agent;
+    }
+    throw new TryAgainError(`[${C}] ${command}: ${this.notRunningReason()}; try again later`);
+  }
+
+  private notRunningReason(): string {
+    const why = this.startError instanceof Error ? `: ${this.startError.message}` : "";
+    switch (this.phaseValue) {
+      case "new":
+      case "starting":
+        return `the ${this.options.backend.name} agent of node ${this.options.node.name} is still starting${why}`;
+      case "failed":
+        return `the ${this.options.backend.name} agent of node ${this.options.node.name} failed to start${why}`;
+      default:
+        return `cnikitd on node ${this.options.node.name} is stopping`;
+    }
+  }
+
+  /**
+   * Serves one plugin invocation: `env` (the CNI_* variables) and `stdin` in, what the plugin
+   * prints and its exit status out. Never throws: errors become the spec's error JSON on stdout
+   * with status 1.
+   */
+  async handle(env: CniEnv, stdin: StdinInput): Promise<WireResponse> {
+    const command = env["CNI_COMMAND"] ?? "";
+    this.commands[command || "ABOUT"] = (this.commands[command || "ABOUT"] ?? 0) + 1;
+    let version = errorVersionOf(stdin);
+    try {
+      const inv = parseInvocation(env, stdin);
+      if (inv.command === "ABOUT") return { exitCode: 0, stdout: "", stderr: aboutText() };
+      if (inv.command === "VERSION") return { exitCode: 0, stdout: `${JSON.stringify(versionInfo())}\n`, stderr: "" };
+      version = inv.cniVersion;
+      if (this.stopping) {
+        const msg = `[${C}] ${inv.command}: cnikitd on node ${this.options.node.name} is stopping`;
+        throw inv.command === "STATUS" ? new NotReadyError(msg) : new TryAgainError(`${msg}; try again later`);
+      }
+      const stdout = await this.dispatch(inv);
+      return { exitCode: 0, stdout, stderr: "" };
+    } catch (err) {
+      const e = CniError.from(err);
+      if (e.code >= 100 || e.code === 11) this.log.warn(`${command} failed`, { error: e, containerId: env["CNI_CONTAINERID"], ifName: env["CNI_IFNAME"] });
+      return { exitCode: 1, stdout: `${JSON.stringify(errorJson(e, version))}\n`, stderr: "" };
+    }
+  }
+
+  private dispatch(req: CniRequest): Promise<string> {
+    switch (req.command) {
+      case "ADD":
+        return this.locks.shared(this.keyOf(req), () => this.add(req));
+      case "DEL":
+        return this.locks.shared(this.keyOf(req), () => this.del(req));
+      case "CHECK":
+        return this.locks.shared(this.keyOf(req), () => this.check(req));
+      case "STATUS":
+        return this.status();
+      case "GC":
+        return this.locks.exclusive(() => this.gc(req));
+    }
+  }
+
+  private keyOf(req: CniRequest): string {
+    return podKey({ containerId: req.env.containerId ?? "", ifName: req.env.ifName ?? "" });
+  }
+
+  private refOf(req: CniRequest): PodRef {
+    return { containerId: req.env.containerId ?? "", ifName: req.env.ifName ?? "" };
+  }
+
+  private async add(req: CniRequest): Promise<string> {
+    const agent = await this.runningAgent("ADD");
+    const pod = podAttachmentOf(req);
+    const key = podKey(pod);
+    const existed = agent.dataplane().pods.some((p) => p.key === key);
+    const attached = await agent.attach(pod).catch((err: unknown) => {
+      throw err instanceof NotReadyError ? new TryAgainError(err.msg, { cause: err }) : err;
+    });
+    try {
+      await this.applyContaining(key);
+      let result: CniResult = fromAttachResult(attached);
+      for (const iface of result.interfaces) if (iface.name === pod.ifName && iface.sandbox === undefined) iface.sandbox = pod.netns;
+      const dns = resultDns(req, attached.dns);
+      if (dns) result.dns = dns;
+      else delete result.dns;
+      if (req.prevResult) result = mergeResults(req.prevResult, result);
+      return `${JSON.stringify(formatResult(result, req.cniVersion))}\n`;
+    } catch (err) {
+      if (!existed) {
+        // Nothing may stay reserved or half-created after a failed ADD.
+        await agent.detach(this.refOf(req)).catch((e: unknown) => this.log.error("could not undo a failed ADD", { error: e, pod: key }));
+        await this.loop.request().catch((e: unknown) => this.log.warn("could not remove the interface of a failed ADD yet", { error: e, pod: key }));
+      }
+      throw applyError(err, `ADD ${key}`);
+    }
+  }
+
+  /** Applies until the applied dataplane holds `key` (the agent planned it before this call). */
+  private async applyContaining(key: string): Promise<NodeDataplane> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const dp = await this.loop.request();
+      if (dp.pods.some((p) => p.key === key)) return dp;
+    }
+    throw new CniError(999, `[${C}] the ${this.options.backend.name} agent attached ${key} but its dataplane does not contain the pod`);
+  }
+
+  private async del(req: CniRequest): Promise<string> {
+    const agent = await this.runningAgent("DEL");
+    const ref = this.refOf(req);
+    await agent.detach(ref).catch((err: unknown) => {
+      throw err instanceof NotReadyError ? new TryAgainError(err.msg, { cause: err }) : err;
+    });
+    try {
+      await this.loop.request();
+    } catch (err) {
+      throw new TryAgainError(`[${C}] DEL ${podKey(ref)}: the address is released but removing the interface failed: ${errorText(err)}; retry DEL`, { cause: err });
+    }
+    return "";
+  }
+
+  private async check(req: CniRequest): Promise<string> {
+    const agent = await this.runningAgent("CHECK");
+    const ref = this.refOf(req);
+    const key = podKey(ref);
+    await agent.check(ref);
+    const applied = this.loop.lastApplied;
+    const pod = applied?.pods.find((p) => p.key === key);
+    if (!pod) throw new CheckFailedError(`[${C}] ${key} is not in the dataplane applied on node ${this.options.node.name}${this.loop.lastError ? ` (last apply failed: ${errorText(this.loop.lastError)})` : ""}`);
+    const problems: string[] = [];
+    if (this.options.applier.checkPod) problems.push(...(await this.options.applier.checkPod(pod)));
+    const prev = req.prevResult;
+    if (prev) {
+      const have = new Set(pod.addresses.map((a) => a.split("/")[0]));
+      for (const ip of prev.ips) {
+        const iface = ip.interface === undefined ? undefined : prev.interfaces[ip.interface];
+        if (!iface || iface.name !== pod.ifName || iface.sandbox === undefined) continue;
+        if (!have.has(ip.address.split("/")[0])) problems.push(`prevResult address ${ip.address} is not on ${key} (it has ${pod.addresses.join(", ") || "none"})`);
+      }
+    }
+    if (problems.length > 0) throw new CheckFailedError(`[${C}] CHECK ${key}: ${problems.join("; ")}`, { details: problems.join("\n") });
+    return "";
+  }
+
+  private async status(): Promise<string> {
+    if (this.phaseValue !== "running" || !this.agent) throw new NotReadyError(`[${C}] ${this.notRunningReason()}`);
+    if (this.loop.lastError !== undefined) {
+      throw new NotReadyError(`[${C}] applying the dataplane of node ${this.options.node.name} failed: ${errorText(this.loop.lastError)}`, { impaired: true });
+    }
+    const s = this.agent.status();
+    if (!s.ready) throw new NotReadyError(s.reason ?? `[${C}] the ${this.options.backend.name} agent is not ready`, { impaired: s.code === 51 });
+    return "";
+  }
+
+  private async gc(req: CniRequest): Promise<string> {
+    const agent = await this.runningAgent("GC");
+    let gcError: unknown;
+    try {
+      await agent.gc(req.validAttachments ?? []);
+    } catch (err) {
+      gcError = err;
+    }
+    try {
+      await this.loop.request();
+    } catch (err) {
+      if (gcError === undefined) throw new TryAgainError(`[${C}] GC: attachments released but applying the dataplane failed: ${errorText(err)}; retry`, { cause: err });
+    }
+    if (gcError !== undefined) throw gcError;
+    return "";
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Socket
+
+  private async listen(path: string): Promise<void> {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    let stat;
+    try {
+      stat = lstatSync(path);
+    } catch {
+      stat = undefined;
+    }
+    if (stat) {
+      if (!stat.isSocket()) throw new ConfigError({ component: C, field: "socketPath", rule: "exists and is not a unix socket; remove it or choose another path", value: path });
+      if (await socketIsLive(path)) {
+        throw new ConfigError({ component: C, field: "socketPath", rule: "is served by another running cnikitd; stop it first or choose another path", value: path });
+      }
+      this.log.info("replacing a stale socket", { socketPath: path });
+      unlinkSync(path);
+    }
+    const server = createServer({ allowHalfOpen: true }, (socket) => this.serve(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(path, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    }).catch((err: unknown) => {
+      throw new ConfigError({ component: C, field: "socketPath", rule: `cannot listen: ${errorText(err)}`, value: path, cause: err });
+    });
+    server.on("error", (err) => this.log.error("socket server error", { error: err }));
+    this.server = server;
+  }
+
+  private serve(socket: Socket): void {
+    this.sockets.add(socket);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    socket.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_REQUEST_BYTES) {
+        socket.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    socket.on("error", () => undefined);
+    socket.on("close", () => this.sockets.delete(socket));
+    socket.on("end", () => {
+      const work = (async () => {
+        let response: WireResponse;
+        try {
+          const req = decodeRequest(Buffer.concat(chunks));
+          response = await this.handle(req.env, req.stdin);
+        } catch (err) {
+          response = { exitCode: 1, stdout: `${JSON.stringify(errorJson(err))}\n`, stderr: "" };
+        }
+        if (!socket.destroyed) socket.end(encodeResponse(response));
+      })();
+      this.inflight.add(work);
+      void work.finally(() => this.inflight.delete(work));
+    });
+  }
+
+  /**
+   * Stops: closes the socket (new calls fail fast in the shim; calls in progress finish first,
+   * bounded by `graceMs`), stops the agent without releasing its share of the address space, and
+   * stops applying. The dataplane stays as it is, so pods keep working. Idempotent.
+   */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const server = this.server;
+    this.server = undefined;
+    const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
+    if (server && this.options.socketPath) {
+      try {
+        unlinkSync(this.options.socketPath);
+      } catch {
+        // already gone
+      }
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([Promise.allSettled([...this.inflight]), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+    for (const s of this.sockets) s.destroy();
+    await closed;
+    this.unsubscribe?.();
+    await this.startPromise?.catch(() => undefined);
+    await this.agent?.stop().catch((err: unknown) => this.log.warn("agent stop failed", { error: err }));
+    await this.loop.close();
+    await this.options.applier.close?.().catch((err: unknown) => this.log.warn("renderer close failed", { error: err }));
+    if (this.phaseValue !== "failed") this.phaseValue = "stopped";
+    for (const w of this.readyWaiters.splice(0)) w.reject(new TryAgainError(`[${C}] stopped before the agent started`));
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A renderer failure becomes a CniError; CniErrors (e.g. 104 kernel lacks a feature) keep their code. */
+function applyError(err: unknown, what: string): CniError {
+  if (err instanceof CniError) return err;
+  return new CniError(999, `[${C}] ${what}: applying the dataplane failed: ${errorText(err)}`, { cause: err });
+}
+
+/** Whether something accepts connections on the unix socket at `path` (within 1 s). */
+export function socketIsLive(path: string): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const s = netConnect(path);
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve(false);
+    }, 1000);
+    s.once("connect", () => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+}
