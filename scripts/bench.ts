@@ -4,6 +4,7 @@
 import { benchAllocator } from "./bench/allocator.ts";
 import { benchBgp } from "./bench/bgp.ts";
 import { benchCalico } from "./bench/calico.ts";
+import { benchCni } from "./bench/cni.ts";
 import { benchDatastore } from "./bench/datastore.ts";
 import { benchEtcd } from "./bench/etcd.ts";
 import { benchFlannel } from "./bench/flannel.ts";
@@ -21,6 +22,7 @@ const suites: { name: string; run: () => Promise<Figure[]> }[] = [
   { name: "bgp", run: benchBgp },
   { name: "calico", run: benchCalico },
   { name: "netpol", run: benchNetpol },
+  { name: "cni", run: benchCni },
 ];
 
 const filters = process.argv.slice(2);
