@@ -280,6 +280,62 @@ export const defaultApplierFactory: ApplierFactory = async (spec, context) => {
   return new Renderer({ node: context.node, log: context.log, ...spec.options });
 };
 
+/** Options of `openPeerTransport`. */
+export interface OpenPeerTransportOptions {
+  /** The cluster store: peers are found under `/cnikit/daemons/<node>`, and this node published there. */
+  store: Datastore;
+  node: NodeInfo;
+  listen: PeerAddress;
+  /** The address other nodes dial (default: the bound address; the first underlay address when bound to 0.0.0.0 / ::). */
+  advertise?: PeerAddress;
+  log: Logger;
+}
+
+/**
+ * Starts a `TcpPeerTransport` for `node` that finds peers through the cluster store
+ * (`/cnikit/daemons/<peer>` = `{host, port}`) and publishes its own address there (retried in the
+ * background with back-off while the store is unavailable). `close()` stops both. Throws
+ * `AddressInUseError` when the listen address is taken.
+ */
+export async function openPeerTransport(options: OpenPeerTransportOptions): Promise<{ transport: TcpPeerTransport; address: PeerAddress; close(): void }> {
+  const { store, node, log } = options;
+  const transport = new TcpPeerTransport({
+    self: node.name,
+    listen: options.listen,
+    resolve: async (peer) => {
+      const kv = await store.get(`${DAEMON_PREFIX}${peer}`);
+      if (!kv) throw new Error(`no ${DAEMON_PREFIX}${peer} in the cluster store (is cnikitd running there?)`);
+      return JSON.parse(kv.value) as PeerAddress;
+    },
+  });
+  const bound = await transport.start();
+  const unspecified = bound.host === "0.0.0.0" || bound.host === "::";
+  const address = options.advertise ?? { host: unspecified ? (node.underlay[0]?.address ?? bound.host) : bound.host, port: bound.port };
+  const value = JSON.stringify(address);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let closed = false;
+  const publish = (delay: number): Promise<void> =>
+    store.put(`${DAEMON_PREFIX}${node.name}`, value).then(
+      () => log.info("peer address published", { ...address }),
+      (e: unknown) => {
+        if (closed) return;
+        log.warn("could not publish the peer address yet", { error: e, retryInMs: delay });
+        timer = setTimeout(() => void publish(Math.min(delay * 2, 30_000)), delay);
+        timer.unref();
+      },
+    );
+  await publish(500);
+  return {
+    transport,
+    address,
+    close: () => {
+      closed = true;
+      clearTimeout(timer);
+      transport.close();
+    },
+  };
+}
+
 /** A daemon assembled from a config, with everything it opened. */
 export interface RunningDaemon {
   daemon: CniDaemon;
@@ -325,36 +381,11 @@ export async function runDaemon(config: DaemonConfig, options: RunDaemonOptions 
     cleanups.push(() => store.close());
     let peers: PeerTransport;
     let peerAddress: PeerAddress | undefined;
-    let publisher: ReturnType<typeof setTimeout> | undefined;
     if (config.peers) {
-      const tcp = new TcpPeerTransport({
-        self: config.node.name,
-        listen: config.peers.listen,
-        resolve: async (peer) => {
-          const kv = await store.get(`${DAEMON_PREFIX}${peer}`);
-          if (!kv) throw new Error(`no ${DAEMON_PREFIX}${peer} in the cluster store (is cnikitd running there?)`);
-          const addr = JSON.parse(kv.value) as PeerAddress;
-          return addr;
-        },
-      });
-      cleanups.push(() => tcp.close());
-      const bound = await tcp.start();
-      const unspecified = bound.host === "0.0.0.0" || bound.host === "::";
-      peerAddress = config.peers.advertise ?? { host: unspecified ? config.node.underlay[0]!.address : bound.host, port: bound.port };
-      const value = JSON.stringify(peerAddress);
-      const publish = (delay: number): void => {
-        store.put(`${DAEMON_PREFIX}${config.node.name}`, value).then(
-          () => log.info("peer address published", { ...peerAddress }),
-          (e: unknown) => {
-            log.warn("could not publish the peer address yet", { error: e, retryInMs: delay });
-            publisher = setTimeout(() => publish(Math.min(delay * 2, 30_000)), delay);
-            publisher.unref();
-          },
-        );
-      };
-      publish(500);
-      cleanups.push(() => clearTimeout(publisher));
-      peers = tcp;
+      const opened = await openPeerTransport({ store, node: config.node, listen: config.peers.listen, ...(config.peers.advertise ? { advertise: config.peers.advertise } : {}), log });
+      cleanups.push(() => opened.close());
+      peerAddress = opened.address;
+      peers = opened.transport;
     } else {
       peers = new MemoryNetwork({ clock }).transport(config.node.name);
       cleanups.push(() => peers.close());
