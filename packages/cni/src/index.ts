@@ -11,3 +11,4 @@ export * from "./daemon.ts";
 export * from "./daemon-config.ts";
 export * from "./daemon-main.ts";
 export * from "./paths.ts";
+export * from "./runtime.ts";
