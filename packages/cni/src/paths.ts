@@ -1,16 +1,22 @@
 /**
  * Where the package's executables are, for tools that install or run them (the lab, the
- * conformance suite's `--dataplane linux`, benchmarks).
+ * conformance suite's `--dataplane linux`, benchmarks), and how to build the native shim.
  */
-import { existsSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { CniError } from "@cnikit/core";
 
 const here = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
 
 /** The JavaScript `cnikit-cni` shim (needs node on PATH). */
 export const CNI_PLUGIN_JS = here("../bin/cnikit-cni");
 
-/** The C `cnikit-cni` shim as built by `pnpm build` (scripts/build-shim.mjs) when a C compiler was found. */
+/** The C source of the native `cnikit-cni` shim. */
+export const CNI_PLUGIN_SOURCE = here("../native/cnikit-cni.c");
+
+/** The native `cnikit-cni` shim as `pnpm build` (scripts/build-shim.mjs) or `buildNativeShim()` makes it. */
 export const CNI_PLUGIN_NATIVE = here("../dist/cnikit-cni");
 
 /** The `cnikitd` executable. */
@@ -22,4 +28,22 @@ export const CNIKITD_BIN = here("../bin/cnikitd");
  */
 export function cniPluginPath(): string {
   return existsSync(CNI_PLUGIN_NATIVE) ? CNI_PLUGIN_NATIVE : CNI_PLUGIN_JS;
+}
+
+/**
+ * Compiles the native shim to `out` (default `CNI_PLUGIN_NATIVE`) with `cc` (default $CC, else
+ * `cc`) and returns the path. Throws `CniError` (999) naming the compiler and the Debian package
+ * (gcc) when compiling fails. Safe to call again (recompiles).
+ */
+export function buildNativeShim(options: { out?: string; cc?: string } = {}): string {
+  const out = options.out ?? CNI_PLUGIN_NATIVE;
+  const cc = options.cc ?? process.env["CC"] ?? "cc";
+  mkdirSync(dirname(out), { recursive: true });
+  try {
+    execFileSync(cc, ["-O2", "-Wall", "-Wextra", "-Werror", "-o", out, CNI_PLUGIN_SOURCE], { stdio: ["ignore", "ignore", "pipe"] });
+  } catch (err) {
+    const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? "";
+    throw new CniError(999, `[cnikit-cni] cannot compile ${CNI_PLUGIN_SOURCE} with ${cc} (install the Debian package gcc): ${(err as Error).message} ${stderr}`.trim());
+  }
+  return out;
 }

@@ -9,16 +9,23 @@ import { closeSync, existsSync, openSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { builtinBackend } from "@cnikit/backends";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { CNIKITD_BIN, CNI_PLUGIN_JS } from "../src/paths.ts";
+import { CNIKITD_BIN, CNI_PLUGIN_JS, buildNativeShim } from "../src/paths.ts";
 import { SUPPORTED_VERSIONS } from "../src/protocol.ts";
 import { cniEnv, flannelDaemon, gatedBackend, netconf, runExecutable, runPlugin, tempDir, until, type TestDaemon } from "./helpers.ts";
 
 const tmp = tempDir();
 afterAll(() => tmp.remove());
 
-describe("cnikit-cni against a daemon on a socket", () => {
+/** Both shims run the same tests: the JavaScript one and the C one, compiled here with cc. */
+const SHIMS: [string, string][] = [
+  ["js", CNI_PLUGIN_JS],
+  ["native", buildNativeShim({ out: join(tmp.dir, "cnikit-cni") })],
+];
+
+describe.each(SHIMS)("cnikit-cni (%s) against a daemon on a socket", (shimName, shim) => {
   let d: TestDaemon;
-  const socket = join(tmp.dir, "d1.sock");
+  const socket = join(tmp.dir, `d-${shimName}.sock`);
+  const runPlugin = (env: Record<string, string | undefined>, stdin = "") => runExecutable(shim, env, stdin);
   const plugin = (env: Record<string, string | undefined>, stdin = netconf()) => runPlugin({ CNIKITD_SOCKET: socket, ...env }, stdin);
 
   beforeAll(async () => {
@@ -79,7 +86,7 @@ describe("cnikit-cni against a daemon on a socket", () => {
     const fd = openSync(tmp.dir, "r");
     try {
       const r = await new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
-        const child = spawn(CNI_PLUGIN_JS, [], { env: { PATH: process.env["PATH"] ?? "", ...cniEnv("ADD"), CNIKITD_SOCKET: socket } as Record<string, string>, stdio: [fd, "pipe", "pipe"] });
+        const child = spawn(shim, [], { env: { PATH: process.env["PATH"] ?? "", ...cniEnv("ADD"), CNIKITD_SOCKET: socket } as Record<string, string>, stdio: [fd, "pipe", "pipe"] });
         let stdout = "";
         child.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
         child.on("error", reject);
@@ -135,13 +142,29 @@ describe("cnikit-cni against a daemon on a socket", () => {
     expect(keys).toEqual(["/flannel/ipam/pods/gc-keep/eth0"]);
   });
 
+  it("reads only the top-level socketPath: one nested in prevResult or inside a string is ignored", async () => {
+    const conf = JSON.stringify({
+      cniVersion: "1.0.0",
+      trap: 'a\\"b}, "socketPath": "/wrong1" {',
+      name: "cnikit",
+      nested: { socketPath: "/wrong2", list: [1, { socketPath: "/wrong3" }] },
+      prevResult: { cniVersion: "1.0.0", interfaces: [{ name: "vhost0", socketPath: "/wrong4" }] },
+    });
+    const r = await plugin(cniEnv("ADD", "nested"), conf);
+    expect(r.code).toBe(0);
+    const named = await runPlugin({ ...cniEnv("ADD", "nested2"), CNIKITD_SOCKET: join(tmp.dir, "wrong.sock") }, JSON.stringify({ cniVersion: "1.0.0", name: "cnikit", nested: { a: "}" }, socketPath: socket }));
+    expect(named.code).toBe(0);
+  });
+
   it("takes the socket from the netconf's socketPath over $CNIKITD_SOCKET", async () => {
     const r = await runPlugin({ ...cniEnv("ADD", "sp"), CNIKITD_SOCKET: join(tmp.dir, "wrong.sock") }, netconf({ socketPath: socket }));
     expect(r.code).toBe(0);
   });
 });
 
-describe("cnikit-cni with the daemon down", () => {
+describe.each(SHIMS)("cnikit-cni (%s) with the daemon down", (shimName, shim) => {
+  const runPlugin = (env: Record<string, string | undefined>, stdin = "") => runExecutable(shim, env, stdin);
+
   it.each([
     ["ADD", 11],
     ["DEL", 11],
@@ -156,7 +179,7 @@ describe("cnikit-cni with the daemon down", () => {
   });
 
   it("STATUS is 50 while the daemon is up but its agent has not started", async () => {
-    const socket = join(tmp.dir, "gated.sock");
+    const socket = join(tmp.dir, `gated-${shimName}.sock`);
     const gated = gatedBackend(builtinBackend("flannel").backend);
     const d = await flannelDaemon({ backend: gated.backend, socketPath: socket, start: false });
     await d.daemon.start();
