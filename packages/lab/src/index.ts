@@ -1,2 +1,50 @@
-/** @cnikit/lab — see package.json description. */
+/**
+ * @cnikit/lab: a multi-node pod network on the real kernel, out of network namespaces — nodes on
+ * two underlay subnets joined by a router, etcd, one cnikitd per node, pods made by executing the
+ * cnikit-cni plugin, reachability probed with real TCP, UDP and ping. The linux dataplane driver of
+ * the conformance suite, and `pnpm lab up|check|down|status`.
+ */
 export const PACKAGE_NAME = "@cnikit/lab";
+
+export {
+  Lab,
+  LabCniError,
+  chooseTopology,
+  defaultCniBinDir,
+  listLabs,
+  openLab,
+  resolveBackendMode,
+  startLab,
+  type LabNode,
+  type LabPod,
+  type LabStatus,
+  type MatrixOptions,
+  type PluginCall,
+  type PluginOutcome,
+  type ResolvedBackend,
+  type StartLabOptions,
+} from "./lab.ts";
+export { downLab, type DownReport } from "./down.ts";
+export { buildMatrix, formatMatrix, judgeCell, probedPair, type EgressResult, type MatrixCell, type MatrixEndpoint, type MatrixFailure, type ReachMatrix } from "./matrix.ts";
+export {
+  DEFAULT_STATE_ROOT,
+  ETCD_PORT,
+  LAB_NAME_RE,
+  PEER_PORT,
+  PROBE_PORT,
+  checkLabName,
+  labDir,
+  nsPrefix,
+  planLab,
+  podNamespace,
+  type LabPlan,
+  type PlanOptions,
+  type PlannedHost,
+  type PlannedNode,
+  type PlannedRouter,
+  type PlannedSubnet,
+} from "./plan.ts";
+export { PROBE_AGENT, PROBE_PROTOS, ProbeClient, type ProbeProto, type ProbeResult } from "./probe.ts";
+export { readState, type LabResource, type LabSpec, type LabState, type PodRecord } from "./state.ts";
+export { LAB_TOOLS, MissingToolError, kernelSupports, requireKernel } from "./kernel.ts";
+export { LabCommandError, type CommandResult } from "./system.ts";

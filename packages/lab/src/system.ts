@@ -1,0 +1,216 @@
+/**
+ * The lab's contact with the system: running commands, network namespaces, detached processes
+ * and their PIDs. Every namespace is addressed by name (`ip -n <ns>` / `ip netns exec <ns>`), so
+ * nothing here ever changes the host's own namespace. Processes are signalled only by a PID the
+ * lab recorded, and only after /proc/<pid>/cmdline shows the marker the lab gave them (a path
+ * inside the lab's state directory).
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { closeSync, existsSync, openSync, readFileSync, readdirSync } from "node:fs";
+import { delimiter, join } from "node:path";
+import { CniError, CniCode } from "@cnikit/core";
+
+/** A command failed; `message` names the command and carries its stderr. */
+export class LabCommandError extends CniError {
+  readonly argv: readonly string[];
+  readonly status: number | null;
+  readonly stderr: string;
+  constructor(argv: readonly string[], status: number | null, stderr: string) {
+    super(CniCode.IoFailure, `[lab] ${argv.join(" ")} failed (exit ${status ?? "signal"}): ${stderr.trim() || "(no output)"}`);
+    this.argv = argv;
+    this.status = status;
+    this.stderr = stderr;
+  }
+}
+
+/** Output of a finished command. */
+export interface CommandResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command synchronously; never throws for a non-zero exit (see `runOk`). */
+export function run(argv: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): CommandResult {
+  const r = spawnSync(argv[0]!, argv.slice(1), {
+    encoding: "utf8",
+    stdio: ["pipe", "pipe", "pipe"],
+    ...(options.input !== undefined ? { input: options.input } : {}),
+    ...(options.env !== undefined ? { env: options.env } : {}),
+  });
+  if (r.error) return { code: null, stdout: "", stderr: r.error.message };
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Runs a command synchronously and returns its stdout; throws `LabCommandError` on failure. */
+export function runOk(argv: readonly string[], input?: string): string {
+  const r = run(argv, input !== undefined ? { input } : {});
+  if (r.code !== 0) throw new LabCommandError(argv, r.code, r.stderr);
+  return r.stdout;
+}
+
+/** Runs a command asynchronously (stdin from `input`); resolves with its output, never rejects. */
+export function runAsync(argv: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"], ...(options.env !== undefined ? { env: options.env } : {}) });
+    let stdout = "";
+    let stderr = "";
+    let timer: NodeJS.Timeout | undefined;
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.on("error", (e) => resolve({ code: null, stdout, stderr: stderr + e.message }));
+    child.on("close", (code) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    if (options.timeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        stderr += `\n(killed after ${options.timeoutMs} ms)`;
+        child.kill("SIGKILL");
+      }, options.timeoutMs);
+    }
+    child.stdin.on("error", () => {});
+    child.stdin.end(options.input ?? "");
+  });
+}
+
+/** `argv` prefixed to run inside namespace `ns`. */
+export function inNs(ns: string, argv: readonly string[]): string[] {
+  return ["ip", "netns", "exec", ns, ...argv];
+}
+
+/** The names of every network namespace `ip netns` knows. */
+export function listNetns(): string[] {
+  const out = runOk(["ip", "netns", "list"]);
+  return out
+    .split("\n")
+    .map((l) => l.split(" ")[0] ?? "")
+    .filter((n) => n !== "");
+}
+
+/** Creates namespace `name` with its loopback up. Throws `LabCommandError` (e.g. when it exists). */
+export function createNetns(name: string): void {
+  runOk(["ip", "netns", "add", name]);
+  runOk(["ip", "-n", name, "link", "set", "lo", "up"]);
+}
+
+/** Deletes namespace `name` when it exists. Idempotent. Returns whether it existed. */
+export function deleteNetns(name: string): boolean {
+  if (!existsSync(`/run/netns/${name}`) && !existsSync(`/var/run/netns/${name}`)) return false;
+  const r = run(["ip", "netns", "delete", name]);
+  if (r.code !== 0 && (existsSync(`/run/netns/${name}`) || existsSync(`/var/run/netns/${name}`))) throw new LabCommandError(["ip", "netns", "delete", name], r.code, r.stderr);
+  return true;
+}
+
+/** Runs one `ip -batch` script inside namespace `ns` (one `ip` process for many commands). */
+export function ipBatch(ns: string, lines: readonly string[]): void {
+  if (lines.length === 0) return;
+  runOk(["ip", "-n", ns, "-batch", "-"], `${lines.join("\n")}\n`);
+}
+
+/** Sets sysctls inside namespace `ns`. */
+export function sysctls(ns: string, values: Record<string, string>): void {
+  const args = Object.entries(values).map(([k, v]) => `${k}=${v}`);
+  if (args.length > 0) runOk(inNs(ns, ["sysctl", "-q", "-w", ...args]));
+}
+
+/**
+ * Starts `argv` inside `ns` as a detached process (own session, stdout and stderr appended to
+ * `logPath`, stdin closed) that outlives the lab's own process, and returns its PID: `ip netns
+ * exec` execs the command, so the PID is the command's own.
+ */
+export function spawnDetached(options: { ns: string; argv: readonly string[]; logPath: string; env?: NodeJS.ProcessEnv }): number {
+  const fd = openSync(options.logPath, "a");
+  try {
+    const child = spawn("ip", ["netns", "exec", options.ns, ...options.argv], {
+      detached: true,
+      stdio: ["ignore", fd, fd],
+      ...(options.env !== undefined ? { env: options.env } : {}),
+    });
+    child.on("error", () => {});
+    child.unref();
+    if (child.pid === undefined) throw new LabCommandError(["ip", "netns", "exec", options.ns, ...options.argv], null, "could not start the process");
+    return child.pid;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The command line of `pid` (arguments), or undefined when no such process (or a zombie). */
+export function cmdlineOf(pid: number): string[] | undefined {
+  try {
+    const raw = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    if (raw === "") return undefined;
+    const args = raw.split("\0");
+    if (args[args.length - 1] === "") args.pop();
+    return args;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether process `pid` exists and is not a zombie (whatever it runs). */
+export function pidAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^\d+ \(.*\) Z /s.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+/** Whether process `pid` runs and its command line contains `marker` as one argument. */
+export function processMatches(pid: number, marker: string): boolean {
+  return cmdlineOf(pid)?.includes(marker) ?? false;
+}
+
+/** PIDs of running processes whose command line contains `marker` as one argument. */
+export function findProcessesByMarker(marker: string): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid !== process.pid && processMatches(pid, marker)) out.push(pid);
+  }
+  return out;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Sends `signal` to each recorded PID whose command line still shows its marker, waits up to
+ * `graceMs` for them to exit, then SIGKILLs the rest (markers checked again). Returns the PIDs
+ * that were signalled. Idempotent: gone or reused PIDs are left alone.
+ */
+export async function stopProcesses(targets: readonly { pid: number; marker: string }[], options: { signal?: NodeJS.Signals; graceMs?: number } = {}): Promise<number[]> {
+  const live = targets.filter((t) => processMatches(t.pid, t.marker));
+  for (const t of live) {
+    try {
+      process.kill(t.pid, options.signal ?? "SIGTERM");
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const deadline = Date.now() + (options.graceMs ?? 3000);
+  while (Date.now() < deadline && live.some((t) => processMatches(t.pid, t.marker))) await sleep(25);
+  for (const t of live) {
+    if (!processMatches(t.pid, t.marker)) continue;
+    try {
+      process.kill(t.pid, "SIGKILL");
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const hard = Date.now() + 5000;
+  while (Date.now() < hard && live.some((t) => processMatches(t.pid, t.marker))) await sleep(25);
+  return live.map((t) => t.pid);
+}
+
+/** Whether `bin` is an executable on PATH (or an absolute path). */
+export function onPath(bin: string): boolean {
+  if (bin.includes("/")) return run(["test", "-x", bin]).code === 0;
+  return (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin")
+    .split(delimiter)
+    .concat(["/usr/sbin", "/sbin", "/usr/bin"])
+    .some((d) => existsSync(join(d, bin)));
+}
