@@ -62,6 +62,7 @@ export async function daemonMain(argv: string[], io: DaemonMainIo = processIo, o
       if (done) return;
       done = true;
       await running.stop();
+      io.err(`cnikitd: stats ${JSON.stringify(running.daemon.stats())}`);
       resolve(status);
     };
     io.onSignal("SIGTERM", () => void finish(0));

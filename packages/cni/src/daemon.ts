@@ -88,6 +88,12 @@ export type DaemonPhase = "new" | "starting" | "running" | "failed" | "stopped";
 export interface CniDaemonStats extends ApplyLoopStats {
   /** Requests served per command. */
   commands: Record<string, number>;
+  /**
+   * Where the time of the requests went, per stage: `ADD.attach` (the agent: IPAM and its store
+   * writes), `ADD.apply` (waiting for an apply that contains the pod), `DEL.detach`, `DEL.apply`,
+   * and `<CMD>.total` (from the request's arrival to the answer, protocol work included).
+   */
+  stages: Record<string, { count: number; totalMs: number; maxMs: number }>;
 }
 
 /** A tiny gate: GC runs alone; other operations run together but one per attachment. */
@@ -155,6 +161,7 @@ export class CniDaemon {
   private readonly sockets = new Set<Socket>();
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly commands: Record<string, number> = {};
+  private readonly stages: CniDaemonStats["stages"] = {};
   private stopping = false;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -187,7 +194,19 @@ export class CniDaemon {
 
   /** Counters: applies, failures, requests per command. */
   stats(): CniDaemonStats {
-    return { ...this.loop.stats(), commands: { ...this.commands } };
+    const stages: CniDaemonStats["stages"] = {};
+    for (const [k, v] of Object.entries(this.stages)) stages[k] = { ...v };
+    return { ...this.loop.stats(), commands: { ...this.commands }, stages };
+  }
+
+  private time(stage: string, since: number): number {
+    const now = performance.now();
+    const ms = now - since;
+    const s = (this.stages[stage] ??= { count: 0, totalMs: 0, maxMs: 0 });
+    s.count++;
+    s.totalMs += ms;
+    if (ms > s.maxMs) s.maxMs = ms;
+    return now;
   }
 
   private currentDataplane(): NodeDataplane {
@@ -307,8 +326,17 @@ export class CniDaemon {
    * with status 1.
    */
   async handle(env: CniEnv, stdin: StdinInput): Promise<WireResponse> {
+    const started = performance.now();
     const command = env["CNI_COMMAND"] ?? "";
     this.commands[command || "ABOUT"] = (this.commands[command || "ABOUT"] ?? 0) + 1;
+    try {
+      return await this.handleTimed(env, stdin, command);
+    } finally {
+      this.time(`${command || "ABOUT"}.total`, started);
+    }
+  }
+
+  private async handleTimed(env: CniEnv, stdin: StdinInput, command: string): Promise<WireResponse> {
     let version = errorVersionOf(stdin);
     try {
       const inv = parseInvocation(env, stdin);
@@ -356,11 +384,14 @@ export class CniDaemon {
     const pod = podAttachmentOf(req);
     const key = podKey(pod);
     const existed = agent.dataplane().pods.some((p) => p.key === key);
+    let t = performance.now();
     const attached = await agent.attach(pod).catch((err: unknown) => {
       throw err instanceof NotReadyError ? new TryAgainError(err.msg, { cause: err }) : err;
     });
+    t = this.time("ADD.attach", t);
     try {
       await this.applyContaining(key);
+      this.time("ADD.apply", t);
       let result: CniResult = fromAttachResult(attached);
       for (const iface of result.interfaces) if (iface.name === pod.ifName && iface.sandbox === undefined) iface.sandbox = pod.netns;
       const dns = resultDns(req, attached.dns);
@@ -390,11 +421,14 @@ export class CniDaemon {
   private async del(req: CniRequest): Promise<string> {
     const agent = await this.runningAgent("DEL");
     const ref = this.refOf(req);
+    let t = performance.now();
     await agent.detach(ref).catch((err: unknown) => {
       throw err instanceof NotReadyError ? new TryAgainError(err.msg, { cause: err }) : err;
     });
+    t = this.time("DEL.detach", t);
     try {
       await this.loop.request();
+      this.time("DEL.apply", t);
     } catch (err) {
       throw new TryAgainError(`[${C}] DEL ${podKey(ref)}: the address is released but removing the interface failed: ${errorText(err)}; retry DEL`, { cause: err });
     }
