@@ -1,0 +1,135 @@
+/** cnikitd's config file, table-driven: what is accepted, and the field each bad config names. */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ConfigError } from "@cnikit/core";
+import { afterAll, describe, expect, it } from "vitest";
+import { loadDaemonConfig, parseDaemonConfig, parseHostPort, parseStoreSpec, resolveBackend } from "../src/daemon-config.ts";
+import { tempDir } from "./helpers.ts";
+
+const tmp = tempDir();
+afterAll(() => tmp.remove());
+
+const BASE = {
+  node: { name: "node-1", underlay: [{ iface: "eth0", address: "192.0.2.10", prefixLength: 24, gateway: "192.0.2.1" }], labels: { zone: "a" } },
+  backend: "flannel",
+  backendConfig: { Network: "10.244.0.0/16", Backend: { Type: "vxlan" } },
+};
+
+function fieldOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).field;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("parseDaemonConfig", () => {
+  it("applies the defaults", () => {
+    const c = parseDaemonConfig(BASE, { baseDir: "/etc/cnikit" });
+    expect(c).toEqual({
+      node: BASE.node,
+      backend: "flannel",
+      backendConfig: BASE.backendConfig,
+      store: { kind: "file", dir: "/var/lib/cnikit/store" },
+      localStateDir: "/var/lib/cnikit/local",
+      socketPath: "/run/cnikit/cnikitd.sock",
+      renderer: { type: "linux", options: {} },
+      logLevel: "info",
+    });
+  });
+
+  it("reads every setting, resolving relative paths against the config's directory", () => {
+    const c = parseDaemonConfig(
+      {
+        ...BASE,
+        backend: "@cnikit/flannel",
+        store: "file:state/store",
+        localStateDir: "state/local",
+        socketPath: "run/d.sock",
+        peers: { listen: "0.0.0.0:7946", advertise: "[fd00::1]:7946" },
+        renderer: { type: "none", mtu: 1400 },
+        logLevel: "debug",
+        seed: 7,
+      },
+      { baseDir: "/etc/cnikit" },
+    );
+    expect(c.store).toEqual({ kind: "file", dir: "/etc/cnikit/state/store" });
+    expect(c.localStateDir).toBe("/etc/cnikit/state/local");
+    expect(c.socketPath).toBe("/etc/cnikit/run/d.sock");
+    expect(c.peers).toEqual({ listen: { host: "0.0.0.0", port: 7946 }, advertise: { host: "fd00::1", port: 7946 } });
+    expect(c.renderer).toEqual({ type: "none", options: { mtu: 1400 } });
+    expect([c.backend, c.logLevel, c.seed]).toEqual(["flannel", "debug", 7]);
+  });
+
+  it("reads backendConfig from a .json file, and hands other files (calico YAML) to the backend as text", () => {
+    writeFileSync(join(tmp.dir, "net-conf.json"), JSON.stringify(BASE.backendConfig));
+    expect(parseDaemonConfig({ ...BASE, backendConfig: "net-conf.json" }, { baseDir: tmp.dir }).backendConfig).toEqual(BASE.backendConfig);
+    const yaml = "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: default-ipv4-ippool\nspec:\n  cidr: 10.244.0.0/16\n";
+    writeFileSync(join(tmp.dir, "calico.yaml"), yaml);
+    const c = parseDaemonConfig({ ...BASE, backend: "calico", backendConfig: "calico.yaml" }, { baseDir: tmp.dir });
+    expect(c.backendConfig).toBe(yaml);
+    expect(c.backend).toBe("calico");
+  });
+
+  it.each([
+    ["not an object", [], "(root)"],
+    ["an unknown key", { ...BASE, sockPath: "/x" }, "sockPath"],
+    ["no node", { ...BASE, node: undefined }, "node"],
+    ["no node name", { ...BASE, node: { ...BASE.node, name: "" } }, "node.name"],
+    ["no underlay", { ...BASE, node: { name: "n", underlay: [] } }, "node.underlay"],
+    ["a bad underlay address", { ...BASE, node: { name: "n", underlay: [{ iface: "eth0", address: "192.0.2.300", prefixLength: 24 }] } }, "node.underlay[0].address"],
+    ["a bad prefix length", { ...BASE, node: { name: "n", underlay: [{ iface: "eth0", address: "192.0.2.1", prefixLength: 33 }] } }, "node.underlay[0].prefixLength"],
+    ["no iface", { ...BASE, node: { name: "n", underlay: [{ address: "192.0.2.1", prefixLength: 24 }] } }, "node.underlay[0].iface"],
+    ["a bad gateway", { ...BASE, node: { name: "n", underlay: [{ iface: "eth0", address: "192.0.2.1", prefixLength: 24, gateway: "x" }] } }, "node.underlay[0].gateway"],
+    ["a bad mtu", { ...BASE, node: { name: "n", underlay: [{ iface: "eth0", address: "192.0.2.1", prefixLength: 24, mtu: 100 }] } }, "node.underlay[0].mtu"],
+    ["labels that are not strings", { ...BASE, node: { ...BASE.node, labels: { a: 1 } } }, "node.labels"],
+    ["an unknown backend", { ...BASE, backend: "weave" }, "backend"],
+    ["no backendConfig", { ...BASE, backendConfig: undefined }, "backendConfig"],
+    ["a backendConfig file that does not exist", { ...BASE, backendConfig: "missing.json" }, "backendConfig"],
+    ["a backendConfig the backend refuses", { ...BASE, backendConfig: { Network: "10.244.0.0/16", SubnetLen: 31 } }, "backendConfig.SubnetLen"],
+    ["a bad store", { ...BASE, store: "redis://x:1" }, "store"],
+    ["an etcd store without a port", { ...BASE, store: "etcd://127.0.0.1" }, "store"],
+    ["the same directory for both stores", { ...BASE, store: "file:/var/lib/x", localStateDir: "/var/lib/x" }, "localStateDir"],
+    ["peers without listen", { ...BASE, peers: {} }, "peers.listen"],
+    ["peers listen without a port", { ...BASE, peers: { listen: "10.0.0.1" } }, "peers.listen"],
+    ["a bad advertise", { ...BASE, peers: { listen: "10.0.0.1:1", advertise: "x:99999" } }, "peers.advertise"],
+    ["an unknown renderer", { ...BASE, renderer: { type: "ebpf" } }, "renderer.type"],
+    ["a bad log level", { ...BASE, logLevel: "loud" }, "logLevel"],
+    ["a fractional seed", { ...BASE, seed: 1.5 }, "seed"],
+  ])("refuses a config with %s, naming the field", (_label, raw, field) => {
+    expect(fieldOf(() => parseDaemonConfig(raw, { baseDir: tmp.dir }))).toBe(field);
+  });
+
+  it("loadDaemonConfig names --config for a file that is missing or not JSON", () => {
+    expect(fieldOf(() => loadDaemonConfig(join(tmp.dir, "none.json")))).toBe("--config");
+    writeFileSync(join(tmp.dir, "bad.json"), "{");
+    expect(fieldOf(() => loadDaemonConfig(join(tmp.dir, "bad.json")))).toBe("--config");
+  });
+});
+
+describe("store, address and backend specs", () => {
+  it.each([
+    ["file:/var/lib/s", { kind: "file", dir: "/var/lib/s" }],
+    ["etcd://127.0.0.1:2379", { kind: "etcd", endpoints: ["http://127.0.0.1:2379"], prefix: "" }],
+    ["etcd://a:2379,b:2379/cnikit/", { kind: "etcd", endpoints: ["http://a:2379", "http://b:2379"], prefix: "/cnikit/" }],
+    ["etcd://[fd00::1]:2379/x", { kind: "etcd", endpoints: ["http://[fd00::1]:2379"], prefix: "/x/" }],
+  ])("store %s", (text, expected) => {
+    expect(parseStoreSpec(text, "/base")).toEqual(expected);
+  });
+
+  it.each([
+    ["10.0.0.1:179", { host: "10.0.0.1", port: 179 }],
+    ["[fd00::1]:179", { host: "fd00::1", port: 179 }],
+    ["node-1.example:7946", { host: "node-1.example", port: 7946 }],
+  ])("host:port %s", (text, expected) => {
+    expect(parseHostPort(text, "f")).toEqual(expected);
+  });
+
+  it("resolves backends by name and by package", () => {
+    expect(resolveBackend("calico").name).toBe("calico");
+    expect(resolveBackend("@cnikit/reference").name).toBe("reference");
+    expect(fieldOf(() => resolveBackend("nope"))).toBe("backend");
+  });
+});
