@@ -10,7 +10,6 @@ export {
   Lab,
   LabCniError,
   chooseTopology,
-  defaultCniBinDir,
   listLabs,
   openLab,
   resolveBackendMode,

@@ -7,11 +7,11 @@
  * `startLab` builds one; `openLab` attaches to one built earlier (another process, the CLI);
  * `downLab` removes exactly what the state file records, whatever state the lab is in.
  */
-import { existsSync, readFileSync, readdirSync, realpathSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { CniError, ConfigError, NotFoundError, type NetworkSummary } from "@cnikit/core";
 import { builtinBackend } from "@cnikit/backends";
+import { CNIKITD_BIN, cniPluginPath } from "@cnikit/cni";
 import { defaultTopology, singleSubnetTopology, type SimTopology } from "@cnikit/sim";
 import { buildFabric, buildHost, buildRouter, fileSize, makeDir, probeSocket, startEtcd, startProbeAgent, tail } from "./build.ts";
 import { checkTools, requireKernel } from "./kernel.ts";
@@ -49,8 +49,10 @@ export interface StartLabOptions {
   subnets?: 1 | 2;
   /** Where lab states live. Default `/run/cnikit-lab`. */
   stateRoot?: string;
-  /** Directory holding `cnikit-cni` and `cnikitd`. Default `$CNIKIT_CNI_BIN_DIR` or @cnikit/cni's `bin/`. */
-  cniBinDir?: string;
+  /** The plugin executable. Default @cnikit/cni's `cniPluginPath()` (the native shim when built). */
+  cniPlugin?: string;
+  /** The daemon executable (a node script). Default @cnikit/cni's `CNIKITD_BIN`. */
+  cnikitd?: string;
   /** cniVersion of the network config the lab's ADDs use. Default `1.0.0`. */
   cniVersion?: string;
   /** How long to wait for each cnikitd to say it is ready. Default 60 000 ms. */
@@ -140,19 +142,6 @@ export interface MatrixOptions {
   egress?: boolean;
 }
 
-/** The `cnikit-cni` / `cnikitd` directory. */
-export function defaultCniBinDir(): string {
-  const env = process.env["CNIKIT_CNI_BIN_DIR"];
-  if (env) return env;
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (let dir = here; ; dir = dirname(dir)) {
-    const candidate = join(dir, "node_modules", "@cnikit", "cni", "bin");
-    if (existsSync(join(candidate, "cnikit-cni"))) return realpathSync(candidate);
-    if (dirname(dir) === dir) break;
-  }
-  return join(here, "..", "..", "cni", "bin");
-}
-
 /** A backend config resolved from `backend` + `mode` or an explicit config. */
 export interface ResolvedBackend {
   backend: string;
@@ -209,7 +198,8 @@ export class Lab {
   readonly plan: LabPlan;
   readonly nodes: readonly LabNode[];
   private readonly store: StateStore;
-  private readonly cniBinDir: string;
+  private readonly cniPlugin: string;
+  private readonly cnikitd: string;
   private readonly cniVersion: string;
   private readonly readyTimeoutMs: number;
   private readonly logLevel: string;
@@ -217,13 +207,14 @@ export class Lab {
   private readonly log: (line: string) => void;
 
   /** Use `startLab` or `openLab`. */
-  constructor(init: { store: StateStore; cniBinDir?: string; cniVersion?: string; readyTimeoutMs?: number; logLevel?: string; log?: (line: string) => void }) {
+  constructor(init: { store: StateStore; cniPlugin?: string; cnikitd?: string; cniVersion?: string; readyTimeoutMs?: number; logLevel?: string; log?: (line: string) => void }) {
     this.store = init.store;
     this.plan = init.store.state.plan;
     this.name = this.plan.name;
     this.dir = this.plan.stateDir;
     this.nodes = this.plan.nodes.map(toLabNode);
-    this.cniBinDir = init.cniBinDir ?? defaultCniBinDir();
+    this.cniPlugin = init.cniPlugin ?? cniPluginPath();
+    this.cnikitd = init.cnikitd ?? CNIKITD_BIN;
     this.cniVersion = init.cniVersion ?? "1.0.0";
     this.readyTimeoutMs = init.readyTimeoutMs ?? 60_000;
     this.logLevel = init.logLevel ?? "info";
@@ -316,7 +307,7 @@ export class Lab {
     const entry = this.store.recordProcess({ role, ns: n.ns, marker: n.configPath });
     const pid = spawnDetached({
       ns: n.ns,
-      argv: [process.execPath, join(this.cniBinDir, "cnikitd"), "--config", n.configPath],
+      argv: [process.execPath, this.cnikitd, "--config", n.configPath],
       logPath: n.logPath,
       env: daemonEnv(),
     });
@@ -381,7 +372,7 @@ export class Lab {
    */
   async plugin(call: PluginCall): Promise<PluginOutcome> {
     const n = this.node(call.node);
-    const env: NodeJS.ProcessEnv = { PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin", CNI_COMMAND: call.command, CNI_PATH: this.cniBinDir };
+    const env: NodeJS.ProcessEnv = { PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin", CNI_COMMAND: call.command, CNI_PATH: dirname(this.cniPlugin) };
     if (call.containerId !== undefined) env["CNI_CONTAINERID"] = call.containerId;
     if (call.netns !== undefined) env["CNI_NETNS"] = call.netns.includes("/") ? call.netns : `/var/run/netns/${call.netns}`;
     if (call.ifName !== undefined) env["CNI_IFNAME"] = call.ifName;
@@ -391,7 +382,7 @@ export class Lab {
       else env[k] = v;
     }
     const stdin = call.stdin ?? JSON.stringify({ ...this.netconf(call.node), ...call.netconf });
-    const r = await runAsync(inNs(n.ns, [process.execPath, join(this.cniBinDir, "cnikit-cni")]), { input: stdin, env, timeoutMs: 120_000 });
+    const r = await runAsync(inNs(n.ns, [this.cniPlugin]), { input: stdin, env, timeoutMs: 120_000 });
     const out: PluginOutcome = { ...r };
     try {
       if (r.stdout.trim() !== "") out.json = JSON.parse(r.stdout) as unknown;
@@ -645,9 +636,11 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
   const plan = planLab({ name, nodes: options.nodes, topology, ...(options.stateRoot !== undefined ? { stateRoot: options.stateRoot } : {}) });
   checkTools(onPath);
   requireKernel(resolved.summary.encapsulations, `${resolved.backend} mode ${resolved.mode}`);
-  const cniBinDir = options.cniBinDir ?? defaultCniBinDir();
-  for (const bin of options.daemons === false ? [] : ["cnikit-cni", "cnikitd"]) {
-    if (!existsSync(join(cniBinDir, bin))) throw new ConfigError({ component: C, field: "cniBinDir", rule: `must hold ${bin} (@cnikit/cni's bin/)`, value: cniBinDir });
+  const cniPlugin = options.cniPlugin ?? cniPluginPath();
+  const cnikitd = options.cnikitd ?? CNIKITD_BIN;
+  if (options.daemons !== false) {
+    if (!existsSync(cniPlugin)) throw new ConfigError({ component: C, field: "cniPlugin", rule: "must be the cnikit-cni executable", value: cniPlugin });
+    if (!existsSync(cnikitd)) throw new ConfigError({ component: C, field: "cnikitd", rule: "must be the cnikitd executable", value: cnikitd });
   }
   if (existsSync(plan.stateDir)) {
     throw new ConfigError({ component: C, field: "name", rule: `a lab called ${name} exists (${plan.stateDir}); remove it first: pnpm lab down --name ${name}`, value: name });
@@ -667,7 +660,8 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
   store.save();
   const lab = new Lab({
     store,
-    cniBinDir,
+    cniPlugin,
+    cnikitd,
     ...(options.cniVersion !== undefined ? { cniVersion: options.cniVersion } : {}),
     ...(options.readyTimeoutMs !== undefined ? { readyTimeoutMs: options.readyTimeoutMs } : {}),
     ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}),
@@ -690,12 +684,13 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
  * Attaches to lab `name` built earlier (by this or another process) from its state file.
  * `NotFoundError` when there is no such lab.
  */
-export function openLab(name: string, options: { stateRoot?: string; cniBinDir?: string; log?: (line: string) => void } = {}): Lab {
+export function openLab(name: string, options: { stateRoot?: string; cniPlugin?: string; cnikitd?: string; log?: (line: string) => void } = {}): Lab {
   const dir = labDir(checkLabName(name), options.stateRoot ?? DEFAULT_STATE_ROOT);
   const state = readState(dir);
   return new Lab({
     store: new StateStore(dir, state),
-    ...(options.cniBinDir !== undefined ? { cniBinDir: options.cniBinDir } : {}),
+    ...(options.cniPlugin !== undefined ? { cniPlugin: options.cniPlugin } : {}),
+    ...(options.cnikitd !== undefined ? { cnikitd: options.cnikitd } : {}),
     ...(options.log !== undefined ? { log: options.log } : {}),
   });
 }
