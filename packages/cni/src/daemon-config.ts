@@ -12,6 +12,7 @@
  *                                               // is handed to the backend's parser as text
  *   "store": "file:/var/lib/cnikit/store",      // default; or etcd://host:port[,host:port][/prefix]
  *   "localStateDir": "/var/lib/cnikit/local",   // default
+ *   "localFsync": false,                         // default: fsync node-local writes? (see DaemonConfig)
  *   "socketPath": "/run/cnikit/cnikitd.sock",   // default
  *   "peers": { "listen": "192.0.2.10:7946", "advertise": "192.0.2.10:7946" },  // optional
  *   "renderer": { "type": "linux", ...options for LinuxRenderer },             // default type linux
@@ -65,6 +66,13 @@ export interface DaemonConfig {
   backendConfig: unknown;
   store: StoreSpec;
   localStateDir: string;
+  /**
+   * Whether node-local writes (pod reservations) are fsync'd before ADD answers. Default false:
+   * the local store survives a daemon crash (kill -9) either way; only a power loss can lose the
+   * last reservations, and a power loss takes their pods with it (host-local does not fsync
+   * either). The cluster store (file) always fsyncs.
+   */
+  localFsync?: boolean;
   socketPath: string;
   peers?: { listen: PeerAddress; advertise?: PeerAddress };
   renderer: RendererSpec;
@@ -77,7 +85,7 @@ export const DAEMON_PREFIX = "/cnikit/daemons/";
 
 const DEFAULT_STORE_DIR = "/var/lib/cnikit/store";
 const DEFAULT_LOCAL_DIR = "/var/lib/cnikit/local";
-const TOP_KEYS = new Set(["node", "backend", "backendConfig", "store", "localStateDir", "socketPath", "peers", "renderer", "logLevel", "seed"]);
+const TOP_KEYS = new Set(["node", "backend", "backendConfig", "store", "localStateDir", "localFsync", "socketPath", "peers", "renderer", "logLevel", "seed"]);
 
 function err(field: string, rule: string, value?: unknown): ConfigError {
   return new ConfigError({ component: C, field, rule, ...(value === undefined ? {} : { value }) });
@@ -239,6 +247,10 @@ export function parseDaemonConfig(raw: unknown, options: { baseDir: string; read
     const { type: _type, ...rest } = r;
     config.renderer = { type, options: rest };
   }
+  if (raw["localFsync"] !== undefined) {
+    if (typeof raw["localFsync"] !== "boolean") throw err("localFsync", "must be true or false", raw["localFsync"]);
+    config.localFsync = raw["localFsync"];
+  }
   if (raw["logLevel"] !== undefined) {
     const l = raw["logLevel"];
     if (l !== "debug" && l !== "info" && l !== "warn" && l !== "error") throw err("logLevel", "must be debug, info, warn or error", l);
@@ -374,7 +386,7 @@ export async function runDaemon(config: DaemonConfig, options: RunDaemonOptions 
     for (const c of cleanups.splice(0).reverse()) await Promise.resolve(c()).catch(() => undefined);
   };
   try {
-    const local = await FileDatastore.open({ dir: config.localStateDir, clock });
+    const local = await FileDatastore.open({ dir: config.localStateDir, clock, fsync: config.localFsync ?? false });
     cleanups.push(() => local.close());
     const store: Datastore =
       config.store.kind === "file" ? await FileDatastore.open({ dir: config.store.dir, clock }) : EtcdDatastore.open({ endpoints: config.store.endpoints, prefix: config.store.prefix });

@@ -52,6 +52,7 @@ describe("parseDaemonConfig", () => {
         renderer: { type: "none", mtu: 1400 },
         logLevel: "debug",
         seed: 7,
+        localFsync: true,
       },
       { baseDir: "/etc/cnikit" },
     );
@@ -60,7 +61,7 @@ describe("parseDaemonConfig", () => {
     expect(c.socketPath).toBe("/etc/cnikit/run/d.sock");
     expect(c.peers).toEqual({ listen: { host: "0.0.0.0", port: 7946 }, advertise: { host: "fd00::1", port: 7946 } });
     expect(c.renderer).toEqual({ type: "none", options: { mtu: 1400 } });
-    expect([c.backend, c.logLevel, c.seed]).toEqual(["flannel", "debug", 7]);
+    expect([c.backend, c.logLevel, c.seed, c.localFsync]).toEqual(["flannel", "debug", 7, true]);
   });
 
   it("reads backendConfig from a .json file, and hands other files (calico YAML) to the backend as text", () => {
@@ -98,6 +99,7 @@ describe("parseDaemonConfig", () => {
     ["an unknown renderer", { ...BASE, renderer: { type: "ebpf" } }, "renderer.type"],
     ["a bad log level", { ...BASE, logLevel: "loud" }, "logLevel"],
     ["a fractional seed", { ...BASE, seed: 1.5 }, "seed"],
+    ["a localFsync that is not a boolean", { ...BASE, localFsync: "yes" }, "localFsync"],
   ])("refuses a config with %s, naming the field", (_label, raw, field) => {
     expect(fieldOf(() => parseDaemonConfig(raw, { baseDir: tmp.dir }))).toBe(field);
   });
