@@ -813,7 +813,11 @@ export class BgpSpeaker {
         this.emit(this.routeListeners, { type: "changed", prefix, route: best, previous: old });
       }
       for (const p of established) {
-        p.pending.set(prefix, best ? this.exportEntry(best, p) : null);
+        const entry = best ? this.exportEntry(best, p) : null;
+        // Nothing to send and nothing sent before (iBGP split horizon in a full mesh: every peer
+        // but the reflectors' clients): skip the flush, which otherwise costs O(peers) per UPDATE.
+        if (entry === null && !p.adjOut.has(prefix) && !p.pending.has(prefix)) continue;
+        p.pending.set(prefix, entry);
         this.queueFlush(p);
       }
       this.lastExport = undefined;
