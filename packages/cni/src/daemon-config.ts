@@ -9,7 +9,8 @@
  *   "backend": "flannel",                       // flannel | calico | reference (or "@cnikit/flannel")
  *   "backendConfig": { "Network": "10.244.0.0/16", "Backend": { "Type": "vxlan" } },
  *                                               // or a path: .json is parsed, anything else (calico YAML)
- *                                               // is handed to the backend's parser as text
+ *                                               // is handed to the backend's parser as text; a string
+ *                                               // with a newline is the config text itself
  *   "store": "file:/var/lib/cnikit/store",      // default; or etcd://host:port[,host:port][/prefix]
  *   "localStateDir": "/var/lib/cnikit/local",   // default
  *   "localFsync": false,                         // default: fsync node-local writes? (see DaemonConfig)
@@ -180,6 +181,8 @@ export function resolveBackend(name: unknown): Backend<unknown> {
 function readBackendConfig(v: unknown, baseDir: string, readText: (path: string) => string): unknown {
   if (v === undefined || v === null) throw err("backendConfig", "is required: the backend's own config (flannel net-conf.json, Calico resources), inline or a file path");
   if (typeof v !== "string") return v;
+  // A path never holds a newline: such a string is the config itself (e.g. Calico YAML inline).
+  if (v.includes("\n")) return v;
   const path = isAbsolute(v) ? v : resolvePath(baseDir, v);
   let text: string;
   try {

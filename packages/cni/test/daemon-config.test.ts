@@ -72,6 +72,7 @@ describe("parseDaemonConfig", () => {
     const c = parseDaemonConfig({ ...BASE, backend: "calico", backendConfig: "calico.yaml" }, { baseDir: tmp.dir });
     expect(c.backendConfig).toBe(yaml);
     expect(c.backend).toBe("calico");
+    expect(parseDaemonConfig({ ...BASE, backend: "calico", backendConfig: yaml }, { baseDir: "/nonexistent" }).backendConfig).toBe(yaml);
   });
 
   it.each([
