@@ -59,6 +59,11 @@ export interface StartLabOptions {
   readyTimeoutMs?: number;
   /** cnikitd's log level. Default `info`. */
   logLevel?: "debug" | "info" | "warn" | "error";
+  /**
+   * cnikitd's renderer: `linux` (default) renders into the node namespace; `none` only records the
+   * dataplane (IPAM, datastore and peers run for real, pods get addresses but no interfaces).
+   */
+  renderer?: "linux" | "none";
   /** Progress lines (default: none). */
   log?: (line: string) => void;
   /** Leave a half-built lab in place when `startLab` fails (default: it is torn down). */
@@ -285,7 +290,7 @@ export class Lab {
       localStateDir: `${n.dir}/local`,
       socketPath: n.socketPath,
       peers: { listen: `${n.address}:${n.peerPort}` },
-      renderer: { type: "linux" },
+      renderer: { type: this.spec.renderer ?? "linux" },
       logLevel: this.logLevel,
     };
   }
@@ -651,7 +656,15 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
     createdAt: new Date().toISOString(),
     phase: "creating",
     ownerPid: process.pid,
-    spec: { backend: resolved.backend, mode: resolved.mode, backendConfig: resolved.config, nodes: options.nodes, podsPerNode, summary: resolved.summary },
+    spec: {
+      backend: resolved.backend,
+      mode: resolved.mode,
+      backendConfig: resolved.config,
+      nodes: options.nodes,
+      podsPerNode,
+      summary: resolved.summary,
+      ...(options.renderer !== undefined ? { renderer: options.renderer } : {}),
+    },
     plan,
     resources: [{ kind: "dir", path: plan.stateDir }],
     pods: [],

@@ -120,7 +120,14 @@ export function formatMatrix(m: ReachMatrix): string {
   if (m.failures.length > 0) {
     lines.push("");
     lines.push("failures:");
-    for (const f of m.failures) lines.push(`  ${f.from} → ${f.to} ${f.proto}: ${f.kind === "nat" ? "NAT between pods: " : "unreachable: "}${f.detail}`);
+    const byPair = new Map<string, MatrixFailure[]>();
+    for (const f of m.failures) {
+      const key = `${f.from} → ${f.to}`;
+      byPair.set(key, [...(byPair.get(key) ?? []), f]);
+    }
+    for (const [pair, fs] of byPair) {
+      lines.push(`  ${pair}: ${fs.map((f) => `${f.proto} ${f.kind === "nat" ? "NAT between pods" : "unreachable"} (${f.detail})`).join(", ")}`);
+    }
   }
   const cells = m.cells.flat().filter((c): c is MatrixCell => c !== undefined);
   const probes = cells.length * PROBE_PROTOS.length;

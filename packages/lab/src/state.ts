@@ -60,6 +60,8 @@ export interface LabSpec {
   nodes: number;
   podsPerNode: number;
   summary: NetworkSummary;
+  /** cnikitd's renderer (default linux). */
+  renderer?: "linux" | "none";
 }
 
 export interface LabState {

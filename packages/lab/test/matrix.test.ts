@@ -64,7 +64,7 @@ describe("buildMatrix and formatMatrix", () => {
     expect(m.failures).toEqual([{ from: "pod-1-1", to: "pod-2-1", proto: "udp", kind: "unreachable", detail: "timeout" }]);
     const text = formatMatrix(m);
     expect(text).toContain("✓✗✓");
-    expect(text).toContain("pod-1-1 → pod-2-1 udp: unreachable: timeout");
+    expect(text).toContain("pod-1-1 → pod-2-1: udp unreachable (timeout)");
     expect(text).toMatch(/^FAILED:/m);
   });
   it("fails on egress seen from the wrong source", () => {
