@@ -115,13 +115,11 @@ export async function readIpam(store: Datastore): Promise<IpamSnapshot> {
   }
   const affinities = new Map<string, Map<string, number>>();
   for (const kv of h.items) {
-    const m = /^\/calico\/ipam\/v2\/host\/([^/]+)\/ipv[46]\/block\/(.+)$/.exec(kv.key);
-    if (!m) continue;
-    const cidr = nameToCidr(m[2]!);
-    if (!cidr) continue;
-    let per = affinities.get(m[1]!);
-    if (!per) affinities.set(m[1]!, (per = new Map()));
-    per.set(cidr, kv.modRevision);
+    const a = affinityOfKey(kv.key);
+    if (!a) continue;
+    let per = affinities.get(a.node);
+    if (!per) affinities.set(a.node, (per = new Map()));
+    per.set(a.cidr, kv.modRevision);
   }
   const handles = new Map<string, { record: HandleRecord; modRevision: number }>();
   for (const kv of hd.items) {
@@ -138,6 +136,20 @@ function nameToCidr(name: string): string | undefined {
   const i = name.lastIndexOf("-");
   if (i < 0) return undefined;
   return `${name.slice(0, i).replace(/-/g, ":")}/${name.slice(i + 1)}`;
+}
+
+/** The CIDR of a block key, or undefined for a key of another shape. */
+function blockCidrOfKey(key: string): string | undefined {
+  const m = /^\/calico\/ipam\/v2\/assignment\/ipv[46]\/block\/(.+)$/.exec(key);
+  return m ? nameToCidr(m[1]!) : undefined;
+}
+
+/** The node and block CIDR of an affinity key, or undefined for a key of another shape. */
+function affinityOfKey(key: string): { node: string; cidr: string } | undefined {
+  const m = /^\/calico\/ipam\/v2\/host\/([^/]+)\/ipv[46]\/block\/(.+)$/.exec(key);
+  if (!m) return undefined;
+  const cidr = nameToCidr(m[2]!);
+  return cidr ? { node: m[1]!, cidr } : undefined;
 }
 
 /** Options of `BlockIpam`. */
@@ -215,30 +227,39 @@ export class BlockIpam {
     if (pools.length === 0) {
       throw new PoolExhaustedError("(none)", `[calico] node ${this.node} matches no enabled IPv${family} IPPool (check nodeSelector and disabled)`);
     }
+    const inPools = (cidr: string): boolean => pools.some((p) => Prefix.parse(p.cidr).contains(Prefix.parse(cidr)));
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
-      const snap = await readIpam(this.store);
-      const existing = snap.handles.get(handle);
-      if (existing) return { address: existing.record.address, block: existing.record.block, borrowed: snap.blocks.get(existing.record.block)?.record.affinity !== `host:${this.node}` };
-      const inPools = (cidr: string): boolean => pools.some((p) => Prefix.parse(p.cidr).contains(Prefix.parse(cidr)));
-      const mine = [...(snap.affinities.get(this.node)?.keys() ?? [])].filter(inPools).sort();
+      // Reads only what this step needs — the handle, this node's affinities and their blocks —
+      // not the whole IPAM: an allocation costs O(own blocks), not O(every handle of the cluster).
+      const [hkv, affine] = await Promise.all([this.store.get(handleKey(handle)), this.affineBlocks()]);
+      const existing = hkv ? parseJson<HandleRecord>(hkv) : undefined;
+      if (existing) {
+        const bkv = await this.store.get(blockKey(existing.block));
+        const affinity = bkv ? parseJson<BlockRecord>(bkv)?.affinity : undefined;
+        return { address: existing.address, block: existing.block, borrowed: affinity !== `host:${this.node}` };
+      }
+      const mine = affine.filter(inPools);
       try {
         // 1. affine blocks with a free ordinal
         for (const cidr of mine) {
-          const b = snap.blocks.get(cidr);
-          if (b && b.record.affinity === `host:${this.node}` && b.record.unallocated.length > 0) {
-            return await this.take(b, handle, attrs, false);
+          const kv = await this.store.get(blockKey(cidr));
+          const record = kv ? parseJson<BlockRecord>(kv) : undefined;
+          if (kv && record && record.affinity === `host:${this.node}` && record.unallocated.length > 0) {
+            return await this.take({ record, modRevision: kv.modRevision }, handle, attrs, false);
           }
         }
-        // 2. claim a new block
+        // 2. claim a new block (only the block keys are needed to find a free one)
         if (this.config.autoAllocateBlocks && mine.length < this.config.maxBlocksPerHost) {
-          const free = this.freeBlock(pools, snap);
+          const existingBlocks = (await this.store.list(BLOCK_PREFIX)).items.map((kv) => blockCidrOfKey(kv.key)).filter((c): c is string => c !== undefined);
+          const free = this.freeBlock(pools, existingBlocks);
           if (free) {
-            await this.claimBlock(free.cidr, snap);
+            await this.claimBlock(free.cidr);
             continue; // re-read and take from it in the next round
           }
         }
-        // 3. borrow
+        // 3. borrow (the rare case that reads every block)
         if (!this.config.strictAffinity) {
+          const snap = await readIpam(this.store);
           const others = [...snap.blocks.values()].filter((b) => b.record.affinity !== `host:${this.node}` && b.record.unallocated.length > 0 && inPools(b.record.cidr));
           if (others.length > 0) {
             const b = others[Math.floor(this.random() * others.length) % others.length]!;
@@ -279,7 +300,7 @@ export class BlockIpam {
       try {
         const b = snap.blocks.get(cidr);
         if (!b) {
-          await this.claimBlock(cidr, snap);
+          await this.claimBlock(cidr);
           continue;
         }
         const ordinal = Number(Prefix.parse(cidr).indexOf(address));
@@ -293,12 +314,12 @@ export class BlockIpam {
     throw new TryAgainError(`[calico] lost ${MAX_RETRIES} allocation races for ${address}; try again`);
   }
 
-  private freeBlock(pools: IpPool[], snap: IpamSnapshot): { cidr: string } | undefined {
+  private freeBlock(pools: IpPool[], existing: readonly string[]): { cidr: string } | undefined {
     const start = hash(this.node);
     for (const pool of pools) {
       const p = Prefix.parse(pool.cidr);
       const count = Number(p.subnetCount(pool.blockSize));
-      const occupied: Prefix[] = [...snap.blocks.keys()].map((c) => Prefix.parse(c)).filter((b) => b.overlaps(p));
+      const occupied: Prefix[] = existing.map((c) => Prefix.parse(c)).filter((b) => b.overlaps(p));
       for (let i = 0; i < count; i++) {
         const sub = p.nthSubnet(pool.blockSize, (start + i) % count);
         if (!occupied.some((o) => o.overlaps(sub))) return { cidr: sub.toString() };
@@ -308,12 +329,11 @@ export class BlockIpam {
   }
 
   /** Creates the affinity and the block in one transaction (both must not exist). */
-  private async claimBlock(cidr: string, snap: IpamSnapshot): Promise<void> {
+  private async claimBlock(cidr: string): Promise<void> {
     const compares: TxnCompare[] = [
       { key: blockKey(cidr), modRevision: 0 },
       { key: affinityKey(this.node, cidr), modRevision: 0 },
     ];
-    void snap;
     const ops: TxnOp[] = [
       { op: "put", key: affinityKey(this.node, cidr), value: JSON.stringify({ state: "confirmed" }) },
       { op: "put", key: blockKey(cidr), value: JSON.stringify(newBlock(cidr, `host:${this.node}`)) },
@@ -359,8 +379,8 @@ export class BlockIpam {
 
   /** The blocks affine to this node (canonical CIDRs, sorted). */
   async affineBlocks(): Promise<string[]> {
-    const snap = await readIpam(this.store);
-    return [...(snap.affinities.get(this.node)?.keys() ?? [])].sort();
+    const listing = await this.store.list(`${HOST_PREFIX}${this.node}/`);
+    return listing.items.map((kv) => affinityOfKey(kv.key)?.cidr).filter((c): c is string => c !== undefined && c !== "").sort();
   }
 }
 
