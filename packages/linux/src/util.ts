@@ -1,0 +1,123 @@
+/**
+ * Small pure helpers shared by the renderer: a stable hash, MAC derivation, a reader for the
+ * concatenated JSON values `ip -j -batch` prints, and interval arithmetic for nft sets.
+ */
+import { formatAddress, type Family } from "@cnikit/core";
+
+/** FNV-1a 32-bit over a string, as 8 hex digits. Stable across processes and versions. */
+export function hash32(text: string, seed = 0x811c9dc5): string {
+  let h = seed >>> 0;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, "0");
+}
+
+/**
+ * A locally administered unicast MAC derived from `text` (`02:` + 5 bytes of hashes): the same
+ * text always gives the same MAC, so a link or veth recreated after a restart keeps its address and
+ * neighbours' ARP caches stay valid.
+ */
+export function deriveMac(text: string): string {
+  const a = hash32(text);
+  const b = hash32(`${text}/mac`);
+  const hex = `${a}${b.slice(0, 2)}`;
+  return `02:${hex.slice(0, 2)}:${hex.slice(2, 4)}:${hex.slice(4, 6)}:${hex.slice(6, 8)}:${hex.slice(8, 10)}`;
+}
+
+/** Lower-case, colon-separated form of a MAC, or undefined when `text` is not a 6-byte MAC. */
+export function normalizeMac(text: string): string | undefined {
+  const m = /^([0-9a-fA-F]{1,2})[:-]([0-9a-fA-F]{1,2})[:-]([0-9a-fA-F]{1,2})[:-]([0-9a-fA-F]{1,2})[:-]([0-9a-fA-F]{1,2})[:-]([0-9a-fA-F]{1,2})$/.exec(text);
+  if (!m) return undefined;
+  return m
+    .slice(1)
+    .map((x) => x.toLowerCase().padStart(2, "0"))
+    .join(":");
+}
+
+/**
+ * Splits text holding several JSON values one after another (what `ip -j -batch -` prints: one
+ * array per command) into the parsed values, in order.
+ * @throws SyntaxError when a value is not valid JSON.
+ */
+export function parseJsonValues(text: string): unknown[] {
+  const out: unknown[] = [];
+  let depth = 0;
+  let start = -1;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === "\\") i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') {
+      inString = true;
+      if (depth === 0 && start < 0) start = i;
+    } else if (c === "[" || c === "{") {
+      if (depth === 0) start = i;
+      depth++;
+    } else if (c === "]" || c === "}") {
+      depth--;
+      if (depth === 0 && start >= 0) {
+        out.push(JSON.parse(text.slice(start, i + 1)));
+        start = -1;
+      }
+    }
+  }
+  return out;
+}
+
+/** A closed interval of addresses `[lo, hi]`. */
+export type Interval = readonly [bigint, bigint];
+
+/** Sorted, disjoint, non-adjacent union of `list`. */
+export function mergeIntervals(list: readonly Interval[]): [bigint, bigint][] {
+  const sorted = [...list].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const out: [bigint, bigint][] = [];
+  for (const [lo, hi] of sorted) {
+    const last = out[out.length - 1];
+    if (last && lo <= last[1] + 1n) {
+      if (hi > last[1]) last[1] = hi;
+    } else out.push([lo, hi]);
+  }
+  return out;
+}
+
+/** `[lo, hi]` minus the sorted, merged intervals `cut`. */
+export function subtractIntervals(lo: bigint, hi: bigint, cut: readonly Interval[]): [bigint, bigint][] {
+  const out: [bigint, bigint][] = [];
+  let start = lo;
+  for (const [a, b] of cut) {
+    if (b < start || a > hi) continue;
+    if (a > start) out.push([start, a - 1n]);
+    start = b + 1n;
+    if (start > hi) return out;
+  }
+  if (start <= hi) out.push([start, hi]);
+  return out;
+}
+
+const BITS: Record<Family, number> = { 4: 32, 6: 128 };
+
+/** nft element text of an interval: an address, a prefix when aligned, else `lo-hi`. */
+export function intervalText(lo: bigint, hi: bigint, family: Family): string {
+  if (lo === hi) return formatAddress(lo, family);
+  const size = hi - lo + 1n;
+  if ((size & (size - 1n)) === 0n && lo % size === 0n) {
+    let len = BITS[family];
+    for (let s = size; s > 1n; s >>= 1n) len--;
+    return `${formatAddress(lo, family)}/${len}`;
+  }
+  return `${formatAddress(lo, family)}-${formatAddress(hi, family)}`;
+}
+
+/** Sorted copy by a string key compared with `<` (locale-independent). */
+export function sortByKey<T>(items: Iterable<T>, key: (x: T) => string): T[] {
+  return [...items]
+    .map((v) => ({ k: key(v), v }))
+    .sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
+    .map((x) => x.v);
+}
