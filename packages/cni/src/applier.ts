@@ -6,13 +6,24 @@
  */
 import type { Logger, NodeDataplane, PodInterface } from "@cnikit/core";
 
+/**
+ * What an apply may report back (@cnikit/linux's `ApplyReport` has this shape): pods that could
+ * not be attached (rolled back by the renderer while the rest was applied), and facts about the
+ * pods in place that a CNI result wants (the host veth's MAC).
+ */
+export interface ApplyOutcome {
+  failedPods?: readonly { key: string; error: string }[];
+  pods?: readonly { key: string; hostIf?: string; hostMac?: string; containerMac?: string }[];
+}
+
 /** What cnikitd needs from a renderer. */
 export interface DataplaneApplier {
   /**
    * Makes the node match `dataplane` (a reconcile: applying the same dataplane twice changes
-   * nothing). Rejects when the node could not be brought to it.
+   * nothing). Rejects when the node could not be brought to it; a pod that alone failed may
+   * instead be listed in the resolved `ApplyOutcome.failedPods`.
    */
-  apply(dataplane: NodeDataplane): Promise<unknown>;
+  apply(dataplane: NodeDataplane): Promise<ApplyOutcome | unknown>;
   /** CNI CHECK's kernel half: what is wrong with `pod`'s interfaces and routes (empty = fine). */
   checkPod?(pod: PodInterface): Promise<string[]>;
   /** Releases the renderer's resources. Must leave the dataplane in place (pods keep working). */
@@ -38,9 +49,24 @@ export class RecordingApplier implements DataplaneApplier {
   }
 }
 
+/** One successful apply: the dataplane it rendered and what the renderer reported. */
+export interface AppliedDataplane {
+  dataplane: NodeDataplane;
+  outcome: ApplyOutcome;
+}
+
 interface Waiter {
-  resolve: (dp: NodeDataplane) => void;
+  resolve: (applied: AppliedDataplane) => void;
   reject: (err: unknown) => void;
+}
+
+function outcomeOf(result: unknown): ApplyOutcome {
+  if (typeof result !== "object" || result === null) return {};
+  const r = result as ApplyOutcome;
+  const out: ApplyOutcome = {};
+  if (Array.isArray(r.failedPods)) out.failedPods = r.failedPods;
+  if (Array.isArray(r.pods)) out.pods = r.pods;
+  return out;
 }
 
 /** Options of `ApplyLoop`. */
@@ -63,8 +89,8 @@ export interface ApplyLoopStats {
 }
 
 /**
- * Runs applies one at a time and batches requests: `request()` resolves with the dataplane of the
- * first apply that *starts* after the call (so it contains every change made before the call), or
+ * Runs applies one at a time and batches requests: `request()` resolves with the dataplane (and
+ * the renderer's report) of the first apply that *starts* after the call (so it contains every change made before the call), or
  * rejects with that apply's error. Requests arriving while an apply runs share the next one. After
  * a failure the loop retries by itself with back-off until an apply succeeds.
  */
@@ -103,10 +129,10 @@ export class ApplyLoop {
    * Asks for an apply and waits for it (see the class comment). Rejects with the apply's error, or
    * with an Error when the loop is closed first.
    */
-  request(): Promise<NodeDataplane> {
+  request(): Promise<AppliedDataplane> {
     if (this.closed) return Promise.reject(new Error("[cnikitd] the apply loop is closed"));
     this.counters.requests++;
-    return new Promise<NodeDataplane>((resolve, reject) => {
+    return new Promise<AppliedDataplane>((resolve, reject) => {
       this.waiters.push({ resolve, reject });
       this.schedule();
     });
@@ -134,16 +160,16 @@ export class ApplyLoop {
     try {
       while (this.waiters.length > 0 && !this.closed) {
         const batch = this.waiters.splice(0);
-        const dp = this.options.source();
         this.counters.applies++;
         try {
-          await this.options.applier.apply(dp);
+          const dp = this.options.source();
+          const outcome = outcomeOf(await this.options.applier.apply(dp));
           this.last = dp;
           this.error = undefined;
           this.retryDelay = this.options.retryMs ?? 1000;
           if (this.retryTimer) clearTimeout(this.retryTimer);
           this.retryTimer = undefined;
-          for (const w of batch) w.resolve(dp);
+          for (const w of batch) w.resolve({ dataplane: dp, outcome });
         } catch (err) {
           this.counters.failures++;
           this.error = err;

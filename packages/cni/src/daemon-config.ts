@@ -286,13 +286,17 @@ export function loadDaemonConfig(file: string): DaemonConfig {
 /** Makes the applier a renderer spec asks for. */
 export type ApplierFactory = (spec: RendererSpec, context: { node: NodeInfo; log: Logger }) => Promise<DataplaneApplier>;
 
-/** The default factory: `none` → RecordingApplier; `linux` → @cnikit/linux's LinuxRenderer. */
+/**
+ * The default factory: `none` → RecordingApplier; `linux` → @cnikit/linux's LinuxRenderer with the
+ * `renderer` object's other keys as its options (`netns`, `owner`, `stateDir`, ...; without `netns`
+ * it renders into cnikitd's own namespace, the node's).
+ */
 export const defaultApplierFactory: ApplierFactory = async (spec, context) => {
   if (spec.type === "none") return new RecordingApplier();
   const linux = (await import("@cnikit/linux")) as Record<string, unknown>;
   const Renderer = linux["LinuxRenderer"] as (new (options: Record<string, unknown>) => DataplaneApplier) | undefined;
   if (typeof Renderer !== "function") throw err("renderer.type", "linux: @cnikit/linux does not provide LinuxRenderer in this build", spec.type);
-  return new Renderer({ node: context.node, log: context.log, ...spec.options });
+  return new Renderer({ log: context.log, ...spec.options });
 };
 
 /** Options of `openPeerTransport`. */

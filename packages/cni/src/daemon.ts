@@ -25,6 +25,7 @@ import {
   CheckFailedError,
   CniError,
   ConfigError,
+  KernelLacksError,
   NotReadyError,
   RealClock,
   TryAgainError,
@@ -33,7 +34,7 @@ import {
   silentLogger,
 } from "@cnikit/core";
 import type { AgentContext, Backend, Clock, Datastore, Logger, NodeAgent, NodeDataplane, NodeInfo, PeerTransport, PodRef } from "@cnikit/core";
-import { ApplyLoop, type ApplyLoopStats, type DataplaneApplier } from "./applier.ts";
+import { ApplyLoop, type AppliedDataplane, type ApplyLoopStats, type DataplaneApplier } from "./applier.ts";
 import {
   aboutText,
   errorJson,
@@ -281,6 +282,17 @@ export class CniDaemon {
       try {
         await this.loop.request();
       } catch (err) {
+        if (err instanceof KernelLacksError || err instanceof ConfigError) {
+          // This dataplane can never be rendered here (e.g. calico IPIP on a kernel without ipip):
+          // say so and stop, rather than serve ADDs that all fail.
+          this.startError = err;
+          this.phaseValue = "failed";
+          this.unsubscribe();
+          this.unsubscribe = undefined;
+          this.log.error("the renderer cannot build this node's dataplane", { error: err });
+          for (const w of this.readyWaiters.splice(0)) w.reject(err);
+          return;
+        }
         this.log.warn("the first apply failed; retrying in the background", { error: err });
       }
       this.log.info("agent running", { node: this.options.node.name, backend: this.options.backend.name });
@@ -303,6 +315,10 @@ export class CniDaemon {
       ]);
       clearTimeout(timer);
       if (ok && this.agent) return this.agent;
+    }
+    if (this.phaseValue === "failed" && this.startError instanceof CniError && !this.startError.retryable) {
+      // A start that can never succeed (bad config for this node, kernel lacks a feature): its code.
+      throw new CniError(this.startError.code, `[${C}] ${command}: ${this.notRunningReason()}`, { cause: this.startError });
     }
     throw new TryAgainError(`[${C}] ${command}: ${this.notRunningReason()}; try again later`);
   }
@@ -390,10 +406,16 @@ export class CniDaemon {
     });
     t = this.time("ADD.attach", t);
     try {
-      await this.applyContaining(key);
+      const applied = await this.applyContaining(key);
       this.time("ADD.apply", t);
       let result: CniResult = fromAttachResult(attached);
-      for (const iface of result.interfaces) if (iface.name === pod.ifName && iface.sandbox === undefined) iface.sandbox = pod.netns;
+      const planned = applied.dataplane.pods.find((p) => p.key === key);
+      const rendered = applied.outcome.pods?.find((p) => p.key === key);
+      for (const iface of result.interfaces) {
+        if (iface.name === pod.ifName && iface.sandbox === undefined) iface.sandbox = pod.netns;
+        if (iface.mac === undefined && planned && iface.name === planned.hostIf && rendered?.hostMac !== undefined) iface.mac = rendered.hostMac;
+        if (iface.mac === undefined && iface.name === pod.ifName && rendered?.containerMac !== undefined) iface.mac = rendered.containerMac;
+      }
       const dns = resultDns(req, attached.dns);
       if (dns) result.dns = dns;
       else delete result.dns;
@@ -409,11 +431,16 @@ export class CniDaemon {
     }
   }
 
-  /** Applies until the applied dataplane holds `key` (the agent planned it before this call). */
-  private async applyContaining(key: string): Promise<NodeDataplane> {
+  /**
+   * Applies until the applied dataplane holds `key` (the agent planned it before this call).
+   * Throws the renderer's error, or a `CniError` when the renderer reports this pod as failed.
+   */
+  private async applyContaining(key: string): Promise<AppliedDataplane> {
     for (let attempt = 0; attempt < 3; attempt++) {
-      const dp = await this.loop.request();
-      if (dp.pods.some((p) => p.key === key)) return dp;
+      const applied = await this.loop.request();
+      const failed = applied.outcome.failedPods?.find((f) => f.key === key);
+      if (failed) throw new CniError(999, `[${C}] could not set up the interfaces of ${key}: ${failed.error}`);
+      if (applied.dataplane.pods.some((p) => p.key === key)) return applied;
     }
     throw new CniError(999, `[${C}] the ${this.options.backend.name} agent attached ${key} but its dataplane does not contain the pod`);
   }

@@ -3,6 +3,7 @@
  * the operations of cni.md §8 (items 25-36) and conformance.md section B through the agent.
  */
 import { builtinBackend } from "@cnikit/backends";
+import { KernelLacksError } from "@cnikit/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { SUPPORTED_VERSIONS, formatResult } from "../src/protocol.ts";
 import { FakeApplier, flannelDaemon, gatedBackend, netconf, until, type TestDaemon } from "./helpers.ts";
@@ -105,6 +106,25 @@ describe("CniDaemon ADD", () => {
     expect((await call(d, env("CHECK", "bad"), netconf({ prevResult: {} }))).json?.["code"]).toBe(3);
     d.applier.failFor.clear();
     expect((await call(d, env("ADD", "bad"))).exitCode).toBe(0);
+  });
+
+  it("item 27: a pod the renderer reports as failed (the rest applied) fails its ADD and leaves nothing reserved", async () => {
+    const d = await daemon();
+    await call(d, env("ADD", "ok"));
+    d.applier.reportFailed.add("nons");
+    const r = await call(d, env("ADD", "nons"));
+    expect(r.exitCode).toBe(1);
+    expect(r.json).toMatchObject({ code: 999, msg: expect.stringContaining("could not set up the interfaces of nons/eth0: fake renderer: /var/run/netns/nons is not a network namespace") });
+    expect(await reserved(d)).toEqual(["ok/eth0"]);
+    await until(() => d.applier.last?.pods.map((p) => p.key).join() === "ok/eth0");
+  });
+
+  it("fills the host veth's MAC from the renderer's report", async () => {
+    const d = await daemon();
+    const r = await call(d, env("ADD", "c1"));
+    const hostIf = d.applier.last!.pods[0]!.hostIf;
+    const ifaces = r.json!["interfaces"] as { name: string; mac?: string }[];
+    expect(ifaces.find((i) => i.name === hostIf)?.mac).toBe("ee:ee:ee:00:00:01");
   });
 
   it("item 27: a failed re-ADD of a pod that exists keeps the pod", async () => {
@@ -339,6 +359,17 @@ describe("CniDaemon lifecycle", () => {
 
   it("a bad backend config is refused by the constructor, naming the field", async () => {
     await expect(flannelDaemon({ backendConfig: { Network: "10.244.0.0/16", SubnetLen: 31 }, start: false })).rejects.toMatchObject({ code: 7, field: "SubnetLen" });
+  });
+
+  it("a renderer that cannot build the node's dataplane at all (kernel lacks a feature) fails the start", async () => {
+    const applier = new FakeApplier();
+    applier.throwError = new KernelLacksError("ipip");
+    const d = await daemon({ applier, start: false });
+    await d.daemon.start();
+    await expect(d.daemon.agentStarted).rejects.toBeInstanceOf(KernelLacksError);
+    expect(d.daemon.phase).toBe("failed");
+    expect((await call(d, { CNI_COMMAND: "STATUS" }, netconf({ cniVersion: "1.1.0" }))).json).toMatchObject({ code: 50, msg: expect.stringContaining("kernel lacks ipip") });
+    expect((await call(d, env("ADD", "c1"))).json).toMatchObject({ code: 104, msg: expect.stringContaining("kernel lacks ipip") });
   });
 
   it("a fatal agent start error fails agentStarted and STATUS says why", async () => {

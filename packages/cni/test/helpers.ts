@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { builtinBackend } from "@cnikit/backends";
 import { MemoryDatastore, MemoryNetwork, RealClock, memoryLogger, seededRandom } from "@cnikit/core";
 import type { Backend, Datastore, NodeAgent, NodeDataplane, NodeInfo, PodInterface } from "@cnikit/core";
-import type { DataplaneApplier } from "../src/applier.ts";
+import type { ApplyOutcome, DataplaneApplier } from "../src/applier.ts";
 import { CniDaemon, type CniDaemonOptions } from "../src/daemon.ts";
 import { CNI_PLUGIN_JS } from "../src/paths.ts";
 
@@ -25,12 +25,22 @@ export class FakeApplier implements DataplaneApplier {
   closed = false;
   /** Delay per apply (ms), to let requests pile up. */
   delayMs = 0;
+  /** Pods of these container ids are reported in `failedPods` (the rest applies), as LinuxRenderer does. */
+  readonly reportFailed = new Set<string>();
+  /** Thrown by every apply while set (e.g. a KernelLacksError). */
+  throwError: Error | undefined;
 
-  async apply(dp: NodeDataplane): Promise<void> {
+  async apply(dp: NodeDataplane): Promise<ApplyOutcome> {
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    if (this.throwError) throw this.throwError;
     const bad = dp.pods.find((p) => this.failFor.has(p.containerId));
     if (this.failAll || bad) throw new Error(`fake renderer: cannot create the veth of ${bad?.key ?? "anything"}`);
     this.applied.push(dp);
+    const failed = dp.pods.filter((p) => this.reportFailed.has(p.containerId));
+    return {
+      failedPods: failed.map((p) => ({ key: p.key, error: `fake renderer: ${p.netns} is not a network namespace` })),
+      pods: dp.pods.filter((p) => !this.reportFailed.has(p.containerId)).map((p) => ({ key: p.key, hostIf: p.hostIf, hostMac: "ee:ee:ee:00:00:01", containerMac: p.mac })),
+    };
   }
 
   async checkPod(pod: PodInterface): Promise<string[]> {
