@@ -8,10 +8,12 @@
 // plugin, the wrapper, a VERSION call) shows where cnikit's ADD time goes.
 // Needs root, iproute2 and containernetworking-plugins. Wall-clock figures; nothing asserted.
 // Run alone: pnpm exec tsx --conditions=source scripts/bench/cni.ts
-import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { CNI_PLUGIN_JS, CNI_PLUGIN_NATIVE, CNIKITD_BIN } from "../../packages/cni/src/paths.ts";
 import { CniRuntime, loadConfList, netnsWrapper, spawnExec, type NetworkConfigList, type PluginExec, type RuntimeConf } from "../../packages/cni/src/runtime.ts";
 import { runIfMain, type Figure } from "./figures.ts";
 
@@ -67,12 +69,17 @@ interface SeriesResult {
   parallelPodsPerSecond: number;
 }
 
+interface Phases {
+  /** Runs between the sequential and the parallel phase (cnikit: restart the daemon to read its stage timings). */
+  between?: () => Promise<void>;
+}
+
 function pod(pods: string[], i: number, tag: string): RuntimeConf {
   return { containerId: `${tag}-c${i}`, netns: `/var/run/netns/${pods[i]!}`, ifName: "eth0", args: [["IgnoreUnknown", "1"], ["K8S_POD_NAMESPACE", "bench"], ["K8S_POD_NAME", `p${i}`]] };
 }
 
 /** 200 sequential ADDs, 200 sequential DELs, then 100 parallel ADDs (timed) and their DELs. */
-async function series(subject: Subject, pods: string[], tag: string): Promise<SeriesResult> {
+async function series(subject: Subject, pods: string[], tag: string, phases: Phases = {}): Promise<SeriesResult> {
   const { runtime, list } = subject;
   // Warm-up: VERSION answers cached, executables and libraries in the page cache.
   await runtime.add(list, pod(pods, 0, `${tag}w`));
@@ -89,6 +96,7 @@ async function series(subject: Subject, pods: string[], tag: string): Promise<Se
     await runtime.del(list, pod(pods, i, tag));
     del.push(performance.now() - t0);
   }
+  await phases.between?.();
   const t0 = performance.now();
   await Promise.all(Array.from({ length: PARALLEL }, (_, i) => runtime.add(list, pod(pods, i, `${tag}p`))));
   const parallelMs = performance.now() - t0;
@@ -131,6 +139,104 @@ function referenceSubject(scratch: Scratch, nodeNs: string): Subject {
   return { label: "reference bridge + host-local", list, runtime: new CniRuntime({ cniPath: [CNI_DIR], cacheDir: join(scratch.dir, "cache-ref"), exec }) };
 }
 
+/** Stage timings cnikitd prints on SIGTERM (`cnikitd: stats {...}`). */
+interface DaemonStats {
+  stages: Record<string, { count: number; totalMs: number; maxMs: number }>;
+  applies: number;
+  requests: number;
+}
+
+/** One cnikitd, spawned inside the node namespace as the lab runs it. */
+class Daemon {
+  private child: ChildProcess | undefined;
+  private stderr = "";
+
+  constructor(
+    private readonly nodeNs: string,
+    private readonly configPath: string,
+  ) {}
+
+  /** Starts cnikitd and waits until it says ready (60 s at most). */
+  async start(): Promise<void> {
+    this.stderr = "";
+    const child = spawn(netnsWrapper(this.nodeNs)[0]!, [...netnsWrapper(this.nodeNs).slice(1), process.execPath, CNIKITD_BIN, "--config", this.configPath], {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: process.env,
+    });
+    this.child = child;
+    child.stderr!.on("data", (b: Buffer) => (this.stderr += b.toString("utf8")));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`cnikitd not ready within 60 s:\n${this.stderr.slice(-2000)}`)), 60_000);
+      const poll = setInterval(() => {
+        if (/cnikitd: node \S+ ready/.test(this.stderr)) {
+          clearInterval(poll);
+          clearTimeout(timer);
+          resolve();
+        }
+      }, 20);
+      child.once("exit", (code) => {
+        clearInterval(poll);
+        clearTimeout(timer);
+        reject(new Error(`cnikitd exited (${code}) while starting:\n${this.stderr.slice(-2000)}`));
+      });
+    });
+  }
+
+  /** SIGTERM, wait for the exit, and return the stats it printed. */
+  async stop(): Promise<DaemonStats | undefined> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return undefined;
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    child.kill("SIGTERM");
+    await exited;
+    this.child = undefined;
+    const line = this.stderr.split("\n").find((l) => l.startsWith("cnikitd: stats "));
+    return line ? (JSON.parse(line.slice("cnikitd: stats ".length)) as DaemonStats) : undefined;
+  }
+
+  /** Kills it (SIGKILL) if it still runs: for the clean-up after a failure. */
+  kill(): void {
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
+  }
+}
+
+/**
+ * The cnikit-cni shims to measure, from $CNI_BENCH_SHIMS (comma list of native, js; default both).
+ * native: the built dist/cnikit-cni, else native/cnikit-cni.c compiled with cc into the scratch
+ * directory (skipped, with a note, when there is no compiler).
+ */
+function shims(scratch: Scratch): { kind: "native" | "js"; path: string }[] {
+  const wanted = (process.env["CNI_BENCH_SHIMS"] ?? "native,js").split(",").map((s) => s.trim());
+  const out: { kind: "native" | "js"; path: string }[] = [];
+  if (wanted.includes("native")) {
+    if (existsSync(CNI_PLUGIN_NATIVE)) out.push({ kind: "native", path: CNI_PLUGIN_NATIVE });
+    else {
+      const dir = join(scratch.dir, "native");
+      mkdirSync(dir);
+      const path = join(dir, "cnikit-cni");
+      try {
+        execFileSync(process.env["CC"] ?? "cc", ["-O2", "-o", path, fileURLToPath(new URL("../../packages/cni/native/cnikit-cni.c", import.meta.url))], { stdio: "pipe" });
+        out.push({ kind: "native", path });
+      } catch (err) {
+        console.error(`bench cni: no native cnikit-cni (cc failed: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}); measuring the JavaScript shim only`);
+      }
+    }
+  }
+  if (wanted.includes("js")) out.push({ kind: "js", path: CNI_PLUGIN_JS });
+  return out;
+}
+
+/** Whether @cnikit/linux provides the renderer cnikitd's `renderer: linux` needs. */
+async function linuxRendererAvailable(): Promise<boolean> {
+  const linux = (await import("../../packages/linux/src/index.ts")) as Record<string, unknown>;
+  return typeof linux["LinuxRenderer"] === "function";
+}
+
+function mean(stats: DaemonStats | undefined, stage: string): number {
+  const s = stats?.stages[stage];
+  return s && s.count > 0 ? s.totalMs / s.count : Number.NaN;
+}
+
 function pushSeries(figures: Figure[], label: string, r: SeriesResult): void {
   figures.push({ name: `${label}: ADD p50 (${PODS} pods, sequential)`, value: percentile(r.add, 50), unit: "ms" });
   figures.push({ name: `${label}: ADD p95`, value: percentile(r.add, 95), unit: "ms" });
@@ -159,6 +265,68 @@ export async function benchCni(): Promise<Figure[]> {
     const ref = referenceSubject(scratch, refNode);
     const refResult = await series(ref, pods, "ref");
     pushSeries(figures, "reference", refResult);
+
+    // cnikit: cnikit-cni forwarding to cnikitd (flannel vxlan, file store, one node) in its own node namespace.
+    const kernel = await linuxRendererAvailable();
+    if (!kernel) console.error("bench cni: @cnikit/linux has no LinuxRenderer: cnikitd runs with renderer none (IPAM and the daemon, no kernel changes)");
+    const ckNode = scratch.ns("cknode");
+    // No dummy module in this kernel: the underlay is one end of a veth pair.
+    run("ip", ["-n", ckNode, "link", "add", "ck0", "type", "veth", "peer", "name", "ck0p"]);
+    run("ip", ["-n", ckNode, "link", "set", "ck0p", "up"]);
+    run("ip", ["-n", ckNode, "addr", "add", "192.0.2.10/24", "dev", "ck0"]);
+    run("ip", ["-n", ckNode, "link", "set", "ck0", "up"]);
+    run("ip", ["-n", ckNode, "link", "set", "lo", "up"]);
+    const socketPath = join(scratch.dir, "cnikitd.sock");
+    const configPath = join(scratch.dir, "cnikitd.json");
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        node: { name: "bench-node", underlay: [{ iface: "ck0", address: "192.0.2.10", prefixLength: 24 }] },
+        backend: "flannel",
+        backendConfig: { Network: "10.244.0.0/16", Backend: { Type: "vxlan" } },
+        store: `file:${join(scratch.dir, "store")}`,
+        localStateDir: join(scratch.dir, "local"),
+        socketPath,
+        renderer: { type: kernel ? "linux" : "none" },
+        logLevel: "warn",
+      }),
+    );
+    const daemon = new Daemon(ckNode, configPath);
+    try {
+      for (const shim of shims(scratch)) {
+        const label = `cnikit ${shim.kind} shim${kernel ? "" : ", renderer none"}`;
+        const ck: Subject = {
+          label,
+          list: loadConfList({ cniVersion: "1.0.0", name: `${scratch.prefix}-ck`, plugins: [{ type: basename(shim.path), socketPath }] }),
+          runtime: new CniRuntime({ cniPath: [dirname(shim.path)], cacheDir: join(scratch.dir, `cache-ck-${shim.kind}`), exec: spawnExec({ wrapper: netnsWrapper(ckNode) }) }),
+        };
+        let sequentialStats: DaemonStats | undefined;
+        await daemon.start();
+        const ckResult = await series(ck, pods, `ck${shim.kind}`, {
+          between: async () => {
+            sequentialStats = await daemon.stop();
+            await daemon.start();
+          },
+        });
+        await daemon.stop();
+        pushSeries(figures, label, ckResult);
+        figures.push({ name: `ratio ${label} / reference: ADD p50`, value: percentile(ckResult.add, 50) / percentile(refResult.add, 50), unit: "x" });
+        figures.push({ name: `ratio ${label} / reference: ADD p95`, value: percentile(ckResult.add, 95) / percentile(refResult.add, 95), unit: "x" });
+        figures.push({ name: `ratio ${label} / reference: DEL p50`, value: percentile(ckResult.del, 50) / percentile(refResult.del, 50), unit: "x" });
+        figures.push({ name: `ratio ${label} / reference: parallel pods/s`, value: ckResult.parallelPodsPerSecond / refResult.parallelPodsPerSecond, unit: "x" });
+        // Where an ADD goes: the daemon's own stage timings (sequential phase) against the wall time.
+        const addTotal = mean(sequentialStats, "ADD.total");
+        figures.push({ name: `breakdown ${label}: daemon ADD handling, mean`, value: addTotal, unit: "ms" });
+        figures.push({ name: `breakdown ${label}:   of which agent attach (IPAM, store)`, value: mean(sequentialStats, "ADD.attach"), unit: "ms" });
+        figures.push({ name: `breakdown ${label}:   of which apply (renderer: kernel calls)`, value: mean(sequentialStats, "ADD.apply"), unit: "ms" });
+        figures.push({ name: `breakdown ${label}: ADD wall p50 outside the daemon (processes, socket, runtime)`, value: percentile(ckResult.add, 50) - addTotal, unit: "ms" });
+        figures.push({ name: `breakdown ${label}: daemon DEL handling, mean`, value: mean(sequentialStats, "DEL.total"), unit: "ms" });
+        figures.push({ name: `breakdown ${label}:   of which apply (renderer: kernel calls)`, value: mean(sequentialStats, "DEL.apply"), unit: "ms" });
+        figures.push({ name: `breakdown: spawn cnikit-cni VERSION (${shim.kind} shim start, no socket)`, value: await spawnMedian([shim.path], 15, { CNI_COMMAND: "VERSION" }), unit: "ms" });
+      }
+    } finally {
+      daemon.kill();
+    }
 
     // Fixed costs every plugin call pays, measured the same way the runtime spawns.
     figures.push({ name: "breakdown: spawn `ip netns exec <node> true` (the wrapper)", value: await spawnMedian([...netnsWrapper(refNode), "/bin/true"], 30), unit: "ms" });
