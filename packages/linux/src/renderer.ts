@@ -317,14 +317,26 @@ export class LinuxRenderer {
       rebuild = r.rebuild;
       readKernelNow = true;
     }
+    // A veth whose peer cannot be moved into its netns would abort the whole batch (ip exits on a
+    // bad argument): such pods fail before the plan, and nothing of theirs is issued.
+    const early = new Map<string, string>();
+    for (const d of [...desired.pods.values()]) {
+      const o = observed.pods.get(d.hostIf);
+      const creates = !o || o.hash !== d.hash || rebuild.has(d.hostIf);
+      if (creates && !existsSync(d.spec!.netns!)) {
+        early.set(d.hostIf, `netns ${d.spec!.netns} does not exist`);
+        dropPod(desired, d.hostIf);
+      }
+    }
     const plan = planApply({ observed, desired, owner: this.owner, proto: this.routeProtocol, foreignAddrs: this.foreignAddrs, rebuildPods: rebuild });
     const report: ApplyReport = { node: dp.node, commands: [], processes: 0, readKernel: readKernelNow, pods: [], failedPods: [], nftChanged: plan.nft !== undefined, coalesced: 1, durationMs: 0 };
     this.cache = undefined;
     try {
       const failed = await this.execute(plan, desired, report, counter);
+      for (const [hostIf, error] of early) failed.set(hostIf, error);
       const after = cloneState(plan.after);
       for (const [hostIf, error] of failed) {
-        const spec = desired.pods.get(hostIf)?.spec;
+        const spec = dp.pods.find((p) => p.hostIf === hostIf);
         report.failedPods.push({ key: spec?.key ?? hostIf, hostIf, error });
         dropPod(after, hostIf);
       }
