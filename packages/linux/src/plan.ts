@@ -74,7 +74,9 @@ function vxlanDiffers(o: LinkState, d: LinkState): boolean {
 
 function linkAddLine(l: LinkState): string {
   const parts = ["link add", l.name, "address", l.mac];
-  if (l.mtu !== undefined) parts.push("mtu", String(l.mtu));
+  // A bridge's MTU given at creation is not "set by the user": the kernel would re-derive it from
+  // the ports whenever one comes or goes. It is set with its own `link set` (which pins it) instead.
+  if (l.mtu !== undefined && l.kind !== "bridge") parts.push("mtu", String(l.mtu));
   parts.push("type", l.kind);
   if (l.kind === "bridge" && l.nfCall) parts.push("nf_call_iptables 1 nf_call_ip6tables 1");
   if (l.kind === "vxlan" && l.vxlan) {
@@ -203,6 +205,7 @@ export function planApply(input: PlanInput): ApplyPlan {
     creates.push({ line: `link set dev ${d.name} alias ${linkAlias(owner)}` });
   }
   for (const d of newLinks) {
+    if (d.kind === "bridge" && d.mtu !== undefined) late.push({ line: `link set dev ${d.name} mtu ${d.mtu}` });
     if (d.master !== undefined) late.push({ line: `link set dev ${d.name} master ${d.master}` });
     late.push({ line: `link set dev ${d.name} up` });
   }

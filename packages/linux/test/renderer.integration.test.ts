@@ -3,9 +3,10 @@
  * vxlan) plan, rendered into scratch namespaces, read back with `ip -j`; idempotence; removals;
  * foreign objects; drift and restarts; coalescing; pod failures; CHECK; teardown.
  */
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NodeDataplane } from "@cnikit/core";
-import { ApplyError, ForeignObjectError, LinuxRenderer, execIn, runIpBatch, type ApplyReport } from "../src/index.ts";
+import { ApplyError, ForeignObjectError, LinuxRenderer, execIn, readSysctls, runIpBatch, runProcess, type ApplyReport } from "../src/index.ts";
 import { calicoDataplane, flannelDataplane, type TestPod } from "./dataplanes.ts";
 import { expectKernelHolds } from "./expect-kernel.ts";
 import { Scratch, checkRequirements, cleanupLeftovers, ipJson, snapshot } from "./lab.ts";
@@ -205,6 +206,19 @@ describe("reconcile", () => {
     await expectKernelHolds(ns, dp, renderer);
   });
 
+  it("a pod whose interface name is taken in its netns fails alone, and its half-made veth is removed", async () => {
+    const [p] = await pods(1);
+    await runIpBatch(p!.netns, ["link add eth0 type veth peer name other"]);
+    const withTaken = flannelDataplane({ backend: "vxlan", self: 1, nodes: 3, pods: [...podList, { id: 30, netns: p!.netns }] });
+    const r = await renderer.apply(withTaken);
+    const taken = withTaken.pods.find((x) => x.netns === p!.netns)!;
+    expect(r.failedPods.map((f) => f.key)).toEqual([taken.key]);
+    expect(r.failedPods[0]!.error).toMatch(/File exists/);
+    expect((await ipJson(ns, ["link", "show"])).map((l) => l["ifname"])).not.toContain(taken.hostIf);
+    await expectKernelHolds(ns, dp, renderer);
+    expect((await renderer.apply(dp)).commands).toEqual([]);
+  });
+
   it("a node-level change the kernel refuses throws ApplyError and the next apply re-reads", async () => {
     const bad = { ...dp, routes: [...dp.routes, { dst: "10.61.0.0/16", via: "10.62.0.1" }] };
     await expect(renderer.apply(bad)).rejects.toThrow(ApplyError);
@@ -226,5 +240,27 @@ describe("reconcile", () => {
     expect(await renderer.checkPod(p)).toEqual([`host interface ${p.hostIf} is missing`]);
     await renderer.resync();
     expect(await renderer.checkPod(p)).toEqual([]);
+  });
+});
+
+describe("rendering into the current namespace (no netns option), as cnikitd on a host does", () => {
+  it("writes sysctls straight to /proc/sys, issues nothing the second time, tears down", async () => {
+    const ns = await node(1);
+    const [p] = await pods(1);
+    const tsx = fileURLToPath(new URL("../../../node_modules/.bin/tsx", import.meta.url));
+    const child = fileURLToPath(new URL("./current-ns-child.ts", import.meta.url));
+    const run = await runProcess(["nsenter", `--net=${scratch.path(ns)}`, "--", tsx, "--conditions=source", child, p!.netns]);
+    expect(run.stderr).toBe("");
+    const [first, second] = run.stdout.trim().split("\n").map((l) => JSON.parse(l) as ApplyReport);
+    expect(first!.commands.filter((c) => c.tool === "sysctl").map((c) => c.line).sort()).toEqual([`net/ipv4/conf/${first!.pods[0]!.hostIf}/proxy_arp=1`, "net/ipv4/ip_forward=1"]);
+    expect(second!.commands).toEqual([]);
+    expect(second!.processes).toBe(0);
+    const sys = await readSysctls(ns, ["net/ipv4/ip_forward", `net/ipv4/conf/${first!.pods[0]!.hostIf}/proxy_arp`]);
+    expect([...sys.values()]).toEqual(["1", "1"]);
+    const dp = calicoDataplane({ mode: "none", self: 1, nodes: 2, pods: [p!] });
+    await expectKernelHolds(ns, dp, new LinuxRenderer({ netns: ns, owner: "cur" }));
+    const down = await runProcess(["nsenter", `--net=${scratch.path(ns)}`, "--", tsx, "--conditions=source", child, p!.netns, "teardown"]);
+    expect(down.code).toBe(0);
+    expect((await ipJson(ns, ["link", "show"])).map((l) => l["ifname"]).sort()).toEqual(["eth0", "eth0p", "lo"]);
   });
 });
