@@ -125,15 +125,36 @@ function probeUdp(q) {
   });
 }
 
-function probePing(q) {
+// One echo per second of the timeout (at least one), stopping at the first reply: like TCP's SYN
+// retransmissions and the UDP probe's resends, so one packet lost while routes converge does not
+// fail a pair that works.
+async function probePing(q) {
+  const started = Date.now();
+  let last = "no reply";
+  while (Date.now() - started < q.timeoutMs) {
+    const wait = Math.max(1, Math.min(2, Math.ceil((q.timeoutMs - (Date.now() - started)) / 1000)));
+    const r = await pingOnce(q.host, wait);
+    if (r.ok) return { ok: true, ms: Date.now() - started };
+    last = r.error;
+    if (r.fatal) break;
+  }
+  return { ok: false, error: last, ms: Date.now() - started };
+}
+
+function pingOnce(host, waitSeconds) {
   return new Promise((resolve) => {
     const started = Date.now();
-    const wait = Math.max(1, Math.ceil(q.timeoutMs / 1000));
-    const child = spawn("ping", ["-n", "-q", "-c", "1", "-W", String(wait), q.host], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn("ping", ["-n", "-q", "-c", "1", "-W", String(waitSeconds), host], { stdio: ["ignore", "ignore", "pipe"] });
     let err = "";
     child.stderr.on("data", (d) => (err += d));
-    child.on("error", (e) => resolve({ ok: false, error: `ping: ${e.message}`, ms: Date.now() - started }));
-    child.on("exit", (code) => resolve({ ok: code === 0, ...(code === 0 ? {} : { error: err.trim() || `no reply (ping exit ${code})` }), ms: Date.now() - started }));
+    child.on("error", (e) => resolve({ ok: false, fatal: true, error: `ping: ${e.message}` }));
+    child.on("exit", async (code) => {
+      if (code === 0) return resolve({ ok: true });
+      // An immediate error (no route: "Network is unreachable") would spin: pace it like a timeout.
+      const spent = Date.now() - started;
+      if (spent < 1000) await new Promise((r) => setTimeout(r, 1000 - spent));
+      resolve({ ok: false, fatal: false, error: err.trim() || `no reply (ping exit ${code})` });
+    });
   });
 }
 

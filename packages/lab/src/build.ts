@@ -11,14 +11,24 @@ import type { LabPlan, PlannedHost, PlannedRouter } from "./plan.ts";
 import { PROBE_PORT } from "./plan.ts";
 import { PROBE_AGENT, ProbeClient } from "./probe.ts";
 import type { StateStore } from "./state.ts";
-import { createNetns, ipBatch, pidAlive, spawnDetached, sysctls } from "./system.ts";
+import { createNetns, runIpBatch, writeSysctls } from "@cnikit/linux";
+import { pidAlive, spawnDetached } from "./system.ts";
+
+const sysctls = (ns: string, values: Record<string, string>): Promise<void> =>
+  writeSysctls(
+    ns,
+    Object.entries(values).map(([key, value]) => ({ key, value })),
+  );
+const ipBatch = async (ns: string, lines: readonly string[]): Promise<void> => {
+  if (lines.length > 0) await runIpBatch(ns, lines);
+};
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Creates a namespace after recording it. */
-export function makeNetns(store: StateStore, name: string): void {
+export async function makeNetns(store: StateStore, name: string): Promise<void> {
   store.record({ kind: "netns", name });
-  createNetns(name);
+  await createNetns(name);
 }
 
 /** Creates a directory (recursively) after recording it. */
@@ -29,31 +39,31 @@ export function makeDir(store: StateStore, path: string): void {
 }
 
 /** The fabric namespace and its bridges (one per subnet, MTU of the subnet). */
-export function buildFabric(store: StateStore, plan: LabPlan): void {
-  makeNetns(store, plan.fabricNs);
-  ipBatch(
+export async function buildFabric(store: StateStore, plan: LabPlan): Promise<void> {
+  await makeNetns(store, plan.fabricNs);
+  await ipBatch(
     plan.fabricNs,
     plan.subnets.flatMap((s) => [`link add ${s.bridge} mtu ${s.mtu} type bridge`, `link set ${s.bridge} up`]),
   );
 }
 
 /** Plugs one interface of namespace `ns` into the bridge of `subnet`. */
-function plug(plan: LabPlan, itf: { ns: string; ifName: string; fabricIf: string; subnet: string; address: string; prefixLength: number; mtu: number }): void {
+async function plug(plan: LabPlan, itf: { ns: string; ifName: string; fabricIf: string; subnet: string; address: string; prefixLength: number; mtu: number }): Promise<void> {
   const bridge = plan.subnets.find((s) => s.name === itf.subnet)!.bridge;
-  ipBatch(plan.fabricNs, [
+  await ipBatch(plan.fabricNs, [
     `link add ${itf.fabricIf} mtu ${itf.mtu} type veth peer name ${itf.ifName} netns ${itf.ns}`,
     `link set ${itf.fabricIf} master ${bridge}`,
     `link set ${itf.fabricIf} up`,
   ]);
-  ipBatch(itf.ns, [`link set ${itf.ifName} mtu ${itf.mtu}`, `addr add ${itf.address}/${itf.prefixLength} dev ${itf.ifName}`, `link set ${itf.ifName} up`]);
+  await ipBatch(itf.ns, [`link set ${itf.ifName} mtu ${itf.mtu}`, `addr add ${itf.address}/${itf.prefixLength} dev ${itf.ifName}`, `link set ${itf.ifName} up`]);
 }
 
 /** A router namespace: its interfaces, forwarding on, routes to the subnets beyond other routers. */
-export function buildRouter(store: StateStore, plan: LabPlan, router: PlannedRouter): void {
-  makeNetns(store, router.ns);
-  sysctls(router.ns, { "net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "0" });
-  for (const itf of router.interfaces) plug(plan, { ns: router.ns, ...itf });
-  ipBatch(
+export async function buildRouter(store: StateStore, plan: LabPlan, router: PlannedRouter): Promise<void> {
+  await makeNetns(store, router.ns);
+  await sysctls(router.ns, { "net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "0" });
+  for (const itf of router.interfaces) await plug(plan, { ns: router.ns, ...itf });
+  await ipBatch(
     router.ns,
     router.routes.map((r) => `route add ${r.dst} via ${r.via}`),
   );
@@ -64,11 +74,11 @@ export function buildRouter(store: StateStore, plan: LabPlan, router: PlannedRou
  * reverse-path filtering (as most distributions set it), so asymmetric pod paths are not dropped
  * by the host before the backend's own rules see them.
  */
-export function buildHost(store: StateStore, plan: LabPlan, host: PlannedHost): void {
-  makeNetns(store, host.ns);
-  sysctls(host.ns, { "net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "0" });
-  plug(plan, { ns: host.ns, ifName: "eth0", fabricIf: host.fabricIf, subnet: host.subnet, address: host.address, prefixLength: host.prefixLength, mtu: host.mtu });
-  if (host.gateway !== undefined) ipBatch(host.ns, [`route add default via ${host.gateway} dev eth0`]);
+export async function buildHost(store: StateStore, plan: LabPlan, host: PlannedHost): Promise<void> {
+  await makeNetns(store, host.ns);
+  await sysctls(host.ns, { "net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "0" });
+  await plug(plan, { ns: host.ns, ifName: "eth0", fabricIf: host.fabricIf, subnet: host.subnet, address: host.address, prefixLength: host.prefixLength, mtu: host.mtu });
+  if (host.gateway !== undefined) await ipBatch(host.ns, [`route add default via ${host.gateway} dev eth0`]);
 }
 
 /** The control socket of the probe agent of endpoint `name`. */

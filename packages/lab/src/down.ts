@@ -9,7 +9,8 @@ import { existsSync, rmSync } from "node:fs";
 import { ConfigError } from "@cnikit/core";
 import { DEFAULT_STATE_ROOT, checkLabName, labDir, nsPrefix } from "./plan.ts";
 import { readState, stateFile, writeState, type LabState, type ProcessResource } from "./state.ts";
-import { deleteNetns, findProcessesByMarker, listNetns, processMatches, stopProcesses } from "./system.ts";
+import { deleteNetns, listNetns, netnsExists } from "@cnikit/linux";
+import { findProcessesByMarker, processMatches, stopProcesses } from "./system.ts";
 
 /** What `down` removed, and anything it could not. */
 export interface DownReport {
@@ -59,11 +60,13 @@ export async function downLab(name: string, options: { stateRoot?: string; grace
   const recorded = state.resources.filter((r) => r.kind === "netns").map((r) => (r.kind === "netns" ? r.name : ""));
   for (const ns of [...recorded].reverse()) {
     if (!ns.startsWith(prefix)) continue;
-    if (deleteNetns(ns)) report.namespaces.push(ns);
+    if (!netnsExists(ns)) continue;
+    await deleteNetns(ns);
+    report.namespaces.push(ns);
   }
 
   // Anything still there keeps the state, so a later `down` can try again.
-  const present = new Set(listNetns());
+  const present = new Set(await listNetns());
   for (const ns of recorded) if (ns.startsWith(prefix) && present.has(ns)) report.leftovers.push(ns);
   for (const t of targets) if (processMatches(t.pid, t.marker)) report.leftovers.push(`pid ${t.pid} (${t.role})`);
   if (report.leftovers.length > 0) return report;

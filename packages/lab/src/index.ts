@@ -14,6 +14,7 @@ export {
   openLab,
   resolveBackendMode,
   startLab,
+  type ConvergeResult,
   type LabNode,
   type LabPod,
   type LabStatus,
@@ -45,5 +46,5 @@ export {
 } from "./plan.ts";
 export { PROBE_AGENT, PROBE_PROTOS, ProbeClient, type ProbeProto, type ProbeResult } from "./probe.ts";
 export { readState, type LabResource, type LabSpec, type LabState, type PodRecord } from "./state.ts";
-export { LAB_TOOLS, MissingToolError, kernelSupports, requireKernel } from "./kernel.ts";
+export { LAB_TOOLS, MissingLabToolError, checkKernel, checkTools, encapFeature, kernelSupports, requireKernel } from "./kernel.ts";
 export { LabCommandError, type CommandResult } from "./system.ts";

@@ -19,7 +19,8 @@ import { buildMatrix, probedPair, type EgressResult, type MatrixCell, type Matri
 import { DEFAULT_STATE_ROOT, PROBE_PORT, checkLabName, labDir, planLab, podNamespace, type LabPlan, type PlannedNode } from "./plan.ts";
 import { PROBE_PROTOS, ProbeClient, type ProbeProto, type ProbeResult } from "./probe.ts";
 import { StateStore, readState, type LabSpec, type LabState, type PodRecord, type ProcessResource } from "./state.ts";
-import { createNetns, deleteNetns, inNs, onPath, pidAlive, processMatches, runAsync, spawnDetached, stopProcesses, type CommandResult } from "./system.ts";
+import { createNetns, deleteNetns } from "@cnikit/linux";
+import { inNs, onPath, pidAlive, processMatches, runAsync, spawnDetached, stopProcesses, type CommandResult } from "./system.ts";
 import { downLab } from "./down.ts";
 
 const C = "lab";
@@ -145,6 +146,21 @@ export interface MatrixOptions {
   concurrency?: number;
   /** Also probe each pod → each external host (TCP) and judge the NAT rule. Default true. */
   egress?: boolean;
+  /** Protocols to probe. Default all three (TCP, UDP, ping). */
+  protos?: readonly ProbeProto[];
+  /** Retry failed probes once with three times the timeout. Default true. */
+  retry?: boolean;
+}
+
+/** What `Lab.converge` found. */
+export interface ConvergeResult {
+  converged: boolean;
+  /** Wall time until every pair reached (or until giving up). */
+  ms: number;
+  /** Matrix rounds probed. */
+  rounds: number;
+  /** The last round's matrix. */
+  matrix: ReachMatrix;
 }
 
 /** A backend config resolved from `backend` + `mode` or an explicit config. */
@@ -400,12 +416,14 @@ export class Lab {
   // ---- pods -------------------------------------------------------------------------------
 
   private nextPodName(node: LabNode): string {
+    const counters = (this.store.state.podCounters ??= {});
     const re = new RegExp(`^pod-${node.index}-(\\d+)$`);
-    let k = 0;
+    let k = counters[node.name] ?? 0;
     for (const p of this.store.state.pods) {
       const m = re.exec(p.name);
       if (m) k = Math.max(k, Number(m[1]));
     }
+    counters[node.name] = k + 1;
     return `pod-${node.index}-${k + 1}`;
   }
 
@@ -431,7 +449,7 @@ export class Lab {
     };
     this.store.state.pods.push(rec);
     this.store.record({ kind: "netns", name: rec.ns });
-    createNetns(rec.ns);
+    await createNetns(rec.ns);
     const args = Object.entries({ IgnoreUnknown: "1", K8S_POD_NAMESPACE: "default", K8S_POD_NAME: name, K8S_POD_INFRA_CONTAINER_ID: rec.containerId, ...options.args })
       .map(([k, v]) => `${k}=${v}`)
       .join(";");
@@ -439,7 +457,7 @@ export class Lab {
     const ip = add.code === 0 ? firstIpv4(add.json) : undefined;
     if (ip === undefined) {
       await this.plugin({ node, command: "DEL", containerId: rec.containerId, netns: rec.ns, ifName: rec.ifName, args });
-      this.forgetPod(rec);
+      await this.forgetPod(rec);
       throw new LabCniError(`ADD of pod ${name} on ${node}${add.code === 0 ? " returned no IPv4 address" : ""}`, add);
     }
     rec.ip = ip;
@@ -450,8 +468,8 @@ export class Lab {
     return this.pod(name);
   }
 
-  private forgetPod(rec: PodRecord): void {
-    deleteNetns(rec.ns);
+  private async forgetPod(rec: PodRecord): Promise<void> {
+    await deleteNetns(rec.ns);
     this.store.state.pods = this.store.state.pods.filter((p) => p !== rec);
     this.store.forget((r) => (r.kind === "netns" && r.name === rec.ns) || (r.kind === "process" && r.role === `probe:${rec.name}`));
   }
@@ -469,7 +487,7 @@ export class Lab {
     this.clients.delete(name);
     const agent = this.store.process(`probe:${name}`);
     if (agent?.pid !== undefined) await stopProcesses([{ pid: agent.pid, marker: agent.marker }]);
-    this.forgetPod(rec);
+    await this.forgetPod(rec);
   }
 
   // ---- probes -----------------------------------------------------------------------------
@@ -497,6 +515,8 @@ export class Lab {
    */
   async matrix(options: MatrixOptions = {}): Promise<ReachMatrix> {
     const timeoutMs = options.timeoutMs ?? 1500;
+    const protos = options.protos ?? PROBE_PROTOS;
+    const retry = options.retry ?? true;
     const pods = this.pods;
     const endpoints: MatrixEndpoint[] = [
       ...pods.map((p): MatrixEndpoint => ({ name: p.name, kind: "pod", address: p.ip })),
@@ -511,12 +531,13 @@ export class Lab {
           to: to.name,
           expected: true,
           noNat: from.kind === "pod" && to.kind === "pod",
-          results: { tcp: { ok: false }, udp: { ok: false }, ping: { ok: false } },
+          results: {},
         };
-        for (const proto of PROBE_PROTOS) {
+        for (const proto of protos) {
+          cell.results[proto] = { ok: false };
           jobs.push(async () => {
             let r = await this.client(from.name).probe({ proto, host: to.address, port: PROBE_PORT, timeoutMs });
-            if (!r.ok) r = await this.client(from.name).probe({ proto, host: to.address, port: PROBE_PORT, timeoutMs: timeoutMs * 3 });
+            if (!r.ok && retry) r = await this.client(from.name).probe({ proto, host: to.address, port: PROBE_PORT, timeoutMs: timeoutMs * 3 });
             cell.results[proto] = r;
           });
         }
@@ -533,7 +554,7 @@ export class Lab {
           egress.push(e);
           jobs.push(async () => {
             let r = await this.client(p.name).probe({ proto: "tcp", host: ext.address, port: PROBE_PORT, timeoutMs });
-            if (!r.ok) r = await this.client(p.name).probe({ proto: "tcp", host: ext.address, port: PROBE_PORT, timeoutMs: timeoutMs * 3 });
+            if (!r.ok && retry) r = await this.client(p.name).probe({ proto: "tcp", host: ext.address, port: PROBE_PORT, timeoutMs: timeoutMs * 3 });
             e.result = r;
             // Without natOutgoing the external host has no route back to pod addresses: only a
             // masquerading config must reach it (and be seen as the node).
@@ -544,6 +565,24 @@ export class Lab {
     }
     await runLimited(jobs, options.concurrency ?? 24);
     return buildMatrix({ sources: endpoints, destinations: endpoints, cells, egress });
+  }
+
+  /**
+   * Waits until the backend has converged: probes every pair by TCP (one round at a time, no
+   * retries) until all reach or `timeoutMs` (default: the config's convergence bound, at most
+   * 60 s) passes. Never throws for a lab that does not converge: `converged` says so.
+   */
+  async converge(options: { timeoutMs?: number; intervalMs?: number } = {}): Promise<ConvergeResult> {
+    const started = Date.now();
+    const timeoutMs = options.timeoutMs ?? Math.min(this.spec.summary.convergenceMs, 60_000);
+    let rounds = 0;
+    for (;;) {
+      const m = await this.matrix({ protos: ["tcp"], egress: false, retry: false, timeoutMs: 1000 });
+      rounds++;
+      const ms = Date.now() - started;
+      if (m.ok || ms >= timeoutMs) return { converged: m.ok, ms, rounds, matrix: m };
+      await sleep(options.intervalMs ?? 250);
+    }
   }
 
   // ---- misc -------------------------------------------------------------------------------
@@ -572,11 +611,10 @@ export class Lab {
   async build(podsPerNode: number, daemons = true): Promise<void> {
     const plan = this.plan;
     const t0 = Date.now();
-    buildFabric(this.store, plan);
-    for (const r of plan.routers) buildRouter(this.store, plan, r);
-    buildHost(this.store, plan, plan.infra);
-    for (const e of plan.externals) buildHost(this.store, plan, e);
-    for (const n of plan.nodes) buildHost(this.store, plan, n);
+    await buildFabric(this.store, plan);
+    for (const r of plan.routers) await buildRouter(this.store, plan, r);
+    // Hosts one after another: each plugs into the fabric, and the state records them in order.
+    for (const h of [plan.infra, ...plan.externals, ...plan.nodes]) await buildHost(this.store, plan, h);
     this.log(`underlay: ${plan.subnets.map((s) => `${s.name} ${s.cidr}`).join(", ")}; ${plan.nodes.map((n) => `${n.name} ${n.address}`).join(", ")} (${Date.now() - t0} ms)`);
     makeDir(this.store, `${plan.stateDir}/probe`);
     const infra = await startProbeAgent(this.store, { plan, name: "infra", ns: plan.infra.ns });
@@ -591,6 +629,14 @@ export class Lab {
       this.log(`cnikitd ready on ${plan.nodes.length} node(s) (${Date.now() - t0} ms)`);
       for (let k = 0; k < podsPerNode; k++) {
         await Promise.all(plan.nodes.map((n) => this.addPod(n.name)));
+      }
+      if (this.pods.length > 0) {
+        const c = await this.converge();
+        this.log(
+          c.converged
+            ? `converged: every pair reaches by TCP after ${c.ms} ms (${c.rounds} round(s))`
+            : `not converged within ${c.ms} ms: ${c.matrix.failures.length} pair(s) still unreachable (see pnpm lab check)`,
+        );
       }
     }
     this.store.state.phase = "up";
@@ -640,7 +686,7 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
   const topology = chooseTopology({ ...options, summary: resolved.summary });
   const plan = planLab({ name, nodes: options.nodes, topology, ...(options.stateRoot !== undefined ? { stateRoot: options.stateRoot } : {}) });
   checkTools(onPath);
-  requireKernel(resolved.summary.encapsulations, `${resolved.backend} mode ${resolved.mode}`);
+  await requireKernel(resolved.summary.encapsulations, `${resolved.backend} mode ${resolved.mode}`);
   const cniPlugin = options.cniPlugin ?? cniPluginPath();
   const cnikitd = options.cnikitd ?? CNIKITD_BIN;
   if (options.daemons !== false) {

@@ -19,7 +19,8 @@ export interface MatrixCell {
   expected: boolean;
   /** Whether the receiver must see the sender's own address (pod→pod: no NAT between pods). */
   noNat: boolean;
-  results: Record<ProbeProto, ProbeResult>;
+  /** One result per protocol probed (all three unless the matrix was asked for fewer). */
+  results: Partial<Record<ProbeProto, ProbeResult>>;
 }
 
 /** A cell that broke a rule. */
@@ -64,6 +65,7 @@ export function judgeCell(cell: MatrixCell, fromAddress: string): MatrixFailure[
   const out: MatrixFailure[] = [];
   for (const proto of PROBE_PROTOS) {
     const r = cell.results[proto];
+    if (r === undefined) continue;
     if (!r.ok) {
       if (cell.expected) out.push({ from: cell.from, to: cell.to, proto, kind: "unreachable", detail: r.error ?? "no answer" });
       continue;
@@ -89,7 +91,10 @@ const MARK = { ok: "✓", fail: "✗" };
 
 function cellText(cell: MatrixCell | undefined): string {
   if (!cell) return "·";
-  return PROBE_PROTOS.map((p) => (cell.results[p].ok ? MARK.ok : MARK.fail)).join("");
+  return PROBE_PROTOS.map((p) => {
+    const r = cell.results[p];
+    return r === undefined ? "-" : r.ok ? MARK.ok : MARK.fail;
+  }).join("");
 }
 
 function pad(s: string, width: number): string {
@@ -104,7 +109,7 @@ export function formatMatrix(m: ReachMatrix): string {
   const lines: string[] = [];
   const rowW = Math.max(4, ...m.sources.map((s) => s.name.length));
   const colW = m.destinations.map((d) => Math.max(3, d.name.length));
-  lines.push(`cells: TCP UDP ping (${MARK.ok} reached, ${MARK.fail} not, · not probed)`);
+  lines.push(`cells: TCP UDP ping (${MARK.ok} reached, ${MARK.fail} not, - not asked, · pair not probed)`);
   lines.push(`${pad("from\\to", rowW)}  ${m.destinations.map((d, j) => pad(d.name, colW[j]!)).join("  ")}`);
   m.sources.forEach((s, i) => {
     lines.push(`${pad(s.name, rowW)}  ${m.destinations.map((_, j) => pad(cellText(m.cells[i]![j]), colW[j]!)).join("  ")}`);
@@ -130,13 +135,14 @@ export function formatMatrix(m: ReachMatrix): string {
     }
   }
   const cells = m.cells.flat().filter((c): c is MatrixCell => c !== undefined);
-  const probes = cells.length * PROBE_PROTOS.length;
-  const reached = cells.reduce((n, c) => n + PROBE_PROTOS.filter((p) => c.results[p].ok).length, 0);
+  const protos = PROBE_PROTOS.filter((p) => cells.some((c) => c.results[p] !== undefined));
+  const probes = cells.reduce((n, c) => n + Object.keys(c.results).length, 0);
+  const reached = cells.reduce((n, c) => n + PROBE_PROTOS.filter((p) => c.results[p]?.ok === true).length, 0);
   const natCount = m.failures.filter((f) => f.kind === "nat").length;
   const egressBad = m.egress.filter((e) => !e.ok).length;
   lines.push("");
   lines.push(
-    `${m.ok ? "OK" : "FAILED"}: ${cells.length} pairs × ${PROBE_PROTOS.length} protocols = ${probes} probes, ${reached} reached, ` +
+    `${m.ok ? "OK" : "FAILED"}: ${cells.length} pairs × ${protos.length} protocol${protos.length === 1 ? "" : "s"} = ${probes} probes, ${reached} reached, ` +
       `${m.failures.length - natCount} expected but unreachable, ${natCount} NAT'ed between pods` +
       (m.egress.length > 0 ? `, egress ${m.egress.length - egressBad}/${m.egress.length} as the NAT rule says` : ""),
   );

@@ -76,6 +76,8 @@ export interface LabState {
   plan: LabPlan;
   resources: LabResource[];
   pods: PodRecord[];
+  /** Pods made so far per node (names are never reused, not even after a delete). */
+  podCounters?: Record<string, number>;
   /** Last error of `up`, for `status`. */
   error?: string;
 }

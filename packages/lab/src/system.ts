@@ -1,7 +1,7 @@
 /**
- * The lab's contact with the system: running commands, network namespaces, detached processes
- * and their PIDs. Every namespace is addressed by name (`ip -n <ns>` / `ip netns exec <ns>`), so
- * nothing here ever changes the host's own namespace. Processes are signalled only by a PID the
+ * The lab's contact with the system beyond @cnikit/linux's netns utilities: running commands,
+ * detached processes and their PIDs. Every namespace is addressed by name (`ip netns exec <ns>`),
+ * so nothing here ever changes the host's own namespace. Processes are signalled only by a PID the
  * lab recorded, and only after /proc/<pid>/cmdline shows the marker the lab gave them (a path
  * inside the lab's state directory).
  */
@@ -77,41 +77,6 @@ export function runAsync(argv: readonly string[], options: { input?: string; env
 /** `argv` prefixed to run inside namespace `ns`. */
 export function inNs(ns: string, argv: readonly string[]): string[] {
   return ["ip", "netns", "exec", ns, ...argv];
-}
-
-/** The names of every network namespace `ip netns` knows. */
-export function listNetns(): string[] {
-  const out = runOk(["ip", "netns", "list"]);
-  return out
-    .split("\n")
-    .map((l) => l.split(" ")[0] ?? "")
-    .filter((n) => n !== "");
-}
-
-/** Creates namespace `name` with its loopback up. Throws `LabCommandError` (e.g. when it exists). */
-export function createNetns(name: string): void {
-  runOk(["ip", "netns", "add", name]);
-  runOk(["ip", "-n", name, "link", "set", "lo", "up"]);
-}
-
-/** Deletes namespace `name` when it exists. Idempotent. Returns whether it existed. */
-export function deleteNetns(name: string): boolean {
-  if (!existsSync(`/run/netns/${name}`) && !existsSync(`/var/run/netns/${name}`)) return false;
-  const r = run(["ip", "netns", "delete", name]);
-  if (r.code !== 0 && (existsSync(`/run/netns/${name}`) || existsSync(`/var/run/netns/${name}`))) throw new LabCommandError(["ip", "netns", "delete", name], r.code, r.stderr);
-  return true;
-}
-
-/** Runs one `ip -batch` script inside namespace `ns` (one `ip` process for many commands). */
-export function ipBatch(ns: string, lines: readonly string[]): void {
-  if (lines.length === 0) return;
-  runOk(["ip", "-n", ns, "-batch", "-"], `${lines.join("\n")}\n`);
-}
-
-/** Sets sysctls inside namespace `ns`. */
-export function sysctls(ns: string, values: Record<string, string>): void {
-  const args = Object.entries(values).map(([k, v]) => `${k}=${v}`);
-  if (args.length > 0) runOk(inNs(ns, ["sysctl", "-q", "-w", ...args]));
 }
 
 /**

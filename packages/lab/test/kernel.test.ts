@@ -1,23 +1,37 @@
 import { describe, expect, it } from "vitest";
 import { CniCode, KernelLacksError } from "@cnikit/core";
-import { MissingToolError, requireKernel } from "../src/index.ts";
-import { checkTools } from "../src/kernel.ts";
+import type { KernelFeatures } from "@cnikit/linux";
+import { MissingLabToolError, checkKernel, checkTools } from "../src/index.ts";
 
-describe("requireKernel", () => {
-  const noIpip = (e: string) => e !== "ipip";
+describe("checkKernel", () => {
+  const noIpip = {
+    bridge: true,
+    vxlan: true,
+    veth: true,
+    dummy: true,
+    ipip: false,
+    gre: false,
+    wireguard: false,
+    vrf: true,
+    nftables: true,
+    nftNat: true,
+    brNetfilter: true,
+    sleeve: false,
+    reasons: { ipip: "Error: Unknown device type." },
+  } satisfies KernelFeatures;
   it("refuses a mode that needs ipip on a kernel without it, saying so", () => {
     let caught: unknown;
     try {
-      requireKernel(["ipip"], "calico mode ipip-always", noIpip);
+      checkKernel(["ipip"], "calico mode ipip-always", noIpip);
     } catch (e) {
       caught = e;
     }
     expect(caught).toBeInstanceOf(KernelLacksError);
     expect((caught as KernelLacksError).code).toBe(CniCode.KernelLacksFeature);
-    expect((caught as Error).message).toMatch(/^kernel lacks ipip: calico mode ipip-always needs ipip/);
+    expect((caught as Error).message).toMatch(/^kernel lacks ipip: calico mode ipip-always needs ipip devices, which this kernel cannot create \(Error: Unknown device type.\)/);
   });
   it("accepts what the kernel has", () => {
-    expect(() => requireKernel(["vxlan", "none"], "flannel mode vxlan", noIpip)).not.toThrow();
+    expect(() => checkKernel(["vxlan", "none"], "flannel mode vxlan", noIpip)).not.toThrow();
   });
 });
 
@@ -29,7 +43,7 @@ describe("checkTools", () => {
     } catch (e) {
       caught = e;
     }
-    expect(caught).toBeInstanceOf(MissingToolError);
+    expect(caught).toBeInstanceOf(MissingLabToolError);
     expect((caught as Error).message).toContain("etcd-server");
   });
 });

@@ -8,10 +8,11 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { KernelLacksError } from "@cnikit/core";
-import { downLab, kernelSupports, labDir, listLabs, nsPrefix, readState, requireKernel, startLab } from "../src/index.ts";
+import { KernelLacksError, Prefix } from "@cnikit/core";
+import { downLab, formatMatrix, kernelSupports, labDir, listLabs, nsPrefix, openLab, readState, requireKernel, startLab } from "../src/index.ts";
 import { labMain } from "../src/cli-main.ts";
-import { listNetns } from "../src/system.ts";
+import { listNetns } from "@cnikit/linux";
+import { pidAlive } from "../src/system.ts";
 import { writeState } from "../src/state.ts";
 
 const RUN = `k${process.pid}`;
@@ -27,10 +28,10 @@ afterAll(async () => {
 }, 120_000);
 
 /** Everything of lab `name` still on the machine: namespaces, processes, its state directory. */
-function leftovers(name: string): string[] {
+async function leftovers(name: string): Promise<string[]> {
   const out: string[] = [];
   const prefix = `${nsPrefix(name)}-`;
-  for (const ns of listNetns()) if (ns.startsWith(prefix)) out.push(`netns ${ns}`);
+  for (const ns of await listNetns()) if (ns.startsWith(prefix)) out.push(`netns ${ns}`);
   const dir = labDir(name);
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
@@ -55,9 +56,9 @@ function io() {
 describe("lab on the kernel", () => {
   it("refuses calico ipip-always when the kernel lacks ipip, creating nothing", async () => {
     const name = labName("ipip");
-    if (kernelSupports("ipip")) {
+    if (await kernelSupports("ipip")) {
       // A kernel with ipip: no refusal (the check asks the kernel, not a list).
-      expect(() => requireKernel(["ipip"], "calico mode ipip-always")).not.toThrow();
+      await expect(requireKernel(["ipip"], "calico mode ipip-always")).resolves.toBeUndefined();
       return;
     }
     await expect(startLab({ name, backend: "calico", mode: "ipip-always", nodes: 2 })).rejects.toThrow(KernelLacksError);
@@ -65,7 +66,7 @@ describe("lab on the kernel", () => {
     const cli = io();
     expect(await labMain(["up", "--backend", "calico", "--mode", "ipip-always", "--nodes", "2", "--name", name], cli.io)).toBe(1);
     expect(cli.err.join("\n")).toContain("kernel lacks ipip");
-    expect(leftovers(name)).toEqual([]);
+    expect(await leftovers(name)).toEqual([]);
   });
 
   it("builds the underlay: nodes on two subnets reach each other, etcd's host and the external host through the router, without NAT", async () => {
@@ -96,7 +97,7 @@ describe("lab on the kernel", () => {
     } finally {
       await lab.down();
     }
-    expect(leftovers(name)).toEqual([]);
+    expect(await leftovers(name)).toEqual([]);
     expect((await downLab(name)).existed).toBe(false);
   }, 120_000);
 
@@ -142,15 +143,83 @@ describe("lab on the kernel", () => {
     const orphan = spawn("ip", ["netns", "exec", state.plan.nodes[0]!.ns, process.execPath, "-e", "setInterval(() => {}, 1000)", marker], { detached: true, stdio: "ignore" });
     orphan.unref();
     await new Promise((r) => setTimeout(r, 300));
-    expect(leftovers(name).some((l) => l.includes("orphan.marker"))).toBe(true);
+    expect((await leftovers(name)).some((l) => l.includes("orphan.marker"))).toBe(true);
     const status = listLabs().find((l) => l.name === name);
     expect(status?.phase).toBe("creating");
     const a = io();
     expect(await labMain(["down", "--name", name], a.io)).toBe(0);
     expect(a.out.join("\n")).toMatch(/removed: \d+ process\(es\), \d+ namespace\(s\)/);
-    expect(leftovers(name)).toEqual([]);
+    expect(await leftovers(name)).toEqual([]);
     const b = io();
     expect(await labMain(["down", "--name", name], b.io)).toBe(0);
     expect(b.out).toEqual([`lab ${name}: nothing to remove`]);
   }, 150_000);
+
+  it("flannel vxlan, 3 nodes x 2 pods across both subnets: every pair reaches by TCP, UDP and ping without NAT; pods come and go; a daemon killed with -9 comes back; down leaves nothing", async () => {
+    const name = labName("f");
+    const lab = await startLab({ name, backend: "flannel", mode: "vxlan", nodes: 3, podsPerNode: 2 });
+    try {
+      expect(lab.nodes.map((n) => n.subnet)).toEqual(["a", "b", "a"]);
+      expect(lab.pods.map((p) => `${p.name}@${p.node}`)).toEqual(["pod-1-1@node-1", "pod-2-1@node-2", "pod-3-1@node-3", "pod-1-2@node-1", "pod-2-2@node-2", "pod-3-2@node-3"]);
+      const range = Prefix.parse("10.244.0.0/16");
+      for (const p of lab.pods) expect(range.contains(p.ip), p.ip).toBe(true);
+      expect(new Set(lab.pods.map((p) => p.ip)).size).toBe(6);
+      const m = await lab.matrix();
+      expect(m.failures, formatMatrix(m)).toEqual([]);
+      expect(m.ok, formatMatrix(m)).toBe(true);
+      // The CLI sees the same lab from its state file and agrees.
+      const check = io();
+      expect(await labMain(["check", "--name", name], check.io)).toBe(0);
+      expect(check.out.join("\n")).toMatch(/^OK: 66 pairs/m);
+
+      // A pod goes away: its namespace and agent with it; a new one on the same node reaches the rest.
+      const gone = lab.pod("pod-1-2");
+      await lab.deletePod("pod-1-2");
+      expect(await listNetns()).not.toContain(gone.ns);
+      const fresh = await lab.addPod("node-1");
+      expect(fresh.name).toBe("pod-1-3");
+      for (const to of ["pod-2-1", "pod-3-2"]) expect(await lab.probe(fresh.name, to, "tcp")).toMatchObject({ ok: true, seen: fresh.ip });
+
+      // kill -9 a daemon: its process is gone; started again it serves ADDs for new pods.
+      const pid = lab.daemonPid("node-2");
+      expect(pid).toBeDefined();
+      expect(await lab.killDaemon("node-2")).toBe(pid);
+      expect(pidAlive(pid!)).toBe(false);
+      expect(lab.daemonPid("node-2")).toBeUndefined();
+      expect(listLabs().find((l) => l.name === name)?.processes?.stopped).toEqual(["cnikitd:node-2"]);
+      await expect(lab.addPod("node-2")).rejects.toThrow(/cnikitd is not running|cannot reach cnikitd/);
+      await lab.restartDaemon("node-2");
+      const back = await lab.addPod("node-2");
+      expect(await lab.probe("pod-1-1", back.name, "tcp")).toMatchObject({ ok: true, seen: lab.pod("pod-1-1").ip });
+      // ...and killed again before down: down copes with a dead daemon.
+      await lab.killDaemon("node-3");
+    } finally {
+      await lab.down();
+    }
+    expect(await leftovers(name)).toEqual([]);
+  }, 300_000);
+
+  it("calico without encapsulation (bgp), 3 nodes, through the CLI: up, check, status, down", async () => {
+    const name = labName("b");
+    const up = io();
+    const status = await labMain(["up", "--backend", "calico", "--mode", "bgp", "--nodes", "3", "--pods-per-node", "1", "--name", name], up.io);
+    expect(status, up.err.join("\n")).toBe(0);
+    try {
+      expect(up.out[0]).toBe(`lab ${name} is up: calico bgp, 3 node(s), 3 pod(s)`);
+      const lab = openLab(name);
+      expect(lab.nodes.map((n) => n.subnet)).toEqual(["a", "a", "a"]);
+      lab.close();
+      const check = io();
+      const code = await labMain(["check", "--name", name], check.io);
+      expect(code, check.out.join("\n")).toBe(0);
+      expect(check.out.join("\n")).toMatch(/^OK: 24 pairs × 3 protocols = 72 probes, 72 reached, 0 expected but unreachable, 0 NAT'ed between pods, egress 3\/3/m);
+      const st = io();
+      expect(await labMain(["status"], st.io)).toBe(0);
+      expect(st.out.join("\n")).toContain(`${name}: up, calico bgp, 3 node(s), 3 pod(s), processes`);
+    } finally {
+      const down = io();
+      expect(await labMain(["down", "--name", name], down.io)).toBe(0);
+    }
+    expect(await leftovers(name)).toEqual([]);
+  }, 300_000);
 });
