@@ -4,7 +4,7 @@
  */
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { CniCode, CniError, ConfigError, ConflictError, emptyDataplane, silentLogger, type Logger, type NodeDataplane, type PodInterface } from "@cnikit/core";
+import { ClosedError, CniCode, CniError, ConfigError, ConflictError, emptyDataplane, silentLogger, type Logger, type NodeDataplane, type PodInterface } from "@cnikit/core";
 import { runIpBatch, runBridgeBatch, runNft, type BatchFailure, type SpawnCounter } from "./exec.ts";
 import { KernelFeatureError, detectKernelFeatures, missingFeatures, type KernelFeatures } from "./features.ts";
 import { checkNetnsName } from "./netns.ts";
@@ -79,6 +79,12 @@ export interface ApplyReport {
   /** How many apply() calls this report answers (later calls supersede queued ones). */
   coalesced: number;
   durationMs: number;
+  /**
+   * Wall time per step: `read` (kernel read, first apply only), `plan` (validate + diff), `node`
+   * (nft and the node's ip batch, concurrently), `pods` (container sides, sysctls and FDB,
+   * concurrently), `rollback` (failed pods). Steps that did not run are absent.
+   */
+  stepsMs: Partial<Record<"read" | "plan" | "node" | "pods" | "rollback", number>>;
 }
 
 /**
@@ -137,6 +143,7 @@ export class LinuxRenderer {
   private podResults = new Map<string, PodResult>();
   private readonly queue: Op[] = [];
   private running = false;
+  private closed = false;
 
   /** @throws ConfigError for a bad owner, netns name or routeProtocol. */
   constructor(options: LinuxRendererOptions = {}) {
@@ -160,7 +167,7 @@ export class LinuxRenderer {
    * @throws ConfigError for a dataplane it cannot render and KernelFeatureError for one the kernel
    *   cannot build — both before anything is changed; ForeignObjectError when a link it must create
    *   exists and is not owned; ApplyError when the kernel refuses a node-level change;
-   *   MissingToolError when iproute2/nftables/util-linux/procps are missing.
+   *   MissingToolError when iproute2/nftables/util-linux/procps are missing; ClosedError after close().
    */
   apply(dp: NodeDataplane): Promise<ApplyReport> {
     return this.enqueue({ kind: "apply", dp, waiters: [] }) as Promise<ApplyReport>;
@@ -192,6 +199,15 @@ export class LinuxRenderer {
     return podProblems({ ns: this.netns, owner: this.owner, pod });
   }
 
+  /**
+   * Waits for queued work to finish, then refuses further calls (ClosedError). Leaves the
+   * dataplane in place: pods keep working. Idempotent.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.running || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
+  }
+
   /** What the last apply reported for pod `key` (undefined when not in place). */
   podInfo(key: string): PodResult | undefined {
     const r = this.podResults.get(key);
@@ -199,6 +215,7 @@ export class LinuxRenderer {
   }
 
   private enqueue(op: Op): Promise<unknown> {
+    if (this.closed) return Promise.reject(new ClosedError(`[linux] renderer for ${this.where()} is closed`));
     return new Promise((resolve, reject) => {
       const last = this.queue[this.queue.length - 1];
       if (op.kind === "apply" && last?.kind === "apply") {
@@ -307,16 +324,21 @@ export class LinuxRenderer {
       const missing = missingFeatures(dp, features);
       if (missing.length > 0) throw new KernelFeatureError(missing);
     }
+    const validateMs = performance.now() - started;
     const counter: SpawnCounter = { spawned: 0 };
     let readKernelNow = false;
     let observed = this.cache;
     let rebuild = new Set<string>();
+    const steps: ApplyReport["stepsMs"] = {};
     if (observed === undefined) {
+      const t = performance.now();
       const r = await this.read(desired, counter);
       observed = r.observed;
       rebuild = r.rebuild;
       readKernelNow = true;
+      steps.read = performance.now() - t;
     }
+    const planStarted = performance.now();
     // A veth whose peer cannot be moved into its netns would abort the whole batch (ip exits on a
     // bad argument): such pods fail before the plan, and nothing of theirs is issued.
     const early = new Map<string, string>();
@@ -329,7 +351,8 @@ export class LinuxRenderer {
       }
     }
     const plan = planApply({ observed, desired, owner: this.owner, proto: this.routeProtocol, foreignAddrs: this.foreignAddrs, rebuildPods: rebuild });
-    const report: ApplyReport = { node: dp.node, commands: [], processes: 0, readKernel: readKernelNow, pods: [], failedPods: [], nftChanged: plan.nft !== undefined, coalesced: 1, durationMs: 0 };
+    const report: ApplyReport = { node: dp.node, commands: [], processes: 0, readKernel: readKernelNow, pods: [], failedPods: [], nftChanged: plan.nft !== undefined, coalesced: 1, durationMs: 0, stepsMs: { ...steps } };
+    report.stepsMs.plan = validateMs + performance.now() - planStarted;
     this.cache = undefined;
     try {
       const failed = await this.execute(plan, desired, report, counter);
@@ -389,13 +412,16 @@ export class LinuxRenderer {
         }));
     for (const l of plan.node) issue("ip", "node", l.line);
     const nodeP = runIpBatch(this.netns, plan.node.map((l) => l.line), { force: true, counter }).then((r) => sortFailures(plan.node, r.failures, "node"));
+    let t = performance.now();
     await Promise.all([nftP, nodeP]);
+    if (plan.nft !== undefined || plan.node.length > 0) report.stepsMs.node = performance.now() - t;
     if (errors.length > 0) throw new ApplyError(report.node, errors);
     const sides = plan.podSides.filter((s) => !podFailed.has(s.hostIf));
     for (const s of sides) for (const l of s.lines) issue("ip", `pod:${s.key}`, l);
     const sysctls = plan.sysctls.filter((s) => s.pod === undefined || !podFailed.has(s.pod));
     for (const s of sysctls) issue("sysctl", "node", `${s.key}=${s.value}`);
     for (const l of plan.fdb) issue("bridge", "node", l.line);
+    t = performance.now();
     await Promise.all([
       mapLimit(sides, 8, async (s) => {
         try {
@@ -409,10 +435,13 @@ export class LinuxRenderer {
       }),
       plan.fdb.length === 0 ? Promise.resolve() : runBridgeBatch(this.netns, plan.fdb.map((l) => l.line), { force: true, counter }).then((r) => sortFailures(plan.fdb, r.failures, "node")),
     ]);
+    if (sides.length > 0 || sysctls.length > 0 || plan.fdb.length > 0) report.stepsMs.pods = performance.now() - t;
     if (podFailed.size > 0) {
+      t = performance.now();
       const rollback = [...podFailed.keys()].map((h) => `link del dev ${h}`);
       for (const l of rollback) issue("ip", "node", l);
       await runIpBatch(this.netns, rollback, { force: true, counter });
+      report.stepsMs.rollback = performance.now() - t;
       for (const [hostIf, error] of podFailed) this.log.warn("pod attach failed; rolled back", { hostIf, pod: desired.pods.get(hostIf)?.spec?.key, error });
     }
     if (errors.length > 0) throw new ApplyError(report.node, errors);

@@ -57,6 +57,7 @@ export interface PodState {
   spec?: PodInterface;
 }
 
+/** An address on a link (owned links, or recorded on links the renderer does not own). */
 export interface AddrState {
   dev: string;
   /** Canonical interface address `10.244.1.1/24`. */
@@ -64,6 +65,7 @@ export interface AddrState {
   family: Family;
 }
 
+/** A route with the renderer's protocol, normalized as `ip -j` shows it. */
 export interface RouteState {
   /** `table dst metric`: what the kernel identifies a route by (for `replace` and `del`). */
   key: string;
@@ -80,12 +82,14 @@ export interface RouteState {
   mtu?: number;
 }
 
+/** A permanent neighbour with the renderer's protocol. */
 export interface NeighState {
   dev: string;
   ip: string;
   mac: string;
 }
 
+/** A VXLAN FDB remote on an owned vxlan link. */
 export interface FdbState {
   dev: string;
   mac: string;

@@ -1,7 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ConfigError, emptyDataplane, type NodeDataplane } from "@cnikit/core";
+import { ClosedError, ConfigError, emptyDataplane, type NodeDataplane } from "@cnikit/core";
 import {
+  LinuxRenderer,
+  defaultRouteProtocol,
   desiredState,
   emptyState,
   missingFeatures,
@@ -264,5 +266,28 @@ describe("tool output parsing", () => {
       { line: 1, command: "link del x", message: 'Cannot find device "x"' },
       { line: 3, command: "route del 10.0.0.0/8", message: "RTNETLINK answers: No such process" },
     ]);
+  });
+});
+
+describe("LinuxRenderer without a kernel", () => {
+  it("refuses bad options with the field named", () => {
+    expect(() => new LinuxRenderer({ owner: "A B" })).toThrow(ConfigError);
+    expect(() => new LinuxRenderer({ netns: "../x" })).toThrow(ConfigError);
+    expect(() => new LinuxRenderer({ routeProtocol: 2 })).toThrow(/routeProtocol/);
+  });
+
+  it("derives a stable route protocol from the owner, outside the kernel's and well-known daemons' numbers", () => {
+    for (const owner of ["cnikit", "a", "lab-node-1", "x_y"]) {
+      const p = defaultRouteProtocol(owner);
+      expect(p).toBe(defaultRouteProtocol(owner));
+      expect(p).toBeGreaterThanOrEqual(200);
+      expect(p).toBeLessThan(250);
+    }
+  });
+
+  it("after close(), apply is refused with ClosedError", async () => {
+    const r = new LinuxRenderer({ netns: "never-created" });
+    await r.close();
+    await expect(r.apply(emptyDataplane("n"))).rejects.toThrow(ClosedError);
   });
 });
