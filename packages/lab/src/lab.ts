@@ -306,7 +306,8 @@ export class Lab {
       localStateDir: `${n.dir}/local`,
       socketPath: n.socketPath,
       peers: { listen: `${n.address}:${n.peerPort}` },
-      renderer: { type: this.spec.renderer ?? "linux" },
+      // The renderer's own records go into the node's directory: nodes share the machine's /run.
+      renderer: (this.spec.renderer ?? "linux") === "linux" ? { type: "linux", stateDir: `${n.dir}/linux` } : { type: "none" },
       logLevel: this.logLevel,
     };
   }

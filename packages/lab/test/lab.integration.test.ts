@@ -172,6 +172,19 @@ describe("lab on the kernel", () => {
       expect(await labMain(["check", "--name", name], check.io)).toBe(0);
       expect(check.out.join("\n")).toMatch(/^OK: 66 pairs/m);
 
+      // The executable, driven directly (what section B of the suite does through the lab).
+      const version = await lab.plugin({ node: "node-1", command: "VERSION" });
+      expect(version.code).toBe(0);
+      expect((version.json as { supportedVersions: string[] }).supportedVersions).toContain("1.0.0");
+      const p21 = lab.pod("pod-2-1");
+      const check21 = await lab.plugin({ node: "node-2", command: "CHECK", containerId: p21.containerId, netns: p21.ns, ifName: "eth0", netconf: { prevResult: p21.result } });
+      expect(check21.code, check21.stdout + check21.stderr).toBe(0);
+      const delUnknown = await lab.plugin({ node: "node-2", command: "DEL", containerId: "never-added", netns: p21.ns, ifName: "eth0" });
+      expect(delUnknown.code, delUnknown.stdout).toBe(0);
+      // The pod's interface leaves room for the VXLAN header (exec inside the pod's namespace).
+      const link = await lab.exec("pod-1-1", ["ip", "-j", "link", "show", "eth0"]);
+      expect((JSON.parse(link.stdout) as { mtu: number }[])[0]!.mtu).toBe(1450);
+
       // A pod goes away: its namespace and agent with it; a new one on the same node reaches the rest.
       const gone = lab.pod("pod-1-2");
       await lab.deletePod("pod-1-2");

@@ -77,4 +77,15 @@ describe("buildMatrix and formatMatrix", () => {
     expect(m.ok).toBe(false);
     expect(formatMatrix(m)).toContain("✗ pod-1-1 → internet: seen as 10.244.1.2, expected 198.51.100.10");
   });
+  it("marks protocols that were not asked with -", () => {
+    const cells = [
+      [undefined, cell({ from: "pod-1-1", to: "pod-2-1", results: { tcp: ok("10.244.1.2") } })],
+      [undefined, undefined],
+    ];
+    const m = buildMatrix({ sources, destinations: sources, cells });
+    expect(m.ok).toBe(true);
+    const text = formatMatrix(m);
+    expect(text).toContain("✓--");
+    expect(text).toMatch(/^OK: 1 pairs × 1 protocol = 1 probes, 1 reached/m);
+  });
 });
