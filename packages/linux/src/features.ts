@@ -8,7 +8,7 @@
 import { existsSync } from "node:fs";
 import { KernelLacksError, type NodeDataplane } from "@cnikit/core";
 import { CommandError, runIpBatch, runNft, runProcess } from "./exec.ts";
-import { createNetns, deleteNetns } from "./netns.ts";
+import { createNetns, deleteNetns, listNetns } from "./netns.ts";
 
 /** Features the renderer probes. */
 export const KERNEL_FEATURES = [
@@ -80,7 +80,7 @@ let cached: Promise<KernelFeatures> | undefined;
 
 /**
  * Probes the kernel once per process (later calls return the cached answer unless `refresh`):
- * creates a throw-away namespace `ckfeat-<pid>-<random>`, tries one link of each kind in it with
+ * removes probe namespaces of dead processes, creates a throw-away namespace `ckfeat-<pid>-<random>`, tries one link of each kind in it with
  * one `ip -force -batch`, loads a filter table with a conntrack rule and a nat table with a
  * masquerade rule with `nft -f`, checks br_netfilter's sysctls, and deletes the namespace again
  * (also on failure). `sleeve` is always false: it has no kernel datapath.
@@ -109,7 +109,21 @@ const LINK_PROBES: readonly { feature: KernelFeature; line: string }[] = [
   { feature: "vrf", line: "link add ckf-vrf type vrf table 4242" },
 ];
 
+/** Removes probe namespaces left by processes that died mid-probe. */
+async function removeStaleProbes(): Promise<void> {
+  for (const name of await listNetns()) {
+    const m = /^ckfeat-(\d+)-/.exec(name);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ESRCH") await deleteNetns(name);
+    }
+  }
+}
+
 async function probe(): Promise<KernelFeatures> {
+  await removeStaleProbes();
   const ns = `ckfeat-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const flags: Record<string, boolean> = {};
   const reasons: Partial<Record<KernelFeature, string>> = {};
