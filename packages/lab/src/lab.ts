@@ -228,7 +228,7 @@ export class Lab {
   private readonly log: (line: string) => void;
 
   /** Use `startLab` or `openLab`. */
-  constructor(init: { store: StateStore; cniPlugin?: string; cnikitd?: string; cniVersion?: string; readyTimeoutMs?: number; logLevel?: string; log?: (line: string) => void }) {
+  constructor(init: { store: StateStore; cniPlugin?: string; cnikitd?: string; readyTimeoutMs?: number; log?: (line: string) => void }) {
     this.store = init.store;
     this.plan = init.store.state.plan;
     this.name = this.plan.name;
@@ -236,9 +236,9 @@ export class Lab {
     this.nodes = this.plan.nodes.map(toLabNode);
     this.cniPlugin = init.cniPlugin ?? cniPluginPath();
     this.cnikitd = init.cnikitd ?? CNIKITD_BIN;
-    this.cniVersion = init.cniVersion ?? "1.0.0";
+    this.cniVersion = init.store.state.spec.cniVersion ?? "1.0.0";
     this.readyTimeoutMs = init.readyTimeoutMs ?? 60_000;
-    this.logLevel = init.logLevel ?? "info";
+    this.logLevel = init.store.state.spec.logLevel ?? "info";
     this.log = init.log ?? (() => {});
   }
 
@@ -437,8 +437,8 @@ export class Lab {
     const n = this.node(node);
     const name = options.name ?? this.nextPodName(n);
     if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(name)) throw new ConfigError({ component: C, field: "name", rule: "a pod name is 1-31 characters of a-z, 0-9 and -", value: name });
-    if (this.store.state.pods.some((p) => p.name === name) || this.nodes.some((x) => x.name === name)) {
-      throw new ConfigError({ component: C, field: "name", rule: "must be unique among the lab's pods and nodes", value: name });
+    if (this.store.state.pods.some((p) => p.name === name) || this.nodes.some((x) => x.name === name) || name === "infra" || this.plan.externals.some((e) => e.name === name)) {
+      throw new ConfigError({ component: C, field: "name", rule: "must be unique among the lab's pods, nodes and hosts", value: name });
     }
     const rec: PodRecord = {
       name,
@@ -711,6 +711,8 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
       podsPerNode,
       summary: resolved.summary,
       ...(options.renderer !== undefined ? { renderer: options.renderer } : {}),
+      ...(options.cniVersion !== undefined ? { cniVersion: options.cniVersion } : {}),
+      ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}),
     },
     plan,
     resources: [{ kind: "dir", path: plan.stateDir }],
@@ -722,9 +724,7 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
     store,
     cniPlugin,
     cnikitd,
-    ...(options.cniVersion !== undefined ? { cniVersion: options.cniVersion } : {}),
     ...(options.readyTimeoutMs !== undefined ? { readyTimeoutMs: options.readyTimeoutMs } : {}),
-    ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}),
     ...(options.log !== undefined ? { log: options.log } : {}),
   });
   try {

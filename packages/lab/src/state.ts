@@ -62,6 +62,10 @@ export interface LabSpec {
   summary: NetworkSummary;
   /** cnikitd's renderer (default linux). */
   renderer?: "linux" | "none";
+  /** cniVersion of the lab's network config (default 1.0.0). */
+  cniVersion?: string;
+  /** cnikitd's log level (default info). */
+  logLevel?: "debug" | "info" | "warn" | "error";
 }
 
 export interface LabState {

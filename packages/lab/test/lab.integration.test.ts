@@ -212,7 +212,7 @@ describe("lab on the kernel", () => {
     expect(await leftovers(name)).toEqual([]);
   }, 300_000);
 
-  it("calico without encapsulation (bgp), 3 nodes, through the CLI: up, check, status, down", async () => {
+  it("calico without encapsulation (bgp), 3 nodes, through the CLI: up, check (and check failing on NAT between pods and on a cut-off pod), status, down", async () => {
     const name = labName("b");
     const up = io();
     const status = await labMain(["up", "--backend", "calico", "--mode", "bgp", "--nodes", "3", "--pods-per-node", "1", "--name", name], up.io);
@@ -226,6 +226,25 @@ describe("lab on the kernel", () => {
       const code = await labMain(["check", "--name", name], check.io);
       expect(code, check.out.join("\n")).toBe(0);
       expect(check.out.join("\n")).toMatch(/^OK: 24 pairs × 3 protocols = 72 probes, 72 reached, 0 expected but unreachable, 0 NAT'ed between pods, egress 3\/3/m);
+      // check must fail when pods are NAT'ed to each other, and when a pod is cut off.
+      const broken = openLab(name);
+      try {
+        const nat = await broken.exec("node-1", ["nft", "-f", "-"], {
+          input: 'table ip labtest {\n chain post {\n  type nat hook postrouting priority 100; policy accept;\n  oifname "eth0" masquerade\n }\n}\n',
+        });
+        expect(nat.code, nat.stderr).toBe(0);
+        const natCheck = io();
+        expect(await labMain(["check", "--name", name, "--timeout", "800"], natCheck.io)).toBe(1);
+        expect(natCheck.out.join("\n")).toMatch(/pod-1-1 → pod-2-1: tcp NAT between pods \(receiver saw 198\.51\.100\.10, sender is 10\.244\./);
+        expect((await broken.exec("node-1", ["nft", "delete", "table", "ip", "labtest"])).code).toBe(0);
+        expect((await broken.exec("pod-3-1", ["ip", "link", "set", "eth0", "down"])).code).toBe(0);
+        const cutCheck = io();
+        expect(await labMain(["check", "--name", name, "--timeout", "800"], cutCheck.io)).toBe(1);
+        expect(cutCheck.out.join("\n")).toMatch(/pod-1-1 → pod-3-1: tcp unreachable/);
+        expect(cutCheck.out.join("\n")).not.toMatch(/pod-1-1 → pod-2-1:/);
+      } finally {
+        broken.close();
+      }
       const st = io();
       expect(await labMain(["status"], st.io)).toBe(0);
       expect(st.out.join("\n")).toContain(`${name}: up, calico bgp, 3 node(s), 3 pod(s), processes`);
