@@ -239,7 +239,8 @@ export async function podProblems(input: { ns: NetnsRef; owner: string; pod: Pod
     problems.push(`pod ${pod.key} has no netns path`);
     return problems;
   }
-  const batch = [`addr show dev ${pod.ifName}`, "route show table main root 0.0.0.0/0", "route show table main root ::/0"];
+  // `table all` makes ip list both families (`table main` alone means IPv4 only); `root` splits them.
+  const batch = [`addr show dev ${pod.ifName}`, "route show table all root 0.0.0.0/0", "route show table all root ::/0"];
   const argv = inNetns(pod.netns, ["ip", "-d", "-j", "-batch", "-"]);
   const r = await runProcess(argv, `${batch.join("\n")}\n`, counter);
   if (r.code !== 0) {
@@ -263,7 +264,7 @@ export async function podProblems(input: { ns: NetnsRef; owner: string; pod: Pod
     const want = `${canonicalAddress(ip!)}/${len}`;
     if (!have.has(want)) problems.push(`address ${want} is missing on ${pod.ifName}`);
   }
-  const haveRoutes = [...(routes4 ?? []).map((rt) => parseRoute(rt, 4)), ...(routes6 ?? []).map((rt) => parseRoute(rt, 6))];
+  const haveRoutes = [...(routes4 ?? []).map((rt) => parseRoute(rt, 4)), ...(routes6 ?? []).map((rt) => parseRoute(rt, 6))].filter((rt) => rt.table === 254);
   for (const rt of pod.routes) {
     const dst = Prefix.parse(rt.dst).toString();
     const ok = haveRoutes.some((h) => h.dst === dst && h.dev === pod.ifName && (rt.via === undefined ? h.via === undefined : h.via === canonicalAddress(rt.via)));

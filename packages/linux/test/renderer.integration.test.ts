@@ -76,6 +76,54 @@ describe.each([
   });
 });
 
+describe("dual-stack", () => {
+  it("IPv6 addresses, routes (metric 0 is the kernel's 1024) and pods work and re-apply to nothing", async () => {
+    const ns = await node(1);
+    const [p] = await pods(1);
+    const dp: NodeDataplane = {
+      node: "n1",
+      links: [{ kind: "bridge", name: "cni0", mtu: 1450 }],
+      addresses: [
+        { dev: "cni0", cidr: "10.244.1.1/24" },
+        { dev: "cni0", cidr: "fd00:244:1::1/64" },
+      ],
+      routes: [
+        { dst: "fd00:244:2::/64", via: "fd00:244:1::99" },
+        { dst: "fd00:244:3::/64", type: "blackhole", metric: 20 },
+      ],
+      neighbours: [{ dev: "cni0", ip: "fd00:244:1::99", mac: "02:00:00:00:00:99", permanent: true }],
+      fdb: [],
+      sysctls: { ipv4Forwarding: true, ipv6Forwarding: true },
+      nat: [{ id: "masq6", kind: "masquerade", sources: ["fd00:244::/48"], exceptDestinations: ["fd00:244::/48"] }],
+      filters: [],
+      pods: [
+        {
+          key: "d/eth0",
+          containerId: "d",
+          ifName: "eth0",
+          netns: p!.netns,
+          hostIf: "vethd6",
+          bridge: "cni0",
+          mac: "0a:58:0a:f4:01:02",
+          mtu: 1450,
+          addresses: ["10.244.1.2/24", "fd00:244:1::2/64"],
+          routes: [
+            { dst: "0.0.0.0/0", via: "10.244.1.1" },
+            { dst: "::/0", via: "fd00:244:1::1" },
+          ],
+        },
+      ],
+    };
+    const renderer = new LinuxRenderer({ netns: ns, owner: "t" });
+    await renderer.apply(dp);
+    await expectKernelHolds(ns, dp, renderer);
+    expect((await readSysctls(ns, ["net/ipv6/conf/all/forwarding"])).get("net/ipv6/conf/all/forwarding")).toBe("1");
+    expect(await execIn(p!.netns, ["ping", "-6", "-c", "1", "-W", "2", "fd00:244:1::1"])).toContain("1 received");
+    expect((await renderer.apply(dp)).commands).toEqual([]);
+    expect(changes(await new LinuxRenderer({ netns: ns, owner: "t" }).apply(dp))).toEqual([]);
+  });
+});
+
 describe("reconcile", () => {
   let ns: string;
   let podList: TestPod[];
