@@ -73,6 +73,11 @@ afterAll(async () => {
   tmp.remove();
 });
 
+/** Removes what the daemon's renderer made in `node` (the daemon closed its own renderer at stop). */
+async function teardown(node: string): Promise<void> {
+  await new LinuxRenderer({ netns: node, owner: "ckc", stateDir: join(tmp.dir, "linux") }).teardown();
+}
+
 function daemonOn(node: string, options: { backend: string; backendConfig: unknown; address: string; socket: string }) {
   const clock = new RealClock();
   const { logger, records } = memoryLogger({ level: "warn" });
@@ -94,12 +99,12 @@ function daemonOn(node: string, options: { backend: string; backendConfig: unkno
 }
 
 describe("cnikitd with the Linux renderer", () => {
-  it("ADD through the executable creates the pod interface with its address; pods reach each other; CHECK, DEL", async () => {
+  it("ADD through the executable creates the pod interface with its address; pods reach each other; CHECK, DEL; stop leaves the pods working", async () => {
     const node = await nodeNs("node", "192.0.2.10");
     const pod1 = await ns("pod1");
     const pod2 = await ns("pod2");
     const socket = join(tmp.dir, "flannel.sock");
-    const { daemon, renderer } = daemonOn(node, { backend: "flannel", backendConfig: { Network: "10.244.0.0/16", Backend: { Type: "vxlan" } }, address: "192.0.2.10", socket });
+    const { daemon } = daemonOn(node, { backend: "flannel", backendConfig: { Network: "10.244.0.0/16", Backend: { Type: "vxlan" } }, address: "192.0.2.10", socket });
     await daemon.start();
     try {
       await daemon.agentStarted;
@@ -144,9 +149,13 @@ describe("cnikitd with the Linux renderer", () => {
       const missing = await plugin(cniEnv("ADD", "ghost", { CNI_NETNS: `/var/run/netns/${PREFIX}-nowhere` }));
       expect(missing.code).toBe(1);
       expect(daemon.nodeAgent!.dataplane().pods.map((p) => p.key)).toEqual(["pod3/eth0"]);
+
+      // A clean stop leaves the dataplane in place: pod3 still reaches its gateway.
+      await daemon.stop();
+      expect(ping(pod3, ip1.gateway)).toBe(true);
     } finally {
       await daemon.stop();
-      await renderer.teardown();
+      await teardown(node);
     }
   });
 
@@ -154,7 +163,7 @@ describe("cnikitd with the Linux renderer", () => {
     const node = await nodeNs("ipip", "192.0.2.20");
     const socket = join(tmp.dir, "ipip.sock");
     const config = [{ apiVersion: "projectcalico.org/v3", kind: "IPPool", metadata: { name: "default-ipv4-ippool" }, spec: { cidr: "10.245.0.0/16", ipipMode: "Always" } }];
-    const { daemon, renderer } = daemonOn(node, { backend: "calico", backendConfig: config, address: "192.0.2.20", socket });
+    const { daemon } = daemonOn(node, { backend: "calico", backendConfig: config, address: "192.0.2.20", socket });
     await daemon.start();
     try {
       await expect(daemon.agentStarted).rejects.toBeInstanceOf(KernelLacksError);
@@ -163,7 +172,7 @@ describe("cnikitd with the Linux renderer", () => {
       expect(r.json).toMatchObject({ code: 104, msg: expect.stringMatching(/kernel lacks ipip/i) });
     } finally {
       await daemon.stop();
-      await renderer.teardown();
+      await teardown(node);
     }
   });
 });
