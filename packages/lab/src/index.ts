@@ -47,4 +47,4 @@ export {
 export { PROBE_AGENT, PROBE_PROTOS, ProbeClient, type ProbeProto, type ProbeResult } from "./probe.ts";
 export { readState, type LabResource, type LabSpec, type LabState, type PodRecord } from "./state.ts";
 export { LAB_TOOLS, MissingLabToolError, checkKernel, checkTools, encapFeature, kernelSupports, requireKernel } from "./kernel.ts";
-export { LabCommandError, type CommandResult } from "./system.ts";
+export type { CommandResult } from "./system.ts";

@@ -5,48 +5,15 @@
  * lab recorded, and only after /proc/<pid>/cmdline shows the marker the lab gave them (a path
  * inside the lab's state directory).
  */
-import { spawn, spawnSync } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, readdirSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { accessSync, closeSync, constants, openSync, readFileSync, readdirSync } from "node:fs";
 import { delimiter, join } from "node:path";
-import { CniError, CniCode } from "@cnikit/core";
-
-/** A command failed; `message` names the command and carries its stderr. */
-export class LabCommandError extends CniError {
-  readonly argv: readonly string[];
-  readonly status: number | null;
-  readonly stderr: string;
-  constructor(argv: readonly string[], status: number | null, stderr: string) {
-    super(CniCode.IoFailure, `[lab] ${argv.join(" ")} failed (exit ${status ?? "signal"}): ${stderr.trim() || "(no output)"}`);
-    this.argv = argv;
-    this.status = status;
-    this.stderr = stderr;
-  }
-}
 
 /** Output of a finished command. */
 export interface CommandResult {
   code: number | null;
   stdout: string;
   stderr: string;
-}
-
-/** Runs a command synchronously; never throws for a non-zero exit (see `runOk`). */
-export function run(argv: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): CommandResult {
-  const r = spawnSync(argv[0]!, argv.slice(1), {
-    encoding: "utf8",
-    stdio: ["pipe", "pipe", "pipe"],
-    ...(options.input !== undefined ? { input: options.input } : {}),
-    ...(options.env !== undefined ? { env: options.env } : {}),
-  });
-  if (r.error) return { code: null, stdout: "", stderr: r.error.message };
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Runs a command synchronously and returns its stdout; throws `LabCommandError` on failure. */
-export function runOk(argv: readonly string[], input?: string): string {
-  const r = run(argv, input !== undefined ? { input } : {});
-  if (r.code !== 0) throw new LabCommandError(argv, r.code, r.stderr);
-  return r.stdout;
 }
 
 /** Runs a command asynchronously (stdin from `input`); resolves with its output, never rejects. */
@@ -94,7 +61,7 @@ export function spawnDetached(options: { ns: string; argv: readonly string[]; lo
     });
     child.on("error", () => {});
     child.unref();
-    if (child.pid === undefined) throw new LabCommandError(["ip", "netns", "exec", options.ns, ...options.argv], null, "could not start the process");
+    if (child.pid === undefined) throw new Error(`[lab] could not start ${options.argv.join(" ")} in ${options.ns}`);
     return child.pid;
   } finally {
     closeSync(fd);
@@ -173,9 +140,13 @@ export async function stopProcesses(targets: readonly { pid: number; marker: str
 
 /** Whether `bin` is an executable on PATH (or an absolute path). */
 export function onPath(bin: string): boolean {
-  if (bin.includes("/")) return run(["test", "-x", bin]).code === 0;
-  return (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin")
-    .split(delimiter)
-    .concat(["/usr/sbin", "/sbin", "/usr/bin"])
-    .some((d) => existsSync(join(d, bin)));
+  const dirs = bin.includes("/") ? [""] : [...(process.env["PATH"] ?? "").split(delimiter).filter(Boolean), "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+  return dirs.some((d) => {
+    try {
+      accessSync(d === "" ? bin : join(d, bin), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
