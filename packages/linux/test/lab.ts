@@ -92,7 +92,7 @@ export class Scratch {
 }
 
 /** Connects from `ns` to host:port; resolves with the peer address the server saw, or undefined. */
-export function connect(ns: string, host: string, port: number, timeoutMs = 1500): Promise<string | undefined> {
+export function connect(ns: string, host: string, port: number, timeoutMs = 5000): Promise<string | undefined> {
   return new Promise((resolve) => {
     const child = spawn("nsenter", [`--net=/var/run/netns/${ns}`, "--", process.execPath, PROBE, "connect", host, String(port), String(timeoutMs)], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
@@ -101,14 +101,17 @@ export function connect(ns: string, host: string, port: number, timeoutMs = 1500
   });
 }
 
-/** Whether one ping from `ns` to `host` is answered within two seconds. */
+/** Whether a ping from `ns` to `host` is answered (three tries of two seconds: the machine may be busy). */
 export async function ping(ns: string, host: string): Promise<boolean> {
-  try {
-    await execIn(ns, ["ping", "-c", "1", "-W", "2", host]);
-    return true;
-  } catch {
-    return false;
+  for (let i = 0; i < 3; i++) {
+    try {
+      await execIn(ns, ["ping", "-c", "1", "-W", "2", host]);
+      return true;
+    } catch {
+      // not answered (yet): ARP and neighbour resolution can take a moment on a loaded machine
+    }
   }
+  return false;
 }
 
 /** A namespace holding one bridge `sw` that plays an L2 switch for underlays. */
