@@ -24,8 +24,11 @@ export interface DataplaneApplier {
    * instead be listed in the resolved `ApplyOutcome.failedPods`.
    */
   apply(dataplane: NodeDataplane): Promise<ApplyOutcome | unknown>;
-  /** CNI CHECK's kernel half: what is wrong with `pod`'s interfaces and routes (empty = fine). */
-  checkPod?(pod: PodInterface): Promise<string[]>;
+  /**
+   * CNI CHECK's kernel half: what is wrong with `pod`'s interfaces and routes (empty = fine).
+   * `expect` overrides the MAC/MTU to expect, when a chained plugin's result says it changed them.
+   */
+  checkPod?(pod: PodInterface, expect?: { mac?: string; mtu?: number }): Promise<string[]>;
   /** Releases the renderer's resources. Must leave the dataplane in place (pods keep working). */
   close?(): Promise<void>;
 }

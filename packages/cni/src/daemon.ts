@@ -471,8 +471,14 @@ export class CniDaemon {
     const pod = applied?.pods.find((p) => p.key === key);
     if (!pod) throw new CheckFailedError(`[${C}] ${key} is not in the dataplane applied on node ${this.options.node.name}${this.loop.lastError ? ` (last apply failed: ${errorText(this.loop.lastError)})` : ""}`);
     const problems: string[] = [];
-    if (this.options.applier.checkPod) problems.push(...(await this.options.applier.checkPod(pod)));
     const prev = req.prevResult;
+    if (this.options.applier.checkPod) {
+      // The chain's final result is the truth for the container interface: a later plugin (tuning)
+      // may have changed its MAC or MTU and reported it there.
+      const iface = prev?.interfaces.find((i) => i.name === pod.ifName && i.sandbox !== undefined);
+      const expect = { ...(iface?.mac ? { mac: iface.mac } : {}), ...(iface?.mtu !== undefined ? { mtu: iface.mtu } : {}) };
+      problems.push(...(await this.options.applier.checkPod(pod, Object.keys(expect).length > 0 ? expect : undefined)));
+    }
     if (prev) {
       const have = new Set(pod.addresses.map((a) => a.split("/")[0]));
       for (const ip of prev.ips) {

@@ -44,6 +44,11 @@ function addNs(name: string): void {
   made.push(name);
 }
 
+/** The MAC tuning sets on pod n's eth0 (runtimeConfig.mac): cnikit's CHECK must accept the chain's final result. */
+function tunedMac(n: number): string {
+  return `c2:11:22:33:44:${n.toString(16).padStart(2, "0")}`;
+}
+
 function pod(n: number): RuntimeConf {
   return {
     containerId: `${prefix}-k${n}`,
@@ -54,7 +59,7 @@ function pod(n: number): RuntimeConf {
       ["K8S_POD_NAMESPACE", "default"],
       ["K8S_POD_NAME", `web-${n}`],
     ],
-    capabilityArgs: { portMappings: [{ hostPort: 9000 + n, containerPort: 80, protocol: "tcp" }] },
+    capabilityArgs: { portMappings: [{ hostPort: 9000 + n, containerPort: 80, protocol: "tcp" }], mac: tunedMac(n) },
   };
 }
 
@@ -132,7 +137,7 @@ beforeAll(async () => {
     plugins: [
       { type: "cnikit-cni", socketPath },
       { type: "portmap", capabilities: { portMappings: true }, snat: true },
-      { type: "tuning", sysctl: { "net.ipv4.conf.eth0.rp_filter": "2" } },
+      { type: "tuning", capabilities: { mac: true }, sysctl: { "net.ipv4.conf.eth0.rp_filter": "2" } },
     ],
   });
   runtime = new CniRuntime({
@@ -177,8 +182,10 @@ describe("cnikit-cni + portmap + tuning at 1.0.0 on the kernel", () => {
     podIp = result.ips![0]!.address.split("/")[0]!;
   });
 
-  it("the pod has eth0 with that address, and tuning's sysctl", () => {
+  it("the pod has eth0 with that address, and tuning's sysctl and MAC (reported in the result)", () => {
     const eth0 = podLinks(1).find((l) => l.ifname === "eth0");
+    expect(eth0?.address).toBe(tunedMac(1));
+    expect(result.interfaces!.find((i) => i.name === "eth0" && i.sandbox !== undefined)?.mac).toBe(tunedMac(1));
     expect(eth0?.addr_info?.filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`)).toEqual([result.ips![0]!.address]);
     expect(run("ip", ["netns", "exec", podNs(1), "cat", "/proc/sys/net/ipv4/conf/eth0/rp_filter"]).trim()).toBe("2");
   });

@@ -215,8 +215,18 @@ export async function readKernel(ctx: ReadContext): Promise<KernelRead> {
  * Problems with a pod's veth pair as the kernel holds it (empty = as `pod` says): the host side in
  * `ns` (exists, owned by `owner`, on its bridge, up) and the container side in `pod.netns` (exists,
  * is the host side's peer, MAC, MTU, up, every address, every route). Reads only.
+ * `attributes` says what MAC and MTU to expect: the pod's own (default), others (a chained plugin
+ * such as tuning changed them and said so in the result), or `false` to leave them out — the
+ * rebuild check does, since a chained plugin may own them after the ADD.
  */
-export async function podProblems(input: { ns: NetnsRef; owner: string; pod: PodInterface; counter?: SpawnCounter; hostSide?: boolean }): Promise<string[]> {
+export async function podProblems(input: {
+  ns: NetnsRef;
+  owner: string;
+  pod: PodInterface;
+  counter?: SpawnCounter;
+  hostSide?: boolean;
+  attributes?: { mac?: string; mtu?: number } | false;
+}): Promise<string[]> {
   const { ns, owner, pod, counter } = input;
   const problems: string[] = [];
   let host: IpLinkJson | undefined;
@@ -255,8 +265,12 @@ export async function podProblems(input: { ns: NetnsRef; owner: string; pod: Pod
     return problems;
   }
   if (host && (host.link_index !== c.ifindex || c.link_index !== host.ifindex)) problems.push(`${pod.ifName} in netns ${pod.netns} is not the peer of ${pod.hostIf}`);
-  if (normalizeMac(c.address ?? "") !== normalizeMac(pod.mac)) problems.push(`${pod.ifName} has MAC ${c.address}, expected ${normalizeMac(pod.mac)}`);
-  if (c.mtu !== pod.mtu) problems.push(`${pod.ifName} has MTU ${c.mtu}, expected ${pod.mtu}`);
+  if (input.attributes !== false) {
+    const mac = normalizeMac(input.attributes?.mac ?? pod.mac);
+    const mtu = input.attributes?.mtu ?? pod.mtu;
+    if (normalizeMac(c.address ?? "") !== mac) problems.push(`${pod.ifName} has MAC ${c.address}, expected ${mac}`);
+    if (c.mtu !== mtu) problems.push(`${pod.ifName} has MTU ${c.mtu}, expected ${mtu}`);
+  }
   if (!(c.flags ?? []).includes("UP")) problems.push(`${pod.ifName} is down`);
   const have = new Set((c.addr_info ?? []).map((a) => `${canonicalAddress(a.local)}/${a.prefixlen}`));
   for (const a of pod.addresses) {

@@ -195,8 +195,8 @@ export class LinuxRenderer {
    * is owned, on its bridge and up; container side exists in `pod.netns`, is its peer, has the MAC,
    * MTU, addresses and routes. For CNI CHECK. Reads only (two processes); safe at any time.
    */
-  checkPod(pod: PodInterface): Promise<string[]> {
-    return podProblems({ ns: this.netns, owner: this.owner, pod });
+  checkPod(pod: PodInterface, expect?: { mac?: string; mtu?: number }): Promise<string[]> {
+    return podProblems({ ns: this.netns, owner: this.owner, pod, ...(expect ? { attributes: expect } : {}) });
   }
 
   /**
@@ -302,7 +302,9 @@ export class LinuxRenderer {
     if (this.options.verifyPods !== false) {
       const check = [...desired.pods.values()].filter((d) => observed.pods.get(d.hostIf)?.hash === d.hash);
       await mapLimit(check, 8, async (d) => {
-        const problems = await podProblems({ ns: this.netns, owner: this.owner, pod: d.spec!, counter, hostSide: false });
+        // MAC and MTU are left out: a chained plugin (tuning) may have changed them after the ADD,
+        // and rebuilding would undo its work and cut the pod off.
+        const problems = await podProblems({ ns: this.netns, owner: this.owner, pod: d.spec!, counter, hostSide: false, attributes: false });
         if (problems.length > 0) {
           this.log.warn("pod veth drifted; rebuilding", { pod: d.spec!.key, problems });
           rebuild.add(d.hostIf);

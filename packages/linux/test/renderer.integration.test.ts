@@ -219,6 +219,21 @@ describe("reconcile", () => {
     expect((await restarted.apply(dp)).commands).toEqual([]);
   });
 
+  it("a MAC changed by a chained plugin (tuning) is not drift: no rebuild after a restart; CHECK takes the chain's MAC", async () => {
+    const pod = dp.pods[0]!;
+    const tuned = "c2:11:22:33:44:55";
+    await runIpBatch(pod.netns!, [`link set dev eth0 address ${tuned}`]);
+    expect((await renderer.checkPod(pod)).some((p) => p.includes(`has MAC ${tuned}`))).toBe(true);
+    expect(await renderer.checkPod(pod, { mac: tuned })).toEqual([]);
+    const restarted = new LinuxRenderer({ netns: ns, owner: "t" });
+    const r = await restarted.apply(dp);
+    expect(changes(r)).not.toContain(`ip node: link del dev ${pod.hostIf}`);
+    expect(r.pods.find((p) => p.key === pod.key)?.created).toBe(false);
+    expect(JSON.parse(await execIn(pod.netns!, ["ip", "-j", "link", "show", "dev", "eth0"]))[0].address).toBe(tuned);
+    await runIpBatch(pod.netns!, [`link set dev eth0 address ${pod.mac}`]);
+    expect(await renderer.checkPod(pod)).toEqual([]);
+  });
+
   it("resync() re-reads the kernel and repairs what changed behind the renderer's back", async () => {
     await runIpBatch(ns, [`neigh del 10.244.2.0 dev flannel.1`]);
     const r = await renderer.resync();
