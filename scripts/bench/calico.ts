@@ -8,7 +8,8 @@
 //    silent (no reset: the hold timer detects them). For each: virtual time and wall time to
 //    settle, BGP UPDATEs and bytes sent by all speakers, against the lower bound of /work/shared/reference/bgp.md §3
 //    (every node originates one block; 49 octets per UPDATE).
-// Run alone: pnpm exec tsx --conditions=source scripts/bench/calico.ts
+// Run alone: NODE_OPTIONS=--max-old-space-size=16384 pnpm exec tsx --conditions=source scripts/bench/calico.ts
+// (the 500-node mesh holds ~250k BGP sessions and needs more than the default 4 GB heap; `npm run bench` sets it).
 // (CALICO_BENCH_N=10,100 limits the mesh sizes; CALICO_BENCH_RR=0 skips the 1000-node RR run.)
 import { MemoryDatastore } from "@cnikit/core";
 import { SimCluster, defaultTopology } from "@cnikit/sim";
