@@ -1,5 +1,5 @@
 // The shared conformance suite in the simulator, calico's "ipip-always" config, at 2 and 10 nodes (one
-// file per config so that vitest runs them in parallel; 100 nodes: test/sim-100.test.ts).
+// file per config so that vitest runs them in parallel; 100 nodes: test/conformance-100.test.ts).
 import { describe } from "vitest";
 import { defineConformanceSuite } from "@cnikit/conformance";
 import { calico, calicoFixtures } from "../src/index.ts";

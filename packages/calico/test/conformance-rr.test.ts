@@ -5,21 +5,15 @@
 // and restart checks hit the reflectors too, since they are the suite's first nodes.
 import { describe } from "vitest";
 import { defineConformanceSuite } from "@cnikit/conformance";
-import { RR_CLUSTER_ID_ANNOTATION, calico, calicoFixtures, withRouteReflectors } from "../src/index.ts";
+import { calico, calicoFixtures } from "../src/index.ts";
+import { RR_NODE_METADATA, reflectorConfig } from "./helpers.ts";
 
-const reflectorMetadata = (ordinal: number) =>
-  ordinal < 2 ? { labels: { "route-reflector": "true" }, annotations: { [RR_CLUSTER_ID_ANNOTATION]: "244.0.0.1" } } : {};
-
-const runs = [
-  { label: "bgp", sizes: [2, 10] },
-  { label: "vxlan-crosssubnet", sizes: [2, 10, 100] },
-];
-for (const { label, sizes } of runs) {
-  // No reflector named: roles come from the node metadata above.
-  const config = withRouteReflectors(calicoFixtures.configs.find((c) => c.label === label)!.config, []);
-  for (const nodes of sizes) {
+// 100 nodes: test/conformance-100.test.ts.
+for (const label of ["bgp", "ipip-always", "ipip-crosssubnet", "vxlan-crosssubnet"]) {
+  const config = reflectorConfig(label);
+  for (const nodes of [2, 10]) {
     describe(`${label} with 2 route reflectors, ${nodes} nodes`, () => {
-      defineConformanceSuite(calico, { config, configLabel: `${label}-rr`, nodes, invalidConfigs: calicoFixtures.invalidConfigs, nodeMetadata: reflectorMetadata });
+      defineConformanceSuite(calico, { config, configLabel: `${label}-rr`, nodes, invalidConfigs: calicoFixtures.invalidConfigs, nodeMetadata: RR_NODE_METADATA });
     });
   }
 }

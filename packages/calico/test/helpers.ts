@@ -2,6 +2,7 @@
 // a driver that lets virtual time flow while a promise is pending.
 import { ClosedError } from "@cnikit/core";
 import type { Datastore, VirtualClock } from "@cnikit/core";
+import { RR_CLUSTER_ID_ANNOTATION, calicoFixtures, withRouteReflectors } from "../src/index.ts";
 
 /** A Datastore whose writes stop (and every later call throws ClosedError) after `k` successful writes. */
 export function killableStore(inner: Datastore, k: number): Datastore & { readonly killed: boolean } {
@@ -64,4 +65,16 @@ export async function drive<T>(clock: VirtualClock, promise: Promise<T>, options
   if (!done) throw new Error(`drive: not done after ${limit} virtual ms`);
   if (failed) throw error;
   return value as T;
+}
+
+/**
+ * Route reflectors the Kubernetes way, for suites that name their own nodes: the first two nodes
+ * of every cluster carry the label route-reflector=true and the RouteReflectorClusterID annotation.
+ */
+export const RR_NODE_METADATA = (ordinal: number): { labels?: Record<string, string>; annotations?: Record<string, string> } =>
+  ordinal < 2 ? { labels: { "route-reflector": "true" }, annotations: { [RR_CLUSTER_ID_ANNOTATION]: "244.0.0.1" } } : {};
+
+/** A fixture config with the mesh off and every node peering with the labelled reflectors (none named). */
+export function reflectorConfig(label: string): unknown {
+  return withRouteReflectors(calicoFixtures.configs.find((c) => c.label === label)!.config, []);
 }
