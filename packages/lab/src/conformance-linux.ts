@@ -1,0 +1,1497 @@
+/**
+ * The conformance suite on the real kernel: `runLinuxConformance` builds a lab (nodes as network
+ * namespaces, etcd, one cnikitd per node, pods made by the cnikit-cni executable) and runs
+ * sections A, B and I of conformance.md against it, returning the suite's own `ConformanceReport`
+ * (same check ids, same table printer, same JSON), marked `dataplane: "linux"`.
+ *
+ *  - A: addresses of the lab's pods (in range, unique, not reserved, also under concurrent ADDs
+ *    through the executable); reachability probed with real TCP, UDP and ping between every pod,
+ *    node → pod and pod → node, with the source address the receiver saw (no NAT between pods);
+ *    pod → the external host masqueraded exactly when the config says so; the pod MTU read from
+ *    the pod's interface and proven with a full-size DF ping across nodes.
+ *  - B: the plugin executable itself: results in every version, DEL idempotence, release, failed
+ *    ADDs that leave nothing behind, CHECK (silent, and catching a removed address or route),
+ *    STATUS, GC, and the error JSON with its codes.
+ *  - I: the same scenario in the simulator and the kernel gives the same reachability table cell
+ *    by cell, and a NetworkPolicy written to the lab's etcd is enforced by nftables exactly as the
+ *    simulator and @cnikit/netpol's evaluator say.
+ *
+ * Every other check of the suite is reported "not run: simulator-only in this version", never
+ * passed. A config the kernel cannot build (calico IPIP here) is reported "not run: kernel lacks
+ * ipip: ..." for every kernel check.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import {
+  ConfigError,
+  ENCAP_OVERHEAD,
+  KernelLacksError,
+  Prefix,
+  kubeNamespaceKey,
+  kubeNamespaceValue,
+  kubeNetworkPolicyKey,
+  type Backend,
+  type NetworkSummary,
+} from "@cnikit/core";
+import { builtinBackend } from "@cnikit/backends";
+import { CniRuntime, cniPluginPath, loadConfList, netnsWrapper, spawnExec } from "@cnikit/cni";
+import { listChecks, selectChecks, type CheckResult, type CheckStatus, type ConformanceReport, type Section, type SubResult } from "@cnikit/conformance/runner";
+import { createNetns, deleteNetns } from "@cnikit/linux";
+import { PolicyEvaluator, parsePolicyObject } from "@cnikit/netpol";
+import { SimCluster, type Endpoint } from "@cnikit/sim";
+import {
+  REACH_PROTOS,
+  cellKey,
+  compareReachTables,
+  formatMismatches,
+  kernelReachTable,
+  reachPairs,
+  simReachTable,
+  tableCounts,
+  type ReachEndpoint,
+  type ReachProto,
+  type ReachTable,
+} from "./differential.ts";
+import { LabCniError, chooseTopology, startLab, type Lab, type LabPod, type PluginCall, type PluginOutcome } from "./lab.ts";
+import { ETCD_PORT, nsPrefix } from "./plan.ts";
+import { inNs, runAsync, type CommandResult } from "./system.ts";
+
+/** Options of `runLinuxConformance`. */
+export interface LinuxConformanceOptions {
+  /**
+   * The backend: a built-in backend's name, or the Backend object itself (whose name must be a
+   * built-in one: cnikitd hosts the built-in backends).
+   */
+  backend: string | Backend<unknown>;
+  /** The backend's own config, unparsed. Default: the fixture of `mode`. */
+  config?: unknown;
+  /** A fixture label of the backend (`vxlan`, `host-gw`, `bgp`, ...) when no `config` is given. */
+  mode?: string;
+  /** Label of the config in the report (default: `mode`, or `config`). */
+  configLabel?: string;
+  /** Nodes of the lab, 2-8. Default 2. */
+  nodes?: number;
+  /** Pods per node created by the lab, 1-4. Default 2. */
+  podsPerNode?: number;
+  /** Seed of the simulator's side of section I. Default 1. */
+  seed?: number;
+  /** Run only these checks (ids, section letters, prefixes like `cni.*`), as the suite takes them. */
+  checks?: string[];
+  /** Lab name (default `cf<pid><n>`): namespaces `ckl-<name>-*`. */
+  name?: string;
+  /** Where lab states live (default the lab's). */
+  stateRoot?: string;
+  /** The plugin executable (default @cnikit/cni's `cniPluginPath()`). */
+  cniPlugin?: string;
+  /** Progress lines. */
+  log?: (line: string) => void;
+  /** Called after each check. */
+  onResult?: (result: CheckResult) => void;
+  /**
+   * Runs once the lab is up, before the first check (tests break the lab here to see checks
+   * fail). Its error makes every kernel check "error".
+   */
+  prepare?: (lab: Lab) => Promise<void>;
+}
+
+/** The suite's report, from the kernel. */
+export interface LinuxConformanceReport extends ConformanceReport {
+  dataplane: "linux";
+  /** The lab the run used (absent when it could not be built). */
+  lab?: { name: string; subnets: string[]; nodes: { name: string; address: string }[]; pods: { name: string; node: string; ip: string }[]; buildMs: number };
+}
+
+/** A check of the kernel run. */
+export interface LinuxCheck {
+  id: string;
+  section: Section;
+  rule: string;
+  source: string;
+  required: boolean;
+  /** Wall-clock budget (default 180 s). */
+  budgetMs?: number;
+  /** "not claimed" for a backend without the capability. */
+  gate?(summary: NetworkSummary, backend: Backend<unknown>): { status: "not claimed" | "not run"; reason: string } | undefined;
+  run(ctx: LinuxContext): Promise<Outcome>;
+}
+
+interface Outcome {
+  status: CheckStatus;
+  reason?: string;
+  subResults?: SubResult[];
+}
+
+const SRC = {
+  k8sModel: "Kubernetes networking model (kubernetes.io/docs/concepts/cluster-administration/networking)",
+  k8sIpam: "Kubernetes networking model; CNI SPEC.md section 'IP Allocation' (host-local semantics)",
+  cniAdd: "CNI SPEC.md section 'ADD: Add container to network' and 'Success' result",
+  cniDel: "CNI SPEC.md section 'DEL: Remove container from network'",
+  cniCheck: "CNI SPEC.md section 'CHECK: Check container's networking is as expected'",
+  cniGc: "CNI SPEC.md section 'GC: Clean up any stale resources'",
+  cniStatus: "CNI SPEC.md section 'STATUS: Check plugin status'",
+  cniErrors: "CNI SPEC.md section 'Error' (well-known error codes)",
+  cniVersions: "CNI SPEC.md section 'Version' and the result types 0.3.x-1.1.0",
+  mtu: "Kubernetes networking model (no fragmentation); encapsulation overheads RFC 7348 (VXLAN), RFC 2003 (IPIP)",
+  linux: "cnikit conformance.md section I",
+  policy: "networking.k8s.io/v1 NetworkPolicy API; cnikit conformance.md sections F and I",
+} as const;
+
+const SIM_ONLY = "simulator-only in this version: run it with --dataplane sim";
+const C = "lab";
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** The CNI result versions the plugin must answer in. */
+export const RESULT_VERSIONS = ["0.3.0", "0.4.0", "1.0.0", "1.1.0"] as const;
+/** Where the Debian reference plugins live. */
+const CNI_DIR = "/usr/lib/cni";
+
+// ---- context -----------------------------------------------------------------------------------
+
+/** What a kernel check sees. */
+export interface LinuxContext {
+  lab: Lab;
+  backend: Backend<unknown>;
+  /** Parsed config. */
+  config: unknown;
+  summary: NetworkSummary;
+  seed: number;
+  /** The pods the lab made at start (the scenario the simulator mirrors). */
+  basePods: LabPod[];
+  /** Every endpoint of the base scenario: base pods, nodes, external hosts. */
+  endpoints: ReachEndpoint[];
+  /** The kernel's table of the base scenario (probed once, shared by A and I). */
+  table(): Promise<ReachTable>;
+  /** A scratch area for attachments made directly through the executable; cleaned after each check. */
+  scratch: Scratch;
+  /** The plugin executable the lab runs. */
+  cniPlugin: string;
+}
+
+/** Attachments made straight through the executable, in namespaces of their own, undone at the end. */
+export class Scratch {
+  private n = 0;
+  private readonly made: string[] = [];
+  private readonly attached = new Map<string, { node: string; containerId: string; ifName: string; netns: string }>();
+  constructor(private readonly lab: Lab) {}
+
+  /** A fresh, unique container id. */
+  cid(tag: string): string {
+    return `cf-${tag}-${++this.n}`;
+  }
+
+  /** Creates a pod namespace `ckl-<lab>-c<n>` (deleted by `cleanup`). */
+  async netns(): Promise<string> {
+    const ns = `${nsPrefix(this.lab.name)}-c${++this.n}`;
+    this.made.push(ns);
+    await createNetns(ns);
+    return ns;
+  }
+
+  /** Remembers an attachment for a best-effort DEL in `cleanup` (forgotten by `forget`). */
+  remember(a: { node: string; containerId: string; ifName?: string; netns: string }): void {
+    this.attached.set(`${a.containerId}/${a.ifName ?? "eth0"}`, { ifName: "eth0", ...a });
+  }
+
+  /** Forgets an attachment (it was deleted). */
+  forget(containerId: string, ifName = "eth0"): void {
+    this.attached.delete(`${containerId}/${ifName}`);
+  }
+
+  /** DELs every remembered attachment and deletes every namespace made. Never throws. */
+  async cleanup(): Promise<void> {
+    for (const a of this.attached.values()) {
+      await this.lab.plugin({ node: a.node, command: "DEL", containerId: a.containerId, ifName: a.ifName, netns: a.netns }).catch(() => undefined);
+    }
+    this.attached.clear();
+    for (const ns of this.made.splice(0)) await deleteNetns(ns).catch(() => undefined);
+  }
+}
+
+// ---- helpers -----------------------------------------------------------------------------------
+
+function summarize(problems: readonly string[], max = 3): string {
+  const shown = problems.slice(0, max).join("; ");
+  return problems.length > max ? `${shown}; ... and ${problems.length - max} more` : shown;
+}
+
+function verdict(problems: readonly string[], subResults?: SubResult[]): Outcome {
+  const out: Outcome = problems.length > 0 ? { status: "failed", reason: summarize(problems) } : { status: "passed" };
+  if (subResults) out.subResults = subResults;
+  return out;
+}
+
+/** The JSON error of a failed plugin call. */
+function errorOf(o: PluginOutcome): { code?: number; msg?: string } {
+  const j = o.json as { code?: unknown; msg?: unknown } | undefined;
+  const out: { code?: number; msg?: string } = {};
+  if (typeof j?.code === "number") out.code = j.code;
+  if (typeof j?.msg === "string") out.msg = j.msg;
+  return out;
+}
+
+function outcomeText(o: PluginOutcome): string {
+  const e = errorOf(o);
+  if (o.code === 0) return `exit 0${o.stdout.trim() ? ` with ${o.stdout.trim().slice(0, 160)}` : ""}`;
+  return `exit ${o.code}, code ${e.code ?? "?"}: ${e.msg ?? (o.stdout.trim() || o.stderr.trim()).slice(0, 200)}`;
+}
+
+function firstIpv4(json: unknown): string | undefined {
+  const ips = (json as { ips?: { address?: unknown }[] } | undefined)?.ips;
+  if (!Array.isArray(ips)) return undefined;
+  for (const i of ips) {
+    const a = typeof i?.address === "string" ? i.address.split("/")[0]! : "";
+    if (/^\d+\.\d+\.\d+\.\d+$/.test(a)) return a;
+  }
+  return undefined;
+}
+
+async function inNetns(ns: string, argv: readonly string[]): Promise<CommandResult> {
+  return runAsync(inNs(ns, argv), { timeoutMs: 30_000 });
+}
+
+interface JsonLink {
+  ifname: string;
+  mtu?: number;
+  address?: string;
+  link_type?: string;
+  addr_info?: { family: string; local: string; prefixlen: number }[];
+  linkinfo?: { info_kind?: string };
+}
+
+async function links(ns: string, extra: readonly string[] = []): Promise<JsonLink[]> {
+  const r = await inNetns(ns, ["ip", "-j", "-d", "addr", "show", ...extra]);
+  if (r.code !== 0) return [];
+  try {
+    return JSON.parse(r.stdout) as JsonLink[];
+  } catch {
+    return [];
+  }
+}
+
+async function vethCount(lab: Lab, node: string): Promise<number> {
+  return (await links(lab.node(node).ns)).filter((l) => l.linkinfo?.info_kind === "veth").length;
+}
+
+const ADDRESS_RE = /^(\d{1,3}\.){3}\d{1,3}$|:/;
+
+/** Problems with the shape of an ADD result in version `version` (see the CNI result types). */
+export function resultProblems(json: unknown, o: { version: string; ifName: string; netns: string; podRanges: readonly string[] }): string[] {
+  const problems: string[] = [];
+  if (json === null || typeof json !== "object") return [`the result is not a JSON object: ${JSON.stringify(json)?.slice(0, 120)}`];
+  const r = json as { cniVersion?: unknown; interfaces?: unknown; ips?: unknown; routes?: unknown; dns?: unknown };
+  if (r.cniVersion !== o.version) problems.push(`cniVersion is ${JSON.stringify(r.cniVersion)}, asked for ${o.version}`);
+  const ifaces = Array.isArray(r.interfaces) ? (r.interfaces as { name?: unknown; mac?: unknown; sandbox?: unknown }[]) : undefined;
+  if (!ifaces || ifaces.length === 0) problems.push("no interfaces");
+  (ifaces ?? []).forEach((i, k) => {
+    if (typeof i.name !== "string" || i.name === "") problems.push(`interfaces[${k}] has no name`);
+    if (i.mac !== undefined && (typeof i.mac !== "string" || !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(i.mac))) problems.push(`interfaces[${k}].mac ${JSON.stringify(i.mac)} is not a MAC`);
+  });
+  const container = (ifaces ?? []).findIndex((i) => i.name === o.ifName && typeof i.sandbox === "string" && i.sandbox !== "");
+  if (container < 0) problems.push(`no interface ${o.ifName} with a sandbox`);
+  else if (ifaces![container]!.sandbox !== o.netns) problems.push(`interface ${o.ifName} has sandbox ${String(ifaces![container]!.sandbox)}, expected ${o.netns}`);
+  const ips = Array.isArray(r.ips) ? (r.ips as { address?: unknown; gateway?: unknown; interface?: unknown; version?: unknown }[]) : undefined;
+  if (!ips || ips.length === 0) problems.push("no ips");
+  const ranges = o.podRanges.map((p) => Prefix.parse(p));
+  const legacy = o.version.startsWith("0.");
+  (ips ?? []).forEach((ip, k) => {
+    let p: Prefix | undefined;
+    try {
+      p = Prefix.parse(String(ip.address), { allowHostBits: true });
+    } catch {
+      problems.push(`ips[${k}].address ${JSON.stringify(ip.address)} is not an address with a prefix length`);
+    }
+    const addr = typeof ip.address === "string" ? ip.address.split("/")[0]! : "";
+    if (p && !ranges.some((r) => r.contains(addr))) problems.push(`ips[${k}].address ${addr} is outside the pod range(s) ${o.podRanges.join(", ")}`);
+    if (ip.interface !== undefined) {
+      if (typeof ip.interface !== "number" || !ifaces?.[ip.interface]) problems.push(`ips[${k}].interface ${JSON.stringify(ip.interface)} is not an index into interfaces`);
+      else if (!(ifaces[ip.interface] as { sandbox?: unknown }).sandbox) problems.push(`ips[${k}].interface points at ${String(ifaces[ip.interface]!.name)}, which has no sandbox`);
+    } else problems.push(`ips[${k}] has no interface index`);
+    if (ip.gateway !== undefined && (typeof ip.gateway !== "string" || !ADDRESS_RE.test(ip.gateway))) problems.push(`ips[${k}].gateway ${JSON.stringify(ip.gateway)} is not an address`);
+    const family = addr.includes(":") ? "6" : "4";
+    if (legacy && ip.version !== family) problems.push(`ips[${k}].version is ${JSON.stringify(ip.version)}; a ${o.version} result carries "${family}"`);
+    if (!legacy && ip.version !== undefined) problems.push(`ips[${k}] carries version ${JSON.stringify(ip.version)}, which a ${o.version} result does not have`);
+  });
+  if (r.routes !== undefined) {
+    if (!Array.isArray(r.routes)) problems.push("routes is not a list");
+    else
+      (r.routes as { dst?: unknown }[]).forEach((route, k) => {
+        try {
+          Prefix.parse(String(route.dst), { allowHostBits: true });
+        } catch {
+          problems.push(`routes[${k}].dst ${JSON.stringify(route.dst)} is not a CIDR`);
+        }
+      });
+  }
+  if (r.dns !== undefined && (r.dns === null || typeof r.dns !== "object")) problems.push("dns is not an object");
+  return problems;
+}
+
+/** An ADD through the executable into a fresh namespace of the scratch area. */
+async function addScratch(
+  ctx: LinuxContext,
+  init: { node: string; tag: string; cniVersion?: string; args?: string; netns?: string; ifName?: string },
+): Promise<{ outcome: PluginOutcome; containerId: string; netns: string; ns: string; ip?: string }> {
+  const ns = init.netns ?? (await ctx.scratch.netns());
+  const containerId = ctx.scratch.cid(init.tag);
+  const netns = ns.includes("/") ? ns : `/var/run/netns/${ns}`;
+  const call: PluginCall = { node: init.node, command: "ADD", containerId, netns, ifName: init.ifName ?? "eth0" };
+  if (init.cniVersion) call.netconf = { cniVersion: init.cniVersion };
+  call.args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${containerId}${init.args ? `;${init.args}` : ""}`;
+  ctx.scratch.remember({ node: init.node, containerId, netns, ...(init.ifName ? { ifName: init.ifName } : {}) });
+  const outcome = await ctx.lab.plugin(call);
+  const out: { outcome: PluginOutcome; containerId: string; netns: string; ns: string; ip?: string } = { outcome, containerId, netns, ns };
+  const ip = outcome.code === 0 ? firstIpv4(outcome.json) : undefined;
+  if (ip !== undefined) out.ip = ip;
+  return out;
+}
+
+async function delScratch(ctx: LinuxContext, init: { node: string; containerId: string; netns?: string; cniVersion?: string; prevResult?: unknown; ifName?: string }): Promise<PluginOutcome> {
+  const call: PluginCall = { node: init.node, command: "DEL", containerId: init.containerId, ifName: init.ifName ?? "eth0" };
+  if (init.netns !== undefined) call.netns = init.netns;
+  const netconf: Record<string, unknown> = {};
+  if (init.cniVersion) netconf["cniVersion"] = init.cniVersion;
+  if (init.prevResult !== undefined) netconf["prevResult"] = init.prevResult;
+  if (Object.keys(netconf).length > 0) call.netconf = netconf;
+  const o = await ctx.lab.plugin(call);
+  if (o.code === 0) ctx.scratch.forget(init.containerId, init.ifName);
+  return o;
+}
+
+async function checkCall(ctx: LinuxContext, init: { node: string; containerId: string; netns: string; prevResult: unknown; cniVersion?: string; ifName?: string }): Promise<PluginOutcome> {
+  return ctx.lab.plugin({
+    node: init.node,
+    command: "CHECK",
+    containerId: init.containerId,
+    netns: init.netns,
+    ifName: init.ifName ?? "eth0",
+    netconf: { cniVersion: init.cniVersion ?? "1.0.0", prevResult: init.prevResult },
+  });
+}
+
+/** The lab's node names, in order. */
+function nodeNames(ctx: LinuxContext): string[] {
+  return ctx.lab.nodes.map((n) => n.name);
+}
+
+// ---- etcd --------------------------------------------------------------------------------------
+
+/** The key prefix of the lab's cluster store (from cnikitd's config: `etcd://host:port/<prefix>`). */
+function storePrefix(lab: Lab): string {
+  const cfg = JSON.parse(readFileSync(lab.nodes[0]!.configPath, "utf8")) as { store?: unknown };
+  const m = typeof cfg.store === "string" ? /^etcd:\/\/[^/]+(\/.*)?$/.exec(cfg.store) : null;
+  if (!m) throw new ConfigError({ component: C, field: "store", rule: "the lab's cnikitd must use etcd://", value: cfg.store });
+  const p = m[1] === undefined ? "" : `${m[1].replace(/\/+$/, "")}/`;
+  return p === "/" ? "" : p;
+}
+
+const ETCD_SCRIPT = `const [u, b] = process.argv.slice(1);
+fetch(u, { method: "POST", body: b }).then(async (r) => { const t = await r.text(); if (!r.ok) { console.error(r.status + " " + t); process.exit(1); } process.stdout.write(t); }, (e) => { console.error(String(e)); process.exit(1); });`;
+
+/** A write to the lab's etcd (its v3 JSON gateway, from inside the infra namespace). Throws when etcd refuses. */
+export async function labEtcd(lab: Lab, op: { put: string; value: string } | { del: string }): Promise<void> {
+  const prefix = storePrefix(lab);
+  const b64 = (s: string): string => Buffer.from(s, "utf8").toString("base64");
+  const [path, body] = "put" in op ? ["/v3/kv/put", { key: b64(prefix + op.put), value: b64(op.value) }] : ["/v3/kv/deleterange", { key: b64(prefix + op.del) }];
+  const r = await lab.exec("infra", [process.execPath, "-e", ETCD_SCRIPT, `http://127.0.0.1:${ETCD_PORT}${path}`, JSON.stringify(body)], { timeoutMs: 15_000 });
+  if (r.code !== 0) throw new Error(`[lab] etcd ${path} failed: ${r.stderr.trim() || r.stdout.trim()}`);
+}
+
+// ---- the simulator's twin of the lab -----------------------------------------------------------
+
+/** A SimCluster mirroring the lab: same topology, same node names and addresses, the same pods by name. */
+async function simTwin(
+  ctx: LinuxContext,
+  pods: { name: string; node: string; namespace?: string }[],
+  before?: (cluster: SimCluster<unknown>) => Promise<void>,
+): Promise<{ cluster: SimCluster<unknown>; keys: Map<string, string>; addresses: Map<string, string>; problems: string[] }> {
+  const topology = chooseTopology({ summary: ctx.summary });
+  const cluster = SimCluster.create({ backend: ctx.backend, config: ctx.config, topology, seed: ctx.seed });
+  const problems: string[] = [];
+  for (const n of ctx.lab.nodes) {
+    const sn = await cluster.addNode({ name: n.name });
+    const a = sn.info.underlay[0]?.address;
+    if (a !== n.address) problems.push(`the simulator placed ${n.name} at ${a ?? "?"}, the lab at ${n.address}`);
+  }
+  await cluster.settle({ limitMs: ctx.summary.convergenceMs });
+  if (before) await before(cluster);
+  const keys = new Map<string, string>();
+  const addresses = new Map<string, string>();
+  for (const p of pods) {
+    const sp = await cluster.addPod(p.node, { name: p.name, ...(p.namespace !== undefined ? { namespace: p.namespace } : {}) });
+    keys.set(p.name, sp.key);
+    addresses.set(p.name, sp.addresses.find((x) => !x.includes(":")) ?? sp.addresses[0] ?? "");
+  }
+  await cluster.settle({ limitMs: ctx.summary.convergenceMs });
+  return { cluster, keys, addresses, problems };
+}
+
+function simTableOf(cluster: SimCluster<unknown>, endpoints: ReachEndpoint[], keys: Map<string, string>, addresses: Map<string, string>): ReachTable {
+  const simEndpoints = endpoints.map((e) => (e.kind === "pod" ? { ...e, address: addresses.get(e.name) ?? e.address } : e));
+  const simOf = (e: ReachEndpoint): Endpoint | undefined =>
+    e.kind === "node" ? { kind: "node", name: e.name } : e.kind === "external" ? { kind: "external", name: e.name } : keys.has(e.name) ? { kind: "pod", key: keys.get(e.name)! } : undefined;
+  return simReachTable({ endpoints: simEndpoints, send: (a, b, o) => cluster.send(a, b, o), simOf });
+}
+
+// ---- section A ---------------------------------------------------------------------------------
+
+function cellsWhere(t: ReachTable, keep: (a: ReachEndpoint, b: ReachEndpoint) => boolean): { from: ReachEndpoint; to: ReachEndpoint; proto: ReachProto }[] {
+  const out: { from: ReachEndpoint; to: ReachEndpoint; proto: ReachProto }[] = [];
+  for (const [a, b] of reachPairs(t.endpoints)) if (keep(a, b)) for (const proto of t.protos) out.push({ from: a, to: b, proto });
+  return out;
+}
+
+function describeEp(e: ReachEndpoint): string {
+  return e.kind === "pod" ? `pod ${e.name} (${e.address} on ${e.node ?? "?"})` : e.kind === "node" ? `node ${e.name} (${e.address})` : `${e.name} (${e.address})`;
+}
+
+function reachCheck(id: string, rule: string, keep: (a: ReachEndpoint, b: ReachEndpoint) => boolean): LinuxCheck {
+  return {
+    id,
+    section: "A",
+    rule,
+    source: SRC.k8sModel,
+    required: true,
+    async run(ctx) {
+      const t = await ctx.table();
+      const problems: string[] = [];
+      for (const c of cellsWhere(t, keep)) {
+        const v = t.cells[cellKey(c.from.name, c.to.name, c.proto)];
+        if (!v?.reach) problems.push(`${describeEp(c.from)} → ${describeEp(c.to)} by ${c.proto}: ${v?.why ?? "not probed"}`);
+      }
+      return verdict(problems);
+    },
+  };
+}
+
+interface IpamProblem {
+  kind: "missing" | "range" | "reserved" | "duplicate";
+  text: string;
+}
+
+async function kernelIpamProblems(ctx: LinuxContext, pods: LabPod[]): Promise<IpamProblem[]> {
+  const problems: IpamProblem[] = [];
+  const ranges = ctx.summary.podRanges.map((r) => Prefix.parse(r));
+  const reserved = new Map<string, string>();
+  for (const r of ranges) {
+    reserved.set(r.network, `the network address of pod range ${r.toString()}`);
+    if (r.family === 4) reserved.set(r.broadcast, `the broadcast address of pod range ${r.toString()}`);
+  }
+  for (const n of ctx.lab.nodes) {
+    for (const l of await links(n.ns)) for (const a of l.addr_info ?? []) reserved.set(a.local, `an address of ${l.ifname} on node ${n.name} (read from the kernel)`);
+  }
+  for (const p of pods) {
+    for (const ip of ((p.result as { ips?: { address?: string; gateway?: string }[] } | undefined)?.ips ?? [])) {
+      if (ip.gateway && !reserved.has(ip.gateway)) reserved.set(ip.gateway, `the gateway of pods on node ${p.node}`);
+      if (typeof ip.address !== "string") continue;
+      const pref = Prefix.parse(ip.address, { allowHostBits: true });
+      if (pref.family === 4 && pref.length <= 30) {
+        reserved.set(pref.network, `the network address of ${pref.toString()}, the interface prefix of pods on node ${p.node}`);
+        reserved.set(pref.broadcast, `the broadcast address of ${pref.toString()}, the interface prefix of pods on node ${p.node}`);
+      }
+    }
+  }
+  const owner = new Map<string, LabPod>();
+  for (const p of pods) {
+    const addr = p.ip;
+    const d = `pod ${p.name} on ${p.node}`;
+    if (!addr) {
+      problems.push({ kind: "missing", text: `${d} has no address` });
+      continue;
+    }
+    if (!ranges.some((r) => r.contains(addr))) problems.push({ kind: "range", text: `${d}: ${addr} is outside the pod range(s) ${ctx.summary.podRanges.join(", ")}` });
+    const why = reserved.get(addr);
+    if (why) problems.push({ kind: "reserved", text: `${d}: ${addr} is reserved (${why})` });
+    const other = owner.get(addr);
+    if (other) problems.push({ kind: "duplicate", text: `${addr} is held by two live pods: ${other.name} on ${other.node} and ${p.name} on ${p.node}` });
+    else owner.set(addr, p);
+  }
+  return problems;
+}
+
+function ipamCheck(id: string, kinds: IpamProblem["kind"][], rule: string): LinuxCheck {
+  return {
+    id,
+    section: "A",
+    rule,
+    source: SRC.k8sIpam,
+    required: true,
+    async run(ctx) {
+      const problems = (await kernelIpamProblems(ctx, ctx.lab.pods)).filter((p) => kinds.includes(p.kind));
+      return verdict(problems.map((p) => p.text));
+    },
+  };
+}
+
+function overheadOf(encap: string): number {
+  if (encap === "vxlan") return ENCAP_OVERHEAD.vxlan;
+  if (encap === "ipip") return ENCAP_OVERHEAD.ipip;
+  if (encap === "sleeve") return ENCAP_OVERHEAD.sleeve;
+  if (encap === "wireguard") return 60;
+  return 0;
+}
+
+const modelChecks: LinuxCheck[] = [
+  ipamCheck("ipam.in-range", ["missing", "range"], "Every pod the executable made got an address inside the configured pod range(s)."),
+  ipamCheck("ipam.unique", ["duplicate"], "No two live pods hold the same address, on one node or across nodes."),
+  ipamCheck("ipam.reserved", ["reserved"], "No pod got a reserved address (network, broadcast, gateway, an address the kernel holds on a node)."),
+  {
+    id: "ipam.concurrent-unique",
+    section: "A",
+    rule: "Concurrent ADDs and DELs through the executable on every node (waves) keep addresses unique, in range and unreserved.",
+    source: SRC.k8sIpam,
+    required: true,
+    async run(ctx) {
+      const lab = ctx.lab;
+      const mine: string[] = [];
+      const problems: string[] = [];
+      try {
+        for (let wave = 0; wave < 3 && problems.length === 0; wave++) {
+          const victim = wave > 0 ? mine.shift() : undefined;
+          const ops: Promise<unknown>[] = [];
+          for (const n of lab.nodes) for (let k = 0; k < 2; k++) ops.push(lab.addPod(n.name).then((p) => void mine.push(p.name)));
+          if (victim) ops.push(lab.deletePod(victim));
+          const settled = await Promise.allSettled(ops);
+          for (const s of settled) {
+            if (s.status !== "rejected") continue;
+            const code = s.reason instanceof LabCniError ? s.reason.code : undefined;
+            // Exhaustion and "try again" are legitimate answers under load; anything else is not.
+            if (code !== 100 && code !== 11) problems.push(`wave ${wave}: ${s.reason instanceof Error ? s.reason.message : String(s.reason)}`);
+          }
+          const ipam = await kernelIpamProblems(ctx, lab.pods);
+          if (ipam.length > 0) problems.push(`after wave ${wave} (${lab.nodes.length * 2} concurrent ADDs${victim ? ", 1 DEL" : ""}): ${summarize(ipam.map((p) => p.text), 2)}`);
+        }
+      } finally {
+        for (const name of mine) await lab.deletePod(name).catch((e: unknown) => problems.push(`could not delete ${name}: ${(e as Error).message}`));
+      }
+      return verdict(problems);
+    },
+  },
+  reachCheck("reach.pod-to-pod.same-node", "Every pod reaches every other pod on the same node by TCP, UDP and ping (real probes).", (a, b) => a.kind === "pod" && b.kind === "pod" && a.node === b.node),
+  reachCheck("reach.pod-to-pod.cross-node", "Every pod reaches every pod on every other node by TCP, UDP and ping (real probes, across the router).", (a, b) => a.kind === "pod" && b.kind === "pod" && a.node !== b.node),
+  {
+    id: "reach.no-nat-between-pods",
+    section: "A",
+    rule: "A pod receiving TCP or UDP from another pod sees the sender's own pod address (no NAT between pods).",
+    source: SRC.k8sModel,
+    required: true,
+    async run(ctx) {
+      const t = await ctx.table();
+      const problems: string[] = [];
+      for (const c of cellsWhere(t, (a, b) => a.kind === "pod" && b.kind === "pod")) {
+        if (c.proto === "ping") continue;
+        const v = t.cells[cellKey(c.from.name, c.to.name, c.proto)];
+        if (v?.reach && v.seen !== c.from.address) problems.push(`${describeEp(c.from)} → ${describeEp(c.to)} by ${c.proto}: the receiver saw ${v.seen ?? "?"}`);
+        if (!v?.reach) problems.push(`${describeEp(c.from)} → ${describeEp(c.to)} by ${c.proto}: not reached, so the source could not be seen (${v?.why ?? "not probed"})`);
+      }
+      return verdict(problems);
+    },
+  },
+  reachCheck("reach.node-to-pod", "Every node (its host network namespace) reaches every pod by TCP, UDP and ping.", (a, b) => a.kind === "node" && b.kind === "pod"),
+  reachCheck("reach.pod-to-node", "Every pod reaches every node's host address by TCP, UDP and ping.", (a, b) => a.kind === "pod" && b.kind === "node"),
+  {
+    id: "nat.outgoing",
+    section: "A",
+    rule: "Pod traffic to the external host (192.0.2.200, outside every pod range) is masqueraded to the node's address exactly when the config says so.",
+    source: `${SRC.k8sModel}; the backend's NetworkSummary.natOutgoing`,
+    required: true,
+    async run(ctx) {
+      const t = await ctx.table();
+      const externals = t.endpoints.filter((e) => e.kind === "external");
+      if (externals.length === 0) return { status: "not run", reason: "the lab's topology has no external host" };
+      const problems: string[] = [];
+      for (const c of cellsWhere(t, (a, b) => a.kind === "pod" && b.kind === "external")) {
+        if (c.proto === "ping") continue;
+        const v = t.cells[cellKey(c.from.name, c.to.name, c.proto)];
+        const nodeAddr = ctx.lab.node(c.from.node!).address;
+        if (ctx.summary.natOutgoing) {
+          if (!v?.reach) problems.push(`${describeEp(c.from)} → ${describeEp(c.to)} by ${c.proto}: natOutgoing is on, but it did not reach (${v?.why ?? "not probed"})`);
+          else if (v.seen !== nodeAddr) problems.push(`${describeEp(c.from)} → ${c.to.name} by ${c.proto}: natOutgoing is on, but the external host saw ${v.seen ?? "?"} instead of node address ${nodeAddr}`);
+        } else if (v?.reach && v.seen !== c.from.address) {
+          problems.push(`${describeEp(c.from)} → ${c.to.name} by ${c.proto}: natOutgoing is off, but the external host saw ${v.seen ?? "?"}`);
+        }
+      }
+      return verdict(problems);
+    },
+  },
+  {
+    id: "mtu.encap-headroom",
+    section: "A",
+    rule: "Each pod's interface MTU (read from the kernel) and each tunnel's MTU leave room for the encapsulation on the underlay MTU, and a full-size packet with DF set crosses to a pod on another node.",
+    source: SRC.mtu,
+    required: true,
+    async run(ctx) {
+      const problems: string[] = [];
+      const overhead = Math.max(0, ...ctx.summary.encapsulations.map(overheadOf));
+      const underlay = new Map<string, number>();
+      for (const n of ctx.lab.nodes) {
+        const ls = await links(n.ns);
+        const eth0 = ls.find((l) => l.ifname === "eth0");
+        const mtu = eth0?.mtu ?? 1500;
+        underlay.set(n.name, mtu);
+        for (const l of ls) {
+          const kind = l.linkinfo?.info_kind ?? "";
+          const o = kind === "vxlan" || kind === "ipip" ? overheadOf(kind) : 0;
+          if (o > 0 && (l.mtu ?? 0) > mtu - o) problems.push(`${kind} link ${l.ifname} on node ${n.name} has MTU ${l.mtu}; at most ${mtu - o} fits the underlay MTU ${mtu}`);
+        }
+      }
+      const podMtu = new Map<string, number>();
+      for (const p of ctx.basePods) {
+        const l = (await links(p.ns, ["dev", p.ifName]))[0];
+        const mtu = l?.mtu ?? 0;
+        podMtu.set(p.name, mtu);
+        const max = (underlay.get(p.node) ?? 1500) - overhead;
+        if (!(mtu > 0) || mtu > max) problems.push(`pod ${p.name} on ${p.node}: ${p.ifName} has MTU ${mtu}; the underlay MTU is ${underlay.get(p.node)} and ${ctx.summary.encapsulations.join(", ")} needs ${overhead} bytes, so at most ${max}`);
+      }
+      // And a packet of the pod's MTU, DF set, reaches a pod on another node (once per pair of nodes).
+      const seen = new Set<string>();
+      for (const a of ctx.basePods) {
+        const b = ctx.basePods.find((x) => x.node !== a.node && !seen.has(`${a.node}>${x.node}`));
+        if (!b) continue;
+        seen.add(`${a.node}>${b.node}`);
+        const size = (podMtu.get(a.name) ?? 1500) - 28;
+        let r: CommandResult | undefined;
+        for (let i = 0; i < 3 && r?.code !== 0; i++) r = await ctx.lab.exec(a.name, ["ping", "-M", "do", "-s", String(size), "-c", "1", "-W", "2", b.ip]);
+        if (r?.code !== 0) problems.push(`a ${size + 28}-byte packet with DF from pod ${a.name} (${a.node}) to pod ${b.name} (${b.node}) did not arrive: ${(r?.stdout ?? "").trim().split("\n").slice(-2).join(" ")} ${(r?.stderr ?? "").trim()}`);
+      }
+      return verdict(problems);
+    },
+  },
+];
+
+// ---- section B ---------------------------------------------------------------------------------
+
+const lifecycleChecks: LinuxCheck[] = [
+  {
+    id: "cni.add-result",
+    section: "B",
+    rule: "ADD through the executable returns interfaces (container side with sandbox = CNI_NETNS), ips with an interface index, routes and dns; the pod's interface holds that address and MAC in the kernel.",
+    source: SRC.cniAdd,
+    required: true,
+    async run(ctx) {
+      const problems: string[] = [];
+      for (const node of nodeNames(ctx)) {
+        const a = await addScratch(ctx, { node, tag: "add", cniVersion: "1.0.0" });
+        const where = `ADD ${a.containerId} on ${node}`;
+        if (a.outcome.code !== 0) {
+          problems.push(`${where}: ${outcomeText(a.outcome)}`);
+          continue;
+        }
+        problems.push(...resultProblems(a.outcome.json, { version: "1.0.0", ifName: "eth0", netns: a.netns, podRanges: ctx.summary.podRanges }).map((p) => `${where}: ${p}`));
+        const r = a.outcome.json as { ips?: { address: string }[]; interfaces?: { name: string; mac?: string; sandbox?: string }[] };
+        const l = (await links(a.ns, ["dev", "eth0"]))[0];
+        const have = (l?.addr_info ?? []).map((x) => `${x.local}/${x.prefixlen}`);
+        for (const ip of r.ips ?? []) if (!have.includes(ip.address)) problems.push(`${where}: the result says ${ip.address}, the pod's eth0 holds ${have.join(", ") || "nothing"}`);
+        const mac = r.interfaces?.find((i) => i.name === "eth0" && i.sandbox)?.mac;
+        if (mac && l?.address?.toLowerCase() !== mac.toLowerCase()) problems.push(`${where}: the result says MAC ${mac}, the pod's eth0 has ${l?.address ?? "none"}`);
+        const del = await delScratch(ctx, { node, containerId: a.containerId, netns: a.netns });
+        if (del.code !== 0) problems.push(`DEL ${a.containerId} on ${node}: ${outcomeText(del)}`);
+      }
+      return verdict(problems);
+    },
+  },
+  {
+    id: "cni.result-versions",
+    section: "B",
+    rule: "The executable lists 0.3.0-1.1.0 in VERSION and answers ADD in the version asked (0.3.0, 0.4.0, 1.0.0, 1.1.0; shape checked), CHECK and DEL too; a conflist with the reference portmap and tuning negotiates 1.0.0.",
+    source: SRC.cniVersions,
+    required: true,
+    async run(ctx) {
+      const node = ctx.lab.nodes[0]!.name;
+      const subs: SubResult[] = [];
+      const v = await ctx.lab.plugin({ node, command: "VERSION", netconf: { cniVersion: "1.1.0" } });
+      const supported = (v.json as { supportedVersions?: unknown } | undefined)?.supportedVersions;
+      const missing = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"].filter((x) => !Array.isArray(supported) || !supported.includes(x));
+      subs.push(
+        v.code === 0 && missing.length === 0
+          ? { label: "VERSION lists 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0", status: "passed" }
+          : { label: "VERSION lists 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0", status: "failed", reason: v.code !== 0 ? outcomeText(v) : `missing ${missing.join(", ")} in ${JSON.stringify(supported)}` },
+      );
+      for (const version of RESULT_VERSIONS) {
+        const problems: string[] = [];
+        const a = await addScratch(ctx, { node, tag: `v${version.replace(/\./g, "")}`, cniVersion: version });
+        if (a.outcome.code !== 0) problems.push(`ADD: ${outcomeText(a.outcome)}`);
+        else {
+          problems.push(...resultProblems(a.outcome.json, { version, ifName: "eth0", netns: a.netns, podRanges: ctx.summary.podRanges }));
+          if (version !== "0.3.0") {
+            const c = await checkCall(ctx, { node, containerId: a.containerId, netns: a.netns, prevResult: a.outcome.json, cniVersion: version });
+            if (c.code !== 0 || c.stdout.trim() !== "") problems.push(`CHECK at ${version}: ${outcomeText(c)}`);
+          }
+        }
+        const d = await delScratch(ctx, { node, containerId: a.containerId, netns: a.netns, cniVersion: version });
+        if (d.code !== 0) problems.push(`DEL at ${version}: ${outcomeText(d)}`);
+        subs.push(problems.length === 0 ? { label: `ADD/CHECK/DEL at ${version}`, status: "passed" } : { label: `ADD/CHECK/DEL at ${version}`, status: "failed", reason: summarize(problems) });
+      }
+      subs.push(await conflistSub(ctx, node));
+      const bad = subs.filter((s) => s.status !== "passed");
+      return bad.length > 0 ? { status: "failed", reason: bad.map((s) => `${s.label}: ${s.reason ?? s.status}`).join("; "), subResults: subs } : { status: "passed", subResults: subs };
+    },
+  },
+  {
+    id: "cni.plugin-error-json",
+    section: "B",
+    rule: "Errors are the spec's JSON on stdout with the right code and a non-zero exit: 4 missing env or unknown command, 6 stdin that is not JSON, 7 a bad network config, 1 an unsupported version.",
+    source: SRC.cniErrors,
+    required: true,
+    async run(ctx) {
+      const node = ctx.lab.nodes[0]!.name;
+      const ns = await ctx.scratch.netns();
+      const netns = `/var/run/netns/${ns}`;
+      const base = ctx.lab.netconf(node);
+      const cases: { label: string; call: PluginCall; code: number }[] = [
+        { label: "ADD without CNI_CONTAINERID", call: { node, command: "ADD", netns, ifName: "eth0" }, code: 4 },
+        { label: "ADD without CNI_NETNS and CNI_IFNAME", call: { node, command: "ADD", containerId: "cf-err-env" }, code: 4 },
+        { label: "unknown CNI_COMMAND", call: { node, command: "", env: { CNI_COMMAND: "FROB" }, containerId: "cf-err-cmd", netns, ifName: "eth0" }, code: 4 },
+        { label: "stdin that is not JSON", call: { node, command: "ADD", containerId: "cf-err-json", netns, ifName: "eth0", stdin: `{"cniVersion": "1.0.0", "socketPath": ${JSON.stringify(base["socketPath"])}, ` }, code: 6 },
+        { label: "network name with invalid characters", call: { node, command: "ADD", containerId: "cf-err-name", netns, ifName: "eth0", netconf: { name: "bad name!" } }, code: 7 },
+        { label: "runtimeConfig that is not an object", call: { node, command: "ADD", containerId: "cf-err-rc", netns, ifName: "eth0", netconf: { runtimeConfig: "x" } }, code: 7 },
+        { label: "cniVersion 9.9.9", call: { node, command: "ADD", containerId: "cf-err-ver", netns, ifName: "eth0", netconf: { cniVersion: "9.9.9" } }, code: 1 },
+      ];
+      const subs: SubResult[] = [];
+      for (const c of cases) {
+        const o = await ctx.lab.plugin(c.call);
+        const e = errorOf(o);
+        const ok = o.code !== 0 && o.code !== null && e.code === c.code && typeof e.msg === "string" && e.msg !== "" && o.json !== undefined;
+        subs.push(ok ? { label: `${c.label} → ${c.code}`, status: "passed" } : { label: `${c.label} → ${c.code}`, status: "failed", reason: `${outcomeText(o)}${o.json === undefined ? " (stdout is not JSON)" : ""}` });
+        if (o.code === 0 && c.call.containerId) await delScratch(ctx, { node, containerId: c.call.containerId, netns });
+      }
+      const bad = subs.filter((s) => s.status !== "passed");
+      return bad.length > 0 ? { status: "failed", reason: bad.map((s) => `${s.label}: ${s.reason}`).join("; "), subResults: subs } : { status: "passed", subResults: subs };
+    },
+  },
+  {
+    id: "cni.add-idempotent",
+    section: "B",
+    rule: "A second ADD for the same (containerId, ifName), also two at once, does not hand out a second address or make a second interface.",
+    source: "CNI SPEC.md section 'ADD'; cnikit NodeAgent contract",
+    required: true,
+    async run(ctx) {
+      const node = ctx.lab.nodes[0]!.name;
+      const problems: string[] = [];
+      const first = await addScratch(ctx, { node, tag: "idem" });
+      if (first.outcome.code !== 0 || !first.ip) return { status: "failed", reason: `first ADD ${first.containerId}: ${outcomeText(first.outcome)}` };
+      const veths = await vethCount(ctx.lab, node);
+      const again = await ctx.lab.plugin({ node, command: "ADD", containerId: first.containerId, netns: first.netns, ifName: "eth0" });
+      if (again.code === 0 && firstIpv4(again.json) !== first.ip) problems.push(`second ADD of ${first.containerId}/eth0 returned ${firstIpv4(again.json) ?? "no address"}, the first ${first.ip}`);
+      if ((await vethCount(ctx.lab, node)) !== veths) problems.push(`after a second ADD of ${first.containerId}/eth0 node ${node} has ${await vethCount(ctx.lab, node)} veths, before ${veths}`);
+      const v4 = ((await links(first.ns, ["dev", "eth0"]))[0]?.addr_info ?? []).filter((a) => a.family === "inet").map((a) => a.local);
+      if (v4.length !== 1 || v4[0] !== first.ip) problems.push(`after a second ADD the pod's eth0 holds ${v4.join(", ") || "nothing"}, expected only ${first.ip}`);
+      // Two at once for a new attachment.
+      const ns2 = await ctx.scratch.netns();
+      const cid2 = ctx.scratch.cid("idem2");
+      ctx.scratch.remember({ node, containerId: cid2, netns: `/var/run/netns/${ns2}` });
+      const before2 = await vethCount(ctx.lab, node);
+      const both = await Promise.all([0, 1].map(() => ctx.lab.plugin({ node, command: "ADD", containerId: cid2, netns: `/var/run/netns/${ns2}`, ifName: "eth0" })));
+      const ok = both.filter((o) => o.code === 0);
+      if (ok.length === 0) problems.push(`two concurrent ADDs of ${cid2}/eth0 both failed: ${both.map(outcomeText).join(" / ")}`);
+      const addrs = new Set(ok.map((o) => firstIpv4(o.json)));
+      if (addrs.size > 1) problems.push(`two concurrent ADDs of ${cid2}/eth0 got ${[...addrs].join(" and ")}`);
+      const after2 = await vethCount(ctx.lab, node);
+      if (after2 !== before2 + 1) problems.push(`two concurrent ADDs of ${cid2}/eth0 left ${after2 - before2} new veths on ${node} (expected 1)`);
+      for (const cid of [first.containerId, cid2]) {
+        const d = await delScratch(ctx, { node, containerId: cid });
+        if (d.code !== 0) problems.push(`DEL ${cid}: ${outcomeText(d)}`);
+      }
+      return verdict(problems);
+    },
+  },
+  {
+    id: "cni.del-idempotent",
+    section: "B",
+    rule: "DEL succeeds for an attachment, again for the same one, with its netns gone, without CNI_NETNS and without prevResult — and the interface and address are released.",
+    source: SRC.cniDel,
+    required: true,
+    async run(ctx) {
+      const node = ctx.lab.nodes[0]!.name;
+      const problems: string[] = [];
+      const a = await addScratch(ctx, { node, tag: "del" });
+      if (a.outcome.code !== 0 || !a.ip) return { status: "failed", reason: `ADD ${a.containerId}: ${outcomeText(a.outcome)}` };
+      const d1 = await delScratch(ctx, { node, containerId: a.containerId, netns: a.netns, prevResult: a.outcome.json });
+      if (d1.code !== 0 || d1.stdout.trim() !== "") problems.push(`first DEL of ${a.containerId} (with prevResult): ${outcomeText(d1)}`);
+      const d2 = await delScratch(ctx, { node, containerId: a.containerId, netns: a.netns });
+      if (d2.code !== 0) problems.push(`second DEL of ${a.containerId} (no prevResult): ${outcomeText(d2)}`);
+      if ((await links(a.ns, ["dev", "eth0"])).length > 0) problems.push(`after DEL the pod namespace ${a.ns} still has eth0`);
+      // The netns is gone before DEL.
+      const b = await addScratch(ctx, { node, tag: "delns" });
+      if (b.outcome.code !== 0 || !b.ip) return { status: "failed", reason: `ADD ${b.containerId}: ${outcomeText(b.outcome)}` };
+      await deleteNetns(b.ns);
+      const d3 = await delScratch(ctx, { node, containerId: b.containerId, netns: b.netns });
+      if (d3.code !== 0) problems.push(`DEL of ${b.containerId} after its netns was deleted: ${outcomeText(d3)}`);
+      const d4 = await delScratch(ctx, { node, containerId: b.containerId });
+      if (d4.code !== 0) problems.push(`DEL of ${b.containerId} without CNI_NETNS: ${outcomeText(d4)}`);
+      // Both addresses are free again: ADDs asking for them get them.
+      for (const [ip, what] of [
+        [a.ip, a.containerId],
+        [b.ip, b.containerId],
+      ] as const) {
+        const again = await addScratch(ctx, { node, tag: "delagain", args: `IP=${ip}` });
+        if (again.outcome.code !== 0 || again.ip !== ip) problems.push(`after DEL of ${what}, an ADD asking for ${ip} got ${again.ip ?? outcomeText(again.outcome)}`);
+        await delScratch(ctx, { node, containerId: again.containerId, netns: again.netns });
+      }
+      return verdict(problems);
+    },
+  },
+  {
+    id: "cni.del-unknown",
+    section: "B",
+    rule: "DEL of an attachment the node never saw succeeds (with or without its netns) and touches nothing else: the lab's pods still pass CHECK.",
+    source: SRC.cniDel,
+    required: true,
+    async run(ctx) {
+      const node = ctx.lab.nodes[0]!.name;
+      const problems: string[] = [];
+      const veths = await vethCount(ctx.lab, node);
+      const ns = await ctx.scratch.netns();
+      for (const call of [
+        { label: "with an existing netns", netns: `/var/run/netns/${ns}` },
+        { label: "with a netns that does not exist", netns: `/var/run/netns/${nsPrefix(ctx.lab.name)}-never` },
+      ]) {
+        const o = await ctx.lab.plugin({ node, command: "DEL", containerId: "cf-never-added", netns: call.netns, ifName: "eth0" });
+        if (o.code !== 0) problems.push(`DEL of an unknown container ${call.label}: ${outcomeText(o)}`);
+      }
+      const own = ctx.basePods.find((p) => p.node === node);
+      if (own) {
+        const o = await ctx.lab.plugin({ node, command: "DEL", containerId: own.containerId, ifName: "eth9", netns: `/var/run/netns/${own.ns}` });
+        if (o.code !== 0) problems.push(`DEL of ${own.containerId}/eth9 (a known container, unknown ifName): ${outcomeText(o)}`);
+      }
+      if ((await vethCount(ctx.lab, node)) !== veths) problems.push(`DEL of unknown attachments changed the veths of ${node}: ${veths} → ${await vethCount(ctx.lab, node)}`);
+      for (const p of ctx.basePods.filter((x) => x.node === node)) {
+        const c = await checkCall(ctx, { node, containerId: p.containerId, netns: `/var/run/netns/${p.ns}`, prevResult: p.result });
+        if (c.code !== 0) problems.push(`after DELs of unknown attachments, CHECK of pod ${p.name} fails: ${outcomeText(c)}`);
+      }
+      return verdict(problems);
+    },
+  },
+  {
+    id: "cni.del-releases",
+    section: "B",
+    rule: "DEL releases the address: an ADD that asks for it (CNI_ARGS IP=) gets it again.",
+    source: `${SRC.cniDel}; host-local 'DEL frees files matching the pair'`,
+    required: true,
+    async run(ctx) {
+      const problems: string[] = [];
+      for (const node of nodeNames(ctx)) {
+        for (let i = 0; i < 2; i++) {
+          const a = await addScratch(ctx, { node, tag: "rel" });
+          if (a.outcome.code !== 0 || !a.ip) {
+            problems.push(`ADD ${a.containerId} on ${node}: ${outcomeText(a.outcome)}`);
+            continue;
+          }
+          const d = await delScratch(ctx, { node, containerId: a.containerId, netns: a.netns });
+          if (d.code !== 0) problems.push(`DEL ${a.containerId} on ${node}: ${outcomeText(d)}`);
+          const again = await addScratch(ctx, { node, tag: "rel-again", args: `IP=${a.ip}` });
+          if (again.outcome.code !== 0 || again.ip !== a.ip) problems.push(`after DEL of ${a.containerId} on ${node}, an ADD asking for ${a.ip} got ${again.ip ?? outcomeText(again.outcome)}`);
+          await delScratch(ctx, { node, containerId: again.containerId, netns: again.netns });
+        }
+      }
+      return verdict(problems);
+    },
+  },
+  {
+    id: "cni.failed-add-leaks-nothing",
+    section: "B",
+    rule: "A failed ADD (CNI_NETNS that does not exist; a netns whose eth0 is taken; an address another pod holds) exits with a JSON error and leaves nothing: no veth, no reservation (the address it asked for can be had), the netns untouched.",
+    source: `${SRC.cniAdd}; host-local/bridge tests 'failed ADD leaves no reservation'`,
+    required: true,
+    async run(ctx) {
+      const node = ctx.lab.nodes[0]!.name;
+      const problems: string[] = [];
+      // A free address: handed out, then released.
+      const probe = await addScratch(ctx, { node, tag: "fail-probe" });
+      if (probe.outcome.code !== 0 || !probe.ip) return { status: "failed", reason: `ADD ${probe.containerId}: ${outcomeText(probe.outcome)}` };
+      await delScratch(ctx, { node, containerId: probe.containerId, netns: probe.netns });
+      const free = probe.ip;
+      const held = ctx.basePods.find((p) => p.node === node)?.ip;
+      const taken = await ctx.scratch.netns();
+      const mk = await inNetns(taken, ["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"]);
+      if (mk.code !== 0) return { status: "error", reason: `could not prepare a netns with eth0 taken: ${mk.stderr.trim()}` };
+      const attempts: { label: string; netns?: string; ip: string }[] = [
+        { label: `CNI_NETNS that does not exist, asking for ${free}`, netns: `/var/run/netns/${nsPrefix(ctx.lab.name)}-gone`, ip: free },
+        { label: `a netns whose eth0 is taken, asking for ${free}`, netns: taken, ip: free },
+      ];
+      if (held) attempts.push({ label: `asking for ${held}, which pod on ${node} holds`, ip: held });
+      for (const at of attempts) {
+        const veths = await vethCount(ctx.lab, node);
+        const o = await addScratch(ctx, { node, tag: "fail", args: `IP=${at.ip}`, ...(at.netns !== undefined ? { netns: at.netns } : {}) });
+        if (o.outcome.code === 0) {
+          problems.push(`ADD with ${at.label} succeeded (${o.ip ?? "?"}); it must fail`);
+          await delScratch(ctx, { node, containerId: o.containerId, netns: o.netns });
+          continue;
+        }
+        if (o.outcome.json === undefined || errorOf(o.outcome).code === undefined) problems.push(`ADD with ${at.label}: no JSON error on stdout (${outcomeText(o.outcome)})`);
+        const after = await vethCount(ctx.lab, node);
+        if (after !== veths) problems.push(`failed ADD with ${at.label} left ${after - veths} veth(s) on ${node}`);
+        if (at.netns === taken) {
+          const l = (await links(taken, ["dev", "eth0"]))[0];
+          if (!l || l.linkinfo?.info_kind !== "veth" || (l.addr_info ?? []).length > 0) problems.push(`failed ADD into ${taken} changed its own eth0: ${JSON.stringify(l)?.slice(0, 200)}`);
+        }
+        // DEL after a failed ADD succeeds (runtimes always send it).
+        const d = await delScratch(ctx, { node, containerId: o.containerId, netns: o.netns });
+        if (d.code !== 0) problems.push(`DEL after the failed ADD (${at.label}): ${outcomeText(d)}`);
+      }
+      const again = await addScratch(ctx, { node, tag: "fail-again", args: `IP=${free}` });
+      if (again.outcome.code !== 0 || again.ip !== free) problems.push(`after the failed ADDs, an ADD asking for ${free} got ${again.ip ?? outcomeText(again.outcome)} (a failed ADD kept it reserved?)`);
+      await delScratch(ctx, { node, containerId: again.containerId, netns: again.netns });
+      return verdict(problems);
+    },
+  },
+  {
+    id: "cni.check-after-add",
+    section: "B",
+    rule: "CHECK (with the ADD result as prevResult) passes silently — exit 0, nothing on stdout — for every pod of the lab and right after a fresh ADD at 1.1.0.",
+    source: SRC.cniCheck,
+    required: true,
+    async run(ctx) {
+      const problems: string[] = [];
+      for (const p of ctx.basePods) {
+        const c = await checkCall(ctx, { node: p.node, containerId: p.containerId, netns: `/var/run/netns/${p.ns}`, prevResult: p.result });
+        if (c.code !== 0 || c.stdout.trim() !== "") problems.push(`CHECK of pod ${p.name} on ${p.node}: ${outcomeText(c)}`);
+      }
+      for (const node of nodeNames(ctx)) {
+        const a = await addScratch(ctx, { node, tag: "chk", cniVersion: "1.1.0" });
+        if (a.outcome.code !== 0) {
+          problems.push(`ADD ${a.containerId} on ${node}: ${outcomeText(a.outcome)}`);
+          continue;
+        }
+        const c = await checkCall(ctx, { node, containerId: a.containerId, netns: a.netns, prevResult: a.outcome.json, cniVersion: "1.1.0" });
+        if (c.code !== 0 || c.stdout.trim() !== "") problems.push(`CHECK right after ADD of ${a.containerId} on ${node}: ${outcomeText(c)}`);
+        await delScratch(ctx, { node, containerId: a.containerId, netns: a.netns });
+      }
+      return verdict(problems);
+    },
+  },
+  {
+    id: "cni.check-detects-missing",
+    section: "B",
+    rule: "CHECK fails with a JSON error when the pod's address or its default route was removed in the kernel, and for an attachment that was never made or was deleted.",
+    source: SRC.cniCheck,
+    required: true,
+    async run(ctx) {
+      const node = ctx.lab.nodes[0]!.name;
+      const problems: string[] = [];
+      const expectFail = (o: PluginOutcome, why: string): void => {
+        if (o.code === 0) problems.push(`CHECK passed although ${why}`);
+        else if (errorOf(o).code === undefined) problems.push(`CHECK (${why}) failed without a JSON error: ${outcomeText(o)}`);
+      };
+      const drifts: { label: string; argv: (ip: string, cidr: string) => string[] }[] = [
+        { label: "its address was removed from eth0", argv: (_ip, cidr) => ["ip", "addr", "del", cidr, "dev", "eth0"] },
+        { label: "its default route was removed", argv: () => ["ip", "route", "del", "default"] },
+      ];
+      for (const d of drifts) {
+        const a = await addScratch(ctx, { node, tag: "drift" });
+        if (a.outcome.code !== 0 || !a.ip) {
+          problems.push(`ADD ${a.containerId}: ${outcomeText(a.outcome)}`);
+          continue;
+        }
+        const before = await checkCall(ctx, { node, containerId: a.containerId, netns: a.netns, prevResult: a.outcome.json });
+        if (before.code !== 0) problems.push(`CHECK of ${a.containerId} before any change: ${outcomeText(before)}`);
+        const cidr = (a.outcome.json as { ips: { address: string }[] }).ips[0]!.address;
+        const r = await inNetns(a.ns, d.argv(a.ip, cidr));
+        if (r.code !== 0) {
+          problems.push(`could not break ${a.containerId} (${d.label}): ${r.stderr.trim()}`);
+          continue;
+        }
+        expectFail(await checkCall(ctx, { node, containerId: a.containerId, netns: a.netns, prevResult: a.outcome.json }), `${d.label} in pod ${a.containerId}`);
+        await delScratch(ctx, { node, containerId: a.containerId, netns: a.netns });
+        if (d === drifts[0]) {
+          expectFail(await checkCall(ctx, { node, containerId: a.containerId, netns: a.netns, prevResult: a.outcome.json }), `${a.containerId} was deleted`);
+          const other = ctx.basePods.find((p) => p.node === node);
+          if (other) expectFail(await checkCall(ctx, { node, containerId: "cf-never-added", netns: a.netns, prevResult: other.result }), "cf-never-added was never added");
+        }
+      }
+      return verdict(problems);
+    },
+  },
+  {
+    id: "cni.gc",
+    section: "B",
+    rule: "GC (1.1.0, cni.dev/valid-attachments) releases exactly the attachments of that node not listed: their interfaces go, their addresses can be had again, the listed ones and other nodes' pods stay.",
+    source: SRC.cniGc,
+    required: true,
+    async run(ctx) {
+      const [n1, n2] = nodeNames(ctx) as [string, string];
+      const problems: string[] = [];
+      const made = new Map<string, Awaited<ReturnType<typeof addScratch>>>();
+      for (const tag of ["gc-a", "gc-b", "gc-c"]) made.set(tag, await addScratch(ctx, { node: n1, tag }));
+      made.set("gc-other", await addScratch(ctx, { node: n2, tag: "gc-other" }));
+      for (const [tag, a] of made) if (a.outcome.code !== 0 || !a.ip) return { status: "failed", reason: `ADD ${tag}: ${outcomeText(a.outcome)}` };
+      const gcAt = async (node: string, keep: { containerId: string; ifName: string }[]): Promise<PluginOutcome> =>
+        ctx.lab.plugin({
+          node,
+          command: "GC",
+          netconf: { cniVersion: "1.1.0", "cni.dev/valid-attachments": keep.map((k) => ({ containerID: k.containerId, ifname: k.ifName })) },
+        });
+      const labPods = (node: string): { containerId: string; ifName: string }[] => ctx.lab.pods.filter((p) => p.node === node).map((p) => ({ containerId: p.containerId, ifName: p.ifName }));
+      const a = made.get("gc-a")!;
+      const b = made.get("gc-b")!;
+      const c = made.get("gc-c")!;
+      const other = made.get("gc-other")!;
+      const g1 = await gcAt(n1, [...labPods(n1), { containerId: a.containerId, ifName: "eth0" }, { containerId: c.containerId, ifName: "eth0" }]);
+      if (g1.code !== 0) problems.push(`GC on ${n1}: ${outcomeText(g1)}`);
+      else ctx.scratch.forget(b.containerId);
+      if ((await links(b.ns, ["dev", "eth0"])).length > 0) problems.push(`GC on ${n1} kept ${b.containerId} (not listed): its eth0 is still there`);
+      for (const x of [a, c]) {
+        const chk = await checkCall(ctx, { node: n1, containerId: x.containerId, netns: x.netns, prevResult: x.outcome.json });
+        if (chk.code !== 0) problems.push(`after GC on ${n1}, CHECK of the listed ${x.containerId} fails: ${outcomeText(chk)}`);
+      }
+      for (const p of ctx.basePods) {
+        const chk = await checkCall(ctx, { node: p.node, containerId: p.containerId, netns: `/var/run/netns/${p.ns}`, prevResult: p.result });
+        if (chk.code !== 0) problems.push(`after GC on ${n1}, CHECK of lab pod ${p.name} on ${p.node} fails: ${outcomeText(chk)}`);
+      }
+      const chkOther = await checkCall(ctx, { node: n2, containerId: other.containerId, netns: other.netns, prevResult: other.outcome.json });
+      if (chkOther.code !== 0) problems.push(`GC on ${n1} touched ${other.containerId} on ${n2}: ${outcomeText(chkOther)}`);
+      const reuse = await addScratch(ctx, { node: n1, tag: "gc-b-again", args: `IP=${b.ip!}` });
+      if (reuse.outcome.code !== 0 || reuse.ip !== b.ip) problems.push(`after GC released ${b.containerId}, an ADD asking for ${b.ip!} got ${reuse.ip ?? outcomeText(reuse.outcome)}`);
+      await delScratch(ctx, { node: n1, containerId: reuse.containerId, netns: reuse.netns });
+      // GC on the other node with only the lab's pods listed releases gc-other and nothing else.
+      const g2 = await gcAt(n2, labPods(n2));
+      if (g2.code !== 0) problems.push(`GC on ${n2}: ${outcomeText(g2)}`);
+      else ctx.scratch.forget(other.containerId);
+      if ((await links(other.ns, ["dev", "eth0"])).length > 0) problems.push(`GC on ${n2} kept ${other.containerId} (not listed)`);
+      for (const p of ctx.basePods.filter((x) => x.node === n2)) {
+        const r = await ctx.lab.probe(p.name, ctx.basePods.find((x) => x !== p)?.name ?? n1, "tcp", { timeoutMs: 3000 });
+        if (!r.ok) problems.push(`after GC on ${n2}, lab pod ${p.name} no longer reaches: ${r.error ?? "?"}`);
+      }
+      for (const x of [a, c]) await delScratch(ctx, { node: n1, containerId: x.containerId, netns: x.netns });
+      return verdict(problems);
+    },
+  },
+  {
+    id: "cni.status",
+    section: "B",
+    rule: "STATUS (1.1.0) exits 0 on every node; with the node's cnikitd stopped it fails with code 50 or 51 and a message, and exits 0 again once cnikitd is back.",
+    source: SRC.cniStatus,
+    required: true,
+    async run(ctx) {
+      const problems: string[] = [];
+      const status = (node: string): Promise<PluginOutcome> => ctx.lab.plugin({ node, command: "STATUS", netconf: { cniVersion: "1.1.0" } });
+      for (const node of nodeNames(ctx)) {
+        const s = await status(node);
+        if (s.code !== 0) problems.push(`STATUS on ${node}: ${outcomeText(s)}`);
+      }
+      const node = ctx.lab.nodes[ctx.lab.nodes.length - 1]!.name;
+      await ctx.lab.killDaemon(node, "SIGTERM");
+      try {
+        const down = await status(node);
+        const e = errorOf(down);
+        if (down.code === 0 || (e.code !== 50 && e.code !== 51) || !e.msg) problems.push(`STATUS on ${node} with cnikitd stopped: ${outcomeText(down)}; expected code 50 or 51 with a message`);
+      } finally {
+        await ctx.lab.startDaemon(node);
+      }
+      const back = await status(node);
+      if (back.code !== 0) problems.push(`STATUS on ${node} after cnikitd came back: ${outcomeText(back)}`);
+      return verdict(problems);
+    },
+  },
+  {
+    id: "cni.error-codes",
+    section: "B",
+    rule: "Failures through the executable carry the right code: 101 for an address another pod holds, 3 or 106 for CHECK of an unknown attachment, 11 (or 50) for ADD while cnikitd is down, naming cnikitd.",
+    source: SRC.cniErrors,
+    required: true,
+    async run(ctx) {
+      const node = ctx.lab.nodes[0]!.name;
+      const problems: string[] = [];
+      const held = ctx.basePods.find((p) => p.node === node);
+      if (held) {
+        const o = await addScratch(ctx, { node, tag: "err-held", args: `IP=${held.ip}` });
+        if (o.outcome.code === 0) problems.push(`ADD asking for ${held.ip}, held by pod ${held.name}, succeeded`);
+        else if (errorOf(o.outcome).code !== 101) problems.push(`ADD asking for the held ${held.ip}: ${outcomeText(o.outcome)}; expected code 101`);
+        await delScratch(ctx, { node, containerId: o.containerId, netns: o.netns });
+        const ns = await ctx.scratch.netns();
+        const c = await checkCall(ctx, { node, containerId: "cf-err-unknown", netns: `/var/run/netns/${ns}`, prevResult: held.result });
+        if (c.code === 0 || (errorOf(c).code !== 3 && errorOf(c).code !== 106)) problems.push(`CHECK of an unknown attachment: ${outcomeText(c)}; expected code 3 or 106`);
+      }
+      const last = ctx.lab.nodes[ctx.lab.nodes.length - 1]!.name;
+      await ctx.lab.killDaemon(last, "SIGTERM");
+      try {
+        const o = await addScratch(ctx, { node: last, tag: "err-down" });
+        const e = errorOf(o.outcome);
+        if (o.outcome.code === 0) problems.push(`ADD on ${last} with cnikitd stopped succeeded`);
+        else if ((e.code !== 11 && e.code !== 50) || !/cnikitd/.test(e.msg ?? "")) problems.push(`ADD on ${last} with cnikitd stopped: ${outcomeText(o.outcome)}; expected code 11 (or 50) naming cnikitd`);
+      } finally {
+        await ctx.lab.startDaemon(last);
+      }
+      return verdict(problems);
+    },
+  },
+];
+
+/** The conflist sub-check of cni.result-versions: cnikit-cni + portmap + tuning through CniRuntime inside the node namespace. */
+async function conflistSub(ctx: LinuxContext, node: string): Promise<SubResult> {
+  const label = "conflist cnikit-cni + portmap + tuning negotiates 1.0.0 (ADD, CHECK, DEL)";
+  const missing = ["portmap", "tuning"].filter((p) => {
+    try {
+      readFileSync(join(CNI_DIR, p));
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length > 0) return { label, status: "failed", reason: `${missing.join(", ")} not found in ${CNI_DIR}: install the Debian package containernetworking-plugins` };
+  const n = ctx.lab.node(node);
+  const plugin = ctx.lab.netconf(node);
+  const list = loadConfList({
+    cniVersions: ["1.0.0", "1.1.0"],
+    name: "cnikit-lab-chain",
+    plugins: [{ type: "cnikit-cni", socketPath: plugin["socketPath"] }, { type: "portmap", capabilities: { portMappings: true } }, { type: "tuning" }],
+  });
+  const runtime = new CniRuntime({
+    cniPath: [dirname(ctx.cniPlugin), CNI_DIR],
+    cacheDir: `${ctx.lab.dir}/cni-cache`,
+    exec: spawnExec({ wrapper: netnsWrapper(n.ns) }),
+    env: { PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin" },
+  });
+  const ns = await ctx.scratch.netns();
+  const rt = { containerId: ctx.scratch.cid("chain"), netns: `/var/run/netns/${ns}`, ifName: "eth0" };
+  const problems: string[] = [];
+  try {
+    const v = await runtime.negotiate(list);
+    if (v !== "1.0.0") problems.push(`negotiated ${v}`);
+    const r = await runtime.add(list, rt);
+    problems.push(...resultProblems(r, { version: "1.0.0", ifName: "eth0", netns: rt.netns, podRanges: ctx.summary.podRanges }));
+    await runtime.check(list, rt);
+  } catch (e) {
+    problems.push(e instanceof Error ? e.message : String(e));
+  } finally {
+    await runtime.del(list, rt).catch((e: unknown) => problems.push(`DEL: ${(e as Error).message}`));
+  }
+  return problems.length > 0 ? { label, status: "failed", reason: summarize(problems) } : { label, status: "passed" };
+}
+
+// ---- section I ---------------------------------------------------------------------------------
+
+const POLICY_NS = { iso: "cnikit-iso", friend: "cnikit-friend" } as const;
+
+const realChecks: LinuxCheck[] = [
+  {
+    id: "linux.same-checks",
+    section: "I",
+    rule: "The same scenario (backend, config, nodes, pods) in the simulator and on the kernel gives the same reachability table, cell by cell: pod ↔ pod, node → pod, pod → node, pod → external, by TCP, UDP and ping, and the same NAT verdict.",
+    source: SRC.linux,
+    required: true,
+    async run(ctx) {
+      const kernel = await ctx.table();
+      const twin = await simTwin(ctx, ctx.basePods.map((p) => ({ name: p.name, node: p.node })));
+      try {
+        if (twin.problems.length > 0) return { status: "failed", reason: summarize(twin.problems) };
+        const sim = simTableOf(twin.cluster, ctx.endpoints, twin.keys, twin.addresses);
+        const ms = compareReachTables(sim, kernel);
+        const counts = tableCounts(kernel);
+        if (ms.length > 0) return { status: "failed", reason: `${ms.length} of ${counts.cells} cells differ: ${formatMismatches(ms, 4).replace(/\n/g, "; ")}` };
+        return { status: "passed", subResults: [{ label: `${counts.cells} cells agree (${counts.reached} reached, ${counts.unreachable} unreachable in both)`, status: "passed" }] };
+      } finally {
+        await twin.cluster.close();
+      }
+    },
+  },
+  {
+    id: "linux.policy-nftables",
+    section: "I",
+    rule: "A NetworkPolicy written to the lab's etcd (isolating one pod: ingress only from a namespace, TCP 8080 only) is enforced by nftables: the kernel's table equals the simulator's and @cnikit/netpol's evaluator's.",
+    source: SRC.policy,
+    required: true,
+    budgetMs: 240_000,
+    gate: (summary, backend) => (backend.capabilities.networkPolicy ? undefined : { status: "not claimed", reason: "capabilities.networkPolicy is false" }),
+    async run(ctx) {
+      return policyRun(ctx);
+    },
+  },
+];
+
+async function policyRun(ctx: LinuxContext): Promise<Outcome> {
+  const lab = ctx.lab;
+  const nodes = nodeNames(ctx);
+  const namespaces = [
+    { name: "default", labels: {} as Record<string, string> },
+    { name: POLICY_NS.iso, labels: { role: "iso" } },
+    { name: POLICY_NS.friend, labels: { role: "friend" } },
+  ];
+  const policy = {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: { name: "isolate", namespace: POLICY_NS.iso },
+    spec: {
+      podSelector: {},
+      policyTypes: ["Ingress"],
+      ingress: [{ from: [{ namespaceSelector: { matchLabels: { role: "friend" } } }], ports: [{ protocol: "TCP", port: 8080 }] }],
+    },
+  };
+  const extra = [
+    { name: "cf-iso", node: nodes[nodes.length - 1]!, namespace: POLICY_NS.iso },
+    { name: "cf-friend", node: nodes[0]!, namespace: POLICY_NS.friend },
+  ];
+  const made: string[] = [];
+  let written = false;
+  try {
+    for (const ns of namespaces) await labEtcd(lab, { put: kubeNamespaceKey(ns.name), value: kubeNamespaceValue(ns) });
+    for (const e of extra) {
+      await lab.addPod(e.node, { name: e.name, args: { K8S_POD_NAMESPACE: e.namespace } });
+      made.push(e.name);
+    }
+    const pods = [...ctx.basePods.map((p) => ({ name: p.name, node: p.node, namespace: "default" })), ...extra];
+    const endpoints: ReachEndpoint[] = [
+      ...pods.map((p): ReachEndpoint => ({ name: p.name, kind: "pod", address: lab.pod(p.name).ip, node: p.node })),
+      ...ctx.endpoints.filter((e) => e.kind !== "pod"),
+    ];
+    const twin = await simTwin(ctx, pods, async (cluster) => {
+      for (const ns of namespaces) await cluster.store.put(kubeNamespaceKey(ns.name), kubeNamespaceValue(ns));
+    });
+    try {
+      if (twin.problems.length > 0) return { status: "failed", reason: summarize(twin.problems) };
+      await twin.cluster.store.put(kubeNetworkPolicyKey(policy.metadata.namespace, policy.metadata.name), JSON.stringify(policy));
+      await twin.cluster.settle({ limitMs: ctx.summary.convergenceMs });
+      const sim = simTableOf(twin.cluster, endpoints, twin.keys, twin.addresses);
+      const simCounts = tableCounts(sim);
+      if (simCounts.unreachable === 0) return { status: "failed", reason: "the policy isolates nothing in the simulator, so the kernel's enforcement cannot be judged" };
+      // The evaluator over the kernel's pods (addresses as the kernel has them).
+      const ev = new PolicyEvaluator({
+        namespaces,
+        pods: pods.map((p) => ({ namespace: p.namespace, name: p.name, labels: {}, ips: [lab.pod(p.name).ip], ports: [] })),
+        policies: [parsePolicyObject(policy, "isolate")],
+      });
+      await labEtcd(lab, { put: kubeNetworkPolicyKey(policy.metadata.namespace, policy.metadata.name), value: JSON.stringify(policy) });
+      written = true;
+      // Converge: the agents watch etcd; probe until the kernel agrees or the bound passes.
+      const deadline = Date.now() + Math.min(Math.max(ctx.summary.convergenceMs, 10_000), 60_000);
+      let kernel: ReachTable;
+      let ms: ReturnType<typeof compareReachTables>;
+      let rounds = 0;
+      for (;;) {
+        rounds++;
+        kernel = await kernelReachTable({ endpoints, expect: sim, timeoutMs: 800, probe: (a, b, proto, t) => lab.probe(a.name, b.name, proto, { timeoutMs: t }) });
+        ms = compareReachTables(sim, kernel);
+        if (ms.length === 0 || Date.now() > deadline) break;
+        await sleep(500);
+      }
+      const problems: string[] = [];
+      if (ms.length > 0) problems.push(`kernel vs simulator after ${rounds} round(s): ${ms.length} cells differ: ${formatMismatches(ms, 4).replace(/\n/g, "; ")}`);
+      const evProblems: string[] = [];
+      for (const a of pods) {
+        for (const b of pods) {
+          if (a === b) continue;
+          for (const proto of ["tcp", "udp"] as const) {
+            const allowed = ev.verdict({ from: `${a.namespace}/${a.name}`, to: `${b.namespace}/${b.name}`, protocol: proto === "tcp" ? "TCP" : "UDP", port: 8080 }).allowed;
+            const k = kernel.cells[cellKey(a.name, b.name, proto)];
+            if (allowed !== k?.reach) evProblems.push(`${a.name} → ${b.name} ${proto}/8080: netpol says ${allowed ? "allowed" : "denied"}, the kernel ${k?.reach ? "delivered" : `dropped (${k?.why ?? "?"})`}`);
+          }
+        }
+      }
+      if (evProblems.length > 0) problems.push(`kernel vs netpol's evaluator: ${summarize(evProblems)}`);
+      const k = tableCounts(kernel);
+      return verdict(problems, [
+        { label: `simulator: ${simCounts.reached} reached, ${simCounts.unreachable} denied of ${simCounts.cells} cells`, status: "passed" },
+        { label: `kernel after ${rounds} round(s): ${k.reached} reached, ${k.unreachable} denied`, status: ms.length === 0 ? "passed" : "failed" },
+        { label: "pod → pod TCP/UDP 8080 as netpol's evaluator says", status: evProblems.length === 0 ? "passed" : "failed" },
+      ]);
+    } finally {
+      await twin.cluster.close();
+    }
+  } finally {
+    if (written) await labEtcd(lab, { del: kubeNetworkPolicyKey(policy.metadata.namespace, policy.metadata.name) }).catch(() => undefined);
+    for (const name of made) await lab.deletePod(name).catch(() => undefined);
+  }
+}
+
+// ---- the run -----------------------------------------------------------------------------------
+
+/** Every check the kernel run implements, in the suite's order. */
+export const LINUX_CHECKS: readonly LinuxCheck[] = Object.freeze([...modelChecks, ...lifecycleChecks, ...realChecks]);
+
+let runCounter = 0;
+
+function resolveBackend(options: LinuxConformanceOptions): { backend: Backend<unknown>; raw: unknown; label: string; mode: string } {
+  const name = typeof options.backend === "string" ? options.backend : options.backend.name;
+  let entry;
+  try {
+    entry = builtinBackend(name);
+  } catch (e) {
+    throw new ConfigError({ component: C, field: "backend", rule: `the kernel run hosts built-in backends only (cnikitd runs them): ${(e as Error).message}`, value: name });
+  }
+  const backend = typeof options.backend === "string" ? entry.backend : options.backend;
+  if (options.config !== undefined) {
+    const label = options.configLabel ?? options.mode ?? "config";
+    return { backend, raw: options.config, label, mode: options.mode ?? label };
+  }
+  const labels = entry.configs.map((c) => c.label);
+  const mode = options.mode ?? labels[0]!;
+  const found = entry.configs.find((c) => c.label === mode);
+  if (!found) throw new ConfigError({ component: C, field: "mode", rule: `must be one of ${labels.join(", ")} for ${name}`, value: mode });
+  return { backend, raw: structuredClone(found.config), label: options.configLabel ?? mode, mode };
+}
+
+function boundedInt(v: number | undefined, field: string, fallback: number, min: number, max: number): number {
+  const x = v ?? fallback;
+  if (!Number.isInteger(x) || x < min || x > max) throw new ConfigError({ component: C, field, rule: `must be an integer from ${min} to ${max}`, value: v });
+  return x;
+}
+
+/**
+ * Runs sections A, B and I on the real kernel (see the module comment) and returns the suite's
+ * report with `dataplane: "linux"`. Every check of the suite appears once, in the suite's order:
+ * kernel checks with their outcome, the rest "not run: simulator-only in this version". Needs root
+ * and the lab's tools (iproute2, nftables, iputils-ping, etcd-server); builds one lab and takes it
+ * down at the end, also on failure. Throws `ConfigError` for a non-built-in backend, an unknown
+ * mode or check id, bad node/pod counts, and the backend's own `ConfigError` for an invalid config.
+ * A kernel that lacks the config's encapsulation makes every kernel check "not run" with the
+ * kernel's reason ("kernel lacks ipip: ..."); a lab that cannot be built makes them "error".
+ * Checks run one after another (they share the lab).
+ */
+export async function runLinuxConformance(options: LinuxConformanceOptions): Promise<LinuxConformanceReport> {
+  const { backend, raw, label, mode } = resolveBackend(options);
+  const config = backend.parseConfig(raw);
+  const summary = backend.summarize(config);
+  const nodes = boundedInt(options.nodes, "nodes", 2, 2, 8);
+  const podsPerNode = boundedInt(options.podsPerNode, "podsPerNode", 2, 1, 4);
+  const seed = options.seed ?? 1;
+  const selected = selectChecks(options.checks);
+  const log = options.log ?? (() => {});
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const results: CheckResult[] = [];
+  const byId = new Map(LINUX_CHECKS.map((c) => [c.id, c]));
+  const emit = (r: CheckResult): void => {
+    results.push(r);
+    options.onResult?.(r);
+  };
+  const head = (id: string): Omit<CheckResult, "status"> => {
+    const k = byId.get(id);
+    const s = listChecks().find((c) => c.id === id)!;
+    return { id, section: s.section, rule: k?.rule ?? s.rule, source: k?.source ?? s.source, required: k?.required ?? s.required };
+  };
+  const kernelIds = selected.filter((c) => byId.has(c.id)).map((c) => c.id);
+  const gated = new Map<string, { status: "not claimed" | "not run"; reason: string }>();
+  for (const id of kernelIds) {
+    const g = byId.get(id)!.gate?.(summary, backend);
+    if (g) gated.set(id, g);
+  }
+  const toRun = kernelIds.filter((id) => !gated.has(id));
+
+  let lab: Lab | undefined;
+  let buildMs = 0;
+  let labFailure: { status: "not run" | "error"; reason: string } | undefined;
+  if (toRun.length > 0) {
+    const tb = performance.now();
+    try {
+      lab = await startLab({
+        name: options.name ?? `cf${process.pid}${runCounter++}`.slice(0, 20),
+        backend: backend.name,
+        backendConfig: raw,
+        mode,
+        nodes,
+        podsPerNode,
+        ...(options.stateRoot !== undefined ? { stateRoot: options.stateRoot } : {}),
+        ...(options.cniPlugin !== undefined ? { cniPlugin: options.cniPlugin } : {}),
+        log,
+      });
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      labFailure = e instanceof KernelLacksError ? { status: "not run", reason: msg } : { status: "error", reason: `could not build the lab: ${msg}` };
+    }
+    buildMs = Math.round(performance.now() - tb);
+  }
+  try {
+    if (lab && options.prepare) {
+      try {
+        await options.prepare(lab);
+      } catch (e) {
+        labFailure = { status: "error", reason: `the prepare hook failed: ${e instanceof Error ? e.message : String(e)}` };
+      }
+    }
+    const ctx = lab && !labFailure ? makeContext({ lab, backend, config, summary, seed, cniPlugin: options.cniPlugin ?? cniPluginPath() }) : undefined;
+    for (const c of selected) {
+      const h = head(c.id);
+      const g = gated.get(c.id);
+      if (!byId.has(c.id)) {
+        emit({ ...h, status: "not run", reason: SIM_ONLY });
+        continue;
+      }
+      if (g) {
+        emit({ ...h, status: g.status, reason: g.reason });
+        continue;
+      }
+      if (!ctx) {
+        emit({ ...h, status: labFailure?.status ?? "error", reason: labFailure?.reason ?? "no lab" });
+        continue;
+      }
+      emit(await runOne(byId.get(c.id)!, ctx, h));
+    }
+  } finally {
+    if (lab) await lab.down();
+  }
+  const report: LinuxConformanceReport = {
+    backend: backend.name,
+    config: `${label} [dataplane linux]`,
+    nodes,
+    seed,
+    started: startedAt.toISOString(),
+    durationMs: Math.round(performance.now() - t0),
+    results,
+    dataplane: "linux",
+  };
+  if (lab) {
+    report.store = `etcd in lab ${lab.name}`;
+    report.lab = {
+      name: lab.name,
+      subnets: lab.plan.subnets.map((s) => `${s.name} ${s.cidr}`),
+      nodes: lab.nodes.map((n) => ({ name: n.name, address: n.address })),
+      pods: (lab.state.pods ?? []).filter((p) => p.ip !== undefined).map((p) => ({ name: p.name, node: p.node, ip: p.ip! })),
+      buildMs,
+    };
+  }
+  return report;
+}
+
+function makeContext(init: { lab: Lab; backend: Backend<unknown>; config: unknown; summary: NetworkSummary; seed: number; cniPlugin: string }): LinuxContext {
+  const { lab } = init;
+  const basePods = lab.pods;
+  const endpoints: ReachEndpoint[] = [
+    ...basePods.map((p): ReachEndpoint => ({ name: p.name, kind: "pod", address: p.ip, node: p.node })),
+    ...lab.nodes.map((n): ReachEndpoint => ({ name: n.name, kind: "node", address: n.address })),
+    ...lab.plan.externals.map((e): ReachEndpoint => ({ name: e.name, kind: "external", address: e.address })),
+  ];
+  let table: Promise<ReachTable> | undefined;
+  return {
+    ...init,
+    basePods,
+    endpoints,
+    scratch: new Scratch(lab),
+    table: () =>
+      (table ??= kernelReachTable({
+        endpoints,
+        protos: REACH_PROTOS,
+        timeoutMs: 1500,
+        probe: (a, b, proto, t) => lab.probe(a.name, b.name, proto, { timeoutMs: t }),
+        // Every pair must reach, except pod → outside without NAT (no route back to pod addresses).
+        expect: {
+          endpoints,
+          protos: [...REACH_PROTOS],
+          cells: Object.fromEntries(
+            reachPairs(endpoints).flatMap(([a, b]) => REACH_PROTOS.map((p) => [cellKey(a.name, b.name, p), { reach: b.kind !== "external" || init.summary.natOutgoing }])),
+          ),
+        },
+      })),
+  };
+}
+
+async function runOne(check: LinuxCheck, ctx: LinuxContext, h: Omit<CheckResult, "status">): Promise<CheckResult> {
+  const budget = check.budgetMs ?? 180_000;
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  let outcome: Outcome;
+  try {
+    outcome = await Promise.race([
+      check.run(ctx),
+      new Promise<Outcome>((resolve) => {
+        timer = setTimeout(() => resolve({ status: "error", reason: `did not finish within its budget of ${Math.round(budget / 1000)} s of wall time` }), budget);
+      }),
+    ]);
+  } catch (e) {
+    outcome = { status: "error", reason: `threw ${e instanceof Error ? e.message : String(e)}` };
+  } finally {
+    if (timer) clearTimeout(timer);
+    await ctx.scratch.cleanup();
+  }
+  const r: CheckResult = { ...h, status: outcome.status, metrics: { virtualMs: 0, wallMs: Math.round(performance.now() - started), messages: 0, bytes: 0 } };
+  if (outcome.reason !== undefined) r.reason = outcome.reason;
+  if (outcome.subResults) r.subResults = outcome.subResults;
+  return r;
+}
