@@ -6,8 +6,12 @@
  * suite itself crashed).
  *
  *   cnikit-conformance --backend <module specifier or path>[#exportName] --config <file.json|yaml>
- *     [--nodes N] [--seed S] [--report out.json] [--dataplane sim] [--store memory|etcd://host:port]
+ *     [--nodes N] [--seed S] [--report out.json] [--dataplane sim|linux] [--store memory|etcd://host:port]
  *     [--checks id,id] [--invalid-configs table.json] [--list-checks]
+ *
+ * `--dataplane linux` runs sections A, B and I on the real kernel through @cnikit/lab's driver,
+ * loaded at run time (this package does not depend on the lab, which depends on it): resolved
+ * from the working directory's project, else next to this package.
  *
  * This module never imports vitest.
  */
@@ -23,7 +27,7 @@ import { EtcdDatastore } from "@cnikit/etcd";
 import type { StoreProvider } from "./external-store.ts";
 import { hasRequiredFailure, listChecks, runConformance, selectChecks } from "./runner.ts";
 import { renderTable } from "./table.ts";
-import type { InvalidConfigCase } from "./types.ts";
+import type { CheckResult, ConformanceReport, InvalidConfigCase } from "./types.ts";
 
 export const USAGE = `Usage: cnikit-conformance --backend <module or path>[#export] --config <file.json|yaml> [options]
 
@@ -34,7 +38,11 @@ Options:
   --nodes <N>               nodes in the shared cluster (default 4)
   --seed <S>                seed of every random choice (default 1)
   --report <file>           write the JSON report there
-  --dataplane sim           where packets are walked (only the simulator is available now)
+  --dataplane sim|linux     sim (default): every section in the simulator. linux: sections A, B
+                            (through the cnikit-cni executable) and I on real network namespaces
+                            (a lab: nodes, etcd, one cnikitd per node; root; built-in backends
+                            only; --nodes 2-8, default 2); the other sections are "not run".
+                            Needs the package @cnikit/lab, resolved from the current project
   --store <store>           the cluster datastore: memory (default), or etcd://host:port[,host:port][/prefix]
                             for a running etcd v3 (each simulated cluster gets its own key prefix under
                             /prefix/<run id>/, default /cnikit-conformance/, emptied afterwards); with
@@ -54,6 +62,55 @@ export interface CliIo {
 }
 
 class UsageError extends Error {}
+
+/** What `--dataplane linux` needs from @cnikit/lab (its `runLinuxConformance`). */
+export interface LinuxDriver {
+  runLinuxConformance(options: {
+    backend: Backend<unknown>;
+    config: unknown;
+    configLabel?: string;
+    nodes?: number;
+    seed?: number;
+    checks?: string[];
+    log?: (line: string) => void;
+    onResult?: (result: CheckResult) => void;
+  }): Promise<ConformanceReport & { dataplane: "linux"; lab?: { name: string; buildMs: number } }>;
+}
+
+/** The package that holds the kernel driver. */
+export const LINUX_DRIVER_PACKAGE = "@cnikit/lab";
+
+/**
+ * Loads the kernel driver: `@cnikit/lab` resolved from `cwd`'s project (its package.json, then up
+ * the directory tree, as Node resolves), else from this package's own location (installed side by
+ * side, or the cnikit workspace). `importer` loads a resolved URL or a bare specifier (tests pass
+ * their own). Throws a usage error naming the package to install when neither finds it, or when
+ * what it finds has no `runLinuxConformance`.
+ */
+export async function loadLinuxDriver(cwd: string, importer: (specifier: string) => Promise<unknown> = (s) => import(s)): Promise<LinuxDriver> {
+  const problems: string[] = [];
+  const candidates: { where: string; specifier: () => string }[] = [
+    { where: `from ${cwd}`, specifier: () => pathToFileURL(createRequire(resolve(cwd, "package.json")).resolve(LINUX_DRIVER_PACKAGE)).href },
+    { where: "next to @cnikit/conformance", specifier: () => LINUX_DRIVER_PACKAGE },
+  ];
+  let found = false;
+  for (const c of candidates) {
+    let mod: unknown;
+    try {
+      mod = await importer(c.specifier());
+    } catch (err) {
+      problems.push(`${c.where}: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`);
+      continue;
+    }
+    found = true;
+    if (typeof (mod as { runLinuxConformance?: unknown } | null)?.runLinuxConformance === "function") return mod as LinuxDriver;
+    problems.push(`${c.where}: it has no runLinuxConformance export`);
+  }
+  if (found) throw new UsageError(`${LINUX_DRIVER_PACKAGE} was found but has no runLinuxConformance export (${problems.join("; ")}); install a version that matches @cnikit/conformance, or build it`);
+  throw new UsageError(
+    `--dataplane linux needs the package ${LINUX_DRIVER_PACKAGE} (the kernel driver); install it in your project (npm install --save-dev ${LINUX_DRIVER_PACKAGE}) or run from the cnikit workspace. It could not be resolved: ${problems.join("; ")}`,
+  );
+}
 
 const processIo: CliIo = {
   stdout: (t) => void process.stdout.write(t),
@@ -234,14 +291,20 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
   }
   try {
     const dataplane = (values.dataplane as string | undefined) ?? "sim";
-    if (dataplane === "linux") throw new UsageError("--dataplane linux is not available yet: the Linux renderer has not landed; use --dataplane sim");
-    if (dataplane !== "sim") throw new UsageError(`--dataplane must be sim (or, later, linux), got ${JSON.stringify(dataplane)}`);
+    if (dataplane !== "sim" && dataplane !== "linux") throw new UsageError(`--dataplane must be sim or linux, got ${JSON.stringify(dataplane)}`);
+    if (dataplane === "linux") {
+      if (typeof process.getuid === "function" && process.getuid() !== 0) {
+        throw new UsageError("--dataplane linux needs root: it builds network namespaces, veths, routes and nftables tables (run it as root, e.g. with sudo)");
+      }
+      if (values.store !== undefined) throw new UsageError("--store does not apply to --dataplane linux: the lab runs its own etcd");
+      if (values["invalid-configs"] !== undefined) throw new UsageError("--invalid-configs does not apply to --dataplane linux: section C runs in the simulator");
+    }
     const store = (values.store as string | undefined) ?? "memory";
     if (store === "file") throw new UsageError("--store file is not available in the conformance CLI yet; use --store memory or etcd://host:port");
     if (store !== "memory" && !store.startsWith("etcd:")) throw new UsageError(`--store must be memory or etcd://host:port, got ${JSON.stringify(store)}`);
     if (typeof values.backend !== "string" || values.backend === "") throw new UsageError("--backend is required");
     if (typeof values.config !== "string" || values.config === "") throw new UsageError("--config is required");
-    const nodes = integer(values.nodes as string | undefined, "--nodes", 4, 2, 1000);
+    const nodes = dataplane === "linux" ? integer(values.nodes as string | undefined, "--nodes", 2, 2, 8) : integer(values.nodes as string | undefined, "--nodes", 4, 2, 1000);
     const seed = integer(values.seed as string | undefined, "--seed", 1, 0, 2 ** 31 - 1);
     const checks = typeof values.checks === "string" ? values.checks.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
     try {
@@ -261,6 +324,30 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     const invalidConfigs =
       typeof invalidPath === "string" ? invalidTable(await readDataFile(resolve(io.cwd, invalidPath), "invalid-configs"), invalidPath) : undefined;
     const storeProvider = store === "memory" ? undefined : await etcdStoreFromFlag(store);
+    const progress = (r: CheckResult): void => io.stderr(`  ${r.status === "passed" ? "ok  " : r.status === "failed" || r.status === "error" ? "FAIL" : "--  "} ${r.id} (${r.status})\n`);
+    if (dataplane === "linux") {
+      const driver = await loadLinuxDriver(io.cwd);
+      io.stderr(`cnikit-conformance: ${backend.name} with ${basename(configPath)} on the kernel (--dataplane linux), ${nodes} nodes\n`);
+      let report;
+      try {
+        report = await driver.runLinuxConformance({
+          backend,
+          config: rawConfig,
+          configLabel: basename(configPath),
+          nodes,
+          seed,
+          ...(checks ? { checks } : {}),
+          log: (line) => io.stderr(`  lab: ${line}\n`),
+          onResult: progress,
+        });
+      } catch (err) {
+        // The driver refuses what it cannot run (a backend cnikitd does not host) with a ConfigError (code 7).
+        if ((err as { code?: unknown }).code === 7) throw new UsageError(`--dataplane linux: ${err instanceof Error ? err.message : String(err)}`);
+        io.stderr(`cnikit-conformance: the kernel run crashed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+        return 3;
+      }
+      return finish(report, values.report, io);
+    }
 
     io.stderr(`cnikit-conformance: ${backend.name} with ${basename(configPath)}, ${nodes} nodes, seed ${seed}${storeProvider ? `, store ${storeProvider.label}` : ""}\n`);
     let report;
@@ -274,20 +361,13 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
         ...(checks ? { checks } : {}),
         ...(invalidConfigs ? { invalidConfigs } : {}),
         ...(storeProvider ? { store: storeProvider } : {}),
-        onResult: (r) => io.stderr(`  ${r.status === "passed" ? "ok  " : r.status === "failed" || r.status === "error" ? "FAIL" : "--  "} ${r.id} (${r.status})\n`),
+        onResult: progress,
       });
     } catch (err) {
       io.stderr(`cnikit-conformance: the suite crashed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
       return 3;
     }
-    io.stdout(`${renderTable([report])}\n`);
-    if (typeof values.report === "string") {
-      const out = resolve(io.cwd, values.report);
-      await mkdir(dirname(out), { recursive: true });
-      await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
-      io.stderr(`cnikit-conformance: report written to ${out}\n`);
-    }
-    return hasRequiredFailure(report) ? 1 : 0;
+    return finish(report, values.report, io);
   } catch (err) {
     if (err instanceof UsageError) {
       io.stderr(`cnikit-conformance: ${err.message}\n\n${USAGE}\n`);
@@ -296,6 +376,18 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     io.stderr(`cnikit-conformance: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return 3;
   }
+}
+
+/** Prints the table, writes the JSON report when asked, and returns the exit status. */
+async function finish(report: ConformanceReport, reportPath: string | boolean | undefined, io: CliIo): Promise<number> {
+  io.stdout(`${renderTable([report])}\n`);
+  if (typeof reportPath === "string") {
+    const out = resolve(io.cwd, reportPath);
+    await mkdir(dirname(out), { recursive: true });
+    await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
+    io.stderr(`cnikit-conformance: report written to ${out}\n`);
+  }
+  return hasRequiredFailure(report) ? 1 : 0;
 }
 
 function invokedDirectly(): boolean {

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { main } from "../src/cli.ts";
+import { loadLinuxDriver, main } from "../src/cli.ts";
 import type { ConformanceReport } from "../src/runner-entry.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -20,6 +20,36 @@ function io(cwd: string) {
   const err: string[] = [];
   return { out, err, io: { stdout: (t: string) => void out.push(t), stderr: (t: string) => void err.push(t), cwd } };
 }
+
+describe("loading the kernel driver for --dataplane linux", () => {
+  it("names the package to install when @cnikit/lab resolves neither from the project nor next to the suite", async () => {
+    const dir = tempDir();
+    const importer = async (s: string): Promise<unknown> => {
+      throw new Error(`Cannot find package '${s}'`);
+    };
+    await expect(loadLinuxDriver(dir, importer)).rejects.toThrow(/--dataplane linux needs the package @cnikit\/lab .*npm install --save-dev @cnikit\/lab/);
+  });
+
+  it("refuses a package without runLinuxConformance, and takes one that has it (from the project first)", async () => {
+    const dir = tempDir();
+    await expect(loadLinuxDriver(dir, async () => ({}))).rejects.toThrow(/@cnikit\/lab was found but has no runLinuxConformance/);
+    const seen: string[] = [];
+    const driver = { runLinuxConformance: async () => ({}) };
+    await expect(
+      loadLinuxDriver(dir, async (s) => {
+        seen.push(s);
+        return driver;
+      }),
+    ).resolves.toBe(driver);
+    // The temp dir has no node_modules: the bare specifier (next to the suite) was the one tried.
+    expect(seen).toEqual(["@cnikit/lab"]);
+  });
+
+  it("resolves the workspace's @cnikit/lab from a directory inside the workspace", async () => {
+    const driver = await loadLinuxDriver(resolve(here, ".."));
+    expect(typeof driver.runLinuxConformance).toBe("function");
+  });
+});
 
 describe("cnikit-conformance CLI", () => {
   it("runs the reference backend from a config file: table printed, report written, exit 0", async () => {
@@ -53,7 +83,12 @@ describe("cnikit-conformance CLI", () => {
     { label: "no --backend", args: () => ["--config", "c.json"], message: /--backend is required/ },
     { label: "no --config", args: () => ["--backend", "@cnikit/reference"], message: /--config is required/ },
     { label: "an unknown flag", args: () => ["--bogus"], message: /Unknown option '--bogus'/ },
-    { label: "--dataplane linux", args: () => ["--backend", "@cnikit/reference", "--config", "c.json", "--dataplane", "linux"], message: /--dataplane linux is not available yet/ },
+    { label: "an unknown --dataplane", args: () => ["--backend", "@cnikit/reference", "--config", "c.json", "--dataplane", "ebpf"], message: /--dataplane must be sim or linux, got "ebpf"/ },
+    {
+      label: "--dataplane linux with a backend cnikitd does not host (or without root)",
+      args: () => ["--backend", `${brokenPath}#nonIdempotentDel`, "--config", "c.json", "--dataplane", "linux"],
+      message: process.getuid?.() === 0 ? /--dataplane linux: .*built-in backends only/ : /--dataplane linux needs root/,
+    },
     { label: "--store etcd:// without a port", args: () => ["--backend", "@cnikit/reference", "--config", "c.json", "--store", "etcd://127.0.0.1"], message: /--store etcd:\/\/127\.0\.0\.1: must be etcd:\/\/host:port/ },
     { label: "--store with an unknown kind", args: () => ["--backend", "@cnikit/reference", "--config", "c.json", "--store", "redis://x:1"], message: /--store must be memory or etcd:\/\/host:port/ },
     { label: "--nodes 1", args: () => ["--backend", "@cnikit/reference", "--config", "c.json", "--nodes", "1"], message: /--nodes must be an integer from 2 to 1000/ },
@@ -92,12 +127,14 @@ describe("cnikit-conformance CLI", () => {
     expect(run.status).toBe(0);
     expect(run.stdout).toMatch(/ipam\.in-range\s+yes\s+passed/);
     expect(JSON.parse(readFileSync(join(dir, "r.json"), "utf8"))).toMatchObject({ backend: "reference" });
-    const bad = spawnSync(tsx, ["--conditions=source", cliPath, "--backend", "@cnikit/reference", "--config", join(dir, "c.json"), "--dataplane", "linux"], {
+    // --dataplane linux loads @cnikit/lab from the working directory's project; a backend that
+    // cnikitd does not host is a usage error (without root, root is asked for first).
+    const bad = spawnSync(tsx, ["--conditions=source", cliPath, "--backend", `${brokenPath}#nonIdempotentDel`, "--config", join(dir, "c.json"), "--dataplane", "linux"], {
       cwd: resolve(here, ".."),
       encoding: "utf8",
       timeout: 120_000,
     });
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toMatch(/not available yet/);
+    expect(bad.stderr).toMatch(process.getuid?.() === 0 ? /built-in backends only/ : /needs root/);
   });
 });

@@ -1,8 +1,9 @@
 /**
- * Section B: CNI lifecycle rules. For now they run through the agent API (NodeAgent.attach /
- * detach / check / gc / status), the layer the CNI plugin executable will sit on; the checks that
- * only make sense against the executable (result versions, error JSON on stdout, chaining) are
- * reported "not run" until it exists.
+ * Section B: CNI lifecycle rules. In the simulator they run through the agent API (NodeAgent.attach /
+ * detach / check / gc / status), the layer the CNI plugin executable sits on; the checks that only
+ * make sense against the executable (result versions, error JSON on stdout, chaining) are reported
+ * "not run" here and run with `--dataplane linux` (@cnikit/lab), which drives all of section B
+ * through the executable.
  */
 import { MemoryDatastore, MemoryNetwork, Prefix, VirtualClock, canonicalDataplane, parseInterfaceAddress, silentLogger } from "@cnikit/core";
 import type { AttachResult, NodeAgent, PodAttachment, PodRef } from "@cnikit/core";
@@ -11,7 +12,7 @@ import type { CheckDefinition, CheckEnv } from "../check.ts";
 import { describeError, drivenAgent, errorCode, storeContents, summarizeProblems, thrown } from "../harness.ts";
 import type { Harness } from "../harness.ts";
 
-const PLUGIN_NEEDED = "needs the CNI plugin executable (issue 8)";
+const PLUGIN_NEEDED = "runs through the CNI plugin executable: use --dataplane linux";
 
 function attachment(id: string, ifName = "eth0"): PodAttachment {
   return { containerId: id, ifName, netns: `/var/run/netns/${id}`, namespace: "default", podName: id };

@@ -1,11 +1,14 @@
 /**
- * Sections the suite reports but does not run yet: G (encryption), I (real dataplane). They are
- * "not claimed" when the backend's capabilities say so and "not run" otherwise — never "passed".
+ * Sections the simulator run reports but does not run: G (encryption, not implemented yet) and I
+ * (real dataplane: run by `--dataplane linux`, whose driver lives in @cnikit/lab). They are "not
+ * claimed" when the backend's capabilities say so and "not run" otherwise — never "passed".
  */
 import { SOURCES, notRun } from "../check.ts";
 import type { CheckDefinition } from "../check.ts";
 
 const NOT_YET = "not implemented in this version of the suite";
+/** Section I runs only on the kernel: `cnikit-conformance --dataplane linux` (@cnikit/lab's driver). */
+const LINUX_ONLY = "use --dataplane linux (this run used the simulator)";
 
 export const placeholderChecks: CheckDefinition[] = [
   {
@@ -23,10 +26,20 @@ export const placeholderChecks: CheckDefinition[] = [
   {
     id: "linux.same-checks",
     section: "I",
-    rule: "With --dataplane linux the same checks run on real network namespaces and agree with the simulator.",
+    rule: "The same scenario in the simulator and on the kernel (real namespaces, cnikitd, the plugin executable) gives the same reachability table, cell by cell.",
     source: SOURCES.linux,
-    required: false,
-    gate: () => ({ status: "not run", reason: "--dataplane linux is not available yet; this run used the simulator" }),
-    run: async () => notRun("--dataplane linux is not available yet"),
+    required: true,
+    gate: () => ({ status: "not run", reason: LINUX_ONLY }),
+    run: async () => notRun(LINUX_ONLY),
+  },
+  {
+    id: "linux.policy-nftables",
+    section: "I",
+    rule: "NetworkPolicy is enforced by nftables on the kernel exactly as the simulator and @cnikit/netpol's evaluator say.",
+    source: `${SOURCES.policy}; ${SOURCES.linux}`,
+    required: true,
+    gate: (ctx) =>
+      ctx.backend.capabilities.networkPolicy ? { status: "not run", reason: LINUX_ONLY } : { status: "not claimed", reason: "capabilities.networkPolicy is false" },
+    run: async () => notRun(LINUX_ONLY),
   },
 ];
