@@ -1,0 +1,168 @@
+/**
+ * The conformance suite on the kernel (root, real etcd, the cnikit-cni executable): sections A, B
+ * and I for one flannel and one calico config on 2-node labs, the IPIP config the kernel cannot
+ * build, the checks failing on a lab broken behind the backend's back and on a plugin that lies
+ * about its errors, and the CLI's `--dataplane linux` as a real process. Labs are named
+ * `c<pid>...`; each run takes its lab down, and afterAll removes any left by a crash.
+ */
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { cniPluginPath } from "@cnikit/cni";
+import { listChecks, renderTable, type CheckResult } from "@cnikit/conformance/runner";
+import { listNetns } from "@cnikit/linux";
+import { LINUX_CHECKS, downLab, kernelSupports, labDir, nsPrefix, runLinuxConformance, type LinuxConformanceReport } from "../src/index.ts";
+
+const RUN = `c${process.pid}`;
+const made = new Set<string>();
+const labName = (suffix: string): string => {
+  const name = `${RUN}${suffix}`.slice(0, 20);
+  made.add(name);
+  return name;
+};
+const tmp = mkdtempSync(join(tmpdir(), "cnikit-conf-linux-"));
+
+afterAll(async () => {
+  for (const name of made) await downLab(name);
+  rmSync(tmp, { recursive: true, force: true });
+}, 120_000);
+
+async function leftovers(name: string): Promise<string[]> {
+  const out = (await listNetns()).filter((ns) => ns.startsWith(`${nsPrefix(name)}-`));
+  if (existsSync(labDir(name))) out.push(labDir(name));
+  return out;
+}
+
+function statuses(r: LinuxConformanceReport): Record<string, CheckResult["status"]> {
+  return Object.fromEntries(r.results.map((x) => [x.id, x.status]));
+}
+
+const KERNEL_IDS = LINUX_CHECKS.map((c) => c.id);
+
+/** Every check of the suite appears once; the kernel's run or are "not run", never passed unless run. */
+function expectShape(r: LinuxConformanceReport): void {
+  expect(r.dataplane).toBe("linux");
+  expect(r.results.map((x) => x.id)).toEqual(listChecks().map((c) => c.id));
+  for (const x of r.results.filter((y) => !KERNEL_IDS.includes(y.id))) {
+    expect(x, x.id).toMatchObject({ status: "not run", reason: expect.stringMatching(/^simulator-only in this version/) });
+  }
+}
+
+describe("the conformance suite with --dataplane linux", () => {
+  it("flannel vxlan, 2 nodes: every check of A, B and I passes on the kernel; policy is not claimed; the other sections are not run; nothing is left", async () => {
+    const name = labName("f");
+    const r = await runLinuxConformance({ backend: "flannel", mode: "vxlan", nodes: 2, name });
+    expectShape(r);
+    const s = statuses(r);
+    const bad = r.results.filter((x) => KERNEL_IDS.includes(x.id) && x.id !== "linux.policy-nftables" && x.status !== "passed");
+    expect(bad, renderTable([r])).toEqual([]);
+    expect(s["linux.policy-nftables"]).toBe("not claimed");
+    expect(r.config).toBe("vxlan [dataplane linux]");
+    expect(r.lab?.nodes.map((n) => n.address)).toEqual(["198.51.100.10", "203.0.113.10"]);
+    expect(r.lab?.pods).toHaveLength(4);
+    // Section I compared real cells: 4 pods, 2 nodes, 1 external host.
+    expect(r.results.find((x) => x.id === "linux.same-checks")?.subResults?.[0]?.label).toMatch(/^96 cells agree/);
+    expect(r.results.find((x) => x.id === "cni.result-versions")?.subResults?.map((x) => x.status)).toEqual(["passed", "passed", "passed", "passed", "passed", "passed"]);
+    expect(await leftovers(name)).toEqual([]);
+  }, 300_000);
+
+  it("calico bgp, 2 nodes: A, B and I pass, and the NetworkPolicy written to etcd is enforced by nftables as the simulator and netpol say", async () => {
+    const name = labName("b");
+    const r = await runLinuxConformance({ backend: "calico", mode: "bgp", nodes: 2, name });
+    expectShape(r);
+    const bad = r.results.filter((x) => KERNEL_IDS.includes(x.id) && x.status !== "passed");
+    expect(bad, renderTable([r])).toEqual([]);
+    const policy = r.results.find((x) => x.id === "linux.policy-nftables")!;
+    // The policy denied something in both (the check refuses a policy that isolates nothing).
+    expect(policy.subResults?.[0]?.label).toMatch(/^simulator: \d+ reached, [1-9]\d* denied/);
+    expect(policy.subResults?.[1]?.label).toMatch(/^kernel after \d+ round\(s\): \d+ reached, [1-9]\d* denied/);
+    expect(await leftovers(name)).toEqual([]);
+  }, 300_000);
+
+  it("calico ipip-always: every kernel check is 'not run: kernel lacks ipip' (never passed) when the kernel lacks ipip", async () => {
+    const name = labName("i");
+    const r = await runLinuxConformance({ backend: "calico", mode: "ipip-always", nodes: 2, name, checks: ["A", "B", "I"] });
+    expect(r.results.map((x) => x.id)).toEqual(KERNEL_IDS);
+    if (await kernelSupports("ipip")) {
+      // A kernel with ipip runs the checks instead of refusing.
+      expect(r.results.every((x) => !/kernel lacks/.test(x.reason ?? ""))).toBe(true);
+    } else {
+      for (const x of r.results) expect(x, x.id).toMatchObject({ status: "not run", reason: expect.stringMatching(/^kernel lacks ipip: /) });
+    }
+    expect(await leftovers(name)).toEqual([]);
+  }, 300_000);
+
+  it("the checks fail on a broken lab: NAT between pods on node-1 and a pod MTU of 1500 under VXLAN (reach alone still passes)", async () => {
+    const name = labName("x");
+    const r = await runLinuxConformance({
+      backend: "flannel",
+      mode: "vxlan",
+      nodes: 2,
+      podsPerNode: 1,
+      name,
+      checks: ["reach.pod-to-pod.cross-node", "reach.no-nat-between-pods", "mtu.encap-headroom", "linux.same-checks"],
+      prepare: async (lab) => {
+        const nat = await lab.exec("node-1", ["nft", "-f", "-"], {
+          input: 'table ip conftest {\n chain post {\n  type nat hook postrouting priority 100; policy accept;\n  ip saddr 10.244.0.0/16 ip daddr 10.244.0.0/16 oifname "flannel.1" masquerade\n }\n}\n',
+        });
+        expect(nat.code, nat.stderr).toBe(0);
+        const mtu = await lab.exec("pod-2-1", ["ip", "link", "set", "eth0", "mtu", "1500"]);
+        expect(mtu.code, mtu.stderr).toBe(0);
+      },
+    });
+    const s = statuses(r);
+    expect(s, renderTable([r])).toEqual({
+      "reach.pod-to-pod.cross-node": "passed",
+      "reach.no-nat-between-pods": "failed",
+      "mtu.encap-headroom": "failed",
+      "linux.same-checks": "failed",
+    });
+    const reason = (id: string): string => r.results.find((x) => x.id === id)?.reason ?? "";
+    expect(reason("reach.no-nat-between-pods")).toMatch(/pod pod-1-1 \(10\.244\.[\d.]+ on node-1\) → pod pod-2-1 .* by tcp: the receiver saw 10\.244\.\d+\.0/);
+    expect(reason("mtu.encap-headroom")).toMatch(/pod pod-2-1 on node-2: eth0 has MTU 1500; .* so at most 1450/);
+    expect(reason("linux.same-checks")).toMatch(/cells differ: pod-1-1 → pod-2-1 tcp: simulator reached \(receiver saw 10\.244\./);
+    expect(await leftovers(name)).toEqual([]);
+  }, 300_000);
+
+  it("the checks fail on a plugin that exits 0 whatever happened (error JSON still on stdout)", async () => {
+    const liar = join(tmp, "cnikit-cni");
+    writeFileSync(liar, `#!/bin/sh\n${JSON.stringify(cniPluginPath())} "$@"\nexit 0\n`);
+    chmodSync(liar, 0o755);
+    const name = labName("l");
+    const r = await runLinuxConformance({ backend: "flannel", mode: "host-gw", nodes: 2, podsPerNode: 1, name, cniPlugin: liar, checks: ["cni.plugin-error-json", "cni.failed-add-leaks-nothing", "cni.add-result"] });
+    expect(statuses(r), renderTable([r])).toEqual({ "cni.add-result": "passed", "cni.plugin-error-json": "failed", "cni.failed-add-leaks-nothing": "failed" });
+    expect(r.results.find((x) => x.id === "cni.plugin-error-json")?.reason).toMatch(/ADD without CNI_CONTAINERID → 4: exit 0/);
+    expect(r.results.find((x) => x.id === "cni.failed-add-leaks-nothing")?.reason).toMatch(/succeeded .*; it must fail/);
+    expect(await leftovers(name)).toEqual([]);
+  }, 300_000);
+
+  it("cnikit-conformance --dataplane linux as a real process: table, JSON report with dataplane linux, exit 0; the simulator run keeps I as 'use --dataplane linux'", () => {
+    const cli = fileURLToPath(new URL("../../../conformance/src/cli.ts", import.meta.url));
+    const tsx = createRequire(import.meta.url).resolve("tsx/esm");
+    const cwd = fileURLToPath(new URL("..", import.meta.url));
+    const config = join(tmp, "hostgw.json");
+    writeFileSync(config, JSON.stringify({ Network: "10.244.0.0/16", Backend: { Type: "host-gw" } }));
+    const report = join(tmp, "report.json");
+    const run = spawnSync(process.execPath, ["--conditions=source", "--import", tsx, cli, "--dataplane", "linux", "--backend", "@cnikit/flannel", "--config", config, "--checks", "reach.pod-to-pod.cross-node,cni.add-result,linux.same-checks,dyn.join", "--report", report], {
+      cwd,
+      encoding: "utf8",
+      timeout: 240_000,
+    });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^flannel \(hostgw\.json \[dataplane linux\]\), 2 nodes/m);
+    expect(run.stdout).toMatch(/linux\.same-checks\s+yes\s+passed/);
+    expect(run.stdout).toMatch(/dyn\.join\s+yes\s+not run\s+simulator-only in this version/);
+    const json = JSON.parse(readFileSync(report, "utf8")) as LinuxConformanceReport;
+    expect(json.dataplane).toBe("linux");
+    expect(json.results.map((x) => `${x.id}=${x.status}`)).toEqual(["reach.pod-to-pod.cross-node=passed", "cni.add-result=passed", "dyn.join=not run", "linux.same-checks=passed"]);
+    if (json.lab) made.add(json.lab.name);
+    const sim = spawnSync(process.execPath, ["--conditions=source", "--import", tsx, cli, "--backend", "@cnikit/flannel", "--config", config, "--checks", "I"], { cwd, encoding: "utf8", timeout: 120_000 });
+    expect(sim.status, sim.stderr).toBe(0);
+    expect(sim.stdout).toMatch(/linux\.same-checks\s+yes\s+not run\s+use --dataplane linux/);
+    expect(sim.stdout).toMatch(/linux\.policy-nftables\s+yes\s+not claimed/);
+  }, 300_000);
+});
