@@ -171,6 +171,7 @@ export class Scratch {
   private n = 0;
   private readonly made: string[] = [];
   private readonly attached = new Map<string, { node: string; containerId: string; ifName: string; netns: string }>();
+  /** A scratch area of `lab` (nothing is created until asked). */
   constructor(private readonly lab: Lab) {}
 
   /** A fresh, unique container id. */

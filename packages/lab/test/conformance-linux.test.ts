@@ -96,6 +96,16 @@ describe("the conformance suite with --dataplane linux", () => {
     expect(await leftovers(name)).toEqual([]);
   }, 300_000);
 
+  it("calico bgp without natOutgoing: the external host sees pod addresses or nothing (no route back), and the simulator agrees", async () => {
+    const name = labName("n");
+    const config = [{ apiVersion: "projectcalico.org/v3", kind: "IPPool", metadata: { name: "default-ipv4-ippool" }, spec: { cidr: "10.244.0.0/16", natOutgoing: false } }];
+    const r = await runLinuxConformance({ backend: "calico", config, configLabel: "no-nat", nodes: 2, podsPerNode: 1, name, checks: ["nat.outgoing", "reach.no-nat-between-pods", "linux.same-checks"] });
+    expect(statuses(r), renderTable([r])).toEqual({ "nat.outgoing": "passed", "reach.no-nat-between-pods": "passed", "linux.same-checks": "passed" });
+    // Pod → internet (2 pods x 3 protocols) is unreachable in both: no NAT and no route back; the rest reached.
+    expect(r.results.find((x) => x.id === "linux.same-checks")?.subResults?.[0]?.label).toMatch(/^\d+ cells agree \(\d+ reached, 6 unreachable in both\)/);
+    expect(await leftovers(name)).toEqual([]);
+  }, 300_000);
+
   it("the checks fail on a broken lab: NAT between pods on node-1 and a pod MTU of 1500 under VXLAN (reach alone still passes)", async () => {
     const name = labName("x");
     const r = await runLinuxConformance({
