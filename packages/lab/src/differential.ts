@@ -20,7 +20,7 @@
  * probe agents) is removed by `runDifferential` itself, also when it fails; the lab is taken down.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, openSync, closeSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, closeSync, readdirSync } from "node:fs";
 import {
   ConfigError,
   kubeNamespaceKey,
@@ -31,12 +31,13 @@ import {
   type NodeInfo,
 } from "@cnikit/core";
 import { builtinBackend } from "@cnikit/backends";
-import { createNetns, deleteNetns, LinuxRenderer } from "@cnikit/linux";
+import { createNetns, deleteNetns, listNetns, LinuxRenderer } from "@cnikit/linux";
 import { SimCluster, SimFabric, type Endpoint, type PacketResult, type SimTopology } from "@cnikit/sim";
 import { chooseTopology, resolveBackendMode, startLab, type Lab } from "./lab.ts";
-import { PROBE_PORT, nsPrefix } from "./plan.ts";
+import { DEFAULT_STATE_ROOT, PROBE_PORT, checkLabName, labDir, nsPrefix } from "./plan.ts";
+import { downLab, type DownReport } from "./down.ts";
 import { PROBE_AGENT, ProbeClient, type ProbeResult } from "./probe.ts";
-import { processMatches } from "./system.ts";
+import { cmdlineOf, processMatches, stopProcesses } from "./system.ts";
 
 // ---- reachability tables ---------------------------------------------------------------------
 
@@ -659,4 +660,27 @@ export async function runDifferential(s: DiffScenario, options: DifferentialOpti
     lab.close();
     await lab.down();
   }
+}
+
+/**
+ * Removes lab `name` with what `runDifferential` and `runLinuxConformance` made beside it when they
+ * could not clean up themselves (a test that timed out, a killed process): processes whose command
+ * line holds a path under `<lab dir>/differential/` (the pod probe agents), then every namespace
+ * with the lab's prefix `ckl-<name>-` that the lab did not record (pod and scratch namespaces),
+ * then `downLab`. Only this lab's paths and prefix are ever touched. Idempotent.
+ */
+export async function downLabWithExtras(name: string, options: { stateRoot?: string } = {}): Promise<DownReport> {
+  const dir = labDir(checkLabName(name), options.stateRoot ?? DEFAULT_STATE_ROOT);
+  const under = `${dir}/differential/`;
+  const targets: { pid: number; marker: string }[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    const marker = cmdlineOf(Number(entry))?.find((a) => a.startsWith(under));
+    if (marker) targets.push({ pid: Number(entry), marker });
+  }
+  await stopProcesses(targets, { signal: "SIGKILL", graceMs: 1000 });
+  const report = await downLab(name, options);
+  const prefix = `${nsPrefix(name)}-`;
+  for (const ns of await listNetns()) if (ns.startsWith(prefix)) await deleteNetns(ns).catch(() => undefined);
+  return report;
 }

@@ -55,6 +55,7 @@ export {
   cellKey,
   compareReachTables,
   describeScenario,
+  downLabWithExtras,
   formatMismatches,
   formatReachTable,
   kernelReachTable,

@@ -15,7 +15,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { cniPluginPath } from "@cnikit/cni";
 import { listChecks, renderTable, type CheckResult } from "@cnikit/conformance/runner";
 import { listNetns } from "@cnikit/linux";
-import { LINUX_CHECKS, downLab, kernelSupports, labDir, nsPrefix, runLinuxConformance, type LinuxConformanceReport } from "../src/index.ts";
+import { LINUX_CHECKS, downLabWithExtras, kernelSupports, labDir, nsPrefix, runLinuxConformance, type LinuxConformanceReport } from "../src/index.ts";
 
 const RUN = `c${process.pid}`;
 const made = new Set<string>();
@@ -27,7 +27,7 @@ const labName = (suffix: string): string => {
 const tmp = mkdtempSync(join(tmpdir(), "cnikit-conf-linux-"));
 
 afterAll(async () => {
-  for (const name of made) await downLab(name);
+  for (const name of made) await downLabWithExtras(name);
   rmSync(tmp, { recursive: true, force: true });
 }, 120_000);
 

@@ -8,17 +8,19 @@
  *
  * Also the pure parts: the comparison itself, the scenario generator and the faults.
  */
+import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { emptyDataplane, type NodeDataplane } from "@cnikit/core";
-import { listNetns } from "@cnikit/linux";
+import { createNetns, listNetns } from "@cnikit/linux";
 import {
   DIFF_MODES,
   applyFault,
   cellKey,
   compareReachTables,
   describeScenario,
-  downLab,
+  downLabWithExtras,
   formatMismatches,
   formatReachTable,
   nsPrefix,
@@ -26,11 +28,12 @@ import {
   reachPairs,
   runDifferential,
   simulateScenario,
+  startLab,
   type DiffOutcome,
   type ReachEndpoint,
   type ReachTable,
 } from "../src/index.ts";
-import { inNs, runAsync } from "../src/system.ts";
+import { inNs, pidAlive, runAsync } from "../src/system.ts";
 
 const BASE = Number(process.env["CNIKIT_DIFF_SEED"] ?? 1);
 const RUN = `d${process.pid}`;
@@ -42,7 +45,7 @@ const labName = (suffix: string): string => {
 };
 
 afterAll(async () => {
-  for (const name of made) await downLab(name);
+  for (const name of made) await downLabWithExtras(name);
 }, 120_000);
 
 async function leftovers(name: string): Promise<string[]> {
@@ -230,6 +233,26 @@ describe("differential: the simulator and the kernel agree cell by cell (root)",
     expect(outcomes.some((o) => o.scenario.policies.length > 0 && o.unreachable > 0), "some scenario with a policy denied something").toBe(true);
     expect(outcomes.some((o) => o.scenario.fault !== undefined && o.unreachable > 0), "some scenario with a fault cut something").toBe(true);
   });
+
+  it("downLabWithExtras removes what a run left beside its lab: a pod namespace and a probe agent under <lab>/differential/", async () => {
+    const name = labName("w");
+    const lab = await startLab({ name, backend: "flannel", mode: "vxlan", nodes: 2, daemons: false });
+    lab.close();
+    const ns = `${nsPrefix(name)}-dp9`;
+    await createNetns(ns);
+    mkdirSync(`${lab.dir}/differential`, { recursive: true });
+    const marker = `${lab.dir}/differential/p9.sock`;
+    const child = spawn("ip", ["netns", "exec", ns, process.execPath, "-e", "setInterval(() => {}, 1000)", marker], { detached: true, stdio: "ignore" });
+    child.unref();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(pidAlive(child.pid!)).toBe(true);
+    const report = await downLabWithExtras(name);
+    expect(report.existed).toBe(true);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(pidAlive(child.pid!)).toBe(false);
+    expect(await leftovers(name)).toEqual([]);
+    expect((await downLabWithExtras(name)).existed).toBe(false);
+  }, 120_000);
 
   it("catches a kernel that differs: one pod's eth0 set down behind the renderer's back makes mismatches", async () => {
     const s = { ...randomScenario(BASE * 100 + 1, { mode: { backend: "flannel", mode: "vxlan" } }) };
