@@ -135,6 +135,11 @@ export async function stopProcesses(targets: readonly { pid: number; marker: str
   }
   const hard = Date.now() + 5000;
   while (Date.now() < hard && live.some((t) => processMatches(t.pid, t.marker))) await sleep(25);
+  // The command line empties as the process starts exiting, a moment before it is gone (or a
+  // zombie): wait that moment out too, briefly, so "stopped" means stopped. A PID reused meanwhile
+  // by someone else only costs the 2 s bound.
+  const exit = Date.now() + 2000;
+  while (Date.now() < exit && live.some((t) => pidAlive(t.pid) && cmdlineOf(t.pid) === undefined)) await sleep(10);
   return live.map((t) => t.pid);
 }
 
