@@ -15,3 +15,4 @@ export * from "./store/file.ts";
 export * from "./random.ts";
 export * from "./store/mirror.ts";
 export * from "./peers/tcp.ts";
+export * from "./ip/intervals.ts";

@@ -1,8 +1,7 @@
 /**
  * Small pure helpers shared by the renderer: a stable hash, MAC derivation, a reader for the
- * concatenated JSON values `ip -j -batch` prints, and interval arithmetic for nft sets.
+ * concatenated JSON values `ip -j -batch` prints (interval arithmetic for nft sets is in core).
  */
-import { formatAddress, type Family } from "@cnikit/core";
 
 /** FNV-1a 32-bit over a string, as 8 hex digits. Stable across processes and versions. */
 export function hash32(text: string, seed = 0x811c9dc5): string {
@@ -70,49 +69,8 @@ export function parseJsonValues(text: string): unknown[] {
   return out;
 }
 
-/** A closed interval of addresses `[lo, hi]`. */
-export type Interval = readonly [bigint, bigint];
-
-/** Sorted, disjoint, non-adjacent union of `list`. */
-export function mergeIntervals(list: readonly Interval[]): [bigint, bigint][] {
-  const sorted = [...list].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const out: [bigint, bigint][] = [];
-  for (const [lo, hi] of sorted) {
-    const last = out[out.length - 1];
-    if (last && lo <= last[1] + 1n) {
-      if (hi > last[1]) last[1] = hi;
-    } else out.push([lo, hi]);
-  }
-  return out;
-}
-
-/** `[lo, hi]` minus the sorted, merged intervals `cut`. */
-export function subtractIntervals(lo: bigint, hi: bigint, cut: readonly Interval[]): [bigint, bigint][] {
-  const out: [bigint, bigint][] = [];
-  let start = lo;
-  for (const [a, b] of cut) {
-    if (b < start || a > hi) continue;
-    if (a > start) out.push([start, a - 1n]);
-    start = b + 1n;
-    if (start > hi) return out;
-  }
-  if (start <= hi) out.push([start, hi]);
-  return out;
-}
-
-const BITS: Record<Family, number> = { 4: 32, 6: 128 };
-
-/** nft element text of an interval: an address, a prefix when aligned, else `lo-hi`. */
-export function intervalText(lo: bigint, hi: bigint, family: Family): string {
-  if (lo === hi) return formatAddress(lo, family);
-  const size = hi - lo + 1n;
-  if ((size & (size - 1n)) === 0n && lo % size === 0n) {
-    let len = BITS[family];
-    for (let s = size; s > 1n; s >>= 1n) len--;
-    return `${formatAddress(lo, family)}/${len}`;
-  }
-  return `${formatAddress(lo, family)}-${formatAddress(hi, family)}`;
-}
+// Address intervals (mergeIntervals, subtractIntervals, intervalText) live in @cnikit/core.
+export { intervalText, mergeIntervals, subtractIntervals, type Interval } from "@cnikit/core";
 
 /** Sorted copy by a string key compared with `<` (locale-independent). */
 export function sortByKey<T>(items: Iterable<T>, key: (x: T) => string): T[] {

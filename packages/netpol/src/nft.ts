@@ -27,7 +27,7 @@
  * relabelled changes elements only, and `nftUpdate` emits element adds and deletes; a policy change
  * replaces the table in one atomic transaction. The text is deterministic (sorted everywhere).
  */
-import { formatAddress, parseAddress, type Family } from "@cnikit/core";
+import { formatAddress, intervalText, mergeIntervals, parseAddress, subtractIntervals, type Family } from "@cnikit/core";
 import {
   hostIfOf,
   indexPod,
@@ -90,53 +90,8 @@ export interface NftCompileInput extends NodeCompileInput {
 
 type Interval = [bigint, bigint];
 
-const BITS: Record<Family, number> = { 4: 32, 6: 128 };
-
-function fmtAddr(v: bigint, family: Family): string {
-  return formatAddress(v, family);
-}
-
-/** Merges intervals into sorted, disjoint, non-adjacent ones. */
-function merge(list: Interval[]): Interval[] {
-  const s = [...list].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const out: Interval[] = [];
-  for (const [lo, hi] of s) {
-    const last = out[out.length - 1];
-    if (last && lo <= last[1] + 1n) {
-      if (hi > last[1]) last[1] = hi;
-    } else out.push([lo, hi]);
-  }
-  return out;
-}
-
-/** [lo, hi] minus every interval of `cut` (sorted, merged). */
-function subtract(lo: bigint, hi: bigint, cut: Interval[]): Interval[] {
-  const out: Interval[] = [];
-  let start = lo;
-  for (const [a, b] of cut) {
-    if (b < start || a > hi) continue;
-    if (a > start) out.push([start, a - 1n]);
-    start = b + 1n;
-    if (start > hi) return out;
-  }
-  if (start <= hi) out.push([start, hi]);
-  return out;
-}
-
-/** Element text of an address interval: an address, a prefix when aligned, else `lo-hi`. */
-function intervalText(lo: bigint, hi: bigint, family: Family): string {
-  if (lo === hi) return fmtAddr(lo, family);
-  const size = hi - lo + 1n;
-  if ((size & (size - 1n)) === 0n && lo % size === 0n) {
-    let len = BITS[family];
-    for (let s = size; s > 1n; s >>= 1n) len--;
-    return `${fmtAddr(lo, family)}/${len}`;
-  }
-  return `${fmtAddr(lo, family)}-${fmtAddr(hi, family)}`;
-}
-
 function portIntervals(ranges: { from: number; to: number }[]): string[] {
-  const merged = merge(ranges.map((r) => [BigInt(r.from), BigInt(r.to)] as Interval));
+  const merged = mergeIntervals(ranges.map((r) => [BigInt(r.from), BigInt(r.to)] as Interval));
   return merged.map(([a, b]) => (a === b ? String(a) : `${a}-${b}`));
 }
 
@@ -174,7 +129,7 @@ function policyPart(rp: ResolvedPolicy, families: Family[], local: readonly Inde
   const mine = local.filter((pod) => rp.selectedIds.has(pod.id));
   const part: PolicyPart = { sets: [], chains: [], outPods: [], inPods: [] };
   const addrSet = (name: string, family: Family, intervals: Interval[]): void => {
-    part.sets.push({ name, kind: "set", type: family === 4 ? "ipv4_addr" : "ipv6_addr", interval: true, elements: merge(intervals).map(([a, b]) => ({ key: intervalText(a, b, family) })) });
+    part.sets.push({ name, kind: "set", type: family === 4 ? "ipv4_addr" : "ipv6_addr", interval: true, elements: mergeIntervals(intervals).map(([a, b]) => ({ key: intervalText(a, b, family) })) });
   };
   part.sets.push({ name: `${p}-sel`, kind: "set", type: "ifname", interval: false, elements: mine.map((pod) => ({ key: quote(hostIfOf(pod.pod)) })).sort(cmpKeys) });
   for (const direction of ["egress", "ingress"] as const) {
@@ -256,8 +211,8 @@ function ruleLines(x: {
       for (const pe of rr.peers) {
         if (pe.block) {
           if (pe.block.cidr.family !== family) continue;
-          const cut = merge(pe.block.except.map((e) => [e.base, e.last] as Interval));
-          intervals.push(...subtract(pe.block.cidr.base, pe.block.cidr.last, cut));
+          const cut = mergeIntervals(pe.block.except.map((e) => [e.base, e.last] as Interval));
+          intervals.push(...subtractIntervals(pe.block.cidr.base, pe.block.cidr.last, cut));
         } else for (const pod of pe.pods) for (const a of pod.addrs) if (a.family === family) intervals.push([a.value, a.value]);
       }
       const name = `${base}-a${family}`;
@@ -310,7 +265,7 @@ function ruleLines(x: {
         }
       }
       elements.sort((a, b) => (a.v < b.v ? -1 : a.v > b.v ? 1 : a.n - b.n));
-      x.sets.push({ name, kind: "set", type: `${family === 4 ? "ipv4_addr" : "ipv6_addr"} . inet_service`, interval: false, elements: elements.map((e) => ({ key: `${fmtAddr(e.v, family)} . ${e.n}` })) });
+      x.sets.push({ name, kind: "set", type: `${family === 4 ? "ipv4_addr" : "ipv6_addr"} . inet_service`, interval: false, elements: elements.map((e) => ({ key: `${formatAddress(e.v, family)} . ${e.n}` })) });
       lines.push(`${l4}${family === 4 ? "ip" : "ip6"} daddr . th dport @${name} accept ${c}`);
     }
   }
