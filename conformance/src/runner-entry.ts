@@ -17,5 +17,6 @@ export type {
   SubResult,
 } from "./types.ts";
 export type { CheckDefinition, CheckEnv, Fixture } from "./check.ts";
+export { SOURCES } from "./check.ts";
 export { EXTERNAL_STORE_GATES, IoPacedClock, IoTracker, emptyStore } from "./external-store.ts";
 export type { StoreProvider } from "./external-store.ts";
