@@ -12,10 +12,11 @@
  * binaries, as on an IPv4-only host (see runtime-kernel.test.ts).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ipv4OnlyIptables, natRules as kernelNatRules, nsLinks, requireTool, run } from "./kernel-fixture.ts";
 import { parseDaemonConfig, runDaemon, type RunningDaemon } from "../src/daemon-config.ts";
 import { cniPluginPath } from "../src/paths.ts";
 import { CniRuntime, loadConfList, netnsWrapper, spawnExec, type CniResultJson, type NetworkConfigList, type RuntimeConf } from "../src/runtime.ts";
@@ -30,14 +31,6 @@ let running: RunningDaemon | undefined;
 let runtime: CniRuntime;
 let list: NetworkConfigList;
 const servers: ChildProcess[] = [];
-
-function run(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-}
-
-function requireTool(path: string, pkg: string): void {
-  if (!existsSync(path)) throw new Error(`${path} is missing: install the Debian package ${pkg}`);
-}
 
 function addNs(name: string): void {
   run("ip", ["netns", "add", name]);
@@ -63,15 +56,8 @@ function pod(n: number): RuntimeConf {
   };
 }
 
-function natRules(): string[] {
-  return run("ip", ["netns", "exec", nodeNs, "iptables-save", "-t", "nat"])
-    .split("\n")
-    .filter((l) => l.startsWith("-A "));
-}
-
-function podLinks(n: number): { ifname: string; address: string; addr_info?: { family: string; local: string; prefixlen: number }[] }[] {
-  return JSON.parse(run("ip", ["-j", "-n", podNs(n), "addr", "show"])) as ReturnType<typeof podLinks>;
-}
+const natRules = (): string[] => kernelNatRules(nodeNs);
+const podLinks = (n: number): ReturnType<typeof nsLinks> => nsLinks(podNs(n));
 
 /** A TCP server on port 80 in a pod namespace answering "hello <peer>"; resolves once it listens. */
 function serveInPod(n: number): Promise<void> {
@@ -102,9 +88,7 @@ beforeAll(async () => {
   for (const p of ["portmap", "tuning"]) requireTool(join(CNI_DIR, p), "containernetworking-plugins");
 
   dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
-  const v4only = join(dir, "v4only-bin");
-  mkdirSync(v4only);
-  for (const b of ["iptables", "iptables-save", "iptables-restore"]) symlinkSync(`/usr/sbin/${b}`, join(v4only, b));
+  const v4only = ipv4OnlyIptables(dir);
 
   addNs(nodeNs);
   for (let n = 1; n <= 3; n++) addNs(podNs(n));

@@ -10,12 +10,12 @@
  * only iptables binaries are the IPv4 ones (as on an IPv4-only host), which makes portmap skip
  * IPv6; the pods here are IPv4-only.
  */
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VersionError } from "@cnikit/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ipv4OnlyIptables, natRules as kernelNatRules, nsLinks, requireTool, run } from "./kernel-fixture.ts";
 import { CniRuntime, loadConfList, netnsWrapper, PluginError, spawnExec, type NetworkConfigList, type RuntimeConf } from "../src/runtime.ts";
 
 const CNI_DIR = "/usr/lib/cni";
@@ -27,14 +27,6 @@ let dir: string;
 let dataDir: string;
 let runtime: CniRuntime;
 let list: NetworkConfigList;
-
-function run(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-}
-
-function requireTool(path: string, pkg: string): void {
-  if (!existsSync(path)) throw new Error(`${path} is missing: install the Debian package ${pkg}`);
-}
 
 function addNs(name: string): void {
   run("ip", ["netns", "add", name]);
@@ -59,15 +51,8 @@ function pod(n: number, extra: Partial<RuntimeConf> = {}): RuntimeConf {
   };
 }
 
-function natRules(): string[] {
-  return run("ip", ["netns", "exec", nodeNs, "iptables-save", "-t", "nat"])
-    .split("\n")
-    .filter((l) => l.startsWith("-A "));
-}
-
-function podLinks(n: number): { ifname: string; address: string; addr_info?: { family: string; local: string; prefixlen: number }[] }[] {
-  return JSON.parse(run("ip", ["-j", "-n", podNs(n), "addr", "show"])) as ReturnType<typeof podLinks>;
-}
+const natRules = (): string[] => kernelNatRules(nodeNs);
+const podLinks = (n: number): ReturnType<typeof nsLinks> => nsLinks(podNs(n));
 
 function reservations(): string[] {
   const d = join(dataDir, list.name);
@@ -84,9 +69,7 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
   dataDir = join(dir, "ipam");
   // IPv4-only iptables for the plugins (see the module comment).
-  const v4only = join(dir, "v4only-bin");
-  mkdirSync(v4only);
-  for (const b of ["iptables", "iptables-save", "iptables-restore"]) symlinkSync(`/usr/sbin/${b}`, join(v4only, b));
+  const v4only = ipv4OnlyIptables(dir);
 
   addNs(nodeNs);
   for (let n = 1; n <= 6; n++) addNs(podNs(n));
