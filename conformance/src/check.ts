@@ -52,6 +52,11 @@ export function notRun(reason: string): CheckOutcome {
   return { status: "not run", reason };
 }
 
+/** Convenience: "not applicable" decided while running (the scenario could not exercise the rule here). */
+export function notApplicable(reason: string, extra: Omit<CheckOutcome, "status" | "reason"> = {}): CheckOutcome {
+  return { status: "not applicable", reason, ...extra };
+}
+
 /** Sources cited by the checks. */
 export const SOURCES = {
   k8sModel: "Kubernetes networking model (kubernetes.io/docs/concepts/cluster-administration/networking)",

@@ -12,6 +12,7 @@ const SHORT: Record<CheckStatus, string> = {
   failed: "FAIL",
   "not claimed": "n/claimed",
   "not run": "not run",
+  "not applicable": "n/a",
   error: "ERROR",
 };
 
@@ -48,7 +49,7 @@ function grid(rows: string[][], rightAligned: Set<number> = new Set()): string {
 
 /** Counts of each status. */
 export function tally(report: ConformanceReport): Record<CheckStatus, number> {
-  const out: Record<CheckStatus, number> = { passed: 0, failed: 0, "not claimed": 0, "not run": 0, error: 0 };
+  const out: Record<CheckStatus, number> = { passed: 0, failed: 0, "not claimed": 0, "not run": 0, "not applicable": 0, error: 0 };
   for (const r of report.results) out[r.status]++;
   return out;
 }

@@ -45,6 +45,11 @@ export const CheckStatus = {
   failed: "failed",
   notClaimed: "not claimed",
   notRun: "not run",
+  /**
+   * The scenario ran but could not exercise the rule on this backend (e.g. a message-fault check on
+   * a backend that exchanged no peer messages). Never counted as passed.
+   */
+  notApplicable: "not applicable",
   error: "error",
 } as const;
 export type CheckStatus = (typeof CheckStatus)[keyof typeof CheckStatus];

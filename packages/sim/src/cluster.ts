@@ -454,6 +454,15 @@ export class SimCluster<C> {
   }
 
   /**
+   * The node's node-local store (`ctx.local`: host-local records, VTEP MAC, ...), for inspection:
+   * checks diff it to find leaks in node-local state. Kept across `restartAgent`. Throws
+   * `NotFoundError` for an unknown (or removed) node.
+   */
+  localStore(node: string): Datastore {
+    return this.state(node).local;
+  }
+
+  /**
    * Timers the node's agent has pending (always 0 once the node was removed or crashed). Throws
    * `NotFoundError` for a node that never existed.
    */
