@@ -18,6 +18,7 @@ import {
   thrown,
 } from "../harness.ts";
 import type { Harness } from "../harness.ts";
+import { departedOf, staleProblems } from "../stale.ts";
 import type { CheckMetrics, CheckOutcome } from "../types.ts";
 
 function clamp(n: number, lo: number, hi: number): number {
@@ -38,39 +39,6 @@ export async function populate(h: Harness, env: CheckEnv, count: number, pods: n
 export function healthProblem(h: Harness, env: CheckEnv): string | undefined {
   const problems = [...ipamProblems(h, env.summary.podRanges).map((p) => p.text), ...fullReachProblems(h)];
   return problems.length > 0 ? summarizeProblems(problems) : undefined;
-}
-
-interface Departed {
-  name: string;
-  address: string;
-  podAddresses: string[];
-}
-
-function departedOf(h: Harness, name: string): Departed {
-  return {
-    name,
-    address: h.cluster.node(name).info.underlay[0]?.address ?? "",
-    podAddresses: h.cluster.pods().filter((p) => p.node === name).flatMap((p) => p.addresses),
-  };
-}
-
-/** Routes, FDB entries and neighbours that still point at a departed node. */
-function staleProblems(h: Harness, gone: Departed): string[] {
-  const problems: string[] = [];
-  for (const node of h.cluster.nodes()) {
-    if (!node.alive || node.name === gone.name) continue;
-    const dp = h.cluster.dataplane(node.name);
-    for (const r of dp.routes) {
-      if (r.via === gone.address) problems.push(`node ${node.name} still routes ${r.dst} via ${r.via}, the address of departed node ${gone.name}`);
-      else if (gone.podAddresses.some((a) => r.dst === `${a}/32` || r.dst === `${a}/128`)) {
-        problems.push(`node ${node.name} still has a host route ${r.dst} to a pod of departed node ${gone.name}`);
-      }
-    }
-    for (const f of dp.fdb) {
-      if (f.dst === gone.address) problems.push(`node ${node.name} still has FDB entry ${f.mac} on ${f.dev} -> ${f.dst} (departed node ${gone.name})`);
-    }
-  }
-  return problems;
 }
 
 function withConvergence(m: { stop(): CheckMetrics }, conv: { virtualMs: number; wallMs: number }): CheckMetrics {
