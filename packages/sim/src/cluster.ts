@@ -25,7 +25,7 @@ import {
   type PodPort,
 } from "@cnikit/core";
 import { SimFabric } from "./fabric.ts";
-import { SandboxClock, SandboxStore, SandboxTransport } from "./sandbox.ts";
+import { SandboxClock, SandboxStore, SandboxTransport, type CompactionFault } from "./sandbox.ts";
 import { defaultTopology, type SimTopology } from "./topology.ts";
 import type { Endpoint, PacketResult, PairOutcome, ReachabilityOptions, ReachabilityReport, SendOptions } from "./types.ts";
 
@@ -49,6 +49,17 @@ export interface SimClusterOptions<C> {
    * can still give roles to "the first two nodes", e.g. Calico route reflectors.
    */
   nodeMetadata?: NodeMetadata;
+}
+
+/** Options of `SimCluster.addNode`. */
+export interface AddNodeOptions {
+  /** Default `node-<n>`. */
+  name?: string;
+  /** Subnet to take the next free underlay address on (default: alternate between node subnets). */
+  subnet?: string;
+  /** A given underlay address (inside a node subnet, not taken) instead of the next free one. */
+  address?: string;
+  labels?: Record<string, string>;
 }
 
 /** Labels and annotations of the n-th node added to a cluster (see `SimClusterOptions.nodeMetadata`). */
@@ -84,7 +95,18 @@ interface NodeState {
   peers: SandboxTransport;
   unsubscribe: () => void;
   generation: number;
+  /** 0 for the first node of this name; +1 for each replacement (`replaceNode`). */
+  incarnation: number;
   dirty: boolean;
+}
+
+/** Where a node's store handle stands (see the fault methods of `SimCluster`). */
+export interface StoreFaultStatus {
+  cutOff: boolean;
+  /** Watch events dropped while the node was losing events. */
+  lostEvents: number;
+  /** Watches compacted between a listing and the watch. */
+  compactedWatches: number;
 }
 
 export class SimCluster<C> {
@@ -104,6 +126,8 @@ export class SimCluster<C> {
   private readonly podMap = new Map<string, SimPod>();
   private readonly random: () => number;
   private readonly nodeMetadata: NodeMetadata | undefined;
+  /** Compactions armed for nodes that have not started yet (see `armCompaction`). */
+  private readonly pendingCompactions = new Map<string, CompactionFault>();
   private nodesAdded = 0;
   private podsAdded = 0;
   private closed = false;
@@ -151,9 +175,14 @@ export class SimCluster<C> {
   }
 
   /** Builds a node's sandbox and agent (no start). */
-  private spawn(info: NodeInfo, local: MemoryDatastore, generation: number): NodeState {
+  private spawn(info: NodeInfo, local: MemoryDatastore, generation: number, incarnation = 0): NodeState {
     const clock = new SandboxClock(this.clock);
     const store = new SandboxStore(this.store, info.name);
+    const armed = this.pendingCompactions.get(info.name);
+    if (armed) {
+      store.armCompaction(armed);
+      this.pendingCompactions.delete(info.name);
+    }
     const peers = new SandboxTransport(this.network.transport(info.name), this.network);
     const ctx: AgentContext<C> = {
       config: this.config,
@@ -163,7 +192,7 @@ export class SimCluster<C> {
       peers,
       clock,
       log: this.logger(info.name, clock),
-      random: seededRandom(seedFromString(`node|${this.seed}|${info.name}|${generation}`)),
+      random: seededRandom(seedFromString(`node|${this.seed}|${info.name}|${generation}${incarnation > 0 ? `|incarnation ${incarnation}` : ""}`)),
     };
     let agent: NodeAgent;
     try {
@@ -175,7 +204,7 @@ export class SimCluster<C> {
       throw err;
     }
     const node: SimNode = { name: info.name, info, agent, alive: true };
-    const state: NodeState = { node, local, clock, store, peers, unsubscribe: () => {}, generation, dirty: true };
+    const state: NodeState = { node, local, clock, store, peers, unsubscribe: () => {}, generation, incarnation, dirty: true };
     state.unsubscribe = agent.onDataplaneChange(() => {
       state.dirty = true;
     });
@@ -192,35 +221,52 @@ export class SimCluster<C> {
   /**
    * Adds a node with the next free underlay address on `subnet` (default: alternate between the
    * node subnets), creates its agent with a sandboxed context and awaits `agent.start()`. A node
-   * whose agent fails to start is removed again and the error is rethrown. Throws `ConfigError`
-   * for a duplicate name or unknown subnet.
+   * whose agent fails to start is removed again and the error is rethrown. `address` gives the
+   * node that underlay address instead (its subnet, prefix, gateway and MTU follow from the
+   * topology; `subnet`, when also given, must be that subnet). Throws `ConfigError` for a
+   * duplicate name, an unknown subnet, or an address outside every subnet or already taken.
    */
-  async addNode(options: { name?: string; subnet?: string; labels?: Record<string, string> } = {}): Promise<SimNode> {
+  async addNode(options: AddNodeOptions = {}): Promise<SimNode> {
     this.checkOpen();
     const state = this.prepareNode(options);
     await this.startNode(state);
     return state.node;
   }
 
-  private prepareNode(options: { name?: string; subnet?: string; labels?: Record<string, string> }): NodeState {
+  private prepareNode(options: AddNodeOptions, replacing?: { info: NodeInfo; generation: number; incarnation: number }): NodeState {
     const name = options.name ?? this.nextName();
     if (this.states.has(name) || this.fabric.hasNode(name)) throw new ConfigError({ component: COMPONENT, field: "name", rule: "must be unique among the cluster's nodes", value: name });
-    const subnets = this.fabric.nodeSubnets();
-    const subnet = options.subnet ?? subnets[this.nodesAdded % subnets.length]!;
-    const u = this.fabric.nextUnderlay(subnet);
-    const meta = this.nodeMetadata?.(this.nodesAdded) ?? {};
-    const labels = meta.labels || options.labels ? { ...meta.labels, ...options.labels } : undefined;
-    const info: NodeInfo = {
-      name,
-      underlay: [{ iface: "eth0", address: u.address, prefixLength: u.prefixLength, ...(u.gateway !== undefined ? { gateway: u.gateway } : {}), mtu: u.mtu }],
-      ...(labels ? { labels } : {}),
-      ...(meta.annotations ? { annotations: { ...meta.annotations } } : {}),
-    };
+    let info: NodeInfo;
+    if (replacing) {
+      info = JSON.parse(JSON.stringify(replacing.info)) as NodeInfo;
+    } else {
+      const subnets = this.fabric.nodeSubnets();
+      let u: { address: string; prefixLength: number; gateway?: string; mtu: number };
+      if (options.address !== undefined) {
+        const at = this.fabric.underlayAt(options.address);
+        if (options.subnet !== undefined && options.subnet !== at.subnet) {
+          throw new ConfigError({ component: COMPONENT, field: "address", rule: `must lie inside subnet ${options.subnet} (it lies in ${at.subnet})`, value: options.address });
+        }
+        u = at;
+      } else {
+        u = this.fabric.nextUnderlay(options.subnet ?? subnets[this.nodesAdded % subnets.length]!);
+      }
+      const meta = this.nodeMetadata?.(this.nodesAdded) ?? {};
+      const labels = meta.labels || options.labels ? { ...meta.labels, ...options.labels } : undefined;
+      info = {
+        name,
+        underlay: [{ iface: "eth0", address: u.address, prefixLength: u.prefixLength, ...(u.gateway !== undefined ? { gateway: u.gateway } : {}), mtu: u.mtu }],
+        ...(labels ? { labels } : {}),
+        ...(meta.annotations ? { annotations: { ...meta.annotations } } : {}),
+      };
+    }
     this.fabric.setNode(info, emptyDataplane(name));
-    this.nodesAdded++;
+    if (!replacing) this.nodesAdded++;
     let state: NodeState;
     try {
-      state = this.spawn(info, new MemoryDatastore({ clock: this.clock }), 0);
+      state = replacing
+        ? this.spawn(info, new MemoryDatastore({ clock: this.clock }), replacing.generation + 1, replacing.incarnation + 1)
+        : this.spawn(info, new MemoryDatastore({ clock: this.clock }), 0);
     } catch (err) {
       this.fabric.removeNode(name);
       throw err;
@@ -329,6 +375,77 @@ export class SimCluster<C> {
       throw err;
     }
     next.dirty = true;
+  }
+
+  /**
+   * Replaces a node: the node goes (`mode` "crash": no goodbye, as in `removeNode`; "clean": a
+   * clean leave) and a new node of the same identity comes up at once — same name, underlay
+   * address, labels and annotations — with fresh node-local state (an empty `ctx.local`: no
+   * host-local records, a new VTEP MAC) and a new random stream, and `agent.start()` is awaited.
+   * Its pods are gone. Throws `NotFoundError` for an unknown node; rethrows a failed clean
+   * `stop()` (after the replacement started) or a failed `start()` (the node is then down).
+   */
+  async replaceNode(name: string, options: { mode: "clean" | "crash" }): Promise<SimNode> {
+    this.checkOpen();
+    const old = this.state(name);
+    const before = { info: old.node.info, generation: old.generation, incarnation: old.incarnation };
+    let failure: unknown;
+    try {
+      await this.removeNode(name, options);
+    } catch (err) {
+      if (this.states.has(name)) throw err;
+      failure = err;
+    }
+    const state = this.prepareNode({ name }, before);
+    await this.startNode(state);
+    if (failure !== undefined) throw failure;
+    return state.node;
+  }
+
+  /** How many times a node of this name was replaced (0 for the first incarnation). Throws `NotFoundError` for an unknown node. */
+  incarnation(name: string): number {
+    return this.state(name).incarnation;
+  }
+
+  /**
+   * Cuts one node off from the cluster store (the others keep it), or restores it: while cut,
+   * every store call of that node's agent throws `TryAgainError` (code 11), its open watches end
+   * and new ones fail; its leases are not kept alive (they expire on the store's clock). Throws
+   * `NotFoundError` for an unknown node.
+   */
+  setStoreCutOff(name: string, cut: boolean): void {
+    const s = this.state(name);
+    s.store.setCutOff(cut);
+    s.dirty = true;
+  }
+
+  /**
+   * While on, the node's store watches silently drop every event (a broken watch proxy, a missed
+   * informer event); listings still work, and events flow again once it is off. Throws
+   * `NotFoundError` for an unknown node.
+   */
+  setLosingWatchEvents(name: string, losing: boolean): void {
+    this.state(name).store.setLosingEvents(losing);
+  }
+
+  /**
+   * Arms a compaction between the node's listing and the watch that follows it: the next watch the
+   * node opens from a revision (each prefix once) stalls `delayMs`, then the store is compacted
+   * past everything written so far and the watch throws `CompactedError` (code 105). For a node
+   * not yet in the cluster the fault is kept and armed when a node of that name starts (so its
+   * first list-then-watch is hit). `undefined` disarms.
+   */
+  armCompaction(name: string, fault: CompactionFault | undefined): void {
+    const s = this.states.get(name);
+    if (s) s.store.armCompaction(fault);
+    else if (fault) this.pendingCompactions.set(name, fault);
+    else this.pendingCompactions.delete(name);
+  }
+
+  /** The node's store-fault figures. Throws `NotFoundError` for an unknown node. */
+  storeFaults(name: string): StoreFaultStatus {
+    const st = this.state(name).store;
+    return { cutOff: st.cutOff, lostEvents: st.lost, compactedWatches: st.compacted };
   }
 
   private containerId(): string {

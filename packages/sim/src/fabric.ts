@@ -78,6 +78,24 @@ export class SimFabric {
   }
 
   /**
+   * The underlay settings of a given address: its subnet's name, prefix length, gateway and MTU.
+   * Throws `ConfigError` when the address does not parse, lies outside every subnet, is the
+   * address of a router or external host, or is already a node's.
+   */
+  underlayAt(address: string): { subnet: string; address: string; prefixLength: number; gateway?: string; mtu: number } {
+    const a = addr(address, "address");
+    const sub = this.topo.subnetList.find((s) => s.range.family === a.family && a.value >= s.range.base && a.value <= s.range.last);
+    if (!sub) throw new ConfigError({ component: COMPONENT, field: "address", rule: "must lie inside a subnet of the topology", value: address });
+    if (sub.fixed.has(fkey(a.family, a.value)) || a.value === sub.gateway) throw new ConfigError({ component: COMPONENT, field: "address", rule: "is the address of a router or external host", value: address });
+    if (a.value === sub.range.base || (a.family === 4 && a.value === sub.range.last)) throw new ConfigError({ component: COMPONENT, field: "address", rule: `must not be the network or broadcast address of ${sub.range.text}`, value: address });
+    const canonical = fmt(a.value, a.family);
+    for (const [name, e] of this.entries) {
+      if (e.info.underlay.some((u) => u.address === canonical)) throw new ConfigError({ component: COMPONENT, field: "address", rule: `is already used by node ${name}`, value: address });
+    }
+    return { subnet: sub.name, address: canonical, prefixLength: sub.range.length, ...(sub.gateway !== undefined ? { gateway: fmt(sub.gateway, sub.range.family) } : {}), mtu: sub.mtu };
+  }
+
+  /**
    * Adds a node with the next free underlay address on `subnet` (default: alternate between node
    * subnets) and an empty (or the given) dataplane. Returns its NodeInfo. Throws `ConfigError`
    * for a duplicate name or unknown subnet.
@@ -209,7 +227,10 @@ export class SimFabric {
     const world = this.getWorld();
     const f = this.resolve(world, from, "from");
     const t = this.resolve(world, to, "to");
-    return sendResolved({ world, from: f, to: t, proto, port, ...(options.family !== undefined ? { family: options.family } : {}) });
+    if (options.size !== undefined && (typeof options.size !== "number" || !Number.isInteger(options.size) || options.size < 20 || options.size > 65535)) {
+      throw new ConfigError({ component: COMPONENT, field: "size", rule: "must be an integer from 20 to 65535", value: options.size });
+    }
+    return sendResolved({ world, from: f, to: t, proto, port, ...(options.family !== undefined ? { family: options.family } : {}), ...(options.size !== undefined ? { size: options.size } : {}) });
   }
 
   /**
@@ -271,7 +292,7 @@ function startWalk(walker: Walker, from: REndpoint, pkt: Pkt, S: { c: DstCtx; i:
 }
 
 /** One packet (and its reply) between resolved endpoints. */
-export function sendResolved(x: { world: World; from: REndpoint; to: REndpoint; proto: Protocol; port: number; family?: Family }): PacketResult {
+export function sendResolved(x: { world: World; from: REndpoint; to: REndpoint; proto: Protocol; port: number; family?: Family; size?: number }): PacketResult {
   const { world, from, to, proto, port } = x;
   const fail = (reason: string, destination = ""): PacketResult => ({ delivered: false, destination, path: [], reason });
   if (to.missing !== undefined) return fail(to.missing);
@@ -291,6 +312,13 @@ export function sendResolved(x: { world: World; from: REndpoint; to: REndpoint; 
     if (walker.firstMtu !== undefined && walker.firstMtu > walker.mtu) {
       result.mtuProblem = `packets of ${walker.firstMtu} bytes (the sender's interface MTU) do not fit the path MTU ${walker.mtu} (${walker.mtuAt})`;
     }
+  }
+  if (leaf.ok && x.size !== undefined && Number.isFinite(walker.mtu) && x.size > walker.mtu) {
+    // DF set: the first hop whose MTU is too small drops it (ICMP "fragmentation needed").
+    const at = /(?:at|from) node (\S+?)\)?$/.exec(walker.mtuAt)?.[1] ?? from.node?.name ?? from.pod?.node ?? describeId(from.id);
+    result.reason = `packet of ${x.size} bytes with DF set does not fit the MTU ${walker.mtu} of ${walker.mtuAt}`;
+    result.drop = { node: at, stage: "mtu" };
+    return result;
   }
   if (!leaf.ok) {
     result.reason = fillReason(leaf.reason ?? "dropped", destination, from.pod?.key);

@@ -2,8 +2,8 @@
  * @cnikit/sim — a virtual cluster (underlay subnets joined by routers, nodes, pods, virtual clock)
  * that runs NodeAgents and walks packets through their desired dataplanes.
  */
-export { defaultTopology, singleSubnetTopology, type SimTopology } from "./topology.ts";
+export { defaultTopology, singleSubnetTopology, withUnderlayMtu, type SimTopology } from "./topology.ts";
 export { SimFabric } from "./fabric.ts";
 export type { Endpoint, Hop, PacketResult, PairOutcome, ReachabilityOptions, ReachabilityReport, SendOptions } from "./types.ts";
-export { SimCluster, type SimClusterOptions, type NodeMetadata, type SimNode, type SimPod } from "./cluster.ts";
-export { SandboxClock, SandboxStore, SandboxTransport } from "./sandbox.ts";
+export { SimCluster, type AddNodeOptions, type SimClusterOptions, type NodeMetadata, type SimNode, type SimPod, type StoreFaultStatus } from "./cluster.ts";
+export { COMPACTION_MARKER_KEY, SandboxClock, SandboxStore, SandboxTransport, type CompactionFault } from "./sandbox.ts";

@@ -6,6 +6,7 @@
  */
 import {
   ClosedError,
+  TryAgainError,
   sleepOn,
   type Clock,
   type Datastore,
@@ -100,12 +101,41 @@ export class SandboxClock implements Clock {
   }
 }
 
-/** A node's handle on a shared Datastore that can be killed (every later call rejects). */
+/**
+ * Arms a compaction between a node's listing and the watch that follows it: each watch the node
+ * opens from a revision (one per prefix, from the moment it is armed) first waits `delayMs` on the
+ * clock (the cluster keeps changing meanwhile), then the store compacts past everything written so
+ * far and the watch throws `CompactedError` (code 105), as etcd does when the agent's listing
+ * revision fell out of the kept history.
+ */
+export interface CompactionFault {
+  /** Compacts the shared store up to and including `revision` (e.g. `MemoryDatastore.compact`). */
+  compact(revision: number): Promise<void>;
+  /** Virtual ms the watch stalls before the compaction (default 0). */
+  delayMs?: number;
+  /** The clock the delay runs on (required when `delayMs` > 0). */
+  clock?: Clock;
+}
+
+/** Key written (and deleted) to move the revision past a listing when nothing else was written. */
+export const COMPACTION_MARKER_KEY = "/cnikit-sim/compaction-marker";
+
+/**
+ * A node's handle on a shared Datastore that can be killed (every later call rejects), cut off
+ * from the store for a while (every call throws `TryAgainError`, code 11, and open watches end),
+ * made to lose watch events silently, or armed with a compaction between a listing and the watch
+ * that follows it.
+ */
 export class SandboxStore implements Datastore {
   private readonly inner: Datastore;
   private readonly label: string;
   private readonly watches = new Set<AbortController>();
   private dead = false;
+  private cut = false;
+  private losing = false;
+  private lostEvents = 0;
+  private compaction: { fault: CompactionFault; done: Set<string> } | undefined;
+  private compactions = 0;
 
   constructor(inner: Datastore, label: string) {
     this.inner = inner;
@@ -114,10 +144,26 @@ export class SandboxStore implements Datastore {
 
   private check(): void {
     if (this.dead) throw new ClosedError(`[sim] ${this.label}: the node is down; its store handle is closed`);
+    if (this.cut) throw new TryAgainError(`[sim] ${this.label}: the node is cut off from the cluster store; try again later`);
   }
 
   get killed(): boolean {
     return this.dead;
+  }
+
+  /** Whether the handle is cut off from the store (see `setCutOff`). */
+  get cutOff(): boolean {
+    return this.cut;
+  }
+
+  /** Watch events dropped so far while losing events (see `setLosingEvents`). */
+  get lost(): number {
+    return this.lostEvents;
+  }
+
+  /** Watches that were compacted under this node (see `armCompaction`). */
+  get compacted(): number {
+    return this.compactions;
   }
 
   /** Closes this handle: later calls reject with `ClosedError`, open watches end. Idempotent. */
@@ -125,6 +171,33 @@ export class SandboxStore implements Datastore {
     this.dead = true;
     for (const ac of this.watches) ac.abort(new ClosedError(`[sim] ${this.label}: the node is down`));
     this.watches.clear();
+  }
+
+  /**
+   * Cuts this node off from the store (others keep it): while cut, every call throws
+   * `TryAgainError` (code 11) and writes nothing, open watches end (the agent sees its stream
+   * close), and new watches fail with `TryAgainError`. Nothing is kept alive meanwhile, so the
+   * node's leases run out on the store's clock. Idempotent.
+   */
+  setCutOff(cut: boolean): void {
+    this.cut = cut;
+    if (cut) {
+      for (const ac of this.watches) ac.abort(new TryAgainError(`[sim] ${this.label}: cut off from the store`));
+      this.watches.clear();
+    }
+  }
+
+  /**
+   * While on, the node's open and new watches silently drop every event (a broken watch proxy, a
+   * missed informer event); the watches stay open and later events flow again once it is off.
+   */
+  setLosingEvents(losing: boolean): void {
+    this.losing = losing;
+  }
+
+  /** See `CompactionFault`; `undefined` disarms. */
+  armCompaction(fault: CompactionFault | undefined): void {
+    this.compaction = fault ? { fault, done: new Set() } : undefined;
   }
 
   async get(key: string): Promise<KeyValue | undefined> {
@@ -172,15 +245,43 @@ export class SandboxStore implements Datastore {
     this.kill();
   }
 
-  /** Watches the shared store; the iteration ends when the caller's signal aborts or the node dies. */
+  /** The compaction armed for a watch of `prefix` from `fromRevision`, consumed (undefined when none applies). */
+  private takeCompaction(prefix: string, fromRevision: number | undefined): CompactionFault | undefined {
+    const c = this.compaction;
+    if (!c || fromRevision === undefined || c.done.has(prefix)) return undefined;
+    c.done.add(prefix);
+    return c.fault;
+  }
+
+  /** Stalls, then compacts the shared store past `fromRevision` and past everything written so far. */
+  private async compactPast(fault: CompactionFault, fromRevision: number, signal: AbortSignal): Promise<void> {
+    const delay = fault.delayMs ?? 0;
+    if (delay > 0) {
+      if (!fault.clock) throw new TypeError("[sim] armCompaction: delayMs needs a clock");
+      await sleepOn(fault.clock, delay, signal).catch(() => undefined);
+    }
+    if (signal.aborted) return;
+    if ((await this.inner.revision()) <= fromRevision) {
+      await this.inner.put(COMPACTION_MARKER_KEY, String(fromRevision));
+      await this.inner.delete(COMPACTION_MARKER_KEY);
+    }
+    await fault.compact(await this.inner.revision());
+    this.compactions++;
+  }
+
+  /**
+   * Watches the shared store; the iteration ends when the caller's signal aborts, the node dies or
+   * is cut off. Events are dropped while losing events; an armed compaction makes the first
+   * `next()` throw `CompactedError`.
+   */
   watch(prefix: string, options: WatchOptions = {}): AsyncIterable<WatchEvent> {
     const self = this;
     return {
       [Symbol.asyncIterator](): AsyncIterator<WatchEvent> {
-        if (self.dead) {
-          return {
-            next: () => Promise.reject(new ClosedError(`[sim] ${self.label}: the node is down; its store handle is closed`)),
-          };
+        try {
+          self.check();
+        } catch (err) {
+          return { next: () => Promise.reject(err) };
         }
         const ac = new AbortController();
         self.watches.add(ac);
@@ -188,21 +289,36 @@ export class SandboxStore implements Datastore {
         const onAbort = (): void => ac.abort(outer?.reason);
         if (outer?.aborted) ac.abort(outer.reason);
         else outer?.addEventListener("abort", onAbort, { once: true });
-        const it = self.inner.watch(prefix, { ...options, signal: ac.signal })[Symbol.asyncIterator]();
+        const fault = self.takeCompaction(prefix, options.fromRevision);
+        let opened: AsyncIterator<WatchEvent> | undefined;
+        const open = async (): Promise<AsyncIterator<WatchEvent>> => {
+          if (!opened) {
+            if (fault) await self.compactPast(fault, options.fromRevision!, ac.signal);
+            opened = self.inner.watch(prefix, { ...options, signal: ac.signal })[Symbol.asyncIterator]();
+          }
+          return opened;
+        };
         const cleanup = (): void => {
           self.watches.delete(ac);
           outer?.removeEventListener("abort", onAbort);
         };
         return {
           next: async () => {
-            const r = await it.next();
-            if (r.done) cleanup();
-            return r;
+            const it = await open();
+            for (;;) {
+              const r = await it.next();
+              if (r.done) {
+                cleanup();
+                return r;
+              }
+              if (!self.losing) return r;
+              self.lostEvents++;
+            }
           },
           return: async (value?: unknown) => {
             cleanup();
             ac.abort();
-            if (it.return) return it.return(value);
+            if (opened?.return) return opened.return(value);
             return { done: true, value: undefined };
           },
         };

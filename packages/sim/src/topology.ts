@@ -66,6 +66,15 @@ export function singleSubnetTopology(): SimTopology {
   };
 }
 
+/**
+ * A copy of `topology` whose subnets all have the given MTU (e.g. 9000 for jumbo frames, 1400 for
+ * a cloud underlay whose overlay eats into 1500): nodes' NodeInfo carry it, the fabric uses it as
+ * the underlay MTU of every subnet.
+ */
+export function withUnderlayMtu(topology: SimTopology, mtu: number): SimTopology {
+  return { ...topology, subnets: topology.subnets.map((s) => ({ ...s, mtu })) };
+}
+
 export interface CSubnet {
   name: string;
   range: Range;

@@ -64,6 +64,14 @@ export interface SendOptions {
   port?: number;
   /** Address family to use (default: the family of the destination's first address). */
   family?: Family;
+  /**
+   * Size in bytes of the (inner) IP packet, sent with DF (don't fragment): when it exceeds the
+   * smallest MTU on the path (the sender's interface, a link, a route MTU, a tunnel's underlay MTU
+   * minus its overhead, an underlay subnet) the packet is dropped (stage "mtu") with a reason
+   * naming that MTU and where it is. Absent = no size check (only `mtuProblem` is reported).
+   * Honoured by `send`; the class-based `reachability` does not look at sizes.
+   */
+  size?: number;
 }
 
 export interface ReachabilityOptions {
