@@ -3,7 +3,7 @@
  * (virtual/wall time, messages, bytes, store operations), stepping the clock until a condition
  * holds, the section-A invariants, and readable descriptions of pods, endpoints and errors.
  */
-import { MemoryDatastore, Prefix, VirtualClock, flushAsync } from "@cnikit/core";
+import { MemoryDatastore, Prefix, VirtualClock, canonicalDataplane, flushAsync } from "@cnikit/core";
 import type {
   Datastore,
   DeleteOptions,
@@ -13,6 +13,7 @@ import type {
   LeaseInfo,
   ListResult,
   NodeAgent,
+  NodeDataplane,
   PutOptions,
   TxnCompare,
   TxnOp,
@@ -183,7 +184,7 @@ export function seedFor(base: number, salt: string): number {
 
 /** Creates an empty cluster with the topology the backend needs (one L2 subnet when it says so). */
 export function createHarness(ctx: CheckContext, salt: string, options: HarnessOptions = {}): Harness {
-  const topology = ctx.summary.requiresSingleSubnet ? singleSubnetTopology() : defaultTopology();
+  const topology = ctx.topology ?? (ctx.summary.requiresSingleSubnet ? singleSubnetTopology() : defaultTopology());
   const config = "config" in options ? options.config : ctx.config;
   if (ctx.store) {
     // An external store: a fresh one per cluster, and a clock paced by its I/O (external-store.ts).
@@ -203,9 +204,15 @@ export function createHarness(ctx: CheckContext, salt: string, options: HarnessO
 
 let externalClusters = 0;
 
-/** Settles for the backend's convergence bound (timers pending forever make "idle" never come). */
-export async function settle(h: Harness, ctx: CheckContext, limitMs = ctx.summary.convergenceMs): Promise<void> {
-  await h.cluster.settle({ limitMs });
+/**
+ * Lets the cluster run for the backend's convergence bound (less when it goes idle: no timer left)
+ * and on until its desired state has settled: what a check does before it compares states. A
+ * change late in the bound is waited out (the quiet period starts again from it); the result says
+ * whether the state settled, and `virtualMs` when it last changed. A state that still changes after
+ * the bound is `converged: false` with a "never settled" problem.
+ */
+export function settle(h: Harness, ctx: CheckContext, limitMs = ctx.summary.convergenceMs): Promise<ConvergeResult> {
+  return converge(h, limitMs, () => undefined, { observeMs: limitMs });
 }
 
 /** Adds `perNode` pods on each given node (nodes in parallel, pods on one node one after another). */
@@ -242,36 +249,247 @@ export function startMetrics(h: Harness): { stop(): CheckMetrics } {
   };
 }
 
+/** What `converge` found. */
 export interface ConvergeResult {
+  /** The condition held and the desired state settled, both within the bound. */
   converged: boolean;
-  /** Virtual ms from the call until the condition held (or until giving up). */
+  /**
+   * Virtual ms from the call until the state last changed and the condition held (the convergence
+   * time); when not converged, until the harness gave up. Never includes the quiet period the
+   * harness waited afterwards to see that nothing changed any more.
+   */
   virtualMs: number;
+  /** Wall ms of the whole call (the quiet period included). */
   wallMs: number;
-  /** The last problem seen when not converged. */
+  /** The clock's time at the convergence point (`virtualMs` after the call's start). */
+  settledAt: number;
+  /** Virtual ms the harness watched the cluster for (the convergence time plus the quiet period). */
+  observedMs: number;
+  /** How many times the desired state (every live node's canonical dataplane) changed while watched. */
+  changes: number;
+  /**
+   * Why it did not converge: the condition's last problem, or that the desired state never settled
+   * (the reason then says "never settled", which node's dataplane changed, when and how).
+   */
   problem?: string;
 }
 
+/** Extra knobs of `converge`. */
+export interface ConvergeOptions {
+  /**
+   * How long the desired state must stay unchanged (virtual ms) before it counts as settled;
+   * default `quietPeriodMs(boundMs)`.
+   */
+  quietMs?: number;
+  /**
+   * Keep watching at least this long (virtual ms from the call), even when the state looks
+   * settled earlier: a later change is still caught and the convergence time moves to it. `settle`
+   * watches the whole bound this way. Default 0.
+   */
+  observeMs?: number;
+}
+
+/** Quiet periods never go below this much virtual time (debounces and watch retries are shorter). */
+export const MIN_QUIET_MS = 1_000;
+/** Nor above this much (crash and recovery bounds run to hours; a steady state shows in a minute). */
+export const MAX_QUIET_MS = 60_000;
+
 /**
- * Steps the clock (in 1/20 of the bound, at least 10 ms) until `problem()` returns undefined or the
- * bound passes. When the cluster goes idle (no timer left) nothing can change any more, so the
- * last answer stands.
+ * The quiet period for a bound: a quarter of it, from 1 s to 60 s of virtual time. Longer than any
+ * debounce the built-in backends use (flannel re-plans at most every 250 ms, calico on a 0 ms timer,
+ * the watch loops retry after 1 s), short enough that a state changing on a periodic timer
+ * (flannel's 10 s re-list) shows as never settled within a 30 s bound.
  */
-export async function converge(h: Harness, boundMs: number, problem: () => string | undefined): Promise<ConvergeResult> {
+export function quietPeriodMs(boundMs: number): number {
+  return Math.min(MAX_QUIET_MS, Math.max(MIN_QUIET_MS, Math.floor(boundMs / 4)));
+}
+
+/** One live node's desired dataplane as last seen: the object (fast path) and its canonical JSON. */
+interface SeenDataplane {
+  dp: unknown;
+  canon: string;
+}
+
+/** The live nodes' desired state; `changed` describes what differs from `before` (empty: nothing). */
+function observeState(h: Harness, before: Map<string, SeenDataplane>, full: boolean): { now: Map<string, SeenDataplane>; changed: string[] } {
+  const now = new Map<string, SeenDataplane>();
+  const changed: string[] = [];
+  for (const node of h.cluster.nodes()) {
+    if (!node.alive) continue;
+    let dp: unknown;
+    try {
+      dp = h.cluster.dataplane(node.name);
+    } catch (err) {
+      dp = undefined;
+      now.set(node.name, { dp, canon: `dataplane() threw ${describeError(err)}` });
+    }
+    const prev = before.get(node.name);
+    if (dp !== undefined) {
+      // A backend that hands out the same object until it re-plans costs one comparison per node.
+      if (!full && prev && prev.dp === dp) now.set(node.name, prev);
+      else now.set(node.name, { dp, canon: canonicalJson(dp) });
+    }
+    const seen = now.get(node.name)!;
+    if (!prev) changed.push(`node ${node.name} appeared`);
+    else if (prev.canon !== seen.canon) changed.push(`node ${node.name}: ${describeChange(prev, seen)}`);
+  }
+  for (const name of before.keys()) if (!now.has(name)) changed.push(`node ${name} is gone`);
+  return { now, changed };
+}
+
+function canonicalJson(dp: unknown): string {
+  try {
+    return JSON.stringify(canonicalDataplane(dp as NodeDataplane));
+  } catch (err) {
+    return `unreadable dataplane (${describeError(err)})`;
+  }
+}
+
+/** "routes 3 -> 4 (+ 10.244.2.0/24 via 192.168.0.3)": which parts of a dataplane changed, briefly. */
+function describeChange(before: SeenDataplane, after: SeenDataplane): string {
+  let a: Record<string, unknown>;
+  let b: Record<string, unknown>;
+  try {
+    a = JSON.parse(before.canon) as Record<string, unknown>;
+    b = JSON.parse(after.canon) as Record<string, unknown>;
+  } catch {
+    return `${before.canon.slice(0, 80)} -> ${after.canon.slice(0, 80)}`;
+  }
+  const parts: string[] = [];
+  for (const field of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    const x = a[field];
+    const y = b[field];
+    if (JSON.stringify(x) === JSON.stringify(y)) continue;
+    if (Array.isArray(x) && Array.isArray(y)) {
+      const xs = new Set(x.map((e) => JSON.stringify(e)));
+      const ys = new Set(y.map((e) => JSON.stringify(e)));
+      const added = [...ys].filter((e) => !xs.has(e));
+      const removed = [...xs].filter((e) => !ys.has(e));
+      const show = (e: string | undefined) => (e === undefined ? "" : e.length > 100 ? `${e.slice(0, 97)}...` : e);
+      parts.push(`${field} ${x.length} -> ${y.length}${added.length ? ` (+ ${show(added[0])}${added.length > 1 ? ` and ${added.length - 1} more` : ""})` : ""}${removed.length ? ` (- ${show(removed[0])}${removed.length > 1 ? ` and ${removed.length - 1} more` : ""})` : ""}`);
+    } else {
+      const show = (v: unknown) => {
+        const t = JSON.stringify(v) ?? "absent";
+        return t.length > 100 ? `${t.slice(0, 97)}...` : t;
+      };
+      parts.push(`${field} ${show(x)} -> ${show(y)}`);
+    }
+  }
+  return parts.length > 0 ? parts.join(", ") : "changed";
+}
+
+/**
+ * Steps the virtual clock until the cluster has converged: `problem()` returns undefined AND the
+ * desired state (every live node's `dataplane()`, canonicalised) has stopped changing. Stopped
+ * changing means unchanged for the quiet period (`quietPeriodMs(boundMs)`, or `options.quietMs`),
+ * or the cluster is idle (no timer pending: nothing can change any more). The convergence time
+ * reported is when the state last changed (or, for a condition that turned true later without a
+ * change of state, when it was first seen holding), never the end of the quiet period.
+ *
+ * Within the bound: the condition must hold and the state must have made its last change by
+ * `boundMs` after the call; the quiet period that proves it may run past the bound. Fails (with
+ * `problem`) when the condition still fails at the bound, when the state changes after the bound
+ * ("never settled", naming the node and the change), or when the cluster goes idle with the
+ * condition failing.
+ *
+ * The clock moves from timer to timer (so a change is dated to the timer that made it); the
+ * condition is evaluated at the start, every 1/20 of the bound, at the bound and when the state
+ * looks settled — a condition that depends on the state alone held since the state's last change.
+ */
+export async function converge(h: Harness, boundMs: number, problem: () => string | undefined, options: ConvergeOptions = {}): Promise<ConvergeResult> {
+  const quietMs = Math.max(1, options.quietMs ?? quietPeriodMs(boundMs));
+  const observeMs = Math.max(0, options.observeMs ?? 0);
+  const pollMs = Math.max(10, Math.floor(boundMs / 20));
+  // On an external store every step waits for the store's I/O: step coarser there.
+  const minStepMs = h.clock instanceof IoPacedClock ? Math.max(10, Math.floor(quietMs / 20)) : 1;
   const v0 = h.clock.now();
   const w0 = performance.now();
-  const step = Math.max(10, Math.floor(boundMs / 20));
-  for (;;) {
+  const rel = () => h.clock.now() - v0;
+  const result = (converged: boolean, at: number, why?: string): ConvergeResult => ({
+    converged,
+    virtualMs: at,
+    wallMs: Math.round(performance.now() - w0),
+    settledAt: v0 + at,
+    observedMs: rel(),
+    changes,
+    ...(why === undefined ? {} : { problem: why }),
+  });
+
+  await flushAsync();
+  let seen = observeState(h, new Map(), true).now;
+  let changes = 0;
+  let lastChange = 0;
+  let lastChangeWhat = "";
+  /** Time of the last evaluation at which the condition failed, and that problem. */
+  let lastFailAt: number | undefined;
+  let lastProblem: string | undefined;
+  /** Time the condition was first seen holding after `lastFailAt`. */
+  let heldSeenAt: number | undefined;
+  let evaluatedAt = Number.NaN;
+  let nextPoll = 0;
+  const evaluate = (t: number): string | undefined => {
+    evaluatedAt = t;
+    nextPoll = t + pollMs;
     const p = problem();
-    const elapsed = h.clock.now() - v0;
-    if (p === undefined) return { converged: true, virtualMs: elapsed, wallMs: Math.round(performance.now() - w0) };
-    if (elapsed >= boundMs) return { converged: false, virtualMs: elapsed, wallMs: Math.round(performance.now() - w0), problem: p };
-    const r = await h.cluster.settle({ limitMs: Math.min(step, boundMs - elapsed) });
-    if (r.virtualMs === 0 && h.clock.now() - v0 === elapsed) {
-      const last = problem();
-      return last === undefined
-        ? { converged: true, virtualMs: elapsed, wallMs: Math.round(performance.now() - w0) }
-        : { converged: false, virtualMs: elapsed, wallMs: Math.round(performance.now() - w0), problem: `${last} (and the cluster went idle: nothing more will change)` };
+    if (p !== undefined) {
+      lastFailAt = t;
+      lastProblem = p;
+      heldSeenAt = undefined;
+    } else if (heldSeenAt === undefined) heldSeenAt = t;
+    return p;
+  };
+  /** When the condition started to hold: at the last change of state, or when first seen holding. */
+  const convergedAt = (): number => {
+    if (lastFailAt === undefined || lastChange > lastFailAt) return lastChange;
+    return Math.max(lastChange, heldSeenAt ?? rel());
+  };
+  const stillChanging = (): string =>
+    changes > 0 ? ` (the desired state was still changing: last change at ${lastChange} ms, ${lastChangeWhat})` : "";
+
+  for (;;) {
+    let t = rel();
+    const step = observeState(h, seen, false);
+    seen = step.now;
+    if (step.changed.length > 0) {
+      changes++;
+      lastChange = t;
+      lastChangeWhat = summarizeProblems(step.changed, 2);
+      if (t > boundMs) {
+        const p = evaluate(t);
+        return result(false, t, `the desired state never settled: ${lastChangeWhat} at ${t} ms, after the ${boundMs} ms bound${p === undefined ? "" : `; and ${p}`}`);
+      }
     }
+    if (t >= nextPoll && evaluatedAt !== t) evaluate(t);
+    if (t >= boundMs && lastProblem !== undefined && heldSeenAt === undefined) {
+      // The bound is over and the condition failed when last asked: ask once more, then give up.
+      if (evaluatedAt !== t && evaluate(t) === undefined) continue;
+      return result(false, t, `${lastProblem}${stillChanging()}`);
+    }
+    const next = h.clock.nextAt();
+    const idle = next === undefined;
+    if ((idle || t - lastChange >= quietMs) && (idle || t >= observeMs)) {
+      // Looks settled: confirm with a full comparison (a backend may change its plan in place).
+      const full = observeState(h, seen, true);
+      seen = full.now;
+      if (full.changed.length > 0) {
+        changes++;
+        lastChange = t;
+        lastChangeWhat = summarizeProblems(full.changed, 2);
+        if (t > boundMs) return result(false, t, `the desired state never settled: ${lastChangeWhat} at ${t} ms, after the ${boundMs} ms bound`);
+        if (!idle) continue;
+      }
+      const p = evaluatedAt === t ? (lastFailAt === t ? lastProblem : undefined) : evaluate(t);
+      if (p === undefined) return result(true, convergedAt());
+      if (idle) return result(false, t, `${p} (and the cluster went idle: nothing more will change)`);
+    }
+    // Next stop: the next timer, but never past a point where a decision is due.
+    const decisions = [nextPoll, lastChange + quietMs];
+    if (t < boundMs) decisions.push(boundMs);
+    if (t < observeMs) decisions.push(observeMs);
+    const decideAt = Math.min(...decisions.filter((d) => d > t));
+    const target = idle ? decideAt : Math.min(decideAt, Math.max(next - v0, t + minStepMs));
+    await h.clock.advance(Math.max(0, target - t));
+    t = rel();
   }
 }
 

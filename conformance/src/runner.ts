@@ -4,12 +4,14 @@
  * it for vitest).
  */
 import { ConfigError } from "@cnikit/core";
-import type { Backend } from "@cnikit/core";
+import type { Backend, Encapsulation, NetworkSummary } from "@cnikit/core";
+import { SimCluster } from "@cnikit/sim";
 import type { CheckDefinition, CheckEnv, Fixture } from "./check.ts";
 import { ALL_CHECKS, buildFixture } from "./checks/index.ts";
+import { familiesOf } from "./checks/claims.ts";
 import { createHarness, describeError } from "./harness.ts";
 import type { Harness, HarnessOptions } from "./harness.ts";
-import type { CheckContext, CheckOutcome, CheckResult, ConformanceOptions, ConformanceReport } from "./types.ts";
+import type { BoundName, CheckContext, CheckOutcome, CheckResult, ClaimsCoverage, ConformanceOptions, ConformanceReport } from "./types.ts";
 import { EXTERNAL_STORE_GATES, IoPacedClock, emptyStore } from "./external-store.ts";
 
 /** Default wall-clock budget of one check. */
@@ -28,6 +30,28 @@ export const FIXTURE_BUDGET_PER_NODE_MS = 1_000;
  */
 export function checkBudgetMs(check: { budgetMs?: number }, nodes: number): number {
   return (check.budgetMs ?? DEFAULT_BUDGET_MS) + nodes * FIXTURE_BUDGET_PER_NODE_MS;
+}
+
+/**
+ * The declared bound each dynamics check's measured virtual time is held to, for checks that do not
+ * name it in their outcome (`CheckOutcome.bound`).
+ */
+export const CHECK_BOUNDS: Readonly<Record<string, BoundName>> = Object.freeze({
+  "dyn.join": "convergenceMs",
+  "dyn.join-concurrent": "convergenceMs",
+  "dyn.leave": "convergenceMs",
+  "dyn.crash": "crashDetectionMs",
+  "dyn.restart": "convergenceMs",
+  "dyn.order-independent": "convergenceMs",
+});
+
+/** What the backend claims next to what `summary` (one config) exercises. */
+export function claimsCoverage(backend: Backend<unknown>, summary: NetworkSummary): ClaimsCoverage {
+  const caps = backend.capabilities;
+  return {
+    families: { claimed: [...(caps.families ?? [])].sort(), exercised: familiesOf(summary) },
+    encapsulations: { claimed: [...(caps.encapsulations ?? [])], exercised: [...new Set<Encapsulation>(summary.encapsulations ?? [])] },
+  };
 }
 
 /** Every check definition (id, section, rule, source, required), in report order. */
@@ -87,11 +111,13 @@ export class ConformanceSession {
     }
     const backend = options.backend as Backend<unknown>;
     const config = backend.parseConfig(options.config);
+    const summary = backend.summarize(config);
+    if (options.topology !== undefined) validateTopology(backend, config, options.topology);
     return new ConformanceSession({
       backend,
       config,
       rawConfig: options.config,
-      summary: backend.summarize(config),
+      summary,
       nodes,
       seed,
       propertyRuns,
@@ -99,6 +125,7 @@ export class ConformanceSession {
       anchorConfigs: options.anchorConfigs,
       store: options.store,
       nodeMetadata: options.nodeMetadata,
+      topology: options.topology,
     });
   }
 
@@ -150,7 +177,10 @@ export class ConformanceSession {
     }
     const result: CheckResult = { ...head, status: outcome.status };
     if (outcome.reason !== undefined) result.reason = outcome.reason;
-    result.metrics = outcome.metrics ?? { virtualMs: 0, wallMs: Math.round(performance.now() - started), messages: 0, bytes: 0 };
+    // Only wall time is measured for every check; the other figures are absent unless the check measured them.
+    result.metrics = outcome.metrics ?? { wallMs: Math.round(performance.now() - started) };
+    const bound = outcome.bound ?? CHECK_BOUNDS[check.id];
+    if (bound !== undefined) result.bound = { name: bound, ms: this.ctx.summary[bound] };
     if (outcome.subResults) result.subResults = outcome.subResults;
     return result;
   }
@@ -178,6 +208,15 @@ export class ConformanceSession {
     if (this.fixtureHarness) await closeHarness(this.fixtureHarness);
     this.fixtureHarness = undefined;
   }
+}
+
+/**
+ * Refuses a topology the simulator cannot build, before any check runs: throws the simulator's
+ * ConfigError, whose field names the place (`topology.subnets[1].mtu`).
+ */
+function validateTopology(backend: Backend<unknown>, config: unknown, topology: unknown): void {
+  const probe = SimCluster.create<unknown>({ backend, config, topology: topology as never, seed: 1 });
+  void probe.close().catch(() => undefined);
 }
 
 async function closeHarness(h: Harness): Promise<void> {
@@ -219,11 +258,25 @@ export async function runConformance<C>(options: ConformanceOptions<C>): Promise
     ...(options.store ? { store: options.store.label } : {}),
     started: startedAt.toISOString(),
     durationMs: Math.round(performance.now() - t0),
+    bounds: { convergenceMs: session.ctx.summary.convergenceMs, crashDetectionMs: session.ctx.summary.crashDetectionMs },
+    claims: claimsCoverage(session.ctx.backend, session.ctx.summary),
+    ...(options.strict ? { strict: true } : {}),
     results,
   };
 }
 
-/** Whether a report has a required check that failed or threw (the CLI then exits 1). */
-export function hasRequiredFailure(report: ConformanceReport): boolean {
-  return report.results.some((r) => r.required && (r.status === "failed" || r.status === "error"));
+/** Whether a result is a required check that did not pass: failed or threw, or (strict) was not run / not applicable. */
+export function isRequiredNotPassed(result: CheckResult, strict = false): boolean {
+  if (!result.required) return false;
+  if (result.status === "failed" || result.status === "error") return true;
+  return strict && (result.status === "not run" || result.status === "not applicable");
+}
+
+/**
+ * Whether a report has a required check that failed or threw (the CLI then exits 1); in a strict
+ * run (`report.strict`, or `options.strict`) also a required check that was not run or not applicable.
+ */
+export function hasRequiredFailure(report: ConformanceReport, options: { strict?: boolean } = {}): boolean {
+  const strict = options.strict ?? report.strict ?? false;
+  return report.results.some((r) => isRequiredNotPassed(r, strict));
 }

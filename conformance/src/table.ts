@@ -2,7 +2,10 @@
  * Plain-text rendering of conformance reports: one report as a detailed table (section, check,
  * status, figures, reason), several as a check × backend matrix followed by the reasons.
  */
-import type { CheckResult, CheckStatus, ConformanceReport } from "./types.ts";
+import type { CheckResult, CheckStatus, ClaimsCoverage, ConformanceReport } from "./types.ts";
+
+/** What the table shows for a figure that was not measured (never 0). */
+export const UNMEASURED = "\u2014";
 
 /** Longest reason shown in the "Failures" list under a table. */
 const FULL_REASON = 1_000;
@@ -54,35 +57,119 @@ export function tally(report: ConformanceReport): Record<CheckStatus, number> {
   return out;
 }
 
-function headline(report: ConformanceReport): string {
+/** Required checks that did not pass, by status (strict runs count "not run" / "not applicable" as not passed). */
+export function requiredCounts(report: ConformanceReport): { failed: number; notRun: number; notApplicable: number; notPassed: number } {
+  const req = report.results.filter((r) => r.required);
+  const failed = req.filter((r) => r.status === "failed" || r.status === "error").length;
+  const notRun = req.filter((r) => r.status === "not run").length;
+  const notApplicable = req.filter((r) => r.status === "not applicable").length;
+  return { failed, notRun, notApplicable, notPassed: failed + (report.strict ? notRun + notApplicable : 0) };
+}
+
+/**
+ * The summary line of one report. It always carries the run's identity before the counts, so no
+ * line is ever just "N passed, N failed" (which CI would read as a test run's total), and it counts
+ * every status, plus the required checks that were not run or not applicable.
+ */
+export function headline(report: ConformanceReport): string {
   const t = tally(report);
-  const requiredBad = report.results.filter((r) => r.required && (r.status === "failed" || r.status === "error")).length;
+  const req = requiredCounts(report);
   return (
-    `${report.backend} (${report.config}), ${report.nodes} nodes, seed ${report.seed}${report.store ? `, store ${report.store}` : ""}: ` +
-    `${t.passed} passed, ${t.failed} failed, ${t.error} errors, ${t["not run"]} not run, ${t["not claimed"]} not claimed` +
+    `${report.backend} (${report.config}), ${report.nodes} nodes, seed ${report.seed}${report.store ? `, store ${report.store}` : ""}${report.strict ? ", strict" : ""}: ` +
+    `${t.passed} passed, ${t.failed} failed, ${t.error} errors, ${t["not run"]} not run, ${t["not applicable"]} not applicable, ${t["not claimed"]} not claimed; ` +
+    `${req.notRun} required not run, ${req.notApplicable} required not applicable` +
     ` in ${(report.durationMs / 1000).toFixed(1)} s` +
-    (requiredBad > 0 ? ` — ${requiredBad} REQUIRED CHECK(S) NOT PASSED` : "")
+    (req.notPassed > 0 ? ` — ${req.notPassed} REQUIRED CHECK(S) NOT PASSED${report.strict && req.notPassed > req.failed ? " (strict: not run / not applicable count)" : ""}` : "")
   );
+}
+
+function figure(value: number | undefined, round = false): string {
+  if (value === undefined || !Number.isFinite(value)) return UNMEASURED;
+  return String(round ? Math.round(value) : value);
 }
 
 function figures(r: CheckResult): string[] {
   const m = r.metrics;
-  if (!m) return ["", "", "", "", ""];
-  return [String(m.virtualMs), String(Math.round(m.wallMs)), String(m.messages), String(m.bytes), m.storeOps === undefined ? "" : String(m.storeOps)];
+  return [
+    figure(m?.virtualMs),
+    r.bound ? String(r.bound.ms) : UNMEASURED,
+    figure(m?.wallMs, true),
+    figure(m?.messages),
+    figure(m?.bytes),
+    figure(m?.storeOps),
+  ];
+}
+
+function familyName(f: number): string {
+  return `IPv${f}`;
+}
+
+/** "declared bounds: convergence 30000 ms, crash detection 86410000 ms". */
+function boundsLine(report: ConformanceReport): string | undefined {
+  const b = report.bounds;
+  return b ? `declared bounds: convergence ${b.convergenceMs} ms, crash detection ${b.crashDetectionMs} ms` : undefined;
+}
+
+/** "claims: families IPv4 (exercised), IPv6 (not exercised); encapsulations vxlan (exercised), none (not exercised)". */
+function claimsLine(claims: ClaimsCoverage | undefined): string | undefined {
+  if (!claims) return undefined;
+  const fam = claims.families.claimed.map((f) => `${familyName(f)} (${claims.families.exercised.includes(f) ? "exercised" : "not exercised"})`);
+  const enc = claims.encapsulations.claimed.map((e) => `${e} (${claims.encapsulations.exercised.includes(e) ? "exercised" : "not exercised"})`);
+  return `claims: families ${fam.join(", ") || "(none)"}; encapsulations ${enc.join(", ") || "(none)"}`;
 }
 
 function single(report: ConformanceReport, width: number): string {
-  const rows: string[][] = [["SEC", "CHECK", "REQ", "STATUS", "VIRT ms", "WALL ms", "MSGS", "BYTES", "STORE", "REASON"]];
+  const rows: string[][] = [["SEC", "CHECK", "REQ", "STATUS", "VIRT ms", "BOUND ms", "WALL ms", "MSGS", "BYTES", "STORE", "REASON"]];
   for (const r of report.results) {
     rows.push([r.section, r.id, r.required ? "yes" : "no", r.status, ...figures(r), r.reason ? truncate(r.reason, width) : ""]);
     for (const s of r.subResults ?? []) {
-      rows.push(["", `  - ${s.label}`, "", s.status, "", "", "", "", "", s.reason ? truncate(s.reason, width) : ""]);
+      rows.push(["", `  - ${s.label}`, "", s.status, "", "", "", "", "", "", s.reason ? truncate(s.reason, width) : ""]);
     }
   }
   const reasons = report.results
     .filter((r) => r.status === "failed" || r.status === "error")
     .map((r) => `${r.id} ${r.status}: ${truncate(r.reason ?? "", FULL_REASON)}`);
-  return `${headline(report)}\n\n${grid(rows, new Set([4, 5, 6, 7, 8]))}${reasons.length > 0 ? `\n\nFailures:\n${reasons.join("\n")}` : ""}`;
+  const notes = [boundsLine(report), claimsLine(report.claims)].filter((x): x is string => x !== undefined);
+  return `${headline(report)}${notes.length > 0 ? `\n${notes.join("\n")}` : ""}\n\n${grid(rows, new Set([4, 5, 6, 7, 8, 9]))}${reasons.length > 0 ? `\n\nFailures:\n${reasons.join("\n")}` : ""}`;
+}
+
+/**
+ * Per backend, each claimed family and encapsulation with the reports (configs) that exercised it,
+ * or "not exercised" when no config of the run did.
+ */
+function boundsMatrix(reports: ConformanceReport[]): string | undefined {
+  const ids: string[] = [];
+  for (const report of reports) for (const r of report.results) if (r.bound && !ids.includes(r.id)) ids.push(r.id);
+  if (ids.length === 0) return undefined;
+  const rows: string[][] = [["CHECK", ...reports.map((_, i) => `[${i + 1}] measured / declared`)]];
+  for (const id of ids) {
+    rows.push([
+      id,
+      ...reports.map((report) => {
+        const r = report.results.find((x) => x.id === id);
+        if (!r) return "-";
+        return `${figure(r.metrics?.virtualMs)} / ${r.bound ? r.bound.ms : UNMEASURED}`;
+      }),
+    ]);
+  }
+  return grid(rows);
+}
+
+function claimsMatrix(reports: ConformanceReport[]): string | undefined {
+  const backends = [...new Set(reports.filter((r) => r.claims).map((r) => r.backend))];
+  if (backends.length === 0) return undefined;
+  const rows: string[][] = [["BACKEND", "CLAIM", "EXERCISED BY"]];
+  for (const backend of backends) {
+    const mine = reports.map((r, i) => ({ r, i })).filter(({ r }) => r.backend === backend && r.claims);
+    const claims = mine[0]!.r.claims!;
+    const by = (test: (c: ClaimsCoverage) => boolean): string => {
+      const hits = mine.filter(({ r }) => test(r.claims!)).map(({ r, i }) => `[${i + 1}] ${r.config}`);
+      return hits.length > 0 ? hits.join(", ") : "not exercised";
+    };
+    for (const f of claims.families.claimed) rows.push([backend, `family ${familyName(f)}`, by((c) => c.families.exercised.includes(f))]);
+    for (const e of claims.encapsulations.claimed) rows.push([backend, `encapsulation ${e}`, by((c) => c.encapsulations.exercised.includes(e))]);
+  }
+  return grid(rows);
 }
 
 function matrix(reports: ConformanceReport[]): string {
@@ -102,14 +189,21 @@ function matrix(reports: ConformanceReport[]): string {
       }),
     ]);
   }
-  const legend = reports.map((r, i) => `[${i + 1}] ${headline(r)}`).join("\n");
+  const legend = reports
+    .map((r, i) => {
+      const b = r.bounds ? `\n    ${boundsLine(r)}` : "";
+      return `[${i + 1}] ${headline(r)}${b}`;
+    })
+    .join("\n");
   const reasons: string[] = [];
   reports.forEach((report, i) => {
     for (const r of report.results) {
       if (r.status === "failed" || r.status === "error") reasons.push(`[${i + 1}] ${r.id} ${r.status}: ${truncate(r.reason ?? "", FULL_REASON)}`);
     }
   });
-  return `${legend}\n\n${grid(rows)}${reasons.length > 0 ? `\n\nFailures:\n${reasons.join("\n")}` : ""}`;
+  const claims = claimsMatrix(reports);
+  const bounds = boundsMatrix(reports);
+  return `${legend}\n\n${grid(rows)}${bounds ? `\n\nVirtual ms, measured / declared bound (${UNMEASURED}: not measured):\n${bounds}` : ""}${claims ? `\n\nClaims (capabilities) exercised by the configs above:\n${claims}` : ""}${reasons.length > 0 ? `\n\nFailures:\n${reasons.join("\n")}` : ""}`;
 }
 
 /**

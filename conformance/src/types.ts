@@ -1,9 +1,9 @@
 /**
  * Types of the conformance suite: check definitions, results and the JSON report.
  */
-import type { Backend, NetworkSummary } from "@cnikit/core";
+import type { Backend, Encapsulation, Family, NetworkSummary } from "@cnikit/core";
 import type { StoreProvider } from "./external-store.ts";
-import type { NodeMetadata } from "@cnikit/sim";
+import type { NodeMetadata, SimTopology } from "@cnikit/sim";
 
 /** Sections of conformance.md. */
 export const Section = {
@@ -54,18 +54,43 @@ export const CheckStatus = {
 } as const;
 export type CheckStatus = (typeof CheckStatus)[keyof typeof CheckStatus];
 
-/** Figures a check records (dynamics checks: the convergence time of the scenario). */
+/**
+ * Figures a check records (dynamics checks: the convergence time of the scenario). A figure the
+ * check did not measure is absent (never 0): the table shows it as "—".
+ */
 export interface CheckMetrics {
   /** Virtual time (ms): the convergence time for dynamics checks, else the virtual time the check used. */
-  virtualMs: number;
+  virtualMs?: number;
   /** Wall time (ms) of the same span. */
   wallMs: number;
   /** Peer messages sent during the span (MemoryNetwork stats). */
-  messages: number;
+  messages?: number;
   /** Peer payload bytes sent during the span. */
-  bytes: number;
+  bytes?: number;
   /** Datastore operations during the span, when the store counts them. */
   storeOps?: number;
+}
+
+/** The bounds a backend declares for a config (`summarize(config)`), stored in the report. */
+export interface DeclaredBounds {
+  /** Virtual ms within which joins and clean leaves reach every node. */
+  convergenceMs: number;
+  /** Virtual ms within which a crashed node is detected and its routes withdrawn. */
+  crashDetectionMs: number;
+}
+
+/** Which declared bound a check's measured virtual time is held to. */
+export type BoundName = keyof DeclaredBounds;
+
+/**
+ * What a backend claims (`capabilities`) next to what this run's config exercised
+ * (`summarize(config)`: the families of its pod ranges, its encapsulations). The table across
+ * configs shows each claimed family and encapsulation as exercised by some config or "not
+ * exercised".
+ */
+export interface ClaimsCoverage {
+  families: { claimed: Family[]; exercised: Family[] };
+  encapsulations: { claimed: Encapsulation[]; exercised: Encapsulation[] };
 }
 
 /** One entry of a check with several cases (e.g. one per invalid config). */
@@ -87,6 +112,8 @@ export interface CheckResult {
   /** Why it failed / was not run / threw, naming the pod, address and node involved. */
   reason?: string;
   metrics?: CheckMetrics;
+  /** The declared bound the check's virtual time is held to, when it has one (from `summarize`). */
+  bound?: { name: BoundName; ms: number };
   subResults?: SubResult[];
 }
 
@@ -101,6 +128,12 @@ export interface ConformanceReport {
   /** ISO timestamp of the start. */
   started: string;
   durationMs: number;
+  /** The bounds the backend declared for this config (`summarize`): shown next to the measured figures. */
+  bounds?: DeclaredBounds;
+  /** Claimed capabilities next to what this config exercised. */
+  claims?: ClaimsCoverage;
+  /** True when the run was strict: a required check "not run" / "not applicable" counts as not passed. */
+  strict?: boolean;
   results: CheckResult[];
 }
 
@@ -109,6 +142,30 @@ export interface InvalidConfigCase {
   label: string;
   config: unknown;
   field: string;
+}
+
+/** A config in the anchor's own format that must be accepted (e.g. just inside a documented range). */
+export interface AnchorConfigCase {
+  label: string;
+  config: unknown;
+}
+
+/**
+ * The name of the export a backend's module (the one `--backend` loads) gives its section-C tables
+ * under, so the CLI finds them without `--invalid-configs`:
+ *
+ * ```ts
+ * export const conformance: BackendConformanceTables = { invalidConfigs: [...], anchorConfigs: [...] };
+ * ```
+ */
+export const CONFORMANCE_EXPORT = "conformance";
+
+/** What a backend module exports as `conformance` (see `CONFORMANCE_EXPORT`). */
+export interface BackendConformanceTables {
+  /** Configs the backend must refuse with code 7 naming `field`: both sides of every documented boundary. */
+  invalidConfigs?: InvalidConfigCase[];
+  /** Configs in the anchor's format that must be accepted (just inside every documented boundary). */
+  anchorConfigs?: AnchorConfigCase[];
 }
 
 export interface ConformanceOptions<C = unknown> {
@@ -124,7 +181,20 @@ export interface ConformanceOptions<C = unknown> {
   /** The backend's table of invalid configs (section C). */
   invalidConfigs?: InvalidConfigCase[];
   /** More configs in the anchor's own format that must be accepted (section C). */
-  anchorConfigs?: { label: string; config: unknown }[];
+  anchorConfigs?: AnchorConfigCase[];
+  /**
+   * A required check that ends "not run" or "not applicable" counts as not passed
+   * (`hasRequiredFailure`, the CLI's exit status 1, a failing test in `defineConformanceSuite`).
+   * Default false: such checks are counted in the summary line but do not fail the run.
+   */
+  strict?: boolean;
+  /**
+   * The underlay every simulated cluster uses (subnets with CIDR, gateway and MTU; routers;
+   * external hosts). Default: two node subnets joined by a router, or one subnet when the
+   * backend's summary says `requiresSingleSubnet`. Validated when the run starts (ConfigError
+   * naming `topology.<field>`).
+   */
+  topology?: SimTopology;
   /** Run only these check ids (default: all). Unknown ids throw a ConfigError. */
   checks?: string[];
   /** Property-based runs per property check (default 50). */
@@ -161,6 +231,8 @@ export interface CheckContext<C = unknown> {
   store: StoreProvider | undefined;
   /** See `ConformanceOptions.nodeMetadata`. */
   nodeMetadata: NodeMetadata | undefined;
+  /** See `ConformanceOptions.topology` (undefined: the default for the backend's summary). */
+  topology?: SimTopology | undefined;
 }
 
 /** What a check's run returns (the runner adds id, section, rule, source, required). */
@@ -168,5 +240,7 @@ export interface CheckOutcome {
   status: CheckStatus;
   reason?: string;
   metrics?: CheckMetrics;
+  /** The declared bound `metrics.virtualMs` is held to (the runner adds its value from `summarize`). */
+  bound?: BoundName;
   subResults?: SubResult[];
 }

@@ -1,5 +1,6 @@
 /** Every check of the suite, in report order. */
 import type { CheckDefinition } from "../check.ts";
+import { claimsChecks } from "./claims.ts";
 import { configChecks } from "./config.ts";
 import { dynamicsChecks } from "./dynamics.ts";
 import { faultChecks } from "./faults.ts";
@@ -12,6 +13,7 @@ export const ALL_CHECKS: readonly CheckDefinition[] = Object.freeze([
   ...modelChecks,
   ...lifecycleChecks,
   ...configChecks,
+  ...claimsChecks,
   ...dynamicsChecks,
   ...faultChecks,
   ...policyChecks,
