@@ -7,7 +7,12 @@
  *
  *   cnikit-conformance --backend <module specifier or path>[#exportName] --config <file.json|yaml>
  *     [--nodes N] [--seed S] [--report out.json] [--dataplane sim|linux] [--store memory|etcd://host:port]
- *     [--checks id,id] [--invalid-configs table.json] [--list-checks]
+ *     [--checks id,id] [--invalid-configs table.json] [--nodes-file nodes.json|yaml]
+ *     [--topology topology.json|yaml] [--strict] [--list-checks]
+ *
+ * `--backend <package>` resolves from the working directory's project first (the user's
+ * node_modules), then next to this package. The backend module may export its section-C tables as
+ * `conformance` ({ invalidConfigs, anchorConfigs }); they are used when --invalid-configs is not given.
  *
  * `--dataplane linux` runs sections A, B and I on the real kernel through @cnikit/lab's driver,
  * loaded at run time (this package does not depend on the lab, which depends on it): resolved
@@ -24,10 +29,12 @@ import { parseArgs } from "node:util";
 import { randomBytes } from "node:crypto";
 import type { Backend } from "@cnikit/core";
 import { EtcdDatastore } from "@cnikit/etcd";
+import type { NodeMetadata, SimTopology } from "@cnikit/sim";
 import type { StoreProvider } from "./external-store.ts";
-import { hasRequiredFailure, listChecks, runConformance, selectChecks } from "./runner.ts";
+import { checkTopology, hasRequiredFailure, listChecks, runConformance, selectChecks } from "./runner.ts";
 import { renderTable } from "./table.ts";
-import type { CheckResult, ConformanceReport, InvalidConfigCase } from "./types.ts";
+import { CONFORMANCE_EXPORT } from "./types.ts";
+import type { AnchorConfigCase, BackendConformanceTables, CheckResult, ConformanceReport, InvalidConfigCase } from "./types.ts";
 
 export const USAGE = `Usage: cnikit-conformance --backend <module or path>[#export] --config <file.json|yaml> [options]
 
@@ -48,11 +55,20 @@ Options:
                             /prefix/<run id>/, default /cnikit-conformance/, emptied afterwards); with
                             etcd, checks that need virtual lease expiry are reported "not run"
   --checks <id,id>          run only these checks (ids, section letters, or prefixes like dyn.*)
-  --invalid-configs <file>  JSON list of {label, config, field} the backend must refuse (section C)
+  --invalid-configs <file>  JSON/YAML list of {label, config, field} the backend must refuse (section C);
+                            default: the backend module's export \`${CONFORMANCE_EXPORT}\` ({ invalidConfigs, anchorConfigs })
+  --nodes-file <file>       JSON/YAML: the n-th node's roles, labels and annotations in every cluster, e.g.
+                            {"nodes": [{"roles": ["control-plane"], "labels": {"route-reflector": "true"},
+                            "annotations": {"projectcalico.org/RouteReflectorClusterID": "244.0.0.1"}}]}
+  --topology <file>         JSON/YAML underlay of every simulated cluster: {"subnets": [{"name", "cidr",
+                            "gateway", "mtu"}], "routers": [{"name", "interfaces": [{"subnet", "address"}],
+                            "staticRoutes"}], "externals": [{"name", "address", "subnet"}]}
+  --strict                  a required check "not run" or "not applicable" counts as not passed (exit 1)
   --list-checks             print every check id with its section and rule, and exit
   -h, --help                this text
 
-Exit status: 0 every required check passed, 1 a required check failed, 2 usage error, 3 internal error.`;
+Exit status: 0 every required check passed, 1 a required check failed (with --strict: or was not run /
+not applicable), 2 usage error, 3 internal error.`;
 
 /** Where the CLI writes; tests pass their own. */
 export interface CliIo {
@@ -131,38 +147,78 @@ function looksLikeBackend(x: unknown): x is Backend<unknown> {
   );
 }
 
-async function importModule(spec: string, cwd: string): Promise<Record<string, unknown>> {
+/** Loads a module specifier or URL (tests pass their own). */
+export type Importer = (specifier: string) => Promise<unknown>;
+
+const nativeImport: Importer = (s) => import(s);
+
+/** Why a module failed to load, in one line, with a hint for a TypeScript file Node cannot load. */
+function loadProblem(spec: string, err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === "ERR_UNKNOWN_FILE_EXTENSION" || (/\.[cm]?ts$/.test(spec) && /Unknown file extension/.test(String(err)))) {
+    return (
+      `${spec} is a TypeScript file, which this Node cannot load by itself: run the CLI with a TypeScript loader ` +
+      `(node --import tsx ./node_modules/.bin/cnikit-conformance ..., or npx tsx ./node_modules/.bin/cnikit-conformance ...) ` +
+      `or compile the backend first (tsc) and pass the .js file`
+    );
+  }
+  return err instanceof Error ? err.message.split("\n")[0]! : String(err);
+}
+
+async function importModule(spec: string, cwd: string, importer: Importer): Promise<Record<string, unknown>> {
   const isPath = spec.startsWith(".") || spec.startsWith("/") || /\.(m?[jt]s|cjs|cts|mts)$/.test(spec);
   if (isPath) {
     const url = pathToFileURL(resolve(cwd, spec)).href;
     try {
-      return (await import(url)) as Record<string, unknown>;
+      return (await importer(url)) as Record<string, unknown>;
     } catch (err) {
-      throw new UsageError(`cannot load backend module ${spec} (${url}): ${err instanceof Error ? err.message : String(err)}`);
+      throw new UsageError(`cannot load backend module ${spec} (${url}): ${loadProblem(spec, err)}`);
+    }
+  }
+  // A package name: from the current directory's project (the user's node_modules) first, then
+  // next to the suite (installed side by side, or the cnikit workspace).
+  const problems: string[] = [];
+  let resolved: string | undefined;
+  try {
+    resolved = createRequire(resolve(cwd, "package.json")).resolve(spec);
+  } catch (err) {
+    problems.push(`from ${cwd}: ${loadProblem(spec, err)}`);
+  }
+  if (resolved !== undefined) {
+    try {
+      return (await importer(pathToFileURL(resolved).href)) as Record<string, unknown>;
+    } catch (err) {
+      throw new UsageError(`cannot load backend module ${spec} (resolved from ${cwd} to ${resolved}): ${loadProblem(resolved, err)}`);
     }
   }
   try {
-    return (await import(spec)) as Record<string, unknown>;
-  } catch (first) {
-    // Resolve a package name from the current directory (the user's project), not from the suite.
-    try {
-      const resolved = createRequire(resolve(cwd, "package.json")).resolve(spec);
-      return (await import(pathToFileURL(resolved).href)) as Record<string, unknown>;
-    } catch {
-      throw new UsageError(`cannot load backend module ${spec}: ${first instanceof Error ? first.message : String(first)}`);
-    }
+    return (await importer(spec)) as Record<string, unknown>;
+  } catch (err) {
+    problems.push(`next to @cnikit/conformance: ${loadProblem(spec, err)}`);
   }
+  throw new UsageError(`cannot load backend module ${spec}: install it in your project (npm install ${spec}) or give a path. ${problems.join("; ")}`);
+}
+
+/** A loaded backend and the module it came from (for its `conformance` export). */
+export interface LoadedBackend {
+  backend: Backend<unknown>;
+  module: Record<string, unknown>;
 }
 
 /**
  * Loads `<module>[#export]` and returns the backend. Throws a usage error naming the module and
  * the candidates when the choice is missing or ambiguous.
  */
-export async function loadBackend(spec: string, cwd: string): Promise<Backend<unknown>> {
+export async function loadBackend(spec: string, cwd: string, importer: Importer = nativeImport): Promise<Backend<unknown>> {
+  return (await loadBackendModule(spec, cwd, importer)).backend;
+}
+
+/** Like `loadBackend`, also returning the module (its other exports, e.g. `conformance`). */
+export async function loadBackendModule(spec: string, cwd: string, importer: Importer = nativeImport): Promise<LoadedBackend> {
   const hash = spec.lastIndexOf("#");
   const moduleSpec = hash > 0 ? spec.slice(0, hash) : spec;
   const exportName = hash > 0 ? spec.slice(hash + 1) : undefined;
-  const mod = await importModule(moduleSpec, cwd);
+  const mod = await importModule(moduleSpec, cwd, importer);
   if (exportName !== undefined) {
     const picked = mod[exportName];
     if (!looksLikeBackend(picked)) {
@@ -170,10 +226,10 @@ export async function loadBackend(spec: string, cwd: string): Promise<Backend<un
         `${moduleSpec} has no backend export named ${exportName} (a Backend has name, capabilities, parseConfig, summarize, createAgent); exports: ${Object.keys(mod).join(", ") || "(none)"}`,
       );
     }
-    return picked;
+    return { backend: picked, module: mod };
   }
   const candidates = [...new Map(Object.entries(mod).filter(([, v]) => looksLikeBackend(v)).map(([k, v]) => [v, k])).entries()];
-  if (candidates.length === 1) return candidates[0]![0] as Backend<unknown>;
+  if (candidates.length === 1) return { backend: candidates[0]![0] as Backend<unknown>, module: mod };
   if (candidates.length === 0) {
     throw new UsageError(`${moduleSpec} exports nothing that looks like a Backend (name, capabilities, parseConfig, summarize, createAgent); exports: ${Object.keys(mod).join(", ") || "(none)"}`);
   }
@@ -216,15 +272,161 @@ function integer(value: string | undefined, flag: string, fallback: number, min:
   return Number(value);
 }
 
-function invalidTable(data: unknown, path: string): InvalidConfigCase[] {
-  if (!Array.isArray(data)) throw new UsageError(`${path} must hold a JSON list of {label, config, field}`);
+function isPlainObject(x: unknown): x is Record<string, unknown> {
+  return x !== null && typeof x === "object" && !Array.isArray(x);
+}
+
+function invalidTable(data: unknown, where: string): InvalidConfigCase[] {
+  if (!Array.isArray(data)) throw new UsageError(`${where} must be a list of {label, config, field}`);
   return data.map((row: unknown, i) => {
     const r = row as Partial<InvalidConfigCase> | null;
     if (!r || typeof r.label !== "string" || typeof r.field !== "string" || !("config" in r)) {
-      throw new UsageError(`${path}[${i}] must be {label: string, config: any, field: string}`);
+      throw new UsageError(`${where}[${i}] must be {label: string, config: any, field: string}`);
     }
     return { label: r.label, config: r.config, field: r.field };
   });
+}
+
+function anchorTable(data: unknown, where: string): AnchorConfigCase[] {
+  if (!Array.isArray(data)) throw new UsageError(`${where} must be a list of {label, config}`);
+  return data.map((row: unknown, i) => {
+    const r = row as Partial<AnchorConfigCase> | null;
+    if (!r || typeof r.label !== "string" || !("config" in r)) throw new UsageError(`${where}[${i}] must be {label: string, config: any}`);
+    return { label: r.label, config: r.config };
+  });
+}
+
+/**
+ * The section-C tables a backend module exports as `conformance` (`CONFORMANCE_EXPORT`), checked;
+ * undefined when the module has no such export. Throws a usage error naming the field when the
+ * export has the wrong shape.
+ */
+export function backendTables(mod: Record<string, unknown>, moduleSpec: string): BackendConformanceTables | undefined {
+  const raw = mod[CONFORMANCE_EXPORT];
+  if (raw === undefined) return undefined;
+  const where = `${moduleSpec} export ${CONFORMANCE_EXPORT}`;
+  if (!isPlainObject(raw)) throw new UsageError(`${where} must be an object { invalidConfigs?, anchorConfigs? }`);
+  for (const key of Object.keys(raw)) {
+    if (key !== "invalidConfigs" && key !== "anchorConfigs") throw new UsageError(`${where}.${key}: unknown key; known: invalidConfigs, anchorConfigs`);
+  }
+  const out: BackendConformanceTables = {};
+  if (raw.invalidConfigs !== undefined) out.invalidConfigs = invalidTable(raw.invalidConfigs, `${where}.invalidConfigs`);
+  if (raw.anchorConfigs !== undefined) out.anchorConfigs = anchorTable(raw.anchorConfigs, `${where}.anchorConfigs`);
+  return out;
+}
+
+function checkStringMap(value: unknown, where: string): Record<string, string> {
+  if (!isPlainObject(value)) throw new UsageError(`${where} must be an object of string values`);
+  for (const [k, v] of Object.entries(value)) {
+    if (k === "") throw new UsageError(`${where} has an empty key`);
+    if (typeof v !== "string") throw new UsageError(`${where}.${k} must be a string, got ${JSON.stringify(v)}`);
+  }
+  return { ...(value as Record<string, string>) };
+}
+
+/** One node's metadata as the nodes file gives it. */
+export interface NodeFileEntry {
+  /** Kubernetes node roles: each becomes the label `node-role.kubernetes.io/<role>` with an empty value. */
+  roles?: string[];
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+/**
+ * Parses a nodes file (`{"nodes": [entry, ...]}` or a bare list): the n-th entry gives the n-th
+ * node of every cluster its roles, labels and annotations; nodes past the list get none. Throws a
+ * usage error naming the field (`nodes[1].labels.zone`).
+ */
+export function parseNodesFile(data: unknown, path: string): NodeMetadata {
+  const list = Array.isArray(data) ? data : isPlainObject(data) ? data.nodes : undefined;
+  if (isPlainObject(data)) {
+    for (const key of Object.keys(data)) if (key !== "nodes") throw new UsageError(`${path}: ${key}: unknown key; the nodes file has one key, nodes`);
+  }
+  if (!Array.isArray(list)) throw new UsageError(`${path}: nodes must be a list of {roles?, labels?, annotations?} (the n-th entry is the n-th node of every cluster)`);
+  const entries = list.map((raw: unknown, i) => {
+    const at = `${path}: nodes[${i}]`;
+    if (!isPlainObject(raw)) throw new UsageError(`${at} must be an object {roles?, labels?, annotations?}`);
+    for (const key of Object.keys(raw)) {
+      if (key !== "roles" && key !== "labels" && key !== "annotations") throw new UsageError(`${at}.${key}: unknown key; known: roles, labels, annotations`);
+    }
+    const labels: Record<string, string> = raw.labels === undefined ? {} : checkStringMap(raw.labels, `${at}.labels`);
+    if (raw.roles !== undefined) {
+      if (!Array.isArray(raw.roles)) throw new UsageError(`${at}.roles must be a list of role names`);
+      raw.roles.forEach((role: unknown, k) => {
+        if (typeof role !== "string" || !/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(role)) {
+          throw new UsageError(`${at}.roles[${k}] must be a role name (letters, digits, '-', '_', '.'), got ${JSON.stringify(role)}`);
+        }
+        labels[`node-role.kubernetes.io/${role}`] = "";
+      });
+    }
+    const annotations = raw.annotations === undefined ? undefined : checkStringMap(raw.annotations, `${at}.annotations`);
+    return { labels, ...(annotations ? { annotations } : {}) };
+  });
+  return (ordinal) => {
+    const e = entries[ordinal];
+    if (!e) return {};
+    return { ...(Object.keys(e.labels).length > 0 ? { labels: { ...e.labels } } : {}), ...(e.annotations ? { annotations: { ...e.annotations } } : {}) };
+  };
+}
+
+function checkKeys(obj: Record<string, unknown>, known: readonly string[], at: string): void {
+  for (const key of Object.keys(obj)) if (!known.includes(key)) throw new UsageError(`${at}.${key}: unknown key; known: ${known.join(", ")}`);
+}
+
+function listOfObjects(value: unknown, at: string, required: boolean): Record<string, unknown>[] {
+  if (value === undefined && !required) return [];
+  if (!Array.isArray(value)) throw new UsageError(`${at} must be a list`);
+  value.forEach((x: unknown, i) => {
+    if (!isPlainObject(x)) throw new UsageError(`${at}[${i}] must be an object`);
+  });
+  return value as Record<string, unknown>[];
+}
+
+/**
+ * Checks the shape of a topology file (the keys and types of every subnet, router, interface,
+ * static route and external host) and returns it as a `SimTopology`; the simulator then checks the
+ * addresses (CIDRs, gateways on their subnet, MTU range, overlaps). Throws a usage error naming
+ * the field (`topology.subnets[1].mtu`).
+ */
+export function parseTopologyFile(data: unknown, path: string): SimTopology {
+  const at = `${path}: topology`;
+  if (!isPlainObject(data)) throw new UsageError(`${at} must be an object {subnets, routers?, externals?}`);
+  checkKeys(data, ["subnets", "routers", "externals"], at);
+  const str = (obj: Record<string, unknown>, key: string, where: string, required = true): void => {
+    if (obj[key] === undefined && !required) return;
+    if (typeof obj[key] !== "string" || obj[key] === "") throw new UsageError(`${where}.${key} must be a non-empty string, got ${JSON.stringify(obj[key])}`);
+  };
+  listOfObjects(data.subnets, `${at}.subnets`, true).forEach((s, i) => {
+    const w = `${at}.subnets[${i}]`;
+    checkKeys(s, ["name", "cidr", "gateway", "mtu"], w);
+    str(s, "name", w);
+    str(s, "cidr", w);
+    str(s, "gateway", w, false);
+    if (s.mtu !== undefined && (typeof s.mtu !== "number" || !Number.isInteger(s.mtu))) throw new UsageError(`${w}.mtu must be an integer, got ${JSON.stringify(s.mtu)}`);
+  });
+  listOfObjects(data.routers, `${at}.routers`, false).forEach((r, i) => {
+    const w = `${at}.routers[${i}]`;
+    checkKeys(r, ["name", "interfaces", "staticRoutes"], w);
+    str(r, "name", w);
+    listOfObjects(r.interfaces, `${w}.interfaces`, true).forEach((itf, k) => {
+      checkKeys(itf, ["subnet", "address"], `${w}.interfaces[${k}]`);
+      str(itf, "subnet", `${w}.interfaces[${k}]`);
+      str(itf, "address", `${w}.interfaces[${k}]`);
+    });
+    listOfObjects(r.staticRoutes, `${w}.staticRoutes`, false).forEach((sr, k) => {
+      checkKeys(sr, ["dst", "via"], `${w}.staticRoutes[${k}]`);
+      str(sr, "dst", `${w}.staticRoutes[${k}]`);
+      str(sr, "via", `${w}.staticRoutes[${k}]`);
+    });
+  });
+  listOfObjects(data.externals, `${at}.externals`, false).forEach((e, i) => {
+    const w = `${at}.externals[${i}]`;
+    checkKeys(e, ["name", "address", "subnet"], w);
+    str(e, "name", w);
+    str(e, "address", w);
+    str(e, "subnet", w);
+  });
+  return data as unknown as SimTopology;
 }
 
 /**
@@ -273,6 +475,9 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
         store: { type: "string" },
         checks: { type: "string" },
         "invalid-configs": { type: "string" },
+        "nodes-file": { type: "string" },
+        topology: { type: "string" },
+        strict: { type: "boolean" },
         "list-checks": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -298,6 +503,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
       }
       if (values.store !== undefined) throw new UsageError("--store does not apply to --dataplane linux: the lab runs its own etcd");
       if (values["invalid-configs"] !== undefined) throw new UsageError("--invalid-configs does not apply to --dataplane linux: section C runs in the simulator");
+      if (values.topology !== undefined || values["nodes-file"] !== undefined) throw new UsageError("--topology and --nodes-file apply to the simulator: with --dataplane linux the lab builds its own nodes and underlay");
     }
     const store = (values.store as string | undefined) ?? "memory";
     if (store === "file") throw new UsageError("--store file is not available in the conformance CLI yet; use --store memory or etcd://host:port");
@@ -313,16 +519,41 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
       throw new UsageError(`--checks: ${err instanceof Error ? err.message : String(err)}`);
     }
     const configPath = resolve(io.cwd, values.config);
-    const backend = await loadBackend(values.backend, io.cwd);
+    const { backend, module: backendModule } = await loadBackendModule(values.backend, io.cwd);
     const rawConfig = await readDataFile(configPath, "config");
+    let parsedConfig: unknown;
     try {
-      backend.parseConfig(rawConfig);
+      parsedConfig = backend.parseConfig(rawConfig);
     } catch (err) {
       throw new UsageError(`the config ${values.config} is not valid for backend ${backend.name}: ${err instanceof Error ? err.message : String(err)}`);
     }
     const invalidPath = values["invalid-configs"];
+    // Section C's tables: --invalid-configs, else the backend module's own `conformance` export.
+    const moduleSpec = values.backend.replace(/#[^#]*$/, "");
+    const tables = dataplane === "sim" ? backendTables(backendModule, moduleSpec) : undefined;
     const invalidConfigs =
-      typeof invalidPath === "string" ? invalidTable(await readDataFile(resolve(io.cwd, invalidPath), "invalid-configs"), invalidPath) : undefined;
+      typeof invalidPath === "string" ? invalidTable(await readDataFile(resolve(io.cwd, invalidPath), "invalid-configs"), invalidPath) : tables?.invalidConfigs;
+    const anchorConfigs = tables?.anchorConfigs;
+    if (typeof invalidPath !== "string" && dataplane === "sim") {
+      io.stderr(
+        tables?.invalidConfigs
+          ? `cnikit-conformance: section C uses the ${tables.invalidConfigs.length} invalid configs of ${moduleSpec}'s export ${CONFORMANCE_EXPORT}\n`
+          : `cnikit-conformance: ${moduleSpec} exports no ${CONFORMANCE_EXPORT}.invalidConfigs and no --invalid-configs was given: config.invalid-refused will be "not run"\n`,
+      );
+    }
+    const nodesPath = values["nodes-file"];
+    const nodeMetadata = typeof nodesPath === "string" ? parseNodesFile(await readDataFile(resolve(io.cwd, nodesPath), "nodes"), nodesPath) : undefined;
+    const topologyPath = values.topology;
+    const topology = typeof topologyPath === "string" ? parseTopologyFile(await readDataFile(resolve(io.cwd, topologyPath), "topology"), topologyPath) : undefined;
+    if (topology) {
+      try {
+        checkTopology(backend, parsedConfig, topology);
+      } catch (err) {
+        const field = (err as { field?: unknown }).field;
+        throw new UsageError(`${topologyPath}: ${typeof field === "string" ? `${field}: ` : ""}${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    const strict = values.strict === true;
     const storeProvider = store === "memory" ? undefined : await etcdStoreFromFlag(store);
     const progress = (r: CheckResult): void => io.stderr(`  ${r.status === "passed" ? "ok  " : r.status === "failed" || r.status === "error" ? "FAIL" : "--  "} ${r.id} (${r.status})\n`);
     if (dataplane === "linux") {
@@ -346,7 +577,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
         io.stderr(`cnikit-conformance: the kernel run crashed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
         return 3;
       }
-      return finish(report, values.report, io);
+      return finish(strict ? { ...report, strict } : report, values.report, io);
     }
 
     io.stderr(`cnikit-conformance: ${backend.name} with ${basename(configPath)}, ${nodes} nodes, seed ${seed}${storeProvider ? `, store ${storeProvider.label}` : ""}\n`);
@@ -360,6 +591,10 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
         seed,
         ...(checks ? { checks } : {}),
         ...(invalidConfigs ? { invalidConfigs } : {}),
+        ...(anchorConfigs ? { anchorConfigs } : {}),
+        ...(nodeMetadata ? { nodeMetadata } : {}),
+        ...(topology ? { topology } : {}),
+        ...(strict ? { strict } : {}),
         ...(storeProvider ? { store: storeProvider } : {}),
         onResult: progress,
       });

@@ -112,7 +112,7 @@ export class ConformanceSession {
     const backend = options.backend as Backend<unknown>;
     const config = backend.parseConfig(options.config);
     const summary = backend.summarize(config);
-    if (options.topology !== undefined) validateTopology(backend, config, options.topology);
+    if (options.topology !== undefined) checkTopology(backend, config, options.topology);
     return new ConformanceSession({
       backend,
       config,
@@ -212,9 +212,9 @@ export class ConformanceSession {
 
 /**
  * Refuses a topology the simulator cannot build, before any check runs: throws the simulator's
- * ConfigError, whose field names the place (`topology.subnets[1].mtu`).
+ * ConfigError, whose field names the place (`topology.subnets[1].mtu`). `config` is the parsed config.
  */
-function validateTopology(backend: Backend<unknown>, config: unknown, topology: unknown): void {
+export function checkTopology(backend: Backend<unknown>, config: unknown, topology: unknown): void {
   const probe = SimCluster.create<unknown>({ backend, config, topology: topology as never, seed: 1 });
   void probe.close().catch(() => undefined);
 }

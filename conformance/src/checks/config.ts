@@ -70,7 +70,7 @@ export const configChecks: CheckDefinition[] = [
     gate: (ctx) =>
       ctx.invalidConfigs && ctx.invalidConfigs.length > 0
         ? undefined
-        : { status: "not run", reason: "the backend provides no table of invalid configs (option invalidConfigs)" },
+        : { status: "not run", reason: "the backend provides no table of invalid configs: export `conformance = { invalidConfigs: [{ label, config, field }] }` from the backend's module (the CLI loads it), or pass the option invalidConfigs / --invalid-configs <file>" },
     async run(env) {
       const cases = env.invalidConfigs ?? [];
       const subResults: SubResult[] = [];
