@@ -3,13 +3,13 @@
  * re-held under a hidden attachment that the reported dataplane leaves out).
  */
 import { podKey } from "@cnikit/core";
-import type { AttachResult, NodeAgent, NodeDataplane, PodAttachment, PodRef } from "@cnikit/core";
+import type { AttachResult, Backend, NodeAgent, NodeDataplane, PodAttachment, PodRef } from "@cnikit/core";
 import { reference } from "@cnikit/reference";
 import { WrappedAgent, wrapBackend } from "./wrap.ts";
 
 const HIDDEN = "leaked-";
 
-class LeakingAgent extends WrappedAgent {
+export class LeakingAgent extends WrappedAgent {
   private readonly addresses = new Map<string, string>();
 
   constructor(inner: NodeAgent) {
@@ -46,6 +46,9 @@ class LeakingAgent extends WrappedAgent {
   }
 }
 
-export const leakOnDel = wrapBackend(reference, "broken-leak-on-del", {
-  agent: (inner) => new LeakingAgent(inner),
-});
+/** `base` with the leak (its own allocator keeps the address: it is re-held through `requestedIps`). */
+export function leakOnDelOf<C>(base: Backend<C>, name: string): Backend<C> {
+  return wrapBackend(base, name, { agent: (inner) => new LeakingAgent(inner) });
+}
+
+export const leakOnDel = leakOnDelOf(reference, "broken-leak-on-del");

@@ -1,10 +1,10 @@
 /** Broken: DEL of an attachment the agent does not hold (a second DEL, an unknown one) throws. */
 import { podKey } from "@cnikit/core";
-import type { NodeAgent, PodRef } from "@cnikit/core";
+import type { Backend, NodeAgent, PodRef } from "@cnikit/core";
 import { reference } from "@cnikit/reference";
 import { WrappedAgent, wrapBackend } from "./wrap.ts";
 
-class StrictDelAgent extends WrappedAgent {
+export class StrictDelAgent extends WrappedAgent {
   constructor(inner: NodeAgent) {
     super(inner);
   }
@@ -16,6 +16,9 @@ class StrictDelAgent extends WrappedAgent {
   }
 }
 
-export const nonIdempotentDel = wrapBackend(reference, "broken-non-idempotent-del", {
-  agent: (inner) => new StrictDelAgent(inner),
-});
+/** `base` whose DEL throws for an attachment it does not hold ("container not found"). */
+export function nonIdempotentDelOf<C>(base: Backend<C>, name: string): Backend<C> {
+  return wrapBackend(base, name, { agent: (inner) => new StrictDelAgent(inner) });
+}
+
+export const nonIdempotentDel = nonIdempotentDelOf(reference, "broken-non-idempotent-del");

@@ -1,9 +1,9 @@
 /** Broken: the agent drops every egress FilterPolicy from its dataplane (only ingress is enforced). */
-import type { NodeAgent, NodeDataplane } from "@cnikit/core";
+import type { Backend, NodeAgent, NodeDataplane } from "@cnikit/core";
 import { reference } from "@cnikit/reference";
 import { WrappedAgent, wrapBackend } from "./wrap.ts";
 
-class IngressOnlyAgent extends WrappedAgent {
+export class IngressOnlyAgent extends WrappedAgent {
   constructor(inner: NodeAgent) {
     super(inner);
   }
@@ -14,6 +14,9 @@ class IngressOnlyAgent extends WrappedAgent {
   }
 }
 
-export const policyForgetsEgress = wrapBackend(reference, "broken-policy-forgets-egress", {
-  agent: (inner) => new IngressOnlyAgent(inner),
-});
+/** `base` (one that claims NetworkPolicy) that enforces ingress rules only. */
+export function policyForgetsEgressOf<C>(base: Backend<C>, name: string): Backend<C> {
+  return wrapBackend(base, name, { agent: (inner) => new IngressOnlyAgent(inner) });
+}
+
+export const policyForgetsEgress = policyForgetsEgressOf(reference, "broken-policy-forgets-egress");

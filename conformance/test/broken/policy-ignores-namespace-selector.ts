@@ -5,9 +5,8 @@
  * a namespaceSelector becomes "every pod of the policy's own namespace".
  */
 import { KUBE_PREFIX } from "@cnikit/core";
-import type { AgentContext, Datastore, KeyValue, WatchEvent } from "@cnikit/core";
+import type { AgentContext, Backend, Datastore, KeyValue, WatchEvent } from "@cnikit/core";
 import { reference } from "@cnikit/reference";
-import type { ReferenceConfig } from "@cnikit/reference";
 import { wrapBackend } from "./wrap.ts";
 
 type Peer = { namespaceSelector?: unknown; podSelector?: unknown; ipBlock?: unknown };
@@ -49,7 +48,7 @@ function bend(kv: KeyValue): KeyValue {
 }
 
 /** A view of `store` whose NetworkPolicies have no namespaceSelector (reads only; writes pass). */
-function strippingStore(store: Datastore): Datastore {
+export function strippingStore(store: Datastore): Datastore {
   return new Proxy(store, {
     get(target, prop, receiver) {
       if (prop === "get") return async (key: string) => {
@@ -76,6 +75,9 @@ function strippingStore(store: Datastore): Datastore {
   });
 }
 
-export const policyIgnoresNamespaceSelector = wrapBackend(reference, "broken-policy-ignores-namespace-selector", {
-  context: (ctx: AgentContext<ReferenceConfig>) => ({ ...ctx, store: strippingStore(ctx.store) }),
-});
+/** `base` (one that claims NetworkPolicy) whose agents read NetworkPolicies without namespaceSelector. */
+export function policyIgnoresNamespaceSelectorOf<C>(base: Backend<C>, name: string): Backend<C> {
+  return wrapBackend(base, name, { context: (ctx: AgentContext<C>) => ({ ...ctx, store: strippingStore(ctx.store) }) });
+}
+
+export const policyIgnoresNamespaceSelector = policyIgnoresNamespaceSelectorOf(reference, "broken-policy-ignores-namespace-selector");

@@ -3,11 +3,11 @@
  * bridge holds), in the ADD result and in the dataplane.
  */
 import { podKey } from "@cnikit/core";
-import type { AttachResult, NodeAgent, NodeDataplane, PodAttachment } from "@cnikit/core";
+import type { AttachResult, Backend, NodeAgent, NodeDataplane, PodAttachment } from "@cnikit/core";
 import { reference } from "@cnikit/reference";
 import { WrappedAgent, copy, wrapBackend } from "./wrap.ts";
 
-class GatewayGivingAgent extends WrappedAgent {
+export class GatewayGivingAgent extends WrappedAgent {
   private victim: { key: string; gateway: string } | undefined;
 
   constructor(inner: NodeAgent) {
@@ -32,6 +32,9 @@ class GatewayGivingAgent extends WrappedAgent {
   }
 }
 
-export const reservedAddress = wrapBackend(reference, "broken-reserved-address", {
-  agent: (inner) => new GatewayGivingAgent(inner),
-});
+/** `base` that hands its first pod on every node the gateway address its ADD result names. */
+export function reservedAddressOf<C>(base: Backend<C>, name: string): Backend<C> {
+  return wrapBackend(base, name, { agent: (inner) => new GatewayGivingAgent(inner) });
+}
+
+export const reservedAddress = reservedAddressOf(reference, "broken-reserved-address");

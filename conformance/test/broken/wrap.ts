@@ -1,7 +1,8 @@
 /**
- * Tools to make deliberately broken backends by wrapping the reference backend: a wrapper agent
- * that delegates everything, with hooks to bend one behaviour (the result of ADD, the dataplane it
- * reports, DEL, ...). The reference backend itself is never copied.
+ * Tools to make deliberately broken backends by wrapping a correct one (reference, flannel, calico):
+ * a wrapper agent that delegates everything, with hooks to bend one behaviour (the result of ADD,
+ * the dataplane it reports, DEL, ...), and bent views of the agent's store. The base backend's code
+ * is never copied.
  */
 import { defineBackend } from "@cnikit/core";
 import type {
@@ -9,10 +10,17 @@ import type {
   AgentStatus,
   AttachResult,
   Backend,
+  Datastore,
+  ListResult,
   NodeAgent,
   NodeDataplane,
   PodAttachment,
   PodRef,
+  PutOptions,
+  TxnCompare,
+  TxnOp,
+  TxnResult,
+  WriteResult,
 } from "@cnikit/core";
 
 /** A NodeAgent that forwards to `inner`; subclasses override one thing. */
@@ -81,4 +89,27 @@ export function wrapBackend<C>(
 /** Deep copy of a dataplane (wrappers never mutate what the inner agent returned). */
 export function copy(dp: NodeDataplane): NodeDataplane {
   return JSON.parse(JSON.stringify(dp)) as NodeDataplane;
+}
+
+/** What a bent view of a Datastore overrides; every other method passes to the real store. */
+export interface StoreBends {
+  put?: (store: Datastore, key: string, value: string, options?: PutOptions) => Promise<WriteResult>;
+  txn?: (store: Datastore, compares: TxnCompare[], success: TxnOp[]) => Promise<TxnResult>;
+  list?: (store: Datastore, prefix: string) => Promise<ListResult>;
+}
+
+/**
+ * A view of `store` with some methods bent (how a broken agent misuses its store: a write without
+ * compare-and-swap, a release that is never written). The store itself is never changed.
+ */
+export function bentStore(store: Datastore, bends: StoreBends): Datastore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === "put" && bends.put) return (key: string, value: string, options?: PutOptions) => bends.put!(target, key, value, options);
+      if (prop === "txn" && bends.txn) return (compares: TxnCompare[], success: TxnOp[]) => bends.txn!(target, compares, success);
+      if (prop === "list" && bends.list) return (prefix: string) => bends.list!(target, prefix);
+      const value: unknown = Reflect.get(target, prop, receiver);
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }

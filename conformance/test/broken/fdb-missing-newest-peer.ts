@@ -1,0 +1,46 @@
+/**
+ * Broken (flannel, vxlan + FDB): the FDB is filled from the agent's first view of the leases only.
+ * A node that joins later gets its route and neighbour entry on every other node, but no FDB
+ * entry (VTEP MAC -> its underlay address), so encapsulated frames to it have nowhere to go.
+ */
+import type { AgentContext, Backend, NodeAgent, NodeDataplane } from "@cnikit/core";
+import { SUBNET_PREFIX, decodeLease, flannel } from "@cnikit/flannel";
+import type { FlannelConfig } from "@cnikit/flannel";
+import { WrappedAgent, wrapBackend } from "./wrap.ts";
+
+class FirstListingFdbAgent extends WrappedAgent {
+  /** Underlay addresses of the VTEPs in the first listing (undefined until it was taken). */
+  private known: Set<string> | undefined;
+
+  constructor(
+    inner: NodeAgent,
+    private readonly ctx: AgentContext<FlannelConfig>,
+  ) {
+    super(inner);
+  }
+
+  override async start(): Promise<void> {
+    await this.inner.start();
+    // The first listing is taken once the clock moves (after the nodes that join with this one).
+    this.ctx.clock.setTimeout(() => {
+      void this.ctx.store.list(SUBNET_PREFIX).then((listing) => {
+        const known = new Set<string>();
+        for (const kv of listing.items) {
+          const ip = decodeLease(kv)?.attrs.PublicIP;
+          if (ip !== undefined) known.add(ip);
+        }
+        this.known = known;
+      });
+    }, 1);
+  }
+
+  protected override transform(dp: NodeDataplane): NodeDataplane {
+    const known = this.known;
+    if (!known || dp.fdb.every((f) => known.has(f.dst))) return dp;
+    return { ...dp, fdb: dp.fdb.filter((f) => known.has(f.dst)) };
+  }
+}
+
+export const fdbMissingNewestPeer: Backend<FlannelConfig> = wrapBackend(flannel, "broken-flannel-fdb-missing-newest-peer", {
+  agent: (inner, ctx) => new FirstListingFdbAgent(inner, ctx),
+});

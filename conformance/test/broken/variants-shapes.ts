@@ -1,0 +1,230 @@
+/**
+ * The bug classes of the reference variants, re-expressed on the other backend shapes (section H):
+ * flannel (vxlan + FDB, one subnet lease per node, host-local IPAM behind a bridge) and calico
+ * (routed + BGP, block IPAM, /32 pods, NetworkPolicy). Each is bent where the bug really lives in
+ * that shape: the lease or block claim, the FDB of a newly joined VTEP, BGP withdraws, the
+ * masquerade exception, the tunnel's MTU headroom, the IPAM release.
+ */
+import type { Backend } from "@cnikit/core";
+import { calico, calicoFixtures, ipPool } from "@cnikit/calico";
+import { flannel, flannelFixtures } from "@cnikit/flannel";
+import { bgpPeersFrozen } from "./bgp-peers-frozen.ts";
+import { fdbMissingNewestPeer } from "./fdb-missing-newest-peer.ts";
+import { forgetsNothingOf } from "./forgets-nothing.ts";
+import { leakOnDelOf } from "./leak-on-del.ts";
+import { mtuWithoutEncapHeadroomOf } from "./mtu-without-encap-headroom.ts";
+import { natOnlyOwnSubnetExceptedOf } from "./nat-only-own-subnet-excepted.ts";
+import { nonIdempotentDelOf } from "./non-idempotent-del.ts";
+import { policyForgetsEgressOf } from "./policy-forgets-egress.ts";
+import { policyIgnoresNamespaceSelectorOf } from "./policy-ignores-namespace-selector.ts";
+import { poolMisread } from "./pool-misread.ts";
+import { racyBlockClaim } from "./racy-block-claim.ts";
+import { racyLeaseClaim } from "./racy-lease-claim.ts";
+import { releaseNeverWritten } from "./release-never-written.ts";
+import { reservedAddressOf } from "./reserved-address.ts";
+import { subnetOutsideNetwork } from "./subnet-outside-network.ts";
+import { tunnelAddressToPod } from "./tunnel-address-to-pod.ts";
+import type { BrokenVariant } from "./types.ts";
+import { wrongErrorCodeOf } from "./wrong-error-code.ts";
+
+function fixtureConfig<T>(configs: { label: string; config: T }[], label: string): T {
+  const found = configs.find((c) => c.label === label);
+  if (!found) throw new Error(`no fixture config labelled ${label}`);
+  return found.config;
+}
+
+const FLANNEL_VXLAN = fixtureConfig(flannelFixtures.configs, "vxlan");
+const CALICO_BGP = fixtureConfig(calicoFixtures.configs, "bgp");
+const CALICO_IPIP = fixtureConfig(calicoFixtures.configs, "ipip-always");
+/**
+ * One /26 pool that is one block, IPIP always: every node shares the block (the first node claims
+ * it, the others borrow from it), so allocations on different nodes meet in one block record.
+ */
+const CALICO_ONE_BLOCK = [ipPool("one-block", { cidr: "10.244.0.0/26", blockSize: 26, ipipMode: "Always", natOutgoing: true })];
+
+const asUnknown = <C>(b: Backend<C>) => b as Backend<unknown>;
+
+const flannelBase = {
+  base: asUnknown(flannel),
+  shape: "vxlan+fdb",
+  config: FLANNEL_VXLAN,
+  baseLabel: "flannel vxlan",
+} as const;
+
+const calicoBgp = { base: asUnknown(calico), shape: "routed+bgp", config: CALICO_BGP, baseLabel: "calico bgp" } as const;
+const calicoIpip = { base: asUnknown(calico), shape: "routed+bgp", config: CALICO_IPIP, baseLabel: "calico ipip-always" } as const;
+const calicoOneBlock = { base: asUnknown(calico), shape: "routed+bgp", config: CALICO_ONE_BLOCK, baseLabel: "calico ipip, one shared /26 block" } as const;
+
+export const flannelVariants: BrokenVariant[] = [
+  {
+    label: "flannel: duplicate address from a racy subnet lease claim (create without CAS)",
+    backend: asUnknown(racyLeaseClaim),
+    ...flannelBase,
+    targets: ["ipam.concurrent-unique", "dyn.join-concurrent"],
+    controls: ["ipam.unique", "cni.status"],
+  },
+  {
+    label: "flannel: subnets leased outside Network (SubnetMin/SubnetMax off by one network)",
+    backend: asUnknown(subnetOutsideNetwork),
+    ...flannelBase,
+    targets: ["ipam.in-range"],
+    controls: ["ipam.unique", "reach.pod-to-pod.cross-node"],
+  },
+  {
+    label: "flannel: no FDB entry for a VTEP that joined after the first listing",
+    backend: asUnknown(fdbMissingNewestPeer),
+    ...flannelBase,
+    targets: ["dyn.join"],
+    controls: ["reach.pod-to-pod.cross-node", "dyn.restart"],
+  },
+  {
+    label: "flannel: lease-removed events ignored (neighbour, FDB entry and route of a departed VTEP stay)",
+    backend: asUnknown(forgetsNothingOf(flannel, "broken-flannel-ignores-lease-removal", { routes: (r) => r.onlink === true, neighbours: true, fdb: true })),
+    ...flannelBase,
+    targets: ["dyn.leave", "dyn.crash"],
+    controls: ["dyn.join", "reach.pod-to-pod.cross-node"],
+  },
+  {
+    // Invisible to stale detection that only knows a departed node's underlay address (the route's
+    // next hop is the departed subnet's own network address, on the vxlan device).
+    label: "flannel: a departed VTEP's 'via <subnet> onlink' route stays (neighbour and FDB entry removed)",
+    backend: asUnknown(forgetsNothingOf(flannel, "broken-flannel-stale-onlink-route", { routes: (r) => r.onlink === true })),
+    ...flannelBase,
+    targets: ["dyn.leave", "dyn.crash"],
+    controls: ["dyn.join", "reach.pod-to-pod.cross-node"],
+  },
+  {
+    label: "flannel: masquerade exception only for the node's own subnet (NAT on cross-node pod traffic)",
+    backend: asUnknown(natOnlyOwnSubnetExceptedOf(flannel, "broken-flannel-nat-own-subnet-only", "bridge subnet")),
+    ...flannelBase,
+    targets: ["reach.no-nat-between-pods"],
+    controls: ["reach.pod-to-pod.same-node", "nat.outgoing"],
+  },
+  {
+    label: "flannel: address leaked on DEL (host-local reservation kept)",
+    backend: asUnknown(leakOnDelOf(flannel, "broken-flannel-leak-on-del")),
+    ...flannelBase,
+    targets: ["cni.del-releases"],
+    controls: ["cni.del-idempotent", "ipam.unique"],
+  },
+  {
+    label: "flannel: non-idempotent DEL",
+    backend: asUnknown(nonIdempotentDelOf(flannel, "broken-flannel-non-idempotent-del")),
+    ...flannelBase,
+    targets: ["cni.del-idempotent", "cni.del-unknown"],
+    controls: ["cni.add-idempotent", "cni.del-releases"],
+  },
+  {
+    label: "flannel: wrong error code for an invalid net-conf.json",
+    backend: asUnknown(wrongErrorCodeOf(flannel, "broken-flannel-wrong-error-code")),
+    ...flannelBase,
+    invalidConfigs: flannelFixtures.invalidConfigs,
+    targets: ["config.invalid-refused", "cni.error-codes"],
+    controls: ["config.accepts-anchor-format", "cni.check-after-add"],
+  },
+  {
+    label: "flannel: the bridge's gateway address handed to a pod",
+    backend: asUnknown(reservedAddressOf(flannel, "broken-flannel-gateway-to-pod")),
+    ...flannelBase,
+    targets: ["ipam.reserved"],
+    controls: ["ipam.in-range", "cni.del-idempotent"],
+  },
+  {
+    label: "flannel: pod MTU without the 50-byte vxlan headroom",
+    backend: asUnknown(mtuWithoutEncapHeadroomOf(flannel, "broken-flannel-mtu-no-vxlan-headroom")),
+    ...flannelBase,
+    targets: ["mtu.encap-headroom"],
+    controls: ["reach.pod-to-pod.same-node", "ipam.unique"],
+  },
+];
+
+export const calicoVariants: BrokenVariant[] = [
+  {
+    label: "calico: duplicate address from block writes without CAS (racy claim of a shared block)",
+    backend: asUnknown(racyBlockClaim),
+    ...calicoOneBlock,
+    targets: ["ipam.unique", "ipam.concurrent-unique"],
+    controls: ["cni.status", "cni.del-idempotent"],
+  },
+  {
+    label: "calico: IPPool read with the wrong prefix length (blocks outside the pool)",
+    backend: asUnknown(poolMisread),
+    ...calicoBgp,
+    targets: ["ipam.in-range"],
+    controls: ["ipam.unique", "reach.pod-to-pod.cross-node"],
+  },
+  {
+    label: "calico: BGP peers rendered once (no route to a node that joins later)",
+    backend: asUnknown(bgpPeersFrozen),
+    ...calicoBgp,
+    targets: ["dyn.join"],
+    controls: ["reach.pod-to-pod.cross-node", "dyn.restart"],
+  },
+  {
+    label: "calico: BGP withdraws ignored (a departed node's block route stays)",
+    backend: asUnknown(forgetsNothingOf(calico, "broken-calico-ignores-withdraws", { routes: (r) => r.origin?.startsWith("bgp") === true })),
+    ...calicoBgp,
+    targets: ["dyn.leave", "dyn.crash"],
+    controls: ["dyn.join", "reach.pod-to-pod.cross-node"],
+  },
+  {
+    label: "calico: natOutgoing exception only for the node's own blocks (NAT on cross-node pod traffic)",
+    backend: asUnknown(natOnlyOwnSubnetExceptedOf(calico, "broken-calico-nat-own-blocks-only", "affine blocks")),
+    ...calicoBgp,
+    targets: ["reach.no-nat-between-pods"],
+    controls: ["reach.pod-to-pod.same-node", "nat.outgoing"],
+  },
+  {
+    label: "calico: IPAM release never written (address leaked on DEL)",
+    backend: asUnknown(releaseNeverWritten),
+    ...calicoBgp,
+    targets: ["cni.del-releases"],
+    controls: ["cni.del-idempotent", "ipam.unique"],
+  },
+  {
+    label: "calico: non-idempotent DEL",
+    backend: asUnknown(nonIdempotentDelOf(calico, "broken-calico-non-idempotent-del")),
+    ...calicoBgp,
+    targets: ["cni.del-idempotent", "cni.del-unknown"],
+    controls: ["cni.add-idempotent", "cni.del-releases"],
+  },
+  {
+    label: "calico: wrong error code for invalid Calico resources",
+    backend: asUnknown(wrongErrorCodeOf(calico, "broken-calico-wrong-error-code")),
+    ...calicoBgp,
+    invalidConfigs: calicoFixtures.invalidConfigs,
+    targets: ["config.invalid-refused", "cni.error-codes"],
+    controls: ["config.accepts-anchor-format", "cni.check-after-add"],
+  },
+  {
+    label: "calico: the node's IPIP tunnel address handed to a pod",
+    backend: asUnknown(tunnelAddressToPod),
+    ...calicoIpip,
+    targets: ["ipam.reserved"],
+    controls: ["ipam.in-range", "cni.del-idempotent"],
+  },
+  {
+    label: "calico: IPIP pod MTU without the 20-byte headroom",
+    backend: asUnknown(mtuWithoutEncapHeadroomOf(calico, "broken-calico-mtu-no-ipip-headroom")),
+    ...calicoIpip,
+    targets: ["mtu.encap-headroom"],
+    controls: ["reach.pod-to-pod.same-node", "ipam.unique"],
+  },
+  {
+    label: "calico: NetworkPolicy that ignores namespaceSelector",
+    backend: asUnknown(policyIgnoresNamespaceSelectorOf(calico, "broken-calico-policy-ignores-namespace-selector")),
+    ...calicoBgp,
+    targets: ["policy.matrix"],
+    controls: ["reach.pod-to-pod.cross-node", "ipam.unique"],
+  },
+  {
+    label: "calico: NetworkPolicy that forgets egress",
+    backend: asUnknown(policyForgetsEgressOf(calico, "broken-calico-policy-forgets-egress")),
+    ...calicoBgp,
+    targets: ["policy.matrix"],
+    controls: ["reach.pod-to-pod.same-node", "dyn.join"],
+  },
+];
+
+/** Every variant on the flannel and calico shapes. */
+export const shapeVariants: BrokenVariant[] = [...flannelVariants, ...calicoVariants];
