@@ -7,7 +7,7 @@
 import type { Backend } from "@cnikit/core";
 import { calico, calicoFixtures } from "@cnikit/calico";
 import { flannel, flannelFixtures } from "@cnikit/flannel";
-import { invalidReferenceConfigs, reference } from "@cnikit/reference";
+import { anchorReferenceConfigs, invalidReferenceConfigs, reference } from "@cnikit/reference";
 
 /** One configuration the main job runs a backend with. */
 export interface BuiltinConfig {
@@ -31,9 +31,22 @@ export interface BuiltinBackend {
   backend: Backend<unknown>;
   configs: BuiltinConfig[];
   invalidConfigs: InvalidConfig[];
+  /** Configs just inside each documented boundary of the anchor's format: each must be accepted. */
+  anchorConfigs: BuiltinConfig[];
 }
 
-function entry<C>(init: { package: string; backend: Backend<C>; configs: BuiltinConfig[]; invalidConfigs: InvalidConfig[] }): BuiltinBackend {
+/**
+ * flannel claims IPv6 (`capabilities.families` [4, 6]): this dual-stack net-conf.json makes the main
+ * job exercise it through every section. vxlan carries IPv6 pods over the simulator's IPv4 underlay
+ * (flannel.<VNI> with the peer's IPv4 VTEP, flannel/DESIGN.md "IPv6"). Kept out of
+ * `flannelFixtures.configs`, whose 100-node test counts one route per peer (one family).
+ */
+export const FLANNEL_DUAL_STACK: BuiltinConfig = {
+  label: "vxlan-dualstack",
+  config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00:10:244::/56", Backend: { Type: "vxlan" } },
+};
+
+function entry<C>(init: { package: string; backend: Backend<C>; configs: BuiltinConfig[]; invalidConfigs: InvalidConfig[]; anchorConfigs: BuiltinConfig[] }): BuiltinBackend {
   return { ...init, backend: init.backend as Backend<unknown> };
 }
 
@@ -43,18 +56,21 @@ export const builtinBackends: readonly BuiltinBackend[] = [
     backend: reference,
     configs: [{ label: "default", config: { network: "10.250.0.0/16", nodeSubnetLength: 24, natOutgoing: true } }],
     invalidConfigs: invalidReferenceConfigs,
+    anchorConfigs: anchorReferenceConfigs,
   }),
   entry({
     package: "@cnikit/flannel",
     backend: flannel,
-    configs: flannelFixtures.configs,
+    configs: [...flannelFixtures.configs, FLANNEL_DUAL_STACK],
     invalidConfigs: flannelFixtures.invalidConfigs,
+    anchorConfigs: flannelFixtures.anchorConfigs,
   }),
   entry({
     package: "@cnikit/calico",
     backend: calico,
     configs: calicoFixtures.configs,
     invalidConfigs: calicoFixtures.invalidConfigs,
+    anchorConfigs: calicoFixtures.anchorConfigs,
   }),
 ];
 

@@ -45,3 +45,49 @@ describe("built-in backend registry", () => {
     expect(() => builtinBackend("nope")).toThrow(/known: .*reference/);
   });
 });
+
+describe("claims and section-C tables of the built-in backends", () => {
+  const familyOf = (cidr: string): number => (cidr.includes(":") ? 6 : 4);
+
+  it.each(builtinBackends.map((b) => ({ name: b.backend.name, b })))("$name: every claimed family and encapsulation is exercised by a listed config", ({ b }) => {
+    const summaries = b.configs.map((c) => b.backend.summarize(b.backend.parseConfig(c.config)));
+    const families = new Set(summaries.flatMap((s) => s.podRanges.map(familyOf)));
+    const encapsulations = new Set(summaries.flatMap((s) => s.encapsulations));
+    for (const f of b.backend.capabilities.families) expect(families.has(f), `IPv${f} claimed by ${b.backend.name}`).toBe(true);
+    for (const e of b.backend.capabilities.encapsulations) expect(encapsulations.has(e), `${e} claimed by ${b.backend.name}`).toBe(true);
+    // and nothing is used that is not claimed
+    for (const f of families) expect(b.backend.capabilities.families).toContain(f);
+    for (const e of encapsulations) expect(b.backend.capabilities.encapsulations).toContain(e);
+  });
+
+  it.each(builtinBackends.map((b) => ({ name: b.backend.name, b })))("$name: the package exports its tables as `conformance`, the ones listed here", async ({ b }) => {
+    const mod = (await import(b.package)) as { conformance?: { invalidConfigs?: unknown; anchorConfigs?: unknown } };
+    expect(mod.conformance?.invalidConfigs).toBe(b.invalidConfigs);
+    expect(mod.conformance?.anchorConfigs).toBe(b.anchorConfigs);
+  });
+
+  it.each(builtinBackends.map((b) => ({ name: b.backend.name, b })))("$name: every anchor config (just inside a boundary) is accepted", ({ b }) => {
+    expect(b.anchorConfigs.length).toBeGreaterThan(3);
+    for (const c of b.anchorConfigs) expect(() => b.backend.summarize(b.backend.parseConfig(c.config)), c.label).not.toThrow();
+  });
+
+  it.each(builtinBackends.map((b) => ({ name: b.backend.name, b })))("$name: every invalid config refused at parse names its field with code 7", ({ b }) => {
+    let atParse = 0;
+    for (const c of b.invalidConfigs) {
+      let err: unknown;
+      try {
+        b.backend.parseConfig(c.config);
+      } catch (e) {
+        err = e;
+      }
+      // A few rows are valid configs refused when a node starts (labelled so); the suite checks those.
+      if (err === undefined) {
+        expect(c.label, `${c.label} parses, so it must be one refused at node start`).toMatch(/refused at node start/);
+        continue;
+      }
+      atParse++;
+      expect(err, c.label).toMatchObject({ code: 7, field: c.field });
+    }
+    expect(atParse).toBeGreaterThan(b.invalidConfigs.length / 2);
+  });
+});

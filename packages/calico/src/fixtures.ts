@@ -43,7 +43,7 @@ export function withRouteReflectors(base: Record<string, unknown>[], reflectors:
   ];
 }
 
-export const calicoFixtures: { configs: CalicoFixtureConfig[]; invalidConfigs: CalicoInvalidFixture[] } = {
+export const calicoFixtures: { configs: CalicoFixtureConfig[]; invalidConfigs: CalicoInvalidFixture[]; anchorConfigs: CalicoFixtureConfig[] } = {
   configs: [
     { label: "bgp", config: [pool({})] },
     { label: "ipip-always", config: [pool({ ipipMode: "Always" })] },
@@ -60,5 +60,45 @@ export const calicoFixtures: { configs: CalicoFixtureConfig[]; invalidConfigs: C
     { label: "cidr missing", config: [ipPool("nocidr", {})], field: "IPPool/nocidr.spec.cidr" },
     { label: "overlapping pools", config: [pool({}), ipPool("second", { cidr: "10.244.128.0/17" })], field: "IPPool/second.spec.cidr" },
     { label: "bad asNumber", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: 0 } }], field: "BGPConfiguration/default.spec.asNumber" },
+    // Just outside each documented range boundary (anchorConfigs holds the side just inside).
+    { label: "blockSize 19 (v4 range 20-32)", config: [pool({ blockSize: 19 })], field: "IPPool/default-ipv4-ippool.spec.blockSize" },
+    { label: "v6 blockSize 115 (v6 range 116-128)", config: [pool({}), ipPool("v6", { cidr: "fd00:10::/48", blockSize: 115 })], field: "IPPool/v6.spec.blockSize" },
+    { label: "v6 blockSize 129", config: [pool({}), ipPool("v6", { cidr: "fd00:10::/48", blockSize: 129 })], field: "IPPool/v6.spec.blockSize" },
+    { label: "v4 blockSize 116 (a v6 size on a v4 pool)", config: [pool({ blockSize: 116 })], field: "IPPool/default-ipv4-ippool.spec.blockSize" },
+    { label: "pool one bit smaller than its block", config: [pool({ cidr: "10.244.0.0/25", blockSize: 24 })], field: "IPPool/default-ipv4-ippool.spec.cidr" },
+    { label: "CIDR overlapping link-local 169.254.0.0/16", config: [pool({ cidr: "169.254.0.0/16" })], field: "IPPool/default-ipv4-ippool.spec.cidr" },
+    { label: "CIDR not a string", config: [pool({ cidr: 10 })], field: "IPPool/default-ipv4-ippool.spec.cidr" },
+    { label: "ipipMode in lower case", config: [pool({ ipipMode: "always" })], field: "IPPool/default-ipv4-ippool.spec.ipipMode" },
+    { label: "vxlanMode Sometimes", config: [pool({ vxlanMode: "Sometimes" })], field: "IPPool/default-ipv4-ippool.spec.vxlanMode" },
+    { label: "IPIP CrossSubnet and VXLAN Always", config: [pool({ ipipMode: "CrossSubnet", vxlanMode: "Always" })], field: "IPPool/default-ipv4-ippool.spec.vxlanMode" },
+    { label: "asNumber 4294967296 (one above 32 bits)", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: 4_294_967_296 } }], field: "BGPConfiguration/default.spec.asNumber" },
+    { label: "asNumber 65536.0 in dotted form (one above 32 bits)", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: "65536.0" } }], field: "BGPConfiguration/default.spec.asNumber" },
+    { label: "listenPort 0", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { listenPort: 0 } }], field: "BGPConfiguration/default.spec.listenPort" },
+    { label: "listenPort 65536", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { listenPort: 65_536 } }], field: "BGPConfiguration/default.spec.listenPort" },
+    { label: "maxBlocksPerHost 1000001", config: [pool({}), { apiVersion: V3, kind: "IPAMConfig", metadata: { name: "default" }, spec: { strictAffinity: true, maxBlocksPerHost: 1_000_001 } }], field: "IPAMConfig/default.spec.maxBlocksPerHost" },
+  ],
+  // Just inside each documented range boundary: each must be accepted (config.accepts-anchor-format).
+  anchorConfigs: [
+    { label: "the default IPv4 pool as calicoctl writes it", config: [pool({})] },
+    { label: "blockSize 20 (v4 minimum)", config: [pool({ blockSize: 20 })] },
+    { label: "blockSize 32 (v4 maximum)", config: [pool({ blockSize: 32 })] },
+    { label: "v6 blockSize 116 (v6 minimum)", config: [pool({}), ipPool("v6", { cidr: "fd00:10::/48", blockSize: 116 })] },
+    { label: "v6 blockSize 128 (v6 maximum)", config: [pool({}), ipPool("v6", { cidr: "fd00:10::/48", blockSize: 128 })] },
+    { label: "pool exactly one block", config: [pool({ cidr: "10.244.0.0/26" })] },
+    { label: "CIDR just below link-local", config: [pool({ cidr: "169.253.0.0/16" })] },
+    { label: "ipipMode Never with vxlanMode Always", config: [pool({ ipipMode: "Never", vxlanMode: "Always" })] },
+    { label: "ipipMode and vxlanMode empty (Never)", config: [pool({ ipipMode: "", vxlanMode: "" })] },
+    { label: "asNumber 1", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: 1 } }] },
+    { label: "asNumber 4294967295 (32-bit maximum)", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: 4_294_967_295 } }] },
+    { label: "asNumber 65535.65535 in dotted form", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: "65535.65535" } }] },
+    { label: "listenPort 1 (minimum)", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { listenPort: 1 } }] },
+    { label: "listenPort 65535 (maximum)", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { listenPort: 65_535 } }] },
+    { label: "maxBlocksPerHost 1000000 with strictAffinity", config: [pool({}), { apiVersion: V3, kind: "IPAMConfig", metadata: { name: "default" }, spec: { strictAffinity: true, maxBlocksPerHost: 1_000_000 } }] },
   ],
 };
+
+/**
+ * Calico's section-C tables under the export name the conformance CLI looks for in a backend's
+ * module (`conformance`): found without --invalid-configs.
+ */
+export const conformance = { invalidConfigs: calicoFixtures.invalidConfigs, anchorConfigs: calicoFixtures.anchorConfigs };

@@ -51,7 +51,7 @@ export { parseCalicoConfig, parsePool, checkNoOverlap, CALICO_DEFAULTS, EncapMod
 export type { CalicoConfig, IpPool, BgpConfiguration, BgpPeer, NodeBgp, IpamConfig } from "./config.ts";
 export { parseSelector } from "./selector.ts";
 export type { Selector } from "./selector.ts";
-export { calicoFixtures, ipPool, withRouteReflectors } from "./fixtures.ts";
+export { calicoFixtures, conformance, ipPool, withRouteReflectors } from "./fixtures.ts";
 export type { CalicoFixtureConfig, CalicoInvalidFixture } from "./fixtures.ts";
 export {
   BlockIpam,

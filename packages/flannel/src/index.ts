@@ -65,7 +65,7 @@ export interface FlannelInvalidFixture extends FlannelFixtureConfig {
  * whose field starts with `node.` parse, and are refused by a node's `start()` on an IPv4-only
  * underlay.
  */
-export const flannelFixtures: { configs: FlannelFixtureConfig[]; invalidConfigs: FlannelInvalidFixture[] } = {
+export const flannelFixtures: { configs: FlannelFixtureConfig[]; invalidConfigs: FlannelInvalidFixture[]; anchorConfigs: FlannelFixtureConfig[] } = {
   configs: [
     { label: "vxlan", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan" } } },
     { label: "vxlan-directrouting", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan", DirectRouting: true } } },
@@ -119,6 +119,23 @@ export const flannelFixtures: { configs: FlannelFixtureConfig[]; invalidConfigs:
     // cnikit extension keys
     { label: "IPMasq not a boolean", config: { Network: "10.244.0.0/16", IPMasq: "true" }, field: "IPMasq" },
     { label: "SubnetLeaseRenewMargin out of 1..1439", config: { Network: "10.244.0.0/16", SubnetLeaseRenewMargin: 1440 }, field: "SubnetLeaseRenewMargin" },
+    // Just outside each documented range boundary (anchorConfigs holds the side just inside).
+    { label: "SubnetLen 31 with a /8 Network (max 30)", config: { Network: "10.0.0.0/8", SubnetLen: 31 }, field: "SubnetLen" },
+    { label: "SubnetLen one short of Network + 2", config: { Network: "10.244.0.0/20", SubnetLen: 21 }, field: "SubnetLen" },
+    { label: "SubnetMin one subnet past the end of Network", config: { Network: "10.244.0.0/16", SubnetMin: "10.245.0.0" }, field: "SubnetMin" },
+    { label: "SubnetMin one subnet below Network", config: { Network: "10.244.0.0/16", SubnetMin: "10.243.255.0" }, field: "SubnetMin" },
+    { label: "SubnetMax one subnet past the end of Network", config: { Network: "10.244.0.0/16", SubnetMax: "10.245.0.0" }, field: "SubnetMax" },
+    { label: "SubnetMin one subnet above SubnetMax", config: { Network: "10.244.0.0/16", SubnetMin: "10.244.11.0", SubnetMax: "10.244.10.0" }, field: "SubnetMin" },
+    { label: "IPv6SubnetLen one short of IPv6Network + 2", config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/60", IPv6SubnetLen: 61 }, field: "IPv6SubnetLen" },
+    { label: "IPv6SubnetMax one subnet past IPv6Network", config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/48", IPv6SubnetMax: "fd00:0:1::" }, field: "IPv6SubnetMax" },
+    { label: "VNI 16777216 (one above 24 bits)", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan", VNI: 16_777_216 } }, field: "Backend.VNI" },
+    { label: "VNI -1", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan", VNI: -1 } }, field: "Backend.VNI" },
+    { label: "Port 65536 (one above 65535)", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan", Port: 65_536 } }, field: "Backend.Port" },
+    { label: "Port -1", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan", Port: -1 } }, field: "Backend.Port" },
+    { label: "MTU 625 (pods would get 575, below IPv4's 576)", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan", MTU: 625 } }, field: "Backend.MTU" },
+    { label: "MTU 9217 (one above 9216)", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan", MTU: 9217 } }, field: "Backend.MTU" },
+    { label: "dual-stack MTU 1329 (pods would get 1279, below IPv6's 1280)", config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/48", Backend: { Type: "vxlan", MTU: 1329 } }, field: "Backend.MTU" },
+    { label: "SubnetLeaseRenewMargin 0 (one below 1)", config: { Network: "10.244.0.0/16", SubnetLeaseRenewMargin: 0 }, field: "SubnetLeaseRenewMargin" },
     // Valid as a config, refused when a node starts: the node has no IPv6 underlay address.
     {
       label: "host-gw dual stack on a node without an IPv6 underlay (refused at node start)",
@@ -126,7 +143,37 @@ export const flannelFixtures: { configs: FlannelFixtureConfig[]; invalidConfigs:
       field: "node.underlay",
     },
   ],
+  // Just inside each documented range boundary: each must be accepted (config.accepts-anchor-format).
+  anchorConfigs: [
+    { label: "stock kube-flannel net-conf.json", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan" } } },
+    { label: "SubnetLen 30 (the maximum)", config: { Network: "10.0.0.0/8", SubnetLen: 30 } },
+    { label: "SubnetLen Network + 2 (four subnets)", config: { Network: "10.244.0.0/20", SubnetLen: 22 } },
+    { label: "Network /28 without SubnetLen", config: { Network: "10.244.0.0/28" } },
+    { label: "SubnetMin at the start of Network", config: { Network: "10.244.0.0/16", SubnetMin: "10.244.0.0" } },
+    { label: "SubnetMax the last subnet of Network", config: { Network: "10.244.0.0/16", SubnetMax: "10.244.255.0" } },
+    { label: "SubnetMin equal to SubnetMax", config: { Network: "10.244.0.0/16", SubnetMin: "10.244.10.0", SubnetMax: "10.244.10.0" } },
+    { label: "IPv6SubnetLen 126 (the maximum)", config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/48", IPv6SubnetLen: 126 } },
+    { label: "IPv6SubnetLen IPv6Network + 2", config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/60", IPv6SubnetLen: 62 } },
+    { label: "IPv6Network /124 without IPv6SubnetLen", config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/124" } },
+    { label: "IPv6SubnetMax the last subnet of IPv6Network", config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/48", IPv6SubnetMax: "fd00:0:0:ffff::" } },
+    { label: "IPv6 only", config: { EnableIPv4: false, EnableIPv6: true, IPv6Network: "fd00::/48" } },
+    { label: "VNI 0", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan", VNI: 0 } } },
+    { label: "VNI 16777215 (the largest 24-bit value)", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan", VNI: 16_777_215 } } },
+    { label: "Port 0 (the kernel default 8472)", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan", Port: 0 } } },
+    { label: "Port 65535", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan", Port: 65_535 } } },
+    { label: "MTU 626 (pods get 576)", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan", MTU: 626 } } },
+    { label: "MTU 9216 (the maximum)", config: { Network: "10.244.0.0/16", Backend: { Type: "vxlan", MTU: 9216 } } },
+    { label: "dual-stack MTU 1330 (pods get 1280)", config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/48", Backend: { Type: "vxlan", MTU: 1330 } } },
+    { label: "SubnetLeaseRenewMargin 1 and keys in Go's case-insensitive spelling", config: { network: "10.244.0.0/16", subnetleaserenewmargin: 1 } },
+    { label: "SubnetLeaseRenewMargin 1439 (the maximum)", config: { Network: "10.244.0.0/16", SubnetLeaseRenewMargin: 1439 } },
+  ],
 };
+
+/**
+ * flannel's section-C tables under the export name the conformance CLI looks for in a backend's
+ * module (`conformance`): found without --invalid-configs.
+ */
+export const conformance = { invalidConfigs: flannelFixtures.invalidConfigs, anchorConfigs: flannelFixtures.anchorConfigs };
 
 export { FlannelAgent, RESYNC_MS, LOCAL_KEYS, WATCH_BACKOFF_MS, REPLAN_MIN_INTERVAL_MS } from "./agent.ts";
 export type { FlannelAgentStats } from "./agent.ts";

@@ -45,5 +45,5 @@ export type { PublishedPod } from "./policy.ts";
 export type { ReferenceConfig } from "./config.ts";
 export { planDataplane, planWithDiagnostics, gatewayOf, macFor, hostIfName, BRIDGE, MASQ_RULE_ID } from "./plan.ts";
 export type { PlanInput, PeerSubnet, PodRecord } from "./plan.ts";
-export { invalidReferenceConfigs } from "./invalid-configs.ts";
+export { anchorReferenceConfigs, conformance, invalidReferenceConfigs } from "./invalid-configs.ts";
 export type { InvalidReferenceConfig } from "./invalid-configs.ts";
