@@ -4,15 +4,64 @@
  * make sense against the executable (result versions, error JSON on stdout, chaining) are reported
  * "not run" here and run with `--dataplane linux` (@cnikit/lab), which drives all of section B
  * through the executable.
+ *
+ * Release is observed three ways, so that a backend cannot hide a leak behind one blind spot:
+ *  - trace: after DEL (or GC), within the convergence bound, no key or value of the cluster store
+ *    or the node's own `ctx.local` names the deleted container id, and no entry that did not name
+ *    the released address before the ADD names it now (a pod added after the deleted one moves any
+ *    "last reserved" cursor away from it);
+ *  - requested IP: when the backend honours `requestedIps`, the released address is handed out again;
+ *  - exhaustion: when the node's share runs out within `FILL_LIMIT` ADDs (PoolExhaustedError, code
+ *    100), deleting k pods of the full node lets exactly k ADDs succeed again, with exactly the
+ *    released addresses. This catches leaks kept only in the agent's memory, for backends that
+ *    refuse requested addresses too; a share larger than the limit (a Calico node borrows from the
+ *    whole pool) is reported as not exercised by this leg, never as passed by it.
  */
-import { MemoryDatastore, MemoryNetwork, Prefix, VirtualClock, canonicalDataplane, parseInterfaceAddress, silentLogger } from "@cnikit/core";
-import type { AttachResult, NodeAgent, PodAttachment, PodRef } from "@cnikit/core";
-import { SOURCES, fail, notRun, pass } from "../check.ts";
+import {
+  MemoryDatastore,
+  MemoryNetwork,
+  Prefix,
+  VirtualClock,
+  canonicalDataplane,
+  flushAsync,
+  parseAddress,
+  parseInterfaceAddress,
+  podKey,
+  silentLogger,
+} from "@cnikit/core";
+import type { AttachResult, NodeAgent, NodeDataplane, PodAttachment, PodInterface, PodRef } from "@cnikit/core";
+import type { SimPod } from "@cnikit/sim";
+import { SOURCES, fail, notApplicable, notRun, pass } from "../check.ts";
 import type { CheckDefinition, CheckEnv } from "../check.ts";
-import { describeError, drivenAgent, errorCode, storeContents, summarizeProblems, thrown } from "../harness.ts";
+import {
+  converge,
+  describeError,
+  describePod,
+  drivenAgent,
+  errorCode,
+  livePods,
+  nodeEndpoint,
+  podEndpoint,
+  reachProblems,
+  storeContents,
+  summarizeProblems,
+  thrown,
+} from "../harness.ts";
 import type { Harness } from "../harness.ts";
+import type { CheckOutcome, SubResult } from "../types.ts";
 
 const PLUGIN_NEEDED = "runs through the CNI plugin executable: use --dataplane linux";
+
+/**
+ * How many ADDs a check spends trying to run one node's address share out: a /24 share (253 pods,
+ * as reference and flannel hand out) fits; a share that is the whole pool (Calico borrows blocks
+ * from a /16) does not, and is then left to the trace and requested-IP legs (the limit keeps that
+ * case to a second or two, not minutes).
+ */
+export const FILL_LIMIT = 300;
+
+/** Pods deleted from a full node in one round of the exhaustion leg. */
+const EXHAUSTION_VICTIMS = 4;
 
 function attachment(id: string, ifName = "eth0"): PodAttachment {
   return { containerId: id, ifName, netns: `/var/run/netns/${id}`, namespace: "default", podName: id };
@@ -24,6 +73,14 @@ function ref(id: string, ifName = "eth0"): PodRef {
 
 function key(r: PodRef): string {
   return `${r.containerId}/${r.ifName}`;
+}
+
+/**
+ * A container id no other id of the check contains: `<tag>-<4 digits>-x`. Tags within one check
+ * differ and none ends another, so a substring search for one id never finds another.
+ */
+function cid(tag: string, i: number): string {
+  return `${tag}-${String(i).padStart(4, "0")}-x`;
 }
 
 /** A fresh cluster of two started nodes. */
@@ -52,11 +109,377 @@ function podKeysOf(h: Harness, node: string): string[] {
     .sort();
 }
 
+function podEntry(h: Harness, node: string, r: PodRef): PodInterface | undefined {
+  return agentOf(h, node)
+    .dataplane()
+    .pods.find((p) => p.key === key(r));
+}
+
 /** Whether an error means "requested addresses are not supported" (code 2, or 7 naming them). */
 function requestedIpsUnsupported(err: unknown): boolean {
   const code = errorCode(err);
   return code === 2 || (code === 7 && /ip/i.test(String((err as { field?: unknown }).field ?? "")));
 }
+
+// ---------------------------------------------------------------- what the stores hold
+
+/** Every entry of the cluster store and of one node's `ctx.local`, labelled, with its value (no revisions). */
+type Snapshot = Map<string, string>;
+
+async function snapshot(h: Harness, node: string): Promise<Snapshot> {
+  await flushAsync();
+  const out: Snapshot = new Map();
+  for (const kv of (await h.store.list("")).items) out.set(`cluster store key ${kv.key}`, kv.value);
+  for (const kv of (await h.cluster.localStore(node).list("")).items) out.set(`node ${node}'s local store key ${kv.key}`, kv.value);
+  return out;
+}
+
+/** Contents of one node's `ctx.local` (keys and values, no revisions), for "nothing changed". */
+async function localContents(h: Harness, node: string): Promise<string> {
+  return storeContents(h.cluster.localStore(node));
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/**
+ * Whether `text` names `address` as an address: not as part of a longer address or number, and not
+ * as the network address of a prefix (`10.244.1.0/26` names a block, not the pod 10.244.1.0).
+ */
+export function mentionsAddress(text: string, address: string): boolean {
+  const v6 = address.includes(":");
+  const before = v6 ? "(?<![0-9A-Fa-f:.])" : "(?<![0-9.])";
+  const after = v6 ? "(?![0-9A-Fa-f:])" : "(?![0-9]|\\.[0-9])";
+  const re = new RegExp(`${before}${escapeRegExp(address)}${after}(?:/(\\d{1,3}))?`, "g");
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(text)) !== null) {
+    const len = m[1];
+    if (len === undefined) return true;
+    const bits = v6 ? 128 : 32;
+    const n = Number(len);
+    if (n >= bits || n > bits) return true;
+    try {
+      const { family, value } = parseAddress(address);
+      if (Prefix.of(family, value, n).network !== address) return true;
+    } catch {
+      return true;
+    }
+  }
+  return false;
+}
+
+/** Entries of a snapshot whose key or value names the address. */
+function entriesNamingAddress(snap: Snapshot, address: string): string[] {
+  return [...snap].filter(([k, v]) => mentionsAddress(k, address) || mentionsAddress(v, address)).map(([k]) => k);
+}
+
+/** Entries of a snapshot whose key or value contains the text (a container id). */
+function entriesNaming(snap: Snapshot, text: string): string[] {
+  return [...snap].filter(([k, v]) => k.includes(text) || v.includes(text)).map(([k]) => k);
+}
+
+/**
+ * Steps virtual time (in 1/20 of the bound) until the asynchronous `problems()` comes back empty or
+ * the bound passes; returns the last problems. Stops early when the cluster goes idle.
+ */
+async function eventually(h: Harness, boundMs: number, problems: () => Promise<string[]>): Promise<string[]> {
+  const v0 = h.clock.now();
+  const step = Math.max(10, Math.floor(boundMs / 20));
+  for (;;) {
+    await flushAsync();
+    const p = await problems();
+    const elapsed = h.clock.now() - v0;
+    if (p.length === 0 || elapsed >= boundMs) return p;
+    await h.cluster.settle({ limitMs: Math.min(step, boundMs - elapsed) });
+    if (h.clock.now() - v0 === elapsed) {
+      await flushAsync();
+      return problems();
+    }
+  }
+}
+
+/** One released attachment, for the trace leg. */
+interface Released {
+  ref: PodRef;
+  /** The addresses it held. */
+  addresses: string[];
+  /** The snapshot taken before its ADD. */
+  before: Snapshot;
+  /** False when another live attachment shares the container id (multi-interface): only the address is traced. */
+  traceContainerId: boolean;
+}
+
+/**
+ * The trace leg: within the convergence bound after `what`, no entry of the cluster store or the
+ * node's local store names the released container id, and none names a released address that did
+ * not name it before the ADD.
+ */
+async function traceProblems(h: Harness, boundMs: number, node: string, gone: Released[], what: string): Promise<string[]> {
+  return eventually(h, boundMs, async () => {
+    const snap = await snapshot(h, node);
+    const problems: string[] = [];
+    for (const g of gone) {
+      if (g.traceContainerId) {
+        const left = entriesNaming(snap, g.ref.containerId);
+        if (left.length > 0) problems.push(`after ${what} of ${key(g.ref)} on node ${node}, ${summarizeProblems(left, 2)} still name${left.length === 1 ? "s" : ""} container ${g.ref.containerId}`);
+      }
+      for (const address of g.addresses) {
+        const was = new Set(entriesNamingAddress(g.before, address));
+        const now = entriesNamingAddress(snap, address).filter((k) => !was.has(k));
+        if (now.length > 0) {
+          problems.push(`after ${what} of ${key(g.ref)} on node ${node}, its address ${address} is still recorded in ${summarizeProblems(now, 2)} (not there before its ADD)`);
+        }
+      }
+    }
+    return problems;
+  });
+}
+
+/**
+ * The requested-IP leg: `address` is handed out again to a fresh attachment `id` (then deleted).
+ * Returns "unsupported" when the backend refuses requested addresses.
+ */
+async function requestAgain(h: Harness, node: string, address: string, id: string, what: string): Promise<"ok" | "unsupported" | string> {
+  let result: AttachResult;
+  try {
+    result = await agentOf(h, node).attach({ ...attachment(id), requestedIps: [address] });
+  } catch (err) {
+    if (requestedIpsUnsupported(err)) return "unsupported";
+    return `after ${what}, ${address} could not be handed out again on node ${node}: ${describeError(err)}`;
+  }
+  const got = firstAddress(result);
+  await agentOf(h, node).detach(ref(id));
+  return got === address ? "ok" : `after ${what}, asking for ${address} on node ${node} gave ${got ?? "no address"}`;
+}
+
+/** One attachment a check holds on a node. */
+interface Held {
+  ref: PodRef;
+  address: string;
+}
+
+/**
+ * ADDs `tag` pods on `node` until PoolExhaustedError (code 100) or `limit` ADDs. Any other failure
+ * is a problem (the node's share is not used up yet).
+ */
+async function fillNode(h: Harness, node: string, tag: string, limit = FILL_LIMIT): Promise<{ held: Held[]; exhausted: boolean; problems: string[] }> {
+  const held: Held[] = [];
+  for (let i = 0; i < limit; i++) {
+    const id = cid(tag, i);
+    let result: AttachResult;
+    try {
+      result = await agentOf(h, node).attach(attachment(id));
+    } catch (err) {
+      if (errorCode(err) === 100) return { held, exhausted: true, problems: [] };
+      return { held, exhausted: false, problems: [`ADD ${id}/eth0 on node ${node}, after ${held.length} ADDs that filled the node, failed with ${describeError(err)}; expected an address or PoolExhaustedError (100)`] };
+    }
+    const address = firstAddress(result);
+    if (!address) return { held, exhausted: false, problems: [`ADD ${id}/eth0 on node ${node} returned no address`] };
+    held.push({ ref: ref(id), address });
+  }
+  return { held, exhausted: false, problems: [] };
+}
+
+/** Up to `n` members spread over the list (first, last and between), starting at `offset`. */
+function spread<T>(list: T[], n: number, offset = 0): T[] {
+  if (list.length <= n) return [...list];
+  const picked = new Set<number>();
+  for (let i = 0; i < n; i++) picked.add((Math.floor((i * (list.length - 1)) / Math.max(1, n - 1)) + offset) % list.length);
+  for (let i = 0; picked.size < n; i++) picked.add(i);
+  return [...picked].map((i) => list[i]!);
+}
+
+/**
+ * The exhaustion leg, on a node whose share just ran out: `release(victims)` gives back the victims
+ * (DEL or GC); then exactly as many ADDs must succeed, with exactly the released addresses, and the
+ * next one must fail with PoolExhaustedError. Returns the problems and the attachments now held.
+ */
+async function refillProblems(h: Harness, node: string, victims: Held[], tag: string, what: string): Promise<{ problems: string[]; held: Held[] }> {
+  const problems: string[] = [];
+  const held: Held[] = [];
+  const released = victims.map((v) => v.address);
+  const list = released.join(", ");
+  for (let i = 0; i <= victims.length; i++) {
+    const id = cid(tag, i);
+    let result: AttachResult;
+    try {
+      result = await agentOf(h, node).attach(attachment(id));
+    } catch (err) {
+      if (errorCode(err) !== 100) problems.push(`after ${what} of ${victims.length} pods on the full node ${node}, ADD ${id}/eth0 failed with ${describeError(err)}`);
+      break;
+    }
+    const address = firstAddress(result) ?? "no address";
+    held.push({ ref: ref(id), address });
+  }
+  if (held.length < victims.length) {
+    const missing = released.filter((a) => !held.some((x) => x.address === a));
+    problems.push(
+      `after ${what} of ${victims.length} pods (${list}) on node ${node}, whose share was exhausted, only ${held.length} ADD(s) succeeded before PoolExhaustedError: ` +
+        `${missing.length > 0 ? missing.join(", ") : "some address"} stayed reserved (leaked)`,
+    );
+  } else if (held.length > victims.length) {
+    problems.push(`after ${what} of ${victims.length} pods (${list}) on node ${node}, whose share was exhausted, ${held.length} ADDs succeeded: more addresses than were released`);
+  }
+  const stranger = held.filter((x) => !released.includes(x.address));
+  if (stranger.length > 0 && held.length <= victims.length) {
+    problems.push(`after ${what} of ${list} on the full node ${node}, ADD handed out ${stranger.map((s) => `${s.address} (to ${key(s.ref)})`).join(", ")}, which was not among the released addresses`);
+  }
+  return { problems, held };
+}
+
+/**
+ * Fills `node`, then runs two rounds of the exhaustion leg with `release`. Returns the problems and
+ * the sub-result that says whether the leg could run.
+ */
+async function exhaustionLeg(
+  h: Harness,
+  node: string,
+  tag: string,
+  what: string,
+  release: (victims: Held[], live: Held[]) => Promise<void>,
+): Promise<{ problems: string[]; sub: SubResult; live: Held[] }> {
+  const label = `exhaustion: on a full node, ${what} of k pods lets exactly k ADDs succeed again`;
+  const filled = await fillNode(h, node, `${tag}f`);
+  if (filled.problems.length > 0) return { problems: filled.problems, sub: { label, status: "failed", reason: summarizeProblems(filled.problems) }, live: filled.held };
+  if (!filled.exhausted) {
+    return {
+      problems: [],
+      sub: { label, status: "not applicable", reason: `node ${node}'s share did not run out within ${FILL_LIMIT} ADDs (a share this large is left to the trace and requested-IP legs)` },
+      live: filled.held,
+    };
+  }
+  const problems: string[] = [];
+  let live = filled.held;
+  for (let round = 0; round < 2; round++) {
+    const victims = spread(live, EXHAUSTION_VICTIMS, round * 7);
+    await release(victims, live);
+    live = live.filter((x) => !victims.includes(x));
+    const refill = await refillProblems(h, node, victims, `${tag}r${round}`, what);
+    problems.push(...refill.problems);
+    live = [...live, ...refill.held];
+    if (refill.problems.length > 0) break;
+  }
+  return {
+    problems,
+    sub: problems.length > 0 ? { label, status: "failed", reason: summarizeProblems(problems) } : { label, status: "passed", reason: `the share ran out after ${filled.held.length} pods` },
+    live,
+  };
+}
+
+// ---------------------------------------------------------------- what the dataplane holds for one pod
+
+/** The parts of a node's dataplane that belong to one pod: its interface, and the routes, neighbours, addresses and proxy ARP that name it. */
+function footprint(dp: NodeDataplane, k: string): Record<string, string> | undefined {
+  const pod = dp.pods.find((p) => p.key === k);
+  if (!pod) return undefined;
+  const hosts = new Set(pod.addresses.map((a) => a.split("/")[0]!));
+  const isHostRouteToPod = (dst: string): boolean => {
+    try {
+      const p = Prefix.parse(dst);
+      return p.length === p.bits && hosts.has(p.network);
+    } catch {
+      return false;
+    }
+  };
+  const sorted = (xs: unknown[]): string => JSON.stringify(xs.map((x) => JSON.stringify(x)).sort());
+  return {
+    "pod interface": JSON.stringify(canonicalDataplane({ ...dp, pods: [pod] }).pods[0]),
+    "host routes": sorted(dp.routes.filter((r) => r.dev === pod.hostIf || isHostRouteToPod(r.dst))),
+    neighbours: sorted(dp.neighbours.filter((n) => n.dev === pod.hostIf || hosts.has(n.ip))),
+    "host-side addresses": sorted(dp.addresses.filter((a) => a.dev === pod.hostIf)),
+    "proxy ARP": String((dp.sysctls.proxyArp ?? []).includes(pod.hostIf)),
+  };
+}
+
+/** What changed in a pod's footprint, in words. */
+function footprintProblems(before: Record<string, string> | undefined, after: Record<string, string> | undefined, who: string, what: string): string[] {
+  if (!before) return [`${who} was not in the dataplane before ${what}`];
+  if (!after) return [`${what} removed ${who} from the dataplane`];
+  const problems: string[] = [];
+  for (const part of Object.keys(before)) {
+    if (before[part] !== after[part]) problems.push(`${what} changed the ${part} of ${who}: ${before[part]} -> ${after[part]}`);
+  }
+  return problems;
+}
+
+/** Reachability between one pod and every other live pod (other containers) and every live node, both ways. */
+function podReachProblems(h: Harness, pod: SimPod): string[] {
+  const others = livePods(h)
+    .filter((p) => p.containerId !== pod.containerId)
+    .map(podEndpoint);
+  const nodes = h.cluster
+    .nodes()
+    .filter((n) => n.alive)
+    .map((n) => nodeEndpoint(n.name));
+  const me = [podEndpoint(pod)];
+  return [...reachProblems(h, me, [...others, ...nodes]), ...reachProblems(h, [...others, ...nodes], me)];
+}
+
+/** Waits (within the convergence bound) until the pod reaches and is reached by everything; returns what is still unreachable. */
+async function reachableWithin(h: Harness, boundMs: number, pod: SimPod): Promise<string[]> {
+  const r = await converge(h, boundMs, () => {
+    const p = podReachProblems(h, pod);
+    return p.length > 0 ? summarizeProblems(p) : undefined;
+  });
+  return r.converged ? [] : [`${describePod(pod)} is not reachable both ways within ${boundMs} ms: ${r.problem ?? ""}`];
+}
+
+/** Entries that name the pod's container id or one of its addresses. */
+function ownedEntries(snap: Snapshot, pod: { containerId: string; addresses: string[] }, traceContainerId: boolean): Set<string> {
+  const out = new Set<string>();
+  if (traceContainerId) for (const k of entriesNaming(snap, pod.containerId)) out.add(k);
+  for (const a of pod.addresses) for (const k of entriesNamingAddress(snap, a)) out.add(k);
+  return out;
+}
+
+/**
+ * Whether a live pod's records survived an operation on another attachment: every entry that named
+ * its container id or address before still names it after.
+ */
+async function keptRecordsProblems(h: Harness, node: string, before: Snapshot, pod: { containerId: string; addresses: string[]; key: string }, traceContainerId: boolean, what: string): Promise<string[]> {
+  const after = await snapshot(h, node);
+  const had = ownedEntries(before, pod, traceContainerId);
+  const has = ownedEntries(after, pod, traceContainerId);
+  const lost = [...had].filter((k) => !has.has(k));
+  return lost.length > 0 ? [`${what} removed the records of the live ${pod.key} (${pod.addresses.join(", ")}): ${summarizeProblems(lost, 2)} no longer name it`] : [];
+}
+
+/** A later ADD must not get `address` while `holder` holds it: asking for it fails, and fresh ADDs do not get it. */
+async function notHandedOutProblems(h: Harness, node: string, address: string, holder: string, tag: string, what: string): Promise<string[]> {
+  const problems: string[] = [];
+  const asked = cid(`${tag}q`, 0);
+  try {
+    await agentOf(h, node).attach({ ...attachment(asked), requestedIps: [address] });
+    problems.push(`after ${what}, ADD ${asked}/eth0 asking for ${address} succeeded, although ${holder} holds it`);
+    await agentOf(h, node).detach(ref(asked));
+  } catch (err) {
+    void err;
+  }
+  for (let i = 0; i < 3; i++) {
+    const id = cid(`${tag}n`, i);
+    let result: AttachResult;
+    try {
+      result = await agentOf(h, node).attach(attachment(id));
+    } catch {
+      break;
+    }
+    if (result.ips.some((ip) => ip.address.split("/")[0] === address)) problems.push(`after ${what}, ADD ${id}/eth0 got ${address}, which ${holder} holds`);
+  }
+  return problems;
+}
+
+/** "passed" or "failed" sub-result from a list of problems. */
+function subOf(label: string, problems: string[], passedReason?: string): SubResult {
+  return problems.length > 0 ? { label, status: "failed", reason: summarizeProblems(problems) } : { label, status: "passed", ...(passedReason ? { reason: passedReason } : {}) };
+}
+
+function outcome(problems: string[], subResults: SubResult[] = []): CheckOutcome {
+  const extra = subResults.length > 0 ? { subResults } : {};
+  return problems.length > 0 ? fail(summarizeProblems(problems), extra) : pass(extra);
+}
+
+// ---------------------------------------------------------------- ADD results
 
 /** Problems with the shape of an ADD result (CNI 1.x result: interfaces, ips with index, routes, dns). */
 function resultShapeProblems(result: AttachResult, pod: PodAttachment, podRanges: string[]): string[] {
@@ -85,9 +508,9 @@ function resultShapeProblems(result: AttachResult, pod: PodAttachment, podRanges
     if (ip.interface !== undefined) {
       const target = interfaces[ip.interface];
       if (!Number.isInteger(ip.interface) || !target) problems.push(`${where}: ips[${i}].interface ${ip.interface} is not an index into interfaces`);
-      else if (!target.sandbox) problems.push(`${where}: ips[${i}].interface points at ${target.name}, which is not a container interface (no sandbox)`);
+      else if (!target.sandbox || target.name !== pod.ifName) problems.push(`${where}: ips[${i}].interface points at ${target.name}, not at the container interface ${pod.ifName}`);
     }
-    if (ip.gateway !== undefined && !/^[0-9a-fA-F.:]+$/.test(ip.gateway)) problems.push(`${where}: ips[${i}].gateway ${ip.gateway} is not an address`);
+    if (ip.gateway !== undefined && !isAddress(ip.gateway)) problems.push(`${where}: ips[${i}].gateway ${ip.gateway} is not an address`);
   });
   (Array.isArray(result.routes) ? result.routes : []).forEach((route, i) => {
     try {
@@ -95,33 +518,162 @@ function resultShapeProblems(result: AttachResult, pod: PodAttachment, podRanges
     } catch {
       problems.push(`${where}: routes[${i}].dst ${JSON.stringify(route.dst)} is not a CIDR`);
     }
+    if (route.gw !== undefined && !isAddress(route.gw)) problems.push(`${where}: routes[${i}].gw ${route.gw} is not an address`);
   });
   if (result.dns !== undefined && (typeof result.dns !== "object" || result.dns === null)) problems.push(`${where}: dns is not an object`);
   return problems;
 }
 
+function isAddress(text: string): boolean {
+  try {
+    parseAddress(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Canonical address text, or the input when it does not parse (the shape check names that). */
+function canonAddress(text: string): string {
+  try {
+    const { family, value } = parseAddress(text);
+    return Prefix.of(family, value, family === 4 ? 32 : 128).network;
+  } catch {
+    return text;
+  }
+}
+
+/** Canonical interface address `a/len`, or the input when it does not parse. */
+function canonIfAddress(text: string): string {
+  try {
+    const { address, prefix } = parseInterfaceAddress(text);
+    return `${address}/${prefix.length}`;
+  } catch {
+    return text;
+  }
+}
+
+function canonPrefix(text: string): string {
+  try {
+    return Prefix.parse(text, { allowHostBits: true }).toString();
+  } catch {
+    return text;
+  }
+}
+
+function familyOf(address: string): 4 | 6 {
+  return address.includes(":") ? 6 : 4;
+}
+
+function normalMac(mac: string): string {
+  return mac.toLowerCase().replace(/-/g, ":");
+}
+
+/**
+ * The ADD result against the node's dataplane entry for the attachment: the ips are the pod's
+ * addresses (same prefix lengths); each gateway is the dataplane's gateway of that family and is
+ * reachable from the pod (on its prefix, or covered by an on-link route in the pod); the routes are
+ * the pod's routes (on-link helper routes may be left out); the container interface is named
+ * ifName with sandbox = CNI_NETNS, its MAC and MTU (where given) are the pod interface's; the host
+ * side is listed and every host-side name is one the node's dataplane knows.
+ */
+function resultVsDataplaneProblems(result: AttachResult, pod: PodAttachment, dp: NodeDataplane, node: string): string[] {
+  const where = `ADD ${key(pod)} on node ${node}`;
+  const iface = dp.pods.find((p) => p.key === key(pod));
+  if (!iface) return [`${where}: the pod is missing from the node's dataplane`];
+  const problems: string[] = [];
+  const ips = Array.isArray(result.ips) ? result.ips : [];
+  const resultIps = ips.map((ip) => canonIfAddress(ip.address)).sort();
+  const dpIps = iface.addresses.map(canonIfAddress).sort();
+  if (JSON.stringify(resultIps) !== JSON.stringify(dpIps)) {
+    problems.push(`${where}: result ips are ${resultIps.join(", ") || "none"}, the pod interface ${iface.hostIf} in the dataplane has ${dpIps.join(", ") || "none"}`);
+  }
+  const gatewayOf = new Map<4 | 6, string>();
+  for (const g of iface.gateways ?? []) if (!gatewayOf.has(familyOf(g))) gatewayOf.set(familyOf(g), canonAddress(g));
+  ips.forEach((ip, i) => {
+    if (ip.gateway === undefined || !isAddress(ip.gateway)) return;
+    const gw = canonAddress(ip.gateway);
+    const dpGws = (iface.gateways ?? []).filter((g) => familyOf(g) === familyOf(gw)).map(canonAddress);
+    if (!dpGws.includes(gw)) problems.push(`${where}: ips[${i}].gateway is ${gw}, the dataplane's gateway for the pod is ${dpGws.join(", ") || "none"}`);
+    let prefix: Prefix | undefined;
+    let own: string | undefined;
+    try {
+      const parsed = parseInterfaceAddress(ip.address);
+      prefix = parsed.prefix;
+      own = parsed.address;
+    } catch {
+      return;
+    }
+    if (gw === own) {
+      problems.push(`${where}: ips[${i}].gateway ${gw} is the pod's own address`);
+      return;
+    }
+    const onPrefix = prefix.length < prefix.bits && prefix.contains(gw);
+    const onLink = iface.routes.some((r) => (r.scopeLink === true || r.via === undefined) && safeContains(r.dst, gw));
+    if (!onPrefix && !onLink) problems.push(`${where}: gateway ${gw} is neither on the pod's prefix ${prefix.toString()} nor covered by an on-link route in the pod (routes: ${describeRoutes(iface)})`);
+  });
+  const routeKey = (dst: string, via: string | undefined): string => `${canonPrefix(dst)} via ${via === undefined ? "(on-link)" : canonAddress(via)}`;
+  const podRoutes = new Set(iface.routes.filter((r) => r.scopeLink !== true).map((r) => routeKey(r.dst, r.via)));
+  const onLinkRoutes = new Set(iface.routes.filter((r) => r.scopeLink === true).map((r) => routeKey(r.dst, r.via)));
+  const resultRoutes = new Set<string>();
+  for (const r of Array.isArray(result.routes) ? result.routes : []) {
+    if (typeof r.dst !== "string") continue;
+    // A route without gw goes through the default gateway of its family (CNI), or is on-link.
+    const gw = gatewayOf.get(familyOf(r.dst));
+    const candidates = r.gw !== undefined ? [routeKey(r.dst, r.gw)] : [...(gw ? [routeKey(r.dst, gw)] : []), routeKey(r.dst, undefined)];
+    const hit = candidates.find((c) => podRoutes.has(c) || onLinkRoutes.has(c));
+    if (hit) resultRoutes.add(hit);
+    else problems.push(`${where}: result route ${candidates[0]} is not a route of the pod in the dataplane (${describeRoutes(iface)})`);
+  }
+  for (const r of podRoutes) if (!resultRoutes.has(r)) problems.push(`${where}: the pod's route ${r} is missing from the result`);
+  const interfaces = Array.isArray(result.interfaces) ? result.interfaces : [];
+  const container = interfaces.find((i) => i.name === pod.ifName && i.sandbox);
+  if (iface.ifName !== pod.ifName || iface.containerId !== pod.containerId) problems.push(`${where}: the dataplane names the attachment ${iface.containerId}/${iface.ifName}`);
+  if (iface.netns !== undefined && iface.netns !== pod.netns) problems.push(`${where}: the dataplane puts the pod in netns ${iface.netns}, the runtime gave ${pod.netns}`);
+  if (container) {
+    if (container.mac !== undefined && normalMac(container.mac) !== normalMac(iface.mac)) problems.push(`${where}: result MAC of ${pod.ifName} is ${container.mac}, the dataplane's is ${iface.mac}`);
+    if (container.mtu !== undefined && container.mtu !== iface.mtu) problems.push(`${where}: result MTU of ${pod.ifName} is ${container.mtu}, the pod interface in the dataplane has ${iface.mtu}`);
+  }
+  const hostSide = interfaces.filter((i) => !i.sandbox);
+  if (!hostSide.some((i) => i.name === iface.hostIf)) problems.push(`${where}: the result does not list the host side ${iface.hostIf} of the pod's veth`);
+  const known = new Set([iface.hostIf, ...(iface.bridge ? [iface.bridge] : []), ...dp.links.map((l) => l.name)]);
+  for (const i of hostSide) if (!known.has(i.name)) problems.push(`${where}: result host-side interface ${i.name} is no link of node ${node}'s dataplane`);
+  return problems;
+}
+
+function safeContains(dst: string, address: string): boolean {
+  try {
+    return Prefix.parse(dst, { allowHostBits: true }).contains(address);
+  } catch {
+    return false;
+  }
+}
+
+function describeRoutes(iface: PodInterface): string {
+  return iface.routes.map((r) => `${r.dst}${r.via ? ` via ${r.via}` : ""}${r.scopeLink ? " scope link" : ""}`).join(", ") || "none";
+}
+
+// ---------------------------------------------------------------- the checks
+
 export const lifecycleChecks: CheckDefinition[] = [
   {
     id: "cni.add-result",
     section: "B",
-    rule: "ADD returns interfaces (container side with sandbox), ips with an interface index, routes, and dns in the 1.x result shape.",
-    source: SOURCES.cniAdd,
+    rule: "ADD returns the 1.x result shape, and its ips, gateway, routes, interfaces, sandbox, MAC and MTU are what the node's dataplane holds for the attachment.",
+    source: `${SOURCES.cniAdd}; ${SOURCES.contract} (NodeDataplane.pods)`,
     required: true,
     async run(env) {
       const { h, names } = await twoNodes(env, "cni.add-result");
       const problems: string[] = [];
       for (const node of names) {
-        const pod = attachment(`add-result-${node}`);
-        const result = await agentOf(h, node).attach(pod);
-        problems.push(...resultShapeProblems(result, pod, env.summary.podRanges).map((p) => `${p} on node ${node}`));
-        const address = firstAddress(result);
-        const dp = agentOf(h, node).dataplane().pods.find((p) => p.key === key(pod));
-        if (!dp) problems.push(`ADD ${key(pod)} on node ${node}: the pod is missing from the node's dataplane`);
-        else if (address && !dp.addresses.some((a) => a.split("/")[0] === address)) {
-          problems.push(`ADD ${key(pod)} on node ${node}: result says ${address}, the dataplane says ${dp.addresses.join(", ")}`);
+        const pods = [attachment(`add-result-${node}-a`), attachment(`add-result-${node}-b`), attachment(`add-result-${node}-b`, "net1")];
+        for (const pod of pods) {
+          const result = await agentOf(h, node).attach(pod);
+          problems.push(...resultShapeProblems(result, pod, env.summary.podRanges).map((p) => `${p} on node ${node}`));
+          problems.push(...resultVsDataplaneProblems(result, pod, agentOf(h, node).dataplane(), node));
         }
       }
-      return problems.length > 0 ? fail(summarizeProblems(problems)) : pass();
+      return outcome(problems);
     },
   },
   {
@@ -175,7 +727,7 @@ export const lifecycleChecks: CheckDefinition[] = [
         if (n !== 1) problems.push(`the dataplane of node ${node} has ${n} interfaces for ${k} (expected 1)`);
       }
       if (keys.length !== 2) problems.push(`node ${node} has ${keys.length} pod interfaces after ADDs of 2 attachments: ${keys.join(", ")}`);
-      return problems.length > 0 ? fail(summarizeProblems(problems)) : pass();
+      return outcome(problems);
     },
   },
   {
@@ -195,7 +747,7 @@ export const lifecycleChecks: CheckDefinition[] = [
       const e2 = await thrown(() => agentOf(h, node).detach(ref("del-twice")));
       if (e2) problems.push(`second DEL of del-twice/eth0 on node ${node} threw ${describeError(e2)}`);
       if (podKeysOf(h, node).includes("del-twice/eth0")) problems.push(`after DEL, del-twice/eth0 is still in the dataplane of node ${node}`);
-      return problems.length > 0 ? fail(summarizeProblems(problems)) : pass();
+      return outcome(problems);
     },
   },
   {
@@ -216,47 +768,68 @@ export const lifecycleChecks: CheckDefinition[] = [
       }
       const after = JSON.stringify(canonicalDataplane(agentOf(h, node).dataplane()));
       if (before !== after) problems.push(`DEL of unknown attachments changed the dataplane of node ${node} (keep/eth0 must stay)`);
-      return problems.length > 0 ? fail(summarizeProblems(problems)) : pass();
+      return outcome(problems);
     },
   },
   {
     id: "cni.del-releases",
     section: "B",
-    rule: "DEL releases the address: the same address can be handed out again (asked for as a requested IP).",
+    rule: "DEL releases the address, observed with or without requested IPs: no record of the attachment remains in the cluster or node-local store, a requested address is handed out again, and a full node takes exactly as many new pods as were deleted.",
     source: `${SOURCES.cniDel}; host-local 'DEL frees files matching the pair'`,
     required: true,
+    budgetMs: 120_000,
     async run(env) {
       const { h, names } = await twoNodes(env, "cni.del-releases");
       const node = names[0];
+      const bound = env.summary.convergenceMs;
       const problems: string[] = [];
+      const subs: SubResult[] = [];
+      await agentOf(h, node).attach(attachment(cid("holder", 0)));
+      // Trace leg: each deleted pod is followed by a kept one, so a "last reserved" cursor moves on.
+      const traced: string[] = [];
+      const released: string[] = [];
       for (let i = 0; i < 3; i++) {
-        const id = `rel-${i}`;
-        const first = await agentOf(h, node).attach(attachment(id));
-        const address = firstAddress(first);
-        if (!address) return fail(`ADD ${id}/eth0 on node ${node} returned no address`);
-        await agentOf(h, node).detach(ref(id));
-        const again = attachment(`rel-${i}-again`);
-        again.requestedIps = [address];
-        let result: AttachResult;
-        try {
-          result = await agentOf(h, node).attach(again);
-        } catch (err) {
-          if (requestedIpsUnsupported(err)) return notRun(`the backend does not honour requestedIps (${describeError(err)}), so release cannot be observed`);
-          problems.push(`after DEL of ${id}/eth0 on node ${node}, ${address} could not be handed out again: ${describeError(err)}`);
-          continue;
-        }
-        if (firstAddress(result) !== address) problems.push(`after DEL of ${id}/eth0 on node ${node}, asking for ${address} gave ${firstAddress(result)}`);
-        await agentOf(h, node).detach(ref(again.containerId));
+        const before = await snapshot(h, node);
+        const victim = cid("victim", i);
+        const address = firstAddress(await agentOf(h, node).attach(attachment(victim)));
+        if (!address) return fail(`ADD ${victim}/eth0 on node ${node} returned no address`);
+        await agentOf(h, node).attach(attachment(cid("keeper", i)));
+        await agentOf(h, node).detach(ref(victim));
+        if (podKeysOf(h, node).includes(`${victim}/eth0`)) traced.push(`after DEL, ${victim}/eth0 (${address}) is still in the dataplane of node ${node}`);
+        traced.push(...(await traceProblems(h, bound, node, [{ ref: ref(victim), addresses: [address], before, traceContainerId: true }], "DEL")));
+        released.push(address);
       }
-      return problems.length > 0 ? fail(summarizeProblems(problems)) : pass();
+      subs.push(subOf("trace: no record of a deleted attachment remains in the cluster store or ctx.local", traced));
+      problems.push(...traced);
+      // Requested-IP leg.
+      const requested: string[] = [];
+      let unsupported = false;
+      for (const [i, address] of released.entries()) {
+        const r = await requestAgain(h, node, address, cid("again", i), `DEL of ${cid("victim", i)}/eth0`);
+        if (r === "unsupported") {
+          unsupported = true;
+          break;
+        }
+        if (r !== "ok") requested.push(r);
+      }
+      subs.push(unsupported ? { label: "requested IP: a released address is handed out again", status: "not applicable", reason: "the backend does not honour requestedIps" } : subOf("requested IP: a released address is handed out again", requested));
+      problems.push(...requested);
+      // Exhaustion leg.
+      const exhaustion = await exhaustionLeg(h, node, "fill", "DEL", async (victims) => {
+        for (const v of victims) await agentOf(h, node).detach(v.ref);
+      });
+      subs.push(exhaustion.sub);
+      problems.push(...exhaustion.problems);
+      return outcome(problems, subs);
     },
   },
   {
     id: "cni.failed-add-leaks-nothing",
     section: "B",
-    rule: "A failed ADD leaves nothing reserved: store contents and the node's dataplane are unchanged, and a later DEL succeeds.",
+    rule: "A failed ADD (requested address held or outside every range, node share exhausted) leaves nothing behind: cluster store, the node's ctx.local and dataplane unchanged, and a later DEL succeeds.",
     source: `${SOURCES.cniAdd}; host-local/bridge tests 'failed ADD leaves no reservation'`,
     required: true,
+    budgetMs: 120_000,
     async run(env) {
       const { h, names } = await twoNodes(env, "cni.failed-add-leaks-nothing");
       const node = names[0];
@@ -264,28 +837,50 @@ export const lifecycleChecks: CheckDefinition[] = [
       const heldAddress = firstAddress(held);
       if (!heldAddress) return fail(`ADD holder/eth0 on node ${node} returned no address`);
       const problems: string[] = [];
+      const subs: SubResult[] = [];
+      const tryFailing = async (label: string, pod: PodAttachment, expectCode?: number): Promise<string[]> => {
+        const out: string[] = [];
+        await flushAsync();
+        const storeBefore = await storeContents(h.store);
+        const localBefore = await localContents(h, node);
+        const dpBefore = JSON.stringify(canonicalDataplane(agentOf(h, node).dataplane()));
+        const err = await thrown(() => agentOf(h, node).attach(pod));
+        if (!err) return [`ADD ${key(pod)} on node ${node} ${label} succeeded; it must fail`];
+        if (expectCode !== undefined && errorCode(err) !== expectCode) out.push(`ADD ${key(pod)} on node ${node} ${label} failed with ${describeError(err)}; expected code ${expectCode}`);
+        await flushAsync();
+        if ((await storeContents(h.store)) !== storeBefore) out.push(`failed ADD ${key(pod)} (${label}) left a change in the cluster store`);
+        if ((await localContents(h, node)) !== localBefore) out.push(`failed ADD ${key(pod)} (${label}) left a change in node ${node}'s local store (ctx.local)`);
+        if (JSON.stringify(canonicalDataplane(agentOf(h, node).dataplane())) !== dpBefore) out.push(`failed ADD ${key(pod)} (${label}) changed the dataplane of node ${node}`);
+        const left = entriesNaming(await snapshot(h, node), pod.containerId);
+        if (left.length > 0) out.push(`failed ADD ${key(pod)} (${label}) left ${summarizeProblems(left, 2)} naming it`);
+        const delErr = await thrown(() => agentOf(h, node).detach(ref(pod.containerId, pod.ifName)));
+        if (delErr) out.push(`DEL after the failed ADD ${key(pod)} threw ${describeError(delErr)}`);
+        return out;
+      };
       const attempts: { label: string; pod: PodAttachment }[] = [
         { label: `asking for ${heldAddress}, held by holder/eth0`, pod: { ...attachment("fail-held"), requestedIps: [heldAddress] } },
         { label: "asking for 192.0.2.77, outside every pod range", pod: { ...attachment("fail-outside"), requestedIps: ["192.0.2.77"] } },
       ];
       for (const attempt of attempts) {
-        const storeBefore = await storeContents(h.store);
-        const dpBefore = JSON.stringify(canonicalDataplane(agentOf(h, node).dataplane()));
-        const err = await thrown(() => agentOf(h, node).attach(attempt.pod));
-        if (!err) {
-          problems.push(`ADD ${key(attempt.pod)} on node ${node} ${attempt.label} succeeded; it must fail`);
-          continue;
-        }
-        if (await storeContents(h.store) !== storeBefore) problems.push(`failed ADD ${key(attempt.pod)} (${attempt.label}) left a change in the cluster store`);
-        if (JSON.stringify(canonicalDataplane(agentOf(h, node).dataplane())) !== dpBefore) {
-          problems.push(`failed ADD ${key(attempt.pod)} (${attempt.label}) changed the dataplane of node ${node}`);
-        }
-        const delErr = await thrown(() => agentOf(h, node).detach(ref(attempt.pod.containerId)));
-        if (delErr) problems.push(`DEL after the failed ADD ${key(attempt.pod)} threw ${describeError(delErr)}`);
+        const p = await tryFailing(attempt.label, attempt.pod);
+        subs.push(subOf(`failed ADD ${attempt.label}`, p));
+        problems.push(...p);
+      }
+      const exhaustedLabel = "failed ADD on a node whose share is exhausted (code 100)";
+      const filled = await fillNode(h, node, "fill");
+      if (filled.problems.length > 0) {
+        subs.push(subOf(exhaustedLabel, filled.problems));
+        problems.push(...filled.problems);
+      } else if (!filled.exhausted) {
+        subs.push({ label: exhaustedLabel, status: "not applicable", reason: `node ${node}'s share did not run out within ${FILL_LIMIT} ADDs` });
+      } else {
+        const p = await tryFailing("on the exhausted node", attachment("fail-exhausted"), 100);
+        subs.push(subOf(exhaustedLabel, p, `the share ran out after ${filled.held.length + 1} pods`));
+        problems.push(...p);
       }
       const checkErr = await thrown(() => agentOf(h, node).check(ref("holder")));
       if (checkErr) problems.push(`after the failed ADDs, CHECK of holder/eth0 on node ${node} fails: ${describeError(checkErr)}`);
-      return problems.length > 0 ? fail(summarizeProblems(problems)) : pass();
+      return outcome(problems, subs);
     },
   },
   {
@@ -304,7 +899,7 @@ export const lifecycleChecks: CheckDefinition[] = [
           if (err) problems.push(`CHECK of ${id}/eth0 right after ADD on node ${node} failed: ${describeError(err)}`);
         }
       }
-      return problems.length > 0 ? fail(summarizeProblems(problems)) : pass();
+      return outcome(problems);
     },
   },
   {
@@ -326,21 +921,27 @@ export const lifecycleChecks: CheckDefinition[] = [
       await agentOf(h, node).attach(attachment("gone"));
       await agentOf(h, node).detach(ref("gone"));
       await expectFailure(ref("gone"), "it was deleted");
-      return problems.length > 0 ? fail(summarizeProblems(problems)) : pass();
+      return outcome(problems);
     },
   },
   {
     id: "cni.gc",
     section: "B",
-    rule: "GC releases exactly the attachments not listed as valid, on that node only.",
+    rule: "GC releases exactly the attachments not listed as valid, on that node only, and their addresses are free again (no record left; a full node takes exactly as many new pods as GC released).",
     source: SOURCES.cniGc,
     required: true,
+    budgetMs: 120_000,
     async run(env) {
       const { h, names } = await twoNodes(env, "cni.gc");
       const [n1, n2] = names;
       const problems: string[] = [];
+      const subs: SubResult[] = [];
       const addr = new Map<string, string | undefined>();
-      for (const id of ["gc-a", "gc-b", "gc-c"]) addr.set(id, firstAddress(await agentOf(h, n1).attach(attachment(id))));
+      const beforeB = new Map<string, Snapshot>();
+      for (const id of ["gc-a", "gc-b", "gc-c"]) {
+        if (id === "gc-b") beforeB.set(id, await snapshot(h, n1));
+        addr.set(id, firstAddress(await agentOf(h, n1).attach(attachment(id))));
+      }
       await agentOf(h, n2).attach(attachment("gc-other"));
       const err = await thrown(() => agentOf(h, n1).gc([ref("gc-a"), ref("gc-c")]));
       if (err) problems.push(`GC on node ${n1} threw ${describeError(err)}`);
@@ -353,17 +954,35 @@ export const lifecycleChecks: CheckDefinition[] = [
       }
       if (!podKeysOf(h, n2).includes("gc-other/eth0")) problems.push(`GC on node ${n1} removed gc-other/eth0 from node ${n2}`);
       const b = addr.get("gc-b");
+      const live: PodRef[] = [ref("gc-a"), ref("gc-c")];
       if (b) {
+        const traced = await traceProblems(h, env.summary.convergenceMs, n1, [{ ref: ref("gc-b"), addresses: [b], before: beforeB.get("gc-b")!, traceContainerId: true }], "GC");
+        subs.push(subOf("trace: no record of the collected attachment remains in the cluster store or ctx.local", traced));
+        problems.push(...traced);
         try {
           await agentOf(h, n1).attach({ ...attachment("gc-b-again"), requestedIps: [b] });
+          live.push(ref("gc-b-again"));
+          subs.push({ label: "requested IP: the collected address is handed out again", status: "passed" });
         } catch (e) {
-          if (!requestedIpsUnsupported(e)) problems.push(`after GC released gc-b/eth0, its address ${b} could not be handed out again: ${describeError(e)}`);
+          if (requestedIpsUnsupported(e)) subs.push({ label: "requested IP: the collected address is handed out again", status: "not applicable", reason: "the backend does not honour requestedIps" });
+          else {
+            const p = `after GC released gc-b/eth0, its address ${b} could not be handed out again: ${describeError(e)}`;
+            subs.push(subOf("requested IP: the collected address is handed out again", [p]));
+            problems.push(p);
+          }
         }
       }
       const e0 = await thrown(() => agentOf(h, n2).gc([]));
       if (e0) problems.push(`GC with an empty valid list on node ${n2} threw ${describeError(e0)}`);
       if (podKeysOf(h, n2).length !== 0) problems.push(`GC with an empty valid list left ${podKeysOf(h, n2).join(", ")} on node ${n2}`);
-      return problems.length > 0 ? fail(summarizeProblems(problems)) : pass();
+      const exhaustion = await exhaustionLeg(h, n1, "gcfill", "GC", async (victims, filled) => {
+        const valid = [...live, ...filled.filter((x) => !victims.includes(x)).map((x) => x.ref)];
+        const e = await thrown(() => agentOf(h, n1).gc(valid));
+        if (e) problems.push(`GC of ${victims.length} pods on the full node ${n1} threw ${describeError(e)}`);
+      });
+      subs.push(exhaustion.sub);
+      problems.push(...exhaustion.problems);
+      return outcome(problems, subs);
     },
   },
   {
@@ -420,6 +1039,160 @@ export const lifecycleChecks: CheckDefinition[] = [
       }
       await expectCode(`CHECK of an unknown attachment on node ${node}`, () => agentOf(h, node).check(ref("err-unknown")), [3, 106]);
       return problems.length > 0 ? fail(summarizeProblems(problems)) : pass();
+    },
+  },
+  {
+    id: "cni.sandbox-recreate",
+    section: "B",
+    rule: "When a pod's sandbox is re-created (same namespace/name, new container id, ADDed before the old sandbox is DELeted), the old DEL leaves the new pod's address, interface, routes and reachability intact, and releases the old address.",
+    source: `${SOURCES.cniDel} (DEL names one attachment: containerId + ifName); Kubernetes CRI (a sandbox re-created under a new container id)`,
+    required: true,
+    async run(env) {
+      const { h, names } = await twoNodes(env, "cni.sandbox-recreate");
+      const [n1, n2] = names;
+      const bound = env.summary.convergenceMs;
+      const problems: string[] = [];
+      await h.cluster.addPod(n1, { name: "peer-a" });
+      await h.cluster.addPod(n2, { name: "peer-b" });
+      const before = await snapshot(h, n1);
+      const oldPod = await h.cluster.addPod(n1, { name: "web", namespace: "shop", containerId: cid("sandbox-old", 0) });
+      const newPod = await h.cluster.addPod(n1, { name: "web", namespace: "shop", containerId: cid("sandbox-new", 0) });
+      if (oldPod.addresses.length === 0 || newPod.addresses.length === 0) return fail(`the sandboxes of pod shop/web on node ${n1} got no address: old ${describePod(oldPod)}, new ${describePod(newPod)}`);
+      const shared = newPod.addresses.filter((a) => oldPod.addresses.includes(a));
+      if (shared.length > 0) problems.push(`the old and the new sandbox of pod shop/web on node ${n1} both hold ${shared.join(", ")}`);
+      problems.push(...(await reachableWithin(h, bound, newPod)));
+      const printBefore = footprint(agentOf(h, n1).dataplane(), newPod.key);
+      const kept = await snapshot(h, n1);
+      const what = `DEL of the old sandbox ${oldPod.key}`;
+      const err = await thrown(() => h.cluster.removePod(oldPod));
+      if (err) return fail(`${what} on node ${n1} threw ${describeError(err)}`);
+      await h.cluster.settle({ limitMs: bound });
+      problems.push(...footprintProblems(printBefore, footprint(agentOf(h, n1).dataplane(), newPod.key), `the new sandbox ${describePod(newPod)}`, what));
+      const checkErr = await thrown(() => agentOf(h, n1).check(ref(newPod.containerId)));
+      if (checkErr) problems.push(`after ${what}, CHECK of the new sandbox ${newPod.key} fails: ${describeError(checkErr)}`);
+      problems.push(...(await keptRecordsProblems(h, n1, kept, newPod, true, what)));
+      problems.push(...(await reachableWithin(h, bound, newPod)));
+      if (podKeysOf(h, n1).includes(oldPod.key)) problems.push(`after ${what}, the old sandbox is still in the dataplane of node ${n1}`);
+      problems.push(...(await traceProblems(h, bound, n1, [{ ref: ref(oldPod.containerId), addresses: oldPod.addresses, before, traceContainerId: true }], "DEL")));
+      for (const [i, address] of oldPod.addresses.entries()) {
+        const r = await requestAgain(h, n1, address, cid("sandbox-again", i), what);
+        if (r === "unsupported") break;
+        if (r !== "ok") problems.push(r);
+      }
+      for (const address of newPod.addresses) problems.push(...(await notHandedOutProblems(h, n1, address, `the new sandbox ${newPod.key}`, "sandbox-probe", what)));
+      return outcome(problems);
+    },
+  },
+  {
+    id: "cni.del-after-reuse",
+    section: "B",
+    rule: "A DEL repeated after the attachment's address went to another pod leaves that pod alone: it stays in the dataplane with its address, CHECK passes, its records stay, and no later ADD gets the address.",
+    source: `${SOURCES.cniDel} (DEL is idempotent and names one attachment); ${SOURCES.k8sIpam}`,
+    required: true,
+    budgetMs: 120_000,
+    async run(env) {
+      const { h, names } = await twoNodes(env, "cni.del-after-reuse");
+      const node = names[0];
+      const first = cid("reuse-first", 0);
+      const address = firstAddress(await agentOf(h, node).attach(attachment(first)));
+      if (!address) return fail(`ADD ${first}/eth0 on node ${node} returned no address`);
+      await agentOf(h, node).detach(ref(first));
+      // Hand the address to a second pod: ask for it, else fill the node until it comes back.
+      let second: string | undefined;
+      let how = "";
+      const asked = cid("reuse-second", 0);
+      try {
+        const r = await agentOf(h, node).attach({ ...attachment(asked), requestedIps: [address] });
+        if (firstAddress(r) === address) {
+          second = asked;
+          how = "asked for as a requested IP";
+        } else return fail(`after DEL of ${first}/eth0 on node ${node}, ADD ${asked}/eth0 asking for ${address} got ${firstAddress(r) ?? "no address"}`);
+      } catch (err) {
+        if (!requestedIpsUnsupported(err)) return fail(`after DEL of ${first}/eth0 on node ${node}, ADD ${asked}/eth0 asking for ${address} failed: ${describeError(err)}`);
+      }
+      if (second === undefined) {
+        for (let i = 0; i < FILL_LIMIT && second === undefined; i++) {
+          const id = cid("reuse-fill", i);
+          let r: AttachResult;
+          try {
+            r = await agentOf(h, node).attach(attachment(id));
+          } catch (err) {
+            if (errorCode(err) === 100) return fail(`after DEL of ${first}/eth0, node ${node} ran out of addresses after ${i} more ADDs without handing out ${address} again: it stayed reserved`);
+            return fail(`ADD ${id}/eth0 on node ${node} failed with ${describeError(err)} while filling the node`);
+          }
+          if (firstAddress(r) === address) {
+            second = id;
+            how = `handed out again after ${i + 1} ADD(s) that filled the node`;
+          }
+        }
+      }
+      if (second === undefined) return notApplicable(`the backend refuses requestedIps and did not hand ${address} out again within ${FILL_LIMIT} ADDs on node ${node}, so no other pod could be given it`);
+      const holder = `${second}/eth0`;
+      const printBefore = footprint(agentOf(h, node).dataplane(), holder);
+      const kept = await snapshot(h, node);
+      const problems: string[] = [];
+      const what = `the repeated DEL of ${first}/eth0 (its address ${address} now held by ${holder}, ${how})`;
+      const err = await thrown(() => agentOf(h, node).detach(ref(first)));
+      if (err) problems.push(`${what} on node ${node} threw ${describeError(err)}`);
+      await h.cluster.settle({ limitMs: env.summary.convergenceMs });
+      problems.push(...footprintProblems(printBefore, footprint(agentOf(h, node).dataplane(), holder), holder, what));
+      const entry = podEntry(h, node, ref(second));
+      if (entry && !entry.addresses.some((a) => a.split("/")[0] === address)) problems.push(`after ${what}, ${holder} has ${entry.addresses.join(", ")} in the dataplane, not ${address}`);
+      const checkErr = await thrown(() => agentOf(h, node).check(ref(second)));
+      if (checkErr) problems.push(`after ${what}, CHECK of ${holder} on node ${node} fails: ${describeError(checkErr)}`);
+      problems.push(...(await keptRecordsProblems(h, node, kept, { containerId: second, addresses: [address], key: holder }, true, what)));
+      problems.push(...(await notHandedOutProblems(h, node, address, holder, "reuse-probe", what)));
+      return outcome(problems);
+    },
+  },
+  {
+    id: "cni.multi-interface",
+    section: "B",
+    rule: "A container ADDed on eth0 and net1 gets one address per interface; DEL of net1 releases net1's address and leaves eth0's address, interface, routes, records and reachability intact.",
+    source: `${SOURCES.cniAdd} (one attachment per containerId + ifName); ${SOURCES.cniDel}`,
+    required: true,
+    async run(env) {
+      const { h, names } = await twoNodes(env, "cni.multi-interface");
+      const [n1, n2] = names;
+      const bound = env.summary.convergenceMs;
+      const problems: string[] = [];
+      await h.cluster.addPod(n1, { name: "peer-a" });
+      await h.cluster.addPod(n2, { name: "peer-b" });
+      const id = cid("multi", 0);
+      const eth0 = await h.cluster.addPod(n1, { name: "multi", containerId: id, ifName: "eth0" });
+      const beforeNet1 = await snapshot(h, n1);
+      const net1 = await h.cluster.addPod(n1, { name: "multi", containerId: id, ifName: "net1" });
+      await h.cluster.addPod(n1, { name: "after-multi" });
+      if (eth0.addresses.length === 0 || net1.addresses.length === 0) return fail(`container ${id} on node ${n1} got no address on eth0 (${eth0.addresses.join(", ")}) or net1 (${net1.addresses.join(", ")})`);
+      const shared = eth0.addresses.filter((a) => net1.addresses.includes(a));
+      if (shared.length > 0) problems.push(`eth0 and net1 of container ${id} on node ${n1} share ${shared.join(", ")}: each interface needs its own address`);
+      const keys = podKeysOf(h, n1);
+      for (const p of [eth0, net1]) {
+        if (!keys.includes(p.key)) problems.push(`${p.key} is missing from the dataplane of node ${n1}`);
+        const e = await thrown(() => agentOf(h, n1).check(ref(id, p.ifName)));
+        if (e) problems.push(`CHECK of ${p.key} on node ${n1} after both ADDs fails: ${describeError(e)}`);
+      }
+      problems.push(...(await reachableWithin(h, bound, eth0)));
+      const printBefore = footprint(agentOf(h, n1).dataplane(), eth0.key);
+      const kept = await snapshot(h, n1);
+      const what = `DEL of ${net1.key}`;
+      const err = await thrown(() => h.cluster.removePod(net1));
+      if (err) return fail(`${what} on node ${n1} threw ${describeError(err)}`);
+      await h.cluster.settle({ limitMs: bound });
+      if (podKeysOf(h, n1).includes(net1.key)) problems.push(`after ${what}, net1 is still in the dataplane of node ${n1}`);
+      problems.push(...footprintProblems(printBefore, footprint(agentOf(h, n1).dataplane(), eth0.key), describePod(eth0), what));
+      const checkErr = await thrown(() => agentOf(h, n1).check(ref(id, "eth0")));
+      if (checkErr) problems.push(`after ${what}, CHECK of ${eth0.key} fails: ${describeError(checkErr)}`);
+      problems.push(...(await keptRecordsProblems(h, n1, kept, eth0, false, what)));
+      problems.push(...(await reachableWithin(h, bound, eth0)));
+      problems.push(...(await traceProblems(h, bound, n1, [{ ref: ref(id, "net1"), addresses: net1.addresses, before: beforeNet1, traceContainerId: false }], "DEL")));
+      for (const [i, address] of net1.addresses.entries()) {
+        const r = await requestAgain(h, n1, address, cid("multi-again", i), what);
+        if (r === "unsupported") break;
+        if (r !== "ok") problems.push(r);
+      }
+      for (const address of eth0.addresses) problems.push(...(await notHandedOutProblems(h, n1, address, eth0.key, "multi-probe", what)));
+      return outcome(problems);
     },
   },
 ];
