@@ -1,9 +1,19 @@
 /**
- * Deliberately broken variants of the reference backend (conformance.md section H), each with the
- * checks that must turn red on it (`targets`) and a few unrelated checks that must stay green
- * (`controls`: the variant is broken in one place, not everywhere).
+ * Every deliberately broken variant of the self-test (conformance.md section H), each with its base
+ * backend, shape and config, the checks that must turn red on it (`targets`) and a few unrelated
+ * checks that must stay green (`controls`: the variant is broken in one place, not everywhere).
+ *
+ *  - `referenceVariants`: the bug classes on the reference backend (bridge + lease);
+ *  - `shapeVariants` (variants-shapes.ts): the same classes on flannel (vxlan + FDB) and calico
+ *    (routed + BGP), bent where the bug lives in that shape;
+ *  - `scenarioVariants` / `lifecycleVariants`: the bug classes of the scenario and lifecycle checks.
+ *
+ * The named backend exports (`nonIdempotentDel`, ...) stay for the CLI: `--backend
+ * test/broken/index.ts#nonIdempotentDel`.
  */
 import type { Backend } from "@cnikit/core";
+import { reference } from "@cnikit/reference";
+import { invalidReferenceConfigs } from "@cnikit/reference";
 import { duplicateAddress } from "./duplicate-address.ts";
 import { leakOnDel } from "./leak-on-del.ts";
 import { missingRouteAfterJoin } from "./missing-route-after-join.ts";
@@ -16,28 +26,45 @@ import { reservedAddress } from "./reserved-address.ts";
 import { mtuNoHeadroom } from "./mtu-no-headroom.ts";
 import { policyForgetsEgress } from "./policy-forgets-egress.ts";
 import { policyIgnoresNamespaceSelector } from "./policy-ignores-namespace-selector.ts";
+import type { BrokenVariant } from "./types.ts";
+import { shapeVariants } from "./variants-shapes.ts";
 
-export interface BrokenVariant {
-  label: string;
-  backend: Backend<unknown>;
-  targets: string[];
-  controls: string[];
-}
+export type { BrokenVariant } from "./types.ts";
 
-export const brokenVariants: BrokenVariant[] = [
-  { label: "duplicate address", backend: duplicateAddress as Backend<unknown>, targets: ["ipam.unique", "ipam.concurrent-unique"], controls: ["ipam.in-range", "cni.status"] },
-  { label: "address outside the range", backend: outsideRange as Backend<unknown>, targets: ["ipam.in-range"], controls: ["ipam.unique", "cni.del-idempotent"] },
-  { label: "missing route after a join", backend: missingRouteAfterJoin as Backend<unknown>, targets: ["dyn.join"], controls: ["reach.pod-to-pod.cross-node", "dyn.restart"] },
-  { label: "stale route after a leave", backend: staleRouteAfterLeave as Backend<unknown>, targets: ["dyn.leave", "dyn.crash"], controls: ["dyn.join", "reach.pod-to-pod.cross-node"] },
-  { label: "NAT on pod-to-pod traffic", backend: natPodToPod as Backend<unknown>, targets: ["reach.no-nat-between-pods"], controls: ["ipam.unique", "reach.pod-to-node"] },
-  { label: "address leaked on DEL", backend: leakOnDel as Backend<unknown>, targets: ["cni.del-releases"], controls: ["cni.del-idempotent", "ipam.unique"] },
-  { label: "non-idempotent DEL", backend: nonIdempotentDel as Backend<unknown>, targets: ["cni.del-idempotent", "cni.del-unknown"], controls: ["cni.add-idempotent", "cni.del-releases"] },
-  { label: "reserved (gateway) address", backend: reservedAddress as Backend<unknown>, targets: ["ipam.reserved"], controls: ["ipam.in-range", "cni.del-idempotent"] },
-  { label: "pod MTU without room on the underlay", backend: mtuNoHeadroom as Backend<unknown>, targets: ["mtu.encap-headroom"], controls: ["reach.pod-to-pod.cross-node", "ipam.unique"] },
-  { label: "policy that ignores namespaceSelector", backend: policyIgnoresNamespaceSelector as Backend<unknown>, targets: ["policy.matrix"], controls: ["reach.pod-to-pod.cross-node", "ipam.unique"] },
-  { label: "policy that forgets egress", backend: policyForgetsEgress as Backend<unknown>, targets: ["policy.matrix"], controls: ["reach.pod-to-pod.same-node", "dyn.join"] },
-  { label: "wrong error code", backend: wrongErrorCode as Backend<unknown>, targets: ["config.invalid-refused", "cni.error-codes"], controls: ["config.accepts-anchor-format", "cni.check-after-add"] },
+/** The config every reference variant (and its base run) uses. */
+export const REFERENCE_SELF_CHECK_CONFIG = { network: "10.250.0.0/16" };
+
+const onReference = {
+  base: reference as Backend<unknown>,
+  shape: "bridge+lease",
+  config: REFERENCE_SELF_CHECK_CONFIG,
+  baseLabel: "reference 10.250.0.0/16",
+} as const;
+
+export const referenceVariants: BrokenVariant[] = [
+  { label: "duplicate address", backend: duplicateAddress as Backend<unknown>, ...onReference, targets: ["ipam.unique", "ipam.concurrent-unique"], controls: ["ipam.in-range", "cni.status"] },
+  { label: "address outside the range", backend: outsideRange as Backend<unknown>, ...onReference, targets: ["ipam.in-range"], controls: ["ipam.unique", "cni.del-idempotent"] },
+  { label: "missing route after a join", backend: missingRouteAfterJoin as Backend<unknown>, ...onReference, targets: ["dyn.join"], controls: ["reach.pod-to-pod.cross-node", "dyn.restart"] },
+  { label: "stale route after a leave", backend: staleRouteAfterLeave as Backend<unknown>, ...onReference, targets: ["dyn.leave", "dyn.crash"], controls: ["dyn.join", "reach.pod-to-pod.cross-node"] },
+  { label: "NAT on pod-to-pod traffic", backend: natPodToPod as Backend<unknown>, ...onReference, targets: ["reach.no-nat-between-pods"], controls: ["ipam.unique", "reach.pod-to-node"] },
+  { label: "address leaked on DEL", backend: leakOnDel as Backend<unknown>, ...onReference, targets: ["cni.del-releases"], controls: ["cni.del-idempotent", "ipam.unique"] },
+  { label: "non-idempotent DEL", backend: nonIdempotentDel as Backend<unknown>, ...onReference, targets: ["cni.del-idempotent", "cni.del-unknown"], controls: ["cni.add-idempotent", "cni.del-releases"] },
+  { label: "reserved (gateway) address", backend: reservedAddress as Backend<unknown>, ...onReference, targets: ["ipam.reserved"], controls: ["ipam.in-range", "cni.del-idempotent"] },
+  { label: "pod MTU without room on the underlay", backend: mtuNoHeadroom as Backend<unknown>, ...onReference, targets: ["mtu.encap-headroom"], controls: ["reach.pod-to-pod.cross-node", "ipam.unique"] },
+  { label: "policy that ignores namespaceSelector", backend: policyIgnoresNamespaceSelector as Backend<unknown>, ...onReference, targets: ["policy.matrix"], controls: ["reach.pod-to-pod.cross-node", "ipam.unique"] },
+  { label: "policy that forgets egress", backend: policyForgetsEgress as Backend<unknown>, ...onReference, targets: ["policy.matrix"], controls: ["reach.pod-to-pod.same-node", "dyn.join"] },
+  {
+    label: "wrong error code",
+    backend: wrongErrorCode as Backend<unknown>,
+    ...onReference,
+    invalidConfigs: invalidReferenceConfigs,
+    targets: ["config.invalid-refused", "cni.error-codes"],
+    controls: ["config.accepts-anchor-format", "cni.check-after-add"],
+  },
 ];
+
+// Every variant list the self-test runs. The scenario and lifecycle lists join here.
+export const brokenVariants: BrokenVariant[] = [...referenceVariants, ...shapeVariants];
 
 export {
   duplicateAddress,
