@@ -251,7 +251,10 @@ export class CalicoAgent implements NodeAgent {
     }
   }
 
-  /** Lists `prefix`, then watches it from the listing's revision, re-listing after failures. */
+  /**
+   * Lists `prefix`, then watches it from the listing's revision, re-listing after failures and
+   * every RESYNC_MS (a watch that silently lost events is repaired by the next listing).
+   */
   private watchPrefix(prefix: string, apply: (key: string, kv: KeyValue | undefined) => void): Promise<void> {
     return mirrorPrefix({
       store: this.ctx.store,
@@ -260,6 +263,7 @@ export class CalicoAgent implements NodeAgent {
       signal: this.abort.signal,
       apply,
       retryMs: WATCH_RETRY_MS,
+      resyncMs: RESYNC_MS,
       onError: (err) => this.warn(`watch of ${prefix} failed; re-listing`, err),
     });
   }

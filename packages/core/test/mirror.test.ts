@@ -92,3 +92,57 @@ describe("mirrorPrefix", () => {
     expect(t.view.size).toBe(0);
   });
 });
+
+describe("mirrorPrefix with resyncMs", () => {
+  it("repairs events a healthy-looking watch silently lost, at the next period, and stops on abort", async () => {
+    const t = setup();
+    await t.store.put("/p/a", "1");
+    // A watch that swallows every event while `losing` (it stays open and reports no error).
+    let losing = false;
+    const lossy: Datastore = new Proxy(t.store, {
+      get(target, prop, receiver) {
+        if (prop !== "watch") return Reflect.get(target, prop, receiver);
+        return (prefix: string, options?: WatchOptions): AsyncIterable<WatchEvent> => ({
+          [Symbol.asyncIterator]() {
+            const it = target.watch(prefix, options)[Symbol.asyncIterator]();
+            return {
+              async next() {
+                for (;;) {
+                  const r = await it.next();
+                  if (r.done || !losing) return r;
+                }
+              },
+            };
+          },
+        });
+      },
+    });
+    await mirrorPrefix({
+      store: lossy,
+      prefix: "/p/",
+      clock: t.clock,
+      signal: t.abort.signal,
+      resyncMs: 10_000,
+      apply: (key, kv) => (kv ? t.view.set(key, kv.value) : t.view.delete(key)),
+      onError: (err) => t.errors.push(err),
+    });
+    losing = true;
+    await t.store.delete("/p/a");
+    await t.store.put("/p/b", "2");
+    losing = false;
+    await flushAsync();
+    expect(t.view.has("/p/a")).toBe(true);
+    await t.clock.advance(10_000);
+    expect(t.view).toEqual(await snapshot(t.store));
+    // Events after the listing flow as before; older ones the listing covered are not re-applied.
+    await t.store.put("/p/c", "3");
+    await flushAsync();
+    expect(t.view).toEqual(await snapshot(t.store));
+    expect(t.errors).toHaveLength(0);
+    t.abort.abort();
+    await t.store.put("/p/d", "4");
+    await t.clock.advance(30_000);
+    expect(t.view.has("/p/d")).toBe(false);
+    expect(t.clock.pending()).toBe(0);
+  });
+});

@@ -2,7 +2,9 @@
  * A key-range mirror (what Kubernetes calls an informer): list a prefix, then watch it from the
  * listing's revision, and after any watch failure (a dropped stream, a compacted revision, a store
  * that was away) wait, re-list and report the difference, so the caller sees every key's latest
- * state exactly as if nothing had gone wrong.
+ * state exactly as if nothing had gone wrong. With `resyncMs` it also re-lists on that period, as
+ * informers do: a watch that silently lost events (a broken proxy, a missed event) tells nobody,
+ * and only a listing repairs it.
  */
 import type { Clock } from "../clock.ts";
 import type { Datastore, KeyValue } from "../datastore.ts";
@@ -19,6 +21,11 @@ export interface MirrorPrefixOptions {
   onError?: (err: unknown) => void;
   /** Wait before re-listing after a failure (default 1000 ms on `clock`). */
   retryMs?: number;
+  /**
+   * Re-list every `resyncMs` on `clock` even when the watch looks healthy, reporting what changed
+   * (absent: only after failures). Watch events the listing already covered are skipped.
+   */
+  resyncMs?: number;
 }
 
 /**
@@ -30,9 +37,12 @@ export async function mirrorPrefix(options: MirrorPrefixOptions): Promise<void> 
   const { store, prefix, clock, signal, apply } = options;
   const retryMs = options.retryMs ?? 1_000;
   const known = new Set<string>();
+  /** Revision of the newest listing applied: watch events at or below it are already in the view. */
+  let listed = 0;
   const relist = async (): Promise<number> => {
     const listing = await store.list(prefix);
-    if (signal.aborted) return listing.revision;
+    if (signal.aborted || listing.revision < listed) return listing.revision;
+    listed = listing.revision;
     const now = new Set(listing.items.map((kv) => kv.key));
     for (const k of known) if (!now.has(k)) apply(k, undefined);
     known.clear();
@@ -43,11 +53,25 @@ export async function mirrorPrefix(options: MirrorPrefixOptions): Promise<void> 
     return listing.revision;
   };
   let from = await relist();
+  if (options.resyncMs !== undefined && options.resyncMs > 0) {
+    let running = false;
+    const timer = clock.setInterval(() => {
+      if (running || signal.aborted) return;
+      running = true;
+      relist()
+        .catch((err: unknown) => {
+          if (!signal.aborted) options.onError?.(err);
+        })
+        .finally(() => (running = false));
+    }, options.resyncMs);
+    signal.addEventListener("abort", () => timer.cancel(), { once: true });
+  }
   const loop = async (): Promise<void> => {
     while (!signal.aborted) {
       try {
         for await (const ev of store.watch(prefix, { fromRevision: from, signal })) {
           from = ev.revision;
+          if (ev.revision <= listed) continue;
           if (ev.type === "put") {
             known.add(ev.kv.key);
             apply(ev.kv.key, ev.kv);
