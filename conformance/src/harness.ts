@@ -229,13 +229,14 @@ export async function addPods(h: Harness, nodes: string[], perNode: number, pref
   return out.flat();
 }
 
-/** A span's figures. `stop()` returns them. */
-export function startMetrics(h: Harness): { stop(): CheckMetrics } {
+/** A span's figures: `startedAt` is the clock's time at the start, `stop()` returns the figures. */
+export function startMetrics(h: Harness): { startedAt: number; stop(): CheckMetrics } {
   const v0 = h.clock.now();
   const w0 = performance.now();
   const s0 = h.cluster.network.stats();
   const o0 = h.store.ops;
   return {
+    startedAt: v0,
     stop(): CheckMetrics {
       const s1 = h.cluster.network.stats();
       return {

@@ -41,8 +41,13 @@ export function healthProblem(h: Harness, env: CheckEnv): string | undefined {
   return problems.length > 0 ? summarizeProblems(problems) : undefined;
 }
 
-function withConvergence(m: { stop(): CheckMetrics }, conv: { virtualMs: number; wallMs: number }): CheckMetrics {
-  return { ...m.stop(), virtualMs: conv.virtualMs, wallMs: conv.wallMs };
+/**
+ * The span's figures with the convergence time: virtual ms from the start of the span (the event)
+ * until the desired state last changed and the condition held — never the quiet period `converge`
+ * watched afterwards.
+ */
+function withConvergence(m: { startedAt: number; stop(): CheckMetrics }, conv: { settledAt: number; wallMs: number }): CheckMetrics {
+  return { ...m.stop(), virtualMs: conv.settledAt - m.startedAt, wallMs: conv.wallMs };
 }
 
 /** A short description of what differs between two dataplanes. */
