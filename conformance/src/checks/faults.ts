@@ -5,7 +5,7 @@
  * holds.
  */
 import type { SimPod } from "@cnikit/sim";
-import { SOURCES, fail, notRun, pass } from "../check.ts";
+import { SOURCES, fail, notApplicable, notRun, pass } from "../check.ts";
 import type { CheckDefinition } from "../check.ts";
 import { addPods, converge, describeError, errorCode, ipamProblems, startMetrics, summarizeProblems, thrown } from "../harness.ts";
 import { healthProblem, populate } from "./dynamics.ts";
@@ -17,6 +17,9 @@ function outcome(op: Promise<unknown>): Promise<unknown> {
     (err: unknown) => err ?? new Error("undefined was thrown"),
   );
 }
+
+/** Why a peer-network fault proves nothing for a backend that never talks to its peers. */
+const NO_PEER_MESSAGES = "the run exchanged no peer messages (a store-only backend): faults of the peer network could not touch it";
 
 /** The bound for recovery after a fault: a crash bound (sessions and leases re-form) plus convergence. */
 function recoveryBound(summary: { convergenceMs: number; crashDetectionMs: number }): number {
@@ -42,6 +45,7 @@ export const faultChecks: CheckDefinition[] = [
       const conv = await converge(h, recoveryBound(env.summary), () => healthProblem(h, env));
       const metrics = { ...m.stop(), virtualMs: conv.virtualMs, wallMs: conv.wallMs };
       if (!conv.converged) return fail(`${recoveryBound(env.summary)} ms after the message faults cleared: ${conv.problem}`, { metrics });
+      if (h.cluster.network.stats().messages === 0) return notApplicable(NO_PEER_MESSAGES, { metrics });
       return pass({ metrics });
     },
   },
@@ -72,7 +76,9 @@ export const faultChecks: CheckDefinition[] = [
       const conv = await converge(h, recoveryBound(env.summary), () => healthProblem(h, env));
       const metrics = { ...m.stop(), virtualMs: conv.virtualMs, wallMs: conv.wallMs };
       if (!conv.converged) problems.push(`${recoveryBound(env.summary)} ms after the partition healed: ${conv.problem}`);
-      return problems.length > 0 ? fail(summarizeProblems(problems), { metrics }) : pass({ metrics });
+      if (problems.length > 0) return fail(summarizeProblems(problems), { metrics });
+      if (h.cluster.network.stats().messages === 0) return notApplicable(NO_PEER_MESSAGES, { metrics });
+      return pass({ metrics });
     },
   },
   {

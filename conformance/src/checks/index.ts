@@ -8,6 +8,7 @@ import { lifecycleChecks } from "./lifecycle.ts";
 import { modelChecks } from "./model.ts";
 import { placeholderChecks } from "./placeholders.ts";
 import { policyChecks } from "./policy.ts";
+import { scenarioChecks } from "./scenarios.ts";
 
 export const ALL_CHECKS: readonly CheckDefinition[] = Object.freeze([
   ...modelChecks,
@@ -16,6 +17,7 @@ export const ALL_CHECKS: readonly CheckDefinition[] = Object.freeze([
   ...claimsChecks,
   ...dynamicsChecks,
   ...faultChecks,
+  ...scenarioChecks,
   ...policyChecks,
   ...placeholderChecks,
 ]);
