@@ -3,13 +3,17 @@
 // the check × backend table and writes every JSON report to reports/. Exits 1 when any required
 // check did not pass.
 //
+// The last line sums the runs: required checks not passed, and required checks not run / not
+// applicable (never a bare "N passed, N failed" line, which CI would read as a test total).
+//
 // Options: --nodes N (default: the suite's), --seed S, --only name[,name] (backend names),
-//          --report-dir DIR (default reports/)
+//          --report-dir DIR (default reports/), --strict (a required check not run / not
+//          applicable counts as not passed)
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { builtinBackends } from "@cnikit/backends";
-import { hasRequiredFailure, renderTable, runConformance } from "@cnikit/conformance/runner";
+import { hasRequiredFailure, renderTable, requiredCounts, runConformance } from "@cnikit/conformance/runner";
 import type { ConformanceReport } from "@cnikit/conformance/runner";
 
 const { values } = parseArgs({
@@ -18,6 +22,7 @@ const { values } = parseArgs({
     seed: { type: "string" },
     only: { type: "string" },
     "report-dir": { type: "string", default: "reports" },
+    strict: { type: "boolean", default: false },
   },
 });
 
@@ -52,6 +57,8 @@ for (const entry of chosen) {
       config: c.config,
       configLabel: c.label,
       invalidConfigs: entry.invalidConfigs,
+      anchorConfigs: entry.anchorConfigs,
+      ...(values.strict ? { strict: true } : {}),
       ...(nodes === undefined ? {} : { nodes }),
       ...(seed === undefined ? {} : { seed }),
     });
@@ -64,6 +71,15 @@ for (const entry of chosen) {
 
 console.log(renderTable(reports));
 console.log(`\nJSON reports: ${reportDir}/`);
+const sums = reports.map(requiredCounts).reduce((a, c) => ({ failed: a.failed + c.failed, notRun: a.notRun + c.notRun, notApplicable: a.notApplicable + c.notApplicable, notPassed: a.notPassed + c.notPassed }), {
+  failed: 0,
+  notRun: 0,
+  notApplicable: 0,
+  notPassed: 0,
+});
+console.log(
+  `conformance over ${reports.length} backend configs${values.strict ? " (strict)" : ""}: ${sums.notPassed} required not passed, ${sums.notRun} required not run, ${sums.notApplicable} required not applicable`,
+);
 const bad = reports.filter(hasRequiredFailure);
 if (bad.length > 0) {
   console.log(`required checks not passed by: ${bad.map((r) => `${r.backend}/${r.config}`).join(", ")}`);

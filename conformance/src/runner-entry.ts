@@ -2,11 +2,31 @@
  * `@cnikit/conformance/runner`: everything but the vitest suite (safe to import from scripts and
  * the CLI, which must not load vitest).
  */
-export { runConformance, ConformanceSession, listChecks, selectChecks, hasRequiredFailure, DEFAULT_NODES, DEFAULT_SEED, DEFAULT_PROPERTY_RUNS, DEFAULT_BUDGET_MS } from "./runner.ts";
-export { renderTable, tally } from "./table.ts";
+export {
+  runConformance,
+  ConformanceSession,
+  listChecks,
+  selectChecks,
+  hasRequiredFailure,
+  isRequiredNotPassed,
+  checkTopology,
+  claimsCoverage,
+  CHECK_BOUNDS,
+  DEFAULT_NODES,
+  DEFAULT_SEED,
+  DEFAULT_PROPERTY_RUNS,
+  DEFAULT_BUDGET_MS,
+} from "./runner.ts";
+export { familiesOf } from "./checks/claims.ts";
+export { renderTable, tally, headline, requiredCounts, UNMEASURED } from "./table.ts";
 export type { RenderOptions } from "./table.ts";
-export { Section, SECTION_TITLES, CheckStatus } from "./types.ts";
+export { Section, SECTION_TITLES, CheckStatus, CONFORMANCE_EXPORT } from "./types.ts";
 export type {
+  AnchorConfigCase,
+  BackendConformanceTables,
+  BoundName,
+  ClaimsCoverage,
+  DeclaredBounds,
   CheckContext,
   CheckMetrics,
   CheckOutcome,

@@ -274,9 +274,9 @@ export function isRequiredNotPassed(result: CheckResult, strict = false): boolea
 
 /**
  * Whether a report has a required check that failed or threw (the CLI then exits 1); in a strict
- * run (`report.strict`, or `options.strict`) also a required check that was not run or not applicable.
+ * run (`report.strict`, set by the option `strict`) also a required check that was not run or not
+ * applicable. One parameter, so it can be passed to `reports.filter`.
  */
-export function hasRequiredFailure(report: ConformanceReport, options: { strict?: boolean } = {}): boolean {
-  const strict = options.strict ?? report.strict ?? false;
-  return report.results.some((r) => isRequiredNotPassed(r, strict));
+export function hasRequiredFailure(report: ConformanceReport): boolean {
+  return report.results.some((r) => isRequiredNotPassed(r, report.strict ?? false));
 }

@@ -2,11 +2,12 @@
  * `defineConformanceSuite(backend, options)`: the suite inside vitest. One `describe` per section,
  * one `it` per check that can run, failing with the check's reason. Checks decided before running
  * ("not claimed" by capabilities, "not run" here) get no `it` of their own; one `it` per section
- * asserts that they are reported as such and never as passed.
+ * asserts that they are reported as such and never as passed. With `strict`, a required check that
+ * is "not run" or "not applicable" fails its test instead of being skipped.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import type { Backend } from "@cnikit/core";
-import { ConformanceSession, checkBudgetMs, selectChecks } from "./runner.ts";
+import { ConformanceSession, checkBudgetMs, isRequiredNotPassed, selectChecks } from "./runner.ts";
 import type { CheckDefinition } from "./check.ts";
 import { SECTION_TITLES } from "./types.ts";
 import type { CheckResult, ConformanceOptions, Section } from "./types.ts";
@@ -53,6 +54,8 @@ export function defineConformanceSuite<C>(backend: Backend<C>, options: SuiteOpt
             async (context) => {
               const result = await resultOf(check);
               if (result.status === "failed" || result.status === "error") throw failure(result);
+              // Strict: a required check that could not prove its rule is a failure, not a skip.
+              if (isRequiredNotPassed(result, options.strict ?? false)) throw failure(result);
               // Decided while running (e.g. a feature the backend lacks): shown as skipped, never passed.
               if (result.status !== "passed") context.skip(`${result.status}: ${result.reason ?? ""}`);
               expect(result.status).toBe("passed");
@@ -66,6 +69,7 @@ export function defineConformanceSuite<C>(backend: Backend<C>, options: SuiteOpt
               const result = await resultOf(check);
               expect(result.status, `${check.id}: ${result.reason ?? ""}`).toMatch(/^not (claimed|run)$/);
               expect(result.reason ?? "").not.toBe("");
+              if (isRequiredNotPassed(result, options.strict ?? false)) throw failure(result);
             }
           });
         }
