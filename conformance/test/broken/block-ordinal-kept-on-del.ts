@@ -1,0 +1,65 @@
+/**
+ * Broken (calico): DEL deletes the pod's handle and endpoint but leaves its ordinal allocated in the
+ * block record (an orphan ordinal: the address is never handed out again), on DEL and on GC. The
+ * backend also refuses requested addresses (code 2), and its node share is the whole pool, so a
+ * suite that only asks for a released address back or fills the node never sees the leak.
+ */
+import { UnsupportedFieldError } from "@cnikit/core";
+import type { AgentContext, AttachResult, Backend, Datastore, NodeAgent, PodAttachment, PodRef } from "@cnikit/core";
+import { blockKey, calico, handleKey, podHandle } from "@cnikit/calico";
+import type { BlockRecord, CalicoConfig, HandleRecord } from "@cnikit/calico";
+import { WrappedAgent, wrapBackend } from "./wrap.ts";
+
+/** Marks the handle's ordinal allocated again in its block (one compare-and-swap; a lost race leaves it free). */
+async function keepOrdinal(store: Datastore, held: HandleRecord): Promise<void> {
+  const kv = await store.get(blockKey(held.block));
+  if (!kv) return;
+  const block = JSON.parse(kv.value) as BlockRecord;
+  if (block.allocations[held.ordinal] !== null) return;
+  block.allocations[held.ordinal] = held.handle;
+  block.unallocated = block.unallocated.filter((o) => o !== held.ordinal);
+  await store.put(blockKey(held.block), JSON.stringify(block), { ifRevision: kv.modRevision }).catch(() => undefined);
+}
+
+async function handleOf(store: Datastore, ref: PodRef): Promise<HandleRecord | undefined> {
+  const kv = await store.get(handleKey(podHandle(ref.containerId, ref.ifName)));
+  return kv ? (JSON.parse(kv.value) as HandleRecord) : undefined;
+}
+
+class OrphanOrdinalAgent extends WrappedAgent {
+  constructor(
+    inner: NodeAgent,
+    private readonly ctx: AgentContext<CalicoConfig>,
+  ) {
+    super(inner);
+  }
+
+  override attach(pod: PodAttachment): Promise<AttachResult> {
+    if (pod.requestedIps && pod.requestedIps.length > 0) {
+      return Promise.reject(new UnsupportedFieldError({ component: "broken-calico", field: "requestedIps", value: pod.requestedIps, rule: "requested addresses are not supported" }));
+    }
+    return this.inner.attach(pod);
+  }
+
+  override async detach(ref: PodRef): Promise<void> {
+    const held = await handleOf(this.ctx.store, ref);
+    await this.inner.detach(ref);
+    if (held) await keepOrdinal(this.ctx.store, held);
+  }
+
+  override async gc(valid: PodRef[]): Promise<void> {
+    const keep = new Set(valid.map((v) => `${v.containerId}/${v.ifName}`));
+    const held: HandleRecord[] = [];
+    for (const p of this.inner.dataplane().pods) {
+      if (keep.has(p.key)) continue;
+      const h = await handleOf(this.ctx.store, p);
+      if (h) held.push(h);
+    }
+    await this.inner.gc(valid);
+    for (const h of held) await keepOrdinal(this.ctx.store, h);
+  }
+}
+
+export const blockOrdinalKeptOnDel: Backend<CalicoConfig> = wrapBackend(calico, "broken-calico-orphan-ordinal-no-requested-ips", {
+  agent: (inner, ctx) => new OrphanOrdinalAgent(inner, ctx),
+});

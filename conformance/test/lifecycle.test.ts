@@ -1,0 +1,143 @@
+/**
+ * Section B's lifecycle checks: every check passes on every built-in backend config (reference,
+ * flannel, calico) at 4 nodes, and each lifecycle broken variant turns its own check red while the
+ * unbroken base with the same config stays green and two unrelated control checks stay green on
+ * the variant.
+ */
+import { describe, expect, it } from "vitest";
+import { calico, calicoFixtures } from "@cnikit/calico";
+import type { Backend } from "@cnikit/core";
+import { flannel, flannelFixtures } from "@cnikit/flannel";
+import { reference } from "@cnikit/reference";
+import { mentionsAddress } from "../src/checks/lifecycle.ts";
+import { runConformance } from "../src/runner-entry.ts";
+import type { CheckResult, ConformanceReport } from "../src/runner-entry.ts";
+import { lifecycleVariants } from "./broken/variants-lifecycle.ts";
+
+const LIFECYCLE_IDS = [
+  "cni.add-result",
+  "cni.add-idempotent",
+  "cni.del-idempotent",
+  "cni.del-unknown",
+  "cni.del-releases",
+  "cni.failed-add-leaks-nothing",
+  "cni.check-after-add",
+  "cni.check-detects-missing",
+  "cni.gc",
+  "cni.status",
+  "cni.error-codes",
+  "cni.sandbox-recreate",
+  "cni.del-after-reuse",
+  "cni.multi-interface",
+];
+
+function statusOf(report: ConformanceReport, id: string): CheckResult {
+  const r = report.results.find((x) => x.id === id);
+  if (!r) throw new Error(`check ${id} missing from the report of ${report.backend}`);
+  return r;
+}
+
+const asUnknown = <C>(b: Backend<C>) => b as Backend<unknown>;
+
+const builtins: { label: string; backend: Backend<unknown>; config: unknown; seed: number }[] = [
+  { label: "reference minimal", backend: asUnknown(reference), config: { network: "10.250.0.0/16" }, seed: 1 },
+  { label: "reference default", backend: asUnknown(reference), config: { network: "10.250.0.0/16", nodeSubnetLength: 24, natOutgoing: true }, seed: 2 },
+  ...flannelFixtures.configs.map((c, i) => ({ label: `flannel ${c.label}`, backend: asUnknown(flannel), config: c.config as unknown, seed: 3 + i })),
+  ...calicoFixtures.configs.map((c, i) => ({ label: `calico ${c.label}`, backend: asUnknown(calico), config: c.config as unknown, seed: 11 + i })),
+];
+
+describe("mentionsAddress: an entry names a pod address, not a longer address or a prefix's network", () => {
+  const cases: { text: string; address: string; expected: boolean }[] = [
+    { text: '{"address":"10.244.1.5"}', address: "10.244.1.5", expected: true },
+    { text: "10.244.1.5/24", address: "10.244.1.5", expected: true },
+    { text: "10.244.1.5/32", address: "10.244.1.5", expected: true },
+    { text: '{"address":"10.244.1.50"}', address: "10.244.1.5", expected: false },
+    { text: "110.244.1.5", address: "10.244.1.5", expected: false },
+    { text: "10.244.1.5.7", address: "10.244.1.5", expected: false },
+    { text: '{"cidr":"10.244.1.0/26"}', address: "10.244.1.0", expected: false },
+    { text: '{"cidr":"10.244.1.0/26","pod":"10.244.1.0"}', address: "10.244.1.0", expected: true },
+    { text: "/calico/ipam/v2/assignment/ipv4/block/10-244-1-0-26", address: "10.244.1.0", expected: false },
+    { text: "fd00::5", address: "fd00::5", expected: true },
+    { text: "fd00::5a", address: "fd00::5", expected: false },
+    { text: "fd00::/64", address: "fd00::", expected: false },
+  ];
+  for (const c of cases) {
+    it(`${JSON.stringify(c.text)} ${c.expected ? "names" : "does not name"} ${c.address}`, () => {
+      expect(mentionsAddress(c.text, c.address)).toBe(c.expected);
+    });
+  }
+});
+
+describe("section B on every built-in backend config, 4 nodes", () => {
+  for (const b of builtins) {
+    it(`${b.label} (seed ${b.seed}) passes every lifecycle check`, async () => {
+      const report = await runConformance({ backend: b.backend, config: b.config, configLabel: b.label, nodes: 4, seed: b.seed, checks: LIFECYCLE_IDS });
+      const bad = report.results.filter((r) => r.status !== "passed").map((r) => `${r.id}: ${r.status}: ${r.reason ?? ""}`);
+      expect(bad).toEqual([]);
+      // The release checks observed release some way on every backend: at least one leg ran and passed.
+      for (const id of ["cni.del-releases", "cni.gc"]) {
+        const legs = statusOf(report, id).subResults ?? [];
+        expect(legs.some((s) => s.status === "passed"), `${id} legs: ${JSON.stringify(legs)}`).toBe(true);
+        expect(legs.some((s) => s.status === "failed")).toBe(false);
+      }
+    }, 300_000);
+  }
+});
+
+describe("section H for section B: each lifecycle variant is red exactly where it is broken", () => {
+  const bases = new Map<string, (typeof lifecycleVariants)[number][]>();
+  for (const v of lifecycleVariants) bases.set(v.baseLabel, [...(bases.get(v.baseLabel) ?? []), v]);
+
+  it("spreads the variants over the three shapes", () => {
+    expect(new Set(lifecycleVariants.map((v) => v.shape))).toEqual(new Set(["bridge+lease", "vxlan+fdb", "routed+bgp"]));
+    const targeted = new Set(lifecycleVariants.flatMap((v) => v.targets));
+    for (const id of ["cni.del-releases", "cni.gc", "cni.sandbox-recreate", "cni.del-after-reuse", "cni.multi-interface", "cni.failed-add-leaks-nothing", "cni.add-result"]) {
+      expect(targeted.has(id), id).toBe(true);
+    }
+  });
+
+  for (const [baseLabel, variants] of bases) {
+    const targets = [...new Set(variants.flatMap((v) => v.targets))];
+    it(`the unbroken base (${baseLabel}) passes ${targets.join(", ")}`, async () => {
+      const first = variants[0]!;
+      const report = await runConformance({ backend: first.base, config: first.config, configLabel: baseLabel, nodes: 4, seed: 7, checks: targets });
+      for (const id of targets) {
+        const r = statusOf(report, id);
+        expect(r.status, `${baseLabel}: ${id}: ${r.reason ?? ""}`).toBe("passed");
+      }
+    }, 300_000);
+  }
+
+  it("a leak kept only in memory is caught by the exhaustion leg, an orphan ordinal on a whole-pool share by the trace leg", async () => {
+    const legs = async (label: string, id: string) => {
+      const v = lifecycleVariants.find((x) => x.label.startsWith(label));
+      if (!v) throw new Error(`no variant ${label}`);
+      const report = await runConformance({ backend: v.backend, config: v.config, nodes: 4, seed: 7, checks: [id] });
+      return Object.fromEntries((statusOf(report, id).subResults ?? []).map((s) => [s.label.split(":")[0], s.status]));
+    };
+    expect(await legs("flannel: every DEL and GC leaks", "cni.del-releases")).toEqual({ trace: "passed", "requested IP": "not applicable", exhaustion: "failed" });
+    expect(await legs("calico: DEL and GC leave the block ordinal", "cni.del-releases")).toEqual({ trace: "failed", "requested IP": "not applicable", exhaustion: "not applicable" });
+  }, 300_000);
+
+  for (const variant of lifecycleVariants) {
+    it(`turns red on "${variant.label}"`, async () => {
+      const report = await runConformance({
+        backend: variant.backend,
+        config: variant.config,
+        configLabel: variant.baseLabel,
+        nodes: 4,
+        seed: 7,
+        checks: [...variant.targets, ...variant.controls],
+      });
+      for (const id of variant.targets) {
+        const r = statusOf(report, id);
+        expect(r.status, `${variant.label}: ${id} must fail; got ${r.status} ${r.reason ?? ""}`).toBe("failed");
+        expect(r.reason ?? "").not.toBe("");
+      }
+      for (const id of variant.controls) {
+        const r = statusOf(report, id);
+        expect(r.status, `${variant.label}: control ${id} must pass; got ${r.status} ${r.reason ?? ""}`).toBe("passed");
+      }
+    }, 300_000);
+  }
+});
