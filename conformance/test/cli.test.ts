@@ -1,10 +1,10 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { loadLinuxDriver, main } from "../src/cli.ts";
+import { loadBackend, loadLinuxDriver, main, parseNodesFile, parseTopologyFile } from "../src/cli.ts";
 import type { ConformanceReport } from "../src/runner-entry.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -136,5 +136,190 @@ describe("cnikit-conformance CLI", () => {
     });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(process.getuid?.() === 0 ? /built-in backends only/ : /needs root/);
+  });
+});
+
+const workspace = resolve(here, "../..");
+const tsxBin = resolve(here, "../node_modules/.bin/tsx");
+
+/** Copies a workspace package's sources into `<project>/node_modules/<name>` (its own copy). */
+function copyPackage(project: string, from: string, name: string, patch?: (dir: string) => void): void {
+  const dir = join(project, "node_modules", ...name.split("/"));
+  mkdirSync(dir, { recursive: true });
+  cpSync(join(workspace, "packages", from, "src"), join(dir, "src"), { recursive: true });
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ name, version: "0.0.0", type: "module", exports: { ".": "./src/index.ts" } }));
+  patch?.(dir);
+}
+
+describe("cnikit-conformance for a third-party backend author", () => {
+  it("resolves --backend from the user's project first; the backend's own copy of @cnikit/core works; section C's table comes from its `conformance` export; nodes and topology come from files", () => {
+    // A project whose node_modules holds its own @cnikit/core and @cnikit/netpol, and a package
+    // named like the built-in @cnikit/reference (so resolving next to the suite would find the
+    // wrong one) that is a renamed copy of the reference backend built against that core.
+    const project = tempDir();
+    writeFileSync(join(project, "package.json"), JSON.stringify({ name: "acme-cni", private: true, type: "module" }));
+    copyPackage(project, "core", "@cnikit/core");
+    copyPackage(project, "netpol", "@cnikit/netpol");
+    symlinkSync(realpathSync(resolve(here, "../node_modules/yaml")), join(project, "node_modules", "yaml"));
+    copyPackage(project, "reference", "@cnikit/reference", (dir) => {
+      const index = join(dir, "src", "index.ts");
+      const text = readFileSync(index, "utf8");
+      expect(text).toMatch(/name: "reference"/);
+      writeFileSync(index, text.replace(/name: "reference"/, 'name: "acme-reference"'));
+    });
+    writeFileSync(join(project, "c.json"), JSON.stringify({ network: "10.250.0.0/16", mtu: 1400 }));
+    writeFileSync(join(project, "nodes.yaml"), "nodes:\n  - roles: [control-plane]\n    labels: {zone: a}\n  - annotations: {note: second}\n");
+    writeFileSync(
+      join(project, "topology.json"),
+      JSON.stringify({
+        subnets: [
+          { name: "dc", cidr: "172.31.0.0/24", gateway: "172.31.0.1", mtu: 1450 },
+          { name: "out", cidr: "192.0.2.0/24", gateway: "192.0.2.1", mtu: 1500 },
+        ],
+        routers: [{ name: "gw", interfaces: [{ subnet: "dc", address: "172.31.0.1" }, { subnet: "out", address: "192.0.2.1" }] }],
+        externals: [{ name: "internet", address: "192.0.2.200", subnet: "out" }],
+      }),
+    );
+    const run = spawnSync(
+      tsxBin,
+      [
+        "--conditions=source",
+        cliPath,
+        "--backend",
+        "@cnikit/reference",
+        "--config",
+        "c.json",
+        "--nodes",
+        "3",
+        "--checks",
+        "C,ipam.unique,reach.pod-to-pod.cross-node,nat.outgoing,mtu.encap-headroom,cni.del-unknown,cni.error-codes",
+        "--nodes-file",
+        "nodes.yaml",
+        "--topology",
+        "topology.json",
+        "--report",
+        "r.json",
+      ],
+      { cwd: project, encoding: "utf8", timeout: 240_000 },
+    );
+    expect(run.stderr).not.toMatch(/internal error|crashed/);
+    expect(run.stderr).toMatch(/section C uses the \d+ invalid configs of @cnikit\/reference's export conformance/);
+    expect(run.stdout).toMatch(/^acme-reference \(c\.json\), 3 nodes/m);
+    expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
+    const report = JSON.parse(readFileSync(join(project, "r.json"), "utf8")) as ConformanceReport;
+    expect(report.backend).toBe("acme-reference");
+    const byId = new Map(report.results.map((r) => [r.id, r]));
+    // Refusals thrown by the project's copy of ConfigError are recognised by code and field.
+    const invalid = byId.get("config.invalid-refused")!;
+    expect(invalid.status).toBe("passed");
+    expect(invalid.subResults!.length).toBeGreaterThan(10);
+    expect(byId.get("config.accepts-anchor-format")!.status).toBe("passed");
+    for (const r of report.results) expect([r.id, r.status]).toEqual([r.id, "passed"]);
+  }, 300_000);
+
+  it("names the loader to use for a .ts backend instead of a raw ERR_UNKNOWN_FILE_EXTENSION", async () => {
+    const dir = tempDir();
+    const importer = async (s: string): Promise<unknown> => {
+      throw Object.assign(new TypeError(`Unknown file extension ".ts" for ${s}`), { code: "ERR_UNKNOWN_FILE_EXTENSION" });
+    };
+    const err = await loadBackend("./my-backend.ts", dir, importer).catch((e: unknown) => e);
+    expect(String(err)).toMatch(/my-backend\.ts is a TypeScript file.*node --import tsx .*compile the backend first/);
+    expect(String(err)).not.toMatch(/ERR_UNKNOWN_FILE_EXTENSION/);
+  });
+
+  it("tries the project's node_modules before the suite's, and says how to install a package found in neither", async () => {
+    const project = tempDir();
+    writeFileSync(join(project, "package.json"), JSON.stringify({ name: "p", private: true }));
+    mkdirSync(join(project, "node_modules", "acme-backend"), { recursive: true });
+    writeFileSync(join(project, "node_modules", "acme-backend", "package.json"), JSON.stringify({ name: "acme-backend", type: "module", exports: "./index.js" }));
+    writeFileSync(join(project, "node_modules", "acme-backend", "index.js"), "export {};\n");
+    const seen: string[] = [];
+    const importer = async (s: string): Promise<unknown> => {
+      seen.push(s);
+      throw new Error(`Cannot find module ${s}`);
+    };
+    await expect(loadBackend("acme-backend", project, importer)).rejects.toThrow(/resolved from .* to .*acme-backend\/index\.js/);
+    expect(seen[0]).toMatch(/^file:.*node_modules\/acme-backend\/index\.js$/);
+    seen.length = 0;
+    await expect(loadBackend("not-installed-anywhere", project, importer)).rejects.toThrow(/install it in your project \(npm install not-installed-anywhere\)/);
+    expect(seen).toEqual(["not-installed-anywhere"]);
+  });
+});
+
+describe("nodes and topology files", () => {
+  it("gives the n-th node of every cluster its roles, labels and annotations", () => {
+    const meta = parseNodesFile({ nodes: [{ roles: ["control-plane"], labels: { zone: "a" } }, { annotations: { "projectcalico.org/RouteReflectorClusterID": "244.0.0.1" } }] }, "n.json");
+    expect(meta(0)).toEqual({ labels: { zone: "a", "node-role.kubernetes.io/control-plane": "" } });
+    expect(meta(1)).toEqual({ annotations: { "projectcalico.org/RouteReflectorClusterID": "244.0.0.1" } });
+    expect(meta(2)).toEqual({});
+    expect(parseNodesFile([{ labels: { a: "b" } }], "n.json")(0)).toEqual({ labels: { a: "b" } });
+  });
+
+  const badNodes: { label: string; data: unknown; message: RegExp }[] = [
+    { label: "no list", data: { nodes: 3 }, message: /n\.json: nodes must be a list/ },
+    { label: "an unknown top-level key", data: { node: [] }, message: /n\.json: node: unknown key/ },
+    { label: "an unknown key in an entry", data: { nodes: [{}, { lables: {} }] }, message: /nodes\[1\]\.lables: unknown key; known: roles, labels, annotations/ },
+    { label: "a label that is not a string", data: { nodes: [{ labels: { zone: 1 } }] }, message: /nodes\[0\]\.labels\.zone must be a string/ },
+    { label: "a bad role", data: { nodes: [{ roles: ["a b"] }] }, message: /nodes\[0\]\.roles\[0\] must be a role name/ },
+  ];
+  for (const row of badNodes) it(`refuses a nodes file with ${row.label}, naming the field`, () => expect(() => parseNodesFile(row.data, "n.json")).toThrow(row.message));
+
+  const badTopology: { label: string; data: unknown; message: RegExp }[] = [
+    { label: "no subnets", data: {}, message: /t\.json: topology\.subnets must be a list/ },
+    { label: "a misspelt key", data: { subnets: [{ name: "a", cidr: "10.0.0.0/24", mtU: 1400 }] }, message: /topology\.subnets\[0\]\.mtU: unknown key; known: name, cidr, gateway, mtu/ },
+    { label: "an MTU that is not an integer", data: { subnets: [{ name: "a", cidr: "10.0.0.0/24", mtu: "1400" }] }, message: /topology\.subnets\[0\]\.mtu must be an integer/ },
+    { label: "a router without interfaces", data: { subnets: [{ name: "a", cidr: "10.0.0.0/24" }], routers: [{ name: "r" }] }, message: /topology\.routers\[0\]\.interfaces must be a list/ },
+    { label: "an external without an address", data: { subnets: [{ name: "a", cidr: "10.0.0.0/24" }], externals: [{ name: "x", subnet: "a" }] }, message: /topology\.externals\[0\]\.address must be a non-empty string/ },
+  ];
+  for (const row of badTopology) it(`refuses a topology file with ${row.label}, naming the field`, () => expect(() => parseTopologyFile(row.data, "t.json")).toThrow(row.message));
+
+  it("exits 2 naming the field when the simulator refuses the topology's addresses (a gateway off its subnet, an MTU out of range)", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "c.json"), "{}");
+    writeFileSync(join(dir, "t1.json"), JSON.stringify({ subnets: [{ name: "a", cidr: "10.0.0.0/24", mtu: 100 }] }));
+    writeFileSync(join(dir, "t2.json"), JSON.stringify({ subnets: [{ name: "a", cidr: "10.0.0.0/24", gateway: "10.0.1.1" }] }));
+    writeFileSync(join(dir, "n.json"), JSON.stringify({ nodes: [{ labels: { zone: 7 } }] }));
+    const cases: [string[], RegExp][] = [
+      [["--topology", "t1.json"], /t1\.json: topology\.subnets\[0\]\.mtu: .*576 to 65535/],
+      [["--topology", "t2.json"], /t2\.json: topology\.subnets\[0\]\.gateway: .*must lie inside 10\.0\.0\.0\/24/],
+      [["--nodes-file", "n.json"], /n\.json: nodes\[0\]\.labels\.zone must be a string/],
+      [["--topology", "t1.json", "--dataplane", "linux"], process.getuid?.() === 0 ? /--topology and --nodes-file apply to the simulator/ : /needs root/],
+    ];
+    for (const [args, message] of cases) {
+      const t = io(dir);
+      const code = await main(["--backend", "@cnikit/reference", "--config", "c.json", ...args], t.io);
+      expect(code, args.join(" ")).toBe(2);
+      expect(t.err.join("")).toMatch(message);
+    }
+  });
+});
+
+describe("--strict and section C without --invalid-configs", () => {
+  it("loads a built-in package's `conformance` table; --strict turns a required 'not run' into exit 1", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "c.json"), JSON.stringify({ Network: "10.244.0.0/16", Backend: { Type: "vxlan" } }));
+    const t = io(dir);
+    const code = await main(["--backend", "@cnikit/flannel", "--config", "c.json", "--nodes", "3", "--checks", "config.invalid-refused,claims.families", "--report", "r.json"], t.io);
+    expect(t.err.join("")).toMatch(/section C uses the \d+ invalid configs of @cnikit\/flannel's export conformance/);
+    expect(code).toBe(0);
+    const out = t.out.join("");
+    expect(out).toMatch(/config\.invalid-refused\s+yes\s+passed/);
+    // flannel claims IPv6; this config is IPv4 only: counted, never passed.
+    expect(out).toMatch(/claims\.families\s+yes\s+not run\s+.*capabilities\.families claims IPv4, IPv6; this config exercises IPv4 only/);
+    expect(out).toMatch(/- IPv6 not exercised\s+not run/);
+    expect(out).toMatch(/1 required not run/);
+    const strict = io(dir);
+    expect(await main(["--backend", "@cnikit/flannel", "--config", "c.json", "--nodes", "3", "--checks", "claims.families", "--strict"], strict.io)).toBe(1);
+    expect(strict.out.join("")).toMatch(/, strict: .*REQUIRED CHECK\(S\) NOT PASSED \(strict/);
+  });
+
+  it("says which export to add when the backend module has no table", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "c.json"), "{}");
+    const t = io(dir);
+    const code = await main(["--backend", `${brokenPath}#nonIdempotentDel`, "--config", "c.json", "--checks", "config.invalid-refused"], t.io);
+    expect(code).toBe(0);
+    expect(t.err.join("")).toMatch(/exports no conformance\.invalidConfigs and no --invalid-configs was given/);
+    expect(t.out.join("")).toMatch(/config\.invalid-refused\s+yes\s+not run\s+.*export `conformance = \{ invalidConfigs/);
   });
 });
