@@ -4,8 +4,9 @@
  * installed on the nodes that were already there.
  */
 import type { AgentContext, Backend, NodeAgent, NodeDataplane } from "@cnikit/core";
-import { NODE_PREFIX, calico } from "@cnikit/calico";
+import { calico } from "@cnikit/calico";
 import type { CalicoConfig } from "@cnikit/calico";
+import { calicoNodeAddresses } from "./peer-listings.ts";
 import { WrappedAgent, wrapBackend } from "./wrap.ts";
 
 class FrozenPeersAgent extends WrappedAgent {
@@ -23,16 +24,7 @@ class FrozenPeersAgent extends WrappedAgent {
     await this.inner.start();
     // The peer list is rendered once the clock moves (after the nodes that join with this one).
     this.ctx.clock.setTimeout(() => {
-      void this.ctx.store.list(NODE_PREFIX).then((listing) => {
-        const known = new Set<string>();
-        for (const kv of listing.items) {
-          try {
-            const address = (JSON.parse(kv.value) as { address?: unknown }).address;
-            if (typeof address === "string") known.add(address);
-          } catch {
-            // a record that does not parse names no peer
-          }
-        }
+      void calicoNodeAddresses(this.ctx.store).then((known) => {
         this.known = known;
       });
     }, 1);

@@ -1,20 +1,26 @@
 /**
- * Broken (flannel, vxlan + FDB): the FDB is filled from the agent's first view of the leases only.
- * A node that joins later gets its route and neighbour entry on every other node, but no FDB
- * entry (VTEP MAC -> its underlay address), so encapsulated frames to it have nowhere to go.
+ * Broken (flannel vxlan, calico VXLAN): the FDB is filled from the agent's first view of its peers
+ * only (flannel: the subnet leases; calico: the node records). A node that joins later gets its
+ * route and neighbour entry on every other node, but no FDB entry (VTEP MAC -> its underlay
+ * address), so encapsulated frames to it have nowhere to go.
  */
 import type { AgentContext, Backend, NodeAgent, NodeDataplane } from "@cnikit/core";
-import { SUBNET_PREFIX, decodeLease, flannel } from "@cnikit/flannel";
+import { calico } from "@cnikit/calico";
+import type { CalicoConfig } from "@cnikit/calico";
+import { flannel } from "@cnikit/flannel";
 import type { FlannelConfig } from "@cnikit/flannel";
+import { calicoNodeAddresses, flannelVteps } from "./peer-listings.ts";
+import type { PeerListing } from "./peer-listings.ts";
 import { WrappedAgent, wrapBackend } from "./wrap.ts";
 
-class FirstListingFdbAgent extends WrappedAgent {
+class FirstListingFdbAgent<C> extends WrappedAgent {
   /** Underlay addresses of the VTEPs in the first listing (undefined until it was taken). */
   private known: Set<string> | undefined;
 
   constructor(
     inner: NodeAgent,
-    private readonly ctx: AgentContext<FlannelConfig>,
+    private readonly ctx: AgentContext<C>,
+    private readonly listing: PeerListing,
   ) {
     super(inner);
   }
@@ -23,12 +29,7 @@ class FirstListingFdbAgent extends WrappedAgent {
     await this.inner.start();
     // The first listing is taken once the clock moves (after the nodes that join with this one).
     this.ctx.clock.setTimeout(() => {
-      void this.ctx.store.list(SUBNET_PREFIX).then((listing) => {
-        const known = new Set<string>();
-        for (const kv of listing.items) {
-          const ip = decodeLease(kv)?.attrs.PublicIP;
-          if (ip !== undefined) known.add(ip);
-        }
+      void this.listing(this.ctx.store).then((known) => {
         this.known = known;
       });
     }, 1);
@@ -42,5 +43,9 @@ class FirstListingFdbAgent extends WrappedAgent {
 }
 
 export const fdbMissingNewestPeer: Backend<FlannelConfig> = wrapBackend(flannel, "broken-flannel-fdb-missing-newest-peer", {
-  agent: (inner, ctx) => new FirstListingFdbAgent(inner, ctx),
+  agent: (inner, ctx) => new FirstListingFdbAgent(inner, ctx, flannelVteps),
+});
+
+export const calicoFdbMissingNewestPeer: Backend<CalicoConfig> = wrapBackend(calico, "broken-calico-vxlan-fdb-missing-newest-peer", {
+  agent: (inner, ctx) => new FirstListingFdbAgent(inner, ctx, calicoNodeAddresses),
 });

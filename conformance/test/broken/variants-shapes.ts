@@ -9,7 +9,7 @@ import type { Backend } from "@cnikit/core";
 import { calico, calicoFixtures, ipPool } from "@cnikit/calico";
 import { flannel, flannelFixtures } from "@cnikit/flannel";
 import { bgpPeersFrozen } from "./bgp-peers-frozen.ts";
-import { fdbMissingNewestPeer } from "./fdb-missing-newest-peer.ts";
+import { calicoFdbMissingNewestPeer, fdbMissingNewestPeer } from "./fdb-missing-newest-peer.ts";
 import { forgetsNothingOf } from "./forgets-nothing.ts";
 import { leakOnDelOf } from "./leak-on-del.ts";
 import { mtuWithoutEncapHeadroomOf } from "./mtu-without-encap-headroom.ts";
@@ -36,6 +36,7 @@ function fixtureConfig<T>(configs: { label: string; config: T }[], label: string
 const FLANNEL_VXLAN = fixtureConfig(flannelFixtures.configs, "vxlan");
 const CALICO_BGP = fixtureConfig(calicoFixtures.configs, "bgp");
 const CALICO_IPIP = fixtureConfig(calicoFixtures.configs, "ipip-always");
+const CALICO_VXLAN = fixtureConfig(calicoFixtures.configs, "vxlan-crosssubnet");
 /**
  * One /26 pool that is one block, IPIP always: every node shares the block (the first node claims
  * it, the others borrow from it), so allocations on different nodes meet in one block record.
@@ -53,6 +54,7 @@ const flannelBase = {
 
 const calicoBgp = { base: asUnknown(calico), shape: "routed+bgp", config: CALICO_BGP, baseLabel: "calico bgp" } as const;
 const calicoIpip = { base: asUnknown(calico), shape: "routed+bgp", config: CALICO_IPIP, baseLabel: "calico ipip-always" } as const;
+const calicoVxlan = { base: asUnknown(calico), shape: "routed+bgp", config: CALICO_VXLAN, baseLabel: "calico vxlan-crosssubnet" } as const;
 const calicoOneBlock = { base: asUnknown(calico), shape: "routed+bgp", config: CALICO_ONE_BLOCK, baseLabel: "calico ipip, one shared /26 block" } as const;
 
 export const flannelVariants: BrokenVariant[] = [
@@ -161,6 +163,13 @@ export const calicoVariants: BrokenVariant[] = [
     controls: ["reach.pod-to-pod.cross-node", "dyn.restart"],
   },
   {
+    label: "calico: no VXLAN FDB entry for a node that joined after the first listing",
+    backend: asUnknown(calicoFdbMissingNewestPeer),
+    ...calicoVxlan,
+    targets: ["dyn.join"],
+    controls: ["reach.pod-to-pod.cross-node", "dyn.restart"],
+  },
+  {
     label: "calico: BGP withdraws ignored (a departed node's block route stays)",
     backend: asUnknown(forgetsNothingOf(calico, "broken-calico-ignores-withdraws", { routes: (r) => r.origin?.startsWith("bgp") === true })),
     ...calicoBgp,
@@ -209,6 +218,13 @@ export const calicoVariants: BrokenVariant[] = [
     ...calicoIpip,
     targets: ["mtu.encap-headroom"],
     controls: ["reach.pod-to-pod.same-node", "ipam.unique"],
+  },
+  {
+    label: "calico: VXLAN pod MTU without the 50-byte headroom",
+    backend: asUnknown(mtuWithoutEncapHeadroomOf(calico, "broken-calico-mtu-no-vxlan-headroom")),
+    ...calicoVxlan,
+    targets: ["mtu.encap-headroom"],
+    controls: ["reach.pod-to-pod.cross-node", "ipam.unique"],
   },
   {
     label: "calico: NetworkPolicy that ignores namespaceSelector",
