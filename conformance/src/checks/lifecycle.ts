@@ -826,7 +826,7 @@ export const lifecycleChecks: CheckDefinition[] = [
   {
     id: "cni.failed-add-leaks-nothing",
     section: "B",
-    rule: "A failed ADD (requested address held or outside every range, node share exhausted) leaves nothing behind: cluster store, the node's ctx.local and dataplane unchanged, and a later DEL succeeds.",
+    rule: "A failed ADD (requested address held or outside every range, node share exhausted, node cut off from the store) leaves nothing behind: cluster store, the node's ctx.local and dataplane unchanged, and a later DEL succeeds.",
     source: `${SOURCES.cniAdd}; host-local/bridge tests 'failed ADD leaves no reservation'`,
     required: true,
     budgetMs: 120_000,
@@ -876,6 +876,31 @@ export const lifecycleChecks: CheckDefinition[] = [
       } else {
         const p = await tryFailing("on the exhausted node", attachment("fail-exhausted"), 100);
         subs.push(subOf(exhaustedLabel, p, `the share ran out after ${filled.held.length + 1} pods`));
+        problems.push(...p);
+      }
+      // A node cut off from the cluster store: ADD fails (code 11) where it needs the store; what
+      // the agent does meanwhile (keep-alives, re-claims) may change the stores, so only traces of
+      // the failed attachment count here.
+      const cutLabel = "failed ADD while the node is cut off from the cluster store (code 11)";
+      const cutPod = attachment("fail-cut-off");
+      for (const room of filled.held.slice(0, 2)) await agentOf(h, node).detach(room.ref);
+      h.cluster.setStoreCutOff(node, true);
+      const cutErr = await thrown(() => agentOf(h, node).attach(cutPod));
+      h.cluster.setStoreCutOff(node, false);
+      if (!cutErr) {
+        subs.push({ label: cutLabel, status: "not applicable", reason: `ADD on node ${node} succeeded without the cluster store (its ADD path needs only node-local state)` });
+        await agentOf(h, node).detach(ref(cutPod.containerId));
+      } else {
+        const failedWith = `failed with ${describeError(cutErr)}`;
+        const p = await eventually(h, env.summary.convergenceMs, async () => {
+          const left = entriesNaming(await snapshot(h, node), cutPod.containerId);
+          const out = left.length > 0 ? [`failed ADD ${key(cutPod)} (${describeError(cutErr)}) left ${summarizeProblems(left, 2)} naming it`] : [];
+          if (podKeysOf(h, node).includes(key(cutPod))) out.push(`failed ADD ${key(cutPod)} (${describeError(cutErr)}) left the pod in the dataplane of node ${node}`);
+          return out;
+        });
+        const delErr = await thrown(() => agentOf(h, node).detach(ref(cutPod.containerId)));
+        if (delErr) p.push(`DEL after the failed ADD ${key(cutPod)} threw ${describeError(delErr)}`);
+        subs.push(subOf(cutLabel, p, failedWith));
         problems.push(...p);
       }
       const checkErr = await thrown(() => agentOf(h, node).check(ref("holder")));
