@@ -305,9 +305,13 @@ export function quietPeriodMs(boundMs: number): number {
   return Math.min(MAX_QUIET_MS, Math.max(MIN_QUIET_MS, Math.floor(boundMs / 4)));
 }
 
-/** One live node's desired dataplane as last seen: the object (fast path) and its canonical JSON. */
+/**
+ * One live node's desired dataplane as last seen: the object and its JSON as given (fast paths: a
+ * backend hands out the same object, or an equal one, until its plan changes) and its canonical JSON.
+ */
 interface SeenDataplane {
   dp: unknown;
+  raw: string;
   canon: string;
 }
 
@@ -322,13 +326,16 @@ function observeState(h: Harness, before: Map<string, SeenDataplane>, full: bool
       dp = h.cluster.dataplane(node.name);
     } catch (err) {
       dp = undefined;
-      now.set(node.name, { dp, canon: `dataplane() threw ${describeError(err)}` });
+      const what = `dataplane() threw ${describeError(err)}`;
+      now.set(node.name, { dp, raw: what, canon: what });
     }
     const prev = before.get(node.name);
     if (dp !== undefined) {
-      // A backend that hands out the same object until it re-plans costs one comparison per node.
       if (!full && prev && prev.dp === dp) now.set(node.name, prev);
-      else now.set(node.name, { dp, canon: canonicalJson(dp) });
+      else {
+        const raw = rawJson(dp);
+        now.set(node.name, prev && prev.raw === raw ? { ...prev, dp } : { dp, raw, canon: canonicalJson(dp) });
+      }
     }
     const seen = now.get(node.name)!;
     if (!prev) changed.push(`node ${node.name} appeared`);
@@ -336,6 +343,14 @@ function observeState(h: Harness, before: Map<string, SeenDataplane>, full: bool
   }
   for (const name of before.keys()) if (!now.has(name)) changed.push(`node ${name} is gone`);
   return { now, changed };
+}
+
+function rawJson(dp: unknown): string {
+  try {
+    return JSON.stringify(dp) ?? "undefined";
+  } catch (err) {
+    return `unserialisable dataplane (${describeError(err)})`;
+  }
 }
 
 function canonicalJson(dp: unknown): string {
@@ -403,6 +418,11 @@ export async function converge(h: Harness, boundMs: number, problem: () => strin
   const pollMs = Math.max(10, Math.floor(boundMs / 20));
   // On an external store every step waits for the store's I/O: step coarser there.
   const minStepMs = h.clock instanceof IoPacedClock ? Math.max(10, Math.floor(quietMs / 20)) : 1;
+  // While nothing changes, a step may take in more and more of the timers due next (dense periodic
+  // timers cost one state comparison per window, not per timer); a change resets it, so a change
+  // is dated to within one window, and a lone timer (a debounce) is always stepped to exactly.
+  const maxWindowMs = Math.max(minStepMs, Math.min(pollMs, Math.floor(quietMs / 4)));
+  let windowMs = minStepMs;
   const v0 = h.clock.now();
   const w0 = performance.now();
   const rel = () => h.clock.now() - v0;
@@ -445,7 +465,7 @@ export async function converge(h: Harness, boundMs: number, problem: () => strin
     return Math.max(lastChange, heldSeenAt ?? rel());
   };
   const stillChanging = (): string =>
-    changes > 0 ? ` (the desired state was still changing: last change at ${lastChange} ms, ${lastChangeWhat})` : "";
+    changes > 0 && rel() - lastChange < quietMs ? ` (the desired state was still changing: last change at ${lastChange} ms, ${lastChangeWhat})` : "";
 
   for (;;) {
     let t = rel();
@@ -453,6 +473,7 @@ export async function converge(h: Harness, boundMs: number, problem: () => strin
     seen = step.now;
     if (step.changed.length > 0) {
       changes++;
+      windowMs = minStepMs;
       lastChange = t;
       lastChangeWhat = summarizeProblems(step.changed, 2);
       if (t > boundMs) {
@@ -488,8 +509,10 @@ export async function converge(h: Harness, boundMs: number, problem: () => strin
     if (t < boundMs) decisions.push(boundMs);
     if (t < observeMs) decisions.push(observeMs);
     const decideAt = Math.min(...decisions.filter((d) => d > t));
-    const target = idle ? decideAt : Math.min(decideAt, Math.max(next - v0, t + minStepMs));
-    await h.clock.advance(Math.max(0, target - t));
+    const target = idle ? decideAt : Math.min(decideAt, Math.max(next - v0, t + windowMs));
+    windowMs = Math.min(maxWindowMs, windowMs * 2);
+    // Fires every timer due by `target` and ends there (or at the last timer, when none is left).
+    await h.clock.runUntilIdle({ limitMs: Math.max(0, target - t) });
     t = rel();
   }
 }

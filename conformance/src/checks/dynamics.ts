@@ -312,7 +312,7 @@ export const dynamicsChecks: CheckDefinition[] = [
           .filter(([, d]) => d !== "")
           .map(([n, d]) => `the dataplane of node ${n} changed: ${d}`);
         return diffs.length > 0 ? summarizeProblems(diffs, 2) : undefined;
-      });
+      }, { observeMs: env.summary.convergenceMs });
       const metrics = withConvergence(m, conv);
       if (!conv.converged) return fail(`${env.summary.convergenceMs} ms after the agent on node ${victim} restarted: ${conv.problem}`, { metrics });
       const problems: string[] = [];
@@ -345,7 +345,9 @@ export const dynamicsChecks: CheckDefinition[] = [
         const h = env.harness(`dyn.order-independent#${i}`);
         const m = startMetrics(h);
         await applyScenario(h, env, order.events, order.settleEach);
-        const conv = await converge(h, env.summary.convergenceMs, () => healthProblem(h, env));
+        // Settled, not merely healthy: the states compared are final (watched for the whole bound,
+        // so a re-plan after a debounce or on a periodic re-list is in them).
+        const conv = await converge(h, env.summary.convergenceMs, () => healthProblem(h, env), { observeMs: env.summary.convergenceMs });
         if (i === 1) metrics = withConvergence(m, conv);
         if (!conv.converged) return fail(`events ${order.label}: ${conv.problem}`, metrics ? { metrics } : {});
         views.push({ label: order.label, view: normalizedView(h) });
