@@ -21,9 +21,9 @@
  * This module never imports vitest.
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { realpathSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { createRequire } from "node:module";
-import { basename, dirname, extname, resolve } from "node:path";
+import { basename, dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { randomBytes } from "node:crypto";
@@ -165,6 +165,77 @@ function loadProblem(spec: string, err: unknown): string {
   return err instanceof Error ? err.message.split("\n")[0]! : String(err);
 }
 
+/** Conditions Node was started with (`--conditions x`, `-C x`), then the ones an ESM import uses. */
+function importConditions(): string[] {
+  const user: string[] = [];
+  const argv = process.execArgv;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const m = /^(?:--conditions|-C)=(.+)$/.exec(a);
+    if (m) user.push(m[1]!);
+    else if ((a === "--conditions" || a === "-C") && argv[i + 1] !== undefined) user.push(argv[++i]!);
+  }
+  return [...user, "import", "node", "module-sync", "default"];
+}
+
+/** The target of a package.json `exports` value for `conditions` (first matching key, in the object's order). */
+function exportTarget(value: unknown, conditions: readonly string[]): string | undefined {
+  if (typeof value === "string") return value;
+  if (Array.isArray(value)) {
+    for (const v of value) {
+      const t = exportTarget(v, conditions);
+      if (t !== undefined) return t;
+    }
+    return undefined;
+  }
+  if (isPlainObject(value)) {
+    for (const [key, v] of Object.entries(value)) {
+      if (conditions.includes(key)) {
+        const t = exportTarget(v, conditions);
+        if (t !== undefined) return t;
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Resolves a bare package specifier the way an ESM `import` in `cwd`'s project would (node_modules up
+ * the tree, `exports` with the import conditions, else `main`, else index.js), so an ESM-only
+ * package whose `exports` has no "require"/"default" entry still resolves. Undefined when no
+ * installed package matches; the caller then falls back to require resolution.
+ */
+export function resolveEsmFrom(spec: string, cwd: string): string | undefined {
+  const parts = spec.split("/");
+  const nameLength = spec.startsWith("@") ? 2 : 1;
+  if (parts.length < nameLength || parts.slice(0, nameLength).some((p) => p === "")) return undefined;
+  const name = parts.slice(0, nameLength).join("/");
+  const subpath = parts.length > nameLength ? `./${parts.slice(nameLength).join("/")}` : ".";
+  for (let dir = resolve(cwd); ; dir = dirname(dir)) {
+    const pkgDir = join(dir, "node_modules", name);
+    const pkgFile = join(pkgDir, "package.json");
+    if (existsSync(pkgFile)) {
+      let pkg: { exports?: unknown; main?: unknown };
+      try {
+        pkg = JSON.parse(readFileSync(pkgFile, "utf8")) as { exports?: unknown; main?: unknown };
+      } catch {
+        return undefined;
+      }
+      const conditions = importConditions();
+      if (pkg.exports !== undefined) {
+        const map = typeof pkg.exports === "string" || Array.isArray(pkg.exports) || (isPlainObject(pkg.exports) && !Object.keys(pkg.exports).some((k) => k.startsWith(".")))
+          ? { ".": pkg.exports }
+          : (pkg.exports as Record<string, unknown>);
+        const target = exportTarget(map[subpath], conditions);
+        return target === undefined ? undefined : resolve(pkgDir, target);
+      }
+      if (subpath !== ".") return resolve(pkgDir, subpath);
+      return resolve(pkgDir, typeof pkg.main === "string" ? pkg.main : "index.js");
+    }
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
 async function importModule(spec: string, cwd: string, importer: Importer): Promise<Record<string, unknown>> {
   const isPath = spec.startsWith(".") || spec.startsWith("/") || /\.(m?[jt]s|cjs|cts|mts)$/.test(spec);
   if (isPath) {
@@ -180,7 +251,7 @@ async function importModule(spec: string, cwd: string, importer: Importer): Prom
   const problems: string[] = [];
   let resolved: string | undefined;
   try {
-    resolved = createRequire(resolve(cwd, "package.json")).resolve(spec);
+    resolved = resolveEsmFrom(spec, cwd) ?? createRequire(resolve(cwd, "package.json")).resolve(spec);
   } catch (err) {
     problems.push(`from ${cwd}: ${loadProblem(spec, err)}`);
   }

@@ -240,6 +240,12 @@ describe("cnikit-conformance for a third-party backend author", () => {
     };
     await expect(loadBackend("acme-backend", project, importer)).rejects.toThrow(/resolved from .* to .*acme-backend\/index\.js/);
     expect(seen[0]).toMatch(/^file:.*node_modules\/acme-backend\/index\.js$/);
+    // An ESM-only package (exports with an "import" condition only, under a scope) resolves as an import would.
+    mkdirSync(join(project, "node_modules", "@acme", "esm-only"), { recursive: true });
+    writeFileSync(join(project, "node_modules", "@acme", "esm-only", "package.json"), JSON.stringify({ name: "@acme/esm-only", type: "module", exports: { ".": { types: "./x.d.ts", import: "./esm.js" } } }));
+    seen.length = 0;
+    await expect(loadBackend("@acme/esm-only", resolve(project, "node_modules"), importer)).rejects.toThrow(/resolved from/);
+    expect(seen[0]).toMatch(/^file:.*node_modules\/@acme\/esm-only\/esm\.js$/);
     seen.length = 0;
     await expect(loadBackend("not-installed-anywhere", project, importer)).rejects.toThrow(/install it in your project \(npm install not-installed-anywhere\)/);
     expect(seen).toEqual(["not-installed-anywhere"]);
