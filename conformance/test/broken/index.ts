@@ -16,6 +16,8 @@ import { reference } from "@cnikit/reference";
 import { invalidReferenceConfigs } from "@cnikit/reference";
 import { duplicateAddress } from "./duplicate-address.ts";
 import { leakOnDel } from "./leak-on-del.ts";
+import { localStateNotKeptOf } from "./local-state-not-kept.ts";
+import { masqueradeNotRenderedOf } from "./masquerade-not-rendered.ts";
 import { missingRouteAfterJoin } from "./missing-route-after-join.ts";
 import { natPodToPod } from "./nat-pod-to-pod.ts";
 import { nonIdempotentDel } from "./non-idempotent-del.ts";
@@ -53,6 +55,20 @@ export const referenceVariants: BrokenVariant[] = [
   { label: "pod MTU without room on the underlay", backend: mtuNoHeadroom as Backend<unknown>, ...onReference, targets: ["mtu.encap-headroom"], controls: ["reach.pod-to-pod.cross-node", "ipam.unique"] },
   { label: "policy that ignores namespaceSelector", backend: policyIgnoresNamespaceSelector as Backend<unknown>, ...onReference, targets: ["policy.matrix"], controls: ["reach.pod-to-pod.cross-node", "ipam.unique"] },
   { label: "policy that forgets egress", backend: policyForgetsEgress as Backend<unknown>, ...onReference, targets: ["policy.matrix"], controls: ["reach.pod-to-pod.same-node", "dyn.join"] },
+  {
+    label: "natOutgoing parsed but no masquerade rule rendered",
+    backend: masqueradeNotRenderedOf(reference as Backend<unknown>, "broken-no-masquerade"),
+    ...onReference,
+    targets: ["nat.outgoing"],
+    controls: ["reach.no-nat-between-pods", "ipam.unique"],
+  },
+  {
+    label: "pod records lost at an agent restart",
+    backend: localStateNotKeptOf(reference as Backend<unknown>, "broken-local-state-not-kept"),
+    ...onReference,
+    targets: ["dyn.restart"],
+    controls: ["dyn.join", "cni.del-idempotent"],
+  },
   {
     label: "wrong error code",
     backend: wrongErrorCode as Backend<unknown>,

@@ -12,6 +12,8 @@ import { bgpPeersFrozen } from "./bgp-peers-frozen.ts";
 import { calicoFdbMissingNewestPeer, fdbMissingNewestPeer } from "./fdb-missing-newest-peer.ts";
 import { forgetsNothingOf } from "./forgets-nothing.ts";
 import { leakOnDelOf } from "./leak-on-del.ts";
+import { localStateNotKeptOf } from "./local-state-not-kept.ts";
+import { masqueradeNotRenderedOf } from "./masquerade-not-rendered.ts";
 import { mtuWithoutEncapHeadroomOf } from "./mtu-without-encap-headroom.ts";
 import { natOnlyOwnSubnetExceptedOf } from "./nat-only-own-subnet-excepted.ts";
 import { nonIdempotentDelOf } from "./non-idempotent-del.ts";
@@ -103,6 +105,20 @@ export const flannelVariants: BrokenVariant[] = [
     controls: ["reach.pod-to-pod.same-node", "nat.outgoing"],
   },
   {
+    label: "flannel: IPMasq parsed but no masquerade rule rendered",
+    backend: asUnknown(masqueradeNotRenderedOf(flannel, "broken-flannel-no-masquerade")),
+    ...flannelBase,
+    targets: ["nat.outgoing"],
+    controls: ["reach.no-nat-between-pods", "ipam.unique"],
+  },
+  {
+    label: "flannel: host-local reservations lost at an agent restart",
+    backend: asUnknown(localStateNotKeptOf(flannel, "broken-flannel-local-state-not-kept")),
+    ...flannelBase,
+    targets: ["dyn.restart"],
+    controls: ["dyn.join", "cni.del-idempotent"],
+  },
+  {
     label: "flannel: address leaked on DEL (host-local reservation kept)",
     backend: asUnknown(leakOnDelOf(flannel, "broken-flannel-leak-on-del")),
     ...flannelBase,
@@ -182,6 +198,20 @@ export const calicoVariants: BrokenVariant[] = [
     ...calicoBgp,
     targets: ["reach.no-nat-between-pods"],
     controls: ["reach.pod-to-pod.same-node", "nat.outgoing"],
+  },
+  {
+    label: "calico: natOutgoing parsed but no masquerade rule rendered",
+    backend: asUnknown(masqueradeNotRenderedOf(calico, "broken-calico-no-masquerade")),
+    ...calicoBgp,
+    targets: ["nat.outgoing"],
+    controls: ["reach.no-nat-between-pods", "ipam.unique"],
+  },
+  {
+    label: "calico: pod records lost at an agent restart",
+    backend: asUnknown(localStateNotKeptOf(calico, "broken-calico-local-state-not-kept")),
+    ...calicoBgp,
+    targets: ["dyn.restart"],
+    controls: ["dyn.join", "cni.del-idempotent"],
   },
   {
     label: "calico: IPAM release never written (address leaked on DEL)",
