@@ -5,6 +5,7 @@ import { benchAllocator } from "./bench/allocator.ts";
 import { benchBgp } from "./bench/bgp.ts";
 import { benchCalico } from "./bench/calico.ts";
 import { benchCni } from "./bench/cni.ts";
+import { benchConformanceSweep } from "./bench/conformance-sweep.ts";
 import { benchDatastore } from "./bench/datastore.ts";
 import { benchEtcd } from "./bench/etcd.ts";
 import { benchFlannel } from "./bench/flannel.ts";
@@ -23,6 +24,8 @@ const suites: { name: string; run: () => Promise<Figure[]> }[] = [
   { name: "calico", run: benchCalico },
   { name: "netpol", run: benchNetpol },
   { name: "cni", run: benchCni },
+  // The false-red sweep (hours with its defaults; narrow it with CONFORMANCE_SWEEP_ARGS="--seeds 1-100 --nodes 4").
+  { name: "conformance-sweep", run: benchConformanceSweep },
 ];
 
 const filters = process.argv.slice(2);
