@@ -347,10 +347,12 @@ export const scenarioChecks: CheckDefinition[] = [
     async run(env) {
       const h = env.harness("fault.compaction");
       const memory = h.memory;
-      const names = await populate(h, env, 3, 2, "cp");
+      // (Node names are fixed per check; Calico searches blocks from a hash of the name, and "cp-1"
+      // lands on the pool's first block, whose first address ipam.reserved calls reserved.)
+      const names = await populate(h, env, 3, 2, "cq");
       const baseline = healthProblem(h, env);
       if (baseline) return fail(`before the compaction: ${baseline}`);
-      const joiner = "cp-new";
+      const joiner = "cq-new";
       const stallMs = Math.max(1_000, Math.floor(env.summary.convergenceMs / 2));
       const compact = memory ? (r: number) => memory.compact(r) : undefined;
       if (!compact) return notApplicable("needs the in-memory store's compact()");
@@ -360,8 +362,8 @@ export const scenarioChecks: CheckDefinition[] = [
       // While the joiner's first watches stall, the cluster changes: a node joins, another leaves, pods come.
       const leaver = names[2]!;
       const gone = departedOf(h, leaver);
-      await h.cluster.addNode({ name: "cp-other" });
-      await addPods(h, ["cp-other", names[0]!, joiner], 1, "cp-during");
+      await h.cluster.addNode({ name: "cq-other" });
+      await addPods(h, ["cq-other", names[0]!, joiner], 1, "cq-during");
       await h.cluster.removeNode(leaver, { mode: "clean" });
       const t0 = h.clock.now();
       while (h.sim.storeFaults(joiner).compactedWatches === 0 && h.clock.now() - t0 < stallMs * 2 && h.clock.nextAt() !== undefined) {
@@ -372,7 +374,7 @@ export const scenarioChecks: CheckDefinition[] = [
       const conv = await converge(h, bound, () => healthAndStale(h, env, [gone]));
       const metrics = withConvergence(m, conv);
       if (!conv.converged) {
-        return fail(`${bound} ms after ${compacted} watch(es) of node ${joiner} hit a compaction past its listing (node cp-other joined and node ${leaver} left meanwhile): ${conv.problem}`, { metrics });
+        return fail(`${bound} ms after ${compacted} watch(es) of node ${joiner} hit a compaction past its listing (node cq-other joined and node ${leaver} left meanwhile): ${conv.problem}`, { metrics });
       }
       if (compacted === 0) return notApplicable(`node ${joiner}'s agent opened no store watch from a listing revision`, { metrics });
       return pass({ metrics });
