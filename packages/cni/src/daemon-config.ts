@@ -6,7 +6,11 @@
  * {
  *   "node": { "name": "node-1", "labels": {},
  *             "underlay": [{ "iface": "eth0", "address": "192.0.2.10", "prefixLength": 24, "gateway": "192.0.2.1" }] },
- *   "backend": "flannel",                       // flannel | calico | reference (or "@cnikit/flannel")
+ *   "backend": "flannel",                       // flannel | calico | reference (or "@cnikit/flannel"),
+ *                                               // or a backend module of your own:
+ *                                               // { "module": "/opt/my-backend/index.js" | "./rel.js" | "my-backend-pkg",
+ *                                               //   "from": "/opt/project",   // where a package name resolves (default: this file's dir)
+ *                                               //   "export": "myBackend" }   // default: the module's single Backend export
  *   "backendConfig": { "Network": "10.244.0.0/16", "Backend": { "Type": "vxlan" } },
  *                                               // or a path: .json is parsed, anything else (calico YAML)
  *                                               // is handed to the backend's parser as text; a string
@@ -26,8 +30,10 @@
  * `ConfigError` naming the field (`node.underlay[0].address`, `backendConfig.Backend.VNI`, ...).
  * Without `peers` the agent gets a transport that reaches nobody (a single node).
  */
-import { readFileSync } from "node:fs";
-import { dirname, isAbsolute, resolve as resolvePath } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, isAbsolute, join, resolve as resolvePath } from "node:path";
+import { pathToFileURL } from "node:url";
 import {
   ConfigError,
   FileDatastore,
@@ -58,11 +64,27 @@ export interface RendererSpec {
   options: Record<string, unknown>;
 }
 
+/**
+ * A backend module named by the config (`backend: {module, from?, export?}`): `module` is an
+ * absolute path, a path relative to the config file's directory, or a package name resolved from
+ * `from` as an ESM import there would resolve it; `export` picks the export (default: the module's
+ * single export that looks like a Backend).
+ */
+export interface BackendModuleSpec {
+  /** As written (a path or a package name). */
+  module: string;
+  /** The directory a package name resolves from (absolute). */
+  from: string;
+  export?: string;
+}
+
 /** A validated daemon configuration. */
 export interface DaemonConfig {
   node: NodeInfo;
-  /** The backend's name (`flannel`, `calico`, `reference`). */
+  /** The backend's name (`flannel`, `calico`, `reference`, or the name a backend module's Backend has). */
   backend: string;
+  /** Set when the backend comes from a module of its own rather than the built-in list. */
+  backendModule?: BackendModuleSpec;
   /** The backend's config as read (object or text), already validated by its parser. */
   backendConfig: unknown;
   store: StoreSpec;
@@ -178,6 +200,120 @@ export function resolveBackend(name: unknown): Backend<unknown> {
   return found.backend;
 }
 
+const MODULE_KEYS = new Set(["module", "from", "export"]);
+
+/**
+ * Validates `backend` when it is an object (`{module, from?, export?}`), resolving a relative
+ * `module` path and `from` against `baseDir`. `ConfigError` naming `backend.<key>`.
+ */
+export function parseBackendModuleSpec(v: unknown, baseDir: string): BackendModuleSpec {
+  if (!isObject(v)) throw err("backend", "must be a built-in backend's name or an object {module, from?, export?}", v);
+  for (const key of Object.keys(v)) if (!MODULE_KEYS.has(key)) throw err(`backend.${key}`, `is not a backend module setting (known: ${[...MODULE_KEYS].join(", ")})`);
+  const module = str(v["module"], "backend.module");
+  const isPath = module.startsWith("/") || module.startsWith("./") || module.startsWith("../");
+  const from = v["from"] === undefined ? baseDir : str(v["from"], "backend.from");
+  const spec: BackendModuleSpec = { module: isPath && !isAbsolute(module) ? resolvePath(baseDir, module) : module, from: isAbsolute(from) ? from : resolvePath(baseDir, from) };
+  if (v["export"] !== undefined) {
+    const e = str(v["export"], "backend.export");
+    if (!/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(e)) throw err("backend.export", "must be an export name (a JavaScript identifier)", e);
+    spec.export = e;
+  }
+  return spec;
+}
+
+/** Whether `x` has the shape of a Backend (name, capabilities, parseConfig, summarize, createAgent). */
+export function looksLikeBackend(x: unknown): x is Backend<unknown> {
+  if (x === null || typeof x !== "object") return false;
+  const b = x as Record<string, unknown>;
+  return typeof b["name"] === "string" && typeof b["parseConfig"] === "function" && typeof b["summarize"] === "function" && typeof b["createAgent"] === "function" && typeof b["capabilities"] === "object" && b["capabilities"] !== null;
+}
+
+function exportTarget(value: unknown, conditions: readonly string[]): string | undefined {
+  if (typeof value === "string") return value;
+  if (Array.isArray(value)) {
+    for (const x of value) {
+      const t = exportTarget(x, conditions);
+      if (t !== undefined) return t;
+    }
+    return undefined;
+  }
+  if (isObject(value)) {
+    for (const [k, x] of Object.entries(value)) {
+      const t = conditions.includes(k) ? exportTarget(x, conditions) : undefined;
+      if (t !== undefined) return t;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The file a package specifier resolves to from directory `from`, as an ESM import there would:
+ * `node_modules` up the tree, `exports` with the import conditions, else `main`, else index.js;
+ * then require resolution as a fallback. Undefined when nothing matches.
+ */
+export function resolvePackageFrom(spec: string, from: string): string | undefined {
+  const parts = spec.split("/");
+  const n = spec.startsWith("@") ? 2 : 1;
+  if (parts.length >= n && parts.slice(0, n).every((p) => p !== "")) {
+    const name = parts.slice(0, n).join("/");
+    const sub = parts.length > n ? `./${parts.slice(n).join("/")}` : ".";
+    for (let dir = resolvePath(from); ; dir = dirname(dir)) {
+      const pkgDir = join(dir, "node_modules", name);
+      if (existsSync(join(pkgDir, "package.json"))) {
+        let pkg: { exports?: unknown; main?: unknown } | undefined;
+        try {
+          pkg = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8")) as { exports?: unknown; main?: unknown };
+        } catch {
+          pkg = undefined;
+        }
+        if (pkg?.exports !== undefined) {
+          const e = pkg.exports;
+          const map = typeof e === "string" || Array.isArray(e) || (isObject(e) && !Object.keys(e).some((k) => k.startsWith("."))) ? { ".": e } : (e as Record<string, unknown>);
+          const target = exportTarget(map[sub], ["import", "node", "module-sync", "default"]);
+          if (target !== undefined) return resolvePath(pkgDir, target);
+        } else if (pkg) {
+          return sub !== "." ? resolvePath(pkgDir, sub) : resolvePath(pkgDir, typeof pkg.main === "string" ? pkg.main : "index.js");
+        }
+        break;
+      }
+      if (dirname(dir) === dir) break;
+    }
+  }
+  try {
+    return createRequire(join(resolvePath(from), "package.json")).resolve(spec);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Loads a module by URL (tests pass their own). */
+export type ModuleImporter = (url: string) => Promise<unknown>;
+
+/**
+ * Loads the Backend a module spec names. `ConfigError` naming `backend.module` when the module
+ * cannot be resolved or loaded, `backend.export` when the export is missing, not a Backend, or
+ * (without `export`) the module has none or several.
+ */
+export async function importBackendModule(spec: BackendModuleSpec, importer: ModuleImporter = (u) => import(u)): Promise<Backend<unknown>> {
+  const file = isAbsolute(spec.module) ? spec.module : resolvePackageFrom(spec.module, spec.from);
+  if (file === undefined) throw err("backend.module", `cannot resolve the package ${spec.module} from ${spec.from} (install it there, or give an absolute path)`, spec.module);
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await importer(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (e) {
+    throw err("backend.module", `cannot load ${file}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`, spec.module);
+  }
+  if (spec.export !== undefined) {
+    const picked = mod[spec.export];
+    if (!looksLikeBackend(picked)) throw err("backend.export", `${spec.module} has no Backend export named ${spec.export} (exports: ${Object.keys(mod).join(", ") || "none"})`, spec.export);
+    return picked;
+  }
+  const found = [...new Set(Object.values(mod).filter(looksLikeBackend))];
+  if (found.length === 1) return found[0]!;
+  const names = Object.entries(mod).filter(([, x]) => looksLikeBackend(x)).map(([k]) => k);
+  throw err("backend.export", found.length === 0 ? `${spec.module} exports nothing that looks like a Backend (exports: ${Object.keys(mod).join(", ") || "none"})` : `${spec.module} exports several backends (${names.join(", ")}): name one`, spec.export);
+}
+
 function readBackendConfig(v: unknown, baseDir: string, readText: (path: string) => string): unknown {
   if (v === undefined || v === null) throw err("backendConfig", "is required: the backend's own config (flannel net-conf.json, Calico resources), inline or a file path");
   if (typeof v !== "string") return v;
@@ -198,24 +334,49 @@ function readBackendConfig(v: unknown, baseDir: string, readText: (path: string)
   }
 }
 
+/** Options of `parseDaemonConfig`. */
+export interface ParseDaemonConfigOptions {
+  /** Resolves relative paths (the config file's directory). */
+  baseDir: string;
+  /** Reads `backendConfig` files (default: the file system). */
+  readText?: (path: string) => string;
+  /**
+   * The Backend a module-valued `backend` names, already loaded (`resolveDaemonConfig` loads it).
+   * Without it such a config is refused (`backend`: loading a module is asynchronous).
+   */
+  moduleBackend?: Backend<unknown>;
+}
+
 /**
  * Validates a parsed config file (see the module comment). `baseDir` resolves relative paths;
  * `readText` reads `backendConfig` files (default: the file system). The backend's config is run
  * through the backend's parser, its errors re-thrown with `backendConfig.` before the field.
- * Throws `ConfigError` naming the field. Pure apart from `readText`.
+ * Throws `ConfigError` naming the field. Pure apart from `readText`. A `backend` naming a module
+ * needs that module loaded first: use `resolveDaemonConfig` (or pass `moduleBackend`).
  */
-export function parseDaemonConfig(raw: unknown, options: { baseDir: string; readText?: (path: string) => string }): DaemonConfig {
+export function parseDaemonConfig(raw: unknown, options: ParseDaemonConfigOptions): DaemonConfig {
   if (!isObject(raw)) throw err("(root)", "must be a JSON object", raw);
   for (const key of Object.keys(raw)) if (!TOP_KEYS.has(key)) throw err(key, `is not a cnikitd setting (known: ${[...TOP_KEYS].join(", ")})`);
   const baseDir = options.baseDir;
   const readText = options.readText ?? ((p: string) => readFileSync(p, "utf8"));
   const node = parseNode(raw["node"]);
-  const backend = resolveBackend(raw["backend"]);
+  let backendModule: BackendModuleSpec | undefined;
+  let backend: Backend<unknown>;
+  if (typeof raw["backend"] === "string" || raw["backend"] === undefined) backend = resolveBackend(raw["backend"]);
+  else {
+    backendModule = parseBackendModuleSpec(raw["backend"], baseDir);
+    if (!options.moduleBackend) throw err("backend", "names a backend module, which must be loaded first (resolveDaemonConfig / loadDaemonConfig load it)", raw["backend"]);
+    backend = options.moduleBackend;
+  }
   const backendConfig = readBackendConfig(raw["backendConfig"], baseDir, readText);
   try {
     backend.parseConfig(backendConfig);
   } catch (e) {
-    if (e instanceof ConfigError) throw new ConfigError({ component: C, field: `backendConfig.${e.field}`, rule: e.rule, value: e.value, cause: e });
+    // Duck-typed: a backend module brings its own copy of @cnikit/core, and its ConfigError class.
+    const ce = e as { code?: unknown; field?: unknown; rule?: unknown; value?: unknown; message?: unknown } | null;
+    if (ce?.code === 7 && typeof ce.field === "string") {
+      throw new ConfigError({ component: C, field: `backendConfig.${ce.field}`, rule: typeof ce.rule === "string" ? ce.rule : String(ce.message), value: ce.value, cause: e });
+    }
     throw e;
   }
   const path = (v: unknown, field: string, dflt: string): string => {
@@ -226,6 +387,7 @@ export function parseDaemonConfig(raw: unknown, options: { baseDir: string; read
   const config: DaemonConfig = {
     node,
     backend: backend.name,
+    ...(backendModule ? { backendModule } : {}),
     backendConfig,
     store: parseStoreSpec(raw["store"], baseDir),
     localStateDir: path(raw["localStateDir"], "localStateDir", DEFAULT_LOCAL_DIR),
@@ -266,8 +428,27 @@ export function parseDaemonConfig(raw: unknown, options: { baseDir: string; read
   return config;
 }
 
-/** Reads and validates a config file (`ConfigError` field `--config` when it cannot be read or is not JSON). */
-export function loadDaemonConfig(file: string): DaemonConfig {
+/**
+ * `parseDaemonConfig`, first loading the backend module a module-valued `backend` names
+ * (`importBackendModule`). `ConfigError` naming the field, `backend.module` / `backend.export`
+ * for a module that cannot be loaded or has no such Backend.
+ */
+export async function resolveDaemonConfig(raw: unknown, options: Omit<ParseDaemonConfigOptions, "moduleBackend"> & { importer?: ModuleImporter }): Promise<DaemonConfig> {
+  const spec = isObject(raw) && isObject(raw["backend"]) ? parseBackendModuleSpec(raw["backend"], options.baseDir) : undefined;
+  const moduleBackend = spec ? await importBackendModule(spec, options.importer) : undefined;
+  return parseDaemonConfig(raw, { baseDir: options.baseDir, ...(options.readText ? { readText: options.readText } : {}), ...(moduleBackend ? { moduleBackend } : {}) });
+}
+
+/** The Backend a validated config runs: the built-in one, or the one its module exports. */
+export async function daemonBackend(config: DaemonConfig, importer?: ModuleImporter): Promise<Backend<unknown>> {
+  return config.backendModule ? importBackendModule(config.backendModule, importer) : resolveBackend(config.backend);
+}
+
+/**
+ * Reads and validates a config file, loading a backend module it names (`ConfigError` field
+ * `--config` when it cannot be read or is not JSON).
+ */
+export async function loadDaemonConfig(file: string): Promise<DaemonConfig> {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -280,7 +461,7 @@ export function loadDaemonConfig(file: string): DaemonConfig {
   } catch (e) {
     throw err("--config", `${file} is not valid JSON: ${(e as Error).message}`);
   }
-  return parseDaemonConfig(raw, { baseDir: dirname(resolvePath(file)) });
+  return resolveDaemonConfig(raw, { baseDir: dirname(resolvePath(file)) });
 }
 
 /** Makes the applier a renderer spec asks for. */
@@ -411,7 +592,7 @@ export async function runDaemon(config: DaemonConfig, options: RunDaemonOptions 
     }
     const applier = options.applier ?? (await (options.applierFactory ?? defaultApplierFactory)(config.renderer, { node: config.node, log }));
     const daemon = new CniDaemon({
-      backend: resolveBackend(config.backend),
+      backend: await daemonBackend(config),
       backendConfig: config.backendConfig,
       node: config.node,
       store,

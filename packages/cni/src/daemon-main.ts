@@ -40,7 +40,7 @@ export async function daemonMain(argv: string[], io: DaemonMainIo = processIo, o
   }
   let config;
   try {
-    config = loadDaemonConfig(file);
+    config = await loadDaemonConfig(file);
   } catch (e) {
     io.err(`cnikitd: ${file}: ${e instanceof Error ? e.message : String(e)}`);
     return 2;

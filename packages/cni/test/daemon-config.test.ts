@@ -1,9 +1,9 @@
 /** cnikitd's config file, table-driven: what is accepted, and the field each bad config names. */
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "@cnikit/core";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadDaemonConfig, parseDaemonConfig, parseHostPort, parseStoreSpec, resolveBackend } from "../src/daemon-config.ts";
+import { daemonBackend, loadDaemonConfig, parseDaemonConfig, parseHostPort, parseStoreSpec, resolveBackend, resolveDaemonConfig, resolvePackageFrom } from "../src/daemon-config.ts";
 import { tempDir } from "./helpers.ts";
 
 const tmp = tempDir();
@@ -105,10 +105,98 @@ describe("parseDaemonConfig", () => {
     expect(fieldOf(() => parseDaemonConfig(raw, { baseDir: tmp.dir }))).toBe(field);
   });
 
-  it("loadDaemonConfig names --config for a file that is missing or not JSON", () => {
-    expect(fieldOf(() => loadDaemonConfig(join(tmp.dir, "none.json")))).toBe("--config");
+  it("loadDaemonConfig names --config for a file that is missing or not JSON", async () => {
+    expect(await fieldOfAsync(() => loadDaemonConfig(join(tmp.dir, "none.json")))).toBe("--config");
     writeFileSync(join(tmp.dir, "bad.json"), "{");
-    expect(fieldOf(() => loadDaemonConfig(join(tmp.dir, "bad.json")))).toBe("--config");
+    expect(await fieldOfAsync(() => loadDaemonConfig(join(tmp.dir, "bad.json")))).toBe("--config");
+  });
+});
+
+async function fieldOfAsync(fn: () => Promise<unknown>): Promise<string> {
+  try {
+    await fn();
+  } catch (err) {
+    // Duck-typed: code 7 and the field.
+    expect((err as { code?: unknown }).code).toBe(7);
+    return (err as { field: string }).field;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+/**
+ * A backend module of one's own, in plain JavaScript with no imports (its own "copy" of the
+ * contract): \`size\` must be 1-9, refused like a ConfigError would be (code 7, field), not an
+ * instance of this package's ConfigError class.
+ */
+const TINY = (name: string): string => `const refuse${name} = (field, rule, value) => Object.assign(new Error(field + ": " + rule), { name: "ConfigError", code: 7, field, rule, value });
+export const ${name} = {
+  name: "${name.toLowerCase()}",
+  capabilities: { families: [4], encapsulations: ["none"], networkPolicy: false, encryption: false },
+  parseConfig(raw) {
+    if (!raw || typeof raw !== "object" || !Number.isInteger(raw.size) || raw.size < 1 || raw.size > 9) throw refuse${name}("size", "must be an integer 1-9", raw && raw.size);
+    return { size: raw.size };
+  },
+  summarize: (c) => ({ podRanges: ["10.9.0.0/16"], natOutgoing: false, encapsulations: ["none"], convergenceMs: 1000, crashDetectionMs: 1000 }),
+  createAgent() { throw new Error("not in this test"); },
+};
+`;
+
+describe("a backend module named by the config", () => {
+  const mods = join(tmp.dir, "mods");
+  mkdirSync(mods, { recursive: true });
+  writeFileSync(join(mods, "tiny.mjs"), `${TINY("Tiny")}export const notABackend = { name: "x" };\n`);
+  writeFileSync(join(mods, "two.mjs"), `${TINY("One")}${TINY("Two")}`);
+  writeFileSync(join(mods, "none.mjs"), "export const nothing = 1;\n");
+  writeFileSync(join(mods, "throws.mjs"), 'throw new Error("the module fails at load");\n');
+  // An ESM-only package (exports with "import" only) in a project's node_modules.
+  const pkg = join(tmp.dir, "project", "node_modules", "@acme", "cni-backend");
+  mkdirSync(join(pkg, "lib"), { recursive: true });
+  writeFileSync(join(pkg, "package.json"), JSON.stringify({ name: "@acme/cni-backend", type: "module", exports: { ".": { import: "./lib/index.mjs" } } }));
+  writeFileSync(join(pkg, "lib", "index.mjs"), TINY("Acme"));
+  const raw = (backend: unknown, backendConfig: unknown = { size: 3 }): Record<string, unknown> => ({ ...BASE, backend, backendConfig });
+
+  it("loads it by absolute path, relative path (from the config's directory) or package name (from 'from'), and validates the backend config with its parser", async () => {
+    const abs = await resolveDaemonConfig(raw({ module: join(mods, "tiny.mjs"), export: "Tiny" }), { baseDir: "/etc/cnikit" });
+    expect(abs.backend).toBe("tiny");
+    expect(abs.backendModule).toEqual({ module: join(mods, "tiny.mjs"), from: "/etc/cnikit", export: "Tiny" });
+    const rel = await resolveDaemonConfig(raw({ module: "./mods/tiny.mjs" }), { baseDir: tmp.dir });
+    expect(rel.backendModule?.module).toBe(join(mods, "tiny.mjs"));
+    expect((await daemonBackend(rel)).name).toBe("tiny");
+    const byPkg = await resolveDaemonConfig(raw({ module: "@acme/cni-backend", from: "project" }), { baseDir: tmp.dir });
+    expect(byPkg).toMatchObject({ backend: "acme", backendModule: { module: "@acme/cni-backend", from: join(tmp.dir, "project") } });
+    expect(resolvePackageFrom("@acme/cni-backend", join(tmp.dir, "project", "deep", "er"))).toBe(join(pkg, "lib", "index.mjs"));
+    expect(resolvePackageFrom("@acme/cni-backend", tmp.dir)).toBeUndefined();
+    // A built-in name still works as before.
+    expect((await resolveDaemonConfig(BASE, { baseDir: tmp.dir })).backendModule).toBeUndefined();
+  });
+
+  it("loadDaemonConfig reads a file naming a module relative to itself", async () => {
+    const file = join(tmp.dir, "mod-config.json");
+    writeFileSync(file, JSON.stringify(raw({ module: "./mods/tiny.mjs" })));
+    expect(await loadDaemonConfig(file)).toMatchObject({ backend: "tiny", backendModule: { module: join(mods, "tiny.mjs"), from: tmp.dir } });
+  });
+
+  it.each([
+    ["a module that does not exist", raw({ module: "./mods/missing.mjs" }), "backend.module"],
+    ["a package not installed where 'from' says", raw({ module: "@acme/cni-backend", from: "/" }), "backend.module"],
+    ["a module that throws while loading", raw({ module: "./mods/throws.mjs" }), "backend.module"],
+    ["an empty module", raw({ module: "" }), "backend.module"],
+    ["a module without it", raw({ module: 42 }), "backend.module"],
+    ["an export that is not a Backend", raw({ module: "./mods/tiny.mjs", export: "notABackend" }), "backend.export"],
+    ["an export that does not exist", raw({ module: "./mods/tiny.mjs", export: "Nope" }), "backend.export"],
+    ["an export that is not a name", raw({ module: "./mods/tiny.mjs", export: "a-b" }), "backend.export"],
+    ["a module with two backends and no export named", raw({ module: "./mods/two.mjs" }), "backend.export"],
+    ["a module with no backend", raw({ module: "./mods/none.mjs" }), "backend.export"],
+    ["a 'from' that is not a string", raw({ module: "x", from: 3 }), "backend.from"],
+    ["an unknown key", raw({ module: "./mods/tiny.mjs", version: 2 }), "backend.version"],
+    ["a backend that is neither a name nor an object", raw(["tiny"]), "backend"],
+    ["a config the module's parser refuses (its own ConfigError, duck-typed)", raw({ module: "./mods/tiny.mjs" }, { size: 12 }), "backendConfig.size"],
+  ])("refuses %s, naming the field", async (_label, config, field) => {
+    expect(await fieldOfAsync(() => resolveDaemonConfig(config, { baseDir: tmp.dir }))).toBe(field);
+  });
+
+  it("parseDaemonConfig (synchronous) refuses a module it was not given loaded, naming backend", () => {
+    expect(fieldOf(() => parseDaemonConfig(raw({ module: "./mods/tiny.mjs" }), { baseDir: tmp.dir }))).toBe("backend");
   });
 });
 
