@@ -237,26 +237,34 @@ async function traceProblems(h: Harness, boundMs: number, node: string, gone: Re
 }
 
 /**
- * The requested-IP leg: `address` is handed out again to a fresh attachment `id` (then deleted).
- * Returns "unsupported" when the backend refuses requested addresses.
+ * The requested-IP leg: the released `addresses` (one per family) are handed out again to a fresh
+ * attachment `id` (then deleted). Returns "unsupported" when the backend refuses requested addresses.
  */
-async function requestAgain(h: Harness, node: string, address: string, id: string, what: string): Promise<"ok" | "unsupported" | string> {
+async function requestAgain(h: Harness, node: string, addresses: string[], id: string, what: string): Promise<"ok" | "unsupported" | string> {
   let result: AttachResult;
+  const list = addresses.join(", ");
   try {
-    result = await agentOf(h, node).attach({ ...attachment(id), requestedIps: [address] });
+    result = await agentOf(h, node).attach({ ...attachment(id), requestedIps: addresses });
   } catch (err) {
     if (requestedIpsUnsupported(err)) return "unsupported";
-    return `after ${what}, ${address} could not be handed out again on node ${node}: ${describeError(err)}`;
+    return `after ${what}, ${list} could not be handed out again on node ${node}: ${describeError(err)}`;
   }
-  const got = firstAddress(result);
+  const got = addressesOf(result);
   await agentOf(h, node).detach(ref(id));
-  return got === address ? "ok" : `after ${what}, asking for ${address} on node ${node} gave ${got ?? "no address"}`;
+  return addresses.every((a) => got.includes(a)) ? "ok" : `after ${what}, asking for ${list} on node ${node} gave ${got.join(", ") || "no address"}`;
 }
 
 /** One attachment a check holds on a node. */
 interface Held {
   ref: PodRef;
+  /** Its first address. */
   address: string;
+  /** Every address (one per family). */
+  addresses: string[];
+}
+
+function addressesOf(result: AttachResult): string[] {
+  return result.ips.map((ip) => ip.address.split("/")[0]!);
 }
 
 /**
@@ -276,7 +284,7 @@ async function fillNode(h: Harness, node: string, tag: string, limit = FILL_LIMI
     }
     const address = firstAddress(result);
     if (!address) return { held, exhausted: false, problems: [`ADD ${id}/eth0 on node ${node} returned no address`] };
-    held.push({ ref: ref(id), address });
+    held.push({ ref: ref(id), address, addresses: addressesOf(result) });
   }
   return { held, exhausted: false, problems: [] };
 }
@@ -299,6 +307,7 @@ async function refillProblems(h: Harness, node: string, victims: Held[], tag: st
   const problems: string[] = [];
   const held: Held[] = [];
   const released = victims.map((v) => v.address);
+  const releasedAll = new Set(victims.flatMap((v) => v.addresses));
   const list = released.join(", ");
   for (let i = 0; i <= victims.length; i++) {
     const id = cid(tag, i);
@@ -310,10 +319,10 @@ async function refillProblems(h: Harness, node: string, victims: Held[], tag: st
       break;
     }
     const address = firstAddress(result) ?? "no address";
-    held.push({ ref: ref(id), address });
+    held.push({ ref: ref(id), address, addresses: addressesOf(result) });
   }
   if (held.length < victims.length) {
-    const missing = released.filter((a) => !held.some((x) => x.address === a));
+    const missing = released.filter((a) => !held.some((x) => x.addresses.includes(a)));
     problems.push(
       `after ${what} of ${victims.length} pods (${list}) on node ${node}, whose share was exhausted, only ${held.length} ADD(s) succeeded before PoolExhaustedError: ` +
         `${missing.length > 0 ? missing.join(", ") : "some address"} stayed reserved (leaked)`,
@@ -321,9 +330,10 @@ async function refillProblems(h: Harness, node: string, victims: Held[], tag: st
   } else if (held.length > victims.length) {
     problems.push(`after ${what} of ${victims.length} pods (${list}) on node ${node}, whose share was exhausted, ${held.length} ADDs succeeded: more addresses than were released`);
   }
-  const stranger = held.filter((x) => !released.includes(x.address));
+  // The family that ran out hands out only released addresses (another family's share may be larger).
+  const stranger = held.filter((x) => !x.addresses.some((a) => releasedAll.has(a)));
   if (stranger.length > 0 && held.length <= victims.length) {
-    problems.push(`after ${what} of ${list} on the full node ${node}, ADD handed out ${stranger.map((s) => `${s.address} (to ${key(s.ref)})`).join(", ")}, which was not among the released addresses`);
+    problems.push(`after ${what} of ${list} on the full node ${node}, ADD handed out ${stranger.map((s) => `${s.addresses.join(" + ")} (to ${key(s.ref)})`).join(", ")}, none of which was among the released addresses`);
   }
   return { problems, held };
 }
@@ -445,16 +455,18 @@ async function keptRecordsProblems(h: Harness, node: string, before: Snapshot, p
   return lost.length > 0 ? [`${what} removed the records of the live ${pod.key} (${pod.addresses.join(", ")}): ${summarizeProblems(lost, 2)} no longer name it`] : [];
 }
 
-/** A later ADD must not get `address` while `holder` holds it: asking for it fails, and fresh ADDs do not get it. */
-async function notHandedOutProblems(h: Harness, node: string, address: string, holder: string, tag: string, what: string): Promise<string[]> {
+/** A later ADD must not get any of `addresses` while `holder` holds them: asking for one fails, and fresh ADDs do not get them. */
+async function notHandedOutProblems(h: Harness, node: string, addresses: string[], holder: string, tag: string, what: string): Promise<string[]> {
   const problems: string[] = [];
-  const asked = cid(`${tag}q`, 0);
-  try {
-    await agentOf(h, node).attach({ ...attachment(asked), requestedIps: [address] });
-    problems.push(`after ${what}, ADD ${asked}/eth0 asking for ${address} succeeded, although ${holder} holds it`);
-    await agentOf(h, node).detach(ref(asked));
-  } catch (err) {
-    void err;
+  for (const [i, address] of addresses.entries()) {
+    const asked = cid(`${tag}q`, i);
+    try {
+      await agentOf(h, node).attach({ ...attachment(asked), requestedIps: [address] });
+      problems.push(`after ${what}, ADD ${asked}/eth0 asking for ${address} succeeded, although ${holder} holds it`);
+      await agentOf(h, node).detach(ref(asked));
+    } catch (err) {
+      void err;
+    }
   }
   for (let i = 0; i < 3; i++) {
     const id = cid(`${tag}n`, i);
@@ -464,7 +476,8 @@ async function notHandedOutProblems(h: Harness, node: string, address: string, h
     } catch {
       break;
     }
-    if (result.ips.some((ip) => ip.address.split("/")[0] === address)) problems.push(`after ${what}, ADD ${id}/eth0 got ${address}, which ${holder} holds`);
+    const got = addressesOf(result).filter((a) => addresses.includes(a));
+    if (got.length > 0) problems.push(`after ${what}, ADD ${id}/eth0 got ${got.join(", ")}, which ${holder} holds`);
   }
   return problems;
 }
@@ -787,25 +800,25 @@ export const lifecycleChecks: CheckDefinition[] = [
       await agentOf(h, node).attach(attachment(cid("holder", 0)));
       // Trace leg: each deleted pod is followed by a kept one, so a "last reserved" cursor moves on.
       const traced: string[] = [];
-      const released: string[] = [];
+      const released: string[][] = [];
       for (let i = 0; i < 3; i++) {
         const before = await snapshot(h, node);
         const victim = cid("victim", i);
-        const address = firstAddress(await agentOf(h, node).attach(attachment(victim)));
-        if (!address) return fail(`ADD ${victim}/eth0 on node ${node} returned no address`);
+        const addresses = addressesOf(await agentOf(h, node).attach(attachment(victim)));
+        if (addresses.length === 0) return fail(`ADD ${victim}/eth0 on node ${node} returned no address`);
         await agentOf(h, node).attach(attachment(cid("keeper", i)));
         await agentOf(h, node).detach(ref(victim));
-        if (podKeysOf(h, node).includes(`${victim}/eth0`)) traced.push(`after DEL, ${victim}/eth0 (${address}) is still in the dataplane of node ${node}`);
-        traced.push(...(await traceProblems(h, bound, node, [{ ref: ref(victim), addresses: [address], before, traceContainerId: true }], "DEL")));
-        released.push(address);
+        if (podKeysOf(h, node).includes(`${victim}/eth0`)) traced.push(`after DEL, ${victim}/eth0 (${addresses.join(", ")}) is still in the dataplane of node ${node}`);
+        traced.push(...(await traceProblems(h, bound, node, [{ ref: ref(victim), addresses, before, traceContainerId: true }], "DEL")));
+        released.push(addresses);
       }
       subs.push(subOf("trace: no record of a deleted attachment remains in the cluster store or ctx.local", traced));
       problems.push(...traced);
       // Requested-IP leg.
       const requested: string[] = [];
       let unsupported = false;
-      for (const [i, address] of released.entries()) {
-        const r = await requestAgain(h, node, address, cid("again", i), `DEL of ${cid("victim", i)}/eth0`);
+      for (const [i, addresses] of released.entries()) {
+        const r = await requestAgain(h, node, addresses, cid("again", i), `DEL of ${cid("victim", i)}/eth0`);
         if (r === "unsupported") {
           unsupported = true;
           break;
@@ -961,11 +974,11 @@ export const lifecycleChecks: CheckDefinition[] = [
       const [n1, n2] = names;
       const problems: string[] = [];
       const subs: SubResult[] = [];
-      const addr = new Map<string, string | undefined>();
+      const addr = new Map<string, string[]>();
       const beforeB = new Map<string, Snapshot>();
       for (const id of ["gc-a", "gc-b", "gc-c"]) {
         if (id === "gc-b") beforeB.set(id, await snapshot(h, n1));
-        addr.set(id, firstAddress(await agentOf(h, n1).attach(attachment(id))));
+        addr.set(id, addressesOf(await agentOf(h, n1).attach(attachment(id))));
       }
       await agentOf(h, n2).attach(attachment("gc-other"));
       const err = await thrown(() => agentOf(h, n1).gc([ref("gc-a"), ref("gc-c")]));
@@ -980,18 +993,20 @@ export const lifecycleChecks: CheckDefinition[] = [
       if (!podKeysOf(h, n2).includes("gc-other/eth0")) problems.push(`GC on node ${n1} removed gc-other/eth0 from node ${n2}`);
       const b = addr.get("gc-b");
       const live: PodRef[] = [ref("gc-a"), ref("gc-c")];
-      if (b) {
-        const traced = await traceProblems(h, env.summary.convergenceMs, n1, [{ ref: ref("gc-b"), addresses: [b], before: beforeB.get("gc-b")!, traceContainerId: true }], "GC");
+      if (b && b.length > 0) {
+        const traced = await traceProblems(h, env.summary.convergenceMs, n1, [{ ref: ref("gc-b"), addresses: b, before: beforeB.get("gc-b")!, traceContainerId: true }], "GC");
         subs.push(subOf("trace: no record of the collected attachment remains in the cluster store or ctx.local", traced));
         problems.push(...traced);
         try {
-          await agentOf(h, n1).attach({ ...attachment("gc-b-again"), requestedIps: [b] });
+          const got = addressesOf(await agentOf(h, n1).attach({ ...attachment("gc-b-again"), requestedIps: b }));
           live.push(ref("gc-b-again"));
-          subs.push({ label: "requested IP: the collected address is handed out again", status: "passed" });
+          const p = b.every((a) => got.includes(a)) ? [] : [`after GC released gc-b/eth0, asking for ${b.join(", ")} on node ${n1} gave ${got.join(", ") || "no address"}`];
+          subs.push(subOf("requested IP: the collected address is handed out again", p));
+          problems.push(...p);
         } catch (e) {
           if (requestedIpsUnsupported(e)) subs.push({ label: "requested IP: the collected address is handed out again", status: "not applicable", reason: "the backend does not honour requestedIps" });
           else {
-            const p = `after GC released gc-b/eth0, its address ${b} could not be handed out again: ${describeError(e)}`;
+            const p = `after GC released gc-b/eth0, its address ${b.join(", ")} could not be handed out again: ${describeError(e)}`;
             subs.push(subOf("requested IP: the collected address is handed out again", [p]));
             problems.push(p);
           }
@@ -1099,12 +1114,9 @@ export const lifecycleChecks: CheckDefinition[] = [
       problems.push(...(await reachableWithin(h, bound, newPod)));
       if (podKeysOf(h, n1).includes(oldPod.key)) problems.push(`after ${what}, the old sandbox is still in the dataplane of node ${n1}`);
       problems.push(...(await traceProblems(h, bound, n1, [{ ref: ref(oldPod.containerId), addresses: oldPod.addresses, before, traceContainerId: true }], "DEL")));
-      for (const [i, address] of oldPod.addresses.entries()) {
-        const r = await requestAgain(h, n1, address, cid("sandbox-again", i), what);
-        if (r === "unsupported") break;
-        if (r !== "ok") problems.push(r);
-      }
-      for (const address of newPod.addresses) problems.push(...(await notHandedOutProblems(h, n1, address, `the new sandbox ${newPod.key}`, "sandbox-probe", what)));
+      const again = await requestAgain(h, n1, oldPod.addresses, cid("sandbox-again", 0), what);
+      if (again !== "ok" && again !== "unsupported") problems.push(again);
+      problems.push(...(await notHandedOutProblems(h, n1, newPod.addresses, `the new sandbox ${newPod.key}`, "sandbox-probe", what)));
       return outcome(problems);
     },
   },
@@ -1166,7 +1178,7 @@ export const lifecycleChecks: CheckDefinition[] = [
       const checkErr = await thrown(() => agentOf(h, node).check(ref(second)));
       if (checkErr) problems.push(`after ${what}, CHECK of ${holder} on node ${node} fails: ${describeError(checkErr)}`);
       problems.push(...(await keptRecordsProblems(h, node, kept, { containerId: second, addresses: [address], key: holder }, true, what)));
-      problems.push(...(await notHandedOutProblems(h, node, address, holder, "reuse-probe", what)));
+      problems.push(...(await notHandedOutProblems(h, node, [address], holder, "reuse-probe", what)));
       return outcome(problems);
     },
   },
@@ -1211,12 +1223,9 @@ export const lifecycleChecks: CheckDefinition[] = [
       problems.push(...(await keptRecordsProblems(h, n1, kept, eth0, false, what)));
       problems.push(...(await reachableWithin(h, bound, eth0)));
       problems.push(...(await traceProblems(h, bound, n1, [{ ref: ref(id, "net1"), addresses: net1.addresses, before: beforeNet1, traceContainerId: false }], "DEL")));
-      for (const [i, address] of net1.addresses.entries()) {
-        const r = await requestAgain(h, n1, address, cid("multi-again", i), what);
-        if (r === "unsupported") break;
-        if (r !== "ok") problems.push(r);
-      }
-      for (const address of eth0.addresses) problems.push(...(await notHandedOutProblems(h, n1, address, eth0.key, "multi-probe", what)));
+      const again = await requestAgain(h, n1, net1.addresses, cid("multi-again", 0), what);
+      if (again !== "ok" && again !== "unsupported") problems.push(again);
+      problems.push(...(await notHandedOutProblems(h, n1, eth0.addresses, eth0.key, "multi-probe", what)));
       return outcome(problems);
     },
   },
