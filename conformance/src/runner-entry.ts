@@ -12,6 +12,7 @@ export {
   checkTopology,
   claimsCoverage,
   CHECK_BOUNDS,
+  boundMs,
   DEFAULT_NODES,
   DEFAULT_SEED,
   DEFAULT_PROPERTY_RUNS,

@@ -7,6 +7,9 @@ import type { CheckResult, CheckStatus, ClaimsCoverage, ConformanceReport } from
 /** What the table shows for a figure that was not measured (never 0). */
 export const UNMEASURED = "\u2014";
 
+/** Longest sub-result label in the CHECK column (a long label would widen every row). */
+const SUB_LABEL_WIDTH = 60;
+
 /** Longest reason shown in the "Failures" list under a table. */
 const FULL_REASON = 1_000;
 
@@ -123,7 +126,7 @@ function single(report: ConformanceReport, width: number): string {
   for (const r of report.results) {
     rows.push([r.section, r.id, r.required ? "yes" : "no", r.status, ...figures(r), r.reason ? truncate(r.reason, width) : ""]);
     for (const s of r.subResults ?? []) {
-      rows.push(["", `  - ${s.label}`, "", s.status, "", "", "", "", "", "", s.reason ? truncate(s.reason, width) : ""]);
+      rows.push(["", `  - ${truncate(s.label, SUB_LABEL_WIDTH)}`, "", s.status, "", "", "", "", "", "", s.reason ? truncate(s.reason, width) : ""]);
     }
   }
   const reasons = report.results

@@ -79,8 +79,11 @@ export interface DeclaredBounds {
   crashDetectionMs: number;
 }
 
-/** Which declared bound a check's measured virtual time is held to. */
-export type BoundName = keyof DeclaredBounds;
+/**
+ * Which declared bound a check's measured virtual time is held to: one of the two, or their sum
+ * (a fault or replacement is detected within the crash bound, then the cluster converges).
+ */
+export type BoundName = keyof DeclaredBounds | "crashDetectionMs+convergenceMs";
 
 /**
  * What a backend claims (`capabilities`) next to what this run's config exercised

@@ -4,7 +4,7 @@ import { flannel } from "@cnikit/flannel";
 import { reference } from "@cnikit/reference";
 import { defaultTopology, singleSubnetTopology } from "@cnikit/sim";
 import { drive } from "../src/harness.ts";
-import { hasRequiredFailure, listChecks, runConformance, selectChecks } from "../src/runner-entry.ts";
+import { CHECK_BOUNDS, boundMs, hasRequiredFailure, listChecks, runConformance, selectChecks } from "../src/runner-entry.ts";
 
 describe("selectChecks", () => {
   const rows: { label: string; ids: string[] | undefined; expected: (ids: string[]) => void }[] = [
@@ -83,6 +83,15 @@ describe("honest figures, bounds and strictness", () => {
     expect(report.bounds).toEqual({ convergenceMs: summary.convergenceMs, crashDetectionMs: summary.crashDetectionMs });
     expect(report.claims).toEqual({ families: { claimed: [4], exercised: [4] }, encapsulations: { claimed: ["none"], exercised: ["none"] } });
     expect(report.strict).toBeUndefined();
+  });
+
+  it("names a bound for every dynamics and fault check the suite has", () => {
+    const summary = { podRanges: ["10.0.0.0/16"], natOutgoing: true, encapsulations: [], convergenceMs: 30, crashDetectionMs: 400 };
+    for (const [id, name] of Object.entries(CHECK_BOUNDS)) {
+      expect(listChecks().map((c) => c.id), id).toContain(id);
+      expect(boundMs(summary, name), id).toBe(name === "convergenceMs" ? 30 : name === "crashDetectionMs" ? 400 : 430);
+    }
+    expect(CHECK_BOUNDS["dyn.crash"]).toBe("crashDetectionMs");
   });
 
   it("strict turns a required 'not run' into a failure of the run, and never a 'not claimed'", async () => {
