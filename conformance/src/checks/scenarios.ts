@@ -8,7 +8,7 @@ import { ENCAP_OVERHEAD } from "@cnikit/core";
 import type { Encapsulation } from "@cnikit/core";
 import { defaultTopology, singleSubnetTopology, withUnderlayMtu } from "@cnikit/sim";
 import type { Hop, SimPod } from "@cnikit/sim";
-import { SOURCES, fail, notApplicable, pass } from "../check.ts";
+import { SOURCES, fail, notApplicable, notRun, pass } from "../check.ts";
 import type { CheckDefinition, CheckEnv } from "../check.ts";
 import {
   addPods,
@@ -44,6 +44,11 @@ function outcome(op: Promise<unknown>): Promise<unknown> {
     () => undefined,
     (err: unknown) => err ?? new Error("undefined was thrown"),
   );
+}
+
+/** A gate: "not run" on an external store (its leases expire on wall time; it has no compact switch). */
+function virtualStoreOnly(why: string): NonNullable<CheckDefinition["gate"]> {
+  return (ctx) => (ctx.store ? { status: "not run", reason: `needs the in-memory, virtual-clock store: ${why}` } : undefined);
 }
 
 function withConvergence(m: { stop(): CheckMetrics }, conv: { virtualMs: number; wallMs: number }): CheckMetrics {
@@ -139,6 +144,7 @@ export const scenarioChecks: CheckDefinition[] = [
     rule: "A node replaced by a fresh incarnation (same name and address, empty node-local state) leaves no state of the old one on any survivor (VTEP MAC, old subnet, old pods), and everything reaches everything, within the crash and convergence bounds.",
     source: `${SOURCES.dynamics}; a node re-created with the same name (Kubernetes node object reused)`,
     required: true,
+    gate: virtualStoreOnly("the old incarnation dies without a goodbye, and what it left expires with its leases, on wall time on an external store"),
     async run(env) {
       const h = env.harness("dyn.node-replaced");
       const names = await populate(h, env, clamp(env.nodes, 3, 6), 2, "rp");
@@ -204,6 +210,7 @@ export const scenarioChecks: CheckDefinition[] = [
     rule: "Between a node's crash and its detection, traffic among the surviving nodes is still delivered and takes a direct path: never through a third node, never through the dead one.",
     source: `${SOURCES.k8sModel}; ${SOURCES.dynamics}`,
     required: true,
+    gate: virtualStoreOnly("the window lasts until the crashed node's leases expire, on wall time on an external store"),
     async run(env) {
       const h = env.harness("dyn.crash-window-paths");
       const names = await populate(h, env, clamp(env.nodes, 4, 6), 2, "cw");
@@ -269,6 +276,7 @@ export const scenarioChecks: CheckDefinition[] = [
     rule: "A node cut off from the store (the others keep it) for longer than its lease: its ADD and DEL succeed, wait, or fail with code 11; afterwards the cluster converges, nothing is double-allocated and section A holds.",
     source: SOURCES.faults,
     required: true,
+    gate: virtualStoreOnly("the cut-off node's leases must lapse during the cut, on wall time on an external store"),
     async run(env) {
       const h = env.harness("fault.store-cutoff");
       const names = await populate(h, env, clamp(env.nodes, 3, 4), 2, "sc");
@@ -344,6 +352,7 @@ export const scenarioChecks: CheckDefinition[] = [
     rule: "When the store compacts past the revision an agent listed at before its watch starts (code 105), the agent re-lists and converges within the convergence bound, missing nothing that happened meanwhile.",
     source: `${SOURCES.faults}; etcd v3 watch compaction (ErrCompacted)`,
     required: true,
+    gate: virtualStoreOnly("the compaction is made with the in-memory store's compact()"),
     async run(env) {
       const h = env.harness("fault.compaction");
       const memory = h.memory;
@@ -355,7 +364,7 @@ export const scenarioChecks: CheckDefinition[] = [
       const joiner = "cq-new";
       const stallMs = Math.max(1_000, Math.floor(env.summary.convergenceMs / 2));
       const compact = memory ? (r: number) => memory.compact(r) : undefined;
-      if (!compact) return notApplicable("needs the in-memory store's compact()");
+      if (!compact) return notRun("needs the in-memory store's compact()");
       h.sim.armCompaction(joiner, { compact, delayMs: stallMs, clock: h.clock });
       const m = startMetrics(h);
       await h.cluster.addNode({ name: joiner });
