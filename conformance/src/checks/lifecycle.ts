@@ -348,6 +348,7 @@ async function exhaustionLeg(
   tag: string,
   what: string,
   release: (victims: Held[], live: Held[]) => Promise<void>,
+  beforeSecondRound?: () => Promise<void>,
 ): Promise<{ problems: string[]; sub: SubResult; live: Held[] }> {
   const label = `exhaustion: on a full node, ${what} of k pods lets exactly k ADDs succeed again`;
   const filled = await fillNode(h, node, `${tag}f`);
@@ -362,6 +363,7 @@ async function exhaustionLeg(
   const problems: string[] = [];
   let live = filled.held;
   for (let round = 0; round < 2; round++) {
+    if (round === 1 && beforeSecondRound) await beforeSecondRound();
     const victims = spread(live, EXHAUSTION_VICTIMS, round * 7);
     await release(victims, live);
     live = live.filter((x) => !victims.includes(x));
@@ -787,7 +789,7 @@ export const lifecycleChecks: CheckDefinition[] = [
   {
     id: "cni.del-releases",
     section: "B",
-    rule: "DEL releases the address, observed with or without requested IPs: no record of the attachment remains in the cluster or node-local store, a requested address is handed out again, and a full node takes exactly as many new pods as were deleted.",
+    rule: "DEL releases the address, also after an agent restart, observed with or without requested IPs: no record of the attachment remains in the cluster or node-local store, a requested address is handed out again, and a full node takes exactly as many new pods as were deleted.",
     source: `${SOURCES.cniDel}; host-local 'DEL frees files matching the pair'`,
     required: true,
     budgetMs: 120_000,
@@ -807,6 +809,8 @@ export const lifecycleChecks: CheckDefinition[] = [
         const addresses = addressesOf(await agentOf(h, node).attach(attachment(victim)));
         if (addresses.length === 0) return fail(`ADD ${victim}/eth0 on node ${node} returned no address`);
         await agentOf(h, node).attach(attachment(cid("keeper", i)));
+        // The last one is deleted by a restarted agent (its record restored from ctx.local).
+        if (i === 2) await h.cluster.restartAgent(node);
         await agentOf(h, node).detach(ref(victim));
         if (podKeysOf(h, node).includes(`${victim}/eth0`)) traced.push(`after DEL, ${victim}/eth0 (${addresses.join(", ")}) is still in the dataplane of node ${node}`);
         traced.push(...(await traceProblems(h, bound, node, [{ ref: ref(victim), addresses, before, traceContainerId: true }], "DEL")));
@@ -828,9 +832,16 @@ export const lifecycleChecks: CheckDefinition[] = [
       subs.push(unsupported ? { label: "requested IP: a released address is handed out again", status: "not applicable", reason: "the backend does not honour requestedIps" } : subOf("requested IP: a released address is handed out again", requested));
       problems.push(...requested);
       // Exhaustion leg.
-      const exhaustion = await exhaustionLeg(h, node, "fill", "DEL", async (victims) => {
-        for (const v of victims) await agentOf(h, node).detach(v.ref);
-      });
+      const exhaustion = await exhaustionLeg(
+        h,
+        node,
+        "fill",
+        "DEL",
+        async (victims) => {
+          for (const v of victims) await agentOf(h, node).detach(v.ref);
+        },
+        () => h.cluster.restartAgent(node),
+      );
       subs.push(exhaustion.sub);
       problems.push(...exhaustion.problems);
       return outcome(problems, subs);

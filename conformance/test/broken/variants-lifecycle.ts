@@ -1,7 +1,7 @@
 /**
  * Broken variants for section B's lifecycle scenarios (conformance.md section H), spread over the
  * three shapes: release observed without requested IPs (a leak kept only in memory; an orphan block
- * ordinal), sandbox re-creation, DEL after the address was reused, DEL of one interface of a
+ * ordinal), release by an agent restarted since the ADD, sandbox re-creation, DEL after the address was reused, DEL of one interface of a
  * multi-interface container, a failed ADD's record left in ctx.local, and ADD results that
  * disagree with the dataplane.
  */
@@ -16,6 +16,7 @@ import { delTearsDownContainer } from "./del-tears-down-container.ts";
 import { failedAddLeavesIntent } from "./failed-add-leaves-intent.ts";
 import { leakInMemoryRefusesRequestedIps } from "./leak-in-memory-refuses-requested-ips.ts";
 import { resultGatewayOfNetwork } from "./result-gateway-of-network.ts";
+import { restoredPodLeaksOnDel } from "./restored-pod-leaks-on-del.ts";
 import { resultMtuWithoutHeadroom } from "./result-mtu-without-headroom.ts";
 import type { BrokenVariant } from "./types.ts";
 
@@ -46,6 +47,13 @@ export const lifecycleVariants: BrokenVariant[] = [
     ...calicoBgp,
     targets: ["cni.del-releases", "cni.gc"],
     controls: ["cni.check-after-add", "reach.pod-to-pod.cross-node"],
+  },
+  {
+    label: "reference: after an agent restart, DEL of a pod restored from ctx.local keeps its address reserved",
+    backend: asUnknown(restoredPodLeaksOnDel),
+    ...referenceBase,
+    targets: ["cni.del-releases"],
+    controls: ["cni.del-idempotent", "cni.gc"],
   },
   {
     label: "reference: the old sandbox's DEL removes the new sandbox of the same pod (DEL by pod name)",
