@@ -9,7 +9,9 @@ import { calico, calicoFixtures } from "@cnikit/calico";
 import type { Backend } from "@cnikit/core";
 import { flannel, flannelFixtures } from "@cnikit/flannel";
 import { reference } from "@cnikit/reference";
-import { mentionsAddress } from "../src/checks/lifecycle.ts";
+import { emptyDataplane } from "@cnikit/core";
+import type { AttachResult, NodeDataplane, PodAttachment } from "@cnikit/core";
+import { mentionsAddress, resultVsDataplaneProblems } from "../src/checks/lifecycle.ts";
 import { runConformance } from "../src/runner-entry.ts";
 import type { CheckResult, ConformanceReport } from "../src/runner-entry.ts";
 import { lifecycleVariants } from "./broken/variants-lifecycle.ts";
@@ -68,6 +70,59 @@ describe("mentionsAddress: an entry names a pod address, not a longer address or
       expect(mentionsAddress(c.text, c.address)).toBe(c.expected);
     });
   }
+});
+
+describe("resultVsDataplaneProblems: an ADD result is held to the node's dataplane entry", () => {
+  const pod: PodAttachment = { containerId: "c1", ifName: "eth0", netns: "/var/run/netns/c1" };
+  // A routed pod (Calico shape): /32, gateway 169.254.1.1 reachable through a scope-link route.
+  const dp: NodeDataplane = {
+    ...emptyDataplane("n1"),
+    pods: [
+      {
+        key: "c1/eth0",
+        containerId: "c1",
+        ifName: "eth0",
+        netns: "/var/run/netns/c1",
+        hostIf: "cali1234",
+        mac: "02:00:00:00:00:01",
+        mtu: 1480,
+        addresses: ["10.244.1.5/32"],
+        gateways: ["169.254.1.1"],
+        routes: [
+          { dst: "169.254.1.1/32", scopeLink: true },
+          { dst: "0.0.0.0/0", via: "169.254.1.1" },
+        ],
+      },
+    ],
+  };
+  const good: AttachResult = {
+    interfaces: [{ name: "cali1234" }, { name: "eth0", mac: "02:00:00:00:00:01", mtu: 1480, sandbox: "/var/run/netns/c1" }],
+    ips: [{ address: "10.244.1.5/32", gateway: "169.254.1.1", interface: 1 }],
+    routes: [{ dst: "0.0.0.0/0", gw: "169.254.1.1" }],
+  };
+  const cases: { label: string; result: AttachResult; problem: RegExp | undefined }[] = [
+    { label: "the agreeing result", result: good, problem: undefined },
+    { label: "a route without gw (the family's gateway)", result: { ...good, routes: [{ dst: "0.0.0.0/0" }] }, problem: undefined },
+    { label: "another prefix length", result: { ...good, ips: [{ ...good.ips[0]!, address: "10.244.1.5/24" }] }, problem: /result ips are 10\.244\.1\.5\/24/ },
+    { label: "another gateway", result: { ...good, ips: [{ ...good.ips[0]!, gateway: "10.244.1.1" }] }, problem: /gateway is 10\.244\.1\.1, the dataplane's gateway for the pod is 169\.254\.1\.1/ },
+    { label: "a route the pod does not have", result: { ...good, routes: [...good.routes, { dst: "10.96.0.0/12", gw: "169.254.1.1" }] }, problem: /result route 10\.96\.0\.0\/12/ },
+    { label: "the default route missing", result: { ...good, routes: [] }, problem: /the pod's route 0\.0\.0\.0\/0 via 169\.254\.1\.1 is missing/ },
+    { label: "another MTU", result: { ...good, interfaces: [good.interfaces[0]!, { ...good.interfaces[1]!, mtu: 1500 }] }, problem: /MTU of eth0 is 1500/ },
+    { label: "another MAC", result: { ...good, interfaces: [good.interfaces[0]!, { ...good.interfaces[1]!, mac: "02:00:00:00:00:02" }] }, problem: /MAC of eth0/ },
+    { label: "no host side", result: { ...good, interfaces: [good.interfaces[1]!], ips: [{ ...good.ips[0]!, interface: 0 }] }, problem: /does not list the host side cali1234/ },
+    { label: "a host side the node does not have", result: { ...good, interfaces: [...good.interfaces, { name: "cni0" }] }, problem: /cni0 is no link/ },
+  ];
+  for (const c of cases) {
+    it(`${c.label}: ${c.problem ? "a problem" : "no problem"}`, () => {
+      const problems = resultVsDataplaneProblems(c.result, pod, dp, "n1");
+      if (c.problem === undefined) expect(problems).toEqual([]);
+      else expect(problems.join("; ")).toMatch(c.problem);
+    });
+  }
+  it("a gateway off the pod's prefix with no on-link route is a problem", () => {
+    const onlyDefault: NodeDataplane = { ...dp, pods: [{ ...dp.pods[0]!, routes: [{ dst: "0.0.0.0/0", via: "169.254.1.1" }] }] };
+    expect(resultVsDataplaneProblems(good, pod, onlyDefault, "n1").join("; ")).toMatch(/neither on the pod's prefix 10\.244\.1\.5\/32 nor covered by an on-link route/);
+  });
 });
 
 describe("section B on every built-in backend config, 4 nodes", () => {

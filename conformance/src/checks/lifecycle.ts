@@ -158,7 +158,7 @@ export function mentionsAddress(text: string, address: string): boolean {
     if (len === undefined) return true;
     const bits = v6 ? 128 : 32;
     const n = Number(len);
-    if (n >= bits || n > bits) return true;
+    if (n >= bits) return true;
     try {
       const { family, value } = parseAddress(address);
       if (Prefix.of(family, value, n).network !== address) return true;
@@ -592,7 +592,7 @@ function normalMac(mac: string): string {
  * ifName with sandbox = CNI_NETNS, its MAC and MTU (where given) are the pod interface's; the host
  * side is listed and every host-side name is one the node's dataplane knows.
  */
-function resultVsDataplaneProblems(result: AttachResult, pod: PodAttachment, dp: NodeDataplane, node: string): string[] {
+export function resultVsDataplaneProblems(result: AttachResult, pod: PodAttachment, dp: NodeDataplane, node: string): string[] {
   const where = `ADD ${key(pod)} on node ${node}`;
   const iface = dp.pods.find((p) => p.key === key(pod));
   if (!iface) return [`${where}: the pod is missing from the node's dataplane`];
@@ -1009,8 +1009,8 @@ export const lifecycleChecks: CheckDefinition[] = [
         subs.push(subOf("trace: no record of the collected attachment remains in the cluster store or ctx.local", traced));
         problems.push(...traced);
         try {
-          const got = addressesOf(await agentOf(h, n1).attach({ ...attachment("gc-b-again"), requestedIps: b }));
-          live.push(ref("gc-b-again"));
+          const got = addressesOf(await agentOf(h, n1).attach({ ...attachment("gc-again-b"), requestedIps: b }));
+          live.push(ref("gc-again-b"));
           const p = b.every((a) => got.includes(a)) ? [] : [`after GC released gc-b/eth0, asking for ${b.join(", ")} on node ${n1} gave ${got.join(", ") || "no address"}`];
           subs.push(subOf("requested IP: the collected address is handed out again", p));
           problems.push(...p);
