@@ -58,6 +58,7 @@ for (const entry of chosen) {
       configLabel: c.label,
       invalidConfigs: entry.invalidConfigs,
       anchorConfigs: entry.anchorConfigs,
+      ...(c.topology ? { topology: c.topology } : {}),
       ...(values.strict ? { strict: true } : {}),
       ...(nodes === undefined ? {} : { nodes }),
       ...(seed === undefined ? {} : { seed }),

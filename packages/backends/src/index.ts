@@ -9,12 +9,49 @@ import { calico, calicoFixtures } from "@cnikit/calico";
 import { flannel, flannelFixtures } from "@cnikit/flannel";
 import { anchorReferenceConfigs, invalidReferenceConfigs, reference } from "@cnikit/reference";
 
+/**
+ * A simulated underlay (the shape of `@cnikit/sim`'s SimTopology, kept structural so this registry
+ * does not depend on the simulator): subnets joined by routers, plus external hosts.
+ */
+export interface UnderlayTopology {
+  subnets: { name: string; cidr: string; gateway?: string; mtu?: number }[];
+  routers?: { name: string; interfaces: { subnet: string; address: string }[]; staticRoutes?: { dst: string; via: string }[] }[];
+  externals?: { name: string; address: string; subnet: string }[];
+}
+
 /** One configuration the main job runs a backend with. */
 export interface BuiltinConfig {
   /** Short label shown in the report's column header, e.g. `vxlan`, `host-gw`. */
   label: string;
   /** The anchor's own config format, unparsed (what a user would write). */
   config: unknown;
+  /** The underlay the main job's clusters use for this config (default: the suite's). */
+  topology?: UnderlayTopology;
+}
+
+/**
+ * An IPv6-only underlay: the default topology's shape (two node subnets and an external subnet
+ * joined by one router) in 2001:db8::/32.
+ */
+export function ipv6UnderlayTopology(): UnderlayTopology {
+  return {
+    subnets: [
+      { name: "a", cidr: "2001:db8:a::/64", gateway: "2001:db8:a::1", mtu: 1500 },
+      { name: "b", cidr: "2001:db8:b::/64", gateway: "2001:db8:b::1", mtu: 1500 },
+      { name: "ext", cidr: "2001:db8:e::/64", gateway: "2001:db8:e::1", mtu: 1500 },
+    ],
+    routers: [
+      {
+        name: "r1",
+        interfaces: [
+          { subnet: "a", address: "2001:db8:a::1" },
+          { subnet: "b", address: "2001:db8:b::1" },
+          { subnet: "ext", address: "2001:db8:e::1" },
+        ],
+      },
+    ],
+    externals: [{ name: "internet", address: "2001:db8:e::200", subnet: "ext" }],
+  };
 }
 
 /** An invalid config that must be refused with code 7 naming `field`. */
@@ -46,6 +83,16 @@ export const FLANNEL_DUAL_STACK: BuiltinConfig = {
   config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00:10:244::/56", Backend: { Type: "vxlan" } },
 };
 
+/**
+ * IPv6 only over an IPv6 underlay: flannel's own IPv6 path (`flannel-v6.<VNI>`, the node's IPv6
+ * address as VTEP, 70 bytes of overhead), which the dual-stack config over IPv4 does not take.
+ */
+export const FLANNEL_IPV6_ONLY: BuiltinConfig = {
+  label: "vxlan-ipv6-only",
+  config: { EnableIPv4: false, EnableIPv6: true, IPv6Network: "fd00:10:244::/56", Backend: { Type: "vxlan" } },
+  topology: ipv6UnderlayTopology(),
+};
+
 function entry<C>(init: { package: string; backend: Backend<C>; configs: BuiltinConfig[]; invalidConfigs: InvalidConfig[]; anchorConfigs: BuiltinConfig[] }): BuiltinBackend {
   return { ...init, backend: init.backend as Backend<unknown> };
 }
@@ -61,7 +108,7 @@ export const builtinBackends: readonly BuiltinBackend[] = [
   entry({
     package: "@cnikit/flannel",
     backend: flannel,
-    configs: [...flannelFixtures.configs, FLANNEL_DUAL_STACK],
+    configs: [...flannelFixtures.configs, FLANNEL_DUAL_STACK, FLANNEL_IPV6_ONLY],
     invalidConfigs: flannelFixtures.invalidConfigs,
     anchorConfigs: flannelFixtures.anchorConfigs,
   }),
