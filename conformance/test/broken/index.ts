@@ -16,6 +16,7 @@ import { reference } from "@cnikit/reference";
 import { invalidReferenceConfigs } from "@cnikit/reference";
 import { duplicateAddress } from "./duplicate-address.ts";
 import { leakOnDel } from "./leak-on-del.ts";
+import { leaveWithoutReleaseOf } from "./leave-without-release.ts";
 import { localStateNotKeptOf } from "./local-state-not-kept.ts";
 import { masqueradeNotRenderedOf } from "./masquerade-not-rendered.ts";
 import { missingRouteAfterJoin } from "./missing-route-after-join.ts";
@@ -29,9 +30,11 @@ import { mtuNoHeadroom } from "./mtu-no-headroom.ts";
 import { policyForgetsEgress } from "./policy-forgets-egress.ts";
 import { policyIgnoresNamespaceSelector } from "./policy-ignores-namespace-selector.ts";
 import type { BrokenVariant } from "./types.ts";
-import { shapeVariants } from "./variants-shapes.ts";
+import { knownGaps, shapeVariants } from "./variants-shapes.ts";
 
 export type { BrokenVariant } from "./types.ts";
+export type { KnownGap } from "./variants-shapes.ts";
+export { knownGaps };
 
 /** The config every reference variant (and its base run) uses. */
 export const REFERENCE_SELF_CHECK_CONFIG = { network: "10.250.0.0/16" };
@@ -48,6 +51,13 @@ export const referenceVariants: BrokenVariant[] = [
   { label: "address outside the range", backend: outsideRange as Backend<unknown>, ...onReference, targets: ["ipam.in-range"], controls: ["ipam.unique", "cni.del-idempotent"] },
   { label: "missing route after a join", backend: missingRouteAfterJoin as Backend<unknown>, ...onReference, targets: ["dyn.join"], controls: ["reach.pod-to-pod.cross-node", "dyn.restart"] },
   { label: "stale route after a leave", backend: staleRouteAfterLeave as Backend<unknown>, ...onReference, targets: ["dyn.leave", "dyn.crash"], controls: ["dyn.join", "reach.pod-to-pod.cross-node"] },
+  {
+    label: "a clean leave keeps its node subnet claim (no release)",
+    backend: leaveWithoutReleaseOf(reference as Backend<unknown>, "broken-leave-without-release"),
+    ...onReference,
+    targets: ["dyn.leave"],
+    controls: ["dyn.crash", "dyn.join"],
+  },
   { label: "NAT on pod-to-pod traffic", backend: natPodToPod as Backend<unknown>, ...onReference, targets: ["reach.no-nat-between-pods"], controls: ["ipam.unique", "reach.pod-to-node"] },
   { label: "address leaked on DEL", backend: leakOnDel as Backend<unknown>, ...onReference, targets: ["cni.del-releases"], controls: ["cni.del-idempotent", "ipam.unique"] },
   { label: "non-idempotent DEL", backend: nonIdempotentDel as Backend<unknown>, ...onReference, targets: ["cni.del-idempotent", "cni.del-unknown"], controls: ["cni.add-idempotent", "cni.del-releases"] },

@@ -5,9 +5,9 @@
  * a namespaceSelector becomes "every pod of the policy's own namespace".
  */
 import { KUBE_PREFIX } from "@cnikit/core";
-import type { AgentContext, Backend, Datastore, KeyValue, WatchEvent } from "@cnikit/core";
+import type { AgentContext, Backend, Datastore, KeyValue } from "@cnikit/core";
 import { reference } from "@cnikit/reference";
-import { wrapBackend } from "./wrap.ts";
+import { readView, wrapBackend } from "./wrap.ts";
 
 type Peer = { namespaceSelector?: unknown; podSelector?: unknown; ipBlock?: unknown };
 type Rule = { from?: Peer[]; to?: Peer[] };
@@ -49,30 +49,7 @@ function bend(kv: KeyValue): KeyValue {
 
 /** A view of `store` whose NetworkPolicies have no namespaceSelector (reads only; writes pass). */
 export function strippingStore(store: Datastore): Datastore {
-  return new Proxy(store, {
-    get(target, prop, receiver) {
-      if (prop === "get") return async (key: string) => {
-        const kv = await target.get(key);
-        return kv ? bend(kv) : kv;
-      };
-      if (prop === "list") return async (prefix: string) => {
-        const listing = await target.list(prefix);
-        return { ...listing, items: listing.items.map(bend) };
-      };
-      if (prop === "watch") {
-        return (prefix: string, options?: Parameters<Datastore["watch"]>[1]): AsyncIterable<WatchEvent> => {
-          const inner = target.watch(prefix, options);
-          return {
-            async *[Symbol.asyncIterator]() {
-              for await (const ev of inner) yield ev.type === "put" ? { ...ev, kv: bend(ev.kv) } : ev;
-            },
-          };
-        };
-      }
-      const value: unknown = Reflect.get(target, prop, receiver);
-      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
+  return readView(store, { rewrite: bend });
 }
 
 /** `base` (one that claims NetworkPolicy) whose agents read NetworkPolicies without namespaceSelector. */

@@ -12,13 +12,16 @@ import { bgpPeersFrozen } from "./bgp-peers-frozen.ts";
 import { calicoFdbMissingNewestPeer, fdbMissingNewestPeer } from "./fdb-missing-newest-peer.ts";
 import { forgetsNothingOf } from "./forgets-nothing.ts";
 import { leakOnDelOf } from "./leak-on-del.ts";
+import { leaveWithoutReleaseOf } from "./leave-without-release.ts";
 import { localStateNotKeptOf } from "./local-state-not-kept.ts";
 import { masqueradeNotRenderedOf } from "./masquerade-not-rendered.ts";
 import { mtuWithoutEncapHeadroomOf } from "./mtu-without-encap-headroom.ts";
 import { natOnlyOwnSubnetExceptedOf } from "./nat-only-own-subnet-excepted.ts";
 import { nonIdempotentDelOf } from "./non-idempotent-del.ts";
 import { policyForgetsEgressOf } from "./policy-forgets-egress.ts";
+import { dropEndPort, dropIpBlockExcept, policyRulesBentOf } from "./policy-ignores-fields.ts";
 import { policyIgnoresNamespaceSelectorOf } from "./policy-ignores-namespace-selector.ts";
+import { endpointsNodeLocal } from "./endpoints-node-local.ts";
 import { poolMisread } from "./pool-misread.ts";
 import { racyBlockClaim } from "./racy-block-claim.ts";
 import { racyLeaseClaim } from "./racy-lease-claim.ts";
@@ -96,6 +99,13 @@ export const flannelVariants: BrokenVariant[] = [
     ...flannelBase,
     targets: ["dyn.leave", "dyn.crash"],
     controls: ["dyn.join", "reach.pod-to-pod.cross-node"],
+  },
+  {
+    label: "flannel: a clean leave keeps its subnet lease (no release)",
+    backend: asUnknown(leaveWithoutReleaseOf(flannel, "broken-flannel-leave-without-release")),
+    ...flannelBase,
+    targets: ["dyn.leave"],
+    controls: ["dyn.crash", "dyn.join"],
   },
   {
     label: "flannel: masquerade exception only for the node's own subnet (NAT on cross-node pod traffic)",
@@ -279,7 +289,58 @@ export const calicoVariants: BrokenVariant[] = [
     targets: ["policy.matrix"],
     controls: ["reach.pod-to-pod.same-node", "dyn.join"],
   },
+  {
+    label: "calico: NetworkPolicy ipBlock.except ignored",
+    backend: asUnknown(policyRulesBentOf(calico, "broken-calico-policy-ignores-except", dropIpBlockExcept)),
+    ...calicoBgp,
+    targets: ["policy.matrix"],
+    controls: ["reach.pod-to-pod.cross-node", "ipam.unique"],
+  },
+  {
+    label: "calico: policy peers matched against this node's endpoints only",
+    backend: asUnknown(endpointsNodeLocal),
+    ...calicoBgp,
+    targets: ["policy.matrix"],
+    controls: ["reach.pod-to-pod.cross-node", "dyn.join"],
+  },
 ];
 
 /** Every variant on the flannel and calico shapes. */
 export const shapeVariants: BrokenVariant[] = [...flannelVariants, ...calicoVariants];
+
+/**
+ * A realistic broken variant the current suite stays green on: the check that should catch it and
+ * why it does not yet. Not run by the self-test (it would fail); moved into the lists above once
+ * the check catches it.
+ */
+export interface KnownGap {
+  variant: BrokenVariant;
+  /** The check that should turn red on it. */
+  check: string;
+  why: string;
+}
+
+export const knownGaps: KnownGap[] = [
+  {
+    variant: {
+      label: "calico: NetworkPolicy endPort ignored (a port range allows its first port only)",
+      backend: asUnknown(policyRulesBentOf(calico, "broken-calico-policy-ignores-end-port", dropEndPort)),
+      ...calicoBgp,
+      targets: ["policy.matrix"],
+      controls: ["reach.pod-to-pod.cross-node", "ipam.unique"],
+    },
+    check: "policy.matrix",
+    why: "the endPort case allows TCP 81-90 and the matrix probes ports 80 and 81 only: 81 is the range's first port, so honouring endPort and ignoring it give the same matrix (a probe inside the range past `port`, or a range starting at 80, would tell them apart)",
+  },
+  {
+    variant: {
+      label: "calico: a clean leave keeps its blocks, handles and node record (no release)",
+      backend: asUnknown(leaveWithoutReleaseOf(calico, "broken-calico-leave-without-release")),
+      ...calicoBgp,
+      targets: ["dyn.leave"],
+      controls: ["dyn.crash", "dyn.join"],
+    },
+    check: "dyn.leave",
+    why: "the departed node's BGP sessions close, so its routes go; dyn.leave then only checks that a newcomer and new pods work, which they do (borrowing from, or beside, the blocks still affine to the departed node): that its share went back to the pool is never observed",
+  },
+];

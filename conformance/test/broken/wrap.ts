@@ -11,6 +11,7 @@ import type {
   AttachResult,
   Backend,
   Datastore,
+  KeyValue,
   ListResult,
   NodeAgent,
   NodeDataplane,
@@ -20,6 +21,8 @@ import type {
   TxnCompare,
   TxnOp,
   TxnResult,
+  WatchEvent,
+  WatchOptions,
   WriteResult,
 } from "@cnikit/core";
 
@@ -108,6 +111,55 @@ export function bentStore(store: Datastore, bends: StoreBends): Datastore {
       if (prop === "put" && bends.put) return (key: string, value: string, options?: PutOptions) => bends.put!(target, key, value, options);
       if (prop === "txn" && bends.txn) return (compares: TxnCompare[], success: TxnOp[]) => bends.txn!(target, compares, success);
       if (prop === "list" && bends.list) return (prefix: string) => bends.list!(target, prefix);
+      const value: unknown = Reflect.get(target, prop, receiver);
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+/** How a read view bends what the agent reads: values rewritten, keys hidden. */
+export interface ReadBends {
+  /** Rewrites a key's value as the agent sees it (get, list, watch). */
+  rewrite?: (kv: KeyValue) => KeyValue;
+  /** Keys the agent never sees (get, list and watch skip them). */
+  hide?: (key: string) => boolean;
+}
+
+/**
+ * A view of `store` in which the agent reads bent values and misses hidden keys (how an agent with
+ * a broken informer or parser sees the cluster). Writes pass to the real store unchanged.
+ */
+export function readView(store: Datastore, bends: ReadBends): Datastore {
+  const hidden = (key: string) => bends.hide?.(key) === true;
+  const bend = (kv: KeyValue) => (bends.rewrite ? bends.rewrite(kv) : kv);
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === "get") {
+        return async (key: string) => {
+          if (hidden(key)) return undefined;
+          const kv = await target.get(key);
+          return kv ? bend(kv) : kv;
+        };
+      }
+      if (prop === "list") {
+        return async (prefix: string) => {
+          const listing = await target.list(prefix);
+          return { ...listing, items: listing.items.filter((kv) => !hidden(kv.key)).map(bend) };
+        };
+      }
+      if (prop === "watch") {
+        return (prefix: string, options?: WatchOptions): AsyncIterable<WatchEvent> => {
+          const inner = target.watch(prefix, options);
+          return {
+            async *[Symbol.asyncIterator]() {
+              for await (const ev of inner) {
+                if (hidden(ev.type === "put" ? ev.kv.key : ev.key)) continue;
+                yield ev.type === "put" ? { ...ev, kv: bend(ev.kv) } : ev;
+              }
+            },
+          };
+        };
+      }
       const value: unknown = Reflect.get(target, prop, receiver);
       return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
     },
