@@ -14,6 +14,8 @@ import type { CheckDefinition } from "../check.ts";
 import { describePod, summarizeProblems } from "../harness.ts";
 import type { SubResult } from "../types.ts";
 
+const LINK_LOCAL = [Prefix.parse("fe80::/10"), Prefix.parse("169.254.0.0/16")];
+
 /** The link kinds that carry an encapsulation, and the encapsulation they carry. */
 const LINK_ENCAPSULATION: Readonly<Record<string, Encapsulation>> = Object.freeze({ vxlan: "vxlan", ipip: "ipip", sleeve: "sleeve" });
 
@@ -73,7 +75,8 @@ export const claimsChecks: CheckDefinition[] = [
         const byFamily = new Map<Family, string[]>();
         for (const a of pod.addresses) {
           const f = familyOf(a);
-          if (f === undefined) continue;
+          // Link-local addresses (fe80::/10, 169.254.0.0/16) are an interface's, not pod IPs.
+          if (f === undefined || LINK_LOCAL.some((l) => l.contains(a.split("/")[0]!))) continue;
           byFamily.set(f, [...(byFamily.get(f) ?? []), a]);
         }
         for (const f of used) {
