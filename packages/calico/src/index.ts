@@ -59,6 +59,7 @@ export {
   gcIpam,
   releaseHandle,
   releaseNodeBlocks,
+  reservedOrdinals,
   readIpam,
   putPool,
   blockKey,

@@ -36,6 +36,11 @@ export interface BlockRecord {
   allocations: (string | null)[];
   /** Free ordinals, FIFO: allocation takes the head, release appends to the tail. */
   unallocated: number[];
+  /**
+   * Ordinals never handed out: the IPPool's network address and, for IPv4, its broadcast address
+   * when they fall in this block (they are neither free nor allocated). Absent = none.
+   */
+  reserved?: number[];
 }
 
 /** A handle as stored: one address. */
@@ -183,9 +188,30 @@ function hash(text: string): number {
   return h;
 }
 
-function newBlock(cidr: string, affinity: string | null): BlockRecord {
+/**
+ * The ordinals of `block` that hold its pool's network address or (IPv4) broadcast address.
+ * Calico on Linux hands those out (pods get /32s); we keep them out of use, as the Kubernetes
+ * IPAM rule the conformance suite checks says, so no pod ever holds x.x.0.0 of a pool.
+ */
+export function reservedOrdinals(block: string, pool: string | undefined): number[] {
+  if (pool === undefined) return [];
+  const b = Prefix.parse(block);
+  const p = Prefix.parse(pool);
+  const special = p.family === 4 ? [p.network, p.broadcast] : [p.network];
+  return [...new Set(special.filter((a) => b.contains(a)).map((a) => Number(b.indexOf(a))))].sort((x, y) => x - y);
+}
+
+function newBlock(cidr: string, affinity: string | null, pool: string | undefined): BlockRecord {
   const size = Number(Prefix.parse(cidr).size);
-  return { cidr, affinity, allocations: new Array<string | null>(size).fill(null), unallocated: Array.from({ length: size }, (_, i) => i) };
+  const reserved = reservedOrdinals(cidr, pool);
+  const skip = new Set(reserved);
+  return {
+    cidr,
+    affinity,
+    allocations: new Array<string | null>(size).fill(null),
+    unallocated: Array.from({ length: size }, (_, i) => i).filter((i) => !skip.has(i)),
+    ...(reserved.length > 0 ? { reserved } : {}),
+  };
 }
 
 /**
@@ -304,6 +330,9 @@ export class BlockIpam {
           continue;
         }
         const ordinal = Number(Prefix.parse(cidr).indexOf(address));
+        if (b.record.reserved?.includes(ordinal)) {
+          throw new AddressInUseError(address, `[calico] requested address ${address} is the network or broadcast address of IPPool ${pool.cidr}; it is never handed out`);
+        }
         if (b.record.allocations[ordinal] !== null) throw new AddressInUseError(address, `[calico] ${address} is already allocated to ${b.record.allocations[ordinal]}`);
         return await this.take(b, handle, attrs, b.record.affinity !== `host:${this.node}`, ordinal);
       } catch (err) {
@@ -312,6 +341,12 @@ export class BlockIpam {
       }
     }
     throw new TryAgainError(`[calico] lost ${MAX_RETRIES} allocation races for ${address}; try again`);
+  }
+
+  /** The CIDR of the configured pool that contains `block`, if any. */
+  private poolOf(block: string): string | undefined {
+    const b = Prefix.parse(block);
+    return this.pools.find((p) => Prefix.parse(p.cidr).contains(b))?.cidr;
   }
 
   private freeBlock(pools: IpPool[], existing: readonly string[]): { cidr: string } | undefined {
@@ -336,7 +371,7 @@ export class BlockIpam {
     ];
     const ops: TxnOp[] = [
       { op: "put", key: affinityKey(this.node, cidr), value: JSON.stringify({ state: "confirmed" }) },
-      { op: "put", key: blockKey(cidr), value: JSON.stringify(newBlock(cidr, `host:${this.node}`)) },
+      { op: "put", key: blockKey(cidr), value: JSON.stringify(newBlock(cidr, `host:${this.node}`, this.poolOf(cidr))) },
     ];
     const r = await this.store.txn(compares, ops);
     if (!r.succeeded) throw new ConflictError(blockKey(cidr), `[calico] block ${cidr} was claimed concurrently`);
@@ -538,14 +573,19 @@ export async function checkIpam(store: Datastore, pools?: readonly IpPool[]): Pr
     const size = Number(p.size);
     if (b.allocations.length !== size) out.push({ key, problem: `has ${b.allocations.length} ordinals, expected ${size}` });
     const free = new Set<number>();
+    const reserved = new Set(b.reserved ?? []);
+    for (const o of reserved) {
+      if (b.allocations[o] !== null && b.allocations[o] !== undefined) out.push({ key, problem: `reserved ordinal ${o} (${p.nth(o)}) is allocated to ${b.allocations[o]}` });
+    }
     for (const o of b.unallocated) {
+      if (reserved.has(o)) out.push({ key, problem: `reserved ordinal ${o} (${p.nth(o)}) is on the free list` });
       if (free.has(o)) out.push({ key, problem: `ordinal ${o} is free twice` });
       free.add(o);
       if (b.allocations[o] !== null) out.push({ key, problem: `ordinal ${o} is both free and allocated to ${b.allocations[o]}` });
     }
     b.allocations.forEach((h, o) => {
       if (h === null) {
-        if (!free.has(o)) out.push({ key, problem: `ordinal ${o} (${p.nth(o)}) is neither free nor allocated (leaked)` });
+        if (!free.has(o) && !reserved.has(o)) out.push({ key, problem: `ordinal ${o} (${p.nth(o)}) is neither free nor allocated (leaked)` });
         return;
       }
       const hr = snap.handles.get(h);

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { AddressInUseError, ConfigError, MemoryDatastore, PoolExhaustedError, Prefix } from "@cnikit/core";
 import type { Datastore } from "@cnikit/core";
-import { BlockIpam, checkIpam, gcIpam, parseCalicoConfig, putPool, readIpam, POOL_PREFIX } from "../src/index.ts";
+import { BlockIpam, checkIpam, gcIpam, parseCalicoConfig, putPool, readIpam, reservedOrdinals, POOL_PREFIX } from "../src/index.ts";
 import type { IpamConfig, IpPool } from "../src/index.ts";
 import { killableStore } from "./helpers.ts";
 
@@ -31,6 +31,41 @@ describe("allocation", () => {
     expect(await checkIpam(store, [pool])).toEqual([]);
   });
 
+  it("never hands out the pool's network or broadcast address, also when asked for them", async () => {
+    const store = new MemoryDatastore();
+    const pool = poolOf({ cidr: "10.0.0.0/28", blockSize: 30 });
+    const a = ipam(store, "a", [pool], { ...LOOSE, maxBlocksPerHost: 4 });
+    const got: string[] = [];
+    for (;;) {
+      try {
+        got.push((await a.allocate(`h${got.length}`)).address);
+      } catch (err) {
+        expect(err).toBeInstanceOf(PoolExhaustedError);
+        break;
+      }
+    }
+    // 16 addresses in four /30 blocks, less 10.0.0.0 and 10.0.0.15.
+    expect(got).toHaveLength(14);
+    expect(got).not.toContain("10.0.0.0");
+    expect(got).not.toContain("10.0.0.15");
+    expect(await checkIpam(store, [pool])).toEqual([]);
+    const b = ipam(new MemoryDatastore(), "b", [pool]);
+    await expect(b.allocateSpecific("net", "10.0.0.0")).rejects.toThrow(/network or broadcast address of IPPool 10\.0\.0\.0\/28/);
+    await expect(b.allocateSpecific("bcast", "10.0.0.15")).rejects.toBeInstanceOf(AddressInUseError);
+    expect((await b.allocateSpecific("ok", "10.0.0.1")).address).toBe("10.0.0.1");
+  });
+
+  it("checkIpam flags a reserved ordinal that is free or allocated", async () => {
+    const store = new MemoryDatastore();
+    const pool = poolOf({ cidr: "10.0.0.0/28", blockSize: 30 });
+    await ipam(store, "a", [pool]).allocate("h0");
+    const kv = (await store.list("/calico/ipam/v2/assignment/")).items[0]!;
+    const rec = JSON.parse(kv.value) as { unallocated: number[]; reserved?: number[] };
+    expect(rec.reserved).toEqual([0]);
+    await store.put(kv.key, JSON.stringify({ ...rec, unallocated: [0, ...rec.unallocated] }));
+    expect((await checkIpam(store, [pool])).map((p) => p.problem)).toContain("reserved ordinal 0 (10.0.0.0) is on the free list");
+  });
+
   it("is idempotent per handle", async () => {
     const store = new MemoryDatastore();
     const a = ipam(store, "a", [poolOf({ cidr: "10.0.0.0/24" })]);
@@ -47,7 +82,9 @@ describe("allocation", () => {
     await a.allocate("a2");
     const b1 = await b.allocate("b1");
     expect(b1.borrowed).toBe(false);
-    for (const h of ["b2", "b3", "b4"]) expect((await b.allocate(h)).borrowed).toBe(false);
+    // Each /30 block of the /29 pool has one reserved ordinal (the pool's network or broadcast address).
+    expect(reservedOrdinals(b1.block, pool.cidr)).toHaveLength(1);
+    for (const h of ["b2", "b3"]) expect((await b.allocate(h)).borrowed).toBe(false);
     const b5 = await b.allocate("b5");
     expect(b5.borrowed).toBe(true);
     expect(b5.block).not.toBe(b1.block);
@@ -59,8 +96,9 @@ describe("allocation", () => {
   it("refuses when the pool is exhausted, and the error says so", async () => {
     const store = new MemoryDatastore();
     const a = ipam(store, "a", [poolOf({ cidr: "10.0.0.0/30", blockSize: 30 })]);
-    for (let i = 0; i < 4; i++) await a.allocate(`h${i}`);
-    await expect(a.allocate("h4")).rejects.toBeInstanceOf(PoolExhaustedError);
+    // Four addresses less the pool's network and broadcast address.
+    for (let i = 0; i < 2; i++) await a.allocate(`h${i}`);
+    await expect(a.allocate("h2")).rejects.toBeInstanceOf(PoolExhaustedError);
   });
 
   it("honours nodeSelector and disabled pools", async () => {
@@ -187,7 +225,8 @@ describe("properties", () => {
         expect(new Set([...snap.handles.values()].map((h) => h.record.address)).size).toBe(liveHandles.size);
         expect(snap.affinities.has("victim")).toBe(false);
         // Every address the GC freed can be allocated again.
-        const total = Number(Prefix.parse(pool.cidr).size);
+        // Every address of the pool but its network and broadcast address.
+        const total = Number(Prefix.parse(pool.cidr).size) - 2;
         const fresh = ipam(store, "fresh", [pool], LOOSE);
         let extra = 0;
         for (;;) {
