@@ -10,6 +10,7 @@ import { calico, calicoFixtures, ipPool } from "@cnikit/calico";
 import { flannel, flannelFixtures } from "@cnikit/flannel";
 import { bgpPeersFrozen } from "./bgp-peers-frozen.ts";
 import { calicoFdbMissingNewestPeer, fdbMissingNewestPeer } from "./fdb-missing-newest-peer.ts";
+import { calicoCrossSubnetAsNever, flannelDirectRoutingAcrossSubnets } from "./encapsulation-skipped-across-subnets.ts";
 import { forgetsNothingOf } from "./forgets-nothing.ts";
 import { leakOnDelOf } from "./leak-on-del.ts";
 import { leaveWithoutReleaseOf } from "./leave-without-release.ts";
@@ -42,6 +43,8 @@ const FLANNEL_VXLAN = fixtureConfig(flannelFixtures.configs, "vxlan");
 const CALICO_BGP = fixtureConfig(calicoFixtures.configs, "bgp");
 const CALICO_IPIP = fixtureConfig(calicoFixtures.configs, "ipip-always");
 const CALICO_VXLAN = fixtureConfig(calicoFixtures.configs, "vxlan-crosssubnet");
+const CALICO_IPIP_CROSS = fixtureConfig(calicoFixtures.configs, "ipip-crosssubnet");
+const FLANNEL_DIRECT = fixtureConfig(flannelFixtures.configs, "vxlan-directrouting");
 /**
  * One /26 pool that is one block, IPIP always: every node shares the block (the first node claims
  * it, the others borrow from it), so allocations on different nodes meet in one block record.
@@ -57,9 +60,12 @@ const flannelBase = {
   baseLabel: "flannel vxlan",
 } as const;
 
+const flannelDirect = { base: asUnknown(flannel), shape: "vxlan+fdb", config: FLANNEL_DIRECT, baseLabel: "flannel vxlan-directrouting" } as const;
+
 const calicoBgp = { base: asUnknown(calico), shape: "routed+bgp", config: CALICO_BGP, baseLabel: "calico bgp" } as const;
 const calicoIpip = { base: asUnknown(calico), shape: "routed+bgp", config: CALICO_IPIP, baseLabel: "calico ipip-always" } as const;
 const calicoVxlan = { base: asUnknown(calico), shape: "routed+bgp", config: CALICO_VXLAN, baseLabel: "calico vxlan-crosssubnet" } as const;
+const calicoIpipCross = { base: asUnknown(calico), shape: "routed+bgp", config: CALICO_IPIP_CROSS, baseLabel: "calico ipip-crosssubnet" } as const;
 const calicoOneBlock = { base: asUnknown(calico), shape: "routed+bgp", config: CALICO_ONE_BLOCK, baseLabel: "calico ipip, one shared /26 block" } as const;
 
 export const flannelVariants: BrokenVariant[] = [
@@ -83,6 +89,13 @@ export const flannelVariants: BrokenVariant[] = [
     ...flannelBase,
     targets: ["dyn.join"],
     controls: ["reach.pod-to-pod.cross-node", "dyn.restart"],
+  },
+  {
+    label: "flannel DirectRouting: direct routes to peers on another L2 subnet too",
+    backend: asUnknown(flannelDirectRoutingAcrossSubnets),
+    ...flannelDirect,
+    targets: ["reach.pod-to-pod.cross-node"],
+    controls: ["reach.pod-to-pod.same-node", "ipam.unique"],
   },
   {
     label: "flannel: lease-removed events ignored (neighbour, FDB entry and route of a departed VTEP stay)",
@@ -194,6 +207,13 @@ export const calicoVariants: BrokenVariant[] = [
     ...calicoVxlan,
     targets: ["dyn.join"],
     controls: ["reach.pod-to-pod.cross-node", "dyn.restart"],
+  },
+  {
+    label: "calico IPIP CrossSubnet: peers on another subnet routed natively through the gateway",
+    backend: asUnknown(calicoCrossSubnetAsNever),
+    ...calicoIpipCross,
+    targets: ["reach.pod-to-pod.cross-node"],
+    controls: ["reach.pod-to-pod.same-node", "ipam.unique"],
   },
   {
     label: "calico: BGP withdraws ignored (a departed node's block route stays)",
