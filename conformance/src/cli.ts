@@ -47,9 +47,9 @@ Options:
   --report <file>           write the JSON report there
   --dataplane sim|linux     sim (default): every section in the simulator. linux: sections A, B
                             (through the cnikit-cni executable) and I on real network namespaces
-                            (a lab: nodes, etcd, one cnikitd per node; root; built-in backends
-                            only; --nodes 2-8, default 2); the other sections are "not run".
-                            Needs the package @cnikit/lab, resolved from the current project
+                            (a lab: nodes, etcd, one cnikitd per node that loads the --backend
+                            module itself; root; --nodes 2-8, default 2); the other sections are
+                            "not run". Needs the package @cnikit/lab, resolved from the current project
   --store <store>           the cluster datastore: memory (default), or etcd://host:port[,host:port][/prefix]
                             for a running etcd v3 (each simulated cluster gets its own key prefix under
                             /prefix/<run id>/, default /cnikit-conformance/, emptied afterwards); with
@@ -83,6 +83,8 @@ class UsageError extends Error {}
 export interface LinuxDriver {
   runLinuxConformance(options: {
     backend: Backend<unknown>;
+    /** The module each node's cnikitd loads the backend from (absolute path, or a package resolved from `from`). */
+    backendModule?: { module: string; from?: string; export?: string };
     config: unknown;
     configLabel?: string;
     nodes?: number;
@@ -630,10 +632,25 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     if (dataplane === "linux") {
       const driver = await loadLinuxDriver(io.cwd);
       io.stderr(`cnikit-conformance: ${backend.name} with ${basename(configPath)} on the kernel (--dataplane linux), ${nodes} nodes\n`);
+      // Every node's cnikitd loads the same module and export the CLI loaded: a path made absolute,
+      // a package resolved from the user's project (else from next to this package, as above).
+      const linuxSpec = values.backend.replace(/#[^#]*$/, "");
+      const linuxExport = values.backend.includes("#") ? values.backend.slice(values.backend.lastIndexOf("#") + 1) : Object.keys(backendModule).find((k) => backendModule[k] === backend);
+      const linuxIsPath = linuxSpec.startsWith(".") || linuxSpec.startsWith("/") || /\.(m?[jt]s|cjs|cts|mts)$/.test(linuxSpec);
+      let linuxFrom = io.cwd;
+      if (!linuxIsPath && resolveEsmFrom(linuxSpec, io.cwd) === undefined) {
+        try {
+          createRequire(resolve(io.cwd, "package.json")).resolve(linuxSpec);
+        } catch {
+          linuxFrom = dirname(fileURLToPath(import.meta.url));
+        }
+      }
+      const linuxModule = linuxIsPath ? { module: resolve(io.cwd, linuxSpec) } : { module: linuxSpec, from: linuxFrom };
       let report;
       try {
         report = await driver.runLinuxConformance({
           backend,
+          backendModule: { ...linuxModule, ...(linuxExport !== undefined ? { export: linuxExport } : {}) },
           config: rawConfig,
           configLabel: basename(configPath),
           nodes,
@@ -643,7 +660,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
           onResult: progress,
         });
       } catch (err) {
-        // The driver refuses what it cannot run (a backend cnikitd does not host) with a ConfigError (code 7).
+        // The driver refuses what it cannot run (e.g. a config it cannot take) with a ConfigError (code 7).
         if ((err as { code?: unknown }).code === 7) throw new UsageError(`--dataplane linux: ${err instanceof Error ? err.message : String(err)}`);
         io.stderr(`cnikit-conformance: the kernel run crashed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
         return 3;

@@ -33,7 +33,7 @@ import {
   type Backend,
   type NetworkSummary,
 } from "@cnikit/core";
-import { builtinBackend } from "@cnikit/backends";
+import { builtinBackend, builtinBackends } from "@cnikit/backends";
 import { CniRuntime, cniPluginPath, loadConfList, netnsWrapper, spawnExec } from "@cnikit/cni";
 import { SOURCES, listChecks, selectChecks, type CheckResult, type CheckStatus, type ConformanceReport, type Section, type SubResult } from "@cnikit/conformance/runner";
 import { createNetns, deleteNetns } from "@cnikit/linux";
@@ -54,15 +54,23 @@ import {
 } from "./differential.ts";
 import { LabCniError, chooseTopology, startLab, type Lab, type LabPod, type PluginCall, type PluginOutcome } from "./lab.ts";
 import { ETCD_PORT, nsPrefix } from "./plan.ts";
+import type { LabBackendModule } from "./state.ts";
 import { inNs, runAsync, type CommandResult } from "./system.ts";
 
 /** Options of `runLinuxConformance`. */
 export interface LinuxConformanceOptions {
   /**
-   * The backend: a built-in backend's name, or the Backend object itself (whose name must be a
-   * built-in one: cnikitd hosts the built-in backends).
+   * The backend: a built-in backend's name, or the Backend object itself: a built-in one, or one
+   * that is not built in together with `backendModule`.
    */
   backend: string | Backend<unknown>;
+  /**
+   * The module every cnikitd of the lab loads the backend from (cnikitd's `backend: {module, from?,
+   * export?}`): required for a backend that is not built in; `config` is then required too.
+   * `module` is a path (relative to `from`, default the current directory) or a package name
+   * resolved from `from`.
+   */
+  backendModule?: LabBackendModule;
   /** The backend's own config, unparsed. Default: the fixture of `mode`. */
   config?: unknown;
   /** A fixture label of the backend (`vxlan`, `host-gw`, `bgp`, ...) when no `config` is given. */
@@ -1287,13 +1295,24 @@ export const LINUX_CHECKS: readonly LinuxCheck[] = Object.freeze([...modelChecks
 
 let runCounter = 0;
 
-function resolveBackend(options: LinuxConformanceOptions): { backend: Backend<unknown>; raw: unknown; label: string; mode: string } {
+function resolveBackend(options: LinuxConformanceOptions): { backend: Backend<unknown>; raw: unknown; label: string; mode: string; backendModule?: LabBackendModule } {
   const name = typeof options.backend === "string" ? options.backend : options.backend.name;
+  // A built-in Backend object needs no module: cnikitd hosts it by name.
+  const builtin = builtinBackends.find((b) => b.backend.name === name)?.backend;
+  if (options.backendModule !== undefined && !(builtin !== undefined && builtin === options.backend)) {
+    if (typeof options.backend === "string") throw new ConfigError({ component: C, field: "backend", rule: "must be the module's Backend object when backendModule is given", value: name });
+    if (options.config === undefined) throw new ConfigError({ component: C, field: "config", rule: "is required for a backend module (there are no fixtures for it)" });
+    const label = options.configLabel ?? options.mode ?? "config";
+    return { backend: options.backend, raw: options.config, label, mode: options.mode ?? label, backendModule: options.backendModule };
+  }
   let entry;
   try {
     entry = builtinBackend(name);
   } catch (e) {
-    throw new ConfigError({ component: C, field: "backend", rule: `the kernel run hosts built-in backends only (cnikitd runs them): ${(e as Error).message}`, value: name });
+    throw new ConfigError({ component: C, field: "backendModule", rule: `is required for a backend that is not built in (the module each node's cnikitd loads it from): ${(e as Error).message}`, value: name });
+  }
+  if (typeof options.backend !== "string" && options.backend !== entry.backend) {
+    throw new ConfigError({ component: C, field: "backendModule", rule: `is required: this Backend is called ${name} but is not the built-in one (each node's cnikitd must load the same code)`, value: name });
   }
   const backend = typeof options.backend === "string" ? entry.backend : options.backend;
   if (options.config !== undefined) {
@@ -1318,14 +1337,15 @@ function boundedInt(v: number | undefined, field: string, fallback: number, min:
  * report with `dataplane: "linux"`. Every check of the suite appears once, in the suite's order:
  * kernel checks with their outcome, the rest "not run: simulator-only in this version". Needs root
  * and the lab's tools (iproute2, nftables, iputils-ping, etcd-server); builds one lab and takes it
- * down at the end, also on failure. Throws `ConfigError` for a non-built-in backend, an unknown
- * mode or check id, bad node/pod counts, and the backend's own `ConfigError` for an invalid config.
+ * down at the end, also on failure. A backend that is not built in runs from `backendModule`, which
+ * every node's cnikitd loads. Throws `ConfigError` for such a backend without `backendModule`
+ * (field `backendModule`) or without `config`, an unknown mode or check id, bad node/pod counts, and the backend's own `ConfigError` for an invalid config.
  * A kernel that lacks the config's encapsulation makes every kernel check "not run" with the
  * kernel's reason ("kernel lacks ipip: ..."); a lab that cannot be built makes them "error".
  * Checks run one after another (they share the lab).
  */
 export async function runLinuxConformance(options: LinuxConformanceOptions): Promise<LinuxConformanceReport> {
-  const { backend, raw, label, mode } = resolveBackend(options);
+  const { backend, raw, label, mode, backendModule } = resolveBackend(options);
   const config = backend.parseConfig(raw);
   const summary = backend.summarize(config);
   const nodes = boundedInt(options.nodes, "nodes", 2, 2, 8);
@@ -1362,7 +1382,8 @@ export async function runLinuxConformance(options: LinuxConformanceOptions): Pro
     try {
       lab = await startLab({
         name: options.name ?? `cf${process.pid}${runCounter++}`.slice(0, 20),
-        backend: backend.name,
+        backend: backendModule ? backend : backend.name,
+        ...(backendModule ? { backendModule } : {}),
         backendConfig: raw,
         mode,
         nodes,

@@ -45,7 +45,7 @@ export {
   type PlannedSubnet,
 } from "./plan.ts";
 export { PROBE_AGENT, PROBE_PROTOS, ProbeClient, type ProbeProto, type ProbeResult } from "./probe.ts";
-export { readState, type LabResource, type LabSpec, type LabState, type PodRecord } from "./state.ts";
+export { readState, type LabBackendModule, type LabResource, type LabSpec, type LabState, type PodRecord } from "./state.ts";
 export { LAB_TOOLS, MissingLabToolError, checkKernel, checkTools, encapFeature, kernelSupports, requireKernel } from "./kernel.ts";
 export type { CommandResult } from "./system.ts";
 export {

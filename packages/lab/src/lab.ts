@@ -8,8 +8,8 @@
  * `downLab` removes exactly what the state file records, whatever state the lab is in.
  */
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
-import { CniError, ConfigError, NotFoundError, type NetworkSummary } from "@cnikit/core";
+import { dirname, resolve as resolvePath } from "node:path";
+import { CniError, ConfigError, NotFoundError, type Backend, type NetworkSummary } from "@cnikit/core";
 import { builtinBackend } from "@cnikit/backends";
 import { CNIKITD_BIN, cniPluginPath } from "@cnikit/cni";
 import { defaultTopology, singleSubnetTopology, type SimTopology } from "@cnikit/sim";
@@ -18,7 +18,7 @@ import { checkTools, requireKernel } from "./kernel.ts";
 import { buildMatrix, probedPair, type EgressResult, type MatrixCell, type MatrixEndpoint, type ReachMatrix } from "./matrix.ts";
 import { DEFAULT_STATE_ROOT, PROBE_PORT, checkLabName, labDir, planLab, podNamespace, type LabPlan, type PlannedNode } from "./plan.ts";
 import { PROBE_PROTOS, ProbeClient, type ProbeProto, type ProbeResult } from "./probe.ts";
-import { StateStore, readState, type LabSpec, type LabState, type PodRecord, type ProcessResource } from "./state.ts";
+import { StateStore, readState, type LabBackendModule, type LabSpec, type LabState, type PodRecord, type ProcessResource } from "./state.ts";
 import { createNetns, deleteNetns } from "@cnikit/linux";
 import { inNs, onPath, pidAlive, processMatches, runAsync, spawnDetached, stopProcesses, type CommandResult } from "./system.ts";
 import { downLab } from "./down.ts";
@@ -30,8 +30,17 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export interface StartLabOptions {
   /** Lab name (a-z, 0-9, -; up to 20). Default `lab`. Namespaces are `ckl-<name>-...`. */
   name?: string;
-  /** Built-in backend: `flannel`, `calico` (or `reference`). */
-  backend: string;
+  /**
+   * Built-in backend: `flannel`, `calico` (or `reference`); or a Backend object, which is either a
+   * built-in one or comes with `backendModule` (cnikitd cannot host an object, only a module).
+   */
+  backend: string | Backend<unknown>;
+  /**
+   * The module every cnikitd loads the backend from, for a backend that is not built in (`backend`
+   * is then that module's Backend object, for its config parser and summary, and `backendConfig`
+   * is required). A relative `module` path or `from` is resolved against the current directory.
+   */
+  backendModule?: LabBackendModule;
   /** A config label of the backend's fixtures (`vxlan`, `host-gw`, `bgp`, ...). Default: the first. */
   mode?: string;
   /** The backend's own config, instead of a fixture (`mode` then only labels it; default `custom`). */
@@ -166,6 +175,8 @@ export interface ConvergeResult {
 /** A backend config resolved from `backend` + `mode` or an explicit config. */
 export interface ResolvedBackend {
   backend: string;
+  /** The module cnikitd loads (absolute paths), for a backend that is not built in. */
+  backendModule?: LabBackendModule;
   mode: string;
   config: unknown;
   summary: NetworkSummary;
@@ -175,12 +186,17 @@ export interface ResolvedBackend {
  * Resolves the backend, the mode's fixture config (or the given config) and its summary. Throws
  * `ConfigError` naming `backend`, `mode` or the config's field.
  */
-export function resolveBackendMode(options: { backend: string; mode?: string; backendConfig?: unknown }): ResolvedBackend {
+export function resolveBackendMode(options: { backend: string | Backend<unknown>; backendModule?: LabBackendModule; mode?: string; backendConfig?: unknown }): ResolvedBackend {
+  if (options.backendModule !== undefined) return resolveModuleBackend({ ...options, backendModule: options.backendModule });
+  const name = typeof options.backend === "string" ? options.backend : options.backend.name;
   let entry;
   try {
-    entry = builtinBackend(options.backend);
+    entry = builtinBackend(name);
   } catch (e) {
-    throw new ConfigError({ component: C, field: "backend", rule: (e as Error).message, value: options.backend });
+    throw new ConfigError({ component: C, field: "backend", rule: `${(e as Error).message}; a backend that is not built in needs backendModule (the module cnikitd loads it from)`, value: name });
+  }
+  if (typeof options.backend !== "string" && options.backend !== entry.backend) {
+    throw new ConfigError({ component: C, field: "backendModule", rule: `is required: this Backend is called ${name} but is not the built-in one, and cnikitd hosts only built-in backends and modules`, value: name });
   }
   let config: unknown;
   let mode: string;
@@ -196,6 +212,20 @@ export function resolveBackendMode(options: { backend: string; mode?: string; ba
   }
   const parsed = entry.backend.parseConfig(config);
   return { backend: entry.backend.name, mode, config, summary: entry.backend.summarize(parsed) };
+}
+
+function resolveModuleBackend(options: { backend: string | Backend<unknown>; backendModule: LabBackendModule; mode?: string; backendConfig?: unknown }): ResolvedBackend {
+  const m = options.backendModule;
+  if (typeof options.backend === "string") throw new ConfigError({ component: C, field: "backend", rule: "must be the module's Backend object when backendModule is given (its parser and summary are needed here)", value: options.backend });
+  if (typeof m?.module !== "string" || m.module === "") throw new ConfigError({ component: C, field: "backendModule.module", rule: "must be a path or a package name", value: m?.module });
+  if (m.from !== undefined && (typeof m.from !== "string" || m.from === "")) throw new ConfigError({ component: C, field: "backendModule.from", rule: "must be a directory", value: m.from });
+  if (m.export !== undefined && (typeof m.export !== "string" || !/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(m.export))) throw new ConfigError({ component: C, field: "backendModule.export", rule: "must be an export name", value: m.export });
+  if (options.backendConfig === undefined) throw new ConfigError({ component: C, field: "backendConfig", rule: "is required for a backend module (there are no fixtures for it)" });
+  const from = resolvePath(m.from ?? process.cwd());
+  const isPath = m.module.startsWith("/") || m.module.startsWith("./") || m.module.startsWith("../");
+  const backendModule: LabBackendModule = { module: isPath ? resolvePath(from, m.module) : m.module, from, ...(m.export !== undefined ? { export: m.export } : {}) };
+  const parsed = options.backend.parseConfig(options.backendConfig);
+  return { backend: options.backend.name, backendModule, mode: options.mode ?? "custom", config: options.backendConfig, summary: options.backend.summarize(parsed) };
 }
 
 /** The topology for a config: explicit, by subnet count, or by what the config needs. */
@@ -300,7 +330,7 @@ export class Lab {
     if (n.gateway !== undefined) underlay["gateway"] = n.gateway;
     return {
       node: { name: n.name, underlay: [underlay] },
-      backend: this.spec.backend,
+      backend: this.spec.backendModule ? { ...this.spec.backendModule } : this.spec.backend,
       backendConfig: this.spec.backendConfig,
       store: `etcd://${this.plan.etcd.address}:${this.plan.etcd.port}/cnikit-lab/${this.name}`,
       localStateDir: `${n.dir}/local`,
@@ -705,6 +735,7 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
     ownerPid: process.pid,
     spec: {
       backend: resolved.backend,
+      ...(resolved.backendModule ? { backendModule: resolved.backendModule } : {}),
       mode: resolved.mode,
       backendConfig: resolved.config,
       nodes: options.nodes,

@@ -52,9 +52,23 @@ export interface PodRecord {
   controlSocket: string;
 }
 
+/**
+ * A backend that is not built in: the module every cnikitd of the lab loads it from (cnikitd's
+ * `backend: {module, from?, export?}`). `module` is an absolute path or a package name resolved
+ * from `from` (absolute).
+ */
+export interface LabBackendModule {
+  module: string;
+  from?: string;
+  export?: string;
+}
+
 /** What `up` was asked for, as resolved. */
 export interface LabSpec {
+  /** The backend's name (a built-in one, or the name of the module's Backend). */
   backend: string;
+  /** Set when cnikitd loads the backend from a module rather than the built-in list. */
+  backendModule?: LabBackendModule;
   mode: string;
   backendConfig: unknown;
   nodes: number;

@@ -6,10 +6,10 @@
  * `c<pid>...`; each run takes its lab down, and afterAll removes any left by a crash.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { cniPluginPath } from "@cnikit/cni";
@@ -174,5 +174,99 @@ describe("the conformance suite with --dataplane linux", () => {
     expect(sim.status, sim.stderr).toBe(0);
     expect(sim.stdout).toMatch(/linux\.same-checks\s+yes\s+not run\s+use --dataplane linux/);
     expect(sim.stdout).toMatch(/linux\.policy-nftables\s+yes\s+not claimed/);
+  }, 300_000);
+});
+
+/**
+ * A project of one's own outside the workspace: its node_modules links @cnikit/core and
+ * @cnikit/reference, and two modules re-export the reference backend under names cnikit has never
+ * heard of: `acme` unchanged, `bent` with its nodes' routes to other nodes' pod subnets dropped
+ * from the desired dataplane (so cross-node pod traffic has no route).
+ */
+function thirdPartyProject(): { dir: string; acme: string; bent: string } {
+  const dir = join(tmp, "third-party");
+  const root = fileURLToPath(new URL("../../", import.meta.url));
+  mkdirSync(join(dir, "node_modules", "@cnikit"), { recursive: true });
+  for (const pkg of ["core", "reference"]) {
+    if (!existsSync(join(dir, "node_modules", "@cnikit", pkg))) symlinkSync(resolve(root, pkg), join(dir, "node_modules", "@cnikit", pkg));
+  }
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "acme-cni", type: "module", private: true }));
+  const acme = join(dir, "acme.mjs");
+  writeFileSync(acme, 'import { defineBackend } from "@cnikit/core";\nimport { reference } from "@cnikit/reference";\nexport const acme = defineBackend({ ...reference, name: "acme" });\n');
+  const bent = join(dir, "bent.mjs");
+  writeFileSync(
+    bent,
+    `import { defineBackend } from "@cnikit/core";
+import { reference } from "@cnikit/reference";
+const withoutPeerRoutes = (d) => ({ ...d, routes: d.routes.filter((r) => r.via === undefined) });
+export const bent = defineBackend({
+  ...reference,
+  name: "bent",
+  createAgent(ctx) {
+    const agent = reference.createAgent(ctx);
+    return new Proxy(agent, {
+      get(target, prop) {
+        if (prop === "dataplane") return () => withoutPeerRoutes(target.dataplane());
+        if (prop === "onDataplaneChange") return (listener) => target.onDataplaneChange((d) => listener(withoutPeerRoutes(d)));
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  },
+});
+export const conformance = {};
+`,
+  );
+  writeFileSync(join(dir, "reference.json"), JSON.stringify({ network: "10.250.0.0/16", nodeSubnetLength: 24, natOutgoing: true }));
+  return { dir, acme, bent };
+}
+
+describe("kernel runs of a backend that is not built in (a module every cnikitd loads)", () => {
+  it("refuses a Backend object that is not built in without the module cnikitd would load, naming backendModule", async () => {
+    const { acme } = thirdPartyProject();
+    const mod = (await import(acme)) as { acme: Parameters<typeof runLinuxConformance>[0]["backend"] };
+    await expect(runLinuxConformance({ backend: mod.acme, config: { network: "10.250.0.0/16" }, nodes: 2, name: labName("r") })).rejects.toMatchObject({ code: 7, field: "backendModule" });
+  });
+
+  it("cnikit-conformance --dataplane linux --backend ./acme.mjs (a real process, run from the project): every cnikitd loads acme; A, B and I pass", () => {
+    const { dir } = thirdPartyProject();
+    const cli = fileURLToPath(new URL("../../../conformance/src/cli.ts", import.meta.url));
+    const tsx = createRequire(import.meta.url).resolve("tsx/esm");
+    const report = join(tmp, "acme-report.json");
+    const run = spawnSync(process.execPath, ["--conditions=source", "--import", tsx, cli, "--dataplane", "linux", "--backend", "./acme.mjs", "--config", "reference.json", "--checks", "A,B,I", "--report", report], {
+      cwd: dir,
+      encoding: "utf8",
+      timeout: 290_000,
+    });
+    const json = existsSync(report) ? (JSON.parse(readFileSync(report, "utf8")) as LinuxConformanceReport) : undefined;
+    if (json?.lab) made.add(json.lab.name);
+    expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
+    expect(json?.backend).toBe("acme");
+    const kernel = json!.results.filter((x) => KERNEL_IDS.includes(x.id));
+    expect(kernel.length).toBe(KERNEL_IDS.length);
+    // Every kernel check ran and passed (policy too: the reference enforces it through netpol).
+    expect(kernel.filter((x) => x.status !== "passed").map((x) => `${x.id}=${x.status}: ${x.reason ?? ""}`)).toEqual([]);
+    // cnikitd said which backend it loaded.
+    expect(run.stderr).toMatch(/cnikit-conformance: acme with reference\.json on the kernel/);
+  }, 300_000);
+
+  it("a module whose nodes drop their routes to the other nodes' pods turns cross-node reachability red on the kernel, naming pod, address and node (same-node stays green)", async () => {
+    const { dir, bent } = thirdPartyProject();
+    const mod = (await import(bent)) as { bent: Parameters<typeof runLinuxConformance>[0]["backend"] };
+    const name = labName("t");
+    const r = await runLinuxConformance({
+      backend: mod.bent,
+      backendModule: { module: "./bent.mjs", from: dir, export: "bent" },
+      config: JSON.parse(readFileSync(join(dir, "reference.json"), "utf8")) as unknown,
+      configLabel: "bent",
+      nodes: 2,
+      podsPerNode: 2,
+      name,
+      checks: ["reach.pod-to-pod.same-node", "reach.pod-to-pod.cross-node", "ipam.unique"],
+    });
+    expect(r.backend).toBe("bent");
+    expect(statuses(r), renderTable([r])).toEqual({ "ipam.unique": "passed", "reach.pod-to-pod.same-node": "passed", "reach.pod-to-pod.cross-node": "failed" });
+    expect(r.results.find((x) => x.id === "reach.pod-to-pod.cross-node")?.reason).toMatch(/pod pod-1-1 \(10\.250\.[\d.]+ on node-1\) → pod pod-2-1 \(10\.250\.[\d.]+ on node-2\) by (tcp|udp|ping)/);
+    expect(await leftovers(name)).toEqual([]);
   }, 300_000);
 });
