@@ -155,7 +155,17 @@ async function runUnit(unit: Unit, checkIds: string[]): Promise<UnitResult> {
   if (!entry || !config) return { unit, checks: [], error: `no built-in config ${unit.backend}/${unit.config}` };
   let session: ConformanceSession;
   try {
-    session = ConformanceSession.create({ backend: entry.backend, config: config.config, configLabel: config.label, invalidConfigs: entry.invalidConfigs, nodes: unit.nodes, seed: unit.seed });
+    session = ConformanceSession.create({
+      backend: entry.backend,
+      config: config.config,
+      configLabel: config.label,
+      invalidConfigs: entry.invalidConfigs,
+      anchorConfigs: entry.anchorConfigs,
+      // A config that needs its own underlay (IPv6-only flannel) runs on it, as in the main job.
+      ...(config.topology ? { topology: config.topology } : {}),
+      nodes: unit.nodes,
+      seed: unit.seed,
+    });
   } catch (err) {
     return { unit, checks: [], error: `the session could not start: ${err instanceof Error ? err.message : String(err)}` };
   }
@@ -177,6 +187,8 @@ function serveUnits(): void {
   process.on("message", (msg: { unit: Unit; checks: string[] }) => {
     void runUnit(msg.unit, msg.checks).then((result) => process.send!(result));
   });
+  // The sweep stopped (or died): nothing will read the results.
+  process.on("disconnect", () => process.exit(0));
   process.send!({ ready: true });
 }
 

@@ -2,7 +2,7 @@
  * Section D: dynamics and convergence. Every scenario records its convergence time (virtual and
  * wall), and the peer messages, bytes and store operations it took.
  */
-import { canonicalDataplane } from "@cnikit/core";
+import { Prefix, canonicalDataplane } from "@cnikit/core";
 import type { NodeDataplane } from "@cnikit/core";
 import { SOURCES, fail, pass } from "../check.ts";
 import type { CheckDefinition, CheckEnv } from "../check.ts";
@@ -185,34 +185,54 @@ async function applyScenario(h: Harness, env: CheckEnv, events: ScenarioEvent[],
 }
 
 /**
- * The end state in terms that do not depend on which address or subnet a node happened to get:
- * per node, its pods, the nodes its routes and FDB entries point at, and how many entries of each
- * kind it has.
+ * The end state in terms that do not depend on which address or subnet a node happened to get
+ * (addresses legitimately follow the order nodes joined in), without losing what the routes mean.
+ * Per live node: its pods; each route as "whose addresses it covers -> which node it goes via"
+ * (owners are the live nodes whose pod or host-side addresses fall inside the destination; the next
+ * hop's owner by its underlay or host-side address); the node each FDB entry sends to; each
+ * neighbour as "whose address -> the node its MAC's FDB entry sends to"; the links; and how many
+ * NAT rules, filters and pod interfaces it has.
  */
 function normalizedView(h: Harness): string {
+  const alive = [...h.cluster.nodes()].filter((n) => n.alive).sort((a, b) => (a.name < b.name ? -1 : 1));
   const owner = new Map<string, string>();
-  for (const node of h.cluster.nodes()) {
-    if (!node.alive) continue;
+  /** Addresses that say which node a destination prefix belongs to: pods' and host-side ones. */
+  const held: { address: string; node: string }[] = [];
+  for (const node of alive) {
     for (const u of node.info.underlay) owner.set(u.address, node.name);
-    for (const a of h.cluster.dataplane(node.name).addresses) owner.set(a.cidr.split("/")[0]!, node.name);
+    for (const a of h.cluster.dataplane(node.name).addresses) {
+      const address = a.cidr.split("/")[0]!;
+      owner.set(address, node.name);
+      held.push({ address, node: node.name });
+    }
   }
+  for (const pod of livePods(h)) for (const address of pod.addresses) held.push({ address, node: pod.node });
+  const ownerOf = (address: string): string => owner.get(address) ?? "(outside the cluster)";
+  const coveredBy = (dst: string): string => {
+    let prefix: Prefix;
+    try {
+      prefix = Prefix.parse(dst, { allowHostBits: true });
+    } catch {
+      return `(unparsable ${dst})`;
+    }
+    const names = [...new Set(held.filter((x) => prefix.contains(x.address)).map((x) => x.node))].sort();
+    return names.length > 0 ? names.join("+") : "(no live node)";
+  };
   const view: Record<string, unknown> = {};
-  for (const node of [...h.cluster.nodes()].filter((n) => n.alive).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+  for (const node of alive) {
     const dp = h.cluster.dataplane(node.name);
-    const hops = [...dp.routes.map((r) => r.via), ...dp.fdb.map((f) => f.dst)]
-      .filter((x): x is string => typeof x === "string")
-      .map((a) => owner.get(a) ?? "(outside the cluster)")
-      .sort();
+    const fdbTo = new Map(dp.fdb.map((f) => [f.mac.toLowerCase(), ownerOf(f.dst)]));
     view[node.name] = {
       pods: livePods(h)
         .filter((p) => p.node === node.name)
         .map((p) => p.name)
         .sort(),
-      nextHops: hops,
+      routes: dp.routes
+        .map((r) => `${r.type ?? "unicast"} ${coveredBy(r.dst)}${r.table === undefined ? "" : ` table ${r.table}`} -> ${r.via === undefined ? "direct" : ownerOf(r.via)}`)
+        .sort(),
+      fdb: dp.fdb.map((f) => ownerOf(f.dst)).sort(),
+      neighbours: dp.neighbours.map((n) => `${ownerOf(n.ip)} -> ${fdbTo.get(n.mac.toLowerCase()) ?? "(no FDB entry)"}`).sort(),
       links: dp.links.map((l) => `${l.kind}:${l.name}`).sort(),
-      routes: dp.routes.length,
-      fdb: dp.fdb.length,
-      neighbours: dp.neighbours.length,
       nat: dp.nat.length,
       filters: dp.filters.length,
       podInterfaces: dp.pods.length,
