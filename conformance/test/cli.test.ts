@@ -85,9 +85,10 @@ describe("cnikit-conformance CLI", () => {
     { label: "an unknown flag", args: () => ["--bogus"], message: /Unknown option '--bogus'/ },
     { label: "an unknown --dataplane", args: () => ["--backend", "@cnikit/reference", "--config", "c.json", "--dataplane", "ebpf"], message: /--dataplane must be sim or linux, got "ebpf"/ },
     {
-      label: "--dataplane linux with a backend cnikitd does not host (or without root)",
-      args: () => ["--backend", `${brokenPath}#nonIdempotentDel`, "--config", "c.json", "--dataplane", "linux"],
-      message: process.getuid?.() === 0 ? /--dataplane linux: .*built-in backends only/ : /--dataplane linux needs root/,
+      // Decided before any lab is built (kernel runs themselves are tested in @cnikit/lab).
+      label: "--dataplane linux with --store (or without root)",
+      args: () => ["--backend", "@cnikit/reference", "--config", "c.json", "--dataplane", "linux", "--store", "memory"],
+      message: process.getuid?.() === 0 ? /--store does not apply to --dataplane linux/ : /--dataplane linux needs root/,
     },
     { label: "--store etcd:// without a port", args: () => ["--backend", "@cnikit/reference", "--config", "c.json", "--store", "etcd://127.0.0.1"], message: /--store etcd:\/\/127\.0\.0\.1: must be etcd:\/\/host:port/ },
     { label: "--store with an unknown kind", args: () => ["--backend", "@cnikit/reference", "--config", "c.json", "--store", "redis://x:1"], message: /--store must be memory or etcd:\/\/host:port/ },
@@ -127,15 +128,15 @@ describe("cnikit-conformance CLI", () => {
     expect(run.status).toBe(0);
     expect(run.stdout).toMatch(/ipam\.in-range\s+yes\s+passed/);
     expect(JSON.parse(readFileSync(join(dir, "r.json"), "utf8"))).toMatchObject({ backend: "reference" });
-    // --dataplane linux loads @cnikit/lab from the working directory's project; a backend that
-    // cnikitd does not host is a usage error (without root, root is asked for first).
-    const bad = spawnSync(tsx, ["--conditions=source", cliPath, "--backend", `${brokenPath}#nonIdempotentDel`, "--config", join(dir, "c.json"), "--dataplane", "linux"], {
+    // A usage error of --dataplane linux is exit 2 from the real process too, before any lab is
+    // built (without root, root is asked for first).
+    const bad = spawnSync(tsx, ["--conditions=source", cliPath, "--backend", "@cnikit/reference", "--config", join(dir, "c.json"), "--dataplane", "linux", "--invalid-configs", join(dir, "c.json")], {
       cwd: resolve(here, ".."),
       encoding: "utf8",
       timeout: 120_000,
     });
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toMatch(process.getuid?.() === 0 ? /built-in backends only/ : /needs root/);
+    expect(bad.stderr).toMatch(process.getuid?.() === 0 ? /--invalid-configs does not apply to --dataplane linux/ : /needs root/);
   });
 });
 
