@@ -30,6 +30,8 @@ import { mtuNoHeadroom } from "./mtu-no-headroom.ts";
 import { policyForgetsEgress } from "./policy-forgets-egress.ts";
 import { policyIgnoresNamespaceSelector } from "./policy-ignores-namespace-selector.ts";
 import type { BrokenVariant } from "./types.ts";
+import { lifecycleVariants } from "./variants-lifecycle.ts";
+import { scenarioVariants } from "./variants-scenarios.ts";
 import { knownGaps, shapeVariants } from "./variants-shapes.ts";
 
 export type { BrokenVariant } from "./types.ts";
@@ -89,8 +91,8 @@ export const referenceVariants: BrokenVariant[] = [
   },
 ];
 
-// Every variant list the self-test runs. The scenario and lifecycle lists join here.
-export const brokenVariants: BrokenVariant[] = [...referenceVariants, ...shapeVariants];
+/** Every variant list the self-test runs. */
+export const brokenVariants: BrokenVariant[] = [...referenceVariants, ...shapeVariants, ...scenarioVariants, ...lifecycleVariants];
 
 export {
   duplicateAddress,
