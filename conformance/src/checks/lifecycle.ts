@@ -15,7 +15,10 @@
  *    100), deleting k pods of the full node lets exactly k ADDs succeed again, with exactly the
  *    released addresses. This catches leaks kept only in the agent's memory, for backends that
  *    refuse requested addresses too; a share larger than the limit (a Calico node borrows from the
- *    whole pool) is reported as not exercised by this leg, never as passed by it.
+ *    whole pool) is reported as not exercised by this leg, never as passed by it;
+ *  - churn: one pod at a time ADDed and DELeted `CHURN_PAIRS` times must not grow the stores, so
+ *    a leak recorded under a name that is neither the container id nor the address (a quarantined
+ *    block ordinal) still shows on a share too large to run out.
  */
 import {
   MemoryDatastore,
@@ -377,6 +380,37 @@ async function exhaustionLeg(
     sub: problems.length > 0 ? { label, status: "failed", reason: summarizeProblems(problems) } : { label, status: "passed", reason: `the share ran out after ${filled.held.length} pods` },
     live,
   };
+}
+
+/** ADD/DEL pairs of the churn leg, and the pairs after which its baseline is taken. */
+const CHURN_PAIRS = 200;
+const CHURN_WARMUP = 8;
+
+/**
+ * The churn leg, for shares too large to run out: one pod at a time is ADDed and DELeted
+ * `CHURN_PAIRS` times; after the first `CHURN_WARMUP` pairs (blocks, cursors and the like exist by
+ * then) the cluster store and the node's ctx.local must not gain keys. A leak that marks addresses
+ * taken under some other name (a quarantined block ordinal, a reservation re-keyed) makes the
+ * backend claim more and more of its share, and shows here.
+ */
+async function churnLeg(h: Harness, node: string, tag: string): Promise<{ problems: string[]; sub: SubResult }> {
+  const label = `churn: ${CHURN_PAIRS} ADD/DEL pairs of one pod at a time do not grow the cluster store or ctx.local`;
+  const keysOf = async (): Promise<Set<string>> => new Set((await snapshot(h, node)).keys());
+  let baseline: Set<string> | undefined;
+  for (let i = 0; i < CHURN_PAIRS; i++) {
+    if (i === CHURN_WARMUP) baseline = await keysOf();
+    const id = cid(tag, i);
+    try {
+      await agentOf(h, node).attach(attachment(id));
+    } catch (err) {
+      const p = [`ADD ${id}/eth0 on node ${node}, after ${i} ADD/DEL pairs of one pod at a time, failed with ${describeError(err)}: the earlier DELs did not release`];
+      return { problems: p, sub: subOf(label, p) };
+    }
+    await agentOf(h, node).detach(ref(id));
+  }
+  const grown = [...(await keysOf())].filter((k) => !baseline!.has(k));
+  const p = grown.length > 0 ? [`after ${CHURN_PAIRS} ADD/DEL pairs of one pod at a time on node ${node}, ${grown.length} key(s) appeared that were not there after the first ${CHURN_WARMUP}: ${summarizeProblems(grown, 3)}`] : [];
+  return { problems: p, sub: subOf(label, p) };
 }
 
 // ---------------------------------------------------------------- what the dataplane holds for one pod
@@ -789,7 +823,7 @@ export const lifecycleChecks: CheckDefinition[] = [
   {
     id: "cni.del-releases",
     section: "B",
-    rule: "DEL releases the address, also after an agent restart, observed with or without requested IPs: no record of the attachment remains in the cluster or node-local store, a requested address is handed out again, and a full node takes exactly as many new pods as were deleted.",
+    rule: "DEL releases the address, also after an agent restart, observed with or without requested IPs: no record of the attachment remains in the cluster or node-local store, a requested address is handed out again, a full node takes exactly as many new pods as were deleted, and ADD/DEL churn does not grow the stores.",
     source: `${SOURCES.cniDel}; host-local 'DEL frees files matching the pair'`,
     required: true,
     budgetMs: 120_000,
@@ -844,6 +878,10 @@ export const lifecycleChecks: CheckDefinition[] = [
       );
       subs.push(exhaustion.sub);
       problems.push(...exhaustion.problems);
+      // Churn leg, on the other node.
+      const churn = await churnLeg(h, names[1], "churn");
+      subs.push(churn.sub);
+      problems.push(...churn.problems);
       return outcome(problems, subs);
     },
   },

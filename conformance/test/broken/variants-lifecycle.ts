@@ -9,7 +9,7 @@ import type { Backend } from "@cnikit/core";
 import { calico, calicoFixtures } from "@cnikit/calico";
 import { flannel, flannelFixtures } from "@cnikit/flannel";
 import { reference } from "@cnikit/reference";
-import { blockOrdinalKeptOnDel } from "./block-ordinal-kept-on-del.ts";
+import { blockOrdinalKeptOnDel, blockOrdinalQuarantinedOnDel } from "./block-ordinal-kept-on-del.ts";
 import { delByPodName } from "./del-by-pod-name.ts";
 import { delReleasesByRememberedIp } from "./del-releases-by-remembered-ip.ts";
 import { delTearsDownContainer } from "./del-tears-down-container.ts";
@@ -47,6 +47,13 @@ export const lifecycleVariants: BrokenVariant[] = [
     ...calicoBgp,
     targets: ["cni.del-releases", "cni.gc"],
     controls: ["cni.check-after-add", "reach.pod-to-pod.cross-node"],
+  },
+  {
+    label: "calico: DEL quarantines the block ordinal under an anonymous marker, never cleared (no pod named in any store), and requestedIps are refused",
+    backend: asUnknown(blockOrdinalQuarantinedOnDel),
+    ...calicoBgp,
+    targets: ["cni.del-releases"],
+    controls: ["cni.check-after-add", "cni.sandbox-recreate"],
   },
   {
     label: "reference: after an agent restart, DEL of a pod restored from ctx.local keeps its address reserved",
