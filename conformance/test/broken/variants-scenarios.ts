@@ -11,7 +11,7 @@ import { flannel, flannelFixtures } from "@cnikit/flannel";
 import { reference } from "@cnikit/reference";
 import { hairpinViaHub } from "./hairpin-via-hub.ts";
 import { leaseLossIgnored } from "./lease-loss-ignored.ts";
-import { noPeriodicRelist } from "./no-periodic-relist.ts";
+import { calicoNoPeriodicRelist, noPeriodicRelist } from "./no-periodic-relist.ts";
 import { peerBlacklistedForever } from "./peer-blacklisted-forever.ts";
 import { pinnedPodMtu } from "./pinned-pod-mtu.ts";
 import { rewatchFromNowOnCompaction } from "./rewatch-from-now-on-compaction.ts";
@@ -73,6 +73,13 @@ export const scenarioVariants: BrokenVariant[] = [
     ...flannelVxlan,
     targets: ["fault.lost-watch-events"],
     controls: ["dyn.join", "dyn.leave"],
+  },
+  {
+    label: "calico: no periodic re-list (RESYNC_MS declared, never scheduled: a node watch that lost events is never repaired)",
+    backend: asUnknown(calicoNoPeriodicRelist),
+    ...calicoBgp,
+    targets: ["fault.lost-watch-events"],
+    controls: ["dyn.join", "reach.pod-to-pod.cross-node"],
   },
   {
     label: "reference: a compacted watch is re-opened from now instead of re-listing",
