@@ -137,6 +137,26 @@ async function snapshot(h: Harness, node: string): Promise<Snapshot> {
   return out;
 }
 
+/**
+ * A snapshot taken once the stores are quiet: virtual time steps (1/20 of the bound) until two
+ * snapshots in a row are equal, so writes a backend makes asynchronously (a publication queue, a
+ * slow external store) have landed before a check compares against it. Gives up quietly at the
+ * bound (the caller's comparison then names what kept changing).
+ */
+async function quietSnapshot(h: Harness, boundMs: number, node: string): Promise<Snapshot> {
+  const v0 = h.clock.now();
+  const step = Math.max(10, Math.floor(boundMs / 20));
+  let last = await snapshot(h, node);
+  for (;;) {
+    const elapsed = h.clock.now() - v0;
+    if (elapsed >= boundMs) return last;
+    await h.cluster.settle({ limitMs: Math.min(step, boundMs - elapsed) });
+    const next = await snapshot(h, node);
+    if (JSON.stringify([...next]) === JSON.stringify([...last])) return next;
+    last = next;
+  }
+}
+
 /** Contents of one node's `ctx.local` (keys and values, no revisions), for "nothing changed". */
 async function localContents(h: Harness, node: string): Promise<string> {
   return storeContents(h.cluster.localStore(node));
@@ -393,12 +413,12 @@ const CHURN_WARMUP = 8;
  * taken under some other name (a quarantined block ordinal, a reservation re-keyed) makes the
  * backend claim more and more of its share, and shows here.
  */
-async function churnLeg(h: Harness, node: string, tag: string): Promise<{ problems: string[]; sub: SubResult }> {
+async function churnLeg(h: Harness, boundMs: number, node: string, tag: string): Promise<{ problems: string[]; sub: SubResult }> {
   const label = `churn: ${CHURN_PAIRS} ADD/DEL pairs of one pod at a time do not grow the cluster store or ctx.local`;
   const keysOf = async (): Promise<Set<string>> => new Set((await snapshot(h, node)).keys());
   let baseline: Set<string> | undefined;
   for (let i = 0; i < CHURN_PAIRS; i++) {
-    if (i === CHURN_WARMUP) baseline = await keysOf();
+    if (i === CHURN_WARMUP) baseline = new Set((await quietSnapshot(h, boundMs, node)).keys());
     const id = cid(tag, i);
     try {
       await agentOf(h, node).attach(attachment(id));
@@ -408,8 +428,11 @@ async function churnLeg(h: Harness, node: string, tag: string): Promise<{ proble
     }
     await agentOf(h, node).detach(ref(id));
   }
-  const grown = [...(await keysOf())].filter((k) => !baseline!.has(k));
-  const p = grown.length > 0 ? [`after ${CHURN_PAIRS} ADD/DEL pairs of one pod at a time on node ${node}, ${grown.length} key(s) appeared that were not there after the first ${CHURN_WARMUP}: ${summarizeProblems(grown, 3)}`] : [];
+  // Within the convergence bound: a release the backend records asynchronously has landed by then.
+  const p = await eventually(h, boundMs, async () => {
+    const grown = [...(await keysOf())].filter((k) => !baseline!.has(k));
+    return grown.length > 0 ? [`after ${CHURN_PAIRS} ADD/DEL pairs of one pod at a time on node ${node}, ${grown.length} key(s) appeared that were not there after the first ${CHURN_WARMUP}: ${summarizeProblems(grown, 3)}`] : [];
+  });
   return { problems: p, sub: subOf(label, p) };
 }
 
@@ -879,7 +902,7 @@ export const lifecycleChecks: CheckDefinition[] = [
       subs.push(exhaustion.sub);
       problems.push(...exhaustion.problems);
       // Churn leg, on the other node.
-      const churn = await churnLeg(h, names[1], "churn");
+      const churn = await churnLeg(h, bound, names[1], "churn");
       subs.push(churn.sub);
       problems.push(...churn.problems);
       return outcome(problems, subs);
@@ -903,6 +926,7 @@ export const lifecycleChecks: CheckDefinition[] = [
       const tryFailing = async (label: string, pod: PodAttachment, expectCode?: number): Promise<string[]> => {
         const out: string[] = [];
         await flushAsync();
+        await quietSnapshot(h, env.summary.convergenceMs, node);
         const storeBefore = await storeContents(h.store);
         const localBefore = await localContents(h, node);
         const dpBefore = JSON.stringify(canonicalDataplane(agentOf(h, node).dataplane()));
@@ -1151,7 +1175,7 @@ export const lifecycleChecks: CheckDefinition[] = [
       if (shared.length > 0) problems.push(`the old and the new sandbox of pod shop/web on node ${n1} both hold ${shared.join(", ")}`);
       problems.push(...(await reachableWithin(h, bound, newPod)));
       const printBefore = footprint(agentOf(h, n1).dataplane(), newPod.key);
-      const kept = await snapshot(h, n1);
+      const kept = await quietSnapshot(h, bound, n1);
       const what = `DEL of the old sandbox ${oldPod.key}`;
       const err = await thrown(() => h.cluster.removePod(oldPod));
       if (err) return fail(`${what} on node ${n1} threw ${describeError(err)}`);
@@ -1215,7 +1239,7 @@ export const lifecycleChecks: CheckDefinition[] = [
       if (second === undefined) return notApplicable(`the backend refuses requestedIps and did not hand ${address} out again within ${FILL_LIMIT} ADDs on node ${node}, so no other pod could be given it`);
       const holder = `${second}/eth0`;
       const printBefore = footprint(agentOf(h, node).dataplane(), holder);
-      const kept = await snapshot(h, node);
+      const kept = await quietSnapshot(h, env.summary.convergenceMs, node);
       const problems: string[] = [];
       const what = `the repeated DEL of ${first}/eth0 (its address ${address} now held by ${holder}, ${how})`;
       const err = await thrown(() => agentOf(h, node).detach(ref(first)));
@@ -1260,7 +1284,7 @@ export const lifecycleChecks: CheckDefinition[] = [
       }
       problems.push(...(await reachableWithin(h, bound, eth0)));
       const printBefore = footprint(agentOf(h, n1).dataplane(), eth0.key);
-      const kept = await snapshot(h, n1);
+      const kept = await quietSnapshot(h, bound, n1);
       const what = `DEL of ${net1.key}`;
       const err = await thrown(() => h.cluster.removePod(net1));
       if (err) return fail(`${what} on node ${n1} threw ${describeError(err)}`);
