@@ -35,7 +35,27 @@ import {
 } from "@cnikit/core";
 import { builtinBackend, builtinBackends } from "@cnikit/backends";
 import { CniRuntime, cniPluginPath, loadConfList, netnsWrapper, spawnExec } from "@cnikit/cni";
-import { SOURCES, listChecks, selectChecks, type CheckResult, type CheckStatus, type ConformanceReport, type Section, type SubResult } from "@cnikit/conformance/runner";
+import {
+  DATAPLANE_CHECKS,
+  SOURCES,
+  addressProblems,
+  listChecks,
+  rangeReserved,
+  reservePodInterface,
+  selectChecks,
+  type CheckResult,
+  type CheckStatus,
+  type ConformanceReport,
+  type DataplaneCheck,
+  type DpEndpoint,
+  type EgressDelivery,
+  type ModelDataplane,
+  type NattedPair,
+  type NodeMtus,
+  type ReachFailure,
+  type Section,
+  type SubResult,
+} from "@cnikit/conformance/runner";
 import { createNetns, deleteNetns } from "@cnikit/linux";
 import { PolicyEvaluator, parsePolicyObject } from "@cnikit/netpol";
 import { SimCluster, type Endpoint } from "@cnikit/sim";
@@ -428,108 +448,147 @@ function simTableOf(cluster: SimCluster<unknown>, endpoints: ReachEndpoint[], ke
   return simReachTable({ endpoints: simEndpoints, send: (a, b, o) => cluster.send(a, b, o), simOf });
 }
 
-// ---- section A ---------------------------------------------------------------------------------
+// ---- section A: the kernel's driver -------------------------------------------------------------
 
-function cellsWhere(t: ReachTable, keep: (a: ReachEndpoint, b: ReachEndpoint) => boolean): { from: ReachEndpoint; to: ReachEndpoint; proto: ReachProto }[] {
-  const out: { from: ReachEndpoint; to: ReachEndpoint; proto: ReachProto }[] = [];
-  for (const [a, b] of reachPairs(t.endpoints)) if (keep(a, b)) for (const proto of t.protos) out.push({ from: a, to: b, proto });
-  return out;
+/** How the suite's reasons name a lab pod: "pod default/pod-1-1 (10.244.0.2) on node node-1". */
+function podEndpoint(p: LabPod): DpEndpoint {
+  return { kind: "pod", id: p.name, node: p.node, addresses: [p.ip], label: `pod default/${p.name} (${p.ip}) on node ${p.node}` };
 }
 
-function describeEp(e: ReachEndpoint): string {
-  return e.kind === "pod" ? `pod ${e.name} (${e.address} on ${e.node ?? "?"})` : e.kind === "node" ? `node ${e.name} (${e.address})` : `${e.name} (${e.address})`;
+/**
+ * The pod ranges' reserved addresses plus what the kernel and the plugin's results say: every
+ * address on a node's interfaces (read from the kernel), the pods' gateways and interface prefixes.
+ */
+async function kernelReserved(ctx: LinuxContext, pods: readonly LabPod[]): Promise<Map<string, string>> {
+  const reserved = rangeReserved(ctx.summary.podRanges);
+  await reserveKernelAddresses(ctx, pods, reserved);
+  return reserved;
 }
 
-function reachCheck(id: string, rule: string, keep: (a: ReachEndpoint, b: ReachEndpoint) => boolean): LinuxCheck {
-  return {
-    id,
-    section: "A",
-    rule,
-    source: SRC.k8sModel,
-    required: true,
-    async run(ctx) {
-      const t = await ctx.table();
-      const problems: string[] = [];
-      for (const c of cellsWhere(t, keep)) {
-        const v = t.cells[cellKey(c.from.name, c.to.name, c.proto)];
-        if (!v?.reach) problems.push(`${describeEp(c.from)} → ${describeEp(c.to)} by ${c.proto}: ${v?.why ?? "not probed"}`);
-      }
-      return verdict(problems);
-    },
-  };
-}
-
-interface IpamProblem {
-  kind: "missing" | "range" | "reserved" | "duplicate";
-  text: string;
-}
-
-async function kernelIpamProblems(ctx: LinuxContext, pods: LabPod[]): Promise<IpamProblem[]> {
-  const problems: IpamProblem[] = [];
-  const ranges = ctx.summary.podRanges.map((r) => Prefix.parse(r));
-  const reserved = new Map<string, string>();
-  for (const r of ranges) {
-    reserved.set(r.network, `the network address of pod range ${r.toString()}`);
-    if (r.family === 4) reserved.set(r.broadcast, `the broadcast address of pod range ${r.toString()}`);
-  }
+async function reserveKernelAddresses(ctx: LinuxContext, pods: readonly LabPod[], reserved: Map<string, string>): Promise<void> {
   for (const n of ctx.lab.nodes) {
     for (const l of await links(n.ns)) for (const a of l.addr_info ?? []) reserved.set(a.local, `an address of ${l.ifname} on node ${n.name} (read from the kernel)`);
   }
   for (const p of pods) {
-    for (const ip of ((p.result as { ips?: { address?: string; gateway?: string }[] } | undefined)?.ips ?? [])) {
-      if (ip.gateway && !reserved.has(ip.gateway)) reserved.set(ip.gateway, `the gateway of pods on node ${p.node}`);
-      if (typeof ip.address !== "string") continue;
-      const pref = Prefix.parse(ip.address, { allowHostBits: true });
-      if (pref.family === 4 && pref.length <= 30) {
-        reserved.set(pref.network, `the network address of ${pref.toString()}, the interface prefix of pods on node ${p.node}`);
-        reserved.set(pref.broadcast, `the broadcast address of ${pref.toString()}, the interface prefix of pods on node ${p.node}`);
-      }
+    const ips = (p.result as { ips?: { address?: unknown; gateway?: unknown }[] } | undefined)?.ips ?? [];
+    for (const ip of ips) {
+      reservePodInterface(reserved, p.node, typeof ip.address === "string" ? [ip.address] : [], typeof ip.gateway === "string" ? [ip.gateway] : []);
     }
   }
-  const owner = new Map<string, LabPod>();
-  for (const p of pods) {
-    const addr = p.ip;
-    const d = `pod ${p.name} on ${p.node}`;
-    if (!addr) {
-      problems.push({ kind: "missing", text: `${d} has no address` });
-      continue;
-    }
-    if (!ranges.some((r) => r.contains(addr))) problems.push({ kind: "range", text: `${d}: ${addr} is outside the pod range(s) ${ctx.summary.podRanges.join(", ")}` });
-    const why = reserved.get(addr);
-    if (why) problems.push({ kind: "reserved", text: `${d}: ${addr} is reserved (${why})` });
-    const other = owner.get(addr);
-    if (other) problems.push({ kind: "duplicate", text: `${addr} is held by two live pods: ${other.name} on ${other.node} and ${p.name} on ${p.node}` });
-    else owner.set(addr, p);
-  }
-  return problems;
 }
 
-function ipamCheck(id: string, kinds: IpamProblem["kind"][], rule: string): LinuxCheck {
+async function podMtu(p: LabPod): Promise<number> {
+  return (await links(p.ns, ["dev", p.ifName]))[0]?.mtu ?? 0;
+}
+
+/**
+ * The kernel's view of the lab for the suite's section-A checks (conformance's `DATAPLANE_CHECKS`):
+ * the lab's base pods and nodes, reachability and seen sources from the shared table of real TCP,
+ * UDP and ping probes, MTUs read with `ip`, full-size packets as DF pings. Probes are round trips,
+ * so a pod → external packet without NAT (no route back to a pod address) is not delivered.
+ */
+export function kernelDataplane(ctx: LinuxContext): ModelDataplane {
+  const lab = ctx.lab;
+  const pods = ctx.basePods.map(podEndpoint);
+  const nodes = lab.nodes.map((n): DpEndpoint => ({ kind: "node", id: n.name, node: n.name, addresses: [n.address], label: `node ${n.name} (${n.address})` }));
+  const externals = lab.plan.externals.map((e): DpEndpoint => ({ kind: "external", id: e.name, addresses: [e.address], label: `external host ${e.name}` }));
+  const cell = async (a: DpEndpoint, b: DpEndpoint, proto: ReachProto): Promise<{ reach: boolean; seen?: string; why: string }> => {
+    const v = (await ctx.table()).cells[cellKey(a.id, b.id, proto)];
+    return { reach: v?.reach === true, ...(v?.seen !== undefined ? { seen: v.seen } : {}), why: v?.why ?? "not probed" };
+  };
+  const labPod = (e: DpEndpoint): LabPod => ctx.basePods.find((p) => p.name === e.id)!;
   return {
-    id,
-    section: "A",
-    rule,
-    source: SRC.k8sIpam,
-    required: true,
-    async run(ctx) {
-      const problems = (await kernelIpamProblems(ctx, ctx.lab.pods)).filter((p) => kinds.includes(p.kind));
-      return verdict(problems.map((p) => p.text));
+    name: "linux",
+    seesOneWay: false,
+    pods: () => pods,
+    nodes: () => nodes,
+    externals: () => externals,
+    nodeAddress: (node) => lab.nodes.find((n) => n.name === node)?.address,
+    async reachFailures(from, to) {
+      const protos = (await ctx.table()).protos;
+      const out: ReachFailure[] = [];
+      for (const a of from) {
+        for (const b of to) {
+          if (a.kind === b.kind && a.id === b.id) continue;
+          for (const proto of protos) {
+            const c = await cell(a, b, proto);
+            if (!c.reach) out.push({ from: a, to: b, why: `by ${proto}: ${c.why}` });
+          }
+        }
+      }
+      return out;
+    },
+    async podSources(list, max) {
+      let pairs = 0;
+      let delivered = 0;
+      let nattedPairs = 0;
+      const examples: NattedPair[] = [];
+      for (const a of list) {
+        for (const b of list) {
+          if (a.id === b.id) continue;
+          pairs++;
+          let got = false;
+          let natted = false;
+          // ping shows no source address: TCP and UDP do.
+          for (const proto of ["tcp", "udp"] as const) {
+            const c = await cell(a, b, proto);
+            if (!c.reach) continue;
+            got = true;
+            if (c.seen !== undefined && !a.addresses.includes(c.seen)) {
+              if (!natted && examples.length < max) examples.push({ from: a, to: b, proto, seen: c.seen });
+              natted = true;
+            }
+          }
+          if (got) delivered++;
+          if (natted) nattedPairs++;
+        }
+      }
+      return { pairs, delivered, nattedPairs, examples };
+    },
+    async egress(pod, external) {
+      const out: EgressDelivery[] = [];
+      for (const proto of ["tcp", "udp"] as const) {
+        const c = await cell(pod, external, proto);
+        out.push({ proto, delivered: c.reach, ...(c.seen !== undefined ? { seenSource: c.seen } : {}), why: c.why });
+      }
+      return out;
+    },
+    async reserveAddresses(reserved) {
+      await reserveKernelAddresses(ctx, ctx.basePods, reserved);
+    },
+    async mtus() {
+      const out: NodeMtus[] = [];
+      for (const n of lab.nodes) {
+        const ls = await links(n.ns);
+        const mine: NodeMtus["pods"] = [];
+        for (const p of ctx.basePods.filter((x) => x.node === n.name)) mine.push({ label: `${podEndpoint(p).label}, interface ${p.ifName},`, mtu: await podMtu(p) });
+        out.push({
+          node: n.name,
+          underlayMtu: ls.find((l) => l.ifname === "eth0")?.mtu ?? 1500,
+          links: ls.map((l) => ({ kind: l.linkinfo?.info_kind ?? "", name: l.ifname, ...(l.mtu !== undefined ? { mtu: l.mtu } : {}) })),
+          pods: mine,
+        });
+      }
+      return out;
+    },
+    async fullSizeProblem(from, to) {
+      const a = labPod(from);
+      const size = (await podMtu(a)) - 28;
+      let r: CommandResult | undefined;
+      for (let i = 0; i < 3 && r?.code !== 0; i++) r = await lab.exec(a.name, ["ping", "-M", "do", "-s", String(size), "-c", "1", "-W", "2", to.addresses[0]!]);
+      if (r?.code === 0) return undefined;
+      return `a ${size + 28}-byte packet (the pod's MTU) with DF set did not arrive (3 tries): ${(r?.stdout ?? "").trim().split("\n").slice(-2).join(" ")} ${(r?.stderr ?? "").trim()}`.trim();
     },
   };
 }
 
-function overheadOf(encap: string): number {
-  if (encap === "vxlan") return ENCAP_OVERHEAD.vxlan;
-  if (encap === "ipip") return ENCAP_OVERHEAD.ipip;
-  if (encap === "sleeve") return ENCAP_OVERHEAD.sleeve;
-  if (encap === "wireguard") return 60;
-  return 0;
+/** A section-A check of the suite, run on the kernel's driver. */
+function onKernel(c: DataplaneCheck): LinuxCheck {
+  return { id: c.id, section: c.section, rule: c.rule, source: c.source, required: c.required, run: (ctx) => c.judge(kernelDataplane(ctx), ctx.summary) };
 }
 
 const modelChecks: LinuxCheck[] = [
-  ipamCheck("ipam.in-range", ["missing", "range"], "Every pod the executable made got an address inside the configured pod range(s)."),
-  ipamCheck("ipam.unique", ["duplicate"], "No two live pods hold the same address, on one node or across nodes."),
-  ipamCheck("ipam.reserved", ["reserved"], "No pod got a reserved address (network, broadcast, gateway, an address the kernel holds on a node)."),
+  ...DATAPLANE_CHECKS.map(onKernel),
   {
     id: "ipam.concurrent-unique",
     section: "A",
@@ -553,101 +612,11 @@ const modelChecks: LinuxCheck[] = [
             // Exhaustion and "try again" are legitimate answers under load; anything else is not.
             if (code !== 100 && code !== 11) problems.push(`wave ${wave}: ${s.reason instanceof Error ? s.reason.message : String(s.reason)}`);
           }
-          const ipam = await kernelIpamProblems(ctx, lab.pods);
+          const ipam = addressProblems(lab.pods.map(podEndpoint), ctx.summary.podRanges, await kernelReserved(ctx, lab.pods));
           if (ipam.length > 0) problems.push(`after wave ${wave} (${lab.nodes.length * 2} concurrent ADDs${victim ? ", 1 DEL" : ""}): ${summarize(ipam.map((p) => p.text), 2)}`);
         }
       } finally {
         for (const name of mine) await lab.deletePod(name).catch((e: unknown) => problems.push(`could not delete ${name}: ${(e as Error).message}`));
-      }
-      return verdict(problems);
-    },
-  },
-  reachCheck("reach.pod-to-pod.same-node", "Every pod reaches every other pod on the same node by TCP, UDP and ping (real probes).", (a, b) => a.kind === "pod" && b.kind === "pod" && a.node === b.node),
-  reachCheck("reach.pod-to-pod.cross-node", "Every pod reaches every pod on every other node by TCP, UDP and ping (real probes, across the router).", (a, b) => a.kind === "pod" && b.kind === "pod" && a.node !== b.node),
-  {
-    id: "reach.no-nat-between-pods",
-    section: "A",
-    rule: "A pod receiving TCP or UDP from another pod sees the sender's own pod address (no NAT between pods).",
-    source: SRC.k8sModel,
-    required: true,
-    async run(ctx) {
-      const t = await ctx.table();
-      const problems: string[] = [];
-      for (const c of cellsWhere(t, (a, b) => a.kind === "pod" && b.kind === "pod")) {
-        if (c.proto === "ping") continue;
-        const v = t.cells[cellKey(c.from.name, c.to.name, c.proto)];
-        if (v?.reach && v.seen !== c.from.address) problems.push(`${describeEp(c.from)} → ${describeEp(c.to)} by ${c.proto}: the receiver saw ${v.seen ?? "?"}`);
-        if (!v?.reach) problems.push(`${describeEp(c.from)} → ${describeEp(c.to)} by ${c.proto}: not reached, so the source could not be seen (${v?.why ?? "not probed"})`);
-      }
-      return verdict(problems);
-    },
-  },
-  reachCheck("reach.node-to-pod", "Every node (its host network namespace) reaches every pod by TCP, UDP and ping.", (a, b) => a.kind === "node" && b.kind === "pod"),
-  reachCheck("reach.pod-to-node", "Every pod reaches every node's host address by TCP, UDP and ping.", (a, b) => a.kind === "pod" && b.kind === "node"),
-  {
-    id: "nat.outgoing",
-    section: "A",
-    rule: "Pod traffic to the external host (192.0.2.200, outside every pod range) is masqueraded to the node's address exactly when the config says so.",
-    source: `${SRC.k8sModel}; the backend's NetworkSummary.natOutgoing`,
-    required: true,
-    async run(ctx) {
-      const t = await ctx.table();
-      const externals = t.endpoints.filter((e) => e.kind === "external");
-      if (externals.length === 0) return { status: "not run", reason: "the lab's topology has no external host" };
-      const problems: string[] = [];
-      for (const c of cellsWhere(t, (a, b) => a.kind === "pod" && b.kind === "external")) {
-        if (c.proto === "ping") continue;
-        const v = t.cells[cellKey(c.from.name, c.to.name, c.proto)];
-        const nodeAddr = ctx.lab.node(c.from.node!).address;
-        if (ctx.summary.natOutgoing) {
-          if (!v?.reach) problems.push(`${describeEp(c.from)} → ${describeEp(c.to)} by ${c.proto}: natOutgoing is on, but it did not reach (${v?.why ?? "not probed"})`);
-          else if (v.seen !== nodeAddr) problems.push(`${describeEp(c.from)} → ${c.to.name} by ${c.proto}: natOutgoing is on, but the external host saw ${v.seen ?? "?"} instead of node address ${nodeAddr}`);
-        } else if (v?.reach && v.seen !== c.from.address) {
-          problems.push(`${describeEp(c.from)} → ${c.to.name} by ${c.proto}: natOutgoing is off, but the external host saw ${v.seen ?? "?"}`);
-        }
-      }
-      return verdict(problems);
-    },
-  },
-  {
-    id: "mtu.encap-headroom",
-    section: "A",
-    rule: "Each pod's interface MTU (read from the kernel) and each tunnel's MTU leave room for the encapsulation on the underlay MTU, and a full-size packet with DF set crosses to a pod on another node.",
-    source: SRC.mtu,
-    required: true,
-    async run(ctx) {
-      const problems: string[] = [];
-      const overhead = Math.max(0, ...ctx.summary.encapsulations.map(overheadOf));
-      const underlay = new Map<string, number>();
-      for (const n of ctx.lab.nodes) {
-        const ls = await links(n.ns);
-        const eth0 = ls.find((l) => l.ifname === "eth0");
-        const mtu = eth0?.mtu ?? 1500;
-        underlay.set(n.name, mtu);
-        for (const l of ls) {
-          const kind = l.linkinfo?.info_kind ?? "";
-          const o = kind === "vxlan" || kind === "ipip" ? overheadOf(kind) : 0;
-          if (o > 0 && (l.mtu ?? 0) > mtu - o) problems.push(`${kind} link ${l.ifname} on node ${n.name} has MTU ${l.mtu}; at most ${mtu - o} fits the underlay MTU ${mtu}`);
-        }
-      }
-      const podMtu = new Map<string, number>();
-      for (const p of ctx.basePods) {
-        const l = (await links(p.ns, ["dev", p.ifName]))[0];
-        const mtu = l?.mtu ?? 0;
-        podMtu.set(p.name, mtu);
-        const max = (underlay.get(p.node) ?? 1500) - overhead;
-        if (!(mtu > 0) || mtu > max) problems.push(`pod ${p.name} on ${p.node}: ${p.ifName} has MTU ${mtu}; the underlay MTU is ${underlay.get(p.node)} and ${ctx.summary.encapsulations.join(", ")} needs ${overhead} bytes, so at most ${max}`);
-      }
-      // And a packet of the pod's MTU, DF set, reaches a pod on another node (once per pair of nodes).
-      const seen = new Set<string>();
-      for (const a of ctx.basePods) {
-        const b = ctx.basePods.find((x) => x.node !== a.node && !seen.has(`${a.node}>${x.node}`));
-        if (!b) continue;
-        seen.add(`${a.node}>${b.node}`);
-        const size = (podMtu.get(a.name) ?? 1500) - 28;
-        let r: CommandResult | undefined;
-        for (let i = 0; i < 3 && r?.code !== 0; i++) r = await ctx.lab.exec(a.name, ["ping", "-M", "do", "-s", String(size), "-c", "1", "-W", "2", b.ip]);
-        if (r?.code !== 0) problems.push(`a ${size + 28}-byte packet with DF from pod ${a.name} (${a.node}) to pod ${b.name} (${b.node}) did not arrive: ${(r?.stdout ?? "").trim().split("\n").slice(-2).join(" ")} ${(r?.stderr ?? "").trim()}`);
       }
       return verdict(problems);
     },
