@@ -29,6 +29,7 @@ import { reservedAddress } from "./reserved-address.ts";
 import { mtuNoHeadroom } from "./mtu-no-headroom.ts";
 import { policyForgetsEgress } from "./policy-forgets-egress.ts";
 import { policyIgnoresNamespaceSelector } from "./policy-ignores-namespace-selector.ts";
+import { dropIpBlockExcept, policyRulesBentOf, selectorsOred } from "./policy-ignores-fields.ts";
 import type { BrokenVariant } from "./types.ts";
 import { lifecycleVariants } from "./variants-lifecycle.ts";
 import { scenarioVariants } from "./variants-scenarios.ts";
@@ -67,6 +68,20 @@ export const referenceVariants: BrokenVariant[] = [
   { label: "pod MTU without room on the underlay", backend: mtuNoHeadroom as Backend<unknown>, ...onReference, targets: ["mtu.encap-headroom"], controls: ["reach.pod-to-pod.cross-node", "ipam.unique"] },
   { label: "policy that ignores namespaceSelector", backend: policyIgnoresNamespaceSelector as Backend<unknown>, ...onReference, targets: ["policy.matrix"], controls: ["reach.pod-to-pod.cross-node", "ipam.unique"] },
   { label: "policy that forgets egress", backend: policyForgetsEgress as Backend<unknown>, ...onReference, targets: ["policy.matrix"], controls: ["reach.pod-to-pod.same-node", "dyn.join"] },
+  {
+    label: "policy peer with namespaceSelector and podSelector read as OR",
+    backend: policyRulesBentOf(reference as Backend<unknown>, "broken-policy-selectors-ored", selectorsOred),
+    ...onReference,
+    targets: ["policy.matrix"],
+    controls: ["reach.pod-to-pod.cross-node", "ipam.unique"],
+  },
+  {
+    label: "policy ipBlock.except ignored",
+    backend: policyRulesBentOf(reference as Backend<unknown>, "broken-policy-ignores-except", dropIpBlockExcept),
+    ...onReference,
+    targets: ["policy.matrix"],
+    controls: ["reach.pod-to-pod.same-node", "ipam.unique"],
+  },
   {
     label: "natOutgoing parsed but no masquerade rule rendered",
     backend: masqueradeNotRenderedOf(reference as Backend<unknown>, "broken-no-masquerade"),

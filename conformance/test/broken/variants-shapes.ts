@@ -20,7 +20,7 @@ import { mtuWithoutEncapHeadroomOf } from "./mtu-without-encap-headroom.ts";
 import { natOnlyOwnSubnetExceptedOf } from "./nat-only-own-subnet-excepted.ts";
 import { nonIdempotentDelOf } from "./non-idempotent-del.ts";
 import { policyForgetsEgressOf } from "./policy-forgets-egress.ts";
-import { dropEndPort, dropIpBlockExcept, policyRulesBentOf } from "./policy-ignores-fields.ts";
+import { dropEndPort, dropIpBlockExcept, namedPortsDropped, policyRulesBentOf, policySpecBentOf, policyTypesBoth, protocolDropped, selectorsOred } from "./policy-ignores-fields.ts";
 import { policyIgnoresNamespaceSelectorOf } from "./policy-ignores-namespace-selector.ts";
 import { endpointsNodeLocal } from "./endpoints-node-local.ts";
 import { poolMisread } from "./pool-misread.ts";
@@ -312,6 +312,34 @@ export const calicoVariants: BrokenVariant[] = [
   {
     label: "calico: NetworkPolicy ipBlock.except ignored",
     backend: asUnknown(policyRulesBentOf(calico, "broken-calico-policy-ignores-except", dropIpBlockExcept)),
+    ...calicoBgp,
+    targets: ["policy.matrix"],
+    controls: ["reach.pod-to-pod.cross-node", "ipam.unique"],
+  },
+  {
+    label: "calico: NetworkPolicy peer with namespaceSelector and podSelector read as OR",
+    backend: asUnknown(policyRulesBentOf(calico, "broken-calico-policy-selectors-ored", selectorsOred)),
+    ...calicoBgp,
+    targets: ["policy.matrix"],
+    controls: ["reach.pod-to-pod.cross-node", "ipam.unique"],
+  },
+  {
+    label: "calico: NetworkPolicy named ports dropped (a rule of named ports allows every port)",
+    backend: asUnknown(policyRulesBentOf(calico, "broken-calico-policy-named-ports-dropped", namedPortsDropped)),
+    ...calicoBgp,
+    targets: ["policy.matrix"],
+    controls: ["reach.pod-to-pod.cross-node", "ipam.unique"],
+  },
+  {
+    label: "calico: NetworkPolicy port protocol dropped (every port rule is TCP)",
+    backend: asUnknown(policyRulesBentOf(calico, "broken-calico-policy-protocol-dropped", protocolDropped)),
+    ...calicoBgp,
+    targets: ["policy.matrix"],
+    controls: ["reach.pod-to-pod.cross-node", "ipam.unique"],
+  },
+  {
+    label: "calico: NetworkPolicy policyTypes read as both directions (an ingress policy isolates egress too)",
+    backend: asUnknown(policySpecBentOf(calico, "broken-calico-policy-types-both", policyTypesBoth)),
     ...calicoBgp,
     targets: ["policy.matrix"],
     controls: ["reach.pod-to-pod.cross-node", "ipam.unique"],
