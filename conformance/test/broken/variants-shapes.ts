@@ -21,6 +21,7 @@ import { natOnlyOwnSubnetExceptedOf } from "./nat-only-own-subnet-excepted.ts";
 import { nonIdempotentDelOf } from "./non-idempotent-del.ts";
 import { policyForgetsEgressOf } from "./policy-forgets-egress.ts";
 import { dropEndPort, dropIpBlockExcept, namedPortsDropped, policyRulesBentOf, policySpecBentOf, policyTypesBoth, protocolDropped, selectorsOred } from "./policy-ignores-fields.ts";
+import { policyBlocksOwnNodeOf } from "./policy-blocks-own-node.ts";
 import { policyIgnoresNamespaceSelectorOf } from "./policy-ignores-namespace-selector.ts";
 import { endpointsNodeLocal } from "./endpoints-node-local.ts";
 import { poolMisread } from "./pool-misread.ts";
@@ -390,5 +391,16 @@ export const knownGaps: KnownGap[] = [
     },
     check: "dyn.leave",
     why: "the departed node's BGP sessions close, so its routes go; dyn.leave then only checks that a newcomer and new pods work, which they do (borrowing from, or beside, the blocks still affine to the departed node): that its share went back to the pool is never observed",
+  },
+  {
+    variant: {
+      label: "calico: pod isolation also blocks the pod's own node (kubelet probes of an isolated pod fail)",
+      backend: asUnknown(policyBlocksOwnNodeOf(calico, "broken-calico-policy-blocks-own-node")),
+      ...calicoBgp,
+      targets: ["policy.matrix"],
+      controls: ["reach.node-to-pod", "ipam.unique"],
+    },
+    check: "policy.matrix",
+    why: "NetworkPolicy always allows traffic between a pod and the node it runs on, but the matrix probes pod to pod only, and reach.node-to-pod runs without policies: node to isolated pod is never probed (the reference breaks the same way unseen)",
   },
 ];
