@@ -1,9 +1,11 @@
 /**
- * The bug classes of the reference variants, re-expressed on the other backend shapes (section H):
- * flannel (vxlan + FDB, one subnet lease per node, host-local IPAM behind a bridge) and calico
- * (routed + BGP, block IPAM, /32 pods, NetworkPolicy). Each is bent where the bug really lives in
- * that shape: the lease or block claim, the FDB of a newly joined VTEP, BGP withdraws, the
- * masquerade exception, the tunnel's MTU headroom, the IPAM release.
+ * Broken variants on the flannel (vxlan + FDB, one subnet lease per node, host-local IPAM behind a
+ * bridge) and calico (routed + BGP, block IPAM, /32 pods, NetworkPolicy) shapes (section H): the
+ * bug classes of the reference variants re-expressed where the bug really lives in each shape (the
+ * lease or block claim, the FDB of a newly joined VTEP, ignored lease removals and BGP withdraws,
+ * the masquerade exception, the tunnel's MTU headroom, the IPAM release), plus classes of their own
+ * (encapsulation skipped across subnets, node-local state lost at a restart, NetworkPolicy parser
+ * mistakes). `knownGaps` holds the realistic ones the suite does not catch yet.
  */
 import type { Backend } from "@cnikit/core";
 import { calico, calicoFixtures, ipPool } from "@cnikit/calico";
