@@ -5,8 +5,9 @@
  * after kill -9, a bad config).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, openSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { builtinBackend } from "@cnikit/backends";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CNIKITD_BIN, CNI_PLUGIN_JS, buildNativeShim } from "../src/paths.ts";
@@ -282,6 +283,31 @@ describe("cnikitd executable", () => {
     const r = await runExecutable(CNIKITD_BIN, { CNIKIT_FROM_SOURCE: "1" }, "", ["--config", file]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${field}:`);
+  });
+
+  it("runs a backend module its config names (not built in: the reference re-exported as 'acme' by a project of its own) and serves ADD with it; a module that cannot load is exit 2 naming backend.module", async () => {
+    // A project outside the workspace whose node_modules links @cnikit/core and @cnikit/reference.
+    const project = join(tmp.dir, "acme-project");
+    const packages = fileURLToPath(new URL("../../", import.meta.url));
+    mkdirSync(join(project, "node_modules", "@cnikit"), { recursive: true });
+    for (const pkg of ["core", "reference"]) symlinkSync(join(packages, pkg), join(project, "node_modules", "@cnikit", pkg));
+    writeFileSync(join(project, "acme.mjs"), 'import { defineBackend } from "@cnikit/core";\nimport { reference } from "@cnikit/reference";\nexport const acme = defineBackend({ ...reference, name: "acme" });\n');
+    const { file, socket } = config("acme", { backend: { module: join(project, "acme.mjs"), export: "acme" }, backendConfig: { network: "10.250.0.0/16" } });
+    const check = await runExecutable(CNIKITD_BIN, { CNIKIT_FROM_SOURCE: "1" }, "", ["--config", file, "--check"]);
+    expect(check.stderr).toContain("ok (node node-1, backend acme)");
+    expect(check.code).toBe(0);
+    const daemon = start(file);
+    await ready(socket, daemon.stderr);
+    const add = await runPlugin({ ...cniEnv("ADD", "pod-acme"), CNIKITD_SOCKET: socket }, netconf());
+    expect(add.code, JSON.stringify(add.json)).toBe(0);
+    expect(String((add.json!["ips"] as { address: string }[])[0]!.address)).toMatch(/^10\.250\./);
+    expect(daemon.stderr()).toMatch(/node node-1 ready \(backend acme,/);
+    daemon.child.kill("SIGTERM");
+    expect(await daemon.exited).toBe(0);
+    const missing = config("acme-missing", { backend: { module: join(project, "nope.mjs") }, backendConfig: { network: "10.250.0.0/16" } });
+    const bad = await runExecutable(CNIKITD_BIN, { CNIKIT_FROM_SOURCE: "1" }, "", ["--config", missing.file, "--check"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("backend.module:");
   });
 
   it("--check validates the config and exits 0; bad usage exits 2", async () => {
