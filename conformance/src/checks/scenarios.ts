@@ -261,7 +261,7 @@ export const scenarioChecks: CheckDefinition[] = [
   },
   {
     id: "mtu.underlay-non-1500",
-    section: "E",
+    section: "A",
     rule: "On underlays of MTU 9000 and 1400 the pod MTU leaves room for the encapsulation (pod MTU + overhead <= underlay MTU) and a full-size packet at the pod MTU (DF) crosses nodes.",
     source: `${SOURCES.mtu}; flannel and Calico derive the pod MTU from the underlay interface`,
     required: true,
