@@ -29,7 +29,6 @@ import {
   flushAsync,
   parseAddress,
   parseInterfaceAddress,
-  podKey,
   silentLogger,
 } from "@cnikit/core";
 import type { AttachResult, NodeAgent, NodeDataplane, PodAttachment, PodInterface, PodRef } from "@cnikit/core";
