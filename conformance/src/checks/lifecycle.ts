@@ -5,7 +5,7 @@
  * "not run" here and run with `--dataplane linux` (@cnikit/lab), which drives all of section B
  * through the executable.
  *
- * Release is observed three ways, so that a backend cannot hide a leak behind one blind spot:
+ * Release is observed four ways, so that a backend cannot hide a leak behind one blind spot:
  *  - trace: after DEL (or GC), within the convergence bound, no key or value of the cluster store
  *    or the node's own `ctx.local` names the deleted container id, and no entry that did not name
  *    the released address before the ADD names it now (a pod added after the deleted one moves any
