@@ -12,12 +12,13 @@
  * and describes its endpoints ("pod default/p (10.0.0.5) on node n1"); the rule, which pairs it
  * covers and the failure reasons live in the check, once.
  */
+import fc from "fast-check";
 import { ENCAP_OVERHEAD, Prefix } from "@cnikit/core";
 import type { NetworkSummary } from "@cnikit/core";
 import type { Endpoint, SimPod } from "@cnikit/sim";
 import { SOURCES, fail, notApplicable, notRun, pass } from "./check.ts";
-import type { CheckEnv } from "./check.ts";
-import { describeEndpoint, describePacket, describePod, nodeEndpoint, podEndpoint, summarizeProblems } from "./harness.ts";
+import type { CheckDefinition, CheckEnv } from "./check.ts";
+import { describeEndpoint, describePacket, describePod, livePods, nodeEndpoint, podEndpoint, summarizeProblems } from "./harness.ts";
 import type { Harness, IpamProblem, IpamProblemKind } from "./harness.ts";
 import type { CheckOutcome, Section } from "./types.ts";
 
@@ -299,6 +300,149 @@ export const DATAPLANE_CHECKS: readonly DataplaneCheck[] = Object.freeze([
   },
 ]);
 
+// ---- concurrent ADDs and DELs ------------------------------------------------------------------
+
+/**
+ * A cluster a check may add pods to and remove its own pods from, concurrently: the simulator gives
+ * a fresh one per schedule; the kernel's lab gives itself (its base pods stay, and count for the
+ * address rules, but are never removed).
+ */
+export interface ChurnCluster {
+  /** Node names, in order. */
+  nodes: string[];
+  /** The pods this cluster's operations made and may remove, in creation order. */
+  removable(): DpEndpoint[];
+  /** Starts one ADD per entry of `adds` (a node name) and one DEL per victim, all at once; resolves with each one's outcome, in that order. */
+  wave(adds: string[], victims: DpEndpoint[]): Promise<({ ok: true } | { ok: false; code?: unknown; message: string })[]>;
+  /** Every live pod (the address rules cover them all). */
+  pods(): Promise<DpEndpoint[]>;
+  /** As `ModelDataplane.reserveAddresses`, for this cluster. */
+  reserveAddresses(reserved: Map<string, string>): Promise<void>;
+  /** Removes what the cluster's operations left (the simulator: the whole cluster). Never throws. */
+  close(): Promise<void>;
+}
+
+/** Opens a `ChurnCluster` per schedule (`salt` names the schedule: the simulator seeds its cluster with it). */
+export interface ChurnDriver {
+  readonly name: string;
+  open(salt: string): Promise<ChurnCluster>;
+}
+
+/** One random schedule of concurrent ADDs and DELs across nodes. */
+export interface Wave {
+  adds: number[];
+  dels: number[];
+}
+
+const waveArb = fc.record({
+  adds: fc.array(fc.nat({ max: 2 }), { minLength: 1, maxLength: 6 }),
+  dels: fc.array(fc.nat({ max: 1000 }), { maxLength: 3 }),
+});
+
+async function runSchedule(driver: ChurnDriver, summary: NetworkSummary, waves: Wave[], run: number): Promise<string | undefined> {
+  const c = await driver.open(`ipam.concurrent-unique#${run}`);
+  try {
+    for (const [w, wave] of waves.entries()) {
+      const live = c.removable();
+      const victims = [...new Set(wave.dels.map((d) => (live.length === 0 ? -1 : d % live.length)))].filter((i) => i >= 0).map((i) => live[i]!);
+      const settled = await c.wave(
+        wave.adds.map((n) => c.nodes[n % c.nodes.length]!),
+        victims,
+      );
+      const rejected = settled.find((s): s is { ok: false; code?: unknown; message: string } => !s.ok);
+      // Exhaustion and "try again" are legitimate answers under load; anything else is not.
+      if (rejected && rejected.code !== 100 && rejected.code !== 11) return `wave ${w}: an operation failed: ${rejected.message}`;
+      const reserved = rangeReserved(summary.podRanges);
+      await c.reserveAddresses(reserved);
+      const problems = addressProblems(await c.pods(), summary.podRanges, reserved);
+      if (problems.length > 0) return `after wave ${w} (${wave.adds.length} concurrent ADDs, ${victims.length} DELs): ${summarizeProblems(problems.map((p) => p.text), 2)}`;
+    }
+    return undefined;
+  } finally {
+    await c.close();
+  }
+}
+
+/** ipam.concurrent-unique, written once: random schedules of waves, judged after every wave. */
+export const CONCURRENT_IPAM_CHECK = Object.freeze({
+  id: "ipam.concurrent-unique",
+  section: "A" as Section,
+  rule: "Under concurrent ADDs and DELs on many nodes (random schedules) addresses stay unique, in range and unreserved.",
+  source: SOURCES.k8sIpam,
+  required: true,
+  budgetMs: 240_000,
+  /** Runs `runs` schedules (seeded by `seed`) on `driver`; stops at the first that breaks a rule. */
+  async judge(driver: ChurnDriver, ctx: { summary: NetworkSummary; seed: number; runs: number }): Promise<CheckOutcome> {
+    let schedules = 0;
+    const started = performance.now();
+    const result = await fc.check(
+      fc.asyncProperty(fc.array(waveArb, { minLength: 1, maxLength: 5 }), async (waves) => {
+        const problem = await runSchedule(driver, ctx.summary, waves, schedules++);
+        if (problem) throw new Error(problem);
+      }),
+      { seed: ctx.seed, numRuns: ctx.runs, endOnFailure: true },
+    );
+    const metrics = { wallMs: Math.round(performance.now() - started) };
+    if (result.failed) {
+      const why = result.errorInstance instanceof Error ? result.errorInstance.message : String(result.errorInstance);
+      return fail(`schedule ${result.numRuns} of ${ctx.runs} (seed ${ctx.seed}): ${why}`, { metrics });
+    }
+    return pass({ metrics });
+  },
+});
+
+/** The simulator's churn: a fresh 3-node cluster per schedule (pods `q0`, `q1`, ...), driven on its virtual clock. */
+export function simChurnDriver(env: Pick<CheckEnv, "harness">): ChurnDriver {
+  return {
+    name: "simulator",
+    async open(salt) {
+      const h = env.harness(salt);
+      let ready = false;
+      try {
+        const nodes = (await h.cluster.addNodes(3)).map((n) => n.name);
+        ready = true;
+        let serial = 0;
+        const ep = (p: SimPod): DpEndpoint => ({ kind: "pod", id: p.key, node: p.node, addresses: [...p.addresses], label: describePod(p) });
+        const byKey = (id: string): SimPod => h.cluster.pods().find((p) => p.key === id)!;
+        return {
+          nodes,
+          removable: () => h.cluster.pods().map(ep),
+          async wave(adds, victims) {
+            const ops: Promise<unknown>[] = [...adds.map((node) => h.sim.addPod(node, { name: `q${serial++}` })), ...victims.map((v) => h.sim.removePod(byKey(v.id)))];
+            const settled = await h.drive(Promise.allSettled(ops));
+            return settled.map((s) => {
+              if (s.status === "fulfilled") return { ok: true as const };
+              const err = s.reason as { code?: unknown; message?: unknown };
+              return { ok: false as const, code: err?.code, message: String(err?.message ?? err) };
+            });
+          },
+          pods: async () => livePods(h).map(ep),
+          reserveAddresses: async (reserved) => reserveSimAddresses(h, reserved),
+          close: () => h.cluster.close().catch(() => undefined),
+        };
+      } finally {
+        if (!ready) await h.cluster.close().catch(() => undefined);
+      }
+    },
+  };
+}
+
+/** ipam.concurrent-unique on the simulator. */
+export function concurrentIpamOnSimulator(): CheckDefinition {
+  const c = CONCURRENT_IPAM_CHECK;
+  return { id: c.id, section: c.section, rule: c.rule, source: c.source, required: c.required, budgetMs: c.budgetMs, run: (env) => c.judge(simChurnDriver(env), { summary: env.summary, seed: env.seed, runs: env.propertyRuns }) };
+}
+
+/** The simulator's reserved addresses: host-side addresses of live nodes, pod gateways and interface prefixes. */
+function reserveSimAddresses(h: Harness, reserved: Map<string, string>): void {
+  for (const node of h.cluster.nodes()) {
+    if (!node.alive) continue;
+    const dp = h.cluster.dataplane(node.name);
+    for (const a of dp.addresses) reserved.set(a.cidr.split("/")[0]!, `an address of ${a.dev} on node ${node.name}`);
+    for (const p of dp.pods) reservePodInterface(reserved, node.name, p.addresses, p.gateways ?? []);
+  }
+}
+
 // ---- the simulator's driver ----------------------------------------------------------------------
 
 function underlayMtu(h: Harness, node: string): number {
@@ -371,12 +515,7 @@ export function simDataplane(h: Harness, fixturePods: SimPod[]): ModelDataplane 
       return [out];
     },
     async reserveAddresses(reserved) {
-      for (const node of h.cluster.nodes()) {
-        if (!node.alive) continue;
-        const dp = h.cluster.dataplane(node.name);
-        for (const a of dp.addresses) reserved.set(a.cidr.split("/")[0]!, `an address of ${a.dev} on node ${node.name}`);
-        for (const p of dp.pods) reservePodInterface(reserved, node.name, p.addresses, p.gateways ?? []);
-      }
+      reserveSimAddresses(h, reserved);
     },
     async mtus() {
       return h.cluster.nodes().map((node) => {

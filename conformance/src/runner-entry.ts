@@ -39,6 +39,6 @@ export type {
 } from "./types.ts";
 export type { CheckDefinition, CheckEnv, Fixture } from "./check.ts";
 export { SOURCES } from "./check.ts";
-export { DATAPLANE_CHECKS, addressProblems, overheadOf, rangeReserved, reservePodInterface, simDataplane, type DataplaneCheck, type DpEndpoint, type EgressDelivery, type ModelDataplane, type NattedPair, type NodeMtus, type ReachFailure } from "./driver.ts";
+export { CONCURRENT_IPAM_CHECK, DATAPLANE_CHECKS, addressProblems, overheadOf, rangeReserved, reservePodInterface, simDataplane, type ChurnCluster, type ChurnDriver, type DataplaneCheck, type DpEndpoint, type EgressDelivery, type ModelDataplane, type NattedPair, type NodeMtus, type ReachFailure } from "./driver.ts";
 export { EXTERNAL_STORE_GATES, IoPacedClock, IoTracker, emptyStore } from "./external-store.ts";
 export type { StoreProvider } from "./external-store.ts";

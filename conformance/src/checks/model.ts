@@ -1,54 +1,12 @@
 /**
  * Section A: the Kubernetes networking model, for every backend.
  */
-import fc from "fast-check";
 import type { SimPod } from "@cnikit/sim";
-import { SOURCES, fail, pass } from "../check.ts";
 import type { CheckDefinition, CheckEnv } from "../check.ts";
-import { DATAPLANE_CHECKS, simFixtureDataplane } from "../driver.ts";
+import { DATAPLANE_CHECKS, concurrentIpamOnSimulator, simFixtureDataplane } from "../driver.ts";
 import type { DataplaneCheck } from "../driver.ts";
-import { addPods, ipamProblems, livePods, summarizeProblems } from "../harness.ts";
+import { addPods, livePods } from "../harness.ts";
 import type { Harness } from "../harness.ts";
-
-/** One random schedule of concurrent ADDs and DELs across nodes. */
-interface Wave {
-  adds: number[];
-  dels: number[];
-}
-
-const waveArb = fc.record({
-  adds: fc.array(fc.nat({ max: 2 }), { minLength: 1, maxLength: 6 }),
-  dels: fc.array(fc.nat({ max: 1000 }), { maxLength: 3 }),
-});
-
-async function runSchedule(env: CheckEnv, waves: Wave[], run: number): Promise<string | undefined> {
-  const h = env.harness(`ipam.concurrent-unique#${run}`);
-  try {
-    const nodes = await h.cluster.addNodes(3);
-    const names = nodes.map((n) => n.name);
-    let serial = 0;
-    for (const [w, wave] of waves.entries()) {
-      const live = h.cluster.pods();
-      const victims = [...new Set(wave.dels.map((d) => (live.length === 0 ? -1 : d % live.length)))].filter((i) => i >= 0).map((i) => live[i]!);
-      const ops: Promise<unknown>[] = [
-        ...wave.adds.map((n) => h.sim.addPod(names[n % names.length]!, { name: `q${serial++}` })),
-        ...victims.map((pod) => h.sim.removePod(pod)),
-      ];
-      const settled = await h.drive(Promise.allSettled(ops));
-      const rejected = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
-      if (rejected) {
-        const err = rejected.reason as { code?: unknown; message?: unknown };
-        // Exhaustion and "try again" are legitimate answers under load; anything else is not.
-        if (err?.code !== 100 && err?.code !== 11) return `wave ${w}: an operation failed: ${String(err?.message ?? err)}`;
-      }
-      const problems = ipamProblems(h, env.summary.podRanges);
-      if (problems.length > 0) return `after wave ${w} (${wave.adds.length} concurrent ADDs, ${victims.length} DELs): ${summarizeProblems(problems.map((p) => p.text), 2)}`;
-    }
-    return undefined;
-  } finally {
-    await h.cluster.close().catch(() => undefined);
-  }
-}
 
 /** A dataplane check of driver.ts, run on the simulator's view of the shared fixture. */
 function onSimulator(c: DataplaneCheck): CheckDefinition {
@@ -58,39 +16,15 @@ function onSimulator(c: DataplaneCheck): CheckDefinition {
 const dataplaneCheck = (id: string): CheckDefinition => onSimulator(DATAPLANE_CHECKS.find((c) => c.id === id)!);
 
 /**
- * Section A checks. Every one but ipam.concurrent-unique is written once in driver.ts
- * (`DATAPLANE_CHECKS`) and runs here on the simulator's driver; the kernel run (@cnikit/lab) runs
- * the same definitions on its own driver.
+ * Section A checks, each written once in driver.ts (`DATAPLANE_CHECKS` over a ModelDataplane,
+ * `CONCURRENT_IPAM_CHECK` over a ChurnDriver) and run here on the simulator's drivers; the kernel
+ * run (@cnikit/lab) runs the same definitions on its own drivers.
  */
 export const modelChecks: CheckDefinition[] = [
   dataplaneCheck("ipam.in-range"),
   dataplaneCheck("ipam.unique"),
   dataplaneCheck("ipam.reserved"),
-  {
-    id: "ipam.concurrent-unique",
-    section: "A",
-    rule: "Under concurrent ADDs and DELs on many nodes (random schedules) addresses stay unique, in range and unreserved.",
-    source: SOURCES.k8sIpam,
-    required: true,
-    budgetMs: 240_000,
-    async run(env) {
-      let schedules = 0;
-      const started = performance.now();
-      const result = await fc.check(
-        fc.asyncProperty(fc.array(waveArb, { minLength: 1, maxLength: 5 }), async (waves) => {
-          const problem = await runSchedule(env, waves, schedules++);
-          if (problem) throw new Error(problem);
-        }),
-        { seed: env.seed, numRuns: env.propertyRuns, endOnFailure: true },
-      );
-      const metrics = { wallMs: Math.round(performance.now() - started) };
-      if (result.failed) {
-        const why = result.errorInstance instanceof Error ? result.errorInstance.message : String(result.errorInstance);
-        return fail(`schedule ${result.numRuns} of ${env.propertyRuns} (seed ${env.seed}): ${why}`, { metrics });
-      }
-      return pass({ metrics });
-    },
-  },
+  concurrentIpamOnSimulator(),
   ...DATAPLANE_CHECKS.filter((c) => !c.id.startsWith("ipam.")).map(onSimulator),
 ];
 
