@@ -57,7 +57,7 @@ const PLUGIN_NEEDED = "runs through the CNI plugin executable: use --dataplane l
 /**
  * How many ADDs a check spends trying to run one node's address share out: a /24 share (253 pods,
  * as reference and flannel hand out) fits; a share that is the whole pool (Calico borrows blocks
- * from a /16) does not, and is then left to the trace and requested-IP legs (the limit keeps that
+ * from a /16) does not, and is then left to the other legs (the limit keeps that
  * case to a second or two, not minutes).
  */
 export const FILL_LIMIT = 300;
@@ -378,7 +378,7 @@ async function exhaustionLeg(
   if (!filled.exhausted) {
     return {
       problems: [],
-      sub: { label, status: "not applicable", reason: `node ${node}'s share did not run out within ${FILL_LIMIT} ADDs (a share this large is left to the trace and requested-IP legs)` },
+      sub: { label, status: "not applicable", reason: `node ${node}'s share did not run out within ${FILL_LIMIT} ADDs (a share this large is left to the other legs)` },
       live: filled.held,
     };
   }
