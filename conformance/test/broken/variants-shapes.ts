@@ -34,6 +34,7 @@ import { releaseNeverWritten } from "./release-never-written.ts";
 import { reservedAddressOf } from "./reserved-address.ts";
 import { subnetOutsideNetwork } from "./subnet-outside-network.ts";
 import { tunnelAddressToPod } from "./tunnel-address-to-pod.ts";
+import { unknownKeysIgnored } from "./unknown-keys-ignored.ts";
 import type { BrokenVariant } from "./types.ts";
 import { wrongErrorCodeOf } from "./wrong-error-code.ts";
 
@@ -170,6 +171,14 @@ export const flannelVariants: BrokenVariant[] = [
     invalidConfigs: flannelFixtures.invalidConfigs,
     targets: ["config.invalid-refused", "cni.error-codes"],
     controls: ["config.accepts-anchor-format", "cni.check-after-add"],
+  },
+  {
+    label: "flannel: unknown net-conf.json keys ignored silently (a typo'd key is accepted)",
+    backend: asUnknown(unknownKeysIgnored),
+    ...flannelBase,
+    invalidConfigs: flannelFixtures.invalidConfigs,
+    targets: ["config.invalid-refused"],
+    controls: ["config.accepts-anchor-format", "cni.error-codes"],
   },
   {
     label: "flannel: the bridge's gateway address handed to a pod",
