@@ -27,6 +27,7 @@ import { dropEndPort, dropIpBlockExcept, namedPortsDropped, policyRulesBentOf, p
 import { policyBlocksOwnNodeOf } from "./policy-blocks-own-node.ts";
 import { policyIgnoresNamespaceSelectorOf } from "./policy-ignores-namespace-selector.ts";
 import { endpointsNodeLocal } from "./endpoints-node-local.ts";
+import { poolHostBitsMasked } from "./pool-host-bits-masked.ts";
 import { poolMisread } from "./pool-misread.ts";
 import { racyBlockClaim } from "./racy-block-claim.ts";
 import { racyLeaseClaim } from "./racy-lease-claim.ts";
@@ -290,6 +291,14 @@ export const calicoVariants: BrokenVariant[] = [
     invalidConfigs: calicoFixtures.invalidConfigs,
     targets: ["config.invalid-refused", "cni.error-codes"],
     controls: ["config.accepts-anchor-format", "cni.check-after-add"],
+  },
+  {
+    label: "calico: an IPPool CIDR with host bits masked silently instead of refused",
+    backend: asUnknown(poolHostBitsMasked),
+    ...calicoBgp,
+    invalidConfigs: calicoFixtures.invalidConfigs,
+    targets: ["config.invalid-refused"],
+    controls: ["config.accepts-anchor-format", "cni.error-codes"],
   },
   {
     label: "calico: the node's IPIP tunnel address handed to a pod",
