@@ -16,6 +16,11 @@
  *    by cell, and a NetworkPolicy written to the lab's etcd is enforced by nftables exactly as the
  *    simulator and @cnikit/netpol's evaluator say.
  *
+ * Section A is not implemented here: its checks are the suite's own (conformance's driver.ts,
+ * `DATAPLANE_CHECKS` and `CONCURRENT_IPAM_CHECK`), run on this file's kernel drivers
+ * (`kernelDataplane`, `kernelChurnDriver`), so the simulator and the kernel judge by one rule.
+ * Sections B and I still have kernel implementations of their own (see DESIGN.md).
+ *
  * Every other check of the suite is reported "not run: simulator-only in this version", never
  * passed. A config the kernel cannot build (calico IPIP here) is reported "not run: kernel lacks
  * ipip: ..." for every kernel check.
@@ -36,15 +41,15 @@ import {
 import { builtinBackend, builtinBackends } from "@cnikit/backends";
 import { CniRuntime, cniPluginPath, loadConfList, netnsWrapper, spawnExec } from "@cnikit/cni";
 import {
+  CONCURRENT_IPAM_CHECK,
   DATAPLANE_CHECKS,
   SOURCES,
-  addressProblems,
   listChecks,
-  rangeReserved,
   reservePodInterface,
   selectChecks,
   type CheckResult,
   type CheckStatus,
+  type ChurnDriver,
   type ConformanceReport,
   type DataplaneCheck,
   type DpEndpoint,
@@ -72,7 +77,7 @@ import {
   type ReachProto,
   type ReachTable,
 } from "./differential.ts";
-import { LabCniError, chooseTopology, startLab, type Lab, type LabPod, type PluginCall, type PluginOutcome } from "./lab.ts";
+import { chooseTopology, startLab, type Lab, type LabPod, type PluginCall, type PluginOutcome } from "./lab.ts";
 import { ETCD_PORT, nsPrefix } from "./plan.ts";
 import type { LabBackendModule } from "./state.ts";
 import { inNs, runAsync, type CommandResult } from "./system.ts";
@@ -455,16 +460,6 @@ function podEndpoint(p: LabPod): DpEndpoint {
   return { kind: "pod", id: p.name, node: p.node, addresses: [p.ip], label: `pod default/${p.name} (${p.ip}) on node ${p.node}` };
 }
 
-/**
- * The pod ranges' reserved addresses plus what the kernel and the plugin's results say: every
- * address on a node's interfaces (read from the kernel), the pods' gateways and interface prefixes.
- */
-async function kernelReserved(ctx: LinuxContext, pods: readonly LabPod[]): Promise<Map<string, string>> {
-  const reserved = rangeReserved(ctx.summary.podRanges);
-  await reserveKernelAddresses(ctx, pods, reserved);
-  return reserved;
-}
-
 async function reserveKernelAddresses(ctx: LinuxContext, pods: readonly LabPod[], reserved: Map<string, string>): Promise<void> {
   for (const n of ctx.lab.nodes) {
     for (const l of await links(n.ns)) for (const a of l.addr_info ?? []) reserved.set(a.local, `an address of ${l.ifname} on node ${n.name} (read from the kernel)`);
@@ -582,45 +577,58 @@ export function kernelDataplane(ctx: LinuxContext): ModelDataplane {
   };
 }
 
+/** Random schedules ipam.concurrent-unique runs on the kernel (each ADD is a real pod: slow). */
+export const KERNEL_SCHEDULES = 1;
+
+/**
+ * The kernel's churn for ipam.concurrent-unique: the lab itself. ADDs make real pods through the
+ * executable (`lab.addPod`), DELs remove only pods this schedule made; the base pods stay and count
+ * for the address rules. `close` deletes what the schedule left.
+ */
+export function kernelChurnDriver(ctx: LinuxContext): ChurnDriver {
+  const lab = ctx.lab;
+  return {
+    name: "linux",
+    async open() {
+      const made = new Set<string>();
+      return {
+        nodes: lab.nodes.map((n) => n.name),
+        removable: () => lab.pods.filter((p) => made.has(p.name)).map(podEndpoint),
+        async wave(adds, victims) {
+          const ops: Promise<unknown>[] = [
+            ...adds.map((node) => lab.addPod(node).then((p) => void made.add(p.name))),
+            ...victims.map((v) => lab.deletePod(v.id).then(() => void made.delete(v.id))),
+          ];
+          return (await Promise.allSettled(ops)).map((r) => {
+            if (r.status === "fulfilled") return { ok: true as const };
+            const e = r.reason as { code?: unknown; message?: unknown } | undefined;
+            return { ok: false as const, code: e?.code, message: String(e?.message ?? e) };
+          });
+        },
+        pods: async () => lab.pods.map(podEndpoint),
+        reserveAddresses: (reserved) => reserveKernelAddresses(ctx, lab.pods, reserved),
+        async close() {
+          for (const name of made) await lab.deletePod(name).catch(() => undefined);
+          made.clear();
+        },
+      };
+    },
+  };
+}
+
 /** A section-A check of the suite, run on the kernel's driver. */
 function onKernel(c: DataplaneCheck): LinuxCheck {
   return { id: c.id, section: c.section, rule: c.rule, source: c.source, required: c.required, run: (ctx) => c.judge(kernelDataplane(ctx), ctx.summary) };
 }
 
+/** Section A in the suite's order: the address checks, ipam.concurrent-unique, the rest. */
 const modelChecks: LinuxCheck[] = [
-  ...DATAPLANE_CHECKS.map(onKernel),
+  ...DATAPLANE_CHECKS.filter((c) => c.id.startsWith("ipam.")).map(onKernel),
   {
-    id: "ipam.concurrent-unique",
-    section: "A",
-    rule: "Concurrent ADDs and DELs through the executable on every node (waves) keep addresses unique, in range and unreserved.",
-    source: SRC.k8sIpam,
-    required: true,
-    async run(ctx) {
-      const lab = ctx.lab;
-      const mine: string[] = [];
-      const problems: string[] = [];
-      try {
-        for (let wave = 0; wave < 3 && problems.length === 0; wave++) {
-          const victim = wave > 0 ? mine.shift() : undefined;
-          const ops: Promise<unknown>[] = [];
-          for (const n of lab.nodes) for (let k = 0; k < 2; k++) ops.push(lab.addPod(n.name).then((p) => void mine.push(p.name)));
-          if (victim) ops.push(lab.deletePod(victim));
-          const settled = await Promise.allSettled(ops);
-          for (const s of settled) {
-            if (s.status !== "rejected") continue;
-            const code = s.reason instanceof LabCniError ? s.reason.code : undefined;
-            // Exhaustion and "try again" are legitimate answers under load; anything else is not.
-            if (code !== 100 && code !== 11) problems.push(`wave ${wave}: ${s.reason instanceof Error ? s.reason.message : String(s.reason)}`);
-          }
-          const ipam = addressProblems(lab.pods.map(podEndpoint), ctx.summary.podRanges, await kernelReserved(ctx, lab.pods));
-          if (ipam.length > 0) problems.push(`after wave ${wave} (${lab.nodes.length * 2} concurrent ADDs${victim ? ", 1 DEL" : ""}): ${summarize(ipam.map((p) => p.text), 2)}`);
-        }
-      } finally {
-        for (const name of mine) await lab.deletePod(name).catch((e: unknown) => problems.push(`could not delete ${name}: ${(e as Error).message}`));
-      }
-      return verdict(problems);
-    },
+    ...CONCURRENT_IPAM_CHECK,
+    run: (ctx) => CONCURRENT_IPAM_CHECK.judge(kernelChurnDriver(ctx), { summary: ctx.summary, seed: ctx.seed, runs: KERNEL_SCHEDULES }),
   },
+  ...DATAPLANE_CHECKS.filter((c) => !c.id.startsWith("ipam.")).map(onKernel),
 ];
 
 // ---- section B ---------------------------------------------------------------------------------
