@@ -193,7 +193,9 @@ export function resolveBackendMode(options: { backend: string | Backend<unknown>
   try {
     entry = builtinBackend(name);
   } catch (e) {
-    throw new ConfigError({ component: C, field: "backend", rule: `${(e as Error).message}; a backend that is not built in needs backendModule (the module cnikitd loads it from)`, value: name });
+    // A Backend object that is not built in lacks the module cnikitd would load; a name is just unknown.
+    const field = typeof options.backend === "string" ? "backend" : "backendModule";
+    throw new ConfigError({ component: C, field, rule: `${(e as Error).message}; a backend that is not built in needs backendModule (the module cnikitd loads it from)`, value: name });
   }
   if (typeof options.backend !== "string" && options.backend !== entry.backend) {
     throw new ConfigError({ component: C, field: "backendModule", rule: `is required: this Backend is called ${name} but is not the built-in one, and cnikitd hosts only built-in backends and modules`, value: name });
