@@ -11,7 +11,7 @@ import type { Backend } from "@cnikit/core";
 import { calico, calicoFixtures, ipPool } from "@cnikit/calico";
 import { flannel, flannelFixtures } from "@cnikit/flannel";
 import { bgpPeersFrozen } from "./bgp-peers-frozen.ts";
-import { calicoFdbMissingNewestPeer, fdbMissingNewestPeer } from "./fdb-missing-newest-peer.ts";
+import { calicoFdbMissingNewestPeer, fdbMissingNewestPeer, hostGwRoutesFrozen } from "./fdb-missing-newest-peer.ts";
 import { calicoCrossSubnetAsNever, flannelDirectRoutingAcrossSubnets } from "./encapsulation-skipped-across-subnets.ts";
 import { forgetsNothingOf } from "./forgets-nothing.ts";
 import { ipv6PeerRoutesMissing } from "./ipv6-peer-routes-missing.ts";
@@ -51,6 +51,7 @@ const CALICO_IPIP = fixtureConfig(calicoFixtures.configs, "ipip-always");
 const CALICO_VXLAN = fixtureConfig(calicoFixtures.configs, "vxlan-crosssubnet");
 const CALICO_IPIP_CROSS = fixtureConfig(calicoFixtures.configs, "ipip-crosssubnet");
 const FLANNEL_DIRECT = fixtureConfig(flannelFixtures.configs, "vxlan-directrouting");
+const FLANNEL_HOST_GW = fixtureConfig(flannelFixtures.configs, "host-gw");
 /**
  * One /26 pool that is one block, IPIP always: every node shares the block (the first node claims
  * it, the others borrow from it), so allocations on different nodes meet in one block record.
@@ -69,6 +70,9 @@ const flannelBase = {
 /** flannel dual stack over the suite's IPv4 underlay (IPv6 pods ride flannel.<VNI>). */
 const FLANNEL_DUAL_STACK = { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00:10:244::/56", Backend: { Type: "vxlan" } };
 const flannelDualStack = { base: asUnknown(flannel), shape: "vxlan+fdb", config: FLANNEL_DUAL_STACK, baseLabel: "flannel vxlan-dualstack" } as const;
+
+/** flannel host-gw: a bridge and one lease per node, plain routes via the peers (the bridge + lease shape). */
+const flannelHostGw = { base: asUnknown(flannel), shape: "bridge+lease", config: FLANNEL_HOST_GW, baseLabel: "flannel host-gw" } as const;
 
 const flannelDirect = { base: asUnknown(flannel), shape: "vxlan+fdb", config: FLANNEL_DIRECT, baseLabel: "flannel vxlan-directrouting" } as const;
 
@@ -129,6 +133,20 @@ export const flannelVariants: BrokenVariant[] = [
     ...flannelBase,
     targets: ["dyn.leave"],
     controls: ["dyn.crash", "dyn.join"],
+  },
+  {
+    label: "flannel host-gw: lease-removed events ignored (the route via a departed node stays)",
+    backend: asUnknown(forgetsNothingOf(flannel, "broken-flannel-host-gw-ignores-lease-removal", { routes: (r) => r.origin?.startsWith("lease:") === true })),
+    ...flannelHostGw,
+    targets: ["dyn.leave", "dyn.crash"],
+    controls: ["dyn.join", "reach.pod-to-pod.cross-node"],
+  },
+  {
+    label: "flannel host-gw: no route to a node that joined after the first listing",
+    backend: asUnknown(hostGwRoutesFrozen),
+    ...flannelHostGw,
+    targets: ["dyn.join"],
+    controls: ["reach.pod-to-pod.cross-node", "dyn.restart"],
   },
   {
     label: "flannel: masquerade exception only for the node's own subnet (NAT on cross-node pod traffic)",
