@@ -174,7 +174,7 @@ describe("section H for section B: each lifecycle variant is red exactly where i
     };
     expect(await legs("flannel: every DEL and GC leaks", "cni.del-releases")).toMatchObject({ trace: "passed", "requested IP": "not applicable", exhaustion: "failed" });
     expect(await legs("calico: DEL and GC leave the block ordinal", "cni.del-releases")).toMatchObject({ trace: "failed", "requested IP": "not applicable", exhaustion: "not applicable" });
-    expect(await legs("calico: DEL quarantines the block ordinal", "cni.del-releases")).toEqual({ trace: "passed", "requested IP": "not applicable", exhaustion: "not applicable", churn: "failed" });
+    expect(await legs("calico: DEL and GC quarantine the block ordinal", "cni.del-releases")).toEqual({ trace: "passed", "requested IP": "not applicable", exhaustion: "not applicable", churn: "failed" });
   }, 300_000);
 
   for (const variant of lifecycleVariants) {

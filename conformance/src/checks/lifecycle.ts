@@ -412,8 +412,15 @@ const CHURN_WARMUP = 8;
  * taken under some other name (a quarantined block ordinal, a reservation re-keyed) makes the
  * backend claim more and more of its share, and shows here.
  */
-async function churnLeg(h: Harness, boundMs: number, node: string, tag: string): Promise<{ problems: string[]; sub: SubResult }> {
-  const label = `churn: ${CHURN_PAIRS} ADD/DEL pairs of one pod at a time do not grow the cluster store or ctx.local`;
+async function churnLeg(
+  h: Harness,
+  boundMs: number,
+  node: string,
+  tag: string,
+  what = "DEL",
+  release: (r: PodRef) => Promise<void> = (r) => agentOf(h, node).detach(r),
+): Promise<{ problems: string[]; sub: SubResult }> {
+  const label = `churn: ${CHURN_PAIRS} ADD/${what} pairs of one pod at a time do not grow the cluster store or ctx.local`;
   const keysOf = async (): Promise<Set<string>> => new Set((await snapshot(h, node)).keys());
   let baseline: Set<string> | undefined;
   for (let i = 0; i < CHURN_PAIRS; i++) {
@@ -422,15 +429,15 @@ async function churnLeg(h: Harness, boundMs: number, node: string, tag: string):
     try {
       await agentOf(h, node).attach(attachment(id));
     } catch (err) {
-      const p = [`ADD ${id}/eth0 on node ${node}, after ${i} ADD/DEL pairs of one pod at a time, failed with ${describeError(err)}: the earlier DELs did not release`];
+      const p = [`ADD ${id}/eth0 on node ${node}, after ${i} ADD/${what} pairs of one pod at a time, failed with ${describeError(err)}: the earlier ${what}s did not release`];
       return { problems: p, sub: subOf(label, p) };
     }
-    await agentOf(h, node).detach(ref(id));
+    await release(ref(id));
   }
   // Within the convergence bound: a release the backend records asynchronously has landed by then.
   const p = await eventually(h, boundMs, async () => {
     const grown = [...(await keysOf())].filter((k) => !baseline!.has(k));
-    return grown.length > 0 ? [`after ${CHURN_PAIRS} ADD/DEL pairs of one pod at a time on node ${node}, ${grown.length} key(s) appeared that were not there after the first ${CHURN_WARMUP}: ${summarizeProblems(grown, 3)}`] : [];
+    return grown.length > 0 ? [`after ${CHURN_PAIRS} ADD/${what} pairs of one pod at a time on node ${node}, ${grown.length} key(s) appeared that were not there after the first ${CHURN_WARMUP}: ${summarizeProblems(grown, 3)}`] : [];
   });
   return { problems: p, sub: subOf(label, p) };
 }
@@ -1037,7 +1044,7 @@ export const lifecycleChecks: CheckDefinition[] = [
   {
     id: "cni.gc",
     section: "B",
-    rule: "GC releases exactly the attachments not listed as valid, on that node only, and their addresses are free again (no record left; a full node takes exactly as many new pods as GC released).",
+    rule: "GC releases exactly the attachments not listed as valid, on that node only, and their addresses are free again (no record left; a full node takes exactly as many new pods as GC released; ADD/GC churn does not grow the stores).",
     source: SOURCES.cniGc,
     required: true,
     budgetMs: 120_000,
@@ -1087,6 +1094,10 @@ export const lifecycleChecks: CheckDefinition[] = [
       const e0 = await thrown(() => agentOf(h, n2).gc([]));
       if (e0) problems.push(`GC with an empty valid list on node ${n2} threw ${describeError(e0)}`);
       if (podKeysOf(h, n2).length !== 0) problems.push(`GC with an empty valid list left ${podKeysOf(h, n2).join(", ")} on node ${n2}`);
+      // Churn leg on the other node, emptied by the GC above: each pod is collected by a GC that lists nothing.
+      const churn = await churnLeg(h, env.summary.convergenceMs, n2, "gcchurn", "GC", () => agentOf(h, n2).gc([]));
+      subs.push(churn.sub);
+      problems.push(...churn.problems);
       const exhaustion = await exhaustionLeg(h, n1, "gcfill", "GC", async (victims, filled) => {
         const valid = [...live, ...filled.filter((x) => !victims.includes(x)).map((x) => x.ref)];
         const e = await thrown(() => agentOf(h, n1).gc(valid));

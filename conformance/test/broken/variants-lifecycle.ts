@@ -49,10 +49,10 @@ export const lifecycleVariants: BrokenVariant[] = [
     controls: ["cni.check-after-add", "reach.pod-to-pod.cross-node"],
   },
   {
-    label: "calico: DEL quarantines the block ordinal under an anonymous marker, never cleared (no pod named in any store), and requestedIps are refused",
+    label: "calico: DEL and GC quarantine the block ordinal under an anonymous marker, never cleared (no pod named in any store), and requestedIps are refused",
     backend: asUnknown(blockOrdinalQuarantinedOnDel),
     ...calicoBgp,
-    targets: ["cni.del-releases"],
+    targets: ["cni.del-releases", "cni.gc"],
     controls: ["cni.check-after-add", "cni.sandbox-recreate"],
   },
   {
