@@ -7,8 +7,12 @@
  * container ports, attached through the agents and spread over the nodes) — then, for each of
  * @cnikit/netpol's `e2eCases`, writes the case's NetworkPolicies to the store, lets the cluster
  * settle for the backend's convergence bound, and compares the simulator's full pod-to-pod matrix
- * (TCP and UDP on 80 and 81, walked through the agents' dataplanes) with netpol's evaluator over
- * the same cluster. Policies are deleted between cases. The evaluator is the spec, not a backend.
+ * (TCP and UDP on 80 and 81, plus, for every port range a case's policies name, a port inside the
+ * range past its first port, its last port and the port just past it; walked through the agents'
+ * dataplanes) with netpol's evaluator over the same cluster. Each case also probes every pod from
+ * its own node on the same ports: NetworkPolicy always allows traffic between a pod and the node
+ * it runs on, whatever the policies (the API's own rule; the evaluator models pods only). Policies
+ * are deleted between cases. The evaluator is the spec, not a backend.
  */
 import { kubeNamespaceKey, kubeNamespaceValue, kubeNetworkPolicyKey } from "@cnikit/core";
 import { E2E_NAMESPACES, E2E_PODS, E2E_PORTS, PolicyEvaluator, e2eCases, e2eNamespaceLabels, e2ePodLabels, explainVerdict, parsePolicyObject } from "@cnikit/netpol";
@@ -16,17 +20,50 @@ import type { ClusterNamespace, ClusterPod, ContainerPort, E2eCase, E2eEnv, Netw
 import type { SimPod } from "@cnikit/sim";
 import { SOURCES, fail, pass } from "../check.ts";
 import type { CheckDefinition, CheckEnv } from "../check.ts";
-import { describePod, podEndpoint, settle, startMetrics } from "../harness.ts";
+import { describePod, nodeEndpoint, podEndpoint, settle, startMetrics } from "../harness.ts";
 import type { Harness } from "../harness.ts";
 import type { CheckContext, SubResult } from "../types.ts";
 
+interface PolicyProbe {
+  protocol: PolicyProtocol;
+  port: number;
+}
+
 /** The probes of every matrix: TCP and UDP on ports 80 and 81. */
-export const POLICY_PROBES: readonly { protocol: PolicyProtocol; port: number }[] = [
+export const POLICY_PROBES: readonly PolicyProbe[] = [
   { protocol: "TCP", port: 80 },
   { protocol: "TCP", port: 81 },
   { protocol: "UDP", port: 80 },
   { protocol: "UDP", port: 81 },
 ];
+
+/** Protocols the simulator probes (SCTP is not simulated). */
+const PROBED_PROTOCOLS: readonly PolicyProtocol[] = ["TCP", "UDP"];
+
+/**
+ * The probes for a set of policies: `POLICY_PROBES`, plus for every numeric port range
+ * (`port`..`endPort`) of their rules a port inside it past its first port, its last port and the
+ * port just past its end — a range honoured only at its first port, or one port too far, answers
+ * differently there. No duplicates; order is stable.
+ */
+export function probesFor(policies: readonly NetworkPolicy[]): PolicyProbe[] {
+  const out: PolicyProbe[] = [...POLICY_PROBES];
+  const add = (protocol: PolicyProtocol, port: number): void => {
+    if (port < 1 || port > 65535 || !PROBED_PROTOCOLS.includes(protocol)) return;
+    if (!out.some((p) => p.protocol === protocol && p.port === port)) out.push({ protocol, port });
+  };
+  for (const policy of policies) {
+    for (const rule of [...policy.ingress, ...policy.egress]) {
+      for (const p of rule.ports) {
+        if (typeof p.port !== "number" || p.endPort === undefined || p.endPort <= p.port) continue;
+        add(p.protocol, p.port + 1);
+        add(p.protocol, p.endPort);
+        add(p.protocol, p.endPort + 1);
+      }
+    }
+  }
+  return out;
+}
 
 /** Nodes the model's pods are spread over (fewer when the run has fewer). */
 const MODEL_NODES = 3;
@@ -50,7 +87,7 @@ function firstWrongCell(h: Harness, model: Model, policies: NetworkPolicy[]): st
   const ev = new PolicyEvaluator({ namespaces: model.namespaces, pods: clusterPods, policies });
   const byKey = new Map([...model.pods].map(([id, p]) => [p.key, { id, pod: p }]));
   const eps = [...model.pods.values()].map(podEndpoint);
-  for (const probe of POLICY_PROBES) {
+  for (const probe of probesFor(policies)) {
     const protocol = probe.protocol === "TCP" ? "tcp" : "udp";
     const outcomes = h.cluster.reachabilityPairs({ from: eps, to: eps, protocol, port: probe.port });
     let seen = 0;
@@ -70,7 +107,36 @@ function firstWrongCell(h: Harness, model: Model, policies: NetworkPolicy[]): st
     }
     const want = model.pods.size * (model.pods.size - 1);
     if (seen !== want) return `${probe.protocol}/${probe.port}: the simulator answered ${seen} of ${want} pod pairs`;
+    const own = ownNodeProblem(h, model, probe);
+    if (own) return own;
   }
+  return undefined;
+}
+
+/**
+ * Every pod probed from the node it runs on (its host network namespace): always delivered,
+ * whatever the policies ("traffic to and from the node where a Pod is running is always
+ * allowed"). The first pod its own node cannot reach, or undefined.
+ */
+function ownNodeProblem(h: Harness, model: Model, probe: PolicyProbe): string | undefined {
+  const protocol = probe.protocol === "TCP" ? "tcp" : "udp";
+  const nodes = [...new Set([...model.pods.values()].map((p) => p.node))];
+  const byKey = new Map([...model.pods].map(([id, p]) => [p.key, { id, pod: p }]));
+  const outcomes = h.cluster.reachabilityPairs({ from: nodes.map(nodeEndpoint), to: [...model.pods.values()].map(podEndpoint), protocol, port: probe.port });
+  const answered = new Set<string>();
+  for (const o of outcomes) {
+    if (o.from.kind !== "node" || o.to.kind !== "pod") continue;
+    const to = byKey.get(o.to.key);
+    if (!to || to.pod.node !== o.from.name) continue;
+    answered.add(to.id);
+    if (o.delivered) continue;
+    return (
+      `node ${o.from.name} -> ${to.id} ${probe.protocol}/${probe.port}: expected delivered (traffic from a pod's own node is always allowed, whatever the policies), ` +
+      `got dropped (${o.reason ?? "no reason given"}); node ${o.from.name} -> ${describePod(to.pod)}`
+    );
+  }
+  const missing = [...model.pods.keys()].filter((id) => !answered.has(id));
+  if (missing.length > 0) return `${probe.protocol}/${probe.port}: the simulator did not answer the probe from its own node to ${missing.join(", ")}`;
   return undefined;
 }
 
@@ -133,7 +199,7 @@ export const policyChecks: CheckDefinition[] = [
   {
     id: "policy.matrix",
     section: "F",
-    rule: "NetworkPolicy (networking.k8s.io/v1) gives exactly the evaluator's reachability matrix over the upstream e2e model (TCP/UDP 80/81), enforced in the dataplane.",
+    rule: "NetworkPolicy (networking.k8s.io/v1) gives exactly the evaluator's reachability matrix over the upstream e2e model (TCP/UDP 80/81 and around every port range), enforced in the dataplane, and never cuts a pod off from its own node.",
     source: SOURCES.policy,
     required: true,
     budgetMs: 240_000,
