@@ -110,7 +110,7 @@ describe("the conformance suite with --dataplane linux", () => {
     expect(await leftovers(name)).toEqual([]);
   }, 300_000);
 
-  it("the checks fail on a broken lab: NAT between pods on node-1 and a pod MTU of 1500 under VXLAN (reach alone still passes)", async () => {
+  it("the checks fail on a broken lab: NAT between pods on node-1, node-1 dropping its pods' traffic to the internet, a pod MTU of 1500 under VXLAN (reach alone still passes)", async () => {
     const name = labName("x");
     const r = await runLinuxConformance({
       backend: "flannel",
@@ -118,10 +118,12 @@ describe("the conformance suite with --dataplane linux", () => {
       nodes: 2,
       podsPerNode: 1,
       name,
-      checks: ["reach.pod-to-pod.cross-node", "reach.no-nat-between-pods", "mtu.encap-headroom", "linux.same-checks"],
+      checks: ["reach.pod-to-pod.cross-node", "reach.pod-to-node", "reach.no-nat-between-pods", "nat.outgoing", "mtu.encap-headroom", "linux.same-checks"],
       prepare: async (lab) => {
         const nat = await lab.exec("node-1", ["nft", "-f", "-"], {
-          input: 'table ip conftest {\n chain post {\n  type nat hook postrouting priority 100; policy accept;\n  ip saddr 10.244.0.0/16 ip daddr 10.244.0.0/16 oifname "flannel.1" masquerade\n }\n}\n',
+          input:
+            'table ip conftest {\n chain post {\n  type nat hook postrouting priority 100; policy accept;\n  ip saddr 10.244.0.0/16 ip daddr 10.244.0.0/16 oifname "flannel.1" masquerade\n }\n' +
+            " chain cfdrop {\n  type filter hook forward priority -10; policy accept;\n  ip saddr 10.244.0.0/16 ip daddr 192.0.2.200 drop\n }\n}\n",
         });
         expect(nat.code, nat.stderr).toBe(0);
         const mtu = await lab.exec("pod-2-1", ["ip", "link", "set", "eth0", "mtu", "1500"]);
@@ -131,12 +133,16 @@ describe("the conformance suite with --dataplane linux", () => {
     const s = statuses(r);
     expect(s, renderTable([r])).toEqual({
       "reach.pod-to-pod.cross-node": "passed",
+      "reach.pod-to-node": "passed",
       "reach.no-nat-between-pods": "failed",
+      "nat.outgoing": "failed",
       "mtu.encap-headroom": "failed",
       "linux.same-checks": "failed",
     });
     const reason = (id: string): string => r.results.find((x) => x.id === id)?.reason ?? "";
     expect(reason("reach.no-nat-between-pods")).toMatch(/^\d+ of \d+ pod pairs arrive NATed: pod default\/pod-1-1 \(10\.244\.[\d.]+\) on node node-1 -> pod default\/pod-2-1 \(10\.244\.[\d.]+\) on node node-2 by tcp: the receiver saw source 10\.244\.\d+\.0 instead of 10\.244\./);
+    // Only node-1's pod is cut off from the internet: natOutgoing is on, so it must get there.
+    expect(reason("nat.outgoing")).toMatch(/^pod default\/pod-1-1 \(10\.244\.[\d.]+\) on node node-1 -> internet \(192\.0\.2\.200\) by tcp: .*; pod default\/pod-1-1 .* by udp: [^;]*$/);
     expect(reason("mtu.encap-headroom")).toMatch(/pod default\/pod-2-1 \(10\.244\.[\d.]+\) on node node-2, interface eth0, has MTU 1500; the underlay MTU is 1500 and the encapsulation \(vxlan\) needs 50 bytes, so at most 1450/);
     expect(reason("linux.same-checks")).toMatch(/cells differ: pod-1-1 → pod-2-1 tcp: simulator reached \(receiver saw 10\.244\./);
     expect(await leftovers(name)).toEqual([]);
