@@ -241,10 +241,9 @@ export class SimFabric {
   reachability(options: ReachabilityOptions = {}): ReachabilityReport {
     const started = performance.now();
     const { proto, port } = checkProtoPort(options.protocol, options.port);
+    const family = checkFamily(options.family);
     const world = this.getWorld();
-    const all = [...world.pods.keys()].map((key) => ({ kind: "pod", key }) as Endpoint);
-    const from = (options.from ?? all).map((e, i) => this.resolve(world, e, `from[${i}]`));
-    const to = (options.to ?? all).map((e, i) => this.resolve(world, e, `to[${i}]`));
+    const { from, to, skipped } = this.resolveAll(world, options, family);
     const max = options.maxFailures ?? 20;
     const sampled: { f: REndpoint; t: REndpoint }[] = [];
     const counts = analyse({
@@ -258,31 +257,86 @@ export class SimFabric {
         return sampled.length < max;
       },
     });
-    const failures = sampled.map(({ f, t }) => ({ from: f.ep, to: t.ep, result: sendResolved({ world, from: f, to: t, proto, port }) }));
+    const fam = family !== undefined ? { family } : {};
+    const failures = sampled.map(({ f, t }) => ({ from: f.ep, to: t.ep, result: sendResolved({ world, from: f, to: t, proto, port, ...fam }) }));
     return {
       pairs: counts.pairs,
       delivered: counts.delivered,
       natted: counts.natted,
       failures,
       failed: counts.pairs - counts.delivered,
+      ...fam,
+      skipped,
       wallMs: performance.now() - started,
     };
   }
 
   /**
    * The outcome of every pair as the class analysis computed it (no `send()`), for tests that
-   * compare it with brute force and for tools that want the whole matrix. O(pairs).
+   * compare it with brute force and for tools that want the whole matrix. O(pairs). With `family`,
+   * pairs with an endpoint that has no address of it are left out (see `reachability`).
    */
   reachabilityPairs(options: Omit<ReachabilityOptions, "maxFailures"> = {}): PairOutcome[] {
     const { proto, port } = checkProtoPort(options.protocol, options.port);
+    const family = checkFamily(options.family);
     const world = this.getWorld();
-    const all = [...world.pods.keys()].map((key) => ({ kind: "pod", key }) as Endpoint);
-    const from = (options.from ?? all).map((e, i) => this.resolve(world, e, `from[${i}]`));
-    const to = (options.to ?? all).map((e, i) => this.resolve(world, e, `to[${i}]`));
+    const { from, to } = this.resolveAll(world, options, family);
     const out: PairOutcome[] = [];
     analyse({ world, from, to, proto, port, onPair: (o) => out.push(o) });
     return out;
   }
+
+  /** Resolves both lists; with a family, narrows each endpoint to its address of it (or skips it). */
+  private resolveAll(world: World, options: { from?: Endpoint[]; to?: Endpoint[] }, family: Family | undefined): { from: REndpoint[]; to: REndpoint[]; skipped: { endpoint: Endpoint; reason: string }[] } {
+    const all = [...world.pods.keys()].map((key) => ({ kind: "pod", key }) as Endpoint);
+    const from = (options.from ?? all).map((e, i) => this.resolve(world, e, `from[${i}]`));
+    const to = (options.to ?? all).map((e, i) => this.resolve(world, e, `to[${i}]`));
+    if (family === undefined) return { from, to, skipped: [] };
+    const skipped: { endpoint: Endpoint; reason: string }[] = [];
+    const seen = new Set<string>();
+    const narrowAll = (list: REndpoint[]): REndpoint[] => {
+      const out: REndpoint[] = [];
+      for (const r of list) {
+        const n = narrow(r, family);
+        if (typeof n !== "string") out.push(n);
+        else if (!seen.has(r.id)) {
+          seen.add(r.id);
+          skipped.push({ endpoint: r.ep, reason: n });
+        }
+      }
+      return out;
+    };
+    return { from: narrowAll(from), to: narrowAll(to), skipped };
+  }
+}
+
+function checkFamily(family: unknown): Family | undefined {
+  if (family === undefined || family === 4 || family === 6) return family;
+  throw new ConfigError({ component: COMPONENT, field: "family", rule: "must be 4 or 6", value: family });
+}
+
+/**
+ * The endpoint probed in one family: a pod at its addresses of the family; a node at its underlay
+ * address of the family, else at the first address of the family its dataplane puts on the host
+ * side (a bridge gateway, a tunnel device's address), the address a pod would use to reach that
+ * node in that family; an external host only in its own family. A string says why it is skipped.
+ * An endpoint that cannot take part at all (`missing`) is kept so that its pairs fail as before.
+ */
+function narrow(r: REndpoint, family: Family): REndpoint | string {
+  if (r.missing !== undefined) return r;
+  const addrs = r.addrs.filter((a) => a.family === family);
+  if (r.node && addrs.length === 0) {
+    for (const a of r.node.dp.addresses) {
+      const v = ifaceAddr(a.cidr).address;
+      if (v.family === family) {
+        addrs.push(v);
+        break;
+      }
+    }
+    if (addrs.length === 0) return `${describeId(r.id)} has no IPv${family} address (none on its underlay, none on its host side)`;
+  }
+  if (addrs.length === 0) return `${describeId(r.id)} has no IPv${family} address`;
+  return { ...r, addrs };
 }
 
 function startWalk(walker: Walker, from: REndpoint, pkt: Pkt, S: { c: DstCtx; i: number; j: number }): Leaf[] {

@@ -54,6 +54,15 @@ export interface ReachabilityReport {
   failures: { from: Endpoint; to: Endpoint; result: PacketResult }[];
   /** Number of failed pairs in total (not capped). */
   failed: number;
+  /** The family probed when `ReachabilityOptions.family` was given (absent: each target's first address). */
+  family?: Family;
+  /**
+   * Endpoints left out of every pair because they have no address of `family` (a pod without one,
+   * a node with neither an underlay address nor a host-side dataplane address of it, an external
+   * host of the other family): listed here, never counted as pairs, failed or delivered. Empty
+   * when no family was asked for.
+   */
+  skipped: { endpoint: Endpoint; reason: string }[];
   wallMs: number;
 }
 
@@ -83,6 +92,14 @@ export interface ReachabilityOptions {
   to?: Endpoint[];
   /** How many failures to report with a full `send()` result (default 20). */
   maxFailures?: number;
+  /**
+   * Probe this address family: each pod at its address of the family, each node at its underlay
+   * address of the family or else the first address of the family its dataplane puts on the host
+   * side (`addresses`), each external host if it is of the family. Endpoints without one are left
+   * out and listed in `skipped`. Absent: each target at its first address (a pod's first, a node's
+   * first underlay address), senders at their own address of that target's family.
+   */
+  family?: Family;
 }
 
 /** One pair's outcome as the class-based analysis computed it (for tests and tools). */
