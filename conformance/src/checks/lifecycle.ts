@@ -557,6 +557,107 @@ function outcome(problems: string[], subResults: SubResult[] = []): CheckOutcome
   return problems.length > 0 ? fail(summarizeProblems(problems), extra) : pass(extra);
 }
 
+// ---------------------------------------------------------------- the node's whole dataplane
+
+/** JSON with object keys sorted, so an entry re-created with its fields in another order is the same entry. */
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const obj = value as Record<string, unknown>;
+    return `{${Object.keys(obj)
+      .filter((k) => obj[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableJson(obj[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** One entry of a node's dataplane in words, as `ip` would print it where there is an `ip` form. */
+function describeEntry(part: string, entry: unknown): string {
+  const e = entry as Record<string, unknown>;
+  const opt = (label: string, v: unknown): string => (v === undefined ? "" : ` ${label} ${String(v)}`);
+  switch (part) {
+    case "links":
+      return `link ${String(e.name)} (${String(e.kind)})`;
+    case "addresses":
+      return `address ${String(e.cidr)} dev ${String(e.dev)}`;
+    case "routes":
+      return `route ${String(e.dst)}${opt("via", e.via)}${opt("dev", e.dev)}${opt("table", e.table)}${opt("metric", e.metric)}`;
+    case "neighbours":
+      return `neighbour ${String(e.ip)} dev ${String(e.dev)} lladdr ${String(e.mac)}`;
+    case "fdb":
+      return `fdb ${String(e.mac)} dev ${String(e.dev)} dst ${String(e.dst)}`;
+    case "nat":
+      return `NAT rule ${String(e.id)} (${String(e.kind)})`;
+    case "filters":
+      return `${String(e.direction)} filter of ${String(e.pod)}`;
+    case "pods":
+      return `pod interface ${String(e.key)} (host side ${String(e.hostIf)}, ${Array.isArray(e.addresses) ? e.addresses.join(", ") : ""})`;
+    case "proxy ARP":
+      return `proxy ARP on ${String(entry)}`;
+    default:
+      return `sysctl ${part} = ${stableJson(entry)}`;
+  }
+}
+
+/** A dataplane as labelled entries: each table's entries, proxy ARP per interface, and every other sysctl. */
+function dataplaneEntries(dp: NodeDataplane): Map<string, string[]> {
+  const c = canonicalDataplane(dp);
+  const out = new Map<string, string[]>();
+  const add = (part: string, entry: unknown): void => {
+    out.set(part, [...(out.get(part) ?? []), stableJson(entry)]);
+  };
+  for (const part of ["links", "addresses", "routes", "neighbours", "fdb", "nat", "filters", "pods"] as const) {
+    out.set(part, []);
+    for (const entry of c[part]) add(part, entry);
+  }
+  out.set("proxy ARP", []);
+  for (const [name, value] of Object.entries(c.sysctls)) {
+    if (name === "proxyArp") for (const dev of (value as string[] | undefined) ?? []) add("proxy ARP", dev);
+    else if (value !== undefined) add(name, value);
+  }
+  return out;
+}
+
+/**
+ * Every difference between a node's dataplane before and after, in words: entries present only
+ * after ("… still present") and entries present only before ("… gone"). Entries are compared whole
+ * (a route whose next hop changed is one of each), as multisets (a duplicate left behind counts).
+ */
+export function dataplaneDifferences(before: NodeDataplane, after: NodeDataplane): { leftBehind: string[]; gone: string[] } {
+  const b = dataplaneEntries(before);
+  const a = dataplaneEntries(after);
+  const leftBehind: string[] = [];
+  const gone: string[] = [];
+  const minus = (xs: string[], ys: string[]): string[] => {
+    const rest = new Map<string, number>();
+    for (const y of ys) rest.set(y, (rest.get(y) ?? 0) + 1);
+    return xs.filter((x) => {
+      const n = rest.get(x) ?? 0;
+      if (n === 0) return true;
+      rest.set(x, n - 1);
+      return false;
+    });
+  };
+  for (const part of new Set([...b.keys(), ...a.keys()])) {
+    const was = b.get(part) ?? [];
+    const now = a.get(part) ?? [];
+    for (const x of minus(now, was)) leftBehind.push(describeEntry(part, JSON.parse(x)));
+    for (const x of minus(was, now)) gone.push(describeEntry(part, JSON.parse(x)));
+  }
+  return { leftBehind, gone };
+}
+
+/** `dataplaneDifferences` as problems: "<entry> still present on node n after <what>", "<entry> … gone". */
+function dataplaneRestoreProblems(before: NodeDataplane, after: NodeDataplane, node: string, what: string): string[] {
+  const d = dataplaneDifferences(before, after);
+  return [
+    ...d.leftBehind.map((x) => `${x} still present on node ${node} after ${what} (not there before the ADD)`),
+    ...d.gone.map((x) => `${x}, there before the ADD, gone from node ${node} after ${what}`),
+  ];
+}
+
 // ---------------------------------------------------------------- ADD results
 
 /** Problems with the shape of an ADD result (CNI 1.x result: interfaces, ips with index, routes, dns). */
@@ -846,6 +947,52 @@ export const lifecycleChecks: CheckDefinition[] = [
       }
       const after = JSON.stringify(canonicalDataplane(agentOf(h, node).dataplane()));
       if (before !== after) problems.push(`DEL of unknown attachments changed the dataplane of node ${node} (keep/eth0 must stay)`);
+      return outcome(problems);
+    },
+  },
+  {
+    id: "cni.del-restores-dataplane",
+    section: "B",
+    rule: "On a node that already holds a pod, ADD of another pod and its DEL leave no trace in the node's dataplane: once the desired state has settled, links, addresses, routes, neighbours, FDB, NAT, filters, sysctls and pod interfaces are what they were before the ADD.",
+    source: `${SOURCES.cniDel} (DEL removes what ADD set up for the attachment); ${SOURCES.contract} (NodeDataplane)`,
+    required: true,
+    async run(env) {
+      const { h, names } = await twoNodes(env, "cni.del-restores-dataplane");
+      const [n1, n2] = names;
+      const bound = env.summary.convergenceMs;
+      // Both nodes hold a pod first, so first-pod effects (a claimed block, a bridge, routes to the
+      // other node's pods) are part of the state before the ADD, not something the DEL must undo.
+      await agentOf(h, n1).attach(attachment(cid("resident", 0)));
+      await agentOf(h, n2).attach(attachment(cid("resident", 1)));
+      const problems: string[] = [];
+      const rounds: { id: string; restart: boolean }[] = [
+        { id: cid("transient", 0), restart: false },
+        { id: cid("transient", 1), restart: true },
+      ];
+      for (const round of rounds) {
+        const settledBefore = await converge(h, bound, () => undefined);
+        if (!settledBefore.converged) return fail(`the desired state of the cluster did not settle within ${bound} ms before ADD ${round.id}/eth0 on node ${n1}: ${settledBefore.problem ?? ""}`);
+        const before = agentOf(h, n1).dataplane();
+        const what = `DEL of ${round.id}/eth0${round.restart ? " by an agent restarted since its ADD" : ""}`;
+        const addErr = await thrown(() => agentOf(h, n1).attach(attachment(round.id)));
+        if (addErr) return fail(`ADD ${round.id}/eth0 on node ${n1} threw ${describeError(addErr)}`);
+        await converge(h, bound, () => undefined);
+        if (round.restart) await h.cluster.restartAgent(n1);
+        const delErr = await thrown(() => agentOf(h, n1).detach(ref(round.id)));
+        if (delErr) {
+          problems.push(`${what} on node ${n1} threw ${describeError(delErr)}`);
+          continue;
+        }
+        const left = (): string[] => dataplaneRestoreProblems(before, agentOf(h, n1).dataplane(), n1, what);
+        const r = await converge(h, bound, () => {
+          const p = left();
+          return p.length > 0 ? summarizeProblems(p) : undefined;
+        });
+        if (!r.converged) {
+          const p = left();
+          problems.push(...(p.length > 0 ? p : [`after ${what} on node ${n1}, the desired state did not settle within ${bound} ms: ${r.problem ?? ""}`]));
+        }
+      }
       return outcome(problems);
     },
   },
