@@ -259,12 +259,12 @@ export const calicoVariants: BrokenVariant[] = [
     controls: ["dyn.join", "reach.pod-to-pod.cross-node"],
   },
   {
-    // Found by the order-independence check (the in-order run, which deletes pod e, ends with one
-    // more route on its node than the squashed run); the DEL checks compare pod interfaces only.
+    // cni.del-restores-dataplane compares the node's whole settled dataplane before the ADD and
+    // after the DEL, and names the /32 route to the deleted pod's cali interface left behind.
     label: "calico: DEL leaves the pod's host route (felix never removes it)",
     backend: asUnknown(forgetsNothingOf(calico, "broken-calico-stale-pod-route", { routes: (r) => r.origin?.startsWith("pod:") === true })),
     ...calicoBgp,
-    targets: ["dyn.order-independent"],
+    targets: ["cni.del-restores-dataplane"],
     controls: ["reach.pod-to-pod.cross-node", "ipam.unique"],
   },
   {
