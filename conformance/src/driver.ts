@@ -481,13 +481,22 @@ export function simDataplane(h: Harness, fixturePods: SimPod[]): ModelDataplane 
       if (from.length === 0 || to.length === 0) return [];
       const byRef = new Map<string, DpEndpoint>();
       for (const e of [...from, ...to]) byRef.set(keyOf(ref(e)), e);
-      const report = h.cluster.reachability({ from: from.map(ref), to: to.map(ref), maxFailures: 10_000 });
+      // One pass per address family of the listed pods (IPv6 of a dual-stack pod is probed too).
+      const families = [...new Set([...from, ...to].flatMap((e) => (e.kind === "pod" ? e.addresses.map((a) => (a.includes(":") ? 6 : 4)) : [])))].sort();
       const out: ReachFailure[] = [];
-      for (const f of report.failures) {
-        const a = byRef.get(keyOf(f.from));
-        const b = byRef.get(keyOf(f.to));
-        if (!a || !b || same(a, b)) continue;
-        out.push({ from: a, to: b, why: describePacket(f.result) });
+      for (const family of families.length > 0 ? families : [undefined]) {
+        const report = h.cluster.reachability({ from: from.map(ref), to: to.map(ref), maxFailures: 10_000, ...(family !== undefined ? { family } : {}) });
+        const at = (r: { destination: string }): string => (families.length > 1 ? `IPv${family} to ${r.destination || "no address"}: ` : "");
+        for (const s of report.skipped) {
+          const e = byRef.get(keyOf(s.endpoint));
+          if (e?.kind === "pod") out.push({ from: e, to: e, why: `not probed in IPv${family}: ${s.reason}, unlike the other pods` });
+        }
+        for (const f of report.failures) {
+          const a = byRef.get(keyOf(f.from));
+          const b = byRef.get(keyOf(f.to));
+          if (!a || !b || same(a, b)) continue;
+          out.push({ from: a, to: b, why: `${at(f.result)}${describePacket(f.result)}` });
+        }
       }
       return out;
     },

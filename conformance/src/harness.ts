@@ -557,15 +557,29 @@ export function nodeEndpoint(name: string): Endpoint {
   return { kind: "node", name };
 }
 
-/** Every reachability failure between the given endpoints, described (pairs with from === to skipped). */
+/**
+ * Every reachability failure between the given endpoints, described (pairs with from === to
+ * skipped), probed in every address family of the listed pods' addresses (one pass per family, so
+ * a single-stack run costs one pass): each pod at its address of the family, each node at its
+ * underlay address of it or else its host-side dataplane address of it (a node with neither is not
+ * probed in that family). A listed pod without an address of a family the others have is a
+ * problem. With more than one family, a reason names the family and the address probed.
+ */
 export function reachProblems(h: Harness, from: Endpoint[], to: Endpoint[], keep?: (a: Endpoint, b: Endpoint) => boolean): string[] {
   if (from.length === 0 || to.length === 0) return [];
-  const report = h.cluster.reachability({ from, to, maxFailures: 10_000 });
+  const keys = new Set([...from, ...to].flatMap((e) => (e.kind === "pod" ? [e.key] : [])));
+  const families = [...new Set(h.cluster.pods().filter((p) => keys.has(p.key)).flatMap((p) => p.addresses.map((a) => (a.includes(":") ? 6 : 4))))].sort();
   const problems: string[] = [];
-  for (const f of report.failures) {
-    if (sameEndpoint(f.from, f.to)) continue;
-    if (keep && !keep(f.from, f.to)) continue;
-    problems.push(`${describeEndpoint(h, f.from)} -> ${describeEndpoint(h, f.to)}: ${describePacket(f.result)}`);
+  for (const family of families.length > 0 ? families : [undefined]) {
+    const report = h.cluster.reachability({ from, to, maxFailures: 10_000, ...(family !== undefined ? { family } : {}) });
+    const tag = families.length > 1 ? ` (IPv${family})` : "";
+    for (const s of report.skipped) if (s.endpoint.kind === "pod") problems.push(`${describeEndpoint(h, s.endpoint)}: not probed in IPv${family}: ${s.reason}, unlike the other pods`);
+    for (const f of report.failures) {
+      if (sameEndpoint(f.from, f.to)) continue;
+      if (keep && !keep(f.from, f.to)) continue;
+      const at = families.length > 1 ? ` at ${f.result.destination || "no address"}${tag}` : "";
+      problems.push(`${describeEndpoint(h, f.from)} -> ${describeEndpoint(h, f.to)}${at}: ${describePacket(f.result)}`);
+    }
   }
   return problems;
 }
