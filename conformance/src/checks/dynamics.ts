@@ -4,6 +4,7 @@
  */
 import { Prefix, canonicalDataplane } from "@cnikit/core";
 import type { NodeDataplane } from "@cnikit/core";
+import type { SimPod } from "@cnikit/sim";
 import { SOURCES, fail, pass } from "../check.ts";
 import type { CheckDefinition, CheckEnv } from "../check.ts";
 import {
@@ -19,6 +20,7 @@ import {
 } from "../harness.ts";
 import type { Harness } from "../harness.ts";
 import { departedOf, staleProblems } from "../stale.ts";
+import type { Departed } from "../stale.ts";
 import type { CheckMetrics, CheckOutcome } from "../types.ts";
 
 function clamp(n: number, lo: number, hi: number): number {
@@ -63,6 +65,63 @@ export function dataplaneDiff(before: NodeDataplane, after: NodeDataplane): stri
   return parts.join("; ");
 }
 
+const NAME_EDGE = "A-Za-z0-9_.\\-";
+const ADDRESS_EDGE = "0-9A-Za-z.:";
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
+}
+
+/**
+ * Whether `text` names `token` as a whole: a node name not inside a longer name; an address not
+ * inside a longer address nor the base of a prefix (`10.244.0.0/26` names a range, not the pod
+ * 10.244.0.0; `/32` and `/128` do name the address).
+ */
+function namesToken(text: string, token: string, kind: "name" | "address"): boolean {
+  const edge = kind === "name" ? NAME_EDGE : ADDRESS_EDGE;
+  const re = new RegExp(`(?<![${edge}])${escapeRegExp(token)}(?![${edge}])(/\\d+)?`, "g");
+  for (const m of text.matchAll(re)) {
+    if (kind === "name" || m[1] === undefined) return true;
+    if (m[1] === (token.includes(":") ? "/128" : "/32")) return true;
+  }
+  return false;
+}
+
+/**
+ * What the cluster store still holds of a node that left cleanly: keys and values that name it,
+ * its underlay address or one of its pods' addresses. A clean leave (`stop({ release: true })`)
+ * gives the node's share back — flannel's lease, the reference's claim, Calico's block affinities,
+ * handles and node record — so none of them should stay. What a live node owns now (its name, its
+ * underlay address, its pods' addresses) is never counted; nor is a range whose base happens to be
+ * a departed pod's address (a shared block that other nodes' pods still use).
+ */
+async function leftInStore(h: Harness, gone: Departed, departedPods: readonly SimPod[]): Promise<string[]> {
+  const live = h.cluster.nodes().filter((n) => n.alive);
+  const liveNames = new Set(live.map((n) => n.name));
+  const liveAddresses = new Set([...live.flatMap((n) => n.info.underlay.map((u) => u.address)), ...livePods(h).flatMap((p) => p.addresses)]);
+  const tokens: { token: string; kind: "name" | "address"; what: string }[] = [];
+  if (!liveNames.has(gone.name)) tokens.push({ token: gone.name, kind: "name", what: "its name" });
+  if (gone.address !== "" && !liveAddresses.has(gone.address)) tokens.push({ token: gone.address, kind: "address", what: "its underlay address" });
+  for (const a of gone.podAddresses) {
+    if (liveAddresses.has(a)) continue;
+    const pod = departedPods.find((p) => p.addresses.includes(a));
+    tokens.push({ token: a, kind: "address", what: pod ? `the address of its pod ${pod.namespace}/${pod.name}` : "the address of one of its pods" });
+  }
+  // Most specific first: a record holding a pod's address is reported with the pod.
+  tokens.reverse();
+  const problems: string[] = [];
+  for (const kv of (await h.store.list("")).items) {
+    for (const t of tokens) {
+      const inKey = namesToken(kv.key, t.token, t.kind);
+      if (!inKey && !namesToken(kv.value, t.token, t.kind)) continue;
+      const value = kv.value.length > 160 ? `${kv.value.slice(0, 157)}...` : kv.value;
+      problems.push(`the store still holds ${kv.key}${inKey ? "" : ` = ${value}`}, which names ${t.token} (${t.what}) of departed node ${gone.name}`);
+      break;
+    }
+  }
+  return problems;
+}
+
 async function leaveOrCrash(env: CheckEnv, mode: "clean" | "crash"): Promise<CheckOutcome> {
   const id = mode === "clean" ? "dyn.leave" : "dyn.crash";
   const bound = mode === "clean" ? env.summary.convergenceMs : env.summary.crashDetectionMs;
@@ -72,6 +131,7 @@ async function leaveOrCrash(env: CheckEnv, mode: "clean" | "crash"): Promise<Che
   if (baseline) return fail(`before the ${mode === "clean" ? "leave" : "crash"}: ${baseline}`);
   const victim = names[1]!;
   const gone = departedOf(h, victim);
+  const victimPods = h.cluster.pods().filter((p) => p.node === victim);
   const m = startMetrics(h);
   await h.cluster.removeNode(victim, { mode });
   const conv = await converge(h, bound, () => {
@@ -81,6 +141,16 @@ async function leaveOrCrash(env: CheckEnv, mode: "clean" | "crash"): Promise<Che
   const metrics = withConvergence(m, conv);
   const what = mode === "clean" ? `node ${victim} left cleanly` : `node ${victim} crashed`;
   if (!conv.converged) return fail(`${bound} ms after ${what}: ${conv.problem}`, { metrics });
+  if (mode === "clean") {
+    // Its share went back: given the rest of the bound, the store no longer names it.
+    let left = await leftInStore(h, gone, victimPods);
+    const remaining = m.startedAt + bound - h.clock.now();
+    if (left.length > 0 && remaining > 0) {
+      await h.cluster.settle({ limitMs: remaining });
+      left = await leftInStore(h, gone, victimPods);
+    }
+    if (left.length > 0) return fail(`${bound} ms after ${what} (stop with release), its share was not given back: ${summarizeProblems(left)}`, { metrics });
+  }
   const after = healthProblem(h, env);
   if (after) return fail(`after ${what}, the remaining cluster is broken: ${after}`, { metrics });
   // The space is reusable and nothing is handed out twice: a newcomer and its pods.

@@ -416,6 +416,13 @@ export const calicoVariants: BrokenVariant[] = [
     targets: ["policy.matrix"],
     controls: ["reach.node-to-pod", "ipam.unique"],
   },
+  {
+    label: "calico: a clean leave keeps its blocks, handles and node record (no release)",
+    backend: asUnknown(leaveWithoutReleaseOf(calico, "broken-calico-leave-without-release")),
+    ...calicoBgp,
+    targets: ["dyn.leave"],
+    controls: ["dyn.crash", "dyn.join"],
+  },
 ];
 
 /** Every variant on the flannel and calico shapes. */
@@ -434,15 +441,4 @@ export interface KnownGap {
 }
 
 export const knownGaps: KnownGap[] = [
-  {
-    variant: {
-      label: "calico: a clean leave keeps its blocks, handles and node record (no release)",
-      backend: asUnknown(leaveWithoutReleaseOf(calico, "broken-calico-leave-without-release")),
-      ...calicoBgp,
-      targets: ["dyn.leave"],
-      controls: ["dyn.crash", "dyn.join"],
-    },
-    check: "dyn.leave",
-    why: "the departed node's BGP sessions close, so its routes go; dyn.leave then only checks that a newcomer and new pods work, which they do (borrowing from, or beside, the blocks still affine to the departed node): that its share went back to the pool is never observed",
-  },
 ];
