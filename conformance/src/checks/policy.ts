@@ -10,8 +10,9 @@
  * (TCP and UDP on 80 and 81, plus, for every port range a case's policies name, a port inside the
  * range past its first port, its last port and the port just past it; walked through the agents'
  * dataplanes) with netpol's evaluator over the same cluster. Each case also probes every pod from
- * its own node on the same ports: NetworkPolicy always allows traffic between a pod and the node
- * it runs on, whatever the policies (the API's own rule; the evaluator models pods only). Policies
+ * its own node and the node from the pod on the same ports: NetworkPolicy always allows traffic
+ * between a pod and the node it runs on, whatever the policies (the API's own rule; the evaluator
+ * models pods only). Policies
  * are deleted between cases. The evaluator is the spec, not a backend.
  */
 import { kubeNamespaceKey, kubeNamespaceValue, kubeNetworkPolicyKey } from "@cnikit/core";
@@ -114,29 +115,35 @@ function firstWrongCell(h: Harness, model: Model, policies: NetworkPolicy[]): st
 }
 
 /**
- * Every pod probed from the node it runs on (its host network namespace): always delivered,
- * whatever the policies ("traffic to and from the node where a Pod is running is always
- * allowed"). The first pod its own node cannot reach, or undefined.
+ * Every pod probed from the node it runs on (its host network namespace), and the node from the
+ * pod: always delivered, whatever the policies ("traffic to and from the node where a Pod is
+ * running is always allowed"). The first pair that is not, or undefined.
  */
 function ownNodeProblem(h: Harness, model: Model, probe: PolicyProbe): string | undefined {
   const protocol = probe.protocol === "TCP" ? "tcp" : "udp";
-  const nodes = [...new Set([...model.pods.values()].map((p) => p.node))];
+  const pods = [...model.pods.values()];
+  const nodes = [...new Set(pods.map((p) => p.node))].map(nodeEndpoint);
   const byKey = new Map([...model.pods].map(([id, p]) => [p.key, { id, pod: p }]));
-  const outcomes = h.cluster.reachabilityPairs({ from: nodes.map(nodeEndpoint), to: [...model.pods.values()].map(podEndpoint), protocol, port: probe.port });
-  const answered = new Set<string>();
-  for (const o of outcomes) {
-    if (o.from.kind !== "node" || o.to.kind !== "pod") continue;
-    const to = byKey.get(o.to.key);
-    if (!to || to.pod.node !== o.from.name) continue;
-    answered.add(to.id);
-    if (o.delivered) continue;
-    return (
-      `node ${o.from.name} -> ${to.id} ${probe.protocol}/${probe.port}: expected delivered (traffic from a pod's own node is always allowed, whatever the policies), ` +
-      `got dropped (${o.reason ?? "no reason given"}); node ${o.from.name} -> ${describePod(to.pod)}`
-    );
+  const rule = "traffic between a pod and its own node is always allowed, whatever the policies";
+  for (const direction of ["node to pod", "pod to node"] as const) {
+    const toPod = direction === "node to pod";
+    const outcomes = h.cluster.reachabilityPairs({ from: toPod ? nodes : pods.map(podEndpoint), to: toPod ? pods.map(podEndpoint) : nodes, protocol, port: probe.port });
+    const answered = new Set<string>();
+    for (const o of outcomes) {
+      const podEp = toPod ? o.to : o.from;
+      const nodeEp = toPod ? o.from : o.to;
+      if (podEp.kind !== "pod" || nodeEp.kind !== "node") continue;
+      const pod = byKey.get(podEp.key);
+      if (!pod || pod.pod.node !== nodeEp.name) continue;
+      answered.add(pod.id);
+      if (o.delivered) continue;
+      const pair = toPod ? `node ${nodeEp.name} -> ${pod.id}` : `${pod.id} -> node ${nodeEp.name}`;
+      const described = toPod ? `node ${nodeEp.name} -> ${describePod(pod.pod)}` : `${describePod(pod.pod)} -> its node ${nodeEp.name}`;
+      return `${pair} ${probe.protocol}/${probe.port}: expected delivered (${rule}), got dropped (${o.reason ?? "no reason given"}); ${described}`;
+    }
+    const missing = [...model.pods.keys()].filter((id) => !answered.has(id));
+    if (missing.length > 0) return `${probe.protocol}/${probe.port}: the simulator did not answer the ${direction} probe for ${missing.join(", ")}`;
   }
-  const missing = [...model.pods.keys()].filter((id) => !answered.has(id));
-  if (missing.length > 0) return `${probe.protocol}/${probe.port}: the simulator did not answer the probe from its own node to ${missing.join(", ")}`;
   return undefined;
 }
 
