@@ -953,7 +953,7 @@ export const lifecycleChecks: CheckDefinition[] = [
   {
     id: "cni.del-restores-dataplane",
     section: "B",
-    rule: "On a node that already holds a pod, ADD of another pod and its DEL leave no trace in the node's dataplane: once the desired state has settled, links, addresses, routes, neighbours, FDB, NAT, filters, sysctls and pod interfaces are what they were before the ADD.",
+    rule: "On a node that already holds a pod, ADD of another pod and its DEL leave no trace in the node's dataplane (nor in its peer's): once the desired state has settled, links, addresses, routes, neighbours, FDB, NAT, filters, sysctls and pod interfaces are what they were before the ADD.",
     source: `${SOURCES.cniDel} (DEL removes what ADD set up for the attachment); ${SOURCES.contract} (NodeDataplane)`,
     required: true,
     async run(env) {
@@ -972,7 +972,8 @@ export const lifecycleChecks: CheckDefinition[] = [
       for (const round of rounds) {
         const settledBefore = await converge(h, bound, () => undefined);
         if (!settledBefore.converged) return fail(`the desired state of the cluster did not settle within ${bound} ms before ADD ${round.id}/eth0 on node ${n1}: ${settledBefore.problem ?? ""}`);
-        const before = agentOf(h, n1).dataplane();
+        // Every node's dataplane: the pod's node above all, and peers that learnt a route to it.
+        const before = new Map(names.map((n) => [n, agentOf(h, n).dataplane()] as const));
         const what = `DEL of ${round.id}/eth0${round.restart ? " by an agent restarted since its ADD" : ""}`;
         const addErr = await thrown(() => agentOf(h, n1).attach(attachment(round.id)));
         if (addErr) return fail(`ADD ${round.id}/eth0 on node ${n1} threw ${describeError(addErr)}`);
@@ -983,7 +984,7 @@ export const lifecycleChecks: CheckDefinition[] = [
           problems.push(`${what} on node ${n1} threw ${describeError(delErr)}`);
           continue;
         }
-        const left = (): string[] => dataplaneRestoreProblems(before, agentOf(h, n1).dataplane(), n1, what);
+        const left = (): string[] => names.flatMap((n) => dataplaneRestoreProblems(before.get(n)!, agentOf(h, n).dataplane(), n, what));
         const r = await converge(h, bound, () => {
           const p = left();
           return p.length > 0 ? summarizeProblems(p) : undefined;
