@@ -578,7 +578,7 @@ export function kernelDataplane(ctx: LinuxContext): ModelDataplane {
 }
 
 /** Random schedules ipam.concurrent-unique runs on the kernel (each ADD is a real pod: slow). */
-export const KERNEL_SCHEDULES = 1;
+export const KERNEL_SCHEDULES = 3;
 
 /**
  * The kernel's churn for ipam.concurrent-unique: the lab itself. ADDs make real pods through the
