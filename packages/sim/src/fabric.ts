@@ -225,8 +225,16 @@ export class SimFabric {
   send(from: Endpoint, to: Endpoint, options: SendOptions = {}): PacketResult {
     const { proto, port } = checkProtoPort(options.protocol, options.port);
     const world = this.getWorld();
-    const f = this.resolve(world, from, "from");
-    const t = this.resolve(world, to, "to");
+    const family = checkFamily(options.family);
+    let f = this.resolve(world, from, "from");
+    let t = this.resolve(world, to, "to");
+    if (family !== undefined) {
+      // A node is addressed in the asked family as `reachability` does (its host-side address of it).
+      const nf = narrow(f, family);
+      const nt = narrow(t, family);
+      if (typeof nf !== "string") f = nf;
+      if (typeof nt !== "string") t = nt;
+    }
     if (options.size !== undefined && (typeof options.size !== "number" || !Number.isInteger(options.size) || options.size < 20 || options.size > 65535)) {
       throw new ConfigError({ component: COMPONENT, field: "size", rule: "must be an integer from 20 to 65535", value: options.size });
     }

@@ -71,7 +71,11 @@ export interface SendOptions {
   protocol?: Protocol;
   /** Destination port (ignored for icmp). Default 80. */
   port?: number;
-  /** Address family to use (default: the family of the destination's first address). */
+  /**
+   * Address family to use (default: the family of the destination's first address). A node without
+   * an underlay address of it is addressed at its host-side dataplane address of it, as in
+   * `ReachabilityOptions.family`.
+   */
   family?: Family;
   /**
    * Size in bytes of the (inner) IP packet, sent with DF (don't fragment): when it exceeds the

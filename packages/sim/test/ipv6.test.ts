@@ -146,7 +146,8 @@ describe("reachability in one address family", () => {
     expect(toNodes).toMatchObject({ pairs: 2, delivered: 1, failed: 1, skipped: [] });
     // node-1's own bridge address is reached; node-2's is not (no IPv6 path between the nodes).
     expect(toNodes.failures.map((x) => [x.to, x.result.destination])).toEqual([[node("node-2"), "fd00:2::1"]]);
-    expect(f.send(pod("p1/eth0"), node("node-1"), { family: 6 })).toMatchObject({ delivered: false, reason: "node node-1 has no IPv6 address" });
+    expect(f.send(pod("p1/eth0"), node("node-1"), { family: 6 })).toMatchObject({ delivered: true, destination: "fd00:1::1" });
+    expect(f.send(pod("p1/eth0"), node("node-2"), { family: 6 })).toMatchObject({ delivered: false, destination: "fd00:2::1", reason: "no route to fd00:2::1 at node node-1" });
     const fromNodes = f.reachability({ from: both, to: [pod("p1/eth0"), pod("p2/eth0")], family: 6 });
     expect(fromNodes).toMatchObject({ pairs: 4, delivered: 2, failed: 2, skipped: [] });
     // In IPv4 the nodes are probed at their underlay addresses, as before.
@@ -166,6 +167,31 @@ describe("reachability in one address family", () => {
     // The same endpoints in IPv4 are all probed.
     const r4 = f.reachability({ from: [pod("p1/eth0"), pod("q1/eth0")], to: [node("node-1"), pod("p1/eth0"), pod("q1/eth0")], family: 4 });
     expect(r4).toMatchObject({ pairs: 4, delivered: 4, skipped: [] });
+  });
+
+  it("agrees with one send() per pair in each family, pods and nodes alike", () => {
+    for (const f of [dualOverV4({ hostV6: true }), dualOverV4({ hostV6: false, v4OnlyPod: true }), v6Cluster(), v6Cluster(false)]) {
+      const eps = [pod("p1/eth0"), pod("p2/eth0"), node("node-1"), node("node-2"), ...(f.dataplane("node-1").pods.some((p) => p.key === "q1/eth0") ? [pod("q1/eth0")] : [])];
+      for (const family of [4, 6] as const) {
+        const report = f.reachability({ from: eps, to: eps, family, maxFailures: 1000 });
+        const skipped = new Set(report.skipped.map((s) => JSON.stringify(s.endpoint)));
+        const probed = eps.filter((e) => !skipped.has(JSON.stringify(e)));
+        const byPair = new Map(f.reachabilityPairs({ from: eps, to: eps, family }).map((o) => [`${JSON.stringify(o.from)}>${JSON.stringify(o.to)}`, o.delivered]));
+        let pairs = 0;
+        let delivered = 0;
+        for (const a of probed) {
+          for (const b of probed) {
+            if (a === b) continue;
+            pairs++;
+            const sent = f.send(a, b, { family }).delivered;
+            if (sent) delivered++;
+            expect(byPair.get(`${JSON.stringify(a)}>${JSON.stringify(b)}`), `IPv${family} ${JSON.stringify(a)} -> ${JSON.stringify(b)}`).toBe(sent);
+          }
+        }
+        expect(byPair.size).toBe(pairs);
+        expect(report).toMatchObject({ pairs, delivered, failed: pairs - delivered });
+      }
+    }
   });
 
   it("refuses a family other than 4 or 6", () => {
