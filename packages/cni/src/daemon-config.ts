@@ -301,7 +301,9 @@ export async function importBackendModule(spec: BackendModuleSpec, importer: Mod
   try {
     mod = (await importer(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (e) {
-    throw err("backend.module", `cannot load ${file}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`, spec.module);
+    const code = (e as { code?: unknown } | null)?.code;
+    const hint = code === "ERR_UNKNOWN_FILE_EXTENSION" || /\.[cm]?ts$/.test(file) ? " (a TypeScript module: compile it to JavaScript and name the .js file, or run cnikitd with a TypeScript loader)" : "";
+    throw err("backend.module", `cannot load ${file}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}${hint}`, spec.module);
   }
   if (spec.export !== undefined) {
     const picked = mod[spec.export];

@@ -195,6 +195,16 @@ describe("a backend module named by the config", () => {
     expect(await fieldOfAsync(() => resolveDaemonConfig(config, { baseDir: tmp.dir }))).toBe(field);
   });
 
+  it("says what to do about a TypeScript module this Node cannot load", async () => {
+    writeFileSync(join(mods, "typed.ts"), "export const x: number = 1;\n");
+    const refuse = (url: string): Promise<unknown> => Promise.reject(Object.assign(new Error(`Unknown file extension ".ts" for ${url}`), { code: "ERR_UNKNOWN_FILE_EXTENSION" }));
+    await expect(resolveDaemonConfig(raw({ module: "./mods/typed.ts" }), { baseDir: tmp.dir, importer: refuse })).rejects.toMatchObject({
+      code: 7,
+      field: "backend.module",
+      message: expect.stringMatching(/Unknown file extension "\.ts".*a TypeScript module: compile it to JavaScript/),
+    });
+  });
+
   it("parseDaemonConfig (synchronous) refuses a module it was not given loaded, naming backend", () => {
     expect(fieldOf(() => parseDaemonConfig(raw({ module: "./mods/tiny.mjs" }), { baseDir: tmp.dir }))).toBe("backend");
   });
