@@ -547,7 +547,9 @@ export class SimCluster<C> {
 
   /**
    * All-pairs reachability (default: every registered pod to every registered pod), reasoned per
-   * sender class and destination run. Throws like `send`.
+   * sender class and destination run. With `family`, every endpoint is probed at its address of
+   * that family and those without one are listed in the report's `skipped`: call it once per
+   * family to cover dual-stack pods. Throws like `send`.
    */
   reachability(options: ReachabilityOptions = {}): ReachabilityReport {
     this.sync();
