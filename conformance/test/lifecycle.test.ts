@@ -13,7 +13,7 @@ import { flannel, flannelFixtures } from "@cnikit/flannel";
 import { reference } from "@cnikit/reference";
 import { emptyDataplane } from "@cnikit/core";
 import type { AttachResult, NodeDataplane, PodAttachment } from "@cnikit/core";
-import { dataplaneDifferences, mentionsAddress, resultVsDataplaneProblems } from "../src/checks/lifecycle.ts";
+import { dataplaneDifferences, entryChanges, mentionsAddress, resultVsDataplaneProblems } from "../src/checks/lifecycle.ts";
 import { runConformance } from "../src/runner-entry.ts";
 import type { CheckResult, ConformanceReport } from "../src/runner-entry.ts";
 import { lifecycleVariants } from "./broken/variants-lifecycle.ts";
@@ -179,6 +179,12 @@ describe("dataplaneDifferences: what a DEL left behind in, or took from, the nod
     },
     { label: "the resident pod's route taken away", after: { ...before, routes: [before.routes[1]!] }, leftBehind: [], gone: ["route 10.244.1.4/32 dev cali0001"] },
   ];
+  it("changes an agent restart made in between are excused, a route left behind by the DEL is not", () => {
+    const restarted: NodeDataplane = { ...before, links: [{ name: "tunl0", kind: "ipip", mtu: 1480, mac: "02:00:00:00:00:77" }] };
+    const afterDel: NodeDataplane = { ...restarted, routes: [...before.routes, { dst: "10.244.1.7/32", dev: "cali0007" }] };
+    expect(dataplaneDifferences(before, afterDel)).toEqual({ leftBehind: ["link tunl0 (ipip)", "route 10.244.1.7/32 dev cali0007"], gone: ["link tunl0 (ipip)"] });
+    expect(dataplaneDifferences(before, afterDel, entryChanges(before, restarted))).toEqual({ leftBehind: ["route 10.244.1.7/32 dev cali0007"], gone: [] });
+  });
   for (const c of cases) {
     it(`${c.label}: ${c.leftBehind.length + c.gone.length === 0 ? "no difference" : "named"}`, () => {
       const d = dataplaneDifferences(before, c.after);

@@ -620,38 +620,59 @@ function dataplaneEntries(dp: NodeDataplane): Map<string, string[]> {
   return out;
 }
 
+/** Entries of `xs` left once each entry of `ys` has cancelled one equal entry (multisets). */
+function multisetMinus(xs: string[], ys: string[]): string[] {
+  const rest = new Map<string, number>();
+  for (const y of ys) rest.set(y, (rest.get(y) ?? 0) + 1);
+  return xs.filter((x) => {
+    const n = rest.get(x) ?? 0;
+    if (n === 0) return true;
+    rest.set(x, n - 1);
+    return false;
+  });
+}
+
+/** Entries present only after (`added`) and only before (`removed`), as `part` + entry JSON. */
+export interface EntryChanges {
+  added: { part: string; entry: string }[];
+  removed: { part: string; entry: string }[];
+}
+
+export function entryChanges(before: NodeDataplane, after: NodeDataplane): EntryChanges {
+  const b = dataplaneEntries(before);
+  const a = dataplaneEntries(after);
+  const out: EntryChanges = { added: [], removed: [] };
+  for (const part of new Set([...b.keys(), ...a.keys()])) {
+    const was = b.get(part) ?? [];
+    const now = a.get(part) ?? [];
+    for (const entry of multisetMinus(now, was)) out.added.push({ part, entry });
+    for (const entry of multisetMinus(was, now)) out.removed.push({ part, entry });
+  }
+  return out;
+}
+
+const changeKey = (c: { part: string; entry: string }): string => `${c.part}\u0000${c.entry}`;
+
 /**
  * Every difference between a node's dataplane before and after, in words: entries present only
  * after ("… still present") and entries present only before ("… gone"). Entries are compared whole
  * (a route whose next hop changed is one of each), as multisets (a duplicate left behind counts).
+ * `excused` are changes made by something else than the operation under test (an agent restart in
+ * between): an entry the restart added is not counted as left behind, one it removed not as gone.
  */
-export function dataplaneDifferences(before: NodeDataplane, after: NodeDataplane): { leftBehind: string[]; gone: string[] } {
-  const b = dataplaneEntries(before);
-  const a = dataplaneEntries(after);
-  const leftBehind: string[] = [];
-  const gone: string[] = [];
-  const minus = (xs: string[], ys: string[]): string[] => {
-    const rest = new Map<string, number>();
-    for (const y of ys) rest.set(y, (rest.get(y) ?? 0) + 1);
-    return xs.filter((x) => {
-      const n = rest.get(x) ?? 0;
-      if (n === 0) return true;
-      rest.set(x, n - 1);
-      return false;
-    });
+export function dataplaneDifferences(before: NodeDataplane, after: NodeDataplane, excused?: EntryChanges): { leftBehind: string[]; gone: string[] } {
+  const c = entryChanges(before, after);
+  const excusedAdded = new Set((excused?.added ?? []).map(changeKey));
+  const excusedRemoved = new Set((excused?.removed ?? []).map(changeKey));
+  return {
+    leftBehind: c.added.filter((x) => !excusedAdded.has(changeKey(x))).map((x) => describeEntry(x.part, JSON.parse(x.entry))),
+    gone: c.removed.filter((x) => !excusedRemoved.has(changeKey(x))).map((x) => describeEntry(x.part, JSON.parse(x.entry))),
   };
-  for (const part of new Set([...b.keys(), ...a.keys()])) {
-    const was = b.get(part) ?? [];
-    const now = a.get(part) ?? [];
-    for (const x of minus(now, was)) leftBehind.push(describeEntry(part, JSON.parse(x)));
-    for (const x of minus(was, now)) gone.push(describeEntry(part, JSON.parse(x)));
-  }
-  return { leftBehind, gone };
 }
 
 /** `dataplaneDifferences` as problems: "<entry> still present on node n after <what>", "<entry> … gone". */
-function dataplaneRestoreProblems(before: NodeDataplane, after: NodeDataplane, node: string, what: string): string[] {
-  const d = dataplaneDifferences(before, after);
+function dataplaneRestoreProblems(before: NodeDataplane, after: NodeDataplane, node: string, what: string, excused?: EntryChanges): string[] {
+  const d = dataplaneDifferences(before, after, excused);
   return [
     ...d.leftBehind.map((x) => `${x} still present on node ${node} after ${what} (not there before the ADD)`),
     ...d.gone.map((x) => `${x}, there before the ADD, gone from node ${node} after ${what}`),
@@ -978,13 +999,21 @@ export const lifecycleChecks: CheckDefinition[] = [
         const addErr = await thrown(() => agentOf(h, n1).attach(attachment(round.id)));
         if (addErr) return fail(`ADD ${round.id}/eth0 on node ${n1} threw ${describeError(addErr)}`);
         await converge(h, bound, () => undefined);
-        if (round.restart) await h.cluster.restartAgent(n1);
+        // What the restart itself changes (with the pod still there) is not the DEL's to undo: a
+        // backend may re-create a device with a new MAC on start; dyn.restart judges that.
+        const byRestart = new Map<string, EntryChanges>();
+        if (round.restart) {
+          const held = new Map(names.map((n) => [n, agentOf(h, n).dataplane()] as const));
+          await h.cluster.restartAgent(n1);
+          await converge(h, bound, () => undefined);
+          for (const n of names) byRestart.set(n, entryChanges(held.get(n)!, agentOf(h, n).dataplane()));
+        }
         const delErr = await thrown(() => agentOf(h, n1).detach(ref(round.id)));
         if (delErr) {
           problems.push(`${what} on node ${n1} threw ${describeError(delErr)}`);
           continue;
         }
-        const left = (): string[] => names.flatMap((n) => dataplaneRestoreProblems(before.get(n)!, agentOf(h, n).dataplane(), n, what));
+        const left = (): string[] => names.flatMap((n) => dataplaneRestoreProblems(before.get(n)!, agentOf(h, n).dataplane(), n, what, byRestart.get(n)));
         const r = await converge(h, bound, () => {
           const p = left();
           return p.length > 0 ? summarizeProblems(p) : undefined;
