@@ -318,6 +318,11 @@ export class SimFabric {
   }
 }
 
+/** fe80::/10 and 169.254.0.0/16: an interface's own, not an address other nodes' pods can reach. */
+function isLinkLocal(a: { family: Family; value: bigint }): boolean {
+  return a.family === 6 ? a.value >> 118n === 0x3fan : a.value >> 16n === 0xa9fen;
+}
+
 function checkFamily(family: unknown): Family | undefined {
   if (family === undefined || family === 4 || family === 6) return family;
   throw new ConfigError({ component: COMPONENT, field: "family", rule: "must be 4 or 6", value: family });
@@ -326,7 +331,7 @@ function checkFamily(family: unknown): Family | undefined {
 /**
  * The endpoint probed in one family: a pod at its addresses of the family; a node at its underlay
  * address of the family, else at the first address of the family its dataplane puts on the host
- * side (a bridge gateway, a tunnel device's address), the address a pod would use to reach that
+ * side (a bridge gateway, a tunnel device's address; link-local ones excluded), the address a pod would use to reach that
  * node in that family; an external host only in its own family. A string says why it is skipped.
  * An endpoint that cannot take part at all (`missing`) is kept so that its pairs fail as before.
  */
@@ -336,7 +341,7 @@ function narrow(r: REndpoint, family: Family): REndpoint | string {
   if (r.node && addrs.length === 0) {
     for (const a of r.node.dp.addresses) {
       const v = ifaceAddr(a.cidr).address;
-      if (v.family === family) {
+      if (v.family === family && !isLinkLocal(v)) {
         addrs.push(v);
         break;
       }

@@ -80,7 +80,8 @@ describe("IPv6 and dual stack", () => {
 /**
  * Dual-stack pods over an IPv4-only underlay with no IPv6 path between the nodes (no tunnel, no
  * IPv6 peer routes): IPv4 works everywhere, IPv6 only within a node. `hostV6` puts the bridge's
- * IPv6 gateway address on the host side; `v4OnlyPod` adds a pod with an IPv4 address only.
+ * IPv6 gateway address on the host side (else only a link-local one, which is no node address);
+ * `v4OnlyPod` adds a pod with an IPv4 address only.
  */
 function dualOverV4(options: { hostV6: boolean; v4OnlyPod?: boolean }): SimFabric {
   const f = new SimFabric({ subnets: [{ name: "b", cidr: "198.51.100.0/24" }], routers: [] });
@@ -96,7 +97,8 @@ function dualOverV4(options: { hostV6: boolean; v4OnlyPod?: boolean }): SimFabri
     dp.sysctls = { ipv6Forwarding: true, ipv4Forwarding: true };
     dp.links.push({ kind: "bridge", name: "cni0", mac: mac(n, 1) });
     dp.addresses.push({ dev: "cni0", cidr: `10.244.${n}.1/24` });
-    if (options.hostV6) dp.addresses.push({ dev: "cni0", cidr: `fd00:${n}::1/64` });
+    // Without hostV6 the host side has only a link-local IPv6 address, which is not a node address.
+    dp.addresses.push({ dev: "cni0", cidr: options.hostV6 ? `fd00:${n}::1/64` : "fe80::1/64" });
     dp.pods.push({
       key: `p${n}/eth0`,
       containerId: `p${n}`,
