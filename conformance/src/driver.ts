@@ -482,7 +482,7 @@ export function simDataplane(h: Harness, fixturePods: SimPod[]): ModelDataplane 
       const byRef = new Map<string, DpEndpoint>();
       for (const e of [...from, ...to]) byRef.set(keyOf(ref(e)), e);
       // One pass per address family of the listed pods (IPv6 of a dual-stack pod is probed too).
-      const families = [...new Set([...from, ...to].flatMap((e) => (e.kind === "pod" ? e.addresses.map((a) => (a.includes(":") ? 6 : 4)) : [])))].sort();
+      const families = [...new Set([...from, ...to].flatMap((e) => (e.kind === "pod" ? e.addresses.filter((a) => !/^fe[89ab]/i.test(a) && !a.startsWith("169.254.")).map((a) => (a.includes(":") ? 6 : 4)) : [])))].sort();
       const out: ReachFailure[] = [];
       for (const family of families.length > 0 ? families : [undefined]) {
         const report = h.cluster.reachability({ from: from.map(ref), to: to.map(ref), maxFailures: 10_000, ...(family !== undefined ? { family } : {}) });

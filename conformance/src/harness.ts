@@ -568,7 +568,8 @@ export function nodeEndpoint(name: string): Endpoint {
 export function reachProblems(h: Harness, from: Endpoint[], to: Endpoint[], keep?: (a: Endpoint, b: Endpoint) => boolean): string[] {
   if (from.length === 0 || to.length === 0) return [];
   const keys = new Set([...from, ...to].flatMap((e) => (e.kind === "pod" ? [e.key] : [])));
-  const families = [...new Set(h.cluster.pods().filter((p) => keys.has(p.key)).flatMap((p) => p.addresses.map((a) => (a.includes(":") ? 6 : 4))))].sort();
+  const linkLocal = (a: string): boolean => /^fe[89ab]/i.test(a) || a.startsWith("169.254.");
+  const families = [...new Set(h.cluster.pods().filter((p) => keys.has(p.key)).flatMap((p) => p.addresses.filter((a) => !linkLocal(a)).map((a) => (a.includes(":") ? 6 : 4))))].sort();
   const problems: string[] = [];
   for (const family of families.length > 0 ? families : [undefined]) {
     const report = h.cluster.reachability({ from, to, maxFailures: 10_000, ...(family !== undefined ? { family } : {}) });

@@ -329,15 +329,16 @@ function checkFamily(family: unknown): Family | undefined {
 }
 
 /**
- * The endpoint probed in one family: a pod at its addresses of the family; a node at its underlay
- * address of the family, else at the first address of the family its dataplane puts on the host
- * side (a bridge gateway, a tunnel device's address; link-local ones excluded), the address a pod would use to reach that
- * node in that family; an external host only in its own family. A string says why it is skipped.
- * An endpoint that cannot take part at all (`missing`) is kept so that its pairs fail as before.
+ * The endpoint probed in one family: a pod at its addresses of the family (link-local ones left
+ * out); a node at its underlay address of the family, else at the first address of the family its
+ * dataplane puts on the host side (a bridge gateway, a tunnel device's address; never a link-local
+ * one), the address a pod would use to reach that node in that family; an external host only in
+ * its own family. A string says why it is skipped. An endpoint that cannot take part at all
+ * (`missing`) is kept so that its pairs fail as before.
  */
 function narrow(r: REndpoint, family: Family): REndpoint | string {
   if (r.missing !== undefined) return r;
-  const addrs = r.addrs.filter((a) => a.family === family);
+  const addrs = r.addrs.filter((a) => a.family === family && (r.ext !== undefined || !isLinkLocal(a)));
   if (r.node && addrs.length === 0) {
     for (const a of r.node.dp.addresses) {
       const v = ifaceAddr(a.cidr).address;
