@@ -6,7 +6,7 @@
  * it to pass every target, so a target that is red for everyone proves nothing.
  */
 import type { Backend } from "@cnikit/core";
-import type { InvalidConfigCase } from "../../src/types.ts";
+import type { InvalidConfigCase } from "@cnikit/conformance/runner";
 
 export interface BrokenVariant {
   label: string;

@@ -8,8 +8,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { e2eCases } from "@cnikit/netpol";
 import { invalidReferenceConfigs, reference } from "@cnikit/reference";
-import { listChecks, runConformance } from "../src/runner-entry.ts";
-import type { CheckResult, ConformanceReport } from "../src/runner-entry.ts";
+import { listChecks, runConformance } from "@cnikit/conformance/runner";
+import type { CheckResult, ConformanceReport } from "@cnikit/conformance/runner";
 import { REFERENCE_SELF_CHECK_CONFIG, brokenVariants, knownGaps } from "./broken/index.ts";
 import type { BrokenVariant } from "./broken/index.ts";
 
