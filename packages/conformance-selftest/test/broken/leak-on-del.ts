@@ -9,11 +9,42 @@ import { WrappedAgent, wrapBackend } from "./wrap.ts";
 
 const HIDDEN = "leaked-";
 
-export class LeakingAgent extends WrappedAgent {
+/**
+ * An agent that keeps addresses reserved invisibly: `hold` re-holds them under an attachment whose
+ * container id starts with `prefix`, which GC never releases and the reported dataplane leaves out.
+ */
+export class HidingAgent extends WrappedAgent {
+  constructor(
+    inner: NodeAgent,
+    private readonly prefix: string,
+  ) {
+    super(inner);
+  }
+
+  /** Re-holds `addresses` under the hidden container id `prefix + id` (failures ignored). */
+  protected async hold(id: string, ifName: string, addresses: string[]): Promise<void> {
+    await this.inner.attach({ containerId: `${this.prefix}${id}`, ifName, netns: "/leaked", requestedIps: addresses }).catch(() => undefined);
+  }
+
+  override gc(valid: PodRef[]): Promise<void> {
+    const hidden = this.inner
+      .dataplane()
+      .pods.filter((p) => p.containerId.startsWith(this.prefix))
+      .map((p) => ({ containerId: p.containerId, ifName: p.ifName }));
+    return this.inner.gc([...valid, ...hidden]);
+  }
+
+  protected override transform(dp: NodeDataplane): NodeDataplane {
+    if (!dp.pods.some((p) => p.containerId.startsWith(this.prefix))) return dp;
+    return { ...dp, pods: dp.pods.filter((p) => !p.containerId.startsWith(this.prefix)) };
+  }
+}
+
+export class LeakingAgent extends HidingAgent {
   private readonly addresses = new Map<string, string>();
 
   constructor(inner: NodeAgent) {
-    super(inner);
+    super(inner, HIDDEN);
   }
 
   override async attach(pod: PodAttachment): Promise<AttachResult> {
@@ -29,20 +60,7 @@ export class LeakingAgent extends WrappedAgent {
     const addr = this.addresses.get(key);
     if (!addr) return;
     this.addresses.delete(key);
-    await this.inner.attach({ containerId: `${HIDDEN}${ref.containerId}`, ifName: ref.ifName, netns: "/leaked", requestedIps: [addr] }).catch(() => undefined);
-  }
-
-  override gc(valid: PodRef[]): Promise<void> {
-    const hidden = this.inner
-      .dataplane()
-      .pods.filter((p) => p.containerId.startsWith(HIDDEN))
-      .map((p) => ({ containerId: p.containerId, ifName: p.ifName }));
-    return this.inner.gc([...valid, ...hidden]);
-  }
-
-  protected override transform(dp: NodeDataplane): NodeDataplane {
-    if (!dp.pods.some((p) => p.containerId.startsWith(HIDDEN))) return dp;
-    return { ...dp, pods: dp.pods.filter((p) => !p.containerId.startsWith(HIDDEN)) };
+    await this.hold(ref.containerId, ref.ifName, [addr]);
   }
 }
 

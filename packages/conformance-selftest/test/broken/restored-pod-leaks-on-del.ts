@@ -5,20 +5,21 @@
  * by the running agent are released properly.
  */
 import { podKey } from "@cnikit/core";
-import type { AttachResult, Backend, NodeAgent, NodeDataplane, PodAttachment, PodRef } from "@cnikit/core";
+import type { AttachResult, Backend, NodeAgent, PodAttachment, PodRef } from "@cnikit/core";
 import { reference } from "@cnikit/reference";
 import type { ReferenceConfig } from "@cnikit/reference";
-import { WrappedAgent, wrapBackend } from "./wrap.ts";
+import { HidingAgent } from "./leak-on-del.ts";
+import { wrapBackend } from "./wrap.ts";
 
 const HIDDEN = "restored-leak-";
 let hiddenCount = 0;
 
-class RestoredLeakAgent extends WrappedAgent {
+class RestoredLeakAgent extends HidingAgent {
   /** Attachments this incarnation of the agent made (a restart starts with none). */
   private readonly attachedHere = new Set<string>();
 
   constructor(inner: NodeAgent) {
-    super(inner);
+    super(inner, HIDDEN);
   }
 
   override async attach(pod: PodAttachment): Promise<AttachResult> {
@@ -34,20 +35,7 @@ class RestoredLeakAgent extends WrappedAgent {
     this.attachedHere.delete(key);
     if (!restored) return;
     const addresses = restored.addresses.map((a) => a.split("/")[0]!);
-    await this.inner.attach({ containerId: `${HIDDEN}${++hiddenCount}`, ifName: ref.ifName, netns: "/leaked", requestedIps: addresses }).catch(() => undefined);
-  }
-
-  override gc(valid: PodRef[]): Promise<void> {
-    const hidden = this.inner
-      .dataplane()
-      .pods.filter((p) => p.containerId.startsWith(HIDDEN))
-      .map((p) => ({ containerId: p.containerId, ifName: p.ifName }));
-    return this.inner.gc([...valid, ...hidden]);
-  }
-
-  protected override transform(dp: NodeDataplane): NodeDataplane {
-    if (!dp.pods.some((p) => p.containerId.startsWith(HIDDEN))) return dp;
-    return { ...dp, pods: dp.pods.filter((p) => !p.containerId.startsWith(HIDDEN)) };
+    await this.hold(String(++hiddenCount), ref.ifName, addresses);
   }
 }
 
