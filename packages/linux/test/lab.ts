@@ -137,19 +137,24 @@ export async function snapshot(ns: string): Promise<unknown> {
     execIn(ns, ["bridge", "-j", "fdb", "show"]),
     execIn(ns, ["nft", "list", "ruleset"]),
   ]);
+  // IPv6 duplicate address detection changes what the kernel shows of a link-local address with
+  // time (the "tentative" flag, then the address's local route): state nobody here owns, left out
+  // so a snapshot taken before DAD ends equals one taken after it.
   const strip = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(strip);
     if (v && typeof v === "object") {
       const out: Record<string, unknown> = {};
       for (const [k, x] of Object.entries(v)) {
-        if (/timer|_life_time|operstate|flags|ifindex|link_index|^used$|^updated$/.test(k)) continue;
+        if (/timer|_life_time|operstate|flags|ifindex|link_index|^used$|^updated$|^tentative$|^optimistic$|^dadfailed$/.test(k)) continue;
         out[k] = strip(x);
       }
       return out;
     }
     return v;
   };
-  return { links: strip(JSON.parse(links)), routes: strip(JSON.parse(routes)), neigh: JSON.parse(neigh), fdb: strip(JSON.parse(fdb)), nft };
+  const linkLocal = (r: { dst?: unknown }): boolean => typeof r.dst === "string" && /^fe[89ab][0-9a-f]:/i.test(r.dst);
+  const routeList = (JSON.parse(routes) as { dst?: unknown }[]).filter((r) => !linkLocal(r));
+  return { links: strip(JSON.parse(links)), routes: strip(routeList), neigh: JSON.parse(neigh), fdb: strip(JSON.parse(fdb)), nft };
 }
 
 /** `ip -j` of something in a namespace, parsed. */
