@@ -23,7 +23,8 @@ import { departedOf, staleProblems } from "../stale.ts";
 import type { Departed } from "../stale.ts";
 import type { CheckMetrics, CheckOutcome } from "../types.ts";
 
-function clamp(n: number, lo: number, hi: number): number {
+/** `n` kept within [lo, hi] (node counts of a scenario). */
+export function clamp(n: number, lo: number, hi: number): number {
   return Math.max(lo, Math.min(hi, n));
 }
 

@@ -27,11 +27,8 @@ import type { Harness } from "../harness.ts";
 import { departedOf, staleProblems } from "../stale.ts";
 import type { Departed } from "../stale.ts";
 import type { CheckMetrics } from "../types.ts";
-import { healthProblem, populate } from "./dynamics.ts";
+import { clamp, healthProblem, populate } from "./dynamics.ts";
 
-function clamp(n: number, lo: number, hi: number): number {
-  return Math.max(lo, Math.min(hi, n));
-}
 
 /** The bound for recovery after a fault: a crash bound (sessions and leases re-form) plus convergence. */
 function recoveryBound(summary: { convergenceMs: number; crashDetectionMs: number }): number {

@@ -50,17 +50,22 @@ export const dropIpBlockExcept: RuleBend = (rule) => {
   return out;
 };
 
-export const dropEndPort: RuleBend = (rule) => {
-  if (!rule.ports) return rule;
-  return {
-    ...rule,
-    ports: rule.ports.map((p) => {
-      if (p.endPort === undefined) return p;
-      const { endPort: _dropped, ...rest } = p;
-      return rest;
-    }),
+/** A bend that reads every port of a rule without `field` (a parser that never learned it). */
+function portFieldDropped(field: "endPort" | "protocol"): RuleBend {
+  return (rule) => {
+    if (!rule.ports) return rule;
+    return {
+      ...rule,
+      ports: rule.ports.map((p) => {
+        if (p[field] === undefined) return p;
+        const { [field]: _dropped, ...rest } = p;
+        return rest;
+      }),
+    };
   };
-};
+}
+
+export const dropEndPort: RuleBend = portFieldDropped("endPort");
 
 export const selectorsOred: RuleBend = (rule) => {
   const peers = (list: Peer[] | undefined) =>
@@ -88,17 +93,7 @@ export const namedPortsDropped: RuleBend = (rule) => {
   return rest;
 };
 
-export const protocolDropped: RuleBend = (rule) => {
-  if (!rule.ports) return rule;
-  return {
-    ...rule,
-    ports: rule.ports.map((p) => {
-      if (p.protocol === undefined) return p;
-      const { protocol: _dropped, ...rest } = p;
-      return rest;
-    }),
-  };
-};
+export const protocolDropped: RuleBend = portFieldDropped("protocol");
 
 export const policyTypesBoth: SpecBend = (spec) => ({ ...spec, policyTypes: ["Ingress", "Egress"] });
 
