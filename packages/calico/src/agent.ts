@@ -27,6 +27,7 @@ import {
   TryAgainError,
   UnknownContainerError,
   mirrorPrefix,
+  emptyDataplane,
   podKey,
 } from "@cnikit/core";
 import type { AgentContext, AgentStatus, AttachResult, KeyValue, NodeAgent, NodeDataplane, NodeInfo, PodAttachment, PodRef, UnderlayInterface, FilterPolicy } from "@cnikit/core";
@@ -154,7 +155,7 @@ export class CalicoAgent implements NodeAgent {
   constructor(ctx: AgentContext<CalicoConfig>) {
     this.ctx = ctx;
     this.config = ctx.config;
-    this.lastPlan = { node: ctx.node.name, links: [], addresses: [], routes: [], neighbours: [], fdb: [], sysctls: {}, nat: [], filters: [], pods: [] };
+    this.lastPlan = emptyDataplane(ctx.node.name);
   }
 
   /** The BGP speaker (for tests and benchmarks: RIB, session stats). Undefined before start. */

@@ -15,7 +15,7 @@
  * between two transactions leaves a consistent state: at worst an allocated handle whose pod never
  * started, which `gc` releases (the handle names the container, so a retried ADD finds it first).
  */
-import { ConfigError, ConflictError, PoolExhaustedError, Prefix, TryAgainError, AddressInUseError } from "@cnikit/core";
+import { ConfigError, ConflictError, PoolExhaustedError, Prefix, TryAgainError, AddressInUseError, fnv1a32 } from "@cnikit/core";
 import type { Datastore, KeyValue, TxnCompare, TxnOp } from "@cnikit/core";
 import { checkNoOverlap } from "./config.ts";
 import type { IpPool, IpamConfig } from "./config.ts";
@@ -176,16 +176,6 @@ export interface Allocation {
   block: string;
   /** True when the block is affine to another node (the address is borrowed). */
   borrowed: boolean;
-}
-
-/** FNV-1a of a string: Calico seeds the block search order with a hash of the hostname. */
-function hash(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
 }
 
 /**
@@ -350,7 +340,7 @@ export class BlockIpam {
   }
 
   private freeBlock(pools: IpPool[], existing: readonly string[]): { cidr: string } | undefined {
-    const start = hash(this.node);
+    const start = fnv1a32(this.node); // Calico seeds the block search order with a hash of the hostname
     for (const pool of pools) {
       const p = Prefix.parse(pool.cidr);
       const count = Number(p.subnetCount(pool.blockSize));

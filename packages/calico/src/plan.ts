@@ -15,7 +15,7 @@
  *  - natOutgoing: masquerade from natOutgoing pools to destinations outside every pool;
  *  - IPv4 forwarding; NetworkPolicy filters as compiled by the agent.
  */
-import { ENCAP_OVERHEAD, Prefix, canonicalDataplane, podKey } from "@cnikit/core";
+import { ENCAP_OVERHEAD, Prefix, canonicalDataplane, fnv1a32Hex, podKey } from "@cnikit/core";
 import type { FdbEntry, FilterPolicy, Link, NatRule, NeighbourEntry, NodeDataplane, PodInterface, PodPort, RouteEntry, UnderlayInterface, AddressEntry } from "@cnikit/core";
 import type { CalicoConfig, IpPool } from "./config.ts";
 
@@ -77,23 +77,14 @@ export interface PlanInput {
   filters?: FilterPolicy[];
 }
 
-function fnv1a(text: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(16).padStart(8, "0");
-}
-
 /** Host-side veth name: `cali` + 11 hex digits of a hash of the attachment key (≤ 15 bytes). */
 export function hostIfName(ref: { containerId: string; ifName: string }): string {
-  return `cali${fnv1a(podKey(ref))}${fnv1a(`x${podKey(ref)}`).slice(0, 3)}`;
+  return `cali${fnv1a32Hex(podKey(ref))}${fnv1a32Hex(`x${podKey(ref)}`).slice(0, 3)}`;
 }
 
 /** A locally administered MAC derived from a name (stable across restarts). */
 export function macFor(text: string): string {
-  const h = fnv1a(text) + fnv1a(`m${text}`);
+  const h = fnv1a32Hex(text) + fnv1a32Hex(`m${text}`);
   return `ee:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}:${h.slice(6, 8)}:${h.slice(8, 10)}`;
 }
 

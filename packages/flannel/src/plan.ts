@@ -19,7 +19,7 @@
  * a route to the whole Network via the gateway (flannel's CNI delegate config), MTU from the backend.
  * ipMasq: masquerade from Network to anything outside Network and outside multicast.
  */
-import { ENCAP_OVERHEAD, Prefix, parseAddress, podKey } from "@cnikit/core";
+import { ENCAP_OVERHEAD, Prefix, emptyDataplane, fnv1a32, fnv1a32Hex, parseAddress, podKey } from "@cnikit/core";
 import type {
   AddressEntry,
   FdbEntry,
@@ -136,23 +136,13 @@ export function podMtu(config: FlannelConfig, node: NodeInfo): number {
   return mtus.length === 0 ? DEFAULT_UNDERLAY_MTU - ENCAP_OVERHEAD.vxlan : Math.min(...mtus);
 }
 
-/** FNV-1a 32-bit over a string. */
-export function fnv1a(text: string, seed = 0x811c9dc5): number {
-  let h = seed >>> 0;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
-}
-
 /**
  * A VTEP MAC derived from the node name (locally administered, unicast): the same name always
  * gives the same MAC, so even a node whose local state was wiped comes back with it.
  */
 export function deriveVtepMac(nodeName: string, family: Family): string {
-  const a = fnv1a(`flannel-vtep/${family}/${nodeName}`);
-  const b = fnv1a(`${nodeName}/${family}/flannel-vtep`, a);
+  const a = fnv1a32(`flannel-vtep/${family}/${nodeName}`);
+  const b = fnv1a32(`${nodeName}/${family}/flannel-vtep`, a);
   const bytes = [((a >>> 24) & 0xfe) | 0x02, (a >>> 16) & 0xff, (a >>> 8) & 0xff, a & 0xff, (b >>> 8) & 0xff, b & 0xff];
   return bytes.map((x) => x.toString(16).padStart(2, "0")).join(":");
 }
@@ -166,13 +156,13 @@ export function macForAddress(address: string): string {
       .map((o) => Number(o).toString(16).padStart(2, "0"))
       .join(":")}`;
   }
-  const h = fnv1a(p.network);
+  const h = fnv1a32(p.network);
   return `0a:58:${[h >>> 24, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff].map((x) => x.toString(16).padStart(2, "0")).join(":")}`;
 }
 
 /** Host-side veth name of an attachment: `veth` + 8 hex digits of a hash of its key (≤ 15 bytes). */
 export function hostIfName(ref: { containerId: string; ifName: string }): string {
-  return `veth${fnv1a(podKey(ref)).toString(16).padStart(8, "0")}`;
+  return `veth${fnv1a32Hex(podKey(ref))}`;
 }
 
 /** The gateway (first host) of a node subnet. */
@@ -524,7 +514,7 @@ function byKey<T>(a: Keyed<T>, b: Keyed<T>): number {
  */
 export function planWithDiagnostics(input: PlanInput, cache?: PlanCache): PlanResult {
   const { config, node, lease } = input;
-  const dp: NodeDataplane = { node: node.name, links: [], addresses: [], routes: [], neighbours: [], fdb: [], sysctls: {}, nat: [], filters: [], pods: [] };
+  const dp: NodeDataplane = emptyDataplane(node.name);
   if (lease === undefined || (lease.subnet === undefined && lease.ipv6Subnet === undefined)) {
     return { dataplane: dp, skipped: [] };
   }

@@ -3,15 +3,10 @@
  * concatenated JSON values `ip -j -batch` prints (interval arithmetic for nft sets is in core).
  */
 
-/** FNV-1a 32-bit over a string, as 8 hex digits. Stable across processes and versions. */
-export function hash32(text: string, seed = 0x811c9dc5): string {
-  let h = seed >>> 0;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(16).padStart(8, "0");
-}
+import { fnv1a32Hex } from "@cnikit/core";
+
+/** FNV-1a 32-bit over a string, as 8 hex digits (core's `fnv1a32Hex`). Stable across processes and versions. */
+export const hash32 = fnv1a32Hex;
 
 /**
  * A locally administered unicast MAC derived from `text` (`02:` + 5 bytes of hashes): the same

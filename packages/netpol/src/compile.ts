@@ -10,7 +10,7 @@
  * has the port (the port number may differ per destination). All rules accept; an isolated pod's
  * policy ends in `drop`; a pod not isolated in a direction gets no FilterPolicy for it.
  */
-import { Prefix, parseAddress, type FilterPolicy, type FilterRule, type Family, type PeerMatch, type PortRange, type Protocol } from "@cnikit/core";
+import { Prefix, fnv1a32Hex, parseAddress, type FilterPolicy, type FilterRule, type Family, type PeerMatch, type PortRange, type Protocol } from "@cnikit/core";
 import { NAMESPACE_NAME_LABEL } from "./parse.ts";
 import type { ClusterNamespace, ClusterPod, NetworkPolicy, PolicyModel, PolicyPeer, PolicyPort, PolicyProtocol, PolicyRule } from "./types.ts";
 import { selectorMatches } from "./validate.ts";
@@ -39,12 +39,7 @@ export function podKeyOf(pod: ClusterPod): string {
 /** The host-side interface of a pod (`pod.hostIf`, default `np` + 8 hex digits of a hash of its key). */
 export function hostIfOf(pod: ClusterPod): string {
   if (pod.hostIf !== undefined) return pod.hostIf;
-  let h = 0x811c9dc5;
-  for (const ch of podKeyOf(pod)) {
-    h ^= ch.charCodeAt(0);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return `np${h.toString(16).padStart(8, "0")}`;
+  return `np${fnv1a32Hex(podKeyOf(pod))}`;
 }
 
 /** `namespace/name` of a policy (its identity, and the sort key that numbers it). */

@@ -3,7 +3,7 @@
  * prefixes as inclusive [base, last] ranges, and a flat interval map that answers longest-prefix
  * lookups by binary search and splits sorted address runs where the winning prefix changes.
  */
-import { ConfigError, Prefix, formatAddress, parseAddress, type Family } from "@cnikit/core";
+import { ConfigError, Prefix, fnv1a32, formatAddress, parseAddress, type Family } from "@cnikit/core";
 
 const COMPONENT = "sim";
 
@@ -232,13 +232,9 @@ export class IntervalMap<T> {
 
 /** Stable, locally administered fake MAC derived from a name (for links whose MAC is not given). */
 export function fakeMac(seed: string): string {
-  let h1 = 0x811c9dc5;
-  let h2 = 0x01000193;
-  for (let i = 0; i < seed.length; i++) {
-    const c = seed.charCodeAt(i);
-    h1 = Math.imul(h1 ^ c, 0x01000193) >>> 0;
-    h2 = Math.imul(h2 ^ c, 0x5bd1e995) >>> 0;
-  }
+  // Two independent hashes: FNV-1a, and the same walk from another basis with another multiplier.
+  const h1 = fnv1a32(seed);
+  const h2 = fnv1a32(seed, 0x01000193, 0x5bd1e995);
   const bytes = [0x02, h1 & 0xff, (h1 >>> 8) & 0xff, (h1 >>> 16) & 0xff, h2 & 0xff, (h2 >>> 8) & 0xff];
   return bytes.map((b) => b.toString(16).padStart(2, "0")).join(":");
 }
