@@ -26,6 +26,27 @@
  *    (maxPods per node, from the node's underlay subnet); pods are routed on the underlay itself:
  *    the plan holds per-pod host routes and proxy ARP, and no encapsulation at all.
  *
+ * Contract v2 — what a gossip mesh and a cloud control plane need beside the store:
+ *
+ *  - Membership (`ctx.members`, `Membership`): the cluster's nodes as the cluster's node registry
+ *    knows them (Kubernetes Node objects; in cnikit mirrored under `KUBE_PREFIX.nodes`), with a
+ *    change subscription whose events arrive on the provider's clock. A store-less mesh dials its
+ *    peers from it; a backend with a datastore may still ignore it. A crashed node stays a member
+ *    (Kubernetes keeps the Node object until the node controller or an operator deletes it); a clean
+ *    leave or a deletion removes it. Core's `MemoryMembership`, `scopedMembership` and
+ *    `watchStoreMembership` (membership.ts) are the one implementation every provider uses.
+ *  - Cluster-level controller (`Backend.createController`, optional): run once per cluster (by the
+ *    simulator, the conformance harness, the lab and the `cnikit-controller` process) for control
+ *    planes outside the nodes, e.g. a VNet allocator. It gets `ControllerContext`: the store,
+ *    membership, and a `FabricPort` through which it programs the underlay fabric as a cloud SDN
+ *    does: routes on the "VNet" (destination prefix → node) and secondary addresses on a node's
+ *    underlay interface. Nodes see the secondary addresses the fabric gave them through membership
+ *    (`UnderlayInterface.secondaryAddresses` of their own member record), never through a side
+ *    channel; fabric routes are not visible to nodes (a VNet's route table is the cloud's).
+ *  - `summarize(config, cluster)`: promises may depend on the topology (an Azure-like backend's pod
+ *    ranges are the node subnets). What the suite must decide before any cluster exists (the
+ *    topology to build) comes from `topologyNeeds(config)`, which depends on the config alone.
+ *
  * NetworkPolicy: a backend that claims `capabilities.networkPolicy` watches the Kubernetes objects
  * the cluster mirrors into `ctx.store` under `KUBE_PREFIX` (kube.ts): namespaces
  * (`/cnikit/kube/namespaces/<name>`, with their labels) and networking.k8s.io/v1 NetworkPolicies
@@ -50,6 +71,12 @@ export interface UnderlayInterface {
   gateway?: string;
   /** Link MTU (default 1500). */
   mtu?: number;
+  /**
+   * Further addresses of the node on this interface's subnet, given by the fabric (a cloud's
+   * secondary IP configurations, `FabricPort.addSecondaryAddress`): the node answers on them (ARP
+   * and local delivery) as on `address`. Plain addresses, canonical, sorted; absent = none.
+   */
+  secondaryAddresses?: string[];
 }
 
 export interface NodeInfo {
@@ -93,6 +120,148 @@ export interface AgentContext<C> {
   log: Logger;
   /** Deterministic randomness (seeded in tests and the simulator). Returns [0, 1). */
   random: () => number;
+  /**
+   * The cluster's nodes (this one included) and their changes: whom a store-less backend dials.
+   * Complete when the agent is created (providers hand it over after their first listing).
+   */
+  members: Membership;
+}
+
+/**
+ * What changed in the membership. `joined`: a node not known before; `updated`: a known node's
+ * record changed (labels, annotations, underlay, secondary addresses); `left`: the node was
+ * removed (a clean leave or a deletion; never a mere crash), with its last record.
+ */
+export type MembershipEvent =
+  | { type: "joined"; node: NodeInfo }
+  | { type: "updated"; node: NodeInfo; previous: NodeInfo }
+  | { type: "left"; node: NodeInfo };
+
+/**
+ * The cluster's nodes as the node registry knows them (Kubernetes Node objects). A crashed node
+ * stays a member until it is deleted; liveness is the backend's own business (heartbeats, leases).
+ */
+export interface Membership {
+  /** The current members, sorted by name. Cheap and synchronous; never throws. Do not mutate. */
+  list(): NodeInfo[];
+  /** One member by name, or undefined. Cheap and synchronous; never throws. */
+  get(name: string): NodeInfo | undefined;
+  /**
+   * Calls `listener` once per change, in order, on the provider's clock (a timer of 0 ms: in the
+   * simulator, in virtual time, never synchronously inside the call that made the change). By the
+   * time an event arrives `list()` already reflects it (and maybe later changes too): treat events
+   * as "look again at this node". A listener that throws does not stop the others. Returns an
+   * unsubscribe function (idempotent).
+   */
+  onChange(listener: (event: MembershipEvent) => void): () => void;
+}
+
+/** A route on the fabric (the "VNet" route table): packets to `dst` are carried to `node`. */
+export interface FabricRoute {
+  /** Destination prefix, canonical CIDR (e.g. `10.244.3.0/24`). */
+  dst: string;
+  /** The node the fabric delivers `dst` to (at its underlay address of `dst`'s family). */
+  node: string;
+}
+
+/** A secondary address of a node's underlay interface (a cloud's secondary IP configuration). */
+export interface FabricAddress {
+  node: string;
+  /** Plain address inside the subnet of one of the node's underlay interfaces. */
+  address: string;
+}
+
+/**
+ * The underlay fabric as a cloud SDN exposes it to a cluster-level controller. Every method is
+ * idempotent and may be called concurrently; writes take effect for every node's traffic at once
+ * (the simulator's routers, the lab's router namespace, a cloud's route table).
+ */
+export interface FabricPort {
+  /**
+   * Routes `dst` to `node`; a route for the same `dst` to another node is replaced. Throws
+   * `ConfigError` naming `dst` (not a CIDR) or `node` (not a member, or no underlay address of the
+   * family), `TryAgainError` (11) when the fabric could not be reached (nothing changed).
+   */
+  setRoute(route: FabricRoute): Promise<void>;
+  /** Removes the route for `dst` (a CIDR); absent already is fine. Throws like `setRoute`. */
+  deleteRoute(dst: string): Promise<void>;
+  /** The fabric's routes, sorted by `dst`. */
+  routes(): Promise<FabricRoute[]>;
+  /**
+   * Gives `node` the secondary address (the node then answers on it, and sees it in its member
+   * record's `UnderlayInterface.secondaryAddresses`). Throws `ConfigError` naming `address` when it
+   * lies outside every underlay subnet of the node or is another node's (primary or secondary).
+   */
+  addSecondaryAddress(a: FabricAddress): Promise<void>;
+  /** Takes a secondary address back; absent already is fine. */
+  removeSecondaryAddress(a: FabricAddress): Promise<void>;
+  /** The secondary addresses given out, sorted by node then address. */
+  secondaryAddresses(): Promise<FabricAddress[]>;
+}
+
+export interface ControllerContext<C> {
+  /** The parsed configuration (`Backend.parseConfig`'s output). */
+  config: C;
+  /** Cluster-wide shared state, the same the agents use. */
+  store: Datastore;
+  /** The cluster's nodes and their changes (see `Membership`). */
+  members: Membership;
+  /** The underlay fabric this controller programs. */
+  fabric: FabricPort;
+  clock: Clock;
+  log: Logger;
+  /** Deterministic randomness (seeded in tests and the simulator). Returns [0, 1). */
+  random: () => number;
+}
+
+export interface ControllerStatus {
+  /** True when the controller has reconciled at least once and keeps up. */
+  ready: boolean;
+  /** Why not ready, in words a person can act on. */
+  reason?: string;
+}
+
+/** The cluster-level part of a backend: one per cluster, outside the nodes. */
+export interface ClusterController {
+  /**
+   * Starts reconciling (watch membership and store, program the fabric). Resolves after the first
+   * reconcile, so the nodes' agents that start afterwards find what it prepared. Not re-entrant:
+   * call once. Throws `ConfigError` for a config it cannot serve, `TryAgainError` (11) when the
+   * store or fabric stayed unavailable.
+   */
+  start(): Promise<void>;
+  /**
+   * Stops timers and watches. Leaves what it programmed in place (a restarted controller takes it
+   * over). Idempotent; never throws for "already stopped".
+   */
+  stop(): Promise<void>;
+  /** Cheap and synchronous; never throws. */
+  status(): ControllerStatus;
+}
+
+/** An underlay subnet of the cluster. */
+export interface ClusterSubnet {
+  /** Canonical CIDR, e.g. `198.51.100.0/24`. */
+  cidr: string;
+  /** A name for reports (the simulator's subnet name, a cloud's subnet id), if any. */
+  name?: string;
+}
+
+/**
+ * The topology `summarize` may depend on: the underlay subnets nodes sit on and the nodes known
+ * when asked. The suite asks before the first node joins (`nodes` is then empty): promises must
+ * hold for every set of nodes on these subnets.
+ */
+export interface ClusterTopology {
+  /** Subnets that host (or will host) nodes. */
+  subnets: ClusterSubnet[];
+  nodes: NodeInfo[];
+}
+
+/** What a config needs of the underlay before any cluster exists (decided from the config alone). */
+export interface TopologyNeeds {
+  /** Every node on one L2 subnet (host-gw: next hops are peers' underlay addresses). */
+  singleSubnet: boolean;
 }
 
 /** What the runtime asks for on CNI ADD. */
@@ -236,8 +405,9 @@ export interface NetworkSummary {
   /** Virtual time within which a crashed node (no goodbye) is detected and its routes withdrawn. */
   crashDetectionMs: number;
   /**
-   * Whether the backend needs every node on one underlay L2 subnet (host-gw). The suite then
-   * builds single-subnet topologies for it.
+   * Deprecated: say it with `Backend.topologyNeeds(config)`, which the suite can ask before a
+   * cluster (and so before `summarize(config, cluster)`) exists. Read only by
+   * `topologyNeedsOf` for backends without `topologyNeeds`.
    */
   requiresSingleSubnet?: boolean;
 }
@@ -251,10 +421,36 @@ export interface Backend<C = unknown> {
    * throws `ConfigError` (code 7) naming the field path and the rule, before anything is allocated.
    */
   parseConfig(input: unknown): C;
-  /** What the parsed config promises (ranges, NAT, convergence bounds). Pure. */
-  summarize(config: C): NetworkSummary;
+  /**
+   * What the parsed config promises (ranges, NAT, convergence bounds) on `cluster`. Pure. Callers
+   * that know the cluster pass it (the suite, the lab and tools always do); absent means "any
+   * cluster": a backend whose promises depend on the topology then returns what holds for every
+   * cluster its config allows, or throws `ConfigError` naming `cluster`. Backends that do not
+   * depend on the topology declare one parameter.
+   */
+  summarize(config: C, cluster?: ClusterTopology): NetworkSummary;
+  /**
+   * What the config needs of the underlay, from the config alone (the suite picks the topology
+   * with it before any cluster exists). Pure. Absent: see `topologyNeedsOf`.
+   */
+  topologyNeeds?(config: C): TopologyNeeds;
   /** Creates the agent of one node. Does no I/O: `start()` does. */
   createAgent(ctx: AgentContext<C>): NodeAgent;
+  /**
+   * Creates the cluster-level controller (absent: the backend has none). Run once per cluster,
+   * started before the nodes' agents. Does no I/O: `start()` does.
+   */
+  createController?(ctx: ControllerContext<C>): ClusterController;
+}
+
+/**
+ * A config's topology needs: `backend.topologyNeeds(config)`, else (a backend written before it)
+ * the deprecated `requiresSingleSubnet` of its summary for a cluster with no nodes. Pure; throws
+ * what those throw.
+ */
+export function topologyNeedsOf<C>(backend: Backend<C>, config: C): TopologyNeeds {
+  if (backend.topologyNeeds) return backend.topologyNeeds(config);
+  return { singleSubnet: backend.summarize(config, { subnets: [], nodes: [] }).requiresSingleSubnet === true };
 }
 
 /** Identity helper that keeps the config type parameter: `export const x = defineBackend({...})`. */

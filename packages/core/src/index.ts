@@ -16,3 +16,5 @@ export * from "./random.ts";
 export * from "./store/mirror.ts";
 export * from "./peers/tcp.ts";
 export * from "./ip/intervals.ts";
+export * from "./membership.ts";
+export * from "./fabric.ts";

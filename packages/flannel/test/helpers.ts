@@ -1,7 +1,7 @@
 // Shared test helpers: drive a VirtualClock until a promise settles, a seeded PRNG, a store wrapper
 // that lets a test intercept calls.
 import { seededRandom } from "@cnikit/core";
-import { MemoryDatastore, VirtualClock, flushAsync, memoryLogger, silentLogger } from "@cnikit/core";
+import { MemoryDatastore, MemoryMembership, VirtualClock, flushAsync, memoryLogger, silentLogger } from "@cnikit/core";
 import type { AgentContext, Datastore, Logger, NodeInfo, PutOptions, WatchEvent, WatchOptions } from "@cnikit/core";
 import type { FlannelConfig } from "../src/index.ts";
 
@@ -92,6 +92,7 @@ export function agentContext(options: {
     clock: options.clock,
     log: options.log ?? silentLogger,
     random: options.random ?? seededRandom(1),
+    members: new MemoryMembership({ clock: options.clock, nodes: [options.node] }),
   };
 }
 

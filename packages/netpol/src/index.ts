@@ -40,3 +40,19 @@ export {
   type NftUpdate,
 } from "./nft.ts";
 export { KubePolicyView } from "./view.ts";
+export { compileNodeFilters, emptyPolicySnapshot, namespacesFor, type NodeFiltersInput, type PolicySnapshot } from "./policy-snapshot.ts";
+export {
+  containerPortsOf,
+  decodeDirectoryPod,
+  directoryPodOf,
+  externalPodDirectory,
+  podDirectoryPrefix,
+  publishedPodDirectory,
+  publishedPodKey,
+  type DirectoryPod,
+  type ExternalPodDirectory,
+  type LocalPolicyPod,
+  type PodDirectory,
+  type PublishedPodDirectory,
+} from "./pod-directory.ts";
+export { POLICY_RESYNC_MS, POLICY_RETRY_MS, PolicyComponent, type PolicyComponentOptions } from "./agent-policy.ts";

@@ -9,11 +9,9 @@
 import { KUBE_PREFIX, mirrorPrefix, parseKubeNamespace } from "@cnikit/core";
 import type { Clock, Datastore, FilterPolicy, KeyValue } from "@cnikit/core";
 import { compileFilters } from "./compile.ts";
-import { parsePolicyObject } from "./parse.ts";
+import { NAMESPACE_NAME_LABEL, parsePolicyObject } from "./parse.ts";
+import { namespacesFor } from "./policy-snapshot.ts";
 import type { ClusterNamespace, ClusterPod, NetworkPolicy } from "./types.ts";
-
-/** The label every namespace carries with its own name (Kubernetes sets it). */
-const NAME_LABEL = "kubernetes.io/metadata.name";
 
 /** Mirrors NetworkPolicies and namespaces; see the module comment. */
 export class KubePolicyView {
@@ -26,6 +24,22 @@ export class KubePolicyView {
   /** Whether any NetworkPolicy is in force (without one, nothing is filtered). */
   hasPolicies(): boolean {
     return this.policies.size > 0;
+  }
+
+  /** The policies in force, sorted by store key (namespace/name). */
+  policyList(): NetworkPolicy[] {
+    return [...this.policies.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, p]) => p);
+  }
+
+  /** The namespaces in the store (with their name label), sorted by name. */
+  namespaceList(): ClusterNamespace[] {
+    return [...this.namespaces.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** Forgets every policy and namespace (before a fresh listing). */
+  clear(): void {
+    this.policies.clear();
+    this.namespaces.clear();
   }
 
   /**
@@ -70,7 +84,7 @@ export class KubePolicyView {
     else {
       try {
         const ns = parseKubeNamespace(key, kv.value);
-        this.namespaces.set(name, { name, labels: { [NAME_LABEL]: name, ...ns.labels } });
+        this.namespaces.set(name, { name, labels: { [NAMESPACE_NAME_LABEL]: name, ...ns.labels } });
       } catch (err) {
         this.warn(`ignoring invalid namespace ${key}`, err);
         this.namespaces.delete(name);
@@ -88,8 +102,7 @@ export class KubePolicyView {
   compile(input: { node: string; pods: ClusterPod[]; nodeAddresses: string[] }): FilterPolicy[] {
     if (this.policies.size === 0) return [];
     const policies = [...this.policies.values()];
-    const names = new Set([...input.pods.map((p) => p.namespace), ...policies.map((p) => p.namespace), ...this.namespaces.keys()]);
-    const namespaces = [...names].sort().map((n) => this.namespaces.get(n) ?? { name: n, labels: { [NAME_LABEL]: n } });
+    const namespaces = namespacesFor({ known: [...this.namespaces.values()], pods: input.pods, policies });
     return compileFilters({ model: { namespaces, pods: input.pods, policies }, node: input.node, nodeAddresses: input.nodeAddresses });
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MemoryDatastore, MemoryNetwork, VirtualClock, silentLogger } from "@cnikit/core";
+import { MemoryDatastore, MemoryMembership, MemoryNetwork, VirtualClock, silentLogger } from "@cnikit/core";
 import type { AgentContext, Datastore, NodeAgent } from "@cnikit/core";
 import { reference, SUBNET_PREFIX, LEASE_TTL_SECONDS } from "../src/index.ts";
 import type { ReferenceConfig } from "../src/index.ts";
@@ -33,6 +33,7 @@ function agent(w: World, name: string, index: number, config: ReferenceConfig = 
     peers: w.network.transport(`${name}-${++transports}`),
     clock: w.clock,
     log: silentLogger,
+    members: new MemoryMembership({ clock: w.clock }),
     random: () => {
       seed = (seed * 16807) % 2147483647;
       return seed / 2147483647;

@@ -3,7 +3,7 @@
 // node's filters exactly as @cnikit/netpol compiles the same cluster view; publications follow
 // DEL and a clean leave. (The conformance suite's policy.matrix walks these filters in the sim.)
 import { describe, expect, it } from "vitest";
-import { MemoryDatastore, VirtualClock, kubeNamespaceKey, kubeNamespaceValue, kubeNetworkPolicyKey, silentLogger } from "@cnikit/core";
+import { MemoryDatastore, MemoryMembership, VirtualClock, kubeNamespaceKey, kubeNamespaceValue, kubeNetworkPolicyKey, silentLogger } from "@cnikit/core";
 import type { AgentContext, NodeAgent } from "@cnikit/core";
 import { compileFilters, parsePolicyObject } from "@cnikit/netpol";
 import type { ClusterPod } from "@cnikit/netpol";
@@ -32,6 +32,7 @@ function setup(): { clock: VirtualClock; store: MemoryDatastore; agents: NodeAge
       peers: undefined as never,
       clock,
       log: silentLogger,
+      members: new MemoryMembership({ clock }),
       random: () => 0.5,
     };
     return reference.createAgent(ctx);

@@ -6,6 +6,7 @@
 import {
   ConfigError,
   MemoryDatastore,
+  MemoryMembership,
   MemoryNetwork,
   NotFoundError,
   VirtualClock,
@@ -14,9 +15,15 @@ import {
   podKey,
   seedFromString,
   seededRandom,
+  scopedMembership,
   silentLogger,
+  withSecondaryAddresses,
   type AgentContext,
   type Backend,
+  type ClusterController,
+  type ClusterTopology,
+  type ControllerStatus,
+  type Membership,
   type Datastore,
   type Logger,
   type NodeAgent,
@@ -25,8 +32,9 @@ import {
   type PodPort,
 } from "@cnikit/core";
 import { SimFabric } from "./fabric.ts";
+import { SimFabricPort } from "./fabric-port.ts";
 import { SandboxClock, SandboxStore, SandboxTransport, type CompactionFault } from "./sandbox.ts";
-import { defaultTopology, type SimTopology } from "./topology.ts";
+import { clusterTopologyOf, defaultTopology, type SimTopology } from "./topology.ts";
 import type { Endpoint, PacketResult, PairOutcome, ReachabilityOptions, ReachabilityReport, SendOptions } from "./types.ts";
 
 const COMPONENT = "sim";
@@ -93,6 +101,8 @@ interface NodeState {
   clock: SandboxClock;
   store: SandboxStore;
   peers: SandboxTransport;
+  /** The agent's view of the membership (closed with the agent: a dead agent hears nothing). */
+  members: { members: Membership; close(): void };
   unsubscribe: () => void;
   generation: number;
   /** 0 for the first node of this name; +1 for each replacement (`replaceNode`). */
@@ -126,6 +136,16 @@ export class SimCluster<C> {
   private readonly podMap = new Map<string, SimPod>();
   private readonly random: () => number;
   private readonly nodeMetadata: NodeMetadata | undefined;
+  /**
+   * The cluster's members (its Node objects). A node joins when it is added and leaves on a clean
+   * removal or `deleteNode`; a crashed node stays a member (Kubernetes keeps the Node object until
+   * the node controller or an operator deletes it).
+   */
+  private readonly memberList: MemoryMembership;
+  /** The fabric port the backend's cluster-level controller programs (routers, node addresses). */
+  readonly fabricPort: SimFabricPort;
+  private controller: ClusterController | undefined;
+  private controllerStart: Promise<void> | undefined;
   /** Compactions armed for nodes that have not started yet (see `armCompaction`). */
   private readonly pendingCompactions = new Map<string, CompactionFault>();
   private nodesAdded = 0;
@@ -144,6 +164,78 @@ export class SimCluster<C> {
     this.network = new MemoryNetwork({ clock: this.clock, seed: this.seed });
     this.random = seededRandom(seedFromString(`cluster|${this.seed}`));
     this.nodeMetadata = options.nodeMetadata;
+    this.memberList = new MemoryMembership({ clock: this.clock });
+    this.fabricPort = new SimFabricPort({
+      members: this.memberList,
+      fabric: this.fabric,
+      onAddresses: (node, addresses) => this.setSecondaryAddresses(node, addresses),
+    });
+  }
+
+  /** The cluster's members (see `Membership` in core; a crashed node stays until `deleteNode`). */
+  get members(): Membership {
+    return this.memberList;
+  }
+
+  /** The topology `summarize(config, cluster)` takes: node subnets and the current members. */
+  clusterTopology(): ClusterTopology {
+    return clusterTopologyOf(this.topology, this.memberList.list());
+  }
+
+  private setSecondaryAddresses(name: string, addresses: string[]): void {
+    const member = this.memberList.get(name);
+    if (!member) return;
+    const info = withSecondaryAddresses(member, addresses);
+    const state = this.states.get(name);
+    if (state && this.fabric.hasNode(name)) {
+      this.fabric.setNode(info);
+      state.node.info = info;
+      state.dirty = true;
+    }
+    this.memberList.set(info);
+  }
+
+  /**
+   * Creates and starts the backend's cluster-level controller once (no-op for a backend without
+   * `createController`): `addNode`, `addNodes` and `replaceNode` call it before any agent starts,
+   * so the controller has reconciled once before the first node joins. A failed start is rethrown
+   * (to every later caller too).
+   */
+  startController(): Promise<void> {
+    this.checkOpen();
+    if (this.controllerStart) return this.controllerStart;
+    const create = this.backend.createController;
+    if (!create) return (this.controllerStart = Promise.resolve());
+    const clock = this.clock;
+    this.controller = create.call(this.backend, {
+      config: this.config,
+      store: this.store,
+      members: this.memberList,
+      fabric: this.fabricPort,
+      clock,
+      log: process.env.CNIKIT_SIM_LOG === "1" ? createLogger({ name: `${this.backend.name}/controller`, level: "debug", clock }) : silentLogger,
+      random: seededRandom(seedFromString(`controller|${this.seed}`)),
+    });
+    this.controllerStart = this.controller.start();
+    return this.controllerStart;
+  }
+
+  /** The controller's status, or undefined when the backend has none (or it was not started yet). */
+  controllerStatus(): ControllerStatus | undefined {
+    return this.controller?.status();
+  }
+
+  /**
+   * Deletes the Node object of a node that crashed (what the node controller or an operator
+   * does): it leaves the membership, and the fabric forgets its secondary addresses and routes.
+   * Throws `ConfigError` for a node still running (remove it first) and `NotFoundError` for one
+   * that is not a member.
+   */
+  deleteNode(name: string): void {
+    if (this.states.has(name)) throw new ConfigError({ component: COMPONENT, field: "name", rule: "must name a node that is down (crashed); remove a running node with removeNode", value: name });
+    if (!this.memberList.get(name)) throw new NotFoundError(`[sim] node ${name} is not a member of the cluster`);
+    this.fabricPort.dropNode(name);
+    this.memberList.remove(name);
   }
 
   /**
@@ -170,7 +262,7 @@ export class SimCluster<C> {
     let n = this.nodesAdded;
     for (;;) {
       const name = `node-${++n}`;
-      if (!this.states.has(name) && !this.fabric.hasNode(name)) return name;
+      if (!this.states.has(name) && !this.fabric.hasNode(name) && !this.memberList.get(name)) return name;
     }
   }
 
@@ -184,6 +276,7 @@ export class SimCluster<C> {
       this.pendingCompactions.delete(info.name);
     }
     const peers = new SandboxTransport(this.network.transport(info.name), this.network);
+    const members = scopedMembership(this.memberList);
     const ctx: AgentContext<C> = {
       config: this.config,
       node: info,
@@ -192,6 +285,7 @@ export class SimCluster<C> {
       peers,
       clock,
       log: this.logger(info.name, clock),
+      members: members.members,
       random: seededRandom(seedFromString(`node|${this.seed}|${info.name}|${generation}${incarnation > 0 ? `|incarnation ${incarnation}` : ""}`)),
     };
     let agent: NodeAgent;
@@ -201,10 +295,11 @@ export class SimCluster<C> {
       clock.kill();
       store.kill();
       peers.kill(false);
+      members.close();
       throw err;
     }
     const node: SimNode = { name: info.name, info, agent, alive: true };
-    const state: NodeState = { node, local, clock, store, peers, unsubscribe: () => {}, generation, incarnation, dirty: true };
+    const state: NodeState = { node, local, clock, store, peers, members, unsubscribe: () => {}, generation, incarnation, dirty: true };
     state.unsubscribe = agent.onDataplaneChange(() => {
       state.dirty = true;
     });
@@ -213,6 +308,7 @@ export class SimCluster<C> {
 
   private kill(state: NodeState, crash: boolean): void {
     state.unsubscribe();
+    state.members.close();
     state.clock.kill();
     state.store.kill();
     state.peers.kill(crash);
@@ -228,6 +324,7 @@ export class SimCluster<C> {
    */
   async addNode(options: AddNodeOptions = {}): Promise<SimNode> {
     this.checkOpen();
+    await this.startController();
     const state = this.prepareNode(options);
     await this.startNode(state);
     return state.node;
@@ -261,6 +358,8 @@ export class SimCluster<C> {
       };
     }
     this.fabric.setNode(info, emptyDataplane(name));
+    const wasMember = this.memberList.get(name) !== undefined;
+    this.memberList.set(info);
     if (!replacing) this.nodesAdded++;
     let state: NodeState;
     try {
@@ -269,6 +368,7 @@ export class SimCluster<C> {
         : this.spawn(info, new MemoryDatastore({ clock: this.clock }), 0);
     } catch (err) {
       this.fabric.removeNode(name);
+      if (!wasMember) this.memberList.remove(name);
       throw err;
     }
     this.states.set(name, state);
@@ -283,6 +383,7 @@ export class SimCluster<C> {
       state.node.alive = false;
       this.states.delete(state.node.name);
       this.fabric.removeNode(state.node.name);
+      this.memberList.remove(state.node.name);
       throw err;
     }
     state.dirty = true;
@@ -296,6 +397,7 @@ export class SimCluster<C> {
   async addNodes(count: number, options: { subnet?: string } = {}): Promise<SimNode[]> {
     this.checkOpen();
     if (!Number.isInteger(count) || count < 0) throw new ConfigError({ component: COMPONENT, field: "count", rule: "must be an integer >= 0", value: count });
+    await this.startController();
     const states: NodeState[] = [];
     for (let i = 0; i < count; i++) states.push(this.prepareNode(options.subnet !== undefined ? { subnet: options.subnet } : {}));
     const results = await Promise.allSettled(states.map((s) => this.startNode(s)));
@@ -325,7 +427,9 @@ export class SimCluster<C> {
    * at once with no goodbye: its timers are cancelled, its store handle rejects every later call
    * (lease keep-alives stop), its peer connections are reset; its dataplane is gone. Pods on the
    * node are removed from the sim either way. The node is removed even when a clean `stop()`
-   * fails; that error is rethrown afterwards. Throws `NotFoundError` for an unknown node.
+   * fails; that error is rethrown afterwards. Membership: a clean removal deletes the node's
+   * member record (and the fabric forgets its secondary addresses and routes); a crashed node
+   * stays a member until `deleteNode`. Throws `NotFoundError` for an unknown node.
    */
   async removeNode(name: string, options: { mode: "clean" | "crash" }): Promise<void> {
     const state = this.state(name);
@@ -343,6 +447,10 @@ export class SimCluster<C> {
     this.states.delete(name);
     this.departed.set(name, state);
     this.fabric.removeNode(name);
+    if (options.mode === "clean") {
+      this.fabricPort.dropNode(name);
+      this.memberList.remove(name);
+    }
     for (const [key, pod] of this.podMap) if (pod.node === name) this.podMap.delete(key);
     if (failure !== undefined) throw failure;
   }
@@ -388,6 +496,7 @@ export class SimCluster<C> {
   async replaceNode(name: string, options: { mode: "clean" | "crash" }): Promise<SimNode> {
     this.checkOpen();
     const old = this.state(name);
+    await this.startController();
     const before = { info: old.node.info, generation: old.generation, incarnation: old.incarnation };
     let failure: unknown;
     try {
@@ -597,6 +706,7 @@ export class SimCluster<C> {
     this.closed = true;
     const states = [...this.states.values()];
     await Promise.allSettled(states.map((s) => s.node.agent.stop()));
+    await this.controller?.stop().catch(() => undefined);
     for (const s of states) {
       this.kill(s, false);
       s.node.alive = false;

@@ -293,6 +293,15 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
     addDev(dev, `node(${info.name}).underlay[${i}].iface`);
     underlayBySubnet.set(sub.name, dev);
     addLocal(a.value, a.family, u.iface);
+    // Secondary addresses (the fabric's): the node answers on them too; the primary stays the source.
+    (u.secondaryAddresses ?? []).forEach((text, k) => {
+      const s2 = addr(text, `node(${info.name}).underlay[${i}].secondaryAddresses[${k}]`);
+      if (s2.family !== a.family || s2.value < sub.range.base || s2.value > sub.range.last) {
+        fail(`node(${info.name}).underlay[${i}].secondaryAddresses[${k}]`, `must lie inside subnet ${sub.name} (${sub.range.text})`, text);
+      }
+      dev.addrs.get(a.family)!.push(s2.value);
+      addLocal(s2.value, s2.family, u.iface);
+    });
     const net = { family: a.family, base: sub.range.base, last: sub.range.last, length: u.prefixLength, text: "" };
     const mask = ((1n << BigInt(bitsOf(a.family))) - 1n) ^ ((1n << BigInt(bitsOf(a.family) - u.prefixLength)) - 1n);
     net.base = a.value & mask;

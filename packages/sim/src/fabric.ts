@@ -8,7 +8,7 @@ import { ConfigError, emptyDataplane, type Family, type NodeDataplane, type Node
 import { addr, fkey, fmt, ifaceAddr } from "./addr.ts";
 import { Interner, compileNode, type CNode } from "./compile.ts";
 import { analyse, describeId, endpointId, misdeliveryReason, type REndpoint } from "./reachability.ts";
-import { compileTopology, defaultTopology, type CompiledTopology, type SimTopology } from "./topology.ts";
+import { compileTopology, defaultTopology, withFabricRoutes, type CompiledTopology, type FabricRouteEntry, type SimTopology } from "./topology.ts";
 import type { Endpoint, PacketResult, PairOutcome, ReachabilityOptions, ReachabilityReport, SendOptions } from "./types.ts";
 import { Walker, fillReason, type DstCtx, type Leaf, type Pkt } from "./walk.ts";
 import { World } from "./world.ts";
@@ -36,6 +36,7 @@ export class SimFabric {
   private readonly entries = new Map<string, NodeEntry>();
   private readonly interner = new Interner();
   private world: World | undefined;
+  private fabricRoutes: FabricRouteEntry[] = [];
 
   /** Throws `ConfigError` naming the topology field when the topology is invalid. */
   constructor(topology: SimTopology = defaultTopology()) {
@@ -56,8 +57,8 @@ export class SimFabric {
     const sub = this.topo.subnets.get(subnet);
     if (!sub) throw new ConfigError({ component: COMPONENT, field: "subnet", rule: `must name a subnet of the topology (${[...this.topo.subnets.keys()].join(", ")})`, value: subnet });
     const used = new Set<bigint>();
-    for (const e of this.entries.values()) for (const u of e.info.underlay) {
-      const a = addr(u.address);
+    for (const e of this.entries.values()) for (const u of e.info.underlay) for (const text of [u.address, ...(u.secondaryAddresses ?? [])]) {
+      const a = addr(text);
       used.add(fkey(a.family, a.value));
     }
     for (const t of extraUsed) {
@@ -90,7 +91,7 @@ export class SimFabric {
     if (a.value === sub.range.base || (a.family === 4 && a.value === sub.range.last)) throw new ConfigError({ component: COMPONENT, field: "address", rule: `must not be the network or broadcast address of ${sub.range.text}`, value: address });
     const canonical = fmt(a.value, a.family);
     for (const [name, e] of this.entries) {
-      if (e.info.underlay.some((u) => u.address === canonical)) throw new ConfigError({ component: COMPONENT, field: "address", rule: `is already used by node ${name}`, value: address });
+      if (e.info.underlay.some((u) => u.address === canonical || (u.secondaryAddresses ?? []).includes(canonical))) throw new ConfigError({ component: COMPONENT, field: "address", rule: `is already used by node ${name}`, value: address });
     }
     return { subnet: sub.name, address: canonical, prefixLength: sub.range.length, ...(sub.gateway !== undefined ? { gateway: fmt(sub.gateway, sub.range.family) } : {}), mtu: sub.mtu };
   }
@@ -155,6 +156,23 @@ export class SimFabric {
     if (this.entries.delete(name)) this.world = undefined;
   }
 
+  /**
+   * Replaces the fabric's routes (the "VNet" route table, programmed by a cluster-level controller
+   * through the fabric port): every router carries `dst` to the node at underlay address `via`
+   * (see `withFabricRoutes`). Throws `ConfigError` naming `fabric.routes[i]` for a bad entry (the
+   * previous routes stay).
+   */
+  setFabricRoutes(routes: readonly FabricRouteEntry[]): void {
+    withFabricRoutes(this.topo, routes);
+    this.fabricRoutes = routes.map((r) => ({ ...r }));
+    this.world = undefined;
+  }
+
+  /** The fabric routes in force (see `setFabricRoutes`). */
+  routes(): FabricRouteEntry[] {
+    return this.fabricRoutes.map((r) => ({ ...r }));
+  }
+
   hasNode(name: string): boolean {
     return this.entries.has(name);
   }
@@ -190,7 +208,7 @@ export class SimFabric {
     if (!this.world) {
       const nodes = new Map<string, CNode>();
       for (const [name, e] of this.entries) nodes.set(name, e.compiled!);
-      this.world = new World(this.topo, nodes);
+      this.world = new World(withFabricRoutes(this.topo, this.fabricRoutes), nodes);
     }
     return this.world;
   }

@@ -2,7 +2,7 @@
  * The simulated underlay: L2 subnets joined by routers, plus external hosts. Validated and compiled
  * once (routers get routes to every subnet by BFS over routers, plus their static routes).
  */
-import { ConfigError, type Family } from "@cnikit/core";
+import { ConfigError, type ClusterTopology, type Family, type NodeInfo } from "@cnikit/core";
 import { IntervalMap, addr, fkey, fmt, range, type Range } from "./addr.ts";
 
 const COMPONENT = "sim";
@@ -98,6 +98,8 @@ export interface CRouter {
   /** Family-tagged keys of the router's addresses. */
   addrs: Set<bigint>;
   table: Map<Family, IntervalMap<CRouterRoute>>;
+  /** The entries `table` was built from (so fabric routes can be added: `withFabricRoutes`). */
+  entries: Map<Family, { range: Range; value: CRouterRoute }[]>;
 }
 
 export interface CExternal {
@@ -162,7 +164,7 @@ export function compileTopology(topology: SimTopology): CompiledTopology {
     if (typeof r.name !== "string" || r.name === "") fail(`${field}.name`, "must be a non-empty string", r.name);
     if (routers.has(r.name)) fail(`${field}.name`, "must be unique among routers", r.name);
     if (!Array.isArray(r.interfaces) || r.interfaces.length === 0) fail(`${field}.interfaces`, "must list at least one interface");
-    const router: CRouter = { name: r.name, ifaces: new Map(), addrs: new Set(), table: new Map() };
+    const router: CRouter = { name: r.name, ifaces: new Map(), addrs: new Set(), table: new Map(), entries: new Map() };
     r.interfaces.forEach((itf, k) => {
       const f = `${field}.interfaces[${k}]`;
       const sub = subnets.get(itf.subnet);
@@ -263,8 +265,67 @@ export function compileTopology(topology: SimTopology): CompiledTopology {
       })!;
       put({ dst: sr.dst, subnet: sn, via: sr.via, label: `${sr.dst.text} via ${fmt(sr.via, sr.dst.family)} (static)` }, true);
     }
-    for (const [family, m] of entries) router.table.set(family, IntervalMap.build(family, [...m.values()]));
+    for (const [family, m] of entries) {
+      router.entries.set(family, [...m.values()]);
+      router.table.set(family, IntervalMap.build(family, [...m.values()]));
+    }
   }
   const nodeSubnets = [...subnets.values()].filter((s) => ![...s.fixed.values()].some((f) => f.kind === "external")).map((s) => s.name);
   return { source: topology, subnets, subnetList: [...subnets.values()], routers, externals, nodeSubnets: nodeSubnets.length > 0 ? nodeSubnets : [...subnets.keys()] };
+}
+
+/** A fabric route as the routers take it: `dst` is carried to the node at underlay address `via`. */
+export interface FabricRouteEntry {
+  dst: string;
+  node: string;
+  via: string;
+}
+
+/**
+ * `topo` with the fabric's routes in every router's table (the "VNet" route table): a router on
+ * the node's subnet sends `dst` straight to the node's underlay address; the others send it the
+ * way they reach that address. A fabric route overrides a static or connected route of the same
+ * prefix (as a cloud's user-defined route does); longest prefix still wins. Pure; `topo` is not
+ * changed. Throws `ConfigError` naming `fabric.routes[i]` for a bad dst or via.
+ */
+export function withFabricRoutes(topo: CompiledTopology, routes: readonly FabricRouteEntry[]): CompiledTopology {
+  if (routes.length === 0) return topo;
+  const parsed = routes.map((r, i) => ({ r, dst: range(r.dst, `fabric.routes[${i}].dst`), via: addr(r.via, `fabric.routes[${i}].via`) }));
+  const routers = new Map<string, CRouter>();
+  for (const router of topo.routers.values()) {
+    const entries = new Map<Family, Map<string, { range: Range; value: CRouterRoute }>>();
+    for (const [family, list] of router.entries) entries.set(family, new Map(list.map((e) => [e.range.text, e])));
+    for (const { r, dst, via } of parsed) {
+      if (via.family !== dst.family) continue;
+      const toNode = router.table.get(via.family)?.lookup(via.value);
+      if (!toNode) continue;
+      const value: CRouterRoute = {
+        dst,
+        subnet: toNode.subnet,
+        via: toNode.via ?? via.value,
+        label: `${dst.text} via ${fmt(toNode.via ?? via.value, dst.family)} (fabric route to node ${r.node})`,
+      };
+      let m = entries.get(dst.family);
+      if (!m) entries.set(dst.family, (m = new Map()));
+      m.set(dst.text, { range: dst, value });
+    }
+    const table = new Map<Family, IntervalMap<CRouterRoute>>();
+    const kept = new Map<Family, { range: Range; value: CRouterRoute }[]>();
+    for (const [family, m] of entries) {
+      kept.set(family, [...m.values()]);
+      table.set(family, IntervalMap.build(family, [...m.values()]));
+    }
+    routers.set(router.name, { ...router, table, entries: kept });
+  }
+  return { ...topo, routers };
+}
+
+/**
+ * The `ClusterTopology` a backend's `summarize(config, cluster)` is given for a simulated cluster:
+ * the subnets that host nodes (those without external hosts) and the nodes known so far. Throws
+ * `ConfigError` for an invalid topology.
+ */
+export function clusterTopologyOf(topology: SimTopology, nodes: NodeInfo[] = []): ClusterTopology {
+  const c = compileTopology(topology);
+  return { subnets: c.nodeSubnets.map((name) => ({ name, cidr: c.subnets.get(name)!.range.text })), nodes: nodes.map((n) => structuredClone(n)) };
 }
