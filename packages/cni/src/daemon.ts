@@ -32,8 +32,9 @@ import {
   podKey,
   seededRandom,
   silentLogger,
+  watchStoreMembership,
 } from "@cnikit/core";
-import type { AgentContext, Backend, Clock, Datastore, Logger, NodeAgent, NodeDataplane, NodeInfo, PeerTransport, PodRef } from "@cnikit/core";
+import type { AgentContext, Backend, Clock, Datastore, Logger, Membership, NodeAgent, NodeDataplane, NodeInfo, PeerTransport, PodRef } from "@cnikit/core";
 import { ApplyLoop, type AppliedDataplane, type ApplyLoopStats, type DataplaneApplier } from "./applier.ts";
 import {
   aboutText,
@@ -80,6 +81,14 @@ export interface CniDaemonOptions {
   agentWaitMs?: number;
   /** First delay before retrying an agent start that failed with a transient error. Default 1000 ms. */
   startRetryMs?: number;
+  /**
+   * The agent's `ctx.members`. Absent: followed from the Node objects mirrored in `store` under
+   * `KUBE_PREFIX.nodes` (with the fabric's secondary addresses; core's `watchStoreMembership`),
+   * listed before the agent is created and re-listed every `membersResyncMs`.
+   */
+  members?: Membership;
+  /** Re-list period of the store-backed membership (default 300000 ms). */
+  membersResyncMs?: number;
 }
 
 /** The daemon's state, for STATUS and for people. */
@@ -165,6 +174,8 @@ export class CniDaemon {
   private readonly stages: CniDaemonStats["stages"] = {};
   private stopping = false;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private membersPromise: Promise<Membership> | undefined;
+  private readonly membersAbort = new AbortController();
 
   /**
    * Validates the backend config (`ConfigError` 7 naming the field, from the backend's parser).
@@ -237,26 +248,44 @@ export class CniDaemon {
     return new Promise<void>((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
+  /** The agent's membership: the given one, or one followed from the store (see `members`). */
+  private membership(): Promise<Membership> {
+    if (this.options.members) return Promise.resolve(this.options.members);
+    this.membersPromise ??= watchStoreMembership({
+      store: this.options.store,
+      clock: this.clock,
+      signal: this.membersAbort.signal,
+      resyncMs: this.options.membersResyncMs ?? 300_000,
+      onError: (err, key) => this.log.warn(key ? "a mirrored Node object does not parse; left out of the membership" : "the membership watch failed; re-listing", { error: err, ...(key ? { key } : {}) }),
+    }).catch((err: unknown) => {
+      this.membersPromise = undefined;
+      throw err;
+    });
+    return this.membersPromise;
+  }
+
   private async startAgent(): Promise<void> {
     let delay = this.options.startRetryMs ?? 1000;
     for (;;) {
       if (this.stopping) return;
-      const ctx: AgentContext<unknown> = {
-        config: this.config,
-        node: this.options.node,
-        store: this.options.store,
-        local: this.options.local,
-        peers: this.options.peers,
-        clock: this.clock,
-        log: this.log,
-        random: this.options.random ?? seededRandom(Date.now() >>> 0),
-      };
-      const agent = this.options.backend.createAgent(ctx);
-      this.agent = agent;
+      let agent: NodeAgent | undefined;
       try {
+        const ctx: AgentContext<unknown> = {
+          config: this.config,
+          node: this.options.node,
+          store: this.options.store,
+          local: this.options.local,
+          peers: this.options.peers,
+          clock: this.clock,
+          log: this.log,
+          members: await this.membership(),
+          random: this.options.random ?? seededRandom(Date.now() >>> 0),
+        };
+        agent = this.options.backend.createAgent(ctx);
+        this.agent = agent;
         await agent.start();
       } catch (err) {
-        await agent.stop().catch(() => undefined);
+        await agent?.stop().catch(() => undefined);
         if (err instanceof TryAgainError && !this.stopping) {
           this.startError = err;
           this.log.warn("the agent could not start yet; retrying", { error: err, retryInMs: delay });
@@ -399,7 +428,7 @@ export class CniDaemon {
     const agent = await this.runningAgent("ADD");
     const pod = podAttachmentOf(req);
     const key = podKey(pod);
-    const existed = agent.dataplane().pods.some((p) => p.key === key);
+    const existed = await this.loop.admitAdd(pod, agent.dataplane());
     let t = performance.now();
     const attached = await agent.attach(pod).catch((err: unknown) => {
       throw err instanceof NotReadyError ? new TryAgainError(err.msg, { cause: err }) : err;
@@ -589,6 +618,7 @@ export class CniDaemon {
   async stop(graceMs = 10_000): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.membersAbort.abort();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     const server = this.server;
     this.server = undefined;
