@@ -103,14 +103,20 @@ function fixture() {
   return { clock, store };
 }
 
+/** Nodes n1 and n2 on one store, with `pods[0]` added on n1 and `pods[1]` on n2, settled. */
+async function twoNodes(pods: { n1?: LocalPolicyPod[]; n2?: LocalPolicyPod[] }) {
+  const { clock, store } = fixture();
+  const n1 = await node({ name: "n1", store, clock });
+  const n2 = await node({ name: "n2", store, clock });
+  for (const pod of pods.n1 ?? []) n1.component.podAdded(pod);
+  for (const pod of pods.n2 ?? []) n2.component.podAdded(pod);
+  await settle(clock);
+  return { clock, store, n1, n2 };
+}
+
 describe("PolicyComponent with the published pod directory", () => {
   it("two nodes' components see each other's pods, with labels, ports and addresses", async () => {
-    const { clock, store } = fixture();
-    const n1 = await node({ name: "n1", store, clock });
-    const n2 = await node({ name: "n2", store, clock });
-    n1.component.podAdded(web);
-    n2.component.podAdded(client);
-    await settle(clock);
+    const { clock, store, n1, n2 } = await twoNodes({ n1: [web], n2: [client] });
 
     expect(remoteNames(n1)).toEqual(["n2:prod/client"]);
     expect(remoteNames(n2)).toEqual(["n1:prod/web"]);
@@ -132,12 +138,7 @@ describe("PolicyComponent with the published pod directory", () => {
   });
 
   it("a policy put changes the compiled filters and notifies; its delete restores no filtering", async () => {
-    const { clock, store } = fixture();
-    const n1 = await node({ name: "n1", store, clock });
-    const n2 = await node({ name: "n2", store, clock });
-    n1.component.podAdded(web);
-    n2.component.podAdded(client);
-    await settle(clock);
+    const { clock, store, n1, n2 } = await twoNodes({ n1: [web], n2: [client] });
     const compile = () => compileNodeFilters({ snapshot: n1.component.snapshot(), local: n1.component.localPods(), nodeAddresses: ["192.0.2.1"] });
     expect(compile()).toEqual([]);
 
@@ -165,12 +166,7 @@ describe("PolicyComponent with the published pod directory", () => {
   });
 
   it("a pod removed on one node disappears from the other's snapshot", async () => {
-    const { clock, store } = fixture();
-    const n1 = await node({ name: "n1", store, clock });
-    const n2 = await node({ name: "n2", store, clock });
-    n1.component.podAdded(web);
-    n1.component.podAdded(client);
-    await settle(clock);
+    const { clock, store, n1, n2 } = await twoNodes({ n1: [web, client] });
     expect(remoteNames(n2)).toEqual(["n1:prod/client", "n1:prod/web"]);
 
     n1.component.podRemoved(web);
@@ -184,11 +180,7 @@ describe("PolicyComponent with the published pod directory", () => {
   });
 
   it("a crashed node's pods vanish with its lease", async () => {
-    const { clock, store } = fixture();
-    const n1 = await node({ name: "n1", store, clock });
-    const n2 = await node({ name: "n2", store, clock });
-    n1.component.podAdded(web);
-    await settle(clock);
+    const { clock, store, n1, n2 } = await twoNodes({ n1: [web] });
     expect(remoteNames(n2)).toEqual(["n1:prod/web"]);
 
     // n2 keeps its lease alive; n1 has crashed and does not. Its pods go when the TTL runs out.
@@ -240,21 +232,20 @@ describe("PolicyComponent with the published pod directory", () => {
     await settle(clock);
     expect(remoteNames(n2)).toEqual([]);
 
-    const lease = await store.grantLease(30);
-    n1.component.setLease(lease);
-    await settle(clock);
-    expect(remoteNames(n2)).toEqual(["n1:prod/web"]);
-    expect((await store.get(`${PREFIX}n1/c-web/eth0`))?.lease).toBe(lease);
-
+    const regrant = async (): Promise<LeaseId> => {
+      const lease = await store.grantLease(30);
+      n1.component.setLease(lease);
+      await settle(clock);
+      expect(remoteNames(n2)).toEqual(["n1:prod/web"]);
+      expect((await store.get(`${PREFIX}n1/c-web/eth0`))?.lease).toBe(lease);
+      return lease;
+    };
+    const lease = await regrant();
     // The lease is lost (revoked): the record goes; a new lease brings it back.
     await store.revokeLease(lease);
     await settle(clock);
     expect(remoteNames(n2)).toEqual([]);
-    const next = await store.grantLease(30);
-    n1.component.setLease(next);
-    await settle(clock);
-    expect(remoteNames(n2)).toEqual(["n1:prod/web"]);
-    expect((await store.get(`${PREFIX}n1/c-web/eth0`))?.lease).toBe(next);
+    await regrant();
   });
 
   it("a restarted node deletes its records of pods it no longer has and re-publishes the rest", async () => {
