@@ -200,7 +200,7 @@ describe("watchStoreMembership + StoreFabricPort", () => {
 });
 
 describe("topologyNeedsOf", () => {
-  const base = { name: "x", capabilities: { networkPolicy: false, encryption: false, encapsulations: [], families: [4] }, parseConfig: (c: unknown) => c, createAgent: () => undefined as never } as const;
+  const base: Omit<Backend<unknown>, "summarize"> = { name: "x", capabilities: { networkPolicy: false, encryption: false, encapsulations: [], families: [4] }, parseConfig: (c: unknown) => c, createAgent: () => undefined as never };
   const summary = { podRanges: ["10.0.0.0/8"], natOutgoing: false, encapsulations: [], convergenceMs: 1, crashDetectionMs: 1 };
 
   it("asks topologyNeeds when there is one, else the deprecated summary field for a cluster with no nodes", () => {
