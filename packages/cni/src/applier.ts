@@ -4,7 +4,8 @@
  * coalesces: however many ADDs, DELs and agent changes ask for an apply while one runs, the next
  * apply renders the newest dataplane once for all of them.
  */
-import type { Logger, NodeDataplane, PodInterface } from "@cnikit/core";
+import { CniCode, CniError, podKey } from "@cnikit/core";
+import type { Logger, NodeDataplane, PodAttachment, PodInterface } from "@cnikit/core";
 
 /**
  * What an apply may report back (@cnikit/linux's `ApplyReport` has this shape): pods that could
@@ -106,6 +107,7 @@ export class ApplyLoop {
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private retryDelay: number;
   private last: NodeDataplane | undefined;
+  private lastOutcome: ApplyOutcome = {};
   private error: unknown;
   private readonly counters: ApplyLoopStats = { applies: 0, failures: 0, requests: 0 };
 
@@ -121,6 +123,52 @@ export class ApplyLoop {
   /** The error of the last apply when it failed (cleared by the next success). */
   get lastError(): unknown {
     return this.error;
+  }
+
+  /**
+   * Whether the last successful apply put `key`'s interfaces in place (in its dataplane and not
+   * reported failed). Before this loop's first apply (a restarted daemon) it asks for one first;
+   * a failing apply counts as "not in place".
+   */
+  async made(key: string): Promise<boolean> {
+    let last = this.last;
+    let outcome = this.lastOutcome;
+    if (last === undefined) {
+      const applied = await this.request().catch(() => undefined);
+      if (applied === undefined) return false;
+      last = applied.dataplane;
+      outcome = applied.outcome;
+    }
+    return last.pods.some((p) => p.key === key) && !(outcome.failedPods ?? []).some((f) => f.key === key);
+  }
+
+  /**
+   * The plugin's rule for an ADD of an attachment the agent may already hold (SPEC §2 ADD: "If an
+   * interface of the requested name already exists in the container, the CNI plugin MUST return
+   * with an error"; cni.md §8 items 26 and 55). `desired` is the agent's dataplane now. Returns
+   * whether the agent already holds `pod` (a failed ADD then must not undo it). Throws, leaving
+   * every reservation and interface untouched, `CniError` 108 (`AttachmentExists`) when:
+   *  - the agent holds the attachment for another network namespace (the first netns is never
+   *    handed back as `sandbox`), or
+   *  - it holds it for this netns and an apply already made its interface.
+   * An attachment held but never made — a runtime retrying an ADD whose reply was lost before the
+   * interface was made (its apply failed, or the daemon restarted before applying) — is let
+   * through: the agent's `attach` is idempotent (same address, no second one) and the apply makes
+   * the interface, so the retry finishes what the first ADD started.
+   */
+  async admitAdd(pod: PodAttachment, desired: NodeDataplane): Promise<boolean> {
+    const key = podKey(pod);
+    const held = desired.pods.find((p) => p.key === key);
+    if (held === undefined) return false;
+    const again = "DEL the attachment before adding it again";
+    if (held.netns !== undefined && held.netns !== pod.netns) {
+      throw new CniError(CniCode.AttachmentExists, `[cnikitd] ADD ${key}: the attachment already exists in network namespace ${held.netns}, not ${pod.netns}: ${again}`, { details: key });
+    }
+    if (await this.made(key)) {
+      const addresses = held.addresses.length > 0 ? ` with ${held.addresses.join(", ")}` : "";
+      throw new CniError(CniCode.AttachmentExists, `[cnikitd] ADD ${key}: interface ${pod.ifName} already exists in the container ${pod.netns}${addresses}: ${again}`, { details: key });
+    }
+    return true;
   }
 
   /** Counters (a copy). */
@@ -168,6 +216,7 @@ export class ApplyLoop {
           const dp = this.options.source();
           const outcome = outcomeOf(await this.options.applier.apply(dp));
           this.last = dp;
+          this.lastOutcome = outcome;
           this.error = undefined;
           this.retryDelay = this.options.retryMs ?? 1000;
           if (this.retryTimer) clearTimeout(this.retryTimer);

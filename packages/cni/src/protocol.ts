@@ -13,9 +13,18 @@
  *  4. the config's `cniVersion` against the command (1, or 6 when it cannot be parsed);
  *  5. the command itself (4 `unknown CNI_COMMAND: <cmd>`).
  *
- * Choices where upstream and the spec differ (DESIGN.md has the list): CNI_PATH is not required
- * (cnikit-cni delegates to nobody); VERSION answers our own highest version; error JSON carries
- * `cniVersion`; errors get specific codes instead of 999.
+ * Required variables follow the spec (SPEC §2), not skel: CNI_PATH is required by GC only (the
+ * spec lists it as GC's one parameter besides CNI_COMMAND), so GC without it fails with 4 naming
+ * CNI_PATH; ADD, DEL, CHECK and STATUS accept a missing CNI_PATH (skel requires it for all but
+ * VERSION; cnikit-cni delegates to nobody).
+ *
+ * A `prevResult` must be in the config's result version, as libcni's `ParsePrevResult` and every
+ * reference plugin require: its `cniVersion` (absent = the config's) must be one the config's
+ * result type covers (1.0.0/1.1.0; 0.3.0/0.3.1/0.4.0; 0.1.0/0.2.0), else `VersionError` (1) naming
+ * `prevResult.cniVersion` — the runtime converts results between versions, never the plugin.
+ *
+ * Other choices where upstream and the spec differ (DESIGN.md has the list): VERSION answers our
+ * own highest version; error JSON carries `cniVersion`; errors get specific codes instead of 999.
  */
 import {
   CniError,
@@ -54,11 +63,15 @@ export type CniCommand = (typeof CniCommand)[keyof typeof CniCommand];
 /** The environment variables the plugin reads, in skel's order. */
 export const CNI_ENV_VARS = ["CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH"] as const;
 
-/** Which commands require which variable (CNI_COMMAND is required by all). CNI_PATH: see the module comment. */
+/**
+ * Which commands require which variable (CNI_COMMAND is required by all), as SPEC §2 lists them:
+ * GC requires CNI_PATH; STATUS requires nothing else. See the module comment.
+ */
 const REQUIRED: Record<string, readonly string[]> = {
   CNI_CONTAINERID: ["ADD", "CHECK", "DEL"],
   CNI_NETNS: ["ADD", "CHECK"],
   CNI_IFNAME: ["ADD", "CHECK", "DEL"],
+  CNI_PATH: ["GC"],
 };
 
 /** The result families a converted result can take. */
@@ -128,10 +141,11 @@ export function validateNetworkName(name: string): void {
 }
 
 /**
- * Step 1: reads the CNI_* variables in skel's order. An empty variable counts as missing. A present
- * CNI_CONTAINERID or CNI_IFNAME that the command needs is validated at once (first bad one throws);
- * missing required variables are collected and thrown together as `EnvError` (4)
- * `required env variables [A,B] missing`. CNI_COMMAND is always required. Pure.
+ * Step 1: reads the CNI_* variables in skel's order. An empty variable counts as missing (a
+ * CNI_PATH of only `:` too). A present CNI_CONTAINERID or CNI_IFNAME that the command needs is
+ * validated at once (first bad one throws); missing required variables (`REQUIRED`: CNI_PATH for
+ * GC) are collected and thrown together as `EnvError` (4) `required env variables [A,B] missing`.
+ * CNI_COMMAND is always required. Pure.
  */
 export function parseEnvironment(env: CniEnv): CniEnvironment {
   const command = env["CNI_COMMAND"] ?? "";
@@ -155,6 +169,7 @@ export function parseEnvironment(env: CniEnv): CniEnvironment {
   if (args !== "") out.args = args;
   const path = env["CNI_PATH"] ?? "";
   out.path = path.split(":").filter((p) => p !== "");
+  if (out.path.length === 0 && REQUIRED["CNI_PATH"]!.includes(command)) missing.push("CNI_PATH");
   if (missing.length > 0) throw new EnvError(`required env variables [${missing.join(",")}] missing`);
   return out;
 }
@@ -575,14 +590,43 @@ function parseRoutes(v: unknown, field: string): CniRoute[] {
   });
 }
 
+/** The versions one result type covers (libcni's types020 / types040 / types100 `supportedVersions`). */
+export function resultVersionsOf(version: string): readonly CniVersion[] {
+  if (version === "0.1.0" || version === "0.2.0") return ["0.1.0", "0.2.0"];
+  if (version === "1.0.0" || version === "1.1.0") return ["1.0.0", "1.1.0"];
+  return ["0.3.0", "0.3.1", "0.4.0"];
+}
+
+/**
+ * A prevResult's `cniVersion` against the config's `version` (libcni's `ParsePrevResult`, which
+ * every reference plugin calls): absent or empty means the config's; not a string → `DecodeError`
+ * (6); a version the config's result type does not cover → `VersionError` (1)
+ * `could not parse prevResult: result type supports [...] but unmarshalled CNIVersion is "<v>"`
+ * (upstream's wording), details naming `prevResult.cniVersion`. Pure.
+ */
+export function checkPrevResultVersion(given: unknown, version: string): void {
+  if (given === undefined || given === null || given === "") return;
+  if (typeof given !== "string") throw prevError("cniVersion", "must be a string", given);
+  const covered = resultVersionsOf(version);
+  if (!(covered as readonly string[]).includes(given)) {
+    throw new VersionError(
+      `could not parse prevResult: result type supports ${goQuoteList(covered)} but unmarshalled CNIVersion is ${JSON.stringify(given)}`,
+      `prevResult.cniVersion: the config is ${version}; the runtime must convert the previous plugin's result to the config's version`,
+    );
+  }
+}
+
 /**
  * Parses a `prevResult` given in the shape of `version` (the config's version, as libcni's
  * `ParsePrevResult` does) into the internal result. A prevResult of the other result family (`ip4`
- * / `ip6` in a 0.3.0+ config, `ips` in a 0.1.0 / 0.2.0 one) is refused. Throws `DecodeError` (6)
- * naming the field for anything malformed; `version` must be supported (checked earlier). Pure.
+ * / `ip6` in a 0.3.0+ config, `ips` in a 0.1.0 / 0.2.0 one) is refused, and so is one labelled
+ * with a version of another result type (`checkPrevResultVersion`: `VersionError` 1). Throws
+ * `DecodeError` (6) naming the field for anything malformed; `version` must be supported (checked
+ * earlier). Pure.
  */
 export function parsePrevResult(raw: unknown, version: string): CniResult {
   if (!isObject(raw)) throw prevError("(root)", "must be an object", raw);
+  checkPrevResultVersion(raw["cniVersion"], version);
   const legacy = version === "0.1.0" || version === "0.2.0";
   const out: CniResult = { interfaces: [], ips: [], routes: [] };
   if (raw["dns"] !== undefined && raw["dns"] !== null) {
@@ -695,10 +739,10 @@ export type CniInvocation = { command: "VERSION" } | { command: "ABOUT" } | CniR
  * Validates one invocation in skel's order (see the module comment) and returns what it asks for:
  * `ABOUT` when CNI_COMMAND is missing or empty (print `aboutText()` on stderr, exit 0), `VERSION`
  * (stdin unread), or a `CniRequest`. Command specifics checked here: CNI_ARGS parsed for ADD, DEL
- * and CHECK (4); CHECK needs `prevResult` (`ConfigError` 7) and it must parse (6); ADD's
- * prevResult must parse (6); DEL's prevResult is parsed when well formed and ignored otherwise
- * (DEL must succeed); GC needs `cni.dev/valid-attachments` (7; `null` = none valid) with
- * `containerID` and `ifname` strings. Throws the `CniError` of the first rule broken. Pure.
+ * and CHECK (4); CHECK needs `prevResult` (`ConfigError` 7) and it must parse (6) in the config's
+ * result version (1 otherwise); ADD's prevResult likewise; DEL's prevResult is parsed when well
+ * formed and ignored otherwise (DEL must succeed); GC needs CNI_PATH (4) and
+ * `cni.dev/valid-attachments` (7; `null` = none valid) with `containerID` and `ifname` strings. Throws the `CniError` of the first rule broken. Pure.
  */
 export function parseInvocation(env: CniEnv, stdin: StdinInput): CniInvocation {
   if ((env["CNI_COMMAND"] ?? "") === "") return { command: "ABOUT" };

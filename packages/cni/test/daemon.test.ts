@@ -83,15 +83,68 @@ describe("CniDaemon ADD", () => {
     expect(pod?.netns).toBe("/var/run/netns/c1");
   });
 
-  it("item 26 / section B: a second ADD of the same (containerId, ifName) hands out no second address", async () => {
+  it("item 26: ADD onto an ifname that already exists in the container fails with 108, leaving the reservation and the interface untouched", async () => {
     const d = await daemon();
     const first = await call(d, env("ADD", "c1"));
+    const applied = d.applier.last!.pods.find((p) => p.key === "c1/eth0");
+    const applies = d.applier.applied.length;
     const second = await call(d, env("ADD", "c1"));
-    expect(second.exitCode).toBe(0);
-    expect(addressOf(second.json)).toBe(addressOf(first.json));
+    expect(second.exitCode).toBe(1);
+    expect(second.json).toMatchObject({ cniVersion: "1.0.0", code: 108, msg: expect.stringContaining("interface eth0 already exists in the container /var/run/netns/c1"), details: "c1/eth0" });
+    expect(second.json!["msg"]).toContain(addressOf(first.json));
     expect(await reserved(d)).toEqual(["c1/eth0"]);
-    const other = await call(d, env("ADD", "c1", { CNI_IFNAME: "net1" }));
-    expect(addressOf(other.json)).not.toBe(addressOf(first.json));
+    expect(d.daemon.nodeAgent!.dataplane().pods.find((p) => p.key === "c1/eth0")).toEqual(applied);
+    // Nothing re-applied or removed: the refusal happens before the agent is asked.
+    expect(d.applier.applied.length).toBe(applies);
+    expect((await call(d, env("CHECK", "c1"), netconf({ prevResult: first.json }))).exitCode).toBe(0);
+  });
+
+  it("item 26: a second ADD with another CNI_NETNS fails with 108 naming both namespaces and never returns the first as sandbox", async () => {
+    const d = await daemon();
+    await call(d, env("ADD", "c1"));
+    const other = await call(d, env("ADD", "c1", { CNI_NETNS: "/var/run/netns/elsewhere" }));
+    expect(other.exitCode).toBe(1);
+    expect(other.json).toMatchObject({ code: 108, msg: expect.stringContaining("already exists in network namespace /var/run/netns/c1, not /var/run/netns/elsewhere") });
+    expect(other.json).not.toHaveProperty("interfaces");
+    expect(await reserved(d)).toEqual(["c1/eth0"]);
+    expect(d.applier.last!.pods.find((p) => p.key === "c1/eth0")?.netns).toBe("/var/run/netns/c1");
+    // After DEL the attachment can be made in the new namespace.
+    expect((await call(d, env("DEL", "c1"))).exitCode).toBe(0);
+    const fresh = await call(d, env("ADD", "c1", { CNI_NETNS: "/var/run/netns/elsewhere" }));
+    expect((fresh.json!["interfaces"] as { name: string; sandbox?: string }[]).find((i) => i.name === "eth0")?.sandbox).toBe("/var/run/netns/elsewhere");
+  });
+
+  it("item 55: a duplicate (containerId, ifName) ADD fails, also two at once; another ifName or container id gets a new address", async () => {
+    const d = await daemon();
+    const first = await call(d, env("ADD", "c1"));
+    expect((await call(d, env("ADD", "c1"))).json?.["code"]).toBe(108);
+    const both = await Promise.all([call(d, env("ADD", "c2")), call(d, env("ADD", "c2"))]);
+    expect(both.map((r) => r.exitCode).sort()).toEqual([0, 1]);
+    expect(both.find((r) => r.exitCode === 1)!.json?.["code"]).toBe(108);
+    const c2 = both.find((r) => r.exitCode === 0)!;
+    const net1 = await call(d, env("ADD", "c1", { CNI_IFNAME: "net1" }));
+    const c3 = await call(d, env("ADD", "c3"));
+    const addresses = [first, c2, net1, c3].map((r) => addressOf(r.json));
+    expect(new Set(addresses).size).toBe(4);
+    expect((await reserved(d)).sort()).toEqual(["c1/eth0", "c1/net1", "c2/eth0", "c3/eth0"]);
+  });
+
+  it("items 26, 55: a retried ADD whose first reply was lost before the interface was made finishes it with the same address; then a further ADD fails", async () => {
+    const d = await daemon();
+    d.applier.failAll = true;
+    // The agent holds c1 but no apply has made its interface (what a lost reply leaves behind).
+    const held = await d.daemon.nodeAgent!.attach({ containerId: "c1", ifName: "eth0", netns: "/var/run/netns/c1" });
+    const failing = await call(d, env("ADD", "c1"));
+    expect(failing.json).toMatchObject({ code: 999, msg: expect.stringContaining("fake renderer") });
+    expect(await reserved(d)).toEqual(["c1/eth0"]);
+    // No await between the flip and the ADD's admission: the loop's background retry (a timer)
+    // cannot make the interface first.
+    d.applier.failAll = false;
+    const retried = await call(d, env("ADD", "c1"));
+    expect(retried.exitCode).toBe(0);
+    expect(addressOf(retried.json)).toBe(held.ips[0]!.address);
+    expect(await reserved(d)).toEqual(["c1/eth0"]);
+    expect((await call(d, env("ADD", "c1"))).json?.["code"]).toBe(108);
   });
 
   it("item 27: a failed ADD (renderer fails) leaves nothing reserved or applied, and says why", async () => {
@@ -127,13 +180,14 @@ describe("CniDaemon ADD", () => {
     expect(ifaces.find((i) => i.name === hostIf)?.mac).toBe("ee:ee:ee:00:00:01");
   });
 
-  it("item 27: a failed re-ADD of a pod that exists keeps the pod", async () => {
+  it("item 27: a refused re-ADD of a pod that exists keeps the pod, even while applying fails", async () => {
     const d = await daemon();
     await call(d, env("ADD", "c1"));
     d.applier.failAll = true;
     const r = await call(d, env("ADD", "c1"));
-    expect(r.exitCode).toBe(1);
+    expect(r.json?.["code"]).toBe(108);
     expect(await reserved(d)).toEqual(["c1/eth0"]);
+    expect(d.daemon.nodeAgent!.dataplane().pods.map((p) => p.key)).toEqual(["c1/eth0"]);
   });
 
   it("section B: a requested address (CNI_ARGS IP) is handed out; a taken one fails with 101 and reserves nothing", async () => {
@@ -306,14 +360,14 @@ describe("CniDaemon STATUS and GC", () => {
   it("item 36: GC frees exactly the attachments not listed, and takes an empty or null list", async () => {
     const d = await daemon();
     for (const cid of ["a", "b", "c"]) await call(d, env("ADD", cid));
-    const gc = await call(d, { CNI_COMMAND: "GC" }, v11({ "cni.dev/valid-attachments": [{ containerID: "a", ifname: "eth0" }, { containerID: "c", ifname: "eth0" }] }));
+    const gc = await call(d, { CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" }, v11({ "cni.dev/valid-attachments": [{ containerID: "a", ifname: "eth0" }, { containerID: "c", ifname: "eth0" }] }));
     expect(gc).toMatchObject({ exitCode: 0, stdout: "" });
     expect(await reserved(d)).toEqual(["a/eth0", "c/eth0"]);
     expect(d.applier.last!.pods.map((p) => p.key).sort()).toEqual(["a/eth0", "c/eth0"]);
-    expect((await call(d, { CNI_COMMAND: "GC" }, v11({ "cni.dev/valid-attachments": null }))).exitCode).toBe(0);
+    expect((await call(d, { CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" }, v11({ "cni.dev/valid-attachments": null }))).exitCode).toBe(0);
     expect(await reserved(d)).toEqual([]);
     await call(d, env("ADD", "d"));
-    expect((await call(d, { CNI_COMMAND: "GC" }, v11({ "cni.dev/valid-attachments": [] }))).exitCode).toBe(0);
+    expect((await call(d, { CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" }, v11({ "cni.dev/valid-attachments": [] }))).exitCode).toBe(0);
     expect(await reserved(d)).toEqual([]);
   });
 
@@ -322,7 +376,7 @@ describe("CniDaemon STATUS and GC", () => {
     d.applier.delayMs = 40;
     const adds = ["x", "y"].map((cid) => call(d, env("ADD", cid)));
     await new Promise((r) => setTimeout(r, 5));
-    const gc = call(d, { CNI_COMMAND: "GC" }, v11({ "cni.dev/valid-attachments": [{ containerID: "x", ifname: "eth0" }] }));
+    const gc = call(d, { CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" }, v11({ "cni.dev/valid-attachments": [{ containerID: "x", ifname: "eth0" }] }));
     const late = (async () => {
       await new Promise((r) => setTimeout(r, 5));
       return call(d, env("ADD", "z"));
@@ -353,8 +407,11 @@ describe("CniDaemon lifecycle", () => {
     const applier = new FakeApplier();
     const second = await daemon({ store: first.store, local: first.local, applier });
     expect(applier.last!.pods.map((p) => p.key)).toEqual(["c1/eth0"]);
+    expect((await call(second, env("CHECK", "c1"), netconf({ prevResult: add.json }))).exitCode).toBe(0);
+    // Its interface exists again, so a second ADD is refused (item 26), the pod kept.
     const again = await call(second, env("ADD", "c1"));
-    expect(addressOf(again.json)).toBe(addressOf(add.json));
+    expect(again.json).toMatchObject({ code: 108, msg: expect.stringContaining(addressOf(add.json)) });
+    expect(await reserved(second)).toEqual(["c1/eth0"]);
   });
 
   it("a bad backend config is refused by the constructor, naming the field", async () => {

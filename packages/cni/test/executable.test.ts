@@ -76,6 +76,8 @@ describe.each(SHIMS)("cnikit-cni (%s) against a daemon on a socket", (shimName, 
     ["item 21: CHECK at 0.3.1", cniEnv("CHECK"), netconf({ cniVersion: "0.3.1", prevResult: {} }), 1, "config version does not allow CHECK"],
     ["item 31: CHECK without prevResult", cniEnv("CHECK"), netconf(), 7, "prevResult"],
     ["item 61: unknown CNI_ARGS", cniEnv("ADD", "c1", { CNI_ARGS: "FOO=1" }), netconf(), 4, 'ARGS: unknown args ["FOO=1"]'],
+    ["item 12: GC without CNI_PATH", { CNI_COMMAND: "GC" }, netconf({ cniVersion: "1.1.0", "cni.dev/valid-attachments": [] }), 4, "required env variables [CNI_PATH] missing"],
+    ["item 39: a 0.4.0 prevResult in a 1.0.0 config", cniEnv("ADD", "c1"), netconf({ prevResult: { cniVersion: "0.4.0", ips: [{ version: "4", address: "10.9.0.2/24" }] } }), 1, 'could not parse prevResult: result type supports ["1.0.0" "1.1.0"] but unmarshalled CNIVersion is "0.4.0"'],
   ])("items 1-3: %s fails with the spec's error JSON on stdout and exit 1", async (_label, env, stdin, code, msg) => {
     const r = await plugin(env, stdin);
     expect(r.code).toBe(1);
@@ -111,7 +113,7 @@ describe.each(SHIMS)("cnikit-cni (%s) against a daemon on a socket", (shimName, 
     expect((reuse.json!["ips"] as { address: string }[])[0]!.address).toBe(`${address}/24`);
   });
 
-  it("item 27: a failed ADD exits 1 and leaves nothing reserved; a second ADD hands out no second address", async () => {
+  it("items 27, 26: a failed ADD exits 1 and leaves nothing reserved; a second ADD exits 1 with 108 and hands out no second address", async () => {
     d.applier.failFor.add("fails");
     const r = await plugin(cniEnv("ADD", "fails"));
     d.applier.failFor.clear();
@@ -119,8 +121,11 @@ describe.each(SHIMS)("cnikit-cni (%s) against a daemon on a socket", (shimName, 
     expect(r.json).toMatchObject({ code: 999, msg: expect.stringContaining("fake renderer") });
     expect((await d.local.get("/flannel/ipam/pods/fails/eth0"))).toBeUndefined();
     const first = await plugin(cniEnv("ADD", "twice"));
+    expect(first.code).toBe(0);
     const second = await plugin(cniEnv("ADD", "twice"));
-    expect(second.json!["ips"]).toEqual(first.json!["ips"]);
+    expect(second.code).toBe(1);
+    expect(second.json).toMatchObject({ code: 108, msg: expect.stringContaining("interface eth0 already exists") });
+    expect((await d.local.list("/flannel/ipam/pods/twice/")).items.map((kv) => kv.key)).toEqual(["/flannel/ipam/pods/twice/eth0"]);
   });
 
   it("items 32, 33: CHECK passes silently after ADD and fails with 106 when the interface is broken", async () => {
@@ -247,8 +252,11 @@ describe("cnikitd executable", () => {
     expect(down.json!["code"]).toBe(11);
     const second = start(file);
     await ready(socket, second.stderr);
+    // The pod is still there: CHECK with its result passes, a second ADD is refused (item 26).
+    const check = await runPlugin({ ...cniEnv("CHECK", "pod1"), CNIKITD_SOCKET: socket }, netconf({ prevResult: add.json }));
+    expect(check.code, check.stdout).toBe(0);
     const again = await runPlugin({ ...cniEnv("ADD", "pod1"), CNIKITD_SOCKET: socket }, netconf());
-    expect(again.json!["ips"]).toEqual(add.json!["ips"]);
+    expect(again.json).toMatchObject({ code: 108, msg: expect.stringContaining((add.json!["ips"] as { address: string }[])[0]!.address) });
     second.child.kill("SIGTERM");
     expect(await second.exited).toBe(0);
   });

@@ -180,11 +180,25 @@ describe("protocol / skel (cni.md §8 items 1-24)", () => {
     expect(failure({ CNI_COMMAND: "DEL" }).msg).toBe("required env variables [CNI_CONTAINERID,CNI_IFNAME] missing");
   });
 
-  it("item 12: GC and STATUS need only CNI_COMMAND (and no CNI_PATH: we delegate to nobody)", () => {
-    const gc = request({ CNI_COMMAND: "GC" }, CONF({ cniVersion: "1.1.0", "cni.dev/valid-attachments": [] }));
+  it("item 12: GC needs only CNI_COMMAND and CNI_PATH (SPEC §2); without CNI_PATH it fails with 4 naming it", () => {
+    const gc = request({ CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" }, CONF({ cniVersion: "1.1.0", "cni.dev/valid-attachments": [] }));
     expect(gc.validAttachments).toEqual([]);
-    expect(request({ CNI_COMMAND: "STATUS" }, CONF({ cniVersion: "1.1.0" })).command).toBe("STATUS");
     expect(parseEnvironment({ CNI_COMMAND: "GC", CNI_PATH: "/a::/b" }).path).toEqual(["/a", "/b"]);
+    for (const env of [{ CNI_COMMAND: "GC" }, { CNI_COMMAND: "GC", CNI_PATH: "" }, { CNI_COMMAND: "GC", CNI_PATH: "::" }]) {
+      const err = failure(env, CONF({ cniVersion: "1.1.0", "cni.dev/valid-attachments": [] }));
+      expect(err).toBeInstanceOf(EnvError);
+      expect(err.code).toBe(4);
+      expect(err.msg).toBe("required env variables [CNI_PATH] missing");
+    }
+    // Environment before stdin (skel's order): a missing CNI_PATH is reported even with a bad config.
+    expect(failure({ CNI_COMMAND: "GC" }, "not json").msg).toBe("required env variables [CNI_PATH] missing");
+  });
+
+  it("item 12: STATUS needs only CNI_COMMAND; ADD, DEL and CHECK accept a missing CNI_PATH (cnikit-cni delegates to nobody)", () => {
+    expect(request({ CNI_COMMAND: "STATUS" }, CONF({ cniVersion: "1.1.0" })).command).toBe("STATUS");
+    for (const cmd of ["ADD", "DEL", "CHECK"]) {
+      expect(request({ ...ENV(cmd), CNI_PATH: undefined }, CONF({ prevResult: {} })).command).toBe(cmd);
+    }
   });
 
   it.each([
@@ -202,7 +216,7 @@ describe("protocol / skel (cni.md §8 items 1-24)", () => {
 
   it("item 13: a bad id fails before missing variables are reported, and only for commands that need it", () => {
     expect(failure({ CNI_COMMAND: "ADD", CNI_CONTAINERID: "-x" }).msg).toBe("invalid characters in containerID");
-    expect(request({ CNI_COMMAND: "GC", CNI_CONTAINERID: "-x" }, CONF({ cniVersion: "1.1.0", "cni.dev/valid-attachments": null })).command).toBe("GC");
+    expect(request({ CNI_COMMAND: "GC", CNI_CONTAINERID: "-x", CNI_PATH: "/opt/cni/bin" }, CONF({ cniVersion: "1.1.0", "cni.dev/valid-attachments": null })).command).toBe("GC");
   });
 
   it.each([
@@ -294,7 +308,7 @@ describe("protocol / skel (cni.md §8 items 1-24)", () => {
     ["STATUS", "1.0.0"],
     ["STATUS", "0.3.1"],
   ])("item 22: %s at %s fails with 1", (cmd, v) => {
-    const err = failure({ CNI_COMMAND: cmd }, CONF({ cniVersion: v, "cni.dev/valid-attachments": [] }));
+    const err = failure({ CNI_COMMAND: cmd, CNI_PATH: "/opt/cni/bin" }, CONF({ cniVersion: v, "cni.dev/valid-attachments": [] }));
     expect(err.code).toBe(1);
     expect(err.msg).toBe(`config version does not allow ${cmd}`);
   });
@@ -395,7 +409,7 @@ describe("protocol / operations (cni.md §8 items 30, 31, 36, 61)", () => {
     ["null", null, []],
     ["a list", [{ containerID: "a", ifname: "eth0" }, { containerID: "b", ifname: "net1" }], [{ containerId: "a", ifName: "eth0" }, { containerId: "b", ifName: "net1" }]],
   ])("item 36: GC takes %s of valid attachments", (_label, list, expected) => {
-    const r = request({ CNI_COMMAND: "GC" }, CONF({ cniVersion: "1.1.0", "cni.dev/valid-attachments": list, "cni.dev/attachments": [] }));
+    const r = request({ CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" }, CONF({ cniVersion: "1.1.0", "cni.dev/valid-attachments": list, "cni.dev/attachments": [] }));
     expect(r.validAttachments).toEqual(expected);
   });
 
@@ -404,7 +418,7 @@ describe("protocol / operations (cni.md §8 items 30, 31, 36, 61)", () => {
     ["not a list", { "cni.dev/valid-attachments": {} }, "cni.dev/valid-attachments"],
     ["an entry without ifname", { "cni.dev/valid-attachments": [{ containerID: "a" }] }, "cni.dev/valid-attachments[0]"],
   ])("item 36: GC with valid attachments %s fails with 7 naming the field", (_label, extra, field) => {
-    const err = failure({ CNI_COMMAND: "GC" }, CONF({ cniVersion: "1.1.0", ...extra }));
+    const err = failure({ CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" }, CONF({ cniVersion: "1.1.0", ...extra }));
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).field).toBe(field);
   });
@@ -524,6 +538,46 @@ describe("protocol / prevResult and chaining", () => {
       expect(err).toBeInstanceOf(DecodeError);
       expect((err as DecodeError).details).toBe(`prevResult.${field}`);
     }
+  });
+
+  it.each([
+    ["0.4.0 inside a 1.0.0 config", "1.0.0", "0.4.0", '["1.0.0" "1.1.0"]'],
+    ["1.0.0 inside a 0.4.0 config", "0.4.0", "1.0.0", '["0.3.0" "0.3.1" "0.4.0"]'],
+    ["0.2.0 inside a 1.1.0 config", "1.1.0", "0.2.0", '["1.0.0" "1.1.0"]'],
+    ["0.4.0 inside a 0.2.0 config", "0.2.0", "0.4.0", '["0.1.0" "0.2.0"]'],
+    ["a version nobody knows", "1.0.0", "9.9.9", '["1.0.0" "1.1.0"]'],
+  ])("item 39: ADD and CHECK refuse a prevResult labelled %s with 1, as libcni's ParsePrevResult does", (_label, confVersion, prevVersion, covered) => {
+    const prev = { ...formatResult(RESULT, confVersion), cniVersion: prevVersion };
+    for (const cmd of confVersion === "0.2.0" ? ["ADD"] : ["ADD", "CHECK"]) {
+      const err = failure(ENV(cmd), CONF({ cniVersion: confVersion, prevResult: prev }));
+      expect(err).toBeInstanceOf(VersionError);
+      expect(err.code).toBe(1);
+      expect(err.msg).toBe(`could not parse prevResult: result type supports ${covered} but unmarshalled CNIVersion is "${prevVersion}"`);
+      expect(err.details).toContain("prevResult.cniVersion");
+      expect(errorJson(err, confVersion)).toMatchObject({ cniVersion: confVersion, code: 1 });
+    }
+    // DEL must succeed: the unusable prevResult is ignored.
+    expect(request(ENV("DEL"), CONF({ cniVersion: confVersion, prevResult: prev })).prevResult).toBeUndefined();
+  });
+
+  it.each([
+    ["the config's own version", "1.0.0", "1.0.0"],
+    ["the other version of the same result type (1.0.0 in 1.1.0)", "1.1.0", "1.0.0"],
+    ["0.3.1 in a 0.4.0 config", "0.4.0", "0.3.1"],
+    ["no version at all (libcni injects the config's)", "1.0.0", undefined],
+    ["an empty version", "0.4.0", ""],
+  ])("item 39: a prevResult labelled with %s is accepted", (_label, confVersion, prevVersion) => {
+    const prev: Record<string, unknown> = { ...formatResult(RESULT, confVersion) };
+    if (prevVersion === undefined) delete prev["cniVersion"];
+    else prev["cniVersion"] = prevVersion;
+    const r = request(ENV("ADD"), CONF({ cniVersion: confVersion, prevResult: prev }));
+    expect(r.prevResult?.ips).toHaveLength(2);
+  });
+
+  it("item 39: a prevResult cniVersion that is not a string fails with 6 naming the field", () => {
+    const err = failure(ENV("ADD"), CONF({ prevResult: { ...formatResult(RESULT, "1.0.0"), cniVersion: 1 } }));
+    expect(err).toBeInstanceOf(DecodeError);
+    expect(err.details).toBe("prevResult.cniVersion");
   });
 
   it("mergeResults appends our interfaces and shifts our indexes", () => {

@@ -47,6 +47,8 @@ export const CniCode = {
   CheckFailed: 106,
   /** The component was used after it was stopped or closed. */
   Closed: 107,
+  /** CNI ADD of an attachment that already exists (its interface is in the container): DEL it first. */
+  AttachmentExists: 108,
   /** An invariant of our own broke: a bug. */
   Internal: 999,
 } as const;
