@@ -18,3 +18,4 @@ export * from "./peers/tcp.ts";
 export * from "./ip/intervals.ts";
 export * from "./membership.ts";
 export * from "./fabric.ts";
+export * from "./agent/index.ts";

@@ -1,11 +1,10 @@
 /**
- * A key-range mirror (what Kubernetes calls an informer): list a prefix, then watch it from the
- * listing's revision, and after any watch failure (a dropped stream, a compacted revision, a store
- * that was away) wait, re-list and report the difference, so the caller sees every key's latest
- * state exactly as if nothing had gone wrong. With `resyncMs` it also re-lists on that period, as
- * informers do: a watch that silently lost events (a broken proxy, a missed event) tells nobody,
- * and only a listing repairs it.
+ * `mirrorPrefix`: the agent kit's `Informer` (agent/informer.ts) for callers that only want a
+ * per-key callback — list a prefix, watch it from the listing's revision, re-list after any watch
+ * failure (and every `resyncMs` when given) and report the difference, so the caller sees every
+ * key's latest state exactly as if nothing had gone wrong.
  */
+import { Informer } from "../agent/informer.ts";
 import type { Clock } from "../clock.ts";
 import type { Datastore, KeyValue } from "../datastore.ts";
 
@@ -33,65 +32,16 @@ export interface MirrorPrefixOptions {
  * complete view); rejects if that first listing fails. Afterwards it runs until `signal` aborts,
  * re-listing after failures and calling `apply` for keys that vanished meanwhile.
  */
-export async function mirrorPrefix(options: MirrorPrefixOptions): Promise<void> {
-  const { store, prefix, clock, signal, apply } = options;
-  const retryMs = options.retryMs ?? 1_000;
-  const known = new Set<string>();
-  /** Revision of the newest listing applied: watch events at or below it are already in the view. */
-  let listed = 0;
-  const relist = async (): Promise<number> => {
-    const listing = await store.list(prefix);
-    if (signal.aborted || listing.revision < listed) return listing.revision;
-    listed = listing.revision;
-    const now = new Set(listing.items.map((kv) => kv.key));
-    for (const k of known) if (!now.has(k)) apply(k, undefined);
-    known.clear();
-    for (const kv of listing.items) {
-      known.add(kv.key);
-      apply(kv.key, kv);
-    }
-    return listing.revision;
-  };
-  let from = await relist();
-  if (options.resyncMs !== undefined && options.resyncMs > 0) {
-    let running = false;
-    const timer = clock.setInterval(() => {
-      if (running || signal.aborted) return;
-      running = true;
-      relist()
-        .catch((err: unknown) => {
-          if (!signal.aborted) options.onError?.(err);
-        })
-        .finally(() => (running = false));
-    }, options.resyncMs);
-    signal.addEventListener("abort", () => timer.cancel(), { once: true });
-  }
-  const loop = async (): Promise<void> => {
-    while (!signal.aborted) {
-      try {
-        for await (const ev of store.watch(prefix, { fromRevision: from, signal })) {
-          from = ev.revision;
-          if (ev.revision <= listed) continue;
-          if (ev.type === "put") {
-            known.add(ev.kv.key);
-            apply(ev.kv.key, ev.kv);
-          } else {
-            known.delete(ev.key);
-            apply(ev.key, undefined);
-          }
-        }
-      } catch (err) {
-        if (signal.aborted) return;
-        options.onError?.(err);
-      }
-      if (signal.aborted) return;
-      try {
-        await clock.sleep(retryMs, signal);
-        from = await relist();
-      } catch {
-        if (signal.aborted) return;
-      }
-    }
-  };
-  void loop();
+export function mirrorPrefix(options: MirrorPrefixOptions): Promise<void> {
+  const { apply } = options;
+  return new Informer<KeyValue>({
+    store: options.store,
+    prefix: options.prefix,
+    clock: options.clock,
+    signal: options.signal,
+    onEvent: (ev) => apply(ev.key, ev.type === "delete" ? undefined : ev.kv),
+    ...(options.onError ? { onError: options.onError } : {}),
+    ...(options.retryMs !== undefined ? { retryMs: options.retryMs } : {}),
+    ...(options.resyncMs !== undefined ? { resyncMs: options.resyncMs } : {}),
+  }).start();
 }
