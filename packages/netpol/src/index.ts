@@ -40,7 +40,7 @@ export {
   type NftUpdate,
 } from "./nft.ts";
 export { KubePolicyView } from "./view.ts";
-export { compileNodeFilters, emptyPolicySnapshot, namespacesFor, type NodeFiltersInput, type PolicySnapshot } from "./policy-snapshot.ts";
+export { compileNodeFilters, emptyPolicySnapshot, namespacesFor, planPolicy, type NodeFiltersInput, type PolicySnapshot, type SnapshotPlanPolicy } from "./policy-snapshot.ts";
 export {
   containerPortsOf,
   decodeDirectoryPod,

@@ -7,6 +7,7 @@
  * backend's pure `plan()` takes the snapshot and calls `compileNodeFilters`, so the plan owns all
  * desired state, filters included, and the same snapshot always gives the same filters.
  */
+import { ConfigError } from "@cnikit/core";
 import type { FilterPolicy } from "@cnikit/core";
 import { compileFilters } from "./compile.ts";
 import { NAMESPACE_NAME_LABEL } from "./parse.ts";
@@ -68,4 +69,31 @@ export function compileNodeFilters(input: NodeFiltersInput): FilterPolicy[] {
   const policies = [...snapshot.policies];
   const namespaces = namespacesFor({ known: snapshot.namespaces, pods, policies });
   return compileFilters({ model: { namespaces, pods, policies }, node: snapshot.node, nodeAddresses: [...input.nodeAddresses] });
+}
+
+/** NetworkPolicy as a plan input takes it (the shape of core's `PlanPolicy<R>`): filters for the plan's own pod records. */
+export interface SnapshotPlanPolicy<R> {
+  /** The snapshot it compiles against. */
+  readonly snapshot: PolicySnapshot;
+  /**
+   * `compileNodeFilters` over the snapshot with `pods` (mapped by `podOf`) as the local pods. Pure.
+   * Throws `ConfigError` when `node` is not the snapshot's node, or for an invalid pod address.
+   */
+  filtersFor(input: { node: string; pods: readonly R[]; nodeAddresses: readonly string[] }): FilterPolicy[];
+}
+
+/**
+ * The plan-input policy over `snapshot`: the backend's pure plan calls `filtersFor` with its own
+ * pod records, which `podOf` turns into `ClusterPod`s (e.g. with `directoryPodOf`). Pure.
+ */
+export function planPolicy<R>(snapshot: PolicySnapshot, podOf: (record: R) => ClusterPod): SnapshotPlanPolicy<R> {
+  return {
+    snapshot,
+    filtersFor(input) {
+      if (input.node !== snapshot.node) {
+        throw new ConfigError({ component: "netpol", field: "node", rule: `must be the node the policy snapshot is for (${snapshot.node})`, value: input.node });
+      }
+      return compileNodeFilters({ snapshot, local: input.pods.map(podOf), nodeAddresses: input.nodeAddresses });
+    },
+  };
 }

@@ -6,8 +6,10 @@ import {
   compileNodeFilters,
   decodeDirectoryPod,
   emptyPolicySnapshot,
+  directoryPodOf,
   externalPodDirectory,
   parsePolicyObject,
+  planPolicy,
   podDirectoryPrefix,
   publishedPodDirectory,
 } from "../src/index.ts";
@@ -248,6 +250,15 @@ describe("PolicyComponent with the published pod directory", () => {
     await regrant();
   });
 
+  it("a node's record deleted under a live pod is written back at the next resync", async () => {
+    const { clock, store, n2 } = await twoNodes({ n1: [web] });
+    await store.delete(`${PREFIX}n1/c-web/eth0`);
+    await settle(clock);
+    expect(remoteNames(n2)).toEqual([]);
+    await clock.advance(RESYNC_MS);
+    expect(remoteNames(n2)).toEqual(["n1:prod/web"]);
+  });
+
   it("a restarted node deletes its records of pods it no longer has and re-publishes the rest", async () => {
     const { clock, store } = fixture();
     const lease = await store.grantLease(30);
@@ -384,6 +395,20 @@ describe("compileNodeFilters", () => {
     expect(filters[0]!.rules.find((r) => r.id === "np/node-local")?.peers).toEqual([{ cidrs: ["192.0.2.1/32"] }]);
     // Same input, same output.
     expect(compileNodeFilters({ snapshot: withPolicy, local, nodeAddresses: ["192.0.2.1"] })).toEqual(filters);
+  });
+});
+
+describe("planPolicy", () => {
+  it("compiles the plan's own pod records against the snapshot, for the snapshot's node only", async () => {
+    const { clock, store, n1 } = await twoNodes({ n2: [client] });
+    await store.put(policyKey, JSON.stringify(webPolicy));
+    await settle(clock);
+    const snapshot = n1.component.snapshot();
+    const policy = planPolicy(snapshot, (pod: LocalPolicyPod) => directoryPodOf("n1", pod));
+    const viaPlan = policy.filtersFor({ node: "n1", pods: [web], nodeAddresses: ["192.0.2.1"] });
+    expect(viaPlan).toEqual(compileNodeFilters({ snapshot, local: [directoryPodOf("n1", web)], nodeAddresses: ["192.0.2.1"] }));
+    expect(acceptedInto(viaPlan, "c-web/eth0")).toEqual(["10.0.2.2/32"]);
+    expect(() => policy.filtersFor({ node: "n2", pods: [], nodeAddresses: [] })).toThrow(expect.objectContaining({ code: 7, field: "node" }));
   });
 });
 
