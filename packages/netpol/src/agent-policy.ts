@@ -10,16 +10,18 @@
  *    to the agent's lease, off the ADD path: `podAdded` / `podRemoved` never block, never fail and
  *    never throw; a failed write is logged and repaired at the next resync (every local pod
  *    re-published, this node's records of pods it no longer has deleted).
- *  - The agent learns of changes through `onChange` (coalesced to one call per burst) and replans.
+ *  - The agent learns of changes through `onChange` (one call per informer batch) and replans.
  *
- * Mirrors use core's `mirrorPrefix` (the kit's informer was not in core when this was written).
+ * The three mirrors are the kit's `Informer` (core): values decoded once per change, invalid
+ * records ignored with one warning per version.
  */
-import { ConfigError, KUBE_PREFIX, mirrorPrefix, podKey } from "@cnikit/core";
-import type { Clock, Datastore, KeyValue, LeaseId, Logger, PodRef, TimerHandle } from "@cnikit/core";
+import { ConfigError, Informer, KUBE_PREFIX, podKey } from "@cnikit/core";
+import type { Clock, Datastore, InformerEvent, KeyValue, LeaseId, Logger, PodRef, TimerHandle } from "@cnikit/core";
 import { decodeDirectoryPod, directoryPodOf, publishedPodKey } from "./pod-directory.ts";
 import type { DirectoryPod, LocalPolicyPod, PodDirectory } from "./pod-directory.ts";
 import type { PolicySnapshot } from "./policy-snapshot.ts";
-import { KubePolicyView } from "./view.ts";
+import type { ClusterNamespace, NetworkPolicy } from "./types.ts";
+import { decodeKubeNamespace, decodeKubePolicy } from "./view.ts";
 
 /** Default period of the full re-list (and of retrying failed publishes). */
 export const POLICY_RESYNC_MS = 60_000;
@@ -59,9 +61,14 @@ export class PolicyComponent {
   private readonly component: string;
   private readonly resyncMs: number;
   private readonly retryMs: number;
-  private readonly kube: KubePolicyView;
-  /** Other nodes' pods by store key. */
-  private readonly remote = new Map<string, DirectoryPod>();
+  private policies: Informer<NetworkPolicy> | undefined;
+  private namespaces: Informer<ClusterNamespace> | undefined;
+  /** The pod directory, this node's records included (they are left out of snapshots). */
+  private pods: Informer<DirectoryPod> | undefined;
+  /** The version of each invalid record already warned about (key -> modRevision). */
+  private readonly warned = new Map<string, number>();
+  /** A change since the last batch that can alter compiled filters. */
+  private relevant = false;
   /** This node's pods by attachment key, as the agent reported them. */
   private readonly local = new Map<string, DirectoryPod>();
   private readonly listeners = new Set<() => void>();
@@ -75,7 +82,6 @@ export class PolicyComponent {
   private writes: Promise<void> = Promise.resolve();
   /** A write failed (or had no lease): re-publish everything at the next resync. */
   private dirty = false;
-  private notifyQueued = false;
   private cached: PolicySnapshot | undefined;
 
   /** Throws `ConfigError` naming the field for an invalid node name or period. */
@@ -96,7 +102,6 @@ export class PolicyComponent {
     this.resyncMs = options.resyncMs ?? POLICY_RESYNC_MS;
     this.retryMs = options.retryMs ?? POLICY_RETRY_MS;
     this.lease = options.lease;
-    this.kube = new KubePolicyView((msg, err) => this.warn(msg, err));
   }
 
   /**
@@ -126,14 +131,11 @@ export class PolicyComponent {
       if (signal.aborted) run.abort();
       else signal.addEventListener("abort", () => void this.stop(), { once: true });
     }
-    this.kube.clear();
-    this.remote.clear();
     this.cached = undefined;
-    await Promise.all([
-      this.mirror(run.signal, KUBE_PREFIX.networkPolicies, (k, kv) => this.kube.applyPolicy(k, kv)),
-      this.mirror(run.signal, KUBE_PREFIX.namespaces, (k, kv) => this.kube.applyNamespace(k, kv)),
-      this.mirror(run.signal, this.directory.prefix, (k, kv) => this.applyPod(k, kv)),
-    ]);
+    this.policies = this.informer(run.signal, KUBE_PREFIX.networkPolicies, "NetworkPolicy", decodeKubePolicy);
+    this.namespaces = this.informer(run.signal, KUBE_PREFIX.namespaces, "namespace", decodeKubeNamespace);
+    this.pods = this.informer(run.signal, this.directory.prefix, "pod record", (key, value) => this.decodePod(key, value));
+    await Promise.all([this.policies.start(), this.namespaces.start(), this.pods.start()]);
     if (run.signal.aborted || this.phase !== "starting") return;
     this.phase = "running";
     this.resyncTimer = this.clock.setInterval(() => {
@@ -193,65 +195,86 @@ export class PolicyComponent {
 
   /** The policies, namespaces and other nodes' pods now. Immutable; a new object after each change. */
   snapshot(): PolicySnapshot {
+    const byKey = <T>(informer: Informer<T> | undefined, keep: (v: T) => boolean = () => true): T[] =>
+      (informer?.keys() ?? [])
+        .sort()
+        .map((k) => informer!.get(k)!)
+        .filter(keep);
     this.cached ??= Object.freeze({
       node: this.node,
-      policies: Object.freeze(this.kube.policyList()),
-      namespaces: Object.freeze(this.kube.namespaceList()),
-      remotePods: Object.freeze([...this.remote.values()].sort((a, b) => (a.node !== b.node ? (a.node < b.node ? -1 : 1) : a.key < b.key ? -1 : a.key > b.key ? 1 : 0))),
+      policies: Object.freeze(byKey(this.policies)),
+      namespaces: Object.freeze(byKey(this.namespaces)),
+      remotePods: Object.freeze(byKey(this.pods, (p) => p.node !== this.node)),
     });
     return this.cached;
   }
 
   /**
    * Calls `listener` after changes that can alter the compiled filters (a policy; a namespace or
-   * another node's pod while a policy is in force), once per burst (a microtask later), only while
-   * running. Local pods are the agent's own news: they notify nobody. Returns the unsubscribe.
+   * another node's pod while a policy is in force), once per batch (one watch event, or one whole
+   * re-listing), only while running; `snapshot()` already shows the change. Local pods are the
+   * agent's own news: they notify nobody. Returns the unsubscribe.
    */
   onChange(listener: () => void): () => void {
     if (this.phase !== "stopped") this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
-  private mirror(signal: AbortSignal, prefix: string, apply: (key: string, kv: KeyValue | undefined) => boolean): Promise<void> {
-    return mirrorPrefix({
+  /** An informer over `prefix` whose invalid records are ignored with one warning per version. */
+  private informer<T>(signal: AbortSignal, prefix: string, what: string, decode: (key: string, value: string) => T | undefined): Informer<T> {
+    return new Informer<T>({
       store: this.store,
       prefix,
       clock: this.clock,
       signal,
       retryMs: this.retryMs,
       resyncMs: this.resyncMs,
-      apply: (key, kv) => {
-        this.cached = undefined;
-        if (apply(key, kv)) this.changed();
+      decode: (kv) => {
+        try {
+          const value = decode(kv.key, kv.value);
+          this.warned.delete(kv.key);
+          return value;
+        } catch (err) {
+          if (this.warned.get(kv.key) !== kv.modRevision) this.warn(`ignoring invalid ${what} ${kv.key}`, err);
+          this.warned.set(kv.key, kv.modRevision);
+          return undefined;
+        }
       },
+      onEvent: (ev) => this.onEvent(prefix, ev),
+      onBatch: () => this.onBatch(),
       onError: (err) => this.warn(`watch of ${prefix} failed; re-listing`, err),
     });
   }
 
-  /** Applies one directory record. Returns whether compiled filters may change. */
-  private applyPod(key: string, kv: KeyValue | undefined): boolean {
-    const had = this.remote.delete(key);
-    if (!kv) {
-      this.noticeOwnRecord(key, undefined);
-      return had && this.kube.hasPolicies();
+  private onEvent<T>(prefix: string, ev: InformerEvent<T>): void {
+    this.cached = undefined;
+    if (prefix === KUBE_PREFIX.networkPolicies) {
+      this.relevant = true;
+      return;
     }
-    let pod: DirectoryPod | undefined;
-    try {
-      pod = this.decode(key, kv.value);
-    } catch (err) {
-      this.warn(`ignoring invalid pod record ${key}`, err);
-      return had && this.kube.hasPolicies();
+    if (prefix === this.directory.prefix) {
+      const pod = (ev.type === "delete" ? ev.prev : ev.value) as DirectoryPod;
+      if (pod.node === this.node) {
+        this.noticeOwnRecord(ev.key, ev.type === "delete" ? undefined : ev.kv);
+        return;
+      }
     }
-    if (!pod) return had && this.kube.hasPolicies();
-    if (pod.node === this.node) {
-      this.noticeOwnRecord(key, kv);
-      return had && this.kube.hasPolicies();
-    }
-    this.remote.set(key, pod);
-    return this.kube.hasPolicies();
+    if ((this.policies?.size ?? 0) > 0) this.relevant = true;
   }
 
-  private decode(key: string, value: string): DirectoryPod | undefined {
+  private onBatch(): void {
+    if (!this.relevant || this.phase !== "running") return;
+    this.relevant = false;
+    for (const listener of [...this.listeners]) {
+      try {
+        listener();
+      } catch (err) {
+        this.warn("a policy change listener threw", err);
+      }
+    }
+  }
+
+  private decodePod(key: string, value: string): DirectoryPod | undefined {
     if (this.directory.kind === "external") return this.directory.decode(key, value);
     const pod = decodeDirectoryPod(key, value);
     const expected = publishedPodKey(this.directory.prefix, pod.node, pod.key);
@@ -268,22 +291,6 @@ export class PolicyComponent {
     if (!key.startsWith(mine)) return;
     const pod = this.local.get(key.slice(mine.length));
     if (pod && (kv === undefined || kv.value !== JSON.stringify(pod))) this.dirty = true;
-  }
-
-  private changed(): void {
-    if (this.phase !== "running" || this.notifyQueued) return;
-    this.notifyQueued = true;
-    queueMicrotask(() => {
-      this.notifyQueued = false;
-      if (this.phase !== "running") return;
-      for (const listener of [...this.listeners]) {
-        try {
-          listener();
-        } catch (err) {
-          this.warn("a policy change listener threw", err);
-        }
-      }
-    });
   }
 
   /** Queues one store write (published directory only); a failure marks the directory dirty. */

@@ -13,6 +13,23 @@ import { NAMESPACE_NAME_LABEL, parsePolicyObject } from "./parse.ts";
 import { namespacesFor } from "./policy-snapshot.ts";
 import type { ClusterNamespace, ClusterPod, NetworkPolicy } from "./types.ts";
 
+/**
+ * A NetworkPolicy as mirrored at `key` (the object's JSON). Pure.
+ * Throws (`ConfigError` naming the field, or a JSON `SyntaxError`) for a value that is not a valid policy.
+ */
+export function decodeKubePolicy(key: string, value: string): NetworkPolicy {
+  return parsePolicyObject(JSON.parse(value), key);
+}
+
+/**
+ * A namespace as mirrored at `key`, with its `kubernetes.io/metadata.name` label. Pure.
+ * Throws `ConfigError` naming the field for an invalid key or value.
+ */
+export function decodeKubeNamespace(key: string, value: string): ClusterNamespace {
+  const ns = parseKubeNamespace(key, value);
+  return { name: ns.name, labels: { [NAMESPACE_NAME_LABEL]: ns.name, ...ns.labels } };
+}
+
 /** Mirrors NetworkPolicies and namespaces; see the module comment. */
 export class KubePolicyView {
   private readonly policies = new Map<string, NetworkPolicy>();
@@ -24,22 +41,6 @@ export class KubePolicyView {
   /** Whether any NetworkPolicy is in force (without one, nothing is filtered). */
   hasPolicies(): boolean {
     return this.policies.size > 0;
-  }
-
-  /** The policies in force, sorted by store key (namespace/name). */
-  policyList(): NetworkPolicy[] {
-    return [...this.policies.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, p]) => p);
-  }
-
-  /** The namespaces in the store (with their name label), sorted by name. */
-  namespaceList(): ClusterNamespace[] {
-    return [...this.namespaces.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  }
-
-  /** Forgets every policy and namespace (before a fresh listing). */
-  clear(): void {
-    this.policies.clear();
-    this.namespaces.clear();
   }
 
   /**
@@ -68,7 +69,7 @@ export class KubePolicyView {
     if (!kv) this.policies.delete(key);
     else {
       try {
-        this.policies.set(key, parsePolicyObject(JSON.parse(kv.value), key));
+        this.policies.set(key, decodeKubePolicy(key, kv.value));
       } catch (err) {
         this.warn(`ignoring invalid NetworkPolicy ${key}`, err);
         this.policies.delete(key);
@@ -83,8 +84,7 @@ export class KubePolicyView {
     if (!kv) this.namespaces.delete(name);
     else {
       try {
-        const ns = parseKubeNamespace(key, kv.value);
-        this.namespaces.set(name, { name, labels: { [NAMESPACE_NAME_LABEL]: name, ...ns.labels } });
+        this.namespaces.set(name, decodeKubeNamespace(key, kv.value));
       } catch (err) {
         this.warn(`ignoring invalid namespace ${key}`, err);
         this.namespaces.delete(name);

@@ -297,6 +297,12 @@ describe("PolicyComponent with the published pod directory", () => {
     expect(remoteNames(n1)).toEqual([]);
     expect(n1.warnings().some((w) => w.includes(`${PREFIX}n9/c1/eth0`))).toBe(true);
     expect(n1.warnings().some((w) => w.includes(`${PREFIX}n9/c2/eth0`) && w.includes("must match"))).toBe(true);
+    // Re-listings do not repeat the warning; a new version of the record is warned about again.
+    await clock.advance(2 * RESYNC_MS);
+    expect(n1.warnings().filter((w) => w.includes(`${PREFIX}n9/c1/eth0`))).toHaveLength(1);
+    await store.put(`${PREFIX}n9/c1/eth0`, "{still not json");
+    await settle(clock);
+    expect(n1.warnings().filter((w) => w.includes(`${PREFIX}n9/c1/eth0`))).toHaveLength(2);
   });
 
   it("stop() cancels watches, timers and queued writes; nothing is reported or written afterwards", async () => {
