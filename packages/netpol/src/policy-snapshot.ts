@@ -24,7 +24,7 @@ export interface PolicySnapshot {
   readonly policies: readonly NetworkPolicy[];
   /** The namespaces in the store (each with its `kubernetes.io/metadata.name` label), sorted by name. */
   readonly namespaces: readonly ClusterNamespace[];
-  /** The pods of every other node (each with `node` and `key` set), sorted by node then key. */
+  /** The pods of every other node (each with `node` and `key` set), sorted by store key. */
   readonly remotePods: readonly ClusterPod[];
 }
 
