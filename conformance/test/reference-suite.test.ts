@@ -2,7 +2,8 @@
 // becomes an `it`, and the reference must pass them all. This lives here, not in packages/reference,
 // so that the dependency runs one way (conformance tests use the reference; the reference does not
 // depend on the suite).
-import { invalidReferenceConfigs, reference } from "@cnikit/reference";
+import { reference } from "@cnikit/reference";
+import { referenceFixtures } from "@cnikit/reference/fixtures";
 import { defineConformanceSuite } from "../src/index.ts";
 
-defineConformanceSuite(reference, { config: { network: "10.250.0.0/16" }, nodes: 4, invalidConfigs: invalidReferenceConfigs });
+defineConformanceSuite(reference, { config: { network: "10.250.0.0/16" }, nodes: 4, invalidConfigs: referenceFixtures.invalidConfigs });

@@ -14,8 +14,12 @@
 import { MemoryDatastore } from "@cnikit/core";
 import { SimCluster, defaultTopology } from "@cnikit/sim";
 import type { SimTopology } from "@cnikit/sim";
-import { BlockIpam, calico, calicoFixtures, parseCalicoConfig, withRouteReflectors, HOLD_TIME, RESTART_TIME } from "../../packages/calico/src/index.ts";
-import type { CalicoAgent } from "../../packages/calico/src/index.ts";
+import { HOLD_TIME, RESTART_TIME } from "../../packages/calico/src/agent.ts";
+import { parseCalicoConfig } from "../../packages/calico/src/config.ts";
+import { calicoFixtures, withRouteReflectors } from "../../packages/calico/src/fixtures.ts";
+import { calico } from "../../packages/calico/src/index.ts";
+import { BlockIpam } from "../../packages/calico/src/ipam.ts";
+import type { CalicoAgent } from "../../packages/calico/src/agent.ts";
 import { runIfMain, type Figure } from "./figures.ts";
 
 

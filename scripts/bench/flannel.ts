@@ -15,8 +15,10 @@
 import { seededRandom } from "@cnikit/core";
 import { MemoryDatastore, VirtualClock, flushAsync, silentLogger } from "@cnikit/core";
 import type { AgentContext, Datastore, NodeInfo, WatchEvent } from "@cnikit/core";
-import { FlannelAgent, SUBNET_PREFIX, acquireLease, parseFlannelConfig } from "../../packages/flannel/src/index.ts";
-import type { FlannelConfig } from "../../packages/flannel/src/index.ts";
+import { FlannelAgent } from "../../packages/flannel/src/agent.ts";
+import { parseFlannelConfig } from "../../packages/flannel/src/config.ts";
+import { SUBNET_PREFIX, acquireLease } from "../../packages/flannel/src/leases.ts";
+import type { FlannelConfig } from "../../packages/flannel/src/config.ts";
 import { runIfMain, type Figure } from "./figures.ts";
 
 

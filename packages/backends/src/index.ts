@@ -1,124 +1,89 @@
 /**
- * The one explicit list of cnikit's built-in backends, with the configurations the main job (the
- * conformance run over every built-in backend) uses for each, and each backend's own table of
- * invalid configs. Nothing registers itself on import: a backend is built in when it is listed here,
- * and a test fails when a backend package of this repo is missing.
+ * The one explicit list of cnikit's built-in backends. Each entry is the backend and its own
+ * fixtures module (`@cnikit/<backend>/fixtures`: the configs it runs per mode, the invalid-config
+ * table, the anchor configs), so the main job (the conformance run over every built-in backend),
+ * the lab and cnikitd run exactly what the backend's tests run. Nothing registers itself on import:
+ * a backend is built in when it is listed here, and a test fails when a backend package of this
+ * repo is missing.
  */
-import type { Backend } from "@cnikit/core";
-import { calico, calicoFixtures } from "@cnikit/calico";
-import { flannel, flannelFixtures } from "@cnikit/flannel";
-import { anchorReferenceConfigs, invalidReferenceConfigs, reference } from "@cnikit/reference";
+import type { Backend, BackendFixtures, FixtureConfig, InvalidConfigFixture } from "@cnikit/core";
+import { defaultTopology } from "@cnikit/sim";
+import type { SimTopology } from "@cnikit/sim";
+import { calico } from "@cnikit/calico";
+import { calicoFixtures } from "@cnikit/calico/fixtures";
+import { flannel } from "@cnikit/flannel";
+import { flannelFixtures } from "@cnikit/flannel/fixtures";
+import { reference } from "@cnikit/reference";
+import { referenceFixtures } from "@cnikit/reference/fixtures";
 
-/**
- * A simulated underlay (the shape of `@cnikit/sim`'s SimTopology, kept structural so this registry
- * does not depend on the simulator): subnets joined by routers, plus external hosts.
- */
-export interface UnderlayTopology {
-  subnets: { name: string; cidr: string; gateway?: string; mtu?: number }[];
-  routers?: { name: string; interfaces: { subnet: string; address: string }[]; staticRoutes?: { dst: string; via: string }[] }[];
-  externals?: { name: string; address: string; subnet: string }[];
-}
-
-/** One configuration the main job runs a backend with. */
+/** One configuration the main job runs a backend with: a mode of the backend's fixtures. */
 export interface BuiltinConfig {
   /** Short label shown in the report's column header, e.g. `vxlan`, `host-gw`. */
   label: string;
   /** The anchor's own config format, unparsed (what a user would write). */
   config: unknown;
   /** The underlay the main job's clusters use for this config (default: the suite's). */
-  topology?: UnderlayTopology;
-}
-
-/**
- * An IPv6-only underlay: the default topology's shape (two node subnets and an external subnet
- * joined by one router) in 2001:db8::/32.
- */
-export function ipv6UnderlayTopology(): UnderlayTopology {
-  return {
-    subnets: [
-      { name: "a", cidr: "2001:db8:a::/64", gateway: "2001:db8:a::1", mtu: 1500 },
-      { name: "b", cidr: "2001:db8:b::/64", gateway: "2001:db8:b::1", mtu: 1500 },
-      { name: "ext", cidr: "2001:db8:e::/64", gateway: "2001:db8:e::1", mtu: 1500 },
-    ],
-    routers: [
-      {
-        name: "r1",
-        interfaces: [
-          { subnet: "a", address: "2001:db8:a::1" },
-          { subnet: "b", address: "2001:db8:b::1" },
-          { subnet: "ext", address: "2001:db8:e::1" },
-        ],
-      },
-    ],
-    externals: [{ name: "internet", address: "2001:db8:e::200", subnet: "ext" }],
-  };
-}
-
-/** An invalid config that must be refused with code 7 naming `field`. */
-export interface InvalidConfig {
-  label: string;
-  config: unknown;
-  field: string;
+  topology?: SimTopology;
 }
 
 export interface BuiltinBackend {
-  /** npm package name that exports the backend. */
+  /** npm package name that exports the backend (its fixtures are at `<package>/fixtures`). */
   package: string;
   /** Config-type-erased: the main job only feeds it the entry's own configs, through parseConfig. */
   backend: Backend<unknown>;
+  /** The backend's fixtures module, as it exports it. */
+  fixtures: BackendFixtures;
+  /** The fixtures' modes, each with the underlay it needs. */
   configs: BuiltinConfig[];
-  invalidConfigs: InvalidConfig[];
+  /** Configs that must be refused with code 7 naming `field` (the fixtures' table). */
+  invalidConfigs: InvalidConfigFixture[];
   /** Configs just inside each documented boundary of the anchor's format: each must be accepted. */
-  anchorConfigs: BuiltinConfig[];
+  anchorConfigs: FixtureConfig[];
 }
 
 /**
- * flannel claims IPv6 (`capabilities.families` [4, 6]): this dual-stack net-conf.json makes the main
- * job exercise it through every section. vxlan carries IPv6 pods over the simulator's IPv4 underlay
- * (flannel.<VNI> with the peer's IPv4 VTEP, flannel/DESIGN.md "IPv6"). Kept out of
- * `flannelFixtures.configs`, whose 100-node test counts one route per peer (one family).
+ * The IPv6 twin of the simulator's default topology (`defaultTopology()` of @cnikit/sim: two node
+ * subnets and an external subnet joined by one router): subnet `x` becomes 2001:db8:<x's initial>::/64
+ * and each address keeps its host number, e.g. the gateway .1 becomes ::1, the external host .200
+ * becomes ::200.
  */
-export const FLANNEL_DUAL_STACK: BuiltinConfig = {
-  label: "vxlan-dualstack",
-  config: { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00:10:244::/56", Backend: { Type: "vxlan" } },
-};
+export function ipv6UnderlayTopology(): SimTopology {
+  const base = defaultTopology();
+  const prefixOf = new Map(base.subnets.map((s) => [s.name, `2001:db8:${s.name[0]}::`]));
+  const v6 = (subnet: string, address: string): string => `${prefixOf.get(subnet)!}${address.split(".").pop()!}`;
+  const subnetOfGateway = (address: string): string => base.subnets.find((s) => s.gateway === address)!.name;
+  return {
+    subnets: base.subnets.map((s) => ({ ...s, cidr: `${prefixOf.get(s.name)!}/64`, ...(s.gateway ? { gateway: v6(s.name, s.gateway) } : {}) })),
+    routers: (base.routers ?? []).map((r) => ({
+      ...r,
+      interfaces: r.interfaces.map((i) => ({ subnet: i.subnet, address: v6(i.subnet, i.address) })),
+      ...(r.staticRoutes ? { staticRoutes: r.staticRoutes.map((route) => ({ dst: route.dst, via: v6(subnetOfGateway(route.via), route.via) })) } : {}),
+    })),
+    externals: (base.externals ?? []).map((e) => ({ ...e, address: v6(e.subnet, e.address) })),
+  };
+}
 
-/**
- * IPv6 only over an IPv6 underlay: flannel's own IPv6 path (`flannel-v6.<VNI>`, the node's IPv6
- * address as VTEP, 70 bytes of overhead), which the dual-stack config over IPv4 does not take.
- */
-export const FLANNEL_IPV6_ONLY: BuiltinConfig = {
-  label: "vxlan-ipv6-only",
-  config: { EnableIPv4: false, EnableIPv6: true, IPv6Network: "fd00:10:244::/56", Backend: { Type: "vxlan" } },
-  topology: ipv6UnderlayTopology(),
-};
+/** The main job's configs of a backend: its fixtures' modes, an IPv6-only one over the IPv6 underlay. */
+function builtinConfigs(fixtures: BackendFixtures): BuiltinConfig[] {
+  return fixtures.configs.map((c) => ({ label: c.label, config: c.config, ...(c.underlayFamily === 6 ? { topology: ipv6UnderlayTopology() } : {}) }));
+}
 
-function entry<C>(init: { package: string; backend: Backend<C>; configs: BuiltinConfig[]; invalidConfigs: InvalidConfig[]; anchorConfigs: BuiltinConfig[] }): BuiltinBackend {
-  return { ...init, backend: init.backend as Backend<unknown> };
+function entry<C, Raw>(init: { package: string; backend: Backend<C>; fixtures: BackendFixtures<Raw> }): BuiltinBackend {
+  const fixtures = init.fixtures as BackendFixtures;
+  return {
+    package: init.package,
+    backend: init.backend as Backend<unknown>,
+    fixtures,
+    configs: builtinConfigs(fixtures),
+    invalidConfigs: fixtures.invalidConfigs,
+    anchorConfigs: fixtures.anchorConfigs,
+  };
 }
 
 export const builtinBackends: readonly BuiltinBackend[] = [
-  entry({
-    package: "@cnikit/reference",
-    backend: reference,
-    configs: [{ label: "default", config: { network: "10.250.0.0/16", nodeSubnetLength: 24, natOutgoing: true } }],
-    invalidConfigs: invalidReferenceConfigs,
-    anchorConfigs: anchorReferenceConfigs,
-  }),
-  entry({
-    package: "@cnikit/flannel",
-    backend: flannel,
-    configs: [...flannelFixtures.configs, FLANNEL_DUAL_STACK, FLANNEL_IPV6_ONLY],
-    invalidConfigs: flannelFixtures.invalidConfigs,
-    anchorConfigs: flannelFixtures.anchorConfigs,
-  }),
-  entry({
-    package: "@cnikit/calico",
-    backend: calico,
-    configs: calicoFixtures.configs,
-    invalidConfigs: calicoFixtures.invalidConfigs,
-    anchorConfigs: calicoFixtures.anchorConfigs,
-  }),
+  entry({ package: "@cnikit/reference", backend: reference, fixtures: referenceFixtures }),
+  entry({ package: "@cnikit/flannel", backend: flannel, fixtures: flannelFixtures }),
+  entry({ package: "@cnikit/calico", backend: calico, fixtures: calicoFixtures }),
 ];
 
 /** The entry of a backend by name; throws a TypeError listing the known names. */

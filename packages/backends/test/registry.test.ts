@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { builtinBackend, builtinBackends } from "../src/index.ts";
+import { defaultTopology } from "@cnikit/sim";
+import { builtinBackend, builtinBackends, ipv6UnderlayTopology } from "../src/index.ts";
 
 const packagesDir = new URL("../../", import.meta.url).pathname;
 
@@ -80,15 +81,41 @@ describe("claims and section-C tables of the built-in backends", () => {
       } catch (e) {
         err = e;
       }
-      // A few rows are valid configs refused when a node starts (labelled so); the suite checks those.
-      if (err === undefined) {
-        expect(c.label, `${c.label} parses, so it must be one refused at node start`).toMatch(/refused at node start/);
+      // A few rows are valid configs refused when a node starts (refusedAt "start"); the suite checks those.
+      if (c.refusedAt === "start") {
+        expect(err, `${c.label} is refused at node start, so it parses`).toBeUndefined();
         continue;
       }
       atParse++;
       expect(err, c.label).toMatchObject({ code: 7, field: c.field });
     }
     expect(atParse).toBeGreaterThan(b.invalidConfigs.length / 2);
+  });
+});
+
+describe("the backends' fixtures modules", () => {
+  it.each(builtinBackends.map((b) => ({ name: b.backend.name, b })))("$name: the entry is its package's `fixtures` subpath, mode for mode", async ({ b }) => {
+    const mod = (await import(`${b.package}/fixtures`)) as Record<string, unknown>;
+    expect(mod[`${b.backend.name}Fixtures`]).toBe(b.fixtures);
+    expect(b.configs.map((c) => [c.label, c.config])).toEqual(b.fixtures.configs.map((c) => [c.label, c.config]));
+    expect(b.invalidConfigs).toBe(b.fixtures.invalidConfigs);
+    expect(b.anchorConfigs).toBe(b.fixtures.anchorConfigs);
+    for (const c of b.fixtures.invalidConfigs) expect(c.rule.length, `${b.backend.name}: ${c.label} states its rule`).toBeGreaterThan(5);
+  });
+
+  it("a mode that needs an IPv6 underlay gets the IPv6 twin of the simulator's default topology", () => {
+    const ipv6Only = builtinBackend("flannel").configs.find((c) => c.label === "vxlan-ipv6-only")!;
+    expect(ipv6Only.topology).toEqual(ipv6UnderlayTopology());
+    expect(builtinBackends.flatMap((b) => b.configs.filter((c) => c.topology).map((c) => `${b.backend.name}/${c.label}`))).toEqual(["flannel/vxlan-ipv6-only"]);
+  });
+
+  it("the IPv6 twin keeps the default topology's subnets, router and external host, with their host numbers", () => {
+    const v4 = defaultTopology();
+    const v6 = ipv6UnderlayTopology();
+    expect(v6.subnets.map((s) => s.name)).toEqual(v4.subnets.map((s) => s.name));
+    expect(v6.subnets.map((s) => s.cidr)).toEqual(["2001:db8:a::/64", "2001:db8:b::/64", "2001:db8:e::/64"]);
+    expect(v6.routers?.map((r) => r.interfaces.map((i) => i.address))).toEqual([["2001:db8:a::1", "2001:db8:b::1", "2001:db8:e::1"]]);
+    expect(v6.externals).toEqual([{ name: "internet", address: "2001:db8:e::200", subnet: "ext" }]);
   });
 });
 

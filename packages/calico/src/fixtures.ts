@@ -1,19 +1,14 @@
 /**
- * The configs the conformance suite and the benchmarks run, and the table of invalid configs (one
- * per validation rule, each with the field its ConfigError names). Configs are lists of Calico
- * resources exactly as `calicoctl apply -f` takes them.
+ * Calico's fixtures (`@cnikit/calico/fixtures`), in the shape every backend's fixtures share
+ * (`BackendFixtures` of @cnikit/core): lists of Calico resources exactly as `calicoctl apply -f`
+ * takes them, one config per mode the backend is run with (bgp, ipip-always, ipip-crosssubnet,
+ * vxlan-crosssubnet; `withRouteReflectors` turns any of them into its route-reflector variant), and
+ * the table of invalid configs: one per validation rule, each with the field its ConfigError names
+ * and the rule in words. Used by this package's tests, the registry (@cnikit/backends), the main
+ * job, the benches and the conformance CLI (the `conformance` export).
  */
-
-/** A config of the fixture tables: a label and Calico resources as a user writes them. */
-export interface CalicoFixtureConfig {
-  label: string;
-  config: Record<string, unknown>[];
-}
-
-/** An invalid config and the field path its error must name. */
-export interface CalicoInvalidFixture extends CalicoFixtureConfig {
-  field: string;
-}
+import { conformanceTables } from "@cnikit/core";
+import type { BackendFixtures } from "@cnikit/core";
 
 const V3 = "projectcalico.org/v3";
 
@@ -43,7 +38,11 @@ export function withRouteReflectors(base: Record<string, unknown>[], reflectors:
   ];
 }
 
-export const calicoFixtures: { configs: CalicoFixtureConfig[]; invalidConfigs: CalicoInvalidFixture[]; anchorConfigs: CalicoFixtureConfig[] } = {
+/**
+ * The modes (`configs`), the invalid configs (`invalidConfigs`) and the configs just inside each
+ * documented range boundary (`anchorConfigs`, each must be accepted).
+ */
+export const calicoFixtures: BackendFixtures<Record<string, unknown>[]> = {
   configs: [
     { label: "bgp", config: [pool({})] },
     { label: "ipip-always", config: [pool({ ipipMode: "Always" })] },
@@ -51,31 +50,31 @@ export const calicoFixtures: { configs: CalicoFixtureConfig[]; invalidConfigs: C
     { label: "vxlan-crosssubnet", config: [pool({ vxlanMode: "CrossSubnet" })] },
   ],
   invalidConfigs: [
-    { label: "IPIP and VXLAN both on", config: [pool({ ipipMode: "Always", vxlanMode: "CrossSubnet" })], field: "IPPool/default-ipv4-ippool.spec.vxlanMode" },
-    { label: "IPIP on an IPv6 pool", config: [ipPool("v6", { cidr: "fd00:10::/64", ipipMode: "Always" })], field: "IPPool/v6.spec.ipipMode" },
-    { label: "blockSize 33", config: [pool({ blockSize: 33 })], field: "IPPool/default-ipv4-ippool.spec.blockSize" },
-    { label: "pool smaller than a block", config: [pool({ cidr: "10.244.0.0/27" })], field: "IPPool/default-ipv4-ippool.spec.cidr" },
-    { label: "CIDR with host bits", config: [pool({ cidr: "10.244.0.1/16" })], field: "IPPool/default-ipv4-ippool.spec.cidr" },
-    { label: "CIDR unparsable", config: [pool({ cidr: "10.244.0.0/33" })], field: "IPPool/default-ipv4-ippool.spec.cidr" },
-    { label: "cidr missing", config: [ipPool("nocidr", {})], field: "IPPool/nocidr.spec.cidr" },
-    { label: "overlapping pools", config: [pool({}), ipPool("second", { cidr: "10.244.128.0/17" })], field: "IPPool/second.spec.cidr" },
-    { label: "bad asNumber", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: 0 } }], field: "BGPConfiguration/default.spec.asNumber" },
+    { label: "IPIP and VXLAN both on", config: [pool({ ipipMode: "Always", vxlanMode: "CrossSubnet" })], field: "IPPool/default-ipv4-ippool.spec.vxlanMode", rule: "a pool uses at most one of IPIP and VXLAN" },
+    { label: "IPIP on an IPv6 pool", config: [ipPool("v6", { cidr: "fd00:10::/64", ipipMode: "Always" })], field: "IPPool/v6.spec.ipipMode", rule: "IPIP is IPv4 only" },
+    { label: "blockSize 33", config: [pool({ blockSize: 33 })], field: "IPPool/default-ipv4-ippool.spec.blockSize", rule: "blockSize is 20..32 for IPv4 (116..128 for IPv6)" },
+    { label: "pool smaller than a block", config: [pool({ cidr: "10.244.0.0/27" })], field: "IPPool/default-ipv4-ippool.spec.cidr", rule: "the pool holds at least one block (cidr no longer than blockSize)" },
+    { label: "CIDR with host bits", config: [pool({ cidr: "10.244.0.1/16" })], field: "IPPool/default-ipv4-ippool.spec.cidr", rule: "cidr has no host bits" },
+    { label: "CIDR unparsable", config: [pool({ cidr: "10.244.0.0/33" })], field: "IPPool/default-ipv4-ippool.spec.cidr", rule: "cidr is a CIDR" },
+    { label: "cidr missing", config: [ipPool("nocidr", {})], field: "IPPool/nocidr.spec.cidr", rule: "cidr is required" },
+    { label: "overlapping pools", config: [pool({}), ipPool("second", { cidr: "10.244.128.0/17" })], field: "IPPool/second.spec.cidr", rule: "pools do not overlap" },
+    { label: "bad asNumber", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: 0 } }], field: "BGPConfiguration/default.spec.asNumber", rule: "asNumber is a 32-bit AS number 1..4294967295 (plain or dotted)" },
     // Just outside each documented range boundary (anchorConfigs holds the side just inside).
-    { label: "blockSize 19 (v4 range 20-32)", config: [pool({ blockSize: 19 })], field: "IPPool/default-ipv4-ippool.spec.blockSize" },
-    { label: "v6 blockSize 115 (v6 range 116-128)", config: [pool({}), ipPool("v6", { cidr: "fd00:10::/48", blockSize: 115 })], field: "IPPool/v6.spec.blockSize" },
-    { label: "v6 blockSize 129", config: [pool({}), ipPool("v6", { cidr: "fd00:10::/48", blockSize: 129 })], field: "IPPool/v6.spec.blockSize" },
-    { label: "v4 blockSize 116 (a v6 size on a v4 pool)", config: [pool({ blockSize: 116 })], field: "IPPool/default-ipv4-ippool.spec.blockSize" },
-    { label: "pool one bit smaller than its block", config: [pool({ cidr: "10.244.0.0/25", blockSize: 24 })], field: "IPPool/default-ipv4-ippool.spec.cidr" },
-    { label: "CIDR overlapping link-local 169.254.0.0/16", config: [pool({ cidr: "169.254.0.0/16" })], field: "IPPool/default-ipv4-ippool.spec.cidr" },
-    { label: "CIDR not a string", config: [pool({ cidr: 10 })], field: "IPPool/default-ipv4-ippool.spec.cidr" },
-    { label: "ipipMode in lower case", config: [pool({ ipipMode: "always" })], field: "IPPool/default-ipv4-ippool.spec.ipipMode" },
-    { label: "vxlanMode Sometimes", config: [pool({ vxlanMode: "Sometimes" })], field: "IPPool/default-ipv4-ippool.spec.vxlanMode" },
-    { label: "IPIP CrossSubnet and VXLAN Always", config: [pool({ ipipMode: "CrossSubnet", vxlanMode: "Always" })], field: "IPPool/default-ipv4-ippool.spec.vxlanMode" },
-    { label: "asNumber 4294967296 (one above 32 bits)", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: 4_294_967_296 } }], field: "BGPConfiguration/default.spec.asNumber" },
-    { label: "asNumber 65536.0 in dotted form (one above 32 bits)", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: "65536.0" } }], field: "BGPConfiguration/default.spec.asNumber" },
-    { label: "listenPort 0", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { listenPort: 0 } }], field: "BGPConfiguration/default.spec.listenPort" },
-    { label: "listenPort 65536", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { listenPort: 65_536 } }], field: "BGPConfiguration/default.spec.listenPort" },
-    { label: "maxBlocksPerHost 1000001", config: [pool({}), { apiVersion: V3, kind: "IPAMConfig", metadata: { name: "default" }, spec: { strictAffinity: true, maxBlocksPerHost: 1_000_001 } }], field: "IPAMConfig/default.spec.maxBlocksPerHost" },
+    { label: "blockSize 19 (v4 range 20-32)", config: [pool({ blockSize: 19 })], field: "IPPool/default-ipv4-ippool.spec.blockSize", rule: "blockSize is 20..32 for IPv4 (116..128 for IPv6)" },
+    { label: "v6 blockSize 115 (v6 range 116-128)", config: [pool({}), ipPool("v6", { cidr: "fd00:10::/48", blockSize: 115 })], field: "IPPool/v6.spec.blockSize", rule: "blockSize is 20..32 for IPv4 (116..128 for IPv6)" },
+    { label: "v6 blockSize 129", config: [pool({}), ipPool("v6", { cidr: "fd00:10::/48", blockSize: 129 })], field: "IPPool/v6.spec.blockSize", rule: "blockSize is 20..32 for IPv4 (116..128 for IPv6)" },
+    { label: "v4 blockSize 116 (a v6 size on a v4 pool)", config: [pool({ blockSize: 116 })], field: "IPPool/default-ipv4-ippool.spec.blockSize", rule: "blockSize is 20..32 for IPv4 (116..128 for IPv6)" },
+    { label: "pool one bit smaller than its block", config: [pool({ cidr: "10.244.0.0/25", blockSize: 24 })], field: "IPPool/default-ipv4-ippool.spec.cidr", rule: "the pool holds at least one block (cidr no longer than blockSize)" },
+    { label: "CIDR overlapping link-local 169.254.0.0/16", config: [pool({ cidr: "169.254.0.0/16" })], field: "IPPool/default-ipv4-ippool.spec.cidr", rule: "cidr does not overlap link-local 169.254.0.0/16" },
+    { label: "CIDR not a string", config: [pool({ cidr: 10 })], field: "IPPool/default-ipv4-ippool.spec.cidr", rule: "cidr is a CIDR" },
+    { label: "ipipMode in lower case", config: [pool({ ipipMode: "always" })], field: "IPPool/default-ipv4-ippool.spec.ipipMode", rule: "ipipMode is Never, Always or CrossSubnet (case-sensitive)" },
+    { label: "vxlanMode Sometimes", config: [pool({ vxlanMode: "Sometimes" })], field: "IPPool/default-ipv4-ippool.spec.vxlanMode", rule: "vxlanMode is Never, Always or CrossSubnet (case-sensitive)" },
+    { label: "IPIP CrossSubnet and VXLAN Always", config: [pool({ ipipMode: "CrossSubnet", vxlanMode: "Always" })], field: "IPPool/default-ipv4-ippool.spec.vxlanMode", rule: "a pool uses at most one of IPIP and VXLAN" },
+    { label: "asNumber 4294967296 (one above 32 bits)", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: 4_294_967_296 } }], field: "BGPConfiguration/default.spec.asNumber", rule: "asNumber is a 32-bit AS number 1..4294967295 (plain or dotted)" },
+    { label: "asNumber 65536.0 in dotted form (one above 32 bits)", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: "65536.0" } }], field: "BGPConfiguration/default.spec.asNumber", rule: "asNumber is a 32-bit AS number 1..4294967295 (plain or dotted)" },
+    { label: "listenPort 0", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { listenPort: 0 } }], field: "BGPConfiguration/default.spec.listenPort", rule: "listenPort is 1..65535" },
+    { label: "listenPort 65536", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { listenPort: 65_536 } }], field: "BGPConfiguration/default.spec.listenPort", rule: "listenPort is 1..65535" },
+    { label: "maxBlocksPerHost 1000001", config: [pool({}), { apiVersion: V3, kind: "IPAMConfig", metadata: { name: "default" }, spec: { strictAffinity: true, maxBlocksPerHost: 1_000_001 } }], field: "IPAMConfig/default.spec.maxBlocksPerHost", rule: "maxBlocksPerHost is at most 1000000" },
   ],
   // Just inside each documented range boundary: each must be accepted (config.accepts-anchor-format).
   anchorConfigs: [
@@ -101,4 +100,4 @@ export const calicoFixtures: { configs: CalicoFixtureConfig[]; invalidConfigs: C
  * Calico's section-C tables under the export name the conformance CLI looks for in a backend's
  * module (`conformance`): found without --invalid-configs.
  */
-export const conformance = { invalidConfigs: calicoFixtures.invalidConfigs, anchorConfigs: calicoFixtures.anchorConfigs };
+export const conformance = conformanceTables(calicoFixtures);

@@ -1,7 +1,8 @@
 // `cnikit-calico ipam check` / `ipam gc` against a store.
 import { describe, expect, it } from "vitest";
 import { MemoryDatastore } from "@cnikit/core";
-import { BlockIpam, parseCalicoConfig } from "../src/index.ts";
+import { parseCalicoConfig } from "../src/config.ts";
+import { BlockIpam } from "../src/ipam.ts";
 import { runCalicoCli } from "../src/cli.ts";
 
 describe("cli", () => {

@@ -1,7 +1,8 @@
 // Table-driven tests of Calico's resources: defaults, accepted forms, and one refusal per rule.
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "@cnikit/core";
-import { calicoFixtures, parseCalicoConfig } from "../src/index.ts";
+import { parseCalicoConfig } from "../src/config.ts";
+import { calicoFixtures } from "../src/fixtures.ts";
 import { parseSelector } from "../src/selector.ts";
 
 const pool = (spec: Record<string, unknown>, name = "p") => ({ apiVersion: "projectcalico.org/v3", kind: "IPPool", metadata: { name }, spec });
@@ -54,6 +55,10 @@ spec: { nodeSelector: all(), peerSelector: "route-reflector == 'true'" }
 
   it("every fixture config parses", () => {
     for (const f of calicoFixtures.configs) expect(() => parseCalicoConfig(f.config), f.label).not.toThrow();
+  });
+
+  it("every anchor config (just inside a documented boundary) parses", () => {
+    for (const f of calicoFixtures.anchorConfigs) expect(() => parseCalicoConfig(f.config), f.label).not.toThrow();
   });
 });
 

@@ -4,7 +4,8 @@
 // mode needs one (no encap across a router cannot work without the router peering).
 import { describe } from "vitest";
 import { defineConformanceSuite } from "@cnikit/conformance";
-import { calico, calicoFixtures } from "../src/index.ts";
+import { calicoFixtures } from "../src/fixtures.ts";
+import { calico } from "../src/index.ts";
 import { RR_NODE_METADATA, reflectorConfig } from "./helpers.ts";
 
 const nodes = 100;

@@ -6,7 +6,8 @@ import { defineConformanceSuite } from "@cnikit/conformance";
 import { EtcdDatastore } from "@cnikit/etcd";
 import { EtcdProcess } from "@cnikit/etcd/testing";
 import { afterAll, beforeAll, describe } from "vitest";
-import { calico, calicoFixtures } from "../src/index.ts";
+import { calicoFixtures } from "../src/fixtures.ts";
+import { calico } from "../src/index.ts";
 
 let etcd: EtcdProcess | undefined;
 

@@ -2,7 +2,8 @@
 // file per config so that vitest runs them in parallel; 100 nodes: test/conformance-100.test.ts).
 import { describe } from "vitest";
 import { defineConformanceSuite } from "@cnikit/conformance";
-import { calico, calicoFixtures } from "../src/index.ts";
+import { calicoFixtures } from "../src/fixtures.ts";
+import { calico } from "../src/index.ts";
 
 const { config } = calicoFixtures.configs.find((c) => c.label === "ipip-always")!;
 for (const nodes of [2, 10]) {

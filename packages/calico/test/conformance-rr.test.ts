@@ -5,7 +5,8 @@
 // and restart checks hit the reflectors too, since they are the suite's first nodes.
 import { describe } from "vitest";
 import { defineConformanceSuite } from "@cnikit/conformance";
-import { calico, calicoFixtures } from "../src/index.ts";
+import { calicoFixtures } from "../src/fixtures.ts";
+import { calico } from "../src/index.ts";
 import { RR_NODE_METADATA, reflectorConfig } from "./helpers.ts";
 
 // 100 nodes: test/conformance-100.test.ts.

@@ -2,7 +2,8 @@
 // two underlay subnets (one file per config so that vitest runs them in parallel).
 import { describe } from "vitest";
 import { defineConformanceSuite } from "@cnikit/conformance";
-import { calico, calicoFixtures } from "../src/index.ts";
+import { calicoFixtures } from "../src/fixtures.ts";
+import { calico } from "../src/index.ts";
 
 const { config } = calicoFixtures.configs.find((c) => c.label === "vxlan-crosssubnet")!;
 for (const nodes of [2, 10, 100]) {

@@ -2,7 +2,8 @@
 // a driver that lets virtual time flow while a promise is pending.
 import { ClosedError } from "@cnikit/core";
 import type { Datastore, VirtualClock } from "@cnikit/core";
-import { RR_CLUSTER_ID_ANNOTATION, calicoFixtures, withRouteReflectors } from "../src/index.ts";
+import { RR_CLUSTER_ID_ANNOTATION } from "../src/agent.ts";
+import { calicoFixtures, withRouteReflectors } from "../src/fixtures.ts";
 
 /** A Datastore whose writes stop (and every later call throws ClosedError) after `k` successful writes. */
 export function killableStore(inner: Datastore, k: number): Datastore & { readonly killed: boolean } {

@@ -10,8 +10,10 @@
 // real kernel retransmits for minutes (tcp_retries2) and the hold timer decides.
 import { describe, expect, it } from "vitest";
 import { SimCluster, defaultTopology } from "@cnikit/sim";
-import { calico, calicoFixtures, withRouteReflectors, HOLD_TIME } from "../src/index.ts";
-import type { CalicoAgent } from "../src/index.ts";
+import { HOLD_TIME } from "../src/agent.ts";
+import { calicoFixtures, withRouteReflectors } from "../src/fixtures.ts";
+import { calico } from "../src/index.ts";
+import type { CalicoAgent } from "../src/agent.ts";
 import { drive } from "./helpers.ts";
 
 const base = calicoFixtures.configs.find((c) => c.label === "ipip-crosssubnet")!.config;

@@ -4,8 +4,9 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { AddressInUseError, ConfigError, MemoryDatastore, PoolExhaustedError, Prefix } from "@cnikit/core";
 import type { Datastore } from "@cnikit/core";
-import { BlockIpam, checkIpam, gcIpam, parseCalicoConfig, putPool, readIpam, reservedOrdinals, POOL_PREFIX } from "../src/index.ts";
-import type { IpamConfig, IpPool } from "../src/index.ts";
+import { parseCalicoConfig } from "../src/config.ts";
+import { BlockIpam, checkIpam, gcIpam, putPool, readIpam, reservedOrdinals, POOL_PREFIX } from "../src/ipam.ts";
+import type { IpamConfig, IpPool } from "../src/config.ts";
 import { killableStore } from "./helpers.ts";
 
 const poolOf = (spec: Record<string, unknown>, name = "p"): IpPool => parseCalicoConfig([{ kind: "IPPool", metadata: { name }, spec }]).pools[0]!;

@@ -8,7 +8,8 @@ import { SimCluster, defaultTopology } from "@cnikit/sim";
 import { PolicyEvaluator } from "@cnikit/netpol";
 import type { ClusterPod, NetworkPolicy } from "@cnikit/netpol";
 import { parsePolicyObject } from "@cnikit/netpol";
-import { calico, calicoFixtures } from "../src/index.ts";
+import { calicoFixtures } from "../src/fixtures.ts";
+import { calico } from "../src/index.ts";
 import { drive } from "./helpers.ts";
 
 const POLICIES = [

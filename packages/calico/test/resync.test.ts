@@ -2,7 +2,9 @@
 // periodic re-list (RESYNC_MS): without it a node never learns of a peer that joined meanwhile.
 import { describe, expect, it } from "vitest";
 import { SimCluster, defaultTopology } from "@cnikit/sim";
-import { RESYNC_MS, calico, calicoFixtures } from "../src/index.ts";
+import { RESYNC_MS } from "../src/agent.ts";
+import { calicoFixtures } from "../src/fixtures.ts";
+import { calico } from "../src/index.ts";
 
 describe("calico re-lists on RESYNC_MS", () => {
   it("learns a peer that joined while its node watch lost every event, by the next period", async () => {

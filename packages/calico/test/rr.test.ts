@@ -5,8 +5,11 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, canonicalDataplane } from "@cnikit/core";
 import { SimCluster, defaultTopology } from "@cnikit/sim";
-import { RR_CLUSTER_ID_ANNOTATION, calico, calicoFixtures, checkIpam, withRouteReflectors } from "../src/index.ts";
-import type { CalicoAgent } from "../src/index.ts";
+import { RR_CLUSTER_ID_ANNOTATION } from "../src/agent.ts";
+import { calicoFixtures, withRouteReflectors } from "../src/fixtures.ts";
+import { calico } from "../src/index.ts";
+import { checkIpam } from "../src/ipam.ts";
+import type { CalicoAgent } from "../src/agent.ts";
 import { drive } from "./helpers.ts";
 
 const REFLECTORS = ["node-1", "node-2"];

@@ -5,7 +5,10 @@
 import { describe, expect, it } from "vitest";
 import { canonicalDataplane } from "@cnikit/core";
 import { SimCluster, defaultTopology } from "@cnikit/sim";
-import { calico, calicoFixtures, checkIpam, withRouteReflectors, HOLD_TIME, RESTART_TIME } from "../src/index.ts";
+import { HOLD_TIME, RESTART_TIME } from "../src/agent.ts";
+import { calicoFixtures, withRouteReflectors } from "../src/fixtures.ts";
+import { calico } from "../src/index.ts";
+import { checkIpam } from "../src/ipam.ts";
 import { drive } from "./helpers.ts";
 
 const cases = [

@@ -4,8 +4,11 @@
 import { describe, expect, it } from "vitest";
 import { canonicalDataplane } from "@cnikit/core";
 import { SimCluster, defaultTopology, singleSubnetTopology } from "@cnikit/sim";
-import { calico, calicoFixtures, checkIpam, withRouteReflectors, HOLD_TIME, RESTART_TIME } from "../src/index.ts";
-import type { CalicoAgent } from "../src/index.ts";
+import { HOLD_TIME, RESTART_TIME } from "../src/agent.ts";
+import { calicoFixtures, withRouteReflectors } from "../src/fixtures.ts";
+import { calico } from "../src/index.ts";
+import { checkIpam } from "../src/ipam.ts";
+import type { CalicoAgent } from "../src/agent.ts";
 import { drive } from "./helpers.ts";
 
 const variants = calicoFixtures.configs.flatMap((f) => [

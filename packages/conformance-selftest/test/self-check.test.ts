@@ -7,7 +7,8 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { e2eCases } from "@cnikit/netpol";
-import { invalidReferenceConfigs, reference } from "@cnikit/reference";
+import { reference } from "@cnikit/reference";
+import { referenceFixtures } from "@cnikit/reference/fixtures";
 import { listChecks, runConformance } from "@cnikit/conformance/runner";
 import type { CheckResult, ConformanceReport } from "@cnikit/conformance/runner";
 import { REFERENCE_SELF_CHECK_CONFIG, brokenVariants, knownGaps } from "./broken/index.ts";
@@ -58,7 +59,7 @@ describe("section H: the suite checks itself", () => {
   let referenceReport: ConformanceReport;
 
   beforeAll(async () => {
-    referenceReport = await runConformance({ backend: reference, config, configLabel: "self-check", invalidConfigs: invalidReferenceConfigs, nodes: 4, seed: 7 });
+    referenceReport = await runConformance({ backend: reference, config, configLabel: "self-check", invalidConfigs: referenceFixtures.invalidConfigs, nodes: 4, seed: 7 });
   }, 600_000);
 
   it("the reference backend passes every required check the suite can run", () => {
@@ -84,7 +85,7 @@ describe("section H: the suite checks itself", () => {
 
   it("gives one sub-result per invalid config, all refused properly by the reference", () => {
     const r = statusOf(referenceReport, "config.invalid-refused");
-    expect(r.subResults?.map((s) => s.label)).toEqual(invalidReferenceConfigs.map((c) => c.label));
+    expect(r.subResults?.map((s) => s.label)).toEqual(referenceFixtures.invalidConfigs.map((c) => c.label));
     expect(r.subResults?.every((s) => s.status === "passed")).toBe(true);
   });
 

@@ -16,6 +16,7 @@ export * from "./random.ts";
 export * from "./store/mirror.ts";
 export * from "./peers/tcp.ts";
 export * from "./ip/intervals.ts";
+export * from "./fixtures.ts";
 export * from "./membership.ts";
 export * from "./fabric.ts";
 export * from "./agent/index.ts";

@@ -14,8 +14,11 @@ import {
   memoryLogger,
 } from "@cnikit/core";
 import type { Datastore, NodeDataplane, NodeInfo, WatchEvent } from "@cnikit/core";
-import { FlannelAgent, LOCAL_KEYS, REPLAN_MIN_INTERVAL_MS, RESYNC_MS, SUBNET_PREFIX, deriveVtepMac, parseFlannelConfig } from "../src/index.ts";
-import type { FlannelConfig } from "../src/index.ts";
+import { FlannelAgent, LOCAL_KEYS, REPLAN_MIN_INTERVAL_MS, RESYNC_MS } from "../src/agent.ts";
+import { parseFlannelConfig } from "../src/config.ts";
+import { SUBNET_PREFIX } from "../src/leases.ts";
+import { deriveVtepMac } from "../src/plan.ts";
+import type { FlannelConfig } from "../src/config.ts";
 import { agentContext, drive, hookedStore, nodeInfo } from "./helpers.ts";
 
 const VX = parseFlannelConfig({ Network: "10.244.0.0/16", Backend: { Type: "vxlan" } });

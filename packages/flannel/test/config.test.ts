@@ -1,8 +1,10 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { CniCode, ConfigError, MemoryDatastore, VirtualClock } from "@cnikit/core";
-import { flannel, flannelFixtures, parseFlannelConfig, subnetCapacity } from "../src/index.ts";
-import type { FlannelConfig } from "../src/index.ts";
+import { CniCode, ConfigError, MemoryDatastore, VirtualClock, fixtureConfig } from "@cnikit/core";
+import { parseFlannelConfig, subnetCapacity } from "../src/config.ts";
+import { flannelFixtures } from "../src/fixtures.ts";
+import { flannel } from "../src/index.ts";
+import type { FlannelConfig } from "../src/config.ts";
 import { agentContext, nodeInfo } from "./helpers.ts";
 
 function configError(input: unknown): ConfigError {
@@ -226,8 +228,8 @@ describe("the fixture table the conformance suite runs", () => {
   it.each(flannelFixtures.configs)("$label parses", ({ config }) => {
     expect(() => flannel.parseConfig(config)).not.toThrow();
   });
-  const atParse = flannelFixtures.invalidConfigs.filter((c) => !c.field.startsWith("node."));
-  const atStart = flannelFixtures.invalidConfigs.filter((c) => c.field.startsWith("node."));
+  const atParse = flannelFixtures.invalidConfigs.filter((c) => c.refusedAt !== "start");
+  const atStart = flannelFixtures.invalidConfigs.filter((c) => c.refusedAt === "start");
   it.each(atParse)("$label → ConfigError naming $field", ({ config, field }) => {
     const err = configError(config);
     expect(err.code).toBe(7);
@@ -254,5 +256,12 @@ describe("summarize", () => {
     const dual = flannel.summarize(flannel.parseConfig({ Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/48", IPMasq: false }));
     expect(dual.podRanges).toEqual(["10.244.0.0/16", "fd00::/48"]);
     expect(dual.natOutgoing).toBe(false);
+  });
+
+  it("the dual-stack and IPv6-only modes promise their families' pod ranges", () => {
+    const summary = (label: string) => flannel.summarize(flannel.parseConfig(fixtureConfig(flannelFixtures.configs, label)));
+    expect(summary("vxlan-dualstack").podRanges).toEqual(["10.244.0.0/16", "fd00:10:244::/56"]);
+    expect(summary("vxlan-ipv6-only").podRanges).toEqual(["fd00:10:244::/56"]);
+    expect(flannelFixtures.configs.filter((c) => c.underlayFamily === 6).map((c) => c.label)).toEqual(["vxlan-ipv6-only"]);
   });
 });

@@ -3,7 +3,8 @@
 
 import { describe } from "vitest";
 import { defineConformanceSuite } from "@cnikit/conformance";
-import { flannel, flannelFixtures } from "../src/index.ts";
+import { flannelFixtures } from "../src/fixtures.ts";
+import { flannel } from "../src/index.ts";
 
 const { config } = flannelFixtures.configs.find((c) => c.label === "vxlan-directrouting")!;
 for (const nodes of [2, 10, 100]) {

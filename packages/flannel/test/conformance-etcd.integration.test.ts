@@ -6,7 +6,8 @@ import { defineConformanceSuite } from "@cnikit/conformance";
 import { EtcdDatastore } from "@cnikit/etcd";
 import { EtcdProcess } from "@cnikit/etcd/testing";
 import { afterAll, beforeAll, describe } from "vitest";
-import { flannel, flannelFixtures } from "../src/index.ts";
+import { flannelFixtures } from "../src/fixtures.ts";
+import { flannel } from "../src/index.ts";
 
 let etcd: EtcdProcess | undefined;
 

@@ -2,7 +2,8 @@
 // it because summarize() says requiresSingleSubnet), at 2, 10 and 100 nodes.
 import { describe } from "vitest";
 import { defineConformanceSuite } from "@cnikit/conformance";
-import { flannel, flannelFixtures } from "../src/index.ts";
+import { flannelFixtures } from "../src/fixtures.ts";
+import { flannel } from "../src/index.ts";
 
 const { config } = flannelFixtures.configs.find((c) => c.label === "host-gw")!;
 for (const nodes of [2, 10, 100]) {

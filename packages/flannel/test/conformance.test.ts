@@ -2,7 +2,8 @@
 // underlay subnets. DirectRouting and host-gw have their own files so that vitest runs them in parallel.
 import { describe } from "vitest";
 import { defineConformanceSuite } from "@cnikit/conformance";
-import { flannel, flannelFixtures } from "../src/index.ts";
+import { flannelFixtures } from "../src/fixtures.ts";
+import { flannel } from "../src/index.ts";
 
 const { config } = flannelFixtures.configs.find((c) => c.label === "vxlan")!;
 for (const nodes of [2, 10, 100]) {

@@ -3,7 +3,7 @@
 import { seededRandom } from "@cnikit/core";
 import { MemoryDatastore, MemoryMembership, VirtualClock, flushAsync, memoryLogger, silentLogger } from "@cnikit/core";
 import type { AgentContext, Datastore, Logger, NodeInfo, PutOptions, WatchEvent, WatchOptions } from "@cnikit/core";
-import type { FlannelConfig } from "../src/index.ts";
+import type { FlannelConfig } from "../src/config.ts";
 
 /** Advances the clock in `stepMs` steps until `promise` settles (at most `limitMs` of virtual time). */
 export async function drive<T>(clock: VirtualClock, promise: Promise<T>, options: { stepMs?: number; limitMs?: number } = {}): Promise<T> {

@@ -3,20 +3,10 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { MemoryDatastore, PoolExhaustedError, Prefix, TryAgainError, VirtualClock, silentLogger } from "@cnikit/core";
 import type { Datastore } from "@cnikit/core";
-import {
-  LEASE_TTL_SECONDS,
-  SUBNET_PREFIX,
-  acquireLease,
-  decodeLease,
-  encodeAttrs,
-  firstFreeSubnets,
-  parseFlannelConfig,
-  parseSubnetKey,
-  pickSubnet,
-  subnetKey,
-  takenRanges,
-} from "../src/index.ts";
-import type { AcquireLeaseOptions, FlannelConfig, LeaseAttrs } from "../src/index.ts";
+import { parseFlannelConfig } from "../src/config.ts";
+import { LEASE_TTL_SECONDS, SUBNET_PREFIX, acquireLease, decodeLease, encodeAttrs, firstFreeSubnets, parseSubnetKey, pickSubnet, subnetKey, takenRanges } from "../src/leases.ts";
+import type { FlannelConfig } from "../src/config.ts";
+import type { AcquireLeaseOptions, LeaseAttrs } from "../src/leases.ts";
 import { drive, hookedStore } from "./helpers.ts";
 
 const CONFIG = parseFlannelConfig({ Network: "10.244.0.0/16", Backend: { Type: "vxlan" } });

@@ -2,8 +2,11 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { canonicalDataplane } from "@cnikit/core";
 import type { NodeInfo } from "@cnikit/core";
-import { createPlanCache, deriveVtepMac, parseFlannelConfig, planDataplane, planWithDiagnostics, podMtu, subnetKey } from "../src/index.ts";
-import type { LeaseAttrs, PlanInput, SubnetLease } from "../src/index.ts";
+import { parseFlannelConfig } from "../src/config.ts";
+import { subnetKey } from "../src/leases.ts";
+import { createPlanCache, deriveVtepMac, planDataplane, planWithDiagnostics, podMtu } from "../src/plan.ts";
+import type { LeaseAttrs, SubnetLease } from "../src/leases.ts";
+import type { PlanInput } from "../src/plan.ts";
 
 const VX = parseFlannelConfig({ Network: "10.244.0.0/16", Backend: { Type: "vxlan" } });
 const DR = parseFlannelConfig({ Network: "10.244.0.0/16", Backend: { Type: "vxlan", DirectRouting: true } });

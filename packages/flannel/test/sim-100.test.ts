@@ -3,14 +3,20 @@
 // crashed node's 24 h lease expires on the virtual clock, and an agent restart that changes no
 // node's dataplane.
 import { describe, expect, it } from "vitest";
-import { canonicalDataplane } from "@cnikit/core";
+import { canonicalDataplane, fixtureConfig } from "@cnikit/core";
 import { SimCluster, defaultTopology, singleSubnetTopology } from "@cnikit/sim";
-import { RESYNC_MS, LEASE_TTL_SECONDS, flannel, flannelFixtures } from "../src/index.ts";
+import { RESYNC_MS } from "../src/agent.ts";
+import { flannelFixtures } from "../src/fixtures.ts";
+import { flannel } from "../src/index.ts";
+import { LEASE_TTL_SECONDS } from "../src/leases.ts";
 import { drive } from "./helpers.ts";
 
 const NODES = 100;
 
-describe.each(flannelFixtures.configs)("$label: 100 nodes in the simulator", ({ label, config: raw }) => {
+// The single-family modes over the default IPv4 underlay (one route per peer is counted below).
+const SINGLE_FAMILY = ["vxlan", "vxlan-directrouting", "host-gw"].map((label) => ({ label, config: fixtureConfig(flannelFixtures.configs, label) }));
+
+describe.each(SINGLE_FAMILY)("$label: 100 nodes in the simulator", ({ label, config: raw }) => {
   it("join at once, reach, crash, restart", async () => {
     const config = flannel.parseConfig(raw);
     const summary = flannel.summarize(config);

@@ -3,8 +3,10 @@
  * `eth0`), so the kernel tests render what flannel and calico actually ask for.
  */
 import type { NodeDataplane, NodeInfo } from "@cnikit/core";
-import { deriveVtepMac, parseFlannelConfig, planDataplane as flannelPlan } from "@cnikit/flannel";
-import { ipPool, parseCalicoConfig, planDataplane as calicoPlan, type NodeRecord } from "@cnikit/calico";
+import { parseFlannelConfig } from "@cnikit/flannel";
+import { deriveVtepMac, planDataplane as flannelPlan } from "@cnikit/flannel/internal";
+import { ipPool, parseCalicoConfig } from "@cnikit/calico";
+import { planDataplane as calicoPlan, type NodeRecord } from "@cnikit/calico/internal";
 
 /** Underlay address of node `i` (1-based). */
 export function nodeAddress(i: number): string {

@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CniCode, KernelLacksError, emptyDataplane, type NodeDataplane } from "@cnikit/core";
-import { ipPool, parseCalicoConfig, planDataplane } from "@cnikit/calico";
+import { ipPool, parseCalicoConfig } from "@cnikit/calico";
+import { planDataplane } from "@cnikit/calico/internal";
 import { KERNEL_FEATURES, KernelFeatureError, LinuxRenderer, detectKernelFeatures, requireFeatures, runIpBatch } from "../src/index.ts";
 import { flannelDataplane } from "./dataplanes.ts";
 import { Scratch, checkRequirements, cleanupLeftovers, ipJson, snapshot } from "./lab.ts";

@@ -38,12 +38,10 @@ export const reference = defineBackend<ReferenceConfig>({
   createAgent: (ctx) => new ReferenceAgent(ctx),
 });
 
-export { ReferenceAgent, SUBNET_PREFIX, LEASE_TTL_SECONDS, KEEPALIVE_MS, RESYNC_MS, subnetKey } from "./agent.ts";
+// The public surface: the backend, its config format and summary, the store layout other tools
+// read (the node-subnet lease keys and their TTL), documented timers, and the fixtures. The agent,
+// the planner and the policy view are not exported.
+export { SUBNET_PREFIX, LEASE_TTL_SECONDS, KEEPALIVE_MS, RESYNC_MS } from "./agent.ts";
 export { parseReferenceConfig, REFERENCE_DEFAULTS } from "./config.ts";
-export { POD_PREFIX, PolicyView, containerPorts, publishedPodKey } from "./policy.ts";
-export type { PublishedPod } from "./policy.ts";
 export type { ReferenceConfig } from "./config.ts";
-export { planDataplane, planWithDiagnostics, gatewayOf, macFor, hostIfName, BRIDGE, MASQ_RULE_ID } from "./plan.ts";
-export type { PlanInput, PeerSubnet, PodRecord } from "./plan.ts";
-export { anchorReferenceConfigs, conformance, invalidReferenceConfigs } from "./invalid-configs.ts";
-export type { InvalidReferenceConfig } from "./invalid-configs.ts";
+export { referenceFixtures, conformance } from "./fixtures.ts";

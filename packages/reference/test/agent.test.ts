@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { MemoryDatastore, MemoryMembership, MemoryNetwork, VirtualClock, silentLogger } from "@cnikit/core";
 import type { AgentContext, Datastore, NodeAgent } from "@cnikit/core";
-import { reference, SUBNET_PREFIX, LEASE_TTL_SECONDS } from "../src/index.ts";
-import type { ReferenceConfig } from "../src/index.ts";
+import { SUBNET_PREFIX, LEASE_TTL_SECONDS } from "../src/agent.ts";
+import { reference } from "../src/index.ts";
+import type { ReferenceConfig } from "../src/config.ts";
 
 interface World {
   clock: VirtualClock;

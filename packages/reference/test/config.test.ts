@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "@cnikit/core";
 import { parseReferenceConfig, REFERENCE_DEFAULTS } from "../src/config.ts";
+import { conformance, referenceFixtures } from "../src/fixtures.ts";
 import { reference } from "../src/index.ts";
 
 describe("parseReferenceConfig accepts", () => {
@@ -67,5 +68,30 @@ describe("reference backend object", () => {
     expect(summary.requiresSingleSubnet).toBe(true);
     expect(summary.crashDetectionMs).toBeGreaterThan(summary.convergenceMs);
     expect(reference.capabilities.networkPolicy).toBe(true);
+  });
+});
+
+describe("the fixtures the suite, the registry and the main job run", () => {
+  it.each(referenceFixtures.configs)("mode $label parses", ({ config }) => {
+    expect(() => reference.parseConfig(config)).not.toThrow();
+  });
+  it.each(referenceFixtures.anchorConfigs)("anchor config $label parses", ({ config }) => {
+    expect(() => reference.parseConfig(config)).not.toThrow();
+  });
+  it.each(referenceFixtures.invalidConfigs.filter((c) => c.refusedAt !== "start"))("$label → ConfigError naming $field at parse", ({ config, field }) => {
+    let caught: unknown;
+    try {
+      reference.parseConfig(config);
+    } catch (err) {
+      caught = err;
+    }
+    expect((caught as ConfigError | undefined)?.code).toBe(7);
+    expect((caught as ConfigError).field).toBe(field);
+  });
+  it.each(referenceFixtures.invalidConfigs.filter((c) => c.refusedAt === "start"))("$label → parses (a node's start() refuses it)", ({ config }) => {
+    expect(() => reference.parseConfig(config)).not.toThrow();
+  });
+  it("the conformance export is the fixtures' section-C tables", () => {
+    expect(conformance).toEqual({ invalidConfigs: referenceFixtures.invalidConfigs, anchorConfigs: referenceFixtures.anchorConfigs });
   });
 });

@@ -7,8 +7,10 @@ import { MemoryDatastore, MemoryMembership, VirtualClock, kubeNamespaceKey, kube
 import type { AgentContext, NodeAgent } from "@cnikit/core";
 import { compileFilters, parsePolicyObject } from "@cnikit/netpol";
 import type { ClusterPod } from "@cnikit/netpol";
-import { POD_PREFIX, hostIfName, reference } from "../src/index.ts";
-import type { ReferenceConfig } from "../src/index.ts";
+import { reference } from "../src/index.ts";
+import { hostIfName } from "../src/plan.ts";
+import { POD_PREFIX } from "../src/policy.ts";
+import type { ReferenceConfig } from "../src/config.ts";
 
 const POLICIES = [
   { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "deny-in", namespace: "x" }, spec: { podSelector: {}, policyTypes: ["Ingress"] } },

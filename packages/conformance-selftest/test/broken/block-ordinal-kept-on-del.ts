@@ -7,8 +7,10 @@
  */
 import { UnsupportedFieldError } from "@cnikit/core";
 import type { AgentContext, AttachResult, Backend, Datastore, NodeAgent, PodAttachment, PodRef } from "@cnikit/core";
-import { blockKey, calico, handleKey, podHandle } from "@cnikit/calico";
-import type { BlockRecord, CalicoConfig, HandleRecord } from "@cnikit/calico";
+import { calico } from "@cnikit/calico";
+import type { CalicoConfig } from "@cnikit/calico";
+import { blockKey, handleKey, podHandle } from "@cnikit/calico/internal";
+import type { BlockRecord, HandleRecord } from "@cnikit/calico/internal";
 import { WrappedAgent, wrapBackend } from "./wrap.ts";
 
 /** What the kept ordinal is marked with, given the released handle. */

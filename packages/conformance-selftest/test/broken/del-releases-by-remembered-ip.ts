@@ -5,7 +5,8 @@
  */
 import { podKey } from "@cnikit/core";
 import type { AgentContext, AttachResult, Backend, NodeAgent, PodAttachment, PodRef } from "@cnikit/core";
-import { calico, readIpam, releaseHandle } from "@cnikit/calico";
+import { calico } from "@cnikit/calico";
+import { readIpam, releaseHandle } from "@cnikit/calico/internal";
 import type { CalicoConfig } from "@cnikit/calico";
 import { WrappedAgent, wrapBackend } from "./wrap.ts";
 

@@ -13,7 +13,7 @@
  */
 import type { Backend } from "@cnikit/core";
 import { reference } from "@cnikit/reference";
-import { invalidReferenceConfigs } from "@cnikit/reference";
+import { referenceFixtures } from "@cnikit/reference/fixtures";
 import { duplicateAddress } from "./duplicate-address.ts";
 import { leakOnDel } from "./leak-on-del.ts";
 import { leaveWithoutReleaseOf } from "./leave-without-release.ts";
@@ -100,7 +100,7 @@ export const referenceVariants: BrokenVariant[] = [
     label: "wrong error code",
     backend: wrongErrorCode as Backend<unknown>,
     ...onReference,
-    invalidConfigs: invalidReferenceConfigs,
+    invalidConfigs: referenceFixtures.invalidConfigs,
     targets: ["config.invalid-refused", "cni.error-codes"],
     controls: ["config.accepts-anchor-format", "cni.check-after-add"],
   },

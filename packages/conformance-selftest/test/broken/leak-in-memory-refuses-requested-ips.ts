@@ -8,7 +8,8 @@
  */
 import { UnsupportedFieldError, podKey } from "@cnikit/core";
 import type { AgentContext, AttachResult, Backend, NodeAgent, NodeDataplane, PodAttachment, PodRef } from "@cnikit/core";
-import { LOCAL_KEYS, flannel } from "@cnikit/flannel";
+import { flannel } from "@cnikit/flannel";
+import { LOCAL_KEYS } from "@cnikit/flannel/internal";
 import type { FlannelConfig } from "@cnikit/flannel";
 import { WrappedAgent, wrapBackend } from "./wrap.ts";
 

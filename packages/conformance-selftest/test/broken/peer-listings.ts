@@ -4,7 +4,8 @@
  */
 import type { Datastore } from "@cnikit/core";
 import { NODE_PREFIX } from "@cnikit/calico";
-import { SUBNET_PREFIX, decodeLease } from "@cnikit/flannel";
+import { SUBNET_PREFIX } from "@cnikit/flannel";
+import { decodeLease } from "@cnikit/flannel/internal";
 
 /** The underlay addresses of the VTEPs a store listing names. */
 export type PeerListing = (store: Datastore) => Promise<Set<string>>;

@@ -6,7 +6,8 @@
  * survivor keeps sending to the old one.
  */
 import type { AgentContext, Backend, Datastore, KeyValue, NodeAgent, NodeDataplane } from "@cnikit/core";
-import { LOCAL_KEYS, flannel } from "@cnikit/flannel";
+import { flannel } from "@cnikit/flannel";
+import { LOCAL_KEYS } from "@cnikit/flannel/internal";
 import type { FlannelConfig } from "@cnikit/flannel";
 import { WrappedAgent, wrapBackend } from "./wrap.ts";
 

@@ -5,6 +5,7 @@
  * multi-interface container, a failed ADD's record left in ctx.local, and ADD results that
  * disagree with the dataplane.
  */
+import { fixtureConfig } from "@cnikit/core";
 import type { Backend } from "@cnikit/core";
 import { calico, calicoFixtures } from "@cnikit/calico";
 import { flannel, flannelFixtures } from "@cnikit/flannel";
@@ -19,12 +20,6 @@ import { resultGatewayOfNetwork } from "./result-gateway-of-network.ts";
 import { restoredPodLeaksOnDel } from "./restored-pod-leaks-on-del.ts";
 import { resultMtuWithoutHeadroom } from "./result-mtu-without-headroom.ts";
 import type { BrokenVariant } from "./types.ts";
-
-function fixtureConfig<T>(configs: { label: string; config: T }[], label: string): T {
-  const found = configs.find((c) => c.label === label);
-  if (!found) throw new Error(`no fixture config labelled ${label}`);
-  return found.config;
-}
 
 const asUnknown = <C>(b: Backend<C>) => b as Backend<unknown>;
 

@@ -5,6 +5,7 @@
  * and watch. Spread over the three shapes; each turns its own check red while its unbroken base
  * stays green (conformance/test/scenarios.test.ts proves it).
  */
+import { fixtureConfig } from "@cnikit/core";
 import type { Backend } from "@cnikit/core";
 import { calico, calicoFixtures } from "@cnikit/calico";
 import { flannel, flannelFixtures } from "@cnikit/flannel";
@@ -17,12 +18,6 @@ import { pinnedPodMtu } from "./pinned-pod-mtu.ts";
 import { rewatchFromNowOnCompaction } from "./rewatch-from-now-on-compaction.ts";
 import { staleVtepMacAfterReplace } from "./stale-vtep-mac-after-replace.ts";
 import type { BrokenVariant } from "./types.ts";
-
-function fixtureConfig<T>(configs: { label: string; config: T }[], label: string): T {
-  const found = configs.find((c) => c.label === label);
-  if (!found) throw new Error(`no fixture config labelled ${label}`);
-  return found.config;
-}
 
 const asUnknown = <C>(b: Backend<C>) => b as Backend<unknown>;
 

@@ -7,6 +7,7 @@
  * (encapsulation skipped across subnets, node-local state lost at a restart, NetworkPolicy parser
  * mistakes). `knownGaps` holds the realistic ones the suite does not catch yet.
  */
+import { fixtureConfig } from "@cnikit/core";
 import type { Backend } from "@cnikit/core";
 import { calico, calicoFixtures, ipPool } from "@cnikit/calico";
 import { flannel, flannelFixtures } from "@cnikit/flannel";
@@ -39,12 +40,6 @@ import { unknownKeysIgnored } from "./unknown-keys-ignored.ts";
 import type { BrokenVariant } from "./types.ts";
 import { wrongErrorCodeOf } from "./wrong-error-code.ts";
 
-function fixtureConfig<T>(configs: { label: string; config: T }[], label: string): T {
-  const found = configs.find((c) => c.label === label);
-  if (!found) throw new Error(`no fixture config labelled ${label}`);
-  return found.config;
-}
-
 const FLANNEL_VXLAN = fixtureConfig(flannelFixtures.configs, "vxlan");
 const CALICO_BGP = fixtureConfig(calicoFixtures.configs, "bgp");
 const CALICO_IPIP = fixtureConfig(calicoFixtures.configs, "ipip-always");
@@ -68,7 +63,7 @@ const flannelBase = {
 } as const;
 
 /** flannel dual stack over the suite's IPv4 underlay (IPv6 pods ride flannel.<VNI>). */
-const FLANNEL_DUAL_STACK = { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00:10:244::/56", Backend: { Type: "vxlan" } };
+const FLANNEL_DUAL_STACK = fixtureConfig(flannelFixtures.configs, "vxlan-dualstack");
 const flannelDualStack = { base: asUnknown(flannel), shape: "vxlan+fdb", config: FLANNEL_DUAL_STACK, baseLabel: "flannel vxlan-dualstack" } as const;
 
 /** flannel host-gw: a bridge and one lease per node, plain routes via the peers (the bridge + lease shape). */
