@@ -3,7 +3,7 @@
  * (virtual/wall time, messages, bytes, store operations), stepping the clock until a condition
  * holds, the section-A invariants, and readable descriptions of pods, endpoints and errors.
  */
-import { MemoryDatastore, Prefix, VirtualClock, canonicalDataplane, flushAsync } from "@cnikit/core";
+import { MemoryDatastore, Prefix, VirtualClock, canonicalDataplane, flushAsync, topologyNeedsOf } from "@cnikit/core";
 import type {
   Datastore,
   DeleteOptions,
@@ -22,8 +22,8 @@ import type {
   WatchOptions,
   WriteResult,
 } from "@cnikit/core";
-import { SimCluster, defaultTopology, singleSubnetTopology } from "@cnikit/sim";
-import type { Endpoint, PacketResult, SimPod } from "@cnikit/sim";
+import { SimCluster, clusterTopologyOf, defaultTopology, singleSubnetTopology } from "@cnikit/sim";
+import type { Endpoint, PacketResult, SimPod, SimTopology } from "@cnikit/sim";
 import type { CheckContext, CheckMetrics } from "./types.ts";
 import { IoPacedClock, IoTracker } from "./external-store.ts";
 
@@ -182,9 +182,32 @@ export function seedFor(base: number, salt: string): number {
   return h & 0x7fffffff;
 }
 
-/** Creates an empty cluster with the topology the backend needs (one L2 subnet when it says so). */
+/**
+ * The underlay the suite builds for a config: the run's own topology when given, else one L2
+ * subnet when the backend's `topologyNeeds(config)` says so (core's `topologyNeedsOf`), else two
+ * subnets joined by a router. Decided from the config alone: the suite needs it before any
+ * cluster exists, and so before `summarize(config, cluster)` can be asked. Pure; throws what the
+ * backend's `topologyNeeds` (or, for older backends, `summarize`) throws.
+ */
+export function topologyFor(ctx: { backend: CheckContext["backend"]; config: unknown; topology?: SimTopology | undefined }): SimTopology {
+  return ctx.topology ?? (topologyNeedsOf(ctx.backend, ctx.config).singleSubnet ? singleSubnetTopology() : defaultTopology());
+}
+
+/**
+ * What a config promises on the underlay the suite builds for it: `summarize(config, cluster)`
+ * with that topology's node subnets and no nodes yet (promises must hold for any nodes on them).
+ */
+export function summaryFor(ctx: { backend: CheckContext["backend"]; config: unknown; topology?: SimTopology | undefined }): CheckContext["summary"] {
+  return ctx.backend.summarize(ctx.config, clusterTopologyOf(topologyFor(ctx)));
+}
+
+/**
+ * Creates an empty cluster with the topology the backend needs (`topologyFor`). The simulator
+ * provides membership and runs the backend's cluster-level controller (if any) before the first
+ * node joins.
+ */
 export function createHarness(ctx: CheckContext, salt: string, options: HarnessOptions = {}): Harness {
-  const topology = ctx.topology ?? (ctx.summary.requiresSingleSubnet ? singleSubnetTopology() : defaultTopology());
+  const topology = topologyFor(ctx);
   const config = "config" in options ? options.config : ctx.config;
   if (ctx.store) {
     // An external store: a fresh one per cluster, and a clock paced by its I/O (external-store.ts).

@@ -9,7 +9,7 @@ import { SimCluster } from "@cnikit/sim";
 import type { CheckDefinition, CheckEnv, Fixture } from "./check.ts";
 import { ALL_CHECKS, buildFixture } from "./checks/index.ts";
 import { familiesOf } from "./checks/claims.ts";
-import { createHarness, describeError } from "./harness.ts";
+import { createHarness, describeError, summaryFor } from "./harness.ts";
 import type { Harness, HarnessOptions } from "./harness.ts";
 import type { BoundName, CheckContext, CheckOutcome, CheckResult, ClaimsCoverage, ConformanceOptions, ConformanceReport } from "./types.ts";
 import { EXTERNAL_STORE_GATES, IoPacedClock, emptyStore } from "./external-store.ts";
@@ -125,8 +125,8 @@ export class ConformanceSession {
     }
     const backend = options.backend as Backend<unknown>;
     const config = backend.parseConfig(options.config);
-    const summary = backend.summarize(config);
     if (options.topology !== undefined) checkTopology(backend, config, options.topology);
+    const summary = summaryFor({ backend, config, topology: options.topology });
     return new ConformanceSession({
       backend,
       config,

@@ -71,7 +71,7 @@ export interface CheckMetrics {
   storeOps?: number;
 }
 
-/** The bounds a backend declares for a config (`summarize(config)`), stored in the report. */
+/** The bounds a backend declares for a config (`summarize(config, cluster)`), stored in the report. */
 export interface DeclaredBounds {
   /** Virtual ms within which joins and clean leaves reach every node. */
   convergenceMs: number;
@@ -87,7 +87,7 @@ export type BoundName = keyof DeclaredBounds | "crashDetectionMs+convergenceMs";
 
 /**
  * What a backend claims (`capabilities`) next to what this run's config exercised
- * (`summarize(config)`: the families of its pod ranges, its encapsulations). The table across
+ * (`summarize(config, cluster)`: the families of its pod ranges, its encapsulations). The table across
  * configs shows each claimed family and encapsulation as exercised by some config or "not
  * exercised".
  */
@@ -194,8 +194,9 @@ export interface ConformanceOptions<C = unknown> {
   /**
    * The underlay every simulated cluster uses (subnets with CIDR, gateway and MTU; routers;
    * external hosts). Default: two node subnets joined by a router, or one subnet when the
-   * backend's summary says `requiresSingleSubnet`. Validated when the run starts (ConfigError
-   * naming `topology.<field>`).
+   * backend's `topologyNeeds(config)` says `singleSubnet` (see `topologyFor` in harness.ts).
+   * Validated when the run starts (ConfigError naming `topology.<field>`). `summarize(config,
+   * cluster)` is asked with this topology's node subnets.
    */
   topology?: SimTopology;
   /** Run only these check ids (default: all). Unknown ids throw a ConfigError. */

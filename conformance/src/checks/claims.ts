@@ -1,6 +1,6 @@
 /**
  * Claims checked (section C): what `capabilities` claims against what the run's config uses
- * (`summarize(config)`) and what the agents actually built (the shared cluster's pods and links).
+ * (`summarize(config, cluster)`, asked with the topology the suite builds) and what the agents actually built (the shared cluster's pods and links).
  *
  * A claim the config does not exercise is reported "not run" with the family or encapsulation
  * named, never "passed": the remedy is to run another config (a dual-stack one for IPv6), which is

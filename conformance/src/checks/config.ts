@@ -5,7 +5,7 @@
 import { Prefix } from "@cnikit/core";
 import { SOURCES, fail, pass } from "../check.ts";
 import type { CheckDefinition } from "../check.ts";
-import { describeError, errorCode, summarizeProblems, thrown } from "../harness.ts";
+import { describeError, errorCode, summarizeProblems, summaryFor, thrown } from "../harness.ts";
 import type { SubResult } from "../types.ts";
 
 function stable(value: unknown): string {
@@ -48,7 +48,7 @@ export const configChecks: CheckDefinition[] = [
         if (stable(c.config) !== before) problems.push(`parsing ${c.label} changed the input object`);
         const again = env.backend.parseConfig(JSON.parse(JSON.stringify(c.config)) as unknown);
         if (stable(again) !== stable(first)) problems.push(`${c.label} parses differently after a JSON round trip (or parseConfig is not deterministic)`);
-        const summary = env.backend.summarize(first);
+        const summary = summaryFor({ backend: env.backend, config: first, topology: env.topology });
         if (summary.podRanges.length === 0) problems.push(`${c.label}: summarize() names no pod range`);
         for (const r of summary.podRanges) {
           const err = await thrown(() => Prefix.parse(r));

@@ -6,7 +6,7 @@
  */
 import { ENCAP_OVERHEAD } from "@cnikit/core";
 import type { Encapsulation } from "@cnikit/core";
-import { defaultTopology, singleSubnetTopology, withUnderlayMtu } from "@cnikit/sim";
+import { withUnderlayMtu } from "@cnikit/sim";
 import type { Hop, SimPod } from "@cnikit/sim";
 import { SOURCES, fail, notApplicable, notRun, pass } from "../check.ts";
 import type { CheckDefinition, CheckEnv } from "../check.ts";
@@ -22,6 +22,7 @@ import {
   startMetrics,
   summarizeProblems,
   thrown,
+  topologyFor,
 } from "../harness.ts";
 import type { Harness } from "../harness.ts";
 import { departedOf, staleProblems } from "../stale.ts";
@@ -84,7 +85,7 @@ function maxOverhead(encapsulations: readonly Encapsulation[]): { bytes: number;
 
 /** One underlay MTU: the problems found, or the agent's refusal of a config MTU the underlay cannot carry. */
 async function underlayMtuCase(env: CheckEnv, mtu: number): Promise<{ problems: string[]; refused?: string }> {
-  const base = env.topology ?? (env.summary.requiresSingleSubnet ? singleSubnetTopology() : defaultTopology());
+  const base = topologyFor(env);
   // The underlay is the subject here, not the store: an in-memory store whatever the run uses.
   const h = createHarness({ ...env, topology: withUnderlayMtu(base, mtu), store: undefined }, `mtu.underlay-non-1500#${mtu}`);
   try {
