@@ -8,10 +8,10 @@
  *    (static routes, no overlay: every node must share one L2 underlay subnet);
  *  - IPv4 forwarding on;
  *  - when `natOutgoing`, one masquerade rule for traffic from the pod network to anything outside it;
- *  - the NetworkPolicy filters of the local pods, as given (compiled by the agent).
+ *  - the NetworkPolicy filters of the local pods, compiled here from the input's policy snapshot.
  */
-import { Prefix, canonicalDataplane, podKey } from "@cnikit/core";
-import type { FilterPolicy, NatRule, NodeDataplane, PodInterface, PodPort, RouteEntry, UnderlayInterface } from "@cnikit/core";
+import { ConfigError, Prefix, canonicalDataplane, emptyDataplane, fnv1a32Hex, podKey } from "@cnikit/core";
+import type { NatRule, NodeDataplane, NodeInfo, PlanInput as KitPlanInput, PodInterface, PodPort, RouteEntry, UnderlayInterface } from "@cnikit/core";
 import type { ReferenceConfig } from "./config.ts";
 
 /** Name of the bridge every pod hangs off. */
@@ -42,16 +42,16 @@ export interface PodRecord {
   ports?: PodPort[];
 }
 
-export interface PlanInput {
-  config: ReferenceConfig;
-  node: string;
-  underlay: UnderlayInterface;
-  /** This node's subnet, canonical CIDR; absent before the claim (the plan is then empty). */
-  subnet?: string;
-  peers: PeerSubnet[];
-  pods: PodRecord[];
-  /** The local pods' NetworkPolicy filters (compiled by the agent with @cnikit/netpol). */
-  filters?: FilterPolicy[];
+/** The kit's plan input, plus this node's subnet (canonical CIDR; absent before the claim: the plan is then empty). */
+export type PlanInput = KitPlanInput<ReferenceConfig, PeerSubnet, PodRecord> & { subnet?: string };
+
+/** The node's IPv4 underlay interface. Throws `ConfigError` (field `node.underlay`) when there is none. */
+export function ipv4Underlay(node: NodeInfo): UnderlayInterface {
+  const found = node.underlay.find((u) => !u.address.includes(":"));
+  if (!found) {
+    throw new ConfigError({ component: "reference", field: "node.underlay", rule: "the reference backend needs an IPv4 underlay interface", value: node.underlay });
+  }
+  return found;
 }
 
 /** The gateway address (first host) of a node subnet. */
@@ -67,19 +67,9 @@ export function macFor(address: string): string {
     .join(":")}`;
 }
 
-/** FNV-1a 32-bit hash, hex; stable names for host-side interfaces. */
-function fnv1a(text: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(16).padStart(8, "0");
-}
-
 /** Host-side veth name of an attachment: `veth` + 8 hex digits of a hash of its key (≤ 15 bytes). */
 export function hostIfName(ref: { containerId: string; ifName: string }): string {
-  return `veth${fnv1a(podKey(ref))}`;
+  return `veth${fnv1a32Hex(podKey(ref))}`;
 }
 
 /** The pod interface a reservation renders to. */
@@ -117,14 +107,11 @@ export function planDataplane(input: PlanInput): NodeDataplane {
 
 /** `planDataplane` plus the peers that could not be routed (not on this node's L2 subnet). */
 export function planWithDiagnostics(input: PlanInput): { dataplane: NodeDataplane; unroutablePeers: PeerSubnet[] } {
-  const { config, node, underlay, subnet } = input;
+  const { config, subnet } = input;
+  const node = input.node.name;
   const unroutablePeers: PeerSubnet[] = [];
-  if (subnet === undefined) {
-    return {
-      dataplane: { node, links: [], addresses: [], routes: [], neighbours: [], fdb: [], sysctls: {}, nat: [], filters: [], pods: [] },
-      unroutablePeers,
-    };
-  }
+  if (subnet === undefined) return { dataplane: emptyDataplane(node), unroutablePeers };
+  const underlay = ipv4Underlay(input.node);
   const own = Prefix.parse(subnet);
   const gateway = own.nth(1);
   const connected = Prefix.of(4, Prefix.host(underlay.address).base, underlay.prefixLength);
@@ -154,7 +141,7 @@ export function planWithDiagnostics(input: PlanInput): { dataplane: NodeDataplan
     fdb: [],
     sysctls: { ipv4Forwarding: true },
     nat,
-    filters: (input.filters ?? []).map((f) => ({ ...f, rules: [...f.rules] })),
+    filters: input.policy?.filtersFor({ node, pods: input.pods, nodeAddresses: [underlay.address, gateway] }) ?? [],
     pods: input.pods.map((p) => podInterface(config, subnet, p)),
   };
   return { dataplane: canonicalDataplane(dataplane), unroutablePeers };

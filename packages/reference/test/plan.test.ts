@@ -2,13 +2,13 @@ import { describe, expect, it } from "vitest";
 import { canonicalDataplane } from "@cnikit/core";
 import { parseReferenceConfig } from "../src/config.ts";
 import { BRIDGE, MASQ_RULE_ID, hostIfName, macFor, planDataplane, planWithDiagnostics } from "../src/plan.ts";
-import type { PlanInput } from "../src/plan.ts";
+import type { PlanInput, PodRecord } from "../src/plan.ts";
+import type { FilterPolicy } from "@cnikit/core";
 
 const underlay = { iface: "eth0", address: "198.51.100.10", prefixLength: 24 };
 const base: PlanInput = {
   config: parseReferenceConfig({}),
-  node: "n1",
-  underlay,
+  node: { name: "n1", underlay: [underlay] },
   subnet: "10.250.1.0/24",
   peers: [
     { node: "n1", subnet: "10.250.1.0/24", address: "198.51.100.10" },
@@ -103,6 +103,16 @@ describe("planDataplane", () => {
     const reversed: PlanInput = { ...more, peers: [...more.peers].reverse(), pods: [...more.pods].reverse() };
     expect(planDataplane(reversed)).toEqual(planDataplane(more));
     expect(planDataplane(more)).toEqual(canonicalDataplane(planDataplane(more)));
+  });
+
+  it("compiles the local pods' filters itself from the input's policy (the node's underlay and gateway always allowed)", () => {
+    const calls: { node: string; pods: readonly PodRecord[]; nodeAddresses: readonly string[] }[] = [];
+    const filter: FilterPolicy = { pod: "c1/eth0", direction: "ingress", rules: [], defaultAction: "drop" };
+    const dp = planDataplane({ ...base, policy: { filtersFor: (input) => (calls.push(input), [filter]) } });
+    expect(calls).toEqual([{ node: "n1", pods: base.pods, nodeAddresses: ["198.51.100.10", "10.250.1.1"] }]);
+    expect(dp.filters).toHaveLength(1);
+    expect(planDataplane(base).filters).toEqual([]);
+    expect(planDataplane(withoutSubnet({ ...base, policy: { filtersFor: () => [filter] } })).filters).toEqual([]);
   });
 
   it("reports unroutable peers", () => {

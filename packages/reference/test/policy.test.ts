@@ -9,7 +9,7 @@ import { compileFilters, parsePolicyObject } from "@cnikit/netpol";
 import type { ClusterPod } from "@cnikit/netpol";
 import { reference } from "../src/index.ts";
 import { hostIfName } from "../src/plan.ts";
-import { POD_PREFIX } from "../src/policy.ts";
+import { POD_PREFIX } from "../src/agent.ts";
 import type { ReferenceConfig } from "../src/config.ts";
 
 const POLICIES = [
