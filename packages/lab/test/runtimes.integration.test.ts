@@ -286,6 +286,36 @@ describe("podman 4 (CNI backend) on a cnikit network chained with portmap", () =
     expect(await httpFrom("internet")).toContain("200 OK");
   });
 
+  it("podman network reload: DEL, then ADD asking for the same address and MAC (CNI_ARGS IP=, MAC=): cnikit gives the address back, the port is published again", async () => {
+    const mark = readCalls(podmanCni.log).length;
+    must(await podman(["network", "reload", PODMAN_NAME]), "podman network reload");
+    const calls = readCalls(podmanCni.log).slice(mark).filter((c) => c.command === "ADD" || c.command === "DEL");
+    console.log(formatCalls("podman network reload", calls));
+    expect(calls.map((c) => `${c.plugin} ${c.command}`)).toEqual(["portmap DEL", "cnikit-cni DEL", "cnikit-cni ADD", "portmap ADD"]);
+    const add = calls[2]!;
+    expect(add.args.split(";")).toEqual(expect.arrayContaining([`IP=${ip}`, expect.stringMatching(/^MAC=/)]));
+    expect(add.exit).toBe(0);
+    expect(resultIp(add.stdout)).toBe(ip);
+    hostVeth = (JSON.parse(add.stdout!) as { interfaces: { name: string }[] }).interfaces[1]!.name;
+    expect(must(await podman(["exec", PODMAN_NAME, "ip", "-4", "-o", "addr", "show", "eth0"]), "podman exec ip addr")).toContain(`inet ${ip}/24`);
+    expect(await httpFrom("node-2")).toContain("200 OK");
+  });
+
+  it("podman run --ip (CNI_ARGS IP=): cnikit hands out the requested address of node-1's range, and frees it at rm", async () => {
+    const wanted = ip.replace(/\.\d+$/, ".200");
+    const name = `${PODMAN_NAME}-ip`;
+    const mark = readCalls(podmanCni.log).length;
+    const other = must(await podman(["run", "-d", "--name", name, "--network", NETWORK, "--ip", wanted, IMAGE, "httpd", "-f", "-p", "80", "-h", "/www"]), "podman run --ip").trim();
+    containerIds.push(other);
+    const add = readCalls(podmanCni.log).slice(mark).find((c) => c.plugin === "cnikit-cni" && c.command === "ADD")!;
+    expect(add.args.split(";")).toContain(`IP=${wanted}`);
+    expect(resultIp(add.stdout)).toBe(wanted);
+    expect(must(await podman(["exec", name, "ip", "-4", "-o", "addr", "show", "eth0"]), "podman exec ip addr")).toContain(`inet ${wanted}/24`);
+    must(await podman(["rm", "-f", "-t", "0", name]), "podman rm");
+    expect(callsOf(podmanCni, other, "DEL").map((c) => `${c.plugin} ${c.exit}`)).toEqual(["portmap 0", "cnikit-cni 0"]);
+    expect(await reservation(wanted, "free-podman-ip")).toBe("free");
+  });
+
   it("podman rm: DEL goes to portmap then cnikit-cni; the veth, the DNAT and the reservation are gone", async () => {
     const mark = readCalls(podmanCni.log).length;
     must(await podman(["rm", "-f", "-t", "0", PODMAN_NAME]), "podman rm");
