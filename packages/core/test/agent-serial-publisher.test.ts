@@ -114,6 +114,27 @@ describe("DataplanePublisher", () => {
     expect(t.clock.pending()).toBe(0);
   });
 
+  it("defer: a burst in one instant costs one plan and one notification on a 0 ms timer; current() is fresh; a plain invalidate tells at once", async () => {
+    const t = setup(0);
+    for (let i = 1; i <= 10; i++) {
+      t.set(i);
+      t.pub.invalidate({ defer: true });
+    }
+    expect(t.told).toHaveLength(0);
+    expect(t.computed()).toBe(0);
+    expect(t.clock.pending()).toBe(1);
+    await t.clock.advance(0);
+    expect(t.told).toEqual([planOf(10)]);
+    expect(t.computed()).toBe(1);
+    t.set(11);
+    t.pub.invalidate({ defer: true });
+    expect(t.pub.current()).toEqual(planOf(11));
+    t.set(12);
+    t.pub.invalidate();
+    expect(t.told).toEqual([planOf(10), planOf(12)]);
+    expect(t.clock.pending()).toBe(0);
+  });
+
   it("stop() cancels the pending notification and freezes the plan", async () => {
     const t = setup(1_000);
     t.set(1);

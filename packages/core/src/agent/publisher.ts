@@ -45,21 +45,28 @@ export class DataplanePublisher {
     return this.plan;
   }
 
-  /** State changed: the next `current()` recomputes, and listeners are told (coalesced). */
-  invalidate(): void {
+  /**
+   * State changed: the next `current()` recomputes, and listeners are told (coalesced). With
+   * `defer`, listeners are told from a timer on `clock` (0 ms, or what `minIntervalMs` still asks)
+   * instead of at once, so a burst of changes within one instant (a cold start's BGP UPDATEs) costs
+   * one plan; a later plain `invalidate` in that instant tells at once. `current()` is never stale.
+   */
+  invalidate(options: { defer?: boolean } = {}): void {
     if (this.stopped) return;
     this.dirty = true;
-    if (this.timer) return;
     const min = this.options.minIntervalMs ?? 0;
     const wait = this.lastTold + min - this.options.clock.now();
-    if (min <= 0 || wait <= 0) {
+    if (!options.defer && (min <= 0 || wait <= 0)) {
+      this.timer?.cancel();
+      this.timer = undefined;
       this.tell();
       return;
     }
+    if (this.timer) return;
     this.timer = this.options.clock.setTimeout(() => {
       this.timer = undefined;
       this.tell();
-    }, wait);
+    }, Math.max(0, wait));
   }
 
   /** Recomputes and tells listeners now if the plan changed (skips the coalescing wait). */

@@ -112,9 +112,12 @@ export abstract class AgentRuntime<C, R extends PodRef = PodRef> implements Node
     this.attachments.set(podKey(record), record);
   }
 
-  /** State changed: replan (coalesced; `dataplane()` is never stale). */
-  protected replan(): void {
-    this.publisher.invalidate();
+  /**
+   * State changed: replan (coalesced; `dataplane()` is never stale). `defer`: tell listeners from
+   * a 0 ms timer, so a burst of changes in one instant of `ctx.clock` costs one plan.
+   */
+  protected replan(options: { defer?: boolean } = {}): void {
+    this.publisher.invalidate(options);
   }
 
   /** Runs `fn` every `ms` on `ctx.clock` until stop; a run still going is not overlapped. */
