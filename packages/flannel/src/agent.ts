@@ -59,6 +59,8 @@ import {
 import type { AcquiredLease, LeaseAttrs, LeaseSubnets, SubnetLease } from "./leases.ts";
 import { BRIDGE, createPlanCache, deriveVtepMac, hostIfName, localDevices, macForAddress, planWithDiagnostics, podMtu, underlayOf } from "./plan.ts";
 import type { PodRecord, SkippedPeer, VtepMacs } from "./plan.ts";
+import { flannelPodOf, recordPolicy } from "./components.ts";
+import type { FlannelAgentComponent, FlannelAgentOptions } from "./components.ts";
 
 /** Full re-list period (flannel's route networks reconcile every 10 s; its vxlan never does). */
 export const RESYNC_MS = 10_000;
@@ -106,7 +108,7 @@ export interface FlannelAgentStats {
   renewals: number;
 }
 
-/** The flannel NodeAgent; see the module comment. Create it with `flannel.createAgent(ctx)`. */
+/** The flannel NodeAgent; see the module comment. Create it with `flannel.createAgent(ctx)` or `createFlannelAgent`. */
 export class FlannelAgent implements NodeAgent {
   private readonly ctx: AgentContext<FlannelConfig>;
   private readonly config: FlannelConfig;
@@ -140,10 +142,17 @@ export class FlannelAgent implements NodeAgent {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly counters: FlannelAgentStats = { leaseAttempts: 0, leaseConflicts: 0, watchEvents: 0, relists: 0, repairs: 0, replans: 0, renewals: 0 };
 
-  constructor(ctx: AgentContext<FlannelConfig>) {
+  private readonly components: readonly FlannelAgentComponent[];
+  private readonly policy: FlannelAgentOptions["policy"];
+
+  /** `options`: components composed into the agent (see components.ts); none for plain flannel. */
+  constructor(ctx: AgentContext<FlannelConfig>, options: FlannelAgentOptions = {}) {
     this.ctx = ctx;
     this.config = ctx.config;
     this.lastPlan = emptyDataplane(ctx.node.name);
+    this.components = options.components ?? [];
+    this.policy = options.policy;
+    for (const c of this.components) c.onChange?.(() => this.scheduleReplan());
   }
 
   /**
@@ -186,8 +195,13 @@ export class FlannelAgent implements NodeAgent {
     }
     this.held = held;
     await ctx.local.put(LOCAL_KEYS.lease, JSON.stringify(subnetsOf(held)));
+    for (const c of this.components) c.setLease?.(held.storeLease);
     await this.restorePods(held);
     await this.relist();
+    for (const c of this.components) {
+      this.abort.signal.addEventListener("abort", () => void c.stop(), { once: true });
+      await c.start(this.abort.signal);
+    }
     if (this.phase !== "starting") return;
     this.phase = "running";
     void this.watchLoop();
@@ -308,6 +322,7 @@ export class FlannelAgent implements NodeAgent {
       const key = podKey(record);
       for (const a of record.addresses) allocations.get(Prefix.host(a).family)!.push([a, key]);
       this.pods.set(key, record);
+      for (const c of this.components) c.podAdded?.(flannelPodOf(record));
     }
     for (const [family, range] of subnets) {
       const last = (await ctx.local.get(LOCAL_KEYS.lastReserved(family)))?.value;
@@ -473,6 +488,7 @@ export class FlannelAgent implements NodeAgent {
       held.storeLease = granted;
       held.modRevision = put.revision;
       granted = undefined;
+      for (const c of this.components) c.setLease?.(held.storeLease);
       this.impaired = undefined;
       this.scheduleRenewal(this.renewDelayMs());
     } catch (err) {
@@ -541,6 +557,7 @@ export class FlannelAgent implements NodeAgent {
     this.replanTimer?.cancel();
     if (!wasActive || !options.release) return;
     await this.startPromise?.catch(() => undefined);
+    for (const c of this.components) await c.stop();
     const held = this.held;
     if (!held) return;
     try {
@@ -636,6 +653,7 @@ export class FlannelAgent implements NodeAgent {
         if (pod.namespace !== undefined) record.namespace = pod.namespace;
         if (pod.podName !== undefined) record.podName = pod.podName;
         if (pod.labels !== undefined) record.labels = { ...pod.labels };
+        if (pod.ports !== undefined) record.ports = pod.ports.map((p) => ({ ...p }));
         const ops: { op: "put"; key: string; value: string }[] = [{ op: "put", key: localPodKey(pod), value: JSON.stringify(record) }];
         for (const [family, pool] of this.pools) {
           if (pool.lastReserved !== null) ops.push({ op: "put", key: LOCAL_KEYS.lastReserved(family), value: pool.lastReserved });
@@ -648,6 +666,7 @@ export class FlannelAgent implements NodeAgent {
         }
         if (!result.succeeded) throw new TryAgainError(`[${COMPONENT}] a reservation for ${key} appeared in the node-local store meanwhile; try again`);
         this.pods.set(key, record);
+        for (const c of this.components) c.podAdded?.(flannelPodOf(record));
         this.replan();
         return this.resultFor(held, record);
       } catch (err) {
@@ -681,6 +700,7 @@ export class FlannelAgent implements NodeAgent {
     const record = this.pods.get(key);
     this.pods.delete(key);
     for (const pool of this.pools.values()) pool.releaseOwner(key);
+    if (record) for (const c of this.components) c.podRemoved?.(ref);
     if (record) this.replan();
   }
 
@@ -807,8 +827,10 @@ export class FlannelAgent implements NodeAgent {
     if (!held) return;
     this.counters.replans++;
     this.lastReplanAt = this.ctx.clock.now();
+    const policy = this.policy?.();
     const { dataplane, skipped } = planWithDiagnostics(
       {
+        ...(policy ? { policy: recordPolicy(policy) } : {}),
         config: this.config,
         node: this.ctx.node,
         lease: { ...subnetsOf(held), key: held.key },
@@ -858,3 +880,11 @@ function readPodRecord(kv: KeyValue): PodRecord | undefined {
   }
 }
 
+
+/**
+ * Flannel's agent with extra components composed into it: the composition point Canal uses (see
+ * components.ts). `createFlannelAgent(ctx)` is plain flannel, what `flannel.createAgent` makes.
+ */
+export function createFlannelAgent(ctx: AgentContext<FlannelConfig>, options: FlannelAgentOptions = {}): FlannelAgent {
+  return new FlannelAgent(ctx, options);
+}

@@ -52,7 +52,8 @@ export const flannel = defineBackend<FlannelConfig>({
 // read (flannel's etcd lease keys and TTL: an interop contract), documented constants, and the
 // fixtures. Agent, plan and lease internals are not exported (see ./internal.ts for cnikit's own
 // tests and benches).
-export { RESYNC_MS } from "./agent.ts";
+export { RESYNC_MS, createFlannelAgent } from "./agent.ts"; // createFlannelAgent(ctx, { components, policy }): the composition point (Canal)
+export type { FlannelAgentComponent, FlannelAgentOptions, FlannelPod } from "./components.ts";
 export { parseFlannelConfig, FLANNEL_DEFAULTS, UNSUPPORTED_BACKENDS, NET_CONF_KEYS, MIN_POD_MTU, MAX_MTU, MAX_VNI } from "./config.ts";
 export type { FlannelConfig, FamilyRange, FlannelBackendConfig, VxlanBackendConfig, HostGwBackendConfig } from "./config.ts";
 export { SUBNET_PREFIX, LEASE_TTL_SECONDS } from "./leases.ts";

@@ -29,7 +29,9 @@ import type {
   NeighbourEntry,
   NodeDataplane,
   NodeInfo,
+  PlanPolicy,
   PodInterface,
+  PodPort,
   PodRoute,
   RouteEntry,
   UnderlayInterface,
@@ -54,6 +56,8 @@ export interface PodRecord {
   namespace?: string;
   podName?: string;
   labels?: Record<string, string>;
+  /** The ADD's container ports (NetworkPolicy named ports, for composed components). */
+  ports?: PodPort[];
 }
 
 /** The VTEP MACs of this node's vxlan devices. */
@@ -73,6 +77,8 @@ export interface PlanInput {
   /** Every lease in the store, this node's own included (it is skipped). */
   leases: readonly SubnetLease[];
   pods: readonly PodRecord[];
+  /** NetworkPolicy (a composed component's, e.g. Canal's): the filters of `pods`. */
+  policy?: PlanPolicy<PodRecord>;
 }
 
 /** A lease the plan made no entries for, and why. */
@@ -593,6 +599,10 @@ export function planWithDiagnostics(input: PlanInput, cache?: PlanCache): PlanRe
     input.pods.map((pod) => podInterface({ config, lease, mtu, pod })),
     (p) => p.key,
   );
+  if (input.policy) {
+    const nodeAddresses = [...node.underlay.map((u) => u.address), ...own.map((p) => p.nth(1))];
+    dp.filters = sortBy(input.policy.filtersFor({ node: node.name, pods: input.pods, nodeAddresses }), (f) => `${f.pod} ${f.direction}`);
+  }
   skipped.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return { dataplane: dp, skipped };
 }
