@@ -58,7 +58,10 @@ function isCached(v: unknown): v is CachedAttachment {
   );
 }
 
-/** The on-disk result cache of one runtime. Not locked: the runtime serializes calls per container. */
+/**
+ * The on-disk result cache of one runtime. Not locked itself: `CniRuntime` holds the container's
+ * mutex and its lock file (`FileLocks` under `<cacheDir>/locks`) around every read-modify-write.
+ */
 export class ResultCache {
   readonly dir: string;
 

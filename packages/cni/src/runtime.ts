@@ -17,8 +17,11 @@
  * for an attachment whose ADD failed; `addOrCleanup` does exactly that.
  *
  * Concurrency (checklist 47): calls on one container id are serialized (FIFO); calls on different
- * containers run in parallel; GC waits for running calls and holds new ones back until done. Within
- * one `CniRuntime` only: share one instance per cache directory.
+ * containers run in parallel; GC waits for running calls and holds new ones back until done. Across
+ * processes sharing a cache directory, ADD, DEL and CHECK of one container id — and GC's DEL of a
+ * stale one — also hold that container's lock file (`FileLocks`, runtime-lock.ts), so two runtimes
+ * cannot interleave an ADD and a DEL of one attachment; a lock left by a dead process is taken over.
+ * GC's exclusion of every other call is per `CniRuntime` only.
  */
 import { access, stat } from "node:fs/promises";
 import { constants as fsConstants } from "node:fs";
@@ -29,11 +32,12 @@ import type { CniDns, CniInterface, CniIpConfig, CniRoute } from "./protocol.ts"
 import { ResultCache, type CachedAttachment } from "./runtime-cache.ts";
 import { pluginConfig, type NetworkConfigList, type PluginConf } from "./runtime-config.ts";
 import { parsePluginError, PluginError, spawnExec, type PluginExec, type PluginOutput } from "./runtime-exec.ts";
-import { KeyedMutex, SharedExclusiveGate } from "./runtime-lock.ts";
+import { FileLocks, KeyedMutex, SharedExclusiveGate } from "./runtime-lock.ts";
 
 export { loadConfList, pluginConfig, type InjectOptions, type NetworkConfigList, type PluginConf } from "./runtime-config.ts";
 export { netnsWrapper, parsePluginError, PluginError, spawnExec, type PluginExec, type PluginInvocation, type PluginOutput, type SpawnExecOptions } from "./runtime-exec.ts";
 export { CACHE_KIND, ResultCache, type AttachmentKey, type CachedAttachment } from "./runtime-cache.ts";
+export { FileLocks, currentLockOwner, lockOwnerAlive, type FileLocksOptions, type LockOwner } from "./runtime-lock.ts";
 
 const COMPONENT = "cni-runtime";
 
@@ -70,6 +74,11 @@ export interface CniRuntimeOptions {
   timeoutMs?: number;
   /** Base environment of the plugins (default `process.env`); any CNI_* in it is dropped. */
   env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * How long a call waits for another process holding the container's lock file before failing
+   * with 11 (ms); default twice `timeoutMs`. A dead holder's lock is taken over at once.
+   */
+  lockTimeoutMs?: number;
 }
 
 /** A plugin's answer to VERSION. */
@@ -142,6 +151,8 @@ export class AddCleanupError extends CniError {
 interface Where {
   cniPath: string[];
   cache: ResultCache;
+  /** The cross-process locks of this cache directory (`<cacheDir>/locks`). */
+  locks: FileLocks;
 }
 
 interface Prepared {
@@ -199,7 +210,7 @@ export class CniRuntime {
    */
   async add(list: NetworkConfigList, rt: RuntimeConf): Promise<CniResultJson> {
     const where = this.where(rt, "ADD");
-    return this.containers.run(rt.containerId, () => this.gate.withShared(() => this.addLocked(list, rt, where, { started: false })));
+    return this.containers.run(rt.containerId, () => this.gate.withShared(() => where.locks.run(rt.containerId, () => this.addLocked(list, rt, where, { started: false }))));
   }
 
   /**
@@ -210,7 +221,7 @@ export class CniRuntime {
   async addOrCleanup(list: NetworkConfigList, rt: RuntimeConf): Promise<CniResultJson> {
     const where = this.where(rt, "ADD");
     return this.containers.run(rt.containerId, () =>
-      this.gate.withShared(async () => {
+      this.gate.withShared(() => where.locks.run(rt.containerId, async () => {
         const state = { started: false };
         try {
           return await this.addLocked(list, rt, where, state);
@@ -223,7 +234,7 @@ export class CniRuntime {
           }
           throw err;
         }
-      }),
+      })),
     );
   }
 
@@ -237,7 +248,7 @@ export class CniRuntime {
    */
   async del(list: NetworkConfigList, rt: RuntimeConf): Promise<void> {
     const where = this.where(rt, "DEL");
-    await this.containers.run(rt.containerId, () => this.gate.withShared(() => this.delLocked(list, rt, where)));
+    await this.containers.run(rt.containerId, () => this.gate.withShared(() => where.locks.run(rt.containerId, () => this.delLocked(list, rt, where))));
   }
 
   /**
@@ -251,7 +262,7 @@ export class CniRuntime {
     if (list.disableCheck) return;
     const where = this.where(rt, "CHECK");
     await this.containers.run(rt.containerId, () =>
-      this.gate.withShared(async () => {
+      this.gate.withShared(() => where.locks.run(rt.containerId, async () => {
         const prepared = await this.prepare(list, where);
         if (versionLt(prepared.version, "0.4.0")) {
           throw new VersionError(`[${COMPONENT}] network ${JSON.stringify(list.name)}: configuration version "${prepared.version}" does not support the CHECK command`, "CHECK needs 0.4.0 or later");
@@ -266,7 +277,7 @@ export class CniRuntime {
         for (const [i, plugin] of list.plugins.entries()) {
           await this.invoke({ list, plugin, index: i, path: prepared.paths[i]!, command: "CHECK", version: prepared.version, rt, where, prevResult: cached });
         }
-      }),
+      })),
     );
   }
 
@@ -304,8 +315,14 @@ export class CniRuntime {
         if (valid.has(`${entry.containerId}\u0000${entry.ifName}`)) continue;
         const rt: RuntimeConf = { containerId: entry.containerId, ifName: entry.ifName, netns: entry.netns, args: entry.cniArgs, capabilityArgs: entry.capabilityArgs };
         try {
-          await this.delLocked(list, rt, where);
-          deleted.push({ containerId: entry.containerId, ifName: entry.ifName });
+          // Under the container's lock file, and only if another runtime did not DEL or re-ADD it meanwhile.
+          const gone = await where.locks.run(entry.containerId, async () => {
+            const now = await where.cache.read({ networkName: list.name, containerId: entry.containerId, ifName: entry.ifName });
+            if (now === undefined || "corrupt" in now || now.created !== entry.created) return false;
+            await this.delLocked(list, rt, where);
+            return true;
+          });
+          if (gone) deleted.push({ containerId: entry.containerId, ifName: entry.ifName });
         } catch (err) {
           const e = CniError.from(err);
           errors.push(new CniError(e.code, `failed to delete stale attachment ${entry.containerId} ${entry.ifName}: ${e.message}`, { cause: e }));
@@ -375,7 +392,7 @@ export class CniRuntime {
     const path = cniPath ?? this.options.cniPath;
     const dir = cacheDir ?? this.options.cacheDir;
     if (cniPath !== undefined || cacheDir !== undefined) checkWhere(path, dir, "rt.");
-    return { cniPath: path, cache: new ResultCache(dir) };
+    return { cniPath: path, cache: new ResultCache(dir), locks: new FileLocks(join(dir, "locks"), { timeoutMs: this.options.lockTimeoutMs ?? 2 * this.timeoutMs }) };
   }
 
   private where(rt: RuntimeConf, command: "ADD" | "DEL" | "CHECK"): Where {
