@@ -20,37 +20,14 @@
  *    a leak recorded under a name that is neither the container id nor the address (a quarantined
  *    block ordinal) still shows on a share too large to run out.
  */
-import {
-  MemoryDatastore,
-  MemoryNetwork,
-  Prefix,
-  VirtualClock,
-  canonicalDataplane,
-  flushAsync,
-  parseAddress,
-  parseInterfaceAddress,
-  silentLogger,
-} from "@cnikit/core";
-import type { AttachResult, NodeAgent, NodeDataplane, PodAttachment, PodInterface, PodRef } from "@cnikit/core";
-import type { SimPod } from "@cnikit/sim";
+import { Prefix, canonicalDataplane, flushAsync, parseAddress, parseInterfaceAddress } from "@cnikit/core";
+import type { AttachResult, NodeDataplane, PodAttachment, PodInterface, PodRef } from "@cnikit/core";
 import { SOURCES, fail, notApplicable, notRun, pass } from "../check.ts";
 import type { CheckDefinition, CheckEnv } from "../check.ts";
-import {
-  converge,
-  describeError,
-  describePod,
-  drivenAgent,
-  errorCode,
-  livePods,
-  nodeEndpoint,
-  podEndpoint,
-  reachProblems,
-  storeContents,
-  summarizeProblems,
-  thrown,
-} from "../harness.ts";
-import type { Harness } from "../harness.ts";
-import type { CheckOutcome, SubResult } from "../types.ts";
+import { describeError, errorCode, summarizeProblems, thrown } from "../harness.ts";
+import { CLUSTER_STORE_LABEL, simLifecycleDriver } from "../lifecycle-driver.ts";
+import type { LifecycleDriver, LifecycleDriverFactory, StoreSnapshot } from "../lifecycle-driver.ts";
+import type { CheckOutcome, Section, SubResult } from "../types.ts";
 
 const PLUGIN_NEEDED = "runs through the CNI plugin executable: use --dataplane linux";
 
@@ -64,10 +41,6 @@ export const FILL_LIMIT = 300;
 
 /** Pods deleted from a full node in one round of the exhaustion leg. */
 const EXHAUSTION_VICTIMS = 4;
-
-function attachment(id: string, ifName = "eth0"): PodAttachment {
-  return { containerId: id, ifName, netns: `/var/run/netns/${id}`, namespace: "default", podName: id };
-}
 
 function ref(id: string, ifName = "eth0"): PodRef {
   return { containerId: id, ifName };
@@ -85,36 +58,9 @@ function cid(tag: string, i: number): string {
   return `${tag}-${String(i).padStart(4, "0")}-x`;
 }
 
-/** A fresh cluster of two started nodes. */
-async function twoNodes(env: CheckEnv, salt: string): Promise<{ h: Harness; names: [string, string] }> {
-  const h = env.harness(salt);
-  await h.cluster.addNode({ name: "b-1" });
-  await h.cluster.addNode({ name: "b-2" });
-  await h.cluster.settle({ limitMs: env.summary.convergenceMs });
-  return { h, names: ["b-1", "b-2"] };
-}
-
-/** The node's current agent, its CNI operations driven on the cluster's clock. */
-function agentOf(h: Harness, node: string): NodeAgent {
-  return drivenAgent(h.cluster.node(node).agent, h.clock);
-}
-
 function firstAddress(result: AttachResult): string | undefined {
   const ip = result.ips[0];
   return ip ? ip.address.split("/")[0] : undefined;
-}
-
-function podKeysOf(h: Harness, node: string): string[] {
-  return agentOf(h, node)
-    .dataplane()
-    .pods.map((p) => p.key)
-    .sort();
-}
-
-function podEntry(h: Harness, node: string, r: PodRef): PodInterface | undefined {
-  return agentOf(h, node)
-    .dataplane()
-    .pods.find((p) => p.key === key(r));
 }
 
 /** Whether an error means "requested addresses are not supported" (code 2, or 7 naming them). */
@@ -125,40 +71,35 @@ function requestedIpsUnsupported(err: unknown): boolean {
 
 // ---------------------------------------------------------------- what the stores hold
 
-/** Every entry of the cluster store and of one node's `ctx.local`, labelled, with its value (no revisions). */
-type Snapshot = Map<string, string>;
-
-async function snapshot(h: Harness, node: string): Promise<Snapshot> {
-  await flushAsync();
-  const out: Snapshot = new Map();
-  for (const kv of (await h.store.list("")).items) out.set(`cluster store key ${kv.key}`, kv.value);
-  for (const kv of (await h.cluster.localStore(node).list("")).items) out.set(`node ${node}'s local store key ${kv.key}`, kv.value);
-  return out;
-}
-
 /**
  * A snapshot taken once the stores are quiet: virtual time steps (1/20 of the bound) until two
  * snapshots in a row are equal, so writes a backend makes asynchronously (a publication queue, a
  * slow external store) have landed before a check compares against it. Gives up quietly at the
  * bound (the caller's comparison then names what kept changing).
  */
-async function quietSnapshot(h: Harness, boundMs: number, node: string): Promise<Snapshot> {
-  const v0 = h.clock.now();
+async function quietSnapshot(d: LifecycleDriver, boundMs: number, node: string): Promise<Snapshot> {
+  const v0 = d.now();
   const step = Math.max(10, Math.floor(boundMs / 20));
-  let last = await snapshot(h, node);
+  let last = await d.stores(node);
   for (;;) {
-    const elapsed = h.clock.now() - v0;
+    const elapsed = d.now() - v0;
     if (elapsed >= boundMs) return last;
-    await h.cluster.settle({ limitMs: Math.min(step, boundMs - elapsed) });
-    const next = await snapshot(h, node);
+    await d.passTime(Math.min(step, boundMs - elapsed));
+    const next = await d.stores(node);
     if (JSON.stringify([...next]) === JSON.stringify([...last])) return next;
     last = next;
   }
 }
 
-/** Contents of one node's `ctx.local` (keys and values, no revisions), for "nothing changed". */
-async function localContents(h: Harness, node: string): Promise<string> {
-  return storeContents(h.cluster.localStore(node));
+type Snapshot = StoreSnapshot;
+
+/** The cluster store's part of a snapshot and the node's `ctx.local` part, each as one text (for "nothing changed"). */
+function storeParts(snap: Snapshot): { cluster: string; local: string } {
+  const entries = [...snap].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return {
+    cluster: JSON.stringify(entries.filter(([k]) => k.startsWith(CLUSTER_STORE_LABEL))),
+    local: JSON.stringify(entries.filter(([k]) => !k.startsWith(CLUSTER_STORE_LABEL))),
+  };
 }
 
 function escapeRegExp(text: string): string {
@@ -205,16 +146,16 @@ function entriesNaming(snap: Snapshot, text: string): string[] {
  * Steps virtual time (in 1/20 of the bound) until the asynchronous `problems()` comes back empty or
  * the bound passes; returns the last problems. Stops early when the cluster goes idle.
  */
-async function eventually(h: Harness, boundMs: number, problems: () => Promise<string[]>): Promise<string[]> {
-  const v0 = h.clock.now();
+async function eventually(d: LifecycleDriver, boundMs: number, problems: () => Promise<string[]>): Promise<string[]> {
+  const v0 = d.now();
   const step = Math.max(10, Math.floor(boundMs / 20));
   for (;;) {
     await flushAsync();
     const p = await problems();
-    const elapsed = h.clock.now() - v0;
+    const elapsed = d.now() - v0;
     if (p.length === 0 || elapsed >= boundMs) return p;
-    await h.cluster.settle({ limitMs: Math.min(step, boundMs - elapsed) });
-    if (h.clock.now() - v0 === elapsed) {
+    await d.passTime(Math.min(step, boundMs - elapsed));
+    if (d.now() - v0 === elapsed) {
       await flushAsync();
       return problems();
     }
@@ -237,9 +178,9 @@ interface Released {
  * node's local store names the released container id, and none names a released address that did
  * not name it before the ADD.
  */
-async function traceProblems(h: Harness, boundMs: number, node: string, gone: Released[], what: string): Promise<string[]> {
-  return eventually(h, boundMs, async () => {
-    const snap = await snapshot(h, node);
+async function traceProblems(d: LifecycleDriver, boundMs: number, node: string, gone: Released[], what: string): Promise<string[]> {
+  return eventually(d, boundMs, async () => {
+    const snap = await d.stores(node);
     const problems: string[] = [];
     for (const g of gone) {
       if (g.traceContainerId) {
@@ -262,17 +203,17 @@ async function traceProblems(h: Harness, boundMs: number, node: string, gone: Re
  * The requested-IP leg: the released `addresses` (one per family) are handed out again to a fresh
  * attachment `id` (then deleted). Returns "unsupported" when the backend refuses requested addresses.
  */
-async function requestAgain(h: Harness, node: string, addresses: string[], id: string, what: string): Promise<"ok" | "unsupported" | string> {
+async function requestAgain(d: LifecycleDriver, node: string, addresses: string[], id: string, what: string): Promise<"ok" | "unsupported" | string> {
   let result: AttachResult;
   const list = addresses.join(", ");
   try {
-    result = await agentOf(h, node).attach({ ...attachment(id), requestedIps: addresses });
+    result = await d.attach(node, { ...d.attachment(id), requestedIps: addresses });
   } catch (err) {
     if (requestedIpsUnsupported(err)) return "unsupported";
     return `after ${what}, ${list} could not be handed out again on node ${node}: ${describeError(err)}`;
   }
   const got = addressesOf(result);
-  await agentOf(h, node).detach(ref(id));
+  await d.detach(node, ref(id));
   return addresses.every((a) => got.includes(a)) ? "ok" : `after ${what}, asking for ${list} on node ${node} gave ${got.join(", ") || "no address"}`;
 }
 
@@ -293,13 +234,13 @@ function addressesOf(result: AttachResult): string[] {
  * ADDs `tag` pods on `node` until PoolExhaustedError (code 100) or `limit` ADDs. Any other failure
  * is a problem (the node's share is not used up yet).
  */
-async function fillNode(h: Harness, node: string, tag: string, limit = FILL_LIMIT): Promise<{ held: Held[]; exhausted: boolean; problems: string[] }> {
+async function fillNode(d: LifecycleDriver, node: string, tag: string, limit = FILL_LIMIT): Promise<{ held: Held[]; exhausted: boolean; problems: string[] }> {
   const held: Held[] = [];
   for (let i = 0; i < limit; i++) {
     const id = cid(tag, i);
     let result: AttachResult;
     try {
-      result = await agentOf(h, node).attach(attachment(id));
+      result = await d.attach(node, d.attachment(id));
     } catch (err) {
       if (errorCode(err) === 100) return { held, exhausted: true, problems: [] };
       return { held, exhausted: false, problems: [`ADD ${id}/eth0 on node ${node}, after ${held.length} ADDs that filled the node, failed with ${describeError(err)}; expected an address or PoolExhaustedError (100)`] };
@@ -325,7 +266,7 @@ function spread<T>(list: T[], n: number, offset = 0): T[] {
  * (DEL or GC); then exactly as many ADDs must succeed, with exactly the released addresses, and the
  * next one must fail with PoolExhaustedError. Returns the problems and the attachments now held.
  */
-async function refillProblems(h: Harness, node: string, victims: Held[], tag: string, what: string): Promise<{ problems: string[]; held: Held[] }> {
+async function refillProblems(d: LifecycleDriver, node: string, victims: Held[], tag: string, what: string): Promise<{ problems: string[]; held: Held[] }> {
   const problems: string[] = [];
   const held: Held[] = [];
   const released = victims.map((v) => v.address);
@@ -335,7 +276,7 @@ async function refillProblems(h: Harness, node: string, victims: Held[], tag: st
     const id = cid(tag, i);
     let result: AttachResult;
     try {
-      result = await agentOf(h, node).attach(attachment(id));
+      result = await d.attach(node, d.attachment(id));
     } catch (err) {
       if (errorCode(err) !== 100) problems.push(`after ${what} of ${victims.length} pods on the full node ${node}, ADD ${id}/eth0 failed with ${describeError(err)}`);
       break;
@@ -365,7 +306,7 @@ async function refillProblems(h: Harness, node: string, victims: Held[], tag: st
  * the sub-result that says whether the leg could run.
  */
 async function exhaustionLeg(
-  h: Harness,
+  d: LifecycleDriver,
   node: string,
   tag: string,
   what: string,
@@ -373,7 +314,7 @@ async function exhaustionLeg(
   beforeSecondRound?: () => Promise<void>,
 ): Promise<{ problems: string[]; sub: SubResult; live: Held[] }> {
   const label = `exhaustion: on a full node, ${what} of k pods lets exactly k ADDs succeed again`;
-  const filled = await fillNode(h, node, `${tag}f`);
+  const filled = await fillNode(d, node, `${tag}f`);
   if (filled.problems.length > 0) return { problems: filled.problems, sub: { label, status: "failed", reason: summarizeProblems(filled.problems) }, live: filled.held };
   if (!filled.exhausted) {
     return {
@@ -389,7 +330,7 @@ async function exhaustionLeg(
     const victims = spread(live, EXHAUSTION_VICTIMS, round * 7);
     await release(victims, live);
     live = live.filter((x) => !victims.includes(x));
-    const refill = await refillProblems(h, node, victims, `${tag}r${round}`, what);
+    const refill = await refillProblems(d, node, victims, `${tag}r${round}`, what);
     problems.push(...refill.problems);
     live = [...live, ...refill.held];
     if (refill.problems.length > 0) break;
@@ -413,21 +354,21 @@ const CHURN_WARMUP = 8;
  * backend claim more and more of its share, and shows here.
  */
 async function churnLeg(
-  h: Harness,
+  d: LifecycleDriver,
   boundMs: number,
   node: string,
   tag: string,
   what = "DEL",
-  release: (r: PodRef) => Promise<void> = (r) => agentOf(h, node).detach(r),
+  release: (r: PodRef) => Promise<void> = (r) => d.detach(node, r),
 ): Promise<{ problems: string[]; sub: SubResult }> {
   const label = `churn: ${CHURN_PAIRS} ADD/${what} pairs of one pod at a time do not grow the cluster store or ctx.local`;
-  const keysOf = async (): Promise<Set<string>> => new Set((await snapshot(h, node)).keys());
+  const keysOf = async (): Promise<Set<string>> => new Set((await d.stores(node)).keys());
   let baseline: Set<string> | undefined;
   for (let i = 0; i < CHURN_PAIRS; i++) {
-    if (i === CHURN_WARMUP) baseline = new Set((await quietSnapshot(h, boundMs, node)).keys());
+    if (i === CHURN_WARMUP) baseline = new Set((await quietSnapshot(d, boundMs, node)).keys());
     const id = cid(tag, i);
     try {
-      await agentOf(h, node).attach(attachment(id));
+      await d.attach(node, d.attachment(id));
     } catch (err) {
       const p = [`ADD ${id}/eth0 on node ${node}, after ${i} ADD/${what} pairs of one pod at a time, failed with ${describeError(err)}: the earlier ${what}s did not release`];
       return { problems: p, sub: subOf(label, p) };
@@ -435,7 +376,7 @@ async function churnLeg(
     await release(ref(id));
   }
   // Within the convergence bound: a release the backend records asynchronously has landed by then.
-  const p = await eventually(h, boundMs, async () => {
+  const p = await eventually(d, boundMs, async () => {
     const grown = [...(await keysOf())].filter((k) => !baseline!.has(k));
     return grown.length > 0 ? [`after ${CHURN_PAIRS} ADD/${what} pairs of one pod at a time on node ${node}, ${grown.length} key(s) appeared that were not there after the first ${CHURN_WARMUP}: ${summarizeProblems(grown, 3)}`] : [];
   });
@@ -478,26 +419,15 @@ function footprintProblems(before: Record<string, string> | undefined, after: Re
   return problems;
 }
 
-/** Reachability between one pod and every other live pod (other containers) and every live node, both ways. */
-function podReachProblems(h: Harness, pod: SimPod): string[] {
-  const others = livePods(h)
-    .filter((p) => p.containerId !== pod.containerId)
-    .map(podEndpoint);
-  const nodes = h.cluster
-    .nodes()
-    .filter((n) => n.alive)
-    .map((n) => nodeEndpoint(n.name));
-  const me = [podEndpoint(pod)];
-  return [...reachProblems(h, me, [...others, ...nodes]), ...reachProblems(h, [...others, ...nodes], me)];
+/** How reasons name a pod made by `addPod`: "pod default/web (10.244.1.5) on node b-1". */
+function podLabel(pod: PodAttachment, addresses: string[], node: string): string {
+  return `pod ${pod.namespace ?? "default"}/${pod.podName ?? pod.containerId} (${addresses.join(", ") || "no address"}) on node ${node}`;
 }
 
 /** Waits (within the convergence bound) until the pod reaches and is reached by everything; returns what is still unreachable. */
-async function reachableWithin(h: Harness, boundMs: number, pod: SimPod): Promise<string[]> {
-  const r = await converge(h, boundMs, () => {
-    const p = podReachProblems(h, pod);
-    return p.length > 0 ? summarizeProblems(p) : undefined;
-  });
-  return r.converged ? [] : [`${describePod(pod)} is not reachable both ways within ${boundMs} ms: ${r.problem ?? ""}`];
+async function reachableWithin(d: LifecycleDriver, boundMs: number, node: string, pod: PodAttachment, addresses: string[]): Promise<string[]> {
+  const p = await eventually(d, boundMs, () => d.reachProblems(node, pod));
+  return p.length === 0 ? [] : [`${podLabel(pod, addresses, node)} is not reachable both ways within ${boundMs} ms: ${summarizeProblems(p)}`];
 }
 
 /** Entries that name the pod's container id or one of its addresses. */
@@ -512,8 +442,8 @@ function ownedEntries(snap: Snapshot, pod: { containerId: string; addresses: str
  * Whether a live pod's records survived an operation on another attachment: every entry that named
  * its container id or address before still names it after.
  */
-async function keptRecordsProblems(h: Harness, node: string, before: Snapshot, pod: { containerId: string; addresses: string[]; key: string }, traceContainerId: boolean, what: string): Promise<string[]> {
-  const after = await snapshot(h, node);
+async function keptRecordsProblems(d: LifecycleDriver, node: string, before: Snapshot, pod: { containerId: string; addresses: string[]; key: string }, traceContainerId: boolean, what: string): Promise<string[]> {
+  const after = await d.stores(node);
   const had = ownedEntries(before, pod, traceContainerId);
   const has = ownedEntries(after, pod, traceContainerId);
   const lost = [...had].filter((k) => !has.has(k));
@@ -521,14 +451,14 @@ async function keptRecordsProblems(h: Harness, node: string, before: Snapshot, p
 }
 
 /** A later ADD must not get any of `addresses` while `holder` holds them: asking for one fails, and fresh ADDs do not get them. */
-async function notHandedOutProblems(h: Harness, node: string, addresses: string[], holder: string, tag: string, what: string): Promise<string[]> {
+async function notHandedOutProblems(d: LifecycleDriver, node: string, addresses: string[], holder: string, tag: string, what: string): Promise<string[]> {
   const problems: string[] = [];
   for (const [i, address] of addresses.entries()) {
     const asked = cid(`${tag}q`, i);
     try {
-      await agentOf(h, node).attach({ ...attachment(asked), requestedIps: [address] });
+      await d.attach(node, { ...d.attachment(asked), requestedIps: [address] });
       problems.push(`after ${what}, ADD ${asked}/eth0 asking for ${address} succeeded, although ${holder} holds it`);
-      await agentOf(h, node).detach(ref(asked));
+      await d.detach(node, ref(asked));
     } catch (err) {
       void err;
     }
@@ -537,7 +467,7 @@ async function notHandedOutProblems(h: Harness, node: string, addresses: string[
     const id = cid(`${tag}n`, i);
     let result: AttachResult;
     try {
-      result = await agentOf(h, node).attach(attachment(id));
+      result = await d.attach(node, d.attachment(id));
     } catch {
       break;
     }
@@ -855,27 +785,658 @@ function describeRoutes(iface: PodInterface): string {
 
 // ---------------------------------------------------------------- the checks
 
-export const lifecycleChecks: CheckDefinition[] = [
+/** What a section-B check knows besides its driver. */
+export interface LifecycleContext {
+  summary: { podRanges: string[]; convergenceMs: number };
+  /** The backend (for `parseConfig`). */
+  backend: { parseConfig(raw: unknown): unknown };
+}
+
+/** A section-B check written once: the rule judged over any `LifecycleDriver`. */
+export interface LifecycleCheck {
+  id: string;
+  section: Section;
+  rule: string;
+  source: string;
+  required: boolean;
+  /** Budget in the simulator (the kernel driver sets its own). */
+  budgetMs?: number;
+  judge(d: LifecycleDriver, ctx: LifecycleContext): Promise<CheckOutcome>;
+}
+
+/** Runs `check` on a driver opened by `open` (named by the check id), closing it afterwards. */
+export async function runLifecycleCheck(check: LifecycleCheck, open: LifecycleDriverFactory, ctx: LifecycleContext): Promise<CheckOutcome> {
+  const d = await open(check.id);
+  try {
+    return await check.judge(d, ctx);
+  } finally {
+    await d.close();
+  }
+}
+
+/** Section B's checks that any driver runs, in the suite's order (result versions and error JSON are the executable's own: see `PLUGIN_CHECKS`). */
+export const LIFECYCLE_CHECKS: readonly LifecycleCheck[] = Object.freeze([
   {
     id: "cni.add-result",
     section: "B",
     rule: "ADD returns the 1.x result shape, and its ips, gateway, routes, interfaces, sandbox, MAC and MTU are what the node's dataplane holds for the attachment.",
     source: `${SOURCES.cniAdd}; ${SOURCES.contract} (NodeDataplane.pods)`,
     required: true,
-    async run(env) {
-      const { h, names } = await twoNodes(env, "cni.add-result");
+    async judge(d, ctx) {
       const problems: string[] = [];
-      for (const node of names) {
-        const pods = [attachment(`add-result-${node}-a`), attachment(`add-result-${node}-b`), attachment(`add-result-${node}-b`, "net1")];
+      for (const node of d.nodes) {
+        const pods = [d.attachment(`add-result-${node}-a`), d.attachment(`add-result-${node}-b`), d.attachment(`add-result-${node}-b`, "net1")];
         for (const pod of pods) {
-          const result = await agentOf(h, node).attach(pod);
-          problems.push(...resultShapeProblems(result, pod, env.summary.podRanges).map((p) => `${p} on node ${node}`));
-          problems.push(...resultVsDataplaneProblems(result, pod, agentOf(h, node).dataplane(), node));
+          const result = await d.attach(node, pod);
+          problems.push(...resultShapeProblems(result, pod, ctx.summary.podRanges).map((p) => `${p} on node ${node}`));
+          problems.push(...resultVsDataplaneProblems(result, pod, await d.dataplane(node), node));
         }
       }
       return outcome(problems);
     },
   },
+  {
+    id: "cni.add-idempotent",
+    section: "B",
+    rule: "A second ADD for the same (containerId, ifName), also concurrent, returns the same address and reserves nothing more.",
+    source: `${SOURCES.contract}; CNI SPEC.md section 'ADD'`,
+    required: true,
+    async judge(d) {
+      const node = d.nodes[0];
+      const pod = d.attachment("idem");
+      const first = await d.attach(node, pod);
+      const second = await d.attach(node, pod);
+      const problems: string[] = [];
+      if (JSON.stringify(first.ips) !== JSON.stringify(second.ips)) {
+        problems.push(`second ADD of ${key(pod)} on node ${node} returned ips ${JSON.stringify(second.ips)}, the first ${JSON.stringify(first.ips)}`);
+      }
+      const settled = await d.attachConcurrently(node, [d.attachment("idem-concurrent"), d.attachment("idem-concurrent")]);
+      const ok = settled.filter((s): s is PromiseFulfilledResult<AttachResult> => s.status === "fulfilled").map((s) => s.value);
+      if (ok.length === 0) problems.push(`two concurrent ADDs of idem-concurrent/eth0 on node ${node} both failed: ${settled.map((s) => (s.status === "rejected" ? describeError(s.reason) : "")).join(" / ")}`);
+      else if (ok.length === 2 && firstAddress(ok[0]!) !== firstAddress(ok[1]!)) {
+        problems.push(`two concurrent ADDs of idem-concurrent/eth0 on node ${node} got ${firstAddress(ok[0]!)} and ${firstAddress(ok[1]!)}`);
+      }
+      const keys = await d.podKeys(node);
+      for (const k of ["idem/eth0", "idem-concurrent/eth0"]) {
+        const n = keys.filter((x) => x === k).length;
+        if (n !== 1) problems.push(`the dataplane of node ${node} has ${n} interfaces for ${k} (expected 1)`);
+      }
+      if (keys.length !== 2) problems.push(`node ${node} has ${keys.length} pod interfaces after ADDs of 2 attachments: ${keys.join(", ")}`);
+      return outcome(problems);
+    },
+  },
+  {
+    id: "cni.del-idempotent",
+    section: "B",
+    rule: "DEL succeeds for an attachment that exists, and again for the same attachment (second DEL), removing it from the dataplane.",
+    source: SOURCES.cniDel,
+    required: true,
+    async judge(d) {
+      const node = d.nodes[0];
+      await d.attach(node, d.attachment("del-twice"));
+      const problems: string[] = [];
+      const e1 = await thrown(() => d.detach(node, ref("del-twice")));
+      if (e1) problems.push(`first DEL of del-twice/eth0 on node ${node} threw ${describeError(e1)}`);
+      const e2 = await thrown(() => d.detach(node, ref("del-twice")));
+      if (e2) problems.push(`second DEL of del-twice/eth0 on node ${node} threw ${describeError(e2)}`);
+      if ((await d.podKeys(node)).includes("del-twice/eth0")) problems.push(`after DEL, del-twice/eth0 is still in the dataplane of node ${node}`);
+      return outcome(problems);
+    },
+  },
+  {
+    id: "cni.del-unknown",
+    section: "B",
+    rule: "DEL of an attachment the node never saw succeeds and touches nothing else.",
+    source: SOURCES.cniDel,
+    required: true,
+    async judge(d) {
+      const node = d.nodes[0];
+      await d.attach(node, d.attachment("keep"));
+      const before = await d.dataplane(node);
+      const problems: string[] = [];
+      for (const r of [ref("never-seen"), ref("keep", "eth1")]) {
+        const err = await thrown(() => d.detach(node, r));
+        if (err) problems.push(`DEL of unknown ${key(r)} on node ${node} threw ${describeError(err)}`);
+      }
+      const changed = dataplaneRestoreProblems(before, await d.dataplane(node), node, "DEL of unknown attachments");
+      if (changed.length > 0) problems.push(`DEL of unknown attachments changed the dataplane of node ${node} (keep/eth0 must stay): ${summarizeProblems(changed, 2)}`);
+      return outcome(problems);
+    },
+  },
+  {
+    id: "cni.del-restores-dataplane",
+    section: "B",
+    rule: "On a node that already holds a pod, ADD of another pod and its DEL leave no trace in the node's dataplane (nor in its peer's): once the desired state has settled, links, addresses, routes, neighbours, FDB, NAT, filters, sysctls and pod interfaces are what they were before the ADD.",
+    source: `${SOURCES.cniDel} (DEL removes what ADD set up for the attachment); ${SOURCES.contract} (NodeDataplane)`,
+    required: true,
+    async judge(d, ctx) {
+      const [n1, n2] = d.nodes;
+      const names = [n1, n2];
+      const bound = ctx.summary.convergenceMs;
+      // Both nodes hold a pod first, so first-pod effects (a claimed block, a bridge, routes to the
+      // other node's pods) are part of the state before the ADD, not something the DEL must undo.
+      await d.attach(n1, d.attachment(cid("resident", 0)));
+      await d.attach(n2, d.attachment(cid("resident", 1)));
+      const problems: string[] = [];
+      const rounds: { id: string; restart: boolean }[] = [
+        { id: cid("transient", 0), restart: false },
+        { id: cid("transient", 1), restart: true },
+      ];
+      const dataplanes = async (): Promise<Map<string, NodeDataplane>> => new Map(await Promise.all(names.map(async (n) => [n, await d.dataplane(n)] as const)));
+      for (const round of rounds) {
+        const settledBefore = await d.settle(bound);
+        if (!settledBefore.settled) return fail(`the desired state of the cluster did not settle within ${bound} ms before ADD ${round.id}/eth0 on node ${n1}: ${settledBefore.problem ?? ""}`);
+        // Every node's dataplane: the pod's node above all, and peers that learnt a route to it.
+        const before = await dataplanes();
+        const what = `DEL of ${round.id}/eth0${round.restart ? " by an agent restarted since its ADD" : ""}`;
+        const addErr = await thrown(() => d.attach(n1, d.attachment(round.id)));
+        if (addErr) return fail(`ADD ${round.id}/eth0 on node ${n1} threw ${describeError(addErr)}`);
+        await d.settle(bound);
+        // What the restart itself changes (with the pod still there) is not the DEL's to undo: a
+        // backend may re-create a device with a new MAC on start; dyn.restart judges that.
+        const byRestart = new Map<string, EntryChanges>();
+        if (round.restart) {
+          const held = await dataplanes();
+          await d.restartAgent(n1);
+          await d.settle(bound);
+          const now = await dataplanes();
+          for (const n of names) byRestart.set(n, entryChanges(held.get(n)!, now.get(n)!));
+        }
+        const delErr = await thrown(() => d.detach(n1, ref(round.id)));
+        if (delErr) {
+          problems.push(`${what} on node ${n1} threw ${describeError(delErr)}`);
+          continue;
+        }
+        const left = async (): Promise<string[]> => {
+          const now = await dataplanes();
+          return names.flatMap((n) => dataplaneRestoreProblems(before.get(n)!, now.get(n)!, n, what, byRestart.get(n)));
+        };
+        // Within the bound, the settled state must be the one before the ADD.
+        const v0 = d.now();
+        let p: string[] = [];
+        for (;;) {
+          const s = await d.settle(Math.max(1, bound - (d.now() - v0)));
+          p = await left();
+          if (p.length === 0) break;
+          const elapsed = d.now() - v0;
+          if (elapsed >= bound || !s.settled) {
+            break;
+          }
+          await d.passTime(Math.min(Math.max(10, Math.floor(bound / 20)), bound - elapsed));
+          if (d.now() - v0 === elapsed) break;
+        }
+        problems.push(...p);
+      }
+      return outcome(problems);
+    },
+  },
+  {
+    id: "cni.del-releases",
+    section: "B",
+    rule: "DEL releases the address, also after an agent restart, observed with or without requested IPs: no record of the attachment remains in the cluster or node-local store, a requested address is handed out again, a full node takes exactly as many new pods as were deleted, and ADD/DEL churn does not grow the stores.",
+    source: `${SOURCES.cniDel}; host-local 'DEL frees files matching the pair'`,
+    required: true,
+    budgetMs: 120_000,
+    async judge(d, ctx) {
+      const node = d.nodes[0];
+      const bound = ctx.summary.convergenceMs;
+      const problems: string[] = [];
+      const subs: SubResult[] = [];
+      await d.attach(node, d.attachment(cid("holder", 0)));
+      // Trace leg: each deleted pod is followed by a kept one, so a "last reserved" cursor moves on.
+      const traced: string[] = [];
+      const released: string[][] = [];
+      for (let i = 0; i < 3; i++) {
+        const before = await d.stores(node);
+        const victim = cid("victim", i);
+        const addresses = addressesOf(await d.attach(node, d.attachment(victim)));
+        if (addresses.length === 0) return fail(`ADD ${victim}/eth0 on node ${node} returned no address`);
+        await d.attach(node, d.attachment(cid("keeper", i)));
+        // The last one is deleted by a restarted agent (its record restored from ctx.local).
+        if (i === 2) await d.restartAgent(node);
+        await d.detach(node, ref(victim));
+        if ((await d.podKeys(node)).includes(`${victim}/eth0`)) traced.push(`after DEL, ${victim}/eth0 (${addresses.join(", ")}) is still in the dataplane of node ${node}`);
+        traced.push(...(await traceProblems(d, bound, node, [{ ref: ref(victim), addresses, before, traceContainerId: true }], "DEL")));
+        released.push(addresses);
+      }
+      subs.push(subOf("trace: no record of a deleted attachment remains in the cluster store or ctx.local", traced));
+      problems.push(...traced);
+      // Requested-IP leg.
+      const requested: string[] = [];
+      let unsupported = false;
+      for (const [i, addresses] of released.entries()) {
+        const r = await requestAgain(d, node, addresses, cid("again", i), `DEL of ${cid("victim", i)}/eth0`);
+        if (r === "unsupported") {
+          unsupported = true;
+          break;
+        }
+        if (r !== "ok") requested.push(r);
+      }
+      subs.push(unsupported ? { label: "requested IP: a released address is handed out again", status: "not applicable", reason: "the backend does not honour requestedIps" } : subOf("requested IP: a released address is handed out again", requested));
+      problems.push(...requested);
+      // Exhaustion leg.
+      const exhaustion = await exhaustionLeg(
+        d,
+        node,
+        "fill",
+        "DEL",
+        async (victims) => {
+          for (const v of victims) await d.detach(node, v.ref);
+        },
+        () => d.restartAgent(node),
+      );
+      subs.push(exhaustion.sub);
+      problems.push(...exhaustion.problems);
+      // Churn leg, on the other node.
+      const churn = await churnLeg(d, bound, d.nodes[1], "churn");
+      subs.push(churn.sub);
+      problems.push(...churn.problems);
+      return outcome(problems, subs);
+    },
+  },
+  {
+    id: "cni.failed-add-leaks-nothing",
+    section: "B",
+    rule: "A failed ADD (requested address held or outside every range, node share exhausted, node cut off from the store) leaves nothing behind: cluster store, the node's ctx.local and dataplane unchanged, and a later DEL succeeds.",
+    source: `${SOURCES.cniAdd}; host-local/bridge tests 'failed ADD leaves no reservation'`,
+    required: true,
+    budgetMs: 120_000,
+    async judge(d, ctx) {
+      const node = d.nodes[0];
+      const held = await d.attach(node, d.attachment("holder"));
+      const heldAddress = firstAddress(held);
+      if (!heldAddress) return fail(`ADD holder/eth0 on node ${node} returned no address`);
+      const problems: string[] = [];
+      const subs: SubResult[] = [];
+      const tryFailing = async (label: string, pod: PodAttachment, expectCode?: number): Promise<string[]> => {
+        const out: string[] = [];
+        await flushAsync();
+        const storesBefore = storeParts(await quietSnapshot(d, ctx.summary.convergenceMs, node));
+        const dpBefore = await d.dataplane(node);
+        const err = await thrown(() => d.attach(node, pod));
+        if (!err) return [`ADD ${key(pod)} on node ${node} ${label} succeeded; it must fail`];
+        if (expectCode !== undefined && errorCode(err) !== expectCode) out.push(`ADD ${key(pod)} on node ${node} ${label} failed with ${describeError(err)}; expected code ${expectCode}`);
+        await flushAsync();
+        const snap = await d.stores(node);
+        const storesAfter = storeParts(snap);
+        if (storesAfter.cluster !== storesBefore.cluster) out.push(`failed ADD ${key(pod)} (${label}) left a change in the cluster store`);
+        if (storesAfter.local !== storesBefore.local) out.push(`failed ADD ${key(pod)} (${label}) left a change in node ${node}'s local store (ctx.local)`);
+        const changed = dataplaneRestoreProblems(dpBefore, await d.dataplane(node), node, `the failed ADD ${key(pod)}`);
+        if (changed.length > 0) out.push(`failed ADD ${key(pod)} (${label}) changed the dataplane of node ${node}: ${summarizeProblems(changed, 2)}`);
+        const left = entriesNaming(snap, pod.containerId);
+        if (left.length > 0) out.push(`failed ADD ${key(pod)} (${label}) left ${summarizeProblems(left, 2)} naming it`);
+        const delErr = await thrown(() => d.detach(node, ref(pod.containerId, pod.ifName)));
+        if (delErr) out.push(`DEL after the failed ADD ${key(pod)} threw ${describeError(delErr)}`);
+        return out;
+      };
+      const attempts: { label: string; pod: PodAttachment }[] = [
+        { label: `asking for ${heldAddress}, held by holder/eth0`, pod: { ...d.attachment("fail-held"), requestedIps: [heldAddress] } },
+        { label: "asking for 192.0.2.77, outside every pod range", pod: { ...d.attachment("fail-outside"), requestedIps: ["192.0.2.77"] } },
+      ];
+      for (const attempt of attempts) {
+        const p = await tryFailing(attempt.label, attempt.pod);
+        subs.push(subOf(`failed ADD ${attempt.label}`, p));
+        problems.push(...p);
+      }
+      const exhaustedLabel = "failed ADD on a node whose share is exhausted (code 100)";
+      const filled = await fillNode(d, node, "fill");
+      if (filled.problems.length > 0) {
+        subs.push(subOf(exhaustedLabel, filled.problems));
+        problems.push(...filled.problems);
+      } else if (!filled.exhausted) {
+        subs.push({ label: exhaustedLabel, status: "not applicable", reason: `node ${node}'s share did not run out within ${FILL_LIMIT} ADDs` });
+      } else {
+        const p = await tryFailing("on the exhausted node", d.attachment("fail-exhausted"), 100);
+        subs.push(subOf(exhaustedLabel, p, `the share ran out after ${filled.held.length + 1} pods`));
+        problems.push(...p);
+      }
+      // A node cut off from the cluster store: ADD fails (code 11) where it needs the store; what
+      // the agent does meanwhile (keep-alives, re-claims) may change the stores, so only traces of
+      // the failed attachment count here.
+      const cutLabel = "failed ADD while the node is cut off from the cluster store (code 11)";
+      const cutPod = d.attachment("fail-cut-off");
+      for (const room of filled.held.slice(0, 2)) await d.detach(node, room.ref);
+      if (!d.setStoreCutOff) {
+        subs.push({ label: cutLabel, status: "not applicable", reason: `the ${d.name} driver cannot cut one node off from the cluster store` });
+      } else {
+        await d.setStoreCutOff(node, true);
+        const cutErr = await thrown(() => d.attach(node, cutPod));
+        await d.setStoreCutOff(node, false);
+        if (!cutErr) {
+          subs.push({ label: cutLabel, status: "not applicable", reason: `ADD on node ${node} succeeded without the cluster store (its ADD path needs only node-local state)` });
+          await d.detach(node, ref(cutPod.containerId));
+        } else {
+          const failedWith = `failed with ${describeError(cutErr)}`;
+          const p = await eventually(d, ctx.summary.convergenceMs, async () => {
+            const left = entriesNaming(await d.stores(node), cutPod.containerId);
+            const out = left.length > 0 ? [`failed ADD ${key(cutPod)} (${describeError(cutErr)}) left ${summarizeProblems(left, 2)} naming it`] : [];
+            if ((await d.podKeys(node)).includes(key(cutPod))) out.push(`failed ADD ${key(cutPod)} (${describeError(cutErr)}) left the pod in the dataplane of node ${node}`);
+            return out;
+          });
+          const delErr = await thrown(() => d.detach(node, ref(cutPod.containerId)));
+          if (delErr) p.push(`DEL after the failed ADD ${key(cutPod)} threw ${describeError(delErr)}`);
+          subs.push(subOf(cutLabel, p, failedWith));
+          problems.push(...p);
+        }
+      }
+      const checkErr = await thrown(() => d.check(node, ref("holder")));
+      if (checkErr) problems.push(`after the failed ADDs, CHECK of holder/eth0 on node ${node} fails: ${describeError(checkErr)}`);
+      return outcome(problems, subs);
+    },
+  },
+  {
+    id: "cni.check-after-add",
+    section: "B",
+    rule: "CHECK right after ADD passes silently.",
+    source: SOURCES.cniCheck,
+    required: true,
+    async judge(d) {
+      const problems: string[] = [];
+      for (const node of d.nodes) {
+        for (const id of [`chk-${node}-a`, `chk-${node}-b`]) {
+          await d.attach(node, d.attachment(id));
+          const err = await thrown(() => d.check(node, ref(id)));
+          if (err) problems.push(`CHECK of ${id}/eth0 right after ADD on node ${node} failed: ${describeError(err)}`);
+        }
+      }
+      return outcome(problems);
+    },
+  },
+  {
+    id: "cni.check-detects-missing",
+    section: "B",
+    rule: "CHECK fails (code 3 or 106) for an attachment that was never made or whose reservation is gone.",
+    source: SOURCES.cniCheck,
+    required: true,
+    async judge(d) {
+      const node = d.nodes[0];
+      const problems: string[] = [];
+      const expectFailure = async (r: PodRef, why: string): Promise<void> => {
+        const err = await thrown(() => d.check(node, r));
+        if (!err) problems.push(`CHECK of ${key(r)} on node ${node} passed although ${why}`);
+        else if (errorCode(err) !== 3 && errorCode(err) !== 106) problems.push(`CHECK of ${key(r)} (${why}) failed with ${describeError(err)}; expected code 3 or 106`);
+      };
+      await expectFailure(ref("never-added"), "it was never added");
+      await d.attach(node, d.attachment("gone"));
+      await d.detach(node, ref("gone"));
+      await expectFailure(ref("gone"), "it was deleted");
+      return outcome(problems);
+    },
+  },
+  {
+    id: "cni.gc",
+    section: "B",
+    rule: "GC releases exactly the attachments not listed as valid, on that node only, and their addresses are free again (no record left; a full node takes exactly as many new pods as GC released; ADD/GC churn does not grow the stores).",
+    source: SOURCES.cniGc,
+    required: true,
+    budgetMs: 120_000,
+    async judge(d, ctx) {
+      const [n1, n2] = d.nodes;
+      const problems: string[] = [];
+      const subs: SubResult[] = [];
+      const addr = new Map<string, string[]>();
+      const beforeB = new Map<string, Snapshot>();
+      for (const id of ["gc-a", "gc-b", "gc-c"]) {
+        if (id === "gc-b") beforeB.set(id, await d.stores(n1));
+        addr.set(id, addressesOf(await d.attach(n1, d.attachment(id))));
+      }
+      await d.attach(n2, d.attachment("gc-other"));
+      const err = await thrown(() => d.gc(n1, [ref("gc-a"), ref("gc-c")]));
+      if (err) problems.push(`GC on node ${n1} threw ${describeError(err)}`);
+      const keys = await d.podKeys(n1);
+      if (keys.includes("gc-b/eth0")) problems.push(`GC on node ${n1} kept gc-b/eth0, which was not listed as valid`);
+      for (const id of ["gc-a", "gc-c"]) {
+        if (!keys.includes(`${id}/eth0`)) problems.push(`GC on node ${n1} released ${id}/eth0, which was listed as valid`);
+        const e = await thrown(() => d.check(n1, ref(id)));
+        if (e) problems.push(`after GC, CHECK of the valid ${id}/eth0 fails: ${describeError(e)}`);
+      }
+      if (!(await d.podKeys(n2)).includes("gc-other/eth0")) problems.push(`GC on node ${n1} removed gc-other/eth0 from node ${n2}`);
+      const b = addr.get("gc-b");
+      const live: PodRef[] = [ref("gc-a"), ref("gc-c")];
+      if (b && b.length > 0) {
+        const traced = await traceProblems(d, ctx.summary.convergenceMs, n1, [{ ref: ref("gc-b"), addresses: b, before: beforeB.get("gc-b")!, traceContainerId: true }], "GC");
+        subs.push(subOf("trace: no record of the collected attachment remains in the cluster store or ctx.local", traced));
+        problems.push(...traced);
+        try {
+          const got = addressesOf(await d.attach(n1, { ...d.attachment("gc-again-b"), requestedIps: b }));
+          live.push(ref("gc-again-b"));
+          const p = b.every((a) => got.includes(a)) ? [] : [`after GC released gc-b/eth0, asking for ${b.join(", ")} on node ${n1} gave ${got.join(", ") || "no address"}`];
+          subs.push(subOf("requested IP: the collected address is handed out again", p));
+          problems.push(...p);
+        } catch (e) {
+          if (requestedIpsUnsupported(e)) subs.push({ label: "requested IP: the collected address is handed out again", status: "not applicable", reason: "the backend does not honour requestedIps" });
+          else {
+            const p = `after GC released gc-b/eth0, its address ${b.join(", ")} could not be handed out again: ${describeError(e)}`;
+            subs.push(subOf("requested IP: the collected address is handed out again", [p]));
+            problems.push(p);
+          }
+        }
+      }
+      const e0 = await thrown(() => d.gc(n2, []));
+      if (e0) problems.push(`GC with an empty valid list on node ${n2} threw ${describeError(e0)}`);
+      const leftOn2 = await d.podKeys(n2);
+      if (leftOn2.length !== 0) problems.push(`GC with an empty valid list left ${leftOn2.join(", ")} on node ${n2}`);
+      // Churn leg on the other node, emptied by the GC above: each pod is collected by a GC that lists nothing.
+      const churn = await churnLeg(d, ctx.summary.convergenceMs, n2, "gcchurn", "GC", () => d.gc(n2, []));
+      subs.push(churn.sub);
+      problems.push(...churn.problems);
+      const exhaustion = await exhaustionLeg(d, n1, "gcfill", "GC", async (victims, filled) => {
+        const valid = [...live, ...filled.filter((x) => !victims.includes(x)).map((x) => x.ref)];
+        const e = await thrown(() => d.gc(n1, valid));
+        if (e) problems.push(`GC of ${victims.length} pods on the full node ${n1} threw ${describeError(e)}`);
+      });
+      subs.push(exhaustion.sub);
+      problems.push(...exhaustion.problems);
+      return outcome(problems, subs);
+    },
+  },
+  {
+    id: "cni.status",
+    section: "B",
+    rule: "STATUS says ready on a started agent, and not ready (50 or 51, with a reason) before start and after stop.",
+    source: SOURCES.cniStatus,
+    required: true,
+    async judge(d) {
+      const node = d.nodes[0];
+      const problems: string[] = [];
+      const s = await d.status(node);
+      if (!s.ready) problems.push(`STATUS of the started agent on node ${node} says not ready: ${s.reason ?? "(no reason)"}`);
+      for (const { what, status } of await d.statusesNotRunning(node)) {
+        if (status.ready || (status.code !== 50 && status.code !== 51) || !status.reason) {
+          problems.push(`STATUS of ${what} is ${JSON.stringify(status)}; expected ready false, code 50 or 51 and a reason`);
+        }
+      }
+      const fresh = await d.status(node);
+      if (!fresh.ready) problems.push(`STATUS after restart on node ${node} says not ready: ${fresh.reason ?? "(no reason)"}`);
+      return problems.length > 0 ? fail(summarizeProblems(problems)) : pass();
+    },
+  },
+  {
+    id: "cni.error-codes",
+    section: "B",
+    rule: "Failures are CNI errors with the right code: 50 for ADD before start (11 where the agent is a daemon the plugin cannot reach), 101 for a held requested address, 3/106 for CHECK of an unknown attachment, 7 for input that is not a config.",
+    source: `${SOURCES.cniErrors}; ${SOURCES.contract}`,
+    required: true,
+    async judge(d, ctx) {
+      const problems: string[] = [];
+      const expectCode = (what: string, err: unknown, codes: number[]): void => {
+        if (!err) problems.push(`${what} succeeded; expected an error with code ${codes.join(" or ")}`);
+        else if (!codes.includes(errorCode(err) ?? -1)) problems.push(`${what} threw ${describeError(err)}; expected code ${codes.join(" or ")}`);
+      };
+      const node = d.nodes[0];
+      const early = await d.attachNotRunning(d.nodes[1], d.attachment("early"));
+      expectCode(early.what, early.error, d.daemon ? [50, 11] : [50]);
+      for (const input of [null, 42]) expectCode(`parseConfig(${JSON.stringify(input)})`, await thrown(() => ctx.backend.parseConfig(input)), [7]);
+      const held = firstAddress(await d.attach(node, d.attachment("err-holder")));
+      if (held) {
+        const err = await thrown(() => d.attach(node, { ...d.attachment("err-taker"), requestedIps: [held] }));
+        if (!err) problems.push(`ADD asking for ${held}, held by err-holder/eth0 on node ${node}, succeeded`);
+        else if (!requestedIpsUnsupported(err) && errorCode(err) !== 101) problems.push(`ADD asking for the held ${held} threw ${describeError(err)}; expected code 101`);
+      }
+      expectCode(`CHECK of an unknown attachment on node ${node}`, await thrown(() => d.check(node, ref("err-unknown"))), [3, 106]);
+      return problems.length > 0 ? fail(summarizeProblems(problems)) : pass();
+    },
+  },
+  {
+    id: "cni.sandbox-recreate",
+    section: "B",
+    rule: "When a pod's sandbox is re-created (same namespace/name, new container id, ADDed before the old sandbox is DELeted), the old DEL leaves the new pod's address, interface, routes and reachability intact, and releases the old address.",
+    source: `${SOURCES.cniDel} (DEL names one attachment: containerId + ifName); Kubernetes CRI (a sandbox re-created under a new container id)`,
+    required: true,
+    async judge(d, ctx) {
+      const [n1, n2] = d.nodes;
+      const bound = ctx.summary.convergenceMs;
+      const problems: string[] = [];
+      await d.addPod(n1, d.attachment(cid("peer-a", 0), "eth0", { podName: "peer-a" }));
+      await d.addPod(n2, d.attachment(cid("peer-b", 0), "eth0", { podName: "peer-b" }));
+      const before = await d.stores(n1);
+      const oldPod = d.attachment(cid("sandbox-old", 0), "eth0", { namespace: "shop", podName: "web" });
+      const newPod = d.attachment(cid("sandbox-new", 0), "eth0", { namespace: "shop", podName: "web" });
+      const oldAddresses = await d.addPod(n1, oldPod);
+      const newAddresses = await d.addPod(n1, newPod);
+      if (oldAddresses.length === 0 || newAddresses.length === 0) {
+        return fail(`the sandboxes of pod shop/web on node ${n1} got no address: old ${podLabel(oldPod, oldAddresses, n1)}, new ${podLabel(newPod, newAddresses, n1)}`);
+      }
+      const shared = newAddresses.filter((a) => oldAddresses.includes(a));
+      if (shared.length > 0) problems.push(`the old and the new sandbox of pod shop/web on node ${n1} both hold ${shared.join(", ")}`);
+      problems.push(...(await reachableWithin(d, bound, n1, newPod, newAddresses)));
+      const printBefore = footprint(await d.dataplane(n1), key(newPod));
+      const kept = await quietSnapshot(d, bound, n1);
+      const what = `DEL of the old sandbox ${key(oldPod)}`;
+      const err = await thrown(() => d.removePod(n1, oldPod));
+      if (err) return fail(`${what} on node ${n1} threw ${describeError(err)}`);
+      await d.passTime(bound);
+      const newLabel = `the new sandbox ${podLabel(newPod, newAddresses, n1)}`;
+      problems.push(...footprintProblems(printBefore, footprint(await d.dataplane(n1), key(newPod)), newLabel, what));
+      const checkErr = await thrown(() => d.check(n1, ref(newPod.containerId)));
+      if (checkErr) problems.push(`after ${what}, CHECK of the new sandbox ${key(newPod)} fails: ${describeError(checkErr)}`);
+      problems.push(...(await keptRecordsProblems(d, n1, kept, { containerId: newPod.containerId, addresses: newAddresses, key: key(newPod) }, true, what)));
+      problems.push(...(await reachableWithin(d, bound, n1, newPod, newAddresses)));
+      if ((await d.podKeys(n1)).includes(key(oldPod))) problems.push(`after ${what}, the old sandbox is still in the dataplane of node ${n1}`);
+      problems.push(...(await traceProblems(d, bound, n1, [{ ref: ref(oldPod.containerId), addresses: oldAddresses, before, traceContainerId: true }], "DEL")));
+      const again = await requestAgain(d, n1, oldAddresses, cid("sandbox-again", 0), what);
+      if (again !== "ok" && again !== "unsupported") problems.push(again);
+      problems.push(...(await notHandedOutProblems(d, n1, newAddresses, `the new sandbox ${key(newPod)}`, "sandbox-probe", what)));
+      return outcome(problems);
+    },
+  },
+  {
+    id: "cni.del-after-reuse",
+    section: "B",
+    rule: "A DEL repeated after the attachment's address went to another pod leaves that pod alone: it stays in the dataplane with its address, CHECK passes, its records stay, and no later ADD gets the address.",
+    source: `${SOURCES.cniDel} (DEL is idempotent and names one attachment); ${SOURCES.k8sIpam}`,
+    required: true,
+    budgetMs: 120_000,
+    async judge(d, ctx) {
+      const node = d.nodes[0];
+      const first = cid("reuse-first", 0);
+      const address = firstAddress(await d.attach(node, d.attachment(first)));
+      if (!address) return fail(`ADD ${first}/eth0 on node ${node} returned no address`);
+      await d.detach(node, ref(first));
+      // Hand the address to a second pod: ask for it, else fill the node until it comes back.
+      let second: string | undefined;
+      let how = "";
+      const asked = cid("reuse-second", 0);
+      try {
+        const r = await d.attach(node, { ...d.attachment(asked), requestedIps: [address] });
+        if (firstAddress(r) === address) {
+          second = asked;
+          how = "asked for as a requested IP";
+        } else return fail(`after DEL of ${first}/eth0 on node ${node}, ADD ${asked}/eth0 asking for ${address} got ${firstAddress(r) ?? "no address"}`);
+      } catch (err) {
+        if (!requestedIpsUnsupported(err)) return fail(`after DEL of ${first}/eth0 on node ${node}, ADD ${asked}/eth0 asking for ${address} failed: ${describeError(err)}`);
+      }
+      if (second === undefined) {
+        for (let i = 0; i < FILL_LIMIT && second === undefined; i++) {
+          const id = cid("reuse-fill", i);
+          let r: AttachResult;
+          try {
+            r = await d.attach(node, d.attachment(id));
+          } catch (err) {
+            if (errorCode(err) === 100) return fail(`after DEL of ${first}/eth0, node ${node} ran out of addresses after ${i} more ADDs without handing out ${address} again: it stayed reserved`);
+            return fail(`ADD ${id}/eth0 on node ${node} failed with ${describeError(err)} while filling the node`);
+          }
+          if (firstAddress(r) === address) {
+            second = id;
+            how = `handed out again after ${i + 1} ADD(s) that filled the node`;
+          }
+        }
+      }
+      if (second === undefined) return notApplicable(`the backend refuses requestedIps and did not hand ${address} out again within ${FILL_LIMIT} ADDs on node ${node}, so no other pod could be given it`);
+      const holder = `${second}/eth0`;
+      const printBefore = footprint(await d.dataplane(node), holder);
+      const kept = await quietSnapshot(d, ctx.summary.convergenceMs, node);
+      const problems: string[] = [];
+      const what = `the repeated DEL of ${first}/eth0 (its address ${address} now held by ${holder}, ${how})`;
+      const err = await thrown(() => d.detach(node, ref(first)));
+      if (err) problems.push(`${what} on node ${node} threw ${describeError(err)}`);
+      await d.passTime(ctx.summary.convergenceMs);
+      const after = await d.dataplane(node);
+      problems.push(...footprintProblems(printBefore, footprint(after, holder), holder, what));
+      const entry = after.pods.find((p) => p.key === holder);
+      if (entry && !entry.addresses.some((a) => a.split("/")[0] === address)) problems.push(`after ${what}, ${holder} has ${entry.addresses.join(", ")} in the dataplane, not ${address}`);
+      const checkErr = await thrown(() => d.check(node, ref(second)));
+      if (checkErr) problems.push(`after ${what}, CHECK of ${holder} on node ${node} fails: ${describeError(checkErr)}`);
+      problems.push(...(await keptRecordsProblems(d, node, kept, { containerId: second, addresses: [address], key: holder }, true, what)));
+      problems.push(...(await notHandedOutProblems(d, node, [address], holder, "reuse-probe", what)));
+      return outcome(problems);
+    },
+  },
+  {
+    id: "cni.multi-interface",
+    section: "B",
+    rule: "A container ADDed on eth0 and net1 gets one address per interface; DEL of net1 releases net1's address and leaves eth0's address, interface, routes, records and reachability intact.",
+    source: `${SOURCES.cniAdd} (one attachment per containerId + ifName); ${SOURCES.cniDel}`,
+    required: true,
+    async judge(d, ctx) {
+      const [n1, n2] = d.nodes;
+      const bound = ctx.summary.convergenceMs;
+      const problems: string[] = [];
+      await d.addPod(n1, d.attachment(cid("peer-a", 0), "eth0", { podName: "peer-a" }));
+      await d.addPod(n2, d.attachment(cid("peer-b", 0), "eth0", { podName: "peer-b" }));
+      const id = cid("multi", 0);
+      const eth0 = d.attachment(id, "eth0", { podName: "multi" });
+      const net1 = d.attachment(id, "net1", { podName: "multi" });
+      const eth0Addresses = await d.addPod(n1, eth0);
+      const beforeNet1 = await d.stores(n1);
+      const net1Addresses = await d.addPod(n1, net1);
+      await d.addPod(n1, d.attachment(cid("after-multi", 0), "eth0", { podName: "after-multi" }));
+      if (eth0Addresses.length === 0 || net1Addresses.length === 0) return fail(`container ${id} on node ${n1} got no address on eth0 (${eth0Addresses.join(", ")}) or net1 (${net1Addresses.join(", ")})`);
+      const shared = eth0Addresses.filter((a) => net1Addresses.includes(a));
+      if (shared.length > 0) problems.push(`eth0 and net1 of container ${id} on node ${n1} share ${shared.join(", ")}: each interface needs its own address`);
+      const keys = await d.podKeys(n1);
+      for (const p of [eth0, net1]) {
+        if (!keys.includes(key(p))) problems.push(`${key(p)} is missing from the dataplane of node ${n1}`);
+        const e = await thrown(() => d.check(n1, ref(id, p.ifName)));
+        if (e) problems.push(`CHECK of ${key(p)} on node ${n1} after both ADDs fails: ${describeError(e)}`);
+      }
+      problems.push(...(await reachableWithin(d, bound, n1, eth0, eth0Addresses)));
+      const printBefore = footprint(await d.dataplane(n1), key(eth0));
+      const kept = await quietSnapshot(d, bound, n1);
+      const what = `DEL of ${key(net1)}`;
+      const err = await thrown(() => d.removePod(n1, net1));
+      if (err) return fail(`${what} on node ${n1} threw ${describeError(err)}`);
+      await d.passTime(bound);
+      if ((await d.podKeys(n1)).includes(key(net1))) problems.push(`after ${what}, net1 is still in the dataplane of node ${n1}`);
+      problems.push(...footprintProblems(printBefore, footprint(await d.dataplane(n1), key(eth0)), podLabel(eth0, eth0Addresses, n1), what));
+      const checkErr = await thrown(() => d.check(n1, ref(id, "eth0")));
+      if (checkErr) problems.push(`after ${what}, CHECK of ${key(eth0)} fails: ${describeError(checkErr)}`);
+      problems.push(...(await keptRecordsProblems(d, n1, kept, { containerId: id, addresses: eth0Addresses, key: key(eth0) }, false, what)));
+      problems.push(...(await reachableWithin(d, bound, n1, eth0, eth0Addresses)));
+      problems.push(...(await traceProblems(d, bound, n1, [{ ref: ref(id, "net1"), addresses: net1Addresses, before: beforeNet1, traceContainerId: false }], "DEL")));
+      const again = await requestAgain(d, n1, net1Addresses, cid("multi-again", 0), what);
+      if (again !== "ok" && again !== "unsupported") problems.push(again);
+      problems.push(...(await notHandedOutProblems(d, n1, eth0Addresses, key(eth0), "multi-probe", what)));
+      return outcome(problems);
+    },
+  },
+] satisfies LifecycleCheck[]);
+
+/** The ids of section B's checks that run only through the CNI plugin executable (the kernel driver's own). */
+export const PLUGIN_CHECK_IDS = Object.freeze(["cni.result-versions", "cni.plugin-error-json"]);
+
+/** The executable-only checks, as the simulator reports them: "not run". */
+const pluginChecks: CheckDefinition[] = [
   {
     id: "cni.result-versions",
     section: "B",
@@ -898,615 +1459,41 @@ export const lifecycleChecks: CheckDefinition[] = [
       return notRun(PLUGIN_NEEDED);
     },
   },
-  {
-    id: "cni.add-idempotent",
-    section: "B",
-    rule: "A second ADD for the same (containerId, ifName), also concurrent, returns the same address and reserves nothing more.",
-    source: `${SOURCES.contract}; CNI SPEC.md section 'ADD'`,
-    required: true,
-    async run(env) {
-      const { h, names } = await twoNodes(env, "cni.add-idempotent");
-      const node = names[0];
-      const agent = agentOf(h, node);
-      const pod = attachment("idem");
-      const first = await agent.attach(pod);
-      const second = await agent.attach(pod);
-      const problems: string[] = [];
-      if (JSON.stringify(first.ips) !== JSON.stringify(second.ips)) {
-        problems.push(`second ADD of ${key(pod)} on node ${node} returned ips ${JSON.stringify(second.ips)}, the first ${JSON.stringify(first.ips)}`);
-      }
-      const both = [attachment("idem-concurrent"), attachment("idem-concurrent")];
-      const raw = h.cluster.node(node).agent;
-      const results = await h.drive(Promise.all(both.map((p) => raw.attach(p))));
-      if (firstAddress(results[0]!) !== firstAddress(results[1]!)) {
-        problems.push(`two concurrent ADDs of idem-concurrent/eth0 on node ${node} got ${firstAddress(results[0]!)} and ${firstAddress(results[1]!)}`);
-      }
-      const keys = agent.dataplane().pods.map((p) => p.key);
-      for (const k of ["idem/eth0", "idem-concurrent/eth0"]) {
-        const n = keys.filter((x) => x === k).length;
-        if (n !== 1) problems.push(`the dataplane of node ${node} has ${n} interfaces for ${k} (expected 1)`);
-      }
-      if (keys.length !== 2) problems.push(`node ${node} has ${keys.length} pod interfaces after ADDs of 2 attachments: ${keys.join(", ")}`);
-      return outcome(problems);
-    },
-  },
-  {
-    id: "cni.del-idempotent",
-    section: "B",
-    rule: "DEL succeeds for an attachment that exists, and again for the same attachment (second DEL), removing it from the dataplane.",
-    source: SOURCES.cniDel,
-    required: true,
-    async run(env) {
-      const { h, names } = await twoNodes(env, "cni.del-idempotent");
-      const node = names[0];
-      const pod = attachment("del-twice");
-      await agentOf(h, node).attach(pod);
-      const problems: string[] = [];
-      const e1 = await thrown(() => agentOf(h, node).detach(ref("del-twice")));
-      if (e1) problems.push(`first DEL of del-twice/eth0 on node ${node} threw ${describeError(e1)}`);
-      const e2 = await thrown(() => agentOf(h, node).detach(ref("del-twice")));
-      if (e2) problems.push(`second DEL of del-twice/eth0 on node ${node} threw ${describeError(e2)}`);
-      if (podKeysOf(h, node).includes("del-twice/eth0")) problems.push(`after DEL, del-twice/eth0 is still in the dataplane of node ${node}`);
-      return outcome(problems);
-    },
-  },
-  {
-    id: "cni.del-unknown",
-    section: "B",
-    rule: "DEL of an attachment the node never saw succeeds and touches nothing else.",
-    source: SOURCES.cniDel,
-    required: true,
-    async run(env) {
-      const { h, names } = await twoNodes(env, "cni.del-unknown");
-      const node = names[0];
-      await agentOf(h, node).attach(attachment("keep"));
-      const before = JSON.stringify(canonicalDataplane(agentOf(h, node).dataplane()));
-      const problems: string[] = [];
-      for (const r of [ref("never-seen"), ref("keep", "eth1")]) {
-        const err = await thrown(() => agentOf(h, node).detach(r));
-        if (err) problems.push(`DEL of unknown ${key(r)} on node ${node} threw ${describeError(err)}`);
-      }
-      const after = JSON.stringify(canonicalDataplane(agentOf(h, node).dataplane()));
-      if (before !== after) problems.push(`DEL of unknown attachments changed the dataplane of node ${node} (keep/eth0 must stay)`);
-      return outcome(problems);
-    },
-  },
-  {
-    id: "cni.del-restores-dataplane",
-    section: "B",
-    rule: "On a node that already holds a pod, ADD of another pod and its DEL leave no trace in the node's dataplane (nor in its peer's): once the desired state has settled, links, addresses, routes, neighbours, FDB, NAT, filters, sysctls and pod interfaces are what they were before the ADD.",
-    source: `${SOURCES.cniDel} (DEL removes what ADD set up for the attachment); ${SOURCES.contract} (NodeDataplane)`,
-    required: true,
-    async run(env) {
-      const { h, names } = await twoNodes(env, "cni.del-restores-dataplane");
-      const [n1, n2] = names;
-      const bound = env.summary.convergenceMs;
-      // Both nodes hold a pod first, so first-pod effects (a claimed block, a bridge, routes to the
-      // other node's pods) are part of the state before the ADD, not something the DEL must undo.
-      await agentOf(h, n1).attach(attachment(cid("resident", 0)));
-      await agentOf(h, n2).attach(attachment(cid("resident", 1)));
-      const problems: string[] = [];
-      const rounds: { id: string; restart: boolean }[] = [
-        { id: cid("transient", 0), restart: false },
-        { id: cid("transient", 1), restart: true },
-      ];
-      for (const round of rounds) {
-        const settledBefore = await converge(h, bound, () => undefined);
-        if (!settledBefore.converged) return fail(`the desired state of the cluster did not settle within ${bound} ms before ADD ${round.id}/eth0 on node ${n1}: ${settledBefore.problem ?? ""}`);
-        // Every node's dataplane: the pod's node above all, and peers that learnt a route to it.
-        const before = new Map(names.map((n) => [n, agentOf(h, n).dataplane()] as const));
-        const what = `DEL of ${round.id}/eth0${round.restart ? " by an agent restarted since its ADD" : ""}`;
-        const addErr = await thrown(() => agentOf(h, n1).attach(attachment(round.id)));
-        if (addErr) return fail(`ADD ${round.id}/eth0 on node ${n1} threw ${describeError(addErr)}`);
-        await converge(h, bound, () => undefined);
-        // What the restart itself changes (with the pod still there) is not the DEL's to undo: a
-        // backend may re-create a device with a new MAC on start; dyn.restart judges that.
-        const byRestart = new Map<string, EntryChanges>();
-        if (round.restart) {
-          const held = new Map(names.map((n) => [n, agentOf(h, n).dataplane()] as const));
-          await h.cluster.restartAgent(n1);
-          await converge(h, bound, () => undefined);
-          for (const n of names) byRestart.set(n, entryChanges(held.get(n)!, agentOf(h, n).dataplane()));
-        }
-        const delErr = await thrown(() => agentOf(h, n1).detach(ref(round.id)));
-        if (delErr) {
-          problems.push(`${what} on node ${n1} threw ${describeError(delErr)}`);
-          continue;
-        }
-        const left = (): string[] => names.flatMap((n) => dataplaneRestoreProblems(before.get(n)!, agentOf(h, n).dataplane(), n, what, byRestart.get(n)));
-        const r = await converge(h, bound, () => {
-          const p = left();
-          return p.length > 0 ? summarizeProblems(p) : undefined;
-        });
-        if (!r.converged) {
-          const p = left();
-          problems.push(...(p.length > 0 ? p : [`after ${what} on node ${n1}, the desired state did not settle within ${bound} ms: ${r.problem ?? ""}`]));
-        }
-      }
-      return outcome(problems);
-    },
-  },
-  {
-    id: "cni.del-releases",
-    section: "B",
-    rule: "DEL releases the address, also after an agent restart, observed with or without requested IPs: no record of the attachment remains in the cluster or node-local store, a requested address is handed out again, a full node takes exactly as many new pods as were deleted, and ADD/DEL churn does not grow the stores.",
-    source: `${SOURCES.cniDel}; host-local 'DEL frees files matching the pair'`,
-    required: true,
-    budgetMs: 120_000,
-    async run(env) {
-      const { h, names } = await twoNodes(env, "cni.del-releases");
-      const node = names[0];
-      const bound = env.summary.convergenceMs;
-      const problems: string[] = [];
-      const subs: SubResult[] = [];
-      await agentOf(h, node).attach(attachment(cid("holder", 0)));
-      // Trace leg: each deleted pod is followed by a kept one, so a "last reserved" cursor moves on.
-      const traced: string[] = [];
-      const released: string[][] = [];
-      for (let i = 0; i < 3; i++) {
-        const before = await snapshot(h, node);
-        const victim = cid("victim", i);
-        const addresses = addressesOf(await agentOf(h, node).attach(attachment(victim)));
-        if (addresses.length === 0) return fail(`ADD ${victim}/eth0 on node ${node} returned no address`);
-        await agentOf(h, node).attach(attachment(cid("keeper", i)));
-        // The last one is deleted by a restarted agent (its record restored from ctx.local).
-        if (i === 2) await h.cluster.restartAgent(node);
-        await agentOf(h, node).detach(ref(victim));
-        if (podKeysOf(h, node).includes(`${victim}/eth0`)) traced.push(`after DEL, ${victim}/eth0 (${addresses.join(", ")}) is still in the dataplane of node ${node}`);
-        traced.push(...(await traceProblems(h, bound, node, [{ ref: ref(victim), addresses, before, traceContainerId: true }], "DEL")));
-        released.push(addresses);
-      }
-      subs.push(subOf("trace: no record of a deleted attachment remains in the cluster store or ctx.local", traced));
-      problems.push(...traced);
-      // Requested-IP leg.
-      const requested: string[] = [];
-      let unsupported = false;
-      for (const [i, addresses] of released.entries()) {
-        const r = await requestAgain(h, node, addresses, cid("again", i), `DEL of ${cid("victim", i)}/eth0`);
-        if (r === "unsupported") {
-          unsupported = true;
-          break;
-        }
-        if (r !== "ok") requested.push(r);
-      }
-      subs.push(unsupported ? { label: "requested IP: a released address is handed out again", status: "not applicable", reason: "the backend does not honour requestedIps" } : subOf("requested IP: a released address is handed out again", requested));
-      problems.push(...requested);
-      // Exhaustion leg.
-      const exhaustion = await exhaustionLeg(
-        h,
-        node,
-        "fill",
-        "DEL",
-        async (victims) => {
-          for (const v of victims) await agentOf(h, node).detach(v.ref);
-        },
-        () => h.cluster.restartAgent(node),
-      );
-      subs.push(exhaustion.sub);
-      problems.push(...exhaustion.problems);
-      // Churn leg, on the other node.
-      const churn = await churnLeg(h, bound, names[1], "churn");
-      subs.push(churn.sub);
-      problems.push(...churn.problems);
-      return outcome(problems, subs);
-    },
-  },
-  {
-    id: "cni.failed-add-leaks-nothing",
-    section: "B",
-    rule: "A failed ADD (requested address held or outside every range, node share exhausted, node cut off from the store) leaves nothing behind: cluster store, the node's ctx.local and dataplane unchanged, and a later DEL succeeds.",
-    source: `${SOURCES.cniAdd}; host-local/bridge tests 'failed ADD leaves no reservation'`,
-    required: true,
-    budgetMs: 120_000,
-    async run(env) {
-      const { h, names } = await twoNodes(env, "cni.failed-add-leaks-nothing");
-      const node = names[0];
-      const held = await agentOf(h, node).attach(attachment("holder"));
-      const heldAddress = firstAddress(held);
-      if (!heldAddress) return fail(`ADD holder/eth0 on node ${node} returned no address`);
-      const problems: string[] = [];
-      const subs: SubResult[] = [];
-      const tryFailing = async (label: string, pod: PodAttachment, expectCode?: number): Promise<string[]> => {
-        const out: string[] = [];
-        await flushAsync();
-        await quietSnapshot(h, env.summary.convergenceMs, node);
-        const storeBefore = await storeContents(h.store);
-        const localBefore = await localContents(h, node);
-        const dpBefore = JSON.stringify(canonicalDataplane(agentOf(h, node).dataplane()));
-        const err = await thrown(() => agentOf(h, node).attach(pod));
-        if (!err) return [`ADD ${key(pod)} on node ${node} ${label} succeeded; it must fail`];
-        if (expectCode !== undefined && errorCode(err) !== expectCode) out.push(`ADD ${key(pod)} on node ${node} ${label} failed with ${describeError(err)}; expected code ${expectCode}`);
-        await flushAsync();
-        if ((await storeContents(h.store)) !== storeBefore) out.push(`failed ADD ${key(pod)} (${label}) left a change in the cluster store`);
-        if ((await localContents(h, node)) !== localBefore) out.push(`failed ADD ${key(pod)} (${label}) left a change in node ${node}'s local store (ctx.local)`);
-        if (JSON.stringify(canonicalDataplane(agentOf(h, node).dataplane())) !== dpBefore) out.push(`failed ADD ${key(pod)} (${label}) changed the dataplane of node ${node}`);
-        const left = entriesNaming(await snapshot(h, node), pod.containerId);
-        if (left.length > 0) out.push(`failed ADD ${key(pod)} (${label}) left ${summarizeProblems(left, 2)} naming it`);
-        const delErr = await thrown(() => agentOf(h, node).detach(ref(pod.containerId, pod.ifName)));
-        if (delErr) out.push(`DEL after the failed ADD ${key(pod)} threw ${describeError(delErr)}`);
-        return out;
-      };
-      const attempts: { label: string; pod: PodAttachment }[] = [
-        { label: `asking for ${heldAddress}, held by holder/eth0`, pod: { ...attachment("fail-held"), requestedIps: [heldAddress] } },
-        { label: "asking for 192.0.2.77, outside every pod range", pod: { ...attachment("fail-outside"), requestedIps: ["192.0.2.77"] } },
-      ];
-      for (const attempt of attempts) {
-        const p = await tryFailing(attempt.label, attempt.pod);
-        subs.push(subOf(`failed ADD ${attempt.label}`, p));
-        problems.push(...p);
-      }
-      const exhaustedLabel = "failed ADD on a node whose share is exhausted (code 100)";
-      const filled = await fillNode(h, node, "fill");
-      if (filled.problems.length > 0) {
-        subs.push(subOf(exhaustedLabel, filled.problems));
-        problems.push(...filled.problems);
-      } else if (!filled.exhausted) {
-        subs.push({ label: exhaustedLabel, status: "not applicable", reason: `node ${node}'s share did not run out within ${FILL_LIMIT} ADDs` });
-      } else {
-        const p = await tryFailing("on the exhausted node", attachment("fail-exhausted"), 100);
-        subs.push(subOf(exhaustedLabel, p, `the share ran out after ${filled.held.length + 1} pods`));
-        problems.push(...p);
-      }
-      // A node cut off from the cluster store: ADD fails (code 11) where it needs the store; what
-      // the agent does meanwhile (keep-alives, re-claims) may change the stores, so only traces of
-      // the failed attachment count here.
-      const cutLabel = "failed ADD while the node is cut off from the cluster store (code 11)";
-      const cutPod = attachment("fail-cut-off");
-      for (const room of filled.held.slice(0, 2)) await agentOf(h, node).detach(room.ref);
-      h.cluster.setStoreCutOff(node, true);
-      const cutErr = await thrown(() => agentOf(h, node).attach(cutPod));
-      h.cluster.setStoreCutOff(node, false);
-      if (!cutErr) {
-        subs.push({ label: cutLabel, status: "not applicable", reason: `ADD on node ${node} succeeded without the cluster store (its ADD path needs only node-local state)` });
-        await agentOf(h, node).detach(ref(cutPod.containerId));
-      } else {
-        const failedWith = `failed with ${describeError(cutErr)}`;
-        const p = await eventually(h, env.summary.convergenceMs, async () => {
-          const left = entriesNaming(await snapshot(h, node), cutPod.containerId);
-          const out = left.length > 0 ? [`failed ADD ${key(cutPod)} (${describeError(cutErr)}) left ${summarizeProblems(left, 2)} naming it`] : [];
-          if (podKeysOf(h, node).includes(key(cutPod))) out.push(`failed ADD ${key(cutPod)} (${describeError(cutErr)}) left the pod in the dataplane of node ${node}`);
-          return out;
-        });
-        const delErr = await thrown(() => agentOf(h, node).detach(ref(cutPod.containerId)));
-        if (delErr) p.push(`DEL after the failed ADD ${key(cutPod)} threw ${describeError(delErr)}`);
-        subs.push(subOf(cutLabel, p, failedWith));
-        problems.push(...p);
-      }
-      const checkErr = await thrown(() => agentOf(h, node).check(ref("holder")));
-      if (checkErr) problems.push(`after the failed ADDs, CHECK of holder/eth0 on node ${node} fails: ${describeError(checkErr)}`);
-      return outcome(problems, subs);
-    },
-  },
-  {
-    id: "cni.check-after-add",
-    section: "B",
-    rule: "CHECK right after ADD passes silently.",
-    source: SOURCES.cniCheck,
-    required: true,
-    async run(env) {
-      const { h, names } = await twoNodes(env, "cni.check-after-add");
-      const problems: string[] = [];
-      for (const node of names) {
-        for (const id of [`chk-${node}-a`, `chk-${node}-b`]) {
-          await agentOf(h, node).attach(attachment(id));
-          const err = await thrown(() => agentOf(h, node).check(ref(id)));
-          if (err) problems.push(`CHECK of ${id}/eth0 right after ADD on node ${node} failed: ${describeError(err)}`);
-        }
-      }
-      return outcome(problems);
-    },
-  },
-  {
-    id: "cni.check-detects-missing",
-    section: "B",
-    rule: "CHECK fails (code 3 or 106) for an attachment that was never made or whose reservation is gone.",
-    source: SOURCES.cniCheck,
-    required: true,
-    async run(env) {
-      const { h, names } = await twoNodes(env, "cni.check-detects-missing");
-      const node = names[0];
-      const problems: string[] = [];
-      const expectFailure = async (r: PodRef, why: string): Promise<void> => {
-        const err = await thrown(() => agentOf(h, node).check(r));
-        if (!err) problems.push(`CHECK of ${key(r)} on node ${node} passed although ${why}`);
-        else if (errorCode(err) !== 3 && errorCode(err) !== 106) problems.push(`CHECK of ${key(r)} (${why}) failed with ${describeError(err)}; expected code 3 or 106`);
-      };
-      await expectFailure(ref("never-added"), "it was never added");
-      await agentOf(h, node).attach(attachment("gone"));
-      await agentOf(h, node).detach(ref("gone"));
-      await expectFailure(ref("gone"), "it was deleted");
-      return outcome(problems);
-    },
-  },
-  {
-    id: "cni.gc",
-    section: "B",
-    rule: "GC releases exactly the attachments not listed as valid, on that node only, and their addresses are free again (no record left; a full node takes exactly as many new pods as GC released; ADD/GC churn does not grow the stores).",
-    source: SOURCES.cniGc,
-    required: true,
-    budgetMs: 120_000,
-    async run(env) {
-      const { h, names } = await twoNodes(env, "cni.gc");
-      const [n1, n2] = names;
-      const problems: string[] = [];
-      const subs: SubResult[] = [];
-      const addr = new Map<string, string[]>();
-      const beforeB = new Map<string, Snapshot>();
-      for (const id of ["gc-a", "gc-b", "gc-c"]) {
-        if (id === "gc-b") beforeB.set(id, await snapshot(h, n1));
-        addr.set(id, addressesOf(await agentOf(h, n1).attach(attachment(id))));
-      }
-      await agentOf(h, n2).attach(attachment("gc-other"));
-      const err = await thrown(() => agentOf(h, n1).gc([ref("gc-a"), ref("gc-c")]));
-      if (err) problems.push(`GC on node ${n1} threw ${describeError(err)}`);
-      const keys = podKeysOf(h, n1);
-      if (keys.includes("gc-b/eth0")) problems.push(`GC on node ${n1} kept gc-b/eth0, which was not listed as valid`);
-      for (const id of ["gc-a", "gc-c"]) {
-        if (!keys.includes(`${id}/eth0`)) problems.push(`GC on node ${n1} released ${id}/eth0, which was listed as valid`);
-        const e = await thrown(() => agentOf(h, n1).check(ref(id)));
-        if (e) problems.push(`after GC, CHECK of the valid ${id}/eth0 fails: ${describeError(e)}`);
-      }
-      if (!podKeysOf(h, n2).includes("gc-other/eth0")) problems.push(`GC on node ${n1} removed gc-other/eth0 from node ${n2}`);
-      const b = addr.get("gc-b");
-      const live: PodRef[] = [ref("gc-a"), ref("gc-c")];
-      if (b && b.length > 0) {
-        const traced = await traceProblems(h, env.summary.convergenceMs, n1, [{ ref: ref("gc-b"), addresses: b, before: beforeB.get("gc-b")!, traceContainerId: true }], "GC");
-        subs.push(subOf("trace: no record of the collected attachment remains in the cluster store or ctx.local", traced));
-        problems.push(...traced);
-        try {
-          const got = addressesOf(await agentOf(h, n1).attach({ ...attachment("gc-again-b"), requestedIps: b }));
-          live.push(ref("gc-again-b"));
-          const p = b.every((a) => got.includes(a)) ? [] : [`after GC released gc-b/eth0, asking for ${b.join(", ")} on node ${n1} gave ${got.join(", ") || "no address"}`];
-          subs.push(subOf("requested IP: the collected address is handed out again", p));
-          problems.push(...p);
-        } catch (e) {
-          if (requestedIpsUnsupported(e)) subs.push({ label: "requested IP: the collected address is handed out again", status: "not applicable", reason: "the backend does not honour requestedIps" });
-          else {
-            const p = `after GC released gc-b/eth0, its address ${b.join(", ")} could not be handed out again: ${describeError(e)}`;
-            subs.push(subOf("requested IP: the collected address is handed out again", [p]));
-            problems.push(p);
-          }
-        }
-      }
-      const e0 = await thrown(() => agentOf(h, n2).gc([]));
-      if (e0) problems.push(`GC with an empty valid list on node ${n2} threw ${describeError(e0)}`);
-      if (podKeysOf(h, n2).length !== 0) problems.push(`GC with an empty valid list left ${podKeysOf(h, n2).join(", ")} on node ${n2}`);
-      // Churn leg on the other node, emptied by the GC above: each pod is collected by a GC that lists nothing.
-      const churn = await churnLeg(h, env.summary.convergenceMs, n2, "gcchurn", "GC", () => agentOf(h, n2).gc([]));
-      subs.push(churn.sub);
-      problems.push(...churn.problems);
-      const exhaustion = await exhaustionLeg(h, n1, "gcfill", "GC", async (victims, filled) => {
-        const valid = [...live, ...filled.filter((x) => !victims.includes(x)).map((x) => x.ref)];
-        const e = await thrown(() => agentOf(h, n1).gc(valid));
-        if (e) problems.push(`GC of ${victims.length} pods on the full node ${n1} threw ${describeError(e)}`);
-      });
-      subs.push(exhaustion.sub);
-      problems.push(...exhaustion.problems);
-      return outcome(problems, subs);
-    },
-  },
-  {
-    id: "cni.status",
-    section: "B",
-    rule: "STATUS says ready on a started agent, and not ready (50 or 51, with a reason) before start and after stop.",
-    source: SOURCES.cniStatus,
-    required: true,
-    async run(env) {
-      const { h, names } = await twoNodes(env, "cni.status");
-      const node = names[0];
-      const problems: string[] = [];
-      const s = agentOf(h, node).status();
-      if (!s.ready) problems.push(`STATUS of the started agent on node ${node} says not ready: ${s.reason ?? "(no reason)"}`);
-      const old = agentOf(h, node);
-      await h.cluster.restartAgent(node);
-      const stopped = old.status();
-      if (stopped.ready || (stopped.code !== 50 && stopped.code !== 51) || !stopped.reason) {
-        problems.push(`STATUS of the stopped agent on node ${node} is ${JSON.stringify(stopped)}; expected ready false, code 50 or 51 and a reason`);
-      }
-      const fresh = agentOf(h, node).status();
-      if (!fresh.ready) problems.push(`STATUS after restart on node ${node} says not ready: ${fresh.reason ?? "(no reason)"}`);
-      const unstarted = standaloneAgent(env);
-      const before = unstarted.status();
-      if (before.ready || (before.code !== 50 && before.code !== 51) || !before.reason) {
-        problems.push(`STATUS of an agent that was never started is ${JSON.stringify(before)}; expected ready false, code 50 or 51 and a reason`);
-      }
-      return problems.length > 0 ? fail(summarizeProblems(problems)) : pass();
-    },
-  },
-  {
-    id: "cni.error-codes",
-    section: "B",
-    rule: "Failures are CNI errors with the right code: 50 for ADD before start, 101 for a held requested address, 3/106 for CHECK of an unknown attachment, 7 for input that is not a config.",
-    source: `${SOURCES.cniErrors}; ${SOURCES.contract}`,
-    required: true,
-    async run(env) {
-      const problems: string[] = [];
-      const expectCode = async (what: string, fn: () => unknown, codes: number[]): Promise<unknown> => {
-        const err = await thrown(fn);
-        if (!err) problems.push(`${what} succeeded; expected an error with code ${codes.join(" or ")}`);
-        else if (!codes.includes(errorCode(err) ?? -1)) problems.push(`${what} threw ${describeError(err)}; expected code ${codes.join(" or ")}`);
-        return err;
-      };
-      await expectCode("ADD before start", () => standaloneAgent(env).attach(attachment("early")), [50]);
-      for (const input of [null, 42]) await expectCode(`parseConfig(${JSON.stringify(input)})`, () => env.backend.parseConfig(input), [7]);
-      const { h, names } = await twoNodes(env, "cni.error-codes");
-      const node = names[0];
-      const held = firstAddress(await agentOf(h, node).attach(attachment("err-holder")));
-      if (held) {
-        const err = await thrown(() => agentOf(h, node).attach({ ...attachment("err-taker"), requestedIps: [held] }));
-        if (!err) problems.push(`ADD asking for ${held}, held by err-holder/eth0 on node ${node}, succeeded`);
-        else if (!requestedIpsUnsupported(err) && errorCode(err) !== 101) problems.push(`ADD asking for the held ${held} threw ${describeError(err)}; expected code 101`);
-      }
-      await expectCode(`CHECK of an unknown attachment on node ${node}`, () => agentOf(h, node).check(ref("err-unknown")), [3, 106]);
-      return problems.length > 0 ? fail(summarizeProblems(problems)) : pass();
-    },
-  },
-  {
-    id: "cni.sandbox-recreate",
-    section: "B",
-    rule: "When a pod's sandbox is re-created (same namespace/name, new container id, ADDed before the old sandbox is DELeted), the old DEL leaves the new pod's address, interface, routes and reachability intact, and releases the old address.",
-    source: `${SOURCES.cniDel} (DEL names one attachment: containerId + ifName); Kubernetes CRI (a sandbox re-created under a new container id)`,
-    required: true,
-    async run(env) {
-      const { h, names } = await twoNodes(env, "cni.sandbox-recreate");
-      const [n1, n2] = names;
-      const bound = env.summary.convergenceMs;
-      const problems: string[] = [];
-      await h.cluster.addPod(n1, { name: "peer-a" });
-      await h.cluster.addPod(n2, { name: "peer-b" });
-      const before = await snapshot(h, n1);
-      const oldPod = await h.cluster.addPod(n1, { name: "web", namespace: "shop", containerId: cid("sandbox-old", 0) });
-      const newPod = await h.cluster.addPod(n1, { name: "web", namespace: "shop", containerId: cid("sandbox-new", 0) });
-      if (oldPod.addresses.length === 0 || newPod.addresses.length === 0) return fail(`the sandboxes of pod shop/web on node ${n1} got no address: old ${describePod(oldPod)}, new ${describePod(newPod)}`);
-      const shared = newPod.addresses.filter((a) => oldPod.addresses.includes(a));
-      if (shared.length > 0) problems.push(`the old and the new sandbox of pod shop/web on node ${n1} both hold ${shared.join(", ")}`);
-      problems.push(...(await reachableWithin(h, bound, newPod)));
-      const printBefore = footprint(agentOf(h, n1).dataplane(), newPod.key);
-      const kept = await quietSnapshot(h, bound, n1);
-      const what = `DEL of the old sandbox ${oldPod.key}`;
-      const err = await thrown(() => h.cluster.removePod(oldPod));
-      if (err) return fail(`${what} on node ${n1} threw ${describeError(err)}`);
-      await h.cluster.settle({ limitMs: bound });
-      problems.push(...footprintProblems(printBefore, footprint(agentOf(h, n1).dataplane(), newPod.key), `the new sandbox ${describePod(newPod)}`, what));
-      const checkErr = await thrown(() => agentOf(h, n1).check(ref(newPod.containerId)));
-      if (checkErr) problems.push(`after ${what}, CHECK of the new sandbox ${newPod.key} fails: ${describeError(checkErr)}`);
-      problems.push(...(await keptRecordsProblems(h, n1, kept, newPod, true, what)));
-      problems.push(...(await reachableWithin(h, bound, newPod)));
-      if (podKeysOf(h, n1).includes(oldPod.key)) problems.push(`after ${what}, the old sandbox is still in the dataplane of node ${n1}`);
-      problems.push(...(await traceProblems(h, bound, n1, [{ ref: ref(oldPod.containerId), addresses: oldPod.addresses, before, traceContainerId: true }], "DEL")));
-      const again = await requestAgain(h, n1, oldPod.addresses, cid("sandbox-again", 0), what);
-      if (again !== "ok" && again !== "unsupported") problems.push(again);
-      problems.push(...(await notHandedOutProblems(h, n1, newPod.addresses, `the new sandbox ${newPod.key}`, "sandbox-probe", what)));
-      return outcome(problems);
-    },
-  },
-  {
-    id: "cni.del-after-reuse",
-    section: "B",
-    rule: "A DEL repeated after the attachment's address went to another pod leaves that pod alone: it stays in the dataplane with its address, CHECK passes, its records stay, and no later ADD gets the address.",
-    source: `${SOURCES.cniDel} (DEL is idempotent and names one attachment); ${SOURCES.k8sIpam}`,
-    required: true,
-    budgetMs: 120_000,
-    async run(env) {
-      const { h, names } = await twoNodes(env, "cni.del-after-reuse");
-      const node = names[0];
-      const first = cid("reuse-first", 0);
-      const address = firstAddress(await agentOf(h, node).attach(attachment(first)));
-      if (!address) return fail(`ADD ${first}/eth0 on node ${node} returned no address`);
-      await agentOf(h, node).detach(ref(first));
-      // Hand the address to a second pod: ask for it, else fill the node until it comes back.
-      let second: string | undefined;
-      let how = "";
-      const asked = cid("reuse-second", 0);
-      try {
-        const r = await agentOf(h, node).attach({ ...attachment(asked), requestedIps: [address] });
-        if (firstAddress(r) === address) {
-          second = asked;
-          how = "asked for as a requested IP";
-        } else return fail(`after DEL of ${first}/eth0 on node ${node}, ADD ${asked}/eth0 asking for ${address} got ${firstAddress(r) ?? "no address"}`);
-      } catch (err) {
-        if (!requestedIpsUnsupported(err)) return fail(`after DEL of ${first}/eth0 on node ${node}, ADD ${asked}/eth0 asking for ${address} failed: ${describeError(err)}`);
-      }
-      if (second === undefined) {
-        for (let i = 0; i < FILL_LIMIT && second === undefined; i++) {
-          const id = cid("reuse-fill", i);
-          let r: AttachResult;
-          try {
-            r = await agentOf(h, node).attach(attachment(id));
-          } catch (err) {
-            if (errorCode(err) === 100) return fail(`after DEL of ${first}/eth0, node ${node} ran out of addresses after ${i} more ADDs without handing out ${address} again: it stayed reserved`);
-            return fail(`ADD ${id}/eth0 on node ${node} failed with ${describeError(err)} while filling the node`);
-          }
-          if (firstAddress(r) === address) {
-            second = id;
-            how = `handed out again after ${i + 1} ADD(s) that filled the node`;
-          }
-        }
-      }
-      if (second === undefined) return notApplicable(`the backend refuses requestedIps and did not hand ${address} out again within ${FILL_LIMIT} ADDs on node ${node}, so no other pod could be given it`);
-      const holder = `${second}/eth0`;
-      const printBefore = footprint(agentOf(h, node).dataplane(), holder);
-      const kept = await quietSnapshot(h, env.summary.convergenceMs, node);
-      const problems: string[] = [];
-      const what = `the repeated DEL of ${first}/eth0 (its address ${address} now held by ${holder}, ${how})`;
-      const err = await thrown(() => agentOf(h, node).detach(ref(first)));
-      if (err) problems.push(`${what} on node ${node} threw ${describeError(err)}`);
-      await h.cluster.settle({ limitMs: env.summary.convergenceMs });
-      problems.push(...footprintProblems(printBefore, footprint(agentOf(h, node).dataplane(), holder), holder, what));
-      const entry = podEntry(h, node, ref(second));
-      if (entry && !entry.addresses.some((a) => a.split("/")[0] === address)) problems.push(`after ${what}, ${holder} has ${entry.addresses.join(", ")} in the dataplane, not ${address}`);
-      const checkErr = await thrown(() => agentOf(h, node).check(ref(second)));
-      if (checkErr) problems.push(`after ${what}, CHECK of ${holder} on node ${node} fails: ${describeError(checkErr)}`);
-      problems.push(...(await keptRecordsProblems(h, node, kept, { containerId: second, addresses: [address], key: holder }, true, what)));
-      problems.push(...(await notHandedOutProblems(h, node, [address], holder, "reuse-probe", what)));
-      return outcome(problems);
-    },
-  },
-  {
-    id: "cni.multi-interface",
-    section: "B",
-    rule: "A container ADDed on eth0 and net1 gets one address per interface; DEL of net1 releases net1's address and leaves eth0's address, interface, routes, records and reachability intact.",
-    source: `${SOURCES.cniAdd} (one attachment per containerId + ifName); ${SOURCES.cniDel}`,
-    required: true,
-    async run(env) {
-      const { h, names } = await twoNodes(env, "cni.multi-interface");
-      const [n1, n2] = names;
-      const bound = env.summary.convergenceMs;
-      const problems: string[] = [];
-      await h.cluster.addPod(n1, { name: "peer-a" });
-      await h.cluster.addPod(n2, { name: "peer-b" });
-      const id = cid("multi", 0);
-      const eth0 = await h.cluster.addPod(n1, { name: "multi", containerId: id, ifName: "eth0" });
-      const beforeNet1 = await snapshot(h, n1);
-      const net1 = await h.cluster.addPod(n1, { name: "multi", containerId: id, ifName: "net1" });
-      await h.cluster.addPod(n1, { name: "after-multi" });
-      if (eth0.addresses.length === 0 || net1.addresses.length === 0) return fail(`container ${id} on node ${n1} got no address on eth0 (${eth0.addresses.join(", ")}) or net1 (${net1.addresses.join(", ")})`);
-      const shared = eth0.addresses.filter((a) => net1.addresses.includes(a));
-      if (shared.length > 0) problems.push(`eth0 and net1 of container ${id} on node ${n1} share ${shared.join(", ")}: each interface needs its own address`);
-      const keys = podKeysOf(h, n1);
-      for (const p of [eth0, net1]) {
-        if (!keys.includes(p.key)) problems.push(`${p.key} is missing from the dataplane of node ${n1}`);
-        const e = await thrown(() => agentOf(h, n1).check(ref(id, p.ifName)));
-        if (e) problems.push(`CHECK of ${p.key} on node ${n1} after both ADDs fails: ${describeError(e)}`);
-      }
-      problems.push(...(await reachableWithin(h, bound, eth0)));
-      const printBefore = footprint(agentOf(h, n1).dataplane(), eth0.key);
-      const kept = await quietSnapshot(h, bound, n1);
-      const what = `DEL of ${net1.key}`;
-      const err = await thrown(() => h.cluster.removePod(net1));
-      if (err) return fail(`${what} on node ${n1} threw ${describeError(err)}`);
-      await h.cluster.settle({ limitMs: bound });
-      if (podKeysOf(h, n1).includes(net1.key)) problems.push(`after ${what}, net1 is still in the dataplane of node ${n1}`);
-      problems.push(...footprintProblems(printBefore, footprint(agentOf(h, n1).dataplane(), eth0.key), describePod(eth0), what));
-      const checkErr = await thrown(() => agentOf(h, n1).check(ref(id, "eth0")));
-      if (checkErr) problems.push(`after ${what}, CHECK of ${eth0.key} fails: ${describeError(checkErr)}`);
-      problems.push(...(await keptRecordsProblems(h, n1, kept, eth0, false, what)));
-      problems.push(...(await reachableWithin(h, bound, eth0)));
-      problems.push(...(await traceProblems(h, bound, n1, [{ ref: ref(id, "net1"), addresses: net1.addresses, before: beforeNet1, traceContainerId: false }], "DEL")));
-      const again = await requestAgain(h, n1, net1.addresses, cid("multi-again", 0), what);
-      if (again !== "ok" && again !== "unsupported") problems.push(again);
-      problems.push(...(await notHandedOutProblems(h, n1, eth0.addresses, eth0.key, "multi-probe", what)));
-      return outcome(problems);
-    },
-  },
 ];
 
-/** An agent made outside the simulator and never started (for STATUS and "ADD before start"). */
-function standaloneAgent(env: CheckEnv): NodeAgent {
-  const clock = new VirtualClock();
-  const network = new MemoryNetwork({ clock, seed: env.seed });
-  let state = env.seed >>> 0 || 1;
-  return env.backend.createAgent({
-    config: env.config,
-    node: { name: "unstarted", underlay: [{ iface: "eth0", address: "198.51.100.250", prefixLength: 24, gateway: "198.51.100.1", mtu: 1500 }] },
-    store: new MemoryDatastore({ clock }),
-    local: new MemoryDatastore({ clock }),
-    peers: network.transport("unstarted"),
-    clock,
-    log: silentLogger,
-    random: () => {
-      state = (Math.imul(state, 48271) >>> 0) % 2147483647;
-      return state / 2147483647;
-    },
-  });
+/** A section-B check on the simulator's driver. */
+function onSimulator(c: LifecycleCheck): CheckDefinition {
+  return {
+    id: c.id,
+    section: c.section,
+    rule: c.rule,
+    source: c.source,
+    required: c.required,
+    ...(c.budgetMs !== undefined ? { budgetMs: c.budgetMs } : {}),
+    run: (env: CheckEnv) => runLifecycleCheck(c, (salt) => simLifecycleDriver(env, salt), env),
+  };
 }
+
+const byId = (id: string): LifecycleCheck => LIFECYCLE_CHECKS.find((c) => c.id === id)!;
+const ORDER = [
+  "cni.add-result",
+  "cni.result-versions",
+  "cni.plugin-error-json",
+  "cni.add-idempotent",
+  "cni.del-idempotent",
+  "cni.del-unknown",
+  "cni.del-restores-dataplane",
+  "cni.del-releases",
+  "cni.failed-add-leaks-nothing",
+  "cni.check-after-add",
+  "cni.check-detects-missing",
+  "cni.gc",
+  "cni.status",
+  "cni.error-codes",
+  "cni.sandbox-recreate",
+  "cni.del-after-reuse",
+  "cni.multi-interface",
+];
+
+/** Section B in the suite's order, on the simulator. */
+export const lifecycleChecks: CheckDefinition[] = ORDER.map((id) => pluginChecks.find((c) => c.id === id) ?? onSimulator(byId(id)));
