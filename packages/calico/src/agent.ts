@@ -1,12 +1,19 @@
 /**
- * The Calico agent of one node (calico-node: the CNI plugin's IPAM, confd + BIRD, felix).
+ * The Calico agent of one node (calico-node: the CNI plugin's IPAM, confd + BIRD, felix), on
+ * core's agent kit (`AgentRuntime`: phases, STATUS, per-attachment serialisation, GC, dataplane
+ * publication; `Informer` for the node records) with @cnikit/netpol's `PolicyComponent` for
+ * NetworkPolicy. What is its own:
  *
  * Cluster state in `ctx.store`:
  *  - block IPAM (see ipam.ts);
  *  - this node's record `/calico/resources/v3/projectcalico.org/nodes/<name>` (underlay address,
- *    labels, tunnel addresses, VXLAN MAC) — what other agents peer with and tunnel to;
+ *    labels, route-reflector cluster id, tunnel addresses, VXLAN MAC) — what other agents peer
+ *    with and tunnel to. The contract's membership (`ctx.members`) also names the nodes, but the
+ *    BGP configuration (ASN, route-reflector cluster id) and the tunnel end points live in these
+ *    records, as in Calico's own datastore, so peers are found here;
  *  - workload endpoints `/calico/workloadendpoints/<node>/<containerId>/<ifName>` (namespace,
- *    labels, address, container ports);
+ *    labels, address, container ports): written by this agent on ADD, read by the policy
+ *    component as its pod directory (`externalPodDirectory`);
  *  - read only: the Kubernetes objects every NetworkPolicy backend watches (`KUBE_PREFIX` of
  *    @cnikit/core): NetworkPolicies `/cnikit/kube/networkpolicies/<namespace>/<name>`
  *    (networking.k8s.io/v1 objects as JSON) and namespaces `/cnikit/kube/namespaces/<name>`.
@@ -16,28 +23,18 @@
  * affine blocks as aggregates and a /32 per local pod whose address is borrowed from another
  * node's block; learned routes become the plan's remote routes. Full mesh by default; BGPPeer
  * selectors and `routeReflectorClusterID` give route reflection. A crashed node is withdrawn when
- * its sessions' hold timers expire.
+ * its sessions' hold timers expire. The pure plan (plan.ts) gets the kit's plan input and compiles
+ * the filters itself from the policy snapshot.
  */
-import {
-  AddressInUseError,
-  CheckFailedError,
-  ConfigError,
-  KUBE_PREFIX,
-  NotReadyError,
-  TryAgainError,
-  UnknownContainerError,
-  mirrorPrefix,
-  emptyDataplane,
-  podKey,
-} from "@cnikit/core";
-import type { AgentContext, AgentStatus, AttachResult, KeyValue, NodeAgent, NodeDataplane, NodeInfo, PodAttachment, PodRef, UnderlayInterface, FilterPolicy } from "@cnikit/core";
+import { AddressInUseError, AgentRuntime, CheckFailedError, ConfigError, Informer, KUBE_PREFIX, TryAgainError, parseAddress, podKey } from "@cnikit/core";
+import type { AgentContext, AttachResult, InformerEvent, KeyValue, NodeDataplane, NodeInfo, PodAttachment, PodRef, UnderlayInterface } from "@cnikit/core";
 import { BgpSpeaker, peerTransportAdapter } from "bgp-utils-free";
 import type { PeerConfig } from "bgp-utils-free";
-import { KubePolicyView } from "@cnikit/netpol";
-import type { ClusterPod, ContainerPort } from "@cnikit/netpol";
+import { PolicyComponent, decodeDirectoryPod, directoryPodOf, externalPodDirectory, planPolicy } from "@cnikit/netpol";
+import type { DirectoryPod } from "@cnikit/netpol";
 import type { CalicoConfig } from "./config.ts";
 import { BlockIpam, podHandle, releaseHandle, releaseNodeBlocks, tunnelHandle } from "./ipam.ts";
-import { POD_GATEWAY, hostIfName, macFor, planDataplane, usedEncaps, podMtu } from "./plan.ts";
+import { POD_GATEWAY, calicoUnderlay, hostIfName, macFor, planDataplane, usedEncaps, podMtu } from "./plan.ts";
 import type { LearnedRoute, NodeRecord, PodRecord } from "./plan.ts";
 import { parseSelector } from "./selector.ts";
 
@@ -57,6 +54,40 @@ export const RESYNC_MS = 60_000;
 
 const C = "calico";
 const LOCAL_PODS = "/pods/";
+
+/** The store key of a node's record. */
+function nodeKey(name: string): string {
+  return `${NODE_PREFIX}${name}`;
+}
+
+/** The store key of a pod's workload endpoint. */
+function endpointKey(node: string, ref: PodRef): string {
+  return `${ENDPOINT_PREFIX}${node}/${podKey(ref)}`;
+}
+
+function decodeNode(kv: KeyValue): NodeRecord | undefined {
+  try {
+    return JSON.parse(kv.value) as NodeRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A workload endpoint as the policy component's pod directory holds it (the endpoint JSON is a
+ * `DirectoryPod`). Its addresses are checked here, so one bad record is ignored (with a warning
+ * naming its key) instead of failing the compilation of every filter.
+ */
+export function decodeEndpoint(key: string, value: string): DirectoryPod {
+  const pod = decodeDirectoryPod(key, value);
+  pod.ips.forEach((ip, i) => parseAddress(ip, { component: C, field: `${key}: ips[${i}]` }));
+  return pod;
+}
+
+/** A local pod as its workload endpoint (and the policy compilation) sees it. Pure. */
+export function endpointOf(node: string, pod: PodRecord): DirectoryPod {
+  return directoryPodOf(node, { ...pod, ips: [pod.address], hostIf: hostIfName(pod) });
+}
 
 /** The labels a node has: the Node resource's in the config, then the runtime's. */
 export function nodeLabels(config: CalicoConfig, name: string, runtime: Record<string, string> = {}): Record<string, string> {
@@ -115,47 +146,39 @@ export function desiredPeers(config: CalicoConfig, self: NodeRecord, nodes: read
   return [...out.values()].sort((a, b) => (a.address < b.address ? -1 : 1));
 }
 
-interface Endpoint {
-  node: string;
-  key: string;
-  namespace: string;
-  name: string;
-  labels: Record<string, string>;
-  ips: string[];
-  hostIf: string;
-  ports?: ContainerPort[];
-}
-
 /** The Calico NodeAgent; create it with `calico.createAgent`. */
-export class CalicoAgent implements NodeAgent {
-  private readonly ctx: AgentContext<CalicoConfig>;
+export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
   private readonly config: CalicoConfig;
-  private phase: "new" | "starting" | "running" | "stopped" = "new";
-  private startPromise: Promise<void> | undefined;
   private underlay!: UnderlayInterface;
   private ipam!: BlockIpam;
   private self!: NodeRecord;
   private speaker: BgpSpeaker | undefined;
-  private readonly pods = new Map<string, PodRecord>();
-  private readonly nodes = new Map<string, NodeRecord>();
+  private speakerStopped: Promise<void> | undefined;
+  /** Every node record, this node's included. */
+  private readonly nodes: Informer<NodeRecord>;
   private readonly byAddress = new Map<string, NodeRecord>();
   private readonly learned = new Map<string, LearnedRoute>();
   private blocks = new Set<string>();
   private announced = new Set<string>();
-  private readonly kube = new KubePolicyView((msg, err) => this.warn(msg, err));
-  private readonly endpoints = new Map<string, Endpoint>();
-  private filters: FilterPolicy[] = [];
-  private readonly abort = new AbortController();
-  private lastPlan: NodeDataplane;
-  private lastJson = "";
-  private replanQueued = false;
-  private readonly listeners = new Set<(dp: NodeDataplane) => void>();
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly policy: PolicyComponent;
 
   constructor(ctx: AgentContext<CalicoConfig>) {
-    this.ctx = ctx;
+    super(ctx, { component: C });
     this.config = ctx.config;
-    this.lastPlan = emptyDataplane(ctx.node.name);
+    this.nodes = new Informer({
+      ...ctx,
+      prefix: NODE_PREFIX,
+      signal: this.signal,
+      decode: decodeNode,
+      retryMs: WATCH_RETRY_MS,
+      resyncMs: RESYNC_MS,
+      onEvent: (ev) => this.onNode(ev),
+      onBatch: () => this.onNodes(),
+      onError: (err) => this.warn(`watch of ${NODE_PREFIX} failed; re-listing`, err),
+    });
+    const directory = externalPodDirectory({ prefix: ENDPOINT_PREFIX, decode: decodeEndpoint });
+    this.policy = new PolicyComponent({ ...ctx, node: ctx.node.name, directory, component: C, resyncMs: RESYNC_MS, retryMs: WATCH_RETRY_MS });
+    this.policy.onChange(() => this.replan());
   }
 
   /** The BGP speaker (for tests and benchmarks: RIB, session stats). Undefined before start. */
@@ -164,20 +187,14 @@ export class CalicoAgent implements NodeAgent {
   }
 
   /**
-   * Publishes the node record, restores pods from `ctx.local`, allocates tunnel addresses, watches
-   * nodes and policy state, and starts the BGP speaker. A second call returns the first promise.
-   * Throws `ConfigError` without an IPv4 underlay or without any IPPool this node may use,
+   * Restores pods from `ctx.local`, allocates tunnel addresses, publishes the node record, starts
+   * the BGP speaker, and lists and watches the node records and the policy state. Throws
+   * `ConfigError` without an IPv4 underlay or without any IPPool this node may use,
    * `PoolExhaustedError` when a tunnel address cannot be allocated, `TryAgainError` for the store.
    */
-  start(): Promise<void> {
-    this.startPromise ??= this.doStart();
-    return this.startPromise;
-  }
-
-  private async doStart(): Promise<void> {
-    this.phase = "starting";
+  protected async join(signal: AbortSignal): Promise<void> {
     const { ctx } = this;
-    const underlay = ctx.node.underlay.find((u) => !u.address.includes(":"));
+    const underlay = calicoUnderlay(ctx.node);
     if (!underlay) throw new ConfigError({ component: C, field: "node.underlay", rule: "calico needs an IPv4 underlay address (the BGP router id and next hop)", value: ctx.node.underlay });
     this.underlay = underlay;
     const clusterId = routeReflectorClusterId(this.config, ctx.node);
@@ -196,16 +213,29 @@ export class CalicoAgent implements NodeAgent {
       self.vxlanMac = macFor(`vxlan/${self.name}`);
     }
     this.self = self;
-    await ctx.store.put(`${NODE_PREFIX}${self.name}`, JSON.stringify(self));
+    await ctx.store.put(nodeKey(self.name), JSON.stringify(self));
     this.blocks = new Set(await this.ipam.affineBlocks());
+    await this.startSpeaker(signal, clusterId);
+    await this.nodes.start();
+    await this.policy.start(signal);
+    for (const pod of this.attachments.values()) await this.publishEndpoint(pod).catch((e: unknown) => this.warn("could not publish an endpoint", e));
+  }
 
+  protected override started(): void {
+    this.syncPeers();
+    this.syncAnnouncements();
+    this.ctx.log.info(`[calico] node ${this.self.name} up: ${this.blocks.size} block(s), ${this.attachments.size} pod(s)`);
+  }
+
+  private async startSpeaker(signal: AbortSignal, clusterId: string | undefined): Promise<void> {
+    const { ctx, self, underlay } = this;
     const speaker = new BgpSpeaker({
       asn: this.config.nodes.find((n) => n.name === self.name)?.asNumber ?? this.config.bgp.asNumber,
       routerId: underlay.address,
       localAddress: underlay.address,
       transport: peerTransportAdapter(ctx.peers, {
         nameOf: (a) => this.byAddress.get(a)?.name ?? a,
-        addressOf: (n) => (n === self.name ? underlay.address : (this.nodes.get(n)?.address ?? n)),
+        addressOf: (n) => (n === self.name ? underlay.address : (this.nodes.get(nodeKey(n))?.address ?? n)),
         localAddress: underlay.address,
       }),
       families: ["ipv4-unicast"],
@@ -218,108 +248,52 @@ export class CalicoAgent implements NodeAgent {
       ...(clusterId !== undefined ? { clusterId } : {}),
       onListenerError: (e) => this.warn("BGP listener failed", e),
     });
+    // A burst of UPDATEs (a cold start delivers one per peer) costs one plan per instant, not one
+    // per route: at 500 nodes that was ~N² plans.
     speaker.onRouteChange((e) => {
       const r = e.route;
       if (!r || r.source.kind !== "peer") this.learned.delete(e.prefix);
       else this.learned.set(e.prefix, { prefix: e.prefix, nextHop: r.attributes.nextHop });
-      this.queueReplan();
+      this.replan({ defer: true });
     });
     this.speaker = speaker;
+    signal.addEventListener("abort", () => void this.stopSpeaker(), { once: true });
     await speaker.start();
+    if (signal.aborted) await this.stopSpeaker();
+  }
 
-    await this.watchPrefix(NODE_PREFIX, (key, kv) => this.onNode(key, kv));
-    await this.kube.start({ store: ctx.store, clock: ctx.clock, signal: this.abort.signal, retryMs: WATCH_RETRY_MS, onChange: () => this.recompileFilters() });
-    await this.watchPrefix(ENDPOINT_PREFIX, (key, kv) => this.onEndpoint(key, kv));
-    if (this.phase !== "starting") return;
-    this.phase = "running";
-    for (const pod of this.pods.values()) await this.publishEndpoint(pod).catch((e: unknown) => this.warn("could not publish an endpoint", e));
-    this.syncPeers();
-    this.syncAnnouncements();
-    this.recompileFilters();
-    this.replan();
-    ctx.log.info(`[calico] node ${self.name} up: ${this.blocks.size} block(s), ${this.pods.size} pod(s)`);
+  /** Stops the speaker once (peers withdraw this node's routes); never throws. */
+  private stopSpeaker(): Promise<void> {
+    if (!this.speaker) return Promise.resolve();
+    this.speakerStopped ??= this.speaker.stop().catch((e: unknown) => this.warn("BGP stop failed", e));
+    return this.speakerStopped;
   }
 
   private async restorePods(): Promise<void> {
-    const listing = await this.ctx.local.list(LOCAL_PODS);
-    for (const kv of listing.items) {
+    for (const kv of (await this.ctx.local.list(LOCAL_PODS)).items) {
       try {
-        const rec = JSON.parse(kv.value) as PodRecord;
-        this.pods.set(podKey(rec), rec);
+        this.restore(JSON.parse(kv.value) as PodRecord);
       } catch {
         await this.ctx.local.delete(kv.key);
       }
     }
   }
 
-  /**
-   * Lists `prefix`, then watches it from the listing's revision, re-listing after failures and
-   * every RESYNC_MS (a watch that silently lost events is repaired by the next listing).
-   */
-  private watchPrefix(prefix: string, apply: (key: string, kv: KeyValue | undefined) => void): Promise<void> {
-    return mirrorPrefix({
-      store: this.ctx.store,
-      prefix,
-      clock: this.ctx.clock,
-      signal: this.abort.signal,
-      apply,
-      retryMs: WATCH_RETRY_MS,
-      resyncMs: RESYNC_MS,
-      onError: (err) => this.warn(`watch of ${prefix} failed; re-listing`, err),
-    });
+  private onNode(ev: InformerEvent<NodeRecord>): void {
+    if (ev.type !== "add") this.byAddress.delete(ev.prev.address);
+    if (ev.type !== "delete") this.byAddress.set(ev.value.address, ev.value);
   }
 
-  private onNode(key: string, kv: KeyValue | undefined): void {
-    const name = key.slice(NODE_PREFIX.length);
-    const old = this.nodes.get(name);
-    if (old) this.byAddress.delete(old.address);
-    if (kv) {
-      try {
-        const rec = JSON.parse(kv.value) as NodeRecord;
-        this.nodes.set(name, rec);
-        this.byAddress.set(rec.address, rec);
-      } catch {
-        this.nodes.delete(name);
-      }
-    } else this.nodes.delete(name);
-    if (this.phase === "running") {
-      this.syncPeers();
-      this.queueReplan();
-    }
-  }
-
-  private onEndpoint(key: string, kv: KeyValue | undefined): void {
-    if (!kv) this.endpoints.delete(key);
-    else {
-      try {
-        this.endpoints.set(key, JSON.parse(kv.value) as Endpoint);
-      } catch {
-        this.endpoints.delete(key);
-      }
-    }
-    if (this.kube.hasPolicies()) this.recompileFilters();
-  }
-
-  private recompileFilters(): void {
+  private onNodes(): void {
     if (this.phase !== "running") return;
-    let next: FilterPolicy[] = [];
-    if (this.kube.hasPolicies()) {
-      const pods: ClusterPod[] = [...this.endpoints.values()].map((e) => ({ namespace: e.namespace, name: e.name, labels: e.labels, ips: e.ips, ports: e.ports ?? [], node: e.node, key: e.key, hostIf: e.hostIf }));
-      try {
-        next = this.kube.compile({ node: this.ctx.node.name, pods, nodeAddresses: [this.underlay.address] });
-      } catch (err) {
-        this.warn("could not compile NetworkPolicies; keeping the previous filters", err);
-        return;
-      }
-    }
-    this.filters = next;
-    this.queueReplan();
+    this.syncPeers();
+    this.replan({ defer: true });
   }
 
   private syncPeers(): void {
     const speaker = this.speaker;
     if (!speaker) return;
-    const want = desiredPeers(this.config, this.self, [...this.nodes.values()]);
+    const want = desiredPeers(this.config, this.self, this.nodes.values());
     const wanted = new Map(want.map((p) => [p.address, p]));
     for (const st of speaker.peerStatus()) {
       const w = wanted.get(st.address);
@@ -339,7 +313,7 @@ export class CalicoAgent implements NodeAgent {
     };
     const want = new Set<string>();
     for (const b of this.blocks) if (exportable(b)) want.add(b);
-    for (const p of this.pods.values()) {
+    for (const p of this.attachments.values()) {
       if (![...this.blocks].some((b) => prefixContains(b, `${p.address}/32`)) && exportable(`${p.address}/32`)) want.add(`${p.address}/32`);
     }
     const add = [...want].filter((p) => !this.announced.has(p));
@@ -349,64 +323,40 @@ export class CalicoAgent implements NodeAgent {
     this.announced = want;
   }
 
-  private async refreshBlocks(): Promise<void> {
-    this.blocks = new Set(await this.ipam.affineBlocks());
-    this.syncAnnouncements();
+  private async publishEndpoint(pod: PodRecord): Promise<void> {
+    await this.ctx.store.put(endpointKey(this.ctx.node.name, pod), JSON.stringify(endpointOf(this.ctx.node.name, pod)));
   }
 
-  private async publishEndpoint(pod: PodRecord): Promise<void> {
-    const ep: Endpoint = {
-      node: this.ctx.node.name,
-      key: podKey(pod),
-      namespace: pod.namespace ?? "default",
-      name: pod.podName ?? pod.containerId,
-      labels: pod.labels ?? {},
-      ips: [pod.address],
-      hostIf: hostIfName(pod),
-      ports: (pod.ports ?? []).map((p) => ({ ...(p.name !== undefined ? { name: p.name } : {}), containerPort: p.containerPort, protocol: p.protocol ?? "TCP" })),
-    };
-    await this.ctx.store.put(`${ENDPOINT_PREFIX}${this.ctx.node.name}/${podKey(pod)}`, JSON.stringify(ep));
+  /** Stops as the kit does (informers, timers, the policy component) and the BGP speaker with it. */
+  override async stop(options: { release?: boolean } = {}): Promise<void> {
+    await super.stop(options);
+    await this.stopSpeaker();
   }
 
   /**
-   * Stops watches, timers and the BGP speaker (peers withdraw this node's routes). With
-   * `release: true` also releases this node's pod and tunnel addresses and blocks and deletes its
-   * node record. Idempotent; never throws (failures are logged).
+   * `stop({release: true})`: releases this node's pod and tunnel addresses and blocks and deletes
+   * its endpoints and node record (after the speaker stopped).
    */
-  async stop(options: { release?: boolean } = {}): Promise<void> {
-    if (this.phase === "stopped") return;
-    this.phase = "stopped";
-    this.abort.abort();
-    await this.speaker?.stop().catch((e: unknown) => this.warn("BGP stop failed", e));
-    if (!options.release) return;
-    await this.startPromise?.catch(() => undefined);
+  protected override async releaseShare(): Promise<void> {
+    await this.stopSpeaker();
+    const { store, local, node } = this.ctx;
     try {
-      for (const pod of this.pods.values()) {
-        await releaseHandle(this.ctx.store, pod.handle);
-        await this.ctx.store.delete(`${ENDPOINT_PREFIX}${this.ctx.node.name}/${podKey(pod)}`);
-        await this.ctx.local.delete(`${LOCAL_PODS}${podKey(pod)}`);
+      for (const pod of this.attachments.values()) {
+        await releaseHandle(store, pod.handle);
+        await store.delete(endpointKey(node.name, pod));
+        await local.delete(`${LOCAL_PODS}${podKey(pod)}`);
       }
-      this.pods.clear();
-      await releaseHandle(this.ctx.store, tunnelHandle("ipip", this.ctx.node.name));
-      await releaseHandle(this.ctx.store, tunnelHandle("vxlan", this.ctx.node.name));
-      await releaseNodeBlocks(this.ctx.store, this.ctx.node.name);
-      await this.ctx.store.delete(`${NODE_PREFIX}${this.ctx.node.name}`);
+      this.attachments.clear();
+      await releaseHandle(store, tunnelHandle("ipip", node.name));
+      await releaseHandle(store, tunnelHandle("vxlan", node.name));
+      await releaseNodeBlocks(store, node.name);
+      await store.delete(nodeKey(node.name));
     } catch (err) {
       this.warn("could not release everything on leave; `gcIpam` reclaims the rest", err);
     }
   }
 
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
-    return run;
-  }
-
-  private requireRunning(op: string): void {
-    if (this.phase !== "running") throw new NotReadyError(`[calico] ${op} on node ${this.ctx.node.name}: the agent is ${this.phase === "stopped" ? "stopped" : "not started"}`);
-  }
-
-  private resultFor(pod: PodRecord): AttachResult {
+  protected result(pod: PodRecord): AttachResult {
     const mtu = podMtu(this.config, this.underlay.mtu ?? 1500);
     return {
       interfaces: [
@@ -419,165 +369,83 @@ export class CalicoAgent implements NodeAgent {
   }
 
   /**
-   * CNI ADD: allocates an address by block IPAM (handle `k8s-pod-network.<containerId>`), records
-   * the pod in `ctx.local`, publishes its endpoint, announces a new block or a borrowed /32, and
-   * plans the veth. Idempotent per (containerId, ifName). Throws `NotReadyError` before start,
-   * `ConfigError` for a missing id or more than one requested address, `PoolExhaustedError`,
+   * CNI ADD's reservation: an address by block IPAM (handle `k8s-pod-network.<containerId>`), the
+   * pod recorded in `ctx.local` and its endpoint published; a newly claimed block is read back.
+   * Throws `ConfigError` for more than one requested address, `PoolExhaustedError`,
    * `AddressInUseError`, `TryAgainError` (then nothing stays reserved).
    */
-  attach(pod: PodAttachment): Promise<AttachResult> {
-    return this.serial(async () => {
-      this.requireRunning("ADD");
-      if (!pod.containerId) throw new ConfigError({ component: C, field: "containerId", rule: "must not be empty" });
-      if (!pod.ifName) throw new ConfigError({ component: C, field: "ifName", rule: "must not be empty" });
-      const key = podKey(pod);
-      const existing = this.pods.get(key);
-      if (existing) return this.resultFor(existing);
-      const requested = pod.requestedIps ?? [];
-      if (requested.length > 1) throw new ConfigError({ component: C, field: "requestedIps", rule: "calico here is IPv4 single-stack: ask for at most one address", value: requested });
-      const handle = podHandle(pod.containerId, pod.ifName);
-      const attrs: Record<string, string> = { node: this.ctx.node.name, ...(pod.namespace ? { namespace: pod.namespace } : {}), ...(pod.podName ? { pod: pod.podName } : {}) };
-      const alloc = requested[0] !== undefined ? await this.ipam.allocateSpecific(handle, requested[0], attrs) : await this.ipam.allocate(handle, attrs);
-      const rec: PodRecord = { containerId: pod.containerId, ifName: pod.ifName, address: alloc.address, handle, netns: pod.netns };
-      if (pod.namespace !== undefined) rec.namespace = pod.namespace;
-      if (pod.podName !== undefined) rec.podName = pod.podName;
-      if (pod.labels !== undefined) rec.labels = { ...pod.labels };
-      if (pod.ports !== undefined) rec.ports = pod.ports.map((p) => ({ ...p }));
-      try {
-        await this.ctx.local.put(`${LOCAL_PODS}${key}`, JSON.stringify(rec));
-        await this.publishEndpoint(rec);
-      } catch (err) {
-        await releaseHandle(this.ctx.store, handle).catch(() => undefined);
-        await this.ctx.local.delete(`${LOCAL_PODS}${key}`).catch(() => undefined);
-        if (err instanceof AddressInUseError) throw err;
-        throw err instanceof TryAgainError ? err : new TryAgainError(`[calico] could not record ${alloc.address} for ${key}; try again`, { cause: err });
-      }
-      this.pods.set(key, rec);
-      if (!this.blocks.has(alloc.block) && !alloc.borrowed) await this.refreshBlocks();
-      else this.syncAnnouncements();
-      this.replan();
-      return this.resultFor(rec);
-    });
+  protected async reserve(pod: PodAttachment): Promise<PodRecord> {
+    const key = podKey(pod);
+    const requested = pod.requestedIps ?? [];
+    if (requested.length > 1) throw new ConfigError({ component: C, field: "requestedIps", rule: "calico here is IPv4 single-stack: ask for at most one address", value: requested });
+    const handle = podHandle(pod.containerId, pod.ifName);
+    const attrs: Record<string, string> = { node: this.ctx.node.name, ...(pod.namespace ? { namespace: pod.namespace } : {}), ...(pod.podName ? { pod: pod.podName } : {}) };
+    const alloc = requested[0] !== undefined ? await this.ipam.allocateSpecific(handle, requested[0], attrs) : await this.ipam.allocate(handle, attrs);
+    const rec: PodRecord = { containerId: pod.containerId, ifName: pod.ifName, address: alloc.address, handle, netns: pod.netns };
+    if (pod.namespace !== undefined) rec.namespace = pod.namespace;
+    if (pod.podName !== undefined) rec.podName = pod.podName;
+    if (pod.labels !== undefined) rec.labels = { ...pod.labels };
+    if (pod.ports !== undefined) rec.ports = pod.ports.map((p) => ({ ...p }));
+    try {
+      await this.ctx.local.put(`${LOCAL_PODS}${key}`, JSON.stringify(rec));
+      await this.publishEndpoint(rec);
+    } catch (err) {
+      await releaseHandle(this.ctx.store, handle).catch(() => undefined);
+      await this.ctx.local.delete(`${LOCAL_PODS}${key}`).catch(() => undefined);
+      if (err instanceof AddressInUseError) throw err;
+      throw err instanceof TryAgainError ? err : new TryAgainError(`[calico] could not record ${alloc.address} for ${key}; try again`, { cause: err });
+    }
+    if (!this.blocks.has(alloc.block) && !alloc.borrowed) {
+      const affine = await this.ipam.affineBlocks().catch((err: unknown) => (this.warn("could not re-read this node's blocks", err), [...this.blocks, alloc.block]));
+      this.blocks = new Set(affine);
+    }
+    return rec;
+  }
+
+  /** A new pod is announced when its address is borrowed, its block when it is new. */
+  protected override attached(): void {
+    this.syncAnnouncements();
+  }
+
+  protected override detached(): void {
+    this.syncAnnouncements();
   }
 
   /**
    * CNI DEL: releases the handle (one store transaction), unpublishes the endpoint and forgets the
-   * pod. Idempotent. Throws `TryAgainError` when the release could not be recorded.
+   * pod in `ctx.local`. Idempotent. Throws `TryAgainError` when the release could not be recorded.
    */
-  detach(ref: PodRef): Promise<void> {
-    return this.serial(() => this.release(ref));
-  }
-
-  private async release(ref: PodRef): Promise<void> {
-    const key = podKey(ref);
+  protected async unreserve(ref: PodRef): Promise<void> {
     try {
       await releaseHandle(this.ctx.store, podHandle(ref.containerId, ref.ifName));
-      await this.ctx.store.delete(`${ENDPOINT_PREFIX}${this.ctx.node.name}/${key}`);
-      await this.ctx.local.delete(`${LOCAL_PODS}${key}`);
+      await this.ctx.store.delete(endpointKey(this.ctx.node.name, ref));
+      await this.ctx.local.delete(`${LOCAL_PODS}${podKey(ref)}`);
     } catch (err) {
-      throw err instanceof TryAgainError ? err : new TryAgainError(`[calico] could not record the release of ${key}; try again`, { cause: err });
-    }
-    if (this.pods.delete(key)) {
-      this.syncAnnouncements();
-      this.replan();
+      throw err instanceof TryAgainError ? err : new TryAgainError(`[calico] could not record the release of ${podKey(ref)}; try again`, { cause: err });
     }
   }
 
-  /**
-   * CNI CHECK: the pod is known, its handle holds its address in the store, and the dataplane has
-   * its interface and host route. Throws `UnknownContainerError`, `CheckFailedError`, `NotReadyError`.
-   */
-  check(ref: PodRef): Promise<void> {
-    return this.serial(async () => {
-      this.requireRunning("CHECK");
-      const key = podKey(ref);
-      const rec = this.pods.get(key);
-      if (!rec) throw new UnknownContainerError(`[calico] no attachment ${key} on node ${this.ctx.node.name}`);
-      const h = await this.ctx.store.get(`/calico/ipam/v2/handle/${rec.handle}`);
-      if (!h || (JSON.parse(h.value) as { address?: string }).address !== rec.address) throw new CheckFailedError(`[calico] handle ${rec.handle} does not hold ${rec.address} in IPAM`);
-      const dp = this.lastPlan;
-      if (!dp.pods.some((p) => p.key === key)) throw new CheckFailedError(`[calico] ${key} has no interface in the dataplane`);
-      if (!dp.routes.some((r) => r.dst === `${rec.address}/32` && r.dev === hostIfName(rec))) throw new CheckFailedError(`[calico] no host route ${rec.address}/32 dev ${hostIfName(rec)}`);
-    });
+  /** CHECK: the pod's handle holds its address in IPAM, and the dataplane has its host route. */
+  protected override async verify(rec: PodRecord, dp: NodeDataplane): Promise<void> {
+    const h = await this.ctx.store.get(`/calico/ipam/v2/handle/${rec.handle}`);
+    if (!h || (JSON.parse(h.value) as { address?: string }).address !== rec.address) throw new CheckFailedError(`[calico] handle ${rec.handle} does not hold ${rec.address} in IPAM`);
+    if (!dp.routes.some((r) => r.dst === `${rec.address}/32` && r.dev === hostIfName(rec))) throw new CheckFailedError(`[calico] no host route ${rec.address}/32 dev ${hostIfName(rec)}`);
   }
 
-  /** CNI GC: releases every local attachment not in `valid`; failures are reported together (`TryAgainError`). */
-  gc(valid: PodRef[]): Promise<void> {
-    return this.serial(async () => {
-      const keep = new Set(valid.map((v) => podKey(v)));
-      const failures: string[] = [];
-      for (const rec of [...this.pods.values()]) {
-        if (keep.has(podKey(rec))) continue;
-        try {
-          await this.release(rec);
-        } catch (err) {
-          failures.push(`${podKey(rec)}: ${err instanceof Error ? err.message : String(err)}`);
-        }
-      }
-      if (failures.length > 0) throw new TryAgainError(`[calico] GC could not release ${failures.length} attachment(s)`, { details: failures.join("; ") });
-    });
-  }
-
-  /** CNI STATUS: ready while running. */
-  status(): AgentStatus {
-    if (this.phase !== "running") return { ready: false, code: 50, reason: `[calico] agent on node ${this.ctx.node.name} is ${this.phase === "stopped" ? "stopped" : "not started"}` };
-    return { ready: true };
-  }
-
-  /** The desired dataplane now (do not mutate it). */
-  dataplane(): NodeDataplane {
-    if (this.replanQueued) this.replan();
-    return this.lastPlan;
-  }
-
-  /** Subscribes to dataplane changes; returns the unsubscribe function. */
-  onDataplaneChange(listener: (dataplane: NodeDataplane) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  private queueReplan(): void {
-    if (this.replanQueued || this.phase !== "running") return;
-    this.replanQueued = true;
-    // A clock timer, not a microtask: a burst of BGP UPDATEs (a cold start delivers one per peer)
-    // then costs one replan instead of one per UPDATE, which at 500 nodes was ~N² plans. Readers
-    // never see a stale plan: dataplane() replans at once when one is queued.
-    this.ctx.clock.setTimeout(() => {
-      if (this.replanQueued) this.replan();
-    }, 0);
-  }
-
-  private replan(): void {
-    this.replanQueued = false;
-    if (this.phase !== "running") return;
-    const dp = planDataplane({
+  protected plan(): NodeDataplane {
+    const node = this.ctx.node.name;
+    return planDataplane({
       config: this.config,
-      node: this.ctx.node.name,
-      underlay: this.underlay,
+      node: this.ctx.node,
+      pods: [...this.attachments.values()],
+      peers: this.nodes.values(),
+      policy: planPolicy<PodRecord>(this.policy.snapshot(), (pod) => endpointOf(node, pod)),
       blocks: [...this.blocks],
       learned: [...this.learned.values()],
-      nodesByAddress: this.byAddress,
-      pods: [...this.pods.values()],
-      filters: this.filters,
       ...(this.self.ipipTunnelAddr ? { ipipTunnelAddr: this.self.ipipTunnelAddr } : {}),
       ...(this.self.vxlanTunnelAddr ? { vxlanTunnelAddr: this.self.vxlanTunnelAddr } : {}),
       ...(this.self.vxlanMac ? { vxlanMac: this.self.vxlanMac } : {}),
     });
-    const json = JSON.stringify(dp);
-    if (json === this.lastJson) return;
-    this.lastJson = json;
-    this.lastPlan = dp;
-    for (const l of this.listeners) {
-      try {
-        l(dp);
-      } catch (err) {
-        this.warn("a dataplane listener threw", err);
-      }
-    }
-  }
-
-  private warn(msg: string, err: unknown): void {
-    this.ctx.log.warn(`[calico] ${msg}: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 

@@ -13,10 +13,15 @@
  *  - tunnel devices when a pool uses them (tunl0 MTU underlay−20, vxlan.calico VNI 4096 port 4789
  *    MTU underlay−50), each with the node's tunnel address;
  *  - natOutgoing: masquerade from natOutgoing pools to destinations outside every pool;
- *  - IPv4 forwarding; NetworkPolicy filters as compiled by the agent.
+ *  - IPv4 forwarding; the NetworkPolicy filters of the local pods, compiled here from the input's
+ *    policy snapshot (`input.policy`, the kit's `PlanPolicy`).
+ *
+ * The input is the kit's one plan-input shape (`PlanInput` of @cnikit/core: config, this node's
+ * `NodeInfo`, its pods, its peers — the node records it knows — and the policy), plus what BGP and
+ * block IPAM gave this node: its affine blocks, the learned routes and its tunnel addresses.
  */
-import { ENCAP_OVERHEAD, Prefix, canonicalDataplane, fnv1a32Hex, podKey } from "@cnikit/core";
-import type { FdbEntry, FilterPolicy, Link, NatRule, NeighbourEntry, NodeDataplane, PodInterface, PodPort, RouteEntry, UnderlayInterface, AddressEntry } from "@cnikit/core";
+import { ENCAP_OVERHEAD, Prefix, canonicalDataplane, emptyDataplane, fnv1a32Hex, podKey } from "@cnikit/core";
+import type { FdbEntry, Link, NatRule, NeighbourEntry, NodeDataplane, NodeInfo, PlanInput as KitPlanInput, PodInterface, PodPort, RouteEntry, UnderlayInterface, AddressEntry } from "@cnikit/core";
 import type { CalicoConfig, IpPool } from "./config.ts";
 
 export const IPIP_DEVICE = "tunl0";
@@ -61,20 +66,24 @@ export interface PodRecord {
   ports?: PodPort[];
 }
 
-export interface PlanInput {
-  config: CalicoConfig;
-  node: string;
-  underlay: UnderlayInterface;
+/**
+ * The kit's plan input (`peers`: the node records this node knows, its own included or not — VXLAN
+ * end points are looked up there by underlay address) plus this node's share of BGP and IPAM.
+ */
+export type PlanInput = KitPlanInput<CalicoConfig, NodeRecord, PodRecord> & {
   /** Blocks affine to this node. */
-  blocks: string[];
-  learned: LearnedRoute[];
-  /** Known nodes by underlay address (for VXLAN end points). */
-  nodesByAddress: ReadonlyMap<string, NodeRecord>;
-  pods: PodRecord[];
+  blocks: readonly string[];
+  /** Routes learned over BGP. */
+  learned: readonly LearnedRoute[];
+  /** This node's tunnel addresses and VXLAN MAC (its own node record's). */
   ipipTunnelAddr?: string;
   vxlanTunnelAddr?: string;
   vxlanMac?: string;
-  filters?: FilterPolicy[];
+};
+
+/** The node's IPv4 underlay interface (BGP router id, next hop, tunnel end point), if it has one. */
+export function calicoUnderlay(node: NodeInfo): UnderlayInterface | undefined {
+  return node.underlay.find((u) => !u.address.includes(":"));
 }
 
 /** Host-side veth name: `cali` + 11 hex digits of a hash of the attachment key (≤ 15 bytes). */
@@ -145,10 +154,15 @@ export function encapFor(pool: IpPool | undefined, localSubnet: Prefix, nextHop:
 /**
  * Computes the desired dataplane of one node. Pure and deterministic (canonical output for any
  * order of the inputs). Learned routes for prefixes inside this node's own blocks that name this
- * node's address, and routes whose VXLAN peer is unknown, are left out.
+ * node's address, and routes whose VXLAN peer is unknown, are left out. A node without an IPv4
+ * underlay plans nothing (the agent refuses to start on one).
  */
 export function planDataplane(input: PlanInput): NodeDataplane {
-  const { config, node, underlay } = input;
+  const { config } = input;
+  const node = input.node.name;
+  const underlay = calicoUnderlay(input.node);
+  if (!underlay) return emptyDataplane(node);
+  const nodesByAddress = new Map(input.peers.map((p) => [p.address, p]));
   const mtu = underlay.mtu ?? 1500;
   const local = Prefix.of(4, Prefix.host(underlay.address).base, underlay.prefixLength);
   const encaps = usedEncaps(config);
@@ -197,7 +211,7 @@ export function planDataplane(input: PlanInput): NodeDataplane {
     if (how === "ipip") {
       routes.push({ dst: r.prefix, via: r.nextHop, dev: IPIP_DEVICE, onlink: true, origin: "bgp" });
     } else if (how === "vxlan") {
-      const peer = input.nodesByAddress.get(r.nextHop);
+      const peer = nodesByAddress.get(r.nextHop);
       if (!peer?.vxlanTunnelAddr || !peer.vxlanMac) continue;
       routes.push({ dst: r.prefix, via: peer.vxlanTunnelAddr, dev: VXLAN_DEVICE, onlink: true, origin: "bgp" });
       if (!vxlanPeers.has(peer.name)) {
@@ -227,7 +241,7 @@ export function planDataplane(input: PlanInput): NodeDataplane {
     fdb,
     sysctls: { ipv4Forwarding: true, proxyArp: pods.map((p) => p.hostIf) },
     nat,
-    filters: input.filters ?? [],
+    filters: input.policy?.filtersFor({ node, pods: input.pods, nodeAddresses: [underlay.address] }) ?? [],
     pods,
   };
   return canonicalDataplane(dataplane);

@@ -61,11 +61,10 @@ export function calicoDataplane(input: { mode: "none" | "vxlan"; self: number; n
   for (let i = 1; i <= input.nodes; i++) if (i !== self) learned.push({ prefix: `10.245.${i}.0/26`, nextHop: nodeAddress(i) });
   return calicoPlan({
     config,
-    node: `n${self}`,
-    underlay: nodeInfo(self).underlay[0]!,
+    node: nodeInfo(self),
     blocks: [`10.245.${self}.0/26`],
     learned,
-    nodesByAddress: records,
+    peers: [...records.values()],
     pods: input.pods.map((p) => ({ containerId: `c${self}x${p.id}`, ifName: "eth0", address: `10.245.${self}.${p.id + 2}`, handle: `h${p.id}`, netns: p.netns })),
     ...(input.mode === "vxlan" ? { vxlanTunnelAddr: `10.245.${self}.0`, vxlanMac: `ee:00:00:00:00:0${self}` } : {}),
   });

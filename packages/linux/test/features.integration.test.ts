@@ -51,11 +51,10 @@ function ipipDataplane(): NodeDataplane {
   const config = parseCalicoConfig([ipPool("p", { cidr: "10.245.0.0/16", ipipMode: "Always", natOutgoing: true })]);
   return planDataplane({
     config,
-    node: "n1",
-    underlay: { iface: "eth0", address: "192.168.50.1", prefixLength: 24 },
+    node: { name: "n1", underlay: [{ iface: "eth0", address: "192.168.50.1", prefixLength: 24 }] },
     blocks: ["10.245.1.0/26"],
     learned: [{ prefix: "10.245.2.0/26", nextHop: "192.168.50.2" }],
-    nodesByAddress: new Map(),
+    peers: [],
     pods: [],
     ipipTunnelAddr: "10.245.1.0",
   });
