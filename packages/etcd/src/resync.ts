@@ -1,15 +1,16 @@
 /**
- * `watchWithResync`: a list-then-watch loop over any `Datastore` that survives compaction.
+ * `watchWithResync`: core's `Informer` (the agent kit's one list-then-watch loop) as an async
+ * iterator of events, for consumers that apply events one by one.
  *
  * A plain `watch` throws `CompactedError` when it has to resume from a revision the store no
  * longer keeps (etcd compacted while the watch was disconnected, or the consumer asked for an old
- * revision). This helper then lists again and turns the difference between what it had delivered
- * and the new listing into events, so a consumer that applies events one by one ends up exactly
- * at the store's state: no change is lost and none is delivered twice (changes made while history
- * was lost arrive collapsed: one event per key that differs, marked `resynced`).
+ * revision). The informer then lists again and turns the difference between what it had delivered
+ * and the new listing into events, so a consumer ends up exactly at the store's state: no change is
+ * lost and none is delivered twice (changes made while history was lost arrive collapsed: one event
+ * per key that differs, marked `resynced`).
  */
 
-import { CompactedError, TryAgainError, type Datastore, type KeyValue, type WatchEvent } from "@cnikit/core";
+import { Informer, RealClock, type Datastore, type KeyValue, type TryAgainError, type WatchEvent } from "@cnikit/core";
 
 /** The listing the stream starts with. */
 export interface ResyncSnapshot {
@@ -18,7 +19,7 @@ export interface ResyncSnapshot {
   revision: number;
 }
 
-/** A watch event; `resynced` marks one made up from a re-listing after compaction (its `revision` is the listing's). */
+/** A watch event; `resynced` marks one made up from a re-listing (its `revision` is the listing's). */
 export type ResyncEvent = ResyncSnapshot | (WatchEvent & { resynced?: true });
 
 export interface WatchWithResyncOptions {
@@ -32,99 +33,94 @@ export interface WatchWithResyncOptions {
   maxBackoffMs?: number;
 }
 
-function keyOf(ev: WatchEvent): string {
-  return ev.type === "put" ? ev.kv.key : ev.key;
-}
-
-function abortable(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
+function codeOf(err: unknown): number | undefined {
+  const code = typeof err === "object" && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof code === "number" ? code : undefined;
 }
 
 /**
  * Lists `prefix` (yielding one `snapshot`), then yields every later event under it. On
- * `CompactedError` it lists again and yields the differences as `resynced` events; on
- * `TryAgainError` it waits (backing off) and tries again, for as long as it runs. Ends when the
- * signal aborts or the store's watch ends (store closed). Other errors (`ConfigError`,
- * `ClosedError`, ...) are thrown from the iterator. Keeps one `KeyValue` per key under the prefix.
+ * `CompactedError` (or a watch that failed otherwise) it lists again and yields the differences as
+ * `resynced` events; on `TryAgainError` it waits (backing off) and tries again, for as long as it
+ * runs. Ends when the signal aborts or the store is closed. Other errors (`ConfigError`, ...) are
+ * thrown from the iterator. Keeps one `KeyValue` per key under the prefix.
  */
 export async function* watchWithResync(store: Datastore, prefix: string, options: WatchWithResyncOptions = {}): AsyncGenerator<ResyncEvent> {
-  const signal = options.signal;
   const maxBackoff = options.maxBackoffMs ?? 1000;
-  let backoff = 25;
-  const unavailable = async (e: unknown): Promise<void> => {
-    if (!(e instanceof TryAgainError)) throw e;
-    options.onUnavailable?.(e);
-    await abortable(backoff, signal);
-    backoff = Math.min(backoff * 2, maxBackoff);
+  const clock = new RealClock();
+  const stop = new AbortController();
+  const onAbort = (): void => stop.abort();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  const out: ResyncEvent[] = [];
+  let pending: WatchEvent[] = [];
+  let failure: { err: unknown } | undefined;
+  let ended = false;
+  let compactRevision = 0;
+  let wake: (() => void) | undefined;
+  const notify = (): void => {
+    wake?.();
+    wake = undefined;
   };
-
-  const known = new Map<string, KeyValue>();
-  let revision = -1;
-  while (revision < 0) {
-    if (signal?.aborted) return;
-    try {
-      const listing = await store.list(prefix);
-      for (const kv of listing.items) known.set(kv.key, kv);
-      revision = listing.revision;
-      backoff = 25;
-      yield { type: "snapshot", items: listing.items, revision };
-    } catch (e) {
-      await unavailable(e);
+  stop.signal.addEventListener("abort", notify, { once: true });
+  const onError = (err: unknown): void => {
+    const code = codeOf(err);
+    if (code === 11) options.onUnavailable?.(err as TryAgainError);
+    else if (code === 105) compactRevision = (err as { compactRevision?: number }).compactRevision ?? compactRevision;
+    else if (code === 107) ended = true;
+    else failure = { err };
+    if (code !== 11 && code !== 105) {
+      stop.abort();
+      notify();
     }
-  }
-
-  for (;;) {
-    if (signal?.aborted) return;
-    let compacted: CompactedError | undefined;
-    try {
-      const watchOptions: { fromRevision: number; signal?: AbortSignal } = { fromRevision: revision };
-      if (signal) watchOptions.signal = signal;
-      for await (const ev of store.watch(prefix, watchOptions)) {
-        backoff = 25;
-        if (ev.type === "put") known.set(ev.kv.key, ev.kv);
-        else known.delete(keyOf(ev));
-        revision = ev.revision;
-        yield ev;
-      }
-      return;
-    } catch (e) {
-      if (e instanceof CompactedError) compacted = e;
-      else await unavailable(e);
-    }
-    if (!compacted) continue;
-    // History is gone: list again and deliver what changed meanwhile, once per key.
+  };
+  const make = (): Informer<KeyValue> => new Informer<KeyValue>({
+    store,
+    prefix,
+    clock,
+    signal: stop.signal,
+    retryMs: Math.min(25, maxBackoff),
+    maxRetryMs: maxBackoff,
+    onError,
+    onEvent: (ev) => {
+      if (ev.type === "delete") pending.push({ type: "delete", key: ev.key, prev: ev.prev, revision: 0 });
+      else pending.push(ev.type === "update" ? { type: "put", kv: ev.kv, prev: ev.prev, revision: 0 } : { type: "put", kv: ev.kv, revision: 0 });
+    },
+    onBatch: ({ reason, revision, changed }) => {
+      const batch = pending;
+      pending = [];
+      if (reason === "start") return;
+      const resynced = reason !== "watch";
+      for (const ev of batch) out.push(resynced ? { ...ev, revision, resynced: true } : { ...ev, revision });
+      if (reason === "compacted") options.onResync?.({ compactRevision, revision, changes: changed });
+      notify();
+    },
+  });
+  let informer = make();
+  try {
+    // The first listing: wait out an unavailable store.
+    let backoff = 25;
     for (;;) {
-      if (signal?.aborted) return;
+      if (stop.signal.aborted) return;
       try {
-        const listing = await store.list(prefix);
-        const next = new Map(listing.items.map((kv) => [kv.key, kv]));
-        const changes: (WatchEvent & { resynced: true })[] = [];
-        for (const [key, old] of known) {
-          if (!next.has(key)) changes.push({ type: "delete", key, prev: old, revision: listing.revision, resynced: true });
-        }
-        for (const kv of listing.items) {
-          const old = known.get(kv.key);
-          if (!old) changes.push({ type: "put", kv, revision: listing.revision, resynced: true });
-          else if (old.modRevision !== kv.modRevision) changes.push({ type: "put", kv, prev: old, revision: listing.revision, resynced: true });
-        }
-        known.clear();
-        for (const [k, v] of next) known.set(k, v);
-        revision = listing.revision;
-        backoff = 25;
-        options.onResync?.({ compactRevision: compacted.compactRevision, revision, changes: changes.length });
-        for (const c of changes) yield c;
+        await informer.start();
         break;
-      } catch (e) {
-        await unavailable(e);
+      } catch (err) {
+        if (codeOf(err) !== 11) throw err;
+        options.onUnavailable?.(err as TryAgainError);
+        await clock.sleep(backoff, stop.signal).catch(() => undefined);
+        backoff = Math.min(backoff * 2, maxBackoff);
+        informer = make();
       }
     }
+    yield { type: "snapshot", items: informer.keys().map((k) => informer.getKv(k)!), revision: informer.revision };
+    for (;;) {
+      while (out.length > 0) yield out.shift()!;
+      if (failure) throw failure.err;
+      if (ended || stop.signal.aborted) return;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
+    stop.abort();
   }
 }

@@ -1,8 +1,8 @@
 /**
  * The one informer: list a prefix, watch it from the listing's revision, and re-list — on a period
- * (`resyncMs`: a watch that silently lost events tells nobody, only a listing repairs it), after a
- * compacted start revision, after a watch that failed or ended while the informer runs (backing off
- * on `clock` from `retryMs` up to `maxRetryMs`). A re-listing is turned into the events that tell
+ * (`resyncMs`: a watch that silently lost events tells nobody, only a listing repairs it), at once
+ * after a compacted start revision, and after a watch that failed or ended while the informer runs
+ * (backing off on `clock` from `retryMs` up to `maxRetryMs`). A re-listing is turned into the events that tell
  * the difference from the cache (one per key that changed, keys that vanished deleted), so a
  * consumer that applies events one by one always ends at the store's state: nothing lost, nothing
  * applied twice (watch events at or below the newest listing's revision are skipped).
@@ -200,21 +200,26 @@ export class Informer<T = KeyValue> {
         this.options.onError?.(err);
       }
       if (signal.aborted) return;
+      // Lost history is no store fault: re-list at once; after a failure, back off first.
+      let wait = reason !== "compacted";
       for (;;) {
-        try {
-          await clock.sleep(delay, signal);
-        } catch {
-          return;
+        if (wait) {
+          try {
+            await clock.sleep(delay, signal);
+          } catch {
+            return;
+          }
+          delay = Math.min(delay * 2, maxRetryMs);
         }
-        delay = Math.min(delay * 2, maxRetryMs);
+        wait = true;
         try {
           await this.relist(reason);
           break;
         } catch (err) {
           if (signal.aborted) return;
+          this.options.onError?.(err);
           // A closed store never comes back.
           if (isCode(err, 107)) return;
-          this.options.onError?.(err);
         }
       }
     }
