@@ -62,6 +62,8 @@ const PODMAN_NAME = `ck-podman-${process.pid}`;
 const CTR_ID = `ck-ctr-${process.pid}`;
 const CTR_NS = "cnikit";
 const REPO = fileURLToPath(new URL("../../..", import.meta.url));
+/** Per test: room for the 60 s condition waits on a loaded machine (a podman call alone can take 5 s then). */
+const TEST_TIMEOUT_MS = 180_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 let lab: Lab | undefined;
@@ -235,7 +237,7 @@ describe("set-up", () => {
   });
 });
 
-describe("podman 4 (CNI backend) on a cnikit network chained with portmap", () => {
+describe("podman 4 (CNI backend) on a cnikit network chained with portmap", { timeout: TEST_TIMEOUT_MS }, () => {
   let id = "";
   let ip = "";
   let hostVeth = "";
@@ -335,7 +337,7 @@ describe("podman 4 (CNI backend) on a cnikit network chained with portmap", () =
   });
 });
 
-describe("containerd 1.6: ctr run --cni with the same conflist", () => {
+describe("containerd 1.6: ctr run --cni with the same conflist", { timeout: TEST_TIMEOUT_MS }, () => {
   const fullId = `${CTR_NS}-${CTR_ID}`;
   let ip = "";
   let hostVeth = "";
