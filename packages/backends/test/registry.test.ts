@@ -88,6 +88,7 @@ describe("claims and section-C tables of the built-in backends", () => {
       }
       atParse++;
       expect(err, c.label).toMatchObject({ code: 7, field: c.field });
+      expect((err as { rule?: string }).rule, c.label).toContain(c.rule);
     }
     expect(atParse).toBeGreaterThan(b.invalidConfigs.length / 2);
   });
@@ -100,7 +101,6 @@ describe("the backends' fixtures modules", () => {
     expect(b.configs.map((c) => [c.label, c.config])).toEqual(b.fixtures.configs.map((c) => [c.label, c.config]));
     expect(b.invalidConfigs).toBe(b.fixtures.invalidConfigs);
     expect(b.anchorConfigs).toBe(b.fixtures.anchorConfigs);
-    for (const c of b.fixtures.invalidConfigs) expect(c.rule.length, `${b.backend.name}: ${c.label} states its rule`).toBeGreaterThan(5);
   });
 
   it("a mode that needs an IPv6 underlay gets the IPv6 twin of the simulator's default topology", () => {

@@ -4,8 +4,8 @@
  * takes them, one config per mode the backend is run with (bgp, ipip-always, ipip-crosssubnet,
  * vxlan-crosssubnet; `withRouteReflectors` turns any of them into its route-reflector variant), and
  * the table of invalid configs: one per validation rule, each with the field its ConfigError names
- * and the rule in words. Used by this package's tests, the registry (@cnikit/backends), the main
- * job, the benches and the conformance CLI (the `conformance` export).
+ * and the rule (a part of the error's rule text). Used by this package's tests, the registry
+ * (@cnikit/backends), the main job, the benches and the conformance CLI (the `conformance` export).
  */
 import { conformanceTables } from "@cnikit/core";
 import type { BackendFixtures } from "@cnikit/core";
@@ -50,31 +50,31 @@ export const calicoFixtures: BackendFixtures<Record<string, unknown>[]> = {
     { label: "vxlan-crosssubnet", config: [pool({ vxlanMode: "CrossSubnet" })] },
   ],
   invalidConfigs: [
-    { label: "IPIP and VXLAN both on", config: [pool({ ipipMode: "Always", vxlanMode: "CrossSubnet" })], field: "IPPool/default-ipv4-ippool.spec.vxlanMode", rule: "a pool uses at most one of IPIP and VXLAN" },
-    { label: "IPIP on an IPv6 pool", config: [ipPool("v6", { cidr: "fd00:10::/64", ipipMode: "Always" })], field: "IPPool/v6.spec.ipipMode", rule: "IPIP is IPv4 only" },
-    { label: "blockSize 33", config: [pool({ blockSize: 33 })], field: "IPPool/default-ipv4-ippool.spec.blockSize", rule: "blockSize is 20..32 for IPv4 (116..128 for IPv6)" },
-    { label: "pool smaller than a block", config: [pool({ cidr: "10.244.0.0/27" })], field: "IPPool/default-ipv4-ippool.spec.cidr", rule: "the pool holds at least one block (cidr no longer than blockSize)" },
-    { label: "CIDR with host bits", config: [pool({ cidr: "10.244.0.1/16" })], field: "IPPool/default-ipv4-ippool.spec.cidr", rule: "cidr has no host bits" },
-    { label: "CIDR unparsable", config: [pool({ cidr: "10.244.0.0/33" })], field: "IPPool/default-ipv4-ippool.spec.cidr", rule: "cidr is a CIDR" },
-    { label: "cidr missing", config: [ipPool("nocidr", {})], field: "IPPool/nocidr.spec.cidr", rule: "cidr is required" },
-    { label: "overlapping pools", config: [pool({}), ipPool("second", { cidr: "10.244.128.0/17" })], field: "IPPool/second.spec.cidr", rule: "pools do not overlap" },
-    { label: "bad asNumber", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: 0 } }], field: "BGPConfiguration/default.spec.asNumber", rule: "asNumber is a 32-bit AS number 1..4294967295 (plain or dotted)" },
+    { label: "IPIP and VXLAN both on", config: [pool({ ipipMode: "Always", vxlanMode: "CrossSubnet" })], field: "IPPool/default-ipv4-ippool.spec.vxlanMode", rule: "IPIP (ipipMode Always) and VXLAN cannot both be enabled on one pool" },
+    { label: "IPIP on an IPv6 pool", config: [ipPool("v6", { cidr: "fd00:10::/64", ipipMode: "Always" })], field: "IPPool/v6.spec.ipipMode", rule: "IPIP is not supported on an IPv6 pool" },
+    { label: "blockSize 33", config: [pool({ blockSize: 33 })], field: "IPPool/default-ipv4-ippool.spec.blockSize", rule: "must be an integer from 20 to 32" },
+    { label: "pool smaller than a block", config: [pool({ cidr: "10.244.0.0/27" })], field: "IPPool/default-ipv4-ippool.spec.cidr", rule: "IP pool size is too small for use with Calico IPAM: /27 is smaller than one /26 block" },
+    { label: "CIDR with host bits", config: [pool({ cidr: "10.244.0.1/16" })], field: "IPPool/default-ipv4-ippool.spec.cidr", rule: "host bits must be zero" },
+    { label: "CIDR unparsable", config: [pool({ cidr: "10.244.0.0/33" })], field: "IPPool/default-ipv4-ippool.spec.cidr", rule: "prefix length must be an integer from 0 to 32 without leading zeros" },
+    { label: "cidr missing", config: [ipPool("nocidr", {})], field: "IPPool/nocidr.spec.cidr", rule: "must be a CIDR string such as 10.244.0.0/16" },
+    { label: "overlapping pools", config: [pool({}), ipPool("second", { cidr: "10.244.128.0/17" })], field: "IPPool/second.spec.cidr", rule: "overlaps IPPool default-ipv4-ippool" },
+    { label: "bad asNumber", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: 0 } }], field: "BGPConfiguration/default.spec.asNumber", rule: "must be an integer from 1 to 4294967295" },
     // Just outside each documented range boundary (anchorConfigs holds the side just inside).
-    { label: "blockSize 19 (v4 range 20-32)", config: [pool({ blockSize: 19 })], field: "IPPool/default-ipv4-ippool.spec.blockSize", rule: "blockSize is 20..32 for IPv4 (116..128 for IPv6)" },
-    { label: "v6 blockSize 115 (v6 range 116-128)", config: [pool({}), ipPool("v6", { cidr: "fd00:10::/48", blockSize: 115 })], field: "IPPool/v6.spec.blockSize", rule: "blockSize is 20..32 for IPv4 (116..128 for IPv6)" },
-    { label: "v6 blockSize 129", config: [pool({}), ipPool("v6", { cidr: "fd00:10::/48", blockSize: 129 })], field: "IPPool/v6.spec.blockSize", rule: "blockSize is 20..32 for IPv4 (116..128 for IPv6)" },
-    { label: "v4 blockSize 116 (a v6 size on a v4 pool)", config: [pool({ blockSize: 116 })], field: "IPPool/default-ipv4-ippool.spec.blockSize", rule: "blockSize is 20..32 for IPv4 (116..128 for IPv6)" },
-    { label: "pool one bit smaller than its block", config: [pool({ cidr: "10.244.0.0/25", blockSize: 24 })], field: "IPPool/default-ipv4-ippool.spec.cidr", rule: "the pool holds at least one block (cidr no longer than blockSize)" },
-    { label: "CIDR overlapping link-local 169.254.0.0/16", config: [pool({ cidr: "169.254.0.0/16" })], field: "IPPool/default-ipv4-ippool.spec.cidr", rule: "cidr does not overlap link-local 169.254.0.0/16" },
-    { label: "CIDR not a string", config: [pool({ cidr: 10 })], field: "IPPool/default-ipv4-ippool.spec.cidr", rule: "cidr is a CIDR" },
-    { label: "ipipMode in lower case", config: [pool({ ipipMode: "always" })], field: "IPPool/default-ipv4-ippool.spec.ipipMode", rule: "ipipMode is Never, Always or CrossSubnet (case-sensitive)" },
-    { label: "vxlanMode Sometimes", config: [pool({ vxlanMode: "Sometimes" })], field: "IPPool/default-ipv4-ippool.spec.vxlanMode", rule: "vxlanMode is Never, Always or CrossSubnet (case-sensitive)" },
-    { label: "IPIP CrossSubnet and VXLAN Always", config: [pool({ ipipMode: "CrossSubnet", vxlanMode: "Always" })], field: "IPPool/default-ipv4-ippool.spec.vxlanMode", rule: "a pool uses at most one of IPIP and VXLAN" },
-    { label: "asNumber 4294967296 (one above 32 bits)", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: 4_294_967_296 } }], field: "BGPConfiguration/default.spec.asNumber", rule: "asNumber is a 32-bit AS number 1..4294967295 (plain or dotted)" },
-    { label: "asNumber 65536.0 in dotted form (one above 32 bits)", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: "65536.0" } }], field: "BGPConfiguration/default.spec.asNumber", rule: "asNumber is a 32-bit AS number 1..4294967295 (plain or dotted)" },
-    { label: "listenPort 0", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { listenPort: 0 } }], field: "BGPConfiguration/default.spec.listenPort", rule: "listenPort is 1..65535" },
-    { label: "listenPort 65536", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { listenPort: 65_536 } }], field: "BGPConfiguration/default.spec.listenPort", rule: "listenPort is 1..65535" },
-    { label: "maxBlocksPerHost 1000001", config: [pool({}), { apiVersion: V3, kind: "IPAMConfig", metadata: { name: "default" }, spec: { strictAffinity: true, maxBlocksPerHost: 1_000_001 } }], field: "IPAMConfig/default.spec.maxBlocksPerHost", rule: "maxBlocksPerHost is at most 1000000" },
+    { label: "blockSize 19 (v4 range 20-32)", config: [pool({ blockSize: 19 })], field: "IPPool/default-ipv4-ippool.spec.blockSize", rule: "must be an integer from 20 to 32" },
+    { label: "v6 blockSize 115 (v6 range 116-128)", config: [pool({}), ipPool("v6", { cidr: "fd00:10::/48", blockSize: 115 })], field: "IPPool/v6.spec.blockSize", rule: "must be an integer from 116 to 128" },
+    { label: "v6 blockSize 129", config: [pool({}), ipPool("v6", { cidr: "fd00:10::/48", blockSize: 129 })], field: "IPPool/v6.spec.blockSize", rule: "must be an integer from 116 to 128" },
+    { label: "v4 blockSize 116 (a v6 size on a v4 pool)", config: [pool({ blockSize: 116 })], field: "IPPool/default-ipv4-ippool.spec.blockSize", rule: "must be an integer from 20 to 32" },
+    { label: "pool one bit smaller than its block", config: [pool({ cidr: "10.244.0.0/25", blockSize: 24 })], field: "IPPool/default-ipv4-ippool.spec.cidr", rule: "IP pool size is too small for use with Calico IPAM: /25 is smaller than one /24 block" },
+    { label: "CIDR overlapping link-local 169.254.0.0/16", config: [pool({ cidr: "169.254.0.0/16" })], field: "IPPool/default-ipv4-ippool.spec.cidr", rule: "must not overlap the link-local range 169.254.0.0/16 or fe80::/10" },
+    { label: "CIDR not a string", config: [pool({ cidr: 10 })], field: "IPPool/default-ipv4-ippool.spec.cidr", rule: "must be a CIDR string such as 10.244.0.0/16" },
+    { label: "ipipMode in lower case", config: [pool({ ipipMode: "always" })], field: "IPPool/default-ipv4-ippool.spec.ipipMode", rule: "must be Always, CrossSubnet or Never" },
+    { label: "vxlanMode Sometimes", config: [pool({ vxlanMode: "Sometimes" })], field: "IPPool/default-ipv4-ippool.spec.vxlanMode", rule: "must be Always, CrossSubnet or Never" },
+    { label: "IPIP CrossSubnet and VXLAN Always", config: [pool({ ipipMode: "CrossSubnet", vxlanMode: "Always" })], field: "IPPool/default-ipv4-ippool.spec.vxlanMode", rule: "IPIP (ipipMode CrossSubnet) and VXLAN cannot both be enabled on one pool" },
+    { label: "asNumber 4294967296 (one above 32 bits)", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: 4_294_967_296 } }], field: "BGPConfiguration/default.spec.asNumber", rule: "must be an integer from 1 to 4294967295" },
+    { label: "asNumber 65536.0 in dotted form (one above 32 bits)", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: "65536.0" } }], field: "BGPConfiguration/default.spec.asNumber", rule: "must be an integer from 1 to 4294967295" },
+    { label: "listenPort 0", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { listenPort: 0 } }], field: "BGPConfiguration/default.spec.listenPort", rule: "must be an integer from 1 to 65535" },
+    { label: "listenPort 65536", config: [pool({}), { apiVersion: V3, kind: "BGPConfiguration", metadata: { name: "default" }, spec: { listenPort: 65_536 } }], field: "BGPConfiguration/default.spec.listenPort", rule: "must be an integer from 1 to 65535" },
+    { label: "maxBlocksPerHost 1000001", config: [pool({}), { apiVersion: V3, kind: "IPAMConfig", metadata: { name: "default" }, spec: { strictAffinity: true, maxBlocksPerHost: 1_000_001 } }], field: "IPAMConfig/default.spec.maxBlocksPerHost", rule: "must be an integer from 0 to 1000000" },
   ],
   // Just inside each documented range boundary: each must be accepted (config.accepts-anchor-format).
   anchorConfigs: [

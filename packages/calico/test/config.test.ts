@@ -62,6 +62,19 @@ spec: { nodeSelector: all(), peerSelector: "route-reflector == 'true'" }
   });
 });
 
+describe("the fixtures' invalid-config table", () => {
+  it.each(calicoFixtures.invalidConfigs)("$label → ConfigError naming $field and its rule", ({ config, field, rule }) => {
+    let err: unknown;
+    try {
+      parseCalicoConfig(config);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ code: 7, field });
+    expect((err as ConfigError).rule).toContain(rule);
+  });
+});
+
 describe("refusals", () => {
   const cases: { label: string; config: unknown; field: string }[] = [
     ...calicoFixtures.invalidConfigs,

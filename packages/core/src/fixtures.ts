@@ -23,7 +23,7 @@ export interface InvalidConfigFixture<Raw = unknown> {
   config: Raw;
   /** The field path the ConfigError must name. */
   field: string;
-  /** The rule the config breaks, in words (what the error's `rule` states). */
+  /** The rule the config breaks: a part of the error's `rule` (its text without values that vary). */
   rule: string;
   /**
    * Where it is refused: by `parseConfig` (the default), or — a config valid on its own — by a

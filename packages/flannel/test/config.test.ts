@@ -230,18 +230,20 @@ describe("the fixture table the conformance suite runs", () => {
   });
   const atParse = flannelFixtures.invalidConfigs.filter((c) => c.refusedAt !== "start");
   const atStart = flannelFixtures.invalidConfigs.filter((c) => c.refusedAt === "start");
-  it.each(atParse)("$label → ConfigError naming $field", ({ config, field }) => {
+  it.each(atParse)("$label → ConfigError naming $field and its rule", ({ config, field, rule }) => {
     const err = configError(config);
     expect(err.code).toBe(7);
     expect(err.field).toBe(field);
+    expect(err.rule).toContain(rule);
   });
-  it.each(atStart)("$label → parses, then start() on an IPv4-only node throws ConfigError naming $field, store untouched", async ({ config, field }) => {
+  it.each(atStart)("$label → parses, then start() on an IPv4-only node throws ConfigError naming $field and its rule, store untouched", async ({ config, field, rule }) => {
     const clock = new VirtualClock();
     const store = new MemoryDatastore({ clock });
     const agent = flannel.createAgent(agentContext({ config: flannel.parseConfig(config), node: nodeInfo("a1", "a", 10), store, clock }));
     const err = await agent.start().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).field).toBe(field);
+    expect((err as ConfigError).rule).toContain(rule);
     expect(await store.revision()).toBe(0);
   });
 });

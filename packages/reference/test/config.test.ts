@@ -78,7 +78,7 @@ describe("the fixtures the suite, the registry and the main job run", () => {
   it.each(referenceFixtures.anchorConfigs)("anchor config $label parses", ({ config }) => {
     expect(() => reference.parseConfig(config)).not.toThrow();
   });
-  it.each(referenceFixtures.invalidConfigs.filter((c) => c.refusedAt !== "start"))("$label → ConfigError naming $field at parse", ({ config, field }) => {
+  it.each(referenceFixtures.invalidConfigs.filter((c) => c.refusedAt !== "start"))("$label → ConfigError naming $field and its rule at parse", ({ config, field, rule }) => {
     let caught: unknown;
     try {
       reference.parseConfig(config);
@@ -87,6 +87,7 @@ describe("the fixtures the suite, the registry and the main job run", () => {
     }
     expect((caught as ConfigError | undefined)?.code).toBe(7);
     expect((caught as ConfigError).field).toBe(field);
+    expect((caught as ConfigError).rule).toContain(rule);
   });
   it.each(referenceFixtures.invalidConfigs.filter((c) => c.refusedAt === "start"))("$label → parses (a node's start() refuses it)", ({ config }) => {
     expect(() => reference.parseConfig(config)).not.toThrow();
