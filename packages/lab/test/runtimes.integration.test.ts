@@ -335,6 +335,30 @@ describe("podman 4 (CNI backend) on a cnikit network chained with portmap", { ti
     expect(await nodeLinks()).not.toContain("cni-podman0");
     expect(hostDifferences(before!, containerIds)).toEqual([]);
   });
+
+  it("with node-1's cnikitd down, podman run fails with cnikit's error (code 11, try again later), podman DELs, no netns is left; the address is free once the daemon is back", async () => {
+    const name = `${PODMAN_NAME}-down`;
+    await theLab().killDaemon("node-1");
+    const mark = readCalls(podmanCni.log).length;
+    const r = await podman(["run", "-d", "--name", name, "--network", NETWORK, IMAGE, "httpd", "-f", "-p", "80", "-h", "/www"]);
+    const calls = readCalls(podmanCni.log).slice(mark).filter((c) => c.command !== "VERSION");
+    console.log(`${formatCalls("podman run, cnikitd down", calls)}\n  podman said: ${r.stderr.trim()}`);
+    expect(r.code).not.toBe(0);
+    const add = calls.find((c) => c.plugin === "cnikit-cni" && c.command === "ADD")!;
+    containerIds.push(add.containerId);
+    expect(add.exit).toBe(1);
+    const error = JSON.parse(add.stdout!) as { code: number; msg: string };
+    expect(error.code).toBe(11);
+    expect(r.stderr).toContain(error.msg);
+    // portmap never ran ADD. podman follows the failed ADD with DEL in reverse order (checklist
+    // item 48); cnikit-cni's DEL fails with 11 as well while the daemon is down: only the daemon
+    // can release, and a DEL that claimed success would let the runtime forget the attachment.
+    expect(calls.map((c) => `${c.plugin} ${c.command} ${c.exit}`)).toEqual(["cnikit-cni ADD 1", "portmap DEL 0", "cnikit-cni DEL 1"]);
+    await podman(["rm", "-f", "-t", "0", name]);
+    expect(hostDifferences(before!, containerIds)).toEqual([]);
+    await theLab().restartDaemon("node-1");
+    expect(await reservation(ip, "back-podman")).toBe("free");
+  });
 });
 
 describe("containerd 1.6: ctr run --cni with the same conflist", { timeout: TEST_TIMEOUT_MS }, () => {
