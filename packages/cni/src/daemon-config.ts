@@ -79,15 +79,8 @@ export interface BackendModuleSpec {
 }
 
 /** A validated daemon configuration. */
-export interface DaemonConfig {
+export interface DaemonConfig extends BackendSettings {
   node: NodeInfo;
-  /** The backend's name (`flannel`, `calico`, `reference`, or the name a backend module's Backend has). */
-  backend: string;
-  /** Set when the backend comes from a module of its own rather than the built-in list. */
-  backendModule?: BackendModuleSpec;
-  /** The backend's config as read (object or text), already validated by its parser. */
-  backendConfig: unknown;
-  store: StoreSpec;
   localStateDir: string;
   /**
    * Whether node-local writes (pod reservations) are fsync'd before ADD answers. Default false:
@@ -99,8 +92,6 @@ export interface DaemonConfig {
   socketPath: string;
   peers?: { listen: PeerAddress; advertise?: PeerAddress };
   renderer: RendererSpec;
-  logLevel: LogLevel;
-  seed?: number;
 }
 
 /** Key under which each cnikitd publishes its peer address (`{host, port}` JSON). */
@@ -208,14 +199,24 @@ const MODULE_KEYS = new Set(["module", "from", "export"]);
  */
 export function parseBackendModuleSpec(v: unknown, baseDir: string): BackendModuleSpec {
   if (!isObject(v)) throw err("backend", "must be a built-in backend's name or an object {module, from?, export?}", v);
-  for (const key of Object.keys(v)) if (!MODULE_KEYS.has(key)) throw err(`backend.${key}`, `is not a backend module setting (known: ${[...MODULE_KEYS].join(", ")})`);
-  const module = str(v["module"], "backend.module");
+  return parseModuleSpec(v, baseDir, "backend");
+}
+
+/**
+ * Validates a module setting `{module, from?, export?}` (plus `extraKeys`) found at `field`,
+ * resolving a relative `module` path and `from` against `baseDir`. `ConfigError` naming
+ * `<field>.<key>`. Shared by cnikitd's `backend` and cnikit-controller's `backend` and `fabric`.
+ */
+export function parseModuleSpec(v: Record<string, unknown>, baseDir: string, field: string, extraKeys: readonly string[] = []): BackendModuleSpec {
+  const known = [...MODULE_KEYS, ...extraKeys];
+  for (const key of Object.keys(v)) if (!known.includes(key)) throw err(`${field}.${key}`, `is not a module setting (known: ${known.join(", ")})`);
+  const module = str(v["module"], `${field}.module`);
   const isPath = module.startsWith("/") || module.startsWith("./") || module.startsWith("../");
-  const from = v["from"] === undefined ? baseDir : str(v["from"], "backend.from");
+  const from = v["from"] === undefined ? baseDir : str(v["from"], `${field}.from`);
   const spec: BackendModuleSpec = { module: isPath && !isAbsolute(module) ? resolvePath(baseDir, module) : module, from: isAbsolute(from) ? from : resolvePath(baseDir, from) };
   if (v["export"] !== undefined) {
-    const e = str(v["export"], "backend.export");
-    if (!/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(e)) throw err("backend.export", "must be an export name (a JavaScript identifier)", e);
+    const e = str(v["export"], `${field}.export`);
+    if (!/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(e)) throw err(`${field}.export`, "must be an export name (a JavaScript identifier)", e);
     spec.export = e;
   }
   return spec;
@@ -290,21 +291,28 @@ export function resolvePackageFrom(spec: string, from: string): string | undefin
 export type ModuleImporter = (url: string) => Promise<unknown>;
 
 /**
+ * Resolves and loads the module a spec names (found at `field` of the config). `ConfigError`
+ * naming `<field>.module` when it cannot be resolved or loaded.
+ */
+export async function importModule(spec: BackendModuleSpec, field: string, importer: ModuleImporter = (u) => import(u)): Promise<Record<string, unknown>> {
+  const file = isAbsolute(spec.module) ? spec.module : resolvePackageFrom(spec.module, spec.from);
+  if (file === undefined) throw err(`${field}.module`, `cannot resolve the package ${spec.module} from ${spec.from} (install it there, or give an absolute path)`, spec.module);
+  try {
+    return (await importer(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (e) {
+    const code = (e as { code?: unknown } | null)?.code;
+    const hint = code === "ERR_UNKNOWN_FILE_EXTENSION" || /\.[cm]?ts$/.test(file) ? " (a TypeScript module: compile it to JavaScript and name the .js file, or run cnikitd with a TypeScript loader)" : "";
+    throw err(`${field}.module`, `cannot load ${file}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}${hint}`, spec.module);
+  }
+}
+
+/**
  * Loads the Backend a module spec names. `ConfigError` naming `backend.module` when the module
  * cannot be resolved or loaded, `backend.export` when the export is missing, not a Backend, or
  * (without `export`) the module has none or several.
  */
 export async function importBackendModule(spec: BackendModuleSpec, importer: ModuleImporter = (u) => import(u)): Promise<Backend<unknown>> {
-  const file = isAbsolute(spec.module) ? spec.module : resolvePackageFrom(spec.module, spec.from);
-  if (file === undefined) throw err("backend.module", `cannot resolve the package ${spec.module} from ${spec.from} (install it there, or give an absolute path)`, spec.module);
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await importer(pathToFileURL(file).href)) as Record<string, unknown>;
-  } catch (e) {
-    const code = (e as { code?: unknown } | null)?.code;
-    const hint = code === "ERR_UNKNOWN_FILE_EXTENSION" || /\.[cm]?ts$/.test(file) ? " (a TypeScript module: compile it to JavaScript and name the .js file, or run cnikitd with a TypeScript loader)" : "";
-    throw err("backend.module", `cannot load ${file}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}${hint}`, spec.module);
-  }
+  const mod = await importModule(spec, "backend", importer);
   if (spec.export !== undefined) {
     const picked = mod[spec.export];
     if (!looksLikeBackend(picked)) throw err("backend.export", `${spec.module} has no Backend export named ${spec.export} (exports: ${Object.keys(mod).join(", ") || "none"})`, spec.export);
@@ -349,19 +357,28 @@ export interface ParseDaemonConfigOptions {
   moduleBackend?: Backend<unknown>;
 }
 
+/** What cnikitd and cnikit-controller configs share: the backend, its config, the store, logging. */
+export interface BackendSettings {
+  /** The backend's name (`flannel`, `calico`, `reference`, or the name a backend module's Backend has). */
+  backend: string;
+  /** Set when the backend comes from a module of its own rather than the built-in list. */
+  backendModule?: BackendModuleSpec;
+  /** The backend's config as read (object or text), already validated by its parser. */
+  backendConfig: unknown;
+  store: StoreSpec;
+  logLevel: LogLevel;
+  seed?: number;
+}
+
 /**
- * Validates a parsed config file (see the module comment). `baseDir` resolves relative paths;
- * `readText` reads `backendConfig` files (default: the file system). The backend's config is run
- * through the backend's parser, its errors re-thrown with `backendConfig.` before the field.
- * Throws `ConfigError` naming the field. Pure apart from `readText`. A `backend` naming a module
- * needs that module loaded first: use `resolveDaemonConfig` (or pass `moduleBackend`).
+ * Validates the settings both processes share (`backend`, `backendConfig`, `store`, `logLevel`,
+ * `seed`; other keys are the caller's) and returns them with the Backend they name. The backend's
+ * config is run through its parser, its errors re-thrown with `backendConfig.` before the field.
+ * Throws `ConfigError` naming the field.
  */
-export function parseDaemonConfig(raw: unknown, options: ParseDaemonConfigOptions): DaemonConfig {
-  if (!isObject(raw)) throw err("(root)", "must be a JSON object", raw);
-  for (const key of Object.keys(raw)) if (!TOP_KEYS.has(key)) throw err(key, `is not a cnikitd setting (known: ${[...TOP_KEYS].join(", ")})`);
+export function parseBackendSettings(raw: Record<string, unknown>, options: ParseDaemonConfigOptions): { settings: BackendSettings; backend: Backend<unknown> } {
   const baseDir = options.baseDir;
   const readText = options.readText ?? ((p: string) => readFileSync(p, "utf8"));
-  const node = parseNode(raw["node"]);
   let backendModule: BackendModuleSpec | undefined;
   let backend: Backend<unknown>;
   if (typeof raw["backend"] === "string" || raw["backend"] === undefined) backend = resolveBackend(raw["backend"]);
@@ -381,6 +398,32 @@ export function parseDaemonConfig(raw: unknown, options: ParseDaemonConfigOption
     }
     throw e;
   }
+  const settings: BackendSettings = { backend: backend.name, ...(backendModule ? { backendModule } : {}), backendConfig, store: parseStoreSpec(raw["store"], baseDir), logLevel: "info" };
+  if (raw["logLevel"] !== undefined) {
+    const l = raw["logLevel"];
+    if (l !== "debug" && l !== "info" && l !== "warn" && l !== "error") throw err("logLevel", "must be debug, info, warn or error", l);
+    settings.logLevel = l;
+  }
+  if (raw["seed"] !== undefined) {
+    if (typeof raw["seed"] !== "number" || !Number.isInteger(raw["seed"])) throw err("seed", "must be an integer", raw["seed"]);
+    settings.seed = raw["seed"];
+  }
+  return { settings, backend };
+}
+
+/**
+ * Validates a parsed config file (see the module comment). `baseDir` resolves relative paths;
+ * `readText` reads `backendConfig` files (default: the file system). The backend's config is run
+ * through the backend's parser, its errors re-thrown with `backendConfig.` before the field.
+ * Throws `ConfigError` naming the field. Pure apart from `readText`. A `backend` naming a module
+ * needs that module loaded first: use `resolveDaemonConfig` (or pass `moduleBackend`).
+ */
+export function parseDaemonConfig(raw: unknown, options: ParseDaemonConfigOptions): DaemonConfig {
+  if (!isObject(raw)) throw err("(root)", "must be a JSON object", raw);
+  for (const key of Object.keys(raw)) if (!TOP_KEYS.has(key)) throw err(key, `is not a cnikitd setting (known: ${[...TOP_KEYS].join(", ")})`);
+  const baseDir = options.baseDir;
+  const node = parseNode(raw["node"]);
+  const { settings } = parseBackendSettings(raw, options);
   const path = (v: unknown, field: string, dflt: string): string => {
     if (v === undefined) return dflt;
     const p = str(v, field);
@@ -388,14 +431,10 @@ export function parseDaemonConfig(raw: unknown, options: ParseDaemonConfigOption
   };
   const config: DaemonConfig = {
     node,
-    backend: backend.name,
-    ...(backendModule ? { backendModule } : {}),
-    backendConfig,
-    store: parseStoreSpec(raw["store"], baseDir),
+    ...settings,
     localStateDir: path(raw["localStateDir"], "localStateDir", DEFAULT_LOCAL_DIR),
     socketPath: path(raw["socketPath"], "socketPath", DEFAULT_SOCKET_PATH),
     renderer: { type: "linux", options: {} },
-    logLevel: "info",
   };
   if (config.store.kind === "file" && resolvePath(config.store.dir) === resolvePath(config.localStateDir)) {
     throw err("localStateDir", "must differ from the file store's directory (each directory is opened by one store)", config.localStateDir);
@@ -418,15 +457,6 @@ export function parseDaemonConfig(raw: unknown, options: ParseDaemonConfigOption
     if (typeof raw["localFsync"] !== "boolean") throw err("localFsync", "must be true or false", raw["localFsync"]);
     config.localFsync = raw["localFsync"];
   }
-  if (raw["logLevel"] !== undefined) {
-    const l = raw["logLevel"];
-    if (l !== "debug" && l !== "info" && l !== "warn" && l !== "error") throw err("logLevel", "must be debug, info, warn or error", l);
-    config.logLevel = l;
-  }
-  if (raw["seed"] !== undefined) {
-    if (typeof raw["seed"] !== "number" || !Number.isInteger(raw["seed"])) throw err("seed", "must be an integer", raw["seed"]);
-    config.seed = raw["seed"];
-  }
   return config;
 }
 
@@ -442,7 +472,7 @@ export async function resolveDaemonConfig(raw: unknown, options: Omit<ParseDaemo
 }
 
 /** The Backend a validated config runs: the built-in one, or the one its module exports. */
-export async function daemonBackend(config: DaemonConfig, importer?: ModuleImporter): Promise<Backend<unknown>> {
+export async function daemonBackend(config: Pick<BackendSettings, "backend" | "backendModule">, importer?: ModuleImporter): Promise<Backend<unknown>> {
   return config.backendModule ? importBackendModule(config.backendModule, importer) : resolveBackend(config.backend);
 }
 
@@ -451,19 +481,27 @@ export async function daemonBackend(config: DaemonConfig, importer?: ModuleImpor
  * `--config` when it cannot be read or is not JSON).
  */
 export async function loadDaemonConfig(file: string): Promise<DaemonConfig> {
+  return resolveDaemonConfig(readConfigFile(file), { baseDir: dirname(resolvePath(file)) });
+}
+
+/** Opens the cluster store a spec names (a file store, or etcd). */
+export async function openClusterStore(spec: StoreSpec, clock: RealClock): Promise<Datastore> {
+  return spec.kind === "file" ? FileDatastore.open({ dir: spec.dir, clock }) : EtcdDatastore.open({ endpoints: spec.endpoints, prefix: spec.prefix });
+}
+
+/** Reads a JSON config file (`ConfigError` field `--config` when it cannot be read or is not JSON). */
+export function readConfigFile(file: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
     throw err("--config", `cannot read ${file}: ${(e as Error).message}`);
   }
-  let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    return JSON.parse(text) as unknown;
   } catch (e) {
     throw err("--config", `${file} is not valid JSON: ${(e as Error).message}`);
   }
-  return resolveDaemonConfig(raw, { baseDir: dirname(resolvePath(file)) });
 }
 
 /** Makes the applier a renderer spec asks for. */
@@ -578,8 +616,7 @@ export async function runDaemon(config: DaemonConfig, options: RunDaemonOptions 
   try {
     const local = await FileDatastore.open({ dir: config.localStateDir, clock, fsync: config.localFsync ?? false });
     cleanups.push(() => local.close());
-    const store: Datastore =
-      config.store.kind === "file" ? await FileDatastore.open({ dir: config.store.dir, clock }) : EtcdDatastore.open({ endpoints: config.store.endpoints, prefix: config.store.prefix });
+    const store = await openClusterStore(config.store, clock);
     cleanups.push(() => store.close());
     let peers: PeerTransport;
     let peerAddress: PeerAddress | undefined;

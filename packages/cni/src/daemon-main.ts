@@ -23,21 +23,55 @@ const processIo: DaemonMainIo = {
 };
 
 /**
- * Runs cnikitd with `argv` (without node and script) and resolves with the exit status once the
- * daemon stopped (signal) or failed. Never calls process.exit itself.
+ * The `--config <file> [--check]` command line both cnikitd and cnikit-controller take: the file
+ * and whether to only check it, or the exit status to return at once (0 for --help, 2 for bad
+ * usage, with the usage written).
  */
-export async function daemonMain(argv: string[], io: DaemonMainIo = processIo, options: RunDaemonOptions = {}): Promise<number> {
+export function parseConfigArgs(argv: string[], name: string, usage: string, io: Pick<DaemonMainIo, "err">): { file: string; check: boolean } | number {
   const at = argv.indexOf("--config");
   const file = at >= 0 ? argv[at + 1] : undefined;
   if (argv.includes("--help") || argv.includes("-h")) {
-    io.err(USAGE);
+    io.err(usage);
     return 0;
   }
   const unknown = argv.filter((a, i) => a !== "--config" && a !== "--check" && !(i === at + 1 && at >= 0));
   if (file === undefined || file.startsWith("--") || unknown.length > 0) {
-    io.err(unknown.length > 0 ? `cnikitd: unknown argument ${unknown[0]}\n${USAGE}` : USAGE);
+    io.err(unknown.length > 0 ? `${name}: unknown argument ${unknown[0]}\n${usage}` : usage);
     return 2;
   }
+  return { file, check: argv.includes("--check") };
+}
+
+/**
+ * Waits for SIGTERM or SIGINT (exit status 0) or `fail(status)`, then runs `stop` once and
+ * resolves with the status. Keeps the process alive meanwhile (a process whose timers are all
+ * unref'd and that serves no socket would otherwise end with the wait unsettled).
+ */
+export function untilSignal(io: Pick<DaemonMainIo, "onSignal">, stop: () => Promise<void>): { done: Promise<number>; fail(status: number): void } {
+  let finish!: (status: number) => void;
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  const done = new Promise<number>((resolve) => {
+    let finished = false;
+    finish = (status) => {
+      if (finished) return;
+      finished = true;
+      clearInterval(keepAlive);
+      void stop().finally(() => resolve(status));
+    };
+  });
+  io.onSignal("SIGTERM", () => finish(0));
+  io.onSignal("SIGINT", () => finish(0));
+  return { done, fail: (status) => finish(status) };
+}
+
+/**
+ * Runs cnikitd with `argv` (without node and script) and resolves with the exit status once the
+ * daemon stopped (signal) or failed. Never calls process.exit itself.
+ */
+export async function daemonMain(argv: string[], io: DaemonMainIo = processIo, options: RunDaemonOptions = {}): Promise<number> {
+  const args = parseConfigArgs(argv, "cnikitd", USAGE, io);
+  if (typeof args === "number") return args;
+  const { file } = args;
   let config;
   try {
     config = await loadDaemonConfig(file);
@@ -45,7 +79,7 @@ export async function daemonMain(argv: string[], io: DaemonMainIo = processIo, o
     io.err(`cnikitd: ${file}: ${e instanceof Error ? e.message : String(e)}`);
     return 2;
   }
-  if (argv.includes("--check")) {
+  if (args.check) {
     io.err(`cnikitd: ${file}: ok (node ${config.node.name}, backend ${config.backend})`);
     return 0;
   }
@@ -56,24 +90,17 @@ export async function daemonMain(argv: string[], io: DaemonMainIo = processIo, o
     io.err(`cnikitd: cannot start: ${e instanceof Error ? e.message : String(e)}`);
     return 1;
   }
-  return new Promise<number>((resolve) => {
-    let done = false;
-    const finish = async (status: number) => {
-      if (done) return;
-      done = true;
-      await running.stop();
-      io.err(`cnikitd: stats ${JSON.stringify(running.daemon.stats())}`);
-      resolve(status);
-    };
-    io.onSignal("SIGTERM", () => void finish(0));
-    io.onSignal("SIGINT", () => void finish(0));
-    running.daemon.agentStarted.then(
-      () => io.err(`cnikitd: node ${config.node.name} ready (backend ${config.backend}, socket ${config.socketPath})`),
-      (e: unknown) => {
-        const err = CniError.from(e);
-        io.err(`cnikitd: the ${config.backend} agent cannot start (code ${err.code}): ${err.message}`);
-        void finish(1);
-      },
-    );
+  const run = untilSignal(io, async () => {
+    await running.stop();
+    io.err(`cnikitd: stats ${JSON.stringify(running.daemon.stats())}`);
   });
+  running.daemon.agentStarted.then(
+    () => io.err(`cnikitd: node ${config.node.name} ready (backend ${config.backend}, socket ${config.socketPath})`),
+    (e: unknown) => {
+      const err = CniError.from(e);
+      io.err(`cnikitd: the ${config.backend} agent cannot start (code ${err.code}): ${err.message}`);
+      run.fail(1);
+    },
+  );
+  return run.done;
 }
