@@ -9,10 +9,10 @@
  */
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve as resolvePath } from "node:path";
-import { CniError, ConfigError, NotFoundError, type Backend, type NetworkSummary } from "@cnikit/core";
+import { CniError, ConfigError, NotFoundError, topologyNeedsOf, type Backend, type NetworkSummary, type TopologyNeeds } from "@cnikit/core";
 import { builtinBackend } from "@cnikit/backends";
 import { CNIKITD_BIN, cniPluginPath } from "@cnikit/cni";
-import { defaultTopology, singleSubnetTopology, type SimTopology } from "@cnikit/sim";
+import { clusterTopologyOf, defaultTopology, singleSubnetTopology, type SimTopology } from "@cnikit/sim";
 import { buildFabric, buildHost, buildRouter, fileSize, makeDir, probeSocket, startEtcd, startProbeAgent, tail } from "./build.ts";
 import { checkTools, requireKernel } from "./kernel.ts";
 import { buildMatrix, probedPair, type EgressResult, type MatrixCell, type MatrixEndpoint, type ReachMatrix } from "./matrix.ts";
@@ -179,14 +179,33 @@ export interface ResolvedBackend {
   backendModule?: LabBackendModule;
   mode: string;
   config: unknown;
+  /** What the config needs of the underlay (`topologyNeeds`, decided from the config alone). */
+  needs: TopologyNeeds;
+  /** The underlay the lab builds: the given topology or subnet count, else the one `needs` asks for. */
+  topology: SimTopology;
+  /** `summarize(config, cluster)` on `topology`'s node subnets. */
   summary: NetworkSummary;
 }
 
+/** Where `resolveBackendMode` takes the topology from (see `chooseTopology`). */
+interface TopologyChoice {
+  topology?: SimTopology;
+  subnets?: 1 | 2;
+}
+
+/** needs, topology and summary of a parsed config (see `ResolvedBackend`). */
+function onTopology(backend: Backend<unknown>, parsed: unknown, choice: TopologyChoice): Pick<ResolvedBackend, "needs" | "topology" | "summary"> {
+  const needs = topologyNeedsOf(backend, parsed);
+  const topology = chooseTopology({ ...choice, needs });
+  return { needs, topology, summary: backend.summarize(parsed, clusterTopologyOf(topology)) };
+}
+
 /**
- * Resolves the backend, the mode's fixture config (or the given config) and its summary. Throws
- * `ConfigError` naming `backend`, `mode` or the config's field.
+ * Resolves the backend, the mode's fixture config (or the given config), the topology (given, or
+ * what the config needs) and the config's summary on it. Throws `ConfigError` naming `backend`,
+ * `mode` or the config's field.
  */
-export function resolveBackendMode(options: { backend: string | Backend<unknown>; backendModule?: LabBackendModule; mode?: string; backendConfig?: unknown }): ResolvedBackend {
+export function resolveBackendMode(options: { backend: string | Backend<unknown>; backendModule?: LabBackendModule; mode?: string; backendConfig?: unknown } & TopologyChoice): ResolvedBackend {
   if (options.backendModule !== undefined) return resolveModuleBackend({ ...options, backendModule: options.backendModule });
   const name = typeof options.backend === "string" ? options.backend : options.backend.name;
   let entry;
@@ -213,10 +232,10 @@ export function resolveBackendMode(options: { backend: string | Backend<unknown>
     config = structuredClone(found.config);
   }
   const parsed = entry.backend.parseConfig(config);
-  return { backend: entry.backend.name, mode, config, summary: entry.backend.summarize(parsed) };
+  return { backend: entry.backend.name, mode, config, ...onTopology(entry.backend, parsed, options) };
 }
 
-function resolveModuleBackend(options: { backend: string | Backend<unknown>; backendModule: LabBackendModule; mode?: string; backendConfig?: unknown }): ResolvedBackend {
+function resolveModuleBackend(options: { backend: string | Backend<unknown>; backendModule: LabBackendModule; mode?: string; backendConfig?: unknown } & TopologyChoice): ResolvedBackend {
   const m = options.backendModule;
   if (typeof options.backend === "string") throw new ConfigError({ component: C, field: "backend", rule: "must be the module's Backend object when backendModule is given (its parser and summary are needed here)", value: options.backend });
   if (typeof m?.module !== "string" || m.module === "") throw new ConfigError({ component: C, field: "backendModule.module", rule: "must be a path or a package name", value: m?.module });
@@ -227,17 +246,20 @@ function resolveModuleBackend(options: { backend: string | Backend<unknown>; bac
   const isPath = m.module.startsWith("/") || m.module.startsWith("./") || m.module.startsWith("../");
   const backendModule: LabBackendModule = { module: isPath ? resolvePath(from, m.module) : m.module, from, ...(m.export !== undefined ? { export: m.export } : {}) };
   const parsed = options.backend.parseConfig(options.backendConfig);
-  return { backend: options.backend.name, backendModule, mode: options.mode ?? "custom", config: options.backendConfig, summary: options.backend.summarize(parsed) };
+  return { backend: options.backend.name, backendModule, mode: options.mode ?? "custom", config: options.backendConfig, ...onTopology(options.backend, parsed, options) };
 }
 
-/** The topology for a config: explicit, by subnet count, or by what the config needs. */
-export function chooseTopology(options: { topology?: SimTopology; subnets?: 1 | 2; summary: NetworkSummary }): SimTopology {
+/**
+ * The topology for a config: explicit, by subnet count, or by what the config needs (`needs`;
+ * callers that only have a summary pass it, and its deprecated `requiresSingleSubnet` decides).
+ */
+export function chooseTopology(options: { topology?: SimTopology; subnets?: 1 | 2; needs?: TopologyNeeds; summary?: NetworkSummary }): SimTopology {
   if (options.topology) return options.topology;
   if (options.subnets !== undefined) {
     if (options.subnets !== 1 && options.subnets !== 2) throw new ConfigError({ component: C, field: "subnets", rule: "must be 1 or 2", value: options.subnets });
     return options.subnets === 1 ? singleSubnetTopology() : defaultTopology();
   }
-  return options.summary.requiresSingleSubnet ? singleSubnetTopology() : defaultTopology();
+  return (options.needs?.singleSubnet ?? options.summary?.requiresSingleSubnet === true) ? singleSubnetTopology() : defaultTopology();
 }
 
 function toLabNode(n: PlannedNode): LabNode {
@@ -716,7 +738,7 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
   const podsPerNode = options.podsPerNode ?? 0;
   if (!Number.isInteger(podsPerNode) || podsPerNode < 0 || podsPerNode > 50) throw new ConfigError({ component: C, field: "podsPerNode", rule: "must be an integer 0-50", value: podsPerNode });
   const resolved = resolveBackendMode(options);
-  const topology = chooseTopology({ ...options, summary: resolved.summary });
+  const topology = resolved.topology;
   const plan = planLab({ name, nodes: options.nodes, topology, ...(options.stateRoot !== undefined ? { stateRoot: options.stateRoot } : {}) });
   checkTools(onPath);
   await requireKernel(resolved.summary.encapsulations, `${resolved.backend} mode ${resolved.mode}`);
