@@ -1,45 +1,40 @@
 /**
  * The Calico agent of one node (calico-node: the CNI plugin's IPAM, confd + BIRD, felix), on
- * core's agent kit (`AgentRuntime`: phases, STATUS, per-attachment serialisation, GC, dataplane
- * publication; `Informer` for the node records) with @cnikit/netpol's `PolicyComponent` for
- * NetworkPolicy. What is its own:
+ * core's agent kit: `AgentRuntime` (phases, STATUS, per-attachment serialisation, GC, dataplane
+ * publication) and an `Informer` over the node records, with @cnikit/netpol's `PolicyComponent`
+ * for NetworkPolicy. What is its own:
  *
- * Cluster state in `ctx.store`:
- *  - block IPAM (see ipam.ts);
- *  - this node's record `/calico/resources/v3/projectcalico.org/nodes/<name>` (underlay address,
- *    labels, route-reflector cluster id, tunnel addresses, VXLAN MAC) — what other agents peer
- *    with and tunnel to. The contract's membership (`ctx.members`) also names the nodes, but the
- *    BGP configuration (ASN, route-reflector cluster id) and the tunnel end points live in these
- *    records, as in Calico's own datastore, so peers are found here;
- *  - workload endpoints `/calico/workloadendpoints/<node>/<containerId>/<ifName>` (namespace,
- *    labels, address, container ports): written by this agent on ADD, read by the policy
- *    component as its pod directory (`externalPodDirectory`);
- *  - read only: the Kubernetes objects every NetworkPolicy backend watches (`KUBE_PREFIX` of
- *    @cnikit/core): NetworkPolicies `/cnikit/kube/networkpolicies/<namespace>/<name>`
- *    (networking.k8s.io/v1 objects as JSON) and namespaces `/cnikit/kube/namespaces/<name>`.
+ *  - block IPAM in `ctx.store` (ipam.ts): pod addresses, and the tunnel addresses of the node;
+ *  - this node's record under `NODE_PREFIX` (peering.ts: why calico keeps node records beside
+ *    membership), from which every agent chooses its BGP peers;
+ *  - a workload endpoint per local pod under `ENDPOINT_PREFIX` (endpoints.ts): the policy
+ *    component's pod directory (`externalPodDirectory`), beside the Kubernetes NetworkPolicies and
+ *    namespaces under `KUBE_PREFIX` that it reads itself;
+ *  - BGP: a bgp-utils-free speaker over `ctx.peers` (the agent's name is its transport address;
+ *    node records map underlay addresses to names). The node announces its affine blocks as
+ *    aggregates and a /32 per local pod whose address is borrowed from another node's block;
+ *    learned routes become the plan's remote routes. Full mesh by default; BGPPeer selectors and
+ *    `routeReflectorClusterID` give route reflection. A crashed node is withdrawn when its
+ *    sessions' hold timers expire.
  *
- * Routing is BGP: a bgp-utils-free speaker runs over `ctx.peers` (the agent's name is its
- * transport address; node records map underlay addresses to names). The node announces its
- * affine blocks as aggregates and a /32 per local pod whose address is borrowed from another
- * node's block; learned routes become the plan's remote routes. Full mesh by default; BGPPeer
- * selectors and `routeReflectorClusterID` give route reflection. A crashed node is withdrawn when
- * its sessions' hold timers expire. The pure plan (plan.ts) gets the kit's plan input and compiles
- * the filters itself from the policy snapshot.
+ * The pure plan (plan.ts) takes the kit's plan input and compiles the filters itself from the
+ * policy snapshot.
  */
-import { AddressInUseError, AgentRuntime, CheckFailedError, ConfigError, Informer, KUBE_PREFIX, TryAgainError, parseAddress, podKey } from "@cnikit/core";
-import type { AgentContext, AttachResult, InformerEvent, KeyValue, NodeDataplane, NodeInfo, PodAttachment, PodRef, UnderlayInterface } from "@cnikit/core";
+import { AddressInUseError, AgentRuntime, CheckFailedError, ConfigError, Informer, KUBE_PREFIX, TryAgainError, podKey } from "@cnikit/core";
+import type { AgentContext, AttachResult, InformerEvent, NodeDataplane, PodAttachment, PodRef, UnderlayInterface } from "@cnikit/core";
 import { BgpSpeaker, peerTransportAdapter } from "bgp-utils-free";
-import type { PeerConfig } from "bgp-utils-free";
-import { PolicyComponent, decodeDirectoryPod, directoryPodOf, externalPodDirectory, planPolicy } from "@cnikit/netpol";
-import type { DirectoryPod } from "@cnikit/netpol";
+import { PolicyComponent, externalPodDirectory, planPolicy } from "@cnikit/netpol";
 import type { CalicoConfig } from "./config.ts";
+import { ENDPOINT_PREFIX, decodeEndpoint, endpointKey, endpointOf } from "./endpoints.ts";
 import { BlockIpam, podHandle, releaseHandle, releaseNodeBlocks, tunnelHandle } from "./ipam.ts";
+import { NODE_PREFIX, decodeNode, desiredPeers, nodeKey, nodeLabels, routeReflectorClusterId } from "./peering.ts";
 import { POD_GATEWAY, calicoUnderlay, hostIfName, macFor, planDataplane, usedEncaps, podMtu } from "./plan.ts";
 import type { LearnedRoute, NodeRecord, PodRecord } from "./plan.ts";
-import { parseSelector } from "./selector.ts";
 
-export const NODE_PREFIX = "/calico/resources/v3/projectcalico.org/nodes/";
-export const ENDPOINT_PREFIX = "/calico/workloadendpoints/";
+/** The store layout other tools read (see peering.ts and endpoints.ts). */
+export { ENDPOINT_PREFIX } from "./endpoints.ts";
+export { NODE_PREFIX, RR_CLUSTER_ID_ANNOTATION } from "./peering.ts";
+
 /** NetworkPolicies, as every NetworkPolicy backend reads them (`KUBE_PREFIX.networkPolicies`). */
 export const POLICY_PREFIX = KUBE_PREFIX.networkPolicies;
 /** Namespaces, as every NetworkPolicy backend reads them (`KUBE_PREFIX.namespaces`). */
@@ -54,97 +49,6 @@ export const RESYNC_MS = 60_000;
 
 const C = "calico";
 const LOCAL_PODS = "/pods/";
-
-/** The store key of a node's record. */
-function nodeKey(name: string): string {
-  return `${NODE_PREFIX}${name}`;
-}
-
-/** The store key of a pod's workload endpoint. */
-function endpointKey(node: string, ref: PodRef): string {
-  return `${ENDPOINT_PREFIX}${node}/${podKey(ref)}`;
-}
-
-function decodeNode(kv: KeyValue): NodeRecord | undefined {
-  try {
-    return JSON.parse(kv.value) as NodeRecord;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * A workload endpoint as the policy component's pod directory holds it (the endpoint JSON is a
- * `DirectoryPod`). Its addresses are checked here, so one bad record is ignored (with a warning
- * naming its key) instead of failing the compilation of every filter.
- */
-export function decodeEndpoint(key: string, value: string): DirectoryPod {
-  const pod = decodeDirectoryPod(key, value);
-  pod.ips.forEach((ip, i) => parseAddress(ip, { component: C, field: `${key}: ips[${i}]` }));
-  return pod;
-}
-
-/** A local pod as its workload endpoint (and the policy compilation) sees it. Pure. */
-export function endpointOf(node: string, pod: PodRecord): DirectoryPod {
-  return directoryPodOf(node, { ...pod, ips: [pod.address], hostIf: hostIfName(pod) });
-}
-
-/** The labels a node has: the Node resource's in the config, then the runtime's. */
-export function nodeLabels(config: CalicoConfig, name: string, runtime: Record<string, string> = {}): Record<string, string> {
-  return { ...(config.nodes.find((n) => n.name === name)?.labels ?? {}), ...runtime };
-}
-
-/** Kubernetes node annotation that makes a node a route reflector (calico/node reads it too). */
-export const RR_CLUSTER_ID_ANNOTATION = "projectcalico.org/RouteReflectorClusterID";
-
-/**
- * The node's route-reflector cluster id: its Node resource's `spec.bgp.routeReflectorClusterID`,
- * else the Kubernetes node annotation `projectcalico.org/RouteReflectorClusterID`. Throws
- * `ConfigError` when the annotation is not a dotted-quad IPv4 address (Calico's rule for the field).
- */
-export function routeReflectorClusterId(config: CalicoConfig, node: NodeInfo): string | undefined {
-  const fromResource = config.nodes.find((n) => n.name === node.name)?.routeReflectorClusterID;
-  if (fromResource !== undefined) return fromResource;
-  const value = node.annotations?.[RR_CLUSTER_ID_ANNOTATION];
-  if (value === undefined) return undefined;
-  if (!/^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/.test(value)) {
-    throw new ConfigError({ component: C, field: `node.annotations["${RR_CLUSTER_ID_ANNOTATION}"]`, rule: "must be an IPv4 address in dotted-quad form", value });
-  }
-  return value;
-}
-
-/**
- * The BGP peers of `self` given every known node (Calico's confd logic): the full mesh among
- * non-reflector nodes when `nodeToNodeMeshEnabled`; BGPPeer selectors in both directions
- * (reversePeering Auto); a reflector treats iBGP peers outside its cluster id as clients. Pure.
- */
-export function desiredPeers(config: CalicoConfig, self: NodeRecord, nodes: readonly NodeRecord[]): PeerConfig[] {
-  const rrId = (n: NodeRecord) => n.routeReflectorClusterID ?? config.nodes.find((x) => x.name === n.name)?.routeReflectorClusterID;
-  const asOf = (n: string) => config.nodes.find((x) => x.name === n)?.asNumber ?? config.bgp.asNumber;
-  const myRr = rrId(self);
-  const out = new Map<string, PeerConfig>();
-  const add = (n: NodeRecord) => {
-    if (n.name === self.name || out.has(n.address)) return;
-    const theirRr = rrId(n);
-    const peer: PeerConfig = { address: n.address, asn: asOf(n.name), passive: self.address > n.address, description: n.name };
-    if (myRr !== undefined && theirRr !== myRr) peer.routeReflectorClient = true;
-    out.set(n.address, peer);
-  };
-  if (config.bgp.nodeToNodeMeshEnabled && myRr === undefined) for (const n of nodes) if (rrId(n) === undefined) add(n);
-  for (const p of config.peers) {
-    const matchesNode = (n: NodeRecord) => (p.node !== undefined ? p.node === n.name : parseSelector(p.nodeSelector ?? "all()", "nodeSelector")(n.labels));
-    if (p.peerSelector !== undefined) {
-      const sel = parseSelector(p.peerSelector, "peerSelector");
-      if (matchesNode(self)) for (const n of nodes) if (sel(n.labels)) add(n);
-      if (sel(self.labels)) for (const n of nodes) if (matchesNode(n)) add(n);
-    } else if (p.peerIP !== undefined && matchesNode(self)) {
-      const known = nodes.find((n) => n.address === p.peerIP);
-      if (known) add(known);
-      else if (!out.has(p.peerIP)) out.set(p.peerIP, { address: p.peerIP, asn: p.asNumber ?? config.bgp.asNumber, description: p.name });
-    }
-  }
-  return [...out.values()].sort((a, b) => (a.address < b.address ? -1 : 1));
-}
 
 /** The Calico NodeAgent; create it with `calico.createAgent`. */
 export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
