@@ -1,35 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { CompactedError, Informer, MemoryDatastore, TryAgainError, VirtualClock, flushAsync } from "../src/index.ts";
-import type { Datastore, InformerEvent, KeyValue, WatchEvent, WatchOptions } from "../src/index.ts";
-
-/** A store whose watches can be made to fail at once (`failWith`) or to swallow events (`losing`). */
-function faulty(store: MemoryDatastore) {
-  const state: { failWith: Error[]; losing: boolean; watches: number } = { failWith: [], losing: false, watches: 0 };
-  const proxy: Datastore = new Proxy(store, {
-    get(target, prop, receiver) {
-      if (prop !== "watch") return Reflect.get(target, prop, receiver);
-      return (prefix: string, options?: WatchOptions): AsyncIterable<WatchEvent> => {
-        state.watches++;
-        const failure = state.failWith.shift();
-        if (failure) return { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(failure) }) };
-        return {
-          [Symbol.asyncIterator]() {
-            const it = target.watch(prefix, options)[Symbol.asyncIterator]();
-            return {
-              async next() {
-                for (;;) {
-                  const r = await it.next();
-                  if (r.done || !state.losing) return r;
-                }
-              },
-            };
-          },
-        };
-      };
-    },
-  });
-  return { proxy, state };
-}
+import type { Datastore, InformerEvent, KeyValue } from "../src/index.ts";
+import { faultyWatches } from "./faulty-watches.ts";
 
 async function snapshot(store: Datastore, prefix = "/p/"): Promise<Map<string, string>> {
   return new Map((await store.list(prefix)).items.map((kv) => [kv.key, kv.value]));
@@ -38,7 +10,7 @@ async function snapshot(store: Datastore, prefix = "/p/"): Promise<Map<string, s
 function setup(options: { resyncMs?: number; retryMs?: number; maxRetryMs?: number } = {}) {
   const clock = new VirtualClock();
   const store = new MemoryDatastore({ clock });
-  const { proxy, state } = faulty(store);
+  const { proxy, state } = faultyWatches(store);
   const abort = new AbortController();
   const events: InformerEvent<string>[] = [];
   const batches: string[] = [];

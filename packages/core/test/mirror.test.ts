@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { CompactedError, MemoryDatastore, VirtualClock, flushAsync, mirrorPrefix } from "../src/index.ts";
-import type { Datastore, KeyValue, WatchEvent, WatchOptions } from "../src/index.ts";
+import type { KeyValue } from "../src/index.ts";
+import { faultyWatches } from "./faulty-watches.ts";
 
 function setup() {
   const clock = new VirtualClock();
@@ -45,19 +46,8 @@ describe("mirrorPrefix", () => {
     await t.store.put("/p/a", "1");
     await t.store.put("/p/b", "2");
     // A store whose first watch breaks at once, as a dropped stream or a compacted revision would.
-    let broken = true;
-    const flaky: Datastore = new Proxy(t.store, {
-      get(target, prop, receiver) {
-        if (prop !== "watch") return Reflect.get(target, prop, receiver);
-        return (prefix: string, options?: WatchOptions): AsyncIterable<WatchEvent> => {
-          if (!broken) return target.watch(prefix, options);
-          broken = false;
-          return {
-            [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new CompactedError(1, "compacted")) }),
-          };
-        };
-      },
-    });
+    const { proxy: flaky, state } = faultyWatches(t.store);
+    state.failWith.push(new CompactedError(1, "compacted"));
     await mirrorPrefix({
       store: flaky,
       prefix: "/p/",
@@ -98,25 +88,7 @@ describe("mirrorPrefix with resyncMs", () => {
     const t = setup();
     await t.store.put("/p/a", "1");
     // A watch that swallows every event while `losing` (it stays open and reports no error).
-    let losing = false;
-    const lossy: Datastore = new Proxy(t.store, {
-      get(target, prop, receiver) {
-        if (prop !== "watch") return Reflect.get(target, prop, receiver);
-        return (prefix: string, options?: WatchOptions): AsyncIterable<WatchEvent> => ({
-          [Symbol.asyncIterator]() {
-            const it = target.watch(prefix, options)[Symbol.asyncIterator]();
-            return {
-              async next() {
-                for (;;) {
-                  const r = await it.next();
-                  if (r.done || !losing) return r;
-                }
-              },
-            };
-          },
-        });
-      },
-    });
+    const { proxy: lossy, state } = faultyWatches(t.store);
     await mirrorPrefix({
       store: lossy,
       prefix: "/p/",
@@ -126,10 +98,10 @@ describe("mirrorPrefix with resyncMs", () => {
       apply: (key, kv) => (kv ? t.view.set(key, kv.value) : t.view.delete(key)),
       onError: (err) => t.errors.push(err),
     });
-    losing = true;
+    state.losing = true;
     await t.store.delete("/p/a");
     await t.store.put("/p/b", "2");
-    losing = false;
+    state.losing = false;
     await flushAsync();
     expect(t.view.has("/p/a")).toBe(true);
     await t.clock.advance(10_000);
