@@ -8,6 +8,7 @@ import { SimCluster, defaultTopology } from "@cnikit/sim";
 import { PolicyEvaluator } from "@cnikit/netpol";
 import type { ClusterPod, NetworkPolicy } from "@cnikit/netpol";
 import { parsePolicyObject } from "@cnikit/netpol";
+import { ENDPOINT_PREFIX } from "../src/endpoints.ts";
 import { calicoFixtures } from "../src/fixtures.ts";
 import { calico } from "../src/index.ts";
 import { drive } from "./helpers.ts";
@@ -69,6 +70,28 @@ describe.each(["ipip-crosssubnet", "vxlan-crosssubnet"])("%s: policy matrix thro
       await cluster.store.delete(kubeNetworkPolicyKey("x", "deny-all"));
       await cluster.settle({ limitMs: 30_000 });
       compare(policies.filter((p) => p.name !== "deny-all"));
+    } finally {
+      await cluster.close();
+    }
+  });
+});
+
+describe("an unreadable workload endpoint", () => {
+  it("is left out of the pod directory: the other endpoints still resolve and the policy is enforced", async () => {
+    const config = calico.parseConfig(calicoFixtures.configs.find((c) => c.label === "ipip-crosssubnet")!.config);
+    const cluster = SimCluster.create({ backend: calico, config, topology: defaultTopology(), seed: 5 });
+    try {
+      const [n1, n2] = await drive(cluster.clock, cluster.addNodes(2));
+      const a = await cluster.addPod(n1!.name, { name: "a", namespace: "x", labels: { app: "a" } });
+      const b = await cluster.addPod(n2!.name, { name: "b", namespace: "x", labels: { app: "b" } });
+      const ghost = { node: "ghost", key: "c9/eth0", namespace: "x", name: "ghost", labels: { app: "b" }, ips: ["10.244.300.1"], ports: [], hostIf: "cali0" };
+      await cluster.store.put(`${ENDPOINT_PREFIX}ghost/c9/eth0`, JSON.stringify(ghost));
+      const allowB = { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "a-from-b", namespace: "x" }, spec: { podSelector: {}, ingress: [{ from: [{ podSelector: { matchLabels: { app: "b" } } }] }] } };
+      await cluster.store.put(kubeNetworkPolicyKey("x", "a-from-b"), JSON.stringify(allowB));
+      await cluster.settle({ limitMs: 30_000 });
+      expect(cluster.dataplane(n1!.name).filters.length).toBeGreaterThan(0);
+      expect(cluster.send({ kind: "pod", key: b.key }, { kind: "pod", key: a.key }).delivered).toBe(true);
+      expect(cluster.send({ kind: "pod", key: a.key }, { kind: "pod", key: b.key }).delivered).toBe(false);
     } finally {
       await cluster.close();
     }
