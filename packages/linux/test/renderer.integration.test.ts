@@ -6,7 +6,7 @@
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NodeDataplane } from "@cnikit/core";
-import { ApplyError, ForeignObjectError, LinuxRenderer, execIn, readSysctls, runIpBatch, runProcess, type ApplyReport } from "../src/index.ts";
+import { ApplyError, ForeignObjectError, LinuxRenderer, execIn, readSysctls, runIpBatch, runProcess, writeSysctls, type ApplyReport } from "../src/index.ts";
 import { calicoDataplane, flannelDataplane, type TestPod } from "./dataplanes.ts";
 import { expectKernelHolds } from "./expect-kernel.ts";
 import { Scratch, checkRequirements, cleanupLeftovers, ipJson, snapshot } from "./lab.ts";
@@ -306,9 +306,23 @@ describe("reconcile", () => {
   });
 });
 
+/**
+ * A new namespace starts with the host's IPv4 settings (net.core.devconf_inherit_init_net = 0 keeps
+ * that inheritance), so what the renderer has to write depends on the host. Inside the namespace the
+ * test made — never on the host — it sets what the namespace may have inherited, then the opposite
+ * of what the renderer must write, so the writes are seen whatever the host holds.
+ */
+async function unsetForwarding(ns: string, inherited: string): Promise<void> {
+  const keys = ["net/ipv4/ip_forward", "net/ipv4/conf/all/proxy_arp", "net/ipv4/conf/default/proxy_arp"];
+  await writeSysctls(ns, keys.map((key) => ({ key, value: inherited })));
+  await writeSysctls(ns, keys.map((key) => ({ key, value: "0" })));
+  expect([...(await readSysctls(ns, keys)).values()]).toEqual(["0", "0", "0"]);
+}
+
 describe("rendering into the current namespace (no netns option), as cnikitd on a host does", () => {
-  it("writes sysctls straight to /proc/sys, issues nothing the second time, tears down", async () => {
+  it.each([["0"], ["1"]])("writes sysctls straight to /proc/sys, issues nothing the second time, tears down (namespace inherited ip_forward=%s)", async (inherited) => {
     const ns = await node(1);
+    await unsetForwarding(ns, inherited);
     const [p] = await pods(1);
     const tsx = fileURLToPath(new URL("../../../node_modules/.bin/tsx", import.meta.url));
     const child = fileURLToPath(new URL("./current-ns-child.ts", import.meta.url));
