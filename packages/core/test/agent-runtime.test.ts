@@ -135,6 +135,12 @@ describe("AgentRuntime", () => {
     expect(told).toHaveLength(1); // listeners hear of it after the interval
     await clock.advance(100);
     expect(told.map((d) => d.pods.length)).toEqual([1, 2]);
+    // A change still waiting for its notification at stop: the plan keeps it, nobody is told, no timer stays.
+    await agent.attach(pod("c"));
+    await agent.stop();
+    expect(agent.dataplane().pods).toHaveLength(3);
+    expect(told).toHaveLength(2);
+    expect(clock.pending()).toBe(0);
   });
 
   it("CHECK: unknown attachment is code 3; DEL of an unknown attachment succeeds", async () => {

@@ -194,11 +194,11 @@ export abstract class AgentRuntime<C, R extends PodRef = PodRef> implements Node
    */
   async stop(options: { release?: boolean } = {}): Promise<void> {
     if (this.phaseNow === "stopped") return;
+    this.publisher.stop(); // keeps the last plan (computed while still running)
     this.phaseNow = "stopped";
     this.abort.abort();
     for (const t of this.timers) t.cancel();
     this.timers.clear();
-    this.publisher.stop();
     if (!options.release) return;
     await this.startPromise?.catch(() => undefined);
     try {
