@@ -25,26 +25,42 @@
  * passed. A config the kernel cannot build (calico IPIP here) is reported "not run: kernel lacks
  * ipip: ..." for every kernel check.
  */
-import { readFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import {
   ConfigError,
   ENCAP_OVERHEAD,
+  FileDatastore,
   KernelLacksError,
   Prefix,
+  RealClock,
+  canonicalDataplane,
+  emptyDataplane,
   kubeNamespaceKey,
   kubeNamespaceValue,
   kubeNetworkPolicyKey,
+  type AttachResult,
   type Backend,
+  type Link,
   type NetworkSummary,
+  type NodeDataplane,
+  type PodAttachment,
+  type PodInterface,
+  type PodRef,
+  type PodRoute,
+  type Sysctls,
 } from "@cnikit/core";
 import { builtinBackend, builtinBackends } from "@cnikit/backends";
 import { CniRuntime, cniPluginPath, loadConfList, netnsWrapper, spawnExec } from "@cnikit/cni";
 import {
+  CLUSTER_STORE_LABEL,
   CONCURRENT_IPAM_CHECK,
   DATAPLANE_CHECKS,
+  LIFECYCLE_CHECKS,
   SOURCES,
   listChecks,
+  runLifecycleCheck,
   reservePodInterface,
   selectChecks,
   type CheckResult,
@@ -54,14 +70,19 @@ import {
   type DataplaneCheck,
   type DpEndpoint,
   type EgressDelivery,
+  type LifecycleCheck,
+  type LifecycleDriver,
+  type LifecycleDriverFactory,
   type ModelDataplane,
   type NattedPair,
   type NodeMtus,
   type ReachFailure,
   type Section,
+  type StatusView,
+  type StoreSnapshot,
   type SubResult,
 } from "@cnikit/conformance/runner";
-import { createNetns, deleteNetns } from "@cnikit/linux";
+import { createNetns, defaultRouteProtocol, deleteNetns, readKernel } from "@cnikit/linux";
 import { PolicyEvaluator, parsePolicyObject } from "@cnikit/netpol";
 import { SimCluster, type Endpoint } from "@cnikit/sim";
 import {
@@ -158,6 +179,8 @@ interface Outcome {
 const SRC = { ...SOURCES, policy: "networking.k8s.io/v1 NetworkPolicy API; cnikit conformance.md sections F and I" } as const;
 
 const SIM_ONLY = "simulator-only in this version: run it with --dataplane sim";
+/** The ownership mark of the lab's renderer (cnikitd's default). */
+const RENDER_OWNER = "cnikit";
 const C = "lab";
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** The CNI result versions the plugin must answer in. */
@@ -287,10 +310,6 @@ async function links(ns: string, extra: readonly string[] = []): Promise<JsonLin
   } catch {
     return [];
   }
-}
-
-async function vethCount(lab: Lab, node: string): Promise<number> {
-  return (await links(lab.node(node).ns)).filter((l) => l.linkinfo?.info_kind === "veth").length;
 }
 
 const ADDRESS_RE = /^(\d{1,3}\.){3}\d{1,3}$|:/;
@@ -631,37 +650,373 @@ const modelChecks: LinuxCheck[] = [
   ...DATAPLANE_CHECKS.filter((c) => !c.id.startsWith("ipam.")).map(onKernel),
 ];
 
-// ---- section B ---------------------------------------------------------------------------------
+// ---- section B: the kernel's lifecycle driver ------------------------------------------------------
 
-const lifecycleChecks: LinuxCheck[] = [
-  {
-    id: "cni.add-result",
-    section: "B",
-    rule: "ADD through the executable returns interfaces (container side with sandbox = CNI_NETNS), ips with an interface index, routes and dns; the pod's interface holds that address and MAC in the kernel.",
-    source: SRC.cniAdd,
-    required: true,
-    async run(ctx) {
-      const problems: string[] = [];
-      for (const node of nodeNames(ctx)) {
-        const a = await addScratch(ctx, { node, tag: "add", cniVersion: "1.0.0" });
-        const where = `ADD ${a.containerId} on ${node}`;
-        if (a.outcome.code !== 0) {
-          problems.push(`${where}: ${outcomeText(a.outcome)}`);
-          continue;
-        }
-        problems.push(...resultProblems(a.outcome.json, { version: "1.0.0", ifName: "eth0", netns: a.netns, podRanges: ctx.summary.podRanges }).map((p) => `${where}: ${p}`));
-        const r = a.outcome.json as { ips?: { address: string }[]; interfaces?: { name: string; mac?: string; sandbox?: string }[] };
-        const l = (await links(a.ns, ["dev", "eth0"]))[0];
-        const have = (l?.addr_info ?? []).map((x) => `${x.local}/${x.prefixlen}`);
-        for (const ip of r.ips ?? []) if (!have.includes(ip.address)) problems.push(`${where}: the result says ${ip.address}, the pod's eth0 holds ${have.join(", ") || "nothing"}`);
-        const mac = r.interfaces?.find((i) => i.name === "eth0" && i.sandbox)?.mac;
-        if (mac && l?.address?.toLowerCase() !== mac.toLowerCase()) problems.push(`${where}: the result says MAC ${mac}, the pod's eth0 has ${l?.address ?? "none"}`);
-        const del = await delScratch(ctx, { node, containerId: a.containerId, netns: a.netns });
-        if (del.code !== 0) problems.push(`DEL ${a.containerId} on ${node}: ${outcomeText(del)}`);
+/** The plugin's JSON error as a thrown error the suite recognises by `code` (duck-typed, like the agent's). */
+function pluginError(what: string, o: PluginOutcome): Error {
+  const e = errorOf(o);
+  return Object.assign(new Error(`${what}: ${outcomeText(o)}`), { name: "CniError", ...(e.code !== undefined ? { code: e.code } : {}) });
+}
+
+/** The key range of everything under `prefix` in etcd (`range_end` = prefix + 1 in its last byte; all keys for ""). */
+function rangeEnd(prefix: string): Buffer {
+  if (prefix === "") return Buffer.from([0]);
+  const b = Buffer.from(prefix, "utf8");
+  let i = b.length - 1;
+  while (i >= 0 && b[i] === 0xff) i--;
+  if (i < 0) return Buffer.from([0]);
+  const out = Buffer.from(b.subarray(0, i + 1));
+  out[i] = out[i]! + 1;
+  return out;
+}
+
+/** Every key and value of the lab's cluster store (below its prefix, the prefix cut off). */
+async function labEtcdList(lab: Lab): Promise<{ key: string; value: string }[]> {
+  const prefix = storePrefix(lab);
+  const body = { key: Buffer.from(prefix === "" ? "\0" : prefix, "utf8").toString("base64"), range_end: rangeEnd(prefix).toString("base64") };
+  const r = await lab.exec("infra", [process.execPath, "-e", ETCD_SCRIPT, `http://127.0.0.1:${ETCD_PORT}/v3/kv/range`, JSON.stringify(body)], { timeoutMs: 15_000 });
+  if (r.code !== 0) throw new Error(`[lab] etcd range failed: ${r.stderr.trim() || r.stdout.trim()}`);
+  const kvs = (JSON.parse(r.stdout) as { kvs?: { key: string; value?: string }[] }).kvs ?? [];
+  const dec = (s: string | undefined): string => Buffer.from(s ?? "", "base64").toString("utf8");
+  return kvs.map((kv) => ({ key: dec(kv.key).slice(prefix.length), value: dec(kv.value) }));
+}
+
+/** Every key and value of a node's `ctx.local` (cnikitd's FileDatastore), read from a copy (the daemon holds the store's lock). */
+async function labLocalList(lab: Lab, node: string): Promise<{ key: string; value: string }[]> {
+  const cfg = JSON.parse(readFileSync(lab.node(node).configPath, "utf8")) as { localStateDir?: unknown };
+  if (typeof cfg.localStateDir !== "string") throw new ConfigError({ component: C, field: "localStateDir", rule: "the lab's cnikitd config must name its node-local store", value: cfg.localStateDir });
+  const copy = mkdtempSync(join(tmpdir(), "cnikit-local-"));
+  try {
+    cpSync(cfg.localStateDir, copy, { recursive: true });
+    rmSync(join(copy, "LOCK"), { force: true });
+    const store = await FileDatastore.open({ dir: copy, clock: new RealClock(), fsync: false });
+    try {
+      return (await store.list("")).items.map((kv) => ({ key: kv.key, value: kv.value }));
+    } finally {
+      await store.close();
+    }
+  } finally {
+    rmSync(copy, { recursive: true, force: true });
+  }
+}
+
+interface JsonRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  scope?: string;
+  protocol?: string;
+}
+
+/** The container side of an attachment as the kernel holds it (undefined: its interface is gone). */
+async function kernelPodInterface(
+  a: { containerId: string; ifName: string; netns: string; namespace?: string; podName?: string },
+  hostLinks: Map<number, { ifname: string; master?: string }>,
+): Promise<PodInterface | undefined> {
+  const ns = a.netns.replace(/^\/var\/run\/netns\//, "");
+  const l = (await links(ns, ["dev", a.ifName]))[0] as (JsonLink & { link_index?: number }) | undefined;
+  if (!l) return undefined;
+  const addresses = (l.addr_info ?? []).filter((x) => !/^fe[89ab]/i.test(x.local)).map((x) => `${x.local}/${x.prefixlen}`);
+  const routes: PodRoute[] = [];
+  const gateways: string[] = [];
+  for (const family of ["-4", "-6"]) {
+    const r = await inNetns(ns, ["ip", family, "-j", "route", "show"]);
+    let list: JsonRoute[] = [];
+    try {
+      list = r.code === 0 ? (JSON.parse(r.stdout) as JsonRoute[]) : [];
+    } catch {
+      list = [];
+    }
+    for (const x of list) {
+      // Routes the kernel derives from an address (proto kernel) and IPv6 link-local/multicast ones are not the plugin's.
+      if (x.dev !== a.ifName || x.protocol === "kernel" || /^(fe80|ff00)::/i.test(x.dst)) continue;
+      const dst = x.dst === "default" ? (family === "-4" ? "0.0.0.0/0" : "::/0") : x.dst.includes("/") ? x.dst : `${x.dst}/${x.dst.includes(":") ? 128 : 32}`;
+      routes.push({ dst, ...(x.gateway !== undefined ? { via: x.gateway } : {}), ...(x.scope === "link" ? { scopeLink: true } : {}) });
+      if (x.dst === "default" && x.gateway !== undefined) gateways.push(x.gateway);
+    }
+  }
+  const host = l.link_index !== undefined ? hostLinks.get(l.link_index) : undefined;
+  return {
+    key: `${a.containerId}/${a.ifName}`,
+    containerId: a.containerId,
+    ifName: a.ifName,
+    ...(a.namespace !== undefined ? { namespace: a.namespace } : {}),
+    ...(a.podName !== undefined ? { podName: a.podName } : {}),
+    netns: a.netns,
+    hostIf: host?.ifname ?? `(peer ifindex ${l.link_index ?? "?"})`,
+    ...(host?.master !== undefined ? { bridge: host.master } : {}),
+    mac: (l.address ?? "").toLowerCase(),
+    mtu: l.mtu ?? 0,
+    addresses,
+    ...(gateways.length > 0 ? { gateways } : {}),
+    routes,
+  };
+}
+
+/** The node's dataplane as the kernel holds it: cnikitd's owned objects, and the pod interfaces of `attachments` on the node. */
+async function kernelNodeDataplane(lab: Lab, node: string, attachments: { containerId: string; ifName: string; netns: string; namespace?: string; podName?: string }[]): Promise<NodeDataplane> {
+  const ns = lab.node(node).ns;
+  const { state } = await readKernel({ ns, owner: RENDER_OWNER, proto: defaultRouteProtocol(RENDER_OWNER), sysctlKeys: [] });
+  const dp = emptyDataplane(node);
+  const strip = <T,>(o: Record<string, unknown>): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+  for (const l of state.links.values()) {
+    dp.links.push(strip<Link>({ name: l.name, kind: l.kind, mtu: l.mtu, mac: l.mac, master: l.master, ...(l.vxlan ? { vni: l.vxlan.vni, port: l.vxlan.port, local: l.vxlan.local, learning: l.vxlan.learning } : {}) }));
+  }
+  for (const a of state.addrs.values()) dp.addresses.push({ dev: a.dev, cidr: a.cidr });
+  for (const r of state.routes.values()) dp.routes.push(strip<NodeDataplane["routes"][number]>({ dst: r.dst, type: r.type, via: r.via, dev: r.dev, onlink: r.onlink || undefined, src: r.src, metric: r.metric, table: r.table, mtu: r.mtu }));
+  for (const n of state.neigh.values()) dp.neighbours.push({ dev: n.dev, ip: n.ip, mac: n.mac, permanent: true });
+  for (const f of state.fdb.values()) dp.fdb.push(strip<NodeDataplane["fdb"][number]>({ dev: f.dev, mac: f.mac, dst: f.dst, vni: f.vni, permanent: true }));
+  const proxyArp: string[] = [];
+  const sysctls: Record<string, unknown> = {};
+  for (const [k, v] of state.sysctls) {
+    const m = /conf[./]([^./]+)[./]proxy_arp$/.exec(k);
+    if (m) {
+      if (v.trim() === "1") proxyArp.push(m[1]!);
+    } else sysctls[k] = v;
+  }
+  dp.sysctls = { ...(sysctls as Sysctls), ...(proxyArp.length > 0 ? { proxyArp } : {}) };
+  if (state.nft !== undefined) dp.nat.push({ id: `nft table of ${RENDER_OWNER} (hash ${state.nft || "empty"})`, kind: "masquerade", sources: [], exceptDestinations: [] });
+  const hostLinks = new Map<number, { ifname: string; master?: string }>();
+  const all = await inNetns(ns, ["ip", "-j", "link", "show"]);
+  try {
+    for (const l of JSON.parse(all.stdout) as { ifindex: number; ifname: string; master?: string }[]) hostLinks.set(l.ifindex, { ifname: l.ifname, ...(l.master !== undefined ? { master: l.master } : {}) });
+  } catch {
+    // no links read: host sides stay unnamed
+  }
+  const matched = new Set<string>();
+  for (const a of attachments) {
+    const pod = await kernelPodInterface(a, hostLinks);
+    if (!pod) continue;
+    matched.add(pod.hostIf);
+    dp.pods.push(pod);
+  }
+  // Pod veths of other pods (the lab's own, or one whose container side is gone): by their host side.
+  for (const p of state.pods.values()) {
+    if (matched.has(p.hostIf)) continue;
+    dp.pods.push({ key: `host veth ${p.hostIf}`, containerId: "", ifName: "", hostIf: p.hostIf, mac: p.hostMac, mtu: 0, addresses: [], routes: [], ...(p.master !== undefined ? { bridge: p.master } : {}) });
+  }
+  return dp;
+}
+
+/** Heavy section-B checks on the kernel: every ADD is a real namespace, veth and plugin run. */
+const KERNEL_B_BUDGET_MS: Record<string, number> = {
+  "cni.del-releases": 900_000,
+  "cni.gc": 900_000,
+  "cni.failed-add-leaks-nothing": 600_000,
+  "cni.del-after-reuse": 600_000,
+};
+
+/** The longest a kernel check waits in one step, and for the dataplane to settle (the daemons apply at once; this is margin). */
+const KERNEL_STEP_MS = 2_000;
+const KERNEL_QUIET_MS = 1_000;
+const KERNEL_SETTLE_CAP_MS = 30_000;
+
+/**
+ * Section B's driver on the kernel: ADD, DEL, CHECK, GC and STATUS through the cnikit-cni
+ * executable against the lab's cnikitd (the path the lab's own pods take), each attachment in a
+ * network namespace of its own; the dataplane read from the kernel, the cluster store from etcd and
+ * `ctx.local` from the daemon's store on disk. Uses the lab's first two nodes; its base pods are
+ * the fixture (listed in every GC, left out of `podKeys`). `close` DELs what the check left and
+ * deletes its namespaces.
+ */
+export function kernelLifecycleDriver(ctx: LinuxContext): LifecycleDriverFactory {
+  const lab = ctx.lab;
+  return async () => {
+    const [n1, n2] = nodeNames(ctx) as [string, string];
+    const prefix = nsPrefix(lab.name);
+    const nsOf = new Map<string, string>();
+    const created = new Set<string>();
+    type Known = { node: string; containerId: string; ifName: string; netns: string; namespace?: string; podName?: string; result?: unknown };
+    const known = new Map<string, Known>();
+    const added = new Set<string>();
+    let lastResult: unknown;
+    const keyOf = (r: PodRef): string => `${r.containerId}/${r.ifName}`;
+    const netnsOf = (containerId: string): string => {
+      let ns = nsOf.get(containerId);
+      if (ns === undefined) {
+        ns = `${prefix}-b${nsOf.size + 1}`;
+        nsOf.set(containerId, ns);
       }
-      return verdict(problems);
-    },
-  },
+      return `/var/run/netns/${ns}`;
+    };
+    const ensureNetns = async (netns: string): Promise<void> => {
+      const ns = netns.slice("/var/run/netns/".length);
+      if (created.has(ns)) return;
+      await createNetns(ns);
+      created.add(ns);
+    };
+    const args = (pod: PodAttachment): string =>
+      [`IgnoreUnknown=1`, `K8S_POD_NAMESPACE=${pod.namespace ?? "default"}`, `K8S_POD_NAME=${pod.podName ?? pod.containerId}`, ...(pod.requestedIps && pod.requestedIps.length > 0 ? [`IP=${pod.requestedIps.join(",")}`] : [])].join(";");
+    const attach = async (node: string, pod: PodAttachment): Promise<AttachResult> => {
+      await ensureNetns(pod.netns);
+      const k = keyOf(pod);
+      if (!known.has(k)) known.set(k, { node, containerId: pod.containerId, ifName: pod.ifName, netns: pod.netns, ...(pod.namespace !== undefined ? { namespace: pod.namespace } : {}), ...(pod.podName !== undefined ? { podName: pod.podName } : {}) });
+      const o = await lab.plugin({ node, command: "ADD", containerId: pod.containerId, netns: pod.netns, ifName: pod.ifName, args: args(pod) });
+      if (o.code !== 0 || o.json === undefined) throw pluginError(`ADD ${k} on node ${node}`, o);
+      known.get(k)!.result = o.json;
+      lastResult = o.json;
+      return o.json as AttachResult;
+    };
+    const detach = async (node: string, ref: PodRef): Promise<void> => {
+      const k = known.get(keyOf(ref));
+      const o = await lab.plugin({ node, command: "DEL", containerId: ref.containerId, ifName: ref.ifName, netns: k?.netns ?? netnsOf(ref.containerId) });
+      if (o.code !== 0) throw pluginError(`DEL ${keyOf(ref)} on node ${node}`, o);
+    };
+    const status = async (node: string): Promise<StatusView> => {
+      const o = await lab.plugin({ node, command: "STATUS", netconf: { cniVersion: "1.1.0" } });
+      if (o.code === 0) return { ready: true };
+      const e = errorOf(o);
+      return { ready: false, ...(e.code !== undefined ? { code: e.code } : {}), reason: e.msg ?? outcomeText(o) };
+    };
+    const onNode = (node: string): Known[] => [...known.values()].filter((k) => k.node === node);
+    const dataplane = (node: string): Promise<NodeDataplane> => kernelNodeDataplane(lab, node, onNode(node));
+    const ping = async (ns: string, address: string): Promise<string | undefined> => {
+      let r: CommandResult | undefined;
+      for (let i = 0; i < 2 && r?.code !== 0; i++) r = await inNetns(ns, ["ping", "-c", "1", "-W", "1", address]);
+      return r?.code === 0 ? undefined : (r?.stdout ?? "").trim().split("\n").slice(-2).join(" ") || (r?.stderr ?? "").trim();
+    };
+    const driver: LifecycleDriver = {
+      name: "linux",
+      nodes: [n1, n2],
+      daemon: true,
+      attachment: (containerId, ifName = "eth0", pod) => ({ containerId, ifName, netns: netnsOf(containerId), namespace: pod?.namespace ?? "default", podName: pod?.podName ?? containerId }),
+      attach,
+      attachConcurrently: (node, pods) => Promise.allSettled(pods.map((p) => attach(node, p))),
+      detach,
+      async check(node, ref) {
+        const k = known.get(keyOf(ref));
+        const o = await lab.plugin({
+          node,
+          command: "CHECK",
+          containerId: ref.containerId,
+          ifName: ref.ifName,
+          netns: k?.netns ?? netnsOf(ref.containerId),
+          netconf: { cniVersion: "1.0.0", prevResult: k?.result ?? lastResult ?? ctx.basePods[0]?.result },
+        });
+        if (o.code !== 0) throw pluginError(`CHECK ${keyOf(ref)} on node ${node}`, o);
+      },
+      async gc(node, valid) {
+        const keep = [...ctx.basePods.filter((p) => p.node === node).map((p) => ({ containerID: p.containerId, ifname: p.ifName })), ...valid.map((v) => ({ containerID: v.containerId, ifname: v.ifName }))];
+        const o = await lab.plugin({ node, command: "GC", netconf: { cniVersion: "1.1.0", "cni.dev/valid-attachments": keep } });
+        if (o.code !== 0) throw pluginError(`GC on node ${node}`, o);
+      },
+      status,
+      async statusesNotRunning(node) {
+        await lab.killDaemon(node, "SIGTERM");
+        try {
+          return [{ what: `STATUS with cnikitd stopped on node ${node}`, status: await status(node) }];
+        } finally {
+          await lab.startDaemon(node);
+        }
+      },
+      async attachNotRunning(node, pod) {
+        await lab.killDaemon(node, "SIGTERM");
+        let error: unknown;
+        try {
+          await attach(node, pod);
+        } catch (e) {
+          error = e;
+        } finally {
+          await lab.startDaemon(node);
+        }
+        return { what: `ADD with cnikitd stopped on node ${node}`, error };
+      },
+      restartAgent: async (node) => void (await lab.restartDaemon(node)),
+      async addPod(node, pod) {
+        const r = await attach(node, pod);
+        added.add(keyOf(pod));
+        return (r.ips ?? []).map((ip) => ip.address.split("/")[0]!);
+      },
+      async removePod(node, ref) {
+        await detach(node, ref);
+        added.delete(keyOf(ref));
+      },
+      async reachProblems(node, ref) {
+        const me = known.get(keyOf(ref));
+        const mine = (me?.result as AttachResult | undefined)?.ips?.map((ip) => ip.address.split("/")[0]!) ?? [];
+        if (!me || mine.length === 0) return [`${keyOf(ref)} on node ${node} has no address to probe`];
+        const others: { label: string; ns: string; addresses: string[] }[] = [
+          ...ctx.basePods.map((p) => ({ label: `pod default/${p.name} (${p.ip}) on node ${p.node}`, ns: p.ns, addresses: [p.ip] })),
+          ...[...added]
+            .map((k) => known.get(k)!)
+            .filter((k) => k.containerId !== ref.containerId)
+            .map((k) => ({ label: `pod ${k.namespace ?? "default"}/${k.podName ?? k.containerId} on node ${k.node}`, ns: k.netns.slice("/var/run/netns/".length), addresses: ((k.result as AttachResult | undefined)?.ips ?? []).map((ip) => ip.address.split("/")[0]!) })),
+          ...lab.nodes.map((n) => ({ label: `node ${n.name} (${n.address})`, ns: n.ns, addresses: [n.address] })),
+        ];
+        const myNs = me.netns.slice("/var/run/netns/".length);
+        const problems: string[] = [];
+        for (const o of others) {
+          if (o.addresses.length === 0) continue;
+          for (const a of o.addresses) {
+            if (!mine.some((x) => x.includes(":") === a.includes(":"))) continue;
+            const why = await ping(myNs, a);
+            if (why !== undefined) problems.push(`${keyOf(ref)} -> ${o.label} at ${a}: ${why}`);
+          }
+          for (const a of mine) {
+            // Only where the other end has an address of that family to answer from.
+            if (!o.addresses.some((x) => x.includes(":") === a.includes(":"))) continue;
+            const why = await ping(o.ns, a);
+            if (why !== undefined) problems.push(`${o.label} -> ${keyOf(ref)} at ${a}: ${why}`);
+          }
+        }
+        return problems;
+      },
+      dataplane,
+      async podKeys(node) {
+        return (await dataplane(node)).pods
+          .filter((p) => p.containerId !== "")
+          .map((p) => p.key)
+          .sort();
+      },
+      async stores(node) {
+        const out: StoreSnapshot = new Map();
+        for (const kv of await labEtcdList(lab)) out.set(`${CLUSTER_STORE_LABEL}${kv.key}`, kv.value);
+        for (const kv of await labLocalList(lab, node)) out.set(`node ${node}'s local store key ${kv.key}`, kv.value);
+        return out;
+      },
+      passTime: (ms) => sleep(Math.max(0, Math.min(ms, KERNEL_STEP_MS))),
+      now: () => performance.now(),
+      async settle(boundMs) {
+        const deadline = performance.now() + Math.min(Math.max(boundMs, KERNEL_QUIET_MS * 2), KERNEL_SETTLE_CAP_MS);
+        const read = async (): Promise<string> => JSON.stringify(await Promise.all([n1, n2].map(async (n) => canonicalDataplane(await dataplane(n)))));
+        let last = await read();
+        let since = performance.now();
+        for (;;) {
+          await sleep(250);
+          const next = await read();
+          if (next !== last) {
+            last = next;
+            since = performance.now();
+          } else if (performance.now() - since >= KERNEL_QUIET_MS) return { settled: true };
+          if (performance.now() > deadline) return { settled: false, problem: `the kernel's dataplane of ${n1} and ${n2} was still changing after ${KERNEL_SETTLE_CAP_MS} ms` };
+        }
+      },
+      async close() {
+        for (const k of known.values()) await lab.plugin({ node: k.node, command: "DEL", containerId: k.containerId, ifName: k.ifName, netns: k.netns }).catch(() => undefined);
+        for (const ns of created) await deleteNetns(ns).catch(() => undefined);
+      },
+    };
+    return driver;
+  };
+}
+
+/** A section-B check of the suite, run on the kernel's lifecycle driver. */
+function lifecycleOnKernel(c: LifecycleCheck): LinuxCheck {
+  return {
+    id: c.id,
+    section: c.section,
+    rule: c.rule,
+    source: c.source,
+    required: c.required,
+    budgetMs: KERNEL_B_BUDGET_MS[c.id] ?? 300_000,
+    run: (ctx) => runLifecycleCheck(c, kernelLifecycleDriver(ctx), { summary: ctx.summary, backend: ctx.backend }),
+  };
+}
+
+// ---- section B: what only the executable shows ------------------------------------------------------
+
+/** The checks of section B that run only through the executable (result versions, error JSON on stdout); the simulator reports them "not run". */
+const pluginChecks: LinuxCheck[] = [
   {
     id: "cni.result-versions",
     section: "B",
@@ -731,363 +1086,13 @@ const lifecycleChecks: LinuxCheck[] = [
       return bad.length > 0 ? { status: "failed", reason: bad.map((s) => `${s.label}: ${s.reason}`).join("; "), subResults: subs } : { status: "passed", subResults: subs };
     },
   },
-  {
-    id: "cni.add-idempotent",
-    section: "B",
-    rule: "A second ADD for the same (containerId, ifName), also two at once, does not hand out a second address or make a second interface.",
-    source: "CNI SPEC.md section 'ADD'; cnikit NodeAgent contract",
-    required: true,
-    async run(ctx) {
-      const node = ctx.lab.nodes[0]!.name;
-      const problems: string[] = [];
-      const first = await addScratch(ctx, { node, tag: "idem" });
-      if (first.outcome.code !== 0 || !first.ip) return { status: "failed", reason: `first ADD ${first.containerId}: ${outcomeText(first.outcome)}` };
-      const veths = await vethCount(ctx.lab, node);
-      const again = await ctx.lab.plugin({ node, command: "ADD", containerId: first.containerId, netns: first.netns, ifName: "eth0" });
-      if (again.code === 0 && firstIpv4(again.json) !== first.ip) problems.push(`second ADD of ${first.containerId}/eth0 returned ${firstIpv4(again.json) ?? "no address"}, the first ${first.ip}`);
-      if ((await vethCount(ctx.lab, node)) !== veths) problems.push(`after a second ADD of ${first.containerId}/eth0 node ${node} has ${await vethCount(ctx.lab, node)} veths, before ${veths}`);
-      const v4 = ((await links(first.ns, ["dev", "eth0"]))[0]?.addr_info ?? []).filter((a) => a.family === "inet").map((a) => a.local);
-      if (v4.length !== 1 || v4[0] !== first.ip) problems.push(`after a second ADD the pod's eth0 holds ${v4.join(", ") || "nothing"}, expected only ${first.ip}`);
-      // Two at once for a new attachment.
-      const ns2 = await ctx.scratch.netns();
-      const cid2 = ctx.scratch.cid("idem2");
-      ctx.scratch.remember({ node, containerId: cid2, netns: `/var/run/netns/${ns2}` });
-      const before2 = await vethCount(ctx.lab, node);
-      const both = await Promise.all([0, 1].map(() => ctx.lab.plugin({ node, command: "ADD", containerId: cid2, netns: `/var/run/netns/${ns2}`, ifName: "eth0" })));
-      const ok = both.filter((o) => o.code === 0);
-      if (ok.length === 0) problems.push(`two concurrent ADDs of ${cid2}/eth0 both failed: ${both.map(outcomeText).join(" / ")}`);
-      const addrs = new Set(ok.map((o) => firstIpv4(o.json)));
-      if (addrs.size > 1) problems.push(`two concurrent ADDs of ${cid2}/eth0 got ${[...addrs].join(" and ")}`);
-      const after2 = await vethCount(ctx.lab, node);
-      if (after2 !== before2 + 1) problems.push(`two concurrent ADDs of ${cid2}/eth0 left ${after2 - before2} new veths on ${node} (expected 1)`);
-      for (const cid of [first.containerId, cid2]) {
-        const d = await delScratch(ctx, { node, containerId: cid });
-        if (d.code !== 0) problems.push(`DEL ${cid}: ${outcomeText(d)}`);
-      }
-      return verdict(problems);
-    },
-  },
-  {
-    id: "cni.del-idempotent",
-    section: "B",
-    rule: "DEL succeeds for an attachment, again for the same one, with its netns gone, without CNI_NETNS and without prevResult — and the interface and address are released.",
-    source: SRC.cniDel,
-    required: true,
-    async run(ctx) {
-      const node = ctx.lab.nodes[0]!.name;
-      const problems: string[] = [];
-      const a = await addScratch(ctx, { node, tag: "del" });
-      if (a.outcome.code !== 0 || !a.ip) return { status: "failed", reason: `ADD ${a.containerId}: ${outcomeText(a.outcome)}` };
-      const d1 = await delScratch(ctx, { node, containerId: a.containerId, netns: a.netns, prevResult: a.outcome.json });
-      if (d1.code !== 0 || d1.stdout.trim() !== "") problems.push(`first DEL of ${a.containerId} (with prevResult): ${outcomeText(d1)}`);
-      const d2 = await delScratch(ctx, { node, containerId: a.containerId, netns: a.netns });
-      if (d2.code !== 0) problems.push(`second DEL of ${a.containerId} (no prevResult): ${outcomeText(d2)}`);
-      if ((await links(a.ns, ["dev", "eth0"])).length > 0) problems.push(`after DEL the pod namespace ${a.ns} still has eth0`);
-      // The netns is gone before DEL.
-      const b = await addScratch(ctx, { node, tag: "delns" });
-      if (b.outcome.code !== 0 || !b.ip) return { status: "failed", reason: `ADD ${b.containerId}: ${outcomeText(b.outcome)}` };
-      await deleteNetns(b.ns);
-      const d3 = await delScratch(ctx, { node, containerId: b.containerId, netns: b.netns });
-      if (d3.code !== 0) problems.push(`DEL of ${b.containerId} after its netns was deleted: ${outcomeText(d3)}`);
-      const d4 = await delScratch(ctx, { node, containerId: b.containerId });
-      if (d4.code !== 0) problems.push(`DEL of ${b.containerId} without CNI_NETNS: ${outcomeText(d4)}`);
-      // Both addresses are free again: ADDs asking for them get them.
-      for (const [ip, what] of [
-        [a.ip, a.containerId],
-        [b.ip, b.containerId],
-      ] as const) {
-        const again = await addScratch(ctx, { node, tag: "delagain", args: `IP=${ip}` });
-        if (again.outcome.code !== 0 || again.ip !== ip) problems.push(`after DEL of ${what}, an ADD asking for ${ip} got ${again.ip ?? outcomeText(again.outcome)}`);
-        await delScratch(ctx, { node, containerId: again.containerId, netns: again.netns });
-      }
-      return verdict(problems);
-    },
-  },
-  {
-    id: "cni.del-unknown",
-    section: "B",
-    rule: "DEL of an attachment the node never saw succeeds (with or without its netns) and touches nothing else: the lab's pods still pass CHECK.",
-    source: SRC.cniDel,
-    required: true,
-    async run(ctx) {
-      const node = ctx.lab.nodes[0]!.name;
-      const problems: string[] = [];
-      const veths = await vethCount(ctx.lab, node);
-      const ns = await ctx.scratch.netns();
-      for (const call of [
-        { label: "with an existing netns", netns: `/var/run/netns/${ns}` },
-        { label: "with a netns that does not exist", netns: `/var/run/netns/${nsPrefix(ctx.lab.name)}-never` },
-      ]) {
-        const o = await ctx.lab.plugin({ node, command: "DEL", containerId: "cf-never-added", netns: call.netns, ifName: "eth0" });
-        if (o.code !== 0) problems.push(`DEL of an unknown container ${call.label}: ${outcomeText(o)}`);
-      }
-      const own = ctx.basePods.find((p) => p.node === node);
-      if (own) {
-        const o = await ctx.lab.plugin({ node, command: "DEL", containerId: own.containerId, ifName: "eth9", netns: `/var/run/netns/${own.ns}` });
-        if (o.code !== 0) problems.push(`DEL of ${own.containerId}/eth9 (a known container, unknown ifName): ${outcomeText(o)}`);
-      }
-      if ((await vethCount(ctx.lab, node)) !== veths) problems.push(`DEL of unknown attachments changed the veths of ${node}: ${veths} → ${await vethCount(ctx.lab, node)}`);
-      for (const p of ctx.basePods.filter((x) => x.node === node)) {
-        const c = await checkCall(ctx, { node, containerId: p.containerId, netns: `/var/run/netns/${p.ns}`, prevResult: p.result });
-        if (c.code !== 0) problems.push(`after DELs of unknown attachments, CHECK of pod ${p.name} fails: ${outcomeText(c)}`);
-      }
-      return verdict(problems);
-    },
-  },
-  {
-    id: "cni.del-releases",
-    section: "B",
-    rule: "DEL releases the address: an ADD that asks for it (CNI_ARGS IP=) gets it again.",
-    source: `${SRC.cniDel}; host-local 'DEL frees files matching the pair'`,
-    required: true,
-    async run(ctx) {
-      const problems: string[] = [];
-      for (const node of nodeNames(ctx)) {
-        for (let i = 0; i < 2; i++) {
-          const a = await addScratch(ctx, { node, tag: "rel" });
-          if (a.outcome.code !== 0 || !a.ip) {
-            problems.push(`ADD ${a.containerId} on ${node}: ${outcomeText(a.outcome)}`);
-            continue;
-          }
-          const d = await delScratch(ctx, { node, containerId: a.containerId, netns: a.netns });
-          if (d.code !== 0) problems.push(`DEL ${a.containerId} on ${node}: ${outcomeText(d)}`);
-          const again = await addScratch(ctx, { node, tag: "rel-again", args: `IP=${a.ip}` });
-          if (again.outcome.code !== 0 || again.ip !== a.ip) problems.push(`after DEL of ${a.containerId} on ${node}, an ADD asking for ${a.ip} got ${again.ip ?? outcomeText(again.outcome)}`);
-          await delScratch(ctx, { node, containerId: again.containerId, netns: again.netns });
-        }
-      }
-      return verdict(problems);
-    },
-  },
-  {
-    id: "cni.failed-add-leaks-nothing",
-    section: "B",
-    rule: "A failed ADD (CNI_NETNS that does not exist; a netns whose eth0 is taken; an address another pod holds) exits with a JSON error and leaves nothing: no veth, no reservation (the address it asked for can be had), the netns untouched.",
-    source: `${SRC.cniAdd}; host-local/bridge tests 'failed ADD leaves no reservation'`,
-    required: true,
-    async run(ctx) {
-      const node = ctx.lab.nodes[0]!.name;
-      const problems: string[] = [];
-      // A free address: handed out, then released.
-      const probe = await addScratch(ctx, { node, tag: "fail-probe" });
-      if (probe.outcome.code !== 0 || !probe.ip) return { status: "failed", reason: `ADD ${probe.containerId}: ${outcomeText(probe.outcome)}` };
-      await delScratch(ctx, { node, containerId: probe.containerId, netns: probe.netns });
-      const free = probe.ip;
-      const held = ctx.basePods.find((p) => p.node === node)?.ip;
-      const taken = await ctx.scratch.netns();
-      const mk = await inNetns(taken, ["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"]);
-      if (mk.code !== 0) return { status: "error", reason: `could not prepare a netns with eth0 taken: ${mk.stderr.trim()}` };
-      const attempts: { label: string; netns?: string; ip: string }[] = [
-        { label: `CNI_NETNS that does not exist, asking for ${free}`, netns: `/var/run/netns/${nsPrefix(ctx.lab.name)}-gone`, ip: free },
-        { label: `a netns whose eth0 is taken, asking for ${free}`, netns: taken, ip: free },
-      ];
-      if (held) attempts.push({ label: `asking for ${held}, which pod on ${node} holds`, ip: held });
-      for (const at of attempts) {
-        const veths = await vethCount(ctx.lab, node);
-        const o = await addScratch(ctx, { node, tag: "fail", args: `IP=${at.ip}`, ...(at.netns !== undefined ? { netns: at.netns } : {}) });
-        if (o.outcome.code === 0) {
-          problems.push(`ADD with ${at.label} succeeded (${o.ip ?? "?"}); it must fail`);
-          await delScratch(ctx, { node, containerId: o.containerId, netns: o.netns });
-          continue;
-        }
-        if (o.outcome.json === undefined || errorOf(o.outcome).code === undefined) problems.push(`ADD with ${at.label}: no JSON error on stdout (${outcomeText(o.outcome)})`);
-        const after = await vethCount(ctx.lab, node);
-        if (after !== veths) problems.push(`failed ADD with ${at.label} left ${after - veths} veth(s) on ${node}`);
-        if (at.netns === taken) {
-          const l = (await links(taken, ["dev", "eth0"]))[0];
-          if (!l || l.linkinfo?.info_kind !== "veth" || (l.addr_info ?? []).length > 0) problems.push(`failed ADD into ${taken} changed its own eth0: ${JSON.stringify(l)?.slice(0, 200)}`);
-        }
-        // DEL after a failed ADD succeeds (runtimes always send it).
-        const d = await delScratch(ctx, { node, containerId: o.containerId, netns: o.netns });
-        if (d.code !== 0) problems.push(`DEL after the failed ADD (${at.label}): ${outcomeText(d)}`);
-      }
-      const again = await addScratch(ctx, { node, tag: "fail-again", args: `IP=${free}` });
-      if (again.outcome.code !== 0 || again.ip !== free) problems.push(`after the failed ADDs, an ADD asking for ${free} got ${again.ip ?? outcomeText(again.outcome)} (a failed ADD kept it reserved?)`);
-      await delScratch(ctx, { node, containerId: again.containerId, netns: again.netns });
-      return verdict(problems);
-    },
-  },
-  {
-    id: "cni.check-after-add",
-    section: "B",
-    rule: "CHECK (with the ADD result as prevResult) passes silently — exit 0, nothing on stdout — for every pod of the lab and right after a fresh ADD at 1.1.0.",
-    source: SRC.cniCheck,
-    required: true,
-    async run(ctx) {
-      const problems: string[] = [];
-      for (const p of ctx.basePods) {
-        const c = await checkCall(ctx, { node: p.node, containerId: p.containerId, netns: `/var/run/netns/${p.ns}`, prevResult: p.result });
-        if (c.code !== 0 || c.stdout.trim() !== "") problems.push(`CHECK of pod ${p.name} on ${p.node}: ${outcomeText(c)}`);
-      }
-      for (const node of nodeNames(ctx)) {
-        const a = await addScratch(ctx, { node, tag: "chk", cniVersion: "1.1.0" });
-        if (a.outcome.code !== 0) {
-          problems.push(`ADD ${a.containerId} on ${node}: ${outcomeText(a.outcome)}`);
-          continue;
-        }
-        const c = await checkCall(ctx, { node, containerId: a.containerId, netns: a.netns, prevResult: a.outcome.json, cniVersion: "1.1.0" });
-        if (c.code !== 0 || c.stdout.trim() !== "") problems.push(`CHECK right after ADD of ${a.containerId} on ${node}: ${outcomeText(c)}`);
-        await delScratch(ctx, { node, containerId: a.containerId, netns: a.netns });
-      }
-      return verdict(problems);
-    },
-  },
-  {
-    id: "cni.check-detects-missing",
-    section: "B",
-    rule: "CHECK fails with a JSON error when the pod's address or its default route was removed in the kernel, and for an attachment that was never made or was deleted.",
-    source: SRC.cniCheck,
-    required: true,
-    async run(ctx) {
-      const node = ctx.lab.nodes[0]!.name;
-      const problems: string[] = [];
-      const expectFail = (o: PluginOutcome, why: string): void => {
-        if (o.code === 0) problems.push(`CHECK passed although ${why}`);
-        else if (errorOf(o).code === undefined) problems.push(`CHECK (${why}) failed without a JSON error: ${outcomeText(o)}`);
-      };
-      const drifts: { label: string; argv: (ip: string, cidr: string) => string[] }[] = [
-        { label: "its address was removed from eth0", argv: (_ip, cidr) => ["ip", "addr", "del", cidr, "dev", "eth0"] },
-        { label: "its default route was removed", argv: () => ["ip", "route", "del", "default"] },
-      ];
-      for (const d of drifts) {
-        const a = await addScratch(ctx, { node, tag: "drift" });
-        if (a.outcome.code !== 0 || !a.ip) {
-          problems.push(`ADD ${a.containerId}: ${outcomeText(a.outcome)}`);
-          continue;
-        }
-        const before = await checkCall(ctx, { node, containerId: a.containerId, netns: a.netns, prevResult: a.outcome.json });
-        if (before.code !== 0) problems.push(`CHECK of ${a.containerId} before any change: ${outcomeText(before)}`);
-        const cidr = (a.outcome.json as { ips: { address: string }[] }).ips[0]!.address;
-        const r = await inNetns(a.ns, d.argv(a.ip, cidr));
-        if (r.code !== 0) {
-          problems.push(`could not break ${a.containerId} (${d.label}): ${r.stderr.trim()}`);
-          continue;
-        }
-        expectFail(await checkCall(ctx, { node, containerId: a.containerId, netns: a.netns, prevResult: a.outcome.json }), `${d.label} in pod ${a.containerId}`);
-        await delScratch(ctx, { node, containerId: a.containerId, netns: a.netns });
-        if (d === drifts[0]) {
-          expectFail(await checkCall(ctx, { node, containerId: a.containerId, netns: a.netns, prevResult: a.outcome.json }), `${a.containerId} was deleted`);
-          const other = ctx.basePods.find((p) => p.node === node);
-          if (other) expectFail(await checkCall(ctx, { node, containerId: "cf-never-added", netns: a.netns, prevResult: other.result }), "cf-never-added was never added");
-        }
-      }
-      return verdict(problems);
-    },
-  },
-  {
-    id: "cni.gc",
-    section: "B",
-    rule: "GC (1.1.0, cni.dev/valid-attachments) releases exactly the attachments of that node not listed: their interfaces go, their addresses can be had again, the listed ones and other nodes' pods stay.",
-    source: SRC.cniGc,
-    required: true,
-    async run(ctx) {
-      const [n1, n2] = nodeNames(ctx) as [string, string];
-      const problems: string[] = [];
-      const made = new Map<string, Awaited<ReturnType<typeof addScratch>>>();
-      for (const tag of ["gc-a", "gc-b", "gc-c"]) made.set(tag, await addScratch(ctx, { node: n1, tag }));
-      made.set("gc-other", await addScratch(ctx, { node: n2, tag: "gc-other" }));
-      for (const [tag, a] of made) if (a.outcome.code !== 0 || !a.ip) return { status: "failed", reason: `ADD ${tag}: ${outcomeText(a.outcome)}` };
-      const gcAt = async (node: string, keep: { containerId: string; ifName: string }[]): Promise<PluginOutcome> =>
-        ctx.lab.plugin({
-          node,
-          command: "GC",
-          netconf: { cniVersion: "1.1.0", "cni.dev/valid-attachments": keep.map((k) => ({ containerID: k.containerId, ifname: k.ifName })) },
-        });
-      const labPods = (node: string): { containerId: string; ifName: string }[] => ctx.lab.pods.filter((p) => p.node === node).map((p) => ({ containerId: p.containerId, ifName: p.ifName }));
-      const a = made.get("gc-a")!;
-      const b = made.get("gc-b")!;
-      const c = made.get("gc-c")!;
-      const other = made.get("gc-other")!;
-      const g1 = await gcAt(n1, [...labPods(n1), { containerId: a.containerId, ifName: "eth0" }, { containerId: c.containerId, ifName: "eth0" }]);
-      if (g1.code !== 0) problems.push(`GC on ${n1}: ${outcomeText(g1)}`);
-      else ctx.scratch.forget(b.containerId);
-      if ((await links(b.ns, ["dev", "eth0"])).length > 0) problems.push(`GC on ${n1} kept ${b.containerId} (not listed): its eth0 is still there`);
-      for (const x of [a, c]) {
-        const chk = await checkCall(ctx, { node: n1, containerId: x.containerId, netns: x.netns, prevResult: x.outcome.json });
-        if (chk.code !== 0) problems.push(`after GC on ${n1}, CHECK of the listed ${x.containerId} fails: ${outcomeText(chk)}`);
-      }
-      for (const p of ctx.basePods) {
-        const chk = await checkCall(ctx, { node: p.node, containerId: p.containerId, netns: `/var/run/netns/${p.ns}`, prevResult: p.result });
-        if (chk.code !== 0) problems.push(`after GC on ${n1}, CHECK of lab pod ${p.name} on ${p.node} fails: ${outcomeText(chk)}`);
-      }
-      const chkOther = await checkCall(ctx, { node: n2, containerId: other.containerId, netns: other.netns, prevResult: other.outcome.json });
-      if (chkOther.code !== 0) problems.push(`GC on ${n1} touched ${other.containerId} on ${n2}: ${outcomeText(chkOther)}`);
-      const reuse = await addScratch(ctx, { node: n1, tag: "gc-b-again", args: `IP=${b.ip!}` });
-      if (reuse.outcome.code !== 0 || reuse.ip !== b.ip) problems.push(`after GC released ${b.containerId}, an ADD asking for ${b.ip!} got ${reuse.ip ?? outcomeText(reuse.outcome)}`);
-      await delScratch(ctx, { node: n1, containerId: reuse.containerId, netns: reuse.netns });
-      // GC on the other node with only the lab's pods listed releases gc-other and nothing else.
-      const g2 = await gcAt(n2, labPods(n2));
-      if (g2.code !== 0) problems.push(`GC on ${n2}: ${outcomeText(g2)}`);
-      else ctx.scratch.forget(other.containerId);
-      if ((await links(other.ns, ["dev", "eth0"])).length > 0) problems.push(`GC on ${n2} kept ${other.containerId} (not listed)`);
-      for (const p of ctx.basePods.filter((x) => x.node === n2)) {
-        const r = await ctx.lab.probe(p.name, ctx.basePods.find((x) => x !== p)?.name ?? n1, "tcp", { timeoutMs: 3000 });
-        if (!r.ok) problems.push(`after GC on ${n2}, lab pod ${p.name} no longer reaches: ${r.error ?? "?"}`);
-      }
-      for (const x of [a, c]) await delScratch(ctx, { node: n1, containerId: x.containerId, netns: x.netns });
-      return verdict(problems);
-    },
-  },
-  {
-    id: "cni.status",
-    section: "B",
-    rule: "STATUS (1.1.0) exits 0 on every node; with the node's cnikitd stopped it fails with code 50 or 51 and a message, and exits 0 again once cnikitd is back.",
-    source: SRC.cniStatus,
-    required: true,
-    async run(ctx) {
-      const problems: string[] = [];
-      const status = (node: string): Promise<PluginOutcome> => ctx.lab.plugin({ node, command: "STATUS", netconf: { cniVersion: "1.1.0" } });
-      for (const node of nodeNames(ctx)) {
-        const s = await status(node);
-        if (s.code !== 0) problems.push(`STATUS on ${node}: ${outcomeText(s)}`);
-      }
-      const node = ctx.lab.nodes[ctx.lab.nodes.length - 1]!.name;
-      await ctx.lab.killDaemon(node, "SIGTERM");
-      try {
-        const down = await status(node);
-        const e = errorOf(down);
-        if (down.code === 0 || (e.code !== 50 && e.code !== 51) || !e.msg) problems.push(`STATUS on ${node} with cnikitd stopped: ${outcomeText(down)}; expected code 50 or 51 with a message`);
-      } finally {
-        await ctx.lab.startDaemon(node);
-      }
-      const back = await status(node);
-      if (back.code !== 0) problems.push(`STATUS on ${node} after cnikitd came back: ${outcomeText(back)}`);
-      return verdict(problems);
-    },
-  },
-  {
-    id: "cni.error-codes",
-    section: "B",
-    rule: "Failures through the executable carry the right code: 101 for an address another pod holds, 3 or 106 for CHECK of an unknown attachment, 11 (or 50) for ADD while cnikitd is down, naming cnikitd.",
-    source: SRC.cniErrors,
-    required: true,
-    async run(ctx) {
-      const node = ctx.lab.nodes[0]!.name;
-      const problems: string[] = [];
-      const held = ctx.basePods.find((p) => p.node === node);
-      if (held) {
-        const o = await addScratch(ctx, { node, tag: "err-held", args: `IP=${held.ip}` });
-        if (o.outcome.code === 0) problems.push(`ADD asking for ${held.ip}, held by pod ${held.name}, succeeded`);
-        else if (errorOf(o.outcome).code !== 101) problems.push(`ADD asking for the held ${held.ip}: ${outcomeText(o.outcome)}; expected code 101`);
-        await delScratch(ctx, { node, containerId: o.containerId, netns: o.netns });
-        const ns = await ctx.scratch.netns();
-        const c = await checkCall(ctx, { node, containerId: "cf-err-unknown", netns: `/var/run/netns/${ns}`, prevResult: held.result });
-        if (c.code === 0 || (errorOf(c).code !== 3 && errorOf(c).code !== 106)) problems.push(`CHECK of an unknown attachment: ${outcomeText(c)}; expected code 3 or 106`);
-      }
-      const last = ctx.lab.nodes[ctx.lab.nodes.length - 1]!.name;
-      await ctx.lab.killDaemon(last, "SIGTERM");
-      try {
-        const o = await addScratch(ctx, { node: last, tag: "err-down" });
-        const e = errorOf(o.outcome);
-        if (o.outcome.code === 0) problems.push(`ADD on ${last} with cnikitd stopped succeeded`);
-        else if ((e.code !== 11 && e.code !== 50) || !/cnikitd/.test(e.msg ?? "")) problems.push(`ADD on ${last} with cnikitd stopped: ${outcomeText(o.outcome)}; expected code 11 (or 50) naming cnikitd`);
-      } finally {
-        await ctx.lab.startDaemon(last);
-      }
-      return verdict(problems);
-    },
-  },
 ];
+
+/** Section B on the kernel, in the suite's order: the lifecycle checks on the kernel's driver, and the executable's own. */
+const lifecycleChecks: LinuxCheck[] = listChecks()
+  .filter((c) => c.section === "B")
+  .map((c) => pluginChecks.find((k) => k.id === c.id) ?? LIFECYCLE_CHECKS.filter((k) => k.id === c.id).map(lifecycleOnKernel)[0])
+  .filter((c): c is LinuxCheck => c !== undefined);
 
 /** The conflist sub-check of cni.result-versions: cnikit-cni + portmap + tuning through CniRuntime inside the node namespace. */
 async function conflistSub(ctx: LinuxContext, node: string): Promise<SubResult> {
@@ -1477,7 +1482,7 @@ async function runOne(check: LinuxCheck, ctx: LinuxContext, h: Omit<CheckResult,
     if (timer) clearTimeout(timer);
     await ctx.scratch.cleanup();
   }
-  const r: CheckResult = { ...h, status: outcome.status, metrics: { virtualMs: 0, wallMs: Math.round(performance.now() - started), messages: 0, bytes: 0 } };
+  const r: CheckResult = { ...h, status: outcome.status, metrics: { wallMs: Math.round(performance.now() - started) } };
   if (outcome.reason !== undefined) r.reason = outcome.reason;
   if (outcome.subResults) r.subResults = outcome.subResults;
   return r;

@@ -1,9 +1,12 @@
 /**
- * The conformance suite on the kernel (root, real etcd, the cnikit-cni executable): sections A, B
- * and I for one flannel and one calico config on 2-node labs, the IPIP config the kernel cannot
- * build, the checks failing on a lab broken behind the backend's back and on a plugin that lies
- * about its errors, and the CLI's `--dataplane linux` as a real process. Labs are named
- * `c<pid>...`; each run takes its lab down, and afterAll removes any left by a crash.
+ * The conformance suite on the kernel (root, real etcd, the cnikit-cni executable): sections A and
+ * I (with B's executable-only checks) for one flannel and one calico config on 2-node labs; all of
+ * section B — the suite's own LIFECYCLE_CHECKS on the lab's lifecycle driver — for reference and
+ * flannel vxlan, and a broken variant (DEL keeps the address) turning cni.del-releases red on the
+ * kernel as in the simulator; the IPIP config the kernel cannot build, the checks failing on a lab
+ * broken behind the backend's back and on a plugin that lies about its errors, and the CLI's
+ * `--dataplane linux` as a real process. Labs are named `c<pid>...`; each run takes its lab down,
+ * and afterAll removes any left by a crash.
  */
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -13,7 +16,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { cniPluginPath } from "@cnikit/cni";
-import { listChecks, renderTable, type CheckResult } from "@cnikit/conformance/runner";
+import { listChecks, renderTable, runConformance, type CheckResult } from "@cnikit/conformance/runner";
 import { listNetns } from "@cnikit/linux";
 import { LINUX_CHECKS, downLabWithExtras, kernelSupports, labDir, nsPrefix, runLinuxConformance, type LinuxConformanceReport } from "../src/index.ts";
 
@@ -43,20 +46,26 @@ function statuses(r: LinuxConformanceReport): Record<string, CheckResult["status
 
 const KERNEL_IDS = LINUX_CHECKS.map((c) => c.id);
 
-/** Every check of the suite appears once; the kernel's run or are "not run", never passed unless run. */
-function expectShape(r: LinuxConformanceReport): void {
+/** Section B's checks that take seconds on the kernel (the rest fill a node's share and churn 200 pods). */
+const QUICK_B = ["cni.add-result", "cni.result-versions", "cni.plugin-error-json", "cni.add-idempotent", "cni.del-idempotent", "cni.del-unknown", "cni.check-after-add", "cni.check-detects-missing", "cni.status", "cni.error-codes"];
+
+/** Every selected check appears once, in the suite's order; those the kernel does not run are "not run", never passed. */
+function expectShapeOf(r: LinuxConformanceReport, checks: string[]): void {
   expect(r.dataplane).toBe("linux");
-  expect(r.results.map((x) => x.id)).toEqual(listChecks().map((c) => c.id));
+  const ids = listChecks()
+    .filter((c) => checks.includes(c.section) || checks.includes(c.id))
+    .map((c) => c.id);
+  expect(r.results.map((x) => x.id)).toEqual(ids);
   for (const x of r.results.filter((y) => !KERNEL_IDS.includes(y.id))) {
     expect(x, x.id).toMatchObject({ status: "not run", reason: expect.stringMatching(/^simulator-only in this version/) });
   }
 }
 
 describe("the conformance suite with --dataplane linux", () => {
-  it("flannel vxlan, 2 nodes: every check of A, B and I passes on the kernel; policy is not claimed; the other sections are not run; nothing is left", async () => {
+  it("flannel vxlan, 2 nodes: every check of A and I (and B's executable-only checks) passes on the kernel; policy is not claimed; the other sections are not run; nothing is left", async () => {
     const name = labName("f");
-    const r = await runLinuxConformance({ backend: "flannel", mode: "vxlan", nodes: 2, name });
-    expectShape(r);
+    const r = await runLinuxConformance({ backend: "flannel", mode: "vxlan", nodes: 2, name, checks: ["A", "I", ...QUICK_B] });
+    expectShapeOf(r, ["A", "I", ...QUICK_B]);
     const s = statuses(r);
     const bad = r.results.filter((x) => KERNEL_IDS.includes(x.id) && x.id !== "linux.policy-nftables" && x.status !== "passed");
     expect(bad, renderTable([r])).toEqual([]);
@@ -70,10 +79,10 @@ describe("the conformance suite with --dataplane linux", () => {
     expect(await leftovers(name)).toEqual([]);
   }, 300_000);
 
-  it("calico bgp, 2 nodes: A, B and I pass, and the NetworkPolicy written to etcd is enforced by nftables as the simulator and netpol say", async () => {
+  it("calico bgp, 2 nodes: A, I and B's quick checks pass, and the NetworkPolicy written to etcd is enforced by nftables as the simulator and netpol say", async () => {
     const name = labName("b");
-    const r = await runLinuxConformance({ backend: "calico", mode: "bgp", nodes: 2, name });
-    expectShape(r);
+    const r = await runLinuxConformance({ backend: "calico", mode: "bgp", nodes: 2, name, checks: ["A", "I", ...QUICK_B] });
+    expectShapeOf(r, ["A", "I", ...QUICK_B]);
     const bad = r.results.filter((x) => KERNEL_IDS.includes(x.id) && x.status !== "passed");
     expect(bad, renderTable([r])).toEqual([]);
     const policy = r.results.find((x) => x.id === "linux.policy-nftables")!;
@@ -279,4 +288,59 @@ describe("kernel runs of a backend that is not built in (a module every cnikitd 
     expect(r.results.find((x) => x.id === "reach.pod-to-pod.cross-node")?.reason).toMatch(/pod default\/pod-1-1 \(10\.250\.[\d.]+\) on node node-1 -> pod default\/pod-2-1 \(10\.250\.[\d.]+\) on node node-2: by (tcp|udp|ping): /);
     expect(await leftovers(name)).toEqual([]);
   }, 300_000);
+});
+
+/** Built-in configs with a /27 node share, so a node's share runs out after ~30 ADDs on the kernel (not ~250): same rules, shorter runs. */
+const SMALL_SHARE: { backend: string; config: unknown }[] = [
+  { backend: "reference", config: { network: "10.250.0.0/16", nodeSubnetLength: 27, natOutgoing: true } },
+  { backend: "flannel", config: { Network: "10.244.0.0/16", SubnetLen: 27, Backend: { Type: "vxlan" } } },
+];
+
+const SECTION_B = listChecks()
+  .filter((c) => c.section === "B")
+  .map((c) => c.id);
+
+/** The sub-result of `id` whose label starts with `label`. */
+function subOf(r: LinuxConformanceReport, id: string, label: string): { status: string; reason?: string } | undefined {
+  return r.results.find((x) => x.id === id)?.subResults?.find((s) => s.label.startsWith(label));
+}
+
+describe("section B on the kernel: the suite's lifecycle checks (LIFECYCLE_CHECKS) on the lab's lifecycle driver", () => {
+  it.each(SMALL_SHARE)("$backend (a /27 share per node), 2 nodes: every check of section B runs on the kernel and passes; the legs that need a full node ran", async ({ backend, config }) => {
+    const name = labName(backend === "reference" ? "R" : "F");
+    const r = await runLinuxConformance({ backend, config, configLabel: "small-share", nodes: 2, podsPerNode: 1, name, checks: ["B"] });
+    console.log(renderTable([r]).split("\n")[0]);
+    expect(r.results.map((x) => x.id)).toEqual(SECTION_B);
+    expect(r.results.filter((x) => x.status !== "passed").map((x) => `${x.id}=${x.status}: ${x.reason ?? ""}`), renderTable([r])).toEqual([]);
+    // Release was observed on the kernel in every leg, with the share run out (not "not applicable").
+    for (const leg of ["trace", "requested IP", "exhaustion", "churn"]) expect(subOf(r, "cni.del-releases", leg)?.status, leg).toBe("passed");
+    expect(subOf(r, "cni.gc", "exhaustion")?.status).toBe("passed");
+    expect(subOf(r, "cni.failed-add-leaks-nothing", "failed ADD on a node whose share is exhausted")?.status).toBe("passed");
+    // What the kernel driver cannot do is said, not passed.
+    expect(subOf(r, "cni.failed-add-leaks-nothing", "failed ADD while the node is cut off")).toMatchObject({ status: "not applicable", reason: expect.stringMatching(/the linux driver cannot cut one node off/) });
+    expect(await leftovers(name)).toEqual([]);
+  }, 1_800_000);
+
+  it("a backend whose DEL keeps the address (conformance-selftest's leak-on-del, bundled for cnikitd) turns cni.del-releases red on the kernel as in the simulator; cni.del-idempotent stays green", async () => {
+    const out = join(tmp, "leak-on-del.mjs");
+    const entry = fileURLToPath(new URL("../../conformance-selftest/test/broken/leak-on-del.ts", import.meta.url));
+    // esbuild (tsx's) bundles the variant with its own copies of @cnikit/core and the reference backend: one module cnikitd can load.
+    const esbuild = createRequire(createRequire(import.meta.url).resolve("tsx")).resolve("esbuild");
+    const built = spawnSync(process.execPath, ["-e", `require(${JSON.stringify(esbuild)}).buildSync({ entryPoints: [${JSON.stringify(entry)}], bundle: true, platform: "node", format: "esm", conditions: ["source"], outfile: ${JSON.stringify(out)}, logLevel: "error" })`], { encoding: "utf8" });
+    expect(built.status, built.stderr).toBe(0);
+    const mod = (await import(out)) as { leakOnDel: Parameters<typeof runLinuxConformance>[0]["backend"] };
+    const config = SMALL_SHARE[0]!.config;
+    const checks = ["cni.del-idempotent", "cni.del-releases"];
+    const sim = await runConformance({ backend: mod.leakOnDel as never, config, checks, nodes: 2, seed: 1 });
+    const name = labName("V");
+    const r = await runLinuxConformance({ backend: mod.leakOnDel, backendModule: { module: out, export: "leakOnDel" }, config, configLabel: "small-share", nodes: 2, podsPerNode: 1, name, checks });
+    console.log(renderTable([r]).split("\n")[0]);
+    const simStatus = Object.fromEntries(sim.results.map((x) => [x.id, x.status]));
+    expect(simStatus).toEqual({ "cni.del-idempotent": "passed", "cni.del-releases": "failed" });
+    expect(statuses(r), renderTable([r])).toEqual(simStatus);
+    // The kernel names the leak: the exhaustion leg (the address stays reserved) and the trace leg (the record stays).
+    expect(subOf(r, "cni.del-releases", "exhaustion")).toMatchObject({ status: "failed", reason: expect.stringMatching(/stayed reserved \(leaked\)/) });
+    expect(r.results.find((x) => x.id === "cni.del-releases")?.reason).toMatch(/on node node-1/);
+    expect(await leftovers(name)).toEqual([]);
+  }, 1_800_000);
 });
