@@ -11,6 +11,8 @@ import { defaultTopology } from "@cnikit/sim";
 import type { SimTopology } from "@cnikit/sim";
 import { calico } from "@cnikit/calico";
 import { calicoFixtures } from "@cnikit/calico/fixtures";
+import { canal } from "@cnikit/canal";
+import { canalFixtures } from "@cnikit/canal/fixtures";
 import { flannel } from "@cnikit/flannel";
 import { flannelFixtures } from "@cnikit/flannel/fixtures";
 import { reference } from "@cnikit/reference";
@@ -84,6 +86,7 @@ export const builtinBackends: readonly BuiltinBackend[] = [
   entry({ package: "@cnikit/reference", backend: reference, fixtures: referenceFixtures }),
   entry({ package: "@cnikit/flannel", backend: flannel, fixtures: flannelFixtures }),
   entry({ package: "@cnikit/calico", backend: calico, fixtures: calicoFixtures }),
+  entry({ package: "@cnikit/canal", backend: canal, fixtures: canalFixtures }),
 ];
 
 /** The entry of a backend by name; throws a TypeError listing the known names. */

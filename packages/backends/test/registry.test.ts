@@ -106,7 +106,7 @@ describe("the backends' fixtures modules", () => {
   it("a mode that needs an IPv6 underlay gets the IPv6 twin of the simulator's default topology", () => {
     const ipv6Only = builtinBackend("flannel").configs.find((c) => c.label === "vxlan-ipv6-only")!;
     expect(ipv6Only.topology).toEqual(ipv6UnderlayTopology());
-    expect(builtinBackends.flatMap((b) => b.configs.filter((c) => c.topology).map((c) => `${b.backend.name}/${c.label}`))).toEqual(["flannel/vxlan-ipv6-only"]);
+    expect(builtinBackends.flatMap((b) => b.configs.filter((c) => c.topology).map((c) => `${b.backend.name}/${c.label}`))).toEqual(["flannel/vxlan-ipv6-only", "canal/vxlan-ipv6-only"]);
   });
 
   it("the IPv6 twin keeps the default topology's subnets, router and external host, with their host numbers", () => {
