@@ -6,13 +6,17 @@
  * every veth is created inside the fabric namespace with its peer moved straight into the host's.
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { findEtcdBinary } from "@cnikit/etcd/testing";
 import type { LabPlan, PlannedHost, PlannedRouter } from "./plan.ts";
 import { PROBE_PORT } from "./plan.ts";
 import { PROBE_AGENT, ProbeClient } from "./probe.ts";
 import type { StateStore } from "./state.ts";
 import { createNetns, runIpBatch, writeSysctls } from "@cnikit/linux";
-import { pidAlive, spawnDetached } from "./system.ts";
+import { inNs, pidAlive, runAsync, spawnDetached } from "./system.ts";
+import { ConfigError, Prefix, StoreFabricPort, kubeNodeKey, kubeNodeValue, type FabricAddress, type FabricPort, type FabricRoute, type NodeInfo } from "@cnikit/core";
+import type { FabricPortContext } from "@cnikit/cni";
+import { readState } from "./state.ts";
 
 const sysctls = (ns: string, values: Record<string, string>): Promise<void> =>
   writeSysctls(
@@ -180,4 +184,112 @@ export async function startEtcd(store: StateStore, init: { plan: LabPlan; infra:
     if (Date.now() > deadline) throw new Error(`[lab] etcd did not become healthy within ${timeoutMs} ms on ${plan.etcd.clientUrl}; log tail:\n${tail(plan.etcd.logPath)}`);
     await sleep(100);
   }
+}
+
+// ---- membership and the fabric port -----------------------------------------------------------
+
+/** This module's file: the fabric module the lab's cnikit-controller loads (`createFabricPort`). */
+export const LAB_FABRIC_MODULE = fileURLToPath(import.meta.url);
+
+/** The NodeInfo of a planned node, as its cnikitd config and its mirrored Node object give it. */
+export function plannedNodeInfo(n: PlannedHost & { name: string }): NodeInfo {
+  return {
+    name: n.name,
+    underlay: [{ iface: "eth0", address: n.address, prefixLength: n.prefixLength, mtu: n.mtu, ...(n.gateway !== undefined ? { gateway: n.gateway } : {}) }],
+  };
+}
+
+const ETCD_PUT_SCRIPT = `const [u, items] = process.argv.slice(1);
+(async () => { for (const b of JSON.parse(items)) { const r = await fetch(u, { method: "POST", body: JSON.stringify(b) }); if (!r.ok) { console.error(r.status + " " + (await r.text())); process.exit(1); } } })().catch((e) => { console.error(String(e)); process.exit(1); });`;
+
+/**
+ * Mirrors every planned node as a Kubernetes Node object under `KUBE_PREFIX.nodes` in the lab's
+ * etcd (below `storePrefix`), as a cluster's API would: what cnikitd's and cnikit-controller's
+ * membership read. Runs inside the infra namespace (etcd's v3 JSON gateway on loopback). Throws
+ * when etcd refuses.
+ */
+export async function mirrorNodes(plan: LabPlan, storePrefix: string): Promise<void> {
+  const b64 = (t: string): string => Buffer.from(t, "utf8").toString("base64");
+  const items = plan.nodes.map((n) => ({ key: b64(storePrefix + kubeNodeKey(n.name)), value: b64(kubeNodeValue(plannedNodeInfo(n))) }));
+  const r = await runAsync(inNs(plan.infra.ns, [process.execPath, "-e", ETCD_PUT_SCRIPT, `http://127.0.0.1:${plan.etcd.port}/v3/kv/put`, JSON.stringify(items)]), { timeoutMs: 15_000 });
+  if (r.code !== 0) throw new Error(`[lab] mirroring the Node objects into etcd failed: ${r.stderr.trim() || r.stdout.trim()}`);
+}
+
+/**
+ * The lab's fabric port: what a cloud SDN would do, done in namespaces the lab created. A route
+ * goes into every router namespace of the plan (`ip route replace <dst> via <node>` on the node's
+ * subnet, else via the router's own next hop toward that subnet); a secondary address goes on the
+ * node's `eth0` (`ip addr replace <address>/<prefix>`). Validation and the records under
+ * `/cnikit/fabric/` (so nodes see their secondary addresses through membership) are `inner`'s,
+ * and come first: nothing is programmed that was refused.
+ */
+export class LabFabricPort implements FabricPort {
+  constructor(
+    private readonly plan: LabPlan,
+    private readonly inner: FabricPort,
+  ) {}
+
+  private node(name: string): LabPlan["nodes"][number] {
+    const n = this.plan.nodes.find((x) => x.name === name);
+    if (!n) throw new ConfigError({ component: "lab", field: "node", rule: `must be a node of lab ${this.plan.name} (${this.plan.nodes.map((x) => x.name).join(", ")})`, value: name });
+    return n;
+  }
+
+  /** `ip route` lines per router namespace that carry `dst` to node `n`. */
+  private routeLines(dst: string, n: LabPlan["nodes"][number]): { ns: string; line: string }[] {
+    const out: { ns: string; line: string }[] = [];
+    for (const r of this.plan.routers) {
+      if (r.interfaces.some((i) => i.subnet === n.subnet)) out.push({ ns: r.ns, line: `route replace ${dst} via ${n.address}` });
+      else {
+        const toSubnet = r.routes.find((x) => Prefix.parse(x.dst).contains(n.address));
+        if (toSubnet) out.push({ ns: r.ns, line: `route replace ${dst} via ${toSubnet.via}` });
+      }
+    }
+    return out;
+  }
+
+  async setRoute(route: FabricRoute): Promise<void> {
+    const n = this.node(route.node);
+    await this.inner.setRoute(route);
+    const dst = Prefix.parse(route.dst).toString();
+    for (const { ns, line } of this.routeLines(dst, n)) await ipBatch(ns, [line]);
+  }
+
+  async deleteRoute(dst: string): Promise<void> {
+    const canonical = Prefix.parse(dst, { component: "lab", field: "dst" }).toString();
+    await this.inner.deleteRoute(canonical);
+    // Absent already is fine (the contract): one router at a time, a failure means "no such route".
+    for (const r of this.plan.routers) await runIpBatch(r.ns, [`route del ${canonical}`]).catch(() => undefined);
+  }
+
+  routes(): Promise<FabricRoute[]> {
+    return this.inner.routes();
+  }
+
+  async addSecondaryAddress(a: FabricAddress): Promise<void> {
+    const n = this.node(a.node);
+    await this.inner.addSecondaryAddress(a);
+    await ipBatch(n.ns, [`addr replace ${a.address}/${n.prefixLength} dev eth0`]);
+  }
+
+  async removeSecondaryAddress(a: FabricAddress): Promise<void> {
+    const n = this.node(a.node);
+    await this.inner.removeSecondaryAddress(a);
+    await runIpBatch(n.ns, [`addr del ${a.address}/${n.prefixLength} dev eth0`]).catch(() => undefined);
+  }
+
+  secondaryAddresses(): Promise<FabricAddress[]> {
+    return this.inner.secondaryAddresses();
+  }
+}
+
+/**
+ * The fabric module cnikit-controller loads in a lab (`fabric: {module: <this file>, options:
+ * {stateDir}}`): a `LabFabricPort` over the lab whose state lives in `options.stateDir`, recording
+ * through core's `StoreFabricPort`.
+ */
+export function createFabricPort(ctx: FabricPortContext): FabricPort {
+  const dir = ctx.options["stateDir"];
+  if (typeof dir !== "string" || dir === "") throw new ConfigError({ component: "lab", field: "fabric.options.stateDir", rule: "must be the lab's state directory", value: dir });
+  return new LabFabricPort(readState(dir).plan, new StoreFabricPort({ store: ctx.store, members: ctx.members, log: ctx.log }));
 }

@@ -8,12 +8,12 @@
  * `downLab` removes exactly what the state file records, whatever state the lab is in.
  */
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { dirname, resolve as resolvePath } from "node:path";
+import { dirname, join, resolve as resolvePath } from "node:path";
 import { CniError, ConfigError, NotFoundError, topologyNeedsOf, type Backend, type NetworkSummary, type TopologyNeeds } from "@cnikit/core";
 import { builtinBackend } from "@cnikit/backends";
 import { CNIKITD_BIN, cniPluginPath } from "@cnikit/cni";
 import { clusterTopologyOf, defaultTopology, singleSubnetTopology, type SimTopology } from "@cnikit/sim";
-import { buildFabric, buildHost, buildRouter, fileSize, makeDir, probeSocket, startEtcd, startProbeAgent, tail } from "./build.ts";
+import { LAB_FABRIC_MODULE, buildFabric, buildHost, buildRouter, fileSize, makeDir, mirrorNodes, probeSocket, startEtcd, startProbeAgent, tail } from "./build.ts";
 import { checkTools, requireKernel } from "./kernel.ts";
 import { buildMatrix, probedPair, type EgressResult, type MatrixCell, type MatrixEndpoint, type ReachMatrix } from "./matrix.ts";
 import { DEFAULT_STATE_ROOT, PROBE_PORT, checkLabName, labDir, planLab, podNamespace, type LabPlan, type PlannedNode } from "./plan.ts";
@@ -185,6 +185,8 @@ export interface ResolvedBackend {
   topology: SimTopology;
   /** `summarize(config, cluster)` on `topology`'s node subnets. */
   summary: NetworkSummary;
+  /** Whether the backend has a cluster-level controller (the lab then runs cnikit-controller). */
+  controller: boolean;
 }
 
 /** Where `resolveBackendMode` takes the topology from (see `chooseTopology`). */
@@ -194,10 +196,10 @@ interface TopologyChoice {
 }
 
 /** needs, topology and summary of a parsed config (see `ResolvedBackend`). */
-function onTopology(backend: Backend<unknown>, parsed: unknown, choice: TopologyChoice): Pick<ResolvedBackend, "needs" | "topology" | "summary"> {
+function onTopology(backend: Backend<unknown>, parsed: unknown, choice: TopologyChoice): Pick<ResolvedBackend, "needs" | "topology" | "summary" | "controller"> {
   const needs = topologyNeedsOf(backend, parsed);
   const topology = chooseTopology({ ...choice, needs });
-  return { needs, topology, summary: backend.summarize(parsed, clusterTopologyOf(topology)) };
+  return { needs, topology, summary: backend.summarize(parsed, clusterTopologyOf(topology)), controller: typeof backend.createController === "function" };
 }
 
 /**
@@ -349,6 +351,16 @@ export class Lab {
 
   // ---- daemons ----------------------------------------------------------------------------
 
+  /** The cluster store every cnikitd and cnikit-controller of the lab uses. */
+  private get storeUrl(): string {
+    return `etcd://${this.plan.etcd.address}:${this.plan.etcd.port}${this.storePrefix.slice(0, -1)}`;
+  }
+
+  /** The key prefix `storeUrl` puts the cluster's keys under. */
+  private get storePrefix(): string {
+    return `/cnikit-lab/${this.name}/`;
+  }
+
   private daemonConfig(n: PlannedNode): Record<string, unknown> {
     const underlay: Record<string, unknown> = { iface: "eth0", address: n.address, prefixLength: n.prefixLength, mtu: n.mtu };
     if (n.gateway !== undefined) underlay["gateway"] = n.gateway;
@@ -356,7 +368,7 @@ export class Lab {
       node: { name: n.name, underlay: [underlay] },
       backend: this.spec.backendModule ? { ...this.spec.backendModule } : this.spec.backend,
       backendConfig: this.spec.backendConfig,
-      store: `etcd://${this.plan.etcd.address}:${this.plan.etcd.port}/cnikit-lab/${this.name}`,
+      store: this.storeUrl,
       localStateDir: `${n.dir}/local`,
       socketPath: n.socketPath,
       peers: { listen: `${n.address}:${n.peerPort}` },
@@ -388,25 +400,54 @@ export class Lab {
       env: daemonEnv(),
     });
     this.store.setPid(entry, pid);
-    await this.waitReady(n, pid, from);
+    await this.waitReady({ logPath: n.logPath, ready: new RegExp(`cnikitd: node ${n.name} ready`), what: `cnikitd on ${n.name}` }, pid, from);
     return pid;
   }
 
-  private async waitReady(n: PlannedNode, pid: number, from: number): Promise<void> {
+  private async waitReady(p: { logPath: string; ready: RegExp; what: string }, pid: number, from: number): Promise<void> {
     const deadline = Date.now() + this.readyTimeoutMs;
-    const ready = new RegExp(`cnikitd: node ${n.name} ready`);
     for (;;) {
       let text = "";
       try {
-        text = readFileSync(n.logPath, "utf8").slice(from);
+        text = readFileSync(p.logPath, "utf8").slice(from);
       } catch {
         // not written yet
       }
-      if (ready.test(text)) return;
-      if (!pidAlive(pid)) throw new Error(`[lab] cnikitd on ${n.name} exited while starting; log tail:\n${tail(n.logPath, 20, from)}`);
-      if (Date.now() > deadline) throw new Error(`[lab] cnikitd on ${n.name} not ready within ${this.readyTimeoutMs} ms; log tail:\n${tail(n.logPath, 20, from)}`);
+      if (p.ready.test(text)) return;
+      if (!pidAlive(pid)) throw new Error(`[lab] ${p.what} exited while starting; log tail:\n${tail(p.logPath, 20, from)}`);
+      if (Date.now() > deadline) throw new Error(`[lab] ${p.what} not ready within ${this.readyTimeoutMs} ms; log tail:\n${tail(p.logPath, 20, from)}`);
       await sleep(50);
     }
+  }
+
+  /**
+   * Starts `cnikit-controller` for a backend with a cluster-level controller (recorded as process
+   * `cnikit-controller`, in the infra namespace next to etcd), with the lab's fabric port
+   * (build.ts `createFabricPort`: routes in the router namespaces, secondary addresses on the
+   * nodes' eth0), and waits until it says ready. No-op when it already runs.
+   */
+  async startController(): Promise<number> {
+    const role = "cnikit-controller";
+    const dir = join(this.plan.stateDir, "controller");
+    const configPath = join(dir, "controller.json");
+    const logPath = join(dir, "controller.log");
+    const old = this.store.process(role);
+    if (old?.pid !== undefined && processMatches(old.pid, configPath)) return old.pid;
+    makeDir(this.store, dir);
+    const config = {
+      backend: this.spec.backendModule ? { ...this.spec.backendModule } : this.spec.backend,
+      backendConfig: this.spec.backendConfig,
+      store: this.storeUrl,
+      fabric: { module: LAB_FABRIC_MODULE, options: { stateDir: this.plan.stateDir } },
+      logLevel: this.logLevel,
+    };
+    writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
+    const from = fileSize(logPath);
+    const entry = this.store.recordProcess({ role, ns: this.plan.infra.ns, marker: configPath });
+    const pid = spawnDetached({ ns: this.plan.infra.ns, argv: [process.execPath, join(dirname(this.cnikitd), "cnikit-controller"), "--config", configPath], logPath, env: daemonEnv() });
+    this.store.setPid(entry, pid);
+    await this.waitReady({ logPath, ready: /cnikit-controller: ready/, what: "cnikit-controller" }, pid, from);
+    return pid;
   }
 
   /** The PID of `node`'s cnikitd when it runs. */
@@ -679,6 +720,11 @@ export class Lab {
       ...[...plan.externals, ...plan.nodes].map(async (h) => this.clients.set(h.name, await startProbeAgent(this.store, { plan, name: h.name, ns: h.ns }))),
     ]);
     this.log(`etcd on ${plan.etcd.clientUrl} (${Date.now() - t0} ms)`);
+    await mirrorNodes(plan, this.storePrefix);
+    if (daemons && this.spec.controller === true) {
+      await this.startController();
+      this.log(`cnikit-controller ready (${Date.now() - t0} ms)`);
+    }
     if (daemons) {
       await Promise.all(plan.nodes.map((n) => this.startDaemon(n.name)));
       this.log(`cnikitd ready on ${plan.nodes.length} node(s) (${Date.now() - t0} ms)`);
@@ -765,6 +811,7 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
       nodes: options.nodes,
       podsPerNode,
       summary: resolved.summary,
+      ...(resolved.controller ? { controller: true } : {}),
       ...(options.renderer !== undefined ? { renderer: options.renderer } : {}),
       ...(options.cniVersion !== undefined ? { cniVersion: options.cniVersion } : {}),
       ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}),

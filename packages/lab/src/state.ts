@@ -80,6 +80,8 @@ export interface LabSpec {
   cniVersion?: string;
   /** cnikitd's log level (default info). */
   logLevel?: "debug" | "info" | "warn" | "error";
+  /** The backend has a cluster-level controller: the lab runs `cnikit-controller` for it. */
+  controller?: boolean;
 }
 
 export interface LabState {
