@@ -49,8 +49,13 @@ export function healthProblem(h: Harness, env: CheckEnv): string | undefined {
  * until the desired state last changed and the condition held — never the quiet period `converge`
  * watched afterwards.
  */
-function withConvergence(m: { startedAt: number; stop(): CheckMetrics }, conv: { settledAt: number; wallMs: number }): CheckMetrics {
-  return { ...m.stop(), virtualMs: conv.settledAt - m.startedAt, wallMs: conv.wallMs };
+/**
+ * The check's metrics with the convergence figure: virtual time from `since` (the event the check
+ * measures from — the join, the crash, the heal) to the point the state settled, and the wall time
+ * convergence took. One helper for dynamics and scenarios.
+ */
+export function withConvergence(m: { stop(): CheckMetrics }, conv: { settledAt: number; wallMs: number }, since: number): CheckMetrics {
+  return { ...m.stop(), virtualMs: conv.settledAt - since, wallMs: conv.wallMs };
 }
 
 /** A short description of what differs between two dataplanes. */
@@ -139,7 +144,7 @@ async function leaveOrCrash(env: CheckEnv, mode: "clean" | "crash"): Promise<Che
     const stale = staleProblems(h, gone);
     return stale.length > 0 ? summarizeProblems(stale) : undefined;
   });
-  const metrics = withConvergence(m, conv);
+  const metrics = withConvergence(m, conv, m.startedAt);
   const what = mode === "clean" ? `node ${victim} left cleanly` : `node ${victim} crashed`;
   if (!conv.converged) return fail(`${bound} ms after ${what}: ${conv.problem}`, { metrics });
   if (mode === "clean") {
@@ -339,7 +344,7 @@ export const dynamicsChecks: CheckDefinition[] = [
       const joined = await h.cluster.addNode({ name: `j-${names.length + 1}` });
       await addPods(h, [joined.name], 2, "new");
       const conv = await converge(h, env.summary.convergenceMs, () => healthProblem(h, env));
-      const metrics = withConvergence(m, conv);
+      const metrics = withConvergence(m, conv, m.startedAt);
       if (!conv.converged) return fail(`${env.summary.convergenceMs} ms after node ${joined.name} joined: ${conv.problem}`, { metrics });
       return pass({ metrics });
     },
@@ -361,7 +366,7 @@ export const dynamicsChecks: CheckDefinition[] = [
         "cc",
       );
       const conv = await converge(h, env.summary.convergenceMs, () => healthProblem(h, env));
-      const metrics = withConvergence(m, conv);
+      const metrics = withConvergence(m, conv, m.startedAt);
       if (!conv.converged) return fail(`${env.summary.convergenceMs} ms after ${nodes.length} nodes joined at once: ${conv.problem}`, { metrics });
       return pass({ metrics });
     },
@@ -404,7 +409,7 @@ export const dynamicsChecks: CheckDefinition[] = [
           .map(([n, d]) => `the dataplane of node ${n} changed: ${d}`);
         return diffs.length > 0 ? summarizeProblems(diffs, 2) : undefined;
       }, { observeMs: env.summary.convergenceMs });
-      const metrics = withConvergence(m, conv);
+      const metrics = withConvergence(m, conv, m.startedAt);
       if (!conv.converged) return fail(`${env.summary.convergenceMs} ms after the agent on node ${victim} restarted: ${conv.problem}`, { metrics });
       const problems: string[] = [];
       for (const pod of h.cluster.pods().filter((p) => p.node === victim)) {
@@ -439,7 +444,7 @@ export const dynamicsChecks: CheckDefinition[] = [
         // Settled, not merely healthy: the states compared are final (watched for the whole bound,
         // so a re-plan after a debounce or on a periodic re-list is in them).
         const conv = await converge(h, env.summary.convergenceMs, () => healthProblem(h, env), { observeMs: env.summary.convergenceMs });
-        if (i === 1) metrics = withConvergence(m, conv);
+        if (i === 1) metrics = withConvergence(m, conv, m.startedAt);
         if (!conv.converged) return fail(`events ${order.label}: ${conv.problem}`, metrics ? { metrics } : {});
         views.push({ label: order.label, view: normalizedView(h) });
       }

@@ -28,7 +28,7 @@ import type { Harness } from "../harness.ts";
 import { departedOf, staleProblems } from "../stale.ts";
 import type { Departed } from "../stale.ts";
 import type { CheckMetrics } from "../types.ts";
-import { clamp, healthProblem, populate } from "./dynamics.ts";
+import { clamp, healthProblem, populate, withConvergence } from "./dynamics.ts";
 
 
 /** The bound for recovery after a fault: a crash bound (sessions and leases re-form) plus convergence. */
@@ -47,10 +47,6 @@ function outcome(op: Promise<unknown>): Promise<unknown> {
 /** A gate: "not run" on an external store (its leases expire on wall time; it has no compact switch). */
 function virtualStoreOnly(why: string): NonNullable<CheckDefinition["gate"]> {
   return (ctx) => (ctx.store ? { status: "not run", reason: `needs the in-memory, virtual-clock store: ${why}` } : undefined);
-}
-
-function withConvergence(m: { stop(): CheckMetrics }, conv: { virtualMs: number; wallMs: number }): CheckMetrics {
-  return { ...m.stop(), virtualMs: conv.virtualMs, wallMs: conv.wallMs };
 }
 
 /** Health (section A) plus what is still stale of each departed node; undefined when all is well. */
@@ -163,9 +159,10 @@ export const scenarioChecks: CheckDefinition[] = [
         if (err) return fail(`${what}: the new incarnation failed to start: ${describeError(err)}`, { metrics: m.stop() });
         const added = await thrown(() => addPods(h, [victim, names[0]!], 2, `after-${mode}-replace`));
         if (added) return fail(`${what}: ADD failed: ${describeError(added)}`, { metrics: m.stop() });
+        const from = h.clock.now();
         const conv = await converge(h, bound, () => healthAndStale(h, env, [gone]));
         // The figure reported is the last round's (the crash), held to the crash bound plus convergence.
-        metrics = withConvergence(m, conv);
+        metrics = withConvergence(m, conv, from);
         if (!conv.converged) return fail(`${bound} ms after ${what}: ${conv.problem}`, { metrics, bound: mode === "crash" ? "crashDetectionMs+convergenceMs" : "convergenceMs" });
       }
       return pass(metrics ? { metrics, bound: "crashDetectionMs+convergenceMs" } : {});
@@ -201,8 +198,9 @@ export const scenarioChecks: CheckDefinition[] = [
       const added = await thrown(() => addPods(h, [joiner, names[3]!], 2, "jp-after"));
       if (added) problems.push(`ADD after the heal failed: ${describeError(added)}`);
       const bound = recoveryBound(env.summary);
+      const from = h.clock.now();
       const conv = await converge(h, bound, () => healthProblem(h, env));
-      const metrics = withConvergence(m, conv);
+      const metrics = withConvergence(m, conv, from);
       if (!conv.converged) problems.push(`${bound} ms after the partition healed (node ${joiner} joined during it): ${conv.problem}`);
       if (problems.length > 0) return fail(summarizeProblems(problems), { metrics });
       if (messagesSoFar(h) === 0) {
@@ -315,8 +313,9 @@ export const scenarioChecks: CheckDefinition[] = [
       const added = await thrown(() => addPods(h, [victim, names[0]!], 1, "after-cutoff"));
       if (added) problems.push(`ADD after the cut-off failed: ${describeError(added)}`);
       const bound = recoveryBound(env.summary);
+      const from = h.clock.now();
       const conv = await converge(h, bound, () => healthProblem(h, env));
-      const metrics = withConvergence(m, conv);
+      const metrics = withConvergence(m, conv, from);
       if (!conv.converged) problems.push(`${bound} ms after node ${victim} was back on the store: ${conv.problem}`);
       return problems.length > 0 ? fail(summarizeProblems(problems), { metrics }) : pass({ metrics });
     },
@@ -344,8 +343,9 @@ export const scenarioChecks: CheckDefinition[] = [
       h.sim.setLosingWatchEvents(victim, false);
       const lost = h.sim.storeFaults(victim).lostEvents;
       const bound = recoveryBound(env.summary);
+      const from = h.clock.now();
       const conv = await converge(h, bound, () => healthAndStale(h, env, [gone]));
-      const metrics = withConvergence(m, conv);
+      const metrics = withConvergence(m, conv, from);
       if (!conv.converged) {
         return fail(`${bound} ms after node ${victim}'s watches stopped losing events (${lost} lost while node ${joined.name} joined and node ${leaver} left): ${conv.problem}`, { metrics });
       }
@@ -385,8 +385,9 @@ export const scenarioChecks: CheckDefinition[] = [
       }
       const compacted = h.sim.storeFaults(joiner).compactedWatches;
       const bound = env.summary.convergenceMs;
+      const from = h.clock.now();
       const conv = await converge(h, bound, () => healthAndStale(h, env, [gone]));
-      const metrics = withConvergence(m, conv);
+      const metrics = withConvergence(m, conv, from);
       if (!conv.converged) {
         return fail(`${bound} ms after ${compacted} watch(es) of node ${joiner} hit a compaction past its listing (node cq-other joined and node ${leaver} left meanwhile): ${conv.problem}`, { metrics });
       }
