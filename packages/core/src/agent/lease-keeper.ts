@@ -20,7 +20,7 @@
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { Datastore, KeyValue, LeaseId } from "../datastore.ts";
 import type { Logger } from "../backend.ts";
-import { TryAgainError } from "../errors.ts";
+import { ConflictError, TryAgainError } from "../errors.ts";
 import { errorText } from "./runtime.ts";
 
 /** The claim a keeper holds. */
@@ -66,6 +66,12 @@ export interface SubnetLeaseKeeperOptions {
    * remembered). Throws `PoolExhaustedError` when nothing is free.
    */
   pick: (input: { listing: KeyValue[]; previous: string | undefined; random: () => number }) => string;
+  /**
+   * Checked after a new claim was created (`revision`: its create revision): false = another claim
+   * overlaps it after all (e.g. half of a dual-stack pair leased under another key), so the new
+   * one is deleted and the attempt counts as a lost race. Default: always true.
+   */
+  confirm?: (claim: { key: string; revision: number }) => Promise<boolean>;
   /** Attempts before `TryAgainError` (default 32). */
   maxAttempts?: number;
   /** Lost races re-picked at once before backing off (default 3). */
@@ -202,6 +208,10 @@ export class SubnetLeaseKeeper {
       setGranted(lease);
     }
     const put = await o.store.put(key, value, { ifRevision: 0, lease });
+    if (o.confirm && !(await o.confirm({ key, revision: put.revision }))) {
+      await o.store.delete(key, { ifRevision: put.revision }).catch(() => undefined);
+      throw new ConflictError(key, `[${o.component}] ${key} overlaps a claim made earlier; yielding`);
+    }
     return { key, lease, modRevision: put.revision, source: key === previous ? "previous" : "new" };
   }
 
