@@ -17,7 +17,7 @@ import { MemoryDatastore, VirtualClock, flushAsync, silentLogger } from "@cnikit
 import type { AgentContext, Datastore, NodeInfo, WatchEvent } from "@cnikit/core";
 import { FlannelAgent } from "../../packages/flannel/src/agent.ts";
 import { parseFlannelConfig } from "../../packages/flannel/src/config.ts";
-import { SUBNET_PREFIX, acquireLease } from "../../packages/flannel/src/leases.ts";
+import { SUBNET_PREFIX, flannelLeaseKeeper } from "../../packages/flannel/src/leases.ts";
 import type { FlannelConfig } from "../../packages/flannel/src/config.ts";
 import { runIfMain, type Figure } from "./figures.ts";
 
@@ -92,7 +92,7 @@ async function leaseThroughput(): Promise<Figure[]> {
     const store = new MemoryDatastore({ clock });
     const random = seededRandom(42);
     const acquire = (i: number) =>
-      acquireLease({ store, config: CONFIG, attrs: { BackendType: "vxlan", PublicIP: nodeInfo(i).underlay[0]!.address, NodeName: `node-${i}` }, clock, random, log: silentLogger });
+      flannelLeaseKeeper({ store, local: new MemoryDatastore({ clock }), localKey: "/flannel/lease", config: CONFIG, attrs: { BackendType: "vxlan", PublicIP: nodeInfo(i).underlay[0]!.address, NodeName: `node-${i}` }, clock, random, log: silentLogger }).acquire();
     const t0 = performance.now();
     let conflicts = 0;
     if (concurrent) {

@@ -1,66 +1,35 @@
 /**
- * The flannel per-node agent.
+ * The flannel per-node agent, on core's agent kit: `AgentRuntime` owns phases and STATUS,
+ * per-attachment serialisation, idempotent ADD, DEL, CHECK, GC and the dataplane publication
+ * (re-plans coalesced on `ctx.clock`: at most one per REPLAN_MIN_INTERVAL_MS, leading edge, so
+ * 1000 joins do not cost 1000 plans per node). What is flannel's own:
  *
  * start(): checks the node can run the config, loads (or derives and persists) the VTEP MACs,
- * acquires the node's subnet lease (leases.ts), restores pod reservations from `ctx.local`, lists
- * every lease and watches the prefix from the listing's revision. From then on:
- *  - watch events update the lease view; the dataplane is re-planned once per burst of events
- *    (coalesced on `setImmediate`, so 1000 joins do not cost 1000 plans per node);
- *  - a compacted watch re-lists; a failed watch is re-opened with back-off (100 ms → 5 s);
+ * takes the node's subnet lease with the kit's `SubnetLeaseKeeper` in flannel's layout
+ * (leases.ts), restores pod reservations from `ctx.local`, and follows every lease with the kit's
+ * `Informer`. From then on:
+ *  - a compacted watch re-lists at once; a failed watch is re-opened with back-off (100 ms → 5 s);
  *  - every 10 s a resync re-lists the whole prefix unless the store revision is still the one the
- *    last full listing reflected (then nothing can have been missed): missed events cannot leave
- *    stale routes for longer than one resync period;
+ *    lease view reflects (then nothing can have been missed): missed events cannot leave stale
+ *    routes for longer than one resync period;
  *  - the store lease is kept alive at expiry − margin (23 h by default), retried every minute;
  *    a lease that was lost anyway (expired, revoked, key deleted) is re-created for the same subnet
  *    if nobody took it, else the agent reports itself impaired (51) instead of exiting.
  * Pods: host-local-like IPAM over the node subnet (AddressPool), reservations persisted in
  * `ctx.local` before ADD returns.
+ * Components composed in with `createFlannelAgent(ctx, options)` (components.ts) start after the
+ * lease and hear every pod; their policy is part of the plan input. Canal is built that way.
  */
-import {
-  AddressInUseError,
-  AddressPool,
-  CheckFailedError,
-  CompactedError,
-  ConfigError,
-  ConflictError,
-  NotFoundError,
-  NotReadyError,
-  Prefix,
-  TryAgainError,
-  UnknownContainerError,
-  emptyDataplane,
-  podKey,
-} from "@cnikit/core";
-import type {
-  AgentContext,
-  AgentStatus,
-  AttachResult,
-  Family,
-  KeyValue,
-  LeaseId,
-  NodeAgent,
-  NodeDataplane,
-  PodAttachment,
-  PodRef,
-  TimerHandle,
-  WatchEvent,
-} from "@cnikit/core";
+import { AddressInUseError, AddressPool, AgentRuntime, CheckFailedError, ConfigError, Informer, Prefix, TryAgainError, podKey } from "@cnikit/core";
+import type { AgentContext, AgentStatus, AttachResult, Family, KeyValue, NodeDataplane, PodAttachment, PodRef, SubnetLeaseKeeper } from "@cnikit/core";
+import { flannelPodOf, recordPolicy } from "./components.ts";
+import type { FlannelAgentComponent, FlannelAgentOptions } from "./components.ts";
 import { COMPONENT, MIN_POD_MTU } from "./config.ts";
 import type { FlannelConfig } from "./config.ts";
-import {
-  LEASE_TTL_SECONDS,
-  RENEW_RETRY_MS,
-  SUBNET_PREFIX,
-  acquireLease,
-  decodeLease,
-  encodeAttrs,
-  readPreviousSubnets,
-} from "./leases.ts";
+import { LEASE_TTL_SECONDS, SUBNET_PREFIX, decodeLease, flannelLeaseKeeper, leaseOfClaim, upgradeRememberedLease } from "./leases.ts";
 import type { AcquiredLease, LeaseAttrs, LeaseSubnets, SubnetLease } from "./leases.ts";
 import { BRIDGE, createPlanCache, deriveVtepMac, hostIfName, localDevices, macForAddress, planWithDiagnostics, podMtu, underlayOf } from "./plan.ts";
 import type { PodRecord, SkippedPeer, VtepMacs } from "./plan.ts";
-import { flannelPodOf, recordPolicy } from "./components.ts";
-import type { FlannelAgentComponent, FlannelAgentOptions } from "./components.ts";
 
 /** Full re-list period (flannel's route networks reconcile every 10 s; its vxlan never does). */
 export const RESYNC_MS = 10_000;
@@ -74,7 +43,7 @@ export const WATCH_BACKOFF_MS = { first: 100, max: 5_000 } as const;
 
 /** Keys in `ctx.local`. */
 export const LOCAL_KEYS = {
-  /** The subnets held last (flannel's subnet.env). */
+  /** The lease held last (flannel's subnet.env): `{key}`, as the kit's keeper remembers it. */
   lease: "/flannel/lease",
   /** VTEP MAC of `flannel.<VNI>` / `flannel-v6.<VNI>`. */
   vtepMac: (family: Family) => `/flannel/vtep-mac/v${family}`,
@@ -98,122 +67,107 @@ export interface FlannelAgentStats {
   leaseAttempts: number;
   /** Lost compare-and-swap races during acquisition. */
   leaseConflicts: number;
+  /** Lease changes the watch delivered. */
   watchEvents: number;
-  /** Full listings of the lease prefix (start, compaction, resync). */
+  /** Full listings of the lease prefix (start, compaction, failed watch, resync). */
   relists: number;
-  /** Listings that found the view different from the store (missed events repaired). */
+  /** Resync listings that found the view different from the store (missed events repaired). */
   repairs: number;
   /** Plans computed. */
   replans: number;
-  renewals: number;
 }
 
-/** The flannel NodeAgent; see the module comment. Create it with `flannel.createAgent(ctx)` or `createFlannelAgent`. */
-export class FlannelAgent implements NodeAgent {
-  private readonly ctx: AgentContext<FlannelConfig>;
+/**
+ * The flannel NodeAgent; see the module comment. Create it with `flannel.createAgent(ctx)`, or
+ * with `createFlannelAgent(ctx, options)` to compose components into it.
+ */
+export class FlannelAgent extends AgentRuntime<FlannelConfig, PodRecord> {
   private readonly config: FlannelConfig;
-  private phase: "new" | "starting" | "running" | "stopped" = "new";
-  private startPromise: Promise<void> | undefined;
-  private held: AcquiredLease | undefined;
-  private attrs: LeaseAttrs & { NodeName: string } = { BackendType: "", NodeName: "" };
-  private vtepMacs: VtepMacs = {};
-  private readonly pools = new Map<Family, AddressPool>();
-  private readonly pods = new Map<string, PodRecord>();
-  /** Every lease in the store as last seen, by key. */
-  private readonly view = new Map<string, SubnetLease>();
-  /** Revision the last full listing reflected: watch events at or below it are already in `view`. */
-  private listRevision = 0;
-  /** Highest revision reflected in `view` (listing or event). */
-  private viewRevision = 0;
-  private readonly abort = new AbortController();
-  private readonly timers: TimerHandle[] = [];
-  private renewTimer: TimerHandle | undefined;
-  private resyncRunning = false;
-  private replanQueued = false;
-  private replanTimer: TimerHandle | undefined;
-  private lastReplanAt = Number.NEGATIVE_INFINITY;
-  private readonly planCache = createPlanCache();
-  private impaired: string | undefined;
-  private skipped: SkippedPeer[] = [];
-  private readonly warnedSkipped = new Map<string, string>();
-  private lastPlan: NodeDataplane;
-  private readonly listeners = new Set<(dp: NodeDataplane) => void>();
-  /** Serialises ADD/DEL/CHECK/GC. */
-  private queue: Promise<unknown> = Promise.resolve();
-  private readonly counters: FlannelAgentStats = { leaseAttempts: 0, leaseConflicts: 0, watchEvents: 0, relists: 0, repairs: 0, replans: 0, renewals: 0 };
-
   private readonly components: readonly FlannelAgentComponent[];
   private readonly policy: FlannelAgentOptions["policy"];
+  private keeper: SubnetLeaseKeeper | undefined;
+  /** The node subnets of the lease held (set once the lease is). */
+  private held: LeaseSubnets & { key: string } = { key: "" };
+  private acquired: AcquiredLease | undefined;
+  /** Every lease in the store. */
+  private readonly leases: Informer<SubnetLease>;
+  private vtepMacs: VtepMacs = {};
+  private readonly pools = new Map<Family, AddressPool>();
+  /** This agent's plan memo (per-peer plans, parsed prefixes): plan.ts itself keeps no state. */
+  private readonly planCache = createPlanCache();
+  private skipped: SkippedPeer[] = [];
+  private readonly warnedSkipped = new Map<string, string>();
+  /** Malformed lease versions already warned about (key -> modRevision). */
+  private readonly warnedMalformed = new Map<string, number>();
+  private readonly counters: FlannelAgentStats = { leaseAttempts: 0, leaseConflicts: 0, watchEvents: 0, relists: 0, repairs: 0, replans: 0 };
 
-  /** `options`: components composed into the agent (see components.ts); none for plain flannel. */
+  /** `options`: components composed into the agent (components.ts); none for plain flannel. */
   constructor(ctx: AgentContext<FlannelConfig>, options: FlannelAgentOptions = {}) {
-    this.ctx = ctx;
+    super(ctx, { component: COMPONENT, minReplanIntervalMs: REPLAN_MIN_INTERVAL_MS });
     this.config = ctx.config;
-    this.lastPlan = emptyDataplane(ctx.node.name);
     this.components = options.components ?? [];
     this.policy = options.policy;
-    for (const c of this.components) c.onChange?.(() => this.scheduleReplan());
+    this.leases = new Informer<SubnetLease>({
+      store: ctx.store,
+      prefix: SUBNET_PREFIX,
+      clock: ctx.clock,
+      signal: this.signal,
+      decode: (kv) => this.decode(kv),
+      onBatch: (batch) => this.onLeases(batch),
+      onError: (err) => this.warn("lease watch failed; re-listing", err),
+      retryMs: WATCH_BACKOFF_MS.first,
+      maxRetryMs: WATCH_BACKOFF_MS.max,
+    });
+    for (const c of this.components) c.onChange?.(() => this.replan());
   }
 
   /**
-   * Joins: see the module comment. A second call returns the first call's promise.
-   * Throws `ConfigError` when this node cannot run the config (no underlay address of a needed
-   * family, an underlay MTU too small for the pods), `PoolExhaustedError` ("out of subnets"),
-   * `TryAgainError` when the store stayed unavailable or every lease attempt lost its race.
+   * Joins: see the module comment. Throws `ConfigError` when this node cannot run the config (no
+   * underlay address of a needed family, an underlay MTU too small for the pods),
+   * `PoolExhaustedError` ("out of subnets"), `TryAgainError` when the store stayed unavailable or
+   * every lease attempt lost its race, and what a component's `start` throws.
    */
-  start(): Promise<void> {
-    this.startPromise ??= this.doStart();
-    return this.startPromise;
-  }
-
-  private async doStart(): Promise<void> {
-    this.phase = "starting";
+  protected async join(signal: AbortSignal): Promise<void> {
     const { ctx, config } = this;
     this.checkNode();
     if (config.backendDefaulted) {
       ctx.log.info(`[${COMPONENT}] net-conf.json has no Backend: using vxlan (flannel's documented default; its code would pick udp, which cnikit does not support)`);
     }
     this.vtepMacs = await this.loadVtepMacs();
-    this.attrs = this.buildAttrs();
-    const previous = readPreviousSubnets((await ctx.local.get(LOCAL_KEYS.lease))?.value);
-    const acquireOptions = {
-      store: ctx.store,
+    await upgradeRememberedLease(ctx.local, LOCAL_KEYS.lease);
+    const keeper = flannelLeaseKeeper({
+      ...ctx,
+      localKey: LOCAL_KEYS.lease,
       config,
-      attrs: this.attrs,
-      clock: ctx.clock,
-      random: ctx.random,
-      log: ctx.log,
-      signal: this.abort.signal,
-      ...(previous ? { previous } : {}),
-    };
-    const held = await acquireLease(acquireOptions);
-    this.counters.leaseAttempts = held.attempts;
-    this.counters.leaseConflicts = held.conflicts;
-    if (this.phase !== "starting") {
-      // Stopped while acquiring: leave the lease to expire or to the next agent.
-      return;
-    }
-    this.held = held;
-    await ctx.local.put(LOCAL_KEYS.lease, JSON.stringify(subnetsOf(held)));
-    for (const c of this.components) c.setLease?.(held.storeLease);
-    await this.restorePods(held);
-    await this.relist();
-    for (const c of this.components) {
-      this.abort.signal.addEventListener("abort", () => void c.stop(), { once: true });
-      await c.start(this.abort.signal);
-    }
-    if (this.phase !== "starting") return;
-    this.phase = "running";
-    void this.watchLoop();
-    this.scheduleRenewal(this.renewDelayMs());
-    this.timers.push(ctx.clock.setInterval(() => void this.resync(), RESYNC_MS));
-    ctx.log.info(`[${COMPONENT}] node ${ctx.node.name} holds ${describe(held)} (${held.source})`, {
-      key: held.key,
-      source: held.source,
-      attempts: held.attempts,
-      pods: this.pods.size,
+      attrs: this.buildAttrs(),
+      onLost: ({ holder }) => {
+        const by = holder ? decodeLease(holder)?.attrs : undefined;
+        this.setImpaired(`subnet lease ${describe(this.held)} was taken by ${by?.NodeName ?? by?.PublicIP ?? "another writer"}; restart this node's agent and pods to lease a new subnet`);
+      },
+      onRenewedLease: (claim) => {
+        for (const c of this.components) c.setLease?.(claim.lease);
+      },
     });
-    this.replan();
+    this.keeper = keeper;
+    signal.addEventListener("abort", () => keeper.stop(), { once: true });
+    const claim = await keeper.acquire(signal);
+    const lease = leaseOfClaim(claim);
+    this.acquired = lease;
+    this.counters.leaseAttempts = lease.attempts;
+    this.counters.leaseConflicts = lease.conflicts;
+    this.held = { key: lease.key, ...subnetsOf(lease) };
+    for (const c of this.components) c.setLease?.(claim.lease);
+    await this.restorePods(this.held);
+    await this.leases.start();
+    for (const c of this.components) {
+      signal.addEventListener("abort", () => void c.stop(), { once: true });
+      await c.start(signal);
+    }
+    ctx.log.info(`[${COMPONENT}] node ${ctx.node.name} holds ${describe(lease)} (${lease.source})`, { key: lease.key, source: lease.source, attempts: lease.attempts, pods: this.attachments.size });
+  }
+
+  protected override started(): void {
+    this.every(RESYNC_MS, () => this.resync());
   }
 
   /** Refuses a node that cannot run the config (ConfigError naming the node's underlay). */
@@ -321,8 +275,8 @@ export class FlannelAgent implements NodeAgent {
       }
       const key = podKey(record);
       for (const a of record.addresses) allocations.get(Prefix.host(a).family)!.push([a, key]);
-      this.pods.set(key, record);
-      for (const c of this.components) c.podAdded?.(flannelPodOf(record));
+      this.restore(record);
+      this.attached(record);
     }
     for (const [family, range] of subnets) {
       const last = (await ctx.local.get(LOCAL_KEYS.lastReserved(family)))?.value;
@@ -351,237 +305,191 @@ export class FlannelAgent implements NodeAgent {
     return { range, name: `${COMPONENT} node ${this.ctx.node.name} IPv${family} subnet`, component: COMPONENT };
   }
 
-  /** Full listing of the lease prefix; replaces the view. */
-  private async relist(): Promise<void> {
-    const listing = await this.ctx.store.list(SUBNET_PREFIX);
-    this.counters.relists++;
-    if (listing.revision < this.listRevision) return;
-    let changed = listing.items.length !== this.view.size;
-    const next = new Map<string, SubnetLease>();
-    for (const kv of listing.items) {
-      const known = this.view.get(kv.key);
-      if (known !== undefined && known.modRevision === kv.modRevision && known.storeLease === kv.lease) {
-        next.set(kv.key, known);
-        continue;
-      }
-      changed = true;
-      const lease = decodeLease(kv);
-      if (lease) next.set(kv.key, lease);
-      else this.ctx.log.warn(`[${COMPONENT}] ignoring malformed lease ${kv.key}`);
+  /** A stored lease, or undefined (ignored, with one warning per version) when it is malformed. */
+  private decode(kv: KeyValue): SubnetLease | undefined {
+    const lease = decodeLease(kv);
+    if (lease === undefined && this.warnedMalformed.get(kv.key) !== kv.modRevision) {
+      this.warnedMalformed.set(kv.key, kv.modRevision);
+      this.ctx.log.warn(`[${COMPONENT}] ignoring malformed lease ${kv.key}`);
     }
-    if (this.phase === "running" && changed && listing.revision <= this.viewRevision) {
+    return lease;
+  }
+
+  /** After each change of the lease view: counters, our own lease still ours, re-plan. */
+  private onLeases(batch: { reason: string; changed: number; revision: number }): void {
+    if (batch.reason === "watch") this.counters.watchEvents++;
+    else this.counters.relists++;
+    if (this.phase !== "running") return;
+    if (batch.changed > 0 && (batch.reason === "resync" || batch.reason === "manual")) {
       // The store says something our watch never told us: a missed event, repaired here.
       this.counters.repairs++;
-      this.ctx.log.warn(`[${COMPONENT}] resync found leases the watch had missed; repaired`, { revision: listing.revision });
+      this.ctx.log.warn(`[${COMPONENT}] resync found leases the watch had missed; repaired`, { revision: batch.revision });
     }
-    this.view.clear();
-    for (const [k, v] of next) this.view.set(k, v);
-    this.listRevision = listing.revision;
-    this.viewRevision = Math.max(this.viewRevision, listing.revision);
-    if (this.phase === "running") {
-      this.checkOwnLease();
-      if (changed) this.scheduleReplan();
-    }
+    this.checkOwnLease();
+    if (batch.changed > 0) this.replan();
   }
 
-  /** Periodic: re-list unless the store has not moved since the last full listing. */
+  /** Periodic: re-list unless the store has not moved since the view was last brought up to date. */
   private async resync(): Promise<void> {
-    if (this.resyncRunning || this.phase !== "running") return;
-    this.resyncRunning = true;
+    if (this.phase !== "running") return;
     try {
-      const revision = await this.ctx.store.revision();
-      if (revision !== this.listRevision) await this.relist();
+      if ((await this.ctx.store.revision()) !== this.leases.revision) await this.leases.resync();
     } catch (err) {
       this.warn("resync failed; retrying at the next period", err);
-    } finally {
-      this.resyncRunning = false;
     }
   }
 
-  private async watchLoop(): Promise<void> {
-    const signal = this.abort.signal;
-    let failures = 0;
-    while (!signal.aborted) {
-      try {
-        for await (const event of this.ctx.store.watch(SUBNET_PREFIX, { fromRevision: this.viewRevision, signal })) {
-          failures = 0;
-          this.applyEvent(event);
-        }
-        if (signal.aborted) return;
-        throw new TryAgainError("watch ended");
-      } catch (err) {
-        if (signal.aborted) return;
-        try {
-          if (err instanceof CompactedError) {
-            this.ctx.log.info(`[${COMPONENT}] lease watch compacted; re-listing`);
-            await this.relist();
-            continue;
-          }
-          failures++;
-          const delay = Math.min(WATCH_BACKOFF_MS.max, WATCH_BACKOFF_MS.first * 2 ** (failures - 1));
-          this.warn(`lease watch failed; re-opening in ${delay} ms`, err);
-          await this.ctx.clock.sleep(delay, signal);
-        } catch (inner) {
-          if (signal.aborted) return;
-          this.warn("re-list after a watch failure failed", inner);
-          await this.ctx.clock.sleep(WATCH_BACKOFF_MS.max, signal).catch(() => undefined);
-        }
-      }
-    }
-  }
-
-  private applyEvent(event: WatchEvent): void {
-    this.counters.watchEvents++;
-    if (event.revision <= this.listRevision) return; // already in the listing
-    this.viewRevision = Math.max(this.viewRevision, event.revision);
-    if (event.type === "put") {
-      const lease = decodeLease(event.kv);
-      if (lease) this.view.set(event.kv.key, lease);
-      else {
-        this.view.delete(event.kv.key);
-        this.ctx.log.warn(`[${COMPONENT}] ignoring malformed lease ${event.kv.key}`);
-      }
-    } else {
-      this.view.delete(event.key);
-    }
-    if (this.held && (event.type === "put" ? event.kv.key : event.key) === this.held.key) this.checkOwnLease();
-    this.scheduleReplan();
-  }
-
-  /** Our key must be in the view with our attributes; if it vanished, take it back. */
+  /**
+   * Our key must be in the view with our name. If it vanished (expired while the store was
+   * unreachable, revoked by an operator), flannel exits ("Lease has been revoked"); the keeper
+   * writes it back for the same subnet if it is free, so pods keep their addresses, else reports
+   * the loss (impaired, 51).
+   */
   private checkOwnLease(): void {
-    const held = this.held;
-    if (!held || this.phase !== "running") return;
-    const mine = this.view.get(held.key);
-    if (mine && mine.attrs.NodeName === this.ctx.node.name) {
-      held.modRevision = mine.modRevision;
-      return;
-    }
-    void this.reclaim(mine ? `taken by ${mine.attrs.NodeName ?? mine.attrs.PublicIP ?? "another writer"}` : "deleted");
-  }
-
-  private reclaiming = false;
-
-  /**
-   * Our lease key was deleted (expired while the store was unreachable, revoked by an operator):
-   * flannel exits ("Lease has been revoked"); we write it back for the same subnet if it is free,
-   * so pods keep their addresses, else report impaired (51).
-   */
-  private async reclaim(why: string): Promise<void> {
-    const held = this.held;
-    if (!held || this.reclaiming || this.phase !== "running") return;
-    this.reclaiming = true;
-    const { store } = this.ctx;
-    let granted: LeaseId | undefined;
-    try {
-      const current = await store.get(held.key);
-      if (current) {
-        const lease = decodeLease(current);
-        if (lease?.attrs.NodeName === this.ctx.node.name) return;
-        this.setImpaired(`subnet lease ${describe(held)} was ${why}; restart this node's agent and pods to lease a new subnet`);
-        return;
+    const keeper = this.keeper;
+    const held = keeper?.claim;
+    if (!keeper || !held || keeper.lost) return;
+    if (this.leases.get(held.key)?.attrs.NodeName === this.ctx.node.name) return;
+    const kv = this.leases.getKv(held.key);
+    const before = held.modRevision;
+    void keeper.verify(kv ?? null).then(() => {
+      const now = keeper.claim;
+      if (!keeper.lost && now && now.modRevision !== before) {
+        this.ctx.log.warn(`[${COMPONENT}] subnet lease ${describe(this.held)} was ${kv ? "overwritten" : "deleted"}; re-created it (flannel would exit here)`);
       }
-      granted = await store.grantLease(LEASE_TTL_SECONDS);
-      const put = await store.put(held.key, encodeAttrs(this.attrs), { ifRevision: 0, lease: granted });
-      this.ctx.log.warn(`[${COMPONENT}] subnet lease ${describe(held)} was ${why}; re-created it (flannel would exit here)`);
-      if (held.storeLease !== undefined) await store.revokeLease(held.storeLease).catch(() => undefined);
-      held.storeLease = granted;
-      held.modRevision = put.revision;
-      granted = undefined;
-      for (const c of this.components) c.setLease?.(held.storeLease);
-      this.impaired = undefined;
-      this.scheduleRenewal(this.renewDelayMs());
-    } catch (err) {
-      if (err instanceof ConflictError) {
-        this.setImpaired(`subnet lease ${describe(held)} was ${why} and another node leased it; restart this node's agent and pods`);
-      } else {
-        this.warn("could not re-create the lost subnet lease; retrying at the next resync", err);
-      }
-    } finally {
-      if (granted !== undefined) await store.revokeLease(granted).catch(() => undefined);
-      this.reclaiming = false;
-    }
-  }
-
-  private renewDelayMs(): number {
-    return Math.max(60_000, LEASE_TTL_SECONDS * 1000 - this.config.subnetLeaseRenewMarginMinutes * 60_000);
-  }
-
-  private scheduleRenewal(ms: number): void {
-    this.renewTimer?.cancel();
-    if (this.held?.storeLease === undefined) return; // a reservation never expires
-    this.renewTimer = this.ctx.clock.setTimeout(() => void this.renew(), ms);
-  }
-
-  /** Keeps the store lease alive; retried every minute on failure, re-created when it expired. */
-  private async renew(): Promise<void> {
-    const held = this.held;
-    if (!held?.storeLease || this.phase !== "running") return;
-    try {
-      await this.ctx.store.keepAlive(held.storeLease);
-      this.counters.renewals++;
-      this.scheduleRenewal(this.renewDelayMs());
-    } catch (err) {
-      if (err instanceof NotFoundError) {
-        await this.reclaim("expired");
-        if (this.held?.storeLease === held.storeLease) this.scheduleRenewal(RENEW_RETRY_MS);
-      } else {
-        this.warn(`lease renewal failed; retrying in ${RENEW_RETRY_MS / 1000} s`, err);
-        this.scheduleRenewal(RENEW_RETRY_MS);
-      }
-    }
-  }
-
-  private setImpaired(reason: string): void {
-    if (this.impaired === reason) return;
-    this.impaired = reason;
-    this.ctx.log.error(`[${COMPONENT}] ${reason}`);
-  }
-
-  private warn(msg: string, err: unknown): void {
-    this.ctx.log.warn(`[${COMPONENT}] ${msg}: ${err instanceof Error ? err.message : String(err)}`);
+    });
   }
 
   /**
-   * Stops watches and timers. With `release: true` revokes the subnet lease (every other node
-   * drops its entries at once) and forgets it in `ctx.local`; without, the lease stays for the
-   * next agent on this node (it is taken over by node name). A reservation (no TTL) is never
-   * deleted. Idempotent; never throws (a failed revoke is logged: the lease then expires).
+   * Revokes the subnet lease (every other node drops its entries at once) and forgets it in
+   * `ctx.local`; without `release`, the lease stays for the next agent on this node (it is taken
+   * over by node name). A reservation (no TTL) is never deleted. Components are stopped first.
+   * Never throws (a failed revoke is logged: the lease then expires).
    */
-  async stop(options: { release?: boolean } = {}): Promise<void> {
-    const wasActive = this.phase !== "stopped" && this.phase !== "new";
-    this.phase = "stopped";
-    this.abort.abort();
-    for (const t of this.timers.splice(0)) t.cancel();
-    this.renewTimer?.cancel();
-    this.replanTimer?.cancel();
-    if (!wasActive || !options.release) return;
-    await this.startPromise?.catch(() => undefined);
+  protected override async releaseShare(): Promise<void> {
     for (const c of this.components) await c.stop();
-    const held = this.held;
-    if (!held) return;
+    const keeper = this.keeper;
+    if (!keeper?.claim) return;
     try {
-      if (held.storeLease !== undefined) await this.ctx.store.revokeLease(held.storeLease);
-      await this.ctx.local.delete(LOCAL_KEYS.lease);
+      if (keeper.claim.lease === undefined) {
+        keeper.stop();
+        await this.ctx.local.delete(LOCAL_KEYS.lease);
+      } else {
+        await keeper.release();
+      }
     } catch (err) {
-      this.warn(`could not release ${describe(held)}; it expires within ${LEASE_TTL_SECONDS / 3600} h`, err);
+      this.warn(`could not release ${describe(this.held)}; it expires within ${LEASE_TTL_SECONDS / 3600} h`, err);
     }
   }
 
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
-    return run;
-  }
-
-  private requireRunning(op: string): AcquiredLease {
-    if (this.phase !== "running" || !this.held) {
-      throw new NotReadyError(`[${COMPONENT}] ${op} on node ${this.ctx.node.name}: the agent is ${this.phase === "stopped" ? "stopped" : "not started"}`);
+  /**
+   * CNI ADD (after the kit's checks): reserves one address per enabled family in the node subnet
+   * (the requested ones, if any; network, gateway and broadcast never) and persists the
+   * reservation in `ctx.local`. Throws `ConfigError` (7) for more than one requested address per
+   * family, `PoolExhaustedError` (100), `AddressInUseError` (101) for a requested address that is
+   * taken or outside the node subnet, `TryAgainError` (11) when the reservation could not be
+   * persisted (then nothing is reserved).
+   */
+  protected async reserve(pod: PodAttachment): Promise<PodRecord> {
+    const key = podKey(pod);
+    const requested = new Map<Family, string>();
+    for (const ip of pod.requestedIps ?? []) {
+      const family = Prefix.host(ip.split("/")[0]!).family;
+      if (requested.has(family)) {
+        throw new ConfigError({ component: COMPONENT, field: "requestedIps", rule: `ask for at most one IPv${family} address`, value: pod.requestedIps });
+      }
+      requested.set(family, ip.split("/")[0]!);
     }
-    return this.held;
+    const taken: [AddressPool, string][] = [];
+    const cursors = new Map([...this.pools].map(([family, pool]) => [family, pool.lastReserved]));
+    try {
+      for (const [family, pool] of this.pools) {
+        const wanted = requested.get(family);
+        if (wanted !== undefined) {
+          if (!pool.range.contains(wanted)) {
+            throw new AddressInUseError(wanted, `[${COMPONENT}] requested address ${wanted} is outside node ${this.ctx.node.name}'s subnet ${pool.range.toString()}`);
+          }
+          taken.push([pool, pool.allocateSpecific(wanted, key)]);
+        } else {
+          taken.push([pool, pool.allocate(key)]);
+        }
+      }
+      for (const [family] of requested) {
+        if (!this.pools.has(family)) {
+          throw new AddressInUseError(requested.get(family)!, `[${COMPONENT}] IPv${family} is not enabled in this network (requested ${requested.get(family)})`);
+        }
+      }
+      const record: PodRecord = { containerId: pod.containerId, ifName: pod.ifName, addresses: taken.map(([, a]) => a), netns: pod.netns };
+      if (pod.namespace !== undefined) record.namespace = pod.namespace;
+      if (pod.podName !== undefined) record.podName = pod.podName;
+      if (pod.labels !== undefined) record.labels = { ...pod.labels };
+      if (pod.ports !== undefined) record.ports = pod.ports.map((p) => ({ ...p }));
+      const ops: { op: "put"; key: string; value: string }[] = [{ op: "put", key: localPodKey(pod), value: JSON.stringify(record) }];
+      for (const [family, pool] of this.pools) {
+        if (pool.lastReserved !== null) ops.push({ op: "put", key: LOCAL_KEYS.lastReserved(family), value: pool.lastReserved });
+      }
+      let result;
+      try {
+        result = await this.ctx.local.txn([{ key: localPodKey(pod), modRevision: 0 }], ops);
+      } catch (err) {
+        throw err instanceof TryAgainError ? err : new TryAgainError(`[${COMPONENT}] could not record the reservation for ${key}; try again`, { cause: err });
+      }
+      if (!result.succeeded) throw new TryAgainError(`[${COMPONENT}] a reservation for ${key} appeared in the node-local store meanwhile; try again`);
+      return record;
+    } catch (err) {
+      for (const [pool, address] of taken) pool.release(address);
+      // Put the round-robin cursor back too: a failed ADD leaves no trace.
+      for (const [family, pool] of this.pools) {
+        const before = cursors.get(family) ?? null;
+        if (pool.lastReserved !== before) this.pools.set(family, AddressPool.restore(this.poolOptions(family, pool.range), { ...pool.snapshot(), lastReserved: before }));
+      }
+      throw err;
+    }
   }
 
-  private resultFor(held: LeaseSubnets, record: PodRecord): AttachResult {
+  /** CNI DEL: forgets the reservation in `ctx.local` first (TryAgainError if that fails), then in the pools. */
+  protected async unreserve(ref: PodRef): Promise<void> {
+    try {
+      await this.ctx.local.delete(localPodKey(ref));
+    } catch (err) {
+      throw err instanceof TryAgainError ? err : new TryAgainError(`[${COMPONENT}] could not record the release of ${podKey(ref)}; try again`, { cause: err });
+    }
+    for (const pool of this.pools.values()) pool.releaseOwner(podKey(ref));
+  }
+
+  protected override attached(record: PodRecord): void {
+    for (const c of this.components) c.podAdded?.(flannelPodOf(record));
+  }
+
+  protected override detached(_key: string, record: PodRecord): void {
+    for (const c of this.components) c.podRemoved?.(record);
+  }
+
+  /** Reservations only `ctx.local` knows (GC releases those too). */
+  protected override async persistedRefs(): Promise<PodRef[]> {
+    const refs: PodRef[] = [];
+    for (const kv of (await this.ctx.local.list(LOCAL_KEYS.pods)).items) {
+      const rest = kv.key.slice(LOCAL_KEYS.pods.length);
+      const slash = rest.lastIndexOf("/");
+      if (slash > 0) refs.push({ containerId: rest.slice(0, slash), ifName: rest.slice(slash + 1) });
+    }
+    return refs;
+  }
+
+  /** CHECK: the reservation is in `ctx.local` and in the pools, and the pod has its routes. */
+  protected override async verify(record: PodRecord, dataplane: NodeDataplane): Promise<void> {
+    const key = podKey(record);
+    if (!(await this.ctx.local.get(localPodKey(record)))) throw new CheckFailedError(`[${COMPONENT}] the reservation for ${key} is missing from the node-local store`);
+    for (const address of record.addresses) {
+      const pool = this.pools.get(Prefix.host(address).family);
+      if (pool?.ownerOf(address) !== key) throw new CheckFailedError(`[${COMPONENT}] ${address} is not reserved for ${key} in the node subnet pool`);
+    }
+    const iface = dataplane.pods.find((p) => p.key === key);
+    if (iface && iface.routes.length === 0) throw new CheckFailedError(`[${COMPONENT}] ${key} has no routes`);
+  }
+
+  protected result(record: PodRecord): AttachResult {
+    const held = this.held;
     const mtu = podMtu(this.config, this.ctx.node);
     const ips: AttachResult["ips"] = [];
     const routes: AttachResult["routes"] = [];
@@ -604,193 +512,55 @@ export class FlannelAgent implements NodeAgent {
     };
   }
 
-  /**
-   * CNI ADD: reserves one address per enabled family in the node subnet (the requested ones, if
-   * any; network, gateway and broadcast never), persists the reservation in `ctx.local`, and adds
-   * the pod to the dataplane. Idempotent per (containerId, ifName). Throws `NotReadyError` (50)
-   * before start, `ConfigError` (7) for a missing id or more than one requested address per
-   * family, `PoolExhaustedError` (100), `AddressInUseError` (101) for a requested address that is
-   * taken or outside the node subnet, `TryAgainError` (11) when the reservation could not be
-   * persisted (then nothing is reserved).
-   */
-  attach(pod: PodAttachment): Promise<AttachResult> {
-    return this.serial(async () => {
-      const held = this.requireRunning("ADD");
-      if (!pod.containerId) throw new ConfigError({ component: COMPONENT, field: "containerId", rule: "must not be empty" });
-      if (!pod.ifName) throw new ConfigError({ component: COMPONENT, field: "ifName", rule: "must not be empty" });
-      const key = podKey(pod);
-      const existing = this.pods.get(key);
-      if (existing) return this.resultFor(held, existing);
-
-      const requested = new Map<Family, string>();
-      for (const ip of pod.requestedIps ?? []) {
-        const family = Prefix.host(ip.split("/")[0]!).family;
-        if (requested.has(family)) {
-          throw new ConfigError({ component: COMPONENT, field: "requestedIps", rule: `ask for at most one IPv${family} address`, value: pod.requestedIps });
-        }
-        requested.set(family, ip.split("/")[0]!);
-      }
-      const taken: [AddressPool, string][] = [];
-      const cursors = new Map([...this.pools].map(([family, pool]) => [family, pool.lastReserved]));
-      try {
-        for (const [family, pool] of this.pools) {
-          const wanted = requested.get(family);
-          if (wanted !== undefined) {
-            if (!pool.range.contains(wanted)) {
-              throw new AddressInUseError(wanted, `[${COMPONENT}] requested address ${wanted} is outside node ${this.ctx.node.name}'s subnet ${pool.range.toString()}`);
-            }
-            taken.push([pool, pool.allocateSpecific(wanted, key)]);
-          } else {
-            taken.push([pool, pool.allocate(key)]);
-          }
-        }
-        for (const [family] of requested) {
-          if (!this.pools.has(family)) {
-            throw new AddressInUseError(requested.get(family)!, `[${COMPONENT}] IPv${family} is not enabled in this network (requested ${requested.get(family)})`);
-          }
-        }
-        const record: PodRecord = { containerId: pod.containerId, ifName: pod.ifName, addresses: taken.map(([, a]) => a), netns: pod.netns };
-        if (pod.namespace !== undefined) record.namespace = pod.namespace;
-        if (pod.podName !== undefined) record.podName = pod.podName;
-        if (pod.labels !== undefined) record.labels = { ...pod.labels };
-        if (pod.ports !== undefined) record.ports = pod.ports.map((p) => ({ ...p }));
-        const ops: { op: "put"; key: string; value: string }[] = [{ op: "put", key: localPodKey(pod), value: JSON.stringify(record) }];
-        for (const [family, pool] of this.pools) {
-          if (pool.lastReserved !== null) ops.push({ op: "put", key: LOCAL_KEYS.lastReserved(family), value: pool.lastReserved });
-        }
-        let result;
-        try {
-          result = await this.ctx.local.txn([{ key: localPodKey(pod), modRevision: 0 }], ops);
-        } catch (err) {
-          throw err instanceof TryAgainError ? err : new TryAgainError(`[${COMPONENT}] could not record the reservation for ${key}; try again`, { cause: err });
-        }
-        if (!result.succeeded) throw new TryAgainError(`[${COMPONENT}] a reservation for ${key} appeared in the node-local store meanwhile; try again`);
-        this.pods.set(key, record);
-        for (const c of this.components) c.podAdded?.(flannelPodOf(record));
-        this.replan();
-        return this.resultFor(held, record);
-      } catch (err) {
-        for (const [pool, address] of taken) pool.release(address);
-        // Put the round-robin cursor back too: a failed ADD leaves no trace.
-        for (const [family, pool] of this.pools) {
-          const before = cursors.get(family) ?? null;
-          if (pool.lastReserved !== before) this.pools.set(family, AddressPool.restore(this.poolOptions(family, pool.range), { ...pool.snapshot(), lastReserved: before }));
-        }
-        throw err;
-      }
-    });
-  }
-
-  /**
-   * CNI DEL: forgets the reservation (in `ctx.local` first, then in memory) and removes the pod from
-   * the dataplane. Idempotent: an unknown attachment succeeds. Throws `TryAgainError` (11) only
-   * when the release could not be recorded (then nothing was released).
-   */
-  detach(ref: PodRef): Promise<void> {
-    return this.serial(() => this.release(ref));
-  }
-
-  private async release(ref: PodRef): Promise<void> {
-    const key = podKey(ref);
-    try {
-      await this.ctx.local.delete(localPodKey(ref));
-    } catch (err) {
-      throw err instanceof TryAgainError ? err : new TryAgainError(`[${COMPONENT}] could not record the release of ${key}; try again`, { cause: err });
+  /** The plan of the state now (plan.ts, pure), with this agent's memo; warns once per skipped lease and reason. */
+  protected plan(): NodeDataplane {
+    this.counters.replans++;
+    const policy = this.policy?.();
+    const { dataplane, skipped } = planWithDiagnostics(
+      {
+        config: this.config,
+        node: this.ctx.node,
+        lease: this.held,
+        vtepMacs: this.vtepMacs,
+        peers: this.leases.values(),
+        pods: [...this.attachments.values()],
+        ...(policy ? { policy: recordPolicy(policy) } : {}),
+      },
+      this.planCache,
+    );
+    this.skipped = skipped;
+    for (const s of skipped) {
+      if (this.warnedSkipped.get(s.key) === s.reason) continue;
+      this.warnedSkipped.set(s.key, s.reason);
+      this.ctx.log.warn(`[${COMPONENT}] no entries for lease ${s.key}${s.node ? ` of node ${s.node}` : ""}: ${s.reason}`);
     }
-    const record = this.pods.get(key);
-    this.pods.delete(key);
-    for (const pool of this.pools.values()) pool.releaseOwner(key);
-    if (record) for (const c of this.components) c.podRemoved?.(ref);
-    if (record) this.replan();
+    return dataplane;
   }
 
   /**
-   * CNI CHECK: passes silently when the reservation is in memory, in `ctx.local` and in the pools,
-   * and the pod is in the dataplane. Throws `UnknownContainerError` (3) for an attachment never
-   * made (or deleted), `CheckFailedError` (106) naming what drifted, `NotReadyError` (50) before start.
+   * CNI STATUS: the kit's (50 before start and after stop, 51 when the lease was lost to another
+   * node); while ready, `reason` lists peers that got no entries (host-gw peers on another L2
+   * subnet, leases of another backend type).
    */
-  check(ref: PodRef): Promise<void> {
-    return this.serial(async () => {
-      this.requireRunning("CHECK");
-      const key = podKey(ref);
-      const record = this.pods.get(key);
-      if (!record) throw new UnknownContainerError(`[${COMPONENT}] no attachment ${key} on node ${this.ctx.node.name}`);
-      const stored = await this.ctx.local.get(localPodKey(ref));
-      if (!stored) throw new CheckFailedError(`[${COMPONENT}] the reservation for ${key} is missing from the node-local store`);
-      for (const address of record.addresses) {
-        const pool = this.pools.get(Prefix.host(address).family);
-        if (pool?.ownerOf(address) !== key) throw new CheckFailedError(`[${COMPONENT}] ${address} is not reserved for ${key} in the node subnet pool`);
-      }
-      const iface = this.lastPlan.pods.find((p) => p.key === key);
-      if (!iface) throw new CheckFailedError(`[${COMPONENT}] ${key} has no interface in the dataplane of node ${this.ctx.node.name}`);
-      if (iface.routes.length === 0) throw new CheckFailedError(`[${COMPONENT}] ${key} has no routes`);
-    });
+  override status(): AgentStatus {
+    const status = super.status();
+    if (!status.ready) return status;
+    const skipped = this.skippedPeers();
+    if (skipped.length === 0) return status;
+    const shown = skipped.slice(0, 5).map((s) => `${s.node ?? s.key}: ${s.reason}`);
+    const more = skipped.length > 5 ? `; and ${skipped.length - 5} more` : "";
+    return { ready: true, reason: `[${COMPONENT}] no route to ${skipped.length} peer(s): ${shown.join("; ")}${more}` };
   }
 
-  /**
-   * CNI GC: releases every attachment not in `valid` (in memory and in `ctx.local`). Continues past
-   * failures and throws one `TryAgainError` (11) listing them at the end.
-   */
-  gc(valid: PodRef[]): Promise<void> {
-    return this.serial(async () => {
-      const keep = new Set(valid.map((v) => podKey(v)));
-      const known = new Map<string, PodRef>();
-      for (const record of this.pods.values()) known.set(podKey(record), record);
-      const persisted = await this.ctx.local.list(LOCAL_KEYS.pods).catch(() => ({ items: [] as KeyValue[] }));
-      for (const kv of persisted.items) {
-        const rest = kv.key.slice(LOCAL_KEYS.pods.length);
-        const slash = rest.lastIndexOf("/");
-        if (slash > 0) known.set(rest, { containerId: rest.slice(0, slash), ifName: rest.slice(slash + 1) });
-      }
-      const failures: string[] = [];
-      for (const [key, ref] of known) {
-        if (keep.has(key)) continue;
-        try {
-          await this.release(ref);
-        } catch (err) {
-          failures.push(`${key}: ${err instanceof Error ? err.message : String(err)}`);
-        }
-      }
-      if (failures.length > 0) throw new TryAgainError(`[${COMPONENT}] GC could not release ${failures.length} attachment(s)`, { details: failures.join("; ") });
-    });
-  }
-
-  /**
-   * CNI STATUS: ready once the lease is held; 50 before start or after stop; 51 when the lease was
-   * lost to another node. While ready, `reason` lists peers that got no entries (host-gw peers on
-   * another L2 subnet, leases of another backend type).
-   */
-  status(): AgentStatus {
-    if (this.phase !== "running") {
-      return { ready: false, code: 50, reason: `[${COMPONENT}] agent on node ${this.ctx.node.name} is ${this.phase === "stopped" ? "stopped" : "not started"}` };
-    }
-    if (this.impaired) return { ready: false, code: 51, reason: `[${COMPONENT}] ${this.impaired}` };
-    if (this.skipped.length > 0) {
-      const shown = this.skipped.slice(0, 5).map((s) => `${s.node ?? s.key}: ${s.reason}`);
-      const more = this.skipped.length > 5 ? `; and ${this.skipped.length - 5} more` : "";
-      return { ready: true, reason: `[${COMPONENT}] no route to ${this.skipped.length} peer(s): ${shown.join("; ")}${more}` };
-    }
-    return { ready: true };
-  }
-
-  /** The desired dataplane now (do not mutate it). */
-  dataplane(): NodeDataplane {
-    return this.lastPlan;
-  }
-
-  /** Subscribes to dataplane changes; returns the unsubscribe function. */
-  onDataplaneChange(listener: (dataplane: NodeDataplane) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  /** The lease this agent holds (after start). */
+  /** The lease this agent holds (after start; after a release, the one it held). */
   lease(): Readonly<AcquiredLease> | undefined {
-    return this.held;
+    const claim = this.keeper?.claim;
+    return claim ? leaseOfClaim(claim) : this.acquired;
   }
 
   /** Leases the current plan made no entries for, and why. */
   skippedPeers(): readonly SkippedPeer[] {
+    this.dataplane(); // the current plan's
     return this.skipped;
   }
 
@@ -803,58 +573,14 @@ export class FlannelAgent implements NodeAgent {
   resyncNow(): Promise<void> {
     return this.resync();
   }
+}
 
-  /**
-   * Coalesces re-plans after lease changes: right after the current burst of events (setImmediate)
-   * when the last plan is older than REPLAN_MIN_INTERVAL_MS, else when that interval has passed
-   * on `ctx.clock`.
-   */
-  private scheduleReplan(): void {
-    if (this.replanQueued) return;
-    this.replanQueued = true;
-    const run = (): void => {
-      this.replanQueued = false;
-      this.replanTimer = undefined;
-      if (this.phase === "running") this.replan();
-    };
-    const wait = this.lastReplanAt + REPLAN_MIN_INTERVAL_MS - this.ctx.clock.now();
-    if (wait <= 0) setImmediate(run);
-    else this.replanTimer = this.ctx.clock.setTimeout(run, wait);
-  }
-
-  private replan(): void {
-    const held = this.held;
-    if (!held) return;
-    this.counters.replans++;
-    this.lastReplanAt = this.ctx.clock.now();
-    const policy = this.policy?.();
-    const { dataplane, skipped } = planWithDiagnostics(
-      {
-        ...(policy ? { policy: recordPolicy(policy) } : {}),
-        config: this.config,
-        node: this.ctx.node,
-        lease: { ...subnetsOf(held), key: held.key },
-        vtepMacs: this.vtepMacs,
-        leases: [...this.view.values()],
-        pods: [...this.pods.values()],
-      },
-      this.planCache,
-    );
-    this.skipped = skipped;
-    for (const s of skipped) {
-      if (this.warnedSkipped.get(s.key) === s.reason) continue;
-      this.warnedSkipped.set(s.key, s.reason);
-      this.ctx.log.warn(`[${COMPONENT}] no entries for lease ${s.key}${s.node ? ` of node ${s.node}` : ""}: ${s.reason}`);
-    }
-    this.lastPlan = dataplane;
-    for (const listener of this.listeners) {
-      try {
-        listener(dataplane);
-      } catch (err) {
-        this.warn("a dataplane listener threw", err);
-      }
-    }
-  }
+/**
+ * Flannel's agent with extra components composed into it: the composition point Canal uses (see
+ * components.ts). `createFlannelAgent(ctx)` is plain flannel, what `flannel.createAgent` makes.
+ */
+export function createFlannelAgent(ctx: AgentContext<FlannelConfig>, options: FlannelAgentOptions = {}): FlannelAgent {
+  return new FlannelAgent(ctx, options);
 }
 
 function subnetsOf(l: LeaseSubnets): LeaseSubnets {
@@ -878,13 +604,4 @@ function readPodRecord(kv: KeyValue): PodRecord | undefined {
   } catch {
     return undefined;
   }
-}
-
-
-/**
- * Flannel's agent with extra components composed into it: the composition point Canal uses (see
- * components.ts). `createFlannelAgent(ctx)` is plain flannel, what `flannel.createAgent` makes.
- */
-export function createFlannelAgent(ctx: AgentContext<FlannelConfig>, options: FlannelAgentOptions = {}): FlannelAgent {
-  return new FlannelAgent(ctx, options);
 }

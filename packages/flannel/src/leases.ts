@@ -12,11 +12,13 @@
  * restarted agent finds its lease even when its public address changed. A lease without it (written
  * by flannel, or a hand-made reservation) is matched by PublicIP, as flannel does.
  *
- * Leases are created by compare-and-swap (`put` with `ifRevision: 0`) with a 24 h store lease;
- * a lost race is retried with jittered back-off on the context clock instead of ending the agent.
+ * Leases are claimed, kept alive and re-created by the agent kit's `SubnetLeaseKeeper` (CAS with
+ * `ifRevision: 0` under a 24 h store lease; a lost race re-picked, then retried with jittered
+ * back-off on the context clock instead of ending the agent). What is flannel's own is here: the
+ * key format, the attributes, which lease is this node's, and the choice of a new subnet.
  */
-import { ConfigError, ConflictError, LeaseConflictError, NotFoundError, PoolExhaustedError, Prefix, TryAgainError, parseAddress } from "@cnikit/core";
-import type { Clock, Datastore, KeyValue, LeaseId, Logger } from "@cnikit/core";
+import { ConfigError, PoolExhaustedError, Prefix, SubnetLeaseKeeper, parseAddress } from "@cnikit/core";
+import type { Clock, Datastore, HeldClaim, KeyValue, LeaseId, Logger } from "@cnikit/core";
 import type { FamilyRange, FlannelConfig } from "./config.ts";
 import { COMPONENT } from "./config.ts";
 
@@ -127,20 +129,6 @@ function readIp(x: unknown, family: 4 | 6): string | undefined {
  * ignored, as Go readers do.
  */
 export function decodeLease(kv: KeyValue): SubnetLease | undefined {
-  // Every agent in one process decodes the same KeyValue: share the (immutable) result.
-  const memoKey = `${kv.key}\u0000${kv.createRevision}\u0000${kv.modRevision}\u0000${kv.lease ?? ""}\u0000${kv.value}`;
-  const hit = DECODE_MEMO.get(memoKey);
-  if (hit !== undefined) return hit ?? undefined;
-  const lease = decodeUncached(kv);
-  if (DECODE_MEMO.size >= DECODE_MEMO_LIMIT) DECODE_MEMO.clear();
-  DECODE_MEMO.set(memoKey, lease ? Object.freeze(lease) : null);
-  return lease;
-}
-
-const DECODE_MEMO = new Map<string, SubnetLease | null>();
-const DECODE_MEMO_LIMIT = 100_000;
-
-function decodeUncached(kv: KeyValue): SubnetLease | undefined {
   const subnets = parseSubnetKey(kv.key);
   if (!subnets) return undefined;
   let value: unknown;
@@ -198,38 +186,15 @@ export function ownedBy(lease: SubnetLease, node: { name: string; publicIP?: str
   );
 }
 
-/** Intervals of a key per family, memoised (keys repeat across attempts and agents). */
-const INTERVAL_MEMO = new Map<string, { 4?: [bigint, bigint]; 6?: [bigint, bigint] } | null>();
-const INTERVAL_MEMO_LIMIT = 200_000;
-
-function keyIntervals(key: string): { 4?: [bigint, bigint]; 6?: [bigint, bigint] } | null {
-  let hit = INTERVAL_MEMO.get(key);
-  if (hit === undefined) {
-    const s = parseSubnetKey(key);
-    hit = null;
-    if (s) {
-      hit = {};
-      if (s.subnet !== undefined) {
-        const p = Prefix.parse(s.subnet);
-        hit[4] = [p.base, p.last];
-      }
-      if (s.ipv6Subnet !== undefined) {
-        const p = Prefix.parse(s.ipv6Subnet);
-        hit[6] = [p.base, p.last];
-      }
-    }
-    if (INTERVAL_MEMO.size >= INTERVAL_MEMO_LIMIT) INTERVAL_MEMO.clear();
-    INTERVAL_MEMO.set(key, hit);
-  }
-  return hit;
-}
-
 /** Address intervals [first, last] occupied by stored leases in one family, sorted. */
 export function takenRanges(keys: readonly string[], family: 4 | 6): [bigint, bigint][] {
   const out: [bigint, bigint][] = [];
   for (const key of keys) {
-    const iv = keyIntervals(key)?.[family];
-    if (iv !== undefined) out.push(iv);
+    const s = parseSubnetKey(key);
+    const text = family === 4 ? s?.subnet : s?.ipv6Subnet;
+    if (text === undefined) continue;
+    const p = Prefix.parse(text);
+    out.push([p.base, p.last]);
   }
   return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 }
@@ -275,186 +240,47 @@ function isFree(text: string, taken: readonly [bigint, bigint][]): boolean {
   return !taken.some(([a, b]) => a <= p.last && p.base <= b);
 }
 
-/** How a lease was obtained. */
+/** How a lease was obtained: taken over (`reservation`: one without TTL), the previously held subnets, or a new pick. */
 export type LeaseSource = "own" | "reservation" | "previous" | "new";
 
-/** The lease `acquireLease` obtained, and how. */
-export interface AcquiredLease {
+/** The lease a node holds (the kit keeper's claim, read as flannel's subnets). */
+export interface AcquiredLease extends LeaseSubnets {
   key: string;
-  subnet?: string;
-  ipv6Subnet?: string;
   /** The store lease keeping the key alive; absent for a reservation (TTL 0). */
   storeLease?: LeaseId;
   modRevision: number;
   source: LeaseSource;
-  /** Store round trips that lost a race (CAS conflicts) before this one won. */
+  /** Store round trips that lost a race (CAS conflicts) before the claim was won. */
   conflicts: number;
   /** Attempts made (1 = first try won). */
   attempts: number;
 }
 
-/** Inputs of `acquireLease`. */
-export interface AcquireLeaseOptions {
-  store: Datastore;
-  config: FlannelConfig;
-  /** The attributes to publish; `NodeName` is the identity used to find an earlier lease. */
-  attrs: LeaseAttrs & { NodeName: string };
-  clock: Clock;
-  random: () => number;
-  log: Logger;
-  /** Subnets this node held before (from node-local state, flannel's subnet.env), tried first when free. */
-  previous?: LeaseSubnets;
-  /** Attempts before giving up with TryAgainError (default 32). */
-  maxAttempts?: number;
-  /** First back-off in ms (default 50); doubles per attempt up to `maxBackoffMs` (default 2000), with jitter. */
-  backoffMs?: number;
-  maxBackoffMs?: number;
-  /** Stops waiting (rejects with the signal's reason). */
-  signal?: AbortSignal;
+/** The keeper's claim as flannel's lease. */
+export function leaseOfClaim(claim: HeldClaim): AcquiredLease {
+  const source: LeaseSource = claim.source === "own" && claim.lease === undefined ? "reservation" : claim.source;
+  const lease: AcquiredLease = { key: claim.key, modRevision: claim.modRevision, source, conflicts: claim.conflicts, attempts: claim.attempts, ...parseSubnetKey(claim.key) };
+  if (claim.lease !== undefined) lease.storeLease = claim.lease;
+  return lease;
 }
-
-/** Lost races re-picked at once (no sleep) before the jittered back-off starts. */
-export const IMMEDIATE_REPICKS = 3;
-
-/** Jittered exponential back-off: half fixed, half random ("equal jitter"). */
-export function backoffDelay(attempt: number, random: () => number, base = 50, cap = 2_000): number {
-  const ceiling = Math.min(cap, base * 2 ** Math.min(attempt, 20));
-  return ceiling / 2 + (ceiling / 2) * random();
-}
-
-/** Outcome of one attempt: done, or retry after back-off (counted as a conflict when `conflict`). */
-type Attempt = { done: AcquiredLease } | { retry: string; conflict: boolean };
 
 /**
- * Acquires this node's subnet lease, flannel's way with the fixes:
- *  1. list every lease; one owned by this node (`NodeName`, else PublicIP) that fits the config is
- *     taken over: its store lease kept alive (or a reservation kept without TTL) and its
- *     attributes updated by CAS; owned leases that no longer fit are deleted;
- *  2. else the node's previous subnets when still free;
- *  3. else a random pick among the first 100 free subnets from SubnetMin (per family);
- *  4. created with `put(..., {ifRevision: 0, lease})` under a 24 h store lease.
- * A lost CAS (ConflictError) is re-picked at once for the first IMMEDIATE_REPICKS attempts, then
- * after a jittered back-off on `clock`; a transient store error (TryAgainError) is retried after
- * the back-off from the start; at most `maxAttempts` attempts in all. Dual-stack leases are double-checked after
- * the write (another node may have taken the same IPv4 subnet under a different IPv6 half of the
- * key); the later writer yields and retries.
- *
- * Throws PoolExhaustedError ("out of subnets") when no subnet is free, TryAgainError (code 11)
- * when every attempt lost or the store stayed unavailable (nothing is left behind: the store
- * lease granted for the attempts is revoked). Not idempotent: each call may create a lease.
+ * flannel's candidate choice (the keeper's `pick`): per enabled family, the subnet this node held
+ * before when it is still free and fits the config, else one at random among the first 100 free
+ * subnets from SubnetMin. Throws PoolExhaustedError ("out of subnets") when a family has none.
  */
-export async function acquireLease(options: AcquireLeaseOptions): Promise<AcquiredLease> {
-  const { store, clock, random, log } = options;
-  const maxAttempts = options.maxAttempts ?? 32;
-  let storeLease: LeaseId | undefined;
-  let conflicts = 0;
-  let lastReason = "";
-  try {
-    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-      let result: Attempt;
-      try {
-        result = await tryOnce(options, () => storeLease, (id) => (storeLease = id));
-      } catch (err) {
-        if (err instanceof ConflictError) result = { retry: err.message, conflict: true };
-        else if (err instanceof TryAgainError) result = { retry: err.message, conflict: false };
-        else if (err instanceof NotFoundError) {
-          // Our granted lease vanished (store restarted or the lease was revoked): grant again.
-          storeLease = undefined;
-          result = { retry: err.message, conflict: false };
-        } else throw err;
-      }
-      if ("done" in result) {
-        const done = { ...result.done, conflicts, attempts: attempt };
-        if (done.storeLease !== storeLease && storeLease !== undefined) {
-          // We took over an earlier lease (or a reservation): the one granted for a new key is not needed.
-          await store.revokeLease(storeLease).catch(() => undefined);
-        }
-        storeLease = undefined;
-        return done;
-      }
-      if (result.conflict) conflicts++;
-      lastReason = result.retry;
-      // A lost race is re-picked at once a few times (a fresh listing and a new random pick among
-      // the first 100 free subnets is enough under light contention); after that, and for a store
-      // that is unavailable, back off with jitter on the clock.
-      const immediate = result.conflict && attempt < IMMEDIATE_REPICKS;
-      if (attempt < maxAttempts && !immediate) {
-        const delay = backoffDelay(result.conflict ? attempt - IMMEDIATE_REPICKS : attempt - 1, random, options.backoffMs, options.maxBackoffMs);
-        log.debug("subnet lease attempt lost; retrying", { attempt, delayMs: Math.round(delay), reason: result.retry });
-        await clock.sleep(delay, options.signal);
-      }
-    }
-  } catch (err) {
-    if (storeLease !== undefined) await store.revokeLease(storeLease).catch(() => undefined);
-    throw err;
-  }
-  if (storeLease !== undefined) await store.revokeLease(storeLease).catch(() => undefined);
-  throw new TryAgainError(
-    `[${COMPONENT}] failed to acquire a subnet lease after ${maxAttempts} attempts (${conflicts} lost compare-and-swap races); last: ${lastReason}`,
-  );
-}
-
-async function tryOnce(options: AcquireLeaseOptions, getLease: () => LeaseId | undefined, setLease: (id: LeaseId) => void): Promise<Attempt> {
-  const { store, config, attrs } = options;
-  const listing = await store.list(SUBNET_PREFIX);
-  const identity: { name: string; publicIP?: string; publicIPv6?: string } = { name: attrs.NodeName };
-  if (attrs.PublicIP !== undefined) identity.publicIP = attrs.PublicIP;
-  if (attrs.PublicIPv6 !== undefined) identity.publicIPv6 = attrs.PublicIPv6;
-  // Only values that mention our name or address can be ours: decode just those.
-  const needles = [JSON.stringify(identity.name), identity.publicIP, identity.publicIPv6].filter((x): x is string => x !== undefined);
-  const leases: SubnetLease[] = [];
-  for (const kv of listing.items) {
-    if (!needles.some((n) => kv.value.includes(n))) continue;
-    const lease = decodeLease(kv);
-    if (lease) leases.push(lease);
-  }
-  const value = encodeAttrs(attrs);
-
-  // 1. Our own lease (by name, else by public address), if it still fits.
-  let own: SubnetLease | undefined;
-  for (const lease of leases.filter((l) => ownedBy(l, identity))) {
-    if (own === undefined && leaseFits(lease, config)) {
-      own = lease;
-      continue;
-    }
-    // Does not fit the config any more (or a second one): give it back, as flannel does.
-    await store.delete(lease.key, { ifRevision: lease.modRevision }).catch((err: unknown) => {
-      if (!(err instanceof ConflictError)) throw err;
-    });
-    options.log.info("deleted a stale subnet lease of this node", { key: lease.key });
-  }
-  if (own !== undefined) {
-    let storeLease = own.storeLease;
-    if (storeLease !== undefined) {
-      try {
-        await store.keepAlive(storeLease);
-      } catch (err) {
-        if (!(err instanceof NotFoundError)) throw err;
-        // Expired between list and keep-alive: the key is gone with it; start over.
-        return { retry: `own lease ${own.key} expired while being taken over`, conflict: false };
-      }
-    }
-    let modRevision = own.modRevision;
-    if (encodeAttrs(own.attrs) !== value) {
-      const put = await store.put(own.key, value, storeLease === undefined ? { ifRevision: own.modRevision } : { ifRevision: own.modRevision, lease: storeLease });
-      modRevision = put.revision;
-    }
-    const done: AcquiredLease = { key: own.key, modRevision, source: storeLease === undefined ? "reservation" : "own", conflicts: 0, attempts: 0, ...pickSubnets(own) };
-    if (storeLease !== undefined) done.storeLease = storeLease;
-    return { done };
-  }
-
-  // 2./3. A free subnet per family: the previous one if still free, else a random pick.
-  const keys = listing.items.map((kv) => kv.key);
+export function pickLeaseKey(config: FlannelConfig, input: { listing: readonly KeyValue[]; previous: string | undefined; random: () => number }): string {
+  const keys = input.listing.map((kv) => kv.key);
+  const previous = input.previous === undefined ? undefined : parseSubnetKey(input.previous);
   const chosen: LeaseSubnets = {};
   for (const range of [config.ipv4, config.ipv6]) {
     if (range === undefined) continue;
     const taken = takenRanges(keys, range.family);
-    const prev = range.family === 4 ? options.previous?.subnet : options.previous?.ipv6Subnet;
-    let pick: string | undefined;
+    const prev = range.family === 4 ? previous?.subnet : previous?.ipv6Subnet;
     const prevSubnets: LeaseSubnets = range.family === 4 ? (prev ? { subnet: prev } : {}) : prev ? { ipv6Subnet: prev } : {};
+    let pick: string | undefined;
     if (prev !== undefined && fitsFamily(prevSubnets, range) && isFree(prev, taken)) pick = prev;
-    pick ??= pickSubnet(range, taken, options.random)?.toString();
+    pick ??= pickSubnet(range, taken, input.random)?.toString();
     if (pick === undefined) {
       throw new PoolExhaustedError(
         range.network,
@@ -464,40 +290,104 @@ async function tryOnce(options: AcquireLeaseOptions, getLease: () => LeaseId | u
     if (range.family === 4) chosen.subnet = pick;
     else chosen.ipv6Subnet = pick;
   }
-  const source: LeaseSource =
-    options.previous !== undefined && chosen.subnet === options.previous.subnet && chosen.ipv6Subnet === options.previous.ipv6Subnet ? "previous" : "new";
+  return subnetKey(chosen);
+}
 
-  // 4. Create by CAS under a 24 h store lease.
-  let storeLease = getLease();
-  if (storeLease === undefined) {
-    storeLease = await store.grantLease(LEASE_TTL_SECONDS);
-    setLease(storeLease);
-  }
-  const key = subnetKey(chosen);
-  let put;
-  try {
-    put = await store.put(key, value, { ifRevision: 0, lease: storeLease });
-  } catch (err) {
-    if (err instanceof ConflictError) {
-      throw new LeaseConflictError(key, `[${COMPONENT}] subnet ${key.slice(SUBNET_PREFIX.length)} was leased by another node first`, { cause: err });
-    }
-    throw err;
-  }
-  if (config.ipv4 !== undefined && config.ipv6 !== undefined) {
-    // Dual stack: the key CAS guards the pair, not each half. The earlier writer keeps an overlapping half.
-    const after = await store.list(SUBNET_PREFIX);
-    const rival = after.items.find((kv) => {
-      if (kv.key === key || kv.createRevision >= put.revision) return false;
+/** Keep-alive period: the TTL minus `SubnetLeaseRenewMargin` (23 h by default), at least a minute. */
+export function renewEveryMs(config: FlannelConfig): number {
+  return Math.max(60_000, LEASE_TTL_SECONDS * 1000 - config.subnetLeaseRenewMarginMinutes * 60_000);
+}
+
+/** Inputs of `flannelLeaseKeeper`. */
+export interface FlannelLeaseKeeperOptions {
+  store: Datastore;
+  /** Node-local state: the held key is remembered at `localKey` (flannel's subnet.env). */
+  local: Datastore;
+  localKey: string;
+  config: FlannelConfig;
+  /** The attributes to publish; `NodeName` (else the public addresses) identifies this node's lease. */
+  attrs: LeaseAttrs & { NodeName: string };
+  clock: Clock;
+  random: () => number;
+  log: Logger;
+  /** Attempts before giving up with TryAgainError (default 32). */
+  maxAttempts?: number;
+  /** The lease key was taken by another node (`holder`). */
+  onLost?: (info: { key: string; holder: KeyValue | undefined }) => void;
+  /** The lease was re-created under a new store lease (the old one expired). */
+  onRenewedLease?: (claim: HeldClaim) => void;
+}
+
+/**
+ * The kit's `SubnetLeaseKeeper` with flannel's lease: keys under SUBNET_PREFIX, values in
+ * flannel's attributes, a 24 h store lease kept alive at expiry − margin and retried every minute,
+ * this node's lease found by NodeName (else PublicIP) and kept when it fits the config, new ones
+ * chosen by `pickLeaseKey`. Dual stack: the key CAS guards the pair, not each half, so after the
+ * write a lease created earlier that shares a half wins and this one is re-picked.
+ */
+export function flannelLeaseKeeper(o: FlannelLeaseKeeperOptions): SubnetLeaseKeeper {
+  const { config, attrs, store } = o;
+  const identity: { name: string; publicIP?: string; publicIPv6?: string } = { name: attrs.NodeName };
+  if (attrs.PublicIP !== undefined) identity.publicIP = attrs.PublicIP;
+  if (attrs.PublicIPv6 !== undefined) identity.publicIPv6 = attrs.PublicIPv6;
+  // Only values that mention our name or address can be ours: decode just those.
+  const needles = [JSON.stringify(identity.name), identity.publicIP, identity.publicIPv6].filter((x): x is string => x !== undefined);
+  const value = encodeAttrs(attrs);
+  const noEarlierHalf = async ({ key, revision }: { key: string; revision: number }): Promise<boolean> => {
+    const mine = parseSubnetKey(key);
+    const rival = (await store.list(SUBNET_PREFIX)).items.find((kv) => {
+      if (kv.key === key || kv.createRevision >= revision) return false;
       const s = parseSubnetKey(kv.key);
-      return (s?.subnet !== undefined && s.subnet === chosen.subnet) || (s?.ipv6Subnet !== undefined && s.ipv6Subnet === chosen.ipv6Subnet);
+      return (s?.subnet !== undefined && s.subnet === mine?.subnet) || (s?.ipv6Subnet !== undefined && s.ipv6Subnet === mine?.ipv6Subnet);
     });
-    if (rival !== undefined) {
-      await store.delete(key, { ifRevision: put.revision }).catch(() => undefined);
-      return { retry: `half of ${key} was leased earlier under ${rival.key}`, conflict: true };
-    }
+    return rival === undefined;
+  };
+  return new SubnetLeaseKeeper({
+    store,
+    local: o.local,
+    localKey: o.localKey,
+    clock: o.clock,
+    log: o.log,
+    random: o.random,
+    component: COMPONENT,
+    prefix: SUBNET_PREFIX,
+    ttlSeconds: LEASE_TTL_SECONDS,
+    renewEveryMs: renewEveryMs(config),
+    retryMs: RENEW_RETRY_MS,
+    value: () => value,
+    isMine: (kv) => {
+      if (!needles.some((n) => kv.value.includes(n))) return false;
+      const lease = decodeLease(kv);
+      return lease !== undefined && ownedBy(lease, identity);
+    },
+    fits: (key) => {
+      const subnets = parseSubnetKey(key);
+      return subnets !== undefined && leaseFits(subnets, config);
+    },
+    pick: (input) => pickLeaseKey(config, input),
+    ...(config.ipv4 !== undefined && config.ipv6 !== undefined ? { confirm: noEarlierHalf } : {}),
+    ...(o.maxAttempts !== undefined ? { maxAttempts: o.maxAttempts } : {}),
+    ...(o.onLost ? { onLost: o.onLost } : {}),
+    ...(o.onRenewedLease ? { onRenewedLease: o.onRenewedLease } : {}),
+  });
+}
+
+/**
+ * The keeper remembers `{key}` at `localKey`; agents before it wrote the subnets held
+ * (`{subnet, ipv6Subnet}`): rewrite such a record as the key, so the previous subnets are still
+ * preferred after an upgrade.
+ */
+export async function upgradeRememberedLease(local: Datastore, localKey: string): Promise<void> {
+  const kv = await local.get(localKey);
+  if (!kv) return;
+  let key: unknown;
+  try {
+    key = (JSON.parse(kv.value) as { key?: unknown }).key;
+  } catch {
+    return;
   }
-  const done: AcquiredLease = { key, modRevision: put.revision, storeLease, source, conflicts: 0, attempts: 0, ...chosen };
-  return { done };
+  const subnets = key === undefined ? readPreviousSubnets(kv.value) : undefined;
+  if (subnets) await local.put(localKey, JSON.stringify({ key: subnetKey(subnets) }));
 }
 
 function fitsFamily(subnets: LeaseSubnets, range: FamilyRange): boolean {
@@ -509,13 +399,6 @@ function fitsFamily(subnets: LeaseSubnets, range: FamilyRange): boolean {
   } catch {
     return false;
   }
-}
-
-function pickSubnets(lease: LeaseSubnets): LeaseSubnets {
-  const out: LeaseSubnets = {};
-  if (lease.subnet !== undefined) out.subnet = lease.subnet;
-  if (lease.ipv6Subnet !== undefined) out.ipv6Subnet = lease.ipv6Subnet;
-  return out;
 }
 
 /** Re-validates a subnet pair read from node-local state; undefined when malformed. */

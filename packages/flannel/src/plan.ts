@@ -29,7 +29,7 @@ import type {
   NeighbourEntry,
   NodeDataplane,
   NodeInfo,
-  PlanPolicy,
+  PlanInput as KitPlanInput,
   PodInterface,
   PodPort,
   PodRoute,
@@ -66,19 +66,16 @@ export interface VtepMacs {
   v6?: string;
 }
 
-/** The cluster as one node sees it: what `planDataplane` needs. */
-export interface PlanInput {
-  config: FlannelConfig;
-  node: NodeInfo;
+/**
+ * The cluster as one node sees it: the kit's plan input (`peers` = every lease in the store, this
+ * node's own included: it is skipped; `policy`: a composed component's NetworkPolicy, e.g.
+ * Canal's) plus what is flannel's own: the node's lease and its VTEP MACs.
+ */
+export interface PlanInput extends KitPlanInput<FlannelConfig, SubnetLease, PodRecord> {
   /** This node's lease; absent before it is acquired (the plan is then empty). */
   lease?: LeaseSubnets & { key?: string };
   /** MACs of this node's vxlan devices (see `localDevices`). */
   vtepMacs: VtepMacs;
-  /** Every lease in the store, this node's own included (it is skipped). */
-  leases: readonly SubnetLease[];
-  pods: readonly PodRecord[];
-  /** NetworkPolicy (a composed component's, e.g. Canal's): the filters of `pods`. */
-  policy?: PlanPolicy<PodRecord>;
 }
 
 /** A lease the plan made no entries for, and why. */
@@ -252,52 +249,58 @@ interface Pfx {
   network: string;
 }
 
-const PFX_MEMO = new Map<string, Pfx>();
-const PFX_MEMO_LIMIT = 200_000;
-
-function pfx(text: string): Pfx {
-  let p = PFX_MEMO.get(text);
-  if (p === undefined) {
-    const parsed = Prefix.parse(text, { allowHostBits: true });
-    p = { text: parsed.toString(), family: parsed.family, base: parsed.base, last: parsed.last, length: parsed.length, network: parsed.network };
-    if (PFX_MEMO.size >= PFX_MEMO_LIMIT) PFX_MEMO.clear();
-    PFX_MEMO.set(text, p);
-  }
-  return p;
-}
-
-function overlap(a: Pfx, b: Pfx): boolean {
-  return a.family === b.family && a.base <= b.last && b.base <= a.last;
-}
-
-const ADDR_MEMO = new Map<string, { family: Family; value: bigint }>();
-
-function contains(net: Pfx, address: string): boolean {
-  let a = ADDR_MEMO.get(address);
-  if (a === undefined) {
-    a = parseAddress(address);
-    if (ADDR_MEMO.size >= PFX_MEMO_LIMIT) ADDR_MEMO.clear();
-    ADDR_MEMO.set(address, a);
-  }
-  return a.family === net.family && a.value >= net.base && a.value <= net.last;
-}
-
-function connected(u: UnderlayInterface): Pfx {
-  return pfx(`${u.address}/${u.prefixLength}`);
-}
+/** Entries a plan cache's parse memos hold before they are cleared. */
+const MEMO_LIMIT = 200_000;
 
 /**
- * Memo of per-peer plans for one node, keyed by the lease object: pass the same cache to the
- * successive plans of one agent (whose view keeps a lease object until the lease changes) and a
- * re-plan costs only the leases that changed. The output never depends on the cache.
+ * One agent's memo for its successive plans: per-peer plans keyed by the lease object (the
+ * agent's view keeps a lease object until the lease changes, so a re-plan costs only the leases
+ * that changed) and parsed prefixes and addresses by text. The output never depends on it.
  */
 export interface PlanCache {
   readonly peers: WeakMap<SubnetLease, { context: string; plan: PeerPlan }>;
+  readonly prefixes: Map<string, Pfx>;
+  readonly addresses: Map<string, { family: Family; value: bigint }>;
 }
 
 /** A fresh, empty plan cache. */
 export function createPlanCache(): PlanCache {
-  return { peers: new WeakMap() };
+  return { peers: new WeakMap(), prefixes: new Map(), addresses: new Map() };
+}
+
+/** Parses prefixes and addresses, through the cache's memos when there is one. */
+interface Parser {
+  pfx(text: string): Pfx;
+  contains(net: Pfx, address: string): boolean;
+}
+
+function memoised<K, V>(memo: Map<K, V> | undefined, key: K, make: () => V): V {
+  let v = memo?.get(key);
+  if (v === undefined) {
+    v = make();
+    if (memo && memo.size >= MEMO_LIMIT) memo.clear();
+    memo?.set(key, v);
+  }
+  return v;
+}
+
+function parser(cache: PlanCache | undefined): Parser {
+  const pfx = (text: string): Pfx =>
+    memoised(cache?.prefixes, text, () => {
+      const p = Prefix.parse(text, { allowHostBits: true });
+      return { text: p.toString(), family: p.family, base: p.base, last: p.last, length: p.length, network: p.network };
+    });
+  return {
+    pfx,
+    contains(net, address) {
+      const a = memoised(cache?.addresses, address, () => parseAddress(address));
+      return a.family === net.family && a.value >= net.base && a.value <= net.last;
+    },
+  };
+}
+
+function overlap(a: Pfx, b: Pfx): boolean {
+  return a.family === b.family && a.base <= b.last && b.base <= a.last;
 }
 
 /** An entry with its canonical sort key (the key `canonicalDataplane` sorts by). */
@@ -321,6 +324,7 @@ function routeKey(r: RouteEntry): string {
 /** Everything about this node a peer's entries depend on. */
 interface LocalContext {
   config: FlannelConfig;
+  parse: Parser;
   devs: LocalDevices;
   u4?: UnderlayInterface;
   u6?: UnderlayInterface;
@@ -330,7 +334,7 @@ interface LocalContext {
   id: string;
 }
 
-function localContext(config: FlannelConfig, node: NodeInfo): LocalContext {
+function localContext(config: FlannelConfig, node: NodeInfo, parse: Parser): LocalContext {
   const devs = localDevices(config, node);
   const u4 = underlayOf(node, 4);
   const u6 = underlayOf(node, 6);
@@ -345,14 +349,14 @@ function localContext(config: FlannelConfig, node: NodeInfo): LocalContext {
     u4 ? `${u4.iface} ${u4.address}/${u4.prefixLength}` : "",
     u6 ? `${u6.iface} ${u6.address}/${u6.prefixLength}` : "",
   ].join("|");
-  const out: LocalContext = { config, devs, id };
+  const out: LocalContext = { config, parse, devs, id };
   if (u4) {
     out.u4 = u4;
-    out.net4 = connected(u4);
+    out.net4 = parse.pfx(`${u4.address}/${u4.prefixLength}`);
   }
   if (u6) {
     out.u6 = u6;
-    out.net6 = connected(u6);
+    out.net6 = parse.pfx(`${u6.address}/${u6.prefixLength}`);
   }
   return out;
 }
@@ -374,12 +378,12 @@ function planVxlanPeer(lc: LocalContext, peer: SubnetLease): PeerPlan {
   for (const family of [4, 6] as const) {
     const subnet = family === 4 ? peer.subnet : peer.ipv6Subnet;
     if (subnet === undefined || (family === 4 ? !lc.config.enableIPv4 : !lc.config.enableIPv6)) continue;
-    const sp = pfx(subnet);
+    const sp = lc.parse.pfx(subnet);
     // DirectRouting: the peer's public address of this family is on our own underlay subnet.
     const ul = family === 4 ? lc.u4 : lc.u6;
     const net = family === 4 ? lc.net4 : lc.net6;
     const pub = family === 4 ? peer.attrs.PublicIP : peer.attrs.PublicIPv6;
-    if (be.directRouting && ul && net && pub !== undefined && contains(net, pub)) {
+    if (be.directRouting && ul && net && pub !== undefined && lc.parse.contains(net, pub)) {
       const r: RouteEntry = { dst: sp.text, via: pub, dev: ul.iface, origin: `${origin} direct` };
       out.routes.push({ k: routeKey(r), v: r });
       continue;
@@ -435,11 +439,11 @@ function planHostGwPeer(lc: LocalContext, peer: SubnetLease): PeerPlan {
       out.problem = `no IPv${family} underlay address to route via (host-gw needs PublicIP${family === 6 ? "v6" : ""} on both nodes)`;
       return out;
     }
-    if (!contains(net, pub)) {
+    if (!lc.parse.contains(net, pub)) {
       out.problem = `host-gw: its address ${pub} is not on this node's L2 subnet ${net.text}; host-gw needs every node on one L2 subnet (use vxlan, or vxlan with DirectRouting)`;
       return out;
     }
-    const r: RouteEntry = { dst: pfx(subnet).text, via: pub, dev: ul.iface, origin };
+    const r: RouteEntry = { dst: lc.parse.pfx(subnet).text, via: pub, dev: ul.iface, origin };
     out.routes.push({ k: routeKey(r), v: r });
   }
   return out;
@@ -456,13 +460,13 @@ function skippedOf(l: SubnetLease, reason: string): SkippedPeer {
  * older lease — a transient dual-stack race —, without the subnet of an enabled family) and returns
  * the rest, with the reasons for the dropped ones. O(N log N) for leases of the configured length.
  */
-function usablePeers(input: PlanInput): { peers: SubnetLease[]; skipped: SkippedPeer[] } {
+function usablePeers(input: PlanInput, pfx: Parser["pfx"]): { peers: SubnetLease[]; skipped: SkippedPeer[] } {
   const { config, node, lease } = input;
   const skipped: SkippedPeer[] = [];
   const own = [lease?.subnet, lease?.ipv6Subnet].filter((x): x is string => x !== undefined).map(pfx);
   const standard = (p: Pfx): boolean => p.length === (p.family === 4 ? config.ipv4?.subnetLen : config.ipv6?.subnetLen);
   // Oldest first: on overlap the earlier lease wins, whatever order the leases came in.
-  const sorted = [...input.leases].sort((a, b) => a.createRevision - b.createRevision || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const sorted = [...input.peers].sort((a, b) => a.createRevision - b.createRevision || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const keptExact = new Map<string, SubnetLease>();
   const keptOdd: { p: Pfx; lease: SubnetLease }[] = [];
   const peers: SubnetLease[] = [];
@@ -524,9 +528,10 @@ export function planWithDiagnostics(input: PlanInput, cache?: PlanCache): PlanRe
   if (lease === undefined || (lease.subnet === undefined && lease.ipv6Subnet === undefined)) {
     return { dataplane: dp, skipped: [] };
   }
-  const { peers, skipped } = usablePeers(input);
+  const parse = parser(cache);
+  const { peers, skipped } = usablePeers(input, parse.pfx);
   const mtu = podMtu(config, node);
-  const lc = localContext(config, node);
+  const lc = localContext(config, node, parse);
   const links: Link[] = [];
   const addresses: AddressEntry[] = [];
 
@@ -557,9 +562,9 @@ export function planWithDiagnostics(input: PlanInput, cache?: PlanCache): PlanRe
       links.push(link);
     }
     // The node subnet's network address on the device carrying that family (flannel's /32, /128).
-    if (lease.subnet !== undefined && lc.devs.v4) addresses.push({ dev: lc.devs.v4.name, cidr: `${pfx(lease.subnet).network}/32` });
+    if (lease.subnet !== undefined && lc.devs.v4) addresses.push({ dev: lc.devs.v4.name, cidr: `${parse.pfx(lease.subnet).network}/32` });
     const v6dev = lc.devs.v6 ?? lc.devs.v4;
-    if (lease.ipv6Subnet !== undefined && v6dev) addresses.push({ dev: v6dev.name, cidr: `${pfx(lease.ipv6Subnet).network}/128` });
+    if (lease.ipv6Subnet !== undefined && v6dev) addresses.push({ dev: v6dev.name, cidr: `${parse.pfx(lease.ipv6Subnet).network}/128` });
   }
 
   const routes: Keyed<RouteEntry>[] = [];

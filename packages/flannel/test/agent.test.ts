@@ -118,7 +118,8 @@ describe("agent: join, leave, crash, restart", () => {
     expect(routeDsts(b.dataplane())).toEqual([a.lease()!.subnet]);
     // the live ones renewed at expiry − 60 min and are still there a day later
     await c.clock.advance(26 * 3_600_000);
-    expect(a.stats().renewals).toBeGreaterThanOrEqual(2);
+    // 50 h after it was granted, a's 24 h store lease lives only if it was kept alive twice
+    expect((await c.inner.leaseInfo(a.lease()!.storeLease!))?.remainingSeconds).toBeGreaterThan(0);
     expect((await c.inner.list(SUBNET_PREFIX)).items).toHaveLength(2);
     await c.stopAll();
   });

@@ -4,10 +4,33 @@ import fc from "fast-check";
 import { MemoryDatastore, PoolExhaustedError, Prefix, TryAgainError, VirtualClock, silentLogger } from "@cnikit/core";
 import type { Datastore } from "@cnikit/core";
 import { parseFlannelConfig } from "../src/config.ts";
-import { LEASE_TTL_SECONDS, SUBNET_PREFIX, acquireLease, decodeLease, encodeAttrs, firstFreeSubnets, parseSubnetKey, pickSubnet, subnetKey, takenRanges } from "../src/leases.ts";
+import { LEASE_TTL_SECONDS, SUBNET_PREFIX, decodeLease, encodeAttrs, firstFreeSubnets, flannelLeaseKeeper, leaseOfClaim, parseSubnetKey, pickSubnet, subnetKey, takenRanges } from "../src/leases.ts";
 import type { FlannelConfig } from "../src/config.ts";
-import type { AcquireLeaseOptions, LeaseAttrs } from "../src/leases.ts";
+import type { AcquiredLease, LeaseAttrs, LeaseSubnets } from "../src/leases.ts";
 import { drive, hookedStore } from "./helpers.ts";
+
+interface AcquireOptions {
+  store: Datastore;
+  config: FlannelConfig;
+  attrs: LeaseAttrs & { NodeName: string };
+  clock: VirtualClock;
+  random: () => number;
+  /** Subnets remembered in node-local state (flannel's subnet.env). */
+  previous?: LeaseSubnets;
+  maxAttempts?: number;
+}
+
+/** One node's acquisition through flannel's keeper (a fresh node-local store), read as flannel's lease. */
+async function acquireLease(o: AcquireOptions): Promise<AcquiredLease> {
+  const local = new MemoryDatastore({ clock: o.clock });
+  if (o.previous) await local.put("/flannel/lease", JSON.stringify({ key: subnetKey(o.previous) }));
+  const keeper = flannelLeaseKeeper({ ...o, local, localKey: "/flannel/lease", log: silentLogger });
+  try {
+    return leaseOfClaim(await keeper.acquire());
+  } finally {
+    keeper.stop();
+  }
+}
 
 const CONFIG = parseFlannelConfig({ Network: "10.244.0.0/16", Backend: { Type: "vxlan" } });
 
@@ -18,8 +41,8 @@ function attrs(name: string, ip: string): LeaseAttrs & { NodeName: string } {
 function setup(config: FlannelConfig = CONFIG) {
   const clock = new VirtualClock();
   const store = new MemoryDatastore({ clock });
-  const acquire = (name: string, ip: string, extra: Partial<AcquireLeaseOptions> = {}) =>
-    drive(clock, acquireLease({ store, config, attrs: attrs(name, ip), clock, random: seededRandom(name.length * 7919 + ip.length), log: silentLogger, ...extra }));
+  const acquire = (name: string, ip: string, extra: Partial<AcquireOptions> = {}) =>
+    drive(clock, acquireLease({ store, config, attrs: attrs(name, ip), clock, random: seededRandom(name.length * 7919 + ip.length), ...extra }));
   return { clock, store, acquire };
 }
 
@@ -93,7 +116,7 @@ describe("free subnet search", () => {
   });
 });
 
-describe("acquireLease", () => {
+describe("flannelLeaseKeeper: the kit's keeper with flannel's leases", () => {
   it("creates the key by CAS with a 24 h store lease, inside [SubnetMin, SubnetMax]", async () => {
     const { store, acquire } = setup();
     const got = await acquire("n1", "198.51.100.10");
@@ -186,7 +209,7 @@ describe("acquireLease", () => {
       },
     });
     const started = clock.now();
-    const got = await drive(clock, acquireLease({ store, config: CONFIG, attrs: attrs("n1", "198.51.100.10"), clock, random: seededRandom(3), log: silentLogger }));
+    const got = await drive(clock, acquireLease({ store, config: CONFIG, attrs: attrs("n1", "198.51.100.10"), clock, random: seededRandom(3) }));
     expect(got.conflicts).toBe(3);
     expect(got.attempts).toBe(4);
     expect(clock.now() - started).toBeGreaterThan(0); // it waited on the clock between attempts
@@ -208,7 +231,7 @@ describe("acquireLease", () => {
       },
     });
     // Nobody advances the clock: this resolves only if no sleep was needed.
-    const got = await acquireLease({ store, config: CONFIG, attrs: attrs("n1", "198.51.100.10"), clock, random: seededRandom(3), log: silentLogger });
+    const got = await acquireLease({ store, config: CONFIG, attrs: attrs("n1", "198.51.100.10"), clock, random: seededRandom(3) });
     expect(got).toMatchObject({ conflicts: 2, attempts: 3 });
     expect(clock.now()).toBe(0);
   });
@@ -222,11 +245,11 @@ describe("acquireLease", () => {
         if (options?.ifRevision === 0) await inner.put(key, encodeAttrs(attrs(`thief${++n}`, "192.0.2.9")));
       },
     });
-    const p = acquireLease({ store, config: CONFIG, attrs: attrs("n1", "198.51.100.10"), clock, random: seededRandom(4), log: silentLogger, maxAttempts: 5 });
+    const p = acquireLease({ store, config: CONFIG, attrs: attrs("n1", "198.51.100.10"), clock, random: seededRandom(4), maxAttempts: 5 });
     const err = await drive(clock, p).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TryAgainError);
     expect((err as TryAgainError).code).toBe(11);
-    expect((err as Error).message).toMatch(/5 attempts \(5 lost compare-and-swap races\)/);
+    expect((err as Error).message).toMatch(/after 5 attempts \(5 lost races\)/);
     const leased = (await inner.list(SUBNET_PREFIX)).items.filter((kv) => kv.lease !== undefined);
     expect(leased).toHaveLength(0);
   });
@@ -236,7 +259,7 @@ describe("acquireLease", () => {
     const inner = new MemoryDatastore({ clock });
     inner.setAvailable(false);
     clock.setTimeout(() => inner.setAvailable(true), 1_000);
-    const got = await drive(clock, acquireLease({ store: inner, config: CONFIG, attrs: attrs("n1", "198.51.100.10"), clock, random: seededRandom(5), log: silentLogger }));
+    const got = await drive(clock, acquireLease({ store: inner, config: CONFIG, attrs: attrs("n1", "198.51.100.10"), clock, random: seededRandom(5) }));
     expect(got.attempts).toBeGreaterThan(1);
     expect(got.conflicts).toBe(0);
   });
@@ -248,7 +271,7 @@ describe("acquireLease", () => {
         const store: Datastore = new MemoryDatastore({ clock });
         const all = Promise.all(
           Array.from({ length: n }, (_, i) =>
-            acquireLease({ store, config: CONFIG, attrs: attrs(`n${i}`, `198.51.100.${i + 2}`), clock, random: seededRandom(seed + i), log: silentLogger }),
+            acquireLease({ store, config: CONFIG, attrs: attrs(`n${i}`, `198.51.100.${i + 2}`), clock, random: seededRandom(seed + i) }),
           ),
         );
         const got = await drive(clock, all);
@@ -274,7 +297,7 @@ describe("acquireLease", () => {
       clock,
       Promise.all(
         Array.from({ length: 40 }, (_, i) =>
-          acquireLease({ store, config, attrs: attrs(`n${i}`, `198.51.100.${i + 2}`), clock, random: sameV4DifferentV6(i), log: silentLogger }),
+          acquireLease({ store, config, attrs: attrs(`n${i}`, `198.51.100.${i + 2}`), clock, random: sameV4DifferentV6(i) }),
         ),
       ),
     );

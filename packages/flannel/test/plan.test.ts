@@ -42,7 +42,7 @@ function input(config: PlanInput["config"], leases: SubnetLease[], extra: Partia
     node: NODE_A,
     lease: { subnet: "10.244.1.0/24", key: OWN.key },
     vtepMacs: { v4: deriveVtepMac("a1", 4) },
-    leases: [OWN, ...leases],
+    peers: [OWN, ...leases],
     pods: [],
     ...extra,
   };
@@ -173,7 +173,7 @@ describe("plan: dual stack", () => {
   const own = { subnet: "10.244.1.0/24", ipv6Subnet: "fd00:10:244:1::/64" };
 
   it("over an IPv4-only underlay both families ride flannel.<VNI>", () => {
-    const dp = planDataplane({ config: DUAL, node: NODE_A, lease: own, vtepMacs: { v4: deriveVtepMac("a1", 4) }, leases: [peer], pods: [] });
+    const dp = planDataplane({ config: DUAL, node: NODE_A, lease: own, vtepMacs: { v4: deriveVtepMac("a1", 4) }, peers: [peer], pods: [] });
     expect(dp.links.filter((l) => l.kind === "vxlan").map((l) => l.name)).toEqual(["flannel.1"]);
     expect(dp.addresses).toContainEqual({ dev: "flannel.1", cidr: "fd00:10:244:1::/128" });
     expect(dp.routes).toContainEqual(expect.objectContaining({ dst: "fd00:10:244:9::/64", via: "fd00:10:244:9::", dev: "flannel.1", onlink: true }));
@@ -186,7 +186,7 @@ describe("plan: dual stack", () => {
   it("with IPv6 underlays on both ends IPv6 uses flannel-v6.<VNI> (MTU − 70)", () => {
     const node: NodeInfo = { name: "a1", underlay: [...NODE_A.underlay, { iface: "eth0", address: "2001:db8::10", prefixLength: 64 }] };
     const peer6 = lease({ node: "b1", subnet: "10.244.9.0/24", ipv6Subnet: "fd00:10:244:9::/64", ip: "203.0.113.20", ip6: "2001:db8:1::20" });
-    const dp = planDataplane({ config: DUAL, node, lease: own, vtepMacs: { v4: deriveVtepMac("a1", 4), v6: deriveVtepMac("a1", 6) }, leases: [peer6], pods: [] });
+    const dp = planDataplane({ config: DUAL, node, lease: own, vtepMacs: { v4: deriveVtepMac("a1", 4), v6: deriveVtepMac("a1", 6) }, peers: [peer6], pods: [] });
     expect(dp.links.find((l) => l.name === "flannel-v6.1")).toMatchObject({ local: "2001:db8::10", mtu: 1430, mac: deriveVtepMac("a1", 6) });
     expect(dp.fdb).toContainEqual({ dev: "flannel-v6.1", mac: deriveVtepMac("b1", 6), dst: "2001:db8:1::20", permanent: true });
     expect(dp.routes).toContainEqual(expect.objectContaining({ dst: "fd00:10:244:9::/64", dev: "flannel-v6.1" }));
@@ -195,7 +195,7 @@ describe("plan: dual stack", () => {
 
   it("a peer without the IPv6 half of a dual-stack lease is skipped", () => {
     const v4only = lease({ node: "c1", subnet: "10.244.10.0/24", ip: "203.0.113.21" });
-    const { skipped } = planWithDiagnostics({ config: DUAL, node: NODE_A, lease: own, vtepMacs: {}, leases: [v4only], pods: [] });
+    const { skipped } = planWithDiagnostics({ config: DUAL, node: NODE_A, lease: own, vtepMacs: {}, peers: [v4only], pods: [] });
     expect(skipped[0]?.reason).toContain("lacks a subnet");
   });
 });

@@ -40,7 +40,7 @@ export function flannelDataplane(input: { backend: "vxlan" | "host-gw"; self: nu
     node: nodeInfo(self),
     lease: { subnet: `10.244.${self}.0/24`, key: leases[self - 1]!.key },
     vtepMacs: { v4: deriveVtepMac(`n${self}`, 4) },
-    leases,
+    peers: leases,
     pods: input.pods.map((p) => ({ containerId: `f${self}x${p.id}`, ifName: "eth0", addresses: [`10.244.${self}.${p.id + 1}`], netns: p.netns })),
   });
 }
