@@ -838,21 +838,26 @@ export const LIFECYCLE_CHECKS: readonly LifecycleCheck[] = Object.freeze([
   {
     id: "cni.add-idempotent",
     section: "B",
-    rule: "A second ADD for the same (containerId, ifName), also concurrent, returns the same address and reserves nothing more.",
+    rule: "A second ADD for the same (containerId, ifName), also concurrent, reserves nothing more: the agent returns the same address; through the plugin (a daemon) it fails, as the interface exists (CNI SPEC ADD).",
     source: `${SOURCES.contract}; CNI SPEC.md section 'ADD'`,
     required: true,
     async judge(d) {
       const node = d.nodes[0];
       const pod = d.attachment("idem");
       const first = await d.attach(node, pod);
-      const second = await d.attach(node, pod);
+      const second = await d.attach(node, pod).catch((e: unknown) => ({ refused: e }));
       const problems: string[] = [];
-      if (JSON.stringify(first.ips) !== JSON.stringify(second.ips)) {
+      if ("refused" in second) {
+        if (!d.daemon) problems.push(`second ADD of ${key(pod)} on node ${node} failed: ${describeError(second.refused)} (the agent's attach is idempotent)`);
+      } else if (d.daemon) {
+        problems.push(`second ADD of ${key(pod)} on node ${node} succeeded although its interface exists (CNI SPEC ADD: the plugin must return an error)`);
+      } else if (JSON.stringify(first.ips) !== JSON.stringify(second.ips)) {
         problems.push(`second ADD of ${key(pod)} on node ${node} returned ips ${JSON.stringify(second.ips)}, the first ${JSON.stringify(first.ips)}`);
       }
       const settled = await d.attachConcurrently(node, [d.attachment("idem-concurrent"), d.attachment("idem-concurrent")]);
       const ok = settled.filter((s): s is PromiseFulfilledResult<AttachResult> => s.status === "fulfilled").map((s) => s.value);
       if (ok.length === 0) problems.push(`two concurrent ADDs of idem-concurrent/eth0 on node ${node} both failed: ${settled.map((s) => (s.status === "rejected" ? describeError(s.reason) : "")).join(" / ")}`);
+      else if (ok.length === 2 && d.daemon) problems.push(`two concurrent ADDs of idem-concurrent/eth0 on node ${node} both succeeded: the later one must fail, its interface exists`);
       else if (ok.length === 2 && firstAddress(ok[0]!) !== firstAddress(ok[1]!)) {
         problems.push(`two concurrent ADDs of idem-concurrent/eth0 on node ${node} got ${firstAddress(ok[0]!)} and ${firstAddress(ok[1]!)}`);
       }
