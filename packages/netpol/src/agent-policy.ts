@@ -228,6 +228,7 @@ export class PolicyComponent {
       clock: this.clock,
       signal,
       retryMs: this.retryMs,
+      maxRetryMs: Math.max(this.retryMs, this.resyncMs), // back off while the store is away (a cut-off node re-lists at most once per resync period)
       resyncMs: this.resyncMs,
       decode: (kv) => {
         try {
