@@ -13,7 +13,7 @@
 // (FLANNEL_BENCH_N=10,100 limits the cluster sizes; the default 10,100,1000 takes a few minutes,
 // most of it firing 1000 agents' 10 s resync timers through 24 h of virtual time.)
 import { seededRandom } from "@cnikit/core";
-import { MemoryDatastore, VirtualClock, flushAsync, silentLogger } from "@cnikit/core";
+import { MemoryDatastore, MemoryMembership, VirtualClock, flushAsync, silentLogger } from "@cnikit/core";
 import type { AgentContext, Datastore, NodeInfo, WatchEvent } from "@cnikit/core";
 import { FlannelAgent } from "../../packages/flannel/src/agent.ts";
 import { parseFlannelConfig } from "../../packages/flannel/src/config.ts";
@@ -132,6 +132,7 @@ async function convergence(n: number): Promise<Figure[]> {
         peers: noPeers,
         clock,
         log: silentLogger,
+        members: new MemoryMembership({ clock }),
         random: seededRandom(1000 + i),
       }),
     );
