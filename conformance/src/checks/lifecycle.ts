@@ -1437,9 +1437,6 @@ export const LIFECYCLE_CHECKS: readonly LifecycleCheck[] = Object.freeze([
   },
 ] satisfies LifecycleCheck[]);
 
-/** The ids of section B's checks that run only through the CNI plugin executable (the kernel driver's own). */
-export const PLUGIN_CHECK_IDS = Object.freeze(["cni.result-versions", "cni.plugin-error-json"]);
-
 /** The executable-only checks, as the simulator reports them: "not run". */
 const pluginChecks: CheckDefinition[] = [
   {
@@ -1479,26 +1476,5 @@ function onSimulator(c: LifecycleCheck): CheckDefinition {
   };
 }
 
-const byId = (id: string): LifecycleCheck => LIFECYCLE_CHECKS.find((c) => c.id === id)!;
-const ORDER = [
-  "cni.add-result",
-  "cni.result-versions",
-  "cni.plugin-error-json",
-  "cni.add-idempotent",
-  "cni.del-idempotent",
-  "cni.del-unknown",
-  "cni.del-restores-dataplane",
-  "cni.del-releases",
-  "cni.failed-add-leaks-nothing",
-  "cni.check-after-add",
-  "cni.check-detects-missing",
-  "cni.gc",
-  "cni.status",
-  "cni.error-codes",
-  "cni.sandbox-recreate",
-  "cni.del-after-reuse",
-  "cni.multi-interface",
-];
-
-/** Section B in the suite's order, on the simulator. */
-export const lifecycleChecks: CheckDefinition[] = ORDER.map((id) => pluginChecks.find((c) => c.id === id) ?? onSimulator(byId(id)));
+/** Section B in the suite's order, on the simulator: cni.add-result, the executable's own checks, then the rest. */
+export const lifecycleChecks: CheckDefinition[] = [onSimulator(LIFECYCLE_CHECKS[0]!), ...pluginChecks, ...LIFECYCLE_CHECKS.slice(1).map(onSimulator)];
