@@ -14,22 +14,17 @@
  * `policy` is the NetworkPolicy part of the plan input: the pure plan asks it for the filters of
  * the node's pods on every plan.
  */
-import type { LeaseId, PlanPolicy, PodPort, PodRef } from "@cnikit/core";
+import type { LeaseId, PlanPolicy, PodAttachment, PodPort, PodRef } from "@cnikit/core";
 import { hostIfName } from "./plan.ts";
 import type { PodRecord } from "./plan.ts";
 
-/** One of the node's pods as a component sees it (the shape of netpol's `LocalPolicyPod`). */
-export interface FlannelPod extends PodRef {
-  namespace?: string;
-  podName?: string;
-  labels?: Record<string, string>;
-  /** The ADD's container ports. */
-  ports?: readonly PodPort[];
-  /** Its addresses, one per enabled family, plain text. */
-  ips: readonly string[];
-  /** The host side of its veth. */
-  hostIf: string;
-}
+/**
+ * One of the node's pods as a component sees it (the shape of netpol's `LocalPolicyPod`): the ADD's
+ * identity, metadata and container ports, its addresses (`ips`, one per enabled family) and the
+ * host side of its veth (`hostIf`).
+ */
+export type FlannelPod = PodRef &
+  Pick<PodAttachment, "namespace" | "podName" | "labels"> & { ports?: readonly PodPort[]; ips: readonly string[]; hostIf: string };
 
 /** A component composed into flannel's agent (netpol's `PolicyComponent` is one as it is). */
 export interface FlannelAgentComponent {
