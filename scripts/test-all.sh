@@ -4,7 +4,7 @@
 set -u
 export TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1
 cd "$(dirname "$0")/.."
-rm -f packages/*/.vitest-report.json conformance/.vitest-report.json
+rm -f packages/*/.vitest-report.json examples/*/.vitest-report.json conformance/.vitest-report.json
 status=0
 pnpm exec tsc -p scripts/tsconfig.json || { echo "typecheck of scripts/ failed"; status=1; }
 pnpm exec turbo run lint typecheck test --continue --concurrency=2 --output-logs=new-only || status=1

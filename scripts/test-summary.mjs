@@ -7,6 +7,7 @@ import { join } from "node:path";
 const root = new URL("..", import.meta.url).pathname;
 const dirs = [
   ...readdirSync(join(root, "packages")).map((d) => join("packages", d)),
+  ...readdirSync(join(root, "examples")).map((d) => join("examples", d)),
   "conformance",
 ];
 let passed = 0;
