@@ -40,6 +40,7 @@ import {
   kubeNamespaceKey,
   kubeNamespaceValue,
   kubeNetworkPolicyKey,
+  topologyNeedsOf,
   type AttachResult,
   type Backend,
   type Link,
@@ -84,7 +85,7 @@ import {
 } from "@cnikit/conformance/runner";
 import { createNetns, defaultRouteProtocol, deleteNetns, readKernel } from "@cnikit/linux";
 import { PolicyEvaluator, parsePolicyObject } from "@cnikit/netpol";
-import { SimCluster, type Endpoint } from "@cnikit/sim";
+import { SimCluster, clusterTopologyOf, type Endpoint } from "@cnikit/sim";
 import {
   REACH_PROTOS,
   cellKey,
@@ -444,7 +445,7 @@ async function simTwin(
   pods: { name: string; node: string; namespace?: string }[],
   before?: (cluster: SimCluster<unknown>) => Promise<void>,
 ): Promise<{ cluster: SimCluster<unknown>; keys: Map<string, string>; addresses: Map<string, string>; problems: string[] }> {
-  const topology = chooseTopology({ summary: ctx.summary });
+  const topology = chooseTopology({ needs: topologyNeedsOf(ctx.backend, ctx.config) });
   const cluster = SimCluster.create({ backend: ctx.backend, config: ctx.config, topology, seed: ctx.seed });
   const problems: string[] = [];
   for (const n of ctx.lab.nodes) {
@@ -1329,7 +1330,7 @@ function boundedInt(v: number | undefined, field: string, fallback: number, min:
 export async function runLinuxConformance(options: LinuxConformanceOptions): Promise<LinuxConformanceReport> {
   const { backend, raw, label, mode, backendModule } = resolveBackend(options);
   const config = backend.parseConfig(raw);
-  const summary = backend.summarize(config);
+  const summary = backend.summarize(config, clusterTopologyOf(chooseTopology({ needs: topologyNeedsOf(backend, config) })));
   const nodes = boundedInt(options.nodes, "nodes", 2, 2, 8);
   const podsPerNode = boundedInt(options.podsPerNode, "podsPerNode", 2, 1, 4);
   const seed = options.seed ?? 1;

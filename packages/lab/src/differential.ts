@@ -33,7 +33,7 @@ import {
 import { builtinBackend } from "@cnikit/backends";
 import { createNetns, deleteNetns, listNetns, LinuxRenderer } from "@cnikit/linux";
 import { SimCluster, SimFabric, type Endpoint, type PacketResult, type SimTopology } from "@cnikit/sim";
-import { chooseTopology, resolveBackendMode, startLab, type Lab } from "./lab.ts";
+import { resolveBackendMode, startLab, type Lab } from "./lab.ts";
 import { DEFAULT_STATE_ROOT, PROBE_PORT, checkLabName, labDir, nsPrefix } from "./plan.ts";
 import { downLab, type DownReport } from "./down.ts";
 import { PROBE_AGENT, ProbeClient, type ProbeResult } from "./probe.ts";
@@ -407,7 +407,7 @@ export interface SimSide {
 export async function simulateScenario(s: DiffScenario): Promise<SimSide> {
   const resolved = resolveBackendMode({ backend: s.backend, mode: s.mode });
   const entry = builtinBackend(s.backend);
-  const topology = chooseTopology({ summary: resolved.summary });
+  const topology = resolved.topology;
   const cluster = SimCluster.create({ backend: entry.backend, config: entry.backend.parseConfig(resolved.config), topology, seed: s.seed });
   try {
     for (let i = 1; i <= s.nodes; i++) await cluster.addNode({ name: `node-${i}` });
