@@ -78,28 +78,37 @@ export function subnetKey(subnets: LeaseSubnets): string {
   return subnets.ipv6Subnet === undefined ? `${SUBNET_PREFIX}${v4}` : `${SUBNET_PREFIX}${v4}&${subnets.ipv6Subnet.replace("/", "-")}`;
 }
 
-/** Inverse of `subnetKey`; undefined for a key that is not a well-formed subnet key. */
-export function parseSubnetKey(key: string): LeaseSubnets | undefined {
+/** The prefixes a key names, per family; undefined for a key that is not a well-formed subnet key. */
+function keyPrefixes(key: string): { 4?: Prefix; 6?: Prefix } | undefined {
   if (!key.startsWith(SUBNET_PREFIX)) return undefined;
-  const rest = key.slice(SUBNET_PREFIX.length);
-  const [v4Part, v6Part, extra] = rest.split("&");
+  const [v4Part, v6Part, extra] = key.slice(SUBNET_PREFIX.length).split("&");
   if (v4Part === undefined || extra !== undefined) return undefined;
-  const out: LeaseSubnets = {};
+  const out: { 4?: Prefix; 6?: Prefix } = {};
   try {
     if (v4Part !== "0.0.0.0-0") {
       const p = Prefix.parse(v4Part.replace(/-(\d+)$/, "/$1"));
       if (p.family !== 4) return undefined;
-      out.subnet = p.toString();
+      out[4] = p;
     }
     if (v6Part !== undefined) {
       const p = Prefix.parse(v6Part.replace(/-(\d+)$/, "/$1"));
       if (p.family !== 6) return undefined;
-      out.ipv6Subnet = p.toString();
+      out[6] = p;
     }
   } catch {
     return undefined;
   }
-  return out.subnet === undefined && out.ipv6Subnet === undefined ? undefined : out;
+  return out[4] === undefined && out[6] === undefined ? undefined : out;
+}
+
+/** Inverse of `subnetKey`; undefined for a key that is not a well-formed subnet key. */
+export function parseSubnetKey(key: string): LeaseSubnets | undefined {
+  const prefixes = keyPrefixes(key);
+  if (!prefixes) return undefined;
+  const out: LeaseSubnets = {};
+  if (prefixes[4]) out.subnet = prefixes[4].toString();
+  if (prefixes[6]) out.ipv6Subnet = prefixes[6].toString();
+  return out;
 }
 
 function isMac(x: unknown): x is string {
@@ -186,15 +195,36 @@ export function ownedBy(lease: SubnetLease, node: { name: string; publicIP?: str
   );
 }
 
+const IPV4_KEY = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})-(\d{1,2})(?:&|$)/;
+
+/**
+ * The IPv4 interval of a key in flannel's canonical form (`a.b.c.d-len`, host bits clear), read
+ * without building a Prefix: every acquisition reads every key. Undefined otherwise (then the key
+ * goes through `keyPrefixes`).
+ */
+function ipv4Interval(key: string): [bigint, bigint] | undefined {
+  const m = IPV4_KEY.exec(key.slice(SUBNET_PREFIX.length));
+  if (!m || !key.startsWith(SUBNET_PREFIX)) return undefined;
+  const octets = [m[1], m[2], m[3], m[4]].map(Number);
+  const len = Number(m[5]);
+  if (len === 0 || len > 32 || octets.some((o) => o > 255)) return undefined;
+  const base = ((octets[0]! * 256 + octets[1]!) * 256 + octets[2]!) * 256 + octets[3]!;
+  const size = 2 ** (32 - len);
+  if (base % size !== 0) return undefined;
+  return [BigInt(base), BigInt(base + size - 1)];
+}
+
 /** Address intervals [first, last] occupied by stored leases in one family, sorted. */
 export function takenRanges(keys: readonly string[], family: 4 | 6): [bigint, bigint][] {
   const out: [bigint, bigint][] = [];
   for (const key of keys) {
-    const s = parseSubnetKey(key);
-    const text = family === 4 ? s?.subnet : s?.ipv6Subnet;
-    if (text === undefined) continue;
-    const p = Prefix.parse(text);
-    out.push([p.base, p.last]);
+    const iv = family === 4 ? ipv4Interval(key) : undefined;
+    if (iv !== undefined) {
+      out.push(iv);
+      continue;
+    }
+    const p = keyPrefixes(key)?.[family];
+    if (p !== undefined) out.push([p.base, p.last]);
   }
   return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 }
