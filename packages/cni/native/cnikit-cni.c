@@ -9,11 +9,18 @@
  *   response: "CNIKIT/1 <status> <stdout bytes> <stderr bytes>\n" <stdout> <stderr>
  *
  * Socket: the network config's top-level "socketPath", else $CNIKITD_SOCKET, else
- * /run/cnikit/cnikitd.sock. Daemon unreachable: error JSON on stdout with code 11 (50 for
- * STATUS), exit 1. Built by `pnpm build` (scripts/build-shim.mjs) when a C compiler is present.
+ * /run/cnikit/cnikitd.sock when it exists, else the one /run/cnikit/<node>/cnikitd.sock (cnikitd's
+ * default). Daemon unreachable, or no whole answer within the netconf's "timeoutSeconds" (ADD,
+ * DEL, CHECK, GC; default 60) / "statusTimeoutSeconds" (STATUS; default 10): error JSON on stdout
+ * naming the socket (and the timeout) with code 11 (50 for STATUS), exit 1. Built by `pnpm build`
+ * (scripts/build-shim.mjs) when a C compiler is present.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +32,11 @@ extern char **environ;
 
 static const char *VERSIONS[] = {"0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"};
 #define NVERSIONS (sizeof(VERSIONS) / sizeof(VERSIONS[0]))
-#define DEFAULT_SOCKET "/run/cnikit/cnikitd.sock"
+#define RUN_DIR "/run/cnikit"
+#define DEFAULT_SOCKET RUN_DIR "/cnikitd.sock"
+#define DEFAULT_TIMEOUT 60.0
+#define DEFAULT_STATUS_TIMEOUT 10.0
+#define MAX_TIMEOUT 3600.0
 
 struct buf {
     char *data;
@@ -150,8 +161,10 @@ static const char *skip_value(const char *p, const char *end, int depth) {
     return p;
 }
 
-/* Reads the top-level string members "socketPath" and "cniVersion" (absent = left empty). */
-static void scan_conf(const char *p, size_t n, struct buf *socket_path, struct buf *version, int *has_version, int *is_object) {
+/* Reads the top-level string members "socketPath" and "cniVersion" (absent = left empty) and the
+ * number member named timeout_key into *timeout (left as is when absent or not a valid number). */
+static void scan_conf(const char *p, size_t n, struct buf *socket_path, struct buf *version, int *has_version, int *is_object, const char *timeout_key,
+                      double *timeout) {
     const char *end = p + n;
     p = skip_ws(p, end);
     if (p >= end || *p != '{') return;
@@ -174,6 +187,18 @@ static void scan_conf(const char *p, size_t n, struct buf *socket_path, struct b
         if (target && p < end && *p == '"') {
             target->len = 0;
             p = scan_string(p, end, target);
+        } else if (key.data && strcmp(key.data, timeout_key) == 0 && p < end && (*p == '-' || (*p >= '0' && *p <= '9'))) {
+            /* A bad value is the daemon's to report (code 7 naming the key): keep the default here. */
+            char num[64];
+            const char *q = skip_value(p, end, 1);
+            if (q && (size_t)(q - p) < sizeof num) {
+                memcpy(num, p, (size_t)(q - p));
+                num[q - p] = 0;
+                char *stop = NULL;
+                double t = strtod(num, &stop);
+                if (stop && *stop == 0 && t > 0 && t <= MAX_TIMEOUT) *timeout = t;
+            }
+            p = q;
         } else {
             p = skip_value(p, end, 1);
         }
@@ -205,22 +230,63 @@ static const char *errno_name(int e) {
     }
 }
 
-static int fail(const char *command, const char *version, const char *msg, const char *details) {
-    struct buf out = {0};
+/* The error JSON the shim prints itself. */
+static void error_json(struct buf *out, const char *command, const char *version, const char *msg, const char *details) {
     int code = strcmp(command, "STATUS") == 0 ? 50 : 11;
     char num[16];
     snprintf(num, sizeof num, "%d", code);
-    puts_buf(&out, "{\"cniVersion\":");
-    put_json_string(&out, version);
-    puts_buf(&out, ",\"code\":");
-    puts_buf(&out, num);
-    puts_buf(&out, ",\"msg\":");
-    put_json_string(&out, msg);
-    puts_buf(&out, ",\"details\":");
-    put_json_string(&out, details);
-    puts_buf(&out, "}\n");
+    puts_buf(out, "{\"cniVersion\":");
+    put_json_string(out, version);
+    puts_buf(out, ",\"code\":");
+    puts_buf(out, num);
+    puts_buf(out, ",\"msg\":");
+    put_json_string(out, msg);
+    puts_buf(out, ",\"details\":");
+    put_json_string(out, details);
+    puts_buf(out, "}\n");
+}
+
+static int fail(const char *command, const char *version, const char *msg, const char *details) {
+    struct buf out = {0};
+    error_json(&out, command, version, msg, details);
     write_all(1, out.data, out.len);
     return 1;
+}
+
+/* The timeout's answer, made before the clock starts: the SIGALRM handler only writes it and exits. */
+static struct buf timeout_answer;
+
+static void on_timeout(int sig) {
+    (void)sig;
+    (void)write_all(1, timeout_answer.data, timeout_answer.len);
+    _exit(1);
+}
+
+/* /run/cnikit/cnikitd.sock when it exists, else the single /run/cnikit/<node>/cnikitd.sock; with
+ * none or several, the first path (the connect error names it). */
+static const char *default_socket(struct buf *found) {
+    struct stat st;
+    if (stat(DEFAULT_SOCKET, &st) == 0) return DEFAULT_SOCKET;
+    DIR *d = opendir(RUN_DIR);
+    if (!d) return DEFAULT_SOCKET;
+    int count = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        struct buf candidate = {0};
+        puts_buf(&candidate, RUN_DIR "/");
+        puts_buf(&candidate, e->d_name);
+        puts_buf(&candidate, "/cnikitd.sock");
+        if (stat(candidate.data, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            if (count++ == 0) {
+                found->len = 0;
+                puts_buf(found, candidate.data);
+            }
+        }
+        free(candidate.data);
+    }
+    closedir(d);
+    return count == 1 ? found->data : DEFAULT_SOCKET;
 }
 
 int main(void) {
@@ -265,9 +331,12 @@ int main(void) {
         put(&in, chunk, (size_t)r);
     }
 
-    struct buf socket_path = {0}, conf_version = {0};
+    struct buf socket_path = {0}, conf_version = {0}, found = {0};
     int has_version = 0, is_object = 0;
-    if (!stdin_error[0] && in.len > 0) scan_conf(in.data, in.len, &socket_path, &conf_version, &has_version, &is_object);
+    int is_status = strcmp(command, "STATUS") == 0;
+    const char *timeout_key = is_status ? "statusTimeoutSeconds" : "timeoutSeconds";
+    double timeout = is_status ? DEFAULT_STATUS_TIMEOUT : DEFAULT_TIMEOUT;
+    if (!stdin_error[0] && in.len > 0) scan_conf(in.data, in.len, &socket_path, &conf_version, &has_version, &is_object, timeout_key, &timeout);
     /* The version errors are reported in: the config's when we support it ("" or absent = 0.1.0). */
     const char *version = "1.1.0";
     if (is_object && (!has_version || !conf_version.data || conf_version.data[0] == 0)) version = "0.1.0";
@@ -276,7 +345,7 @@ int main(void) {
             if (strcmp(conf_version.data, VERSIONS[i]) == 0) version = VERSIONS[i];
     }
     const char *path = socket_path.data && socket_path.data[0] ? socket_path.data : getenv("CNIKITD_SOCKET");
-    if (!path || !path[0]) path = DEFAULT_SOCKET;
+    if (!path || !path[0]) path = default_socket(&found);
 
     struct buf req = {0};
     put(&req, "CNIKIT/1", 9); /* with its NUL */
@@ -291,6 +360,22 @@ int main(void) {
     if (!stdin_error[0] && in.len > 0) put(&req, in.data, in.len);
 
     char msg[512];
+    char details[512];
+    snprintf(msg, sizeof msg, "cnikitd did not answer %s within %g s (socket %s)", command, timeout, path);
+    snprintf(details, sizeof details,
+             "the daemon accepted the call but is stuck or stopped; set the netconf's %s to wait longer, check cnikitd, then retry", timeout_key);
+    error_json(&timeout_answer, command, version, msg, details);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_timeout;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval deadline;
+    memset(&deadline, 0, sizeof deadline);
+    deadline.it_value.tv_sec = (time_t)timeout;
+    deadline.it_value.tv_usec = (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6);
+    if (deadline.it_value.tv_sec == 0 && deadline.it_value.tv_usec == 0) deadline.it_value.tv_usec = 1;
+    setitimer(ITIMER_REAL, &deadline, NULL);
+
     struct sockaddr_un addr;
     memset(&addr, 0, sizeof addr);
     addr.sun_family = AF_UNIX;
@@ -322,6 +407,9 @@ int main(void) {
         put(&resp, chunk, (size_t)r);
     }
     close(fd);
+    struct itimerval off;
+    memset(&off, 0, sizeof off);
+    setitimer(ITIMER_REAL, &off, NULL); /* the answer is whole (or the daemon closed): print it, no timeout any more */
     int status = 0;
     size_t out_len = 0, err_len = 0;
     int consumed = 0;

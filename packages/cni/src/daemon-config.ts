@@ -15,18 +15,22 @@
  *                                               // or a path: .json is parsed, anything else (calico YAML)
  *                                               // is handed to the backend's parser as text; a string
  *                                               // with a newline is the config text itself
- *   "store": "file:/var/lib/cnikit/store",      // default; or etcd://host:port[,host:port][/prefix]
- *   "localStateDir": "/var/lib/cnikit/local",   // default
+ *   "store": "file:/var/lib/cnikit/node-1/store", // default (the node's name in it); or etcd://host:port[,host:port][/prefix]
+ *   "localStateDir": "/var/lib/cnikit/node-1/local", // default
  *   "localFsync": false,                         // default: fsync node-local writes? (see DaemonConfig)
- *   "socketPath": "/run/cnikit/cnikitd.sock",   // default
+ *   "socketPath": "/run/cnikit/node-1/cnikitd.sock", // default
  *   "peers": { "listen": "192.0.2.10:7946", "advertise": "192.0.2.10:7946" },  // optional
- *   "renderer": { "type": "linux", ...options for LinuxRenderer },             // default type linux
+ *   "renderer": { "type": "linux", "netns": "cnikit-node-1", ...options for LinuxRenderer },
+ *                                               // required: linux without netns acts on cnikitd's own
+ *                                               // namespace (the host's, NAT included): say so
+ *                                               // explicitly; stateDir default /run/cnikit/node-1/linux
  *   "logLevel": "info",                          // debug | info | warn | error
- *   "seed": 1                                    // optional: the agent's random seed
+ *   "seed": 1                                    // the agent's random seed; default derived from node.name
  * }
  * ```
  *
- * Relative paths are relative to the config file's directory. Every rule broken is a
+ * Defaults hold the node's name (`daemonDefaults`), so two daemons given only different names
+ * do not share a file. Relative paths are relative to the config file's directory. Every rule broken is a
  * `ConfigError` naming the field (`node.underlay[0].address`, `backendConfig.Backend.VNI`, ...).
  * Without `peers` the agent gets a transport that reaches nobody (a single node).
  */
@@ -49,7 +53,7 @@ import type { Backend, Datastore, LogLevel, Logger, NodeInfo, PeerAddress, PeerT
 import { builtinBackends } from "@cnikit/backends";
 import { EtcdDatastore } from "@cnikit/etcd";
 import { RecordingApplier, type DataplaneApplier } from "./applier.ts";
-import { CniDaemon, DEFAULT_SOCKET_PATH } from "./daemon.ts";
+import { CniDaemon } from "./daemon.ts";
 
 const C = "cnikitd";
 
@@ -98,7 +102,28 @@ export interface DaemonConfig extends BackendSettings {
 export const DAEMON_PREFIX = "/cnikit/daemons/";
 
 const DEFAULT_STORE_DIR = "/var/lib/cnikit/store";
-const DEFAULT_LOCAL_DIR = "/var/lib/cnikit/local";
+
+/** Where cnikitd keeps its state by default: everything under directories named after the node. */
+export interface DaemonDefaults {
+  /** The file cluster store (`store` absent): `/var/lib/cnikit/<node>/store`. */
+  storeDir: string;
+  /** `localStateDir`: `/var/lib/cnikit/<node>/local`. */
+  localStateDir: string;
+  /** `socketPath`: `/run/cnikit/<node>/cnikitd.sock` (cnikit-cni finds it when it is the only one). */
+  socketPath: string;
+  /** The linux renderer's `stateDir`: `/run/cnikit/<node>/linux`. */
+  rendererStateDir: string;
+}
+
+/** The defaults of a cnikitd for node `node` (see `DaemonDefaults`). */
+export function daemonDefaults(node: string): DaemonDefaults {
+  return {
+    storeDir: `/var/lib/cnikit/${node}/store`,
+    localStateDir: `/var/lib/cnikit/${node}/local`,
+    socketPath: `/run/cnikit/${node}/cnikitd.sock`,
+    rendererStateDir: `/run/cnikit/${node}/linux`,
+  };
+}
 const TOP_KEYS = new Set(["node", "backend", "backendConfig", "store", "localStateDir", "localFsync", "socketPath", "peers", "renderer", "logLevel", "seed"]);
 
 function err(field: string, rule: string, value?: unknown): ConfigError {
@@ -131,6 +156,9 @@ function stringMap(v: unknown, field: string): Record<string, string> {
 function parseNode(v: unknown): NodeInfo {
   if (!isObject(v)) throw err("node", "must be an object {name, underlay, labels?}", v);
   const node: NodeInfo = { name: str(v["name"], "node.name"), underlay: [] };
+  if (!/^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/.test(node.name)) {
+    throw err("node.name", "must be a node name: letters, digits, '.', '_' and '-', starting and ending with a letter or digit, at most 253 characters (it names the default state directories)", node.name);
+  }
   if (!Array.isArray(v["underlay"]) || v["underlay"].length === 0) throw err("node.underlay", "must be a non-empty list of {iface, address, prefixLength, gateway?}", v["underlay"]);
   node.underlay = v["underlay"].map((u: unknown, i): UnderlayInterface => {
     const f = `node.underlay[${i}]`;
@@ -429,12 +457,14 @@ export function parseDaemonConfig(raw: unknown, options: ParseDaemonConfigOption
     const p = str(v, field);
     return isAbsolute(p) ? p : resolvePath(baseDir, p);
   };
+  const defaults = daemonDefaults(node.name);
   const config: DaemonConfig = {
     node,
     ...settings,
-    localStateDir: path(raw["localStateDir"], "localStateDir", DEFAULT_LOCAL_DIR),
-    socketPath: path(raw["socketPath"], "socketPath", DEFAULT_SOCKET_PATH),
-    renderer: { type: "linux", options: {} },
+    ...(raw["store"] === undefined ? { store: { kind: "file", dir: defaults.storeDir } } : {}),
+    localStateDir: path(raw["localStateDir"], "localStateDir", defaults.localStateDir),
+    socketPath: path(raw["socketPath"], "socketPath", defaults.socketPath),
+    renderer: { type: "none", options: {} },
   };
   if (config.store.kind === "file" && resolvePath(config.store.dir) === resolvePath(config.localStateDir)) {
     throw err("localStateDir", "must differ from the file store's directory (each directory is opened by one store)", config.localStateDir);
@@ -445,14 +475,18 @@ export function parseDaemonConfig(raw: unknown, options: ParseDaemonConfigOption
     config.peers = { listen: parseHostPort(p["listen"], "peers.listen") };
     if (p["advertise"] !== undefined) config.peers.advertise = parseHostPort(p["advertise"], "peers.advertise");
   }
-  if (raw["renderer"] !== undefined) {
-    const r = raw["renderer"];
-    if (!isObject(r)) throw err("renderer", "must be an object {type: linux|none, ...}", r);
-    const type = r["type"] ?? "linux";
-    if (type !== "linux" && type !== "none") throw err("renderer.type", "must be linux or none", type);
-    const { type: _type, ...rest } = r;
-    config.renderer = { type, options: rest };
+  const r = raw["renderer"];
+  if (r === undefined) {
+    throw err(
+      "renderer",
+      'is required, so that nothing acts on the host unasked: {"type": "linux", "netns": "<name>"} renders into a named network namespace, {"type": "linux"} into cnikitd\'s own (on a node: the host\'s, with the backend\'s NAT), {"type": "none"} only records the dataplane',
+    );
   }
+  if (!isObject(r)) throw err("renderer", "must be an object {type: linux|none, ...}", r);
+  const type = r["type"];
+  if (type !== "linux" && type !== "none") throw err("renderer.type", "must be linux or none", type);
+  const { type: _type, ...rest } = r;
+  config.renderer = { type, options: type === "linux" && rest["stateDir"] === undefined ? { ...rest, stateDir: defaults.rendererStateDir } : rest };
   if (raw["localFsync"] !== undefined) {
     if (typeof raw["localFsync"] !== "boolean") throw err("localFsync", "must be true or false", raw["localFsync"]);
     config.localFsync = raw["localFsync"];
@@ -641,7 +675,7 @@ export async function runDaemon(config: DaemonConfig, options: RunDaemonOptions 
       socketPath: config.socketPath,
       clock,
       log,
-      random: seededRandom(config.seed ?? seedFromString(`${config.node.name}/${process.pid}/${Date.now()}`)),
+      random: seededRandom(config.seed ?? seedFromString(config.node.name)),
       ...(options.agentWaitMs !== undefined ? { agentWaitMs: options.agentWaitMs } : {}),
     });
     try {

@@ -52,11 +52,15 @@ import {
   type CniResult,
   type StdinInput,
 } from "./protocol.ts";
-import { MAX_REQUEST_BYTES, decodeRequest, encodeResponse, type WireResponse } from "./wire.ts";
+import { MAX_REQUEST_BYTES, decodeRequest, decodeResponse, encodeRequest, encodeResponse, type WireResponse } from "./wire.ts";
 
 const C = "cnikitd";
 
-/** Where the daemon listens unless told otherwise. */
+/**
+ * Where `cnikit-cni` looks first when neither the netconf's `socketPath` nor $CNIKITD_SOCKET
+ * names a socket (then the one `/run/cnikit/<node>/cnikitd.sock`, cnikitd's default: see
+ * `daemonDefaults`).
+ */
 export const DEFAULT_SOCKET_PATH = "/run/cnikit/cnikitd.sock";
 
 export interface CniDaemonOptions {
@@ -89,6 +93,17 @@ export interface CniDaemonOptions {
   members?: Membership;
   /** Re-list period of the store-backed membership (default 300000 ms). */
   membersResyncMs?: number;
+}
+
+/** Options of `CniDaemon.handle`. */
+export interface HandleOptions {
+  /**
+   * Hands a successful ADD's answer to the caller while the attachment is still locked; resolves
+   * false when the caller is gone (the plugin timed out or was killed). The ADD is then undone
+   * (released and its interface removed) before any later call on the attachment runs: the
+   * runtime saw a failure and holds no result for it. Other answers are returned as usual.
+   */
+  deliver?: (response: WireResponse) => Promise<boolean>;
 }
 
 /** The daemon's state, for STATUS and for people. */
@@ -370,18 +385,18 @@ export class CniDaemon {
    * prints and its exit status out. Never throws: errors become the spec's error JSON on stdout
    * with status 1.
    */
-  async handle(env: CniEnv, stdin: StdinInput): Promise<WireResponse> {
+  async handle(env: CniEnv, stdin: StdinInput, options: HandleOptions = {}): Promise<WireResponse> {
     const started = performance.now();
     const command = env["CNI_COMMAND"] ?? "";
     this.commands[command || "ABOUT"] = (this.commands[command || "ABOUT"] ?? 0) + 1;
     try {
-      return await this.handleTimed(env, stdin, command);
+      return await this.handleTimed(env, stdin, command, options);
     } finally {
       this.time(`${command || "ABOUT"}.total`, started);
     }
   }
 
-  private async handleTimed(env: CniEnv, stdin: StdinInput, command: string): Promise<WireResponse> {
+  private async handleTimed(env: CniEnv, stdin: StdinInput, command: string, options: HandleOptions): Promise<WireResponse> {
     let version = errorVersionOf(stdin);
     try {
       const inv = parseInvocation(env, stdin);
@@ -392,7 +407,7 @@ export class CniDaemon {
         const msg = `[${C}] ${inv.command}: cnikitd on node ${this.options.node.name} is stopping`;
         throw inv.command === "STATUS" ? new NotReadyError(msg) : new TryAgainError(`${msg}; try again later`);
       }
-      const stdout = await this.dispatch(inv);
+      const stdout = await this.dispatch(inv, options);
       return { exitCode: 0, stdout, stderr: "" };
     } catch (err) {
       const e = CniError.from(err);
@@ -401,10 +416,10 @@ export class CniDaemon {
     }
   }
 
-  private dispatch(req: CniRequest): Promise<string> {
+  private dispatch(req: CniRequest, options: HandleOptions): Promise<string> {
     switch (req.command) {
       case "ADD":
-        return this.locks.shared(this.keyOf(req), () => this.add(req));
+        return this.locks.shared(this.keyOf(req), () => this.add(req, options.deliver));
       case "DEL":
         return this.locks.shared(this.keyOf(req), () => this.del(req));
       case "CHECK":
@@ -424,7 +439,7 @@ export class CniDaemon {
     return { containerId: req.env.containerId ?? "", ifName: req.env.ifName ?? "" };
   }
 
-  private async add(req: CniRequest): Promise<string> {
+  private async add(req: CniRequest, deliver?: HandleOptions["deliver"]): Promise<string> {
     const agent = await this.runningAgent("ADD");
     const pod = podAttachmentOf(req);
     const key = podKey(pod);
@@ -449,7 +464,13 @@ export class CniDaemon {
       if (dns) result.dns = dns;
       else delete result.dns;
       if (req.prevResult) result = mergeResults(req.prevResult, result);
-      return `${JSON.stringify(formatResult(result, req.cniVersion))}\n`;
+      const stdout = `${JSON.stringify(formatResult(result, req.cniVersion))}\n`;
+      // Answered while this attachment's lock is held, so a DEL or a new ADD the runtime sends
+      // after giving up runs after the undo below, never before it.
+      if (deliver && !(await deliver({ exitCode: 0, stdout, stderr: "" }))) {
+        throw new TryAgainError(`[${C}] ADD ${key}: the plugin gave up before the answer (it timed out or was killed); the attachment was undone`);
+      }
+      return stdout;
     } catch (err) {
       if (!existed) {
         // Nothing may stay reserved or half-created after a failed ADD.
@@ -597,13 +618,22 @@ export class CniDaemon {
     socket.on("end", () => {
       const work = (async () => {
         let response: WireResponse;
+        let answered = false;
+        const deliver = (r: WireResponse): Promise<boolean> => {
+          answered = true;
+          return answer(socket, r);
+        };
         try {
           const req = decodeRequest(Buffer.concat(chunks));
-          response = await this.handle(req.env, req.stdin);
+          response = await this.handle(req.env, req.stdin, { deliver });
         } catch (err) {
           response = { exitCode: 1, stdout: `${JSON.stringify(errorJson(err))}\n`, stderr: "" };
         }
-        if (!socket.destroyed) socket.end(encodeResponse(response));
+        if (answered) {
+          if (response.exitCode !== 0) this.log.warn("an ADD was undone: its plugin was gone before the answer", { response: response.stdout.trim() });
+          return;
+        }
+        await answer(socket, response);
       })();
       this.inflight.add(work);
       void work.finally(() => this.inflight.delete(work));
@@ -655,6 +685,18 @@ function applyError(err: unknown, what: string): CniError {
   return new CniError(999, `[${C}] ${what}: applying the dataplane failed: ${errorText(err)}`, { cause: err });
 }
 
+/**
+ * Writes one response and closes the connection; resolves whether the peer was still there to
+ * take it (a unix socket whose peer closed fails the write with EPIPE).
+ */
+function answer(socket: Socket, response: WireResponse): Promise<boolean> {
+  if (socket.destroyed || !socket.writable) return Promise.resolve(false);
+  return new Promise<boolean>((resolve) => {
+    socket.once("error", () => resolve(false));
+    socket.end(encodeResponse(response), (...args: unknown[]) => resolve(args[0] == null && socket.errored === null));
+  });
+}
+
 /** Whether something accepts connections on the unix socket at `path` (within 1 s). */
 export function socketIsLive(path: string): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
@@ -671,6 +713,58 @@ export function socketIsLive(path: string): Promise<boolean> {
     s.once("error", () => {
       clearTimeout(timer);
       resolve(false);
+    });
+  });
+}
+
+/** What STATUS over a daemon socket answered. */
+export interface SocketStatus {
+  /** STATUS exited 0: the agent runs, its last apply succeeded and it says it is ready. */
+  ready: boolean;
+  /** The CNI error code when not ready (50 not available, 51 impaired; 11 when unreachable or silent). */
+  code?: number;
+  msg?: string;
+}
+
+/**
+ * Asks the cnikitd serving `socketPath` for STATUS, as `cnikit-cni` does, and reports the answer
+ * (code 11 when nothing answers within `timeoutMs`, or nothing listens). Never throws.
+ */
+export function socketStatus(socketPath: string, timeoutMs = 10_000): Promise<SocketStatus> {
+  const conf = JSON.stringify({ cniVersion: "1.1.0", name: "cnikit", type: "cnikit-cni" });
+  const request = encodeRequest({ env: { CNI_COMMAND: "STATUS" }, stdin: Buffer.from(conf) });
+  return new Promise<SocketStatus>((resolve) => {
+    const chunks: Buffer[] = [];
+    const socket = netConnect(socketPath);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ ready: false, code: 11, msg: `cnikitd did not answer STATUS within ${timeoutMs / 1000} s (socket ${socketPath})` });
+    }, timeoutMs);
+    socket.on("connect", () => socket.end(request));
+    socket.on("data", (c: Buffer) => chunks.push(c));
+    socket.on("error", (err) => {
+      clearTimeout(timer);
+      resolve({ ready: false, code: 11, msg: `cannot reach cnikitd (connect ${socketPath}: ${(err as { code?: string }).code ?? err.message})` });
+    });
+    socket.on("close", () => {
+      clearTimeout(timer);
+      let response: WireResponse;
+      try {
+        response = decodeResponse(Buffer.concat(chunks));
+      } catch (err) {
+        resolve({ ready: false, code: 11, msg: `cnikitd closed the connection without a complete answer (socket ${socketPath}): ${errorText(err)}` });
+        return;
+      }
+      if (response.exitCode === 0) {
+        resolve({ ready: true });
+        return;
+      }
+      try {
+        const e = JSON.parse(response.stdout) as { code?: number; msg?: string };
+        resolve({ ready: false, code: e.code ?? 999, msg: e.msg ?? response.stdout.trim() });
+      } catch {
+        resolve({ ready: false, code: 999, msg: response.stdout.trim() });
+      }
     });
   });
 }

@@ -77,7 +77,7 @@ const REQUIRED: Record<string, readonly string[]> = {
 /** The result families a converted result can take. */
 const ABOUT =
   "cnikit-cni: the cnikit CNI plugin. It forwards each call to the node's cnikitd daemon over a unix socket " +
-  "(netconf key socketPath, else $CNIKITD_SOCKET, else /run/cnikit/cnikitd.sock).";
+  "(netconf key socketPath, else $CNIKITD_SOCKET, else /run/cnikit/cnikitd.sock, else the one /run/cnikit/<node>/cnikitd.sock).";
 
 /** The text printed on stderr when the plugin runs without CNI_COMMAND (exit 0), as skel does. */
 export function aboutText(): string {
@@ -267,6 +267,13 @@ export interface CniDns {
   options?: string[];
 }
 
+/** The plugin's default wait for cnikitd's answer to ADD, DEL, CHECK and GC (netconf `timeoutSeconds`). */
+export const DEFAULT_TIMEOUT_SECONDS = 60;
+/** The plugin's default wait for cnikitd's answer to STATUS (netconf `statusTimeoutSeconds`). */
+export const DEFAULT_STATUS_TIMEOUT_SECONDS = 10;
+/** The largest wait the netconf may set. */
+export const MAX_TIMEOUT_SECONDS = 3600;
+
 /** The network configuration on stdin: the keys the plugin reads, plus everything as given. */
 export interface NetConf {
   /** `cniVersion` as given; absent means 0.1.0. */
@@ -275,6 +282,10 @@ export interface NetConf {
   type?: string;
   /** cnikit's own key: the cnikitd socket. */
   socketPath?: string;
+  /** cnikit's own key: how long the plugin waits for cnikitd's answer to ADD/DEL/CHECK/GC (default 60 s). */
+  timeoutSeconds?: number;
+  /** cnikit's own key: how long the plugin waits for cnikitd's answer to STATUS (default 10 s). */
+  statusTimeoutSeconds?: number;
   runtimeConfig?: Record<string, unknown>;
   args?: Record<string, unknown>;
   dns?: CniDns;
@@ -325,6 +336,14 @@ export function parseNetConf(stdin: StdinInput): NetConf {
       throw new ConfigError({ component: COMPONENT, field: "socketPath", rule: "must be a non-empty path string", value: raw["socketPath"] });
     }
     out.socketPath = raw["socketPath"];
+  }
+  for (const key of ["timeoutSeconds", "statusTimeoutSeconds"] as const) {
+    const t = raw[key];
+    if (t === undefined) continue;
+    if (typeof t !== "number" || !Number.isFinite(t) || t <= 0 || t > MAX_TIMEOUT_SECONDS) {
+      throw new ConfigError({ component: COMPONENT, field: key, rule: `must be a number of seconds above 0 and at most ${MAX_TIMEOUT_SECONDS} (how long cnikit-cni waits for cnikitd)`, value: t });
+    }
+    out[key] = t;
   }
   if (raw["runtimeConfig"] !== undefined && raw["runtimeConfig"] !== null) {
     if (!isObject(raw["runtimeConfig"])) throw new ConfigError({ component: COMPONENT, field: "runtimeConfig", rule: "must be an object", value: raw["runtimeConfig"] });
@@ -757,6 +776,16 @@ export function parseInvocation(env: CniEnv, stdin: StdinInput): CniInvocation {
   checkVersion(command, version);
   const args = command === "ADD" || command === "DEL" || command === "CHECK" ? parseCniArgs(environment.args) : { ignoreUnknown: false, raw: {} };
   const request: CniRequest = { command, cniVersion: version, env: environment, conf, args };
+  if ((command === "ADD" || command === "CHECK") && conf.raw["ipam"] !== undefined && conf.raw["ipam"] !== null) {
+    // Addresses come from the backend's IPAM in cnikitd (the node's share of the pod network), so an
+    // IPAM plugin named here would be silently unused: refuse it rather than ignore it.
+    throw new ConfigError({
+      component: COMPONENT,
+      field: "ipam",
+      rule: "is not used by cnikit-cni: addresses come from the backend's IPAM in cnikitd (the node's share of the pod network); remove ipam from this plugin's entry (ask for a given address with CNI_ARGS IP=, args.cni.ips or runtimeConfig.ips)",
+      value: conf.raw["ipam"],
+    });
+  }
   if (command === "CHECK") {
     if (conf.prevResult === undefined) throw new ConfigError({ component: COMPONENT, field: "prevResult", rule: "is required for CHECK: pass the result of ADD" });
     request.prevResult = parsePrevResult(conf.prevResult, version);

@@ -13,6 +13,7 @@ const BASE = {
   node: { name: "node-1", underlay: [{ iface: "eth0", address: "192.0.2.10", prefixLength: 24, gateway: "192.0.2.1" }], labels: { zone: "a" } },
   backend: "flannel",
   backendConfig: { Network: "10.244.0.0/16", Backend: { Type: "vxlan" } },
+  renderer: { type: "linux", netns: "cnikit-node-1" },
 };
 
 function fieldOf(fn: () => unknown): string {
@@ -26,18 +27,29 @@ function fieldOf(fn: () => unknown): string {
 }
 
 describe("parseDaemonConfig", () => {
-  it("applies the defaults", () => {
+  it("applies the defaults, every path holding the node's name", () => {
     const c = parseDaemonConfig(BASE, { baseDir: "/etc/cnikit" });
     expect(c).toEqual({
       node: BASE.node,
       backend: "flannel",
       backendConfig: BASE.backendConfig,
-      store: { kind: "file", dir: "/var/lib/cnikit/store" },
-      localStateDir: "/var/lib/cnikit/local",
-      socketPath: "/run/cnikit/cnikitd.sock",
-      renderer: { type: "linux", options: {} },
+      store: { kind: "file", dir: "/var/lib/cnikit/node-1/store" },
+      localStateDir: "/var/lib/cnikit/node-1/local",
+      socketPath: "/run/cnikit/node-1/cnikitd.sock",
+      renderer: { type: "linux", options: { netns: "cnikit-node-1", stateDir: "/run/cnikit/node-1/linux" } },
       logLevel: "info",
     });
+    const other = parseDaemonConfig({ ...BASE, node: { ...BASE.node, name: "node-2" } }, { baseDir: "/etc/cnikit" });
+    const paths = (x: typeof c) => [x.store.kind === "file" ? x.store.dir : "", x.localStateDir, x.socketPath, String(x.renderer.options["stateDir"])];
+    for (const p of paths(other)) expect(paths(c)).not.toContain(p);
+  });
+
+  it("asks for the renderer explicitly: without one it names renderer and the choices, never defaulting to the host's namespace", () => {
+    const { renderer: _r, ...noRenderer } = BASE;
+    expect(() => parseDaemonConfig(noRenderer, { baseDir: "/etc/cnikit" })).toThrow(/renderer.*is required.*"netns".*"type": "none"/s);
+    expect(fieldOf(() => parseDaemonConfig(noRenderer, { baseDir: "/etc/cnikit" }))).toBe("renderer");
+    expect(fieldOf(() => parseDaemonConfig({ ...BASE, renderer: {} }, { baseDir: "/etc/cnikit" }))).toBe("renderer.type");
+    expect(parseDaemonConfig({ ...BASE, renderer: { type: "linux", stateDir: "run/linux" } }, { baseDir: "/etc/cnikit" }).renderer).toEqual({ type: "linux", options: { stateDir: "run/linux" } });
   });
 
   it("reads every setting, resolving relative paths against the config's directory", () => {
@@ -101,6 +113,7 @@ describe("parseDaemonConfig", () => {
     ["a bad log level", { ...BASE, logLevel: "loud" }, "logLevel"],
     ["a fractional seed", { ...BASE, seed: 1.5 }, "seed"],
     ["a localFsync that is not a boolean", { ...BASE, localFsync: "yes" }, "localFsync"],
+    ["a node name that is a path", { ...BASE, node: { ...BASE.node, name: "../etc" } }, "node.name"],
   ])("refuses a config with %s, naming the field", (_label, raw, field) => {
     expect(fieldOf(() => parseDaemonConfig(raw, { baseDir: tmp.dir }))).toBe(field);
   });
