@@ -5,7 +5,7 @@
  * See DESIGN.md.
  */
 import { defineBackend } from "@cnikit/core";
-import type { Encapsulation, NetworkSummary } from "@cnikit/core";
+import type { Encapsulation, NetworkSummary, TopologyNeeds } from "@cnikit/core";
 import { CalicoAgent, HOLD_TIME, RESTART_TIME } from "./agent.ts";
 import { parseCalicoConfig } from "./config.ts";
 import type { CalicoConfig } from "./config.ts";
@@ -18,8 +18,7 @@ export const CALICO_CONVERGENCE_MS = 30_000;
  * What a Calico config promises: pods inside the enabled IPv4 pools, masquerade when a pool has
  * natOutgoing, the encapsulations the pools use (plus native routes for CrossSubnet), joins within
  * 30 s, a crashed node withdrawn after the hold time (plus graceful-restart time and margin).
- * Without any encapsulation the pods' routes are only known to BGP speakers, so the underlay
- * router between subnets cannot forward them: such configs need one L2 subnet. Pure.
+ * Pure.
  */
 export function summarizeCalico(config: CalicoConfig): NetworkSummary {
   const e = usedEncaps(config);
@@ -31,8 +30,17 @@ export function summarizeCalico(config: CalicoConfig): NetworkSummary {
     encapsulations,
     convergenceMs: CALICO_CONVERGENCE_MS,
     crashDetectionMs: (HOLD_TIME + RESTART_TIME) * 1000 + CALICO_CONVERGENCE_MS,
-    requiresSingleSubnet: !e.ipip && !e.vxlan,
   };
+}
+
+/**
+ * What a Calico config needs of the underlay: without any encapsulation the pods' routes are only
+ * known to BGP speakers, so the underlay router between subnets cannot forward them: such configs
+ * need one L2 subnet. IPIP or VXLAN (Always or CrossSubnet) cross routers. Pure.
+ */
+export function calicoTopologyNeeds(config: CalicoConfig): TopologyNeeds {
+  const e = usedEncaps(config);
+  return { singleSubnet: !e.ipip && !e.vxlan };
 }
 
 /** The Calico backend: Calico resources in, one `CalicoAgent` per node. Nothing registers on import. */
@@ -41,6 +49,7 @@ export const calico = defineBackend<CalicoConfig>({
   capabilities: { networkPolicy: true, encryption: false, encapsulations: ["none", "ipip", "vxlan"], families: [4] },
   parseConfig: parseCalicoConfig,
   summarize: summarizeCalico,
+  topologyNeeds: calicoTopologyNeeds,
   createAgent: (ctx) => new CalicoAgent(ctx),
 });
 

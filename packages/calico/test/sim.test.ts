@@ -20,7 +20,7 @@ describe.each(variants)("$label, 10 nodes", ({ base, raw }) => {
   it("joins, reaches every pod, crashes, restarts", async () => {
     const config = calico.parseConfig(raw);
     const summary = calico.summarize(config);
-    const cluster = SimCluster.create({ backend: calico, config, topology: summary.requiresSingleSubnet ? singleSubnetTopology() : defaultTopology(), seed: 3 });
+    const cluster = SimCluster.create({ backend: calico, config, topology: calico.topologyNeeds?.(config).singleSubnet ? singleSubnetTopology() : defaultTopology(), seed: 3 });
     try {
       const nodes = await drive(cluster.clock, cluster.addNodes(10));
       await cluster.settle({ limitMs: summary.convergenceMs });

@@ -11,8 +11,9 @@ import { CANAL, createCanalAgent } from "./agent.ts";
 
 /**
  * The Canal backend. Its config is flannel's net-conf.json (flannel's parser) and its promises
- * are flannel's (flannel's `summarize`, and whatever else flannel's backend says of a config); it
- * adds `networkPolicy` to flannel's capabilities. Nothing is registered on import.
+ * are flannel's (flannel's `summarize` and `topologyNeeds`: host-gw on one L2 subnet, and whatever
+ * else flannel's backend says of a config); it adds `networkPolicy` to flannel's capabilities.
+ * Nothing is registered on import.
  */
 export const canal = defineBackend<FlannelConfig>({
   ...flannel,

@@ -404,12 +404,6 @@ export interface NetworkSummary {
   convergenceMs: number;
   /** Virtual time within which a crashed node (no goodbye) is detected and its routes withdrawn. */
   crashDetectionMs: number;
-  /**
-   * Deprecated: say it with `Backend.topologyNeeds(config)`, which the suite can ask before a
-   * cluster (and so before `summarize(config, cluster)`) exists. Read only by
-   * `topologyNeedsOf` for backends without `topologyNeeds`.
-   */
-  requiresSingleSubnet?: boolean;
 }
 
 export interface Backend<C = unknown> {
@@ -444,13 +438,11 @@ export interface Backend<C = unknown> {
 }
 
 /**
- * A config's topology needs: `backend.topologyNeeds(config)`, else (a backend written before it)
- * the deprecated `requiresSingleSubnet` of its summary for a cluster with no nodes. Pure; throws
- * what those throw.
+ * A config's topology needs: `backend.topologyNeeds(config)`, else none (a backend without
+ * `topologyNeeds` works across routed subnets). Pure; throws what `topologyNeeds` throws.
  */
 export function topologyNeedsOf<C>(backend: Backend<C>, config: C): TopologyNeeds {
-  if (backend.topologyNeeds) return backend.topologyNeeds(config);
-  return { singleSubnet: backend.summarize(config, { subnets: [], nodes: [] }).requiresSingleSubnet === true };
+  return backend.topologyNeeds ? backend.topologyNeeds(config) : { singleSubnet: false };
 }
 
 /** Identity helper that keeps the config type parameter: `export const x = defineBackend({...})`. */

@@ -203,12 +203,13 @@ describe("topologyNeedsOf", () => {
   const base: Omit<Backend<unknown>, "summarize"> = { name: "x", capabilities: { networkPolicy: false, encryption: false, encapsulations: [], families: [4] }, parseConfig: (c: unknown) => c, createAgent: () => undefined as never };
   const summary = { podRanges: ["10.0.0.0/8"], natOutgoing: false, encapsulations: [], convergenceMs: 1, crashDetectionMs: 1 };
 
-  it("asks topologyNeeds when there is one, else the deprecated summary field for a cluster with no nodes", () => {
+  it("asks topologyNeeds (with the config) when there is one, else needs nothing without asking summarize", () => {
     const seen: unknown[] = [];
-    const legacy: Backend<unknown> = { ...base, summarize: (_c, cluster) => (seen.push(cluster), { ...summary, requiresSingleSubnet: true }) };
-    expect(topologyNeedsOf(legacy, {})).toEqual({ singleSubnet: true });
-    expect(seen).toEqual([{ subnets: [], nodes: [] }]);
-    const modern: Backend<unknown> = { ...base, summarize: () => ({ ...summary, requiresSingleSubnet: true }), topologyNeeds: () => ({ singleSubnet: false }) };
-    expect(topologyNeedsOf(modern, {})).toEqual({ singleSubnet: false });
+    const without: Backend<unknown> = { ...base, summarize: (c) => (seen.push(c), summary) };
+    expect(topologyNeedsOf(without, {})).toEqual({ singleSubnet: false });
+    expect(seen).toEqual([]);
+    const withNeeds: Backend<unknown> = { ...base, summarize: () => summary, topologyNeeds: (c) => ({ singleSubnet: (c as { hostGw: boolean }).hostGw }) };
+    expect(topologyNeedsOf(withNeeds, { hostGw: true })).toEqual({ singleSubnet: true });
+    expect(topologyNeedsOf(withNeeds, { hostGw: false })).toEqual({ singleSubnet: false });
   });
 });

@@ -6,7 +6,7 @@
  * flannel.
  */
 import { defineBackend } from "@cnikit/core";
-import type { Encapsulation, NetworkSummary } from "@cnikit/core";
+import type { Encapsulation, NetworkSummary, TopologyNeeds } from "@cnikit/core";
 import { FlannelAgent, RESYNC_MS } from "./agent.ts";
 import { familyRanges, parseFlannelConfig } from "./config.ts";
 import type { FlannelConfig } from "./config.ts";
@@ -21,7 +21,7 @@ export const FLANNEL_CONVERGENCE_MS = 30_000;
 /**
  * What a flannel config promises: pods inside Network / IPv6Network, masquerade as IPMasq says,
  * vxlan (plus direct routes with DirectRouting) or none (host-gw), joins within 30 s, crashes
- * detected when the 24 h lease expires (plus one resync), host-gw on one L2 subnet. Pure.
+ * detected when the 24 h lease expires (plus one resync). Pure.
  */
 export function summarizeFlannel(config: FlannelConfig): NetworkSummary {
   const encapsulations: Encapsulation[] =
@@ -32,8 +32,15 @@ export function summarizeFlannel(config: FlannelConfig): NetworkSummary {
     encapsulations,
     convergenceMs: FLANNEL_CONVERGENCE_MS,
     crashDetectionMs: LEASE_TTL_SECONDS * 1000 + RESYNC_MS,
-    requiresSingleSubnet: config.backend.type === "host-gw",
   };
+}
+
+/**
+ * What a flannel config needs of the underlay: host-gw needs one L2 subnet (its routes' next hops
+ * are the peers' underlay addresses); vxlan, with or without DirectRouting, crosses routers. Pure.
+ */
+export function flannelTopologyNeeds(config: FlannelConfig): TopologyNeeds {
+  return { singleSubnet: config.backend.type === "host-gw" };
 }
 
 /**
@@ -45,6 +52,7 @@ export const flannel = defineBackend<FlannelConfig>({
   capabilities: { networkPolicy: false, encryption: false, encapsulations: ["vxlan", "none"], families: [4, 6] },
   parseConfig: parseFlannelConfig,
   summarize: summarizeFlannel,
+  topologyNeeds: flannelTopologyNeeds,
   createAgent: (ctx) => new FlannelAgent(ctx),
 });
 

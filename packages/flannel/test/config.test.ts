@@ -239,9 +239,14 @@ describe("the fixture table the conformance suite runs", () => {
 describe("summarize", () => {
   it("vxlan, DirectRouting and host-gw promise what they do", () => {
     const [vx, dr, hg] = flannelFixtures.configs.map((c) => flannel.summarize(flannel.parseConfig(c.config)));
-    expect(vx).toMatchObject({ podRanges: ["10.244.0.0/16"], natOutgoing: true, encapsulations: ["vxlan"], requiresSingleSubnet: false });
+    expect(vx).toMatchObject({ podRanges: ["10.244.0.0/16"], natOutgoing: true, encapsulations: ["vxlan"] });
     expect(dr?.encapsulations).toEqual(["vxlan", "none"]);
-    expect(hg).toMatchObject({ encapsulations: ["none"], requiresSingleSubnet: true });
+    expect(hg).toMatchObject({ encapsulations: ["none"] });
+    for (const c of flannelFixtures.configs) {
+      const config = flannel.parseConfig(c.config);
+      expect(flannel.topologyNeeds?.(config), c.label).toEqual({ singleSubnet: config.backend.type === "host-gw" });
+    }
+    expect(flannelFixtures.configs.some((c) => flannel.topologyNeeds?.(flannel.parseConfig(c.config)).singleSubnet)).toBe(true);
     expect(vx!.crashDetectionMs).toBeGreaterThanOrEqual(86_400_000);
     const dual = flannel.summarize(flannel.parseConfig({ Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/48", IPMasq: false }));
     expect(dual.podRanges).toEqual(["10.244.0.0/16", "fd00::/48"]);

@@ -1,5 +1,5 @@
 // The shared conformance suite, flannel's host-gw config (one L2 underlay subnet: the suite builds
-// it because summarize() says requiresSingleSubnet), at 2, 10 and 100 nodes.
+// it because topologyNeeds(config) says singleSubnet), at 2, 10 and 100 nodes.
 import { describe } from "vitest";
 import { defineConformanceSuite } from "@cnikit/conformance";
 import { flannelFixtures } from "../src/fixtures.ts";

@@ -23,7 +23,7 @@ describe.each(SINGLE_FAMILY)("$label: 100 nodes in the simulator", ({ label, con
     const cluster = SimCluster.create({
       backend: flannel,
       config,
-      topology: summary.requiresSingleSubnet ? singleSubnetTopology() : defaultTopology(),
+      topology: flannel.topologyNeeds?.(config).singleSubnet ? singleSubnetTopology() : defaultTopology(),
       seed: 7,
     });
     try {

@@ -252,16 +252,16 @@ function resolveModuleBackend(options: { backend: string | Backend<unknown>; bac
 }
 
 /**
- * The topology for a config: explicit, by subnet count, or by what the config needs (`needs`;
- * callers that only have a summary pass it, and its deprecated `requiresSingleSubnet` decides).
+ * The topology for a config: explicit, by subnet count, or by what the config needs (`needs`,
+ * from `topologyNeedsOf(backend, config)`; absent: two subnets).
  */
-export function chooseTopology(options: { topology?: SimTopology; subnets?: 1 | 2; needs?: TopologyNeeds; summary?: NetworkSummary }): SimTopology {
+export function chooseTopology(options: { topology?: SimTopology; subnets?: 1 | 2; needs?: TopologyNeeds }): SimTopology {
   if (options.topology) return options.topology;
   if (options.subnets !== undefined) {
     if (options.subnets !== 1 && options.subnets !== 2) throw new ConfigError({ component: C, field: "subnets", rule: "must be 1 or 2", value: options.subnets });
     return options.subnets === 1 ? singleSubnetTopology() : defaultTopology();
   }
-  return (options.needs?.singleSubnet ?? options.summary?.requiresSingleSubnet === true) ? singleSubnetTopology() : defaultTopology();
+  return options.needs?.singleSubnet === true ? singleSubnetTopology() : defaultTopology();
 }
 
 function toLabNode(n: PlannedNode): LabNode {

@@ -6,7 +6,7 @@
  * It is the conformance suite's yardstick: small enough to be obviously right.
  */
 import { defineBackend } from "@cnikit/core";
-import type { NetworkSummary } from "@cnikit/core";
+import type { NetworkSummary, TopologyNeeds } from "@cnikit/core";
 import { ReferenceAgent, LEASE_TTL_SECONDS, RESYNC_MS } from "./agent.ts";
 import { parseReferenceConfig } from "./config.ts";
 import type { ReferenceConfig } from "./config.ts";
@@ -26,8 +26,15 @@ export function summarizeReference(config: ReferenceConfig): NetworkSummary {
     encapsulations: ["none"],
     convergenceMs: REFERENCE_CONVERGENCE_MS,
     crashDetectionMs: LEASE_TTL_SECONDS * 1000 + RESYNC_MS,
-    requiresSingleSubnet: true,
   };
+}
+
+/**
+ * What every reference config needs of the underlay: one L2 subnet (the static routes' next hops
+ * are the peers' underlay addresses; a peer on another subnet gets no route). Pure.
+ */
+export function referenceTopologyNeeds(_config: ReferenceConfig): TopologyNeeds {
+  return { singleSubnet: true };
 }
 
 export const reference = defineBackend<ReferenceConfig>({
@@ -35,6 +42,7 @@ export const reference = defineBackend<ReferenceConfig>({
   capabilities: { networkPolicy: true, encryption: false, encapsulations: ["none"], families: [4] },
   parseConfig: parseReferenceConfig,
   summarize: summarizeReference,
+  topologyNeeds: referenceTopologyNeeds,
   createAgent: (ctx) => new ReferenceAgent(ctx),
 });
 

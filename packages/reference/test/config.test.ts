@@ -65,7 +65,7 @@ describe("reference backend object", () => {
     const summary = reference.summarize(config);
     expect(summary.podRanges).toEqual(["10.9.0.0/16"]);
     expect(summary.natOutgoing).toBe(false);
-    expect(summary.requiresSingleSubnet).toBe(true);
+    expect(reference.topologyNeeds?.(config)).toEqual({ singleSubnet: true });
     expect(summary.crashDetectionMs).toBeGreaterThan(summary.convergenceMs);
     expect(reference.capabilities.networkPolicy).toBe(true);
   });

@@ -186,7 +186,7 @@ const hostgw = defineBackend<HgConfig>({
   name: "test-hostgw",
   capabilities: { networkPolicy: false, encryption: false, encapsulations: ["none"], families: [4] },
   parseConfig: (input) => (input ?? {}) as HgConfig,
-  summarize: () => ({ podRanges: ["10.244.0.0/16"], natOutgoing: false, encapsulations: ["none"], convergenceMs: 1000, crashDetectionMs: 40_000, requiresSingleSubnet: true }),
+  summarize: () => ({ podRanges: ["10.244.0.0/16"], natOutgoing: false, encapsulations: ["none"], convergenceMs: 1000, crashDetectionMs: 40_000 }),
   createAgent: (ctx) => new HostGwAgent(ctx),
 });
 

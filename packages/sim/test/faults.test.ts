@@ -59,7 +59,7 @@ const macBackend = defineBackend<unknown>({
   name: "test-mac",
   capabilities: { families: [4], encapsulations: [], networkPolicy: false, encryption: false },
   parseConfig: (x) => x,
-  summarize: () => ({ podRanges: ["10.244.0.0/16"], natOutgoing: false, encapsulations: [], convergenceMs: 1000, crashDetectionMs: 1000, requiresSingleSubnet: false }),
+  summarize: () => ({ podRanges: ["10.244.0.0/16"], natOutgoing: false, encapsulations: [], convergenceMs: 1000, crashDetectionMs: 1000 }),
   createAgent: (ctx) => new MacAgent(ctx),
 });
 
