@@ -17,8 +17,8 @@ describe("dyn.order-independent on flannel (issue 12's false reds)", () => {
         const report = await runConformance({ backend: flannel, config: c.config, checks: ["dyn.order-independent"], nodes: 4, seed });
         const r = report.results[0]!;
         expect({ seed, status: r.status, reason: r.reason }).toEqual({ seed, status: "passed", reason: undefined });
-        // The figure is the time until the state last changed: flannel re-plans 250 ms after the last event.
-        expect(r.metrics?.virtualMs).toBeGreaterThan(0);
+        // (The figure used to be > 0: flannel's dataplane() lagged its 250 ms re-plan. On the agent
+        // kit dataplane() is never stale, so a shuffle that moves no virtual time converges at 0.)
       }
     }, 120_000);
   }

@@ -82,6 +82,7 @@ export function wrapBackend<C>(
     capabilities: base.capabilities,
     parseConfig: hooks.parseConfig ?? ((input) => base.parseConfig(input)),
     summarize: (config) => base.summarize(config),
+    ...(base.topologyNeeds ? { topologyNeeds: (config: C) => base.topologyNeeds!(config) } : {}),
     createAgent: (ctx) => {
       const inner = base.createAgent(hooks.context ? hooks.context(ctx) : ctx);
       return hooks.agent ? hooks.agent(inner, ctx) : inner;
