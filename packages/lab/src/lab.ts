@@ -444,7 +444,10 @@ export class Lab {
     writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
     const from = fileSize(logPath);
     const entry = this.store.recordProcess({ role, ns: this.plan.infra.ns, marker: configPath });
-    const pid = spawnDetached({ ns: this.plan.infra.ns, argv: [process.execPath, join(dirname(this.cnikitd), "cnikit-controller"), "--config", configPath], logPath, env: daemonEnv() });
+    // The lab's fabric module is this package's build.ts when the lab runs from its sources: the
+    // controller then runs from sources too (tsx, "source" condition), or it could not load it.
+    const env = LAB_FABRIC_MODULE.endsWith(".ts") ? { ...daemonEnv(), CNIKIT_FROM_SOURCE: "1" } : daemonEnv();
+    const pid = spawnDetached({ ns: this.plan.infra.ns, argv: [process.execPath, join(dirname(this.cnikitd), "cnikit-controller"), "--config", configPath], logPath, env });
     this.store.setPid(entry, pid);
     await this.waitReady({ logPath, ready: /cnikit-controller: ready/, what: "cnikit-controller" }, pid, from);
     return pid;
