@@ -73,5 +73,6 @@ describe.each(SINGLE_FAMILY)("$label: 100 nodes in the simulator", ({ label, con
     } finally {
       await cluster.close();
     }
-  });
+    // 100 agents through 24 h of virtual time: ~20 s of CPU, minutes of wall time on a loaded machine.
+  }, 600_000);
 });
