@@ -1,5 +1,5 @@
 /** Shared fixtures of the daemon and executable tests. */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,7 +8,7 @@ import { MemoryDatastore, MemoryNetwork, RealClock, memoryLogger, seededRandom }
 import type { Backend, Datastore, NodeAgent, NodeDataplane, NodeInfo, PodInterface } from "@cnikit/core";
 import type { ApplyOutcome, DataplaneApplier } from "../src/applier.ts";
 import { CniDaemon, type CniDaemonOptions } from "../src/daemon.ts";
-import { CNI_PLUGIN_JS } from "../src/paths.ts";
+import { CNIKITD_BIN, CNI_PLUGIN_JS } from "../src/paths.ts";
 
 export const NODE: NodeInfo = { name: "node-1", underlay: [{ iface: "eth0", address: "192.0.2.10", prefixLength: 24 }] };
 export const FLANNEL_CONFIG = { Network: "10.244.0.0/16", Backend: { Type: "vxlan" } };
@@ -181,4 +181,21 @@ export async function until(cond: () => boolean | Promise<boolean>, ms = 10_000,
     if (Date.now() > deadline) throw new Error(`${what} not met within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** A cnikitd process started from a config file (from the sources), with its stderr collected. */
+export interface CnikitdProcess {
+  child: ChildProcess;
+  stderr(): string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `bin/cnikitd` with `args` (e.g. `--config f`), adding the child to `children` for clean-up. */
+export function spawnCnikitd(args: string[], children: ChildProcess[]): CnikitdProcess {
+  const child = spawn(CNIKITD_BIN, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CNIKIT_FROM_SOURCE: "1" } });
+  children.push(child);
+  let err = "";
+  child.stderr!.on("data", (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  return { child, stderr: () => err, exited };
 }

@@ -580,6 +580,30 @@ describe("protocol / prevResult and chaining", () => {
     expect(err.details).toBe("prevResult.cniVersion");
   });
 
+  it("ADD and CHECK refuse an ipam section with 7 naming ipam and where addresses come from; DEL, GC and STATUS ignore it", () => {
+    const ipam = { type: "host-local", subnet: "usePodCidr" };
+    for (const conf of [CONF({ ipam }), CONF({ ipam, prevResult: formatResult(RESULT, "1.0.0") })]) {
+      for (const command of ["ADD", "CHECK"]) {
+        if (command === "CHECK" && !conf.includes("prevResult")) continue;
+        const err = failure(ENV(command), conf);
+        expect(err).toBeInstanceOf(ConfigError);
+        expect(err.code).toBe(7);
+        expect((err as ConfigError).field).toBe("ipam");
+        expect(err.message).toContain("addresses come from the backend's IPAM in cnikitd");
+      }
+    }
+    expect((parseInvocation(ENV("DEL"), CONF({ ipam })) as CniRequest).command).toBe("DEL");
+    expect((parseInvocation({ CNI_COMMAND: "STATUS" }, CONF({ cniVersion: "1.1.0", ipam })) as CniRequest).command).toBe("STATUS");
+  });
+
+  it("the plugin's waits (timeoutSeconds, statusTimeoutSeconds) are validated by name", () => {
+    expect(parseNetConf(CONF({ timeoutSeconds: 90, statusTimeoutSeconds: 2.5 }))).toMatchObject({ timeoutSeconds: 90, statusTimeoutSeconds: 2.5 });
+    for (const [key, value] of [["timeoutSeconds", 0], ["timeoutSeconds", "60"], ["statusTimeoutSeconds", 86400]] as const) {
+      const err = failure(ENV("ADD"), CONF({ [key]: value }));
+      expect((err as ConfigError).field).toBe(key);
+    }
+  });
+
   it("mergeResults appends our interfaces and shifts our indexes", () => {
     const prev: CniResult = { interfaces: [{ name: "dummy0" }], ips: [{ address: "192.168.0.2/24", interface: 0 }], routes: [{ dst: "0.0.0.0/0", gw: "192.168.0.1" }] };
     const ours: CniResult = { interfaces: [{ name: "veth1" }, { name: "eth0", sandbox: "/ns" }], ips: [{ address: "10.0.0.2/24", interface: 1 }], routes: [{ dst: "0.0.0.0/0", gw: "192.168.0.1" }, { dst: "10.0.0.0/8" }] };
