@@ -8,7 +8,7 @@
  * the controller is stopped by its PID and nothing of the lab is left.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,7 +16,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { Prefix, type Backend } from "@cnikit/core";
 import { listNetns } from "@cnikit/linux";
 import { downLab, labDir, nsPrefix, readState, startLab } from "../src/index.ts";
-import { pidAlive, processMatches } from "../src/system.ts";
+import { findProcessesByMarker, pidAlive, processMatches } from "../src/system.ts";
 import { bundleModule } from "./fixtures/bundle.ts";
 
 const NAME = `c${process.pid}`;
@@ -126,29 +126,20 @@ describe("cnikit-controller in the lab", () => {
       const m = await lab.matrix({ egress: false });
       expect(m.failures).toEqual([]);
 
-      // Teardown stops the controller by its PID and leaves nothing of the lab.
-      await lab.down();
-      await until(`controller PID ${pid} gone`, () => (pidAlive(pid!) ? undefined : true), 30_000);
+      // Teardown stops the controller by its PID and leaves nothing of the lab: no process that
+      // was recorded (cnikit-controller, cnikitd, etcd, probe agents), no namespace, no directory.
+      const recorded = readState(labDir(NAME)).resources.flatMap((r) => (r.kind === "process" ? [r.marker] : []));
+      lab.close();
+      const report = await downLab(NAME);
+      expect(report.killed).toContain(pid);
+      expect(report.leftovers).toEqual([]);
+      expect(pidAlive(pid!)).toBe(false);
+      expect(recorded.flatMap((marker) => findProcessesByMarker(marker))).toEqual([]);
       expect((await listNetns()).filter((ns) => ns.startsWith(`${nsPrefix(NAME)}-`))).toEqual([]);
-      expect(readdirProcsOf(labDir(NAME))).toEqual([]);
+      expect(existsSync(labDir(NAME))).toBe(false);
     } finally {
       lab.close();
     }
   }, 300_000);
 });
 
-/** Processes whose command line names a file of the lab's directory. */
-function readdirProcsOf(dir: string): string[] {
-  const out: string[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    let cmdline = "";
-    try {
-      cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
-    } catch {
-      continue;
-    }
-    if (cmdline.includes(`${dir}/`)) out.push(`pid ${entry}: ${cmdline.replace(/\0/g, " ").trim()}`);
-  }
-  return out;
-}
