@@ -486,7 +486,8 @@ export function parseDaemonConfig(raw: unknown, options: ParseDaemonConfigOption
   const type = r["type"];
   if (type !== "linux" && type !== "none") throw err("renderer.type", "must be linux or none", type);
   const { type: _type, ...rest } = r;
-  config.renderer = { type, options: type === "linux" && rest["stateDir"] === undefined ? { ...rest, stateDir: defaults.rendererStateDir } : rest };
+  if (type === "linux") rest["stateDir"] = rest["stateDir"] === undefined ? defaults.rendererStateDir : path(rest["stateDir"], "renderer.stateDir", defaults.rendererStateDir);
+  config.renderer = { type, options: rest };
   if (raw["localFsync"] !== undefined) {
     if (typeof raw["localFsync"] !== "boolean") throw err("localFsync", "must be true or false", raw["localFsync"]);
     config.localFsync = raw["localFsync"];
