@@ -6,7 +6,9 @@
  *
  *  - ADD: agent.attach → wait until an applied dataplane contains the pod → the result in the
  *    config's version (merged after prevResult when chained). If applying fails, the attachment is
- *    detached again (nothing stays reserved) and the error returned.
+ *    detached again (nothing stays reserved) and the error returned. Over the socket the answer is
+ *    written under the attachment's lock; when the plugin is gone (it timed out) the ADD is undone
+ *    the same way before the runtime's DEL or next ADD runs.
  *  - DEL: agent.detach → apply. Succeeds for unknown containers, second DELs, gone netns and
  *    without prevResult; 11 when the interface could not be removed (the address is released).
  *  - CHECK: agent.check, the pod in the applied dataplane, the applier's checkPod, and the

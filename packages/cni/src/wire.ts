@@ -17,7 +17,8 @@
  * The shim writes `stdout` to its stdout, `stderr` to its stderr and exits with the status. All
  * protocol validation happens in the daemon (protocol.ts); the shim answers only VERSION and the
  * no-command "about" text itself, and fails fast with code 11 (50 for STATUS) when the daemon
- * cannot be reached.
+ * cannot be reached, or at the netconf's `timeoutSeconds` / `statusTimeoutSeconds` when it does
+ * not answer.
  */
 import { DecodeError } from "@cnikit/core";
 
