@@ -444,10 +444,7 @@ export class Lab {
     writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
     const from = fileSize(logPath);
     const entry = this.store.recordProcess({ role, ns: this.plan.infra.ns, marker: configPath });
-    // The lab's fabric module is this package's build.ts when the lab runs from its sources: the
-    // controller then runs from sources too (tsx, "source" condition), or it could not load it.
-    const env = LAB_FABRIC_MODULE.endsWith(".ts") ? { ...daemonEnv(), CNIKIT_FROM_SOURCE: "1" } : daemonEnv();
-    const pid = spawnDetached({ ns: this.plan.infra.ns, argv: [process.execPath, join(dirname(this.cnikitd), "cnikit-controller"), "--config", configPath], logPath, env });
+    const pid = spawnDetached({ ns: this.plan.infra.ns, argv: [process.execPath, join(dirname(this.cnikitd), "cnikit-controller"), "--config", configPath], logPath, env: daemonEnv() });
     this.store.setPid(entry, pid);
     await this.waitReady({ logPath, ready: /cnikit-controller: ready/, what: "cnikit-controller" }, pid, from);
     return pid;
@@ -749,10 +746,17 @@ export class Lab {
   }
 }
 
+/**
+ * The environment of cnikitd and cnikit-controller. When the lab runs from its sources (its
+ * fabric module is build.ts: vitest, tsx) they run from the same sources (`CNIKIT_FROM_SOURCE=1`):
+ * a `dist/` left from an earlier build would otherwise run older code, and cnikit-controller from
+ * `dist/` could not import the lab's fabric module (a .ts file) at all.
+ */
 function daemonEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin" };
   for (const [k, v] of Object.entries(process.env)) if (k.startsWith("CNIKIT_") && v !== undefined) env[k] = v;
   if (process.env["HOME"]) env["HOME"] = process.env["HOME"];
+  if (LAB_FABRIC_MODULE.endsWith(".ts")) env["CNIKIT_FROM_SOURCE"] = "1";
   return env;
 }
 
