@@ -95,12 +95,37 @@ export class CniError extends Error {
     return out;
   }
 
-  /** Wraps anything thrown into a CniError (untyped errors become code 999, as libcni does). */
+  /**
+   * Wraps anything thrown into a CniError (untyped errors become code 999, as libcni does). A
+   * CniError of another copy of this package (a bundled backend's) is recognised by its shape, not
+   * `instanceof`: an integer `code` with the spec's string `msg`, or with a specific error `name`
+   * (`PoolExhaustedError`, not plain `Error`); it keeps its code, message, details and name.
+   */
   static from(err: unknown): CniError {
     if (err instanceof CniError) return err;
+    const like = cniErrorLike(err);
+    if (like) {
+      const e = new CniError(like.code, like.msg, like.details === undefined ? { cause: err } : { details: like.details, cause: err });
+      e.name = like.name;
+      return e;
+    }
     const message = err instanceof Error ? err.message : String(err);
     return new CniError(CniCode.Internal, message, { cause: err });
   }
+}
+
+/** The code, message, details and name of a CniError made by another copy of this package (duck-typed), else undefined. */
+function cniErrorLike(err: unknown): { code: number; msg: string; details?: string; name: string } | undefined {
+  if (err === null || typeof err !== "object") return undefined;
+  const o = err as { code?: unknown; msg?: unknown; message?: unknown; details?: unknown; name?: unknown };
+  const code = o.code;
+  if (typeof code !== "number" || !Number.isInteger(code)) return undefined;
+  // A code the spec or cnikit defines (a DOMException's AbortError has code 20, a gRPC error a status code).
+  if (!((code >= 100 && code <= 999) || Object.values(CniCode).some((c) => c === code))) return undefined;
+  const name = typeof o.name === "string" ? o.name : "CniError";
+  if (typeof o.msg !== "string" && !(/.Error$/.test(name) && name !== "Error")) return undefined;
+  const msg = typeof o.msg === "string" ? o.msg : typeof o.message === "string" ? o.message : name;
+  return typeof o.details === "string" ? { code, msg, details: o.details, name } : { code, msg, name };
 }
 
 function prefix(component: string | undefined): string {
