@@ -27,6 +27,7 @@ import {
   CheckFailedError,
   CniError,
   ConfigError,
+  EnvError,
   KernelLacksError,
   NotReadyError,
   RealClock,
@@ -47,6 +48,7 @@ import {
   mergeResults,
   parseInvocation,
   podAttachmentOf,
+  requestedMac,
   resultDns,
   versionInfo,
   type CniEnv,
@@ -452,6 +454,18 @@ export class CniDaemon {
     });
     t = this.time("ADD.attach", t);
     try {
+      const wanted = requestedMac(req);
+      if (wanted) {
+        // The plan picks the pod's MAC; one asked for is honoured only when it is that one (podman
+        // network reload asks again for the MAC the container had), else refused, never ignored.
+        const plannedMac = agent.dataplane().pods.find((p) => p.key === key)?.mac.toLowerCase();
+        if (plannedMac !== wanted.mac) {
+          const advice = "cnikit-cni does not set a MAC of the runtime's choosing (the backend's plan picks it); chain the tuning plugin after cnikit-cni to set one, or run the container without a fixed MAC";
+          throw wanted.from === "CNI_ARGS MAC"
+            ? new EnvError(`ARGS: MAC=${wanted.mac}: ${key} gets ${plannedMac ?? "a MAC of the plan's"}; ${advice}`, "CNI_ARGS MAC")
+            : new ConfigError({ component: C, field: "runtimeConfig.mac", rule: `${key} gets ${plannedMac ?? "a MAC of the plan's"}: ${advice}`, value: wanted.mac });
+        }
+      }
       const applied = await this.applyContaining(key);
       this.time("ADD.apply", t);
       let result: CniResult = fromAttachResult(attached);

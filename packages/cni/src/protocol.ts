@@ -190,10 +190,12 @@ export interface CniArgs {
   podUid?: string;
   /** IP (host-local's convention): requested addresses, comma separated. */
   ips?: string[];
+  /** MAC (the reference plugins' convention; podman --mac-address): see `requestedMac`. */
+  mac?: string;
   raw: Record<string, string>;
 }
 
-const KNOWN_ARGS = new Set(["IgnoreUnknown", "K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID", "IP"]);
+const KNOWN_ARGS = new Set(["IgnoreUnknown", "K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID", "IP", "MAC"]);
 
 function parseBool(key: string, value: string): boolean {
   const v = value.toLowerCase();
@@ -206,7 +208,7 @@ function parseBool(key: string, value: string): boolean {
  * Parses CNI_ARGS (`K=V;K=V`) as libcni's `types.LoadArgs` does: every pair must have exactly one
  * `=` (`ARGS: invalid pair "<pair>"`), unknown keys fail (`ARGS: unknown args ["K=V"]`) unless
  * `IgnoreUnknown=1|true`. Known keys: IgnoreUnknown, K8S_POD_NAMESPACE, K8S_POD_NAME,
- * K8S_POD_INFRA_CONTAINER_ID, K8S_POD_UID, IP (comma-separated addresses, each validated).
+ * K8S_POD_INFRA_CONTAINER_ID, K8S_POD_UID, IP (comma-separated addresses, each validated), MAC.
  * Throws `EnvError` (4): CNI_ARGS is an environment variable. Pure.
  */
 export function parseCniArgs(text: string | undefined): CniArgs {
@@ -237,6 +239,9 @@ export function parseCniArgs(text: string | undefined): CniArgs {
         break;
       case "K8S_POD_UID":
         out.podUid = value;
+        break;
+      case "MAC":
+        out.mac = value;
         break;
       case "IP":
         out.ips = value.split(",").map((ip) => {
@@ -801,6 +806,27 @@ export function parseInvocation(env: CniEnv, stdin: StdinInput): CniInvocation {
     request.validAttachments = parseValidAttachments(conf.raw);
   }
   return request;
+}
+
+const MAC_TEXT = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+
+/**
+ * The MAC an ADD asks for, lower case: CNI_ARGS `MAC=` (podman --mac-address, and podman network
+ * reload re-asking for the MAC the container had), else `runtimeConfig.mac` (the `mac`
+ * capability). cnikitd cannot set one of its own choosing (the backend's plan picks the pod's MAC)
+ * and refuses one that differs from the plan's. Throws `EnvError` (4, CNI_ARGS MAC) or
+ * `ConfigError` (7, runtimeConfig.mac) for one that is not a MAC. Pure.
+ */
+export function requestedMac(request: Pick<CniRequest, "args" | "conf">): { mac: string; from: string } | undefined {
+  const arg = request.args.mac;
+  if (arg !== undefined && arg !== "") {
+    if (!MAC_TEXT.test(arg)) throw new EnvError(`ARGS: MAC=${arg}: must be a MAC address like 0a:58:0a:f4:01:02`, "CNI_ARGS MAC");
+    return { mac: arg.toLowerCase(), from: "CNI_ARGS MAC" };
+  }
+  const rc = request.conf.runtimeConfig?.["mac"];
+  if (rc === undefined || rc === null || rc === "") return undefined;
+  if (typeof rc !== "string" || !MAC_TEXT.test(rc)) throw new ConfigError({ component: COMPONENT, field: "runtimeConfig.mac", rule: "must be a MAC address like 0a:58:0a:f4:01:02", value: rc });
+  return { mac: rc.toLowerCase(), from: "runtimeConfig.mac" };
 }
 
 const VALID_ATTACHMENTS = "cni.dev/valid-attachments";

@@ -437,3 +437,35 @@ describe("CniDaemon lifecycle", () => {
     expect((await call(d, { CNI_COMMAND: "STATUS" }, netconf({ cniVersion: "1.1.0" }))).json).toMatchObject({ code: 50, msg: expect.stringContaining("failed to start") });
   });
 });
+
+describe("CniDaemon ADD asking for a MAC (CNI_ARGS MAC=, runtimeConfig.mac)", () => {
+  const planned = (d: TestDaemon, cid: string) => d.daemon.nodeAgent!.dataplane().pods.find((p) => p.key === `${cid}/eth0`)?.mac;
+
+  it("refuses a MAC other than the plan's, naming where it came from, and keeps nothing reserved", async () => {
+    const d = await daemon();
+    const byArgs = await call(d, env("ADD", "m1", { CNI_ARGS: "IgnoreUnknown=1;MAC=02:00:00:00:00:01" }));
+    expect(byArgs.exitCode).toBe(1);
+    expect(byArgs.json).toMatchObject({ code: 4, msg: expect.stringContaining("MAC=02:00:00:00:00:01"), details: "CNI_ARGS MAC" });
+    expect(String(byArgs.json!["msg"])).toContain("tuning plugin");
+    const byCapability = await call(d, env("ADD", "m1"), netconf({ runtimeConfig: { mac: "02:00:00:00:00:02" } }));
+    expect(byCapability.json).toMatchObject({ code: 7, msg: expect.stringContaining("runtimeConfig.mac") });
+    expect(await reserved(d)).toEqual([]);
+    const notAMac = await call(d, env("ADD", "m1", { CNI_ARGS: "MAC=nope" }));
+    expect(notAMac.json).toMatchObject({ code: 4, details: "CNI_ARGS MAC" });
+    // Nothing was left behind: the same attachment ADDs at once.
+    expect((await call(d, env("ADD", "m1"))).exitCode).toBe(0);
+  });
+
+  it("accepts the plan's own MAC (podman network reload: DEL, then ADD with the IP and MAC the container had)", async () => {
+    const d = await daemon();
+    const first = await call(d, env("ADD", "m2"));
+    const ip = addressOf(first.json).split("/")[0]!;
+    const mac = planned(d, "m2")!;
+    expect(mac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+    expect((await call(d, env("DEL", "m2"))).exitCode).toBe(0);
+    const again = await call(d, env("ADD", "m2", { CNI_ARGS: `IgnoreUnknown=1;IP=${ip};MAC=${mac.toUpperCase()}` }));
+    expect(again.exitCode, again.stdout).toBe(0);
+    expect(addressOf(again.json).split("/")[0]).toBe(ip);
+    expect(planned(d, "m2")).toBe(mac);
+  });
+});
