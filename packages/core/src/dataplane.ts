@@ -17,6 +17,7 @@
  * of the dataplane: the renderer (sim topology, lab) provides it. The dataplane holds only what the
  * backend adds on top.
  */
+import { Prefix } from "./ip/prefix.ts";
 
 export type Family = 4 | 6;
 
@@ -205,6 +206,11 @@ export interface PodRoute {
   via?: string;
   /** Scope link routes (e.g. the gateway /32 of a Calico-style point-to-point pod). */
   scopeLink?: boolean;
+  /**
+   * Metric in the pod's namespace. Absent: `podRouteMetric`'s rule (the container's first
+   * interface gets the kernel's default, each further interface of the same container a higher one).
+   */
+  metric?: number;
 }
 
 /** One pod interface: the container side, and the host side that the node's tables point at. */
@@ -294,4 +300,71 @@ export function canonicalDataplane(dp: NodeDataplane): NodeDataplane {
 /** The attachment key used in `PodInterface.key` and `FilterPolicy.pod`. */
 export function podKey(ref: { containerId: string; ifName: string }): string {
   return `${ref.containerId}/${ref.ifName}`;
+}
+
+/**
+ * Metric distance between the interfaces of one container. The interfaces of a container (one
+ * containerId: eth0, and net1, net2, ... added by a meta plugin such as Multus) share one network
+ * namespace and so one routing table, where the kernel identifies a route by (table, dst, metric):
+ * installed at the same metric, net1's default route would REPLACE eth0's. So each further
+ * interface installs its routes (its connected ones too) `EXTRA_INTERFACE_METRIC` higher than the
+ * one before: the cluster network's eth0 keeps the default route, and net1's takes over only when
+ * eth0 is gone.
+ */
+export const EXTRA_INTERFACE_METRIC = 100;
+
+/**
+ * Rank of each pod interface within its container (by `key`): `eth0` (the runtime's default
+ * CNI_IFNAME, the cluster network under Multus) first, then the others by interface name. Pure.
+ */
+export function podInterfaceRanks(pods: readonly PodInterface[]): Map<string, number> {
+  const byContainer = new Map<string, PodInterface[]>();
+  for (const p of pods) {
+    const list = byContainer.get(p.containerId);
+    if (list) list.push(p);
+    else byContainer.set(p.containerId, [p]);
+  }
+  const out = new Map<string, number>();
+  const order = (p: PodInterface): string => (p.ifName === "eth0" ? "" : p.ifName);
+  for (const list of byContainer.values()) {
+    list.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
+    list.forEach((p, i) => out.set(p.key, i));
+  }
+  return out;
+}
+
+/**
+ * The metric a route of a pod interface of `rank` gets in the pod's namespace, as the kernel
+ * stores it: the route's own `metric` when set, else the kernel's default for the kind
+ * (IPv4 0; IPv6 1024, or 256 for a connected route) plus `EXTRA_INTERFACE_METRIC` per rank. Pure.
+ */
+export function podRouteMetric(input: { family: Family; rank: number; connected: boolean; metric?: number }): number {
+  if (input.metric !== undefined) return input.metric;
+  const base = input.family === 4 ? 0 : input.connected ? 256 : 1024;
+  return base + EXTRA_INTERFACE_METRIC * input.rank;
+}
+
+/**
+ * Two routes of one container's namespace that the kernel could not hold both: the same
+ * destination at the same metric on two interfaces (only explicit `PodRoute.metric`s can collide;
+ * the rank rule never does). `a` and `b` are `pods[i].routes[k]` paths. Undefined when none.
+ * Pure; `dst`s must be valid prefixes (throws ConfigError otherwise).
+ */
+export function podRouteClash(pods: readonly PodInterface[]): { a: string; b: string; dst: string; metric: number } | undefined {
+  const ranks = podInterfaceRanks(pods);
+  const seen = new Map<string, { path: string; ifName: string }>();
+  for (const [i, p] of pods.entries()) {
+    for (const [k, r] of p.routes.entries()) {
+      const dst = Prefix.parse(r.dst);
+      const family = dst.family;
+      const prefix = dst.toString();
+      const metric = podRouteMetric({ family, rank: ranks.get(p.key) ?? 0, connected: false, ...(r.metric !== undefined ? { metric: r.metric } : {}) });
+      const id = `${p.containerId} ${prefix} ${metric}`;
+      const path = `pods[${i}].routes[${k}]`;
+      const other = seen.get(id);
+      if (other && other.ifName !== p.ifName) return { a: other.path, b: path, dst: prefix, metric };
+      seen.set(id, { path, ifName: p.ifName });
+    }
+  }
+  return undefined;
 }

@@ -14,7 +14,7 @@
  * The pod side of every new veth is one `ip -batch` inside the pod's netns; FDB entries are one
  * `bridge -batch`; sysctls one write; the nft table one `nft -f` transaction.
  */
-import { Prefix } from "@cnikit/core";
+import { Prefix, parseInterfaceAddress, podRouteMetric } from "@cnikit/core";
 import { deleteTableScript, replaceTableScript } from "./nft.ts";
 import { cloneState, linkAlias, podAlias, proxyArpKey, type DesiredState, type KernelState, type LinkState, type PodState, type RouteState } from "./state.ts";
 
@@ -117,15 +117,34 @@ function isLinkLocal6(cidr: string): boolean {
   return Prefix.parse("fe80::/10").contains(cidr.split("/")[0]!);
 }
 
-/** The container-side batch of a pod: lo up, addresses, link up, routes (device routes first). */
-export function podSideLines(pod: NonNullable<PodState["spec"]>): string[] {
+/**
+ * The container-side batch of a pod: lo up, addresses, link up, routes (device routes first).
+ * `rank` is the interface's rank in its container (`podInterfaceRanks`): above 0, its routes, and
+ * its connected routes (the addresses go in with `noprefixroute`), get `podRouteMetric`'s higher
+ * metric, so they sit beside the first interface's instead of replacing them.
+ */
+export function podSideLines(pod: NonNullable<PodState["spec"]>, rank = 0): string[] {
   const lines = ["link set dev lo up"];
-  for (const a of pod.addresses) lines.push(`addr add ${a} dev ${pod.ifName}${a.includes(":") ? " nodad" : ""}`);
+  const metric = (dst: Prefix, connected: boolean, own?: number): string =>
+    own === undefined && rank === 0 ? "" : ` metric ${podRouteMetric({ family: dst.family, rank, connected, ...(own !== undefined ? { metric: own } : {}) })}`;
+  const connected: string[] = [];
+  for (const a of pod.addresses) {
+    lines.push(`addr add ${a} dev ${pod.ifName}${a.includes(":") ? " nodad" : ""}${rank > 0 ? " noprefixroute" : ""}`);
+    const ia = parseInterfaceAddress(a);
+    if (rank > 0 && ia.prefix.length < ia.prefix.bits) connected.push(`route replace ${ia.prefix.toString()} dev ${pod.ifName} scope link src ${ia.address}${metric(ia.prefix, true)}`);
+  }
   lines.push(`link set dev ${pod.ifName} up`);
+  lines.push(...connected);
   const direct = pod.routes.filter((r) => r.via === undefined);
   const viaGw = pod.routes.filter((r) => r.via !== undefined);
-  for (const r of direct) lines.push(`route replace ${Prefix.parse(r.dst).toString()} dev ${pod.ifName}${r.scopeLink ? " scope link" : ""}`);
-  for (const r of viaGw) lines.push(`route replace ${Prefix.parse(r.dst).toString()} via ${r.via} dev ${pod.ifName}`);
+  for (const r of direct) {
+    const dst = Prefix.parse(r.dst);
+    lines.push(`route replace ${dst.toString()} dev ${pod.ifName}${r.scopeLink ? " scope link" : ""}${metric(dst, false, r.metric)}`);
+  }
+  for (const r of viaGw) {
+    const dst = Prefix.parse(r.dst);
+    lines.push(`route replace ${dst.toString()} via ${r.via} dev ${pod.ifName}${metric(dst, false, r.metric)}`);
+  }
   return lines;
 }
 
@@ -236,7 +255,7 @@ export function planApply(input: PlanInput): ApplyPlan {
       podLines.push({ line: `link set dev ${d.hostIf} alias ${podAlias(owner, d.hash)}`, ...tag });
       if (d.master !== undefined) podLines.push({ line: `link set dev ${d.hostIf} master ${d.master}`, ...tag });
       podLines.push({ line: `link set dev ${d.hostIf} up`, ...tag });
-      podSides.push({ hostIf: d.hostIf, key: spec.key, netns: spec.netns!, lines: podSideLines(spec) });
+      podSides.push({ hostIf: d.hostIf, key: spec.key, netns: spec.netns!, lines: podSideLines(spec, d.rank ?? 0) });
       continue;
     }
     if (o.master !== d.master) podLines.push({ line: d.master === undefined ? `link set dev ${d.hostIf} nomaster` : `link set dev ${d.hostIf} master ${d.master}`, ...tag });

@@ -9,6 +9,9 @@ import {
   Prefix,
   canonicalAddress,
   parseInterfaceAddress,
+  podInterfaceRanks,
+  podRouteClash,
+  podRouteMetric,
   type Family,
   type NodeDataplane,
   type PodInterface,
@@ -55,6 +58,8 @@ export interface PodState {
   up: boolean;
   /** The pod, in a desired state (and in the cache after it was applied). */
   spec?: PodInterface;
+  /** Its rank among its container's interfaces (`podInterfaceRanks`): 0 = the routes at the kernel's default metric. */
+  rank?: number;
 }
 
 /** An address on a link (owned links, or recorded on links the renderer does not own). */
@@ -173,11 +178,20 @@ export function hostVethMac(hostIf: string): string {
   return deriveMac(`cnikit-host-veth/${hostIf}`);
 }
 
-/** Hash of what a pod's veth pair is made of; any change means the pair is rebuilt. */
-export function podHash(pod: PodInterface): string {
+/**
+ * Hash of what a pod's veth pair is made of; any change means the pair is rebuilt. The metrics
+ * count only where they are not the kernel's default (a route's own metric, a rank above 0), so
+ * the hash of a container's only interface is what it always was.
+ */
+export function podHash(pod: PodInterface, rank = 0): string {
   const addresses = [...pod.addresses].map((a) => canonicalIfaceAddr(a)).sort();
-  const routes = sortByKey(pod.routes, (r) => `${r.dst} ${r.via ?? ""} ${r.scopeLink ? 1 : 0}`).map((r) => [Prefix.parse(r.dst).toString(), r.via ?? "", r.scopeLink === true]);
-  return hash32(JSON.stringify([pod.ifName, normalizeMac(pod.mac), pod.mtu, addresses, routes, pod.bridge ?? ""]));
+  const routes = sortByKey(pod.routes, (r) => `${r.dst} ${r.via ?? ""} ${r.scopeLink ? 1 : 0}`).map((r) => {
+    const base = [Prefix.parse(r.dst).toString(), r.via ?? "", r.scopeLink === true];
+    return r.metric !== undefined || rank > 0 ? [...base, podRouteMetric({ family: Prefix.parse(r.dst).family, rank, connected: false, ...(r.metric !== undefined ? { metric: r.metric } : {}) })] : base;
+  });
+  const parts: unknown[] = [pod.ifName, normalizeMac(pod.mac), pod.mtu, addresses, routes, pod.bridge ?? ""];
+  if (rank > 0) parts.push(rank);
+  return hash32(JSON.stringify(parts));
 }
 
 function canonicalIfaceAddr(text: string): string {
@@ -275,6 +289,7 @@ export function desiredState(dp: NodeDataplane, ctx: StateContext): DesiredState
     s.links.set(name, link);
   });
   const keys = new Set<string>();
+  const ranks = podInterfaceRanks(dp.pods);
   dp.pods.forEach((p, i) => {
     const f = `${F}.pods[${i}]`;
     if (typeof p.key !== "string" || p.key === "") fail(`${f}.key`, "must be a non-empty string", p.key);
@@ -294,12 +309,17 @@ export function desiredState(dp: NodeDataplane, ctx: StateContext): DesiredState
     p.routes.forEach((r, k) => {
       const dst = prefix(r.dst, `${f}.routes[${k}].dst`);
       if (r.via !== undefined && addr(r.via, `${f}.routes[${k}].via`).family !== dst.family) fail(`${f}.routes[${k}].via`, `must be of the same family as dst ${r.dst}`, r.via);
+      if (r.metric !== undefined) intIn(r.metric, 0, 0xffffffff, `${f}.routes[${k}].metric`);
     });
     if (p.bridge !== undefined) ifname(p.bridge, `${f}.bridge`);
-    const pod: PodState = { hostIf, hash: podHash(p), hostMac: hostVethMac(hostIf), up: true, spec: p };
+    const rank = ranks.get(p.key) ?? 0;
+    const pod: PodState = { hostIf, hash: podHash(p, rank), hostMac: hostVethMac(hostIf), up: true, spec: p };
+    if (rank > 0) pod.rank = rank;
     if (p.bridge !== undefined) pod.master = p.bridge;
     s.pods.set(hostIf, pod);
   });
+  const clash = podRouteClash(dp.pods);
+  if (clash) fail(`${F}.${clash.b}.metric`, `must differ from ${F}.${clash.a}'s: both interfaces of the container would route ${clash.dst} at metric ${clash.metric} in its namespace, and the kernel keeps only one of them`);
   dp.addresses.forEach((a, i) => {
     const f = `${F}.addresses[${i}]`;
     const dev = ifname(a.dev, `${f}.dev`);

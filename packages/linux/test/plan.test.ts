@@ -11,6 +11,7 @@ import {
   parseJsonValues,
   planApply,
   planIsEmpty,
+  podHash,
   podSideLines,
   type KernelFeatures,
   type KernelState,
@@ -145,6 +146,43 @@ describe("planApply", () => {
       "route replace 0.0.0.0/0 via 169.254.1.1 dev eth0",
       "route replace ::/0 via fe80::1 dev eth0",
     ]);
+  });
+
+  it("a container's second interface (net1) of the same network: its routes and connected route go in at metric 100 beside eth0's (never replacing them); eth0's lines and hash are what they always were", () => {
+    const dp = base();
+    const eth0 = dp.pods[0]!;
+    dp.pods.push({ ...eth0, key: "c1/net1", ifName: "net1", hostIf: "veth2", mac: "0a:58:0a:f4:01:03", addresses: ["10.244.1.3/24", "fd00:1::3/64"], routes: [{ dst: "0.0.0.0/0", via: "10.244.1.1" }, { dst: "::/0", via: "fd00:1::1" }] });
+    const s = desiredState(dp, { owner: OWNER });
+    expect(s.pods.get("veth1")).toMatchObject({ hash: podHash(eth0) });
+    expect(s.pods.get("veth1")?.rank).toBeUndefined();
+    expect(s.pods.get("veth2")?.rank).toBe(1);
+    const p = plan(emptyState(), dp);
+    expect(p.podSides.find((x) => x.key === "c1/eth0")?.lines).toEqual(["link set dev lo up", "addr add 10.244.1.2/24 dev eth0", "link set dev eth0 up", "route replace 0.0.0.0/0 via 10.244.1.1 dev eth0"]);
+    expect(p.podSides.find((x) => x.key === "c1/net1")?.lines).toEqual([
+      "link set dev lo up",
+      "addr add 10.244.1.3/24 dev net1 noprefixroute",
+      "addr add fd00:1::3/64 dev net1 nodad noprefixroute",
+      "link set dev net1 up",
+      "route replace 10.244.1.0/24 dev net1 scope link src 10.244.1.3 metric 100",
+      "route replace fd00:1::/64 dev net1 scope link src fd00:1::3 metric 356",
+      "route replace 0.0.0.0/0 via 10.244.1.1 dev net1 metric 100",
+      "route replace ::/0 via fd00:1::1 dev net1 metric 1124",
+    ]);
+    // eth0 first whatever the order in the dataplane; the others by name.
+    expect(desiredState({ ...dp, pods: [dp.pods[1]!, dp.pods[0]!] }, { owner: OWNER }).pods.get("veth2")?.rank).toBe(1);
+    // A rank above 0 is part of the hash: the same pod at another rank is rebuilt.
+    expect(s.pods.get("veth2")?.hash).not.toBe(podHash(dp.pods[1]!));
+  });
+
+  it("two interfaces of one container whose explicit metrics would make the kernel keep one route of two are refused, naming the field", () => {
+    const dp = base();
+    dp.pods[0]!.routes[0]!.metric = 100;
+    dp.pods.push({ ...dp.pods[0]!, key: "c1/net1", ifName: "net1", hostIf: "veth2", mac: "0a:58:0a:f4:01:03", addresses: ["10.244.1.3/24"], routes: [{ dst: "0.0.0.0/0", via: "10.244.1.1" }] });
+    expect(() => desiredState(dp, { owner: OWNER })).toThrow(ConfigError);
+    expect(() => desiredState(dp, { owner: OWNER })).toThrow(/pods\[1\]\.routes\[0\]\.metric: must differ from dataplane\(n1\)\.pods\[0\]\.routes\[0\]'s: .*0\.0\.0\.0\/0 at metric 100/);
+    // Another container may use the same metric: it has its own namespace.
+    dp.pods[1] = { ...dp.pods[1]!, key: "c2/eth0", containerId: "c2", ifName: "eth0" };
+    expect(() => desiredState(dp, { owner: OWNER })).not.toThrow();
   });
 
   it("a pod whose configuration changed is rebuilt; one that left is deleted; routes that left are deleted with our protocol", () => {
