@@ -17,6 +17,9 @@ import {
   type Protocol,
   type RouteEntry,
   type UnderlayInterface,
+  podInterfaceRanks,
+  podRouteClash,
+  podRouteMetric,
 } from "@cnikit/core";
 import { IntervalMap, addr, bitsOf, fakeMac, fkey, fmt, ifaceAddr, normMac, range, type Range } from "./addr.ts";
 import type { CSubnet, CompiledTopology } from "./topology.ts";
@@ -75,6 +78,13 @@ export interface CPodRoute {
   dst: Range;
   via?: bigint;
   label: string;
+  /** Its metric in the pod's namespace (`podRouteMetric`). */
+  metric: number;
+  /**
+   * The interface of the same container whose route this is, when not the sender's own: the
+   * interfaces of a container share one namespace and one routing table (see `podInterfaceRanks`).
+   */
+  owner?: CPod;
 }
 
 export interface CPodFamily {
@@ -345,6 +355,9 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
     filters.set(p.pod, entry);
   });
   const bridgePods = new Map<string, { byAddr: Map<bigint, CPod>; byMac: Map<string, CPod> }>();
+  const ranks = podInterfaceRanks(dp.pods);
+  /** Each pod's own routes (connected ones included), per family, before a container's interfaces are merged. */
+  const ownEntries = new Map<string, Map<Family, Map<string, CPodRoute>>>();
   dp.pods.forEach((p, i) => {
     const f = `${F}.pods[${i}]`;
     if (pods.has(p.key)) fail(`${f}.key`, "must be unique among pods", p.key);
@@ -353,19 +366,24 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
     const entries = famMap<Map<string, CPodRoute>>(() => new Map());
     const linkEntries = famMap<Map<string, CPodRoute>>(() => new Map());
     const addrsByFam = famMap<bigint[]>(() => []);
+    const rank = ranks.get(p.key) ?? 0;
+    const metricText = (m: number, explicit: boolean): string => (rank > 0 || explicit ? ` metric ${m}` : "");
     p.addresses.forEach((c, k) => {
       const { address, net } = ifaceAddr(c, `${f}.addresses[${k}]`);
       addrsByFam.get(address.family)!.push(address.value);
       all.add(fkey(address.family, address.value));
       if (net.length < bitsOf(net.family)) {
-        const r: CPodRoute = { dst: net, label: `${net.text} dev ${p.ifName} (connected)` };
+        const metric = podRouteMetric({ family: net.family, rank, connected: true });
+        const r: CPodRoute = { dst: net, label: `${net.text} dev ${p.ifName}${metricText(metric, false)} (connected)`, metric };
         entries.get(net.family)!.set(net.text, r);
         linkEntries.get(net.family)!.set(net.text, r);
       }
     });
     p.routes.forEach((r, k) => {
       const dst = range(r.dst, `${f}.routes[${k}].dst`);
-      const cr: CPodRoute = { dst, label: routeLabel({ dst: dst.text, ...(r.via ? { via: r.via } : {}), dev: p.ifName }) };
+      if (r.metric !== undefined && (!Number.isInteger(r.metric) || r.metric < 0 || r.metric > 0xffffffff)) fail(`${f}.routes[${k}].metric`, "must be an integer from 0 to 4294967295", r.metric);
+      const metric = podRouteMetric({ family: dst.family, rank, connected: false, ...(r.metric !== undefined ? { metric: r.metric } : {}) });
+      const cr: CPodRoute = { dst, label: `${routeLabel({ dst: dst.text, ...(r.via ? { via: r.via } : {}), dev: p.ifName })}${metricText(metric, r.metric !== undefined)}`, metric };
       if (r.via !== undefined) {
         const v = addr(r.via, `${f}.routes[${k}].via`);
         cr.via = v.value;
@@ -373,6 +391,7 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
       entries.get(dst.family)!.set(dst.text, cr);
       if (cr.via === undefined) linkEntries.get(dst.family)!.set(dst.text, cr);
     });
+    ownEntries.set(p.key, entries);
     for (const family of [4, 6] as const) {
       const list = addrsByFam.get(family)!;
       if (list.length === 0 && entries.get(family)!.size === 0) continue;
@@ -407,6 +426,36 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
       if (!bp.byMac.has(pod.mac)) bp.byMac.set(pod.mac, pod);
     }
   });
+  // The interfaces of one container share its namespace: one routing table, where the kernel keeps
+  // one route per (dst, metric) and uses the lowest metric. Each member sends through that table;
+  // a route of a sibling takes the packet out of the sibling's interface.
+  const clash = podRouteClash(dp.pods);
+  if (clash) fail(`${F}.${clash.b}.metric`, `must differ from ${F}.${clash.a}'s: both interfaces of the container would route ${clash.dst} at metric ${clash.metric} in its namespace, and the kernel keeps only one of them`);
+  const containers = new Map<string, CPod[]>();
+  for (const pod of pods.values()) {
+    const list = containers.get(pod.pif.containerId);
+    if (list) list.push(pod);
+    else containers.set(pod.pif.containerId, [pod]);
+  }
+  for (const members of containers.values()) {
+    if (members.length < 2) continue;
+    for (const family of [4, 6] as const) {
+      const best = new Map<string, CPodRoute>();
+      for (const m of members) {
+        for (const r of ownEntries.get(m.key)!.get(family)!.values()) {
+          const have = best.get(r.dst.text);
+          if (!have || r.metric < have.metric) best.set(r.dst.text, { ...r, owner: m });
+        }
+      }
+      const table = IntervalMap.build(family, [...best.values()].map((v) => ({ range: v.dst, value: v })));
+      for (const m of members) {
+        const own = m.fam.get(family);
+        if (own) own.table = table;
+        else if (best.size > 0) m.fam.set(family, { addrs: [], table, links: IntervalMap.build<CPodRoute>(family, []) });
+      }
+    }
+    for (const m of members) m.sendSignature += `|own:${m.key}`;
+  }
   // bridge MTU default: smallest port
   for (const d of devs.values()) {
     if (d.kind === "bridge" && d.mtu === 0) {

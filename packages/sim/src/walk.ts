@@ -386,17 +386,21 @@ export class Walker {
         concat(out, this.drop(S1, node.name, "pod-route", `no route to {dst} in pod {pod}`));
       } else if (r.via !== undefined) {
         const via = r.via;
-        if (pod.all.has(fkey(family, via))) {
+        // The route may be another interface's of the same container (one namespace, one table).
+        const out1 = r.owner ?? pod;
+        const links = out1.fam.get(family)?.links ?? pf.links;
+        if (out1.all.has(fkey(family, via))) {
           concat(out, this.drop(S1, node.name, "pod-route", `pod {pod}: route ${r.label} has the pod's own address as nexthop (the kernel refuses this route)`));
-        } else if (!pf.links.lookup(via)) {
+        } else if (!links.lookup(via)) {
           concat(out, this.drop(S1, node.name, "pod-route", `pod {pod}: nexthop ${this.a(family, via)} of route ${r.label} is not on a connected subnet (the kernel refuses this route)`));
         } else {
           if (this.rec) this.hop(node.name, "pod-route", `${this.dstText(S1)} matches ${r.label}`);
-          concat(out, this.podArp(node, pod, via, pkt, S1));
+          concat(out, this.podArp(node, out1, via, pkt, S1));
         }
       } else {
+        const out1 = r.owner ?? pod;
         if (this.rec) this.hop(node.name, "pod-route", `${this.dstText(S1)} matches ${r.label}`);
-        concat(out, this.forTargets(S1, undefined, (t, S2) => this.podArp(node, pod, t, pkt, S2)));
+        concat(out, this.forTargets(S1, undefined, (t, S2) => this.podArp(node, out1, t, pkt, S2)));
       }
     });
     return out;

@@ -3,7 +3,7 @@
  * drop reason. Each row builds a small network, sends one packet and checks delivery, the reason
  * and stage of a drop, the source the receiver saw, the reply, and features of the path.
  */
-import { emptyDataplane, type Protocol } from "@cnikit/core";
+import { emptyDataplane, type PodInterface, type Protocol } from "@cnikit/core";
 import { describe, expect, it } from "vitest";
 import { SimFabric, defaultTopology, singleSubnetTopology, type Endpoint, type PacketResult } from "../src/index.ts";
 import { bridgeNode, external, flannelVxlan, hostGw, mac, mutate, node, pod, routedCluster, weaveMesh, type Built } from "./builders.ts";
@@ -642,5 +642,55 @@ describe("loops", () => {
     const l = b.send(external("internet"), pod("x/eth0"));
     expect(l.delivered).toBe(false);
     expect(l.reason).toMatch(/cycle (r1|node-1) → (r1|node-1) → (r1|node-1)/);
+  });
+});
+
+describe("a container with two interfaces (eth0 and net1 share one namespace, one routing table)", () => {
+  /** node-1's container c-1-0 gets net1 on bridge cni1 (10.245.1.0/24), with a default route of its own. */
+  function twoInterfaces(edit: (eth0: PodInterface, net1: PodInterface) => void = () => {}): Built {
+    const b = hostGw(2, 2);
+    return mutate(b, 0, (dp) => {
+      dp.links.push({ kind: "bridge", name: "cni1" });
+      dp.addresses.push({ dev: "cni1", cidr: "10.245.1.1/24" });
+      const eth0 = dp.pods.find((p) => p.key === "c-1-0/eth0")!;
+      const net1: PodInterface = { key: "c-1-0/net1", containerId: "c-1-0", ifName: "net1", hostIf: "veth1n1", bridge: "cni1", mac: mac(1999, 0xbb), mtu: 1500, addresses: ["10.245.1.2/24"], routes: [{ dst: "0.0.0.0/0", via: "10.245.1.1" }] };
+      edit(eth0, net1);
+      dp.pods.push(net1);
+    });
+  }
+  const routeHops = (r: PacketResult): string[] => r.path.filter((h) => h.stage === "pod-route").map((h) => h.detail);
+
+  it("eth0 keeps the default route: net1's goes in at metric 100 beside it, and what eth0 or net1 sends off-subnet leaves through eth0", () => {
+    const b = twoInterfaces();
+    const r = b.fabric.send(A, B);
+    expect(r.delivered, r.reason).toBe(true);
+    expect(routeHops(r)).toEqual([expect.stringMatching(/matches 0\.0\.0\.0\/0 via 10\.244\.1\.1 dev eth0$/)]);
+    const fromNet1 = b.fabric.send(pod("c-1-0/net1"), B);
+    expect(routeHops(fromNet1)).toEqual([expect.stringMatching(/matches 0\.0\.0\.0\/0 via 10\.244\.1\.1 dev eth0$/)]);
+  });
+
+  it("when net1's route has the lower metric, eth0's packets leave through net1 (cni1), as in the kernel's one table", () => {
+    const b = twoInterfaces((eth0, net1) => {
+      eth0.routes = [{ dst: "0.0.0.0/0", via: "10.244.1.1", metric: 50 }];
+      net1.routes = [{ dst: "0.0.0.0/0", via: "10.245.1.1", metric: 10 }];
+    });
+    const r = b.fabric.send(A, B);
+    expect(routeHops(r)).toEqual([expect.stringMatching(/matches 0\.0\.0\.0\/0 via 10\.245\.1\.1 dev net1 metric 10$/)]);
+    expect(r.path.some((h) => h.stage === "bridge" && h.detail.includes("cni1")), JSON.stringify(r.path)).toBe(true);
+  });
+
+  it("two interfaces routing one destination at the same metric are refused (the kernel would keep only one), naming the field; in two containers they are fine", () => {
+    expect(() =>
+      twoInterfaces((eth0, net1) => {
+        eth0.routes = [{ dst: "0.0.0.0/0", via: "10.244.1.1", metric: 100 }];
+        net1.routes = [{ dst: "0.0.0.0/0", via: "10.245.1.1" }];
+      }),
+    ).toThrow(/pods\[\d+\]\.routes\[0\]\.metric: must differ from dataplane\(node-1\)\.pods\[0\]\.routes\[0\]'s: .*0\.0\.0\.0\/0 at metric 100/);
+    const other = twoInterfaces((eth0, net1) => {
+      eth0.routes = [{ dst: "0.0.0.0/0", via: "10.244.1.1", metric: 100 }];
+      net1.containerId = "c-1-9";
+      net1.key = "c-1-9/net1";
+    });
+    expect(other.fabric.send(A, B).delivered).toBe(true);
   });
 });
