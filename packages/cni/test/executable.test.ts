@@ -12,7 +12,7 @@ import { builtinBackend } from "@cnikit/backends";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CNIKITD_BIN, CNI_PLUGIN_JS, buildNativeShim } from "../src/paths.ts";
 import { SUPPORTED_VERSIONS } from "../src/protocol.ts";
-import { cniEnv, flannelDaemon, gatedBackend, netconf, runExecutable, runPlugin, tempDir, until, type TestDaemon } from "./helpers.ts";
+import { cniEnv, flannelDaemon, gatedBackend, netconf, runExecutable, runPlugin, spawnCnikitd, tempDir, until, type CnikitdProcess, type TestDaemon } from "./helpers.ts";
 
 const tmp = tempDir();
 afterAll(() => tmp.remove());
@@ -226,14 +226,7 @@ describe("cnikitd executable", () => {
     return { file, socket };
   }
 
-  function start(file: string): { child: ChildProcess; stderr: () => string; exited: Promise<number | null> } {
-    const child = spawn(CNIKITD_BIN, ["--config", file], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CNIKIT_FROM_SOURCE: "1" } });
-    children.push(child);
-    let err = "";
-    child.stderr!.on("data", (c: Buffer) => (err += c.toString()));
-    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
-    return { child, stderr: () => err, exited };
-  }
+  const start = (file: string): CnikitdProcess => spawnCnikitd(["--config", file], children);
 
   async function ready(socket: string, stderr: () => string): Promise<void> {
     await until(async () => (await runPlugin({ CNI_COMMAND: "STATUS", CNIKITD_SOCKET: socket }, netconf({ cniVersion: "1.1.0" }))).code === 0, 30_000, `cnikitd ready (stderr: ${stderr()})`);
