@@ -18,6 +18,7 @@
  * backend adds on top.
  */
 import { Prefix } from "./ip/prefix.ts";
+import { fnv1a32, fnv1a32Hex } from "./random.ts";
 
 export type Family = 4 | 6;
 
@@ -300,6 +301,50 @@ export function canonicalDataplane(dp: NodeDataplane): NodeDataplane {
 /** The attachment key used in `PodInterface.key` and `FilterPolicy.pod`. */
 export function podKey(ref: { containerId: string; ifName: string }): string {
   return `${ref.containerId}/${ref.ifName}`;
+}
+
+/** What a backend keeps of an attachment that a `PodInterface` repeats (identity and Kubernetes metadata). */
+export interface PodIdentity {
+  containerId: string;
+  ifName: string;
+  namespace?: string;
+  podName?: string;
+  labels?: Record<string, string>;
+  netns?: string;
+}
+
+/** The part of a `PodInterface` a plan renders (everything but the attachment's identity). */
+export type RenderedPodInterface = Omit<PodInterface, "key" | "containerId" | "ifName" | "namespace" | "podName" | "labels" | "netns">;
+
+/**
+ * A pod interface: the attachment's identity from its record (the optional metadata only when
+ * set, labels copied) plus what the plan rendered. Pure.
+ */
+export function podInterfaceOf(pod: PodIdentity, rendered: RenderedPodInterface): PodInterface {
+  const out: PodInterface = { key: podKey(pod), containerId: pod.containerId, ifName: pod.ifName, ...rendered };
+  if (pod.namespace !== undefined) out.namespace = pod.namespace;
+  if (pod.podName !== undefined) out.podName = pod.podName;
+  if (pod.labels !== undefined) out.labels = { ...pod.labels };
+  if (pod.netns !== undefined) out.netns = pod.netns;
+  return out;
+}
+
+/** Host-side veth name of an attachment: `veth` + 8 hex digits of a hash of its key (≤ 15 bytes, IFNAMSIZ). */
+export function vethName(ref: { containerId: string; ifName: string }): string {
+  return `veth${fnv1a32Hex(podKey(ref))}`;
+}
+
+/**
+ * The container-side MAC of a pod address, the CNI bridge convention: `0a:58:` + the IPv4 address's
+ * four octets in hex (locally administered, unicast); for IPv6, `0a:58:` + a 32-bit hash of the address.
+ */
+export function podMac(address: string): string {
+  const p = Prefix.host(address);
+  const octets =
+    p.family === 4
+      ? address.split(".").map(Number)
+      : ((h) => [h >>> 24, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff])(fnv1a32(p.network));
+  return `0a:58:${octets.map((x) => x.toString(16).padStart(2, "0")).join(":")}`;
 }
 
 /**

@@ -19,7 +19,7 @@
  * a route to the whole Network via the gateway (flannel's CNI delegate config), MTU from the backend.
  * ipMasq: masquerade from Network to anything outside Network and outside multicast.
  */
-import { ENCAP_OVERHEAD, Prefix, emptyDataplane, fnv1a32, fnv1a32Hex, parseAddress, podKey } from "@cnikit/core";
+import { ENCAP_OVERHEAD, Prefix, emptyDataplane, fnv1a32, parseAddress, podInterfaceOf, podMac, vethName } from "@cnikit/core";
 import type {
   AddressEntry,
   FdbEntry,
@@ -150,23 +150,11 @@ export function deriveVtepMac(nodeName: string, family: Family): string {
   return bytes.map((x) => x.toString(16).padStart(2, "0")).join(":");
 }
 
-/** MAC of the bridge or a pod: `0a:58:` + the IPv4 octets (the CNI convention), else a hash. */
-export function macForAddress(address: string): string {
-  const p = Prefix.host(address);
-  if (p.family === 4) {
-    return `0a:58:${address
-      .split(".")
-      .map((o) => Number(o).toString(16).padStart(2, "0"))
-      .join(":")}`;
-  }
-  const h = fnv1a32(p.network);
-  return `0a:58:${[h >>> 24, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff].map((x) => x.toString(16).padStart(2, "0")).join(":")}`;
-}
+/** MAC of the bridge or a pod: `0a:58:` + the IPv4 octets (the CNI convention), else a hash (core's `podMac`). */
+export const macForAddress = podMac;
 
-/** Host-side veth name of an attachment: `veth` + 8 hex digits of a hash of its key (≤ 15 bytes). */
-export function hostIfName(ref: { containerId: string; ifName: string }): string {
-  return `veth${fnv1a32Hex(podKey(ref))}`;
-}
+/** Host-side veth name of an attachment: `veth` + 8 hex digits of a hash of its key (core's `vethName`). */
+export const hostIfName = vethName;
 
 /** The gateway (first host) of a node subnet. */
 export function gatewayOf(subnet: string): string {
@@ -195,10 +183,7 @@ export function podInterface(input: { config: FlannelConfig; lease: LeaseSubnets
     routes.push({ dst: network, via: gw }, { dst: defaultRoute(family), via: gw });
   }
   const first = pod.addresses[0];
-  const out: PodInterface = {
-    key: podKey(pod),
-    containerId: pod.containerId,
-    ifName: pod.ifName,
+  return podInterfaceOf(pod, {
     hostIf: hostIfName(pod),
     bridge: BRIDGE,
     mac: first === undefined ? macForAddress("0.0.0.0") : macForAddress(first),
@@ -206,12 +191,7 @@ export function podInterface(input: { config: FlannelConfig; lease: LeaseSubnets
     addresses,
     gateways,
     routes,
-  };
-  if (pod.namespace !== undefined) out.namespace = pod.namespace;
-  if (pod.podName !== undefined) out.podName = pod.podName;
-  if (pod.labels !== undefined) out.labels = { ...pod.labels };
-  if (pod.netns !== undefined) out.netns = pod.netns;
-  return out;
+  });
 }
 
 /** The masquerade rules of flannel's `--ip-masq` (FLANNEL-POSTRTG), one per enabled family. */

@@ -10,7 +10,7 @@
  *  - when `natOutgoing`, one masquerade rule for traffic from the pod network to anything outside it;
  *  - the NetworkPolicy filters of the local pods, compiled here from the input's policy snapshot.
  */
-import { ConfigError, Prefix, canonicalDataplane, emptyDataplane, fnv1a32Hex, podKey } from "@cnikit/core";
+import { ConfigError, Prefix, canonicalDataplane, emptyDataplane, podInterfaceOf, podMac, vethName } from "@cnikit/core";
 import type { NatRule, NodeDataplane, NodeInfo, PlanInput as KitPlanInput, PodInterface, PodPort, RouteEntry, UnderlayInterface } from "@cnikit/core";
 import type { ReferenceConfig } from "./config.ts";
 
@@ -59,40 +59,24 @@ export function gatewayOf(subnet: string): string {
   return Prefix.parse(subnet).nth(1);
 }
 
-/** A locally administered, deterministic MAC from an IPv4 address: `0a:58:` + the four octets. */
-export function macFor(address: string): string {
-  return `0a:58:${address
-    .split(".")
-    .map((o) => Number(o).toString(16).padStart(2, "0"))
-    .join(":")}`;
-}
+/** A locally administered, deterministic MAC from an IPv4 address: `0a:58:` + the four octets (core's `podMac`). */
+export const macFor = podMac;
 
-/** Host-side veth name of an attachment: `veth` + 8 hex digits of a hash of its key (≤ 15 bytes). */
-export function hostIfName(ref: { containerId: string; ifName: string }): string {
-  return `veth${fnv1a32Hex(podKey(ref))}`;
-}
+/** Host-side veth name of an attachment: `veth` + 8 hex digits of a hash of its key (core's `vethName`). */
+export const hostIfName = vethName;
 
 /** The pod interface a reservation renders to. */
 export function podInterface(config: ReferenceConfig, subnet: string, pod: PodRecord): PodInterface {
   const gateway = gatewayOf(subnet);
-  const length = Prefix.parse(subnet).length;
-  const out: PodInterface = {
-    key: podKey(pod),
-    containerId: pod.containerId,
-    ifName: pod.ifName,
+  return podInterfaceOf(pod, {
     hostIf: hostIfName(pod),
     bridge: BRIDGE,
     mac: macFor(pod.address),
     mtu: config.mtu,
-    addresses: [`${pod.address}/${length}`],
+    addresses: [`${pod.address}/${Prefix.parse(subnet).length}`],
     gateways: [gateway],
     routes: [{ dst: "0.0.0.0/0", via: gateway }],
-  };
-  if (pod.namespace !== undefined) out.namespace = pod.namespace;
-  if (pod.podName !== undefined) out.podName = pod.podName;
-  if (pod.labels !== undefined) out.labels = { ...pod.labels };
-  if (pod.netns !== undefined) out.netns = pod.netns;
-  return out;
+  });
 }
 
 /**
