@@ -20,7 +20,7 @@
  * `NodeInfo`, its pods, its peers — the node records it knows — and the policy), plus what BGP and
  * block IPAM gave this node: its affine blocks, the learned routes and its tunnel addresses.
  */
-import { ENCAP_OVERHEAD, Prefix, canonicalDataplane, emptyDataplane, fnv1a32Hex, podKey } from "@cnikit/core";
+import { ENCAP_OVERHEAD, Prefix, canonicalDataplane, emptyDataplane, fnv1a32Hex, podInterfaceOf, podKey } from "@cnikit/core";
 import type { FdbEntry, Link, NatRule, NeighbourEntry, NodeDataplane, NodeInfo, PlanInput as KitPlanInput, PodInterface, PodPort, RouteEntry, UnderlayInterface, AddressEntry } from "@cnikit/core";
 import type { CalicoConfig, IpPool } from "./config.ts";
 
@@ -121,10 +121,7 @@ export function poolOf(config: CalicoConfig, prefix: string): IpPool | undefined
 
 /** The pod interface of a local pod. */
 export function podInterface(pod: PodRecord, mtu: number): PodInterface {
-  const out: PodInterface = {
-    key: podKey(pod),
-    containerId: pod.containerId,
-    ifName: pod.ifName,
+  return podInterfaceOf(pod, {
     hostIf: hostIfName(pod),
     mac: macFor(`pod/${podKey(pod)}`),
     mtu,
@@ -134,12 +131,7 @@ export function podInterface(pod: PodRecord, mtu: number): PodInterface {
       { dst: `${POD_GATEWAY}/32`, scopeLink: true },
       { dst: "0.0.0.0/0", via: POD_GATEWAY },
     ],
-  };
-  if (pod.namespace !== undefined) out.namespace = pod.namespace;
-  if (pod.podName !== undefined) out.podName = pod.podName;
-  if (pod.labels !== undefined) out.labels = { ...pod.labels };
-  if (pod.netns !== undefined) out.netns = pod.netns;
-  return out;
+  });
 }
 
 /** How a learned route is reached: `native`, `ipip` or `vxlan`. Calico's CrossSubnet rule, exactly. */
