@@ -35,6 +35,11 @@ export interface LifecycleDriver {
   readonly nodes: readonly [string, string];
   /** Whether the node's agent sits behind a daemon the plugin talks to (the kernel: cnikitd). */
   readonly daemon: boolean;
+  /**
+   * ADD/DEL pairs each churn leg runs (checks/lifecycle.ts; absent: `CHURN_PAIRS`, 200). A driver
+   * whose every ADD is a real namespace and plugin run asks for fewer; never fewer than `MIN_CHURN_PAIRS`.
+   */
+  readonly churnPairs?: number;
   /** The attachment a runtime would send for (containerId, ifName): the driver picks the netns. */
   attachment(containerId: string, ifName?: string, pod?: { namespace?: string; podName?: string }): PodAttachment;
   /** ADD. Throws the agent's (or plugin's) error, with its CNI code. */

@@ -16,7 +16,8 @@
  *    released addresses. This catches leaks kept only in the agent's memory, for backends that
  *    refuse requested addresses too; a share larger than the limit (a Calico node borrows from the
  *    whole pool) is reported as not exercised by this leg, never as passed by it;
- *  - churn: one pod at a time ADDed and DELeted `CHURN_PAIRS` times must not grow the stores, so
+ *  - churn: one pod at a time ADDed and DELeted `CHURN_PAIRS` times (a driver may ask for fewer,
+ *    never below `MIN_CHURN_PAIRS`: the kernel's) must not grow the stores, so
  *    a leak recorded under a name that is neither the container id nor the address (a quarantined
  *    block ordinal) still shows on a share too large to run out.
  */
@@ -345,10 +346,17 @@ async function exhaustionLeg(
 /** ADD/DEL pairs of the churn leg, and the pairs after which its baseline is taken. */
 const CHURN_PAIRS = 200;
 const CHURN_WARMUP = 8;
+/**
+ * The fewest pairs a churn leg runs whatever its driver asks (`LifecycleDriver.churnPairs`): the
+ * warm-up and then more pairs than a /28 node share holds, so a leak that grows the stores per
+ * pair still shows after the warm-up. A leak that shows only once a backend's block of 64 runs out
+ * needs the default's 200 (the simulator's).
+ */
+const MIN_CHURN_PAIRS = 32;
 
 /**
  * The churn leg, for shares too large to run out: one pod at a time is ADDed and DELeted
- * `CHURN_PAIRS` times; after the first `CHURN_WARMUP` pairs (blocks, cursors and the like exist by
+ * `CHURN_PAIRS` times (or the driver's `churnPairs`); after the first `CHURN_WARMUP` pairs (blocks, cursors and the like exist by
  * then) the cluster store and the node's ctx.local must not gain keys. A leak that marks addresses
  * taken under some other name (a quarantined block ordinal, a reservation re-keyed) makes the
  * backend claim more and more of its share, and shows here.
@@ -361,10 +369,11 @@ async function churnLeg(
   what = "DEL",
   release: (r: PodRef) => Promise<void> = (r) => d.detach(node, r),
 ): Promise<{ problems: string[]; sub: SubResult }> {
-  const label = `churn: ${CHURN_PAIRS} ADD/${what} pairs of one pod at a time do not grow the cluster store or ctx.local`;
+  const pairs = Math.max(MIN_CHURN_PAIRS, d.churnPairs ?? CHURN_PAIRS);
+  const label = `churn: ${pairs} ADD/${what} pairs of one pod at a time do not grow the cluster store or ctx.local`;
   const keysOf = async (): Promise<Set<string>> => new Set((await d.stores(node)).keys());
   let baseline: Set<string> | undefined;
-  for (let i = 0; i < CHURN_PAIRS; i++) {
+  for (let i = 0; i < pairs; i++) {
     if (i === CHURN_WARMUP) baseline = new Set((await quietSnapshot(d, boundMs, node)).keys());
     const id = cid(tag, i);
     try {
@@ -378,7 +387,7 @@ async function churnLeg(
   // Within the convergence bound: a release the backend records asynchronously has landed by then.
   const p = await eventually(d, boundMs, async () => {
     const grown = [...(await keysOf())].filter((k) => !baseline!.has(k));
-    return grown.length > 0 ? [`after ${CHURN_PAIRS} ADD/${what} pairs of one pod at a time on node ${node}, ${grown.length} key(s) appeared that were not there after the first ${CHURN_WARMUP}: ${summarizeProblems(grown, 3)}`] : [];
+    return grown.length > 0 ? [`after ${pairs} ADD/${what} pairs of one pod at a time on node ${node}, ${grown.length} key(s) appeared that were not there after the first ${CHURN_WARMUP}: ${summarizeProblems(grown, 3)}`] : [];
   });
   return { problems: p, sub: subOf(label, p) };
 }

@@ -40,6 +40,7 @@ import {
   kubeNamespaceKey,
   kubeNamespaceValue,
   kubeNetworkPolicyKey,
+  parseInterfaceAddress,
   topologyNeedsOf,
   type AttachResult,
   type Backend,
@@ -83,9 +84,9 @@ import {
   type StoreSnapshot,
   type SubResult,
 } from "@cnikit/conformance/runner";
-import { createNetns, defaultRouteProtocol, deleteNetns, readKernel } from "@cnikit/linux";
+import { createNetns, defaultRouteProtocol, deleteNetns, parseJsonValues, readKernel } from "@cnikit/linux";
 import { PolicyEvaluator, parsePolicyObject } from "@cnikit/netpol";
-import { SimCluster, clusterTopologyOf, type Endpoint } from "@cnikit/sim";
+import { SimCluster, clusterTopologyOf, withUnderlayMtu, type Endpoint, type SimTopology } from "@cnikit/sim";
 import {
   REACH_PROTOS,
   cellKey,
@@ -209,6 +210,11 @@ export interface LinuxContext {
   scratch: Scratch;
   /** The plugin executable the lab runs. */
   cniPlugin: string;
+  /**
+   * Starts another lab of the run's backend and config on `topology`, named after the run's lab
+   * with `suffix` (its pods made, converged); the caller takes it down.
+   */
+  startLab(init: { topology: SimTopology; suffix: string; podsPerNode: number }): Promise<Lab>;
 }
 
 /** Attachments made straight through the executable, in namespaces of their own, undone at the end. */
@@ -709,32 +715,46 @@ interface JsonRoute {
   protocol?: string;
 }
 
-/** The container side of an attachment as the kernel holds it (undefined: its interface is gone). */
-async function kernelPodInterface(
+/** A pod namespace as `ip` shows it: its links with addresses, and its main-table routes per family. */
+interface NetnsView {
+  links: (JsonLink & { link_index?: number })[];
+  routes: { family: 4 | 6; route: JsonRoute & { table?: string } }[];
+}
+
+/** Reads a pod namespace in one `ip -batch` process (links, addresses, both families' routes); undefined when it cannot be read. */
+async function readNetnsView(ns: string): Promise<NetnsView | undefined> {
+  const r = await runAsync(["ip", "-n", ns, "-j", "-d", "-batch", "-"], { input: "addr show\nroute show table all root 0.0.0.0/0\nroute show table all root ::/0\n", timeoutMs: 30_000 });
+  if (r.code !== 0) return undefined;
+  try {
+    const [linksJson, r4, r6] = parseJsonValues(r.stdout) as [NetnsView["links"], JsonRoute[], JsonRoute[]];
+    const main = (list: (JsonRoute & { table?: string })[] | undefined, family: 4 | 6) => (list ?? []).filter((x) => x.table === undefined || x.table === "main").map((route) => ({ family, route }));
+    return { links: linksJson ?? [], routes: [...main(r4, 4), ...main(r6, 6)] };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The container side of an attachment as the kernel holds it (undefined: its interface is gone), from its namespace's view. */
+function kernelPodInterface(
   a: { containerId: string; ifName: string; netns: string; namespace?: string; podName?: string },
+  view: NetnsView | undefined,
   hostLinks: Map<number, { ifname: string; master?: string }>,
-): Promise<PodInterface | undefined> {
-  const ns = a.netns.replace(/^\/var\/run\/netns\//, "");
-  const l = (await links(ns, ["dev", a.ifName]))[0] as (JsonLink & { link_index?: number }) | undefined;
-  if (!l) return undefined;
+): PodInterface | undefined {
+  const l = view?.links.find((x) => x.ifname === a.ifName);
+  if (!view || !l) return undefined;
   const addresses = (l.addr_info ?? []).filter((x) => !/^fe[89ab]/i.test(x.local)).map((x) => `${x.local}/${x.prefixlen}`);
+  // The subnets of the interface's addresses: their routes are the connected ones, not the plugin's.
+  const connected = new Set(addresses.map((x) => parseInterfaceAddress(x).prefix.toString()));
   const routes: PodRoute[] = [];
   const gateways: string[] = [];
-  for (const family of ["-4", "-6"]) {
-    const r = await inNetns(ns, ["ip", family, "-j", "route", "show"]);
-    let list: JsonRoute[] = [];
-    try {
-      list = r.code === 0 ? (JSON.parse(r.stdout) as JsonRoute[]) : [];
-    } catch {
-      list = [];
-    }
-    for (const x of list) {
-      // Routes the kernel derives from an address (proto kernel) and IPv6 link-local/multicast ones are not the plugin's.
-      if (x.dev !== a.ifName || x.protocol === "kernel" || /^(fe80|ff00)::/i.test(x.dst)) continue;
-      const dst = x.dst === "default" ? (family === "-4" ? "0.0.0.0/0" : "::/0") : x.dst.includes("/") ? x.dst : `${x.dst}/${x.dst.includes(":") ? 128 : 32}`;
-      routes.push({ dst, ...(x.gateway !== undefined ? { via: x.gateway } : {}), ...(x.scope === "link" ? { scopeLink: true } : {}) });
-      if (x.dst === "default" && x.gateway !== undefined) gateways.push(x.gateway);
-    }
+  for (const { family, route: x } of view.routes) {
+    // Routes the kernel derives from an address (proto kernel, or the renderer's own connected
+    // route of a container's further interface) and IPv6 link-local/multicast ones are not the plugin's.
+    if (x.dev !== a.ifName || x.protocol === "kernel" || /^(fe80|ff00)::/i.test(x.dst)) continue;
+    const dst = x.dst === "default" ? (family === 4 ? "0.0.0.0/0" : "::/0") : x.dst.includes("/") ? x.dst : `${x.dst}/${x.dst.includes(":") ? 128 : 32}`;
+    if (x.gateway === undefined && connected.has(dst)) continue;
+    routes.push({ dst, ...(x.gateway !== undefined ? { via: x.gateway } : {}), ...(x.scope === "link" ? { scopeLink: true } : {}) });
+    if (x.dst === "default" && x.gateway !== undefined) gateways.push(x.gateway);
   }
   const host = l.link_index !== undefined ? hostLinks.get(l.link_index) : undefined;
   return {
@@ -753,6 +773,9 @@ async function kernelPodInterface(
     routes,
   };
 }
+
+/** Pod namespaces read at once in `kernelNodeDataplane` (one `ip` process each). */
+const NETNS_READS_AT_ONCE = 4;
 
 /** The node's dataplane as the kernel holds it: cnikitd's owned objects, and the pod interfaces of `attachments` on the node. */
 async function kernelNodeDataplane(lab: Lab, node: string, attachments: { containerId: string; ifName: string; netns: string; namespace?: string; podName?: string }[]): Promise<NodeDataplane> {
@@ -785,8 +808,16 @@ async function kernelNodeDataplane(lab: Lab, node: string, attachments: { contai
     // no links read: host sides stay unnamed
   }
   const matched = new Set<string>();
+  // One read per pod namespace (the interfaces of a multi-interface container share theirs), a few at a time.
+  const namespaces = [...new Set(attachments.map((a) => a.netns))];
+  const views = new Map<string, NetnsView | undefined>();
+  for (let i = 0; i < namespaces.length; i += NETNS_READS_AT_ONCE) {
+    const batch = namespaces.slice(i, i + NETNS_READS_AT_ONCE);
+    const read = await Promise.all(batch.map((netns) => readNetnsView(netns.replace(/^\/var\/run\/netns\//, ""))));
+    batch.forEach((netns, k) => views.set(netns, read[k]));
+  }
   for (const a of attachments) {
-    const pod = await kernelPodInterface(a, hostLinks);
+    const pod = kernelPodInterface(a, views.get(a.netns), hostLinks);
     if (!pod) continue;
     matched.add(pod.hostIf);
     dp.pods.push(pod);
@@ -806,6 +837,13 @@ const KERNEL_B_BUDGET_MS: Record<string, number> = {
   "cni.failed-add-leaks-nothing": 600_000,
   "cni.del-after-reuse": 600_000,
 };
+
+/**
+ * ADD/DEL pairs of each churn leg on the kernel (the suite's floor; the simulator runs 200): every
+ * pair is a namespace, a veth and two plugin runs, and the lab's /28 shares hold 13 pods, so 32
+ * pairs still cycle every address of the share twice.
+ */
+const KERNEL_CHURN_PAIRS = 32;
 
 /** The longest a kernel check waits in one step, and for the dataplane to settle (the daemons apply at once; this is margin). */
 const KERNEL_STEP_MS = 2_000;
@@ -880,6 +918,7 @@ export function kernelLifecycleDriver(ctx: LinuxContext): LifecycleDriverFactory
       name: "linux",
       nodes: [n1, n2],
       daemon: true,
+      churnPairs: KERNEL_CHURN_PAIRS,
       attachment: (containerId, ifName = "eth0", pod) => ({ containerId, ifName, netns: netnsOf(containerId), namespace: pod?.namespace ?? "default", podName: pod?.podName ?? containerId }),
       attach,
       attachConcurrently: (node, pods) => Promise.allSettled(pods.map((p) => attach(node, p))),
@@ -1271,10 +1310,115 @@ async function policyRun(ctx: LinuxContext): Promise<Outcome> {
   }
 }
 
+// ---- mtu.underlay-non-1500: labs whose underlay is not 1500 ---------------------------------------
+
+/** The underlay MTUs the check builds labs on (the suite's: a jumbo and a smaller-than-Ethernet one). */
+export const KERNEL_UNDERLAY_MTUS = [9000, 1400] as const;
+
+/** The largest encapsulation overhead of the config (0 when it encapsulates nothing). */
+function encapOverhead(summary: NetworkSummary): { bytes: number; kind: string } {
+  let best = { bytes: 0, kind: "none" };
+  for (const e of summary.encapsulations) {
+    const bytes = (ENCAP_OVERHEAD as Record<string, number | undefined>)[e];
+    if (bytes !== undefined && bytes > best.bytes) best = { bytes, kind: e };
+  }
+  return best;
+}
+
+/** The MTU of `ifName` in namespace `ns` (undefined when it cannot be read). */
+async function linkMtu(ns: string, ifName: string): Promise<number | undefined> {
+  const r = await runAsync(["ip", "-n", ns, "-j", "link", "show", "dev", ifName], { timeoutMs: 15_000 });
+  if (r.code !== 0) return undefined;
+  try {
+    return (JSON.parse(r.stdout) as { mtu?: number }[])[0]?.mtu;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * One underlay MTU on the kernel: a lab whose subnets, bridges, router and node interfaces carry
+ * `mtu`; every pod's eth0 MTU leaves room for the encapsulation, and a packet of the sender's full
+ * MTU with DF set (ping -M do) crosses to every pod on another node. The agent refusing a config
+ * MTU the underlay cannot carry (code 7 naming an mtu field) is reported as such.
+ */
+async function kernelUnderlayMtuCase(ctx: LinuxContext, mtu: number): Promise<{ problems: string[]; refused?: string; label: string }> {
+  const topology = withUnderlayMtu(chooseTopology({ needs: topologyNeedsOf(ctx.backend, ctx.config) }), mtu);
+  let lab: Lab;
+  try {
+    lab = await ctx.startLab({ topology, suffix: `m${String(mtu).slice(0, 2)}`, podsPerNode: 1 });
+  } catch (e) {
+    const err = e as { code?: unknown; field?: unknown; message?: unknown };
+    const text = `${String(err.field ?? "")} ${String(err.message ?? e)}`;
+    // The agent's refusal reaches here as a ConfigError, or in cnikitd's last words ("cannot start (code 7): [x] mtu: ...").
+    const refusal = /cannot start \(code 7\): (.*mtu.*)/i.exec(text)?.[1] ?? (err.code === 7 && /mtu/i.test(text) ? String(err.message) : undefined);
+    if (refusal !== undefined) return { problems: [], refused: `on a ${mtu}-byte underlay the agent refused its config: ${refusal}`, label: `underlay MTU ${mtu}: refused` };
+    return { problems: [`on a ${mtu}-byte underlay the lab could not be built: ${String(err.message ?? e)}`], label: `underlay MTU ${mtu}` };
+  }
+  try {
+    const problems: string[] = [];
+    const overhead = encapOverhead(ctx.summary);
+    for (const n of lab.nodes) {
+      const have = await linkMtu(n.ns, "eth0");
+      if (have !== mtu) problems.push(`node ${n.name}'s underlay interface eth0 has MTU ${String(have)}, the lab's subnet ${mtu}`);
+    }
+    const mtuOf = new Map<string, number>();
+    for (const p of lab.pods) {
+      const have = await linkMtu(p.ns, p.ifName);
+      if (have === undefined) {
+        problems.push(`pod default/${p.name} (${p.ip}) on node ${p.node}: ${p.ifName} cannot be read`);
+        continue;
+      }
+      mtuOf.set(p.name, have);
+      if (have + overhead.bytes > mtu) problems.push(`on a ${mtu}-byte underlay, pod default/${p.name} (${p.ip}) on node ${p.node} has MTU ${have}: with ${overhead.kind} (${overhead.bytes} bytes) that is ${have + overhead.bytes} > ${mtu}`);
+    }
+    let crossed = 0;
+    for (const from of lab.pods) {
+      const size = mtuOf.get(from.name);
+      if (size === undefined) continue;
+      for (const to of lab.pods) {
+        if (to.node === from.node) continue;
+        // ICMP echo of `size` bytes in all: 20 IPv4 + 8 ICMP + payload; DF set, so nothing may fragment it.
+        let r: CommandResult | undefined;
+        for (let i = 0; i < 3 && r?.code !== 0; i++) r = await runAsync(["ip", "netns", "exec", from.ns, "ping", "-M", "do", "-s", String(size - 28), "-c", "1", "-W", "2", to.ip], { timeoutMs: 15_000 });
+        if (r?.code === 0) crossed++;
+        else problems.push(`on a ${mtu}-byte underlay, a ${size}-byte packet (DF) from pod default/${from.name} (${from.ip}) on node ${from.node} to pod default/${to.name} (${to.ip}) on node ${to.node} is lost: ${((r?.stdout ?? "") + (r?.stderr ?? "")).trim().split("\n").slice(-2).join(" ")}`);
+      }
+    }
+    const sizes = [...new Set(mtuOf.values())].join("/");
+    return { problems, label: `underlay MTU ${mtu}: pod MTU ${sizes || "?"}${overhead.bytes > 0 ? ` + ${overhead.kind} ${overhead.bytes}` : ""}; ${crossed} full-size DF packet(s) crossed nodes` };
+  } finally {
+    await lab.down().catch(() => undefined);
+  }
+}
+
+const underlayMtuCheck: LinuxCheck = {
+  id: "mtu.underlay-non-1500",
+  section: "A",
+  rule: "On underlays of MTU 9000 and 1400 (labs whose veths, bridges and router carry that MTU) the pod MTU leaves room for the encapsulation and a full-size packet at the pod MTU (DF) crosses nodes.",
+  source: `${SOURCES.mtu}; flannel and Calico derive the pod MTU from the underlay interface`,
+  required: true,
+  budgetMs: 300_000,
+  async run(ctx) {
+    const problems: string[] = [];
+    const refused: string[] = [];
+    const subResults: SubResult[] = [];
+    for (const mtu of KERNEL_UNDERLAY_MTUS) {
+      const r = await kernelUnderlayMtuCase(ctx, mtu);
+      problems.push(...r.problems);
+      if (r.refused) refused.push(r.refused);
+      subResults.push(r.refused ? { label: r.label, status: "not applicable", reason: r.refused } : r.problems.length > 0 ? { label: r.label, status: "failed", reason: summarize(r.problems) } : { label: r.label, status: "passed" });
+    }
+    if (problems.length > 0) return { status: "failed", reason: summarize(problems), subResults };
+    if (refused.length === KERNEL_UNDERLAY_MTUS.length) return { status: "not applicable", reason: `the backend ran on neither underlay: ${refused.join("; ")}`, subResults };
+    return refused.length > 0 ? { status: "passed", reason: `passed where it ran; ${refused.join("; ")}`, subResults } : { status: "passed", subResults };
+  },
+};
+
 // ---- the run -----------------------------------------------------------------------------------
 
 /** Every check the kernel run implements, in the suite's order. */
-export const LINUX_CHECKS: readonly LinuxCheck[] = Object.freeze([...modelChecks, ...lifecycleChecks, ...realChecks]);
+export const LINUX_CHECKS: readonly LinuxCheck[] = Object.freeze([...modelChecks, underlayMtuCheck, ...lifecycleChecks, ...realChecks]);
 
 let runCounter = 0;
 
@@ -1357,24 +1501,23 @@ export async function runLinuxConformance(options: LinuxConformanceOptions): Pro
   }
   const toRun = kernelIds.filter((id) => !gated.has(id));
 
+  /** What every lab of this run is started with (the run's own, and the ones checks start). */
+  const labOptions = {
+    backend: backendModule ? backend : backend.name,
+    ...(backendModule ? { backendModule } : {}),
+    backendConfig: raw,
+    mode,
+    ...(options.stateRoot !== undefined ? { stateRoot: options.stateRoot } : {}),
+    ...(options.cniPlugin !== undefined ? { cniPlugin: options.cniPlugin } : {}),
+    log,
+  };
   let lab: Lab | undefined;
   let buildMs = 0;
   let labFailure: { status: "not run" | "error"; reason: string } | undefined;
   if (toRun.length > 0) {
     const tb = performance.now();
     try {
-      lab = await startLab({
-        name: options.name ?? `cf${process.pid}${runCounter++}`.slice(0, 20),
-        backend: backendModule ? backend : backend.name,
-        ...(backendModule ? { backendModule } : {}),
-        backendConfig: raw,
-        mode,
-        nodes,
-        podsPerNode,
-        ...(options.stateRoot !== undefined ? { stateRoot: options.stateRoot } : {}),
-        ...(options.cniPlugin !== undefined ? { cniPlugin: options.cniPlugin } : {}),
-        log,
-      });
+      lab = await startLab({ ...labOptions, name: options.name ?? `cf${process.pid}${runCounter++}`.slice(0, 20), nodes, podsPerNode });
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       labFailure = e instanceof KernelLacksError ? { status: "not run", reason: msg } : { status: "error", reason: `could not build the lab: ${msg}` };
@@ -1389,7 +1532,10 @@ export async function runLinuxConformance(options: LinuxConformanceOptions): Pro
         labFailure = { status: "error", reason: `the prepare hook failed: ${e instanceof Error ? e.message : String(e)}` };
       }
     }
-    const ctx = lab && !labFailure ? makeContext({ lab, backend, config, summary, seed, cniPlugin: options.cniPlugin ?? cniPluginPath() }) : undefined;
+    const mainLab = lab;
+    const startOther: LinuxContext["startLab"] = ({ topology, suffix, podsPerNode: perNode }) =>
+      startLab({ ...labOptions, name: `${mainLab!.name.slice(0, 20 - suffix.length)}${suffix}`, topology, nodes: 2, podsPerNode: perNode });
+    const ctx = lab && !labFailure ? makeContext({ lab, backend, config, summary, seed, cniPlugin: options.cniPlugin ?? cniPluginPath(), startLab: startOther }) : undefined;
     for (const c of selected) {
       const h = head(c.id);
       const g = gated.get(c.id);
@@ -1433,7 +1579,7 @@ export async function runLinuxConformance(options: LinuxConformanceOptions): Pro
   return report;
 }
 
-function makeContext(init: { lab: Lab; backend: Backend<unknown>; config: unknown; summary: NetworkSummary; seed: number; cniPlugin: string }): LinuxContext {
+function makeContext(init: { lab: Lab; backend: Backend<unknown>; config: unknown; summary: NetworkSummary; seed: number; cniPlugin: string; startLab: LinuxContext["startLab"] }): LinuxContext {
   const { lab } = init;
   const basePods = lab.pods;
   const endpoints: ReachEndpoint[] = [
