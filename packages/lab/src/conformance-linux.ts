@@ -1392,12 +1392,15 @@ async function kernelUnderlayMtuCase(ctx: LinuxContext, mtu: number): Promise<{ 
   }
 }
 
+/** The suite's mtu.underlay-non-1500 (its rule and source), here on labs instead of simulated topologies. */
+const UNDERLAY_MTU_SPEC = listChecks().find((c) => c.id === "mtu.underlay-non-1500")!;
+
 const underlayMtuCheck: LinuxCheck = {
-  id: "mtu.underlay-non-1500",
-  section: "A",
-  rule: "On underlays of MTU 9000 and 1400 (labs whose veths, bridges and router carry that MTU) the pod MTU leaves room for the encapsulation and a full-size packet at the pod MTU (DF) crosses nodes.",
-  source: `${SOURCES.mtu}; flannel and Calico derive the pod MTU from the underlay interface`,
-  required: true,
+  id: UNDERLAY_MTU_SPEC.id,
+  section: UNDERLAY_MTU_SPEC.section,
+  rule: UNDERLAY_MTU_SPEC.rule,
+  source: UNDERLAY_MTU_SPEC.source,
+  required: UNDERLAY_MTU_SPEC.required,
   budgetMs: 300_000,
   async run(ctx) {
     const problems: string[] = [];
