@@ -1,9 +1,10 @@
 /**
  * The conformance suite on the kernel (root, real etcd, the cnikit-cni executable): sections A and
  * I (with B's executable-only checks) for one flannel and one calico config on 2-node labs; all of
- * section B — the suite's own LIFECYCLE_CHECKS on the lab's lifecycle driver — for reference and
- * flannel vxlan, and a broken variant (DEL keeps the address) turning cni.del-releases red on the
- * kernel as in the simulator; the IPIP config the kernel cannot build, the checks failing on a lab
+ * section B — the suite's own LIFECYCLE_CHECKS on the lab's lifecycle driver, a /28 share and 32
+ * churn pairs so each run takes minutes — green for reference and flannel vxlan, and a broken
+ * variant (DEL keeps the address) turning cni.del-releases red on the kernel as in the simulator;
+ * mtu.underlay-non-1500 on labs with 9000- and 1400-byte underlays; the IPIP config the kernel cannot build, the checks failing on a lab
  * broken behind the backend's back and on a plugin that lies about its errors, and the CLI's
  * `--dataplane linux` as a real process. Labs are named `c<pid>...`; each run takes its lab down,
  * and afterAll removes any left by a crash.
