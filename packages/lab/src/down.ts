@@ -1,7 +1,7 @@
 /**
  * `down`: removes exactly what a lab's state file records, in reverse: processes (only recorded
- * PIDs whose /proc/<pid>/cmdline still shows the lab's marker), then namespaces (only recorded
- * ones, only with the lab's prefix), then directories (only inside the lab's state directory),
+ * PIDs whose /proc/<pid>/cmdline still shows the lab's marker), then namespaces (the recorded
+ * ones, then any other carrying the lab's own prefix — made on top of the lab by a driver), then directories (only inside the lab's state directory),
  * the state directory last. Works on a lab in any state: up, half built after a crash, with
  * daemons killed; running it twice is fine.
  */
@@ -65,9 +65,18 @@ export async function downLab(name: string, options: { stateRoot?: string; grace
     report.namespaces.push(ns);
   }
 
+  // Namespaces made on top of the lab and never recorded in its state (the suite's kernel
+  // lifecycle driver gives every attachment a namespace of its own, `<prefix>-b<n>`): the prefix
+  // is this lab's alone, so whatever still carries it is the lab's and goes too.
+  for (const ns of await listNetns()) {
+    if (!ns.startsWith(prefix) || recorded.includes(ns)) continue;
+    await deleteNetns(ns);
+    report.namespaces.push(ns);
+  }
+
   // Anything still there keeps the state, so a later `down` can try again.
   const present = new Set(await listNetns());
-  for (const ns of recorded) if (ns.startsWith(prefix) && present.has(ns)) report.leftovers.push(ns);
+  for (const ns of present) if (ns.startsWith(prefix)) report.leftovers.push(ns);
   for (const t of targets) if (processMatches(t.pid, t.marker)) report.leftovers.push(`pid ${t.pid} (${t.role})`);
   if (report.leftovers.length > 0) return report;
 

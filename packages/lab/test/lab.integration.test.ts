@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { KernelLacksError, Prefix } from "@cnikit/core";
 import { downLab, formatMatrix, kernelSupports, labDir, listLabs, nsPrefix, openLab, readState, requireKernel, startLab } from "../src/index.ts";
 import { labMain } from "../src/cli-main.ts";
-import { listNetns } from "@cnikit/linux";
+import { createNetns, listNetns } from "@cnikit/linux";
 import { pidAlive } from "../src/system.ts";
 import { writeState } from "../src/state.ts";
 
@@ -144,6 +144,10 @@ describe("lab on the kernel", () => {
     orphan.unref();
     await new Promise((r) => setTimeout(r, 300));
     expect((await leftovers(name)).some((l) => l.includes("orphan.marker"))).toBe(true);
+    // A namespace made on top of the lab and never recorded (as the kernel lifecycle driver does
+    // for each attachment) goes too: it carries the lab's prefix.
+    const unrecorded = `${nsPrefix(name)}-b999`;
+    await createNetns(unrecorded);
     const status = listLabs().find((l) => l.name === name);
     expect(status?.phase).toBe("creating");
     const a = io();
