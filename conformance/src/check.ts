@@ -21,19 +21,23 @@ export interface CheckEnv extends CheckContext {
   fixture(): Promise<Fixture>;
 }
 
-export interface CheckDefinition {
+/** What names a check and its promise, whichever driver runs it: id, section, one-line rule, source. */
+export interface CheckIdentity {
   id: string;
   section: Section;
   rule: string;
   source: string;
   required: boolean;
+  /** Wall-clock budget in ms (each runner has its default). */
+  budgetMs?: number;
+}
+
+export interface CheckDefinition extends CheckIdentity {
   /**
    * Decides before running that the check does not apply: "not claimed" (capabilities say the
    * backend does not offer it) or "not run" (the suite cannot run it here), with the reason.
    */
   gate?(ctx: CheckContext): { status: Extract<CheckStatus, "not claimed" | "not run">; reason: string } | undefined;
-  /** Wall-clock budget in ms (default 60 000). */
-  budgetMs?: number;
   run(env: CheckEnv): Promise<CheckOutcome>;
 }
 

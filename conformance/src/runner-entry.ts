@@ -37,7 +37,7 @@ export type {
   InvalidConfigCase,
   SubResult,
 } from "./types.ts";
-export type { CheckDefinition, CheckEnv, Fixture } from "./check.ts";
+export type { CheckDefinition, CheckEnv, CheckIdentity, Fixture } from "./check.ts";
 export { SOURCES } from "./check.ts";
 export { CONCURRENT_IPAM_CHECK, DATAPLANE_CHECKS, addressProblems, overheadOf, rangeReserved, reservePodInterface, simDataplane, type ChurnCluster, type ChurnDriver, type DataplaneCheck, type DpEndpoint, type EgressDelivery, type ModelDataplane, type NattedPair, type NodeMtus, type ReachFailure } from "./driver.ts";
 export { CLUSTER_STORE_LABEL, simLifecycleDriver, type LifecycleDriver, type LifecycleDriverFactory, type StatusView, type StoreSnapshot } from "./lifecycle-driver.ts";

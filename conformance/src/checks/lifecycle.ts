@@ -24,7 +24,7 @@
 import { Prefix, canonicalDataplane, flushAsync, parseAddress, parseInterfaceAddress } from "@cnikit/core";
 import type { AttachResult, NodeDataplane, PodAttachment, PodInterface, PodRef } from "@cnikit/core";
 import { SOURCES, fail, notApplicable, notRun, pass } from "../check.ts";
-import type { CheckDefinition, CheckEnv } from "../check.ts";
+import type { CheckDefinition, CheckEnv, CheckIdentity } from "../check.ts";
 import { describeError, errorCode, summarizeProblems, thrown } from "../harness.ts";
 import { CLUSTER_STORE_LABEL, simLifecycleDriver } from "../lifecycle-driver.ts";
 import type { LifecycleDriver, LifecycleDriverFactory, StoreSnapshot } from "../lifecycle-driver.ts";
@@ -802,14 +802,7 @@ export interface LifecycleContext {
 }
 
 /** A section-B check written once: the rule judged over any `LifecycleDriver`. */
-export interface LifecycleCheck {
-  id: string;
-  section: Section;
-  rule: string;
-  source: string;
-  required: boolean;
-  /** Budget in the simulator (the kernel driver sets its own). */
-  budgetMs?: number;
+export interface LifecycleCheck extends CheckIdentity {
   judge(d: LifecycleDriver, ctx: LifecycleContext): Promise<CheckOutcome>;
 }
 

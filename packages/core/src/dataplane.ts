@@ -215,9 +215,8 @@ export interface PodRoute {
 }
 
 /** One pod interface: the container side, and the host side that the node's tables point at. */
-export interface PodInterface {
-  /** `containerId/ifName`, the attachment's identity. */
-  key: string;
+/** An attachment's identity and Kubernetes metadata, as a backend keeps it and a `PodInterface` repeats it. */
+export interface PodIdentity {
   containerId: string;
   ifName: string;
   /** Kubernetes identity when known (for policy and reports). */
@@ -226,6 +225,11 @@ export interface PodInterface {
   labels?: Record<string, string>;
   /** Network namespace path handed over by the runtime. */
   netns?: string;
+}
+
+export interface PodInterface extends PodIdentity {
+  /** `containerId/ifName`, the attachment's identity. */
+  key: string;
   /** Host side of the veth. */
   hostIf: string;
   /** Bridge the host side is enslaved to (flannel, Weave); absent = routed (Calico, Azure transparent). */
@@ -303,18 +307,8 @@ export function podKey(ref: { containerId: string; ifName: string }): string {
   return `${ref.containerId}/${ref.ifName}`;
 }
 
-/** What a backend keeps of an attachment that a `PodInterface` repeats (identity and Kubernetes metadata). */
-export interface PodIdentity {
-  containerId: string;
-  ifName: string;
-  namespace?: string;
-  podName?: string;
-  labels?: Record<string, string>;
-  netns?: string;
-}
-
 /** The part of a `PodInterface` a plan renders (everything but the attachment's identity). */
-export type RenderedPodInterface = Omit<PodInterface, "key" | "containerId" | "ifName" | "namespace" | "podName" | "labels" | "netns">;
+export type RenderedPodInterface = Omit<PodInterface, keyof PodIdentity | "key">;
 
 /**
  * A pod interface: the attachment's identity from its record (the optional metadata only when

@@ -67,6 +67,7 @@ import {
   selectChecks,
   type CheckResult,
   type CheckStatus,
+  type CheckIdentity,
   type ChurnDriver,
   type ConformanceReport,
   type DataplaneCheck,
@@ -158,14 +159,7 @@ export interface LinuxConformanceReport extends ConformanceReport {
 }
 
 /** A check of the kernel run. */
-export interface LinuxCheck {
-  id: string;
-  section: Section;
-  rule: string;
-  source: string;
-  required: boolean;
-  /** Wall-clock budget (default 180 s). */
-  budgetMs?: number;
+export interface LinuxCheck extends CheckIdentity {
   /** "not claimed" for a backend without the capability. */
   gate?(summary: NetworkSummary, backend: Backend<unknown>): { status: "not claimed" | "not run"; reason: string } | undefined;
   run(ctx: LinuxContext): Promise<Outcome>;
