@@ -60,7 +60,8 @@ function cid(tag: string, i: number): string {
 }
 
 function firstAddress(result: AttachResult): string | undefined {
-  const ip = result.ips[0];
+  // A broken plugin may exit 0 with something that is no result (an error JSON): no address then.
+  const ip = Array.isArray(result?.ips) ? result.ips[0] : undefined;
   return ip ? ip.address.split("/")[0] : undefined;
 }
 
@@ -1052,7 +1053,7 @@ export const LIFECYCLE_CHECKS: readonly LifecycleCheck[] = Object.freeze([
       const node = d.nodes[0];
       const held = await d.attach(node, d.attachment("holder"));
       const heldAddress = firstAddress(held);
-      if (!heldAddress) return fail(`ADD holder/eth0 on node ${node} returned no address`);
+      if (!heldAddress) return fail(`ADD holder/eth0 on node ${node} returned no address: ${JSON.stringify(held).slice(0, 160)}`);
       const problems: string[] = [];
       const subs: SubResult[] = [];
       const tryFailing = async (label: string, pod: PodAttachment, expectCode?: number): Promise<string[]> => {
