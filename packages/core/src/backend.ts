@@ -404,6 +404,12 @@ export interface NetworkSummary {
   convergenceMs: number;
   /** Virtual time within which a crashed node (no goodbye) is detected and its routes withdrawn. */
   crashDetectionMs: number;
+  /**
+   * Whether this config encrypts pod traffic between nodes (section G). Absent means what
+   * `capabilities.encryption` says; a backend that can encrypt but not in every config (Weave
+   * without a password) says false for the configs that do not.
+   */
+  encrypted?: boolean;
 }
 
 export interface Backend<C = unknown> {
