@@ -1,0 +1,468 @@
+/**
+ * `SleeveRelay`: Weave's sleeve in Node — userspace UDP encapsulation (port 6783) of the weave
+ * bridge's L2 frames between peers. Frames the bridge sends out of the TAP port (a `FrameDevice`,
+ * on a kernel the `TapDevice` helper) go to the peer their destination MAC was learned behind,
+ * or to every peer when the destination is a broadcast/multicast or unknown MAC; frames received
+ * from a peer are written to the TAP, and their source MAC is learned behind that peer.
+ *
+ * API (composed by the agent):
+ *
+ *   const relay = new SleeveRelay({ name, address, device: new TapDevice({ ifname: "vethwe-sl" }),
+ *                                   encrypted, pathMtu, clock, log });
+ *   await relay.start();                      // device ready, UDP socket bound on address:port
+ *   relay.setPeers([{ name, address, session? }, ...]);   // whenever the mesh's view changes
+ *   relay.stats();                            // counters for STATUS
+ *   await relay.stop();                       // closes the socket, stops the helper by its PID
+ *
+ * Choices and limits, stated:
+ *  - Namespace: the relay binds its UDP socket in the namespace of the process it runs in; on a
+ *    host that is the node's (cnikitd runs in it: the lab starts it under `ip netns exec`), and
+ *    the TAP helper is spawned there too unless the device is given a `netns`.
+ *  - Packet format: `packet.ts` (source and destination peer names, several frames per packet).
+ *  - Only direct peers: frames are sent straight to the destination peer's underlay address and
+ *    flooded to every peer in the table; a packet addressed to another peer is dropped
+ *    ("not-for-us"), not relayed multi-hop as Weave's sleeve can.
+ *  - MTU: no PMTU discovery of our own. `pathMtu` (the underlay's MTU, default 1500) bounds a
+ *    packet to pathMtu − 28 bytes of UDP payload; frames are packed several to a packet up to that
+ *    bound, and a frame that cannot fit alone is dropped ("too-big"). The caller sets the TAP's MTU
+ *    to pathMtu − `sleeveOverhead(...)` so that this does not happen.
+ *  - Encryption: with `encrypted`, every packet is sealed with the peer's `session`
+ *    (`{seal, open}`, e.g. src/crypto/session.ts's Sealer/Opener over the keys of that peer's
+ *    connection), the header as additional data; a peer without a session yet gets and gives
+ *    nothing ("no-session"), a plaintext packet is dropped ("unsealed"), one that fails to open
+ *    (tamper, replay, wrong key) is dropped ("auth-failed"). Without `encrypted`, a sealed packet
+ *    is dropped ("sealed-unexpected") and `setPeers` refuses sessions.
+ *  - A packet must come from the underlay address of the peer it names as source
+ *    ("address-mismatch" otherwise).
+ *  - Memory is bounded: the MAC table (`MacTable`, 10 min expiry, `macLimit` entries), the TAP's
+ *    backlog ("tap-backlog") and the socket's send queue ("send-backlog").
+ */
+import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { isIP } from "node:net";
+import { CniCode, CniError, ConfigError, RealClock, silentLogger, type Clock, type Logger } from "@cnikit/core";
+import { MacTable } from "./mac-table.ts";
+import {
+  decodeFrames,
+  decodeSleevePacket,
+  encodeFrames,
+  encodeSleeveHeader,
+  ETHERNET_HEADER_BYTES,
+  FRAME_PREFIX_BYTES,
+  isGroupMac,
+  macAt,
+  sleeveHeaderBytes,
+  UNDERLAY_HEADER_BYTES,
+} from "./packet.ts";
+import type { FrameDevice } from "./tap.ts";
+
+/** Weave's sleeve port (UDP). */
+export const SLEEVE_PORT = 6783;
+
+/**
+ * What seals and opens one peer's packets (both directions of that peer's connection). `open`
+ * throws on tamper, replay or a wrong key. src/crypto/session.ts's `Sealer`/`Opener` fit:
+ * `{ seal: (b, aad) => sealer.seal(b, aad), open: (b, aad) => opener.open(b, aad) }`.
+ */
+export interface SleeveSession {
+  seal(plain: Uint8Array, aad?: Uint8Array): Uint8Array;
+  open(sealed: Uint8Array, aad?: Uint8Array): Uint8Array;
+}
+
+/** One entry of the relay's peer table. */
+export interface SleevePeer {
+  /** The peer's name (as it puts it in its packets). */
+  name: string;
+  /** Its underlay IPv4 or IPv6 address. */
+  address: string;
+  /** Its sleeve port; default `SLEEVE_PORT`. */
+  port?: number;
+  /** Its session when the sleeve is encrypted (may come later: until then, "no-session"). */
+  session?: SleeveSession;
+}
+
+/** Why a frame or packet was dropped. */
+export const SleeveDrop = {
+  /** A packet that does not parse. */
+  malformed: "malformed",
+  /** A packet from a name not in the peer table. */
+  unknownPeer: "unknown-peer",
+  /** A packet whose source address is not the named peer's. */
+  addressMismatch: "address-mismatch",
+  /** A packet addressed to another peer (no multi-hop relaying). */
+  notForUs: "not-for-us",
+  /** Encrypted sleeve: a plaintext packet. */
+  unsealed: "unsealed",
+  /** Plain sleeve: a sealed packet. */
+  sealedUnexpected: "sealed-unexpected",
+  /** Encrypted sleeve: the peer has no session yet (either direction). */
+  noSession: "no-session",
+  /** Encrypted sleeve: `open` failed (tamper, replay, wrong key). */
+  authFailed: "auth-failed",
+  /** A frame shorter than an Ethernet header. */
+  runt: "runt",
+  /** A frame that does not fit in one packet on the path (`pathMtu`). */
+  tooBig: "too-big",
+  /** The TAP's backlog was full, or the device is gone. */
+  tapBacklog: "tap-backlog",
+  /** The UDP send queue was full. */
+  sendBacklog: "send-backlog",
+  /** The kernel refused a send (unreachable, …). */
+  sendError: "send-error",
+} as const;
+export type SleeveDrop = (typeof SleeveDrop)[keyof typeof SleeveDrop];
+
+/** The relay's counters, for STATUS. Frame counts are per copy (a flood to 3 peers counts 3). */
+export interface SleeveStats {
+  /** Frames received from peers and handed to the TAP, and their bytes. */
+  framesIn: number;
+  bytesIn: number;
+  /** Frames sent to peers, and their bytes. */
+  framesOut: number;
+  bytesOut: number;
+  packetsIn: number;
+  packetsOut: number;
+  /** Frames from the TAP that were flooded (group or unknown destination). */
+  floods: number;
+  /** MACs currently learned, and those evicted because the table was full. */
+  macs: number;
+  macsEvicted: number;
+  peers: number;
+  /** Drops by reason (frames, or packets for packet-level reasons). */
+  drops: Record<SleeveDrop, number>;
+  /** The device's helper PID, or why it ended. */
+  device: { ifname: string; pid?: number; exited?: string };
+}
+
+export interface SleeveRelayOptions {
+  /** This peer's name. */
+  name: string;
+  /** The underlay address to bind (the node's). */
+  address: string;
+  /** UDP port; default `SLEEVE_PORT` (0: any, for tests). */
+  port?: number;
+  /** The TAP side. */
+  device: FrameDevice;
+  /** Seal every packet (WEAVE_PASSWORD set). Default false. */
+  encrypted?: boolean;
+  /** The underlay path MTU; default 1500. */
+  pathMtu?: number;
+  /** MAC expiry (default 10 min) and bound (default 8192). */
+  macTtlMs?: number;
+  macLimit?: number;
+  /** Most packets waiting in the socket's send queue before sends drop (default 4096). */
+  sendQueueLimit?: number;
+  clock?: Clock;
+  log?: Logger;
+}
+
+/**
+ * Bytes the sleeve adds around a frame on the underlay: IP + UDP + header (both names) + the
+ * frame's length prefix + `sealOverhead` (the AEAD's nonce/sequence and tag when encrypted). The
+ * TAP's MTU is the path MTU minus this minus the 14-byte Ethernet header.
+ */
+export function sleeveOverhead(options: { src: string; dst: string; sealOverhead?: number }): number {
+  return UNDERLAY_HEADER_BYTES + sleeveHeaderBytes(options.src, options.dst) + FRAME_PREFIX_BYTES + (options.sealOverhead ?? 0);
+}
+
+interface PeerEntry {
+  name: string;
+  address: string;
+  port: number;
+  session: SleeveSession | undefined;
+  header: Uint8Array;
+}
+
+const C = "weave";
+
+export class SleeveRelay {
+  private readonly name: string;
+  private readonly address: string;
+  private readonly port: number;
+  private readonly device: FrameDevice;
+  private readonly encrypted: boolean;
+  private readonly maxPayload: number;
+  private readonly sendQueueLimit: number;
+  private readonly log: Logger;
+  private readonly macs: MacTable;
+  private peers = new Map<string, PeerEntry>();
+  private socket: Socket | undefined;
+  private boundPort: number | undefined;
+  private state: "new" | "running" | "stopped" = "new";
+  private readonly counters = {
+    framesIn: 0,
+    bytesIn: 0,
+    framesOut: 0,
+    bytesOut: 0,
+    packetsIn: 0,
+    packetsOut: 0,
+    floods: 0,
+  };
+  private readonly drops = Object.fromEntries(Object.values(SleeveDrop).map((r) => [r, 0])) as Record<SleeveDrop, number>;
+
+  /** @throws ConfigError naming the field for a bad name, address, port or MTU. */
+  constructor(options: SleeveRelayOptions) {
+    if (typeof options.name !== "string" || options.name.length === 0 || Buffer.byteLength(options.name) > 255) {
+      throw new ConfigError({ component: C, field: "sleeve.name", rule: "must be a peer name of 1-255 bytes", value: options.name });
+    }
+    if (isIP(options.address) === 0) throw new ConfigError({ component: C, field: "sleeve.address", rule: "must be an IP address (the node's underlay address)", value: options.address });
+    const port = options.port ?? SLEEVE_PORT;
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError({ component: C, field: "sleeve.port", rule: "must be a UDP port 0-65535", value: port });
+    const mtu = options.pathMtu ?? 1500;
+    if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw new ConfigError({ component: C, field: "sleeve.pathMtu", rule: "must be an integer MTU 576-65535", value: mtu });
+    this.name = options.name;
+    this.address = options.address;
+    this.port = port;
+    this.device = options.device;
+    this.encrypted = options.encrypted ?? false;
+    this.maxPayload = mtu - UNDERLAY_HEADER_BYTES;
+    this.sendQueueLimit = options.sendQueueLimit ?? 4096;
+    this.log = options.log ?? silentLogger;
+    this.macs = new MacTable({ clock: options.clock ?? new RealClock(), ...(options.macTtlMs !== undefined ? { ttlMs: options.macTtlMs } : {}), ...(options.macLimit !== undefined ? { limit: options.macLimit } : {}) });
+  }
+
+  /** The UDP port the relay is bound to (after `start`). */
+  get localPort(): number | undefined {
+    return this.boundPort;
+  }
+
+  /**
+   * Starts the device, then binds the UDP socket on `address:port`. On failure everything started
+   * is stopped again and the error rethrown (the socket's names the address and port).
+   */
+  async start(): Promise<void> {
+    if (this.state !== "new") throw new CniError(CniCode.Closed, `[weave] sleeve relay ${this.name}: start() after ${this.state === "running" ? "start" : "stop"}`);
+    this.state = "running";
+    await this.device.start((frames) => this.fromDevice(frames));
+    const socket = createSocket({ type: isIP(this.address) === 6 ? "udp6" : "udp4", reuseAddr: false });
+    this.socket = socket;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once("error", reject);
+        socket.bind({ address: this.address, port: this.port, exclusive: true }, () => {
+          socket.off("error", reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      this.socket = undefined;
+      socket.close();
+      await this.device.stop();
+      this.state = "stopped";
+      throw new CniError(CniCode.Internal, `[weave] sleeve: cannot bind UDP ${this.address}:${this.port}: ${(err as Error).message}`, { cause: err });
+    }
+    this.boundPort = socket.address().port;
+    socket.on("message", (msg, rinfo) => this.fromPeer(msg, rinfo));
+    socket.on("error", (err) => this.log.warn("sleeve socket error", { error: err.message }));
+  }
+
+  /**
+   * Replaces the peer table. MACs learned behind peers that are no longer listed are forgotten.
+   * @throws ConfigError naming `peers[i].<field>` for a bad entry, a duplicate name, our own name,
+   *   or a session on an unencrypted sleeve.
+   */
+  setPeers(peers: readonly SleevePeer[]): void {
+    const next = new Map<string, PeerEntry>();
+    peers.forEach((p, i) => {
+      if (typeof p.name !== "string" || p.name.length === 0 || Buffer.byteLength(p.name) > 255) throw new ConfigError({ component: C, field: `peers[${i}].name`, rule: "must be a peer name of 1-255 bytes", value: p.name });
+      if (p.name === this.name) throw new ConfigError({ component: C, field: `peers[${i}].name`, rule: "must not be this peer's own name", value: p.name });
+      if (next.has(p.name)) throw new ConfigError({ component: C, field: `peers[${i}].name`, rule: "must be unique in the peer table", value: p.name });
+      if (isIP(p.address) === 0) throw new ConfigError({ component: C, field: `peers[${i}].address`, rule: "must be an IP address", value: p.address });
+      const port = p.port ?? SLEEVE_PORT;
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError({ component: C, field: `peers[${i}].port`, rule: "must be a UDP port 1-65535", value: port });
+      if (p.session !== undefined && !this.encrypted) throw new ConfigError({ component: C, field: `peers[${i}].session`, rule: "must be absent: this sleeve is not encrypted (no WEAVE_PASSWORD)" });
+      next.set(p.name, { name: p.name, address: p.address, port, session: p.session, header: encodeSleeveHeader({ src: this.name, dst: p.name, sealed: this.encrypted }) });
+    });
+    for (const old of this.peers.keys()) if (!next.has(old)) this.macs.forgetPeer(old);
+    this.peers = next;
+  }
+
+  /** The counters (a snapshot). */
+  stats(): SleeveStats {
+    const device: SleeveStats["device"] = { ifname: this.device.ifname };
+    if (this.device.pid !== undefined) device.pid = this.device.pid;
+    if (this.device.exited !== undefined) device.exited = this.device.exited;
+    return { ...this.counters, macs: this.macs.size, macsEvicted: this.macs.evicted, peers: this.peers.size, drops: { ...this.drops }, device };
+  }
+
+  /** Closes the socket and stops the device (its helper by PID). Idempotent. */
+  async stop(): Promise<void> {
+    if (this.state === "stopped") return;
+    this.state = "stopped";
+    const socket = this.socket;
+    this.socket = undefined;
+    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+    await this.device.stop();
+  }
+
+  // ---- TAP → peers ----
+
+  private fromDevice(frames: Uint8Array[]): void {
+    if (!this.socket) return;
+    const perPeer = new Map<PeerEntry, Uint8Array[]>();
+    const add = (peer: PeerEntry, frame: Uint8Array): void => {
+      const list = perPeer.get(peer);
+      if (list) list.push(frame);
+      else perPeer.set(peer, [frame]);
+    };
+    for (const frame of frames) {
+      if (frame.length < ETHERNET_HEADER_BYTES) {
+        this.drops[SleeveDrop.runt]++;
+        continue;
+      }
+      const src = macAt(frame, 6);
+      if (!isGroupMac(src)) this.macs.forget(src); // the MAC is here now, not behind a peer
+      const dst = macAt(frame, 0);
+      const owner = isGroupMac(dst) ? undefined : this.macs.lookup(dst);
+      const peer = owner === undefined ? undefined : this.peers.get(owner);
+      if (peer) {
+        add(peer, frame);
+      } else {
+        this.counters.floods++;
+        for (const p of this.peers.values()) add(p, frame);
+      }
+    }
+    for (const [peer, list] of perPeer) this.sendTo(peer, list);
+  }
+
+  /** Packs `frames` into as few packets as fit the path and sends them to `peer`. */
+  private sendTo(peer: PeerEntry, frames: Uint8Array[]): void {
+    if (this.encrypted && peer.session === undefined) {
+      this.drops[SleeveDrop.noSession] += frames.length;
+      return;
+    }
+    const room = this.maxPayload - peer.header.length;
+    let batch: Uint8Array[] = [];
+    let size = 0;
+    for (const frame of frames) {
+      const need = FRAME_PREFIX_BYTES + frame.length;
+      if (need > room) {
+        this.drops[SleeveDrop.tooBig]++;
+        continue;
+      }
+      if (size + need > room) {
+        this.sendPacket(peer, batch);
+        batch = [];
+        size = 0;
+      }
+      batch.push(frame);
+      size += need;
+    }
+    if (batch.length > 0) this.sendPacket(peer, batch);
+  }
+
+  private sendPacket(peer: PeerEntry, frames: Uint8Array[]): void {
+    const socket = this.socket;
+    if (!socket) return;
+    if (socket.getSendQueueCount() >= this.sendQueueLimit) {
+      this.drops[SleeveDrop.sendBacklog] += frames.length;
+      return;
+    }
+    const plain = encodeFrames(frames);
+    let body: Uint8Array = plain;
+    if (this.encrypted) {
+      body = peer.session!.seal(plain, peer.header);
+      if (peer.header.length + body.length > this.maxPayload) {
+        // The seal's own overhead pushed it past the path: split, or drop a lone frame.
+        if (frames.length === 1) {
+          this.drops[SleeveDrop.tooBig]++;
+          return;
+        }
+        const half = frames.length >> 1;
+        this.sendPacket(peer, frames.slice(0, half));
+        this.sendPacket(peer, frames.slice(half));
+        return;
+      }
+    }
+    let bytes = 0;
+    for (const f of frames) bytes += f.length;
+    this.counters.packetsOut++;
+    this.counters.framesOut += frames.length;
+    this.counters.bytesOut += bytes;
+    socket.send([peer.header, body], peer.port, peer.address, (err) => {
+      if (err) {
+        this.drops[SleeveDrop.sendError] += frames.length;
+        this.counters.framesOut -= frames.length;
+        this.counters.bytesOut -= bytes;
+        this.counters.packetsOut--;
+      }
+    });
+  }
+
+  // ---- peers → TAP ----
+
+  private fromPeer(msg: Buffer, rinfo: RemoteInfo): void {
+    let decoded: ReturnType<typeof decodeSleevePacket>;
+    try {
+      decoded = decodeSleevePacket(msg);
+    } catch {
+      this.drops[SleeveDrop.malformed]++;
+      return;
+    }
+    const { header, headerBytes } = decoded;
+    if (header.dst !== this.name) {
+      this.drops[SleeveDrop.notForUs]++;
+      return;
+    }
+    const peer = this.peers.get(header.src);
+    if (!peer) {
+      this.drops[SleeveDrop.unknownPeer]++;
+      return;
+    }
+    if (!sameAddress(rinfo.address, peer.address)) {
+      this.drops[SleeveDrop.addressMismatch]++;
+      return;
+    }
+    let body = decoded.body;
+    if (this.encrypted) {
+      if (!header.sealed) {
+        this.drops[SleeveDrop.unsealed]++;
+        return;
+      }
+      if (!peer.session) {
+        this.drops[SleeveDrop.noSession]++;
+        return;
+      }
+      try {
+        body = peer.session.open(body, headerBytes);
+      } catch {
+        this.drops[SleeveDrop.authFailed]++;
+        return;
+      }
+    } else if (header.sealed) {
+      this.drops[SleeveDrop.sealedUnexpected]++;
+      return;
+    }
+    let frames: Uint8Array[];
+    try {
+      frames = decodeFrames(body);
+    } catch {
+      this.drops[SleeveDrop.malformed]++;
+      return;
+    }
+    this.counters.packetsIn++;
+    const good: Uint8Array[] = [];
+    let bytes = 0;
+    for (const frame of frames) {
+      if (frame.length < ETHERNET_HEADER_BYTES) {
+        this.drops[SleeveDrop.runt]++;
+        continue;
+      }
+      const src = macAt(frame, 6);
+      if (!isGroupMac(src)) this.macs.learn(src, peer.name);
+      good.push(frame);
+      bytes += frame.length;
+    }
+    if (good.length === 0) return;
+    if (this.device.send(good)) {
+      this.counters.framesIn += good.length;
+      this.counters.bytesIn += bytes;
+    } else {
+      this.drops[SleeveDrop.tapBacklog] += good.length;
+    }
+  }
+}
+
+/** Compares addresses as the socket reports them (an IPv4-mapped IPv6 source matches its IPv4). */
+function sameAddress(seen: string, expected: string): boolean {
+  return seen === expected || seen === `::ffff:${expected}`;
+}
