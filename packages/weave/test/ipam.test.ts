@@ -1,0 +1,228 @@
+/**
+ * The IPAM ring's parts (space math, ring CRDT, codec, Paxos) and the allocator's flows over a fake
+ * mesh in virtual time: consensus, donation, specific addresses, release, persistence, status.
+ */
+import { MemoryDatastore, VirtualClock, seededRandom, silentLogger } from "@cnikit/core";
+import { describe, expect, it } from "vitest";
+import { IpamAllocator } from "../src/ipam/allocator.ts";
+import { decodeMessage, encodeMessage } from "../src/ipam/codec.ts";
+import { Paxos, type PaxosMessage } from "../src/ipam/paxos.ts";
+import { Ring, RingConflictError } from "../src/ipam/ring.ts";
+import { firstFree, largestFreeBlock, splitRange } from "../src/ipam/space.ts";
+import { IpamTestCluster } from "../src/ipam/testing.ts";
+
+describe("space", () => {
+  it("first-fit takes the lowest free offset across owned ranges", () => {
+    expect(firstFree([[8, 16], [0, 4]], new Set([0, 1]))).toBe(2);
+    expect(firstFree([[0, 2]], new Set([0, 1]))).toBeUndefined();
+  });
+
+  it("largestFreeBlock gives the largest aligned free block within the limit, the highest among equals", () => {
+    expect(largestFreeBlock([[0, 16]], new Set([0]), 8)).toEqual([8, 16]);
+    expect(largestFreeBlock([[0, 16]], new Set([0, 13]), 8)).toEqual([8, 12]);
+    expect(largestFreeBlock([[0, 16]], new Set([0, 9]), 8)).toEqual([12, 16]);
+    expect(largestFreeBlock([[0, 16]], new Set([0]), 5)).toEqual([12, 16]);
+    expect(largestFreeBlock([[0, 2]], new Set([0, 1]), 1)).toBeUndefined();
+  });
+
+  it("splitRange halves into aligned blocks, one per member, leftovers to the first members", () => {
+    expect(splitRange(16, ["a", "b", "c"])).toEqual([
+      [0, "a"],
+      [4, "b"],
+      [8, "c"],
+      [12, "a"],
+    ]);
+    expect(splitRange(16, ["a", "b"])).toEqual([
+      [0, "a"],
+      [8, "b"],
+    ]);
+    expect(splitRange(2, ["a", "b", "c"]).map(([, m]) => m)).toEqual(["a", "b"]);
+  });
+});
+
+describe("ring", () => {
+  const id = { weight: 2, seed: "s" };
+  const free = (r: readonly [number, number]): number => r[1] - r[0];
+
+  it("merge is a union where the higher version wins, and reports only what was new", () => {
+    const a = Ring.seed(16, id, ["a", "b"], free);
+    const b = Ring.seed(16, id, ["a", "b"], free);
+    a.give("a", [4, 8], "b", free);
+    const delta = a.takeDelta()!;
+    expect(delta.tokens.map((t) => t.start).sort()).toEqual([0, 4]);
+    const news = b.merge(delta)!;
+    expect(news.tokens.length).toBe(2);
+    expect(b.merge(delta)).toBeUndefined();
+    expect(b.rangesOf("b")).toEqual([[4, 16]]);
+    expect(b.rangesOf("a")).toEqual([[0, 4]]);
+    // A stale token (lower version) changes nothing.
+    expect(b.merge(Ring.seed(16, id, ["a", "b"], free).snapshot())).toBeUndefined();
+  });
+
+  it("refuses two states of one token under one version (no honest peer makes them)", () => {
+    const a = Ring.seed(16, id, ["a", "b"], free);
+    const forged = a.snapshot();
+    forged.tokens[0] = { ...forged.tokens[0]!, owner: "b" };
+    expect(() => a.merge(forged)).toThrow(RingConflictError);
+    expect(a.ownerOf(0)).toBe("a");
+  });
+
+  it("a tombstone hands the dead peer's space to its claimant; the dead peer's tokens lose even with higher versions", () => {
+    const a = Ring.seed(16, id, ["a", "d"], free);
+    const stale = a.snapshot();
+    expect(a.bury("d", "a")).toBe(true);
+    expect(a.ownerOf(9)).toBe("a");
+    a.refreshFree("a", free);
+    stale.tokens[1] = { ...stale.tokens[1]!, version: 99 };
+    a.merge(stale);
+    expect(a.ownerOf(9)).toBe("a");
+    expect(() => a.bury("d", "x")).toThrow(RingConflictError);
+  });
+});
+
+describe("codec", () => {
+  it("round-trips ring and Paxos messages and names the bad field", () => {
+    const ring = Ring.seed(16, { weight: 1, seed: "s" }, ["a"], () => 3);
+    const m = { k: "ring", range: "10.0.0.0/28", full: true, state: ring.snapshot() } as const;
+    expect(decodeMessage(encodeMessage(m))).toEqual(m);
+    const p = { k: "paxos", msg: { inst: "init", op: "promise", b: { round: 2, by: "a/1" }, ab: { round: 1, by: "b/2" }, v: { x: 1 } } } as const;
+    expect(decodeMessage(encodeMessage(p))).toEqual(p);
+    const bad = new TextEncoder().encode(JSON.stringify({ v: 1, k: "ring", r: "10.0.0.0/28", f: 1, id: [1, "s"], d: [], o: ["a"], t: [[0, 5, 1, 1]] }));
+    expect(() => decodeMessage(bad)).toThrow(/t\[0\]\[1\]/);
+  });
+});
+
+describe("paxos", () => {
+  it("decides one value among duelling proposers despite lost messages", async () => {
+    const clock = new VirtualClock();
+    const random = seededRandom(7);
+    const names = ["a", "b", "c", "d", "e"];
+    const nodes = new Map<string, Paxos>();
+    const decided = new Map<string, unknown>();
+    const deliver = (from: string, to: string, msg: PaxosMessage): void => {
+      if (random() < 0.2) return;
+      clock.setTimeout(() => nodes.get(to)!.receive(from, structuredClone(msg)), 1 + random() * 20);
+    };
+    for (const n of names) {
+      nodes.set(
+        n,
+        new Paxos({
+          self: n,
+          clock,
+          random,
+          retryMs: 200,
+          broadcast: (msg) => names.filter((x) => x !== n).forEach((x) => deliver(n, x, msg)),
+          unicast: (to, msg) => deliver(n, to, msg),
+          persist: async () => undefined,
+          canVote: () => true,
+          decided: (_inst, v) => decided.set(n, v),
+        }),
+      );
+    }
+    for (const n of names) nodes.get(n)!.propose("x", () => 3, () => `value-of-${n}`);
+    for (let i = 0; i < 200 && decided.size < names.length; i++) await clock.advance(100);
+    expect(decided.size).toBe(names.length);
+    expect(new Set(decided.values()).size).toBe(1);
+  });
+});
+
+const names = ["p1", "p2", "p3"];
+
+describe("IpamAllocator", () => {
+  it("refuses bad options naming the field", () => {
+    const base = { self: "a", nickname: "a", clock: new VirtualClock(), log: silentLogger, random: Math.random, local: new MemoryDatastore(), knownPeers: () => [] };
+    expect(() => new IpamAllocator({ ...base, range: "10.32.0.0/31", init: { mode: "observer" } })).toThrow(/IPALLOC_RANGE: must hold at least 4/);
+    expect(() => new IpamAllocator({ ...base, range: "fd00::/64", init: { mode: "observer" } })).toThrow(/IPALLOC_RANGE: must be an IPv4/);
+    expect(() => new IpamAllocator({ ...base, range: "10.32.0.0/12", init: { mode: "consensus", quorum: -1 } })).toThrow(/IPALLOC_INIT/);
+    expect(() => new IpamAllocator({ ...base, range: "10.32.0.0/12", init: { mode: "seed", peers: [] } })).toThrow(/IPALLOC_INIT/);
+  });
+
+  it("consensus: idle, then awaiting consensus, then ready; the range splits among the peers; first-fit", async () => {
+    const c = new IpamTestCluster({ names, range: "10.32.0.0/12", init: () => ({ mode: "consensus", quorum: 3 }), random: seededRandom(1) });
+    for (const n of names) await c.start(n);
+    expect(c.get("p1").status()[0]).toBe("idle");
+    const p = c.get("p1").allocate("pod-a");
+    await c.clock.advance(0);
+    expect(c.get("p1").status()[0]).toBe("awaiting consensus (quorum: 2, known: 3)");
+    expect(await c.settle(p)).toBe("10.32.0.1");
+    expect(c.get("p1").status()[0]).toBe("ready");
+    expect(await c.settle(c.get("p1").allocate("pod-b"))).toBe("10.32.0.2");
+    expect(await c.settle(c.get("p1").allocate("pod-a"))).toBe("10.32.0.1");
+    await c.clock.advance(6000);
+    const owners = names.map((n) => c.get(n).owner("10.40.0.0"));
+    expect(new Set(owners).size).toBe(1);
+    const a2 = await c.settle(c.get("p2").allocate("pod-c"));
+    expect(c.get("p1").owner(a2)).toBe("p2");
+    expect(await c.duplicates()).toEqual([]);
+    expect(c.mesh.rejected).toEqual([]);
+  });
+
+  it("a lone consensus peer without quorum times out with TryAgainError naming the wait", async () => {
+    const c = new IpamTestCluster({ names: ["a"], range: "10.32.0.0/24", init: () => ({ mode: "consensus", quorum: 3 }), random: seededRandom(2), grantTimeoutMs: 5000 });
+    await c.start("a");
+    await expect(c.settle(c.get("a").allocate("k"))).rejects.toMatchObject({ code: 11, message: expect.stringMatching(/awaiting consensus \(quorum: 2, known: 1\)/) });
+  });
+
+  it("donation: a newcomer (observer) gets the largest free aligned block, at most half the donor's space", async () => {
+    const c = new IpamTestCluster({ names, range: "10.32.0.0/24", init: (n) => (n === "p3" ? { mode: "observer" } : { mode: "seed", peers: ["p1", "p2"] }), random: seededRandom(3) });
+    for (const n of names) await c.start(n);
+    await c.clock.advance(100);
+    expect(c.get("p3").status()[0]).toBe("ready");
+    const addr = await c.settle(c.get("p3").allocate("x"));
+    expect(c.get("p3").owner(addr)).toBe("p3");
+    const mine = c.get("p3").status().filter((l) => l.startsWith("owned"));
+    expect(mine).toHaveLength(1);
+    // A /25 share of 127 free addresses: at most 63 may go, so the largest aligned block is a /27 (32).
+    expect(mine[0]).toMatch(/owned 10\.32\.0\.(96-10\.32\.0\.127|224-10\.32\.0\.254): 3[01] free/);
+    await c.clock.advance(6000);
+    expect(c.get("p2").owner(addr)).toBe("p3");
+    expect(c.mesh.rejected).toEqual([]);
+  });
+
+  it("specific addresses: owned -> taken, held -> AddressInUse, another peer's free address -> donated to the asker", async () => {
+    const c = new IpamTestCluster({ names: ["p1", "p2"], range: "10.32.0.0/24", init: () => ({ mode: "seed", peers: ["p1", "p2"] }), random: seededRandom(4) });
+    for (const n of ["p1", "p2"]) await c.start(n);
+    await c.clock.advance(100);
+    expect(await c.settle(c.get("p1").allocate("a", { address: "10.32.0.9" }))).toBe("10.32.0.9");
+    await expect(c.settle(c.get("p1").allocate("b", { address: "10.32.0.9" }))).rejects.toMatchObject({ code: 101 });
+    expect(await c.settle(c.get("p2").allocate("c", { address: "10.32.0.10" }))).toBe("10.32.0.10");
+    expect(c.get("p2").owner("10.32.0.10")).toBe("p2");
+    await expect(c.settle(c.get("p2").allocate("d", { address: "10.32.0.9" }))).rejects.toMatchObject({ code: 101 });
+    await expect(c.get("p1").allocate("e", { address: "10.33.0.1" })).rejects.toMatchObject({ code: 7, field: "address" });
+    await expect(c.get("p1").allocate("e", { address: "10.32.0.0" })).rejects.toMatchObject({ code: 7, field: "address" });
+  });
+
+  it("release is idempotent and frees the address for first-fit; PoolExhausted when the whole range is full", async () => {
+    const c = new IpamTestCluster({ names: ["p1"], range: "10.32.0.0/29", init: () => ({ mode: "consensus", quorum: 1 }), random: seededRandom(5) });
+    await c.start("p1");
+    const a = c.get("p1");
+    const got = [];
+    for (let i = 0; i < 6; i++) got.push(await c.settle(a.allocate(`k${i}`)));
+    expect(got).toEqual(["10.32.0.1", "10.32.0.2", "10.32.0.3", "10.32.0.4", "10.32.0.5", "10.32.0.6"]);
+    await expect(c.settle(a.allocate("k6"))).rejects.toMatchObject({ code: 100 });
+    await a.release("k2");
+    await a.release("k2");
+    expect(await c.settle(a.allocate("k7"))).toBe("10.32.0.3");
+  });
+
+  it("a restart keeps the ring and the allocations (persisted in local)", async () => {
+    const c = new IpamTestCluster({ names: ["p1", "p2"], range: "10.32.0.0/24", init: () => ({ mode: "consensus", quorum: 2 }), random: seededRandom(6) });
+    for (const n of ["p1", "p2"]) await c.start(n);
+    const addr = await c.settle(c.get("p1").allocate("k"));
+    c.crash("p1");
+    await c.start("p1");
+    await c.clock.advance(100);
+    expect(c.get("p1").status()[0]).toBe("ready");
+    expect(c.get("p1").allocations()).toEqual(new Map([["k", addr]]));
+    expect(await c.settle(c.get("p1").allocate("k"))).toBe(addr);
+    expect(await c.settle(c.get("p1").allocate("k2"))).not.toBe(addr);
+  });
+
+  it("rejects an incompatible range from a peer", async () => {
+    const c = new IpamTestCluster({ names: ["p1"], range: "10.32.0.0/24", init: () => ({ mode: "seed", peers: ["p1"] }), random: seededRandom(8) });
+    const a = await c.start("p1");
+    const other = new IpamAllocator({ range: "10.33.0.0/24", self: "q", nickname: "q", init: { mode: "seed", peers: ["q"] }, clock: c.clock, log: silentLogger, random: Math.random, local: new MemoryDatastore(), knownPeers: () => [] });
+    await other.start();
+    expect(() => a.onGossip(other.gossip()!)).toThrow(/Incompatible IP allocation ranges \(received: 10\.33\.0\.0\/24, ours: 10\.32\.0\.0\/24\)/);
+  });
+});
