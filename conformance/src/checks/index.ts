@@ -3,6 +3,7 @@ import type { CheckDefinition } from "../check.ts";
 import { claimsChecks } from "./claims.ts";
 import { configChecks } from "./config.ts";
 import { dynamicsChecks } from "./dynamics.ts";
+import { encryptionChecks } from "./encryption.ts";
 import { faultChecks } from "./faults.ts";
 import { lifecycleChecks } from "./lifecycle.ts";
 import { modelChecks } from "./model.ts";
@@ -19,6 +20,7 @@ export const ALL_CHECKS: readonly CheckDefinition[] = Object.freeze([
   ...faultChecks,
   ...scenarioChecks,
   ...policyChecks,
+  ...encryptionChecks,
   ...placeholderChecks,
 ]);
 

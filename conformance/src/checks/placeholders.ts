@@ -1,28 +1,16 @@
 /**
- * Sections the simulator run reports but does not run: G (encryption, not implemented yet) and I
- * (real dataplane: run by `--dataplane linux`, whose driver lives in @cnikit/lab). They are "not
- * claimed" when the backend's capabilities say so and "not run" otherwise — never "passed".
+ * Section I, which the simulator run reports but does not run (real dataplane: run by
+ * `--dataplane linux`, whose driver lives in @cnikit/lab). Its checks are "not claimed" when the
+ * backend's capabilities say so and "not run" otherwise — never "passed". (Section G runs in the
+ * simulator: checks/encryption.ts.)
  */
 import { SOURCES, notRun } from "../check.ts";
 import type { CheckDefinition } from "../check.ts";
 
-const NOT_YET = "not implemented in this version of the suite";
 /** Section I runs only on the kernel: `cnikit-conformance --dataplane linux` (@cnikit/lab's driver). */
 const LINUX_ONLY = "use --dataplane linux (this run used the simulator)";
 
 export const placeholderChecks: CheckDefinition[] = [
-  {
-    id: "encryption.no-plaintext",
-    section: "G",
-    rule: "Pod traffic between nodes carries no plaintext payload on the underlay; a peer without the secret cannot join or read.",
-    source: SOURCES.encryption,
-    required: true,
-    gate: (ctx) =>
-      ctx.backend.capabilities.encryption
-        ? { status: "not run", reason: `section G is ${NOT_YET}` }
-        : { status: "not claimed", reason: "capabilities.encryption is false" },
-    run: async () => notRun(`section G is ${NOT_YET}`),
-  },
   {
     id: "linux.same-checks",
     section: "I",

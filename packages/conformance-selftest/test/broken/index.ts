@@ -33,6 +33,7 @@ import { dropIpBlockExcept, policyRulesBentOf, selectorsOred } from "./policy-ig
 import type { BrokenVariant } from "./types.ts";
 import { lifecycleVariants } from "./variants-lifecycle.ts";
 import { scenarioVariants } from "./variants-scenarios.ts";
+import { encryptionVariants } from "./sleeve-plaintext.ts";
 import { knownGaps, shapeVariants } from "./variants-shapes.ts";
 
 export type { BrokenVariant } from "./types.ts";
@@ -107,7 +108,7 @@ export const referenceVariants: BrokenVariant[] = [
 ];
 
 /** Every variant list the self-test runs. */
-export const brokenVariants: BrokenVariant[] = [...referenceVariants, ...shapeVariants, ...scenarioVariants, ...lifecycleVariants];
+export const brokenVariants: BrokenVariant[] = [...referenceVariants, ...shapeVariants, ...scenarioVariants, ...lifecycleVariants, ...encryptionVariants];
 
 export {
   duplicateAddress,
