@@ -1,6 +1,7 @@
 /**
  * Section G in the simulator: pod-to-pod traffic that crosses the underlay between nodes carries no
- * plaintext payload, for a backend that claims `capabilities.encryption`.
+ * plaintext payload, for a backend that claims `capabilities.encryption` with a config whose
+ * summary does not say `encrypted: false` (Weave without a password: "not claimed").
  *
  * For every ordered pair of the shared fixture's pods on different nodes and each protocol the
  * suite probes (`ENCRYPTION_PROBES`: TCP 80 as the reachability checks, UDP 53 as the MTU checks,
@@ -76,7 +77,12 @@ export const encryptionChecks: CheckDefinition[] = [
     required: true,
     // Every ordered pair of pods × 3 probes: ~270 000 walks at 100 nodes (~20 s on an idle core).
     budgetMs: 120_000,
-    gate: (ctx) => (ctx.backend.capabilities.encryption ? undefined : { status: "not claimed", reason: "capabilities.encryption is false" }),
+    gate: (ctx) => {
+      if (!ctx.backend.capabilities.encryption) return { status: "not claimed", reason: "capabilities.encryption is false" };
+      // A backend that can encrypt, but not with this config (Weave without a password).
+      if (ctx.summary.encrypted === false) return { status: "not claimed", reason: "this config does not encrypt (summarize says encrypted: false)" };
+      return undefined;
+    },
     run: async (env) => {
       const start = performance.now();
       const { h, pods } = await env.fixture();
