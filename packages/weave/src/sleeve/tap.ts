@@ -9,8 +9,9 @@
  *    `KernelLacksError` ("tun") when the kernel has no /dev/net/tun — or when the helper binary is
  *    missing (build it: `pnpm --filter @cnikit/weave build`, or `buildWeaveTap()`). The device is
  *    left as the helper made it: the caller sets MTU, master (the bridge) and up.
- *  - `send(frames)` queues frames for the TAP; false (frames dropped) when more than
- *    `backlogBytes` wait already, so a slow kernel side costs bounded memory.
+ *  - `send(frames)` queues frames for the TAP (written to the helper once per event-loop turn);
+ *    false (frames dropped) when more than `backlogBytes` wait already, so a slow kernel side
+ *    costs bounded memory.
  *  - `stop()` closes the helper's stdin (it exits and the TAP goes with it) and waits for it; a
  *    helper that does not exit within 2 s is signalled by its PID (SIGTERM, then SIGKILL). Idempotent.
  *  - `exited` says when (and how) the helper ended without being stopped.
@@ -88,6 +89,8 @@ export class TapDevice implements FrameDevice {
   private stopping = false;
   private exitedReason: string | undefined;
   private exitPromise: Promise<void> | undefined;
+  private queue: Buffer[] = [];
+  private queuedBytes = 0;
 
   constructor(options: TapDeviceOptions) {
     if (!IFNAME_RE.test(options.ifname)) {
@@ -158,9 +161,21 @@ export class TapDevice implements FrameDevice {
   send(frames: readonly Uint8Array[]): boolean {
     const child = this.child;
     if (!child || this.stopping || this.exitedReason !== undefined || frames.length === 0) return false;
-    if (child.stdin.writableLength > this.backlogBytes) return false;
-    child.stdin.write(encodeFrames(frames));
+    if (child.stdin.writableLength + this.queuedBytes > this.backlogBytes) return false;
+    // Frames of one event-loop turn (several UDP packets) go to the helper in one pipe write.
+    const bytes = encodeFrames(frames);
+    this.queue.push(bytes);
+    this.queuedBytes += bytes.length;
+    if (this.queue.length === 1) setImmediate(() => this.flush());
     return true;
+  }
+
+  private flush(): void {
+    const child = this.child;
+    const chunks = this.queue.splice(0);
+    this.queuedBytes = 0;
+    if (!child || this.stopping || chunks.length === 0) return;
+    child.stdin.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
   }
 
   async stop(): Promise<void> {
