@@ -307,9 +307,15 @@ export class IpamAllocator implements GossipHandler {
     return this.ring?.ownerOf(v - this.base);
   }
 
-  allocations(): Map<string, string> {
+  /**
+   * key -> address of the allocations this peer serves. After a restart from persisted data they
+   * are unverified until the ring was merged with a peer's (then kept, or refused and reported):
+   * until then the map is empty unless `includeUnverified`.
+   */
+  allocations(o: { includeUnverified?: boolean } = {}): Map<string, string> {
     const out = new Map<string, string>();
-    for (const [k, o] of this.allocs) out.set(k, this.fmt(o));
+    if (!this.synced && !o.includeUnverified) return out;
+    for (const [k, off] of this.allocs) out.set(k, this.fmt(off));
     return out;
   }
 
@@ -329,6 +335,7 @@ export class IpamAllocator implements GossipHandler {
       if (this.paxos.isProposing(inst)) out.push(`reclaiming space of ${inst.slice(RECLAIM.length)} (quorum: ${this.reclaimQuorum(inst.slice(RECLAIM.length))})`);
     }
     for (const [o, owner] of this.claiming) out.push(`claiming ${this.fmt(o)} (${this.byOffset.get(o)}) from ${owner}`);
+    if (!this.synced && this.allocs.size > 0) out.push(`unverified: ${this.allocs.size} persisted allocation(s) wait for the ring from peers`);
     out.push(...this.reports);
     return out;
   }

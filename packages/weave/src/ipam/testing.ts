@@ -212,7 +212,7 @@ export class IpamTestCluster {
     for (const [name, store] of this.stores) {
       const live = this.live.get(name);
       if (live) {
-        out.set(name, live.allocations());
+        out.set(name, live.allocations({ includeUnverified: true }));
         continue;
       }
       const m = new Map<string, string>();
