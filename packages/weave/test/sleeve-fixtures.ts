@@ -1,11 +1,8 @@
 /**
- * Test fixtures of the sleeve: Ethernet frames, a `FrameDevice` in memory, and a `SleeveSession`
- * for the relay's tests and the kernel test — a real AEAD (ChaCha20-Poly1305 from node:crypto,
- * sequence-number nonces, strictly increasing sequence numbers accepted) standing in for
- * src/crypto/session.ts's Sealer/Opener, which the relay only sees through `{seal, open}`.
+ * Test fixtures of the sleeve: Ethernet frames, a `FrameDevice` in memory, and a pair of sleeve
+ * sessions agreed the way the mesh agrees them (X25519 + password, src/crypto/session.ts).
  */
-import { createCipheriv, createDecipheriv } from "node:crypto";
-import type { SleeveSession } from "../src/sleeve/relay.ts";
+import { deriveSessionKeys, generateKeyPair, type SessionKeys } from "../src/crypto/session.ts";
 import type { FrameDevice } from "../src/sleeve/tap.ts";
 
 /** An Ethernet frame from `src` to `dst` (MACs as "aa:bb:…") carrying `payload` (EtherType 0x88b5, local experimental). */
@@ -67,47 +64,12 @@ export class MemoryDevice implements FrameDevice {
   }
 }
 
-const SEQ_BYTES = 8;
-const TAG_BYTES = 16;
-
-/** Bytes `aeadSession` adds to a body: the sequence number and the tag. */
-export const AEAD_OVERHEAD = SEQ_BYTES + TAG_BYTES;
-
-/**
- * A ChaCha20-Poly1305 session over two 32-byte keys (`send` seals, `receive` opens): the nonce is
- * the 8-byte sequence number (sent in the clear before the ciphertext) padded to 12 bytes; `open`
- * throws on a bad tag, a wrong key, changed additional data, or a sequence number not above the
- * highest seen (replay).
- */
-export function aeadSession(keys: { send: Uint8Array; receive: Uint8Array }): SleeveSession {
-  let sent = 0n;
-  let highest = 0n;
-  const nonce = (seq: bigint): Buffer => {
-    const n = Buffer.alloc(12);
-    n.writeBigUInt64BE(seq, 4);
-    return n;
-  };
+/** Both sides' keys of one connection between `initiator` and `responder`, as the mesh's handshake derives them. */
+export function connectionKeys(password = "sleeve-test-password"): { initiator: SessionKeys; responder: SessionKeys } {
+  const a = generateKeyPair();
+  const b = generateKeyPair();
   return {
-    seal(plain, aad) {
-      sent++;
-      const c = createCipheriv("chacha20-poly1305", keys.send, nonce(sent), { authTagLength: TAG_BYTES });
-      if (aad) c.setAAD(aad, { plaintextLength: plain.length });
-      const seq = Buffer.alloc(SEQ_BYTES);
-      seq.writeBigUInt64BE(sent);
-      return Buffer.concat([seq, c.update(plain), c.final(), c.getAuthTag()]);
-    },
-    open(sealed, aad) {
-      if (sealed.length < AEAD_OVERHEAD) throw new Error("sealed body too short");
-      const buf = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.length);
-      const seq = buf.readBigUInt64BE(0);
-      if (seq <= highest) throw new Error(`replayed sequence number ${seq}`);
-      const d = createDecipheriv("chacha20-poly1305", keys.receive, nonce(seq), { authTagLength: TAG_BYTES });
-      d.setAuthTag(buf.subarray(buf.length - TAG_BYTES));
-      const body = buf.subarray(SEQ_BYTES, buf.length - TAG_BYTES);
-      if (aad) d.setAAD(aad, { plaintextLength: body.length });
-      const plain = Buffer.concat([d.update(body), d.final()]);
-      highest = seq;
-      return plain;
-    },
+    initiator: deriveSessionKeys({ password, ours: a, theirPublic: b.publicKey, initiator: true }),
+    responder: deriveSessionKeys({ password, ours: b, theirPublic: a.publicKey, initiator: false }),
   };
 }

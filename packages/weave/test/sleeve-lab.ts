@@ -17,12 +17,12 @@
  * reached. Namespaces of earlier runs whose process is gone are removed at start.
  */
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { sleeveOverhead, type SleeveStats } from "../src/sleeve/relay.ts";
-import { AEAD_OVERHEAD } from "./sleeve-fixtures.ts";
+import { SEAL_OVERHEAD } from "../src/crypto/session.ts";
+import { connectionKeys } from "./sleeve-fixtures.ts";
 
 const run = promisify(execFile);
 const here = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
@@ -37,7 +37,7 @@ export interface SleeveLabOptions {
   /** Part of every namespace name (unique per lab in one process). */
   tag: string;
   mode: SleeveLabMode;
-  /** Sleeve: seal with per-direction ChaCha20-Poly1305 keys. */
+  /** Sleeve: seal with the session keys of an X25519 + password exchange (src/crypto/session.ts). */
   encrypted?: boolean;
   /** The TAP helper binary (sleeve mode). */
   helper?: string;
@@ -168,7 +168,7 @@ export class SleeveLab {
       { ns: `${this.prefix}-p2`, ip: "10.32.128.1" },
     ];
     this.mtu =
-      options.mode === "fastdp" ? 1500 - 50 : 1500 - 14 - sleeveOverhead({ src: "n1", dst: "n2", ...(options.encrypted ? { sealOverhead: AEAD_OVERHEAD } : {}) });
+      options.mode === "fastdp" ? 1500 - 50 : 1500 - 14 - sleeveOverhead({ src: "n1", dst: "n2", ...(options.encrypted ? { sealOverhead: SEAL_OVERHEAD } : {}) });
   }
 
   /** Builds the lab; on failure tears down what it made and rethrows. */
@@ -220,7 +220,10 @@ export class SleeveLab {
     }
     const helper = this.options.helper;
     if (!helper) throw new Error("sleeve mode needs the TAP helper's path (buildWeaveTap())");
-    const keys = { n1: randomBytes(32).toString("hex"), n2: randomBytes(32).toString("hex") }; // the sending node's key
+    // n1 dialled n2: the session keys of that connection, as each side's handshake derives them
+    const conn = connectionKeys();
+    const hex = (k: { send: Uint8Array; receive: Uint8Array }) => ({ send: Buffer.from(k.send).toString("hex"), receive: Buffer.from(k.receive).toString("hex") });
+    const keys = { n1: hex(conn.initiator), n2: hex(conn.responder) };
     for (const [i, n] of this.nodes.entries()) {
       const other = this.nodes[1 - i]!;
       const cfg = {
@@ -230,7 +233,7 @@ export class SleeveLab {
         helper,
         encrypted: this.options.encrypted === true,
         peers: [{ name: other.name, address: other.underlay }],
-        ...(this.options.encrypted ? { keys: { [other.name]: { send: keys[n.name as "n1"], receive: keys[other.name as "n1"] } } } : {}),
+        ...(this.options.encrypted ? { keys: { [other.name]: keys[n.name as "n1"] } } : {}),
       };
       const p = startIn(n.ns, [process.execPath, "--conditions=source", "--import", TSX_LOADER, NODE_CHILD, JSON.stringify(cfg)], `sleeve relay ${n.name}`);
       this.processes.push(p);

@@ -3,16 +3,16 @@
  * (`ip netns exec <node> node --import tsx sleeve-node.ts '<json>'`), as cnikitd runs there on a lab
  * node: so the relay's UDP socket and the TAP its helper creates both live in the node's
  * namespace. Config (argv[2], JSON): { name, address, tap, helper, encrypted, peers: [{name,
- * address}], keys?: { [peer]: { send, receive } } (hex, 32 bytes each) }.
+ * address}], keys?: { [peer]: { send, receive } } (hex, 32 bytes each: the session keys of the
+ * connection to that peer) }.
  *
  * stdout: "ready <port>" once the relay runs; a JSON line of `stats()` for each "stats" line read
  * on stdin; when stdin closes, the relay stops (the helper by its PID), a final JSON line of stats
  * is printed, and the process exits 0.
  */
 import { createInterface } from "node:readline";
-import { SleeveRelay, type SleevePeer } from "../src/sleeve/relay.ts";
+import { SleeveRelay, sleeveSession, type SleevePeer } from "../src/sleeve/relay.ts";
 import { TapDevice } from "../src/sleeve/tap.ts";
-import { aeadSession } from "./sleeve-fixtures.ts";
 
 interface NodeConfig {
   name: string;
@@ -36,7 +36,7 @@ await relay.start();
 relay.setPeers(
   cfg.peers.map((p): SleevePeer => {
     const k = cfg.keys?.[p.name];
-    return k ? { ...p, session: aeadSession({ send: Buffer.from(k.send, "hex"), receive: Buffer.from(k.receive, "hex") }) } : p;
+    return k ? { ...p, session: sleeveSession({ send: Buffer.from(k.send, "hex"), receive: Buffer.from(k.receive, "hex") }) } : p;
   }),
 );
 process.stdout.write(`ready ${relay.localPort}\n`);

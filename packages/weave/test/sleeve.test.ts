@@ -16,8 +16,8 @@ import {
   macAt,
   SleevePacketError,
 } from "../src/sleeve/packet.ts";
-import { SleeveRelay, sleeveOverhead, type SleeveRelayOptions } from "../src/sleeve/relay.ts";
-import { aeadSession, frame, MemoryDevice } from "./sleeve-fixtures.ts";
+import { SleeveRelay, sleeveOverhead, sleeveSession, type SleeveRelayOptions, type SleeveSession } from "../src/sleeve/relay.ts";
+import { connectionKeys, frame, MemoryDevice } from "./sleeve-fixtures.ts";
 
 const A_MAC = "02:00:00:00:00:0a";
 const B_MAC = "02:00:00:00:00:0b";
@@ -138,9 +138,9 @@ describe("SleeveRelay on loopback", () => {
     return nodes;
   }
 
-  function connect(nodes: { relay: SleeveRelay }[], names: string[], session?: (from: string, to: string) => ReturnType<typeof aeadSession>): void {
+  function connect(nodes: { relay: SleeveRelay }[], names: string[], session?: (from: string) => SleeveSession): void {
     nodes.forEach((n, i) => {
-      n.relay.setPeers(names.flatMap((name, j) => (j === i ? [] : [{ name, address: "127.0.0.1", port: nodes[j]!.relay.localPort!, ...(session ? { session: session(names[i]!, name) } : {}) }])));
+      n.relay.setPeers(names.flatMap((name, j) => (j === i ? [] : [{ name, address: "127.0.0.1", port: nodes[j]!.relay.localPort!, ...(session ? { session: session(names[i]!) } : {}) }])));
     });
   }
 
@@ -217,12 +217,12 @@ describe("SleeveRelay on loopback", () => {
 
   it("encrypted: the wire carries no payload in the clear, tamper and replay are refused, a sealed packet cannot pass as plaintext", async () => {
     const names = ["a", "b"];
-    const keys = { ab: randomBytes(32), ba: randomBytes(32) };
-    const session = (from: string, _to: string) => aeadSession(from === "a" ? { send: keys.ab, receive: keys.ba } : { send: keys.ba, receive: keys.ab });
+    const keys = connectionKeys(); // a dialled b
+    const session = (from: string) => sleeveSession(from === "a" ? keys.initiator : keys.responder);
     const [a, b] = await mesh(names, () => ({ encrypted: true }));
     const wire = await sniffer();
-    a!.relay.setPeers([{ name: "b", address: "127.0.0.1", port: wire.port, session: session("a", "b") }]);
-    b!.relay.setPeers([{ name: "a", address: "127.0.0.1", port: a!.relay.localPort!, session: session("b", "a") }]);
+    a!.relay.setPeers([{ name: "b", address: "127.0.0.1", port: wire.port, session: session("a") }]);
+    b!.relay.setPeers([{ name: "a", address: "127.0.0.1", port: a!.relay.localPort!, session: session("b") }]);
     const marker = "CNIKIT-MARKER-SEALED";
     a!.tap.emit(frame(B_MAC, A_MAC, marker));
     await wire.until(1);
@@ -252,6 +252,19 @@ describe("SleeveRelay on loopback", () => {
     b!.tap.emit(frame(A_MAC, B_MAC, "back"));
     await a!.tap.until(1);
     expect(a!.relay.stats().drops["auth-failed"]).toBe(0);
+  });
+
+  it("encrypted with a wrong password on one side: nothing opens, nothing reaches the TAP", async () => {
+    const names = ["a", "b"];
+    const [a, b] = await mesh(names, () => ({ encrypted: true }));
+    const ka = connectionKeys("right");
+    const kb = connectionKeys("wrong");
+    connect([a!, b!], names, (from) => sleeveSession(from === "a" ? ka.initiator : kb.responder));
+    a!.tap.emit(frame(BROADCAST, A_MAC, "arp"));
+    b!.tap.emit(frame(BROADCAST, B_MAC, "arp"));
+    await statsUntil(a!.relay, (s) => s.drops["auth-failed"] === 1);
+    await statsUntil(b!.relay, (s) => s.drops["auth-failed"] === 1);
+    expect([a!.tap.received.length, b!.tap.received.length]).toEqual([0, 0]);
   });
 
   it("drops by reason: unknown peer, wrong source address, not for us, sealed on a plain sleeve, no session yet, TAP backlog, runts", async () => {
@@ -294,7 +307,7 @@ describe("SleeveRelay on loopback", () => {
     expect(() => r.setPeers([{ name: "b", address: "127.0.0.1" }, { name: "b", address: "127.0.0.2" }])).toThrow(expect.objectContaining({ field: "peers[1].name" }));
     expect(() => r.setPeers([{ name: "b", address: "node-2" }])).toThrow(expect.objectContaining({ field: "peers[0].address" }));
     expect(() => r.setPeers([{ name: "b", address: "127.0.0.1", port: 0 }])).toThrow(expect.objectContaining({ field: "peers[0].port" }));
-    expect(() => r.setPeers([{ name: "b", address: "127.0.0.1", session: aeadSession({ send: randomBytes(32), receive: randomBytes(32) }) }])).toThrow(
+    expect(() => r.setPeers([{ name: "b", address: "127.0.0.1", session: sleeveSession({ send: randomBytes(32), receive: randomBytes(32) }) }])).toThrow(
       expect.objectContaining({ field: "peers[0].session", message: expect.stringMatching(/not encrypted/) }),
     );
     expect(() => new SleeveRelay({ name: "a", address: "10.0.0.0.1", device: tap })).toThrow(expect.objectContaining({ field: "sleeve.address" }));

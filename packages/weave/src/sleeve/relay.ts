@@ -27,8 +27,8 @@
  *    bound, and a frame that cannot fit alone is dropped ("too-big"). The caller sets the TAP's MTU
  *    to pathMtu − `sleeveOverhead(...)` so that this does not happen.
  *  - Encryption: with `encrypted`, every packet is sealed with the peer's `session`
- *    (`{seal, open}`, e.g. src/crypto/session.ts's Sealer/Opener over the keys of that peer's
- *    connection), the header as additional data; a peer without a session yet gets and gives
+ *    (`{seal, open}`; `sleeveSession(keys)` over the keys of that peer's mesh connection,
+ *    src/crypto/session.ts), the header as additional data; a peer without a session yet gets and gives
  *    nothing ("no-session"), a plaintext packet is dropped ("unsealed"), one that fails to open
  *    (tamper, replay, wrong key) is dropped ("auth-failed"). Without `encrypted`, a sealed packet
  *    is dropped ("sealed-unexpected") and `setPeers` refuses sessions.
@@ -40,6 +40,7 @@
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { isIP } from "node:net";
 import { CniCode, CniError, ConfigError, RealClock, silentLogger, type Clock, type Logger } from "@cnikit/core";
+import { Opener, Sealer, type SessionKeys } from "../crypto/session.ts";
 import { MacTable } from "./mac-table.ts";
 import {
   decodeFrames,
@@ -60,12 +61,23 @@ export const SLEEVE_PORT = 6783;
 
 /**
  * What seals and opens one peer's packets (both directions of that peer's connection). `open`
- * throws on tamper, replay or a wrong key. src/crypto/session.ts's `Sealer`/`Opener` fit:
- * `{ seal: (b, aad) => sealer.seal(b, aad), open: (b, aad) => opener.open(b, aad) }`.
+ * throws on tamper, replay or a wrong key. `sleeveSession(keys)` makes one from the connection's
+ * session keys; the relay only needs this shape.
  */
 export interface SleeveSession {
   seal(plain: Uint8Array, aad?: Uint8Array): Uint8Array;
   open(sealed: Uint8Array, aad?: Uint8Array): Uint8Array;
+}
+
+/**
+ * The session of one peer's sleeve traffic from that connection's keys (src/crypto/session.ts):
+ * ChaCha20-Poly1305 with sequence-number nonces, a 2^20 replay window. Its `seal` adds
+ * `SEAL_OVERHEAD` (24) bytes.
+ */
+export function sleeveSession(keys: SessionKeys): SleeveSession {
+  const sealer = new Sealer(keys.send);
+  const opener = new Opener(keys.receive);
+  return { seal: (plain, aad) => sealer.seal(plain, aad), open: (sealed, aad) => opener.open(sealed, aad) };
 }
 
 /** One entry of the relay's peer table. */
