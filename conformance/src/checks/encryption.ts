@@ -9,9 +9,10 @@
  * the request and of its reply that crosses the underlay (stage "underlay") must say its payload
  * was "encrypted" (the simulator marks an outer packet encrypted when an encrypting sleeve made it,
  * or when it carries an already encrypted packet). A hop that says "plaintext", or says nothing,
- * fails the check, naming the pair, the protocol, the node and the hop; so does a cross-node packet
- * whose path shows no underlay hop at all (then nothing shows it was encrypted) or that is not
- * delivered (the reachability checks say why; this one cannot judge a packet that never arrived).
+ * fails the check, naming the pair, the protocol, where (node or router) and the hop — hops before a
+ * drop included, since what crossed the wire leaked even if it never arrived; so does a delivered
+ * cross-node packet whose path shows no underlay hop at all (nothing shows it was encrypted) and a
+ * packet that is not delivered (the reachability checks say why; this one cannot vouch for it).
  *
  * Not checked here: "a peer without the shared secret cannot join or read" — that is the backend's
  * own handshake (for weave, the mesh handshake tests in packages/weave: a wrong or missing password
@@ -48,13 +49,13 @@ function familiesOf(pod: SimPod): Family[] {
 
 /** What is wrong with one walked packet between pods on different nodes (empty when all is well). */
 export function plaintextProblems(pair: string, r: PacketResult): string[] {
-  if (!r.delivered) return [`${pair} is not delivered (${r.reason ?? "no reason given"}): nothing shows it crosses the underlay encrypted`];
   const out: string[] = [];
   const legs: [string, Hop[] | undefined][] = [
     ["", r.path],
     [" (reply)", r.replyPath],
   ];
   let underlayHops = 0;
+  // Hops before a drop count too: what crossed the wire in plaintext leaked even if it never arrived.
   for (const [leg, path] of legs) {
     for (const hop of path ?? []) {
       if (hop.stage !== "underlay") continue;
@@ -64,7 +65,8 @@ export function plaintextProblems(pair: string, r: PacketResult): string[] {
       }
     }
   }
-  if (underlayHops === 0) out.push(`${pair} reaches another node without an underlay hop in its path: nothing shows it was encrypted`);
+  if (!r.delivered) out.push(`${pair} is not delivered (${r.reason ?? "no reason given"}): nothing shows it crosses the underlay encrypted`);
+  else if (underlayHops === 0) out.push(`${pair} reaches another node without an underlay hop in its path: nothing shows it was encrypted`);
   return out;
 }
 
