@@ -86,8 +86,8 @@ export const encryptionChecks: CheckDefinition[] = [
       return undefined;
     },
     run: async (env) => {
-      const start = performance.now();
       const { h, pods } = await env.fixture();
+      const start = performance.now();
       const problems: string[] = [];
       let probes = 0;
       let failed = 0;
