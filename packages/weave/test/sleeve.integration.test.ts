@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildWeaveTap } from "../src/sleeve/tap.ts";
+import { buildWeaveTap, TapDevice } from "../src/sleeve/tap.ts";
 import { pcapPackets, SleeveLab, startIn } from "./sleeve-lab.ts";
 
 const MARKER = "CNIKIT-WEAVE-SLEEVE-MARKER-7f3a";
@@ -94,6 +94,9 @@ describe("the TAP helper on its own", () => {
       const busy = spawnSync("ip", ["netns", "exec", ns, helper, "wt0"], { encoding: "utf8", input: "" });
       expect(busy.status).toBe(1);
       expect(busy.stderr).toMatch(/ioctl TUNSETIFF wt0 on \/dev\/net\/tun .*EBUSY/);
+      // TapDevice (with its netns option) reports the helper's own words
+      const dev = new TapDevice({ ifname: "wt0", helper, netns: ns });
+      await expect(dev.start(() => {})).rejects.toThrow(/\[weave\] the TAP helper could not open wt0: weave-tap: ioctl TUNSETIFF wt0 on \/dev\/net\/tun .*EBUSY/);
       p.child.stdin.end();
       expect(await p.exit).toBe(0);
       expect(p.stderr).toMatch(/wt0 closed/);

@@ -17,6 +17,7 @@ import {
   SleevePacketError,
 } from "../src/sleeve/packet.ts";
 import { SleeveRelay, sleeveOverhead, sleeveSession, type SleeveRelayOptions, type SleeveSession } from "../src/sleeve/relay.ts";
+import { TapDevice } from "../src/sleeve/tap.ts";
 import { connectionKeys, frame, MemoryDevice } from "./sleeve-fixtures.ts";
 
 const A_MAC = "02:00:00:00:00:0a";
@@ -324,5 +325,19 @@ describe("SleeveRelay on loopback", () => {
     const second = new SleeveRelay({ name: "x", address: "127.0.0.1", port: first.localPort!, device: tap });
     await expect(second.start()).rejects.toThrow(new RegExp(`cannot bind UDP 127\\.0\\.0\\.1:${first.localPort}: .*EADDRINUSE`));
     expect(tap.stopped).toBe(true);
+  });
+});
+
+describe("TapDevice", () => {
+  it("refuses a name that cannot be an interface name (code 7)", () => {
+    expect(() => new TapDevice({ ifname: "a-name-far-too-long" })).toThrow(expect.objectContaining({ code: 7, message: expect.stringMatching(/sleeve\.tap: .* 1-15 letters/) }));
+    expect(() => new TapDevice({ ifname: "we ave" })).toThrow(expect.objectContaining({ code: 7 }));
+  });
+
+  it("a missing helper is named with how to build it; send before start drops", async () => {
+    const tap = new TapDevice({ ifname: "wtap", helper: "/nonexistent/weave-tap" });
+    await expect(tap.start(() => {})).rejects.toThrow(/TAP helper \/nonexistent\/weave-tap is missing or not executable: build it \(pnpm --filter @cnikit\/weave build, needs gcc\)/);
+    expect(tap.send([frame(B_MAC, A_MAC, "x")])).toBe(false);
+    await tap.stop();
   });
 });
