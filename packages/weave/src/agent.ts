@@ -26,6 +26,7 @@ import { PolicyComponent, directoryPodOf, planPolicy, podDirectoryPrefix, publis
 import { WEAVE } from "./config.ts";
 import type { WeaveConfig } from "./config.ts";
 import { IpamAllocator } from "./ipam/allocator.ts";
+import type { IpallocInit } from "./ipam/allocator.ts";
 import { Mesh } from "./mesh/mesh.ts";
 import type { MeshConnection } from "./mesh/mesh.ts";
 import { BRIDGE, bridgeMac, encrypted, ipv4Underlay, plan, podMtu, preferredDatapath } from "./plan.ts";
@@ -82,7 +83,7 @@ export class WeaveAgent extends AgentRuntime<WeaveConfig, WeavePod> {
       range: ctx.config.ipallocRange,
       self: mesh.self.name,
       nickname: ctx.node.name,
-      init: ctx.config.init,
+      init: initOf(ctx.config.init, ctx.members.list().length),
       clock: ctx.clock,
       log: ctx.log,
       random: ctx.random,
@@ -93,12 +94,14 @@ export class WeaveAgent extends AgentRuntime<WeaveConfig, WeavePod> {
     ring.attach(mesh.channel(IPAM_CHANNEL, ring));
     await ring.start();
     signal.addEventListener("abort", () => ring.stop(), { once: true });
-    // Pods recorded before a restart keep their addresses when the ring still gives them to this peer.
-    const held = ring.allocations();
+    // Pods recorded before a restart keep their addresses: the ring holds them (unverified until it
+    // merged a peer's ring; then each is kept or claimed from its owner — refused ones are reported
+    // in the ring's status, never served twice).
+    const held = ring.allocations({ includeUnverified: true });
     for (const kv of (await ctx.local.list(PODS)).items) {
       const pod = JSON.parse(kv.value) as WeavePod;
       if (held.get(podKey(pod)) !== pod.address) {
-        ctx.log.warn(`[${WEAVE}] dropping ${podKey(pod)}: the ring no longer gives ${pod.address} to this node`);
+        ctx.log.warn(`[${WEAVE}] dropping ${podKey(pod)}: the ring has no record of ${pod.address} for it`);
         await ctx.local.delete(kv.key);
         continue;
       }
@@ -283,6 +286,18 @@ export class WeaveAgent extends AgentRuntime<WeaveConfig, WeavePod> {
     if (encrypted(this.ctx.config)) lines.push("encryption: on (X25519 + password → ChaCha20-Poly1305); encrypted traffic takes the sleeve: this kernel has no xfrm for fastdp's ESP");
     return lines;
   }
+}
+
+/**
+ * IPALLOC_INIT as the ring takes it. Consensus without N follows membership, as Weave's Kubernetes
+ * launcher does (consensus=<nodes listed>): the members at start are the peer set, quorum N/2 + 1,
+ * so nodes starting together never seed one ring each; a lone first node forms its ring at once.
+ */
+export function initOf(init: WeaveConfig["init"], members: number): IpallocInit {
+  if (init.mode !== "consensus") return init;
+  if (init.quorum !== undefined) return { mode: "consensus", quorum: init.quorum };
+  const n = init.peerCount ?? Math.max(1, members);
+  return { mode: "consensus", quorum: Math.floor(n / 2) + 1 };
 }
 
 /** The node's agent. Does no I/O until `start()`. */
