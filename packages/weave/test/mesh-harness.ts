@@ -5,7 +5,7 @@
  * a ring). Helpers wait on conditions in virtual time.
  */
 import { MemoryDatastore, MemoryMembership, MemoryNetwork, VirtualClock, seededRandom, silentLogger } from "@cnikit/core";
-import type { Logger, NodeInfo } from "@cnikit/core";
+import type { Logger, NodeInfo, PeerTransport } from "@cnikit/core";
 import { Mesh } from "../src/mesh/mesh.ts";
 import type { MeshOptions } from "../src/mesh/mesh.ts";
 
@@ -15,6 +15,7 @@ export function nodeInfo(i: number): NodeInfo {
 
 export interface HarnessPeer {
   node: string;
+  transport: PeerTransport;
   mesh: Mesh;
   local: MemoryDatastore;
   members: MemoryMembership;
@@ -35,7 +36,7 @@ export class Harness {
   readonly clock = new VirtualClock(0);
   readonly network: MemoryNetwork;
   readonly peers: HarnessPeer[] = [];
-  private readonly o: HarnessOptions;
+  private o: HarnessOptions;
   private generation = 0;
 
   constructor(o: HarnessOptions) {
@@ -52,9 +53,10 @@ export class Harness {
   private make(i: number, local: MemoryDatastore, extra: Partial<MeshOptions> = {}): HarnessPeer {
     const node = `n${i}`;
     const members = new MemoryMembership({ clock: this.clock, nodes: this.membersOf(i) });
+    const transport = this.network.transport(node);
     const mesh = new Mesh({
       nodeName: node,
-      transport: this.network.transport(node),
+      transport,
       members,
       clock: this.clock,
       log: this.o.log?.(i) ?? silentLogger,
@@ -64,7 +66,7 @@ export class Harness {
       ...this.o.options?.(i),
       ...extra,
     });
-    return { node, mesh, local, members };
+    return { node, transport, mesh, local, members };
   }
 
   async startAll(): Promise<void> {
@@ -75,7 +77,7 @@ export class Harness {
   async restart(i: number): Promise<HarnessPeer> {
     const old = this.peers[i]!;
     await old.mesh.stop();
-    this.network.disconnect(old.node);
+    old.transport.close();
     const fresh = this.make(i, old.local);
     this.peers[i] = fresh;
     await fresh.mesh.start();
@@ -92,23 +94,74 @@ export class Harness {
     return this.clock.now() - start;
   }
 
-  /** Every running peer knows every other running peer and every established link between them. */
+  /**
+   * Every running peer knows every other running peer at its current UID and version (so every
+   * link the others have), nothing else, and can route to each.
+   */
   converged(alive: HarnessPeer[] = this.peers): boolean {
-    const names = alive.map((p) => p.mesh.self.name).sort();
     for (const p of alive) {
-      const known = p.mesh.peers();
-      if (known.length !== names.length) return false;
-      const byName = new Map(known.map((k) => [k.identity.name, k]));
+      if (p.mesh.knownPeers() !== alive.length) return false;
       for (const q of alive) {
-        const rec = byName.get(q.mesh.self.name);
-        if (!rec || rec.identity.uid !== q.mesh.self.uid || rec.identity.version !== q.mesh.self.version) return false;
+        const seen = p.mesh.knows(q.mesh.self.name);
+        if (!seen || seen.uid !== q.mesh.self.uid || seen.version !== q.mesh.self.version) return false;
+        if (q !== p && !p.mesh.reachable(q.mesh.self.name)) return false;
       }
-      for (const q of alive) if (q !== p && !p.mesh.reachable(q.mesh.self.name)) return false;
     }
     return true;
   }
 
+  /** Adds peer n<i> (a newcomer) to every membership and to the harness; not started. */
+  addPeer(): HarnessPeer {
+    const i = this.peers.length;
+    this.o = { ...this.o, n: i + 1 };
+    const p = this.make(i, new MemoryDatastore());
+    this.peers.push(p);
+    for (const q of this.peers) if (q !== p && (!this.o.neighbours || this.o.neighbours(i).includes(Number(q.node.slice(1))))) q.members.set(nodeInfo(i));
+    return p;
+  }
+
+  /** Every peer has an established connection to every member it knows. */
+  fullyConnected(): boolean {
+    return this.peers.every((p) => p.mesh.connections().filter((c) => c.established).length === p.members.list().length - 1);
+  }
+
   async stopAll(): Promise<void> {
     for (const p of this.peers) await p.mesh.stop();
+  }
+}
+
+/** A grow-only set of strings over a mesh channel: what a component does with `GossipHandler`. */
+export class SetChannel {
+  readonly items = new Set<string>();
+  readonly broadcasts: { source: string; text: string }[] = [];
+  readonly unicasts: { source: string; text: string }[] = [];
+  rejectWith: Error | undefined;
+
+  static encode(items: Iterable<string>): Uint8Array {
+    return new TextEncoder().encode([...items].join("\n"));
+  }
+
+  static decode(bytes: Uint8Array): string[] {
+    const text = new TextDecoder().decode(bytes);
+    return text === "" ? [] : text.split("\n");
+  }
+
+  gossip(): Uint8Array | undefined {
+    return this.items.size === 0 ? undefined : SetChannel.encode(this.items);
+  }
+
+  onGossip(update: Uint8Array): Uint8Array | undefined {
+    if (this.rejectWith) throw this.rejectWith;
+    const fresh = SetChannel.decode(update).filter((x) => !this.items.has(x));
+    for (const x of fresh) this.items.add(x);
+    return fresh.length === 0 ? undefined : SetChannel.encode(fresh);
+  }
+
+  onGossipBroadcast(source: string, update: Uint8Array): void {
+    this.broadcasts.push({ source, text: new TextDecoder().decode(update) });
+  }
+
+  onGossipUnicast(source: string, message: Uint8Array): void {
+    this.unicasts.push({ source, text: new TextDecoder().decode(message) });
   }
 }

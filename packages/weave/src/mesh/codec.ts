@@ -72,7 +72,7 @@ export class Writer {
 
   /** A peer name "aa:bb:cc:dd:ee:ff" as 6 bytes. */
   peerName(name: string): this {
-    return this.raw(hexBytes(name.replaceAll(":", ""), 6));
+    return this.raw(hexBytes(name, 6));
   }
 
   /** A 64-bit id (16 hex digits) as 8 bytes. */
@@ -85,15 +85,33 @@ export class Writer {
   }
 }
 
-function hexBytes(hex: string, n: number): Uint8Array {
-  if (hex.length !== n * 2 || !/^[0-9a-f]*$/.test(hex)) throw new RangeError(`expected ${n} bytes of lowercase hex, got "${hex}"`);
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+function nibble(code: number): number {
+  if (code >= 48 && code <= 57) return code - 48;
+  if (code >= 97 && code <= 102) return code - 87;
+  return -1;
+}
+
+/** `n` bytes from lowercase hex, skipping ':' separators. */
+function hexBytes(text: string, n: number): Uint8Array {
   const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) out[i] = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  let k = 0;
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) === 58) continue;
+    const hi = nibble(text.charCodeAt(i));
+    const lo = nibble(text.charCodeAt(++i));
+    if (hi < 0 || lo < 0 || k >= n) throw new RangeError(`expected ${n} bytes of lowercase hex, got "${text}"`);
+    out[k++] = (hi << 4) | lo;
+  }
+  if (k !== n) throw new RangeError(`expected ${n} bytes of lowercase hex, got "${text}"`);
   return out;
 }
 
 function toHex(bytes: Uint8Array, sep: string): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(sep);
+  let out = HEX[bytes[0]!]!;
+  for (let i = 1; i < bytes.length; i++) out += sep + HEX[bytes[i]!]!;
+  return out;
 }
 
 /** Reads what `Writer` wrote; every read past the end throws `DecodeError`. */
@@ -274,6 +292,45 @@ function readRecord(r: Reader): PeerRecord {
   return { name, nickname, uid, version, shortId, connections };
 }
 
+/**
+ * A change of one peer record: from version `base` to `version`, the connections added or changed
+ * (`set`) and the ones removed. Applies only to a held record at exactly `base` (same UID); anyone
+ * else asks for the full record.
+ */
+export interface RecordDelta {
+  name: string;
+  uid: string;
+  base: number;
+  version: number;
+  shortId: number;
+  set: ConnectionEntry[];
+  removed: string[];
+}
+
+function writeDelta(w: Writer, d: RecordDelta): void {
+  w.peerName(d.name).uid(d.uid).varint(d.base).varint(d.version).varint(d.shortId).varint(d.set.length);
+  for (const c of d.set) w.peerName(c.to).u8((c.established ? 1 : 0) | (c.outbound ? 2 : 0));
+  w.varint(d.removed.length);
+  for (const n of d.removed) w.peerName(n);
+}
+
+function readDelta(r: Reader): RecordDelta {
+  const name = r.peerName();
+  const uid = r.uid();
+  const base = r.varint();
+  const version = r.varint();
+  const shortId = r.varint();
+  const set: ConnectionEntry[] = [];
+  for (let i = r.varint(); i > 0; i--) {
+    const to = r.peerName();
+    const flags = r.u8();
+    set.push({ to, established: (flags & 1) !== 0, outbound: (flags & 2) !== 0 });
+  }
+  const removed: string[] = [];
+  for (let i = r.varint(); i > 0; i--) removed.push(r.peerName());
+  return { name, uid, base, version, shortId, set, removed };
+}
+
 export interface DigestEntry {
   name: string;
   uid: string;
@@ -282,7 +339,7 @@ export interface DigestEntry {
 
 /** A decoded post-handshake message. */
 export type MeshMessage =
-  | { type: typeof MESSAGE.topology; full: boolean; records: PeerRecord[] }
+  | { type: typeof MESSAGE.topology; records: PeerRecord[]; deltas: RecordDelta[] }
   | { type: typeof MESSAGE.digest; replyWanted: boolean; entries: DigestEntry[] }
   | { type: typeof MESSAGE.request; names: string[] }
   | { type: typeof MESSAGE.channelGossip; channel: string; updates: Uint8Array[] }
@@ -293,8 +350,10 @@ export function encodeMessage(m: MeshMessage): Uint8Array {
   const w = new Writer().u8(m.type);
   switch (m.type) {
     case MESSAGE.topology:
-      w.u8(m.full ? 1 : 0).varint(m.records.length);
+      w.varint(m.records.length);
       for (const p of m.records) writeRecord(w, p);
+      w.varint(m.deltas.length);
+      for (const d of m.deltas) writeDelta(w, d);
       break;
     case MESSAGE.digest:
       w.u8(m.replyWanted ? 1 : 0).varint(m.entries.length);
@@ -324,11 +383,11 @@ export function decodeMessage(bytes: Uint8Array): MeshMessage {
   let out: MeshMessage;
   switch (type) {
     case MESSAGE.topology: {
-      const full = r.u8() === 1;
-      const n = r.varint();
       const records: PeerRecord[] = [];
-      for (let i = 0; i < n; i++) records.push(readRecord(r));
-      out = { type, full, records };
+      for (let i = r.varint(); i > 0; i--) records.push(readRecord(r));
+      const deltas: RecordDelta[] = [];
+      for (let i = r.varint(); i > 0; i--) deltas.push(readDelta(r));
+      out = { type, records, deltas };
       break;
     }
     case MESSAGE.digest: {
@@ -367,9 +426,9 @@ export function decodeMessage(bytes: Uint8Array): MeshMessage {
   return out;
 }
 
-/** The encoded size of a topology message carrying `records` (for the size tests and the bench). */
-export function topologyMessageSize(records: PeerRecord[], full = false): number {
-  return encodeMessage({ type: MESSAGE.topology, full, records }).length;
+/** The encoded size of a topology message (for the size tests and the bench). */
+export function topologyMessageSize(records: PeerRecord[], deltas: RecordDelta[] = []): number {
+  return encodeMessage({ type: MESSAGE.topology, records, deltas }).length;
 }
 
 const HEARTBEAT_TAG = 0x48;

@@ -8,8 +8,10 @@
  *  2. the version is the highest both speak; none in common → refused ("protocol version
  *     mismatch …"); our own name → refused (duplicate peer name); one side with a password and the
  *     other without → refused ("encryption mismatch: <node> has no password / requires a password");
- *  3. with encryption both sides derive the session keys and send a sealed PROOF; a proof that does
- *     not open → "wrong password (the session keys do not agree)". Every later message is sealed;
+ *  3. with a password both sides derive the session keys and send a PROOF (an HMAC of the handshake
+ *     transcript under keys derived from the session keys); a proof that does not match → "wrong
+ *     password (the session keys do not agree)". Every later message is sealed, unless both sides
+ *     trust each other's subnet (`trustedSubnets`: then the link is plain and status says so);
  *  4. ready: heartbeats go out as datagrams every 500 ms until the first one from the remote
  *     arrives (then the connection is "established") and every 10 s after; 6 intervals of 10 s
  *     without one (60 s) closes the connection as dead.
@@ -32,8 +34,12 @@ export const HEARTBEAT_SERVICE = "weave-mesh-heartbeat";
 
 export const WRONG_PASSWORD = "wrong password (the session keys do not agree)";
 
-/** The keys of one encrypted connection (what src/crypto/session.ts gives, behind one seam). */
+/** The keys of one encrypted connection (src/crypto/session.ts behind one seam: session.ts here). */
 export interface SessionKeys {
+  /** This side's proof of the exchange (sent in the PROOF message). */
+  proof: Uint8Array;
+  /** Whether the remote's proof shows it derived the same keys (same password). */
+  proofMatches(received: Uint8Array): boolean;
   seal(plain: Uint8Array): Uint8Array;
   /** Throws when the frame does not open (wrong key, tampering, replay). */
   open(frame: Uint8Array): Uint8Array;
@@ -42,7 +48,8 @@ export interface SessionKeys {
 /** One side's ephemeral key pair; `agree` derives the session keys from the remote's public key. */
 export interface SessionHandshake {
   publicKey: Uint8Array;
-  agree(theirPublic: Uint8Array, initiator: boolean): SessionKeys;
+  /** `transcript`: what both sides saw, in the same order on both (binds the proof to this exchange). */
+  agree(o: { theirPublic: Uint8Array; initiator: boolean; transcript: Uint8Array }): SessionKeys;
 }
 
 export type ConnState = "handshake" | "proof" | "pending" | "established" | "closed";
@@ -240,17 +247,13 @@ export class MeshConn {
       return;
     }
     if (session && hello.publicKey) {
-      const keys = session.agree(hello.publicKey, this.outbound);
-      if (this.o.trusts && hello.trustsRemote) {
-        this.trusted = true;
-      } else {
-        this.keys = keys;
-        this.encrypted = true;
-      }
+      const keys = session.agree({ theirPublic: hello.publicKey, initiator: this.outbound, transcript: this.transcript(session.publicKey, hello.publicKey) });
+      if (this.o.trusts && hello.trustsRemote) this.trusted = true;
+      else this.encrypted = true;
       // Both sides prove the password even on a trusted link: a wrong one is refused everywhere.
-      this.state = "proof";
-      this.sendRaw(new Uint8Array([MESSAGE.proof, ...keys.seal(this.proofText())]));
       this.pendingKeys = keys;
+      this.state = "proof";
+      this.sendRaw(new Uint8Array([MESSAGE.proof, ...keys.proof]));
       return;
     }
     this.becomeReady();
@@ -258,10 +261,12 @@ export class MeshConn {
 
   private pendingKeys: SessionKeys | undefined;
 
-  private proofText(): Uint8Array {
-    const initiator = this.outbound ? this.localConnUid : this.remote!.connUid;
-    const acceptor = this.outbound ? this.remote!.connUid : this.localConnUid;
-    return new TextEncoder().encode(`weave-mesh proof ${initiator} ${acceptor}`);
+  /** Initiator's then responder's public key and connection id, and the negotiated version. */
+  private transcript(ours: Uint8Array, theirs: Uint8Array): Uint8Array {
+    const [k1, k2] = this.outbound ? [ours, theirs] : [theirs, ours];
+    const [u1, u2] = this.outbound ? [this.localConnUid, this.remote!.connUid] : [this.remote!.connUid, this.localConnUid];
+    const tail = new TextEncoder().encode(`weave-mesh ${u1} ${u2} v${this.version}`);
+    return new Uint8Array([...k1, ...k2, ...tail]);
   }
 
   private onProof(frame: Uint8Array): void {
@@ -270,17 +275,12 @@ export class MeshConn {
       this.close(`refused by ${this.node}: ${refused}`);
       return;
     }
-    let plain: Uint8Array | undefined;
-    try {
-      if (frame[0] === MESSAGE.proof) plain = this.pendingKeys!.open(frame.subarray(1));
-    } catch {
-      plain = undefined;
-    }
-    const want = this.proofText();
-    if (!plain || plain.length !== want.length || plain.some((b, i) => b !== want[i])) {
+    const keys = this.pendingKeys!;
+    if (frame[0] !== MESSAGE.proof || !keys.proofMatches(frame.subarray(1))) {
       this.refuse(WRONG_PASSWORD);
       return;
     }
+    if (this.encrypted) this.keys = keys;
     this.pendingKeys = undefined;
     this.becomeReady();
   }

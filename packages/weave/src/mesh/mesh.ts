@@ -19,12 +19,14 @@
  *  - CONN_LIMIT (`connLimit`) bounds this peer's connections: no dialling at the limit, inbound
  *    connections refused beyond it; inbound connections also pass a token bucket (burst 20, then
  *    one per 50 ms).
- *  - Topology gossip, DELTAS only: a change marks the changed peer records; at most once per
- *    second (`GOSSIP_INTERVAL_MS`, coalescing everything changed meanwhile) the marked records,
- *    each with its version, go to min(⌈2·log2 N⌉, neighbours) random established neighbours
- *    (drawn through the unicast table, so neighbours on more routes are likelier) plus any
- *    neighbour whose connection just came up. Receivers relay only records that were new to them.
- *    One changed peer costs one record per message: O(degree) bytes, never the O(N²) topology.
+ *  - Topology gossip, DELTAS only: a change is tracked per peer record (base version + the
+ *    connections set or removed); at most once per second (`GOSSIP_INTERVAL_MS`, coalescing
+ *    everything changed meanwhile) the changed records go, each as a delta with its version, to
+ *    min(⌈2·log2 N⌉, neighbours) random established neighbours (drawn through the unicast table, so
+ *    neighbours on more routes are likelier) plus any neighbour whose connection just came up.
+ *    Receivers apply a delta to the record at its base (else ask for the full record) and relay
+ *    only what was new to them. One changed link costs O(1) bytes per message, never the O(N²)
+ *    topology (Weave sends the whole topology on every change).
  *  - Anti-entropy instead of Weave's full-topology pushes: on every new connection and every 30 s
  *    (to the same fan-out) a DIGEST (name, UID, version per peer: O(N)) goes out; the receiver
  *    REQUESTs the records that are newer there (a request per name at most every 5 s, so a
@@ -45,7 +47,7 @@
 import type { Clock, Datastore, Logger, Membership, PeerConnection, PeerTransport, TimerHandle } from "@cnikit/core";
 import { ConfigError, Prefix, parseAddress } from "@cnikit/core";
 import { MESSAGE, decodeHeartbeat, encodeMessage } from "./codec.ts";
-import type { ConnectionEntry, DigestEntry, MeshMessage, PeerRecord } from "./codec.ts";
+import type { ConnectionEntry, DigestEntry, MeshMessage, PeerRecord, RecordDelta } from "./codec.ts";
 import { ACCEPT_BURST, ACCEPT_REFILL_MS, ConnectionMaker, TokenBucket } from "./connection-maker.ts";
 import type { TargetStatus } from "./connection-maker.ts";
 import { HEARTBEAT_SERVICE, MeshConn } from "./connection.ts";
@@ -53,6 +55,7 @@ import type { SessionHandshake } from "./connection.ts";
 import type { GossipChannel, GossipHandler } from "./gossip.ts";
 import { MAX_PEERS, loadPeerName, preferredShortId, randomUid, resolveShortId } from "./identity.ts";
 import type { PeerIdentity } from "./identity.ts";
+import { meshSession } from "./session.ts";
 import { Topology } from "./topology.ts";
 
 export type { PeerIdentity } from "./identity.ts";
@@ -90,10 +93,7 @@ export interface MeshOptions {
   features?: Record<string, string>;
   /** Protocol versions spoken (default 1..2); for tests and rolling upgrades. */
   protocolVersions?: { min: number; max: number };
-  /**
-   * Makes the per-connection key pair when `password` is set (default: src/crypto/session.ts).
-   * Required until the crypto module is wired.
-   */
+  /** Makes the per-connection key pair when `password` is set (default: `meshSession`, src/crypto). */
   sessionFactory?: (password: string) => SessionHandshake;
 }
 
@@ -160,7 +160,6 @@ export class Mesh {
   private readonly conns = new Set<MeshConn>();
   /** The kept ready connection per remote peer name. */
   private readonly byPeer = new Map<string, MeshConn>();
-  private readonly pendingRecords = new Set<string>();
   private readonly forcedTargets = new Set<MeshConn>();
   private readonly requested = new Map<string, number>();
   private readonly listeners = new Set<() => void>();
@@ -182,14 +181,13 @@ export class Mesh {
   private periodic: TimerHandle | undefined;
   private offs: (() => void)[] = [];
   private running = false;
+  /** Outbound connects in flight (count against the connection limit). */
+  private dialling = 0;
 
   constructor(options: MeshOptions) {
     checkOptions(options);
     this.o = options;
     this.trusted = (options.trustedSubnets ?? []).map((s, i) => Prefix.parse(s, { component: "weave", field: `mesh.trustedSubnets[${i}]` }));
-    if (options.password !== undefined && !options.sessionFactory) {
-      throw new ConfigError({ component: "weave", field: "mesh.sessionFactory", rule: "is required when a password is set (the crypto module makes the session keys)" });
-    }
     this.bucket = new TokenBucket(options.clock, ACCEPT_BURST, ACCEPT_REFILL_MS);
     this.maker = new ConnectionMaker({
       clock: options.clock,
@@ -197,7 +195,7 @@ export class Mesh {
       log: options.log,
       dial: (node) => this.dial(node),
       isConnected: (node) => [...this.conns].some((c) => c.node === node),
-      canDial: () => this.conns.size < options.connLimit,
+      canDial: () => this.conns.size + this.dialling < options.connLimit,
     });
   }
 
@@ -282,6 +280,17 @@ export class Mesh {
   peers(): MeshPeer[] {
     if (!this.topology) return [];
     return [...this.topology.all()].map((r) => ({ identity: this.identityOf(r), node: r.nickname, connections: r.connections.map((c) => ({ to: c.to, established: c.established })) }));
+  }
+
+  /** One known peer's identity (cheap: no copy of the topology), or undefined. */
+  knows(peerName: string): PeerIdentity | undefined {
+    const r = this.topology?.get(peerName);
+    return r ? this.identityOf(r) : undefined;
+  }
+
+  /** How many peers the topology holds (this one included). */
+  knownPeers(): number {
+    return this.topology?.size ?? 0;
   }
 
   nextHop(peerName: string): string | undefined {
@@ -369,7 +378,13 @@ export class Mesh {
   }
 
   private async dial(node: string): Promise<void> {
-    const pc = await this.o.transport.connect(node, MESH_SERVICE);
+    this.dialling++;
+    let pc: PeerConnection;
+    try {
+      pc = await this.o.transport.connect(node, MESH_SERVICE);
+    } finally {
+      this.dialling--;
+    }
     if (!this.running) {
       pc.close(`${this.o.nodeName} is stopping`);
       return;
@@ -387,7 +402,7 @@ export class Mesh {
       pc.close(`accept rate limit at ${this.o.nodeName}: burst ${ACCEPT_BURST}, then one per ${ACCEPT_REFILL_MS} ms; retry later`);
       return;
     }
-    if (this.conns.size >= this.o.connLimit) {
+    if (this.conns.size + this.dialling >= this.o.connLimit) {
       pc.close(`connection limit reached at ${this.o.nodeName} (${this.o.connLimit})`);
       return;
     }
@@ -406,7 +421,7 @@ export class Mesh {
       self: () => this.identityOf(this.topo.self),
       versions: this.o.protocolVersions ?? { min: PROTOCOL_MIN_VERSION, max: PROTOCOL_MAX_VERSION },
       features: this.o.features ?? {},
-      session: password !== undefined ? this.o.sessionFactory!(password) : undefined,
+      session: password !== undefined ? (this.o.sessionFactory ?? meshSession)(password) : undefined,
       trusts: this.trusts(pc.remote),
       events: {
         ready: (c) => this.onReady(c),
@@ -441,7 +456,6 @@ export class Mesh {
     if (oldUid !== undefined) this.o.log.info("mesh: peer restarted", { peer: r.name, node: c.node, from: oldUid, to: r.uid });
     this.o.log.info("mesh: connection up", { node: c.node, peer: r.name, outbound: c.outbound, encrypted: c.encrypted, version: c.version });
     this.localChanged();
-    this.pendingRecords.add(r.name);
     // Anti-entropy with the newcomer: our digest (it pulls what it lacks) and our channels' state.
     this.sendTo(c, { type: MESSAGE.digest, replyWanted: false, entries: this.topo.digest() });
     for (const [name, ch] of this.channels) {
@@ -489,11 +503,8 @@ export class Mesh {
     if (!this.running) return;
     const entries: ConnectionEntry[] = [];
     for (const [name, c] of this.byPeer) entries.push({ to: name, established: c.established, outbound: c.outbound });
-    if (this.topo.setLocalConnections(entries)) {
-      this.identity = this.identityOf(this.topo.self);
-      this.pendingRecords.add(this.topo.selfName);
-      this.scheduleFlush();
-    }
+    if (this.topo.setLocalConnections(entries)) this.identity = this.identityOf(this.topo.self);
+    if (this.topo.hasChanges) this.scheduleFlush();
     this.topologyChanged();
   }
 
@@ -551,11 +562,8 @@ export class Mesh {
     const targets = new Set(this.fanout());
     for (const c of this.forcedTargets) if (c.ready) targets.add(c);
     this.forcedTargets.clear();
-    if (this.pendingRecords.size > 0) {
-      const records = [...this.pendingRecords].map((n) => this.topo.get(n)).filter((r): r is PeerRecord => r !== undefined);
-      this.pendingRecords.clear();
-      if (records.length > 0) this.sendAll(targets, { type: MESSAGE.topology, full: false, records });
-    }
+    const { records, deltas } = this.topo.takeChanges();
+    if (records.length + deltas.length > 0) this.sendAll(targets, { type: MESSAGE.topology, records, deltas });
     for (const [name, ch] of this.channels) {
       if (ch.pending.length === 0) continue;
       const updates = ch.pending;
@@ -594,14 +602,14 @@ export class Mesh {
   private onMessage(c: MeshConn, m: MeshMessage, _bytes: number): void {
     switch (m.type) {
       case MESSAGE.topology:
-        this.onTopology(c, m.records);
+        this.onTopology(c, m.records, m.deltas);
         break;
       case MESSAGE.digest:
         this.onDigest(c, m.entries, m.replyWanted);
         break;
       case MESSAGE.request: {
         const records = m.names.map((n) => this.topo.get(n)).filter((r): r is PeerRecord => r !== undefined);
-        if (records.length > 0) this.sendTo(c, { type: MESSAGE.topology, full: false, records });
+        if (records.length > 0) this.sendTo(c, { type: MESSAGE.topology, records, deltas: [] });
         break;
       }
       case MESSAGE.channelGossip:
@@ -616,16 +624,13 @@ export class Mesh {
     }
   }
 
-  private onTopology(c: MeshConn, records: PeerRecord[]): void {
-    const result = this.topo.merge(records, (name) => this.byPeer.get(name)?.remote?.uid);
-    for (const name of result.changed) this.pendingRecords.add(name);
-    if (result.selfBumped) {
-      this.identity = this.identityOf(this.topo.self);
-      this.pendingRecords.add(this.topo.selfName);
-    }
+  private onTopology(c: MeshConn, records: PeerRecord[], deltas: RecordDelta[]): void {
+    const result = this.topo.merge(records, deltas, (name) => this.byPeer.get(name)?.remote?.uid);
+    if (result.selfBumped) this.identity = this.identityOf(this.topo.self);
     for (const r of result.restarted) this.o.log.info("mesh: peer restarted", { peer: r.name, from: r.from, to: r.to });
     if (result.overflow > 0) this.o.log.warn("mesh: topology full, records ignored", { limit: MAX_PEERS, ignored: result.overflow });
-    if (result.unknown.length > 0) this.request(c, result.unknown.concat(records.filter((r) => !result.changed.includes(r.name)).map((r) => r.name)), true);
+    if (result.unknown.length > 0) this.request(c, result.unknown.concat(result.needFull), true);
+    else if (result.needFull.length > 0) this.request(c, result.needFull, false);
     if (result.changed.length > 0 || result.selfBumped) {
       this.scheduleFlush();
       this.topologyChanged();
@@ -742,7 +747,6 @@ export class Mesh {
       if (shortId !== me.shortId) {
         this.topo.setLocalShortId(shortId);
         this.identity = this.identityOf(me);
-        this.pendingRecords.add(me.name);
         this.scheduleFlush();
       }
       for (const l of [...this.listeners]) {

@@ -2,9 +2,11 @@
  * The known topology: one record per peer (this peer's included), merged by version, and the
  * routes computed from it.
  *
- *  - Merge: a record replaces the held one when its version is higher (the peer alone bumps it).
- *    A record naming a peer that is neither known nor in the same update is ignored (its names are
- *    returned so the caller can ask the sender for them); a record of a peer this one is directly
+ *  - Merge: a record replaces the held one when its version is higher (the peer alone bumps it); a
+ *    DELTA (base version → version, connections set / removed) applies only to a held record at
+ *    exactly its base, else the full record is asked for. A record or delta naming a peer that is
+ *    neither known nor in the same update is ignored (the names are returned so the caller can ask
+ *    the sender for them); a record of a peer this one is directly
  *    connected to under another UID is a stale incarnation and is ignored. A record of ourselves
  *    newer than ours (a previous incarnation's) makes us bump our version beyond it.
  *  - Routes (recomputed lazily after a change): unicast next hop by BFS from us over established
@@ -13,18 +15,24 @@
  *    broadcast forwarded to our children in the source's tree reaches each peer exactly once.
  *  - GC: records of peers no longer reachable from us through any listed connection are dropped.
  *
+ *  - Changes are tracked per record since the last `takeChanges` (base version + connection edits),
+ *    so a flush sends each changed record once, as a delta of what changed (O(edits), not O(degree))
+ *    or in full when no base is shared (new peer, new UID, an answer to a request).
+ *
  * Memory: at most `MAX_PEERS` (4096, the short-id space) records, each with its connection list
  * (O(N + E)); the broadcast-tree cache holds at most one child list per known source and is cleared
  * on every change.
  */
-import type { ConnectionEntry, DigestEntry, PeerRecord } from "./codec.ts";
+import type { ConnectionEntry, DigestEntry, PeerRecord, RecordDelta } from "./codec.ts";
 import { MAX_PEERS } from "./identity.ts";
 
 export interface MergeResult {
-  /** Names whose record changed here (to relay). */
+  /** Names whose record changed here (relayed by the next `takeChanges`). */
   changed: string[];
   /** Peers named by ignored records that we do not know (ask the sender). */
   unknown: string[];
+  /** Deltas we could not apply (no record at their base version): ask for the full records. */
+  needFull: string[];
   /** Peers seen under a new UID (a restart). */
   restarted: { name: string; from: string; to: string }[];
   /** Our own record came back newer (a previous incarnation): we bumped our version. */
@@ -43,8 +51,17 @@ function sameConnections(a: ConnectionEntry[], b: ConnectionEntry[]): boolean {
   return true;
 }
 
+/** What changed in one record since the last `takeChanges`: the base version and connection edits. */
+interface PendingChange {
+  /** The version neighbours may hold; undefined = send the full record (new peer, new UID). */
+  base: number | undefined;
+  /** Connection edits since `base`: the new entry, or null when removed. */
+  edits: Map<string, ConnectionEntry | null>;
+}
+
 export class Topology {
   private readonly records = new Map<string, PeerRecord>();
+  private readonly changes = new Map<string, PendingChange>();
   private adjacency: Map<string, string[]> | undefined;
   private unicast: Map<string, string> | undefined;
   private readonly trees = new Map<string, string[]>();
@@ -75,6 +92,62 @@ export class Topology {
     return this.records.values();
   }
 
+  /** Records the edit `before` → `after` of one record for the next `takeChanges`. */
+  private note(before: PeerRecord | undefined, after: PeerRecord): void {
+    let ch = this.changes.get(after.name);
+    if (!ch) {
+      ch = { base: before && before.uid === after.uid ? before.version : undefined, edits: new Map() };
+      this.changes.set(after.name, ch);
+    }
+    if (!before || before.uid !== after.uid) {
+      ch.base = undefined;
+      ch.edits.clear();
+      return;
+    }
+    if (ch.base === undefined) return;
+    const old = new Map(before.connections.map((c) => [c.to, c]));
+    for (const c of after.connections) {
+      const o = old.get(c.to);
+      old.delete(c.to);
+      if (!o || o.established !== c.established || o.outbound !== c.outbound) ch.edits.set(c.to, c);
+    }
+    for (const gone of old.keys()) ch.edits.set(gone, null);
+  }
+
+  /** Marks a record to be sent in full by the next `takeChanges` (a request, a stub). */
+  markFull(name: string): void {
+    if (this.records.has(name)) this.changes.set(name, { base: undefined, edits: new Map() });
+  }
+
+  /** Whether anything waits for `takeChanges`. */
+  get hasChanges(): boolean {
+    return this.changes.size > 0;
+  }
+
+  /** The changes since the last call: deltas where a base is known, full records otherwise. */
+  takeChanges(): { records: PeerRecord[]; deltas: RecordDelta[] } {
+    const records: PeerRecord[] = [];
+    const deltas: RecordDelta[] = [];
+    for (const [name, ch] of this.changes) {
+      const rec = this.records.get(name);
+      if (!rec) continue;
+      if (ch.base === undefined) {
+        records.push(rec);
+        continue;
+      }
+      if (ch.base === rec.version) continue;
+      const set: ConnectionEntry[] = [];
+      const removed: string[] = [];
+      for (const [to, e] of ch.edits) {
+        if (e) set.push(e);
+        else removed.push(to);
+      }
+      deltas.push({ name, uid: rec.uid, base: ch.base, version: rec.version, shortId: rec.shortId, set, removed });
+    }
+    this.changes.clear();
+    return { records, deltas };
+  }
+
   private changedNow(): void {
     this.generation++;
     this.adjacency = undefined;
@@ -86,16 +159,20 @@ export class Topology {
   setLocalConnections(connections: ConnectionEntry[]): boolean {
     const sorted = [...connections].sort((a, b) => (a.to < b.to ? -1 : a.to > b.to ? 1 : 0));
     if (sameConnections(sorted, this.selfRecord.connections)) return false;
+    const before = { ...this.selfRecord };
     this.selfRecord.connections = sorted;
     this.selfRecord.version++;
+    this.note(before, this.selfRecord);
     this.changedNow();
     return true;
   }
 
   /** Changes our short id (a collision lost); bumps our version. */
   setLocalShortId(shortId: number): void {
+    const before = { ...this.selfRecord };
     this.selfRecord.shortId = shortId;
     this.selfRecord.version++;
+    this.note(before, this.selfRecord);
     this.changedNow();
   }
 
@@ -108,7 +185,9 @@ export class Topology {
     const held = this.records.get(identity.name);
     if (held && held.uid === identity.uid) return undefined;
     if (!held && this.records.size >= MAX_PEERS) return undefined;
-    this.records.set(identity.name, { ...identity, version: 0, connections: [] });
+    const stub = { ...identity, version: 0, connections: [] };
+    this.records.set(identity.name, stub);
+    this.note(held, stub);
     this.changedNow();
     return held?.uid;
   }
@@ -117,22 +196,30 @@ export class Topology {
    * Merges records received from a neighbour (see the header). `pinnedUid(name)` is the UID of a
    * directly connected peer, whose records under other UIDs are stale.
    */
-  merge(records: PeerRecord[], pinnedUid: (name: string) => string | undefined): MergeResult {
-    const out: MergeResult = { changed: [], unknown: [], restarted: [], selfBumped: false, overflow: 0 };
+  merge(records: PeerRecord[], deltas: RecordDelta[], pinnedUid: (name: string) => string | undefined): MergeResult {
+    const out: MergeResult = { changed: [], unknown: [], needFull: [], restarted: [], selfBumped: false, overflow: 0 };
     const inUpdate = new Set(records.map((r) => r.name));
     const unknown = new Set<string>();
+    const needFull = new Set<string>();
+    const isMissing = (to: string): boolean => to !== this.selfRecord.name && !this.records.has(to) && !inUpdate.has(to);
+    const aboutSelf = (uid: string, version: number): void => {
+      if (uid !== this.selfRecord.uid ? version >= this.selfRecord.version : version > this.selfRecord.version) {
+        const before = { ...this.selfRecord };
+        this.selfRecord.version = version + 1;
+        this.note(before, this.selfRecord);
+        out.selfBumped = true;
+        this.changedNow();
+      }
+    };
     for (const rec of records) {
       if (rec.name === this.selfRecord.name) {
-        if (rec.uid !== this.selfRecord.uid ? rec.version >= this.selfRecord.version : rec.version > this.selfRecord.version) {
-          this.selfRecord.version = rec.version + 1;
-          out.selfBumped = true;
-          this.changedNow();
-        }
+        aboutSelf(rec.uid, rec.version);
         continue;
       }
-      const missing = rec.connections.filter((c) => c.to !== this.selfRecord.name && !this.records.has(c.to) && !inUpdate.has(c.to));
+      const missing = rec.connections.filter((c) => isMissing(c.to));
       if (missing.length > 0) {
         for (const c of missing) unknown.add(c.to);
+        needFull.add(rec.name);
         continue;
       }
       const pinned = pinnedUid(rec.name);
@@ -144,11 +231,42 @@ export class Topology {
         continue;
       }
       if (held && held.uid !== rec.uid) out.restarted.push({ name: rec.name, from: held.uid, to: rec.uid });
-      this.records.set(rec.name, { ...rec, connections: [...rec.connections] });
+      const next = { ...rec, connections: [...rec.connections] };
+      this.records.set(rec.name, next);
+      this.note(held, next);
       out.changed.push(rec.name);
+    }
+    for (const d of deltas) {
+      if (d.name === this.selfRecord.name) {
+        aboutSelf(d.uid, d.version);
+        continue;
+      }
+      const pinned = pinnedUid(d.name);
+      if (pinned !== undefined && pinned !== d.uid) continue;
+      const held = this.records.get(d.name);
+      if (held && held.uid === d.uid && d.version <= held.version) continue;
+      if (!held || held.uid !== d.uid || held.version !== d.base) {
+        needFull.add(d.name);
+        continue;
+      }
+      const missing = d.set.filter((c) => isMissing(c.to));
+      if (missing.length > 0) {
+        for (const c of missing) unknown.add(c.to);
+        needFull.add(d.name);
+        continue;
+      }
+      const conns = new Map(held.connections.map((c) => [c.to, c]));
+      for (const c of d.set) conns.set(c.to, c);
+      for (const n of d.removed) conns.delete(n);
+      const connections = [...conns.values()].sort((a, b) => (a.to < b.to ? -1 : a.to > b.to ? 1 : 0));
+      const next: PeerRecord = { ...held, version: d.version, shortId: d.shortId, connections };
+      this.records.set(d.name, next);
+      this.note(held, next);
+      out.changed.push(d.name);
     }
     if (out.changed.length > 0) this.changedNow();
     out.unknown = [...unknown];
+    out.needFull = [...needFull];
     return out;
   }
 
@@ -183,7 +301,10 @@ export class Topology {
     }
     const removed: string[] = [];
     for (const name of this.records.keys()) if (!seen.has(name)) removed.push(name);
-    for (const name of removed) this.records.delete(name);
+    for (const name of removed) {
+      this.records.delete(name);
+      this.changes.delete(name);
+    }
     if (removed.length > 0) this.changedNow();
     return removed;
   }
