@@ -41,7 +41,7 @@
  *    end): both set is refused, an empty password is refused (Weave silently runs unencrypted on an
  *    empty `WEAVE_PASSWORD`), a missing or unreadable file is a ConfigError naming
  *    `WEAVE_PASSWORD_FILE`. A `valueFrom: secretKeyRef` cannot be resolved here: mount the Secret and
- *    name the file in `WEAVE_PASSWORD_FILE`.
+ *    name the file in `WEAVE_PASSWORD_FILE`. No error message ever echoes a password.
  *  - `WEAVE_MTU` (launch.sh `--mtu`): integer 576..65535; absent = derived from the underlay by the
  *    plan (Weave's fixed 1376 is only its reference figure for a 1460-byte GCE underlay).
  *  - `CONN_LIMIT` (launch.sh default 200; main.go: "connection limit (0 for unlimited)"): integer
@@ -178,6 +178,11 @@ type Raw = string | number | boolean;
 /** `HOSTNAME` from `fieldRef: spec.nodeName`. */
 const FROM_NODE_NAME = Symbol("spec.nodeName");
 
+/** The value to echo in an error: never a password. */
+function shown(name: string, value: unknown): unknown {
+  return name === "WEAVE_PASSWORD" ? undefined : value;
+}
+
 function fail(field: string, rule: string, value?: unknown): never {
   throw new ConfigError(value === undefined ? { component: WEAVE, field, rule } : { component: WEAVE, field, rule, value });
 }
@@ -263,7 +268,7 @@ function fromObject(input: unknown): Map<string, Raw | typeof FROM_NODE_NAME> {
     checkName(name, name);
     if (value === undefined || value === null) continue;
     if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") {
-      fail(name, "must be a string, a number or a boolean", value);
+      fail(name, "must be a string, a number or a boolean", shown(name, value));
     }
     out.set(name, value);
   }
@@ -298,7 +303,7 @@ function fromEnvList(list: readonly unknown[]): Map<string, Raw | typeof FROM_NO
     }
     const value = entry["value"];
     if (value === undefined || value === null) return;
-    if (typeof value !== "string") fail(name, "env values are strings in a container spec: quote it", value);
+    if (typeof value !== "string") fail(name, "env values are strings in a container spec: quote it", shown(name, value));
     out.set(name, value);
   });
   return out;
@@ -455,7 +460,7 @@ function parsePassword(env: Map<string, Raw | typeof FROM_NODE_NAME>): string | 
   const fileSet = file !== undefined && file !== "";
   if (literal !== undefined && fileSet) fail("WEAVE_PASSWORD", "set WEAVE_PASSWORD or WEAVE_PASSWORD_FILE, not both");
   if (literal !== undefined) {
-    if (typeof literal !== "string") fail("WEAVE_PASSWORD", "must be a string", literal);
+    if (typeof literal !== "string") fail("WEAVE_PASSWORD", "must be a string");
     if (literal === "") fail("WEAVE_PASSWORD", "must not be empty (Weave would silently run unencrypted): remove it to run without encryption");
     return literal;
   }

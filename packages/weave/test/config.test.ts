@@ -310,8 +310,12 @@ describe("WEAVE_PASSWORD / WEAVE_PASSWORD_FILE", () => {
     expect(e.rule).toContain("ENOENT");
   });
 
-  it("a password that is not a string is refused", () => {
-    expect(refusal({ WEAVE_PASSWORD: 1234 }).field).toBe("WEAVE_PASSWORD");
+  it("a password that is not a string is refused without echoing it", () => {
+    for (const input of [{ WEAVE_PASSWORD: 918_273 }, [{ name: "WEAVE_PASSWORD", value: 918_273 }], { WEAVE_PASSWORD: { secret: "918273" } }]) {
+      const e = refusal(input);
+      expect(e.field).toBe("WEAVE_PASSWORD");
+      expect(e.message).not.toContain("918273");
+    }
   });
 });
 
