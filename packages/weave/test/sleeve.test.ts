@@ -16,7 +16,7 @@ import {
   macAt,
   SleevePacketError,
 } from "../src/sleeve/packet.ts";
-import { SleeveRelay, sleeveOverhead, sleeveSession, type SleeveRelayOptions, type SleeveSession } from "../src/sleeve/relay.ts";
+import { formatSleeveStats, SleeveRelay, sleeveOverhead, sleeveSession, type SleeveRelayOptions, type SleeveSession } from "../src/sleeve/relay.ts";
 import { TapDevice } from "../src/sleeve/tap.ts";
 import { connectionKeys, frame, MemoryDevice } from "./sleeve-fixtures.ts";
 
@@ -290,6 +290,7 @@ describe("SleeveRelay on loopback", () => {
     await a!.tap.until(1);
     expect(a!.relay.stats()).toMatchObject({ framesIn: 1, bytesIn: 16 });
     expect(a!.relay.stats().drops.runt).toBe(1);
+    expect(formatSleeveStats(a!.relay.stats())).toMatch(/^sleeve tap-a: 1 peer, 1 MAC; in 1 frames\/16 B, out 0 frames\/0 B \(0 flooded\); drops: malformed 1, unknown-peer 1, address-mismatch 1, not-for-us 1, sealed-unexpected 1, runt 1, tap-backlog 1$/);
     expect(a!.tap.received).toHaveLength(1);
 
     const [e] = await mesh(["e"], () => ({ encrypted: true }));
@@ -311,6 +312,7 @@ describe("SleeveRelay on loopback", () => {
     expect(() => r.setPeers([{ name: "b", address: "127.0.0.1", session: sleeveSession({ send: randomBytes(32), receive: randomBytes(32) }) }])).toThrow(
       expect.objectContaining({ field: "peers[0].session", message: expect.stringMatching(/not encrypted/) }),
     );
+    expect(formatSleeveStats(r.stats())).toBe("sleeve tap-a: 0 peers, 0 MACs; in 0 frames/0 B, out 0 frames/0 B (0 flooded)");
     expect(() => new SleeveRelay({ name: "a", address: "10.0.0.0.1", device: tap })).toThrow(expect.objectContaining({ field: "sleeve.address" }));
     expect(() => new SleeveRelay({ name: "a", address: "10.0.0.1", device: tap, pathMtu: 100 })).toThrow(expect.objectContaining({ field: "sleeve.pathMtu" }));
     await r.stop();
@@ -339,5 +341,9 @@ describe("TapDevice", () => {
     await expect(tap.start(() => {})).rejects.toThrow(/TAP helper \/nonexistent\/weave-tap is missing or not executable: build it \(pnpm --filter @cnikit\/weave build, needs gcc\)/);
     expect(tap.send([frame(B_MAC, A_MAC, "x")])).toBe(false);
     await tap.stop();
+    const relay = new SleeveRelay({ name: "a", address: "127.0.0.1", port: 0, device: tap });
+    await expect(relay.start()).rejects.toThrow(/missing or not executable/);
+    await relay.stop();
+    await expect(relay.start()).rejects.toThrow(/start\(\) after stop/);
   });
 });

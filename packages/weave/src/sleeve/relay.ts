@@ -11,7 +11,7 @@
  *                                   encrypted, pathMtu, clock, log });
  *   await relay.start();                      // device ready, UDP socket bound on address:port
  *   relay.setPeers([{ name, address, session? }, ...]);   // whenever the mesh's view changes
- *   relay.stats();                            // counters for STATUS
+ *   relay.stats();                            // counters for STATUS (formatSleeveStats: one line)
  *   await relay.stop();                       // closes the socket, stops the helper by its PID
  *
  * Choices and limits, stated:
@@ -168,6 +168,24 @@ export interface SleeveRelayOptions {
 }
 
 /**
+ * One line for STATUS: `sleeve wtap (pid 123): 2 peers, 3 MACs; in 10 frames/1.2 kB, out 12
+ * frames/1.5 kB (4 flooded); drops: too-big 1` (drops only when there were any; the device's exit
+ * reason when it ended by itself).
+ */
+export function formatSleeveStats(s: SleeveStats): string {
+  const kb = (n: number): string => (n < 1000 ? `${n} B` : n < 1e6 ? `${(n / 1e3).toFixed(1)} kB` : `${(n / 1e6).toFixed(1)} MB`);
+  const device = s.device.exited !== undefined ? `${s.device.ifname} (${s.device.exited})` : s.device.pid !== undefined ? `${s.device.ifname} (pid ${s.device.pid})` : s.device.ifname;
+  const drops = Object.entries(s.drops)
+    .filter(([, n]) => n > 0)
+    .map(([why, n]) => `${why} ${n}`);
+  return (
+    `sleeve ${device}: ${s.peers} peer${s.peers === 1 ? "" : "s"}, ${s.macs} MAC${s.macs === 1 ? "" : "s"}; ` +
+    `in ${s.framesIn} frames/${kb(s.bytesIn)}, out ${s.framesOut} frames/${kb(s.bytesOut)} (${s.floods} flooded)` +
+    (drops.length > 0 ? `; drops: ${drops.join(", ")}` : "")
+  );
+}
+
+/**
  * Bytes the sleeve adds around a frame on the underlay: IP + UDP + header (both names) + the
  * frame's length prefix + `sealOverhead` (the AEAD's nonce/sequence and tag when encrypted). The
  * TAP's MTU is the path MTU minus this minus the 14-byte Ethernet header.
@@ -244,7 +262,12 @@ export class SleeveRelay {
   async start(): Promise<void> {
     if (this.state !== "new") throw new CniError(CniCode.Closed, `[weave] sleeve relay ${this.name}: start() after ${this.state === "running" ? "start" : "stop"}`);
     this.state = "running";
-    await this.device.start((frames) => this.fromDevice(frames));
+    try {
+      await this.device.start((frames) => this.fromDevice(frames));
+    } catch (err) {
+      this.state = "stopped";
+      throw err;
+    }
     const socket = createSocket({ type: isIP(this.address) === 6 ? "udp6" : "udp4", reuseAddr: false });
     this.socket = socket;
     try {
