@@ -17,6 +17,8 @@ import { flannel } from "@cnikit/flannel";
 import { flannelFixtures } from "@cnikit/flannel/fixtures";
 import { reference } from "@cnikit/reference";
 import { referenceFixtures } from "@cnikit/reference/fixtures";
+import { weave } from "@cnikit/weave";
+import { weaveFixtures } from "@cnikit/weave/fixtures";
 
 /** One configuration the main job runs a backend with: a mode of the backend's fixtures. */
 export interface BuiltinConfig {
@@ -87,6 +89,7 @@ export const builtinBackends: readonly BuiltinBackend[] = [
   entry({ package: "@cnikit/flannel", backend: flannel, fixtures: flannelFixtures }),
   entry({ package: "@cnikit/calico", backend: calico, fixtures: calicoFixtures }),
   entry({ package: "@cnikit/canal", backend: canal, fixtures: canalFixtures }),
+  entry({ package: "@cnikit/weave", backend: weave, fixtures: weaveFixtures }),
 ];
 
 /** The entry of a backend by name; throws a TypeError listing the known names. */
