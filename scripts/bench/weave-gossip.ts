@@ -10,7 +10,9 @@
 //    until no survivor knows it any more, and messages and bytes per node.
 // Printed beside N·log2 N (the yardstick of a delta gossip with fan-out 2·log2 N) and N² (what a
 // full-topology push per change would cost in records).
-// Run: npx tsx --conditions=source scripts/bench/weave-gossip.ts   (WEAVE_BENCH_N=10,100 to limit)
+// Run: npx tsx --conditions=source scripts/bench/weave-gossip.ts
+// (WEAVE_BENCH_N=10,100 picks the sizes; WEAVE_BENCH_CONN_LIMIT=30 bounds each peer's connections:
+// a partial mesh, and a 500-peer run in minutes instead of the full mesh's 125 000 connections.)
 import { Harness } from "../../packages/weave/test/mesh-harness.ts";
 import type { HarnessPeer } from "../../packages/weave/test/mesh-harness.ts";
 import { runIfMain, type Figure } from "./figures.ts";
@@ -26,10 +28,10 @@ function knowsAll(h: Harness, who: HarnessPeer[], target: HarnessPeer): boolean 
   return who.every((p) => p === target || p.mesh.knows(self.name)?.version === self.version);
 }
 
-export async function benchWeaveGossip(sizes: number[] = [10, 100, 500]): Promise<Figure[]> {
+export async function benchWeaveGossip(sizes: number[] = [10, 100, 500], connLimit = 200): Promise<Figure[]> {
   const figures: Figure[] = [];
   for (const n of sizes) {
-    const h = new Harness({ n, seed: n, resetAfterMs: 30_000 });
+    const h = new Harness({ n, seed: n, resetAfterMs: 30_000, options: () => ({ connLimit }) });
     const wall0 = performance.now();
     await h.startAll();
     const formed = await waitFor(h, () => h.converged(), 600_000, 500);
@@ -72,4 +74,5 @@ export async function benchWeaveGossip(sizes: number[] = [10, 100, 500]): Promis
 }
 
 const sizes = (process.env["WEAVE_BENCH_N"] ?? "10,100,500").split(",").map(Number);
-await runIfMain(import.meta.url, "weave mesh gossip", () => benchWeaveGossip(sizes));
+const limit = Number(process.env["WEAVE_BENCH_CONN_LIMIT"] ?? 200);
+await runIfMain(import.meta.url, `weave mesh gossip (CONN_LIMIT ${limit})`, () => benchWeaveGossip(sizes, limit));

@@ -92,8 +92,14 @@ export class ConnectionMaker {
       t.timer?.cancel();
       this.targets.delete(node);
     }
-    for (const node of want) {
-      if (this.targets.has(node)) continue;
+    // New targets in random order: with a connection limit, peers starting together do not all
+    // dial the same first names.
+    const fresh = [...want].filter((node) => !this.targets.has(node));
+    for (let i = fresh.length - 1; i > 0; i--) {
+      const j = Math.floor(this.o.random() * (i + 1));
+      [fresh[i], fresh[j]] = [fresh[j]!, fresh[i]!];
+    }
+    for (const node of fresh) {
       const t: Target = { node, failures: 0, nextAttemptAt: undefined, lastError: undefined, attempts: 0, timer: undefined, dialling: false };
       this.targets.set(node, t);
       this.schedule(t, 0);

@@ -389,6 +389,10 @@ export class Mesh {
       pc.close(`${this.o.nodeName} is stopping`);
       return;
     }
+    if (this.conns.size >= this.o.connLimit) {
+      pc.close(`connection limit reached at ${this.o.nodeName} (${this.o.connLimit})`);
+      return;
+    }
     this.open(pc, true);
   }
 
@@ -402,7 +406,7 @@ export class Mesh {
       pc.close(`accept rate limit at ${this.o.nodeName}: burst ${ACCEPT_BURST}, then one per ${ACCEPT_REFILL_MS} ms; retry later`);
       return;
     }
-    if (this.conns.size + this.dialling >= this.o.connLimit) {
+    if (this.conns.size >= this.o.connLimit) {
       pc.close(`connection limit reached at ${this.o.nodeName} (${this.o.connLimit})`);
       return;
     }
