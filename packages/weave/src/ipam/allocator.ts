@@ -37,12 +37,16 @@
  *     denied, and the yielding peer reports it (error log, status) and drops it from its
  *     allocations — never served twice, never re-homed silently. No manual reset.
  *  2. Departed peers (#2797, #3384): `peersGone` (membership says the peer left for good, or its
- *     name was replaced) starts a Paxos instance "reclaim:<peer>" among the ring's owners (quorum:
- *     a majority of the owners other than the departed one; an acceptor votes only when its own
- *     membership also says the peer is gone). Exactly one claimant is decided; the decision is a
- *     tombstone in the ring (gossiped, never removed): the dead peer's tokens belong to the
- *     claimant at once and a tombstoned name never owns space again, even if it comes back with
- *     old data.
+ *     name was replaced) starts a Paxos instance "reclaim:<peer>" among the ring's owners. Voters:
+ *     the owners that membership has not declared gone; quorum: a majority of them; an acceptor
+ *     votes only when its own membership also says the peer is gone, and a proposer counts only
+ *     voters. Exactly one claimant is decided; the decision is a tombstone in the ring (gossiped,
+ *     never removed): the dead peer's tokens belong to the claimant at once and a tombstoned name
+ *     never owns space again, even if it comes back with old data. Safe because membership's
+ *     "gone" only grows and a gone peer never votes again: a proposer with an older view needs a
+ *     majority of a larger set, which then holds every live voter of the newer view. Liveness needs
+ *     one live owner: when every owner is gone nobody may claim (the others wait with "all IP
+ *     ranges owned by unreachable peers"), as any quorum system stops without its members.
  *  3. Restarts with stale data (#1949, #2719, #3003): every change of the ring or the
  *     allocations is persisted before it is sent or returned; a peer that starts from a persisted
  *     ring changes and serves nothing until it has merged a ring from a peer (unless it owns the
@@ -253,16 +257,16 @@ export class IpamAllocator implements GossipHandler {
       } else if (!this.synced) {
         reason = "waiting for the ring from peers (this peer restarted with persisted data)";
       } else if (want !== undefined) {
-        const owner = this.ring.ownerOf(want)!;
-        if (owner === this.o.self) {
+        const owner = this.ring.ownerOf(want);
+        if (owner === undefined) {
+          reason = `the owner of ${this.fmt(want)} is not known here yet`;
+        } else if (owner === this.o.self) {
           if (this.byOffset.has(want)) throw new AddressInUseError(this.fmt(want), `[weave] ${this.fmt(want)} is already allocated to ${this.byOffset.get(want)}`);
           return await this.take(key, want);
-        }
-        if (this.denied.has(want)) {
+        } else if (this.denied.has(want)) {
           this.denied.delete(want);
           throw new AddressInUseError(this.fmt(want), `[weave] ${this.fmt(want)} is in use on peer ${owner}`);
-        }
-        if (now - lastAsk >= askEvery) {
+        } else if (now - lastAsk >= askEvery) {
           lastAsk = now;
           reason = this.unicast(owner, { k: "claim", offsets: [want] }) ? `waiting for ${this.fmt(want)} from its owner ${owner}` : `the owner of ${this.fmt(want)} (${owner}) is unreachable`;
         }
@@ -445,10 +449,10 @@ export class IpamAllocator implements GossipHandler {
     this.claiming.clear();
     const byOwner = new Map<string, number[]>();
     for (const offset of this.allocs.values()) {
-      const owner = ring.ownerOf(offset)!;
+      const owner = ring.ownerOf(offset);
       if (owner === this.o.self) continue;
-      this.claiming.set(offset, owner);
-      byOwner.set(owner, [...(byOwner.get(owner) ?? []), offset]);
+      this.claiming.set(offset, owner ?? "");
+      if (owner !== undefined) byOwner.set(owner, [...(byOwner.get(owner) ?? []), offset]);
     }
     this.afterRingChange();
     void this.commit().then(() => {
@@ -566,9 +570,13 @@ export class IpamAllocator implements GossipHandler {
     return false;
   }
 
+  /** Who votes on reclaiming `dead`'s space: the ring's owners that membership has not said are gone. */
+  private reclaimVoters(dead: string): Set<string> {
+    return new Set((this.ring?.owners() ?? []).filter((p) => p !== dead && !this.gone.has(p)));
+  }
+
   private reclaimQuorum(dead: string): number {
-    const voters = (this.ring?.owners() ?? []).filter((p) => p !== dead);
-    return Math.floor(voters.length / 2) + 1;
+    return Math.floor(this.reclaimVoters(dead).size / 2) + 1;
   }
 
   private startReclaims(): void {
@@ -586,7 +594,7 @@ export class IpamAllocator implements GossipHandler {
       // The first live owner (by name) proposes at once, the others later as backups.
       const rank = Math.max(0, live.indexOf(this.o.self));
       const delay = rank === 0 ? 0 : rank * 3000 + this.o.random() * 1000;
-      this.paxos.propose(inst, () => this.reclaimQuorum(dead), () => ({ claimant: this.o.self }), delay);
+      this.paxos.propose(inst, () => this.reclaimQuorum(dead), () => ({ claimant: this.o.self }), delay, (p) => this.reclaimVoters(dead).has(p));
     }
   }
 
@@ -680,9 +688,11 @@ export class IpamAllocator implements GossipHandler {
           continue;
         }
         if (this.claiming.has(o)) {
-          this.claiming.set(o, owner!);
+          this.claiming.set(o, owner ?? "");
           continue;
         }
+        // A gap in this view (a token not heard of yet) proves nothing: wait for the full ring.
+        if (owner === undefined) continue;
         this.refuse(key, o, `outside the space this peer owns (owner: ${owner}); persisted data was stale`);
       }
       ring.refreshFree(this.o.self, (r) => this.freeOf(r));
@@ -711,7 +721,7 @@ export class IpamAllocator implements GossipHandler {
   private onTick(): void {
     if (this.stopped) return;
     const byOwner = new Map<string, number[]>();
-    for (const [o, owner] of this.claiming) byOwner.set(owner, [...(byOwner.get(owner) ?? []), o]);
+    for (const [o, owner] of this.claiming) if (owner !== "") byOwner.set(owner, [...(byOwner.get(owner) ?? []), o]);
     for (const [owner, offsets] of byOwner) this.unicast(owner, { k: "claim", offsets });
     this.startReclaims();
   }

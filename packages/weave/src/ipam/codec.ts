@@ -57,7 +57,7 @@ export function toWire(m: IpamMessage): Record<string, unknown> {
         }
         return i;
       };
-      const t = m.state.tokens.map((x) => [x.start, ref(x.owner), x.version, x.free]);
+      const t = m.state.tokens.map((x) => [x.start, ref(x.owner), x.version, x.free, x.end]);
       return { v: IPAM_WIRE_VERSION, k: "ring", r: m.range, f: m.full ? 1 : 0, id: [m.state.identity.weight, m.state.identity.seed], d: m.state.dead, o: owners, t };
     }
     case "paxos":
@@ -112,10 +112,10 @@ export function fromWire(raw: unknown): IpamMessage {
       });
       if (!Array.isArray(raw.t)) bad("t", "must be a list of tokens");
       const tokens = raw.t.map((x, i): Token => {
-        if (!Array.isArray(x) || x.length !== 4) bad(`t[${i}]`, "must be [start, owner index, version, free]");
+        if (!Array.isArray(x) || x.length !== 5) bad(`t[${i}]`, "must be [start, owner index, version, free, end]");
         const o = nat(x[1], `t[${i}][1]`);
         if (o >= owners.length) bad(`t[${i}][1]`, "must index the owner list");
-        return { start: nat(x[0], `t[${i}][0]`), owner: owners[o]!, version: nat(x[2], `t[${i}][2]`), free: nat(x[3], `t[${i}][3]`) };
+        return { start: nat(x[0], `t[${i}][0]`), owner: owners[o]!, version: nat(x[2], `t[${i}][2]`), free: nat(x[3], `t[${i}][3]`), end: nat(x[4], `t[${i}][4]`) };
       });
       return { k: "ring", range, full: raw.f === 1, state: { identity, dead, tokens } };
     }

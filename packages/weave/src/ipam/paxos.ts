@@ -11,8 +11,8 @@
  *    before any reply leaves (a restarted acceptor keeps its promises), and restored with `restore`.
  *  - A proposer retries with a higher round after `retryMs` (+ jitter) until the instance is
  *    decided, so lost messages and duelling proposers only delay it; `abandon` stops it.
- *  - Which peers may vote in an instance and the quorum are the owner's policy (`canVote`,
- *    `quorum`), asked at each step.
+ *  - Which peers may vote in an instance, whose votes a proposer counts and the quorum are the
+ *    owner's policy (`canVote`, `counts`, `quorum`), asked at each step.
  *  - The value chosen by a proposer that is free to choose comes from `choose(promisers)`.
  */
 import type { Clock, TimerHandle } from "@cnikit/core";
@@ -59,6 +59,7 @@ export interface PaxosOptions {
 
 interface Proposal {
   quorum: () => number;
+  counts: (peer: string) => boolean;
   choose: (promisers: string[]) => unknown;
   ballot: Ballot;
   phase: "prepare" | "accept";
@@ -119,10 +120,14 @@ export class Paxos {
     return this.proposals.has(inst);
   }
 
-  /** Starts proposing in `inst` (no-op when already proposing or decided). */
-  propose(inst: string, quorum: () => number, choose: (promisers: string[]) => unknown, delayMs = 0): void {
+  /**
+   * Starts proposing in `inst` (no-op when already proposing or decided): `quorum()` replies from
+   * peers that `counts` (default: any) are needed in each phase; `choose` picks the value when no
+   * acceptor has accepted one; the first round starts after `delayMs`.
+   */
+  propose(inst: string, quorum: () => number, choose: (promisers: string[]) => unknown, delayMs = 0, counts: (peer: string) => boolean = () => true): void {
     if (this.stopped || this.proposals.has(inst) || this.learned.has(inst)) return;
-    const p: Proposal = { quorum, choose, ballot: { round: 0, by: this.id }, phase: "prepare", promises: new Map(), accepts: new Set() };
+    const p: Proposal = { quorum, counts, choose, ballot: { round: 0, by: this.id }, phase: "prepare", promises: new Map(), accepts: new Set() };
     this.proposals.set(inst, p);
     if (delayMs > 0) p.timer = this.o.clock.setTimeout(() => this.startRound(inst), delayMs);
     else this.startRound(inst);
@@ -241,7 +246,7 @@ export class Paxos {
 
   private onPromise(from: string, msg: PaxosMessage): void {
     const p = this.current(msg);
-    if (!p || p.phase !== "prepare") return;
+    if (!p || p.phase !== "prepare" || !p.counts(from)) return;
     p.promises.set(from, msg.ab ? { ab: msg.ab, v: msg.v } : {});
     if (p.promises.size < p.quorum()) return;
     let best: { ab?: Ballot; v?: unknown } | undefined;
@@ -255,7 +260,7 @@ export class Paxos {
 
   private onAccepted(from: string, msg: PaxosMessage): void {
     const p = this.current(msg);
-    if (!p || p.phase !== "accept") return;
+    if (!p || p.phase !== "accept" || !p.counts(from)) return;
     p.accepts.add(from);
     if (p.accepts.size < p.quorum()) return;
     const value = p.value;

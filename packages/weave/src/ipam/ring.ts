@@ -1,9 +1,13 @@
 /**
- * The IPAM ring: a CRDT of tokens {start, owner, version, free} over one address range (offsets
- * from the range's first address). A token owns the addresses from its start up to the next
- * token's start; the ring always holds a token at offset 0 (the initial split puts one there and
- * tokens are never deleted), so the wrap-around range from the last token to the end belongs to the
- * last token and nothing wraps past offset 0.
+ * The IPAM ring: a CRDT of tokens {start, owner, version, free, end} over one address range
+ * (offsets from the range's first address). A token owns the addresses from its start up to the
+ * next token's start; the ring always holds a token at offset 0 (the initial split puts one there
+ * and tokens are never deleted), so the wrap-around range from the last token to the end belongs to
+ * the last token and nothing wraps past offset 0. Each token also carries `end`, the next token's
+ * start as its owner wrote it: a peer that learns a token without having heard of the token after
+ * it (a lost delta) still knows where the range stops, and treats the rest as a gap it knows no
+ * owner of — never as the previous token's (found by the property test: a peer handed out an
+ * address past a donated range's end).
  *
  * Rules (the invariants this file keeps):
  *  - Only a token's owner changes it, bumping its version: relabelling it to another peer (a
@@ -23,8 +27,9 @@
  *    describe two unrelated divisions of the range): the allocator hands over by identity order,
  *    `compareIdentity`.
  *
- * Changes are tracked per token start, so a peer gossips only the tokens it changed (`takeDelta`)
- * and sends the whole ring (`snapshot`) to newcomers.
+ * Changes are tracked per token start, so a peer gossips only the tokens it changed (`takeDelta`),
+ * each with the token that ends its range (so a peer that missed an earlier delta never takes a
+ * range to run further than it does), and sends the whole ring (`snapshot`) to newcomers.
  */
 import { GossipRejected } from "../mesh/gossip.ts";
 import type { OffsetRange } from "./space.ts";
@@ -39,6 +44,11 @@ export interface Token {
   version: number;
   /** Advisory: free addresses in the token's range, as last reported by its owner. */
   free: number;
+  /**
+   * Where the token's range ends (exclusive), as its owner wrote it: the next token's start. A peer
+   * that has not heard of that next token still knows where the range stops (see the header).
+   */
+  end: number;
 }
 
 /** Which seeding a ring comes from: `weight` = number of peers that agreed it, `seed` = the decision's id. */
@@ -91,7 +101,7 @@ export class Ring {
     const blocks = splitRange(size, [...new Set(members)].sort());
     blocks.forEach(([start, owner], i) => {
       const end = blocks[i + 1]?.[0] ?? size;
-      ring.tokens.push({ start, owner, version: 1, free: freeOf([start, end]) });
+      ring.tokens.push({ start, owner, version: 1, free: freeOf([start, end]), end });
     });
     return ring;
   }
@@ -141,15 +151,20 @@ export class Ring {
     return lo;
   }
 
-  /** The (effective) owner of `offset`, or undefined for an empty ring or an offset out of range. */
+  /**
+   * The (effective) owner of `offset`; undefined for an empty ring, an offset out of range, or one
+   * in a gap of this peer's view (past a token's end, before a token it has not heard of yet).
+   */
   ownerOf(offset: number): string | undefined {
     if (this.tokens.length === 0 || offset < 0 || offset >= this.size) return undefined;
-    return this.effectiveOwner(this.tokens[this.indexOf(offset)]!.owner);
+    const i = this.indexOf(offset);
+    if (offset < this.tokens[i]!.start || offset >= this.endOf(i)) return undefined;
+    return this.effectiveOwner(this.tokens[i]!.owner);
   }
 
-  /** End (exclusive) of token i's range. */
+  /** End (exclusive) of token i's range in this view: its own end, or the next known token. */
   private endOf(i: number): number {
-    return this.tokens[i + 1]?.start ?? this.size;
+    return Math.min(this.tokens[i]!.end, this.tokens[i + 1]?.start ?? this.size);
   }
 
   /** The ranges `peer` effectively owns, ascending, adjacent ones joined. */
@@ -185,31 +200,43 @@ export class Ring {
   }
 
   /**
-   * `self` gives [start, end) — inside one range it effectively owns — to `to`: tokens are inserted
-   * at `start` and (to keep what follows) at `end`, or relabelled when they exist; versions bumped.
-   * `freeOf` gives the free count of a range after the change. Throws when self does not own it.
+   * `self` gives [start, end) — space it effectively owns, possibly across several of its tokens —
+   * to `to`: tokens are split at `end` (the rest stays self's) and at `start` when needed, the
+   * tokens in [start, end) are relabelled to `to`, and every token changed gets a new version.
+   * `freeOf` gives the free count of a range after the change. Throws RangeError when self does not
+   * own all of it.
    */
   give(self: string, range: OffsetRange, to: string, freeOf: (r: OffsetRange) => number): void {
     const [start, end] = range;
     if (!(start >= 0 && end <= this.size && start < end)) throw new RangeError(`give: bad range [${start}, ${end})`);
-    const i = this.indexOf(start);
-    if (this.effectiveOwner(this.tokens[i]!.owner) !== self || this.endOf(i) < end) {
-      throw new RangeError(`give: ${self} does not own [${start}, ${end}) in one range`);
-    }
-    const base = this.tokens[i]!;
-    if (end < this.size && this.tokens[this.indexOf(end)]!.start !== end) {
-      this.insert({ start: end, owner: self, version: base.version + 1, free: 0 });
-    }
-    if (base.start === start) {
-      base.owner = to;
-      base.version++;
-      this.changed.add(start);
-    } else {
-      this.insert({ start, owner: to, version: base.version + 1, free: 0 });
-    }
+    if (!this.rangesOf(self).some(([a, b]) => a <= start && end <= b)) throw new RangeError(`give: ${self} does not own all of [${start}, ${end})`);
+    const bumped = new Set<number>();
+    const touch = (t: Token): void => {
+      if (!bumped.has(t.start)) t.version++;
+      bumped.add(t.start);
+      this.changed.add(t.start);
+    };
+    const split = (at: number, owner: string): void => {
+      const i = this.indexOf(at);
+      const t = this.tokens[i]!;
+      if (t.start === at) return;
+      this.insert({ start: at, owner, version: t.version + 1, free: 0, end: t.end });
+      bumped.add(at);
+      t.end = at;
+      touch(t);
+    };
+    if (end < this.size && this.ownerOf(end) === self) split(end, self);
+    split(start, to);
+    this.tokens.forEach((t, i) => {
+      if (t.start < start || t.start >= end) return;
+      if (t.owner !== to) {
+        t.owner = to;
+        touch(t);
+      }
+      t.free = freeOf([t.start, this.endOf(i)]);
+      this.changed.add(t.start);
+    });
     this.refreshFree(self, freeOf);
-    const j = this.indexOf(start);
-    this.tokens[j]!.free = freeOf([start, this.endOf(j)]);
   }
 
   private insert(t: Token): void {
@@ -260,7 +287,7 @@ export class Ring {
     const bLive = !this.dead.has(b.owner);
     if (aLive !== bLive) return aLive;
     if (a.version !== b.version) return a.version > b.version;
-    if (a.owner !== b.owner || a.free !== b.free) {
+    if (a.owner !== b.owner || a.free !== b.free || a.end !== b.end) {
       throw new RingConflictError(
         `[weave] IPAM ring: token at offset ${a.start} has two states under version ${a.version} (${a.owner}/${a.free} and ${b.owner}/${b.free}); only its owner changes it, so one peer reused a version`,
       );
@@ -276,6 +303,7 @@ export class Ring {
     if (compareIdentity(state.identity, this.identity) !== 0) throw new RangeError("merge: rings of different identities do not merge");
     for (const t of state.tokens) {
       if (!(Number.isInteger(t.start) && t.start >= 0 && t.start < this.size)) throw new RingConflictError(`[weave] IPAM ring: token start ${t.start} outside the range`);
+      if (!(t.end > t.start && t.end <= this.size)) throw new RingConflictError(`[weave] IPAM ring: token at ${t.start} ends at ${t.end}, outside (${t.start}, ${this.size}]`);
     }
     const newDead: Array<[string, string]> = [];
     for (const [d, c] of state.dead) {
@@ -303,7 +331,7 @@ export class Ring {
       this.changed.delete(t.start);
     }
     if (newDead.length === 0 && newTokens.length === 0) return undefined;
-    return { identity: this.identity, dead: newDead, tokens: newTokens };
+    return { identity: this.identity, dead: newDead, tokens: this.withBoundaries(newTokens) };
   }
 
   /** The whole ring. */
@@ -314,20 +342,37 @@ export class Ring {
   /** What this peer changed since the last call (its own edits, not merged ones), or undefined. */
   takeDelta(): RingState | undefined {
     if (this.changed.size === 0 && this.deadChanged.size === 0) return undefined;
-    const tokens = this.tokens.filter((t) => this.changed.has(t.start)).map((t) => ({ ...t }));
+    const tokens = this.withBoundaries(this.tokens.filter((t) => this.changed.has(t.start)));
     const dead = [...this.deadChanged].map((d): [string, string] => [d, this.dead.get(d)!]);
     this.changed.clear();
     this.deadChanged.clear();
     return { identity: this.identity, dead, tokens };
   }
 
-  /** Structural checks of a complete ring: a token at 0, distinct starts inside the range. */
+  /**
+   * `tokens` (copied) plus, for each, the token that ends its range here: a delta must say where
+   * each changed range ends, or a peer that missed an earlier delta would take a relabelled range
+   * to run on over a token it never heard of (and hand out, or give away, another peer's space).
+   */
+  private withBoundaries(tokens: readonly Token[]): Token[] {
+    const out = new Map<number, Token>();
+    for (const t of tokens) out.set(t.start, { ...t });
+    for (const t of tokens) {
+      const i = this.indexOf(t.start);
+      const next = this.tokens[i + 1];
+      if (next && !out.has(next.start)) out.set(next.start, { ...next });
+    }
+    return [...out.values()].sort((a, b) => a.start - b.start);
+  }
+
+  /** Structural checks of a complete ring: a token at 0, distinct starts inside the range, ends after starts. */
   private check(): void {
     if (this.tokens.length > 0 && this.tokens[0]!.start !== 0) throw new RingConflictError("[weave] IPAM ring: a complete ring must hold a token at the range's first address");
     for (let i = 0; i < this.tokens.length; i++) {
       const t = this.tokens[i]!;
       if (!(Number.isInteger(t.start) && t.start >= 0 && t.start < this.size)) throw new RingConflictError(`[weave] IPAM ring: token start ${t.start} outside the range`);
       if (i > 0 && this.tokens[i - 1]!.start === t.start) throw new RingConflictError(`[weave] IPAM ring: two tokens at offset ${t.start}`);
+      if (!(t.end > t.start && t.end <= this.size)) throw new RingConflictError(`[weave] IPAM ring: token at ${t.start} ends at ${t.end}, outside (${t.start}, ${this.size}]`);
     }
   }
 }

@@ -7,7 +7,7 @@
  * gives a newcomer the full state. `IpamTestCluster` runs N allocators on it, each with its own
  * MemoryDatastore that survives crashes, and checks the invariants (no address held twice).
  */
-import { MemoryDatastore, VirtualClock, silentLogger, type Logger } from "@cnikit/core";
+import { MemoryDatastore, VirtualClock, seededRandom, silentLogger, type Logger } from "@cnikit/core";
 import type { GossipChannel, GossipHandler } from "../mesh/gossip.ts";
 import { IPAM_KEYS, IpamAllocator, type IpallocInit } from "./allocator.ts";
 
@@ -182,6 +182,12 @@ export class IpamTestCluster {
     return a;
   }
 
+  /** A node deleted for good: its store (and so its pods' addresses) goes with it. */
+  forget(name: string): void {
+    this.crash(name);
+    this.stores.delete(name);
+  }
+
   crash(name: string): void {
     this.live.get(name)?.stop();
     this.live.delete(name);
@@ -246,4 +252,150 @@ export class IpamTestCluster {
     }
     return out;
   }
+}
+
+export interface RingScheduleOptions {
+  /** Steps per schedule. Default 24. */
+  steps?: number;
+  /** Message loss rate of the fake mesh. Default 0.05. */
+  lossRate?: number;
+  /** Per-peer loggers (to follow one schedule). Default silent. */
+  log?: (name: string) => Logger;
+}
+
+export interface RingScheduleResult {
+  seed: number;
+  /** One compact line: the schedule tried and its outcome. */
+  line: string;
+  /** Empty when every invariant held. */
+  failures: string[];
+  allocations: number;
+}
+
+/**
+ * One random schedule of partitions, heals, crashes, restarts, allocations and releases over 3-5
+ * peers on a small range (so donations and exhaustion happen), from `seed` (core's seededRandom).
+ * After every step: no address held twice (live peers' allocations, crashed peers' persisted
+ * ones). At the end (healed, everyone restarted, settled): the same again, every address held by
+ * its owner in every ring, nothing refused, no update rejected, every granted allocation still held.
+ */
+export async function runRingSchedule(seed: number, o: RingScheduleOptions = {}): Promise<RingScheduleResult> {
+  const random = seededRandom(seed);
+  const n = 3 + Math.floor(random() * 3);
+  const names = Array.from({ length: n }, (_, i) => `p${i + 1}`);
+  const seeded = random() < 0.4;
+  const size = random() < 0.5 ? 16 : 32;
+  const range = `10.32.0.0/${32 - Math.log2(size)}`;
+  const c = new IpamTestCluster({
+    names,
+    range,
+    init: () => (seeded ? { mode: "seed", peers: names } : { mode: "consensus", quorum: n }),
+    random,
+    lossRate: o.lossRate ?? 0.05,
+    grantTimeoutMs: 8000,
+    ...(o.log ? { log: o.log } : {}),
+  });
+  const log: string[] = [`seed=${seed} n=${n} ${seeded ? "seed" : `consensus=${n}`} ${range}:`];
+  const failures: string[] = [];
+  const granted = new Map<string, { peer: string; address: string }>();
+  const pending: Array<Promise<unknown>> = [];
+  const down = new Set<string>();
+  const gone = new Set<string>();
+  let keyNo = 0;
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+  for (const name of names) await c.start(name);
+  const check = async (when: string): Promise<void> => {
+    const dups = await c.duplicates();
+    if (dups.length > 0) failures.push(`${when}: duplicate ${dups.join("; ")}`);
+  };
+  for (let step = 0; step < (o.steps ?? 24) && failures.length === 0; step++) {
+    const up = names.filter((x) => !down.has(x) && !gone.has(x));
+    const r = random();
+    if (r < 0.4) {
+      // A burst of 1-3 allocations on one peer; some ask for a specific address (a claim when another peer owns it).
+      const peer = pick(up);
+      const burst = 1 + Math.floor(random() * 3);
+      for (let i = 0; i < burst; i++) {
+        const key = `k${++keyNo}`;
+        const specific = random() < 0.2 ? `10.32.0.${1 + Math.floor(random() * (size - 2))}` : undefined;
+        log.push(`${specific === undefined ? "a" : "s"}${peer.slice(1)}`);
+        pending.push(
+          c
+            .get(peer)
+            .allocate(key, specific === undefined ? {} : { address: specific })
+            .then((address) => void granted.set(key, { peer, address }))
+            .catch(() => undefined),
+        );
+      }
+    } else if (r < 0.52) {
+      const held = [...granted].filter(([, g]) => !down.has(g.peer));
+      if (held.length > 0) {
+        const [key, g] = pick(held);
+        log.push(`r${g.peer.slice(1)}`);
+        granted.delete(key);
+        pending.push(c.get(g.peer).release(key).catch(() => undefined));
+      }
+    } else if (r < 0.62) {
+      const shuffled = [...names].sort(() => random() - 0.5);
+      const cut = 1 + Math.floor(random() * (n - 1));
+      const groups = [shuffled.slice(0, cut), shuffled.slice(cut)];
+      c.mesh.partition(groups);
+      log.push(`P[${groups.map((g) => g.map((x) => x.slice(1)).join("")).join("|")}]`);
+    } else if (r < 0.7) {
+      c.mesh.heal();
+      log.push("H");
+    } else if (r < 0.8 && up.length > 1) {
+      const peer = pick(up);
+      c.crash(peer);
+      down.add(peer);
+      log.push(`C${peer.slice(1)}`);
+    } else if (r < 0.9 && down.size > 0) {
+      const peer = pick([...down]);
+      down.delete(peer);
+      (await c.start(peer)).peersGone([...gone]);
+      log.push(`R${peer.slice(1)}`);
+    } else if (r < 0.94 && down.size > 0 && names.length - gone.size > 2) {
+      // A crashed node is deleted for good: membership tells the others, its pods are gone with it.
+      const peer = pick([...down]);
+      down.delete(peer);
+      gone.add(peer);
+      c.forget(peer);
+      for (const [key, g] of [...granted]) if (g.peer === peer) granted.delete(key);
+      for (const a of c.live.values()) a.peersGone([...gone]);
+      log.push(`G${peer.slice(1)}`);
+    } else {
+      log.push("t");
+    }
+    await c.clock.advance(50 + Math.floor(random() * 3000));
+    await check(`after step ${step + 1}`);
+  }
+  c.mesh.heal();
+  for (const peer of down) (await c.start(peer)).peersGone([...gone]);
+  down.clear();
+  for (let t = 0; t < 60; t++) await c.clock.advance(1000);
+  await Promise.all(pending);
+  await check("at the end");
+  if (failures.length === 0) {
+    failures.push(...c.ownershipErrors());
+    failures.push(...c.mesh.rejected.map((x) => `rejected ${x}`));
+    const holdings = await c.holdings();
+    for (const [key, g] of granted) {
+      if (holdings.get(g.peer)?.get(key) !== g.address) failures.push(`granted ${key} -> ${g.address} on ${g.peer} but no longer held`);
+    }
+    for (const name of names.filter((x) => !gone.has(x))) {
+      for (const l of c.get(name).status()) if (l.startsWith("refused")) failures.push(`${name}: ${l}`);
+    }
+    // Space of deleted nodes ends with one claimant.
+    for (const d of gone) {
+      const lines = [...c.live.values()].map((a) => a.status().find((l) => l.startsWith(`reclaimed ${d} -> `)));
+      const ownersSeen = new Set([...c.live.values()].flatMap((a) => Array.from({ length: size }, (_, i) => a.owner(`10.32.0.${i}`))));
+      const stillOwns = ownersSeen.has(d);
+      // With no live owner left nobody may claim (documented in allocator.ts): then waiting is right.
+      const liveOwner = [...c.live.keys()].some((n) => ownersSeen.has(n));
+      if (new Set(lines).size > 1 || (stillOwns && liveOwner)) failures.push(`space of deleted ${d}: claimants ${lines.join(" / ")}${stillOwns ? ", still owns space" : ""}`);
+    }
+  }
+  for (const name of names) c.crash(name);
+  const line = `${log.join(" ")} -> granted ${granted.size}, ${failures.length === 0 ? "ok" : `FAILED: ${failures[0]}`}`;
+  return { seed, line, failures, allocations: granted.size };
 }
