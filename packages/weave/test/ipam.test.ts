@@ -60,6 +60,24 @@ describe("ring", () => {
     expect(b.merge(Ring.seed(16, id, ["a", "b"], free).snapshot())).toBeUndefined();
   });
 
+  it("a token learned without the token after it leaves a gap, never a longer range (its end is carried)", () => {
+    const donor = Ring.seed(16, id, ["a", "b"], free);
+    const other = Ring.seed(16, id, ["a", "b"], free);
+    donor.give("a", [5, 6], "c", free);
+    donor.takeDelta(); // lost on its way to `other`
+    donor.give("a", [4, 5], "c", free);
+    const second = donor.takeDelta()!;
+    // What reaches `other`: the second delta without the token at 6 (as if the boundary were missing too).
+    other.merge({ ...second, tokens: second.tokens.filter((t) => t.start !== 6) });
+    expect(other.ownerOf(4)).toBe("c");
+    expect(other.ownerOf(5)).toBe("c");
+    expect(other.ownerOf(6)).toBeUndefined();
+    expect(other.rangesOf("c")).toEqual([[4, 6]]);
+    other.merge(donor.snapshot());
+    expect(other.ownerOf(6)).toBe("a");
+    expect(other.rangesOf("a")).toEqual([[0, 4], [6, 8]]);
+  });
+
   it("refuses two states of one token under one version (no honest peer makes them)", () => {
     const a = Ring.seed(16, id, ["a", "b"], free);
     const forged = a.snapshot();
@@ -156,6 +174,48 @@ describe("IpamAllocator", () => {
     expect(c.get("p1").owner(a2)).toBe("p2");
     expect(await c.duplicates()).toEqual([]);
     expect(c.mesh.rejected).toEqual([]);
+  });
+
+  it("consensus without N: the quorum is a majority of the peers the mesh knows, self included", async () => {
+    const c = new IpamTestCluster({ names: ["p1", "p2", "p3", "p4"], range: "10.32.0.0/24", init: () => ({ mode: "consensus" }), random: seededRandom(21) });
+    for (const n of ["p1", "p2", "p3", "p4"]) await c.start(n);
+    const p = c.get("p4").allocate("k");
+    await c.clock.advance(0);
+    expect(c.get("p4").status()[0]).toBe("awaiting consensus (quorum: 3, known: 4)");
+    expect(await c.settle(p)).toMatch(/^10\.32\.0\./);
+  });
+
+  it("gossips only what changed: an allocation's delta carries a few tokens, the full ring goes to newcomers", async () => {
+    const c = new IpamTestCluster({ names: ["p1"], range: "10.32.0.0/16", init: () => ({ mode: "seed", peers: Array.from({ length: 64 }, (_, i) => `p${i + 1}`) }), random: seededRandom(22) });
+    const a = await c.start("p1");
+    const sent: Uint8Array[] = [];
+    a.attach({ gossip: (u) => void sent.push(u), gossipBroadcast: () => undefined, gossipUnicast: () => true });
+    // Alone with a seed list of 64 peers it waits for a peer's ring: give it one.
+    const peer = await c.start("p2");
+    a.onGossip(peer.gossip()!);
+    await c.settle(a.allocate("k"));
+    const full = a.gossip()!;
+    expect(sent.length).toBeGreaterThan(0);
+    const delta = decodeMessage(sent[sent.length - 1]!);
+    expect(delta.k === "ring" && !delta.full && delta.state.tokens.length <= 2).toBe(true);
+    expect(decodeMessage(full)).toMatchObject({ k: "ring", full: true });
+    expect(sent[sent.length - 1]!.length * 10).toBeLessThan(full.length);
+  });
+
+  it("a waiting allocation ends on its AbortSignal, and with ClosedError on stop", async () => {
+    const c = new IpamTestCluster({ names: ["a"], range: "10.32.0.0/24", init: () => ({ mode: "observer" }), random: seededRandom(23) });
+    const a = await c.start("a");
+    const ctl = new AbortController();
+    const p = a.allocate("k", { signal: ctl.signal });
+    await c.clock.advance(1000);
+    ctl.abort(new Error("cancelled by the runtime"));
+    await expect(p).rejects.toThrow("cancelled by the runtime");
+    const q = a.allocate("k2");
+    await c.clock.advance(1000);
+    expect(a.status()[0]).toBe("awaiting a ring from peers (observer)");
+    a.stop();
+    await expect(q).rejects.toMatchObject({ code: 107 });
+    await expect(a.allocate("k3")).rejects.toMatchObject({ code: 107 });
   });
 
   it("a lone consensus peer without quorum times out with TryAgainError naming the wait", async () => {

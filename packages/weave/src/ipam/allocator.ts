@@ -61,6 +61,8 @@ import {
   PoolExhaustedError,
   Prefix,
   TryAgainError,
+  FNV1A_OFFSET,
+  fnv1a32Hex,
   formatAddress,
   parseAddress,
   type Clock,
@@ -207,7 +209,10 @@ export class IpamAllocator implements GossipHandler {
       if (!this.synced) this.o.log.info("[weave] IPAM: restarted with a persisted ring; waiting for a peer's ring before serving", { allocations: this.allocs.size });
     } else if (this.o.init.mode === "seed") {
       const peers = [...new Set(this.o.init.peers)].sort();
-      this.ring = Ring.seed(this.size, { weight: peers.length, seed: `seed:${peers.join(",")}` }, peers, (r) => this.seedFree(r));
+      // The seed list's id: 64 bits of FNV-1a (two independent hashes), not the list itself, so every message stays small.
+      const list = peers.join(",");
+      const seed = `seed:${fnv1a32Hex(list)}${fnv1a32Hex(list, FNV1A_OFFSET ^ 0x5eed5eed)}`;
+      this.ring = Ring.seed(this.size, { weight: peers.length, seed }, peers, (r) => this.seedFree(r));
       // Seeding again after lost data would hand out donated space: wait for a peer unless alone.
       this.synced = this.allocs.size === 0 && peers.length === 1 && peers[0] === this.o.self;
       this.ring.takeDelta();
