@@ -12,6 +12,7 @@ import { benchEtcd } from "./bench/etcd.ts";
 import { benchFlannel } from "./bench/flannel.ts";
 import { benchNetpol } from "./bench/netpol.ts";
 import { benchSimReachability } from "./bench/sim-reachability.ts";
+import { benchWeaveConvergence } from "./bench/weave-convergence.ts";
 import { formatFigures, type Figure } from "./bench/figures.ts";
 
 
@@ -26,6 +27,7 @@ const suites: { name: string; run: () => Promise<Figure[]>; onlyWhenNamed?: bool
   { name: "calico", run: benchCalico },
   { name: "netpol", run: benchNetpol },
   { name: "cni", run: benchCni },
+  { name: "weave-convergence", run: benchWeaveConvergence },
   // The false-red sweep (hours with its defaults; narrow it with CONFORMANCE_SWEEP_ARGS="--seeds 1-100 --nodes 4").
   { name: "conformance-sweep", run: benchConformanceSweep, onlyWhenNamed: true },
 ];
