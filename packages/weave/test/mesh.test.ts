@@ -75,6 +75,21 @@ describe("mesh: connections", () => {
   });
 });
 
+describe("mesh: restarts in a partial mesh", () => {
+  it("a peer two hops away replaces the old incarnation's record with the new one", async () => {
+    const h = new Harness({ n: 4, neighbours: line(4) });
+    await h.startAll();
+    await h.until(() => h.converged(), 20_000);
+    const old = h.peers[3]!.mesh.self;
+    const fresh = await h.restart(3);
+    await h.until(() => h.converged(), 40_000);
+    const seen = h.peers[0]!.mesh.knows(old.name)!;
+    expect(seen.uid).toBe(fresh.mesh.self.uid);
+    expect(fresh.mesh.self.version).toBeGreaterThan(old.version);
+    await h.stopAll();
+  });
+});
+
 describe("mesh: full meshes converge", () => {
   for (const n of [10, 50]) {
     it(`${n} peers: every peer knows every peer and every link`, async () => {

@@ -161,7 +161,7 @@ export class Mesh {
   /** The kept ready connection per remote peer name. */
   private readonly byPeer = new Map<string, MeshConn>();
   private readonly forcedTargets = new Set<MeshConn>();
-  private readonly requested = new Map<string, number>();
+  private readonly requested = new Map<string, { version: number; at: number }>();
   private readonly listeners = new Set<() => void>();
   private readonly bucket: TokenBucket;
   private readonly maker: ConnectionMaker;
@@ -365,6 +365,7 @@ export class Mesh {
     const members = new Set(this.o.members.list().map((n) => n.name));
     members.delete(this.o.nodeName);
     this.maker.setTargets(members);
+    for (const node of this.refusals.keys()) if (!members.has(node)) this.refusals.delete(node);
     for (const c of [...this.conns]) if (!members.has(c.node)) c.close(`${c.node} left the cluster`);
   }
 
@@ -456,8 +457,13 @@ export class Mesh {
     this.refusals.delete(c.node);
     this.byPeer.set(r.name, c);
     this.maker.connected(c.node);
-    const oldUid = this.topo.learnNeighbour({ name: r.name, nickname: r.nickname, uid: r.uid, shortId: r.shortId });
-    if (oldUid !== undefined) this.o.log.info("mesh: peer restarted", { peer: r.name, node: c.node, from: oldUid, to: r.uid });
+    const previous = this.topo.learnNeighbour({ name: r.name, nickname: r.nickname, uid: r.uid, shortId: r.shortId });
+    if (previous) {
+      // A restart: show the new incarnation its old record, so it bumps its version beyond it and
+      // peers that still hold the old one (not connected to it) take the new one.
+      this.o.log.info("mesh: peer restarted", { peer: r.name, node: c.node, from: previous.uid, to: r.uid });
+      this.sendTo(c, { type: MESSAGE.topology, records: [previous], deltas: [] });
+    }
     this.o.log.info("mesh: connection up", { node: c.node, peer: r.name, outbound: c.outbound, encrypted: c.encrypted, version: c.version });
     this.localChanged();
     // Anti-entropy with the newcomer: our digest (it pulls what it lacks) and our channels' state.
@@ -633,8 +639,12 @@ export class Mesh {
     if (result.selfBumped) this.identity = this.identityOf(this.topo.self);
     for (const r of result.restarted) this.o.log.info("mesh: peer restarted", { peer: r.name, from: r.from, to: r.to });
     if (result.overflow > 0) this.o.log.warn("mesh: topology full, records ignored", { limit: MAX_PEERS, ignored: result.overflow });
-    if (result.unknown.length > 0) this.request(c, result.unknown.concat(result.needFull), true);
-    else if (result.needFull.length > 0) this.request(c, result.needFull, false);
+    const wanted = new Map<string, number>();
+    for (const r of records) wanted.set(r.name, r.version);
+    for (const d of deltas) wanted.set(d.name, Math.max(d.version, wanted.get(d.name) ?? 0));
+    const ask = (names: string[]): { name: string; version: number }[] => names.map((name) => ({ name, version: wanted.get(name) ?? Number.MAX_SAFE_INTEGER }));
+    if (result.unknown.length > 0) this.request(c, ask(result.unknown.concat(result.needFull)), true);
+    else if (result.needFull.length > 0) this.request(c, ask(result.needFull), false);
     if (result.changed.length > 0 || result.selfBumped) {
       this.scheduleFlush();
       this.topologyChanged();
@@ -642,22 +652,27 @@ export class Mesh {
   }
 
   private onDigest(c: MeshConn, entries: DigestEntry[], replyWanted: boolean): void {
-    this.request(c, this.topo.newerIn(entries), false);
+    const versions = new Map(entries.map((e) => [e.name, e.version]));
+    this.request(c, this.topo.newerIn(entries).map((name) => ({ name, version: versions.get(name)! })), false);
     if (replyWanted) this.sendTo(c, { type: MESSAGE.digest, replyWanted: false, entries: this.topo.digest() });
   }
 
-  /** Asks `c` for records, skipping names asked for within the last 5 s unless `force`. */
-  private request(c: MeshConn, names: string[], force: boolean): void {
+  /**
+   * Asks `c` for full records, skipping a name already asked for (at that version or later) within
+   * the last 5 s unless `force`: a newcomer hearing N digests at once pulls each record once.
+   */
+  private request(c: MeshConn, items: { name: string; version: number }[], force: boolean): void {
     const now = this.o.clock.now();
-    for (const [n, at] of this.requested) if (now - at >= REQUEST_THROTTLE_MS) this.requested.delete(n);
-    const ask: string[] = [];
-    for (const n of new Set(names)) {
-      if (!force && this.requested.has(n)) continue;
-      if (this.requested.size >= MAX_PEERS) break;
-      this.requested.set(n, now);
-      ask.push(n);
+    for (const [n, r] of this.requested) if (now - r.at >= REQUEST_THROTTLE_MS) this.requested.delete(n);
+    const ask = new Set<string>();
+    for (const { name, version } of items) {
+      const asked = this.requested.get(name);
+      if (!force && asked && asked.version >= version) continue;
+      if (!asked && this.requested.size >= MAX_PEERS) continue;
+      this.requested.set(name, { version, at: now });
+      ask.add(name);
     }
-    if (ask.length > 0) this.sendTo(c, { type: MESSAGE.request, names: ask });
+    if (ask.size > 0) this.sendTo(c, { type: MESSAGE.request, names: [...ask] });
   }
 
   private onChannelGossip(c: MeshConn, channel: string, updates: Uint8Array[]): void {

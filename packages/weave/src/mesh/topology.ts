@@ -179,9 +179,9 @@ export class Topology {
   /**
    * Adds what a handshake told us about a neighbour when we hold nothing newer: a record with no
    * connections at version 0 (its own gossip brings the real one). A different UID than the held
-   * record's replaces it (a restart). Returns the old UID when it was a restart.
+   * record's replaces it (a restart). Returns the replaced record when it was a restart.
    */
-  learnNeighbour(identity: { name: string; nickname: string; uid: string; shortId: number }): string | undefined {
+  learnNeighbour(identity: { name: string; nickname: string; uid: string; shortId: number }): PeerRecord | undefined {
     const held = this.records.get(identity.name);
     if (held && held.uid === identity.uid) return undefined;
     if (!held && this.records.size >= MAX_PEERS) return undefined;
@@ -189,7 +189,7 @@ export class Topology {
     this.records.set(identity.name, stub);
     this.note(held, stub);
     this.changedNow();
-    return held?.uid;
+    return held;
   }
 
   /**
