@@ -40,7 +40,7 @@ describe("sleeve packet", () => {
     ["short", Buffer.from([0x57, 1, 0]), /shorter than any header/],
     ["magic", Buffer.from([0x58, 1, 0, 1, 0x61, 1, 0x62]), /magic 0x58/],
     ["version", Buffer.from([0x57, 2, 0, 1, 0x61, 1, 0x62]), /version 2/],
-    ["flags", Buffer.from([0x57, 1, 6, 1, 0x61, 1, 0x62]), /unknown flags 0x6/],
+    ["flags", Buffer.from([0x57, 1, 0x18, 1, 0x61, 1, 0x62]), /unknown flags 0x18/],
     ["source name", Buffer.from([0x57, 1, 0, 9, 0x61, 1, 0x62]), /source name truncated/],
     ["destination name", Buffer.from([0x57, 1, 0, 1, 0x61, 0, 0x62]), /destination name truncated or empty/],
     ["name encoding", Buffer.from([0x57, 1, 0, 1, 0xff, 1, 0x62]), /not UTF-8/],

@@ -5,12 +5,19 @@
  *   byte 0      0x57 ('W')               magic
  *   byte 1      1                        version
  *   byte 2      flags                    bit 0: the body is sealed
+ *                                        bit 1: the names are raw IP addresses (4 or 16 bytes)
+ *                                        bit 2: the body is a handshake message (`handshake.ts`)
  *   byte 3      n                        length of the source peer's name (1-255, UTF-8)
  *   3+1..       source name
  *   next byte   m                        length of the destination peer's name (1-255)
  *   ..          destination name
  *   body        plain:  ( u16 big-endian length, frame )*
  *               sealed: session.seal(plain body, aad = the header above)
+ *
+ * With bit 1 a name is its peer's underlay address as 4 (IPv4) or 16 (IPv6) raw bytes instead of
+ * UTF-8: the userspace datapath names peers by address (no mesh to agree on names), and two
+ * 4-byte names keep an encrypted header at 13 bytes, so a frame of the pod MTU (underlay − 82)
+ * still fits one packet: 28 + 13 + 2 + (MTU + 14) + 24 ≤ underlay MTU.
  *
  * The header stays in the clear (the receiver needs the source name to pick the session) and is
  * authenticated as the AEAD's additional data, so a tampered name fails `open`. Frames use the
@@ -19,10 +26,17 @@
  * Every decoder throws `SleevePacketError` (code "SLEEVE_MALFORMED") naming what is wrong.
  */
 
+import { formatAddress, parseAddress } from "@cnikit/core";
+
 export const SLEEVE_MAGIC = 0x57;
 export const SLEEVE_VERSION = 1;
 /** Flags bit: the body is sealed. */
 export const SLEEVE_FLAG_SEALED = 0x01;
+/** Flags bit: both names are raw IP addresses (4 or 16 bytes). */
+export const SLEEVE_FLAG_ADDRESS_NAMES = 0x02;
+/** Flags bit: the body is a handshake message, not frames. */
+export const SLEEVE_FLAG_CONTROL = 0x04;
+const KNOWN_FLAGS = SLEEVE_FLAG_SEALED | SLEEVE_FLAG_ADDRESS_NAMES | SLEEVE_FLAG_CONTROL;
 /** The Ethernet header: frames shorter than this are not frames. */
 export const ETHERNET_HEADER_BYTES = 14;
 /** Per frame inside a packet: its 2-byte length. */
@@ -48,6 +62,10 @@ export interface SleeveHeader {
   /** The peer the frames are for. */
   dst: string;
   sealed: boolean;
+  /** Both names are IP addresses, carried as raw bytes (flag bit 1). */
+  addressNames?: boolean;
+  /** The body is a handshake message (flag bit 2). */
+  control?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -59,14 +77,40 @@ function nameBytes(name: string, field: string): Uint8Array {
   return b;
 }
 
+/** An IP address as its 4 or 16 raw bytes. */
+function addressBytes(name: string, field: string): Uint8Array {
+  let parsed: { family: 4 | 6; value: bigint };
+  try {
+    parsed = parseAddress(name);
+  } catch {
+    throw new RangeError(`[weave] sleeve ${field} "${name}" must be an IP address (the header carries addresses as names)`);
+  }
+  const n = parsed.family === 4 ? 4 : 16;
+  const out = new Uint8Array(n);
+  let v = parsed.value;
+  for (let i = n - 1; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+}
+
+function addressText(bytes: Uint8Array): string {
+  if (bytes.length !== 4 && bytes.length !== 16) throw new SleevePacketError(`an address name of ${bytes.length} bytes is neither IPv4 (4) nor IPv6 (16)`);
+  let v = 0n;
+  for (const b of bytes) v = (v << 8n) | BigInt(b);
+  return formatAddress(v, bytes.length === 4 ? 4 : 6);
+}
+
 /** The header bytes (also the AEAD's additional data when sealed). */
 export function encodeSleeveHeader(header: SleeveHeader): Uint8Array {
-  const src = nameBytes(header.src, "source name");
-  const dst = nameBytes(header.dst, "destination name");
+  const name = header.addressNames === true ? addressBytes : nameBytes;
+  const src = name(header.src, "source name");
+  const dst = name(header.dst, "destination name");
   const out = new Uint8Array(5 + src.length + dst.length);
   out[0] = SLEEVE_MAGIC;
   out[1] = SLEEVE_VERSION;
-  out[2] = header.sealed ? SLEEVE_FLAG_SEALED : 0;
+  out[2] = (header.sealed ? SLEEVE_FLAG_SEALED : 0) | (header.addressNames === true ? SLEEVE_FLAG_ADDRESS_NAMES : 0) | (header.control === true ? SLEEVE_FLAG_CONTROL : 0);
   out[3] = src.length;
   out.set(src, 4);
   out[4 + src.length] = dst.length;
@@ -80,7 +124,7 @@ export function decodeSleevePacket(packet: Uint8Array): { header: SleeveHeader; 
   if (packet[0] !== SLEEVE_MAGIC) throw new SleevePacketError(`magic 0x${packet[0]!.toString(16)} is not 0x57`);
   if (packet[1] !== SLEEVE_VERSION) throw new SleevePacketError(`version ${packet[1]} is not ${SLEEVE_VERSION}`);
   const flags = packet[2]!;
-  if ((flags & ~SLEEVE_FLAG_SEALED) !== 0) throw new SleevePacketError(`unknown flags 0x${flags.toString(16)}`);
+  if ((flags & ~KNOWN_FLAGS) !== 0) throw new SleevePacketError(`unknown flags 0x${flags.toString(16)}`);
   const srcLen = packet[3]!;
   const dstAt = 4 + srcLen;
   if (srcLen === 0 || packet.length < dstAt + 1) throw new SleevePacketError("source name truncated or empty");
@@ -89,17 +133,27 @@ export function decodeSleevePacket(packet: Uint8Array): { header: SleeveHeader; 
   if (dstLen === 0 || packet.length < bodyAt) throw new SleevePacketError("destination name truncated or empty");
   let src: string;
   let dst: string;
-  try {
-    src = decoder.decode(packet.subarray(4, dstAt));
-    dst = decoder.decode(packet.subarray(dstAt + 1, bodyAt));
-  } catch {
-    throw new SleevePacketError("a peer name is not UTF-8");
+  const addressNames = (flags & SLEEVE_FLAG_ADDRESS_NAMES) !== 0;
+  if (addressNames) {
+    src = addressText(packet.subarray(4, dstAt));
+    dst = addressText(packet.subarray(dstAt + 1, bodyAt));
+  } else {
+    try {
+      src = decoder.decode(packet.subarray(4, dstAt));
+      dst = decoder.decode(packet.subarray(dstAt + 1, bodyAt));
+    } catch {
+      throw new SleevePacketError("a peer name is not UTF-8");
+    }
   }
-  return { header: { src, dst, sealed: (flags & SLEEVE_FLAG_SEALED) !== 0 }, headerBytes: packet.subarray(0, bodyAt), body: packet.subarray(bodyAt) };
+  const header: SleeveHeader = { src, dst, sealed: (flags & SLEEVE_FLAG_SEALED) !== 0 };
+  if (addressNames) header.addressNames = true;
+  if ((flags & SLEEVE_FLAG_CONTROL) !== 0) header.control = true;
+  return { header, headerBytes: packet.subarray(0, bodyAt), body: packet.subarray(bodyAt) };
 }
 
-/** Size of the header for these two names. */
-export function sleeveHeaderBytes(src: string, dst: string): number {
+/** Size of the header for these two names (`addressNames`: carried as raw addresses). */
+export function sleeveHeaderBytes(src: string, dst: string, addressNames = false): number {
+  if (addressNames) return 5 + addressBytes(src, "source name").length + addressBytes(dst, "destination name").length;
   return 5 + encoder.encode(src).length + encoder.encode(dst).length;
 }
 

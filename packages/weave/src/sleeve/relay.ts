@@ -32,6 +32,13 @@
  *    nothing ("no-session"), a plaintext packet is dropped ("unsealed"), one that fails to open
  *    (tamper, replay, wrong key) is dropped ("auth-failed"). Without `encrypted`, a sealed packet
  *    is dropped ("sealed-unexpected") and `setPeers` refuses sessions.
+ *  - Sessions without a mesh (`password`): the relay agrees each peer's keys itself with a small
+ *    UDP handshake on its socket (handshake.ts: X25519 + the password, a proof of the derived keys),
+ *    re-handshakes when a peer restarts (a new key), and refuses a peer whose proof does not match
+ *    (wrong password; `stats().handshake.refused` says so). Frames to a peer without keys yet are
+ *    dropped ("no-session"), never sent in plaintext.
+ *  - `addressNames`: peers (and this relay) are named by their underlay address, carried as raw
+ *    bytes in the header (packet.ts), which keeps the header small enough for a pod-MTU frame.
  *  - A packet must come from the underlay address of the peer it names as source
  *    ("address-mismatch" otherwise).
  *  - Memory is bounded: the MAC table (`MacTable`, 10 min expiry, `macLimit` entries), the TAP's
@@ -41,6 +48,7 @@ import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { isIP } from "node:net";
 import { CniCode, CniError, ConfigError, RealClock, silentLogger, type Clock, type Logger } from "@cnikit/core";
 import { Opener, Sealer, type SessionKeys } from "../crypto/session.ts";
+import { decodeHandshake, SleeveKeyExchange } from "./handshake.ts";
 import { MacTable } from "./mac-table.ts";
 import {
   decodeFrames,
@@ -120,6 +128,8 @@ export const SleeveDrop = {
   sendBacklog: "send-backlog",
   /** The kernel refused a send (unreachable, …). */
   sendError: "send-error",
+  /** A handshake message on a relay that does not do handshakes, or from a refused peer. */
+  handshake: "handshake",
 } as const;
 export type SleeveDrop = (typeof SleeveDrop)[keyof typeof SleeveDrop];
 
@@ -143,6 +153,8 @@ export interface SleeveStats {
   drops: Record<SleeveDrop, number>;
   /** The device's helper PID, or why it ended. */
   device: { ifname: string; pid?: number; exited?: string };
+  /** With `password`: peers with a session, sessions set up, re-keys (a peer restarted) and refused peers with why. */
+  handshake?: { sessions: number; established: number; rekeys: number; refusals: number; refused: { peer: string; reason: string }[] };
 }
 
 export interface SleeveRelayOptions {
@@ -156,6 +168,15 @@ export interface SleeveRelayOptions {
   device: FrameDevice;
   /** Seal every packet (WEAVE_PASSWORD set). Default false. */
   encrypted?: boolean;
+  /**
+   * Agree each peer's session with the relay's own handshake, mixed with this password (needs
+   * `encrypted`; peers then come without `session`). Absent: sessions come with `setPeers`.
+   */
+  password?: string;
+  /** How often a peer without a session is sent a handshake message; default 1000 ms. */
+  handshakeIntervalMs?: number;
+  /** Names (own and peers') are IP addresses, carried as raw bytes (packet.ts). Default false. */
+  addressNames?: boolean;
   /** The underlay path MTU; default 1500. */
   pathMtu?: number;
   /** MAC expiry (default 10 min) and bound (default 8192). */
@@ -181,6 +202,8 @@ export function formatSleeveStats(s: SleeveStats): string {
   return (
     `sleeve ${device}: ${s.peers} peer${s.peers === 1 ? "" : "s"}, ${s.macs} MAC${s.macs === 1 ? "" : "s"}; ` +
     `in ${s.framesIn} frames/${kb(s.bytesIn)}, out ${s.framesOut} frames/${kb(s.bytesOut)} (${s.floods} flooded)` +
+    (s.handshake ? `; sessions ${s.handshake.sessions}/${s.peers} (${s.handshake.established} set up, ${s.handshake.rekeys} re-keyed)` : "") +
+    (s.handshake && s.handshake.refused.length > 0 ? `; refused: ${s.handshake.refused.map((r) => `${r.peer} (${r.reason})`).join(", ")}` : "") +
     (drops.length > 0 ? `; drops: ${drops.join(", ")}` : "")
   );
 }
@@ -190,8 +213,8 @@ export function formatSleeveStats(s: SleeveStats): string {
  * frame's length prefix + `sealOverhead` (the AEAD's nonce/sequence and tag when encrypted). The
  * TAP's MTU is the path MTU minus this minus the 14-byte Ethernet header.
  */
-export function sleeveOverhead(options: { src: string; dst: string; sealOverhead?: number }): number {
-  return UNDERLAY_HEADER_BYTES + sleeveHeaderBytes(options.src, options.dst) + FRAME_PREFIX_BYTES + (options.sealOverhead ?? 0);
+export function sleeveOverhead(options: { src: string; dst: string; sealOverhead?: number; addressNames?: boolean }): number {
+  return UNDERLAY_HEADER_BYTES + sleeveHeaderBytes(options.src, options.dst, options.addressNames ?? false) + FRAME_PREFIX_BYTES + (options.sealOverhead ?? 0);
 }
 
 interface PeerEntry {
@@ -200,6 +223,8 @@ interface PeerEntry {
   port: number;
   session: SleeveSession | undefined;
   header: Uint8Array;
+  /** The header of handshake messages to this peer. */
+  control: Uint8Array;
 }
 
 const C = "weave";
@@ -210,6 +235,11 @@ export class SleeveRelay {
   private readonly port: number;
   private readonly device: FrameDevice;
   private readonly encrypted: boolean;
+  private readonly addressNames: boolean;
+  private readonly exchange: SleeveKeyExchange | undefined;
+  private readonly handshakeIntervalMs: number;
+  private readonly clock: Clock;
+  private handshakeTimer: { cancel(): void } | undefined;
   private readonly maxPayload: number;
   private readonly sendQueueLimit: number;
   private readonly log: Logger;
@@ -234,6 +264,11 @@ export class SleeveRelay {
     if (typeof options.name !== "string" || options.name.length === 0 || Buffer.byteLength(options.name) > 255) {
       throw new ConfigError({ component: C, field: "sleeve.name", rule: "must be a peer name of 1-255 bytes", value: options.name });
     }
+    if (options.addressNames === true && isIP(options.name) === 0) throw new ConfigError({ component: C, field: "sleeve.name", rule: "must be an IP address (addressNames: peers are named by their underlay address)", value: options.name });
+    if (options.password !== undefined && (typeof options.password !== "string" || options.password.length === 0)) throw new ConfigError({ component: C, field: "sleeve.password", rule: "must be a non-empty string" });
+    if (options.password !== undefined && options.encrypted !== true) throw new ConfigError({ component: C, field: "sleeve.password", rule: "needs encrypted: true (the password keys the sealing)" });
+    const interval = options.handshakeIntervalMs ?? 1000;
+    if (!Number.isFinite(interval) || interval <= 0) throw new ConfigError({ component: C, field: "sleeve.handshakeIntervalMs", rule: "must be a number of milliseconds above 0", value: interval });
     if (isIP(options.address) === 0) throw new ConfigError({ component: C, field: "sleeve.address", rule: "must be an IP address (the node's underlay address)", value: options.address });
     const port = options.port ?? SLEEVE_PORT;
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError({ component: C, field: "sleeve.port", rule: "must be a UDP port 0-65535", value: port });
@@ -244,10 +279,14 @@ export class SleeveRelay {
     this.port = port;
     this.device = options.device;
     this.encrypted = options.encrypted ?? false;
+    this.addressNames = options.addressNames ?? false;
+    this.exchange = options.password === undefined ? undefined : new SleeveKeyExchange({ self: options.name, password: options.password });
+    this.handshakeIntervalMs = interval;
+    this.clock = options.clock ?? new RealClock();
     this.maxPayload = mtu - UNDERLAY_HEADER_BYTES;
     this.sendQueueLimit = options.sendQueueLimit ?? 4096;
     this.log = options.log ?? silentLogger;
-    this.macs = new MacTable({ clock: options.clock ?? new RealClock(), ...(options.macTtlMs !== undefined ? { ttlMs: options.macTtlMs } : {}), ...(options.macLimit !== undefined ? { limit: options.macLimit } : {}) });
+    this.macs = new MacTable({ clock: this.clock, ...(options.macTtlMs !== undefined ? { ttlMs: options.macTtlMs } : {}), ...(options.macLimit !== undefined ? { limit: options.macLimit } : {}) });
   }
 
   /** The UDP port the relay is bound to (after `start`). */
@@ -288,6 +327,10 @@ export class SleeveRelay {
     this.boundPort = socket.address().port;
     socket.on("message", (msg, rinfo) => this.fromPeer(msg, rinfo));
     socket.on("error", (err) => this.log.warn("sleeve socket error", { error: err.message }));
+    if (this.exchange) {
+      this.handshakeTimer = this.clock.setInterval(() => this.sendHandshakes(), this.handshakeIntervalMs);
+      this.sendHandshakes();
+    }
   }
 
   /**
@@ -305,10 +348,68 @@ export class SleeveRelay {
       const port = p.port ?? SLEEVE_PORT;
       if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError({ component: C, field: `peers[${i}].port`, rule: "must be a UDP port 1-65535", value: port });
       if (p.session !== undefined && !this.encrypted) throw new ConfigError({ component: C, field: `peers[${i}].session`, rule: "must be absent: this sleeve is not encrypted (no WEAVE_PASSWORD)" });
-      next.set(p.name, { name: p.name, address: p.address, port, session: p.session, header: encodeSleeveHeader({ src: this.name, dst: p.name, sealed: this.encrypted }) });
+      if (p.session !== undefined && this.exchange) throw new ConfigError({ component: C, field: `peers[${i}].session`, rule: "must be absent: this relay agrees sessions itself (password)" });
+      if (this.addressNames && isIP(p.name) === 0) throw new ConfigError({ component: C, field: `peers[${i}].name`, rule: "must be an IP address (addressNames)", value: p.name });
+      const names = { src: this.name, dst: p.name, addressNames: this.addressNames };
+      // With its own handshake the relay keeps a peer's session across setPeers calls.
+      const session = this.exchange ? this.peers.get(p.name)?.session : p.session;
+      next.set(p.name, { name: p.name, address: p.address, port, session, header: encodeSleeveHeader({ ...names, sealed: this.encrypted }), control: encodeSleeveHeader({ ...names, sealed: false, control: true }) });
     });
-    for (const old of this.peers.keys()) if (!next.has(old)) this.macs.forgetPeer(old);
+    const added: PeerEntry[] = [];
+    for (const [name, entry] of next) if (!this.peers.has(name)) added.push(entry);
+    for (const old of this.peers.keys()) {
+      if (next.has(old)) continue;
+      this.macs.forgetPeer(old);
+      this.exchange?.forget(old);
+    }
     this.peers = next;
+    if (this.exchange && this.socket) for (const p of added) this.sendHandshake(p);
+  }
+
+  /** Whether `peer` has a session (always true on a plain sleeve). */
+  hasSession(peer: string): boolean {
+    return !this.encrypted || this.peers.get(peer)?.session !== undefined;
+  }
+
+  private sendHandshakes(): void {
+    for (const p of this.peers.values()) if (p.session === undefined) this.sendHandshake(p);
+  }
+
+  private sendHandshake(peer: PeerEntry, body?: Uint8Array): void {
+    const socket = this.socket;
+    if (!socket || !this.exchange) return;
+    socket.send([peer.control, body ?? this.exchange.hello(peer.name)], peer.port, peer.address, (err) => {
+      if (err) this.log.debug("sleeve handshake send failed", { peer: peer.name, error: err.message });
+    });
+  }
+
+  private fromPeerHandshake(peer: PeerEntry, body: Uint8Array): void {
+    if (!this.exchange) {
+      this.drops[SleeveDrop.handshake]++;
+      return;
+    }
+    let outcome: ReturnType<SleeveKeyExchange["receive"]>;
+    try {
+      outcome = this.exchange.receive(peer.name, decodeHandshake(body));
+    } catch {
+      this.drops[SleeveDrop.malformed]++;
+      return;
+    }
+    if (outcome.rekey) {
+      peer.session = undefined;
+      this.log.info("sleeve peer restarted: new handshake", { peer: peer.name });
+    }
+    if (outcome.refused !== undefined) {
+      if (peer.session !== undefined) peer.session = undefined;
+      this.drops[SleeveDrop.handshake]++;
+      this.log.warn("sleeve peer refused", { peer: peer.name, reason: outcome.refused });
+      return;
+    }
+    if (outcome.established) {
+      peer.session = sleeveSession(outcome.established);
+      this.log.info("sleeve session established", { peer: peer.name });
+    }
+    if (outcome.reply) this.sendHandshake(peer, outcome.reply);
   }
 
   /** The counters (a snapshot). */
@@ -316,13 +417,26 @@ export class SleeveRelay {
     const device: SleeveStats["device"] = { ifname: this.device.ifname };
     if (this.device.pid !== undefined) device.pid = this.device.pid;
     if (this.device.exited !== undefined) device.exited = this.device.exited;
-    return { ...this.counters, macs: this.macs.size, macsEvicted: this.macs.evicted, peers: this.peers.size, drops: { ...this.drops }, device };
+    const out: SleeveStats = { ...this.counters, macs: this.macs.size, macsEvicted: this.macs.evicted, peers: this.peers.size, drops: { ...this.drops }, device };
+    if (this.exchange) {
+      const refused: { peer: string; reason: string }[] = [];
+      let sessions = 0;
+      for (const p of this.peers.values()) {
+        if (p.session !== undefined) sessions++;
+        const why = this.exchange.refusal(p.name);
+        if (why !== undefined) refused.push({ peer: p.name, reason: why });
+      }
+      out.handshake = { sessions, ...this.exchange.counters, refused };
+    }
+    return out;
   }
 
   /** Closes the socket and stops the device (its helper by PID). Idempotent. */
   async stop(): Promise<void> {
     if (this.state === "stopped") return;
     this.state = "stopped";
+    this.handshakeTimer?.cancel();
+    this.handshakeTimer = undefined;
     const socket = this.socket;
     this.socket = undefined;
     if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
@@ -445,6 +559,10 @@ export class SleeveRelay {
     }
     if (!sameAddress(rinfo.address, peer.address)) {
       this.drops[SleeveDrop.addressMismatch]++;
+      return;
+    }
+    if (header.control === true) {
+      this.fromPeerHandshake(peer, decoded.body);
       return;
     }
     let body = decoded.body;
