@@ -47,6 +47,18 @@
  *    ranges are the node subnets). What the suite must decide before any cluster exists (the
  *    topology to build) comes from `topologyNeeds(config)`, which depends on the config alone.
  *
+ * Userspace datapaths (`Backend.userspaceDatapath`, optional): a link kind the kernel has no device
+ * for (Weave's sleeve) can still be rendered on a kernel when the backend runs its forwarding in
+ * userspace. The host of the renderer (cnikitd) asks the backend once for a `UserspaceDatapath`
+ * and hands it to the renderer; for a desired link of one of its `kinds` the renderer calls
+ * `ensure(link)` (the datapath makes a TAP named as the link, in the namespace of the process it
+ * runs in) instead of `ip link add`, then sets the device's MAC, MTU, master and up itself as for
+ * any owned link; it passes the link's FDB entries (the peers' underlay addresses) with `setFdb`
+ * instead of `bridge fdb`, and calls `remove(name)` when the link goes. `status()` gives one line
+ * per device for STATUS and logs; `stop()` (the host, when it stops) ends every device and the
+ * processes behind them by PID. The datapath lives in the renderer's host process: the devices go
+ * with it. Without a datapath for a kind the renderer refuses such a link ("kernel lacks ...").
+ *
  * NetworkPolicy: a backend that claims `capabilities.networkPolicy` watches the Kubernetes objects
  * the cluster mirrors into `ctx.store` under `KUBE_PREFIX` (kube.ts): namespaces
  * (`/cnikit/kube/namespaces/<name>`, with their labels) and networking.k8s.io/v1 NetworkPolicies
@@ -56,7 +68,7 @@
  */
 import type { Clock } from "./clock.ts";
 import type { Datastore } from "./datastore.ts";
-import type { Family, NodeDataplane } from "./dataplane.ts";
+import type { Family, FdbEntry, Link, NodeDataplane } from "./dataplane.ts";
 import type { PeerTransport } from "./peers.ts";
 
 /** One underlay interface of a node. */
@@ -412,6 +424,39 @@ export interface NetworkSummary {
   encrypted?: boolean;
 }
 
+/**
+ * Forwarding the kernel lacks, run in userspace for links of `kinds` (see the header). Methods are
+ * called by one renderer, one at a time.
+ */
+export interface UserspaceDatapath {
+  /** The link kinds it builds (e.g. `["sleeve"]`). */
+  readonly kinds: readonly Link["kind"][];
+  /**
+   * Makes the device for `link` run (a TAP named `link.name`, not yet up, no master), or keeps the
+   * running one when it matches `link`. Resolves true when it (re)created the device (the renderer
+   * then configures it again). Rejects with a `CniError` (e.g. `KernelLacksError` "tun", a missing
+   * helper, a port in use) naming what is missing.
+   */
+  ensure(link: Link): Promise<boolean>;
+  /** The link's FDB entries (all of them, replacing what it had): the peers to forward to. */
+  setFdb(link: string, entries: readonly FdbEntry[]): void;
+  /** Whether a device named `link` runs. */
+  has(link: string): boolean;
+  /** Stops the device of `link` (it disappears from the kernel). Idempotent. */
+  remove(link: string): Promise<void>;
+  /** One line per device: what it carries, its peers, drops, refusals. */
+  status(): string[];
+  /** Stops every device (their helpers by PID). Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** What `Backend.userspaceDatapath` gets: the parsed config and the node it runs on. */
+export interface UserspaceDatapathContext<C> {
+  config: C;
+  node: NodeInfo;
+  log: Logger;
+}
+
 export interface Backend<C = unknown> {
   /** Lowercase, stable, unique among built-in backends (e.g. `flannel`). */
   readonly name: string;
@@ -441,6 +486,11 @@ export interface Backend<C = unknown> {
    * started before the nodes' agents. Does no I/O: `start()` does.
    */
   createController?(ctx: ControllerContext<C>): ClusterController;
+  /**
+   * The userspace datapath for link kinds the kernel lacks (absent: the backend's links are all
+   * kernel devices). Does no I/O: `ensure` does. See the header.
+   */
+  userspaceDatapath?(ctx: UserspaceDatapathContext<C>): UserspaceDatapath;
 }
 
 /**

@@ -9,6 +9,7 @@
 import { defineBackend } from "@cnikit/core";
 import type { NetworkSummary } from "@cnikit/core";
 import { createWeaveAgent } from "./agent.ts";
+import { weaveUserspaceDatapath } from "./datapath.ts";
 import { WEAVE, parseWeaveConfig } from "./config.ts";
 import type { WeaveConfig } from "./config.ts";
 import { preferredDatapath } from "./plan.ts";
@@ -41,6 +42,7 @@ export const weave = defineBackend<WeaveConfig>({
   parseConfig: parseWeaveConfig,
   summarize,
   createAgent: createWeaveAgent,
+  userspaceDatapath: weaveUserspaceDatapath,
 });
 
 export { parseWeaveConfig, WEAVE } from "./config.ts";
