@@ -20,7 +20,11 @@
  * Initialisation (`init`): "consensus" — lazy single-value Paxos at the first allocation, quorum
  * floor(N/2)+1 of `quorum` N or of the peers the mesh knows (self included); the value is the set
  * of peers that promised, and the ring splits among them. "seed" — the ring is built at start from
- * the seed list (identical on every peer). "observer" — never votes, waits for a ring.
+ * the seed list (identical on every peer; a peer that starts without persisted data, or alone,
+ * serves nothing before it has merged a peer's ring, since its share may have been donated since).
+ * "observer" — never votes in the initial consensus, waits for a ring, then asks for space. Any
+ * ring a peer without one hears is adopted; a Paxos prepare for "init" reaching a peer that has a
+ * ring is answered with the ring.
  *
  * Getting space: a peer with no free owned address unicasts "want" to a donor picked at random
  * weighted by advertised free space (skipping unreachable ones); the donor gives its largest free
@@ -35,7 +39,10 @@
  *     allocations are claimed, address by address, from their owner in the winning ring: a free
  *     address is donated to it (the pod keeps its address), one the owner has itself allocated is
  *     denied, and the yielding peer reports it (error log, status) and drops it from its
- *     allocations — never served twice, never re-homed silently. No manual reset.
+ *     allocations — never served twice, never re-homed silently. No manual reset. What this cannot
+ *     undo: while apart, both sides may have handed the same address to a pod (only a correct
+ *     consensus=N, which lets at most one side agree, prevents that); the merged state then keeps
+ *     it on the winning side only and names the pod to re-create on the other.
  *  2. Departed peers (#2797, #3384): `peersGone` (membership says the peer left for good, or its
  *     name was replaced) starts a Paxos instance "reclaim:<peer>" among the ring's owners. Voters:
  *     the owners that membership has not declared gone; quorum: a majority of them; an acceptor
