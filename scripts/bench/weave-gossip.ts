@@ -35,6 +35,7 @@ export async function benchWeaveGossip(sizes: number[] = [10, 100, 500], connLim
     const wall0 = performance.now();
     await h.startAll();
     const formed = await waitFor(h, () => h.converged(), 600_000, 500);
+    process.stderr.write(`N=${n}: formed after ${formed} ms virtual, ${((performance.now() - wall0) / 1000).toFixed(1)} s wall\n`);
     figures.push({ name: `N=${n}: mesh formed (all consistent)`, value: formed / 1000, unit: "s virtual" });
     await h.clock.advance(5_000);
 

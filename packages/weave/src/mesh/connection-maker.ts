@@ -64,6 +64,8 @@ export interface TargetStatus {
 interface Target extends TargetStatus {
   timer: TimerHandle | undefined;
   dialling: boolean;
+  /** Waiting for a free slot under the connection limit (no timer: `slotFreed` wakes it). */
+  parked: boolean;
 }
 
 export interface ConnectionMakerOptions {
@@ -100,9 +102,19 @@ export class ConnectionMaker {
       [fresh[i], fresh[j]] = [fresh[j]!, fresh[i]!];
     }
     for (const node of fresh) {
-      const t: Target = { node, failures: 0, nextAttemptAt: undefined, lastError: undefined, attempts: 0, timer: undefined, dialling: false };
+      const t: Target = { node, failures: 0, nextAttemptAt: undefined, lastError: undefined, attempts: 0, timer: undefined, dialling: false, parked: false };
       this.targets.set(node, t);
       this.schedule(t, 0);
+    }
+  }
+
+  /** `free` connection slots came free: that many parked targets, at random, try again within 1 s. */
+  slotFreed(free: number): void {
+    if (this.stopped || free <= 0) return;
+    const parked = [...this.targets.values()].filter((t) => t.parked);
+    for (let k = 0; k < free && parked.length > 0; k++) {
+      const [t] = parked.splice(Math.floor(this.o.random() * parked.length), 1);
+      this.schedule(t!, this.o.random() * 1_000);
     }
   }
 
@@ -141,6 +153,7 @@ export class ConnectionMaker {
 
   private schedule(t: Target, delay: number): void {
     t.timer?.cancel();
+    t.parked = false;
     t.nextAttemptAt = this.o.clock.now() + delay;
     t.timer = this.o.clock.setTimeout(() => {
       t.timer = undefined;
@@ -153,8 +166,8 @@ export class ConnectionMaker {
     t.nextAttemptAt = undefined;
     if (this.o.isConnected(t.node)) return;
     if (!this.o.canDial()) {
-      // At the connection limit: look again later without counting a failure.
-      this.schedule(t, reconnectDelay(Math.max(1, t.failures), this.o.random));
+      // At the connection limit: wait for a free slot (no timer per waiting target).
+      t.parked = true;
       return;
     }
     t.dialling = true;

@@ -378,14 +378,21 @@ export class Mesh {
     });
   }
 
+  private freeSlots(): number {
+    return this.o.connLimit - this.conns.size - this.dialling;
+  }
+
   private async dial(node: string): Promise<void> {
     this.dialling++;
     let pc: PeerConnection;
     try {
       pc = await this.o.transport.connect(node, MESH_SERVICE);
-    } finally {
+    } catch (err) {
       this.dialling--;
+      this.maker.slotFreed(this.freeSlots());
+      throw err;
     }
+    this.dialling--;
     if (!this.running) {
       pc.close(`${this.o.nodeName} is stopping`);
       return;
@@ -496,6 +503,7 @@ export class Mesh {
       }
     }
     if (!this.running) return;
+    this.maker.slotFreed(this.freeSlots());
     this.maker.disconnected(c.node, { upMs: c.readyAt === undefined ? undefined : this.o.clock.now() - c.readyAt, reason, duplicate });
     if (wasKept) this.localChanged();
   }
