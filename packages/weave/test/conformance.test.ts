@@ -1,20 +1,22 @@
-// The shared conformance suite in the simulator over weave: every section, 4 nodes, each mode of
-// the fixtures (fastdp, sleeve, encrypted) at seed 1, fastdp at seed 2 too. The 10- and 100-node
-// runs are in conformance-scale.test.ts; the main job runs the modes through the registry.
+// The shared conformance suite in the simulator over weave, every section, each mode of the
+// fixtures (fastdp, sleeve, encrypted): at 4 nodes (seed 1, and seed 2 for fastdp), 2 and 10 nodes.
+// 100 nodes is a benchmark-sized run (minutes per mode): `npx tsx --conditions=source
+// scripts/conformance-all.ts --only weave --nodes 100`. The main job runs the modes through the registry.
 import { describe } from "vitest";
 import { defineConformanceSuite } from "@cnikit/conformance";
 import { fixtureConfig } from "@cnikit/core";
 import { weaveFixtures } from "../src/fixtures.ts";
 import { weave } from "../src/index.ts";
 
-const runs: [string, number][] = [
-  ["fastdp", 1],
-  ["fastdp", 2],
-  ["sleeve", 1],
-  ["encrypted", 1],
+const runs: [label: string, seed: number, nodes: number][] = [
+  ["fastdp", 1, 4],
+  ["fastdp", 2, 4],
+  ["sleeve", 1, 4],
+  ["encrypted", 1, 4],
 ];
-for (const [label, seed] of runs) {
-  describe(`${label}, seed ${seed}`, () => {
-    defineConformanceSuite(weave, { config: fixtureConfig(weaveFixtures.configs, label), configLabel: label, seed, invalidConfigs: weaveFixtures.invalidConfigs, anchorConfigs: weaveFixtures.anchorConfigs });
+for (const label of ["fastdp", "sleeve", "encrypted"]) runs.push([label, 3, 2], [label, 4, 10]);
+for (const [label, seed, nodes] of runs) {
+  describe(`${label}, seed ${seed}, ${nodes} nodes`, () => {
+    defineConformanceSuite(weave, { config: fixtureConfig(weaveFixtures.configs, label), configLabel: label, seed, nodes, invalidConfigs: weaveFixtures.invalidConfigs, anchorConfigs: weaveFixtures.anchorConfigs });
   });
 }
