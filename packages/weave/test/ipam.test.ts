@@ -351,6 +351,22 @@ describe("IpamAllocator", () => {
     expect(await c.settle(c.get("p1").allocate("k2"))).not.toBe(addr);
   });
 
+  it("messages that arrive while start() loads the persisted ring are handled after it, not lost or overwritten", async () => {
+    const c = new IpamTestCluster({ names: ["p1", "p2"], range: "10.32.0.0/24", init: () => ({ mode: "consensus", quorum: 2 }), random: seededRandom(9) });
+    for (const n of ["p1", "p2"]) await c.start(n);
+    await c.settle(c.get("p1").allocate("k"));
+    c.crash("p1");
+    const x = await c.settle(c.get("p2").allocate("x"));
+    const a = new IpamAllocator({ range: "10.32.0.0/24", self: "p1", nickname: "p1", init: { mode: "consensus", quorum: 2 }, clock: c.clock, log: silentLogger, random: seededRandom(1), local: c.stores.get("p1")!, knownPeers: () => ["p2"] });
+    a.attach({ gossip: () => undefined, gossipBroadcast: () => undefined, gossipUnicast: () => true });
+    const starting = a.start();
+    expect(a.onGossip(c.get("p2").gossip()!)).toBeUndefined();
+    await starting;
+    expect(a.status()[0]).toBe("ready");
+    expect(a.owner(x)).toBe("p2");
+    expect(a.allocations().get("k")).toBe("10.32.0.1");
+  });
+
   it("rejects an incompatible range from a peer", async () => {
     const c = new IpamTestCluster({ names: ["p1"], range: "10.32.0.0/24", init: () => ({ mode: "seed", peers: ["p1"] }), random: seededRandom(8) });
     const a = await c.start("p1");

@@ -144,6 +144,8 @@ export class IpamAllocator implements GossipHandler {
   private writes: Promise<void> = Promise.resolve();
   private tick: TimerHandle | undefined;
   private started = false;
+  /** Messages that arrived before `start()` had loaded the persisted state: handled after it. */
+  private early: Array<() => void> | undefined = [];
   private stopped = false;
   private lastPush = Number.NEGATIVE_INFINITY;
 
@@ -229,6 +231,15 @@ export class IpamAllocator implements GossipHandler {
     }
     this.tick = this.o.clock.setInterval(() => this.onTick(), this.o.askEveryMs ?? 2000);
     if (this.ring) this.afterRingChange();
+    const early = this.early ?? [];
+    this.early = undefined;
+    for (const handle of early) {
+      try {
+        handle();
+      } catch (err) {
+        this.o.log.warn("[weave] IPAM: refused an update received during start", { err });
+      }
+    }
   }
 
   stop(): void {
@@ -371,19 +382,28 @@ export class IpamAllocator implements GossipHandler {
   onGossip(update: Uint8Array): Uint8Array | undefined {
     if (this.stopped) return undefined;
     const m = decodeMessage(update);
+    if (this.early) {
+      this.early.push(() => void this.onGossip(update));
+      return undefined;
+    }
     if (m.k !== "ring") throw new GossipRejected(`[weave] IPAM gossip carries rings only, got ${m.k}`);
     const news = this.onRing(m, undefined);
     return news ? encodeMessage({ k: "ring", range: this.prefix.toString(), full: false, state: news }) : undefined;
   }
 
   onGossipBroadcast(source: string, update: Uint8Array): void {
-    if (this.stopped) return;
-    this.dispatch(source, decodeMessage(update));
+    this.onMessage(source, update);
   }
 
   onGossipUnicast(source: string, message: Uint8Array): void {
+    this.onMessage(source, message);
+  }
+
+  private onMessage(source: string, bytes: Uint8Array): void {
     if (this.stopped) return;
-    this.dispatch(source, decodeMessage(message));
+    const m = decodeMessage(bytes);
+    if (this.early) this.early.push(() => this.dispatch(source, m));
+    else this.dispatch(source, m);
   }
 
   // ---------------------------------------------------------------- messages
