@@ -16,8 +16,16 @@
  *
  * Not checked here: "a peer without the shared secret cannot join or read" — that is the backend's
  * own handshake (for weave, the mesh handshake tests in packages/weave: a wrong or missing password
- * is refused with a clear reason, and its session keys open nothing). The kernel form of this
- * check (a capture on the underlay veth while pods exchange a marker string) belongs to the lab.
+ * is refused with a clear reason, and its session keys open nothing).
+ *
+ * On the kernel (`--dataplane linux`) the same id runs in the lab's driver
+ * (packages/lab/src/conformance-linux.ts, capture in packages/lab/src/capture.ts), gated exactly as
+ * here: for a bounded sample of ordered cross-node pod pairs (every pair of a 2-node lab with 2 pods
+ * per node), tcpdump captures every node's underlay interface while the pods exchange a random
+ * marker over TCP and UDP (sent and echoed back); the check fails when the marker, raw or in hex,
+ * is in any captured packet (naming pair, protocol, node and the outer packet), when the exchange
+ * does not complete, and when a capture saw no packet of the exchange (it must prove it can see).
+ * ICMP is not exchanged there.
  */
 import type { Family, Protocol } from "@cnikit/core";
 import type { Hop, PacketResult, SimPod } from "@cnikit/sim";

@@ -1,7 +1,7 @@
 /**
  * The conformance suite on the real kernel: `runLinuxConformance` builds a lab (nodes as network
  * namespaces, etcd, one cnikitd per node, pods made by the cnikit-cni executable) and runs
- * sections A, B and I of conformance.md against it, returning the suite's own `ConformanceReport`
+ * sections A, B, G and I of conformance.md against it, returning the suite's own `ConformanceReport`
  * (same check ids, same table printer, same JSON), marked `dataplane: "linux"`.
  *
  *  - A: addresses of the lab's pods (in range, unique, not reserved, also under concurrent ADDs
@@ -12,6 +12,17 @@
  *  - B: the plugin executable itself: results in every version, DEL idempotence, release, failed
  *    ADDs that leave nothing behind, CHECK (silent, and catching a removed address or route),
  *    STATUS, GC, and the error JSON with its codes.
+ *  - G: encryption.no-plaintext, for a backend that claims encryption with a config whose summary
+ *    does not say `encrypted: false` ("not claimed" otherwise, as in the simulator): for a sample
+ *    of ordered cross-node pod pairs (`KERNEL_G_PAIRS`, round-robin over node pairs; every pair of a
+ *    2-node lab with 2 pods per node) and TCP and UDP, tcpdump captures every node's underlay
+ *    `eth0` (capture.ts) while the pods exchange a random marker through the probe agents' echo
+ *    (the marker goes out and comes back); a flush sentinel each node sends proves its capture has
+ *    caught up; then the marker, raw or in hex, must be in no captured packet (a hit names the pair,
+ *    the protocol, the node, the outer packet), and each of the pair's nodes must have captured
+ *    packets of the exchange (between the two nodes' underlay addresses other than the peer
+ *    transport's TCP, or between the pods themselves), or the capture cannot vouch. ICMP is not
+ *    exchanged here (the simulator also walks it).
  *  - I: the same scenario in the simulator and the kernel gives the same reachability table cell
  *    by cell, and a NetworkPolicy written to the lab's etcd is enforced by nftables exactly as the
  *    simulator and @cnikit/netpol's evaluator say.
@@ -19,12 +30,13 @@
  * Section A is not implemented here: its checks are the suite's own (conformance's driver.ts,
  * `DATAPLANE_CHECKS` and `CONCURRENT_IPAM_CHECK`), run on this file's kernel drivers
  * (`kernelDataplane`, `kernelChurnDriver`), so the simulator and the kernel judge by one rule.
- * Sections B and I still have kernel implementations of their own (see DESIGN.md).
+ * Sections B, G and I still have kernel implementations of their own (see DESIGN.md).
  *
  * Every other check of the suite is reported "not run: simulator-only in this version", never
  * passed. A config the kernel cannot build (calico IPIP here) is reported "not run: kernel lacks
  * ipip: ..." for every kernel check.
  */
+import { randomBytes } from "node:crypto";
 import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -101,10 +113,13 @@ import {
   type ReachProto,
   type ReachTable,
 } from "./differential.ts";
+import { probeSocket } from "./build.ts";
+import { UnderlayCapture, describePacket, ipv4Of, markerForms, packetsWith, type CapturedPacket } from "./capture.ts";
 import { chooseTopology, startLab, type Lab, type LabPod, type PluginCall, type PluginOutcome } from "./lab.ts";
-import { ETCD_PORT, nsPrefix } from "./plan.ts";
+import { ETCD_PORT, PROBE_PORT, nsPrefix } from "./plan.ts";
+import { ProbeClient } from "./probe.ts";
 import type { LabBackendModule } from "./state.ts";
-import { inNs, runAsync, type CommandResult } from "./system.ts";
+import { inNs, onPath, runAsync, type CommandResult } from "./system.ts";
 
 /** Options of `runLinuxConformance`. */
 export interface LinuxConformanceOptions {
@@ -1412,10 +1427,162 @@ const underlayMtuCheck: LinuxCheck = {
   },
 };
 
+// ---- section G: encryption.no-plaintext on the kernel -------------------------------------------
+
+/** Ordered cross-node pod pairs the kernel's section G exchanges a marker between (a bounded sample). */
+export const KERNEL_G_PAIRS = 8;
+/** The protocols of the exchange (the probe agents' TCP and UDP echo on PROBE_PORT). */
+export const KERNEL_G_PROTOS = ["tcp", "udp"] as const;
+/** The node's underlay interface in the lab (the plan gives every host one `eth0`). */
+const UNDERLAY_IF = "eth0";
+
+/**
+ * Up to `max` ordered pairs of pods on different nodes, taken round-robin over the ordered node
+ * pairs (every direction between every two nodes before a second pod pair of any of them).
+ */
+export function crossNodeSample<P extends { node: string }>(pods: readonly P[], max: number): [P, P][] {
+  const groups = new Map<string, [P, P][]>();
+  for (const a of pods) {
+    for (const b of pods) {
+      if (a.node === b.node) continue;
+      const k = `${a.node}>${b.node}`;
+      let g = groups.get(k);
+      if (!g) groups.set(k, (g = []));
+      g.push([a, b]);
+    }
+  }
+  const out: [P, P][] = [];
+  for (let i = 0; out.length < max; i++) {
+    let any = false;
+    for (const g of groups.values()) {
+      const pair = g[i];
+      if (pair === undefined) continue;
+      any = true;
+      if (out.length < max) out.push(pair);
+    }
+    if (!any) break;
+  }
+  return out;
+}
+
+/** A random string that cannot occur on the wire by chance. */
+function randomMarker(tag: string): string {
+  return `cnikit-${tag}-${randomBytes(16).toString("hex")}`;
+}
+
+/** Whether `p` belongs to the exchange between two pods: outer packets between their nodes (not the peer transport's TCP), or the pods' own packets routed as they are. */
+function exchangePacket(p: CapturedPacket, o: { nodes: [string, string]; pods: [string, string]; peerPorts: ReadonlySet<number> }): boolean {
+  const ip = ipv4Of(p);
+  if (!ip) return false;
+  const between = (x: [string, string]): boolean => (ip.src === x[0] && ip.dst === x[1]) || (ip.src === x[1] && ip.dst === x[0]);
+  if (between(o.pods)) return true;
+  if (!between(o.nodes)) return false;
+  // The control plane's connections between the nodes (gossip, leases) are not the exchange.
+  return !(ip.protocol === 6 && (o.peerPorts.has(ip.srcPort ?? -1) || o.peerPorts.has(ip.dstPort ?? -1)));
+}
+
+/**
+ * One exchange of section G on the kernel: tcpdump on every node's underlay interface, a marker
+ * from `from` to `to` over `proto` (echoed back), a flush sentinel per node so that each capture
+ * has caught up, then the captures searched for the marker and counted for the exchange.
+ */
+async function plaintextExchange(ctx: LinuxContext, from: LabPod, to: LabPod, proto: "tcp" | "udp"): Promise<{ problems: string[]; sub: SubResult }> {
+  const lab = ctx.lab;
+  const what = `${proto} from ${podEndpoint(from).label} to ${podEndpoint(to).label}`;
+  const problems: string[] = [];
+  const marker = randomMarker(`g-${proto}`);
+  const nodeA = lab.node(from.node);
+  const nodeB = lab.node(to.node);
+  const peerPorts = new Set(lab.plan.nodes.map((n) => n.peerPort));
+  const controlSocket = lab.state.pods.find((p) => p.name === from.name)?.controlSocket;
+  if (controlSocket === undefined) throw new Error(`[lab] pod ${from.name} has no probe agent recorded`);
+  const podClient = new ProbeClient(controlSocket);
+  const nodeClients = lab.nodes.map((n) => new ProbeClient(probeSocket(lab.plan, n.name)));
+  const captures: UnderlayCapture[] = [];
+  try {
+    const started = await Promise.allSettled(lab.nodes.map((n) => UnderlayCapture.start({ ns: n.ns, ifName: UNDERLAY_IF, maxMs: 120_000 })));
+    for (const c of started) if (c.status === "fulfilled") captures.push(c.value);
+    for (const c of started) if (c.status === "rejected") throw c.reason;
+    let r = await podClient.probe({ proto, host: to.ip, port: PROBE_PORT, timeoutMs: 3000, payload: marker });
+    if (!r.ok) r = await podClient.probe({ proto, host: to.ip, port: PROBE_PORT, timeoutMs: 6000, payload: marker });
+    if (!r.ok) problems.push(`${what}: the exchange did not complete (${r.error ?? "no echo"}), so the capture cannot vouch for it`);
+    // Each node sends a sentinel to another node over the underlay; once its capture holds it, it holds everything before it.
+    const sentinels = lab.nodes.map(() => randomMarker("g-flush"));
+    await Promise.all(
+      lab.nodes.map(async (n, i) => {
+        const peer = lab.nodes[(i + 1) % lab.nodes.length]!;
+        const sentinel = Buffer.from(sentinels[i]!, "utf8");
+        const seen = nodeClients[i]!.probe({ proto: "udp", host: peer.address, port: PROBE_PORT, timeoutMs: 2000, payload: sentinels[i]! });
+        const caught = await captures[i]!.waitFor(sentinel, 10_000);
+        await seen;
+        if (!caught) problems.push(`${what}: the capture on node ${n.name}'s ${UNDERLAY_IF} never showed the sentinel node ${n.name} sent after the exchange, so it may have missed packets`);
+      }),
+    );
+    const results = await Promise.all(captures.splice(0).map((c) => c.stop()));
+    const sentinelForms = sentinels.map((s) => Buffer.from(s, "utf8"));
+    const counts: string[] = [];
+    const seenOn: string[] = [];
+    for (const [i, n] of lab.nodes.entries()) {
+      const res = results[i]!;
+      if ((res.droppedByKernel ?? 0) > 0) problems.push(`${what}: the capture on node ${n.name} dropped ${res.droppedByKernel} packet(s) in the kernel, so it may have missed the marker`);
+      const hits = packetsWith(res.packets, markerForms(marker));
+      if (hits.length > 0) seenOn.push(`node ${n.name} (${UNDERLAY_IF}, ${hits.length} packet(s), e.g. ${describePacket(hits[0]!)})`);
+      if (n.name !== nodeA.name && n.name !== nodeB.name) continue;
+      const exchange = res.packets.filter((p) => !sentinelForms.some((f) => p.data.includes(f)) && exchangePacket(p, { nodes: [nodeA.address, nodeB.address], pods: [from.ip, to.ip], peerPorts }));
+      counts.push(`${exchange.length} on ${n.name}`);
+      if (exchange.length === 0) {
+        problems.push(`${what}: the capture on node ${n.name}'s ${UNDERLAY_IF} saw no packet between ${nodeA.address} and ${nodeB.address} (nor between the pods) during the exchange, so it cannot show the marker was not sent in plaintext`);
+      }
+    }
+    if (seenOn.length > 0) problems.unshift(`${what}: the marker ${marker} crosses the underlay in plaintext on ${seenOn.join(" and on ")}`);
+    const label = `${proto} ${from.name} (${from.node}) → ${to.name} (${to.node}): ${counts.join(", ")} packet(s) of the exchange captured`;
+    return { problems, sub: problems.length > 0 ? { label, status: "failed", reason: summarize(problems) } : { label: `${label}, the marker in none`, status: "passed" } };
+  } finally {
+    await Promise.all(captures.map((c) => c.stop()));
+    podClient.close();
+    for (const c of nodeClients) c.close();
+  }
+}
+
+/** The suite's encryption.no-plaintext (its section and source), here with captures of the lab's underlay. */
+const NO_PLAINTEXT_SPEC = listChecks().find((c) => c.id === "encryption.no-plaintext")!;
+
+const encryptionCheck: LinuxCheck = {
+  id: NO_PLAINTEXT_SPEC.id,
+  section: NO_PLAINTEXT_SPEC.section,
+  rule: "Pod traffic between nodes carries no plaintext payload on the underlay: a random marker pods exchange over TCP and UDP (both directions) never appears, raw or in hex, in a tcpdump capture of any node's underlay interface, while the capture sees the exchange's packets.",
+  source: NO_PLAINTEXT_SPEC.source,
+  required: NO_PLAINTEXT_SPEC.required,
+  budgetMs: 240_000,
+  // Exactly as in the simulator.
+  gate: (summary, backend) => {
+    if (!backend.capabilities.encryption) return { status: "not claimed", reason: "capabilities.encryption is false" };
+    if (summary.encrypted === false) return { status: "not claimed", reason: "this config does not encrypt (summarize says encrypted: false)" };
+    return undefined;
+  },
+  async run(ctx) {
+    if (!onPath("tcpdump")) return { status: "error", reason: "tcpdump is not installed: install the Debian package tcpdump (listed in scripts/system-packages.txt)" };
+    const pairs = crossNodeSample(ctx.basePods, KERNEL_G_PAIRS);
+    if (pairs.length === 0) return { status: "not applicable", reason: `the lab has no two pods on different nodes (${ctx.basePods.length} pod(s)): no pod traffic crosses the underlay` };
+    const problems: string[] = [];
+    const subResults: SubResult[] = [];
+    for (const [from, to] of pairs) {
+      for (const proto of KERNEL_G_PROTOS) {
+        const r = await plaintextExchange(ctx, from, to, proto);
+        problems.push(...r.problems);
+        subResults.push(r.sub);
+      }
+    }
+    const failed = subResults.filter((s) => s.status !== "passed").length;
+    if (failed > 0) return { status: "failed", reason: `${failed} of ${subResults.length} exchanges: ${summarize(problems)}`, subResults };
+    return { status: "passed", subResults };
+  },
+};
+
 // ---- the run -----------------------------------------------------------------------------------
 
 /** Every check the kernel run implements, in the suite's order. */
-export const LINUX_CHECKS: readonly LinuxCheck[] = Object.freeze([...modelChecks, underlayMtuCheck, ...lifecycleChecks, ...realChecks]);
+export const LINUX_CHECKS: readonly LinuxCheck[] = Object.freeze([...modelChecks, underlayMtuCheck, ...lifecycleChecks, encryptionCheck, ...realChecks]);
 
 let runCounter = 0;
 
