@@ -14,7 +14,7 @@
  * node_modules), then next to this package. The backend module may export its section-C tables as
  * `conformance` ({ invalidConfigs, anchorConfigs }); they are used when --invalid-configs is not given.
  *
- * `--dataplane linux` runs sections A, B and I on the real kernel through @cnikit/lab's driver,
+ * `--dataplane linux` runs sections A, B, G and I on the real kernel through @cnikit/lab's driver,
  * loaded at run time (this package does not depend on the lab, which depends on it): resolved
  * from the working directory's project, else next to this package.
  *
@@ -46,7 +46,8 @@ Options:
   --seed <S>                seed of every random choice (default 1)
   --report <file>           write the JSON report there
   --dataplane sim|linux     sim (default): every section in the simulator. linux: sections A, B
-                            (through the cnikit-cni executable) and I on real network namespaces
+                            (through the cnikit-cni executable), G (tcpdump on the underlay) and I
+                            on real network namespaces
                             (a lab: nodes, etcd, one cnikitd per node that loads the --backend
                             module itself; root; --nodes 2-8, default 2); the other sections are
                             "not run". Needs the package @cnikit/lab, resolved from the current project
