@@ -20,7 +20,7 @@
  * duplicate resolution.
  */
 import type { Clock, Logger, PeerConnection, PeerTransport, TimerHandle } from "@cnikit/core";
-import { MESSAGE, decodeHello, decodeHelloVersions, decodeMessage, decodeRefuse, encodeHeartbeat, encodeHello, encodeMessage, encodeRefuse } from "./codec.ts";
+import { MESSAGE, decodeHello, decodeHelloVersions, decodeMessage, decodeRefuse, encodeHeartbeat, encodeHello, encodeRefuse } from "./codec.ts";
 import type { Hello, MeshMessage } from "./codec.ts";
 import { randomUid } from "./identity.ts";
 import type { PeerIdentity } from "./identity.ts";
@@ -57,7 +57,7 @@ export type ConnState = "handshake" | "proof" | "pending" | "established" | "clo
 export interface ConnEvents {
   ready(c: MeshConn): void;
   established(c: MeshConn): void;
-  message(c: MeshConn, m: MeshMessage, bytes: number): void;
+  message(c: MeshConn, m: MeshMessage): void;
   closed(c: MeshConn, reason: string): void;
   sent(bytes: number): void;
   received(bytes: number): void;
@@ -136,14 +136,7 @@ export class MeshConn {
     return this.state === "established";
   }
 
-  /** Sends a post-handshake message (sealed when encrypted); false when the connection is gone. */
-  send(m: MeshMessage): boolean {
-    if (!this.ready) return false;
-    const plain = encodeMessage(m);
-    return this.sendRaw(this.keys ? this.keys.seal(plain) : plain);
-  }
-
-  /** Sends already encoded bytes of a post-handshake message (one encoding for many receivers). */
+  /** Sends an encoded post-handshake message (sealed when encrypted); false when the connection is gone. */
   sendEncoded(plain: Uint8Array): boolean {
     if (!this.ready) return false;
     return this.sendRaw(this.keys ? this.keys.seal(plain) : plain);
@@ -201,7 +194,7 @@ export class MeshConn {
       else if (this.state === "proof") this.onProof(frame);
       else {
         const plain = this.keys ? this.open(frame) : frame;
-        if (plain) this.o.events.message(this, decodeMessage(plain), frame.length);
+        if (plain) this.o.events.message(this, decodeMessage(plain));
       }
     } catch (err) {
       this.close(`protocol error from ${this.node}: ${err instanceof Error ? err.message : String(err)}`);

@@ -35,7 +35,9 @@
  *    peers are ignored and the unknown names requested from the sender.
  *  - Component channels (`GossipHandler`) ride the same connections: `gossip()` (complete state)
  *    to a newcomer and on the 30 s exchange, `onGossip` deltas relayed with the same fan-out and
- *    coalescing; broadcasts follow per-source BFS trees; unicasts go hop by hop (TTL 64).
+ *    coalescing; broadcasts follow per-source BFS trees; unicasts go hop by hop (TTL 64). Updates
+ *    queued before `start()` go out with the first flush; broadcasts and unicasts before `start()`
+ *    (or to an unreachable peer: `gossipUnicast` returns false) are not sent.
  *  - Routes and `onChange` listeners are batched ≤ 100 ms, garbage collection (records of peers
  *    not reachable through any listed connection) runs in the same batch.
  *
@@ -224,6 +226,7 @@ export class Mesh {
     this.offs.push(this.o.members.onChange(() => this.updateTargets()));
     this.periodic = this.o.clock.setInterval(() => this.fullExchange(), FULL_EXCHANGE_MS);
     this.updateTargets();
+    if ([...this.channels.values()].some((ch) => ch.pending.length > 0)) this.scheduleFlush();
     this.o.log.info("mesh: started", { peer: name, uid: record.uid, node: this.o.nodeName });
   }
 
@@ -438,7 +441,7 @@ export class Mesh {
       events: {
         ready: (c) => this.onReady(c),
         established: (c) => this.onEstablished(c),
-        message: (c, m, bytes) => this.onMessage(c, m, bytes),
+        message: (c, m) => this.onMessage(c, m),
         closed: (c, reason) => this.onClosed(c, reason),
         sent: (bytes) => {
           this.counters.messagesSent++;
@@ -617,7 +620,7 @@ export class Mesh {
     }
   }
 
-  private onMessage(c: MeshConn, m: MeshMessage, _bytes: number): void {
+  private onMessage(c: MeshConn, m: MeshMessage): void {
     switch (m.type) {
       case MESSAGE.topology:
         this.onTopology(c, m.records, m.deltas);
