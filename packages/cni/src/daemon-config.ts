@@ -49,7 +49,7 @@ import {
   seededRandom,
   seedFromString,
 } from "@cnikit/core";
-import type { Backend, Datastore, LogLevel, Logger, NodeInfo, PeerAddress, PeerTransport, UnderlayInterface } from "@cnikit/core";
+import type { Backend, Datastore, LogLevel, Logger, NodeInfo, PeerAddress, PeerTransport, UnderlayInterface, UserspaceDatapath } from "@cnikit/core";
 import { builtinBackends } from "@cnikit/backends";
 import { EtcdDatastore } from "@cnikit/etcd";
 import { RecordingApplier, type DataplaneApplier } from "./applier.ts";
@@ -539,21 +539,27 @@ export function readConfigFile(file: string): unknown {
   }
 }
 
-/** Makes the applier a renderer spec asks for. */
-export type ApplierFactory = (spec: RendererSpec, context: { node: NodeInfo; log: Logger }) => Promise<DataplaneApplier>;
+/**
+ * Makes the applier a renderer spec asks for. `userspace`: the backend's userspace datapath
+ * (core `Backend.userspaceDatapath`), when it has one, for links the kernel has no device for.
+ */
+export type ApplierFactory = (spec: RendererSpec, context: { node: NodeInfo; log: Logger; userspace?: UserspaceDatapath }) => Promise<DataplaneApplier>;
 
 /**
  * The default factory: `none` → RecordingApplier; `linux` → @cnikit/linux's LinuxRenderer with the
  * `renderer` object's other keys as its options (`netns`, `owner`, `stateDir`, ...; without `netns`
- * it renders into cnikitd's own namespace, the node's).
+ * it renders into cnikitd's own namespace, the node's) and the backend's userspace datapath.
  */
 export const defaultApplierFactory: ApplierFactory = async (spec, context) => {
   if (spec.type === "none") return new RecordingApplier();
   const linux = (await import("@cnikit/linux")) as Record<string, unknown>;
   const Renderer = linux["LinuxRenderer"] as (new (options: Record<string, unknown>) => DataplaneApplier) | undefined;
   if (typeof Renderer !== "function") throw err("renderer.type", "linux: @cnikit/linux does not provide LinuxRenderer in this build", spec.type);
-  return new Renderer({ log: context.log, ...spec.options });
+  return new Renderer({ log: context.log, ...spec.options, ...(context.userspace ? { userspace: context.userspace } : {}) });
 };
+
+/** How often cnikitd logs its userspace datapath's status lines. */
+export const USERSPACE_STATUS_LOG_MS = 60_000;
 
 /** Options of `openPeerTransport`. */
 export interface OpenPeerTransportOptions {
@@ -619,6 +625,11 @@ export interface RunningDaemon {
   peers: PeerTransport;
   /** The peer address published under `/cnikit/daemons/<node>` (when `peers` is configured). */
   peerAddress?: PeerAddress;
+  /**
+   * The backend's userspace datapath (weave's sleeve) when it has one and the renderer is `linux`:
+   * it runs in this process (its devices go with it) and is stopped by `stop()`.
+   */
+  userspace?: UserspaceDatapath;
   log: Logger;
   /** Stops the daemon (dataplane left in place), then closes the transport and the stores. Idempotent. */
   stop(): Promise<void>;
@@ -664,9 +675,23 @@ export async function runDaemon(config: DaemonConfig, options: RunDaemonOptions 
       peers = new MemoryNetwork({ clock }).transport(config.node.name);
       cleanups.push(() => peers.close());
     }
-    const applier = options.applier ?? (await (options.applierFactory ?? defaultApplierFactory)(config.renderer, { node: config.node, log }));
+    const backend = await daemonBackend(config);
+    // The backend's userspace datapath (links the kernel has no device for) lives in this process
+    // and goes with it: stopped (its helpers by PID) after the daemon, before the stores close.
+    let userspace: UserspaceDatapath | undefined;
+    if (backend.userspaceDatapath && config.renderer.type === "linux") {
+      const datapath = backend.userspaceDatapath({ config: backend.parseConfig(config.backendConfig), node: config.node, log });
+      userspace = datapath;
+      cleanups.push(() => datapath.stop());
+      const timer = setInterval(() => {
+        for (const line of datapath.status()) log.info("userspace datapath", { status: line });
+      }, USERSPACE_STATUS_LOG_MS);
+      timer.unref();
+      cleanups.push(() => clearInterval(timer));
+    }
+    const applier = options.applier ?? (await (options.applierFactory ?? defaultApplierFactory)(config.renderer, { node: config.node, log, ...(userspace ? { userspace } : {}) }));
     const daemon = new CniDaemon({
-      backend: await daemonBackend(config),
+      backend,
       backendConfig: config.backendConfig,
       node: config.node,
       store,
@@ -692,6 +717,7 @@ export async function runDaemon(config: DaemonConfig, options: RunDaemonOptions 
       local,
       peers,
       ...(peerAddress ? { peerAddress } : {}),
+      ...(userspace ? { userspace } : {}),
       log,
       stop: () => {
         stopped ??= (async () => {

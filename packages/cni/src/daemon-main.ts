@@ -108,6 +108,7 @@ export async function daemonMain(argv: string[], io: DaemonMainIo = processIo, o
     return 1;
   }
   const run = untilSignal(io, async () => {
+    for (const line of running.userspace?.status() ?? []) io.err(`cnikitd: userspace ${line}`);
     await running.stop();
     io.err(`cnikitd: stats ${JSON.stringify(running.daemon.stats())}`);
   });

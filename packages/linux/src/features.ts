@@ -40,7 +40,7 @@ export const FEATURE_DISPLAY: Readonly<Record<KernelFeature, string>> = {
   nftables: "nftables",
   nftNat: "nftables nat",
   brNetfilter: "br_netfilter",
-  sleeve: "sleeve",
+  sleeve: "sleeve (TAP devices)",
 };
 
 /** What the kernel can do: one flag per feature, and for each missing one the probe's error. */
@@ -49,8 +49,14 @@ export type KernelFeatures = { readonly [K in KernelFeature]: boolean } & {
   readonly reasons: Readonly<Partial<Record<KernelFeature, string>>>;
 };
 
-/** Why weave's sleeve can never be rendered here. */
-export const SLEEVE_REASON = "sleeve is weave's userspace UDP encapsulation; the kernel has no datapath for it, so this mode runs only in the simulator";
+/**
+ * Why a sleeve link cannot be rendered without a userspace datapath (core `UserspaceDatapath`):
+ * the kernel has no such device. With one, the link needs only TAP devices (feature `sleeve`).
+ */
+export const SLEEVE_REASON = "sleeve is weave's userspace UDP encapsulation; the kernel has no device for it and this renderer was given no userspace datapath for it (cnikitd passes the backend's), so here it runs only in the simulator";
+
+/** Link kinds the kernel has no device for: rendered only through a userspace datapath. */
+export const USERSPACE_ONLY_KINDS: readonly string[] = ["sleeve"];
 
 /**
  * Code 104 (via core's `KernelLacksError`): the running kernel lacks a feature the dataplane
@@ -83,7 +89,8 @@ let cached: Promise<KernelFeatures> | undefined;
  * removes probe namespaces of dead processes, creates a throw-away namespace `ckfeat-<pid>-<random>`, tries one link of each kind in it with
  * one `ip -force -batch`, loads a filter table with a conntrack rule and a nat table with a
  * masquerade rule with `nft -f`, checks br_netfilter's sysctls, and deletes the namespace again
- * (also on failure). `sleeve` is always false: it has no kernel datapath.
+ * (also on failure). `sleeve` is whether the kernel makes TAP devices (`ip tuntap`), all a userspace
+ * sleeve needs of it.
  * @throws MissingToolError when iproute2 (or nsenter) is not installed; CommandError when the
  *   probe namespace cannot be created.
  */
@@ -107,6 +114,7 @@ const LINK_PROBES: readonly { feature: KernelFeature; line: string }[] = [
   { feature: "gre", line: "link add ckf-gre type gre" },
   { feature: "wireguard", line: "link add ckf-wg type wireguard" },
   { feature: "vrf", line: "link add ckf-vrf type vrf table 4242" },
+  { feature: "sleeve", line: "tuntap add ckf-tap mode tap" },
 ];
 
 /** Removes probe namespaces left by processes that died mid-probe. */
@@ -155,8 +163,7 @@ async function probe(): Promise<KernelFeatures> {
   } finally {
     await deleteNetns(ns);
   }
-  flags["sleeve"] = false;
-  reasons.sleeve = SLEEVE_REASON;
+  if (!flags["sleeve"]) reasons.sleeve = `no TAP devices for a userspace sleeve: ${reasons.sleeve ?? "the kernel refused"}`;
   return { ...(flags as Record<KernelFeature, boolean>), reasons };
 }
 
@@ -203,10 +210,18 @@ export function neededFeatures(dp: NodeDataplane): { feature: KernelFeature; obj
 /**
  * The features `dp` needs that `features` lacks (empty = renderable). Pure.
  * Message form: `kernel lacks ipip: cannot create link tunl0 of kind ipip (Error: Unknown device type.)`.
+ * A link of a kind the kernel has no device for (`USERSPACE_ONLY_KINDS`) is missing unless
+ * `userspaceKinds` (the kinds of the renderer's userspace datapath) has it.
  */
-export function missingFeatures(dp: NodeDataplane, features: KernelFeatures): MissingFeature[] {
+export function missingFeatures(dp: NodeDataplane, features: KernelFeatures, userspaceKinds: ReadonlySet<string> = new Set()): MissingFeature[] {
   const seen = new Set<string>();
   const out: MissingFeature[] = [];
+  for (const l of dp.links) {
+    const kind = l.kind as string;
+    if (!USERSPACE_ONLY_KINDS.includes(kind) || userspaceKinds.has(kind)) continue;
+    seen.add(`sleeve link ${l.name}`);
+    out.push({ feature: "sleeve", object: `link ${l.name}`, message: `kernel lacks sleeve: cannot create link ${l.name} of kind ${kind} (${SLEEVE_REASON})` });
+  }
   for (const need of neededFeatures(dp)) {
     if (features[need.feature]) continue;
     const key = `${need.feature} ${need.object}`;
@@ -221,10 +236,11 @@ export function missingFeatures(dp: NodeDataplane, features: KernelFeatures): Mi
 /**
  * Throws `KernelFeatureError` when the kernel lacks something `dp` needs (links of a kind it
  * cannot create, veth for pods, nftables for filters and NAT, br_netfilter for bridged filtering,
- * and always for weave's sleeve). `features` defaults to `detectKernelFeatures()`. Changes nothing.
+ * and weave's sleeve unless `userspaceKinds` has it). `features` defaults to
+ * `detectKernelFeatures()`. Changes nothing.
  */
-export async function requireFeatures(dp: NodeDataplane, features?: KernelFeatures): Promise<void> {
+export async function requireFeatures(dp: NodeDataplane, features?: KernelFeatures, userspaceKinds?: ReadonlySet<string>): Promise<void> {
   const f = features ?? (await detectKernelFeatures());
-  const missing = missingFeatures(dp, f);
+  const missing = missingFeatures(dp, f, userspaceKinds);
   if (missing.length > 0) throw new KernelFeatureError(missing);
 }

@@ -19,6 +19,7 @@ export {
   KERNEL_FEATURES,
   FEATURE_DISPLAY,
   SLEEVE_REASON,
+  USERSPACE_ONLY_KINDS,
   KernelFeatureError,
   detectKernelFeatures,
   missingFeatures,

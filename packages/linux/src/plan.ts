@@ -63,6 +63,12 @@ export interface PlanInput {
   foreignAddrs: ReadonlySet<string>;
   /** Host interfaces of pods whose container side must be rebuilt even though the hash matches. */
   rebuildPods?: ReadonlySet<string>;
+  /**
+   * Link kinds a userspace datapath creates (core `UserspaceDatapath`): a new link of such a kind
+   * exists already when the batch runs (the renderer had it made), so it gets its MAC and MTU set
+   * instead of `link add`; everything else (alias, master, up) is as for any link.
+   */
+  userspaceKinds?: ReadonlySet<string>;
 }
 
 function vxlanDiffers(o: LinkState, d: LinkState): boolean {
@@ -220,7 +226,10 @@ export function planApply(input: PlanInput): ApplyPlan {
   const newLinks = [...desired.links.values()].filter((d) => !obs.links.has(d.name));
   newLinks.sort((a, b) => (a.kind === "bridge" ? 0 : 1) - (b.kind === "bridge" ? 0 : 1) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const d of newLinks) {
-    creates.push({ line: linkAddLine(d) });
+    if (input.userspaceKinds?.has(d.kind)) {
+      creates.push({ line: `link set dev ${d.name} address ${d.mac}` });
+      if (d.mtu !== undefined) creates.push({ line: `link set dev ${d.name} mtu ${d.mtu}` });
+    } else creates.push({ line: linkAddLine(d) });
     creates.push({ line: `link set dev ${d.name} alias ${linkAlias(owner)}` });
   }
   for (const d of newLinks) {

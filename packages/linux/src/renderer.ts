@@ -1,10 +1,19 @@
 /**
  * LinuxRenderer: reconciles a NodeDataplane into one network namespace. See DESIGN.md for the
  * ownership marks, the reconcile and the process counts per pod.
+ *
+ * Userspace links (option `userspace`, core's `UserspaceDatapath`): a link of one of the
+ * datapath's kinds (weave's `sleeve`) is made by the datapath (`ensure`: a TAP named as the link, in
+ * the namespace of the renderer's process — so render into that one) before the node batch, which
+ * then sets its MAC, MTU, alias, master and up like any owned link's; the link's FDB entries go to
+ * the datapath (`setFdb`) instead of `bridge fdb`; a link that goes is `remove`d before its
+ * `link del`. A kernel read takes the owned TAP (`tun`) the datapath runs as the link it stands for,
+ * so diffs converge; a device that `ensure` had to make again is configured again. Without a
+ * datapath such a link is refused before anything changes ("kernel lacks sleeve: ...").
  */
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { ClosedError, CniCode, CniError, ConfigError, ConflictError, emptyDataplane, silentLogger, type Logger, type NodeDataplane, type PodInterface } from "@cnikit/core";
+import { ClosedError, CniCode, CniError, ConfigError, ConflictError, emptyDataplane, silentLogger, type FdbEntry, type Link, type Logger, type NodeDataplane, type PodInterface, type UserspaceDatapath } from "@cnikit/core";
 import { runIpBatch, runBridgeBatch, runNft, type BatchFailure, type SpawnCounter } from "./exec.ts";
 import { KernelFeatureError, detectKernelFeatures, missingFeatures, type KernelFeatures } from "./features.ts";
 import { checkNetnsName } from "./netns.ts";
@@ -29,11 +38,14 @@ export interface LinuxRendererOptions {
   features?: KernelFeatures;
   /** On a kernel read, check the container side of every existing pod and rebuild broken ones. Default true. */
   verifyPods?: boolean;
+  /** Builds links of kinds the kernel has no device for (see the header). The renderer never stops it: its owner does. */
+  userspace?: UserspaceDatapath;
 }
 
 /** One command the renderer issued. */
 export interface IssuedCommand {
-  tool: "ip" | "bridge" | "nft" | "sysctl";
+  /** `userspace`: a call on the userspace datapath (`ensure <link>`, `remove <link>`). */
+  tool: "ip" | "bridge" | "nft" | "sysctl" | "userspace";
   /** `node`, or `pod:<key>` for a pod's container side. */
   where: string;
   /** The batch line, the nft script, or `key=value`. */
@@ -136,6 +148,7 @@ export class LinuxRenderer {
   private readonly log: Logger;
   private readonly stateFile: string;
   private readonly options: LinuxRendererOptions;
+  private readonly userspaceKinds: ReadonlySet<string>;
   private cache: KernelState | undefined;
   private foreignAddrs = new Set<string>();
   private recorded = new Set<string>();
@@ -148,6 +161,7 @@ export class LinuxRenderer {
   /** @throws ConfigError for a bad owner, netns name or routeProtocol. */
   constructor(options: LinuxRendererOptions = {}) {
     this.options = options;
+    this.userspaceKinds = new Set(options.userspace?.kinds ?? []);
     this.owner = options.owner ?? "cnikit";
     if (!OWNER_RE.test(this.owner)) throw new ConfigError({ component: "linux", field: "owner", rule: "must be 1-32 lower-case letters, digits, '_' or '-', starting with a letter or digit", value: this.owner });
     if (options.netns !== undefined) checkNetnsName(options.netns);
@@ -293,7 +307,10 @@ export class LinuxRenderer {
       } else this.foreignAddrs.add(k);
     }
     for (const k of [...this.recorded]) if (!r.foreignAddrs.has(k)) this.recorded.delete(k);
+    this.adoptUserspaceLinks(observed, desired);
     for (const name of [...desired.links.keys(), ...desired.pods.keys()]) {
+      // A device our userspace datapath runs is ours even before the batch gave it the alias.
+      if (this.options.userspace?.has(name) && !observed.links.has(name)) continue;
       if (r.allLinks.has(name) && !observed.links.has(name) && !observed.pods.has(name)) {
         throw new ForeignObjectError(name, `[linux] link ${name} exists in ${this.where()} and is not owned by cnikit:${this.owner}: remove it or choose another name`);
       }
@@ -314,6 +331,50 @@ export class LinuxRenderer {
     return { observed, rebuild };
   }
 
+  /** Owned TAPs the userspace datapath runs stand for the desired links of its kinds (so the diff converges). */
+  private adoptUserspaceLinks(observed: KernelState, desired: DesiredState): void {
+    const u = this.options.userspace;
+    if (!u) return;
+    for (const [name, o] of observed.links) {
+      const d = desired.links.get(name);
+      if (o.kind === "tun" && d && this.userspaceKinds.has(d.kind) && u.has(name)) o.kind = d.kind;
+    }
+  }
+
+  /**
+   * Before the node batch: stops the userspace devices of links that go (or change kind) and has
+   * the datapath make those `dp` wants; a device made anew is dropped from `observed` so the plan
+   * configures it. Returns the FDB entries of the userspace links (taken out of `desired`).
+   */
+  private async userspaceBefore(dp: NodeDataplane, desired: DesiredState, observed: KernelState, report: ApplyReport): Promise<Map<string, FdbEntry[]>> {
+    const u = this.options.userspace;
+    const fdb = new Map<string, FdbEntry[]>();
+    if (!u) return fdb;
+    const wanted = new Map<string, Link>();
+    for (const l of dp.links) if (this.userspaceKinds.has(l.kind)) wanted.set(l.name, l);
+    const names = new Set([...observed.links.keys(), ...(this.lastDp?.links.map((l) => l.name) ?? [])]);
+    for (const name of names) {
+      if (wanted.has(name) || !u.has(name)) continue;
+      report.commands.push({ tool: "userspace", where: "node", line: `remove ${name}` });
+      await u.remove(name);
+    }
+    for (const [name, link] of wanted) {
+      if (await u.ensure(link)) {
+        report.commands.push({ tool: "userspace", where: "node", line: `ensure ${name}` });
+        observed.links.delete(name);
+        for (const [k, a] of observed.addrs) if (a.dev === name) observed.addrs.delete(k);
+      }
+      fdb.set(name, []);
+    }
+    for (const [k, e] of desired.fdb) {
+      const list = fdb.get(e.dev);
+      if (!list) continue;
+      list.push({ dev: e.dev, mac: e.mac, dst: e.dst, permanent: true });
+      desired.fdb.delete(k);
+    }
+    return fdb;
+  }
+
   private where(): string {
     return this.netns === undefined ? "the current netns" : `netns ${this.netns}`;
   }
@@ -323,7 +384,7 @@ export class LinuxRenderer {
     const desired = desiredState(dp, { owner: this.owner });
     if (!teardown) {
       const features = this.options.features ?? (await detectKernelFeatures());
-      const missing = missingFeatures(dp, features);
+      const missing = missingFeatures(dp, features, this.userspaceKinds);
       if (missing.length > 0) throw new KernelFeatureError(missing);
     }
     const validateMs = performance.now() - started;
@@ -340,6 +401,12 @@ export class LinuxRenderer {
       readKernelNow = true;
       steps.read = performance.now() - t;
     }
+    if (this.options.userspace && observed === this.cache) {
+      observed = cloneState(observed);
+      this.adoptUserspaceLinks(observed, desired);
+    }
+    const report: ApplyReport = { node: dp.node, commands: [], processes: 0, readKernel: readKernelNow, pods: [], failedPods: [], nftChanged: false, coalesced: 1, durationMs: 0, stepsMs: { ...steps } };
+    const userspaceFdb = await this.userspaceBefore(dp, desired, observed, report);
     const planStarted = performance.now();
     // A veth whose peer cannot be moved into its netns would abort the whole batch (ip exits on a
     // bad argument): such pods fail before the plan, and nothing of theirs is issued.
@@ -352,12 +419,13 @@ export class LinuxRenderer {
         dropPod(desired, d.hostIf);
       }
     }
-    const plan = planApply({ observed, desired, owner: this.owner, proto: this.routeProtocol, foreignAddrs: this.foreignAddrs, rebuildPods: rebuild });
-    const report: ApplyReport = { node: dp.node, commands: [], processes: 0, readKernel: readKernelNow, pods: [], failedPods: [], nftChanged: plan.nft !== undefined, coalesced: 1, durationMs: 0, stepsMs: { ...steps } };
+    const plan = planApply({ observed, desired, owner: this.owner, proto: this.routeProtocol, foreignAddrs: this.foreignAddrs, rebuildPods: rebuild, userspaceKinds: this.userspaceKinds });
+    report.nftChanged = plan.nft !== undefined;
     report.stepsMs.plan = validateMs + performance.now() - planStarted;
     this.cache = undefined;
     try {
       const failed = await this.execute(plan, desired, report, counter);
+      for (const [name, entries] of userspaceFdb) this.options.userspace!.setFdb(name, entries);
       for (const [hostIf, error] of early) failed.set(hostIf, error);
       const after = cloneState(plan.after);
       for (const [hostIf, error] of failed) {
