@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { IpamAllocator } from "../src/ipam/allocator.ts";
 import { decodeMessage, encodeMessage } from "../src/ipam/codec.ts";
 import { Paxos, type AcceptorState, type PaxosMessage } from "../src/ipam/paxos.ts";
-import { Ring, RingConflictError } from "../src/ipam/ring.ts";
+import { Ring, RingConflictError, tieOrder } from "../src/ipam/ring.ts";
 import { firstFree, largestFreeBlock, splitRange } from "../src/ipam/space.ts";
 import { IpamTestCluster } from "../src/ipam/testing.ts";
 
@@ -78,12 +78,20 @@ describe("ring", () => {
     expect(other.rangesOf("a")).toEqual([[0, 4], [6, 8]]);
   });
 
-  it("refuses two states of one token under one version (no honest peer makes them)", () => {
+  it("two states of one token under one version (no honest peer makes them): one total order everywhere, reported as a conflict", () => {
     const a = Ring.seed(16, id, ["a", "b"], free);
+    const b = Ring.seed(16, id, ["a", "b"], free);
     const forged = a.snapshot();
     forged.tokens[0] = { ...forged.tokens[0]!, owner: "b" };
-    expect(() => a.merge(forged)).toThrow(RingConflictError);
-    expect(a.ownerOf(0)).toBe("a");
+    const honest = a.snapshot();
+    a.merge(forged);
+    b.merge(forged);
+    b.merge(honest);
+    expect(a.ownerOf(0)).toBe("b");
+    expect(b.ownerOf(0)).toBe("b");
+    expect(a.conflicts).toEqual(["token at offset 0 has two states under version 1 (b, end 8, free 8 kept, a, end 8, free 8 dropped): one peer reused a version"]);
+    expect(b.conflicts.length).toBe(1);
+    expect(tieOrder(forged.tokens[0]!, honest.tokens[0]!)).toBeGreaterThan(0);
   });
 
   it("a tombstone hands the dead peer's space to its claimant; the dead peer's tokens lose even with higher versions", () => {

@@ -58,8 +58,9 @@
  *     allocations is persisted before it is sent or returned; a peer that starts from a persisted
  *     ring changes and serves nothing until it has merged a ring from a peer (unless it owns the
  *     whole ring), then versions win, and persisted allocations outside what it now owns are
- *     reported and refused, never served. Two states of one token under one version are refused
- *     (RingConflictError).
+ *     reported and refused, never served. Two states of one token under one version (impossible
+ *     between honest peers) are ordered the same way everywhere and reported ("ring conflict" in
+ *     status, an error log); allocations that lose their space that way are refused like stale ones.
  */
 import {
   AddressInUseError,
@@ -362,6 +363,7 @@ export class IpamAllocator implements GossipHandler {
       if (this.paxos.isProposing(inst)) out.push(`reclaiming space of ${inst.slice(RECLAIM.length)} (quorum: ${this.reclaimQuorum(inst.slice(RECLAIM.length))})`);
     }
     for (const [o, owner] of this.claiming) out.push(`claiming ${this.fmt(o)} (${this.byOffset.get(o)}) from ${owner}`);
+    for (const c of this.ring?.conflicts ?? []) out.push(`ring conflict: ${c}`);
     if (!this.synced && this.allocs.size > 0) out.push(`unverified: ${this.allocs.size} persisted allocation(s) wait for the ring from peers`);
     out.push(...this.reports);
     return out;
@@ -442,7 +444,9 @@ export class IpamAllocator implements GossipHandler {
     }
     const cmp = compareIdentity(m.state.identity, ring.identity);
     if (cmp === 0) {
+      const conflicts = ring.conflicts.length;
       const news = ring.merge(m.state);
+      for (const c of ring.conflicts.slice(conflicts)) this.o.log.error(`[weave] IPAM ring conflict (a peer reused a version): ${c}`);
       const wasSynced = this.synced;
       this.synced = true;
       if (news || !wasSynced) {

@@ -18,10 +18,11 @@
  *    once, without any token changing; the claimant then relabels them (as their owner now). A
  *    tombstone is never removed and a tombstoned name never owns space again.
  *  - Merge = union of tokens and tombstones; for the same start the winner is, in order: the token
- *    of a peer that is not tombstoned, then the higher version. Equal version with a different owner
- *    or free count cannot happen between honest peers (a version is bumped by the token's only
- *    owner, whose changes are persisted before they are sent, and a restarted peer changes nothing
- *    before it has merged its peers' ring): `merge` refuses such an update with `RingConflictError`.
+ *    of a peer that is not tombstoned, then the higher version, then (a tie that cannot happen
+ *    between honest peers: a version is bumped by the token's only owner, whose changes are
+ *    persisted before they are sent, and a restarted peer changes nothing before it has merged its
+ *    peers' ring) the total order `tieOrder` — so merging stays commutative — and the tie is
+ *    recorded in `conflicts`, which the allocator reports as an alarm.
  *  - Identity: a ring is the outcome of one seeding (a consensus decision or a seed list),
  *    `{weight, seed}`. Rings of different identities never merge token by token (their tokens
  *    describe two unrelated divisions of the range): the allocator hands over by identity order,
@@ -71,7 +72,21 @@ export function compareIdentity(a: RingIdentity, b: RingIdentity): number {
   return a.seed < b.seed ? -1 : a.seed > b.seed ? 1 : 0;
 }
 
-/** An update that no honest peer can produce (two states of one token under one version). */
+/**
+ * The total order of two states of one token under one version (which no honest peer makes):
+ * by owner name, then end, then free count. >0: a wins.
+ */
+export function tieOrder(a: Token, b: Token): number {
+  if (a.owner !== b.owner) return a.owner > b.owner ? 1 : -1;
+  if (a.end !== b.end) return a.end - b.end;
+  return a.free - b.free;
+}
+
+function describeToken(t: Token): string {
+  return `${t.owner}, end ${t.end}, free ${t.free}`;
+}
+
+/** An update no honest peer can produce (malformed tokens, two claimants of one dead peer). */
 export class RingConflictError extends GossipRejected {
   constructor(message: string) {
     super(message);
@@ -89,6 +104,12 @@ export class Ring {
   /** Starts of tokens changed since the last `takeDelta`, and tombstones added since then. */
   private readonly changed = new Set<number>();
   private readonly deadChanged = new Set<string>();
+  /**
+   * Ties seen (equal version, different state): impossible between honest peers, so each is an
+   * alarm the allocator reports; merging still converges (`tieOrder` picks the same winner
+   * everywhere) and the loser's allocations there are refused by the allocator, never served twice.
+   */
+  readonly conflicts: string[] = [];
 
   constructor(size: number, identity: RingIdentity) {
     this.size = size;
@@ -287,12 +308,14 @@ export class Ring {
     const bLive = !this.dead.has(b.owner);
     if (aLive !== bLive) return aLive;
     if (a.version !== b.version) return a.version > b.version;
-    if (a.owner !== b.owner || a.free !== b.free || a.end !== b.end) {
-      throw new RingConflictError(
-        `[weave] IPAM ring: token at offset ${a.start} has two states under version ${a.version} (${a.owner}/${a.free} and ${b.owner}/${b.free}); only its owner changes it, so one peer reused a version`,
-      );
+    const order = tieOrder(a, b);
+    if (order !== 0) {
+      const [win, lose] = order > 0 ? [a, b] : [b, a];
+      const line = `token at offset ${a.start} has two states under version ${a.version} (${describeToken(win)} kept, ${describeToken(lose)} dropped): one peer reused a version`;
+      if (!this.conflicts.includes(line)) this.conflicts.push(line);
+      if (this.conflicts.length > 20) this.conflicts.shift();
     }
-    return false;
+    return order > 0;
   }
 
   /**

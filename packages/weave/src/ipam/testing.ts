@@ -383,7 +383,7 @@ export async function runRingSchedule(seed: number, o: RingScheduleOptions = {})
       if (holdings.get(g.peer)?.get(key) !== g.address) failures.push(`granted ${key} -> ${g.address} on ${g.peer} but no longer held`);
     }
     for (const name of names.filter((x) => !gone.has(x))) {
-      for (const l of c.get(name).status()) if (l.startsWith("refused")) failures.push(`${name}: ${l}`);
+      for (const l of c.get(name).status()) if (l.startsWith("refused") || l.startsWith("ring conflict")) failures.push(`${name}: ${l}`);
     }
     // Space of deleted nodes ends with one claimant.
     for (const d of gone) {
