@@ -1,5 +1,5 @@
 // Weave's convergence in the simulator, the whole backend (mesh + ring + plan) at N nodes, one pod
-// each, full mesh, fast datapath:
+// each, full mesh (CONN_LIMIT 0: unlimited, so 500 nodes are a full mesh too), fast datapath:
 //  - join: virtual time from a new node's start until every node floods to it (an FDB entry for
 //    its underlay address on the vxlan port) and pods of sampled nodes reach its pod; the mesh's
 //    messages and bytes per node in that window, quiet-time traffic (heartbeats) subtracted, beside
@@ -12,7 +12,7 @@
 // Sizes from WEAVE_BENCH_SIZES (default "10,100,500"). Run:
 //   npx tsx --conditions=source scripts/bench/weave-convergence.ts
 import { SimCluster } from "@cnikit/sim";
-import { weave } from "@cnikit/weave";
+import { WeaveAgent, weave } from "@cnikit/weave";
 import { runIfMain, type Figure } from "./figures.ts";
 
 const STEP_MS = 100;
@@ -63,6 +63,16 @@ async function drive<T>(c: Cluster, work: Promise<T>, what: string): Promise<T> 
   return settled;
 }
 
+/** The mesh's sent bytes per kind, summed over the alive nodes. */
+function kinds(c: Cluster): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const n of c.nodes()) {
+    if (!n.alive || !(n.agent instanceof WeaveAgent)) continue;
+    for (const [k, v] of Object.entries(n.agent.gossipCounters() ?? {})) out.set(k, (out.get(k) ?? 0) + v.bytes);
+  }
+  return out;
+}
+
 function traffic(c: Cluster): { messages: number; bytes: number } {
   const s = c.network.stats();
   return { messages: s.messages, bytes: s.bytes };
@@ -70,7 +80,7 @@ function traffic(c: Cluster): { messages: number; bytes: number } {
 
 async function benchSize(n: number): Promise<Figure[]> {
   const wallStart = performance.now();
-  const c = SimCluster.create({ backend: weave, config: weave.parseConfig({}), seed: 1 }) as Cluster;
+  const c = SimCluster.create({ backend: weave, config: weave.parseConfig({ CONN_LIMIT: "0" }), seed: 1 }) as Cluster;
   try {
     const nodes = await drive(c, c.addNodes(n), `${n} nodes starting`);
     await drive(c, Promise.all(nodes.map((node) => c.addPod(node.name))), `${n} pods`);
@@ -86,6 +96,7 @@ async function benchSize(n: number): Promise<Figure[]> {
 
     // Join.
     const j0 = traffic(c);
+    const kinds0 = kinds(c);
     const joinStart = c.clock.now();
     const added = await drive(c, c.addNode(), "join");
     const pod = await drive(c, c.addPod(added.name), "join pod");
@@ -95,6 +106,7 @@ async function benchSize(n: number): Promise<Figure[]> {
     await until(c, () => sample.every((p) => c.send({ kind: "pod", key: p.key }, { kind: "pod", key: pod.key }).delivered), "join reach");
     const joinMs = c.clock.now() - joinStart;
     const j1 = traffic(c);
+    const kinds1 = kinds(c);
     const joinMessages = j1.messages - j0.messages - quietRate.messages * joinMs;
     const joinBytes = j1.bytes - j0.bytes - quietRate.bytes * joinMs;
 
@@ -125,8 +137,10 @@ async function benchSize(n: number): Promise<Figure[]> {
       { name: `N=${n}: join, sampled pods reach its pod`, value: joinMs, unit: "virtual ms" },
       { name: `N=${n}: join, mesh messages per node`, value: joinMessages / members, unit: "msgs" },
       { name: `N=${n}: join, mesh bytes per node`, value: joinBytes / members, unit: "bytes" },
+      ...[...kinds1].map(([k, v]) => ({ name: `N=${n}: join, ${k} bytes per node (incl. quiet)`, value: (v - (kinds0.get(k) ?? 0)) / members, unit: "bytes" })),
       { name: `N=${n}: yardstick log2 N (O(N log N) per cluster)`, value: Math.log2(members), unit: "msgs/node" },
       { name: `N=${n}: join messages per node / log2 N`, value: joinMessages / members / Math.log2(members), unit: "ratio" },
+      { name: `N=${n}: join bytes per node / (N log2 N)`, value: joinBytes / members / (members * Math.log2(members)), unit: "bytes" },
       { name: `N=${n}: crash (connections reset), no survivor floods to it`, value: crashMs, unit: "virtual ms" },
       { name: `N=${n}: silent node (all its packets lost), no survivor floods to it`, value: muteMs, unit: "virtual ms" },
       { name: `N=${n}: crash, mesh messages per node`, value: crashMessages / n, unit: "msgs" },

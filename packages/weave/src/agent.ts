@@ -72,7 +72,8 @@ export class WeaveAgent extends AgentRuntime<WeaveConfig, WeavePod> {
       random: ctx.random,
       local: ctx.local,
       password: ctx.config.password,
-      connLimit: ctx.config.connLimit,
+      // CONN_LIMIT 0 is Weave's "unlimited"; the mesh takes a bound.
+      connLimit: ctx.config.connLimit === 0 ? Number.MAX_SAFE_INTEGER : ctx.config.connLimit,
       trustedSubnets: ctx.config.trustedSubnets,
       features: { fastdp: preferredDatapath(ctx.config) === "fastdp" ? "1" : "0" },
     });
@@ -275,6 +276,11 @@ export class WeaveAgent extends AgentRuntime<WeaveConfig, WeavePod> {
     if (!base.ready || this.bridgeAddress !== undefined) return base;
     const ring = this.ring?.status().join("; ") ?? "not started";
     return { ready: false, code: 50, reason: `[${WEAVE}] node ${this.ctx.node.name} has no address on the pod network yet (IPAM: ${ring})` };
+  }
+
+  /** The mesh's sent messages and bytes per kind (benchmarks, STATUS); undefined before start. */
+  gossipCounters(): ReturnType<Mesh["gossipCounters"]> | undefined {
+    return this.mesh?.gossipCounters();
   }
 
   /** Lines for people: mesh connections (datapath per peer, encryption, reasons) and the ring. */
