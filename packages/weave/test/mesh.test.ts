@@ -144,6 +144,18 @@ describe("mesh: partial meshes relay", () => {
     await h.stopAll();
   });
 
+  it("a channel registered after start hands its complete state to the neighbours at once", async () => {
+    const h = new Harness({ n: 3 });
+    await h.startAll();
+    await h.until(() => h.fullyConnected() && h.converged(), 10_000);
+    const late = h.peers.map(() => new SetChannel());
+    late[1]!.items.add("early");
+    h.peers.forEach((p, i) => p.mesh.channel("late", late[i]!));
+    await h.until(() => late.every((c) => c.items.has("early")), 2_000, 10);
+    expect(h.peers[0]!.mesh.peerNames().sort()).toEqual(h.peers.map((p) => p.mesh.self.name).sort());
+    await h.stopAll();
+  });
+
   for (const [label, n, neighbours] of [
     ["a ring of 9", 9, ring(9)],
     ["a full mesh of 10", 10, undefined],

@@ -248,6 +248,15 @@ export class Mesh {
     if (this.channels.has(name)) throw new ConfigError({ component: "weave", field: "channel", rule: "is already registered", value: name });
     const state: ChannelState = { handler, pending: [] };
     this.channels.set(name, state);
+    if (this.running) {
+      // Registered after start: the neighbours already connected get its complete state now, as a
+      // newcomer would (from a timer, so the caller finishes wiring the handler first).
+      this.o.clock.setTimeout(() => {
+        if (!this.running || this.channels.get(name) !== state) return;
+        const full = this.safeGossip(name, state);
+        if (full) this.sendAll([...this.byPeer.values()], { type: MESSAGE.channelGossip, channel: name, updates: [full] });
+      }, 0);
+    }
     return {
       gossip: (update) => {
         this.queueChannel(state, update);
@@ -289,6 +298,11 @@ export class Mesh {
   knows(peerName: string): PeerIdentity | undefined {
     const r = this.topology?.get(peerName);
     return r ? this.identityOf(r) : undefined;
+  }
+
+  /** The names of every known peer, this one included (cheaper than `peers()`). */
+  peerNames(): string[] {
+    return this.topology ? [...this.topology.all()].map((r) => r.name) : [];
   }
 
   /** How many peers the topology holds (this one included). */
