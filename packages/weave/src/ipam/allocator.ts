@@ -149,6 +149,8 @@ export class IpamAllocator implements GossipHandler {
   private early: Array<() => void> | undefined = [];
   private stopped = false;
   private lastPush = Number.NEGATIVE_INFINITY;
+  /** When this peer last answered a proposer's "init" prepare with its ring. */
+  private readonly ringSentTo = new Map<string, number>();
 
   constructor(o: RingOptions) {
     this.prefix = Prefix.parse(o.range, { field: "IPALLOC_RANGE", component: COMPONENT });
@@ -498,8 +500,13 @@ export class IpamAllocator implements GossipHandler {
 
   private onPaxos(source: string, msg: PaxosMessage): void {
     if (msg.inst === INIT && this.ring && msg.op === "prepare") {
-      // Already have a ring: the proposer should take it rather than seed another one.
-      this.unicast(source, this.ringMessage(true));
+      // Already have a ring: the proposer should take it rather than seed another one (at most
+      // once a second per proposer: its retries need no second copy in flight).
+      const now = this.o.clock.now();
+      if (now - (this.ringSentTo.get(source) ?? Number.NEGATIVE_INFINITY) >= 1000) {
+        this.ringSentTo.set(source, now);
+        this.unicast(source, this.ringMessage(true));
+      }
       return;
     }
     this.paxos.receive(source, msg);
@@ -642,8 +649,9 @@ export class IpamAllocator implements GossipHandler {
       const ring = Ring.seed(this.size, { weight: members.length, seed: v.seed }, members, (r) => this.seedFree(r));
       ring.takeDelta();
       this.o.log.info(`[weave] IPAM: consensus reached, ring split among ${members.length} peer(s)`, { members });
+      // Every learner builds the same ring from the value: nothing to gossip (peers that missed the
+      // decision get the ring in answer to their own prepare, or from the mesh's full exchange).
       this.adopt(ring.snapshot());
-      void this.commit().then(() => this.channel?.gossip(encodeMessage(this.ringMessage(true))));
       return;
     }
     if (inst.startsWith(RECLAIM)) {
