@@ -282,14 +282,38 @@ describe("feature requirements", () => {
     expect(missing.map((m) => m.message)).toEqual(["kernel lacks ipip: cannot create link tunl0 of kind ipip (Error: Unknown device type.)"]);
   });
 
-  it("sleeve is always refused; filters on bridged pods need br_netfilter; NAT needs nftables nat", () => {
+  it("sleeve is refused without a userspace datapath (even with TAP devices); filters on bridged pods need br_netfilter; NAT needs nftables nat", () => {
     const dp = base();
     dp.links.push({ kind: "sleeve", name: "weave", port: 6783, encrypted: false });
     dp.filters.push({ pod: "c1/eth0", direction: "ingress", rules: [], defaultAction: "drop" });
     dp.nat.push({ id: "m", kind: "masquerade", sources: ["10.244.0.0/16"], exceptDestinations: [] });
-    const features = [...missingFeatures(dp, all({ brNetfilter: false, nftNat: false }))].map((m) => m.feature).sort();
-    expect(features).toEqual(["brNetfilter", "nftNat", "sleeve"]);
+    const missing = missingFeatures(dp, all({ brNetfilter: false, nftNat: false, sleeve: true }));
+    expect(missing.map((m) => m.feature).sort()).toEqual(["brNetfilter", "nftNat", "sleeve"]);
+    expect(missing.find((m) => m.feature === "sleeve")!.message).toMatch(/^kernel lacks sleeve: cannot create link weave of kind sleeve \(.*no userspace datapath/);
     expect(missingFeatures(base(), all({}))).toEqual([]);
+  });
+
+  it("with a userspace datapath for it, a sleeve link needs only TAP devices", () => {
+    const dp = base();
+    dp.links.push({ kind: "sleeve", name: "sleeve0", port: 6783, encrypted: false });
+    expect(missingFeatures(dp, all({ sleeve: true }), new Set(["sleeve"]))).toEqual([]);
+    const missing = missingFeatures(dp, all({ sleeve: false }, { sleeve: "no TAP devices for a userspace sleeve: open /dev/net/tun: No such device" }), new Set(["sleeve"]));
+    expect(missing.map((m) => m.message)).toEqual(["kernel lacks sleeve (TAP devices): cannot create link sleeve0 of kind sleeve (no TAP devices for a userspace sleeve: open /dev/net/tun: No such device)"]);
+  });
+
+  it("plans a new userspace link's MAC and MTU instead of link add, the rest as for any link", () => {
+    const dp = base();
+    dp.links.push({ kind: "sleeve", name: "sleeve0", master: "cni0", mtu: 1418, mac: "02:00:00:00:00:5e", port: 6783, encrypted: false });
+    const desired = desiredState(dp, { owner: "t" });
+    const plan = planApply({ observed: emptyState(), desired, owner: "t", proto: 200, foreignAddrs: new Set(), userspaceKinds: new Set(["sleeve"]) });
+    const lines = plan.node.map((l) => l.line).filter((l) => l.includes("sleeve0"));
+    expect(lines).toEqual([
+      "link set dev sleeve0 address 02:00:00:00:00:5e",
+      "link set dev sleeve0 mtu 1418",
+      "link set dev sleeve0 alias cnikit:t",
+      "link set dev sleeve0 master cni0",
+      "link set dev sleeve0 up",
+    ]);
   });
 });
 
