@@ -4,7 +4,8 @@
  * Each schedule comes from one seed (core's seededRandom) and is printed as one compact line:
  *   seed=S n=N <init> <range>: a2 (allocate on p2) s2 (a specific address on p2) r1 (release on p1)
  *   P[13|24] (partition)
- *   H (heal) C3 (crash p3) R3 (restart p3 from its store) t (time passes) -> outcome
+ *   H (heal) C3 (crash p3) R3 (restart p3 from its store) G3 (p3 deleted for good: the others are
+ *   told it is gone) Jo1 (observer o1 joins) t (time passes) -> outcome
  * A failing schedule is printed in full with the invariant it broke; rerun it alone with
  * `runRingSchedule(seed)` (src/ipam/testing.ts). A longer sweep: scripts/bench/weave-ring-sweep.ts
  * (seeds 1-600 and, at 20 % loss and 40 steps, 1000-1399 held). Runtime: about 5 s alone, 12 s with

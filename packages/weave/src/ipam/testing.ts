@@ -282,14 +282,18 @@ export interface RingScheduleResult {
 export async function runRingSchedule(seed: number, o: RingScheduleOptions = {}): Promise<RingScheduleResult> {
   const random = seededRandom(seed);
   const n = 3 + Math.floor(random() * 3);
-  const names = Array.from({ length: n }, (_, i) => `p${i + 1}`);
+  const founders = Array.from({ length: n }, (_, i) => `p${i + 1}`);
+  /** Peers running or crashed so far: the founders, then observers that join on the way. */
+  const names = [...founders];
+  const joiners = ["o1", "o2"];
+  const tag = (x: string): string => (x.startsWith("p") ? x.slice(1) : x);
   const seeded = random() < 0.4;
   const size = random() < 0.5 ? 16 : 32;
   const range = `10.32.0.0/${32 - Math.log2(size)}`;
   const c = new IpamTestCluster({
     names,
     range,
-    init: () => (seeded ? { mode: "seed", peers: names } : { mode: "consensus", quorum: n }),
+    init: (name) => (name.startsWith("o") ? { mode: "observer" } : seeded ? { mode: "seed", peers: founders } : { mode: "consensus", quorum: n }),
     random,
     lossRate: o.lossRate ?? 0.05,
     grantTimeoutMs: 8000,
@@ -318,7 +322,7 @@ export async function runRingSchedule(seed: number, o: RingScheduleOptions = {})
       for (let i = 0; i < burst; i++) {
         const key = `k${++keyNo}`;
         const specific = random() < 0.2 ? `10.32.0.${1 + Math.floor(random() * (size - 2))}` : undefined;
-        log.push(`${specific === undefined ? "a" : "s"}${peer.slice(1)}`);
+        log.push(`${specific === undefined ? "a" : "s"}${tag(peer)}`);
         pending.push(
           c
             .get(peer)
@@ -331,7 +335,7 @@ export async function runRingSchedule(seed: number, o: RingScheduleOptions = {})
       const held = [...granted].filter(([, g]) => !down.has(g.peer));
       if (held.length > 0) {
         const [key, g] = pick(held);
-        log.push(`r${g.peer.slice(1)}`);
+        log.push(`r${tag(g.peer)}`);
         granted.delete(key);
         pending.push(c.get(g.peer).release(key).catch(() => undefined));
       }
@@ -340,7 +344,7 @@ export async function runRingSchedule(seed: number, o: RingScheduleOptions = {})
       const cut = 1 + Math.floor(random() * (n - 1));
       const groups = [shuffled.slice(0, cut), shuffled.slice(cut)];
       c.mesh.partition(groups);
-      log.push(`P[${groups.map((g) => g.map((x) => x.slice(1)).join("")).join("|")}]`);
+      log.push(`P[${groups.map((g) => g.map(tag).join("")).join("|")}]`);
     } else if (r < 0.7) {
       c.mesh.heal();
       log.push("H");
@@ -348,12 +352,12 @@ export async function runRingSchedule(seed: number, o: RingScheduleOptions = {})
       const peer = pick(up);
       c.crash(peer);
       down.add(peer);
-      log.push(`C${peer.slice(1)}`);
+      log.push(`C${tag(peer)}`);
     } else if (r < 0.9 && down.size > 0) {
       const peer = pick([...down]);
       down.delete(peer);
       (await c.start(peer)).peersGone([...gone]);
-      log.push(`R${peer.slice(1)}`);
+      log.push(`R${tag(peer)}`);
     } else if (r < 0.94 && down.size > 0 && names.length - gone.size > 2) {
       // A crashed node is deleted for good: membership tells the others, its pods are gone with it.
       const peer = pick([...down]);
@@ -362,7 +366,13 @@ export async function runRingSchedule(seed: number, o: RingScheduleOptions = {})
       c.forget(peer);
       for (const [key, g] of [...granted]) if (g.peer === peer) granted.delete(key);
       for (const a of c.live.values()) a.peersGone([...gone]);
-      log.push(`G${peer.slice(1)}`);
+      log.push(`G${tag(peer)}`);
+    } else if (r < 0.97 && joiners.length > 0) {
+      // A new node joins as an observer: it owns nothing until a donation.
+      const peer = joiners.shift()!;
+      names.push(peer);
+      (await c.start(peer)).peersGone([...gone]);
+      log.push(`J${peer}`);
     } else {
       log.push("t");
     }
