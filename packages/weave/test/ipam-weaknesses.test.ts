@@ -98,6 +98,7 @@ describe("IPAM ring: better than Weave", () => {
     await c.clock.advance(30_000);
     for (const n of ["p1", "p2", "p3", "p4"]) expect(c.get(n).owner(p5Addr)).toBe("p5");
     expect(c.get("p1").status().some((l) => l.startsWith("reclaiming space of p5 (quorum: 3)"))).toBe(true);
+    expect(c.get("p1").status().filter((l) => l.endsWith("free advertised)")).map((l) => l.split(":")[0])).toEqual(["owner p3", "owner p4", "owner p5"]);
     c.mesh.heal();
     await c.clock.advance(30_000);
     const claimants = new Set(["p1", "p2", "p3", "p4"].map((n) => c.get(n).owner(p5Addr)));

@@ -356,8 +356,9 @@ export class IpamAllocator implements GossipHandler {
       out.push(`range ${this.prefix} ring ${ring.identity.seed} (agreed by ${ring.identity.weight})`);
       const taken = this.taken();
       for (const r of ring.rangesOf(this.o.self)) out.push(`owned ${this.fmt(r[0])}-${this.fmt(r[1] - 1)}: ${freeIn(r, taken)} free`);
+      const known = new Set(this.o.knownPeers());
       for (const [peer, free] of ring.freeByOwner()) {
-        if (peer !== this.o.self && this.unreachable.has(peer)) out.push(`owner ${peer}: unreachable! (${free} free advertised)`);
+        if (peer !== this.o.self && (this.unreachable.has(peer) || !known.has(peer))) out.push(`owner ${peer}: unreachable! (${free} free advertised)`);
       }
       for (const [d, c] of ring.tombstones()) out.push(`reclaimed ${d} -> ${c}`);
     }
