@@ -24,8 +24,9 @@
  * per node), tcpdump captures every node's underlay interface while the pods exchange a random
  * marker over TCP and UDP (sent and echoed back); the check fails when the marker, raw or in hex,
  * is in any captured packet (naming pair, protocol, node and the outer packet), when the exchange
- * does not complete, and when a capture saw no packet of the exchange (it must prove it can see).
- * ICMP is not exchanged there.
+ * does not complete, and when a capture of either node of the pair saw no packet of the exchange
+ * in either direction (packets between the two nodes long enough to carry the padded payload: it
+ * must prove it can see). ICMP is not exchanged there.
  */
 import type { Family, Protocol } from "@cnikit/core";
 import type { Hop, PacketResult, SimPod } from "@cnikit/sim";

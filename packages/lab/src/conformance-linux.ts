@@ -17,12 +17,13 @@
  *    of ordered cross-node pod pairs (`KERNEL_G_PAIRS`, round-robin over node pairs; every pair of a
  *    2-node lab with 2 pods per node) and TCP and UDP, tcpdump captures every node's underlay
  *    `eth0` (capture.ts) while the pods exchange a random marker through the probe agents' echo
- *    (the marker goes out and comes back); a flush sentinel each node sends proves its capture has
- *    caught up; then the marker, raw or in hex, must be in no captured packet (a hit names the pair,
- *    the protocol, the node, the outer packet), and each of the pair's nodes must have captured
- *    packets of the exchange (between the two nodes' underlay addresses other than the peer
- *    transport's TCP, or between the pods themselves), or the capture cannot vouch. ICMP is not
- *    exchanged here (the simulator also walks it).
+ *    padded to `KERNEL_G_PAYLOAD_BYTES` (it goes out and comes back); a flush sentinel each node
+ *    sends proves its capture has caught up; then the marker, raw or in hex, must be in no captured
+ *    packet (a hit names the pair, the protocol, the node, the outer packet), and each of the pair's
+ *    nodes must have captured packets of the exchange both ways (packets long enough to carry the
+ *    payload, between the two nodes' underlay addresses other than the peer transport's TCP, or
+ *    between the pods themselves), or the capture cannot vouch. ICMP is not exchanged here (the
+ *    simulator also walks it).
  *  - I: the same scenario in the simulator and the kernel gives the same reachability table cell
  *    by cell, and a NetworkPolicy written to the lab's etcd is enforced by nftables exactly as the
  *    simulator and @cnikit/netpol's evaluator say.
@@ -1470,15 +1471,30 @@ function randomMarker(tag: string): string {
   return `cnikit-${tag}-${randomBytes(16).toString("hex")}`;
 }
 
-/** Whether `p` belongs to the exchange between two pods: outer packets between their nodes (not the peer transport's TCP), or the pods' own packets routed as they are. */
-function exchangePacket(p: CapturedPacket, o: { nodes: [string, string]; pods: [string, string]; peerPorts: ReadonlySet<number> }): boolean {
+/**
+ * Bytes of the payload each exchange sends (the marker, then random padding), echoed back: every
+ * packet that carries it across the underlay, encrypted or not, is at least this long, which the
+ * overlay's own chatter between two nodes (ARP, IPv6 neighbour and multicast listener messages
+ * flooded on an L2 overlay, a few dozen to ~200 bytes) is not.
+ */
+export const KERNEL_G_PAYLOAD_BYTES = 600;
+
+/**
+ * Which way `p` carries the exchange between two pods, or undefined when it is not a packet of it:
+ * an outer IPv4 packet between the two pods' nodes (not the peer transport's TCP: gossip and
+ * leases are the control plane) or between the pods themselves (routed as they are), at least
+ * `minBytes` long on the wire. "there" is from the sender's side, "back" towards it.
+ */
+export function exchangeDirection(p: CapturedPacket, o: { nodes: [string, string]; pods: [string, string]; peerPorts: ReadonlySet<number>; minBytes: number }): "there" | "back" | undefined {
   const ip = ipv4Of(p);
-  if (!ip) return false;
-  const between = (x: [string, string]): boolean => (ip.src === x[0] && ip.dst === x[1]) || (ip.src === x[1] && ip.dst === x[0]);
-  if (between(o.pods)) return true;
-  if (!between(o.nodes)) return false;
-  // The control plane's connections between the nodes (gossip, leases) are not the exchange.
-  return !(ip.protocol === 6 && (o.peerPorts.has(ip.srcPort ?? -1) || o.peerPorts.has(ip.dstPort ?? -1)));
+  if (!ip || p.wireLength < o.minBytes) return undefined;
+  const way = (x: [string, string]): "there" | "back" | undefined => (ip.src === x[0] && ip.dst === x[1] ? "there" : ip.src === x[1] && ip.dst === x[0] ? "back" : undefined);
+  const pods = way(o.pods);
+  if (pods !== undefined) return pods;
+  const nodes = way(o.nodes);
+  if (nodes === undefined) return undefined;
+  if (ip.protocol === 6 && (o.peerPorts.has(ip.srcPort ?? -1) || o.peerPorts.has(ip.dstPort ?? -1))) return undefined;
+  return nodes;
 }
 
 /**
@@ -1491,6 +1507,7 @@ async function plaintextExchange(ctx: LinuxContext, from: LabPod, to: LabPod, pr
   const what = `${proto} from ${podEndpoint(from).label} to ${podEndpoint(to).label}`;
   const problems: string[] = [];
   const marker = randomMarker(`g-${proto}`);
+  const payload = `${marker}.${randomBytes(KERNEL_G_PAYLOAD_BYTES).toString("hex")}`.slice(0, KERNEL_G_PAYLOAD_BYTES);
   const nodeA = lab.node(from.node);
   const nodeB = lab.node(to.node);
   const peerPorts = new Set(lab.plan.nodes.map((n) => n.peerPort));
@@ -1503,8 +1520,8 @@ async function plaintextExchange(ctx: LinuxContext, from: LabPod, to: LabPod, pr
     const started = await Promise.allSettled(lab.nodes.map((n) => UnderlayCapture.start({ ns: n.ns, ifName: UNDERLAY_IF, maxMs: 120_000 })));
     for (const c of started) if (c.status === "fulfilled") captures.push(c.value);
     for (const c of started) if (c.status === "rejected") throw c.reason;
-    let r = await podClient.probe({ proto, host: to.ip, port: PROBE_PORT, timeoutMs: 3000, payload: marker });
-    if (!r.ok) r = await podClient.probe({ proto, host: to.ip, port: PROBE_PORT, timeoutMs: 6000, payload: marker });
+    let r = await podClient.probe({ proto, host: to.ip, port: PROBE_PORT, timeoutMs: 3000, payload });
+    if (!r.ok) r = await podClient.probe({ proto, host: to.ip, port: PROBE_PORT, timeoutMs: 6000, payload });
     if (!r.ok) problems.push(`${what}: the exchange did not complete (${r.error ?? "no echo"}), so the capture cannot vouch for it`);
     // Each node sends a sentinel to another node over the underlay; once its capture holds it, it holds everything before it.
     const sentinels = lab.nodes.map(() => randomMarker("g-flush"));
@@ -1528,14 +1545,22 @@ async function plaintextExchange(ctx: LinuxContext, from: LabPod, to: LabPod, pr
       const hits = packetsWith(res.packets, markerForms(marker));
       if (hits.length > 0) seenOn.push(`node ${n.name} (${UNDERLAY_IF}, ${hits.length} packet(s), e.g. ${describePacket(hits[0]!)})`);
       if (n.name !== nodeA.name && n.name !== nodeB.name) continue;
-      const exchange = res.packets.filter((p) => !sentinelForms.some((f) => p.data.includes(f)) && exchangePacket(p, { nodes: [nodeA.address, nodeB.address], pods: [from.ip, to.ip], peerPorts }));
-      counts.push(`${exchange.length} on ${n.name}`);
-      if (exchange.length === 0) {
-        problems.push(`${what}: the capture on node ${n.name}'s ${UNDERLAY_IF} saw no packet between ${nodeA.address} and ${nodeB.address} (nor between the pods) during the exchange, so it cannot show the marker was not sent in plaintext`);
+      const ways = { there: 0, back: 0 };
+      for (const p of res.packets) {
+        if (sentinelForms.some((f) => p.data.includes(f))) continue;
+        const way = exchangeDirection(p, { nodes: [nodeA.address, nodeB.address], pods: [from.ip, to.ip], peerPorts, minBytes: KERNEL_G_PAYLOAD_BYTES });
+        if (way !== undefined) ways[way]++;
+      }
+      counts.push(`${ways.there} there, ${ways.back} back on ${n.name}`);
+      const missing = [ways.there === 0 ? `from ${nodeA.address} to ${nodeB.address}` : "", ways.back === 0 ? `from ${nodeB.address} to ${nodeA.address}` : ""].filter(Boolean);
+      if (missing.length > 0) {
+        problems.push(
+          `${what}: the capture on node ${n.name}'s ${UNDERLAY_IF} saw no packet of ${KERNEL_G_PAYLOAD_BYTES}+ bytes ${missing.join(" nor ")} (nor between the pods) during the exchange, so it cannot show the marker did not cross in plaintext`,
+        );
       }
     }
     if (seenOn.length > 0) problems.unshift(`${what}: the marker ${marker} crosses the underlay in plaintext on ${seenOn.join(" and on ")}`);
-    const label = `${proto} ${from.name} (${from.node}) → ${to.name} (${to.node}): ${counts.join(", ")} packet(s) of the exchange captured`;
+    const label = `${proto} ${from.name} (${from.node}) → ${to.name} (${to.node}): packets of the exchange (${KERNEL_G_PAYLOAD_BYTES}+ bytes between the nodes) ${counts.join(", ")}`;
     return { problems, sub: problems.length > 0 ? { label, status: "failed", reason: summarize(problems) } : { label: `${label}, the marker in none`, status: "passed" } };
   } finally {
     await Promise.all(captures.map((c) => c.stop()));

@@ -8,7 +8,8 @@
  *    encryption capability) are "not claimed" without a lab being built;
  *  - weave `fastdp` wrapped as a backend module whose summary claims encryption (its vxlan port
  *    carries pod payloads in the clear): the check FAILS, naming the marker it saw, the pair,
- *    the protocol and the node.
+ *    the protocol and the node; and with one pod's output muted, its exchanges fail because the
+ *    captures saw nothing of them (silence is not proof of encryption).
  *
  * Labs are named `g<pid>...`; each run takes its lab down, and afterAll removes any left by a crash.
  */
@@ -21,7 +22,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { renderTable, type CheckResult } from "@cnikit/conformance/runner";
 import { createNetns, deleteNetns, listNetns } from "@cnikit/linux";
 import { UnderlayCapture, describePacket, ipv4Of, markerForms, packetsWith, parsePcap, type CapturedPacket } from "../src/capture.ts";
-import { KERNEL_G_PAIRS, crossNodeSample, runLinuxConformance, type LinuxConformanceReport } from "../src/conformance-linux.ts";
+import { KERNEL_G_PAIRS, crossNodeSample, exchangeDirection, runLinuxConformance, type LinuxConformanceReport } from "../src/conformance-linux.ts";
 import { downLabWithExtras, labDir, nsPrefix } from "../src/index.ts";
 
 const RUN = `g${process.pid}`;
@@ -110,6 +111,26 @@ describe("capture.ts: reading what tcpdump wrote", () => {
     // Not IPv4 (an ARP frame): no header.
     const arp: CapturedPacket = { timeUs: 0, linkType: 1, wireLength: 42, data: Buffer.concat([Buffer.from("0200000000010200000000020806", "hex"), Buffer.alloc(28)]) };
     expect(ipv4Of(arp)).toBeUndefined();
+  });
+
+  it("exchangeDirection counts only packets long enough to carry the payload, between the pair's nodes (not their peer transport) or the pods, and says which way", () => {
+    const o = { nodes: ["198.51.100.10", "203.0.113.10"] as [string, string], pods: ["10.40.0.1", "10.32.0.2"] as [string, string], peerPorts: new Set([7946]), minBytes: 600 };
+    const pkt = (src: string, dst: string, ports: [number, number], bytes: number): CapturedPacket => {
+      const data = udpFrame(src, dst, ports, Buffer.alloc(bytes - 42));
+      return { timeUs: 0, linkType: 1, wireLength: data.length, data };
+    };
+    expect(exchangeDirection(pkt("198.51.100.10", "203.0.113.10", [40000, 6784], 700), o)).toBe("there");
+    expect(exchangeDirection(pkt("203.0.113.10", "198.51.100.10", [40000, 6784], 700), o)).toBe("back");
+    // Routed as they are (no overlay): the pods' own packets.
+    expect(exchangeDirection(pkt("10.32.0.2", "10.40.0.1", [8080, 40000], 650), o)).toBe("back");
+    // Overlay chatter (an MLD report flooded over vxlan) is too short to carry the payload.
+    expect(exchangeDirection(pkt("198.51.100.10", "203.0.113.10", [40000, 6784], 140), o)).toBeUndefined();
+    // Another node, the datastore, or a UDP packet on the peer port's number is not the pair's... only TCP on the peer port is the control plane.
+    expect(exchangeDirection(pkt("198.51.100.10", "198.51.100.254", [40000, 2379], 700), o)).toBeUndefined();
+    expect(exchangeDirection(pkt("198.51.100.10", "203.0.113.10", [7946, 7946], 700), o)).toBe("there");
+    const tcp = pkt("198.51.100.10", "203.0.113.10", [52614, 7946], 700);
+    tcp.data[14 + 9] = 6;
+    expect(exchangeDirection(tcp, o)).toBeUndefined();
   });
 
   it("crossNodeSample takes every direction between nodes before a second pair of any, up to the bound", () => {
@@ -229,9 +250,49 @@ describe("encryption.no-plaintext on the kernel", () => {
       expect(s.status, s.label).toBe("failed");
       expect(s.reason, s.label).toMatch(/ crosses the underlay in plaintext on node node-1 \(eth0, .* and on node node-2 \(eth0, /);
       // The capture saw the exchange on both nodes (the proof it could see).
-      expect(s.label).toMatch(/: [1-9]\d* on node-1, [1-9]\d* on node-2 packet\(s\) of the exchange captured$/);
+      expect(s.label).toMatch(/: packets of the exchange \(600\+ bytes between the nodes\) [1-9]\d* there, [1-9]\d* back on node-1, [1-9]\d* there, [1-9]\d* back on node-2$/);
     }
     expect(subs.filter((s) => s.label.startsWith("tcp ")).length).toBe(8);
+    expect(await leftovers(name)).toEqual([]);
+  }, 300_000);
+
+  it("a marker that never reaches the underlay does not pass: with pod-1-1 sending nothing (nft drops its output and ARP), its exchanges fail as not completed and not seen by the captures, not as clean", async () => {
+    const { dir } = claimsEncryptionProject();
+    const mod = (await import(join(dir, "weave-claims-encryption.mjs"))) as { liar: Parameters<typeof runLinuxConformance>[0]["backend"] };
+    const name = labName("s");
+    const r = await runLinuxConformance({
+      backend: mod.liar,
+      backendModule: { module: "./weave-claims-encryption.mjs", from: dir, export: "liar" },
+      config: {},
+      configLabel: "fastdp-claims-encryption",
+      nodes: 2,
+      podsPerNode: 1,
+      name,
+      checks: ["encryption.no-plaintext"],
+      prepare: async (lab) => {
+        const nft = await lab.exec("pod-1-1", ["nft", "-f", "-"], {
+          input: 'table inet gmute {\n chain o {\n  type filter hook output priority 0; policy accept;\n  oifname "eth0" drop\n }\n}\ntable arp gmutearp {\n chain o {\n  type filter hook output priority 0; policy drop;\n }\n}\n',
+        });
+        expect(nft.code, nft.stderr).toBe(0);
+      },
+    });
+    const g = result(r);
+    expect(g.status, renderTable([r])).toBe("failed");
+    const silent = (g.subResults ?? []).filter((s) => / pod-1-1 \(node-1\) → /.test(s.label));
+    expect(silent.map((s) => s.label)).toEqual([
+      "tcp pod-1-1 (node-1) → pod-2-1 (node-2): packets of the exchange (600+ bytes between the nodes) 0 there, 0 back on node-1, 0 there, 0 back on node-2",
+      "udp pod-1-1 (node-1) → pod-2-1 (node-2): packets of the exchange (600+ bytes between the nodes) 0 there, 0 back on node-1, 0 there, 0 back on node-2",
+    ]);
+    for (const s of silent) {
+      expect(s.status).toBe("failed");
+      expect(s.reason).toMatch(/: the exchange did not complete \(.+\), so the capture cannot vouch for it/);
+      for (const node of ["node-1", "node-2"]) {
+        expect(s.reason).toContain(
+          `the capture on node ${node}'s eth0 saw no packet of 600+ bytes from 198.51.100.10 to 203.0.113.10 nor from 203.0.113.10 to 198.51.100.10 (nor between the pods) during the exchange`,
+        );
+      }
+      expect(s.reason).not.toMatch(/crosses the underlay in plaintext/);
+    }
     expect(await leftovers(name)).toEqual([]);
   }, 300_000);
 });
