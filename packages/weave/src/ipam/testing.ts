@@ -259,6 +259,8 @@ export interface RingScheduleOptions {
   steps?: number;
   /** Message loss rate of the fake mesh. Default 0.05. */
   lossRate?: number;
+  /** Most founding peers (at least 3 are drawn). Default 5. */
+  maxPeers?: number;
   /** Per-peer loggers (to follow one schedule). Default silent. */
   log?: (name: string) => Logger;
 }
@@ -281,7 +283,7 @@ export interface RingScheduleResult {
  */
 export async function runRingSchedule(seed: number, o: RingScheduleOptions = {}): Promise<RingScheduleResult> {
   const random = seededRandom(seed);
-  const n = 3 + Math.floor(random() * 3);
+  const n = 3 + Math.floor(random() * (Math.max(3, o.maxPeers ?? 5) - 2));
   const founders = Array.from({ length: n }, (_, i) => `p${i + 1}`);
   /** Peers running or crashed so far: the founders, then observers that join on the way. */
   const names = [...founders];
