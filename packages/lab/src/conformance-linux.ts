@@ -1561,7 +1561,7 @@ async function plaintextExchange(ctx: LinuxContext, from: LabPod, to: LabPod, pr
     }
     if (seenOn.length > 0) problems.unshift(`${what}: the marker ${marker} crosses the underlay in plaintext on ${seenOn.join(" and on ")}`);
     const label = `${proto} ${from.name} (${from.node}) → ${to.name} (${to.node}): packets of the exchange (${KERNEL_G_PAYLOAD_BYTES}+ bytes between the nodes) ${counts.join(", ")}`;
-    return { problems, sub: problems.length > 0 ? { label, status: "failed", reason: summarize(problems) } : { label: `${label}, the marker in none`, status: "passed" } };
+    return { problems, sub: problems.length > 0 ? { label, status: "failed", reason: summarize(problems) } : { label: `${label}; the marker in none`, status: "passed" } };
   } finally {
     await Promise.all(captures.map((c) => c.stop()));
     podClient.close();

@@ -4,11 +4,14 @@
  *
  *  - the capture module on its own: pcap parsing, outer IPv4 headers, marker forms, and a real
  *    tcpdump in a namespace of its own that sees a ping carrying a pattern;
- *  - the gate, exactly as the simulator's: weave `fastdp` (no password) and flannel (no
- *    encryption capability) are "not claimed" without a lab being built;
+ *  - the gate, exactly as the simulator's: weave `fastdp` and `sleeve` (no password) and flannel
+ *    (no encryption capability) are "not claimed" without a lab being built;
+ *  - weave `encrypted` (the sealed sleeve, cnikitd's userspace relay): passes, every exchange seen
+ *    both ways on both nodes and the marker in no packet;
  *  - weave `fastdp` wrapped as a backend module whose summary claims encryption (its vxlan port
  *    carries pod payloads in the clear): the check FAILS, naming the marker it saw, the pair,
- *    the protocol and the node; and with one pod's output muted, its exchanges fail because the
+ *    the protocol and the node; so does weave's sleeve without a password under the same claim;
+ *    and with one pod's output muted, its exchanges fail because the
  *    captures saw nothing of them (silence is not proof of encryption).
  *
  * Labs are named `g<pid>...`; each run takes its lab down, and afterAll removes any left by a crash.
@@ -217,6 +220,8 @@ describe("encryption.no-plaintext on the kernel", () => {
     const w = await runLinuxConformance({ backend: "weave", mode: "fastdp", nodes: 2, name: labName("n"), checks: ["G"] });
     expect(result(w)).toMatchObject({ status: "not claimed", reason: "this config does not encrypt (summarize says encrypted: false)" });
     expect(w.lab).toBeUndefined();
+    const sl = await runLinuxConformance({ backend: "weave", mode: "sleeve", nodes: 2, name: labName("o"), checks: ["G"] });
+    expect(result(sl)).toMatchObject({ status: "not claimed", reason: "this config does not encrypt (summarize says encrypted: false)" });
     const f = await runLinuxConformance({ backend: "flannel", mode: "vxlan", nodes: 2, name: labName("m"), checks: ["encryption.no-plaintext"] });
     expect(result(f)).toMatchObject({ status: "not claimed", reason: "capabilities.encryption is false" });
     expect(performance.now() - t0).toBeLessThan(20_000);
@@ -253,6 +258,42 @@ describe("encryption.no-plaintext on the kernel", () => {
       expect(s.label).toMatch(/: packets of the exchange \(600\+ bytes between the nodes\) [1-9]\d* there, [1-9]\d* back on node-1, [1-9]\d* there, [1-9]\d* back on node-2$/);
     }
     expect(subs.filter((s) => s.label.startsWith("tcp ")).length).toBe(8);
+    expect(await leftovers(name)).toEqual([]);
+  }, 300_000);
+
+  it("FAILS on weave's sleeve without a password wrapped to claim encryption too (the userspace relay's UDP carries the marker in the clear)", async () => {
+    const { dir } = claimsEncryptionProject();
+    const mod = (await import(join(dir, "weave-claims-encryption.mjs"))) as { liar: Parameters<typeof runLinuxConformance>[0]["backend"] };
+    const name = labName("v");
+    const r = await runLinuxConformance({
+      backend: mod.liar,
+      backendModule: { module: "./weave-claims-encryption.mjs", from: dir, export: "liar" },
+      config: { WEAVE_NO_FASTDP: "1" },
+      configLabel: "sleeve-claims-encryption",
+      nodes: 2,
+      podsPerNode: 1,
+      name,
+      checks: ["G"],
+    });
+    const g = result(r);
+    expect(g.status, renderTable([r])).toBe("failed");
+    expect(g.reason).toMatch(/^4 of 4 exchanges: /);
+    // Weave's sleeve port, both ends.
+    expect(g.reason).toMatch(/the marker cnikit-g-(tcp|udp)-[0-9a-f]{32} crosses the underlay in plaintext on node node-1 \(eth0, \d+ packet\(s\), e.g. [\d.]+ → [\d.]+ udp 6783→6783, /);
+    expect(await leftovers(name)).toEqual([]);
+  }, 300_000);
+
+  it("passes on weave `encrypted` (the sealed sleeve): no marker in any captured packet, every exchange seen both ways on both nodes", async () => {
+    const name = labName("e");
+    const r = await runLinuxConformance({ backend: "weave", mode: "encrypted", nodes: 2, podsPerNode: 2, name, checks: ["G"] });
+    const g = result(r);
+    expect(g.status, `${renderTable([r])}\n${g.reason ?? ""}`).toBe("passed");
+    const subs = g.subResults ?? [];
+    expect(subs).toHaveLength(16);
+    for (const s of subs) {
+      expect(s.status, s.reason).toBe("passed");
+      expect(s.label).toMatch(/^(tcp|udp) pod-\d-\d \(node-\d\) → pod-\d-\d \(node-\d\): packets of the exchange \(600\+ bytes between the nodes\) [1-9]\d* there, [1-9]\d* back on node-1, [1-9]\d* there, [1-9]\d* back on node-2; the marker in none$/);
+    }
     expect(await leftovers(name)).toEqual([]);
   }, 300_000);
 
