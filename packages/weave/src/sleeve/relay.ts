@@ -240,6 +240,7 @@ export class SleeveRelay {
   private readonly handshakeIntervalMs: number;
   private readonly clock: Clock;
   private handshakeTimer: { cancel(): void } | undefined;
+  private readonly refusalLogged = new Map<string, string>();
   private readonly maxPayload: number;
   private readonly sendQueueLimit: number;
   private readonly log: Logger;
@@ -402,10 +403,15 @@ export class SleeveRelay {
     if (outcome.refused !== undefined) {
       if (peer.session !== undefined) peer.session = undefined;
       this.drops[SleeveDrop.handshake]++;
-      this.log.warn("sleeve peer refused", { peer: peer.name, reason: outcome.refused });
+      // Logged once per reason: the peer keeps sending its handshake every interval.
+      if (this.refusalLogged.get(peer.name) !== outcome.refused) {
+        this.refusalLogged.set(peer.name, outcome.refused);
+        this.log.warn("sleeve peer refused", { peer: peer.name, reason: outcome.refused });
+      }
       return;
     }
     if (outcome.established) {
+      this.refusalLogged.delete(peer.name);
       peer.session = sleeveSession(outcome.established);
       this.log.info("sleeve session established", { peer: peer.name });
     }
