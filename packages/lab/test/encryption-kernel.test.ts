@@ -23,30 +23,19 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { renderTable, type CheckResult } from "@cnikit/conformance/runner";
-import { createNetns, deleteNetns, listNetns } from "@cnikit/linux";
+import { createNetns, deleteNetns } from "@cnikit/linux";
 import { UnderlayCapture, describePacket, ipv4Of, markerForms, packetsWith, parsePcap, type CapturedPacket } from "../src/capture.ts";
-import { KERNEL_G_PAIRS, crossNodeSample, exchangeDirection, runLinuxConformance, type LinuxConformanceReport } from "../src/conformance-linux.ts";
-import { downLabWithExtras, labDir, nsPrefix } from "../src/index.ts";
+import { KERNEL_G_PAIRS, crossNodeSample, exchangeDirection, runLinuxConformance, type LinuxConformanceOptions, type LinuxConformanceReport } from "../src/conformance-linux.ts";
+import { testLabs } from "./test-labs.ts";
 
-const RUN = `g${process.pid}`;
-const made = new Set<string>();
-const labName = (suffix: string): string => {
-  const name = `${RUN}${suffix}`.slice(0, 20);
-  made.add(name);
-  return name;
-};
+const labs = testLabs("g");
+const { labName, leftovers } = labs;
 const tmp = mkdtempSync(join(tmpdir(), "cnikit-g-kernel-"));
 
 afterAll(async () => {
-  for (const name of made) await downLabWithExtras(name);
+  await labs.downAll();
   rmSync(tmp, { recursive: true, force: true });
 }, 120_000);
-
-async function leftovers(name: string): Promise<string[]> {
-  const out = (await listNetns()).filter((ns) => ns.startsWith(`${nsPrefix(name)}-`));
-  if (existsSync(labDir(name))) out.push(labDir(name));
-  return out;
-}
 
 function result(r: LinuxConformanceReport): CheckResult {
   const x = r.results.find((y) => y.id === "encryption.no-plaintext");
@@ -188,8 +177,8 @@ describe("capture.ts: a real tcpdump in a namespace (root)", () => {
 });
 
 /**
- * A project outside the workspace whose module wraps weave (fast datapath, no password) in a
- * backend that says it encrypts: its summary claims `encrypted: true`, its vxlan port does not.
+ * A project outside the workspace whose module wraps weave in a backend that says it encrypts
+ * whatever its config: its summary claims `encrypted: true`, its datapath does what the config says.
  */
 function claimsEncryptionProject(): { dir: string; module: string } {
   const dir = join(tmp, "liar");
@@ -214,6 +203,27 @@ export const liar = defineBackend({
   return { dir, module };
 }
 
+/** Section G alone on a 2-node lab of weave with `config`, wrapped to claim encryption; the lab is gone afterwards. */
+async function runClaimer(o: { config: Record<string, string>; label: string; podsPerNode: number; suffix: string; prepare?: LinuxConformanceOptions["prepare"] }): Promise<{ report: LinuxConformanceReport; g: CheckResult }> {
+  const { dir, module } = claimsEncryptionProject();
+  const mod = (await import(module)) as { liar: LinuxConformanceOptions["backend"] };
+  const name = labName(o.suffix);
+  const report = await runLinuxConformance({
+    backend: mod.liar,
+    backendModule: { module: "./weave-claims-encryption.mjs", from: dir, export: "liar" },
+    config: o.config,
+    configLabel: o.label,
+    nodes: 2,
+    podsPerNode: o.podsPerNode,
+    name,
+    checks: ["encryption.no-plaintext"],
+    ...(o.prepare ? { prepare: o.prepare } : {}),
+  });
+  expect(report.backend).toBe("weave-claims-encryption");
+  expect(await leftovers(name)).toEqual([]);
+  return { report, g: result(report) };
+}
+
 describe("encryption.no-plaintext on the kernel", () => {
   it("is 'not claimed' exactly as in the simulator: weave fastdp (no password) and flannel (no encryption capability), without building a lab", async () => {
     const t0 = performance.now();
@@ -228,21 +238,7 @@ describe("encryption.no-plaintext on the kernel", () => {
   }, 60_000);
 
   it("FAILS on weave fastdp wrapped to claim encryption: the marker is seen in plaintext on the underlay, naming it, the pair, the protocol and the node", async () => {
-    const { dir, module } = claimsEncryptionProject();
-    const mod = (await import(module)) as { liar: Parameters<typeof runLinuxConformance>[0]["backend"] };
-    const name = labName("l");
-    const r = await runLinuxConformance({
-      backend: mod.liar,
-      backendModule: { module: "./weave-claims-encryption.mjs", from: dir, export: "liar" },
-      config: {},
-      configLabel: "fastdp-claims-encryption",
-      nodes: 2,
-      podsPerNode: 2,
-      name,
-      checks: ["G"],
-    });
-    const g = result(r);
-    expect(r.backend).toBe("weave-claims-encryption");
+    const { report: r, g } = await runClaimer({ config: {}, label: "fastdp-claims-encryption", podsPerNode: 2, suffix: "l" });
     expect(g.status, renderTable([r])).toBe("failed");
     expect(g.reason).toMatch(/^\d+ of 16 exchanges: /);
     expect(g.reason).toMatch(
@@ -258,29 +254,14 @@ describe("encryption.no-plaintext on the kernel", () => {
       expect(s.label).toMatch(/: packets of the exchange \(600\+ bytes between the nodes\) [1-9]\d* there, [1-9]\d* back on node-1, [1-9]\d* there, [1-9]\d* back on node-2$/);
     }
     expect(subs.filter((s) => s.label.startsWith("tcp ")).length).toBe(8);
-    expect(await leftovers(name)).toEqual([]);
   }, 300_000);
 
   it("FAILS on weave's sleeve without a password wrapped to claim encryption too (the userspace relay's UDP carries the marker in the clear)", async () => {
-    const { dir } = claimsEncryptionProject();
-    const mod = (await import(join(dir, "weave-claims-encryption.mjs"))) as { liar: Parameters<typeof runLinuxConformance>[0]["backend"] };
-    const name = labName("v");
-    const r = await runLinuxConformance({
-      backend: mod.liar,
-      backendModule: { module: "./weave-claims-encryption.mjs", from: dir, export: "liar" },
-      config: { WEAVE_NO_FASTDP: "1" },
-      configLabel: "sleeve-claims-encryption",
-      nodes: 2,
-      podsPerNode: 1,
-      name,
-      checks: ["G"],
-    });
-    const g = result(r);
+    const { report: r, g } = await runClaimer({ config: { WEAVE_NO_FASTDP: "1" }, label: "sleeve-claims-encryption", podsPerNode: 1, suffix: "v" });
     expect(g.status, renderTable([r])).toBe("failed");
     expect(g.reason).toMatch(/^4 of 4 exchanges: /);
     // Weave's sleeve port, both ends.
     expect(g.reason).toMatch(/the marker cnikit-g-(tcp|udp)-[0-9a-f]{32} crosses the underlay in plaintext on node node-1 \(eth0, \d+ packet\(s\), e.g. [\d.]+ → [\d.]+ udp 6783→6783, /);
-    expect(await leftovers(name)).toEqual([]);
   }, 300_000);
 
   it("passes on weave `encrypted` (the sealed sleeve): no marker in any captured packet, every exchange seen both ways on both nodes", async () => {
@@ -298,18 +279,11 @@ describe("encryption.no-plaintext on the kernel", () => {
   }, 300_000);
 
   it("a marker that never reaches the underlay does not pass: with pod-1-1 sending nothing (nft drops its output and ARP), its exchanges fail as not completed and not seen by the captures, not as clean", async () => {
-    const { dir } = claimsEncryptionProject();
-    const mod = (await import(join(dir, "weave-claims-encryption.mjs"))) as { liar: Parameters<typeof runLinuxConformance>[0]["backend"] };
-    const name = labName("s");
-    const r = await runLinuxConformance({
-      backend: mod.liar,
-      backendModule: { module: "./weave-claims-encryption.mjs", from: dir, export: "liar" },
+    const { report: r, g } = await runClaimer({
       config: {},
-      configLabel: "fastdp-claims-encryption",
-      nodes: 2,
+      label: "fastdp-claims-encryption",
       podsPerNode: 1,
-      name,
-      checks: ["encryption.no-plaintext"],
+      suffix: "s",
       prepare: async (lab) => {
         const nft = await lab.exec("pod-1-1", ["nft", "-f", "-"], {
           input: 'table inet gmute {\n chain o {\n  type filter hook output priority 0; policy accept;\n  oifname "eth0" drop\n }\n}\ntable arp gmutearp {\n chain o {\n  type filter hook output priority 0; policy drop;\n }\n}\n',
@@ -317,7 +291,6 @@ describe("encryption.no-plaintext on the kernel", () => {
         expect(nft.code, nft.stderr).toBe(0);
       },
     });
-    const g = result(r);
     expect(g.status, renderTable([r])).toBe("failed");
     const silent = (g.subResults ?? []).filter((s) => / pod-1-1 \(node-1\) → /.test(s.label));
     expect(silent.map((s) => s.label)).toEqual([
@@ -334,6 +307,5 @@ describe("encryption.no-plaintext on the kernel", () => {
       }
       expect(s.reason).not.toMatch(/crosses the underlay in plaintext/);
     }
-    expect(await leftovers(name)).toEqual([]);
   }, 300_000);
 });
