@@ -22,8 +22,8 @@
  *  - Topology gossip, DELTAS only: a change is tracked per peer record (base version + the
  *    connections set or removed); at most once per second (`GOSSIP_INTERVAL_MS`, coalescing
  *    everything changed meanwhile) the changed records go, each as a delta with its version, to
- *    min(⌈2·log2 N⌉, neighbours) random established neighbours (drawn through the unicast table, so
- *    neighbours on more routes are likelier) plus any neighbour whose connection just came up.
+ *    min(⌈2·log2 N⌉, neighbours) random established neighbours (uniform: see `fanout`) plus any
+ *    neighbour whose connection just came up.
  *    Receivers apply a delta to the record at its base (else ask for the full record) and relay
  *    only what was new to them. One changed link costs O(1) bytes per message, never the O(N²)
  *    topology (Weave sends the whole topology on every change).
@@ -563,22 +563,18 @@ export class Mesh {
   }
 
   /**
-   * min(⌈2·log2 N⌉, neighbours) established neighbours: destinations drawn at random from the unicast
-   * table, each contributing its next hop (bottleneck neighbours are likelier), topped up at random.
+   * min(⌈2·log2 N⌉, neighbours) established neighbours, drawn uniformly. (Weave weights the draw by
+   * how many unicast routes a neighbour carries; our BFS routes tie-break by name, so that weight
+   * would pile onto the neighbours whose names sort first.)
    */
   private fanout(): MeshConn[] {
     const neighbours = [...this.byPeer.values()].filter((c) => c.established);
-    const n = this.topo.size;
-    const k = Math.min(Math.max(1, Math.ceil(2 * Math.log2(Math.max(2, n)))), neighbours.length);
-    if (k >= neighbours.length) return neighbours;
-    const picked = new Set<MeshConn>();
-    const hops = [...this.topo.routes().values()];
-    for (let tries = 0; picked.size < k && tries < 4 * k && hops.length > 0; tries++) {
-      const c = this.byPeer.get(hops[Math.floor(this.o.random() * hops.length)]!);
-      if (c?.established) picked.add(c);
+    const k = Math.min(Math.max(1, Math.ceil(2 * Math.log2(Math.max(2, this.topo.size)))), neighbours.length);
+    for (let i = 0; i < k; i++) {
+      const j = i + Math.floor(this.o.random() * (neighbours.length - i));
+      [neighbours[i], neighbours[j]] = [neighbours[j]!, neighbours[i]!];
     }
-    while (picked.size < k) picked.add(neighbours[Math.floor(this.o.random() * neighbours.length)]!);
-    return [...picked];
+    return neighbours.slice(0, k);
   }
 
   private scheduleFlush(): void {
@@ -597,6 +593,8 @@ export class Mesh {
     const targets = new Set(this.fanout());
     for (const c of this.forcedTargets) if (c.ready) targets.add(c);
     this.forcedTargets.clear();
+    // Nobody to tell yet: keep the changes (bounded by the topology) for the first neighbour.
+    if (targets.size === 0) return;
     const { records, deltas } = this.topo.takeChanges();
     if (records.length + deltas.length > 0) this.sendAll(targets, { type: MESSAGE.topology, records, deltas });
     for (const [name, ch] of this.channels) {
