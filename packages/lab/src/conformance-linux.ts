@@ -1475,7 +1475,9 @@ function randomMarker(tag: string): string {
  * Bytes of the payload each exchange sends (the marker, then random padding), echoed back: every
  * packet that carries it across the underlay, encrypted or not, is at least this long, which the
  * overlay's own chatter between two nodes (ARP, IPv6 neighbour and multicast listener messages
- * flooded on an L2 overlay, a few dozen to ~200 bytes) is not.
+ * flooded on an L2 overlay, a few dozen to ~200 bytes) is not. It fits one packet each way on
+ * any pod MTU from ~700 bytes (the echo adds ~50 bytes of JSON); a smaller MTU would split it and
+ * the check would say the capture saw no packet of the exchange.
  */
 export const KERNEL_G_PAYLOAD_BYTES = 600;
 
