@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { silentLogger, type FdbEntry, type Link, type NodeInfo } from "@cnikit/core";
 import { parseWeaveConfig } from "../src/config.ts";
 import { WeaveSleeveDatapath } from "../src/datapath.ts";
-import { frame, MemoryDevice } from "./sleeve-fixtures.ts";
+import { frame, MemoryDevice, until } from "./sleeve-fixtures.ts";
 
 const PORT = 20000 + (process.pid % 20000);
 const started: WeaveSleeveDatapath[] = [];
@@ -37,14 +37,6 @@ function datapath(address: string, env: Record<string, string>): { dp: WeaveSlee
 
 const sleeve = (encrypted: boolean): Link => ({ kind: "sleeve", name: "sleeve-6783", master: "weave", mtu: 1418, port: PORT, encrypted });
 const flood = (dst: string): FdbEntry => ({ dev: "sleeve-6783", mac: "00:00:00:00:00:00", dst, permanent: true });
-
-async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe("WeaveSleeveDatapath", () => {
   it("carries frames between two nodes over the encrypted sleeve, peers from the FDB, keys from the password", async () => {

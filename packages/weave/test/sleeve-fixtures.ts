@@ -73,3 +73,12 @@ export function connectionKeys(password = "sleeve-test-password"): { initiator: 
     responder: deriveSessionKeys({ password, ours: b, theirPublic: a.publicKey, initiator: false }),
   };
 }
+
+/** Resolves once `cond()` holds, polling every 10 ms of wall time (UDP on loopback); rejects naming `what` after `ms`. */
+export async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

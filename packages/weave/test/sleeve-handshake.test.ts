@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { decodeHandshake, encodeHandshake, HANDSHAKE_BYTES, SleeveKeyExchange } from "../src/sleeve/handshake.ts";
 import { decodeSleevePacket, encodeSleeveHeader, sleeveHeaderBytes } from "../src/sleeve/packet.ts";
 import { formatSleeveStats, SleeveRelay } from "../src/sleeve/relay.ts";
-import { frame, MemoryDevice } from "./sleeve-fixtures.ts";
+import { frame, MemoryDevice, until } from "./sleeve-fixtures.ts";
 
 const A = "127.0.0.1";
 const B = "127.0.0.2";
@@ -27,14 +27,6 @@ async function relay(name: string, password: string | undefined, device = new Me
 
 function link(x: SleeveRelay, y: SleeveRelay, yName: string): void {
   x.setPeers([{ name: yName, address: yName, port: y.localPort! }]);
-}
-
-async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe("sleeve header with address names", () => {
