@@ -680,7 +680,25 @@ export async function runDaemon(config: DaemonConfig, options: RunDaemonOptions 
     // and goes with it: stopped (its helpers by PID) after the daemon, before the stores close.
     let userspace: UserspaceDatapath | undefined;
     if (backend.userspaceDatapath && config.renderer.type === "linux") {
-      const datapath = backend.userspaceDatapath({ config: backend.parseConfig(config.backendConfig), node: config.node, log });
+      const made = backend.userspaceDatapath({ config: backend.parseConfig(config.backendConfig), node: config.node, log });
+      const netns = config.renderer.options["netns"];
+      // Its devices are made in this process's namespace: a renderer aimed at another one could
+      // not configure them, so a link that needs one is refused there, naming the field.
+      const datapath: UserspaceDatapath =
+        typeof netns === "string"
+          ? {
+              kinds: made.kinds,
+              ensure: (link) =>
+                Promise.reject(
+                  err("renderer.netns", `must be absent for a ${link.kind} link (${link.name}): the ${backend.name} backend runs it in userspace, in cnikitd's own namespace; run cnikitd inside ${netns} (ip netns exec) with a renderer without netns`, netns),
+                ),
+              setFdb: (name, entries) => made.setFdb(name, entries),
+              has: (name) => made.has(name),
+              remove: (name) => made.remove(name),
+              status: () => made.status(),
+              stop: () => made.stop(),
+            }
+          : made;
       userspace = datapath;
       cleanups.push(() => datapath.stop());
       const timer = setInterval(() => {

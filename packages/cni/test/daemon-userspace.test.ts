@@ -1,7 +1,8 @@
 /**
  * cnikitd and a backend's userspace datapath (core `Backend.userspaceDatapath`): with the linux
  * renderer the daemon asks the backend for it once (parsed config, its node), hands it to the
- * renderer factory, and stops it when it stops; with renderer `none` it makes none.
+ * renderer factory, and stops it when it stops; a renderer with `netns` gets one that refuses to
+ * make devices (they would be in the wrong namespace), naming renderer.netns; renderer `none` gets none.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -76,6 +77,24 @@ describe("cnikitd with a backend's userspace datapath", () => {
     expect(running.userspace!.status()).toEqual(["sleeve-6783: fake"]);
     await running.stop();
     expect(calls()).toEqual(["create node-1 port 6783", "stop"]);
+  });
+
+  it("with a renderer aimed at another namespace, a link that needs the datapath is refused naming renderer.netns", async () => {
+    calls().length = 0;
+    const given: (UserspaceDatapath | undefined)[] = [];
+    const config = await resolveDaemonConfig(raw({ type: "linux", netns: "elsewhere" }, 3), { baseDir: tmp.dir });
+    const running = await runDaemon(config, {
+      log: silentLogger,
+      applierFactory: async (_spec, context) => {
+        given.push(context.userspace);
+        return new RecordingApplier();
+      },
+    });
+    await running.daemon.agentStarted.catch(() => undefined);
+    await expect(given[0]!.ensure({ kind: "sleeve", name: "sleeve-6783", port: 6783, encrypted: false })).rejects.toMatchObject({ code: 7, field: "renderer.netns" });
+    expect(given[0]!.status()).toEqual(["sleeve-6783: fake"]);
+    await running.stop();
+    expect(calls()).toEqual(["create node-3 port 6783", "stop"]);
   });
 
   it("makes none for renderer none", async () => {
