@@ -99,7 +99,7 @@ describe("parseDaemonConfig", () => {
     ["a bad gateway", { ...BASE, node: { name: "n", underlay: [{ iface: "eth0", address: "192.0.2.1", prefixLength: 24, gateway: "x" }] } }, "node.underlay[0].gateway"],
     ["a bad mtu", { ...BASE, node: { name: "n", underlay: [{ iface: "eth0", address: "192.0.2.1", prefixLength: 24, mtu: 100 }] } }, "node.underlay[0].mtu"],
     ["labels that are not strings", { ...BASE, node: { ...BASE.node, labels: { a: 1 } } }, "node.labels"],
-    ["an unknown backend", { ...BASE, backend: "weave" }, "backend"],
+    ["an unknown backend", { ...BASE, backend: "cilium" }, "backend"],
     ["no backendConfig", { ...BASE, backendConfig: undefined }, "backendConfig"],
     ["a backendConfig file that does not exist", { ...BASE, backendConfig: "missing.json" }, "backendConfig"],
     ["a backendConfig the backend refuses", { ...BASE, backendConfig: { Network: "10.244.0.0/16", SubnetLen: 31 } }, "backendConfig.SubnetLen"],
