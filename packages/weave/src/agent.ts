@@ -89,7 +89,7 @@ export class WeaveAgent extends AgentRuntime<WeaveConfig, WeavePod> {
       log: ctx.log,
       random: ctx.random,
       local: ctx.local,
-      knownPeers: () => mesh.peers().map((p) => p.identity.name),
+      knownPeers: () => mesh.peerNames(),
     });
     this.ring = ring;
     ring.attach(mesh.channel(IPAM_CHANNEL, ring));
