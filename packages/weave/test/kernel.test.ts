@@ -8,54 +8,22 @@
  * `mtu.*` included (the sleeve's 82 bytes). The TAP helper is built first (scripts/build-tap.mjs,
  * what `pnpm build` runs). The lab is taken down by the run; afterAll takes down one a crash left.
  */
-import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fixtureConfig } from "@cnikit/core";
+import { kernelCli, namespacesOf } from "../../../conformance/test/kernel-cli.ts";
 import { weaveFixtures } from "../src/fixtures.ts";
 import { buildWeaveTap } from "../src/sleeve/tap.ts";
 
-const root = fileURLToPath(new URL("../../../", import.meta.url));
-const cli = join(root, "conformance", "src", "cli.ts");
-const labCli = join(root, "packages", "lab", "src", "cli.ts");
-const tsx = createRequire(join(root, "package.json")).resolve("tsx/esm");
-const tmp = mkdtempSync(join(tmpdir(), "cnikit-weave-kernel-"));
-const labs = new Set<string>();
-
-/** Network namespaces whose name mentions the lab (the lab's nodes, pods, router, etcd). */
-function namespacesOf(lab: string): string[] {
-  const out = spawnSync("ip", ["netns", "list"], { encoding: "utf8" });
-  return out.stdout.split("\n").map((l) => l.split(" ")[0]!).filter((ns) => ns.includes(lab));
-}
+const kernel = kernelCli("weave");
+const { tmp } = kernel;
 
 beforeAll(() => {
   buildWeaveTap();
 });
 
-afterAll(() => {
-  for (const lab of labs) {
-    if (namespacesOf(lab).length > 0) spawnSync(process.execPath, ["--conditions=source", "--import", tsx, labCli, "down", "--name", lab], { cwd: root, encoding: "utf8", timeout: 120_000 });
-  }
-  rmSync(tmp, { recursive: true, force: true });
-}, 180_000);
-
-/** Runs the CLI to the end without blocking the test's event loop; resolves with its exit and output. */
-function runCli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    // CNIKIT_FROM_SOURCE: the lab's cnikitd runs from source (the lab hands CNIKIT_* on to its daemons).
-    const child = spawn(process.execPath, ["--conditions=source", "--import", tsx, cli, ...args], { cwd: root, env: { ...process.env, CNIKIT_FROM_SOURCE: "1" } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (t: string) => (stdout += t));
-    child.stderr.setEncoding("utf8").on("data", (t: string) => (stderr += t));
-    child.on("error", reject);
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
+afterAll(() => kernel.cleanup(), 180_000);
 
 interface Result {
   id: string;
@@ -73,9 +41,9 @@ describe("weave on the kernel (--dataplane linux)", () => {
     const config = join(tmp, `${mode}.json`);
     writeFileSync(config, JSON.stringify(fixtureConfig(weaveFixtures.configs, mode)));
     const report = join(tmp, `${mode}-report.json`);
-    const run = await runCli(["--dataplane", "linux", "--backend", "@cnikit/weave", "--config", config, "--checks", "A,I", "--report", report]);
+    const run = await kernel.run(["--dataplane", "linux", "--backend", "@cnikit/weave", "--config", config, "--checks", "A,I", "--report", report]);
     const json = JSON.parse(readFileSync(report, "utf8")) as { dataplane: string; results: Result[]; lab?: { name: string } };
-    if (json.lab) labs.add(json.lab.name);
+    if (json.lab) kernel.track(json.lab.name);
     expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(json.dataplane).toBe("linux");
     expect(run.stdout).toMatch(new RegExp(`^weave \\(${mode}\\.json \\[dataplane linux\\]\\), 2 nodes`, "m"));
