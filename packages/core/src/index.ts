@@ -20,3 +20,4 @@ export * from "./fixtures.ts";
 export * from "./membership.ts";
 export * from "./fabric.ts";
 export * from "./agent/index.ts";
+export * from "./process.ts";

@@ -7,6 +7,7 @@
  */
 import { spawn } from "node:child_process";
 import { accessSync, closeSync, constants, openSync, readFileSync, readdirSync } from "node:fs";
+import { pidAlive } from "@cnikit/core";
 import { delimiter, join } from "node:path";
 
 /** Output of a finished command. */
@@ -81,15 +82,8 @@ export function cmdlineOf(pid: number): string[] | undefined {
   }
 }
 
-/** Whether process `pid` exists and is not a zombie (whatever it runs). */
-export function pidAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return !/^\d+ \(.*\) Z /s.test(stat);
-  } catch {
-    return false;
-  }
-}
+/** Whether process `pid` exists and is not a zombie: core's, re-exported for the lab's callers. */
+export { pidAlive };
 
 /** Whether process `pid` runs and its command line contains `marker` as one argument. */
 export function processMatches(pid: number, marker: string): boolean {

@@ -6,6 +6,7 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { createNetns, deleteNetns, execIn, listNetns, runIpBatch, TOOL_PACKAGES } from "../src/index.ts";
+import { pidAlive } from "@cnikit/core";
 
 const PROBE = fileURLToPath(new URL("./tcp-probe.mjs", import.meta.url));
 const PREFIX_RE = /^ckl(\d+)-/;
@@ -21,14 +22,6 @@ export function checkRequirements(): void {
   if (spawnSync("sh", ["-c", "command -v ping"]).status !== 0) throw new Error("`ping` not found: install the Debian package iputils-ping");
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** Removes namespaces of earlier runs whose process is gone. */
 export async function cleanupLeftovers(): Promise<void> {

@@ -12,6 +12,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } f
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { POD_IDS } from "./e2e-model.ts";
+import { pidAlive } from "@cnikit/core";
 
 const PROBER = fileURLToPath(new URL("./kernel-prober.mjs", import.meta.url));
 const PREFIX_RE = /^npk(\d+)-/;
@@ -45,14 +46,6 @@ export function checkRequirements(): void {
   if (!which("nft")) throw new Error("`nft` not found: install the Debian package nftables (apt-get install -y nftables)");
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** Deletes namespaces of earlier runs (prefix pattern `npk<pid>-`) whose process is gone. Returns their names. */
 export function cleanupLeftovers(): string[] {

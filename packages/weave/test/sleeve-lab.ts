@@ -23,6 +23,7 @@ import { promisify } from "node:util";
 import { sleeveOverhead, type SleeveStats } from "../src/sleeve/relay.ts";
 import { SEAL_OVERHEAD } from "../src/crypto/session.ts";
 import { connectionKeys } from "./sleeve-fixtures.ts";
+import { pidAlive } from "@cnikit/core";
 
 const run = promisify(execFile);
 const here = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
@@ -58,14 +59,6 @@ export async function sh(argv: string[]): Promise<string> {
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** A process the lab started: lines of its stdout, waited on by condition, stopped by PID. */
 export class LabProcess {
