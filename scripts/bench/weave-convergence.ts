@@ -80,7 +80,16 @@ function traffic(c: Cluster): { messages: number; bytes: number } {
 
 async function benchSize(n: number): Promise<Figure[]> {
   const wallStart = performance.now();
-  const c = SimCluster.create({ backend: weave, config: weave.parseConfig({ CONN_LIMIT: "0" }), seed: 1 }) as Cluster;
+  // One /16 underlay subnet: the default topology's /24s hold ~490 nodes.
+  const topology = {
+    subnets: [
+      { name: "a", cidr: "100.64.0.0/16", gateway: "100.64.0.1", mtu: 1500 },
+      { name: "ext", cidr: "192.0.2.0/24", gateway: "192.0.2.1", mtu: 1500 },
+    ],
+    routers: [{ name: "r1", interfaces: [{ subnet: "a", address: "100.64.0.1" }, { subnet: "ext", address: "192.0.2.1" }] }],
+    externals: [{ name: "internet", address: "192.0.2.200", subnet: "ext" }],
+  };
+  const c = SimCluster.create({ backend: weave, config: weave.parseConfig({ CONN_LIMIT: "0" }), seed: 1, topology }) as Cluster;
   try {
     const nodes = await drive(c, c.addNodes(n), `${n} nodes starting`);
     await drive(c, Promise.all(nodes.map((node) => c.addPod(node.name))), `${n} pods`);
