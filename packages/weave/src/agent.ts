@@ -130,7 +130,6 @@ export class WeaveAgent extends AgentRuntime<WeaveConfig, WeavePod> {
       try {
         const fixed = this.ctx.config.exposeIp;
         this.bridgeAddress = await this.ring!.allocate(BRIDGE_KEY, { ...(fixed !== undefined && { address: fixed }), signal: this.signal });
-        this.clearImpaired();
         for (const wake of this.bridgeWaiters.splice(0)) wake();
         this.replan();
         return;
@@ -155,22 +154,23 @@ export class WeaveAgent extends AgentRuntime<WeaveConfig, WeavePod> {
   }
 
   private onMeshChange(): void {
-    for (const p of this.mesh!.peers()) {
+    const peers = this.mesh!.peers();
+    const current = new Set(peers.map((p) => p.identity.name));
+    // A node whose peer name changed was replaced with fresh state: its old peer is gone for good.
+    const gone: string[] = [];
+    for (const p of peers) {
       let names = this.peerNamesOf.get(p.node);
       if (!names) this.peerNamesOf.set(p.node, (names = new Set()));
       names.add(p.identity.name);
-    }
-    // A node whose peer name changed was replaced with fresh state: its old peer is gone for good.
-    const gone: string[] = [];
-    for (const p of this.mesh!.peers()) {
-      for (const name of this.peerNamesOf.get(p.node) ?? []) {
-        if (name !== p.identity.name && !this.mesh!.peers().some((q) => q.identity.name === name)) gone.push(name);
+      if (names.size === 1) continue;
+      for (const name of names) {
+        if (!current.has(name)) {
+          gone.push(name);
+          names.delete(name);
+        }
       }
     }
-    if (gone.length > 0) {
-      for (const names of this.peerNamesOf.values()) for (const g of gone) names.delete(g);
-      this.ring?.peersGone(gone);
-    }
+    if (gone.length > 0) this.ring?.peersGone(gone);
     this.replan();
   }
 
