@@ -21,7 +21,7 @@
  * quorum, so exactly one survivor takes it.
  */
 import { AgentRuntime, ConfigError, TryAgainError, podKey, podMac, vethName } from "@cnikit/core";
-import type { AgentContext, AttachResult, LeaseId, MembershipEvent, NodeDataplane, PodAttachment, PodRef } from "@cnikit/core";
+import type { AgentContext, AttachResult, LeaseId, MembershipEvent, NodeDataplane, PodAttachment, PodRef, TimerHandle } from "@cnikit/core";
 import { PolicyComponent, directoryPodOf, planPolicy, podDirectoryPrefix, publishedPodDirectory } from "@cnikit/netpol";
 import { WEAVE } from "./config.ts";
 import type { WeaveConfig } from "./config.ts";
@@ -38,6 +38,8 @@ export const BRIDGE_KEY = "weave:expose";
 export const IPAM_CHANNEL = "IPallocation";
 /** The lease the pod directory hangs on (seconds), renewed every third of it. */
 export const DIRECTORY_TTL_SECONDS = 30;
+/** How long an ADD waits for the node's own address on the pod network before code 11. */
+export const BRIDGE_WAIT_MS = 30_000;
 /** Retry period for the bridge address while the ring cannot give one. */
 export const EXPOSE_RETRY_MS = 1_000;
 const PODS = "/pods/";
@@ -188,16 +190,23 @@ export class WeaveAgent extends AgentRuntime<WeaveConfig, WeavePod> {
     if (this.directoryLease !== undefined) await this.ctx.store.revokeLease(this.directoryLease).catch(() => undefined);
   }
 
-  /** Resolves once the node has its address on the pod network (TryAgainError if the agent stops first). */
+  /**
+   * Resolves once the node has its address on the pod network; TryAgainError (11) naming the ring's
+   * state after `BRIDGE_WAIT_MS` (a cluster still awaiting consensus must not hang an ADD) or when
+   * the agent stops first.
+   */
   private async bridgeReady(signal: AbortSignal): Promise<string> {
-    while (this.bridgeAddress === undefined) {
-      if (signal.aborted || this.phase !== "running") throw new TryAgainError(`[${WEAVE}] node ${this.ctx.node.name} is stopping; try again`);
-      await new Promise<void>((resolve) => {
-        this.bridgeWaiters.push(resolve);
-        signal.addEventListener("abort", () => resolve(), { once: true });
-      });
-    }
-    return this.bridgeAddress;
+    if (this.bridgeAddress !== undefined) return this.bridgeAddress;
+    let timer: TimerHandle | undefined;
+    const woken = await new Promise<boolean>((resolve) => {
+      this.bridgeWaiters.push(() => resolve(true));
+      signal.addEventListener("abort", () => resolve(false), { once: true });
+      timer = this.ctx.clock.setTimeout(() => resolve(false), BRIDGE_WAIT_MS);
+    });
+    timer?.cancel();
+    if (woken && this.bridgeAddress !== undefined) return this.bridgeAddress;
+    if (signal.aborted || this.phase !== "running") throw new TryAgainError(`[${WEAVE}] node ${this.ctx.node.name} is stopping; try again`);
+    throw new TryAgainError(`[${WEAVE}] node ${this.ctx.node.name} has no address on the pod network yet (IPAM: ${this.ring?.status().join("; ") ?? "not started"}); try again`);
   }
 
   protected async reserve(attachment: PodAttachment): Promise<WeavePod> {
