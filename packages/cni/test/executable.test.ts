@@ -275,7 +275,7 @@ describe("cnikitd executable", () => {
 
   it.each([
     ["a missing node name", { node: { underlay: [{ iface: "eth0", address: "192.0.2.10", prefixLength: 24 }] } }, "node.name"],
-    ["an unknown backend", { backend: "weave" }, "backend"],
+    ["an unknown backend", { backend: "cilium" }, "backend"],
     ["a bad backend config", { backendConfig: { Network: "10.244.0.0/16", SubnetLen: 31 } }, "backendConfig.SubnetLen"],
     ["a bad store", { store: "redis://x" }, "store"],
     ["an unknown key", { sockPath: "/x" }, "sockPath"],
