@@ -13,6 +13,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import type { CheckResult } from "@cnikit/conformance/runner";
 import { fixtureConfig } from "@cnikit/core";
 import { kernelCli, namespacesOf } from "../../../conformance/test/kernel-cli.ts";
 import { canalFixtures } from "../src/fixtures.ts";
@@ -22,20 +23,13 @@ const { tmp } = kernel;
 
 afterAll(() => kernel.cleanup(), 180_000);
 
-interface Result {
-  id: string;
-  status: string;
-  reason?: string;
-  subResults?: { label: string; status: string }[];
-}
-
 describe("canal on the kernel (--dataplane linux)", () => {
   it("vxlan, 2 nodes: every kernel check of A and I passes, linux.policy-nftables included (the policy denies something, in both the simulator and nftables); nothing is left", async () => {
     const config = join(tmp, "net-conf.json");
     writeFileSync(config, JSON.stringify(fixtureConfig(canalFixtures.configs, "vxlan")));
     const report = join(tmp, "report.json");
     const run = await kernel.run(["--dataplane", "linux", "--backend", "@cnikit/canal", "--config", config, "--checks", "A,I", "--report", report]);
-    const json = JSON.parse(readFileSync(report, "utf8")) as { dataplane: string; results: Result[]; lab?: { name: string } };
+    const json = JSON.parse(readFileSync(report, "utf8")) as { dataplane: string; results: CheckResult[]; lab?: { name: string } };
     if (json.lab) kernel.track(json.lab.name);
     expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(json.dataplane).toBe("linux");

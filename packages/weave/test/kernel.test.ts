@@ -11,6 +11,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CheckResult } from "@cnikit/conformance/runner";
 import { fixtureConfig } from "@cnikit/core";
 import { kernelCli, namespacesOf } from "../../../conformance/test/kernel-cli.ts";
 import { weaveFixtures } from "../src/fixtures.ts";
@@ -25,13 +26,6 @@ beforeAll(() => {
 
 afterAll(() => kernel.cleanup(), 180_000);
 
-interface Result {
-  id: string;
-  status: string;
-  reason?: string;
-  subResults?: { label: string; status: string }[];
-}
-
 describe("weave on the kernel (--dataplane linux)", () => {
   it.each([
     ["fastdp", "vxlan 50"],
@@ -42,7 +36,7 @@ describe("weave on the kernel (--dataplane linux)", () => {
     writeFileSync(config, JSON.stringify(fixtureConfig(weaveFixtures.configs, mode)));
     const report = join(tmp, `${mode}-report.json`);
     const run = await kernel.run(["--dataplane", "linux", "--backend", "@cnikit/weave", "--config", config, "--checks", "A,I", "--report", report]);
-    const json = JSON.parse(readFileSync(report, "utf8")) as { dataplane: string; results: Result[]; lab?: { name: string } };
+    const json = JSON.parse(readFileSync(report, "utf8")) as { dataplane: string; results: CheckResult[]; lab?: { name: string } };
     if (json.lab) kernel.track(json.lab.name);
     expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(json.dataplane).toBe("linux");
