@@ -43,6 +43,14 @@ export interface PolicyComponentOptions {
   component?: string;
   /** The lease published pods are attached to (published directory; see `setLease`). */
   lease?: LeaseId;
+  /**
+   * For an agent with no store lease of its own (a mesh, a cloud allocator): the component grants
+   * one of `ttlSeconds` when it starts, keeps it alive every third of the TTL on `clock`, and
+   * grants a new one (re-publishing every local pod under it) when the old one expired while the
+   * store was out of reach. A dead node's published pods then leave the directory with its lease.
+   * Exclusive with `lease`.
+   */
+  ownLease?: { ttlSeconds: number };
   /** Full re-list and publish-retry period on `clock` (ms, > 0). Default `POLICY_RESYNC_MS`. */
   resyncMs?: number;
   /** Wait before re-listing after a failed watch (ms, > 0). Default `POLICY_RETRY_MS`. */
@@ -78,6 +86,9 @@ export class PolicyComponent {
   /** The current run's abort (each start attempt gets its own). */
   private run = new AbortController();
   private resyncTimer: TimerHandle | undefined;
+  /** TTL of the lease the component holds itself (`ownLease`), else undefined. */
+  private readonly ownLeaseTtl: number | undefined;
+  private leaseTimer: TimerHandle | undefined;
   /** Store writes of the published directory, one at a time, in order. */
   private writes: Promise<void> = Promise.resolve();
   /** A write failed (or had no lease): re-publish everything at the next resync. */
@@ -102,6 +113,12 @@ export class PolicyComponent {
     this.resyncMs = options.resyncMs ?? POLICY_RESYNC_MS;
     this.retryMs = options.retryMs ?? POLICY_RETRY_MS;
     this.lease = options.lease;
+    if (options.ownLease !== undefined) {
+      const ttl = options.ownLease.ttlSeconds;
+      if (options.lease !== undefined) throw new ConfigError({ component: "netpol", field: "ownLease", rule: "cannot be given together with lease", value: options.ownLease });
+      if (!(Number.isInteger(ttl) && ttl >= 3)) throw new ConfigError({ component: "netpol", field: "ownLease.ttlSeconds", rule: "must be an integer number of seconds >= 3", value: ttl });
+      this.ownLeaseTtl = ttl;
+    }
   }
 
   /**
@@ -132,6 +149,7 @@ export class PolicyComponent {
       else signal.addEventListener("abort", () => void this.stop(), { once: true });
     }
     this.cached = undefined;
+    if (this.ownLeaseTtl !== undefined && this.lease === undefined) this.lease = await this.store.grantLease(this.ownLeaseTtl);
     this.policies = this.informer(run.signal, KUBE_PREFIX.networkPolicies, "NetworkPolicy", decodeKubePolicy);
     this.namespaces = this.informer(run.signal, KUBE_PREFIX.namespaces, "namespace", decodeKubeNamespace);
     this.pods = this.informer(run.signal, this.directory.prefix, "pod record", (key, value) => this.decodePod(key, value));
@@ -141,7 +159,42 @@ export class PolicyComponent {
     this.resyncTimer = this.clock.setInterval(() => {
       if (this.dirty) this.republishAll();
     }, this.resyncMs);
+    if (this.ownLeaseTtl !== undefined) this.leaseTimer = this.clock.setInterval(() => void this.renewOwnLease(this.ownLeaseTtl!), (this.ownLeaseTtl * 1000) / 3);
     this.republishAll();
+  }
+
+  /**
+   * With `ownLease`: revokes the component's lease, so this node's published pods leave the
+   * directory at once (a clean leave with release). Call after `stop()`. Never throws (a lease the
+   * store cannot revoke expires after its TTL); a no-op without `ownLease`.
+   */
+  async revokeOwnLease(): Promise<void> {
+    const lease = this.lease;
+    if (this.ownLeaseTtl === undefined || lease === undefined) return;
+    this.lease = undefined;
+    await this.store.revokeLease(lease).catch((err: unknown) => {
+      this.log.warn(`[${this.component}] could not revoke the pod directory's lease; it expires after ${this.ownLeaseTtl} s`, { error: err instanceof Error ? err.message : String(err) });
+    });
+  }
+
+  /** Keeps the component's own lease alive; one that expired meanwhile is replaced (every pod re-published). */
+  private async renewOwnLease(ttlSeconds: number): Promise<void> {
+    const lease = this.lease;
+    try {
+      if (lease !== undefined) {
+        await this.store.keepAlive(lease);
+        return;
+      }
+    } catch {
+      // Expired while the store was out of reach: a new lease below.
+    }
+    try {
+      const fresh = await this.store.grantLease(ttlSeconds);
+      if (this.phase === "stopped") return;
+      this.setLease(fresh);
+    } catch (err) {
+      this.log.warn(`[${this.component}] could not renew the pod directory's lease; retrying in ${Math.round((ttlSeconds * 1000) / 3)} ms`, { error: err instanceof Error ? err.message : String(err) });
+    }
   }
 
   /**
@@ -154,6 +207,8 @@ export class PolicyComponent {
     this.run.abort();
     this.resyncTimer?.cancel();
     this.resyncTimer = undefined;
+    this.leaseTimer?.cancel();
+    this.leaseTimer = undefined;
     this.listeners.clear();
     await this.writes;
   }

@@ -197,6 +197,51 @@ describe("PolicyComponent with the published pod directory", () => {
     }
   });
 
+  it("ownLease: the component holds its own lease alive, replaces one that expired, and revokes it on release", async () => {
+    const { clock, store } = fixture();
+    const observer = await node({ name: "n2", store, clock });
+    const logger = memoryLogger({ clock });
+    const own = new PolicyComponent({ store, clock, log: logger.logger, node: "n1", directory: publishedPodDirectory(PREFIX), component: "testnet", resyncMs: RESYNC_MS, ownLease: { ttlSeconds: 30 } });
+    started.push(own);
+    await own.start();
+    own.podAdded(web);
+    await settle(clock);
+    expect(remoteNames(observer)).toEqual(["n1:prod/web"]);
+    // Kept alive well past the TTL: the pod stays published.
+    const keepObserver = clock.setInterval(() => void store.keepAlive(observer.lease), 10_000);
+    try {
+      await clock.advance(95_000);
+      expect(remoteNames(observer)).toEqual(["n1:prod/web"]);
+      // The lease is revoked behind its back (as an expiry while the store was away): the next
+      // renewal grants a new one and re-publishes the pod under it.
+      const [record] = (await store.list(PREFIX)).items;
+      expect(record?.lease).toBeDefined();
+      await store.revokeLease(record!.lease!);
+      await settle(clock);
+      expect(remoteNames(observer)).toEqual([]);
+      await clock.advance(10_000);
+      await settle(clock);
+      expect(remoteNames(observer)).toEqual(["n1:prod/web"]);
+      const [again] = (await store.list(PREFIX)).items;
+      expect(again?.lease).not.toBe(record!.lease);
+      // A release revokes it: the pod leaves the directory at once.
+      await own.stop();
+      await own.revokeOwnLease();
+      await settle(clock);
+      expect(remoteNames(observer)).toEqual([]);
+    } finally {
+      keepObserver.cancel();
+    }
+  });
+
+  it("refuses ownLease together with lease, and a TTL below 3 s", async () => {
+    const { clock, store } = fixture();
+    const base = { store, clock, log: memoryLogger({ clock }).logger, node: "n1", directory: publishedPodDirectory(PREFIX) };
+    const lease = await store.grantLease(30);
+    expect(() => new PolicyComponent({ ...base, lease, ownLease: { ttlSeconds: 30 } })).toThrow(expect.objectContaining({ code: 7, field: "ownLease" }));
+    expect(() => new PolicyComponent({ ...base, ownLease: { ttlSeconds: 2 } })).toThrow(expect.objectContaining({ code: 7, field: "ownLease.ttlSeconds" }));
+  });
+
   it("a failed publish neither throws nor blocks the ADD path, and is retried at the next resync", async () => {
     const { clock, store: inner } = fixture();
     const { store, setFailing } = flakyStore(inner, PREFIX);

@@ -21,7 +21,7 @@
  * quorum, so exactly one survivor takes it.
  */
 import { AgentRuntime, ConfigError, TryAgainError, podKey, podMac, vethName } from "@cnikit/core";
-import type { AgentContext, AttachResult, LeaseId, MembershipEvent, NodeDataplane, PodAttachment, PodRef, TimerHandle } from "@cnikit/core";
+import type { AgentContext, AttachResult, MembershipEvent, NodeDataplane, PodAttachment, PodRef, TimerHandle } from "@cnikit/core";
 import { PolicyComponent, directoryPodOf, planPolicy, podDirectoryPrefix, publishedPodDirectory } from "@cnikit/netpol";
 import { WEAVE } from "./config.ts";
 import type { WeaveConfig } from "./config.ts";
@@ -51,13 +51,12 @@ export class WeaveAgent extends AgentRuntime<WeaveConfig, WeavePod> {
   private bridgeAddress: string | undefined;
   private bridgeWaiters: (() => void)[] = [];
   private readonly policy: PolicyComponent;
-  private directoryLease: LeaseId | undefined;
   /** Peer names seen per node name (a node's peer name changes when it is replaced with fresh state). */
   private readonly peerNamesOf = new Map<string, Set<string>>();
 
   constructor(ctx: AgentContext<WeaveConfig>) {
     super(ctx, { component: WEAVE, minReplanIntervalMs: 0 });
-    this.policy = new PolicyComponent({ ...ctx, node: ctx.node.name, directory: publishedPodDirectory(podDirectoryPrefix(WEAVE)), component: WEAVE });
+    this.policy = new PolicyComponent({ ...ctx, node: ctx.node.name, directory: publishedPodDirectory(podDirectoryPrefix(WEAVE)), component: WEAVE, ownLease: { ttlSeconds: DIRECTORY_TTL_SECONDS } });
     this.policy.onChange(() => this.replan());
   }
 
@@ -116,13 +115,10 @@ export class WeaveAgent extends AgentRuntime<WeaveConfig, WeavePod> {
     const offMesh = mesh.onChange(() => this.onMeshChange());
     const offMembers = ctx.members.onChange((event) => this.onMember(event));
     signal.addEventListener("abort", () => (offMesh(), offMembers()), { once: true });
-    this.directoryLease = await ctx.store.grantLease(DIRECTORY_TTL_SECONDS);
-    this.policy.setLease(this.directoryLease);
     await this.policy.start(signal);
   }
 
   protected override started(): void {
-    this.every((DIRECTORY_TTL_SECONDS * 1000) / 3, () => this.renewDirectoryLease());
     if (this.bridgeAddress === undefined) void this.expose();
   }
 
@@ -140,18 +136,6 @@ export class WeaveAgent extends AgentRuntime<WeaveConfig, WeavePod> {
         this.ctx.log.warn(`[${WEAVE}] node ${this.ctx.node.name} has no address on the pod network yet: ${err instanceof Error ? err.message : String(err)}`);
         await this.ctx.clock.sleep(EXPOSE_RETRY_MS, this.signal).catch(() => undefined);
       }
-    }
-  }
-
-  private async renewDirectoryLease(): Promise<void> {
-    const lease = this.directoryLease;
-    if (lease === undefined) return;
-    try {
-      await this.ctx.store.keepAlive(lease);
-    } catch {
-      // Expired while the store was out of reach: a new lease, and the component re-publishes on it.
-      this.directoryLease = await this.ctx.store.grantLease(DIRECTORY_TTL_SECONDS);
-      this.policy.setLease(this.directoryLease);
     }
   }
 
@@ -187,7 +171,7 @@ export class WeaveAgent extends AgentRuntime<WeaveConfig, WeavePod> {
 
   protected override async releaseShare(): Promise<void> {
     await this.policy.stop();
-    if (this.directoryLease !== undefined) await this.ctx.store.revokeLease(this.directoryLease).catch(() => undefined);
+    await this.policy.revokeOwnLease();
   }
 
   /**
