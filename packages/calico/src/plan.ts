@@ -20,7 +20,7 @@
  * `NodeInfo`, its pods, its peers — the node records it knows — and the policy), plus what BGP and
  * block IPAM gave this node: its affine blocks, the learned routes and its tunnel addresses.
  */
-import { ENCAP_OVERHEAD, Prefix, canonicalDataplane, emptyDataplane, fnv1a32Hex, podInterfaceOf, podKey } from "@cnikit/core";
+import { ENCAP_OVERHEAD, Prefix, ROUTED_POD_GATEWAY, canonicalDataplane, emptyDataplane, fnv1a32Hex, podKey, routedPodInterface } from "@cnikit/core";
 import type { FdbEntry, Link, NatRule, NeighbourEntry, NodeDataplane, NodeInfo, PlanInput as KitPlanInput, PodInterface, PodPort, RouteEntry, UnderlayInterface, AddressEntry } from "@cnikit/core";
 import type { CalicoConfig, IpPool } from "./config.ts";
 
@@ -29,7 +29,7 @@ export const VXLAN_DEVICE = "vxlan.calico";
 export const VXLAN_VNI = 4096;
 export const VXLAN_PORT = 4789;
 /** The pods' gateway: a link-local address that the host side answers by proxy ARP. */
-export const POD_GATEWAY = "169.254.1.1";
+export const POD_GATEWAY = ROUTED_POD_GATEWAY;
 export const NAT_RULE_ID = "calico/nat-outgoing";
 
 /** Another node as published in the store. */
@@ -121,17 +121,7 @@ export function poolOf(config: CalicoConfig, prefix: string): IpPool | undefined
 
 /** The pod interface of a local pod. */
 export function podInterface(pod: PodRecord, mtu: number): PodInterface {
-  return podInterfaceOf(pod, {
-    hostIf: hostIfName(pod),
-    mac: macFor(`pod/${podKey(pod)}`),
-    mtu,
-    addresses: [`${pod.address}/32`],
-    gateways: [POD_GATEWAY],
-    routes: [
-      { dst: `${POD_GATEWAY}/32`, scopeLink: true },
-      { dst: "0.0.0.0/0", via: POD_GATEWAY },
-    ],
-  });
+  return routedPodInterface(pod, { hostIf: hostIfName(pod), mac: macFor(`pod/${podKey(pod)}`), mtu, address: pod.address });
 }
 
 /** How a learned route is reached: `native`, `ipip` or `vxlan`. Calico's CrossSubnet rule, exactly. */

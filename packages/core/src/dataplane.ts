@@ -323,6 +323,32 @@ export function podInterfaceOf(pod: PodIdentity, rendered: RenderedPodInterface)
   return out;
 }
 
+/**
+ * The gateway routed pods see (Calico, Azure CNI transparent mode): a link-local address nobody
+ * holds, which the host side of the veth answers by proxy ARP; the pod's only routes are the
+ * gateway's /32 on-link and the default route via it.
+ */
+export const ROUTED_POD_GATEWAY = "169.254.1.1";
+
+/**
+ * A routed IPv4 pod's interface (no bridge): its address as a /32, the default route via
+ * `ROUTED_POD_GATEWAY` (scope link). The node's plan adds the host route `<address>/32 dev <hostIf>`
+ * and proxy ARP on `hostIf`. Pure.
+ */
+export function routedPodInterface(pod: PodIdentity, rendered: { hostIf: string; mac: string; mtu: number; address: string }): PodInterface {
+  return podInterfaceOf(pod, {
+    hostIf: rendered.hostIf,
+    mac: rendered.mac,
+    mtu: rendered.mtu,
+    addresses: [`${rendered.address}/32`],
+    gateways: [ROUTED_POD_GATEWAY],
+    routes: [
+      { dst: `${ROUTED_POD_GATEWAY}/32`, scopeLink: true },
+      { dst: "0.0.0.0/0", via: ROUTED_POD_GATEWAY },
+    ],
+  });
+}
+
 /** Host-side veth name of an attachment: `veth` + 8 hex digits of a hash of its key (≤ 15 bytes, IFNAMSIZ). */
 export function vethName(ref: { containerId: string; ifName: string }): string {
   return `veth${fnv1a32Hex(podKey(ref))}`;
