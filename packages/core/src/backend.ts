@@ -85,8 +85,16 @@ export interface UnderlayInterface {
   mtu?: number;
   /**
    * Further addresses of the node on this interface's subnet, given by the fabric (a cloud's
-   * secondary IP configurations, `FabricPort.addSecondaryAddress`): the node answers on them (ARP
-   * and local delivery) as on `address`. Plain addresses, canonical, sorted; absent = none.
+   * secondary IP configurations, `FabricPort.addSecondaryAddress`). Plain addresses, canonical,
+   * sorted; absent = none. The fabric delivers packets for a secondary address to the node, and the
+   * node answers ARP (NDP) for it on this interface. The node takes the packet itself unless its own
+   * dataplane routes the address elsewhere with a host route (`<addr>/32`, or /128, unicast with a
+   * `dev`, the best of its metrics) in the main table — a pod that holds it, as Azure CNI's
+   * transparent mode does with a NIC's secondary IP configurations; then the node forwards it there
+   * (forwarding on; the pod's replies leave with the secondary address as source). When that route
+   * goes (the pod deleted) the address is the node's own again. `address` (the primary) is always
+   * local. The simulator decides this per dataplane; the lab keeps the address on the interface and
+   * lets a main-table host route win over the local table for exactly that address (policy rules).
    */
   secondaryAddresses?: string[];
 }
@@ -200,9 +208,14 @@ export interface FabricPort {
   /** The fabric's routes, sorted by `dst`. */
   routes(): Promise<FabricRoute[]>;
   /**
-   * Gives `node` the secondary address (the node then answers on it, and sees it in its member
-   * record's `UnderlayInterface.secondaryAddresses`). Throws `ConfigError` naming `address` when it
-   * lies outside every underlay subnet of the node or is another node's (primary or secondary).
+   * Gives `node` the secondary address: the fabric delivers packets for it to the node, which
+   * answers ARP for it on that interface and sees it in its member record's
+   * `UnderlayInterface.secondaryAddresses`. The node takes the packet itself unless its own
+   * dataplane routes the address elsewhere with a host route (`<addr>/32`, or /128) in the main
+   * table — a pod that holds it, as Azure CNI's transparent mode does with a NIC's secondary IP
+   * configurations; then the node forwards it there (see `UnderlayInterface.secondaryAddresses`).
+   * Throws `ConfigError` naming `address` when it lies outside every underlay subnet of the node or
+   * is another node's (primary or secondary).
    */
   addSecondaryAddress(a: FabricAddress): Promise<void>;
   /** Takes a secondary address back; absent already is fine. */

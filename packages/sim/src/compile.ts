@@ -291,6 +291,7 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
       localByFam.get(family)!.push(value);
     }
   };
+  const secondaries: { value: bigint; family: Family; dev: string }[] = [];
   let underlayMtu = 1500;
   info.underlay.forEach((u, i) => {
     const a = addr(u.address, `node(${info.name}).underlay[${i}].address`);
@@ -303,14 +304,16 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
     addDev(dev, `node(${info.name}).underlay[${i}].iface`);
     underlayBySubnet.set(sub.name, dev);
     addLocal(a.value, a.family, u.iface);
-    // Secondary addresses (the fabric's): the node answers on them too; the primary stays the source.
+    // Secondary addresses (the fabric's): on the device, so the node answers ARP for them on this
+    // subnet; local unless the dataplane routes them elsewhere (decided once the routes are known,
+    // below). The primary stays the source.
     (u.secondaryAddresses ?? []).forEach((text, k) => {
       const s2 = addr(text, `node(${info.name}).underlay[${i}].secondaryAddresses[${k}]`);
       if (s2.family !== a.family || s2.value < sub.range.base || s2.value > sub.range.last) {
         fail(`node(${info.name}).underlay[${i}].secondaryAddresses[${k}]`, `must lie inside subnet ${sub.name} (${sub.range.text})`, text);
       }
       dev.addrs.get(a.family)!.push(s2.value);
-      addLocal(s2.value, s2.family, u.iface);
+      secondaries.push({ value: s2.value, family: s2.family, dev: u.iface });
     });
     const net = { family: a.family, base: sub.range.base, last: sub.range.last, length: u.prefixLength, text: "" };
     const mask = ((1n << BigInt(bitsOf(a.family))) - 1n) ^ ((1n << BigInt(bitsOf(a.family) - u.prefixLength)) - 1n);
@@ -498,6 +501,22 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
     }
     addRoute(cr);
   });
+  // A secondary address is the node's own unless its main table holds a host route for exactly
+  // that address (the best one by metric: unicast, with a device), e.g. to the pod that holds it
+  // (Azure CNI's transparent mode): then the node forwards packets for it (see
+  // `UnderlayInterface.secondaryAddresses`).
+  if (secondaries.length > 0) {
+    const hostRouted = new Set<bigint>();
+    for (const [family, m] of routeEntries) {
+      for (const list of m.values()) {
+        if (list[0]!.dst.length !== bitsOf(family)) continue;
+        let best = list[0]!;
+        for (const r of list) if (r.metric < best.metric) best = r;
+        if (best.type === "unicast" && best.dev !== undefined) hostRouted.add(fkey(family, best.dst.base));
+      }
+    }
+    for (const s2 of secondaries) if (!hostRouted.has(fkey(s2.family, s2.value))) addLocal(s2.value, s2.family, s2.dev);
+  }
   const fam = new Map<Family, CNodeFamily>();
   const forwarding = { 4: dp.sysctls.ipv4Forwarding === true, 6: dp.sysctls.ipv6Forwarding === true };
   for (const family of [4, 6] as const) {
