@@ -170,6 +170,8 @@ export function drivenAgent(agent: NodeAgent, clock: VirtualClock): NodeAgent {
 export interface HarnessOptions {
   /** A parsed config other than the run's (e.g. one the backend should refuse at start). */
   config?: unknown;
+  /** An underlay other than `topologyFor(ctx)` (e.g. a small node subnet that runs out). */
+  topology?: SimTopology;
 }
 
 /** Mixes a base seed with a salt (check id) into a 31-bit seed. */
@@ -207,7 +209,7 @@ export function summaryFor(ctx: { backend: CheckContext["backend"]; config: unkn
  * node joins.
  */
 export function createHarness(ctx: CheckContext, salt: string, options: HarnessOptions = {}): Harness {
-  const topology = topologyFor(ctx);
+  const topology = options.topology ?? topologyFor(ctx);
   const config = "config" in options ? options.config : ctx.config;
   if (ctx.store) {
     // An external store: a fresh one per cluster, and a clock paced by its I/O (external-store.ts).

@@ -9,6 +9,7 @@ import { lifecycleChecks } from "./lifecycle.ts";
 import { modelChecks } from "./model.ts";
 import { placeholderChecks } from "./placeholders.ts";
 import { policyChecks } from "./policy.ts";
+import { preallocChecks } from "./prealloc.ts";
 import { scenarioChecks } from "./scenarios.ts";
 
 export const ALL_CHECKS: readonly CheckDefinition[] = Object.freeze([
@@ -17,6 +18,7 @@ export const ALL_CHECKS: readonly CheckDefinition[] = Object.freeze([
   ...configChecks,
   ...claimsChecks,
   ...dynamicsChecks,
+  ...preallocChecks,
   ...faultChecks,
   ...scenarioChecks,
   ...policyChecks,
