@@ -581,6 +581,7 @@ export class AzureController implements ClusterController {
     // What each member holds (its status's blocks that are valid and not claimed by an earlier one).
     const taken = new Set<string>();
     const held = new Map<string, string[]>();
+    const holding = new Set<string>();
     for (const m of members) {
       const mine: string[] = [];
       for (const b of this.statuses.get(m.name)?.blocks ?? []) {
@@ -589,6 +590,7 @@ export class AzureController implements ClusterController {
         mine.push(b);
       }
       held.set(m.name, mine);
+      if (mine.length > 0) holding.add(m.name);
     }
     const total = [...o.pool.subnets(o.length)].filter(o.eligible).length;
     let refused = 0;
@@ -599,7 +601,7 @@ export class AzureController implements ClusterController {
       const free = lowestFreeBlocks(o.pool, o.length, taken, need, o.eligible);
       if (free.length < need) {
         refused++;
-        const holders = [...held.values()].filter((l) => l.length > 0).length;
+        const holders = holding.size;
         const reason =
           o.field === "podCidr"
             ? `podCidr ${poolCidr} has no free /${o.length} for node ${m.name} (${holders} nodes hold all ${total})`
@@ -608,6 +610,7 @@ export class AzureController implements ClusterController {
         continue;
       }
       for (const b of free) taken.add(b);
+      if (free.length > 0) holding.add(m.name);
       plan.push({ node: m.name, blocks: [...mine, ...free] });
     }
 
