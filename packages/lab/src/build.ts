@@ -12,9 +12,9 @@ import type { LabPlan, PlannedHost, PlannedRouter } from "./plan.ts";
 import { PROBE_PORT } from "./plan.ts";
 import { PROBE_AGENT, ProbeClient } from "./probe.ts";
 import type { StateStore } from "./state.ts";
-import { createNetns, runIpBatch, writeSysctls } from "@cnikit/linux";
+import { createNetns, parseJsonValues, runIpBatch, writeSysctls } from "@cnikit/linux";
 import { inNs, pidAlive, runAsync, spawnDetached } from "./system.ts";
-import { ConfigError, Prefix, StoreFabricPort, kubeNodeKey, kubeNodeValue, type FabricAddress, type FabricPort, type FabricRoute, type NodeInfo } from "@cnikit/core";
+import { ConfigError, KeyedSerializer, Prefix, StoreFabricPort, kubeNodeKey, kubeNodeValue, type FabricAddress, type FabricPort, type FabricRoute, type NodeInfo } from "@cnikit/core";
 import type { FabricPortContext } from "@cnikit/cni";
 import { readState } from "./state.ts";
 
@@ -215,15 +215,61 @@ export async function mirrorNodes(plan: LabPlan, storePrefix: string): Promise<v
   if (r.code !== 0) throw new Error(`[lab] mirroring the Node objects into etcd failed: ${r.stderr.trim() || r.stdout.trim()}`);
 }
 
+/** Priority a node namespace's local-table lookup moves to (from 0) once it holds a secondary address. */
+export const LAB_LOCAL_RULE_PREF = 100;
+/** Priority of the per-secondary-address rule `to <a>/32 lookup main suppress_prefixlength 31`. */
+export const LAB_SECONDARY_RULE_PREF = 50;
+
+/** One rule of `ip -j rule show`. */
+interface IpRuleJson {
+  priority?: number;
+  src?: string;
+  dst?: string;
+  dstlen?: number;
+  table?: string;
+  suppress_prefixlen?: number;
+}
+
+async function ipJson<T>(ns: string, line: string): Promise<T[]> {
+  const r = await runIpBatch(ns, [line], { globals: ["-j"] });
+  return parseJsonValues(r.stdout).flatMap((v) => (Array.isArray(v) ? (v as T[]) : []));
+}
+
+const isLocalLookup = (pref: number) => (r: IpRuleJson): boolean => r.priority === pref && r.table === "local" && (r.src ?? "all") === "all" && r.dst === undefined;
+const isSecondaryRule = (address: string) => (r: IpRuleJson): boolean =>
+  r.priority === LAB_SECONDARY_RULE_PREF && r.dst === address && (r.dstlen ?? 32) === 32 && r.table === "main" && r.suppress_prefixlen === 31;
+
 /**
  * The lab's fabric port: what a cloud SDN would do, done in namespaces the lab created. A route
  * goes into every router namespace of the plan (`ip route replace <dst> via <node>` on the node's
- * subnet, else via the router's own next hop toward that subnet); a secondary address goes on the
- * node's `eth0` (`ip addr replace <address>/<prefix>`). Validation and the records under
+ * subnet, else via the router's own next hop toward that subnet). Validation and the records under
  * `/cnikit/fabric/` (so nodes see their secondary addresses through membership) are `inner`'s,
  * and come first: nothing is programmed that was refused.
+ *
+ * A secondary address follows the rule of `UnderlayInterface.secondaryAddresses`: the node answers
+ * ARP for it on `eth0` and takes it itself, unless its dataplane routes it elsewhere with a host
+ * route in the main table (a pod that holds it); then the node forwards it there. In the node's
+ * namespace:
+ *  - `ip addr replace <a>/<prefix> dev eth0`: the node's own (ARP, local delivery) by default;
+ *  - once per namespace, the local table's lookup moves from priority 0 to `LAB_LOCAL_RULE_PREF`
+ *    (`ip rule add pref 100 lookup local`, then `ip rule del pref 0 lookup local`; idempotent,
+ *    never undone: the namespace goes with the lab);
+ *  - per address, `ip rule add pref 50 to <a>/32 lookup main suppress_prefixlength 31`: the main
+ *    table answers only with a /32 host route, else the lookup falls through to the local table at
+ *    100 and the node takes it. Without this rule the local table wins over any host route: the
+ *    node answers for the pod, and drops the pod's own packets (source = a local address, a
+ *    martian) whatever rp_filter says;
+ *  - per address, a proxy neighbour entry `ip neigh replace proxy <a> dev eth0`, and
+ *    `net.ipv4.neigh.eth0.proxy_delay=0`: once the host route wins, the kernel answers ARP for the
+ *    address only by proxy (forwarding on, the route out of another device), and without
+ *    `proxy_arp=1` on eth0 or this entry it stays silent; the entry makes the fabric's "the node
+ *    answers ARP for it" hold whatever the dataplane sets, at once instead of after up to 0.8 s.
+ * `removeSecondaryAddress` removes the address, its rule and its proxy entry.
  */
 export class LabFabricPort implements FabricPort {
+  /** One change at a time per node namespace (its rules are read, then changed). */
+  private readonly serial = new KeyedSerializer();
+
   constructor(
     private readonly plan: LabPlan,
     private readonly inner: FabricPort,
@@ -269,13 +315,30 @@ export class LabFabricPort implements FabricPort {
   async addSecondaryAddress(a: FabricAddress): Promise<void> {
     const n = this.node(a.node);
     await this.inner.addSecondaryAddress(a);
-    await ipBatch(n.ns, [`addr replace ${a.address}/${n.prefixLength} dev eth0`]);
+    await this.serial.run(n.ns, async () => {
+      const rules = await ipJson<IpRuleJson>(n.ns, "rule show");
+      const lines = [`addr replace ${a.address}/${n.prefixLength} dev eth0`, `neigh replace proxy ${a.address} dev eth0`];
+      if (!rules.some(isLocalLookup(LAB_LOCAL_RULE_PREF))) lines.push(`rule add pref ${LAB_LOCAL_RULE_PREF} lookup local`);
+      if (rules.some(isLocalLookup(0))) lines.push("rule del pref 0 lookup local");
+      if (!rules.some(isSecondaryRule(a.address))) lines.push(`rule add pref ${LAB_SECONDARY_RULE_PREF} to ${a.address}/32 lookup main suppress_prefixlength 31`);
+      await sysctls(n.ns, { "net.ipv4.neigh.eth0.proxy_delay": "0" });
+      await ipBatch(n.ns, lines);
+    });
   }
 
   async removeSecondaryAddress(a: FabricAddress): Promise<void> {
     const n = this.node(a.node);
     await this.inner.removeSecondaryAddress(a);
-    await runIpBatch(n.ns, [`addr del ${a.address}/${n.prefixLength} dev eth0`]).catch(() => undefined);
+    await this.serial.run(n.ns, async () => {
+      const rules = await ipJson<IpRuleJson>(n.ns, "rule show");
+      const proxies = await ipJson<{ dst?: string; dev?: string }>(n.ns, "neigh show proxy dev eth0");
+      const lines: string[] = [];
+      if (rules.some(isSecondaryRule(a.address))) lines.push(`rule del pref ${LAB_SECONDARY_RULE_PREF} to ${a.address}/32 lookup main suppress_prefixlength 31`);
+      if (proxies.some((p) => p.dst === a.address)) lines.push(`neigh del proxy ${a.address} dev eth0`);
+      await ipBatch(n.ns, lines);
+      // Absent already is fine (the contract).
+      await runIpBatch(n.ns, [`addr del ${a.address}/${n.prefixLength} dev eth0`]).catch(() => undefined);
+    });
   }
 
   secondaryAddresses(): Promise<FabricAddress[]> {
