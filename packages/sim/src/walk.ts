@@ -12,6 +12,10 @@
  *  - Only the main routing table is used (no policy rules exist). A route's `via` must be covered
  *    by a scope-link route (connected or dev-only) of its device, unless `onlink`; otherwise the
  *    kernel would refuse the route, which the walk reports as a drop naming the route.
+ *  - A fabric secondary address of a node is local unless the main table holds a host route for
+ *    exactly it (then it is forwarded, e.g. to the pod that holds it; on a kernel the lab's policy
+ *    rules do this, see `UnderlayInterface.secondaryAddresses`); the node answers ARP for it on the
+ *    underlay either way.
  *  - Forwarding (not local delivery, not locally originated) needs `sysctls.ipv4Forwarding` /
  *    `ipv6Forwarding`, decrements the TTL (64 at the sender; expiry is reported as a loop with the
  *    cycle), and is done by nodes and routers, never by pods.

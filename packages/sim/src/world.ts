@@ -83,7 +83,8 @@ export class World {
 
   /**
    * Who answers ARP/NDP for `target` on an underlay subnet: the owner of the address (node
-   * underlay address, router interface, external host), else a node holding it on any interface
+   * underlay address, primary or secondary — a secondary one also while the node routes it to a
+   * pod —, router interface, external host), else a node holding it on any interface
    * (Linux answers for every local address by default), else a node that proxy-ARPs for it (proxy
    * ARP on its underlay interface, forwarding on, and a route to it through another device).
    */
