@@ -160,7 +160,7 @@ describe("NodeIpState: release marking and revocation", () => {
 type Op =
   | { kind: "status"; mask: number }
   | { kind: "programmed" }
-  | { kind: "assign"; pod: number; requested?: number }
+  | { kind: "assign"; pod: number; requested?: number | undefined }
   | { kind: "release"; pod: number }
   | { kind: "mark"; count: number }
   | { kind: "restore"; pod: number; addr: number };

@@ -200,18 +200,10 @@ const stateArb = scalerArb.chain((scaler) => {
 
 type State = typeof stateArb extends fc.Arbitrary<infer T> ? T : never;
 
+/** The state as nodeTarget's input: the node holds its pods' addresses, `extra` idle ones and the pending releases. */
 function toInput(s: State): NodeTargetInput {
-  return {
-    scaler: s.scaler,
-    monitor: s.monitor,
-    reclaimIdle: s.reclaimIdle,
-    exhausted: s.exhausted,
-    requested: s.requested,
-    assigned: s.inUse + s.extra + s.pendingRelease,
-    pendingRelease: s.pendingRelease,
-    inUse: s.inUse,
-    waiting: s.waiting,
-  };
+  const { extra, ...rest } = s;
+  return { ...rest, assigned: s.inUse + extra + s.pendingRelease };
 }
 
 describe("nodeTarget properties", () => {
