@@ -1,6 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import type { ScalerSettings } from "../src/config.ts";
 import { IpState, NodeIpState } from "../src/ipstate.ts";
+import { nodeTarget } from "../src/pool.ts";
 
 const ips = (from: number, n: number): string[] => Array.from({ length: n }, (_, i) => `10.240.0.${from + i}`);
 
@@ -154,6 +156,53 @@ describe("NodeIpState: release marking and revocation", () => {
     const t = new NodeIpState();
     t.restore("a/eth0", "10.240.0.9");
     expect(t.applyStatus(["10.240.0.8"], 1).revoked).toEqual([{ podKey: "a/eth0", address: "10.240.0.9" }]);
+  });
+});
+
+describe("NodeIpState with nodeTarget (the agent's loop, the controller played by hand)", () => {
+  const scaler: ScalerSettings = { batchSize: 16, requestThresholdPercent: 50, releaseThresholdPercent: 150, maxIPCount: 250 };
+
+  function step(s: NodeIpState, exhausted: boolean, reclaimIdle: boolean, waiting = 0): { requestedIPCount: number; marked: string[] } {
+    const c = s.counts();
+    const t = nodeTarget({
+      scaler,
+      monitor: "v2",
+      reclaimIdle,
+      exhausted,
+      requested: 0,
+      assigned: c.pendingProgramming + c.available + c.assigned + c.pendingRelease,
+      pendingRelease: c.pendingRelease,
+      inUse: c.assigned,
+      waiting,
+    });
+    return { requestedIPCount: t.requestedIPCount, marked: s.markForRelease(t.release) };
+  }
+
+  it("under collapse with reclaimIdle the node gives back every idle address but one in one round trip, keeping the pods'", () => {
+    const s = new NodeIpState();
+    s.applyStatus(ips(4, 48), 1);
+    s.programmed(1);
+    const pods = Array.from({ length: 20 }, (_, i) => s.assign(`p${i}/eth0`) as string);
+    const { requestedIPCount, marked } = step(s, true, true);
+    expect(requestedIPCount).toBe(21);
+    expect(marked).toHaveLength(27);
+    for (const a of pods) expect(marked).not.toContain(a);
+    // The controller takes the released addresses off the status.
+    const kept = ips(4, 48).filter((a) => !marked.includes(a));
+    const change = s.applyStatus(kept, 2);
+    expect(change.released).toHaveLength(27);
+    expect(change.revoked).toEqual([]);
+    expect(s.counts()).toEqual({ pendingProgramming: 0, available: 1, assigned: 20, pendingRelease: 0 });
+    expect(step(s, true, true).marked).toEqual([]);
+  });
+
+  it("without reclaimIdle the same node gives back one collapsed batch (1 address) per call", () => {
+    const s = new NodeIpState();
+    s.applyStatus(ips(4, 48), 1);
+    s.programmed(1);
+    for (let i = 0; i < 20; i++) s.assign(`p${i}/eth0`);
+    expect(step(s, true, false).marked).toEqual(["10.240.0.51"]);
+    expect(step(s, true, false).marked).toEqual(["10.240.0.50"]);
   });
 });
 
