@@ -15,7 +15,7 @@
  * models pods only). Policies
  * are deleted between cases. The evaluator is the spec, not a backend.
  */
-import { kubeNamespaceKey, kubeNamespaceValue, kubeNetworkPolicyKey } from "@cnikit/core";
+import { Prefix, kubeNamespaceKey, kubeNamespaceValue, kubeNetworkPolicyKey } from "@cnikit/core";
 import { E2E_NAMESPACES, E2E_PODS, E2E_PORTS, PolicyEvaluator, e2eCases, e2eNamespaceLabels, e2ePodLabels, explainVerdict, parsePolicyObject } from "@cnikit/netpol";
 import type { ClusterNamespace, ClusterPod, ContainerPort, E2eCase, E2eEnv, NetworkPolicy, NetworkPolicyObject, PolicyProtocol } from "@cnikit/netpol";
 import type { SimPod } from "@cnikit/sim";
@@ -202,6 +202,25 @@ async function runCase(x: { h: Harness; ctx: CheckContext; model: Model; c: E2eC
 }
 
 /** Section F checks. */
+/**
+ * One CIDR holding every pod address, for the e2e cases that name "the pod network": the IPv4 pod
+ * range, or the smallest prefix covering every IPv4 range when there are several (an Azure-like
+ * classic backend's pods live in every node subnet); IPv6 ranges only when there is no IPv4 one.
+ */
+export function podNetworkOf(podRanges: readonly string[]): string {
+  const v4 = podRanges.filter((r) => !r.includes(":"));
+  const ranges = (v4.length > 0 ? v4 : podRanges).map((r) => Prefix.parse(r));
+  let net = ranges[0]!;
+  for (let len = net.length; len >= 0; len--) {
+    const candidate = Prefix.parse(`${net.network}/${len}`, { allowHostBits: true });
+    if (ranges.every((r) => candidate.contains(r))) {
+      net = candidate;
+      break;
+    }
+  }
+  return net.toString();
+}
+
 export const policyChecks: CheckDefinition[] = [
   {
     id: "policy.matrix",
@@ -215,7 +234,7 @@ export const policyChecks: CheckDefinition[] = [
       const h = env.harness("policy.matrix");
       const model = await buildModel(h, env);
       const metrics = startMetrics(h);
-      const podNetwork = env.summary.podRanges.find((r) => !r.includes(":")) ?? env.summary.podRanges[0]!;
+      const podNetwork = podNetworkOf(env.summary.podRanges);
       const caseEnv: E2eEnv = {
         podIp: (id) => {
           const addr = model.pods.get(id)?.addresses[0];
