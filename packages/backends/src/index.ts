@@ -9,6 +9,8 @@
 import type { Backend, BackendFixtures, FixtureConfig, InvalidConfigFixture } from "@cnikit/core";
 import { defaultTopology } from "@cnikit/sim";
 import type { SimTopology } from "@cnikit/sim";
+import { azure } from "@cnikit/azure";
+import { azureFixtures } from "@cnikit/azure/fixtures";
 import { calico } from "@cnikit/calico";
 import { calicoFixtures } from "@cnikit/calico/fixtures";
 import { canal } from "@cnikit/canal";
@@ -90,6 +92,7 @@ export const builtinBackends: readonly BuiltinBackend[] = [
   entry({ package: "@cnikit/calico", backend: calico, fixtures: calicoFixtures }),
   entry({ package: "@cnikit/canal", backend: canal, fixtures: canalFixtures }),
   entry({ package: "@cnikit/weave", backend: weave, fixtures: weaveFixtures }),
+  entry({ package: "@cnikit/azure", backend: azure, fixtures: azureFixtures }),
 ];
 
 /** The entry of a backend by name; throws a TypeError listing the known names. */
