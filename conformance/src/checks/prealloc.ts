@@ -160,15 +160,9 @@ export function reservationProblems(h: Harness, snap: FabricSnapshot): string[] 
     for (const a of snap.addresses) if (a.node !== route.node && prefix.family === Prefix.host(a.address).family && prefix.contains(a.address)) problems.push(`${what} covers ${a.address}, a secondary address of ${a.node}`);
   }
 
-  for (const v of views) {
-    if (v.prefix.family !== 4 || v.prefix.length > 30) continue;
-    const inside = (a: string) => Prefix.host(a).family === 4 && v.prefix.contains(a);
-    const p = [...primaries.keys()].filter(inside).length;
-    const s = new Set(snap.addresses.map((a) => a.address).filter(inside)).size;
-    const r = routed.filter((x) => x.prefix.family === 4 && v.prefix.contains(x.prefix)).reduce((n, x) => n + Number(x.prefix.size), 0);
-    const usable = Number(v.prefix.size) - v.reserved.size;
-    if (p + s + r > usable) {
-      problems.push(`subnet ${v.name} (${v.prefix}) holds ${p + s + r} addresses (${p} primary, ${s} secondary, ${r} routed) but only ${usable} are usable (its size minus network, broadcast, gateway and routers)`);
+  for (const u of subnetUsage(h, snap)) {
+    if (u.primary + u.secondary + u.routed > u.usable) {
+      problems.push(`subnet ${u.name} (${u.cidr}) holds ${u.primary + u.secondary + u.routed} addresses (${u.primary} primary, ${u.secondary} secondary, ${u.routed} routed) but only ${u.usable} are usable (its size minus network, broadcast, gateway and routers)`);
     }
   }
 
@@ -184,6 +178,26 @@ export function reservationProblems(h: Harness, snap: FabricSnapshot): string[] 
     }
   }
   return problems;
+}
+
+/** How full each IPv4 underlay subnet of the topology is (members' primaries, secondaries, addresses routed inside it). */
+export function subnetUsage(h: Harness, snap: FabricSnapshot): { name: string; cidr: string; usable: number; primary: number; secondary: number; routed: number }[] {
+  const members = h.cluster.members.list();
+  const primaries = members.flatMap((m) => m.underlay.map((u) => u.address));
+  return subnetViews(h.cluster.topology, members)
+    .filter((v) => v.prefix.family === 4 && v.prefix.length <= 30)
+    .map((v) => {
+      const inside = (a: string) => Prefix.host(a).family === 4 && v.prefix.contains(a);
+      const routed = snap.routes.map((r) => Prefix.parse(r.dst)).filter((p) => p.family === 4 && v.prefix.contains(p));
+      return {
+        name: v.name,
+        cidr: v.prefix.toString(),
+        usable: Number(v.prefix.size) - v.reserved.size,
+        primary: new Set(primaries.filter(inside)).size,
+        secondary: new Set(snap.addresses.map((a) => a.address).filter(inside)).size,
+        routed: routed.reduce((n, p) => n + Number(p.size), 0),
+      };
+    });
 }
 
 /**
@@ -321,7 +335,10 @@ async function refusedJoin(env: CheckEnv): Promise<CheckOutcome> {
     if (!refused.stillMember) await h.cluster.addNode({ name: refused.name, subnet: small.subnet });
     await h.cluster.settle({ limitMs });
   } catch (err) {
-    return fail(`after ${leaving} left cleanly, the retry of ${refused.name} on ${where} was refused again: ${describeError(err)} (fabric: ${describeSnapshot(await fabricSnapshot(h))})`, { subResults });
+    const snap = await fabricSnapshot(h);
+    const u = subnetUsage(h, snap).find((x) => x.cidr === small.cidr);
+    const free = u ? `; ${u.usable - u.primary - u.secondary - u.routed} of its ${u.usable} usable addresses are free on the fabric` : "";
+    return fail(`after ${leaving} left cleanly, the retry of ${refused.name} on ${where} was refused again: ${describeError(err)}${free} (fabric: ${describeSnapshot(snap)})`, { subResults });
   }
   const st = h.cluster.node(refused.name).agent.status();
   if (!st.ready) return fail(`after ${leaving} left cleanly, ${refused.name} is still not ready: ${st.reason ?? "no reason given"}`, { subResults });

@@ -34,6 +34,7 @@ import type { BrokenVariant } from "./types.ts";
 import { lifecycleVariants } from "./variants-lifecycle.ts";
 import { scenarioVariants } from "./variants-scenarios.ts";
 import { encryptionVariants } from "./sleeve-plaintext.ts";
+import { preallocVariants } from "./variants-prealloc.ts";
 import { knownGaps, shapeVariants } from "./variants-shapes.ts";
 
 export type { BrokenVariant } from "./types.ts";
@@ -108,7 +109,7 @@ export const referenceVariants: BrokenVariant[] = [
 ];
 
 /** Every variant list the self-test runs. */
-export const brokenVariants: BrokenVariant[] = [...referenceVariants, ...shapeVariants, ...scenarioVariants, ...lifecycleVariants, ...encryptionVariants];
+export const brokenVariants: BrokenVariant[] = [...referenceVariants, ...shapeVariants, ...scenarioVariants, ...lifecycleVariants, ...encryptionVariants, ...preallocVariants];
 
 export {
   duplicateAddress,

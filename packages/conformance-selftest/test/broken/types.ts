@@ -14,8 +14,8 @@ export interface BrokenVariant {
   backend: Backend<unknown>;
   /** The unbroken backend it bends (reference, flannel, calico). */
   base: Backend<unknown>;
-  /** Shape of the base, for the coverage table: "bridge+lease", "routed+bgp", "vxlan+fdb". */
-  shape: "bridge+lease" | "routed+bgp" | "vxlan+fdb";
+  /** Shape of the base, for the coverage table: "bridge+lease", "routed+bgp", "vxlan+fdb", "cloud preallocation". */
+  shape: "bridge+lease" | "routed+bgp" | "vxlan+fdb" | "cloud preallocation";
   /** The base backend's own config format, unparsed. */
   config: unknown;
   /** Label of the base run this variant is compared against (variants with the same base and config share one). */
