@@ -696,18 +696,33 @@ export class AzureController implements ClusterController {
       return { name: m.name, have: n, want: Math.max(0, target - n), target };
     });
     const grants = fairShares(asks, free);
-    const granted = [...grants.values()].reduce((s, g) => s + g, 0);
-    const picks = lowestFreeAddresses(pool, taken, granted);
-    const unserved = asks.reduce((s, a) => s + a.want, 0) - granted;
-    const freeAfter = free - granted;
+    const granted = [...grants.values()].reduce((n, g) => n + g, 0);
+    // A node's own ipsNotInUse are never handed back to it in the same breath (its spec still lists
+    // them until it sees this status, so the next reconcile would take them away again).
+    const givingBack = new Map(members.map((m) => [m.name, new Set((this.specs.get(nncSpecKey(m.name))?.ipsNotInUse ?? []).map((a) => canonicalAddress(a)))]));
+    const spare = [...givingBack.values()].reduce((n, set) => n + set.size, 0);
+    const picks = lowestFreeAddresses(pool, taken, granted + spare);
+    const picked = new Set<string>();
+    const adds = new Map<string, string[]>();
+    for (const a of asks) {
+      const add: string[] = [];
+      const own = givingBack.get(a.name)!;
+      for (const p of picks) {
+        if (add.length >= (grants.get(a.name) ?? 0)) break;
+        if (picked.has(p) || own.has(p)) continue;
+        picked.add(p);
+        add.push(p);
+      }
+      adds.set(a.name, add);
+    }
+    const unserved = asks.reduce((s, a) => s + a.want, 0) - picked.size;
+    const freeAfter = free - picked.size;
     const exhausted = unserved > 0 || (prevExhausted && freeAfter < config.scaler.batchSize);
     const scaler: ScalerSettings = exhausted ? collapsedScaler(config.scaler) : config.scaler;
 
-    let next = 0;
     for (const a of asks) {
       const mine = have.get(a.name)!;
-      const add = picks.slice(next, next + (grants.get(a.name) ?? 0));
-      next += add.length;
+      const add = adds.get(a.name)!;
       // Every address of the node is routed to it before the status lists it (repairs included).
       for (const addr of [...mine, ...add]) {
         if (routes.get(host(addr)) === a.name) continue;
@@ -717,7 +732,11 @@ export class AzureController implements ClusterController {
       for (const addr of add) mine.add(addr);
       const state: NncState = mine.size < a.target ? "Updating" : "Updated";
       const f: StatusFields = { state, assignedIPs: [...mine], blocks: [], scaler, subnet, subnetExhausted: exhausted };
-      if (state === "Updating") f.reason = `subnet ${subnet} is exhausted: ${mine.size} of the ${a.target} requested addresses assigned`;
+      if (state === "Updating") {
+        f.reason = exhausted
+          ? `subnet ${subnet} is exhausted: ${mine.size} of the ${a.target} requested addresses assigned`
+          : `${mine.size} of the ${a.target} requested addresses assigned; the rest once the node's ipsNotInUse are cleared`;
+      }
       await this.putStatus(a.name, f);
     }
     // Routes of the pod subnet that no status backs go (a grant whose status write failed).

@@ -6,7 +6,7 @@
  */
 import { Prefix } from "@cnikit/core";
 import { describe, expect, it } from "vitest";
-import { RETRY_MS } from "../src/controller.ts";
+import { RESYNC_MS, RETRY_MS } from "../src/controller.ts";
 import { collapsedScaler } from "../src/pool.ts";
 import { harness, node } from "./controller-harness.ts";
 
@@ -59,6 +59,26 @@ describe("azure controller, dynamic", () => {
     await h.writeSpec("n1", { requestedIPCount: 8 });
     await h.settle();
     expect((await h.statuses()).get("n1")!.assignedIPs).toHaveLength(24);
+  });
+
+  it("an address a node gives back is not handed back to it while its spec still lists it (no flapping)", async () => {
+    const h = harness({ podSubnet: "10.1.0.0/24" }, [node("n1", "198.51.100.11", 24, GW)]);
+    await h.start();
+    await h.writeSpec("n1", { requestedIPCount: 16 });
+    await h.settle();
+    const first = (await h.statuses()).get("n1")!.assignedIPs;
+    // It gives back its lowest address but still wants 16: a replacement, never the same one.
+    await h.writeSpec("n1", { requestedIPCount: 16, ipsNotInUse: [first[0]!] });
+    await h.settle();
+    const second = (await h.statuses()).get("n1")!;
+    expect(second.assignedIPs).toHaveLength(16);
+    expect(second.assignedIPs).not.toContain(first[0]);
+    expect(second.state).toBe("Updated");
+    expect((await h.fabric.routes()).map((r) => r.dst)).not.toContain(`${first[0]}/32`);
+    const rev = await h.store.revision();
+    await h.settle(RESYNC_MS);
+    expect((await h.statuses()).get("n1")).toEqual(second);
+    expect(await h.store.revision()).toBe(rev);
   });
 
   it("exhaustion: short supply split fewest-held first, every scaler collapsed; a release serves another node; the flag clears once a batch is free", async () => {
