@@ -9,7 +9,7 @@ import { Prefix } from "@cnikit/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { RETRY_MS } from "../src/controller.ts";
-import { isAzureReserved } from "../src/controller-alloc.ts";
+import { fairShares, isAzureReserved } from "../src/controller-alloc.ts";
 import { harness, node, type FabricFault, type Harness } from "./controller-harness.ts";
 
 const GW = "198.51.100.1";
@@ -63,6 +63,32 @@ async function apply(h: Harness, s: Step): Promise<void> {
 const nodeAddresses = (h: Harness): Set<string> => new Set(h.members.list().flatMap((m) => m.underlay.flatMap((u) => [u.address, ...(u.gateway ? [u.gateway] : [])])));
 
 describe("azure controller properties", () => {
+  it("fairShares: hands out min(supply, Σ want), never more than asked, and max-min fair", () => {
+    const ask = fc.record({ have: fc.nat({ max: 60 }), want: fc.nat({ max: 60 }) });
+    fc.assert(
+      fc.property(fc.array(ask, { maxLength: 8 }), fc.nat({ max: 300 }), (raw, supply) => {
+        const asks = raw.map((a, i) => ({ name: `n${i}`, ...a }));
+        const grants = fairShares(asks, supply);
+        const total = asks.reduce((n, a) => n + a.want, 0);
+        expect([...grants.values()].reduce((n, g) => n + g, 0)).toBe(Math.min(supply, total));
+        for (const a of asks) {
+          const g = grants.get(a.name)!;
+          expect(g).toBeGreaterThanOrEqual(0);
+          expect(g).toBeLessThanOrEqual(a.want);
+        }
+        // Max-min: a node left short ends at least as high as anyone who got something, less one.
+        for (const a of asks) {
+          if (grants.get(a.name)! >= a.want) continue;
+          for (const b of asks) {
+            if (grants.get(b.name)! === 0) continue;
+            expect(a.have + grants.get(a.name)!).toBeGreaterThanOrEqual(b.have + grants.get(b.name)! - 1);
+          }
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it("dynamic: no address in two statuses, none reserved or a node's, statuses and /32 routes agree", async () => {
     const pool = Prefix.parse("10.1.0.0/26");
     await fc.assert(
