@@ -10,10 +10,11 @@
  *    reservation is a valid, unshared address of its node's underlay subnet, no subnet holds more
  *    than it has, fabric routes never overlap across nodes, and every pod address lies in what the
  *    fabric gave its node (`reservationProblems`).
- *  - `prealloc.refused-join`: on a small node subnet (a /26) nodes join one at a time until one is
- *    refused (its start rejects, or its STATUS stays not ready) or the bound is reached; the rules
- *    above hold at every step, the refused join leaves the fabric exactly as it was, and after one
- *    node leaves cleanly the refused node's retry succeeds and takes a pod.
+ *  - `prealloc.refused-join`: on a small node subnet (a /26; a /25, then a /24, when not even one
+ *    node fits) nodes join one at a time until one is refused (its start rejects, or its STATUS
+ *    stays not ready) or the bound is reached; the rules above hold at every step, the refused join
+ *    leaves the fabric exactly as it was, and after one node leaves cleanly the refused node's
+ *    retry succeeds and takes a pod.
  *
  * Both are "not applicable" (with the reason) for a backend with no controller or whose fabric
  * stays empty. Exports: `preallocChecks` (registered in checks/index.ts), and the judges
@@ -35,8 +36,12 @@ export interface FabricSnapshot {
   routes: FabricRoute[];
 }
 
-/** Prefix length of the small node subnet `prealloc.refused-join` builds (61 usable addresses). */
-export const SMALL_SUBNET_LENGTH = 26;
+/**
+ * Prefix lengths of the small node subnet `prealloc.refused-join` builds, in order: a /26 (61 usable
+ * addresses) first; when it cannot hold even one node (AKS's formula at maxPods 30 needs 62), a
+ * /25, then a /24, so that the retry after a leave is exercised too.
+ */
+export const SMALL_SUBNET_LENGTHS = [26, 25, 24] as const;
 /** Joins `prealloc.refused-join` tries before it concludes that no join is refused. */
 export const REFUSAL_NODE_BOUND = 16;
 
@@ -201,18 +206,18 @@ export function subnetUsage(h: Harness, snap: FabricSnapshot): { name: string; c
 }
 
 /**
- * `topology` with its first node subnet (one without external hosts) cut down to a /26 around its
- * gateway (its routers' addresses must lie inside), so that a preallocating backend runs out after
- * a few nodes. Undefined when the topology has no such subnet. Pure.
+ * `topology` with its first node subnet (one without external hosts) cut down to a /`length`
+ * around its gateway (its routers' addresses must lie inside), so that a preallocating backend
+ * runs out after a few nodes. Undefined when the topology has no such subnet. Pure.
  */
-export function smallSubnetTopology(topology: SimTopology): { topology: SimTopology; subnet: string; cidr: string } | undefined {
+export function smallSubnetTopology(topology: SimTopology, length: number = SMALL_SUBNET_LENGTHS[0]): { topology: SimTopology; subnet: string; cidr: string } | undefined {
   const hosting = new Set((topology.externals ?? []).map((e) => e.subnet));
   const s = topology.subnets.find((x) => !hosting.has(x.name) && Prefix.parse(x.cidr).family === 4);
   if (!s) return undefined;
   const full = Prefix.parse(s.cidr);
-  if (full.length >= SMALL_SUBNET_LENGTH) return { topology, subnet: s.name, cidr: full.toString() };
+  if (full.length >= length) return { topology, subnet: s.name, cidr: full.toString() };
   const anchor = Prefix.host(s.gateway ?? full.nth(1)).base;
-  const small = Prefix.of(4, anchor & Prefix.maskOf(4, SMALL_SUBNET_LENGTH), SMALL_SUBNET_LENGTH);
+  const small = Prefix.of(4, anchor & Prefix.maskOf(4, length), length);
   const onIt = (topology.routers ?? []).flatMap((r) => r.interfaces.filter((i) => i.subnet === s.name).map((i) => i.address));
   if (!onIt.every((a) => small.contains(a))) return undefined;
   return { topology: { ...topology, subnets: topology.subnets.map((x) => (x.name === s.name ? { ...x, cidr: small.toString() } : x)) }, subnet: s.name, cidr: small.toString() };
@@ -278,11 +283,28 @@ async function withinSubnet(env: CheckEnv): Promise<CheckOutcome> {
 
 async function refusedJoin(env: CheckEnv): Promise<CheckOutcome> {
   if (!env.backend.createController) return notApplicable(NO_CONTROLLER);
-  const small = smallSubnetTopology(topologyFor(env));
-  if (!small) return notApplicable("the run's underlay has no IPv4 node subnet that can be cut down to a /26 around its routers");
-  const h = env.harness("prealloc.refused-join", { topology: small.topology });
-  const limitMs = env.summary.convergenceMs;
   const subResults: SubResult[] = [];
+  let previous = "";
+  for (const [i, length] of SMALL_SUBNET_LENGTHS.entries()) {
+    const small = smallSubnetTopology(topologyFor(env), length);
+    if (!small) return notApplicable(`the run's underlay has no IPv4 node subnet that can be cut down to a /${length} around its routers`);
+    if (small.cidr === previous) break;
+    previous = small.cidr;
+    const outcome = await refusalOn(env, small, subResults, i < SMALL_SUBNET_LENGTHS.length - 1);
+    if (outcome !== "first join refused") return outcome;
+  }
+  subResults.push(sub("retry after a clean leave", "not applicable", `the first join was refused on every subnet tried (/${SMALL_SUBNET_LENGTHS.join(", /")}), so no leave can make room`));
+  return pass({ subResults });
+}
+
+/**
+ * Joins nodes one at a time on `small` until one is refused (or the bound), then the leave and the
+ * retry. "first join refused": the very first join was refused and `larger` says a larger subnet is
+ * left to try (the refusal itself is judged and recorded in `subResults` first).
+ */
+async function refusalOn(env: CheckEnv, small: { topology: SimTopology; subnet: string; cidr: string }, subResults: SubResult[], larger: boolean): Promise<CheckOutcome | "first join refused"> {
+  const h = env.harness(`prealloc.refused-join ${small.cidr}`, { topology: small.topology });
+  const limitMs = env.summary.convergenceMs;
   const where = `${small.cidr} (subnet ${small.subnet})`;
   const accepted: string[] = [];
   let refused: { name: string; why: string; stillMember: boolean } | undefined;
@@ -311,8 +333,8 @@ async function refusedJoin(env: CheckEnv): Promise<CheckOutcome> {
       const diff = fabricDiff(before, after);
       if (diff.length > 0) return fail(`the refused join of ${refused.name} on ${where} (${refused.why}) changed the fabric: ${summarizeProblems(diff, 6)}`, { subResults });
       if (problems.length > 0) return fail(`after the refused join of ${refused.name} on ${where}: ${summarizeProblems(problems)}`, { subResults });
-      subResults.push(sub(`joins 1-${accepted.length} on ${where}`, "passed", `every step within bounds; then ${describeSnapshot(before)}`));
-      subResults.push(sub(`refused join of ${refused.name}`, "passed", `${refused.why}; the fabric is unchanged: ${describeSnapshot(after)}`));
+      if (accepted.length > 0) subResults.push(sub(`joins 1-${accepted.length} on ${where}`, "passed", `every step within bounds; then ${describeSnapshot(before)}`));
+      subResults.push(sub(`refused join of ${refused.name} on ${where}`, "passed", `${refused.why}; the fabric is unchanged: ${describeSnapshot(after)}`));
       break;
     }
     if (problems.length > 0) return fail(`after the join of ${name} (node ${i} on ${where}): ${summarizeProblems(problems)} (fabric: ${describeSnapshot(after)})`, { subResults });
@@ -326,6 +348,7 @@ async function refusedJoin(env: CheckEnv): Promise<CheckOutcome> {
   }
   const leaving = accepted[0];
   if (leaving === undefined) {
+    if (larger) return "first join refused";
     subResults.push(sub("retry after a clean leave", "not applicable", `the first join was refused: ${where} cannot hold one node, so no leave can make room`));
     return pass({ subResults });
   }
