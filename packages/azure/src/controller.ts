@@ -168,6 +168,11 @@ export class AzureController implements ClusterController {
   private failure: string | undefined;
   private reconciles = 0;
   private failures = 0;
+  /**
+   * Classic: addresses the fabric refused to give (ConfigError naming `address`: a router's, a load
+   * balancer's, anything outside our view). Never picked again by this controller.
+   */
+  private readonly refusedByFabric = new Set<bigint>();
   private lastMs = 0;
   private lastWallMs = 0;
 
@@ -480,7 +485,7 @@ export class AzureController implements ClusterController {
   private async reconcileClassicSubnet(pool: Prefix, nodes: NodeInfo[], held: Map<string, string[]>, nodeValues: ReadonlySet<bigint>, maxPods: number): Promise<SubnetState> {
     const { fabric, config } = this.ctx;
     const subnet = pool.toString();
-    const taken = new Set<bigint>(nodeValues);
+    const taken = new Set<bigint>([...nodeValues, ...this.refusedByFabric]);
     // Admitted: a full reservation, or one the status already calls done (then it is topped up).
     const admitted = new Set<string>();
     for (const m of nodes) {
@@ -531,7 +536,13 @@ export class AzureController implements ClusterController {
       const added: string[] = [];
       try {
         for (const address of p.add) {
-          await fabric.addSecondaryAddress({ node: p.node, address });
+          try {
+            await fabric.addSecondaryAddress({ node: p.node, address });
+          } catch (error) {
+            const e = error as { code?: unknown; field?: unknown };
+            if (e?.code === 7 && e.field === "address") this.refusedByFabric.add(addressValue(address));
+            throw error;
+          }
           added.push(address);
         }
       } catch (error) {
@@ -548,7 +559,8 @@ export class AzureController implements ClusterController {
 
     const assigned = plan.reduce((n, p) => n + p.keep.length + p.add.length, 0);
     const nodeAddresses = nodeAddressesIn(pool, nodeValues);
-    const head = classicHeadroom({ subnet, nodes: holders, maxPods, surge: config.maxSurge, used: nodeAddresses + assigned });
+    const elsewhere = [...this.refusedByFabric].filter((v) => pool.contains(v) && !isAzureReserved(pool, v) && !nodeValues.has(v)).length;
+    const head = classicHeadroom({ subnet, nodes: holders, maxPods, surge: config.maxSurge, used: nodeAddresses + assigned + elsewhere });
     const exhausted = refused > 0;
     for (const p of plan) {
       const list = [...p.keep, ...p.add];

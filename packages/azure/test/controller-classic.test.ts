@@ -93,6 +93,22 @@ describe("azure controller, classic", () => {
     expect((await h.statuses()).get("n3")!.state).toBe("Updated");
   });
 
+  it("an address the fabric refuses (in use outside our view) is skipped from then on and counted as used", async () => {
+    const h = harness({ maxPods: 30 }, seven.slice(0, 1));
+    h.fabric.refuse.add("198.51.100.6");
+    await h.start();
+    expect(h.controller.status().ready).toBe(false);
+    expect(await h.fabric.secondaryAddresses()).toEqual([]);
+    await h.settle(RETRY_MS);
+    expect(h.controller.status()).toEqual({ ready: true });
+    const mine = (await h.statuses()).get("n1")!.assignedIPs;
+    expect(mine).toHaveLength(30);
+    expect(mine).not.toContain("198.51.100.6");
+    const [state] = await h.subnetStates();
+    // 251 usable − n1's address − 30 − the refused one = 219 free; minus the surge's 31: 6 nodes more.
+    expect(state).toMatchObject({ assigned: 30, free: 219, nodesThatFit: 6 });
+  });
+
   it("a reconcile that changes nothing writes nothing", async () => {
     const h = harness({ maxPods: 30 }, seven.slice(0, 3));
     await h.start();

@@ -4,6 +4,7 @@
  * what the controller wrote.
  */
 import {
+  ConfigError,
   MemoryDatastore,
   MemoryMembership,
   StoreFabricPort,
@@ -41,6 +42,8 @@ export class FlakyFabric implements FabricPort {
   private failed = 0;
   private gate: Promise<void> | undefined;
   fault: FabricFault | undefined;
+  /** Addresses the fabric refuses to give (ConfigError naming `address`), as a cloud does for one in use elsewhere. */
+  readonly refuse = new Set<string>();
 
   /** Makes every call wait until the returned function is called (a slow fabric). */
   hold(): () => void {
@@ -85,6 +88,7 @@ export class FlakyFabric implements FabricPort {
   }
   async addSecondaryAddress(a: FabricAddress): Promise<void> {
     await this.check("addSecondaryAddress");
+    if (this.refuse.has(a.address)) throw new ConfigError({ component: "test-fabric", field: "address", rule: "is used by a load balancer", value: a.address });
     return this.inner.addSecondaryAddress(a);
   }
   async removeSecondaryAddress(a: FabricAddress): Promise<void> {
