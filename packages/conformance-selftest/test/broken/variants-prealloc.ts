@@ -11,10 +11,13 @@
  *  - a leave that returns nothing: the controller keeps a departed node's reservation in its books,
  *    so the subnet stays full for it and a refused node's retry is refused again;
  *  - pod addresses the fabric never gave: the agent hands pods the addresses 100 above its secondary
- *    addresses (as if its block continued elsewhere), inside the subnet but nobody's share.
+ *    addresses (as if its block continued elsewhere), inside the subnet but nobody's share — on the
+ *    test backend, and on @cnikit/azure's classic mode (its agent reads its own member record through
+ *    a view that moves the secondary addresses: a node that misreads its NIC's ip configurations).
  */
-import { Prefix } from "@cnikit/core";
-import type { Backend } from "@cnikit/core";
+import { azure } from "@cnikit/azure";
+import { Prefix, defineBackend, withSecondaryAddresses } from "@cnikit/core";
+import type { Backend, Membership, NodeInfo } from "@cnikit/core";
 import { preallocTest, preallocTestBackend } from "../fixtures/prealloc-backend.ts";
 import type { BrokenVariant } from "./types.ts";
 
@@ -45,6 +48,29 @@ function hundredUp(address: string): string {
 
 export const podAddressNotGiven = preallocTestBackend("broken-prealloc-pod-address-not-given", { agent: { podAddresses: (given) => given.map(hundredUp) } });
 
+/** `members` as node `me` misreads it: its own secondary addresses each `hundredUp`. */
+function misreadOwnRecord(members: Membership, me: string): Membership {
+  const bend = (n: NodeInfo): NodeInfo => (n.name === me ? withSecondaryAddresses(n, n.underlay.flatMap((u) => u.secondaryAddresses ?? []).map(hundredUp)) : n);
+  return {
+    list: () => members.list().map(bend),
+    get: (name) => {
+      const n = members.get(name);
+      return n && bend(n);
+    },
+    onChange: (listener) => members.onChange(listener),
+  };
+}
+
+/** @cnikit/azure whose agents misread their own secondary addresses (the controller is azure's own). */
+export const azurePodAddressNotGiven = defineBackend<unknown>({
+  ...(azure as Backend<unknown>),
+  name: "broken-azure-pod-address-not-given",
+  createAgent: (ctx) => azure.createAgent({ ...(ctx as Parameters<typeof azure.createAgent>[0]), members: misreadOwnRecord(ctx.members, ctx.node.name) }),
+});
+
+/** The azure config of its variant: classic mode at AKS's default maxPods. */
+export const AZURE_CLASSIC_CONFIG = { networkPlugin: "azure", maxPods: 30 };
+
 export const preallocVariants: BrokenVariant[] = [
   {
     label: "controller over-reserves past the subnet (network and broadcast routed to a node)",
@@ -71,6 +97,16 @@ export const preallocVariants: BrokenVariant[] = [
     label: "pod address the fabric never gave its node",
     backend: podAddressNotGiven as Backend<unknown>,
     ...onPrealloc,
+    targets: ["prealloc.within-subnet"],
+    controls: ["ipam.unique", "cni.del-idempotent"],
+  },
+  {
+    label: "azure classic: pod address the fabric never gave its node",
+    backend: azurePodAddressNotGiven,
+    base: azure as Backend<unknown>,
+    shape: "cloud preallocation",
+    config: AZURE_CLASSIC_CONFIG,
+    baseLabel: "azure classic maxPods 30",
     targets: ["prealloc.within-subnet"],
     controls: ["ipam.unique", "cni.del-idempotent"],
   },
