@@ -38,14 +38,7 @@ describe("azure controller, overlay", () => {
     await h.start();
     h.members.remove("n1");
     await h.settle();
-    const before = await h.statuses();
-    const routes = await h.fabric.routes();
-    await h.controller.stop();
-    const rev = await h.store.revision();
-    await h.start();
-    expect(await h.store.revision()).toBe(rev);
-    expect(await h.statuses()).toEqual(before);
-    expect(await h.fabric.routes()).toEqual(routes);
+    const before = await h.restartUnchanged();
     h.members.set(node("a0", "198.51.100.50", 24, GW));
     await h.settle();
     const after = await h.statuses();

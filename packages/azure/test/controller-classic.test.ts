@@ -109,6 +109,14 @@ describe("azure controller, classic", () => {
     expect(state).toMatchObject({ assigned: 30, free: 219, nodesThatFit: 6 });
   });
 
+  it("a restarted controller keeps every reservation and the refusal, and writes nothing", async () => {
+    const h = harness({ maxPods: 30 }, [...seven, eighth]);
+    await h.start();
+    const before = await h.restartUnchanged();
+    expect(before.get("n8")!.state).toBe("Error");
+    expect(h.controller.report().subnets).toEqual(await h.subnetStates());
+  });
+
   it("a reconcile that changes nothing writes nothing", async () => {
     const h = harness({ maxPods: 30 }, seven.slice(0, 3));
     await h.start();

@@ -131,14 +131,7 @@ describe("azure controller, dynamic", () => {
     await h.writeSpec("n1", { requestedIPCount: 16 });
     await h.writeSpec("n2", { requestedIPCount: 32 });
     await h.settle();
-    const before = await h.statuses();
-    const routes = await h.fabric.routes();
-    await h.controller.stop();
-    const rev = await h.store.revision();
-    await h.start();
-    expect(await h.store.revision()).toBe(rev);
-    expect(await h.statuses()).toEqual(before);
-    expect(await h.fabric.routes()).toEqual(routes);
+    await h.restartUnchanged();
 
     h.members.remove("n1");
     await h.settle();

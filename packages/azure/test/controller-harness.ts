@@ -18,6 +18,7 @@ import {
   type FabricRoute,
   type NodeInfo,
 } from "@cnikit/core";
+import { expect } from "vitest";
 import { parseAzureConfig, type AzureConfig } from "../src/config.ts";
 import { AzureController } from "../src/controller.ts";
 import { NNC_PREFIX, SUBNET_STATE_PREFIX, decodeNncStatus, decodeSubnetState, encodeNncSpec, nncSpecKey, parseNncKey, type NncSpec, type NncStatus, type SubnetState } from "../src/records.ts";
@@ -115,6 +116,11 @@ export interface Harness {
   statuses(): Promise<Map<string, NncStatus>>;
   subnetStates(): Promise<SubnetState[]>;
   writeSpec(name: string, spec: Partial<NncSpec>): Promise<void>;
+  /**
+   * Stops the controller and starts a new one on the same cluster; expects the new one to write
+   * nothing and the statuses, routes and secondary addresses to be as before. Returns the statuses.
+   */
+  restartUnchanged(): Promise<Map<string, NncStatus>>;
 }
 
 /** A cluster of `nodes` with a controller (not started) for the flat AKS-like `config`. */
@@ -159,6 +165,19 @@ export function harness(config: Record<string, unknown>, nodes: NodeInfo[]): Har
         if (!s) throw new Error(`undecodable subnet state at ${kv.key}`);
         return s;
       });
+    },
+    async restartUnchanged() {
+      const before = await h.statuses();
+      const routes = await fabric.routes();
+      const addresses = await fabric.secondaryAddresses();
+      await h.controller.stop();
+      const rev = await store.revision();
+      await h.start();
+      expect(await store.revision()).toBe(rev);
+      expect(await h.statuses()).toEqual(before);
+      expect(await fabric.routes()).toEqual(routes);
+      expect(await fabric.secondaryAddresses()).toEqual(addresses);
+      return before;
     },
     async writeSpec(name, spec) {
       await store.put(nncSpecKey(name), encodeNncSpec({ requestedIPCount: 0, ipsNotInUse: [], demand: 0, programmedVersion: 0, ...spec }));
