@@ -338,7 +338,18 @@ export class AzureController implements ClusterController {
 
   private async reconcile(): Promise<void> {
     const pools = this.pools();
-    const members = [...this.ctx.members.list()].sort(byName);
+    let members = [...this.ctx.members.list()].sort(byName);
+    if (this.ctx.config.mode !== "classic") {
+      // The fabric routes pods to a node's IPv4 address: a node without one gets an Error (written
+      // first, so whatever it held is out of its status before anyone else can be given it).
+      const subnet = (pools.podSubnet ?? pools.podCidr)!.toString();
+      for (const m of members) {
+        if (ipv4Subnet(m)) continue;
+        const reason = `node ${m.name} has no IPv4 underlay interface for the fabric to route its pods to`;
+        await this.putStatus(m.name, { state: "Error", reason, assignedIPs: [], blocks: [], scaler: this.ctx.config.scaler, subnet, subnetExhausted: false });
+      }
+      members = members.filter((m) => ipv4Subnet(m) !== undefined);
+    }
     switch (this.ctx.config.mode) {
       case "classic":
         await this.reconcileClassic(members, pools.vnetSubnet);
@@ -425,7 +436,7 @@ export class AzureController implements ClusterController {
   private async dropDeparted(members: readonly NodeInfo[], before: (node: string, status: NncStatus) => Promise<void>): Promise<void> {
     const names = new Set(members.map((m) => m.name));
     for (const [node, status] of [...this.statuses]) {
-      if (names.has(node)) continue;
+      if (names.has(node) || this.ctx.members.get(node)) continue;
       await before(node, status);
       await this.dropStatus(node);
     }

@@ -140,6 +140,20 @@ describe("azure controller, dynamic", () => {
     expect((await h.fabric.routes())).toHaveLength(32);
   });
 
+  it("a node without an IPv4 underlay gets an Error and nothing; the others are still served", async () => {
+    const v6 = { name: "v6", underlay: [{ iface: "eth0", address: "fd00::5", prefixLength: 64 }] };
+    const h = harness({ podSubnet: "10.1.0.0/24" }, [node("n1", "198.51.100.11", 24, GW), v6]);
+    await h.start();
+    await h.writeSpec("n1", { requestedIPCount: 16 });
+    await h.writeSpec("v6", { requestedIPCount: 16 });
+    await h.settle();
+    const st = await h.statuses();
+    expect(st.get("v6")).toMatchObject({ state: "Error", assignedIPs: [] });
+    expect(st.get("v6")!.reason).toMatch(/no IPv4 underlay/);
+    expect(st.get("n1")!.assignedIPs).toHaveLength(16);
+    expect(h.controller.status()).toEqual({ ready: true });
+  });
+
   it("a TryAgain from the fabric midway through a grant leaves no status listing an unrouted address; the retry completes", async () => {
     const h = harness({ podSubnet: "10.1.0.0/24" }, [node("n1", "198.51.100.11", 24, GW)]);
     await h.start();
