@@ -374,7 +374,7 @@ async function refusalOn(env: CheckEnv, small: { topology: SimTopology; subnet: 
   const snap = await fabricSnapshot(h);
   const problems = reservationProblems(h, snap);
   if (problems.length > 0) return fail(`after ${leaving} left and ${refused.name} joined again: ${summarizeProblems(problems)}`, { subResults });
-  subResults.push(sub(`retry of ${refused.name} after ${leaving} left cleanly`, "passed", `joined, ready, took a pod; ${describeSnapshot(snap)}`));
+  subResults.push(sub(`retry of ${refused.name} after ${leaving} left cleanly`, "passed", `${refused.stillMember ? "became ready" : "joined, ready"}, took a pod; ${describeSnapshot(snap)}`));
   return pass({ subResults });
 }
 

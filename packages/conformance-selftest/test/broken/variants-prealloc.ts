@@ -7,7 +7,8 @@
  *    so under pressure it accepts a join that does not fit and routes the addresses the fabric will
  *    not attach (the network and broadcast) to the node as /32s;
  *  - a refused join that keeps half: the controller attaches half of the node's addresses before it
- *    refuses, and forgets them (they stay on the fabric under a node that never joined);
+ *    refuses, and forgets them (they stay on the fabric under a node that never joined) — with the
+ *    refusal by a failed start, and by a STATUS that stays 50 (`refuseBy: "status"`);
  *  - a leave that returns nothing: the controller keeps a departed node's reservation in its books,
  *    so the subnet stays full for it and a refused node's retry is refused again;
  *  - pod addresses the fabric never gave: the agent hands pods the addresses 100 above its secondary
@@ -23,6 +24,9 @@ import type { BrokenVariant } from "./types.ts";
 
 /** The config every variant here (and its base run) uses: 6 secondary addresses per node. */
 export const PREALLOC_SELF_CHECK_CONFIG = { perNode: 6 };
+
+/** The same with the refusal by STATUS 50 instead of a failed start (the other way the contract allows). */
+export const PREALLOC_STATUS_REFUSAL_CONFIG = { perNode: 6, refuseBy: "status" };
 
 const onPrealloc = {
   base: preallocTest as Backend<unknown>,
@@ -83,6 +87,15 @@ export const preallocVariants: BrokenVariant[] = [
     label: "refused join keeps half of its reservation",
     backend: refusalKeepsHalf as Backend<unknown>,
     ...onPrealloc,
+    targets: ["prealloc.refused-join"],
+    controls: ["prealloc.within-subnet", "ipam.unique"],
+  },
+  {
+    label: "refused join keeps half of its reservation (refusal by STATUS 50)",
+    backend: refusalKeepsHalf as Backend<unknown>,
+    ...onPrealloc,
+    config: PREALLOC_STATUS_REFUSAL_CONFIG,
+    baseLabel: "prealloc-test perNode 6, refusal by STATUS",
     targets: ["prealloc.refused-join"],
     controls: ["prealloc.within-subnet", "ipam.unique"],
   },
