@@ -16,8 +16,8 @@
  *    leaves the fabric exactly as it was, and after one node leaves cleanly the refused node's
  *    retry succeeds and takes a pod.
  *
- * Both are "not applicable" (with the reason) for a backend with no controller or whose fabric
- * stays empty. Exports: `preallocChecks` (registered in checks/index.ts), and the judges
+ * Both are "not claimed" for a backend with no controller (`createController` absent: it declares
+ * no preallocation) and "not applicable" (with the reason) when the fabric stays empty. Exports: `preallocChecks` (registered in checks/index.ts), and the judges
  * `fabricSnapshot`, `reservationProblems`, `fabricDiff`, `smallSubnetTopology` for other runners.
  */
 import { Prefix } from "@cnikit/core";
@@ -27,7 +27,7 @@ import { SOURCES, fail, notApplicable, pass } from "../check.ts";
 import type { CheckDefinition, CheckEnv } from "../check.ts";
 import { addPods, describeError, describePod, livePods, summarizeProblems, topologyFor } from "../harness.ts";
 import type { Harness } from "../harness.ts";
-import type { CheckOutcome, SubResult } from "../types.ts";
+import type { CheckContext, CheckOutcome, SubResult } from "../types.ts";
 import { clamp } from "./dynamics.ts";
 
 /** What the fabric holds at one moment: secondary addresses and routes, as the port lists them. */
@@ -45,7 +45,10 @@ export const SMALL_SUBNET_LENGTHS = [26, 25, 24] as const;
 /** Joins `prealloc.refused-join` tries before it concludes that no join is refused. */
 export const REFUSAL_NODE_BOUND = 16;
 
-const NO_CONTROLLER = "the backend has no cluster-level controller (createController): it reserves nothing on the fabric";
+/** "Not claimed" for a backend without a cluster-level controller: it declares no preallocation. */
+function noController(ctx: CheckContext): { status: "not claimed"; reason: string } | undefined {
+  return ctx.backend.createController ? undefined : { status: "not claimed", reason: "the backend has no cluster-level controller (createController): it reserves nothing on the fabric" };
+}
 
 /** The fabric's secondary addresses and routes now. */
 export async function fabricSnapshot(h: Harness): Promise<FabricSnapshot> {
@@ -232,7 +235,6 @@ function simulatorFull(err: unknown): boolean {
 const sub = (label: string, status: SubResult["status"], reason: string): SubResult => ({ label, status, reason });
 
 async function withinSubnet(env: CheckEnv): Promise<CheckOutcome> {
-  if (!env.backend.createController) return notApplicable(NO_CONTROLLER);
   const h = env.harness("prealloc.within-subnet");
   const limitMs = env.summary.convergenceMs;
   const subResults: SubResult[] = [];
@@ -282,7 +284,6 @@ async function withinSubnet(env: CheckEnv): Promise<CheckOutcome> {
 }
 
 async function refusedJoin(env: CheckEnv): Promise<CheckOutcome> {
-  if (!env.backend.createController) return notApplicable(NO_CONTROLLER);
   const subResults: SubResult[] = [];
   let previous = "";
   for (const [i, length] of SMALL_SUBNET_LENGTHS.entries()) {
@@ -385,6 +386,7 @@ export const preallocChecks: CheckDefinition[] = [
     rule: "Fabric reservations stay inside their node's underlay subnet: no reserved, primary or shared address, no subnet over capacity, no route overlapping another node's, every pod address from its node's share.",
     source: `${SOURCES.dynamics}; cnikit contract v2 (FabricPort); Azure CNI subnet sizing (1 + maxPods per node)`,
     required: true,
+    gate: noController,
     run: withinSubnet,
   },
   {
@@ -393,6 +395,7 @@ export const preallocChecks: CheckDefinition[] = [
     rule: "On a small node subnet a join that does not fit is refused and allocates nothing (the fabric is unchanged), and after a clean leave the refused node's retry succeeds.",
     source: `${SOURCES.dynamics}; AKS "Pre-allocated IPs N exceeds IPs available M" (InsufficientSubnetSize)`,
     required: true,
+    gate: noController,
     run: refusedJoin,
   },
 ];
