@@ -40,6 +40,7 @@ export type {
 export type { CheckDefinition, CheckEnv, CheckIdentity, Fixture } from "./check.ts";
 export { SOURCES } from "./check.ts";
 export { CONCURRENT_IPAM_CHECK, DATAPLANE_CHECKS, addressProblems, overheadOf, rangeReserved, reservePodInterface, simDataplane, type ChurnCluster, type ChurnDriver, type DataplaneCheck, type DpEndpoint, type EgressDelivery, type ModelDataplane, type NattedPair, type NodeMtus, type ReachFailure } from "./driver.ts";
+export { drive } from "./harness.ts";
 export { CLUSTER_STORE_LABEL, simLifecycleDriver, type LifecycleDriver, type LifecycleDriverFactory, type StatusView, type StoreSnapshot } from "./lifecycle-driver.ts";
 export { LIFECYCLE_CHECKS, runLifecycleCheck, type LifecycleCheck, type LifecycleContext } from "./checks/lifecycle.ts";
 export { EXTERNAL_STORE_GATES, IoPacedClock, IoTracker, emptyStore } from "./external-store.ts";

@@ -240,6 +240,16 @@ const isSecondaryRule = (address: string) => (r: IpRuleJson): boolean =>
   r.priority === LAB_SECONDARY_RULE_PREF && r.dst === address && (r.dstlen ?? 32) === 32 && r.table === "main" && r.suppress_prefixlen === 31;
 
 /**
+ * The fabric secondary addresses `LabFabricPort` gave node namespace `ns`, read from the kernel
+ * (each carries its `LAB_SECONDARY_RULE_PREF` rule). They sit on eth0 but are the fabric's, for
+ * pods: not the node's own addresses (`UnderlayInterface.secondaryAddresses`).
+ */
+export async function labSecondaryAddresses(ns: string): Promise<Set<string>> {
+  const rules = await ipJson<IpRuleJson>(ns, "rule show");
+  return new Set(rules.filter((r) => r.dst !== undefined && isSecondaryRule(r.dst)(r)).map((r) => r.dst!));
+}
+
+/**
  * The lab's fabric port: what a cloud SDN would do, done in namespaces the lab created. A route
  * goes into every router namespace of the plan (`ip route replace <dst> via <node>` on the node's
  * subnet, else via the router's own next hop toward that subnet). Validation and the records under

@@ -74,6 +74,7 @@ import {
   DATAPLANE_CHECKS,
   LIFECYCLE_CHECKS,
   SOURCES,
+  drive,
   listChecks,
   runLifecycleCheck,
   reservePodInterface,
@@ -114,7 +115,7 @@ import {
   type ReachProto,
   type ReachTable,
 } from "./differential.ts";
-import { probeSocket } from "./build.ts";
+import { labSecondaryAddresses, probeSocket } from "./build.ts";
 import { UnderlayCapture, describePacket, ipv4Of, markerForms, packetsWith, type CapturedPacket } from "./capture.ts";
 import { chooseTopology, startLab, type Lab, type LabPod, type PluginCall, type PluginOutcome } from "./lab.ts";
 import { ETCD_PORT, PROBE_PORT, nsPrefix } from "./plan.ts";
@@ -465,7 +466,8 @@ async function simTwin(
   const cluster = SimCluster.create({ backend: ctx.backend, config: ctx.config, topology, seed: ctx.seed });
   const problems: string[] = [];
   for (const n of ctx.lab.nodes) {
-    const sn = await cluster.addNode({ name: n.name });
+    // Driven: a node whose start waits on virtual time (a controller's first answer) lets the clock move.
+    const sn = await drive(cluster.clock, cluster.addNode({ name: n.name }), `simulator twin: addNode(${n.name})`);
     const a = sn.info.underlay[0]?.address;
     if (a !== n.address) problems.push(`the simulator placed ${n.name} at ${a ?? "?"}, the lab at ${n.address}`);
   }
@@ -474,7 +476,7 @@ async function simTwin(
   const keys = new Map<string, string>();
   const addresses = new Map<string, string>();
   for (const p of pods) {
-    const sp = await cluster.addPod(p.node, { name: p.name, ...(p.namespace !== undefined ? { namespace: p.namespace } : {}) });
+    const sp = await drive(cluster.clock, cluster.addPod(p.node, { name: p.name, ...(p.namespace !== undefined ? { namespace: p.namespace } : {}) }), `simulator twin: addPod(${p.name})`);
     keys.set(p.name, sp.key);
     addresses.set(p.name, sp.addresses.find((x) => !x.includes(":")) ?? sp.addresses[0] ?? "");
   }
@@ -498,7 +500,9 @@ function podEndpoint(p: LabPod): DpEndpoint {
 
 async function reserveKernelAddresses(ctx: LinuxContext, pods: readonly LabPod[], reserved: Map<string, string>): Promise<void> {
   for (const n of ctx.lab.nodes) {
-    for (const l of await links(n.ns)) for (const a of l.addr_info ?? []) reserved.set(a.local, `an address of ${l.ifname} on node ${n.name} (read from the kernel)`);
+    // A fabric secondary address on eth0 is the fabric's, for a pod of the node (a cloud NIC's secondary IP configuration), not the node's own.
+    const secondary = await labSecondaryAddresses(n.ns);
+    for (const l of await links(n.ns)) for (const a of l.addr_info ?? []) if (!secondary.has(a.local)) reserved.set(a.local, `an address of ${l.ifname} on node ${n.name} (read from the kernel)`);
   }
   for (const p of pods) {
     const ips = (p.result as { ips?: { address?: unknown; gateway?: unknown }[] } | undefined)?.ips ?? [];
