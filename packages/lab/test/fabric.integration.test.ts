@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { KUBE_PREFIX, MemoryDatastore, MemoryMembership, RealClock, StoreFabricPort, fabricAddressKey, parseKubeNode, silentLogger } from "@cnikit/core";
 import { writeSysctls } from "@cnikit/linux";
 import { downLab, nsPrefix, startLab } from "../src/index.ts";
-import { LabFabricPort, plannedNodeInfo } from "../src/build.ts";
+import { LabFabricPort, labSecondaryAddresses, plannedNodeInfo } from "../src/build.ts";
 
 const NAME = `f${process.pid}`;
 const POD_LAB = `f${process.pid}p`;
@@ -59,6 +59,8 @@ describe("the lab's fabric port and membership", () => {
       await port.addSecondaryAddress({ node: n2!.name, address: secondary });
       expect(ip(n2!.ns, "addr", "show", "dev", "eth0")).toContain(`${secondary}/`);
       expect(await store.get(fabricAddressKey({ node: n2!.name, address: secondary }))).toBeDefined();
+      // Read back from the kernel as the fabric's (the suite's ipam.reserved does not count it as the node's own); the node's primary is not.
+      expect([...(await labSecondaryAddresses(n2!.ns))]).toEqual([secondary]);
       // The node answers on it: the other node (across the router) pings it.
       execFileSync("ip", ["netns", "exec", n1!.ns, "ping", "-c", "1", "-W", "2", secondary]);
       // Refused before anything is programmed: outside the node's subnet, or a node the lab does not have.
@@ -66,6 +68,7 @@ describe("the lab's fabric port and membership", () => {
       await expect(port.setRoute({ dst: "10.77.3.0/24", node: "elsewhere" })).rejects.toMatchObject({ code: 7, field: "node" });
       await port.removeSecondaryAddress({ node: n2!.name, address: secondary });
       expect(ip(n2!.ns, "addr", "show", "dev", "eth0")).not.toContain(`${secondary}/`);
+      expect([...(await labSecondaryAddresses(n2!.ns))]).toEqual([]);
     } finally {
       lab.close();
     }
