@@ -130,7 +130,7 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
     signal.addEventListener("abort", () => offMembers(), { once: true });
     this.onMembers();
     await this.statusInformer.start();
-    if (config.mode === "dynamic") this.writeSpec();
+    this.writeSpec();
     await this.awaitAnswer(signal);
     this.onStatus();
     await this.policy.start(signal);
@@ -140,7 +140,7 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
 
   protected override started(): void {
     if (this.config.mode !== "dynamic") return;
-    this.every(this.config.poolMonitor === "v1" ? V1_TICK_MS : SPEC_RESYNC_MS, () => this.writeSpec());
+    this.every(this.config.poolMonitor === "v1" ? V1_TICK_MS : SPEC_RESYNC_MS, () => this.writeSpec({ tick: true }));
   }
 
   /** Waits for the controller's first status; a refusal (Error with nothing assigned) is thrown. */
@@ -254,31 +254,41 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
 
   /**
    * Dynamic: recomputes the spec from demand and status (`nodeTarget`) and writes it when it
-   * changed. Writes are chained; a failed one is retried on the next change or tick.
+   * changed; the other modes write it once at join. Writes are chained; a failed one is retried on
+   * the next change or tick.
    */
-  private writeSpec(): void {
-    if (this.config.mode !== "dynamic" || this.phase === "stopped") return;
+  private writeSpec(options: { tick?: boolean } = {}): void {
+    if (this.phase === "stopped") return;
+    // Azure's v1 monitor is a 1 s loop: it looks at demand on its tick only (and once at join).
+    if (this.config.mode === "dynamic" && this.config.poolMonitor === "v1" && !options.tick && this.spec !== undefined && !this.specDirty) return;
     const counts = this.ips.counts();
-    const nnc = this.nnc;
-    const scaler = nnc?.scaler ?? this.config.scaler;
-    const target = nodeTarget({
-      scaler,
-      monitor: this.config.poolMonitor,
-      reclaimIdle: this.config.reclaimIdle,
-      exhausted: nnc?.subnetExhausted ?? false,
-      requested: this.spec?.requestedIPCount ?? 0,
-      assigned: counts.pendingProgramming + counts.available + counts.assigned + counts.pendingRelease,
-      pendingRelease: counts.pendingRelease,
-      inUse: counts.assigned,
-      waiting: this.waiting,
-    });
-    if (target.release > 0) this.ips.markForRelease(target.release);
-    const spec: NncSpec = {
-      requestedIPCount: target.requestedIPCount,
-      ipsNotInUse: this.ips.ipsNotInUse(),
-      demand: counts.assigned + this.waiting,
-      programmedVersion: this.programmedVersion,
-    };
+    let spec: NncSpec;
+    if (this.config.mode !== "dynamic") {
+      // The node announces itself once (the controller learns of it from the store at once, not
+      // only from membership); its reservation does not follow demand.
+      if (this.spec !== undefined && !this.specDirty) return;
+      spec = { requestedIPCount: 0, ipsNotInUse: [], demand: counts.assigned, programmedVersion: this.programmedVersion };
+    } else {
+      const nnc = this.nnc;
+      const target = nodeTarget({
+        scaler: nnc?.scaler ?? this.config.scaler,
+        monitor: this.config.poolMonitor,
+        reclaimIdle: this.config.reclaimIdle,
+        exhausted: nnc?.subnetExhausted ?? false,
+        requested: this.spec?.requestedIPCount ?? 0,
+        assigned: counts.pendingProgramming + counts.available + counts.assigned + counts.pendingRelease,
+        pendingRelease: counts.pendingRelease,
+        inUse: counts.assigned,
+        waiting: this.waiting,
+      });
+      if (target.release > 0) this.ips.markForRelease(target.release);
+      spec = {
+        requestedIPCount: target.requestedIPCount,
+        ipsNotInUse: this.ips.ipsNotInUse(),
+        demand: counts.assigned + this.waiting,
+        programmedVersion: this.programmedVersion,
+      };
+    }
     const text = encodeNncSpec(spec);
     if (!this.specDirty && this.spec !== undefined && encodeNncSpec(this.spec) === text) return;
     this.spec = spec;
@@ -319,10 +329,8 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
   protected override async releaseShare(): Promise<void> {
     await this.policy.stop();
     await this.policy.revokeOwnLease();
-    if (this.config.mode === "dynamic") {
-      await this.specWrites;
-      await this.ctx.store.delete(nncSpecKey(this.ctx.node.name)).catch((err: unknown) => this.warn("could not delete the NodeNetworkConfig spec", err));
-    }
+    await this.specWrites;
+    await this.ctx.store.delete(nncSpecKey(this.ctx.node.name)).catch((err: unknown) => this.warn("could not delete the NodeNetworkConfig spec", err));
   }
 
   /** Whether the pool may still give this node an address (dynamic, below the cap, controller answering). */
@@ -336,15 +344,20 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
 
   /** Waits until an address may be Available (woken by programming), at most `ms`. True when woken. */
   private async waitForAddress(ms: number): Promise<boolean> {
-    let timer: TimerHandle | undefined;
+    let finish: (woken: boolean) => void = () => undefined;
     const woken = await new Promise<boolean>((resolve) => {
-      const wake = (): void => (this.wakers.delete(wake), resolve(true));
+      const timer = this.ctx.clock.setTimeout(() => finish(false), ms);
+      const wake = (): void => finish(true);
+      const abort = (): void => finish(false);
+      finish = (w) => {
+        this.wakers.delete(wake);
+        this.signal.removeEventListener("abort", abort);
+        timer.cancel();
+        resolve(w);
+      };
       this.wakers.add(wake);
-      const abort = (): void => (this.wakers.delete(wake), resolve(false));
       this.signal.addEventListener("abort", abort, { once: true });
-      timer = this.ctx.clock.setTimeout(() => (this.wakers.delete(wake), resolve(false)), ms);
     });
-    timer?.cancel();
     return woken;
   }
 

@@ -56,7 +56,7 @@ import {
 } from "@cnikit/core";
 import { OVERLAY_NODE_PREFIX_LENGTH, type AzureConfig, type ScalerSettings } from "./config.ts";
 import { addressValue, fairShares, freeAddressCount, isAzureReserved, lowestFreeAddresses, lowestFreeBlocks } from "./controller-alloc.ts";
-import { collapsedScaler, compareAddresses } from "./pool.ts";
+import { collapsedScaler, compareAddresses, v2Target } from "./pool.ts";
 import {
   NNC_PREFIX,
   SUBNET_STATE_PREFIX,
@@ -740,7 +740,15 @@ export class AzureController implements ClusterController {
     }
     const unserved = asks.reduce((s, a) => s + a.want, 0) - picked.size;
     const freeAfter = free - picked.size;
-    const exhausted = unserved > 0 || (prevExhausted && freeAfter < config.scaler.batchSize);
+    // Hysteresis: once collapsed, the scaler comes back only when every node's request under the
+    // full scaler (its demand sized as v2 would, B × ceil(mf + U/B)) fits in what is free; else the
+    // nodes would grow back, exhaust the subnet again and collapse, forever.
+    const uncollapsedNeed = asks.reduce((n, a) => {
+      const demand = this.specs.get(nncSpecKey(a.name))?.demand ?? 0;
+      const held = have.get(a.name)!.size + (adds.get(a.name)?.length ?? 0);
+      return n + Math.max(0, v2Target({ scaler: config.scaler, demand }) - held);
+    }, 0);
+    const exhausted = unserved > 0 || (prevExhausted && (freeAfter < config.scaler.batchSize || uncollapsedNeed > freeAfter));
     const scaler: ScalerSettings = exhausted ? collapsedScaler(config.scaler) : config.scaler;
 
     for (const a of asks) {

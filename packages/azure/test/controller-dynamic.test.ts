@@ -81,7 +81,7 @@ describe("azure controller, dynamic", () => {
     expect(await h.store.revision()).toBe(rev);
   });
 
-  it("exhaustion: short supply split fewest-held first, every scaler collapsed; a release serves another node; the flag clears once a batch is free", async () => {
+  it("exhaustion: short supply split fewest-held first, every scaler collapsed; a release serves another node; the flag clears only once every node's full-scaler batch fits", async () => {
     // A /27: 32 − 5 = 27 usable.
     const h = harness({ podSubnet: "10.1.0.0/27" }, [node("n1", "198.51.100.11", 24, GW), node("n2", "198.51.100.12", 24, GW), node("n3", "198.51.100.13", 24, GW)]);
     await h.start();
@@ -117,8 +117,14 @@ describe("azure controller, dynamic", () => {
     const owners = new Map((await h.fabric.routes()).map((r) => [r.dst, r.node]));
     for (const [name, s] of st) for (const a of s.assignedIPs) expect(owners.get(`${a}/32`)).toBe(name);
 
-    // n2 gives back everything: 19 free ≥ 16, the flag clears and the scaler is Azure's again.
+    // n2 gives back everything: 19 free ≥ 16, but under Azure's scaler the three nodes would ask
+    // a batch each (16 − 8 + 16 + 16 = 40 > 19) and exhaust it again: still collapsed, no flapping.
     await h.writeSpec("n2", { requestedIPCount: 0, ipsNotInUse: st.get("n2")!.assignedIPs });
+    await h.settle();
+    expect((await h.subnetStates())[0]).toMatchObject({ free: 19, exhausted: true });
+    // n2 and n3 leave: n1's batch (8 more) fits in the 19 free: the flag clears, Azure's scaler again.
+    h.members.remove("n2");
+    h.members.remove("n3");
     await h.settle();
     st = await h.statuses();
     expect((await h.subnetStates())[0]).toMatchObject({ free: 19, exhausted: false });
