@@ -3,6 +3,7 @@
 // Usage: pnpm bench [name-filter ...]   e.g. `pnpm bench allocator datastore`
 // The conformance false-red sweep runs only when named: `pnpm bench conformance-sweep`.
 import { benchAllocator } from "./bench/allocator.ts";
+import { benchAzure } from "./bench/azure.ts";
 import { benchBgp } from "./bench/bgp.ts";
 import { benchCalico } from "./bench/calico.ts";
 import { benchCni } from "./bench/cni.ts";
@@ -28,6 +29,8 @@ const suites: { name: string; run: () => Promise<Figure[]>; onlyWhenNamed?: bool
   { name: "netpol", run: benchNetpol },
   { name: "cni", run: benchCni },
   { name: "weave-convergence", run: benchWeaveConvergence },
+  // Flags from AZURE_BENCH_ARGS (e.g. "--quick" or "--nodes 20 --steps 5"); the default run takes ~3 minutes.
+  { name: "azure", run: benchAzure },
   // The false-red sweep (hours with its defaults; narrow it with CONFORMANCE_SWEEP_ARGS="--seeds 1-100 --nodes 4").
   { name: "conformance-sweep", run: benchConformanceSweep, onlyWhenNamed: true },
 ];

@@ -27,3 +27,24 @@ export async function runIfMain(moduleUrl: string, title: string, run: () => Pro
   console.log(formatFigures(await run()));
   console.log(`(${((performance.now() - started) / 1000).toFixed(1)} s)`);
 }
+
+/**
+ * A Markdown table (GitHub style): `header` then one line per row; numbers right-aligned: integers
+ * and values from 100 up rounded with thousands separators, others with 2 decimals; strings as given.
+ */
+export function formatTable(header: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
+  const cell = (v: string | number): string => (typeof v === "string" ? v : Number.isInteger(v) || Math.abs(v) >= 100 ? Math.round(v).toLocaleString("en-US") : v.toFixed(2));
+  const text = rows.map((r) => r.map(cell));
+  const width = header.map((h, i) => Math.max(h.length, 3, ...text.map((r) => (r[i] ?? "").length)));
+  const numeric = header.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === "number"));
+  const line = (cells: readonly string[]): string => `| ${cells.map((c, i) => (numeric[i] ? c.padStart(width[i]!) : c.padEnd(width[i]!))).join(" | ")} |`;
+  const rule = `|${width.map((w, i) => (numeric[i] ? `${"-".repeat(w + 1)}:` : "-".repeat(w + 2))).join("|")}|`;
+  return [line(header), rule, ...text.map(line)].join("\n");
+}
+
+/** The nearest-rank `p`th percentile (0..100) of `values` (any order), NaN when empty. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
