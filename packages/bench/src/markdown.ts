@@ -1,0 +1,58 @@
+/**
+ * The Markdown report: one table per scenario, a row per backend/config, a column per N, each cell
+ * the median virtual ms to convergence, the median wall ms, and the median peer messages against
+ * the scenario's lower bound.
+ */
+import type { BenchReport, ScenarioResult } from "./run.ts";
+import { SCENARIO_IDS } from "./scenarios.ts";
+
+const int = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "—");
+
+/** One cell: "1,234 ms virt · 56 ms wall · 18 msg (≥ 18)", or "did not converge (0/3)". */
+export function cell(r: ScenarioResult): string {
+  const runs = r.runs.length;
+  const msgs = `${int(r.messages.median)} msg + ${int(r.watchEvents.median)} ev (≥ ${int(r.lowerBound.messages)})`;
+  if (!r.virtualMs) return `did not converge (0/${runs}) · ${msgs}`;
+  const partial = r.convergedRuns < runs ? ` (${r.convergedRuns}/${runs} converged)` : "";
+  return `${int(r.virtualMs.median)} ms virt${partial} · ${int(r.wallMs.median)} ms wall · ${msgs} · ${int(r.storeOps.median)} store ops`;
+}
+
+function escape(text: string): string {
+  return text.replace(/\|/g, "\\|");
+}
+
+/** The reports (one per backend/config) as Markdown: a heading and a table per scenario. */
+export function renderMarkdown(reports: readonly BenchReport[]): string {
+  const out: string[] = ["# cnikit-bench: route convergence (simulator)", ""];
+  if (reports.length === 0) return `${out.join("\n")}No reports.\n`;
+  const first = reports[0]!;
+  out.push(
+    `Node ${first.machine.node}, ${first.machine.platform}/${first.machine.arch}, ${first.machine.cpus} CPUs; ${first.runsPerPoint} run(s) per point, seed ${first.seed}; medians over runs (min/max in the JSON).`,
+    `Virtual ms: t0 to the last change of the desired state after which every live node's pods reach every other's and no survivor routes to a departed node, held for a quiet period (${first.timers.quietPeriod}).`,
+    `msg: peer messages the simulator carried; ev: store watch events delivered to agents; their sum beside the scenario's lower bound of announcements (≥). Peak heap of the process: ${int(Math.max(...reports.map((r) => r.peakHeapBytes)) / 1_048_576)} MiB.`,
+    "",
+    "| backend/config | convergence bound | crash bound | topology |",
+    "|---|---:|---:|---|",
+    ...reports.map((r) => `| ${escape(`${r.backend}/${r.configLabel}`)} | ${int(r.timers.convergenceMs)} ms | ${int(r.timers.crashDetectionMs)} ms | ${r.topology.subnets.map((s) => s.cidr).join(", ")} (${r.topology.routers} router(s)) |`),
+    "",
+  );
+  const ids = SCENARIO_IDS.filter((id) => reports.some((r) => r.results.some((x) => x.scenario === id)));
+  for (const id of ids) {
+    const any = reports.flatMap((r) => r.results).find((x) => x.scenario === id)!;
+    const ns = [...new Set(reports.flatMap((r) => r.results.filter((x) => x.scenario === id).map((x) => x.nodes)))].sort((a, b) => a - b);
+    out.push(`## ${id}: ${any.title}`, "");
+    out.push(`Lower bound: ${ns.map((n) => reports.flatMap((r) => r.results).find((x) => x.scenario === id && x.nodes === n)!.lowerBound.rule).join("; ")}.`, "");
+    out.push(`| backend/config | ${ns.map((n) => `N = ${n}`).join(" | ")} |`, `|---|${ns.map(() => "---").join("|")}|`);
+    for (const r of reports) {
+      const cells = ns.map((n) => {
+        const x = r.results.find((y) => y.scenario === id && y.nodes === n);
+        return x ? escape(cell(x)) : "not run";
+      });
+      out.push(`| ${escape(`${r.backend}/${r.configLabel}`)} | ${cells.join(" | ")} |`);
+    }
+    const reasons = reports.flatMap((r) => r.results.filter((x) => x.scenario === id).flatMap((x) => x.runs.filter((f) => !f.converged).slice(0, 1).map((f) => `${r.backend}/${r.configLabel} N=${x.nodes}: ${f.reason ?? "did not converge"}`)));
+    if (reasons.length > 0) out.push("", ...reasons.map((t) => `- ${escape(t.length > 400 ? `${t.slice(0, 397)}...` : t)}`));
+    out.push("");
+  }
+  return out.join("\n");
+}

@@ -1,0 +1,355 @@
+/**
+ * runBench: every scenario at every N, `runs` times, each run on a fresh simulated cluster; the
+ * figures of each run and their median/min/max, as plain JSON-serialisable data.
+ */
+import { cpus } from "node:os";
+import { ConfigError } from "@cnikit/core";
+import type { Backend, NetworkSummary } from "@cnikit/core";
+import {
+  converge,
+  createHarness,
+  ipamProblems,
+  livePods,
+  nodeEndpoint,
+  podEndpoint,
+  quietPeriodMs,
+  reachProblems,
+  staleProblems,
+  startMetrics,
+  summarizeProblems,
+  summaryFor,
+  topologyFor,
+} from "@cnikit/conformance/runner";
+import type { CheckContext, Harness } from "@cnikit/conformance/runner";
+import type { NodeMetadata, SimTopology } from "@cnikit/sim";
+import { SCENARIO_IDS, scenarioById } from "./scenarios.ts";
+import type { LowerBound, Scenario, ScenarioEnv, ScenarioId, Triggered } from "./scenarios.ts";
+
+const COMPONENT = "bench";
+export const DEFAULT_RUNS = 3;
+export const DEFAULT_SEED = 1;
+/** Scenarios a run does when none are named: all of them. */
+export const DEFAULT_SCENARIOS: readonly ScenarioId[] = SCENARIO_IDS;
+
+export interface BenchOptions<C = unknown> {
+  backend: Backend<C>;
+  /** The backend's config in its own format (parsed with `backend.parseConfig`). */
+  config: unknown;
+  /** A name for the config in tables (e.g. `vxlan`); default `default`. */
+  configLabel?: string;
+  /** Cluster sizes N, each at least 2. */
+  nodes: number[];
+  /** Default: every scenario (`SCENARIO_IDS`). */
+  scenarios?: ScenarioId[];
+  /** Runs per scenario and N (default 3); run r uses seed `seed + r`. */
+  runs?: number;
+  /** Default 1. */
+  seed?: number;
+  /** The simulated underlay (default: what the conformance suite builds for the config). */
+  topology?: SimTopology;
+  /** Labels and annotations of the n-th node (e.g. Calico route reflectors). */
+  nodeMetadata?: NodeMetadata;
+  /** Called after each run (progress). */
+  onRun?: (progress: BenchProgress) => void;
+}
+
+export interface BenchProgress {
+  scenario: ScenarioId;
+  nodes: number;
+  run: number;
+  done: number;
+  total: number;
+}
+
+/** One run's figures. Virtual ms are from t0 to the network's convergence point. */
+export interface RunFigures {
+  seed: number;
+  converged: boolean;
+  /** Why not ("did not converge: ..."), when not converged. */
+  reason?: string;
+  /** Virtual ms from t0 to convergence (to when the harness gave up, when not converged). */
+  virtualMs: number;
+  /** Wall ms of the measured span (trigger + convergence + the quiet period that proves it). */
+  wallMs: number;
+  /** Peer messages (stream messages and datagrams) the simulator's peer network carried. */
+  messages: number;
+  /** Their payload bytes. */
+  bytes: number;
+  /** Cluster store operations (get, put, delete, list, txn, watch, lease calls). */
+  storeOps: number;
+  /** Store watch events delivered to the agents' watches (how store-based backends announce). */
+  watchEvents: number;
+  /** The process's heap in use after the run (process.memoryUsage().heapUsed). */
+  heapUsedBytes: number;
+}
+
+export interface Stat {
+  median: number;
+  min: number;
+  max: number;
+}
+
+export interface ScenarioResult {
+  scenario: ScenarioId;
+  title: string;
+  nodes: number;
+  /** The bound past which a run did not converge, its name and value. */
+  bound: { name: Scenario["boundName"]; ms: number };
+  /** Virtual ms the state must stay unchanged to count as settled. */
+  quietMs: number;
+  lowerBound: LowerBound;
+  runs: RunFigures[];
+  /** Runs that converged. */
+  convergedRuns: number;
+  /** Over the converged runs; absent when none converged. */
+  virtualMs?: Stat;
+  wallMs: Stat;
+  messages: Stat;
+  bytes: Stat;
+  storeOps: Stat;
+  watchEvents: Stat;
+  /** Peer messages plus watch events: the deliveries compared with the lower bound. */
+  deliveries: Stat;
+}
+
+export interface BenchReport {
+  tool: "cnikit-bench";
+  dataplane: "sim";
+  backend: string;
+  configLabel: string;
+  seed: number;
+  runsPerPoint: number;
+  /** The config's promises (the bounds the scenarios use). */
+  timers: { convergenceMs: number; crashDetectionMs: number; quietPeriod: string };
+  topology: { subnets: { name: string; cidr: string }[]; routers: number };
+  machine: { node: string; platform: string; arch: string; cpus: number };
+  /** The largest heapUsed seen between runs: the whole process's, not the cluster's alone. */
+  peakHeapBytes: number;
+  results: ScenarioResult[];
+  startedAt: string;
+  wallMs: number;
+}
+
+export function stat(values: readonly number[]): Stat {
+  if (values.length === 0) return { median: Number.NaN, min: Number.NaN, max: Number.NaN };
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { median, min: sorted[0]!, max: sorted[sorted.length - 1]! };
+}
+
+/**
+ * Problems of the expected state: every live node (but the excluded) and its pods reach every
+ * other's pods, addresses are unique and in range, and no survivor still routes to a departed node.
+ */
+export function convergenceProblem(h: Harness, summary: NetworkSummary, t: Triggered): string | undefined {
+  const excluded = new Set(t.excluded);
+  const pods = livePods(h).filter((p) => !excluded.has(p.node));
+  const podEps = pods.map(podEndpoint);
+  const nodeEps = h.cluster.nodes().filter((n) => n.alive && !excluded.has(n.name)).map((n) => nodeEndpoint(n.name));
+  const problems = [
+    ...ipamProblems(h, summary.podRanges, pods).map((p) => p.text),
+    ...reachProblems(h, podEps, podEps),
+    ...reachProblems(h, nodeEps, podEps),
+    ...reachProblems(h, podEps, nodeEps),
+  ];
+  const view = excluded.size > 0 ? withoutNodes(h, excluded) : h;
+  for (const gone of t.departed) problems.push(...staleProblems(view, gone));
+  return problems.length > 0 ? summarizeProblems(problems) : undefined;
+}
+
+/**
+ * The harness as it would look if the `excluded` nodes were down: a silent node still runs in the
+ * simulator (it owns its addresses there), but for the survivors it is gone, and what still points
+ * at it is stale.
+ */
+function withoutNodes(h: Harness, excluded: ReadonlySet<string>): Harness {
+  const cluster = new Proxy(h.cluster, {
+    get(target, prop, receiver) {
+      if (prop === "nodes") return () => target.nodes().map((n) => (excluded.has(n.name) ? { ...n, alive: false } : n));
+      const value: unknown = Reflect.get(target, prop, receiver);
+      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { ...h, cluster };
+}
+
+function checkOptions(options: BenchOptions): { runs: number; seed: number; scenarios: Scenario[] } {
+  if (!options || typeof options.backend?.createAgent !== "function") throw new ConfigError({ component: COMPONENT, field: "backend", rule: "must be a Backend (with createAgent)" });
+  if (!Array.isArray(options.nodes) || options.nodes.length === 0) throw new ConfigError({ component: COMPONENT, field: "nodes", rule: "must be a non-empty list of cluster sizes", value: options.nodes });
+  options.nodes.forEach((n, i) => {
+    if (!Number.isInteger(n) || n < 2 || n > 5000) throw new ConfigError({ component: COMPONENT, field: `nodes[${i}]`, rule: "must be an integer from 2 to 5000", value: n });
+  });
+  const runs = options.runs ?? DEFAULT_RUNS;
+  if (!Number.isInteger(runs) || runs < 1 || runs > 100) throw new ConfigError({ component: COMPONENT, field: "runs", rule: "must be an integer from 1 to 100", value: runs });
+  const seed = options.seed ?? DEFAULT_SEED;
+  if (!Number.isInteger(seed)) throw new ConfigError({ component: COMPONENT, field: "seed", rule: "must be an integer", value: seed });
+  const ids = options.scenarios ?? [...DEFAULT_SCENARIOS];
+  if (!Array.isArray(ids) || ids.length === 0) throw new ConfigError({ component: COMPONENT, field: "scenarios", rule: `must be a non-empty list of ${SCENARIO_IDS.join(", ")}`, value: ids });
+  const scenarios = ids.map((id, i) => {
+    if (!(SCENARIO_IDS as readonly string[]).includes(id)) throw new ConfigError({ component: COMPONENT, field: `scenarios[${i}]`, rule: `must be one of ${SCENARIO_IDS.join(", ")}`, value: id });
+    return scenarioById(id);
+  });
+  return { runs, seed, scenarios };
+}
+
+interface Measured {
+  virtualMs: number;
+  wallMs: number;
+  messages: number;
+  bytes: number;
+  storeOps: number;
+  watchEvents: number;
+}
+
+/**
+ * Counts the watch events the cluster store delivers to the agents' watches: wraps the harness's
+ * counting store's `watch` on this instance (the simulator holds the same object). Call before
+ * the first node starts.
+ */
+function countWatchEvents(h: Harness): { readonly count: number } {
+  const counter = { count: 0 };
+  const store = h.store;
+  const watch = store.watch.bind(store);
+  store.watch = (prefix, options) => {
+    const source = watch(prefix, options);
+    return {
+      async *[Symbol.asyncIterator]() {
+        for await (const event of source) {
+          counter.count++;
+          yield event;
+        }
+      },
+    };
+  };
+  return counter;
+}
+
+/** One run of one scenario at N on a fresh cluster. */
+async function runOnce(ctx: CheckContext, scenario: Scenario, n: number, seed: number): Promise<RunFigures> {
+  const h = createHarness({ ...ctx, seed }, `bench|${scenario.id}|${n}`);
+  const env: ScenarioEnv = { h, summary: ctx.summary, nodes: n };
+  const bound = scenario.boundMs(ctx.summary);
+  const events = countWatchEvents(h);
+  const failed = (reason: string, m?: Measured): RunFigures => ({
+    seed,
+    converged: false,
+    reason,
+    virtualMs: m?.virtualMs ?? 0,
+    wallMs: m?.wallMs ?? 0,
+    messages: m?.messages ?? 0,
+    bytes: m?.bytes ?? 0,
+    storeOps: m?.storeOps ?? 0,
+    watchEvents: m?.watchEvents ?? 0,
+    heapUsedBytes: process.memoryUsage().heapUsed,
+  });
+  try {
+    const names = await scenario.setup(env);
+    if (names.length > 0) {
+      const base = await converge(h, ctx.summary.convergenceMs, () => convergenceProblem(h, ctx.summary, { departed: [], excluded: [] }));
+      if (!base.converged) return failed(`before t0 the cluster of ${names.length} did not converge: ${base.problem ?? "unknown"}`);
+    }
+    if (scenario.beforeT0) await scenario.beforeT0(env, names);
+    const m = startMetrics(h);
+    const events0 = events.count;
+    const triggered = await scenario.trigger(env, names);
+    const conv = await converge(h, bound, () => convergenceProblem(h, ctx.summary, triggered));
+    const figures = m.stop();
+    const measured: Measured = {
+      watchEvents: events.count - events0,
+      virtualMs: conv.settledAt - m.startedAt,
+      wallMs: Math.round(figures.wallMs),
+      messages: figures.messages ?? 0,
+      bytes: figures.bytes ?? 0,
+      storeOps: figures.storeOps ?? 0,
+    };
+    if (!conv.converged) return failed(`did not converge within ${bound} ms (${scenario.boundName}): ${conv.problem ?? "unknown"}`, measured);
+    return { seed, converged: true, ...measured, heapUsedBytes: process.memoryUsage().heapUsed };
+  } catch (err) {
+    return failed(`the run failed: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
+  } finally {
+    await h.cluster.close();
+  }
+}
+
+/**
+ * Runs the benchmark. Throws `ConfigError` for bad options (naming the field) or a config the
+ * backend refuses (its own ConfigError). A run that does not converge, or throws, is recorded as
+ * "did not converge" with the reason; the call itself still resolves.
+ */
+export async function runBench<C>(options: BenchOptions<C>): Promise<BenchReport> {
+  const { runs, seed, scenarios } = checkOptions(options as BenchOptions);
+  const backend = options.backend as Backend<unknown>;
+  const config = backend.parseConfig(options.config);
+  const topology = topologyFor({ backend, config, topology: options.topology });
+  const summary = summaryFor({ backend, config, topology });
+  const ctx: CheckContext = {
+    backend,
+    config,
+    rawConfig: options.config,
+    summary,
+    nodes: Math.max(...options.nodes),
+    seed,
+    propertyRuns: 0,
+    invalidConfigs: undefined,
+    anchorConfigs: undefined,
+    store: undefined,
+    nodeMetadata: options.nodeMetadata,
+    topology,
+  };
+  const started = performance.now();
+  const startedAt = new Date().toISOString();
+  let peakHeap = process.memoryUsage().heapUsed;
+  const total = scenarios.length * options.nodes.length * runs;
+  let done = 0;
+  const results: ScenarioResult[] = [];
+  for (const scenario of scenarios) {
+    for (const n of options.nodes) {
+      const figures: RunFigures[] = [];
+      for (let r = 0; r < runs; r++) {
+        const f = await runOnce(ctx, scenario, n, seed + r);
+        figures.push(f);
+        peakHeap = Math.max(peakHeap, f.heapUsedBytes);
+        options.onRun?.({ scenario: scenario.id, nodes: n, run: r + 1, done: ++done, total });
+      }
+      const ok = figures.filter((f) => f.converged);
+      const bound = scenario.boundMs(summary);
+      results.push({
+        scenario: scenario.id,
+        title: scenario.title,
+        nodes: n,
+        bound: { name: scenario.boundName, ms: bound },
+        quietMs: quietPeriodMs(bound),
+        lowerBound: scenario.lowerBound(n),
+        runs: figures,
+        convergedRuns: ok.length,
+        ...(ok.length > 0 ? { virtualMs: stat(ok.map((f) => f.virtualMs)) } : {}),
+        wallMs: stat(figures.map((f) => f.wallMs)),
+        messages: stat(figures.map((f) => f.messages)),
+        bytes: stat(figures.map((f) => f.bytes)),
+        storeOps: stat(figures.map((f) => f.storeOps)),
+        watchEvents: stat(figures.map((f) => f.watchEvents)),
+        deliveries: stat(figures.map((f) => f.messages + f.watchEvents)),
+      });
+    }
+  }
+  return {
+    tool: "cnikit-bench",
+    dataplane: "sim",
+    backend: backend.name,
+    configLabel: options.configLabel ?? "default",
+    seed,
+    runsPerPoint: runs,
+    timers: {
+      convergenceMs: summary.convergenceMs,
+      crashDetectionMs: summary.crashDetectionMs,
+      quietPeriod: "a quarter of the scenario's bound, from 1 000 to 60 000 virtual ms (the conformance suite's quietPeriodMs)",
+    },
+    topology: { subnets: topology.subnets.map((s) => ({ name: s.name, cidr: s.cidr })), routers: topology.routers?.length ?? 0 },
+    machine: { node: process.version, platform: process.platform, arch: process.arch, cpus: cpus().length },
+    peakHeapBytes: peakHeap,
+    results,
+    startedAt,
+    wallMs: Math.round(performance.now() - started),
+  };
+}

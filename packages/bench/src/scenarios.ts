@@ -1,0 +1,245 @@
+/**
+ * The benchmark's scenarios: what each one sets up, the event at t0, what "converged" means after
+ * it, the virtual-time bound past which the run "did not converge", and the lower bound of
+ * messages beside which the measured count is printed. Definitions follow
+ * shared/reference/bgp.md §3 (trigger t0; per-node convergence = the node's desired state holds
+ * exactly the expected routes with the expected next hops; network convergence only after a quiet
+ * period; "did not converge" otherwise).
+ */
+import type { NetworkSummary } from "@cnikit/core";
+import type { Departed, Harness } from "@cnikit/conformance/runner";
+import { departedOf } from "@cnikit/conformance/runner";
+
+export const SCENARIO_IDS = ["cold-start", "join", "leave", "crash", "silent", "flap", "partition-heal", "pod-churn"] as const;
+export type ScenarioId = (typeof SCENARIO_IDS)[number];
+
+/** The fewest route announcements (or withdrawals) any design must deliver for the event. */
+export interface LowerBound {
+  /** Announcements/withdrawals delivered to nodes (peer messages or store watch events alike). */
+  messages: number;
+  /** The formula with N filled in and where it comes from. */
+  rule: string;
+}
+
+/** What a scenario's trigger leaves for the convergence condition to judge. */
+export interface Triggered {
+  /** Nodes whose routes must be gone everywhere else (left, crashed, silent). */
+  departed: Departed[];
+  /** Nodes still running in the simulator whose pods are not expected to be reachable (silent). */
+  excluded: string[];
+}
+
+/** What a scenario gets: the harness of one run, the config's promises and the run's knobs. */
+export interface ScenarioEnv {
+  h: Harness;
+  summary: NetworkSummary;
+  /** N: the cluster size the scenario is measured at. */
+  nodes: number;
+}
+
+export interface Scenario {
+  id: ScenarioId;
+  /** One line for tables and --help. */
+  title: string;
+  /** The virtual-time bound after t0 (a bound from `summarize`). */
+  boundMs(summary: NetworkSummary): number;
+  /** The bound's name, published with the figures. */
+  boundName: "convergenceMs" | "crashDetectionMs";
+  lowerBound(n: number): LowerBound;
+  /**
+   * Builds the cluster before t0 (nodes, one pod each) without measuring it; the runner then waits
+   * until it has converged. Returns the names of the nodes it added.
+   */
+  setup(env: ScenarioEnv): Promise<string[]>;
+  /**
+   * What happens after setup converged and before t0, unmeasured (partition-heal: the split and
+   * its detection). Absent: nothing.
+   */
+  beforeT0?(env: ScenarioEnv, names: string[]): Promise<void>;
+  /** The event at t0 (and what follows it without waiting for convergence). */
+  trigger(env: ScenarioEnv, names: string[]): Promise<Triggered>;
+}
+
+/** Pods added per node before t0, and the pod-churn wave's ADD/DEL pairs per node. */
+export const PODS_PER_NODE = 1;
+export const CHURN_PER_NODE = 100;
+/** A flapping node is isolated and rejoined this many times, each outage this long (virtual ms). */
+export const FLAP_COUNT = 3;
+export const FLAP_OUTAGE_MS = 1_000;
+
+const none: Triggered = { departed: [], excluded: [] };
+
+async function addPodsOn(env: ScenarioEnv, names: string[], prefix: string): Promise<void> {
+  await env.h.drive(
+    Promise.all(
+      names.map(async (node) => {
+        for (let i = 0; i < PODS_PER_NODE; i++) await env.h.sim.addPod(node, { name: `${prefix}-${node}-${i}` });
+      }),
+    ),
+  );
+}
+
+async function cluster(env: ScenarioEnv, count: number): Promise<string[]> {
+  const names = (await env.h.cluster.addNodes(count)).map((n) => n.name);
+  await addPodsOn(env, names, "p");
+  return names;
+}
+
+/** Cuts a node off from peers and store without a reset: it keeps running but nobody hears it. */
+function silence(h: Harness, name: string, on: boolean): void {
+  if (on) h.cluster.network.isolate(name);
+  else h.cluster.network.rejoin(name);
+  h.cluster.setStoreCutOff(name, on);
+}
+
+/** Runs the clock for `ms` of virtual time (timers fire; nothing is judged). */
+async function pass(h: Harness, ms: number): Promise<void> {
+  await h.cluster.settle({ limitMs: ms });
+}
+
+/** The smaller half of a partition: the last ⌊N/2⌋ nodes. */
+function minorityOf(names: string[]): string[] {
+  return names.slice(names.length - Math.floor(names.length / 2));
+}
+
+const announce = (n: number) => `${n}(${n}−1)`;
+
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    id: "cold-start",
+    title: "N nodes join at once, one pod each",
+    boundName: "convergenceMs",
+    boundMs: (s) => s.convergenceMs,
+    lowerBound: (n) => ({ messages: n * (n - 1), rule: `${announce(n)}: every node's route to every other node once (bgp.md §3, "everyone announces once")` }),
+    setup: async () => [],
+    async trigger(env) {
+      await cluster(env, env.nodes);
+      return none;
+    },
+  },
+  {
+    id: "join",
+    title: "one node joins a converged cluster of N−1",
+    boundName: "convergenceMs",
+    boundMs: (s) => s.convergenceMs,
+    lowerBound: (n) => ({ messages: 2 * (n - 1), rule: `2(${n}−1): the newcomer's route to N−1 nodes and their N−1 routes to it (bgp.md §3, full mesh)` }),
+    setup: (env) => cluster(env, env.nodes - 1),
+    async trigger(env) {
+      const node = await env.h.cluster.addNode();
+      await addPodsOn(env, [node.name], "new");
+      return none;
+    },
+  },
+  {
+    id: "leave",
+    title: "one node of N leaves cleanly",
+    boundName: "convergenceMs",
+    boundMs: (s) => s.convergenceMs,
+    lowerBound: (n) => ({ messages: n - 1, rule: `${n}−1: one withdrawal to each survivor (bgp.md §3, "one route", withdrawn)` }),
+    setup: (env) => cluster(env, env.nodes),
+    async trigger(env, names) {
+      const victim = names[names.length - 1]!;
+      const gone = departedOf(env.h, victim);
+      await env.h.cluster.removeNode(victim, { mode: "clean" });
+      return { departed: [gone], excluded: [] };
+    },
+  },
+  {
+    id: "crash",
+    title: "one node of N crashes (connections reset, no goodbye)",
+    boundName: "crashDetectionMs",
+    boundMs: (s) => s.crashDetectionMs,
+    lowerBound: (n) => ({ messages: n - 1, rule: `${n}−1: one withdrawal to each survivor (bgp.md §3 (f), peer failure with a TCP reset)` }),
+    setup: (env) => cluster(env, env.nodes),
+    async trigger(env, names) {
+      const victim = names[names.length - 1]!;
+      const gone = departedOf(env.h, victim);
+      await env.h.cluster.removeNode(victim, { mode: "crash" });
+      return { departed: [gone], excluded: [] };
+    },
+  },
+  {
+    id: "silent",
+    title: "one node of N goes silent (peers and store cut, no reset): detection by timer",
+    boundName: "crashDetectionMs",
+    boundMs: (s) => s.crashDetectionMs,
+    lowerBound: (n) => ({ messages: n - 1, rule: `${n}−1: one withdrawal to each survivor, after a timer (bgp.md §3 (f), hold-timer expiry)` }),
+    setup: (env) => cluster(env, env.nodes),
+    async trigger(env, names) {
+      const victim = names[names.length - 1]!;
+      const gone = departedOf(env.h, victim);
+      silence(env.h, victim, true);
+      return { departed: [gone], excluded: [victim] };
+    },
+  },
+  {
+    id: "flap",
+    title: `one node of N isolated and rejoined ${FLAP_COUNT} times (${FLAP_OUTAGE_MS} ms outages, peers and store)`,
+    boundName: "convergenceMs",
+    boundMs: (s) => s.convergenceMs + 2 * FLAP_COUNT * FLAP_OUTAGE_MS,
+    lowerBound: () => ({ messages: 0, rule: `0: outages shorter than any detection timer need no update (a damped flap); the network only has to end where it began` }),
+    setup: (env) => cluster(env, env.nodes),
+    async trigger(env, names) {
+      const victim = names[names.length - 1]!;
+      for (let i = 0; i < FLAP_COUNT; i++) {
+        silence(env.h, victim, true);
+        await pass(env.h, FLAP_OUTAGE_MS);
+        silence(env.h, victim, false);
+        if (i < FLAP_COUNT - 1) await pass(env.h, FLAP_OUTAGE_MS);
+      }
+      return none;
+    },
+  },
+  {
+    id: "partition-heal",
+    title: "the network splits in two halves (the smaller one also loses the store) past the crash bound, then heals at t0",
+    boundName: "convergenceMs",
+    boundMs: (s) => s.convergenceMs,
+    lowerBound: (n) => {
+      const m = Math.floor(n / 2);
+      return { messages: 2 * m * (n - m), rule: `2·${m}·${n - m}: each half learns the other half's routes again (bgp.md §3, one route per node, to every node across the cut)` };
+    },
+    setup: (env) => cluster(env, env.nodes),
+    async beforeT0(env, names) {
+      // Split, cut the smaller half off from the store too, and let the crash bound run out so the
+      // cut is detected on both sides.
+      const minority = minorityOf(names);
+      env.h.cluster.network.partition([names.filter((n) => !minority.includes(n)), minority]);
+      for (const name of minority) env.h.cluster.setStoreCutOff(name, true);
+      await pass(env.h, env.summary.crashDetectionMs);
+    },
+    async trigger(env, names) {
+      env.h.cluster.network.heal();
+      for (const name of minorityOf(names)) env.h.cluster.setStoreCutOff(name, false);
+      return none;
+    },
+  },
+  {
+    id: "pod-churn",
+    title: `a wave of ${CHURN_PER_NODE} pod ADD+DEL per node on all N nodes at once`,
+    boundName: "convergenceMs",
+    boundMs: (s) => s.convergenceMs,
+    lowerBound: () => ({ messages: 0, rule: `0: pods take addresses from their node's own share, so no other node must learn of them (per-pod routes would need 2·${CHURN_PER_NODE}·(N−1) per node)` }),
+    setup: (env) => cluster(env, env.nodes),
+    async trigger(env, names) {
+      await env.h.drive(
+        Promise.all(
+          names.map(async (node) => {
+            for (let i = 0; i < CHURN_PER_NODE; i++) {
+              const pod = await env.h.sim.addPod(node, { name: `churn-${node}-${i}` });
+              await env.h.sim.removePod(pod);
+            }
+          }),
+        ),
+      );
+      return none;
+    },
+  },
+];
+
+/** The scenario of an id; throws a TypeError listing the known ids. */
+export function scenarioById(id: string): Scenario {
+  const found = SCENARIOS.find((s) => s.id === id);
+  if (!found) throw new TypeError(`unknown scenario ${JSON.stringify(id)}; known: ${SCENARIO_IDS.join(", ")}`);
+  return found;
+}
