@@ -24,7 +24,7 @@
  *    `PoolExhaustedError` carrying AKS's text, and the node allocates nothing.
  *  - NetworkPolicy through @cnikit/netpol's `PolicyComponent` (pods published under its own lease).
  */
-import { AddressInUseError, AgentRuntime, CheckFailedError, ConfigError, Informer, PoolExhaustedError, Prefix, ROUTED_POD_GATEWAY, TryAgainError, podKey, podMac } from "@cnikit/core";
+import { AddressInUseError, AgentRuntime, CheckFailedError, ConfigError, Informer, LocalPodRecords, PoolExhaustedError, Prefix, ROUTED_POD_GATEWAY, TryAgainError, podKey, podMac } from "@cnikit/core";
 import type { AgentContext, AgentStatus, AttachResult, FilterPolicy, NodeDataplane, PodAttachment, PodRef, TimerHandle, UnderlayInterface } from "@cnikit/core";
 import { PolicyComponent, directoryPodOf, planPolicy, podDirectoryPrefix, publishedPodDirectory } from "@cnikit/netpol";
 import { AZURE } from "./config.ts";
@@ -49,8 +49,18 @@ export const RESYNC_MS = 30_000;
 /** Lease of the published pod directory. */
 export const DIRECTORY_TTL_SECONDS = 30;
 
-const PODS = "/pods/";
-const localPodKey = (ref: PodRef): string => `${PODS}${ref.containerId}/${ref.ifName}`;
+
+/** A pod record read back from `ctx.local`, or undefined when it is not one. */
+function decodePodRecord(value: unknown): PodRecord | undefined {
+  const r = value as Partial<PodRecord> | null;
+  if (r === null || typeof r !== "object" || typeof r.containerId !== "string" || typeof r.ifName !== "string" || typeof r.address !== "string") return undefined;
+  try {
+    Prefix.host(r.address);
+  } catch {
+    return undefined;
+  }
+  return r as PodRecord;
+}
 
 /** Every address of a block a pod may take: overlay /24 less network and broadcast; a /28 whole. */
 export function blockAddresses(block: string, mode: AzureConfig["mode"]): string[] {
@@ -86,11 +96,13 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
   private spec: NncSpec | undefined;
   private specWrites: Promise<void> = Promise.resolve();
   private specDirty = false;
+  private readonly records: LocalPodRecords<PodRecord>;
 
   constructor(ctx: AgentContext<AzureConfig>) {
     super(ctx, { component: AZURE });
     this.config = ctx.config;
     const me = ctx.node.name;
+    this.records = new LocalPodRecords<PodRecord>({ ...ctx, component: AZURE, decode: decodePodRecord });
     this.statusInformer = new Informer<NncStatus>({
       ...ctx,
       prefix: nncStatusKey(me),
@@ -171,16 +183,7 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
 
   /** Rebuilds the pod records from `ctx.local`; the pool confirms them when the status arrives. */
   private async restorePods(): Promise<void> {
-    for (const kv of (await this.ctx.local.list(PODS)).items) {
-      let record: PodRecord;
-      try {
-        record = JSON.parse(kv.value) as PodRecord;
-        Prefix.host(record.address);
-      } catch {
-        this.ctx.log.warn(`[${AZURE}] dropping unreadable reservation ${kv.key}`);
-        await this.ctx.local.delete(kv.key);
-        continue;
-      }
+    for (const record of await this.records.load()) {
       this.ips.restore(podKey(record), record.address);
       this.restore(record);
       this.attached(record);
@@ -395,10 +398,10 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
     if (pod.labels !== undefined) record.labels = { ...pod.labels };
     if (pod.ports !== undefined) record.ports = pod.ports.map((p) => ({ ...p }));
     try {
-      await this.ctx.local.put(localPodKey(pod), JSON.stringify(record));
+      await this.records.put(record, `the reservation of ${address}`);
     } catch (err) {
       this.ips.release(key);
-      throw err instanceof TryAgainError ? err : new TryAgainError(`[${AZURE}] could not record the reservation of ${address} for ${key}; try again`, { cause: err });
+      throw err;
     }
     this.writeSpec();
     return record;
@@ -423,11 +426,7 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
 
   /** Forgets the reservation in `ctx.local` first (TryAgainError if that fails), then in the pool. */
   protected async unreserve(ref: PodRef): Promise<void> {
-    try {
-      await this.ctx.local.delete(localPodKey(ref));
-    } catch (err) {
-      throw err instanceof TryAgainError ? err : new TryAgainError(`[${AZURE}] could not record the release of ${podKey(ref)}; try again`, { cause: err });
-    }
+    await this.records.remove(ref);
     this.ips.release(podKey(ref));
     this.writeSpec();
   }
@@ -440,19 +439,14 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
     this.policy.podRemoved(record);
   }
 
-  protected override async persistedRefs(): Promise<PodRef[]> {
-    const refs: PodRef[] = [];
-    for (const kv of (await this.ctx.local.list(PODS)).items) {
-      const [containerId, ifName] = kv.key.slice(PODS.length).split("/");
-      if (containerId && ifName) refs.push({ containerId, ifName });
-    }
-    return refs;
+  protected override persistedRefs(): Promise<PodRef[]> {
+    return this.records.refs();
   }
 
   /** CHECK: the reservation is recorded, the pool holds the address for this pod, the host route is planned. */
   protected override async verify(record: PodRecord, dataplane: NodeDataplane): Promise<void> {
     const key = podKey(record);
-    if (!(await this.ctx.local.get(localPodKey(record)))) throw new CheckFailedError(`[${AZURE}] reservation of ${record.address} for ${key} is missing from the node-local store`);
+    if (!(await this.records.has(record))) throw new CheckFailedError(`[${AZURE}] reservation of ${record.address} for ${key} is missing from the node-local store`);
     if (this.ips.ownerOf(record.address) !== key) throw new CheckFailedError(`[${AZURE}] ${record.address} is not assigned to ${key} in node ${this.ctx.node.name}'s pool`);
     if (!dataplane.routes.some((r) => r.dst === `${record.address}/32` && r.dev === hostIfName(record))) throw new CheckFailedError(`[${AZURE}] host route ${record.address}/32 dev ${hostIfName(record)} is missing`);
   }

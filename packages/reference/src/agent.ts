@@ -9,7 +9,7 @@
  *  - NetworkPolicy through @cnikit/netpol's `PolicyComponent` (pods published under the subnet
  *    lease, off the ADD path); the pure plan compiles the filters from its snapshot.
  */
-import { AddressInUseError, AddressPool, AgentRuntime, CheckFailedError, ConfigError, Informer, PoolExhaustedError, Prefix, SubnetLeaseKeeper, TryAgainError, podKey } from "@cnikit/core";
+import { AddressInUseError, AddressPool, AgentRuntime, CheckFailedError, ConfigError, Informer, LocalPodRecords, PoolExhaustedError, Prefix, SubnetLeaseKeeper, podKey } from "@cnikit/core";
 import type { AgentContext, AttachResult, FilterPolicy, KeyValue, NodeDataplane, PodAttachment, PodRef, UnderlayInterface } from "@cnikit/core";
 import { PolicyComponent, directoryPodOf, planPolicy, podDirectoryPrefix, publishedPodDirectory } from "@cnikit/netpol";
 import type { ReferenceConfig } from "./config.ts";
@@ -32,16 +32,12 @@ export const WATCH_RETRY_MS = 1_000;
 export const CLAIM_ATTEMPTS = 32;
 
 const COMPONENT = "reference";
-const LOCAL_PODS = "/pods/";
 
 /** The store key of a subnet claim. */
 export function subnetKey(subnet: string): string {
   return `${SUBNET_PREFIX}${subnet}`;
 }
 
-function localPodKey(ref: PodRef): string {
-  return `${LOCAL_PODS}${ref.containerId}/${ref.ifName}`;
-}
 
 function parseClaim(kv: KeyValue): PeerSubnet | undefined {
   try {
@@ -63,6 +59,7 @@ export class ReferenceAgent extends AgentRuntime<ReferenceConfig, PodRecord> {
   private readonly policy: PolicyComponent;
   private filters: FilterPolicy[] = [];
   private readonly warnedUnroutable = new Set<string>();
+  private readonly records: LocalPodRecords<PodRecord>;
 
   constructor(ctx: AgentContext<ReferenceConfig>) {
     super(ctx, { component: COMPONENT });
@@ -70,6 +67,7 @@ export class ReferenceAgent extends AgentRuntime<ReferenceConfig, PodRecord> {
     this.underlay = ctx.node.underlay.find((u) => !u.address.includes(":"));
     const network = Prefix.parse(this.config.network);
     const me = ctx.node.name;
+    this.records = new LocalPodRecords<PodRecord>({ ...ctx, component: COMPONENT, decode: (v) => (typeof (v as PodRecord | null)?.address === "string" ? (v as PodRecord) : undefined) });
     this.keeper = new SubnetLeaseKeeper({
       ...ctx,
       component: COMPONENT,
@@ -147,18 +145,10 @@ export class ReferenceAgent extends AgentRuntime<ReferenceConfig, PodRecord> {
   private async restorePods(subnet: string): Promise<void> {
     const pool = new AddressPool({ range: subnet, gateway: gatewayOf(subnet), name: `reference ${this.ctx.node.name}`, component: COMPONENT });
     const range = Prefix.parse(subnet);
-    for (const kv of (await this.ctx.local.list(LOCAL_PODS)).items) {
-      let record: PodRecord;
-      try {
-        record = JSON.parse(kv.value) as PodRecord;
-      } catch {
-        this.ctx.log.warn(`[reference] dropping unreadable reservation ${kv.key}`);
-        await this.ctx.local.delete(kv.key);
-        continue;
-      }
+    for (const record of await this.records.load()) {
       if (!range.contains(record.address)) {
         this.ctx.log.warn(`[reference] dropping reservation ${record.address} of ${podKey(record)}: outside this node's subnet ${subnet}`);
-        await this.ctx.local.delete(kv.key);
+        await this.records.remove(record);
         continue;
       }
       pool.allocateSpecific(record.address, podKey(record));
@@ -202,21 +192,17 @@ export class ReferenceAgent extends AgentRuntime<ReferenceConfig, PodRecord> {
     if (pod.labels !== undefined) record.labels = { ...pod.labels };
     if (pod.ports !== undefined) record.ports = pod.ports.map((p) => ({ ...p }));
     try {
-      await this.ctx.local.put(localPodKey(pod), JSON.stringify(record));
+      await this.records.put(record, `the reservation of ${address}`);
     } catch (err) {
       pool.release(address);
-      throw err instanceof TryAgainError ? err : new TryAgainError(`[reference] could not record the reservation of ${address} for ${key}; try again`, { cause: err });
+      throw err;
     }
     return record;
   }
 
   /** Forgets the reservation in `ctx.local` first (TryAgainError if that fails), then in the pool. */
   protected async unreserve(ref: PodRef, record: PodRecord | undefined): Promise<void> {
-    try {
-      await this.ctx.local.delete(localPodKey(ref));
-    } catch (err) {
-      throw err instanceof TryAgainError ? err : new TryAgainError(`[reference] could not record the release of ${podKey(ref)}; try again`, { cause: err });
-    }
+    await this.records.remove(ref);
     if (record) this.pool?.release(record.address);
     this.pool?.releaseOwner(podKey(ref));
   }
@@ -229,20 +215,15 @@ export class ReferenceAgent extends AgentRuntime<ReferenceConfig, PodRecord> {
     this.policy.podRemoved(record);
   }
 
-  protected override async persistedRefs(): Promise<PodRef[]> {
-    const refs: PodRef[] = [];
-    for (const kv of (await this.ctx.local.list(LOCAL_PODS)).items) {
-      const [containerId, ifName] = kv.key.slice(LOCAL_PODS.length).split("/");
-      if (containerId && ifName) refs.push({ containerId, ifName });
-    }
-    return refs;
+  protected override persistedRefs(): Promise<PodRef[]> {
+    return this.records.refs();
   }
 
   /** CHECK: the reservation is in `ctx.local` and the pool, inside the node subnet, and the bridge has its gateway. */
   protected override async verify(record: PodRecord, dataplane: NodeDataplane): Promise<void> {
     const key = podKey(record);
     const subnet = this.subnet!;
-    if (!(await this.ctx.local.get(localPodKey(record)))) throw new CheckFailedError(`[reference] reservation of ${record.address} for ${key} is missing from the node-local store`);
+    if (!(await this.records.has(record))) throw new CheckFailedError(`[reference] reservation of ${record.address} for ${key} is missing from the node-local store`);
     if (this.pool?.ownerOf(record.address) !== key) throw new CheckFailedError(`[reference] ${record.address} is not reserved for ${key} in the pool of ${subnet}`);
     if (!Prefix.parse(subnet).contains(record.address)) throw new CheckFailedError(`[reference] ${record.address} of ${key} is outside this node's subnet ${subnet}`);
     if (!dataplane.addresses.some((a) => a.dev === BRIDGE)) throw new CheckFailedError(`[reference] bridge ${BRIDGE} has no gateway address on node ${this.ctx.node.name}`);

@@ -20,7 +20,7 @@
  * the same node name) hands its peer names to `ring.peersGone`, which reclaims their space with a
  * quorum, so exactly one survivor takes it.
  */
-import { AgentRuntime, ConfigError, TryAgainError, podKey, podMac, vethName } from "@cnikit/core";
+import { AgentRuntime, ConfigError, LocalPodRecords, TryAgainError, podKey, podMac, vethName } from "@cnikit/core";
 import type { AgentContext, AttachResult, MembershipEvent, NodeDataplane, PodAttachment, PodRef, TimerHandle } from "@cnikit/core";
 import { PolicyComponent, directoryPodOf, planPolicy, podDirectoryPrefix, publishedPodDirectory } from "@cnikit/netpol";
 import { WEAVE } from "./config.ts";
@@ -42,8 +42,6 @@ export const DIRECTORY_TTL_SECONDS = 30;
 export const BRIDGE_WAIT_MS = 30_000;
 /** Retry period for the bridge address while the ring cannot give one. */
 export const EXPOSE_RETRY_MS = 1_000;
-const PODS = "/pods/";
-const podRecordKey = (ref: PodRef): string => `${PODS}${ref.containerId}/${ref.ifName}`;
 
 export class WeaveAgent extends AgentRuntime<WeaveConfig, WeavePod> {
   private mesh: Mesh | undefined;
@@ -51,11 +49,13 @@ export class WeaveAgent extends AgentRuntime<WeaveConfig, WeavePod> {
   private bridgeAddress: string | undefined;
   private bridgeWaiters: (() => void)[] = [];
   private readonly policy: PolicyComponent;
+  private readonly records: LocalPodRecords<WeavePod>;
   /** Peer names seen per node name (a node's peer name changes when it is replaced with fresh state). */
   private readonly peerNamesOf = new Map<string, Set<string>>();
 
   constructor(ctx: AgentContext<WeaveConfig>) {
     super(ctx, { component: WEAVE, minReplanIntervalMs: 0 });
+    this.records = new LocalPodRecords<WeavePod>({ ...ctx, component: WEAVE, decode: (v) => (typeof (v as WeavePod | null)?.address === "string" ? (v as WeavePod) : undefined) });
     this.policy = new PolicyComponent({ ...ctx, node: ctx.node.name, directory: publishedPodDirectory(podDirectoryPrefix(WEAVE)), component: WEAVE, ownLease: { ttlSeconds: DIRECTORY_TTL_SECONDS } });
     this.policy.onChange(() => this.replan());
   }
@@ -100,11 +100,10 @@ export class WeaveAgent extends AgentRuntime<WeaveConfig, WeavePod> {
     // merged a peer's ring; then each is kept or claimed from its owner — refused ones are reported
     // in the ring's status, never served twice).
     const held = ring.allocations({ includeUnverified: true });
-    for (const kv of (await ctx.local.list(PODS)).items) {
-      const pod = JSON.parse(kv.value) as WeavePod;
+    for (const pod of await this.records.load()) {
       if (held.get(podKey(pod)) !== pod.address) {
         ctx.log.warn(`[${WEAVE}] dropping ${podKey(pod)}: the ring has no record of ${pod.address} for it`);
-        await ctx.local.delete(kv.key);
+        await this.records.remove(pod);
         continue;
       }
       this.restore(pod);
@@ -201,25 +200,21 @@ export class WeaveAgent extends AgentRuntime<WeaveConfig, WeavePod> {
     const address = await this.ring!.allocate(key, { ...(wanted !== undefined && { address: wanted }), signal: this.signal });
     const pod: WeavePod = { ...attachment, address };
     try {
-      await this.ctx.local.put(podRecordKey(pod), JSON.stringify(pod));
+      await this.records.put(pod, address);
     } catch (err) {
       await this.ring!.release(key);
-      throw new TryAgainError(`[${WEAVE}] could not record ${address} for ${key}; try again`, { cause: err });
+      throw err;
     }
     return pod;
   }
 
   protected async unreserve(ref: PodRef): Promise<void> {
-    try {
-      await this.ctx.local.delete(podRecordKey(ref));
-    } catch (err) {
-      throw new TryAgainError(`[${WEAVE}] could not record the release of ${podKey(ref)}; try again`, { cause: err });
-    }
+    await this.records.remove(ref);
     await this.ring?.release(podKey(ref));
   }
 
-  protected override async persistedRefs(): Promise<PodRef[]> {
-    return (await this.ctx.local.list(PODS)).items.map((kv) => JSON.parse(kv.value) as WeavePod);
+  protected override persistedRefs(): Promise<PodRef[]> {
+    return this.records.refs();
   }
 
   protected override attached(pod: WeavePod): void {
