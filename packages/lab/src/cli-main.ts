@@ -2,7 +2,7 @@
  * `pnpm lab <command>`: the lab's command line (run by src/cli.ts).
  *
  * ```
- * lab up --backend flannel|calico [--mode <label>] --nodes N [--pods-per-node K] [--name <lab>]
+ * lab up --backend <built-in backend> [--mode <label>] --nodes N [--pods-per-node K] [--name <lab>]
  *        [--subnets 1|2] [--config <backend config .json>] [--log-level debug|info|warn|error]
  *        [--keep-on-failure]
  * lab check [--name <lab>] [--timeout <ms>] [--json]
@@ -40,7 +40,7 @@ export function usage(): string {
     .join("; ");
   return [
     "usage:",
-    "  pnpm lab up --backend flannel|calico [--mode <label>] --nodes N [--pods-per-node K] [--name <lab>]",
+    `  pnpm lab up --backend ${builtinBackends.map((b) => b.backend.name).join("|")} [--mode <label>] --nodes N [--pods-per-node K] [--name <lab>]`,
     "              [--subnets 1|2] [--config <backend config .json>] [--log-level debug|info|warn|error] [--keep-on-failure]",
     "  pnpm lab check [--name <lab>] [--timeout <ms>] [--json]",
     "  pnpm lab down [--name <lab>]",

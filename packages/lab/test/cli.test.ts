@@ -69,7 +69,7 @@ describe("labMain", () => {
   it("exits 2 with the usage for no command and for a bad one", async () => {
     const a = io();
     expect(await labMain([], a.io)).toBe(2);
-    expect(a.err.join("\n")).toContain("pnpm lab up --backend flannel|calico");
+    expect(a.err.join("\n")).toMatch(/pnpm lab up --backend reference\|flannel\|calico\|canal\|weave\|azure /);
     const b = io();
     expect(await labMain(["up", "--backend", "nope", "--nodes", "1", "--state-root", root], b.io)).toBe(2);
     expect(b.err.join("\n")).toMatch(/backend/);
