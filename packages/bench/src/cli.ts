@@ -1,0 +1,228 @@
+#!/usr/bin/env node
+/**
+ * cnikit-bench: route-convergence benchmarks of a backend module (package name or path), a
+ * built-in backend by name, or every built-in backend (`--all-builtins`), in the simulator. Prints
+ * the Markdown tables on stdout, writes JSON and Markdown files on request, shows a progress line on
+ * a TTY's stderr (not in CI). Exit status: 0 done (runs that did not converge are in the tables),
+ * 2 usage error (bad flags, unloadable backend, invalid config, --dataplane linux), 3 internal error.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { isMainModule } from "@cnikit/core";
+import { builtinBackends } from "@cnikit/backends";
+import type { BuiltinBackend } from "@cnikit/backends";
+import { loadBackendModule, readDataFile } from "@cnikit/conformance/cli";
+import type { Backend } from "@cnikit/core";
+import type { SimTopology } from "@cnikit/sim";
+import { renderMarkdown } from "./markdown.ts";
+import { DEFAULT_RUNS, DEFAULT_SEED, runBench } from "./run.ts";
+import type { BenchProgress, BenchReport } from "./run.ts";
+import { SCENARIO_IDS } from "./scenarios.ts";
+import type { ScenarioId } from "./scenarios.ts";
+
+export const USAGE = `Usage: cnikit-bench --backend <package|path|built-in name>[#export] [--config <file>] --nodes 10,100 [options]
+       cnikit-bench --all-builtins --nodes 10 [options]
+
+Route convergence in the simulator, per scenario, at each cluster size N, over several runs.
+
+Options:
+  --backend <spec>        a backend module (package name resolved from this directory's project, or a
+                          file path; #name picks an export) or a built-in backend's name
+                          (${builtinBackends.map((b) => b.backend.name).join(", ")})
+  --config <file>         the backend's config in its own format (JSON, or YAML with the yaml package);
+                          required for a module, optional for a built-in (default: each of its fixture modes)
+  --all-builtins          every built-in backend in each of its fixture modes, side by side
+  --nodes <N,N,...>       cluster sizes (each >= 2; default 10)
+  --scenarios <id,id>     ${SCENARIO_IDS.join(", ")} (default: all)
+  --runs <R>              runs per scenario and N (default ${DEFAULT_RUNS}); medians, min and max over them
+  --seed <S>              seed of the first run (run r uses S + r; default ${DEFAULT_SEED})
+  --dataplane sim|linux   sim (default). linux (kernel convergence on the lab) is not there yet
+  --json <file>           write every report as JSON there
+  --markdown <file>       write the Markdown tables there (they are always printed on stdout)
+  -h, --help              this text
+
+Exit status: 0 done (a run that did not converge is reported, not an error), 2 usage error, 3 internal error.`;
+
+/** Where the CLI writes; tests pass their own. */
+export interface CliIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  cwd: string;
+  /** Whether stderr is a terminal (a progress line is drawn then, unless CI is set). */
+  isTTY: boolean;
+  env: Record<string, string | undefined>;
+}
+
+/** A usage error: exit status 2. */
+export class BenchUsageError extends Error {
+  override readonly name = "BenchUsageError";
+  readonly code = "usage";
+}
+
+const OPTIONS = {
+  backend: { type: "string" },
+  config: { type: "string" },
+  "all-builtins": { type: "boolean" },
+  nodes: { type: "string" },
+  scenarios: { type: "string" },
+  runs: { type: "string" },
+  seed: { type: "string" },
+  dataplane: { type: "string" },
+  json: { type: "string" },
+  markdown: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+const KNOWN_FLAGS = Object.keys(OPTIONS).map((k) => `--${k}`).join(", ");
+
+function integerList(value: string, flag: string, min: number, max: number): number[] {
+  const parts = value.split(",").map((p) => p.trim());
+  return parts.map((p) => {
+    if (!/^\d+$/.test(p) || Number(p) < min || Number(p) > max) throw new BenchUsageError(`${flag} must be a comma-separated list of integers from ${min} to ${max}, got ${JSON.stringify(value)}`);
+    return Number(p);
+  });
+}
+
+function integer(value: string | undefined, flag: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) throw new BenchUsageError(`${flag} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+function scenarioList(value: string | undefined): ScenarioId[] | undefined {
+  if (value === undefined) return undefined;
+  return value.split(",").map((s) => {
+    const id = s.trim();
+    if (!(SCENARIO_IDS as readonly string[]).includes(id)) throw new BenchUsageError(`--scenarios: unknown scenario ${JSON.stringify(id)}; known: ${SCENARIO_IDS.join(", ")}`);
+    return id as ScenarioId;
+  });
+}
+
+/** One thing to benchmark: a backend and one config. */
+interface Target {
+  backend: Backend<unknown>;
+  config: unknown;
+  label: string;
+  topology?: SimTopology;
+}
+
+function builtinTargets(b: BuiltinBackend): Target[] {
+  return b.configs.map((c) => ({ backend: b.backend, config: c.config, label: c.label, ...(c.topology ? { topology: c.topology } : {}) }));
+}
+
+async function targetsOf(values: { backend?: string | undefined; config?: string | undefined; "all-builtins"?: boolean | undefined }, cwd: string): Promise<Target[]> {
+  if (values["all-builtins"]) {
+    if (values.backend !== undefined || values.config !== undefined) throw new BenchUsageError("--all-builtins runs the built-in backends in their fixture modes: leave out --backend and --config");
+    return builtinBackends.flatMap(builtinTargets);
+  }
+  if (values.backend === undefined) throw new BenchUsageError("--backend is required (or --all-builtins); see --help");
+  const config = values.config === undefined ? undefined : await readDataFile(resolve(cwd, values.config), "config").catch((err: unknown) => {
+    throw new BenchUsageError(err instanceof Error ? err.message : String(err));
+  });
+  const builtin = builtinBackends.find((b) => b.backend.name === values.backend);
+  if (builtin) return values.config === undefined ? builtinTargets(builtin) : [{ backend: builtin.backend, config, label: "config" }];
+  if (values.config === undefined) throw new BenchUsageError(`--config is required with a backend module (${values.backend}); only a built-in backend's name runs its fixture modes`);
+  let backend: Backend<unknown>;
+  try {
+    backend = (await loadBackendModule(values.backend, cwd)).backend;
+  } catch (err) {
+    throw new BenchUsageError(err instanceof Error ? err.message : String(err));
+  }
+  return [{ backend, config, label: values.config.replace(/^.*\//, "").replace(/\.(json|ya?ml)$/, "") }];
+}
+
+function progressLine(io: CliIo): ((p: BenchProgress, label: string) => void) | undefined {
+  if (!io.isTTY || (io.env.CI !== undefined && io.env.CI !== "" && io.env.CI !== "false")) return undefined;
+  return (p, label) => {
+    const width = 24;
+    const filled = Math.round((p.done / p.total) * width);
+    io.stderr(`\r[${"#".repeat(filled)}${".".repeat(width - filled)}] ${p.done}/${p.total} ${label} ${p.scenario} N=${p.nodes} run ${p.run}\x1b[K`);
+  };
+}
+
+/** Runs the CLI; resolves with the exit status. */
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  let values: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; strict: true; allowPositionals: false }>>["values"];
+  try {
+    values = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    io.stderr(`cnikit-bench: ${err instanceof Error ? err.message : String(err)}; known options: ${KNOWN_FLAGS}\n`);
+    return 2;
+  }
+  if (values.help) {
+    io.stdout(`${USAGE}\n`);
+    return 0;
+  }
+  let reports: BenchReport[];
+  try {
+    const dataplane = values.dataplane ?? "sim";
+    if (dataplane === "linux") throw new BenchUsageError("--dataplane linux: not yet: kernel convergence runs are issue 17's next step; use --dataplane sim");
+    if (dataplane !== "sim") throw new BenchUsageError(`--dataplane must be sim or linux, got ${JSON.stringify(dataplane)}`);
+    const nodes = values.nodes === undefined ? [10] : integerList(values.nodes, "--nodes", 2, 5000);
+    const runs = integer(values.runs, "--runs", DEFAULT_RUNS, 1, 100);
+    const seed = integer(values.seed, "--seed", DEFAULT_SEED, 0, 2 ** 31 - 1);
+    const scenarios = scenarioList(values.scenarios);
+    const targets = await targetsOf(values, io.cwd);
+    const progress = progressLine(io);
+    reports = [];
+    for (const t of targets) {
+      const label = `${t.backend.name}/${t.label}`;
+      try {
+        reports.push(
+          await runBench({
+            backend: t.backend,
+            config: t.config,
+            configLabel: t.label,
+            nodes,
+            runs,
+            seed,
+            ...(scenarios ? { scenarios } : {}),
+            ...(t.topology ? { topology: t.topology } : {}),
+            ...(progress ? { onRun: (p: BenchProgress) => progress(p, label) } : {}),
+          }),
+        );
+      } catch (err) {
+        // A config the backend refuses (ConfigError, code 7) is the user's to fix.
+        if ((err as { code?: unknown } | null)?.code === 7) throw new BenchUsageError(`${label}: ${err instanceof Error ? err.message : String(err)}`);
+        throw err;
+      }
+    }
+    if (progress) io.stderr("\r\x1b[K");
+  } catch (err) {
+    if ((err as { code?: unknown } | null)?.code === "usage") {
+      io.stderr(`cnikit-bench: ${(err as Error).message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const markdown = renderMarkdown(reports);
+  io.stdout(`${markdown}\n`);
+  if (values.json !== undefined) {
+    const out = resolve(io.cwd, values.json);
+    await mkdir(dirname(out), { recursive: true });
+    await writeFile(out, `${JSON.stringify({ tool: "cnikit-bench", reports }, null, 2)}\n`);
+    io.stderr(`cnikit-bench: JSON written to ${out}\n`);
+  }
+  if (values.markdown !== undefined) {
+    const out = resolve(io.cwd, values.markdown);
+    await mkdir(dirname(out), { recursive: true });
+    await writeFile(out, `${markdown}\n`);
+    io.stderr(`cnikit-bench: Markdown written to ${out}\n`);
+  }
+  return 0;
+}
+
+if (isMainModule(import.meta.url)) {
+  const io: CliIo = {
+    stdout: (t) => void process.stdout.write(t),
+    stderr: (t) => void process.stderr.write(t),
+    cwd: process.cwd(),
+    isTTY: process.stderr.isTTY === true,
+    env: process.env,
+  };
+  main(process.argv.slice(2), io).then(
+    (code) => process.stdout.write("", () => process.stderr.write("", () => process.exit(code))),
+    (err: unknown) => process.stderr.write(`cnikit-bench: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`, () => process.exit(3)),
+  );
+}
