@@ -346,7 +346,10 @@ export class SimCluster<C> {
         }
         u = at;
       } else {
-        u = this.fabric.nextUnderlay(options.subnet ?? subnets[this.nodesAdded % subnets.length]!);
+        // A crashed node is still a member (its Node object stays) and keeps its addresses, primary
+        // and secondary: a new node must not be given one of them.
+        const held = new Set(this.memberList.list().flatMap((m) => m.underlay.flatMap((x) => [x.address, ...(x.secondaryAddresses ?? [])])));
+        u = this.fabric.nextUnderlay(options.subnet ?? subnets[this.nodesAdded % subnets.length]!, held);
       }
       const meta = this.nodeMetadata?.(this.nodesAdded) ?? {};
       const labels = meta.labels || options.labels ? { ...meta.labels, ...options.labels } : undefined;

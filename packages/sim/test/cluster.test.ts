@@ -264,6 +264,17 @@ describe("SimCluster", () => {
     await c.close();
   });
 
+  it("a crashed node stays a member and keeps its underlay address: a node added after it gets another", async () => {
+    const c = cluster();
+    await populate(c, 3, 1);
+    const crashed = c.node("node-3").info.underlay[0]!.address;
+    await c.removeNode("node-3", { mode: "crash" });
+    expect(c.members.get("node-3")?.underlay[0]?.address).toBe(crashed);
+    const n = await c.addNode({ subnet: c.clusterTopology().subnets.find((s) => s.cidr.startsWith(crashed.split(".").slice(0, 3).join(".")))?.name ?? "a" });
+    expect(n.info.underlay[0]!.address).not.toBe(crashed);
+    await c.close();
+  });
+
   it("a clean removal releases the lease at once", async () => {
     const c = cluster();
     await populate(c, 3, 1);
