@@ -174,7 +174,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     id: "flap",
-    title: `one node of N isolated and rejoined ${FLAP_COUNT} times (${FLAP_OUTAGE_MS} ms outages, peers and store)`,
+    title: `one node of N isolated and rejoined ${FLAP_COUNT} times (${FLAP_OUTAGE_MS} ms outages and gaps, peers and store; t0 is the first outage, so the schedule's ${(2 * FLAP_COUNT - 1) * FLAP_OUTAGE_MS} ms are inside the figure)`,
     boundName: "convergenceMs",
     boundMs: (s) => s.convergenceMs + 2 * FLAP_COUNT * FLAP_OUTAGE_MS,
     lowerBound: () => ({ messages: 0, rule: `0: outages shorter than any detection timer need no update (a damped flap); the network only has to end where it began` }),
