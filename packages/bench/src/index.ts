@@ -6,7 +6,7 @@
  *  - The `cnikit-bench` CLI (src/cli.ts) does both for a backend module or the built-in backends.
  */
 export { runBench, stat, convergenceProblem, DEFAULT_RUNS, DEFAULT_SEED, DEFAULT_SCENARIOS } from "./run.ts";
-export type { BenchOptions, BenchProgress, BenchReport, RunFigures, ScenarioResult, Stat } from "./run.ts";
+export type { BenchOptions, BenchProgress, BenchReport, Measured, RunFigures, ScenarioResult, Stat } from "./run.ts";
 export { SCENARIOS, SCENARIO_IDS, scenarioById, CHURN_PER_NODE, FLAP_COUNT, FLAP_OUTAGE_MS, PODS_PER_NODE } from "./scenarios.ts";
 export type { LowerBound, Scenario, ScenarioId, ScenarioEnv, Triggered } from "./scenarios.ts";
 export { renderMarkdown, cell } from "./markdown.ts";

@@ -61,12 +61,8 @@ export interface BenchProgress {
   total: number;
 }
 
-/** One run's figures. Virtual ms are from t0 to the network's convergence point. */
-export interface RunFigures {
-  seed: number;
-  converged: boolean;
-  /** Why not ("did not converge: ..."), when not converged. */
-  reason?: string;
+/** What a run measures over its span from t0. */
+export interface Measured {
   /** Virtual ms from t0 to convergence (to when the harness gave up, when not converged). */
   virtualMs: number;
   /** Wall ms of the measured span (trigger + convergence + the quiet period that proves it). */
@@ -79,6 +75,14 @@ export interface RunFigures {
   storeOps: number;
   /** Store watch events delivered to the agents' watches (how store-based backends announce). */
   watchEvents: number;
+}
+
+/** One run's figures. Virtual ms are from t0 to the network's convergence point. */
+export interface RunFigures extends Measured {
+  seed: number;
+  converged: boolean;
+  /** Why not ("did not converge: ..."), when not converged. */
+  reason?: string;
   /** The process's heap in use after the run (process.memoryUsage().heapUsed). */
   heapUsedBytes: number;
 }
@@ -191,15 +195,6 @@ function checkOptions(options: BenchOptions): { runs: number; seed: number; scen
     return scenarioById(id);
   });
   return { runs, seed, scenarios };
-}
-
-interface Measured {
-  virtualMs: number;
-  wallMs: number;
-  messages: number;
-  bytes: number;
-  storeOps: number;
-  watchEvents: number;
 }
 
 /**

@@ -97,6 +97,14 @@ async function pass(h: Harness, ms: number): Promise<void> {
   await h.cluster.settle({ limitMs: ms });
 }
 
+/** Removes the last node added (cleanly or by a crash): its routes must go everywhere. */
+async function removeLast(env: ScenarioEnv, names: string[], mode: "clean" | "crash"): Promise<Triggered> {
+  const victim = names[names.length - 1]!;
+  const gone = departedOf(env.h, victim);
+  await env.h.cluster.removeNode(victim, { mode });
+  return { departed: [gone], excluded: [] };
+}
+
 /** The smaller half of a partition: the last ⌊N/2⌋ nodes. */
 function minorityOf(names: string[]): string[] {
   return names.slice(names.length - Math.floor(names.length / 2));
@@ -137,12 +145,7 @@ export const SCENARIOS: readonly Scenario[] = [
     boundMs: (s) => s.convergenceMs,
     lowerBound: (n) => ({ messages: n - 1, rule: `${n}−1: one withdrawal to each survivor (bgp.md §3, "one route", withdrawn)` }),
     setup: (env) => cluster(env, env.nodes),
-    async trigger(env, names) {
-      const victim = names[names.length - 1]!;
-      const gone = departedOf(env.h, victim);
-      await env.h.cluster.removeNode(victim, { mode: "clean" });
-      return { departed: [gone], excluded: [] };
-    },
+    trigger: (env, names) => removeLast(env, names, "clean"),
   },
   {
     id: "crash",
@@ -151,12 +154,7 @@ export const SCENARIOS: readonly Scenario[] = [
     boundMs: (s) => s.crashDetectionMs,
     lowerBound: (n) => ({ messages: n - 1, rule: `${n}−1: one withdrawal to each survivor (bgp.md §3 (f), peer failure with a TCP reset)` }),
     setup: (env) => cluster(env, env.nodes),
-    async trigger(env, names) {
-      const victim = names[names.length - 1]!;
-      const gone = departedOf(env.h, victim);
-      await env.h.cluster.removeNode(victim, { mode: "crash" });
-      return { departed: [gone], excluded: [] };
-    },
+    trigger: (env, names) => removeLast(env, names, "crash"),
   },
   {
     id: "silent",
