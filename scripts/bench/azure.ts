@@ -2,16 +2,20 @@
 //
 //  1. Burst: one node (maxPods 250), `--pods` (200) CNI ADDs started at once through the agent, per
 //     mode — classic, dynamic v2 (ours: demand-driven, one step), dynamic v1 (Azure's reactive
-//     monitor, `poolMonitor: v1`, one batch per round trip on 1 s ticks), static-block, overlay —
-//     beside the yardstick run in the same process: the reference backend's burst (a local bridge
-//     and host-local IPAM, nothing to wait for). Per mode: wall and virtual time until the last
-//     ADD returned, pods/s (wall), ratio to the yardstick, and the round trips it took: NNC spec
-//     writes (node → controller), status writes (controller → node) and controller reconciles.
+//     monitor, `poolMonitor: v1`, one batch per round trip), static-block, overlay — beside the
+//     yardstick run in the same process: the reference backend's burst (a local bridge and
+//     host-local IPAM, nothing to wait for). Per mode: wall and virtual time until the last ADD
+//     returned, pods/s (wall), ratio to the yardstick, and the round trips it took: changes of the
+//     node's requestedIPCount, NNC spec writes (node → controller; they also carry the demand),
+//     status writes (controller → node) and controller reconciles.
 //  2. Churn: `--nodes` (100) nodes, each node's pod count a seeded random walk (0..40 pods, ±10 per
-//     step, `--steps` (20) steps; DELs of a step first, then its ADDs, all nodes at once, then
-//     `SETTLE_MS` of virtual time for monitors and controller). After each step, per node:
-//     idle = addresses assigned to it (its NNC status) − pods on it. Modes: classic (maxPods 40,
-//     two node subnets big enough for every node: /20 at 100 nodes), dynamic Azure-like (v1
+//     step), `--steps` (5) steps — 20 take ~10 minutes: a dynamic step at 100 nodes costs 5-10 s of
+//     wall time, mostly the controller's reconciles and the agents' policy re-plans. A step: its
+//     DELs, then its ADDs, all nodes at once, then `SETTLE_MS` of virtual time for monitors and
+//     controller. After each step, per node:
+//     idle = addresses assigned to it (its NNC status) − pods on it. Modes: classic (maxPods 40, the
+//     walk of the first `--classic-nodes` nodes, default min(nodes, 40); two node subnets big
+//     enough for them: /20), dynamic Azure-like (v1
 //     monitor, reclaimIdle false) and ours (v2 + reclaimIdle), both on a roomy pod subnet (room
 //     for 40 pods + 24 idle on every node: never exhausted). Scarcity variant, dynamic only: the
 //     same walk scaled down so that its peak plus one spare address per node (what the collapsed
@@ -34,8 +38,8 @@
 // Wall-clock figures from performance.now() on this machine; nothing here asserts a speed. The
 // script checks what it measures (every burst ADD got its own address, no reconcile went unseen)
 // and throws when a figure would be wrong.
-// Run alone:  npx tsx --conditions=source scripts/bench/azure.ts [--quick] [--nodes N] [--steps N] [--pods N] [--seed N]
-//             (--quick = --nodes 10 --steps 5 --pods 50)
+// Run alone:  npx tsx --conditions=source scripts/bench/azure.ts [--quick] [--nodes N] [--steps N] [--pods N] [--seed N] [--classic-nodes N]
+//             (--quick = --nodes 10 --steps 5 --pods 50; --classic-nodes defaults to min(nodes, 40), see `AzureBenchOptions`)
 // In `pnpm bench azure` the flags come from AZURE_BENCH_ARGS (default: the full run, ~3 minutes).
 // AZURE_BENCH_DEBUG=1 prints each churn step's virtual and wall time on stderr.
 import { ConfigError, FabricTable, MemoryDatastore, Prefix, VirtualClock, seededRandom } from "@cnikit/core";
@@ -77,28 +81,41 @@ export interface AzureBenchOptions {
   pods: number;
   /** Seed of the walk and the simulator (default 1). */
   seed: number;
+  /**
+   * Classic churn cluster size (default min(nodes, 40)): building a classic cluster costs about
+   * nodes² × maxPods membership deliveries in the simulator (~3 minutes at 100 nodes), and a classic
+   * node's idle count (maxPods − pods) does not depend on the cluster size.
+   */
+  classicNodes: number;
 }
 
-export const AZURE_BENCH_DEFAULTS: Readonly<AzureBenchOptions> = Object.freeze({ nodes: 100, steps: 20, pods: 200, seed: 1 });
-const QUICK: Readonly<AzureBenchOptions> = Object.freeze({ nodes: 10, steps: 5, pods: 50, seed: 1 });
+/** The classic churn's default size cap (see `AzureBenchOptions.classicNodes`). */
+const CLASSIC_NODES = 40;
+export const AZURE_BENCH_DEFAULTS: Readonly<AzureBenchOptions> = Object.freeze({ nodes: 100, steps: 5, pods: 200, seed: 1, classicNodes: CLASSIC_NODES });
+const QUICK: Readonly<AzureBenchOptions> = Object.freeze({ nodes: 10, steps: 5, pods: 50, seed: 1, classicNodes: 10 });
 
 const LIMITS: Record<keyof AzureBenchOptions, { min: number; max: number }> = {
   nodes: { min: 2, max: 250 },
   steps: { min: 1, max: 1000 },
   pods: { min: 1, max: BURST_MAX_PODS },
   seed: { min: 0, max: 2 ** 31 - 1 },
+  classicNodes: { min: 2, max: 250 },
 };
+
+const flagOf = (name: string): string => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 /** Parses the flags (see the file comment); throws `ConfigError` naming the flag and the rule. */
 export function parseAzureBenchArgs(argv: readonly string[]): AzureBenchOptions {
   const out: AzureBenchOptions = argv.includes("--quick") ? { ...QUICK } : { ...AZURE_BENCH_DEFAULTS };
+  let classicGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     if (flag === "--quick") continue;
-    const name = flag.replace(/^--/, "") as keyof AzureBenchOptions;
-    if (!flag.startsWith("--") || !(name in LIMITS)) {
-      throw new ConfigError({ component: COMPONENT, field: flag, rule: `unknown argument; known: --quick, ${Object.keys(LIMITS).map((k) => `--${k} N`).join(", ")}` });
+    const name = (Object.keys(LIMITS) as (keyof AzureBenchOptions)[]).find((k) => flagOf(k) === flag);
+    if (name === undefined) {
+      throw new ConfigError({ component: COMPONENT, field: flag, rule: `unknown argument; known: --quick, ${Object.keys(LIMITS).map((k) => `${flagOf(k)} N`).join(", ")}` });
     }
+    if (name === "classicNodes") classicGiven = true;
     const raw = argv[++i];
     const value = Number(raw);
     const { min, max } = LIMITS[name];
@@ -107,6 +124,7 @@ export function parseAzureBenchArgs(argv: readonly string[]): AzureBenchOptions 
     }
     out[name] = value;
   }
+  if (!classicGiven) out.classicNodes = Math.min(out.nodes, out.classicNodes);
   return out;
 }
 
@@ -476,9 +494,9 @@ async function churns(options: AzureBenchOptions): Promise<{ roomy: ChurnResult[
   const seed = options.seed;
   const azureLike = { podIpAllocationMode: "DynamicIndividual", poolMonitor: "v1", reclaimIdle: false };
   const ours = { podIpAllocationMode: "DynamicIndividual", poolMonitor: "v2", reclaimIdle: true };
-  const classicLength = nodeSubnetLength(options.nodes + 1, CHURN_MAX_PODS);
+  const classicLength = nodeSubnetLength(options.classicNodes + 1, CHURN_MAX_PODS);
   const roomyResults = [
-    await churn({ label: "classic (maxPods 40)", profile: {}, walk, subnet: `2 node subnets /${classicLength}`, seed }),
+    await churn({ label: `classic (maxPods ${CHURN_MAX_PODS})${options.classicNodes === options.nodes ? "" : `, first ${options.classicNodes} nodes†`}`, profile: {}, walk: walk.map((row) => row.slice(0, options.classicNodes)), subnet: `2 node subnets /${classicLength}`, seed }),
     await churn({ label: "dynamic Azure-like (v1, reclaimIdle false)", profile: { ...azureLike, podSubnet: roomy }, walk, subnet: roomy, seed }),
     await churn({ label: "dynamic ours (v2 + reclaimIdle)", profile: { ...ours, podSubnet: roomy }, walk, subnet: roomy, seed }),
   ];
@@ -518,7 +536,7 @@ function failuresText(r: ChurnResult): string {
 function idleTable(results: readonly ChurnResult[]): string {
   const max = (xs: readonly number[]): number | string => (xs.length === 0 ? "—" : Math.max(...xs));
   return formatTable(
-    ["mode", "steps run", "pod addresses from", "idle/node mean", "idle p95", "idle max", "reserved Σ (mean)", "used Σ (mean)", "reserved / used", "steps exhausted", "ADDs failed", "ADD virtual ms p95", "ADD virtual ms max"],
+    ["mode", "steps run", "pod addresses from", "idle/node mean", "idle p95", "idle max", "reserved Σ (mean)", "used Σ (mean)", "reserved / used", "steps exhausted", "ADDs failed", "ADDs that waited", "ADD virtual ms p95", "ADD virtual ms max"],
     results.map((r) => [
       r.label,
       r.gaveUp === undefined ? `${r.reserved.length}` : `${r.reserved.length} (given up*)`,
@@ -531,6 +549,7 @@ function idleTable(results: readonly ChurnResult[]): string {
       total(r.reserved) / total(r.used),
       `${r.exhaustedSteps} of ${r.reserved.length}`,
       failuresText(r),
+      r.addMs.filter((x) => x > 0).length,
       percentile(r.addMs, 95),
       max(r.addMs),
     ]),
@@ -547,12 +566,12 @@ function gaveUpNotes(results: readonly ChurnResult[]): string {
 
 function latencyTable(results: readonly ChurnResult[], nodes: number): string {
   return formatTable(
-    ["mode", "reconciles", "wall ms p50", "wall ms p95", "wall ms max", "virtual ms p50", "virtual ms p95", "virtual ms max", `join at ${nodes} nodes: wall ms`, "of it in reconciles: wall ms", "scenario wall s"],
+    ["mode", "reconciles", "wall ms Σ", "wall ms p50", "wall ms p95", "wall ms max", "virtual ms p50", "virtual ms p95", "virtual ms max", `join at ${nodes} nodes: wall ms`, "of it in reconciles: wall ms", "scenario wall s"],
     results.map((r) => {
       const wall = r.reconciles.map((x) => x.wallMs);
       const virtual = r.reconciles.map((x) => x.virtualMs);
       const joined = r.gaveUp === undefined;
-      return [r.label, r.reconciles.length, ms(percentile(wall, 50)), ms(percentile(wall, 95)), ms(Math.max(0, ...wall)), percentile(virtual, 50), percentile(virtual, 95), Math.max(0, ...virtual), joined ? ms(r.joinWallMs) : "—", joined ? ms(r.joinReconcileWallMs) : "—", ms(r.wallMs / 1000)];
+      return [r.label, r.reconciles.length, ms(total(wall)), ms(percentile(wall, 50)), ms(percentile(wall, 95)), ms(Math.max(0, ...wall)), percentile(virtual, 50), percentile(virtual, 95), Math.max(0, ...virtual), joined ? ms(r.joinWallMs) : "—", joined ? ms(r.joinReconcileWallMs) : "—", ms(r.wallMs / 1000)];
     }),
   );
 }
@@ -564,11 +583,17 @@ export async function runAzureBench(options: AzureBenchOptions, command: string)
   const { rows, yardstick } = await bursts(options);
   console.log(`\n### 1. Burst: ${options.pods} ADDs at once on one node (maxPods ${BURST_MAX_PODS}), per mode, beside the reference backend\n`);
   console.log(burstTable(rows, yardstick, options.pods));
+  console.log(
+    "\nVirtual time: the simulator's controller answers at the same virtual instant; v1 moves its request on the monitor's 1 s tick, v2 on every ADD and status (its demand grows as the ADDs reach the pool, so it may move more than once).",
+  );
 
   const { roomy, scarce, walk, scarceWalk } = await churns(options);
   console.log(`\n### 2. Idle addresses per node over a ${options.nodes}-node churn (${options.steps} steps, pods per node a seeded walk 0..${WALK_MAX}, ±${WALK_STEP}; sampled ${SETTLE_MS / 1000} s after each step)\n`);
   console.log(`demand: mean ${mean(walk.map(total)).toFixed(0)} pods, peak ${peakOf(walk)} pods in the cluster\n`);
   console.log(idleTable(roomy) + gaveUpNotes(roomy));
+  if (options.classicNodes !== options.nodes) {
+    console.log(`\n† classic runs the walk of the first ${options.classicNodes} nodes (\`--classic-nodes N\` for more): building a classic cluster in the simulator costs ~nodes² × maxPods membership deliveries (every secondary address reaches every agent; ~3 minutes at 100 nodes), and a classic node's idle count, maxPods − pods, does not depend on the cluster size.`);
+  }
   const tight = scarce[0]!.subnet;
   console.log(`\nScarcity: pod subnet ${tight} (${usableForLength(Number(tight.split("/")[1]))} usable); the walk scaled to peak ${peakOf(scarceWalk)} pods (mean ${mean(scarceWalk.map(total)).toFixed(0)}), peak + 1 per node = ${peakOf(scarceWalk) + options.nodes}\n`);
   console.log(idleTable(scarce) + gaveUpNotes(scarce));
