@@ -8,10 +8,10 @@ import { SCENARIO_IDS } from "./scenarios.ts";
 
 const int = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "—");
 
-/** One cell: "1,234 ms virt · 56 ms wall · 18 msg (≥ 18)", or "did not converge (0/3)". */
+/** One cell: "1,234 ms virt · 56 ms wall · 18 msg + 0 ev (LB 18) · 20 store ops", or "did not converge (0/3) · ...". */
 export function cell(r: ScenarioResult): string {
   const runs = r.runs.length;
-  const msgs = `${int(r.messages.median)} msg + ${int(r.watchEvents.median)} ev (≥ ${int(r.lowerBound.messages)})`;
+  const msgs = `${int(r.messages.median)} msg + ${int(r.watchEvents.median)} ev (LB ${int(r.lowerBound.messages)})`;
   if (!r.virtualMs) return `did not converge (0/${runs}) · ${msgs}`;
   const partial = r.convergedRuns < runs ? ` (${r.convergedRuns}/${runs} converged)` : "";
   return `${int(r.virtualMs.median)} ms virt${partial} · ${int(r.wallMs.median)} ms wall · ${msgs} · ${int(r.storeOps.median)} store ops`;
@@ -29,7 +29,7 @@ export function renderMarkdown(reports: readonly BenchReport[]): string {
   out.push(
     `Node ${first.machine.node}, ${first.machine.platform}/${first.machine.arch}, ${first.machine.cpus} CPUs; ${first.runsPerPoint} run(s) per point, seed ${first.seed}; medians over runs (min/max in the JSON).`,
     `Virtual ms: t0 to the last change of the desired state after which every live node's pods reach every other's and no survivor routes to a departed node, held for a quiet period (${first.timers.quietPeriod}).`,
-    `msg: peer messages the simulator carried; ev: store watch events delivered to agents; their sum beside the scenario's lower bound of announcements (≥). Peak heap of the process: ${int(Math.max(...reports.map((r) => r.peakHeapBytes)) / 1_048_576)} MiB.`,
+    `msg: peer messages the simulator carried; ev: store watch events delivered to agents; their sum beside the scenario's lower bound (LB) of per-route announcements in a full mesh (bgp.md §3); a store listing carries many routes in one response (counted in store ops, not as events), so a store-based backend's newcomer can learn its initial table below LB. Peak heap of the process: ${int(Math.max(...reports.map((r) => r.peakHeapBytes)) / 1_048_576)} MiB.`,
     "",
     "| backend/config | convergence bound | crash bound | topology |",
     "|---|---:|---:|---|",

@@ -13,7 +13,11 @@ import { departedOf } from "@cnikit/conformance/runner";
 export const SCENARIO_IDS = ["cold-start", "join", "leave", "crash", "silent", "flap", "partition-heal", "pod-churn"] as const;
 export type ScenarioId = (typeof SCENARIO_IDS)[number];
 
-/** The fewest route announcements (or withdrawals) any design must deliver for the event. */
+/**
+ * The fewest per-route announcements (or withdrawals) a full mesh must deliver for the event, one
+ * route per UPDATE (bgp.md §3: routes with different next hops cannot share one). A store listing
+ * hands a newcomer many routes in one response, so store-based backends can go below it there.
+ */
 export interface LowerBound {
   /** Announcements/withdrawals delivered to nodes (peer messages or store watch events alike). */
   messages: number;
