@@ -15,13 +15,13 @@ afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-function io(cwd = here): CliIo & { out: string; err: string } {
+function io(tty: { isTTY?: boolean; env?: Record<string, string> } = {}): CliIo & { out: string; err: string } {
   const o = {
     out: "",
     err: "",
-    cwd,
-    isTTY: false,
-    env: {},
+    cwd: here,
+    isTTY: tty.isTTY ?? false,
+    env: tty.env ?? {},
     stdout: (t: string) => void (o.out += t),
     stderr: (t: string) => void (o.err += t),
   };
@@ -73,6 +73,16 @@ describe("cnikit-bench CLI", () => {
     const y = io();
     expect(await main(["--backend", "reference", ...args], y)).toBe(0);
     expect(y.out).toMatch(/\| reference\/default \| \d[\d,]* ms virt/);
+  }, 60_000);
+
+  it("draws a progress line on a TTY's stderr, and none in CI", async () => {
+    const args = ["--backend", "reference", "--nodes", "2", "--runs", "1", "--scenarios", "leave"];
+    const tty = io({ isTTY: true });
+    expect(await main(args, tty)).toBe(0);
+    expect(tty.err).toContain("\r[########################] 1/1 reference/default leave N=2 run 1");
+    const ci = io({ isTTY: true, env: { CI: "true" } });
+    expect(await main(args, ci)).toBe(0);
+    expect(ci.err).toBe("");
   }, 60_000);
 
   it("runs through an npm .bin symlink", async () => {
