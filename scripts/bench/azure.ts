@@ -75,7 +75,7 @@ const POD_CIDR = "10.244.0.0/16";
 export interface AzureBenchOptions {
   /** Churn cluster size (default 100). */
   nodes: number;
-  /** Churn steps (default 20). */
+  /** Churn steps (default 5). */
   steps: number;
   /** Burst size (default 200). */
   pods: number;
