@@ -159,6 +159,8 @@ export function convergenceProblem(h: Harness, summary: NetworkSummary, t: Trigg
   ];
   const view = excluded.size > 0 ? withoutNodes(h, excluded) : h;
   for (const gone of t.departed) problems.push(...staleProblems(view, gone));
+  const own = t.problem?.();
+  if (own !== undefined) problems.unshift(own);
   return problems.length > 0 ? summarizeProblems(problems) : undefined;
 }
 

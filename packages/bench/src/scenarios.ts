@@ -6,11 +6,12 @@
  * exactly the expected routes with the expected next hops; network convergence only after a quiet
  * period; "did not converge" otherwise).
  */
+import { canonicalDataplane, flushAsync } from "@cnikit/core";
 import type { NetworkSummary } from "@cnikit/core";
 import type { Departed, Harness } from "@cnikit/conformance/runner";
 import { departedOf } from "@cnikit/conformance/runner";
 
-export const SCENARIO_IDS = ["cold-start", "join", "leave", "crash", "silent", "flap", "partition-heal", "pod-churn"] as const;
+export const SCENARIO_IDS = ["cold-start", "join", "leave", "crash", "silent", "flap", "partition-heal", "pod-churn", "graceful-restart"] as const;
 export type ScenarioId = (typeof SCENARIO_IDS)[number];
 
 /**
@@ -31,6 +32,8 @@ export interface Triggered {
   departed: Departed[];
   /** Nodes still running in the simulator whose pods are not expected to be reachable (silent). */
   excluded: string[];
+  /** A further condition of the scenario (graceful-restart: no route lost meanwhile). */
+  problem?: () => string | undefined;
 }
 
 /** What a scenario gets: the harness of one run, the config's promises and the run's knobs. */
@@ -107,6 +110,51 @@ async function removeLast(env: ScenarioEnv, names: string[], mode: "clean" | "cr
   const gone = departedOf(env.h, victim);
   await env.h.cluster.removeNode(victim, { mode });
   return { departed: [gone], excluded: [] };
+}
+
+/**
+ * Restarts the agent of the last node added (node-local state kept) and steps the clock timer by
+ * timer while it restarts, comparing every other node's desired dataplane with what it was before
+ * at each step: any difference is route loss (bgp.md §3 (g): success means zero route loss).
+ */
+async function restartLast(env: ScenarioEnv, names: string[]): Promise<Triggered> {
+  const { h } = env;
+  const victim = names[names.length - 1]!;
+  const others = names.filter((n) => n !== victim);
+  const view = (n: string): string => JSON.stringify(canonicalDataplane(h.cluster.dataplane(n)));
+  const before = new Map(others.map((n) => [n, view(n)]));
+  const t0 = h.clock.now();
+  const lost: string[] = [];
+  const look = (): void => {
+    for (const n of others) if (view(n) !== before.get(n)) lost.push(`node ${n}'s dataplane changed ${h.clock.now() - t0} ms after the restart began`);
+  };
+  let done = false;
+  const op = h.sim.restartAgent(victim);
+  op.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  await flushAsync();
+  look();
+  while (!done) {
+    const next = h.clock.nextAt();
+    if (next === undefined) {
+      await flushAsync(10);
+      if (!done && h.clock.nextAt() === undefined) break;
+      continue;
+    }
+    await h.clock.advance(Math.max(0, next - h.clock.now()));
+    look();
+  }
+  await op;
+  return {
+    departed: [],
+    excluded: [],
+    problem: () => {
+      look();
+      return lost.length > 0 ? `route loss while the agent of ${victim} restarted: ${[...new Set(lost)].slice(0, 2).join("; ")}${lost.length > 2 ? ` (${lost.length} observations)` : ""}` : undefined;
+    },
+  };
 }
 
 /** The smaller half of a partition: the last ⌊N/2⌋ nodes. */
@@ -236,6 +284,15 @@ export const SCENARIOS: readonly Scenario[] = [
       );
       return none;
     },
+  },
+  {
+    id: "graceful-restart",
+    title: "one node's agent restarts (node-local state kept); the other nodes must lose no route meanwhile",
+    boundName: "convergenceMs",
+    boundMs: (s) => s.convergenceMs,
+    lowerBound: () => ({ messages: 0, rule: "0: nothing changes for the other nodes (bgp.md §3 (g), graceful restart: success means zero route loss)" }),
+    setup: (env) => cluster(env, env.nodes),
+    trigger: restartLast,
   },
 ];
 

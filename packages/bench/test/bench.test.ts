@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { reference } from "@cnikit/reference";
 import { SCENARIO_IDS, runBench, renderMarkdown, stat } from "../src/index.ts";
 import type { BenchReport } from "../src/index.ts";
-import { tiny, tinyNeverWithdraws } from "./tiny-backend.ts";
+import { tiny, tinyNeverWithdraws, tinyReleasesOnRestart } from "./tiny-backend.ts";
 
 function expectAllConverged(report: BenchReport): void {
   expect(report.results.map((r) => r.scenario)).toEqual([...SCENARIO_IDS]);
@@ -49,6 +49,14 @@ describe("runBench", () => {
     expect(leave!.virtualMs).toBeUndefined();
     expect(leave!.runs[0]!.reason).toMatch(/did not converge within 2000 ms \(convergenceMs\): .*still routes .* departed node/);
     expect(renderMarkdown([report])).toContain("did not converge (0/1)");
+  }, 60_000);
+
+  it("reports 'did not converge' for a backend whose agent restart withdraws its routes from the others", async () => {
+    const ok = await runBench({ backend: tiny, config: {}, nodes: [3], runs: 1, scenarios: ["graceful-restart"] });
+    expect(ok.results[0]!.convergedRuns).toBe(1);
+    const report = await runBench({ backend: tinyReleasesOnRestart, config: {}, nodes: [3], runs: 1, scenarios: ["graceful-restart"] });
+    expect(report.results[0]!.convergedRuns).toBe(0);
+    expect(report.results[0]!.runs[0]!.reason).toMatch(/did not converge within 2000 ms \(convergenceMs\): route loss while the agent of node-3 restarted: node node-\d's dataplane changed/);
   }, 60_000);
 
   it("refuses bad options naming the field", async () => {

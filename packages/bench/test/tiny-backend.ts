@@ -12,6 +12,7 @@ const NETWORK = "10.50.0.0/16";
 const SUBNETS = "/tiny/subnets/";
 const TTL_SECONDS = 10;
 const BRIDGE = "tiny0";
+const PODS = "/pods/";
 
 type Pod = PodAttachment & { address: string };
 
@@ -57,6 +58,16 @@ class TinyAgent extends AgentRuntime<{ forgetful: boolean }, Pod> {
     signal.addEventListener("abort", () => this.lease.stop(), { once: true });
     await this.lease.acquire(signal);
     this.pool = new AddressPool({ range: this.subnet!, gateway: gatewayOf(this.subnet!), component: "tiny" });
+    // A restart keeps the pods (node-local records).
+    for (const kv of (await this.ctx.local.list(PODS)).items) {
+      const pod = JSON.parse(kv.value) as Pod;
+      if (!Prefix.parse(this.subnet!).contains(pod.address)) {
+        await this.ctx.local.delete(kv.key);
+        continue;
+      }
+      this.pool.allocateSpecific(pod.address, podKey(pod));
+      this.restore(pod);
+    }
     const unsubscribe = this.ctx.members.onChange(() => this.replan());
     signal.addEventListener("abort", () => unsubscribe(), { once: true });
     await this.claims.start();
@@ -67,10 +78,13 @@ class TinyAgent extends AgentRuntime<{ forgetful: boolean }, Pod> {
   }
 
   protected async reserve(attachment: PodAttachment): Promise<Pod> {
-    return { ...attachment, address: this.pool!.allocate(podKey(attachment)) };
+    const pod = { ...attachment, address: this.pool!.allocate(podKey(attachment)) };
+    await this.ctx.local.put(PODS + podKey(pod), JSON.stringify(pod));
+    return pod;
   }
 
   protected async unreserve(ref: PodRef): Promise<void> {
+    await this.ctx.local.delete(PODS + podKey(ref));
     this.pool?.releaseOwner(podKey(ref));
   }
 
@@ -135,3 +149,26 @@ function tinyBackend(name: string, forgetful: boolean): Backend<{ forgetful: boo
 export const tiny = tinyBackend("tiny", true);
 /** The same, broken: routes to a departed node are never withdrawn. */
 export const tinyNeverWithdraws = tinyBackend("tiny-never-withdraws", false);
+
+/**
+ * The tiny backend, broken another way: its agent gives its subnet back on every stop, a restart
+ * included (the other nodes withdraw its routes until it is back: route loss).
+ */
+export const tinyReleasesOnRestart = defineBackend<{ forgetful: boolean }>({
+  ...tiny,
+  name: "tiny-releases-on-restart",
+  createAgent: (ctx) => {
+    const agent = tiny.createAgent(ctx);
+    return {
+      start: () => agent.start(),
+      stop: () => agent.stop({ release: true }),
+      attach: (pod) => agent.attach(pod),
+      detach: (pod) => agent.detach(pod),
+      check: (pod) => agent.check(pod),
+      gc: (valid) => agent.gc(valid),
+      status: () => agent.status(),
+      dataplane: () => agent.dataplane(),
+      onDataplaneChange: (listener) => agent.onDataplaneChange(listener),
+    };
+  },
+});
