@@ -9,7 +9,7 @@
 import { canonicalDataplane, flushAsync } from "@cnikit/core";
 import type { NetworkSummary } from "@cnikit/core";
 import type { Departed, Harness } from "@cnikit/conformance/runner";
-import { departedOf } from "@cnikit/conformance/runner";
+import { addPods, departedOf } from "@cnikit/conformance/runner";
 
 export const SCENARIO_IDS = ["cold-start", "join", "leave", "crash", "silent", "flap", "partition-heal", "pod-churn", "graceful-restart"] as const;
 export type ScenarioId = (typeof SCENARIO_IDS)[number];
@@ -76,19 +76,9 @@ export const FLAP_OUTAGE_MS = 1_000;
 
 const none: Triggered = { departed: [], excluded: [] };
 
-async function addPodsOn(env: ScenarioEnv, names: string[], prefix: string): Promise<void> {
-  await env.h.drive(
-    Promise.all(
-      names.map(async (node) => {
-        for (let i = 0; i < PODS_PER_NODE; i++) await env.h.sim.addPod(node, { name: `${prefix}-${node}-${i}` });
-      }),
-    ),
-  );
-}
-
 async function cluster(env: ScenarioEnv, count: number): Promise<string[]> {
   const names = (await env.h.cluster.addNodes(count)).map((n) => n.name);
-  await addPodsOn(env, names, "p");
+  await addPods(env.h, names, PODS_PER_NODE, "p");
   return names;
 }
 
@@ -186,7 +176,7 @@ export const SCENARIOS: readonly Scenario[] = [
     setup: (env) => cluster(env, env.nodes - 1),
     async trigger(env) {
       const node = await env.h.cluster.addNode();
-      await addPodsOn(env, [node.name], "new");
+      await addPods(env.h, [node.name], PODS_PER_NODE, "new");
       return none;
     },
   },
