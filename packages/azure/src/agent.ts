@@ -90,12 +90,14 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
   private memberSubnets: string[] = [];
   /** ADDs waiting for an address. */
   private waiting = 0;
-  private readonly wakers = new Set<() => void>();
+  /** ADDs waiting for an address: woken true by programming, false by the stop (one abort listener for all). */
+  private readonly wakers = new Set<(woken: boolean) => void>();
   private readonly statusWaiters = new Set<() => void>();
   /** The spec last written (dynamic), and the write chain. */
   private spec: NncSpec | undefined;
   private specWrites: Promise<void> = Promise.resolve();
   private specDirty = false;
+  private specFlush: TimerHandle | undefined;
   private readonly records: LocalPodRecords<PodRecord>;
 
   constructor(ctx: AgentContext<AzureConfig>) {
@@ -114,6 +116,9 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
     });
     this.policy = new PolicyComponent({ ...ctx, node: me, directory: publishedPodDirectory(podDirectoryPrefix(AZURE)), component: AZURE, ownLease: { ttlSeconds: DIRECTORY_TTL_SECONDS } });
     this.policy.onChange(() => this.replan());
+    this.signal.addEventListener("abort", () => {
+      for (const wake of [...this.wakers]) wake(false);
+    }, { once: true });
   }
 
   private get underlay(): UnderlayInterface | undefined {
@@ -142,7 +147,7 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
     signal.addEventListener("abort", () => offMembers(), { once: true });
     this.onMembers();
     await this.statusInformer.start();
-    this.writeSpec();
+    this.flushSpec();
     await this.awaitAnswer(signal);
     this.onStatus();
     await this.policy.start(signal);
@@ -152,7 +157,7 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
 
   protected override started(): void {
     if (this.config.mode !== "dynamic") return;
-    this.every(this.config.poolMonitor === "v1" ? V1_TICK_MS : SPEC_RESYNC_MS, () => this.writeSpec({ tick: true }));
+    this.every(this.config.poolMonitor === "v1" ? V1_TICK_MS : SPEC_RESYNC_MS, () => this.flushSpec({ tick: true }));
   }
 
   /** Waits for the controller's first status; a refusal (Error with nothing assigned) is thrown. */
@@ -251,16 +256,27 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
     if (v <= this.programmedVersion) return;
     this.programmedVersion = v;
     this.ips.programmed(v);
-    for (const wake of [...this.wakers]) wake();
+    for (const wake of [...this.wakers]) wake(true);
     if (this.config.mode === "dynamic") this.writeSpec();
   }
 
   /**
    * Dynamic: recomputes the spec from demand and status (`nodeTarget`) and writes it when it
-   * changed; the other modes write it once at join. Writes are chained; a failed one is retried on
-   * the next change or tick.
+   * changed; the other modes write it once at join. Coalesced: every change within one turn of
+   * the clock (200 ADDs arriving together, a status and its programming) makes one computation on
+   * a 0 ms timer, so a burst asks for its whole demand in one write. Writes are chained; a failed
+   * one is retried on the next change or tick.
    */
-  private writeSpec(options: { tick?: boolean } = {}): void {
+  private writeSpec(): void {
+    if (this.specFlush !== undefined || this.phase === "stopped") return;
+    this.specFlush = this.after(0, () => {
+      this.specFlush = undefined;
+      this.flushSpec();
+    });
+  }
+
+  /** Computes and writes the spec now (see `writeSpec`). */
+  private flushSpec(options: { tick?: boolean } = {}): void {
     if (this.phase === "stopped") return;
     // Azure's v1 monitor is a 1 s loop: it looks at demand on its tick only (and once at join).
     if (this.config.mode === "dynamic" && this.config.poolMonitor === "v1" && !options.tick && this.spec !== undefined && !this.specDirty) return;
@@ -347,21 +363,16 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
 
   /** Waits until an address may be Available (woken by programming), at most `ms`. True when woken. */
   private async waitForAddress(ms: number): Promise<boolean> {
-    let finish: (woken: boolean) => void = () => undefined;
-    const woken = await new Promise<boolean>((resolve) => {
-      const timer = this.ctx.clock.setTimeout(() => finish(false), ms);
-      const wake = (): void => finish(true);
-      const abort = (): void => finish(false);
-      finish = (w) => {
+    if (this.signal.aborted) return false;
+    return new Promise<boolean>((resolve) => {
+      const timer = this.ctx.clock.setTimeout(() => wake(false), ms);
+      const wake = (woken: boolean): void => {
         this.wakers.delete(wake);
-        this.signal.removeEventListener("abort", abort);
         timer.cancel();
-        resolve(w);
+        resolve(woken);
       };
       this.wakers.add(wake);
-      this.signal.addEventListener("abort", abort, { once: true });
     });
-    return woken;
   }
 
   /** Takes an Available address (the requested one when given), waiting while the pool can grow. */
