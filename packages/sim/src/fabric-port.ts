@@ -25,10 +25,12 @@ export class SimFabricPort implements FabricPort {
   constructor(host: SimFabricPortHost) {
     this.host = host;
     this.table = new FabricTable(host.members);
+    host.fabric.setFabricRouteSource(() => this.table.routes().map((r) => ({ ...r, via: this.table.checkRoute(r).via })));
   }
 
+  /** The routers read the table when they next forward (SimFabric's route source), not per change. */
   private pushRoutes(): void {
-    this.host.fabric.setFabricRoutes(this.table.routes().map((r) => ({ ...r, via: this.table.checkRoute(r).via })));
+    this.host.fabric.fabricRoutesChanged();
   }
 
   /** Throws `ConfigError` naming `dst` or `node` (see `FabricTable.checkRoute`). */

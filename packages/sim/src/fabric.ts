@@ -37,6 +37,8 @@ export class SimFabric {
   private readonly interner = new Interner();
   private world: World | undefined;
   private fabricRoutes: FabricRouteEntry[] = [];
+  private routeSource: (() => readonly FabricRouteEntry[]) | undefined;
+  private routesStale = false;
 
   /** Throws `ConfigError` naming the topology field when the topology is invalid. */
   constructor(topology: SimTopology = defaultTopology()) {
@@ -168,8 +170,33 @@ export class SimFabric {
     this.world = undefined;
   }
 
+  /**
+   * Makes `source` the fabric's route table, read when the routes are next needed (a packet walk,
+   * `routes()`) instead of on every change: a controller that programs thousands of routes one at
+   * a time (an Azure-like dynamic pool's /32s) costs one rebuild per walk, not one per route.
+   * `source` must return entries it has validated (the fabric port's `FabricTable` does); call
+   * `fabricRoutesChanged()` after each change.
+   */
+  setFabricRouteSource(source: () => readonly FabricRouteEntry[]): void {
+    this.routeSource = source;
+    this.fabricRoutesChanged();
+  }
+
+  /** The route source's table changed: the next walk reads it again. */
+  fabricRoutesChanged(): void {
+    this.routesStale = true;
+    this.world = undefined;
+  }
+
+  private freshRoutes(): void {
+    if (!this.routesStale || !this.routeSource) return;
+    this.routesStale = false;
+    this.fabricRoutes = this.routeSource().map((r) => ({ ...r }));
+  }
+
   /** The fabric routes in force (see `setFabricRoutes`). */
   routes(): FabricRouteEntry[] {
+    this.freshRoutes();
     return this.fabricRoutes.map((r) => ({ ...r }));
   }
 
@@ -205,6 +232,7 @@ export class SimFabric {
   }
 
   private getWorld(): World {
+    this.freshRoutes();
     if (!this.world) {
       const nodes = new Map<string, CNode>();
       for (const [name, e] of this.entries) nodes.set(name, e.compiled!);
