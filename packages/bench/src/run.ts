@@ -75,6 +75,11 @@ export interface Measured {
   storeOps: number;
   /** Store watch events delivered to the agents' watches (how store-based backends announce). */
   watchEvents: number;
+  /**
+   * How many times the live nodes' desired state changed while convergence was watched (after the
+   * trigger returned; 0 for a flap that moved no route once it ended).
+   */
+  stateChanges: number;
 }
 
 /** One run's figures. Virtual ms are from t0 to the network's convergence point. */
@@ -238,6 +243,7 @@ async function runOnce(ctx: CheckContext, scenario: Scenario, n: number, seed: n
     bytes: m?.bytes ?? 0,
     storeOps: m?.storeOps ?? 0,
     watchEvents: m?.watchEvents ?? 0,
+    stateChanges: m?.stateChanges ?? 0,
     heapUsedBytes: process.memoryUsage().heapUsed,
   });
   try {
@@ -254,6 +260,7 @@ async function runOnce(ctx: CheckContext, scenario: Scenario, n: number, seed: n
     const figures = m.stop();
     const measured: Measured = {
       watchEvents: events.count - events0,
+      stateChanges: conv.changes,
       virtualMs: conv.settledAt - m.startedAt,
       wallMs: Math.round(figures.wallMs),
       messages: figures.messages ?? 0,
