@@ -584,7 +584,7 @@ export async function runAzureBench(options: AzureBenchOptions, command: string)
   console.log(`\n### 1. Burst: ${options.pods} ADDs at once on one node (maxPods ${BURST_MAX_PODS}), per mode, beside the reference backend\n`);
   console.log(burstTable(rows, yardstick, options.pods));
   console.log(
-    "\nVirtual time: the simulator's controller answers at the same virtual instant; v1 moves its request on the monitor's 1 s tick, v2 on every ADD and status (its demand grows as the ADDs reach the pool, so it may move more than once).",
+    "\nVirtual time: the simulator's controller answers at the same virtual instant; v1 moves its request on the monitor's 1 s tick, v2 once per turn of the clock (the ADDs and statuses of one instant are coalesced into one spec write: its whole demand).",
   );
 
   const { roomy, scarce, walk, scarceWalk } = await churns(options);
