@@ -16,6 +16,7 @@ import { loadBackendModule, readDataFile } from "@cnikit/conformance/cli";
 import type { Backend } from "@cnikit/core";
 import type { SimTopology } from "@cnikit/sim";
 import { renderMarkdown } from "./markdown.ts";
+import { writePlots } from "./plot.ts";
 import { DEFAULT_RUNS, DEFAULT_SEED, runBench } from "./run.ts";
 import type { BenchProgress, BenchReport } from "./run.ts";
 import { SCENARIO_IDS } from "./scenarios.ts";
@@ -40,6 +41,7 @@ Options:
   --dataplane sim|linux   sim (default). linux (kernel convergence on the lab) is not there yet
   --json <file>           write every report as JSON there
   --markdown <file>       write the Markdown tables there (they are always printed on stdout)
+  --svg <dir>             write SVG plots there: convergence vs N and messages vs the lower bound, per scenario
   -h, --help              this text
 
 Exit status: 0 done (a run that did not converge is reported, not an error), 2 usage error, 3 internal error.`;
@@ -71,6 +73,7 @@ const OPTIONS = {
   dataplane: { type: "string" },
   json: { type: "string" },
   markdown: { type: "string" },
+  svg: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -209,6 +212,11 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     await mkdir(dirname(out), { recursive: true });
     await writeFile(out, `${markdown}\n`);
     io.stderr(`cnikit-bench: Markdown written to ${out}\n`);
+  }
+  if (values.svg !== undefined) {
+    const dir = resolve(io.cwd, values.svg);
+    const plots = await writePlots(reports, dir);
+    io.stderr(`cnikit-bench: ${plots.length} SVG plot(s) written to ${dir}\n`);
   }
   return 0;
 }

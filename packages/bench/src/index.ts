@@ -10,3 +10,5 @@ export type { BenchOptions, BenchProgress, BenchReport, Measured, RunFigures, Sc
 export { SCENARIOS, SCENARIO_IDS, scenarioById, CHURN_PER_NODE, FLAP_COUNT, FLAP_OUTAGE_MS, PODS_PER_NODE } from "./scenarios.ts";
 export type { LowerBound, Scenario, ScenarioId, ScenarioEnv, Triggered } from "./scenarios.ts";
 export { renderMarkdown, cell } from "./markdown.ts";
+export { renderPlots, writePlots, convergenceSpec, messagesSpec, specToSvg } from "./plot.ts";
+export type { BenchPlot, PlotKind } from "./plot.ts";

@@ -90,6 +90,7 @@ export function convergenceSpec(reports: readonly BenchReport[], scenario: Scena
     .map(({ series, backend, result }) => ({ series, backend, nodes: result.nodes, median: result.virtualMs!.median, min: result.virtualMs!.min, max: result.virtualMs!.max, runs: `${result.convergedRuns}/${result.runs.length}` }));
   const missed = rows.filter((r) => r.result.convergedRuns < r.result.runs.length).map((r) => `${r.series} N=${r.result.nodes} (${r.result.convergedRuns}/${r.result.runs.length})`);
   const scale = yScale(values.flatMap((v) => [v.min, v.max]));
+  const allZero = values.every((v) => v.max === 0);
   const runsPerPoint = Math.max(...reports.map((r) => r.runsPerPoint));
   const subtitle = [
     `Median virtual ms from t0 to the last change of the desired state (${scale.type} scale)${runsPerPoint > 1 ? `; bars: min–max over ${runsPerPoint} runs` : `; ${runsPerPoint} run per point`}.`,
@@ -104,12 +105,12 @@ export function convergenceSpec(reports: readonly BenchReport[], scenario: Scena
     height: 320,
     data: { values },
     layer: [
-      { mark: { type: "rule", strokeWidth: 1.5, opacity: 0.6 }, encoding: { x, y: { field: "min", type: "quantitative" }, y2: { field: "max" }, color: { ...color, legend: null } } },
+      { mark: { type: "rule", strokeWidth: 1.5, opacity: 0.6 }, encoding: { x, y: { field: "min", type: "quantitative" }, y2: { field: "max" }, color } },
       {
         mark: { type: "line", point: { size: 45, filled: true }, strokeWidth: 2 },
         encoding: {
           x,
-          y: { field: "median", type: "quantitative", title: "convergence (virtual ms, median)", scale: scale.type === "linear" ? { ...scale, nice: true, zero: false } : { ...scale, nice: true }, axis: { format: "~s" } },
+          y: { field: "median", type: "quantitative", title: "convergence (virtual ms, median)", scale: scale.type === "linear" ? { ...scale, nice: true, zero: true, ...(allZero ? { domain: [0, 1] } : {}) } : { ...scale, nice: true }, axis: { format: "~s" } },
           color,
           shape: { field: "backend", type: "nominal", title: "backend" },
         },
@@ -127,12 +128,11 @@ export function messagesSpec(reports: readonly BenchReport[], scenario: Scenario
     { series, nodes: `N = ${result.nodes}`, n: result.nodes, carrier: "peer messages", count: result.messages.median, lb: result.lowerBound.messages },
     { series, nodes: `N = ${result.nodes}`, n: result.nodes, carrier: "store watch events", count: result.watchEvents.median, lb: result.lowerBound.messages },
   ]);
-  const lbRule = nodeValues(rows)
-    .map((n) => rows.find((r) => r.result.nodes === n)!.result.lowerBound)
-    .map((lb) => lb.rule);
+  const bounds = nodeValues(rows).map((n) => ({ n, lb: rows.find((r) => r.result.nodes === n)!.result.lowerBound }));
   const subtitle = [
     "Median deliveries per run: peer messages the simulator carried plus store watch events the agents received (stacked).",
-    `Red rule: the lower bound LB of per-route announcements in a full mesh (bgp.md §3): ${lbRule.join("; ")}.`,
+    `Red dashed rule: the lower bound LB of per-route announcements in a full mesh (bgp.md §3): ${bounds.map((b) => `${b.lb.messages} at N = ${b.n}`).join(", ")}.`,
+    `LB at N = ${bounds[0]!.n}: ${bounds[0]!.lb.rule}.`,
   ];
   return {
     $schema: SCHEMA,
@@ -160,7 +160,7 @@ export function messagesSpec(reports: readonly BenchReport[], scenario: Scenario
 }
 
 /** Breaks long subtitle lines (SVG text does not wrap). */
-function wrap(lines: readonly string[], width = 100): string[] {
+function wrap(lines: readonly string[], width = 90): string[] {
   const out: string[] = [];
   for (const line of lines) {
     let current = "";

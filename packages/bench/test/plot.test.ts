@@ -2,6 +2,7 @@ import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { main } from "../src/cli.ts";
 import { convergenceSpec, renderPlots, writePlots } from "../src/plot.ts";
 import type { BenchReport, ScenarioResult } from "../src/index.ts";
 
@@ -69,7 +70,8 @@ describe("plots", () => {
     expect(msgJoin!.svg).toContain("deliveries per run (median)");
     expect(msgJoin!.svg).toContain("peer messages");
     expect(msgJoin!.svg).toContain("store watch events");
-    expect(msgJoin!.svg).toContain("2(N−1) = 18");
+    expect(msgJoin!.svg).toContain("18 at N = 10");
+    expect(msgJoin!.svg).toContain("2(N−1) = 4");
     // The run that did not converge is named, not drawn.
     expect(convLeave!.svg).toContain("store-backed/default N=10 (0/1)");
   }, 30_000);
@@ -91,6 +93,20 @@ describe("plots", () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 30_000);
+
+  it("cnikit-bench --svg <dir> writes the plots of the run", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "bench-cli-svg-"));
+    try {
+      let err = "";
+      const io = { stdout: () => undefined, stderr: (t: string) => void (err += t), cwd: join(import.meta.dirname, ".."), isTTY: false, env: {} };
+      expect(await main(["--backend", "./test/tiny-backend.ts#tiny", "--config", "./test/tiny-config.json", "--nodes", "2", "--runs", "1", "--scenarios", "leave", "--svg", dir], io)).toBe(0);
+      expect(err).toContain(`2 SVG plot(s) written to ${dir}`);
+      expect((await readdir(dir)).sort()).toEqual(["convergence-leave.svg", "messages-leave.svg"]);
+      expect(await readFile(join(dir, "convergence-leave.svg"), "utf8")).toContain("tiny/tiny-config");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it("refuses an empty report list or a scenario not measured, naming the field", async () => {
     await expect(renderPlots([])).rejects.toMatchObject({ code: 7, field: "reports", message: expect.stringMatching(/reports: must hold at least one report with results/) });
