@@ -191,7 +191,7 @@ export async function renderPlots(reports: readonly BenchReport[], scenarios?: r
   const ids = scenarios ?? SCENARIO_IDS.filter((id) => reports.some((r) => r.results.some((x) => x.scenario === id)));
   const plots: BenchPlot[] = [];
   for (const scenario of ids) {
-    const title = titleOf(reports, scenario);
+    const title = titleOf(reports, scenario).replace(/^./, (c) => c.toUpperCase());
     plots.push({
       kind: "convergence",
       scenario,
