@@ -121,7 +121,8 @@ function bench(target: ConvergenceTarget, n: number, scenarios: ScenarioId[], ru
   return report;
 }
 
-const REFERENCE: ConvergenceTarget = { ...builtinTargets("reference", "default", [])[0]!, nodes: [] };
+/** The yardstick: the reference backend in its one fixture mode. */
+const REFERENCE: ConvergenceTarget = { backend: "reference", label: "default", config: builtinBackend("reference").configs.find((c) => c.label === "default")!.config, nodes: [] };
 
 const ratio = (value: number, yardstick: number | undefined): number | undefined => (yardstick !== undefined && yardstick > 0 && Number.isFinite(value) ? value / yardstick : undefined);
 
@@ -209,7 +210,12 @@ if (chosen.length === 0) {
 console.log(`cnikit benchmarks — node ${process.version}, ${process.platform}/${process.arch}, ${new Date().toISOString()}`);
 for (const suite of chosen) {
   const started = performance.now();
-  const figures = await suite.run();
+  const figures = await Promise.resolve().then(suite.run).catch((err: unknown) => {
+    // A bad size, run count, scenario or mode in the environment (ConfigError, code 7): say which, exit 2.
+    if ((err as { code?: unknown } | null)?.code !== 7) throw err;
+    console.error(`bench: ${suite.name}: ${(err as Error).message}`);
+    process.exit(2);
+  });
   console.log(`\n## ${suite.name} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
   console.log(formatFigures(figures));
 }
