@@ -7,6 +7,7 @@
 //   npx tsx --conditions=source scripts/bench/report.ts -- --all-builtins --nodes 3,10,30 --runs 3
 //   npx tsx --conditions=source scripts/bench/report.ts --from docs/bench/bench.json   # re-render only
 //
+// Several runs: `-- <args> -- <args>`; the reports of one backend/config are merged.
 // Options before `--`: --out <dir> (default docs/bench), --from <bench.json> (re-render a saved run;
 // a JSON written by `cnikit-bench --json` carries no machine or command: give --command then, and
 // the machine is this one), --command <text>, --note <text> (a paragraph on the choice of scenarios).
@@ -93,10 +94,34 @@ export function reportMarkdown(saved: SavedRun & { run: BenchRunMeta }, plots: r
   ].join("\n");
 }
 
+/** `a b -- c d` → [[a, b], [c, d]]: one cnikit-bench run per group. */
+function splitGroups(args: readonly string[]): string[][] {
+  const groups: string[][] = [[]];
+  for (const a of args) {
+    if (a === "--") groups.push([]);
+    else groups[groups.length - 1]!.push(a);
+  }
+  const empty = groups.findIndex((g) => g.length === 0);
+  if (empty !== -1) throw new ConfigError({ component: COMPONENT, field: "cnikit-bench arguments", rule: `group ${empty + 1} after -- is empty` });
+  return groups;
+}
+
+/** Runs of the same backend/config (several groups) become one report, their results in run order. */
+export function mergeReports(reports: readonly BenchReport[]): BenchReport[] {
+  const merged = new Map<string, BenchReport>();
+  for (const r of reports) {
+    const key = `${r.backend}/${r.configLabel}`;
+    const seen = merged.get(key);
+    if (!seen) merged.set(key, { ...r, results: [...r.results] });
+    else merged.set(key, { ...seen, results: [...seen.results, ...r.results], peakHeapBytes: Math.max(seen.peakHeapBytes, r.peakHeapBytes), wallMs: seen.wallMs + r.wallMs });
+  }
+  return [...merged.values()];
+}
+
 export async function generate(argv: readonly string[]): Promise<string> {
   const dash = argv.indexOf("--");
   const own = dash === -1 ? argv : argv.slice(0, dash);
-  const benchArgs = dash === -1 ? DEFAULT_ARGS : argv.slice(dash + 1);
+  const groups = dash === -1 ? [DEFAULT_ARGS] : splitGroups(argv.slice(dash + 1));
   const { values } = parseArgs({ args: [...own], options: { out: { type: "string" }, from: { type: "string" }, command: { type: "string" }, note: { type: "string" } }, strict: true, allowPositionals: false });
   const out = resolve(ROOT, values.out ?? "docs/bench");
   await mkdir(out, { recursive: true });
@@ -112,8 +137,10 @@ export async function generate(argv: readonly string[]): Promise<string> {
     }
   } else {
     const date = new Date().toISOString();
-    saved = await runBenchCli(benchArgs, json);
-    run = { command: `cnikit-bench ${benchArgs.join(" ")} --json bench.json`, date, machine: thisMachine(), note: values.note ?? (dash === -1 ? DEFAULT_NOTE : "") };
+    const reports: BenchReport[] = [];
+    for (const args of groups) reports.push(...(await runBenchCli(args, json)).reports);
+    saved = { tool: "cnikit-bench", reports: mergeReports(reports) };
+    run = { command: groups.map((args) => `cnikit-bench ${args.join(" ")}`).join(" && "), date, machine: thisMachine(), note: values.note ?? (dash === -1 ? DEFAULT_NOTE : "") };
   }
   const full = { tool: "cnikit-bench" as const, run, reports: saved.reports };
   const plots = await renderPlots(saved.reports);

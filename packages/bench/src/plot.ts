@@ -110,7 +110,7 @@ export function convergenceSpec(reports: readonly BenchReport[], scenario: Scena
         mark: { type: "line", point: { size: 45, filled: true }, strokeWidth: 2 },
         encoding: {
           x,
-          y: { field: "median", type: "quantitative", title: "convergence (virtual ms, median)", scale: scale.type === "linear" ? { ...scale, nice: true, zero: true, ...(allZero ? { domain: [0, 1] } : {}) } : { ...scale, nice: true }, axis: { format: "~s" } },
+          y: { field: "median", type: "quantitative", title: "convergence (virtual ms, median)", scale: scale.type === "linear" ? { ...scale, nice: true, zero: true, ...(allZero ? { domain: [0, 1] } : {}) } : { ...scale, nice: true }, axis: { ...(scale.type === "linear" ? { format: "~s" } : { format: ",~r", values: decades(values.flatMap((v) => [v.min, v.max]), scale.type === "symlog") }) } },
           color,
           shape: { field: "backend", type: "nominal", title: "backend" },
         },
@@ -147,7 +147,7 @@ export function messagesSpec(reports: readonly BenchReport[], scenario: Scenario
         {
           mark: { type: "bar" },
           encoding: {
-            y: { field: "series", type: "nominal", title: "backend/config", sort: null },
+            y: { field: "series", type: "nominal", title: "backend/config", sort: null, axis: { labelLimit: 260 } },
             x: { field: "count", type: "quantitative", stack: "zero", title: "deliveries per run (median)", axis: { format: "~s" } },
             color: { field: "carrier", type: "nominal", title: "carried as", scale: { domain: ["peer messages", "store watch events"], range: ["#4c78a8", "#72b7b2"] } },
           },
@@ -157,6 +157,15 @@ export function messagesSpec(reports: readonly BenchReport[], scenario: Scenario
     },
     config: CONFIG,
   } as TopLevelSpec;
+}
+
+/** Ticks at the powers of ten the values span (and 0 on a symlog scale). */
+function decades(values: readonly number[], withZero: boolean): number[] {
+  const positive = values.filter((v) => v > 0);
+  const lo = Math.floor(Math.log10(Math.min(...positive)));
+  const hi = Math.ceil(Math.log10(Math.max(...positive)));
+  const ticks = Array.from({ length: hi - lo + 1 }, (_, i) => 10 ** (lo + i));
+  return withZero ? [0, ...ticks] : ticks;
 }
 
 /** Breaks long subtitle lines (SVG text does not wrap). */
