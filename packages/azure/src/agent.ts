@@ -24,7 +24,7 @@
  *    `PoolExhaustedError` carrying AKS's text, and the node allocates nothing.
  *  - NetworkPolicy through @cnikit/netpol's `PolicyComponent` (pods published under its own lease).
  */
-import { AddressInUseError, AgentRuntime, CheckFailedError, ConfigError, Informer, LocalPodRecords, PoolExhaustedError, Prefix, ROUTED_POD_GATEWAY, TryAgainError, podKey, podMac } from "@cnikit/core";
+import { AddressInUseError, AgentRuntime, attachmentRecord, CheckFailedError, ConfigError, Informer, LocalPodRecords, PoolExhaustedError, Prefix, ROUTED_POD_GATEWAY, TryAgainError, podKey, podMac } from "@cnikit/core";
 import type { AgentContext, AgentStatus, AttachResult, FilterPolicy, NodeDataplane, PodAttachment, PodRef, TimerHandle, UnderlayInterface } from "@cnikit/core";
 import { PolicyComponent, directoryPodOf, planPolicy, podDirectoryPrefix, publishedPodDirectory } from "@cnikit/netpol";
 import { AZURE } from "./config.ts";
@@ -403,11 +403,7 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
       if (this.phase !== "running") throw new TryAgainError(`[${AZURE}] node ${this.ctx.node.name} is stopping; try again`);
     }
     if (address === undefined) throw this.noAddress(wanted);
-    const record: PodRecord = { containerId: pod.containerId, ifName: pod.ifName, address, netns: pod.netns };
-    if (pod.namespace !== undefined) record.namespace = pod.namespace;
-    if (pod.podName !== undefined) record.podName = pod.podName;
-    if (pod.labels !== undefined) record.labels = { ...pod.labels };
-    if (pod.ports !== undefined) record.ports = pod.ports.map((p) => ({ ...p }));
+    const record: PodRecord = attachmentRecord(pod, { address });
     try {
       await this.records.put(record, `the reservation of ${address}`);
     } catch (err) {

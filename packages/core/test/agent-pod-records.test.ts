@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LocalPodRecords, MemoryDatastore, VirtualClock, memoryLogger } from "../src/index.ts";
+import { LocalPodRecords, MemoryDatastore, VirtualClock, attachmentRecord, memoryLogger } from "../src/index.ts";
 
 interface Rec {
   containerId: string;
@@ -56,5 +56,17 @@ describe("LocalPodRecords (the kit's node-local pod reservations)", () => {
       message: expect.stringContaining("[test] could not record the reservation of 10.0.0.2 for c1/eth0"),
     });
     await expect(records.remove({ containerId: "c1", ifName: "eth0" })).rejects.toMatchObject({ code: 11, message: expect.stringContaining("could not record the release of c1/eth0") });
+  });
+});
+
+describe("attachmentRecord", () => {
+  it("keeps identity, the backend's fields, netns and only the metadata that is set, copying labels and ports", () => {
+    const labels = { app: "web" };
+    const ports = [{ name: "http", containerPort: 80 }];
+    const r = attachmentRecord({ containerId: "c1", ifName: "eth0", netns: "/n", namespace: "ns", podName: "p", labels, ports }, { address: "10.0.0.2" });
+    expect(JSON.stringify(r)).toBe(JSON.stringify({ containerId: "c1", ifName: "eth0", address: "10.0.0.2", netns: "/n", namespace: "ns", podName: "p", labels: { app: "web" }, ports: [{ name: "http", containerPort: 80 }] }));
+    expect(r.labels).not.toBe(labels);
+    expect(r.ports![0]).not.toBe(ports[0]);
+    expect(attachmentRecord({ containerId: "c2", ifName: "net1", netns: "/m" }, { addresses: [] })).toEqual({ containerId: "c2", ifName: "net1", addresses: [], netns: "/m" });
   });
 });

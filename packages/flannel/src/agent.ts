@@ -20,7 +20,7 @@
  * Components composed in with `createFlannelAgent(ctx, options)` (components.ts) start after the
  * lease and hear every pod; their policy is part of the plan input. Canal is built that way.
  */
-import { AddressInUseError, AddressPool, AgentRuntime, CheckFailedError, ConfigError, Informer, Prefix, TryAgainError, podKey } from "@cnikit/core";
+import { AddressInUseError, AddressPool, AgentRuntime, attachmentRecord, CheckFailedError, ConfigError, Informer, Prefix, TryAgainError, podKey } from "@cnikit/core";
 import type { AgentContext, AgentStatus, AttachResult, Family, KeyValue, NodeDataplane, PodAttachment, PodRef, SubnetLeaseKeeper } from "@cnikit/core";
 import { flannelPodOf, recordPolicy } from "./components.ts";
 import type { FlannelAgentComponent, FlannelAgentOptions } from "./components.ts";
@@ -426,11 +426,7 @@ export class FlannelAgent extends AgentRuntime<FlannelConfig, PodRecord> {
           throw new AddressInUseError(requested.get(family)!, `[${COMPONENT}] IPv${family} is not enabled in this network (requested ${requested.get(family)})`);
         }
       }
-      const record: PodRecord = { containerId: pod.containerId, ifName: pod.ifName, addresses: taken.map(([, a]) => a), netns: pod.netns };
-      if (pod.namespace !== undefined) record.namespace = pod.namespace;
-      if (pod.podName !== undefined) record.podName = pod.podName;
-      if (pod.labels !== undefined) record.labels = { ...pod.labels };
-      if (pod.ports !== undefined) record.ports = pod.ports.map((p) => ({ ...p }));
+      const record: PodRecord = attachmentRecord(pod, { addresses: taken.map(([, a]) => a) });
       const ops: { op: "put"; key: string; value: string }[] = [{ op: "put", key: localPodKey(pod), value: JSON.stringify(record) }];
       for (const [family, pool] of this.pools) {
         if (pool.lastReserved !== null) ops.push({ op: "put", key: LOCAL_KEYS.lastReserved(family), value: pool.lastReserved });

@@ -9,7 +9,7 @@
  *  - NetworkPolicy through @cnikit/netpol's `PolicyComponent` (pods published under the subnet
  *    lease, off the ADD path); the pure plan compiles the filters from its snapshot.
  */
-import { AddressInUseError, AddressPool, AgentRuntime, CheckFailedError, ConfigError, Informer, LocalPodRecords, PoolExhaustedError, Prefix, SubnetLeaseKeeper, podKey } from "@cnikit/core";
+import { AddressInUseError, AddressPool, AgentRuntime, attachmentRecord, CheckFailedError, ConfigError, Informer, LocalPodRecords, PoolExhaustedError, Prefix, SubnetLeaseKeeper, podKey } from "@cnikit/core";
 import type { AgentContext, AttachResult, FilterPolicy, KeyValue, NodeDataplane, PodAttachment, PodRef, UnderlayInterface } from "@cnikit/core";
 import { PolicyComponent, directoryPodOf, planPolicy, podDirectoryPrefix, publishedPodDirectory } from "@cnikit/netpol";
 import type { ReferenceConfig } from "./config.ts";
@@ -186,11 +186,7 @@ export class ReferenceAgent extends AgentRuntime<ReferenceConfig, PodRecord> {
       throw new AddressInUseError(wanted, `[reference] requested address ${wanted} is outside node ${this.ctx.node.name}'s subnet ${subnet}`);
     }
     const address = wanted !== undefined ? pool.allocateSpecific(wanted, key) : pool.allocate(key);
-    const record: PodRecord = { containerId: pod.containerId, ifName: pod.ifName, address, netns: pod.netns };
-    if (pod.namespace !== undefined) record.namespace = pod.namespace;
-    if (pod.podName !== undefined) record.podName = pod.podName;
-    if (pod.labels !== undefined) record.labels = { ...pod.labels };
-    if (pod.ports !== undefined) record.ports = pod.ports.map((p) => ({ ...p }));
+    const record: PodRecord = attachmentRecord(pod, { address });
     try {
       await this.records.put(record, `the reservation of ${address}`);
     } catch (err) {

@@ -5,10 +5,35 @@
  * `TryAgainError` (11) with the component's name, so the runtime retries or the runtime reports it;
  * unreadable records are dropped with a warning when loaded.
  */
-import type { Logger, PodRef } from "../backend.ts";
+import type { Logger, PodAttachment, PodPort, PodRef } from "../backend.ts";
 import type { Datastore } from "../datastore.ts";
 import { podKey } from "../dataplane.ts";
 import { TryAgainError } from "../errors.ts";
+
+/** What a pod record keeps of the ADD: identity, namespace path and the Kubernetes metadata. */
+export interface AttachmentFields {
+  containerId: string;
+  ifName: string;
+  netns: string;
+  namespace?: string;
+  podName?: string;
+  labels?: Record<string, string>;
+  ports?: PodPort[];
+}
+
+/**
+ * A pod record for `pod`: its identity, then `own` (the backend's fields, e.g. the address), then
+ * the netns and the optional metadata only when set (labels and ports copied, never shared with the
+ * caller's objects). Pure.
+ */
+export function attachmentRecord<E extends object>(pod: PodAttachment, own: E): Pick<AttachmentFields, "containerId" | "ifName"> & E & Omit<AttachmentFields, "containerId" | "ifName"> {
+  const record = { containerId: pod.containerId, ifName: pod.ifName, ...own, netns: pod.netns } as Pick<AttachmentFields, "containerId" | "ifName"> & E & Omit<AttachmentFields, "containerId" | "ifName">;
+  if (pod.namespace !== undefined) record.namespace = pod.namespace;
+  if (pod.podName !== undefined) record.podName = pod.podName;
+  if (pod.labels !== undefined) record.labels = { ...pod.labels };
+  if (pod.ports !== undefined) record.ports = pod.ports.map((p) => ({ ...p }));
+  return record;
+}
 
 /** The folder pod records live in when no other is given. */
 export const LOCAL_POD_PREFIX = "/pods/";
