@@ -53,7 +53,7 @@ export const DIRECTORY_TTL_SECONDS = 30;
 /** A pod record read back from `ctx.local`, or undefined when it is not one. */
 function decodePodRecord(value: unknown): PodRecord | undefined {
   const r = value as Partial<PodRecord> | null;
-  if (r === null || typeof r !== "object" || typeof r.containerId !== "string" || typeof r.ifName !== "string" || typeof r.address !== "string") return undefined;
+  if (r === null || typeof r !== "object" || typeof r.containerId !== "string" || typeof r.ifName !== "string" || typeof r.netns !== "string" || typeof r.address !== "string") return undefined;
   try {
     Prefix.host(r.address);
   } catch {
@@ -463,7 +463,7 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
     return {
       interfaces: [
         { name: hostIfName(record), mtu },
-        { name: record.ifName, mac: podMac(record.address), mtu, sandbox: record.netns ?? "" },
+        { name: record.ifName, mac: podMac(record.address), mtu, sandbox: record.netns },
       ],
       ips: [{ address: `${record.address}/32`, gateway: ROUTED_POD_GATEWAY, interface: 1 }],
       routes: [{ dst: "0.0.0.0/0", gw: ROUTED_POD_GATEWAY }],

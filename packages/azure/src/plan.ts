@@ -23,23 +23,16 @@
  *  - IPv4 forwarding; the NetworkPolicy filters of the local pods from the input's policy snapshot.
  */
 import { Prefix, canonicalDataplane, emptyDataplane, fnv1a32Hex, podKey, podMac, routedPodInterface } from "@cnikit/core";
-import type { NatRule, NodeDataplane, NodeInfo, PlanInput as KitPlanInput, PodInterface, PodPort, RouteEntry, UnderlayInterface } from "@cnikit/core";
+import type { AttachmentFields, NatRule, NodeDataplane, NodeInfo, PlanInput as KitPlanInput, PodInterface, RouteEntry, UnderlayInterface } from "@cnikit/core";
 import type { AzureConfig } from "./config.ts";
 
 /** Id of the masquerade rule. */
 export const NAT_RULE_ID = "azure/nat-outgoing";
 
-/** One pod on this node, as the agent records it in `ctx.local`. */
-export interface PodRecord {
-  containerId: string;
-  ifName: string;
+/** One pod on this node, as the agent records it in `ctx.local` (core's `attachmentRecord` + its address). */
+export interface PodRecord extends AttachmentFields {
   /** Plain IPv4 address (a VNet address, or one of the node's overlay /24). */
   address: string;
-  netns?: string;
-  namespace?: string;
-  podName?: string;
-  labels?: Record<string, string>;
-  ports?: PodPort[];
 }
 
 /**
