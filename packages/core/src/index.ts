@@ -21,3 +21,4 @@ export * from "./membership.ts";
 export * from "./fabric.ts";
 export * from "./agent/index.ts";
 export * from "./process.ts";
+export * from "./cli.ts";
