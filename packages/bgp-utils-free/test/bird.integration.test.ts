@@ -6,9 +6,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { SpeakerOptions } from "../src/config.ts";
 import { BgpSpeaker } from "../src/speaker.ts";
 import { tcpTransport } from "../src/transport/tcp.ts";
-import type { BirdConfig } from "./support/bird.ts";
-import { Bird } from "./support/bird.ts";
-import { requireBinary, waitFor } from "./support/daemons.ts";
+import type { BirdConfig } from "../src/testing/bird.ts";
+import { Bird } from "../src/testing/bird.ts";
+import { requireBinary, waitFor } from "../src/testing/daemons.ts";
 import { freePort } from "./support/ports.ts";
 
 const cleanups: (() => Promise<void>)[] = [];

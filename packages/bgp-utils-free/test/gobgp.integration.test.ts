@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { SpeakerOptions } from "../src/config.ts";
 import { BgpSpeaker } from "../src/speaker.ts";
 import { tcpTransport } from "../src/transport/tcp.ts";
-import { requireBinary, waitFor } from "./support/daemons.ts";
+import { requireBinary, waitFor } from "../src/testing/daemons.ts";
 import type { GobgpConfig, GobgpPath } from "./support/gobgp.ts";
 import { Gobgp } from "./support/gobgp.ts";
 import { freePort } from "./support/ports.ts";

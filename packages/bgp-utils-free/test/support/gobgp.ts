@@ -2,7 +2,7 @@
 // queried and driven with the `gobgp` CLI from the same Debian package, stopped by PID.
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Daemon, execFileAsync, removeDir, requireBinary, tempDir, waitFor } from "./daemons.ts";
+import { Daemon, execFileAsync, removeDir, requireBinary, tempDir, waitFor } from "../../src/testing/daemons.ts";
 import { freePort } from "./ports.ts";
 
 /** One neighbour of a gobgpd instance. */

@@ -1,4 +1,4 @@
-// Shared pieces of the BIRD and GoBGP test helpers: finding the binaries (failing with the package
+// Shared pieces of the BIRD and GoBGP launchers (tests, benchmarks): finding the binaries (failing with the package
 // to install when missing), temp dirs, free ports, child processes stopped by their own PID.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -82,6 +82,17 @@ export class Daemon {
   /** SIGCONT. */
   thaw(): void {
     process.kill(this.pid, "SIGCONT");
+  }
+
+  /** SIGKILL, then waits until it has exited. Idempotent. */
+  async kill(): Promise<void> {
+    if (this.exited !== undefined || this.child.pid === undefined) return;
+    try {
+      process.kill(this.pid, "SIGKILL");
+    } catch {
+      return;
+    }
+    await this.exitPromise;
   }
 
   /** SIGTERM (after SIGCONT, in case it is frozen), then SIGKILL if it lingers. Idempotent. */

@@ -1,5 +1,7 @@
-// BIRD 2 as a test peer: writes a config into a temp dir (control socket there too), starts
-// `bird -f` on a loopback address and port of its own, queries it with birdc, stops it by PID.
+// BIRD 2 (Debian bird2) as a peer for tests and benchmarks: writes a config into a temp dir
+// (control socket there too), starts `bird -f` — on a loopback address and port of its own
+// (`Bird.start` with a `BirdConfig`), or with a whole config of the caller's, optionally inside a
+// network namespace (`Bird.launch`) —, queries it with birdc, stops it by its PID.
 import { writeFile } from "node:fs/promises";
 import net from "node:net";
 import { join } from "node:path";
@@ -53,9 +55,22 @@ export interface BirdRoute {
   attrs: Record<string, string>;
 }
 
+/** What `Bird.launch` starts. */
+export interface BirdLaunch {
+  /** The whole bird.conf. */
+  configText: string;
+  /** A network namespace to run BIRD in (`ip netns exec`, which execs: the PID is BIRD's own). Default: this process's. */
+  netns?: string;
+  /** Check the config with `bird -p` first (default true). */
+  check?: boolean;
+  /** Prefix of the temp dir (default `bgp-bird-`). */
+  dirPrefix?: string;
+}
+
 export class Bird {
   private constructor(
-    readonly config: BirdConfig,
+    /** The config it was started from with `start` (undefined for `launch`). */
+    readonly config: BirdConfig | undefined,
     readonly dir: string,
     readonly daemon: Daemon,
     private readonly birdcPath: string,
@@ -103,17 +118,53 @@ export class Bird {
    * Writes the config, checks it with `bird -p`, starts `bird -f` and waits for its control socket.
    * Throws when bird2 is not installed (naming the package) or BIRD does not come up.
    */
-  static async start(cfg: BirdConfig, options: { check?: boolean } = {}): Promise<Bird> {
+  static start(cfg: BirdConfig, options: { check?: boolean; netns?: string } = {}): Promise<Bird> {
+    return Bird.open(cfg, { configText: Bird.configText(cfg), ...options });
+  }
+
+  /**
+   * Like `start`, with a whole config of the caller's (`configText`), optionally inside a network
+   * namespace. Throws when bird2 is not installed (naming the package), the config does not pass
+   * `bird -p`, or BIRD does not come up.
+   */
+  static launch(options: BirdLaunch): Promise<Bird> {
+    return Bird.open(undefined, options);
+  }
+
+  private static async open(cfg: BirdConfig | undefined, options: BirdLaunch): Promise<Bird> {
     const bird = requireBinary("bird", "bird2");
     const birdc = requireBinary("birdc", "bird2");
-    const dir = await tempDir("bgp-bird-");
+    const dir = await tempDir(options.dirPrefix ?? "bgp-bird-");
     const conf = join(dir, "bird.conf");
-    await writeFile(conf, Bird.configText(cfg));
-    if (options.check !== false) await execFileAsync(bird, ["-p", "-c", conf]);
-    const daemon = Daemon.spawn("bird", bird, ["-f", "-c", conf, "-s", join(dir, "bird.ctl"), "-P", join(dir, "bird.pid")], dir);
+    await writeFile(conf, options.configText);
+    if (options.check !== false) {
+      try {
+        await execFileAsync(bird, ["-p", "-c", conf]);
+      } catch (err) {
+        await removeDir(dir);
+        throw err;
+      }
+    }
+    const argv = [bird, "-f", "-c", conf, "-s", join(dir, "bird.ctl"), "-P", join(dir, "bird.pid")];
+    const daemon = options.netns === undefined ? Daemon.spawn("bird", argv[0]!, argv.slice(1), dir) : Daemon.spawn("bird", requireBinary("ip", "iproute2"), ["netns", "exec", options.netns, ...argv], dir);
     const b = new Bird(cfg, dir, daemon, birdc);
-    await waitFor("BIRD's control socket", async () => (await b.birdc("show status")).includes("Daemon is up"), 10_000);
+    try {
+      await waitFor("BIRD's control socket", async () => {
+        if (daemon.exited !== undefined) throw new Error(`bird exited (${daemon.exited}): ${daemon.output.join("").trim()}`);
+        return (await b.birdc("show status")).includes("Daemon is up");
+      }, 10_000);
+    } catch (err) {
+      await b.stop();
+      throw err;
+    }
     return b;
+  }
+
+  /** Replaces the config file with `configText` and has BIRD reload it (`birdc configure`). */
+  async reconfigure(configText: string): Promise<void> {
+    await writeFile(join(this.dir, "bird.conf"), configText);
+    const out = await this.birdc("configure");
+    if (!/Reconfigur/i.test(out)) throw new Error(`birdc configure: ${out.trim()}`);
   }
 
   /** Runs one birdc command and returns its output. */
@@ -174,9 +225,15 @@ export class Bird {
     await this.birdc(enabled ? "enable" : "disable", protocol);
   }
 
-  /** Stops BIRD by its PID and removes the temp dir. Idempotent. */
+  /** Stops BIRD by its PID (SIGTERM: BIRD says Cease to its peers) and removes the temp dir. Idempotent. */
   async stop(): Promise<void> {
     await this.daemon.stop();
+    await removeDir(this.dir);
+  }
+
+  /** Kills BIRD by its PID (SIGKILL: no goodbye; the kernel closes its sockets) and removes the temp dir. Idempotent. */
+  async kill(): Promise<void> {
+    await this.daemon.kill();
     await removeDir(this.dir);
   }
 }
