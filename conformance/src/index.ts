@@ -1,11 +1,11 @@
 /**
  * @cnikit/conformance — the conformance suite for cnikit backends.
  *
- *  - `defineConformanceSuite(backend, options)` registers the suite inside a vitest file.
- *  - `runConformance(options)` runs it and returns a JSON-able report (no vitest needed; also
- *    importable alone from `@cnikit/conformance/runner`).
+ *  - `runConformance(options)` runs it and returns a JSON-able report (also importable alone from
+ *    `@cnikit/conformance/runner`).
  *  - `renderTable(reports)` renders reports for people; the `cnikit-conformance` CLI uses both.
+ *  - `defineConformanceSuite(backend, options)`, which registers the suite inside a vitest file, is
+ *    on its own entry point, `@cnikit/conformance/vitest`: this entry never imports vitest, so it
+ *    loads in a project without it.
  */
-export { defineConformanceSuite } from "./suite.ts";
-export type { SuiteOptions } from "./suite.ts";
 export * from "./runner-entry.ts";

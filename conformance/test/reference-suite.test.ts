@@ -4,6 +4,6 @@
 // depend on the suite).
 import { reference } from "@cnikit/reference";
 import { referenceFixtures } from "@cnikit/reference/fixtures";
-import { defineConformanceSuite } from "../src/index.ts";
+import { defineConformanceSuite } from "../src/vitest.ts";
 
 defineConformanceSuite(reference, { config: { network: "10.250.0.0/16" }, nodes: 4, invalidConfigs: referenceFixtures.invalidConfigs });

@@ -4,7 +4,7 @@
 // an underlay of two /20 node subnets (the default /24s hold 7 nodes each at maxPods 30 with a surge
 // node: the sizing refusal, which `prealloc.refused-join` exercises on a cut-down subnet).
 import { describe } from "vitest";
-import { defineConformanceSuite } from "@cnikit/conformance";
+import { defineConformanceSuite } from "@cnikit/conformance/vitest";
 import { fixtureConfig } from "@cnikit/core";
 import type { SimTopology } from "@cnikit/sim";
 import { azureFixtures } from "../src/fixtures.ts";

@@ -3,7 +3,7 @@
 // vxlan-crosssubnet in full mesh run at 100 in their own files). Two underlay subnets unless the
 // mode needs one (no encap across a router cannot work without the router peering).
 import { describe } from "vitest";
-import { defineConformanceSuite } from "@cnikit/conformance";
+import { defineConformanceSuite } from "@cnikit/conformance/vitest";
 import { calicoFixtures } from "../src/fixtures.ts";
 import { calico } from "../src/index.ts";
 import { RR_NODE_METADATA, reflectorConfig } from "./helpers.ts";

@@ -1,7 +1,7 @@
 // The shared conformance suite in the simulator, calico's "bgp" config, at 2 and 10 nodes (one
 // file per config so that vitest runs them in parallel; 100 nodes: test/conformance-100.test.ts).
 import { describe } from "vitest";
-import { defineConformanceSuite } from "@cnikit/conformance";
+import { defineConformanceSuite } from "@cnikit/conformance/vitest";
 import { calicoFixtures } from "../src/fixtures.ts";
 import { calico } from "../src/index.ts";
 

@@ -2,7 +2,7 @@
 // real etcd started for this file (each simulated cluster under its own key prefix). Checks that
 // need virtual lease expiry (dyn.crash) or the in-memory outage switch are reported "not run" by the
 // suite itself; etcd outages are covered by @cnikit/etcd's fault test.
-import { defineConformanceSuite } from "@cnikit/conformance";
+import { defineConformanceSuite } from "@cnikit/conformance/vitest";
 import { EtcdDatastore } from "@cnikit/etcd";
 import { EtcdProcess } from "@cnikit/etcd/testing";
 import { afterAll, beforeAll, describe } from "vitest";

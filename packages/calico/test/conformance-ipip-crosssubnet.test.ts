@@ -1,7 +1,7 @@
 // The shared conformance suite in the simulator, calico's "ipip-crosssubnet" config, at 2, 10 and 100 nodes on
 // two underlay subnets (one file per config so that vitest runs them in parallel).
 import { describe } from "vitest";
-import { defineConformanceSuite } from "@cnikit/conformance";
+import { defineConformanceSuite } from "@cnikit/conformance/vitest";
 import { calicoFixtures } from "../src/fixtures.ts";
 import { calico } from "../src/index.ts";
 

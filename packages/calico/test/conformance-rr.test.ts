@@ -4,7 +4,7 @@
 // builds carry that label and the `projectcalico.org/RouteReflectorClusterID` annotation. Crash
 // and restart checks hit the reflectors too, since they are the suite's first nodes.
 import { describe } from "vitest";
-import { defineConformanceSuite } from "@cnikit/conformance";
+import { defineConformanceSuite } from "@cnikit/conformance/vitest";
 import { calicoFixtures } from "../src/fixtures.ts";
 import { calico } from "../src/index.ts";
 import { RR_NODE_METADATA, reflectorConfig } from "./helpers.ts";

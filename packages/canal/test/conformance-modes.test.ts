@@ -3,7 +3,7 @@
 // — section A, the claims (every claimed family and encapsulation exercised) and section F's policy
 // matrix. Seed 1, 4 nodes; every mode runs whole in the main job.
 import { describe } from "vitest";
-import { defineConformanceSuite } from "@cnikit/conformance";
+import { defineConformanceSuite } from "@cnikit/conformance/vitest";
 import { fixtureConfig } from "@cnikit/core";
 import { canalFixtures } from "../src/fixtures.ts";
 import { canal } from "../src/index.ts";

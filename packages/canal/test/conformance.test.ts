@@ -2,7 +2,7 @@
 // every section (F: the NetworkPolicy matrix, which canal claims), 4 nodes, seeds 1 and 2. The
 // other modes run in the main job (scripts/conformance-all.ts, through the registry).
 import { describe } from "vitest";
-import { defineConformanceSuite } from "@cnikit/conformance";
+import { defineConformanceSuite } from "@cnikit/conformance/vitest";
 import { fixtureConfig } from "@cnikit/core";
 import { canalFixtures } from "../src/fixtures.ts";
 import { canal } from "../src/index.ts";

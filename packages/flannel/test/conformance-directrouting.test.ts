@@ -2,7 +2,7 @@
 // two underlay subnets (direct routes inside a subnet, vxlan across).
 
 import { describe } from "vitest";
-import { defineConformanceSuite } from "@cnikit/conformance";
+import { defineConformanceSuite } from "@cnikit/conformance/vitest";
 import { flannelFixtures } from "../src/fixtures.ts";
 import { flannel } from "../src/index.ts";
 

@@ -1,7 +1,7 @@
 // The shared conformance suite, flannel's host-gw config (one L2 underlay subnet: the suite builds
 // it because topologyNeeds(config) says singleSubnet), at 2, 10 and 100 nodes.
 import { describe } from "vitest";
-import { defineConformanceSuite } from "@cnikit/conformance";
+import { defineConformanceSuite } from "@cnikit/conformance/vitest";
 import { flannelFixtures } from "../src/fixtures.ts";
 import { flannel } from "../src/index.ts";
 

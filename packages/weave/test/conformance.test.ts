@@ -3,7 +3,7 @@
 // 100 nodes is a benchmark-sized run (minutes per mode): `npx tsx --conditions=source
 // scripts/conformance-all.ts --only weave --nodes 100`. The main job runs the modes through the registry.
 import { describe } from "vitest";
-import { defineConformanceSuite } from "@cnikit/conformance";
+import { defineConformanceSuite } from "@cnikit/conformance/vitest";
 import { fixtureConfig } from "@cnikit/core";
 import { weaveFixtures } from "../src/fixtures.ts";
 import { weave } from "../src/index.ts";
