@@ -17,7 +17,7 @@
 import { ConfigError, Prefix, parseAddress, type Family } from "@cnikit/core";
 import { NAMESPACE_NAME_LABEL } from "./parse.ts";
 import type { ClusterNamespace, ClusterPod, NetworkPolicy, PolicyModel, PolicyPeer, PolicyPort, PolicyProtocol, PolicyRule, PolicyType } from "./types.ts";
-import { COMPONENT, selectorMatches, selectorText } from "./validate.ts";
+import { COMPONENT, checkProbe, selectorMatches, selectorText } from "./validate.ts";
 
 export type Direction = "ingress" | "egress";
 
@@ -59,9 +59,9 @@ export interface Verdict {
   allowed: boolean;
   from: string;
   to: string;
-  /** Addresses used for the connection. */
-  src: string;
-  dst: string;
+  /** Addresses used for the connection; undefined for a pod without an IP (matched by selectors only). */
+  src: string | undefined;
+  dst: string | undefined;
   probe: Probe;
   /** A pod's connection to itself: never filtered. */
   loopback: boolean;
@@ -81,7 +81,20 @@ interface PodEntry {
   pod: ClusterPod;
   ns: ClusterNamespace;
   /** family -> numeric addresses */
-  addrs: { family: Family; value: bigint; text: string }[];
+  addrs: Addr[];
+}
+
+interface Addr {
+  family: Family;
+  value: bigint;
+  text: string;
+}
+
+/** One side of a connection: a pod (possibly without an IP) and/or an address. */
+interface Endpoint {
+  pod?: PodEntry;
+  /** Undefined only for a pod without an IP (or without one of the other side's family). */
+  addr?: Addr;
 }
 
 interface CompiledPeer {
@@ -206,43 +219,58 @@ export class PolicyEvaluator {
     return e;
   }
 
-  private endpoint(text: string, field: string, family?: Family): { pod?: PodEntry; family: Family; value: bigint; text: string } {
+  /**
+   * One side named by pod id or address. A pod uses its first address of `family` (the other
+   * side's; without it, its first address). A pod without any IP is a side without an address
+   * (selectors still match it, ipBlocks never); a pod whose addresses are all of another family
+   * than the other side's cannot reach it (ConfigError).
+   */
+  private endpoint(text: unknown, field: string, family?: Family): Endpoint {
+    if (typeof text !== "string" || text === "") throw new ConfigError({ component: COMPONENT, field, rule: "must be a pod as namespace/name or an IP address", value: text });
     const e = this.pods.get(text);
     if (e) {
+      if (e.addrs.length === 0) return { pod: e };
       const a = family === undefined ? e.addrs[0] : e.addrs.find((x) => x.family === family);
-      if (!a) throw new ConfigError({ component: COMPONENT, field, rule: family === undefined ? "names a pod without an IP" : `names a pod without an IPv${family} address`, value: text });
-      return { pod: e, ...a };
+      if (!a) throw new ConfigError({ component: COMPONENT, field, rule: `names a pod without an IPv${family} address`, value: text });
+      return { pod: e, addr: a };
     }
     if (!/^[0-9a-fA-F:.]+$/.test(text)) this.entry(text, field);
     const a = parseAddress(text, { field, component: COMPONENT });
     if (family !== undefined && a.family !== family) throw new ConfigError({ component: COMPONENT, field, rule: `must be an IPv${family} address like the other side`, value: text });
     const pod = this.byAddr.get(`${a.family}|${a.value}`);
-    return pod ? { ...pod.addrs.find((x) => x.value === a.value && x.family === a.family)!, pod } : { ...a, text };
+    return pod ? { pod, addr: pod.addrs.find((x) => x.value === a.value && x.family === a.family)! } : { addr: { ...a, text } };
   }
 
   /**
    * The verdict for a connection from `from` to `to` (each a pod `namespace/name` or an IP
    * address; an address that belongs to a pod is that pod) on `probe`, with the policies and
-   * rules that decided each direction. Pure.
-   * @throws ConfigError for an unknown pod, an invalid address, or sides of different families.
+   * rules that decided each direction. Pure. A pod without an IP takes part by identity: selector
+   * peers match it, ipBlocks never do, and its address in the verdict is undefined.
+   * @throws ConfigError naming the field and the rule: `protocol` not exactly "TCP", "UDP" or
+   *   "SCTP"; `port` not an integer 1..65535; an unknown pod, an invalid address, or sides of
+   *   different families (`from`/`to`).
    */
   verdict(query: { from: string; to: string; protocol: PolicyProtocol; port: number }): Verdict {
-    const probe: Probe = { protocol: query.protocol, port: query.port };
-    const dst = this.endpoint(query.to, "to");
-    const src = this.endpoint(query.from, "from", dst.family);
-    const fromId = src.pod?.id ?? src.text;
-    const toId = dst.pod?.id ?? dst.text;
+    const probe: Probe = checkProbe(query, "");
+    return this.decide(query.from, query.to, probe);
+  }
+
+  private decide(from: string, to: string, probe: Probe): Verdict {
+    const dst = this.endpoint(to, "to");
+    const src = this.endpoint(from, "from", dst.addr?.family);
+    const fromId = src.pod?.id ?? src.addr!.text;
+    const toId = dst.pod?.id ?? dst.addr!.text;
     const loopback = src.pod !== undefined && src.pod === dst.pod;
     const egress = loopback ? this.openSide("egress", src.pod) : this.side({ direction: "egress", self: src.pod, peer: dst, dest: dst.pod, probe });
     const ingress = loopback ? this.openSide("ingress", dst.pod) : this.side({ direction: "ingress", self: dst.pod, peer: src, dest: dst.pod, probe });
-    return { allowed: egress.allowed && ingress.allowed, from: fromId, to: toId, src: src.text, dst: dst.text, probe, loopback, egress, ingress };
+    return { allowed: egress.allowed && ingress.allowed, from: fromId, to: toId, src: src.addr?.text, dst: dst.addr?.text, probe, loopback, egress, ingress };
   }
 
   private openSide(direction: Direction, pod: PodEntry | undefined): DirectionVerdict {
     return { direction, pod: pod?.id, isolated: false, isolatedBy: [], selectedBy: [], allowed: true, allowedBy: [] };
   }
 
-  private side(x: { direction: Direction; self: PodEntry | undefined; peer: { pod?: PodEntry; family: Family; value: bigint }; dest: PodEntry | undefined; probe: Probe }): DirectionVerdict {
+  private side(x: { direction: Direction; self: PodEntry | undefined; peer: Endpoint; dest: PodEntry | undefined; probe: Probe }): DirectionVerdict {
     const { direction, self } = x;
     if (!self) return this.openSide(direction, undefined);
     const type: PolicyType = direction === "ingress" ? "Ingress" : "Egress";
@@ -261,7 +289,7 @@ export class PolicyEvaluator {
       rules.forEach((rule, ri) => {
         const pi = rule.peers.length === 0 ? -1 : peers[ri]!.findIndex((cp) => this.peerMatches(c.policy, cp, x.peer));
         if (rule.peers.length > 0 && pi < 0) return;
-        const ki = rule.ports.length === 0 ? -1 : rule.ports.findIndex((p) => portMatches(p, x.probe, x.dest?.pod));
+        const ki = rule.ports.length === 0 ? -1 : rule.ports.findIndex((p) => portAdmits(p, x.probe, x.dest?.pod));
         if (rule.ports.length > 0 && ki < 0) return;
         const ref: RuleRef = { policy: c.id, direction, rule: ri, text: "" };
         if (pi >= 0) ref.peer = pi;
@@ -275,8 +303,11 @@ export class PolicyEvaluator {
     return { direction, pod: self.id, isolated, isolatedBy, selectedBy, allowed: !isolated || allowedBy.length > 0, allowedBy };
   }
 
-  private peerMatches(policy: NetworkPolicy, cp: CompiledPeer, other: { pod?: PodEntry; family: Family; value: bigint }): boolean {
-    if (cp.cidr) return inPrefix(cp.cidr, other.family, other.value) && !cp.except.some((e) => inPrefix(e, other.family, other.value));
+  private peerMatches(policy: NetworkPolicy, cp: CompiledPeer, other: Endpoint): boolean {
+    if (cp.cidr) {
+      const a = other.addr;
+      return a !== undefined && inPrefix(cp.cidr, a.family, a.value) && !cp.except.some((e) => inPrefix(e, a.family, a.value));
+    }
     const pod = other.pod;
     if (!pod) return false;
     if (cp.peer.namespaceSelector) {
@@ -287,16 +318,26 @@ export class PolicyEvaluator {
 
   /**
    * The full matrix for `probe` over `pods` (default every pod, model order).
-   * @throws ConfigError for an unknown pod.
+   * @throws ConfigError for an unknown pod, or a probe whose `probe.protocol` or `probe.port` breaks
+   *   the rules of `verdict`.
    */
   matrix(probe: Probe, pods: string[] = this.podIds()): Matrix {
-    const allowed = pods.map((from) => pods.map((to) => this.verdict({ from, to, ...probe }).allowed));
-    return { probe, pods: [...pods], allowed };
+    const checked = checkProbe(probe, "probe");
+    const allowed = pods.map((from) => pods.map((to) => this.decide(from, to, checked).allowed));
+    return { probe: checked, pods: [...pods], allowed };
   }
 }
 
-/** Whether a policy port entry admits `probe` towards `dest` (named ports resolve against it). */
+/**
+ * Whether a policy port entry admits `probe` towards `dest` (named ports resolve against it).
+ * @throws ConfigError when `probe.protocol` is not exactly "TCP", "UDP" or "SCTP" or `probe.port`
+ *   is not an integer 1..65535.
+ */
 export function portMatches(p: PolicyPort, probe: Probe, dest: ClusterPod | undefined): boolean {
+  return portAdmits(p, checkProbe(probe, "probe"), dest);
+}
+
+function portAdmits(p: PolicyPort, probe: Probe, dest: ClusterPod | undefined): boolean {
   if (p.protocol !== probe.protocol) return false;
   if (p.port === undefined) return true;
   if (typeof p.port === "number") return probe.port >= p.port && probe.port <= (p.endPort ?? p.port);
@@ -306,7 +347,7 @@ export function portMatches(p: PolicyPort, probe: Probe, dest: ClusterPod | unde
 
 /** A person-readable explanation of a verdict: one paragraph per direction. */
 export function explainVerdict(v: Verdict): string {
-  const head = `${v.from} (${v.src}) → ${v.to} (${v.dst}) ${v.probe.protocol}/${v.probe.port}: ${v.allowed ? "ALLOWED" : "DENIED"}`;
+  const head = `${v.from} (${v.src ?? "no IP"}) → ${v.to} (${v.dst ?? "no IP"}) ${v.probe.protocol}/${v.probe.port}: ${v.allowed ? "ALLOWED" : "DENIED"}`;
   if (v.loopback) return `${head}\n  loopback: a pod's traffic to itself never reaches a policy filter`;
   const side = (d: DirectionVerdict): string => {
     const who = d.pod ?? (d.direction === "egress" ? v.from : v.to);
@@ -318,7 +359,7 @@ export function explainVerdict(v: Verdict): string {
     }
     const iso = `  ${label}: ${who} is isolated for ${label} by ${d.isolatedBy.join(", ")}`;
     if (d.allowed) return `${iso}; allowed by ${d.allowedBy.map((r) => r.text).join("; ")}`;
-    return `${iso}; no ${label} rule of ${d.isolatedBy.length > 1 ? "these policies" : "this policy"} matches ${label === "egress" ? `${v.to} (${v.dst})` : `${v.from} (${v.src})`} on ${v.probe.protocol}/${v.probe.port}: denied`;
+    return `${iso}; no ${label} rule of ${d.isolatedBy.length > 1 ? "these policies" : "this policy"} matches ${label === "egress" ? `${v.to} (${v.dst ?? "no IP"})` : `${v.from} (${v.src ?? "no IP"})`} on ${v.probe.protocol}/${v.probe.port}: denied`;
   };
   return `${head}\n${side(v.egress)}\n${side(v.ingress)}`;
 }

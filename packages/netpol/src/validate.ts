@@ -3,7 +3,7 @@
  * values, label selectors, port names and CIDRs, with the API server's rules and wording.
  */
 import { ConfigError, Prefix } from "@cnikit/core";
-import { SELECTOR_OPERATORS, type LabelSelector, type SelectorOperator, type SelectorRequirement } from "./types.ts";
+import { POLICY_PROTOCOLS, SELECTOR_OPERATORS, type LabelSelector, type PolicyProtocol, type SelectorOperator, type SelectorRequirement } from "./types.ts";
 
 /** Component name at the start of error messages. */
 export const COMPONENT = "netpol";
@@ -23,15 +23,21 @@ export class Issues {
   }
 
   /**
-   * Throws a ConfigError naming the first issue's field and rule (further issues are appended to
-   * the rule text), with `where` (the document) in the component. No-op when there is none.
+   * A ConfigError naming the first issue's field and rule (further issues are appended to the rule
+   * text), with `where` (the document) in the component; undefined when there is none.
    */
-  throwIfAny(where: string): void {
+  error(where: string): ConfigError | undefined {
     const first = this.list[0];
-    if (!first) return;
+    if (!first) return undefined;
     const more = this.list.slice(1, 4).map((i) => `${i.field}: ${i.rule}`);
     const extra = this.list.length > 1 ? `; also ${more.join("; ")}${this.list.length > 4 ? ` and ${this.list.length - 4} more` : ""}` : "";
-    throw new ConfigError({ component: `${COMPONENT} ${where}`, field: first.field, rule: first.rule + extra, ...(first.value !== undefined ? { value: first.value } : {}) });
+    return new ConfigError({ component: `${COMPONENT} ${where}`, field: first.field, rule: first.rule + extra, ...(first.value !== undefined ? { value: first.value } : {}) });
+  }
+
+  /** Throws `error(where)`; no-op when there is no issue. */
+  throwIfAny(where: string): void {
+    const err = this.error(where);
+    if (err) throw err;
   }
 }
 
@@ -98,6 +104,39 @@ export function portNameProblem(v: string): string | undefined {
   if (!/[a-z]/.test(v)) return "must contain at least one letter (a-z)";
   if (v.startsWith("-") || v.endsWith("-")) return "must not begin or end with a hyphen";
   return undefined;
+}
+
+/** The API server's rule for a protocol (`Unsupported value: ...`), naming the upper-case spelling when only the case is wrong. */
+const PROTOCOL_RULE = 'Unsupported value: supported values: "SCTP", "TCP", "UDP"';
+
+/**
+ * The rule `v` breaks as a protocol (exactly "TCP", "UDP" or "SCTP", upper case as NetworkPolicy
+ * and Pod specs spell them), or undefined.
+ */
+export function protocolProblem(v: unknown): string | undefined {
+  if (typeof v === "string" && (POLICY_PROTOCOLS as readonly string[]).includes(v)) return undefined;
+  if (typeof v === "string" && (POLICY_PROTOCOLS as readonly string[]).includes(v.toUpperCase())) return `${PROTOCOL_RULE} (upper case: "${v.toUpperCase()}")`;
+  return PROTOCOL_RULE;
+}
+
+/** The rule `v` breaks as a port number (an integer 1..65535; 0 is no port), or undefined. */
+export function portNumberProblem(v: unknown): string | undefined {
+  if (typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 65535) return undefined;
+  return "must be between 1 and 65535, inclusive";
+}
+
+/**
+ * Checks a probe (a connection's protocol and destination port) as the evaluator takes it; `path`
+ * prefixes the field names (`""` gives `protocol` and `port`, `"probe"` gives `probe.protocol`).
+ * @throws ConfigError naming the field and the rule.
+ */
+export function checkProbe(probe: { protocol: unknown; port: unknown }, path: string): { protocol: PolicyProtocol; port: number } {
+  const at = (f: string) => (path === "" ? f : `${path}.${f}`);
+  const pp = protocolProblem(probe.protocol);
+  if (pp !== undefined) throw new ConfigError({ component: COMPONENT, field: at("protocol"), rule: pp, value: probe.protocol });
+  const np = portNumberProblem(probe.port);
+  if (np !== undefined) throw new ConfigError({ component: COMPONENT, field: at("port"), rule: `${np} (a connection's destination port)`, value: probe.port });
+  return { protocol: probe.protocol as PolicyProtocol, port: probe.port as number };
 }
 
 /** Validates a labels map (keys qualified names, values label values). */
