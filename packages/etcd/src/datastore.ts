@@ -309,7 +309,7 @@ export class EtcdDatastore implements Datastore, WatchHost {
     return new ConflictError(key, `${LABEL} ${JSON.stringify(key)}: compare-and-swap failed: ${expected}, ${describe(cur)}; re-read and retry`);
   }
 
-  /** {@inheritDoc Datastore.get} Linearizable. Throws `ConfigError`, `TryAgainError`, `ClosedError`. */
+  /** The contract: {@link Datastore.get}. Linearizable. Throws `ConfigError`, `TryAgainError`, `ClosedError`. */
   get(key: string): Promise<KeyValue | undefined> {
     return this.run(async () => {
       validateKey(key);
@@ -320,7 +320,7 @@ export class EtcdDatastore implements Datastore, WatchHost {
   }
 
   /**
-   * {@inheritDoc Datastore.put} `ifRevision` becomes an etcd transaction comparing the key's
+   * The contract: {@link Datastore.put}. `ifRevision` becomes an etcd transaction comparing the key's
    * `mod_revision`. Throws `ConfigError`, `ConflictError`, `NotFoundError` (lease),
    * `TryAgainError` (etcd unreachable; nothing written), `OutcomeUnknownError` (answer lost),
    * `ClosedError`.
@@ -355,7 +355,7 @@ export class EtcdDatastore implements Datastore, WatchHost {
   }
 
   /**
-   * {@inheritDoc Datastore.delete} Throws `ConfigError`, `ConflictError`, `TryAgainError`,
+   * The contract: {@link Datastore.delete}. Throws `ConfigError`, `ConflictError`, `TryAgainError`,
    * `OutcomeUnknownError`, `ClosedError`.
    */
   delete(key: string, options: DeleteOptions = {}): Promise<DeleteResult> {
@@ -392,7 +392,7 @@ export class EtcdDatastore implements Datastore, WatchHost {
   }
 
   /**
-   * {@inheritDoc Datastore.list} Fetched in pages of `listPageSize` keys, every page read at the
+   * The contract: {@link Datastore.list}. Fetched in pages of `listPageSize` keys, every page read at the
    * revision of the first (one consistent snapshot). When etcd compacts that revision mid-way the
    * listing starts over (up to 5 times). Throws `ConfigError`, `TryAgainError`, `ClosedError`.
    */
@@ -469,7 +469,7 @@ export class EtcdDatastore implements Datastore, WatchHost {
   }
 
   /**
-   * {@inheritDoc Datastore.txn} One etcd transaction: every compare is `mod_revision ==`, the ops
+   * The contract: {@link Datastore.txn}. One etcd transaction: every compare is `mod_revision ==`, the ops
    * run under one revision. Throws `ConfigError`, `NotFoundError` (unknown lease; nothing written),
    * `TryAgainError`, `OutcomeUnknownError`, `ClosedError`.
    */
@@ -493,7 +493,7 @@ export class EtcdDatastore implements Datastore, WatchHost {
   }
 
   /**
-   * {@inheritDoc Datastore.watch} One etcd watch stream per iteration, with `prev_kv`. Without
+   * The contract: {@link Datastore.watch}. One etcd watch stream per iteration, with `prev_kv`. Without
    * `fromRevision` it starts after the highest revision this client has seen (so its own later
    * writes are never missed; a store made by `open` that has not talked to etcd yet starts at
    * etcd's current revision). When etcd goes away the stream reconnects from the next revision
@@ -525,7 +525,7 @@ export class EtcdDatastore implements Datastore, WatchHost {
   }
 
   /**
-   * {@inheritDoc Datastore.grantLease} The lease id is chosen here (random 63 bits, shown as 16 hex
+   * The contract: {@link Datastore.grantLease}. The lease id is chosen here (random 63 bits, shown as 16 hex
    * digits), so a grant whose answer was lost is re-sent safely. etcd may grant more than asked
    * (its minimum TTL, ~2 s by default). Throws `ConfigError` naming `ttlSeconds`, `TryAgainError`,
    * `OutcomeUnknownError` (a lease may have been granted; it expires unused), `ClosedError`.
@@ -566,7 +566,7 @@ export class EtcdDatastore implements Datastore, WatchHost {
   }
 
   /**
-   * {@inheritDoc Datastore.keepAlive} One keep-alive round trip; returns the lease's granted TTL.
+   * The contract: {@link Datastore.keepAlive}. One keep-alive round trip; returns the lease's granted TTL.
    * Idempotent. Throws `NotFoundError` (expired or revoked), `ConfigError`, `TryAgainError`,
    * `ClosedError`.
    */
@@ -583,7 +583,7 @@ export class EtcdDatastore implements Datastore, WatchHost {
   }
 
   /**
-   * {@inheritDoc Datastore.revokeLease} etcd deletes the lease's keys under one revision (one
+   * The contract: {@link Datastore.revokeLease}. etcd deletes the lease's keys under one revision (one
    * delete event each). Idempotent (an unknown lease succeeds). Throws `ConfigError`,
    * `TryAgainError`, `ClosedError`.
    */
@@ -603,7 +603,7 @@ export class EtcdDatastore implements Datastore, WatchHost {
   }
 
   /**
-   * {@inheritDoc Datastore.leaseInfo} etcd's time-to-live with the lease's keys (outside this
+   * The contract: {@link Datastore.leaseInfo}. etcd's time-to-live with the lease's keys (outside this
    * store's prefix ones are left out). Throws `ConfigError`, `TryAgainError`, `ClosedError`.
    */
   leaseInfo(lease: LeaseId): Promise<LeaseInfo | undefined> {
@@ -628,7 +628,7 @@ export class EtcdDatastore implements Datastore, WatchHost {
     });
   }
 
-  /** {@inheritDoc Datastore.revision} A linearizable read of etcd's revision. Throws `TryAgainError`, `ClosedError`. */
+  /** The contract: {@link Datastore.revision}. A linearizable read of etcd's revision. Throws `TryAgainError`, `ClosedError`. */
   revision(): Promise<number> {
     return this.run(async () => {
       const res = await this.read<RangeRes>("/v3/kv/range", { key: b64(Buffer.concat([this.keys.prefixBytes, Buffer.from([0])])), count_only: true });
@@ -662,7 +662,7 @@ export class EtcdDatastore implements Datastore, WatchHost {
   }
 
   /**
-   * {@inheritDoc Datastore.close} Open watches end at once; calls already under way complete (or
+   * The contract: {@link Datastore.close}. Open watches end at once; calls already under way complete (or
    * fail) before connections are dropped; later calls throw `ClosedError`. Leases are left to
    * etcd (they expire on their TTL unless kept alive elsewhere). Idempotent.
    */

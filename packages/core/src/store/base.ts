@@ -173,7 +173,7 @@ export abstract class StateDatastore implements Datastore {
     this.hub.compact(revision);
   }
 
-  /** {@inheritDoc Datastore.get} Throws `ConfigError` for a bad key, `ClosedError`, `TryAgainError`. */
+  /** The contract: {@link Datastore.get}. Throws `ConfigError` for a bad key, `ClosedError`, `TryAgainError`. */
   async get(key: string): Promise<KeyValue | undefined> {
     this.checkUsable();
     validateKey(key);
@@ -183,7 +183,7 @@ export abstract class StateDatastore implements Datastore {
   }
 
   /**
-   * {@inheritDoc Datastore.put} Atomic: input is validated and the compare checked before anything
+   * The contract: {@link Datastore.put}. Atomic: input is validated and the compare checked before anything
    * changes. Throws `ConfigError` (key/value/ifRevision/lease), `ConflictError`, `NotFoundError`,
    * `TryAgainError`, `ClosedError`.
    */
@@ -198,7 +198,7 @@ export abstract class StateDatastore implements Datastore {
     return { revision: m.r };
   }
 
-  /** {@inheritDoc Datastore.delete} Throws `ConfigError`, `ConflictError`, `TryAgainError`, `ClosedError`. */
+  /** The contract: {@link Datastore.delete}. Throws `ConfigError`, `ConflictError`, `TryAgainError`, `ClosedError`. */
   async delete(key: string, options: DeleteOptions = {}): Promise<DeleteResult> {
     this.checkUsable();
     validateKey(key);
@@ -213,7 +213,7 @@ export abstract class StateDatastore implements Datastore {
     return { revision: plan.mutation.r, deleted: true, prev: plan.prev };
   }
 
-  /** {@inheritDoc Datastore.list} Throws `ConfigError` for a bad prefix, `TryAgainError`, `ClosedError`. */
+  /** The contract: {@link Datastore.list}. Throws `ConfigError` for a bad prefix, `TryAgainError`, `ClosedError`. */
   async list(prefix: string): Promise<ListResult> {
     this.checkUsable();
     validatePrefix(prefix);
@@ -224,7 +224,7 @@ export abstract class StateDatastore implements Datastore {
   }
 
   /**
-   * {@inheritDoc Datastore.txn} Every compare and op is validated first (fields
+   * The contract: {@link Datastore.txn}. Every compare and op is validated first (fields
    * `compares[i].key`, `success[i].value`, ...); a key may appear at most once among the ops (as in
    * etcd). Throws `ConfigError`, `NotFoundError` (unknown lease, nothing written), `TryAgainError`,
    * `ClosedError`.
@@ -244,7 +244,7 @@ export abstract class StateDatastore implements Datastore {
   }
 
   /**
-   * {@inheritDoc Datastore.watch} The start revision is taken when `watch` is called (absent =
+   * The contract: {@link Datastore.watch}. The start revision is taken when `watch` is called (absent =
    * the revision watchers have seen so far); each iteration of the returned iterable is one
    * independent watch with its own buffer. Errors (`ConfigError`, `CompactedError`,
    * `TryAgainError`, `ClosedError`) reject the first `next()`.
@@ -267,7 +267,7 @@ export abstract class StateDatastore implements Datastore {
     };
   }
 
-  /** {@inheritDoc Datastore.grantLease} Throws `ConfigError` naming `ttlSeconds`, `TryAgainError`, `ClosedError`. */
+  /** The contract: {@link Datastore.grantLease}. Throws `ConfigError` naming `ttlSeconds`, `TryAgainError`, `ClosedError`. */
   async grantLease(ttlSeconds: number): Promise<LeaseId> {
     this.checkUsable();
     validateTtl(ttlSeconds);
@@ -276,7 +276,7 @@ export abstract class StateDatastore implements Datastore {
     return m.id;
   }
 
-  /** {@inheritDoc Datastore.keepAlive} Throws `NotFoundError`, `ConfigError`, `TryAgainError`, `ClosedError`. */
+  /** The contract: {@link Datastore.keepAlive}. Throws `NotFoundError`, `ConfigError`, `TryAgainError`, `ClosedError`. */
   async keepAlive(lease: LeaseId): Promise<number> {
     this.checkUsable();
     validateLeaseId(lease);
@@ -287,7 +287,7 @@ export abstract class StateDatastore implements Datastore {
   }
 
   /**
-   * {@inheritDoc Datastore.revokeLease} The lease's keys are deleted under one revision (one delete
+   * The contract: {@link Datastore.revokeLease}. The lease's keys are deleted under one revision (one delete
    * event each). Idempotent. Throws `ConfigError`, `TryAgainError`, `ClosedError`.
    */
   async revokeLease(lease: LeaseId): Promise<void> {
@@ -298,7 +298,7 @@ export abstract class StateDatastore implements Datastore {
     else await this.readBarrier();
   }
 
-  /** {@inheritDoc Datastore.leaseInfo} Throws `ConfigError`, `TryAgainError`, `ClosedError`. */
+  /** The contract: {@link Datastore.leaseInfo}. Throws `ConfigError`, `TryAgainError`, `ClosedError`. */
   async leaseInfo(lease: LeaseId): Promise<LeaseInfo | undefined> {
     this.checkUsable();
     validateLeaseId(lease);
@@ -307,7 +307,7 @@ export abstract class StateDatastore implements Datastore {
     return info;
   }
 
-  /** {@inheritDoc Datastore.revision} Throws `TryAgainError`, `ClosedError`. */
+  /** The contract: {@link Datastore.revision}. Throws `TryAgainError`, `ClosedError`. */
   async revision(): Promise<number> {
     this.checkUsable();
     const revision = this.state.revision;
@@ -316,7 +316,7 @@ export abstract class StateDatastore implements Datastore {
   }
 
   /**
-   * {@inheritDoc Datastore.close} Writes already accepted still complete; open watches end at
+   * The contract: {@link Datastore.close}. Writes already accepted still complete; open watches end at
    * once; lease timers stop. Idempotent (a second call waits for the first).
    */
   close(): Promise<void> {
