@@ -82,22 +82,36 @@ export const CALICO_DEFAULTS = {
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 
-function documents(input: unknown): unknown[] {
+/** One resource of the input, with the number of the YAML document it came from (multi-document text only). */
+interface Resource {
+  value: unknown;
+  document?: number;
+}
+
+function documents(input: unknown): Resource[] {
   if (typeof input === "string") {
     const docs = parseAllDocuments(input);
     const list = Array.isArray(docs) ? docs : [docs];
-    const out: unknown[] = [];
+    const out: Resource[] = [];
     list.forEach((d, i) => {
       if (d.errors.length > 0) throw new ConfigError({ component: C, field: `(document ${i + 1})`, rule: `is not valid YAML/JSON: ${d.errors[0]!.message}` });
       const v: unknown = d.toJS();
-      if (v !== null && v !== undefined) out.push(v);
+      // Empty documents (a leading `---`, `---` twice) are skipped, as calicoctl does.
+      if (v === null || v === undefined) return;
+      for (const r of documents(v)) out.push(list.length > 1 ? { value: r.value, document: i + 1 } : r);
     });
-    return out.flatMap((v) => documents(v));
+    return out;
   }
   if (Array.isArray(input)) return input.flatMap((v) => documents(v));
   if (isObj(input) && Array.isArray(input.items) && (input.kind === undefined || String(input.kind).endsWith("List"))) return documents(input.items);
-  if (isObj(input)) return [input];
+  if (isObj(input)) return [{ value: input }];
   throw new ConfigError({ component: C, field: "(config)", rule: "must be Calico resources: YAML/JSON text, an object, or a list of objects", value: input });
+}
+
+/** `err` with the YAML document it is about named in its rule (a `ConfigError` not already naming one). */
+function inDocument(err: unknown, document: number | undefined): unknown {
+  if (document === undefined || !(err instanceof ConfigError) || err.field.startsWith("(document ")) return err;
+  return new ConfigError({ component: C, field: err.field, rule: `${err.rule}, in document ${document}`, value: err.value, cause: err });
 }
 
 function bool(v: unknown, field: string, dflt: boolean): boolean {
@@ -199,8 +213,17 @@ export function parseCalicoConfig(input: unknown): CalicoConfig {
   const nodes: NodeBgp[] = [];
   let bgp: BgpConfiguration = { nodeToNodeMeshEnabled: true, asNumber: CALICO_DEFAULTS.asNumber, listenPort: CALICO_DEFAULTS.listenPort };
   let ipam: IpamConfig = { strictAffinity: false, maxBlocksPerHost: CALICO_DEFAULTS.maxBlocksPerHost, autoAllocateBlocks: true };
-  docs.forEach((raw, i) => {
-    if (!isObj(raw)) throw new ConfigError({ component: C, field: `(document ${i + 1})`, rule: "must be an object with apiVersion and kind", value: raw });
+  docs.forEach((resource, i) => {
+    try {
+      parseResource(resource.value, i, resource.document ?? i + 1);
+    } catch (err) {
+      throw inDocument(err, resource.document);
+    }
+  });
+  return { pools, bgp, peers, nodes, ipam };
+
+  function parseResource(raw: unknown, i: number, document: number): void {
+    if (!isObj(raw)) throw new ConfigError({ component: C, field: `(document ${document})`, rule: "must be an object with apiVersion and kind", value: raw });
     const kind = raw.kind;
     if (raw.apiVersion !== undefined && raw.apiVersion !== "projectcalico.org/v3" && !(kind === "Node" && raw.apiVersion === "v1")) {
       throw new ConfigError({ component: C, field: `${String(kind)}[${i}].apiVersion`, rule: "must be projectcalico.org/v3", value: raw.apiVersion });
@@ -284,8 +307,7 @@ export function parseCalicoConfig(input: unknown): CalicoConfig {
         return;
       }
       default:
-        throw new ConfigError({ component: C, field: `(document ${i + 1}).kind`, rule: "must be IPPool, BGPConfiguration, BGPPeer, IPAMConfig or Node", value: kind });
+        throw new ConfigError({ component: C, field: `(document ${document}).kind`, rule: "must be IPPool, BGPConfiguration, BGPPeer, IPAMConfig or Node", value: kind });
     }
-  });
-  return { pools, bgp, peers, nodes, ipam };
+  }
 }
