@@ -8,7 +8,6 @@
 import { ConfigError, canonicalAddress, parseAddress } from "@cnikit/core";
 import { parseAllDocuments } from "yaml";
 import {
-  POLICY_PROTOCOLS,
   POLICY_TYPES,
   type Cluster,
   type ClusterNamespace,
@@ -22,7 +21,7 @@ import {
   type PolicyRule,
   type PolicyType,
 } from "./types.ts";
-import { COMPONENT, Issues, dnsLabelProblem, dnsSubdomainProblem, isObject, parseCidr, parseLabels, parseSelector, portNameProblem, unknownFields } from "./validate.ts";
+import { COMPONENT, Issues, dnsLabelProblem, dnsSubdomainProblem, isObject, parseCidr, parseLabels, parseSelector, portNameProblem, portNumberProblem, protocolProblem, unknownFields } from "./validate.ts";
 
 /** The label every namespace carries with its own name (set by the API server). */
 export const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
@@ -34,30 +33,50 @@ interface Doc {
   where: string;
 }
 
+/** A document that could not be read: not YAML/JSON, or a List without a list of items. */
+interface DocError {
+  where: string;
+  /** The List kind, for a malformed list. */
+  kind?: string;
+  error: ConfigError;
+}
+
 /**
  * Splits text into documents (YAML stream or JSON), flattening List kinds into their items.
  * @throws ConfigError for YAML syntax errors (naming the document and line) and malformed lists.
  */
 export function readDocuments(text: string, source = "input"): Doc[] {
+  const { docs, errors } = splitDocuments(text, source);
+  if (errors[0]) throw errors[0].error;
+  return docs;
+}
+
+/** `readDocuments` that keeps going: the readable documents, and one error per unreadable one. */
+function splitDocuments(text: string, source: string): { docs: Doc[]; errors: DocError[] } {
   const out: Doc[] = [];
+  const errors: DocError[] = [];
   const docs = parseAllDocuments(text, { prettyErrors: true });
   const list = Array.isArray(docs) ? docs : [docs];
   list.forEach((d, n) => {
     const where = `${source}#${n + 1}`;
     if (d.errors.length > 0) {
-      throw new ConfigError({ component: `${COMPONENT} ${where}`, field: "(document)", rule: `is not valid YAML/JSON: ${d.errors[0]!.message.split("\n")[0]}` });
+      errors.push({ where, error: new ConfigError({ component: `${COMPONENT} ${where}`, field: "(document)", rule: `is not valid YAML/JSON: ${d.errors[0]!.message.split("\n")[0]}` }) });
+      return;
     }
     const value: unknown = d.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) return;
-    flatten(value, where, out);
+    flatten(value, where, out, errors);
   });
-  return out;
+  return { docs: out, errors };
 }
 
-function flatten(value: unknown, where: string, out: Doc[]): void {
+function flatten(value: unknown, where: string, out: Doc[], errors: DocError[]): void {
   if (isObject(value) && typeof value.kind === "string" && LIST_KINDS.includes(value.kind)) {
-    if (!Array.isArray(value.items)) throw new ConfigError({ component: `${COMPONENT} ${where}`, field: "items", rule: `must be a list (kind ${value.kind})`, value: value.items });
-    value.items.forEach((item, i) => flatten(item, `${where} items[${i}]`, out));
+    if (!Array.isArray(value.items)) {
+      errors.push({ where, kind: value.kind, error: new ConfigError({ component: `${COMPONENT} ${where}`, field: "items", rule: `must be a list (kind ${value.kind})`, value: value.items }) });
+      return;
+    }
+    value.items.forEach((item, i) => flatten(item, `${where} items[${i}]`, out, errors));
     return;
   }
   out.push({ value, where });
@@ -73,12 +92,86 @@ export function parsePolicies(text: string, source = "policies"): NetworkPolicy[
   const seen = new Set<string>();
   for (const doc of readDocuments(text, source)) {
     const p = parsePolicyObject(doc.value, doc.where);
-    const id = `${p.namespace}/${p.name}`;
-    if (seen.has(id)) throw new ConfigError({ component: `${COMPONENT} ${doc.where}`, field: "metadata.name", rule: `a NetworkPolicy named ${id} appears twice (names are unique per namespace)`, value: p.name });
-    seen.add(id);
+    const dup = duplicateIssue(p, seen);
+    if (dup) dup.throwIfAny(doc.where);
     out.push(p);
   }
   return out;
+}
+
+/** The issue of a policy whose namespace/name was seen before (else records it in `seen`). */
+function duplicateIssue(p: NetworkPolicy, seen: Set<string>): Issues | undefined {
+  const id = `${p.namespace}/${p.name}`;
+  if (!seen.has(id)) {
+    seen.add(id);
+    return undefined;
+  }
+  const issues = new Issues();
+  issues.add("metadata.name", `a NetworkPolicy named ${id} appears twice (names are unique per namespace)`, p.name);
+  return issues;
+}
+
+/** One object of a batch that was refused (see `parsePolicyBatch`). */
+export interface ObjectError {
+  /** The object's `kind` as written (`NetworkPolicy`, or e.g. `Pod` when a wrong kind was given); `(document)` for a document that is not YAML/JSON or not an object. */
+  kind: string;
+  /** `metadata.namespace` as written, `default` when absent; undefined when unreadable. */
+  namespace?: string;
+  /** `metadata.name` as written; undefined when absent or unreadable. */
+  name?: string;
+  /** The document (and List item): `policies.yaml#2 items[0]`. */
+  source: string;
+  /** The path of the first broken field inside the object (`spec.ingress[0].ports[0].port`). */
+  field: string;
+  /** The API server's wording of the rule (further issues of the same object appended). */
+  rule: string;
+  /** The whole message, as the `ConfigError` the strict parser throws would carry it. */
+  message: string;
+}
+
+/** What `parsePolicyBatch` returns: the valid policies and one error per invalid object. */
+export interface PolicyBatch {
+  /** Every valid NetworkPolicy, in document order (the first of two with the same namespace/name). */
+  policies: NetworkPolicy[];
+  /** Every refused object or document, in document order. */
+  errors: ObjectError[];
+}
+
+/**
+ * `parsePolicies` that does not fail the batch: every valid NetworkPolicy of `text` is returned,
+ * and each invalid object (or unreadable document, or second object with the same namespace/name)
+ * is reported in `errors` with its kind, namespace, name, document, field and rule. Never throws
+ * for bad input.
+ */
+export function parsePolicyBatch(text: string, source = "policies"): PolicyBatch {
+  const { docs, errors: docErrors } = splitDocuments(text, source);
+  const found: { at: number; policy?: NetworkPolicy; error?: ObjectError }[] = docErrors.map((e) => ({ at: docOrder(e.where), error: objectError(e.error, e.kind ?? "(document)", undefined, e.where) }));
+  const seen = new Set<string>();
+  for (const doc of docs) {
+    const c = checkPolicyObject(doc.value, doc.where);
+    const dup = c.issues.list.length === 0 ? duplicateIssue(c.policy, seen) : undefined;
+    const err = c.issues.error(c.label) ?? dup?.error(doc.where);
+    if (!err) {
+      found.push({ at: docOrder(doc.where), policy: c.policy });
+      continue;
+    }
+    const meta = isObject(doc.value) && isObject(doc.value.metadata) ? doc.value.metadata : {};
+    const kind = isObject(doc.value) ? (typeof doc.value.kind === "string" ? doc.value.kind : "(no kind)") : "(document)";
+    const ident = isObject(doc.value) ? { namespace: typeof meta.namespace === "string" && meta.namespace !== "" ? meta.namespace : "default", ...(typeof meta.name === "string" && meta.name !== "" ? { name: meta.name } : {}) } : undefined;
+    found.push({ at: docOrder(doc.where), error: objectError(err, kind, ident, doc.where) });
+  }
+  found.sort((a, b) => a.at - b.at);
+  return { policies: found.flatMap((f) => (f.policy ? [f.policy] : [])), errors: found.flatMap((f) => (f.error ? [f.error] : [])) };
+}
+
+/** The document number of a `where` (`file#3 items[1]` → 3), for ordering errors among objects. */
+function docOrder(where: string): number {
+  const m = /#(\d+)(?:\s|$)/.exec(where);
+  return m ? Number(m[1]) : 0;
+}
+
+function objectError(err: ConfigError, kind: string, ident: { namespace: string; name?: string } | undefined, where: string): ObjectError {
+  return { kind, ...(ident ?? {}), source: where, field: err.field, rule: err.rule, message: err.message };
 }
 
 /**
@@ -88,11 +181,22 @@ export function parsePolicies(text: string, source = "policies"): NetworkPolicy[
  * @throws ConfigError naming `where`, the field path and the rule.
  */
 export function parsePolicyObject(obj: unknown, where = "policy"): NetworkPolicy {
+  const c = checkPolicyObject(obj, where);
+  c.issues.throwIfAny(c.label);
+  return c.policy;
+}
+
+/**
+ * The validation of `parsePolicyObject` without throwing: the policy as far as it could be read,
+ * every issue, and the component label errors carry (`where`, plus the policy's namespace/name
+ * once the spec was read).
+ */
+function checkPolicyObject(obj: unknown, where: string): { policy: NetworkPolicy; issues: Issues; label: string } {
   const issues = new Issues();
   if (!isObject(obj)) {
     issues.add("(document)", "must be a NetworkPolicy object", obj);
-    issues.throwIfAny(where);
-    throw new Error("unreachable");
+    const empty = { matchLabels: {}, matchExpressions: [] };
+    return { policy: { name: "", namespace: "default", podSelector: empty, ingress: [], egress: [], policyTypes: ["Ingress"], policyTypesDefaulted: true, source: where }, issues, label: where };
   }
   unknownFields(obj, ["apiVersion", "kind", "metadata", "spec", "status"], "", issues);
   if (obj.kind !== "NetworkPolicy") issues.add("kind", 'must be "NetworkPolicy"', obj.kind);
@@ -129,8 +233,7 @@ export function parsePolicyObject(obj: unknown, where = "policy"): NetworkPolicy
   };
   if (!isObject(spec)) {
     issues.add("spec", "Required value: must be an object", spec);
-    issues.throwIfAny(where);
-    return policy;
+    return { policy, issues, label: where };
   }
   unknownFields(spec, ["podSelector", "ingress", "egress", "policyTypes"], "spec", issues);
   policy.podSelector = parseSelector(spec.podSelector, "spec.podSelector", issues);
@@ -152,8 +255,7 @@ export function parsePolicyObject(obj: unknown, where = "policy"): NetworkPolicy
     policy.policyTypes = spec.policyTypes.length === 0 ? (policy.egress.length > 0 ? ["Ingress", "Egress"] : ["Ingress"]) : POLICY_TYPES.filter((t) => types.includes(t));
     policy.policyTypesDefaulted = spec.policyTypes.length === 0;
   }
-  issues.throwIfAny(`${where} (NetworkPolicy ${namespace}/${name || "?"})`);
-  return policy;
+  return { policy, issues, label: `${where} (NetworkPolicy ${namespace}/${name || "?"})` };
 }
 
 function parseRules(v: unknown, path: string, peersKey: "from" | "to", issues: Issues): PolicyRule[] {
@@ -243,15 +345,16 @@ function parsePort(v: unknown, path: string, issues: Issues): PolicyPort {
   }
   unknownFields(v, ["protocol", "port", "endPort"], path, issues);
   if (v.protocol !== undefined && v.protocol !== null) {
-    if (typeof v.protocol !== "string" || !(POLICY_PROTOCOLS as readonly string[]).includes(v.protocol)) {
-      issues.add(`${path}.protocol`, 'Unsupported value: supported values: "SCTP", "TCP", "UDP"', v.protocol);
-    } else out.protocol = v.protocol as PolicyProtocol;
+    const pr = protocolProblem(v.protocol);
+    if (pr !== undefined) issues.add(`${path}.protocol`, pr, v.protocol);
+    else out.protocol = v.protocol as PolicyProtocol;
   }
   const port = v.port;
   let numeric: number | undefined;
   if (port !== undefined && port !== null) {
     if (typeof port === "number") {
-      if (!Number.isInteger(port) || port < 1 || port > 65535) issues.add(`${path}.port`, "must be between 1 and 65535, inclusive", port);
+      const pr = portNumberProblem(port);
+      if (pr !== undefined) issues.add(`${path}.port`, pr, port);
       else {
         out.port = port;
         numeric = port;
@@ -264,8 +367,9 @@ function parsePort(v: unknown, path: string, issues: Issues): PolicyPort {
   }
   const end = v.endPort;
   if (end !== undefined && end !== null) {
-    if (typeof end !== "number" || !Number.isInteger(end) || end < 1 || end > 65535) {
-      issues.add(`${path}.endPort`, "must be between 1 and 65535, inclusive", end);
+    const pr = portNumberProblem(end);
+    if (pr !== undefined || typeof end !== "number") {
+      issues.add(`${path}.endPort`, pr ?? "must be a number", end);
     } else if (port === undefined || port === null) {
       issues.add(`${path}.port`, "Required value: must be specified when endPort is specified");
     } else if (typeof port === "string") {
@@ -279,16 +383,31 @@ function parsePort(v: unknown, path: string, issues: Issues): PolicyPort {
 
 // ------------------------------------------------------------------ cluster
 
+/** Options of `parseCluster`. */
+export interface ParseClusterOptions {
+  /**
+   * Pod IPs by `namespace/name`, for pods whose document carries none (Pod manifests as applied
+   * have no `status`). An entry replaces whatever the document says for that pod; an entry that
+   * names no pod of the cluster is refused (field `podIPs["ns/name"]`).
+   */
+  podIPs?: Readonly<Record<string, readonly string[]>>;
+}
+
 /**
  * Parses a cluster view: namespaces and pods, either in the compact form
  * `{ namespaces: [{ name, labels }], pods: [{ namespace, name, labels, ips, ports: [{ name, port, protocol }], node, key, hostIf }] }`
  * or as Kubernetes `Namespace` and `Pod` objects (labels, `spec.nodeName`, container ports,
- * `status.podIPs`), in one or many documents or List kinds. Every namespace gets the label
- * `kubernetes.io/metadata.name`.
+ * `status.podIPs` or else `status.podIP`), in one or many documents or List kinds. Every namespace
+ * gets the label `kubernetes.io/metadata.name`.
+ *
+ * A pod's IPs are `options.podIPs["namespace/name"]` when given, else those of its document; a pod
+ * may have none (a Pod manifest as applied). A pod without an IP is selected by policies and
+ * matched by selector peers like any other, but no ipBlock matches it and, as a peer, it adds no
+ * address to compiled filters or nftables sets.
  * @throws ConfigError naming the document, field and rule: invalid labels or addresses, a pod in an
- *   undeclared namespace, duplicate namespaces, pods or pod IPs.
+ *   undeclared namespace, duplicate namespaces, pods or pod IPs, a `podIPs` entry naming no pod.
  */
-export function parseCluster(text: string, source = "cluster"): Cluster {
+export function parseCluster(text: string, source = "cluster", options: ParseClusterOptions = {}): Cluster {
   const namespaces: ClusterNamespace[] = [];
   const pods: ClusterPod[] = [];
   for (const doc of readDocuments(text, source)) {
@@ -303,7 +422,27 @@ export function parseCluster(text: string, source = "cluster"): Cluster {
     } else issues.add("kind", "must be a Namespace or Pod object, a List of them, or a compact {namespaces, pods} document", isObject(v) ? v.kind : v);
     issues.throwIfAny(doc.where);
   }
-  return buildCluster({ namespaces, pods }, source);
+  const given = options.podIPs ?? {};
+  const issues = new Issues();
+  const ids = new Set(pods.map((p) => `${p.namespace}/${p.name}`));
+  for (const [id, list] of Object.entries(given)) {
+    if (!ids.has(id)) issues.add(`podIPs["${id}"]`, `names no pod of the cluster (keys are namespace/name; pods: ${[...ids].slice(0, 8).join(", ") || "none"}${ids.size > 8 ? ", ..." : ""})`, id);
+    else if (!Array.isArray(list)) issues.add(`podIPs["${id}"]`, "must be a list of IP address strings", list);
+    else
+      list.forEach((ip: unknown, k) => {
+        try {
+          parseAddress(ip, { field: `podIPs["${id}"][${k}]` });
+        } catch (err) {
+          issues.add(`podIPs["${id}"][${k}]`, typeof (err as { rule?: unknown }).rule === "string" ? (err as { rule: string }).rule : "must be an IP address", ip);
+        }
+      });
+  }
+  issues.throwIfAny(`${source} (options)`);
+  const withIps = pods.map((p) => {
+    const ips = given[`${p.namespace}/${p.name}`];
+    return ips === undefined ? p : { ...p, ips: [...ips] };
+  });
+  return buildCluster({ namespaces, pods: withIps }, source);
 }
 
 /**
@@ -386,7 +525,6 @@ function compactPod(v: unknown, path: string, issues: Issues): ClusterPod {
     if (typeof ip !== "string") issues.add(`${path}.ips[${k}]`, "must be an IP address string", ip);
     else ips.push(ip);
   });
-  if (ips.length === 0) issues.add(`${path}.ips`, "Required value: a pod needs at least one IP");
   const pod: ClusterPod = {
     namespace: str(v.namespace, `${path}.namespace`, issues),
     name: str(v.name, `${path}.name`, issues),
@@ -410,10 +548,12 @@ function containerPort(v: unknown, path: string, issues: Issues, numberKey: "por
     return out;
   }
   const num = v[numberKey] ?? v.containerPort ?? v.port;
-  if (typeof num !== "number" || !Number.isInteger(num) || num < 1 || num > 65535) issues.add(`${path}.${numberKey}`, "must be between 1 and 65535, inclusive", num);
-  else out.containerPort = num;
+  const np = portNumberProblem(num);
+  if (np !== undefined) issues.add(`${path}.${numberKey}`, np, num);
+  else out.containerPort = num as number;
   if (v.protocol !== undefined) {
-    if (typeof v.protocol !== "string" || !(POLICY_PROTOCOLS as readonly string[]).includes(v.protocol)) issues.add(`${path}.protocol`, 'Unsupported value: supported values: "SCTP", "TCP", "UDP"', v.protocol);
+    const pr = protocolProblem(v.protocol);
+    if (pr !== undefined) issues.add(`${path}.protocol`, pr, v.protocol);
     else out.protocol = v.protocol as PolicyProtocol;
   }
   if (v.name !== undefined) {
@@ -441,8 +581,10 @@ function podFromObject(v: Record<string, unknown>, path: string, issues: Issues)
     if (isObject(e) && typeof e.ip === "string") ips.push(e.ip);
     else issues.add(`${path}status.podIPs[${k}].ip`, "must be an IP address string", e);
   });
-  if (ips.length === 0 && typeof status.podIP === "string") ips.push(status.podIP);
-  if (ips.length === 0) issues.add(`${path}status.podIPs`, "Required value: the pod needs an IP to take part in policy");
+  if (ips.length === 0 && status.podIP !== undefined && status.podIP !== null) {
+    if (typeof status.podIP === "string") ips.push(status.podIP);
+    else issues.add(`${path}status.podIP`, "must be an IP address string", status.podIP);
+  }
   const ports: ContainerPort[] = [];
   listOf(spec.containers, `${path}spec.containers`, issues).forEach((c, i) => {
     if (!isObject(c)) return;

@@ -193,7 +193,6 @@ describe("parseCluster", () => {
     { name: "pod in an undeclared namespace", text: "namespaces: [{name: x}]\npods: [{namespace: q, name: a, ips: [10.0.0.1]}]\n", field: "pods[0].namespace", rule: /does not declare/ },
     { name: "duplicate pod IP", text: "namespaces: [{name: x}]\npods: [{namespace: x, name: a, ips: [10.0.0.1]}, {namespace: x, name: b, ips: [10.0.0.1]}]\n", field: "pods[1].ips", rule: /also pod x\/a's/ },
     { name: "invalid pod IP", text: "namespaces: [{name: x}]\npods: [{namespace: x, name: a, ips: [10.0.0.300]}]\n", field: "pods[0].ips[0]", rule: /IPv4/ },
-    { name: "pod without IP", text: "namespaces: [{name: x}]\npods: [{namespace: x, name: a}]\n", field: "pods[0].ips", rule: /at least one IP/ },
     { name: "invalid container port name", text: "namespaces: [{name: x}]\npods: [{namespace: x, name: a, ips: [10.0.0.1], ports: [{name: HTTP, port: 80}]}]\n", field: "pods[0].ports[0].name", rule: /alpha-numeric/ },
     { name: "unknown kind", text: "kind: Service\nmetadata: {name: s}\n", field: "kind", rule: /Namespace or Pod/ },
     { name: "duplicate namespace", text: "namespaces: [{name: x}, {name: x}]\n", field: "namespaces[1].name", rule: /unique/ },
