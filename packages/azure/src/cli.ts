@@ -19,8 +19,8 @@
  * Run as the main module (also through an npm `.bin` symlink: real paths are compared) it exits
  * with that status.
  */
-import { parseArgs } from "node:util";
-import { Prefix, isMainModule } from "@cnikit/core";
+import { CliUsageError, Prefix, integerOption, runAsMain, runCliProgram } from "@cnikit/core";
+import type { CliCommand, CliOutput, CliValues } from "@cnikit/core";
 import { MAX_PODS_RANGE, MAX_SURGE_LIMIT } from "./config.ts";
 import { AZURE_MIN_SUBNET_LENGTH, classicHeadroom, classicJoinRefusal, formatCount, formatSizingTable, requiredAddresses, sizingTable, smallestFittingPrefix, usableAddresses } from "./sizing.ts";
 
@@ -56,59 +56,31 @@ export interface CliIo {
   stderr(text: string): void;
 }
 
-class UsageError extends Error {}
-
 const PLAN_SUBNET_OPTIONS = {
   nodes: { type: "string" },
   "max-pods": { type: "string" },
   surge: { type: "string" },
   subnet: { type: "string" },
   json: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
 } as const;
-
-const knownFlags = (options: Readonly<Record<string, { readonly type: string; readonly short?: string }>>): string =>
-  Object.entries(options)
-    .map(([long, o]) => (o.short === undefined ? `--${long}` : `--${long} (-${o.short})`))
-    .join(", ");
-
-function integer(flag: string, value: string | undefined, min: number, max: number, dflt?: number): number {
-  if (value === undefined) {
-    if (dflt !== undefined) return dflt;
-    throw new UsageError(`--${flag} is required (an integer from ${min} to ${max})`);
-  }
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) throw new UsageError(`--${flag} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
-  return Number(value);
-}
 
 function subnetFlag(value: string): Prefix {
   let p: Prefix;
   try {
     p = Prefix.parse(value, { field: "--subnet" });
   } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
+    throw new CliUsageError(err instanceof Error ? err.message : String(err));
   }
-  if (p.family !== 4) throw new UsageError(`--subnet must be an IPv4 CIDR, got ${JSON.stringify(value)}`);
-  if (p.length > AZURE_MIN_SUBNET_LENGTH) throw new UsageError(`--subnet must be a /${AZURE_MIN_SUBNET_LENGTH} or larger (Azure's smallest subnet), got ${JSON.stringify(value)}`);
+  if (p.family !== 4) throw new CliUsageError(`--subnet must be an IPv4 CIDR, got ${JSON.stringify(value)}`);
+  if (p.length > AZURE_MIN_SUBNET_LENGTH) throw new CliUsageError(`--subnet must be a /${AZURE_MIN_SUBNET_LENGTH} or larger (Azure's smallest subnet), got ${JSON.stringify(value)}`);
   return p;
 }
 
-function planSubnet(argv: string[], io: CliIo): number {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: PLAN_SUBNET_OPTIONS, strict: true, allowPositionals: false });
-  } catch (err) {
-    throw new UsageError(`${err instanceof Error ? err.message : String(err)}; known options of plan-subnet: ${knownFlags(PLAN_SUBNET_OPTIONS)}`);
-  }
-  const v = parsed.values;
-  if (v.help) {
-    io.stdout(`${PLAN_SUBNET_USAGE}\n`);
-    return 0;
-  }
-  const nodes = integer("nodes", v.nodes, 0, MAX_NODES);
-  const maxPods = integer("max-pods", v["max-pods"], MAX_PODS_RANGE.min, MAX_PODS_RANGE.max);
-  const surge = integer("surge", v.surge, 0, MAX_SURGE_LIMIT, 1);
-  if (nodes + surge === 0) throw new UsageError("--nodes and --surge are both 0: there is nothing to size");
+function planSubnet(v: CliValues<typeof PLAN_SUBNET_OPTIONS>, io: CliIo): number {
+  const nodes = integerOption("--nodes", v.nodes, { min: 0, max: MAX_NODES });
+  const maxPods = integerOption("--max-pods", v["max-pods"], MAX_PODS_RANGE);
+  const surge = integerOption("--surge", v.surge, { min: 0, max: MAX_SURGE_LIMIT, fallback: 1 });
+  if (nodes + surge === 0) throw new CliUsageError("--nodes and --surge are both 0: there is nothing to size");
   const subnet = v.subnet === undefined ? undefined : subnetFlag(v.subnet);
 
   const input = { nodes, maxPods, surge };
@@ -143,31 +115,21 @@ function planSubnet(argv: string[], io: CliIo): number {
   return 0;
 }
 
+const planSubnetCommand = (io: CliIo): CliCommand<typeof PLAN_SUBNET_OPTIONS> => ({
+  name: "plan-subnet",
+  summary: "the worked subnet sizing table for classic Azure CNI (Node Subnet), and whether a subnet fits",
+  usage: PLAN_SUBNET_USAGE,
+  options: PLAN_SUBNET_OPTIONS,
+  run: ({ values }) => planSubnet(values, io),
+});
+
 /**
  * Runs the CLI on `argv` (without node and the script), writing to `io`. Never exits the process.
  * @returns 0 fits (or nothing to check), 1 the subnet does not fit, 2 usage error
  */
 export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
-  const [command, ...rest] = argv;
-  try {
-    if (command === undefined) {
-      io.stderr(`${USAGE}\n`);
-      return 2;
-    }
-    if (command === "--help" || command === "-h" || command === "help") {
-      io.stdout(`${USAGE}\n`);
-      return 0;
-    }
-    if (command === "plan-subnet") return planSubnet(rest, io);
-    if (command.startsWith("-")) throw new UsageError(`unknown option ${JSON.stringify(command)}; known options: --help (-h); commands: plan-subnet`);
-    throw new UsageError(`unknown command ${JSON.stringify(command)}; known commands: plan-subnet`);
-  } catch (err) {
-    if (err instanceof UsageError) {
-      io.stderr(`${NAME}: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  const lines: CliOutput = { out: (l) => io.stdout(`${l}\n`), err: (l) => io.stderr(`${l}\n`) };
+  return runCliProgram({ name: NAME, usage: USAGE, commands: [planSubnetCommand(io)] }, argv, lines);
 }
 
 const processIo: CliIo = {
@@ -175,10 +137,4 @@ const processIo: CliIo = {
   stderr: (t) => void process.stderr.write(t),
 };
 
-if (isMainModule(import.meta.url)) {
-  main(process.argv.slice(2)).then(
-    // Flush both streams before exiting: writes to pipes are asynchronous.
-    (code) => process.stdout.write("", () => process.stderr.write("", () => process.exit(code))),
-    (err: unknown) => process.stderr.write(`${NAME}: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`, () => process.exit(3)),
-  );
-}
+runAsMain(import.meta.url, NAME, (argv) => main(argv), { internalErrorStatus: 3 });

@@ -68,9 +68,10 @@ describe("cnikit-azure (main)", () => {
   const usageErrors: { label: string; argv: string[]; message: RegExp }[] = [
     { label: "no command", argv: [], message: /^Usage: cnikit-azure/ },
     { label: "unknown command", argv: ["plan"], message: /unknown command "plan"; known commands: plan-subnet/ },
-    { label: "unknown top-level flag", argv: ["--version"], message: /unknown option "--version"; known options: --help \(-h\); commands: plan-subnet/ },
-    { label: "unknown flag", argv: ["plan-subnet", "--nodes", "3", "--max-pods", "30", "--pods", "3"], message: /Unknown option '--pods'.*known options of plan-subnet: --nodes, --max-pods, --surge, --subnet, --json, --help \(-h\)/ },
-    { label: "positional", argv: ["plan-subnet", "3"], message: /known options of plan-subnet/ },
+    { label: "unknown top-level flag", argv: ["--version"], message: /^cnikit-azure: unknown option --version \(known before a command: --help \(-h\)\); known commands: plan-subnet\n/ },
+    { label: "unknown flag", argv: ["plan-subnet", "--nodes", "3", "--max-pods", "30", "--pods", "3"], message: /^cnikit-azure plan-subnet: unknown option --pods; known options: --nodes, --max-pods, --surge, --subnet, --json, --help \(-h\)\n/ },
+    { label: "positional", argv: ["plan-subnet", "3"], message: /unexpected argument "3" \(this command takes only options\)/ },
+    { label: "flag without its value", argv: ["plan-subnet", "--max-pods", "30", "--nodes"], message: /--nodes needs a value; known options: / },
     { label: "missing --nodes", argv: ["plan-subnet", "--max-pods", "30"], message: /--nodes is required/ },
     { label: "missing --max-pods", argv: ["plan-subnet", "--nodes", "3"], message: /--max-pods is required \(an integer from 10 to 250\)/ },
     { label: "--max-pods out of range", argv: ["plan-subnet", "--nodes", "3", "--max-pods", "300"], message: /--max-pods must be an integer from 10 to 250, got "300"/ },
