@@ -18,7 +18,7 @@
 import { readFileSync, realpathSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { CniError, type Family } from "@cnikit/core";
-import { compileFilters } from "./compile.ts";
+import { compileFilters, compileWarnings } from "./compile.ts";
 import { PolicyEvaluator, explainVerdict, formatMatrix, type Probe } from "./evaluate.ts";
 import { compileNft, renderNft } from "./nft.ts";
 import { parseCluster, parsePolicies } from "./parse.ts";
@@ -98,6 +98,7 @@ export function main(argv: string[], io: CliIo): number {
   try {
     const { command, flags } = parseArgs(argv);
     const model = readModel(flags);
+    if (flags.node !== undefined) for (const w of compileWarnings({ model, node: flags.node })) io.err(`cnikit-netpol: warning: ${w.message}\n`);
     switch (command) {
       case "explain": {
         const probes = probesOf(flags);

@@ -12,7 +12,7 @@
  */
 import { Prefix, fnv1a32Hex, parseAddress, type FilterPolicy, type FilterRule, type Family, type PeerMatch, type PortRange, type Protocol } from "@cnikit/core";
 import { NAMESPACE_NAME_LABEL } from "./parse.ts";
-import type { ClusterNamespace, ClusterPod, NetworkPolicy, PolicyModel, PolicyPeer, PolicyPort, PolicyProtocol, PolicyRule } from "./types.ts";
+import type { Cluster, ClusterNamespace, ClusterPod, NetworkPolicy, PolicyModel, PolicyPeer, PolicyPort, PolicyProtocol, PolicyRule } from "./types.ts";
 import { selectorMatches } from "./validate.ts";
 
 export type Direction = "ingress" | "egress";
@@ -270,6 +270,26 @@ function rulesFor(x: { rp: ResolvedPolicy; rr: ResolvedRule; direction: Directio
     }
   }
   return out;
+}
+
+/** A compilation ran, but enforces nothing where the caller probably expected it to. */
+export interface CompileWarning {
+  /** `node-without-pods`: no pod of the model runs on the node (its `node`), so nothing is enforced there. */
+  code: "node-without-pods";
+  node: string;
+  message: string;
+}
+
+/**
+ * The warnings of compiling `model` for `node` (`compileNode` returns them with its result): today
+ * one, when no pod of the model names the node (a typo, or pods without `spec.nodeName`). Pure.
+ */
+export function compileWarnings(input: { model: Cluster; node: string }): CompileWarning[] {
+  const { model, node } = input;
+  if (model.pods.some((p) => p.node === node)) return [];
+  const nodes = [...new Set(model.pods.flatMap((p) => (p.node === undefined ? [] : [p.node])))].sort();
+  const known = nodes.length > 0 ? `pods run on ${nodes.slice(0, 8).join(", ")}${nodes.length > 8 ? ", ..." : ""}` : "no pod names a node: give Pods spec.nodeName, or pods of the compact form node";
+  return [{ code: "node-without-pods", node, message: `no pod of the cluster runs on node ${node}, so nothing is enforced there (${known})` }];
 }
 
 /** The local pods of a node, in cluster order. */

@@ -4,8 +4,19 @@
  * NodeDataplane filters (enforced by @cnikit/sim) and an incremental nftables ruleset.
  */
 export * from "./types.ts";
-export { NAMESPACE_NAME_LABEL, buildCluster, parseCluster, parsePolicies, parsePolicyObject, readDocuments } from "./parse.ts";
-export { isEmptySelector, labelKeyProblem, labelValueProblem, portNameProblem, selectorMatches, selectorText } from "./validate.ts";
+export {
+  NAMESPACE_NAME_LABEL,
+  buildCluster,
+  parseCluster,
+  parsePolicies,
+  parsePolicyBatch,
+  parsePolicyObject,
+  readDocuments,
+  type ObjectError,
+  type ParseClusterOptions,
+  type PolicyBatch,
+} from "./parse.ts";
+export { checkProbe, isEmptySelector, labelKeyProblem, labelValueProblem, portNameProblem, portNumberProblem, protocolProblem, selectorMatches, selectorText } from "./validate.ts";
 export { PolicyEvaluator, explainVerdict, formatMatrix, peerText, portMatches, portText, type DirectionVerdict, type Matrix, type Probe, type RuleRef, type Verdict } from "./evaluate.ts";
 export {
   E2E_NAMESPACES,
@@ -19,7 +30,8 @@ export {
   type E2eEnv,
   type NetworkPolicyObject,
 } from "./e2e.ts";
-export { compileFilters, hostIfOf, indexPolicies, localPods, podKeyOf, type NodeCompileInput, type PolicyIndex } from "./compile.ts";
+export { compileFilters, compileWarnings, hostIfOf, indexPolicies, localPods, podKeyOf, type CompileWarning, type NodeCompileInput, type PolicyIndex } from "./compile.ts";
+export { compileNode, type NodeCompilation } from "./compile-node.ts";
 export {
   NFT_FAMILY,
   NFT_TABLE,
