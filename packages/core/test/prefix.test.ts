@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import fc from "fast-check";
+import ipaddr from "ipaddr.js";
 import { describe, expect, it } from "vitest";
 import {
   ConfigError,
@@ -8,6 +9,7 @@ import {
   canonicalAddress,
   canonicalPrefix,
   formatAddress,
+  isAddress,
   parseAddress,
   parseInterfaceAddress,
 } from "../src/index.ts";
@@ -64,6 +66,11 @@ describe("parseAddress", () => {
     ["hex IPv4", "0x0a.0.0.1", /valid IPv4/],
     ["single number", "167772161", /valid IPv4/],
     ["garbage", "not-an-ip", /valid IPv4/],
+    // What ipaddr.js alone would read as IPv4 (inet_aton's short, hex and octal forms).
+    ["two-part short form", "10.1", /valid IPv4/],
+    ["hex number", "0x0a000001", /valid IPv4/],
+    ["octal octets", "0177.0.0.1", /valid IPv4/],
+    ["IPv4 with a zone", "10.0.0.1%eth0", /valid IPv4/],
     ["two ::", "1::2::3", /valid IPv4/],
     [":::", "1:::2", /valid IPv4/],
     ["nine groups", "1:2:3:4:5:6:7:8:9", /valid IPv4/],
@@ -119,6 +126,12 @@ describe("formatAddress", () => {
     [0x0001_0000_0000_0001_0000_0000_0000_0001n, 6, "1:0:0:1::1"],
     [0x0001_0000_0000_0001_0001_0000_0000_0001n, 6, "1::1:1:0:0:1"],
     [0x2001_0db8_0000_0000_0000_00ff_0000_0042n, 6, "2001:db8::ff:0:42"],
+    [0x0000_0000_0001_0000_0000_0001_0000_0000n, 6, "::1:0:0:1:0:0"],
+    // RFC 5952 section 5: IPv4-mapped addresses in mixed notation; other ::/96-ish values stay hex.
+    [0xffff_c000_0201n, 6, "::ffff:192.0.2.1"],
+    [0xffff_0000_0000n, 6, "::ffff:0.0.0.0"],
+    [0x0001_ffff_c000_0201n, 6, "::1:ffff:c000:201"],
+    [0xc000_0201n, 6, "::c000:201"],
     [0xabcd_ef01_2345_6789_abcd_ef01_2345_6789n, 6, "abcd:ef01:2345:6789:abcd:ef01:2345:6789"],
   ];
   it.each(cases)("%s (IPv%s) -> %s", (value, family, text) => {
@@ -362,9 +375,16 @@ describe("subnets", () => {
   });
 });
 
-/** RFC 5952 written out independently of the code under test. */
+/**
+ * RFC 5952 written out independently of the code under test: section 4 (lower case, no leading
+ * zeros, the longest run of two or more zero groups as `::`, the first run on a tie) and section 5
+ * (an IPv4-mapped address, ::ffff:0:0/96, ends in dotted decimal).
+ */
 function referenceFormat6(value: bigint): string {
   const groups = Array.from({ length: 8 }, (_, i) => Number((value >> BigInt((7 - i) * 16)) & 0xffffn));
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return `::ffff:${[groups[6]! >> 8, groups[6]! & 255, groups[7]! >> 8, groups[7]! & 255].join(".")}`;
+  }
   let bestStart = -1;
   let bestLen = 0;
   for (let i = 0; i < 8; ) {
@@ -386,10 +406,40 @@ function referenceFormat6(value: bigint): string {
 }
 
 const v4Value = fc.bigInt({ min: 0n, max: (1n << 32n) - 1n });
-// Values with runs of zero groups, so compression is exercised, not only random 128-bit numbers.
-const v6Value = fc
-  .array(fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 })
-  .map((gs) => gs.reduce((n, g) => (n << 16n) | BigInt(g), 0n));
+// Values with runs of zero groups, so compression is exercised, not only random 128-bit numbers,
+// and IPv4-mapped ones (section 5).
+const v6Value = fc.oneof(
+  { weight: 4, arbitrary: fc
+    .array(fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 })
+    .map((gs) => gs.reduce((n, g) => (n << 16n) | BigInt(g), 0n)) },
+  { weight: 1, arbitrary: v4Value.map((v) => 0xffff_0000_0000n | v) },
+);
+
+describe("RFC 5952 output", () => {
+  it("every pattern of zero and non-zero groups formats as the reference says (ties included)", () => {
+    // All 256 zero/non-zero patterns over the 8 groups, each with random non-zero fill.
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 0xffff }), { minLength: 8, maxLength: 8 }), (fill) => {
+        for (let pattern = 0; pattern < 256; pattern++) {
+          const v = fill.reduce((n, g, i) => (n << 16n) | BigInt(pattern & (1 << (7 - i)) ? g : 0), 0n);
+          const text = formatAddress(v, 6);
+          expect(text, text).toBe(referenceFormat6(v));
+          expect(parseAddress(text)).toEqual({ family: 6, value: v });
+        }
+      }),
+      { numRuns: 10 },
+    );
+  });
+
+  it("ipaddr.js's own toRFC5952String breaks ties as the reference does (what formatAddress relies on)", () => {
+    // Section 4.2.3's tie rule, which earlier ipaddr.js releases broke the other way; the caret range
+    // must not let a release that breaks it again in unnoticed.
+    const tie = 0x0001_0000_0000_0001_0001_0000_0000_0001n;
+    const bytes = Array.from({ length: 16 }, (_, i) => Number((tie >> BigInt(120 - 8 * i)) & 0xffn));
+    expect(ipaddr.fromByteArray(bytes).toString()).toBe("1::1:1:0:0:1");
+    expect(referenceFormat6(tie)).toBe("1::1:1:0:0:1");
+  });
+});
 
 describe("properties", () => {
   it("formatAddress and parseAddress round-trip (IPv4)", () => {
@@ -436,37 +486,93 @@ describe("properties", () => {
     );
   });
 
-  it("accepts exactly what node:net accepts, and canonicalises IPv6 as the WHATWG URL serializer does", () => {
-    // Valid spellings, then random one-character edits of them: near-misses are where parsers differ.
-    const alphabet = fc.constantFrom(..."0123456789abcdefABCDEF:.");
-    const valid = fc.oneof(
-      v4Value.map((v) => formatAddress(v, 4)),
-      v6Value.map((v) => formatAddress(v, 6)),
-      v6Value.map((v) => `::ffff:${formatAddress(v & 0xffffffffn, 4)}`),
-      v6Value.map((v) => `${formatAddress(v, 6).replace(/:[^:]*:[^:]*$/, "")}:${formatAddress(v & 0xffffffffn, 4)}`),
-      v6Value.map((v) => formatAddress(v, 6).toUpperCase()),
-      fc.constantFrom("::", "::1", "1::", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "::1.2.3.4", "1:2:3:4:5::1.2.3.4"),
-    );
-    const edited = fc.tuple(valid, fc.nat(), fc.nat(2), alphabet).map(([text, at, how, c]) => {
-      const i = at % (text.length + 1);
-      if (how === 0) return text.slice(0, i) + c + text.slice(i);
-      if (how === 1) return text.slice(0, i) + text.slice(i + 1);
-      return text.slice(0, i) + c + text.slice(i + 1);
-    });
+  // Valid spellings (zoned ones too), their random one-character edits (near-misses are where
+  // parsers differ) and short random strings.
+  const alphabet = fc.oneof(
+    { weight: 8, arbitrary: fc.constantFrom(..."0123456789abcdefABCDEF:.") },
+    { weight: 1, arbitrary: fc.constantFrom(..."%xXgG/ []-+e\n") },
+  );
+  const spellings = fc.oneof(
+    v4Value.map((v) => formatAddress(v, 4)),
+    v6Value.map((v) => formatAddress(v, 6)),
+    v6Value.map((v) => `::ffff:${formatAddress(v & 0xffffffffn, 4)}`),
+    v6Value.map((v) => `${formatAddress(v, 6).replace(/:[^:]*:[^:]*$/, "")}:${formatAddress(v & 0xffffffffn, 4)}`),
+    v6Value.map((v) => formatAddress(v, 6).toUpperCase()),
+    v6Value.map((v) => `${formatAddress(v, 6)}%eth0`),
+    fc.constantFrom("::", "::1", "1::", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "::1.2.3.4", "1:2:3:4:5::1.2.3.4", "fe80::1%2", "10.1", "0x0a000001"),
+  );
+  const edited = fc.tuple(spellings, fc.nat(), fc.nat(2), alphabet).map(([text, at, how, c]) => {
+    const i = at % (text.length + 1);
+    if (how === 0) return text.slice(0, i) + c + text.slice(i);
+    if (how === 1) return text.slice(0, i) + text.slice(i + 1);
+    return text.slice(0, i) + c + text.slice(i + 1);
+  });
+  const addressText = fc.oneof(spellings, edited, fc.array(alphabet, { maxLength: 12 }).map((cs) => cs.join("")));
+
+  /** What the front door must accept: what node:net accepts, less zone ids. */
+  const accepted = (text: string): boolean => isIP(text) !== 0 && !text.includes("%");
+
+  /** The WHATWG URL serializer's IPv6 text, in section 5's mixed notation for IPv4-mapped addresses. */
+  const urlForm = (text: string): string => {
+    const host = new URL(`http://[${text}]/`).hostname.slice(1, -1);
+    const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host);
+    if (!mapped) return host;
+    const [hi, lo] = [Number.parseInt(mapped[1]!, 16), Number.parseInt(mapped[2]!, 16)];
+    return `::ffff:${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  };
+
+  it("accepts exactly what node:net accepts (less zones), canonicalises as the URL serializer does, names field and rule when it refuses", () => {
     fc.assert(
-      fc.property(fc.oneof(valid, edited), (text) => {
-        let ok = true;
+      fc.property(addressText, (text) => {
+        let err: unknown;
         try {
-          parseAddress(text);
-        } catch {
-          ok = false;
+          parseAddress(text, { field: "peers[0].address", component: "probe" });
+        } catch (e) {
+          err = e;
         }
-        expect(ok, text).toBe(isIP(text) !== 0);
-        if (isIP(text) === 6) {
-          expect(canonicalAddress(text), text).toBe(new URL(`http://[${text}]/`).hostname.slice(1, -1));
+        expect(err === undefined, JSON.stringify(text)).toBe(accepted(text));
+        expect(isAddress(text), JSON.stringify(text)).toBe(accepted(text));
+        if (err !== undefined) {
+          const e = err as ConfigError;
+          expect(e.name).toBe("ConfigError");
+          expect(e.code).toBe(7);
+          expect(e.field).toBe("peers[0].address");
+          expect(e.rule).toMatch(/^must /);
+          expect(e.message.startsWith(`[probe] peers[0].address: ${e.rule}`)).toBe(true);
+          return;
         }
+        if (isIP(text) === 4) expect(canonicalAddress(text)).toBe(text);
+        if (isIP(text) === 6) expect(canonicalAddress(text), text).toBe(urlForm(text));
       }),
       { numRuns: 5000 },
+    );
+  });
+
+  it("Prefix.parse accepts address/length exactly when the address passes the front door and the length is a plain decimal within the family", () => {
+    const lengthText = fc.oneof(
+      fc.integer({ min: 0, max: 140 }).map(String),
+      fc.constantFrom("", "08", "00", "-1", "+8", "0x8", " 8", "8 ", "8.0", "1e1", "٣"),
+    );
+    fc.assert(
+      fc.property(addressText, lengthText, (address, length) => {
+        const text = `${address}/${length}`;
+        const family = accepted(address) ? isIP(address) : 0;
+        const lengthOk = /^(0|[1-9][0-9]*)$/.test(length) && Number(length) <= (family === 4 ? 32 : 128);
+        let err: ConfigError | undefined;
+        try {
+          Prefix.parse(text, { field: "spec.cidr", allowHostBits: true });
+        } catch (e) {
+          err = e as ConfigError;
+        }
+        expect(err === undefined, text).toBe(family !== 0 && lengthOk);
+        if (err !== undefined) {
+          expect(err.code).toBe(7);
+          expect(err.field).toBe("spec.cidr");
+          if (address.includes("/") || text.trim() !== text) return;
+          expect(err.rule, text).toMatch(family === 0 ? /^address part must / : /^prefix length must be an integer/);
+        }
+      }),
+      { numRuns: 3000 },
     );
   });
 

@@ -1,9 +1,13 @@
 /**
  * Prefix and address math for IPv4 and IPv6. Addresses are handled as bigint internally so both
  * families share one code path; strings in and out are canonical (`10.0.0.1`, `fd00::1`, RFC 5952).
- * Text is parsed and printed here rather than with ipaddr.js, which is lenient where we must not be
- * and prints some IPv6 addresses against RFC 5952 (see parseIPv6 and formatIPv6).
+ *
+ * Text goes through a strict front door before ipaddr.js sees it: `node:net`'s `isIP` decides what
+ * is an address (ipaddr.js alone also reads `10.1`, `0x0a000001`, `010.0.0.1` as octal, and zone
+ * ids), zones are refused, and only then ipaddr.js parses the text into bytes and classifies it.
  */
+import { isIP } from "node:net";
+import ipaddr from "ipaddr.js";
 import { ConfigError } from "../errors.ts";
 import type { Family } from "../dataplane.ts";
 
@@ -20,40 +24,66 @@ function bitsOf(family: Family): 32 | 128 {
   return BITS[family];
 }
 
+interface Parsed {
+  family: Family;
+  value: bigint;
+}
+
+/**
+ * The front door: the address `text` spells, or the rule it breaks. Accepts exactly what `isIP`
+ * accepts, less zone ids (`fe80::1%eth0`): a zone names an interface of one host, which a cluster
+ * config or a policy cannot mean, so configs refuse it with a rule that says so.
+ */
+function readAddress(text: unknown): Parsed | { rule: string } {
+  if (typeof text !== "string") return { rule: "must be an IP address string" };
+  if (text === "") return { rule: "must not be empty: give an IPv4 or IPv6 address" };
+  if (text.trim() !== text) return { rule: "must be an IP address without surrounding spaces" };
+  if (text.includes("/")) return { rule: "must be a plain IP address, not a CIDR" };
+  const zone = text.indexOf("%");
+  if (zone >= 0 && isIP(text.slice(0, zone)) === 6) return { rule: "must not carry an IPv6 zone (the %... suffix)" };
+  const family = isIP(text) as 0 | Family;
+  if (family === 0 || zone >= 0) return { rule: "must be a valid IPv4 (dotted quad) or IPv6 address" };
+  if (family === 4) return { family, value: fromBytes(ipaddr.IPv4.parse(text).toByteArray()) };
+  // ipaddr.js reads `::a.b.c.d` (RFC 4291's deprecated IPv4-compatible form) as the IPv4-mapped
+  // `::ffff:a.b.c.d`; the text spells ::a.b.c.d, so that one form takes its IPv4 tail's value.
+  if (text.startsWith("::") && text.lastIndexOf(":") === 1 && text.includes(".")) {
+    return { family, value: fromBytes(ipaddr.IPv4.parse(text.slice(2)).toByteArray()) };
+  }
+  return { family, value: fromBytes(ipaddr.IPv6.parse(text).toByteArray()) };
+}
+
+function fromBytes(bytes: number[]): bigint {
+  let n = 0n;
+  for (const b of bytes) n = (n << 8n) | BigInt(b);
+  return n;
+}
+
+function toBytes(value: bigint, bits: 32 | 128): number[] {
+  return Array.from({ length: bits / 8 }, (_, i) => Number((value >> BigInt(bits - 8 - 8 * i)) & 0xffn));
+}
+
 /**
  * Parses a plain address (no prefix length) into its family and numeric value.
  *
- * IPv4 must be a dotted quad of decimal octets without leading zeros (`010.0.0.1` is refused: other
- * parsers read it as octal). IPv6 follows RFC 4291 section 2.2 strictly: 1-4 hex digits per group,
- * at most one `::` that stands for at least one zero group, an optional dotted-quad tail; no zone
- * (`%eth0`), no brackets. IPv4-mapped (`::ffff:1.2.3.4`) and IPv4-compatible (`::1.2.3.4`)
- * addresses stay IPv6 with the value they spell.
+ * Accepts what `node:net`'s `isIP` accepts: IPv4 as a dotted quad of decimal octets without
+ * leading zeros (`010.0.0.1` is refused: other parsers read it as octal; `10.1` and `0x0a000001`
+ * too); IPv6 as RFC 4291 section 2.2 says (1-4 hex digits per group, at most one `::` that stands
+ * for at least one zero group, an optional dotted-quad tail), no brackets. Zone ids (`%eth0`) are
+ * refused. IPv4-mapped (`::ffff:1.2.3.4`) and IPv4-compatible (`::1.2.3.4`) addresses stay IPv6
+ * with the value they spell.
  *
  * @throws ConfigError naming `ctx.field` (default `address`) when `text` is not such a string.
  */
-export function parseAddress(text: unknown, ctx: ParseContext = {}): { family: Family; value: bigint } {
-  const field = ctx.field ?? "address";
-  if (typeof text !== "string") {
-    throw new ConfigError(withComponent(ctx, { field, rule: "must be an IP address string", value: text }));
-  }
-  if (text === "") {
-    throw new ConfigError(withComponent(ctx, { field, rule: "must not be empty: give an IPv4 or IPv6 address", value: text }));
-  }
-  if (text.trim() !== text) {
-    throw new ConfigError(withComponent(ctx, { field, rule: "must be an IP address without surrounding spaces", value: text }));
-  }
-  if (text.includes("/")) {
-    throw new ConfigError(withComponent(ctx, { field, rule: "must be a plain IP address, not a CIDR", value: text }));
-  }
-  const v4 = parseIPv4(text);
-  if (v4 !== undefined) return { family: 4, value: v4 };
-  const zone = text.indexOf("%");
-  if (zone >= 0 && parseIPv6(text.slice(0, zone)) !== undefined) {
-    throw new ConfigError(withComponent(ctx, { field, rule: "must not carry an IPv6 zone (the %... suffix)", value: text }));
-  }
-  const v6 = parseIPv6(text);
-  if (v6 !== undefined) return { family: 6, value: v6 };
-  throw new ConfigError(withComponent(ctx, { field, rule: "must be a valid IPv4 (dotted quad) or IPv6 address", value: text }));
+export function parseAddress(text: unknown, ctx: ParseContext = {}): Parsed {
+  const read = readAddress(text);
+  if ("rule" in read) throw new ConfigError(withComponent(ctx, { field: ctx.field ?? "address", rule: read.rule, value: text }));
+  return read;
+}
+
+/** Whether `text` is an address `parseAddress` accepts (of `family`, when given). Never throws. */
+export function isAddress(text: unknown, family?: Family): boolean {
+  const read = readAddress(text);
+  return !("rule" in read) && (family === undefined || read.family === family);
 }
 
 function withComponent<T extends object>(ctx: ParseContext, init: T): T & { component?: string } {
@@ -61,118 +91,18 @@ function withComponent<T extends object>(ctx: ParseContext, init: T): T & { comp
 }
 
 /**
- * Dotted quad, decimal octets 0-255 without leading zeros; undefined when `text` is not one.
- * Hand-written (one pass over the characters): it sits on every pool operation's path.
- */
-function parseIPv4(text: string): bigint | undefined {
-  let value = 0;
-  let octet = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      if (digits === 1 && octet === 0) return undefined; // leading zero
-      octet = octet * 10 + (c - 48);
-      digits++;
-      if (octet > 255) return undefined;
-    } else if (c === 46) {
-      if (digits === 0 || dots === 3) return undefined;
-      value = value * 256 + octet;
-      dots++;
-      octet = 0;
-      digits = 0;
-    } else {
-      return undefined;
-    }
-  }
-  if (digits === 0 || dots !== 3) return undefined;
-  return BigInt(value * 256 + octet);
-}
-
-const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
-
-/**
- * RFC 4291 section 2.2 text form; undefined when `text` is not one. Written out here because
- * ipaddr.js is lenient where we must not be: it accepts `00001::` and `1:2:3:4:5:6:7::8`, and reads
- * `::1.2.3.4` as `::ffff:1.2.3.4`.
- */
-function parseIPv6(text: string): bigint | undefined {
-  const lastColon = text.lastIndexOf(":");
-  if (lastColon < 0) return undefined;
-  let head = text;
-  let v4: bigint | undefined;
-  const tail = text.slice(lastColon + 1);
-  if (tail.includes(".")) {
-    v4 = parseIPv4(tail);
-    if (v4 === undefined) return undefined;
-    head = text.slice(0, lastColon + 1);
-    if (!head.endsWith("::")) head = head.slice(0, -1);
-  }
-  const want = v4 === undefined ? 8 : 6;
-  const gap = head.indexOf("::");
-  if (gap !== head.lastIndexOf("::")) return undefined;
-  let groups: string[];
-  if (gap < 0) {
-    groups = head.split(":");
-    if (groups.length !== want) return undefined;
-  } else {
-    const left = head.slice(0, gap);
-    const right = head.slice(gap + 2);
-    const l = left === "" ? [] : left.split(":");
-    const r = right === "" ? [] : right.split(":");
-    // "::" stands for one or more zero groups.
-    if (l.length + r.length > want - 1) return undefined;
-    groups = [...l, ...Array.from({ length: want - l.length - r.length }, () => "0"), ...r];
-  }
-  let n = 0n;
-  for (const g of groups) {
-    if (!HEX_GROUP.test(g)) return undefined;
-    n = (n << 16n) | BigInt(Number.parseInt(g, 16));
-  }
-  return v4 === undefined ? n : (n << 32n) | v4;
-}
-
-/**
  * Formats a numeric address of the given family canonically: dotted quad for IPv4, RFC 5952 for
- * IPv6 (lower case, longest zero run compressed).
+ * IPv6 (lower case, the longest run of two or more zero groups compressed, the first one on a tie;
+ * IPv4-mapped addresses in the mixed notation of section 5, `::ffff:192.0.2.1`, where ipaddr.js
+ * prints `::ffff:c000:201`).
  * @throws RangeError when `value` does not fit the family.
  */
 export function formatAddress(value: bigint, family: Family): string {
   const bits = bitsOf(family);
   if (value < 0n || value >= 1n << BigInt(bits)) throw new RangeError(`address value out of range for IPv${family}`);
-  if (family === 4) {
-    const n = Number(value);
-    return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-  }
-  return formatIPv6(value);
-}
-
-/**
- * RFC 5952 section 4: lower-case hex without leading zeros; the longest run of two or more zero
- * groups becomes `::`, the first one when runs tie. (ipaddr.js picks the last one on a tie.)
- */
-function formatIPv6(value: bigint): string {
-  const groups: number[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(Number((value >> BigInt(i * 16)) & 0xffffn));
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i + 1;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (gs: number[]): string => gs.map((g) => g.toString(16)).join(":");
-  if (bestAt < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestAt))}::${hex(groups.slice(bestAt + bestLen))}`;
+  const address = ipaddr.fromByteArray(toBytes(value, bits));
+  if (address instanceof ipaddr.IPv6 && address.isIPv4MappedAddress()) return `::ffff:${address.toIPv4Address().toString()}`;
+  return address.toString();
 }
 
 /** Canonical form of an address string (throws ConfigError like parseAddress). */
@@ -184,6 +114,70 @@ export function canonicalAddress(text: string, ctx: ParseContext = {}): string {
 /** The family (4 or 6) of an address string; throws ConfigError like parseAddress. */
 export function addressFamily(text: string): Family {
   return parseAddress(text).family;
+}
+
+/**
+ * The special-purpose ranges ipaddr.js classifies by (after IANA's IPv4 and IPv6 Special-Purpose
+ * Address Registries), and `unicast` for an address in none of them.
+ */
+export const ADDRESS_RANGES = [
+  "unicast",
+  "unspecified",
+  "broadcast",
+  "multicast",
+  "linkLocal",
+  "loopback",
+  "carrierGradeNat",
+  "private",
+  "reserved",
+  "as112",
+  "amt",
+  "uniqueLocal",
+  "ipv4Mapped",
+  "deprecatedSiteLocal",
+  "discard",
+  "rfc6145",
+  "rfc6052",
+  "6to4",
+  "teredo",
+  "benchmarking",
+  "as112v6",
+  "deprecatedOrchid",
+  "orchid2",
+  "droneRemoteIdProtocolEntityTags",
+  "segmentRouting",
+] as const;
+
+/** The name of a special-purpose range, or `unicast` (see ADDRESS_RANGES). */
+export type AddressRange = (typeof ADDRESS_RANGES)[number];
+
+/**
+ * The special-purpose range an address lies in (ipaddr.js's `range()`: `loopback`, `linkLocal`,
+ * `multicast`, `unspecified`, `broadcast`, `private`, `uniqueLocal`, `ipv4Mapped`, `reserved`...),
+ * or `unicast`. Text goes through parseAddress first (and throws ConfigError like it).
+ */
+export function addressRange(address: string | Parsed, ctx: ParseContext = {}): AddressRange {
+  const { family, value } = typeof address === "string" ? parseAddress(address, ctx) : address;
+  return ipaddr.fromByteArray(toBytes(value, bitsOf(family))).range() as AddressRange;
+}
+
+type RangeEntry = [ipaddr.IPv4 | ipaddr.IPv6, number];
+
+/**
+ * The prefixes of a special-purpose range, of one family or both (IPv4 first), from the table
+ * ipaddr.js's `range()` reads: `specialRanges("linkLocal")` is 169.254.0.0/16 and fe80::/10.
+ * Empty for `unicast` and for a name the family does not have.
+ */
+export function specialRanges(name: AddressRange, family?: Family): Prefix[] {
+  const out: Prefix[] = [];
+  for (const f of family === undefined ? ([4, 6] as const) : [family]) {
+    const proto = (f === 4 ? ipaddr.IPv4.prototype : ipaddr.IPv6.prototype) as unknown as { SpecialRanges: Record<string, RangeEntry | RangeEntry[]> };
+    const entry = Object.hasOwn(proto.SpecialRanges, name) ? proto.SpecialRanges[name] : undefined;
+    if (entry === undefined) continue;
+    const list = (Array.isArray(entry[0]) ? entry : [entry]) as RangeEntry[];
+    for (const [address, length] of list) out.push(Prefix.of(f, fromBytes(address.toByteArray()), length));
+  }
+  return out;
 }
 
 /** A network prefix with zero host bits. Immutable. */
@@ -208,40 +202,12 @@ export class Prefix {
    *   suggests the network prefix (`did you mean 10.0.0.0/8?`).
    */
   static parse(text: unknown, ctx: ParseContext & { allowHostBits?: boolean } = {}): Prefix {
-    const field = ctx.field ?? "prefix";
-    if (typeof text !== "string") {
-      throw new ConfigError(withComponent(ctx, { field, rule: "must be a CIDR string such as 10.244.0.0/16", value: text }));
-    }
-    if (text.trim() !== text) {
-      throw new ConfigError(withComponent(ctx, { field, rule: "must be a CIDR without surrounding spaces", value: text }));
-    }
-    const slash = text.indexOf("/");
-    if (slash < 0 || slash !== text.lastIndexOf("/")) {
-      throw new ConfigError(withComponent(ctx, { field, rule: "must be in CIDR notation address/length, e.g. 10.244.0.0/16", value: text }));
-    }
-    const addrText = text.slice(0, slash);
-    const lenText = text.slice(slash + 1);
-    let parsed: { family: Family; value: bigint };
-    try {
-      parsed = parseAddress(addrText, { ...ctx, field });
-    } catch (err) {
-      const rule = err instanceof ConfigError ? `address part ${err.rule}` : "address part must be a valid IP address";
-      throw new ConfigError(withComponent(ctx, { field, rule, value: text, cause: err }));
-    }
-    const { family, value } = parsed;
-    const bits = bitsOf(family);
-    if (!/^(0|[1-9]\d{0,2})$/.test(lenText) || Number(lenText) > bits) {
-      throw new ConfigError(
-        withComponent(ctx, { field, rule: `prefix length must be an integer from 0 to ${bits} without leading zeros`, value: text }),
-      );
-    }
-    const length = Number(lenText);
-    const mask = Prefix.maskOf(family, length);
-    const base = value & mask;
+    const { family, value, length } = readCidr(text, ctx, ctx.field ?? "prefix");
+    const base = value & Prefix.maskOf(family, length);
     if (base !== value && !ctx.allowHostBits) {
       throw new ConfigError(
         withComponent(ctx, {
-          field,
+          field: ctx.field ?? "prefix",
           rule: `host bits must be zero (did you mean ${formatAddress(base, family)}/${length}?)`,
           value: text,
         }),
@@ -323,13 +289,8 @@ export class Prefix {
       return x.family === this.family && x.length >= this.length && x.base >= this.base && x.last <= this.last;
     }
     if (typeof x === "bigint") return x >= this.base && x <= this.last;
-    let parsed: { family: Family; value: bigint };
-    try {
-      parsed = parseAddress(x);
-    } catch {
-      return false;
-    }
-    return parsed.family === this.family && parsed.value >= this.base && parsed.value <= this.last;
+    const parsed = readAddress(x);
+    return !("rule" in parsed) && parsed.family === this.family && parsed.value >= this.base && parsed.value <= this.last;
   }
 
   /** Whether the two prefixes share at least one address (never across families). */
@@ -400,9 +361,31 @@ export interface InterfaceAddress {
 
 /** Parses `10.244.1.1/24` (host bits allowed: they are the address). */
 export function parseInterfaceAddress(text: unknown, ctx: ParseContext = {}): InterfaceAddress {
-  const prefix = Prefix.parse(text, { ...ctx, allowHostBits: true, field: ctx.field ?? "address" });
-  const address = canonicalAddress(String(text).split("/")[0]!, { ...ctx, field: ctx.field ?? "address" });
-  return { address, prefix };
+  const { family, value, length } = readCidr(text, ctx, ctx.field ?? "address");
+  return { address: formatAddress(value, family), prefix: Prefix.of(family, value, length) };
+}
+
+/**
+ * `address/length`: the address through the front door (its rule prefixed `address part`), the
+ * length decimal digits without leading zeros within the family's width. Host bits are the
+ * caller's business.
+ */
+function readCidr(text: unknown, ctx: ParseContext, field: string): Parsed & { length: number } {
+  const fail = (rule: string): never => {
+    throw new ConfigError(withComponent(ctx, { field, rule, value: text }));
+  };
+  if (typeof text !== "string") return fail("must be a CIDR string such as 10.244.0.0/16");
+  if (text.trim() !== text) return fail("must be a CIDR without surrounding spaces");
+  const slash = text.indexOf("/");
+  if (slash < 0 || slash !== text.lastIndexOf("/")) return fail("must be in CIDR notation address/length, e.g. 10.244.0.0/16");
+  const address = readAddress(text.slice(0, slash));
+  if ("rule" in address) return fail(`address part ${address.rule}`);
+  const bits = bitsOf(address.family);
+  const lenText = text.slice(slash + 1);
+  if (!/^(0|[1-9]\d{0,2})$/.test(lenText) || Number(lenText) > bits) {
+    return fail(`prefix length must be an integer from 0 to ${bits} without leading zeros`);
+  }
+  return { ...address, length: Number(lenText) };
 }
 
 /** Canonical CIDR text of a prefix string (throws ConfigError like Prefix.parse). */
