@@ -12,6 +12,7 @@
 import { readFile } from "node:fs/promises";
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { parseCliConfig } from "./cli-config.ts";
 import { formatCommunity } from "./config.ts";
 import { BgpConfigError } from "./errors.ts";
@@ -29,8 +30,34 @@ export interface CliIo {
   onDumpRequest?: (dump: () => void) => void;
 }
 
-const USAGE = `usage: bgp-utils-free run <config.yaml|config.json> [--exit-after <seconds>] [--until-routes <n>] [--json] [--quiet]
-       bgp-utils-free check <config.yaml|config.json>`;
+/** The text `--help` prints. */
+export const USAGE = `Usage: bgp-utils-free run <config.yaml|config.json> [--exit-after <seconds>] [--until-routes <n>] [--json] [--quiet]
+       bgp-utils-free check <config.yaml|config.json>
+
+Commands:
+  run     runs a speaker from the file: session changes and route events as they happen, the Loc-RIB
+          on SIGUSR1 and when it ends (SIGINT/SIGTERM, --exit-after, or --until-routes)
+  check   validates the file and exits
+
+Options (run):
+  --exit-after <seconds>   stop after this long
+  --until-routes <n>       stop once n prefixes are selected
+  --json                   the RIB as JSON lines
+  --quiet                  no session and route events, only the RIB
+  -h, --help               this text
+
+Exit status: 0 ok, 1 runtime failure, 2 bad usage or configuration.`;
+
+// node:util parseArgs, the way every cnikit CLI parses (this package stands alone, so not through
+// @cnikit/core's helper): strict, unknown flags refused with the known ones, --help exits 0.
+const OPTIONS = {
+  "exit-after": { type: "string" },
+  "until-routes": { type: "string" },
+  json: { type: "boolean" },
+  quiet: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+const KNOWN_OPTIONS = "--exit-after, --until-routes, --json, --quiet, --help (-h)";
 
 /** Reads and parses a config file (YAML for .yaml/.yml, else JSON). Throws BgpConfigError with the file name on errors. */
 export async function loadConfigFile(path: string): Promise<unknown> {
@@ -90,32 +117,47 @@ export function formatRib(routes: readonly Route[], json = false): string[] {
 
 /** Runs the CLI with `args` (without node and script). Resolves to the exit code. Never throws. */
 export async function runCli(args: string[], io: CliIo): Promise<number> {
-  const [command, file, ...rest] = args;
-  if ((command !== "run" && command !== "check") || file === undefined) {
-    io.err(USAGE);
+  const usageError = (message: string): number => {
+    io.err(`bgp-utils-free: ${message}\nRun 'bgp-utils-free --help' for usage.`);
     return 2;
+  };
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true });
+  } catch (e) {
+    const message = (e as Error).message;
+    const flag = /'(-[^' ]*)/.exec(message)?.[1];
+    const code = (e as { code?: unknown }).code;
+    const what = flag === undefined ? message : code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ? `unknown option ${flag}` : `${flag} needs a value`;
+    return usageError(`${what}; known options: ${KNOWN_OPTIONS}`);
   }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    io.out(USAGE);
+    return 0;
+  }
+  const [command, file, ...extra] = positionals;
+  if (command !== "run" && command !== "check") return usageError(command === undefined ? "a command is required: run or check" : `unknown command ${JSON.stringify(command)}; known commands: run, check`);
+  if (file === undefined) return usageError(`${command} needs a configuration file (YAML or JSON)`);
+  if (extra[0] !== undefined) return usageError(`unexpected argument ${JSON.stringify(extra[0])} (${command} takes one configuration file)`);
+  const number = (flag: "exit-after" | "until-routes"): number | undefined => {
+    const raw = values[flag];
+    if (raw === undefined) return undefined;
+    const v = Number(raw);
+    if (raw.trim() === "" || !Number.isFinite(v) || v < 0) throw new RangeError(`--${flag} needs a number ≥ 0, got ${JSON.stringify(raw)}`);
+    return v;
+  };
   let exitAfter: number | undefined;
   let untilRoutes: number | undefined;
-  let json = false;
-  let quiet = false;
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i];
-    if (a === "--json") json = true;
-    else if (a === "--quiet") quiet = true;
-    else if (a === "--exit-after" || a === "--until-routes") {
-      const v = Number(rest[++i]);
-      if (!Number.isFinite(v) || v < 0) {
-        io.err(`${a} needs a number ≥ 0\n${USAGE}`);
-        return 2;
-      }
-      if (a === "--exit-after") exitAfter = v;
-      else untilRoutes = v;
-    } else {
-      io.err(`unknown option ${a}\n${USAGE}`);
-      return 2;
-    }
+  try {
+    exitAfter = number("exit-after");
+    untilRoutes = number("until-routes");
+  } catch (e) {
+    return usageError((e as Error).message);
   }
+  if (command === "check" && (exitAfter !== undefined || untilRoutes !== undefined || values.json || values.quiet)) return usageError("--exit-after, --until-routes, --json and --quiet apply to run, not check");
+  const json = values.json === true;
+  const quiet = values.quiet === true;
   let speaker: BgpSpeaker;
   try {
     const cfg = parseCliConfig(await loadConfigFile(file));

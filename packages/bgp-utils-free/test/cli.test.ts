@@ -109,3 +109,48 @@ describe("bgp-utils-free run", () => {
     expect(failed?.stderr).toMatch(/holdTime: must be 0 or at least 3 seconds/);
   });
 });
+
+describe("arguments", () => {
+  const run = async (...args: string[]) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runCli(args, { out: (l) => out.push(l), err: (l) => err.push(l) });
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  };
+
+  it("--help and -h exit 0 with the usage on stdout (they used to exit 2)", async () => {
+    for (const args of [["--help"], ["-h"], ["run", "--help"], ["check", "x.yaml", "-h"]]) {
+      const r = await run(...args);
+      expect(r.code, args.join(" ")).toBe(0);
+      expect(r.out).toMatch(/^Usage: bgp-utils-free run <config.yaml\|config.json>/);
+      expect(r.out).toContain("--until-routes <n>");
+      expect(r.err).toBe("");
+    }
+  });
+
+  it.each([
+    { args: ["run", "c.yaml", "--exit-afer", "3"], message: /^bgp-utils-free: unknown option --exit-afer; known options: --exit-after, --until-routes, --json, --quiet, --help \(-h\)\n/ },
+    { args: ["run", "c.yaml", "--exit-after"], message: /--exit-after needs a value; known options: / },
+    { args: ["run", "c.yaml", "--exit-after", "soon"], message: /--exit-after needs a number ≥ 0, got "soon"/ },
+    { args: ["run", "c.yaml", "--until-routes=-1"], message: /--until-routes needs a number ≥ 0, got "-1"/ },
+    { args: [], message: /a command is required: run or check/ },
+    { args: ["start", "c.yaml"], message: /unknown command "start"; known commands: run, check/ },
+    { args: ["check"], message: /check needs a configuration file/ },
+    { args: ["check", "a.yaml", "b.yaml"], message: /unexpected argument "b.yaml"/ },
+    { args: ["check", "a.yaml", "--json"], message: /apply to run, not check/ },
+  ])("refuses $args with exit 2 and says why", async ({ args, message }) => {
+    const r = await run(...args);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe("");
+    expect(r.err).toMatch(message);
+  });
+
+  it("each run flag still works: --exit-after, --json and --quiet with a speaker that only dials", async () => {
+    const file = join(dir, "alone.json");
+    await writeFile(file, JSON.stringify({ asn: 64512, routerId: "10.0.0.9", listen: false, routes: ["10.9.0.0/24"] }));
+    const r = await run("run", file, "--exit-after", "0", "--json", "--quiet");
+    expect(r.code).toBe(0);
+    expect(r.err).toBe("");
+    expect(JSON.parse(r.out)).toMatchObject({ prefix: "10.9.0.0/24", origin: "i" });
+  });
+});
