@@ -65,6 +65,34 @@ export interface PeerConfig {
   description?: string;
 }
 
+/**
+ * Graceful restart (RFC 4724). Every speaker with the capability is a receiving speaker: it keeps
+ * a restarting peer's routes as stale (§4.2). With `preserveForwarding` it is a restarting speaker
+ * too: it lists its families in the capability, so its peers keep its routes while it restarts
+ * (`BgpSpeaker.stop({ graceful: true })` ends the sessions without a NOTIFICATION, as a process that
+ * goes away); the speaker started after such a stop says `restarting` (§4.1).
+ */
+export interface GracefulRestartOptions {
+  /** Seconds peers keep our routes while we restart (0-4095, default 120). */
+  restartTime?: number;
+  /** Advertise the N bit (RFC 8538): a NOTIFICATION other than Hard Reset keeps routes too. */
+  notification?: boolean;
+  /**
+   * Our forwarding survives a restart of this speaker (the dataplane outlives it): list our
+   * families in the capability (default false: receiving speaker only).
+   */
+  preserveForwarding?: boolean;
+  /**
+   * This speaker was restarted gracefully: its OPENs carry the Restart State (R) bit and the
+   * Forwarding State (F) bit of every family, and it defers what it sends (each peer's initial
+   * table and End-of-RIB) until every configured peer that is not itself restarting has sent
+   * End-of-RIB, or `selectionDeferralTime` passed (§4.1). Needs `preserveForwarding`.
+   */
+  restarting?: boolean;
+  /** Seconds the restarting speaker waits for its peers' End-of-RIB at most (default: restartTime). */
+  selectionDeferralTime?: number;
+}
+
 /** Options of `new BgpSpeaker`. Times in seconds. */
 export interface SpeakerOptions {
   /** Our AS (1..4294967295). */
@@ -95,8 +123,11 @@ export interface SpeakerOptions {
   idleHoldTime?: number;
   /** Hold time while waiting for the peer's OPEN (default 240). */
   openHoldTime?: number;
-  /** Graceful restart (RFC 4724) as receiving speaker; `false` to not advertise the capability. Default restart time 120. */
-  gracefulRestart?: false | { restartTime?: number; notification?: boolean };
+  /**
+   * Graceful restart (RFC 4724); `false` to not advertise the capability. Default: receiving
+   * speaker only, restart time 120 s. See `GracefulRestartOptions`.
+   */
+  gracefulRestart?: false | GracefulRestartOptions;
   /** Longest we keep stale routes after the peer came back without sending End-of-RIB (default 360). */
   staleRoutesTime?: number;
   /** ADD-PATH default for every peer. */
@@ -248,8 +279,14 @@ export function validateSpeakerOptions(o: SpeakerOptions): void {
     if (o[k] !== undefined) checkSeconds(o[k], k);
   }
   if (o.gracefulRestart !== undefined && o.gracefulRestart !== false) {
-    if (typeof o.gracefulRestart !== "object") throw new BgpConfigError("gracefulRestart", "must be false or { restartTime, notification }", o.gracefulRestart);
-    if (o.gracefulRestart.restartTime !== undefined) checkInt(o.gracefulRestart.restartTime, "gracefulRestart.restartTime", 0, 4095);
+    const gr = o.gracefulRestart;
+    if (typeof gr !== "object" || gr === null) throw new BgpConfigError("gracefulRestart", "must be false or { restartTime, notification, preserveForwarding, restarting, selectionDeferralTime }", gr);
+    if (gr.restartTime !== undefined) checkInt(gr.restartTime, "gracefulRestart.restartTime", 0, 4095);
+    if (gr.selectionDeferralTime !== undefined) checkSeconds(gr.selectionDeferralTime, "gracefulRestart.selectionDeferralTime");
+    for (const k of ["notification", "preserveForwarding", "restarting"] as const) {
+      if (gr[k] !== undefined && typeof gr[k] !== "boolean") throw new BgpConfigError(`gracefulRestart.${k}`, "must be a boolean", gr[k]);
+    }
+    if (gr.restarting && !gr.preserveForwarding) throw new BgpConfigError("gracefulRestart.restarting", "needs preserveForwarding: only a speaker whose forwarding survived can restart gracefully", gr.restarting);
   }
   if (o.addPath !== undefined && !["receive", "send", "both"].includes(o.addPath)) throw new BgpConfigError("addPath", "must be receive, send or both", o.addPath);
   if (o.clusterId !== undefined) checkRouterId(o.clusterId, "clusterId");

@@ -121,6 +121,19 @@ export class Peer {
    * and stays Idle until `start()`. Idempotent.
    */
   stop(subcode: number = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN): void {
+    this.end((s) => s.close(cease(subcode), "administratively stopped"));
+  }
+
+  /**
+   * Stops as `stop()` does, but ends every connection without a NOTIFICATION (the transport is
+   * closed, as when the BGP process goes away): a peer that negotiated graceful restart keeps our
+   * routes as stale (RFC 4724 §4.2). Idempotent.
+   */
+  halt(reason: string): void {
+    this.end((s) => s.abort(reason));
+  }
+
+  private end(close: (s: Session) => void): void {
     this.started = false;
     this.dialGeneration++;
     this.dialing = false;
@@ -128,7 +141,7 @@ export class Peer {
     this.idleTimer?.cancel();
     this.retryTimer = undefined;
     this.idleTimer = undefined;
-    for (const s of [...this.sessions]) s.close(cease(subcode), "administratively stopped");
+    for (const s of [...this.sessions]) close(s);
     this.report();
   }
 

@@ -63,7 +63,7 @@ export { Peer, PeerState } from "./fsm.ts";
 export type { PrefixEntry, Route, RouteEvent, RouteSource } from "./rib.ts";
 export type { DecisionContext } from "./decision.ts";
 export { selectBest } from "./decision.ts";
-export type { AddPathSetting, AnnounceOptions, ExportPolicy, FamilyName, ImportPolicy, PeerConfig, PolicyPeer, SpeakerOptions } from "./config.ts";
+export type { AddPathSetting, AnnounceOptions, ExportPolicy, FamilyName, GracefulRestartOptions, ImportPolicy, PeerConfig, PolicyPeer, SpeakerOptions } from "./config.ts";
 export { formatCommunity, parseCommunity, parseLargeCommunity } from "./config.ts";
 export type { EndOfRibEvent, PeerStatus, SessionEvent } from "./speaker.ts";
 export { BgpSpeaker, comparePrefixes } from "./speaker.ts";

@@ -2,7 +2,9 @@
  * A BGP speaker: peers and their FSMs, Adj-RIB-In per peer, the Loc-RIB with the RFC 4271 §9.1
  * decision process, Adj-RIB-Out per peer with import/export policy hooks, iBGP/eBGP propagation
  * rules (§9.2, §5.1), route reflection (RFC 4456), graceful restart as receiving speaker (RFC 4724
- * §4.2), route refresh (RFC 2918, RFC 7313), and an event API.
+ * §4.2) and, with `gracefulRestart.preserveForwarding`, as restarting speaker (§4.1: a graceful
+ * stop without NOTIFICATION, then the Restart State and Forwarding State bits and a deferred initial
+ * advertisement), route refresh (RFC 2918, RFC 7313), and an event API.
  *
  * Work is batched per tick: every change marks prefixes dirty; one microtask later the decision
  * process runs once for all of them, Adj-RIB-Outs are diffed, and each peer gets its UPDATEs packed
@@ -11,7 +13,7 @@
 import type { BgpClock, BgpTimerHandle } from "./clock.ts";
 import { systemClock } from "./clock.ts";
 import { afiOf, canonicalAddress, parseIpv4, parsePrefix } from "./codec/address.ts";
-import { Afi, CeaseSubcode, ErrorCode, GR_FORWARDING_PRESERVED, RouteRefreshSubtype, Safi, WellKnownCommunity } from "./codec/constants.ts";
+import { Afi, CeaseSubcode, ErrorCode, GR_FORWARDING_PRESERVED, GracefulRestartFlag, RouteRefreshSubtype, Safi, WellKnownCommunity } from "./codec/constants.ts";
 import { encodeMessage, isTreatAsWithdraw } from "./codec/message.ts";
 import type { Capability, Family, Nlri, RouteRefreshMessage, UpdateMessage } from "./codec/types.ts";
 import { familyKey } from "./codec/types.ts";
@@ -36,8 +38,7 @@ import { BgpConfigError, BgpStateError } from "./errors.ts";
 import type { PeerStateName } from "./fsm.ts";
 import { Peer, PeerState } from "./fsm.ts";
 import type { PrefixEntry, Route, RouteEvent, RouteSource } from "./rib.ts";
-import type { CloseInfo, Negotiated, Session, SessionStats } from "./session.ts";
-import { cease } from "./session.ts";
+import type { CloseInfo, Negotiated, Session, SessionSettings, SessionStats } from "./session.ts";
 import type { BgpStream } from "./transport/types.ts";
 
 /** A session state change, as the event API reports it. */
@@ -66,6 +67,10 @@ export interface PeerStatus {
   routerId?: string;
   /** Clock time the current session reached Established. */
   establishedAt?: number;
+  /** Clock time the peer's End-of-RIB of every negotiated family had arrived, in the current session. */
+  endOfRibReceivedAt?: number;
+  /** Routes of this peer kept as stale (it restarts gracefully, RFC 4724 §4.2). */
+  staleRoutes: number;
   /** Routes in this peer's Adj-RIB-In. */
   prefixesReceived: number;
   /** Routes in this peer's Adj-RIB-Out. */
@@ -114,6 +119,11 @@ interface PeerRuntime {
   queued: boolean;
   sendEor: Family[];
   establishedAt: number | undefined;
+  /** Families whose End-of-RIB arrived in the current session, and when the last one did. */
+  eorReceived: Set<string>;
+  eorAt: number | undefined;
+  /** The session settings the FSM opens with (their capabilities change when a restart ends). */
+  settings: SessionSettings;
   grTimer: BgpTimerHandle | undefined;
   staleTimer: BgpTimerHandle | undefined;
   lastError: string | undefined;
@@ -160,6 +170,9 @@ export class BgpSpeaker {
   private running = false;
   private accepting = false;
   private readonly families: Family[];
+  /** Restarting speaker (RFC 4724 §4.1): initial advertisements wait for the peers' End-of-RIB. */
+  private deferring: boolean;
+  private deferTimer: BgpTimerHandle | undefined;
 
   /** Validates `options` (BgpConfigError naming the field) and creates the peers in Idle. Nothing runs until `start()`. */
   constructor(options: SpeakerOptions) {
@@ -175,6 +188,7 @@ export class BgpSpeaker {
     if (options.resolveNextHop) this.decision.igpCost = options.resolveNextHop;
     const names = options.families ?? ["ipv4-unicast", "ipv6-unicast"];
     this.families = names.map((n) => (n === "ipv4-unicast" ? { afi: Afi.IPV4, safi: Safi.UNICAST } : { afi: Afi.IPV6, safi: Safi.UNICAST }));
+    this.deferring = options.gracefulRestart !== false && options.gracefulRestart?.restarting === true;
     for (const p of options.peers ?? []) this.createPeer(validatePeerConfig(p, "peer"));
   }
 
@@ -188,6 +202,13 @@ export class BgpSpeaker {
     if (this.running) return;
     await this.listen();
     this.running = true;
+    if (this.deferring && !this.deferTimer) {
+      const gr = this.options.gracefulRestart || {};
+      this.deferTimer = this.clock.setTimeout(() => {
+        this.deferTimer = undefined;
+        this.endDeferral();
+      }, (gr.selectionDeferralTime ?? gr.restartTime ?? 120) * 1000);
+    }
     for (const p of this.peers.values()) p.fsm.start();
   }
 
@@ -205,12 +226,21 @@ export class BgpSpeaker {
   /**
    * Sends Cease/2 (Administrative Shutdown) on every session, stops listening and leaves every peer
    * Idle. Learned routes are withdrawn from the Loc-RIB (events fire). Idempotent.
+   * `graceful: true` (a restart, RFC 4724): the sessions end without a NOTIFICATION, so peers that
+   * negotiated graceful restart keep our routes as stale until the restarted speaker (created with
+   * `gracefulRestart.restarting`) sends them again and End-of-RIB. Throws BgpStateError without
+   * `gracefulRestart.preserveForwarding` (peers would keep nothing).
    */
-  async stop(): Promise<void> {
+  async stop(options: { graceful?: boolean } = {}): Promise<void> {
+    const gr = this.options.gracefulRestart;
+    if (options.graceful && (gr === false || gr?.preserveForwarding !== true)) throw new BgpStateError("[bgp] a graceful stop needs gracefulRestart.preserveForwarding");
     this.running = false;
     this.accepting = false;
+    this.deferTimer?.cancel();
+    this.deferTimer = undefined;
     for (const p of this.peers.values()) {
-      p.fsm.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN);
+      if (options.graceful) p.fsm.halt("graceful restart: stopped without NOTIFICATION");
+      else p.fsm.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN);
       p.grTimer?.cancel();
       p.staleTimer?.cancel();
       for (const key of [...p.adjIn.keys()]) this.removeAdjIn(p, key);
@@ -261,6 +291,7 @@ export class BgpSpeaker {
     for (const key of [...p.adjIn.keys()]) this.removeAdjIn(p, key);
     this.peers.delete(p.config.address);
     this.established.delete(p);
+    this.checkDeferral();
     this.schedule();
   }
 
@@ -271,7 +302,11 @@ export class BgpSpeaker {
     if (this.options.extendedMessage) caps.push({ kind: "extended-message" });
     const gr = this.options.gracefulRestart;
     if (gr !== false) {
-      caps.push({ kind: "graceful-restart", flags: gr?.notification ? 0x4 : 0, restartTime: gr?.restartTime ?? 120, families: [] });
+      // §3: R while the restart is in progress; our families (F once forwarding survived a restart)
+      // only when peers are to keep our routes while we restart.
+      const flags = (gr?.notification ? GracefulRestartFlag.NOTIFICATION : 0) | (this.deferring ? GracefulRestartFlag.RESTART : 0);
+      const families = gr?.preserveForwarding ? this.families.map((f) => ({ afi: f.afi, safi: f.safi, flags: gr.restarting ? GR_FORWARDING_PRESERVED : 0 })) : [];
+      caps.push({ kind: "graceful-restart", flags, restartTime: gr?.restartTime ?? 120, families });
     }
     caps.push({ kind: "four-octet-as", asn: this.asn });
     const ap: AddPathSetting | undefined = c.addPath ?? this.options.addPath;
@@ -285,7 +320,7 @@ export class BgpSpeaker {
   private createPeer(c: PeerConfig): PeerRuntime {
     const o = this.options;
     const holdTime = c.holdTime ?? o.holdTime ?? 90;
-    const settings = {
+    const settings: SessionSettings = {
       asn: this.asn,
       routerId: this.routerId,
       holdTime,
@@ -313,6 +348,9 @@ export class BgpSpeaker {
       queued: false,
       sendEor: [],
       establishedAt: undefined,
+      eorReceived: new Set(),
+      eorAt: undefined,
+      settings,
       grTimer: undefined,
       staleTimer: undefined,
       lastError: undefined,
@@ -528,12 +566,15 @@ export class BgpSpeaker {
       state: p.fsm.state,
       prefixesReceived: p.adjIn.size,
       prefixesAdvertised: p.adjOut.size,
+      staleRoutes: 0,
       connectRetryCounter: p.fsm.connectRetryCounter,
     };
+    for (const r of p.adjIn.values()) if (r.stale) s.staleRoutes++;
     if (p.config.description !== undefined) s.description = p.config.description;
     if (p.lastError !== undefined) s.lastError = p.lastError;
     if (p.source) s.routerId = p.source.routerId;
     if (p.establishedAt !== undefined && p.session) s.establishedAt = p.establishedAt;
+    if (p.eorAt !== undefined && p.session) s.endOfRibReceivedAt = p.eorAt;
     const n = p.negotiated;
     if (n && p.session) {
       s.negotiated = {
@@ -596,6 +637,8 @@ export class BgpSpeaker {
     p.session = session;
     p.negotiated = n;
     p.establishedAt = this.clock.now();
+    p.eorReceived = new Set();
+    p.eorAt = undefined;
     p.familyKeys = new Set(n.families.map((f) => familyKey(f.afi, f.safi)));
     p.source = { kind: "peer", address: p.config.address, asn: n.peerAs, routerId: n.peerRouterId, ibgp: p.ibgp, rrClient: p.config.routeReflectorClient === true };
     p.policyPeer = { ...p.policyPeer, routerId: n.peerRouterId };
@@ -623,7 +666,19 @@ export class BgpSpeaker {
         this.dropStale(p, () => true);
       }, (this.options.staleRoutesTime ?? 360) * 1000);
     }
-    // Initial table: every selected route we may send, then End-of-RIB per family (RFC 4724 §2).
+    if (this.deferring) {
+      // §4.1: a restarting speaker sends nothing until its peers' End-of-RIB (endDeferral).
+      p.adjOut.clear();
+      p.pending.clear();
+      p.sendEor = [];
+    } else {
+      this.sendInitialTable(p);
+    }
+    this.schedule();
+  }
+
+  /** Initial table: every selected route we may send, then End-of-RIB per family (RFC 4724 §2). */
+  private sendInitialTable(p: PeerRuntime): void {
     p.adjOut.clear();
     p.pending.clear();
     for (const [prefix, e] of this.table) {
@@ -631,8 +686,37 @@ export class BgpSpeaker {
       const out = this.exportEntry(e.best, p);
       if (out) p.pending.set(prefix, out);
     }
-    p.sendEor = [...n.families];
+    p.sendEor = [...p.negotiated!.families];
     this.queueFlush(p);
+  }
+
+  /**
+   * Ends the restarting speaker's deferral (RFC 4724 §4.1) once every configured peer is Established
+   * and has sent End-of-RIB for each negotiated family — peers without graceful restart or that
+   * restart themselves (R bit) are not waited for.
+   */
+  private checkDeferral(): void {
+    if (!this.deferring || !this.running) return;
+    for (const p of this.peers.values()) {
+      const n = p.session ? p.negotiated : undefined;
+      if (!n) return;
+      const gr = n.peerGracefulRestart;
+      if (!gr || (gr.flags & GracefulRestartFlag.RESTART) !== 0) continue;
+      if (!n.families.every((f) => p.eorReceived.has(familyKey(f.afi, f.safi)))) return;
+    }
+    this.endDeferral();
+  }
+
+  /** The restart is over: every Established peer gets its initial table and End-of-RIB; later OPENs carry no R bit. */
+  private endDeferral(): void {
+    if (!this.deferring) return;
+    this.deferring = false;
+    this.deferTimer?.cancel();
+    this.deferTimer = undefined;
+    for (const p of this.peers.values()) {
+      p.settings.capabilities = this.capabilitiesFor(p.config);
+      if (p.session && p.session.state === "Established") this.sendInitialTable(p);
+    }
     this.schedule();
   }
 
@@ -683,7 +767,10 @@ export class BgpSpeaker {
     const eor = endOfRibFamily(update);
     if (eor) {
       this.dropStale(p, (r) => r.afi === eor.afi && r.safi === eor.safi);
+      p.eorReceived.add(familyKey(eor.afi, eor.safi));
+      if (p.eorAt === undefined && p.negotiated!.families.every((f) => p.eorReceived.has(familyKey(f.afi, f.safi)))) p.eorAt = this.clock.now();
       this.emit(this.eorListeners, { peer: p.config.address, afi: eor.afi, safi: eor.safi });
+      this.checkDeferral();
       return;
     }
     for (const w of withdrawnFromUpdate(update)) for (const n of w.nlri) this.removeAdjIn(p, adjKey(n));
@@ -840,7 +927,7 @@ export class BgpSpeaker {
   /** Diffs a peer's pending changes against its Adj-RIB-Out and sends the difference, packed. */
   private flushPeer(p: PeerRuntime): void {
     const s = p.session;
-    if (!s || s.state !== "Established") {
+    if (!s || s.state !== "Established" || this.deferring) {
       p.pending.clear();
       return;
     }

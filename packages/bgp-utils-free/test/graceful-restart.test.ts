@@ -1,6 +1,7 @@
 // Graceful restart as receiving speaker (RFC 4724 §4.2) and enhanced route refresh staleness (RFC 7313).
 import { describe, expect, it } from "vitest";
 import type { Capability, UpdateMessage } from "../src/codec/types.ts";
+import type { SpeakerOptions } from "../src/config.ts";
 import { BgpSpeaker } from "../src/speaker.ts";
 import { MemoryNetwork } from "../src/transport/memory.ts";
 import { RawPeer } from "./support/raw-peer.ts";
@@ -143,5 +144,121 @@ describe("enhanced route refresh, receiving side", () => {
       { type: "route-refresh", afi: 1, safi: 1, subtype: 0 },
       { type: "route-refresh", afi: 2, safi: 1, subtype: 0 },
     ]);
+  });
+});
+
+describe("graceful restart, restarting side (RFC 4724 §4.1)", () => {
+  const A = "10.0.0.1";
+  const B = "10.0.0.2";
+  const C = "10.0.0.3";
+
+  /** Speaker `address` peering with `peers` (iBGP), GR with preserved forwarding unless told otherwise. */
+  function speakerAt(net: MemoryNetwork, clock: TestClock, address: string, peers: string[], gr: SpeakerOptions["gracefulRestart"] = { restartTime: 120, preserveForwarding: true }): BgpSpeaker {
+    return new BgpSpeaker({
+      asn: 64512,
+      routerId: address,
+      localAddress: address,
+      transport: net.transport(address),
+      clock,
+      jitter: false,
+      families: ["ipv4-unicast"],
+      gracefulRestart: gr,
+      peers: peers.map((p) => ({ address: p, asn: 64512, passive: address > p })),
+    });
+  }
+
+  /** Every Loc-RIB event of `s` that lost a route (withdrawn). */
+  function losses(s: BgpSpeaker): string[] {
+    const lost: string[] = [];
+    s.onRouteChange((e) => {
+      if (e.type === "withdrawn") lost.push(e.prefix);
+    });
+    return lost;
+  }
+
+  it("a graceful stop keeps the routes at the peer as stale; the restarted speaker (R and F bits) re-announces and sends End-of-RIB; nothing is withdrawn meanwhile", async () => {
+    const net = new MemoryNetwork();
+    const clock = new TestClock();
+    const a = speakerAt(net, clock, A, [B]);
+    const b = speakerAt(net, clock, B, [A]);
+    await b.start();
+    await a.start();
+    a.announce(["10.244.1.0/26", "10.244.9.0/26"]);
+    await clock.advance(1000);
+    expect(b.routes().map((r) => r.prefix)).toEqual(["10.244.1.0/26", "10.244.9.0/26"]);
+    expect(b.peerStatus()[0]!.negotiated?.gracefulRestart).toBe(true);
+    const lost = losses(b);
+
+    await a.stop({ graceful: true });
+    await clock.advance(30_000);
+    expect(b.peerState(A)).not.toBe("Established");
+    expect(b.routes().map((r) => `${r.prefix} stale=${r.stale}`)).toEqual(["10.244.1.0/26 stale=true", "10.244.9.0/26 stale=true"]);
+    expect(b.peerStatus()[0]!.staleRoutes).toBe(2);
+
+    // The restarted speaker no longer originates 10.244.9.0/26: End-of-RIB flushes that one only.
+    const a2 = speakerAt(net, clock, A, [B], { restartTime: 120, preserveForwarding: true, restarting: true });
+    a2.announce("10.244.1.0/26");
+    await a2.start();
+    await clock.advance(5_000);
+    expect(b.peerState(A)).toBe("Established");
+    expect(b.routes().map((r) => `${r.prefix} stale=${r.stale}`)).toEqual(["10.244.1.0/26 stale=false"]);
+    const st = b.peerStatus()[0]!;
+    expect(st.staleRoutes).toBe(0);
+    expect(st.endOfRibReceivedAt).toBeGreaterThanOrEqual(st.establishedAt!);
+    expect(lost).toEqual(["10.244.9.0/26"]);
+    expect(a2.peerStatus()[0]!.endOfRibReceivedAt).toBeDefined();
+  });
+
+  it("an ordinary stop (Cease) loses the routes at once: the loss the graceful stop avoids", async () => {
+    const net = new MemoryNetwork();
+    const clock = new TestClock();
+    const a = speakerAt(net, clock, A, [B]);
+    const b = speakerAt(net, clock, B, [A]);
+    await b.start();
+    await a.start();
+    a.announce("10.244.1.0/26");
+    await clock.advance(1000);
+    const lost = losses(b);
+    await a.stop();
+    await clock.advance(10);
+    expect(lost).toEqual(["10.244.1.0/26"]);
+    expect(b.routeCount).toBe(0);
+  });
+
+  it("the restarting speaker defers its initial table until every peer's End-of-RIB, or the selection deferral timer", async () => {
+    const net = new MemoryNetwork();
+    const clock = new TestClock();
+    const a = speakerAt(net, clock, A, [B, C]);
+    const b = speakerAt(net, clock, B, [A, C]);
+    const c = speakerAt(net, clock, C, [A, B]);
+    for (const s of [a, b, c]) await s.start();
+    a.announce("10.244.1.0/26");
+    await clock.advance(10_000);
+    expect(b.route("10.244.1.0/26")?.stale).toBe(false);
+    await a.stop({ graceful: true });
+    await c.stop(); // C is gone for good: A's restart must not wait for it forever
+    await clock.advance(1000);
+    const a2 = speakerAt(net, clock, A, [B, C], { restartTime: 120, preserveForwarding: true, restarting: true, selectionDeferralTime: 60 });
+    a2.announce("10.244.1.0/26");
+    await a2.start();
+    await clock.advance(10_000);
+    // Established with B, B's End-of-RIB received, but C never comes: A sends B nothing yet.
+    expect(b.peerState(A)).toBe("Established");
+    expect(a2.peerStatus().find((p) => p.address === B)!.endOfRibReceivedAt).toBeDefined();
+    expect(b.route("10.244.1.0/26")?.stale).toBe(true);
+    expect(b.peerStatus().find((p) => p.address === A)!.endOfRibReceivedAt).toBeUndefined();
+    await clock.advance(60_000);
+    expect(b.route("10.244.1.0/26")?.stale).toBe(false);
+    expect(b.peerStatus().find((p) => p.address === A)!.endOfRibReceivedAt).toBeDefined();
+  });
+
+  it("refuses a graceful stop without preserveForwarding, and restarting without it", async () => {
+    const net = new MemoryNetwork();
+    const clock = new TestClock();
+    const a = speakerAt(net, clock, A, [B], { restartTime: 120 });
+    await a.start();
+    await expect(a.stop({ graceful: true })).rejects.toThrow(/graceful stop needs gracefulRestart.preserveForwarding/);
+    await a.stop();
+    expect(() => speakerAt(net, clock, B, [A], { restarting: true })).toThrow(/gracefulRestart.restarting.*needs preserveForwarding/);
   });
 });
