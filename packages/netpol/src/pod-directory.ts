@@ -12,6 +12,7 @@
 import { ConfigError, KUBE_PREFIX, podKey } from "@cnikit/core";
 import type { PodPort, PodRef } from "@cnikit/core";
 import type { ClusterPod, ContainerPort, PolicyProtocol } from "./types.ts";
+import { portNumberProblem, protocolProblem } from "./validate.ts";
 
 const COMPONENT = "netpol";
 
@@ -103,8 +104,6 @@ export function directoryPodOf(node: string, pod: LocalPolicyPod): DirectoryPod 
   };
 }
 
-const PROTOCOLS: readonly PolicyProtocol[] = ["TCP", "UDP", "SCTP"];
-
 function fail(key: string, field: string, rule: string, value: unknown): never {
   throw new ConfigError({ component: COMPONENT, field: `${key}: ${field}`, rule, value });
 }
@@ -139,11 +138,13 @@ export function decodeDirectoryPod(key: string, value: string): DirectoryPod {
   const ports = rawPorts.map((p: unknown, i): ContainerPort => {
     const q = (p ?? {}) as Record<string, unknown>;
     const n = q.containerPort;
-    if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 65535) fail(key, `ports[${i}].containerPort`, "must be an integer 1-65535", n);
+    const np = portNumberProblem(n);
+    if (np !== undefined) fail(key, `ports[${i}].containerPort`, np, n);
     const protocol = q.protocol ?? "TCP";
-    if (!PROTOCOLS.includes(protocol as PolicyProtocol)) fail(key, `ports[${i}].protocol`, "must be TCP, UDP or SCTP", protocol);
+    const pp = protocolProblem(protocol);
+    if (pp !== undefined) fail(key, `ports[${i}].protocol`, pp, protocol);
     if (q.name !== undefined && typeof q.name !== "string") fail(key, `ports[${i}].name`, "must be a string", q.name);
-    return { ...(q.name !== undefined ? { name: q.name as string } : {}), containerPort: n, protocol: protocol as PolicyProtocol };
+    return { ...(q.name !== undefined ? { name: q.name as string } : {}), containerPort: n as number, protocol: protocol as PolicyProtocol };
   });
   const pod: DirectoryPod = {
     node: str(key, o, "node"),

@@ -35,26 +35,26 @@ describe("compileNode", () => {
 });
 
 describe("cnikit-netpol --node", () => {
-  function cli(args: string[]): { code: number; out: string; err: string } {
+  async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
     let out = "";
     let err = "";
-    const code = main(args, { out: (t) => (out += t), err: (t) => (err += t) });
+    const code = await main(args, { out: (t) => (out += t), err: (t) => (err += t) });
     return { code, out, err };
   }
   const files = ["--policies", join(FIX, "policies.yaml"), "--cluster", join(FIX, "cluster.yaml")];
 
-  it("prints the warning on stderr for filters and nft, and keeps stdout the result", () => {
-    const f = cli(["filters", ...files, "--node", "node-q"]);
+  it("prints the warning on stderr for filters and nft, and keeps stdout the result", async () => {
+    const f = await cli(["filters", ...files, "--node", "node-q"]);
     expect(f).toMatchObject({ code: 0, out: "[]\n" });
     expect(f.err).toMatch(/^cnikit-netpol: warning: no pod of the cluster runs on node node-q, so nothing is enforced there \(pods run on node-a, node-b, node-c\)\n$/);
-    const n = cli(["nft", ...files, "--node", "node-q"]);
+    const n = await cli(["nft", ...files, "--node", "node-q"]);
     expect(n.code).toBe(0);
     expect(n.out).toContain("table inet cnikit-netpol");
     expect(n.err).toContain("warning: no pod of the cluster runs on node node-q");
   });
 
-  it("prints nothing on stderr for a node with pods", () => {
-    const f = cli(["filters", ...files, "--node", "node-a"]);
+  it("prints nothing on stderr for a node with pods", async () => {
+    const f = await cli(["filters", ...files, "--node", "node-a"]);
     expect(f.code).toBe(0);
     expect(f.err).toBe("");
   });
