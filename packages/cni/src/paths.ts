@@ -3,7 +3,7 @@
  * conformance suite's `--dataplane linux`, benchmarks), and how to build the native shim.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CniError } from "@cnikit/core";
@@ -27,7 +27,23 @@ export const CNIKITD_BIN = here("../bin/cnikitd");
  * speak the same socket protocol and behave alike.
  */
 export function cniPluginPath(): string {
-  return existsSync(CNI_PLUGIN_NATIVE) ? CNI_PLUGIN_NATIVE : CNI_PLUGIN_JS;
+  return nativeShimRunsHere() ? CNI_PLUGIN_NATIVE : CNI_PLUGIN_JS;
+}
+
+/**
+ * Whether `CNI_PLUGIN_NATIVE` exists and is an ELF executable for this machine's architecture: the
+ * published package ships a static Linux x86-64 shim (scripts/build-shim.mjs --release), which an
+ * arm64 node cannot run, so there the JavaScript shim is the plugin.
+ */
+function nativeShimRunsHere(): boolean {
+  const machines: Record<string, number> = { x64: 0x3e, arm64: 0xb7, ia32: 0x03, arm: 0x28, riscv64: 0xf3, ppc64: 0x15, s390x: 0x16 };
+  let head: Buffer;
+  try {
+    head = readFileSync(CNI_PLUGIN_NATIVE).subarray(0, 20);
+  } catch {
+    return false;
+  }
+  return process.platform === "linux" && head.length === 20 && head.readUInt32BE(0) === 0x7f454c46 && head.readUInt16LE(18) === machines[process.arch];
 }
 
 /**
