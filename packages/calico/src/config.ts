@@ -6,7 +6,7 @@
  * error is a `ConfigError` whose field is `<Kind>/<name>.<path>` (e.g. `IPPool/a.spec.blockSize`).
  */
 import { parseAllDocuments } from "yaml";
-import { ConfigError, Prefix } from "@cnikit/core";
+import { ConfigError, Prefix, isAddress, specialRanges } from "@cnikit/core";
 import { parseSelector } from "./selector.ts";
 
 const C = "calico";
@@ -140,7 +140,7 @@ function asn(v: unknown, field: string): number {
   return int(v, field, 1, 0xffffffff);
 }
 
-const LINK_LOCAL = [Prefix.parse("169.254.0.0/16"), Prefix.parse("fe80::/10")];
+const LINK_LOCAL = specialRanges("linkLocal");
 
 /** Parses one IPPool document (defaults + Calico's per-pool rules). */
 export function parsePool(doc: Obj, name: string): IpPool {
@@ -298,7 +298,7 @@ export function parseCalicoConfig(input: unknown): CalicoConfig {
         if (b.asNumber !== undefined) node.asNumber = asn(b.asNumber, `Node/${name}.spec.bgp.asNumber`);
         if (b.routeReflectorClusterID !== undefined) {
           const id = b.routeReflectorClusterID;
-          if (typeof id !== "string" || !/^(\d{1,3}\.){3}\d{1,3}$/.test(id) || id.split(".").some((o) => Number(o) > 255)) {
+          if (typeof id !== "string" || !isAddress(id, 4)) {
             throw new ConfigError({ component: C, field: `Node/${name}.spec.bgp.routeReflectorClusterID`, rule: "must be a dotted-quad IPv4 address", value: id });
           }
           node.routeReflectorClusterID = id;

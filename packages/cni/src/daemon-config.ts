@@ -44,7 +44,9 @@ import {
   MemoryNetwork,
   RealClock,
   TcpPeerTransport,
+  addressRange,
   createLogger,
+  isAddress,
   parseAddress,
   seededRandom,
   seedFromString,
@@ -590,7 +592,7 @@ export async function openPeerTransport(options: OpenPeerTransportOptions): Prom
     },
   });
   const bound = await transport.start();
-  const unspecified = bound.host === "0.0.0.0" || bound.host === "::";
+  const unspecified = isAddress(bound.host) && addressRange(bound.host) === "unspecified";
   const address = options.advertise ?? { host: unspecified ? (node.underlay[0]?.address ?? bound.host) : bound.host, port: bound.port };
   const value = JSON.stringify(address);
   let timer: ReturnType<typeof setTimeout> | undefined;
