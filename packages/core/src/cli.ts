@@ -175,7 +175,9 @@ export async function runCliProgram(program: CliProgram, argv: readonly string[]
   const command = matches[0];
   if (command === undefined) {
     const known = program.commands.map((c) => c.name).join(", ");
-    const what = first.startsWith("-") ? `unknown option ${first} (known before a command: --help (-h))` : `unknown command ${JSON.stringify(argv.slice(0, 2).join(" "))}`;
+    // Name the words that were meant as the command: two when the first begins a two-word command.
+    const typed = program.commands.some((c) => c.name.startsWith(`${first} `)) ? argv.slice(0, 2).join(" ") : first;
+    const what = first.startsWith("-") ? `unknown option ${first} (known before a command: --help (-h))` : `unknown command ${JSON.stringify(typed)}`;
     io.err(`${program.name}: ${what}; known commands: ${known}\n${usage}`);
     return 2;
   }

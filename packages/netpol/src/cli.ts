@@ -15,21 +15,30 @@
  * pods (see parseCluster). Exit status: 0 done, 2 bad usage or invalid input (the message names
  * the file, field and rule).
  */
-import { readFileSync, realpathSync } from "node:fs";
-import { pathToFileURL } from "node:url";
-import { CniError, type Family } from "@cnikit/core";
+import { readFileSync } from "node:fs";
+import { CliUsageError, listOption, runAsMain, runCliProgram, type CliCommand, type CliOutput, type CliValues, type Family } from "@cnikit/core";
 import { compileFilters, compileWarnings } from "./compile.ts";
 import { PolicyEvaluator, explainVerdict, formatMatrix, type Probe } from "./evaluate.ts";
 import { compileNft, renderNft } from "./nft.ts";
 import { parseCluster, parsePolicies } from "./parse.ts";
 import { POLICY_PROTOCOLS, type PolicyModel, type PolicyProtocol } from "./types.ts";
 
+const NAME = "cnikit-netpol";
+
 /** The usage text printed on `--help` and usage errors. */
-export const USAGE = `usage:
-  cnikit-netpol explain --policies <file> --cluster <file> [--port 80[,81]] [--protocol TCP[,UDP,SCTP]]
-  cnikit-netpol explain --policies <file> --cluster <file> --from <ns/pod|ip> --to <ns/pod|ip> [--port 80] [--protocol TCP]
-  cnikit-netpol nft --policies <file> --cluster <file> --node <name> [--families 4[,6]]
-  cnikit-netpol filters --policies <file> --cluster <file> --node <name>`;
+export const USAGE = `Usage:
+  ${NAME} explain --policies <file> --cluster <file> [--port 80[,81]] [--protocol TCP[,UDP,SCTP]]
+  ${NAME} explain --policies <file> --cluster <file> --from <ns/pod|ip> --to <ns/pod|ip> [--port 80] [--protocol TCP]
+  ${NAME} nft --policies <file> --cluster <file> --node <name> [--families 4[,6]]
+  ${NAME} filters --policies <file> --cluster <file> --node <name>
+
+Files are YAML or JSON (one or many documents, List kinds); the cluster file holds namespaces and pods.
+Run '${NAME} <command> --help' for the command's options.
+
+Exit status: 0 done, 2 bad usage or invalid input (the message names the file, field and rule).`;
+
+const FILES = `  --policies <file>    NetworkPolicies (YAML or JSON, one or many documents, List kinds)
+  --cluster <file>     namespaces and pods (YAML or JSON)`;
 
 /** Where the CLI writes; tests pass collectors. */
 export interface CliIo {
@@ -37,118 +46,140 @@ export interface CliIo {
   err: (text: string) => void;
 }
 
-class UsageError extends Error {}
+const MODEL_OPTIONS = { policies: { type: "string" }, cluster: { type: "string" } } as const;
+const EXPLAIN_OPTIONS = { ...MODEL_OPTIONS, from: { type: "string" }, to: { type: "string" }, port: { type: "string" }, protocol: { type: "string" } } as const;
+const NFT_OPTIONS = { ...MODEL_OPTIONS, node: { type: "string" }, families: { type: "string" } } as const;
+const FILTERS_OPTIONS = { ...MODEL_OPTIONS, node: { type: "string" } } as const;
 
-const FLAGS = ["policies", "cluster", "from", "to", "port", "protocol", "node", "families"] as const;
-type Flag = (typeof FLAGS)[number];
+function need(value: string | undefined, flag: string): string {
+  if (value === undefined) throw new CliUsageError(`--${flag} is required`);
+  return value;
+}
 
-function parseArgs(argv: string[]): { command: string; flags: Partial<Record<Flag, string>> } {
-  const [command, ...rest] = argv;
-  if (command === undefined || command === "--help" || command === "-h") throw new UsageError("");
-  if (!["explain", "nft", "filters"].includes(command)) throw new UsageError(`unknown command ${command}`);
-  const flags: Partial<Record<Flag, string>> = {};
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i]!;
-    const m = /^--([a-z]+)(?:=(.*))?$/.exec(a);
-    if (!m || !(FLAGS as readonly string[]).includes(m[1]!)) throw new UsageError(`unknown argument ${a}`);
-    const value = m[2] ?? rest[++i];
-    if (value === undefined) throw new UsageError(`--${m[1]} needs a value`);
-    flags[m[1] as Flag] = value;
+/** The model of `--policies` and `--cluster`, with a warning on stderr for each problem compiling for `node` would have. */
+function readModelFor(values: CliValues<typeof MODEL_OPTIONS>, node: string, io: CliIo): PolicyModel {
+  const model = readModel(values);
+  for (const w of compileWarnings({ model, node })) io.err(`${NAME}: warning: ${w.message}\n`);
+  return model;
+}
+
+/** Runs `body`; invalid input (a CniError, such as ConfigError naming file, field and rule) is a usage error. */
+function input<T>(body: () => T): T {
+  try {
+    return body();
+  } catch (err) {
+    if (typeof (err as { code?: unknown } | null)?.code === "number" && err instanceof Error) throw new CliUsageError(err.message);
+    throw err;
   }
-  return { command, flags };
 }
 
-function need(flags: Partial<Record<Flag, string>>, f: Flag): string {
-  const v = flags[f];
-  if (v === undefined) throw new UsageError(`--${f} is required`);
-  return v;
-}
-
-function readModel(flags: Partial<Record<Flag, string>>): PolicyModel {
-  const pf = need(flags, "policies");
-  const cf = need(flags, "cluster");
+function readModel(values: CliValues<typeof MODEL_OPTIONS>): PolicyModel {
+  const pf = need(values.policies, "policies");
+  const cf = need(values.cluster, "cluster");
   const read = (f: string) => {
     try {
       return readFileSync(f, "utf8");
     } catch (err) {
-      throw new UsageError(`cannot read ${f}: ${(err as Error).message}`);
+      throw new CliUsageError(`cannot read ${f}: ${(err as Error).message}`);
     }
   };
-  const cluster = parseCluster(read(cf), cf);
-  return { ...cluster, policies: parsePolicies(read(pf), pf) };
+  const cluster = input(() => parseCluster(read(cf), cf));
+  return { ...cluster, policies: input(() => parsePolicies(read(pf), pf)) };
 }
 
-function probesOf(flags: Partial<Record<Flag, string>>): Probe[] {
-  const protocols = (flags.protocol ?? "TCP").split(",").map((p) => p.trim().toUpperCase());
-  const ports = (flags.port ?? "80").split(",").map((p) => p.trim());
-  for (const p of protocols) if (!(POLICY_PROTOCOLS as readonly string[]).includes(p)) throw new UsageError(`--protocol must be TCP, UDP or SCTP (got ${p})`);
+function probesOf(values: CliValues<typeof EXPLAIN_OPTIONS>): Probe[] {
+  const protocols = listOption(values.protocol ?? "TCP").map((p) => p.toUpperCase());
+  const ports = listOption(values.port ?? "80");
+  for (const p of protocols) if (!(POLICY_PROTOCOLS as readonly string[]).includes(p)) throw new CliUsageError(`--protocol must be TCP, UDP or SCTP (got ${p})`);
   const nums = ports.map((p) => {
     const n = Number(p);
-    if (!/^\d+$/.test(p) || n < 1 || n > 65535) throw new UsageError(`--port must be port numbers 1..65535 (got ${p})`);
+    if (!/^\d+$/.test(p) || n < 1 || n > 65535) throw new CliUsageError(`--port must be port numbers 1..65535 (got ${p})`);
     return n;
   });
   return protocols.flatMap((protocol) => nums.map((port) => ({ protocol: protocol as PolicyProtocol, port })));
 }
 
+function commands(io: CliIo): CliCommand[] {
+  const explain: CliCommand<typeof EXPLAIN_OPTIONS> = {
+    name: "explain",
+    summary: "the reachability matrix per probe, or one connection's verdict and the rules that decided it",
+    usage: `Usage: ${NAME} explain --policies <file> --cluster <file> [--from <ns/pod|ip> --to <ns/pod|ip>] [--port 80[,81]] [--protocol TCP[,UDP,SCTP]]
+
+Without --from/--to: the reachability matrix per probe. With them: the verdict for one connection and
+the policies and rules that decided each direction.
+
+Options:
+${FILES}
+  --from <ns/pod|ip>   the client (with --to)
+  --to <ns/pod|ip>     the server (with --from)
+  --port <p,p>         destination ports, default 80
+  --protocol <P,P>     TCP, UDP or SCTP, default TCP
+  -h, --help           this text`,
+    options: EXPLAIN_OPTIONS,
+    run: ({ values }) => {
+      const probes = probesOf(values);
+      if ((values.from === undefined) !== (values.to === undefined)) throw new CliUsageError("--from and --to go together");
+      const model = readModel(values);
+      const ev = input(() => new PolicyEvaluator(model));
+      const { from, to } = values;
+      if (from !== undefined && to !== undefined) {
+        const texts = probes.map((p) => input(() => explainVerdict(ev.verdict({ from, to, ...p }))));
+        io.out(`${texts.join("\n\n")}\n`);
+      } else {
+        io.out(`${probes.map((p) => formatMatrix(ev.matrix(p))).join("\n\n")}\n`);
+      }
+      return 0;
+    },
+  };
+  const nft: CliCommand<typeof NFT_OPTIONS> = {
+    name: "nft",
+    summary: "the nftables ruleset of one node",
+    usage: `Usage: ${NAME} nft --policies <file> --cluster <file> --node <name> [--families 4[,6]]
+
+Options:
+${FILES}
+  --node <name>        the node whose ruleset to print
+  --families <4,6>     address families, default 4,6
+  -h, --help           this text`,
+    options: NFT_OPTIONS,
+    run: ({ values }) => {
+      const families = listOption(values.families ?? "4,6").map((f) => {
+        if (f !== "4" && f !== "6") throw new CliUsageError(`--families must be 4, 6 or 4,6 (got ${f})`);
+        return Number(f) as Family;
+      });
+      const node = need(values.node, "node");
+      const model = readModelFor(values, node, io);
+      io.out(input(() => renderNft(compileNft({ model, node, families }))));
+      return 0;
+    },
+  };
+  const filters: CliCommand<typeof FILTERS_OPTIONS> = {
+    name: "filters",
+    summary: "the NodeDataplane filters of one node (JSON)",
+    usage: `Usage: ${NAME} filters --policies <file> --cluster <file> --node <name>
+
+Options:
+${FILES}
+  --node <name>        the node whose filters to print
+  -h, --help           this text`,
+    options: FILTERS_OPTIONS,
+    run: ({ values }) => {
+      const node = need(values.node, "node");
+      const model = readModelFor(values, node, io);
+      io.out(`${JSON.stringify(input(() => compileFilters({ model, node })), null, 2)}\n`);
+      return 0;
+    },
+  };
+  return [explain, nft, filters];
+}
+
 /**
- * Runs the CLI with `argv` (without node and script). Returns the exit status; never calls
+ * Runs the CLI with `argv` (without node and script). Resolves to the exit status; never calls
  * process.exit. Invalid input is reported on `io.err` with status 2.
  */
-export function main(argv: string[], io: CliIo): number {
-  try {
-    const { command, flags } = parseArgs(argv);
-    const model = readModel(flags);
-    if (flags.node !== undefined) for (const w of compileWarnings({ model, node: flags.node })) io.err(`cnikit-netpol: warning: ${w.message}\n`);
-    switch (command) {
-      case "explain": {
-        const probes = probesOf(flags);
-        if ((flags.from === undefined) !== (flags.to === undefined)) throw new UsageError("--from and --to go together");
-        const ev = new PolicyEvaluator(model);
-        if (flags.from !== undefined && flags.to !== undefined) {
-          const texts = probes.map((p) => explainVerdict(ev.verdict({ from: flags.from!, to: flags.to!, ...p })));
-          io.out(`${texts.join("\n\n")}\n`);
-        } else {
-          io.out(`${probes.map((p) => formatMatrix(ev.matrix(p))).join("\n\n")}\n`);
-        }
-        return 0;
-      }
-      case "nft": {
-        const families = (flags.families ?? "4,6").split(",").map((f) => {
-          if (f !== "4" && f !== "6") throw new UsageError(`--families must be 4, 6 or 4,6 (got ${f})`);
-          return Number(f) as Family;
-        });
-        io.out(renderNft(compileNft({ model, node: need(flags, "node"), families })));
-        return 0;
-      }
-      case "filters":
-        io.out(`${JSON.stringify(compileFilters({ model, node: need(flags, "node") }), null, 2)}\n`);
-        return 0;
-      default:
-        throw new UsageError(`unknown command ${command}`);
-    }
-  } catch (err) {
-    if (err instanceof UsageError) {
-      io.err(`${err.message ? `cnikit-netpol: ${err.message}\n` : ""}${USAGE}\n`);
-      return 2;
-    }
-    if (err instanceof CniError) {
-      io.err(`cnikit-netpol: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  const lines: CliOutput = { out: (l) => io.out(`${l}\n`), err: (l) => io.err(`${l}\n`) };
+  return runCliProgram({ name: NAME, usage: USAGE, commands: commands(io) }, argv, lines);
 }
 
-function isEntry(): boolean {
-  const script = process.argv[1];
-  if (script === undefined) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(script)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntry()) {
-  process.exitCode = main(process.argv.slice(2), { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
-}
+runAsMain(import.meta.url, NAME, (argv) => main(argv, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) }));
