@@ -14,7 +14,7 @@
  * The pod side of every new veth is one `ip -batch` inside the pod's netns; FDB entries are one
  * `bridge -batch`; sysctls one write; the nft table one `nft -f` transaction.
  */
-import { Prefix, parseInterfaceAddress, podRouteMetric } from "@cnikit/core";
+import { Prefix, addressRange, isAddress, parseInterfaceAddress, podRouteMetric } from "@cnikit/core";
 import { deleteTableScript, replaceTableScript } from "./nft.ts";
 import { cloneState, linkAlias, podAlias, proxyArpKey, type DesiredState, type KernelState, type LinkState, type PodState, type RouteState } from "./state.ts";
 
@@ -119,8 +119,8 @@ function routeDelLine(r: RouteState, proto: number): string {
 }
 
 function isLinkLocal6(cidr: string): boolean {
-  if (!cidr.includes(":")) return false;
-  return Prefix.parse("fe80::/10").contains(cidr.split("/")[0]!);
+  const address = cidr.split("/")[0]!;
+  return isAddress(address, 6) && addressRange(address) === "linkLocal";
 }
 
 /**
