@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError } from "@cnikit/core";
-import { labMain, parseArgs, upOptions } from "../src/cli-main.ts";
+import { labMain, upOptions } from "../src/cli-main.ts";
 
 const root = mkdtempSync(join(tmpdir(), "cnikit-lab-cli-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -14,49 +14,55 @@ function io() {
   return { io: { out: (l: string) => void out.push(l), err: (l: string) => void err.push(l) }, out, err };
 }
 
-describe("parseArgs", () => {
-  it("reads --key value and --key=value", () => {
-    const p = parseArgs(["up", "--backend", "flannel", "--nodes=3", "--keep-on-failure"]);
-    expect(p.command).toBe("up");
-    expect([...p.flags]).toEqual([["backend", "flannel"], ["nodes", "3"], ["keep-on-failure", true]]);
-  });
-  const bad: [string, string[], string][] = [
-    ["unknown command", ["fly"], "command"],
-    ["unknown option", ["down", "--backend", "x"], "--backend"],
-    ["missing value", ["down", "--name"], "--name"],
-    ["bare word", ["down", "lab"], "lab"],
-  ];
-  it.each(bad)("refuses %s naming it", (_l, argv, field) => {
-    expect(() => parseArgs(argv)).toThrow(ConfigError);
-    try {
-      parseArgs(argv);
-    } catch (e) {
-      expect((e as ConfigError).field).toBe(field);
+describe("arguments", () => {
+  it("--help exits 0 with the usage on stdout, for the CLI and each command", async () => {
+    for (const [argv, head] of [
+      [["--help"], /^Usage:\n  pnpm lab up --backend /],
+      [["help"], /^Usage:\n/],
+      [["up", "--help"], /^Usage: pnpm lab up --backend <name>/],
+      [["check", "-h"], /^Usage: pnpm lab check /],
+      [["down", "--help"], /^Usage: pnpm lab down /],
+      [["status", "--help"], /^Usage: pnpm lab status /],
+    ] as const) {
+      const a = io();
+      expect(await labMain(argv, a.io), argv.join(" ")).toBe(0);
+      expect(a.out.join("\n")).toMatch(head);
+      expect(a.err).toEqual([]);
     }
+  });
+  const bad: [string, string[], RegExp][] = [
+    ["unknown command", ["fly"], /^lab: unknown command "fly"; known commands: up, check, down, status\n/],
+    ["option of another command", ["down", "--backend", "x"], /^lab down: unknown option --backend; known options: --state-root, --name, --help \(-h\)\n/],
+    ["missing value", ["down", "--name"], /^lab down: --name needs a value; /],
+    ["bare word", ["down", "lab"], /^lab down: unexpected argument "lab"/],
+  ];
+  it.each(bad)("refuses %s with exit 2, naming it", async (_l, argv, message) => {
+    const a = io();
+    expect(await labMain(argv, a.io)).toBe(2);
+    expect(a.err.join("\n")).toMatch(message);
+    expect(a.out).toEqual([]);
   });
 });
 
 describe("upOptions", () => {
   const log = () => {};
-  it("defaults to 2 pods per node", () => {
-    expect(upOptions(parseArgs(["up", "--backend", "calico", "--mode", "bgp", "--nodes", "3", "--name", "x"]).flags, log)).toMatchObject({
-      backend: "calico",
-      mode: "bgp",
-      nodes: 3,
-      podsPerNode: 2,
-      name: "x",
-    });
+  it("defaults to 2 pods per node and takes each flag", () => {
+    expect(upOptions({ backend: "calico", mode: "bgp", nodes: "3", name: "x" }, log)).toMatchObject({ backend: "calico", mode: "bgp", nodes: 3, podsPerNode: 2, name: "x" });
+    expect(
+      upOptions({ backend: "flannel", nodes: "2", "pods-per-node": "4", subnets: "2", "log-level": "debug", "state-root": "/tmp/x", "keep-on-failure": true }, log),
+    ).toMatchObject({ nodes: 2, podsPerNode: 4, subnets: 2, logLevel: "debug", stateRoot: "/tmp/x", keepOnFailure: true });
   });
-  const bad: [string, string[], string][] = [
-    ["no backend", ["up", "--nodes", "3"], "--backend"],
-    ["no nodes", ["up", "--backend", "flannel"], "--nodes"],
-    ["nodes not a number", ["up", "--backend", "flannel", "--nodes", "three"], "--nodes"],
-    ["subnets 3", ["up", "--backend", "flannel", "--nodes", "3", "--subnets", "3"], "--subnets"],
-    ["config missing", ["up", "--backend", "flannel", "--nodes", "3", "--config", "/nonexistent.json"], "--config"],
+  const bad: [string, Parameters<typeof upOptions>[0], string][] = [
+    ["no backend", { nodes: "3" }, "--backend"],
+    ["no nodes", { backend: "flannel" }, "--nodes"],
+    ["nodes not a number", { backend: "flannel", nodes: "three" }, "--nodes"],
+    ["subnets 3", { backend: "flannel", nodes: "3", subnets: "3" }, "--subnets"],
+    ["config missing", { backend: "flannel", nodes: "3", config: "/nonexistent.json" }, "--config"],
+    ["log level", { backend: "flannel", nodes: "3", "log-level": "loud" }, "--log-level"],
   ];
-  it.each(bad)("refuses %s naming the flag", (_l, argv, field) => {
+  it.each(bad)("refuses %s naming the flag", (_l, values, field) => {
     try {
-      upOptions(parseArgs(argv).flags, log);
+      upOptions(values, log);
       expect.unreachable();
     } catch (e) {
       expect(e).toBeInstanceOf(ConfigError);
