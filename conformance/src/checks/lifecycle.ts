@@ -28,7 +28,7 @@ import type { CheckDefinition, CheckEnv, CheckIdentity } from "../check.ts";
 import { describeError, errorCode, summarizeProblems, thrown } from "../harness.ts";
 import { CLUSTER_STORE_LABEL, simLifecycleDriver } from "../lifecycle-driver.ts";
 import type { LifecycleDriver, LifecycleDriverFactory, StoreSnapshot } from "../lifecycle-driver.ts";
-import type { CheckOutcome, Section, SubResult } from "../types.ts";
+import type { CheckOutcome, SubResult } from "../types.ts";
 
 const PLUGIN_NEEDED = "runs through the CNI plugin executable: use --dataplane linux";
 

@@ -1,7 +1,7 @@
 // Watches through outages (a TCP proxy cut between the client and a real etcd): resumed from the
 // next revision without loss or repeats; CompactedError when history went meanwhile; and
 // watchWithResync and keepLeaseAlive riding over both.
-import { CompactedError, NotFoundError, type KeyValue, type WatchEvent } from "@cnikit/core";
+import { CompactedError, NotFoundError, type KeyValue } from "@cnikit/core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EtcdDatastore, keepLeaseAlive, watchWithResync, type EtcdDatastoreOptions, type ResyncEvent } from "../src/index.ts";
 import { EtcdProcess } from "../src/testing.ts";
@@ -51,8 +51,6 @@ async function take<T>(it: AsyncIterator<T>, count: number): Promise<T[]> {
   }
   return out;
 }
-
-const brief = (e: WatchEvent): string => (e.type === "put" ? `put ${e.kv.key}=${e.kv.value}@${e.revision}` : `delete ${e.key}@${e.revision}`);
 
 describe("watch across an outage", () => {
   it("resumes from the next revision: every event once, in order", async () => {

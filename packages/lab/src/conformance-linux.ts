@@ -94,7 +94,6 @@ import {
   type NattedPair,
   type NodeMtus,
   type ReachFailure,
-  type Section,
   type StatusView,
   type StoreSnapshot,
   type SubResult,

@@ -16,7 +16,7 @@
  */
 import { Prefix, addressRange, isAddress, parseInterfaceAddress, podRouteMetric } from "@cnikit/core";
 import { deleteTableScript, replaceTableScript } from "./nft.ts";
-import { cloneState, linkAlias, podAlias, proxyArpKey, type DesiredState, type KernelState, type LinkState, type PodState, type RouteState } from "./state.ts";
+import { cloneState, linkAlias, podAlias, type DesiredState, type KernelState, type LinkState, type PodState, type RouteState } from "./state.ts";
 
 /** One line of a batch, with the pod (host interface) it belongs to, if any. */
 export interface PlannedLine {

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FilterPolicy, NodeDataplane } from "@cnikit/core";
-import { LinuxRenderer, execIn } from "../src/index.ts";
+import { LinuxRenderer } from "../src/index.ts";
 import { calicoDataplane, flannelDataplane, type TestPod } from "./dataplanes.ts";
 import { Scratch, checkRequirements, cleanupLeftovers, connect, ipJson, makeSwitch, ping, plug } from "./lab.ts";
 

@@ -118,7 +118,7 @@ async function twoNodes(pods: { n1?: LocalPolicyPod[]; n2?: LocalPolicyPod[] }) 
 
 describe("PolicyComponent with the published pod directory", () => {
   it("two nodes' components see each other's pods, with labels, ports and addresses", async () => {
-    const { clock, store, n1, n2 } = await twoNodes({ n1: [web], n2: [client] });
+    const { store, n1, n2 } = await twoNodes({ n1: [web], n2: [client] });
 
     expect(remoteNames(n1)).toEqual(["n2:prod/client"]);
     expect(remoteNames(n2)).toEqual(["n1:prod/web"]);
@@ -182,7 +182,7 @@ describe("PolicyComponent with the published pod directory", () => {
   });
 
   it("a crashed node's pods vanish with its lease", async () => {
-    const { clock, store, n1, n2 } = await twoNodes({ n1: [web] });
+    const { clock, store, n2 } = await twoNodes({ n1: [web] });
     expect(remoteNames(n2)).toEqual(["n1:prod/web"]);
 
     // n2 keeps its lease alive; n1 has crashed and does not. Its pods go when the TTL runs out.

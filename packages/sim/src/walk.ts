@@ -834,7 +834,6 @@ export class Walker {
   }
 
   private ipipOut(node: CNode, dev: CDev, family: Family, outerDst: bigint, pkt: Pkt, S: DSet): Leaf[] {
-    const link = dev.link!;
     if (pkt.depth + 1 > MAX_TUNNEL_DEPTH) return this.drop(S, node.name, "ipip-encap", `loop: tunnels nested more than ${MAX_TUNNEL_DEPTH} deep at node ${node.name}`);
     const local = dev.local ?? this.outerSource(node, family, outerDst);
     if (local === undefined) return this.drop(S, node.name, "ipip-encap", `node ${node.name} has no IPv${family} address to reach ${this.a(family, outerDst)}`);

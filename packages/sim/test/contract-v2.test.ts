@@ -24,7 +24,6 @@ import {
   type ControllerContext,
   type NodeAgent,
   type NodeDataplane,
-  type NodeInfo,
   type PodAttachment,
   type PodInterface,
   type PodRef,

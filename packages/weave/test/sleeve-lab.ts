@@ -55,7 +55,7 @@ export async function sh(argv: string[]): Promise<string> {
     return (await run(argv[0]!, argv.slice(1), { encoding: "utf8" })).stdout;
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new Error(`${argv.join(" ")}: ${e.stderr?.trim() || e.message}`);
+    throw new Error(`${argv.join(" ")}: ${e.stderr?.trim() || e.message}`, { cause: err });
   }
 }
 

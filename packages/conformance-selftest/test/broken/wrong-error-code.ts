@@ -10,6 +10,7 @@ export function wrongErrorCodeOf<C>(base: Backend<C>, name: string): Backend<C> 
       try {
         return base.parseConfig(input);
       } catch (err) {
+        // eslint-disable-next-line preserve-caught-error -- the broken backend drops the ConfigError on purpose
         throw new Error(`bad config: ${err instanceof Error ? err.message : String(err)}`);
       }
     },

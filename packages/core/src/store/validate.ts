@@ -14,6 +14,7 @@ export const MAX_VALUE_BYTES = 1.5 * 1024 * 1024;
 export const MAX_TTL_SECONDS = 9_000_000_000;
 
 // C0 controls, DEL and C1 controls.
+// eslint-disable-next-line no-control-regex -- matching control characters is what this is for
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
