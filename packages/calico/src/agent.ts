@@ -14,14 +14,20 @@
  *    node records map underlay addresses to names). The node announces its affine blocks as
  *    aggregates and a /32 per local pod whose address is borrowed from another node's block;
  *    learned routes become the plan's remote routes. Full mesh by default; BGPPeer selectors and
- *    `routeReflectorClusterID` give route reflection. A crashed node is withdrawn when its
- *    sessions' hold timers expire.
+ *    `routeReflectorClusterID` give route reflection. Graceful restart as BIRD does it in Calico
+ *    (`graceful restart;`, RFC 4724, restart time `RESTART_TIME`): a session that ends without a
+ *    NOTIFICATION (an agent restart, a reset) leaves the peer's routes in place as stale until the
+ *    peer is back and sends End-of-RIB, or the restart time runs out; a crashed node is withdrawn
+ *    then (or when its sessions' hold timers expire). `stop()` without release is such a restart:
+ *    it marks the restart in `ctx.local`, and the next agent on the node restarts its speaker with
+ *    the Restart State bit (deferring its tables until its peers' End-of-RIB). `bgpSessions()`
+ *    reports the sessions (the contract's optional BGP introspection).
  *
  * The pure plan (plan.ts) takes the kit's plan input and compiles the filters itself from the
  * policy snapshot.
  */
 import { AddressInUseError, AgentRuntime, CheckFailedError, ConfigError, Informer, KUBE_PREFIX, TryAgainError, podKey } from "@cnikit/core";
-import type { AgentContext, AttachResult, InformerEvent, NodeDataplane, PodAttachment, PodRef, UnderlayInterface } from "@cnikit/core";
+import type { AgentContext, AttachResult, BgpSessionStatus, InformerEvent, NodeDataplane, PodAttachment, PodRef, UnderlayInterface } from "@cnikit/core";
 import { BgpSpeaker, peerTransportAdapter } from "bgp-utils-free";
 import { PolicyComponent, externalPodDirectory, planPolicy } from "@cnikit/netpol";
 import type { CalicoConfig } from "./config.ts";
@@ -49,6 +55,8 @@ export const RESYNC_MS = 60_000;
 
 const C = "calico";
 const LOCAL_PODS = "/pods/";
+/** In `ctx.local`: the clock time a previous agent on this node stopped for a restart. */
+const LOCAL_RESTART = "/bgp/graceful-restart";
 
 /** The Calico NodeAgent; create it with `calico.createAgent`. */
 export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
@@ -58,6 +66,8 @@ export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
   private self!: NodeRecord;
   private speaker: BgpSpeaker | undefined;
   private speakerStopped: Promise<void> | undefined;
+  /** `stop()` without release: the speaker stops for a graceful restart (no NOTIFICATION). */
+  private restarting = false;
   /** Every node record, this node's included. */
   private readonly nodes: Informer<NodeRecord>;
   private readonly byAddress = new Map<string, NodeRecord>();
@@ -119,7 +129,7 @@ export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
     this.self = self;
     await ctx.store.put(nodeKey(self.name), JSON.stringify(self));
     this.blocks = new Set(await this.ipam.affineBlocks());
-    await this.startSpeaker(signal, clusterId);
+    await this.startSpeaker(signal, clusterId, await this.takeRestartMark());
     await this.nodes.start();
     await this.policy.start(signal);
     for (const pod of this.attachments.values()) await this.publishEndpoint(pod).catch((e: unknown) => this.warn("could not publish an endpoint", e));
@@ -131,7 +141,16 @@ export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
     this.ctx.log.info(`[calico] node ${this.self.name} up: ${this.blocks.size} block(s), ${this.attachments.size} pod(s)`);
   }
 
-  private async startSpeaker(signal: AbortSignal, clusterId: string | undefined): Promise<void> {
+  /** Whether a previous agent on this node stopped for a restart within the restart time (the mark is consumed). */
+  private async takeRestartMark(): Promise<boolean> {
+    const mark = await this.ctx.local.get(LOCAL_RESTART);
+    if (!mark) return false;
+    await this.ctx.local.delete(LOCAL_RESTART);
+    const at = Number(mark.value);
+    return Number.isFinite(at) && this.ctx.clock.now() - at <= RESTART_TIME * 1000;
+  }
+
+  private async startSpeaker(signal: AbortSignal, clusterId: string | undefined, restarted: boolean): Promise<void> {
     const { ctx, self, underlay } = this;
     const speaker = new BgpSpeaker({
       asn: this.config.nodes.find((n) => n.name === self.name)?.asNumber ?? this.config.bgp.asNumber,
@@ -146,7 +165,8 @@ export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
       holdTime: HOLD_TIME,
       connectRetryTime: 5,
       idleHoldTime: 1,
-      gracefulRestart: { restartTime: RESTART_TIME },
+      // The dataplane outlives the agent, so peers keep this node's routes while it restarts.
+      gracefulRestart: { restartTime: RESTART_TIME, preserveForwarding: true, restarting: restarted },
       clock: ctx.clock,
       random: ctx.random,
       ...(clusterId !== undefined ? { clusterId } : {}),
@@ -166,11 +186,35 @@ export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
     if (signal.aborted) await this.stopSpeaker();
   }
 
-  /** Stops the speaker once (peers withdraw this node's routes); never throws. */
+  /**
+   * Stops the speaker once; never throws. For a restart (`stop()` without release) without a
+   * NOTIFICATION, so peers keep this node's routes; otherwise with Cease (peers withdraw them).
+   */
   private stopSpeaker(): Promise<void> {
     if (!this.speaker) return Promise.resolve();
-    this.speakerStopped ??= this.speaker.stop().catch((e: unknown) => this.warn("BGP stop failed", e));
+    this.speakerStopped ??= this.speaker.stop({ graceful: this.restarting }).catch((e: unknown) => this.warn("BGP stop failed", e));
     return this.speakerStopped;
+  }
+
+  /** The BGP sessions (`NodeAgent.bgpSessions`): one per configured peer, named by node. */
+  bgpSessions(): BgpSessionStatus[] {
+    if (!this.speaker) return [];
+    return this.speaker
+      .peerStatus()
+      .map((p) => {
+        const s: BgpSessionStatus = {
+          peer: this.byAddress.get(p.address)?.name ?? p.address,
+          address: p.address,
+          state: p.state,
+          gracefulRestart: p.negotiated?.gracefulRestart === true,
+          staleRoutes: p.staleRoutes,
+          routesReceived: p.prefixesReceived,
+        };
+        if (p.establishedAt !== undefined) s.establishedAt = p.establishedAt;
+        if (p.endOfRibReceivedAt !== undefined) s.endOfRibReceivedAt = p.endOfRibReceivedAt;
+        return s;
+      })
+      .sort((a, b) => (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0));
   }
 
   private async restorePods(): Promise<void> {
@@ -231,8 +275,16 @@ export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
     await this.ctx.store.put(endpointKey(this.ctx.node.name, pod), JSON.stringify(endpointOf(this.ctx.node.name, pod)));
   }
 
-  /** Stops as the kit does (informers, timers, the policy component) and the BGP speaker with it. */
+  /**
+   * Stops as the kit does (informers, timers, the policy component) and the BGP speaker with it.
+   * Without release it is a restart: marked in `ctx.local` for the next agent, and the speaker ends
+   * its sessions gracefully (peers keep this node's routes for `RESTART_TIME`).
+   */
   override async stop(options: { release?: boolean } = {}): Promise<void> {
+    if (!options.release && this.speaker && !this.speakerStopped && this.phase === "running") {
+      this.restarting = true;
+      await this.ctx.local.put(LOCAL_RESTART, String(this.ctx.clock.now())).catch((e: unknown) => this.warn("could not mark the restart in ctx.local", e));
+    }
     await super.stop(options);
     await this.stopSpeaker();
   }

@@ -386,6 +386,36 @@ export interface NodeAgent {
   dataplane(): NodeDataplane;
   /** Called after every change of the desired state. Returns an unsubscribe function. */
   onDataplaneChange(listener: (dataplane: NodeDataplane) => void): () => void;
+  /**
+   * Optional introspection, for agents that speak BGP (absent: the agent has no BGP sessions): one
+   * entry per configured BGP peer, sorted by `peer`, as it stands now. Tools (the benchmark's
+   * `bgp-session` and `graceful-restart` scenarios, status pages) read it; nothing in the contract
+   * depends on it. Cheap and synchronous; never throws; empty before `start()`.
+   */
+  bgpSessions?(): BgpSessionStatus[];
+}
+
+/** One BGP session of a node's agent (`NodeAgent.bgpSessions`). Times are `ctx.clock` ms. */
+export interface BgpSessionStatus {
+  /** The peer's node name, or its address when it is no node of the cluster. */
+  peer: string;
+  /** The peer's address (the session's remote end). */
+  address: string;
+  /** RFC 4271 §8 state of the session. */
+  state: "Idle" | "Connect" | "Active" | "OpenSent" | "OpenConfirm" | "Established";
+  /** When the current session reached Established (absent while not Established). */
+  establishedAt?: number;
+  /**
+   * When the peer's End-of-RIB marker (RFC 4724 §2) had arrived for every negotiated family in the
+   * current session: the peer's initial table is complete (absent until then).
+   */
+  endOfRibReceivedAt?: number;
+  /** Whether graceful restart (RFC 4724) was negotiated in the current session. */
+  gracefulRestart: boolean;
+  /** Routes of this peer kept as stale while it restarts gracefully (0 otherwise). */
+  staleRoutes: number;
+  /** Routes received from the peer (stale ones included). */
+  routesReceived: number;
 }
 
 export const Encapsulation = {
