@@ -7,13 +7,25 @@
  * field). `--check` validates the config and exits. Logs are JSON lines on stderr.
  */
 import { loadControllerConfig, runController, type ControllerConfig, type RunControllerOptions, type RunningController } from "./controller.ts";
-import { parseConfigArgs, untilSignal, type DaemonMainIo } from "./daemon-main.ts";
+import type { CliValues } from "@cnikit/core";
+import { CONFIG_OPTIONS, configFile, runMainCommand, untilSignal, type DaemonMainIo } from "./daemon-main.ts";
 
 const NAME = "cnikit-controller";
-const USAGE = `usage: ${NAME} --config <file> [--check]`;
+const USAGE = `Usage: ${NAME} --config <file> [--check]
+
+Runs a backend's cluster-level controller until SIGTERM / SIGINT (logs are JSON lines on stderr).
+
+Options:
+  --config <file>   the controller's config file (JSON)
+  --check           validate the config and exit
+  -h, --help        this text
+
+Exit status: 0 after a clean stop (--check: valid), 1 the controller cannot start, 2 bad usage or a
+bad config file (the message names the field).`;
 
 const processIo: DaemonMainIo = {
   err: (line) => void process.stderr.write(`${line}\n`),
+  out: (line) => void process.stdout.write(`${line}\n`),
   onSignal: (signal, handler) => void process.once(signal, handler),
 };
 
@@ -26,17 +38,20 @@ function message(e: unknown): string {
  * once the controller stopped (signal) or could not start. Never calls process.exit itself.
  */
 export async function controllerMain(argv: string[], io: DaemonMainIo = processIo, options: RunControllerOptions = {}): Promise<number> {
-  const args = parseConfigArgs(argv, NAME, USAGE, io);
-  if (typeof args === "number") return args;
+  return runMainCommand(NAME, { name: "", summary: "a backend's cluster-level controller", usage: USAGE, options: CONFIG_OPTIONS, run: ({ values }) => controller(values, io, options) }, argv, io);
+}
+
+async function controller(values: CliValues<typeof CONFIG_OPTIONS>, io: DaemonMainIo, options: RunControllerOptions): Promise<number> {
+  const file = configFile(values);
   let config: ControllerConfig;
   try {
-    config = await loadControllerConfig(args.file);
+    config = await loadControllerConfig(file);
   } catch (e) {
-    io.err(`${NAME}: ${args.file}: ${message(e)}`);
+    io.err(`${NAME}: ${file}: ${message(e)}`);
     return 2;
   }
-  if (args.check) {
-    io.err(`${NAME}: ${args.file}: ok (backend ${config.backend}, fabric ${config.fabric.kind === "store" ? "store" : config.fabric.spec.module})`);
+  if (values.check === true) {
+    io.err(`${NAME}: ${file}: ok (backend ${config.backend}, fabric ${config.fabric.kind === "store" ? "store" : config.fabric.spec.module})`);
     return 0;
   }
   let running: RunningController;

@@ -9,45 +9,59 @@
  * config and exits. `--wait-ready`: 0 once STATUS is 0, 1 when it is not within the timeout
  * (default 60 s; the last answer is printed). Logs are JSON lines on stderr.
  */
-import { CniError } from "@cnikit/core";
+import { CliUsageError, CniError, runCliCommand } from "@cnikit/core";
+import type { CliCommand, CliOutput, CliValues } from "@cnikit/core";
 import { socketStatus } from "./daemon.ts";
+import { SUPPORTED_VERSIONS } from "./protocol.ts";
 import { loadDaemonConfig, runDaemon, type RunDaemonOptions, type RunningDaemon } from "./daemon-config.ts";
 
-const USAGE = "usage: cnikitd --config <file> [--check | --wait-ready [--timeout <seconds>]]";
+const USAGE = `Usage: cnikitd --config <file> [--check | --wait-ready [--timeout <seconds>]]
+
+Runs the cnikit node agent daemon until SIGTERM / SIGINT (logs are JSON lines on stderr).
+
+Options:
+  --config <file>       the daemon's config file (JSON)
+  --check               validate the config and exit
+  --wait-ready          wait until the daemon that config describes answers STATUS with 0 on its socket
+  --timeout <seconds>   how long --wait-ready waits (default 60)
+  -h, --help            this text
+
+Exit status: 0 after a clean stop (--check: valid; --wait-ready: ready), 1 the agent or daemon cannot
+start (--wait-ready: not ready in time), 2 bad usage or a bad config file (the message names the field).
+
+CNI protocol versions supported: ${SUPPORTED_VERSIONS.join(", ")}`;
 
 /** How long `--wait-ready` waits by default, and how often it asks. */
 const WAIT_READY_DEFAULT_S = 60;
 const WAIT_READY_POLL_MS = 200;
 
-/** Where the CLI writes (stderr) and how it learns about signals; injectable for tests. */
+/** Where the CLI writes (log lines on stderr; `--help` on stdout) and how it learns about signals; injectable for tests. */
 export interface DaemonMainIo {
   err(line: string): void;
+  /** Where `--help` goes (default: the process's stdout). */
+  out?(line: string): void;
   onSignal(signal: "SIGTERM" | "SIGINT", handler: () => void): void;
 }
 
 const processIo: DaemonMainIo = {
   err: (line) => void process.stderr.write(`${line}\n`),
+  out: (line) => void process.stdout.write(`${line}\n`),
   onSignal: (signal, handler) => void process.once(signal, handler),
 };
 
-/**
- * The `--config <file> [--check]` command line both cnikitd and cnikit-controller take: the file
- * and whether to only check it, or the exit status to return at once (0 for --help, 2 for bad
- * usage, with the usage written).
- */
-export function parseConfigArgs(argv: string[], name: string, usage: string, io: Pick<DaemonMainIo, "err">): { file: string; check: boolean } | number {
-  const at = argv.indexOf("--config");
-  const file = at >= 0 ? argv[at + 1] : undefined;
-  if (argv.includes("--help") || argv.includes("-h")) {
-    io.err(usage);
-    return 0;
-  }
-  const unknown = argv.filter((a, i) => a !== "--config" && a !== "--check" && !(i === at + 1 && at >= 0));
-  if (file === undefined || file.startsWith("--") || unknown.length > 0) {
-    io.err(unknown.length > 0 ? `${name}: unknown argument ${unknown[0]}\n${usage}` : usage);
-    return 2;
-  }
-  return { file, check: argv.includes("--check") };
+/** The `--config <file> [--check]` flags both cnikitd and cnikit-controller take. */
+export const CONFIG_OPTIONS = { config: { type: "string" }, check: { type: "boolean" } } as const;
+
+/** The config file of `--config` (a usage error when absent). */
+export function configFile(values: CliValues<typeof CONFIG_OPTIONS>): string {
+  if (values.config === undefined || values.config === "") throw new CliUsageError("--config <file> is required");
+  return values.config;
+}
+
+/** Runs a bin's only command with core's CLI plumbing (--help on `io.out`, usage errors exit 2). */
+export function runMainCommand<O extends typeof CONFIG_OPTIONS>(name: string, command: CliCommand<O>, argv: string[], io: Pick<DaemonMainIo, "err" | "out">): Promise<number> {
+  const lines: CliOutput = { err: (l) => io.err(l), out: (l) => (io.out ?? processIo.out!)(l) };
+  return runCliCommand(name, command, argv, lines);
 }
 
 /**
@@ -72,16 +86,35 @@ export function untilSignal(io: Pick<DaemonMainIo, "onSignal">, stop: () => Prom
   return { done, fail: (status) => finish(status) };
 }
 
+const DAEMON_OPTIONS = { ...CONFIG_OPTIONS, "wait-ready": { type: "boolean" }, timeout: { type: "string" } } as const;
+
+/** `--timeout`'s seconds (only with --wait-ready): a number above 0. */
+function waitTimeout(values: CliValues<typeof DAEMON_OPTIONS>): number | undefined {
+  if (values.timeout !== undefined && values["wait-ready"] !== true) throw new CliUsageError("--timeout goes with --wait-ready");
+  if (values["wait-ready"] !== true) return undefined;
+  if (values.check === true) throw new CliUsageError("--check and --wait-ready do not go together");
+  if (values.timeout === undefined) return WAIT_READY_DEFAULT_S;
+  const s = Number(values.timeout);
+  if (values.timeout.trim() === "" || !Number.isFinite(s) || s <= 0) throw new CliUsageError(`--timeout must be a number of seconds above 0 (got ${values.timeout})`);
+  return s;
+}
+
 /**
  * Runs cnikitd with `argv` (without node and script) and resolves with the exit status once the
  * daemon stopped (signal) or failed. Never calls process.exit itself.
  */
 export async function daemonMain(argv: string[], io: DaemonMainIo = processIo, options: RunDaemonOptions = {}): Promise<number> {
-  const wait = waitReadyArgs(argv, io);
-  if (typeof wait === "number") return wait;
-  const args = parseConfigArgs(wait.rest, "cnikitd", USAGE, io);
-  if (typeof args === "number") return args;
-  const { file } = args;
+  return runMainCommand(
+    "cnikitd",
+    { name: "", summary: "the cnikit node agent daemon", usage: USAGE, options: DAEMON_OPTIONS, run: ({ values }) => daemon(values, io, options) },
+    argv,
+    io,
+  );
+}
+
+async function daemon(values: CliValues<typeof DAEMON_OPTIONS>, io: DaemonMainIo, options: RunDaemonOptions): Promise<number> {
+  const file = configFile(values);
+  const timeoutS = waitTimeout(values);
   let config;
   try {
     config = await loadDaemonConfig(file);
@@ -89,14 +122,8 @@ export async function daemonMain(argv: string[], io: DaemonMainIo = processIo, o
     io.err(`cnikitd: ${file}: ${e instanceof Error ? e.message : String(e)}`);
     return 2;
   }
-  if (wait.timeoutS !== undefined) {
-    if (args.check) {
-      io.err(`cnikitd: --check and --wait-ready do not go together\n${USAGE}`);
-      return 2;
-    }
-    return waitReady(config.socketPath, config.node.name, wait.timeoutS, io);
-  }
-  if (args.check) {
+  if (timeoutS !== undefined) return waitReady(config.socketPath, config.node.name, timeoutS, io);
+  if (values.check === true) {
     io.err(`cnikitd: ${file}: ok (node ${config.node.name}, backend ${config.backend})`);
     return 0;
   }
@@ -121,25 +148,6 @@ export async function daemonMain(argv: string[], io: DaemonMainIo = processIo, o
     },
   );
   return run.done;
-}
-
-/** Takes `--wait-ready [--timeout S]` out of argv: the timeout (undefined without --wait-ready) and the rest. */
-function waitReadyArgs(argv: string[], io: Pick<DaemonMainIo, "err">): { timeoutS?: number; rest: string[] } | number {
-  const rest = [...argv];
-  const at = rest.indexOf("--wait-ready");
-  if (at >= 0) rest.splice(at, 1);
-  const t = rest.indexOf("--timeout");
-  let timeoutS: number | undefined;
-  if (t >= 0) {
-    const value = rest[t + 1];
-    timeoutS = Number(value);
-    if (at < 0 || value === undefined || !Number.isFinite(timeoutS) || timeoutS <= 0) {
-      io.err(`cnikitd: ${at < 0 ? "--timeout goes with --wait-ready" : `--timeout must be a number of seconds above 0 (got ${value ?? "nothing"})`}\n${USAGE}`);
-      return 2;
-    }
-    rest.splice(t, 2);
-  }
-  return at >= 0 ? { timeoutS: timeoutS ?? WAIT_READY_DEFAULT_S, rest } : { rest };
 }
 
 /** Asks STATUS on `socketPath` until it is 0 (exit 0) or `timeoutS` passed (exit 1, the last answer printed). */
