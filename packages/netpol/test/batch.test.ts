@@ -1,6 +1,7 @@
 // parsePolicyBatch: one invalid object does not fail the batch. Every valid policy is returned (and
 // enforced), every invalid object is named (kind, namespace, name, document, field, rule), and the
-// first error is exactly what the strict parsePolicies throws.
+// error the strict parsePolicies throws is one of them, word for word.
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { PolicyEvaluator, compileFilters, parsePolicies, parsePolicyBatch } from "../src/index.ts";
 import { e2eCluster } from "./e2e-model.ts";
@@ -66,5 +67,28 @@ describe("parsePolicyBatch", () => {
     expect(parsePolicyBatch(good, "p.yaml")).toEqual({ policies: parsePolicies(good, "p.yaml"), errors: [] });
     expect(parsePolicyBatch("", "p.yaml")).toEqual({ policies: [], errors: [] });
     expect(parsePolicyBatch("kind: NetworkPolicyList\nitems: 3\n", "p.yaml").errors).toEqual([expect.objectContaining({ kind: "NetworkPolicyList", field: "items", source: "p.yaml#1" })]);
+  });
+
+  it("for any mix of valid and invalid objects: the valid ones in order, one error per invalid one, and the strict parser's error among them", () => {
+    const valid = (i: number) => np(`ok-${i}`, "{podSelector: {}, ingress: [{ports: [{port: 80}]}]}");
+    const invalid = [
+      (i: number) => np(`bad-${i}`, "{podSelector: {}, ingress: [{ports: [{port: 0}]}]}"),
+      (i: number) => np(`bad-${i}`, "{podSelector: {}, policyTypes: [Sideways]}"),
+      (i: number) => np(`Bad_${i}`, "{podSelector: {}}"),
+      () => "apiVersion: [\n",
+    ];
+    fc.assert(
+      fc.property(fc.array(fc.option(fc.integer({ min: 0, max: invalid.length - 1 }), { nil: undefined }), { maxLength: 8 }), (mix) => {
+        const docs = mix.map((bad, i) => (bad === undefined ? valid(i) : invalid[bad]!(i)));
+        const text = docs.join("---\n");
+        const batch = parsePolicyBatch(text, "p.yaml");
+        expect(batch.policies.map((p) => p.name)).toEqual(mix.flatMap((bad, i) => (bad === undefined ? [`ok-${i}`] : [])));
+        expect(batch.errors.map((e) => e.source)).toEqual(mix.flatMap((bad, i) => (bad === undefined ? [] : [`p.yaml#${i + 1}`])));
+        // The strict parser reads every document before it validates objects: a YAML error comes first.
+        const first = batch.errors.find((e) => /not valid YAML/.test(e.rule)) ?? batch.errors[0];
+        expect(first?.message).toBe(strictMessage(text));
+      }),
+      { numRuns: 60 },
+    );
   });
 });
