@@ -4,7 +4,8 @@
  * built-in backend by name, or every built-in backend (`--all-builtins`), in the simulator. Prints
  * the Markdown tables on stdout, writes JSON and Markdown files on request, shows a progress line on
  * a TTY's stderr (not in CI). Exit status: 0 done (runs that did not converge are in the tables),
- * 2 usage error (bad flags, unloadable backend, invalid config, --dataplane linux), 3 internal error.
+ * 2 usage error (bad flags, unloadable backend, invalid config; --dataplane linux without root or its
+ * tools, or above 8 nodes), 3 internal error. `--dataplane linux` runs on the kernel (src/linux-cli.ts).
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
@@ -15,6 +16,7 @@ import type { BuiltinBackend } from "@cnikit/backends";
 import { loadBackendModule, readDataFile } from "@cnikit/conformance/cli";
 import type { Backend } from "@cnikit/core";
 import type { SimTopology } from "@cnikit/sim";
+import { renderBirdComparison, runLinuxTargets } from "./linux-cli.ts";
 import { renderMarkdown } from "./markdown.ts";
 import { writePlots } from "./plot.ts";
 import { DEFAULT_RUNS, DEFAULT_SEED, runBench } from "./run.ts";
@@ -38,7 +40,9 @@ Options:
   --scenarios <id,id>     ${SCENARIO_IDS.join(", ")} (default: all)
   --runs <R>              runs per scenario and N (default ${DEFAULT_RUNS}); medians, min and max over them
   --seed <S>              seed of the first run (run r uses S + r; default ${DEFAULT_SEED})
-  --dataplane sim|linux   sim (default). linux (kernel convergence on the lab) is not there yet
+  --dataplane sim|linux   sim (default); linux: on the kernel, a lab of network namespaces per run (root; N <= 8;
+                          cold-start, join, leave, crash), convergence timed from every node's FIB
+  --compare-bird          with --dataplane linux and calico: a BIRD full mesh configured like Calico's beside it
   --json <file>           write every report as JSON there
   --markdown <file>       write the Markdown tables there (they are always printed on stdout)
   --svg <dir>             write SVG plots there: convergence vs N and messages vs the lower bound, per scenario
@@ -71,6 +75,7 @@ const OPTIONS = {
   runs: { type: "string" },
   seed: { type: "string" },
   dataplane: { type: "string" },
+  "compare-bird": { type: "boolean" },
   json: { type: "string" },
   markdown: { type: "string" },
   svg: { type: "string" },
@@ -108,6 +113,8 @@ interface Target {
   config: unknown;
   label: string;
   topology?: SimTopology;
+  /** A backend module's spec and the directory it resolves from (cnikitd loads it on the kernel). */
+  module?: { spec: string; cwd: string };
 }
 
 function builtinTargets(b: BuiltinBackend): Target[] {
@@ -132,7 +139,7 @@ async function targetsOf(values: { backend?: string | undefined; config?: string
   } catch (err) {
     throw new BenchUsageError(err instanceof Error ? err.message : String(err));
   }
-  return [{ backend, config, label: values.config.replace(/^.*\//, "").replace(/\.(json|ya?ml)$/, "") }];
+  return [{ backend, config, label: values.config.replace(/^.*\//, "").replace(/\.(json|ya?ml)$/, ""), module: { spec: values.backend, cwd } }];
 }
 
 function progressLine(io: CliIo): ((p: BenchProgress, label: string) => void) | undefined {
@@ -160,16 +167,20 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   let reports: BenchReport[];
   try {
     const dataplane = values.dataplane ?? "sim";
-    if (dataplane === "linux") throw new BenchUsageError("--dataplane linux: not yet: kernel convergence runs are issue 17's next step; use --dataplane sim");
-    if (dataplane !== "sim") throw new BenchUsageError(`--dataplane must be sim or linux, got ${JSON.stringify(dataplane)}`);
+    if (dataplane !== "sim" && dataplane !== "linux") throw new BenchUsageError(`--dataplane must be sim or linux, got ${JSON.stringify(dataplane)}`);
+    if (values["compare-bird"] && dataplane !== "linux") throw new BenchUsageError("--compare-bird runs on the kernel: add --dataplane linux");
+    if (dataplane === "linux" && values.svg !== undefined) throw new BenchUsageError("--svg: plots are drawn for simulator runs; leave it out with --dataplane linux");
     const nodes = values.nodes === undefined ? [10] : integerList(values.nodes, "--nodes", 2, 5000);
     const runs = integer(values.runs, "--runs", DEFAULT_RUNS, 1, 100);
     const seed = integer(values.seed, "--seed", DEFAULT_SEED, 0, 2 ** 31 - 1);
     const scenarios = scenarioList(values.scenarios);
     const targets = await targetsOf(values, io.cwd);
     const progress = progressLine(io);
-    reports = [];
-    for (const t of targets) {
+    reports =
+      dataplane === "linux"
+        ? await runLinuxTargets({ targets, nodes, runs, ...(scenarios ? { scenarios } : {}), compareBird: values["compare-bird"] === true, usage: (m) => new BenchUsageError(m), note: (l) => io.stderr(`cnikit-bench: ${l}\n`), ...(progress ? { onRun: progress } : {}) })
+        : [];
+    for (const t of dataplane === "linux" ? [] : targets) {
       const label = `${t.backend.name}/${t.label}`;
       try {
         reports.push(
@@ -199,7 +210,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     }
     throw err;
   }
-  const markdown = renderMarkdown(reports);
+  const markdown = [renderMarkdown(reports), renderBirdComparison(reports)].filter((t) => t !== "").join("\n");
   io.stdout(`${markdown}\n`);
   if (values.json !== undefined) {
     const out = resolve(io.cwd, values.json);

@@ -10,11 +10,23 @@ const int = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleS
 
 /** One cell: "1,234 ms virt · 56 ms wall · 18 msg + 0 ev (LB 18) · 20 store ops", or "did not converge (0/3) · ...". */
 export function cell(r: ScenarioResult): string {
+  if (r.notRun !== undefined) return r.notRun;
   const runs = r.runs.length;
+  if (r.kernelMs !== undefined || r.runs.some((f) => f.kernelMs !== undefined)) {
+    // A kernel run: wall time to the FIB convergence point; messages are not counted there.
+    if (!r.kernelMs) return `did not converge (0/${runs}) · LB ${int(r.lowerBound.messages)} msg`;
+    const partial = r.convergedRuns < runs ? ` (${r.convergedRuns}/${runs} converged)` : "";
+    return `${int(r.kernelMs.median)} ms kernel FIB${partial} · ${int(r.wallMs.median)} ms wall · LB ${int(r.lowerBound.messages)} msg`;
+  }
   const msgs = `${int(r.messages.median)} msg + ${int(r.watchEvents.median)} ev (LB ${int(r.lowerBound.messages)})`;
   if (!r.virtualMs) return `did not converge (0/${runs}) · ${msgs}`;
   const partial = r.convergedRuns < runs ? ` (${r.convergedRuns}/${runs} converged)` : "";
   return `${int(r.virtualMs.median)} ms virt${partial} · ${int(r.wallMs.median)} ms wall · ${msgs} · ${int(r.storeOps.median)} store ops`;
+}
+
+/** `backend/config`, with ` (linux)` for a kernel run so one table can hold both dataplanes. */
+function label(r: BenchReport): string {
+  return `${r.backend}/${r.configLabel}${r.dataplane === "linux" ? " (linux)" : ""}`;
 }
 
 function escape(text: string): string {
@@ -23,7 +35,8 @@ function escape(text: string): string {
 
 /** The reports (one per backend/config) as Markdown: a heading and a table per scenario. */
 export function renderMarkdown(reports: readonly BenchReport[]): string {
-  const out: string[] = ["# cnikit-bench: route convergence (simulator)", ""];
+  const where = [...new Set(reports.map((r) => (r.dataplane === "linux" ? "kernel" : "simulator")))].join(" and ") || "simulator";
+  const out: string[] = [`# cnikit-bench: route convergence (${where})`, ""];
   if (reports.length === 0) return `${out.join("\n")}No reports.\n`;
   const first = reports[0]!;
   out.push(
@@ -33,7 +46,7 @@ export function renderMarkdown(reports: readonly BenchReport[]): string {
     "",
     "| backend/config | convergence bound | crash bound | topology |",
     "|---|---:|---:|---|",
-    ...reports.map((r) => `| ${escape(`${r.backend}/${r.configLabel}`)} | ${int(r.timers.convergenceMs)} ms | ${int(r.timers.crashDetectionMs)} ms | ${r.topology.subnets.map((s) => s.cidr).join(", ")} (${r.topology.routers} router(s)) |`),
+    ...reports.map((r) => `| ${escape(label(r))} | ${int(r.timers.convergenceMs)} ms | ${int(r.timers.crashDetectionMs)} ms | ${r.topology.subnets.map((s) => s.cidr).join(", ")} (${r.topology.routers} router(s)) |`),
     "",
   );
   const ids = SCENARIO_IDS.filter((id) => reports.some((r) => r.results.some((x) => x.scenario === id)));
@@ -48,7 +61,7 @@ export function renderMarkdown(reports: readonly BenchReport[]): string {
         const x = r.results.find((y) => y.scenario === id && y.nodes === n);
         return x ? escape(cell(x)) : "not run";
       });
-      out.push(`| ${escape(`${r.backend}/${r.configLabel}`)} | ${cells.join(" | ")} |`);
+      out.push(`| ${escape(label(r))} | ${cells.join(" | ")} |`);
     }
     const reasons = reports.flatMap((r) => r.results.filter((x) => x.scenario === id).flatMap((x) => x.runs.filter((f) => !f.converged).slice(0, 1).map((f) => `${r.backend}/${r.configLabel} N=${x.nodes}: ${f.reason ?? "did not converge"}`)));
     if (reasons.length > 0) out.push("", ...reasons.map((t) => `- ${escape(t.length > 400 ? `${t.slice(0, 397)}...` : t)}`));

@@ -90,6 +90,8 @@ export interface RunFigures extends Measured {
   reason?: string;
   /** The process's heap in use after the run (process.memoryUsage().heapUsed). */
   heapUsedBytes: number;
+  /** Kernel runs (dataplane linux): wall ms from t0 to the FIB convergence point (virtualMs is 0 there). */
+  kernelMs?: number;
 }
 
 export interface Stat {
@@ -110,8 +112,12 @@ export interface ScenarioResult {
   runs: RunFigures[];
   /** Runs that converged. */
   convergedRuns: number;
-  /** Over the converged runs; absent when none converged. */
+  /** Over the converged runs; absent when none converged (and on linux, which has no virtual time). */
   virtualMs?: Stat;
+  /** Kernel runs: wall ms from t0 to the FIB convergence point, over the converged runs. */
+  kernelMs?: Stat;
+  /** Why the scenario was not run ("not run on linux: ..."); `runs` is empty then. */
+  notRun?: string;
   wallMs: Stat;
   messages: Stat;
   bytes: Stat;
@@ -123,7 +129,7 @@ export interface ScenarioResult {
 
 export interface BenchReport {
   tool: "cnikit-bench";
-  dataplane: "sim";
+  dataplane: "sim" | "linux";
   backend: string;
   configLabel: string;
   seed: number;

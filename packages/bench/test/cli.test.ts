@@ -44,10 +44,13 @@ describe("cnikit-bench CLI", () => {
     expect(x.out).toBe("");
   });
 
-  it("says --dataplane linux is not there yet (exit 2), and refuses bad values naming the flag", async () => {
+  it("refuses --dataplane linux above 8 nodes and --compare-bird without it (exit 2), and bad values naming the flag", async () => {
     const x = io();
-    expect(await main(["--backend", "reference", "--dataplane", "linux"], x)).toBe(2);
-    expect(x.err).toContain("not yet: kernel convergence runs are issue 17's next step");
+    expect(await main(["--backend", "reference", "--dataplane", "linux", "--nodes", "3,9"], x)).toBe(2);
+    expect(x.err).toContain("--nodes: --dataplane linux builds labs of at most 8 nodes here, got 9");
+    const v = io();
+    expect(await main(["--backend", "calico", "--compare-bird"], v)).toBe(2);
+    expect(v.err).toContain("--compare-bird runs on the kernel: add --dataplane linux");
     const y = io();
     expect(await main(["--backend", "reference", "--nodes", "1"], y)).toBe(2);
     expect(y.err).toContain("--nodes must be a comma-separated list of integers from 2 to 5000");
