@@ -41,45 +41,48 @@ interface DocError {
   error: ConfigError;
 }
 
+/** One entry of a text in document order: an object to validate, or a document that could not be read. */
+type DocEntry = { doc: Doc; error?: undefined } | { doc?: undefined; error: DocError };
+
 /**
  * Splits text into documents (YAML stream or JSON), flattening List kinds into their items.
  * @throws ConfigError for YAML syntax errors (naming the document and line) and malformed lists.
  */
 export function readDocuments(text: string, source = "input"): Doc[] {
-  const { docs, errors } = splitDocuments(text, source);
-  if (errors[0]) throw errors[0].error;
-  return docs;
+  const entries = splitDocuments(text, source);
+  const bad = entries.find((e) => e.error !== undefined);
+  if (bad?.error) throw bad.error.error;
+  return entries.flatMap((e) => (e.doc ? [e.doc] : []));
 }
 
-/** `readDocuments` that keeps going: the readable documents, and one error per unreadable one. */
-function splitDocuments(text: string, source: string): { docs: Doc[]; errors: DocError[] } {
-  const out: Doc[] = [];
-  const errors: DocError[] = [];
+/** `readDocuments` that keeps going: the objects and one error per unreadable document, in document order. */
+function splitDocuments(text: string, source: string): DocEntry[] {
+  const out: DocEntry[] = [];
   const docs = parseAllDocuments(text, { prettyErrors: true });
   const list = Array.isArray(docs) ? docs : [docs];
   list.forEach((d, n) => {
     const where = `${source}#${n + 1}`;
     if (d.errors.length > 0) {
-      errors.push({ where, error: new ConfigError({ component: `${COMPONENT} ${where}`, field: "(document)", rule: `is not valid YAML/JSON: ${d.errors[0]!.message.split("\n")[0]}` }) });
+      out.push({ error: { where, error: new ConfigError({ component: `${COMPONENT} ${where}`, field: "(document)", rule: `is not valid YAML/JSON: ${d.errors[0]!.message.split("\n")[0]}` }) } });
       return;
     }
     const value: unknown = d.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) return;
-    flatten(value, where, out, errors);
+    flatten(value, where, out);
   });
-  return { docs: out, errors };
+  return out;
 }
 
-function flatten(value: unknown, where: string, out: Doc[], errors: DocError[]): void {
+function flatten(value: unknown, where: string, out: DocEntry[]): void {
   if (isObject(value) && typeof value.kind === "string" && LIST_KINDS.includes(value.kind)) {
     if (!Array.isArray(value.items)) {
-      errors.push({ where, kind: value.kind, error: new ConfigError({ component: `${COMPONENT} ${where}`, field: "items", rule: `must be a list (kind ${value.kind})`, value: value.items }) });
+      out.push({ error: { where, kind: value.kind, error: new ConfigError({ component: `${COMPONENT} ${where}`, field: "items", rule: `must be a list (kind ${value.kind})`, value: value.items }) } });
       return;
     }
-    value.items.forEach((item, i) => flatten(item, `${where} items[${i}]`, out, errors));
+    value.items.forEach((item, i) => flatten(item, `${where} items[${i}]`, out));
     return;
   }
-  out.push({ value, where });
+  out.push({ doc: { value, where } });
 }
 
 /**
@@ -113,7 +116,11 @@ function duplicateIssue(p: NetworkPolicy, seen: Set<string>): Issues | undefined
 
 /** One object of a batch that was refused (see `parsePolicyBatch`). */
 export interface ObjectError {
-  /** The object's `kind` as written (`NetworkPolicy`, or e.g. `Pod` when a wrong kind was given); `(document)` for a document that is not YAML/JSON or not an object. */
+  /**
+   * The object's `kind` as written (`NetworkPolicy`, or e.g. `Pod` when a wrong kind was given; a
+   * List kind for a List without `items`); `(no kind)` for an object without one; `(document)` for a
+   * document that is not YAML/JSON or not an object.
+   */
   kind: string;
   /** `metadata.namespace` as written, `default` when absent; undefined when unreadable. */
   namespace?: string;
@@ -144,30 +151,27 @@ export interface PolicyBatch {
  * for bad input.
  */
 export function parsePolicyBatch(text: string, source = "policies"): PolicyBatch {
-  const { docs, errors: docErrors } = splitDocuments(text, source);
-  const found: { at: number; policy?: NetworkPolicy; error?: ObjectError }[] = docErrors.map((e) => ({ at: docOrder(e.where), error: objectError(e.error, e.kind ?? "(document)", undefined, e.where) }));
+  const batch: PolicyBatch = { policies: [], errors: [] };
   const seen = new Set<string>();
-  for (const doc of docs) {
+  for (const entry of splitDocuments(text, source)) {
+    if (entry.error) {
+      batch.errors.push(objectError(entry.error.error, entry.error.kind ?? "(document)", undefined, entry.error.where));
+      continue;
+    }
+    const doc = entry.doc;
     const c = checkPolicyObject(doc.value, doc.where);
     const dup = c.issues.list.length === 0 ? duplicateIssue(c.policy, seen) : undefined;
     const err = c.issues.error(c.label) ?? dup?.error(doc.where);
     if (!err) {
-      found.push({ at: docOrder(doc.where), policy: c.policy });
+      batch.policies.push(c.policy);
       continue;
     }
     const meta = isObject(doc.value) && isObject(doc.value.metadata) ? doc.value.metadata : {};
     const kind = isObject(doc.value) ? (typeof doc.value.kind === "string" ? doc.value.kind : "(no kind)") : "(document)";
     const ident = isObject(doc.value) ? { namespace: typeof meta.namespace === "string" && meta.namespace !== "" ? meta.namespace : "default", ...(typeof meta.name === "string" && meta.name !== "" ? { name: meta.name } : {}) } : undefined;
-    found.push({ at: docOrder(doc.where), error: objectError(err, kind, ident, doc.where) });
+    batch.errors.push(objectError(err, kind, ident, doc.where));
   }
-  found.sort((a, b) => a.at - b.at);
-  return { policies: found.flatMap((f) => (f.policy ? [f.policy] : [])), errors: found.flatMap((f) => (f.error ? [f.error] : [])) };
-}
-
-/** The document number of a `where` (`file#3 items[1]` → 3), for ordering errors among objects. */
-function docOrder(where: string): number {
-  const m = /#(\d+)(?:\s|$)/.exec(where);
-  return m ? Number(m[1]) : 0;
+  return batch;
 }
 
 function objectError(err: ConfigError, kind: string, ident: { namespace: string; name?: string } | undefined, where: string): ObjectError {
