@@ -21,12 +21,12 @@
  * This module never imports vitest.
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
 import { randomBytes } from "node:crypto";
+import { parseCliArgs, runAsMain } from "@cnikit/core";
 import type { Backend } from "@cnikit/core";
 import { EtcdDatastore } from "@cnikit/etcd";
 import type { NodeMetadata, SimTopology } from "@cnikit/sim";
@@ -310,7 +310,19 @@ export async function loadBackendModule(spec: string, cwd: string, importer: Imp
   throw new UsageError(`${moduleSpec} exports several backends (${candidates.map(([, k]) => k).join(", ")}); pick one with ${moduleSpec}#<name>`);
 }
 
-/** Reads a JSON or YAML file into plain data. */
+/** What `readDataFile` uses of the optional `yaml` package. */
+interface YamlModule {
+  parseAllDocuments(text: string): YamlDocument | YamlDocument[];
+}
+interface YamlDocument {
+  errors: { message: string }[];
+  toJS(): unknown;
+}
+
+/**
+ * Reads a JSON or YAML file into plain data: a YAML file of several documents is the list of its
+ * non-empty documents. Throws a usage error naming the file (and the document) when it cannot.
+ */
 export async function readDataFile(path: string, what: string): Promise<unknown> {
   let text: string;
   try {
@@ -320,18 +332,24 @@ export async function readDataFile(path: string, what: string): Promise<unknown>
   }
   const ext = extname(path).toLowerCase();
   if (ext === ".yaml" || ext === ".yml") {
-    let yaml: { parse(text: string): unknown };
+    let yaml: YamlModule;
     try {
       const name = "yaml";
-      yaml = (await import(name)) as { parse(text: string): unknown };
+      yaml = (await import(name)) as YamlModule;
     } catch {
       throw new UsageError(`the ${what} file ${path} is YAML, which needs the 'yaml' package installed next to @cnikit/conformance; install it or give JSON`);
     }
-    try {
-      return yaml.parse(text);
-    } catch (err) {
-      throw new UsageError(`the ${what} file ${path} is not valid YAML: ${err instanceof Error ? err.message : String(err)}`);
+    // Several `---` documents (Calico's usual `calicoctl apply -f` file) are read as the list of
+    // them, empty ones skipped; one document is its value.
+    const docs = yaml.parseAllDocuments(text);
+    const values: unknown[] = [];
+    for (const [i, doc] of (Array.isArray(docs) ? docs : [docs]).entries()) {
+      const problem = doc.errors[0];
+      if (problem !== undefined) throw new UsageError(`the ${what} file ${path} is not valid YAML (document ${i + 1}): ${problem.message}`);
+      const value = doc.toJS();
+      if (value !== null && value !== undefined) values.push(value);
     }
+    return values.length === 1 ? values[0] : values;
   }
   try {
     return JSON.parse(text) as unknown;
@@ -528,6 +546,22 @@ export async function etcdStoreFromFlag(flag: string): Promise<StoreProvider> {
   };
 }
 
+const OPTIONS = {
+  backend: { type: "string" },
+  config: { type: "string" },
+  nodes: { type: "string" },
+  seed: { type: "string" },
+  report: { type: "string" },
+  dataplane: { type: "string" },
+  store: { type: "string" },
+  checks: { type: "string" },
+  "invalid-configs": { type: "string" },
+  "nodes-file": { type: "string" },
+  topology: { type: "string" },
+  strict: { type: "boolean" },
+  "list-checks": { type: "boolean" },
+} as const;
+
 /**
  * Runs the CLI with `argv` (without node and script). Returns the exit status; never calls
  * process.exit itself.
@@ -535,34 +569,15 @@ export async function etcdStoreFromFlag(flag: string): Promise<StoreProvider> {
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
   let values: Record<string, string | boolean | undefined>;
   try {
-    values = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        backend: { type: "string" },
-        config: { type: "string" },
-        nodes: { type: "string" },
-        seed: { type: "string" },
-        report: { type: "string" },
-        dataplane: { type: "string" },
-        store: { type: "string" },
-        checks: { type: "string" },
-        "invalid-configs": { type: "string" },
-        "nodes-file": { type: "string" },
-        topology: { type: "string" },
-        strict: { type: "boolean" },
-        "list-checks": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    }).values;
+    const parsed = parseCliArgs({ options: OPTIONS }, argv);
+    if (parsed.help) {
+      io.stdout(`${USAGE}\n`);
+      return 0;
+    }
+    values = parsed.values;
   } catch (err) {
     io.stderr(`cnikit-conformance: ${err instanceof Error ? err.message : String(err)}\n\n${USAGE}\n`);
     return 2;
-  }
-  if (values.help) {
-    io.stdout(`${USAGE}\n`);
-    return 0;
   }
   if (values["list-checks"]) {
     for (const c of listChecks()) io.stdout(`${c.section}  ${c.id}${c.required ? "" : " (optional)"}  ${c.rule}\n`);
@@ -714,24 +729,4 @@ async function finish(report: ConformanceReport, reportPath: string | boolean | 
   return hasRequiredFailure(report) ? 1 : 0;
 }
 
-function invokedDirectly(): boolean {
-  const script = process.argv[1];
-  if (!script) return false;
-  try {
-    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (invokedDirectly()) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      // Flush both streams before exiting: writes to pipes are asynchronous.
-      process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
-    },
-    (err: unknown) => {
-      process.stderr.write(`cnikit-conformance: internal error: ${String(err)}\n`, () => process.exit(3));
-    },
-  );
-}
+runAsMain(import.meta.url, "cnikit-conformance", (argv) => main(argv), { internalErrorStatus: 3 });

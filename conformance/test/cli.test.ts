@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadBackend, loadLinuxDriver, main, parseNodesFile, parseTopologyFile } from "../src/cli.ts";
+import { loadBackend, loadLinuxDriver, main, parseNodesFile, parseTopologyFile, readDataFile } from "../src/cli.ts";
 import type { ConformanceReport } from "../src/runner-entry.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -28,6 +28,40 @@ function io(cwd: string) {
   const err: string[] = [];
   return { out, err, io: { stdout: (t: string) => void out.push(t), stderr: (t: string) => void err.push(t), cwd } };
 }
+
+describe("readDataFile", () => {
+  it("reads multi-document YAML (Calico's usual file) as the list of its documents, empty ones skipped", async () => {
+    const dir = tempDir();
+    const multi = join(dir, "calico.yaml");
+    writeFileSync(multi, "---\nkind: IPPool\nmetadata: {name: a}\n---\n---\nkind: BGPConfiguration\nmetadata: {name: default}\n---\n");
+    expect(await readDataFile(multi, "config")).toEqual([
+      { kind: "IPPool", metadata: { name: "a" } },
+      { kind: "BGPConfiguration", metadata: { name: "default" } },
+    ]);
+    const single = join(dir, "one.yaml");
+    writeFileSync(single, "---\nnetwork: 10.250.0.0/16\n");
+    expect(await readDataFile(single, "config")).toEqual({ network: "10.250.0.0/16" });
+    const json = join(dir, "c.json");
+    writeFileSync(json, '[{"a": 1}]');
+    expect(await readDataFile(json, "config")).toEqual([{ a: 1 }]);
+  });
+
+  it("names the file and the document that is not valid YAML", async () => {
+    const dir = tempDir();
+    const bad = join(dir, "bad.yaml");
+    writeFileSync(bad, "kind: IPPool\n---\nkind: [unclosed\n");
+    await expect(readDataFile(bad, "config")).rejects.toThrow(/the config file .*bad\.yaml is not valid YAML \(document 2\): /);
+  });
+
+  it("--help exits 0 with the usage on stdout", async () => {
+    for (const flag of ["--help", "-h"]) {
+      const t = io(tempDir());
+      expect(await main([flag], t.io)).toBe(0);
+      expect(t.out.join("")).toMatch(/^Usage: cnikit-conformance --backend/);
+      expect(t.err).toEqual([]);
+    }
+  });
+});
 
 describe("loading the kernel driver for --dataplane linux", () => {
   it("names the package to install when @cnikit/lab resolves neither from the project nor next to the suite", async () => {
@@ -90,7 +124,7 @@ describe("cnikit-conformance CLI", () => {
   const usage: { label: string; args: (dir: string) => string[]; message: RegExp }[] = [
     { label: "no --backend", args: () => ["--config", "c.json"], message: /--backend is required/ },
     { label: "no --config", args: () => ["--backend", "@cnikit/reference"], message: /--config is required/ },
-    { label: "an unknown flag", args: () => ["--bogus"], message: /Unknown option '--bogus'/ },
+    { label: "an unknown flag", args: () => ["--bogus"], message: /unknown option --bogus; known options: --backend, --config, --nodes, .*--list-checks, --help \(-h\)/ },
     { label: "an unknown --dataplane", args: () => ["--backend", "@cnikit/reference", "--config", "c.json", "--dataplane", "ebpf"], message: /--dataplane must be sim or linux, got "ebpf"/ },
     {
       // Decided before any lab is built (kernel runs themselves are tested in @cnikit/lab).
