@@ -402,7 +402,8 @@ export interface ParseClusterOptions {
  * `{ namespaces: [{ name, labels }], pods: [{ namespace, name, labels, ips, ports: [{ name, port, protocol }], node, key, hostIf }] }`
  * or as Kubernetes `Namespace` and `Pod` objects (labels, `spec.nodeName`, container ports,
  * `status.podIPs` or else `status.podIP`), in one or many documents or List kinds. Every namespace
- * gets the label `kubernetes.io/metadata.name`.
+ * gets the label `kubernetes.io/metadata.name`; a pod's namespace must be declared, except
+ * `default` (a Pod without `metadata.namespace` is in it), which every cluster has.
  *
  * A pod's IPs are `options.podIPs["namespace/name"]` when given, else those of its document; a pod
  * may have none (a Pod manifest as applied). A pod without an IP is selected by policies and
@@ -451,7 +452,9 @@ export function parseCluster(text: string, source = "cluster", options: ParseClu
 
 /**
  * Checks a cluster view built in code and fills `kubernetes.io/metadata.name`: unique namespaces,
- * pods in declared namespaces, unique pod names and IPs, canonical IPs. Returns a new object.
+ * pods in declared namespaces, unique pod names and IPs, canonical IPs. Returns a new object. The
+ * namespace `default` exists in every cluster: when a pod is in it and the view does not declare
+ * it, it is added (with only its name label) after the declared ones.
  * @throws ConfigError naming the field and the rule.
  */
 export function buildCluster(cluster: Cluster, source = "cluster"): Cluster {
@@ -464,6 +467,10 @@ export function buildCluster(cluster: Cluster, source = "cluster"): Cluster {
     if (pr !== undefined) issues.add(`namespaces[${i}].name`, pr, n.name);
     return { name: n.name, labels: { ...n.labels, [NAMESPACE_NAME_LABEL]: n.name } };
   });
+  if (!nsNames.has("default") && cluster.pods.some((p) => p.namespace === "default")) {
+    namespaces.push({ name: "default", labels: { [NAMESPACE_NAME_LABEL]: "default" } });
+    nsNames.add("default");
+  }
   const podNames = new Set<string>();
   const ips = new Map<string, string>();
   const pods = cluster.pods.map((p, i) => {

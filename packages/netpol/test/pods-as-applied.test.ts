@@ -54,6 +54,15 @@ describe("parseCluster: Pods as applied", () => {
     expect(refusal(() => parseCluster([NS, podDoc("web", "{app: web}", "status: {podIP: 7}\n")].join("---\n")))).toMatchObject({ code: 7, field: "status.podIP" });
   });
 
+  it("needs no Namespace document for default, which every cluster has (other namespaces must be declared)", () => {
+    const c = parseCluster("apiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {app: web}}\nspec: {nodeName: n1, containers: [{name: c, image: nginx}]}\n", "pod.yaml");
+    expect(c.namespaces).toEqual([{ name: "default", labels: { "kubernetes.io/metadata.name": "default" } }]);
+    expect(c.pods.map((p) => `${p.namespace}/${p.name}`)).toEqual(["default/web"]);
+    const elsewhere = refusal(() => parseCluster(podDoc("web", "{app: web}"), "pod.yaml"));
+    expect(elsewhere).toMatchObject({ code: 7, field: "pods[0].namespace" });
+    expect(elsewhere.rule).toContain("names namespace shop, which the cluster does not declare");
+  });
+
   it("accepts a compact pod without ips too", () => {
     expect(parseCluster("namespaces: [{name: x}]\npods: [{namespace: x, name: a, node: n1}]\n").pods[0]!.ips).toEqual([]);
   });
