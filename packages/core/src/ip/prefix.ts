@@ -43,23 +43,38 @@ function readAddress(text: unknown): Parsed | { rule: string } {
   if (zone >= 0 && isIP(text.slice(0, zone)) === 6) return { rule: "must not carry an IPv6 zone (the %... suffix)" };
   const family = isIP(text) as 0 | Family;
   if (family === 0 || zone >= 0) return { rule: "must be a valid IPv4 (dotted quad) or IPv6 address" };
-  if (family === 4) return { family, value: fromBytes(ipaddr.IPv4.parse(text).toByteArray()) };
+  if (family === 4) return { family, value: valueOf(ipaddr.IPv4.parse(text)) };
   // ipaddr.js reads `::a.b.c.d` (RFC 4291's deprecated IPv4-compatible form) as the IPv4-mapped
   // `::ffff:a.b.c.d`; the text spells ::a.b.c.d, so that one form takes its IPv4 tail's value.
   if (text.startsWith("::") && text.lastIndexOf(":") === 1 && text.includes(".")) {
-    return { family, value: fromBytes(ipaddr.IPv4.parse(text.slice(2)).toByteArray()) };
+    return { family, value: valueOf(ipaddr.IPv4.parse(text.slice(2))) };
   }
-  return { family, value: fromBytes(ipaddr.IPv6.parse(text).toByteArray()) };
+  return { family, value: valueOf(ipaddr.IPv6.parse(text)) };
 }
 
-function fromBytes(bytes: number[]): bigint {
+/** The numeric value of an ipaddr.js address (its octets or 16-bit parts, 32 bits at a time). */
+function valueOf(address: ipaddr.IPv4 | ipaddr.IPv6): bigint {
+  if (address instanceof ipaddr.IPv4) {
+    const [a, b, c, d] = address.octets as [number, number, number, number];
+    return BigInt(((a * 256 + b) * 256 + c) * 256 + d);
+  }
   let n = 0n;
-  for (const b of bytes) n = (n << 8n) | BigInt(b);
+  for (let i = 0; i < 8; i += 2) n = (n << 32n) | BigInt(address.parts[i]! * 65536 + address.parts[i + 1]!);
   return n;
 }
 
-function toBytes(value: bigint, bits: 32 | 128): number[] {
-  return Array.from({ length: bits / 8 }, (_, i) => Number((value >> BigInt(bits - 8 - 8 * i)) & 0xffn));
+/** The ipaddr.js address of a value that fits the family (the inverse of valueOf). */
+function addressOf(value: bigint, family: Family): ipaddr.IPv4 | ipaddr.IPv6 {
+  if (family === 4) {
+    const n = Number(value);
+    return new ipaddr.IPv4([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+  }
+  const parts: number[] = [];
+  for (let shift = 96n; shift >= 0n; shift -= 32n) {
+    const w = Number((value >> shift) & 0xffffffffn);
+    parts.push(w >>> 16, w & 0xffff);
+  }
+  return new ipaddr.IPv6(parts);
 }
 
 /**
@@ -100,7 +115,7 @@ function withComponent<T extends object>(ctx: ParseContext, init: T): T & { comp
 export function formatAddress(value: bigint, family: Family): string {
   const bits = bitsOf(family);
   if (value < 0n || value >= 1n << BigInt(bits)) throw new RangeError(`address value out of range for IPv${family}`);
-  const address = ipaddr.fromByteArray(toBytes(value, bits));
+  const address = addressOf(value, family);
   if (address instanceof ipaddr.IPv6 && address.isIPv4MappedAddress()) return `::ffff:${address.toIPv4Address().toString()}`;
   return address.toString();
 }
@@ -158,7 +173,7 @@ export type AddressRange = (typeof ADDRESS_RANGES)[number];
  */
 export function addressRange(address: string | Parsed, ctx: ParseContext = {}): AddressRange {
   const { family, value } = typeof address === "string" ? parseAddress(address, ctx) : address;
-  return ipaddr.fromByteArray(toBytes(value, bitsOf(family))).range() as AddressRange;
+  return addressOf(value, family).range() as AddressRange;
 }
 
 type RangeEntry = [ipaddr.IPv4 | ipaddr.IPv6, number];
@@ -175,7 +190,7 @@ export function specialRanges(name: AddressRange, family?: Family): Prefix[] {
     const entry = Object.hasOwn(proto.SpecialRanges, name) ? proto.SpecialRanges[name] : undefined;
     if (entry === undefined) continue;
     const list = (Array.isArray(entry[0]) ? entry : [entry]) as RangeEntry[];
-    for (const [address, length] of list) out.push(Prefix.of(f, fromBytes(address.toByteArray()), length));
+    for (const [address, length] of list) out.push(Prefix.of(f, valueOf(address), length));
   }
   return out;
 }
