@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { isMainModule } from "@cnikit/core";
 import { builtinBackends } from "@cnikit/backends";
 import type { BuiltinBackend } from "@cnikit/backends";
+import { withRouteReflectors } from "@cnikit/calico/fixtures";
 import { loadBackendModule, readDataFile } from "@cnikit/conformance/cli";
 import type { Backend } from "@cnikit/core";
 import type { SimTopology } from "@cnikit/sim";
@@ -108,7 +109,7 @@ function scenarioList(value: string | undefined): ScenarioId[] | undefined {
 }
 
 /** One thing to benchmark: a backend and one config. */
-interface Target {
+export interface Target {
   backend: Backend<unknown>;
   config: unknown;
   label: string;
@@ -117,8 +118,16 @@ interface Target {
   module?: { spec: string; cwd: string };
 }
 
-function builtinTargets(b: BuiltinBackend): Target[] {
-  return b.configs.map((c) => ({ backend: b.backend, config: c.config, label: c.label, ...(c.topology ? { topology: c.topology } : {}) }));
+/**
+ * What a built-in backend is benchmarked in: each of its fixture modes; calico's in both of its BGP
+ * topologies side by side, full mesh (the modes as labelled) and route reflectors (`<mode>-rr`,
+ * calico's `withRouteReflectors`: node-1 and node-2 reflect, every node peers with them, the mesh
+ * off), for each encapsulation.
+ */
+export function builtinTargets(b: BuiltinBackend): Target[] {
+  const modes: Target[] = b.configs.map((c) => ({ backend: b.backend, config: c.config, label: c.label, ...(c.topology ? { topology: c.topology } : {}) }));
+  if (b.package !== "@cnikit/calico") return modes;
+  return modes.flatMap((t) => [t, { ...t, config: withRouteReflectors(t.config as Record<string, unknown>[]), label: `${t.label}-rr` }]);
 }
 
 async function targetsOf(values: { backend?: string | undefined; config?: string | undefined; "all-builtins"?: boolean | undefined }, cwd: string): Promise<Target[]> {

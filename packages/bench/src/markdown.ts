@@ -21,7 +21,8 @@ export function cell(r: ScenarioResult): string {
   const msgs = `${int(r.messages.median)} msg + ${int(r.watchEvents.median)} ev (LB ${int(r.lowerBound.messages)})`;
   if (!r.virtualMs) return `did not converge (0/${runs}) · ${msgs}`;
   const partial = r.convergedRuns < runs ? ` (${r.convergedRuns}/${runs} converged)` : "";
-  return `${int(r.virtualMs.median)} ms virt${partial} · ${int(r.wallMs.median)} ms wall · ${msgs} · ${int(r.storeOps.median)} store ops`;
+  const bgp = r.bgp ? ` · ${int(r.bgp.sessions.median)} BGP sessions: last Established ${int(r.bgp.establishedMs.median)} ms, last End-of-RIB ${int(r.bgp.endOfRibMs.median)} ms` : "";
+  return `${int(r.virtualMs.median)} ms virt${partial} · ${int(r.wallMs.median)} ms wall · ${msgs} · ${int(r.storeOps.median)} store ops${bgp}`;
 }
 
 /** `backend/config`, with ` (linux)` for a kernel run so one table can hold both dataplanes. */

@@ -24,6 +24,7 @@ import type { CheckContext, Harness } from "@cnikit/conformance/runner";
 import type { NodeMetadata, SimTopology } from "@cnikit/sim";
 import { SCENARIO_IDS, scenarioById } from "./scenarios.ts";
 import type { LowerBound, Scenario, ScenarioEnv, ScenarioId, Triggered } from "./scenarios.ts";
+import type { BgpFigures } from "./bgp.ts";
 
 const COMPONENT = "bench";
 export const DEFAULT_RUNS = 3;
@@ -90,6 +91,10 @@ export interface RunFigures extends Measured {
   reason?: string;
   /** The process's heap in use after the run (process.memoryUsage().heapUsed). */
   heapUsedBytes: number;
+  /** BGP backends (`bgp-session`, `graceful-restart`): the sessions' figures from t0, when converged. */
+  bgp?: BgpFigures;
+  /** Why the scenario does not apply to the backend (then the result has `notRun` and no runs). */
+  notApplicable?: string;
   /** Kernel runs (dataplane linux): wall ms from t0 to the FIB convergence point (virtualMs is 0 there). */
   kernelMs?: number;
 }
@@ -118,6 +123,8 @@ export interface ScenarioResult {
   kernelMs?: Stat;
   /** Why the scenario was not run ("not run on linux: ..."); `runs` is empty then. */
   notRun?: string;
+  /** BGP backends: over the converged runs, the sessions measured and the last Established and End-of-RIB (ms from t0). */
+  bgp?: { sessions: Stat; establishedMs: Stat; endOfRibMs: Stat };
   wallMs: Stat;
   messages: Stat;
   bytes: Stat;
@@ -262,6 +269,10 @@ async function runOnce(ctx: CheckContext, scenario: Scenario, n: number, seed: n
     const m = startMetrics(h);
     const events0 = events.count;
     const triggered = await scenario.trigger(env, names);
+    if (triggered.notApplicable !== undefined) {
+      const why = `not applicable: ${ctx.backend.name} ${triggered.notApplicable}`;
+      return { ...failed(why), notApplicable: why };
+    }
     const conv = await converge(h, bound, () => convergenceProblem(h, ctx.summary, triggered));
     const figures = m.stop();
     const measured: Measured = {
@@ -274,7 +285,7 @@ async function runOnce(ctx: CheckContext, scenario: Scenario, n: number, seed: n
       storeOps: figures.storeOps ?? 0,
     };
     if (!conv.converged) return failed(`did not converge within ${bound} ms (${scenario.boundName}): ${conv.problem ?? "unknown"}`, measured);
-    return { seed, converged: true, ...measured, heapUsedBytes: process.memoryUsage().heapUsed };
+    return { seed, converged: true, ...measured, ...(triggered.bgp ? { bgp: triggered.bgp() } : {}), heapUsedBytes: process.memoryUsage().heapUsed };
   } catch (err) {
     return failed(`the run failed: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
   } finally {
@@ -321,8 +332,15 @@ export async function runBench<C>(options: BenchOptions<C>): Promise<BenchReport
         figures.push(f);
         peakHeap = Math.max(peakHeap, f.heapUsedBytes);
         options.onRun?.({ scenario: scenario.id, nodes: n, run: r + 1, done: ++done, total });
+        if (f.notApplicable !== undefined) {
+          done += runs - r - 1;
+          break;
+        }
       }
+      const notApplicable = figures.find((f) => f.notApplicable !== undefined)?.notApplicable;
+      if (notApplicable !== undefined) figures.length = 0;
       const ok = figures.filter((f) => f.converged);
+      const bgp = ok.flatMap((f) => (f.bgp ? [f.bgp] : []));
       const bound = scenario.boundMs(summary);
       results.push({
         scenario: scenario.id,
@@ -340,6 +358,8 @@ export async function runBench<C>(options: BenchOptions<C>): Promise<BenchReport
         storeOps: stat(figures.map((f) => f.storeOps)),
         watchEvents: stat(figures.map((f) => f.watchEvents)),
         deliveries: stat(figures.map((f) => f.messages + f.watchEvents)),
+        ...(notApplicable !== undefined ? { notRun: notApplicable } : {}),
+        ...(bgp.length > 0 ? { bgp: { sessions: stat(bgp.map((b) => b.sessions)), establishedMs: stat(bgp.map((b) => b.establishedMs)), endOfRibMs: stat(bgp.map((b) => b.endOfRibMs)) } } : {}),
       });
     }
   }

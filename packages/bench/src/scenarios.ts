@@ -2,7 +2,7 @@
  * The benchmark's scenarios: what each one sets up, the event at t0, what "converged" means after
  * it, the virtual-time bound past which the run "did not converge", and the lower bound of
  * messages beside which the measured count is printed. Definitions follow
- * shared/reference/bgp.md §3 (trigger t0; per-node convergence = the node's desired state holds
+ * RFC 7747, as packages/bench/README.md states it (trigger t0; per-node convergence = the node's desired state holds
  * exactly the expected routes with the expected next hops; network convergence only after a quiet
  * period; "did not converge" otherwise).
  */
@@ -10,8 +10,10 @@ import { canonicalDataplane, flushAsync } from "@cnikit/core";
 import type { NetworkSummary } from "@cnikit/core";
 import type { Departed, Harness } from "@cnikit/conformance/runner";
 import { addPods, departedOf } from "@cnikit/conformance/runner";
+import { NO_BGP_SESSIONS, allSessions, figuresOf, incomplete, speaksBgp } from "./bgp.ts";
+import type { BgpFigures } from "./bgp.ts";
 
-export const SCENARIO_IDS = ["cold-start", "join", "leave", "crash", "silent", "flap", "partition-heal", "pod-churn", "graceful-restart"] as const;
+export const SCENARIO_IDS = ["cold-start", "join", "leave", "crash", "silent", "flap", "partition-heal", "pod-churn", "graceful-restart", "bgp-session"] as const;
 export type ScenarioId = (typeof SCENARIO_IDS)[number];
 
 /**
@@ -34,6 +36,13 @@ export interface Triggered {
   excluded: string[];
   /** A further condition of the scenario (graceful-restart: no route lost meanwhile). */
   problem?: () => string | undefined;
+  /**
+   * The scenario does not apply to this backend (`bgp-session` for a backend without BGP sessions):
+   * the run is reported "not applicable: <backend> <this>", never as passed or as a figure.
+   */
+  notApplicable?: string;
+  /** BGP figures of the run, read once it converged (BGP backends). */
+  bgp?: () => BgpFigures;
 }
 
 /** What a scenario gets: the harness of one run, the config's promises and the run's knobs. */
@@ -104,20 +113,33 @@ async function removeLast(env: ScenarioEnv, names: string[], mode: "clean" | "cr
 
 /**
  * Restarts the agent of the last node added (node-local state kept) and steps the clock timer by
- * timer while it restarts, comparing every other node's desired dataplane with what it was before
- * at each step: any difference is route loss (bgp.md §3 (g): success means zero route loss).
+ * timer while it restarts. Every other node's desired dataplane is compared with what it was before
+ * at every change it makes (its agent's `onDataplaneChange`), from t0 until the run ends, and at
+ * every clock step: any difference is route loss (bgp.md §3 (g): success means zero route loss).
+ * For a BGP backend (agents exposing `bgpSessions`) the restart is BGP graceful restart (RFC 4724):
+ * the run converges only once every other node's session with the restarted node is Established
+ * again, its End-of-RIB has arrived and no stale route is left; the figures are those sessions'.
  */
 async function restartLast(env: ScenarioEnv, names: string[]): Promise<Triggered> {
   const { h } = env;
   const victim = names[names.length - 1]!;
   const others = names.filter((n) => n !== victim);
-  const view = (n: string): string => JSON.stringify(canonicalDataplane(h.cluster.dataplane(n)));
+  const bgp = speaksBgp(h, names);
+  const view = (n: string) => canonicalDataplane(h.cluster.dataplane(n));
   const before = new Map(others.map((n) => [n, view(n)]));
   const t0 = h.clock.now();
   const lost: string[] = [];
-  const look = (): void => {
-    for (const n of others) if (view(n) !== before.get(n)) lost.push(`node ${n}'s dataplane changed ${h.clock.now() - t0} ms after the restart began`);
+  const look = (n: string): void => {
+    const was = before.get(n)!;
+    const now = view(n);
+    if (JSON.stringify(now) === JSON.stringify(was)) return;
+    const routes = new Set(now.routes.map((r) => JSON.stringify(r)));
+    const gone = was.routes.filter((r) => !routes.has(JSON.stringify(r))).map((r) => r.dst);
+    const at = `${h.clock.now() - t0} ms after the restart began`;
+    lost.push(gone.length > 0 ? `node ${n} lost its route(s) to ${gone.join(", ")} ${at}` : `node ${n}'s dataplane changed ${at}`);
   };
+  const lookAll = (): void => others.forEach(look);
+  for (const n of others) h.cluster.node(n).agent.onDataplaneChange(() => look(n));
   let done = false;
   const op = h.sim.restartAgent(victim);
   op.then(
@@ -125,7 +147,7 @@ async function restartLast(env: ScenarioEnv, names: string[]): Promise<Triggered
     () => (done = true),
   );
   await flushAsync();
-  look();
+  lookAll();
   while (!done) {
     const next = h.clock.nextAt();
     if (next === undefined) {
@@ -134,16 +156,44 @@ async function restartLast(env: ScenarioEnv, names: string[]): Promise<Triggered
       continue;
     }
     await h.clock.advance(Math.max(0, next - h.clock.now()));
-    look();
+    lookAll();
   }
   await op;
+  const sessions = () => allSessions(h, others).filter((s) => s.peer === victim);
   return {
     departed: [],
     excluded: [],
     problem: () => {
-      look();
-      return lost.length > 0 ? `route loss while the agent of ${victim} restarted: ${[...new Set(lost)].slice(0, 2).join("; ")}${lost.length > 2 ? ` (${lost.length} observations)` : ""}` : undefined;
+      lookAll();
+      if (lost.length > 0) return `route loss while the agent of ${victim} restarted: ${[...new Set(lost)].slice(0, 2).join("; ")}${lost.length > 2 ? ` (${lost.length} observations)` : ""}`;
+      if (!bgp) return undefined;
+      const open = sessions().map((s) => incomplete(s, t0)).filter((p) => p !== undefined);
+      return open.length > 0 ? `graceful restart of ${victim} not complete: ${open.slice(0, 2).join("; ")}${open.length > 2 ? ` (${open.length} sessions)` : ""}` : undefined;
     },
+    ...(bgp ? { bgp: () => figuresOf(sessions(), t0) } : {}),
+  };
+}
+
+/**
+ * Cold start of N nodes measured per BGP session: every node's every session must be Established
+ * with the peer's End-of-RIB received (besides the network's convergence). Not applicable to a
+ * backend whose agents expose no BGP sessions.
+ */
+async function sessionsFromColdStart(env: ScenarioEnv): Promise<Triggered> {
+  const t0 = env.h.clock.now();
+  const names = await cluster(env, env.nodes);
+  if (!speaksBgp(env.h, names)) return { ...none, notApplicable: NO_BGP_SESSIONS };
+  const live = () => env.h.cluster.nodes().filter((n) => n.alive).map((n) => n.name);
+  return {
+    ...none,
+    problem: () => {
+      const all = allSessions(env.h, live());
+      const bare = live().filter((n) => !all.some((s) => s.node === n));
+      const open = all.map((s) => incomplete(s, t0)).filter((p) => p !== undefined);
+      if (bare.length > 0) open.unshift(`${bare.join(", ")} ha${bare.length === 1 ? "s" : "ve"} no BGP session`);
+      return open.length > 0 ? `BGP sessions not complete: ${open.slice(0, 2).join("; ")}${open.length > 2 ? ` (${open.length} in all)` : ""}` : undefined;
+    },
+    bgp: () => figuresOf(allSessions(env.h, live()), t0),
   };
 }
 
@@ -277,12 +327,24 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     id: "graceful-restart",
-    title: "one node's agent restarts (node-local state kept); the other nodes must lose no route meanwhile",
+    title: "one node's agent restarts (node-local state kept); the other nodes must lose no route meanwhile, sampled at every change (BGP: until its End-of-RIB flushed their stale routes)",
     boundName: "convergenceMs",
     boundMs: (s) => s.convergenceMs,
-    lowerBound: () => ({ messages: 0, rule: "0: nothing changes for the other nodes (bgp.md §3 (g), graceful restart: success means zero route loss)" }),
+    lowerBound: () => ({ messages: 0, rule: "0: nothing changes for the other nodes (bgp.md §3 (g), graceful restart: success means zero route loss; a BGP speaker still re-opens its sessions and re-sends its table)" }),
     setup: (env) => cluster(env, env.nodes),
     trigger: restartLast,
+  },
+  {
+    id: "bgp-session",
+    title: "BGP backends: N nodes start at once; every session from t0 to Established and to the peer's End-of-RIB (RFC 4724), and the network's convergence",
+    boundName: "convergenceMs",
+    boundMs: (s) => s.convergenceMs,
+    lowerBound: (n) => ({
+      messages: 4 * n * (n - 1),
+      rule: `4·${n}(${n}−1): a full mesh of ${n}(${n}−1)/2 sessions, each an OPEN, a KEEPALIVE and an End-of-RIB each way, and every node's route to every other once (bgp.md §3)`,
+    }),
+    setup: async () => [],
+    trigger: sessionsFromColdStart,
   },
 ];
 
