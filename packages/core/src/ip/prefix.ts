@@ -4,7 +4,8 @@
  *
  * Text goes through a strict front door before ipaddr.js sees it: `node:net`'s `isIP` decides what
  * is an address (ipaddr.js alone also reads `10.1`, `0x0a000001`, `010.0.0.1` as octal, and zone
- * ids), zones are refused, and only then ipaddr.js parses the text into bytes and classifies it.
+ * ids), zones are refused, and only then ipaddr.js parses the text (into the numbers the prefix
+ * math and the allocator work on) and classifies it (addressRange, specialRanges).
  */
 import { isIP } from "node:net";
 import ipaddr from "ipaddr.js";
@@ -24,7 +25,8 @@ function bitsOf(family: Family): 32 | 128 {
   return BITS[family];
 }
 
-interface Parsed {
+/** An address as a family and a number (what parseAddress returns). */
+export interface ParsedAddress {
   family: Family;
   value: bigint;
 }
@@ -34,7 +36,7 @@ interface Parsed {
  * accepts, less zone ids (`fe80::1%eth0`): a zone names an interface of one host, which a cluster
  * config or a policy cannot mean, so configs refuse it with a rule that says so.
  */
-function readAddress(text: unknown): Parsed | { rule: string } {
+function readAddress(text: unknown): ParsedAddress | { rule: string } {
   if (typeof text !== "string") return { rule: "must be an IP address string" };
   if (text === "") return { rule: "must not be empty: give an IPv4 or IPv6 address" };
   if (text.trim() !== text) return { rule: "must be an IP address without surrounding spaces" };
@@ -89,7 +91,7 @@ function addressOf(value: bigint, family: Family): ipaddr.IPv4 | ipaddr.IPv6 {
  *
  * @throws ConfigError naming `ctx.field` (default `address`) when `text` is not such a string.
  */
-export function parseAddress(text: unknown, ctx: ParseContext = {}): Parsed {
+export function parseAddress(text: unknown, ctx: ParseContext = {}): ParsedAddress {
   const read = readAddress(text);
   if ("rule" in read) throw new ConfigError(withComponent(ctx, { field: ctx.field ?? "address", rule: read.rule, value: text }));
   return read;
@@ -171,7 +173,7 @@ export type AddressRange = (typeof ADDRESS_RANGES)[number];
  * `multicast`, `unspecified`, `broadcast`, `private`, `uniqueLocal`, `ipv4Mapped`, `reserved`...),
  * or `unicast`. Text goes through parseAddress first (and throws ConfigError like it).
  */
-export function addressRange(address: string | Parsed, ctx: ParseContext = {}): AddressRange {
+export function addressRange(address: string | ParsedAddress, ctx: ParseContext = {}): AddressRange {
   const { family, value } = typeof address === "string" ? parseAddress(address, ctx) : address;
   return addressOf(value, family).range() as AddressRange;
 }
@@ -181,7 +183,9 @@ type RangeEntry = [ipaddr.IPv4 | ipaddr.IPv6, number];
 /**
  * The prefixes of a special-purpose range, of one family or both (IPv4 first), from the table
  * ipaddr.js's `range()` reads: `specialRanges("linkLocal")` is 169.254.0.0/16 and fe80::/10.
- * Empty for `unicast` and for a name the family does not have.
+ * Empty for `unicast` and for a name the family does not have. (That table, `SpecialRanges` on
+ * each class's prototype, is not in ipaddr.js's typings, hence the cast; test/ip-ranges.test.ts
+ * checks it against `range()`.)
  */
 export function specialRanges(name: AddressRange, family?: Family): Prefix[] {
   const out: Prefix[] = [];
@@ -385,7 +389,7 @@ export function parseInterfaceAddress(text: unknown, ctx: ParseContext = {}): In
  * length decimal digits without leading zeros within the family's width. Host bits are the
  * caller's business.
  */
-function readCidr(text: unknown, ctx: ParseContext, field: string): Parsed & { length: number } {
+function readCidr(text: unknown, ctx: ParseContext, field: string): ParsedAddress & { length: number } {
   const fail = (rule: string): never => {
     throw new ConfigError(withComponent(ctx, { field, rule, value: text }));
   };
