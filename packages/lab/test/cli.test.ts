@@ -17,7 +17,7 @@ function io() {
 describe("arguments", () => {
   it("--help exits 0 with the usage on stdout, for the CLI and each command", async () => {
     for (const [argv, head] of [
-      [["--help"], /^Usage:\n  pnpm lab up --backend /],
+      [["--help"], /^Usage:\n {2}pnpm lab up --backend /],
       [["help"], /^Usage:\n/],
       [["up", "--help"], /^Usage: pnpm lab up --backend <name>/],
       [["check", "-h"], /^Usage: pnpm lab check /],

@@ -70,7 +70,7 @@ describe("cnikit-netpol", () => {
   });
 
   const usage: { args: string[]; msg: RegExp }[] = [
-    { args: [], msg: /^Usage:\n  cnikit-netpol explain/ },
+    { args: [], msg: /^Usage:\n {2}cnikit-netpol explain/ },
     { args: ["bogus", "--policies", P, "--cluster", C], msg: /unknown command "bogus"; known commands: explain, nft, filters/ },
     { args: ["explain", "--cluster", C], msg: /--policies is required/ },
     { args: ["explain", "--policies", P, "--cluster", C, "--from", "x/a"], msg: /--from and --to go together/ },
@@ -93,7 +93,7 @@ describe("cnikit-netpol", () => {
 
   it("--help exits 0 with the usage on stdout, for the program and each command", async () => {
     for (const [args, head] of [
-      [["--help"], /^Usage:\n  cnikit-netpol explain /],
+      [["--help"], /^Usage:\n {2}cnikit-netpol explain /],
       [["-h"], /^Usage:\n/],
       [["explain", "--help"], /^Usage: cnikit-netpol explain --policies <file> --cluster <file> \[--from/],
       [["nft", "-h"], /^Usage: cnikit-netpol nft /],
