@@ -35,8 +35,10 @@ Options:
                           file path; #name picks an export) or a built-in backend's name
                           (${builtinBackends.map((b) => b.backend.name).join(", ")})
   --config <file>         the backend's config in its own format (JSON, or YAML with the yaml package);
-                          required for a module, optional for a built-in (default: each of its fixture modes)
-  --all-builtins          every built-in backend in each of its fixture modes, side by side
+                          required for a module, optional for a built-in (default: each of its fixture modes).
+                          Repeat --backend to compare backends side by side: then each module takes the next
+                          --config in order and a built-in name runs its fixture modes
+  --all-builtins          every built-in backend in each of its fixture modes (calico also with route reflectors), side by side
   --nodes <N,N,...>       cluster sizes (each >= 2; default 10)
   --scenarios <id,id>     ${SCENARIO_IDS.join(", ")} (default: all)
   --runs <R>              runs per scenario and N (default ${DEFAULT_RUNS}); medians, min and max over them
@@ -68,8 +70,8 @@ export class BenchUsageError extends Error {
 }
 
 const OPTIONS = {
-  backend: { type: "string" },
-  config: { type: "string" },
+  backend: { type: "string", multiple: true },
+  config: { type: "string", multiple: true },
   "all-builtins": { type: "boolean" },
   nodes: { type: "string" },
   scenarios: { type: "string" },
@@ -130,25 +132,46 @@ export function builtinTargets(b: BuiltinBackend): Target[] {
   return modes.flatMap((t) => [t, { ...t, config: withRouteReflectors(t.config as Record<string, unknown>[]), label: `${t.label}-rr` }]);
 }
 
-async function targetsOf(values: { backend?: string | undefined; config?: string | undefined; "all-builtins"?: boolean | undefined }, cwd: string): Promise<Target[]> {
+/**
+ * The targets of `--backend` (repeatable: one table per scenario holds them all, side by side).
+ * One `--backend`: its `--config`, if any. Several: each backend module takes the next `--config`
+ * in order, a built-in name its fixture modes.
+ */
+async function targetsOf(values: { backend?: string[] | undefined; config?: string[] | undefined; "all-builtins"?: boolean | undefined }, cwd: string): Promise<Target[]> {
   if (values["all-builtins"]) {
     if (values.backend !== undefined || values.config !== undefined) throw new BenchUsageError("--all-builtins runs the built-in backends in their fixture modes: leave out --backend and --config");
     return builtinBackends.flatMap(builtinTargets);
   }
-  if (values.backend === undefined) throw new BenchUsageError("--backend is required (or --all-builtins); see --help");
-  const config = values.config === undefined ? undefined : await readDataFile(resolve(cwd, values.config), "config").catch((err: unknown) => {
+  const specs = values.backend ?? [];
+  const configs = [...(values.config ?? [])];
+  if (specs.length === 0) throw new BenchUsageError("--backend is required (or --all-builtins); see --help");
+  if (specs.length === 1) {
+    if (configs.length > 1) throw new BenchUsageError(`--config: one per backend module, got ${configs.length} for one --backend`);
+    return targetOf(specs[0]!, configs[0], cwd);
+  }
+  const targets: Target[] = [];
+  for (const spec of specs) {
+    const builtin = builtinBackends.some((b) => b.backend.name === spec);
+    targets.push(...(await targetOf(spec, builtin ? undefined : configs.shift(), cwd)));
+  }
+  if (configs.length > 0) throw new BenchUsageError(`--config: ${configs.join(", ")} left over: with several --backend, each backend module takes one --config in order and a built-in name none`);
+  return targets;
+}
+
+async function targetOf(spec: string, configFile: string | undefined, cwd: string): Promise<Target[]> {
+  const config = configFile === undefined ? undefined : await readDataFile(resolve(cwd, configFile), "config").catch((err: unknown) => {
     throw new BenchUsageError(err instanceof Error ? err.message : String(err));
   });
-  const builtin = builtinBackends.find((b) => b.backend.name === values.backend);
-  if (builtin) return values.config === undefined ? builtinTargets(builtin) : [{ backend: builtin.backend, config, label: "config" }];
-  if (values.config === undefined) throw new BenchUsageError(`--config is required with a backend module (${values.backend}); only a built-in backend's name runs its fixture modes`);
+  const builtin = builtinBackends.find((b) => b.backend.name === spec);
+  if (builtin) return configFile === undefined ? builtinTargets(builtin) : [{ backend: builtin.backend, config, label: "config" }];
+  if (configFile === undefined) throw new BenchUsageError(`--config is required with a backend module (${spec}); only a built-in backend's name runs its fixture modes`);
   let backend: Backend<unknown>;
   try {
-    backend = (await loadBackendModule(values.backend, cwd)).backend;
+    backend = (await loadBackendModule(spec, cwd)).backend;
   } catch (err) {
     throw new BenchUsageError(err instanceof Error ? err.message : String(err));
   }
-  return [{ backend, config, label: values.config.replace(/^.*\//, "").replace(/\.(json|ya?ml)$/, ""), module: { spec: values.backend, cwd } }];
+  return [{ backend, config, label: configFile.replace(/^.*\//, "").replace(/\.(json|ya?ml)$/, ""), module: { spec, cwd } }];
 }
 
 function progressLine(io: CliIo): ((p: BenchProgress, label: string) => void) | undefined {

@@ -2,14 +2,21 @@
 // session of a cold start to Established and End-of-RIB) and graceful-restart (zero route loss at
 // every change, End-of-RIB flushing the stale routes), and a broken variant that sends Cease when
 // it restarts (peers withdraw its routes at once) turning graceful-restart red.
-import { describe, expect, it } from "vitest";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
 import { builtinBackend } from "@cnikit/backends";
 import type { Backend, PeerConnection, PeerTransport } from "@cnikit/core";
 import { encodeNotification } from "bgp-utils-free";
-import { builtinTargets } from "../src/cli.ts";
+import { builtinTargets, main } from "../src/cli.ts";
 import { renderMarkdown, runBench } from "../src/index.ts";
 
 const calico = builtinBackend("calico");
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
 const bgpConfig = calico.configs.find((c) => c.label === "bgp")!;
 
 /** A connection whose close() first sends a BGP NOTIFICATION Cease/2 (Administrative Shutdown). */
@@ -97,6 +104,19 @@ describe("BGP scenarios (calico)", () => {
     expect(sessions!.runs[0]!.bgp!.sessions).toBe(3 + 3 + 2 + 2);
     expect({ converged: restart!.convergedRuns, reason: restart!.runs[0]!.reason }).toEqual({ converged: 1, reason: undefined });
     expect(restart!.runs[0]!.bgp!.sessions).toBe(2); // node-4 is a client: the two reflectors
+  }, 120_000);
+
+  it("the CLI takes a calico route-reflector config from a file (--config, as for any backend)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cnikit-bench-rr-"));
+    dirs.push(dir);
+    const file = join(dir, "calico-rr.json");
+    await writeFile(file, JSON.stringify(builtinTargets(calico).find((t) => t.label === "bgp-rr")!.config));
+    let out = "";
+    let err = "";
+    const io = { stdout: (t: string) => void (out += t), stderr: (t: string) => void (err += t), cwd: resolve(import.meta.dirname, ".."), isTTY: false, env: {} };
+    expect(await main(["--backend", "calico", "--config", file, "--nodes", "3", "--runs", "1", "--scenarios", "bgp-session"], io), err).toBe(0);
+    // node-1 and node-2 reflect (2 sessions each), node-3 is their client (2 sessions).
+    expect(out).toMatch(/\| calico\/config \| [\d,]+ ms virt .* · 6 BGP sessions: last Established/);
   }, 120_000);
 
   it("calico's built-in targets: each fixture mode in a full mesh and with route reflectors, side by side", () => {
