@@ -7,14 +7,14 @@
  * what "not run" means ("the suite cannot run it here"); "not applicable" would say the rule does
  * not apply to the backend, and a claim always applies to the backend that makes it.
  */
-import { Prefix } from "@cnikit/core";
+import { Prefix, specialRanges } from "@cnikit/core";
 import type { Encapsulation, Family, NetworkSummary, NodeDataplane } from "@cnikit/core";
 import { SOURCES, fail, notRun, pass } from "../check.ts";
 import type { CheckDefinition } from "../check.ts";
 import { describePod, summarizeProblems } from "../harness.ts";
 import type { SubResult } from "../types.ts";
 
-const LINK_LOCAL = [Prefix.parse("fe80::/10"), Prefix.parse("169.254.0.0/16")];
+const LINK_LOCAL = specialRanges("linkLocal");
 
 /** The link kinds that carry an encapsulation, and the encapsulation they carry. */
 const LINK_ENCAPSULATION: Readonly<Record<string, Encapsulation>> = Object.freeze({ vxlan: "vxlan", ipip: "ipip", sleeve: "sleeve" });
