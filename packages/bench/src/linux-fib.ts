@@ -2,7 +2,7 @@
  * The kernel FIB of a lab's nodes, as the benchmark judges convergence on it: each node's links'
  * addresses and main routing table read with `ip -j`, route events with their kernel timestamps
  * from one `ip -ts monitor route` per node, and the rule that says when a node's FIB holds exactly
- * the expected pod-network routes with the expected next hops (bgp.md §3, per-node convergence).
+ * the expected pod-network routes with the expected next hops (RFC 7747, per-node convergence).
  *
  * The expected routes are derived from what every live node's own rendered state says it owns,
  * not from a per-backend list: a node owns the prefixes of the addresses on its links that lie in

@@ -131,7 +131,7 @@ export function messagesSpec(reports: readonly BenchReport[], scenario: Scenario
   const bounds = nodeValues(rows).map((n) => ({ n, lb: rows.find((r) => r.result.nodes === n)!.result.lowerBound }));
   const subtitle = [
     "Median deliveries per run: peer messages the simulator carried plus store watch events the agents received (stacked).",
-    `Red dashed rule: the lower bound LB of per-route announcements in a full mesh (bgp.md §3): ${bounds.map((b) => `${b.lb.messages} at N = ${b.n}`).join(", ")}.`,
+    `Red dashed rule: the lower bound LB of per-route announcements in a full mesh (RFC 7747): ${bounds.map((b) => `${b.lb.messages} at N = ${b.n}`).join(", ")}.`,
     `LB at N = ${bounds[0]!.n}: ${bounds[0]!.lb.rule}.`,
   ];
   return {

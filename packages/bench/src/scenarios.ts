@@ -18,7 +18,7 @@ export type ScenarioId = (typeof SCENARIO_IDS)[number];
 
 /**
  * The fewest per-route announcements (or withdrawals) a full mesh must deliver for the event, one
- * route per UPDATE (bgp.md §3: routes with different next hops cannot share one). A store listing
+ * route per UPDATE (RFC 7747: routes with different next hops cannot share one). A store listing
  * hands a newcomer many routes in one response, so store-based backends can go below it there.
  */
 export interface LowerBound {
@@ -115,7 +115,7 @@ async function removeLast(env: ScenarioEnv, names: string[], mode: "clean" | "cr
  * Restarts the agent of the last node added (node-local state kept) and steps the clock timer by
  * timer while it restarts. Every other node's desired dataplane is compared with what it was before
  * at every change it makes (its agent's `onDataplaneChange`), from t0 until the run ends, and at
- * every clock step: any difference is route loss (bgp.md §3 (g): success means zero route loss).
+ * every clock step: any difference is route loss (RFC 4724 graceful restart: success means zero route loss).
  * For a BGP backend (agents exposing `bgpSessions`) the restart is BGP graceful restart (RFC 4724):
  * the run converges only once every other node's session with the restarted node is Established
  * again, its End-of-RIB has arrived and no stale route is left; the figures are those sessions'.
@@ -210,7 +210,7 @@ export const SCENARIOS: readonly Scenario[] = [
     title: "N nodes join at once, one pod each",
     boundName: "convergenceMs",
     boundMs: (s) => s.convergenceMs,
-    lowerBound: (n) => ({ messages: n * (n - 1), rule: `${announce(n)}: every node's route to every other node once (bgp.md §3, "everyone announces once")` }),
+    lowerBound: (n) => ({ messages: n * (n - 1), rule: `${announce(n)}: every node's route to every other node once (RFC 7747, "everyone announces once")` }),
     setup: async () => [],
     async trigger(env) {
       await cluster(env, env.nodes);
@@ -222,7 +222,7 @@ export const SCENARIOS: readonly Scenario[] = [
     title: "one node joins a converged cluster of N−1",
     boundName: "convergenceMs",
     boundMs: (s) => s.convergenceMs,
-    lowerBound: (n) => ({ messages: 2 * (n - 1), rule: `2(${n}−1): the newcomer's route to N−1 nodes and their N−1 routes to it (bgp.md §3, full mesh)` }),
+    lowerBound: (n) => ({ messages: 2 * (n - 1), rule: `2(${n}−1): the newcomer's route to N−1 nodes and their N−1 routes to it (RFC 7747, full mesh)` }),
     setup: (env) => cluster(env, env.nodes - 1),
     async trigger(env) {
       const node = await env.h.cluster.addNode();
@@ -235,7 +235,7 @@ export const SCENARIOS: readonly Scenario[] = [
     title: "one node of N leaves cleanly",
     boundName: "convergenceMs",
     boundMs: (s) => s.convergenceMs,
-    lowerBound: (n) => ({ messages: n - 1, rule: `${n}−1: one withdrawal to each survivor (bgp.md §3, "one route", withdrawn)` }),
+    lowerBound: (n) => ({ messages: n - 1, rule: `${n}−1: one withdrawal to each survivor (RFC 7747, "one route", withdrawn)` }),
     setup: (env) => cluster(env, env.nodes),
     trigger: (env, names) => removeLast(env, names, "clean"),
   },
@@ -244,7 +244,7 @@ export const SCENARIOS: readonly Scenario[] = [
     title: "one node of N crashes (connections reset, no goodbye)",
     boundName: "crashDetectionMs",
     boundMs: (s) => s.crashDetectionMs,
-    lowerBound: (n) => ({ messages: n - 1, rule: `${n}−1: one withdrawal to each survivor (bgp.md §3 (f), peer failure with a TCP reset)` }),
+    lowerBound: (n) => ({ messages: n - 1, rule: `${n}−1: one withdrawal to each survivor (RFC 7747, peer failure with a TCP reset)` }),
     setup: (env) => cluster(env, env.nodes),
     trigger: (env, names) => removeLast(env, names, "crash"),
   },
@@ -253,7 +253,7 @@ export const SCENARIOS: readonly Scenario[] = [
     title: "one node of N goes silent (peers and store cut, no reset): detection by timer",
     boundName: "crashDetectionMs",
     boundMs: (s) => s.crashDetectionMs,
-    lowerBound: (n) => ({ messages: n - 1, rule: `${n}−1: one withdrawal to each survivor, after a timer (bgp.md §3 (f), hold-timer expiry)` }),
+    lowerBound: (n) => ({ messages: n - 1, rule: `${n}−1: one withdrawal to each survivor, after a timer (RFC 7747, hold-timer expiry)` }),
     setup: (env) => cluster(env, env.nodes),
     async trigger(env, names) {
       const victim = names[names.length - 1]!;
@@ -287,7 +287,7 @@ export const SCENARIOS: readonly Scenario[] = [
     boundMs: (s) => s.convergenceMs,
     lowerBound: (n) => {
       const m = Math.floor(n / 2);
-      return { messages: 2 * m * (n - m), rule: `2·${m}·${n - m}: each half learns the other half's routes again (bgp.md §3, one route per node, to every node across the cut)` };
+      return { messages: 2 * m * (n - m), rule: `2·${m}·${n - m}: each half learns the other half's routes again (RFC 7747, one route per node, to every node across the cut)` };
     },
     setup: (env) => cluster(env, env.nodes),
     async beforeT0(env, names) {
@@ -330,7 +330,7 @@ export const SCENARIOS: readonly Scenario[] = [
     title: "one node's agent restarts (node-local state kept); the other nodes must lose no route meanwhile, sampled at every change (BGP: until its End-of-RIB flushed their stale routes)",
     boundName: "convergenceMs",
     boundMs: (s) => s.convergenceMs,
-    lowerBound: () => ({ messages: 0, rule: "0: nothing changes for the other nodes (bgp.md §3 (g), graceful restart: success means zero route loss; a BGP speaker still re-opens its sessions and re-sends its table)" }),
+    lowerBound: () => ({ messages: 0, rule: "0: nothing changes for the other nodes (RFC 4724 graceful restart: success means zero route loss; a BGP speaker still re-opens its sessions and re-sends its table)" }),
     setup: (env) => cluster(env, env.nodes),
     trigger: restartLast,
   },
@@ -341,7 +341,7 @@ export const SCENARIOS: readonly Scenario[] = [
     boundMs: (s) => s.convergenceMs,
     lowerBound: (n) => ({
       messages: 4 * n * (n - 1),
-      rule: `4·${n}(${n}−1): a full mesh of ${n}(${n}−1)/2 sessions, each an OPEN, a KEEPALIVE and an End-of-RIB each way, and every node's route to every other once (bgp.md §3)`,
+      rule: `4·${n}(${n}−1): a full mesh of ${n}(${n}−1)/2 sessions, each an OPEN, a KEEPALIVE and an End-of-RIB each way, and every node's route to every other once (RFC 7747)`,
     }),
     setup: async () => [],
     trigger: sessionsFromColdStart,
