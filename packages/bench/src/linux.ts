@@ -84,7 +84,12 @@ class AgentTarget implements KernelTarget {
     );
   }
 
-  /** The Node object is deleted (the cluster learns it left), then cnikitd stops with SIGTERM. */
+  /**
+   * The Node object is deleted (the cluster learns it left), then cnikitd stops with SIGTERM.
+   * cnikitd stops its agent without `release` (a SIGTERM is also how it restarts), so the node's
+   * lease or blocks stay until they expire: unlike the simulator's leave (`stop({ release: true })`),
+   * survivors drop its routes when the lease TTL or BGP graceful restart runs out.
+   */
   async leave(node: string): Promise<void> {
     await labEtcd(this.lab, { del: kubeNodeKey(node) });
     await this.lab.killDaemon(node, "SIGTERM");

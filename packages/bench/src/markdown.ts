@@ -44,6 +44,11 @@ export function renderMarkdown(reports: readonly BenchReport[]): string {
     `Node ${first.machine.node}, ${first.machine.platform}/${first.machine.arch}, ${first.machine.cpus} CPUs; ${first.runsPerPoint} run(s) per point, seed ${first.seed}; medians over runs (min/max in the JSON).`,
     `Virtual ms: t0 to the last change of the desired state after which every live node's pods reach every other's and no survivor routes to a departed node, held for a quiet period (${first.timers.quietPeriod}).`,
     `msg: peer messages the simulator carried; ev: store watch events delivered to agents; their sum beside the scenario's lower bound (LB) of per-route announcements in a full mesh (bgp.md §3); a store listing carries many routes in one response (counted in store ops, not as events), so a store-based backend's newcomer can learn its initial table below LB. Peak heap of the process: ${int(Math.max(...reports.map((r) => r.peakHeapBytes)) / 1_048_576)} MiB.`,
+    ...(reports.some((r) => r.dataplane === "linux")
+      ? [
+          `Kernel runs (linux): a fresh lab of network namespaces per run; "ms kernel FIB" is the wall time from t0 to the last pod-network route change on a live node (timestamped by \`ip -ts monitor route\`) after which every live node's FIB held exactly the expected routes — each other live node's pod ranges via an address of that node, nothing else — held for the quiet period; the bound is the scenario's plus 60 s for process start; messages are not counted on the kernel.`,
+        ]
+      : []),
     "",
     "| backend/config | convergence bound | crash bound | topology |",
     "|---|---:|---:|---|",
