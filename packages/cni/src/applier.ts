@@ -145,7 +145,7 @@ export class ApplyLoop {
   /**
    * The plugin's rule for an ADD of an attachment the agent may already hold (SPEC §2 ADD: "If an
    * interface of the requested name already exists in the container, the CNI plugin MUST return
-   * with an error"; cni.md §8 items 26 and 55). `desired` is the agent's dataplane now. Returns
+   * with an error"; DESIGN.md checklist items 26 and 55). `desired` is the agent's dataplane now. Returns
    * whether the agent already holds `pod` (a failed ADD then must not undo it). Throws, leaving
    * every reservation and interface untouched, `CniError` 108 (`AttachmentExists`) when:
    *  - the agent holds the attachment for another network namespace (the first netns is never

@@ -4,7 +4,7 @@
  * result version from 0.1.0 to 1.1.0, prevResult parsing, and the error JSON. No I/O: the daemon
  * (`daemon.ts`) feeds it the plugin executable's environment and stdin and writes what it returns.
  *
- * Order of validation (skel's, see ../../shared/reference/cni.md section 1):
+ * Order of validation (skel's, see DESIGN.md "The CNI rules" §1):
  *  1. environment, variable by variable: a present but bad CNI_CONTAINERID / CNI_IFNAME fails at
  *     once (4); missing required ones are collected and reported together (4
  *     `required env variables [A,B] missing`);

@@ -1,7 +1,7 @@
 /**
  * Network configuration lists (conflists) as a container runtime loads them: parsing and
  * validation with errors that name the field, and the per-plugin configuration the runtime writes
- * to each plugin's stdin (cni.md section 4: `cniVersion`, `name`, `runtimeConfig` from the declared
+ * to each plugin's stdin (DESIGN.md "The CNI rules" §4: `cniVersion`, `name`, `runtimeConfig` from the declared
  * capabilities, `prevResult`; every other key passes through; `capabilities` is stripped).
  */
 import { CniError, ConfigError, DecodeError } from "@cnikit/core";

@@ -1,5 +1,5 @@
 /**
- * The runtime's two locks (cni.md checklist 47: no GC during ADD/DEL, no parallel operations on one
+ * The runtime's two locks (DESIGN.md checklist item 47: no GC during ADD/DEL, no parallel operations on one
  * container): a mutex per container id, and a shared/exclusive gate that every container operation
  * holds shared and GC holds exclusively. Container operations take their container's mutex first,
  * then the gate; GC takes only the gate, so there is no lock-order cycle. A waiting GC is served

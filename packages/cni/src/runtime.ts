@@ -3,7 +3,7 @@
  * It finds each plugin in the CNI path, agrees on a CNI version with all of them, runs ADD in list
  * order chaining `prevResult`, caches the final result on disk, runs DEL in reverse order and CHECK
  * in order with the cached result, STATUS (1.1.0+) until the first failure, and GC (DEL of stale
- * cached attachments, then GC of every plugin at 1.1.0+). See ../../shared/reference/cni.md
+ * cached attachments, then GC of every plugin at 1.1.0+). See DESIGN.md "The CNI rules"
  * section 4 and checklist items 37-48 and 62.
  *
  * Version negotiation (checklist 42, 62): a list offers `cniVersions` and/or `cniVersion`; the

@@ -1,6 +1,6 @@
 /**
  * Chaining on the real kernel (issue 8, "Chaining"; checklist 37-40, 44, 62 of
- * ../../shared/reference/cni.md): a conflist of cnikit-cni followed by Debian's portmap and tuning
+ * DESIGN.md "The CNI rules"): a conflist of cnikit-cni followed by Debian's portmap and tuning
  * at cniVersion 1.0.0 (the version those binaries accept), run by the runtime (src/runtime.ts) as
  * containerd would. cnikit-cni forwards to a real cnikitd (in process: flannel vxlan on a file
  * store, one node) that renders with @cnikit/linux into a scratch node namespace; the plugins run

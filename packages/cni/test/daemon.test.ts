@@ -1,6 +1,6 @@
 /**
  * CniDaemon in process (`handle`), with the flannel backend on memory stores and a fake renderer:
- * the operations of cni.md §8 (items 25-36) and conformance.md section B through the agent.
+ * the operations of DESIGN.md's checklist (items 25-36) and the suite's section B through the agent.
  */
 import { builtinBackend } from "@cnikit/backends";
 import { KernelLacksError } from "@cnikit/core";

@@ -1,6 +1,6 @@
 /**
  * The CNI protocol functions, table-driven. Each item of the checklist in
- * ../../shared/reference/cni.md section 8 that the protocol layer decides is its own test, named
+ * DESIGN.md ("The CNI rules" §8) that the protocol layer decides is its own test, named
  * with its number; the operations (25-36) are tested end to end in daemon.test.ts and
  * executable.test.ts, with the protocol half of 30, 31 and 36 here.
  */
@@ -85,7 +85,7 @@ const RESULT: CniResult = {
   dns: { nameservers: ["10.96.0.10"], search: ["svc.cluster.local"] },
 };
 
-describe("protocol / skel (cni.md §8 items 1-24)", () => {
+describe("protocol / skel (checklist items 1-24)", () => {
   it("item 1: errors become JSON (for stdout) and the invocation fails; success returns a request", () => {
     const err = failure(ENV("ADD"), "not json");
     const json = JSON.parse(JSON.stringify(errorJson(err, "1.0.0"))) as Record<string, unknown>;
@@ -387,7 +387,7 @@ describe("protocol / skel (cni.md §8 items 1-24)", () => {
   });
 });
 
-describe("protocol / operations (cni.md §8 items 30, 31, 36, 61)", () => {
+describe("protocol / operations (checklist items 30, 31, 36, 61)", () => {
   it("item 30: DEL works with a prevResult, without one, and with a malformed one (ignored)", () => {
     expect(request(ENV("DEL")).prevResult).toBeUndefined();
     const prev = formatResult(RESULT, "1.0.0");

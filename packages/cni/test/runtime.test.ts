@@ -2,7 +2,7 @@
  * The libcni-like runtime (src/runtime.ts) against fake plugins: small node scripts written to a
  * temp dir that record their environment and stdin and answer as told by a control file, so each
  * test can assert exactly what the runtime sent (checklist 40-48 of
- * ../../shared/reference/cni.md), plus version negotiation against the Debian reference plugins'
+ * DESIGN.md "The CNI rules"), plus version negotiation against the Debian reference plugins'
  * real VERSION answers (checklist 42, 62). The same operations against the real plugins on the real
  * kernel are in runtime-kernel.test.ts.
  */
