@@ -1,4 +1,4 @@
-// A small lint for the rules in shared/design/style.md that tsc does not enforce. Run in a package
+// A small lint for the house rules (no enums, named exports, no skipped tests, ...) that tsc does not enforce. Run in a package
 // directory (each package's `lint` script); checks src/ and test/. Exits 1 with one line per finding.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, basename } from "node:path";

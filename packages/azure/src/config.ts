@@ -82,7 +82,7 @@ export interface AzureConfig {
 // Mixing the shapes, or any field not listed, is refused listing the known ones.
 // ---------------------------------------------------------------------------------------------
 
-/** Azure's defaults (reference §1–§3) and cnikit's own for the fields Azure does not have. */
+/** Azure's defaults (AKS's docs, cited in README.md "Config") and cnikit's own for the fields Azure does not have. */
 export const AZURE_DEFAULTS = Object.freeze({
   networkPlugin: "azure",
   networkPluginMode: "none",

@@ -1,7 +1,7 @@
 /**
  * Subnet sizing for the Azure-like backend: the arithmetic AKS users get wrong, as pure functions
  * (no I/O, no clock), shared by the config parser, the controller's reports and `cnikit-azure
- * plan-subnet`. Source: /work/shared/reference/azure.md §1 "Subnet sizing" and §2.
+ * plan-subnet`. Sources: AKS's Azure CNI sizing rule and the virtual network FAQ (cited in DESIGN.md "Sizing").
  *
  *  - `AZURE_RESERVED_PER_SUBNET` (5) and `usableAddresses(cidr)`: Azure keeps the network address,
  *    the first three hosts and the broadcast address of every subnet.

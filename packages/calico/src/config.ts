@@ -2,7 +2,7 @@
  * Calico's own configuration, unchanged: `projectcalico.org/v3` IPPool, BGPConfiguration, BGPPeer,
  * IPAMConfig (and Node, for per-node BGP settings such as `routeReflectorClusterID`), as YAML or
  * JSON text with several documents, a list of objects, one object, or a `List` with `items`.
- * Calico's defaults and validation rules apply (see /work/shared/reference/calico.md §1–3); every
+ * Calico's defaults and validation rules apply (README.md "Config" states them, cited upstream); every
  * error is a `ConfigError` whose field is `<Kind>/<name>.<path>` (e.g. `IPPool/a.spec.blockSize`).
  */
 import { parseAllDocuments } from "yaml";

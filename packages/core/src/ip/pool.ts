@@ -1,6 +1,6 @@
 /**
  * An address allocator over one range, with CNI host-local's rules (see
- * /work/shared/reference/cni.md section 5): defaults start = network + 1, end = broadcast − 1
+ * containernetworking/plugins plugins/ipam/host-local; stated in README.md): defaults start = network + 1, end = broadcast − 1
  * (IPv6: the last address), gateway = network + 1; network, IPv4 broadcast and gateway are never
  * handed out; round-robin from the last reserved address, wrapping, so a freed address is not
  * handed out again at once. Unlike host-local it holds no files: state is in memory and goes out
