@@ -167,6 +167,17 @@ describe("graceful restart, restarting side (RFC 4724 §4.1)", () => {
     });
   }
 
+  /** A and B peering, both running. */
+  async function pair(): Promise<{ net: MemoryNetwork; clock: TestClock; a: BgpSpeaker; b: BgpSpeaker }> {
+    const net = new MemoryNetwork();
+    const clock = new TestClock();
+    const a = speakerAt(net, clock, A, [B]);
+    const b = speakerAt(net, clock, B, [A]);
+    await b.start();
+    await a.start();
+    return { net, clock, a, b };
+  }
+
   /** Every Loc-RIB event of `s` that lost a route (withdrawn). */
   function losses(s: BgpSpeaker): string[] {
     const lost: string[] = [];
@@ -177,12 +188,7 @@ describe("graceful restart, restarting side (RFC 4724 §4.1)", () => {
   }
 
   it("a graceful stop keeps the routes at the peer as stale; the restarted speaker (R and F bits) re-announces and sends End-of-RIB; nothing is withdrawn meanwhile", async () => {
-    const net = new MemoryNetwork();
-    const clock = new TestClock();
-    const a = speakerAt(net, clock, A, [B]);
-    const b = speakerAt(net, clock, B, [A]);
-    await b.start();
-    await a.start();
+    const { net, clock, a, b } = await pair();
     a.announce(["10.244.1.0/26", "10.244.9.0/26"]);
     await clock.advance(1000);
     expect(b.routes().map((r) => r.prefix)).toEqual(["10.244.1.0/26", "10.244.9.0/26"]);
@@ -210,12 +216,7 @@ describe("graceful restart, restarting side (RFC 4724 §4.1)", () => {
   });
 
   it("an ordinary stop (Cease) loses the routes at once: the loss the graceful stop avoids", async () => {
-    const net = new MemoryNetwork();
-    const clock = new TestClock();
-    const a = speakerAt(net, clock, A, [B]);
-    const b = speakerAt(net, clock, B, [A]);
-    await b.start();
-    await a.start();
+    const { net, clock, a, b } = await pair();
     a.announce("10.244.1.0/26");
     await clock.advance(1000);
     const lost = losses(b);
