@@ -43,8 +43,9 @@ function readAddress(text: unknown): ParsedAddress | { rule: string } {
   if (text.includes("/")) return { rule: "must be a plain IP address, not a CIDR" };
   const zone = text.indexOf("%");
   if (zone >= 0 && isIP(text.slice(0, zone)) === 6) return { rule: "must not carry an IPv6 zone (the %... suffix)" };
+  // isIP takes a zone only after a valid IPv6 address, which the line above refused.
   const family = isIP(text) as 0 | Family;
-  if (family === 0 || zone >= 0) return { rule: "must be a valid IPv4 (dotted quad) or IPv6 address" };
+  if (family === 0) return { rule: "must be a valid IPv4 (dotted quad) or IPv6 address" };
   if (family === 4) return { family, value: valueOf(ipaddr.IPv4.parse(text)) };
   // ipaddr.js reads `::a.b.c.d` (RFC 4291's deprecated IPv4-compatible form) as the IPv4-mapped
   // `::ffff:a.b.c.d`; the text spells ::a.b.c.d, so that one form takes its IPv4 tail's value.
