@@ -340,8 +340,8 @@ export const SCENARIOS: readonly Scenario[] = [
     boundName: "convergenceMs",
     boundMs: (s) => s.convergenceMs,
     lowerBound: (n) => ({
-      messages: 4 * n * (n - 1),
-      rule: `4·${n}(${n}−1): a full mesh of ${n}(${n}−1)/2 sessions, each an OPEN, a KEEPALIVE and an End-of-RIB each way, and every node's route to every other once (RFC 7747)`,
+      messages: 3 * n * (n - 1),
+      rule: `3·${n}(${n}−1): a full mesh of ${n}(${n}−1)/2 sessions, each way an OPEN, a KEEPALIVE and the initial table, whose routes (every node's to every other once) and End-of-RIB can share one write (RFC 4271 §8, RFC 4724 §2)`,
     }),
     setup: async () => [],
     trigger: sessionsFromColdStart,

@@ -73,7 +73,8 @@ describe("BGP scenarios (calico)", () => {
     expect(bgp.endOfRibMs).toBeGreaterThanOrEqual(bgp.establishedMs);
     expect(bgp.endOfRibMs).toBeLessThanOrEqual(r.runs[0]!.virtualMs + r.quietMs);
     expect(r.bgp!.endOfRibMs.median).toBe(bgp.endOfRibMs);
-    expect(r.lowerBound.messages).toBe(24);
+    expect(r.lowerBound.messages).toBe(18);
+    expect(r.deliveries.median).toBeGreaterThanOrEqual(r.lowerBound.messages);
     expect(renderMarkdown([report])).toMatch(/\| calico\/bgp \| [\d,]+ ms virt .* · 6 BGP sessions: last Established [\d,]+ ms, last End-of-RIB [\d,]+ ms \|/);
   }, 120_000);
 
