@@ -29,7 +29,7 @@ import type { Lab, LabBackendModule } from "@cnikit/lab";
 import { requireBinary } from "bgp-utils-free/testing";
 import { BirdMeshTarget, birdMeshPool, requireBird } from "./linux-bird.ts";
 import { FibMonitor, fibProblems, readFib } from "./linux-fib.ts";
-import { DEFAULT_RUNS, DEFAULT_SEED, stat } from "./run.ts";
+import { DEFAULT_RUNS, DEFAULT_SEED, figureStats, stat } from "./run.ts";
 import type { BenchProgress, BenchReport, RunFigures, ScenarioResult } from "./run.ts";
 import { SCENARIO_IDS, scenarioById } from "./scenarios.ts";
 import type { ScenarioId } from "./scenarios.ts";
@@ -346,12 +346,7 @@ export async function runLinuxBench(options: LinuxBenchOptions): Promise<BenchRe
         convergedRuns: ok.length,
         ...(ok.length > 0 ? { kernelMs: stat(ok.map((f) => f.kernelMs ?? 0)) } : {}),
         ...(notRun !== undefined ? { notRun: `not run on linux: ${notRun}` } : {}),
-        wallMs: stat(figures.map((f) => f.wallMs)),
-        messages: stat(figures.map((f) => f.messages)),
-        bytes: stat(figures.map((f) => f.bytes)),
-        storeOps: stat(figures.map((f) => f.storeOps)),
-        watchEvents: stat(figures.map((f) => f.watchEvents)),
-        deliveries: stat(figures.map((f) => f.messages + f.watchEvents)),
+        ...figureStats(figures),
       });
     }
   }

@@ -152,6 +152,18 @@ export interface BenchReport {
   wallMs: number;
 }
 
+/** Median/min/max over runs of the figures every run has (the sim's and the kernel's alike). */
+export function figureStats(figures: readonly RunFigures[]): Pick<ScenarioResult, "wallMs" | "messages" | "bytes" | "storeOps" | "watchEvents" | "deliveries"> {
+  return {
+    wallMs: stat(figures.map((f) => f.wallMs)),
+    messages: stat(figures.map((f) => f.messages)),
+    bytes: stat(figures.map((f) => f.bytes)),
+    storeOps: stat(figures.map((f) => f.storeOps)),
+    watchEvents: stat(figures.map((f) => f.watchEvents)),
+    deliveries: stat(figures.map((f) => f.messages + f.watchEvents)),
+  };
+}
+
 export function stat(values: readonly number[]): Stat {
   if (values.length === 0) return { median: Number.NaN, min: Number.NaN, max: Number.NaN };
   const sorted = [...values].sort((a, b) => a - b);
@@ -352,12 +364,7 @@ export async function runBench<C>(options: BenchOptions<C>): Promise<BenchReport
         runs: figures,
         convergedRuns: ok.length,
         ...(ok.length > 0 ? { virtualMs: stat(ok.map((f) => f.virtualMs)) } : {}),
-        wallMs: stat(figures.map((f) => f.wallMs)),
-        messages: stat(figures.map((f) => f.messages)),
-        bytes: stat(figures.map((f) => f.bytes)),
-        storeOps: stat(figures.map((f) => f.storeOps)),
-        watchEvents: stat(figures.map((f) => f.watchEvents)),
-        deliveries: stat(figures.map((f) => f.messages + f.watchEvents)),
+        ...figureStats(figures),
         ...(notApplicable !== undefined ? { notRun: notApplicable } : {}),
         ...(bgp.length > 0 ? { bgp: { sessions: stat(bgp.map((b) => b.sessions)), establishedMs: stat(bgp.map((b) => b.establishedMs)), endOfRibMs: stat(bgp.map((b) => b.endOfRibMs)) } } : {}),
       });
