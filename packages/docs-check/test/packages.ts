@@ -1,10 +1,14 @@
-/** The published packages of the workspace, read from their package.json files. */
+/**
+ * The published packages of the workspace (scripts/release/packages.ts decides which), with their
+ * bins and entry points as this package's checks need them.
+ */
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { REPO_ROOT, projectRepository, publishedPackages as workspacePublished } from "../../../scripts/release/packages.ts";
 
-export const REPO = fileURLToPath(new URL("../../../", import.meta.url));
+export const REPO = REPO_ROOT;
+/** The project's repository on the web, e.g. `https://github.com/cnikit/cnikit`. */
+export const WEB_URL = projectRepository().webUrl;
 
 export interface PublishedEntry {
   /** `.`, `./testing`, ... */
@@ -21,25 +25,15 @@ export interface PublishedPackage {
   entries: PublishedEntry[];
 }
 
-/** Every package of the workspace that is not private, in folder order. */
+/** Every published package with its entry points' source files (the `source` condition, else `types` mapped from dist/ to src/). */
 export function publishedPackages(): PublishedPackage[] {
-  const dirs = [...readdirSync(join(REPO, "packages")).map((d) => `packages/${d}`), "conformance"];
-  return dirs.flatMap((dir) => {
-    const file = join(REPO, dir, "package.json");
-    if (!existsSync(file)) return [];
-    const pkg = JSON.parse(readFileSync(file, "utf8")) as {
-      name: string;
-      private?: boolean;
-      bin?: Record<string, string>;
-      exports?: Record<string, string | Record<string, string>>;
-    };
-    if (pkg.private) return [];
-    const entries = Object.entries(pkg.exports ?? {}).map(([subpath, target]) => {
-      const t = typeof target === "string" ? { default: target } : target;
-      const src = t.source ?? (t.types ?? t.default ?? "").replace(/^\.\/dist\//, "./src/").replace(/\.d\.ts$|\.js$/, ".ts");
+  return workspacePublished().map(({ dir, manifest }) => {
+    const entries = Object.entries(manifest.exports ?? {}).map(([subpath, target]) => {
+      const t = (typeof target === "string" ? { default: target } : target) as Record<string, string | undefined>;
+      const src = t["source"] ?? (t["types"] ?? t["default"] ?? "").replace(/^\.\/dist\//, "./src/").replace(/\.d\.ts$|\.js$/, ".ts");
       return { subpath, file: join(dir, src) };
     });
-    return [{ name: pkg.name, dir, bin: Object.keys(pkg.bin ?? {}), entries }];
+    return { name: manifest.name, dir, bin: Object.keys(manifest.bin ?? {}), entries };
   });
 }
 

@@ -13,10 +13,10 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { publishedPackages, REPO, runNode } from "./packages.ts";
+import { publishedPackages, REPO, runNode, WEB_URL } from "./packages.ts";
 
-const CONTRACT_URL = "https://github.com/cnikit/cnikit/blob/main/packages/core/src/backend.ts";
-const API_URL = "https://github.com/cnikit/cnikit/blob/main/docs/api/";
+const CONTRACT_URL = `${WEB_URL}/blob/main/packages/core/src/backend.ts`;
+const API_URL = `${WEB_URL}/blob/main/docs/api/`;
 
 const HERE = fileURLToPath(new URL("..", import.meta.url));
 const SCRATCH = join(HERE, ".scratch/readme-examples");
