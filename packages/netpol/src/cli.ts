@@ -58,7 +58,7 @@ function need(value: string | undefined, flag: string): string {
 
 /** The model of `--policies` and `--cluster`, with a warning on stderr for each problem compiling for `node` would have. */
 function readModelFor(values: CliValues<typeof MODEL_OPTIONS>, node: string, io: CliIo): PolicyModel {
-  const model = readModel(values);
+  const model = readModel(values, io);
   for (const w of compileWarnings({ model, node })) io.err(`${NAME}: warning: ${w.message}\n`);
   return model;
 }
@@ -73,7 +73,7 @@ function input<T>(body: () => T): T {
   }
 }
 
-function readModel(values: CliValues<typeof MODEL_OPTIONS>): PolicyModel {
+function readModel(values: CliValues<typeof MODEL_OPTIONS>, io: CliIo): PolicyModel {
   const pf = need(values.policies, "policies");
   const cf = need(values.cluster, "cluster");
   const read = (f: string) => {
@@ -83,7 +83,8 @@ function readModel(values: CliValues<typeof MODEL_OPTIONS>): PolicyModel {
       throw new CliUsageError(`cannot read ${f}: ${(err as Error).message}`);
     }
   };
-  const cluster = input(() => parseCluster(read(cf), cf));
+  const { ignored, ...cluster } = input(() => parseCluster(read(cf), cf));
+  for (const p of ignored) io.err(`${NAME}: note: ${p.message}\n`);
   return { ...cluster, policies: input(() => parsePolicies(read(pf), pf)) };
 }
 
@@ -119,7 +120,7 @@ ${FILES}
     run: ({ values }) => {
       const probes = probesOf(values);
       if ((values.from === undefined) !== (values.to === undefined)) throw new CliUsageError("--from and --to go together");
-      const model = readModel(values);
+      const model = readModel(values, io);
       const ev = input(() => new PolicyEvaluator(model));
       const { from, to } = values;
       if (from !== undefined && to !== undefined) {

@@ -8,12 +8,17 @@ export {
   NAMESPACE_NAME_LABEL,
   buildCluster,
   parseCluster,
+  parseClusterBatch,
   parsePolicies,
   parsePolicyBatch,
   parsePolicyObject,
   readDocuments,
+  type ClusterBatch,
+  type IgnoredPod,
+  type IgnoredPodReason,
   type ObjectError,
   type ParseClusterOptions,
+  type ParsedCluster,
   type PolicyBatch,
 } from "./parse.ts";
 export { checkProbe, isEmptySelector, labelKeyProblem, labelValueProblem, portNameProblem, portNumberProblem, protocolProblem, selectorMatches, selectorText } from "./validate.ts";

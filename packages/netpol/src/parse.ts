@@ -122,7 +122,7 @@ export interface ObjectError {
    * document that is not YAML/JSON or not an object.
    */
   kind: string;
-  /** `metadata.namespace` as written, `default` when absent; undefined when unreadable. */
+  /** `metadata.namespace` as written, `default` when absent; undefined when unreadable, and for a Namespace. */
   namespace?: string;
   /** `metadata.name` as written; undefined when absent or unreadable. */
   name?: string;
@@ -166,15 +166,27 @@ export function parsePolicyBatch(text: string, source = "policies"): PolicyBatch
       batch.policies.push(c.policy);
       continue;
     }
-    const meta = isObject(doc.value) && isObject(doc.value.metadata) ? doc.value.metadata : {};
     const kind = isObject(doc.value) ? (typeof doc.value.kind === "string" ? doc.value.kind : "(no kind)") : "(document)";
-    const ident = isObject(doc.value) ? { namespace: typeof meta.namespace === "string" && meta.namespace !== "" ? meta.namespace : "default", ...(typeof meta.name === "string" && meta.name !== "" ? { name: meta.name } : {}) } : undefined;
-    batch.errors.push(objectError(err, kind, ident, doc.where));
+    batch.errors.push(objectError(err, kind, isObject(doc.value) ? identOf(doc.value) : undefined, doc.where));
   }
   return batch;
 }
 
-function objectError(err: ConfigError, kind: string, ident: { namespace: string; name?: string } | undefined, where: string): ObjectError {
+/** The namespace and name of an object as written (for an `ObjectError`). */
+interface Ident {
+  namespace?: string;
+  name?: string;
+}
+
+/** `metadata.namespace` (`default` when absent; none for a Namespace, which is cluster-scoped) and `metadata.name`, as written. */
+function identOf(v: Record<string, unknown>): Ident {
+  const meta = isObject(v.metadata) ? v.metadata : {};
+  const name = typeof meta.name === "string" && meta.name !== "" ? { name: meta.name } : {};
+  if (v.kind === "Namespace") return name;
+  return { namespace: typeof meta.namespace === "string" && meta.namespace !== "" ? meta.namespace : "default", ...name };
+}
+
+function objectError(err: ConfigError, kind: string, ident: Ident | undefined, where: string): ObjectError {
   return { kind, ...(ident ?? {}), source: where, field: err.field, rule: err.rule, message: err.message };
 }
 
@@ -387,67 +399,98 @@ function parsePort(v: unknown, path: string, issues: Issues): PolicyPort {
 
 // ------------------------------------------------------------------ cluster
 
-/** Options of `parseCluster`. */
+/** Options of `parseCluster` and `parseClusterBatch`. */
 export interface ParseClusterOptions {
   /**
    * Pod IPs by `namespace/name`, for pods whose document carries none (Pod manifests as applied
    * have no `status`). An entry replaces whatever the document says for that pod; an entry that
-   * names no pod of the cluster is refused (field `podIPs["ns/name"]`).
+   * names no pod of the cluster, or a pod left out of it (see `IgnoredPod`), is refused (field
+   * `podIPs["ns/name"]`).
    */
   podIPs?: Readonly<Record<string, readonly string[]>>;
+}
+
+/** Why a Pod of the input is not part of the cluster view (see `IgnoredPod`). */
+export type IgnoredPodReason = "hostNetwork" | "Succeeded" | "Failed";
+
+/**
+ * A Pod object that `parseCluster` read but left out of the cluster view, because it is not a pod of
+ * the pod network:
+ * - `hostNetwork` (`spec.hostNetwork: true`): it runs in its node's network namespace with its node's
+ *   address. NetworkPolicy does not apply to it, and as a peer its traffic is the node's: it is not
+ *   selected or matched by selectors, and its address is not a pod IP (an ipBlock can match it, as
+ *   any non-pod address). Kubernetes leaves this to the implementation and names this choice the
+ *   most common one: https://kubernetes.io/docs/concepts/services-networking/network-policies/#networkpolicy-and-hostnetwork-pods
+ * - `Succeeded`/`Failed` (`status.phase`): a finished pod runs nothing and holds no address, though
+ *   its status keeps the IP it had, which the network may already have given to a new pod
+ *   (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-phase,
+ *   https://github.com/kubernetes/kubernetes/issues/92697). It is not part of the network.
+ */
+export interface IgnoredPod {
+  namespace: string;
+  name: string;
+  reason: IgnoredPodReason;
+  /** The addresses its status gives, as written (the node's for hostNetwork; possibly reused since for a finished pod). */
+  ips: string[];
+  /** `spec.nodeName`, when set. */
+  node?: string;
+  /** The document (and List item): `pods.yaml#1 items[3]`. */
+  source: string;
+  /** One line for people: `kube-system/kube-proxy-x (pods.yaml#1 items[0]) left out: hostNetwork: ...`. */
+  message: string;
+}
+
+/** What `parseCluster` returns: the cluster view, and the Pods of the input it left out (with the reason). */
+export interface ParsedCluster extends Cluster {
+  /** Every Pod object left out of the view (hostNetwork or finished), in document order. */
+  ignored: IgnoredPod[];
+}
+
+/** What `parseClusterBatch` returns: the view of every valid object, the Pods left out, one error per refused object. */
+export interface ClusterBatch extends ParsedCluster {
+  /** Every refused object or document (and every refused `podIPs` entry, kind `(options)`), in input order. */
+  errors: ObjectError[];
 }
 
 /**
  * Parses a cluster view: namespaces and pods, either in the compact form
  * `{ namespaces: [{ name, labels }], pods: [{ namespace, name, labels, ips, ports: [{ name, port, protocol }], node, key, hostIf }] }`
  * or as Kubernetes `Namespace` and `Pod` objects (labels, `spec.nodeName`, container ports,
- * `status.podIPs` or else `status.podIP`), in one or many documents or List kinds. Every namespace
- * gets the label `kubernetes.io/metadata.name`; a pod's namespace must be declared, except
- * `default` (a Pod without `metadata.namespace` is in it), which every cluster has.
+ * `status.podIPs` or else `status.podIP`), in one or many documents or List kinds (`List`,
+ * `PodList`, `NamespaceList`: what `kubectl get pods -A -o yaml` and `kubectl get ns -o yaml`
+ * print). Every namespace gets the label `kubernetes.io/metadata.name`; a pod's namespace must be
+ * declared, except `default` (a Pod without `metadata.namespace` is in it), which every cluster has.
+ *
+ * Pods that are not part of the pod network are left out and listed in `ignored` with the reason:
+ * `spec.hostNetwork: true` (the node's address; NetworkPolicy does not apply), and `status.phase`
+ * `Succeeded` or `Failed` (a finished pod holds no IP; its old one may be another pod's). The
+ * duplicate-IP check applies to the pods that remain. See `IgnoredPod`.
  *
  * A pod's IPs are `options.podIPs["namespace/name"]` when given, else those of its document; a pod
- * may have none (a Pod manifest as applied). A pod without an IP is selected by policies and
- * matched by selector peers like any other, but no ipBlock matches it and, as a peer, it adds no
- * address to compiled filters or nftables sets.
- * @throws ConfigError naming the document, field and rule: invalid labels or addresses, a pod in an
- *   undeclared namespace, duplicate namespaces, pods or pod IPs, a `podIPs` entry naming no pod.
+ * may have none (a Pod manifest as applied, or a Pending pod). A pod without an IP is selected by
+ * policies and matched by selector peers like any other, but no ipBlock matches it and, as a peer,
+ * it adds no address to compiled filters or nftables sets.
+ * @throws ConfigError naming the document, field and rule, for the first invalid object: invalid
+ *   labels, addresses or phases, a pod in an undeclared namespace, duplicate namespaces or pods, two
+ *   pods with one IP (both named), a `podIPs` entry naming no pod (or a pod left out).
  */
-export function parseCluster(text: string, source = "cluster", options: ParseClusterOptions = {}): Cluster {
-  const namespaces: ClusterNamespace[] = [];
-  const pods: ClusterPod[] = [];
-  for (const doc of readDocuments(text, source)) {
-    const issues = new Issues();
-    const v = doc.value;
-    if (isObject(v) && v.kind === "Namespace") namespaces.push(namespaceFromObject(v, "", issues));
-    else if (isObject(v) && v.kind === "Pod") pods.push(podFromObject(v, "", issues));
-    else if (isObject(v) && (v.namespaces !== undefined || v.pods !== undefined) && v.kind === undefined) {
-      unknownFields(v, ["namespaces", "pods"], "", issues);
-      listOf(v.namespaces, "namespaces", issues).forEach((n, i) => namespaces.push(compactNamespace(n, `namespaces[${i}]`, issues)));
-      listOf(v.pods, "pods", issues).forEach((p, i) => pods.push(compactPod(p, `pods[${i}]`, issues)));
-    } else issues.add("kind", "must be a Namespace or Pod object, a List of them, or a compact {namespaces, pods} document", isObject(v) ? v.kind : v);
-    issues.throwIfAny(doc.where);
-  }
-  const given = options.podIPs ?? {};
-  const issues = new Issues();
-  const ids = new Set(pods.map((p) => `${p.namespace}/${p.name}`));
-  for (const [id, list] of Object.entries(given)) {
-    if (!ids.has(id)) issues.add(`podIPs["${id}"]`, `names no pod of the cluster (keys are namespace/name; pods: ${[...ids].slice(0, 8).join(", ") || "none"}${ids.size > 8 ? ", ..." : ""})`, id);
-    else if (!Array.isArray(list)) issues.add(`podIPs["${id}"]`, "must be a list of IP address strings", list);
-    else
-      list.forEach((ip: unknown, k) => {
-        try {
-          parseAddress(ip, { field: `podIPs["${id}"][${k}]` });
-        } catch (err) {
-          issues.add(`podIPs["${id}"][${k}]`, typeof (err as { rule?: unknown }).rule === "string" ? (err as { rule: string }).rule : "must be an IP address", ip);
-        }
-      });
-  }
-  issues.throwIfAny(`${source} (options)`);
-  const withIps = pods.map((p) => {
-    const ips = given[`${p.namespace}/${p.name}`];
-    return ips === undefined ? p : { ...p, ips: [...ips] };
+export function parseCluster(text: string, source = "cluster", options: ParseClusterOptions = {}): ParsedCluster {
+  return collectCluster(text, source, options, (err) => {
+    throw err;
   });
-  return buildCluster({ namespaces, pods: withIps }, source);
+}
+
+/**
+ * `parseCluster` that does not fail on the first invalid object: every valid Namespace and Pod is
+ * in the view, and each refused object (or unreadable document, compact-form entry, second pod
+ * with the same namespace/name, second pod with an IP already taken, pod in an undeclared or
+ * refused namespace, refused `podIPs` entry) is reported in `errors` as by `parsePolicyBatch`.
+ * Never throws for bad input.
+ */
+export function parseClusterBatch(text: string, source = "cluster", options: ParseClusterOptions = {}): ClusterBatch {
+  const errors: ObjectError[] = [];
+  const parsed = collectCluster(text, source, options, (err, kind, ident, where) => errors.push(objectError(err, kind, ident, where)));
+  return { ...parsed, errors };
 }
 
 /**
@@ -459,43 +502,218 @@ export function parseCluster(text: string, source = "cluster", options: ParseClu
  */
 export function buildCluster(cluster: Cluster, source = "cluster"): Cluster {
   const issues = new Issues();
-  const nsNames = new Set<string>();
-  const namespaces = cluster.namespaces.map((n, i) => {
-    if (nsNames.has(n.name)) issues.add(`namespaces[${i}].name`, "must be unique among namespaces", n.name);
-    nsNames.add(n.name);
-    const pr = dnsLabelProblem(n.name);
-    if (pr !== undefined) issues.add(`namespaces[${i}].name`, pr, n.name);
-    return { name: n.name, labels: { ...n.labels, [NAMESPACE_NAME_LABEL]: n.name } };
+  const out = checkCluster(
+    cluster.namespaces.map((value, i) => ({ value, where: source, fields: listFields(`namespaces[${i}].`) })),
+    cluster.pods.map((value, i) => ({ value, where: source, fields: listFields(`pods[${i}].`) })),
+    (_item, _kind, field, rule, value) => issues.add(field, rule, value),
+  );
+  issues.throwIfAny(source);
+  return out;
+}
+
+/** Where a refused object goes: `parseCluster` throws, `parseClusterBatch` collects. */
+type Refuse = (err: ConfigError, kind: string, ident: Ident | undefined, where: string) => void;
+
+/** A namespace or pod of the input, with its document and the paths of its fields in it. */
+interface Placed<T> {
+  value: T;
+  where: string;
+  fields: { name: string; namespace: string; ips: string };
+}
+
+const OBJECT_FIELDS = { name: "metadata.name", namespace: "metadata.namespace", ips: "status.podIPs" };
+function listFields(prefix: string): Placed<unknown>["fields"] {
+  return { name: `${prefix}name`, namespace: `${prefix}namespace`, ips: `${prefix}ips` };
+}
+
+/** The component label of a placed object's errors: its document, and its kind and name. */
+function labelOf(where: string, kind: string, id: string): string {
+  return `${where} (${kind} ${id || "?"})`;
+}
+
+function collectCluster(text: string, source: string, options: ParseClusterOptions, refuse: Refuse): ParsedCluster {
+  const entries = splitDocuments(text, source);
+  // Like readDocuments: an unreadable document is reported before any object is validated.
+  for (const e of entries) if (e.error) refuse(e.error.error, e.error.kind ?? "(document)", undefined, e.error.where);
+  const namespaces: Placed<ClusterNamespace>[] = [];
+  const pods: Placed<ClusterPod>[] = [];
+  const ignored: IgnoredPod[] = [];
+  /** namespace/name of every Pod read, kept or refused (a podIPs entry for a refused pod is not a second error). */
+  const named = new Set<string>();
+  for (const entry of entries) {
+    if (!entry.doc) continue;
+    const { value: v, where } = entry.doc;
+    const issues = new Issues();
+    if (isObject(v) && v.kind === "Namespace") {
+      const ns = namespaceFromObject(v, "", issues);
+      const err = issues.error(labelOf(where, "Namespace", ns.name));
+      if (err) refuse(err, "Namespace", identOf(v), where);
+      else namespaces.push({ value: ns, where, fields: OBJECT_FIELDS });
+    } else if (isObject(v) && v.kind === "Pod") {
+      const { pod, left } = podFromObject(v, "", issues);
+      const id = `${pod.namespace}/${pod.name}`;
+      if (pod.name !== "") named.add(id);
+      const err = issues.error(labelOf(where, "Pod", pod.name === "" ? "" : id));
+      if (err) refuse(err, "Pod", identOf(v), where);
+      else if (left) ignored.push(ignoredPod(pod, left, where));
+      else pods.push({ value: pod, where, fields: OBJECT_FIELDS });
+    } else if (isObject(v) && (v.namespaces !== undefined || v.pods !== undefined) && v.kind === undefined) {
+      unknownFields(v, ["namespaces", "pods"], "", issues);
+      const nsList = listOf(v.namespaces, "namespaces", issues);
+      const podList = listOf(v.pods, "pods", issues);
+      const err = issues.error(where);
+      if (err) {
+        refuse(err, "(no kind)", undefined, where);
+        continue;
+      }
+      nsList.forEach((n, i) => {
+        const own = new Issues();
+        const ns = compactNamespace(n, `namespaces[${i}]`, own);
+        const e = own.error(where);
+        if (e) refuse(e, "Namespace", ns.name === "" ? undefined : { name: ns.name }, where);
+        else namespaces.push({ value: ns, where, fields: listFields(`namespaces[${i}].`) });
+      });
+      podList.forEach((p, i) => {
+        const own = new Issues();
+        const pod = compactPod(p, `pods[${i}]`, own);
+        if (pod.name !== "" && pod.namespace !== "") named.add(`${pod.namespace}/${pod.name}`);
+        const e = own.error(where);
+        if (e) refuse(e, "Pod", pod.name === "" ? undefined : { namespace: pod.namespace || "default", name: pod.name }, where);
+        else pods.push({ value: pod, where, fields: listFields(`pods[${i}].`) });
+      });
+    } else {
+      issues.add("kind", "must be a Namespace or Pod object, a List of them, or a compact {namespaces, pods} document", isObject(v) ? v.kind : v);
+      refuse(issues.error(where)!, isObject(v) ? (typeof v.kind === "string" ? v.kind : "(no kind)") : "(document)", isObject(v) ? identOf(v) : undefined, where);
+    }
+  }
+  applyPodIPs(options, pods, named, ignored, source, refuse);
+  const cluster = checkCluster(namespaces, pods, (item, kind, field, rule, value) => {
+    const issues = new Issues();
+    issues.add(field, rule, value);
+    const id = kind === "Pod" ? `${(item.value as ClusterPod).namespace}/${item.value.name}` : item.value.name;
+    const ident = kind === "Pod" ? { namespace: (item.value as ClusterPod).namespace, name: item.value.name } : { name: item.value.name };
+    refuse(issues.error(labelOf(item.where, kind, id))!, kind, ident, item.where);
   });
-  if (!nsNames.has("default") && cluster.pods.some((p) => p.namespace === "default")) {
-    namespaces.push({ name: "default", labels: { [NAMESPACE_NAME_LABEL]: "default" } });
+  return { ...cluster, ignored };
+}
+
+/** Checks `options.podIPs` (each entry names a pod of the view, and holds addresses) and gives the pods their IPs. */
+function applyPodIPs(options: ParseClusterOptions, pods: Placed<ClusterPod>[], named: Set<string>, ignored: IgnoredPod[], source: string, refuse: Refuse): void {
+  const given = options.podIPs ?? {};
+  const byId = new Map(pods.map((p) => [`${p.value.namespace}/${p.value.name}`, p]));
+  const where = `${source} (options)`;
+  for (const [id, list] of Object.entries(given)) {
+    const issues = new Issues();
+    const field = `podIPs["${id}"]`;
+    const left = ignored.find((p) => `${p.namespace}/${p.name}` === id);
+    if (left) issues.add(field, `names pod ${id}, which is left out of the cluster view (${left.reason}): ${ignoreRule(left.reason)}`, id);
+    else if (!named.has(id)) {
+      const ids = [...byId.keys()];
+      issues.add(field, `names no pod of the cluster (keys are namespace/name; pods: ${ids.slice(0, 8).join(", ") || "none"}${ids.length > 8 ? ", ..." : ""})`, id);
+    } else if (!Array.isArray(list)) issues.add(field, "must be a list of IP address strings", list);
+    else
+      list.forEach((ip: unknown, k) => {
+        try {
+          parseAddress(ip, { field: `${field}[${k}]` });
+        } catch (err) {
+          issues.add(`${field}[${k}]`, typeof (err as { rule?: unknown }).rule === "string" ? (err as { rule: string }).rule : "must be an IP address", ip);
+        }
+      });
+    const err = issues.error(where);
+    if (err) {
+      refuse(err, "(options)", undefined, where);
+      continue;
+    }
+    const pod = byId.get(id);
+    if (pod) {
+      pod.value = { ...pod.value, ips: [...list] };
+      pod.fields = { ...pod.fields, ips: field };
+    }
+  }
+}
+
+/**
+ * The checks across objects, for `buildCluster` and the parsers: unique valid namespaces, pods in
+ * declared namespaces, unique pod names and IPs (the error names both pods), canonical IPs. An
+ * object with a problem is `report`ed and left out of the result.
+ */
+function checkCluster(
+  namespaces: readonly Placed<ClusterNamespace>[],
+  pods: readonly Placed<ClusterPod>[],
+  report: (item: Placed<ClusterNamespace | ClusterPod>, kind: "Namespace" | "Pod", field: string, rule: string, value?: unknown) => void,
+): Cluster {
+  const nsNames = new Set<string>();
+  const outNs: ClusterNamespace[] = [];
+  for (const item of namespaces) {
+    const n = item.value;
+    const pr = dnsLabelProblem(n.name);
+    if (nsNames.has(n.name)) report(item, "Namespace", item.fields.name, "must be unique among namespaces", n.name);
+    else if (pr !== undefined) report(item, "Namespace", item.fields.name, pr, n.name);
+    else {
+      nsNames.add(n.name);
+      outNs.push({ name: n.name, labels: { ...n.labels, [NAMESPACE_NAME_LABEL]: n.name } });
+    }
+  }
+  if (!nsNames.has("default") && pods.some((p) => p.value.namespace === "default")) {
+    outNs.push({ name: "default", labels: { [NAMESPACE_NAME_LABEL]: "default" } });
     nsNames.add("default");
   }
   const podNames = new Set<string>();
-  const ips = new Map<string, string>();
-  const pods = cluster.pods.map((p, i) => {
+  const owners = new Map<string, Placed<ClusterPod>>();
+  const outPods: ClusterPod[] = [];
+  for (const item of pods) {
+    const p = item.value;
     const id = `${p.namespace}/${p.name}`;
-    if (!nsNames.has(p.namespace)) issues.add(`pods[${i}].namespace`, `names namespace ${p.namespace}, which the cluster does not declare`, p.namespace);
-    if (podNames.has(id)) issues.add(`pods[${i}].name`, `pod ${id} appears twice`, p.name);
-    podNames.add(id);
-    const canon = p.ips.map((ip, k) => {
+    if (!nsNames.has(p.namespace)) {
+      report(item, "Pod", item.fields.namespace, `names namespace ${p.namespace}, which the cluster does not declare`, p.namespace);
+      continue;
+    }
+    if (podNames.has(id)) {
+      report(item, "Pod", item.fields.name, `pod ${id} appears twice`, p.name);
+      continue;
+    }
+    const canon: string[] = [];
+    let bad = false;
+    p.ips.forEach((ip, k) => {
       try {
-        return canonicalAddress(ip, { field: `pods[${i}].ips[${k}]` });
+        canon.push(canonicalAddress(ip, { field: `${item.fields.ips}[${k}]` }));
       } catch (err) {
-        issues.add(`pods[${i}].ips[${k}]`, err instanceof ConfigError ? err.rule : "must be an IP address", ip);
-        return ip;
+        report(item, "Pod", `${item.fields.ips}[${k}]`, typeof (err as { rule?: unknown }).rule === "string" ? (err as { rule: string }).rule : "must be an IP address", ip);
+        bad = true;
       }
     });
-    for (const ip of canon) {
-      const other = ips.get(ip);
-      if (other !== undefined && other !== id) issues.add(`pods[${i}].ips`, `address ${ip} is also pod ${other}'s`, ip);
-      ips.set(ip, id);
+    if (bad) continue;
+    const taken = canon.map((ip) => ({ ip, other: owners.get(ip) })).find((t) => t.other !== undefined && t.other !== item);
+    if (taken?.other) {
+      const o = taken.other;
+      const at = o.where === item.where ? "" : ` (${o.where})`;
+      report(item, "Pod", item.fields.ips, `address ${taken.ip} of pod ${id} is also pod ${o.value.namespace}/${o.value.name}'s${at}: a pod IP belongs to one pod (hostNetwork and finished pods are left out)`, taken.ip);
+      continue;
     }
-    const out: ClusterPod = { ...p, labels: { ...p.labels }, ips: canon, ports: p.ports.map((c) => ({ ...c })) };
-    return out;
-  });
-  issues.throwIfAny(source);
-  return { namespaces, pods };
+    podNames.add(id);
+    for (const ip of canon) owners.set(ip, item);
+    outPods.push({ ...p, labels: { ...p.labels }, ips: canon, ports: p.ports.map((c) => ({ ...c })) });
+  }
+  return { namespaces: outNs, pods: outPods };
+}
+
+function ignoreRule(reason: IgnoredPodReason): string {
+  return reason === "hostNetwork"
+    ? "spec.hostNetwork: it uses its node's network namespace and address; NetworkPolicy does not apply to it, and as a peer its traffic is the node's (matched by ipBlock only)"
+    : `status.phase ${reason}: a finished pod holds no IP (the address in its status may be another pod's by now); it is not part of the network`;
+}
+
+function ignoredPod(pod: ClusterPod, reason: IgnoredPodReason, where: string): IgnoredPod {
+  const id = `${pod.namespace}/${pod.name}`;
+  return {
+    namespace: pod.namespace,
+    name: pod.name,
+    reason,
+    ips: [...pod.ips],
+    ...(pod.node !== undefined ? { node: pod.node } : {}),
+    source: where,
+    message: `${id} (${where}) left out: ${ignoreRule(reason)}`,
+  };
 }
 
 function listOf(v: unknown, path: string, issues: Issues): unknown[] {
@@ -583,7 +801,10 @@ function namespaceFromObject(v: Record<string, unknown>, path: string, issues: I
   return { name: str(meta.name, `${path}metadata.name`, issues), labels: parseLabels(meta.labels, `${path}metadata.labels`, issues) };
 }
 
-function podFromObject(v: Record<string, unknown>, path: string, issues: Issues): ClusterPod {
+const POD_PHASES = ["Pending", "Running", "Succeeded", "Failed", "Unknown"];
+
+/** A Pod object as a cluster pod, and the reason it is left out of the view (hostNetwork, finished), if any. */
+function podFromObject(v: Record<string, unknown>, path: string, issues: Issues): { pod: ClusterPod; left?: IgnoredPodReason } {
   const meta = isObject(v.metadata) ? v.metadata : {};
   const spec = isObject(v.spec) ? v.spec : {};
   const status = isObject(v.status) ? v.status : {};
@@ -609,7 +830,15 @@ function podFromObject(v: Record<string, unknown>, path: string, issues: Issues)
     ports,
   };
   if (typeof spec.nodeName === "string" && spec.nodeName !== "") pod.node = spec.nodeName;
-  return pod;
+  const hostNetwork = spec.hostNetwork ?? false;
+  if (typeof hostNetwork !== "boolean") issues.add(`${path}spec.hostNetwork`, "must be a boolean", hostNetwork);
+  const phase = status.phase;
+  if (phase !== undefined && phase !== null && (typeof phase !== "string" || !POD_PHASES.includes(phase))) {
+    issues.add(`${path}status.phase`, `Unsupported value: supported values: ${POD_PHASES.map((p) => `"${p}"`).join(", ")}`, phase);
+  }
+  if (hostNetwork === true) return { pod, left: "hostNetwork" };
+  if (phase === "Succeeded" || phase === "Failed") return { pod, left: phase };
+  return { pod };
 }
 
 /** Parses an address and reports its family (helper for callers taking user-given peer IPs). */

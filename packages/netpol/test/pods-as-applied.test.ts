@@ -59,7 +59,7 @@ describe("parseCluster: Pods as applied", () => {
     expect(c.namespaces).toEqual([{ name: "default", labels: { "kubernetes.io/metadata.name": "default" } }]);
     expect(c.pods.map((p) => `${p.namespace}/${p.name}`)).toEqual(["default/web"]);
     const elsewhere = refusal(() => parseCluster(podDoc("web", "{app: web}"), "pod.yaml"));
-    expect(elsewhere).toMatchObject({ code: 7, field: "pods[0].namespace" });
+    expect(elsewhere).toMatchObject({ code: 7, field: "metadata.namespace" });
     expect(elsewhere.rule).toContain("names namespace shop, which the cluster does not declare");
   });
 
