@@ -1,7 +1,7 @@
 // The one lint config of the repository (ESLint flat config + typescript-eslint). Every package's
 // `lint` script runs `eslint .` in its folder and ESLint finds this file by walking up; the root's
 // `lint:root` covers scripts/ and the root's own files. The project's rules from
-// shared/design/style.md are the `projectRules` below; scripts/lint-rules.test.ts proves each one
+// the house rules (README.md, "Working on cnikit") are the `projectRules` below; scripts/lint-rules.test.ts proves each one
 // still fires.
 import { basename } from "node:path";
 import js from "@eslint/js";
@@ -19,7 +19,7 @@ const cnikit = {
     "filename-case": {
       meta: {
         type: "suggestion",
-        docs: { description: "file names are kebab-case (shared/design/style.md)" },
+        docs: { description: "file names are kebab-case (the house rules)" },
         schema: [],
         messages: { kebab: "file names are kebab-case: rename {{name}} (e.g. pod-cidr.ts, agent.test.ts)" },
       },
@@ -58,7 +58,7 @@ const restrictedSyntax = [
   },
 ];
 
-/** The project's own rules (shared/design/style.md); never turned off per file except where noted. */
+/** The project's own rules (the house rules in README.md); never turned off per file except where noted. */
 const projectRules = {
   "no-restricted-syntax": ["error", ...restrictedSyntax],
   "no-warning-comments": ["error", { terms: ["todo", "fixme", "xxx"], location: "start" }],

@@ -12,7 +12,7 @@
 // silent node, flap, partition-heal, pod churn, graceful restart) for the backend's main fixture
 // mode and prints, per scenario and N, the median figures with their yardsticks: the reference
 // backend's figure in the same run (same N, scenarios, runs and seeds) and the scenario's lower
-// bound of announcements (bgp.md §3). Defaults keep each entry to a few minutes on 2 cores (N = 10,
+// bound of announcements (RFC 7747; packages/bench/README.md). Defaults keep each entry to a few minutes on 2 cores (N = 10,
 // one run); bigger runs through the environment:
 //   CONVERGENCE_BENCH_RUNS=3            runs per point (medians over them; default 1)
 //   CONVERGENCE_BENCH_SCENARIOS=join,crash   a subset of the scenarios (default all)

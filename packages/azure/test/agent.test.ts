@@ -1,5 +1,5 @@
 /**
- * The Azure-like agent against the weaknesses of Azure CNI (reference azure.md §5), each test named
+ * The Azure-like agent against the weaknesses of Azure CNI (DESIGN.md "Weaknesses of Azure CNI"), each test named
  * after the weakness it beats, in the simulator (virtual time) with the real controller.
  */
 import { describe, expect, it } from "vitest";

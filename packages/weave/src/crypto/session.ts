@@ -3,7 +3,7 @@
  * X25519 exchange mixed with the shared password, and an AEAD with sequence-number nonces and a
  * replay window — all from `node:crypto`, no dependencies.
  *
- * Weave's construction (weave.md §4, weaveworks/mesh protocol_crypto.go): a fresh Curve25519 key pair
+ * Weave's construction (weaveworks/weave docs/fastdp-crypto.md, weaveworks/mesh protocol_crypto.go): a fresh Curve25519 key pair
  * per side and connection, session key = SHA-256(DH secret ‖ password), NaCl secretbox with a nonce
  * made of the sequence number and a direction bit, the sleeve's sequence number sent in clear and a
  * replay window ≥ 2^20. Ours, the same shape with standard parts:
