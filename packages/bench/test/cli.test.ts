@@ -78,6 +78,19 @@ describe("cnikit-bench CLI", () => {
     expect(y.out).toMatch(/\| reference\/default \| \d[\d,]* ms virt/);
   }, 60_000);
 
+  it("puts several --backend side by side in one table per scenario (a module with its --config, a built-in's fixture modes); a --config left over is a usage error", async () => {
+    const x = io();
+    const args = ["--nodes", "2", "--runs", "1", "--scenarios", "join"];
+    expect(await main(["--backend", "./test/tiny-backend.ts#tiny", "--config", "./test/tiny-config.json", "--backend", "reference", ...args], x)).toBe(0);
+    const table = x.out.slice(x.out.indexOf("## join:"));
+    expect(table).toContain("| tiny/tiny-config |");
+    expect(table).toMatch(/\| reference\/default \| \d[\d,]* ms virt/);
+    expect(x.out.match(/## join:/g)).toHaveLength(1);
+    const y = io();
+    expect(await main(["--backend", "reference", "--config", "./test/tiny-config.json", "--backend", "flannel", "--config", "./test/tiny-config.json", ...args], y)).toBe(2);
+    expect(y.err).toContain("--config: ./test/tiny-config.json, ./test/tiny-config.json left over");
+  }, 60_000);
+
   it("draws a progress line on a TTY's stderr, and none in CI", async () => {
     const args = ["--backend", "reference", "--nodes", "2", "--runs", "1", "--scenarios", "leave"];
     const tty = io({ isTTY: true });
