@@ -109,7 +109,16 @@ export const LINUX_DRIVER_PACKAGE = "@cnikit/lab";
 export async function loadLinuxDriver(cwd: string, importer: (specifier: string) => Promise<unknown> = (s) => import(s)): Promise<LinuxDriver> {
   const problems: string[] = [];
   const candidates: { where: string; specifier: () => string }[] = [
-    { where: `from ${cwd}`, specifier: () => pathToFileURL(createRequire(resolve(cwd, "package.json")).resolve(LINUX_DRIVER_PACKAGE)).href },
+    // The project's own node_modules, walked the way ESM resolves a bare specifier (NODE_PATH, which
+    // pnpm's shims set, plays no part: a package outside the project is not the project's).
+    {
+      where: `from ${cwd}`,
+      specifier: () => {
+        const found = resolveEsmFrom(LINUX_DRIVER_PACKAGE, cwd);
+        if (found === undefined) throw new Error(`Cannot find package '${LINUX_DRIVER_PACKAGE}' in a node_modules at or above ${cwd}`);
+        return pathToFileURL(found).href;
+      },
+    },
     { where: "next to @cnikit/conformance", specifier: () => LINUX_DRIVER_PACKAGE },
   ];
   let found = false;

@@ -204,6 +204,7 @@ describe("cnikit-conformance for a third-party backend author", () => {
     copyPackage(project, "core", "@cnikit/core");
     copyPackage(project, "netpol", "@cnikit/netpol");
     symlinkSync(realpathSync(resolve(here, "../node_modules/yaml")), join(project, "node_modules", "yaml"));
+    symlinkSync(realpathSync(resolve(workspace, "packages/core/node_modules/ipaddr.js")), join(project, "node_modules", "ipaddr.js"));
     copyPackage(project, "reference", "@cnikit/reference", (dir) => {
       const index = join(dir, "src", "index.ts");
       const text = readFileSync(index, "utf8");
