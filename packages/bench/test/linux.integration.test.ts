@@ -1,11 +1,12 @@
 /**
  * cnikit-bench on the kernel (root, iproute2, etcd, bird2 — as every lab test here: a missing
  * piece fails with what to install, nothing skips): a small cold start of the reference backend,
- * and calico beside the BIRD mesh at K=3, with real figures — converged, every node's FIB read and
+ * a mode the kernel cannot build (reported, not crashed), and calico beside the BIRD mesh at K=3, with real figures — converged, every node's FIB read and
  * judged, BIRD's processes gone after. The FIB rule itself is tested on plain data too.
  */
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { Prefix } from "@cnikit/core";
+import { kernelSupports } from "@cnikit/lab";
 import { describe, expect, it } from "vitest";
 import { calicoBirdConfig, meshProtocolName } from "../src/linux-bird.ts";
 import { renderBirdComparison } from "../src/linux-cli.ts";
@@ -71,6 +72,20 @@ describe("cnikit-bench --dataplane linux (root)", () => {
     expect(renderMarkdown([report])).toMatch(/\| reference\/default \(linux\) \| [\d,]+ ms kernel FIB · /);
     // The lab is gone after the run: no namespace of it is left.
     expect((existsSync("/run/netns") ? readdirSync("/run/netns") : []).filter((ns) => ns.startsWith(`ckl-bl${process.pid % 100_000}x`))).toEqual([]);
+  }, 120_000);
+
+  it("reports every scenario of a mode the kernel cannot build as 'not run on linux: kernel lacks ...', building no lab", async () => {
+    const report = await runLinuxBench({ backend: "calico", mode: "ipip-always", nodes: [2], runs: 1, scenarios: ["cold-start", "crash"] });
+    if (await kernelSupports("ipip")) {
+      // A kernel with ipip: the mode runs (the check asks the kernel, not a list).
+      expect(report.results[0]!.notRun).toBeUndefined();
+      return;
+    }
+    for (const r of report.results) {
+      expect(r.notRun).toMatch(/^not run on linux: kernel lacks ipip: calico mode ipip-always/);
+      expect(r.runs).toEqual([]);
+    }
+    expect(renderMarkdown([report])).toContain("| calico/ipip-always (linux) | not run on linux: kernel lacks ipip");
   }, 120_000);
 
   it("compares calico with a BIRD full mesh at K=3 (cold start), and stops every BIRD it started", async () => {
