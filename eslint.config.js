@@ -104,12 +104,9 @@ export const config = tseslint.config(
   },
   {
     // Tool configuration files whose loader wants a default export.
-    files: ["**/vitest.config.ts", "**/vitest.config.js", "vitest.shared.ts", "eslint.config.js"],
+    files: ["**/vitest.config.ts", "**/vitest.config.js", "vitest.shared.ts", "eslint.config.js", "prettier.config.js"],
     rules: {
-      "no-restricted-syntax": [
-        "error",
-        ...restrictedSyntax.filter((r) => r.message !== "named exports only"),
-      ],
+      "no-restricted-syntax": ["error", ...restrictedSyntax.filter((r) => r.message !== "named exports only")],
     },
   },
 );

@@ -29,7 +29,7 @@ export function packAll(dest: string): Tarball[] {
     execFileSync("pnpm", ["pack", "--recursive", "--workspace-concurrency=2", "--pack-destination", dest, ...filters], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`pnpm pack --recursive failed: ${e.message}\n${e.stdout ?? ""}${e.stderr ?? ""}`);
+    throw new Error(`pnpm pack --recursive failed: ${e.message}\n${e.stdout ?? ""}${e.stderr ?? ""}`, { cause: err });
   }
   const written = readdirSync(dest);
   return packages.map(({ dir, manifest }) => {
