@@ -45,12 +45,21 @@ function checkReports(reports: readonly BenchReport[]): void {
 }
 
 function resultsFor(reports: readonly BenchReport[], scenario: ScenarioId): { series: string; backend: string; result: ScenarioResult }[] {
-  const rows = reports.flatMap((r) => r.results.filter((x) => x.scenario === scenario).map((result) => ({ series: seriesOf(r), backend: r.backend, result })));
+  const rows = reports.flatMap((r) => r.results.filter((x) => x.scenario === scenario && measured(x)).map((result) => ({ series: seriesOf(r), backend: r.backend, result })));
   if (rows.length === 0) {
-    const present = SCENARIO_IDS.filter((id) => reports.some((r) => r.results.some((x) => x.scenario === id)));
+    const present = measuredScenarios(reports);
     throw new ConfigError({ component: COMPONENT, field: "scenario", rule: `must be one the reports measured (${present.join(", ")})`, value: scenario });
   }
   return rows;
+}
+
+/** A result with runs to plot: not one reported "not applicable" or "not run" (no runs, no figures). */
+function measured(result: ScenarioResult): boolean {
+  return result.notRun === undefined && result.runs.length > 0;
+}
+
+function measuredScenarios(reports: readonly BenchReport[]): ScenarioId[] {
+  return SCENARIO_IDS.filter((id) => reports.some((r) => r.results.some((x) => x.scenario === id && measured(x))));
 }
 
 function titleOf(reports: readonly BenchReport[], scenario: ScenarioId): string {
@@ -197,7 +206,7 @@ export async function specToSvg(spec: TopLevelSpec): Promise<string> {
 /** Both plots of every scenario the reports measured (or of the `scenarios` named). */
 export async function renderPlots(reports: readonly BenchReport[], scenarios?: readonly ScenarioId[]): Promise<BenchPlot[]> {
   checkReports(reports);
-  const ids = scenarios ?? SCENARIO_IDS.filter((id) => reports.some((r) => r.results.some((x) => x.scenario === id)));
+  const ids = scenarios ?? measuredScenarios(reports);
   const plots: BenchPlot[] = [];
   for (const scenario of ids) {
     const title = titleOf(reports, scenario).replace(/^./, (c) => c.toUpperCase());

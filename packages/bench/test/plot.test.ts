@@ -53,6 +53,17 @@ const reports = [
 ];
 
 describe("plots", () => {
+  it("leaves out results reported not applicable or not run: no plot of a scenario nothing measured, no line for a backend that did not run it", async () => {
+    const notApplicable: ScenarioResult = { ...result("leave", 3, 8, 0, 2), runs: [], convergedRuns: 0, notRun: "not applicable: store-backed exposes no BGP sessions" };
+    const only = [report("store-backed", "default", [result("join", 3, 12, 0, 5), notApplicable])];
+    expect((await renderPlots(only)).map((p) => p.file)).toEqual(["convergence-join.svg", "messages-join.svg"]);
+    await expect(renderPlots(only, ["leave"])).rejects.toThrow(/must be one the reports measured \(join\)/);
+    const mixed = [...only, report("meshy", "full-mesh", [result("leave", 3, 300, 2, 0)])];
+    const leave = (await renderPlots(mixed, ["leave"])).find((p) => p.kind === "convergence");
+    expect(leave?.svg).toContain("meshy");
+    expect(leave?.svg).not.toContain("store-backed");
+  });
+
   it("renders convergence and messages per scenario as SVG naming the series, axes and lower bound", async () => {
     const plots = await renderPlots(reports);
     expect(plots.map((p) => p.file)).toEqual(["convergence-join.svg", "messages-join.svg", "convergence-leave.svg", "messages-leave.svg"]);
