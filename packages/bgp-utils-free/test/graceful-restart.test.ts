@@ -216,7 +216,7 @@ describe("graceful restart, restarting side (RFC 4724 §4.1)", () => {
   });
 
   it("an ordinary stop (Cease) loses the routes at once: the loss the graceful stop avoids", async () => {
-    const { net, clock, a, b } = await pair();
+    const { clock, a, b } = await pair();
     a.announce("10.244.1.0/26");
     await clock.advance(1000);
     const lost = losses(b);
