@@ -32,6 +32,7 @@ import {
   NotReadyError,
   RealClock,
   TryAgainError,
+  kubeNodeKey,
   podKey,
   seededRandom,
   silentLogger,
@@ -59,6 +60,8 @@ import {
 import { MAX_REQUEST_BYTES, decodeRequest, decodeResponse, encodeRequest, encodeResponse, type WireResponse } from "./wire.ts";
 
 const C = "cnikitd";
+/** How long `stop()` waits for the store to say whether this node's Node object still exists. */
+const STOP_STORE_WAIT_MS = 5_000;
 
 /**
  * Where `cnikit-cni` looks first when neither the netconf's `socketPath` nor $CNIKITD_SOCKET
@@ -195,6 +198,9 @@ export class CniDaemon {
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private membersPromise: Promise<Membership> | undefined;
   private readonly membersAbort = new AbortController();
+  /** This node's Node object was seen in the store-followed membership (see `leaveOnStop`). */
+  private wasMember = false;
+  private unsubscribeMembers: (() => void) | undefined;
 
   /**
    * Validates the backend config (`ConfigError` 7 naming the field, from the backend's parser).
@@ -276,10 +282,20 @@ export class CniDaemon {
       signal: this.membersAbort.signal,
       resyncMs: this.options.membersResyncMs ?? 300_000,
       onError: (err, key) => this.log.warn(key ? "a mirrored Node object does not parse; left out of the membership" : "the membership watch failed; re-listing", { error: err, ...(key ? { key } : {}) }),
-    }).catch((err: unknown) => {
-      this.membersPromise = undefined;
-      throw err;
-    });
+    }).then(
+      (members) => {
+        const self = this.options.node.name;
+        this.wasMember ||= members.get(self) !== undefined;
+        this.unsubscribeMembers ??= members.onChange((ev) => {
+          if (ev.node.name === self && ev.type !== "left") this.wasMember = true;
+        });
+        return members;
+      },
+      (err: unknown) => {
+        this.membersPromise = undefined;
+        throw err;
+      },
+    );
     return this.membersPromise;
   }
 
@@ -657,9 +673,46 @@ export class CniDaemon {
   }
 
   /**
+   * Whether stopping now is the node leaving the cluster: the membership is followed from the store,
+   * this node's Node object was seen there, and the store says it is gone now (`kubectl delete
+   * node`). Otherwise (the Node object is still there, was never there, or the store does not
+   * answer within `STOP_STORE_WAIT_MS`) the stop is a restart. Logs which one it is and why.
+   */
+  private async leaveOnStop(): Promise<boolean> {
+    const name = this.options.node.name;
+    if (this.options.members !== undefined) return false;
+    if (!this.wasMember) {
+      this.log.info("stopping for a restart (share kept): this node's Node object was never seen in the store", { node: name, key: kubeNodeKey(name) });
+      return false;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const kv = await Promise.race([
+        this.options.store.get(kubeNodeKey(name)),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new TryAgainError(`[${C}] the store did not answer within ${STOP_STORE_WAIT_MS} ms`)), STOP_STORE_WAIT_MS))),
+      ]);
+      if (kv !== undefined) {
+        this.log.info("stopping for a restart (share kept): this node's Node object is still in the store", { node: name });
+        return false;
+      }
+      this.log.info("leaving the cluster: this node's Node object was deleted, so the agent stops with release (share given back, peers told)", { node: name });
+      return true;
+    } catch (err) {
+      this.log.warn("stopping for a restart (share kept): could not read this node's Node object from the store", { node: name, error: err });
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
    * Stops: closes the socket (new calls fail fast in the shim; calls in progress finish first,
-   * bounded by `graceMs`), stops the agent without releasing its share of the address space, and
-   * stops applying. The dataplane stays as it is, so pods keep working. Idempotent.
+   * bounded by `graceMs`), stops the agent and stops applying. The dataplane stays as it is, so
+   * pods keep working. The agent keeps its share of the address space (a restart) unless this
+   * node's Node object was deleted from the store (see `leaveOnStop`): then the node is leaving the
+   * cluster and the agent stops with `release: true`, giving its share back and telling its peers
+   * (as flannel's kube subnet manager drops a deleted Node's subnet and Calico's kube-controllers
+   * free its blocks). Idempotent.
    */
   async stop(graceMs = 10_000): Promise<void> {
     if (this.stopping) return;
@@ -683,7 +736,9 @@ export class CniDaemon {
     await closed;
     this.unsubscribe?.();
     await this.startPromise?.catch(() => undefined);
-    await this.agent?.stop().catch((err: unknown) => this.log.warn("agent stop failed", { error: err }));
+    const release = this.phaseValue === "running" && this.agent !== undefined && (await this.leaveOnStop());
+    this.unsubscribeMembers?.();
+    await this.agent?.stop(release ? { release: true } : undefined).catch((err: unknown) => this.log.warn("agent stop failed", { error: err }));
     await this.loop.close();
     await this.options.applier.close?.().catch((err: unknown) => this.log.warn("renderer close failed", { error: err }));
     if (this.phaseValue !== "failed") this.phaseValue = "stopped";
