@@ -2,9 +2,9 @@
  * Writes (default) or checks (`--check`) the npm metadata of every published package:
  * `repository` (with `directory`), `homepage`, `bugs` — all derived from the root package.json's
  * `repository.url` —, `keywords`, `engines` (node >=20), `license`, `files` (DESIGN.md when the
- * package has one), the pack hooks (scripts/release/prepack.mjs: LICENSE copy, no source maps) and
- * `publishConfig` (`access: public`, and `exports` without the `source` condition, so what is
- * published points at dist/ only).
+ * package has one, CHANGELOG.md), the pack hooks (scripts/release/prepack.mjs: LICENSE copy, no
+ * source maps) and `publishConfig` (`access: public`, and `exports` without the `source`
+ * condition, so what is published points at dist/ only).
  *
  * Usage: tsx scripts/release/package-meta.ts [--check]
  * Each package.json is re-read right before it is written and written at once (other people may
@@ -49,6 +49,8 @@ function desired(dir: string, current: PackageJson, repo: { gitUrl: string; webU
   const keywords = [...new Set([...(bgp ? [] : COMMON_KEYWORDS), ...extra])];
   const files = [...(current.files ?? ["dist"])];
   if (existsSync(join(REPO_ROOT, dir, "DESIGN.md")) && !files.includes("DESIGN.md")) files.push("DESIGN.md");
+  // Written by `changeset version`; pnpm pack does not add it by itself.
+  if (!files.includes("CHANGELOG.md")) files.push("CHANGELOG.md");
   const scripts = { ...(current["scripts"] as Record<string, string> | undefined), prepack: hook, postpack: `${hook} --after` };
   const out: Record<string, unknown> = {
     license: "Apache-2.0",
