@@ -51,7 +51,7 @@ async function ipJson<T>(node: string, ns: string, args: readonly string[]): Pro
     const { stdout } = await execFileAsync("ip", ["-j", "-n", ns, ...args], { timeout: 30_000, maxBuffer: 64 * 1024 * 1024 });
     return stdout.trim() === "" ? [] : (JSON.parse(stdout) as T[]);
   } catch (err) {
-    throw new Error(`[bench] ip ${args.join(" ")} on node ${node} (netns ${ns}) failed: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`[bench] ip ${args.join(" ")} on node ${node} (netns ${ns}) failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
 }
 
