@@ -1,14 +1,14 @@
 // The one lint config of the repository (ESLint flat config + typescript-eslint). Every package's
 // `lint` script runs `eslint .` in its folder and ESLint finds this file by walking up; the root's
-// `lint:root` covers scripts/ and the root's own files. The project's rules from
-// the house rules (README.md, "Working on cnikit") are the `projectRules` below; scripts/lint-rules.test.ts proves each one
-// still fires.
+// `lint:root` covers scripts/ and the root's own files. The house rules (README.md, "Working on
+// cnikit") are the `projectRules` below; scripts/lint-rules.test.ts proves each one still fires.
 import { basename } from "node:path";
 import js from "@eslint/js";
+import { defineConfig } from "eslint/config";
 import globals from "globals";
 import tseslint from "typescript-eslint";
 
-// Files names are kebab-case words, then dotted suffixes: `pod-cidr.ts`, `agent.test.ts`,
+// File names are kebab-case words, then dotted suffixes: `pod-cidr.ts`, `agent.test.ts`,
 // `vitest.config.ts`, `cnikit-lab-probe.mjs`.
 const kebabCase = /^[a-z0-9]+(-[a-z0-9]+)*(\.[a-z0-9]+)*\.(ts|mts|js|mjs|cjs)$/;
 
@@ -65,7 +65,7 @@ const projectRules = {
   "cnikit/filename-case": "error",
 };
 
-export const config = tseslint.config(
+export const config = defineConfig(
   {
     // What .gitignore leaves out (built output, installed packages, reports, scratch and tool
     // folders) and generated API docs.
@@ -76,7 +76,7 @@ export const config = tseslint.config(
     languageOptions: { ecmaVersion: 2023, sourceType: "module", globals: { ...globals.node } },
   },
   js.configs.recommended,
-  ...tseslint.configs.recommended,
+  tseslint.configs.recommended,
   {
     plugins: { cnikit },
     rules: {

@@ -1,4 +1,4 @@
-// Proves that each of the project's lint rules (eslint.config.js, from shared/design/style.md)
+// Proves that each of the project's lint rules (eslint.config.js; the house rules in README.md)
 // still fires: the linter runs over one small fixture per rule, as if the fixture were a file at
 // the given path in the tree, and must report that rule there; a clean fixture and the config-file
 // exemption must report nothing. Run by the root's `lint:root` script.
