@@ -18,16 +18,18 @@
  *    (`graceful restart;`, RFC 4724, restart time `RESTART_TIME`): a session that ends without a
  *    NOTIFICATION (an agent restart, a reset) leaves the peer's routes in place as stale until the
  *    peer is back and sends End-of-RIB, or the restart time runs out; a crashed node is withdrawn
- *    then (or when its sessions' hold timers expire). `stop()` without release is such a restart:
- *    it marks the restart in `ctx.local`, and the next agent on the node restarts its speaker with
- *    the Restart State bit (deferring its tables until its peers' End-of-RIB). `bgpSessions()`
+ *    then (or when its sessions' hold timers expire), or at once when its Node object is deleted (it
+ *    leaves the membership: the peer is de-configured, Cease, its routes flushed). `stop()`
+ *    without release is such a restart: it marks the restart in `ctx.local`, and the next agent on
+ *    the node restarts its speaker with the Restart State bit (deferring its tables until its
+ *    peers' End-of-RIB). `bgpSessions()`
  *    reports the sessions (the contract's optional BGP introspection).
  *
  * The pure plan (plan.ts) takes the kit's plan input and compiles the filters itself from the
  * policy snapshot.
  */
 import { AddressInUseError, AgentRuntime, CheckFailedError, ConfigError, Informer, KUBE_PREFIX, TryAgainError, podKey } from "@cnikit/core";
-import type { AgentContext, AttachResult, BgpSessionStatus, InformerEvent, NodeDataplane, PodAttachment, PodRef, UnderlayInterface } from "@cnikit/core";
+import type { AgentContext, AttachResult, BgpSessionStatus, InformerEvent, MembershipEvent, NodeDataplane, PodAttachment, PodRef, UnderlayInterface } from "@cnikit/core";
 import { BgpSpeaker, peerTransportAdapter } from "bgp-utils-free";
 import { PolicyComponent, externalPodDirectory, planPolicy } from "@cnikit/netpol";
 import type { CalicoConfig } from "./config.ts";
@@ -71,6 +73,11 @@ export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
   /** Every node record, this node's included. */
   private readonly nodes: Informer<NodeRecord>;
   private readonly byAddress = new Map<string, NodeRecord>();
+  /**
+   * Nodes whose Node object was deleted (they left the membership) while this agent ran: no longer
+   * peers, whatever their node record says (see `peerNodes`).
+   */
+  private readonly departed = new Set<string>();
   private readonly learned = new Map<string, LearnedRoute>();
   private blocks = new Set<string>();
   private announced = new Set<string>();
@@ -95,6 +102,27 @@ export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
     this.policy.onChange(() => this.replan());
   }
 
+  /**
+   * A node whose Node object is deleted leaves the cluster (Calico's kube-controllers delete its
+   * Calico node then, and confd drops the BGP peer): it is no longer a peer, so its session is
+   * closed administratively (Cease, peer de-configured) and its routes are withdrawn at once, not
+   * held as graceful-restart stale routes — RFC 4724 helper mode is for a session that fails, not
+   * for a peer that is de-configured. A node that joins again is a peer again.
+   */
+  private onMember(ev: MembershipEvent): void {
+    const name = ev.node.name;
+    if (name === this.ctx.node.name) return;
+    const changed = ev.type === "left" ? !this.departed.has(name) : this.departed.has(name);
+    if (ev.type === "left") this.departed.add(name);
+    else this.departed.delete(name);
+    if (changed) this.onNodes();
+  }
+
+  /** The node records this node peers with and plans tunnels to: every record but the departed nodes'. */
+  private peerNodes(): NodeRecord[] {
+    return this.nodes.values().filter((n) => !this.departed.has(n.name));
+  }
+
   /** The BGP speaker (for tests and benchmarks: RIB, session stats). Undefined before start. */
   get bgp(): BgpSpeaker | undefined {
     return this.speaker;
@@ -117,6 +145,8 @@ export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
     if (this.ipam.usablePools(4).length === 0) {
       throw new ConfigError({ component: C, field: "IPPool", rule: `node ${ctx.node.name} matches no enabled IPv4 IPPool: add one, or fix the pools' nodeSelector` });
     }
+    const unsubscribe = ctx.members.onChange((ev) => this.onMember(ev));
+    signal.addEventListener("abort", unsubscribe, { once: true });
     await this.restorePods();
     const encaps = usedEncaps(this.config);
     const self: NodeRecord = { name: ctx.node.name, address: underlay.address, prefixLength: underlay.prefixLength, labels };
@@ -241,7 +271,7 @@ export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
   private syncPeers(): void {
     const speaker = this.speaker;
     if (!speaker) return;
-    const want = desiredPeers(this.config, this.self, this.nodes.values());
+    const want = desiredPeers(this.config, this.self, this.peerNodes());
     const wanted = new Map(want.map((p) => [p.address, p]));
     for (const st of speaker.peerStatus()) {
       const w = wanted.get(st.address);
@@ -394,7 +424,7 @@ export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
       config: this.config,
       node: this.ctx.node,
       pods: [...this.attachments.values()],
-      peers: this.nodes.values(),
+      peers: this.peerNodes(),
       policy: planPolicy<PodRecord>(this.policy.snapshot(), (pod) => endpointOf(node, pod)),
       blocks: [...this.blocks],
       learned: [...this.learned.values()],

@@ -8,6 +8,7 @@ import type { BgpSessionStatus } from "@cnikit/core";
 import { SimCluster, singleSubnetTopology } from "@cnikit/sim";
 import type { CalicoConfig } from "../src/config.ts";
 import { calicoFixtures } from "../src/fixtures.ts";
+import { RESTART_TIME } from "../src/agent.ts";
 import { calico } from "../src/index.ts";
 import { drive } from "./helpers.ts";
 
@@ -100,6 +101,32 @@ describe("calico: BGP sessions and graceful restart", () => {
         expect(cluster.dataplane(n).routes.some((r) => r.via === ip), n).toBe(false);
         expect(sessions(cluster, n).every((s) => s.staleRoutes === 0)).toBe(true);
       }
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it("a node whose Node object is deleted is de-configured as a peer: its routes go at once, not kept stale for the restart time", async () => {
+    const { cluster, names } = await cluster4();
+    try {
+      const victim = names[names.length - 1]!;
+      const others = names.slice(0, -1);
+      const ip = cluster.node(victim).info.underlay[0]!.address;
+      // A crash (no NOTIFICATION): the survivors keep its routes as graceful-restart stale routes.
+      await drive(cluster.clock, cluster.removeNode(victim, { mode: "crash" }));
+      await cluster.clock.advance(5_000);
+      for (const n of others) {
+        expect(cluster.dataplane(n).routes.some((r) => r.via === ip), `${n} keeps the stale routes`).toBe(true);
+        expect(sessions(cluster, n).find((s) => s.peer === victim)?.staleRoutes, n).toBeGreaterThan(0);
+      }
+      // Its Node object is deleted (`kubectl delete node`): every survivor drops the peer and its routes.
+      const t0 = cluster.clock.now();
+      cluster.deleteNode(victim);
+      const gone = () => others.every((n) => !cluster.dataplane(n).routes.some((r) => r.via === ip) && !sessions(cluster, n).some((s) => s.peer === victim));
+      while (!gone() && cluster.clock.now() - t0 < RESTART_TIME * 1000) await cluster.clock.advance(10);
+      const took = cluster.clock.now() - t0;
+      expect(gone(), "the deleted node's routes and sessions are gone").toBe(true);
+      expect(took).toBeLessThanOrEqual(1_000);
     } finally {
       await cluster.close();
     }
