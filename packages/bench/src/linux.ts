@@ -86,9 +86,8 @@ class AgentTarget implements KernelTarget {
 
   /**
    * The Node object is deleted (the cluster learns it left), then cnikitd stops with SIGTERM.
-   * cnikitd stops its agent without `release` (a SIGTERM is also how it restarts), so the node's
-   * lease or blocks stay until they expire: unlike the simulator's leave (`stop({ release: true })`),
-   * survivors drop its routes when the lease TTL or BGP graceful restart runs out.
+   * A cnikitd whose Node object is gone stops its agent with `release` (as the simulator's leave
+   * does), so the node's lease or blocks go and survivors drop its routes at once.
    */
   async leave(node: string): Promise<void> {
     await labEtcd(this.lab, { del: kubeNodeKey(node) });
