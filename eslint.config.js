@@ -2,6 +2,7 @@
 // `lint` script runs `eslint .` in its folder and ESLint finds this file by walking up; the root's
 // `lint:root` covers scripts/ and the root's own files. The house rules (README.md, "Working on
 // cnikit") are the `projectRules` below; scripts/lint-rules.test.ts proves each one still fires.
+import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import js from "@eslint/js";
 import { defineConfig } from "eslint/config";
@@ -11,6 +12,17 @@ import tseslint from "typescript-eslint";
 // File names are kebab-case words, then dotted suffixes: `pod-cidr.ts`, `agent.test.ts`,
 // `vitest.config.ts`, `cnikit-lab-probe.mjs`.
 const kebabCase = /^[a-z0-9]+(-[a-z0-9]+)*(\.[a-z0-9]+)*\.(ts|mts|js|mjs|cjs)$/;
+
+// .gitignore's patterns as ESLint ignores: `dir/` anywhere, `/dir/` at the root, `*.ext` anywhere.
+const gitignored = readFileSync(new URL(".gitignore", import.meta.url), "utf8")
+  .split("\n")
+  .map((line) => line.trim())
+  .filter((line) => line !== "" && !line.startsWith("#"))
+  .map((line) => {
+    const rooted = line.startsWith("/");
+    const path = line.replace(/^\//, "").replace(/\/$/, line.endsWith("/") ? "/**" : "");
+    return rooted ? path : `**/${path}`;
+  });
 
 /** A local plugin for what no built-in rule says. */
 const cnikit = {
@@ -67,9 +79,9 @@ const projectRules = {
 
 export const config = defineConfig(
   {
-    // What .gitignore leaves out (built output, installed packages, reports, scratch and tool
-    // folders) and generated API docs.
-    ignores: ["**/dist/**", "**/node_modules/**", "**/coverage/**", ".tools/**", ".turbo/**", ".scratch/**", ".cnikit-tmp/**", "reports/**", "docs/api/**"],
+    // What git leaves out (built output, installed packages, reports, scratch and tool folders,
+    // wherever they are) and the generated API docs.
+    ignores: [...gitignored, "docs/api/**"],
   },
   {
     linterOptions: { reportUnusedDisableDirectives: "error" },
