@@ -47,7 +47,11 @@ export { NODE_PREFIX, RR_CLUSTER_ID_ANNOTATION } from "./peering.ts";
 export const POLICY_PREFIX = KUBE_PREFIX.networkPolicies;
 /** Namespaces, as every NetworkPolicy backend reads them (`KUBE_PREFIX.namespaces`). */
 export const NAMESPACE_PREFIX = KUBE_PREFIX.namespaces;
-/** BGP hold time (s). A crashed node's routes go when it expires (or at once on a reset). */
+/**
+ * BGP hold time (s). A node that goes silent loses its routes when it expires (the expiry is a
+ * NOTIFICATION, which ends graceful restart); a session reset (no NOTIFICATION) keeps them stale
+ * until the node is back and sends End-of-RIB, for at most `RESTART_TIME`.
+ */
 export const HOLD_TIME = 90;
 /** Graceful-restart time (s) peers keep a restarting node's routes. */
 export const RESTART_TIME = 120;
