@@ -139,6 +139,16 @@ describe("what the project rules allow", { timeout: 30_000 }, () => {
     expect((await lint("packages/core/vitest.config.ts", withEnum)).map((m) => m.message)).toEqual(["no TypeScript enums: use an `as const` object"]);
   });
 
+  it("ignores what git ignores, at any depth, and nothing else", async () => {
+    const ignored = async (path: string) => ({ path, ignored: await eslint.isPathIgnored(`${root}${path}`) });
+    for (const path of ["packages/core/dist/index.js", "packages/docs-check/.scratch/example.ts", "node_modules/x/index.js", "reports/x.ts"]) {
+      expect(await ignored(path)).toEqual({ path, ignored: true });
+    }
+    for (const path of [src, test, "scripts/bench.ts", "examples/static-routes-js/src/plan.js", "packages/cni/bin/launch.mjs"]) {
+      expect(await ignored(path)).toEqual({ path, ignored: false });
+    }
+  });
+
   it("every project rule is an error for source, test and JavaScript files alike", async () => {
     for (const path of [src, test, "examples/static-routes-js/src/plan.js", "scripts/bench.ts"]) {
       const config = (await eslint.calculateConfigForFile(`${root}${path}`)) as { rules: Record<string, unknown[]> };
