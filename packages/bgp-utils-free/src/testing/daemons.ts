@@ -16,7 +16,7 @@ export function requireBinary(binary: string, debianPackage: string): string {
   for (const dir of [...(process.env["PATH"] ?? "").split(":"), ...SEARCH]) {
     if (dir && existsSync(join(dir, binary))) return join(dir, binary);
   }
-  throw new Error(`${binary} not found: install the Debian package ${debianPackage} (apt-get install -y ${debianPackage}); it is listed in scripts/system-packages.txt`);
+  throw new Error(`${binary} not found on PATH or in ${SEARCH.join(", ")}: install the Debian package ${debianPackage}, which provides it (apt-get install -y ${debianPackage})`);
 }
 
 /** A fresh temporary directory. */
