@@ -21,7 +21,7 @@
 // Needs the Debian packages bird2 (for b and c). BGP_BENCH_K=5,10 limits the mesh sizes.
 import { BgpSpeaker, decodeMessage, encodeRouteAttributes, MemoryNetwork, packUpdates, tcpTransport } from "../../packages/bgp-utils-free/src/index.ts";
 import type { UpdateMessage } from "../../packages/bgp-utils-free/src/index.ts";
-import { Bird, type BirdControl } from "../../packages/bgp-utils-free/test/support/bird.ts";
+import { Bird, type BirdControl } from "bgp-utils-free/testing";
 import { freePort } from "../../packages/bgp-utils-free/test/support/ports.ts";
 
 export interface BgpFigure {
