@@ -61,7 +61,7 @@ export function findEtcdBinary(binary?: string): string {
     }
   }
   throw new Error(
-    `etcd is not installed (${explicit ? `${explicit} is not executable` : "no etcd on PATH"}): install the Debian package ${ETCD_PACKAGE} (apt-get install -y ${ETCD_PACKAGE} etcd-client); scripts/system-packages.txt lists it for CI`,
+    `etcd is not installed (${explicit ? `${explicit} is not executable` : "no etcd on PATH"}): install the Debian package ${ETCD_PACKAGE} (apt-get install -y ${ETCD_PACKAGE} etcd-client)`,
   );
 }
 

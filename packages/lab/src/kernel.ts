@@ -20,7 +20,7 @@ export class MissingLabToolError extends Error {
   readonly bin: string;
   readonly pkg: string;
   constructor(bin: string, pkg: string) {
-    super(`[lab] \`${bin}\` not found: install the Debian package ${pkg} (apt-get install -y ${pkg}); scripts/system-packages.txt lists it`);
+    super(`[lab] \`${bin}\` not found: install the Debian package ${pkg} (apt-get install -y ${pkg})`);
     this.bin = bin;
     this.pkg = pkg;
   }
