@@ -51,7 +51,8 @@ function sizesFrom(variable: string, fallback: string): number[] {
   const raw = process.env[variable] ?? fallback;
   return raw.split(",").map((part) => {
     const n = Number(part.trim());
-    if (!/^\s*\d+\s*$/.test(part) || n < 2 || n > 5000) throw new ConfigError({ component: COMPONENT, field: variable, rule: "must be a comma-separated list of cluster sizes, integers from 2 to 5000", value: raw });
+    if (!/^\s*\d+\s*$/.test(part) || n < 2 || n > 5000)
+      throw new ConfigError({ component: COMPONENT, field: variable, rule: "must be a comma-separated list of cluster sizes, integers from 2 to 5000", value: raw });
     return n;
   });
 }
@@ -67,7 +68,8 @@ function scenariosFrom(variable: string): ScenarioId[] {
   if (raw === undefined) return [...SCENARIO_IDS];
   return raw.split(",").map((part) => {
     const id = part.trim();
-    if (!(SCENARIO_IDS as readonly string[]).includes(id)) throw new ConfigError({ component: COMPONENT, field: variable, rule: `must be a comma-separated list of ${SCENARIO_IDS.join(", ")}`, value: raw });
+    if (!(SCENARIO_IDS as readonly string[]).includes(id))
+      throw new ConfigError({ component: COMPONENT, field: variable, rule: `must be a comma-separated list of ${SCENARIO_IDS.join(", ")}`, value: raw });
     return id as ScenarioId;
   });
 }
@@ -165,7 +167,14 @@ async function convergence(targets: ConvergenceTarget[]): Promise<Figure[]> {
     for (const n of target.nodes) {
       const report = await bench(target, n, scenarios, runs);
       const reference = target.backend === "reference" ? undefined : await bench(REFERENCE, n, scenarios, runs);
-      for (const r of report.results) figures.push(...scenarioFigures(tag, r, reference?.results.find((x) => x.scenario === r.scenario && x.nodes === r.nodes)));
+      for (const r of report.results)
+        figures.push(
+          ...scenarioFigures(
+            tag,
+            r,
+            reference?.results.find((x) => x.scenario === r.scenario && x.nodes === r.nodes),
+          ),
+        );
       figures.push({ name: `${tag} N=${n}: peak heap of the process (${runs} run(s) per scenario)`, value: report.peakHeapBytes / 2 ** 20, unit: "MiB" });
       figures.push({ name: `${tag} N=${n}: wall time of all scenarios`, value: report.wallMs, unit: "ms" });
     }
@@ -210,12 +219,14 @@ if (chosen.length === 0) {
 console.log(`cnikit benchmarks — node ${process.version}, ${process.platform}/${process.arch}, ${new Date().toISOString()}`);
 for (const suite of chosen) {
   const started = performance.now();
-  const figures = await Promise.resolve().then(suite.run).catch((err: unknown) => {
-    // A bad size, run count, scenario or mode in the environment (ConfigError, code 7): say which, exit 2.
-    if ((err as { code?: unknown } | null)?.code !== 7) throw err;
-    console.error(`bench: ${suite.name}: ${(err as Error).message}`);
-    process.exit(2);
-  });
+  const figures = await Promise.resolve()
+    .then(suite.run)
+    .catch((err: unknown) => {
+      // A bad size, run count, scenario or mode in the environment (ConfigError, code 7): say which, exit 2.
+      if ((err as { code?: unknown } | null)?.code !== 7) throw err;
+      console.error(`bench: ${suite.name}: ${(err as Error).message}`);
+      process.exit(2);
+    });
   console.log(`\n## ${suite.name} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
   console.log(formatFigures(figures));
 }

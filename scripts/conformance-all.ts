@@ -64,20 +64,29 @@ if (values.help) {
 
 const nodes = positiveInt("nodes", values.nodes);
 const seed = positiveInt("seed", values.seed);
-const only = values.only?.split(",").map((s) => s.trim()).filter(Boolean);
+const only = values.only
+  ?.split(",")
+  .map((s) => s.trim())
+  .filter(Boolean);
 const chosen = builtinBackends.filter((b) => !only || only.includes(b.backend.name));
 if (chosen.length === 0) {
   console.error(`conformance-all: no built-in backend named ${only?.join(", ")}; known: ${builtinBackends.map((b) => b.backend.name).join(", ")}`);
   process.exit(2);
 }
 
-const modes = values.mode?.split(",").map((s) => s.trim()).filter(Boolean);
+const modes = values.mode
+  ?.split(",")
+  .map((s) => s.trim())
+  .filter(Boolean);
 const runs = chosen.flatMap((entry) => entry.configs.filter((c) => !modes || modes.includes(c.label)).map((c) => ({ entry, c })));
 if (runs.length === 0) {
   console.error(`conformance-all: no mode named ${modes?.join(", ")}; known: ${chosen.map((b) => `${b.backend.name}: ${b.configs.map((c) => c.label).join(", ")}`).join("; ")}`);
   process.exit(2);
 }
-const checks = values.checks?.split(",").map((s) => s.trim()).filter(Boolean);
+const checks = values.checks
+  ?.split(",")
+  .map((s) => s.trim())
+  .filter(Boolean);
 if (checks) {
   try {
     selectChecks(checks);
@@ -113,12 +122,14 @@ for (const { entry, c } of runs) {
 
 console.log(renderTable(reports));
 console.log(`\nJSON reports: ${reportDir}/`);
-const sums = reports.map(requiredCounts).reduce((a, c) => ({ failed: a.failed + c.failed, notRun: a.notRun + c.notRun, notApplicable: a.notApplicable + c.notApplicable, notPassed: a.notPassed + c.notPassed }), {
-  failed: 0,
-  notRun: 0,
-  notApplicable: 0,
-  notPassed: 0,
-});
+const sums = reports
+  .map(requiredCounts)
+  .reduce((a, c) => ({ failed: a.failed + c.failed, notRun: a.notRun + c.notRun, notApplicable: a.notApplicable + c.notApplicable, notPassed: a.notPassed + c.notPassed }), {
+    failed: 0,
+    notRun: 0,
+    notApplicable: 0,
+    notPassed: 0,
+  });
 console.log(
   `conformance over ${reports.length} backend configs${values.strict ? " (strict)" : ""}: ${sums.notPassed} required not passed, ${sums.notRun} required not run, ${sums.notApplicable} required not applicable`,
 );

@@ -9,6 +9,10 @@ rm -f packages/*/.vitest-report.json examples/*/.vitest-report.json conformance/
 status=0
 pnpm exec tsc -p scripts/tsconfig.json || { echo "typecheck of scripts/ failed"; status=1; }
 pnpm exec turbo run lint typecheck test --continue --concurrency=2 --output-logs=new-only || status=1
+# ESLint over scripts/ and the root config files (turbo's lint covers every package and example),
+# with the lint rules' own test; then the one formatter, checked over the whole tree.
+pnpm run --silent lint:root || { echo "lint of scripts/ and root files failed"; status=1; }
+pnpm run --silent format:check || { echo "format:check failed: run pnpm run format"; status=1; }
 # The consumer test and the release's dry run (scripts/release.sh: build, the cni shim for
 # publishing, pack, the consumer test over those tarballs in a project outside the workspace,
 # npm publish --dry-run); --no-test: the tests have just run above.

@@ -5,11 +5,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
-const dirs = [
-  ...readdirSync(join(root, "packages")).map((d) => join("packages", d)),
-  ...readdirSync(join(root, "examples")).map((d) => join("examples", d)),
-  "conformance",
-];
+const dirs = [...readdirSync(join(root, "packages")).map((d) => join("packages", d)), ...readdirSync(join(root, "examples")).map((d) => join("examples", d)), "conformance"];
 let passed = 0;
 let failed = 0;
 let skipped = 0;

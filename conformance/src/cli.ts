@@ -235,9 +235,10 @@ export function resolveEsmFrom(spec: string, cwd: string): string | undefined {
       }
       const conditions = importConditions();
       if (pkg.exports !== undefined) {
-        const map = typeof pkg.exports === "string" || Array.isArray(pkg.exports) || (isPlainObject(pkg.exports) && !Object.keys(pkg.exports).some((k) => k.startsWith(".")))
-          ? { ".": pkg.exports }
-          : (pkg.exports as Record<string, unknown>);
+        const map =
+          typeof pkg.exports === "string" || Array.isArray(pkg.exports) || (isPlainObject(pkg.exports) && !Object.keys(pkg.exports).some((k) => k.startsWith(".")))
+            ? { ".": pkg.exports }
+            : (pkg.exports as Record<string, unknown>);
         const target = exportTarget(map[subpath], conditions);
         return target === undefined ? undefined : resolve(pkgDir, target);
       }
@@ -311,7 +312,13 @@ export async function loadBackendModule(spec: string, cwd: string, importer: Imp
     }
     return { backend: picked, module: mod };
   }
-  const candidates = [...new Map(Object.entries(mod).filter(([, v]) => looksLikeBackend(v)).map(([k, v]) => [v, k])).entries()];
+  const candidates = [
+    ...new Map(
+      Object.entries(mod)
+        .filter(([, v]) => looksLikeBackend(v))
+        .map(([k, v]) => [v, k]),
+    ).entries(),
+  ];
   if (candidates.length === 1) return { backend: candidates[0]![0] as Backend<unknown>, module: mod };
   if (candidates.length === 0) {
     throw new UsageError(`${moduleSpec} exports nothing that looks like a Backend (name, capabilities, parseConfig, summarize, createAgent); exports: ${Object.keys(mod).join(", ") || "(none)"}`);
@@ -601,7 +608,8 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
       }
       if (values.store !== undefined) throw new UsageError("--store does not apply to --dataplane linux: the lab runs its own etcd");
       if (values["invalid-configs"] !== undefined) throw new UsageError("--invalid-configs does not apply to --dataplane linux: section C runs in the simulator");
-      if (values.topology !== undefined || values["nodes-file"] !== undefined) throw new UsageError("--topology and --nodes-file apply to the simulator: with --dataplane linux the lab builds its own nodes and underlay");
+      if (values.topology !== undefined || values["nodes-file"] !== undefined)
+        throw new UsageError("--topology and --nodes-file apply to the simulator: with --dataplane linux the lab builds its own nodes and underlay");
     }
     const store = (values.store as string | undefined) ?? "memory";
     if (store === "file") throw new UsageError("--store file is not available in the conformance CLI yet; use --store memory or etcd://host:port");
@@ -610,7 +618,13 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     if (typeof values.config !== "string" || values.config === "") throw new UsageError("--config is required");
     const nodes = dataplane === "linux" ? integer(values.nodes as string | undefined, "--nodes", 2, 2, 8) : integer(values.nodes as string | undefined, "--nodes", 4, 2, 1000);
     const seed = integer(values.seed as string | undefined, "--seed", 1, 0, 2 ** 31 - 1);
-    const checks = typeof values.checks === "string" ? values.checks.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
+    const checks =
+      typeof values.checks === "string"
+        ? values.checks
+            .split(",")
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : undefined;
     try {
       selectChecks(checks);
     } catch (err) {
@@ -629,8 +643,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     // Section C's tables: --invalid-configs, else the backend module's own `conformance` export.
     const moduleSpec = values.backend.replace(/#[^#]*$/, "");
     const tables = dataplane === "sim" ? backendTables(backendModule, moduleSpec) : undefined;
-    const invalidConfigs =
-      typeof invalidPath === "string" ? invalidTable(await readDataFile(resolve(io.cwd, invalidPath), "invalid-configs"), invalidPath) : tables?.invalidConfigs;
+    const invalidConfigs = typeof invalidPath === "string" ? invalidTable(await readDataFile(resolve(io.cwd, invalidPath), "invalid-configs"), invalidPath) : tables?.invalidConfigs;
     const anchorConfigs = tables?.anchorConfigs;
     if (typeof invalidPath !== "string" && dataplane === "sim") {
       io.stderr(

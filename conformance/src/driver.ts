@@ -224,7 +224,9 @@ export const DATAPLANE_CHECKS: readonly DataplaneCheck[] = Object.freeze([
         // Nothing delivered proves nothing about NAT (the reach checks say why nothing arrived).
         return s.pairs > 0 && s.delivered === 0 ? notApplicable(`none of the ${s.pairs} pod pairs delivered a packet, so no receiver saw a source address`) : pass();
       }
-      const named = s.examples.slice(0, 3).map((x) => `${x.from.label} -> ${x.to.label}${x.proto ? ` by ${x.proto}` : ""}: the receiver saw source ${x.seen} instead of ${x.from.addresses.join(", ")}`);
+      const named = s.examples
+        .slice(0, 3)
+        .map((x) => `${x.from.label} -> ${x.to.label}${x.proto ? ` by ${x.proto}` : ""}: the receiver saw source ${x.seen} instead of ${x.from.addresses.join(", ")}`);
       return fail(`${s.nattedPairs} of ${s.pairs} pod pairs arrive NATed: ${named.join("; ")}`);
     },
   },
@@ -278,7 +280,9 @@ export const DATAPLANE_CHECKS: readonly DataplaneCheck[] = Object.freeze([
         const mtu = n.underlayMtu;
         for (const pod of n.pods) {
           if (!(pod.mtu > 0) || pod.mtu > mtu - overhead) {
-            problems.push(`${pod.label} has MTU ${pod.mtu}; the underlay MTU is ${mtu} and the encapsulation (${summary.encapsulations.join(", ")}) needs ${overhead} bytes, so at most ${mtu - overhead}`);
+            problems.push(
+              `${pod.label} has MTU ${pod.mtu}; the underlay MTU is ${mtu} and the encapsulation (${summary.encapsulations.join(", ")}) needs ${overhead} bytes, so at most ${mtu - overhead}`,
+            );
           }
         }
         for (const link of n.links) {
@@ -355,7 +359,11 @@ async function runSchedule(driver: ChurnDriver, summary: NetworkSummary, waves: 
       const reserved = rangeReserved(summary.podRanges);
       await c.reserveAddresses(reserved);
       const problems = addressProblems(await c.pods(), summary.podRanges, reserved);
-      if (problems.length > 0) return `after wave ${w} (${wave.adds.length} concurrent ADDs, ${victims.length} DELs): ${summarizeProblems(problems.map((p) => p.text), 2)}`;
+      if (problems.length > 0)
+        return `after wave ${w} (${wave.adds.length} concurrent ADDs, ${victims.length} DELs): ${summarizeProblems(
+          problems.map((p) => p.text),
+          2,
+        )}`;
     }
     return undefined;
   } finally {
@@ -430,7 +438,15 @@ export function simChurnDriver(env: Pick<CheckEnv, "harness">): ChurnDriver {
 /** ipam.concurrent-unique on the simulator. */
 export function concurrentIpamOnSimulator(): CheckDefinition {
   const c = CONCURRENT_IPAM_CHECK;
-  return { id: c.id, section: c.section, rule: c.rule, source: c.source, required: c.required, budgetMs: c.budgetMs, run: (env) => c.judge(simChurnDriver(env), { summary: env.summary, seed: env.seed, runs: env.propertyRuns }) };
+  return {
+    id: c.id,
+    section: c.section,
+    rule: c.rule,
+    source: c.source,
+    required: c.required,
+    budgetMs: c.budgetMs,
+    run: (env) => c.judge(simChurnDriver(env), { summary: env.summary, seed: env.seed, runs: env.propertyRuns }),
+  };
 }
 
 /** The simulator's reserved addresses: host-side addresses of live nodes, pod gateways and interface prefixes. */
@@ -482,7 +498,9 @@ export function simDataplane(h: Harness, fixturePods: SimPod[]): ModelDataplane 
       const byRef = new Map<string, DpEndpoint>();
       for (const e of [...from, ...to]) byRef.set(keyOf(ref(e)), e);
       // One pass per address family of the listed pods (IPv6 of a dual-stack pod is probed too).
-      const families = [...new Set([...from, ...to].flatMap((e) => (e.kind === "pod" ? e.addresses.filter((a) => !/^fe[89ab]/i.test(a) && !a.startsWith("169.254.")).map((a) => (a.includes(":") ? 6 : 4)) : [])))].sort();
+      const families = [
+        ...new Set([...from, ...to].flatMap((e) => (e.kind === "pod" ? e.addresses.filter((a) => !/^fe[89ab]/i.test(a) && !a.startsWith("169.254.")).map((a) => (a.includes(":") ? 6 : 4)) : []))),
+      ].sort();
       const out: ReachFailure[] = [];
       for (const family of families.length > 0 ? families : [undefined]) {
         const report = h.cluster.reachability({ from: from.map(ref), to: to.map(ref), maxFailures: 10_000, ...(family !== undefined ? { family } : {}) });

@@ -223,7 +223,12 @@ export async function emptyStore(store: Datastore): Promise<void> {
     for (const lease of leases) await store.revokeLease(lease).catch(() => undefined);
     const left = (await store.list("")).items.map((kv) => kv.key);
     for (let i = 0; i < left.length; i += 100) {
-      await store.txn([], left.slice(i, i + 100).map((key) => ({ op: "delete" as const, key }))).catch(() => undefined);
+      await store
+        .txn(
+          [],
+          left.slice(i, i + 100).map((key) => ({ op: "delete" as const, key })),
+        )
+        .catch(() => undefined);
     }
   } catch {
     // best effort

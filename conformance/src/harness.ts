@@ -407,7 +407,9 @@ function describeChange(before: SeenDataplane, after: SeenDataplane): string {
       const added = [...ys].filter((e) => !xs.has(e));
       const removed = [...xs].filter((e) => !ys.has(e));
       const show = (e: string | undefined) => (e === undefined ? "" : e.length > 100 ? `${e.slice(0, 97)}...` : e);
-      parts.push(`${field} ${x.length} -> ${y.length}${added.length ? ` (+ ${show(added[0])}${added.length > 1 ? ` and ${added.length - 1} more` : ""})` : ""}${removed.length ? ` (- ${show(removed[0])}${removed.length > 1 ? ` and ${removed.length - 1} more` : ""})` : ""}`);
+      parts.push(
+        `${field} ${x.length} -> ${y.length}${added.length ? ` (+ ${show(added[0])}${added.length > 1 ? ` and ${added.length - 1} more` : ""})` : ""}${removed.length ? ` (- ${show(removed[0])}${removed.length > 1 ? ` and ${removed.length - 1} more` : ""})` : ""}`,
+      );
     } else {
       const show = (v: unknown) => {
         const t = JSON.stringify(v) ?? "absent";
@@ -489,8 +491,7 @@ export async function converge(h: Harness, boundMs: number, problem: () => strin
     if (lastFailAt === undefined || lastChange > lastFailAt) return lastChange;
     return Math.max(lastChange, heldSeenAt ?? rel());
   };
-  const stillChanging = (): string =>
-    changes > 0 && rel() - lastChange < quietMs ? ` (the desired state was still changing: last change at ${lastChange} ms, ${lastChangeWhat})` : "";
+  const stillChanging = (): string => (changes > 0 && rel() - lastChange < quietMs ? ` (the desired state was still changing: last change at ${lastChange} ms, ${lastChangeWhat})` : "");
 
   for (;;) {
     let t = rel();
@@ -594,7 +595,14 @@ export function reachProblems(h: Harness, from: Endpoint[], to: Endpoint[], keep
   if (from.length === 0 || to.length === 0) return [];
   const keys = new Set([...from, ...to].flatMap((e) => (e.kind === "pod" ? [e.key] : [])));
   const linkLocal = (a: string): boolean => /^fe[89ab]/i.test(a) || a.startsWith("169.254.");
-  const families = [...new Set(h.cluster.pods().filter((p) => keys.has(p.key)).flatMap((p) => p.addresses.filter((a) => !linkLocal(a)).map((a) => (a.includes(":") ? 6 : 4))))].sort();
+  const families = [
+    ...new Set(
+      h.cluster
+        .pods()
+        .filter((p) => keys.has(p.key))
+        .flatMap((p) => p.addresses.filter((a) => !linkLocal(a)).map((a) => (a.includes(":") ? 6 : 4))),
+    ),
+  ].sort();
   const problems: string[] = [];
   for (const family of families.length > 0 ? families : [undefined]) {
     const report = h.cluster.reachability({ from, to, maxFailures: 10_000, ...(family !== undefined ? { family } : {}) });
@@ -628,13 +636,21 @@ export function nodeOfEndpoint(h: Harness, ep: Endpoint): string | undefined {
 /** Full pod-to-pod, node-to-pod and pod-to-node reachability problems of the live cluster. */
 export function fullReachProblems(h: Harness): string[] {
   const pods = livePods(h).map(podEndpoint);
-  const nodes = h.cluster.nodes().filter((n) => n.alive).map((n) => nodeEndpoint(n.name));
+  const nodes = h.cluster
+    .nodes()
+    .filter((n) => n.alive)
+    .map((n) => nodeEndpoint(n.name));
   return [...reachProblems(h, pods, pods), ...reachProblems(h, nodes, pods), ...reachProblems(h, pods, nodes)];
 }
 
 /** Pods whose node is alive (a crashed node's pods are gone with it). */
 export function livePods(h: Harness): SimPod[] {
-  const alive = new Set(h.cluster.nodes().filter((n) => n.alive).map((n) => n.name));
+  const alive = new Set(
+    h.cluster
+      .nodes()
+      .filter((n) => n.alive)
+      .map((n) => n.name),
+  );
   return h.cluster.pods().filter((p) => alive.has(p.node));
 }
 

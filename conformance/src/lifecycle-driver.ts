@@ -141,7 +141,12 @@ export async function simLifecycleDriver(env: Pick<CheckEnv, "harness" | "summar
     },
     restartAgent: (node) => h.cluster.restartAgent(node),
     async addPod(node, pod) {
-      const p = await h.cluster.addPod(node, { name: pod.podName ?? pod.containerId, ...(pod.namespace !== undefined ? { namespace: pod.namespace } : {}), containerId: pod.containerId, ifName: pod.ifName });
+      const p = await h.cluster.addPod(node, {
+        name: pod.podName ?? pod.containerId,
+        ...(pod.namespace !== undefined ? { namespace: pod.namespace } : {}),
+        containerId: pod.containerId,
+        ifName: pod.ifName,
+      });
       simPods.set(p.key, p);
       return [...p.addresses];
     },

@@ -39,10 +39,43 @@ export type {
 } from "./types.ts";
 export type { CheckDefinition, CheckEnv, CheckIdentity, Fixture } from "./check.ts";
 export { SOURCES } from "./check.ts";
-export { CONCURRENT_IPAM_CHECK, DATAPLANE_CHECKS, addressProblems, overheadOf, rangeReserved, reservePodInterface, simDataplane, type ChurnCluster, type ChurnDriver, type DataplaneCheck, type DpEndpoint, type EgressDelivery, type ModelDataplane, type NattedPair, type NodeMtus, type ReachFailure } from "./driver.ts";
+export {
+  CONCURRENT_IPAM_CHECK,
+  DATAPLANE_CHECKS,
+  addressProblems,
+  overheadOf,
+  rangeReserved,
+  reservePodInterface,
+  simDataplane,
+  type ChurnCluster,
+  type ChurnDriver,
+  type DataplaneCheck,
+  type DpEndpoint,
+  type EgressDelivery,
+  type ModelDataplane,
+  type NattedPair,
+  type NodeMtus,
+  type ReachFailure,
+} from "./driver.ts";
 export { drive } from "./harness.ts";
 /** The harness pieces a convergence measure needs (used by @cnikit/bench: one definition of convergence). */
-export { addPods, converge, createHarness, ipamProblems, livePods, nodeEndpoint, podEndpoint, quietPeriodMs, reachProblems, startMetrics, summarizeProblems, summaryFor, topologyFor, type ConvergeResult, type Harness } from "./harness.ts";
+export {
+  addPods,
+  converge,
+  createHarness,
+  ipamProblems,
+  livePods,
+  nodeEndpoint,
+  podEndpoint,
+  quietPeriodMs,
+  reachProblems,
+  startMetrics,
+  summarizeProblems,
+  summaryFor,
+  topologyFor,
+  type ConvergeResult,
+  type Harness,
+} from "./harness.ts";
 export { departedOf, staleProblems, type Departed } from "./stale.ts";
 export { CLUSTER_STORE_LABEL, simLifecycleDriver, type LifecycleDriver, type LifecycleDriverFactory, type StatusView, type StoreSnapshot } from "./lifecycle-driver.ts";
 export { LIFECYCLE_CHECKS, runLifecycleCheck, type LifecycleCheck, type LifecycleContext } from "./checks/lifecycle.ts";

@@ -82,9 +82,7 @@ export function selectChecks(ids: string[] | undefined): CheckDefinition[] {
   const picked = new Set<CheckDefinition>();
   for (const raw of ids) {
     const id = raw.trim();
-    const matches = ALL_CHECKS.filter((c) =>
-      id.endsWith("*") || id.endsWith(".") ? c.id.startsWith(id.replace(/\*$/, "")) : /^[A-I]$/.test(id) ? c.section === id : c.id === id,
-    );
+    const matches = ALL_CHECKS.filter((c) => (id.endsWith("*") || id.endsWith(".") ? c.id.startsWith(id.replace(/\*$/, "")) : /^[A-I]$/.test(id) ? c.section === id : c.id === id));
     if (matches.length === 0) {
       throw new ConfigError({ component: "conformance", field: "checks", rule: `unknown check id; known ids: ${ALL_CHECKS.map((c) => c.id).join(", ")}`, value: id });
     }
@@ -177,10 +175,7 @@ export class ConformanceSession {
       outcome = await Promise.race([
         check.run(env),
         new Promise<CheckOutcome>((resolve) => {
-          timer = setTimeout(
-            () => resolve({ status: "error", reason: `did not finish within its budget of ${Math.round(budget / 1000)} s of wall time` }),
-            budget,
-          );
+          timer = setTimeout(() => resolve({ status: "error", reason: `did not finish within its budget of ${Math.round(budget / 1000)} s of wall time` }), budget);
         }),
       ]);
     } catch (err) {

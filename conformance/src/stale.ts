@@ -93,9 +93,12 @@ export function departedOf(h: Harness, name: string): Departed {
   const addresses = new Set(own.addresses);
   const macs = new Set(own.macs);
   const ranges = new Set(own.ranges);
-  const peers = h.cluster.nodes().filter((n) => n.alive && n.name !== name).map((n) => h.cluster.dataplane(n.name));
+  const peers = h.cluster
+    .nodes()
+    .filter((n) => n.alive && n.name !== name)
+    .map((n) => h.cluster.dataplane(n.name));
   // What peers programmed for it, to a fixed point: FDB dst -> MAC, neighbour MAC -> address, route via -> prefix.
-  for (let changed = true; changed; ) {
+  for (let changed = true; changed;) {
     changed = false;
     const add = <T>(set: Set<T>, v: T): void => {
       if (!set.has(v)) {
@@ -136,7 +139,10 @@ function liveOwned(h: Harness): { addresses: Set<string>; macs: Set<string>; pre
   for (const node of h.cluster.nodes()) {
     if (!node.alive) continue;
     const dp = h.cluster.dataplane(node.name);
-    const own = ownIdentifiers(dp, node.info.underlay.map((u) => u.address));
+    const own = ownIdentifiers(
+      dp,
+      node.info.underlay.map((u) => u.address),
+    );
     for (const a of own.addresses) addresses.add(a);
     for (const m of own.macs) macs.add(m);
     for (const r of own.ranges) {

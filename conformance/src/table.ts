@@ -93,14 +93,7 @@ function figure(value: number | undefined, round = false): string {
 
 function figures(r: CheckResult): string[] {
   const m = r.metrics;
-  return [
-    figure(m?.virtualMs),
-    r.bound ? String(r.bound.ms) : UNMEASURED,
-    figure(m?.wallMs, true),
-    figure(m?.messages),
-    figure(m?.bytes),
-    figure(m?.storeOps),
-  ];
+  return [figure(m?.virtualMs), r.bound ? String(r.bound.ms) : UNMEASURED, figure(m?.wallMs, true), figure(m?.messages), figure(m?.bytes), figure(m?.storeOps)];
 }
 
 function familyName(f: number): string {
@@ -129,9 +122,7 @@ function single(report: ConformanceReport, width: number): string {
       rows.push(["", `  - ${truncate(s.label, SUB_LABEL_WIDTH)}`, "", s.status, "", "", "", "", "", "", s.reason ? truncate(s.reason, width) : ""]);
     }
   }
-  const reasons = report.results
-    .filter((r) => r.status === "failed" || r.status === "error")
-    .map((r) => `${r.id} ${r.status}: ${truncate(r.reason ?? "", FULL_REASON)}`);
+  const reasons = report.results.filter((r) => r.status === "failed" || r.status === "error").map((r) => `${r.id} ${r.status}: ${truncate(r.reason ?? "", FULL_REASON)}`);
   const notes = [boundsLine(report), claimsLine(report.claims)].filter((x): x is string => x !== undefined);
   return `${headline(report)}${notes.length > 0 ? `\n${notes.join("\n")}` : ""}\n\n${grid(rows, new Set([4, 5, 6, 7, 8, 9]))}${reasons.length > 0 ? `\n\nFailures:\n${reasons.join("\n")}` : ""}`;
 }

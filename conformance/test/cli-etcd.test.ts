@@ -32,7 +32,20 @@ describe("cnikit-conformance --store etcd://", () => {
     const t = io(dir);
     const store = `etcd://127.0.0.1:${etcd.port}/cnikit-cli-test`;
     const code = await main(
-      ["--backend", "@cnikit/reference", "--config", "reference.json", "--nodes", "3", "--store", store, "--report", "r.json", "--checks", "A,cni.add-result,dyn.join,dyn.leave,dyn.crash,fault.store-unavailable"],
+      [
+        "--backend",
+        "@cnikit/reference",
+        "--config",
+        "reference.json",
+        "--nodes",
+        "3",
+        "--store",
+        store,
+        "--report",
+        "r.json",
+        "--checks",
+        "A,cni.add-result,dyn.join,dyn.leave,dyn.crash,fault.store-unavailable",
+      ],
       t.io,
     );
     expect(t.err.join("")).not.toMatch(/internal error/);

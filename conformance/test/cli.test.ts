@@ -98,7 +98,10 @@ describe("cnikit-conformance CLI", () => {
     const dir = tempDir();
     writeFileSync(join(dir, "reference.json"), JSON.stringify({ network: "10.250.0.0/16", natOutgoing: true }));
     const t = io(dir);
-    const code = await main(["--backend", "@cnikit/reference", "--config", "reference.json", "--nodes", "3", "--seed", "5", "--report", "out/report.json", "--checks", "A,cni.del-idempotent,dyn.join"], t.io);
+    const code = await main(
+      ["--backend", "@cnikit/reference", "--config", "reference.json", "--nodes", "3", "--seed", "5", "--report", "out/report.json", "--checks", "A,cni.del-idempotent,dyn.join"],
+      t.io,
+    );
     expect(t.err.join("")).not.toMatch(/internal error/);
     expect(code).toBe(0);
     const table = t.out.join("");
@@ -132,7 +135,11 @@ describe("cnikit-conformance CLI", () => {
       args: () => ["--backend", "@cnikit/reference", "--config", "c.json", "--dataplane", "linux", "--store", "memory"],
       message: process.getuid?.() === 0 ? /--store does not apply to --dataplane linux/ : /--dataplane linux needs root/,
     },
-    { label: "--store etcd:// without a port", args: () => ["--backend", "@cnikit/reference", "--config", "c.json", "--store", "etcd://127.0.0.1"], message: /--store etcd:\/\/127\.0\.0\.1: must be etcd:\/\/host:port/ },
+    {
+      label: "--store etcd:// without a port",
+      args: () => ["--backend", "@cnikit/reference", "--config", "c.json", "--store", "etcd://127.0.0.1"],
+      message: /--store etcd:\/\/127\.0\.0\.1: must be etcd:\/\/host:port/,
+    },
     { label: "--store with an unknown kind", args: () => ["--backend", "@cnikit/reference", "--config", "c.json", "--store", "redis://x:1"], message: /--store must be memory or etcd:\/\/host:port/ },
     { label: "--nodes 1", args: () => ["--backend", "@cnikit/reference", "--config", "c.json", "--nodes", "1"], message: /--nodes must be an integer from 2 to 1000/ },
     { label: "an unknown check id", args: () => ["--backend", "@cnikit/reference", "--config", "c.json", "--checks", "ipam.nope"], message: /--checks: .*unknown check id/ },
@@ -161,11 +168,15 @@ describe("cnikit-conformance CLI", () => {
     const dir = tempDir();
     writeFileSync(join(dir, "c.json"), "{}");
     const tsx = resolve(here, "../node_modules/.bin/tsx");
-    const run = spawnSync(tsx, ["--conditions=source", cliPath, "--backend", "@cnikit/reference", "--config", join(dir, "c.json"), "--checks", "ipam.in-range,cni.add-result", "--report", join(dir, "r.json")], {
-      cwd: resolve(here, ".."),
-      encoding: "utf8",
-      timeout: 120_000,
-    });
+    const run = spawnSync(
+      tsx,
+      ["--conditions=source", cliPath, "--backend", "@cnikit/reference", "--config", join(dir, "c.json"), "--checks", "ipam.in-range,cni.add-result", "--report", join(dir, "r.json")],
+      {
+        cwd: resolve(here, ".."),
+        encoding: "utf8",
+        timeout: 120_000,
+      },
+    );
     expect(run.stderr).not.toMatch(/internal error/);
     expect(run.status).toBe(0);
     expect(run.stdout).toMatch(/ipam\.in-range\s+yes\s+passed/);
@@ -220,7 +231,15 @@ describe("cnikit-conformance for a third-party backend author", () => {
           { name: "dc", cidr: "172.31.0.0/24", gateway: "172.31.0.1", mtu: 1450 },
           { name: "out", cidr: "192.0.2.0/24", gateway: "192.0.2.1", mtu: 1500 },
         ],
-        routers: [{ name: "gw", interfaces: [{ subnet: "dc", address: "172.31.0.1" }, { subnet: "out", address: "192.0.2.1" }] }],
+        routers: [
+          {
+            name: "gw",
+            interfaces: [
+              { subnet: "dc", address: "172.31.0.1" },
+              { subnet: "out", address: "192.0.2.1" },
+            ],
+          },
+        ],
         externals: [{ name: "internet", address: "192.0.2.200", subnet: "out" }],
       }),
     );
@@ -286,7 +305,10 @@ describe("cnikit-conformance for a third-party backend author", () => {
     expect(seen[0]).toMatch(/^file:.*node_modules\/acme-backend\/index\.js$/);
     // An ESM-only package (exports with an "import" condition only, under a scope) resolves as an import would.
     mkdirSync(join(project, "node_modules", "@acme", "esm-only"), { recursive: true });
-    writeFileSync(join(project, "node_modules", "@acme", "esm-only", "package.json"), JSON.stringify({ name: "@acme/esm-only", type: "module", exports: { ".": { types: "./x.d.ts", import: "./esm.js" } } }));
+    writeFileSync(
+      join(project, "node_modules", "@acme", "esm-only", "package.json"),
+      JSON.stringify({ name: "@acme/esm-only", type: "module", exports: { ".": { types: "./x.d.ts", import: "./esm.js" } } }),
+    );
     seen.length = 0;
     await expect(loadBackend("@acme/esm-only", resolve(project, "node_modules"), importer)).rejects.toThrow(/resolved from/);
     expect(seen[0]).toMatch(/^file:.*node_modules\/@acme\/esm-only\/esm\.js$/);
@@ -319,7 +341,11 @@ describe("nodes and topology files", () => {
     { label: "a misspelt key", data: { subnets: [{ name: "a", cidr: "10.0.0.0/24", mtU: 1400 }] }, message: /topology\.subnets\[0\]\.mtU: unknown key; known: name, cidr, gateway, mtu/ },
     { label: "an MTU that is not an integer", data: { subnets: [{ name: "a", cidr: "10.0.0.0/24", mtu: "1400" }] }, message: /topology\.subnets\[0\]\.mtu must be an integer/ },
     { label: "a router without interfaces", data: { subnets: [{ name: "a", cidr: "10.0.0.0/24" }], routers: [{ name: "r" }] }, message: /topology\.routers\[0\]\.interfaces must be a list/ },
-    { label: "an external without an address", data: { subnets: [{ name: "a", cidr: "10.0.0.0/24" }], externals: [{ name: "x", subnet: "a" }] }, message: /topology\.externals\[0\]\.address must be a non-empty string/ },
+    {
+      label: "an external without an address",
+      data: { subnets: [{ name: "a", cidr: "10.0.0.0/24" }], externals: [{ name: "x", subnet: "a" }] },
+      message: /topology\.externals\[0\]\.address must be a non-empty string/,
+    },
   ];
   for (const row of badTopology) it(`refuses a topology file with ${row.label}, naming the field`, () => expect(() => parseTopologyFile(row.data, "t.json")).toThrow(row.message));
 

@@ -103,7 +103,10 @@ async function toyCluster(config: ToyConfig): Promise<{ h: Harness; ctx: CheckCo
 }
 
 function routesOf(h: Harness, node: string): string[] {
-  return h.cluster.dataplane(node).routes.map((r) => r.dst).sort();
+  return h.cluster
+    .dataplane(node)
+    .routes.map((r) => r.dst)
+    .sort();
 }
 
 describe("converge: settled, not the first moment the condition holds", () => {

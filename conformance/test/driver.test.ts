@@ -91,18 +91,30 @@ describe("section A over a driver of hand-written observations", () => {
     ["ipam.unique", (t: Table) => void (t.pods[2] = pod("c", "n2", "10.9.1.2")), /10\.9\.1\.2 is held by two live pods: pod default\/a .* and pod default\/c \(10\.9\.1\.2\) on node n2/],
     ["ipam.reserved", (t: Table) => void (t.pods[1] = pod("b", "n1", "10.9.1.1")), /pod default\/b \(10\.9\.1\.1\) on node n1: 10\.9\.1\.1 is reserved \(the gateway of pods on node n1\)/],
     ["ipam.reserved", (t: Table) => void (t.pods[1] = pod("b", "n1", "10.9.255.255")), /10\.9\.255\.255 is reserved \(the broadcast address of pod range 10\.9\.0\.0\/16\)/],
-    ["reach.pod-to-pod.same-node", (t: Table) => void t.unreachable.push(["a", "b", "by udp: timeout"]), /pod default\/a \(10\.9\.1\.2\) on node n1 -> pod default\/b \(10\.9\.1\.3\) on node n1: by udp: timeout/],
+    [
+      "reach.pod-to-pod.same-node",
+      (t: Table) => void t.unreachable.push(["a", "b", "by udp: timeout"]),
+      /pod default\/a \(10\.9\.1\.2\) on node n1 -> pod default\/b \(10\.9\.1\.3\) on node n1: by udp: timeout/,
+    ],
     ["reach.pod-to-pod.cross-node", (t: Table) => void t.unreachable.push(["a", "c", "dropped at n1"]), /pod default\/a .* -> pod default\/c \(10\.9\.2\.2\) on node n2: dropped at n1/],
     ["reach.node-to-pod", (t: Table) => void t.unreachable.push(["n2", "a", "no route"]), /node n2 \(192\.0\.2\.11\) -> pod default\/a .*: no route/],
     ["reach.pod-to-node", (t: Table) => void t.unreachable.push(["c", "n1", "filtered"]), /pod default\/c .* -> node n1 \(192\.0\.2\.10\): filtered/],
-    ["reach.no-nat-between-pods", (t: Table) => void t.natted.push(["a", "c", "10.9.1.0"]), /^1 of 6 pod pairs arrive NATed: pod default\/a \(10\.9\.1\.2\) on node n1 -> pod default\/c .* by tcp: the receiver saw source 10\.9\.1\.0 instead of 10\.9\.1\.2/],
+    [
+      "reach.no-nat-between-pods",
+      (t: Table) => void t.natted.push(["a", "c", "10.9.1.0"]),
+      /^1 of 6 pod pairs arrive NATed: pod default\/a \(10\.9\.1\.2\) on node n1 -> pod default\/c .* by tcp: the receiver saw source 10\.9\.1\.0 instead of 10\.9\.1\.2/,
+    ],
     [
       "nat.outgoing",
       (t: Table) => void (t.egress = (p) => [{ proto: "udp", delivered: true, seenSource: p.addresses[0]!, why: "delivered" }]),
       /pod default\/a \(10\.9\.1\.2\) on node n1 -> internet by udp: natOutgoing is on, but the receiver saw source 10\.9\.1\.2 instead of node address 192\.0\.2\.10/,
     ],
     ["nat.outgoing", (t: Table) => void (t.egress = () => [{ delivered: false, why: "dropped at n1 (route)" }]), /pod default\/a .* -> internet \(203\.0\.113\.9\): dropped at n1 \(route\)/],
-    ["mtu.encap-headroom", (t: Table) => void (t.mtus[1]!.pods[0]!.mtu = 1500), /pod default\/c \(10\.9\.2\.2\) on node n2 has MTU 1500; the underlay MTU is 1500 and the encapsulation \(vxlan\) needs 50 bytes, so at most 1450/],
+    [
+      "mtu.encap-headroom",
+      (t: Table) => void (t.mtus[1]!.pods[0]!.mtu = 1500),
+      /pod default\/c \(10\.9\.2\.2\) on node n2 has MTU 1500; the underlay MTU is 1500 and the encapsulation \(vxlan\) needs 50 bytes, so at most 1450/,
+    ],
     ["mtu.encap-headroom", (t: Table) => void (t.mtus[0]!.links[0]!.mtu = 1500), /vxlan link vx0 on node n1 has MTU 1500; at most 1450 fits the underlay MTU 1500/],
     ["mtu.encap-headroom", (t: Table) => void t.fullSize.set("b", "fragmentation needed at n1"), /pod default\/b .* -> pod default\/c .*: fragmentation needed at n1/],
   ])("%s turns red on its own observation, naming pod, address and node", async (id, bend, reason) => {
@@ -167,7 +179,10 @@ describe("ipam.concurrent-unique over a hand-made churn driver", () => {
               out.push({ ok: true });
             }
             for (const v of victims) {
-              live.splice(live.findIndex((x) => x.id === v.id), 1);
+              live.splice(
+                live.findIndex((x) => x.id === v.id),
+                1,
+              );
               out.push({ ok: true });
             }
             return out;
@@ -182,15 +197,35 @@ describe("ipam.concurrent-unique over a hand-made churn driver", () => {
   const ctx = { summary: SUMMARY, seed: 5, runs: 10 };
 
   it("passes when every ADD gets a fresh address, and exhaustion (100) or try-again (11) are legitimate answers", async () => {
-    expect((await CONCURRENT_IPAM_CHECK.judge(churn((n) => 10 + n), ctx)).status).toBe("passed");
-    expect((await CONCURRENT_IPAM_CHECK.judge(churn((n) => 10 + n, 100), ctx)).status).toBe("passed");
+    expect(
+      (
+        await CONCURRENT_IPAM_CHECK.judge(
+          churn((n) => 10 + n),
+          ctx,
+        )
+      ).status,
+    ).toBe("passed");
+    expect(
+      (
+        await CONCURRENT_IPAM_CHECK.judge(
+          churn((n) => 10 + n, 100),
+          ctx,
+        )
+      ).status,
+    ).toBe("passed");
   });
 
   it("fails on a duplicate address after a wave, and on an ADD failing with another code, naming the schedule", async () => {
-    const dup = await CONCURRENT_IPAM_CHECK.judge(churn((n) => 10 + (n % 3)), ctx);
+    const dup = await CONCURRENT_IPAM_CHECK.judge(
+      churn((n) => 10 + (n % 3)),
+      ctx,
+    );
     expect(dup.status).toBe("failed");
     expect(dup.reason).toMatch(/^schedule \d+ of 10 \(seed 5\): after wave \d+ \(\d+ concurrent ADDs, \d+ DELs\): 10\.9\.0\.1[0-2] is held by two live pods: pod default\/q\d+/);
-    const crash = await CONCURRENT_IPAM_CHECK.judge(churn((n) => 10 + n, 999), ctx);
+    const crash = await CONCURRENT_IPAM_CHECK.judge(
+      churn((n) => 10 + n, 999),
+      ctx,
+    );
     expect(crash.status).toBe("failed");
     expect(crash.reason).toMatch(/wave \d+: an operation failed: ADD 3 failed with code 999/);
   });

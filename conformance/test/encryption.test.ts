@@ -9,9 +9,7 @@ function hop(node: string, stage: string, payload?: "plaintext" | "encrypted"): 
 }
 
 function delivered(path: Hop[], replyPath?: Hop[]): PacketResult {
-  return replyPath === undefined
-    ? { delivered: true, destination: "10.0.2.2", path }
-    : { delivered: true, destination: "10.0.2.2", path, replyDelivered: true, replyPath };
+  return replyPath === undefined ? { delivered: true, destination: "10.0.2.2", path } : { delivered: true, destination: "10.0.2.2", path, replyDelivered: true, replyPath };
 }
 
 describe("plaintextProblems (section G in the simulator)", () => {
@@ -48,8 +46,6 @@ describe("plaintextProblems (section G in the simulator)", () => {
       `${PAIR} crosses the underlay at n1 with plaintext payload: underlay at n1 (plaintext)`,
       `${PAIR} is not delivered (no FDB entry at node n2): nothing shows it crosses the underlay encrypted`,
     ]);
-    expect(plaintextProblems(PAIR, { delivered: false, destination: "10.0.2.2", path: [] })).toEqual([
-      `${PAIR} is not delivered (no reason given): nothing shows it crosses the underlay encrypted`,
-    ]);
+    expect(plaintextProblems(PAIR, { delivered: false, destination: "10.0.2.2", path: [] })).toEqual([`${PAIR} is not delivered (no reason given): nothing shows it crosses the underlay encrypted`]);
   });
 });

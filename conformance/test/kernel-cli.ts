@@ -19,7 +19,10 @@ const tsx = createRequire(join(root, "package.json")).resolve("tsx/esm");
 /** Network namespaces whose name mentions the lab (the lab's nodes, pods, router, etcd). */
 export function namespacesOf(lab: string): string[] {
   const out = spawnSync("ip", ["netns", "list"], { encoding: "utf8" });
-  return out.stdout.split("\n").map((l) => l.split(" ")[0]!).filter((ns) => ns.includes(lab));
+  return out.stdout
+    .split("\n")
+    .map((l) => l.split(" ")[0]!)
+    .filter((ns) => ns.includes(lab));
 }
 
 export interface KernelCli {

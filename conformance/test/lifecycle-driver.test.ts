@@ -99,7 +99,18 @@ function memoryDriver(bends: Bends = {}): LifecycleDriver {
       .filter(([, p]) => p.node === node)
       .map(([k, p]) => {
         const [containerId, ifName] = k.split("/") as [string, string];
-        return { key: k, containerId, ifName, netns: `/run/netns/${containerId}`, hostIf: `veth-${containerId}`, mac: "0a:58:00:00:00:02", mtu: 1500, addresses: [`${p.address}/24`], gateways: [gateway(node)], routes: [{ dst: "0.0.0.0/0", via: gateway(node) }] };
+        return {
+          key: k,
+          containerId,
+          ifName,
+          netns: `/run/netns/${containerId}`,
+          hostIf: `veth-${containerId}`,
+          mac: "0a:58:00:00:00:02",
+          mtu: 1500,
+          addresses: [`${p.address}/24`],
+          gateways: [gateway(node)],
+          routes: [{ dst: "0.0.0.0/0", via: gateway(node) }],
+        };
       }),
   });
   return {
@@ -151,7 +162,10 @@ describe("section B over a driver that is neither the simulator nor the kernel",
       expect(out.status === "passed" || out.status === "not applicable", `${c.id}: ${out.status} ${out.reason ?? ""}`).toBe(true);
     }
     const failed = await judge("cni.failed-add-leaks-nothing");
-    expect(failed.subResults?.find((s) => s.label.startsWith("failed ADD while the node is cut off"))).toMatchObject({ status: "not applicable", reason: "the memory driver cannot cut one node off from the cluster store" });
+    expect(failed.subResults?.find((s) => s.label.startsWith("failed ADD while the node is cut off"))).toMatchObject({
+      status: "not applicable",
+      reason: "the memory driver cannot cut one node off from the cluster store",
+    });
   });
 
   it("a DEL that keeps the address turns cni.del-releases red from the driver's stores and its full node, naming the node", async () => {
@@ -162,7 +176,10 @@ describe("section B over a driver that is neither the simulator nor the kernel",
   });
 
   it("CHECK that passes for anything turns cni.check-detects-missing red; a failing second DEL turns cni.del-idempotent red", async () => {
-    expect(await judge("cni.check-detects-missing", { checkAlwaysPasses: true })).toMatchObject({ status: "failed", reason: expect.stringMatching(/CHECK of never-added\/eth0 on node m-1 passed although it was never added/) });
+    expect(await judge("cni.check-detects-missing", { checkAlwaysPasses: true })).toMatchObject({
+      status: "failed",
+      reason: expect.stringMatching(/CHECK of never-added\/eth0 on node m-1 passed although it was never added/),
+    });
     expect(await judge("cni.del-idempotent", { secondDelFails: true })).toMatchObject({ status: "failed", reason: expect.stringMatching(/second DEL of del-twice\/eth0 on node m-1 threw/) });
   });
 });

@@ -121,10 +121,19 @@ describe("dataplaneDifferences: what a DEL left behind in, or took from, the nod
       gone: [],
     },
     { label: "a second copy of a route", after: { ...before, routes: [...before.routes, before.routes[1]!] }, leftBehind: ["route 10.244.2.0/26 via 198.51.100.12 dev tunl0"], gone: [] },
-    { label: "proxy ARP left on the deleted pod's interface", after: { ...before, sysctls: { ...before.sysctls, proxyArp: ["cali0001", "cali0007"] } }, leftBehind: ["proxy ARP on cali0007"], gone: [] },
+    {
+      label: "proxy ARP left on the deleted pod's interface",
+      after: { ...before, sysctls: { ...before.sysctls, proxyArp: ["cali0001", "cali0007"] } },
+      leftBehind: ["proxy ARP on cali0007"],
+      gone: [],
+    },
     {
       label: "the deleted pod's interface and filter left",
-      after: { ...before, pods: [...before.pods, { ...resident, key: "x/eth0", containerId: "x", hostIf: "cali0007", addresses: ["10.244.1.7/32"] }], filters: [{ pod: "x/eth0", direction: "ingress", rules: [], defaultAction: "drop" }] },
+      after: {
+        ...before,
+        pods: [...before.pods, { ...resident, key: "x/eth0", containerId: "x", hostIf: "cali0007", addresses: ["10.244.1.7/32"] }],
+        filters: [{ pod: "x/eth0", direction: "ingress", rules: [], defaultAction: "drop" }],
+      },
       leftBehind: ["ingress filter of x/eth0", "pod interface x/eth0 (host side cali0007, 10.244.1.7/32)"],
       gone: [],
     },

@@ -5,10 +5,7 @@ import { parsePolicyObject } from "@cnikit/netpol";
 import { POLICY_PROBES, probesFor } from "../src/checks/policy.ts";
 
 function policy(ports: Record<string, unknown>[]) {
-  return parsePolicyObject(
-    { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { namespace: "x", name: "p" }, spec: { podSelector: {}, ingress: [{ ports }] } },
-    "test",
-  );
+  return parsePolicyObject({ apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { namespace: "x", name: "p" }, spec: { podSelector: {}, ingress: [{ ports }] } }, "test");
 }
 
 describe("policy.matrix probes", () => {
@@ -18,7 +15,13 @@ describe("policy.matrix probes", () => {
   });
 
   it("adds, for every range, a port past its first, its last port and the port just past it, once each", () => {
-    const probes = probesFor([policy([{ port: 81, endPort: 90 }, { protocol: "UDP", port: 1000, endPort: 1001 }, { port: 81, endPort: 90 }])]);
+    const probes = probesFor([
+      policy([
+        { port: 81, endPort: 90 },
+        { protocol: "UDP", port: 1000, endPort: 1001 },
+        { port: 81, endPort: 90 },
+      ]),
+    ]);
     expect(probes.slice(POLICY_PROBES.length)).toEqual([
       { protocol: "TCP", port: 82 },
       { protocol: "TCP", port: 90 },
@@ -29,7 +32,12 @@ describe("policy.matrix probes", () => {
   });
 
   it("leaves out what the simulator cannot probe: SCTP, ports past 65535", () => {
-    const probes = probesFor([policy([{ protocol: "SCTP", port: 81, endPort: 90 }, { port: 65534, endPort: 65535 }])]);
+    const probes = probesFor([
+      policy([
+        { protocol: "SCTP", port: 81, endPort: 90 },
+        { port: 65534, endPort: 65535 },
+      ]),
+    ]);
     expect(probes.slice(POLICY_PROBES.length)).toEqual([{ protocol: "TCP", port: 65535 }]);
   });
 });

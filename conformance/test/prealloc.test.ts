@@ -54,24 +54,61 @@ describe("reservationProblems", () => {
   });
 
   const cases: { label: string; snap: FabricSnapshot; pods?: Pick<SimPod, "node" | "addresses" | "name">[]; expected: RegExp }[] = [
-    { label: "the broadcast address", snap: { ...GOOD, addresses: [...GOOD.addresses, { node: "n1", address: "198.51.100.255" }] }, expected: /198\.51\.100\.255 of n1: it is the broadcast address of 198\.51\.100\.0\/24/ },
+    {
+      label: "the broadcast address",
+      snap: { ...GOOD, addresses: [...GOOD.addresses, { node: "n1", address: "198.51.100.255" }] },
+      expected: /198\.51\.100\.255 of n1: it is the broadcast address of 198\.51\.100\.0\/24/,
+    },
     { label: "the network address", snap: { ...GOOD, addresses: [...GOOD.addresses, { node: "n2", address: "198.51.100.0" }] }, expected: /198\.51\.100\.0 of n2: it is the network address/ },
-    { label: "the gateway (router r1)", snap: { ...GOOD, addresses: [...GOOD.addresses, { node: "n2", address: "198.51.100.1" }] }, expected: /198\.51\.100\.1 of n2: it is the gateway of 198\.51\.100\.0\/24/ },
-    { label: "another node's primary", snap: { ...GOOD, addresses: [...GOOD.addresses, { node: "n1", address: "198.51.100.11" }] }, expected: /198\.51\.100\.11 of n1: it is the primary address of node n2/ },
+    {
+      label: "the gateway (router r1)",
+      snap: { ...GOOD, addresses: [...GOOD.addresses, { node: "n2", address: "198.51.100.1" }] },
+      expected: /198\.51\.100\.1 of n2: it is the gateway of 198\.51\.100\.0\/24/,
+    },
+    {
+      label: "another node's primary",
+      snap: { ...GOOD, addresses: [...GOOD.addresses, { node: "n1", address: "198.51.100.11" }] },
+      expected: /198\.51\.100\.11 of n1: it is the primary address of node n2/,
+    },
     { label: "a node's own primary", snap: { ...GOOD, addresses: [...GOOD.addresses, { node: "n1", address: "198.51.100.10" }] }, expected: /primary address of node n1/ },
     { label: "held by two nodes", snap: { ...GOOD, addresses: [...GOOD.addresses, { node: "n2", address: "198.51.100.2" }] }, expected: /198\.51\.100\.2 is held by 2 nodes: n1, n2/ },
-    { label: "outside the node's subnet", snap: { ...GOOD, addresses: [...GOOD.addresses, { node: "n1", address: "203.0.113.9" }] }, expected: /203\.0\.113\.9 of n1: outside every underlay subnet of n1/ },
+    {
+      label: "outside the node's subnet",
+      snap: { ...GOOD, addresses: [...GOOD.addresses, { node: "n1", address: "203.0.113.9" }] },
+      expected: /203\.0\.113\.9 of n1: outside every underlay subnet of n1/,
+    },
     { label: "held by a node that is not a member", snap: { ...GOOD, addresses: [...GOOD.addresses, { node: "gone", address: "198.51.100.9" }] }, expected: /gone is not a member of the cluster/ },
-    { label: "overlapping routes of two nodes", snap: { ...GOOD, routes: [...GOOD.routes, { dst: "10.244.0.16/28", node: "n2" }] }, expected: /10\.244\.0\.0\/24 -> n1 overlaps 10\.244\.0\.16\/28 -> n2/ },
-    { label: "a /32 route of the broadcast", snap: { ...GOOD, routes: [...GOOD.routes, { dst: "198.51.100.255/32", node: "n1" }] }, expected: /route 198\.51\.100\.255\/32 -> n1 covers 198\.51\.100\.255, the broadcast address/ },
-    { label: "a route over another node's secondary", snap: { ...GOOD, routes: [...GOOD.routes, { dst: "198.51.100.4/32", node: "n1" }] }, expected: /covers 198\.51\.100\.4, a secondary address of n2/ },
-    { label: "a route to a node that is not a member", snap: { ...GOOD, routes: [...GOOD.routes, { dst: "10.244.9.0/24", node: "gone" }] }, expected: /10\.244\.9\.0\/24 -> gone: gone is not a member/ },
+    {
+      label: "overlapping routes of two nodes",
+      snap: { ...GOOD, routes: [...GOOD.routes, { dst: "10.244.0.16/28", node: "n2" }] },
+      expected: /10\.244\.0\.0\/24 -> n1 overlaps 10\.244\.0\.16\/28 -> n2/,
+    },
+    {
+      label: "a /32 route of the broadcast",
+      snap: { ...GOOD, routes: [...GOOD.routes, { dst: "198.51.100.255/32", node: "n1" }] },
+      expected: /route 198\.51\.100\.255\/32 -> n1 covers 198\.51\.100\.255, the broadcast address/,
+    },
+    {
+      label: "a route over another node's secondary",
+      snap: { ...GOOD, routes: [...GOOD.routes, { dst: "198.51.100.4/32", node: "n1" }] },
+      expected: /covers 198\.51\.100\.4, a secondary address of n2/,
+    },
+    {
+      label: "a route to a node that is not a member",
+      snap: { ...GOOD, routes: [...GOOD.routes, { dst: "10.244.9.0/24", node: "gone" }] },
+      expected: /10\.244\.9\.0\/24 -> gone: gone is not a member/,
+    },
     {
       label: "a subnet over capacity (the whole subnet routed to a node)",
       snap: { ...GOOD, routes: [{ dst: "198.51.100.0/24", node: "n1" }] },
       expected: /subnet a \(198\.51\.100\.0\/24\) holds 261 addresses \(2 primary, 3 secondary, 256 routed\) but only 253 are usable/,
     },
-    { label: "a pod address outside its node's share", snap: GOOD, pods: [{ node: "n1", name: "a", addresses: ["198.51.100.4"] }], expected: /pod default\/a \(198\.51\.100\.4\) on node n1: 198\.51\.100\.4 is not among what the fabric gives n1 \(198\.51\.100\.2, 198\.51\.100\.3, 10\.244\.0\.0\/24\)/ },
+    {
+      label: "a pod address outside its node's share",
+      snap: GOOD,
+      pods: [{ node: "n1", name: "a", addresses: ["198.51.100.4"] }],
+      expected: /pod default\/a \(198\.51\.100\.4\) on node n1: 198\.51\.100\.4 is not among what the fabric gives n1 \(198\.51\.100\.2, 198\.51\.100\.3, 10\.244\.0\.0\/24\)/,
+    },
   ];
   for (const c of cases) {
     it(`turns red on ${c.label}`, () => {

@@ -13,7 +13,11 @@ describe("selectChecks", () => {
       label: "a section letter: exactly that section's checks, in report order",
       ids: ["C"],
       expected: (ids) => {
-        expect(ids).toEqual(listChecks().filter((c) => c.section === "C").map((c) => c.id));
+        expect(ids).toEqual(
+          listChecks()
+            .filter((c) => c.section === "C")
+            .map((c) => c.id),
+        );
         expect(ids).toEqual(expect.arrayContaining(["config.accepts-anchor-format", "config.invalid-refused", "claims.families", "claims.encapsulations"]));
       },
     },
@@ -21,7 +25,11 @@ describe("selectChecks", () => {
       label: "a prefix: exactly the ids that start with it",
       ids: ["fault.*"],
       expected: (ids) => {
-        expect(ids).toEqual(listChecks().filter((c) => c.id.startsWith("fault.")).map((c) => c.id));
+        expect(ids).toEqual(
+          listChecks()
+            .filter((c) => c.id.startsWith("fault."))
+            .map((c) => c.id),
+        );
         expect(ids).toEqual(expect.arrayContaining(["fault.message-loss", "fault.partition-heal", "fault.store-unavailable"]));
       },
     },
@@ -87,7 +95,10 @@ describe("honest figures, bounds and strictness", () => {
   it("names a bound for every dynamics and fault check the suite has", () => {
     const summary = { podRanges: ["10.0.0.0/16"], natOutgoing: true, encapsulations: [], convergenceMs: 30, crashDetectionMs: 400 };
     for (const [id, name] of Object.entries(CHECK_BOUNDS)) {
-      expect(listChecks().map((c) => c.id), id).toContain(id);
+      expect(
+        listChecks().map((c) => c.id),
+        id,
+      ).toContain(id);
       expect(boundMs(summary, name), id).toBe(name === "convergenceMs" ? 30 : name === "crashDetectionMs" ? 400 : 430);
     }
     expect(CHECK_BOUNDS["dyn.crash"]).toBe("crashDetectionMs");

@@ -68,12 +68,19 @@ describe("renderTable", () => {
       label: "the summary line counts not applicable and the required checks not run; strict makes them count as not passed",
       reports: [
         {
-          ...report("ref", [result("a.one", "passed"), result("a.two", "not run", "no table"), result("a.three", "not applicable", "no messages"), { ...result("a.four", "not run", "x"), required: false }]),
+          ...report("ref", [
+            result("a.one", "passed"),
+            result("a.two", "not run", "no table"),
+            result("a.three", "not applicable", "no messages"),
+            { ...result("a.four", "not run", "x"), required: false },
+          ]),
           strict: true,
         },
       ],
       expect: (text) => {
-        expect(text).toMatch(/: 1 passed, 0 failed, 0 errors, 2 not run, 1 not applicable, 0 not claimed; 1 required not run, 1 required not applicable in 1\.5 s — 2 REQUIRED CHECK\(S\) NOT PASSED \(strict/);
+        expect(text).toMatch(
+          /: 1 passed, 0 failed, 0 errors, 2 not run, 1 not applicable, 0 not claimed; 1 required not run, 1 required not applicable in 1\.5 s — 2 REQUIRED CHECK\(S\) NOT PASSED \(strict/,
+        );
         expect(text).toMatch(/a\.three\s+yes\s+not applicable/);
       },
     },

@@ -6,8 +6,6 @@ import { seededRandom } from "@cnikit/core";
 import { AddressPool } from "@cnikit/core";
 import { runIfMain, type Figure } from "./figures.ts";
 
-
-
 /** A /16 pool with `fill` of its capacity held, the free ones scattered at random. */
 function filledPool(fill: number): AddressPool {
   const pool = new AddressPool({ range: "10.20.0.0/16" });

@@ -113,7 +113,13 @@ export function parseAzureBenchArgs(argv: readonly string[]): AzureBenchOptions 
     if (flag === "--quick") continue;
     const name = (Object.keys(LIMITS) as (keyof AzureBenchOptions)[]).find((k) => flagOf(k) === flag);
     if (name === undefined) {
-      throw new ConfigError({ component: COMPONENT, field: flag, rule: `unknown argument; known: --quick, ${Object.keys(LIMITS).map((k) => `${flagOf(k)} N`).join(", ")}` });
+      throw new ConfigError({
+        component: COMPONENT,
+        field: flag,
+        rule: `unknown argument; known: --quick, ${Object.keys(LIMITS)
+          .map((k) => `${flagOf(k)} N`)
+          .join(", ")}`,
+      });
     }
     if (name === "classicNodes") classicGiven = true;
     const raw = argv[++i];
@@ -308,7 +314,16 @@ interface BurstRow {
 }
 
 /** `pods` ADDs at once on a fresh one-node cluster; the node had `WARM_MS` to settle first. */
-async function burstOn<C>(o: { label: string; backend: Backend<C>; config: C; pods: number; seed: number; clock: VirtualClock; store: MemoryDatastore | NncCountingStore; observed?: ObservedAzure }): Promise<BurstRow> {
+async function burstOn<C>(o: {
+  label: string;
+  backend: Backend<C>;
+  config: C;
+  pods: number;
+  seed: number;
+  clock: VirtualClock;
+  store: MemoryDatastore | NncCountingStore;
+  observed?: ObservedAzure;
+}): Promise<BurstRow> {
   const { clock } = o;
   const c = SimCluster.create({ backend: o.backend, config: o.config, topology: underlay(20), seed: o.seed, clock, store: o.store });
   try {
@@ -424,7 +439,21 @@ async function churn(o: { label: string; profile: Record<string, unknown>; walk:
   const config = parseAzureConfig({ maxPods: CHURN_MAX_PODS, ...o.profile });
   const nodeCount = o.walk[0]!.length;
   const c = SimCluster.create({ backend: observed.backend, config, topology: underlay(nodeSubnetLength(nodeCount + 1, CHURN_MAX_PODS)), seed: o.seed, clock, store: observed.store });
-  const r: ChurnResult = { label: o.label, subnet: o.subnet, idle: [], reserved: [], used: [], exhaustedSteps: 0, failures: new Map(), adds: 0, addMs: [], reconciles: [], joinWallMs: 0, joinReconcileWallMs: 0, wallMs: 0 };
+  const r: ChurnResult = {
+    label: o.label,
+    subnet: o.subnet,
+    idle: [],
+    reserved: [],
+    used: [],
+    exhaustedSteps: 0,
+    failures: new Map(),
+    adds: 0,
+    addMs: [],
+    reconciles: [],
+    joinWallMs: 0,
+    joinReconcileWallMs: 0,
+    wallMs: 0,
+  };
   try {
     const nodes = await drive(clock, c.addNodes(nodeCount), `${o.label}: ${nodeCount} nodes`);
     await clock.advance(WARM_MS);
@@ -496,7 +525,13 @@ async function churns(options: AzureBenchOptions): Promise<{ roomy: ChurnResult[
   const ours = { podIpAllocationMode: "DynamicIndividual", poolMonitor: "v2", reclaimIdle: true };
   const classicLength = nodeSubnetLength(options.classicNodes + 1, CHURN_MAX_PODS);
   const roomyResults = [
-    await churn({ label: `classic (maxPods ${CHURN_MAX_PODS})${options.classicNodes === options.nodes ? "" : `, first ${options.classicNodes} nodes†`}`, profile: {}, walk: walk.map((row) => row.slice(0, options.classicNodes)), subnet: `2 node subnets /${classicLength}`, seed }),
+    await churn({
+      label: `classic (maxPods ${CHURN_MAX_PODS})${options.classicNodes === options.nodes ? "" : `, first ${options.classicNodes} nodes†`}`,
+      profile: {},
+      walk: walk.map((row) => row.slice(0, options.classicNodes)),
+      subnet: `2 node subnets /${classicLength}`,
+      seed,
+    }),
     await churn({ label: "dynamic Azure-like (v1, reclaimIdle false)", profile: { ...azureLike, podSubnet: roomy }, walk, subnet: roomy, seed }),
     await churn({ label: "dynamic ours (v2 + reclaimIdle)", profile: { ...ours, podSubnet: roomy }, walk, subnet: roomy, seed }),
   ];
@@ -536,7 +571,22 @@ function failuresText(r: ChurnResult): string {
 function idleTable(results: readonly ChurnResult[]): string {
   const max = (xs: readonly number[]): number | string => (xs.length === 0 ? "—" : Math.max(...xs));
   return formatTable(
-    ["mode", "steps run", "pod addresses from", "idle/node mean", "idle p95", "idle max", "reserved Σ (mean)", "used Σ (mean)", "reserved / used", "steps exhausted", "ADDs failed", "ADDs that waited", "ADD virtual ms p95", "ADD virtual ms max"],
+    [
+      "mode",
+      "steps run",
+      "pod addresses from",
+      "idle/node mean",
+      "idle p95",
+      "idle max",
+      "reserved Σ (mean)",
+      "used Σ (mean)",
+      "reserved / used",
+      "steps exhausted",
+      "ADDs failed",
+      "ADDs that waited",
+      "ADD virtual ms p95",
+      "ADD virtual ms max",
+    ],
     results.map((r) => [
       r.label,
       r.gaveUp === undefined ? `${r.reserved.length}` : `${r.reserved.length} (given up*)`,
@@ -566,12 +616,38 @@ function gaveUpNotes(results: readonly ChurnResult[]): string {
 
 function latencyTable(results: readonly ChurnResult[], nodes: number): string {
   return formatTable(
-    ["mode", "reconciles", "wall ms Σ", "wall ms p50", "wall ms p95", "wall ms max", "virtual ms p50", "virtual ms p95", "virtual ms max", `join at ${nodes} nodes: wall ms`, "of it in reconciles: wall ms", "scenario wall s"],
+    [
+      "mode",
+      "reconciles",
+      "wall ms Σ",
+      "wall ms p50",
+      "wall ms p95",
+      "wall ms max",
+      "virtual ms p50",
+      "virtual ms p95",
+      "virtual ms max",
+      `join at ${nodes} nodes: wall ms`,
+      "of it in reconciles: wall ms",
+      "scenario wall s",
+    ],
     results.map((r) => {
       const wall = r.reconciles.map((x) => x.wallMs);
       const virtual = r.reconciles.map((x) => x.virtualMs);
       const joined = r.gaveUp === undefined;
-      return [r.label, r.reconciles.length, ms(total(wall)), ms(percentile(wall, 50)), ms(percentile(wall, 95)), ms(Math.max(0, ...wall)), percentile(virtual, 50), percentile(virtual, 95), Math.max(0, ...virtual), joined ? ms(r.joinWallMs) : "—", joined ? ms(r.joinReconcileWallMs) : "—", ms(r.wallMs / 1000)];
+      return [
+        r.label,
+        r.reconciles.length,
+        ms(total(wall)),
+        ms(percentile(wall, 50)),
+        ms(percentile(wall, 95)),
+        ms(Math.max(0, ...wall)),
+        percentile(virtual, 50),
+        percentile(virtual, 95),
+        Math.max(0, ...virtual),
+        joined ? ms(r.joinWallMs) : "—",
+        joined ? ms(r.joinReconcileWallMs) : "—",
+        ms(r.wallMs / 1000),
+      ];
     }),
   );
 }
@@ -588,14 +664,20 @@ export async function runAzureBench(options: AzureBenchOptions, command: string)
   );
 
   const { roomy, scarce, walk, scarceWalk } = await churns(options);
-  console.log(`\n### 2. Idle addresses per node over a ${options.nodes}-node churn (${options.steps} steps, pods per node a seeded walk 0..${WALK_MAX}, ±${WALK_STEP}; sampled ${SETTLE_MS / 1000} s after each step)\n`);
+  console.log(
+    `\n### 2. Idle addresses per node over a ${options.nodes}-node churn (${options.steps} steps, pods per node a seeded walk 0..${WALK_MAX}, ±${WALK_STEP}; sampled ${SETTLE_MS / 1000} s after each step)\n`,
+  );
   console.log(`demand: mean ${mean(walk.map(total)).toFixed(0)} pods, peak ${peakOf(walk)} pods in the cluster\n`);
   console.log(idleTable(roomy) + gaveUpNotes(roomy));
   if (options.classicNodes !== options.nodes) {
-    console.log(`\n† classic runs the walk of the first ${options.classicNodes} nodes (\`--classic-nodes N\` for more): building a classic cluster in the simulator costs ~nodes² × maxPods membership deliveries (every secondary address reaches every agent; ~3 minutes at 100 nodes), and a classic node's idle count, maxPods − pods, does not depend on the cluster size.`);
+    console.log(
+      `\n† classic runs the walk of the first ${options.classicNodes} nodes (\`--classic-nodes N\` for more): building a classic cluster in the simulator costs ~nodes² × maxPods membership deliveries (every secondary address reaches every agent; ~3 minutes at 100 nodes), and a classic node's idle count, maxPods − pods, does not depend on the cluster size.`,
+    );
   }
   const tight = scarce[0]!.subnet;
-  console.log(`\nScarcity: pod subnet ${tight} (${usableForLength(Number(tight.split("/")[1]))} usable); the walk scaled to peak ${peakOf(scarceWalk)} pods (mean ${mean(scarceWalk.map(total)).toFixed(0)}), peak + 1 per node = ${peakOf(scarceWalk) + options.nodes}\n`);
+  console.log(
+    `\nScarcity: pod subnet ${tight} (${usableForLength(Number(tight.split("/")[1]))} usable); the walk scaled to peak ${peakOf(scarceWalk)} pods (mean ${mean(scarceWalk.map(total)).toFixed(0)}), peak + 1 per node = ${peakOf(scarceWalk) + options.nodes}\n`,
+  );
   console.log(idleTable(scarce) + gaveUpNotes(scarce));
   console.log(`\n### 3. Controller reconciles during the churn (every reconcile), and one more node joining\n`);
   console.log(latencyTable([...roomy, ...scarce], options.nodes));
@@ -612,7 +694,14 @@ export async function runAzureBench(options: AzureBenchOptions, command: string)
   for (const r of [...roomy, ...scarce]) {
     figures.push({ name: `churn ${options.nodes} nodes, ${r.label}: idle per node (mean)`, value: mean(r.idle), unit: "addresses" });
     figures.push({ name: `churn ${options.nodes} nodes, ${r.label}: ADDs failed`, value: total([...r.failures.values()]), unit: "ADDs" });
-    figures.push({ name: `churn ${options.nodes} nodes, ${r.label}: reconcile p95 (wall)`, value: percentile(r.reconciles.map((x) => x.wallMs), 95), unit: "ms" });
+    figures.push({
+      name: `churn ${options.nodes} nodes, ${r.label}: reconcile p95 (wall)`,
+      value: percentile(
+        r.reconciles.map((x) => x.wallMs),
+        95,
+      ),
+      unit: "ms",
+    });
   }
   return figures;
 }

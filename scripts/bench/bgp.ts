@@ -254,12 +254,22 @@ async function tenThousand(): Promise<{ toBird: number; fromBird: number }> {
   try {
     s.addPeer({ address: "127.0.5.1", port: birdPort, asn: 64512 });
     await s.start();
-    await until("the session", () => s.peerState("127.0.5.1") === "Established", (fn) => s.onSessionState(fn), 20_000);
+    await until(
+      "the session",
+      () => s.peerState("127.0.5.1") === "Established",
+      (fn) => s.onSessionState(fn),
+      20_000,
+    );
     await sleep(500);
     // BIRD -> ours
     const t2 = performance.now();
     await c.command("enable extra");
-    const t3 = await until("10,000 routes from BIRD", () => s.routeCount === 10_000, (fn) => s.onRouteChange(fn), 60_000);
+    const t3 = await until(
+      "10,000 routes from BIRD",
+      () => s.routeCount === 10_000,
+      (fn) => s.onRouteChange(fn),
+      60_000,
+    );
     if (!theirs.every((p) => s.route(p)?.attributes.nextHop === "127.0.5.1")) throw new Error("bench: our table differs from what BIRD sent");
     await sleep(500);
     // ours -> BIRD

@@ -75,7 +75,16 @@ interface Phases {
 }
 
 function pod(pods: string[], i: number, tag: string): RuntimeConf {
-  return { containerId: `${tag}-c${i}`, netns: `/var/run/netns/${pods[i]!}`, ifName: "eth0", args: [["IgnoreUnknown", "1"], ["K8S_POD_NAMESPACE", "bench"], ["K8S_POD_NAME", `p${i}`]] };
+  return {
+    containerId: `${tag}-c${i}`,
+    netns: `/var/run/netns/${pods[i]!}`,
+    ifName: "eth0",
+    args: [
+      ["IgnoreUnknown", "1"],
+      ["K8S_POD_NAMESPACE", "bench"],
+      ["K8S_POD_NAME", `p${i}`],
+    ],
+  };
 }
 
 /** 200 sequential ADDs, 200 sequential DELs, then 100 parallel ADDs (timed) and their DELs. */
@@ -118,7 +127,10 @@ async function spawnMedian(argv: string[], n: number, env: Record<string, string
     });
     times.push(performance.now() - t0);
   }
-  return percentile(times.sort((a, b) => a - b), 50);
+  return percentile(
+    times.sort((a, b) => a - b),
+    50,
+  );
 }
 
 function referenceSubject(scratch: Scratch, nodeNs: string): Subject {

@@ -93,7 +93,10 @@ export interface SweepSummary {
 /** "1-5,9" -> [1,2,3,4,5,9]. Throws a TypeError naming the flag on anything else. */
 export function parseRanges(flag: string, text: string): number[] {
   const out: number[] = [];
-  for (const part of text.split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part);
     if (!m) throw new TypeError(`--${flag}: ${JSON.stringify(part)} is not a number or a range a-b`);
     const lo = Number(m[1]);
@@ -125,11 +128,18 @@ export function parseSweepArgs(argv: string[]): SweepOptions {
           .map((p) => ({ nodes: p.nodes, seeds: parseRanges("seeds", p.seeds) }))
           .concat((nodeCounts ?? []).filter((n) => !DEFAULT_PLAN.some((p) => p.nodes === n)).map((nodes) => ({ nodes, seeds: parseRanges("seeds", "1-50") })));
   for (const p of plan) if (p.nodes < 2) throw new TypeError(`--nodes: ${p.nodes} is below the suite's minimum of 2`);
-  const checks = values.checks?.split(",").map((s) => s.trim()).filter(Boolean) ?? defaultChecks();
+  const checks =
+    values.checks
+      ?.split(",")
+      .map((s) => s.trim())
+      .filter(Boolean) ?? defaultChecks();
   selectChecks(checks); // throws ConfigError naming an unknown id now, not in every worker
   const jobs = values.jobs === undefined ? availableParallelism() : Number(values.jobs);
   if (!Number.isInteger(jobs) || jobs < 1) throw new TypeError(`--jobs must be a positive integer, got ${JSON.stringify(values.jobs)}`);
-  const only = values.only?.split(",").map((s) => s.trim()).filter(Boolean);
+  const only = values.only
+    ?.split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   return { plan, checks, jobs, ...(only ? { only } : {}) };
 }
 

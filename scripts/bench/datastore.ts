@@ -11,7 +11,6 @@ import { join } from "node:path";
 import { ConflictError, FileDatastore, MemoryDatastore, type Datastore } from "@cnikit/core";
 import { runIfMain, type Figure } from "./figures.ts";
 
-
 const KEYS = 1000;
 
 async function seed(store: Datastore): Promise<void> {

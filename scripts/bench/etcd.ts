@@ -17,7 +17,6 @@ async function seed(store: Datastore): Promise<void> {
   for (let i = 0; i < KEYS; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => store.put(`bench/${i + j}`, "0")));
 }
 
-
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }

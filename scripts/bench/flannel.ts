@@ -44,7 +44,16 @@ async function leaseThroughput(): Promise<Figure[]> {
     const store = new MemoryDatastore({ clock });
     const random = seededRandom(42);
     const acquire = (i: number) =>
-      flannelLeaseKeeper({ store, local: new MemoryDatastore({ clock }), localKey: "/flannel/lease", config: CONFIG, attrs: { BackendType: "vxlan", PublicIP: nodeInfo(i).underlay[0]!.address, NodeName: `node-${i}` }, clock, random, log: silentLogger }).acquire();
+      flannelLeaseKeeper({
+        store,
+        local: new MemoryDatastore({ clock }),
+        localKey: "/flannel/lease",
+        config: CONFIG,
+        attrs: { BackendType: "vxlan", PublicIP: nodeInfo(i).underlay[0]!.address, NodeName: `node-${i}` },
+        clock,
+        random,
+        log: silentLogger,
+      }).acquire();
     const t0 = performance.now();
     let conflicts = 0;
     if (concurrent) {

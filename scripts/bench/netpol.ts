@@ -4,10 +4,20 @@
 // from a seeded PRNG, so every run measures the same input. Wall-clock figures; nothing asserted.
 // Run alone: pnpm exec tsx --conditions=source scripts/bench/netpol.ts
 import { seededRandom } from "@cnikit/core";
-import { NftNodeCompiler, PolicyEvaluator, compileFilters, compileNft, indexPolicies, nftStats, nftUpdate, parsePolicies, renderNft, type Cluster, type PolicyModel } from "../../packages/netpol/src/index.ts";
+import {
+  NftNodeCompiler,
+  PolicyEvaluator,
+  compileFilters,
+  compileNft,
+  indexPolicies,
+  nftStats,
+  nftUpdate,
+  parsePolicies,
+  renderNft,
+  type Cluster,
+  type PolicyModel,
+} from "../../packages/netpol/src/index.ts";
 import { runIfMain, type Figure } from "./figures.ts";
-
-
 
 const NAMESPACES = 20;
 const PODS = 1000;
@@ -48,9 +58,11 @@ export function policies(random: () => number): string {
     const kind = i % 10;
     let spec: string;
     if (kind <= 3) spec = `{podSelector: {matchLabels: {app: ${app}}}, ingress: [{from: [{podSelector: {matchLabels: {app: ${other}}}}], ports: [{port: 80}, {port: 8080}]}]}`;
-    else if (kind <= 5) spec = `{podSelector: {matchLabels: {app: ${app}}}, ingress: [{from: [{namespaceSelector: {matchLabels: {team: t${i % TEAMS}}}, podSelector: {matchExpressions: [{key: tier, operator: In, values: [web, api]}]}}]}]}`;
+    else if (kind <= 5)
+      spec = `{podSelector: {matchLabels: {app: ${app}}}, ingress: [{from: [{namespaceSelector: {matchLabels: {team: t${i % TEAMS}}}, podSelector: {matchExpressions: [{key: tier, operator: In, values: [web, api]}]}}]}]}`;
     else if (kind === 6) spec = `{podSelector: {matchLabels: {tier: db}}, ingress: [{from: [{ipBlock: {cidr: 10.64.0.0/14, except: [10.65.0.0/16, 10.66.${i % 250}.0/24]}}], ports: [{port: 5432}]}]}`;
-    else if (kind === 7) spec = `{podSelector: {matchLabels: {app: ${app}}}, policyTypes: [Egress], egress: [{to: [{namespaceSelector: {matchLabels: {env: prod}}}], ports: [{port: 8000, endPort: 8100}, {protocol: UDP, port: 53}]}]}`;
+    else if (kind === 7)
+      spec = `{podSelector: {matchLabels: {app: ${app}}}, policyTypes: [Egress], egress: [{to: [{namespaceSelector: {matchLabels: {env: prod}}}], ports: [{port: 8000, endPort: 8100}, {protocol: UDP, port: 53}]}]}`;
     else if (kind === 8) spec = `{podSelector: {matchLabels: {app: ${app}}}, ingress: [{from: [{namespaceSelector: {}}], ports: [{port: http}, {port: metrics}]}], egress: [{ports: [{port: http}]}]}`;
     else spec = `{podSelector: {}, policyTypes: [Ingress]}`;
     docs.push(`---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: np${i}, namespace: ${ns}}\nspec: ${spec}\n`);

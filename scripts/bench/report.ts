@@ -61,7 +61,9 @@ export function reportMarkdown(saved: SavedRun & { run: BenchRunMeta }, plots: r
   const { run } = saved;
   const m = run.machine;
   const scenarios = [...new Set(plots.map((p) => p.file.replace(/^[a-z]+-/, "").replace(/\.svg$/, "")))];
-  const tables = renderMarkdown(saved.reports).replace(/^# .*\n/, "").replace(/^## /gm, "### ");
+  const tables = renderMarkdown(saved.reports)
+    .replace(/^# .*\n/, "")
+    .replace(/^## /gm, "### ");
   return [
     "# cnikit-bench: the latest report",
     "",
@@ -82,11 +84,7 @@ export function reportMarkdown(saved: SavedRun & { run: BenchRunMeta }, plots: r
     "Message plots: per N, each backend/config's median peer messages and store watch events, stacked, beside the red dashed lower bound LB",
     "(per-route announcements of a full mesh; a store listing can hand a newcomer its table in one response, so a store-based backend can be below LB).",
     "",
-    ...scenarios.flatMap((id) =>
-      plots
-        .filter((p) => p.file.endsWith(`-${id}.svg`))
-        .flatMap((p) => [`### ${p.title}`, "", p.description, "", `![${p.title}](${p.file})`, ""]),
-    ),
+    ...scenarios.flatMap((id) => plots.filter((p) => p.file.endsWith(`-${id}.svg`)).flatMap((p) => [`### ${p.title}`, "", p.description, "", `![${p.title}](${p.file})`, ""])),
     "## Tables",
     "",
     tables.trim(),
@@ -122,7 +120,12 @@ export async function generate(argv: readonly string[]): Promise<string> {
   const dash = argv.indexOf("--");
   const own = dash === -1 ? argv : argv.slice(0, dash);
   const groups = dash === -1 ? [DEFAULT_ARGS] : splitGroups(argv.slice(dash + 1));
-  const { values } = parseArgs({ args: [...own], options: { out: { type: "string" }, from: { type: "string" }, command: { type: "string" }, note: { type: "string" } }, strict: true, allowPositionals: false });
+  const { values } = parseArgs({
+    args: [...own],
+    options: { out: { type: "string" }, from: { type: "string" }, command: { type: "string" }, note: { type: "string" } },
+    strict: true,
+    allowPositionals: false,
+  });
   const out = resolve(ROOT, values.out ?? "docs/bench");
   await mkdir(out, { recursive: true });
   const json = join(out, "bench.json");
@@ -132,7 +135,8 @@ export async function generate(argv: readonly string[]): Promise<string> {
     saved = JSON.parse(await readFile(resolve(values.from), "utf8")) as SavedRun;
     if (saved.run) run = { ...saved.run, ...(values.note !== undefined ? { note: values.note } : {}) };
     else {
-      if (values.command === undefined) throw new ConfigError({ component: COMPONENT, field: "--command", rule: `is required with --from when the JSON has no run record (${values.from} came from cnikit-bench --json)` });
+      if (values.command === undefined)
+        throw new ConfigError({ component: COMPONENT, field: "--command", rule: `is required with --from when the JSON has no run record (${values.from} came from cnikit-bench --json)` });
       run = { command: values.command, date: saved.reports[0]?.startedAt ?? new Date().toISOString(), machine: thisMachine(), note: values.note ?? DEFAULT_NOTE };
     }
   } else {

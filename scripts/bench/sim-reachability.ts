@@ -9,7 +9,6 @@ import { emptyDataplane, type NodeDataplane, type NodeInfo } from "@cnikit/core"
 import { SimFabric, type SimTopology } from "@cnikit/sim";
 import { runIfMain, type Figure } from "./figures.ts";
 
-
 const PODS_PER_NODE = 20;
 
 function mac(n: number, kind: number): string {

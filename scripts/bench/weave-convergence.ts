@@ -64,7 +64,15 @@ async function benchSize(n: number): Promise<Figure[]> {
       { name: "a", cidr: "100.64.0.0/16", gateway: "100.64.0.1", mtu: 1500 },
       { name: "ext", cidr: "192.0.2.0/24", gateway: "192.0.2.1", mtu: 1500 },
     ],
-    routers: [{ name: "r1", interfaces: [{ subnet: "a", address: "100.64.0.1" }, { subnet: "ext", address: "192.0.2.1" }] }],
+    routers: [
+      {
+        name: "r1",
+        interfaces: [
+          { subnet: "a", address: "100.64.0.1" },
+          { subnet: "ext", address: "192.0.2.1" },
+        ],
+      },
+    ],
     externals: [{ name: "internet", address: "192.0.2.200", subnet: "ext" }],
   };
   const config = weave.parseConfig({ CONN_LIMIT: "0" });

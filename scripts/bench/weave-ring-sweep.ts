@@ -27,5 +27,7 @@ for (let seed = first; seed < first + count; seed++) {
     console.log(r.line);
   }
 }
-console.log(`weave ring sweep: seeds ${first}..${first + count - 1}, ${steps} steps, loss ${lossRate}, 3-${maxPeers} peers: ${failed} failed, ${granted} allocations held at the end, ${Math.round(performance.now() - started)} ms`);
+console.log(
+  `weave ring sweep: seeds ${first}..${first + count - 1}, ${steps} steps, loss ${lossRate}, 3-${maxPeers} peers: ${failed} failed, ${granted} allocations held at the end, ${Math.round(performance.now() - started)} ms`,
+);
 process.exitCode = failed > 0 ? 1 : 0;

@@ -39,7 +39,11 @@ async function measure(label: string, options: SleeveLabOptions, mb: number): Pr
     }
     let drops = "-";
     if (options.mode === "sleeve") {
-      const all = [await lab.stats(0), await lab.stats(1)].flatMap((s) => Object.entries(s.drops).filter(([, n]) => n > 0).map(([why, n]) => `${why} ${n}`));
+      const all = [await lab.stats(0), await lab.stats(1)].flatMap((s) =>
+        Object.entries(s.drops)
+          .filter(([, n]) => n > 0)
+          .map(([why, n]) => `${why} ${n}`),
+      );
       drops = all.length === 0 ? "none" : all.join(", ");
     }
     return { mode: label, mtu: lab.mtu, mbps, drops };
@@ -67,7 +71,12 @@ export async function benchWeaveSleeve(mb = 64): Promise<Figure[]> {
     console.log(`  ${"port".padEnd(22)} ${"MTU".padStart(5)} ${"MB/s".padStart(9)} ${"vs fastdp".padStart(10)}  runs (MB/s)            relay drops`);
     for (const r of rows) {
       const m = median(r.mbps);
-      console.log(`  ${r.mode.padEnd(22)} ${String(r.mtu).padStart(5)} ${m.toFixed(1).padStart(9)} ${`${((m / base) * 100).toFixed(0)} %`.padStart(10)}  ${r.mbps.map((x) => x.toFixed(1)).join(", ").padEnd(22)} ${r.drops}`);
+      console.log(
+        `  ${r.mode.padEnd(22)} ${String(r.mtu).padStart(5)} ${m.toFixed(1).padStart(9)} ${`${((m / base) * 100).toFixed(0)} %`.padStart(10)}  ${r.mbps
+          .map((x) => x.toFixed(1))
+          .join(", ")
+          .padEnd(22)} ${r.drops}`,
+      );
     }
     console.log("");
     return rows.map((r) => ({ name: `weave ${r.mode} pod→pod`, value: median(r.mbps), unit: "MB/s" }));

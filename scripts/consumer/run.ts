@@ -221,11 +221,31 @@ async function main(): Promise<void> {
     await step("npx cnikit-bench: tiny-routes and the reference side by side", async () => {
       const out = await must(
         "npx",
-        ["--no-install", "cnikit-bench", "--backend", "./dist/src/tiny-routes.js", "--config", "tiny-routes.json", "--backend", "reference", "--nodes", "3", "--scenarios", "join", "--runs", "1", "--json", "bench.json"],
+        [
+          "--no-install",
+          "cnikit-bench",
+          "--backend",
+          "./dist/src/tiny-routes.js",
+          "--config",
+          "tiny-routes.json",
+          "--backend",
+          "reference",
+          "--nodes",
+          "3",
+          "--scenarios",
+          "join",
+          "--runs",
+          "1",
+          "--json",
+          "bench.json",
+        ],
         project,
         { CI: "1" },
       );
-      const rows = out.split("\n").filter((l) => l.startsWith("|")).map(cells);
+      const rows = out
+        .split("\n")
+        .filter((l) => l.startsWith("|"))
+        .map(cells);
       const holds = (name: string): boolean => rows.some((r) => r.some((c) => c.startsWith(name)));
       if (!holds("tiny-routes") || !holds("reference")) throw new StepError(`cnikit-bench's table does not hold both tiny-routes and reference:\n${out}`);
     });

@@ -125,7 +125,9 @@ export const claimsChecks: CheckDefinition[] = [
         if (!node.alive) continue;
         for (const { encapsulation, link } of linkEncapsulations(h.cluster.dataplane(node.name))) {
           if (!declared.includes(encapsulation)) {
-            problems.push(`node ${node.name} (${node.info.underlay[0]?.address ?? "no underlay address"}) builds ${encapsulation} link ${link}, but the config's summary declares only ${declared.join(", ") || "none"} (pod MTU headroom is derived from the summary)`);
+            problems.push(
+              `node ${node.name} (${node.info.underlay[0]?.address ?? "no underlay address"}) builds ${encapsulation} link ${link}, but the config's summary declares only ${declared.join(", ") || "none"} (pod MTU headroom is derived from the summary)`,
+            );
           } else if (!claimed.includes(encapsulation)) {
             problems.push(`node ${node.name} builds ${encapsulation} link ${link}, an encapsulation capabilities.encapsulations does not claim`);
           }

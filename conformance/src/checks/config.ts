@@ -10,9 +10,7 @@ import type { SubResult } from "../types.ts";
 
 function stable(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) =>
-    v !== null && typeof v === "object" && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
+    v !== null && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
   );
 }
 
@@ -70,7 +68,11 @@ export const configChecks: CheckDefinition[] = [
     gate: (ctx) =>
       ctx.invalidConfigs && ctx.invalidConfigs.length > 0
         ? undefined
-        : { status: "not run", reason: "the backend provides no table of invalid configs: export `conformance = { invalidConfigs: [{ label, config, field }] }` from the backend's module (the CLI loads it), or pass the option invalidConfigs / --invalid-configs <file>" },
+        : {
+            status: "not run",
+            reason:
+              "the backend provides no table of invalid configs: export `conformance = { invalidConfigs: [{ label, config, field }] }` from the backend's module (the CLI loads it), or pass the option invalidConfigs / --invalid-configs <file>",
+          },
     async run(env) {
       const cases = env.invalidConfigs ?? [];
       const subResults: SubResult[] = [];
@@ -92,7 +94,8 @@ export const configChecks: CheckDefinition[] = [
           const problem = refusalProblem(parseError, c.field);
           const revisionAfter = await h.store.revision();
           if (problem) subResults.push({ label: c.label, status: "failed", reason: `${c.label}: ${problem}` });
-          else if (revisionAfter !== revisionBefore) subResults.push({ label: c.label, status: "failed", reason: `${c.label}: refused, but the store revision moved from ${revisionBefore} to ${revisionAfter}` });
+          else if (revisionAfter !== revisionBefore)
+            subResults.push({ label: c.label, status: "failed", reason: `${c.label}: refused, but the store revision moved from ${revisionBefore} to ${revisionAfter}` });
           else subResults.push({ label: c.label, status: "passed" });
           continue;
         }
@@ -103,8 +106,14 @@ export const configChecks: CheckDefinition[] = [
         const err = await thrown(() => fresh.cluster.addNode({ name: "c-invalid" }));
         const after = await fresh.store.revision();
         const problem = refusalProblem(err, c.field);
-        if (problem) subResults.push({ label: c.label, status: "failed", reason: `${c.label}: ${problem === "was accepted" ? "was accepted by parseConfig and by a starting node" : `was accepted by parseConfig, and a starting node ${problem.replace(/^was /, "")}`}` });
-        else if (after !== before) subResults.push({ label: c.label, status: "failed", reason: `${c.label}: refused at node start, but only after writing to the store (revision ${before} -> ${after})` });
+        if (problem)
+          subResults.push({
+            label: c.label,
+            status: "failed",
+            reason: `${c.label}: ${problem === "was accepted" ? "was accepted by parseConfig and by a starting node" : `was accepted by parseConfig, and a starting node ${problem.replace(/^was /, "")}`}`,
+          });
+        else if (after !== before)
+          subResults.push({ label: c.label, status: "failed", reason: `${c.label}: refused at node start, but only after writing to the store (revision ${before} -> ${after})` });
         else subResults.push({ label: c.label, status: "passed" });
       }
       const failed = subResults.filter((s) => s.status !== "passed");

@@ -7,17 +7,7 @@ import type { NodeDataplane } from "@cnikit/core";
 import type { SimPod } from "@cnikit/sim";
 import { SOURCES, fail, pass } from "../check.ts";
 import type { CheckDefinition, CheckEnv } from "../check.ts";
-import {
-  addPods,
-  converge,
-  describeError,
-  fullReachProblems,
-  ipamProblems,
-  livePods,
-  startMetrics,
-  summarizeProblems,
-  thrown,
-} from "../harness.ts";
+import { addPods, converge, describeError, fullReachProblems, ipamProblems, livePods, startMetrics, summarizeProblems, thrown } from "../harness.ts";
 import type { Harness } from "../harness.ts";
 import { departedOf, staleProblems } from "../stale.ts";
 import type { Departed } from "../stale.ts";
@@ -303,9 +293,7 @@ function normalizedView(h: Harness): string {
         .filter((p) => p.node === node.name)
         .map((p) => p.name)
         .sort(),
-      routes: dp.routes
-        .map((r) => `${r.type ?? "unicast"} ${coveredBy(r.dst)}${r.table === undefined ? "" : ` table ${r.table}`} -> ${r.via === undefined ? "direct" : ownerOf(r.via)}`)
-        .sort(),
+      routes: dp.routes.map((r) => `${r.type ?? "unicast"} ${coveredBy(r.dst)}${r.table === undefined ? "" : ` table ${r.table}`} -> ${r.via === undefined ? "direct" : ownerOf(r.via)}`).sort(),
       fdb: dp.fdb.map((f) => ownerOf(f.dst)).sort(),
       neighbours: dp.neighbours.map((n) => `${ownerOf(n.ip)} -> ${fdbTo.get(n.mac.toLowerCase()) ?? "(no FDB entry)"}`).sort(),
       links: dp.links.map((l) => `${l.kind}:${l.name}`).sort(),
@@ -402,13 +390,18 @@ export const dynamicsChecks: CheckDefinition[] = [
       const before = new Map(names.map((n) => [n, JSON.parse(JSON.stringify(h.cluster.dataplane(n))) as NodeDataplane]));
       const m = startMetrics(h);
       await h.cluster.restartAgent(victim);
-      const conv = await converge(h, env.summary.convergenceMs, () => {
-        const diffs = names
-          .map((n) => [n, dataplaneDiff(before.get(n)!, h.cluster.dataplane(n))] as const)
-          .filter(([, d]) => d !== "")
-          .map(([n, d]) => `the dataplane of node ${n} changed: ${d}`);
-        return diffs.length > 0 ? summarizeProblems(diffs, 2) : undefined;
-      }, { observeMs: env.summary.convergenceMs });
+      const conv = await converge(
+        h,
+        env.summary.convergenceMs,
+        () => {
+          const diffs = names
+            .map((n) => [n, dataplaneDiff(before.get(n)!, h.cluster.dataplane(n))] as const)
+            .filter(([, d]) => d !== "")
+            .map(([n, d]) => `the dataplane of node ${n} changed: ${d}`);
+          return diffs.length > 0 ? summarizeProblems(diffs, 2) : undefined;
+        },
+        { observeMs: env.summary.convergenceMs },
+      );
       const metrics = withConvergence(m, conv, m.startedAt);
       if (!conv.converged) return fail(`${env.summary.convergenceMs} ms after the agent on node ${victim} restarted: ${conv.problem}`, { metrics });
       const problems: string[] = [];

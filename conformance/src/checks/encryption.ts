@@ -35,11 +35,7 @@ import type { CheckDefinition } from "../check.ts";
 import { describePod, podEndpoint, summarizeProblems } from "../harness.ts";
 
 /** The probes of section G: what the other simulator checks send between pods. */
-export const ENCRYPTION_PROBES: readonly { protocol: Protocol; port?: number }[] = [
-  { protocol: "tcp", port: 80 },
-  { protocol: "udp", port: 53 },
-  { protocol: "icmp" },
-];
+export const ENCRYPTION_PROBES: readonly { protocol: Protocol; port?: number }[] = [{ protocol: "tcp", port: 80 }, { protocol: "udp", port: 53 }, { protocol: "icmp" }];
 
 function probeText(p: { protocol: Protocol; port?: number }): string {
   return p.port === undefined ? p.protocol : `${p.protocol}/${p.port}`;

@@ -245,7 +245,11 @@ async function fillNode(d: LifecycleDriver, node: string, tag: string, limit = F
       result = await d.attach(node, d.attachment(id));
     } catch (err) {
       if (errorCode(err) === 100) return { held, exhausted: true, problems: [] };
-      return { held, exhausted: false, problems: [`ADD ${id}/eth0 on node ${node}, after ${held.length} ADDs that filled the node, failed with ${describeError(err)}; expected an address or PoolExhaustedError (100)`] };
+      return {
+        held,
+        exhausted: false,
+        problems: [`ADD ${id}/eth0 on node ${node}, after ${held.length} ADDs that filled the node, failed with ${describeError(err)}; expected an address or PoolExhaustedError (100)`],
+      };
     }
     const address = firstAddress(result);
     if (!address) return { held, exhausted: false, problems: [`ADD ${id}/eth0 on node ${node} returned no address`] };
@@ -298,7 +302,9 @@ async function refillProblems(d: LifecycleDriver, node: string, victims: Held[],
   // The family that ran out hands out only released addresses (another family's share may be larger).
   const stranger = held.filter((x) => !x.addresses.some((a) => releasedAll.has(a)));
   if (stranger.length > 0 && held.length <= victims.length) {
-    problems.push(`after ${what} of ${list} on the full node ${node}, ADD handed out ${stranger.map((s) => `${s.addresses.join(" + ")} (to ${key(s.ref)})`).join(", ")}, none of which was among the released addresses`);
+    problems.push(
+      `after ${what} of ${list} on the full node ${node}, ADD handed out ${stranger.map((s) => `${s.addresses.join(" + ")} (to ${key(s.ref)})`).join(", ")}, none of which was among the released addresses`,
+    );
   }
   return { problems, held };
 }
@@ -388,7 +394,9 @@ async function churnLeg(
   // Within the convergence bound: a release the backend records asynchronously has landed by then.
   const p = await eventually(d, boundMs, async () => {
     const grown = [...(await keysOf())].filter((k) => !baseline!.has(k));
-    return grown.length > 0 ? [`after ${pairs} ADD/${what} pairs of one pod at a time on node ${node}, ${grown.length} key(s) appeared that were not there after the first ${CHURN_WARMUP}: ${summarizeProblems(grown, 3)}`] : [];
+    return grown.length > 0
+      ? [`after ${pairs} ADD/${what} pairs of one pod at a time on node ${node}, ${grown.length} key(s) appeared that were not there after the first ${CHURN_WARMUP}: ${summarizeProblems(grown, 3)}`]
+      : [];
   });
   return { problems: p, sub: subOf(label, p) };
 }
@@ -452,7 +460,14 @@ function ownedEntries(snap: Snapshot, pod: { containerId: string; addresses: str
  * Whether a live pod's records survived an operation on another attachment: every entry that named
  * its container id or address before still names it after.
  */
-async function keptRecordsProblems(d: LifecycleDriver, node: string, before: Snapshot, pod: { containerId: string; addresses: string[]; key: string }, traceContainerId: boolean, what: string): Promise<string[]> {
+async function keptRecordsProblems(
+  d: LifecycleDriver,
+  node: string,
+  before: Snapshot,
+  pod: { containerId: string; addresses: string[]; key: string },
+  traceContainerId: boolean,
+  what: string,
+): Promise<string[]> {
   const after = await d.stores(node);
   const had = ownedEntries(before, pod, traceContainerId);
   const has = ownedEntries(after, pod, traceContainerId);
@@ -750,7 +765,8 @@ export function resultVsDataplaneProblems(result: AttachResult, pod: PodAttachme
     }
     const onPrefix = prefix.length < prefix.bits && prefix.contains(gw);
     const onLink = iface.routes.some((r) => (r.scopeLink === true || r.via === undefined) && safeContains(r.dst, gw));
-    if (!onPrefix && !onLink) problems.push(`${where}: gateway ${gw} is neither on the pod's prefix ${prefix.toString()} nor covered by an on-link route in the pod (routes: ${describeRoutes(iface)})`);
+    if (!onPrefix && !onLink)
+      problems.push(`${where}: gateway ${gw} is neither on the pod's prefix ${prefix.toString()} nor covered by an on-link route in the pod (routes: ${describeRoutes(iface)})`);
   });
   const routeKey = (dst: string, via: string | undefined): string => `${canonPrefix(dst)} via ${via === undefined ? "(on-link)" : canonAddress(via)}`;
   const podRoutes = new Set(iface.routes.filter((r) => r.scopeLink !== true).map((r) => routeKey(r.dst, r.via)));
@@ -859,7 +875,8 @@ export const LIFECYCLE_CHECKS: readonly LifecycleCheck[] = Object.freeze([
       }
       const settled = await d.attachConcurrently(node, [d.attachment("idem-concurrent"), d.attachment("idem-concurrent")]);
       const ok = settled.filter((s): s is PromiseFulfilledResult<AttachResult> => s.status === "fulfilled").map((s) => s.value);
-      if (ok.length === 0) problems.push(`two concurrent ADDs of idem-concurrent/eth0 on node ${node} both failed: ${settled.map((s) => (s.status === "rejected" ? describeError(s.reason) : "")).join(" / ")}`);
+      if (ok.length === 0)
+        problems.push(`two concurrent ADDs of idem-concurrent/eth0 on node ${node} both failed: ${settled.map((s) => (s.status === "rejected" ? describeError(s.reason) : "")).join(" / ")}`);
       else if (ok.length === 2 && d.daemon) problems.push(`two concurrent ADDs of idem-concurrent/eth0 on node ${node} both succeeded: the later one must fail, its interface exists`);
       else if (ok.length === 2 && firstAddress(ok[0]!) !== firstAddress(ok[1]!)) {
         problems.push(`two concurrent ADDs of idem-concurrent/eth0 on node ${node} got ${firstAddress(ok[0]!)} and ${firstAddress(ok[1]!)}`);
@@ -1020,7 +1037,11 @@ export const LIFECYCLE_CHECKS: readonly LifecycleCheck[] = Object.freeze([
         }
         if (r !== "ok") requested.push(r);
       }
-      subs.push(unsupported ? { label: "requested IP: a released address is handed out again", status: "not applicable", reason: "the backend does not honour requestedIps" } : subOf("requested IP: a released address is handed out again", requested));
+      subs.push(
+        unsupported
+          ? { label: "requested IP: a released address is handed out again", status: "not applicable", reason: "the backend does not honour requestedIps" }
+          : subOf("requested IP: a released address is handed out again", requested),
+      );
       problems.push(...requested);
       // Exhaustion leg.
       const exhaustion = await exhaustionLeg(
@@ -1370,7 +1391,8 @@ export const LIFECYCLE_CHECKS: readonly LifecycleCheck[] = Object.freeze([
           }
         }
       }
-      if (second === undefined) return notApplicable(`the backend refuses requestedIps and did not hand ${address} out again within ${FILL_LIMIT} ADDs on node ${node}, so no other pod could be given it`);
+      if (second === undefined)
+        return notApplicable(`the backend refuses requestedIps and did not hand ${address} out again within ${FILL_LIMIT} ADDs on node ${node}, so no other pod could be given it`);
       const holder = `${second}/eth0`;
       const printBefore = footprint(await d.dataplane(node), holder);
       const kept = await quietSnapshot(d, ctx.summary.convergenceMs, node);
@@ -1409,7 +1431,8 @@ export const LIFECYCLE_CHECKS: readonly LifecycleCheck[] = Object.freeze([
       const beforeNet1 = await d.stores(n1);
       const net1Addresses = await d.addPod(n1, net1);
       await d.addPod(n1, d.attachment(cid("after-multi", 0), "eth0", { podName: "after-multi" }));
-      if (eth0Addresses.length === 0 || net1Addresses.length === 0) return fail(`container ${id} on node ${n1} got no address on eth0 (${eth0Addresses.join(", ")}) or net1 (${net1Addresses.join(", ")})`);
+      if (eth0Addresses.length === 0 || net1Addresses.length === 0)
+        return fail(`container ${id} on node ${n1} got no address on eth0 (${eth0Addresses.join(", ")}) or net1 (${net1Addresses.join(", ")})`);
       const shared = eth0Addresses.filter((a) => net1Addresses.includes(a));
       if (shared.length > 0) problems.push(`eth0 and net1 of container ${id} on node ${n1} share ${shared.join(", ")}: each interface needs its own address`);
       const keys = await d.podKeys(n1);

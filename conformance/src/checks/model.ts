@@ -33,7 +33,11 @@ export async function buildFixture(env: Pick<CheckEnv, "harness" | "nodes" | "su
   const h = env.harness("fixture");
   for (let i = 0; i < env.nodes; i++) await h.cluster.addNode({ name: `node-${i + 1}` });
   await h.cluster.settle({ limitMs: env.summary.convergenceMs });
-  await addPods(h, h.cluster.nodes().map((n) => n.name), 3);
+  await addPods(
+    h,
+    h.cluster.nodes().map((n) => n.name),
+    3,
+  );
   await h.cluster.settle({ limitMs: env.summary.convergenceMs });
   return { h, pods: livePods(h) };
 }

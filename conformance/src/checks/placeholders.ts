@@ -26,8 +26,7 @@ export const placeholderChecks: CheckDefinition[] = [
     rule: "NetworkPolicy is enforced by nftables on the kernel exactly as the simulator and @cnikit/netpol's evaluator say.",
     source: `${SOURCES.policy}; ${SOURCES.linux}`,
     required: true,
-    gate: (ctx) =>
-      ctx.backend.capabilities.networkPolicy ? { status: "not run", reason: LINUX_ONLY } : { status: "not claimed", reason: "capabilities.networkPolicy is false" },
+    gate: (ctx) => (ctx.backend.capabilities.networkPolicy ? { status: "not run", reason: LINUX_ONLY } : { status: "not claimed", reason: "capabilities.networkPolicy is false" }),
     run: async () => notRun(LINUX_ONLY),
   },
 ];

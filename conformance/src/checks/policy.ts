@@ -162,7 +162,15 @@ async function buildModel(h: Harness, ctx: CheckContext): Promise<Model> {
       const id = `${ns}/${name}`;
       const own = [...E2E_PORTS, ...(extra.get(id) ?? [])];
       const node = nodes[i++ % nodes.length]!.name;
-      pods.set(id, await h.cluster.addPod(node, { name, namespace: ns, labels: e2ePodLabels(name), ports: own.map((p) => ({ ...(p.name !== undefined ? { name: p.name } : {}), containerPort: p.containerPort, protocol: p.protocol })) }));
+      pods.set(
+        id,
+        await h.cluster.addPod(node, {
+          name,
+          namespace: ns,
+          labels: e2ePodLabels(name),
+          ports: own.map((p) => ({ ...(p.name !== undefined ? { name: p.name } : {}), containerPort: p.containerPort, protocol: p.protocol })),
+        }),
+      );
       ports.set(id, own);
     }
   }
@@ -249,9 +257,7 @@ export const policyChecks: CheckDefinition[] = [
       for (const c of e2eCases) subResults.push(await runCase({ h, ctx: env, model, c, env: caseEnv }));
       const cleared = firstWrongCell(h, model, []);
       subResults.push(
-        cleared
-          ? { label: "every policy deleted: everything is allowed again", status: "failed", reason: cleared }
-          : { label: "every policy deleted: everything is allowed again", status: "passed" },
+        cleared ? { label: "every policy deleted: everything is allowed again", status: "failed", reason: cleared } : { label: "every policy deleted: everything is allowed again", status: "passed" },
       );
       const failed = subResults.filter((s) => s.status !== "passed");
       const m = metrics.stop();

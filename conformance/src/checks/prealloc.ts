@@ -141,7 +141,8 @@ export function reservationProblems(h: Harness, snap: FabricSnapshot): string[] 
       problems.push(`${what}: ${a.node} is not a member of the cluster (a refused or departed node keeps a reservation)`);
       continue;
     }
-    if (!node.underlay.some((u) => connected(u).contains(a.address))) problems.push(`${what}: outside every underlay subnet of ${a.node} (${node.underlay.map((u) => connected(u).toString()).join(", ")})`);
+    if (!node.underlay.some((u) => connected(u).contains(a.address)))
+      problems.push(`${what}: outside every underlay subnet of ${a.node} (${node.underlay.map((u) => connected(u).toString()).join(", ")})`);
     const why = viewOf(a.address)?.reserved.get(a.address);
     if (why) problems.push(`${what}: it is ${why}`);
     const primaryOf = primaries.get(a.address);
@@ -164,13 +165,17 @@ export function reservationProblems(h: Harness, snap: FabricSnapshot): string[] 
     const view = views.find((v) => v.prefix.family === prefix.family && v.prefix.contains(prefix));
     if (!view) continue;
     for (const [address, why] of view.reserved) if (prefix.contains(address)) problems.push(`${what} covers ${address}, ${why}`);
-    for (const [address, node] of primaries) if (prefix.family === Prefix.host(address).family && prefix.contains(address)) problems.push(`${what} covers ${address}, the primary address of node ${node}`);
-    for (const a of snap.addresses) if (a.node !== route.node && prefix.family === Prefix.host(a.address).family && prefix.contains(a.address)) problems.push(`${what} covers ${a.address}, a secondary address of ${a.node}`);
+    for (const [address, node] of primaries)
+      if (prefix.family === Prefix.host(address).family && prefix.contains(address)) problems.push(`${what} covers ${address}, the primary address of node ${node}`);
+    for (const a of snap.addresses)
+      if (a.node !== route.node && prefix.family === Prefix.host(a.address).family && prefix.contains(a.address)) problems.push(`${what} covers ${a.address}, a secondary address of ${a.node}`);
   }
 
   for (const u of subnetUsage(h, snap)) {
     if (u.primary + u.secondary + u.routed > u.usable) {
-      problems.push(`subnet ${u.name} (${u.cidr}) holds ${u.primary + u.secondary + u.routed} addresses (${u.primary} primary, ${u.secondary} secondary, ${u.routed} routed) but only ${u.usable} are usable (its size minus network, broadcast, gateway and routers)`);
+      problems.push(
+        `subnet ${u.name} (${u.cidr}) holds ${u.primary + u.secondary + u.routed} addresses (${u.primary} primary, ${u.secondary} secondary, ${u.routed} routed) but only ${u.usable} are usable (its size minus network, broadcast, gateway and routers)`,
+      );
     }
   }
 

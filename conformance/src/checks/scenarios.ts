@@ -10,26 +10,12 @@ import { withUnderlayMtu } from "@cnikit/sim";
 import type { Hop, SimPod } from "@cnikit/sim";
 import { SOURCES, fail, notApplicable, notRun, pass } from "../check.ts";
 import type { CheckDefinition, CheckEnv } from "../check.ts";
-import {
-  addPods,
-  converge,
-  createHarness,
-  describeError,
-  describePod,
-  errorCode,
-  ipamProblems,
-  livePods,
-  startMetrics,
-  summarizeProblems,
-  thrown,
-  topologyFor,
-} from "../harness.ts";
+import { addPods, converge, createHarness, describeError, describePod, errorCode, ipamProblems, livePods, startMetrics, summarizeProblems, thrown, topologyFor } from "../harness.ts";
 import type { Harness } from "../harness.ts";
 import { departedOf, staleProblems } from "../stale.ts";
 import type { Departed } from "../stale.ts";
 import type { CheckMetrics } from "../types.ts";
 import { clamp, healthProblem, populate, withConvergence } from "./dynamics.ts";
-
 
 /** The bound for recovery after a fault: a crash bound (sessions and leases re-form) plus convergence. */
 function recoveryBound(summary: { convergenceMs: number; crashDetectionMs: number }): number {
@@ -181,7 +167,10 @@ export const scenarioChecks: CheckDefinition[] = [
       if (baseline) return fail(`before the partition: ${baseline}`);
       const m = startMetrics(h);
       const joiner = "jp-new";
-      h.cluster.network.partition([[names[0]!, names[1]!, joiner], [names[2]!, names[3]!]]);
+      h.cluster.network.partition([
+        [names[0]!, names[1]!, joiner],
+        [names[2]!, names[3]!],
+      ]);
       // The join may complete, wait, or fail with code 11 while the peers are cut in two.
       const join = outcome(h.sim.addNode({ name: joiner }));
       await h.cluster.settle({ limitMs: env.summary.convergenceMs });
@@ -247,7 +236,8 @@ export const scenarioChecks: CheckDefinition[] = [
             const there = nodesOnPath(r.path, nodeNames).filter((n) => !allowed.has(n));
             const back = nodesOnPath(r.replyPath ?? [], nodeNames).filter((n) => !allowed.has(n));
             if (there.length > 0) problems.push(`${when}: ${describePod(from)} -> ${describePod(to)} goes through node ${there.join(", ")}${there.includes(victim) ? " (the crashed node)" : ""}`);
-            else if (back.length > 0) problems.push(`${when}: the reply ${describePod(to)} -> ${describePod(from)} goes through node ${back.join(", ")}${back.includes(victim) ? " (the crashed node)" : ""}`);
+            else if (back.length > 0)
+              problems.push(`${when}: the reply ${describePod(to)} -> ${describePod(from)} goes through node ${back.join(", ")}${back.includes(victim) ? " (the crashed node)" : ""}`);
           }
         }
       }
@@ -389,7 +379,9 @@ export const scenarioChecks: CheckDefinition[] = [
       const conv = await converge(h, bound, () => healthAndStale(h, env, [gone]));
       const metrics = withConvergence(m, conv, from);
       if (!conv.converged) {
-        return fail(`${bound} ms after ${compacted} watch(es) of node ${joiner} hit a compaction past its listing (node cq-other joined and node ${leaver} left meanwhile): ${conv.problem}`, { metrics });
+        return fail(`${bound} ms after ${compacted} watch(es) of node ${joiner} hit a compaction past its listing (node cq-other joined and node ${leaver} left meanwhile): ${conv.problem}`, {
+          metrics,
+        });
       }
       if (compacted === 0) return notApplicable(`node ${joiner}'s agent opened no store watch from a listing revision`, { metrics });
       return pass({ metrics });

@@ -34,7 +34,11 @@ export const gatewayOf = (subnet) => Prefix.parse(subnet).nth(1);
 /** @param {Pod} pod */
 export const hostIfOf = (pod) => `veth${fnv1a32Hex(podKey(pod))}`;
 /** A locally administered MAC made of the IPv4 address: 0a:58:a.b.c.d in hex. @param {string} address */
-export const macOf = (address) => `0a:58:${address.split(".").map((o) => Number(o).toString(16).padStart(2, "0")).join(":")}`;
+export const macOf = (address) =>
+  `0a:58:${address
+    .split(".")
+    .map((o) => Number(o).toString(16).padStart(2, "0"))
+    .join(":")}`;
 
 /** @param {Pod} pod @param {string} subnet @param {number} mtu @returns {PodInterface} */
 function podInterface(pod, subnet, mtu) {

@@ -35,22 +35,30 @@ function cli(args) {
 }
 
 describe("cnikit-conformance over the example", () => {
-  it("passes sections A and C over static-routes, with section C's tables from the module's `conformance` export", async () => {
-    const run = await cli(["--backend", "./src/index.js", "--checks", "A,C"]);
-    expect(run.code, run.stderr + run.stdout).toBe(0);
-    expect(run.stderr).toContain("section C uses the 8 invalid configs of ./src/index.js's export conformance");
-    const results = run.results;
-    expect(results.map((r) => r.id)).toEqual(expect.arrayContaining(["reach.pod-to-pod.cross-node", "config.invalid-refused", "ipam.concurrent-unique"]));
-    expect(results.filter((r) => r.status !== "passed")).toEqual([]);
-  }, RUN_MS + 10_000);
+  it(
+    "passes sections A and C over static-routes, with section C's tables from the module's `conformance` export",
+    async () => {
+      const run = await cli(["--backend", "./src/index.js", "--checks", "A,C"]);
+      expect(run.code, run.stderr + run.stdout).toBe(0);
+      expect(run.stderr).toContain("section C uses the 8 invalid configs of ./src/index.js's export conformance");
+      const results = run.results;
+      expect(results.map((r) => r.id)).toEqual(expect.arrayContaining(["reach.pod-to-pod.cross-node", "config.invalid-refused", "ipam.concurrent-unique"]));
+      expect(results.filter((r) => r.status !== "passed")).toEqual([]);
+    },
+    RUN_MS + 10_000,
+  );
 
-  it("fails the forgetful variant (no routes to peers) with exit 1, naming the check and the drop", async () => {
-    const run = await cli(["--backend", "./test/forgetful.js", "--checks", "reach.pod-to-pod.cross-node,reach.pod-to-pod.same-node"]);
-    expect(run.code).toBe(1);
-    expect(run.stdout).toContain("1 REQUIRED CHECK(S) NOT PASSED");
-    const resultOf = (/** @type {string} */ id) => run.results.find((r) => r.id === id);
-    expect(resultOf("reach.pod-to-pod.same-node")?.status).toBe("passed");
-    expect(resultOf("reach.pod-to-pod.cross-node")?.status).toBe("failed");
-    expect(resultOf("reach.pod-to-pod.cross-node")?.reason).toMatch(/on node node-\d -> pod .* on node node-\d: dropped at/);
-  }, RUN_MS + 10_000);
+  it(
+    "fails the forgetful variant (no routes to peers) with exit 1, naming the check and the drop",
+    async () => {
+      const run = await cli(["--backend", "./test/forgetful.js", "--checks", "reach.pod-to-pod.cross-node,reach.pod-to-pod.same-node"]);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toContain("1 REQUIRED CHECK(S) NOT PASSED");
+      const resultOf = (/** @type {string} */ id) => run.results.find((r) => r.id === id);
+      expect(resultOf("reach.pod-to-pod.same-node")?.status).toBe("passed");
+      expect(resultOf("reach.pod-to-pod.cross-node")?.status).toBe("failed");
+      expect(resultOf("reach.pod-to-pod.cross-node")?.reason).toMatch(/on node node-\d -> pod .* on node node-\d: dropped at/);
+    },
+    RUN_MS + 10_000,
+  );
 });

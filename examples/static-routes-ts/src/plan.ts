@@ -31,7 +31,11 @@ export function ipv4Underlay(node: NodeInfo): UnderlayInterface {
 export const gatewayOf = (subnet: string): string => Prefix.parse(subnet).nth(1);
 export const hostIfOf = (pod: Pod): string => `veth${fnv1a32Hex(podKey(pod))}`;
 /** A locally administered MAC made of the IPv4 address: 0a:58:a.b.c.d in hex. */
-export const macOf = (address: string): string => `0a:58:${address.split(".").map((o) => Number(o).toString(16).padStart(2, "0")).join(":")}`;
+export const macOf = (address: string): string =>
+  `0a:58:${address
+    .split(".")
+    .map((o) => Number(o).toString(16).padStart(2, "0"))
+    .join(":")}`;
 
 function podInterface(pod: Pod, subnet: string, mtu: number): PodInterface {
   const gateway = gatewayOf(subnet);

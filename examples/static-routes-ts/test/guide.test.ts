@@ -59,7 +59,9 @@ describe("docs/writing-a-backend.md", () => {
       const text = readFileSync(file, "utf8");
       if (!text.includes(block.code)) {
         const missing = block.code.split("\n").find((l) => !text.includes(l));
-        throw new Error(`docs/writing-a-backend.md:${block.line}: the block is not in ${block.source} as written${missing ? `; first line not found: ${missing.trim()}` : " (its lines are, but not in this order)"}`);
+        throw new Error(
+          `docs/writing-a-backend.md:${block.line}: the block is not in ${block.source} as written${missing ? `; first line not found: ${missing.trim()}` : " (its lines are, but not in this order)"}`,
+        );
       }
     });
   }

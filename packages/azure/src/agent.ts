@@ -24,7 +24,21 @@
  *    `PoolExhaustedError` carrying AKS's text, and the node allocates nothing.
  *  - NetworkPolicy through @cnikit/netpol's `PolicyComponent` (pods published under its own lease).
  */
-import { AddressInUseError, AgentRuntime, attachmentRecord, CheckFailedError, ConfigError, Informer, LocalPodRecords, PoolExhaustedError, Prefix, ROUTED_POD_GATEWAY, TryAgainError, podKey, podMac } from "@cnikit/core";
+import {
+  AddressInUseError,
+  AgentRuntime,
+  attachmentRecord,
+  CheckFailedError,
+  ConfigError,
+  Informer,
+  LocalPodRecords,
+  PoolExhaustedError,
+  Prefix,
+  ROUTED_POD_GATEWAY,
+  TryAgainError,
+  podKey,
+  podMac,
+} from "@cnikit/core";
 import type { AgentContext, AgentStatus, AttachResult, FilterPolicy, NodeDataplane, PodAttachment, PodRef, TimerHandle, UnderlayInterface } from "@cnikit/core";
 import { PolicyComponent, directoryPodOf, planPolicy, podDirectoryPrefix, publishedPodDirectory } from "@cnikit/netpol";
 import { AZURE } from "./config.ts";
@@ -48,7 +62,6 @@ export const V1_TICK_MS = 1_000;
 export const RESYNC_MS = 30_000;
 /** Lease of the published pod directory. */
 export const DIRECTORY_TTL_SECONDS = 30;
-
 
 /** A pod record read back from `ctx.local`, or undefined when it is not one. */
 function decodePodRecord(value: unknown): PodRecord | undefined {
@@ -116,9 +129,13 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
     });
     this.policy = new PolicyComponent({ ...ctx, node: me, directory: publishedPodDirectory(podDirectoryPrefix(AZURE)), component: AZURE, ownLease: { ttlSeconds: DIRECTORY_TTL_SECONDS } });
     this.policy.onChange(() => this.replan());
-    this.signal.addEventListener("abort", () => {
-      for (const wake of [...this.wakers]) wake(false);
-    }, { once: true });
+    this.signal.addEventListener(
+      "abort",
+      () => {
+        for (const wake of [...this.wakers]) wake(false);
+      },
+      { once: true },
+    );
   }
 
   private get underlay(): UnderlayInterface | undefined {
@@ -137,7 +154,12 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
     if (!underlay) throw new ConfigError({ component: AZURE, field: "node.underlay", rule: "the azure backend needs an IPv4 underlay interface", value: ctx.node.underlay });
     const underlayMtu = underlay.mtu ?? 1500;
     if (config.mtu !== undefined && config.mtu > underlayMtu) {
-      throw new ConfigError({ component: AZURE, field: "mtu", rule: `must not exceed the underlay MTU ${underlayMtu} of ${underlay.iface} on node ${ctx.node.name} (pods are routed on the underlay, no encapsulation)`, value: config.mtu });
+      throw new ConfigError({
+        component: AZURE,
+        field: "mtu",
+        rule: `must not exceed the underlay MTU ${underlayMtu} of ${underlay.iface} on node ${ctx.node.name} (pods are routed on the underlay, no encapsulation)`,
+        value: config.mtu,
+      });
     }
     if (config.vnetSubnet !== undefined && !Prefix.parse(config.vnetSubnet).contains(underlay.address)) {
       throw new ConfigError({ component: AZURE, field: "vnetSubnet", rule: `must hold every node's address; node ${ctx.node.name} is at ${underlay.address}`, value: config.vnetSubnet });
@@ -426,9 +448,14 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
       const held = c.pendingProgramming + c.available + c.assigned + c.pendingRelease;
       if (held >= cap) return new PoolExhaustedError(subnet, `[${AZURE}] No available addresses: node ${me} holds ${held} addresses, its cap maxIPCount ${cap}, all in use`);
       if (nnc?.subnetExhausted) return new PoolExhaustedError(subnet, `[${AZURE}] No available addresses: pod subnet ${subnet} is exhausted and node ${me} holds ${held}, all in use`);
-      return new TryAgainError(`[${AZURE}] node ${me} is waiting for the controller to assign addresses (requested ${this.spec?.requestedIPCount ?? 0}, assigned ${held}, in use ${c.assigned}); try again`);
+      return new TryAgainError(
+        `[${AZURE}] node ${me} is waiting for the controller to assign addresses (requested ${this.spec?.requestedIPCount ?? 0}, assigned ${held}, in use ${c.assigned}); try again`,
+      );
     }
-    return new PoolExhaustedError(subnet, `[${AZURE}] No available addresses: node ${me} holds ${c.assigned + c.available + c.pendingProgramming} addresses (${this.config.mode}, maxPods ${this.config.maxPods}), all in use`);
+    return new PoolExhaustedError(
+      subnet,
+      `[${AZURE}] No available addresses: node ${me} holds ${c.assigned + c.available + c.pendingProgramming} addresses (${this.config.mode}, maxPods ${this.config.maxPods}), all in use`,
+    );
   }
 
   /** Forgets the reservation in `ctx.local` first (TryAgainError if that fails), then in the pool. */
@@ -455,7 +482,8 @@ export class AzureAgent extends AgentRuntime<AzureConfig, PodRecord> {
     const key = podKey(record);
     if (!(await this.records.has(record))) throw new CheckFailedError(`[${AZURE}] reservation of ${record.address} for ${key} is missing from the node-local store`);
     if (this.ips.ownerOf(record.address) !== key) throw new CheckFailedError(`[${AZURE}] ${record.address} is not assigned to ${key} in node ${this.ctx.node.name}'s pool`);
-    if (!dataplane.routes.some((r) => r.dst === `${record.address}/32` && r.dev === hostIfName(record))) throw new CheckFailedError(`[${AZURE}] host route ${record.address}/32 dev ${hostIfName(record)} is missing`);
+    if (!dataplane.routes.some((r) => r.dst === `${record.address}/32` && r.dev === hostIfName(record)))
+      throw new CheckFailedError(`[${AZURE}] host route ${record.address}/32 dev ${hostIfName(record)} is missing`);
   }
 
   protected result(record: PodRecord): AttachResult {

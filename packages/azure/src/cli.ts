@@ -91,7 +91,10 @@ function planSubnet(v: CliValues<typeof PLAN_SUBNET_OPTIONS>, io: CliIo): number
   if (subnet !== undefined) {
     const cidr = subnet.toString();
     const refusal = classicJoinRefusal({ subnet: cidr, ...input });
-    check = refusal === undefined ? { cidr, usable: usableAddresses(subnet), fits: true, headroom: classicHeadroom({ subnet: cidr, ...input }) } : { cidr, usable: usableAddresses(subnet), fits: false, refusal };
+    check =
+      refusal === undefined
+        ? { cidr, usable: usableAddresses(subnet), fits: true, headroom: classicHeadroom({ subnet: cidr, ...input }) }
+        : { cidr, usable: usableAddresses(subnet), fits: false, refusal };
   }
 
   if (v.json) {

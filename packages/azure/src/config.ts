@@ -159,7 +159,10 @@ function fieldsOf(doc: Obj): Map<string, RawField> {
   }
   for (const key of Object.keys(doc)) {
     if (key !== NETWORK_PROFILE && key !== AGENT_POOL_PROFILE) {
-      fail(key, `unknown field next to ${NETWORK_PROFILE} / ${AGENT_POOL_PROFILE}; in AKS's nested shape the top level holds only ${NETWORK_PROFILE} and ${AGENT_POOL_PROFILE} (put ${key} inside one of them, or use the flat shape)`);
+      fail(
+        key,
+        `unknown field next to ${NETWORK_PROFILE} / ${AGENT_POOL_PROFILE}; in AKS's nested shape the top level holds only ${NETWORK_PROFILE} and ${AGENT_POOL_PROFILE} (put ${key} inside one of them, or use the flat shape)`,
+      );
     }
   }
   const sections = [
@@ -205,7 +208,8 @@ function ipv4Cidr(raw: RawField): Prefix {
 /** An Azure subnet: IPv4, canonical, no longer than /29 (Azure's smallest subnet). */
 function azureSubnet(raw: RawField): Prefix {
   const p = ipv4Cidr(raw);
-  if (p.length > AZURE_MIN_SUBNET_LENGTH) fail(raw.field, `must be a /${AZURE_MIN_SUBNET_LENGTH} or larger: Azure's smallest subnet is a /${AZURE_MIN_SUBNET_LENGTH} (8 addresses, 5 reserved)`, raw.value);
+  if (p.length > AZURE_MIN_SUBNET_LENGTH)
+    fail(raw.field, `must be a /${AZURE_MIN_SUBNET_LENGTH} or larger: Azure's smallest subnet is a /${AZURE_MIN_SUBNET_LENGTH} (8 addresses, 5 reserved)`, raw.value);
   return p;
 }
 
@@ -299,10 +303,17 @@ export function parseAzureConfig(input: unknown): AzureConfig {
     podIpAllocationMode = allocRaw === undefined ? (podSubnetRaw === undefined ? "classic" : "DynamicIndividual") : (allocRaw.value as PodIpAllocationMode);
     mode = MODE_OF[podIpAllocationMode];
     if (mode === "classic" && podSubnetRaw !== undefined) {
-      fail(podSubnetRaw.field, "must not be set in classic mode (Node Subnet: pods take addresses from vnetSubnet); remove it, or set podIpAllocationMode DynamicIndividual or StaticBlock", podSubnetRaw.value);
+      fail(
+        podSubnetRaw.field,
+        "must not be set in classic mode (Node Subnet: pods take addresses from vnetSubnet); remove it, or set podIpAllocationMode DynamicIndividual or StaticBlock",
+        podSubnetRaw.value,
+      );
     }
     if (mode !== "classic" && podSubnetRaw === undefined) {
-      fail(allocRaw?.field.replace(/podI[pP]AllocationMode$/, "podSubnet") ?? "podSubnet", `is required with podIpAllocationMode ${podIpAllocationMode}: pods take addresses from a separate pod subnet`);
+      fail(
+        allocRaw?.field.replace(/podI[pP]AllocationMode$/, "podSubnet") ?? "podSubnet",
+        `is required with podIpAllocationMode ${podIpAllocationMode}: pods take addresses from a separate pod subnet`,
+      );
     }
   }
 
@@ -318,11 +329,16 @@ export function parseAzureConfig(input: unknown): AzureConfig {
   let podSubnet: Prefix | undefined;
   if (podSubnetRaw !== undefined) {
     podSubnet = azureSubnet(podSubnetRaw);
-    if (vnet !== undefined && vnet.overlaps(podSubnet)) fail(podSubnetRaw.field, `must not overlap vnetSubnet ${vnet.toString()}: the node subnet and the pod subnet are separate subnets`, podSubnetRaw.value);
+    if (vnet !== undefined && vnet.overlaps(podSubnet))
+      fail(podSubnetRaw.field, `must not overlap vnetSubnet ${vnet.toString()}: the node subnet and the pod subnet are separate subnets`, podSubnetRaw.value);
     if (mode === "dynamic") {
       const usable = usableAddresses(podSubnet);
       if (usable < scaler.batchSize) {
-        fail(podSubnetRaw.field, `must hold at least one batch (${scaler.batchSize} addresses) after Azure's 5 reserved; ${podSubnet.toString()} has ${formatCount(usable)} usable`, podSubnetRaw.value);
+        fail(
+          podSubnetRaw.field,
+          `must hold at least one batch (${scaler.batchSize} addresses) after Azure's 5 reserved; ${podSubnet.toString()} has ${formatCount(usable)} usable`,
+          podSubnetRaw.value,
+        );
       }
     } else {
       const need = staticBlocksPerNode(maxPods);
@@ -342,11 +358,16 @@ export function parseAzureConfig(input: unknown): AzureConfig {
   let podCidr: string = AZURE_DEFAULTS.podCidr;
   if (podCidrRaw !== undefined) {
     const p = ipv4Cidr(podCidrRaw);
-    if (p.length > OVERLAY_NODE_PREFIX_LENGTH) fail(podCidrRaw.field, `prefix length must be at most /${OVERLAY_NODE_PREFIX_LENGTH}: each node takes a /${OVERLAY_NODE_PREFIX_LENGTH}`, podCidrRaw.value);
+    if (p.length > OVERLAY_NODE_PREFIX_LENGTH)
+      fail(podCidrRaw.field, `prefix length must be at most /${OVERLAY_NODE_PREFIX_LENGTH}: each node takes a /${OVERLAY_NODE_PREFIX_LENGTH}`, podCidrRaw.value);
     podCidr = p.toString();
   }
   if (mode === "overlay" && vnet !== undefined && vnet.overlaps(Prefix.parse(podCidr))) {
-    fail(podCidrRaw?.field ?? "podCidr", `must not overlap vnetSubnet ${vnet.toString()}: overlay pod addresses live outside the VNet${podCidrRaw === undefined ? ` (the default is ${podCidr}; set podCidr)` : ""}`, podCidr);
+    fail(
+      podCidrRaw?.field ?? "podCidr",
+      `must not overlap vnetSubnet ${vnet.toString()}: overlay pod addresses live outside the VNet${podCidrRaw === undefined ? ` (the default is ${podCidr}; set podCidr)` : ""}`,
+      podCidr,
+    );
   }
 
   const surgeRaw = get("maxSurge");

@@ -43,17 +43,7 @@
  *    `subnetExhausted` and carry `collapsedScaler(config.scaler)`. The flag clears only once every
  *    request is served and at least one full batch is free (hysteresis: no flapping at the edge).
  */
-import {
-  ConfigError,
-  Informer,
-  Prefix,
-  canonicalAddress,
-  type ClusterController,
-  type ControllerContext,
-  type ControllerStatus,
-  type FabricRoute,
-  type NodeInfo,
-} from "@cnikit/core";
+import { ConfigError, Informer, Prefix, canonicalAddress, type ClusterController, type ControllerContext, type ControllerStatus, type FabricRoute, type NodeInfo } from "@cnikit/core";
 import { OVERLAY_NODE_PREFIX_LENGTH, type AzureConfig, type ScalerSettings } from "./config.ts";
 import { addressValue, fairShares, freeAddressCount, isAzureReserved, lowestFreeAddresses, lowestFreeBlocks } from "./controller-alloc.ts";
 import { collapsedScaler, compareAddresses, v2Target } from "./pool.ts";
@@ -324,13 +314,19 @@ export class AzureController implements ClusterController {
       const p = Prefix.parse(config.podSubnet, { component: C, field: "podSubnet" });
       if (p.family !== 4) throw new ConfigError({ component: C, field: "podSubnet", rule: "must be an IPv4 CIDR", value: config.podSubnet });
       if (config.mode === "static-block" && p.length > STATIC_BLOCK_LENGTH - 2) {
-        throw new ConfigError({ component: C, field: "podSubnet", rule: `must be /${STATIC_BLOCK_LENGTH - 2} or larger for StaticBlock (its first and last /28 hold reserved addresses)`, value: config.podSubnet });
+        throw new ConfigError({
+          component: C,
+          field: "podSubnet",
+          rule: `must be /${STATIC_BLOCK_LENGTH - 2} or larger for StaticBlock (its first and last /28 hold reserved addresses)`,
+          value: config.podSubnet,
+        });
       }
       out.podSubnet = p;
     }
     if (config.mode === "overlay") {
       const p = Prefix.parse(config.podCidr, { component: C, field: "podCidr" });
-      if (p.family !== 4 || p.length > OVERLAY_BLOCK_LENGTH) throw new ConfigError({ component: C, field: "podCidr", rule: `must be an IPv4 CIDR of /${OVERLAY_BLOCK_LENGTH} or larger (a /${OVERLAY_BLOCK_LENGTH} per node)`, value: config.podCidr });
+      if (p.family !== 4 || p.length > OVERLAY_BLOCK_LENGTH)
+        throw new ConfigError({ component: C, field: "podCidr", rule: `must be an IPv4 CIDR of /${OVERLAY_BLOCK_LENGTH} or larger (a /${OVERLAY_BLOCK_LENGTH} per node)`, value: config.podCidr });
       out.podCidr = p;
     }
     return out;
@@ -388,7 +384,16 @@ export class AzureController implements ClusterController {
     const prev = this.statuses.get(node);
     const changed = !sameSet(prev?.assignedIPs ?? [], f.assignedIPs) || !sameSet(prev?.blocks ?? [], f.blocks);
     const version = (prev?.version ?? 0) + (changed ? 1 : 0);
-    const s: NncStatus = { mode: this.ctx.config.mode, state: f.state, version, assignedIPs: sortAddresses(f.assignedIPs), blocks: [...f.blocks].sort(), scaler: f.scaler, subnet: f.subnet, subnetExhausted: f.subnetExhausted };
+    const s: NncStatus = {
+      mode: this.ctx.config.mode,
+      state: f.state,
+      version,
+      assignedIPs: sortAddresses(f.assignedIPs),
+      blocks: [...f.blocks].sort(),
+      scaler: f.scaler,
+      subnet: f.subnet,
+      subnetExhausted: f.subnetExhausted,
+    };
     if (f.reason !== undefined) s.reason = f.reason;
     return s;
   }
@@ -466,7 +471,15 @@ export class AzureController implements ClusterController {
       const fallback = config.vnetSubnet ?? "0.0.0.0/0";
       if (!pool) {
         await this.releaseAll(m.name, held.get(m.name) ?? []);
-        await this.putStatus(m.name, { state: "Error", reason: `node ${m.name} has no IPv4 underlay interface to take pod addresses from`, assignedIPs: [], blocks: [], scaler: config.scaler, subnet: fallback, subnetExhausted: false });
+        await this.putStatus(m.name, {
+          state: "Error",
+          reason: `node ${m.name} has no IPv4 underlay interface to take pod addresses from`,
+          assignedIPs: [],
+          blocks: [],
+          scaler: config.scaler,
+          subnet: fallback,
+          subnetExhausted: false,
+        });
         continue;
       }
       if (vnetSubnet && !vnetSubnet.contains(pool)) {

@@ -40,7 +40,12 @@ export const azureFixtures: BackendFixtures<AzureProfile> = {
       field: "scaler.releaseThresholdPercent",
       rule: "must be at least requestThresholdPercent + 100",
     },
-    { label: "pod subnet inside the node subnet", config: { vnetSubnet: "10.240.0.0/16", podIpAllocationMode: "DynamicIndividual", podSubnet: "10.240.128.0/17" }, field: "podSubnet", rule: "must not overlap vnetSubnet" },
+    {
+      label: "pod subnet inside the node subnet",
+      config: { vnetSubnet: "10.240.0.0/16", podIpAllocationMode: "DynamicIndividual", podSubnet: "10.240.128.0/17" },
+      field: "podSubnet",
+      rule: "must not overlap vnetSubnet",
+    },
     { label: "scaler in classic mode", config: { scaler: { batchSize: 8 } }, field: "scaler", rule: "only applies to" },
     { label: "MTU above the suite's 1500 underlay", config: { mtu: 1501 }, field: "mtu", rule: "must not exceed the underlay MTU", refusedAt: "start" },
     { label: "nodes outside vnetSubnet", config: { vnetSubnet: "10.240.0.0/16" }, field: "vnetSubnet", rule: "must hold every node's address", refusedAt: "start" },

@@ -44,7 +44,10 @@ export function summarize(config: AzureConfig, cluster?: ClusterTopology): Netwo
     throw new ConfigError({ component: AZURE, field: "cluster", rule: "classic mode takes pod addresses from the node subnets: pass the cluster topology (or set vnetSubnet)" });
   }
   return {
-    podRanges: podRangesOf(config, (cluster?.subnets ?? []).map((s) => s.cidr)),
+    podRanges: podRangesOf(
+      config,
+      (cluster?.subnets ?? []).map((s) => s.cidr),
+    ),
     natOutgoing: config.natOutgoing,
     encapsulations: ["none"],
     convergenceMs: CONVERGENCE_MS,

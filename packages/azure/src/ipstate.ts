@@ -267,4 +267,3 @@ export class NodeIpState {
     return new Map(this.byPod);
   }
 }
-

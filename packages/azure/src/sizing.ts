@@ -201,7 +201,13 @@ export function sizingTable(input: SizingInput): SizingRow[] {
   const prefixRow = (length: number): SizingRow => {
     const usable = usableForLength(length);
     const fits = usable >= required;
-    const row: SizingRow = { step: `/${length} usable`, formula: `${formatCount(2 ** (32 - length))} − ${AZURE_RESERVED_PER_SUBNET}`, value: usable, prefixLength: length, verdict: fits ? "fits" : "too small" };
+    const row: SizingRow = {
+      step: `/${length} usable`,
+      formula: `${formatCount(2 ** (32 - length))} − ${AZURE_RESERVED_PER_SUBNET}`,
+      value: usable,
+      prefixLength: length,
+      verdict: fits ? "fits" : "too small",
+    };
     if (fits) row.spare = usable - required;
     return row;
   };

@@ -16,7 +16,11 @@ async function run(...argv: string[]): Promise<{ code: number; stdout: string; s
 describe("cnikit-azure (main)", () => {
   it("--help and plan-subnet --help exit 0 with the usage on stdout", async () => {
     for (const argv of [["--help"], ["-h"]]) expect(await run(...argv)).toEqual({ code: 0, stdout: `${USAGE}\n`, stderr: "" });
-    for (const argv of [["plan-subnet", "--help"], ["plan-subnet", "-h"]]) expect(await run(...argv)).toEqual({ code: 0, stdout: `${PLAN_SUBNET_USAGE}\n`, stderr: "" });
+    for (const argv of [
+      ["plan-subnet", "--help"],
+      ["plan-subnet", "-h"],
+    ])
+      expect(await run(...argv)).toEqual({ code: 0, stdout: `${PLAN_SUBNET_USAGE}\n`, stderr: "" });
   });
 
   it("prints the reference's worked table for n = 50, maxPods 30", async () => {
@@ -69,7 +73,11 @@ describe("cnikit-azure (main)", () => {
     { label: "no command", argv: [], message: /^Usage: cnikit-azure/ },
     { label: "unknown command", argv: ["plan"], message: /unknown command "plan"; known commands: plan-subnet/ },
     { label: "unknown top-level flag", argv: ["--version"], message: /^cnikit-azure: unknown option --version \(known before a command: --help \(-h\)\); known commands: plan-subnet\n/ },
-    { label: "unknown flag", argv: ["plan-subnet", "--nodes", "3", "--max-pods", "30", "--pods", "3"], message: /^cnikit-azure plan-subnet: unknown option --pods; known options: --nodes, --max-pods, --surge, --subnet, --json, --help \(-h\)\n/ },
+    {
+      label: "unknown flag",
+      argv: ["plan-subnet", "--nodes", "3", "--max-pods", "30", "--pods", "3"],
+      message: /^cnikit-azure plan-subnet: unknown option --pods; known options: --nodes, --max-pods, --surge, --subnet, --json, --help \(-h\)\n/,
+    },
     { label: "positional", argv: ["plan-subnet", "3"], message: /unexpected argument "3" \(this command takes only options\)/ },
     { label: "flag without its value", argv: ["plan-subnet", "--max-pods", "30", "--nodes"], message: /--nodes needs a value; known options: / },
     { label: "missing --nodes", argv: ["plan-subnet", "--max-pods", "30"], message: /--nodes is required/ },
@@ -78,7 +86,11 @@ describe("cnikit-azure (main)", () => {
     { label: "--nodes not a number", argv: ["plan-subnet", "--nodes", "ten", "--max-pods", "30"], message: /--nodes must be an integer/ },
     { label: "--surge negative", argv: ["plan-subnet", "--nodes", "3", "--max-pods", "30", "--surge=-1"], message: /--surge must be an integer from 0/ },
     { label: "nothing to size", argv: ["plan-subnet", "--nodes", "0", "--max-pods", "30", "--surge", "0"], message: /nothing to size/ },
-    { label: "--subnet host bits", argv: ["plan-subnet", "--nodes", "3", "--max-pods", "30", "--subnet", "10.240.0.1/24"], message: /--subnet: host bits must be zero \(did you mean 10\.240\.0\.0\/24\?\)/ },
+    {
+      label: "--subnet host bits",
+      argv: ["plan-subnet", "--nodes", "3", "--max-pods", "30", "--subnet", "10.240.0.1/24"],
+      message: /--subnet: host bits must be zero \(did you mean 10\.240\.0\.0\/24\?\)/,
+    },
     { label: "--subnet IPv6", argv: ["plan-subnet", "--nodes", "3", "--max-pods", "30", "--subnet", "fd00::/64"], message: /--subnet must be an IPv4 CIDR/ },
     { label: "--subnet /30", argv: ["plan-subnet", "--nodes", "3", "--max-pods", "30", "--subnet", "10.240.0.0/30"], message: /--subnet must be a \/29 or larger/ },
   ];

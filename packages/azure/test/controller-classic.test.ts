@@ -64,7 +64,12 @@ describe("azure controller, classic", () => {
     expect(n8.state).toBe("Updated");
     expect(n8.reason).toBeUndefined();
     expect(n8.assignedIPs).toHaveLength(30);
-    expect(held.filter((a) => a.node === "n8").map((a) => a.address).sort()).toEqual([...n8.assignedIPs].sort());
+    expect(
+      held
+        .filter((a) => a.node === "n8")
+        .map((a) => a.address)
+        .sort(),
+    ).toEqual([...n8.assignedIPs].sort());
     // It got the lowest free addresses: the ones n3 gave back, and n3's own address.
     expect(n8.assignedIPs.every((a) => n3.includes(a) || a === "198.51.100.12")).toBe(true);
     expect(held).toHaveLength(7 * 30);

@@ -143,7 +143,7 @@ describe("azure controller, dynamic", () => {
     await h.settle();
     expect((await h.statuses()).has("n1")).toBe(false);
     expect((await h.fabric.routes()).every((r) => r.node === "n2")).toBe(true);
-    expect((await h.fabric.routes())).toHaveLength(32);
+    expect(await h.fabric.routes()).toHaveLength(32);
   });
 
   it("a node without an IPv4 underlay gets an Error and nothing; the others are still served", async () => {

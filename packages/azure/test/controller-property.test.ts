@@ -140,7 +140,10 @@ describe("azure controller properties", () => {
           const pool = Prefix.parse("198.51.100.0/26");
           let holders = 0;
           for (const m of h.members.list()) {
-            const mine = held.filter((a) => a.node === m.name).map((a) => a.address).sort();
+            const mine = held
+              .filter((a) => a.node === m.name)
+              .map((a) => a.address)
+              .sort();
             const st = statuses.get(m.name)!;
             expect([0, 10]).toContain(mine.length);
             expect([...st.assignedIPs].sort()).toEqual(mine);

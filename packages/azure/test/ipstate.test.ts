@@ -218,7 +218,10 @@ const UNIVERSE = ips(1, 12);
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant("status" as const), mask: fc.integer({ min: 0, max: 4095 }) }),
   fc.record({ kind: fc.constant("programmed" as const) }),
-  fc.record({ kind: fc.constant("assign" as const), pod: fc.integer({ min: 0, max: 9 }), requested: fc.option(fc.integer({ min: 0, max: 11 }), { nil: undefined }) }, { requiredKeys: ["kind", "pod"] }),
+  fc.record(
+    { kind: fc.constant("assign" as const), pod: fc.integer({ min: 0, max: 9 }), requested: fc.option(fc.integer({ min: 0, max: 11 }), { nil: undefined }) },
+    { requiredKeys: ["kind", "pod"] },
+  ),
   fc.record({ kind: fc.constant("release" as const), pod: fc.integer({ min: 0, max: 9 }) }),
   fc.record({ kind: fc.constant("mark" as const), count: fc.integer({ min: 0, max: 5 }) }),
   fc.record({ kind: fc.constant("restore" as const), pod: fc.integer({ min: 0, max: 9 }), addr: fc.integer({ min: 0, max: 11 }) }),

@@ -71,32 +71,45 @@ function addressingProblems(mode: string, lab: LabReport): string[] {
 }
 
 describe("azure on the kernel (--dataplane linux)", () => {
-  it.each(["classic", "dynamic", "static-block", "overlay"])("%s, 2 nodes: every kernel check of A and I passes, pods addressed as the mode says, no encapsulation; nothing is left", async (mode) => {
-    const config = join(tmp, `${mode}.json`);
-    writeFileSync(config, JSON.stringify(fixtureConfig(azureFixtures.configs, mode)));
-    const report = join(tmp, `${mode}-report.json`);
-    const run = await kernel.run(["--dataplane", "linux", "--backend", "@cnikit/azure", "--config", config, "--checks", "A,I", "--report", report]);
-    const json = JSON.parse(readFileSync(report, "utf8")) as { dataplane: string; results: CheckResult[]; lab?: LabReport };
-    if (json.lab) kernel.track(json.lab.name);
-    expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
-    expect(json.dataplane).toBe("linux");
-    expect(run.stdout).toMatch(new RegExp(`^azure \\(${mode}\\.json \\[dataplane linux\\]\\), 2 nodes`, "m"));
-    // The controller ran in the lab (the agents wait for its answer; the lab says so when it is ready).
-    expect(run.stderr).toMatch(/lab: cnikit-controller ready/);
-    const ran = json.results.filter((r) => !/^simulator-only in this version/.test(r.reason ?? ""));
-    expect(ran.map((r) => r.id)).toEqual(
-      expect.arrayContaining(["ipam.reserved", "ipam.concurrent-unique", "reach.pod-to-pod.cross-node", "reach.no-nat-between-pods", "nat.outgoing", "mtu.underlay-non-1500", "linux.same-checks", "linux.policy-nftables"]),
-    );
-    expect(ran.filter((r) => r.status !== "passed").map((r) => `${r.id}: ${r.status} ${r.reason ?? ""}`)).toEqual([]);
-    // Pods on both nodes, addressed as the mode says.
-    const lab = json.lab!;
-    expect(new Set(lab.pods.map((p) => p.node))).toEqual(new Set(lab.nodes.map((n) => n.name)));
-    expect(addressingProblems(mode, lab)).toEqual([]);
-    // Routed, no encapsulation: the pod MTU is the underlay's on both labs of other MTUs.
-    const mtu = json.results.find((r) => r.id === "mtu.underlay-non-1500")!;
-    const labels = mtu.subResults?.map((s) => s.label) ?? [];
-    expect(labels.some((l) => l.startsWith("underlay MTU 9000: pod MTU 9000;"))).toBe(true);
-    expect(labels.some((l) => l.startsWith("underlay MTU 1400: pod MTU 1400;"))).toBe(true);
-    expect(namespacesOf(lab.name)).toEqual([]);
-  }, 600_000);
+  it.each(["classic", "dynamic", "static-block", "overlay"])(
+    "%s, 2 nodes: every kernel check of A and I passes, pods addressed as the mode says, no encapsulation; nothing is left",
+    async (mode) => {
+      const config = join(tmp, `${mode}.json`);
+      writeFileSync(config, JSON.stringify(fixtureConfig(azureFixtures.configs, mode)));
+      const report = join(tmp, `${mode}-report.json`);
+      const run = await kernel.run(["--dataplane", "linux", "--backend", "@cnikit/azure", "--config", config, "--checks", "A,I", "--report", report]);
+      const json = JSON.parse(readFileSync(report, "utf8")) as { dataplane: string; results: CheckResult[]; lab?: LabReport };
+      if (json.lab) kernel.track(json.lab.name);
+      expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
+      expect(json.dataplane).toBe("linux");
+      expect(run.stdout).toMatch(new RegExp(`^azure \\(${mode}\\.json \\[dataplane linux\\]\\), 2 nodes`, "m"));
+      // The controller ran in the lab (the agents wait for its answer; the lab says so when it is ready).
+      expect(run.stderr).toMatch(/lab: cnikit-controller ready/);
+      const ran = json.results.filter((r) => !/^simulator-only in this version/.test(r.reason ?? ""));
+      expect(ran.map((r) => r.id)).toEqual(
+        expect.arrayContaining([
+          "ipam.reserved",
+          "ipam.concurrent-unique",
+          "reach.pod-to-pod.cross-node",
+          "reach.no-nat-between-pods",
+          "nat.outgoing",
+          "mtu.underlay-non-1500",
+          "linux.same-checks",
+          "linux.policy-nftables",
+        ]),
+      );
+      expect(ran.filter((r) => r.status !== "passed").map((r) => `${r.id}: ${r.status} ${r.reason ?? ""}`)).toEqual([]);
+      // Pods on both nodes, addressed as the mode says.
+      const lab = json.lab!;
+      expect(new Set(lab.pods.map((p) => p.node))).toEqual(new Set(lab.nodes.map((n) => n.name)));
+      expect(addressingProblems(mode, lab)).toEqual([]);
+      // Routed, no encapsulation: the pod MTU is the underlay's on both labs of other MTUs.
+      const mtu = json.results.find((r) => r.id === "mtu.underlay-non-1500")!;
+      const labels = mtu.subResults?.map((s) => s.label) ?? [];
+      expect(labels.some((l) => l.startsWith("underlay MTU 9000: pod MTU 9000;"))).toBe(true);
+      expect(labels.some((l) => l.startsWith("underlay MTU 1400: pod MTU 1400;"))).toBe(true);
+      expect(namespacesOf(lab.name)).toEqual([]);
+    },
+    600_000,
+  );
 });

@@ -1,18 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { ScalerSettings } from "../src/config.ts";
-import {
-  clampScaler,
-  collapsedScaler,
-  compareAddresses,
-  maxFree,
-  minFree,
-  nodeTarget,
-  releasePick,
-  v1Step,
-  v2Target,
-  type NodeTargetInput,
-} from "../src/pool.ts";
+import { clampScaler, collapsedScaler, compareAddresses, maxFree, minFree, nodeTarget, releasePick, v1Step, v2Target, type NodeTargetInput } from "../src/pool.ts";
 
 const AZURE_DEFAULT: ScalerSettings = { batchSize: 16, requestThresholdPercent: 50, releaseThresholdPercent: 150, maxIPCount: 250 };
 
@@ -22,7 +11,11 @@ describe("clampScaler (Azure v1's clamps)", () => {
     ["batch 0 → 1", { ...AZURE_DEFAULT, batchSize: 0 }, { ...AZURE_DEFAULT, batchSize: 1 }],
     ["batch above max → max", { ...AZURE_DEFAULT, batchSize: 300, maxIPCount: 30 }, { ...AZURE_DEFAULT, batchSize: 30, maxIPCount: 30 }],
     ["max 0 → 250", { ...AZURE_DEFAULT, maxIPCount: 0 }, AZURE_DEFAULT],
-    ["request 0 % → 1 %, release lifted to 101 %", { ...AZURE_DEFAULT, requestThresholdPercent: 0, releaseThresholdPercent: 0 }, { ...AZURE_DEFAULT, requestThresholdPercent: 1, releaseThresholdPercent: 101 }],
+    [
+      "request 0 % → 1 %, release lifted to 101 %",
+      { ...AZURE_DEFAULT, requestThresholdPercent: 0, releaseThresholdPercent: 0 },
+      { ...AZURE_DEFAULT, requestThresholdPercent: 1, releaseThresholdPercent: 101 },
+    ],
     ["request 180 % → 100 %", { ...AZURE_DEFAULT, requestThresholdPercent: 180, releaseThresholdPercent: 250 }, { ...AZURE_DEFAULT, requestThresholdPercent: 100, releaseThresholdPercent: 250 }],
     ["release below request + 100 lifted", { ...AZURE_DEFAULT, releaseThresholdPercent: 120 }, { ...AZURE_DEFAULT, releaseThresholdPercent: 150 }],
   ])("%s", (_name, input, want) => {

@@ -127,22 +127,26 @@ describe("configs that bring their own underlay", () => {
     expect(withTopology.map((x) => x.label)).toContain("flannel/vxlan-ipv6-only");
   });
 
-  it.each(withTopology)("$label: pods reach each other across nodes on that underlay, with the pod MTU's headroom", async ({ b, c }) => {
-    const { runConformance } = await import("@cnikit/conformance/runner");
-    const report = await runConformance({
-      backend: b.backend,
-      config: c.config,
-      configLabel: c.label,
-      topology: c.topology!,
-      nodes: 3,
-      seed: 5,
-      checks: ["reach.pod-to-pod.cross-node", "reach.node-to-pod", "mtu.encap-headroom", "claims.encapsulations"],
-    });
-    expect(report.results.map((r) => [r.id, r.status, r.reason])).toEqual([
-      ["reach.pod-to-pod.cross-node", "passed", undefined],
-      ["reach.node-to-pod", "passed", undefined],
-      ["mtu.encap-headroom", "passed", undefined],
-      ["claims.encapsulations", "passed", undefined],
-    ]);
-  }, 120_000);
+  it.each(withTopology)(
+    "$label: pods reach each other across nodes on that underlay, with the pod MTU's headroom",
+    async ({ b, c }) => {
+      const { runConformance } = await import("@cnikit/conformance/runner");
+      const report = await runConformance({
+        backend: b.backend,
+        config: c.config,
+        configLabel: c.label,
+        topology: c.topology!,
+        nodes: 3,
+        seed: 5,
+        checks: ["reach.pod-to-pod.cross-node", "reach.node-to-pod", "mtu.encap-headroom", "claims.encapsulations"],
+      });
+      expect(report.results.map((r) => [r.id, r.status, r.reason])).toEqual([
+        ["reach.pod-to-pod.cross-node", "passed", undefined],
+        ["reach.node-to-pod", "passed", undefined],
+        ["mtu.encap-headroom", "passed", undefined],
+        ["claims.encapsulations", "passed", undefined],
+      ]);
+    },
+    120_000,
+  );
 });

@@ -85,7 +85,9 @@ const OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-const KNOWN_FLAGS = Object.keys(OPTIONS).map((k) => `--${k}`).join(", ");
+const KNOWN_FLAGS = Object.keys(OPTIONS)
+  .map((k) => `--${k}`)
+  .join(", ");
 
 function integerList(value: string, flag: string, min: number, max: number): number[] {
   const parts = value.split(",").map((p) => p.trim());
@@ -159,9 +161,12 @@ async function targetsOf(values: { backend?: string[] | undefined; config?: stri
 }
 
 async function targetOf(spec: string, configFile: string | undefined, cwd: string): Promise<Target[]> {
-  const config = configFile === undefined ? undefined : await readDataFile(resolve(cwd, configFile), "config").catch((err: unknown) => {
-    throw new BenchUsageError(err instanceof Error ? err.message : String(err));
-  });
+  const config =
+    configFile === undefined
+      ? undefined
+      : await readDataFile(resolve(cwd, configFile), "config").catch((err: unknown) => {
+          throw new BenchUsageError(err instanceof Error ? err.message : String(err));
+        });
   const builtin = builtinBackends.find((b) => b.backend.name === spec);
   if (builtin) return configFile === undefined ? builtinTargets(builtin) : [{ backend: builtin.backend, config, label: "config" }];
   if (configFile === undefined) throw new BenchUsageError(`--config is required with a backend module (${spec}); only a built-in backend's name runs its fixture modes`);
@@ -210,7 +215,16 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     const progress = progressLine(io);
     reports =
       dataplane === "linux"
-        ? await runLinuxTargets({ targets, nodes, runs, ...(scenarios ? { scenarios } : {}), compareBird: values["compare-bird"] === true, usage: (m) => new BenchUsageError(m), note: (l) => io.stderr(`cnikit-bench: ${l}\n`), ...(progress ? { onRun: progress } : {}) })
+        ? await runLinuxTargets({
+            targets,
+            nodes,
+            runs,
+            ...(scenarios ? { scenarios } : {}),
+            compareBird: values["compare-bird"] === true,
+            usage: (m) => new BenchUsageError(m),
+            note: (l) => io.stderr(`cnikit-bench: ${l}\n`),
+            ...(progress ? { onRun: progress } : {}),
+          })
         : [];
     for (const t of dataplane === "linux" ? [] : targets) {
       const label = `${t.backend.name}/${t.label}`;

@@ -104,7 +104,12 @@ export function calicoBirdConfig(init: { self: BirdMeshNode; peers: readonly Bir
 export function birdMeshPool(backend: string, summary: NetworkSummary): Prefix {
   if (backend !== "calico") throw new ConfigError({ component: "bench", field: "target", rule: "bird-mesh is compared with calico configs only (Calico's BIRD full mesh)", value: backend });
   if (summary.encapsulations.some((e) => e !== "none")) {
-    throw new ConfigError({ component: "bench", field: "target", rule: `bird-mesh models Calico's no-encapsulation mode, where BIRD programs the routes (with IPIP or VXLAN Felix does); this config uses ${summary.encapsulations.join(", ")}`, value: backend });
+    throw new ConfigError({
+      component: "bench",
+      field: "target",
+      rule: `bird-mesh models Calico's no-encapsulation mode, where BIRD programs the routes (with IPIP or VXLAN Felix does); this config uses ${summary.encapsulations.join(", ")}`,
+      value: backend,
+    });
   }
   const pool = summary.podRanges.map((r) => Prefix.parse(r)).find((p) => p.family === 4 && p.length <= CALICO_BLOCK_LENGTH);
   if (!pool) throw new ConfigError({ component: "bench", field: "target", rule: `bird-mesh needs an IPv4 pool of at least one /${CALICO_BLOCK_LENGTH} block`, value: summary.podRanges });

@@ -57,7 +57,10 @@ async function ipJson<T>(node: string, ns: string, args: readonly string[]): Pro
 
 /** Reads a node namespace's addresses and main table. */
 export async function readFib(node: string, ns: string): Promise<FibView> {
-  const [links, routes] = await Promise.all([ipJson<{ ifname: string; addr_info?: { local: string; prefixlen: number }[] }>(node, ns, ["addr", "show"]), ipJson<FibRoute>(node, ns, ["route", "show", "table", "main"])]);
+  const [links, routes] = await Promise.all([
+    ipJson<{ ifname: string; addr_info?: { local: string; prefixlen: number }[] }>(node, ns, ["addr", "show"]),
+    ipJson<FibRoute>(node, ns, ["route", "show", "table", "main"]),
+  ]);
   return {
     node,
     addresses: (links ?? []).flatMap((l) => (l.addr_info ?? []).filter((a) => !/^fe[89ab]/i.test(a.local)).map((a) => ({ address: a.local, prefixLength: a.prefixlen, dev: l.ifname }))),
@@ -82,7 +85,8 @@ export function ownedBy(view: FibView, podRanges: readonly Prefix[]): Owned {
   return { addresses, ranges };
 }
 
-const routeText = (r: FibRoute): string => `${r.type && r.type !== "unicast" ? `${r.type} ` : ""}${r.dst}${r.gateway ? ` via ${r.gateway}` : ""}${r.dev ? ` dev ${r.dev}` : ""}${r.protocol ? ` proto ${r.protocol}` : ""}`;
+const routeText = (r: FibRoute): string =>
+  `${r.type && r.type !== "unicast" ? `${r.type} ` : ""}${r.dst}${r.gateway ? ` via ${r.gateway}` : ""}${r.dev ? ` dev ${r.dev}` : ""}${r.protocol ? ` proto ${r.protocol}` : ""}`;
 
 /**
  * What keeps the live nodes' FIBs from being converged (empty: converged): every live node owns a
@@ -109,7 +113,9 @@ export function fibProblems(views: readonly FibView[], podRanges: readonly Prefi
         else explained.add(good[0]!);
       }
     }
-    for (const r of remote) if (!explained.has(r) && !views.some((y) => y.node !== x.node && owned.get(y.node)!.ranges.some((p) => prefixOf(r.dst)?.equals(p)))) problems.push(`node ${x.node} has a route no live node's range explains: ${routeText(r)}`);
+    for (const r of remote)
+      if (!explained.has(r) && !views.some((y) => y.node !== x.node && owned.get(y.node)!.ranges.some((p) => prefixOf(r.dst)?.equals(p))))
+        problems.push(`node ${x.node} has a route no live node's range explains: ${routeText(r)}`);
   }
   return problems;
 }
@@ -193,7 +199,13 @@ export class FibMonitor {
         await execFileAsync("ip", ["-n", n.ns, "route", "replace", "unreachable", `${MARKER}/32`]);
         await execFileAsync("ip", ["-n", n.ns, "route", "del", "unreachable", `${MARKER}/32`]);
       }
-      if (Date.now() > deadline) throw new Error(`[bench] ip monitor route did not report in ${nodes.filter((n) => !this.seen.has(n.name)).map((n) => n.ns).join(", ")} within 20 s`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `[bench] ip monitor route did not report in ${nodes
+            .filter((n) => !this.seen.has(n.name))
+            .map((n) => n.ns)
+            .join(", ")} within 20 s`,
+        );
       await this.next(100);
     }
   }

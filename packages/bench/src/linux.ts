@@ -146,14 +146,22 @@ export function linuxPreflight(target: "agents" | "bird-mesh" = "agents"): void 
 }
 
 function checkLinuxOptions(options: LinuxBenchOptions): { runs: number; scenarios: ScenarioId[]; cap: number } {
-  if (!Array.isArray(options.nodes) || options.nodes.length === 0) throw new ConfigError({ component: COMPONENT, field: "nodes", rule: "must be a non-empty list of cluster sizes", value: options.nodes });
+  if (!Array.isArray(options.nodes) || options.nodes.length === 0)
+    throw new ConfigError({ component: COMPONENT, field: "nodes", rule: "must be a non-empty list of cluster sizes", value: options.nodes });
   options.nodes.forEach((n, i) => {
-    if (!Number.isInteger(n) || n < 2 || n > LINUX_MAX_NODES) throw new ConfigError({ component: COMPONENT, field: `nodes[${i}]`, rule: `must be an integer from 2 to ${LINUX_MAX_NODES} on the kernel (a lab of network namespaces on this machine)`, value: n });
+    if (!Number.isInteger(n) || n < 2 || n > LINUX_MAX_NODES)
+      throw new ConfigError({
+        component: COMPONENT,
+        field: `nodes[${i}]`,
+        rule: `must be an integer from 2 to ${LINUX_MAX_NODES} on the kernel (a lab of network namespaces on this machine)`,
+        value: n,
+      });
   });
   const runs = options.runs ?? DEFAULT_RUNS;
   if (!Number.isInteger(runs) || runs < 1 || runs > 100) throw new ConfigError({ component: COMPONENT, field: "runs", rule: "must be an integer from 1 to 100", value: runs });
   const scenarios = options.scenarios ?? [...LINUX_SCENARIOS];
-  if (!Array.isArray(scenarios) || scenarios.length === 0) throw new ConfigError({ component: COMPONENT, field: "scenarios", rule: `must be a non-empty list of ${SCENARIO_IDS.join(", ")}`, value: scenarios });
+  if (!Array.isArray(scenarios) || scenarios.length === 0)
+    throw new ConfigError({ component: COMPONENT, field: "scenarios", rule: `must be a non-empty list of ${SCENARIO_IDS.join(", ")}`, value: scenarios });
   scenarios.forEach((id, i) => {
     if (!(SCENARIO_IDS as readonly string[]).includes(id)) throw new ConfigError({ component: COMPONENT, field: `scenarios[${i}]`, rule: `must be one of ${SCENARIO_IDS.join(", ")}`, value: id });
   });
@@ -323,7 +331,12 @@ export async function runLinuxBench(options: LinuxBenchOptions): Promise<BenchRe
     const scenario = scenarioById(id);
     const boundMs = scenario.boundMs(summary) + LINUX_START_ALLOWANCE_MS;
     for (const n of options.nodes) {
-      const notRun = kernelLacks ?? NOT_ON_LINUX[id] ?? (boundMs > cap ? `its bound (${scenario.boundName} ${scenario.boundMs(summary)} ms + ${LINUX_START_ALLOWANCE_MS} ms for process start) is longer than the kernel run waits (${cap} ms)` : undefined);
+      const notRun =
+        kernelLacks ??
+        NOT_ON_LINUX[id] ??
+        (boundMs > cap
+          ? `its bound (${scenario.boundName} ${scenario.boundMs(summary)} ms + ${LINUX_START_ALLOWANCE_MS} ms for process start) is longer than the kernel run waits (${cap} ms)`
+          : undefined);
       const figures: RunFigures[] = [];
       if (notRun === undefined) {
         for (let r = 0; r < runs; r++) {

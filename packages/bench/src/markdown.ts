@@ -52,7 +52,10 @@ export function renderMarkdown(reports: readonly BenchReport[]): string {
     "",
     "| backend/config | convergence bound | crash bound | topology |",
     "|---|---:|---:|---|",
-    ...reports.map((r) => `| ${escape(label(r))} | ${int(r.timers.convergenceMs)} ms | ${int(r.timers.crashDetectionMs)} ms | ${r.topology.subnets.map((s) => s.cidr).join(", ")} (${r.topology.routers} router(s)) |`),
+    ...reports.map(
+      (r) =>
+        `| ${escape(label(r))} | ${int(r.timers.convergenceMs)} ms | ${int(r.timers.crashDetectionMs)} ms | ${r.topology.subnets.map((s) => s.cidr).join(", ")} (${r.topology.routers} router(s)) |`,
+    ),
     "",
   );
   const ids = SCENARIO_IDS.filter((id) => reports.some((r) => r.results.some((x) => x.scenario === id)));
@@ -69,7 +72,16 @@ export function renderMarkdown(reports: readonly BenchReport[]): string {
       });
       out.push(`| ${escape(label(r))} | ${cells.join(" | ")} |`);
     }
-    const reasons = reports.flatMap((r) => r.results.filter((x) => x.scenario === id).flatMap((x) => x.runs.filter((f) => !f.converged).slice(0, 1).map((f) => `${r.backend}/${r.configLabel} N=${x.nodes}: ${f.reason ?? "did not converge"}`)));
+    const reasons = reports.flatMap((r) =>
+      r.results
+        .filter((x) => x.scenario === id)
+        .flatMap((x) =>
+          x.runs
+            .filter((f) => !f.converged)
+            .slice(0, 1)
+            .map((f) => `${r.backend}/${r.configLabel} N=${x.nodes}: ${f.reason ?? "did not converge"}`),
+        ),
+    );
     if (reasons.length > 0) out.push("", ...reasons.map((t) => `- ${escape(t.length > 400 ? `${t.slice(0, 397)}...` : t)}`));
     out.push("");
   }

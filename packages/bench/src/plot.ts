@@ -40,7 +40,12 @@ const seriesOf = (r: BenchReport): string => `${r.backend}/${r.configLabel}`;
 
 function checkReports(reports: readonly BenchReport[]): void {
   if (!Array.isArray(reports) || reports.length === 0 || !reports.some((r) => Array.isArray(r?.results) && r.results.length > 0)) {
-    throw new ConfigError({ component: COMPONENT, field: "reports", rule: "must hold at least one report with results (run the bench first)", value: Array.isArray(reports) ? `${reports.length} report(s)` : reports });
+    throw new ConfigError({
+      component: COMPONENT,
+      field: "reports",
+      rule: "must hold at least one report with results (run the bench first)",
+      value: Array.isArray(reports) ? `${reports.length} report(s)` : reports,
+    });
   }
 }
 
@@ -96,7 +101,15 @@ export function convergenceSpec(reports: readonly BenchReport[], scenario: Scena
   const rows = resultsFor(reports, scenario);
   const values = rows
     .filter((r) => r.result.virtualMs !== undefined)
-    .map(({ series, backend, result }) => ({ series, backend, nodes: result.nodes, median: result.virtualMs!.median, min: result.virtualMs!.min, max: result.virtualMs!.max, runs: `${result.convergedRuns}/${result.runs.length}` }));
+    .map(({ series, backend, result }) => ({
+      series,
+      backend,
+      nodes: result.nodes,
+      median: result.virtualMs!.median,
+      min: result.virtualMs!.min,
+      max: result.virtualMs!.max,
+      runs: `${result.convergedRuns}/${result.runs.length}`,
+    }));
   const missed = rows.filter((r) => r.result.convergedRuns < r.result.runs.length).map((r) => `${r.series} N=${r.result.nodes} (${r.result.convergedRuns}/${r.result.runs.length})`);
   const scale = yScale(values.flatMap((v) => [v.min, v.max]));
   const allZero = values.every((v) => v.max === 0);
@@ -105,7 +118,13 @@ export function convergenceSpec(reports: readonly BenchReport[], scenario: Scena
     `Median virtual ms from t0 to the last change of the desired state (${scale.type} scale)${runsPerPoint > 1 ? `; bars: min–max over ${runsPerPoint} runs` : `; ${runsPerPoint} run per point`}.`,
     `Bound: ${rows[0]!.result.bound.name}. ${missed.length === 0 ? "Every run converged." : `Did not converge (not drawn): ${missed.join(", ")}.`}`,
   ];
-  const x = { field: "nodes", type: "quantitative" as const, title: "cluster size N (nodes)", scale: { type: "log" as const, nice: false, padding: 12 }, axis: { values: nodeValues(rows), format: "d" } };
+  const x = {
+    field: "nodes",
+    type: "quantitative" as const,
+    title: "cluster size N (nodes)",
+    scale: { type: "log" as const, nice: false, padding: 12 },
+    axis: { values: nodeValues(rows), format: "d" },
+  };
   const color = { field: "series", type: "nominal" as const, title: "backend/config", scale: { scheme: "category20" } };
   return {
     $schema: SCHEMA,
@@ -119,7 +138,23 @@ export function convergenceSpec(reports: readonly BenchReport[], scenario: Scena
         mark: { type: "line", point: { size: 45, filled: true }, strokeWidth: 2 },
         encoding: {
           x,
-          y: { field: "median", type: "quantitative", title: "convergence (virtual ms, median)", scale: scale.type === "linear" ? { ...scale, nice: true, zero: true, ...(allZero ? { domain: [0, 1] } : {}) } : { ...scale, nice: true }, axis: { ...(scale.type === "linear" ? { format: "~s" } : { format: ",~r", values: decades(values.flatMap((v) => [v.min, v.max]), scale.type === "symlog") }) } },
+          y: {
+            field: "median",
+            type: "quantitative",
+            title: "convergence (virtual ms, median)",
+            scale: scale.type === "linear" ? { ...scale, nice: true, zero: true, ...(allZero ? { domain: [0, 1] } : {}) } : { ...scale, nice: true },
+            axis: {
+              ...(scale.type === "linear"
+                ? { format: "~s" }
+                : {
+                    format: ",~r",
+                    values: decades(
+                      values.flatMap((v) => [v.min, v.max]),
+                      scale.type === "symlog",
+                    ),
+                  }),
+            },
+          },
           color,
           shape: { field: "backend", type: "nominal", title: "backend" },
         },

@@ -180,13 +180,11 @@ export function convergenceProblem(h: Harness, summary: NetworkSummary, t: Trigg
   const excluded = new Set(t.excluded);
   const pods = livePods(h).filter((p) => !excluded.has(p.node));
   const podEps = pods.map(podEndpoint);
-  const nodeEps = h.cluster.nodes().filter((n) => n.alive && !excluded.has(n.name)).map((n) => nodeEndpoint(n.name));
-  const problems = [
-    ...ipamProblems(h, summary.podRanges, pods).map((p) => p.text),
-    ...reachProblems(h, podEps, podEps),
-    ...reachProblems(h, nodeEps, podEps),
-    ...reachProblems(h, podEps, nodeEps),
-  ];
+  const nodeEps = h.cluster
+    .nodes()
+    .filter((n) => n.alive && !excluded.has(n.name))
+    .map((n) => nodeEndpoint(n.name));
+  const problems = [...ipamProblems(h, summary.podRanges, pods).map((p) => p.text), ...reachProblems(h, podEps, podEps), ...reachProblems(h, nodeEps, podEps), ...reachProblems(h, podEps, nodeEps)];
   const view = excluded.size > 0 ? withoutNodes(h, excluded) : h;
   for (const gone of t.departed) problems.push(...staleProblems(view, gone));
   const own = t.problem?.();
@@ -212,7 +210,8 @@ function withoutNodes(h: Harness, excluded: ReadonlySet<string>): Harness {
 
 function checkOptions(options: BenchOptions): { runs: number; seed: number; scenarios: Scenario[] } {
   if (!options || typeof options.backend?.createAgent !== "function") throw new ConfigError({ component: COMPONENT, field: "backend", rule: "must be a Backend (with createAgent)" });
-  if (!Array.isArray(options.nodes) || options.nodes.length === 0) throw new ConfigError({ component: COMPONENT, field: "nodes", rule: "must be a non-empty list of cluster sizes", value: options.nodes });
+  if (!Array.isArray(options.nodes) || options.nodes.length === 0)
+    throw new ConfigError({ component: COMPONENT, field: "nodes", rule: "must be a non-empty list of cluster sizes", value: options.nodes });
   options.nodes.forEach((n, i) => {
     if (!Number.isInteger(n) || n < 2 || n > 5000) throw new ConfigError({ component: COMPONENT, field: `nodes[${i}]`, rule: "must be an integer from 2 to 5000", value: n });
   });

@@ -167,7 +167,9 @@ async function restartLast(env: ScenarioEnv, names: string[]): Promise<Triggered
       lookAll();
       if (lost.length > 0) return `route loss while the agent of ${victim} restarted: ${[...new Set(lost)].slice(0, 2).join("; ")}${lost.length > 2 ? ` (${lost.length} observations)` : ""}`;
       if (!bgp) return undefined;
-      const open = sessions().map((s) => incomplete(s, t0)).filter((p) => p !== undefined);
+      const open = sessions()
+        .map((s) => incomplete(s, t0))
+        .filter((p) => p !== undefined);
       return open.length > 0 ? `graceful restart of ${victim} not complete: ${open.slice(0, 2).join("; ")}${open.length > 2 ? ` (${open.length} sessions)` : ""}` : undefined;
     },
     ...(bgp ? { bgp: () => figuresOf(sessions(), t0) } : {}),
@@ -183,7 +185,11 @@ async function sessionsFromColdStart(env: ScenarioEnv): Promise<Triggered> {
   const t0 = env.h.clock.now();
   const names = await cluster(env, env.nodes);
   if (!speaksBgp(env.h, names)) return { ...none, notApplicable: NO_BGP_SESSIONS };
-  const live = () => env.h.cluster.nodes().filter((n) => n.alive).map((n) => n.name);
+  const live = () =>
+    env.h.cluster
+      .nodes()
+      .filter((n) => n.alive)
+      .map((n) => n.name);
   return {
     ...none,
     problem: () => {
@@ -330,7 +336,10 @@ export const SCENARIOS: readonly Scenario[] = [
     title: "one node's agent restarts (node-local state kept); the other nodes must lose no route meanwhile, sampled at every change (BGP: until its End-of-RIB flushed their stale routes)",
     boundName: "convergenceMs",
     boundMs: (s) => s.convergenceMs,
-    lowerBound: () => ({ messages: 0, rule: "0: nothing changes for the other nodes (RFC 4724 graceful restart: success means zero route loss; a BGP speaker still re-opens its sessions and re-sends its table)" }),
+    lowerBound: () => ({
+      messages: 0,
+      rule: "0: nothing changes for the other nodes (RFC 4724 graceful restart: success means zero route loss; a BGP speaker still re-opens its sessions and re-sends its table)",
+    }),
     setup: (env) => cluster(env, env.nodes),
     trigger: restartLast,
   },

@@ -72,7 +72,9 @@ describe("runBench", () => {
     expect(ok.results[0]!.convergedRuns).toBe(1);
     const report = await runBench({ backend: tinyReleasesOnRestart, config: {}, nodes: [3], runs: 1, scenarios: ["graceful-restart"] });
     expect(report.results[0]!.convergedRuns).toBe(0);
-    expect(report.results[0]!.runs[0]!.reason).toMatch(/did not converge within 2000 ms \(convergenceMs\): route loss while the agent of node-3 restarted: node node-\d( lost its route\(s\) to|'s dataplane changed)/);
+    expect(report.results[0]!.runs[0]!.reason).toMatch(
+      /did not converge within 2000 ms \(convergenceMs\): route loss while the agent of node-3 restarted: node node-\d( lost its route\(s\) to|'s dataplane changed)/,
+    );
   }, 60_000);
 
   it("refuses bad options naming the field", async () => {

@@ -70,7 +70,15 @@ describe("cnikit-bench CLI", () => {
     expect(await main(["--backend", "./test/tiny-backend.ts#tiny", "--config", "./test/tiny-config.json", ...args], x)).toBe(0);
     const json = JSON.parse(await readFile(join(dir, "out.json"), "utf8")) as { tool: string; reports: BenchReport[] };
     expect(json.tool).toBe("cnikit-bench");
-    expect(json.reports.map((r) => [r.backend, r.results.map((s) => [s.scenario, s.nodes, s.convergedRuns])])).toEqual([["tiny", [["join", 2, 1], ["leave", 2, 1]]]]);
+    expect(json.reports.map((r) => [r.backend, r.results.map((s) => [s.scenario, s.nodes, s.convergedRuns])])).toEqual([
+      [
+        "tiny",
+        [
+          ["join", 2, 1],
+          ["leave", 2, 1],
+        ],
+      ],
+    ]);
     expect(await readFile(join(dir, "out.md"), "utf8")).toContain("| tiny/tiny-config |");
     expect(x.out).toContain("## join:");
     const y = io();

@@ -29,7 +29,9 @@ describe("the FIB rule (plain data)", () => {
   it("holds when every node routes every other node's range via that node, and names what is missing, wrong or stale", () => {
     expect(fibProblems([a([{ dst: "10.244.2.0/26", gateway: "198.51.100.11", dev: "eth0" }]), b([{ dst: "10.244.1.0/26", gateway: "198.51.100.10", dev: "eth0" }])], pool)).toEqual([]);
     expect(fibProblems([a([]), b([{ dst: "10.244.1.0/26", gateway: "198.51.100.10" }])], pool)).toEqual(["node a has no route to 10.244.2.0/26 (node b's) via an address of b"]);
-    expect(fibProblems([a([{ dst: "10.244.2.0/26", gateway: "198.51.100.99" }]), b([{ dst: "10.244.1.0/26", gateway: "198.51.100.10" }])], pool)[0]).toContain("it has 10.244.2.0/26 via 198.51.100.99");
+    expect(fibProblems([a([{ dst: "10.244.2.0/26", gateway: "198.51.100.99" }]), b([{ dst: "10.244.1.0/26", gateway: "198.51.100.10" }])], pool)[0]).toContain(
+      "it has 10.244.2.0/26 via 198.51.100.99",
+    );
     // A route left to a node that is gone (not among the live views).
     expect(fibProblems([a([{ dst: "10.244.3.0/26", gateway: "198.51.100.12" }])], pool)).toEqual(["node a has a route no live node's range explains: 10.244.3.0/26 via 198.51.100.12"]);
     expect(fibProblems([{ node: "c", addresses: [], routes: [] }], pool)).toEqual(["node c owns no pod range yet"]);

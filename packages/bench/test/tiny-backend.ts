@@ -18,7 +18,11 @@ type Pod = PodAttachment & { address: string };
 
 const gatewayOf = (subnet: string): string => Prefix.parse(subnet).nth(1);
 const hostIfOf = (pod: PodRef): string => `veth${fnv1a32Hex(podKey(pod))}`;
-const macOf = (address: string): string => `0a:58:${address.split(".").map((o) => Number(o).toString(16).padStart(2, "0")).join(":")}`;
+const macOf = (address: string): string =>
+  `0a:58:${address
+    .split(".")
+    .map((o) => Number(o).toString(16).padStart(2, "0"))
+    .join(":")}`;
 
 class TinyAgent extends AgentRuntime<{ forgetful: boolean }, Pod> {
   private pool: AddressPool | undefined;
@@ -41,7 +45,10 @@ class TinyAgent extends AgentRuntime<{ forgetful: boolean }, Pod> {
       isMine: (kv) => kv.value === me,
       pick: ({ listing, random }) => {
         const taken = new Set(listing.map((kv) => kv.key));
-        const free = [...Prefix.parse(NETWORK).subnets(24)].map((s) => SUBNETS + s.toString()).filter((k) => !taken.has(k)).slice(0, 16);
+        const free = [...Prefix.parse(NETWORK).subnets(24)]
+          .map((s) => SUBNETS + s.toString())
+          .filter((k) => !taken.has(k))
+          .slice(0, 16);
         return free[Math.floor(random() * free.length)]!;
       },
       fits: (key) => key.startsWith(SUBNETS),

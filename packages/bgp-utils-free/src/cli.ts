@@ -111,7 +111,11 @@ export function formatRib(routes: readonly Route[], json = false): string[] {
   ]);
   const head = ["prefix", "next hop", "from", "as path", "lp", "med", "origin", "flags"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (cols: string[]): string => cols.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  const fmt = (cols: string[]): string =>
+    cols
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   return [fmt(head), ...rows.map(fmt), `${routes.length} route${routes.length === 1 ? "" : "s"}`];
 }
 
@@ -137,7 +141,8 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
     return 0;
   }
   const [command, file, ...extra] = positionals;
-  if (command !== "run" && command !== "check") return usageError(command === undefined ? "a command is required: run or check" : `unknown command ${JSON.stringify(command)}; known commands: run, check`);
+  if (command !== "run" && command !== "check")
+    return usageError(command === undefined ? "a command is required: run or check" : `unknown command ${JSON.stringify(command)}; known commands: run, check`);
   if (file === undefined) return usageError(`${command} needs a configuration file (YAML or JSON)`);
   if (extra[0] !== undefined) return usageError(`unexpected argument ${JSON.stringify(extra[0])} (${command} takes one configuration file)`);
   const number = (flag: "exit-after" | "until-routes"): number | undefined => {
@@ -155,7 +160,8 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
   } catch (e) {
     return usageError((e as Error).message);
   }
-  if (command === "check" && (exitAfter !== undefined || untilRoutes !== undefined || values.json || values.quiet)) return usageError("--exit-after, --until-routes, --json and --quiet apply to run, not check");
+  if (command === "check" && (exitAfter !== undefined || untilRoutes !== undefined || values.json || values.quiet))
+    return usageError("--exit-after, --until-routes, --json and --quiet apply to run, not check");
   const json = values.json === true;
   const quiet = values.quiet === true;
   let speaker: BgpSpeaker;

@@ -286,7 +286,8 @@ export function validateSpeakerOptions(o: SpeakerOptions): void {
     for (const k of ["notification", "preserveForwarding", "restarting"] as const) {
       if (gr[k] !== undefined && typeof gr[k] !== "boolean") throw new BgpConfigError(`gracefulRestart.${k}`, "must be a boolean", gr[k]);
     }
-    if (gr.restarting && !gr.preserveForwarding) throw new BgpConfigError("gracefulRestart.restarting", "needs preserveForwarding: only a speaker whose forwarding survived can restart gracefully", gr.restarting);
+    if (gr.restarting && !gr.preserveForwarding)
+      throw new BgpConfigError("gracefulRestart.restarting", "needs preserveForwarding: only a speaker whose forwarding survived can restart gracefully", gr.restarting);
   }
   if (o.addPath !== undefined && !["receive", "send", "both"].includes(o.addPath)) throw new BgpConfigError("addPath", "must be receive, send or both", o.addPath);
   if (o.clusterId !== undefined) checkRouterId(o.clusterId, "clusterId");

@@ -53,7 +53,7 @@ export class BgpStateError extends BgpError {
 
 function safeShow(value: unknown): string {
   try {
-    const s = typeof value === "string" ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
+    const s = typeof value === "string" ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
     return s.length > 80 ? `${s.slice(0, 77)}...` : s;
   } catch {
     return String(value);

@@ -171,19 +171,22 @@ export class Peer {
   private armRetry(seconds: number): void {
     this.retryTimer?.cancel();
     const factor = this.options.jitter ? 0.75 + 0.25 * this.options.random() : 1;
-    this.retryTimer = this.options.clock.setTimeout(() => {
-      this.retryTimer = undefined;
-      if (!this.started || this.established) return;
-      // RFC 4271 §8.2.2, Connect state, ConnectRetryTimer_Expires (event 9): a dial still pending
-      // (a peer that went silent: no SYN-ACK, no RST) is dropped and a new one starts, so that the
-      // session comes back as soon as the peer is reachable again.
-      if (this.dialing) {
-        this.dialGeneration++;
-        this.dialing = false;
-      }
-      if (this.hasOutgoing()) return;
-      this.dial();
-    }, seconds * 1000 * factor);
+    this.retryTimer = this.options.clock.setTimeout(
+      () => {
+        this.retryTimer = undefined;
+        if (!this.started || this.established) return;
+        // RFC 4271 §8.2.2, Connect state, ConnectRetryTimer_Expires (event 9): a dial still pending
+        // (a peer that went silent: no SYN-ACK, no RST) is dropped and a new one starts, so that the
+        // session comes back as soon as the peer is reachable again.
+        if (this.dialing) {
+          this.dialGeneration++;
+          this.dialing = false;
+        }
+        if (this.hasOutgoing()) return;
+        this.dial();
+      },
+      seconds * 1000 * factor,
+    );
   }
 
   private hasOutgoing(): boolean {

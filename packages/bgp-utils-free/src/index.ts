@@ -23,17 +23,7 @@ export type {
   UpdateMessage,
 } from "./codec/types.ts";
 export { familyKey } from "./codec/types.ts";
-export {
-  afiOf,
-  canonicalAddress,
-  formatIpv4,
-  formatIpv6Bytes,
-  formatPrefix,
-  parseAddressBytes,
-  parseIpv4,
-  parseIpv6,
-  parsePrefix,
-} from "./codec/address.ts";
+export { afiOf, canonicalAddress, formatIpv4, formatIpv6Bytes, formatPrefix, parseAddressBytes, parseIpv4, parseIpv6, parsePrefix } from "./codec/address.ts";
 export type { ParsedPrefix } from "./codec/address.ts";
 export { fromHex, toHex } from "./codec/bytes.ts";
 export { checkHeader, decodeMessage, DEFAULT_CODEC, encodeMessage, encodeNotification, isTreatAsWithdraw, KEEPALIVE_BYTES, MessageReader } from "./codec/message.ts";

@@ -11,18 +11,7 @@
 import type { BgpClock, BgpTimerHandle } from "./clock.ts";
 import { BgpNotificationError } from "./errors.ts";
 import { concatBytes } from "./codec/bytes.ts";
-import {
-  AS_TRANS,
-  Afi,
-  ErrorCode,
-  FsmErrorSubcode,
-  GracefulRestartFlag,
-  MAX_EXTENDED_MESSAGE_LENGTH,
-  MAX_MESSAGE_LENGTH,
-  MessageType,
-  OpenErrorSubcode,
-  Safi,
-} from "./codec/constants.ts";
+import { AS_TRANS, Afi, ErrorCode, FsmErrorSubcode, GracefulRestartFlag, MAX_EXTENDED_MESSAGE_LENGTH, MAX_MESSAGE_LENGTH, MessageType, OpenErrorSubcode, Safi } from "./codec/constants.ts";
 import { decodeMessage, encodeMessage, encodeNotification, KEEPALIVE_BYTES, MessageReader } from "./codec/message.ts";
 import { BGP_VERSION } from "./codec/open.ts";
 import type { Capability, CodecOptions, Family, OpenMessage, RouteRefreshMessage, UpdateMessage } from "./codec/types.ts";
@@ -511,11 +500,14 @@ export class Session {
     const seconds = this.negotiated?.keepaliveTime ?? 0;
     if (seconds <= 0 || this.state === "Closed") return;
     const factor = this.jitter ? 0.75 + 0.25 * this.random() : 1;
-    this.keepaliveTimer = this.clock.setTimeout(() => {
-      if (this.state === "Closed") return;
-      this.send(KEEPALIVE_BYTES);
-      this.armKeepalive();
-    }, Math.max(1000, seconds * 1000 * factor));
+    this.keepaliveTimer = this.clock.setTimeout(
+      () => {
+        if (this.state === "Closed") return;
+        this.send(KEEPALIVE_BYTES);
+        this.armKeepalive();
+      },
+      Math.max(1000, seconds * 1000 * factor),
+    );
   }
 }
 

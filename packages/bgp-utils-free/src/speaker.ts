@@ -18,18 +18,7 @@ import { encodeMessage, isTreatAsWithdraw } from "./codec/message.ts";
 import type { Capability, Family, Nlri, RouteRefreshMessage, UpdateMessage } from "./codec/types.ts";
 import { familyKey } from "./codec/types.ts";
 import type { PackInput, RouteAttributes } from "./codec/update.ts";
-import {
-  announcedNlri,
-  asPathContains,
-  encodeEndOfRib,
-  encodeRouteAttributes,
-  endOfRibFamily,
-  neighborAs,
-  packUpdates,
-  prependAs,
-  routesFromUpdate,
-  withdrawnFromUpdate,
-} from "./codec/update.ts";
+import { announcedNlri, asPathContains, encodeEndOfRib, encodeRouteAttributes, endOfRibFamily, neighborAs, packUpdates, prependAs, routesFromUpdate, withdrawnFromUpdate } from "./codec/update.ts";
 import type { AddPathSetting, AnnounceOptions, PeerConfig, PolicyPeer, SpeakerOptions } from "./config.ts";
 import { checkAddress, checkInt, parseCommunity, parseLargeCommunity, validatePeerConfig, validateSpeakerOptions } from "./config.ts";
 import type { DecisionContext } from "./decision.ts";
@@ -204,10 +193,13 @@ export class BgpSpeaker {
     this.running = true;
     if (this.deferring && !this.deferTimer) {
       const gr = this.options.gracefulRestart || {};
-      this.deferTimer = this.clock.setTimeout(() => {
-        this.deferTimer = undefined;
-        this.endDeferral();
-      }, (gr.selectionDeferralTime ?? gr.restartTime ?? 120) * 1000);
+      this.deferTimer = this.clock.setTimeout(
+        () => {
+          this.deferTimer = undefined;
+          this.endDeferral();
+        },
+        (gr.selectionDeferralTime ?? gr.restartTime ?? 120) * 1000,
+      );
     }
     for (const p of this.peers.values()) p.fsm.start();
   }
@@ -327,7 +319,7 @@ export class BgpSpeaker {
       openHoldTime: o.openHoldTime ?? 240,
       capabilities: this.capabilitiesFor(c),
       peerAs: c.asn,
-      ...(c.keepaliveTime ?? o.keepaliveTime) !== undefined ? { keepaliveTime: (c.keepaliveTime ?? o.keepaliveTime)! } : {},
+      ...((c.keepaliveTime ?? o.keepaliveTime) !== undefined ? { keepaliveTime: (c.keepaliveTime ?? o.keepaliveTime)! } : {}),
       ...(c.requiredCapabilities ? { requiredCapabilities: c.requiredCapabilities } : {}),
     };
     const ibgp = c.asn === this.asn;
@@ -661,10 +653,13 @@ export class BgpSpeaker {
     });
     if ([...p.adjIn.values()].some((r) => r.stale)) {
       p.staleTimer?.cancel();
-      p.staleTimer = this.clock.setTimeout(() => {
-        p.staleTimer = undefined;
-        this.dropStale(p, () => true);
-      }, (this.options.staleRoutesTime ?? 360) * 1000);
+      p.staleTimer = this.clock.setTimeout(
+        () => {
+          p.staleTimer = undefined;
+          this.dropStale(p, () => true);
+        },
+        (this.options.staleRoutesTime ?? 360) * 1000,
+      );
     }
     if (this.deferring) {
       // §4.1: a restarting speaker sends nothing until its peers' End-of-RIB (endDeferral).

@@ -234,7 +234,15 @@ describe("interop with BIRD 2", () => {
         asn: 64512,
         rrClusterId: "10.255.0.1",
         nextHopNetworks: ["198.51.100.0/24"],
-        peers: clients.map((c, k) => ({ name: `c${k}`, address: `127.0.1.${21 + k}`, port: c.port, asn: 64512, passive: true, rrClient: true, exportFilter: `if proto = "nexthops" then reject; accept;` })),
+        peers: clients.map((c, k) => ({
+          name: `c${k}`,
+          address: `127.0.1.${21 + k}`,
+          port: c.port,
+          asn: 64512,
+          passive: true,
+          rrClient: true,
+          exportFilter: `if proto = "nexthops" then reject; accept;`,
+        })),
       });
       for (const [k, c] of clients.entries()) {
         c.s.addPeer({ address: "127.0.1.20", port: birdPort, asn: 64512 });

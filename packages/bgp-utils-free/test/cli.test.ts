@@ -97,7 +97,10 @@ describe("bgp-utils-free run", () => {
     const { stdout } = await exec(TSX, [CLI, "check", json]);
     expect(stdout).toBe(`${json}: ok (1 peers, 1 routes)\n`);
     const yaml = join(dir, "ok.yaml");
-    await writeFile(yaml, "asn: 64512\nrouterId: 10.0.0.1\npeers:\n  - address: 10.0.0.2\n    asn: 64512\n    passive: true\nroutes:\n  - 10.0.0.0/24\n  - prefix: 10.1.0.0/24\n    communities: [\"64512:10\"]\n");
+    await writeFile(
+      yaml,
+      'asn: 64512\nrouterId: 10.0.0.1\npeers:\n  - address: 10.0.0.2\n    asn: 64512\n    passive: true\nroutes:\n  - 10.0.0.0/24\n  - prefix: 10.1.0.0/24\n    communities: ["64512:10"]\n',
+    );
     expect((await exec(TSX, [CLI, "check", yaml])).stdout).toBe(`${yaml}: ok (1 peers, 2 routes)\n`);
     const bad = join(dir, "bad.json");
     await writeFile(bad, JSON.stringify({ asn: 64512, routerId: "10.0.0.1", holdTime: 1 }));

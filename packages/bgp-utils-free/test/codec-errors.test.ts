@@ -45,7 +45,7 @@ describe("session-reset errors (RFC 4271 §6, RFC 7606 §3 and §5)", () => {
     ["length above 4096", fromHex(`${MARKER}138802${"00".repeat(4981)}`), 1, 2, "1388"],
     ["unknown message type", fromHex(`${MARKER}001309`), 1, 3, "09"],
     ["KEEPALIVE with a body", msg(4, "00"), 1, 2, "0014"],
-    ["OPEN shorter than 29", msg(1, "04fde900f07f00000100" .slice(0, 16)), 1, 2, "001b"],
+    ["OPEN shorter than 29", msg(1, "04fde900f07f00000100".slice(0, 16)), 1, 2, "001b"],
     ["UPDATE shorter than 23", msg(2, "0000"), 1, 2, "0015"],
     ["NOTIFICATION shorter than 21", msg(3, "06"), 1, 2, "0014"],
     ["OPEN version 3", msg(1, "03fde900f07f00000100"), 2, 1, "0004"],

@@ -56,17 +56,7 @@ describe("wire vectors", () => {
     const bytes = fromHex(`${MARKER}${(19 + body.length / 2).toString(16).padStart(4, "0")}01${body}`);
     const m = decodeMessage(bytes) as OpenMessage;
     expect(m.parameterGroups).toEqual([1, 1, 1, 1, 1, 1, 1, 1, 1]);
-    expect(m.capabilities.map((c) => c.kind)).toEqual([
-      "multiprotocol",
-      "route-refresh",
-      "extended-next-hop",
-      "extended-message",
-      "unknown",
-      "unknown",
-      "unknown",
-      "unknown",
-      "four-octet-as",
-    ]);
+    expect(m.capabilities.map((c) => c.kind)).toEqual(["multiprotocol", "route-refresh", "extended-next-hop", "extended-message", "unknown", "unknown", "unknown", "unknown", "four-octet-as"]);
     expect(toHex(encodeMessage(m))).toBe(toHex(bytes));
   });
 
@@ -81,7 +71,10 @@ describe("wire vectors", () => {
     expect(m.errors).toBeUndefined();
     expect(m.nlri).toEqual([{ prefix: "10.0.0.0/26" }]);
     const [routes] = routesFromUpdate(m, false);
-    expect(routes!.attributes.asPath).toEqual([{ type: 2, asns: [65001] }, { type: 2, asns: [4200000001, 4200000002] }]);
+    expect(routes!.attributes.asPath).toEqual([
+      { type: 2, asns: [65001] },
+      { type: 2, asns: [4200000001, 4200000002] },
+    ]);
     expect(routes!.attributes.nextHop).toBe("198.51.100.1");
     expect(toHex(encodeMessage(m, { fourOctetAs: false }))).toBe(toHex(bytes));
   });

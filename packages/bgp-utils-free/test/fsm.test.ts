@@ -39,7 +39,14 @@ async function rig(options: { peerAs?: number; rawAs?: number; rawId?: string; r
     ...options.extra,
   });
   const rawAs = options.rawAs ?? 64512;
-  const raw = new RawPeer({ network: net, address: "10.0.0.9", asn: rawAs, routerId: options.rawId ?? "10.0.0.9", holdTime: options.rawHold ?? 90, capabilities: options.caps ?? RawPeer.defaultCapabilities(rawAs) });
+  const raw = new RawPeer({
+    network: net,
+    address: "10.0.0.9",
+    asn: rawAs,
+    routerId: options.rawId ?? "10.0.0.9",
+    holdTime: options.rawHold ?? 90,
+    capabilities: options.caps ?? RawPeer.defaultCapabilities(rawAs),
+  });
   return { net, clock, s, raw, dials };
 }
 

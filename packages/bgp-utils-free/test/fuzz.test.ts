@@ -60,7 +60,17 @@ describe("fuzzing a live session", () => {
     await observer.dial("10.0.0.1");
     await observer.establish();
 
-    const caps: Capability[] = [...RawPeer.defaultCapabilities(64512), { kind: "add-path", families: [{ afi: 1, safi: 1, mode: 3 }, { afi: 2, safi: 1, mode: 3 }] }, { kind: "graceful-restart", flags: 0, restartTime: 5, families: [{ afi: 1, safi: 1, flags: 0x80 }] }];
+    const caps: Capability[] = [
+      ...RawPeer.defaultCapabilities(64512),
+      {
+        kind: "add-path",
+        families: [
+          { afi: 1, safi: 1, mode: 3 },
+          { afi: 2, safi: 1, mode: 3 },
+        ],
+      },
+      { kind: "graceful-restart", flags: 0, restartTime: 5, families: [{ afi: 1, safi: 1, flags: 0x80 }] },
+    ];
     const codec = { fourOctetAs: true, addPath: new Set(["1/1", "2/1"]) };
 
     const attribute = (): PathAttribute => {

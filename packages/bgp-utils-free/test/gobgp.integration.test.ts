@@ -121,13 +121,23 @@ describe("interop with GoBGP", () => {
       }
       // gobgpd -> us: the same 10,000 at dst, through gobgpd's eBGP export.
       await waitFor("10,000 routes at dst", () => dst.s.routeCount === 10_000, 40_000);
-      expect(dst.s.routes().map((r) => r.prefix).sort()).toEqual([...prefixes].sort());
+      expect(
+        dst.s
+          .routes()
+          .map((r) => r.prefix)
+          .sort(),
+      ).toEqual([...prefixes].sort());
       for (const r of dst.s.routes()) expect(r.attributes).toEqual({ origin: 0, asPath: [{ type: 2, asns: [65020, 65010] }], nextHop: "127.0.2.5", localPref: 100 });
       // Withdraw half: gobgpd drops them from its Adj-RIB-In and withdraws them towards dst.
       src.s.withdraw(prefixes.slice(0, 5_000));
       await waitFor("5,000 left in gobgpd", async () => (await g.accepted("127.0.2.6")) === 5_000, 40_000, 200);
       await waitFor("5,000 left at dst", () => dst.s.routeCount === 5_000, 40_000);
-      expect(dst.s.routes().map((r) => r.prefix).sort()).toEqual(prefixes.slice(5_000).sort());
+      expect(
+        dst.s
+          .routes()
+          .map((r) => r.prefix)
+          .sort(),
+      ).toEqual(prefixes.slice(5_000).sort());
     },
     T * 2,
   );

@@ -93,7 +93,15 @@ describe("RFC 7606 through the session", () => {
 
   it("attribute discard: a bad AGGREGATOR is dropped, the route stays", async () => {
     const { s, raw } = await setup();
-    raw.sendMessage(update(["10.1.0.0/16"], attrs([{ type: "local-pref", flags: 0x40, value: 100 }, { type: "unknown", flags: 0xc0, code: 7, value: new Uint8Array([1, 2, 3]) }])));
+    raw.sendMessage(
+      update(
+        ["10.1.0.0/16"],
+        attrs([
+          { type: "local-pref", flags: 0x40, value: 100 },
+          { type: "unknown", flags: 0xc0, code: 7, value: new Uint8Array([1, 2, 3]) },
+        ]),
+      ),
+    );
     await settle();
     expect(s.route("10.1.0.0/16")?.attributes.aggregator).toBeUndefined();
     expect(s.peerState("10.0.0.9")).toBe("Established");
@@ -136,10 +144,16 @@ describe("RFC 7606 through the session", () => {
     await other.dial("10.0.0.1");
     await other.establish();
     raw.sendMessage(
-      update(["10.1.0.0/16"], attrs([
-        { type: "unknown", flags: 0xc0, code: 99, value: new Uint8Array([1, 2]) },
-        { type: "unknown", flags: 0x80, code: 98, value: new Uint8Array([3]) },
-      ], { asPath: [65009] })),
+      update(
+        ["10.1.0.0/16"],
+        attrs(
+          [
+            { type: "unknown", flags: 0xc0, code: 99, value: new Uint8Array([1, 2]) },
+            { type: "unknown", flags: 0x80, code: 98, value: new Uint8Array([3]) },
+          ],
+          { asPath: [65009] },
+        ),
+      ),
     );
     await settle();
     const got = other.of("update").find((u) => u.nlri.length > 0)!;

@@ -109,7 +109,15 @@ describe("two speakers over the memory transport", () => {
       [{ routerId: "0.0.0.0" }, "routerId"],
       [{ holdTime: 2 }, "holdTime"],
       [{ peers: [{ address: "nope", asn: 1 }] }, "peers[0].address"],
-      [{ peers: [{ address: "10.0.0.2", asn: 1 }, { address: "10.0.0.2", asn: 2 }] }, "peers[1].address"],
+      [
+        {
+          peers: [
+            { address: "10.0.0.2", asn: 1 },
+            { address: "10.0.0.2", asn: 2 },
+          ],
+        },
+        "peers[1].address",
+      ],
       [{ families: ["ipv5-unicast" as "ipv4-unicast"] }, "families[0]"],
     ];
     for (const [opts, field] of cases) {
@@ -157,12 +165,19 @@ describe("iBGP full mesh and route reflection", () => {
   it("a route reflector passes client routes to everyone and non-client routes to clients, adding ORIGINATOR_ID and CLUSTER_LIST", async () => {
     const net = new MemoryNetwork();
     const clock = new TestClock();
-    const rr = speaker(net, clock, "10.0.0.100", 64512, [
-      { address: "10.0.0.1", asn: 64512, routeReflectorClient: true },
-      { address: "10.0.0.2", asn: 64512, routeReflectorClient: true },
-      { address: "10.0.0.3", asn: 64512 },
-      { address: "10.0.0.4", asn: 64512 },
-    ], { clusterId: "244.0.0.1" });
+    const rr = speaker(
+      net,
+      clock,
+      "10.0.0.100",
+      64512,
+      [
+        { address: "10.0.0.1", asn: 64512, routeReflectorClient: true },
+        { address: "10.0.0.2", asn: 64512, routeReflectorClient: true },
+        { address: "10.0.0.3", asn: 64512 },
+        { address: "10.0.0.4", asn: 64512 },
+      ],
+      { clusterId: "244.0.0.1" },
+    );
     const mk = (a: string): BgpSpeaker => speaker(net, clock, a, 64512, [{ address: "10.0.0.100", asn: 64512 }]);
     const c1 = mk("10.0.0.1");
     const c2 = mk("10.0.0.2");
@@ -319,10 +334,17 @@ describe("import and export policy hooks", () => {
     const a = speaker(net, clock, "10.0.0.1", 64512, [{ address: "10.0.0.2", asn: 64512 }], {
       importPolicy: ({ prefix, attributes }) => (prefix.startsWith("10.66.") ? null : { ...attributes, localPref: 555 }),
     });
-    const b = speaker(net, clock, "10.0.0.2", 64512, [
-      { address: "10.0.0.1", asn: 64512 },
-      { address: "10.0.0.3", asn: 64512 },
-    ], { exportPolicy: ({ prefix, attributes, peer }) => (peer.address === "10.0.0.3" && prefix === "10.5.0.0/16" ? null : attributes) });
+    const b = speaker(
+      net,
+      clock,
+      "10.0.0.2",
+      64512,
+      [
+        { address: "10.0.0.1", asn: 64512 },
+        { address: "10.0.0.3", asn: 64512 },
+      ],
+      { exportPolicy: ({ prefix, attributes, peer }) => (peer.address === "10.0.0.3" && prefix === "10.5.0.0/16" ? null : attributes) },
+    );
     const c = speaker(net, clock, "10.0.0.3", 64512, [{ address: "10.0.0.2", asn: 64512 }]);
     for (const s of [a, b, c]) await s.start();
     b.announce(["10.5.0.0/16", "10.66.0.0/16", "10.6.0.0/16"]);

@@ -148,7 +148,8 @@ export function parsePool(doc: Obj, name: string): IpPool {
   const spec = isObj(doc.spec) ? doc.spec : {};
   if (typeof spec.cidr === "string" && spec.cidr.length > 48) throw new ConfigError({ component: C, field: `${at}.cidr`, rule: "must be at most 48 characters", value: spec.cidr });
   const cidr = Prefix.parse(spec.cidr, { component: C, field: `${at}.cidr` });
-  if (LINK_LOCAL.some((l) => l.overlaps(cidr))) throw new ConfigError({ component: C, field: `${at}.cidr`, rule: "must not overlap the link-local range 169.254.0.0/16 or fe80::/10", value: spec.cidr });
+  if (LINK_LOCAL.some((l) => l.overlaps(cidr)))
+    throw new ConfigError({ component: C, field: `${at}.cidr`, rule: "must not overlap the link-local range 169.254.0.0/16 or fe80::/10", value: spec.cidr });
   const family = cidr.family;
   const blockSize = family === 4 ? int(spec.blockSize, `${at}.blockSize`, 20, 32, CALICO_DEFAULTS.blockSize4) : int(spec.blockSize, `${at}.blockSize`, 116, 128, CALICO_DEFAULTS.blockSize6);
   const ipipMode = mode(spec.ipipMode, `${at}.ipipMode`);

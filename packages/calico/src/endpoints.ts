@@ -34,4 +34,3 @@ export function decodeEndpoint(key: string, value: string): DirectoryPod {
 export function endpointOf(node: string, pod: PodRecord): DirectoryPod {
   return directoryPodOf(node, { ...pod, ips: [pod.address], hostIf: hostIfName(pod) });
 }
-

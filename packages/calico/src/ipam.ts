@@ -405,7 +405,10 @@ export class BlockIpam {
   /** The blocks affine to this node (canonical CIDRs, sorted). */
   async affineBlocks(): Promise<string[]> {
     const listing = await this.store.list(`${HOST_PREFIX}${this.node}/`);
-    return listing.items.map((kv) => affinityOfKey(kv.key)?.cidr).filter((c): c is string => c !== undefined && c !== "").sort();
+    return listing.items
+      .map((kv) => affinityOfKey(kv.key)?.cidr)
+      .filter((c): c is string => c !== undefined && c !== "")
+      .sort();
   }
 }
 
@@ -505,7 +508,13 @@ export async function gcIpam(options: IpamGcOptions): Promise<IpamGcReport> {
   for (const [node, per] of snap.affinities) {
     for (const [cidr, rev] of per) {
       if (snap.blocks.has(cidr)) continue;
-      const r = await store.txn([{ key: affinityKey(node, cidr), modRevision: rev }, { key: blockKey(cidr), modRevision: 0 }], [{ op: "delete", key: affinityKey(node, cidr) }]);
+      const r = await store.txn(
+        [
+          { key: affinityKey(node, cidr), modRevision: rev },
+          { key: blockKey(cidr), modRevision: 0 },
+        ],
+        [{ op: "delete", key: affinityKey(node, cidr) }],
+      );
       if (r.succeeded) report.releasedBlocks.push(cidr);
     }
   }
@@ -525,7 +534,13 @@ async function clearOrphan(store: Datastore, handle: string): Promise<boolean> {
         rec.unallocated.push(i);
       }
     });
-    const r = await store.txn([{ key: blockKey(rec.cidr), modRevision: b.modRevision }, { key: handleKey(handle), modRevision: 0 }], [{ op: "put", key: blockKey(rec.cidr), value: JSON.stringify(rec) }]);
+    const r = await store.txn(
+      [
+        { key: blockKey(rec.cidr), modRevision: b.modRevision },
+        { key: handleKey(handle), modRevision: 0 },
+      ],
+      [{ op: "put", key: blockKey(rec.cidr), value: JSON.stringify(rec) }],
+    );
     if (r.succeeded) return true;
   }
   throw new TryAgainError(`[calico] lost ${MAX_RETRIES} races clearing orphan ${handle}`);

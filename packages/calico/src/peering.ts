@@ -93,4 +93,3 @@ export function desiredPeers(config: CalicoConfig, self: NodeRecord, nodes: read
   }
   return [...out.values()].sort((a, b) => (a.address < b.address ? -1 : 1));
 }
-

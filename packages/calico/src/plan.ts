@@ -211,9 +211,7 @@ export function planDataplane(input: PlanInput): NodeDataplane {
   }
   const masq = config.pools.filter((p) => p.natOutgoing && p.family === 4);
   const nat: NatRule[] =
-    masq.length > 0
-      ? [{ id: NAT_RULE_ID, kind: "masquerade", sources: masq.map((p) => p.cidr), exceptDestinations: config.pools.filter((p) => p.family === 4).map((p) => p.cidr) }]
-      : [];
+    masq.length > 0 ? [{ id: NAT_RULE_ID, kind: "masquerade", sources: masq.map((p) => p.cidr), exceptDestinations: config.pools.filter((p) => p.family === 4).map((p) => p.cidr) }] : [];
   const dataplane: NodeDataplane = {
     node,
     links,

@@ -21,7 +21,16 @@ describe("workload endpoints", () => {
     const key = endpointKey("n1", pod);
     expect(key).toBe(`${ENDPOINT_PREFIX}n1/c1/eth0`);
     const record = endpointOf("n1", pod);
-    expect(record).toEqual({ node: "n1", key: "c1/eth0", namespace: "x", name: "web", labels: { app: "web" }, ips: ["10.245.1.2"], ports: [{ name: "http", containerPort: 8080, protocol: "TCP" }], hostIf: hostIfName(pod) });
+    expect(record).toEqual({
+      node: "n1",
+      key: "c1/eth0",
+      namespace: "x",
+      name: "web",
+      labels: { app: "web" },
+      ips: ["10.245.1.2"],
+      ports: [{ name: "http", containerPort: 8080, protocol: "TCP" }],
+      hostIf: hostIfName(pod),
+    });
     expect(decodeEndpoint(key, JSON.stringify(record))).toEqual(record);
     const bare = endpointOf("n1", { containerId: "c2", ifName: "eth0", address: "10.245.1.3", handle: "h" });
     expect(bare).toMatchObject({ namespace: "default", name: "c2", labels: {}, ports: [] });

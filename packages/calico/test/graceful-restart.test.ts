@@ -98,7 +98,10 @@ describe("calico: BGP sessions and graceful restart", () => {
       await drive(cluster.clock, cluster.removeNode(victim, { mode: "clean" }));
       await cluster.clock.advance(100);
       for (const n of names.slice(0, -1)) {
-        expect(cluster.dataplane(n).routes.some((r) => r.via === ip), n).toBe(false);
+        expect(
+          cluster.dataplane(n).routes.some((r) => r.via === ip),
+          n,
+        ).toBe(false);
         expect(sessions(cluster, n).every((s) => s.staleRoutes === 0)).toBe(true);
       }
     } finally {
@@ -116,7 +119,10 @@ describe("calico: BGP sessions and graceful restart", () => {
       await drive(cluster.clock, cluster.removeNode(victim, { mode: "crash" }));
       await cluster.clock.advance(5_000);
       for (const n of others) {
-        expect(cluster.dataplane(n).routes.some((r) => r.via === ip), `${n} keeps the stale routes`).toBe(true);
+        expect(
+          cluster.dataplane(n).routes.some((r) => r.via === ip),
+          `${n} keeps the stale routes`,
+        ).toBe(true);
         expect(sessions(cluster, n).find((s) => s.peer === victim)?.staleRoutes, n).toBeGreaterThan(0);
       }
       // Its Node object is deleted (`kubectl delete node`): every survivor drops the peer and its routes.

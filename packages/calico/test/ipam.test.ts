@@ -14,7 +14,7 @@ const LOOSE: IpamConfig = { strictAffinity: false, maxBlocksPerHost: 20, autoAll
 
 function ipam(store: Datastore, node: string, pools: IpPool[], config: IpamConfig = LOOSE, labels: Record<string, string> = {}): BlockIpam {
   let seed = 1;
-  return new BlockIpam({ store, node, pools, config, labels, random: () => ((seed = (seed * 16807) % 2147483647) / 2147483647) });
+  return new BlockIpam({ store, node, pools, config, labels, random: () => (seed = (seed * 16807) % 2147483647) / 2147483647 });
 }
 
 describe("allocation", () => {
@@ -107,7 +107,9 @@ describe("allocation", () => {
     const pools = [poolOf({ cidr: "10.1.0.0/24", nodeSelector: "zone == 'x'" }, "x"), poolOf({ cidr: "10.2.0.0/24", disabled: true }, "off"), poolOf({ cidr: "10.3.0.0/24" }, "all")];
     const inX = await ipam(store, "a", pools, LOOSE, { zone: "x" }).allocate("h1");
     expect(inX.address.startsWith("10.1.") || inX.address.startsWith("10.3.")).toBe(true);
-    const other = await ipam(store, "b", pools.slice(0, 2), LOOSE, { zone: "y" }).allocate("h2").catch((e: unknown) => e);
+    const other = await ipam(store, "b", pools.slice(0, 2), LOOSE, { zone: "y" })
+      .allocate("h2")
+      .catch((e: unknown) => e);
     expect(other).toBeInstanceOf(PoolExhaustedError);
   });
 
@@ -151,39 +153,34 @@ describe("pools in the store", () => {
 describe("properties", () => {
   it("concurrent allocations from many nodes never hand out an address twice and keep IPAM consistent", async () => {
     await fc.assert(
-      fc.asyncProperty(
-        fc.integer({ min: 2, max: 8 }),
-        fc.array(fc.tuple(fc.nat(7), fc.boolean()), { minLength: 10, maxLength: 80 }),
-        fc.boolean(),
-        async (nodes, ops, strict) => {
-          const store = new MemoryDatastore();
-          const pool = poolOf({ cidr: "10.0.0.0/24", blockSize: 28 });
-          const config: IpamConfig = strict ? { strictAffinity: true, maxBlocksPerHost: 3, autoAllocateBlocks: true } : { ...LOOSE, maxBlocksPerHost: 2 };
-          const agents = Array.from({ length: nodes }, (_, i) => ipam(store, `n${i}`, [pool], config));
-          const live = new Map<string, string>();
-          let n = 0;
-          const tasks = ops.map(async ([who, release], i) => {
-            const agent = agents[who % nodes]!;
-            const handle = `h${i}`;
-            try {
-              const got = await agent.allocate(handle);
-              live.set(handle, got.address);
-              n++;
-              if (release && n % 3 === 0) {
-                await agent.release(handle);
-                live.delete(handle);
-              }
-            } catch (err) {
-              if (!(err instanceof PoolExhaustedError)) throw err;
+      fc.asyncProperty(fc.integer({ min: 2, max: 8 }), fc.array(fc.tuple(fc.nat(7), fc.boolean()), { minLength: 10, maxLength: 80 }), fc.boolean(), async (nodes, ops, strict) => {
+        const store = new MemoryDatastore();
+        const pool = poolOf({ cidr: "10.0.0.0/24", blockSize: 28 });
+        const config: IpamConfig = strict ? { strictAffinity: true, maxBlocksPerHost: 3, autoAllocateBlocks: true } : { ...LOOSE, maxBlocksPerHost: 2 };
+        const agents = Array.from({ length: nodes }, (_, i) => ipam(store, `n${i}`, [pool], config));
+        const live = new Map<string, string>();
+        let n = 0;
+        const tasks = ops.map(async ([who, release], i) => {
+          const agent = agents[who % nodes]!;
+          const handle = `h${i}`;
+          try {
+            const got = await agent.allocate(handle);
+            live.set(handle, got.address);
+            n++;
+            if (release && n % 3 === 0) {
+              await agent.release(handle);
+              live.delete(handle);
             }
-          });
-          await Promise.all(tasks);
-          expect(new Set(live.values()).size).toBe(live.size);
-          expect(await checkIpam(store, [pool])).toEqual([]);
-          const snap = await readIpam(store);
-          expect(new Set(snap.handles.keys())).toEqual(new Set(live.keys()));
-        },
-      ),
+          } catch (err) {
+            if (!(err instanceof PoolExhaustedError)) throw err;
+          }
+        });
+        await Promise.all(tasks);
+        expect(new Set(live.values()).size).toBe(live.size);
+        expect(await checkIpam(store, [pool])).toEqual([]);
+        const snap = await readIpam(store);
+        expect(new Set(snap.handles.keys())).toEqual(new Set(live.keys()));
+      }),
       { numRuns: 60 },
     );
   });

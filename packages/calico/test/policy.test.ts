@@ -86,7 +86,12 @@ describe("an unreadable workload endpoint", () => {
       const b = await cluster.addPod(n2!.name, { name: "b", namespace: "x", labels: { app: "b" } });
       const ghost = { node: "ghost", key: "c9/eth0", namespace: "x", name: "ghost", labels: { app: "b" }, ips: ["10.244.300.1"], ports: [], hostIf: "cali0" };
       await cluster.store.put(`${ENDPOINT_PREFIX}ghost/c9/eth0`, JSON.stringify(ghost));
-      const allowB = { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "a-from-b", namespace: "x" }, spec: { podSelector: {}, ingress: [{ from: [{ podSelector: { matchLabels: { app: "b" } } }] }] } };
+      const allowB = {
+        apiVersion: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        metadata: { name: "a-from-b", namespace: "x" },
+        spec: { podSelector: {}, ingress: [{ from: [{ podSelector: { matchLabels: { app: "b" } } }] }] },
+      };
       await cluster.store.put(kubeNetworkPolicyKey("x", "a-from-b"), JSON.stringify(allowB));
       await cluster.settle({ limitMs: 30_000 });
       expect(cluster.dataplane(n1!.name).filters.length).toBeGreaterThan(0);

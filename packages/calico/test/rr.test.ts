@@ -22,7 +22,11 @@ describe.each(cases)("$label, 2 route reflectors among 10 nodes", ({ raw }) => {
     const cluster = SimCluster.create({ backend: calico, config, topology: defaultTopology(), seed: 7 });
     const bgpOf = (name: string) => (cluster.node(name).agent as CalicoAgent).bgp!;
     const ipOf = (name: string) => cluster.node(name).info.underlay[0]!.address;
-    const alive = () => cluster.nodes().filter((n) => n.alive).map((n) => n.name);
+    const alive = () =>
+      cluster
+        .nodes()
+        .filter((n) => n.alive)
+        .map((n) => n.name);
     const fullyReachable = () => {
       const r = cluster.reachability({ maxFailures: 5 });
       expect(r.failures.map((f) => f.result.reason)).toEqual([]);
@@ -31,7 +35,12 @@ describe.each(cases)("$label, 2 route reflectors among 10 nodes", ({ raw }) => {
     /** Every alive node has a BGP route to a block of every other alive node. */
     const everyBlockRouted = () => {
       for (const name of alive()) {
-        const vias = new Set(cluster.dataplane(name).routes.filter((r) => r.origin === "bgp").map((r) => r.via));
+        const vias = new Set(
+          cluster
+            .dataplane(name)
+            .routes.filter((r) => r.origin === "bgp")
+            .map((r) => r.via),
+        );
         const fdbs = new Set(cluster.dataplane(name).fdb.map((f) => f.dst));
         for (const other of alive()) if (other !== name) expect(vias.has(ipOf(other)) || fdbs.has(ipOf(other)), `${name} -> ${other}`).toBe(true);
       }
@@ -43,11 +52,21 @@ describe.each(cases)("$label, 2 route reflectors among 10 nodes", ({ raw }) => {
       expect(nodes.slice(0, 2).map((n) => n.name)).toEqual(REFLECTORS);
       // Topology: a client has exactly the two reflectors as peers; a reflector has every other node.
       const rrIps = REFLECTORS.map(ipOf).sort();
-      for (const n of nodes.slice(2)) expect(bgpOf(n.name).peerStatus().map((p) => p.address).sort(), n.name).toEqual(rrIps);
+      for (const n of nodes.slice(2))
+        expect(
+          bgpOf(n.name)
+            .peerStatus()
+            .map((p) => p.address)
+            .sort(),
+          n.name,
+        ).toEqual(rrIps);
       for (const r of REFLECTORS) {
         const st = bgpOf(r).peerStatus();
         expect(st.length, r).toBe(9);
-        expect(st.every((p) => p.state === "Established"), r).toBe(true);
+        expect(
+          st.every((p) => p.state === "Established"),
+          r,
+        ).toBe(true);
       }
       everyBlockRouted();
       fullyReachable();
@@ -57,7 +76,11 @@ describe.each(cases)("$label, 2 route reflectors among 10 nodes", ({ raw }) => {
       await drive(cluster.clock, cluster.restartAgent("node-2"));
       await cluster.settle({ limitMs: summary.convergenceMs });
       for (const [name, dp] of before) expect(JSON.stringify(canonicalDataplane(cluster.dataplane(name))), name).toBe(dp);
-      expect(bgpOf("node-2").peerStatus().every((p) => p.state === "Established")).toBe(true);
+      expect(
+        bgpOf("node-2")
+          .peerStatus()
+          .every((p) => p.state === "Established"),
+      ).toBe(true);
 
       // The other reflector crashes: node-2 alone keeps every client's routes (its own block is gone).
       const crashedIp = ipOf("node-1");
@@ -71,7 +94,12 @@ describe.each(cases)("$label, 2 route reflectors among 10 nodes", ({ raw }) => {
       const late = await drive(cluster.clock, cluster.addNode());
       await cluster.addPod(late.name, { name: `p-${late.name}` });
       await cluster.settle({ limitMs: summary.convergenceMs });
-      expect(bgpOf(late.name).peerStatus().filter((p) => p.state === "Established").map((p) => p.address)).toEqual([ipOf("node-2")]);
+      expect(
+        bgpOf(late.name)
+          .peerStatus()
+          .filter((p) => p.state === "Established")
+          .map((p) => p.address),
+      ).toEqual([ipOf("node-2")]);
       everyBlockRouted();
       fullyReachable();
 
@@ -102,8 +130,18 @@ describe("route reflectors chosen by Kubernetes node metadata (label + RouteRefl
       for (const n of nodes) await cluster.addPod(n.name, { name: `p-${n.name}` });
       await cluster.settle({ limitMs: calico.summarize(config).convergenceMs });
       const ip = (name: string) => cluster.node(name).info.underlay[0]!.address;
-      const rrIps = nodes.slice(0, 2).map((n) => ip(n.name)).sort();
-      for (const n of nodes.slice(2)) expect((cluster.node(n.name).agent as CalicoAgent).bgp!.peerStatus().map((p) => p.address).sort(), n.name).toEqual(rrIps);
+      const rrIps = nodes
+        .slice(0, 2)
+        .map((n) => ip(n.name))
+        .sort();
+      for (const n of nodes.slice(2))
+        expect(
+          (cluster.node(n.name).agent as CalicoAgent)
+            .bgp!.peerStatus()
+            .map((p) => p.address)
+            .sort(),
+          n.name,
+        ).toEqual(rrIps);
       for (const n of nodes) expect(cluster.dataplane(n.name).routes.filter((r) => r.origin === "bgp").length, n.name).toBeGreaterThanOrEqual(nodes.length - 1);
       const r = cluster.reachability({ maxFailures: 3 });
       expect(r.failures.map((f) => f.result.reason)).toEqual([]);
@@ -116,7 +154,10 @@ describe("route reflectors chosen by Kubernetes node metadata (label + RouteRefl
     const config = calico.parseConfig(raw);
     const cluster = SimCluster.create({ backend: calico, config, topology: defaultTopology(), seed: 3, nodeMetadata: () => ({ annotations: { [RR_CLUSTER_ID_ANNOTATION]: "cluster-a" } }) });
     try {
-      const err = await drive(cluster.clock, cluster.addNode()).then(() => undefined, (e: unknown) => e);
+      const err = await drive(cluster.clock, cluster.addNode()).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as ConfigError).message).toContain(RR_CLUSTER_ID_ANNOTATION);
       expect((err as ConfigError).code).toBe(7);

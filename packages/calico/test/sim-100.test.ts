@@ -42,7 +42,12 @@ describe.each(cases)("$label: 100 nodes", ({ raw }) => {
       expect(after.delivered).toBe(after.pairs);
 
       const survivor = nodes[7]!;
-      const before = new Map(cluster.nodes().filter((n) => n.alive).map((n) => [n.name, JSON.stringify(canonicalDataplane(cluster.dataplane(n.name)))]));
+      const before = new Map(
+        cluster
+          .nodes()
+          .filter((n) => n.alive)
+          .map((n) => [n.name, JSON.stringify(canonicalDataplane(cluster.dataplane(n.name)))]),
+      );
       await drive(cluster.clock, cluster.restartAgent(survivor.name));
       await cluster.settle({ limitMs: summary.convergenceMs });
       for (const [name, dp] of before) expect(JSON.stringify(canonicalDataplane(cluster.dataplane(name))), name).toBe(dp);

@@ -53,7 +53,14 @@ describe.each(variants)("$label, 10 nodes", ({ base, raw }) => {
       // Crash a non-reflector node: every other node withdraws its block after the hold timer.
       const victim = nodes[5]!;
       const victimIp = victim.info.underlay[0]!.address;
-      const pointsAtVictim = () => cluster.nodes().filter((n) => n.alive && cluster.dataplane(n.name).routes.some((x) => x.via === victimIp || x.origin === "bgp" && x.via !== undefined && cluster.dataplane(n.name).fdb.some((f) => f.dst === victimIp))).length;
+      const pointsAtVictim = () =>
+        cluster
+          .nodes()
+          .filter(
+            (n) =>
+              n.alive &&
+              cluster.dataplane(n.name).routes.some((x) => x.via === victimIp || (x.origin === "bgp" && x.via !== undefined && cluster.dataplane(n.name).fdb.some((f) => f.dst === victimIp))),
+          ).length;
       expect(pointsAtVictim()).toBe(9);
       await cluster.removeNode(victim.name, { mode: "crash" });
       await cluster.settle({ limitMs: (HOLD_TIME + RESTART_TIME) * 1000 + summary.convergenceMs });
@@ -62,11 +69,21 @@ describe.each(variants)("$label, 10 nodes", ({ base, raw }) => {
       expect(after.failures.map((f) => f.result.reason)).toEqual([]);
 
       // Restart an agent: same dataplane everywhere once settled.
-      const before = new Map(cluster.nodes().filter((n) => n.alive).map((n) => [n.name, JSON.stringify(canonicalDataplane(cluster.dataplane(n.name)))]));
+      const before = new Map(
+        cluster
+          .nodes()
+          .filter((n) => n.alive)
+          .map((n) => [n.name, JSON.stringify(canonicalDataplane(cluster.dataplane(n.name)))]),
+      );
       await drive(cluster.clock, cluster.restartAgent(nodes[3]!.name));
       await cluster.settle({ limitMs: summary.convergenceMs });
       for (const [name, dp0] of before) expect(JSON.stringify(canonicalDataplane(cluster.dataplane(name))), name).toBe(dp0);
-      expect((cluster.node(nodes[3]!.name).agent as CalicoAgent).bgp?.peerStatus().filter((p) => p.address !== victimIp).every((p) => p.state === "Established")).toBe(true);
+      expect(
+        (cluster.node(nodes[3]!.name).agent as CalicoAgent).bgp
+          ?.peerStatus()
+          .filter((p) => p.address !== victimIp)
+          .every((p) => p.state === "Established"),
+      ).toBe(true);
     } finally {
       await cluster.close();
     }

@@ -26,14 +26,11 @@ export async function load(name) {
   try {
     tsx = await import("tsx/esm/api");
   } catch (err) {
-    process.stderr.write(
-      `@cnikit/cni: running ${source.pathname} from source needs tsx (a dev dependency: pnpm install in the repository), or build first (pnpm build): ${err.message}\n`,
-    );
+    process.stderr.write(`@cnikit/cni: running ${source.pathname} from source needs tsx (a dev dependency: pnpm install in the repository), or build first (pnpm build): ${err.message}\n`);
     process.exit(1);
   }
   tsx.register();
-  const hook =
-    'export async function resolve(s, c, n) { return n(s, { ...c, conditions: [...new Set([...(c.conditions || []), "source"])] }); }';
+  const hook = 'export async function resolve(s, c, n) { return n(s, { ...c, conditions: [...new Set([...(c.conditions || []), "source"])] }); }';
   register(`data:text/javascript,${encodeURIComponent(hook)}`);
   return import(source.href);
 }

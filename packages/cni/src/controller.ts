@@ -87,7 +87,8 @@ export function parseControllerConfig(raw: unknown, options: { baseDir: string; 
   if (!isObject(raw)) throw err("(root)", "must be a JSON object", raw);
   for (const key of Object.keys(raw)) if (!TOP_KEYS.has(key)) throw err(key, `is not a cnikit-controller setting (known: ${[...TOP_KEYS].join(", ")})`);
   const { settings, backend } = asController(() => parseBackendSettings(raw, options));
-  if (typeof backend.createController !== "function") throw err("backend", `${backend.name} has no cluster-level controller (Backend.createController): it needs no cnikit-controller`, settings.backend);
+  if (typeof backend.createController !== "function")
+    throw err("backend", `${backend.name} has no cluster-level controller (Backend.createController): it needs no cnikit-controller`, settings.backend);
   let fabric: FabricSpec = { kind: "store" };
   const f = raw["fabric"];
   if (f !== undefined && f !== "store") {
@@ -180,7 +181,9 @@ export async function runController(config: ControllerConfig, options: RunContro
       options.fabric ??
       (config.fabric.kind === "store"
         ? new StoreFabricPort({ store, members, log })
-        : await (await importFabricModule(config.fabric.spec, options.importer))({ store, members, log, options: config.fabric.options }));
+        : await (
+            await importFabricModule(config.fabric.spec, options.importer)
+          )({ store, members, log, options: config.fabric.options }));
     const controller = backend.createController({
       config: backend.parseConfig(config.backendConfig),
       store,

@@ -38,19 +38,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, isAbsolute, join, resolve as resolvePath } from "node:path";
 import { pathToFileURL } from "node:url";
-import {
-  ConfigError,
-  FileDatastore,
-  MemoryNetwork,
-  RealClock,
-  TcpPeerTransport,
-  addressRange,
-  createLogger,
-  isAddress,
-  parseAddress,
-  seededRandom,
-  seedFromString,
-} from "@cnikit/core";
+import { ConfigError, FileDatastore, MemoryNetwork, RealClock, TcpPeerTransport, addressRange, createLogger, isAddress, parseAddress, seededRandom, seedFromString } from "@cnikit/core";
 import type { Backend, Datastore, LogLevel, Logger, NodeInfo, PeerAddress, PeerTransport, UnderlayInterface, UserspaceDatapath } from "@cnikit/core";
 import { builtinBackends } from "@cnikit/backends";
 import { EtcdDatastore } from "@cnikit/etcd";
@@ -159,7 +147,11 @@ function parseNode(v: unknown): NodeInfo {
   if (!isObject(v)) throw err("node", "must be an object {name, underlay, labels?}", v);
   const node: NodeInfo = { name: str(v["name"], "node.name"), underlay: [] };
   if (!/^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/.test(node.name)) {
-    throw err("node.name", "must be a node name: letters, digits, '.', '_' and '-', starting and ending with a letter or digit, at most 253 characters (it names the default state directories)", node.name);
+    throw err(
+      "node.name",
+      "must be a node name: letters, digits, '.', '_' and '-', starting and ending with a letter or digit, at most 253 characters (it names the default state directories)",
+      node.name,
+    );
   }
   if (!Array.isArray(v["underlay"]) || v["underlay"].length === 0) throw err("node.underlay", "must be a non-empty list of {iface, address, prefixLength, gateway?}", v["underlay"]);
   node.underlay = v["underlay"].map((u: unknown, i): UnderlayInterface => {
@@ -256,7 +248,14 @@ export function parseModuleSpec(v: Record<string, unknown>, baseDir: string, fie
 export function looksLikeBackend(x: unknown): x is Backend<unknown> {
   if (x === null || typeof x !== "object") return false;
   const b = x as Record<string, unknown>;
-  return typeof b["name"] === "string" && typeof b["parseConfig"] === "function" && typeof b["summarize"] === "function" && typeof b["createAgent"] === "function" && typeof b["capabilities"] === "object" && b["capabilities"] !== null;
+  return (
+    typeof b["name"] === "string" &&
+    typeof b["parseConfig"] === "function" &&
+    typeof b["summarize"] === "function" &&
+    typeof b["createAgent"] === "function" &&
+    typeof b["capabilities"] === "object" &&
+    b["capabilities"] !== null
+  );
 }
 
 function exportTarget(value: unknown, conditions: readonly string[]): string | undefined {
@@ -331,7 +330,8 @@ export async function importModule(spec: BackendModuleSpec, field: string, impor
     return (await importer(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (e) {
     const code = (e as { code?: unknown } | null)?.code;
-    const hint = code === "ERR_UNKNOWN_FILE_EXTENSION" || /\.[cm]?ts$/.test(file) ? " (a TypeScript module: compile it to JavaScript and name the .js file, or run cnikitd with a TypeScript loader)" : "";
+    const hint =
+      code === "ERR_UNKNOWN_FILE_EXTENSION" || /\.[cm]?ts$/.test(file) ? " (a TypeScript module: compile it to JavaScript and name the .js file, or run cnikitd with a TypeScript loader)" : "";
     throw err(`${field}.module`, `cannot load ${file}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}${hint}`, spec.module);
   }
 }
@@ -350,8 +350,16 @@ export async function importBackendModule(spec: BackendModuleSpec, importer: Mod
   }
   const found = [...new Set(Object.values(mod).filter(looksLikeBackend))];
   if (found.length === 1) return found[0]!;
-  const names = Object.entries(mod).filter(([, x]) => looksLikeBackend(x)).map(([k]) => k);
-  throw err("backend.export", found.length === 0 ? `${spec.module} exports nothing that looks like a Backend (exports: ${Object.keys(mod).join(", ") || "none"})` : `${spec.module} exports several backends (${names.join(", ")}): name one`, spec.export);
+  const names = Object.entries(mod)
+    .filter(([, x]) => looksLikeBackend(x))
+    .map(([k]) => k);
+  throw err(
+    "backend.export",
+    found.length === 0
+      ? `${spec.module} exports nothing that looks like a Backend (exports: ${Object.keys(mod).join(", ") || "none"})`
+      : `${spec.module} exports several backends (${names.join(", ")}): name one`,
+    spec.export,
+  );
 }
 
 function readBackendConfig(v: unknown, baseDir: string, readText: (path: string) => string): unknown {
@@ -692,7 +700,11 @@ export async function runDaemon(config: DaemonConfig, options: RunDaemonOptions 
               kinds: made.kinds,
               ensure: (link) =>
                 Promise.reject(
-                  err("renderer.netns", `must be absent for a ${link.kind} link (${link.name}): the ${backend.name} backend runs it in userspace, in cnikitd's own namespace; run cnikitd inside ${netns} (ip netns exec) with a renderer without netns`, netns),
+                  err(
+                    "renderer.netns",
+                    `must be absent for a ${link.kind} link (${link.name}): the ${backend.name} backend runs it in userspace, in cnikitd's own namespace; run cnikitd inside ${netns} (ip netns exec) with a renderer without netns`,
+                    netns,
+                  ),
                 ),
               setFdb: (name, entries) => made.setFdb(name, entries),
               has: (name) => made.has(name),

@@ -104,12 +104,7 @@ function waitTimeout(values: CliValues<typeof DAEMON_OPTIONS>): number | undefin
  * daemon stopped (signal) or failed. Never calls process.exit itself.
  */
 export async function daemonMain(argv: string[], io: DaemonMainIo = processIo, options: RunDaemonOptions = {}): Promise<number> {
-  return runMainCommand(
-    "cnikitd",
-    { name: "", summary: "the cnikit node agent daemon", usage: USAGE, options: DAEMON_OPTIONS, run: ({ values }) => daemon(values, io, options) },
-    argv,
-    io,
-  );
+  return runMainCommand("cnikitd", { name: "", summary: "the cnikit node agent daemon", usage: USAGE, options: DAEMON_OPTIONS, run: ({ values }) => daemon(values, io, options) }, argv, io);
 }
 
 async function daemon(values: CliValues<typeof DAEMON_OPTIONS>, io: DaemonMainIo, options: RunDaemonOptions): Promise<number> {

@@ -281,7 +281,8 @@ export class CniDaemon {
       clock: this.clock,
       signal: this.membersAbort.signal,
       resyncMs: this.options.membersResyncMs ?? 300_000,
-      onError: (err, key) => this.log.warn(key ? "a mirrored Node object does not parse; left out of the membership" : "the membership watch failed; re-listing", { error: err, ...(key ? { key } : {}) }),
+      onError: (err, key) =>
+        this.log.warn(key ? "a mirrored Node object does not parse; left out of the membership" : "the membership watch failed; re-listing", { error: err, ...(key ? { key } : {}) }),
     }).then(
       (members) => {
         const self = this.options.node.name;
@@ -372,7 +373,10 @@ export class CniDaemon {
       const wait = this.options.agentWaitMs ?? 10_000;
       let timer: ReturnType<typeof setTimeout> | undefined;
       const ok = await Promise.race([
-        this.agentStarted.then(() => true, () => false),
+        this.agentStarted.then(
+          () => true,
+          () => false,
+        ),
         new Promise<boolean>((r) => {
           timer = setTimeout(() => r(false), wait);
         }),
@@ -474,9 +478,13 @@ export class CniDaemon {
       if (wanted) {
         // The plan picks the pod's MAC; one asked for is honoured only when it is that one (podman
         // network reload asks again for the MAC the container had), else refused, never ignored.
-        const plannedMac = agent.dataplane().pods.find((p) => p.key === key)?.mac.toLowerCase();
+        const plannedMac = agent
+          .dataplane()
+          .pods.find((p) => p.key === key)
+          ?.mac.toLowerCase();
         if (plannedMac !== wanted.mac) {
-          const advice = "cnikit-cni does not set a MAC of the runtime's choosing (the backend's plan picks it); chain the tuning plugin after cnikit-cni to set one, or run the container without a fixed MAC";
+          const advice =
+            "cnikit-cni does not set a MAC of the runtime's choosing (the backend's plan picks it); chain the tuning plugin after cnikit-cni to set one, or run the container without a fixed MAC";
           throw wanted.from === "CNI_ARGS MAC"
             ? new EnvError(`ARGS: MAC=${wanted.mac}: ${key} gets ${plannedMac ?? "a MAC of the plan's"}; ${advice}`, "CNI_ARGS MAC")
             : new ConfigError({ component: C, field: "runtimeConfig.mac", rule: `${key} gets ${plannedMac ?? "a MAC of the plan's"}: ${advice}`, value: wanted.mac });
@@ -551,7 +559,10 @@ export class CniDaemon {
     await agent.check(ref);
     const applied = this.loop.lastApplied;
     const pod = applied?.pods.find((p) => p.key === key);
-    if (!pod) throw new CheckFailedError(`[${C}] ${key} is not in the dataplane applied on node ${this.options.node.name}${this.loop.lastError ? ` (last apply failed: ${errorText(this.loop.lastError)})` : ""}`);
+    if (!pod)
+      throw new CheckFailedError(
+        `[${C}] ${key} is not in the dataplane applied on node ${this.options.node.name}${this.loop.lastError ? ` (last apply failed: ${errorText(this.loop.lastError)})` : ""}`,
+      );
     const problems: string[] = [];
     const prev = req.prevResult;
     if (this.options.applier.checkPod) {

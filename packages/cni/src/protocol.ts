@@ -26,18 +26,7 @@
  * Other choices where upstream and the spec differ (DESIGN.md has the list): VERSION answers our
  * own highest version; error JSON carries `cniVersion`; errors get specific codes instead of 999.
  */
-import {
-  CniError,
-  ConfigError,
-  DecodeError,
-  EnvError,
-  IoError,
-  VersionError,
-  canonicalAddress,
-  parseAddress,
-  parseInterfaceAddress,
-  Prefix,
-} from "@cnikit/core";
+import { CniError, ConfigError, DecodeError, EnvError, IoError, VersionError, canonicalAddress, parseAddress, parseInterfaceAddress, Prefix } from "@cnikit/core";
 import type { AttachResult, CniErrorJson, PodAttachment, PodRef } from "@cnikit/core";
 
 const COMPONENT = "cnikit-cni";
@@ -259,7 +248,6 @@ export function parseCniArgs(text: string | undefined): CniArgs {
   }
   return out;
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Network configuration
@@ -833,7 +821,11 @@ const VALID_ATTACHMENTS = "cni.dev/valid-attachments";
 
 function parseValidAttachments(raw: Record<string, unknown>): PodRef[] {
   if (!(VALID_ATTACHMENTS in raw)) {
-    throw new ConfigError({ component: COMPONENT, field: VALID_ATTACHMENTS, rule: "is required for GC (null or [] when no attachment is valid); refusing to release every attachment on a config that does not say" });
+    throw new ConfigError({
+      component: COMPONENT,
+      field: VALID_ATTACHMENTS,
+      rule: "is required for GC (null or [] when no attachment is valid); refusing to release every attachment on a config that does not say",
+    });
   }
   const list = raw[VALID_ATTACHMENTS];
   if (list === null) return [];

@@ -48,11 +48,11 @@ function fail(field: string, rule: string, value?: unknown): never {
 }
 
 function version(text: unknown, field: string): string {
-  if (typeof text !== "string") fail(field, "must be a version string like \"1.0.0\"", text);
+  if (typeof text !== "string") fail(field, 'must be a version string like "1.0.0"', text);
   try {
     parseVersion(text);
   } catch {
-    fail(field, "must be a version of the form x.y.z, e.g. \"1.0.0\"", text);
+    fail(field, 'must be a version of the form x.y.z, e.g. "1.0.0"', text);
   }
   return text;
 }
@@ -74,14 +74,14 @@ function comparePlain(a: string, b: string): number {
 }
 
 function pluginConf(entry: unknown, field: string): PluginConf {
-  if (!isObject(entry)) fail(field, "must be an object with at least a \"type\"", entry);
+  if (!isObject(entry)) fail(field, 'must be an object with at least a "type"', entry);
   const type = entry["type"];
   if (typeof type !== "string" || type === "") fail(`${field}.type`, "is required: the plugin executable's name", type);
-  if (type.includes("/") || type === "." || type === "..") fail(`${field}.type`, "must be a file name without \"/\" (plugins are looked up in the CNI path)", type);
+  if (type.includes("/") || type === "." || type === "..") fail(`${field}.type`, 'must be a file name without "/" (plugins are looked up in the CNI path)', type);
   const capabilities: Record<string, boolean> = {};
   const caps = entry["capabilities"];
   if (caps !== undefined && caps !== null) {
-    if (!isObject(caps)) fail(`${field}.capabilities`, "must be an object of capability name to boolean, e.g. {\"portMappings\": true}", caps);
+    if (!isObject(caps)) fail(`${field}.capabilities`, 'must be an object of capability name to boolean, e.g. {"portMappings": true}', caps);
     for (const [key, value] of Object.entries(caps)) {
       if (typeof value !== "boolean") fail(`${field}.capabilities.${key}`, "must be a boolean", value);
       capabilities[key] = value;
@@ -126,11 +126,11 @@ export function loadConfList(input: string | Uint8Array | Record<string, unknown
   const cniVersions: string[] = [];
   if (raw["cniVersions"] !== undefined && raw["cniVersions"] !== null) {
     const list = raw["cniVersions"];
-    if (!Array.isArray(list) || list.length === 0) fail("cniVersions", "must be a non-empty list of version strings, e.g. [\"1.0.0\", \"1.1.0\"]", list);
+    if (!Array.isArray(list) || list.length === 0) fail("cniVersions", 'must be a non-empty list of version strings, e.g. ["1.0.0", "1.1.0"]', list);
     list.forEach((v: unknown, i) => cniVersions.push(version(v, `cniVersions[${i}]`)));
   }
   if (cniVersion === undefined && cniVersions.length === 0) {
-    fail("cniVersion", "is required (or cniVersions): the CNI version(s) the list may be run at, e.g. \"1.0.0\"");
+    fail("cniVersion", 'is required (or cniVersions): the CNI version(s) the list may be run at, e.g. "1.0.0"');
   }
   const candidateVersions = [...new Set([...cniVersions, ...(cniVersion !== undefined ? [cniVersion] : [])])].sort((a, b) => comparePlain(b, a));
 
@@ -144,7 +144,7 @@ export function loadConfList(input: string | Uint8Array | Record<string, unknown
     for (const key of ["name", "cniVersion", "cniVersions", "disableCheck", "disableGC"]) delete single[key];
     plugins = [pluginConf(single, "(root)")];
   } else {
-    if (!Array.isArray(list)) fail("plugins", "is required: a list of plugin configurations, each with a \"type\"", list);
+    if (!Array.isArray(list)) fail("plugins", 'is required: a list of plugin configurations, each with a "type"', list);
     if (list.length === 0) fail("plugins", "must list at least one plugin");
     plugins = list.map((entry: unknown, i) => pluginConf(entry, `plugins[${i}]`));
   }

@@ -189,11 +189,7 @@ export interface ParsedPluginError {
  */
 export function parsePluginError(output: PluginOutput): ParsedPluginError {
   const text = output.stdout.trim();
-  const ended = output.timedOut
-    ? "timed out and was killed"
-    : output.signal !== null
-      ? `killed by ${output.signal}`
-      : `exit status ${output.exitCode ?? "unknown"}`;
+  const ended = output.timedOut ? "timed out and was killed" : output.signal !== null ? `killed by ${output.signal}` : `exit status ${output.exitCode ?? "unknown"}`;
   if (text !== "") {
     try {
       const raw: unknown = JSON.parse(text);

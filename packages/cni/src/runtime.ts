@@ -221,20 +221,22 @@ export class CniRuntime {
   async addOrCleanup(list: NetworkConfigList, rt: RuntimeConf): Promise<CniResultJson> {
     const where = this.where(rt, "ADD");
     return this.containers.run(rt.containerId, () =>
-      this.gate.withShared(() => where.locks.run(rt.containerId, async () => {
-        const state = { started: false };
-        try {
-          return await this.addLocked(list, rt, where, state);
-        } catch (err) {
-          if (!state.started) throw err;
+      this.gate.withShared(() =>
+        where.locks.run(rt.containerId, async () => {
+          const state = { started: false };
           try {
-            await this.delLocked(list, rt, where);
-          } catch (cleanup) {
-            throw new AddCleanupError(CniError.from(err), CniError.from(cleanup));
+            return await this.addLocked(list, rt, where, state);
+          } catch (err) {
+            if (!state.started) throw err;
+            try {
+              await this.delLocked(list, rt, where);
+            } catch (cleanup) {
+              throw new AddCleanupError(CniError.from(err), CniError.from(cleanup));
+            }
+            throw err;
           }
-          throw err;
-        }
-      })),
+        }),
+      ),
     );
   }
 
@@ -262,22 +264,24 @@ export class CniRuntime {
     if (list.disableCheck) return;
     const where = this.where(rt, "CHECK");
     await this.containers.run(rt.containerId, () =>
-      this.gate.withShared(() => where.locks.run(rt.containerId, async () => {
-        const prepared = await this.prepare(list, where);
-        if (versionLt(prepared.version, "0.4.0")) {
-          throw new VersionError(`[${COMPONENT}] network ${JSON.stringify(list.name)}: configuration version "${prepared.version}" does not support the CHECK command`, "CHECK needs 0.4.0 or later");
-        }
-        const cached = await this.cachedResultOf(list, rt, where, prepared.version);
-        if (cached === undefined) {
-          throw new UnknownContainerError(
-            `[${COMPONENT}] network ${JSON.stringify(list.name)}: no cached result for container ${rt.containerId} interface ${rt.ifName}: CHECK needs a successful ADD first`,
-            where.cache.path({ networkName: list.name, containerId: rt.containerId, ifName: rt.ifName }),
-          );
-        }
-        for (const [i, plugin] of list.plugins.entries()) {
-          await this.invoke({ list, plugin, index: i, path: prepared.paths[i]!, command: "CHECK", version: prepared.version, rt, where, prevResult: cached });
-        }
-      })),
+      this.gate.withShared(() =>
+        where.locks.run(rt.containerId, async () => {
+          const prepared = await this.prepare(list, where);
+          if (versionLt(prepared.version, "0.4.0")) {
+            throw new VersionError(`[${COMPONENT}] network ${JSON.stringify(list.name)}: configuration version "${prepared.version}" does not support the CHECK command`, "CHECK needs 0.4.0 or later");
+          }
+          const cached = await this.cachedResultOf(list, rt, where, prepared.version);
+          if (cached === undefined) {
+            throw new UnknownContainerError(
+              `[${COMPONENT}] network ${JSON.stringify(list.name)}: no cached result for container ${rt.containerId} interface ${rt.ifName}: CHECK needs a successful ADD first`,
+              where.cache.path({ networkName: list.name, containerId: rt.containerId, ifName: rt.ifName }),
+            );
+          }
+          for (const [i, plugin] of list.plugins.entries()) {
+            await this.invoke({ list, plugin, index: i, path: prepared.paths[i]!, command: "CHECK", version: prepared.version, rt, where, prevResult: cached });
+          }
+        }),
+      ),
     );
   }
 
@@ -341,7 +345,13 @@ export class CniRuntime {
         for (const [i, plugin] of list.plugins.entries()) {
           try {
             await this.invoke({
-              list, plugin, index: i, path: prepared.paths[i]!, command: "GC", version: prepared.version, where,
+              list,
+              plugin,
+              index: i,
+              path: prepared.paths[i]!,
+              command: "GC",
+              version: prepared.version,
+              where,
               extra: { "cni.dev/valid-attachments": attachments, "cni.dev/attachments": attachments },
             });
           } catch (err) {
@@ -562,7 +572,10 @@ export class CniRuntime {
       return await this.exec(call);
     } catch (err) {
       throw new PluginError({
-        plugin: who.type, index: who.index, command: who.command, network: who.network,
+        plugin: who.type,
+        index: who.index,
+        command: who.command,
+        network: who.network,
         code: CniCode.Internal,
         pluginMsg: `could not be started (${call.path}): ${err instanceof Error ? err.message : String(err)}`,
         exitCode: null,
@@ -667,8 +680,8 @@ export function validateRuntimeConf(rt: RuntimeConf, command: "ADD" | "DEL" | "C
   for (const [i, pair] of (rt.args ?? []).entries()) {
     if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== "string" || typeof pair[1] !== "string") bad(`args[${i}]`, "must be a [key, value] pair of strings", pair);
     const [k, v] = pair;
-    if (k === "" || /[=;]/u.test(k)) bad(`args[${i}]`, "key must be non-empty without \"=\" or \";\"", pair);
-    if (v.includes(";")) bad(`args[${i}]`, "value must not contain \";\"", pair);
+    if (k === "" || /[=;]/u.test(k)) bad(`args[${i}]`, 'key must be non-empty without "=" or ";"', pair);
+    if (v.includes(";")) bad(`args[${i}]`, 'value must not contain ";"', pair);
   }
   if (rt.capabilityArgs !== undefined && !isObject(rt.capabilityArgs)) bad("capabilityArgs", "must be an object of capability name to value", rt.capabilityArgs);
 }

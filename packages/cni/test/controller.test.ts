@@ -148,7 +148,11 @@ describe("cnikit-controller config", () => {
       expect(fieldOf(() => parse({ fabric: { module: "./f.mjs", options: [] } }))).toBe("fabric.options");
       expect(fieldOf(() => parse({ membersResyncMs: 5 }))).toBe("membersResyncMs");
       expect(fieldOf(() => parse({ store: "s3://x" }))).toBe("store");
-      expect(parse({ fabric: { module: "./f.mjs", options: { region: "west" } } }).fabric).toEqual({ kind: "module", spec: { module: join(t.dir, "f.mjs"), from: t.dir }, options: { region: "west" } });
+      expect(parse({ fabric: { module: "./f.mjs", options: { region: "west" } } }).fabric).toEqual({
+        kind: "module",
+        spec: { module: join(t.dir, "f.mjs"), from: t.dir },
+        options: { region: "west" },
+      });
     } finally {
       t.remove();
     }

@@ -49,7 +49,10 @@ describe("parseDaemonConfig", () => {
     expect(() => parseDaemonConfig(noRenderer, { baseDir: "/etc/cnikit" })).toThrow(/renderer.*is required.*"netns".*"type": "none"/s);
     expect(fieldOf(() => parseDaemonConfig(noRenderer, { baseDir: "/etc/cnikit" }))).toBe("renderer");
     expect(fieldOf(() => parseDaemonConfig({ ...BASE, renderer: {} }, { baseDir: "/etc/cnikit" }))).toBe("renderer.type");
-    expect(parseDaemonConfig({ ...BASE, renderer: { type: "linux", stateDir: "run/linux" } }, { baseDir: "/etc/cnikit" }).renderer).toEqual({ type: "linux", options: { stateDir: "/etc/cnikit/run/linux" } });
+    expect(parseDaemonConfig({ ...BASE, renderer: { type: "linux", stateDir: "run/linux" } }, { baseDir: "/etc/cnikit" }).renderer).toEqual({
+      type: "linux",
+      options: { stateDir: "/etc/cnikit/run/linux" },
+    });
   });
 
   it("reads every setting, resolving relative paths against the config's directory", () => {

@@ -119,7 +119,10 @@ describe("cnikitd --wait-ready", () => {
 
   it("refuses a --timeout without --wait-ready, or one that is not a number (exit 2)", async () => {
     const { file } = configFile("usage");
-    for (const args of [["--timeout", "3"], ["--wait-ready", "--timeout", "soon"]]) {
+    for (const args of [
+      ["--timeout", "3"],
+      ["--wait-ready", "--timeout", "soon"],
+    ]) {
       const r = await runExecutable(CNIKITD_BIN, { CNIKIT_FROM_SOURCE: "1" }, "", ["--config", file, ...args]);
       expect(r.code, args.join(" ")).toBe(2);
       expect(r.stderr).toContain("--timeout");

@@ -360,7 +360,16 @@ describe("CniDaemon STATUS and GC", () => {
   it("item 36: GC frees exactly the attachments not listed, and takes an empty or null list", async () => {
     const d = await daemon();
     for (const cid of ["a", "b", "c"]) await call(d, env("ADD", cid));
-    const gc = await call(d, { CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" }, v11({ "cni.dev/valid-attachments": [{ containerID: "a", ifname: "eth0" }, { containerID: "c", ifname: "eth0" }] }));
+    const gc = await call(
+      d,
+      { CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" },
+      v11({
+        "cni.dev/valid-attachments": [
+          { containerID: "a", ifname: "eth0" },
+          { containerID: "c", ifname: "eth0" },
+        ],
+      }),
+    );
     expect(gc).toMatchObject({ exitCode: 0, stdout: "" });
     expect(await reserved(d)).toEqual(["a/eth0", "c/eth0"]);
     expect(d.applier.last!.pods.map((p) => p.key).sort()).toEqual(["a/eth0", "c/eth0"]);
@@ -430,7 +439,11 @@ describe("CniDaemon lifecycle", () => {
   });
 
   it("a fatal agent start error fails agentStarted and STATUS says why", async () => {
-    const d = await daemon({ backendConfig: { Network: "10.244.0.0/16", Backend: { Type: "host-gw" } }, node: { name: "n", underlay: [{ iface: "eth0", address: "fd00::1", prefixLength: 64 }] }, start: false });
+    const d = await daemon({
+      backendConfig: { Network: "10.244.0.0/16", Backend: { Type: "host-gw" } },
+      node: { name: "n", underlay: [{ iface: "eth0", address: "fd00::1", prefixLength: 64 }] },
+      start: false,
+    });
     await d.daemon.start();
     await expect(d.daemon.agentStarted).rejects.toBeInstanceOf(Error);
     expect(d.daemon.phase).toBe("failed");

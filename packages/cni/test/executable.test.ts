@@ -77,7 +77,13 @@ describe.each(SHIMS)("cnikit-cni (%s) against a daemon on a socket", (shimName, 
     ["item 31: CHECK without prevResult", cniEnv("CHECK"), netconf(), 7, "prevResult"],
     ["item 61: unknown CNI_ARGS", cniEnv("ADD", "c1", { CNI_ARGS: "FOO=1" }), netconf(), 4, 'ARGS: unknown args ["FOO=1"]'],
     ["item 12: GC without CNI_PATH", { CNI_COMMAND: "GC" }, netconf({ cniVersion: "1.1.0", "cni.dev/valid-attachments": [] }), 4, "required env variables [CNI_PATH] missing"],
-    ["item 39: a 0.4.0 prevResult in a 1.0.0 config", cniEnv("ADD", "c1"), netconf({ prevResult: { cniVersion: "0.4.0", ips: [{ version: "4", address: "10.9.0.2/24" }] } }), 1, 'could not parse prevResult: result type supports ["1.0.0" "1.1.0"] but unmarshalled CNIVersion is "0.4.0"'],
+    [
+      "item 39: a 0.4.0 prevResult in a 1.0.0 config",
+      cniEnv("ADD", "c1"),
+      netconf({ prevResult: { cniVersion: "0.4.0", ips: [{ version: "4", address: "10.9.0.2/24" }] } }),
+      1,
+      'could not parse prevResult: result type supports ["1.0.0" "1.1.0"] but unmarshalled CNIVersion is "0.4.0"',
+    ],
   ])("items 1-3: %s fails with the spec's error JSON on stdout and exit 1", async (_label, env, stdin, code, msg) => {
     const r = await plugin(env, stdin);
     expect(r.code).toBe(1);
@@ -119,7 +125,7 @@ describe.each(SHIMS)("cnikit-cni (%s) against a daemon on a socket", (shimName, 
     d.applier.failFor.clear();
     expect(r.code).toBe(1);
     expect(r.json).toMatchObject({ code: 999, msg: expect.stringContaining("fake renderer") });
-    expect((await d.local.get("/flannel/ipam/pods/fails/eth0"))).toBeUndefined();
+    expect(await d.local.get("/flannel/ipam/pods/fails/eth0")).toBeUndefined();
     const first = await plugin(cniEnv("ADD", "twice"));
     expect(first.code).toBe(0);
     const second = await plugin(cniEnv("ADD", "twice"));
@@ -158,7 +164,10 @@ describe.each(SHIMS)("cnikit-cni (%s) against a daemon on a socket", (shimName, 
     });
     const r = await plugin(cniEnv("ADD", "nested"), conf);
     expect(r.code).toBe(0);
-    const named = await runPlugin({ ...cniEnv("ADD", "nested2"), CNIKITD_SOCKET: join(tmp.dir, "wrong.sock") }, JSON.stringify({ cniVersion: "1.0.0", name: "cnikit", nested: { a: "}" }, socketPath: socket }));
+    const named = await runPlugin(
+      { ...cniEnv("ADD", "nested2"), CNIKITD_SOCKET: join(tmp.dir, "wrong.sock") },
+      JSON.stringify({ cniVersion: "1.0.0", name: "cnikit", nested: { a: "}" }, socketPath: socket }),
+    );
     expect(named.code).toBe(0);
   });
 
@@ -292,7 +301,10 @@ describe("cnikitd executable", () => {
     const packages = fileURLToPath(new URL("../../", import.meta.url));
     mkdirSync(join(project, "node_modules", "@cnikit"), { recursive: true });
     for (const pkg of ["core", "reference"]) symlinkSync(join(packages, pkg), join(project, "node_modules", "@cnikit", pkg));
-    writeFileSync(join(project, "acme.mjs"), 'import { defineBackend } from "@cnikit/core";\nimport { reference } from "@cnikit/reference";\nexport const acme = defineBackend({ ...reference, name: "acme" });\n');
+    writeFileSync(
+      join(project, "acme.mjs"),
+      'import { defineBackend } from "@cnikit/core";\nimport { reference } from "@cnikit/reference";\nexport const acme = defineBackend({ ...reference, name: "acme" });\n',
+    );
     const { file, socket } = config("acme", { backend: { module: join(project, "acme.mjs"), export: "acme" }, backendConfig: { network: "10.250.0.0/16" } });
     const check = await runExecutable(CNIKITD_BIN, { CNIKIT_FROM_SOURCE: "1" }, "", ["--config", file, "--check"]);
     expect(check.stderr).toContain("ok (node node-1, backend acme)");

@@ -77,11 +77,7 @@ const RESULT: CniResult = {
     { address: "10.244.1.2/24", gateway: "10.244.1.1", interface: 2 },
     { address: "fd00:1::2/64", gateway: "fd00:1::1", interface: 2 },
   ],
-  routes: [
-    { dst: "0.0.0.0/0", gw: "10.244.1.1" },
-    { dst: "::/0", gw: "fd00:1::1" },
-    { dst: "10.96.0.0/12" },
-  ],
+  routes: [{ dst: "0.0.0.0/0", gw: "10.244.1.1" }, { dst: "::/0", gw: "fd00:1::1" }, { dst: "10.96.0.0/12" }],
   dns: { nameservers: ["10.96.0.10"], search: ["svc.cluster.local"] },
 };
 
@@ -164,7 +160,7 @@ describe("protocol / skel (checklist items 1-24)", () => {
     const err = failure({ CNI_COMMAND: "ADD" });
     expect(err.code).toBe(4);
     expect(err.msg).toBe("required env variables [CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME] missing");
-    expect(failure({ CNI_COMMAND: "ADD", CNI_CONTAINERID: "c", CNI_NETNS: "" , CNI_IFNAME: "eth0" }).msg).toBe("required env variables [CNI_NETNS] missing");
+    expect(failure({ CNI_COMMAND: "ADD", CNI_CONTAINERID: "c", CNI_NETNS: "", CNI_IFNAME: "eth0" }).msg).toBe("required env variables [CNI_NETNS] missing");
   });
 
   it("item 10: CHECK without NETNS fails with 4", () => {
@@ -407,7 +403,17 @@ describe("protocol / operations (checklist items 30, 31, 36, 61)", () => {
   it.each([
     ["an empty list", [], []],
     ["null", null, []],
-    ["a list", [{ containerID: "a", ifname: "eth0" }, { containerID: "b", ifname: "net1" }], [{ containerId: "a", ifName: "eth0" }, { containerId: "b", ifName: "net1" }]],
+    [
+      "a list",
+      [
+        { containerID: "a", ifname: "eth0" },
+        { containerID: "b", ifname: "net1" },
+      ],
+      [
+        { containerId: "a", ifName: "eth0" },
+        { containerId: "b", ifName: "net1" },
+      ],
+    ],
   ])("item 36: GC takes %s of valid attachments", (_label, list, expected) => {
     const r = request({ CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" }, CONF({ cniVersion: "1.1.0", "cni.dev/valid-attachments": list, "cni.dev/attachments": [] }));
     expect(r.validAttachments).toEqual(expected);
@@ -598,7 +604,11 @@ describe("protocol / prevResult and chaining", () => {
 
   it("the plugin's waits (timeoutSeconds, statusTimeoutSeconds) are validated by name", () => {
     expect(parseNetConf(CONF({ timeoutSeconds: 90, statusTimeoutSeconds: 2.5 }))).toMatchObject({ timeoutSeconds: 90, statusTimeoutSeconds: 2.5 });
-    for (const [key, value] of [["timeoutSeconds", 0], ["timeoutSeconds", "60"], ["statusTimeoutSeconds", 86400]] as const) {
+    for (const [key, value] of [
+      ["timeoutSeconds", 0],
+      ["timeoutSeconds", "60"],
+      ["statusTimeoutSeconds", 86400],
+    ] as const) {
       const err = failure(ENV("ADD"), CONF({ [key]: value }));
       expect((err as ConfigError).field).toBe(key);
     }
@@ -606,10 +616,17 @@ describe("protocol / prevResult and chaining", () => {
 
   it("mergeResults appends our interfaces and shifts our indexes", () => {
     const prev: CniResult = { interfaces: [{ name: "dummy0" }], ips: [{ address: "192.168.0.2/24", interface: 0 }], routes: [{ dst: "0.0.0.0/0", gw: "192.168.0.1" }] };
-    const ours: CniResult = { interfaces: [{ name: "veth1" }, { name: "eth0", sandbox: "/ns" }], ips: [{ address: "10.0.0.2/24", interface: 1 }], routes: [{ dst: "0.0.0.0/0", gw: "192.168.0.1" }, { dst: "10.0.0.0/8" }] };
+    const ours: CniResult = {
+      interfaces: [{ name: "veth1" }, { name: "eth0", sandbox: "/ns" }],
+      ips: [{ address: "10.0.0.2/24", interface: 1 }],
+      routes: [{ dst: "0.0.0.0/0", gw: "192.168.0.1" }, { dst: "10.0.0.0/8" }],
+    };
     expect(mergeResults(prev, ours)).toEqual({
       interfaces: [{ name: "dummy0" }, { name: "veth1" }, { name: "eth0", sandbox: "/ns" }],
-      ips: [{ address: "192.168.0.2/24", interface: 0 }, { address: "10.0.0.2/24", interface: 2 }],
+      ips: [
+        { address: "192.168.0.2/24", interface: 0 },
+        { address: "10.0.0.2/24", interface: 2 },
+      ],
       routes: [{ dst: "0.0.0.0/0", gw: "192.168.0.1" }, { dst: "10.0.0.0/8" }],
     });
   });

@@ -49,13 +49,7 @@ describe("README: try it", () => {
     // The config files are valid JSON as printed, and safe: a namespace of their own, no NAT.
     expect(JSON.parse(config)).toMatchObject({ renderer: { type: "linux", netns: NAME }, backendConfig: { natOutgoing: false } });
     expect(JSON.parse(net)).toMatchObject({ type: "cnikit-cni", socketPath: `/tmp/${NAME}/run/cnikitd.sock` });
-    const script = [
-      "set -e",
-      block(text, "setup"),
-      `cat > cnikitd.json <<'CNIKIT_EOF'\n${config}CNIKIT_EOF`,
-      `cat > net.json <<'CNIKIT_EOF'\n${net}CNIKIT_EOF`,
-      block(text, "run"),
-    ].join("\n");
+    const script = ["set -e", block(text, "setup"), `cat > cnikitd.json <<'CNIKIT_EOF'\n${config}CNIKIT_EOF`, `cat > net.json <<'CNIKIT_EOF'\n${net}CNIKIT_EOF`, block(text, "run")].join("\n");
     const r = spawnSync("sh", ["-c", script], { cwd: REPO, encoding: "utf8", env: { ...process.env, CNIKIT_FROM_SOURCE: "1" }, timeout: 240_000 });
     const log = existsSync(`/tmp/${NAME}/cnikitd.log`) ? readFileSync(`/tmp/${NAME}/cnikitd.log`, "utf8") : "";
     expect(r.status, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}\ncnikitd.log:\n${log}`).toBe(0);

@@ -186,7 +186,12 @@ describe("bridge + host-local, portmap, tuning at 1.0.0 on the kernel", () => {
 
   it("a failed ADD followed by DEL (addOrCleanup) leaves nothing behind", async () => {
     // host-local refuses an address outside the range after bridge made the veth.
-    const bad = pod(2, { args: [["IgnoreUnknown", "1"], ["IP", "10.98.0.7"]] });
+    const bad = pod(2, {
+      args: [
+        ["IgnoreUnknown", "1"],
+        ["IP", "10.98.0.7"],
+      ],
+    });
     let err: unknown;
     try {
       await runtime.addOrCleanup(list, bad);

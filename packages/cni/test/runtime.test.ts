@@ -114,11 +114,7 @@ function list(extra: Record<string, unknown> = {}, plugins?: Record<string, unkn
   return loadConfList({
     cniVersion: "1.0.0",
     name: "fakenet",
-    plugins: plugins ?? [
-      { type: "fake-a", capabilities: { portMappings: true }, color: "red" },
-      { type: "fake-b" },
-      { type: "fake-c", capabilities: { mac: true, bandwidth: true, ips: false } },
-    ],
+    plugins: plugins ?? [{ type: "fake-a", capabilities: { portMappings: true }, color: "red" }, { type: "fake-b" }, { type: "fake-c", capabilities: { mac: true, bandwidth: true, ips: false } }],
     ...extra,
   });
 }
@@ -460,7 +456,11 @@ describe("ADD / DEL / CHECK against fake plugins", () => {
     expect(existsSync(runtime.cachePath(l, rt()))).toBe(true);
     control({});
     await runtime.del(l, rt());
-    expect(calls("DEL").slice(2).map((c) => [c.plugin, c.conf!["prevResult"]])).toEqual([
+    expect(
+      calls("DEL")
+        .slice(2)
+        .map((c) => [c.plugin, c.conf!["prevResult"]]),
+    ).toEqual([
       ["fake-c", result],
       ["fake-b", result],
       ["fake-a", result],
@@ -551,11 +551,19 @@ describe("version negotiation (42, 62)", () => {
     await runtime.negotiate(l);
     await runtime.negotiate(l);
     await runtime.add(l, rt());
-    expect(calls("VERSION").map((c) => c.plugin).sort()).toEqual(["fake-a", "fake-b", "fake-c"]);
+    expect(
+      calls("VERSION")
+        .map((c) => c.plugin)
+        .sort(),
+    ).toEqual(["fake-a", "fake-b", "fake-c"]);
     const later = new Date(Date.now() + 5000);
     utimesSync(join(binDir, "fake-b"), later, later);
     await runtime.negotiate(l);
-    expect(calls("VERSION").map((c) => c.plugin).sort()).toEqual(["fake-a", "fake-b", "fake-b", "fake-c"]);
+    expect(
+      calls("VERSION")
+        .map((c) => c.plugin)
+        .sort(),
+    ).toEqual(["fake-a", "fake-b", "fake-b", "fake-c"]);
     expect(calls("VERSION")[0]!.env).toEqual({ CNI_COMMAND: "VERSION" });
   });
 });
@@ -676,9 +684,23 @@ describe("concurrency (47)", () => {
     const m = new KeyedMutex();
     const order: string[] = [];
     let releaseA!: () => void;
-    const a = m.run("k", () => new Promise<void>((r) => (releaseA = () => { order.push("a"); r(); })));
-    const b = m.run("k", async () => { order.push("b"); });
-    const c = m.run("other", async () => { order.push("c"); });
+    const a = m.run(
+      "k",
+      () =>
+        new Promise<void>(
+          (r) =>
+            (releaseA = () => {
+              order.push("a");
+              r();
+            }),
+        ),
+    );
+    const b = m.run("k", async () => {
+      order.push("b");
+    });
+    const c = m.run("other", async () => {
+      order.push("c");
+    });
     await c;
     expect(order).toEqual(["c"]);
     releaseA();
@@ -691,9 +713,22 @@ describe("concurrency (47)", () => {
     const g = new SharedExclusiveGate();
     const order: string[] = [];
     let releaseFirst!: () => void;
-    const first = g.withShared(() => new Promise<void>((r) => (releaseFirst = () => { order.push("s1"); r(); })));
-    const ex = g.withExclusive(async () => { order.push("x"); });
-    const later = g.withShared(async () => { order.push("s2"); });
+    const first = g.withShared(
+      () =>
+        new Promise<void>(
+          (r) =>
+            (releaseFirst = () => {
+              order.push("s1");
+              r();
+            }),
+        ),
+    );
+    const ex = g.withExclusive(async () => {
+      order.push("x");
+    });
+    const later = g.withShared(async () => {
+      order.push("s2");
+    });
     await Promise.resolve();
     expect(order).toEqual([]);
     releaseFirst();
@@ -741,11 +776,7 @@ describe("negotiation with the Debian reference plugins (62)", () => {
 
 describe("errors are CniErrors", () => {
   it("every runtime error carries a spec code", async () => {
-    const errs = [
-      await rejection(runtime.add(list({}, [{ type: "nope" }]), rt())),
-      await rejection(runtime.check(list(), rt())),
-      await rejection(runtime.negotiate(list({ cniVersion: "3.0.0" }))),
-    ];
+    const errs = [await rejection(runtime.add(list({}, [{ type: "nope" }]), rt())), await rejection(runtime.check(list(), rt())), await rejection(runtime.negotiate(list({ cniVersion: "3.0.0" })))];
     for (const e of errs) {
       expect(e).toBeInstanceOf(CniError);
       expect((e as CniError).code).toBeGreaterThan(0);

@@ -79,13 +79,17 @@ describe("every package bin through a .bin symlink", () => {
     for (const b of bins) expect(existsSync(b.target), `${b.pkg} ${b.name} -> ${b.target}`).toBe(true);
   });
 
-  it.each(bins.map((b) => [b.name, b] as const))("%s --help exits 0 with its usage on stdout; an unknown flag exits 2 naming it", async (name, bin) => {
-    const [help, bad] = await Promise.all([run(bin, ["--help"]), run(bin, ["--no-such-flag"])]);
-    expect(help.stderr, `${name} --help stderr`).toBe("");
-    expect(help.code).toBe(0);
-    expect(help.stdout).toContain(name);
-    expect(bad.code, bad.stderr).toBe(2);
-    expect(bad.stdout).toBe("");
-    expect(bad.stderr).toMatch(/unknown option '?--no-such-flag'?/i);
-  }, 120_000);
+  it.each(bins.map((b) => [b.name, b] as const))(
+    "%s --help exits 0 with its usage on stdout; an unknown flag exits 2 naming it",
+    async (name, bin) => {
+      const [help, bad] = await Promise.all([run(bin, ["--help"]), run(bin, ["--no-such-flag"])]);
+      expect(help.stderr, `${name} --help stderr`).toBe("");
+      expect(help.code).toBe(0);
+      expect(help.stdout).toContain(name);
+      expect(bad.code, bad.stderr).toBe(2);
+      expect(bad.stdout).toBe("");
+      expect(bad.stderr).toMatch(/unknown option '?--no-such-flag'?/i);
+    },
+    120_000,
+  );
 });

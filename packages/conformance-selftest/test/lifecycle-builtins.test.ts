@@ -45,9 +45,7 @@ const builtins: { label: string; backend: Backend<unknown>; config: unknown; see
   { label: "reference default", backend: asUnknown(reference), config: { network: "10.250.0.0/16", nodeSubnetLength: 24, natOutgoing: true }, seed: 2 },
   // Every flannel mode that runs on the suite's IPv4 underlay (vxlan-dualstack: two addresses per
   // pod); the IPv6-only mode needs an IPv6 underlay (packages/backends runs it over one).
-  ...flannelFixtures.configs
-    .filter((c) => c.underlayFamily !== 6)
-    .map((c, i) => ({ label: `flannel ${c.label}`, backend: asUnknown(flannel), config: c.config as unknown, seed: 3 + i })),
+  ...flannelFixtures.configs.filter((c) => c.underlayFamily !== 6).map((c, i) => ({ label: `flannel ${c.label}`, backend: asUnknown(flannel), config: c.config as unknown, seed: 3 + i })),
   ...calicoFixtures.configs.map((c, i) => ({ label: `calico ${c.label}`, backend: asUnknown(calico), config: c.config as unknown, seed: 11 + i })),
 ];
 
@@ -60,7 +58,10 @@ describe("section B on every built-in backend config, 4 nodes", () => {
       // The release checks observed release some way on every backend: at least one leg ran and passed.
       for (const id of ["cni.del-releases", "cni.gc"]) {
         const legs = statusOf(report, id).subResults ?? [];
-        expect(legs.some((s) => s.status === "passed"), `${id} legs: ${JSON.stringify(legs)}`).toBe(true);
+        expect(
+          legs.some((s) => s.status === "passed"),
+          `${id} legs: ${JSON.stringify(legs)}`,
+        ).toBe(true);
         expect(legs.some((s) => s.status === "failed")).toBe(false);
       }
     }, 300_000);
@@ -85,6 +86,11 @@ describe("section H for section B: the lifecycle variants cover the three shapes
     };
     expect(await legs("flannel: every DEL and GC leaks", "cni.del-releases")).toMatchObject({ trace: "passed", "requested IP": "not applicable", exhaustion: "failed" });
     expect(await legs("calico: DEL and GC leave the block ordinal", "cni.del-releases")).toMatchObject({ trace: "failed", "requested IP": "not applicable", exhaustion: "not applicable" });
-    expect(await legs("calico: DEL and GC quarantine the block ordinal", "cni.del-releases")).toEqual({ trace: "passed", "requested IP": "not applicable", exhaustion: "not applicable", churn: "failed" });
+    expect(await legs("calico: DEL and GC quarantine the block ordinal", "cni.del-releases")).toEqual({
+      trace: "passed",
+      "requested IP": "not applicable",
+      exhaustion: "not applicable",
+      churn: "failed",
+    });
   }, 300_000);
 });

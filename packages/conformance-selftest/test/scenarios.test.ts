@@ -31,15 +31,19 @@ function show(r: CheckResult): string {
 
 describe("scenario variants: each turns its own check red, its base stays green", () => {
   for (const v of scenarioVariants) {
-    it(v.label, async () => {
-      const broken = await runConformance({ backend: v.backend, config: v.config, checks: [...v.targets, ...v.controls], ...RUN });
-      const base = await runConformance({ backend: v.base, config: v.config, checks: v.targets, ...RUN });
-      for (const id of v.targets) {
-        expect(result(broken, id).status, show(result(broken, id))).toBe("failed");
-        expect(result(base, id).status, `base ${v.baseLabel}: ${show(result(base, id))}`).toBe("passed");
-      }
-      for (const id of v.controls) expect(result(broken, id).status, `control ${show(result(broken, id))}`).toBe("passed");
-    }, 300_000);
+    it(
+      v.label,
+      async () => {
+        const broken = await runConformance({ backend: v.backend, config: v.config, checks: [...v.targets, ...v.controls], ...RUN });
+        const base = await runConformance({ backend: v.base, config: v.config, checks: v.targets, ...RUN });
+        for (const id of v.targets) {
+          expect(result(broken, id).status, show(result(broken, id))).toBe("failed");
+          expect(result(base, id).status, `base ${v.baseLabel}: ${show(result(base, id))}`).toBe("passed");
+        }
+        for (const id of v.controls) expect(result(broken, id).status, `control ${show(result(broken, id))}`).toBe("passed");
+      },
+      300_000,
+    );
   }
 
   it("covers every new check and all three shapes", () => {

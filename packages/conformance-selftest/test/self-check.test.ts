@@ -112,7 +112,10 @@ describe("section H: the suite checks itself", () => {
       expect(v.targets.length, `${v.label} targets some check`).toBeGreaterThan(0);
       expect(v.controls.length, `${v.label} has control checks`).toBeGreaterThan(0);
       for (const id of [...v.targets, ...v.controls]) expect(known.has(id), `${v.label}: check ${id} exists in the suite`).toBe(true);
-      expect(v.controls.filter((id) => v.targets.includes(id)), `${v.label}: a control is not also a target`).toEqual([]);
+      expect(
+        v.controls.filter((id) => v.targets.includes(id)),
+        `${v.label}: a control is not also a target`,
+      ).toEqual([]);
       expect(v.backend.name, `${v.label}: the broken backend has its own name`).not.toBe(v.base.name);
       expect(v.backend.capabilities, `${v.label}: claims what its base claims`).toEqual(v.base.capabilities);
     }

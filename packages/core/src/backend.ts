@@ -152,10 +152,7 @@ export interface AgentContext<C> {
  * record changed (labels, annotations, underlay, secondary addresses); `left`: the node was
  * removed (a clean leave or a deletion; never a mere crash), with its last record.
  */
-export type MembershipEvent =
-  | { type: "joined"; node: NodeInfo }
-  | { type: "updated"; node: NodeInfo; previous: NodeInfo }
-  | { type: "left"; node: NodeInfo };
+export type MembershipEvent = { type: "joined"; node: NodeInfo } | { type: "updated"; node: NodeInfo; previous: NodeInfo } | { type: "left"; node: NodeInfo };
 
 /**
  * The cluster's nodes as the node registry knows them (Kubernetes Node objects). A crashed node

@@ -108,7 +108,9 @@ export function parseCliArgs<O extends CliOptions>(
   const extra = parsed.positionals[names.length];
   if (extra !== undefined) {
     throw new CliUsageError(
-      extra.startsWith("-") ? `unknown option ${extra}; known options: ${knownOptions(command.options)}` : `unexpected argument ${JSON.stringify(extra)}${names.length === 0 ? " (this command takes only options)" : ` (it takes ${names.map((n) => `<${n}>`).join(" ")})`}`,
+      extra.startsWith("-")
+        ? `unknown option ${extra}; known options: ${knownOptions(command.options)}`
+        : `unexpected argument ${JSON.stringify(extra)}${names.length === 0 ? " (this command takes only options)" : ` (it takes ${names.map((n) => `<${n}>`).join(" ")})`}`,
     );
   }
   const missing = names[parsed.positionals.length];

@@ -280,11 +280,13 @@ export const ENCAP_OVERHEAD = {
  * ("events in any order end in the same dataplane") and by the renderers' diff.
  */
 export function canonicalDataplane(dp: NodeDataplane): NodeDataplane {
-  const by = <T>(key: (x: T) => string) => (a: T, b: T) => {
-    const ka = key(a);
-    const kb = key(b);
-    return ka < kb ? -1 : ka > kb ? 1 : 0;
-  };
+  const by =
+    <T>(key: (x: T) => string) =>
+    (a: T, b: T) => {
+      const ka = key(a);
+      const kb = key(b);
+      return ka < kb ? -1 : ka > kb ? 1 : 0;
+    };
   return {
     node: dp.node,
     links: [...dp.links].sort(by((l) => l.name)),
@@ -360,10 +362,7 @@ export function vethName(ref: { containerId: string; ifName: string }): string {
  */
 export function podMac(address: string): string {
   const p = Prefix.host(address);
-  const octets =
-    p.family === 4
-      ? address.split(".").map(Number)
-      : ((h) => [h >>> 24, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff])(fnv1a32(p.network));
+  const octets = p.family === 4 ? address.split(".").map(Number) : ((h) => [h >>> 24, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff])(fnv1a32(p.network));
   return `0a:58:${octets.map((x) => x.toString(16).padStart(2, "0")).join(":")}`;
 }
 

@@ -63,9 +63,7 @@ export interface ListResult {
   revision: number;
 }
 
-export type WatchEvent =
-  | { type: "put"; kv: KeyValue; prev?: KeyValue; revision: number }
-  | { type: "delete"; key: string; prev?: KeyValue; revision: number };
+export type WatchEvent = { type: "put"; kv: KeyValue; prev?: KeyValue; revision: number } | { type: "delete"; key: string; prev?: KeyValue; revision: number };
 
 export interface WatchOptions {
   /** Deliver events with revision > fromRevision. Absent = from now on. */
@@ -81,9 +79,7 @@ export interface TxnCompare {
   modRevision: number;
 }
 
-export type TxnOp =
-  | { op: "put"; key: string; value: string; lease?: LeaseId }
-  | { op: "delete"; key: string };
+export type TxnOp = { op: "put"; key: string; value: string; lease?: LeaseId } | { op: "delete"; key: string };
 
 export interface TxnResult {
   /** Whether every comparison held (then `success` ran, else nothing was written). */

@@ -31,7 +31,8 @@ export function fabricRouteKey(dst: string): string {
 
 /** The store key of a secondary address. Throws `ConfigError` naming `node` or `address`. */
 export function fabricAddressKey(a: FabricAddress): string {
-  if (typeof a.node !== "string" || a.node === "" || a.node.includes("/")) throw new ConfigError({ component: COMPONENT, field: "node", rule: "must be a non-empty node name without '/'", value: a.node });
+  if (typeof a.node !== "string" || a.node === "" || a.node.includes("/"))
+    throw new ConfigError({ component: COMPONENT, field: "node", rule: "must be a non-empty node name without '/'", value: a.node });
   return `${FABRIC_PREFIX.addresses}${a.node}/${canonicalAddress(a.address, { component: COMPONENT, field: "address" })}`;
 }
 
@@ -48,7 +49,7 @@ function canonicalDst(dst: unknown): string {
 }
 
 function subnetOf(u: UnderlayInterface): Prefix {
-  return Prefix.parse(`${u.address}/${u.prefixLength}`, { allowHostBits: true }) ;
+  return Prefix.parse(`${u.address}/${u.prefixLength}`, { allowHostBits: true });
 }
 
 /**

@@ -62,7 +62,10 @@ describe("Informer", () => {
     await t.clock.advance(100);
     expect(t.view()).toEqual(await snapshot(t.store));
     expect(t.batches).toContain("compacted");
-    const after = t.events.slice(2).map((e) => `${e.type} ${e.key}`).sort();
+    const after = t.events
+      .slice(2)
+      .map((e) => `${e.type} ${e.key}`)
+      .sort();
     expect(after).toEqual(["add /p/c", "delete /p/a", "update /p/b"]);
     // The new watch runs from the listing's revision: later events flow, earlier ones are not repeated.
     await t.store.put("/p/d", "4");

@@ -64,7 +64,9 @@ describe("attachmentRecord", () => {
     const labels = { app: "web" };
     const ports = [{ name: "http", containerPort: 80 }];
     const r = attachmentRecord({ containerId: "c1", ifName: "eth0", netns: "/n", namespace: "ns", podName: "p", labels, ports }, { address: "10.0.0.2" });
-    expect(JSON.stringify(r)).toBe(JSON.stringify({ containerId: "c1", ifName: "eth0", address: "10.0.0.2", netns: "/n", namespace: "ns", podName: "p", labels: { app: "web" }, ports: [{ name: "http", containerPort: 80 }] }));
+    expect(JSON.stringify(r)).toBe(
+      JSON.stringify({ containerId: "c1", ifName: "eth0", address: "10.0.0.2", netns: "/n", namespace: "ns", podName: "p", labels: { app: "web" }, ports: [{ name: "http", containerPort: 80 }] }),
+    );
     expect(r.labels).not.toBe(labels);
     expect(r.ports![0]).not.toBe(ports[0]);
     expect(attachmentRecord({ containerId: "c2", ifName: "net1", netns: "/m" }, { addresses: [] })).toEqual({ containerId: "c2", ifName: "net1", addresses: [], netns: "/m" });

@@ -1,17 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  AgentRuntime,
-  AddressPool,
-  MemoryDatastore,
-  TryAgainError,
-  VirtualClock,
-  MemoryMembership,
-  MemoryNetwork,
-  emptyDataplane,
-  flushAsync,
-  podKey,
-  silentLogger,
-} from "../src/index.ts";
+import { AgentRuntime, AddressPool, MemoryDatastore, TryAgainError, VirtualClock, MemoryMembership, MemoryNetwork, emptyDataplane, flushAsync, podKey, silentLogger } from "../src/index.ts";
 import type { AgentContext, AttachResult, NodeDataplane, PodAttachment, PodRef } from "../src/index.ts";
 
 interface Rec extends PodRef {
@@ -61,7 +49,16 @@ class TinyAgent extends AgentRuntime<{ range: string }, Rec> {
     const dp = emptyDataplane(this.ctx.node.name);
     const pods = [...this.attachments.values()].sort((a, b) => (a.address < b.address ? -1 : 1));
     dp.routes = pods.map((p) => ({ dst: `${p.address}/32`, dev: "eth0" }));
-    dp.pods = pods.map((p) => ({ key: podKey(p), containerId: p.containerId, ifName: p.ifName, hostIf: `h${p.containerId}`, mac: "02:00:00:00:00:01", mtu: 1500, addresses: [`${p.address}/24`], routes: [] }));
+    dp.pods = pods.map((p) => ({
+      key: podKey(p),
+      containerId: p.containerId,
+      ifName: p.ifName,
+      hostIf: `h${p.containerId}`,
+      mac: "02:00:00:00:00:01",
+      mtu: 1500,
+      addresses: [`${p.address}/24`],
+      routes: [],
+    }));
     return dp;
   }
   protected override async persistedRefs(): Promise<PodRef[]> {
@@ -169,7 +166,12 @@ describe("AgentRuntime", () => {
     expect(err?.details).toContain("bad/eth0");
     expect(err?.details).not.toContain("drop/eth0");
     expect([...(await local.list("/pods/")).items.map((kv) => kv.key)].sort()).toEqual(["/pods/bad/eth0", "/pods/keep/eth0"]);
-    expect(agent.dataplane().pods.map((p) => p.key).sort()).toEqual(["bad/eth0", "keep/eth0"]);
+    expect(
+      agent
+        .dataplane()
+        .pods.map((p) => p.key)
+        .sort(),
+    ).toEqual(["bad/eth0", "keep/eth0"]);
   });
 
   it("a restarted agent on the same local store keeps its pods and renders the same dataplane", async () => {

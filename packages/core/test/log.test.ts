@@ -51,10 +51,7 @@ describe("createLogger", () => {
     log.info("a");
     await clock.advance(500);
     log.info("b");
-    expect(lines.map((l) => (JSON.parse(l) as { time: string }).time)).toEqual([
-      "1970-01-01T00:00:01.000Z",
-      "1970-01-01T00:00:01.500Z",
-    ]);
+    expect(lines.map((l) => (JSON.parse(l) as { time: string }).time)).toEqual(["1970-01-01T00:00:01.000Z", "1970-01-01T00:00:01.500Z"]);
   });
 
   it("makes fields JSON-safe and never throws while logging", () => {

@@ -104,7 +104,16 @@ describe("kube Node objects", () => {
   });
 
   it("reads a plain Kubernetes Node (no underlay annotation) from its InternalIP addresses", () => {
-    const value = JSON.stringify({ metadata: { name: "n1", labels: { a: "b" } }, status: { addresses: [{ type: "Hostname", address: "n1" }, { type: "InternalIP", address: "10.0.0.5" }, { type: "InternalIP", address: "fd00::5" }] } });
+    const value = JSON.stringify({
+      metadata: { name: "n1", labels: { a: "b" } },
+      status: {
+        addresses: [
+          { type: "Hostname", address: "n1" },
+          { type: "InternalIP", address: "10.0.0.5" },
+          { type: "InternalIP", address: "fd00::5" },
+        ],
+      },
+    });
     expect(parseKubeNode(kubeNodeKey("n1"), value)).toEqual({
       name: "n1",
       labels: { a: "b" },
@@ -122,8 +131,18 @@ describe("kube Node objects", () => {
     ["no underlay address", kubeNodeKey("n1"), JSON.stringify({ metadata: {} }), "status.addresses"],
     ["a bad InternalIP", kubeNodeKey("n1"), JSON.stringify({ status: { addresses: [{ type: "InternalIP", address: "10.0.0.500" }] } }), "status.addresses[0].address"],
     ["a label that is not a string", kubeNodeKey("n1"), JSON.stringify({ metadata: { labels: { a: 1 } } }), "metadata.labels.a"],
-    ["an underlay annotation with an unknown field", kubeNodeKey("n1"), JSON.stringify({ metadata: { annotations: { "cnikit.io/underlay": JSON.stringify([{ iface: "eth0", address: "10.0.0.5", prefixLength: 24, speed: 1 }]) } } }), "metadata.annotations.cnikit.io/underlay[0].speed"],
-    ["an underlay prefix length out of range", kubeNodeKey("n1"), JSON.stringify({ metadata: { annotations: { "cnikit.io/underlay": JSON.stringify([{ iface: "eth0", address: "10.0.0.5", prefixLength: 33 }]) } } }), "metadata.annotations.cnikit.io/underlay[0].prefixLength"],
+    [
+      "an underlay annotation with an unknown field",
+      kubeNodeKey("n1"),
+      JSON.stringify({ metadata: { annotations: { "cnikit.io/underlay": JSON.stringify([{ iface: "eth0", address: "10.0.0.5", prefixLength: 24, speed: 1 }]) } } }),
+      "metadata.annotations.cnikit.io/underlay[0].speed",
+    ],
+    [
+      "an underlay prefix length out of range",
+      kubeNodeKey("n1"),
+      JSON.stringify({ metadata: { annotations: { "cnikit.io/underlay": JSON.stringify([{ iface: "eth0", address: "10.0.0.5", prefixLength: 33 }]) } } }),
+      "metadata.annotations.cnikit.io/underlay[0].prefixLength",
+    ],
   ])("refuses %s naming the field", (_label, key, value, field) => {
     expect(fieldOf(() => parseKubeNode(key, value))).toBe(field);
   });
@@ -200,7 +219,12 @@ describe("watchStoreMembership + StoreFabricPort", () => {
 });
 
 describe("topologyNeedsOf", () => {
-  const base: Omit<Backend<unknown>, "summarize"> = { name: "x", capabilities: { networkPolicy: false, encryption: false, encapsulations: [], families: [4] }, parseConfig: (c: unknown) => c, createAgent: () => undefined as never };
+  const base: Omit<Backend<unknown>, "summarize"> = {
+    name: "x",
+    capabilities: { networkPolicy: false, encryption: false, encapsulations: [], families: [4] },
+    parseConfig: (c: unknown) => c,
+    createAgent: () => undefined as never,
+  };
   const summary = { podRanges: ["10.0.0.0/8"], natOutgoing: false, encapsulations: [], convergenceMs: 1, crashDetectionMs: 1 };
 
   it("asks topologyNeeds (with the config) when there is one, else needs nothing without asking summarize", () => {

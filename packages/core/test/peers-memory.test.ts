@@ -1,17 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import {
-  AddressInUseError,
-  ClosedError,
-  CniError,
-  ConfigError,
-  MemoryNetwork,
-  TryAgainError,
-  VirtualClock,
-  type LinkFaults,
-  type PeerConnection,
-  type PeerTransport,
-} from "../src/index.ts";
+import { AddressInUseError, ClosedError, CniError, ConfigError, MemoryNetwork, TryAgainError, VirtualClock, type LinkFaults, type PeerConnection, type PeerTransport } from "../src/index.ts";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -29,12 +18,7 @@ function setup(options: { seed?: number; resetAfterMs?: number; names?: string[]
 }
 
 /** Opens a connection from `from` to `to`'s service and lets the handshake complete. */
-async function connectPair(
-  clock: VirtualClock,
-  from: PeerTransport,
-  to: PeerTransport,
-  service = "svc",
-): Promise<{ client: PeerConnection; server: PeerConnection }> {
+async function connectPair(clock: VirtualClock, from: PeerTransport, to: PeerTransport, service = "svc"): Promise<{ client: PeerConnection; server: PeerConnection }> {
   let server: PeerConnection | undefined;
   to.listen(service, (c) => {
     server = c;
@@ -595,12 +579,7 @@ describe("partitions", () => {
   it("put nodes named in no group into one more group", async () => {
     const { net } = setup({ names: ["a", "b", "c", "d"] });
     net.partition([["a", "b"]]);
-    expect([net.canReach("a", "b"), net.canReach("c", "d"), net.canReach("a", "c"), net.canReach("d", "b")]).toEqual([
-      true,
-      true,
-      false,
-      false,
-    ]);
+    expect([net.canReach("a", "b"), net.canReach("c", "d"), net.canReach("a", "c"), net.canReach("d", "b")]).toEqual([true, true, false, false]);
   });
 
   it.each<[unknown, string]>([
@@ -647,13 +626,7 @@ describe("disconnect (crash as seen by peers)", () => {
     net.setFaults({ delayMs: { min: 50, max: 50 } });
     ab.client.send(enc("in-flight"));
     net.disconnect("a");
-    expect([ab.client.closed, ab.server.closed, ca.client.closed, ca.server.closed, bc.client.closed]).toEqual([
-      true,
-      true,
-      true,
-      true,
-      false,
-    ]);
+    expect([ab.client.closed, ab.server.closed, ca.client.closed, ca.server.closed, bc.client.closed]).toEqual([true, true, true, true, false]);
     await clock.runUntilIdle();
     expect(atB).toEqual({ messages: [], closes: ["reset"] });
     expect(atA.closes).toEqual(["reset"]);

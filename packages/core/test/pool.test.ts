@@ -1,14 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import {
-  AddressInUseError,
-  AddressPool,
-  ConfigError,
-  PoolExhaustedError,
-  Prefix,
-  formatAddress,
-  parseAddress,
-} from "../src/index.ts";
+import { AddressInUseError, AddressPool, ConfigError, PoolExhaustedError, Prefix, formatAddress, parseAddress } from "../src/index.ts";
 import type { AddressPoolOptions, AddressPoolSnapshot } from "../src/index.ts";
 
 function thrown(fn: () => unknown): unknown {
@@ -52,22 +44,8 @@ describe("AddressPool defaults (host-local)", () => {
     [{ range: "10.0.0.0/7" }, "10.0.0.1", "11.255.255.254", "10.0.0.1", (1n << 25n) - 3n, "sparse"],
     [{ range: "fd00::/126" }, "fd00::1", "fd00::3", "fd00::1", 2n, "bitmap"],
     [{ range: "fd00::/64" }, "fd00::1", "fd00::ffff:ffff:ffff:ffff", "fd00::1", (1n << 64n) - 2n, "sparse"],
-    [
-      { range: "10.1.0.0/16", rangeStart: "10.1.1.0", rangeEnd: "10.1.1.255", gateway: "10.1.0.1" },
-      "10.1.1.0",
-      "10.1.1.255",
-      "10.1.0.1",
-      256n,
-      "bitmap",
-    ],
-    [
-      { range: "10.1.0.0/16", rangeStart: "10.1.1.0", rangeEnd: "10.1.1.255", reserved: ["10.1.1.5", "10.1.1.5", "10.1.2.1"] },
-      "10.1.1.0",
-      "10.1.1.255",
-      "10.1.0.1",
-      255n,
-      "bitmap",
-    ],
+    [{ range: "10.1.0.0/16", rangeStart: "10.1.1.0", rangeEnd: "10.1.1.255", gateway: "10.1.0.1" }, "10.1.1.0", "10.1.1.255", "10.1.0.1", 256n, "bitmap"],
+    [{ range: "10.1.0.0/16", rangeStart: "10.1.1.0", rangeEnd: "10.1.1.255", reserved: ["10.1.1.5", "10.1.1.5", "10.1.2.1"] }, "10.1.1.0", "10.1.1.255", "10.1.0.1", 255n, "bitmap"],
   ];
   it.each(table)("%j -> %s-%s gw %s, capacity %s, %s", (options, start, end, gw, capacity, storage) => {
     const pool = new AddressPool(options);
@@ -105,12 +83,7 @@ describe("AddressPool option validation", () => {
     ["rangeEnd outside", { range: "10.0.0.0/24", rangeEnd: "10.0.1.0" }, "rangeEnd", /must lie inside range/],
     ["rangeEnd broadcast", { range: "10.0.0.0/24", rangeEnd: "10.0.0.255" }, "rangeEnd", /broadcast address/],
     ["rangeEnd network v6", { range: "fd00::/120", rangeStart: "fd00::1", rangeEnd: "fd00::" }, "rangeEnd", /network address fd00::/],
-    [
-      "rangeEnd before rangeStart",
-      { range: "10.0.0.0/24", rangeStart: "10.0.0.100", rangeEnd: "10.0.0.50" },
-      "rangeEnd",
-      /must not be before rangeStart 10\.0\.0\.100/,
-    ],
+    ["rangeEnd before rangeStart", { range: "10.0.0.0/24", rangeStart: "10.0.0.100", rangeEnd: "10.0.0.50" }, "rangeEnd", /must not be before rangeStart 10\.0\.0\.100/],
     ["rangeEnd before default start", { range: "fd00::/120", rangeEnd: "fd00::" }, "rangeEnd", /network address/],
     ["gateway outside", { range: "10.0.0.0/24", gateway: "10.0.1.1" }, "gateway", /must lie inside range/],
     ["gateway network", { range: "10.0.0.0/24", gateway: "10.0.0.0" }, "gateway", /network address/],
@@ -153,18 +126,7 @@ describe("AddressPool.allocate round-robin", () => {
     pool.allocateSpecific("10.0.0.7", "x");
     expect(pool.lastReserved).toBe("10.0.0.7");
     // Continues after the last reserved address (the requested one), wraps, skips .1 (gateway), .4, .5, .7.
-    expect(drain(pool)).toEqual([
-      "10.0.0.8",
-      "10.0.0.9",
-      "10.0.0.10",
-      "10.0.0.11",
-      "10.0.0.12",
-      "10.0.0.13",
-      "10.0.0.14",
-      "10.0.0.2",
-      "10.0.0.3",
-      "10.0.0.6",
-    ]);
+    expect(drain(pool)).toEqual(["10.0.0.8", "10.0.0.9", "10.0.0.10", "10.0.0.11", "10.0.0.12", "10.0.0.13", "10.0.0.14", "10.0.0.2", "10.0.0.3", "10.0.0.6"]);
   });
 
   it("wraps around and tries the last reserved address last", () => {
@@ -439,40 +401,35 @@ describe("AddressPool snapshot / restore", () => {
     ["entry not a pair", { range: "10.0.0.0/24", lastReserved: null, allocations: [["10.0.0.2"]] }, "snapshot.allocations[0]", /pair/],
     [
       "address outside",
-      { range: "10.0.0.0/24", lastReserved: null, allocations: [["10.0.0.2", "a"], ["10.0.1.2", "b"]] },
+      {
+        range: "10.0.0.0/24",
+        lastReserved: null,
+        allocations: [
+          ["10.0.0.2", "a"],
+          ["10.0.1.2", "b"],
+        ],
+      },
       "snapshot.allocations[1][0]",
       /must lie in range set/,
     ],
-    [
-      "network address",
-      { range: "10.0.0.0/24", lastReserved: null, allocations: [["10.0.0.0", "a"]] },
-      "snapshot.allocations[0][0]",
-      /must lie in range set/,
-    ],
-    [
-      "gateway",
-      { range: "10.0.0.0/24", lastReserved: null, allocations: [["10.0.0.1", "a"]] },
-      "snapshot.allocations[0][0]",
-      /gateway or a reserved/,
-    ],
-    [
-      "reserved",
-      { range: "10.0.0.0/24", lastReserved: null, allocations: [["10.0.0.9", "a"]] },
-      "snapshot.allocations[0][0]",
-      /gateway or a reserved/,
-    ],
+    ["network address", { range: "10.0.0.0/24", lastReserved: null, allocations: [["10.0.0.0", "a"]] }, "snapshot.allocations[0][0]", /must lie in range set/],
+    ["gateway", { range: "10.0.0.0/24", lastReserved: null, allocations: [["10.0.0.1", "a"]] }, "snapshot.allocations[0][0]", /gateway or a reserved/],
+    ["reserved", { range: "10.0.0.0/24", lastReserved: null, allocations: [["10.0.0.9", "a"]] }, "snapshot.allocations[0][0]", /gateway or a reserved/],
     [
       "duplicate (other spelling)",
-      { range: "10.0.0.0/24", lastReserved: null, allocations: [["10.0.0.2", "a"], ["10.0.0.3", "b"], ["10.0.0.2", "c"]] },
+      {
+        range: "10.0.0.0/24",
+        lastReserved: null,
+        allocations: [
+          ["10.0.0.2", "a"],
+          ["10.0.0.3", "b"],
+          ["10.0.0.2", "c"],
+        ],
+      },
       "snapshot.allocations[2][0]",
       /duplicates snapshot\.allocations\[0\]/,
     ],
-    [
-      "empty owner",
-      { range: "10.0.0.0/24", lastReserved: null, allocations: [["10.0.0.2", ""]] },
-      "snapshot.allocations[0][1]",
-      /owner must be a non-empty string/,
-    ],
+    ["empty owner", { range: "10.0.0.0/24", lastReserved: null, allocations: [["10.0.0.2", ""]] }, "snapshot.allocations[0][1]", /owner must be a non-empty string/],
   ];
   it.each(bad)("refuses %s", (_name, snapshot, field, rule) => {
     const err = configError(() => AddressPool.restore(options, snapshot));
@@ -490,11 +447,7 @@ interface Config {
   candidates: bigint[];
 }
 
-type Op =
-  | { kind: "allocate"; owner: string }
-  | { kind: "allocateSpecific"; pick: number; owner: string }
-  | { kind: "release"; pick: number }
-  | { kind: "releaseOwner"; owner: string };
+type Op = { kind: "allocate"; owner: string } | { kind: "allocateSpecific"; pick: number; owner: string } | { kind: "release"; pick: number } | { kind: "releaseOwner"; owner: string };
 
 /** Straight from the rules, one address at a time. */
 class Model {
@@ -703,42 +656,37 @@ describe("AddressPool properties", () => {
 
   it("bitmap search over many words agrees with a linear scan after random fill and frees", () => {
     fc.assert(
-      fc.property(
-        fc.integer({ min: 40, max: 3000 }),
-        fc.array(fc.nat(), { maxLength: 60 }),
-        fc.array(fc.nat(), { maxLength: 40 }),
-        (spanLen, takes, steps) => {
-          const range = Prefix.parse("10.64.0.0/20");
-          const start = 7;
-          const options = {
-            range: range.toString(),
-            rangeStart: range.nth(start),
-            rangeEnd: range.nth(start + spanLen - 1),
-            gateway: null,
-          };
-          const pool = new AddressPool(options);
-          const model = new Model(pool);
-          // Fill everything, then free a random set: holes scattered over many words.
-          const all = drain(pool);
-          for (const v of all) model.alloc.set(parseAddress(v).value, "o");
-          for (const t of takes) {
-            const v = range.base + BigInt(start + (t % spanLen));
-            pool.release(formatAddress(v, 4));
-            model.alloc.delete(v);
+      fc.property(fc.integer({ min: 40, max: 3000 }), fc.array(fc.nat(), { maxLength: 60 }), fc.array(fc.nat(), { maxLength: 40 }), (spanLen, takes, steps) => {
+        const range = Prefix.parse("10.64.0.0/20");
+        const start = 7;
+        const options = {
+          range: range.toString(),
+          rangeStart: range.nth(start),
+          rangeEnd: range.nth(start + spanLen - 1),
+          gateway: null,
+        };
+        const pool = new AddressPool(options);
+        const model = new Model(pool);
+        // Fill everything, then free a random set: holes scattered over many words.
+        const all = drain(pool);
+        for (const v of all) model.alloc.set(parseAddress(v).value, "o");
+        for (const t of takes) {
+          const v = range.base + BigInt(start + (t % spanLen));
+          pool.release(formatAddress(v, 4));
+          model.alloc.delete(v);
+        }
+        model.last = parseAddress(pool.lastReserved!).value;
+        for (const f of steps) {
+          const got = runOp(pool, { options, candidates: [] }, { kind: "allocate", owner: "n" }, 4);
+          const r = model.allocate("n");
+          expect(got).toBe(r === "exhausted" ? r : formatAddress(r, 4));
+          if (f % 3 === 0 && got !== "exhausted") {
+            pool.release(got);
+            model.alloc.delete(parseAddress(got).value);
           }
-          model.last = parseAddress(pool.lastReserved!).value;
-          for (const f of steps) {
-            const got = runOp(pool, { options, candidates: [] }, { kind: "allocate", owner: "n" }, 4);
-            const r = model.allocate("n");
-            expect(got).toBe(r === "exhausted" ? r : formatAddress(r, 4));
-            if (f % 3 === 0 && got !== "exhausted") {
-              pool.release(got);
-              model.alloc.delete(parseAddress(got).value);
-            }
-          }
-          checkInvariants(pool, model);
-        },
-      ),
+        }
+        checkInvariants(pool, model);
+      }),
       { numRuns: 100 },
     );
   });

@@ -2,17 +2,7 @@ import { isIP } from "node:net";
 import fc from "fast-check";
 import ipaddr from "ipaddr.js";
 import { describe, expect, it } from "vitest";
-import {
-  ConfigError,
-  Prefix,
-  addressFamily,
-  canonicalAddress,
-  canonicalPrefix,
-  formatAddress,
-  isAddress,
-  parseAddress,
-  parseInterfaceAddress,
-} from "../src/index.ts";
+import { ConfigError, Prefix, addressFamily, canonicalAddress, canonicalPrefix, formatAddress, isAddress, parseAddress, parseInterfaceAddress } from "../src/index.ts";
 import type { Family } from "../src/index.ts";
 
 function configError(fn: () => unknown): ConfigError {
@@ -346,12 +336,7 @@ describe("subnets", () => {
   });
 
   it("iterates subnets in address order", () => {
-    expect([...Prefix.parse("10.0.0.0/24").subnets(26)].map(String)).toEqual([
-      "10.0.0.0/26",
-      "10.0.0.64/26",
-      "10.0.0.128/26",
-      "10.0.0.192/26",
-    ]);
+    expect([...Prefix.parse("10.0.0.0/24").subnets(26)].map(String)).toEqual(["10.0.0.0/26", "10.0.0.64/26", "10.0.0.128/26", "10.0.0.192/26"]);
     expect([...Prefix.parse("fd00::/126").subnets(127)].map(String)).toEqual(["fd00::/127", "fd00::2/127"]);
     expect([...Prefix.parse("10.0.0.0/24").subnets(24)].map(String)).toEqual(["10.0.0.0/24"]);
   });
@@ -387,7 +372,7 @@ function referenceFormat6(value: bigint): string {
   }
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -409,9 +394,10 @@ const v4Value = fc.bigInt({ min: 0n, max: (1n << 32n) - 1n });
 // Values with runs of zero groups, so compression is exercised, not only random 128-bit numbers,
 // and IPv4-mapped ones (section 5).
 const v6Value = fc.oneof(
-  { weight: 4, arbitrary: fc
-    .array(fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 })
-    .map((gs) => gs.reduce((n, g) => (n << 16n) | BigInt(g), 0n)) },
+  {
+    weight: 4,
+    arbitrary: fc.array(fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 }).map((gs) => gs.reduce((n, g) => (n << 16n) | BigInt(g), 0n)),
+  },
   { weight: 1, arbitrary: v4Value.map((v) => 0xffff_0000_0000n | v) },
 );
 
@@ -465,19 +451,17 @@ describe("properties", () => {
   it("any spelling of an IPv6 address canonicalises to the same text", () => {
     // Spell the groups with random padding and case, compressing a random zero run (or none).
     const spelled = v6Value.chain((v) =>
-      fc
-        .tuple(fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 8, maxLength: 8 }), fc.boolean(), fc.nat(7))
-        .map(([pads, upper, at]) => {
-          const groups = Array.from({ length: 8 }, (_, i) => {
-            const h = Number((v >> BigInt((7 - i) * 16)) & 0xffffn).toString(16);
-            const padded = h.padStart(Math.min(4, h.length + pads[i]!), "0");
-            return upper ? padded.toUpperCase() : padded;
-          });
-          let end = at;
-          while (end < 8 && /^0+$/.test(groups[end]!)) end++;
-          const text = end > at ? `${groups.slice(0, at).join(":")}::${groups.slice(end).join(":")}` : groups.join(":");
-          return { v, text };
-        }),
+      fc.tuple(fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 8, maxLength: 8 }), fc.boolean(), fc.nat(7)).map(([pads, upper, at]) => {
+        const groups = Array.from({ length: 8 }, (_, i) => {
+          const h = Number((v >> BigInt((7 - i) * 16)) & 0xffffn).toString(16);
+          const padded = h.padStart(Math.min(4, h.length + pads[i]!), "0");
+          return upper ? padded.toUpperCase() : padded;
+        });
+        let end = at;
+        while (end < 8 && /^0+$/.test(groups[end]!)) end++;
+        const text = end > at ? `${groups.slice(0, at).join(":")}::${groups.slice(end).join(":")}` : groups.join(":");
+        return { v, text };
+      }),
     );
     fc.assert(
       fc.property(spelled, ({ v, text }) => {
@@ -488,10 +472,7 @@ describe("properties", () => {
 
   // Valid spellings (zoned ones too), their random one-character edits (near-misses are where
   // parsers differ) and short random strings.
-  const alphabet = fc.oneof(
-    { weight: 8, arbitrary: fc.constantFrom(..."0123456789abcdefABCDEF:.") },
-    { weight: 1, arbitrary: fc.constantFrom(..."%xXgG/ []-+e\n") },
-  );
+  const alphabet = fc.oneof({ weight: 8, arbitrary: fc.constantFrom(..."0123456789abcdefABCDEF:.") }, { weight: 1, arbitrary: fc.constantFrom(..."%xXgG/ []-+e\n") });
   const spellings = fc.oneof(
     v4Value.map((v) => formatAddress(v, 4)),
     v6Value.map((v) => formatAddress(v, 6)),
@@ -507,7 +488,11 @@ describe("properties", () => {
     if (how === 1) return text.slice(0, i) + text.slice(i + 1);
     return text.slice(0, i) + c + text.slice(i + 1);
   });
-  const addressText = fc.oneof(spellings, edited, fc.array(alphabet, { maxLength: 12 }).map((cs) => cs.join("")));
+  const addressText = fc.oneof(
+    spellings,
+    edited,
+    fc.array(alphabet, { maxLength: 12 }).map((cs) => cs.join("")),
+  );
 
   /** What the front door must accept: what node:net accepts, less zone ids. */
   const accepted = (text: string): boolean => isIP(text) !== 0 && !text.includes("%");
@@ -549,10 +534,7 @@ describe("properties", () => {
   });
 
   it("Prefix.parse accepts address/length exactly when the address passes the front door and the length is a plain decimal within the family", () => {
-    const lengthText = fc.oneof(
-      fc.integer({ min: 0, max: 140 }).map(String),
-      fc.constantFrom("", "08", "00", "-1", "+8", "0x8", " 8", "8 ", "8.0", "1e1", "٣"),
-    );
+    const lengthText = fc.oneof(fc.integer({ min: 0, max: 140 }).map(String), fc.constantFrom("", "08", "00", "-1", "+8", "0x8", " 8", "8 ", "8.0", "1e1", "٣"));
     fc.assert(
       fc.property(addressText, lengthText, (address, length) => {
         const text = `${address}/${length}`;
@@ -590,11 +572,7 @@ describe("properties", () => {
   });
 
   it("nthSubnet(i).subnetIndex == i, and the subnet lies inside", () => {
-    const arb = prefixArb.chain((p) =>
-      fc.integer({ min: p.length, max: p.bits }).chain((len) =>
-        fc.bigInt({ min: 0n, max: p.subnetCount(len) - 1n }).map((i) => ({ p, len, i })),
-      ),
-    );
+    const arb = prefixArb.chain((p) => fc.integer({ min: p.length, max: p.bits }).chain((len) => fc.bigInt({ min: 0n, max: p.subnetCount(len) - 1n }).map((i) => ({ p, len, i }))));
     fc.assert(
       fc.property(arb, ({ p, len, i }) => {
         const s = p.nthSubnet(len, i);

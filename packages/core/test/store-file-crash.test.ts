@@ -17,7 +17,6 @@ const ROUNDS = 30;
 const WRITER = fileURLToPath(new URL("./fixtures/file-store-writer.ts", import.meta.url));
 const TSX = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 
-
 interface RoundOutput {
   lines: string[];
   stderr: string;

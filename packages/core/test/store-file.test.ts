@@ -60,7 +60,13 @@ describe("FileDatastore specifics", () => {
     await a.put("k/1", "one", { lease });
     await a.put("k/2", "two");
     await a.put("k/2", "two again");
-    await a.txn([{ key: "k/3", modRevision: 0 }], [{ op: "put", key: "k/3", value: "three" }, { op: "delete", key: "k/1" }]);
+    await a.txn(
+      [{ key: "k/3", modRevision: 0 }],
+      [
+        { op: "put", key: "k/3", value: "three" },
+        { op: "delete", key: "k/1" },
+      ],
+    );
     await a.put("k/1", "one again", { lease });
     const before = await a.list("");
     await a.close();
@@ -114,7 +120,8 @@ describe("FileDatastore specifics", () => {
     await b.checkpoint();
     await b.close();
     const c = await openStore(dir);
-    const e = await c.watch("h/", { fromRevision: first.revision })[Symbol.asyncIterator]().next().catch((x: unknown) => x);
+    const compacted = c.watch("h/", { fromRevision: first.revision })[Symbol.asyncIterator]();
+    const e = await compacted.next().catch((x: unknown) => x);
     expect(e).toBeInstanceOf(CompactedError);
     const live = c.watch("h/", { fromRevision: await c.revision() })[Symbol.asyncIterator]();
     await c.put("h/a", "3");
@@ -215,16 +222,22 @@ describe("FileDatastore specifics", () => {
   });
 
   it.each([
-    ["a file", (d: string) => {
-      const f = join(d, "file");
-      writeFileSync(f, "x");
-      return f;
-    }],
-    ["a path under a file", (d: string) => {
-      const f = join(d, "file");
-      writeFileSync(f, "x");
-      return join(f, "sub");
-    }],
+    [
+      "a file",
+      (d: string) => {
+        const f = join(d, "file");
+        writeFileSync(f, "x");
+        return f;
+      },
+    ],
+    [
+      "a path under a file",
+      (d: string) => {
+        const f = join(d, "file");
+        writeFileSync(f, "x");
+        return join(f, "sub");
+      },
+    ],
     ["an empty path", () => ""],
   ])("refuses %s as dir with ConfigError naming dir", async (_label, make) => {
     const e = await FileDatastore.open({ dir: make(fresh()) }).catch((x: unknown) => x);

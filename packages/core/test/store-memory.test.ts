@@ -14,11 +14,7 @@ defineDatastoreSuite("MemoryDatastore", async () => {
 
 // The same suite on the default history and no compact hook: CompactedError must come from the
 // history limit alone, and the lease tests run without a virtual clock.
-defineDatastoreSuite(
-  "MemoryDatastore (real clock, small history)",
-  async () => ({ store: new MemoryDatastore({ historyLimit: 1000 }) }),
-  { propertyRuns: 20 },
-);
+defineDatastoreSuite("MemoryDatastore (real clock, small history)", async () => ({ store: new MemoryDatastore({ historyLimit: 1000 }) }), { propertyRuns: 20 });
 
 async function settled<T>(p: Promise<T>): Promise<boolean> {
   let done = false;
@@ -46,10 +42,13 @@ describe("MemoryDatastore specifics", () => {
   it("refuses a key twice among a transaction's ops, writing nothing", async () => {
     const s = new MemoryDatastore();
     const err = await s
-      .txn([], [
-        { op: "put", key: "a", value: "1" },
-        { op: "delete", key: "a" },
-      ])
+      .txn(
+        [],
+        [
+          { op: "put", key: "a", value: "1" },
+          { op: "delete", key: "a" },
+        ],
+      )
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).field).toBe("success[1].key");
@@ -64,11 +63,14 @@ describe("MemoryDatastore specifics", () => {
   it("trims history by whole revisions and reports the compact revision", async () => {
     const s = new MemoryDatastore({ historyLimit: 5 });
     // One txn of 3 events at revision 1, then single puts at revisions 2..4.
-    await s.txn([], [
-      { op: "put", key: "a", value: "1" },
-      { op: "put", key: "b", value: "1" },
-      { op: "put", key: "c", value: "1" },
-    ]);
+    await s.txn(
+      [],
+      [
+        { op: "put", key: "a", value: "1" },
+        { op: "put", key: "b", value: "1" },
+        { op: "put", key: "c", value: "1" },
+      ],
+    );
     await s.put("a", "2");
     await s.put("a", "3");
     // 5 events: still all kept, from revision 0.
@@ -76,7 +78,8 @@ describe("MemoryDatastore specifics", () => {
     expect((await all.next()).value?.revision).toBe(1);
     await all.return?.();
     await s.put("a", "4"); // 6 events: revision 1 (all three) goes
-    const e = await s.watch("", { fromRevision: 0 })[Symbol.asyncIterator]().next().catch((x: unknown) => x);
+    const compacted = s.watch("", { fromRevision: 0 })[Symbol.asyncIterator]();
+    const e = await compacted.next().catch((x: unknown) => x);
     expect(e).toBeInstanceOf(CompactedError);
     expect((e as CompactedError).compactRevision).toBe(1);
     const ok = s.watch("", { fromRevision: 1 })[Symbol.asyncIterator]();

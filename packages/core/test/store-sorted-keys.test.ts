@@ -33,30 +33,26 @@ describe("compareKeys", () => {
 describe("SortedKeys", () => {
   it("matches a sorted-array model through adds and deletes across chunk splits and merges", () => {
     fc.assert(
-      fc.property(
-        fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 3000 })), { minLength: 1, maxLength: 6000 }),
-        fc.integer({ min: 0, max: 3000 }),
-        (ops, probe) => {
-          const set = new SortedKeys();
-          const model = new Set<string>();
-          const key = (n: number): string => `k/${n.toString(36)}`;
-          for (const [add, n] of ops) {
-            const k = key(n);
-            if (add) expect(set.add(k)).toBe(!model.has(k));
-            else expect(set.delete(k)).toBe(model.has(k));
-            if (add) model.add(k);
-            else model.delete(k);
-          }
-          const sorted = [...model].sort(byBytes);
-          expect(set.size).toBe(model.size);
-          expect(set.keys()).toEqual(sorted);
-          expect(set.has(key(probe))).toBe(model.has(key(probe)));
-          const prefix = key(probe).slice(0, 3);
-          const got: string[] = [];
-          set.forEachWithPrefix(prefix, (k) => got.push(k));
-          expect(got).toEqual(sorted.filter((k) => k.startsWith(prefix)));
-        },
-      ),
+      fc.property(fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 3000 })), { minLength: 1, maxLength: 6000 }), fc.integer({ min: 0, max: 3000 }), (ops, probe) => {
+        const set = new SortedKeys();
+        const model = new Set<string>();
+        const key = (n: number): string => `k/${n.toString(36)}`;
+        for (const [add, n] of ops) {
+          const k = key(n);
+          if (add) expect(set.add(k)).toBe(!model.has(k));
+          else expect(set.delete(k)).toBe(model.has(k));
+          if (add) model.add(k);
+          else model.delete(k);
+        }
+        const sorted = [...model].sort(byBytes);
+        expect(set.size).toBe(model.size);
+        expect(set.keys()).toEqual(sorted);
+        expect(set.has(key(probe))).toBe(model.has(key(probe)));
+        const prefix = key(probe).slice(0, 3);
+        const got: string[] = [];
+        set.forEachWithPrefix(prefix, (k) => got.push(k));
+        expect(got).toEqual(sorted.filter((k) => k.startsWith(prefix)));
+      }),
       { numRuns: 40 },
     );
   });
@@ -64,19 +60,26 @@ describe("SortedKeys", () => {
   it("orders astral and U+E000..U+FFFF keys by UTF-8 bytes across many chunks", () => {
     const unit = fc.constantFrom("a", "z", "/", "é", "\ud7ff", "\ue000", "\uffe9", "😀", "𝄞");
     fc.assert(
-      fc.property(fc.uniqueArray(fc.array(unit, { minLength: 1, maxLength: 7 }).map((u) => u.join("")), { minLength: 1500, maxLength: 3000 }), fc.array(unit, { maxLength: 2 }), (keys, p) => {
-        const set = new SortedKeys();
-        for (const k of keys) set.add(k);
-        for (const k of keys.slice(0, 300)) set.delete(k);
-        const live = keys.slice(300).sort(byBytes);
-        expect(set.keys()).toEqual(live);
-        const prefix = p.join("");
-        const got: string[] = [];
-        set.forEachWithPrefix(prefix, (k) => got.push(k));
-        expect(got).toEqual(live.filter((k) => k.startsWith(prefix)));
-        expect(set.has(keys[0]!)).toBe(false);
-        expect(set.has(keys[keys.length - 1]!)).toBe(true);
-      }),
+      fc.property(
+        fc.uniqueArray(
+          fc.array(unit, { minLength: 1, maxLength: 7 }).map((u) => u.join("")),
+          { minLength: 1500, maxLength: 3000 },
+        ),
+        fc.array(unit, { maxLength: 2 }),
+        (keys, p) => {
+          const set = new SortedKeys();
+          for (const k of keys) set.add(k);
+          for (const k of keys.slice(0, 300)) set.delete(k);
+          const live = keys.slice(300).sort(byBytes);
+          expect(set.keys()).toEqual(live);
+          const prefix = p.join("");
+          const got: string[] = [];
+          set.forEachWithPrefix(prefix, (k) => got.push(k));
+          expect(got).toEqual(live.filter((k) => k.startsWith(prefix)));
+          expect(set.has(keys[0]!)).toBe(false);
+          expect(set.has(keys[keys.length - 1]!)).toBe(true);
+        },
+      ),
       { numRuns: 15 },
     );
   });

@@ -28,17 +28,22 @@ describe("API reference (docs/api)", () => {
     const r = await runNode([TYPEDOC, "--treatWarningsAsErrors", "--out", out], { cwd: REPO, timeoutMs: 600_000 });
     expect(r.status, `typedoc failed:\n${r.stdout}\n${r.stderr}`).toBe(0);
     const committed = join(REPO, "docs/api");
-    const made = files(out).map((f) => relative(out, f)).sort();
-    expect(files(committed).map((f) => relative(committed, f)).sort(), "docs/api has other pages than typedoc makes now: run `npm run docs:api`").toEqual(made);
+    const made = files(out)
+      .map((f) => relative(out, f))
+      .sort();
+    expect(
+      files(committed)
+        .map((f) => relative(committed, f))
+        .sort(),
+      "docs/api has other pages than typedoc makes now: run `npm run docs:api`",
+    ).toEqual(made);
     const stale = made.filter((f) => readFileSync(join(out, f), "utf8") !== readFileSync(join(committed, f), "utf8"));
     expect(stale, "these docs/api pages differ from what the types say now: run `npm run docs:api` and commit docs/api").toEqual([]);
   }, 600_000);
 
   it("has an entry point for every public export of every published package (not ./internal, ./cli, ./fixtures)", () => {
     const config = JSON.parse(readFileSync(join(REPO, "typedoc.json"), "utf8")) as { entryPoints: string[] };
-    const wanted = publishedPackages().flatMap((p) =>
-      p.entries.filter((e) => !/^\.\/(internal|cli|fixtures)$/.test(e.subpath)).map((e) => e.file),
-    );
+    const wanted = publishedPackages().flatMap((p) => p.entries.filter((e) => !/^\.\/(internal|cli|fixtures)$/.test(e.subpath)).map((e) => e.file));
     expect(wanted.length).toBeGreaterThan(15);
     expect([...config.entryPoints].sort()).toEqual([...wanted].sort());
   });

@@ -40,7 +40,10 @@ function examplesOf(text: string): { code: string; run: boolean; name: string | 
   const out: { code: string; run: boolean; name: string | undefined }[] = [];
   const re = /(?:<!-- readme-example: ([^>]*) -->\n)?```ts\n([\s\S]*?)```/g;
   for (let m = re.exec(text); m; m = re.exec(text)) {
-    const options = (m[1] ?? "").split(",").map((o) => o.trim()).filter(Boolean);
+    const options = (m[1] ?? "")
+      .split(",")
+      .map((o) => o.trim())
+      .filter(Boolean);
     const unknown = options.filter((o) => o !== "typecheck-only" && !/^file [a-z0-9-]+\.ts$/.test(o));
     if (unknown.length > 0) throw new Error(`unknown readme-example option(s) ${unknown.join(", ")} (known: typecheck-only, file <name>.ts)`);
     const name = options.find((o) => o.startsWith("file "))?.slice(5);
@@ -99,23 +102,27 @@ describe("published READMEs", () => {
       expect(text, "no pointer outside the repository").not.toMatch(/\/work\/shared|shared\/(reference|design)/);
     });
 
-    it.each(p.bin.length ? p.bin : ["(no bin)"])("prints %s --help as the README shows it", async (bin) => {
-      if (bin === "(no bin)") {
-        expect(text).not.toMatch(/<!-- readme-help:/);
-        return;
-      }
-      const shown = helpBlock(text, bin);
-      expect(shown, `README lacks the block after <!-- readme-help: ${bin} -->`).toBeDefined();
-      const { status, text: help } = await helpOf(p.dir, bin);
-      expect(status, help).toBe(0);
-      if (process.env.CNIKIT_UPDATE_README_HELP === "1" && normalize(shown!) !== normalize(help)) {
-        // Like `vitest -u` for snapshots: write the CLI's text into the README, then check it again.
-        writeFileSync(readme, readFileSync(readme, "utf8").replace(`<!-- readme-help: ${bin} -->\n\`\`\`text\n${shown!}`, `<!-- readme-help: ${bin} -->\n\`\`\`text\n${help.trimEnd()}\n`));
-        expect(normalize(helpBlock(readFileSync(readme, "utf8"), bin) ?? "")).toBe(normalize(help));
-        return;
-      }
-      expect(normalize(shown!), `${p.dir}/README.md's ${bin} --help block is stale: run CNIKIT_UPDATE_README_HELP=1 npx vitest run test/readme.test.ts in packages/docs-check`).toBe(normalize(help));
-    }, 120_000);
+    it.each(p.bin.length ? p.bin : ["(no bin)"])(
+      "prints %s --help as the README shows it",
+      async (bin) => {
+        if (bin === "(no bin)") {
+          expect(text).not.toMatch(/<!-- readme-help:/);
+          return;
+        }
+        const shown = helpBlock(text, bin);
+        expect(shown, `README lacks the block after <!-- readme-help: ${bin} -->`).toBeDefined();
+        const { status, text: help } = await helpOf(p.dir, bin);
+        expect(status, help).toBe(0);
+        if (process.env.CNIKIT_UPDATE_README_HELP === "1" && normalize(shown!) !== normalize(help)) {
+          // Like `vitest -u` for snapshots: write the CLI's text into the README, then check it again.
+          writeFileSync(readme, readFileSync(readme, "utf8").replace(`<!-- readme-help: ${bin} -->\n\`\`\`text\n${shown!}`, `<!-- readme-help: ${bin} -->\n\`\`\`text\n${help.trimEnd()}\n`));
+          expect(normalize(helpBlock(readFileSync(readme, "utf8"), bin) ?? "")).toBe(normalize(help));
+          return;
+        }
+        expect(normalize(shown!), `${p.dir}/README.md's ${bin} --help block is stale: run CNIKIT_UPDATE_README_HELP=1 npx vitest run test/readme.test.ts in packages/docs-check`).toBe(normalize(help));
+      },
+      120_000,
+    );
   });
 });
 
@@ -127,19 +134,20 @@ describe("README examples", () => {
       mkdirSync(dirname(e.file), { recursive: true });
       writeFileSync(e.file, `// ${e.pkg} README, example ${e.index}\n${e.code}`);
     }
-    writeFileSync(
-      join(SCRATCH, "tsconfig.json"),
-      JSON.stringify({ extends: "../../../../tsconfig.base.json", compilerOptions: { noEmit: true }, include: ["*/*.ts"] }),
-    );
+    writeFileSync(join(SCRATCH, "tsconfig.json"), JSON.stringify({ extends: "../../../../tsconfig.base.json", compilerOptions: { noEmit: true }, include: ["*/*.ts"] }));
     const r = await runNode([TSC, "-p", join(SCRATCH, "tsconfig.json")], { cwd: HERE, timeoutMs: 600_000 });
     expect(r.status, r.stdout + r.stderr).toBe(0);
   }, 600_000);
 
-  it.each(examples.filter((e) => e.run).map((e) => [`${e.pkg} #${e.index}`, e] as const))("%s runs", async (_label, e) => {
-    for (const f of examples.filter((x) => x.pkg === e.pkg)) {
-      mkdirSync(dirname(f.file), { recursive: true });
-      writeFileSync(f.file, f.code);
-    }
-    await expect(import(pathToFileURL(e.file).href)).resolves.toBeDefined();
-  }, 300_000);
+  it.each(examples.filter((e) => e.run).map((e) => [`${e.pkg} #${e.index}`, e] as const))(
+    "%s runs",
+    async (_label, e) => {
+      for (const f of examples.filter((x) => x.pkg === e.pkg)) {
+        mkdirSync(dirname(f.file), { recursive: true });
+        writeFileSync(f.file, f.code);
+      }
+      await expect(import(pathToFileURL(e.file).href)).resolves.toBeDefined();
+    },
+    300_000,
+  );
 });

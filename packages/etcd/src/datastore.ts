@@ -106,7 +106,6 @@ function describe(cur: KeyValue | undefined): string {
   return cur ? `found modRevision ${cur.modRevision}` : "found no key";
 }
 
-
 /**
  * Whether etcd guarantees that at most one of several identical attempts of this write can apply:
  * it compares `modRevision == r` with r > 0 on a key it also writes, and any applied attempt
@@ -259,12 +258,7 @@ export class EtcdDatastore implements Datastore, WatchHost {
    * self-invalidating ones are re-sent until etcd answers or the retry window ends. After a doubt, a
    * failed compare is reported as `OutcomeUnknownError` too (the first attempt may have won).
    */
-  private async write<T extends { header?: RawHeader; succeeded?: boolean }>(
-    path: string,
-    body: unknown,
-    resend: boolean,
-    what: string,
-  ): Promise<T> {
+  private async write<T extends { header?: RawHeader; succeeded?: boolean }>(path: string, body: unknown, resend: boolean, what: string): Promise<T> {
     const deadline = Date.now() + this.gateway.retryWindowMs;
     let doubt: ExchangeError | undefined;
     for (;;) {
@@ -486,7 +480,12 @@ export class EtcdDatastore implements Datastore, WatchHost {
         compare: compares.map((c) => ({ target: "MOD", result: "EQUAL", key: this.keys.key64(c.key), mod_revision: String(c.modRevision) })),
         success: ops,
       };
-      const resend = success.length === 0 || selfInvalidating(compares, success.map((op) => op.key));
+      const resend =
+        success.length === 0 ||
+        selfInvalidating(
+          compares,
+          success.map((op) => op.key),
+        );
       const res = await this.write<TxnRes>("/v3/kv/txn", body, resend, `txn on ${success.map((op) => JSON.stringify(op.key)).join(", ") || "no keys"}`);
       return { succeeded: res.succeeded === true, revision: int(res.header?.revision) };
     });
@@ -538,11 +537,7 @@ export class EtcdDatastore implements Datastore, WatchHost {
       let doubt: ExchangeError | undefined;
       for (;;) {
         try {
-          const res = await this.gateway.call<{ header?: RawHeader; ID?: string }>(
-            "/v3/lease/grant",
-            { TTL: String(ttlSeconds), ID: id },
-            { idempotent: false, deadline },
-          );
+          const res = await this.gateway.call<{ header?: RawHeader; ID?: string }>("/v3/lease/grant", { TTL: String(ttlSeconds), ID: id }, { idempotent: false, deadline });
           this.note(res.header);
           return leaseToHex(res.ID ?? id);
         } catch (e) {

@@ -133,7 +133,9 @@ function serverError(endpoint: string, status: number, body: string): ExchangeEr
   const init: ConstructorParameters<typeof ExchangeError>[0] = {
     kind,
     endpoint,
-    message: parsed ? `etcd at ${endpoint} answered HTTP ${status}: ${text}` : `${endpoint} answered HTTP ${status} without etcd's JSON error (${text}); is it etcd's client URL with the gRPC gateway enabled?`,
+    message: parsed
+      ? `etcd at ${endpoint} answered HTTP ${status}: ${text}`
+      : `${endpoint} answered HTTP ${status} without etcd's JSON error (${text}); is it etcd's client URL with the gRPC gateway enabled?`,
     etcdError: text,
   };
   if (code !== undefined) init.grpcCode = code;
@@ -303,9 +305,7 @@ export class Gateway {
     req.setTimeout(this.requestTimeoutMs, () => {
       if (!response) req.destroy(new Error(`no answer within ${this.requestTimeoutMs} ms`));
     });
-    req.on("error", (err) =>
-      end(new ExchangeError({ kind: connected ? "indeterminate" : "unreachable", endpoint: ep.url, message: `${ep.url}${path}: ${err.message}`, cause: err })),
-    );
+    req.on("error", (err) => end(new ExchangeError({ kind: connected ? "indeterminate" : "unreachable", endpoint: ep.url, message: `${ep.url}${path}: ${err.message}`, cause: err })));
     req.on("response", (res) => {
       response = res;
       req.setTimeout(0);

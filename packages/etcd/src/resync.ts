@@ -73,28 +73,29 @@ export async function* watchWithResync(store: Datastore, prefix: string, options
       notify();
     }
   };
-  const make = (): Informer<KeyValue> => new Informer<KeyValue>({
-    store,
-    prefix,
-    clock,
-    signal: stop.signal,
-    retryMs: Math.min(25, maxBackoff),
-    maxRetryMs: maxBackoff,
-    onError,
-    onEvent: (ev) => {
-      if (ev.type === "delete") pending.push({ type: "delete", key: ev.key, prev: ev.prev, revision: 0 });
-      else pending.push(ev.type === "update" ? { type: "put", kv: ev.kv, prev: ev.prev, revision: 0 } : { type: "put", kv: ev.kv, revision: 0 });
-    },
-    onBatch: ({ reason, revision, changed }) => {
-      const batch = pending;
-      pending = [];
-      if (reason === "start") return;
-      const resynced = reason !== "watch";
-      for (const ev of batch) out.push(resynced ? { ...ev, revision, resynced: true } : { ...ev, revision });
-      if (reason === "compacted") options.onResync?.({ compactRevision, revision, changes: changed });
-      notify();
-    },
-  });
+  const make = (): Informer<KeyValue> =>
+    new Informer<KeyValue>({
+      store,
+      prefix,
+      clock,
+      signal: stop.signal,
+      retryMs: Math.min(25, maxBackoff),
+      maxRetryMs: maxBackoff,
+      onError,
+      onEvent: (ev) => {
+        if (ev.type === "delete") pending.push({ type: "delete", key: ev.key, prev: ev.prev, revision: 0 });
+        else pending.push(ev.type === "update" ? { type: "put", kv: ev.kv, prev: ev.prev, revision: 0 } : { type: "put", kv: ev.kv, revision: 0 });
+      },
+      onBatch: ({ reason, revision, changed }) => {
+        const batch = pending;
+        pending = [];
+        if (reason === "start") return;
+        const resynced = reason !== "watch";
+        for (const ev of batch) out.push(resynced ? { ...ev, revision, resynced: true } : { ...ev, revision });
+        if (reason === "compacted") options.onResync?.({ compactRevision, revision, changes: changed });
+        notify();
+      },
+    });
   let informer = make();
   try {
     // The first listing: wait out an unavailable store.

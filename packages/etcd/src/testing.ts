@@ -49,9 +49,7 @@ export const ETCD_PACKAGE = "etcd-server";
  */
 export function findEtcdBinary(binary?: string): string {
   const explicit = binary ?? process.env.CNIKIT_ETCD_BIN;
-  const candidates = explicit
-    ? [explicit]
-    : [...(process.env.PATH ?? "").split(delimiter).filter(Boolean), "/usr/bin", "/usr/local/bin", "/usr/sbin"].map((d) => join(d, "etcd"));
+  const candidates = explicit ? [explicit] : [...(process.env.PATH ?? "").split(delimiter).filter(Boolean), "/usr/bin", "/usr/local/bin", "/usr/sbin"].map((d) => join(d, "etcd"));
   for (const c of candidates) {
     try {
       accessSync(c, constants.X_OK);
@@ -230,7 +228,10 @@ export class EtcdProcess {
   /** The last `lines` lines of etcd's log. */
   logTail(lines = 20): string {
     try {
-      return readFileSync(this.logFile, "utf8").split("\n").slice(-lines - 1).join("\n");
+      return readFileSync(this.logFile, "utf8")
+        .split("\n")
+        .slice(-lines - 1)
+        .join("\n");
     } catch {
       return "(no log)";
     }

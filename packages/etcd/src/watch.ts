@@ -115,9 +115,7 @@ export class EtcdWatch implements AsyncIterator<WatchEvent> {
       const compact = int(m.compact_revision);
       if (compact > 0) {
         // etcd's compact revision is the first one kept; the contract names the last one forgotten.
-        this.fail(
-          new CompactedError(compact - 1, `[etcd-datastore] watch from revision ${(this.nextRev ?? 1) - 1}: etcd compacted history up to revision ${compact - 1}; re-list and watch again`),
-        );
+        this.fail(new CompactedError(compact - 1, `[etcd-datastore] watch from revision ${(this.nextRev ?? 1) - 1}: etcd compacted history up to revision ${compact - 1}; re-list and watch again`));
         return;
       }
       // Canceled for another reason (e.g. the member is shutting down): open it again.

@@ -236,12 +236,7 @@ describe("lost requests and lost answers", () => {
     const s = await store({ endpoints: [p.endpoint] });
     const direct = await store({ prefix: s.prefix });
     const before = await direct.revision();
-    for (const call of [
-      () => s.put("l/c", "1"),
-      () => s.put("l/d", "1", { ifRevision: 0 }),
-      () => s.delete("l/e"),
-      () => s.txn([], [{ op: "put", key: "l/f", value: "1" }]),
-    ]) {
+    for (const call of [() => s.put("l/c", "1"), () => s.put("l/d", "1", { ifRevision: 0 }), () => s.delete("l/e"), () => s.txn([], [{ op: "put", key: "l/f", value: "1" }])]) {
       p.dropNextRequests(1);
       expect(await failure(call())).toBeInstanceOf(OutcomeUnknownError);
     }

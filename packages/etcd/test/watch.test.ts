@@ -89,7 +89,10 @@ describe("watch across an outage", () => {
     await direct.put("zz-outside", "x");
     await direct.compact((await direct.revision()) - 1);
     await p.setMode("pass");
-    const e = await guard(it.next().catch((err: unknown) => err), "the CompactedError");
+    const e = await guard(
+      it.next().catch((err: unknown) => err),
+      "the CompactedError",
+    );
     expect(e).toBeInstanceOf(CompactedError);
     expect((e as CompactedError).compactRevision).toBe(r0 + 3);
     expect((await it.next()).done).toBe(true);

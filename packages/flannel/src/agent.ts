@@ -194,7 +194,9 @@ export class FlannelAgent extends AgentRuntime<FlannelConfig, PodRecord> {
     if (config.backend.type === "vxlan" && config.backend.mtu !== undefined) {
       for (const u of node.underlay) {
         if (config.backend.mtu > (u.mtu ?? 1500)) {
-          ctx.log.warn(`[${COMPONENT}] Backend.MTU ${config.backend.mtu} is above the MTU ${u.mtu ?? 1500} of ${u.iface} on node ${node.name}: encapsulated pod packets larger than the underlay allows will be dropped`);
+          ctx.log.warn(
+            `[${COMPONENT}] Backend.MTU ${config.backend.mtu} is above the MTU ${u.mtu ?? 1500} of ${u.iface} on node ${node.name}: encapsulated pod packets larger than the underlay allows will be dropped`,
+          );
         }
       }
     }

@@ -23,8 +23,7 @@ import type { PodRecord } from "./plan.ts";
  * identity, metadata and container ports, its addresses (`ips`, one per enabled family) and the
  * host side of its veth (`hostIf`).
  */
-export type FlannelPod = PodRef &
-  Pick<PodAttachment, "namespace" | "podName" | "labels"> & { ports?: readonly PodPort[]; ips: readonly string[]; hostIf: string };
+export type FlannelPod = PodRef & Pick<PodAttachment, "namespace" | "podName" | "labels"> & { ports?: readonly PodPort[]; ips: readonly string[]; hostIf: string };
 
 /** A component composed into flannel's agent (netpol's `PolicyComponent` is one as it is). */
 export interface FlannelAgentComponent {

@@ -183,10 +183,7 @@ function readKeys(raw: Record<string, unknown>, known: readonly string[], path: 
     if (name === undefined) {
       const hint = suggest(key, known);
       const where = path === "" ? "net-conf.json" : path;
-      fail(
-        field,
-        `unknown key ${JSON.stringify(key)} in ${where}${hint ? ` (did you mean ${hint}?)` : ""}; flannel would silently ignore it. Known keys: ${known.join(", ")}`,
-      );
+      fail(field, `unknown key ${JSON.stringify(key)} in ${where}${hint ? ` (did you mean ${hint}?)` : ""}; flannel would silently ignore it. Known keys: ${known.join(", ")}`);
     }
     const earlier = spelledAs.get(name);
     if (earlier !== undefined) {
@@ -219,10 +216,7 @@ function readInt(keys: Map<string, unknown>, name: string, path: string, range: 
 function readNetwork(keys: Map<string, unknown>, name: string, family: Family): Prefix | undefined {
   const v = keys.get(name);
   if (v === undefined) return undefined;
-  const missing =
-    family === 4
-      ? "please define a correct Network parameter in the flannel config"
-      : "please define a correct IPv6Network parameter in the flannel config";
+  const missing = family === 4 ? "please define a correct Network parameter in the flannel config" : "please define a correct IPv6Network parameter in the flannel config";
   const example = family === 4 ? "10.244.0.0/16" : "fd00:10:244::/56";
   let prefix: Prefix;
   try {
@@ -308,10 +302,7 @@ function checkFamily(input: FamilyInput, f: FamilyKeys): FamilyRange {
   const network = input.network;
   // Go's IP4Net.Empty(): IP 0 and length 0, i.e. absent or 0.0.0.0/0.
   if (network === undefined || (network.base === 0n && network.length === 0)) {
-    const missing =
-      f.family === 4
-        ? "please define a correct Network parameter in the flannel config"
-        : "please define a correct IPv6Network parameter in the flannel config";
+    const missing = f.family === 4 ? "please define a correct Network parameter in the flannel config" : "please define a correct IPv6Network parameter in the flannel config";
     fail(f.network, `${missing} (${f.network} is required when ${f.family === 4 ? "EnableIPv4" : "EnableIPv6"} is true)`, input.network?.toString());
   }
   const shown = `${f.network} ${network.toString()}`;
@@ -319,11 +310,7 @@ function checkFamily(input: FamilyInput, f: FamilyKeys): FamilyRange {
   if (input.len !== undefined) {
     if (input.len > f.maxLen) fail(f.len, `SubnetLen must be less than /${f.maxLen + 1} (${shown})`, input.len);
     if (input.len < network.length + 2) {
-      fail(
-        f.len,
-        `network must be able to accommodate at least four subnets (${shown} needs ${f.len} of at least ${network.length + 2})`,
-        input.len,
-      );
+      fail(f.len, `network must be able to accommodate at least four subnets (${shown} needs ${f.len} of at least ${network.length + 2})`, input.len);
     }
     subnetLen = input.len;
   } else {
@@ -347,10 +334,7 @@ function checkFamily(input: FamilyInput, f: FamilyKeys): FamilyRange {
     fail(f.max, `${f.max} is not on a SubnetLen boundary: ${formatAddress(max, f.family)} (SubnetLen /${subnetLen})`);
   }
   if (min > max) {
-    fail(
-      f.min,
-      `${f.min} ${formatAddress(min, f.family)} is above ${f.max} ${formatAddress(max, f.family)}: no subnet could ever be leased (flannel reports this only later, as "out of subnets")`,
-    );
+    fail(f.min, `${f.min} ${formatAddress(min, f.family)} is above ${f.max} ${formatAddress(max, f.family)}: no subnet could ever be leased (flannel reports this only later, as "out of subnets")`);
   }
   return {
     family: f.family,
@@ -369,16 +353,12 @@ function parseBackend(raw: unknown, enableIPv6: boolean): { backend: FlannelBack
   const typeKey = Object.keys(raw).find((k) => k === "Type") ?? Object.keys(raw).find((k) => k.toLowerCase() === "type");
   const typeValue = typeKey === undefined ? undefined : raw[typeKey];
   if (typeValue !== undefined && typeValue !== null && typeof typeValue !== "string") {
-    fail("Backend.Type", "must be a string such as \"vxlan\"", typeValue);
+    fail("Backend.Type", 'must be a string such as "vxlan"', typeValue);
   }
   // flannel lower-cases the type before looking it up.
   const type = typeof typeValue === "string" ? typeValue.toLowerCase() : "";
   if (type in UNSUPPORTED_BACKENDS) {
-    fail(
-      "Backend.Type",
-      `backend type ${JSON.stringify(type)} is not supported (${UNSUPPORTED_BACKENDS[type]}); use "vxlan" or "host-gw"`,
-      typeValue,
-    );
+    fail("Backend.Type", `backend type ${JSON.stringify(type)} is not supported (${UNSUPPORTED_BACKENDS[type]}); use "vxlan" or "host-gw"`, typeValue);
   }
   if (!(SUPPORTED_BACKENDS as readonly string[]).includes(type)) {
     fail("Backend.Type", `unknown backend type: ${type} (supported: ${SUPPORTED_BACKENDS.join(", ")})`, typeValue ?? "");
@@ -399,11 +379,7 @@ function parseBackend(raw: unknown, enableIPv6: boolean): { backend: FlannelBack
   const mtu = readInt(keys, "MTU", "Backend.MTU", { min: 0, max: MAX_MTU });
   if (mtu !== undefined && mtu !== 0) {
     if (mtu < floor) {
-      fail(
-        "Backend.MTU",
-        `must be at least ${floor}: pods get MTU − 50 (vxlan overhead), and ${enableIPv6 ? "IPv6 needs 1280" : "IPv4 needs 576"}`,
-        mtu,
-      );
+      fail("Backend.MTU", `must be at least ${floor}: pods get MTU − 50 (vxlan overhead), and ${enableIPv6 ? "IPv6 needs 1280" : "IPv4 needs 576"}`, mtu);
     }
     backend.mtu = mtu;
   }

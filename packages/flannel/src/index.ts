@@ -24,8 +24,7 @@ export const FLANNEL_CONVERGENCE_MS = 30_000;
  * detected when the 24 h lease expires (plus one resync). Pure.
  */
 export function summarizeFlannel(config: FlannelConfig): NetworkSummary {
-  const encapsulations: Encapsulation[] =
-    config.backend.type === "host-gw" ? ["none"] : config.backend.directRouting ? ["vxlan", "none"] : ["vxlan"];
+  const encapsulations: Encapsulation[] = config.backend.type === "host-gw" ? ["none"] : config.backend.directRouting ? ["vxlan", "none"] : ["vxlan"];
   return {
     podRanges: familyRanges(config).map((r) => r.network),
     natOutgoing: config.ipMasq,

@@ -189,10 +189,7 @@ export function leaseFits(subnets: LeaseSubnets, config: FlannelConfig): boolean
 /** Whether a lease is owned by `node`: by NodeName, or by public address when the lease has no NodeName. */
 export function ownedBy(lease: SubnetLease, node: { name: string; publicIP?: string; publicIPv6?: string }): boolean {
   if (lease.attrs.NodeName !== undefined) return lease.attrs.NodeName === node.name;
-  return (
-    (node.publicIP !== undefined && lease.attrs.PublicIP === node.publicIP) ||
-    (node.publicIPv6 !== undefined && lease.attrs.PublicIPv6 === node.publicIPv6)
-  );
+  return (node.publicIP !== undefined && lease.attrs.PublicIP === node.publicIP) || (node.publicIPv6 !== undefined && lease.attrs.PublicIPv6 === node.publicIPv6);
 }
 
 const IPV4_KEY = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})-(\d{1,2})(?:&|$)/;

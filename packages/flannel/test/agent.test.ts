@@ -330,7 +330,12 @@ describe("agent: pods (host-local-like IPAM in the node subnet)", () => {
     await drive(c.clock, a.detach({ containerId: "never", ifName: "eth0" }));
     const next = await drive(c.clock, a.attach({ containerId: "c9", ifName: "eth0", netns: "/ns/9" }));
     expect(next.ips[0]!.address).toBe(`${addr(3)}/29`);
-    expect(a.dataplane().pods.map((p) => p.key).sort()).toEqual(["c0/eth0", "c2/eth0", "c3/eth0", "c4/eth0", "c9/eth0"]);
+    expect(
+      a
+        .dataplane()
+        .pods.map((p) => p.key)
+        .sort(),
+    ).toEqual(["c0/eth0", "c2/eth0", "c3/eth0", "c4/eth0", "c9/eth0"]);
     await c.stopAll();
   });
 

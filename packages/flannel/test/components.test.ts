@@ -50,7 +50,12 @@ class Recorder implements FlannelAgentComponent {
       filtersFor: ({ pods, nodeAddresses }): FilterPolicy[] =>
         pods
           .filter((p) => this.denyAll || p.labels?.deny === "yes")
-          .map((p): FilterPolicy => ({ pod: `${p.containerId}/${p.ifName}`, direction: "ingress", defaultAction: "drop", rules: [{ id: "node", action: "accept", peers: [{ cidrs: nodeAddresses.map((a) => `${a}/32`) }] }] })),
+          .map((p): FilterPolicy => ({
+            pod: `${p.containerId}/${p.ifName}`,
+            direction: "ingress",
+            defaultAction: "drop",
+            rules: [{ id: "node", action: "accept", peers: [{ cidrs: nodeAddresses.map((a) => `${a}/32`) }] }],
+          })),
     };
   }
 }
@@ -97,7 +102,10 @@ describe("components: the composition point", () => {
     await drive(clock, agent.start());
     await agent.attach({ containerId: "c1", ifName: "eth0", netns: "/ns/c1", labels: { deny: "yes" } });
     await agent.attach({ containerId: "c2", ifName: "eth0", netns: "/ns/c2" });
-    const gateway = agent.dataplane().addresses.find((a) => a.dev === "cni0")!.cidr.split("/")[0]!;
+    const gateway = agent
+      .dataplane()
+      .addresses.find((a) => a.dev === "cni0")!
+      .cidr.split("/")[0]!;
     expect(agent.dataplane().filters).toEqual([
       { pod: "c1/eth0", direction: "ingress", defaultAction: "drop", rules: [{ id: "node", action: "accept", peers: [{ cidrs: ["198.51.100.10/32", `${gateway}/32`] }] }] },
     ]);

@@ -115,7 +115,11 @@ describe("backends", () => {
       backend: { Type: "vxlan", VNI: 4096, Port: 4789, GBP: true, DirectRouting: true, Learning: true, MTU: 9000 },
       expected: { type: "vxlan", vni: 4096, port: 4789, gbp: true, directRouting: true, learning: true, mtu: 9000 },
     },
-    { label: "vxlan MacPrefix (Windows only) accepted", backend: { Type: "vxlan", MacPrefix: "0E-2A" }, expected: { type: "vxlan", vni: 1, port: 8472, gbp: false, directRouting: false, learning: false } },
+    {
+      label: "vxlan MacPrefix (Windows only) accepted",
+      backend: { Type: "vxlan", MacPrefix: "0E-2A" },
+      expected: { type: "vxlan", vni: 1, port: 8472, gbp: false, directRouting: false, learning: false },
+    },
     { label: "host-gw", backend: { Type: "host-gw" }, expected: { type: "host-gw" } },
     { label: "Type is lower-cased", backend: { Type: "Host-GW" }, expected: { type: "host-gw" } },
   ];

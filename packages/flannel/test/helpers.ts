@@ -20,7 +20,6 @@ export async function drive<T>(clock: VirtualClock, promise: Promise<T>, options
   return tracked;
 }
 
-
 /** Hooks a test may set on a wrapped store. */
 export interface StoreHooks {
   /** Runs before each put; may write to the inner store first (to lose a race on purpose). */

@@ -96,7 +96,9 @@ describe("free subnet search", () => {
         const taken = takenRanges(keys, 4);
         const free = firstFreeSubnets(range, taken);
         const takenSet = new Set(thirds);
-        const expected = Array.from({ length: 255 }, (_, i) => i + 1).filter((t) => !takenSet.has(t)).slice(0, 100);
+        const expected = Array.from({ length: 255 }, (_, i) => i + 1)
+          .filter((t) => !takenSet.has(t))
+          .slice(0, 100);
         expect(free.map((p) => Number(p.network.split(".")[2]))).toEqual(expected);
       }),
     );
@@ -112,7 +114,16 @@ describe("free subnet search", () => {
     expect(pickSubnet(range, [], () => 0)?.toString()).toBe("10.244.1.0/24");
     expect(pickSubnet(range, [], () => 0.999999)?.toString()).toBe("10.244.100.0/24");
     const small = parseFlannelConfig({ Network: "10.9.0.0/28" }).ipv4!;
-    expect(pickSubnet(small, takenRanges(["10.9.0.4-30", "10.9.0.8-30", "10.9.0.12-30"].map((k) => `${SUBNET_PREFIX}${k}`), 4), Math.random)).toBeUndefined();
+    expect(
+      pickSubnet(
+        small,
+        takenRanges(
+          ["10.9.0.4-30", "10.9.0.8-30", "10.9.0.12-30"].map((k) => `${SUBNET_PREFIX}${k}`),
+          4,
+        ),
+        Math.random,
+      ),
+    ).toBeUndefined();
   });
 });
 
@@ -269,11 +280,7 @@ describe("flannelLeaseKeeper: the kit's keeper with flannel's leases", () => {
       fc.asyncProperty(fc.integer({ min: 2, max: 60 }), fc.integer(), async (n, seed) => {
         const clock = new VirtualClock();
         const store: Datastore = new MemoryDatastore({ clock });
-        const all = Promise.all(
-          Array.from({ length: n }, (_, i) =>
-            acquireLease({ store, config: CONFIG, attrs: attrs(`n${i}`, `198.51.100.${i + 2}`), clock, random: seededRandom(seed + i) }),
-          ),
-        );
+        const all = Promise.all(Array.from({ length: n }, (_, i) => acquireLease({ store, config: CONFIG, attrs: attrs(`n${i}`, `198.51.100.${i + 2}`), clock, random: seededRandom(seed + i) })));
         const got = await drive(clock, all);
         expect(new Set(got.map((g) => g.subnet)).size).toBe(n);
         expect((await store.list(SUBNET_PREFIX)).items).toHaveLength(n);
@@ -295,11 +302,7 @@ describe("flannelLeaseKeeper: the kit's keeper with flannel's leases", () => {
     const store = new MemoryDatastore({ clock });
     const got = await drive(
       clock,
-      Promise.all(
-        Array.from({ length: 40 }, (_, i) =>
-          acquireLease({ store, config, attrs: attrs(`n${i}`, `198.51.100.${i + 2}`), clock, random: sameV4DifferentV6(i) }),
-        ),
-      ),
+      Promise.all(Array.from({ length: 40 }, (_, i) => acquireLease({ store, config, attrs: attrs(`n${i}`, `198.51.100.${i + 2}`), clock, random: sameV4DifferentV6(i) }))),
     );
     expect(new Set(got.map((g) => g.subnet)).size).toBe(40);
     expect(new Set(got.map((g) => g.ipv6Subnet)).size).toBe(40);

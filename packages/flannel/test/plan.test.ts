@@ -232,7 +232,13 @@ describe("plan: canonical output, cache-independent", () => {
       fc.assert(
         fc.property(fc.array(arbLease, { maxLength: 30 }), fc.array(fc.integer({ min: 2, max: 254 }), { maxLength: 6 }), (specs, podHosts) => {
           const leases = specs.map((x, i) =>
-            lease({ node: `p${i}`, subnet: `10.244.${x.third}.0/24`, ip: x.onA ? `198.51.100.${x.host}` : `203.0.113.${x.host}`, type: config.backend.type === "host-gw" && x.type === "vxlan" ? "host-gw" : x.type, createRevision: x.rev }),
+            lease({
+              node: `p${i}`,
+              subnet: `10.244.${x.third}.0/24`,
+              ip: x.onA ? `198.51.100.${x.host}` : `203.0.113.${x.host}`,
+              type: config.backend.type === "host-gw" && x.type === "vxlan" ? "host-gw" : x.type,
+              createRevision: x.rev,
+            }),
           );
           const pods = [...new Set(podHosts)].map((h) => ({ containerId: `c${h}`, ifName: "eth0", addresses: [`10.244.1.${h}`] }));
           const plain = planWithDiagnostics(input(config, leases, { pods }));

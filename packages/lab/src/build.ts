@@ -235,9 +235,14 @@ async function ipJson<T>(ns: string, line: string): Promise<T[]> {
   return parseJsonValues(r.stdout).flatMap((v) => (Array.isArray(v) ? (v as T[]) : []));
 }
 
-const isLocalLookup = (pref: number) => (r: IpRuleJson): boolean => r.priority === pref && r.table === "local" && (r.src ?? "all") === "all" && r.dst === undefined;
-const isSecondaryRule = (address: string) => (r: IpRuleJson): boolean =>
-  r.priority === LAB_SECONDARY_RULE_PREF && r.dst === address && (r.dstlen ?? 32) === 32 && r.table === "main" && r.suppress_prefixlen === 31;
+const isLocalLookup =
+  (pref: number) =>
+  (r: IpRuleJson): boolean =>
+    r.priority === pref && r.table === "local" && (r.src ?? "all") === "all" && r.dst === undefined;
+const isSecondaryRule =
+  (address: string) =>
+  (r: IpRuleJson): boolean =>
+    r.priority === LAB_SECONDARY_RULE_PREF && r.dst === address && (r.dstlen ?? 32) === 32 && r.table === "main" && r.suppress_prefixlen === 31;
 
 /**
  * The fabric secondary addresses `LabFabricPort` gave node namespace `ns`, read from the kernel

@@ -108,7 +108,8 @@ export function upOptions(values: UpValues, log: (line: string) => void): StartL
   }
   const level = values["log-level"];
   if (level !== undefined) {
-    if (level !== "debug" && level !== "info" && level !== "warn" && level !== "error") throw new ConfigError({ component: "lab", field: "--log-level", rule: "must be debug, info, warn or error", value: level });
+    if (level !== "debug" && level !== "info" && level !== "warn" && level !== "error")
+      throw new ConfigError({ component: "lab", field: "--log-level", rule: "must be debug, info, warn or error", value: level });
     options.logLevel = level;
   }
   if (values["state-root"] !== undefined) options.stateRoot = values["state-root"];

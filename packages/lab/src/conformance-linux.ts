@@ -634,10 +634,7 @@ export function kernelChurnDriver(ctx: LinuxContext): ChurnDriver {
         nodes: lab.nodes.map((n) => n.name),
         removable: () => lab.pods.filter((p) => made.has(p.name)).map(podEndpoint),
         async wave(adds, victims) {
-          const ops: Promise<unknown>[] = [
-            ...adds.map((node) => lab.addPod(node).then((p) => void made.add(p.name))),
-            ...victims.map((v) => lab.deletePod(v.id).then(() => void made.delete(v.id))),
-          ];
+          const ops: Promise<unknown>[] = [...adds.map((node) => lab.addPod(node).then((p) => void made.add(p.name))), ...victims.map((v) => lab.deletePod(v.id).then(() => void made.delete(v.id)))];
           return (await Promise.allSettled(ops)).map((r) => {
             if (r.status === "fulfilled") return { ok: true as const };
             const e = r.reason as { code?: unknown; message?: unknown } | undefined;
@@ -795,12 +792,24 @@ async function kernelNodeDataplane(lab: Lab, node: string, attachments: { contai
   const ns = lab.node(node).ns;
   const { state } = await readKernel({ ns, owner: RENDER_OWNER, proto: defaultRouteProtocol(RENDER_OWNER), sysctlKeys: [] });
   const dp = emptyDataplane(node);
-  const strip = <T,>(o: Record<string, unknown>): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+  const strip = <T>(o: Record<string, unknown>): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
   for (const l of state.links.values()) {
-    dp.links.push(strip<Link>({ name: l.name, kind: l.kind, mtu: l.mtu, mac: l.mac, master: l.master, ...(l.vxlan ? { vni: l.vxlan.vni, port: l.vxlan.port, local: l.vxlan.local, learning: l.vxlan.learning } : {}) }));
+    dp.links.push(
+      strip<Link>({
+        name: l.name,
+        kind: l.kind,
+        mtu: l.mtu,
+        mac: l.mac,
+        master: l.master,
+        ...(l.vxlan ? { vni: l.vxlan.vni, port: l.vxlan.port, local: l.vxlan.local, learning: l.vxlan.learning } : {}),
+      }),
+    );
   }
   for (const a of state.addrs.values()) dp.addresses.push({ dev: a.dev, cidr: a.cidr });
-  for (const r of state.routes.values()) dp.routes.push(strip<NodeDataplane["routes"][number]>({ dst: r.dst, type: r.type, via: r.via, dev: r.dev, onlink: r.onlink || undefined, src: r.src, metric: r.metric, table: r.table, mtu: r.mtu }));
+  for (const r of state.routes.values())
+    dp.routes.push(
+      strip<NodeDataplane["routes"][number]>({ dst: r.dst, type: r.type, via: r.via, dev: r.dev, onlink: r.onlink || undefined, src: r.src, metric: r.metric, table: r.table, mtu: r.mtu }),
+    );
   for (const n of state.neigh.values()) dp.neighbours.push({ dev: n.dev, ip: n.ip, mac: n.mac, permanent: true });
   for (const f of state.fdb.values()) dp.fdb.push(strip<NodeDataplane["fdb"][number]>({ dev: f.dev, mac: f.mac, dst: f.dst, vni: f.vni, permanent: true }));
   const proxyArp: string[] = [];
@@ -816,7 +825,8 @@ async function kernelNodeDataplane(lab: Lab, node: string, attachments: { contai
   const hostLinks = new Map<number, { ifname: string; master?: string }>();
   const all = await inNetns(ns, ["ip", "-j", "link", "show"]);
   try {
-    for (const l of JSON.parse(all.stdout) as { ifindex: number; ifname: string; master?: string }[]) hostLinks.set(l.ifindex, { ifname: l.ifname, ...(l.master !== undefined ? { master: l.master } : {}) });
+    for (const l of JSON.parse(all.stdout) as { ifindex: number; ifname: string; master?: string }[])
+      hostLinks.set(l.ifindex, { ifname: l.ifname, ...(l.master !== undefined ? { master: l.master } : {}) });
   } catch {
     // no links read: host sides stay unnamed
   }
@@ -838,7 +848,17 @@ async function kernelNodeDataplane(lab: Lab, node: string, attachments: { contai
   // Pod veths of other pods (the lab's own, or one whose container side is gone): by their host side.
   for (const p of state.pods.values()) {
     if (matched.has(p.hostIf)) continue;
-    dp.pods.push({ key: `host veth ${p.hostIf}`, containerId: "", ifName: "", hostIf: p.hostIf, mac: p.hostMac, mtu: 0, addresses: [], routes: [], ...(p.master !== undefined ? { bridge: p.master } : {}) });
+    dp.pods.push({
+      key: `host veth ${p.hostIf}`,
+      containerId: "",
+      ifName: "",
+      hostIf: p.hostIf,
+      mac: p.hostMac,
+      mtu: 0,
+      addresses: [],
+      routes: [],
+      ...(p.master !== undefined ? { bridge: p.master } : {}),
+    });
   }
   return dp;
 }
@@ -898,11 +918,24 @@ export function kernelLifecycleDriver(ctx: LinuxContext): LifecycleDriverFactory
       created.add(ns);
     };
     const args = (pod: PodAttachment): string =>
-      [`IgnoreUnknown=1`, `K8S_POD_NAMESPACE=${pod.namespace ?? "default"}`, `K8S_POD_NAME=${pod.podName ?? pod.containerId}`, ...(pod.requestedIps && pod.requestedIps.length > 0 ? [`IP=${pod.requestedIps.join(",")}`] : [])].join(";");
+      [
+        `IgnoreUnknown=1`,
+        `K8S_POD_NAMESPACE=${pod.namespace ?? "default"}`,
+        `K8S_POD_NAME=${pod.podName ?? pod.containerId}`,
+        ...(pod.requestedIps && pod.requestedIps.length > 0 ? [`IP=${pod.requestedIps.join(",")}`] : []),
+      ].join(";");
     const attach = async (node: string, pod: PodAttachment): Promise<AttachResult> => {
       await ensureNetns(pod.netns);
       const k = keyOf(pod);
-      if (!known.has(k)) known.set(k, { node, containerId: pod.containerId, ifName: pod.ifName, netns: pod.netns, ...(pod.namespace !== undefined ? { namespace: pod.namespace } : {}), ...(pod.podName !== undefined ? { podName: pod.podName } : {}) });
+      if (!known.has(k))
+        known.set(k, {
+          node,
+          containerId: pod.containerId,
+          ifName: pod.ifName,
+          netns: pod.netns,
+          ...(pod.namespace !== undefined ? { namespace: pod.namespace } : {}),
+          ...(pod.podName !== undefined ? { podName: pod.podName } : {}),
+        });
       const o = await lab.plugin({ node, command: "ADD", containerId: pod.containerId, netns: pod.netns, ifName: pod.ifName, args: args(pod) });
       if (o.code !== 0 || o.json === undefined) throw pluginError(`ADD ${k} on node ${node}`, o);
       known.get(k)!.result = o.json;
@@ -949,7 +982,10 @@ export function kernelLifecycleDriver(ctx: LinuxContext): LifecycleDriverFactory
         if (o.code !== 0) throw pluginError(`CHECK ${keyOf(ref)} on node ${node}`, o);
       },
       async gc(node, valid) {
-        const keep = [...ctx.basePods.filter((p) => p.node === node).map((p) => ({ containerID: p.containerId, ifname: p.ifName })), ...valid.map((v) => ({ containerID: v.containerId, ifname: v.ifName }))];
+        const keep = [
+          ...ctx.basePods.filter((p) => p.node === node).map((p) => ({ containerID: p.containerId, ifname: p.ifName })),
+          ...valid.map((v) => ({ containerID: v.containerId, ifname: v.ifName })),
+        ];
         const o = await lab.plugin({ node, command: "GC", netconf: { cniVersion: "1.1.0", "cni.dev/valid-attachments": keep } });
         if (o.code !== 0) throw pluginError(`GC on node ${node}`, o);
       },
@@ -993,7 +1029,11 @@ export function kernelLifecycleDriver(ctx: LinuxContext): LifecycleDriverFactory
           ...[...added]
             .map((k) => known.get(k)!)
             .filter((k) => k.containerId !== ref.containerId)
-            .map((k) => ({ label: `pod ${k.namespace ?? "default"}/${k.podName ?? k.containerId} on node ${k.node}`, ns: k.netns.slice("/var/run/netns/".length), addresses: ((k.result as AttachResult | undefined)?.ips ?? []).map((ip) => ip.address.split("/")[0]!) })),
+            .map((k) => ({
+              label: `pod ${k.namespace ?? "default"}/${k.podName ?? k.containerId} on node ${k.node}`,
+              ns: k.netns.slice("/var/run/netns/".length),
+              addresses: ((k.result as AttachResult | undefined)?.ips ?? []).map((ip) => ip.address.split("/")[0]!),
+            })),
           ...lab.nodes.map((n) => ({ label: `node ${n.name} (${n.address})`, ns: n.ns, addresses: [n.address] })),
         ];
         const myNs = me.netns.slice("/var/run/netns/".length);
@@ -1122,7 +1162,11 @@ const pluginChecks: LinuxCheck[] = [
         { label: "ADD without CNI_CONTAINERID", call: { node, command: "ADD", netns, ifName: "eth0" }, code: 4 },
         { label: "ADD without CNI_NETNS and CNI_IFNAME", call: { node, command: "ADD", containerId: "cf-err-env" }, code: 4 },
         { label: "unknown CNI_COMMAND", call: { node, command: "", env: { CNI_COMMAND: "FROB" }, containerId: "cf-err-cmd", netns, ifName: "eth0" }, code: 4 },
-        { label: "stdin that is not JSON", call: { node, command: "ADD", containerId: "cf-err-json", netns, ifName: "eth0", stdin: `{"cniVersion": "1.0.0", "socketPath": ${JSON.stringify(base["socketPath"])}, ` }, code: 6 },
+        {
+          label: "stdin that is not JSON",
+          call: { node, command: "ADD", containerId: "cf-err-json", netns, ifName: "eth0", stdin: `{"cniVersion": "1.0.0", "socketPath": ${JSON.stringify(base["socketPath"])}, ` },
+          code: 6,
+        },
         { label: "network name with invalid characters", call: { node, command: "ADD", containerId: "cf-err-name", netns, ifName: "eth0", netconf: { name: "bad name!" } }, code: 7 },
         { label: "runtimeConfig that is not an object", call: { node, command: "ADD", containerId: "cf-err-rc", netns, ifName: "eth0", netconf: { runtimeConfig: "x" } }, code: 7 },
         { label: "cniVersion 9.9.9", call: { node, command: "ADD", containerId: "cf-err-ver", netns, ifName: "eth0", netconf: { cniVersion: "9.9.9" } }, code: 1 },
@@ -1132,7 +1176,11 @@ const pluginChecks: LinuxCheck[] = [
         const o = await ctx.lab.plugin(c.call);
         const e = errorOf(o);
         const ok = o.code !== 0 && o.code !== null && e.code === c.code && typeof e.msg === "string" && e.msg !== "" && o.json !== undefined;
-        subs.push(ok ? { label: `${c.label} → ${c.code}`, status: "passed" } : { label: `${c.label} → ${c.code}`, status: "failed", reason: `${outcomeText(o)}${o.json === undefined ? " (stdout is not JSON)" : ""}` });
+        subs.push(
+          ok
+            ? { label: `${c.label} → ${c.code}`, status: "passed" }
+            : { label: `${c.label} → ${c.code}`, status: "failed", reason: `${outcomeText(o)}${o.json === undefined ? " (stdout is not JSON)" : ""}` },
+        );
         if (o.code === 0 && c.call.containerId) await delScratch(ctx, { node, containerId: c.call.containerId, netns });
       }
       const bad = subs.filter((s) => s.status !== "passed");
@@ -1202,7 +1250,10 @@ const realChecks: LinuxCheck[] = [
     required: true,
     async run(ctx) {
       const kernel = await ctx.table();
-      const twin = await simTwin(ctx, ctx.basePods.map((p) => ({ name: p.name, node: p.node })));
+      const twin = await simTwin(
+        ctx,
+        ctx.basePods.map((p) => ({ name: p.name, node: p.node })),
+      );
       try {
         if (twin.problems.length > 0) return { status: "failed", reason: summarize(twin.problems) };
         const sim = simTableOf(twin.cluster, ctx.endpoints, twin.keys, twin.addresses);
@@ -1303,7 +1354,8 @@ async function policyRun(ctx: LinuxContext): Promise<Outcome> {
           for (const proto of ["tcp", "udp"] as const) {
             const allowed = ev.verdict({ from: `${a.namespace}/${a.name}`, to: `${b.namespace}/${b.name}`, protocol: proto === "tcp" ? "TCP" : "UDP", port: 8080 }).allowed;
             const k = kernel.cells[cellKey(a.name, b.name, proto)];
-            if (allowed !== k?.reach) evProblems.push(`${a.name} → ${b.name} ${proto}/8080: netpol says ${allowed ? "allowed" : "denied"}, the kernel ${k?.reach ? "delivered" : `dropped (${k?.why ?? "?"})`}`);
+            if (allowed !== k?.reach)
+              evProblems.push(`${a.name} → ${b.name} ${proto}/8080: netpol says ${allowed ? "allowed" : "denied"}, the kernel ${k?.reach ? "delivered" : `dropped (${k?.why ?? "?"})`}`);
           }
         }
       }
@@ -1383,7 +1435,10 @@ async function kernelUnderlayMtuCase(ctx: LinuxContext, mtu: number): Promise<{ 
         continue;
       }
       mtuOf.set(p.name, have);
-      if (have + overhead.bytes > mtu) problems.push(`on a ${mtu}-byte underlay, pod default/${p.name} (${p.ip}) on node ${p.node} has MTU ${have}: with ${overhead.kind} (${overhead.bytes} bytes) that is ${have + overhead.bytes} > ${mtu}`);
+      if (have + overhead.bytes > mtu)
+        problems.push(
+          `on a ${mtu}-byte underlay, pod default/${p.name} (${p.ip}) on node ${p.node} has MTU ${have}: with ${overhead.kind} (${overhead.bytes} bytes) that is ${have + overhead.bytes} > ${mtu}`,
+        );
     }
     let crossed = 0;
     for (const from of lab.pods) {
@@ -1393,9 +1448,13 @@ async function kernelUnderlayMtuCase(ctx: LinuxContext, mtu: number): Promise<{ 
         if (to.node === from.node) continue;
         // ICMP echo of `size` bytes in all: 20 IPv4 + 8 ICMP + payload; DF set, so nothing may fragment it.
         let r: CommandResult | undefined;
-        for (let i = 0; i < 3 && r?.code !== 0; i++) r = await runAsync(["ip", "netns", "exec", from.ns, "ping", "-M", "do", "-s", String(size - 28), "-c", "1", "-W", "2", to.ip], { timeoutMs: 15_000 });
+        for (let i = 0; i < 3 && r?.code !== 0; i++)
+          r = await runAsync(["ip", "netns", "exec", from.ns, "ping", "-M", "do", "-s", String(size - 28), "-c", "1", "-W", "2", to.ip], { timeoutMs: 15_000 });
         if (r?.code === 0) crossed++;
-        else problems.push(`on a ${mtu}-byte underlay, a ${size}-byte packet (DF) from pod default/${from.name} (${from.ip}) on node ${from.node} to pod default/${to.name} (${to.ip}) on node ${to.node} is lost: ${((r?.stdout ?? "") + (r?.stderr ?? "")).trim().split("\n").slice(-2).join(" ")}`);
+        else
+          problems.push(
+            `on a ${mtu}-byte underlay, a ${size}-byte packet (DF) from pod default/${from.name} (${from.ip}) on node ${from.node} to pod default/${to.name} (${to.ip}) on node ${to.node} is lost: ${((r?.stdout ?? "") + (r?.stderr ?? "")).trim().split("\n").slice(-2).join(" ")}`,
+          );
       }
     }
     const sizes = [...new Set(mtuOf.values())].join("/");
@@ -1423,7 +1482,13 @@ const underlayMtuCheck: LinuxCheck = {
       const r = await kernelUnderlayMtuCase(ctx, mtu);
       problems.push(...r.problems);
       if (r.refused) refused.push(r.refused);
-      subResults.push(r.refused ? { label: r.label, status: "not applicable", reason: r.refused } : r.problems.length > 0 ? { label: r.label, status: "failed", reason: summarize(r.problems) } : { label: r.label, status: "passed" });
+      subResults.push(
+        r.refused
+          ? { label: r.label, status: "not applicable", reason: r.refused }
+          : r.problems.length > 0
+            ? { label: r.label, status: "failed", reason: summarize(r.problems) }
+            : { label: r.label, status: "passed" },
+      );
     }
     if (problems.length > 0) return { status: "failed", reason: summarize(problems), subResults };
     if (refused.length === KERNEL_UNDERLAY_MTUS.length) return { status: "not applicable", reason: `the backend ran on neither underlay: ${refused.join("; ")}`, subResults };
@@ -1630,10 +1695,20 @@ function resolveBackend(options: LinuxConformanceOptions): { backend: Backend<un
   try {
     entry = builtinBackend(name);
   } catch (e) {
-    throw new ConfigError({ component: C, field: "backendModule", rule: `is required for a backend that is not built in (the module each node's cnikitd loads it from): ${(e as Error).message}`, value: name });
+    throw new ConfigError({
+      component: C,
+      field: "backendModule",
+      rule: `is required for a backend that is not built in (the module each node's cnikitd loads it from): ${(e as Error).message}`,
+      value: name,
+    });
   }
   if (typeof options.backend !== "string" && options.backend !== entry.backend) {
-    throw new ConfigError({ component: C, field: "backendModule", rule: `is required: this Backend is called ${name} but is not the built-in one (each node's cnikitd must load the same code)`, value: name });
+    throw new ConfigError({
+      component: C,
+      field: "backendModule",
+      rule: `is required: this Backend is called ${name} but is not the built-in one (each node's cnikitd must load the same code)`,
+      value: name,
+    });
   }
   const backend = typeof options.backend === "string" ? entry.backend : options.backend;
   if (options.config !== undefined) {
@@ -1797,9 +1872,7 @@ function makeContext(init: { lab: Lab; backend: Backend<unknown>; config: unknow
         expect: {
           endpoints,
           protos: [...REACH_PROTOS],
-          cells: Object.fromEntries(
-            reachPairs(endpoints).flatMap(([a, b]) => REACH_PROTOS.map((p) => [cellKey(a.name, b.name, p), { reach: b.kind !== "external" || init.summary.natOutgoing }])),
-          ),
+          cells: Object.fromEntries(reachPairs(endpoints).flatMap(([a, b]) => REACH_PROTOS.map((p) => [cellKey(a.name, b.name, p), { reach: b.kind !== "external" || init.summary.natOutgoing }]))),
         },
       })),
   };

@@ -21,15 +21,7 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, openSync, closeSync, readdirSync } from "node:fs";
-import {
-  ConfigError,
-  kubeNamespaceKey,
-  kubeNamespaceValue,
-  kubeNetworkPolicyKey,
-  seededRandom,
-  type NodeDataplane,
-  type NodeInfo,
-} from "@cnikit/core";
+import { ConfigError, kubeNamespaceKey, kubeNamespaceValue, kubeNetworkPolicyKey, seededRandom, type NodeDataplane, type NodeInfo } from "@cnikit/core";
 import { builtinBackend } from "@cnikit/backends";
 import { createNetns, deleteNetns, listNetns, LinuxRenderer } from "@cnikit/linux";
 import { SimCluster, SimFabric, type Endpoint, type PacketResult, type SimTopology } from "@cnikit/sim";
@@ -453,11 +445,7 @@ export async function simulateScenario(s: DiffScenario): Promise<SimSide> {
  * as if the agent had never planned it. An FDB or neighbour fault on a node that has none (host-gw,
  * BGP) removes a route instead; a node with no route at all is left alone, and the text says so.
  */
-export function applyFault(
-  fault: DiffFault | undefined,
-  dataplanes: NodeDataplane[],
-  pods: ReadonlyMap<string, { key: string; node: string }>,
-): { text: string; removed: Set<string> } {
+export function applyFault(fault: DiffFault | undefined, dataplanes: NodeDataplane[], pods: ReadonlyMap<string, { key: string; node: string }>): { text: string; removed: Set<string> } {
   const removed = new Set<string>();
   if (!fault) return { text: "none", removed };
   if (fault.kind === "route" || fault.kind === "fdb" || fault.kind === "neighbour") {
@@ -636,9 +624,7 @@ export async function runDifferential(s: DiffScenario, options: DifferentialOpti
     if (options.tamper) await options.tamper(lab, nsOf);
     const byName = new Map(agents.map((a) => [a.name, a]));
     const probe: KernelProber = (from, to, proto, timeoutMs) =>
-      from.kind === "pod"
-        ? byName.get(from.name)!.client.probe({ proto, host: to.address, port: PROBE_PORT, timeoutMs })
-        : lab.probeAddress(from.name, to.address, proto, { timeoutMs });
+      from.kind === "pod" ? byName.get(from.name)!.client.probe({ proto, host: to.address, port: PROBE_PORT, timeoutMs }) : lab.probeAddress(from.name, to.address, proto, { timeoutMs });
     const kernel = await kernelReachTable({ endpoints: sim.endpoints, probe, expect: sim.table, ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) });
     const mismatches = compareReachTables(sim.table, kernel, { exactSeen: true });
     const counts = tableCounts(sim.table);

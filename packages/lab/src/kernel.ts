@@ -59,7 +59,11 @@ export function checkKernel(encaps: readonly Encapsulation[], what: string, feat
     const f = encapFeature(e);
     if (f === undefined || features[f]) continue;
     const why = features.reasons[f];
-    missing.push({ feature: f, object: what, message: `kernel lacks ${FEATURE_DISPLAY[f]}: ${what} needs ${e} devices, which this kernel cannot create${why ? ` (${why})` : ""}; this mode runs only in the simulator here` });
+    missing.push({
+      feature: f,
+      object: what,
+      message: `kernel lacks ${FEATURE_DISPLAY[f]}: ${what} needs ${e} devices, which this kernel cannot create${why ? ` (${why})` : ""}; this mode runs only in the simulator here`,
+    });
   }
   if (missing.length > 0) throw new KernelFeatureError(missing);
 }

@@ -142,7 +142,10 @@ export class LabCniError extends CniError {
   readonly outcome: PluginOutcome;
   constructor(what: string, outcome: PluginOutcome) {
     const j = outcome.json as { code?: number; msg?: string; details?: string } | undefined;
-    super(typeof j?.code === "number" ? j.code : 999, `[lab] ${what}: cnikit-cni exited ${outcome.code}: ${j?.msg ?? (outcome.stdout.trim() || outcome.stderr.trim() || "(no output)")}${j?.details ? ` (${j.details})` : ""}`);
+    super(
+      typeof j?.code === "number" ? j.code : 999,
+      `[lab] ${what}: cnikit-cni exited ${outcome.code}: ${j?.msg ?? (outcome.stdout.trim() || outcome.stderr.trim() || "(no output)")}${j?.details ? ` (${j.details})` : ""}`,
+    );
     this.outcome = outcome;
   }
 }
@@ -219,7 +222,12 @@ export function resolveBackendMode(options: { backend: string | Backend<unknown>
     throw new ConfigError({ component: C, field, rule: `${(e as Error).message}; a backend that is not built in needs backendModule (the module cnikitd loads it from)`, value: name });
   }
   if (typeof options.backend !== "string" && options.backend !== entry.backend) {
-    throw new ConfigError({ component: C, field: "backendModule", rule: `is required: this Backend is called ${name} but is not the built-in one, and cnikitd hosts only built-in backends and modules`, value: name });
+    throw new ConfigError({
+      component: C,
+      field: "backendModule",
+      rule: `is required: this Backend is called ${name} but is not the built-in one, and cnikitd hosts only built-in backends and modules`,
+      value: name,
+    });
   }
   let config: unknown;
   let mode: string;
@@ -239,10 +247,12 @@ export function resolveBackendMode(options: { backend: string | Backend<unknown>
 
 function resolveModuleBackend(options: { backend: string | Backend<unknown>; backendModule: LabBackendModule; mode?: string; backendConfig?: unknown } & TopologyChoice): ResolvedBackend {
   const m = options.backendModule;
-  if (typeof options.backend === "string") throw new ConfigError({ component: C, field: "backend", rule: "must be the module's Backend object when backendModule is given (its parser and summary are needed here)", value: options.backend });
+  if (typeof options.backend === "string")
+    throw new ConfigError({ component: C, field: "backend", rule: "must be the module's Backend object when backendModule is given (its parser and summary are needed here)", value: options.backend });
   if (typeof m?.module !== "string" || m.module === "") throw new ConfigError({ component: C, field: "backendModule.module", rule: "must be a path or a package name", value: m?.module });
   if (m.from !== undefined && (typeof m.from !== "string" || m.from === "")) throw new ConfigError({ component: C, field: "backendModule.from", rule: "must be a directory", value: m.from });
-  if (m.export !== undefined && (typeof m.export !== "string" || !/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(m.export))) throw new ConfigError({ component: C, field: "backendModule.export", rule: "must be an export name", value: m.export });
+  if (m.export !== undefined && (typeof m.export !== "string" || !/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(m.export)))
+    throw new ConfigError({ component: C, field: "backendModule.export", rule: "must be an export name", value: m.export });
   if (options.backendConfig === undefined) throw new ConfigError({ component: C, field: "backendConfig", rule: "is required for a backend module (there are no fixtures for it)" });
   const from = resolvePath(m.from ?? process.cwd());
   const isPath = m.module.startsWith("/") || m.module.startsWith("./") || m.module.startsWith("../");

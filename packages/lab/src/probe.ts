@@ -101,10 +101,13 @@ export class ProbeClient {
     }
     const id = this.nextId++;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        resolve({ ok: false, error: "probe agent did not answer" });
-      }, (q.timeoutMs ?? 2000) + 2000);
+      const timer = setTimeout(
+        () => {
+          this.pending.delete(id);
+          resolve({ ok: false, error: "probe agent did not answer" });
+        },
+        (q.timeoutMs ?? 2000) + 2000,
+      );
       this.pending.set(id, { resolve, timer });
       s.write(`${JSON.stringify({ ...q, id })}\n`);
     });

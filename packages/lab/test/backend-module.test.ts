@@ -31,7 +31,10 @@ describe("resolveBackendMode with a backend module", () => {
     const byPath = resolveBackendMode({ backend: acme, backendModule: { module: "./lib/acme.mjs", from: "/opt/project", export: "acme" }, backendConfig: CONFIG });
     expect(byPath).toMatchObject({ backend: "acme", mode: "custom", config: CONFIG, backendModule: { module: "/opt/project/lib/acme.mjs", from: "/opt/project", export: "acme" } });
     expect(byPath.summary.podRanges).toEqual(["10.250.0.0/16"]);
-    expect(resolveBackendMode({ backend: acme, backendModule: { module: "@acme/cni", from: "/opt/project" }, backendConfig: CONFIG, mode: "mine" }).backendModule).toEqual({ module: "@acme/cni", from: "/opt/project" });
+    expect(resolveBackendMode({ backend: acme, backendModule: { module: "@acme/cni", from: "/opt/project" }, backendConfig: CONFIG, mode: "mine" }).backendModule).toEqual({
+      module: "@acme/cni",
+      from: "/opt/project",
+    });
   });
 
   it.each([
@@ -43,7 +46,11 @@ describe("resolveBackendMode with a backend module", () => {
     ["an export that is not a name", () => resolveBackendMode({ backend: acme, backendModule: { module: "/x.mjs", export: "a-b" }, backendConfig: CONFIG }), "backendModule.export"],
     ["an empty 'from'", () => resolveBackendMode({ backend: acme, backendModule: { module: "x", from: "" }, backendConfig: CONFIG }), "backendModule.from"],
     ["no config (a module has no fixtures)", () => resolveBackendMode({ backend: acme, backendModule: { module: "/x.mjs" } }), "backendConfig"],
-    ["a config the backend refuses", () => resolveBackendMode({ backend: acme, backendModule: { module: "/x.mjs" }, backendConfig: { network: "10.250.0.0/16", nodeSubnetLength: 40 } }), "nodeSubnetLength"],
+    [
+      "a config the backend refuses",
+      () => resolveBackendMode({ backend: acme, backendModule: { module: "/x.mjs" }, backendConfig: { network: "10.250.0.0/16", nodeSubnetLength: 40 } }),
+      "nodeSubnetLength",
+    ],
   ])("refuses %s, naming the field", (_label, fn, field) => {
     expect(fieldOf(fn)).toBe(field);
   });

@@ -48,9 +48,14 @@ describe("upOptions", () => {
   const log = () => {};
   it("defaults to 2 pods per node and takes each flag", () => {
     expect(upOptions({ backend: "calico", mode: "bgp", nodes: "3", name: "x" }, log)).toMatchObject({ backend: "calico", mode: "bgp", nodes: 3, podsPerNode: 2, name: "x" });
-    expect(
-      upOptions({ backend: "flannel", nodes: "2", "pods-per-node": "4", subnets: "2", "log-level": "debug", "state-root": "/tmp/x", "keep-on-failure": true }, log),
-    ).toMatchObject({ nodes: 2, podsPerNode: 4, subnets: 2, logLevel: "debug", stateRoot: "/tmp/x", keepOnFailure: true });
+    expect(upOptions({ backend: "flannel", nodes: "2", "pods-per-node": "4", subnets: "2", "log-level": "debug", "state-root": "/tmp/x", "keep-on-failure": true }, log)).toMatchObject({
+      nodes: 2,
+      podsPerNode: 4,
+      subnets: 2,
+      logLevel: "debug",
+      stateRoot: "/tmp/x",
+      keepOnFailure: true,
+    });
   });
   const bad: [string, Parameters<typeof upOptions>[0], string][] = [
     ["no backend", { nodes: "3" }, "--backend"],

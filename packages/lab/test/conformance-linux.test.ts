@@ -49,7 +49,18 @@ function statuses(r: LinuxConformanceReport): Record<string, CheckResult["status
 const KERNEL_IDS = LINUX_CHECKS.map((c) => c.id);
 
 /** Section B's checks that take seconds on the kernel (the rest fill a node's share and churn 200 pods). */
-const QUICK_B = ["cni.add-result", "cni.result-versions", "cni.plugin-error-json", "cni.add-idempotent", "cni.del-idempotent", "cni.del-unknown", "cni.check-after-add", "cni.check-detects-missing", "cni.status", "cni.error-codes"];
+const QUICK_B = [
+  "cni.add-result",
+  "cni.result-versions",
+  "cni.plugin-error-json",
+  "cni.add-idempotent",
+  "cni.del-idempotent",
+  "cni.del-unknown",
+  "cni.check-after-add",
+  "cni.check-detects-missing",
+  "cni.status",
+  "cni.error-codes",
+];
 
 /** Every selected check appears once, in the suite's order; those the kernel does not run are "not run", never passed. */
 function expectShapeOf(r: LinuxConformanceReport, checks: string[]): void {
@@ -98,9 +109,17 @@ describe("the conformance suite with --dataplane linux", () => {
     const name = labName("i");
     const r = await runLinuxConformance({ backend: "calico", mode: "ipip-always", nodes: 2, name, checks: ["A", "B", "I"] });
     // Sections A, B and I in the suite's order; those without a kernel implementation are "simulator-only".
-    expect(r.results.map((x) => x.id)).toEqual(listChecks().filter((c) => ["A", "B", "I"].includes(c.section)).map((c) => c.id));
+    expect(r.results.map((x) => x.id)).toEqual(
+      listChecks()
+        .filter((c) => ["A", "B", "I"].includes(c.section))
+        .map((c) => c.id),
+    );
     const kernel = r.results.filter((x) => KERNEL_IDS.includes(x.id));
-    expect(kernel.map((x) => x.id).sort()).toEqual(LINUX_CHECKS.filter((c) => ["A", "B", "I"].includes(c.section)).map((c) => c.id).sort());
+    expect(kernel.map((x) => x.id).sort()).toEqual(
+      LINUX_CHECKS.filter((c) => ["A", "B", "I"].includes(c.section))
+        .map((c) => c.id)
+        .sort(),
+    );
     for (const x of r.results.filter((y) => !KERNEL_IDS.includes(y.id))) expect(x, x.id).toMatchObject({ status: "not run", reason: expect.stringMatching(/^simulator-only in this version/) });
     if (await kernelSupports("ipip")) {
       // A kernel with ipip runs the checks instead of refusing.
@@ -114,7 +133,15 @@ describe("the conformance suite with --dataplane linux", () => {
   it("calico bgp without natOutgoing: the external host sees pod addresses or nothing (no route back), and the simulator agrees", async () => {
     const name = labName("n");
     const config = [{ apiVersion: "projectcalico.org/v3", kind: "IPPool", metadata: { name: "default-ipv4-ippool" }, spec: { cidr: "10.244.0.0/16", natOutgoing: false } }];
-    const r = await runLinuxConformance({ backend: "calico", config, configLabel: "no-nat", nodes: 2, podsPerNode: 1, name, checks: ["nat.outgoing", "reach.no-nat-between-pods", "linux.same-checks"] });
+    const r = await runLinuxConformance({
+      backend: "calico",
+      config,
+      configLabel: "no-nat",
+      nodes: 2,
+      podsPerNode: 1,
+      name,
+      checks: ["nat.outgoing", "reach.no-nat-between-pods", "linux.same-checks"],
+    });
     expect(statuses(r), renderTable([r])).toEqual({ "nat.outgoing": "passed", "reach.no-nat-between-pods": "passed", "linux.same-checks": "passed" });
     // Pod → internet (2 pods x 3 protocols) is unreachable in both: no NAT and no route back; the rest reached.
     expect(r.results.find((x) => x.id === "linux.same-checks")?.subResults?.[0]?.label).toMatch(/^\d+ cells agree \(\d+ reached, 6 unreachable in both\)/);
@@ -151,10 +178,14 @@ describe("the conformance suite with --dataplane linux", () => {
       "linux.same-checks": "failed",
     });
     const reason = (id: string): string => r.results.find((x) => x.id === id)?.reason ?? "";
-    expect(reason("reach.no-nat-between-pods")).toMatch(/^\d+ of \d+ pod pairs arrive NATed: pod default\/pod-1-1 \(10\.244\.[\d.]+\) on node node-1 -> pod default\/pod-2-1 \(10\.244\.[\d.]+\) on node node-2 by tcp: the receiver saw source 10\.244\.\d+\.0 instead of 10\.244\./);
+    expect(reason("reach.no-nat-between-pods")).toMatch(
+      /^\d+ of \d+ pod pairs arrive NATed: pod default\/pod-1-1 \(10\.244\.[\d.]+\) on node node-1 -> pod default\/pod-2-1 \(10\.244\.[\d.]+\) on node node-2 by tcp: the receiver saw source 10\.244\.\d+\.0 instead of 10\.244\./,
+    );
     // Only node-1's pod is cut off from the internet: natOutgoing is on, so it must get there.
     expect(reason("nat.outgoing")).toMatch(/^pod default\/pod-1-1 \(10\.244\.[\d.]+\) on node node-1 -> internet \(192\.0\.2\.200\) by tcp: .*; pod default\/pod-1-1 .* by udp: [^;]*$/);
-    expect(reason("mtu.encap-headroom")).toMatch(/pod default\/pod-2-1 \(10\.244\.[\d.]+\) on node node-2, interface eth0, has MTU 1500; the underlay MTU is 1500 and the encapsulation \(vxlan\) needs 50 bytes, so at most 1450/);
+    expect(reason("mtu.encap-headroom")).toMatch(
+      /pod default\/pod-2-1 \(10\.244\.[\d.]+\) on node node-2, interface eth0, has MTU 1500; the underlay MTU is 1500 and the encapsulation \(vxlan\) needs 50 bytes, so at most 1450/,
+    );
     expect(reason("linux.same-checks")).toMatch(/cells differ: pod-1-1 → pod-2-1 tcp: simulator reached \(receiver saw 10\.244\./);
     expect(await leftovers(name)).toEqual([]);
   }, 300_000);
@@ -164,7 +195,15 @@ describe("the conformance suite with --dataplane linux", () => {
     writeFileSync(liar, `#!/bin/sh\n${JSON.stringify(cniPluginPath())} "$@"\nexit 0\n`);
     chmodSync(liar, 0o755);
     const name = labName("l");
-    const r = await runLinuxConformance({ backend: "flannel", mode: "host-gw", nodes: 2, podsPerNode: 1, name, cniPlugin: liar, checks: ["cni.plugin-error-json", "cni.failed-add-leaks-nothing", "cni.add-result"] });
+    const r = await runLinuxConformance({
+      backend: "flannel",
+      mode: "host-gw",
+      nodes: 2,
+      podsPerNode: 1,
+      name,
+      cniPlugin: liar,
+      checks: ["cni.plugin-error-json", "cni.failed-add-leaks-nothing", "cni.add-result"],
+    });
     expect(statuses(r), renderTable([r])).toEqual({ "cni.add-result": "passed", "cni.plugin-error-json": "failed", "cni.failed-add-leaks-nothing": "failed" });
     expect(r.results.find((x) => x.id === "cni.plugin-error-json")?.reason).toMatch(/ADD without CNI_CONTAINERID → 4: exit 0/);
     expect(r.results.find((x) => x.id === "cni.failed-add-leaks-nothing")?.reason).toMatch(/held by holder\/eth0 succeeded; it must fail/);
@@ -178,11 +217,30 @@ describe("the conformance suite with --dataplane linux", () => {
     const config = join(tmp, "hostgw.json");
     writeFileSync(config, JSON.stringify({ Network: "10.244.0.0/16", Backend: { Type: "host-gw" } }));
     const report = join(tmp, "report.json");
-    const run = spawnSync(process.execPath, ["--conditions=source", "--import", tsx, cli, "--dataplane", "linux", "--backend", "@cnikit/flannel", "--config", config, "--checks", "reach.pod-to-pod.cross-node,cni.add-result,linux.same-checks,dyn.join", "--report", report], {
-      cwd,
-      encoding: "utf8",
-      timeout: 240_000,
-    });
+    const run = spawnSync(
+      process.execPath,
+      [
+        "--conditions=source",
+        "--import",
+        tsx,
+        cli,
+        "--dataplane",
+        "linux",
+        "--backend",
+        "@cnikit/flannel",
+        "--config",
+        config,
+        "--checks",
+        "reach.pod-to-pod.cross-node,cni.add-result,linux.same-checks,dyn.join",
+        "--report",
+        report,
+      ],
+      {
+        cwd,
+        encoding: "utf8",
+        timeout: 240_000,
+      },
+    );
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/^flannel \(hostgw\.json \[dataplane linux\]\), 2 nodes/m);
     expect(run.stdout).toMatch(/linux\.same-checks\s+yes\s+passed/);
@@ -191,7 +249,11 @@ describe("the conformance suite with --dataplane linux", () => {
     expect(json.dataplane).toBe("linux");
     expect(json.results.map((x) => `${x.id}=${x.status}`)).toEqual(["reach.pod-to-pod.cross-node=passed", "cni.add-result=passed", "dyn.join=not run", "linux.same-checks=passed"]);
     if (json.lab) made.add(json.lab.name);
-    const sim = spawnSync(process.execPath, ["--conditions=source", "--import", tsx, cli, "--backend", "@cnikit/flannel", "--config", config, "--checks", "I"], { cwd, encoding: "utf8", timeout: 120_000 });
+    const sim = spawnSync(process.execPath, ["--conditions=source", "--import", tsx, cli, "--backend", "@cnikit/flannel", "--config", config, "--checks", "I"], {
+      cwd,
+      encoding: "utf8",
+      timeout: 120_000,
+    });
     expect(sim.status, sim.stderr).toBe(0);
     expect(sim.stdout).toMatch(/linux\.same-checks\s+yes\s+not run\s.*use --dataplane linux/);
     expect(sim.stdout).toMatch(/linux\.policy-nftables\s+yes\s+not claimed/);
@@ -254,11 +316,15 @@ describe("kernel runs of a backend that is not built in (a module every cnikitd 
     const cli = fileURLToPath(new URL("../../../conformance/src/cli.ts", import.meta.url));
     const tsx = createRequire(import.meta.url).resolve("tsx/esm");
     const report = join(tmp, "acme-report.json");
-    const run = spawnSync(process.execPath, ["--conditions=source", "--import", tsx, cli, "--dataplane", "linux", "--backend", "./acme.mjs", "--config", "reference.json", "--checks", ["A", "I", ...QUICK_B].join(","), "--report", report], {
-      cwd: dir,
-      encoding: "utf8",
-      timeout: 290_000,
-    });
+    const run = spawnSync(
+      process.execPath,
+      ["--conditions=source", "--import", tsx, cli, "--dataplane", "linux", "--backend", "./acme.mjs", "--config", "reference.json", "--checks", ["A", "I", ...QUICK_B].join(","), "--report", report],
+      {
+        cwd: dir,
+        encoding: "utf8",
+        timeout: 290_000,
+      },
+    );
     const json = existsSync(report) ? (JSON.parse(readFileSync(report, "utf8")) as LinuxConformanceReport) : undefined;
     if (json?.lab) made.add(json.lab.name);
     expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
@@ -288,7 +354,9 @@ describe("kernel runs of a backend that is not built in (a module every cnikitd 
     });
     expect(r.backend).toBe("bent");
     expect(statuses(r), renderTable([r])).toEqual({ "ipam.unique": "passed", "reach.pod-to-pod.same-node": "passed", "reach.pod-to-pod.cross-node": "failed" });
-    expect(r.results.find((x) => x.id === "reach.pod-to-pod.cross-node")?.reason).toMatch(/pod default\/pod-1-1 \(10\.250\.[\d.]+\) on node node-1 -> pod default\/pod-2-1 \(10\.250\.[\d.]+\) on node node-2: by (tcp|udp|ping): /);
+    expect(r.results.find((x) => x.id === "reach.pod-to-pod.cross-node")?.reason).toMatch(
+      /pod default\/pod-1-1 \(10\.250\.[\d.]+\) on node node-1 -> pod default\/pod-2-1 \(10\.250\.[\d.]+\) on node node-2: by (tcp|udp|ping): /,
+    );
     expect(await leftovers(name)).toEqual([]);
   }, 300_000);
 });
@@ -309,31 +377,48 @@ function subOf(r: LinuxConformanceReport, id: string, label: string): { status: 
 }
 
 describe("section B on the kernel: the suite's lifecycle checks (LIFECYCLE_CHECKS) on the lab's lifecycle driver", () => {
-  it.each(SMALL_SHARE)("$backend (a /28 share per node), 2 nodes: every check of section B runs on the kernel and passes (cni.multi-interface too: net1's routes sit beside eth0's at a higher metric); the legs that need a full node ran; a few minutes", async ({ backend, config }) => {
-    const name = labName(backend === "reference" ? "kr" : "kf");
-    const t0 = performance.now();
-    const r = await runLinuxConformance({ backend, config, configLabel: "small-share", nodes: 2, podsPerNode: 1, name, checks: ["B"] });
-    console.log(`${renderTable([r]).split("\n")[0]} — section B on the kernel in ${Math.round((performance.now() - t0) / 1000)} s`);
-    expect(r.results.map((x) => x.id)).toEqual(SECTION_B);
-    expect(r.results.filter((x) => x.status !== "passed").map((x) => `${x.id}=${x.status}: ${x.reason ?? ""}`), renderTable([r])).toEqual([]);
-    // Release was observed on the kernel in every leg, with the share run out (not "not applicable").
-    for (const leg of ["trace", "requested IP", "exhaustion", "churn"]) expect(subOf(r, "cni.del-releases", leg)?.status, leg).toBe("passed");
-    // The kernel's churn legs run the suite's floor of pairs (the simulator runs 200), still more than a /28 share holds.
-    expect(r.results.find((x) => x.id === "cni.del-releases")?.subResults?.find((x) => x.label.startsWith("churn"))?.label).toMatch(/^churn: 32 ADD\/DEL pairs/);
-    expect(subOf(r, "cni.del-releases", "exhaustion")?.reason).toMatch(/the share ran out after \d+ pods/);
-    expect(subOf(r, "cni.gc", "exhaustion")?.status).toBe("passed");
-    expect(subOf(r, "cni.failed-add-leaks-nothing", "failed ADD on a node whose share is exhausted")?.status).toBe("passed");
-    // What the kernel driver cannot do is said, not passed.
-    expect(subOf(r, "cni.failed-add-leaks-nothing", "failed ADD while the node is cut off")).toMatchObject({ status: "not applicable", reason: expect.stringMatching(/the linux driver cannot cut one node off/) });
-    expect(await leftovers(name)).toEqual([]);
-  }, 900_000);
+  it.each(SMALL_SHARE)(
+    "$backend (a /28 share per node), 2 nodes: every check of section B runs on the kernel and passes (cni.multi-interface too: net1's routes sit beside eth0's at a higher metric); the legs that need a full node ran; a few minutes",
+    async ({ backend, config }) => {
+      const name = labName(backend === "reference" ? "kr" : "kf");
+      const t0 = performance.now();
+      const r = await runLinuxConformance({ backend, config, configLabel: "small-share", nodes: 2, podsPerNode: 1, name, checks: ["B"] });
+      console.log(`${renderTable([r]).split("\n")[0]} — section B on the kernel in ${Math.round((performance.now() - t0) / 1000)} s`);
+      expect(r.results.map((x) => x.id)).toEqual(SECTION_B);
+      expect(
+        r.results.filter((x) => x.status !== "passed").map((x) => `${x.id}=${x.status}: ${x.reason ?? ""}`),
+        renderTable([r]),
+      ).toEqual([]);
+      // Release was observed on the kernel in every leg, with the share run out (not "not applicable").
+      for (const leg of ["trace", "requested IP", "exhaustion", "churn"]) expect(subOf(r, "cni.del-releases", leg)?.status, leg).toBe("passed");
+      // The kernel's churn legs run the suite's floor of pairs (the simulator runs 200), still more than a /28 share holds.
+      expect(r.results.find((x) => x.id === "cni.del-releases")?.subResults?.find((x) => x.label.startsWith("churn"))?.label).toMatch(/^churn: 32 ADD\/DEL pairs/);
+      expect(subOf(r, "cni.del-releases", "exhaustion")?.reason).toMatch(/the share ran out after \d+ pods/);
+      expect(subOf(r, "cni.gc", "exhaustion")?.status).toBe("passed");
+      expect(subOf(r, "cni.failed-add-leaks-nothing", "failed ADD on a node whose share is exhausted")?.status).toBe("passed");
+      // What the kernel driver cannot do is said, not passed.
+      expect(subOf(r, "cni.failed-add-leaks-nothing", "failed ADD while the node is cut off")).toMatchObject({
+        status: "not applicable",
+        reason: expect.stringMatching(/the linux driver cannot cut one node off/),
+      });
+      expect(await leftovers(name)).toEqual([]);
+    },
+    900_000,
+  );
 
   it("a backend whose DEL keeps the address (conformance-selftest's leak-on-del, bundled for cnikitd) turns cni.del-releases red on the kernel as in the simulator; cni.del-idempotent stays green", async () => {
     const out = join(tmp, "leak-on-del.mjs");
     const entry = fileURLToPath(new URL("../../conformance-selftest/test/broken/leak-on-del.ts", import.meta.url));
     // esbuild (tsx's) bundles the variant with its own copies of @cnikit/core and the reference backend: one module cnikitd can load.
     const esbuild = createRequire(createRequire(import.meta.url).resolve("tsx")).resolve("esbuild");
-    const built = spawnSync(process.execPath, ["-e", `require(${JSON.stringify(esbuild)}).buildSync({ entryPoints: [${JSON.stringify(entry)}], bundle: true, platform: "node", format: "esm", conditions: ["source"], outfile: ${JSON.stringify(out)}, logLevel: "error", banner: { js: 'import { createRequire as cr } from "node:module"; const require = cr(import.meta.url);' } })`], { encoding: "utf8" });
+    const built = spawnSync(
+      process.execPath,
+      [
+        "-e",
+        `require(${JSON.stringify(esbuild)}).buildSync({ entryPoints: [${JSON.stringify(entry)}], bundle: true, platform: "node", format: "esm", conditions: ["source"], outfile: ${JSON.stringify(out)}, logLevel: "error", banner: { js: 'import { createRequire as cr } from "node:module"; const require = cr(import.meta.url);' } })`,
+      ],
+      { encoding: "utf8" },
+    );
     expect(built.status, built.stderr).toBe(0);
     const mod = (await import(out)) as { leakOnDel: Parameters<typeof runLinuxConformance>[0]["backend"] };
     const config = SMALL_SHARE[0]!.config;
@@ -348,7 +433,10 @@ describe("section B on the kernel: the suite's lifecycle checks (LIFECYCLE_CHECK
     // The exhaustion leg is red on the kernel as in the simulator: the bundle's own PoolExhaustedError
     // (another copy of core's class) reaches the runtime through cnikitd as code 100, so the refill
     // stops where it should and names the leaked addresses.
-    expect(subOf(r, "cni.del-releases", "exhaustion")).toMatchObject({ status: "failed", reason: expect.stringMatching(/on node node-1, whose share was exhausted, only \d+ ADD\(s\) succeeded before PoolExhaustedError: .* stayed reserved \(leaked\)/) });
+    expect(subOf(r, "cni.del-releases", "exhaustion")).toMatchObject({
+      status: "failed",
+      reason: expect.stringMatching(/on node node-1, whose share was exhausted, only \d+ ADD\(s\) succeeded before PoolExhaustedError: .* stayed reserved \(leaked\)/),
+    });
     expect(r.results.find((x) => x.id === "cni.del-releases")?.reason).toMatch(/on node node-1/);
     expect(await leftovers(name)).toEqual([]);
   }, 900_000);
@@ -370,7 +458,10 @@ describe("mtu.underlay-non-1500 on the kernel: labs whose underlay (veths, bridg
     const sim = await runConformance({ backend: builtinBackend("reference").backend as never, config, checks: ["mtu.underlay-non-1500"], nodes: 4, seed: 1 });
     const rc = r.results.find((x) => x.id === "mtu.underlay-non-1500")!;
     expect(rc.status, renderTable([r])).toBe(sim.results[0]?.status);
-    expect(rc.subResults?.map((x) => `${x.status}: ${x.label}`)).toEqual(["passed: underlay MTU 9000: pod MTU 1500; 2 full-size DF packet(s) crossed nodes", "not applicable: underlay MTU 1400: refused"]);
+    expect(rc.subResults?.map((x) => `${x.status}: ${x.label}`)).toEqual([
+      "passed: underlay MTU 9000: pod MTU 1500; 2 full-size DF packet(s) crossed nodes",
+      "not applicable: underlay MTU 1400: refused",
+    ]);
     expect(rc.reason).toMatch(/on a 1400-byte underlay the agent refused its config: .*mtu/);
     for (const n of [flannelName, refName]) expect(await leftovers(n)).toEqual([]);
     // The labs the check built were taken down too.

@@ -142,4 +142,3 @@ describe("cnikit-controller in the lab", () => {
     }
   }, 300_000);
 });
-

@@ -145,7 +145,10 @@ describe("scenarios (pure)", () => {
 
   const dp = (): NodeDataplane => ({
     ...emptyDataplane("node-1"),
-    routes: [{ dst: "10.244.2.0/24", via: "198.51.100.11" }, { dst: "10.244.1.2/32", dev: "cali1" }],
+    routes: [
+      { dst: "10.244.2.0/24", via: "198.51.100.11" },
+      { dst: "10.244.1.2/32", dev: "cali1" },
+    ],
     fdb: [{ dev: "flannel.1", mac: "aa:bb:cc:dd:ee:ff", dst: "198.51.100.11", permanent: true }],
     neighbours: [{ dev: "cali1", ip: "169.254.1.1", mac: "ee:ee:ee:ee:ee:ee", permanent: true }],
     sysctls: { proxyArp: ["cali1", "cali2"] },
@@ -230,8 +233,14 @@ describe("differential: the simulator and the kernel agree cell by cell (root)",
     const informative = outcomes.filter((o) => o.mismatches.length === 0 && o.unreachable > 0);
     expect(outcomes.length, "every scenario above must have run").toBe(DIFF_MODES.length * 2);
     expect(informative.length, outcomes.map((o) => `${o.scenario.seed}: ${o.unreachable}/${o.cells} unreachable`).join("; ")).toBeGreaterThan(0);
-    expect(outcomes.some((o) => o.scenario.policies.length > 0 && o.unreachable > 0), "some scenario with a policy denied something").toBe(true);
-    expect(outcomes.some((o) => o.scenario.fault !== undefined && o.unreachable > 0), "some scenario with a fault cut something").toBe(true);
+    expect(
+      outcomes.some((o) => o.scenario.policies.length > 0 && o.unreachable > 0),
+      "some scenario with a policy denied something",
+    ).toBe(true);
+    expect(
+      outcomes.some((o) => o.scenario.fault !== undefined && o.unreachable > 0),
+      "some scenario with a fault cut something",
+    ).toBe(true);
   });
 
   it("downLabWithExtras removes what a run left beside its lab: a pod namespace and a probe agent under <lab>/differential/", async () => {

@@ -204,7 +204,13 @@ export const liar = defineBackend({
 }
 
 /** Section G alone on a 2-node lab of weave with `config`, wrapped to claim encryption; the lab is gone afterwards. */
-async function runClaimer(o: { config: Record<string, string>; label: string; podsPerNode: number; suffix: string; prepare?: LinuxConformanceOptions["prepare"] }): Promise<{ report: LinuxConformanceReport; g: CheckResult }> {
+async function runClaimer(o: {
+  config: Record<string, string>;
+  label: string;
+  podsPerNode: number;
+  suffix: string;
+  prepare?: LinuxConformanceOptions["prepare"];
+}): Promise<{ report: LinuxConformanceReport; g: CheckResult }> {
   const { dir, module } = claimsEncryptionProject();
   const mod = (await import(module)) as { liar: LinuxConformanceOptions["backend"] };
   const name = labName(o.suffix);
@@ -273,7 +279,9 @@ describe("encryption.no-plaintext on the kernel", () => {
     expect(subs).toHaveLength(16);
     for (const s of subs) {
       expect(s.status, s.reason).toBe("passed");
-      expect(s.label).toMatch(/^(tcp|udp) pod-\d-\d \(node-\d\) → pod-\d-\d \(node-\d\): packets of the exchange \(600\+ bytes between the nodes\) [1-9]\d* there, [1-9]\d* back on node-1, [1-9]\d* there, [1-9]\d* back on node-2; the marker in none$/);
+      expect(s.label).toMatch(
+        /^(tcp|udp) pod-\d-\d \(node-\d\) → pod-\d-\d \(node-\d\): packets of the exchange \(600\+ bytes between the nodes\) [1-9]\d* there, [1-9]\d* back on node-1, [1-9]\d* there, [1-9]\d* back on node-2; the marker in none$/,
+      );
     }
     expect(await leftovers(name)).toEqual([]);
   }, 300_000);
@@ -286,7 +294,8 @@ describe("encryption.no-plaintext on the kernel", () => {
       suffix: "s",
       prepare: async (lab) => {
         const nft = await lab.exec("pod-1-1", ["nft", "-f", "-"], {
-          input: 'table inet gmute {\n chain o {\n  type filter hook output priority 0; policy accept;\n  oifname "eth0" drop\n }\n}\ntable arp gmutearp {\n chain o {\n  type filter hook output priority 0; policy drop;\n }\n}\n',
+          input:
+            'table inet gmute {\n chain o {\n  type filter hook output priority 0; policy accept;\n  oifname "eth0" drop\n }\n}\ntable arp gmutearp {\n chain o {\n  type filter hook output priority 0; policy drop;\n }\n}\n',
         });
         expect(nft.code, nft.stderr).toBe(0);
       },

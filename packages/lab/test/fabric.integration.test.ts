@@ -25,7 +25,9 @@ const inNs = (ns: string, ...argv: string[]): string => execFileSync("ip", ["net
 const replyTtl = (from: string, address: string): number => Number(/ttl=(\d+)/.exec(inNs(from, "ping", "-c", "1", "-W", "3", address))?.[1]);
 /** Echo requests a namespace has received (`Icmp: InEchos`). */
 const inEchos = (ns: string): number => {
-  const lines = inNs(ns, "cat", "/proc/net/snmp").split("\n").filter((l) => l.startsWith("Icmp:"));
+  const lines = inNs(ns, "cat", "/proc/net/snmp")
+    .split("\n")
+    .filter((l) => l.startsWith("Icmp:"));
   const names = lines[0]!.split(/\s+/);
   return Number(lines[1]!.split(/\s+/)[names.indexOf("InEchos")]);
 };
@@ -36,7 +38,11 @@ describe("the lab's fabric port and membership", () => {
     try {
       const plan = lab.plan;
       const prefix = `/cnikit-lab/${NAME}/`;
-      const listed = execFileSync("ip", ["netns", "exec", plan.infra.ns, "etcdctl", `--endpoints=http://127.0.0.1:${plan.etcd.port}`, "get", `${prefix}${KUBE_PREFIX.nodes}`, "--prefix"], { encoding: "utf8" }).trim().split("\n");
+      const listed = execFileSync("ip", ["netns", "exec", plan.infra.ns, "etcdctl", `--endpoints=http://127.0.0.1:${plan.etcd.port}`, "get", `${prefix}${KUBE_PREFIX.nodes}`, "--prefix"], {
+        encoding: "utf8",
+      })
+        .trim()
+        .split("\n");
       const nodes = [];
       for (let i = 0; i + 1 < listed.length; i += 2) nodes.push(parseKubeNode(listed[i]!.slice(prefix.length), listed[i + 1]!));
       expect(nodes).toEqual(plan.nodes.map((n) => plannedNodeInfo(n)));
@@ -79,7 +85,10 @@ describe("the lab's fabric port and membership", () => {
     try {
       const plan = lab.plan;
       const clock = new RealClock();
-      const port = new LabFabricPort(plan, new StoreFabricPort({ store: new MemoryDatastore({ clock }), members: new MemoryMembership({ clock, nodes: plan.nodes.map((n) => plannedNodeInfo(n)) }), log: silentLogger }));
+      const port = new LabFabricPort(
+        plan,
+        new StoreFabricPort({ store: new MemoryDatastore({ clock }), members: new MemoryMembership({ clock, nodes: plan.nodes.map((n) => plannedNodeInfo(n)) }), log: silentLogger }),
+      );
       const n2 = plan.nodes.find((n) => plan.nodes.some((m) => m !== n && m.subnet === n.subnet))!;
       const near = plan.nodes.find((n) => n !== n2 && n.subnet === n2.subnet)!; // same subnet: ARP straight for the address
       const far = plan.nodes.find((n) => n.subnet !== n2.subnet)!; // across the router

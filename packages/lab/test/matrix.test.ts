@@ -71,7 +71,10 @@ describe("buildMatrix and formatMatrix", () => {
     const m = buildMatrix({
       sources,
       destinations: sources,
-      cells: [[undefined, undefined], [undefined, undefined]],
+      cells: [
+        [undefined, undefined],
+        [undefined, undefined],
+      ],
       egress: [{ pod: "pod-1-1", external: "internet", expectedSource: "198.51.100.10", result: ok("10.244.1.2"), ok: false }],
     });
     expect(m.ok).toBe(false);

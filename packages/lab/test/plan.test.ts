@@ -41,8 +41,20 @@ describe("planLab", () => {
         { name: "b", cidr: "203.0.113.0/24", gateway: "203.0.113.1" },
       ],
       routers: [
-        { name: "r1", interfaces: [{ subnet: "a", address: "198.51.100.1" }, { subnet: "m", address: "192.0.2.1" }] },
-        { name: "r2", interfaces: [{ subnet: "m", address: "192.0.2.2" }, { subnet: "b", address: "203.0.113.1" }] },
+        {
+          name: "r1",
+          interfaces: [
+            { subnet: "a", address: "198.51.100.1" },
+            { subnet: "m", address: "192.0.2.1" },
+          ],
+        },
+        {
+          name: "r2",
+          interfaces: [
+            { subnet: "m", address: "192.0.2.2" },
+            { subnet: "b", address: "203.0.113.1" },
+          ],
+        },
       ],
     };
     const plan = planLab({ name: "t3", nodes: 2, topology });

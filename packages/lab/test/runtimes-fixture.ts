@@ -80,7 +80,9 @@ export function buildRootfsTar(dir: string): string {
   for (const d of ["bin", "tmp", "proc", "sys", "dev", "etc", "www"]) mkdirSync(join(root, d), { recursive: true });
   writeFileSync(join(root, "bin", "busybox"), readFileSync(busybox));
   chmodSync(join(root, "bin", "busybox"), 0o755);
-  const applets = execFileSync(busybox, ["--list"], { encoding: "utf8" }).split("\n").filter((a) => a !== "" && a !== "busybox");
+  const applets = execFileSync(busybox, ["--list"], { encoding: "utf8" })
+    .split("\n")
+    .filter((a) => a !== "" && a !== "busybox");
   for (const a of applets) symlinkSync("busybox", join(root, "bin", a));
   writeFileSync(join(root, "www", "index.html"), `${INDEX_TEXT}\n`);
   writeFileSync(join(root, "etc", "passwd"), "root:x:0:0:root:/:/bin/sh\n");

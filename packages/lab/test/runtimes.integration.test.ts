@@ -243,7 +243,11 @@ describe("podman 4 (CNI backend) on a cnikit network chained with portmap", { ti
   let hostVeth = "";
 
   it("uses only the test's network (no default podman network) and the imported busybox image", async () => {
-    expect(must(await podman(["network", "ls", "--format", "{{.Name}}"]), "podman network ls").trim().split("\n")).toEqual([NETWORK]);
+    expect(
+      must(await podman(["network", "ls", "--format", "{{.Name}}"]), "podman network ls")
+        .trim()
+        .split("\n"),
+    ).toEqual([NETWORK]);
     expect(must(await podman(["images", "--format", "{{.Repository}}:{{.Tag}}"]), "podman images")).toContain(IMAGE);
   });
 
@@ -291,7 +295,9 @@ describe("podman 4 (CNI backend) on a cnikit network chained with portmap", { ti
   it("podman network reload: DEL, then ADD asking for the same address and MAC (CNI_ARGS IP=, MAC=): cnikit gives the address back, the port is published again", async () => {
     const mark = readCalls(podmanCni.log).length;
     must(await podman(["network", "reload", PODMAN_NAME]), "podman network reload");
-    const calls = readCalls(podmanCni.log).slice(mark).filter((c) => c.command === "ADD" || c.command === "DEL");
+    const calls = readCalls(podmanCni.log)
+      .slice(mark)
+      .filter((c) => c.command === "ADD" || c.command === "DEL");
     console.log(formatCalls("podman network reload", calls));
     expect(calls.map((c) => `${c.plugin} ${c.command}`)).toEqual(["portmap DEL", "cnikit-cni DEL", "cnikit-cni ADD", "portmap ADD"]);
     const add = calls[2]!;
@@ -309,7 +315,9 @@ describe("podman 4 (CNI backend) on a cnikit network chained with portmap", { ti
     const mark = readCalls(podmanCni.log).length;
     const other = must(await podman(["run", "-d", "--name", name, "--network", NETWORK, "--ip", wanted, IMAGE, "httpd", "-f", "-p", "80", "-h", "/www"]), "podman run --ip").trim();
     containerIds.push(other);
-    const add = readCalls(podmanCni.log).slice(mark).find((c) => c.plugin === "cnikit-cni" && c.command === "ADD")!;
+    const add = readCalls(podmanCni.log)
+      .slice(mark)
+      .find((c) => c.plugin === "cnikit-cni" && c.command === "ADD")!;
     expect(add.args.split(";")).toContain(`IP=${wanted}`);
     expect(resultIp(add.stdout)).toBe(wanted);
     expect(must(await podman(["exec", name, "ip", "-4", "-o", "addr", "show", "eth0"]), "podman exec ip addr")).toContain(`inet ${wanted}/24`);
@@ -321,7 +329,9 @@ describe("podman 4 (CNI backend) on a cnikit network chained with portmap", { ti
   it("podman rm: DEL goes to portmap then cnikit-cni; the veth, the DNAT and the reservation are gone", async () => {
     const mark = readCalls(podmanCni.log).length;
     must(await podman(["rm", "-f", "-t", "0", PODMAN_NAME]), "podman rm");
-    const dels = readCalls(podmanCni.log).slice(mark).filter((c) => c.command === "DEL");
+    const dels = readCalls(podmanCni.log)
+      .slice(mark)
+      .filter((c) => c.command === "DEL");
     console.log(formatCalls("podman rm", readCalls(podmanCni.log).slice(mark)));
     expect(dels.slice(0, 2).map((c) => c.plugin)).toEqual(["portmap", "cnikit-cni"]);
     for (const d of dels) expect(d).toMatchObject({ containerId: id, ifName: "eth0", exit: 0 });
@@ -341,7 +351,9 @@ describe("podman 4 (CNI backend) on a cnikit network chained with portmap", { ti
     await theLab().killDaemon("node-1");
     const mark = readCalls(podmanCni.log).length;
     const r = await podman(["run", "-d", "--name", name, "--network", NETWORK, IMAGE, "httpd", "-f", "-p", "80", "-h", "/www"]);
-    const calls = readCalls(podmanCni.log).slice(mark).filter((c) => c.command !== "VERSION");
+    const calls = readCalls(podmanCni.log)
+      .slice(mark)
+      .filter((c) => c.command !== "VERSION");
     console.log(`${formatCalls("podman run, cnikitd down", calls)}\n  podman said: ${r.stderr.trim()}`);
     expect(r.code).not.toBe(0);
     const add = calls.find((c) => c.plugin === "cnikit-cni" && c.command === "ADD")!;
@@ -378,7 +390,28 @@ describe("containerd 1.6: ctr run --cni with the same conflist", { timeout: TEST
 
   it("ctr run --cni (private mount namespace, node-1's network namespace): ADD from ctr, the container has cnikit's address", async () => {
     const script = join(dir, "ctr-run.sh");
-    const argv = ["ctr", "--address", ctrd.socket, "--namespace", CTR_NS, "run", "--cni", "--rm", "--fifo-dir", ctrFifoDir(), "--runc-root", join(dir, "containerd", "runc"), IMAGE, CTR_ID, "httpd", "-f", "-p", "80", "-h", "/www"];
+    const argv = [
+      "ctr",
+      "--address",
+      ctrd.socket,
+      "--namespace",
+      CTR_NS,
+      "run",
+      "--cni",
+      "--rm",
+      "--fifo-dir",
+      ctrFifoDir(),
+      "--runc-root",
+      join(dir, "containerd", "runc"),
+      IMAGE,
+      CTR_ID,
+      "httpd",
+      "-f",
+      "-p",
+      "80",
+      "-h",
+      "/www",
+    ];
     writeFileSync(script, `${ctrRunScript(ctrCni, argv)}\n`);
     const out = openSync(join(dir, "ctr-run.log"), "a");
     const started = Date.now();

@@ -68,9 +68,12 @@ function dataplane(style: Style, pods: PodInterface[]): NodeDataplane {
   dp.links = [{ kind: "bridge", name: "cni0", mtu: 1450, mac: "0a:58:0a:f4:00:01" }];
   dp.addresses = [{ dev: "cni0", cidr: "10.244.0.1/16" }];
   if (style === "bridge+policy") {
-    dp.filters = pods.map(
-      (p): FilterPolicy => ({ pod: p.key, direction: "ingress", defaultAction: "drop", rules: [{ id: `allow-${p.key}`, action: "accept", protocol: "tcp", ports: [{ from: 80, to: 80 }], peers: [{ cidrs: ["10.244.0.0/16"] }] }] }),
-    );
+    dp.filters = pods.map((p): FilterPolicy => ({
+      pod: p.key,
+      direction: "ingress",
+      defaultAction: "drop",
+      rules: [{ id: `allow-${p.key}`, action: "accept", protocol: "tcp", ports: [{ from: 80, to: 80 }], peers: [{ cidrs: ["10.244.0.0/16"] }] }],
+    }));
   }
   return dp;
 }
@@ -105,13 +108,27 @@ async function style(style: Style, count: number, prefix: string): Promise<PodFi
     return [
       { name: `${style}: ADD p50 (${count} pods, one apply each)`, value: percentile(ms(adds), 50), unit: "ms" },
       { name: `${style}: ADD p95`, value: percentile(ms(adds), 95), unit: "ms" },
-      { name: `${style}: ADD processes (p50)`, value: percentile(adds.map((r) => r.processes), 50), unit: "processes" },
+      {
+        name: `${style}: ADD processes (p50)`,
+        value: percentile(
+          adds.map((r) => r.processes),
+          50,
+        ),
+        unit: "processes",
+      },
       { name: `${style}: ADD step node (nft + node ip batch) p50`, value: percentile(step(adds, "node"), 50), unit: "ms" },
       { name: `${style}: ADD step pods (pod ip batch + sysctls) p50`, value: percentile(step(adds, "pods"), 50), unit: "ms" },
       { name: `${style}: ADD step plan (validate + diff) p50`, value: percentile(step(adds, "plan"), 50), unit: "ms" },
       { name: `${style}: DEL p50`, value: percentile(ms(dels), 50), unit: "ms" },
       { name: `${style}: DEL p95`, value: percentile(ms(dels), 95), unit: "ms" },
-      { name: `${style}: DEL processes (p50)`, value: percentile(dels.map((r) => r.processes), 50), unit: "processes" },
+      {
+        name: `${style}: DEL processes (p50)`,
+        value: percentile(
+          dels.map((r) => r.processes),
+          50,
+        ),
+        unit: "processes",
+      },
     ];
   } finally {
     for (const ns of podNs) await deleteNetns(ns);

@@ -11,20 +11,7 @@ import { CommandError, runIpBatch, runNft, runProcess } from "./exec.ts";
 import { createNetns, deleteNetns, listNetns } from "./netns.ts";
 
 /** Features the renderer probes. */
-export const KERNEL_FEATURES = [
-  "bridge",
-  "vxlan",
-  "veth",
-  "dummy",
-  "ipip",
-  "gre",
-  "wireguard",
-  "vrf",
-  "nftables",
-  "nftNat",
-  "brNetfilter",
-  "sleeve",
-] as const;
+export const KERNEL_FEATURES = ["bridge", "vxlan", "veth", "dummy", "ipip", "gre", "wireguard", "vrf", "nftables", "nftNat", "brNetfilter", "sleeve"] as const;
 export type KernelFeature = (typeof KERNEL_FEATURES)[number];
 
 /** Name of a feature in messages (`kernel lacks br_netfilter: ...`). */
@@ -53,7 +40,8 @@ export type KernelFeatures = { readonly [K in KernelFeature]: boolean } & {
  * Why a sleeve link cannot be rendered without a userspace datapath (core `UserspaceDatapath`):
  * the kernel has no such device. With one, the link needs only TAP devices (feature `sleeve`).
  */
-export const SLEEVE_REASON = "sleeve is weave's userspace UDP encapsulation; the kernel has no device for it and this renderer was given no userspace datapath for it (cnikitd passes the backend's), so here it runs only in the simulator";
+export const SLEEVE_REASON =
+  "sleeve is weave's userspace UDP encapsulation; the kernel has no device for it and this renderer was given no userspace datapath for it (cnikitd passes the backend's), so here it runs only in the simulator";
 
 /** Link kinds the kernel has no device for: rendered only through a userspace datapath. */
 export const USERSPACE_ONLY_KINDS: readonly string[] = ["sleeve"];
@@ -137,7 +125,11 @@ async function probe(): Promise<KernelFeatures> {
   const reasons: Partial<Record<KernelFeature, string>> = {};
   await createNetns(ns, { loopbackUp: false });
   try {
-    const r = await runIpBatch(ns, LINK_PROBES.map((p) => p.line), { force: true });
+    const r = await runIpBatch(
+      ns,
+      LINK_PROBES.map((p) => p.line),
+      { force: true },
+    );
     const failed = new Map(r.failures.map((f) => [f.line, f.message]));
     LINK_PROBES.forEach((p, i) => {
       const why = failed.get(i + 1);
@@ -145,14 +137,20 @@ async function probe(): Promise<KernelFeatures> {
       if (why !== undefined) reasons[p.feature] = why || "the kernel refused the link";
     });
     try {
-      await runNft(ns, "table inet ckf {\n\tchain f {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tct state established,related accept\n\t\tiifname vmap { \"x\" : jump g }\n\t}\n\tchain g {\n\t\tmeta l4proto tcp th dport { 80, 443-445 } return\n\t}\n}\n");
+      await runNft(
+        ns,
+        'table inet ckf {\n\tchain f {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tct state established,related accept\n\t\tiifname vmap { "x" : jump g }\n\t}\n\tchain g {\n\t\tmeta l4proto tcp th dport { 80, 443-445 } return\n\t}\n}\n',
+      );
       flags["nftables"] = true;
     } catch (err) {
       flags["nftables"] = false;
       reasons.nftables = errText(err);
     }
     try {
-      await runNft(ns, "table inet ckfn {\n\tchain p {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\tip saddr 10.0.0.0/8 ip daddr != { 10.0.0.0/8 } masquerade fully-random\n\t}\n}\n");
+      await runNft(
+        ns,
+        "table inet ckfn {\n\tchain p {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\tip saddr 10.0.0.0/8 ip daddr != { 10.0.0.0/8 } masquerade fully-random\n\t}\n}\n",
+      );
       flags["nftNat"] = true;
     } catch (err) {
       flags["nftNat"] = false;

@@ -4,17 +4,7 @@
  * with `ip -batch`, `bridge -batch` and `nft -f`; detects kernel features; small netns utilities.
  */
 export const PACKAGE_NAME = "@cnikit/linux";
-export {
-  LinuxRenderer,
-  ApplyError,
-  ForeignObjectError,
-  defaultRouteProtocol,
-  type LinuxRendererOptions,
-  type ApplyReport,
-  type IssuedCommand,
-  type PodResult,
-  type PodFailure,
-} from "./renderer.ts";
+export { LinuxRenderer, ApplyError, ForeignObjectError, defaultRouteProtocol, type LinuxRendererOptions, type ApplyReport, type IssuedCommand, type PodResult, type PodFailure } from "./renderer.ts";
 export {
   KERNEL_FEATURES,
   FEATURE_DISPLAY,

@@ -155,7 +155,10 @@ interface PodChain {
 }
 
 function podAddresses(pod: PodInterface, family: Family): string[] {
-  return pod.addresses.map((a) => a.split("/")[0]!).filter((a) => (a.includes(":") ? 6 : 4) === family).map((a) => canonicalAddress(a));
+  return pod.addresses
+    .map((a) => a.split("/")[0]!)
+    .filter((a) => (a.includes(":") ? 6 : 4) === family)
+    .map((a) => canonicalAddress(a));
 }
 
 function dispatch(chains: readonly PodChain[], direction: "ingress" | "egress"): string[] {

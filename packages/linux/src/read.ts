@@ -145,7 +145,13 @@ export async function readKernel(ctx: ReadContext): Promise<KernelRead> {
   ]);
   const values = parseJsonValues(ipOut.stdout);
   if (values.length !== batch.length) {
-    throw new CommandError({ argv: ipArgv(ns, ["-d", "-j", "-batch", "-"]), netns: ns, stderr: `expected ${batch.length} JSON values from ip, got ${values.length}`, exitCode: 0, what: "ip -d -j -batch (read)" });
+    throw new CommandError({
+      argv: ipArgv(ns, ["-d", "-j", "-batch", "-"]),
+      netns: ns,
+      stderr: `expected ${batch.length} JSON values from ip, got ${values.length}`,
+      exitCode: 0,
+      what: "ip -d -j -batch (read)",
+    });
   }
   const [links, routes4, routes6, neighs] = values as [IpLinkJson[], IpRouteJson[], IpRouteJson[], IpNeighJson[]];
   const state = emptyState();
@@ -241,7 +247,8 @@ export async function podProblems(input: {
     if (host) {
       if (!(host.ifalias ?? "").startsWith(`${linkAlias(owner)}:pod:`)) problems.push(`host interface ${pod.hostIf} is not owned by ${linkAlias(owner)} (alias ${JSON.stringify(host.ifalias ?? "")})`);
       if (host.linkinfo?.info_kind !== "veth") problems.push(`host interface ${pod.hostIf} is a ${host.linkinfo?.info_kind ?? "unknown"} link, not a veth`);
-      if ((pod.bridge ?? undefined) !== host.master) problems.push(pod.bridge === undefined ? `host interface ${pod.hostIf} is a port of ${host.master}, expected no bridge` : `host interface ${pod.hostIf} is not a port of bridge ${pod.bridge}`);
+      if ((pod.bridge ?? undefined) !== host.master)
+        problems.push(pod.bridge === undefined ? `host interface ${pod.hostIf} is a port of ${host.master}, expected no bridge` : `host interface ${pod.hostIf} is not a port of bridge ${pod.bridge}`);
       if (!(host.flags ?? []).includes("UP")) problems.push(`host interface ${pod.hostIf} is down`);
     }
   }

@@ -13,7 +13,21 @@
  */
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { ClosedError, CniCode, CniError, ConfigError, ConflictError, emptyDataplane, silentLogger, type FdbEntry, type Link, type Logger, type NodeDataplane, type PodInterface, type UserspaceDatapath } from "@cnikit/core";
+import {
+  ClosedError,
+  CniCode,
+  CniError,
+  ConfigError,
+  ConflictError,
+  emptyDataplane,
+  silentLogger,
+  type FdbEntry,
+  type Link,
+  type Logger,
+  type NodeDataplane,
+  type PodInterface,
+  type UserspaceDatapath,
+} from "@cnikit/core";
 import { runIpBatch, runBridgeBatch, runNft, type BatchFailure, type SpawnCounter } from "./exec.ts";
 import { KernelFeatureError, detectKernelFeatures, missingFeatures, type KernelFeatures } from "./features.ts";
 import { checkNetnsName } from "./netns.ts";
@@ -107,9 +121,13 @@ export class ApplyError extends CniError {
   readonly failures: readonly { where: string; command: string; message: string }[];
   constructor(node: string, failures: { where: string; command: string; message: string }[]) {
     const first = failures[0];
-    super(CniCode.IoFailure, `[linux] apply of node ${node} failed: ${first ? `\`${first.command}\` (${first.where}): ${first.message}` : "unknown"}${failures.length > 1 ? ` (and ${failures.length - 1} more)` : ""}`, {
-      details: failures.map((f) => `${f.where}: ${f.command}: ${f.message}`).join("\n"),
-    });
+    super(
+      CniCode.IoFailure,
+      `[linux] apply of node ${node} failed: ${first ? `\`${first.command}\` (${first.where}): ${first.message}` : "unknown"}${failures.length > 1 ? ` (and ${failures.length - 1} more)` : ""}`,
+      {
+        details: failures.map((f) => `${f.where}: ${f.command}: ${f.message}`).join("\n"),
+      },
+    );
     this.failures = failures;
   }
 }
@@ -163,11 +181,13 @@ export class LinuxRenderer {
     this.options = options;
     this.userspaceKinds = new Set(options.userspace?.kinds ?? []);
     this.owner = options.owner ?? "cnikit";
-    if (!OWNER_RE.test(this.owner)) throw new ConfigError({ component: "linux", field: "owner", rule: "must be 1-32 lower-case letters, digits, '_' or '-', starting with a letter or digit", value: this.owner });
+    if (!OWNER_RE.test(this.owner))
+      throw new ConfigError({ component: "linux", field: "owner", rule: "must be 1-32 lower-case letters, digits, '_' or '-', starting with a letter or digit", value: this.owner });
     if (options.netns !== undefined) checkNetnsName(options.netns);
     this.netns = options.netns;
     const proto = options.routeProtocol ?? defaultRouteProtocol(this.owner);
-    if (!Number.isInteger(proto) || proto < 5 || proto > 254) throw new ConfigError({ component: "linux", field: "routeProtocol", rule: "must be an integer from 5 to 254 (0-4 are the kernel's)", value: proto });
+    if (!Number.isInteger(proto) || proto < 5 || proto > 254)
+      throw new ConfigError({ component: "linux", field: "routeProtocol", rule: "must be an integer from 5 to 254 (0-4 are the kernel's)", value: proto });
     this.routeProtocol = proto;
     this.log = options.log ?? silentLogger;
     const dir = options.stateDir ?? "/run/cnikit/linux";
@@ -405,7 +425,18 @@ export class LinuxRenderer {
       observed = cloneState(observed);
       this.adoptUserspaceLinks(observed, desired);
     }
-    const report: ApplyReport = { node: dp.node, commands: [], processes: 0, readKernel: readKernelNow, pods: [], failedPods: [], nftChanged: false, coalesced: 1, durationMs: 0, stepsMs: { ...steps } };
+    const report: ApplyReport = {
+      node: dp.node,
+      commands: [],
+      processes: 0,
+      readKernel: readKernelNow,
+      pods: [],
+      failedPods: [],
+      nftChanged: false,
+      coalesced: 1,
+      durationMs: 0,
+      stepsMs: { ...steps },
+    };
     const userspaceFdb = await this.userspaceBefore(dp, desired, observed, report);
     const planStarted = performance.now();
     // A veth whose peer cannot be moved into its netns would abort the whole batch (ip exits on a
@@ -475,13 +506,19 @@ export class LinuxRenderer {
       await this.saveRecorded();
     }
     // nft first (or alongside the links): filters are in place before a new pod has an address.
-    const nftP = plan.nft === undefined
-      ? Promise.resolve()
-      : (issue("nft", "node", plan.nft), runNft(this.netns, plan.nft, counter).catch((err: unknown) => {
-          errors.push({ where: "node", command: "nft -f -", message: err instanceof CniError ? err.msg : String(err) });
-        }));
+    const nftP =
+      plan.nft === undefined
+        ? Promise.resolve()
+        : (issue("nft", "node", plan.nft),
+          runNft(this.netns, plan.nft, counter).catch((err: unknown) => {
+            errors.push({ where: "node", command: "nft -f -", message: err instanceof CniError ? err.msg : String(err) });
+          }));
     for (const l of plan.node) issue("ip", "node", l.line);
-    const nodeP = runIpBatch(this.netns, plan.node.map((l) => l.line), { force: true, counter }).then((r) => sortFailures(plan.node, r.failures, "node"));
+    const nodeP = runIpBatch(
+      this.netns,
+      plan.node.map((l) => l.line),
+      { force: true, counter },
+    ).then((r) => sortFailures(plan.node, r.failures, "node"));
     let t = performance.now();
     await Promise.all([nftP, nodeP]);
     if (plan.nft !== undefined || plan.node.length > 0) report.stepsMs.node = performance.now() - t;
@@ -500,10 +537,20 @@ export class LinuxRenderer {
           podFailed.set(s.hostIf, err instanceof CniError ? err.msg : String(err));
         }
       }),
-      writeSysctls(this.netns, sysctls.map((s) => ({ key: s.key, value: s.value })), counter).catch((err: unknown) => {
+      writeSysctls(
+        this.netns,
+        sysctls.map((s) => ({ key: s.key, value: s.value })),
+        counter,
+      ).catch((err: unknown) => {
         errors.push({ where: "node", command: "sysctl -w", message: err instanceof CniError ? err.msg : String(err) });
       }),
-      plan.fdb.length === 0 ? Promise.resolve() : runBridgeBatch(this.netns, plan.fdb.map((l) => l.line), { force: true, counter }).then((r) => sortFailures(plan.fdb, r.failures, "node")),
+      plan.fdb.length === 0
+        ? Promise.resolve()
+        : runBridgeBatch(
+            this.netns,
+            plan.fdb.map((l) => l.line),
+            { force: true, counter },
+          ).then((r) => sortFailures(plan.fdb, r.failures, "node")),
     ]);
     if (sides.length > 0 || sysctls.length > 0 || plan.fdb.length > 0) report.stepsMs.pods = performance.now() - t;
     if (podFailed.size > 0) {

@@ -187,7 +187,9 @@ export function podHash(pod: PodInterface, rank = 0): string {
   const addresses = [...pod.addresses].map((a) => canonicalIfaceAddr(a)).sort();
   const routes = sortByKey(pod.routes, (r) => `${r.dst} ${r.via ?? ""} ${r.scopeLink ? 1 : 0}`).map((r) => {
     const base = [Prefix.parse(r.dst).toString(), r.via ?? "", r.scopeLink === true];
-    return r.metric !== undefined || rank > 0 ? [...base, podRouteMetric({ family: Prefix.parse(r.dst).family, rank, connected: false, ...(r.metric !== undefined ? { metric: r.metric } : {}) })] : base;
+    return r.metric !== undefined || rank > 0
+      ? [...base, podRouteMetric({ family: Prefix.parse(r.dst).family, rank, connected: false, ...(r.metric !== undefined ? { metric: r.metric } : {}) })]
+      : base;
   });
   const parts: unknown[] = [pod.ifName, normalizeMac(pod.mac), pod.mtu, addresses, routes, pod.bridge ?? ""];
   if (rank > 0) parts.push(rank);
@@ -319,7 +321,11 @@ export function desiredState(dp: NodeDataplane, ctx: StateContext): DesiredState
     s.pods.set(hostIf, pod);
   });
   const clash = podRouteClash(dp.pods);
-  if (clash) fail(`${F}.${clash.b}.metric`, `must differ from ${F}.${clash.a}'s: both interfaces of the container would route ${clash.dst} at metric ${clash.metric} in its namespace, and the kernel keeps only one of them`);
+  if (clash)
+    fail(
+      `${F}.${clash.b}.metric`,
+      `must differ from ${F}.${clash.a}'s: both interfaces of the container would route ${clash.dst} at metric ${clash.metric} in its namespace, and the kernel keeps only one of them`,
+    );
   dp.addresses.forEach((a, i) => {
     const f = `${F}.addresses[${i}]`;
     const dev = ifname(a.dev, `${f}.dev`);

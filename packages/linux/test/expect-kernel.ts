@@ -48,7 +48,13 @@ export async function expectKernelHolds(ns: string, dp: NodeDataplane, renderer:
     expect(k.master).toBe(l.master);
     if (l.kind === "vxlan") {
       const d = k.linkinfo!.info_data!;
-      expect({ id: d["id"], port: d["port"], local: d["local"], learning: d["learning"], link: d["link"] }).toEqual({ id: l.vni, port: l.port, local: l.local, learning: l.learning, link: l.underlayDev });
+      expect({ id: d["id"], port: d["port"], local: d["local"], learning: d["learning"], link: d["link"] }).toEqual({
+        id: l.vni,
+        port: l.port,
+        local: l.local,
+        learning: l.learning,
+        link: l.underlayDev,
+      });
     }
   }
   for (const p of dp.pods) {
@@ -66,14 +72,29 @@ export async function expectKernelHolds(ns: string, dp: NodeDataplane, renderer:
   const r6 = await ipJson<{ dst: string; gateway?: string; type?: string; table?: string }[]>(ns, ["route", "show", "table", "all", "proto", proto, "root", "::/0"]);
   const have = [...r4.map((r) => routeText(r, 4)), ...r6.map((r) => routeText(r, 6))].sort();
   const want = dp.routes
-    .map((r) => routeText({ dst: r.dst, ...(r.via ? { gateway: r.via } : {}), ...(r.type ? { type: r.type } : {}), ...(r.table !== undefined && r.table !== 254 ? { table: String(r.table) } : {}) }, r.dst.includes(":") ? 6 : 4))
+    .map((r) =>
+      routeText(
+        { dst: r.dst, ...(r.via ? { gateway: r.via } : {}), ...(r.type ? { type: r.type } : {}), ...(r.table !== undefined && r.table !== 254 ? { table: String(r.table) } : {}) },
+        r.dst.includes(":") ? 6 : 4,
+      ),
+    )
     .sort();
   expect(have).toEqual(want);
   const neigh = await ipJson<{ dst: string; dev: string; lladdr: string; protocol?: string }[]>(ns, ["neigh", "show", "nud", "permanent"]);
-  expect(neigh.filter((n) => n.protocol === proto).map((n) => `${n.dev} ${n.dst} ${n.lladdr}`).sort()).toEqual(dp.neighbours.map((n) => `${n.dev} ${n.ip} ${n.mac.toLowerCase()}`).sort());
+  expect(
+    neigh
+      .filter((n) => n.protocol === proto)
+      .map((n) => `${n.dev} ${n.dst} ${n.lladdr}`)
+      .sort(),
+  ).toEqual(dp.neighbours.map((n) => `${n.dev} ${n.ip} ${n.mac.toLowerCase()}`).sort());
   const fdb = JSON.parse(await execIn(ns, ["bridge", "-j", "fdb", "show"])) as { mac: string; ifname?: string; dst?: string }[];
   const vx = new Set(dp.links.filter((l) => l.kind === "vxlan").map((l) => l.name));
-  expect(fdb.filter((e) => e.dst !== undefined && vx.has(e.ifname ?? "")).map((e) => `${e.ifname} ${e.mac} ${e.dst}`).sort()).toEqual(dp.fdb.map((f) => `${f.dev} ${f.mac.toLowerCase()} ${f.dst}`).sort());
+  expect(
+    fdb
+      .filter((e) => e.dst !== undefined && vx.has(e.ifname ?? ""))
+      .map((e) => `${e.ifname} ${e.mac} ${e.dst}`)
+      .sort(),
+  ).toEqual(dp.fdb.map((f) => `${f.dev} ${f.mac.toLowerCase()} ${f.dst}`).sort());
   const keys = new Map<string, string>();
   if (dp.sysctls.ipv4Forwarding !== undefined) keys.set("net/ipv4/ip_forward", dp.sysctls.ipv4Forwarding ? "1" : "0");
   for (const i of dp.sysctls.proxyArp ?? []) keys.set(`net/ipv4/conf/${i}/proxy_arp`, "1");

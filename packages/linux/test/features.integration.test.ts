@@ -90,7 +90,13 @@ describe("dataplanes the kernel cannot build", () => {
   it("weave sleeve is refused without a userspace datapath: the kernel has no device for it", async () => {
     const ns = await scratch.ns("sleeve");
     const before = await snapshot(ns);
-    const dp: NodeDataplane = { ...emptyDataplane("n1"), links: [{ kind: "bridge", name: "weave" }, { kind: "sleeve", name: "sleeve0", port: 6783, encrypted: false, master: "weave" }] };
+    const dp: NodeDataplane = {
+      ...emptyDataplane("n1"),
+      links: [
+        { kind: "bridge", name: "weave" },
+        { kind: "sleeve", name: "sleeve0", port: 6783, encrypted: false, master: "weave" },
+      ],
+    };
     const err = await new LinuxRenderer({ netns: ns }).apply(dp).then(
       () => undefined,
       (e: unknown) => e,

@@ -22,7 +22,6 @@ export function checkRequirements(): void {
   if (spawnSync("sh", ["-c", "command -v ping"]).status !== 0) throw new Error("`ping` not found: install the Debian package iputils-ping");
 }
 
-
 /** Removes namespaces of earlier runs whose process is gone. */
 export async function cleanupLeftovers(): Promise<void> {
   for (const name of await listNetns()) {

@@ -49,9 +49,28 @@ describe("renderNftTable", () => {
           pod: "a",
           direction: "ingress",
           defaultAction: "drop",
-          rules: [{ id: "r0", action: "accept", peers: [{ cidrs: ["10.0.0.0/8"], except: ["10.1.0.0/16"] }], protocol: "tcp", ports: [{ from: 80, to: 80 }, { from: 81, to: 90 }] }],
+          rules: [
+            {
+              id: "r0",
+              action: "accept",
+              peers: [{ cidrs: ["10.0.0.0/8"], except: ["10.1.0.0/16"] }],
+              protocol: "tcp",
+              ports: [
+                { from: 80, to: 80 },
+                { from: 81, to: 90 },
+              ],
+            },
+          ],
         },
-        { pod: "b", direction: "egress", defaultAction: "accept", rules: [{ id: "r1", action: "drop", ports: [{ from: 53, to: 53 }] }, { id: "r2", action: "drop", protocol: "icmp" }] },
+        {
+          pod: "b",
+          direction: "egress",
+          defaultAction: "accept",
+          rules: [
+            { id: "r1", action: "drop", ports: [{ from: 53, to: 53 }] },
+            { id: "r2", action: "drop", protocol: "icmp" },
+          ],
+        },
         { pod: "gone", direction: "ingress", defaultAction: "drop", rules: [] },
       ],
     };

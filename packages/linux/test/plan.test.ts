@@ -79,8 +79,16 @@ describe("desiredState: input that cannot be rendered is refused with the field 
     { label: "fdb on a bridge", edit: (dp) => dp.fdb.push({ dev: "cni0", mac: "02:00:00:00:00:09", dst: "10.0.0.9", permanent: true }), field: /fdb\[0\]\.dev/ },
     { label: "snat without toAddress", edit: (dp) => dp.nat.push({ id: "s", kind: "snat", sources: ["10.244.0.0/16"], exceptDestinations: [] }), field: /nat\[0\]\.toAddress/ },
     { label: "nat source not a prefix", edit: (dp) => dp.nat.push({ id: "m", kind: "masquerade", sources: ["10.244.0.0"], exceptDestinations: [] }), field: /nat\[0\]\.sources\[0\]/ },
-    { label: "two ingress policies", edit: (dp) => dp.filters.push({ pod: "c1/eth0", direction: "ingress", rules: [], defaultAction: "drop" }, { pod: "c1/eth0", direction: "ingress", rules: [], defaultAction: "accept" }), field: /filters\[1\]/ },
-    { label: "bad port range", edit: (dp) => dp.filters.push({ pod: "c1/eth0", direction: "ingress", defaultAction: "drop", rules: [{ id: "r", action: "accept", protocol: "tcp", ports: [{ from: 90, to: 80 }] }] }), field: /filters\[0\]\.rules\[0\]\.ports\[0\]/ },
+    {
+      label: "two ingress policies",
+      edit: (dp) => dp.filters.push({ pod: "c1/eth0", direction: "ingress", rules: [], defaultAction: "drop" }, { pod: "c1/eth0", direction: "ingress", rules: [], defaultAction: "accept" }),
+      field: /filters\[1\]/,
+    },
+    {
+      label: "bad port range",
+      edit: (dp) => dp.filters.push({ pod: "c1/eth0", direction: "ingress", defaultAction: "drop", rules: [{ id: "r", action: "accept", protocol: "tcp", ports: [{ from: 90, to: 80 }] }] }),
+      field: /filters\[0\]\.rules\[0\]\.ports\[0\]/,
+    },
   ];
   it.each(cases)("$label", ({ edit, field }) => {
     const dp = base();
@@ -151,13 +159,29 @@ describe("planApply", () => {
   it("a container's second interface (net1) of the same network: its routes and connected route go in at metric 100 beside eth0's (never replacing them); eth0's lines and hash are what they always were", () => {
     const dp = base();
     const eth0 = dp.pods[0]!;
-    dp.pods.push({ ...eth0, key: "c1/net1", ifName: "net1", hostIf: "veth2", mac: "0a:58:0a:f4:01:03", addresses: ["10.244.1.3/24", "fd00:1::3/64"], routes: [{ dst: "0.0.0.0/0", via: "10.244.1.1" }, { dst: "::/0", via: "fd00:1::1" }] });
+    dp.pods.push({
+      ...eth0,
+      key: "c1/net1",
+      ifName: "net1",
+      hostIf: "veth2",
+      mac: "0a:58:0a:f4:01:03",
+      addresses: ["10.244.1.3/24", "fd00:1::3/64"],
+      routes: [
+        { dst: "0.0.0.0/0", via: "10.244.1.1" },
+        { dst: "::/0", via: "fd00:1::1" },
+      ],
+    });
     const s = desiredState(dp, { owner: OWNER });
     expect(s.pods.get("veth1")).toMatchObject({ hash: podHash(eth0) });
     expect(s.pods.get("veth1")?.rank).toBeUndefined();
     expect(s.pods.get("veth2")?.rank).toBe(1);
     const p = plan(emptyState(), dp);
-    expect(p.podSides.find((x) => x.key === "c1/eth0")?.lines).toEqual(["link set dev lo up", "addr add 10.244.1.2/24 dev eth0", "link set dev eth0 up", "route replace 0.0.0.0/0 via 10.244.1.1 dev eth0"]);
+    expect(p.podSides.find((x) => x.key === "c1/eth0")?.lines).toEqual([
+      "link set dev lo up",
+      "addr add 10.244.1.2/24 dev eth0",
+      "link set dev eth0 up",
+      "route replace 0.0.0.0/0 via 10.244.1.1 dev eth0",
+    ]);
     expect(p.podSides.find((x) => x.key === "c1/net1")?.lines).toEqual([
       "link set dev lo up",
       "addr add 10.244.1.3/24 dev net1 noprefixroute",
@@ -195,7 +219,9 @@ describe("planApply", () => {
     expect(p.node.map((l) => l.line)).toEqual([
       "route del 10.9.0.0/16 metric 0 table 254 proto 222",
       "link del dev veth1",
-      ...plan(emptyState(), next).node.filter((l) => l.pod === "veth1").map((l) => l.line),
+      ...plan(emptyState(), next)
+        .node.filter((l) => l.pod === "veth1")
+        .map((l) => l.line),
     ]);
     const gone = plan(first, { ...base(), pods: [] });
     expect(gone.node.map((l) => l.line)).toEqual(["route del 10.9.0.0/16 metric 0 table 254 proto 222", "link del dev veth1"]);
@@ -274,7 +300,22 @@ describe("planApply", () => {
 
 describe("feature requirements", () => {
   const all = (over: Partial<Record<string, boolean>>, reasons: Record<string, string> = {}): KernelFeatures =>
-    ({ bridge: true, vxlan: true, veth: true, dummy: true, ipip: true, gre: true, wireguard: true, vrf: true, nftables: true, nftNat: true, brNetfilter: true, sleeve: false, ...over, reasons }) as KernelFeatures;
+    ({
+      bridge: true,
+      vxlan: true,
+      veth: true,
+      dummy: true,
+      ipip: true,
+      gre: true,
+      wireguard: true,
+      vrf: true,
+      nftables: true,
+      nftNat: true,
+      brNetfilter: true,
+      sleeve: false,
+      ...over,
+      reasons,
+    }) as KernelFeatures;
 
   it("names the missing feature and the object that needs it", () => {
     const dp = { ...base(), links: [...base().links, { kind: "ipip" as const, name: "tunl0" }] };
@@ -298,7 +339,9 @@ describe("feature requirements", () => {
     dp.links.push({ kind: "sleeve", name: "sleeve0", port: 6783, encrypted: false });
     expect(missingFeatures(dp, all({ sleeve: true }), new Set(["sleeve"]))).toEqual([]);
     const missing = missingFeatures(dp, all({ sleeve: false }, { sleeve: "no TAP devices for a userspace sleeve: open /dev/net/tun: No such device" }), new Set(["sleeve"]));
-    expect(missing.map((m) => m.message)).toEqual(["kernel lacks sleeve (TAP devices): cannot create link sleeve0 of kind sleeve (no TAP devices for a userspace sleeve: open /dev/net/tun: No such device)"]);
+    expect(missing.map((m) => m.message)).toEqual([
+      "kernel lacks sleeve (TAP devices): cannot create link sleeve0 of kind sleeve (no TAP devices for a userspace sleeve: open /dev/net/tun: No such device)",
+    ]);
   });
 
   it("plans a new userspace link's MAC and MTU instead of link add, the rest as for any link", () => {

@@ -314,8 +314,14 @@ describe("reconcile", () => {
  */
 async function unsetForwarding(ns: string, inherited: string): Promise<void> {
   const keys = ["net/ipv4/ip_forward", "net/ipv4/conf/all/proxy_arp", "net/ipv4/conf/default/proxy_arp"];
-  await writeSysctls(ns, keys.map((key) => ({ key, value: inherited })));
-  await writeSysctls(ns, keys.map((key) => ({ key, value: "0" })));
+  await writeSysctls(
+    ns,
+    keys.map((key) => ({ key, value: inherited })),
+  );
+  await writeSysctls(
+    ns,
+    keys.map((key) => ({ key, value: "0" })),
+  );
   expect([...(await readSysctls(ns, keys)).values()]).toEqual(["0", "0", "0"]);
 }
 
@@ -328,8 +334,16 @@ describe("rendering into the current namespace (no netns option), as cnikitd on 
     const child = fileURLToPath(new URL("./current-ns-child.ts", import.meta.url));
     const run = await runProcess(["nsenter", `--net=${scratch.path(ns)}`, "--", tsx, "--conditions=source", child, p!.netns]);
     expect(run.stderr).toBe("");
-    const [first, second] = run.stdout.trim().split("\n").map((l) => JSON.parse(l) as ApplyReport);
-    expect(first!.commands.filter((c) => c.tool === "sysctl").map((c) => c.line).sort()).toEqual([`net/ipv4/conf/${first!.pods[0]!.hostIf}/proxy_arp=1`, "net/ipv4/ip_forward=1"]);
+    const [first, second] = run.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as ApplyReport);
+    expect(
+      first!.commands
+        .filter((c) => c.tool === "sysctl")
+        .map((c) => c.line)
+        .sort(),
+    ).toEqual([`net/ipv4/conf/${first!.pods[0]!.hostIf}/proxy_arp=1`, "net/ipv4/ip_forward=1"]);
     expect(second!.commands).toEqual([]);
     expect(second!.processes).toBe(0);
     const sys = await readSysctls(ns, ["net/ipv4/ip_forward", `net/ipv4/conf/${first!.pods[0]!.hostIf}/proxy_arp`]);

@@ -29,7 +29,12 @@ interface Node {
 
 async function makeNode(tag: string): Promise<Node> {
   const ns = await scratch.ns(tag);
-  await runIpBatch(ns, ["link add eth0 address 02:aa:00:00:00:01 type veth peer name eth0p address 02:aa:00:00:00:02", "link set dev eth0p up", "addr add 192.168.50.1/24 dev eth0", "link set dev eth0 up"]);
+  await runIpBatch(ns, [
+    "link add eth0 address 02:aa:00:00:00:01 type veth peer name eth0p address 02:aa:00:00:00:02",
+    "link set dev eth0p up",
+    "addr add 192.168.50.1/24 dev eth0",
+    "link set dev eth0 up",
+  ]);
   const pods: string[] = [];
   for (let i = 0; i < SLOTS; i++) pods.push(await scratch.ns(`${tag}p${i}`));
   return { ns, pods };

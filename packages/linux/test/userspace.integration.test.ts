@@ -138,7 +138,9 @@ describe("LinuxRenderer with a userspace datapath", () => {
 
   it("without a datapath the sleeve link is still refused before anything changes", async () => {
     const ns = await scratch.ns("none");
-    await expect(new LinuxRenderer({ netns: ns, owner: "t" }).apply(sleeveDataplane(["192.0.2.2"]))).rejects.toThrow(/^kernel lacks sleeve: cannot create link sleeve0 of kind sleeve \(.*no userspace datapath/);
+    await expect(new LinuxRenderer({ netns: ns, owner: "t" }).apply(sleeveDataplane(["192.0.2.2"]))).rejects.toThrow(
+      /^kernel lacks sleeve: cannot create link sleeve0 of kind sleeve \(.*no userspace datapath/,
+    );
     expect((await ipJson<IpLink[]>(ns, ["link", "show"])).map((l) => l.ifname)).toEqual(["lo"]);
   });
 });

@@ -193,7 +193,9 @@ export class PolicyComponent {
       if (this.phase === "stopped") return;
       this.setLease(fresh);
     } catch (err) {
-      this.log.warn(`[${this.component}] could not renew the pod directory's lease; retrying in ${Math.round((ttlSeconds * 1000) / 3)} ms`, { error: err instanceof Error ? err.message : String(err) });
+      this.log.warn(`[${this.component}] could not renew the pod directory's lease; retrying in ${Math.round((ttlSeconds * 1000) / 3)} ms`, {
+        error: err instanceof Error ? err.message : String(err),
+      });
     }
   }
 

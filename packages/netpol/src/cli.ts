@@ -167,7 +167,13 @@ ${FILES}
     run: ({ values }) => {
       const node = need(values.node, "node");
       const model = readModelFor(values, node, io);
-      io.out(`${JSON.stringify(input(() => compileFilters({ model, node })), null, 2)}\n`);
+      io.out(
+        `${JSON.stringify(
+          input(() => compileFilters({ model, node })),
+          null,
+          2,
+        )}\n`,
+      );
       return 0;
     },
   };

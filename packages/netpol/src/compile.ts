@@ -307,7 +307,12 @@ export function compileFilters(input: NodeCompileInput, index: PolicyIndex = ind
   const out: FilterPolicy[] = [];
   const nodeRule: FilterRule | undefined =
     input.nodeAddresses && input.nodeAddresses.length > 0
-      ? { id: "np/node-local", peers: [{ cidrs: input.nodeAddresses.map((a) => hostCidr({ ...parseAddress(a), text: a })) }], action: "accept", comment: "traffic between a pod and its node is always allowed" }
+      ? {
+          id: "np/node-local",
+          peers: [{ cidrs: input.nodeAddresses.map((a) => hostCidr({ ...parseAddress(a), text: a })) }],
+          action: "accept",
+          comment: "traffic between a pod and its node is always allowed",
+        }
       : undefined;
   for (const self of localPods(index, input.node)) {
     for (const direction of ["egress", "ingress"] as const) {

@@ -123,7 +123,11 @@ export const e2eCases: readonly E2eCase[] = [
     name: "egress ipBlock with except (the pod network except y/b)",
     covers: "ipBlock with except, over pod addresses",
     policies: (env) => [
-      np("x", "cidr-except", { podSelector: POD_A, policyTypes: ["Egress"], egress: [{ to: [{ ipBlock: { cidr: env.podNetwork, except: [`${env.podIp("y/b")}/${env.podIp("y/b").includes(":") ? 128 : 32}`] } }] }] }),
+      np("x", "cidr-except", {
+        podSelector: POD_A,
+        policyTypes: ["Egress"],
+        egress: [{ to: [{ ipBlock: { cidr: env.podNetwork, except: [`${env.podIp("y/b")}/${env.podIp("y/b").includes(":") ? 128 : 32}`] } }] }],
+      }),
     ],
   },
   {

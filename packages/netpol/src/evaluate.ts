@@ -215,7 +215,13 @@ export class PolicyEvaluator {
 
   private entry(id: string, field: string): PodEntry {
     const e = this.pods.get(id);
-    if (!e) throw new ConfigError({ component: COMPONENT, field, rule: `must name a pod of the cluster as namespace/name (known: ${[...this.pods.keys()].slice(0, 12).join(", ")}${this.pods.size > 12 ? ", ..." : ""})`, value: id });
+    if (!e)
+      throw new ConfigError({
+        component: COMPONENT,
+        field,
+        rule: `must name a pod of the cluster as namespace/name (known: ${[...this.pods.keys()].slice(0, 12).join(", ")}${this.pods.size > 12 ? ", ..." : ""})`,
+        value: id,
+      });
     return e;
   }
 

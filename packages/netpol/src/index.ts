@@ -23,18 +23,7 @@ export {
 } from "./parse.ts";
 export { checkProbe, isEmptySelector, labelKeyProblem, labelValueProblem, portNameProblem, portNumberProblem, protocolProblem, selectorMatches, selectorText } from "./validate.ts";
 export { PolicyEvaluator, explainVerdict, formatMatrix, peerText, portMatches, portText, type DirectionVerdict, type Matrix, type Probe, type RuleRef, type Verdict } from "./evaluate.ts";
-export {
-  E2E_NAMESPACES,
-  E2E_PODS,
-  E2E_POD_IDS,
-  E2E_PORTS,
-  e2eCases,
-  e2eNamespaceLabels,
-  e2ePodLabels,
-  type E2eCase,
-  type E2eEnv,
-  type NetworkPolicyObject,
-} from "./e2e.ts";
+export { E2E_NAMESPACES, E2E_PODS, E2E_POD_IDS, E2E_PORTS, e2eCases, e2eNamespaceLabels, e2ePodLabels, type E2eCase, type E2eEnv, type NetworkPolicyObject } from "./e2e.ts";
 export { compileFilters, compileWarnings, hostIfOf, indexPolicies, localPods, podKeyOf, type CompileWarning, type NodeCompileInput, type PolicyIndex } from "./compile.ts";
 export { compileNode, type NodeCompilation } from "./compile-node.ts";
 export {

@@ -234,7 +234,13 @@ function ruleLines(x: {
       continue;
     }
     const name = `${base}-${lowerProto(proto)}`;
-    x.sets.push({ name, kind: "set", type: "inet_service", interval: true, elements: portIntervals(entries.map((e) => ({ from: e.port as number, to: e.endPort ?? (e.port as number) }))).map((key) => ({ key })) });
+    x.sets.push({
+      name,
+      kind: "set",
+      type: "inet_service",
+      interval: true,
+      elements: portIntervals(entries.map((e) => ({ from: e.port as number, to: e.endPort ?? (e.port as number) }))).map((key) => ({ key })),
+    });
     for (const f of frags) lines.push(`${f}${l4}th dport @${name} accept ${c}`);
   }
   for (const proto of PROTOS) {
@@ -265,7 +271,13 @@ function ruleLines(x: {
         }
       }
       elements.sort((a, b) => (a.v < b.v ? -1 : a.v > b.v ? 1 : a.n - b.n));
-      x.sets.push({ name, kind: "set", type: `${family === 4 ? "ipv4_addr" : "ipv6_addr"} . inet_service`, interval: false, elements: elements.map((e) => ({ key: `${formatAddress(e.v, family)} . ${e.n}` })) });
+      x.sets.push({
+        name,
+        kind: "set",
+        type: `${family === 4 ? "ipv4_addr" : "ipv6_addr"} . inet_service`,
+        interval: false,
+        elements: elements.map((e) => ({ key: `${formatAddress(e.v, family)} . ${e.n}` })),
+      });
       lines.push(`${l4}${family === 4 ? "ip" : "ip6"} daddr . th dport @${name} accept ${c}`);
     }
   }
@@ -562,7 +574,15 @@ export function applyElementCommands(rs: NftRuleset, commands: string[]): NftRul
         s.elements.push(value === undefined ? { key } : { key, value });
       }
     }
-    s.elements.sort(s.type.includes("addr") && !s.type.includes(".") ? (a, b) => addrOrder(a.key, b.key) : s.type.startsWith("ipv") ? (a, b) => concatOrder(a.key, b.key) : s.type === "inet_service" ? (a, b) => Number.parseInt(a.key, 10) - Number.parseInt(b.key, 10) : cmpKeys);
+    s.elements.sort(
+      s.type.includes("addr") && !s.type.includes(".")
+        ? (a, b) => addrOrder(a.key, b.key)
+        : s.type.startsWith("ipv")
+          ? (a, b) => concatOrder(a.key, b.key)
+          : s.type === "inet_service"
+            ? (a, b) => Number.parseInt(a.key, 10) - Number.parseInt(b.key, 10)
+            : cmpKeys,
+    );
   }
   return { sets, chains: rs.chains.map((c) => ({ ...c, rules: [...c.rules] })) };
 }

@@ -21,7 +21,20 @@ import {
   type PolicyRule,
   type PolicyType,
 } from "./types.ts";
-import { COMPONENT, Issues, dnsLabelProblem, dnsSubdomainProblem, isObject, parseCidr, parseLabels, parseSelector, portNameProblem, portNumberProblem, protocolProblem, unknownFields } from "./validate.ts";
+import {
+  COMPONENT,
+  Issues,
+  dnsLabelProblem,
+  dnsSubdomainProblem,
+  isObject,
+  parseCidr,
+  parseLabels,
+  parseSelector,
+  portNameProblem,
+  portNumberProblem,
+  protocolProblem,
+  unknownFields,
+} from "./validate.ts";
 
 /** The label every namespace carries with its own name (set by the API server). */
 export const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
@@ -687,7 +700,13 @@ function checkCluster(
     if (taken?.other) {
       const o = taken.other;
       const at = o.where === item.where ? "" : ` (${o.where})`;
-      report(item, "Pod", item.fields.ips, `address ${taken.ip} of pod ${id} is also pod ${o.value.namespace}/${o.value.name}'s${at}: a pod IP belongs to one pod (hostNetwork and finished pods are left out)`, taken.ip);
+      report(
+        item,
+        "Pod",
+        item.fields.ips,
+        `address ${taken.ip} of pod ${id} is also pod ${o.value.namespace}/${o.value.name}'s${at}: a pod IP belongs to one pod (hostNetwork and finished pods are left out)`,
+        taken.ip,
+      );
       continue;
     }
     podNames.add(id);

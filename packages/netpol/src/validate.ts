@@ -151,7 +151,7 @@ export function parseLabels(v: unknown, path: string, issues: Issues): Record<st
     const kp = labelKeyProblem(k);
     if (kp !== undefined) issues.add(path, `key "${k}": ${kp}`);
     if (typeof val !== "string") {
-      issues.add(`${path}.${k}`, "must be a string (quote values such as \"true\" or \"80\")", val);
+      issues.add(`${path}.${k}`, 'must be a string (quote values such as "true" or "80")', val);
       continue;
     }
     const vp = labelValueProblem(val);

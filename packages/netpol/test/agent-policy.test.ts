@@ -18,7 +18,16 @@ import type { LocalPolicyPod, PodDirectory } from "../src/index.ts";
 const PREFIX = podDirectoryPrefix("testnet");
 const RESYNC_MS = 10_000;
 
-const web: LocalPolicyPod = { containerId: "c-web", ifName: "eth0", namespace: "prod", podName: "web", labels: { app: "web" }, ports: [{ name: "http", containerPort: 8080 }], ips: ["10.0.1.2"], hostIf: "vethweb" };
+const web: LocalPolicyPod = {
+  containerId: "c-web",
+  ifName: "eth0",
+  namespace: "prod",
+  podName: "web",
+  labels: { app: "web" },
+  ports: [{ name: "http", containerPort: 8080 }],
+  ips: ["10.0.1.2"],
+  hostIf: "vethweb",
+};
 const client: LocalPolicyPod = { containerId: "c-client", ifName: "eth0", namespace: "prod", podName: "client", labels: { app: "client" }, ips: ["10.0.2.2"], hostIf: "vethclient" };
 
 /** Only pods labelled app=client may reach app=web on its named port. */
@@ -201,7 +210,16 @@ describe("PolicyComponent with the published pod directory", () => {
     const { clock, store } = fixture();
     const observer = await node({ name: "n2", store, clock });
     const logger = memoryLogger({ clock });
-    const own = new PolicyComponent({ store, clock, log: logger.logger, node: "n1", directory: publishedPodDirectory(PREFIX), component: "testnet", resyncMs: RESYNC_MS, ownLease: { ttlSeconds: 30 } });
+    const own = new PolicyComponent({
+      store,
+      clock,
+      log: logger.logger,
+      node: "n1",
+      directory: publishedPodDirectory(PREFIX),
+      component: "testnet",
+      resyncMs: RESYNC_MS,
+      ownLease: { ttlSeconds: 30 },
+    });
     started.push(own);
     await own.start();
     own.podAdded(web);

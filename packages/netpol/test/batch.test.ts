@@ -59,7 +59,9 @@ describe("parsePolicyBatch", () => {
   it("keeps the first of two policies with one namespace/name and reports the second", () => {
     const batch = parsePolicyBatch([DENY_X, np("deny-all", "{podSelector: {}, ingress: [{}]}"), np("deny-all", "{podSelector: {}}", "y")].join("---\n"), "p.yaml");
     expect(batch.policies.map((p) => `${p.namespace}/${p.name} ${p.ingress.length}`)).toEqual(["x/deny-all 0", "y/deny-all 0"]);
-    expect(batch.errors).toEqual([expect.objectContaining({ kind: "NetworkPolicy", namespace: "x", name: "deny-all", source: "p.yaml#2", field: "metadata.name", rule: expect.stringMatching(/appears twice/) })]);
+    expect(batch.errors).toEqual([
+      expect.objectContaining({ kind: "NetworkPolicy", namespace: "x", name: "deny-all", source: "p.yaml#2", field: "metadata.name", rule: expect.stringMatching(/appears twice/) }),
+    ]);
   });
 
   it("gives what the strict parser gives for a valid file, and never throws for bad input", () => {

@@ -179,11 +179,7 @@ z/c ... ... ...`,
   },
   {
     name: "podSelector or namespaceSelector (two peers are a union)",
-    policies: np(
-      "x",
-      "or",
-      `{podSelector: ${POD_A}, ingress: [{from: [{namespaceSelector: {matchExpressions: [{key: ns, operator: NotIn, values: [x]}]}}, {podSelector: {matchLabels: {pod: b}}}]}]}`,
-    ),
+    policies: np("x", "or", `{podSelector: ${POD_A}, ingress: [{from: [{namespaceSelector: {matchExpressions: [{key: ns, operator: NotIn, values: [x]}]}}, {podSelector: {matchLabels: {pod: b}}}]}]}`),
     expect: {
       "*": `
 x/a ... ... ...
@@ -391,7 +387,9 @@ z/c X.. ... ...`,
   },
   {
     name: "egress is denied at the client even when the server allows all ingress",
-    policies: np("x", "egress-to-y", `{podSelector: ${POD_A}, policyTypes: [Egress], egress: [{to: [{namespaceSelector: {matchLabels: {ns: y}}}]}]}`) + np("z", "allow-all", "{podSelector: {}, ingress: [{}]}"),
+    policies:
+      np("x", "egress-to-y", `{podSelector: ${POD_A}, policyTypes: [Egress], egress: [{to: [{namespaceSelector: {matchLabels: {ns: y}}}]}]}`) +
+      np("z", "allow-all", "{podSelector: {}, ingress: [{}]}"),
     expect: {
       "*": `
 x/a .XX ... XXX
@@ -433,7 +431,8 @@ z/c ... ... ...`,
   },
   {
     name: "an allow-all egress policy takes precedence over a narrower one",
-    policies: np("x", "only-80", `{podSelector: ${POD_A}, policyTypes: [Egress], egress: [{ports: [{port: 80}]}]}`) + np("x", "allow-all", `{podSelector: ${POD_A}, policyTypes: [Egress], egress: [{}]}`),
+    policies:
+      np("x", "only-80", `{podSelector: ${POD_A}, policyTypes: [Egress], egress: [{ports: [{port: 80}]}]}`) + np("x", "allow-all", `{podSelector: ${POD_A}, policyTypes: [Egress], egress: [{}]}`),
     expect: { "*": ALL },
   },
   {
@@ -490,7 +489,9 @@ z/c ... ... ...`,
   },
   {
     name: "egress deny and egress allow on x/a are controlled independently of ingress",
-    policies: np("x", "deny-egress-a", `{podSelector: ${POD_A}, policyTypes: [Egress]}`) + np("x", "allow-egress-to-b", `{podSelector: ${POD_A}, policyTypes: [Egress], egress: [{to: [{podSelector: {matchLabels: {pod: b}}}]}]}`),
+    policies:
+      np("x", "deny-egress-a", `{podSelector: ${POD_A}, policyTypes: [Egress]}`) +
+      np("x", "allow-egress-to-b", `{podSelector: ${POD_A}, policyTypes: [Egress], egress: [{to: [{podSelector: {matchLabels: {pod: b}}}]}]}`),
     expect: {
       "*": `
 x/a ..X XXX XXX
@@ -722,7 +723,9 @@ z/c X.. ... ...`,
   },
   {
     name: "multiple policies in two namespaces: x denies ingress, y may only send to x",
-    policies: np("x", "deny-ingress", "{podSelector: {}, policyTypes: [Ingress]}") + np("y", "egress-to-x", "{podSelector: {}, policyTypes: [Egress], egress: [{to: [{namespaceSelector: {matchLabels: {ns: x}}}]}]}"),
+    policies:
+      np("x", "deny-ingress", "{podSelector: {}, policyTypes: [Ingress]}") +
+      np("y", "egress-to-x", "{podSelector: {}, policyTypes: [Egress], egress: [{to: [{namespaceSelector: {matchLabels: {ns: x}}}]}]}"),
     expect: {
       "*": `
 x/a .XX ... ...
@@ -839,7 +842,11 @@ z/c ... ... ...`,
     name: "both ends isolated: x/a may send TCP 80 to y/b, y/b accepts only x/a on TCP 80",
     policies:
       np("x", "a-to-yb", `{podSelector: ${POD_A}, policyTypes: [Egress], egress: [{to: [{namespaceSelector: {matchLabels: {ns: y}}, podSelector: {matchLabels: {pod: b}}}], ports: [{port: 80}]}]}`) +
-      np("y", "b-from-xa", "{podSelector: {matchLabels: {pod: b}}, policyTypes: [Ingress], ingress: [{from: [{namespaceSelector: {matchLabels: {ns: x}}, podSelector: {matchLabels: {pod: a}}}], ports: [{port: 80, protocol: TCP}]}]}"),
+      np(
+        "y",
+        "b-from-xa",
+        "{podSelector: {matchLabels: {pod: b}}, policyTypes: [Ingress], ingress: [{from: [{namespaceSelector: {matchLabels: {ns: x}}, podSelector: {matchLabels: {pod: a}}}], ports: [{port: 80, protocol: TCP}]}]}",
+      ),
     expect: {
       "TCP/80": `
 x/a .XX X.X XXX
@@ -864,4 +871,3 @@ z/c ... .X. ...`,
     },
   },
 ];
-

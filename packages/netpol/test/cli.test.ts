@@ -76,7 +76,10 @@ describe("cnikit-netpol", () => {
     { args: ["explain", "--policies", P, "--cluster", C, "--from", "x/a"], msg: /--from and --to go together/ },
     { args: ["explain", "--policies", P, "--cluster", C, "--protocol", "ICMP"], msg: /--protocol must be TCP, UDP or SCTP/ },
     { args: ["explain", "--policies", P, "--cluster", C, "--port", "0"], msg: /--port must be/ },
-    { args: ["explain", "--policies", P, "--cluster", C, "--colour", "red"], msg: /^cnikit-netpol explain: unknown option --colour; known options: --policies, --cluster, --from, --to, --port, --protocol, --help \(-h\)\n/ },
+    {
+      args: ["explain", "--policies", P, "--cluster", C, "--colour", "red"],
+      msg: /^cnikit-netpol explain: unknown option --colour; known options: --policies, --cluster, --from, --to, --port, --protocol, --help \(-h\)\n/,
+    },
     { args: ["filters", "--policies", P, "--cluster", C, "--node", "node-a", "--families", "4"], msg: /unknown option --families; known options: --policies, --cluster, --node, --help/ },
     { args: ["nft", "--policies", P, "--cluster", C, "--node"], msg: /--node needs a value/ },
     { args: ["nft", "--policies", P, "--cluster", C], msg: /--node is required/ },
@@ -109,7 +112,10 @@ describe("cnikit-netpol", () => {
   it("reports an invalid policy with file, document, field and rule", async () => {
     const dir = mkdtempSync(join(tmpdir(), "netpol-cli-"));
     const bad = join(dir, "bad.yaml");
-    writeFileSync(bad, "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: x}\nspec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/16, except: [10.9.0.0/24]}}]}]}\n");
+    writeFileSync(
+      bad,
+      "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: x}\nspec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/16, except: [10.9.0.0/24]}}]}]}\n",
+    );
     const r = await cli(["explain", "--policies", bad, "--cluster", C]);
     expect(r.code).toBe(2);
     expect(r.err).toContain(`[netpol ${bad}#1 (NetworkPolicy x/p)] spec.ingress[0].from[0].ipBlock.except[0]: must be a strict subset of \`cidr\``);
@@ -117,7 +123,9 @@ describe("cnikit-netpol", () => {
 
   it("runs as a program (the bin entry point)", async () => {
     const tsx = fileURLToPath(new URL("../../../node_modules/.bin/tsx", import.meta.url));
-    const out = execFileSync(tsx, ["--conditions=source", fileURLToPath(new URL("../src/cli.ts", import.meta.url)), "explain", "--policies", P, "--cluster", C, "--from", "x/b", "--to", "x/a"], { encoding: "utf8" });
+    const out = execFileSync(tsx, ["--conditions=source", fileURLToPath(new URL("../src/cli.ts", import.meta.url)), "explain", "--policies", P, "--cluster", C, "--from", "x/b", "--to", "x/a"], {
+      encoding: "utf8",
+    });
     expect(out).toContain("x/b (10.244.1.11) → x/a (10.244.1.10) TCP/80: DENIED");
   });
 });

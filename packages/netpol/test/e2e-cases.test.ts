@@ -35,7 +35,10 @@ describe("e2eCases", () => {
       if (c.relabelNamespaces) {
         expect(matrices(c, true)).not.toEqual(before);
       } else {
-        expect(before.some((m) => m !== all), "the case must deny something").toBe(true);
+        expect(
+          before.some((m) => m !== all),
+          "the case must deny something",
+        ).toBe(true);
       }
       const written = CASES.find((k) => k.name === c.name);
       if (written) PROBES.forEach((probe, i) => expect(before[i], `${probe.protocol}/${probe.port}`).toBe(showTable(expectedFor(written, probe))));

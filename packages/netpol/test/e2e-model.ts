@@ -25,18 +25,16 @@ export function e2eCluster(edit?: (c: Cluster) => void): Cluster {
   const cluster: Cluster = {
     namespaces: NAMESPACES.map((name) => ({ name, labels: { ns: name, "kubernetes.io/metadata.name": name } })),
     pods: NAMESPACES.flatMap((ns) =>
-      PODS.map(
-        (name): ClusterPod => ({
-          namespace: ns,
-          name,
-          labels: { pod: name },
-          ips: [podIp(ns, name)],
-          ports: (["TCP", "UDP", "SCTP"] as const).flatMap((protocol) => [80, 81].map((port) => ({ name: `serve-${port}-${protocol.toLowerCase()}`, containerPort: port, protocol }))),
-          node: `node-${name}`,
-          key: `${ns}-${name}/eth0`,
-          hostIf: `v${ns}${name}`,
-        }),
-      ),
+      PODS.map((name): ClusterPod => ({
+        namespace: ns,
+        name,
+        labels: { pod: name },
+        ips: [podIp(ns, name)],
+        ports: (["TCP", "UDP", "SCTP"] as const).flatMap((protocol) => [80, 81].map((port) => ({ name: `serve-${port}-${protocol.toLowerCase()}`, containerPort: port, protocol }))),
+        node: `node-${name}`,
+        key: `${ns}-${name}/eth0`,
+        hostIf: `v${ns}${name}`,
+      })),
     ),
   };
   edit?.(cluster);
@@ -85,7 +83,19 @@ export function policiesOf(c: MatrixCase): ReturnType<typeof parsePolicies> {
 
 /** Renders a boolean matrix in the truth-table form (for failure messages). */
 export function showTable(m: boolean[][]): string {
-  return m.map((row, i) => `${POD_IDS[i]} ${[0, 3, 6].map((k) => row.slice(k, k + 3).map((b) => (b ? "." : "X")).join("")).join(" ")}`).join("\n");
+  return m
+    .map(
+      (row, i) =>
+        `${POD_IDS[i]} ${[0, 3, 6]
+          .map((k) =>
+            row
+              .slice(k, k + 3)
+              .map((b) => (b ? "." : "X"))
+              .join(""),
+          )
+          .join(" ")}`,
+    )
+    .join("\n");
 }
 
 export function protoLower(p: PolicyProtocol): "tcp" | "udp" | "sctp" {

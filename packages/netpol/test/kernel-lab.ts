@@ -46,7 +46,6 @@ export function checkRequirements(): void {
   if (!which("nft")) throw new Error("`nft` not found: install the Debian package nftables (apt-get install -y nftables)");
 }
 
-
 /** Deletes namespaces of earlier runs (prefix pattern `npk<pid>-`) whose process is gone. Returns their names. */
 export function cleanupLeftovers(): string[] {
   const gone: string[] = [];

@@ -65,12 +65,16 @@ describe("kernel (nftables in network namespaces) enforces the evaluator's matri
   });
 
   for (const c of CASES) {
-    it(c.name, async () => {
-      const cluster = e2eCluster(c.edit);
-      const policies = policiesOf(c);
-      lab.nft(replaceTableScript(ruleset(cluster, policies)));
-      await checkKernel(c, cluster, policies);
-    }, 60_000);
+    it(
+      c.name,
+      async () => {
+        const cluster = e2eCluster(c.edit);
+        const policies = policiesOf(c);
+        lab.nft(replaceTableScript(ruleset(cluster, policies)));
+        await checkKernel(c, cluster, policies);
+      },
+      60_000,
+    );
   }
 
   // Each relabel: the policies and final state of `after`; the state before is the model without

@@ -85,9 +85,20 @@ describe("parseCluster: kubectl get ns / get pods -A -o yaml", () => {
     expect(e.rule).toContain("address 10.244.1.7 of pod shop/web-6b7f9c8d5-2kq9z is also pod batch/report-28391040-x7k2m's");
     expect(e.message).toContain("cluster.yaml#2 items[7] (Pod shop/web-6b7f9c8d5-2kq9z)");
     // A hostNetwork pod without the flag: kube-proxy's address is etcd's (both the node's).
-    const noFlag = BOTH.replace("    hostNetwork: true\n    nodeName: node-a\n    priorityClassName: system-node-critical\n    restartPolicy: Always\n    serviceAccountName: kube-proxy\n", "    nodeName: node-a\n    priorityClassName: system-node-critical\n    restartPolicy: Always\n    serviceAccountName: kube-proxy\n");
+    const noFlag = BOTH.replace(
+      "    hostNetwork: true\n    nodeName: node-a\n    priorityClassName: system-node-critical\n    restartPolicy: Always\n    serviceAccountName: kube-proxy\n",
+      "    nodeName: node-a\n    priorityClassName: system-node-critical\n    restartPolicy: Always\n    serviceAccountName: kube-proxy\n",
+    );
     expect(noFlag).not.toBe(BOTH);
-    const f = refusal(() => parseCluster(noFlag.replace("    hostNetwork: true\n    nodeName: node-a\n    priorityClassName: system-node-critical\n    restartPolicy: Always\n    tolerations:\n    - effect: NoExecute", "    nodeName: node-a\n    priorityClassName: system-node-critical\n    restartPolicy: Always\n    tolerations:\n    - effect: NoExecute"), "cluster.yaml"));
+    const f = refusal(() =>
+      parseCluster(
+        noFlag.replace(
+          "    hostNetwork: true\n    nodeName: node-a\n    priorityClassName: system-node-critical\n    restartPolicy: Always\n    tolerations:\n    - effect: NoExecute",
+          "    nodeName: node-a\n    priorityClassName: system-node-critical\n    restartPolicy: Always\n    tolerations:\n    - effect: NoExecute",
+        ),
+        "cluster.yaml",
+      ),
+    );
     expect(f.rule).toContain("address 172.18.0.2 of pod kube-system/kube-proxy-7xk2p is also pod kube-system/etcd-node-a's");
   });
 
@@ -103,8 +114,14 @@ describe("parseCluster: kubectl get ns / get pods -A -o yaml", () => {
     expect(e.rule).toContain("left out of the cluster view (hostNetwork)");
     // A podIPs entry gives the Pending pod its address.
     expect(parseCluster(BOTH, "cluster.yaml", { podIPs: { "shop/web-6b7f9c8d5-lm4tx": ["10.244.1.8"] } }).pods[3]!.ips).toEqual(["10.244.1.8"]);
-    expect(refusal(() => parseCluster(BOTH.replace("    phase: Pending\n", "    phase: Waiting\n"), "c.yaml"))).toMatchObject({ field: "status.phase", rule: expect.stringContaining('supported values: "Pending", "Running", "Succeeded", "Failed", "Unknown"') });
-    expect(refusal(() => parseCluster(BOTH.replace("    hostNetwork: true\n    nodeName: node-b", '    hostNetwork: "yes"\n    nodeName: node-b'), "c.yaml"))).toMatchObject({ field: "spec.hostNetwork", rule: "must be a boolean" });
+    expect(refusal(() => parseCluster(BOTH.replace("    phase: Pending\n", "    phase: Waiting\n"), "c.yaml"))).toMatchObject({
+      field: "status.phase",
+      rule: expect.stringContaining('supported values: "Pending", "Running", "Succeeded", "Failed", "Unknown"'),
+    });
+    expect(refusal(() => parseCluster(BOTH.replace("    hostNetwork: true\n    nodeName: node-b", '    hostNetwork: "yes"\n    nodeName: node-b'), "c.yaml"))).toMatchObject({
+      field: "spec.hostNetwork",
+      rule: "must be a boolean",
+    });
   });
 
   it("policies: hostNetwork pods are not selected, and their address is matched by ipBlock only", () => {
@@ -145,7 +162,10 @@ describe("parseCluster: kubectl get ns / get pods -A -o yaml", () => {
     writeFileSync(join(dir, "policies.yaml"), "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: shop}\nspec: {podSelector: {}}\n");
     const status = await main(["filters", "--policies", join(dir, "policies.yaml"), "--cluster", join(dir, "cluster.yaml"), "--node", "node-b"], { out: (t) => out.push(t), err: (t) => err.push(t) });
     expect(status).toBe(0);
-    const notes = err.join("").split("\n").filter((l) => l.startsWith("cnikit-netpol: note: "));
+    const notes = err
+      .join("")
+      .split("\n")
+      .filter((l) => l.startsWith("cnikit-netpol: note: "));
     expect(notes).toHaveLength(5);
     expect(notes[3]).toContain("kube-system/kube-proxy-7xk2p");
     expect(JSON.parse(out.join("")).map((f: { pod: string }) => f.pod)).toEqual(["shop/web-6b7f9c8d5-2kq9z", "shop/web-6b7f9c8d5-lm4tx"]);

@@ -53,7 +53,10 @@ describe("nftables ruleset", () => {
   });
 
   it("resolves named ports per local pod (ingress) and per destination pod (egress)", () => {
-    const ing = nft(e2eCluster(caseNamed("named ingress port resolves per destination pod (web: y/a 80, y/b 81, y/c none)").edit), policiesOf(caseNamed("named ingress port resolves per destination pod (web: y/a 80, y/b 81, y/c none)")));
+    const ing = nft(
+      e2eCluster(caseNamed("named ingress port resolves per destination pod (web: y/a 80, y/b 81, y/c none)").edit),
+      policiesOf(caseNamed("named ingress port resolves per destination pod (web: y/a 80, y/b 81, y/c none)")),
+    );
     expect(ing.sets.find((s) => s.name === "p0-in0-tcp-named")!.elements.map((e) => e.key)).toEqual(['"vya" . 80', '"vyb" . 81']);
     const egCase = caseNamed("named egress port resolves against each destination pod");
     const eg = nft(e2eCluster(egCase.edit), policiesOf(egCase));
@@ -118,7 +121,12 @@ describe("nftables ruleset", () => {
     const values = ["a", "b", "c", "client", "web", "isolated", "true"];
     const change = fc.oneof(
       fc.record({ kind: fc.constant("pod" as const), pod: fc.integer({ min: 0, max: 8 }), key: fc.constantFrom(...labelKeys), value: fc.option(fc.constantFrom(...values), { nil: undefined }) }),
-      fc.record({ kind: fc.constant("ns" as const), ns: fc.integer({ min: 0, max: 2 }), key: fc.constantFrom("ns", "ns2", "team"), value: fc.option(fc.constantFrom("x", "y", "z", "updated"), { nil: undefined }) }),
+      fc.record({
+        kind: fc.constant("ns" as const),
+        ns: fc.integer({ min: 0, max: 2 }),
+        key: fc.constantFrom("ns", "ns2", "team"),
+        value: fc.option(fc.constantFrom("x", "y", "z", "updated"), { nil: undefined }),
+      }),
       fc.record({ kind: fc.constant("remove" as const), pod: fc.integer({ min: 0, max: 8 }) }),
       fc.record({ kind: fc.constant("move" as const), pod: fc.integer({ min: 0, max: 8 }), away: fc.boolean(), readdress: fc.boolean() }),
       fc.record({ kind: fc.constant("add" as const), n: fc.integer({ min: 0, max: 5 }), ns: fc.integer({ min: 0, max: 2 }), value: fc.constantFrom(...values) }),
@@ -142,12 +150,19 @@ describe("nftables ruleset", () => {
             const p = next.pods[ch.pod]!;
             p.node = ch.away ? "elsewhere" : NODE;
             if (ch.readdress) p.ips = [p.ips[0]!.replace(/\.(\d+)$/, (_m, d: string) => `.${(Number(d) + 50) % 250}`)];
-          }
-          else if (ch.kind === "add") {
+          } else if (ch.kind === "add") {
             const ns = ["x", "y", "z"][ch.ns]!;
             const name = `extra${ch.n}`;
             if (!next.pods.some((p) => p.namespace === ns && p.name === name))
-              next.pods.push({ namespace: ns, name, labels: { pod: ch.value }, ips: [`10.244.${ch.ns + 1}.${100 + ch.n}`, `fd00::${ch.ns + 1}:${ch.n}`], ports: [{ name: "web", containerPort: 8080, protocol: "TCP" }], node: NODE, hostIf: `e${ns}${ch.n}` });
+              next.pods.push({
+                namespace: ns,
+                name,
+                labels: { pod: ch.value },
+                ips: [`10.244.${ch.ns + 1}.${100 + ch.n}`, `fd00::${ch.ns + 1}:${ch.n}`],
+                ports: [{ name: "web", containerPort: 8080, protocol: "TCP" }],
+                node: NODE,
+                hostIf: `e${ns}${ch.n}`,
+              });
           }
           const target = asIs(next);
           const u = nftUpdate(rs, target);
@@ -185,14 +200,18 @@ describe("nftables ruleset", () => {
     const u = compiler.update({ ...oneNode(e2eCluster()), policies: other });
     expect(u.kind).toBe("full");
     expect(renderNft(compiler.ruleset)).toBe(renderNft(nft(e2eCluster(), other)));
-    const broken = oneNode(e2eCluster((c) => {
-      pod(c, "x/a").ips = ["10.244.1.999"];
-    }));
+    const broken = oneNode(
+      e2eCluster((c) => {
+        pod(c, "x/a").ips = ["10.244.1.999"];
+      }),
+    );
     expect(() => compiler.update({ ...broken, policies: other })).toThrow(/IPv4/);
     expect(renderNft(compiler.ruleset)).toBe(renderNft(nft(e2eCluster(), other)));
-    const relabel = oneNode(e2eCluster((c) => {
-      pod(c, "x/a").labels.extra = "1";
-    }));
+    const relabel = oneNode(
+      e2eCluster((c) => {
+        pod(c, "x/a").labels.extra = "1";
+      }),
+    );
     expect(compiler.update({ ...relabel, policies: other })).toEqual({ kind: "none", commands: [] });
   });
 });

@@ -55,23 +55,53 @@ describe("parsePolicies: refusals name the field path and the rule", () => {
     { name: "port name with consecutive hyphens", text: np("{podSelector: {}, ingress: [{ports: [{port: web--x}]}]}"), field: "spec.ingress[0].ports[0].port", rule: /consecutive hyphens/ },
     { name: "port name too long", text: np("{podSelector: {}, ingress: [{ports: [{port: abcdefghijklmnop}]}]}"), field: "spec.ingress[0].ports[0].port", rule: /no more than 15/ },
     { name: "port name with a leading hyphen", text: np("{podSelector: {}, ingress: [{ports: [{port: -web}]}]}"), field: "spec.ingress[0].ports[0].port", rule: /begin or end with a hyphen/ },
-    { name: "endPort without port", text: np("{podSelector: {}, ingress: [{ports: [{endPort: 90}]}]}"), field: "spec.ingress[0].ports[0].port", rule: /Required value: must be specified when endPort/ },
-    { name: "endPort with a named port", text: np("{podSelector: {}, ingress: [{ports: [{port: web, endPort: 90}]}]}"), field: "spec.ingress[0].ports[0].endPort", rule: /may not be specified when `port` is non-numeric/ },
+    {
+      name: "endPort without port",
+      text: np("{podSelector: {}, ingress: [{ports: [{endPort: 90}]}]}"),
+      field: "spec.ingress[0].ports[0].port",
+      rule: /Required value: must be specified when endPort/,
+    },
+    {
+      name: "endPort with a named port",
+      text: np("{podSelector: {}, ingress: [{ports: [{port: web, endPort: 90}]}]}"),
+      field: "spec.ingress[0].ports[0].endPort",
+      rule: /may not be specified when `port` is non-numeric/,
+    },
     { name: "endPort below port", text: np("{podSelector: {}, egress: [{ports: [{port: 90, endPort: 80}]}]}"), field: "spec.egress[0].ports[0].endPort", rule: /greater than or equal to `port`/ },
     { name: "endPort out of range", text: np("{podSelector: {}, egress: [{ports: [{port: 90, endPort: 70000}]}]}"), field: "spec.egress[0].ports[0].endPort", rule: /between 1 and 65535/ },
-    { name: "protocol ICMP", text: np("{podSelector: {}, ingress: [{ports: [{protocol: ICMP, port: 80}]}]}"), field: "spec.ingress[0].ports[0].protocol", rule: /Unsupported value: supported values: "SCTP", "TCP", "UDP"/ },
+    {
+      name: "protocol ICMP",
+      text: np("{podSelector: {}, ingress: [{ports: [{protocol: ICMP, port: 80}]}]}"),
+      field: "spec.ingress[0].ports[0].protocol",
+      rule: /Unsupported value: supported values: "SCTP", "TCP", "UDP"/,
+    },
     { name: "protocol in lower case", text: np("{podSelector: {}, ingress: [{ports: [{protocol: tcp}]}]}"), field: "spec.ingress[0].ports[0].protocol", rule: /Unsupported value/ },
     { name: "unknown policyType", text: np("{podSelector: {}, policyTypes: [Ingress, Foo]}"), field: "spec.policyTypes[1]", rule: /Unsupported value: supported values: "Ingress", "Egress"/ },
     { name: "three policyTypes", text: np("{podSelector: {}, policyTypes: [Ingress, Egress, Ingress]}"), field: "spec.policyTypes", rule: /may not specify more than two policyTypes/ },
-    { name: "In without values", text: np("{podSelector: {matchExpressions: [{key: pod, operator: In}]}}"), field: "spec.podSelector.matchExpressions[0].values", rule: /must be specified when `operator` is 'In' or 'NotIn'/ },
-    { name: "NotIn with an empty list", text: np("{podSelector: {matchExpressions: [{key: pod, operator: NotIn, values: []}]}}"), field: "spec.podSelector.matchExpressions[0].values", rule: /Required value/ },
+    {
+      name: "In without values",
+      text: np("{podSelector: {matchExpressions: [{key: pod, operator: In}]}}"),
+      field: "spec.podSelector.matchExpressions[0].values",
+      rule: /must be specified when `operator` is 'In' or 'NotIn'/,
+    },
+    {
+      name: "NotIn with an empty list",
+      text: np("{podSelector: {matchExpressions: [{key: pod, operator: NotIn, values: []}]}}"),
+      field: "spec.podSelector.matchExpressions[0].values",
+      rule: /Required value/,
+    },
     {
       name: "Exists with values",
       text: np("{podSelector: {}, ingress: [{from: [{namespaceSelector: {matchExpressions: [{key: ns, operator: Exists, values: [x]}]}}]}]}"),
       field: "spec.ingress[0].from[0].namespaceSelector.matchExpressions[0].values",
       rule: /may not be specified when `operator` is 'Exists' or 'DoesNotExist'/,
     },
-    { name: "unknown operator", text: np("{podSelector: {matchExpressions: [{key: pod, operator: Equals, values: [a]}]}}"), field: "spec.podSelector.matchExpressions[0].operator", rule: /Unsupported value/ },
+    {
+      name: "unknown operator",
+      text: np("{podSelector: {matchExpressions: [{key: pod, operator: Equals, values: [a]}]}}"),
+      field: "spec.podSelector.matchExpressions[0].operator",
+      rule: /Unsupported value/,
+    },
     { name: "invalid selector key", text: np("{podSelector: {matchExpressions: [{key: -pod, operator: Exists}]}}"), field: "spec.podSelector.matchExpressions[0].key", rule: /alphanumeric/ },
     { name: "invalid label key in matchLabels", text: np("{podSelector: {matchLabels: {'a/b/c': x}}}"), field: "spec.podSelector.matchLabels", rule: /separated by one '\/'/ },
     { name: "invalid label value", text: np("{podSelector: {matchLabels: {app: 'a b'}}}"), field: "spec.podSelector.matchLabels.app", rule: /valid label value/ },
@@ -168,7 +198,9 @@ describe("parsePolicies: accepted objects and the API server's defaults", () => 
 
   it("accepts every selector operator and qualified label keys", () => {
     const [p] = parsePolicies(
-      np("{podSelector: {matchLabels: {app.kubernetes.io/name: web, tier: ''}, matchExpressions: [{key: a, operator: In, values: [x, y]}, {key: b, operator: NotIn, values: [z]}, {key: c, operator: Exists}, {key: d, operator: DoesNotExist}]}}"),
+      np(
+        "{podSelector: {matchLabels: {app.kubernetes.io/name: web, tier: ''}, matchExpressions: [{key: a, operator: In, values: [x, y]}, {key: b, operator: NotIn, values: [z]}, {key: c, operator: Exists}, {key: d, operator: DoesNotExist}]}}",
+      ),
     );
     expect(p!.podSelector.matchLabels).toEqual({ "app.kubernetes.io/name": "web", tier: "" });
     expect(p!.podSelector.matchExpressions.map((e) => e.operator)).toEqual(["In", "NotIn", "Exists", "DoesNotExist"]);
@@ -186,14 +218,33 @@ describe("parseCluster", () => {
     const text = `apiVersion: v1\nkind: Namespace\nmetadata: {name: y, labels: {env: prod}}\n---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: web, namespace: y, labels: {app: web}}\n  spec:\n    nodeName: n2\n    containers:\n    - name: c\n      ports: [{name: http, containerPort: 80}, {containerPort: 53, protocol: UDP}]\n  status: {podIP: 10.1.0.5, podIPs: [{ip: 10.1.0.5}, {ip: 'fd00::5'}]}\n`;
     const c = parseCluster(text);
     expect(c.namespaces[0]!.labels).toEqual({ env: "prod", "kubernetes.io/metadata.name": "y" });
-    expect(c.pods[0]).toMatchObject({ namespace: "y", name: "web", node: "n2", ips: ["10.1.0.5", "fd00::5"], ports: [{ name: "http", containerPort: 80, protocol: "TCP" }, { containerPort: 53, protocol: "UDP" }] });
+    expect(c.pods[0]).toMatchObject({
+      namespace: "y",
+      name: "web",
+      node: "n2",
+      ips: ["10.1.0.5", "fd00::5"],
+      ports: [
+        { name: "http", containerPort: 80, protocol: "TCP" },
+        { containerPort: 53, protocol: "UDP" },
+      ],
+    });
   });
 
   const bad: { name: string; text: string; field: string; rule: RegExp }[] = [
     { name: "pod in an undeclared namespace", text: "namespaces: [{name: x}]\npods: [{namespace: q, name: a, ips: [10.0.0.1]}]\n", field: "pods[0].namespace", rule: /does not declare/ },
-    { name: "duplicate pod IP", text: "namespaces: [{name: x}]\npods: [{namespace: x, name: a, ips: [10.0.0.1]}, {namespace: x, name: b, ips: [10.0.0.1]}]\n", field: "pods[1].ips", rule: /also pod x\/a's/ },
+    {
+      name: "duplicate pod IP",
+      text: "namespaces: [{name: x}]\npods: [{namespace: x, name: a, ips: [10.0.0.1]}, {namespace: x, name: b, ips: [10.0.0.1]}]\n",
+      field: "pods[1].ips",
+      rule: /also pod x\/a's/,
+    },
     { name: "invalid pod IP", text: "namespaces: [{name: x}]\npods: [{namespace: x, name: a, ips: [10.0.0.300]}]\n", field: "pods[0].ips[0]", rule: /IPv4/ },
-    { name: "invalid container port name", text: "namespaces: [{name: x}]\npods: [{namespace: x, name: a, ips: [10.0.0.1], ports: [{name: HTTP, port: 80}]}]\n", field: "pods[0].ports[0].name", rule: /alpha-numeric/ },
+    {
+      name: "invalid container port name",
+      text: "namespaces: [{name: x}]\npods: [{namespace: x, name: a, ips: [10.0.0.1], ports: [{name: HTTP, port: 80}]}]\n",
+      field: "pods[0].ports[0].name",
+      rule: /alpha-numeric/,
+    },
     { name: "unknown kind", text: "kind: Service\nmetadata: {name: s}\n", field: "kind", rule: /Namespace or Pod/ },
     { name: "duplicate namespace", text: "namespaces: [{name: x}, {name: x}]\n", field: "namespaces[1].name", rule: /unique/ },
   ];

@@ -6,7 +6,9 @@ import { describe, expect, it } from "vitest";
 import { PolicyEvaluator, parsePolicies, portMatches, type PolicyPort } from "../src/index.ts";
 import { e2eCluster } from "./e2e-model.ts";
 
-const ALLOW_TCP_80 = parsePolicies(`apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web, namespace: x}\nspec: {podSelector: {}, ingress: [{ports: [{protocol: TCP, port: 80}]}]}\n`);
+const ALLOW_TCP_80 = parsePolicies(
+  `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web, namespace: x}\nspec: {podSelector: {}, ingress: [{ports: [{protocol: TCP, port: 80}]}]}\n`,
+);
 const ev = new PolicyEvaluator({ ...e2eCluster(), policies: ALLOW_TCP_80 });
 const PROTOCOLS = ["TCP", "UDP", "SCTP"] as const;
 

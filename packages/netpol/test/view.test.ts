@@ -51,7 +51,12 @@ describe("KubePolicyView", () => {
       await store.put(`${KUBE_PREFIX.namespaces}dev`, JSON.stringify({ metadata: { name: "dev", labels: { env: "prod" } } }));
       await flushAsync();
       const after = s.view.compile({ node: "n1", pods, nodeAddresses: ["192.0.2.1"] });
-      expect(after.find((f) => f.direction === "ingress")!.rules.filter((r) => r.action === "accept").flatMap((r) => (r.peers ?? []).flatMap((p) => p.cidrs))).toContain("10.0.1.2/32");
+      expect(
+        after
+          .find((f) => f.direction === "ingress")!
+          .rules.filter((r) => r.action === "accept")
+          .flatMap((r) => (r.peers ?? []).flatMap((p) => p.cidrs)),
+      ).toContain("10.0.1.2/32");
 
       await store.delete(`${KUBE_PREFIX.networkPolicies}prod/only-prod`);
       await flushAsync();

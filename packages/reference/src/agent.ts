@@ -9,7 +9,20 @@
  *  - NetworkPolicy through @cnikit/netpol's `PolicyComponent` (pods published under the subnet
  *    lease, off the ADD path); the pure plan compiles the filters from its snapshot.
  */
-import { AddressInUseError, AddressPool, AgentRuntime, attachmentRecord, CheckFailedError, ConfigError, Informer, LocalPodRecords, PoolExhaustedError, Prefix, SubnetLeaseKeeper, podKey } from "@cnikit/core";
+import {
+  AddressInUseError,
+  AddressPool,
+  AgentRuntime,
+  attachmentRecord,
+  CheckFailedError,
+  ConfigError,
+  Informer,
+  LocalPodRecords,
+  PoolExhaustedError,
+  Prefix,
+  SubnetLeaseKeeper,
+  podKey,
+} from "@cnikit/core";
 import type { AgentContext, AttachResult, FilterPolicy, KeyValue, NodeDataplane, PodAttachment, PodRef, UnderlayInterface } from "@cnikit/core";
 import { PolicyComponent, directoryPodOf, planPolicy, podDirectoryPrefix, publishedPodDirectory } from "@cnikit/netpol";
 import type { ReferenceConfig } from "./config.ts";
@@ -37,7 +50,6 @@ const COMPONENT = "reference";
 export function subnetKey(subnet: string): string {
   return `${SUBNET_PREFIX}${subnet}`;
 }
-
 
 function parseClaim(kv: KeyValue): PeerSubnet | undefined {
   try {
@@ -264,7 +276,9 @@ export class ReferenceAgent extends AgentRuntime<ReferenceConfig, PodRecord> {
     for (const peer of unroutablePeers) {
       if (this.warnedUnroutable.has(peer.node)) continue;
       this.warnedUnroutable.add(peer.node);
-      this.ctx.log.warn(`[reference] node ${peer.node} (${peer.address}) is not on ${this.underlay?.iface}'s subnet: no route to ${peer.subnet}. The reference backend needs every node on one L2 subnet.`);
+      this.ctx.log.warn(
+        `[reference] node ${peer.node} (${peer.address}) is not on ${this.underlay?.iface}'s subnet: no route to ${peer.subnet}. The reference backend needs every node on one L2 subnet.`,
+      );
     }
     return dataplane;
   }

@@ -51,7 +51,7 @@ function fail(field: string, rule: string, value?: unknown): never {
  */
 export function parseReferenceConfig(input: unknown): ReferenceConfig {
   if (input === null || typeof input !== "object" || Array.isArray(input)) {
-    fail("config", "must be a JSON object such as {\"network\": \"10.250.0.0/16\"}", input);
+    fail("config", 'must be a JSON object such as {"network": "10.250.0.0/16"}', input);
   }
   const raw = input as Record<string, unknown>;
   for (const key of Object.keys(raw)) {

@@ -15,12 +15,17 @@ import type { BackendFixtures } from "@cnikit/core";
 export const referenceFixtures: BackendFixtures = {
   configs: [{ label: "default", config: { network: "10.250.0.0/16", nodeSubnetLength: 24, natOutgoing: true } }],
   invalidConfigs: [
-    { label: "not an object", config: "10.250.0.0/16", field: "config", rule: "must be a JSON object such as {\"network\": \"10.250.0.0/16\"}" },
+    { label: "not an object", config: "10.250.0.0/16", field: "config", rule: 'must be a JSON object such as {"network": "10.250.0.0/16"}' },
     { label: "unknown key (typo)", config: { netwrok: "10.250.0.0/16" }, field: "netwrok", rule: "unknown field; the reference config knows only network, nodeSubnetLength, natOutgoing, mtu" },
     { label: "network with host bits", config: { network: "10.250.1.0/16" }, field: "network", rule: "host bits must be zero" },
     { label: "network not a CIDR", config: { network: "10.250.0.0" }, field: "network", rule: "must be in CIDR notation address/length, e.g. 10.244.0.0/16" },
     { label: "IPv6 network", config: { network: "fd00::/48", nodeSubnetLength: 64 }, field: "network", rule: "must be an IPv4 prefix" },
-    { label: "nodeSubnetLength not longer than the network", config: { network: "10.250.0.0/16", nodeSubnetLength: 16 }, field: "nodeSubnetLength", rule: "must be longer than the network's /16 so that nodes get a part of it" },
+    {
+      label: "nodeSubnetLength not longer than the network",
+      config: { network: "10.250.0.0/16", nodeSubnetLength: 16 },
+      field: "nodeSubnetLength",
+      rule: "must be longer than the network's /16 so that nodes get a part of it",
+    },
     { label: "nodeSubnetLength 31", config: { nodeSubnetLength: 31 }, field: "nodeSubnetLength", rule: "must be at most 30" },
     { label: "nodeSubnetLength not an integer", config: { nodeSubnetLength: "24" }, field: "nodeSubnetLength", rule: "must be an integer prefix length" },
     { label: "natOutgoing not a boolean", config: { natOutgoing: "yes" }, field: "natOutgoing", rule: "must be true or false" },
@@ -28,7 +33,12 @@ export const referenceFixtures: BackendFixtures = {
     { label: "mtu too large", config: { mtu: 10000 }, field: "mtu", rule: "must be an integer from 576 to 9216" },
     // Just outside each documented boundary (anchorConfigs holds the side just inside).
     { label: "nodeSubnetLength 31 with a /16 network (max 30)", config: { network: "10.250.0.0/16", nodeSubnetLength: 31 }, field: "nodeSubnetLength", rule: "must be at most 30" },
-    { label: "nodeSubnetLength equal to a /20 network's length", config: { network: "10.250.0.0/20", nodeSubnetLength: 20 }, field: "nodeSubnetLength", rule: "must be longer than the network's /20 so that nodes get a part of it" },
+    {
+      label: "nodeSubnetLength equal to a /20 network's length",
+      config: { network: "10.250.0.0/20", nodeSubnetLength: 20 },
+      field: "nodeSubnetLength",
+      rule: "must be longer than the network's /20 so that nodes get a part of it",
+    },
     { label: "mtu 575 (one below 576)", config: { mtu: 575 }, field: "mtu", rule: "must be an integer from 576 to 9216" },
     { label: "mtu 9217 (one above 9216)", config: { mtu: 9217 }, field: "mtu", rule: "must be an integer from 576 to 9216" },
     { label: "mtu not an integer", config: { mtu: 1400.5 }, field: "mtu", rule: "must be an integer from 576 to 9216" },

@@ -112,9 +112,7 @@ export function planWithDiagnostics(input: PlanInput): { dataplane: NodeDataplan
     routes.push({ dst: peer.subnet, via: peer.address, dev: underlay.iface, origin: `subnet:${peer.subnet}@${peer.node}` });
   }
 
-  const nat: NatRule[] = config.natOutgoing
-    ? [{ id: MASQ_RULE_ID, kind: "masquerade", sources: [config.network], exceptDestinations: [config.network] }]
-    : [];
+  const nat: NatRule[] = config.natOutgoing ? [{ id: MASQ_RULE_ID, kind: "masquerade", sources: [config.network], exceptDestinations: [config.network] }] : [];
 
   const dataplane: NodeDataplane = {
     node,

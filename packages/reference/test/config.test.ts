@@ -7,7 +7,11 @@ import { reference } from "../src/index.ts";
 describe("parseReferenceConfig accepts", () => {
   const accepted: { label: string; input: unknown; expected: Partial<typeof REFERENCE_DEFAULTS> }[] = [
     { label: "an empty object (all defaults)", input: {}, expected: REFERENCE_DEFAULTS },
-    { label: "a full config", input: { network: "10.1.0.0/16", nodeSubnetLength: 26, natOutgoing: false, mtu: 9000 }, expected: { network: "10.1.0.0/16", nodeSubnetLength: 26, natOutgoing: false, mtu: 9000 } },
+    {
+      label: "a full config",
+      input: { network: "10.1.0.0/16", nodeSubnetLength: 26, natOutgoing: false, mtu: 9000 },
+      expected: { network: "10.1.0.0/16", nodeSubnetLength: 26, natOutgoing: false, mtu: 9000 },
+    },
     { label: "the smallest node subnet", input: { network: "10.0.0.0/29", nodeSubnetLength: 30 }, expected: { network: "10.0.0.0/29", nodeSubnetLength: 30 } },
     { label: "the lowest mtu", input: { mtu: 576 }, expected: { mtu: 576 } },
     { label: "the highest mtu", input: { mtu: 9216 }, expected: { mtu: 9216 } },

@@ -55,9 +55,22 @@ describe("reference NetworkPolicy", () => {
     for (const [i, s] of specs.entries()) {
       const ref = { containerId: `c${i}`, ifName: "eth0" };
       const r = await agents[s.node]!.attach({ ...ref, netns: "/x", namespace: s.ns, podName: s.name, labels: { app: s.name }, ports: s.ports });
-      pods.push({ namespace: s.ns, name: s.name, labels: { app: s.name }, ips: [r.ips[0]!.address.split("/")[0]!], ports: s.ports.map((p) => ({ ...p, protocol: "TCP" as const })), node: `n${s.node}`, key: `c${i}/eth0`, hostIf: hostIfName(ref) });
+      pods.push({
+        namespace: s.ns,
+        name: s.name,
+        labels: { app: s.name },
+        ips: [r.ips[0]!.address.split("/")[0]!],
+        ports: s.ports.map((p) => ({ ...p, protocol: "TCP" as const })),
+        node: `n${s.node}`,
+        key: `c${i}/eth0`,
+        hostIf: hostIfName(ref),
+      });
     }
-    for (const [ns, team] of [["x", "red"], ["y", "blue"]] as const) await store.put(kubeNamespaceKey(ns), kubeNamespaceValue({ name: ns, labels: { team } }));
+    for (const [ns, team] of [
+      ["x", "red"],
+      ["y", "blue"],
+    ] as const)
+      await store.put(kubeNamespaceKey(ns), kubeNamespaceValue({ name: ns, labels: { team } }));
     for (const p of POLICIES) await store.put(kubeNetworkPolicyKey(p.metadata.namespace, p.metadata.name), JSON.stringify(p));
     await clock.advance(100);
     expect((await store.list(POD_PREFIX)).items).toHaveLength(3);
@@ -79,7 +92,12 @@ describe("reference NetworkPolicy", () => {
     // Relabelling y out of team blue removes the allowance; deleting the policies removes every filter.
     await store.put(kubeNamespaceKey("y"), kubeNamespaceValue({ name: "y", labels: { team: "green" } }));
     await clock.advance(100);
-    expect(agents[0]!.dataplane().filters.find((f) => f.pod === "c0/eth0")!.rules.some((r) => r.ports?.[0]?.from === 8080)).toBe(false);
+    expect(
+      agents[0]!
+        .dataplane()
+        .filters.find((f) => f.pod === "c0/eth0")!
+        .rules.some((r) => r.ports?.[0]?.from === 8080),
+    ).toBe(false);
     for (const p of POLICIES) await store.delete(kubeNetworkPolicyKey(p.metadata.namespace, p.metadata.name));
     await clock.advance(100);
     for (const a of agents) expect(a.dataplane().filters).toEqual([]);

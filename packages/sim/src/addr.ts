@@ -157,9 +157,7 @@ export class IntervalMap<T> {
    * more specific prefix wins inside a less specific one.
    */
   static build<T>(family: Family, entries: readonly { range: Range; value: T }[]): IntervalMap<T> {
-    const sorted = [...entries].sort((a, b) =>
-      a.range.base < b.range.base ? -1 : a.range.base > b.range.base ? 1 : a.range.length - b.range.length,
-    );
+    const sorted = [...entries].sort((a, b) => (a.range.base < b.range.base ? -1 : a.range.base > b.range.base ? 1 : a.range.length - b.range.length));
     const starts: bigint[] = [];
     const values: (T | undefined)[] = [];
     const end = (1n << BigInt(bitsOf(family))) - 1n;

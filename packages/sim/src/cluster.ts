@@ -562,7 +562,10 @@ export class SimCluster<C> {
 
   private containerId(): string {
     let out = "";
-    while (out.length < 64) out += Math.floor(this.random() * 0x100000000).toString(16).padStart(8, "0");
+    while (out.length < 64)
+      out += Math.floor(this.random() * 0x100000000)
+        .toString(16)
+        .padStart(8, "0");
     return out.slice(0, 64);
   }
 
@@ -572,10 +575,7 @@ export class SimCluster<C> {
    * with the attachment. Rethrows the agent's error (nothing is
    * registered then); throws `NotFoundError` for an unknown node.
    */
-  async addPod(
-    nodeName: string,
-    options: { name?: string; namespace?: string; labels?: Record<string, string>; containerId?: string; ifName?: string; ports?: PodPort[] } = {},
-  ): Promise<SimPod> {
+  async addPod(nodeName: string, options: { name?: string; namespace?: string; labels?: Record<string, string>; containerId?: string; ifName?: string; ports?: PodPort[] } = {}): Promise<SimPod> {
     this.checkOpen();
     const state = this.state(nodeName);
     const n = ++this.podsAdded;

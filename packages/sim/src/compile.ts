@@ -220,7 +220,11 @@ function compilePolicy(p: FilterPolicy, field: string, interner: Interner): CPol
     }
     return rule;
   });
-  const content = JSON.stringify([p.direction, p.defaultAction, rules.map((r) => [r.id, r.action, r.protocol ?? "", r.ports ?? [], (r.peers ?? []).map((pm) => [pm.cidrs.map((c) => c.text), pm.except.map((c) => c.text)])])]);
+  const content = JSON.stringify([
+    p.direction,
+    p.defaultAction,
+    rules.map((r) => [r.id, r.action, r.protocol ?? "", r.ports ?? [], (r.peers ?? []).map((pm) => [pm.cidrs.map((c) => c.text), pm.except.map((c) => c.text)])]),
+  ]);
   return { id: interner.id(content), direction: p.direction, rules, defaultAction: p.defaultAction };
 }
 
@@ -231,9 +235,7 @@ export function evalPolicy(policy: CPolicy, peer: bigint, family: Family, proto:
     if (r.ports && proto !== "icmp" && !r.ports.some((p) => port >= p.from && port <= p.to)) continue;
     if (r.peers) {
       const hit = r.peers.some(
-        (pm) =>
-          pm.cidrs.some((c) => c.family === family && peer >= c.base && peer <= c.last) &&
-          !pm.except.some((c) => c.family === family && peer >= c.base && peer <= c.last),
+        (pm) => pm.cidrs.some((c) => c.family === family && peer >= c.base && peer <= c.last) && !pm.except.some((c) => c.family === family && peer >= c.base && peer <= c.last),
       );
       if (!hit) continue;
     }
@@ -280,7 +282,8 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
     const list = m.get(r.dst.text);
     if (list) {
       const same = list.findIndex((x) => x.metric === r.metric);
-      if (same >= 0) list[same] = r; // replace semantics
+      if (same >= 0)
+        list[same] = r; // replace semantics
       else list.push(r);
     } else m.set(r.dst.text, [r]);
   };
@@ -400,8 +403,14 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
       if (list.length === 0 && entries.get(family)!.size === 0) continue;
       fam.set(family, {
         addrs: list,
-        table: IntervalMap.build(family, [...entries.get(family)!.values()].map((v) => ({ range: v.dst, value: v }))),
-        links: IntervalMap.build(family, [...linkEntries.get(family)!.values()].map((v) => ({ range: v.dst, value: v }))),
+        table: IntervalMap.build(
+          family,
+          [...entries.get(family)!.values()].map((v) => ({ range: v.dst, value: v })),
+        ),
+        links: IntervalMap.build(
+          family,
+          [...linkEntries.get(family)!.values()].map((v) => ({ range: v.dst, value: v })),
+        ),
       });
     }
     const pol = filters.get(p.key);
@@ -433,7 +442,11 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
   // one route per (dst, metric) and uses the lowest metric. Each member sends through that table;
   // a route of a sibling takes the packet out of the sibling's interface.
   const clash = podRouteClash(dp.pods);
-  if (clash) fail(`${F}.${clash.b}.metric`, `must differ from ${F}.${clash.a}'s: both interfaces of the container would route ${clash.dst} at metric ${clash.metric} in its namespace, and the kernel keeps only one of them`);
+  if (clash)
+    fail(
+      `${F}.${clash.b}.metric`,
+      `must differ from ${F}.${clash.a}'s: both interfaces of the container would route ${clash.dst} at metric ${clash.metric} in its namespace, and the kernel keeps only one of them`,
+    );
   const containers = new Map<string, CPod[]>();
   for (const pod of pods.values()) {
     const list = containers.get(pod.pif.containerId);
@@ -450,7 +463,10 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
           if (!have || r.metric < have.metric) best.set(r.dst.text, { ...r, owner: m });
         }
       }
-      const table = IntervalMap.build(family, [...best.values()].map((v) => ({ range: v.dst, value: v })));
+      const table = IntervalMap.build(
+        family,
+        [...best.values()].map((v) => ({ range: v.dst, value: v })),
+      );
       for (const m of members) {
         const own = m.fam.get(family);
         if (own) own.table = table;
@@ -674,4 +690,3 @@ export function selectSource(node: CNode, dev: CDev | undefined, family: Family)
   for (const d of node.devs.values()) if (d.kind === "underlay" && devAddress(d, family) !== undefined) return devAddress(d, family);
   return node.fam.get(family)!.local[0];
 }
-

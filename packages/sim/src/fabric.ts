@@ -59,10 +59,12 @@ export class SimFabric {
     const sub = this.topo.subnets.get(subnet);
     if (!sub) throw new ConfigError({ component: COMPONENT, field: "subnet", rule: `must name a subnet of the topology (${[...this.topo.subnets.keys()].join(", ")})`, value: subnet });
     const used = new Set<bigint>();
-    for (const e of this.entries.values()) for (const u of e.info.underlay) for (const text of [u.address, ...(u.secondaryAddresses ?? [])]) {
-      const a = addr(text);
-      used.add(fkey(a.family, a.value));
-    }
+    for (const e of this.entries.values())
+      for (const u of e.info.underlay)
+        for (const text of [u.address, ...(u.secondaryAddresses ?? [])]) {
+          const a = addr(text);
+          used.add(fkey(a.family, a.value));
+        }
     for (const t of extraUsed) {
       const a = addr(t);
       used.add(fkey(a.family, a.value));
@@ -89,11 +91,14 @@ export class SimFabric {
     const a = addr(address, "address");
     const sub = this.topo.subnetList.find((s) => s.range.family === a.family && a.value >= s.range.base && a.value <= s.range.last);
     if (!sub) throw new ConfigError({ component: COMPONENT, field: "address", rule: "must lie inside a subnet of the topology", value: address });
-    if (sub.fixed.has(fkey(a.family, a.value)) || a.value === sub.gateway) throw new ConfigError({ component: COMPONENT, field: "address", rule: "is the address of a router or external host", value: address });
-    if (a.value === sub.range.base || (a.family === 4 && a.value === sub.range.last)) throw new ConfigError({ component: COMPONENT, field: "address", rule: `must not be the network or broadcast address of ${sub.range.text}`, value: address });
+    if (sub.fixed.has(fkey(a.family, a.value)) || a.value === sub.gateway)
+      throw new ConfigError({ component: COMPONENT, field: "address", rule: "is the address of a router or external host", value: address });
+    if (a.value === sub.range.base || (a.family === 4 && a.value === sub.range.last))
+      throw new ConfigError({ component: COMPONENT, field: "address", rule: `must not be the network or broadcast address of ${sub.range.text}`, value: address });
     const canonical = fmt(a.value, a.family);
     for (const [name, e] of this.entries) {
-      if (e.info.underlay.some((u) => u.address === canonical || (u.secondaryAddresses ?? []).includes(canonical))) throw new ConfigError({ component: COMPONENT, field: "address", rule: `is already used by node ${name}`, value: address });
+      if (e.info.underlay.some((u) => u.address === canonical || (u.secondaryAddresses ?? []).includes(canonical)))
+        throw new ConfigError({ component: COMPONENT, field: "address", rule: `is already used by node ${name}`, value: address });
     }
     return { subnet: sub.name, address: canonical, prefixLength: sub.range.length, ...(sub.gateway !== undefined ? { gateway: fmt(sub.gateway, sub.range.family) } : {}), mtu: sub.mtu };
   }
@@ -124,7 +129,8 @@ export class SimFabric {
    */
   setNode(info: NodeInfo, dataplane?: NodeDataplane): void {
     if (typeof info?.name !== "string" || info.name === "") throw new ConfigError({ component: COMPONENT, field: "node.name", rule: "must be a non-empty string", value: info?.name });
-    if (!Array.isArray(info.underlay) || info.underlay.length === 0) throw new ConfigError({ component: COMPONENT, field: `node(${info.name}).underlay`, rule: "must list at least one underlay interface" });
+    if (!Array.isArray(info.underlay) || info.underlay.length === 0)
+      throw new ConfigError({ component: COMPONENT, field: `node(${info.name}).underlay`, rule: "must list at least one underlay interface" });
     info.underlay.forEach((u, i) => {
       const field = `node(${info.name}).underlay[${i}]`;
       const a = addr(u.address, `${field}.address`);
@@ -341,7 +347,11 @@ export class SimFabric {
   }
 
   /** Resolves both lists; with a family, narrows each endpoint to its address of it (or skips it). */
-  private resolveAll(world: World, options: { from?: Endpoint[]; to?: Endpoint[] }, family: Family | undefined): { from: REndpoint[]; to: REndpoint[]; skipped: { endpoint: Endpoint; reason: string }[] } {
+  private resolveAll(
+    world: World,
+    options: { from?: Endpoint[]; to?: Endpoint[] },
+    family: Family | undefined,
+  ): { from: REndpoint[]; to: REndpoint[]; skipped: { endpoint: Endpoint; reason: string }[] } {
     const all = [...world.pods.keys()].map((key) => ({ kind: "pod", key }) as Endpoint);
     const from = (options.from ?? all).map((e, i) => this.resolve(world, e, `from[${i}]`));
     const to = (options.to ?? all).map((e, i) => this.resolve(world, e, `to[${i}]`));

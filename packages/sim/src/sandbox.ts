@@ -381,4 +381,3 @@ export class SandboxTransport implements PeerTransport {
     this.inner.close();
   }
 }
-

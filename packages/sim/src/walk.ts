@@ -404,7 +404,10 @@ export class Walker {
       } else {
         const out1 = r.owner ?? pod;
         if (this.rec) this.hop(node.name, "pod-route", `${this.dstText(S1)} matches ${r.label}`);
-        concat(out, this.forTargets(S1, undefined, (t, S2) => this.podArp(node, out1, t, pkt, S2)));
+        concat(
+          out,
+          this.forTargets(S1, undefined, (t, S2) => this.podArp(node, out1, t, pkt, S2)),
+        );
       }
     });
     return out;
@@ -612,7 +615,12 @@ export class Walker {
       if (!r.onlink) {
         const c = fam.links.lookup(r.via);
         if (!c || (r.dev !== undefined && c.dev !== r.dev)) {
-          return this.drop(S, node.name, "route", `nexthop ${this.a(family, r.via)} of route ${r.label} at node ${node.name} is not on a connected subnet${r.dev !== undefined ? ` of ${r.dev}` : ""} (the kernel refuses this route)`);
+          return this.drop(
+            S,
+            node.name,
+            "route",
+            `nexthop ${this.a(family, r.via)} of route ${r.label} at node ${node.name} is not on a connected subnet${r.dev !== undefined ? ` of ${r.dev}` : ""} (the kernel refuses this route)`,
+          );
         }
         devName = r.dev ?? c.dev;
       } else if (r.dev === undefined) {
@@ -816,12 +824,20 @@ export class Walker {
     if (!remote) return this.tunnelDrop(node.name, `${kind}-encap`, `${kind} packet for ${this.a(dstFamily, dst)} arrived at ${into}, which is not a node`);
     const rdev = kind === "vxlan" ? remote.vxlan.get(vxlanKey(vni, link.port)) : remote.sleeve.get(link.port);
     if (!rdev) {
-      return this.tunnelDrop(remote.name, `${kind}-decap`, kind === "vxlan" ? `no vxlan device for VNI ${vni} port ${link.port} at node ${remote.name}` : `no sleeve device on port ${link.port} at node ${remote.name}`);
+      return this.tunnelDrop(
+        remote.name,
+        `${kind}-decap`,
+        kind === "vxlan" ? `no vxlan device for VNI ${vni} port ${link.port} at node ${remote.name}` : `no sleeve device on port ${link.port} at node ${remote.name}`,
+      );
     }
     if (link.kind === "sleeve") {
       const theirs = (rdev.link as SleeveLink).encrypted;
       if (theirs !== link.encrypted) {
-        return this.tunnelDrop(remote.name, "sleeve-decap", `sleeve encryption mismatch: ${dev.name} at node ${node.name} is ${link.encrypted ? "encrypted" : "plaintext"}, ${rdev.name} at node ${remote.name} is ${theirs ? "encrypted" : "plaintext"}`);
+        return this.tunnelDrop(
+          remote.name,
+          "sleeve-decap",
+          `sleeve encryption mismatch: ${dev.name} at node ${node.name} is ${link.encrypted ? "encrypted" : "plaintext"}, ${rdev.name} at node ${remote.name} is ${theirs ? "encrypted" : "plaintext"}`,
+        );
       }
     }
     if (this.rec) this.hop(remote.name, `${kind}-decap`, `${rdev.name} receives the inner frame for ${mac}`);
@@ -997,7 +1013,10 @@ export class Walker {
           }
           if (this.rec) this.hop(router.name, "router", `${this.dstText(S2)} matches ${rr.label}`);
           const subnet = this.w.topo.subnets.get(rr.subnet)!;
-          concat(out, this.forTargets(S2, rr.via, (t, S3) => this.underlayOut({ kind: "router", router }, subnet, t, p, S3)));
+          concat(
+            out,
+            this.forTargets(S2, rr.via, (t, S3) => this.underlayOut({ kind: "router", router }, subnet, t, p, S3)),
+          );
         });
         return out;
       },

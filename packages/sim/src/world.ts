@@ -9,10 +9,7 @@ import { fkey, inRanges, type Range } from "./addr.ts";
 import { isLocal, vxlanKey, type CDev, type CNode, type CPod } from "./compile.ts";
 import type { CExternal, CRouter, CSubnet, CompiledTopology } from "./topology.ts";
 
-export type Responder =
-  | { kind: "node"; node: CNode; dev: CDev }
-  | { kind: "router"; router: CRouter }
-  | { kind: "external"; ext: CExternal };
+export type Responder = { kind: "node"; node: CNode; dev: CDev } | { kind: "router"; router: CRouter } | { kind: "external"; ext: CExternal };
 
 export interface TunnelPeer {
   /** Underlay address of the remote end. */

@@ -190,7 +190,15 @@ function singleSubnet(): SimTopology {
       { name: "a", cidr: "198.51.100.0/24", gateway: "198.51.100.1" },
       { name: "ext", cidr: "192.0.2.0/24", gateway: "192.0.2.1" },
     ],
-    routers: [{ name: "r1", interfaces: [{ subnet: "a", address: "198.51.100.1" }, { subnet: "ext", address: "192.0.2.1" }] }],
+    routers: [
+      {
+        name: "r1",
+        interfaces: [
+          { subnet: "a", address: "198.51.100.1" },
+          { subnet: "ext", address: "192.0.2.1" },
+        ],
+      },
+    ],
     externals: [{ name: "internet", address: "192.0.2.200", subnet: "ext" }],
   };
 }

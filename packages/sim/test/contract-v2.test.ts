@@ -308,7 +308,13 @@ describe("membership in the simulator", () => {
 
   it("summarize(config, cluster) gets the node subnets and the members", () => {
     const t = clusterTopologyOf(defaultTopology());
-    expect(t).toEqual({ subnets: [{ name: "a", cidr: "198.51.100.0/24" }, { name: "b", cidr: "203.0.113.0/24" }], nodes: [] });
+    expect(t).toEqual({
+      subnets: [
+        { name: "a", cidr: "198.51.100.0/24" },
+        { name: "b", cidr: "203.0.113.0/24" },
+      ],
+      nodes: [],
+    });
     expect(vnet.summarize(vnet.parseConfig({}), t).convergenceMs).toBe(1000);
   });
 });

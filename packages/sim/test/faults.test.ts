@@ -4,17 +4,7 @@
  * between a listing and its watch, and underlays whose MTU is not 1500 (DF packets too large for
  * the path are dropped with a reason).
  */
-import {
-  CompactedError,
-  MemoryDatastore,
-  TryAgainError,
-  VirtualClock,
-  defineBackend,
-  emptyDataplane,
-  type AgentContext,
-  type NodeAgent,
-  type WatchEvent,
-} from "@cnikit/core";
+import { CompactedError, MemoryDatastore, TryAgainError, VirtualClock, defineBackend, emptyDataplane, type AgentContext, type NodeAgent, type WatchEvent } from "@cnikit/core";
 import { describe, expect, it } from "vitest";
 import { COMPACTION_MARKER_KEY, SandboxStore, SimCluster, SimFabric, defaultTopology, withUnderlayMtu } from "../src/index.ts";
 import { bridgeNode, mac } from "./builders.ts";
@@ -32,7 +22,11 @@ class MacAgent implements NodeAgent {
     const saved = await this.ctx.local.get("mac");
     if (saved) this.mac = saved.value;
     else {
-      this.mac = Array.from({ length: 6 }, () => Math.floor(this.ctx.random() * 256).toString(16).padStart(2, "0")).join(":");
+      this.mac = Array.from({ length: 6 }, () =>
+        Math.floor(this.ctx.random() * 256)
+          .toString(16)
+          .padStart(2, "0"),
+      ).join(":");
       await this.ctx.local.put("mac", this.mac);
     }
     await this.ctx.store.put(`/nodes/${this.ctx.node.name}`, this.mac);

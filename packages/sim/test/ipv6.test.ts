@@ -13,7 +13,15 @@ function v6Cluster(forwarding = true): SimFabric {
       { name: "a", cidr: "2001:db8:1::/64", gateway: "2001:db8:1::1" },
       { name: "b", cidr: "198.51.100.0/24", gateway: "198.51.100.1" },
     ],
-    routers: [{ name: "r1", interfaces: [{ subnet: "a", address: "2001:db8:1::1" }, { subnet: "b", address: "198.51.100.1" }] }],
+    routers: [
+      {
+        name: "r1",
+        interfaces: [
+          { subnet: "a", address: "2001:db8:1::1" },
+          { subnet: "b", address: "198.51.100.1" },
+        ],
+      },
+    ],
   });
   const infos: NodeInfo[] = [1, 2].map((n) => {
     const v6 = f.nextUnderlay("a");
@@ -114,7 +122,17 @@ function dualOverV4(options: { hostV6: boolean; v4OnlyPod?: boolean }): SimFabri
       ],
     });
     if (options.v4OnlyPod && n === 1) {
-      dp.pods.push({ key: "q1/eth0", containerId: "q1", ifName: "eth0", hostIf: "vethq1", bridge: "cni0", mac: mac(n, 3), mtu: 1500, addresses: ["10.244.1.3/24"], routes: [{ dst: "0.0.0.0/0", via: "10.244.1.1" }] });
+      dp.pods.push({
+        key: "q1/eth0",
+        containerId: "q1",
+        ifName: "eth0",
+        hostIf: "vethq1",
+        bridge: "cni0",
+        mac: mac(n, 3),
+        mtu: 1500,
+        addresses: ["10.244.1.3/24"],
+        routes: [{ dst: "0.0.0.0/0", via: "10.244.1.1" }],
+      });
     }
     dp.routes.push({ dst: `10.244.${3 - n}.0/24`, via: infos[1 - k]!.underlay[0]!.address });
     f.setDataplane(info.name, dp);

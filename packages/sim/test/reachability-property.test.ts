@@ -12,7 +12,6 @@ import { describe, expect, it } from "vitest";
 import { SimFabric, defaultTopology, singleSubnetTopology, type Endpoint } from "../src/index.ts";
 import { mac } from "./builders.ts";
 
-
 interface Random {
   f: () => number;
   chance(p: number): boolean;
@@ -94,7 +93,10 @@ function randomCluster(seed: number): SimFabric {
           mac: mac(n * 100 + i, 0xcc),
           mtu: 1480,
           addresses: [`10.244.${n}.${i + 2}/32`],
-          routes: [{ dst: "169.254.1.1/32", scopeLink: true }, { dst: "0.0.0.0/0", via: "169.254.1.1" }],
+          routes: [
+            { dst: "169.254.1.1/32", scopeLink: true },
+            { dst: "0.0.0.0/0", via: "169.254.1.1" },
+          ],
         };
         if (r.chance(0.9)) proxy.push(`cali${i}`);
         if (r.chance(0.9)) dp.routes.push({ dst: `10.244.${n}.${i + 2}/32`, dev: `cali${i}` });
@@ -290,7 +292,14 @@ describe("reachability() agrees with brute-force send()", () => {
         if (o.delivered) delivered++;
         else {
           failed++;
-          reasons.add(o.reason!.replace(/[0-9a-f]{2}(:[0-9a-f]{2}){5}/g, "MAC").replace(/\d+\.\d+\.\d+\.\d+(\/\d+)?/g, "A").replace(/\bn\d+\b/g, "N").replace(/p\d+-\d+/g, "P").replace(/rule-\S+/g, "R"));
+          reasons.add(
+            o
+              .reason!.replace(/[0-9a-f]{2}(:[0-9a-f]{2}){5}/g, "MAC")
+              .replace(/\d+\.\d+\.\d+\.\d+(\/\d+)?/g, "A")
+              .replace(/\bn\d+\b/g, "N")
+              .replace(/p\d+-\d+/g, "P")
+              .replace(/rule-\S+/g, "R"),
+          );
         }
         if (o.natted) natted++;
       }
@@ -299,7 +308,18 @@ describe("reachability() agrees with brute-force send()", () => {
     expect(failed).toBeGreaterThan(100);
     expect(natted).toBeGreaterThan(10);
     const kinds = [...reasons].join("\n");
-    for (const fragment of ["no route to", "filtered by", "blackhole route", "no neighbour", "forwarding is disabled", "has no route to", "not on a connected subnet", "loop: TTL exceeded", "no FDB entry", "instead of"]) {
+    for (const fragment of [
+      "no route to",
+      "filtered by",
+      "blackhole route",
+      "no neighbour",
+      "forwarding is disabled",
+      "has no route to",
+      "not on a connected subnet",
+      "loop: TTL exceeded",
+      "no FDB entry",
+      "instead of",
+    ]) {
       expect(kinds, fragment).toContain(fragment);
     }
   });

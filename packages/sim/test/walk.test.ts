@@ -141,21 +141,36 @@ const rows: Row[] = [
   },
   {
     name: "blackhole route",
-    build: () => from(mutate(hostGw(2, 2), 0, (dp) => dp.routes.push({ dst: "10.244.2.3/32", type: "blackhole" })), A, B),
+    build: () =>
+      from(
+        mutate(hostGw(2, 2), 0, (dp) => dp.routes.push({ dst: "10.244.2.3/32", type: "blackhole" })),
+        A,
+        B,
+      ),
     delivered: false,
     reason: "blackhole route blackhole 10.244.2.3/32 at node node-1 drops 10.244.2.3",
     stage: "route",
   },
   {
     name: "unreachable route",
-    build: () => from(mutate(hostGw(2, 2), 1, (dp) => dp.routes.push({ dst: "10.244.2.0/25", type: "unreachable" })), A, B),
+    build: () =>
+      from(
+        mutate(hostGw(2, 2), 1, (dp) => dp.routes.push({ dst: "10.244.2.0/25", type: "unreachable" })),
+        A,
+        B,
+      ),
     delivered: false,
     reason: "unreachable route unreachable 10.244.2.0/25 at node node-2 rejects 10.244.2.3",
     stage: "route",
   },
   {
     name: "a more-specific /32 wins over the /24 (detour through node-3)",
-    build: () => from(mutate(hostGw(3, 2), 0, (dp) => dp.routes.push({ dst: "10.244.2.3/32", via: "198.51.100.12" })), A, B),
+    build: () =>
+      from(
+        mutate(hostGw(3, 2), 0, (dp) => dp.routes.push({ dst: "10.244.2.3/32", via: "198.51.100.12" })),
+        A,
+        B,
+      ),
     delivered: true,
     through: "node-3",
   },
@@ -203,7 +218,12 @@ const rows: Row[] = [
   },
   {
     name: "route through a device that does not exist",
-    build: () => from(mutate(hostGw(2, 2), 0, (dp) => dp.routes.push({ dst: "10.244.2.3/32", dev: "nope0" })), A, B),
+    build: () =>
+      from(
+        mutate(hostGw(2, 2), 0, (dp) => dp.routes.push({ dst: "10.244.2.3/32", dev: "nope0" })),
+        A,
+        B,
+      ),
     delivered: false,
     reason: "route 10.244.2.3/32 dev nope0 at node node-1 uses device nope0, which does not exist",
   },
@@ -223,7 +243,12 @@ const rows: Row[] = [
   },
   {
     name: "forwarding disabled at the receiving node",
-    build: () => from(mutate(hostGw(2, 2), 1, (dp) => (dp.sysctls = {})), A, B),
+    build: () =>
+      from(
+        mutate(hostGw(2, 2), 1, (dp) => (dp.sysctls = {})),
+        A,
+        B,
+      ),
     delivered: false,
     reason: "IPv4 forwarding is disabled at node node-2 (sysctls.ipv4Forwarding is not set)",
     stage: "forward",
@@ -231,28 +256,48 @@ const rows: Row[] = [
   // ---- pod side
   {
     name: "pod without a route",
-    build: () => from(mutate(hostGw(2, 2), 0, (dp) => (dp.pods[0]!.routes = [])), A, B),
+    build: () =>
+      from(
+        mutate(hostGw(2, 2), 0, (dp) => (dp.pods[0]!.routes = [])),
+        A,
+        B,
+      ),
     delivered: false,
     reason: "no route to 10.244.2.3 in pod c-1-0/eth0",
     stage: "pod-route",
   },
   {
     name: "pod gateway that nobody answers ARP for",
-    build: () => from(mutate(hostGw(2, 2), 0, (dp) => (dp.pods[0]!.routes = [{ dst: "0.0.0.0/0", via: "10.244.1.99" }])), A, B),
+    build: () =>
+      from(
+        mutate(hostGw(2, 2), 0, (dp) => (dp.pods[0]!.routes = [{ dst: "0.0.0.0/0", via: "10.244.1.99" }])),
+        A,
+        B,
+      ),
     delivered: false,
     reason: "no neighbour: nobody answers ARP for 10.244.1.99 on pod c-1-0/eth0's interface (bridge cni0)",
     stage: "pod-arp",
   },
   {
     name: "pod gateway off the pod's subnet",
-    build: () => from(mutate(hostGw(2, 2), 0, (dp) => (dp.pods[0]!.routes = [{ dst: "0.0.0.0/0", via: "10.99.0.1" }])), A, B),
+    build: () =>
+      from(
+        mutate(hostGw(2, 2), 0, (dp) => (dp.pods[0]!.routes = [{ dst: "0.0.0.0/0", via: "10.99.0.1" }])),
+        A,
+        B,
+      ),
     delivered: false,
     reason: "pod c-1-0/eth0: nexthop 10.99.0.1 of route 0.0.0.0/0 via 10.99.0.1 dev eth0 is not on a connected subnet (the kernel refuses this route)",
     stage: "pod-route",
   },
   {
     name: "delivered to a pod that does not own the address (route to the wrong veth)",
-    build: () => from(mutate(hostGw(2, 3), 1, (dp) => dp.routes.push({ dst: "10.244.2.3/32", dev: "veth2x0" })), A, B),
+    build: () =>
+      from(
+        mutate(hostGw(2, 3), 1, (dp) => dp.routes.push({ dst: "10.244.2.3/32", dev: "veth2x0" })),
+        A,
+        B,
+      ),
     delivered: false,
     reason: "no neighbour: pod c-2-0/eth0 behind veth2x0 at node node-2 does not answer ARP for 10.244.2.3",
     stage: "neighbour",
@@ -275,7 +320,12 @@ const rows: Row[] = [
   },
   {
     name: "ingress default drop of an isolated pod",
-    build: () => from(mutate(hostGw(2, 2), 1, (dp) => dp.filters.push({ pod: "c-2-1/eth0", direction: "ingress", defaultAction: "drop", rules: [] })), A, B),
+    build: () =>
+      from(
+        mutate(hostGw(2, 2), 1, (dp) => dp.filters.push({ pod: "c-2-1/eth0", direction: "ingress", defaultAction: "drop", rules: [] })),
+        A,
+        B,
+      ),
     delivered: false,
     reason: "filtered by the default drop of pod c-2-1/eth0's ingress policy at node node-2",
     stage: "pod-ingress",
@@ -316,13 +366,23 @@ const rows: Row[] = [
   },
   {
     name: "replies of an allowed connection pass the sender's own ingress isolation (conntrack)",
-    build: () => from(mutate(hostGw(2, 2), 0, (dp) => dp.filters.push({ pod: "c-1-0/eth0", direction: "ingress", defaultAction: "drop", rules: [] })), A, B),
+    build: () =>
+      from(
+        mutate(hostGw(2, 2), 0, (dp) => dp.filters.push({ pod: "c-1-0/eth0", direction: "ingress", defaultAction: "drop", rules: [] })),
+        A,
+        B,
+      ),
     delivered: true,
     replyDelivered: true,
   },
   {
     name: "same-node traffic is filtered too (bridge-nf-call)",
-    build: () => from(mutate(hostGw(1, 3), 0, (dp) => dp.filters.push({ pod: "c-1-2/eth0", direction: "ingress", defaultAction: "drop", rules: [] })), A, pod("c-1-2/eth0")),
+    build: () =>
+      from(
+        mutate(hostGw(1, 3), 0, (dp) => dp.filters.push({ pod: "c-1-2/eth0", direction: "ingress", defaultAction: "drop", rules: [] })),
+        A,
+        pod("c-1-2/eth0"),
+      ),
     delivered: false,
     stage: "pod-ingress",
   },
@@ -397,35 +457,60 @@ const rows: Row[] = [
   },
   {
     name: "vxlan: missing neighbour entry",
-    build: () => from(mutate(flannelVxlan(2, 2), 0, (dp) => (dp.neighbours = [])), A, B),
+    build: () =>
+      from(
+        mutate(flannelVxlan(2, 2), 0, (dp) => (dp.neighbours = [])),
+        A,
+        B,
+      ),
     delivered: false,
     reason: "no neighbour entry for 10.244.2.0 on flannel.1 at node node-1",
     stage: "neighbour",
   },
   {
     name: "vxlan: missing FDB entry",
-    build: () => from(mutate(flannelVxlan(2, 2), 0, (dp) => (dp.fdb = [])), A, B),
+    build: () =>
+      from(
+        mutate(flannelVxlan(2, 2), 0, (dp) => (dp.fdb = [])),
+        A,
+        B,
+      ),
     delivered: false,
     reason: `no FDB entry for ${mac(2, 0xfe)} on flannel.1 at node node-1`,
     stage: "fdb",
   },
   {
     name: "vxlan: remote VTEP MAC changed (stale neighbour/FDB)",
-    build: () => from(mutate(flannelVxlan(2, 2), 1, (dp) => ((dp.links[1] as { mac?: string }).mac = mac(77, 0xfe))), A, B),
+    build: () =>
+      from(
+        mutate(flannelVxlan(2, 2), 1, (dp) => ((dp.links[1] as { mac?: string }).mac = mac(77, 0xfe))),
+        A,
+        B,
+      ),
     delivered: false,
     reason: `inner destination MAC ${mac(2, 0xfe)} is not the MAC of flannel.1 (${mac(77, 0xfe)}) at node node-2`,
     stage: "vxlan-decap",
   },
   {
     name: "vxlan: remote VNI differs",
-    build: () => from(mutate(flannelVxlan(2, 2), 1, (dp) => ((dp.links[1] as { vni: number }).vni = 2)), A, B),
+    build: () =>
+      from(
+        mutate(flannelVxlan(2, 2), 1, (dp) => ((dp.links[1] as { vni: number }).vni = 2)),
+        A,
+        B,
+      ),
     delivered: false,
     reason: "no vxlan device for VNI 1 port 8472 at node node-2",
     stage: "vxlan-decap",
   },
   {
     name: "vxlan: FDB points at a host that does not exist",
-    build: () => from(mutate(flannelVxlan(2, 2), 0, (dp) => (dp.fdb[0]!.dst = "203.0.113.99")), A, B),
+    build: () =>
+      from(
+        mutate(flannelVxlan(2, 2), 0, (dp) => (dp.fdb[0]!.dst = "203.0.113.99")),
+        A,
+        B,
+      ),
     delivered: false,
     reason: "no neighbour: nobody on subnet b answers ARP for 203.0.113.99 (asked by r1)",
     stage: "underlay-arp",
@@ -494,14 +579,24 @@ const rows: Row[] = [
   },
   {
     name: "weave sleeve: encryption mismatch between peers",
-    build: () => from(mutate(weaveMesh(2, 2, { tunnel: "sleeve", encrypted: true }), 1, (dp) => ((dp.links[1] as { encrypted: boolean }).encrypted = false)), pod("w-1-0/eth0"), pod("w-2-1/eth0")),
+    build: () =>
+      from(
+        mutate(weaveMesh(2, 2, { tunnel: "sleeve", encrypted: true }), 1, (dp) => ((dp.links[1] as { encrypted: boolean }).encrypted = false)),
+        pod("w-1-0/eth0"),
+        pod("w-2-1/eth0"),
+      ),
     delivered: false,
     reason: "sleeve encryption mismatch: sleeve at node node-1 is encrypted, sleeve at node node-2 is plaintext",
     stage: "sleeve-decap",
   },
   {
     name: "weave: a peer missing from the flood entries cannot be reached",
-    build: () => from(mutate(weaveMesh(3, 2, { tunnel: "vxlan" }), 0, (dp) => (dp.fdb = dp.fdb.filter((f) => f.dst !== "198.51.100.11"))), pod("w-1-0/eth0"), pod("w-3-1/eth0")),
+    build: () =>
+      from(
+        mutate(weaveMesh(3, 2, { tunnel: "vxlan" }), 0, (dp) => (dp.fdb = dp.fdb.filter((f) => f.dst !== "198.51.100.11"))),
+        pod("w-1-0/eth0"),
+        pod("w-3-1/eth0"),
+      ),
     delivered: false,
     reason: "no neighbour: nobody answers ARP for 10.32.3.3 on pod w-1-0/eth0's interface (bridge weave)",
     stage: "pod-arp",
@@ -589,7 +684,11 @@ describe("packet walk", () => {
     }
     for (const s of row.stages ?? []) expect(stagesOf(result), info).toContain(s);
     for (const s of row.noStages ?? []) expect(stagesOf(result), info).not.toContain(s);
-    if (row.through !== undefined) expect(result.path.map((h) => h.node), info).toContain(row.through);
+    if (row.through !== undefined)
+      expect(
+        result.path.map((h) => h.node),
+        info,
+      ).toContain(row.through);
     if (row.payload !== undefined) {
       const underlay = result.path.filter((h) => h.stage === "underlay");
       expect(underlay.length, info).toBeGreaterThan(0);
@@ -609,9 +708,7 @@ describe("loops", () => {
     mutate(b, 0, (dp) => dp.routes.push({ dst: "10.244.9.0/24", via: "198.51.100.11" }));
     mutate(b, 1, (dp) => dp.routes.push({ dst: "10.244.9.0/24", via: "198.51.100.10" }));
     // A pod at 10.244.9.5 that exists nowhere routable: give node-1 a pod there so the endpoint exists.
-    mutate(b, 0, (dp) =>
-      dp.pods.push({ key: "ghost/eth0", containerId: "ghost", ifName: "eth0", hostIf: "vethghost", mac: mac(9, 9), mtu: 1500, addresses: ["10.244.9.5/24"], routes: [] }),
-    );
+    mutate(b, 0, (dp) => dp.pods.push({ key: "ghost/eth0", containerId: "ghost", ifName: "eth0", hostIf: "vethghost", mac: mac(9, 9), mtu: 1500, addresses: ["10.244.9.5/24"], routes: [] }));
     const r = b.fabric.send(pod("c-2-0/eth0"), pod("ghost/eth0"));
     expect(r.delivered).toBe(false);
     expect(r.reason).toMatch(/^loop: TTL exceeded at node-[12] \(cycle node-[12] → node-[12] → node-[12]\)$/);
@@ -653,7 +750,17 @@ describe("a container with two interfaces (eth0 and net1 share one namespace, on
       dp.links.push({ kind: "bridge", name: "cni1" });
       dp.addresses.push({ dev: "cni1", cidr: "10.245.1.1/24" });
       const eth0 = dp.pods.find((p) => p.key === "c-1-0/eth0")!;
-      const net1: PodInterface = { key: "c-1-0/net1", containerId: "c-1-0", ifName: "net1", hostIf: "veth1n1", bridge: "cni1", mac: mac(1999, 0xbb), mtu: 1500, addresses: ["10.245.1.2/24"], routes: [{ dst: "0.0.0.0/0", via: "10.245.1.1" }] };
+      const net1: PodInterface = {
+        key: "c-1-0/net1",
+        containerId: "c-1-0",
+        ifName: "net1",
+        hostIf: "veth1n1",
+        bridge: "cni1",
+        mac: mac(1999, 0xbb),
+        mtu: 1500,
+        addresses: ["10.245.1.2/24"],
+        routes: [{ dst: "0.0.0.0/0", via: "10.245.1.1" }],
+      };
       edit(eth0, net1);
       dp.pods.push(net1);
     });
@@ -676,7 +783,10 @@ describe("a container with two interfaces (eth0 and net1 share one namespace, on
     });
     const r = b.fabric.send(A, B);
     expect(routeHops(r)).toEqual([expect.stringMatching(/matches 0\.0\.0\.0\/0 via 10\.245\.1\.1 dev net1 metric 10$/)]);
-    expect(r.path.some((h) => h.stage === "bridge" && h.detail.includes("cni1")), JSON.stringify(r.path)).toBe(true);
+    expect(
+      r.path.some((h) => h.stage === "bridge" && h.detail.includes("cni1")),
+      JSON.stringify(r.path),
+    ).toBe(true);
   });
 
   it("two interfaces routing one destination at the same metric are refused (the kernel would keep only one), naming the field; in two containers they are fine", () => {

@@ -275,7 +275,10 @@ export class WeaveAgent extends AgentRuntime<WeaveConfig, WeavePod> {
   report(): string[] {
     const lines = [...(this.mesh?.status() ?? []), ...(this.ring?.status() ?? [])];
     for (const c of this.mesh?.connections() ?? []) {
-      if (c.established) lines.push(`datapath to ${c.node}: ${this.datapathOf(c)}${c.encrypted ? " (encrypted)" : ""}${this.datapathOf(c) !== preferredDatapath(this.ctx.config) ? ` — fell back from ${preferredDatapath(this.ctx.config)}: ${c.features["fastdp"] === "1" ? "encrypted" : `${c.node} does not offer fastdp`}` : ""}`);
+      if (c.established)
+        lines.push(
+          `datapath to ${c.node}: ${this.datapathOf(c)}${c.encrypted ? " (encrypted)" : ""}${this.datapathOf(c) !== preferredDatapath(this.ctx.config) ? ` — fell back from ${preferredDatapath(this.ctx.config)}: ${c.features["fastdp"] === "1" ? "encrypted" : `${c.node} does not offer fastdp`}` : ""}`,
+        );
     }
     if (encrypted(this.ctx.config)) lines.push("encryption: on (X25519 + password → ChaCha20-Poly1305); encrypted traffic takes the sleeve: this kernel has no xfrm for fastdp's ESP");
     return lines;

@@ -168,8 +168,7 @@ export type WeaveEnvName = (typeof WEAVE_ENV_NAMES)[number];
 
 /** Real weave-kube variables refused here, with why. */
 export const REFUSED_WEAVE_ENV: Readonly<Record<string, string>> = Object.freeze({
-  EXTRA_ARGS:
-    "weaver's command-line flags are not passed through: set the matching variable instead (IPALLOC_DEFAULT_SUBNET, WEAVE_TRUSTED_SUBNETS, CONN_LIMIT, WEAVE_MTU, ...)",
+  EXTRA_ARGS: "weaver's command-line flags are not passed through: set the matching variable instead (IPALLOC_DEFAULT_SUBNET, WEAVE_TRUSTED_SUBNETS, CONN_LIMIT, WEAVE_MTU, ...)",
   KUBE_PEERS: "peers come from cluster membership, not from an address list: remove KUBE_PEERS",
 });
 
@@ -207,11 +206,7 @@ export function parseWeaveConfig(input: unknown): WeaveConfig {
   if (subnetText !== undefined) {
     defaultSubnet = parseRange("IPALLOC_DEFAULT_SUBNET", subnetText);
     if (!range.contains(defaultSubnet)) {
-      fail(
-        "IPALLOC_DEFAULT_SUBNET",
-        `IP address allocation default subnet ${defaultSubnet.toString()} must lie inside allocation range ${range.toString()} (IPALLOC_RANGE)`,
-        subnetText,
-      );
+      fail("IPALLOC_DEFAULT_SUBNET", `IP address allocation default subnet ${defaultSubnet.toString()} must lie inside allocation range ${range.toString()} (IPALLOC_RANGE)`, subnetText);
     }
   }
 
@@ -297,8 +292,7 @@ function fromEnvList(list: readonly unknown[]): Map<string, Raw | typeof FROM_NO
       const why =
         name === "WEAVE_PASSWORD"
           ? "valueFrom cannot be resolved here (no API server is read): mount the Secret as a file and name it in WEAVE_PASSWORD_FILE"
-          : "valueFrom cannot be resolved here (no API server is read): give the value literally" +
-            (name === "HOSTNAME" ? " or use fieldRef spec.nodeName" : "");
+          : "valueFrom cannot be resolved here (no API server is read): give the value literally" + (name === "HOSTNAME" ? " or use fieldRef spec.nodeName" : "");
       fail(name, why, entry["valueFrom"]);
     }
     const value = entry["value"];
@@ -425,11 +419,7 @@ function parseNoFastdp(raw: Raw | typeof FROM_NODE_NAME | undefined): boolean {
   if (raw === undefined || raw === "" || raw === false) return true;
   if (raw === true) return false;
   if (raw === "0" || raw === "false" || raw === 0) {
-    fail(
-      "WEAVE_NO_FASTDP",
-      "any non-empty value disables the fast datapath in Weave, including this one: remove the variable to keep fastdp, or set it to 1 to disable it",
-      raw,
-    );
+    fail("WEAVE_NO_FASTDP", "any non-empty value disables the fast datapath in Weave, including this one: remove the variable to keep fastdp, or set it to 1 to disable it", raw);
   }
   return false;
 }

@@ -25,7 +25,12 @@ export const weaveFixtures: BackendFixtures<WeaveEnv> = {
     { label: "range not a CIDR", config: { IPALLOC_RANGE: "10.32.0.0" }, field: "IPALLOC_RANGE", rule: "must be in CIDR notation" },
     { label: "range IPv6", config: { IPALLOC_RANGE: "fd00::/64" }, field: "IPALLOC_RANGE", rule: "must be an IPv4 CIDR" },
     { label: "range /31: smaller than 4 addresses", config: { IPALLOC_RANGE: "10.32.0.0/31" }, field: "IPALLOC_RANGE", rule: "smaller than minimum size 4" },
-    { label: "default subnet outside the range", config: { IPALLOC_RANGE: "10.32.0.0/12", IPALLOC_DEFAULT_SUBNET: "10.48.0.0/16" }, field: "IPALLOC_DEFAULT_SUBNET", rule: "must lie inside allocation range" },
+    {
+      label: "default subnet outside the range",
+      config: { IPALLOC_RANGE: "10.32.0.0/12", IPALLOC_DEFAULT_SUBNET: "10.48.0.0/16" },
+      field: "IPALLOC_DEFAULT_SUBNET",
+      rule: "must lie inside allocation range",
+    },
     { label: "init mode unknown", config: { IPALLOC_INIT: "quorum=3" }, field: "IPALLOC_INIT", rule: "unknown mode" },
     { label: "seed without names", config: { IPALLOC_INIT: "seed=" }, field: "IPALLOC_INIT", rule: "seed mode requires peer name list" },
     { label: "observer with a parameter", config: { IPALLOC_INIT: "observer=2" }, field: "IPALLOC_INIT", rule: "observer mode takes no parameter" },

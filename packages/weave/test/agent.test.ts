@@ -20,7 +20,10 @@ describe("weave agent", () => {
     try {
       const [n1] = await drive(c, c.addNodes(1));
       const started = c.clock.now();
-      await expect(drive(c, c.addPod(n1!.name))).rejects.toMatchObject({ code: 11, message: expect.stringMatching(/no address on the pod network yet \(IPAM: .*awaiting consensus \(quorum: 2, known: 1\)/) });
+      await expect(drive(c, c.addPod(n1!.name))).rejects.toMatchObject({
+        code: 11,
+        message: expect.stringMatching(/no address on the pod network yet \(IPAM: .*awaiting consensus \(quorum: 2, known: 1\)/),
+      });
       expect(c.clock.now() - started).toBeGreaterThanOrEqual(BRIDGE_WAIT_MS);
       expect(c.dataplane(n1!.name).pods).toEqual([]);
       await drive(c, c.addNode());

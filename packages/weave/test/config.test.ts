@@ -106,7 +106,10 @@ describe("names", () => {
   });
 
   it("an unknown name in the env list names its entry", () => {
-    const e = refusal([{ name: "WEAVE_MTU", value: "1400" }, { name: "WEAVE_PASSWROD", value: "x" }]);
+    const e = refusal([
+      { name: "WEAVE_MTU", value: "1400" },
+      { name: "WEAVE_PASSWROD", value: "x" },
+    ]);
     expect(e.field).toBe("env[1].name");
     expect(e.rule).toContain("WEAVE_PASSWROD");
   });
@@ -160,7 +163,15 @@ describe("env list shape", () => {
     ["an empty name", [{ name: "", value: "1" }], "env[0].name", "non-empty string"],
     ["an unknown key", [{ name: "WEAVE_MTU", value: "1400", valueFrm: {} }], "env[0].valueFrm", "unknown key"],
     ["a number value (the API server refuses it)", [{ name: "WEAVE_MTU", value: 1400 }], "WEAVE_MTU", "quote it"],
-    ["a duplicate name", [{ name: "WEAVE_MTU", value: "1400" }, { name: "WEAVE_MTU", value: "1300" }], "WEAVE_MTU", "appears twice"],
+    [
+      "a duplicate name",
+      [
+        { name: "WEAVE_MTU", value: "1400" },
+        { name: "WEAVE_MTU", value: "1300" },
+      ],
+      "WEAVE_MTU",
+      "appears twice",
+    ],
     ["value and valueFrom together", [{ name: "HOSTNAME", value: "a", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }], "HOSTNAME", "give one"],
     ["valueFrom for a password", [{ name: "WEAVE_PASSWORD", valueFrom: { secretKeyRef: { name: "weave-passwd", key: "weave-passwd" } } }], "WEAVE_PASSWORD", "WEAVE_PASSWORD_FILE"],
     ["valueFrom for the range", [{ name: "IPALLOC_RANGE", valueFrom: { configMapKeyRef: { name: "c", key: "k" } } }], "IPALLOC_RANGE", "give the value literally"],

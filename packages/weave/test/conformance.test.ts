@@ -17,6 +17,13 @@ const runs: [label: string, seed: number, nodes: number][] = [
 for (const label of ["fastdp", "sleeve", "encrypted"]) runs.push([label, 3, 2], [label, 4, 10]);
 for (const [label, seed, nodes] of runs) {
   describe(`${label}, seed ${seed}, ${nodes} nodes`, () => {
-    defineConformanceSuite(weave, { config: fixtureConfig(weaveFixtures.configs, label), configLabel: label, seed, nodes, invalidConfigs: weaveFixtures.invalidConfigs, anchorConfigs: weaveFixtures.anchorConfigs });
+    defineConformanceSuite(weave, {
+      config: fixtureConfig(weaveFixtures.configs, label),
+      configLabel: label,
+      seed,
+      nodes,
+      invalidConfigs: weaveFixtures.invalidConfigs,
+      anchorConfigs: weaveFixtures.anchorConfigs,
+    });
   });
 }

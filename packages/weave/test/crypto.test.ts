@@ -1,16 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import {
-  DEFAULT_REPLAY_WINDOW,
-  KEY_BYTES,
-  Opener,
-  SEAL_OVERHEAD,
-  Sealer,
-  deriveSessionKeys,
-  generateKeyPair,
-  handshakeProof,
-  proofMatches,
-} from "../src/crypto/session.ts";
+import { DEFAULT_REPLAY_WINDOW, KEY_BYTES, Opener, SEAL_OVERHEAD, Sealer, deriveSessionKeys, generateKeyPair, handshakeProof, proofMatches } from "../src/crypto/session.ts";
 import type { CryptoErrorCode, SessionKeys } from "../src/crypto/session.ts";
 
 /** The `code` of the CryptoError thrown by `fn` (duck-typed by code and name). */
@@ -131,7 +121,10 @@ describe("sealing and opening", () => {
       const bad = Uint8Array.from(frame);
       bad[i] = bad[i]! ^ 0x40;
       // A fresh opener per attempt: the tampered sequence number must not be mistaken for a replay.
-      expect(codeOf(() => new Opener(b.receive).open(bad)), `byte ${i}`).toBe("DECRYPT_FAILED");
+      expect(
+        codeOf(() => new Opener(b.receive).open(bad)),
+        `byte ${i}`,
+      ).toBe("DECRYPT_FAILED");
     }
   });
 
@@ -208,7 +201,7 @@ describe("replay window", () => {
     const { frames, opener } = stream(n, window);
     // Deterministic shuffle-ish order: mostly ascending with local reordering, lost frames and duplicates.
     let seed = 42;
-    const rand = (): number => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const rand = (): number => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
     const order: number[] = [];
     for (let i = 0; i < n; i++) {
       if (rand() < 0.05) continue;
@@ -231,7 +224,10 @@ describe("replay window", () => {
         highest = Math.max(highest, i);
         accepted++;
       } else {
-        expect(codeOf(() => opener.open(frames[i]!)), `frame ${i} (highest ${highest})`).toBe("REPLAY");
+        expect(
+          codeOf(() => opener.open(frames[i]!)),
+          `frame ${i} (highest ${highest})`,
+        ).toBe("REPLAY");
       }
     }
     // Every path was taken many times: fresh frames, replays inside the window, frames behind it.

@@ -49,7 +49,10 @@ describe("IPAM ring: better than Weave", () => {
     const winner = [...rings][0] === ringA ? "p1" : "p3";
     const loser = winner === "p1" ? "p3" : "p1";
     const before = { p1: a, p3: b };
-    const refused = c.get(loser).status().filter((l) => l.startsWith("refused allocation"));
+    const refused = c
+      .get(loser)
+      .status()
+      .filter((l) => l.startsWith("refused allocation"));
     expect(refused).toHaveLength(2);
     for (const l of refused) expect(l).toMatch(/rings seeded by different peers met/);
     expect([...c.get(winner).allocations().values()]).toEqual(before[winner]);
@@ -97,8 +100,19 @@ describe("IPAM ring: better than Weave", () => {
     for (const n of ["p1", "p2", "p3", "p4"]) c.get(n).peersGone(["p5"]);
     await c.clock.advance(30_000);
     for (const n of ["p1", "p2", "p3", "p4"]) expect(c.get(n).owner(p5Addr)).toBe("p5");
-    expect(c.get("p1").status().some((l) => l.startsWith("reclaiming space of p5 (quorum: 3)"))).toBe(true);
-    expect(c.get("p1").status().filter((l) => l.endsWith("free advertised)")).map((l) => l.split(":")[0])).toEqual(["owner p3", "owner p4", "owner p5"]);
+    expect(
+      c
+        .get("p1")
+        .status()
+        .some((l) => l.startsWith("reclaiming space of p5 (quorum: 3)")),
+    ).toBe(true);
+    expect(
+      c
+        .get("p1")
+        .status()
+        .filter((l) => l.endsWith("free advertised)"))
+        .map((l) => l.split(":")[0]),
+    ).toEqual(["owner p3", "owner p4", "owner p5"]);
     c.mesh.heal();
     await c.clock.advance(30_000);
     const claimants = new Set(["p1", "p2", "p3", "p4"].map((n) => c.get(n).owner(p5Addr)));
@@ -107,14 +121,24 @@ describe("IPAM ring: better than Weave", () => {
     expect(["p1", "p2", "p3", "p4"]).toContain(claimant);
     for (const n of ["p1", "p2", "p3", "p4"]) expect(c.get(n).status()).toContain(`reclaimed p5 -> ${claimant}`);
     // The claimant allocates from the reclaimed space.
-    expect(c.get(claimant).status().filter((l) => l.startsWith("owned")).length).toBeGreaterThanOrEqual(1);
+    expect(
+      c
+        .get(claimant)
+        .status()
+        .filter((l) => l.startsWith("owned")).length,
+    ).toBeGreaterThanOrEqual(1);
 
     // p5 comes back under its old name with its old data: the tombstone wins, nothing is served twice.
     await c.start("p5", p5Store);
     await c.clock.advance(10_000);
     expect(c.get("p5").status()[0]).toBe(`removed: space reclaimed by ${claimant}`);
     expect(c.get("p5").allocations({ includeUnverified: true }).size).toBe(0);
-    expect(c.get("p5").status().some((l) => l.startsWith("refused allocation gone-pod"))).toBe(true);
+    expect(
+      c
+        .get("p5")
+        .status()
+        .some((l) => l.startsWith("refused allocation gone-pod")),
+    ).toBe(true);
     await expect(c.settle(c.get("p5").allocate("new"))).rejects.toMatchObject({ code: 11, message: expect.stringMatching(/restart it under a new peer name/) });
     expect(c.get("p1").owner(p5Addr)).toBe(claimant);
     expect(await c.duplicates()).toEqual([]);
@@ -122,14 +146,24 @@ describe("IPAM ring: better than Weave", () => {
   });
 
   it("weakness #3569 (name replaced): a node re-created under a new peer name gets the old name's space reclaimed and new space by donation", async () => {
-    const c = new IpamTestCluster({ names: ["p1", "p2", "old"], range: "10.32.0.0/24", init: (n) => (n === "new" ? { mode: "observer" } : { mode: "seed", peers: ["p1", "p2", "old"] }), random: seededRandom(14) });
+    const c = new IpamTestCluster({
+      names: ["p1", "p2", "old"],
+      range: "10.32.0.0/24",
+      init: (n) => (n === "new" ? { mode: "observer" } : { mode: "seed", peers: ["p1", "p2", "old"] }),
+      random: seededRandom(14),
+    });
     for (const n of ["p1", "p2", "old"]) await c.start(n);
     await c.clock.advance(1000);
     c.crash("old");
     await c.start("new");
     for (const n of ["p1", "p2", "new"]) c.get(n).peersGone(["old"]);
     await c.clock.advance(15_000);
-    expect(c.get("p1").status().some((l) => /^reclaimed old -> p[12]$/.test(l))).toBe(true);
+    expect(
+      c
+        .get("p1")
+        .status()
+        .some((l) => /^reclaimed old -> p[12]$/.test(l)),
+    ).toBe(true);
     const x = await c.settle(c.get("new").allocate("pod"));
     expect(c.get("p2").owner(x)).toBe("new");
     expect(await c.duplicates()).toEqual([]);

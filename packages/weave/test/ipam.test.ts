@@ -13,7 +13,15 @@ import { IpamTestCluster } from "../src/ipam/testing.ts";
 
 describe("space", () => {
   it("first-fit takes the lowest free offset across owned ranges", () => {
-    expect(firstFree([[8, 16], [0, 4]], new Set([0, 1]))).toBe(2);
+    expect(
+      firstFree(
+        [
+          [8, 16],
+          [0, 4],
+        ],
+        new Set([0, 1]),
+      ),
+    ).toBe(2);
     expect(firstFree([[0, 2]], new Set([0, 1]))).toBeUndefined();
   });
 
@@ -75,7 +83,10 @@ describe("ring", () => {
     expect(other.rangesOf("c")).toEqual([[4, 6]]);
     other.merge(donor.snapshot());
     expect(other.ownerOf(6)).toBe("a");
-    expect(other.rangesOf("a")).toEqual([[0, 4], [6, 8]]);
+    expect(other.rangesOf("a")).toEqual([
+      [0, 4],
+      [6, 8],
+    ]);
   });
 
   it("two states of one token under one version (no honest peer makes them): one total order everywhere, reported as a conflict", () => {
@@ -155,7 +166,11 @@ describe("paxos", () => {
       decided.delete(n);
       p.restore(disk.get(n)!);
       nodes.set(n, p);
-      p.propose("x", () => 3, () => `value-of-${n}-${seed}`);
+      p.propose(
+        "x",
+        () => 3,
+        () => `value-of-${n}-${seed}`,
+      );
     };
     for (const n of names) disk.set(n, new Map());
     for (const n of names) boot(n);
@@ -174,7 +189,11 @@ describe("paxos", () => {
   it("a restarted acceptor keeps what it accepted (persisted before replying), so a later proposer cannot choose another value", async () => {
     const clock = new VirtualClock();
     const random = seededRandom(9);
-    const disk = new Map<string, Map<string, AcceptorState>>([["a", new Map()], ["b", new Map()], ["c", new Map()]]);
+    const disk = new Map<string, Map<string, AcceptorState>>([
+      ["a", new Map()],
+      ["b", new Map()],
+      ["c", new Map()],
+    ]);
     const queue: Array<{ from: string; to: string; msg: PaxosMessage }> = [];
     const learned = new Map<string, unknown>();
     const nodes = new Map<string, Paxos>();
@@ -204,14 +223,22 @@ describe("paxos", () => {
       }
     };
     // a proposes V; only b hears it (c is cut off): a and b accept, a learns V.
-    nodes.get("a")!.propose("x", () => 2, () => "V");
+    nodes.get("a")!.propose(
+      "x",
+      () => 2,
+      () => "V",
+    );
     await pump((m) => m.to !== "c" && m.from !== "c");
     expect(learned.get("a")).toBe("V");
     // b restarts; c proposes with a higher ballot and only b answers (a is cut off).
     nodes.get("b")!.stop();
     boot("b");
     nodes.get("a")!.stop();
-    nodes.get("c")!.propose("x", () => 2, () => "W");
+    nodes.get("c")!.propose(
+      "x",
+      () => 2,
+      () => "W",
+    );
     await pump((m) => m.to !== "a" && m.from !== "a");
     expect(learned.get("c")).toBe("V");
   });
@@ -311,7 +338,10 @@ describe("IpamAllocator", () => {
     expect(c.get("p3").status()[0]).toBe("ready");
     const addr = await c.settle(c.get("p3").allocate("x"));
     expect(c.get("p3").owner(addr)).toBe("p3");
-    const mine = c.get("p3").status().filter((l) => l.startsWith("owned"));
+    const mine = c
+      .get("p3")
+      .status()
+      .filter((l) => l.startsWith("owned"));
     expect(mine).toHaveLength(1);
     // A /25 share of 127 free addresses: at most 63 may go, so the largest aligned block is a /27 (32).
     expect(mine[0]).toMatch(/owned 10\.32\.0\.(96-10\.32\.0\.127|224-10\.32\.0\.254): 3[01] free/);
@@ -365,7 +395,17 @@ describe("IpamAllocator", () => {
     await c.settle(c.get("p1").allocate("k"));
     c.crash("p1");
     const x = await c.settle(c.get("p2").allocate("x"));
-    const a = new IpamAllocator({ range: "10.32.0.0/24", self: "p1", nickname: "p1", init: { mode: "consensus", quorum: 2 }, clock: c.clock, log: silentLogger, random: seededRandom(1), local: c.stores.get("p1")!, knownPeers: () => ["p2"] });
+    const a = new IpamAllocator({
+      range: "10.32.0.0/24",
+      self: "p1",
+      nickname: "p1",
+      init: { mode: "consensus", quorum: 2 },
+      clock: c.clock,
+      log: silentLogger,
+      random: seededRandom(1),
+      local: c.stores.get("p1")!,
+      knownPeers: () => ["p2"],
+    });
     a.attach({ gossip: () => undefined, gossipBroadcast: () => undefined, gossipUnicast: () => true });
     const starting = a.start();
     expect(a.onGossip(c.get("p2").gossip()!)).toBeUndefined();
@@ -378,7 +418,17 @@ describe("IpamAllocator", () => {
   it("rejects an incompatible range from a peer", async () => {
     const c = new IpamTestCluster({ names: ["p1"], range: "10.32.0.0/24", init: () => ({ mode: "seed", peers: ["p1"] }), random: seededRandom(8) });
     const a = await c.start("p1");
-    const other = new IpamAllocator({ range: "10.33.0.0/24", self: "q", nickname: "q", init: { mode: "seed", peers: ["q"] }, clock: c.clock, log: silentLogger, random: Math.random, local: new MemoryDatastore(), knownPeers: () => [] });
+    const other = new IpamAllocator({
+      range: "10.33.0.0/24",
+      self: "q",
+      nickname: "q",
+      init: { mode: "seed", peers: ["q"] },
+      clock: c.clock,
+      log: silentLogger,
+      random: Math.random,
+      local: new MemoryDatastore(),
+      knownPeers: () => [],
+    });
     await other.start();
     expect(() => a.onGossip(other.gossip()!)).toThrow(/Incompatible IP allocation ranges \(received: 10\.33\.0\.0\/24, ours: 10\.32\.0\.0\/24\)/);
   });

@@ -31,7 +31,18 @@ describe("mesh codec", () => {
   });
 
   it("round-trips a hello and a heartbeat", () => {
-    const hello = { minVersion: 1, maxVersion: 2, name: name(), nickname: "n1", uid: randomUid(rnd), connUid: randomUid(rnd), shortId: 12, features: { fastdp: "1", mtu: "1376" }, publicKey: new Uint8Array(32).fill(5), trustsRemote: true };
+    const hello = {
+      minVersion: 1,
+      maxVersion: 2,
+      name: name(),
+      nickname: "n1",
+      uid: randomUid(rnd),
+      connUid: randomUid(rnd),
+      shortId: 12,
+      features: { fastdp: "1", mtu: "1376" },
+      publicKey: new Uint8Array(32).fill(5),
+      trustsRemote: true,
+    };
     expect(decodeHello(encodeHello(hello))).toEqual(hello);
     const plain = { ...hello, publicKey: undefined, trustsRemote: false };
     expect(decodeHello(encodeHello(plain))).toEqual(plain);

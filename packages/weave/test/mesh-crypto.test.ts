@@ -14,7 +14,12 @@ describe("mesh: encryption", () => {
     await h.until(() => h.fullyConnected() && h.converged(), 10_000);
     for (const p of h.peers) {
       for (const c of p.mesh.connections()) expect(c.encrypted).toBe(true);
-      expect(p.mesh.status().filter((l) => l.includes("connection ")).every((l) => l.includes(" encrypted"))).toBe(true);
+      expect(
+        p.mesh
+          .status()
+          .filter((l) => l.includes("connection "))
+          .every((l) => l.includes(" encrypted")),
+      ).toBe(true);
     }
     chans[0]!.handler.items.add("x");
     chans[0]!.channel.gossip(SetChannel.encode(["x"]));

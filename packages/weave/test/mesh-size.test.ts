@@ -35,7 +35,13 @@ async function measure(n: number): Promise<{ perNode: number; bound: number; wea
   const oursPerMessage = topologyMessageSize([], [delta(a.mesh.self.name, b.mesh.self.name), delta(b.mesh.self.name, a.mesh.self.name)]);
   const fanout = Math.ceil(2 * Math.log2(n));
   const bound = 2 * fanout * oursPerMessage;
-  const records = h.peers.map((p) => ({ ...p.mesh.self, connections: p.mesh.peers().find((q) => q.identity.name === p.mesh.self.name)!.connections.map((c) => ({ ...c, outbound: true })) }));
+  const records = h.peers.map((p) => ({
+    ...p.mesh.self,
+    connections: p.mesh
+      .peers()
+      .find((q) => q.identity.name === p.mesh.self.name)!
+      .connections.map((c) => ({ ...c, outbound: true })),
+  }));
   const weavePerMessage = topologyMessageSize(records);
   await h.stopAll();
   return { perNode: topologyBytes / n, bound, weavePerMessage, oursPerMessage, requests };

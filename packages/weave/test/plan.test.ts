@@ -60,7 +60,9 @@ describe("plan", () => {
 
   it("refuses a WEAVE_MTU the underlay cannot carry, naming the field and the most it allows", () => {
     expect(() => podMtu(parseWeaveConfig({ WEAVE_MTU: "1451" }), node(1500))).toThrow(expect.objectContaining({ code: 7, field: "WEAVE_MTU", rule: expect.stringContaining("must be at most 1450") }));
-    expect(() => podMtu(parseWeaveConfig({ WEAVE_NO_FASTDP: "1", WEAVE_MTU: "1419" }), node(1500))).toThrow(expect.objectContaining({ field: "WEAVE_MTU", rule: expect.stringContaining("at most 1418") }));
+    expect(() => podMtu(parseWeaveConfig({ WEAVE_NO_FASTDP: "1", WEAVE_MTU: "1419" }), node(1500))).toThrow(
+      expect.objectContaining({ field: "WEAVE_MTU", rule: expect.stringContaining("at most 1418") }),
+    );
   });
 
   it("refuses a node without an IPv4 underlay (Weave Net is IPv4 only)", () => {

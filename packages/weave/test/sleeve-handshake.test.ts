@@ -133,7 +133,9 @@ describe("SleeveRelay with its own handshake", () => {
   });
 
   it("refuses a password without encryption and a name that is not an address", () => {
-    expect(() => new SleeveRelay({ name: A, address: A, device: new MemoryDevice("t"), password: "x" })).toThrow(expect.objectContaining({ code: 7, message: expect.stringMatching(/sleeve\.password.*encrypted/) }));
+    expect(() => new SleeveRelay({ name: A, address: A, device: new MemoryDevice("t"), password: "x" })).toThrow(
+      expect.objectContaining({ code: 7, message: expect.stringMatching(/sleeve\.password.*encrypted/) }),
+    );
     expect(() => new SleeveRelay({ name: "node-1", address: A, device: new MemoryDevice("t"), addressNames: true })).toThrow(/sleeve\.name/);
   });
 });

@@ -59,7 +59,6 @@ export async function sh(argv: string[]): Promise<string> {
   }
 }
 
-
 /** A process the lab started: lines of its stdout, waited on by condition, stopped by PID. */
 export class LabProcess {
   readonly lines: string[] = [];
@@ -160,8 +159,7 @@ export class SleeveLab {
       { ns: `${this.prefix}-p1`, ip: "10.32.0.1" },
       { ns: `${this.prefix}-p2`, ip: "10.32.128.1" },
     ];
-    this.mtu =
-      options.mode === "fastdp" ? 1500 - 50 : 1500 - 14 - sleeveOverhead({ src: "n1", dst: "n2", ...(options.encrypted ? { sealOverhead: SEAL_OVERHEAD } : {}) });
+    this.mtu = options.mode === "fastdp" ? 1500 - 50 : 1500 - 14 - sleeveOverhead({ src: "n1", dst: "n2", ...(options.encrypted ? { sealOverhead: SEAL_OVERHEAD } : {}) });
   }
 
   /** Builds the lab; on failure tears down what it made and rethrows. */

@@ -20,7 +20,12 @@ const labs: SleeveLab[] = [];
 
 beforeAll(() => {
   if (process.getuid?.() !== 0) throw new Error("the sleeve's kernel test needs root (namespaces, /dev/net/tun)");
-  for (const [tool, pkg] of [["ip", "iproute2"], ["tcpdump", "tcpdump"], ["ping", "iputils-ping"], ["cc", "gcc"]] as const) {
+  for (const [tool, pkg] of [
+    ["ip", "iproute2"],
+    ["tcpdump", "tcpdump"],
+    ["ping", "iputils-ping"],
+    ["cc", "gcc"],
+  ] as const) {
     if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) throw new Error(`\`${tool}\` not found: install the Debian package ${pkg}`);
   }
   dir = mkdtempSync(join(tmpdir(), "weave-sleeve-"));

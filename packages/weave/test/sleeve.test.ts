@@ -6,16 +6,7 @@ import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { VirtualClock } from "@cnikit/core";
 import { MacTable, MAC_TTL_MS } from "../src/sleeve/mac-table.ts";
-import {
-  decodeFrames,
-  decodeSleevePacket,
-  encodeFrames,
-  encodeSleeveHeader,
-  formatMac,
-  isGroupMac,
-  macAt,
-  SleevePacketError,
-} from "../src/sleeve/packet.ts";
+import { decodeFrames, decodeSleevePacket, encodeFrames, encodeSleeveHeader, formatMac, isGroupMac, macAt, SleevePacketError } from "../src/sleeve/packet.ts";
 import { formatSleeveStats, SleeveRelay, sleeveOverhead, sleeveSession, type SleeveRelayOptions, type SleeveSession } from "../src/sleeve/relay.ts";
 import { TapDevice } from "../src/sleeve/tap.ts";
 import { connectionKeys, frame, MemoryDevice } from "./sleeve-fixtures.ts";
@@ -290,7 +281,9 @@ describe("SleeveRelay on loopback", () => {
     await a!.tap.until(1);
     expect(a!.relay.stats()).toMatchObject({ framesIn: 1, bytesIn: 16 });
     expect(a!.relay.stats().drops.runt).toBe(1);
-    expect(formatSleeveStats(a!.relay.stats())).toMatch(/^sleeve tap-a: 1 peer, 1 MAC; in 1 frames\/16 B, out 0 frames\/0 B \(0 flooded\); drops: malformed 1, unknown-peer 1, address-mismatch 1, not-for-us 1, sealed-unexpected 1, runt 1, tap-backlog 1$/);
+    expect(formatSleeveStats(a!.relay.stats())).toMatch(
+      /^sleeve tap-a: 1 peer, 1 MAC; in 1 frames\/16 B, out 0 frames\/0 B \(0 flooded\); drops: malformed 1, unknown-peer 1, address-mismatch 1, not-for-us 1, sealed-unexpected 1, runt 1, tap-backlog 1$/,
+    );
     expect(a!.tap.received).toHaveLength(1);
 
     const [e] = await mesh(["e"], () => ({ encrypted: true }));
@@ -306,7 +299,12 @@ describe("SleeveRelay on loopback", () => {
   it("setPeers refuses bad entries naming the field; stop is idempotent and stops the device", async () => {
     const { relay: r, tap } = await relay("a");
     expect(() => r.setPeers([{ name: "a", address: "127.0.0.1" }])).toThrow(expect.objectContaining({ code: 7, field: "peers[0].name", message: expect.stringMatching(/own name/) }));
-    expect(() => r.setPeers([{ name: "b", address: "127.0.0.1" }, { name: "b", address: "127.0.0.2" }])).toThrow(expect.objectContaining({ field: "peers[1].name" }));
+    expect(() =>
+      r.setPeers([
+        { name: "b", address: "127.0.0.1" },
+        { name: "b", address: "127.0.0.2" },
+      ]),
+    ).toThrow(expect.objectContaining({ field: "peers[1].name" }));
     expect(() => r.setPeers([{ name: "b", address: "node-2" }])).toThrow(expect.objectContaining({ field: "peers[0].address" }));
     expect(() => r.setPeers([{ name: "b", address: "127.0.0.1", port: 0 }])).toThrow(expect.objectContaining({ field: "peers[0].port" }));
     expect(() => r.setPeers([{ name: "b", address: "127.0.0.1", session: sleeveSession({ send: randomBytes(32), receive: randomBytes(32) }) }])).toThrow(

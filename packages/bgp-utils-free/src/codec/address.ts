@@ -115,7 +115,7 @@ export function formatIpv6Bytes(bytes: Uint8Array, offset = 0): string {
   }
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++;
       continue;
@@ -129,8 +129,14 @@ export function formatIpv6Bytes(bytes: Uint8Array, offset = 0): string {
     i = j;
   }
   if (bestLen < 2) return g.map((x) => x.toString(16)).join(":");
-  const left = g.slice(0, bestStart).map((x) => x.toString(16)).join(":");
-  const right = g.slice(bestStart + bestLen).map((x) => x.toString(16)).join(":");
+  const left = g
+    .slice(0, bestStart)
+    .map((x) => x.toString(16))
+    .join(":");
+  const right = g
+    .slice(bestStart + bestLen)
+    .map((x) => x.toString(16))
+    .join(":");
   return `${left}::${right}`;
 }
 

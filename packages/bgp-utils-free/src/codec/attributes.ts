@@ -84,12 +84,7 @@ export interface DecodedAttributes {
  * BgpNotificationError for the session-reset cases: a repeated or unparsable MP_REACH_NLRI /
  * MP_UNREACH_NLRI (3/1, 3/9) and an unrecognized well-known attribute (3/2).
  */
-export function decodeAttributes(options: {
-  bytes: Uint8Array;
-  start: number;
-  end: number;
-  codec: CodecOptions;
-}): DecodedAttributes {
+export function decodeAttributes(options: { bytes: Uint8Array; start: number; end: number; codec: CodecOptions }): DecodedAttributes {
   const { bytes, end, codec } = options;
   const attributes: PathAttribute[] = [];
   const errors: UpdateErrorNote[] = [];

@@ -47,12 +47,14 @@ export function checkHeader(bytes: Uint8Array, offset: number, maxLength = MAX_M
   }
   const length = u16(bytes, offset + 16);
   const type = bytes[offset + 18]!;
-  if (length < HEADER_LENGTH || length > maxLength) throw headerError(HeaderErrorSubcode.BAD_MESSAGE_LENGTH, bytes.slice(offset + 16, offset + 18), `message length ${length} outside ${HEADER_LENGTH}..${maxLength}`);
+  if (length < HEADER_LENGTH || length > maxLength)
+    throw headerError(HeaderErrorSubcode.BAD_MESSAGE_LENGTH, bytes.slice(offset + 16, offset + 18), `message length ${length} outside ${HEADER_LENGTH}..${maxLength}`);
   const min = MIN_MESSAGE_LENGTH[type];
   if (min === undefined) throw headerError(HeaderErrorSubcode.BAD_MESSAGE_TYPE, new Uint8Array([type]), `unknown message type ${type}`);
   if (length < min) throw headerError(HeaderErrorSubcode.BAD_MESSAGE_LENGTH, bytes.slice(offset + 16, offset + 18), `message type ${type} shorter than ${min}`);
   if (type === MessageType.KEEPALIVE && length !== HEADER_LENGTH) throw headerError(HeaderErrorSubcode.BAD_MESSAGE_LENGTH, bytes.slice(offset + 16, offset + 18), `KEEPALIVE of length ${length}`);
-  if (type === MessageType.OPEN && length > MAX_MESSAGE_LENGTH) throw headerError(HeaderErrorSubcode.BAD_MESSAGE_LENGTH, bytes.slice(offset + 16, offset + 18), `OPEN longer than ${MAX_MESSAGE_LENGTH}`);
+  if (type === MessageType.OPEN && length > MAX_MESSAGE_LENGTH)
+    throw headerError(HeaderErrorSubcode.BAD_MESSAGE_LENGTH, bytes.slice(offset + 16, offset + 18), `OPEN longer than ${MAX_MESSAGE_LENGTH}`);
   return length;
 }
 

@@ -17,14 +17,7 @@ const scratch = new Uint8Array(16);
  * Invalid Network Field) when a length exceeds the family's maximum or overruns the field: RFC 7606
  * §5.3 keeps a session reset for these, as the rest of the field can no longer be parsed.
  */
-export function decodeNlri(options: {
-  bytes: Uint8Array;
-  start: number;
-  end: number;
-  afi: number;
-  addPath: boolean;
-  subcode?: number;
-}): Nlri[] {
+export function decodeNlri(options: { bytes: Uint8Array; start: number; end: number; afi: number; addPath: boolean; subcode?: number }): Nlri[] {
   const { bytes, end, afi, addPath } = options;
   const subcode = options.subcode ?? UpdateErrorSubcode.INVALID_NETWORK_FIELD;
   const maxLen = afi === Afi.IPV4 ? 32 : 128;

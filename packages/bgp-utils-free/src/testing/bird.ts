@@ -146,13 +146,18 @@ export class Bird {
       }
     }
     const argv = [bird, "-f", "-c", conf, "-s", join(dir, "bird.ctl"), "-P", join(dir, "bird.pid")];
-    const daemon = options.netns === undefined ? Daemon.spawn("bird", argv[0]!, argv.slice(1), dir) : Daemon.spawn("bird", requireBinary("ip", "iproute2"), ["netns", "exec", options.netns, ...argv], dir);
+    const daemon =
+      options.netns === undefined ? Daemon.spawn("bird", argv[0]!, argv.slice(1), dir) : Daemon.spawn("bird", requireBinary("ip", "iproute2"), ["netns", "exec", options.netns, ...argv], dir);
     const b = new Bird(cfg, dir, daemon, birdc);
     try {
-      await waitFor("BIRD's control socket", async () => {
-        if (daemon.exited !== undefined) throw new Error(`bird exited (${daemon.exited}): ${daemon.output.join("").trim()}`);
-        return (await b.birdc("show status")).includes("Daemon is up");
-      }, 10_000);
+      await waitFor(
+        "BIRD's control socket",
+        async () => {
+          if (daemon.exited !== undefined) throw new Error(`bird exited (${daemon.exited}): ${daemon.output.join("").trim()}`);
+          return (await b.birdc("show status")).includes("Daemon is up");
+        },
+        10_000,
+      );
     } catch (err) {
       await b.stop();
       throw err;

@@ -52,7 +52,10 @@ export class Daemon {
   exited: number | null | undefined;
   private readonly exitPromise: Promise<void>;
 
-  constructor(readonly name: string, readonly child: ChildProcess) {
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+  ) {
     child.stdout?.on("data", (d: Buffer) => this.output.push(d.toString()));
     child.stderr?.on("data", (d: Buffer) => this.output.push(d.toString()));
     this.exitPromise = new Promise((resolve) => {

@@ -66,13 +66,22 @@ function attributeArbs(codec: CodecOptions): Record<string, fc.Arbitrary<PathAtt
         flags: ext.map((e) => 0x80 | e),
         afi: fc.constant(afi),
         safi: fc.constant(1),
-        nextHop: afi === 1 ? fc.oneof(ipv4.map((a) => [a]), ipv6.map((a) => [a])) : fc.oneof(ipv6.map((a) => [a]), fc.tuple(ipv6, ipv6).map(([a, b]) => [a, b])),
+        nextHop:
+          afi === 1
+            ? fc.oneof(
+                ipv4.map((a) => [a]),
+                ipv6.map((a) => [a]),
+              )
+            : fc.oneof(
+                ipv6.map((a) => [a]),
+                fc.tuple(ipv6, ipv6).map(([a, b]) => [a, b]),
+              ),
         nlri: nlriArb(afi, ap(afi)),
       }),
     ),
-    mpUnreach: fc.constantFrom(1 as const, 2 as const).chain((afi) =>
-      fc.record({ type: fc.constant("mp-unreach" as const), flags: ext.map((e) => 0x80 | e), afi: fc.constant(afi), safi: fc.constant(1), withdrawn: nlriArb(afi, ap(afi)) }),
-    ),
+    mpUnreach: fc
+      .constantFrom(1 as const, 2 as const)
+      .chain((afi) => fc.record({ type: fc.constant("mp-unreach" as const), flags: ext.map((e) => 0x80 | e), afi: fc.constant(afi), safi: fc.constant(1), withdrawn: nlriArb(afi, ap(afi)) })),
     as4Path: fc.record({ type: fc.constant("as4-path" as const), flags: optTrans, segments: segmentsArb(4, [1, 2]) }),
     as4Aggregator: fc.record({ type: fc.constant("as4-aggregator" as const), flags: optTrans, asn: u32, address: ipv4 }),
     large: fc.record({ type: fc.constant("large-communities" as const), flags: optTrans, values: fc.array(fc.tuple(u32, u32, u32), { minLength: 1, maxLength: 4 }) }),
@@ -199,7 +208,13 @@ export const rawUpdateArb: fc.Arbitrary<Uint8Array> = fc
     const hasNlri = r.nlri.length > 0;
     if (hasNlri) {
       attrs.push(...rawAttr(r.extOrigin ? 0x50 : 0x40, 1, [r.origin]));
-      attrs.push(...rawAttr(0x40, 2, r.path.flatMap(([t, asns]) => [t, asns.length, ...asns.flatMap(be32)])));
+      attrs.push(
+        ...rawAttr(
+          0x40,
+          2,
+          r.path.flatMap(([t, asns]) => [t, asns.length, ...asns.flatMap(be32)]),
+        ),
+      );
       attrs.push(...rawAttr(0x40, 3, be32(r.nextHop)));
     }
     if (r.med !== undefined) attrs.push(...rawAttr(0x80, 4, be32(r.med)));

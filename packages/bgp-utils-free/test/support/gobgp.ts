@@ -41,13 +41,7 @@ export class Gobgp {
   ) {}
 
   static configText(cfg: GobgpConfig): string {
-    const out = [
-      "[global.config]",
-      `  as = ${cfg.asn}`,
-      `  router-id = "${cfg.routerId}"`,
-      `  port = ${cfg.port}`,
-      `  local-address-list = ["${cfg.address}"]`,
-    ];
+    const out = ["[global.config]", `  as = ${cfg.asn}`, `  router-id = "${cfg.routerId}"`, `  port = ${cfg.port}`, `  local-address-list = ["${cfg.address}"]`];
     for (const p of cfg.peers) {
       const hold = p.holdTime ?? 9;
       out.push(

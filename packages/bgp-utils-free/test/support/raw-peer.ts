@@ -27,13 +27,7 @@ export class RawPeer {
   constructor(readonly options: RawPeerOptions) {}
 
   static defaultCapabilities(asn: number): Capability[] {
-    return [
-      { kind: "multiprotocol", afi: 1, safi: 1 },
-      { kind: "multiprotocol", afi: 2, safi: 1 },
-      { kind: "route-refresh" },
-      { kind: "enhanced-route-refresh" },
-      { kind: "four-octet-as", asn },
-    ];
+    return [{ kind: "multiprotocol", afi: 1, safi: 1 }, { kind: "multiprotocol", afi: 2, safi: 1 }, { kind: "route-refresh" }, { kind: "enhanced-route-refresh" }, { kind: "four-octet-as", asn }];
   }
 
   /** Listens at its address and takes the speaker's connection. */
@@ -75,7 +69,14 @@ export class RawPeer {
   /** Sends OPEN + KEEPALIVE and waits for the speaker's. */
   async establish(): Promise<void> {
     const o = this.options;
-    this.sendMessage({ type: "open", version: 4, myAs: o.asn > 0xffff ? 23456 : o.asn, holdTime: o.holdTime ?? 90, bgpId: o.routerId, capabilities: o.capabilities ?? RawPeer.defaultCapabilities(o.asn) });
+    this.sendMessage({
+      type: "open",
+      version: 4,
+      myAs: o.asn > 0xffff ? 23456 : o.asn,
+      holdTime: o.holdTime ?? 90,
+      bgpId: o.routerId,
+      capabilities: o.capabilities ?? RawPeer.defaultCapabilities(o.asn),
+    });
     this.sendMessage({ type: "keepalive" });
     await settle();
   }

@@ -31,7 +31,10 @@ class InMemoryLeakAgent extends WrappedAgent {
       throw new UnsupportedFieldError({ component: "broken-flannel", field: "requestedIps", value: pod.requestedIps, rule: "requested addresses are not supported" });
     }
     const result = await this.inner.attach(pod);
-    this.addresses.set(podKey(pod), result.ips.map((ip) => ip.address.split("/")[0]!));
+    this.addresses.set(
+      podKey(pod),
+      result.ips.map((ip) => ip.address.split("/")[0]!),
+    );
     return result;
   }
 

@@ -119,4 +119,3 @@ export function policySpecBentOf<C>(base: Backend<C>, name: string, bend: SpecBe
 export function policyRulesBentOf<C>(base: Backend<C>, name: string, bend: RuleBend): Backend<C> {
   return policySpecBentOf(base, name, everyRule(bend));
 }
-

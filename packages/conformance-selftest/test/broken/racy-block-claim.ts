@@ -11,7 +11,11 @@ import { bentStore, wrapBackend } from "./wrap.ts";
 
 function blindBlockWrites(ctx: AgentContext<CalicoConfig>): AgentContext<CalicoConfig> {
   const store = bentStore(ctx.store, {
-    txn: (inner, compares, success) => inner.txn(compares.filter((c) => !c.key.startsWith(BLOCK_PREFIX)), success),
+    txn: (inner, compares, success) =>
+      inner.txn(
+        compares.filter((c) => !c.key.startsWith(BLOCK_PREFIX)),
+        success,
+      ),
   });
   return { ...ctx, store };
 }

@@ -19,7 +19,10 @@ class TunnelAddressAgent extends WrappedAgent {
   override async attach(pod: PodAttachment): Promise<AttachResult> {
     const result = await this.inner.attach(pod);
     const ip = result.ips[0];
-    const tunnel = this.inner.dataplane().addresses.find((a) => a.dev === IPIP_DEVICE)?.cidr.split("/")[0];
+    const tunnel = this.inner
+      .dataplane()
+      .addresses.find((a) => a.dev === IPIP_DEVICE)
+      ?.cidr.split("/")[0];
     if (!ip || tunnel === undefined) return result;
     this.victim ??= { key: podKey(pod), address: tunnel };
     if (this.victim.key !== podKey(pod)) return result;

@@ -435,5 +435,4 @@ export interface KnownGap {
   why: string;
 }
 
-export const knownGaps: KnownGap[] = [
-];
+export const knownGaps: KnownGap[] = [];

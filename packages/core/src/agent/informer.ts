@@ -14,10 +14,7 @@ import type { Clock, TimerHandle } from "../clock.ts";
 import type { Datastore, KeyValue } from "../datastore.ts";
 
 /** One change of the cache. `prev` is the value before it (absent for an add). */
-export type InformerEvent<T> =
-  | { type: "add"; key: string; value: T; kv: KeyValue }
-  | { type: "update"; key: string; value: T; prev: T; kv: KeyValue }
-  | { type: "delete"; key: string; prev: T };
+export type InformerEvent<T> = { type: "add"; key: string; value: T; kv: KeyValue } | { type: "update"; key: string; value: T; prev: T; kv: KeyValue } | { type: "delete"; key: string; prev: T };
 
 /** Why the informer re-listed. */
 export type RelistReason = "start" | "resync" | "compacted" | "watch-failed" | "manual";

@@ -136,7 +136,11 @@ export class SubnetLeaseKeeper {
       for (let attempt = 1; attempt <= maxAttempts; attempt++) {
         let conflict = false;
         try {
-          const done = await this.tryOnce(previous, () => granted, (id) => (granted = id));
+          const done = await this.tryOnce(
+            previous,
+            () => granted,
+            (id) => (granted = id),
+          );
           if (done) {
             if (granted !== undefined && granted !== done.lease) await o.store.revokeLease(granted).catch(() => undefined);
             granted = undefined;
@@ -166,11 +170,7 @@ export class SubnetLeaseKeeper {
     throw new TryAgainError(`[${o.component}] could not claim a share under ${o.prefix} after ${maxAttempts} attempts (${conflicts} lost races); last: ${last}; try again`);
   }
 
-  private async tryOnce(
-    previous: string | undefined,
-    getGranted: () => LeaseId | undefined,
-    setGranted: (id: LeaseId) => void,
-  ): Promise<Omit<HeldClaim, "attempts" | "conflicts"> | undefined> {
+  private async tryOnce(previous: string | undefined, getGranted: () => LeaseId | undefined, setGranted: (id: LeaseId) => void): Promise<Omit<HeldClaim, "attempts" | "conflicts"> | undefined> {
     const o = this.options;
     const listing = await o.store.list(o.prefix);
     let own: KeyValue | undefined;

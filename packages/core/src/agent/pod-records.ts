@@ -27,7 +27,9 @@ export interface AttachmentFields {
  * caller's objects). Pure.
  */
 export function attachmentRecord<E extends object>(pod: PodAttachment, own: E): Pick<AttachmentFields, "containerId" | "ifName"> & E & Omit<AttachmentFields, "containerId" | "ifName"> {
-  const record = { containerId: pod.containerId, ifName: pod.ifName, ...own, netns: pod.netns } as Pick<AttachmentFields, "containerId" | "ifName"> & E & Omit<AttachmentFields, "containerId" | "ifName">;
+  const record = { containerId: pod.containerId, ifName: pod.ifName, ...own, netns: pod.netns } as Pick<AttachmentFields, "containerId" | "ifName"> &
+    E &
+    Omit<AttachmentFields, "containerId" | "ifName">;
   if (pod.namespace !== undefined) record.namespace = pod.namespace;
   if (pod.podName !== undefined) record.podName = pod.podName;
   if (pod.labels !== undefined) record.labels = { ...pod.labels };

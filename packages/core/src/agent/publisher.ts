@@ -63,10 +63,13 @@ export class DataplanePublisher {
       return;
     }
     if (this.timer) return;
-    this.timer = this.options.clock.setTimeout(() => {
-      this.timer = undefined;
-      this.tell();
-    }, Math.max(0, wait));
+    this.timer = this.options.clock.setTimeout(
+      () => {
+        this.timer = undefined;
+        this.tell();
+      },
+      Math.max(0, wait),
+    );
   }
 
   /** Recomputes and tells listeners now if the plan changed (skips the coalescing wait). */

@@ -222,8 +222,7 @@ export class AddressPool {
     }
     this.name = options.name;
     this.component = options.component;
-    const range =
-      options.range instanceof Prefix ? options.range : Prefix.parse(options.range, this.ctx("range"));
+    const range = options.range instanceof Prefix ? options.range : Prefix.parse(options.range, this.ctx("range"));
     this.range = range;
     this.family = range.family;
     if (range.length > range.bits - 2) {
@@ -233,8 +232,7 @@ export class AddressPool {
     const broadcast = range.family === 4 ? range.last : undefined;
 
     const start = options.rangeStart === undefined ? network + 1n : this.hostAddress("rangeStart", options.rangeStart);
-    const end =
-      options.rangeEnd === undefined ? (broadcast === undefined ? range.last : broadcast - 1n) : this.hostAddress("rangeEnd", options.rangeEnd);
+    const end = options.rangeEnd === undefined ? (broadcast === undefined ? range.last : broadcast - 1n) : this.hostAddress("rangeEnd", options.rangeEnd);
     if (end < start) {
       throw this.configError("rangeEnd", `must not be before rangeStart ${formatAddress(start, this.family)}`, options.rangeEnd);
     }
@@ -313,10 +311,7 @@ export class AddressPool {
     this.checkOwner(owner);
     if (this.free === 0n) {
       const where = this.name === undefined ? "" : `failed to allocate for ${this.name}: `;
-      throw new PoolExhaustedError(
-        this.name ?? this.range.toString(),
-        `${this.bracket()}${where}no IP addresses available in range set: ${this.rangeStart}-${this.rangeEnd}`,
-      );
+      throw new PoolExhaustedError(this.name ?? this.range.toString(), `${this.bracket()}${where}no IP addresses available in range set: ${this.rangeStart}-${this.rangeEnd}`);
     }
     const from = this.last !== undefined && this.last >= this.start && this.last < this.end ? this.last - this.start + 1n : 0n;
     let off = this.slots.findFree(from, this.span);
@@ -352,11 +347,7 @@ export class AddressPool {
     }
     const holder = this.owners.get(keyOf(off));
     if (holder !== undefined) {
-      throw new AddressInUseError(
-        text,
-        `${this.bracket()}requested IP address ${text} is not available in range set ${this.rangeStart}-${this.rangeEnd}`,
-        { details: `held by ${holder}` },
-      );
+      throw new AddressInUseError(text, `${this.bracket()}requested IP address ${text} is not available in range set ${this.rangeStart}-${this.rangeEnd}`, { details: `held by ${holder}` });
     }
     this.take(off, owner);
     return text;

@@ -101,7 +101,6 @@ interface ResolvedFaults {
 
 const NO_FAULTS: ResolvedFaults = { lossRate: 0, duplicateRate: 0, reorderRate: 0, delayMin: 0, delayMax: 0 };
 
-
 function checkName(value: unknown, field: string): asserts value is string {
   if (typeof value !== "string" || value.length === 0) {
     throw new ConfigError({ component: COMPONENT, field, rule: "must be a non-empty string", value });
@@ -456,10 +455,7 @@ class MemoryConnection implements PeerConnection {
       this.holdTimer = undefined;
       const head = this.out[0];
       if (head && head.seq <= this.dueSeq && this.fabric.blocked(this.self, this.remote)) {
-        this.fabric.reset(
-          this.link,
-          `reset: partition between ${this.self} and ${this.remote} held messages for ${ms} ms`,
-        );
+        this.fabric.reset(this.link, `reset: partition between ${this.self} and ${this.remote} held messages for ${ms} ms`);
       }
     }, ms);
   }
@@ -572,10 +568,7 @@ class MemoryTransport implements PeerTransport {
     if (this.isClosed) throw this.closedError(`listen(${service})`);
     checkName(service, "service");
     if (this.listeners.has(service)) {
-      throw new AddressInUseError(
-        `${this.self}/${service}`,
-        `[${COMPONENT}] ${this.self} already listens on service ${service}; stop the first listener before listening again`,
-      );
+      throw new AddressInUseError(`${this.self}/${service}`, `[${COMPONENT}] ${this.self} already listens on service ${service}; stop the first listener before listening again`);
     }
     const entry: ListenerEntry = { onConnection };
     this.listeners.set(service, entry);

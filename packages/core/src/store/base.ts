@@ -24,15 +24,7 @@ import type {
 } from "../datastore.ts";
 import { ClosedError, ConfigError, TryAgainError } from "../errors.ts";
 import { StoreState, type Mutation } from "./state.ts";
-import {
-  validateKey,
-  validateLeaseId,
-  validatePrefix,
-  validateRevision,
-  validateTtl,
-  validateTxn,
-  validateValue,
-} from "./validate.ts";
+import { validateKey, validateLeaseId, validatePrefix, validateRevision, validateTtl, validateTxn, validateValue } from "./validate.ts";
 import { WatchHub } from "./watch-hub.ts";
 
 /** Options every state-machine datastore takes. */
@@ -330,4 +322,3 @@ export abstract class StateDatastore implements Datastore {
     return this.closing;
   }
 }
-

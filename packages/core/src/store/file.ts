@@ -181,9 +181,7 @@ export class FileDatastore extends StateDatastore {
     if (log) {
       const parsed = parseFrames(log);
       if (parsed.badAt !== undefined && parsed.goodAfterBad) {
-        throw new DecodeError(
-          `${LABEL} ${logPath}: damaged record at byte ${parsed.badAt} with good records after it; the log is corrupt (not just torn): restore the directory from a backup`,
-        );
+        throw new DecodeError(`${LABEL} ${logPath}: damaged record at byte ${parsed.badAt} with good records after it; the log is corrupt (not just torn): restore the directory from a backup`);
       }
       for (const batch of parsed.records) {
         if (!Array.isArray(batch)) throw new DecodeError(`${LABEL} ${logPath}: a log line is not a batch of mutations`);
@@ -213,8 +211,7 @@ export class FileDatastore extends StateDatastore {
   }
 
   private loadSnapshot(path: string, buf: Buffer): number {
-    const bad = (why: string): DecodeError =>
-      new DecodeError(`${LABEL} ${path}: the snapshot is damaged (${why}); restore the directory from a backup`);
+    const bad = (why: string): DecodeError => new DecodeError(`${LABEL} ${path}: the snapshot is damaged (${why}); restore the directory from a backup`);
     const parsed = parseFrames(buf);
     if (parsed.badAt !== undefined) throw bad(`bad record at byte ${parsed.badAt}`);
     const recs = parsed.records;
@@ -298,10 +295,7 @@ export class FileDatastore extends StateDatastore {
           await this.writeBatch(batch);
         }
       } catch (e) {
-        this.broken = new IoError(
-          `${LABEL} ${this.dir}: writing the log failed (${(e as Error).message}); the store is unusable now: reopen the directory`,
-          { cause: e },
-        );
+        this.broken = new IoError(`${LABEL} ${this.dir}: writing the log failed (${(e as Error).message}); the store is unusable now: reopen the directory`, { cause: e });
         for (const p of [...batch, ...this.pending]) p.reject(this.broken);
         for (const w of [...waiters, ...this.snapshotWaiters]) w.reject(this.broken);
         this.pending = [];

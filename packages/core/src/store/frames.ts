@@ -45,7 +45,7 @@ export function parseFrames(buf: Buffer): ParsedFrames {
     const line = parseLine(buf, pos, nl);
     if (!line.ok) {
       let goodAfterBad = false;
-      for (let p = nl + 1; p < buf.length; ) {
+      for (let p = nl + 1; p < buf.length;) {
         const n = buf.indexOf(0x0a, p);
         if (n === -1) break;
         if (parseLine(buf, p, n).ok) {

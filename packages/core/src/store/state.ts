@@ -24,11 +24,7 @@ export type WriteOp = { k: string; v: string; l?: LeaseId } | { k: string; d: 1 
  *  - `k`: lease kept alive until `exp`.
  *  - `x`: lease revoked or expired: its keys are deleted under one revision, `r` after applying.
  */
-export type Mutation =
-  | { t: "w"; r: number; ops: WriteOp[] }
-  | { t: "g"; id: LeaseId; ttl: number; exp: number }
-  | { t: "k"; id: LeaseId; exp: number }
-  | { t: "x"; id: LeaseId; r: number };
+export type Mutation = { t: "w"; r: number; ops: WriteOp[] } | { t: "g"; id: LeaseId; ttl: number; exp: number } | { t: "k"; id: LeaseId; exp: number } | { t: "x"; id: LeaseId; r: number };
 
 export type WriteMutation = Extract<Mutation, { t: "w" }>;
 export type GrantMutation = Extract<Mutation, { t: "g" }>;
@@ -67,10 +63,7 @@ function describe(kv: KeyValue | undefined): string {
 }
 
 function makeKv(key: string, value: string, createRevision: number, modRevision: number, version: number, lease: LeaseId | undefined): KeyValue {
-  const kv: KeyValue =
-    lease === undefined
-      ? { key, value, createRevision, modRevision, version }
-      : { key, value, createRevision, modRevision, version, lease };
+  const kv: KeyValue = lease === undefined ? { key, value, createRevision, modRevision, version } : { key, value, createRevision, modRevision, version, lease };
   return Object.freeze(kv);
 }
 
@@ -183,16 +176,10 @@ export class StoreState {
   private checkRevision(key: string, cur: KeyValue | undefined, ifRevision: number): void {
     if (ifRevision === 0) {
       if (cur) {
-        throw new ConflictError(
-          key,
-          `${LABEL} ${JSON.stringify(key)}: compare-and-swap failed: expected no key (ifRevision 0), ${describe(cur)}; re-read and retry`,
-        );
+        throw new ConflictError(key, `${LABEL} ${JSON.stringify(key)}: compare-and-swap failed: expected no key (ifRevision 0), ${describe(cur)}; re-read and retry`);
       }
     } else if (cur?.modRevision !== ifRevision) {
-      throw new ConflictError(
-        key,
-        `${LABEL} ${JSON.stringify(key)}: compare-and-swap failed: expected modRevision ${ifRevision}, ${describe(cur)}; re-read and retry`,
-      );
+      throw new ConflictError(key, `${LABEL} ${JSON.stringify(key)}: compare-and-swap failed: expected modRevision ${ifRevision}, ${describe(cur)}; re-read and retry`);
     }
   }
 
@@ -227,7 +214,10 @@ export class StoreState {
           return [];
         }
         const keys = [...lease.keys].sort(compareKeys);
-        const events = this.applyWrites(m.r, keys.map((k) => ({ k, d: 1 as const })));
+        const events = this.applyWrites(
+          m.r,
+          keys.map((k) => ({ k, d: 1 as const })),
+        );
         this.leases.delete(m.id);
         return events;
       }

@@ -126,11 +126,7 @@ async function expectConfig(p: Promise<unknown>, field: RegExp): Promise<ConfigE
 const MiB = 1024 * 1024;
 
 /** Defines the contract suite for one Datastore implementation. */
-export function defineDatastoreSuite(
-  name: string,
-  factory: () => Promise<DatastoreFixture>,
-  options: DatastoreSuiteOptions = {},
-): void {
+export function defineDatastoreSuite(name: string, factory: () => Promise<DatastoreFixture>, options: DatastoreSuiteOptions = {}): void {
   const propertyRuns = options.propertyRuns ?? 60;
   const historyBudget = options.historyBudget ?? 30_000;
   const realTimeTtl = options.realTimeLeases ? ((typeof options.realTimeLeases === "object" ? options.realTimeLeases.ttlSeconds : undefined) ?? 3) : undefined;
@@ -314,21 +310,36 @@ export function defineDatastoreSuite(
       it("is all-or-nothing when an op is refused (bad value, unknown lease)", async () => {
         const before = await s.revision();
         await expectConfig(
-          s.txn([], [
-            { op: "put", key: "txn/ok", value: "1" },
-            { op: "put", key: "txn/big", value: "x".repeat(1.5 * MiB + 1) },
-          ]),
+          s.txn(
+            [],
+            [
+              { op: "put", key: "txn/ok", value: "1" },
+              { op: "put", key: "txn/big", value: "x".repeat(1.5 * MiB + 1) },
+            ],
+          ),
           /value$/,
         );
-        await expectConfig(s.txn([], [{ op: "put", key: "txn/ok", value: "1" }, { op: "delete", key: "" }]), /key$/);
+        await expectConfig(
+          s.txn(
+            [],
+            [
+              { op: "put", key: "txn/ok", value: "1" },
+              { op: "delete", key: "" },
+            ],
+          ),
+          /key$/,
+        );
         await expectConfig(s.txn([{ key: "bad\nkey", modRevision: 0 }], [{ op: "put", key: "txn/ok", value: "1" }]), /key$/);
         const lease = await s.grantLease(60);
         await s.revokeLease(lease);
         const e = await rejection(
-          s.txn([], [
-            { op: "put", key: "txn/ok", value: "1" },
-            { op: "put", key: "txn/leased", value: "1", lease },
-          ]),
+          s.txn(
+            [],
+            [
+              { op: "put", key: "txn/ok", value: "1" },
+              { op: "put", key: "txn/leased", value: "1", lease },
+            ],
+          ),
         );
         expect(e).toBeInstanceOf(NotFoundError);
         expect(await s.get("txn/ok")).toBeUndefined();
@@ -348,26 +359,12 @@ export function defineDatastoreSuite(
     });
 
     describe("list", () => {
-      const inside = [
-        "l/a",
-        "l/a/",
-        "l/a/b",
-        "l/a/b/c",
-        "l/a0",
-        "l/a-",
-        "l/aé",
-        "l/a\uffe9",
-        "l/a😀",
-        "l/b",
-        "l/B",
-        "l/",
-        "l/z".repeat(3),
-      ];
+      const inside = ["l/a", "l/a/", "l/a/b", "l/a/b/c", "l/a0", "l/a-", "l/aé", "l/a\uffe9", "l/a😀", "l/b", "l/B", "l/", "l/z".repeat(3)];
       const outside = ["l", "k/z", "m/a", "L/a", "la"];
 
       it("returns keys under a byte-wise prefix, sorted by UTF-8 bytes, with the revision", async () => {
         const all = [...inside, ...outside];
-        const shuffled = [...all].sort((x, y) => (x.length * 7919 + x.charCodeAt(x.length - 1)) % 13 - (y.length * 7919 + y.charCodeAt(y.length - 1)) % 13);
+        const shuffled = [...all].sort((x, y) => ((x.length * 7919 + x.charCodeAt(x.length - 1)) % 13) - ((y.length * 7919 + y.charCodeAt(y.length - 1)) % 13));
         for (const k of shuffled) await s.put(k, `v:${k}`);
         const rev = await s.revision();
 
@@ -814,10 +811,13 @@ export function defineDatastoreSuite(
             const k = `wo/${i % 2 ? "a" : "b"}/${(w + i) % 5}`;
             if (i % 7 === 6) await s.delete(k);
             else if (i % 5 === 4) {
-              await s.txn([], [
-                { op: "put", key: `wo/a/t${w}`, value: `${w}.${i}` },
-                { op: "put", key: `wo/b/t${w}`, value: `${w}.${i}` },
-              ]);
+              await s.txn(
+                [],
+                [
+                  { op: "put", key: `wo/a/t${w}`, value: `${w}.${i}` },
+                  { op: "put", key: `wo/b/t${w}`, value: `${w}.${i}` },
+                ],
+              );
             } else await s.put(k, `${w}.${i}`);
           }
         };
@@ -896,7 +896,10 @@ export function defineDatastoreSuite(
         // Delete one bucket in transactions of at most 100 operations (etcd's default limit is 128).
         const before = await s.revision();
         for (let i = 0; i < bucket.length; i += 100) {
-          const res = await s.txn([], bucket.slice(i, i + 100).map((key) => ({ op: "delete" as const, key })));
+          const res = await s.txn(
+            [],
+            bucket.slice(i, i + 100).map((key) => ({ op: "delete" as const, key })),
+          );
           expect(res.succeeded).toBe(true);
         }
         expect((await s.list("many/3/")).items).toEqual([]);
@@ -1033,9 +1036,7 @@ export function defineDatastoreSuite(
             }
             const listing = await s.list(prefix);
             expect(listing.revision).toBe(rev);
-            const want = [...model.entries()]
-              .sort(([a], [b]) => byteOrder(a, b))
-              .map(([k, e]) => ({ key: k, value: e.value, createRevision: e.create, modRevision: e.mod, version: e.version }));
+            const want = [...model.entries()].sort(([a], [b]) => byteOrder(a, b)).map(([k, e]) => ({ key: k, value: e.value, createRevision: e.create, modRevision: e.mod, version: e.version }));
             expect(listing.items.map((kv: KeyValue) => ({ ...kv }))).toEqual(want);
             expect((await take(it, expected.length)).map(brief)).toEqual(expected);
             await it.return?.();

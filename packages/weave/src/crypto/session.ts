@@ -213,7 +213,10 @@ export class Opener {
     const seq = buf.readBigUInt64BE(0);
     const verdict = this.window.check(seq);
     if (verdict !== "new") {
-      throw new CryptoError("REPLAY", verdict === "seen" ? `frame ${seq} was already received` : `frame ${seq} is older than the replay window (highest ${this.window.highest}, window ${this.window.size})`);
+      throw new CryptoError(
+        "REPLAY",
+        verdict === "seen" ? `frame ${seq} was already received` : `frame ${seq} is older than the replay window (highest ${this.window.highest}, window ${this.window.size})`,
+      );
     }
     const bodyEnd = frame.length - TAG_BYTES;
     const decipher = createDecipheriv("chacha20-poly1305", this.key, nonceOf(buf.subarray(0, SEQ_BYTES)), { authTagLength: TAG_BYTES });

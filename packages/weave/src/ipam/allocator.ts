@@ -199,7 +199,12 @@ export class IpamAllocator implements GossipHandler {
     if (stored) {
       const m = fromWire(JSON.parse(stored.value));
       if (m.k !== "ring" || m.range !== this.prefix.toString()) {
-        throw new ConfigError({ component: COMPONENT, field: "IPALLOC_RANGE", rule: `differs from the range of the persisted ring (${m.k === "ring" ? m.range : "?"}): reset the node's IPAM data to change it`, value: this.o.range });
+        throw new ConfigError({
+          component: COMPONENT,
+          field: "IPALLOC_RANGE",
+          rule: `differs from the range of the persisted ring (${m.k === "ring" ? m.range : "?"}): reset the node's IPAM data to change it`,
+          value: this.o.range,
+        });
       }
       this.ring = Ring.from(this.size, m.state);
     }
@@ -638,7 +643,13 @@ export class IpamAllocator implements GossipHandler {
       // The first live owner (by name) proposes at once, the others later as backups.
       const rank = Math.max(0, live.indexOf(this.o.self));
       const delay = rank === 0 ? 0 : rank * 3000 + this.o.random() * 1000;
-      this.paxos.propose(inst, () => this.reclaimQuorum(dead), () => ({ claimant: this.o.self }), delay, (p) => this.reclaimVoters(dead).has(p));
+      this.paxos.propose(
+        inst,
+        () => this.reclaimQuorum(dead),
+        () => ({ claimant: this.o.self }),
+        delay,
+        (p) => this.reclaimVoters(dead).has(p),
+      );
     }
   }
 

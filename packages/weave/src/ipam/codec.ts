@@ -19,11 +19,7 @@ import type { RingState, Token } from "./ring.ts";
 export const IPAM_WIRE_VERSION = 1;
 
 export type IpamMessage =
-  | { k: "ring"; range: string; full: boolean; state: RingState }
-  | { k: "paxos"; msg: PaxosMessage }
-  | { k: "want" }
-  | { k: "claim"; offsets: number[] }
-  | { k: "deny"; offsets: number[] };
+  { k: "ring"; range: string; full: boolean; state: RingState } | { k: "paxos"; msg: PaxosMessage } | { k: "want" } | { k: "claim"; offsets: number[] } | { k: "deny"; offsets: number[] };
 
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });

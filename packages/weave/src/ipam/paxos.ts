@@ -96,7 +96,9 @@ export class Paxos {
 
   constructor(o: PaxosOptions) {
     this.o = o;
-    this.id = `${o.self}/${Math.floor(o.random() * 2 ** 32).toString(16).padStart(8, "0")}`;
+    this.id = `${o.self}/${Math.floor(o.random() * 2 ** 32)
+      .toString(16)
+      .padStart(8, "0")}`;
   }
 
   /** Restores persisted acceptor states (at start). */

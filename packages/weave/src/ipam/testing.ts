@@ -91,20 +91,23 @@ export class FakeGossipMesh {
     if (!target) return;
     const incarnation = target.incarnation;
     const latency = this.o.latencyMs ?? 5;
-    this.o.clock.setTimeout(() => {
-      const now = this.nodes.get(to);
-      if (!now || now.incarnation !== incarnation || !this.reachable(from, to) || this.o.random() < (this.o.lossRate ?? 0)) {
-        this.stats.lost++;
-        return;
-      }
-      this.stats.delivered++;
-      this.stats.bytes += bytes;
-      try {
-        fn(now.handler);
-      } catch (err) {
-        this.rejected.push(`${from} -> ${to}: ${(err as Error).message}`);
-      }
-    }, latency * (1 + this.o.random()));
+    this.o.clock.setTimeout(
+      () => {
+        const now = this.nodes.get(to);
+        if (!now || now.incarnation !== incarnation || !this.reachable(from, to) || this.o.random() < (this.o.lossRate ?? 0)) {
+          this.stats.lost++;
+          return;
+        }
+        this.stats.delivered++;
+        this.stats.bytes += bytes;
+        try {
+          fn(now.handler);
+        } catch (err) {
+          this.rejected.push(`${from} -> ${to}: ${(err as Error).message}`);
+        }
+      },
+      latency * (1 + this.o.random()),
+    );
   }
 
   private exchangeWith(name: string): void {
@@ -339,7 +342,12 @@ export async function runRingSchedule(seed: number, o: RingScheduleOptions = {})
         const [key, g] = pick(held);
         log.push(`r${tag(g.peer)}`);
         granted.delete(key);
-        pending.push(c.get(g.peer).release(key).catch(() => undefined));
+        pending.push(
+          c
+            .get(g.peer)
+            .release(key)
+            .catch(() => undefined),
+        );
       }
     } else if (r < 0.62) {
       const shuffled = [...names].sort(() => random() - 0.5);

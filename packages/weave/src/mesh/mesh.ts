@@ -676,7 +676,11 @@ export class Mesh {
 
   private onDigest(c: MeshConn, entries: DigestEntry[], replyWanted: boolean): void {
     const versions = new Map(entries.map((e) => [e.name, e.version]));
-    this.request(c, this.topo.newerIn(entries).map((name) => ({ name, version: versions.get(name)! })), false);
+    this.request(
+      c,
+      this.topo.newerIn(entries).map((name) => ({ name, version: versions.get(name)! })),
+      false,
+    );
     if (replyWanted) this.sendTo(c, { type: MESSAGE.digest, replyWanted: false, entries: this.topo.digest() });
   }
 

@@ -209,5 +209,8 @@ export function isGroupMac(mac: number): boolean {
 
 /** `aa:bb:cc:dd:ee:ff` for a MAC number (for logs and STATUS). */
 export function formatMac(mac: number): string {
-  return mac.toString(16).padStart(12, "0").replace(/(..)(?!$)/g, "$1:");
+  return mac
+    .toString(16)
+    .padStart(12, "0")
+    .replace(/(..)(?!$)/g, "$1:");
 }

@@ -265,8 +265,10 @@ export class SleeveRelay {
     if (typeof options.name !== "string" || options.name.length === 0 || Buffer.byteLength(options.name) > 255) {
       throw new ConfigError({ component: C, field: "sleeve.name", rule: "must be a peer name of 1-255 bytes", value: options.name });
     }
-    if (options.addressNames === true && isIP(options.name) === 0) throw new ConfigError({ component: C, field: "sleeve.name", rule: "must be an IP address (addressNames: peers are named by their underlay address)", value: options.name });
-    if (options.password !== undefined && (typeof options.password !== "string" || options.password.length === 0)) throw new ConfigError({ component: C, field: "sleeve.password", rule: "must be a non-empty string" });
+    if (options.addressNames === true && isIP(options.name) === 0)
+      throw new ConfigError({ component: C, field: "sleeve.name", rule: "must be an IP address (addressNames: peers are named by their underlay address)", value: options.name });
+    if (options.password !== undefined && (typeof options.password !== "string" || options.password.length === 0))
+      throw new ConfigError({ component: C, field: "sleeve.password", rule: "must be a non-empty string" });
     if (options.password !== undefined && options.encrypted !== true) throw new ConfigError({ component: C, field: "sleeve.password", rule: "needs encrypted: true (the password keys the sealing)" });
     const interval = options.handshakeIntervalMs ?? 1000;
     if (!Number.isFinite(interval) || interval <= 0) throw new ConfigError({ component: C, field: "sleeve.handshakeIntervalMs", rule: "must be a number of milliseconds above 0", value: interval });
@@ -342,7 +344,8 @@ export class SleeveRelay {
   setPeers(peers: readonly SleevePeer[]): void {
     const next = new Map<string, PeerEntry>();
     peers.forEach((p, i) => {
-      if (typeof p.name !== "string" || p.name.length === 0 || Buffer.byteLength(p.name) > 255) throw new ConfigError({ component: C, field: `peers[${i}].name`, rule: "must be a peer name of 1-255 bytes", value: p.name });
+      if (typeof p.name !== "string" || p.name.length === 0 || Buffer.byteLength(p.name) > 255)
+        throw new ConfigError({ component: C, field: `peers[${i}].name`, rule: "must be a peer name of 1-255 bytes", value: p.name });
       if (p.name === this.name) throw new ConfigError({ component: C, field: `peers[${i}].name`, rule: "must not be this peer's own name", value: p.name });
       if (next.has(p.name)) throw new ConfigError({ component: C, field: `peers[${i}].name`, rule: "must be unique in the peer table", value: p.name });
       if (isIP(p.address) === 0) throw new ConfigError({ component: C, field: `peers[${i}].address`, rule: "must be an IP address", value: p.address });
@@ -354,7 +357,14 @@ export class SleeveRelay {
       const names = { src: this.name, dst: p.name, addressNames: this.addressNames };
       // With its own handshake the relay keeps a peer's session across setPeers calls.
       const session = this.exchange ? this.peers.get(p.name)?.session : p.session;
-      next.set(p.name, { name: p.name, address: p.address, port, session, header: encodeSleeveHeader({ ...names, sealed: this.encrypted }), control: encodeSleeveHeader({ ...names, sealed: false, control: true }) });
+      next.set(p.name, {
+        name: p.name,
+        address: p.address,
+        port,
+        session,
+        header: encodeSleeveHeader({ ...names, sealed: this.encrypted }),
+        control: encodeSleeveHeader({ ...names, sealed: false, control: true }),
+      });
     });
     const added: PeerEntry[] = [];
     for (const [name, entry] of next) if (!this.peers.has(name)) added.push(entry);

@@ -45,7 +45,10 @@ export function buildWeaveTap(options: { out?: string; cc?: string } = {}): stri
     execFileSync(cc, ["-O2", "-Wall", "-Wextra", "-Werror", "-o", out, WEAVE_TAP_SOURCE], { stdio: ["ignore", "ignore", "pipe"] });
   } catch (err) {
     const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? "";
-    throw new CniError(CniCode.Internal, `[weave] cannot compile the TAP helper ${WEAVE_TAP_SOURCE} with ${cc} (install the Debian packages gcc and libc6-dev): ${(err as Error).message} ${stderr}`.trim());
+    throw new CniError(
+      CniCode.Internal,
+      `[weave] cannot compile the TAP helper ${WEAVE_TAP_SOURCE} with ${cc} (install the Debian packages gcc and libc6-dev): ${(err as Error).message} ${stderr}`.trim(),
+    );
   }
   return out;
 }
