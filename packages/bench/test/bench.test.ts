@@ -55,6 +55,15 @@ describe("runBench", () => {
       if (r.scenario === "bgp-session") expectNoBgp(report, r);
       else expect({ id: r.scenario, n: r.nodes, converged: r.convergedRuns, reason: r.runs[0]!.reason }).toEqual({ id: r.scenario, n: r.nodes, converged: 1, reason: undefined });
     }
+    // A lower bound that does not depend on N is said once; one that does, once per N.
+    const bounds = renderMarkdown([report])
+      .split("\n")
+      .filter((l) => l.startsWith("Lower bound: "));
+    const gr = report.results.find((r) => r.scenario === "graceful-restart")!.lowerBound.rule;
+    expect(bounds.find((l) => l.includes(gr))?.split(gr).length).toBe(2);
+    const join = bounds.find((l) => l.includes("the newcomer's route"));
+    expect(join).toContain("2(2−1)");
+    expect(join).toContain("2(3−1)");
   }, 120_000);
 
   it("reports 'did not converge' for a backend that never withdraws a departed node's routes", async () => {
