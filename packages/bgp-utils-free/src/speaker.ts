@@ -82,6 +82,8 @@ export interface PeerStatus {
 }
 
 interface OutEntry {
+  /** Unique per entry object: names the entry in the shared-message cache of a flush round. */
+  readonly id: number;
   readonly attributes: RouteAttributes;
   readonly block: Uint8Array;
   readonly key: string;
@@ -148,6 +150,14 @@ export class BgpSpeaker {
   /** The last export-cache hit, reused while the same route goes to peers of the same class. */
   private lastExport: { attributes: RouteAttributes; cls: string; entry: OutEntry | null } | undefined;
   private scheduled = false;
+  private nextEntryId = 1;
+  /**
+   * UPDATEs packed in the current flush round, by content (family, ADD-PATH, message size, the
+   * withdrawn prefixes and each attribute entry with its prefixes): peers that are due the same
+   * change get the same bytes, encoded once (RFC 4456 §6: every client gets the same reflected
+   * attributes). Cleared when the round ends.
+   */
+  private readonly packed = new Map<string, Uint8Array[]>();
   private readonly exportCache = new WeakMap<RouteAttributes, Map<string, OutEntry | null>>();
   private readonly localAttrs = new Map<string, RouteAttributes>();
   private readonly attrKeys = new WeakMap<RouteAttributes, string>();
@@ -613,6 +623,7 @@ export class BgpSpeaker {
         p.pending.set(prefix, entry);
       }
       this.flushPeer(p);
+      this.packed.clear();
       if (err) p.session.send(encodeMessage({ type: "route-refresh", afi: m.afi, safi: m.safi, subtype: RouteRefreshSubtype.END }));
     } else if (m.subtype === RouteRefreshSubtype.BEGIN && p.negotiated?.enhancedRouteRefresh) {
       for (const r of p.adjIn.values()) if (familyKey(r.afi, r.safi) === key) r.stale = true;
@@ -877,8 +888,16 @@ export class BgpSpeaker {
   /** Runs the decision process for every dirty prefix, then sends what changed to every peer. */
   private process(): void {
     this.scheduled = false;
-    const established: PeerRuntime[] = [];
-    for (const p of this.established) if (p.session && p.session.state === "Established") established.push(p);
+    // iBGP peers that are not our clients never get a route learned from another such peer (split
+    // horizon): a prefix whose old and new best are both such routes skips them as a group, so a
+    // full mesh costs nothing per UPDATE for the peers it is not exported to.
+    const mesh: PeerRuntime[] = [];
+    const others: PeerRuntime[] = [];
+    for (const p of this.established) {
+      if (!p.session || p.session.state !== "Established") continue;
+      if (p.ibgp && !p.config.routeReflectorClient) mesh.push(p);
+      else others.push(p);
+    }
     for (const prefix of this.dirty) {
       const e = this.table.get(prefix);
       if (!e) continue;
@@ -894,13 +913,15 @@ export class BgpSpeaker {
       else if (old.source !== best.source || old.pathId !== best.pathId || this.attrKey(old.attributes) !== this.attrKey(best.attributes)) {
         this.emit(this.routeListeners, { type: "changed", prefix, route: best, previous: old });
       }
-      for (const p of established) {
-        const entry = best ? this.exportEntry(best, p) : null;
-        // Nothing to send and nothing sent before (iBGP split horizon in a full mesh: every peer
-        // but the reflectors' clients): skip the flush, which otherwise costs O(peers) per UPDATE.
-        if (entry === null && !p.adjOut.has(prefix) && !p.pending.has(prefix)) continue;
-        p.pending.set(prefix, entry);
-        this.queueFlush(p);
+      const groups = mesh.length > 0 && splitHorizon(old) && splitHorizon(best) ? [others] : [others, mesh];
+      for (const group of groups) {
+        for (const p of group) {
+          const entry = best ? this.exportEntry(best, p) : null;
+          // Nothing to send and nothing sent before: skip the flush.
+          if (entry === null && !p.adjOut.has(prefix) && !p.pending.has(prefix)) continue;
+          p.pending.set(prefix, entry);
+          this.queueFlush(p);
+        }
       }
       this.lastExport = undefined;
     }
@@ -911,6 +932,7 @@ export class BgpSpeaker {
       p.queued = false;
       this.flushPeer(p);
     }
+    this.packed.clear();
   }
 
   private queueFlush(p: PeerRuntime): void {
@@ -954,11 +976,19 @@ export class BgpSpeaker {
       }
     }
     p.pending.clear();
+    const codec = s.sendCodec;
     for (const f of fams) {
       if (!f) continue;
-      const announce: PackInput["announce"][number][] = [];
-      for (const g of f.groups.values()) announce.push({ attributes: g.entry.block, nextHop: g.entry.nextHop, nlri: g.nlri });
-      for (const m of packUpdates({ afi: f.afi, safi: Safi.UNICAST, withdraw: f.withdraw, announce, codec: s.sendCodec })) s.send(m);
+      let key = `${f.afi}|${f.afi === Afi.IPV6 ? ap6 : ap4}|${codec.maxMessageLength ?? 0}|${joinPrefixes(f.withdraw)}`;
+      for (const g of f.groups.values()) key += `|${g.entry.id}:${joinPrefixes(g.nlri)}`;
+      let messages = this.packed.get(key);
+      if (!messages) {
+        const announce: PackInput["announce"][number][] = [];
+        for (const g of f.groups.values()) announce.push({ attributes: g.entry.block, nextHop: g.entry.nextHop, nlri: g.nlri });
+        messages = packUpdates({ afi: f.afi, safi: Safi.UNICAST, withdraw: f.withdraw, announce, codec });
+        this.packed.set(key, messages);
+      }
+      for (const m of messages) s.send(m);
     }
     if (p.sendEor.length > 0) {
       for (const f of p.sendEor) s.send(encodeEndOfRib(f.afi, f.safi));
@@ -1009,7 +1039,7 @@ export class BgpSpeaker {
     const block = encodeRouteAttributes(attrs, { fourOctetAs: p.negotiated!.fourOctetAs, afi });
     const nextHop = afi === Afi.IPV4 ? [attrs.nextHop] : attrs.nextHopLinkLocal ? [attrs.nextHop, attrs.nextHopLinkLocal] : [attrs.nextHop];
     const key = `${Buffer.from(block.buffer, block.byteOffset, block.length).toString("latin1")}|${nextHop.join(",")}`;
-    return { attributes: attrs, block, key, nextHop };
+    return { id: this.nextEntryId++, attributes: attrs, block, key, nextHop };
   }
 
   /** The attributes as sent to `p` (RFC 4271 §5.1, RFC 4456 §8). */
@@ -1050,6 +1080,17 @@ export class BgpSpeaker {
     }
     return k;
   }
+}
+
+/** The route is learned from an iBGP peer that is not our client (so iBGP non-clients never get it), or there is none. */
+function splitHorizon(r: Route | undefined): boolean {
+  return r === undefined || (r.source.kind === "peer" && r.source.ibgp && !r.source.rrClient);
+}
+
+function joinPrefixes(list: readonly Nlri[]): string {
+  let s = "";
+  for (const n of list) s += `${n.prefix},`;
+  return s;
 }
 
 function adjKey(n: Nlri): string {

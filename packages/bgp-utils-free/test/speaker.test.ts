@@ -197,6 +197,73 @@ describe("iBGP full mesh and route reflection", () => {
     expect(c1.candidates("10.244.1.0/26")).toHaveLength(1);
   });
 
+  it("reflects a client's UPDATE as the same bytes to every other client (one UPDATE for routes of equal attributes), never back to its originator", async () => {
+    const net = new MemoryNetwork();
+    const clock = new TestClock();
+    const rr = speaker(
+      net,
+      clock,
+      "10.0.0.100",
+      64512,
+      ["10.0.0.1", "10.0.0.2", "10.0.0.3"].map((address) => ({ address, asn: 64512, passive: true, routeReflectorClient: true })),
+      { clusterId: "244.0.0.1" },
+    );
+    await rr.start();
+    const raws = ["10.0.0.2", "10.0.0.3"].map((a) => new RawPeer({ network: net, address: a, asn: 64512, routerId: a }));
+    for (const r of raws) {
+      await r.dial("10.0.0.100");
+      await r.establish();
+    }
+    const a = speaker(net, clock, "10.0.0.1", 64512, [{ address: "10.0.0.100", asn: 64512 }]);
+    await a.start();
+    await clock.advance(1);
+    a.announce(["10.244.1.0/26", "10.244.1.64/26"]);
+    await clock.advance(1);
+    const reflected = raws.map((r) => r.raw.filter((m, i) => m[18] === 2 && (r.received[i] as UpdateMessage).nlri.length > 0));
+    expect(reflected.map((list) => list.length)).toEqual([1, 1]);
+    expect(reflected[1]![0]).toEqual(reflected[0]![0]);
+    const update = raws[0]!.of("update").find((u) => u.nlri.length > 0)!;
+    const [group] = routesFromUpdate(update, true);
+    expect(group!.nlri.map((n) => n.prefix)).toEqual(["10.244.1.0/26", "10.244.1.64/26"]);
+    expect(group!.attributes).toMatchObject({ nextHop: "10.0.0.1", originatorId: "10.0.0.1", clusterList: ["244.0.0.1"], asPath: [], localPref: 100 });
+    expect(rr.adjRibOut("10.0.0.1")).toEqual([]);
+    expect(a.candidates("10.244.1.0/26")).toHaveLength(1);
+  });
+
+  it("full mesh: a prefix whose best flips between an iBGP-learned and a local route is announced to and withdrawn from the other peers", async () => {
+    const net = new MemoryNetwork();
+    const clock = new TestClock();
+    const addrs = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
+    const [x, y, z] = addrs.map((me) =>
+      speaker(
+        net,
+        clock,
+        me,
+        64512,
+        addrs.filter((o) => o !== me).map((o) => ({ address: o, asn: 64512, passive: o < me })),
+      ),
+    ) as [BgpSpeaker, BgpSpeaker, BgpSpeaker];
+    await Promise.all([x, y, z].map((n) => n.listen()));
+    for (const n of [x, y, z]) await n.start();
+    y.announce("10.244.9.0/26");
+    await clock.advance(10);
+    expect(x.route("10.244.9.0/26")?.source.address).toBe("10.0.0.2");
+    expect(x.adjRibOut("10.0.0.3")).toEqual([]);
+    x.announce("10.244.9.0/26");
+    await clock.advance(1);
+    expect(
+      z
+        .candidates("10.244.9.0/26")
+        .map((r) => r.source.address)
+        .sort(),
+    ).toEqual(["10.0.0.1", "10.0.0.2"]);
+    x.withdraw("10.244.9.0/26");
+    await clock.advance(1);
+    expect(x.route("10.244.9.0/26")?.source.address).toBe("10.0.0.2");
+    expect(x.adjRibOut("10.0.0.3")).toEqual([]);
+    expect(z.candidates("10.244.9.0/26").map((r) => r.source.address)).toEqual(["10.0.0.2"]);
+  });
+
   it("two reflectors of one cluster ignore each other's reflections of their clients (CLUSTER_LIST loop)", async () => {
     const net = new MemoryNetwork();
     const clock = new TestClock();
