@@ -19,8 +19,11 @@
 //
 // Run alone: pnpm exec tsx --conditions=source scripts/bench/bgp.ts
 // Needs the Debian packages bird2 (for b and c). BGP_BENCH_K=5,10 limits the mesh sizes.
+// BGP_BENCH_SECTIONS=a,b,c,d (default all) runs only the listed sections.
 import { BgpSpeaker, decodeMessage, encodeRouteAttributes, MemoryNetwork, packUpdates, tcpTransport } from "../../packages/bgp-utils-free/src/index.ts";
 import type { UpdateMessage } from "../../packages/bgp-utils-free/src/index.ts";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { Bird, type BirdControl } from "bgp-utils-free/testing";
 import { freePort } from "../../packages/bgp-utils-free/test/support/ports.ts";
 
@@ -33,6 +36,7 @@ export interface BgpFigure {
 const RUNS = Number(process.env["BGP_BENCH_RUNS"] ?? 3);
 const KS = (process.env["BGP_BENCH_K"] ?? "5,10,20").split(",").map(Number);
 const RR_CLIENTS = Number(process.env["BGP_BENCH_RR_CLIENTS"] ?? 1000);
+const SECTIONS = new Set((process.env["BGP_BENCH_SECTIONS"] ?? "a,b,c,d").split(","));
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -340,14 +344,173 @@ async function reflection(n: number): Promise<{ cold: number; announce: number; 
   }
 }
 
+// ---------------------------------------------------------------- (d) reflector heap per route
+
+/** A full garbage collection (V8's gc exposed for this process). */
+function collect(): void {
+  setFlagsFromString("--expose-gc");
+  (runInNewContext("gc") as () => void)();
+}
+
+/**
+ * The reflector's heap per route: `n` clients over the memory transport that keep nothing they
+ * receive (import policy rejects all), so what grows is the reflector's. Heap after a full GC with
+ * every session Established and no route, then after every client announced its /26 and the
+ * reflector advertised all of them; the growth divided by the routes the reflector holds: n in its
+ * Adj-RIB-Ins and Loc-RIB, n·(n−1) in its Adj-RIB-Outs.
+ */
+async function reflectorHeap(n: number): Promise<{ perRoute: number; bytes: number; routes: number }> {
+  const net = new MemoryNetwork();
+  const rrAddr = "10.0.0.1";
+  const addr = (i: number): string => `10.1.${i >> 8}.${i & 255}`;
+  const rr = new BgpSpeaker({
+    asn: 64512,
+    routerId: rrAddr,
+    localAddress: rrAddr,
+    transport: net.transport(rrAddr),
+    holdTime: 240,
+    clusterId: "244.0.0.1",
+    peers: Array.from({ length: n }, (_, i) => ({ address: addr(i), asn: 64512, passive: true, routeReflectorClient: true })),
+  });
+  const clients = Array.from(
+    { length: n },
+    (_, i) =>
+      new BgpSpeaker({
+        asn: 64512,
+        routerId: addr(i),
+        localAddress: addr(i),
+        transport: net.transport(addr(i)),
+        listen: false,
+        holdTime: 240,
+        importPolicy: () => null,
+        peers: [{ address: rrAddr, asn: 64512 }],
+      }),
+  );
+  const advertised = (): number => rr.peerStatus().reduce((sum, p) => sum + p.prefixesAdvertised, 0);
+  try {
+    await rr.start();
+    for (const c of clients) await c.start();
+    await until(
+      "every client session Established",
+      () => rr.peerStatus().every((p) => p.state === "Established"),
+      (fn) => rr.onSessionState(fn),
+      120_000,
+    );
+    await sleep(200);
+    collect();
+    const h0 = process.memoryUsage().heapUsed;
+    clients.forEach((c, i) => c.announce(`10.${64 + (i >> 8)}.${i & 255}.0/26`));
+    await poll("the reflector to advertise every route", async () => advertised() === n * (n - 1), 120_000);
+    await sleep(200);
+    collect();
+    const bytes = process.memoryUsage().heapUsed - h0;
+    const routes = n + n * (n - 1);
+    return { perRoute: bytes / routes, bytes, routes };
+  } finally {
+    await Promise.all([rr.stop(), ...clients.map((c) => c.stop())]);
+  }
+}
+
+// ---------------------------------------------------------------- (d) reflector side by side over TCP: ours and BIRD
+
+interface RrTcpResult {
+  cold: number;
+  /** UPDATEs the clients received (the reflector sent), End-of-RIB included. */
+  updates: number;
+}
+
+/**
+ * The same `n` clients (our speakers in this process, each on its own 127.7.x.y, dialling) against
+ * one reflector on loopback: ours (a BgpSpeaker in this process) or BIRD 2 (rr client per
+ * neighbour). The reflector is up first; t0 = the clients start; done when every client's Loc-RIB
+ * holds all n /26.
+ */
+async function reflectionTcp(n: number, which: "ours" | "bird"): Promise<RrTcpResult> {
+  const rrAddr = which === "ours" ? "127.0.6.1" : "127.0.6.2";
+  const rrPort = await freePort(rrAddr);
+  const addr = (i: number): string => `127.7.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+  const route = (i: number): string => `10.${64 + (i >> 8)}.${i & 255}.0/26`;
+  let ours: BgpSpeaker | undefined;
+  let bird: Bird | undefined;
+  const clients: BgpSpeaker[] = [];
+  try {
+    if (which === "ours") {
+      ours = new BgpSpeaker({
+        asn: 64512,
+        routerId: "10.254.6.1",
+        localAddress: rrAddr,
+        transport: tcpTransport({ listenAddress: rrAddr, listenPort: rrPort, backlog: 4096 }),
+        holdTime: 240,
+        clusterId: "244.0.0.1",
+        peers: Array.from({ length: n }, (_, i) => ({ address: addr(i), asn: 64512, passive: true, routeReflectorClient: true })),
+      });
+      await ours.start();
+    } else {
+      bird = await Bird.start(
+        {
+          routerId: "10.254.6.2",
+          address: rrAddr,
+          port: rrPort,
+          asn: 64512,
+          rrClusterId: "244.0.0.1",
+          // The clients' next hops resolve through a device route (else BIRD holds the routes unreachable).
+          nextHopNetworks: ["127.7.0.0/16"],
+          peers: Array.from({ length: n }, (_, i) => ({
+            name: `c${i}`,
+            address: addr(i),
+            port: 179,
+            asn: 64512,
+            passive: true,
+            rrClient: true,
+            holdTime: 240,
+            exportFilter: `if proto = "nexthops" then reject; accept;`,
+          })),
+        },
+        { check: false },
+      );
+    }
+    let complete = 0;
+    const counts = new Array<number>(n).fill(0);
+    let resolveCold: (t: number) => void = () => undefined;
+    const cold = new Promise<number>((r) => (resolveCold = r));
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      const c = new BgpSpeaker({
+        asn: 64512,
+        routerId: addr(i),
+        localAddress: addr(i),
+        transport: tcpTransport({}),
+        listen: false,
+        holdTime: 240,
+        connectRetryTime: 1,
+        peers: [{ address: rrAddr, port: rrPort, asn: 64512 }],
+      });
+      c.announce(route(i));
+      c.onRouteChange((e) => {
+        if (e.type === "added" && ++counts[i]! === n && ++complete === n) resolveCold(performance.now());
+      });
+      clients.push(c);
+    }
+    for (const c of clients) await c.start();
+    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`bench: ${which} reflector with ${n} TCP clients did not converge in 300 s`)), 300_000).unref());
+    const tc = await Promise.race([cold, timeout]);
+    const updates = clients.reduce((sum, c) => sum + (c.peerStatus()[0]?.stats?.updatesIn ?? 0), 0);
+    return { cold: tc - t0, updates };
+  } finally {
+    await Promise.all(clients.map((c) => c.stop()));
+    await ours?.stop();
+    await bird?.stop();
+  }
+}
+
 // ---------------------------------------------------------------- driver
 
 /** Runs every BGP benchmark and returns the figures (see the header for what each one is). */
 export async function benchBgp(): Promise<BgpFigure[]> {
   const figures: BgpFigure[] = [];
-  figures.push(...benchCodec());
+  if (SECTIONS.has("a")) figures.push(...benchCodec());
 
-  for (const k of KS) {
+  for (const k of SECTIONS.has("b") ? KS : []) {
     const ours: MeshResult[] = [];
     const bird1: MeshResult[] = [];
     const bird0: MeshResult[] = [];
@@ -372,19 +535,36 @@ export async function benchBgp(): Promise<BgpFigure[]> {
     );
   }
 
-  const tk: { toBird: number; fromBird: number }[] = [];
-  for (let r = 0; r < RUNS; r++) tk.push(await tenThousand());
-  figures.push(
-    { name: "10,000 routes ours -> BIRD (session up)", value: median(tk.map((x) => x.toBird)), unit: "ms" },
-    { name: "10,000 routes BIRD -> ours (session up)", value: median(tk.map((x) => x.fromBird)), unit: "ms" },
-  );
+  if (SECTIONS.has("c")) {
+    const tk: { toBird: number; fromBird: number }[] = [];
+    for (let r = 0; r < RUNS; r++) tk.push(await tenThousand());
+    figures.push(
+      { name: "10,000 routes ours -> BIRD (session up)", value: median(tk.map((x) => x.toBird)), unit: "ms" },
+      { name: "10,000 routes BIRD -> ours (session up)", value: median(tk.map((x) => x.fromBird)), unit: "ms" },
+    );
+  }
 
+  if (!SECTIONS.has("d")) return figures;
   const rr = await reflection(RR_CLIENTS);
   figures.push(
     { name: `route reflector, ${RR_CLIENTS} in-process clients: cold start until all have all routes`, value: rr.cold, unit: "ms" },
     { name: `route reflector, ${RR_CLIENTS} clients: one-announce to all`, value: rr.announce, unit: "ms" },
     { name: `route reflector, ${RR_CLIENTS} clients: UPDATEs sent by the RR`, value: rr.updates, unit: "msgs" },
     { name: `route reflector, ${RR_CLIENTS} clients: routes in all clients' Loc-RIBs`, value: rr.routes, unit: "routes" },
+  );
+  const heap = await reflectorHeap(RR_CLIENTS);
+  figures.push(
+    { name: `route reflector, ${RR_CLIENTS} clients: RR heap growth for ${heap.routes.toLocaleString("en-US")} routes (Adj-RIB-In + Adj-RIB-Out)`, value: heap.bytes / 1e6, unit: "MB" },
+    { name: `route reflector, ${RR_CLIENTS} clients: RR heap per route`, value: heap.perRoute, unit: "B" },
+  );
+  const tcpOurs = await reflectionTcp(RR_CLIENTS, "ours");
+  const tcpBird = await reflectionTcp(RR_CLIENTS, "bird");
+  figures.push(
+    { name: `route reflector over TCP, ${RR_CLIENTS} clients: cold start, ours`, value: tcpOurs.cold, unit: "ms" },
+    { name: `route reflector over TCP, ${RR_CLIENTS} clients: cold start, BIRD`, value: tcpBird.cold, unit: "ms" },
+    { name: `route reflector over TCP, ${RR_CLIENTS} clients: cold start, ratio ours/BIRD`, value: tcpOurs.cold / tcpBird.cold, unit: "x" },
+    { name: `route reflector over TCP, ${RR_CLIENTS} clients: UPDATEs received, ours`, value: tcpOurs.updates, unit: "msgs" },
+    { name: `route reflector over TCP, ${RR_CLIENTS} clients: UPDATEs received, BIRD`, value: tcpBird.updates, unit: "msgs" },
   );
   return figures;
 }
