@@ -22,6 +22,7 @@
 // BGP_BENCH_SECTIONS=a,b,c,d (default all) runs only the listed sections.
 import { BgpSpeaker, decodeMessage, encodeRouteAttributes, MemoryNetwork, packUpdates, tcpTransport } from "../../packages/bgp-utils-free/src/index.ts";
 import type { UpdateMessage } from "../../packages/bgp-utils-free/src/index.ts";
+import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { Bird, type BirdControl } from "bgp-utils-free/testing";
@@ -292,11 +293,12 @@ async function tenThousand(): Promise<{ toBird: number; fromBird: number }> {
 
 // ---------------------------------------------------------------- (d) route reflection, in-process
 
-async function reflection(n: number): Promise<{ cold: number; announce: number; updates: number; routes: number }> {
+async function reflection(n: number): Promise<{ cold: number; coldCpu: number; announce: number; updates: number; routes: number }> {
   const net = new MemoryNetwork();
   const rrAddr = "10.0.0.1";
   const addr = (i: number): string => `10.1.${i >> 8}.${i & 255}`;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const rr = new BgpSpeaker({
     asn: 64512,
     routerId: rrAddr,
@@ -333,12 +335,13 @@ async function reflection(n: number): Promise<{ cold: number; announce: number; 
     await rr.start();
     for (const c of clients) await c.start();
     const tc = await cold;
+    const cpu = process.cpuUsage(cpu0);
     await sleep(300);
     const t1 = performance.now();
     clients[0]!.announce(extra);
     const ta = await ann;
     const updates = rr.peerStatus().reduce((sum, p) => sum + (p.stats?.updatesOut ?? 0), 0);
-    return { cold: tc - t0, announce: ta - t1, updates, routes: clients.reduce((s, c) => s + c.routeCount, 0) };
+    return { cold: tc - t0, coldCpu: (cpu.user + cpu.system) / 1000, announce: ta - t1, updates, routes: clients.reduce((s, c) => s + c.routeCount, 0) };
   } finally {
     await Promise.all([rr.stop(), ...clients.map((c) => c.stop())]);
   }
@@ -415,6 +418,8 @@ async function reflectorHeap(n: number): Promise<{ perRoute: number; bytes: numb
 
 interface RrTcpResult {
   cold: number;
+  /** CPU time of the reflector during the cold start (this process's for ours: clients included). */
+  cpu: number;
   /** UPDATEs the clients received (the reflector sent), End-of-RIB included. */
   updates: number;
 }
@@ -473,7 +478,14 @@ async function reflectionTcp(n: number, which: "ours" | "bird"): Promise<RrTcpRe
     const counts = new Array<number>(n).fill(0);
     let resolveCold: (t: number) => void = () => undefined;
     const cold = new Promise<number>((r) => (resolveCold = r));
+    const birdCpu = (): number => {
+      // utime + stime of BIRD, in clock ticks (100 per second on Linux).
+      const f = readFileSync(`/proc/${bird!.daemon.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+    };
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
+    const bcpu0 = bird ? birdCpu() : 0;
     for (let i = 0; i < n; i++) {
       const c = new BgpSpeaker({
         asn: 64512,
@@ -494,8 +506,10 @@ async function reflectionTcp(n: number, which: "ours" | "bird"): Promise<RrTcpRe
     for (const c of clients) await c.start();
     const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`bench: ${which} reflector with ${n} TCP clients did not converge in 300 s`)), 300_000).unref());
     const tc = await Promise.race([cold, timeout]);
+    const own = process.cpuUsage(cpu0);
+    const cpu = bird ? birdCpu() - bcpu0 : (own.user + own.system) / 1000;
     const updates = clients.reduce((sum, c) => sum + (c.peerStatus()[0]?.stats?.updatesIn ?? 0), 0);
-    return { cold: tc - t0, updates };
+    return { cold: tc - t0, cpu, updates };
   } finally {
     await Promise.all(clients.map((c) => c.stop()));
     await ours?.stop();
@@ -548,6 +562,7 @@ export async function benchBgp(): Promise<BgpFigure[]> {
   const rr = await reflection(RR_CLIENTS);
   figures.push(
     { name: `route reflector, ${RR_CLIENTS} in-process clients: cold start until all have all routes`, value: rr.cold, unit: "ms" },
+    { name: `route reflector, ${RR_CLIENTS} in-process clients: CPU time of that cold start (RR + clients, this process)`, value: rr.coldCpu, unit: "ms" },
     { name: `route reflector, ${RR_CLIENTS} clients: one-announce to all`, value: rr.announce, unit: "ms" },
     { name: `route reflector, ${RR_CLIENTS} clients: UPDATEs sent by the RR`, value: rr.updates, unit: "msgs" },
     { name: `route reflector, ${RR_CLIENTS} clients: routes in all clients' Loc-RIBs`, value: rr.routes, unit: "routes" },
@@ -563,6 +578,8 @@ export async function benchBgp(): Promise<BgpFigure[]> {
     { name: `route reflector over TCP, ${RR_CLIENTS} clients: cold start, ours`, value: tcpOurs.cold, unit: "ms" },
     { name: `route reflector over TCP, ${RR_CLIENTS} clients: cold start, BIRD`, value: tcpBird.cold, unit: "ms" },
     { name: `route reflector over TCP, ${RR_CLIENTS} clients: cold start, ratio ours/BIRD`, value: tcpOurs.cold / tcpBird.cold, unit: "x" },
+    { name: `route reflector over TCP, ${RR_CLIENTS} clients: CPU time, ours (RR and the clients: one process)`, value: tcpOurs.cpu, unit: "ms" },
+    { name: `route reflector over TCP, ${RR_CLIENTS} clients: CPU time, BIRD (its process only)`, value: tcpBird.cpu, unit: "ms" },
     { name: `route reflector over TCP, ${RR_CLIENTS} clients: UPDATEs received, ours`, value: tcpOurs.updates, unit: "msgs" },
     { name: `route reflector over TCP, ${RR_CLIENTS} clients: UPDATEs received, BIRD`, value: tcpBird.updates, unit: "msgs" },
   );
