@@ -36,8 +36,26 @@ export interface ParsedAddress {
  * accepts, less zone ids (`fe80::1%eth0`): a zone names an interface of one host, which a cluster
  * config or a policy cannot mean, so configs refuse it with a rule that says so.
  */
+/**
+ * Parsed addresses by text: a cluster's agents and controllers read the same few thousand address
+ * and CIDR strings over and over (node subnets, gateways, pod IPs in every record), and the front
+ * door plus ipaddr.js cost microseconds each. Bounded: emptied when full. Entries are never handed
+ * out (callers get copies), so nothing a caller does can change them.
+ */
+const PARSED_MAX = 16_384;
+const parsedAddresses = new Map<string, ParsedAddress | { rule: string }>();
+
 function readAddress(text: unknown): ParsedAddress | { rule: string } {
   if (typeof text !== "string") return { rule: "must be an IP address string" };
+  const hit = parsedAddresses.get(text);
+  if (hit !== undefined) return "rule" in hit ? { rule: hit.rule } : { family: hit.family, value: hit.value };
+  const read = readAddressText(text);
+  if (parsedAddresses.size >= PARSED_MAX) parsedAddresses.clear();
+  parsedAddresses.set(text, read);
+  return "rule" in read ? { rule: read.rule } : { family: read.family, value: read.value };
+}
+
+function readAddressText(text: string): ParsedAddress | { rule: string } {
   if (text === "") return { rule: "must not be empty: give an IPv4 or IPv6 address" };
   if (text.trim() !== text) return { rule: "must be an IP address without surrounding spaces" };
   if (text.includes("/")) return { rule: "must be a plain IP address, not a CIDR" };
@@ -118,6 +136,12 @@ function withComponent<T extends object>(ctx: ParseContext, init: T): T & { comp
 export function formatAddress(value: bigint, family: Family): string {
   const bits = bitsOf(family);
   if (value < 0n || value >= 1n << BigInt(bits)) throw new RangeError(`address value out of range for IPv${family}`);
+  if (family === 4) {
+    // Dotted-quad text of a 32-bit value: the octets joined (what ipaddr.js's IPv4 toString does,
+    // without building an object per call on the allocator's hot path).
+    const n = Number(value);
+    return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+  }
   const address = addressOf(value, family);
   if (address instanceof ipaddr.IPv6 && address.isIPv4MappedAddress()) return `::ffff:${address.toIPv4Address().toString()}`;
   return address.toString();
@@ -390,7 +414,19 @@ export function parseInterfaceAddress(text: unknown, ctx: ParseContext = {}): In
  * length decimal digits without leading zeros within the family's width. Host bits are the
  * caller's business.
  */
+/** Parsed CIDRs by text (as `parsedAddresses`; only what was accepted: a refusal names its caller's field). */
+const parsedCidrs = new Map<string, ParsedAddress & { length: number }>();
+
 function readCidr(text: unknown, ctx: ParseContext, field: string): ParsedAddress & { length: number } {
+  const hit = typeof text === "string" ? parsedCidrs.get(text) : undefined;
+  if (hit !== undefined) return { family: hit.family, value: hit.value, length: hit.length };
+  const read = readCidrText(text, ctx, field);
+  if (parsedCidrs.size >= PARSED_MAX) parsedCidrs.clear();
+  parsedCidrs.set(text as string, read);
+  return { family: read.family, value: read.value, length: read.length };
+}
+
+function readCidrText(text: unknown, ctx: ParseContext, field: string): ParsedAddress & { length: number } {
   const fail = (rule: string): never => {
     throw new ConfigError(withComponent(ctx, { field, rule, value: text }));
   };
