@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { DataplanePublisher, KeyedSerializer, VirtualClock, emptyDataplane, flushAsync } from "../src/index.ts";
+import fc from "fast-check";
+import { DataplanePublisher, KeyedSerializer, VirtualClock, emptyDataplane, flushAsync, sameJson } from "../src/index.ts";
 import type { NodeDataplane } from "../src/index.ts";
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
@@ -57,7 +58,7 @@ function planOf(n: number): NodeDataplane {
 }
 
 describe("DataplanePublisher", () => {
-  function setup(minIntervalMs: number) {
+  function setup(minIntervalMs: number, equal?: (a: NodeDataplane, b: NodeDataplane) => boolean) {
     const clock = new VirtualClock();
     let state = 0;
     let computed = 0;
@@ -70,10 +71,46 @@ describe("DataplanePublisher", () => {
         return planOf(state);
       },
       minIntervalMs,
+      ...(equal ? { equal } : {}),
     });
     pub.subscribe((dp) => told.push(dp));
     return { clock, pub, told, set: (n: number) => (state = n), computed: () => computed };
   }
+
+  it("equal: sameJson tells exactly what the JSON comparison tells, and keeps the last plan object while equal ones come", async () => {
+    const json = setup(300);
+    const objects = setup(300, sameJson);
+    for (const step of [1, 1, 2, 2, 3, 1, 1, 4, 4, 4, 5]) {
+      for (const t of [json, objects]) {
+        t.set(step);
+        t.pub.invalidate();
+        await t.clock.advance(step * 100);
+      }
+    }
+    expect(objects.told.length).toBeGreaterThan(2);
+    expect(objects.told).toEqual(json.told);
+    const kept = objects.pub.current();
+    objects.set(5);
+    objects.pub.invalidate();
+    expect(objects.pub.current()).toBe(kept);
+  });
+
+  it("sameJson(a, b) is JSON.stringify(a) === JSON.stringify(b) (property)", () => {
+    const value = fc.oneof(fc.jsonValue(), fc.constant(undefined), fc.constant(Number.NaN), fc.constant(Number.POSITIVE_INFINITY), fc.constant(-0));
+    const tree = fc.letrec((tie) => ({
+      node: fc.oneof({ depthSize: "small" }, value, fc.array(tie("node"), { maxLength: 4 }), fc.dictionary(fc.constantFrom("a", "b", "c"), tie("node"), { maxKeys: 3 })),
+    })).node;
+    fc.assert(
+      fc.property(tree, tree, (a, b) => {
+        expect(sameJson(a, b)).toBe(JSON.stringify(a) === JSON.stringify(b));
+        expect(sameJson(a, structuredClone(a))).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
+    expect(sameJson({ a: 1, b: 2 }, { b: 2, a: 1 })).toBe(false);
+    expect(sameJson({ a: 1, b: undefined }, { a: 1 })).toBe(true);
+    expect(sameJson([undefined], [null])).toBe(true);
+  });
 
   it("never serves a stale plan: current() after a change returns the new plan before the coalesced notification", async () => {
     const t = setup(1_000);

@@ -7,6 +7,10 @@
  *    change after a quiet spell is told at once; later ones are coalesced into one call when the
  *    interval has passed), and only when the plan really differs from the last one they were told.
  *  - `stop()` cancels the pending timer; afterwards the last plan is kept and nothing is told.
+ *
+ * "Differs" is by JSON text unless the agent passes `equal` (e.g. `sameJson`, which compares the
+ * objects themselves and skips entries a plan shares with the previous one: no O(N) serialisation
+ * per plan); then the agent must never mutate a plan it returned.
  */
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { NodeDataplane } from "../dataplane.ts";
@@ -21,12 +25,66 @@ export interface DataplanePublisherOptions {
   minIntervalMs?: number;
   /** Hears a listener's or `compute`'s exception (they never propagate into the agent). */
   onError?: (msg: string, err: unknown) => void;
+  /**
+   * Whether two plans are the same (default: equal `JSON.stringify` text). Given it, plans are
+   * compared as objects: the agent must not mutate a plan after `compute` returned it.
+   */
+  equal?: (a: NodeDataplane, b: NodeDataplane) => boolean;
+}
+
+/**
+ * Whether `JSON.stringify(a) === JSON.stringify(b)` for plain data (objects, arrays, strings,
+ * numbers, booleans, null; undefined properties absent, as in JSON; key order counts), without
+ * serialising: identical sub-objects are equal at once, and the first difference ends the walk.
+ * Values JSON gives special treatment (toJSON, non-finite numbers, bigint, functions) are compared
+ * through JSON itself.
+ */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return jsonText(a) === jsonText(b);
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (typeof (a as { toJSON?: unknown }).toJSON === "function" || typeof (b as { toJSON?: unknown }).toJSON === "function") return jsonText(a) === jsonText(b);
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    if (a.length !== bb.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameJson(inArray(a[i]), inArray(bb[i]))) return false;
+    return true;
+  }
+  const ka = shownKeys(a as Record<string, unknown>);
+  const kb = shownKeys(b as Record<string, unknown>);
+  if (ka.length !== kb.length) return false;
+  for (let i = 0; i < ka.length; i++) {
+    if (ka[i] !== kb[i]) return false;
+    if (!sameJson((a as Record<string, unknown>)[ka[i]!], (b as Record<string, unknown>)[kb[i]!])) return false;
+  }
+  return true;
+}
+
+/** An array element as JSON writes it: undefined, functions and symbols become null. */
+function inArray(x: unknown): unknown {
+  const t = typeof x;
+  return t === "undefined" || t === "function" || t === "symbol" ? null : x;
+}
+
+/** The keys JSON.stringify writes, in its order. */
+function shownKeys(o: Record<string, unknown>): string[] {
+  return Object.keys(o).filter((k) => {
+    const t = typeof o[k];
+    return t !== "undefined" && t !== "function" && t !== "symbol";
+  });
+}
+
+function jsonText(x: unknown): string | undefined {
+  return JSON.stringify(x);
 }
 
 export class DataplanePublisher {
   private plan: NodeDataplane;
+  /** JSON text of `plan` and of the plan last told (only without `equal`). */
   private planJson: string;
   private toldJson: string;
+  /** The plan last told (with `equal`). */
+  private told: NodeDataplane;
   private dirty = false;
   private stopped = false;
   private timer: TimerHandle | undefined;
@@ -35,7 +93,8 @@ export class DataplanePublisher {
 
   constructor(private readonly options: DataplanePublisherOptions) {
     this.plan = options.initial;
-    this.planJson = JSON.stringify(options.initial);
+    this.told = options.initial;
+    this.planJson = options.equal ? "" : JSON.stringify(options.initial);
     this.toldJson = this.planJson;
   }
 
@@ -103,6 +162,11 @@ export class DataplanePublisher {
       this.options.onError?.("planning failed; keeping the previous dataplane", err);
       return;
     }
+    const equal = this.options.equal;
+    if (equal) {
+      if (next !== this.plan && !equal(next, this.plan)) this.plan = next;
+      return;
+    }
     const json = JSON.stringify(next);
     if (json === this.planJson) return;
     this.plan = next;
@@ -112,8 +176,14 @@ export class DataplanePublisher {
   private tell(): void {
     if (this.stopped) return;
     this.current();
-    if (this.planJson === this.toldJson) return;
-    this.toldJson = this.planJson;
+    const equal = this.options.equal;
+    if (equal) {
+      if (this.plan === this.told || equal(this.plan, this.told)) return;
+      this.told = this.plan;
+    } else {
+      if (this.planJson === this.toldJson) return;
+      this.toldJson = this.planJson;
+    }
     this.lastTold = this.options.clock.now();
     const plan = this.plan;
     for (const listener of [...this.listeners]) {

@@ -35,6 +35,12 @@ export interface AgentRuntimeOptions {
   component: string;
   /** Least virtual time between two dataplane notifications (default 0: tell at once). */
   minReplanIntervalMs?: number;
+  /**
+   * How plans are compared ("did it change?"): default by JSON text; the publisher's `sameJson`
+   * compares objects without serialising (O(changed) when plans share their unchanged entries),
+   * and then `plan()` must never mutate a plan it returned before.
+   */
+  samePlan?: (a: NodeDataplane, b: NodeDataplane) => boolean;
 }
 
 /** The message of anything thrown. */
@@ -64,6 +70,7 @@ export abstract class AgentRuntime<C, R extends PodRef = PodRef> implements Node
       compute: () => (this.phaseNow === "running" ? this.plan() : emptyDataplane(ctx.node.name)),
       minIntervalMs: options.minReplanIntervalMs ?? 0,
       onError: (msg, err) => this.warn(msg, err),
+      ...(options.samePlan ? { equal: options.samePlan } : {}),
     });
   }
 
