@@ -504,7 +504,7 @@ async function reflectionTcp(n: number, which: "ours" | "bird"): Promise<RrTcpRe
       clients.push(c);
     }
     for (const c of clients) await c.start();
-    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`bench: ${which} reflector with ${n} TCP clients did not converge in 300 s`)), 300_000).unref());
+    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`bench: ${which} reflector with ${n} TCP clients did not converge in 900 s`)), 900_000).unref());
     const tc = await Promise.race([cold, timeout]);
     const own = process.cpuUsage(cpu0);
     const cpu = bird ? birdCpu() - bcpu0 : (own.user + own.system) / 1000;
