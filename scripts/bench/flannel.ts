@@ -1,5 +1,11 @@
 // flannel backend: subnet lease throughput — lease acquisitions per second, one after another (no
-// contention) and N at once (CAS races retried with jittered back-off on the virtual clock).
+// contention) and N at once (CAS races retried with jittered back-off on the virtual clock) — and
+// the agents' own cost at scale (issue 19): N agents join at once until every one routes to every
+// other, then one more node joins the settled cluster. Wall time, store operations, watch events
+// delivered (and per join and other node: 1 is the floor, the joiner's lease put), lease-prefix
+// re-lists and plans. Agents run on the store alone (no packet simulator: cnikit-bench's cold-start
+// adds the simulator's reachability walk to its wall time). FLANNEL_JOIN_N sets the sizes
+// (default 1000).
 // Flannel's route convergence is measured by cnikit-bench, like every backend's:
 // `npm run bench -- convergence-flannel` (FLANNEL_BENCH_N sets its sizes; see scripts/bench.ts).
 //
@@ -8,8 +14,10 @@
 // Wall-clock figures from performance.now(); nothing here asserts a speed.
 // Run alone: pnpm exec tsx --conditions=source scripts/bench/flannel.ts
 import { seededRandom } from "@cnikit/core";
-import { MemoryDatastore, VirtualClock, flushAsync, silentLogger } from "@cnikit/core";
-import type { NodeInfo } from "@cnikit/core";
+import { MemoryDatastore, MemoryMembership, VirtualClock, flushAsync, silentLogger } from "@cnikit/core";
+import type { AgentContext, NodeInfo, WatchEvent, WatchOptions } from "@cnikit/core";
+import { CountingDatastore } from "../../conformance/src/harness.ts";
+import { FlannelAgent } from "../../packages/flannel/src/agent.ts";
 import { parseFlannelConfig } from "../../packages/flannel/src/config.ts";
 import { SUBNET_PREFIX, flannelLeaseKeeper } from "../../packages/flannel/src/leases.ts";
 import type { FlannelConfig } from "../../packages/flannel/src/config.ts";
@@ -78,9 +86,88 @@ async function leaseThroughput(): Promise<Figure[]> {
   return figures;
 }
 
+/** CountingDatastore that also counts the watch events it delivers. */
+class WatchCountingStore extends CountingDatastore {
+  watchEvents = 0;
+  override watch(prefix: string, options?: WatchOptions): AsyncIterable<WatchEvent> {
+    const source = super.watch(prefix, options);
+    const delivered = (): void => void this.watchEvents++;
+    return {
+      async *[Symbol.asyncIterator]() {
+        for await (const ev of source) {
+          delivered();
+          yield ev;
+        }
+      },
+    };
+  }
+}
+
+const noPeers = { self: "", listen: () => () => undefined, connect: () => Promise.reject(new Error("flannel uses no peers")) } as unknown as AgentContext<FlannelConfig>["peers"];
+
+/** CPU ms (user + system) of this process since `since`: on a loaded machine, wall time is not the agents' cost alone. */
+function cpuMs(since: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / 1000;
+}
+
+/** N agents join at once until each routes to every other; then one more joins; see the file comment. */
+export async function joinAtScale(n: number): Promise<Figure[]> {
+  const clock = new VirtualClock();
+  const store = new WatchCountingStore(new MemoryDatastore({ clock }));
+  const members = new MemoryMembership({ clock, nodes: Array.from({ length: n + 1 }, (_, i) => nodeInfo(i)) });
+  const agent = (i: number) =>
+    new FlannelAgent({ config: CONFIG, node: nodeInfo(i), store, local: new MemoryDatastore({ clock }), peers: noPeers, clock, log: silentLogger, random: seededRandom(1000 + i), members });
+  const agents = Array.from({ length: n }, (_, i) => agent(i));
+  const routesTo = (a: FlannelAgent) => a.dataplane().routes.length;
+  const sum = (key: "relists" | "replans") => agents.reduce((t, a) => t + a.stats()[key], 0);
+  const figures: Figure[] = [];
+  const label = `join N=${n} at once`;
+
+  let t0 = performance.now();
+  let cpu0 = process.cpuUsage();
+  let started = 0;
+  const starts = agents.map((a) => a.start().then(() => started++));
+  const virtual = await runUntil(clock, () => started === n && agents.every((a) => routesTo(a) === n - 1), { stepMs: 10, limitMs: 600_000 });
+  await Promise.all(starts);
+  figures.push(
+    { name: `${label}: wall time`, value: performance.now() - t0, unit: "ms" },
+    { name: `${label}: CPU time (user + system)`, value: cpuMs(cpu0), unit: "ms" },
+    { name: `${label}: virtual time to full mesh`, value: virtual, unit: "ms (virtual)" },
+    { name: `${label}: store operations`, value: store.ops, unit: "ops" },
+    { name: `${label}: watch events delivered`, value: store.watchEvents, unit: "events" },
+    { name: `${label}: watch events per join and other node`, value: store.watchEvents / (n * (n - 1)), unit: "events" },
+    { name: `${label}: lease-prefix listings`, value: sum("relists"), unit: "lists" },
+    { name: `${label}: plans`, value: sum("replans"), unit: "plans" },
+  );
+
+  // One more node joins the settled cluster: every other node should hear exactly its lease.
+  const ops0 = store.ops;
+  const events0 = store.watchEvents;
+  const relists0 = sum("relists");
+  const joiner = agent(n);
+  t0 = performance.now();
+  cpu0 = process.cpuUsage();
+  let joined = false;
+  const start = joiner.start().then(() => (joined = true));
+  await runUntil(clock, () => joined && routesTo(joiner) === n && agents.every((a) => routesTo(a) === n), { stepMs: 10, limitMs: 600_000 });
+  await start;
+  figures.push(
+    { name: `one more joins N=${n}: wall time`, value: performance.now() - t0, unit: "ms" },
+    { name: `one more joins N=${n}: CPU time (user + system)`, value: cpuMs(cpu0), unit: "ms" },
+    { name: `one more joins N=${n}: store operations`, value: store.ops - ops0, unit: "ops" },
+    { name: `one more joins N=${n}: watch events per other node`, value: (store.watchEvents - events0) / n, unit: "events" },
+    { name: `one more joins N=${n}: lease-prefix listings by the others`, value: sum("relists") - relists0, unit: "lists" },
+  );
+  for (const a of [...agents, joiner]) await a.stop();
+  return figures;
+}
+
 /** Runs every flannel measurement; see the file comment. */
 export async function benchFlannel(): Promise<Figure[]> {
-  return leaseThroughput();
+  const figures = await leaseThroughput();
+  for (const n of (process.env.FLANNEL_JOIN_N ?? "1000").split(",").map(Number)) figures.push(...(await joinAtScale(n)));
+  return figures;
 }
 
 await runIfMain(import.meta.url, "flannel", benchFlannel);

@@ -20,7 +20,7 @@
  * Components composed in with `createFlannelAgent(ctx, options)` (components.ts) start after the
  * lease and hear every pod; their policy is part of the plan input. Canal is built that way.
  */
-import { AddressInUseError, AddressPool, AgentRuntime, attachmentRecord, CheckFailedError, ConfigError, Informer, Prefix, TryAgainError, podKey } from "@cnikit/core";
+import { AddressInUseError, AddressPool, AgentRuntime, attachmentRecord, CheckFailedError, ConfigError, Informer, Prefix, TryAgainError, podKey, sameJson } from "@cnikit/core";
 import type { AgentContext, AgentStatus, AttachResult, Family, KeyValue, NodeDataplane, PodAttachment, PodRef, SubnetLeaseKeeper } from "@cnikit/core";
 import { flannelPodOf, recordPolicy } from "./components.ts";
 import type { FlannelAgentComponent, FlannelAgentOptions } from "./components.ts";
@@ -28,7 +28,7 @@ import { COMPONENT, MIN_POD_MTU } from "./config.ts";
 import type { FlannelConfig } from "./config.ts";
 import { LEASE_TTL_SECONDS, SUBNET_PREFIX, decodeLease, flannelLeaseKeeper, leaseOfClaim, upgradeRememberedLease } from "./leases.ts";
 import type { AcquiredLease, LeaseAttrs, LeaseSubnets, SubnetLease } from "./leases.ts";
-import { BRIDGE, createPlanCache, deriveVtepMac, hostIfName, localDevices, macForAddress, planWithDiagnostics, podMtu, underlayOf } from "./plan.ts";
+import { BRIDGE, PeerTable, deriveVtepMac, hostIfName, localDevices, macForAddress, podMtu, underlayOf } from "./plan.ts";
 import type { PodRecord, SkippedPeer, VtepMacs } from "./plan.ts";
 
 /** Full re-list period (flannel's route networks reconcile every 10 s; its vxlan never does). */
@@ -93,8 +93,11 @@ export class FlannelAgent extends AgentRuntime<FlannelConfig, PodRecord> {
   private readonly leases: Informer<SubnetLease>;
   private vtepMacs: VtepMacs = {};
   private readonly pools = new Map<Family, AddressPool>();
-  /** This agent's plan memo (per-peer plans, parsed prefixes): plan.ts itself keeps no state. */
-  private readonly planCache = createPlanCache();
+  /**
+   * Every lease, planned incrementally (plan.ts's PeerTable, fed by the informer's events): a
+   * lease event costs its own entries, not a re-plan over every lease.
+   */
+  private readonly peers = new PeerTable();
   private skipped: SkippedPeer[] = [];
   private readonly warnedSkipped = new Map<string, string>();
   /** Malformed lease versions already warned about (key -> modRevision). */
@@ -104,7 +107,9 @@ export class FlannelAgent extends AgentRuntime<FlannelConfig, PodRecord> {
 
   /** `options`: components composed into the agent (components.ts); none for plain flannel. */
   constructor(ctx: AgentContext<FlannelConfig>, options: FlannelAgentOptions = {}) {
-    super(ctx, { component: COMPONENT, minReplanIntervalMs: REPLAN_MIN_INTERVAL_MS });
+    // Plans share their peer entries with the previous plan (PeerTable) and are never mutated:
+    // compared as objects, not as JSON text of every route.
+    super(ctx, { component: COMPONENT, minReplanIntervalMs: REPLAN_MIN_INTERVAL_MS, samePlan: sameJson });
     this.config = ctx.config;
     this.components = options.components ?? [];
     this.policy = options.policy;
@@ -114,6 +119,7 @@ export class FlannelAgent extends AgentRuntime<FlannelConfig, PodRecord> {
       clock: ctx.clock,
       signal: this.signal,
       decode: (kv) => this.decode(kv),
+      onEvent: (ev) => (ev.type === "delete" ? this.peers.delete(ev.key) : this.peers.set(ev.value)),
       onBatch: (batch) => this.onLeases(batch),
       onError: (err) => this.warn("lease watch failed; re-listing", err),
       retryMs: WATCH_BACKOFF_MS.first,
@@ -517,22 +523,18 @@ export class FlannelAgent extends AgentRuntime<FlannelConfig, PodRecord> {
     };
   }
 
-  /** The plan of the state now (plan.ts, pure), with this agent's memo; warns once per skipped lease and reason. */
+  /** The plan of the state now (plan.ts's, kept incrementally by the PeerTable); warns once per skipped lease and reason. */
   protected plan(): NodeDataplane {
     this.counters.replans++;
     const policy = this.policy?.();
-    const { dataplane, skipped } = planWithDiagnostics(
-      {
-        config: this.config,
-        node: this.ctx.node,
-        lease: this.held,
-        vtepMacs: this.vtepMacs,
-        peers: this.leases.values(),
-        pods: [...this.attachments.values()],
-        ...(policy ? { policy: recordPolicy(policy) } : {}),
-      },
-      this.planCache,
-    );
+    const { dataplane, skipped } = this.peers.plan({
+      config: this.config,
+      node: this.ctx.node,
+      lease: this.held,
+      vtepMacs: this.vtepMacs,
+      pods: [...this.attachments.values()],
+      ...(policy ? { policy: recordPolicy(policy) } : {}),
+    });
     this.skipped = skipped;
     for (const s of skipped) {
       if (this.warnedSkipped.get(s.key) === s.reason) continue;

@@ -497,6 +497,13 @@ function byKey<T>(a: Keyed<T>, b: Keyed<T>): number {
   return a.k < b.k ? -1 : a.k > b.k ? 1 : 0;
 }
 
+/** The peers' entries of a plan, each list in canonicalDataplane's order. */
+interface PeerEntries {
+  routes: RouteEntry[];
+  neighbours: NeighbourEntry[];
+  fdb: FdbEntry[];
+}
+
 /**
  * `planDataplane` plus the leases that got no entries and why (host-gw across subnets, wrong
  * backend type, ...). `cache` (optional) makes successive plans of one node cost only the leases
@@ -504,14 +511,49 @@ function byKey<T>(a: Keyed<T>, b: Keyed<T>): number {
  */
 export function planWithDiagnostics(input: PlanInput, cache?: PlanCache): PlanResult {
   const { config, node, lease } = input;
-  const dp: NodeDataplane = emptyDataplane(node.name);
   if (lease === undefined || (lease.subnet === undefined && lease.ipv6Subnet === undefined)) {
-    return { dataplane: dp, skipped: [] };
+    return { dataplane: emptyDataplane(node.name), skipped: [] };
   }
   const parse = parser(cache);
   const { peers, skipped } = usablePeers(input, parse.pfx);
-  const mtu = podMtu(config, node);
   const lc = localContext(config, node, parse);
+  const routes: Keyed<RouteEntry>[] = [];
+  const neighbours: Keyed<NeighbourEntry>[] = [];
+  const fdb: Keyed<FdbEntry>[] = [];
+  const planPeer = config.backend.type === "vxlan" ? planVxlanPeer : planHostGwPeer;
+  for (const peer of peers) {
+    let plan: PeerPlan;
+    const hit = cache?.peers.get(peer);
+    if (hit !== undefined && hit.context === lc.id) plan = hit.plan;
+    else {
+      plan = planPeer(lc, peer);
+      cache?.peers.set(peer, { context: lc.id, plan });
+    }
+    if (plan.problem !== undefined) {
+      skipped.push(skippedOf(peer, plan.problem));
+      continue;
+    }
+    for (const r of plan.routes) routes.push(r);
+    for (const n of plan.neighbours) neighbours.push(n);
+    for (const f of plan.fdb) fdb.push(f);
+  }
+  routes.sort(byKey);
+  neighbours.sort(byKey);
+  fdb.sort(byKey);
+  const entries: PeerEntries = {
+    routes: routes.map((r) => r.v),
+    neighbours: neighbours.map((n) => n.v),
+    fdb: fdb.filter((f, i) => i === 0 || fdb[i - 1]!.k !== f.k).map((f) => f.v),
+  };
+  skipped.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return { dataplane: assemble(input, lease, lc, parse, entries), skipped };
+}
+
+/** The node's dataplane around the peers' entries: bridge, vxlan devices, addresses, NAT, pods, filters. */
+function assemble(input: PlanInput, lease: LeaseSubnets, lc: LocalContext, parse: Parser, entries: PeerEntries): NodeDataplane {
+  const { config, node } = input;
+  const dp: NodeDataplane = emptyDataplane(node.name);
+  const mtu = podMtu(config, node);
   const links: Link[] = [];
   const addresses: AddressEntry[] = [];
 
@@ -547,37 +589,13 @@ export function planWithDiagnostics(input: PlanInput, cache?: PlanCache): PlanRe
     if (lease.ipv6Subnet !== undefined && v6dev) addresses.push({ dev: v6dev.name, cidr: `${parse.pfx(lease.ipv6Subnet).network}/128` });
   }
 
-  const routes: Keyed<RouteEntry>[] = [];
-  const neighbours: Keyed<NeighbourEntry>[] = [];
-  const fdb: Keyed<FdbEntry>[] = [];
-  const planPeer = config.backend.type === "vxlan" ? planVxlanPeer : planHostGwPeer;
-  for (const peer of peers) {
-    let plan: PeerPlan;
-    const hit = cache?.peers.get(peer);
-    if (hit !== undefined && hit.context === lc.id) plan = hit.plan;
-    else {
-      plan = planPeer(lc, peer);
-      cache?.peers.set(peer, { context: lc.id, plan });
-    }
-    if (plan.problem !== undefined) {
-      skipped.push(skippedOf(peer, plan.problem));
-      continue;
-    }
-    for (const r of plan.routes) routes.push(r);
-    for (const n of plan.neighbours) neighbours.push(n);
-    for (const f of plan.fdb) fdb.push(f);
-  }
-  routes.sort(byKey);
-  neighbours.sort(byKey);
-  fdb.sort(byKey);
-
   // Every list is built in canonicalDataplane's order (same keys), so the result is canonical
   // without a second sort of the large lists.
   dp.links = sortBy(links, (l) => l.name);
   dp.addresses = sortBy(addresses, (a) => `${a.dev} ${a.cidr}`);
-  dp.routes = routes.map((r) => r.v);
-  dp.neighbours = neighbours.map((n) => n.v);
-  dp.fdb = fdb.filter((f, i) => i === 0 || fdb[i - 1]!.k !== f.k).map((f) => f.v);
+  dp.routes = entries.routes;
+  dp.neighbours = entries.neighbours;
+  dp.fdb = entries.fdb;
   dp.sysctls = { ...(config.enableIPv4 ? { ipv4Forwarding: true } : {}), ...(config.enableIPv6 ? { ipv6Forwarding: true } : {}), bridgeNfCall: true };
   dp.nat = sortBy(masqueradeRules(config), (n) => n.id);
   dp.pods = sortBy(
@@ -588,8 +606,242 @@ export function planWithDiagnostics(input: PlanInput, cache?: PlanCache): PlanRe
     const nodeAddresses = [...node.underlay.map((u) => u.address), ...own.map((p) => p.nth(1))];
     dp.filters = sortBy(input.policy.filtersFor({ node: node.name, pods: input.pods, nodeAddresses }), (f) => `${f.pod} ${f.direction}`);
   }
-  skipped.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  return { dataplane: dp, skipped };
+  return dp;
+}
+
+/** Index of the first item whose key is not below `k` (binary search over a list sorted by key). */
+function lowerBound<T>(list: readonly Keyed<T>[], k: string): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (list[mid]!.k < k) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** What one lease adds to a PeerTable's plan (under one local context and own lease). */
+interface Contribution {
+  /** Its prefixes' texts, when it takes part in the overlap rules (not this node's, not overlapping it). */
+  texts: string[];
+  /** It has a prefix of another length than the config's subnet length (the table then plans in full). */
+  odd: boolean;
+  skipped?: SkippedPeer;
+  plan?: PeerPlan;
+}
+
+/**
+ * Changes at once above which a PeerTable rebuilds its lists with one sort instead of inserting
+ * one by one: this many, or an eighth of the leases, whichever is more.
+ */
+const RESORT_ABOVE = 16;
+
+/**
+ * One agent's lease view, planned incrementally: `set` and `delete` (one per lease event) record
+ * the change; `plan` applies the changes since the last plan — each lease's entries computed once
+ * per version, inserted into and removed from sorted route, neighbour and FDB lists — and returns
+ * the same result as `planWithDiagnostics` over the same leases. A lease event then costs O(log N)
+ * plus one list copy per (coalesced) plan, instead of a re-plan over all N leases.
+ *
+ * The incremental lists hold while no overlap rule can apply: every lease's prefixes are of the
+ * config's subnet length and no two leases share one (flannel's allocator guarantees both). While
+ * either fails (a reservation of another length, a transient double lease), `plan` falls back to
+ * `planWithDiagnostics` over every lease, so the result is always the pure planner's.
+ */
+export class PeerTable {
+  private readonly leases = new Map<string, SubnetLease>();
+  private readonly pending = new Set<string>();
+  private readonly contributions = new Map<string, Contribution>();
+  /** Leases per prefix text (overlap rules apply when one holds more than one). */
+  private readonly holders = new Map<string, number>();
+  private shared = 0;
+  private odd = 0;
+  private routes: Keyed<RouteEntry>[] = [];
+  private neighbours: Keyed<NeighbourEntry>[] = [];
+  /** FDB entries by key, with how many leases contribute each (two leases may share a VTEP). */
+  private fdb: Keyed<FdbEntry>[] = [];
+  private readonly fdbRefs = new Map<string, number>();
+  private readonly skipped = new Map<string, SkippedPeer>();
+  /** The local context and own lease the contributions were computed under. */
+  private context: string | undefined;
+  /** The lists as of the last plan (reused while no lease changed them). */
+  private last: PeerEntries | undefined;
+
+  constructor(private readonly cache: PlanCache = createPlanCache()) {}
+
+  /** A lease appeared or changed. */
+  set(lease: SubnetLease): void {
+    this.leases.set(lease.key, lease);
+    this.pending.add(lease.key);
+  }
+
+  /** A lease vanished. */
+  delete(key: string): void {
+    if (!this.leases.delete(key)) return;
+    this.pending.add(key);
+  }
+
+  /** Every lease in the table. */
+  values(): SubnetLease[] {
+    return [...this.leases.values()];
+  }
+
+  /** The plan of `input` with this table's leases as its peers (`input.peers` is ignored); see the class comment. */
+  plan(input: Omit<PlanInput, "peers">): PlanResult {
+    const { config, node, lease } = input;
+    if (lease === undefined || (lease.subnet === undefined && lease.ipv6Subnet === undefined)) {
+      return { dataplane: emptyDataplane(node.name), skipped: [] };
+    }
+    const parse = parser(this.cache);
+    const lc = localContext(config, node, parse);
+    const context = `${lc.id}|${node.name}|${lease.key ?? ""}|${lease.subnet ?? ""}|${lease.ipv6Subnet ?? ""}|${config.ipv4?.subnetLen ?? ""}|${config.ipv6?.subnetLen ?? ""}`;
+    if (context !== this.context) {
+      this.context = context;
+      this.reset();
+    }
+    this.applyPending(input, lease, lc, parse);
+    if (this.shared > 0 || this.odd > 0) return planWithDiagnostics({ ...input, peers: [...this.leases.values()] }, this.cache);
+    this.last ??= { routes: this.routes.map((r) => r.v), neighbours: this.neighbours.map((n) => n.v), fdb: this.fdb.map((f) => f.v) };
+    const skipped = [...this.skipped.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return { dataplane: assemble({ ...input, peers: [] }, lease, lc, parse, this.last), skipped };
+  }
+
+  /** Forgets every contribution: the next plan recomputes each lease's. */
+  private reset(): void {
+    this.contributions.clear();
+    this.holders.clear();
+    this.shared = 0;
+    this.odd = 0;
+    this.routes = [];
+    this.neighbours = [];
+    this.fdb = [];
+    this.fdbRefs.clear();
+    this.skipped.clear();
+    this.last = undefined;
+    for (const key of this.leases.keys()) this.pending.add(key);
+  }
+
+  private applyPending(input: Omit<PlanInput, "peers">, lease: LeaseSubnets & { key?: string }, lc: LocalContext, parse: Parser): void {
+    if (this.pending.size === 0) return;
+    this.last = undefined;
+    // Many changes at once (a listing): update the contributions, then rebuild the lists in one sort.
+    const lists = this.pending.size <= Math.max(RESORT_ABOVE, this.leases.size / 8);
+    for (const key of this.pending) {
+      const old = this.contributions.get(key);
+      if (old) this.remove(key, old, lists);
+      const l = this.leases.get(key);
+      if (l === undefined) continue;
+      const c = this.contribution(input, lease, lc, parse, l);
+      this.contributions.set(key, c);
+      this.add(key, c, lists);
+    }
+    this.pending.clear();
+    if (lists) return;
+    this.routes = [];
+    this.neighbours = [];
+    this.fdb = [];
+    const fdbSeen = new Set<string>();
+    for (const c of this.contributions.values()) {
+      if (!c.plan) continue;
+      for (const r of c.plan.routes) this.routes.push(r);
+      for (const n of c.plan.neighbours) this.neighbours.push(n);
+      for (const f of c.plan.fdb) {
+        if (fdbSeen.has(f.k)) continue;
+        fdbSeen.add(f.k);
+        this.fdb.push(f);
+      }
+    }
+    this.routes.sort(byKey);
+    this.neighbours.sort(byKey);
+    this.fdb.sort(byKey);
+  }
+
+  /** What `usablePeers` and the per-peer planner make of one lease, given that no overlap rule applies. */
+  private contribution(input: Omit<PlanInput, "peers">, own: LeaseSubnets & { key?: string }, lc: LocalContext, parse: Parser, l: SubnetLease): Contribution {
+    const { config, node } = input;
+    if (l.key === own.key || l.attrs.NodeName === node.name) return { texts: [], odd: false };
+    const ownPrefixes = [own.subnet, own.ipv6Subnet].filter((x): x is string => x !== undefined).map(parse.pfx);
+    const prefixes = [l.subnet, l.ipv6Subnet].filter((x): x is string => x !== undefined).map(parse.pfx);
+    if (prefixes.some((p) => ownPrefixes.some((o) => overlap(o, p)))) return { texts: [], odd: false, skipped: skippedOf(l, "its subnet overlaps this node's own lease") };
+    const texts = prefixes.map((p) => p.text);
+    const odd = prefixes.some((p) => p.length !== (p.family === 4 ? config.ipv4?.subnetLen : config.ipv6?.subnetLen));
+    if ((config.enableIPv4 && l.subnet === undefined) || (config.enableIPv6 && l.ipv6Subnet === undefined)) {
+      const fams = [config.enableIPv4 ? "IPv4" : "", config.enableIPv6 ? "IPv6" : ""].filter(Boolean).join("+");
+      return { texts, odd, skipped: skippedOf(l, `it lacks a subnet of an enabled family (${fams})`) };
+    }
+    let plan: PeerPlan;
+    const hit = this.cache.peers.get(l);
+    if (hit !== undefined && hit.context === lc.id) plan = hit.plan;
+    else {
+      plan = (config.backend.type === "vxlan" ? planVxlanPeer : planHostGwPeer)(lc, l);
+      this.cache.peers.set(l, { context: lc.id, plan });
+    }
+    if (plan.problem !== undefined) return { texts, odd, skipped: skippedOf(l, plan.problem) };
+    return { texts, odd, plan };
+  }
+
+  private add(key: string, c: Contribution, lists: boolean): void {
+    for (const t of c.texts) {
+      const n = (this.holders.get(t) ?? 0) + 1;
+      this.holders.set(t, n);
+      if (n === 2) this.shared++;
+    }
+    if (c.odd) this.odd++;
+    if (c.skipped) this.skipped.set(key, c.skipped);
+    if (!c.plan) return;
+    for (const f of c.plan.fdb) {
+      const refs = this.fdbRefs.get(f.k) ?? 0;
+      this.fdbRefs.set(f.k, refs + 1);
+      if (refs === 0 && lists) insert(this.fdb, f);
+    }
+    if (!lists) return;
+    for (const r of c.plan.routes) insert(this.routes, r);
+    for (const n of c.plan.neighbours) insert(this.neighbours, n);
+  }
+
+  private remove(key: string, c: Contribution, lists: boolean): void {
+    this.contributions.delete(key);
+    for (const t of c.texts) {
+      const n = this.holders.get(t)! - 1;
+      if (n === 0) this.holders.delete(t);
+      else this.holders.set(t, n);
+      if (n === 1) this.shared--;
+    }
+    if (c.odd) this.odd--;
+    this.skipped.delete(key);
+    if (!c.plan) return;
+    for (const f of c.plan.fdb) {
+      const refs = this.fdbRefs.get(f.k)! - 1;
+      if (refs > 0) {
+        this.fdbRefs.set(f.k, refs);
+        continue;
+      }
+      this.fdbRefs.delete(f.k);
+      // Entries of one key are equal (dev, MAC, destination): drop whichever the list kept.
+      if (lists) drop(this.fdb, (x) => x.k === f.k, f.k);
+    }
+    if (!lists) return;
+    for (const r of c.plan.routes) drop(this.routes, (x) => x === r, r.k);
+    for (const n of c.plan.neighbours) drop(this.neighbours, (x) => x === n, n.k);
+  }
+}
+
+/** Inserts an entry into a list sorted by key (after the entries of an equal key). */
+function insert<T>(list: Keyed<T>[], item: Keyed<T>): void {
+  let at = lowerBound(list, item.k);
+  while (at < list.length && list[at]!.k === item.k) at++;
+  list.splice(at, 0, item);
+}
+
+/** Removes the first entry of key `k` that `match` accepts from a list sorted by key. */
+function drop<T>(list: Keyed<T>[], match: (x: Keyed<T>) => boolean, k: string): void {
+  for (let at = lowerBound(list, k); at < list.length && list[at]!.k === k; at++) {
+    if (match(list[at]!)) {
+      list.splice(at, 1);
+      return;
+    }
+  }
 }
 
 /** A sorted copy, comparing precomputed keys with `<` (as canonicalDataplane does). */

@@ -4,7 +4,7 @@ import { canonicalDataplane } from "@cnikit/core";
 import type { NodeInfo } from "@cnikit/core";
 import { parseFlannelConfig } from "../src/config.ts";
 import { subnetKey } from "../src/leases.ts";
-import { createPlanCache, deriveVtepMac, planDataplane, planWithDiagnostics, podMtu } from "../src/plan.ts";
+import { PeerTable, createPlanCache, deriveVtepMac, planDataplane, planWithDiagnostics, podMtu } from "../src/plan.ts";
 import type { LeaseAttrs, SubnetLease } from "../src/leases.ts";
 import type { PlanInput } from "../src/plan.ts";
 
@@ -249,6 +249,76 @@ describe("plan: canonical output, cache-independent", () => {
           expect(again).toEqual(plain);
         }),
         { numRuns: 60 },
+      );
+    }
+  });
+});
+
+describe("plan: the incremental PeerTable equals the pure planner", () => {
+  it("after any sequence of lease puts and deletes, planned in batches of any size (property)", () => {
+    // Leases of the configured length, of other lengths (/23, /25: overlaps), dual-stack halves
+    // shared between two keys, leases lacking a family, this node's own name, overlapping its own
+    // subnet, other backend types and VNIs, several leases of one VTEP.
+    // Half the runs stay regular (the incremental lists answer); the rest get irregular leases now
+    // and then (the table falls back to the full plan, and comes back when they are deleted).
+    const arbSpec = (irregular: boolean, dual: boolean) => fc.record({
+      third: fc.integer({ min: 0, max: irregular ? 12 : 60 }),
+      len: irregular ? fc.constantFrom(24, 24, 24, 24, 24, 24, 23, 25) : fc.constant(24),
+      v6: irregular ? fc.constantFrom("none", "same", "same", "same", "other") : fc.constant(dual ? "same" : "none"),
+      v4: fc.constantFrom(true, true, true, false),
+      node: fc.integer({ min: 0, max: 9 }),
+      onA: fc.boolean(),
+      type: fc.constantFrom("vxlan", "vxlan", "host-gw", "udp"),
+      vni: fc.constantFrom(1, 1, 1, 2),
+      rev: fc.integer({ min: 2, max: 1000 }),
+    });
+    const arbOps = (dual: boolean) => fc.boolean().chain((irregular) =>
+      fc.array(fc.oneof({ weight: 3, arbitrary: arbSpec(irregular, dual).map((spec) => ({ put: spec })) }, { weight: 1, arbitrary: fc.nat(50).map((pick) => ({ del: pick })) }), { minLength: 10, maxLength: 150, size: "max" }),
+    );
+    const dualOwn = { subnet: "10.244.1.0/24", ipv6Subnet: "fd00:10:244:1::/64" };
+    const ownKey = (dual: boolean) => subnetKey(dual ? dualOwn : { subnet: "10.244.1.0/24" });
+    for (const config of [VX, DR, HG, DUAL]) {
+      const dual = config === DUAL;
+      const base = { config, node: NODE_A, lease: { ...(dual ? dualOwn : { subnet: "10.244.1.0/24" }), key: ownKey(dual) }, vtepMacs: { v4: deriveVtepMac("a1", 4) } };
+      fc.assert(
+        fc.property(arbOps(dual), fc.array(fc.integer({ min: 1, max: 90 }), { minLength: 1, maxLength: 8 }), (ops, batches) => {
+          const table = new PeerTable();
+          const store = new Map<string, SubnetLease>();
+          let next = 0;
+          let b = 0;
+          while (next < ops.length) {
+            const end = Math.min(ops.length, next + batches[b++ % batches.length]!);
+            for (; next < end; next++) {
+              const op = ops[next]!;
+              if ("del" in op) {
+                const keys = [...store.keys()];
+                if (keys.length === 0) continue;
+                const key = keys[op.del % keys.length]!;
+                store.delete(key);
+                table.delete(key);
+                continue;
+              }
+              const x = op.put;
+              const v4 = x.v4 || x.v6 === "none" ? `10.244.${x.third}.0/${x.len}` : undefined;
+              const v6 = x.v6 === "none" ? undefined : `fd00:10:244:${x.v6 === "same" ? x.third : x.third + 100}::/64`;
+              const l = lease({
+                node: x.node === 0 ? "a1" : `p${x.node}`,
+                ...(v4 ? { subnet: v4.replace(/^10\.244\.(\d+)\.0\/23$/, (_m, t: string) => `10.244.${Number(t) & ~1}.0/23`) } : {}),
+                ...(v6 ? { ipv6Subnet: v6 } : {}),
+                ip: x.onA ? `198.51.100.${10 + x.node}` : `203.0.113.${10 + x.node}`,
+                type: config.backend.type === "host-gw" && x.type === "vxlan" ? "host-gw" : x.type,
+                vni: x.vni,
+                createRevision: x.rev,
+              });
+              store.set(l.key, l);
+              table.set(l);
+            }
+            const want = planWithDiagnostics({ ...base, peers: [...store.values()], pods: [] });
+            const got = table.plan({ ...base, pods: [] });
+            expect(JSON.stringify(got)).toBe(JSON.stringify(want));
+          }
+        }),
+        { numRuns: 80 },
       );
     }
   });
