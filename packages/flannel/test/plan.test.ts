@@ -261,20 +261,26 @@ describe("plan: the incremental PeerTable equals the pure planner", () => {
     // subnet, other backend types and VNIs, several leases of one VTEP.
     // Half the runs stay regular (the incremental lists answer); the rest get irregular leases now
     // and then (the table falls back to the full plan, and comes back when they are deleted).
-    const arbSpec = (irregular: boolean, dual: boolean) => fc.record({
-      third: fc.integer({ min: 0, max: irregular ? 12 : 60 }),
-      len: irregular ? fc.constantFrom(24, 24, 24, 24, 24, 24, 23, 25) : fc.constant(24),
-      v6: irregular ? fc.constantFrom("none", "same", "same", "same", "other") : fc.constant(dual ? "same" : "none"),
-      v4: fc.constantFrom(true, true, true, false),
-      node: fc.integer({ min: 0, max: 9 }),
-      onA: fc.boolean(),
-      type: fc.constantFrom("vxlan", "vxlan", "host-gw", "udp"),
-      vni: fc.constantFrom(1, 1, 1, 2),
-      rev: fc.integer({ min: 2, max: 1000 }),
-    });
-    const arbOps = (dual: boolean) => fc.boolean().chain((irregular) =>
-      fc.array(fc.oneof({ weight: 3, arbitrary: arbSpec(irregular, dual).map((spec) => ({ put: spec })) }, { weight: 1, arbitrary: fc.nat(50).map((pick) => ({ del: pick })) }), { minLength: 10, maxLength: 150, size: "max" }),
-    );
+    const arbSpec = (irregular: boolean, dual: boolean) =>
+      fc.record({
+        third: fc.integer({ min: 0, max: irregular ? 12 : 60 }),
+        len: irregular ? fc.constantFrom(24, 24, 24, 24, 24, 24, 23, 25) : fc.constant(24),
+        v6: irregular ? fc.constantFrom("none", "same", "same", "same", "other") : fc.constant(dual ? "same" : "none"),
+        v4: fc.constantFrom(true, true, true, false),
+        node: fc.integer({ min: 0, max: 9 }),
+        onA: fc.boolean(),
+        type: fc.constantFrom("vxlan", "vxlan", "host-gw", "udp"),
+        vni: fc.constantFrom(1, 1, 1, 2),
+        rev: fc.integer({ min: 2, max: 1000 }),
+      });
+    const arbOps = (dual: boolean) =>
+      fc.boolean().chain((irregular) =>
+        fc.array(fc.oneof({ weight: 3, arbitrary: arbSpec(irregular, dual).map((spec) => ({ put: spec })) }, { weight: 1, arbitrary: fc.nat(50).map((pick) => ({ del: pick })) }), {
+          minLength: 10,
+          maxLength: 150,
+          size: "max",
+        }),
+      );
     const dualOwn = { subnet: "10.244.1.0/24", ipv6Subnet: "fd00:10:244:1::/64" };
     const ownKey = (dual: boolean) => subnetKey(dual ? dualOwn : { subnet: "10.244.1.0/24" });
     for (const config of [VX, DR, HG, DUAL]) {
