@@ -293,12 +293,11 @@ async function tenThousand(): Promise<{ toBird: number; fromBird: number }> {
 
 // ---------------------------------------------------------------- (d) route reflection, in-process
 
-async function reflection(n: number): Promise<{ cold: number; coldCpu: number; announce: number; updates: number; routes: number }> {
+/** A route reflector (cluster 244.0.0.1, AS 64512) on a memory network, with `n` passive RR clients configured at `addr(i)`. */
+function memoryReflector(n: number): { net: MemoryNetwork; rrAddr: string; addr: (i: number) => string; rr: BgpSpeaker } {
   const net = new MemoryNetwork();
   const rrAddr = "10.0.0.1";
   const addr = (i: number): string => `10.1.${i >> 8}.${i & 255}`;
-  const t0 = performance.now();
-  const cpu0 = process.cpuUsage();
   const rr = new BgpSpeaker({
     asn: 64512,
     routerId: rrAddr,
@@ -308,6 +307,13 @@ async function reflection(n: number): Promise<{ cold: number; coldCpu: number; a
     clusterId: "244.0.0.1",
     peers: Array.from({ length: n }, (_, i) => ({ address: addr(i), asn: 64512, passive: true, routeReflectorClient: true })),
   });
+  return { net, rrAddr, addr, rr };
+}
+
+async function reflection(n: number): Promise<{ cold: number; coldCpu: number; announce: number; updates: number; routes: number }> {
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const { net, rrAddr, addr, rr } = memoryReflector(n);
   const clients = Array.from({ length: n }, (_, i) => {
     const s = new BgpSpeaker({ asn: 64512, routerId: addr(i), localAddress: addr(i), transport: net.transport(addr(i)), listen: false, holdTime: 240, peers: [{ address: rrAddr, asn: 64512 }] });
     s.announce(`10.${64 + (i >> 8)}.${i & 255}.0/26`);
@@ -363,18 +369,7 @@ function collect(): void {
  * Adj-RIB-Ins and Loc-RIB, n·(n−1) in its Adj-RIB-Outs.
  */
 async function reflectorHeap(n: number): Promise<{ perRoute: number; bytes: number; routes: number }> {
-  const net = new MemoryNetwork();
-  const rrAddr = "10.0.0.1";
-  const addr = (i: number): string => `10.1.${i >> 8}.${i & 255}`;
-  const rr = new BgpSpeaker({
-    asn: 64512,
-    routerId: rrAddr,
-    localAddress: rrAddr,
-    transport: net.transport(rrAddr),
-    holdTime: 240,
-    clusterId: "244.0.0.1",
-    peers: Array.from({ length: n }, (_, i) => ({ address: addr(i), asn: 64512, passive: true, routeReflectorClient: true })),
-  });
+  const { net, rrAddr, addr, rr } = memoryReflector(n);
   const clients = Array.from(
     { length: n },
     (_, i) =>
