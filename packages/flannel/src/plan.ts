@@ -682,11 +682,6 @@ export class PeerTable {
     this.pending.add(key);
   }
 
-  /** Every lease in the table. */
-  values(): SubnetLease[] {
-    return [...this.leases.values()];
-  }
-
   /** The plan of `input` with this table's leases as its peers (`input.peers` is ignored); see the class comment. */
   plan(input: Omit<PlanInput, "peers">): PlanResult {
     const { config, node, lease } = input;
