@@ -16,6 +16,9 @@
 //  (d) route reflection with BGP_BENCH_RR_CLIENTS (default 1,000) in-process clients over the
 //      memory transport, each originating one /26: cold start and one-announce, with the number of
 //      UPDATEs the reflector sent.
+//      Then the same clients over TCP on loopback against a reflector in its own process: ours (the
+//      package's command, `bgp-utils-free run <config> --quiet`, from source) and BIRD 2, in the same
+//      run: cold start wall, the reflector process's CPU, and the ratios.
 //
 // Run alone: pnpm exec tsx --conditions=source scripts/bench/bgp.ts
 // Needs the Debian packages bird2 (for b and c). BGP_BENCH_K=5,10 limits the mesh sizes.
@@ -25,7 +28,11 @@ import type { UpdateMessage } from "../../packages/bgp-utils-free/src/index.ts";
 import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { Bird, type BirdControl } from "bgp-utils-free/testing";
+import { Bird, type BirdControl, Daemon, removeDir, tempDir, waitFor } from "bgp-utils-free/testing";
+import { writeFile } from "node:fs/promises";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { freePort } from "../../packages/bgp-utils-free/test/support/ports.ts";
 
 export interface BgpFigure {
@@ -413,16 +420,18 @@ async function reflectorHeap(n: number): Promise<{ perRoute: number; bytes: numb
 
 interface RrTcpResult {
   cold: number;
-  /** CPU time of the reflector during the cold start (this process's for ours: clients included). */
+  /** CPU time of the reflector's process during the cold start. */
   cpu: number;
+  /** CPU time of this process (the clients) during the cold start. */
+  clientsCpu: number;
   /** UPDATEs the clients received (the reflector sent), End-of-RIB included. */
   updates: number;
 }
 
 /**
  * The same `n` clients (our speakers in this process, each on its own 127.7.x.y, dialling) against
- * one reflector on loopback: ours (a BgpSpeaker in this process) or BIRD 2 (rr client per
- * neighbour). The reflector is up first; t0 = the clients start; done when every client's Loc-RIB
+ * one reflector on loopback in its own process: ours (`bgp-utils-free run`) or BIRD 2 (rr client
+ * per neighbour). The reflector is up first; t0 = the clients start; done when every client's Loc-RIB
  * holds all n /26.
  */
 async function reflectionTcp(n: number, which: "ours" | "bird"): Promise<RrTcpResult> {
@@ -430,21 +439,44 @@ async function reflectionTcp(n: number, which: "ours" | "bird"): Promise<RrTcpRe
   const rrPort = await freePort(rrAddr);
   const addr = (i: number): string => `127.7.${Math.floor(i / 250)}.${(i % 250) + 1}`;
   const route = (i: number): string => `10.${64 + (i >> 8)}.${i & 255}.0/26`;
-  let ours: BgpSpeaker | undefined;
+  let ours: Daemon | undefined;
+  let dir: string | undefined;
   let bird: Bird | undefined;
   const clients: BgpSpeaker[] = [];
   try {
     if (which === "ours") {
-      ours = new BgpSpeaker({
-        asn: 64512,
-        routerId: "10.254.6.1",
-        localAddress: rrAddr,
-        transport: tcpTransport({ listenAddress: rrAddr, listenPort: rrPort, backlog: 4096 }),
-        holdTime: 240,
-        clusterId: "244.0.0.1",
-        peers: Array.from({ length: n }, (_, i) => ({ address: addr(i), asn: 64512, passive: true, routeReflectorClient: true })),
-      });
-      await ours.start();
+      // The package's command, the way a user runs a reflector: its own process (like BIRD), from source.
+      dir = await tempDir("cnikit-bench-rr-");
+      const config = join(dir, "rr.json");
+      await writeFile(
+        config,
+        JSON.stringify({
+          asn: 64512,
+          routerId: "10.254.6.1",
+          localAddress: rrAddr,
+          listen: { port: rrPort, backlog: 4096 },
+          holdTime: 240,
+          clusterId: "244.0.0.1",
+          peers: Array.from({ length: n }, (_, i) => ({ address: addr(i), asn: 64512, passive: true, routeReflectorClient: true })),
+        }),
+      );
+      const cli = fileURLToPath(new URL("../../packages/bgp-utils-free/src/cli.ts", import.meta.url));
+      const execArgv = process.execArgv.some((a) => a.startsWith("--conditions")) ? process.execArgv : [...process.execArgv, "--conditions=source"];
+      ours = Daemon.spawn("bgp-utils-free run", process.execPath, [...execArgv, cli, "run", config, "--quiet"], dir);
+      await waitFor(
+        "our reflector to listen",
+        () =>
+          new Promise<boolean>((resolve) => {
+            if (ours!.exited !== undefined) return resolve(true);
+            const probe = connect({ host: rrAddr, port: rrPort }, () => {
+              probe.destroy();
+              resolve(true);
+            });
+            probe.on("error", () => resolve(false));
+          }),
+        60_000,
+      );
+      if (ours.exited !== undefined) throw new Error(`bench: our reflector exited (${ours.exited}): ${ours.output.join("")}`);
     } else {
       bird = await Bird.start(
         {
@@ -473,14 +505,15 @@ async function reflectionTcp(n: number, which: "ours" | "bird"): Promise<RrTcpRe
     const counts = new Array<number>(n).fill(0);
     let resolveCold: (t: number) => void = () => undefined;
     const cold = new Promise<number>((r) => (resolveCold = r));
-    const birdCpu = (): number => {
-      // utime + stime of BIRD, in clock ticks (100 per second on Linux).
-      const f = readFileSync(`/proc/${bird!.daemon.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    const reflectorPid = bird ? bird.daemon.pid : ours!.pid;
+    const reflectorCpu = (): number => {
+      // utime + stime of the reflector's process, in clock ticks (100 per second on Linux).
+      const f = readFileSync(`/proc/${reflectorPid}/stat`, "utf8").split(") ")[1]!.split(" ");
       return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
     };
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
-    const bcpu0 = bird ? birdCpu() : 0;
+    const rcpu0 = reflectorCpu();
     for (let i = 0; i < n; i++) {
       const c = new BgpSpeaker({
         asn: 64512,
@@ -502,12 +535,13 @@ async function reflectionTcp(n: number, which: "ours" | "bird"): Promise<RrTcpRe
     const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`bench: ${which} reflector with ${n} TCP clients did not converge in 900 s`)), 900_000).unref());
     const tc = await Promise.race([cold, timeout]);
     const own = process.cpuUsage(cpu0);
-    const cpu = bird ? birdCpu() - bcpu0 : (own.user + own.system) / 1000;
+    const cpu = reflectorCpu() - rcpu0;
     const updates = clients.reduce((sum, c) => sum + (c.peerStatus()[0]?.stats?.updatesIn ?? 0), 0);
-    return { cold: tc - t0, cpu, updates };
+    return { cold: tc - t0, cpu, clientsCpu: (own.user + own.system) / 1000, updates };
   } finally {
     await Promise.all(clients.map((c) => c.stop()));
     await ours?.stop();
+    if (dir !== undefined) await removeDir(dir);
     await bird?.stop();
   }
 }
@@ -573,8 +607,10 @@ export async function benchBgp(): Promise<BgpFigure[]> {
     { name: `route reflector over TCP, ${RR_CLIENTS} clients: cold start, ours`, value: tcpOurs.cold, unit: "ms" },
     { name: `route reflector over TCP, ${RR_CLIENTS} clients: cold start, BIRD`, value: tcpBird.cold, unit: "ms" },
     { name: `route reflector over TCP, ${RR_CLIENTS} clients: cold start, ratio ours/BIRD`, value: tcpOurs.cold / tcpBird.cold, unit: "x" },
-    { name: `route reflector over TCP, ${RR_CLIENTS} clients: CPU time, ours (RR and the clients: one process)`, value: tcpOurs.cpu, unit: "ms" },
-    { name: `route reflector over TCP, ${RR_CLIENTS} clients: CPU time, BIRD (its process only)`, value: tcpBird.cpu, unit: "ms" },
+    { name: `route reflector over TCP, ${RR_CLIENTS} clients: CPU time of the reflector's process, ours`, value: tcpOurs.cpu, unit: "ms" },
+    { name: `route reflector over TCP, ${RR_CLIENTS} clients: CPU time of the reflector's process, BIRD`, value: tcpBird.cpu, unit: "ms" },
+    { name: `route reflector over TCP, ${RR_CLIENTS} clients: CPU time of the reflector's process, ratio ours/BIRD`, value: tcpOurs.cpu / tcpBird.cpu, unit: "x" },
+    { name: `route reflector over TCP, ${RR_CLIENTS} clients: CPU time of the clients' process, with ours / with BIRD`, value: tcpOurs.clientsCpu / tcpBird.clientsCpu, unit: "x" },
     { name: `route reflector over TCP, ${RR_CLIENTS} clients: UPDATEs received, ours`, value: tcpOurs.updates, unit: "msgs" },
     { name: `route reflector over TCP, ${RR_CLIENTS} clients: UPDATEs received, BIRD`, value: tcpBird.updates, unit: "msgs" },
   );

@@ -11,8 +11,8 @@ import { BgpConfigError } from "./errors.ts";
 /** A parsed configuration file. */
 export interface CliConfig {
   speaker: Omit<SpeakerOptions, "transport" | "clock">;
-  /** Where to listen, or false to only dial. Default: `localAddress` (or 0.0.0.0) port 179. */
-  listen: { address: string; port: number } | false;
+  /** Where to listen, or false to only dial. Default: `localAddress` (or 0.0.0.0) port 179; `backlog`: the listen queue (default 511; a reflector that many clients dial at once wants more). */
+  listen: { address: string; port: number; backlog?: number } | false;
   routes: { prefix: string; options: AnnounceOptions }[];
 }
 
@@ -92,12 +92,13 @@ export function parseCliConfig(doc: unknown): CliConfig {
   if (listen === false) listenOut = false;
   else if (listen === undefined) listenOut = { address: speaker.localAddress ?? "0.0.0.0", port: 179 };
   else {
-    if (!isObject(listen)) throw new BgpConfigError("listen", "must be false or { address, port }", listen);
-    noUnknownKeys(listen, new Set(["address", "port"]), "listen");
+    if (!isObject(listen)) throw new BgpConfigError("listen", "must be false or { address, port, backlog }", listen);
+    noUnknownKeys(listen, new Set(["address", "port", "backlog"]), "listen");
     listenOut = {
       address: listen["address"] === undefined ? (speaker.localAddress ?? "0.0.0.0") : checkAddress(listen["address"], "listen.address"),
       port: listen["port"] === undefined ? 179 : checkInt(listen["port"], "listen.port", 0, 65535),
     };
+    if (listen["backlog"] !== undefined) listenOut.backlog = checkInt(listen["backlog"], "listen.backlog", 1, 65535);
   }
   const routesOut: CliConfig["routes"] = [];
   if (routes !== undefined) {

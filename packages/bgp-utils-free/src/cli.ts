@@ -167,7 +167,9 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
   let speaker: BgpSpeaker;
   try {
     const cfg = parseCliConfig(await loadConfigFile(file));
-    const transport = tcpTransport(cfg.listen === false ? {} : { listenAddress: cfg.listen.address, listenPort: cfg.listen.port });
+    const transport = tcpTransport(
+      cfg.listen === false ? {} : { listenAddress: cfg.listen.address, listenPort: cfg.listen.port, ...(cfg.listen.backlog === undefined ? {} : { backlog: cfg.listen.backlog }) },
+    );
     speaker = new BgpSpeaker({ ...cfg.speaker, transport, listen: cfg.listen !== false });
     for (const r of cfg.routes) speaker.announce(r.prefix, r.options);
     if (command === "check") {

@@ -31,6 +31,7 @@ describe("configuration file", () => {
     { doc: { asn: 64512, routerId: "10.0.0.1", peers: [{ address: "10.0.0.2", asn: 1, pasive: true }] }, field: "peers[0].pasive" },
     { doc: { asn: 64512, routerId: "10.0.0.1", peers: [{ address: "10.0.0.2", asn: 70000000000 }] }, field: "peers[0].asn" },
     { doc: { asn: 64512, routerId: "10.0.0.1", listen: { port: 99999 } }, field: "listen.port" },
+    { doc: { asn: 64512, routerId: "10.0.0.1", listen: { port: 179, backlog: 0 } }, field: "listen.backlog" },
     { doc: { asn: 64512, routerId: "10.0.0.1", routes: ["10.0.0.0/8", { prefix: "10.1.0.0/16", nexthop: "1.2.3.4" }] }, field: "routes[1].nexthop" },
   ])("refuses a bad $field", ({ doc, field }) => {
     let err: unknown;
@@ -46,6 +47,7 @@ describe("configuration file", () => {
   it("fills in listen from localAddress and accepts route strings and objects", () => {
     const cfg = parseCliConfig({ asn: 64512, routerId: "10.0.0.1", localAddress: "127.0.0.5", routes: ["10.0.0.0/8", { prefix: "10.1.0.0/16", nextHop: "192.0.2.1" }] });
     expect(cfg.listen).toEqual({ address: "127.0.0.5", port: 179 });
+    expect(parseCliConfig({ asn: 64512, routerId: "10.0.0.1", listen: { port: 1179, backlog: 4096 } }).listen).toEqual({ address: "0.0.0.0", port: 1179, backlog: 4096 });
     expect(cfg.routes).toEqual([
       { prefix: "10.0.0.0/8", options: {} },
       { prefix: "10.1.0.0/16", options: { nextHop: "192.0.2.1" } },
