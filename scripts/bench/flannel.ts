@@ -5,7 +5,7 @@
 // delivered (and per join and other node: 1 is the floor, the joiner's lease put), lease-prefix
 // re-lists and plans. Agents run on the store alone (no packet simulator: cnikit-bench's cold-start
 // adds the simulator's reachability walk to its wall time). FLANNEL_JOIN_N sets the sizes
-// (default 1000).
+// (default 1000); FLANNEL_LEASE_BENCH=0 skips the lease-throughput figures.
 // Flannel's route convergence is measured by cnikit-bench, like every backend's:
 // `npm run bench -- convergence-flannel` (FLANNEL_BENCH_N sets its sizes; see scripts/bench.ts).
 //
@@ -111,6 +111,12 @@ function cpuMs(since: NodeJS.CpuUsage): number {
   return (d.user + d.system) / 1000;
 }
 
+/** Heap in use now, in MB (after a full collection when node runs with --expose-gc). */
+function heapMb(): number {
+  (globalThis as { gc?: () => void }).gc?.();
+  return process.memoryUsage().heapUsed / 2 ** 20;
+}
+
 /** N agents join at once until each routes to every other; then one more joins; see the file comment. */
 export async function joinAtScale(n: number): Promise<Figure[]> {
   const clock = new VirtualClock();
@@ -130,9 +136,12 @@ export async function joinAtScale(n: number): Promise<Figure[]> {
   const starts = agents.map((a) => a.start().then(() => started++));
   const virtual = await runUntil(clock, () => started === n && agents.every((a) => routesTo(a) === n - 1), { stepMs: 10, limitMs: 600_000 });
   await Promise.all(starts);
+  const wall = performance.now() - t0;
+  const cpu = cpuMs(cpu0);
   figures.push(
-    { name: `${label}: wall time`, value: performance.now() - t0, unit: "ms" },
-    { name: `${label}: CPU time (user + system)`, value: cpuMs(cpu0), unit: "ms" },
+    { name: `${label}: wall time`, value: wall, unit: "ms" },
+    { name: `${label}: CPU time (user + system)`, value: cpu, unit: "ms" },
+    { name: `${label}: heap used at full mesh`, value: heapMb(), unit: "MB" },
     { name: `${label}: virtual time to full mesh`, value: virtual, unit: "ms (virtual)" },
     { name: `${label}: store operations`, value: store.ops, unit: "ops" },
     { name: `${label}: watch events delivered`, value: store.watchEvents, unit: "events" },
@@ -165,7 +174,7 @@ export async function joinAtScale(n: number): Promise<Figure[]> {
 
 /** Runs every flannel measurement; see the file comment. */
 export async function benchFlannel(): Promise<Figure[]> {
-  const figures = await leaseThroughput();
+  const figures = process.env.FLANNEL_LEASE_BENCH === "0" ? [] : await leaseThroughput();
   for (const n of (process.env.FLANNEL_JOIN_N ?? "1000").split(",").map(Number)) figures.push(...(await joinAtScale(n)));
   return figures;
 }

@@ -26,9 +26,9 @@ import { flannelPodOf, recordPolicy } from "./components.ts";
 import type { FlannelAgentComponent, FlannelAgentOptions } from "./components.ts";
 import { COMPONENT, MIN_POD_MTU } from "./config.ts";
 import type { FlannelConfig } from "./config.ts";
-import { LEASE_TTL_SECONDS, SUBNET_PREFIX, decodeLease, flannelLeaseKeeper, leaseOfClaim, upgradeRememberedLease } from "./leases.ts";
+import { LEASE_TTL_SECONDS, SUBNET_PREFIX, decodeLease, flannelLeaseKeeper, leaseOfClaim, readLease, upgradeRememberedLease } from "./leases.ts";
 import type { AcquiredLease, LeaseAttrs, LeaseSubnets, SubnetLease } from "./leases.ts";
-import { BRIDGE, PeerTable, deriveVtepMac, hostIfName, localDevices, macForAddress, podMtu, underlayOf } from "./plan.ts";
+import { BRIDGE, PeerTable, deriveVtepMac, hostIfName, localDevices, macForAddress, podMtu, sharedPlanCache, underlayOf } from "./plan.ts";
 import type { PodRecord, SkippedPeer, VtepMacs } from "./plan.ts";
 
 /** Full re-list period (flannel's route networks reconcile every 10 s; its vxlan never does). */
@@ -97,7 +97,7 @@ export class FlannelAgent extends AgentRuntime<FlannelConfig, PodRecord> {
    * Every lease, planned incrementally (plan.ts's PeerTable, fed by the informer's events): a
    * lease event costs its own entries, not a re-plan over every lease.
    */
-  private readonly peers = new PeerTable();
+  private readonly peers = new PeerTable(sharedPlanCache);
   private skipped: SkippedPeer[] = [];
   private readonly warnedSkipped = new Map<string, string>();
   /** Malformed lease versions already warned about (key -> modRevision). */
@@ -319,7 +319,7 @@ export class FlannelAgent extends AgentRuntime<FlannelConfig, PodRecord> {
 
   /** A stored lease, or undefined (ignored, with one warning per version) when it is malformed. */
   private decode(kv: KeyValue): SubnetLease | undefined {
-    const lease = decodeLease(kv);
+    const lease = readLease(kv);
     if (lease === undefined && this.warnedMalformed.get(kv.key) !== kv.modRevision) {
       this.warnedMalformed.set(kv.key, kv.modRevision);
       this.ctx.log.warn(`[${COMPONENT}] ignoring malformed lease ${kv.key}`);

@@ -163,6 +163,38 @@ export function decodeLease(kv: KeyValue): SubnetLease | undefined {
   return lease;
 }
 
+/** Lease versions `readLease` keeps decoded before it starts over (a few MB at most). */
+const READ_LEASE_LIMIT = 1 << 17;
+
+/** The process's decoded lease versions, by key (see `readLease`). */
+const readLeases = new Map<string, { kv: KeyValue; lease: SubnetLease | undefined }>();
+
+/**
+ * `decodeLease` once per stored version for the whole process: every agent of a simulated cluster
+ * reads every lease, and the memory datastore hands each of them the same record, so one decode
+ * serves N agents (issue 19: N joins at once cost N² lease decodes without it). A version is the
+ * key with its value, revisions and store lease; the same record object hits at once. The result
+ * is frozen (shared by every reader): callers must not mutate it. Bounded: after READ_LEASE_LIMIT
+ * distinct keys the memo starts over.
+ */
+export function readLease(kv: KeyValue): SubnetLease | undefined {
+  const hit = readLeases.get(kv.key);
+  if (hit !== undefined) {
+    const o = hit.kv;
+    if (o === kv || (o.modRevision === kv.modRevision && o.createRevision === kv.createRevision && o.lease === kv.lease && o.value === kv.value)) return hit.lease;
+  }
+  const lease = decodeLease(kv);
+  if (lease !== undefined) {
+    Object.freeze(lease.attrs.BackendData);
+    Object.freeze(lease.attrs.BackendV6Data);
+    Object.freeze(lease.attrs);
+    Object.freeze(lease);
+  }
+  if (hit === undefined && readLeases.size >= READ_LEASE_LIMIT) readLeases.clear();
+  readLeases.set(kv.key, { kv, lease });
+  return lease;
+}
+
 /** The lease value as stored (key order fixed, so equal attributes give equal text). */
 export function encodeAttrs(attrs: LeaseAttrs): string {
   const o: Record<string, unknown> = {};
@@ -384,7 +416,7 @@ export function flannelLeaseKeeper(o: FlannelLeaseKeeperOptions): SubnetLeaseKee
     value: () => value,
     isMine: (kv) => {
       if (!needles.some((n) => kv.value.includes(n))) return false;
-      const lease = decodeLease(kv);
+      const lease = readLease(kv);
       return lease !== undefined && ownedBy(lease, identity);
     },
     fits: (key) => {

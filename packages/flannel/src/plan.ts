@@ -233,19 +233,53 @@ interface Pfx {
 const MEMO_LIMIT = 200_000;
 
 /**
- * One agent's memo for its successive plans: per-peer plans keyed by the lease object (the
- * agent's view keeps a lease object until the lease changes, so a re-plan costs only the leases
- * that changed) and parsed prefixes and addresses by text. The output never depends on it.
+ * A memo for successive plans: per-peer plans keyed by the local context they were made under
+ * (`LocalContext.id`: only what a peer's entries depend on) and the lease object (a view keeps a
+ * lease object until the lease changes, so a re-plan costs only the leases that changed), and
+ * parsed prefixes and addresses by text. The output never depends on it. One agent's, or the
+ * process's (`sharedPlanCache`): agents of one simulated cluster that read the same lease objects
+ * (`readLease`) under the same context then plan each lease once between them.
  */
 export interface PlanCache {
-  readonly peers: WeakMap<SubnetLease, { context: string; plan: PeerPlan }>;
+  readonly peers: Map<string, WeakMap<SubnetLease, PeerPlan>>;
   readonly prefixes: Map<string, Pfx>;
   readonly addresses: Map<string, { family: Family; value: bigint }>;
 }
 
 /** A fresh, empty plan cache. */
 export function createPlanCache(): PlanCache {
-  return { peers: new WeakMap(), prefixes: new Map(), addresses: new Map() };
+  return { peers: new Map(), prefixes: new Map(), addresses: new Map() };
+}
+
+/** The process's plan cache (see `PlanCache`); what the agent's PeerTable uses. */
+export const sharedPlanCache: PlanCache = createPlanCache();
+
+/**
+ * The entries of one peer under `lc`, through the cache when there is one. A cached plan may be
+ * shared by many agents' dataplanes: it is frozen, entries included.
+ */
+function peerPlanOf(cache: PlanCache | undefined, lc: LocalContext, peer: SubnetLease, planPeer: (lc: LocalContext, peer: SubnetLease) => PeerPlan): PeerPlan {
+  if (cache === undefined) return planPeer(lc, peer);
+  let byLease = cache.peers.get(lc.id);
+  if (byLease === undefined) {
+    if (cache.peers.size >= MEMO_LIMIT) cache.peers.clear();
+    byLease = new WeakMap();
+    cache.peers.set(lc.id, byLease);
+  }
+  let plan = byLease.get(peer);
+  if (plan === undefined) {
+    plan = freezePeerPlan(planPeer(lc, peer));
+    byLease.set(peer, plan);
+  }
+  return plan;
+}
+
+function freezePeerPlan(plan: PeerPlan): PeerPlan {
+  for (const list of [plan.routes, plan.neighbours, plan.fdb] as Keyed<object>[][]) {
+    for (const e of list) Object.freeze(Object.freeze(e).v);
+    Object.freeze(list);
+  }
+  return Object.freeze(plan);
 }
 
 /** Parses prefixes and addresses, through the cache's memos when there is one. */
@@ -319,17 +353,7 @@ function localContext(config: FlannelConfig, node: NodeInfo, parse: Parser): Loc
   const u4 = underlayOf(node, 4);
   const u6 = underlayOf(node, 6);
   const be = config.backend;
-  const id = [
-    be.type,
-    be.type === "vxlan" ? `${be.vni}/${be.directRouting}` : "",
-    config.enableIPv4,
-    config.enableIPv6,
-    devs.v4?.name ?? "",
-    devs.v6?.name ?? "",
-    u4 ? `${u4.iface} ${u4.address}/${u4.prefixLength}` : "",
-    u6 ? `${u6.iface} ${u6.address}/${u6.prefixLength}` : "",
-  ].join("|");
-  const out: LocalContext = { config, parse, devs, id };
+  const out: LocalContext = { config, parse, devs, id: "" };
   if (u4) {
     out.u4 = u4;
     out.net4 = parse.pfx(`${u4.address}/${u4.prefixLength}`);
@@ -338,6 +362,20 @@ function localContext(config: FlannelConfig, node: NodeInfo, parse: Parser): Loc
     out.u6 = u6;
     out.net6 = parse.pfx(`${u6.address}/${u6.prefixLength}`);
   }
+  // The underlay counts only where a peer's entries depend on it (host-gw, DirectRouting): then by
+  // interface and subnet, not address, so nodes on one L2 subnet share a context.
+  const underlay = be.type === "host-gw" || be.directRouting;
+  const net = (ul: UnderlayInterface | undefined, p: Pfx | undefined): string => (underlay && ul && p ? `${ul.iface} ${p.family}:${p.base}/${p.length}` : "");
+  out.id = [
+    be.type,
+    be.type === "vxlan" ? `${be.vni}/${be.directRouting}` : "",
+    config.enableIPv4,
+    config.enableIPv6,
+    devs.v4?.name ?? "",
+    devs.v6?.name ?? "",
+    net(u4, out.net4),
+    net(u6, out.net6),
+  ].join("|");
   return out;
 }
 
@@ -522,13 +560,7 @@ export function planWithDiagnostics(input: PlanInput, cache?: PlanCache): PlanRe
   const fdb: Keyed<FdbEntry>[] = [];
   const planPeer = config.backend.type === "vxlan" ? planVxlanPeer : planHostGwPeer;
   for (const peer of peers) {
-    let plan: PeerPlan;
-    const hit = cache?.peers.get(peer);
-    if (hit !== undefined && hit.context === lc.id) plan = hit.plan;
-    else {
-      plan = planPeer(lc, peer);
-      cache?.peers.set(peer, { context: lc.id, plan });
-    }
+    const plan = peerPlanOf(cache, lc, peer, planPeer);
     if (plan.problem !== undefined) {
       skipped.push(skippedOf(peer, plan.problem));
       continue;
@@ -765,13 +797,7 @@ export class PeerTable {
       const fams = [config.enableIPv4 ? "IPv4" : "", config.enableIPv6 ? "IPv6" : ""].filter(Boolean).join("+");
       return { texts, odd, skipped: skippedOf(l, `it lacks a subnet of an enabled family (${fams})`) };
     }
-    let plan: PeerPlan;
-    const hit = this.cache.peers.get(l);
-    if (hit !== undefined && hit.context === lc.id) plan = hit.plan;
-    else {
-      plan = (config.backend.type === "vxlan" ? planVxlanPeer : planHostGwPeer)(lc, l);
-      this.cache.peers.set(l, { context: lc.id, plan });
-    }
+    const plan = peerPlanOf(this.cache, lc, l, config.backend.type === "vxlan" ? planVxlanPeer : planHostGwPeer);
     if (plan.problem !== undefined) return { texts, odd, skipped: skippedOf(l, plan.problem) };
     return { texts, odd, plan };
   }
