@@ -9,7 +9,7 @@ import { emptyDataplane, type NodeDataplane, type NodeInfo } from "@cnikit/core"
 import { SimFabric, type SimTopology } from "@cnikit/sim";
 import { runIfMain, type Figure } from "./figures.ts";
 
-const PODS_PER_NODE = 20;
+const PODS_PER_NODE = Number(process.env.CNIKIT_SIM_BENCH_PODS ?? 30);
 
 function mac(n: number, kind: number): string {
   return [0x02, kind, (n >> 24) & 255, (n >> 16) & 255, (n >> 8) & 255, n & 255].map((b) => b.toString(16).padStart(2, "0")).join(":");
@@ -57,52 +57,88 @@ function baseDataplane(name: string, n: number, podMtu: number): NodeDataplane {
   return dp;
 }
 
-/** Builds the cluster; returns the fabric and the wall time the build took. */
-export function buildCluster(nodes: number, shape: "routed" | "vxlan"): { fabric: SimFabric; buildMs: number } {
+/** Builds the cluster; returns the fabric and the wall time of each part of the build. */
+export function buildCluster(nodes: number, shape: "routed" | "vxlan"): { fabric: SimFabric; buildMs: number; nodesMs: number; dataplanesMs: number; compileMs: number } {
   const started = performance.now();
   const fabric = new SimFabric(topology(shape === "vxlan"));
   const infos: NodeInfo[] = [];
   for (let n = 1; n <= nodes; n++) infos.push(fabric.addNode({ name: `node-${n}`, subnet: shape === "vxlan" && n % 2 === 0 ? "b" : "a" }));
-  infos.forEach((info, k) => {
+  const nodesDone = performance.now();
+  // Each peer's texts are made once and shared by every dataplane that mentions the peer, as an
+  // agent's plan shares them with the lease or node object they come from.
+  const peers = infos.map((info, m) => ({ net: `${podNet(m + 1)}.0`, dst: `${podNet(m + 1)}.0/24`, vtep: mac(m + 1, 0xfe), underlay: info.underlay[0]!.address }));
+  const dps = infos.map((info, k) => {
     const n = k + 1;
     const dp = baseDataplane(info.name, n, shape === "vxlan" ? 1450 : 1500);
     if (shape === "vxlan") {
       dp.links.push({ kind: "vxlan", name: "flannel.1", vni: 1, port: 8472, local: info.underlay[0]!.address, learning: false, mac: mac(n, 0xfe) });
       dp.addresses.push({ dev: "flannel.1", cidr: `${podNet(n)}.0/32` });
     }
-    infos.forEach((peer, m) => {
+    peers.forEach((peer, m) => {
       if (m === k) return;
-      const pn = m + 1;
       if (shape === "routed") {
-        dp.routes.push({ dst: `${podNet(pn)}.0/24`, via: peer.underlay[0]!.address });
+        dp.routes.push({ dst: peer.dst, via: peer.underlay });
       } else {
-        dp.neighbours.push({ dev: "flannel.1", ip: `${podNet(pn)}.0`, mac: mac(pn, 0xfe), permanent: true });
-        dp.fdb.push({ dev: "flannel.1", mac: mac(pn, 0xfe), dst: peer.underlay[0]!.address, permanent: true });
-        dp.routes.push({ dst: `${podNet(pn)}.0/24`, via: `${podNet(pn)}.0`, dev: "flannel.1", onlink: true });
+        dp.neighbours.push({ dev: "flannel.1", ip: peer.net, mac: peer.vtep, permanent: true });
+        dp.fdb.push({ dev: "flannel.1", mac: peer.vtep, dst: peer.underlay, permanent: true });
+        dp.routes.push({ dst: peer.dst, via: peer.net, dev: "flannel.1", onlink: true });
       }
     });
-    fabric.setDataplane(info.name, dp);
+    return dp;
   });
-  return { fabric, buildMs: performance.now() - started };
+  const dataplanesDone = performance.now();
+  infos.forEach((info, k) => fabric.setDataplane(info.name, dps[k]!));
+  const done = performance.now();
+  return { fabric, buildMs: done - started, nodesMs: nodesDone - started, dataplanesMs: dataplanesDone - nodesDone, compileMs: done - dataplanesDone };
+}
+
+/** Heap in use (MB), after a full GC when node runs with --expose-gc; says which. */
+function heapMb(): { mb: number; gc: boolean } {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) gc();
+  return { mb: process.memoryUsage().heapUsed / 2 ** 20, gc: gc !== undefined };
+}
+
+function cpuMs(a: NodeJS.CpuUsage, b: NodeJS.CpuUsage): number {
+  return (b.user - a.user + b.system - a.system) / 1000;
 }
 
 /** Runs the benchmark and returns its figures. */
 export async function benchSimReachability(): Promise<Figure[]> {
   const figures: Figure[] = [];
-  const sizes = (process.env.CNIKIT_SIM_BENCH_NODES ?? "100,200,1000").split(",").map(Number);
-  for (const shape of ["routed", "vxlan"] as const) {
-    for (const nodes of sizes) {
-      const { fabric, buildMs } = buildCluster(nodes, shape);
-      const report = fabric.reachability();
+  const sizes = (process.env.CNIKIT_SIM_BENCH_NODES ?? "200,1000").split(",").map(Number);
+  const shapes = (process.env.CNIKIT_SIM_BENCH_SHAPES ?? "routed,vxlan").split(",").filter((s): s is "routed" | "vxlan" => s === "routed" || s === "vxlan");
+  for (const nodes of sizes) {
+    const label = `${nodes}x${PODS_PER_NODE}`;
+    const totals = new Map<string, number>();
+    // routed first: the yardstick vxlan is compared with, measured in the same run
+    for (const shape of shapes) {
+      const cpu0 = process.cpuUsage();
+      const b = buildCluster(nodes, shape);
+      const cpu1 = process.cpuUsage();
+      const report = b.fabric.reachability();
+      const cpu2 = process.cpuUsage();
       const expected = nodes * PODS_PER_NODE * (nodes * PODS_PER_NODE - 1);
       if (report.pairs !== expected || report.delivered !== expected) {
         throw new Error(`sim-reachability ${shape} ${nodes}: expected ${expected} delivered pairs, got ${report.delivered}/${report.pairs}: ${report.failures[0]?.result.reason ?? ""}`);
       }
-      figures.push({ name: `${shape} ${nodes}x${PODS_PER_NODE} build (dataplanes + compile)`, value: buildMs, unit: "ms" });
-      figures.push({ name: `${shape} ${nodes}x${PODS_PER_NODE} reachability`, value: report.wallMs, unit: "ms" });
-      figures.push({ name: `${shape} ${nodes}x${PODS_PER_NODE} pairs/s`, value: report.pairs / (report.wallMs / 1000), unit: "pairs/s" });
+      const heap = heapMb();
+      const total = b.buildMs + report.wallMs;
+      totals.set(shape, total);
+      figures.push({ name: `${shape} ${label} build: nodes`, value: b.nodesMs, unit: "ms" });
+      figures.push({ name: `${shape} ${label} build: dataplanes (bench objects)`, value: b.dataplanesMs, unit: "ms" });
+      figures.push({ name: `${shape} ${label} build: compile (setDataplane)`, value: b.compileMs, unit: "ms" });
+      figures.push({ name: `${shape} ${label} build`, value: b.buildMs, unit: "ms" });
+      figures.push({ name: `${shape} ${label} build CPU (user + system)`, value: cpuMs(cpu0, cpu1), unit: "ms" });
+      figures.push({ name: `${shape} ${label} walk (reachability, world included)`, value: report.wallMs, unit: "ms" });
+      figures.push({ name: `${shape} ${label} walk CPU (user + system)`, value: cpuMs(cpu1, cpu2), unit: "ms" });
+      figures.push({ name: `${shape} ${label} build + walk`, value: total, unit: "ms" });
+      figures.push({ name: `${shape} ${label} build + walk / goal 5 s`, value: total / 5000, unit: "x" });
+      figures.push({ name: `${shape} ${label} pairs/s (walk)`, value: report.pairs / (report.wallMs / 1000), unit: "pairs/s" });
+      figures.push({ name: `${shape} ${label} heap in use${heap.gc ? " (after gc)" : " (no --expose-gc: before gc)"}`, value: heap.mb, unit: "MB" });
       await new Promise((r) => setImmediate(r));
     }
+    if (totals.size === 2) figures.push({ name: `vxlan / routed ${label} build + walk (same run)`, value: totals.get("vxlan")! / totals.get("routed")!, unit: "x" });
   }
   return figures;
 }

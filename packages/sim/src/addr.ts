@@ -40,15 +40,22 @@ function quickV4(text: string): bigint | undefined {
   return BigInt(value * 256 + part);
 }
 
+/** A field path for an error message, or a function that spells it out when an error needs it. */
+export type FieldName = string | (() => string);
+
+function fieldText(field: FieldName): string {
+  return typeof field === "string" ? field : field();
+}
+
 /** Parses a plain address (IPv4 fast path, others cached). Throws `ConfigError` naming `field` for bad input. */
-export function addr(text: string, field = "address"): Addr {
+export function addr(text: string, field: FieldName = "address"): Addr {
   if (typeof text === "string") {
     const v4 = quickV4(text);
     if (v4 !== undefined) return { family: 4, value: v4 };
   }
   const hit = addrCache.get(text);
   if (hit) return hit;
-  const parsed = parseAddress(text, { field, component: COMPONENT });
+  const parsed = parseAddress(text, { field: fieldText(field), component: COMPONENT });
   if (addrCache.size > 100_000) addrCache.clear();
   addrCache.set(text, parsed);
   return parsed;
@@ -71,7 +78,7 @@ export interface Range {
 const rangeCache = new Map<string, Range>();
 
 /** Parses a CIDR (host bits must be zero). Throws `ConfigError` naming `field`. */
-export function range(text: string, field = "prefix"): Range {
+export function range(text: string, field: FieldName = "prefix"): Range {
   const cached = rangeCache.get(text);
   if (cached) return cached;
   if (typeof text === "string") {
@@ -91,7 +98,7 @@ export function range(text: string, field = "prefix"): Range {
       }
     }
   }
-  const p = Prefix.parse(text, { field, component: COMPONENT });
+  const p = Prefix.parse(text, { field: fieldText(field), component: COMPONENT });
   const r: Range = { family: p.family, base: p.base, last: p.last, length: p.length, text: p.toString() };
   if (rangeCache.size > 200_000) rangeCache.clear();
   rangeCache.set(text, r);

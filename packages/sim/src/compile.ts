@@ -186,6 +186,38 @@ function famMap<T>(make: () => T): Map<Family, T> {
   ]);
 }
 
+/**
+ * A dataplane route as the walk sees it. Its `label` (text for hops and drop reasons) is made from
+ * the route entry when first read: a 1000-node dataplane holds a thousand routes, of which a walk
+ * explains a few.
+ */
+class DpRoute implements CRoute {
+  readonly dst: Range;
+  readonly type: CRoute["type"];
+  readonly onlink: boolean;
+  readonly metric: number;
+  declare via?: bigint;
+  declare dev?: string;
+  declare src?: bigint;
+  declare mtu?: number;
+  private readonly entry: RouteEntry;
+  private text: string | undefined;
+
+  constructor(entry: RouteEntry, dst: Range, type: CRoute["type"]) {
+    this.dst = dst;
+    this.type = type;
+    this.onlink = entry.onlink === true;
+    this.metric = entry.metric ?? 0;
+    this.entry = entry;
+  }
+
+  get label(): string {
+    return (this.text ??= routeLabel(this.entry));
+  }
+}
+
+const ROUTE_TYPES: ReadonlySet<string> = new Set(["unicast", "blackhole", "unreachable", "local"]);
+
 export function routeLabel(r: { dst: string; type?: string; via?: string; dev?: string; onlink?: boolean; metric?: number }): string {
   const parts = [r.type && r.type !== "unicast" ? `${r.type} ${r.dst}` : r.dst];
   if (r.via) parts.push(`via ${r.via}`);
@@ -496,19 +528,20 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
   });
   // routes (main table only: there are no policy rules that would select another table)
   dp.routes.forEach((r: RouteEntry, i) => {
-    const f = `${F}.routes[${i}]`;
+    // the field path is only spelled out for an error
+    const f = (): string => `${F}.routes[${i}]`;
     if (r.table !== undefined && r.table !== 254) return;
-    const dst = range(r.dst, `${f}.dst`);
+    const dst = range(r.dst, () => `${f()}.dst`);
     const type = r.type ?? "unicast";
-    if (!["unicast", "blackhole", "unreachable", "local"].includes(type)) fail(`${f}.type`, "must be unicast, blackhole, unreachable or local", r.type);
-    const cr: CRoute = { dst, type, onlink: r.onlink === true, metric: r.metric ?? 0, label: routeLabel(r) };
+    if (!ROUTE_TYPES.has(type)) fail(`${f()}.type`, "must be unicast, blackhole, unreachable or local", r.type);
+    const cr = new DpRoute(r, dst, type);
     if (r.via !== undefined) {
-      const v = addr(r.via, `${f}.via`);
-      if (v.family !== dst.family) fail(`${f}.via`, `must be of the same family as dst ${r.dst}`, r.via);
+      const v = addr(r.via, () => `${f()}.via`);
+      if (v.family !== dst.family) fail(`${f()}.via`, `must be of the same family as dst ${r.dst}`, r.via);
       cr.via = v.value;
     }
     if (r.dev !== undefined) cr.dev = r.dev;
-    if (r.src !== undefined) cr.src = addr(r.src, `${f}.src`).value;
+    if (r.src !== undefined) cr.src = addr(r.src, `${f()}.src`).value;
     if (r.mtu !== undefined) cr.mtu = r.mtu;
     if (type === "local") {
       if (dst.length === bitsOf(dst.family)) addLocal(dst.base, dst.family, r.dev ?? "lo");
@@ -542,12 +575,9 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
       let best = list[0]!;
       for (const r of list) if (r.metric < best.metric) best = r;
       chosen.push({ range: best.dst, value: best });
-      const scopeLink = list.filter((r) => r.type === "unicast" && r.via === undefined && r.dev !== undefined);
-      if (scopeLink.length > 0) {
-        let b = scopeLink[0]!;
-        for (const r of scopeLink) if (r.metric < b.metric) b = r;
-        linkChosen.push({ range: b.dst, value: b });
-      }
+      let b: CRoute | undefined;
+      for (const r of list) if (r.type === "unicast" && r.via === undefined && r.dev !== undefined && (b === undefined || r.metric < b.metric)) b = r;
+      if (b !== undefined) linkChosen.push({ range: b.dst, value: b });
     }
     fam.set(family, {
       routes: IntervalMap.build(family, chosen),
@@ -580,7 +610,7 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
   // neighbours & fdb
   const neigh = new Map<string, Map<bigint, string>>();
   dp.neighbours.forEach((n, i) => {
-    const a = addr(n.ip, `${F}.neighbours[${i}].ip`);
+    const a = addr(n.ip, () => `${F}.neighbours[${i}].ip`);
     let m = neigh.get(n.dev);
     if (!m) neigh.set(n.dev, (m = new Map()));
     m.set(fkey(a.family, a.value), normMac(n.mac));
@@ -588,7 +618,7 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
   const fdb = new Map<string, Map<string, CFdb>>();
   const flood = new Map<string, CFdb[]>();
   dp.fdb.forEach((e, i) => {
-    const d = addr(e.dst, `${F}.fdb[${i}].dst`);
+    const d = addr(e.dst, () => `${F}.fdb[${i}].dst`);
     const ce: CFdb = { entry: e, dst: d.value, family: d.family };
     const mac = normMac(e.mac);
     if (mac === "00:00:00:00:00:00") {

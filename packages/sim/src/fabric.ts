@@ -34,6 +34,15 @@ export class SimFabric {
   readonly topology: SimTopology;
   private readonly topo: CompiledTopology;
   private readonly entries = new Map<string, NodeEntry>();
+  /**
+   * Underlay addresses in use (family-tagged keys of every node's primary and secondary addresses,
+   * with how many nodes hold each) and which node holds each primary address text: kept in step
+   * with `entries` so that adding a node costs O(1) lookups instead of a scan of every node.
+   */
+  private readonly underlayUse = new Map<bigint, number>();
+  private readonly primaryOwner = new Map<string, string>();
+  /** What each node contributed to the two maps above when it was set. */
+  private readonly underlayOf = new Map<string, { keys: bigint[]; primaries: string[] }>();
   private readonly interner = new Interner();
   private world: World | undefined;
   private fabricRoutes: FabricRouteEntry[] = [];
@@ -58,20 +67,14 @@ export class SimFabric {
   nextUnderlay(subnet: string, extraUsed: ReadonlySet<string> = new Set()): { address: string; prefixLength: number; gateway?: string; mtu: number } {
     const sub = this.topo.subnets.get(subnet);
     if (!sub) throw new ConfigError({ component: COMPONENT, field: "subnet", rule: `must name a subnet of the topology (${[...this.topo.subnets.keys()].join(", ")})`, value: subnet });
-    const used = new Set<bigint>();
-    for (const e of this.entries.values())
-      for (const u of e.info.underlay)
-        for (const text of [u.address, ...(u.secondaryAddresses ?? [])]) {
-          const a = addr(text);
-          used.add(fkey(a.family, a.value));
-        }
+    const extra = new Set<bigint>();
     for (const t of extraUsed) {
       const a = addr(t);
-      used.add(fkey(a.family, a.value));
+      extra.add(fkey(a.family, a.value));
     }
     for (let v = sub.range.base + 10n; v < sub.range.last; v++) {
       const k = fkey(sub.range.family, v);
-      if (used.has(k) || sub.fixed.has(k) || v === sub.gateway) continue;
+      if (this.underlayUse.has(k) || extra.has(k) || sub.fixed.has(k) || v === sub.gateway) continue;
       return {
         address: fmt(v, sub.range.family),
         prefixLength: sub.range.length,
@@ -137,15 +140,39 @@ export class SimFabric {
       const sub = this.topo.subnetList.find((s) => s.range.family === a.family && a.value >= s.range.base && a.value <= s.range.last);
       if (!sub) throw new ConfigError({ component: COMPONENT, field: `${field}.address`, rule: "must lie inside a subnet of the topology", value: u.address });
       if (sub.fixed.has(fkey(a.family, a.value))) throw new ConfigError({ component: COMPONENT, field: `${field}.address`, rule: "is the address of a router or external host", value: u.address });
-      for (const [name, e] of this.entries) {
-        if (name === info.name) continue;
-        if (e.info.underlay.some((o) => o.address === u.address)) throw new ConfigError({ component: COMPONENT, field: `${field}.address`, rule: `is already used by node ${name}`, value: u.address });
-      }
+      const owner = this.primaryOwner.get(u.address);
+      if (owner !== undefined && owner !== info.name) throw new ConfigError({ component: COMPONENT, field: `${field}.address`, rule: `is already used by node ${owner}`, value: u.address });
     });
     const dp = dataplane ?? this.entries.get(info.name)?.dp ?? emptyDataplane(info.name);
     const compiled = compileNode({ info, dp, topology: this.topo, interner: this.interner });
     this.entries.set(info.name, { info, dp, compiled });
+    this.forgetUnderlay(info.name);
+    const mine = { keys: [] as bigint[], primaries: [] as string[] };
+    for (const u of info.underlay) {
+      mine.primaries.push(u.address);
+      if (!this.primaryOwner.has(u.address)) this.primaryOwner.set(u.address, info.name);
+      for (const text of [u.address, ...(u.secondaryAddresses ?? [])]) {
+        const a = addr(text);
+        const k = fkey(a.family, a.value);
+        mine.keys.push(k);
+        this.underlayUse.set(k, (this.underlayUse.get(k) ?? 0) + 1);
+      }
+    }
+    this.underlayOf.set(info.name, mine);
     this.world = undefined;
+  }
+
+  /** Takes a node's underlay addresses out of the in-use maps. */
+  private forgetUnderlay(name: string): void {
+    const old = this.underlayOf.get(name);
+    if (!old) return;
+    this.underlayOf.delete(name);
+    for (const text of old.primaries) if (this.primaryOwner.get(text) === name) this.primaryOwner.delete(text);
+    for (const k of old.keys) {
+      const n = (this.underlayUse.get(k) ?? 0) - 1;
+      if (n > 0) this.underlayUse.set(k, n);
+      else this.underlayUse.delete(k);
+    }
   }
 
   /**
@@ -161,7 +188,9 @@ export class SimFabric {
 
   /** Removes a node (no-op when unknown). */
   removeNode(name: string): void {
-    if (this.entries.delete(name)) this.world = undefined;
+    if (!this.entries.delete(name)) return;
+    this.forgetUnderlay(name);
+    this.world = undefined;
   }
 
   /**

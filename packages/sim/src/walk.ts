@@ -216,8 +216,14 @@ export class Walker {
   readonly natEvents: NatEvent[] = [];
   private ttlDrops = 0;
   private minTtl = INITIAL_TTL;
-  /** Class-mode memo: source key -> node -> destination run -> result. */
-  private readonly memo = new Map<string, Map<CNode, Map<number, MemoEntry>>>();
+  /**
+   * Class-mode memo: source key -> node -> destination run -> result, one map for packets a node
+   * originates and one for packets it receives (keyed by `Pkt.key` itself, whose hash V8 keeps).
+   */
+  private readonly memoOrigin = new Map<string, Map<CNode, Map<number, MemoEntry>>>();
+  private readonly memoForward = new Map<string, Map<CNode, Map<number, MemoEntry>>>();
+  /** Source NAT rules a class's packets can match leaving a node through a device: node -> device -> NAT signature. */
+  private readonly natMemo = new Map<CNode, Map<string, Map<string, { cands: CNat[]; except: Range[] } | null>>>();
   private readonly tunnelMemo = new Map<CDev, Map<string, TunnelResult>>();
   /** Outer packets after an underlay hop: variant (ttl, depth, payload) -> subnet -> next hop -> destination. */
   private readonly underlayMemo = new Map<number, Map<CSubnet, Map<bigint, Map<bigint, Leaf[]>>>>();
@@ -368,7 +374,7 @@ export class Walker {
     const pf = pod.fam.get(family);
     if (this.rec && !this.o.reply) this.senderPod = pod.key;
     if (this.rec) this.hop(node.name, "pod", `pod ${pod.key} sends ${pkt.symbolic ? "" : this.a(family, pkt.src)} → ${this.dstText(S)} ${pkt.label}`);
-    this.noteMtu(pod.pif.mtu, `pod ${pod.key} interface`);
+    if (this.rec) this.noteMtu(pod.pif.mtu, `pod ${pod.key} interface`);
     if (!pf || pf.addrs.length === 0) return this.drop(S, node.name, "pod-route", `pod {pod} has no IPv${family} address`);
     if (!pkt.symbolic) {
       return this.runs(
@@ -463,7 +469,7 @@ export class Walker {
   fromExternal(ext: CExternal, pkt: Pkt, S: DSet): Leaf[] {
     const subnet = this.w.topo.subnets.get(ext.subnet)!;
     if (this.rec) this.hop(ext.name, "host", `external ${ext.name} sends to ${this.dstText(S)} ${pkt.label}`);
-    this.noteMtu(subnet.mtu, `subnet ${subnet.name}`);
+    if (this.rec) this.noteMtu(subnet.mtu, `subnet ${subnet.name}`);
     const family = pkt.family;
     return this.runs(
       S,
@@ -496,9 +502,10 @@ export class Walker {
    */
   hostInput(node: CNode, inDev: string | undefined, pkt: Pkt, S: DSet): Leaf[] {
     if (this.o.memoCtx === undefined || S.c !== this.o.memoCtx || pkt.outer) return this.hostInputInner(node, inDev, pkt, S);
-    const sk = `${inDev === undefined ? "o" : "f"}${this.srcKey(pkt)}`;
-    let bySrc = this.memo.get(sk);
-    if (!bySrc) this.memo.set(sk, (bySrc = new Map()));
+    const sk = this.srcKey(pkt);
+    const memo = inDev === undefined ? this.memoOrigin : this.memoForward;
+    let bySrc = memo.get(sk);
+    if (!bySrc) memo.set(sk, (bySrc = new Map()));
     let byNode = bySrc.get(node);
     if (!byNode) bySrc.set(node, (byNode = new Map()));
     const key = S.i * (S.c.addrs.length + 1) + S.j;
@@ -638,8 +645,8 @@ export class Walker {
       p = { ...pkt, src: s, srcSet: true, key: undefined };
     }
     if (this.rec) this.hop(node.name, "route", `${this.dstText(S)} matches ${r.label}`);
-    this.noteMtu(dev.mtu, `${dev.name} at node ${node.name}`);
-    this.noteMtu(r.mtu, `route ${r.label} at node ${node.name}`);
+    if (this.rec) this.noteMtu(dev.mtu, `${dev.name} at node ${node.name}`);
+    if (this.rec) this.noteMtu(r.mtu, `route ${r.label} at node ${node.name}`);
     if (node.nat.length === 0 || this.o.reply) return this.viaDev(node, dev, r, p, S);
     return this.nat(node, dev, p, S, (p2, S2) => this.viaDev(node, dev, r, p2, S2));
   }
@@ -647,17 +654,12 @@ export class Walker {
   /** POSTROUTING source NAT: the first rule whose source, outDev and destination match. */
   private nat(node: CNode, dev: CDev, pkt: Pkt, S: DSet, next: (p: Pkt, S: DSet) => Leaf[]): Leaf[] {
     const family = pkt.family;
-    let candidates: CNat[] | undefined;
-    for (const n of node.nat) {
-      if (n.rule.outDev !== undefined && n.rule.outDev !== dev.name) continue;
-      if (pkt.symbolic ? !pkt.natSig.includes(n.probe) : !inRanges(pkt.src, family, n.sources)) continue;
-      (candidates ??= []).push(n);
-    }
-    if (candidates === undefined) return next(pkt, S);
-    const cands = candidates;
+    const found = this.natCandidates(node, dev, pkt);
+    if (found === null) return next(pkt, S);
+    const cands = found.cands;
     return this.rangeRuns(
       S,
-      cands.flatMap((c) => c.except),
+      found.except,
       (k) => {
         const d = S.c.addrs[k]!;
         for (let n = 0; n < cands.length; n++) if (!inRanges(d, family, cands[n]!.except)) return n;
@@ -676,6 +678,30 @@ export class Walker {
         return next({ ...pkt, src: to, srcSet: true, symbolic: false, natted, key: undefined }, S1);
       },
     );
+  }
+
+  /** The NAT rules whose source and outDev match, and their destination exceptions (null: none). */
+  private natCandidates(node: CNode, dev: CDev, pkt: Pkt): { cands: CNat[]; except: Range[] } | null {
+    // A class's symbolic packets match by their NAT signature: the same for every destination.
+    let byDev: Map<string, Map<string, { cands: CNat[]; except: Range[] } | null>> | undefined;
+    let bySig: Map<string, { cands: CNat[]; except: Range[] } | null> | undefined;
+    if (pkt.symbolic) {
+      byDev = this.natMemo.get(node);
+      if (!byDev) this.natMemo.set(node, (byDev = new Map()));
+      bySig = byDev.get(dev.name);
+      if (!bySig) byDev.set(dev.name, (bySig = new Map()));
+      const hit = bySig.get(pkt.natSig);
+      if (hit !== undefined) return hit;
+    }
+    let cands: CNat[] | undefined;
+    for (const n of node.nat) {
+      if (n.rule.outDev !== undefined && n.rule.outDev !== dev.name) continue;
+      if (pkt.symbolic ? !pkt.natSig.includes(n.probe) : !inRanges(pkt.src, pkt.family, n.sources)) continue;
+      (cands ??= []).push(n);
+    }
+    const found = cands === undefined ? null : { cands, except: cands.flatMap((c) => c.except) };
+    if (bySig) bySig.set(pkt.natSig, found);
+    return found;
   }
 
   private viaDev(node: CNode, dev: CDev, r: CRoute, pkt: Pkt, S: DSet): Leaf[] {
@@ -738,7 +764,7 @@ export class Walker {
 
   private bridgeL2(node: CNode, bdev: CDev, mac: string, pkt: Pkt, S: DSet, from: "pod" | "host" | "tunnel"): Leaf[] {
     if (this.rec) this.hop(node.name, "bridge", `${bdev.name}: frame to ${mac}`);
-    this.noteMtu(bdev.mtu, `${bdev.name} at node ${node.name}`);
+    if (this.rec) this.noteMtu(bdev.mtu, `${bdev.name} at node ${node.name}`);
     if (mac === bdev.mac) {
       if (from === "host") return this.drop(S, node.name, "bridge", `bridge ${bdev.name} at node ${node.name}: the host sent a frame to its own MAC`);
       return this.hostInput(node, bdev.name, pkt, S);
@@ -817,7 +843,7 @@ export class Walker {
     };
     if (this.rec) this.hop(node.name, `${kind}-encap`, `${dev.name}: frame to ${mac} in ${outer.label} ${this.a(dstFamily, src)} → ${this.a(dstFamily, dst)}${encrypted ? " (encrypted)" : ""}`);
     const t = this.transit(node, outer, dst);
-    this.noteMtu(t.mtu - ENCAP_OVERHEAD[kind], `${kind} over the underlay (${t.mtu} − ${ENCAP_OVERHEAD[kind]}) from node ${node.name}`);
+    if (this.rec) this.noteMtu(t.mtu - ENCAP_OVERHEAD[kind], `${kind} over the underlay (${t.mtu} − ${ENCAP_OVERHEAD[kind]}) from node ${node.name}`);
     if (!t.leaf.ok) return { leaf: t.leaf };
     const into = t.leaf.into ?? "";
     const remote = this.w.nodeById.get(into);
@@ -869,7 +895,7 @@ export class Walker {
     };
     if (this.rec) this.hop(node.name, "ipip-encap", `${dev.name}: IP-in-IP ${this.a(family, local)} → ${this.a(family, outerDst)}`);
     const t = this.transit(node, outer, outerDst);
-    this.noteMtu(t.mtu - ENCAP_OVERHEAD.ipip, `ipip over the underlay (${t.mtu} − ${ENCAP_OVERHEAD.ipip}) from node ${node.name}`);
+    if (this.rec) this.noteMtu(t.mtu - ENCAP_OVERHEAD.ipip, `ipip over the underlay (${t.mtu} − ${ENCAP_OVERHEAD.ipip}) from node ${node.name}`);
     if (!t.leaf.ok) return [this.propagate(S, t.leaf)];
     const into = t.leaf.into ?? "";
     const remote = this.w.nodeById.get(into);
@@ -928,7 +954,7 @@ export class Walker {
   private toPod(node: CNode, q: CPod, pkt: Pkt, S: DSet): Leaf[] {
     const family = pkt.family;
     if (this.rec) this.hop(node.name, "deliver", `into pod ${q.key} via ${q.pif.hostIf}`);
-    this.noteMtu(q.pif.mtu, `pod ${q.key} interface`);
+    if (this.rec) this.noteMtu(q.pif.mtu, `pod ${q.key} interface`);
     return this.runs(
       S,
       (k) => q.all.has(fkey(family, S.c.addrs[k]!)),
@@ -972,7 +998,7 @@ export class Walker {
     if (family !== subnet.range.family) return this.drop(S, name, "underlay-arp", `subnet ${subnet.name} carries no IPv${family}`);
     const resp = this.w.subnetResponder(subnet, family, target);
     if (!resp) return this.drop(S, name, "underlay-arp", `no neighbour: nobody on subnet ${subnet.name} answers ARP for ${this.a(family, target)} (asked by ${name})`);
-    this.noteMtu(subnet.mtu, `subnet ${subnet.name}`);
+    if (this.rec) this.noteMtu(subnet.mtu, `subnet ${subnet.name}`);
     if (this.rec) {
       const to = resp.kind === "node" ? resp.node.name : resp.kind === "router" ? resp.router.name : resp.ext.name;
       this.hop(name, "underlay", `${this.a(family, pkt.src)} → ${this.dstText(S)} ${pkt.label} on subnet ${subnet.name} to ${to} (${pkt.payload})`, pkt.payload);
