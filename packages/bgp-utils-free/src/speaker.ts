@@ -14,6 +14,8 @@ import type { BgpClock, BgpTimerHandle } from "./clock.ts";
 import { systemClock } from "./clock.ts";
 import { afiOf, canonicalAddress, parseIpv4, parsePrefix } from "./codec/address.ts";
 import { Afi, CeaseSubcode, ErrorCode, GR_FORWARDING_PRESERVED, GracefulRestartFlag, RouteRefreshSubtype, Safi, WellKnownCommunity } from "./codec/constants.ts";
+import type { DerivedCache } from "./codec/intern.ts";
+import { derived, derivedCache, isInterned } from "./codec/intern.ts";
 import { encodeMessage, isTreatAsWithdraw } from "./codec/message.ts";
 import type { Capability, Family, Nlri, RouteRefreshMessage, UpdateMessage } from "./codec/types.ts";
 import { familyKey } from "./codec/types.ts";
@@ -165,6 +167,8 @@ export class BgpSpeaker {
   private readonly sessionListeners = new Set<(e: SessionEvent) => void>();
   private readonly eorListeners = new Set<(e: EndOfRibEvent) => void>();
   private readonly decision: DecisionContext;
+  /** What `importCopy` made of interned attributes, from iBGP and from eBGP peers (they depend on nothing else but the default LOCAL_PREF). */
+  private readonly importCaches: [DerivedCache<RouteAttributes>, DerivedCache<RouteAttributes>];
   private stopListening: (() => Promise<void>) | undefined;
   private running = false;
   private accepting = false;
@@ -184,6 +188,7 @@ export class BgpSpeaker {
     this.random = options.random ?? Math.random;
     this.localSource = { kind: "local", address: LOCAL, asn: this.asn, routerId: this.routerId, ibgp: false, rrClient: false };
     this.decision = { defaultLocalPref: options.defaultLocalPref ?? 100 };
+    this.importCaches = [derivedCache(`import/iBGP/${this.decision.defaultLocalPref}`), derivedCache(`import/eBGP/${this.decision.defaultLocalPref}`)];
     if (options.resolveNextHop) this.decision.igpCost = options.resolveNextHop;
     const names = options.families ?? ["ipv4-unicast", "ipv6-unicast"];
     this.families = names.map((n) => (n === "ipv4-unicast" ? { afi: Afi.IPV4, safi: Safi.UNICAST } : { afi: Afi.IPV6, safi: Safi.UNICAST }));
@@ -825,15 +830,11 @@ export class BgpSpeaker {
    * RFC 4456 §8).
    */
   private importAttributes(p: PeerRuntime, base: RouteAttributes, afi: number): { attributes: RouteAttributes; withdraw?: string; ineligible?: string } {
-    const a: RouteAttributes = { ...base };
+    // Interned attributes (the same bytes from any session of the process) are copied once.
+    const a = isInterned(base) ? derived(p.ibgp ? this.importCaches[0] : this.importCaches[1], base, () => this.importCopy(p, base)) : this.importCopy(p, base);
     if (!p.ibgp) {
-      a.localPref = this.decision.defaultLocalPref;
-      delete a.originatorId;
-      delete a.clusterList;
       const first = neighborAs(a.asPath);
       if (first !== p.negotiated!.peerAs) return { attributes: a, withdraw: `AS_PATH does not start with the peer's AS ${p.negotiated!.peerAs}` };
-    } else if (a.localPref === undefined) {
-      a.localPref = this.decision.defaultLocalPref;
     }
     const bad = badNextHop(a.nextHop, afi, p.session?.stream.localAddress);
     if (bad) return { attributes: a, withdraw: bad };
@@ -841,6 +842,15 @@ export class BgpSpeaker {
     if (a.originatorId === this.routerId) return { attributes: a, ineligible: "ORIGINATOR_ID is our BGP Identifier" };
     if (a.clusterList?.includes(this.clusterId)) return { attributes: a, ineligible: "CLUSTER_LIST contains our CLUSTER_ID" };
     return { attributes: a };
+  }
+
+  /** The attributes as stored: LOCAL_PREF from eBGP peers replaced by the default, and the default where an iBGP peer sent none; the reflection attributes dropped from eBGP. */
+  private importCopy(p: PeerRuntime, base: RouteAttributes): RouteAttributes {
+    if (p.ibgp) return base.localPref === undefined ? { ...base, localPref: this.decision.defaultLocalPref } : base;
+    const a: RouteAttributes = { ...base, localPref: this.decision.defaultLocalPref };
+    delete a.originatorId;
+    delete a.clusterList;
+    return a;
   }
 
   private removeAdjIn(p: PeerRuntime, key: string): void {

@@ -6,6 +6,7 @@
 import { BgpConfigError, BgpNotificationError } from "../errors.ts";
 import { decodeAttributes, writeAttribute } from "./attributes.ts";
 import { ByteWriter, u16 } from "./bytes.ts";
+import { blockKey, internBlock, internedBlock } from "./intern.ts";
 import {
   Afi,
   AttrType,
@@ -115,7 +116,13 @@ export function decodeUpdateBody(bytes: Uint8Array, start: number, end: number, 
   if (aEnd > end) throw updateError(UpdateErrorSubcode.MALFORMED_ATTRIBUTE_LIST, `Total Path Attribute Length ${tal} overruns the message`);
   const addPath4 = codec.addPath !== undefined && codec.addPath.has(IPV4_UNICAST);
   const withdrawn = decodeNlri({ bytes, start: wStart, end: wEnd, afi: Afi.IPV4, addPath: addPath4 });
-  const { attributes, errors } = decodeAttributes({ bytes, start: aStart, end: aEnd, codec });
+  const key = blockKey(bytes, aStart, aEnd, codec.fourOctetAs);
+  let attributes = key === undefined ? undefined : internedBlock(key);
+  let errors: UpdateErrorNote[] = [];
+  if (attributes === undefined) {
+    ({ attributes, errors } = decodeAttributes({ bytes, start: aStart, end: aEnd, codec }));
+    if (key !== undefined && errors.length === 0) attributes = internBlock(key, attributes);
+  }
   const nlri = decodeNlri({ bytes, start: aEnd, end, afi: Afi.IPV4, addPath: addPath4 });
   const msg: UpdateMessage = { type: "update", withdrawn, attributes, nlri };
   const hasMpReach = attributes.some((a) => a.type === "mp-reach");

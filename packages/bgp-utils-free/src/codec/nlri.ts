@@ -8,6 +8,7 @@ import { BgpConfigError, BgpNotificationError } from "../errors.ts";
 import { formatPrefix, parsePrefix } from "./address.ts";
 import { ByteWriter, u32 } from "./bytes.ts";
 import { Afi, ErrorCode, UpdateErrorSubcode } from "./constants.ts";
+import { internPrefix4 } from "./intern.ts";
 import type { Nlri } from "./types.ts";
 
 const scratch = new Uint8Array(16);
@@ -37,13 +38,16 @@ export function decodeNlri(options: { bytes: Uint8Array; start: number; end: num
     if (i + 1 + n > end) throw nlriError(subcode, `prefix of length ${len} overruns the NLRI field`);
     let prefix: string;
     const rem = len & 7;
-    if (rem === 0) {
-      prefix = formatPrefix(afi, bytes, i + 1, len);
-    } else {
+    let src = bytes;
+    let at = i + 1;
+    if (rem !== 0) {
       for (let k = 0; k < n; k++) scratch[k] = bytes[i + 1 + k]!;
       scratch[n - 1] = scratch[n - 1]! & ((0xff << (8 - rem)) & 0xff);
-      prefix = formatPrefix(afi, scratch, 0, len);
+      src = scratch;
+      at = 0;
     }
+    if (afi === Afi.IPV4) prefix = internPrefix4(src, at, len, () => formatPrefix(afi, src, at, len));
+    else prefix = formatPrefix(afi, src, at, len);
     out.push(pathId === undefined ? { prefix } : { prefix, pathId });
     i += 1 + n;
   }

@@ -8,6 +8,7 @@ import { BgpConfigError } from "../errors.ts";
 import { parseAddressBytes } from "./address.ts";
 import { EXPECTED_FLAGS, encodeAttributes } from "./attributes.ts";
 import { ByteWriter } from "./bytes.ts";
+import { derived, derivedCache, isInterned } from "./intern.ts";
 import { AS_TRANS, Afi, AsPathSegmentType, AttrFlag, AttrType, HEADER_LENGTH, MAX_MESSAGE_LENGTH, MessageType, Safi } from "./constants.ts";
 import { nlriSize, writeNlri } from "./nlri.ts";
 import type { AsPathSegment, CodecOptions, Family, Nlri, PathAttribute, UpdateMessage } from "./types.ts";
@@ -105,6 +106,18 @@ export interface AnnouncedRoutes {
  * dropped; transitive ones are kept with the Partial bit set, ready to pass on.
  */
 export function routesFromUpdate(update: UpdateMessage, fourOctetAs: boolean): AnnouncedRoutes[] {
+  // An interned attribute block (no MP_REACH: IPv4 NLRI only) gives the same frozen attributes every time.
+  if (update.nlri.length > 0 && isInterned(update.attributes)) {
+    const attributes = derived(fourOctetAs ? ROUTES_4 : ROUTES_2, update.attributes, () => decodeRoutes(update, fourOctetAs)[0]!.attributes);
+    return [{ afi: Afi.IPV4, safi: Safi.UNICAST, attributes, nlri: update.nlri }];
+  }
+  return decodeRoutes(update, fourOctetAs);
+}
+
+const ROUTES_2 = derivedCache<RouteAttributes>("routesFromUpdate/2-octet AS");
+const ROUTES_4 = derivedCache<RouteAttributes>("routesFromUpdate/4-octet AS");
+
+function decodeRoutes(update: UpdateMessage, fourOctetAs: boolean): AnnouncedRoutes[] {
   const base: RouteAttributes = { origin: 0, asPath: [], nextHop: "" };
   let asPath: AsPathSegment[] = [];
   let as4Path: AsPathSegment[] | undefined;
