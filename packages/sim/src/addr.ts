@@ -235,13 +235,15 @@ export class IntervalMap<T> {
   }
 }
 
+/** Two lower-case hex digits per byte value. */
+const HEX: readonly string[] = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+
 /** Stable, locally administered fake MAC derived from a name (for links whose MAC is not given). */
 export function fakeMac(seed: string): string {
   // Two independent hashes: FNV-1a, and the same walk from another basis with another multiplier.
   const h1 = fnv1a32(seed);
   const h2 = fnv1a32(seed, 0x01000193, 0x5bd1e995);
-  const bytes = [0x02, h1 & 0xff, (h1 >>> 8) & 0xff, (h1 >>> 16) & 0xff, h2 & 0xff, (h2 >>> 8) & 0xff];
-  return bytes.map((b) => b.toString(16).padStart(2, "0")).join(":");
+  return `02:${HEX[h1 & 0xff]}:${HEX[(h1 >>> 8) & 0xff]}:${HEX[(h1 >>> 16) & 0xff]}:${HEX[h2 & 0xff]}:${HEX[(h2 >>> 8) & 0xff]}`;
 }
 
 const V6_TAG = 1n << 128n;

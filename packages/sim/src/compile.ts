@@ -180,10 +180,10 @@ function fail(field: string, rule: string, value?: unknown): never {
 }
 
 function famMap<T>(make: () => T): Map<Family, T> {
-  return new Map<Family, T>([
-    [4, make()],
-    [6, make()],
-  ]);
+  const m = new Map<Family, T>();
+  m.set(4, make());
+  m.set(6, make());
+  return m;
 }
 
 /**
@@ -406,8 +406,10 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
     const addrsByFam = famMap<bigint[]>(() => []);
     const rank = ranks.get(p.key) ?? 0;
     const metricText = (m: number, explicit: boolean): string => (rank > 0 || explicit ? ` metric ${m}` : "");
+    const netTexts: string[] = [];
     p.addresses.forEach((c, k) => {
       const { address, net } = ifaceAddr(c, `${f}.addresses[${k}]`);
+      netTexts.push(net.text);
       addrsByFam.get(address.family)!.push(address.value);
       all.add(fkey(address.family, address.value));
       if (net.length < bitsOf(net.family)) {
@@ -450,9 +452,15 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
       info.name,
       p.bridge ?? "",
       p.mtu,
-      p.addresses.map((c) => ifaceAddr(c).net.text),
+      netTexts,
       p.routes.map((r) => [r.dst, r.via ?? "", r.scopeLink ? 1 : 0]),
-      p.routes.some((r) => r.via !== undefined && all.has(fkey(addr(r.via).family, addr(r.via).value))) ? 1 : 0,
+      p.routes.some((r) => {
+        if (r.via === undefined) return false;
+        const v = addr(r.via);
+        return all.has(fkey(v.family, v.value));
+      })
+        ? 1
+        : 0,
       pol?.egress?.id ?? 0,
       (dp.sysctls.proxyArp ?? []).includes(p.hostIf) ? 1 : 0,
     ]);

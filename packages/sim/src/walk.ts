@@ -225,6 +225,7 @@ export class Walker {
   /** Source NAT rules a class's packets can match leaving a node through a device: node -> device -> NAT signature. */
   private readonly natMemo = new Map<CNode, Map<string, Map<string, { cands: CNat[]; except: Range[] } | null>>>();
   private readonly tunnelMemo = new Map<CDev, Map<string, TunnelResult>>();
+  private readonly tunnelEnds = new Map<CDev, TunnelResult>();
   /** Outer packets after an underlay hop: variant (ttl, depth, payload) -> subnet -> next hop -> destination. */
   private readonly underlayMemo = new Map<number, Map<CSubnet, Map<bigint, Map<bigint, Leaf[]>>>>();
   private readonly w: World;
@@ -867,7 +868,10 @@ export class Walker {
       }
     }
     if (this.rec) this.hop(remote.name, `${kind}-decap`, `${rdev.name} receives the inner frame for ${mac}`);
-    return { kind, remote, rdev };
+    // one result per remote device, shared by every (device, MAC) that resolves to it
+    let end = this.tunnelEnds.get(rdev);
+    if (!end) this.tunnelEnds.set(rdev, (end = { kind, remote, rdev }));
+    return end;
   }
 
   private tunnelDrop(node: string, stage: string, reason: string): TunnelResult {
