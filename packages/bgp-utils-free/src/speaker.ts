@@ -958,6 +958,13 @@ export class BgpSpeaker {
       p.pending.clear();
       return;
     }
+    if (p.pending.size === 1) {
+      // One prefix (the common case while routes trickle in): no grouping, a short cache key.
+      for (const [prefix, desired] of p.pending) this.flushOne(p, s, prefix, desired);
+      p.pending.clear();
+      this.sendEndOfRib(p, s);
+      return;
+    }
     type Fam = { afi: number; withdraw: Nlri[]; groups: Map<string, { entry: OutEntry; nlri: Nlri[] }> };
     // Families are few (IPv4, IPv6): index 0 and 1, created on first use.
     const fams: (Fam | undefined)[] = [undefined, undefined];
@@ -1000,10 +1007,37 @@ export class BgpSpeaker {
       }
       for (const m of messages) s.send(m);
     }
+    this.sendEndOfRib(p, s);
+  }
+
+  private sendEndOfRib(p: PeerRuntime, s: Session): void {
     if (p.sendEor.length > 0) {
       for (const f of p.sendEor) s.send(encodeEndOfRib(f.afi, f.safi));
       p.sendEor = [];
     }
+  }
+
+  /** `flushPeer` for a single pending prefix: the same messages, shared by the peers due the same change in this round. */
+  private flushOne(p: PeerRuntime, s: Session, prefix: string, desired: OutEntry | null): void {
+    const cur = p.adjOut.get(prefix);
+    if (desired === null ? !cur : cur !== undefined && cur.key === desired.key) return;
+    if (desired === null) p.adjOut.delete(prefix);
+    else p.adjOut.set(prefix, desired);
+    const codec = s.sendCodec;
+    const v6 = prefix.includes(":");
+    const ap = codec.addPath !== undefined && codec.addPath.has(v6 ? IPV6_UNICAST_KEY : IPV4_UNICAST_KEY);
+    const key = `one|${v6 ? 6 : 4}|${ap}|${codec.maxMessageLength ?? 0}|${desired === null ? "-" : desired.id}|${prefix}`;
+    let messages = this.packed.get(key);
+    if (!messages) {
+      const nlri: Nlri = ap ? { prefix, pathId: 1 } : { prefix };
+      const afi = v6 ? Afi.IPV6 : Afi.IPV4;
+      messages =
+        desired === null
+          ? packUpdates({ afi, safi: Safi.UNICAST, withdraw: [nlri], announce: [], codec })
+          : packUpdates({ afi, safi: Safi.UNICAST, withdraw: [], announce: [{ attributes: desired.block, nextHop: desired.nextHop, nlri: [nlri] }], codec });
+      this.packed.set(key, messages);
+    }
+    for (const m of messages) s.send(m);
   }
 
   /**

@@ -151,5 +151,10 @@ export interface CodecOptions {
 
 /** Key of a family in `CodecOptions.addPath` and similar sets. */
 export function familyKey(afi: number, safi: number): string {
+  // The common ones as constants: their hash is computed once, not per lookup (hot in the RIB code).
+  if (safi === 1) {
+    if (afi === 1) return "1/1";
+    if (afi === 2) return "2/1";
+  }
   return `${afi}/${safi}`;
 }
