@@ -28,7 +28,7 @@
  * The pure plan (plan.ts) takes the kit's plan input and compiles the filters itself from the
  * policy snapshot.
  */
-import { AddressInUseError, AgentRuntime, CheckFailedError, ConfigError, Informer, KUBE_PREFIX, TryAgainError, podKey } from "@cnikit/core";
+import { AddressInUseError, AgentRuntime, CheckFailedError, ConfigError, Informer, KUBE_PREFIX, TryAgainError, podKey, sameJson } from "@cnikit/core";
 import type { AgentContext, AttachResult, BgpSessionStatus, InformerEvent, MembershipEvent, NodeDataplane, PodAttachment, PodRef, UnderlayInterface } from "@cnikit/core";
 import { BgpSpeaker, peerTransportAdapter } from "bgp-utils-free";
 import { PolicyComponent, externalPodDirectory, planPolicy } from "@cnikit/netpol";
@@ -36,8 +36,8 @@ import type { CalicoConfig } from "./config.ts";
 import { ENDPOINT_PREFIX, decodeEndpoint, endpointKey, endpointOf } from "./endpoints.ts";
 import { BlockIpam, podHandle, releaseHandle, releaseNodeBlocks, tunnelHandle } from "./ipam.ts";
 import { NODE_PREFIX, decodeNode, desiredPeers, nodeKey, nodeLabels, routeReflectorClusterId } from "./peering.ts";
-import { POD_GATEWAY, calicoUnderlay, hostIfName, macFor, planDataplane, usedEncaps, podMtu } from "./plan.ts";
-import type { LearnedRoute, NodeRecord, PodRecord } from "./plan.ts";
+import { LearnedTable, POD_GATEWAY, calicoUnderlay, hostIfName, macFor, planIncremental, usedEncaps, podMtu } from "./plan.ts";
+import type { NodeRecord, PodRecord } from "./plan.ts";
 
 /** The store layout other tools read (see peering.ts and endpoints.ts). */
 export { ENDPOINT_PREFIX } from "./endpoints.ts";
@@ -82,13 +82,15 @@ export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
    * peers, whatever their node record says (see `peerNodes`).
    */
   private readonly departed = new Set<string>();
-  private readonly learned = new Map<string, LearnedRoute>();
+  /** Routes learned over BGP, with their plan entries kept between plans (one UPDATE costs O(its prefixes)). */
+  private readonly learned = new LearnedTable();
   private blocks = new Set<string>();
   private announced = new Set<string>();
   private readonly policy: PolicyComponent;
 
   constructor(ctx: AgentContext<CalicoConfig>) {
-    super(ctx, { component: C });
+    // Plans share their unchanged entries with the previous plan (see LearnedTable): compared as objects.
+    super(ctx, { component: C, samePlan: sameJson });
     this.config = ctx.config;
     this.nodes = new Informer({
       ...ctx,
@@ -119,6 +121,8 @@ export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
     const changed = ev.type === "left" ? !this.departed.has(name) : this.departed.has(name);
     if (ev.type === "left") this.departed.add(name);
     else this.departed.delete(name);
+    const record = this.nodes.get(nodeKey(name));
+    if (changed && record) this.learned.touch(record.address);
     if (changed) this.onNodes();
   }
 
@@ -211,7 +215,7 @@ export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
     speaker.onRouteChange((e) => {
       const r = e.route;
       if (!r || r.source.kind !== "peer") this.learned.delete(e.prefix);
-      else this.learned.set(e.prefix, { prefix: e.prefix, nextHop: r.attributes.nextHop });
+      else this.learned.set({ prefix: e.prefix, nextHop: r.attributes.nextHop });
       this.replan({ defer: true });
     });
     this.speaker = speaker;
@@ -262,8 +266,14 @@ export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
   }
 
   private onNode(ev: InformerEvent<NodeRecord>): void {
-    if (ev.type !== "add") this.byAddress.delete(ev.prev.address);
-    if (ev.type !== "delete") this.byAddress.set(ev.value.address, ev.value);
+    if (ev.type !== "add") {
+      this.byAddress.delete(ev.prev.address);
+      this.learned.touch(ev.prev.address);
+    }
+    if (ev.type !== "delete") {
+      this.byAddress.set(ev.value.address, ev.value);
+      this.learned.touch(ev.value.address);
+    }
   }
 
   private onNodes(): void {
@@ -424,18 +434,26 @@ export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
 
   protected plan(): NodeDataplane {
     const node = this.ctx.node.name;
-    return planDataplane({
-      config: this.config,
-      node: this.ctx.node,
-      pods: [...this.attachments.values()],
-      peers: this.peerNodes(),
-      policy: planPolicy<PodRecord>(this.policy.snapshot(), (pod) => endpointOf(node, pod)),
-      blocks: [...this.blocks],
-      learned: [...this.learned.values()],
-      ...(this.self.ipipTunnelAddr ? { ipipTunnelAddr: this.self.ipipTunnelAddr } : {}),
-      ...(this.self.vxlanTunnelAddr ? { vxlanTunnelAddr: this.self.vxlanTunnelAddr } : {}),
-      ...(this.self.vxlanMac ? { vxlanMac: this.self.vxlanMac } : {}),
-    });
+    // The VXLAN end points are looked up by address among the peer nodes (`peerNodes`: not departed).
+    const peerAt = (address: string): NodeRecord | undefined => {
+      const n = this.byAddress.get(address);
+      return n && !this.departed.has(n.name) ? n : undefined;
+    };
+    return planIncremental(
+      {
+        config: this.config,
+        node: this.ctx.node,
+        pods: [...this.attachments.values()],
+        peers: [],
+        policy: planPolicy<PodRecord>(this.policy.snapshot(), (pod) => endpointOf(node, pod)),
+        blocks: [...this.blocks],
+        ...(this.self.ipipTunnelAddr ? { ipipTunnelAddr: this.self.ipipTunnelAddr } : {}),
+        ...(this.self.vxlanTunnelAddr ? { vxlanTunnelAddr: this.self.vxlanTunnelAddr } : {}),
+        ...(this.self.vxlanMac ? { vxlanMac: this.self.vxlanMac } : {}),
+      },
+      this.learned,
+      peerAt,
+    );
   }
 }
 

@@ -133,6 +133,58 @@ export function encapFor(pool: IpPool | undefined, localSubnet: Prefix, nextHop:
   return "native";
 }
 
+/** What a learned route's entries depend on besides the route itself. */
+export interface LearnedContext {
+  config: CalicoConfig;
+  underlay: UnderlayInterface;
+  /** The underlay's subnet. */
+  local: Prefix;
+  /** This node's affine blocks. */
+  blocks: ReadonlySet<string>;
+  /** The /32s of this node's pods. */
+  localDsts: ReadonlySet<string>;
+  /** The node record holding an underlay address (VXLAN end points). */
+  peerAt: (address: string) => NodeRecord | undefined;
+}
+
+/** A VXLAN end point a learned route goes through: its neighbour and FDB entries. */
+export interface VxlanPeerEntries {
+  name: string;
+  neighbour: NeighbourEntry;
+  fdb: FdbEntry;
+}
+
+/**
+ * What one learned route contributes to the plan: undefined when it is not this node's to route
+ * (its next hop is this node, or it is one of this node's pods or blocks); else the route (none when
+ * its VXLAN end point is unknown, or its next hop is off the subnet without a gateway) and the VXLAN
+ * end point it goes through. The prefix is claimed either way: another route for it is not used.
+ */
+export function learnedEntry(lc: LearnedContext, r: LearnedRoute): { route?: RouteEntry; peer?: VxlanPeerEntries } | undefined {
+  const { underlay, local } = lc;
+  if (r.nextHop === underlay.address || lc.localDsts.has(r.prefix) || lc.blocks.has(r.prefix)) return undefined;
+  const pool = poolOf(lc.config, r.prefix);
+  const how = encapFor(pool, local, r.nextHop);
+  if (how === "ipip") return { route: { dst: r.prefix, via: r.nextHop, dev: IPIP_DEVICE, onlink: true, origin: "bgp" } };
+  if (how === "vxlan") {
+    const peer = lc.peerAt(r.nextHop);
+    if (!peer?.vxlanTunnelAddr || !peer.vxlanMac) return {};
+    return {
+      route: { dst: r.prefix, via: peer.vxlanTunnelAddr, dev: VXLAN_DEVICE, onlink: true, origin: "bgp" },
+      peer: {
+        name: peer.name,
+        neighbour: { dev: VXLAN_DEVICE, ip: peer.vxlanTunnelAddr, mac: peer.vxlanMac, permanent: true },
+        fdb: { dev: VXLAN_DEVICE, mac: peer.vxlanMac, dst: peer.address, permanent: true },
+      },
+    };
+  }
+  if (local.contains(r.nextHop)) return { route: { dst: r.prefix, via: r.nextHop, dev: underlay.iface, origin: "bgp" } };
+  // BIRD resolves a next hop off the local subnet recursively, through the default gateway, which
+  // knows no pod routes unless it is itself peered: kept, to show the same failure.
+  if (underlay.gateway) return { route: { dst: r.prefix, via: underlay.gateway, dev: underlay.iface, origin: "bgp (recursive)" } };
+  return {};
+}
+
 /**
  * Computes the desired dataplane of one node. Pure and deterministic (canonical output for any
  * order of the inputs). Learned routes for prefixes inside this node's own blocks that name this
@@ -140,11 +192,25 @@ export function encapFor(pool: IpPool | undefined, localSubnet: Prefix, nextHop:
  * underlay plans nothing (the agent refuses to start on one).
  */
 export function planDataplane(input: PlanInput): NodeDataplane {
+  return planWith(input);
+}
+
+/**
+ * `planDataplane` with the learned routes kept in `table` (`input.learned` is ignored, and
+ * `input.peers` is consulted only through `peerAt`, the VXLAN end points): the same plan, at a cost
+ * of O(routes changed since the last plan) for the learned part, plus O(local routes). The plan's
+ * learned entries are shared with the previous plan's, so `sameJson` compares them at once.
+ */
+export function planIncremental(input: Omit<PlanInput, "learned">, table: LearnedTable, peerAt: (address: string) => NodeRecord | undefined): NodeDataplane {
+  return planWith({ ...input, learned: [] }, { table, peerAt });
+}
+
+function planWith(input: PlanInput, incremental?: { table: LearnedTable; peerAt: (address: string) => NodeRecord | undefined }): NodeDataplane {
   const { config } = input;
   const node = input.node.name;
   const underlay = calicoUnderlay(input.node);
   if (!underlay) return emptyDataplane(node);
-  const nodesByAddress = new Map(input.peers.map((p) => [p.address, p]));
+  const nodesByAddress = new Map(incremental ? [] : input.peers.map((p) => [p.address, p]));
   const mtu = underlay.mtu ?? 1500;
   const local = Prefix.of(4, Prefix.host(underlay.address).base, underlay.prefixLength);
   const encaps = usedEncaps(config);
@@ -184,29 +250,18 @@ export function planDataplane(input: PlanInput): NodeDataplane {
   }
   const vxlanPeers = new Set<string>();
   const seen = new Set<string>();
+  const lc: LearnedContext = { config, underlay, local, blocks: new Set(input.blocks), localDsts, peerAt: incremental?.peerAt ?? ((a) => nodesByAddress.get(a)) };
   for (const r of [...input.learned].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : a.nextHop < b.nextHop ? -1 : 1))) {
-    if (r.nextHop === underlay.address || localDsts.has(r.prefix) || seen.has(r.prefix)) continue;
-    if (input.blocks.includes(r.prefix)) continue;
+    if (seen.has(r.prefix)) continue;
+    const e = learnedEntry(lc, r);
+    if (!e) continue;
     seen.add(r.prefix);
-    const pool = poolOf(config, r.prefix);
-    const how = encapFor(pool, local, r.nextHop);
-    if (how === "ipip") {
-      routes.push({ dst: r.prefix, via: r.nextHop, dev: IPIP_DEVICE, onlink: true, origin: "bgp" });
-    } else if (how === "vxlan") {
-      const peer = nodesByAddress.get(r.nextHop);
-      if (!peer?.vxlanTunnelAddr || !peer.vxlanMac) continue;
-      routes.push({ dst: r.prefix, via: peer.vxlanTunnelAddr, dev: VXLAN_DEVICE, onlink: true, origin: "bgp" });
-      if (!vxlanPeers.has(peer.name)) {
-        vxlanPeers.add(peer.name);
-        neighbours.push({ dev: VXLAN_DEVICE, ip: peer.vxlanTunnelAddr, mac: peer.vxlanMac, permanent: true });
-        fdb.push({ dev: VXLAN_DEVICE, mac: peer.vxlanMac, dst: peer.address, permanent: true });
-      }
-    } else if (local.contains(r.nextHop)) {
-      routes.push({ dst: r.prefix, via: r.nextHop, dev: underlay.iface, origin: "bgp" });
-    } else if (underlay.gateway) {
-      // BIRD resolves a next hop off the local subnet recursively, through the default gateway,
-      // which knows no pod routes unless it is itself peered: kept, to show the same failure.
-      routes.push({ dst: r.prefix, via: underlay.gateway, dev: underlay.iface, origin: "bgp (recursive)" });
+    if (!e.route) continue;
+    routes.push(e.route);
+    if (e.peer && !vxlanPeers.has(e.peer.name)) {
+      vxlanPeers.add(e.peer.name);
+      neighbours.push(e.peer.neighbour);
+      fdb.push(e.peer.fdb);
     }
   }
   const masq = config.pools.filter((p) => p.natOutgoing && p.family === 4);
@@ -224,5 +279,228 @@ export function planDataplane(input: PlanInput): NodeDataplane {
     filters: input.policy?.filtersFor({ node, pods: input.pods, nodeAddresses: [underlay.address] }) ?? [],
     pods,
   };
-  return canonicalDataplane(dataplane);
+  if (!incremental) return canonicalDataplane(dataplane);
+  const learned = incremental.table.lists(lc);
+  const own = canonicalDataplane(dataplane);
+  // canonicalDataplane's order (stable: the local routes, pushed first, win ties).
+  return { ...own, routes: mergeSorted(own.routes, learned.routes, learned.routeKeys), neighbours: learned.neighbours, fdb: learned.fdb };
+}
+
+/** canonicalDataplane's sort keys of routes, neighbours and FDB entries. */
+const routeOrder = (r: RouteEntry): string => `${r.table ?? 254} ${r.dst} ${r.metric ?? 0} ${r.via ?? ""} ${r.dev ?? ""}`;
+const neighbourOrder = (n: NeighbourEntry): string => `${n.dev} ${n.ip}`;
+const fdbOrder = (f: FdbEntry): string => `${f.dev} ${f.mac} ${f.dst}`;
+
+/** Local routes and learned routes (with their keys), each sorted by `routeOrder`, merged into one list; local first on equal keys. */
+function mergeSorted(a: readonly RouteEntry[], b: readonly RouteEntry[], bKeys: readonly string[]): RouteEntry[] {
+  if (a.length === 0) return [...b];
+  const out: RouteEntry[] = [];
+  let j = 0;
+  for (const x of a) {
+    const k = routeOrder(x);
+    while (j < b.length && bKeys[j]! < k) out.push(b[j++]!);
+    out.push(x);
+  }
+  while (j < b.length) out.push(b[j++]!);
+  return out;
+}
+
+/** A list kept sorted by key (equal keys in insertion order). */
+class SortedList<T> {
+  private readonly items: { k: string; v: T }[] = [];
+  private snapshot: T[] | undefined;
+  private keySnapshot: string[] | undefined;
+
+  constructor(private readonly key: (v: T) => string) {}
+
+  add(v: T): void {
+    const k = this.key(v);
+    this.items.splice(this.upper(k), 0, { k, v });
+    this.snapshot = undefined;
+    this.keySnapshot = undefined;
+  }
+
+  remove(v: T): void {
+    const k = this.key(v);
+    for (let i = this.lower(k); i < this.items.length && this.items[i]!.k === k; i++) {
+      if (this.items[i]!.v === v) {
+        this.items.splice(i, 1);
+        this.snapshot = undefined;
+        this.keySnapshot = undefined;
+        return;
+      }
+    }
+  }
+
+  /** Replaces the contents at once (one sort). */
+  reset(values: readonly T[]): void {
+    const items = values.map((v) => ({ k: this.key(v), v }));
+    items.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+    this.items.length = 0;
+    this.items.push(...items);
+    this.snapshot = undefined;
+    this.keySnapshot = undefined;
+  }
+
+  /** The values in order: the same array until the list changes (never mutated once returned). */
+  values(): T[] {
+    this.snapshot ??= this.items.map((i) => i.v);
+    return this.snapshot;
+  }
+
+  /** The keys of `values()`, in the same order. */
+  keys(): string[] {
+    this.keySnapshot ??= this.items.map((i) => i.k);
+    return this.keySnapshot;
+  }
+
+  private lower(k: string): number {
+    let lo = 0;
+    let hi = this.items.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.items[mid]!.k < k) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private upper(k: string): number {
+    let lo = 0;
+    let hi = this.items.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.items[mid]!.k <= k) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+/** A VXLAN end point's identity: its node and its entries (a changed record is another end point). */
+const peerKey = (p: VxlanPeerEntries): string => `${p.name} ${p.neighbour.ip} ${p.neighbour.mac} ${p.fdb.dst}`;
+
+/** Above this many changed routes (and an eighth of the table), the lists are rebuilt in one sort. */
+const REBUILD_ABOVE = 64;
+
+/**
+ * The routes a node learned over BGP, with their plan entries kept between plans: a changed route
+ * costs O(log N) (plus a move within the sorted list), not a replan of every route. The entries
+ * depend on the node's context (underlay, blocks, local pods): when that changes, every entry is
+ * recomputed. They depend on other nodes' records through `peerAt` (VXLAN end points): call
+ * `touch(address)` when the record at an underlay address changed or stopped counting.
+ */
+export class LearnedTable {
+  private readonly routes = new Map<string, LearnedRoute>();
+  /** Prefixes by next hop (what `touch` recomputes). */
+  private readonly byNextHop = new Map<string, Set<string>>();
+  private readonly pending = new Set<string>();
+  private readonly entries = new Map<string, { route?: RouteEntry; peer?: VxlanPeerEntries }>();
+  private readonly sorted = new SortedList<RouteEntry>(routeOrder);
+  /** VXLAN end points by node and entries (`peerKey`): how many routes use each, and its entries. */
+  private readonly peers = new Map<string, { count: number; entries: VxlanPeerEntries }>();
+  private readonly neighbours = new SortedList<NeighbourEntry>(neighbourOrder);
+  private readonly fdb = new SortedList<FdbEntry>(fdbOrder);
+  private context: string | undefined;
+
+  /** A route was learned (or its next hop changed). */
+  set(route: LearnedRoute): void {
+    const old = this.routes.get(route.prefix);
+    if (old && old.nextHop === route.nextHop) return;
+    if (old) this.byNextHop.get(old.nextHop)?.delete(route.prefix);
+    this.routes.set(route.prefix, route);
+    let set = this.byNextHop.get(route.nextHop);
+    if (!set) this.byNextHop.set(route.nextHop, (set = new Set()));
+    set.add(route.prefix);
+    this.pending.add(route.prefix);
+  }
+
+  /** A route was withdrawn. */
+  delete(prefix: string): void {
+    const old = this.routes.get(prefix);
+    if (!old) return;
+    this.routes.delete(prefix);
+    const set = this.byNextHop.get(old.nextHop);
+    set?.delete(prefix);
+    if (set?.size === 0) this.byNextHop.delete(old.nextHop);
+    this.pending.add(prefix);
+  }
+
+  /** The node record at `address` changed (or appeared, left, departed): its routes are recomputed. */
+  touch(address: string): void {
+    for (const prefix of this.byNextHop.get(address) ?? []) this.pending.add(prefix);
+  }
+
+  /** The learned routes, in no particular order. */
+  values(): LearnedRoute[] {
+    return [...this.routes.values()];
+  }
+
+  get size(): number {
+    return this.routes.size;
+  }
+
+  /** The learned routes' plan entries under `lc`, each list sorted as canonicalDataplane sorts it. */
+  lists(lc: LearnedContext): { routes: RouteEntry[]; routeKeys: string[]; neighbours: NeighbourEntry[]; fdb: FdbEntry[] } {
+    const u = lc.underlay;
+    const context = `${u.address}/${u.prefixLength} ${u.iface} ${u.gateway ?? ""}|${[...lc.blocks].sort().join(",")}|${[...lc.localDsts].sort().join(",")}`;
+    if (context !== this.context) {
+      this.context = context;
+      this.entries.clear();
+      this.peers.clear();
+      for (const prefix of this.routes.keys()) this.pending.add(prefix);
+      this.apply(lc, true);
+    } else if (this.pending.size > 0) this.apply(lc, this.pending.size > Math.max(REBUILD_ABOVE, this.routes.size / 8));
+    return { routes: this.sorted.values(), routeKeys: this.sorted.keys(), neighbours: this.neighbours.values(), fdb: this.fdb.values() };
+  }
+
+  /** Recomputes the pending routes' entries; `rebuild`: and the lists in one sort each. */
+  private apply(lc: LearnedContext, rebuild: boolean): void {
+    for (const prefix of this.pending) {
+      const old = this.entries.get(prefix);
+      if (old) {
+        this.entries.delete(prefix);
+        if (old.route && !rebuild) this.sorted.remove(old.route);
+        if (old.peer) this.release(old.peer, rebuild);
+      }
+      const r = this.routes.get(prefix);
+      const e = r && learnedEntry(lc, r);
+      if (!e?.route) continue;
+      this.entries.set(prefix, e);
+      if (!rebuild) this.sorted.add(e.route);
+      if (e.peer) this.hold(e.peer, rebuild);
+    }
+    this.pending.clear();
+    if (!rebuild) return;
+    const routes: RouteEntry[] = [];
+    for (const e of this.entries.values()) if (e.route) routes.push(e.route);
+    this.sorted.reset(routes);
+    const peers = [...this.peers.values()].map((p) => p.entries);
+    this.neighbours.reset(peers.map((p) => p.neighbour));
+    this.fdb.reset(peers.map((p) => p.fdb));
+  }
+
+  private hold(peer: VxlanPeerEntries, rebuild: boolean): void {
+    const key = peerKey(peer);
+    const held = this.peers.get(key);
+    if (held) {
+      held.count++;
+      return;
+    }
+    this.peers.set(key, { count: 1, entries: peer });
+    if (rebuild) return;
+    this.neighbours.add(peer.neighbour);
+    this.fdb.add(peer.fdb);
+  }
+
+  private release(peer: VxlanPeerEntries, rebuild: boolean): void {
+    const key = peerKey(peer);
+    const held = this.peers.get(key);
+    if (!held) return;
+    if (--held.count > 0) return;
+    this.peers.delete(key);
+    if (rebuild) return;
+    this.neighbours.remove(held.entries.neighbour);
+    this.fdb.remove(held.entries.fdb);
+  }
 }
