@@ -49,13 +49,16 @@ function fieldText(field: FieldName): string {
 
 /** Parses a plain address (IPv4 fast path, others cached). Throws `ConfigError` naming `field` for bad input. */
 export function addr(text: string, field: FieldName = "address"): Addr {
-  if (typeof text === "string") {
-    const v4 = quickV4(text);
-    if (v4 !== undefined) return { family: 4, value: v4 };
-  }
+  // Cached by text: a 1000-node mesh names each peer's addresses in every other node's tables, and
+  // one shared value is both faster than parsing again and one bigint instead of a thousand.
   const hit = addrCache.get(text);
   if (hit) return hit;
-  const parsed = parseAddress(text, { field: fieldText(field), component: COMPONENT });
+  let parsed: Addr | undefined;
+  if (typeof text === "string") {
+    const v4 = quickV4(text);
+    if (v4 !== undefined) parsed = { family: 4, value: v4 };
+  }
+  parsed ??= parseAddress(text, { field: fieldText(field), component: COMPONENT });
   if (addrCache.size > 100_000) addrCache.clear();
   addrCache.set(text, parsed);
   return parsed;
