@@ -462,7 +462,7 @@ async function reflectionTcp(n: number, which: "ours" | "bird"): Promise<RrTcpRe
       );
       const cli = fileURLToPath(new URL("../../packages/bgp-utils-free/src/cli.ts", import.meta.url));
       const execArgv = process.execArgv.some((a) => a.startsWith("--conditions")) ? process.execArgv : [...process.execArgv, "--conditions=source"];
-      ours = Daemon.spawn("bgp-utils-free run", process.execPath, [...execArgv, cli, "run", config, "--quiet"], dir);
+      ours = Daemon.spawn("bgp-utils-free run", process.execPath, [...execArgv, cli, "run", config, "--quiet"], fileURLToPath(new URL("../..", import.meta.url)));
       await waitFor(
         "our reflector to listen",
         () =>
