@@ -142,11 +142,15 @@ export class Informer<T = KeyValue> {
     const seen = new Set<string>();
     let changed = 0;
     for (const kv of listing.items) {
+      const old = this.cache.get(kv.key);
+      // The version the cache holds: decoded (and accepted) already.
+      if (old && old.kv.modRevision === kv.modRevision && old.kv.lease === kv.lease) {
+        seen.add(kv.key);
+        continue;
+      }
       const value = this.decode(kv);
       if (value === undefined) continue;
       seen.add(kv.key);
-      const old = this.cache.get(kv.key);
-      if (old && old.kv.modRevision === kv.modRevision && old.kv.lease === kv.lease) continue;
       this.cache.set(kv.key, { value, kv });
       changed++;
       this.options.onEvent?.(old ? { type: "update", key: kv.key, value, prev: old.value, kv } : { type: "add", key: kv.key, value, kv });
