@@ -117,6 +117,25 @@ function heapMb(): number {
   return process.memoryUsage().heapUsed / 2 ** 20;
 }
 
+/**
+ * The yardstick, measured in the same run: N² lease values through JSON.parse (what N agents that
+ * each decode every lease do, the cost issue 19 removes), CPU ms. On a loaded machine the ratio of
+ * the join's CPU time to it is steadier than either figure.
+ */
+function yardstickMs(n: number): number {
+  const values = Array.from({ length: n }, (_, i) =>
+    JSON.stringify({ PublicIP: nodeInfo(i).underlay[0]!.address, BackendType: "vxlan", BackendData: { VNI: 1, VtepMAC: "02:00:00:00:00:01" }, NodeName: `node-${i}` }),
+  );
+  const cpu0 = process.cpuUsage();
+  let sink = 0;
+  for (let a = 0; a < n; a++) for (const v of values) sink += (JSON.parse(v) as { BackendData: { VNI: number } }).BackendData.VNI;
+  if (sink !== n * n) throw new Error("yardstick: unexpected sum");
+  return cpuMs(cpu0);
+}
+
+/** Issue 19's goal for N = 1000 joining at once: 3 s of wall time. */
+const JOIN_GOAL_MS = 3_000;
+
 /** N agents join at once until each routes to every other; then one more joins; see the file comment. */
 export async function joinAtScale(n: number): Promise<Figure[]> {
   const clock = new VirtualClock();
@@ -142,6 +161,7 @@ export async function joinAtScale(n: number): Promise<Figure[]> {
     { name: `${label}: wall time`, value: wall, unit: "ms" },
     { name: `${label}: CPU time (user + system)`, value: cpu, unit: "ms" },
     { name: `${label}: heap used at full mesh`, value: heapMb(), unit: "MB" },
+    { name: `${label}: wall time / issue 19's goal (3 s)`, value: wall / JOIN_GOAL_MS, unit: "×" },
     { name: `${label}: virtual time to full mesh`, value: virtual, unit: "ms (virtual)" },
     { name: `${label}: store operations`, value: store.ops, unit: "ops" },
     { name: `${label}: watch events delivered`, value: store.watchEvents, unit: "events" },
@@ -169,6 +189,8 @@ export async function joinAtScale(n: number): Promise<Figure[]> {
     { name: `one more joins N=${n}: lease-prefix listings by the others`, value: sum("relists") - relists0, unit: "lists" },
   );
   for (const a of [...agents, joiner]) await a.stop();
+  const yardstick = yardstickMs(n);
+  figures.push({ name: `yardstick: ${n}² lease values through JSON.parse, CPU`, value: yardstick, unit: "ms" }, { name: `${label}: CPU time / yardstick`, value: cpu / yardstick, unit: "×" });
   return figures;
 }
 

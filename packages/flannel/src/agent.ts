@@ -94,10 +94,11 @@ export class FlannelAgent extends AgentRuntime<FlannelConfig, PodRecord> {
   private vtepMacs: VtepMacs = {};
   private readonly pools = new Map<Family, AddressPool>();
   /**
-   * Every lease, planned incrementally (plan.ts's PeerTable, fed by the informer's events): a
-   * lease event costs its own entries, not a re-plan over every lease.
+   * Every lease, planned incrementally (plan.ts's PeerTable, fed by the informer's events and
+   * reading the leases from it: each lease is held once): a lease event costs its own entries, not
+   * a re-plan over every lease. Peers' entries come from the process's plan cache.
    */
-  private readonly peers = new PeerTable(sharedPlanCache);
+  private readonly peers: PeerTable;
   private skipped: SkippedPeer[] = [];
   private readonly warnedSkipped = new Map<string, string>();
   /** Malformed lease versions already warned about (key -> modRevision). */
@@ -125,6 +126,7 @@ export class FlannelAgent extends AgentRuntime<FlannelConfig, PodRecord> {
       retryMs: WATCH_BACKOFF_MS.first,
       maxRetryMs: WATCH_BACKOFF_MS.max,
     });
+    this.peers = new PeerTable(sharedPlanCache, this.leases);
     for (const c of this.components) c.onChange?.(() => this.replan());
   }
 

@@ -241,7 +241,7 @@ const MEMO_LIMIT = 200_000;
  * (`readLease`) under the same context then plan each lease once between them.
  */
 export interface PlanCache {
-  readonly peers: Map<string, WeakMap<SubnetLease, PeerPlan>>;
+  readonly peers: Map<string, WeakMap<SubnetLease, CachedPeer>>;
   readonly prefixes: Map<string, Pfx>;
   readonly addresses: Map<string, { family: Family; value: bigint }>;
 }
@@ -251,6 +251,12 @@ export function createPlanCache(): PlanCache {
   return { peers: new Map(), prefixes: new Map(), addresses: new Map() };
 }
 
+/** A peer's entries under one context, and what a PeerTable makes of it (computed when first asked). */
+interface CachedPeer {
+  plan: PeerPlan;
+  contribution?: Contribution;
+}
+
 /** The process's plan cache (see `PlanCache`); what the agent's PeerTable uses. */
 export const sharedPlanCache: PlanCache = createPlanCache();
 
@@ -258,20 +264,27 @@ export const sharedPlanCache: PlanCache = createPlanCache();
  * The entries of one peer under `lc`, through the cache when there is one. A cached plan may be
  * shared by many agents' dataplanes: it is frozen, entries included.
  */
-function peerPlanOf(cache: PlanCache | undefined, lc: LocalContext, peer: SubnetLease, planPeer: (lc: LocalContext, peer: SubnetLease) => PeerPlan): PeerPlan {
-  if (cache === undefined) return planPeer(lc, peer);
+function peerPlanOf(cache: PlanCache | undefined, lc: LocalContext, peer: SubnetLease): PeerPlan {
+  return cache === undefined ? planPeerOf(lc)(lc, peer) : cachedPeer(cache, lc, peer).plan;
+}
+
+function planPeerOf(lc: LocalContext): (lc: LocalContext, peer: SubnetLease) => PeerPlan {
+  return lc.config.backend.type === "vxlan" ? planVxlanPeer : planHostGwPeer;
+}
+
+function cachedPeer(cache: PlanCache, lc: LocalContext, peer: SubnetLease): CachedPeer {
   let byLease = cache.peers.get(lc.id);
   if (byLease === undefined) {
     if (cache.peers.size >= MEMO_LIMIT) cache.peers.clear();
     byLease = new WeakMap();
     cache.peers.set(lc.id, byLease);
   }
-  let plan = byLease.get(peer);
-  if (plan === undefined) {
-    plan = freezePeerPlan(planPeer(lc, peer));
-    byLease.set(peer, plan);
+  let hit = byLease.get(peer);
+  if (hit === undefined) {
+    hit = { plan: freezePeerPlan(planPeerOf(lc)(lc, peer)) };
+    byLease.set(peer, hit);
   }
-  return plan;
+  return hit;
 }
 
 function freezePeerPlan(plan: PeerPlan): PeerPlan {
@@ -371,6 +384,8 @@ function localContext(config: FlannelConfig, node: NodeInfo, parse: Parser): Loc
     be.type === "vxlan" ? `${be.vni}/${be.directRouting}` : "",
     config.enableIPv4,
     config.enableIPv6,
+    config.ipv4?.subnetLen ?? "",
+    config.ipv6?.subnetLen ?? "",
     devs.v4?.name ?? "",
     devs.v6?.name ?? "",
     net(u4, out.net4),
@@ -558,9 +573,8 @@ export function planWithDiagnostics(input: PlanInput, cache?: PlanCache): PlanRe
   const routes: Keyed<RouteEntry>[] = [];
   const neighbours: Keyed<NeighbourEntry>[] = [];
   const fdb: Keyed<FdbEntry>[] = [];
-  const planPeer = config.backend.type === "vxlan" ? planVxlanPeer : planHostGwPeer;
   for (const peer of peers) {
-    const plan = peerPlanOf(cache, lc, peer, planPeer);
+    const plan = peerPlanOf(cache, lc, peer);
     if (plan.problem !== undefined) {
       skipped.push(skippedOf(peer, plan.problem));
       continue;
@@ -655,12 +669,43 @@ function lowerBound<T>(list: readonly Keyed<T>[], k: string): number {
 
 /** What one lease adds to a PeerTable's plan (under one local context and own lease). */
 interface Contribution {
+  /** Its prefixes (parsed). */
+  prefixes: readonly Pfx[];
   /** Its prefixes' texts, when it takes part in the overlap rules (not this node's, not overlapping it). */
-  texts: string[];
+  texts: readonly string[];
   /** It has a prefix of another length than the config's subnet length (the table then plans in full). */
   odd: boolean;
   skipped?: SkippedPeer;
   plan?: PeerPlan;
+}
+
+/** The contribution of this node's own lease. */
+const NO_CONTRIBUTION: Contribution = Object.freeze({ prefixes: [], texts: [], odd: false });
+
+/** A lease's contribution when it is not this node's and does not overlap it (frozen: shared by every table under `lc`). */
+function sharedContribution(lc: LocalContext, l: SubnetLease, plan: PeerPlan): Contribution {
+  const { config, parse } = lc;
+  const prefixes = [l.subnet, l.ipv6Subnet].filter((x): x is string => x !== undefined).map(parse.pfx);
+  const texts = prefixes.map((p) => p.text);
+  const odd = prefixes.some((p) => p.length !== (p.family === 4 ? config.ipv4?.subnetLen : config.ipv6?.subnetLen));
+  let c: Contribution;
+  if ((config.enableIPv4 && l.subnet === undefined) || (config.enableIPv6 && l.ipv6Subnet === undefined)) {
+    const fams = [config.enableIPv4 ? "IPv4" : "", config.enableIPv6 ? "IPv6" : ""].filter(Boolean).join("+");
+    c = { prefixes, texts, odd, skipped: skippedOf(l, `it lacks a subnet of an enabled family (${fams})`) };
+  } else if (plan.problem !== undefined) c = { prefixes, texts, odd, skipped: skippedOf(l, plan.problem) };
+  else c = { prefixes, texts, odd, plan };
+  Object.freeze(prefixes);
+  Object.freeze(texts);
+  Object.freeze(c.skipped);
+  return Object.freeze(c);
+}
+
+/** The leases a PeerTable reads when it keeps none itself (e.g. core's Informer over the lease prefix). */
+export interface LeaseView {
+  get(key: string): SubnetLease | undefined;
+  keys(): Iterable<string>;
+  values(): Iterable<SubnetLease>;
+  readonly size: number;
 }
 
 /**
@@ -682,7 +727,9 @@ const RESORT_ABOVE = 16;
  * `planWithDiagnostics` over every lease, so the result is always the pure planner's.
  */
 export class PeerTable {
-  private readonly leases = new Map<string, SubnetLease>();
+  /** The leases: the table's own map, or the view it was given (`LeaseView`). */
+  private readonly leases: LeaseView;
+  private readonly own: Map<string, SubnetLease> | undefined;
   private readonly pending = new Set<string>();
   private readonly contributions = new Map<string, Contribution>();
   /** Leases per prefix text (overlap rules apply when one holds more than one). */
@@ -700,17 +747,28 @@ export class PeerTable {
   /** The lists as of the last plan (reused while no lease changed them). */
   private last: PeerEntries | undefined;
 
-  constructor(private readonly cache: PlanCache = createPlanCache()) {}
+  /**
+   * `cache`: the plan cache (default: the table's own). `view`: where the leases are kept (an
+   * informer's cache, so an agent holds each lease once); then `set` and `delete` only say which
+   * key changed, and the view must already show the change when they are called.
+   */
+  constructor(
+    private readonly cache: PlanCache = createPlanCache(),
+    view?: LeaseView,
+  ) {
+    this.own = view === undefined ? new Map() : undefined;
+    this.leases = view ?? this.own!;
+  }
 
   /** A lease appeared or changed. */
   set(lease: SubnetLease): void {
-    this.leases.set(lease.key, lease);
+    this.own?.set(lease.key, lease);
     this.pending.add(lease.key);
   }
 
   /** A lease vanished. */
   delete(key: string): void {
-    if (!this.leases.delete(key)) return;
+    if (this.own !== undefined && !this.own.delete(key)) return;
     this.pending.add(key);
   }
 
@@ -752,57 +810,43 @@ export class PeerTable {
   private applyPending(input: Omit<PlanInput, "peers">, lease: LeaseSubnets & { key?: string }, lc: LocalContext, parse: Parser): void {
     if (this.pending.size === 0) return;
     this.last = undefined;
-    // Many changes at once (a listing): update the contributions, then rebuild the lists in one sort.
+    // Many changes at once (a listing): update the contributions, then sort only the entries that
+    // came in and merge them into the lists, less the entries that went.
     const lists = this.pending.size <= Math.max(RESORT_ABOVE, this.leases.size / 8);
+    const batch: Batch | undefined = lists ? undefined : { routes: [], neighbours: [], fdb: [], gone: new Set(), goneFdb: new Set() };
+    const ownPrefixes = [lease.subnet, lease.ipv6Subnet].filter((x): x is string => x !== undefined).map(parse.pfx);
     for (const key of this.pending) {
       const old = this.contributions.get(key);
-      if (old) this.remove(key, old, lists);
+      if (old) this.remove(key, old, batch);
       const l = this.leases.get(key);
       if (l === undefined) continue;
-      const c = this.contribution(input, lease, lc, parse, l);
+      const c = this.contribution(input, lease, ownPrefixes, lc, l);
       this.contributions.set(key, c);
-      this.add(key, c, lists);
+      this.add(key, c, batch);
     }
     this.pending.clear();
-    if (lists) return;
-    this.routes = [];
-    this.neighbours = [];
-    this.fdb = [];
-    const fdbSeen = new Set<string>();
-    for (const c of this.contributions.values()) {
-      if (!c.plan) continue;
-      for (const r of c.plan.routes) this.routes.push(r);
-      for (const n of c.plan.neighbours) this.neighbours.push(n);
-      for (const f of c.plan.fdb) {
-        if (fdbSeen.has(f.k)) continue;
-        fdbSeen.add(f.k);
-        this.fdb.push(f);
-      }
-    }
-    this.routes.sort(byKey);
-    this.neighbours.sort(byKey);
-    this.fdb.sort(byKey);
+    if (!batch) return;
+    const { gone, goneFdb } = batch;
+    this.routes = mergeSorted(gone.size > 0 ? this.routes.filter((r) => !gone.has(r)) : this.routes, batch.routes.sort(byKey));
+    this.neighbours = mergeSorted(gone.size > 0 ? this.neighbours.filter((n) => !gone.has(n)) : this.neighbours, batch.neighbours.sort(byKey));
+    this.fdb = mergeSorted(goneFdb.size > 0 ? this.fdb.filter((f) => !goneFdb.has(f.k)) : this.fdb, batch.fdb.sort(byKey));
   }
 
-  /** What `usablePeers` and the per-peer planner make of one lease, given that no overlap rule applies. */
-  private contribution(input: Omit<PlanInput, "peers">, own: LeaseSubnets & { key?: string }, lc: LocalContext, parse: Parser, l: SubnetLease): Contribution {
-    const { config, node } = input;
-    if (l.key === own.key || l.attrs.NodeName === node.name) return { texts: [], odd: false };
-    const ownPrefixes = [own.subnet, own.ipv6Subnet].filter((x): x is string => x !== undefined).map(parse.pfx);
-    const prefixes = [l.subnet, l.ipv6Subnet].filter((x): x is string => x !== undefined).map(parse.pfx);
-    if (prefixes.some((p) => ownPrefixes.some((o) => overlap(o, p)))) return { texts: [], odd: false, skipped: skippedOf(l, "its subnet overlaps this node's own lease") };
-    const texts = prefixes.map((p) => p.text);
-    const odd = prefixes.some((p) => p.length !== (p.family === 4 ? config.ipv4?.subnetLen : config.ipv6?.subnetLen));
-    if ((config.enableIPv4 && l.subnet === undefined) || (config.enableIPv6 && l.ipv6Subnet === undefined)) {
-      const fams = [config.enableIPv4 ? "IPv4" : "", config.enableIPv6 ? "IPv6" : ""].filter(Boolean).join("+");
-      return { texts, odd, skipped: skippedOf(l, `it lacks a subnet of an enabled family (${fams})`) };
-    }
-    const plan = peerPlanOf(this.cache, lc, l, config.backend.type === "vxlan" ? planVxlanPeer : planHostGwPeer);
-    if (plan.problem !== undefined) return { texts, odd, skipped: skippedOf(l, plan.problem) };
-    return { texts, odd, plan };
+  /**
+   * What `usablePeers` and the per-peer planner make of one lease, given that no overlap rule
+   * applies. Unless the lease is this node's or overlaps it, that depends on the context alone: the
+   * cache's object, shared by every table under the context.
+   */
+  private contribution(input: Omit<PlanInput, "peers">, own: LeaseSubnets & { key?: string }, ownPrefixes: readonly Pfx[], lc: LocalContext, l: SubnetLease): Contribution {
+    if (l.key === own.key || l.attrs.NodeName === input.node.name) return NO_CONTRIBUTION;
+    const hit = cachedPeer(this.cache, lc, l);
+    const c = (hit.contribution ??= sharedContribution(lc, l, hit.plan));
+    if (c.prefixes.some((p) => ownPrefixes.some((o) => overlap(o, p)))) return { prefixes: [], texts: [], odd: false, skipped: skippedOf(l, "its subnet overlaps this node's own lease") };
+    return c;
   }
 
-  private add(key: string, c: Contribution, lists: boolean): void {
+  /** Counts a contribution in; its entries go into the lists, or into `batch` to be merged. */
+  private add(key: string, c: Contribution, batch: Batch | undefined): void {
     for (const t of c.texts) {
       const n = (this.holders.get(t) ?? 0) + 1;
       this.holders.set(t, n);
@@ -814,14 +858,21 @@ export class PeerTable {
     for (const f of c.plan.fdb) {
       const refs = this.fdbRefs.get(f.k) ?? 0;
       this.fdbRefs.set(f.k, refs + 1);
-      if (refs === 0 && lists) insert(this.fdb, f);
+      if (refs > 0) continue;
+      if (batch) batch.fdb.push(f);
+      else insert(this.fdb, f);
     }
-    if (!lists) return;
+    if (batch) {
+      for (const r of c.plan.routes) batch.routes.push(r);
+      for (const n of c.plan.neighbours) batch.neighbours.push(n);
+      return;
+    }
     for (const r of c.plan.routes) insert(this.routes, r);
     for (const n of c.plan.neighbours) insert(this.neighbours, n);
   }
 
-  private remove(key: string, c: Contribution, lists: boolean): void {
+  /** Counts a contribution out; its entries leave the lists, or are marked gone in `batch`. */
+  private remove(key: string, c: Contribution, batch: Batch | undefined): void {
     this.contributions.delete(key);
     for (const t of c.texts) {
       const n = this.holders.get(t)! - 1;
@@ -840,12 +891,42 @@ export class PeerTable {
       }
       this.fdbRefs.delete(f.k);
       // Entries of one key are equal (dev, MAC, destination): drop whichever the list kept.
-      if (lists) drop(this.fdb, (x) => x.k === f.k, f.k);
+      if (batch) batch.goneFdb.add(f.k);
+      else drop(this.fdb, (x) => x.k === f.k, f.k);
     }
-    if (!lists) return;
+    if (batch) {
+      for (const r of c.plan.routes) batch.gone.add(r);
+      for (const n of c.plan.neighbours) batch.gone.add(n);
+      return;
+    }
     for (const r of c.plan.routes) drop(this.routes, (x) => x === r, r.k);
     for (const n of c.plan.neighbours) drop(this.neighbours, (x) => x === n, n.k);
   }
+}
+
+/** Entries of a PeerTable update of many leases at once: added (to be sorted and merged), gone. */
+interface Batch {
+  routes: Keyed<RouteEntry>[];
+  neighbours: Keyed<NeighbourEntry>[];
+  fdb: Keyed<FdbEntry>[];
+  /** Route and neighbour entries (by identity) of contributions counted out. */
+  gone: Set<Keyed<unknown>>;
+  /** FDB keys no contribution holds any more. */
+  goneFdb: Set<string>;
+}
+
+/** Two lists sorted by key merged into one (on equal keys, `a`'s entries first, as `insert` places them). */
+function mergeSorted<T>(a: Keyed<T>[], b: Keyed<T>[]): Keyed<T>[] {
+  if (b.length === 0) return a;
+  if (a.length === 0) return b;
+  const out: Keyed<T>[] = new Array<Keyed<T>>(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let o = 0;
+  while (i < a.length && j < b.length) out[o++] = b[j]!.k < a[i]!.k ? b[j++]! : a[i++]!;
+  while (i < a.length) out[o++] = a[i++]!;
+  while (j < b.length) out[o++] = b[j++]!;
+  return out;
 }
 
 /** Inserts an entry into a list sorted by key (after the entries of an equal key). */
