@@ -120,17 +120,33 @@ export function inNetns(ns: NetnsRef, argv: readonly string[]): string[] {
   return path === undefined ? [...argv] : ["nsenter", `--net=${path}`, "--", ...argv];
 }
 
-/** `ip <options...>` in `ns`: `ip -n <name>` for a named namespace, nsenter for a path. */
+/**
+ * The `ip netns` name a reference stands for: the name itself, or `x` for the path
+ * `/var/run/netns/x` (what a runtime's CNI_NETNS usually holds); undefined for other paths.
+ */
+function netnsName(ns: string): string | undefined {
+  if (!ns.includes("/")) return ns;
+  const prefix = `${NETNS_RUN_DIR}/`;
+  const name = ns.startsWith(prefix) ? ns.slice(prefix.length) : "";
+  return /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name) ? name : undefined;
+}
+
+/**
+ * `ip <options...>` in `ns`: `ip -n <name>` for a named namespace (also given as its
+ * `/var/run/netns/<name>` path: one process instead of nsenter's two), nsenter for other paths.
+ */
 export function ipArgv(ns: NetnsRef, options: readonly string[]): string[] {
   if (ns === undefined) return ["ip", ...options];
-  if (!ns.includes("/")) return ["ip", "-n", ns, ...options];
+  const name = netnsName(ns);
+  if (name !== undefined) return ["ip", "-n", name, ...options];
   return inNetns(ns, ["ip", ...options]);
 }
 
 /** `bridge <options...>` in `ns` (same rules as `ipArgv`). */
 export function bridgeArgv(ns: NetnsRef, options: readonly string[]): string[] {
   if (ns === undefined) return ["bridge", ...options];
-  if (!ns.includes("/")) return ["bridge", "-n", ns, ...options];
+  const name = netnsName(ns);
+  if (name !== undefined) return ["bridge", "-n", name, ...options];
   return inNetns(ns, ["bridge", ...options]);
 }
 

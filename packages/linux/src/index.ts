@@ -39,6 +39,7 @@ export {
   type ProcessResult,
   type SpawnCounter,
 } from "./exec.ts";
+export { IpChannel, PodSideChannel, NETLINK_HELPER, NETLINK_HELPER_SOURCE, buildNetlinkHelper, helperBuilt, type IpChannelOptions, type PodSideChannelOptions } from "./channel.ts";
 export { createNetns, deleteNetns, listNetns, netnsExists, checkNetnsName, type CreateNetnsOptions } from "./netns.ts";
 export { readSysctls, writeSysctls, sysctlDisplayName } from "./sysctl.ts";
 export { renderNftTable, nftTableName, replaceTableScript, deleteTableScript, parseTableHash, NFT_FAMILY } from "./nft.ts";

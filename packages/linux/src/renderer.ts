@@ -28,7 +28,8 @@ import {
   type PodInterface,
   type UserspaceDatapath,
 } from "@cnikit/core";
-import { runIpBatch, runBridgeBatch, runNft, type BatchFailure, type SpawnCounter } from "./exec.ts";
+import { IpChannel, NETLINK_HELPER, PodSideChannel, helperBuilt } from "./channel.ts";
+import { MissingToolError, runIpBatch, runBridgeBatch, runNft, type BatchFailure, type BatchResult, type SpawnCounter } from "./exec.ts";
 import { KernelFeatureError, detectKernelFeatures, missingFeatures, type KernelFeatures } from "./features.ts";
 import { checkNetnsName } from "./netns.ts";
 import { planApply, type ApplyPlan, type PlannedLine } from "./plan.ts";
@@ -54,6 +55,12 @@ export interface LinuxRendererOptions {
   verifyPods?: boolean;
   /** Builds links of kinds the kernel has no device for (see the header). The renderer never stops it: its owner does. */
   userspace?: UserspaceDatapath;
+  /**
+   * The netlink helper that sets up new pods' container sides without a process per pod (built by
+   * `pnpm build`: dist/cnikit-nl). Default: that one when it is built; `false` (or not built): one
+   * `ip -batch` process per new pod, in its namespace.
+   */
+  netlinkHelper?: string | false;
 }
 
 /** One command the renderer issued. */
@@ -175,6 +182,10 @@ export class LinuxRenderer {
   private readonly queue: Op[] = [];
   private running = false;
   private closed = false;
+  /** The persistent `ip -batch` of the node namespace (node batches and rollbacks go through it: no process per apply). */
+  private channel: IpChannel | undefined;
+  /** The netlink helper for pod sides (undefined until first used, or when there is none). */
+  private podChannel: PodSideChannel | undefined;
 
   /** @throws ConfigError for a bad owner, netns name or routeProtocol. */
   constructor(options: LinuxRendererOptions = {}) {
@@ -240,6 +251,35 @@ export class LinuxRenderer {
   async close(): Promise<void> {
     this.closed = true;
     while (this.running || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
+    const ch = this.channel;
+    const pc = this.podChannel;
+    this.channel = undefined;
+    this.podChannel = undefined;
+    await Promise.all([ch?.close(), pc?.close()]);
+  }
+
+  /** PID of the netlink helper setting up pod sides, while one runs (for tests and ops). */
+  get podChannelPid(): number | undefined {
+    return this.podChannel?.pid;
+  }
+
+  /** The container side of a new pod: through the netlink helper when there is one, else one `ip -batch` in its namespace. */
+  private podSide(netns: string, lines: readonly string[], counter: SpawnCounter): Promise<BatchResult> {
+    const helper = this.options.netlinkHelper ?? NETLINK_HELPER;
+    if (helper === false || !helperBuilt(helper)) return runIpBatch(netns, lines, { counter });
+    this.podChannel ??= new PodSideChannel({ helper });
+    return this.podChannel.run(netns, lines, counter);
+  }
+
+  /** PID of the node namespace's persistent `ip -batch` child, while one runs (for tests and ops). */
+  get channelPid(): number | undefined {
+    return this.channel?.pid;
+  }
+
+  /** Runs node-namespace lines through the persistent channel (started on first use, restarted when it died). */
+  private nodeBatch(lines: readonly string[], counter: SpawnCounter): Promise<BatchResult> {
+    this.channel ??= new IpChannel({ netns: this.netns });
+    return this.channel.run(lines, counter);
   }
 
   /** What the last apply reported for pod `key` (undefined when not in place). */
@@ -414,6 +454,8 @@ export class LinuxRenderer {
     let rebuild = new Set<string>();
     const steps: ApplyReport["stepsMs"] = {};
     if (observed === undefined) {
+      // The kernel may have changed behind our back: the node channel's `ip` looks names up afresh.
+      this.channel?.recycle();
       const t = performance.now();
       const r = await this.read(desired, counter);
       observed = r.observed;
@@ -514,11 +556,16 @@ export class LinuxRenderer {
             errors.push({ where: "node", command: "nft -f -", message: err instanceof CniError ? err.msg : String(err) });
           }));
     for (const l of plan.node) issue("ip", "node", l.line);
-    const nodeP = runIpBatch(
-      this.netns,
+    const nodeP = this.nodeBatch(
       plan.node.map((l) => l.line),
-      { force: true, counter },
-    ).then((r) => sortFailures(plan.node, r.failures, "node"));
+      counter,
+    ).then(
+      (r) => sortFailures(plan.node, r.failures, "node"),
+      (err: unknown) => {
+        if (err instanceof MissingToolError) throw err;
+        errors.push({ where: "node", command: "ip -batch", message: err instanceof CniError ? err.msg : String(err) });
+      },
+    );
     let t = performance.now();
     await Promise.all([nftP, nodeP]);
     if (plan.nft !== undefined || plan.node.length > 0) report.stepsMs.node = performance.now() - t;
@@ -532,7 +579,7 @@ export class LinuxRenderer {
     await Promise.all([
       mapLimit(sides, 8, async (s) => {
         try {
-          await runIpBatch(s.netns, s.lines, { counter });
+          await this.podSide(s.netns, s.lines, counter);
         } catch (err) {
           podFailed.set(s.hostIf, err instanceof CniError ? err.msg : String(err));
         }
@@ -557,7 +604,7 @@ export class LinuxRenderer {
       t = performance.now();
       const rollback = [...podFailed.keys()].map((h) => `link del dev ${h}`);
       for (const l of rollback) issue("ip", "node", l);
-      await runIpBatch(this.netns, rollback, { force: true, counter });
+      await this.nodeBatch(rollback, counter).catch((err: unknown) => this.log.warn("rolling back failed pods failed", { error: err }));
       report.stepsMs.rollback = performance.now() - t;
       for (const [hostIf, error] of podFailed) this.log.warn("pod attach failed; rolled back", { hostIf, pod: desired.pods.get(hostIf)?.spec?.key, error });
     }
