@@ -27,7 +27,8 @@ export interface PolicyPeer {
 
 /**
  * Import policy: called for every received route before it enters the Adj-RIB-In. Return the
- * attributes to store (the same object, or a modified copy), or `null` to reject the route.
+ * attributes to store (the same object, or a modified copy), or `null` to reject the route. The
+ * attributes given may be shared with other routes and sessions (interned, frozen): copy to change.
  */
 export type ImportPolicy = (input: { prefix: string; attributes: RouteAttributes; peer: PolicyPeer }) => RouteAttributes | null;
 
