@@ -171,9 +171,13 @@ class Daemon {
   /** Starts cnikitd and waits until it says ready (60 s at most). */
   async start(): Promise<void> {
     this.stderr = "";
-    const child = spawn(netnsWrapper(this.nodeNs)[0]!, [...netnsWrapper(this.nodeNs).slice(1), process.execPath, CNIKITD_BIN, "--config", this.configPath], {
+    // CNI_BENCH_PROFILE=<dir>: cnikitd writes a CPU profile there (node --cpu-prof) when it stops.
+    const profile = process.env["CNI_BENCH_PROFILE"] ? ["--cpu-prof", `--cpu-prof-dir=${process.env["CNI_BENCH_PROFILE"]}`] : [];
+    const child = spawn(netnsWrapper(this.nodeNs)[0]!, [...netnsWrapper(this.nodeNs).slice(1), process.execPath, ...profile, CNIKITD_BIN, "--config", this.configPath], {
       stdio: ["ignore", "ignore", "pipe"],
-      env: process.env,
+      // The sources this script runs (a built dist/ of @cnikit/cni would otherwise win, and with it
+      // the dist/ of @cnikit/linux and the backends: whatever was built last, not this checkout).
+      env: { ...process.env, CNIKIT_FROM_SOURCE: "1" },
     });
     this.child = child;
     child.stderr!.on("data", (b: Buffer) => (this.stderr += b.toString("utf8")));
