@@ -227,15 +227,52 @@ export class IntervalMap<T> {
    * for each in address order.
    */
   partition(addrs: readonly bigint[], i: number, j: number, fn: (i: number, j: number, value: T | undefined) => void): void {
+    // Both sides are sorted: each step searches forward from where the last one ended (galloping),
+    // so a run over a thousand prefixes costs a few comparisons per prefix, not two binary searches.
+    const starts = this.starts;
     let k = i;
+    let idx = -1;
     while (k < j) {
-      const idx = this.indexOf(addrs[k]!);
-      const next = this.starts[idx + 1];
-      const m = next === undefined ? j : lowerBound(addrs, next, k + 1, j);
+      idx = idx < 0 ? this.indexOf(addrs[k]!) : lastAtMostFrom(starts, addrs[k]!, idx);
+      const next = starts[idx + 1];
+      const m = next === undefined ? j : gallopLowerBound(addrs, next, k + 1, j);
       fn(k, m, this.values[idx]);
       k = m;
     }
   }
+}
+
+/** Index of the last element of sorted `arr` that is <= value, given that `arr[from] <= value`. */
+function lastAtMostFrom(arr: readonly bigint[], value: bigint, from: number): number {
+  const n = arr.length;
+  let lo = from;
+  let hi = from + 1;
+  let step = 1;
+  while (hi < n && arr[hi]! <= value) {
+    lo = hi;
+    hi = lo + step;
+    step *= 2;
+  }
+  let h = Math.min(hi, n) - 1;
+  while (lo < h) {
+    const mid = (lo + h + 1) >>> 1;
+    if (arr[mid]! <= value) lo = mid;
+    else h = mid - 1;
+  }
+  return lo;
+}
+
+/** `lowerBound` searching forward from `lo` in growing steps (cheap when the answer is near `lo`). */
+function gallopLowerBound(arr: readonly bigint[], value: bigint, lo: number, hi: number): number {
+  let from = lo;
+  let probe = lo;
+  let step = 1;
+  while (probe < hi && arr[probe]! < value) {
+    from = probe + 1;
+    probe += step;
+    step *= 2;
+  }
+  return lowerBound(arr, value, from, Math.min(probe, hi));
 }
 
 /** Two lower-case hex digits per byte value. */
