@@ -2,9 +2,22 @@ import { seededRandom } from "@cnikit/core";
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { MemoryDatastore, PoolExhaustedError, Prefix, TryAgainError, VirtualClock, silentLogger } from "@cnikit/core";
-import type { Datastore } from "@cnikit/core";
+import type { Datastore, KeyValue } from "@cnikit/core";
 import { parseFlannelConfig } from "../src/config.ts";
-import { LEASE_TTL_SECONDS, SUBNET_PREFIX, decodeLease, encodeAttrs, firstFreeSubnets, flannelLeaseKeeper, leaseOfClaim, parseSubnetKey, pickSubnet, subnetKey, takenRanges } from "../src/leases.ts";
+import {
+  LEASE_TTL_SECONDS,
+  SUBNET_PREFIX,
+  decodeLease,
+  encodeAttrs,
+  firstFreeSubnets,
+  flannelLeaseKeeper,
+  leaseOfClaim,
+  parseSubnetKey,
+  pickSubnet,
+  readLease,
+  subnetKey,
+  takenRanges,
+} from "../src/leases.ts";
 import type { FlannelConfig } from "../src/config.ts";
 import type { AcquiredLease, LeaseAttrs, LeaseSubnets } from "../src/leases.ts";
 import { drive, hookedStore } from "./helpers.ts";
@@ -84,6 +97,32 @@ describe("lease keys and values (flannel's etcd layout)", () => {
       BackendData: { VNI: 1, VtepMAC: "02:00:00:00:00:01" },
       NodeName: "n1",
     });
+  });
+});
+
+describe("readLease: one decode per stored version for the whole process", () => {
+  const key = "/coreos.com/network/subnets/10.244.77.0-24";
+  const value = encodeAttrs({ PublicIP: "198.51.100.77", BackendType: "vxlan", BackendData: { VNI: 1, VtepMAC: "02:00:00:00:00:77" }, NodeName: "n77" });
+  const kv: KeyValue = { key, value, createRevision: 7, modRevision: 7, version: 1, lease: "l7" };
+
+  it("gives decodeLease's lease, frozen, and the same object for the same version (record or copy)", () => {
+    const first = readLease(kv);
+    expect(first).toEqual(decodeLease(kv));
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(Object.isFrozen(first!.attrs)).toBe(true);
+    expect(readLease(kv)).toBe(first);
+    expect(readLease({ ...kv })).toBe(first);
+  });
+
+  it("decodes again when the value, a revision or the store lease differs", () => {
+    const first = readLease(kv)!;
+    const moved = readLease({ ...kv, modRevision: 8 })!;
+    expect(moved).not.toBe(first);
+    expect(moved.modRevision).toBe(8);
+    const renamed = readLease({ ...kv, modRevision: 8, value: value.replace("n77", "n78") })!;
+    expect(renamed.attrs.NodeName).toBe("n78");
+    expect(readLease({ ...kv, modRevision: 8, value: value.replace("n77", "n78"), lease: "l9" })!.storeLease).toBe("l9");
+    expect(readLease({ ...kv, value: "not json" })).toBeUndefined();
   });
 });
 

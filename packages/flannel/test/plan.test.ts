@@ -254,6 +254,96 @@ describe("plan: canonical output, cache-independent", () => {
   });
 });
 
+describe("plan: one cache shared by many nodes (the process's, as every agent uses it)", () => {
+  const node = (name: string, address: string): NodeInfo => ({ name, underlay: [{ iface: "eth0", address, prefixLength: 24, gateway: address.replace(/\.\d+$/, ".1") }] });
+  const nodes = [node("a1", "198.51.100.10"), node("a2", "198.51.100.11"), node("b1", "203.0.113.20")];
+  // Each node's own lease and three peers, of the backend type of the config planned.
+  const leasesOf = (type: string): SubnetLease[] => [
+    lease({ node: "a1", subnet: "10.244.1.0/24", ip: "198.51.100.10", type, createRevision: 1 }),
+    lease({ node: "a2", subnet: "10.244.2.0/24", ip: "198.51.100.11", type, createRevision: 4 }),
+    lease({ node: "b1", subnet: "10.244.3.0/24", ip: "203.0.113.20", type, createRevision: 5 }),
+    lease({ node: "p1", subnet: "10.244.7.0/24", ip: "198.51.100.21", type, createRevision: 2 }),
+    lease({ node: "p2", subnet: "10.244.9.0/24", ip: "203.0.113.30", type, createRevision: 3 }),
+    lease({ node: "c1", subnet: "10.244.12.0/24", ip: "198.51.100.30", type, createRevision: 6 }),
+  ];
+  const byType = { vxlan: leasesOf("vxlan"), "host-gw": leasesOf("host-gw") };
+  const all = (config: PlanInput["config"]): SubnetLease[] => byType[config.backend.type];
+  const inputOf = (config: PlanInput["config"], i: number): Omit<PlanInput, "peers"> => ({
+    config,
+    node: nodes[i]!,
+    lease: { subnet: all(config)[i]!.subnet!, key: all(config)[i]!.key },
+    vtepMacs: { v4: deriveVtepMac(nodes[i]!.name, 4) },
+    pods: [],
+  });
+
+  it.each([
+    ["vxlan", VX],
+    ["vxlan + DirectRouting", DR],
+    ["host-gw", HG],
+  ] as const)("%s: every node's plan is the uncached planner's", (_name, config) => {
+    const cache = createPlanCache();
+    for (let i = 0; i < nodes.length; i++) {
+      const table = new PeerTable(cache);
+      for (const l of all(config)) table.set(l);
+      const plain = planWithDiagnostics({ ...inputOf(config, i), peers: all(config) });
+      expect(plain.dataplane.routes.length).toBeGreaterThan(0);
+      expect(table.plan(inputOf(config, i))).toEqual(plain);
+    }
+  });
+
+  it("vxlan nodes share one peer's entries whatever their address; host-gw nodes only within one L2 subnet", () => {
+    const entryOf = (config: PlanInput["config"], i: number, cache: ReturnType<typeof createPlanCache>) => {
+      const table = new PeerTable(cache);
+      for (const l of all(config)) table.set(l);
+      return table.plan(inputOf(config, i)).dataplane.routes.find((r) => r.dst === "10.244.12.0/24");
+    };
+    const vx = createPlanCache();
+    const [a1, a2, b1] = [0, 1, 2].map((i) => entryOf(VX, i, vx));
+    expect(a1).toBeDefined();
+    expect(a2).toBe(a1);
+    expect(b1).toBe(a1);
+    expect(Object.isFrozen(a1)).toBe(true);
+    const hg = createPlanCache();
+    const [h1, h2, h3] = [0, 1, 2].map((i) => entryOf(HG, i, hg));
+    expect(h1).toBeDefined();
+    expect(h2).toBe(h1);
+    expect(h3).toBeUndefined(); // 198.51.100.30 is not on b1's L2 subnet
+  });
+
+  it("a table reading its leases from a view (an informer's cache) plans as one keeping its own", () => {
+    const view = new Map<string, SubnetLease>();
+    const viewed = new PeerTable(createPlanCache(), {
+      get: (k) => view.get(k),
+      keys: () => view.keys(),
+      values: () => view.values(),
+      get size() {
+        return view.size;
+      },
+    });
+    const owning = new PeerTable(createPlanCache());
+    const [, , , p1, p2, c1] = all(VX);
+    const steps: [string, SubnetLease | undefined][] = [
+      [p1!.key, p1],
+      [p2!.key, p2],
+      [p1!.key, undefined],
+      [c1!.key, c1],
+    ];
+    for (const [key, l] of steps) {
+      if (l) {
+        view.set(key, l);
+        viewed.set(l);
+        owning.set(l);
+      } else {
+        view.delete(key);
+        viewed.delete(key);
+        owning.delete(key);
+      }
+      expect(viewed.plan(inputOf(VX, 0))).toEqual(owning.plan(inputOf(VX, 0)));
+    }
+    expect(viewed.plan(inputOf(VX, 0)).dataplane.routes.map((r) => r.dst)).toContain("10.244.12.0/24");
+  });
+});
+
 describe("plan: the incremental PeerTable equals the pure planner", () => {
   it("after any sequence of lease puts and deletes, planned in batches of any size (property)", () => {
     // Leases of the configured length, of other lengths (/23, /25: overlaps), dual-stack halves
