@@ -9,9 +9,9 @@
 // (process.cpuUsage, user + system: fairer than wall on a shared machine), heap in use (after a
 // full GC when run with --expose-gc, else said), the ratio to the 5 s goal, and vxlan / routed in
 // the same run (the issue's "vxlan as fast as routed"). Nothing here asserts a speed.
-// Before -> after (issue 19, one run each on a loaded 2-core machine, load ~13, 1000x30, CPU):
-// routed build 6.6 -> 3.9 s, walk 5.7 -> 4.0 s, heap 368 -> 281 MB; vxlan build 8.5 -> 5.9 s, walk
-// 12.9 -> 13.3 s, heap 680 -> 563 MB. See packages/sim/DESIGN.md ("At 1000 nodes") for what bounds it.
+// Before -> after (issue 19, 1000x30, same run, alternated, loaded 2-core machine at load ~13, CPU):
+// routed build 5.7 -> 4.3 s, walk 5.5 -> 3.3 s, heap 368 -> 280 MB; vxlan build 9.2 -> 7.2 s, walk
+// 13.8 -> 12.7 s, heap 680 -> 563 MB. See packages/sim/DESIGN.md ("At 1000 nodes") for what bounds it.
 // Run alone: node --expose-gc --import tsx --conditions=source scripts/bench/sim-reachability.ts
 import { emptyDataplane, type NodeDataplane, type NodeInfo } from "@cnikit/core";
 import { SimFabric, type SimTopology } from "@cnikit/sim";
