@@ -13,7 +13,8 @@
  * Answer (stdout), one line per request: `ok`, or `fail <n> <message>` where n is the 1-based
  * line of the request (after `ns`; 0 = the namespace) that failed; lines after it are not run.
  * Messages are iproute2's: the kernel's extended ack ("Error: <msg>.") or "RTNETLINK answers: <errno text>".
- * Exits on end of input.
+ * After each request it returns to its own namespace and closes the socket it opened. Exits on
+ * end of input.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -276,10 +277,19 @@ int main(void) {
   ssize_t len;
   char err[ERR_LEN];
   int failed = 0, lineno = 0;
+  int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   setvbuf(stdout, NULL, _IOLBF, 0);
   while ((len = getline(&line, &cap, stdin)) >= 0) {
     while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
     if (strcmp(line, ".") == 0) {
+      /* Back home, with no socket left in the pod's namespace: holding either would keep that
+         namespace (and the pod's veth pair) alive after the runtime removed it. */
+      if (nl >= 0) close(nl);
+      nl = -1;
+      if (home >= 0 && setns(home, CLONE_NEWNET) < 0 && !failed) {
+        printf("fail 0 cannot return to the helper's own network namespace: %s\n", strerror(errno));
+        failed = 1;
+      }
       if (!failed) printf("ok\n");
       failed = 0;
       lineno = 0;

@@ -5,7 +5,7 @@
  * fatal one still run, a hung child is killed at the timeout, close stops the child.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { IpChannel, PodSideChannel, buildNetlinkHelper } from "../src/channel.ts";
@@ -232,6 +232,17 @@ describe("PodSideChannel (the netlink helper)", () => {
       expect(results[3]).toMatchObject({ status: "rejected", reason: { message: expect.stringContaining("/var/run/netns/ckl-no-such-ns") } });
       expect(results[4]).toMatchObject({ status: "rejected", reason: { message: expect.stringMatching(/line 2 `link set dev eth9 up`.*Cannot find device "eth9"/) } });
       expect(ch.starts).toBe(1);
+    } finally {
+      await ch.close();
+    }
+  });
+
+  it("between requests the helper is back in its own namespace (it keeps no pod's namespace alive)", async () => {
+    const pod = await podNs("b1", "ckb1");
+    const ch = new PodSideChannel({ helper });
+    try {
+      await ch.run(scratch.path(pod), ["link set dev eth0 up"]);
+      expect(readlinkSync(`/proc/${ch.pid!}/ns/net`)).toBe(readlinkSync("/proc/self/ns/net"));
     } finally {
       await ch.close();
     }
