@@ -231,7 +231,23 @@ const IPV4_KEY = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})-(\d{1,2})(?:&|$)/;
  * without building a Prefix: every acquisition reads every key. Undefined otherwise (then the key
  * goes through `keyPrefixes`).
  */
+/**
+ * `ipv4Interval` by key, for the whole process (every acquisition attempt of every agent reads
+ * every key); bounded like `readLease`. The intervals are shared: nobody mutates them.
+ */
+const intervals = new Map<string, [bigint, bigint] | null>();
+
 function ipv4Interval(key: string): [bigint, bigint] | undefined {
+  let iv = intervals.get(key);
+  if (iv === undefined) {
+    if (intervals.size >= READ_LEASE_LIMIT) intervals.clear();
+    iv = parseIpv4Interval(key) ?? null;
+    intervals.set(key, iv);
+  }
+  return iv ?? undefined;
+}
+
+function parseIpv4Interval(key: string): [bigint, bigint] | undefined {
   const m = IPV4_KEY.exec(key.slice(SUBNET_PREFIX.length));
   if (!m || !key.startsWith(SUBNET_PREFIX)) return undefined;
   const octets = [m[1], m[2], m[3], m[4]].map(Number);
