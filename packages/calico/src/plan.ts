@@ -305,28 +305,29 @@ function mergeSorted(a: readonly RouteEntry[], b: readonly RouteEntry[], bKeys: 
   return out;
 }
 
-/** A list kept sorted by key (equal keys in insertion order). */
+/** A list kept sorted by key (equal keys in insertion order), keys and values in parallel arrays. */
 class SortedList<T> {
-  private readonly items: { k: string; v: T }[] = [];
+  private readonly ks: string[] = [];
+  private readonly vs: T[] = [];
   private snapshot: T[] | undefined;
-  private keySnapshot: string[] | undefined;
 
   constructor(private readonly key: (v: T) => string) {}
 
   add(v: T): void {
     const k = this.key(v);
-    this.items.splice(this.upper(k), 0, { k, v });
+    const at = this.upper(k);
+    this.ks.splice(at, 0, k);
+    this.vs.splice(at, 0, v);
     this.snapshot = undefined;
-    this.keySnapshot = undefined;
   }
 
   remove(v: T): void {
     const k = this.key(v);
-    for (let i = this.lower(k); i < this.items.length && this.items[i]!.k === k; i++) {
-      if (this.items[i]!.v === v) {
-        this.items.splice(i, 1);
+    for (let i = this.lower(k); i < this.ks.length && this.ks[i] === k; i++) {
+      if (this.vs[i] === v) {
+        this.ks.splice(i, 1);
+        this.vs.splice(i, 1);
         this.snapshot = undefined;
-        this.keySnapshot = undefined;
         return;
       }
     }
@@ -336,30 +337,32 @@ class SortedList<T> {
   reset(values: readonly T[]): void {
     const items = values.map((v) => ({ k: this.key(v), v }));
     items.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
-    this.items.length = 0;
-    this.items.push(...items);
+    this.ks.length = 0;
+    this.vs.length = 0;
+    for (const i of items) {
+      this.ks.push(i.k);
+      this.vs.push(i.v);
+    }
     this.snapshot = undefined;
-    this.keySnapshot = undefined;
   }
 
   /** The values in order: the same array until the list changes (never mutated once returned). */
   values(): T[] {
-    this.snapshot ??= this.items.map((i) => i.v);
+    this.snapshot ??= [...this.vs];
     return this.snapshot;
   }
 
-  /** The keys of `values()`, in the same order. */
-  keys(): string[] {
-    this.keySnapshot ??= this.items.map((i) => i.k);
-    return this.keySnapshot;
+  /** The live values and keys, in order: read them before the list changes again, and keep neither. */
+  view(): { values: readonly T[]; keys: readonly string[] } {
+    return { values: this.vs, keys: this.ks };
   }
 
   private lower(k: string): number {
     let lo = 0;
-    let hi = this.items.length;
+    let hi = this.ks.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.items[mid]!.k < k) lo = mid + 1;
+      if (this.ks[mid]! < k) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -367,10 +370,10 @@ class SortedList<T> {
 
   private upper(k: string): number {
     let lo = 0;
-    let hi = this.items.length;
+    let hi = this.ks.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.items[mid]!.k <= k) lo = mid + 1;
+      if (this.ks[mid]! <= k) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -393,7 +396,7 @@ const REBUILD_ABOVE = 64;
 export class LearnedTable {
   private readonly routes = new Map<string, LearnedRoute>();
   /** Prefixes by next hop (what `touch` recomputes). */
-  private readonly byNextHop = new Map<string, Set<string>>();
+  private readonly byNextHop = new Map<string, string | Set<string>>();
   private readonly pending = new Set<string>();
   private readonly entries = new Map<string, { route?: RouteEntry; peer?: VxlanPeerEntries }>();
   private readonly sorted = new SortedList<RouteEntry>(routeOrder);
@@ -407,12 +410,23 @@ export class LearnedTable {
   set(route: LearnedRoute): void {
     const old = this.routes.get(route.prefix);
     if (old && old.nextHop === route.nextHop) return;
-    if (old) this.byNextHop.get(old.nextHop)?.delete(route.prefix);
+    if (old) this.unlink(old);
     this.routes.set(route.prefix, route);
-    let set = this.byNextHop.get(route.nextHop);
-    if (!set) this.byNextHop.set(route.nextHop, (set = new Set()));
-    set.add(route.prefix);
+    const held = this.byNextHop.get(route.nextHop);
+    if (held === undefined) this.byNextHop.set(route.nextHop, route.prefix);
+    else if (typeof held === "string") this.byNextHop.set(route.nextHop, new Set([held, route.prefix]));
+    else held.add(route.prefix);
     this.pending.add(route.prefix);
+  }
+
+  /** Forgets `route` in `byNextHop` (one prefix per next hop is held as a string: most next hops have one). */
+  private unlink(route: LearnedRoute): void {
+    const held = this.byNextHop.get(route.nextHop);
+    if (held === route.prefix) this.byNextHop.delete(route.nextHop);
+    else if (typeof held === "object") {
+      held.delete(route.prefix);
+      if (held.size === 1) this.byNextHop.set(route.nextHop, held.values().next().value!);
+    }
   }
 
   /** A route was withdrawn. */
@@ -420,15 +434,15 @@ export class LearnedTable {
     const old = this.routes.get(prefix);
     if (!old) return;
     this.routes.delete(prefix);
-    const set = this.byNextHop.get(old.nextHop);
-    set?.delete(prefix);
-    if (set?.size === 0) this.byNextHop.delete(old.nextHop);
+    this.unlink(old);
     this.pending.add(prefix);
   }
 
   /** The node record at `address` changed (or appeared, left, departed): its routes are recomputed. */
   touch(address: string): void {
-    for (const prefix of this.byNextHop.get(address) ?? []) this.pending.add(prefix);
+    const held = this.byNextHop.get(address);
+    if (typeof held === "string") this.pending.add(held);
+    else for (const prefix of held ?? []) this.pending.add(prefix);
   }
 
   /** The learned routes, in no particular order. */
@@ -440,8 +454,8 @@ export class LearnedTable {
     return this.routes.size;
   }
 
-  /** The learned routes' plan entries under `lc`, each list sorted as canonicalDataplane sorts it. */
-  lists(lc: LearnedContext): { routes: RouteEntry[]; routeKeys: string[]; neighbours: NeighbourEntry[]; fdb: FdbEntry[] } {
+  /** The learned routes' plan entries under `lc`, each list sorted as canonicalDataplane sorts it (`routes` and `routeKeys` are live views: read them at once). */
+  lists(lc: LearnedContext): { routes: readonly RouteEntry[]; routeKeys: readonly string[]; neighbours: NeighbourEntry[]; fdb: FdbEntry[] } {
     const u = lc.underlay;
     const context = `${u.address}/${u.prefixLength} ${u.iface} ${u.gateway ?? ""}|${[...lc.blocks].sort().join(",")}|${[...lc.localDsts].sort().join(",")}`;
     if (context !== this.context) {
@@ -451,7 +465,8 @@ export class LearnedTable {
       for (const prefix of this.routes.keys()) this.pending.add(prefix);
       this.apply(lc, true);
     } else if (this.pending.size > 0) this.apply(lc, this.pending.size > Math.max(REBUILD_ABOVE, this.routes.size / 8));
-    return { routes: this.sorted.values(), routeKeys: this.sorted.keys(), neighbours: this.neighbours.values(), fdb: this.fdb.values() };
+    const routes = this.sorted.view();
+    return { routes: routes.values, routeKeys: routes.keys, neighbours: this.neighbours.values(), fdb: this.fdb.values() };
   }
 
   /** Recomputes the pending routes' entries; `rebuild`: and the lists in one sort each. */
