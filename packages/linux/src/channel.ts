@@ -29,7 +29,7 @@ import { CommandError, MissingToolError, ipArgv, type BatchFailure, type BatchRe
 export interface IpChannelOptions {
   /** Namespace the child runs in (same rules as `ipArgv`). */
   netns?: NetnsRef;
-  /** How long one request may wait for its completion marker before the child is killed. Default 30000 ms. */
+  /** How long one request may wait for its completion marker before the child is killed (+10 ms per line). Default 30000 ms. */
   timeoutMs?: number;
   /** Counts each child started. */
   counter?: SpawnCounter;
@@ -194,7 +194,9 @@ abstract class LineChannel {
     req.first = c.written + 1;
     c.written += req.lines.length + this.extraLines;
     c.inflight.push(req);
-    req.timer = setTimeout(() => this.onTimeout(c, req), this.timeoutMs);
+    // A big batch (a node's first apply: thousands of routes) gets 10 ms more per line.
+    const timeout = this.timeoutMs + 10 * req.lines.length;
+    req.timer = setTimeout(() => this.onTimeout(c, req, timeout), timeout);
     c.proc.stdin!.write(this.frame(req));
   }
 
@@ -206,9 +208,9 @@ abstract class LineChannel {
     head.resolve({ stdout: "", failures: head.failures });
   }
 
-  private onTimeout(c: Child, req: Request): void {
+  private onTimeout(c: Child, req: Request, timeout: number): void {
     if (c.dead || !c.inflight.includes(req)) return;
-    c.pending.push(`no answer within ${this.timeoutMs} ms; the ${this.label} was killed`);
+    c.pending.push(`no answer within ${timeout} ms; the ${this.label} was killed`);
     if (c.proc.pid !== undefined) process.kill(c.proc.pid, "SIGKILL");
   }
 
@@ -347,7 +349,7 @@ export function helperBuilt(path: string = NETLINK_HELPER): boolean {
 export interface PodSideChannelOptions {
   /** The helper executable. Default `NETLINK_HELPER`. */
   helper?: string;
-  /** How long one request may wait for its answer before the helper is killed. Default 30000 ms. */
+  /** How long one request may wait for its answer before the helper is killed (+10 ms per line). Default 30000 ms. */
   timeoutMs?: number;
   counter?: SpawnCounter;
 }

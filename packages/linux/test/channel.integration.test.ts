@@ -126,7 +126,7 @@ describe("IpChannel", () => {
       await ch.run(["link set dev lo up"]);
       const pid = ch.pid!;
       process.kill(pid, "SIGSTOP");
-      await expect(ch.run(["link set dev lo up"])).rejects.toMatchObject({ message: expect.stringContaining("no answer within 3000 ms") });
+      await expect(ch.run(["link set dev lo up"])).rejects.toMatchObject({ message: expect.stringContaining("no answer within 3010 ms") });
       await waitFor(() => !alive(pid), "the stopped child to be killed");
       expect((await ch.run(["link set dev lo up"])).failures).toEqual([]);
     } finally {
