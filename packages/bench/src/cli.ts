@@ -16,7 +16,7 @@ import type { BuiltinBackend } from "@cnikit/backends";
 import { withRouteReflectors } from "@cnikit/calico/fixtures";
 import { loadBackendModule, readDataFile } from "@cnikit/conformance/cli";
 import type { Backend } from "@cnikit/core";
-import type { SimTopology } from "@cnikit/sim";
+import { SimFabric, type SimTopology } from "@cnikit/sim";
 import { renderBirdComparison, runLinuxTargets } from "./linux-cli.ts";
 import { renderMarkdown } from "./markdown.ts";
 import { writePlots } from "./plot.ts";
@@ -43,6 +43,9 @@ Options:
   --scenarios <id,id>     ${SCENARIO_IDS.join(", ")} (default: all)
   --runs <R>              runs per scenario and N (default ${DEFAULT_RUNS}); medians, min and max over them
   --seed <S>              seed of the first run (run r uses S + r; default ${DEFAULT_SEED})
+  --topology <file>       the simulated underlay (JSON: the simulator's SimTopology — subnets, routers, externals)
+                          for every target; default: the suite's (two /24 node subnets behind a router, one for
+                          single-subnet modes: room for about 250 nodes per subnet). Larger clusters need larger subnets
   --dataplane sim|linux   sim (default); linux: on the kernel, a lab of network namespaces per run (root; N <= 8;
                           cold-start, join, leave, crash), convergence timed from every node's FIB
   --compare-bird          with --dataplane linux and calico: a BIRD full mesh configured like Calico's beside it
@@ -77,6 +80,7 @@ const OPTIONS = {
   scenarios: { type: "string" },
   runs: { type: "string" },
   seed: { type: "string" },
+  topology: { type: "string" },
   dataplane: { type: "string" },
   "compare-bird": { type: "boolean" },
   json: { type: "string" },
@@ -179,6 +183,20 @@ async function targetOf(spec: string, configFile: string | undefined, cwd: strin
   return [{ backend, config, label: configFile.replace(/^.*\//, "").replace(/\.(json|ya?ml)$/, ""), module: { spec, cwd } }];
 }
 
+/** `--topology <file>`: a SimTopology, validated by the simulator (its error names the field). */
+async function topologyOf(file: string, cwd: string): Promise<SimTopology> {
+  const data = await readDataFile(resolve(cwd, file), "topology").catch((err: unknown) => {
+    throw new BenchUsageError(err instanceof Error ? err.message : String(err));
+  });
+  if (data === null || typeof data !== "object" || Array.isArray(data)) throw new BenchUsageError(`--topology ${file}: must be a JSON object with "subnets" (and optionally "routers", "externals")`);
+  try {
+    new SimFabric(data as SimTopology);
+  } catch (err) {
+    throw new BenchUsageError(`--topology ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return data as SimTopology;
+}
+
 function progressLine(io: CliIo): ((p: BenchProgress, label: string) => void) | undefined {
   if (!io.isTTY || (io.env.CI !== undefined && io.env.CI !== "" && io.env.CI !== "false")) return undefined;
   return (p, label) => {
@@ -211,7 +229,9 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     const runs = integer(values.runs, "--runs", DEFAULT_RUNS, 1, 100);
     const seed = integer(values.seed, "--seed", DEFAULT_SEED, 0, 2 ** 31 - 1);
     const scenarios = scenarioList(values.scenarios);
-    const targets = await targetsOf(values, io.cwd);
+    if (dataplane === "linux" && values.topology !== undefined) throw new BenchUsageError("--topology sets the simulated underlay; the lab of --dataplane linux builds its own: leave it out");
+    const topology = values.topology === undefined ? undefined : await topologyOf(values.topology, io.cwd);
+    const targets = (await targetsOf(values, io.cwd)).map((t) => (topology ? { ...t, topology } : t));
     const progress = progressLine(io);
     reports =
       dataplane === "linux"

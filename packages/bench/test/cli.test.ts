@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, symlink, mkdir } from "node:fs/promises";
+import { mkdtemp, readFile, rm, symlink, mkdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -84,6 +84,41 @@ describe("cnikit-bench CLI", () => {
     const y = io();
     expect(await main(["--backend", "reference", ...args], y)).toBe(0);
     expect(y.out).toMatch(/\| reference\/default \| \d[\d,]* ms virt/);
+  }, 60_000);
+
+  it("--topology sets the simulated underlay of every target (a /16 node subnet); an invalid one is a usage error naming the field, and the kernel lab refuses it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cnikit-bench-"));
+    dirs.push(dir);
+    const wide = {
+      subnets: [
+        { name: "nodes", cidr: "10.200.0.0/16", gateway: "10.200.0.1", mtu: 1500 },
+        { name: "ext", cidr: "192.0.2.0/24", gateway: "192.0.2.1", mtu: 1500 },
+      ],
+      routers: [
+        {
+          name: "r1",
+          interfaces: [
+            { subnet: "nodes", address: "10.200.0.1" },
+            { subnet: "ext", address: "192.0.2.1" },
+          ],
+        },
+      ],
+      externals: [{ name: "internet", address: "192.0.2.200", subnet: "ext" }],
+    };
+    await writeFile(join(dir, "wide.json"), JSON.stringify(wide));
+    const x = io();
+    expect(await main(["--backend", "reference", "--nodes", "2", "--runs", "1", "--scenarios", "join", "--topology", join(dir, "wide.json"), "--json", join(dir, "out.json")], x)).toBe(0);
+    const json = JSON.parse(await readFile(join(dir, "out.json"), "utf8")) as { reports: BenchReport[] };
+    expect(json.reports.map((r) => r.topology.subnets.map((s) => s.cidr))).toEqual([["10.200.0.0/16", "192.0.2.0/24"]]);
+    expect(json.reports[0]!.results[0]!.convergedRuns).toBe(1);
+    await writeFile(join(dir, "bad.json"), JSON.stringify({ ...wide, subnets: [{ name: "nodes", cidr: "10.200.0.0/33" }] }));
+    const y = io();
+    expect(await main(["--backend", "reference", "--nodes", "2", "--topology", join(dir, "bad.json")], y)).toBe(2);
+    expect(y.err).toContain("--topology");
+    expect(y.err).toContain("cidr");
+    const z = io();
+    expect(await main(["--backend", "reference", "--nodes", "2", "--dataplane", "linux", "--topology", join(dir, "wide.json")], z)).toBe(2);
+    expect(z.err).toContain("--topology sets the simulated underlay");
   }, 60_000);
 
   it("puts several --backend side by side in one table per scenario (a module with its --config, a built-in's fixture modes); a --config left over is a usage error", async () => {
