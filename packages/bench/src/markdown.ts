@@ -8,7 +8,7 @@ import { SCENARIO_IDS } from "./scenarios.ts";
 
 const int = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "—");
 
-/** One cell: "1,234 ms virt · 56 ms wall · 18 msg + 0 ev (LB 18) · 20 store ops", or "did not converge (0/3) · ...". */
+/** One cell: "1,234 ms virt · 56 ms wall (9 ms checking) · 18 msg + 0 ev (LB 18) · 20 store ops", or "did not converge (0/3) · ...". */
 export function cell(r: ScenarioResult): string {
   if (r.notRun !== undefined) return r.notRun;
   const runs = r.runs.length;
@@ -22,7 +22,8 @@ export function cell(r: ScenarioResult): string {
   if (!r.virtualMs) return `did not converge (0/${runs}) · ${msgs}`;
   const partial = r.convergedRuns < runs ? ` (${r.convergedRuns}/${runs} converged)` : "";
   const bgp = r.bgp ? ` · ${int(r.bgp.sessions.median)} BGP sessions: last Established ${int(r.bgp.establishedMs.median)} ms, last End-of-RIB ${int(r.bgp.endOfRibMs.median)} ms` : "";
-  return `${int(r.virtualMs.median)} ms virt${partial} · ${int(r.wallMs.median)} ms wall · ${msgs} · ${int(r.storeOps.median)} store ops${bgp}`;
+  const check = r.checkWallMs ? ` (${int(r.checkWallMs.median)} ms checking)` : "";
+  return `${int(r.virtualMs.median)} ms virt${partial} · ${int(r.wallMs.median)} ms wall${check} · ${msgs} · ${int(r.storeOps.median)} store ops${bgp}`;
 }
 
 /** `backend/config`, with ` (linux)` for a kernel run so one table can hold both dataplanes. */

@@ -81,6 +81,12 @@ export interface Measured {
    * trigger returned; 0 for a flap that moved no route once it ended).
    */
   stateChanges: number;
+  /**
+   * Simulator runs: wall ms of `wallMs` spent in the bench's own convergence check (all-pairs
+   * reachability, IPAM and stale-route checks, evaluated every 1/20 of the bound and when the state
+   * looks settled), not in the backend: at hundreds of nodes it is a large share of the wall time.
+   */
+  checkWallMs?: number;
 }
 
 /** One run's figures. Virtual ms are from t0 to the network's convergence point. */
@@ -126,6 +132,8 @@ export interface ScenarioResult {
   /** BGP backends: over the converged runs, the sessions measured and the last Established and End-of-RIB (ms from t0). */
   bgp?: { sessions: Stat; establishedMs: Stat; endOfRibMs: Stat };
   wallMs: Stat;
+  /** Simulator runs: the part of `wallMs` spent in the bench's convergence check (see `Measured.checkWallMs`). */
+  checkWallMs?: Stat;
   messages: Stat;
   bytes: Stat;
   storeOps: Stat;
@@ -268,6 +276,7 @@ async function runOnce(ctx: CheckContext, scenario: Scenario, n: number, seed: n
     storeOps: m?.storeOps ?? 0,
     watchEvents: m?.watchEvents ?? 0,
     stateChanges: m?.stateChanges ?? 0,
+    ...(m?.checkWallMs !== undefined ? { checkWallMs: m.checkWallMs } : {}),
     heapUsedBytes: process.memoryUsage().heapUsed,
   });
   try {
@@ -284,11 +293,20 @@ async function runOnce(ctx: CheckContext, scenario: Scenario, n: number, seed: n
       const why = `not applicable: ${ctx.backend.name} ${triggered.notApplicable}`;
       return { ...failed(why), notApplicable: why };
     }
-    const conv = await converge(h, bound, () => convergenceProblem(h, ctx.summary, triggered));
+    let checkWallMs = 0;
+    const conv = await converge(h, bound, () => {
+      const c0 = performance.now();
+      try {
+        return convergenceProblem(h, ctx.summary, triggered);
+      } finally {
+        checkWallMs += performance.now() - c0;
+      }
+    });
     const figures = m.stop();
     const measured: Measured = {
       watchEvents: events.count - events0,
       stateChanges: conv.changes,
+      checkWallMs: Math.round(checkWallMs),
       virtualMs: conv.settledAt - m.startedAt,
       wallMs: Math.round(figures.wallMs),
       messages: figures.messages ?? 0,
@@ -364,6 +382,7 @@ export async function runBench<C>(options: BenchOptions<C>): Promise<BenchReport
         convergedRuns: ok.length,
         ...(ok.length > 0 ? { virtualMs: stat(ok.map((f) => f.virtualMs)) } : {}),
         ...figureStats(figures),
+        ...(figures.some((f) => f.checkWallMs !== undefined) ? { checkWallMs: stat(figures.map((f) => f.checkWallMs ?? 0)) } : {}),
         ...(notApplicable !== undefined ? { notRun: notApplicable } : {}),
         ...(bgp.length > 0 ? { bgp: { sessions: stat(bgp.map((b) => b.sessions)), establishedMs: stat(bgp.map((b) => b.establishedMs)), endOfRibMs: stat(bgp.map((b) => b.endOfRibMs)) } } : {}),
       });

@@ -20,6 +20,11 @@ function expectAllConverged(report: BenchReport): void {
     expect({ scenario: r.scenario, converged: r.convergedRuns, reason: r.runs[0]!.reason }).toEqual({ scenario: r.scenario, converged: 1, reason: undefined });
     expect(r.virtualMs!.median).toBeLessThanOrEqual(r.bound.ms);
     expect(r.lowerBound.messages).toBeGreaterThanOrEqual(0);
+    // The convergence check's own wall time is measured per run and is part of the run's wall time.
+    const run = r.runs[0]!;
+    expect(run.checkWallMs).toBeGreaterThanOrEqual(0);
+    expect(run.checkWallMs!).toBeLessThanOrEqual(run.wallMs + 1);
+    expect(r.checkWallMs!.median).toBe(run.checkWallMs);
   }
 }
 
