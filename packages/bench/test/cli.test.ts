@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
+import { singleSubnetTopology, type SimTopology } from "@cnikit/sim";
 import { main } from "../src/cli.ts";
 import type { CliIo } from "../src/cli.ts";
 import { SCENARIO_IDS } from "../src/index.ts";
@@ -89,22 +90,8 @@ describe("cnikit-bench CLI", () => {
   it("--topology sets the simulated underlay of every target (a /16 node subnet); an invalid one is a usage error naming the field, and the kernel lab refuses it", async () => {
     const dir = await mkdtemp(join(tmpdir(), "cnikit-bench-"));
     dirs.push(dir);
-    const wide = {
-      subnets: [
-        { name: "nodes", cidr: "10.200.0.0/16", gateway: "10.200.0.1", mtu: 1500 },
-        { name: "ext", cidr: "192.0.2.0/24", gateway: "192.0.2.1", mtu: 1500 },
-      ],
-      routers: [
-        {
-          name: "r1",
-          interfaces: [
-            { subnet: "nodes", address: "10.200.0.1" },
-            { subnet: "ext", address: "192.0.2.1" },
-          ],
-        },
-      ],
-      externals: [{ name: "internet", address: "192.0.2.200", subnet: "ext" }],
-    };
+    // The simulator's single-subnet underlay with its node subnet widened from /24 to /16.
+    const wide = JSON.parse(JSON.stringify(singleSubnetTopology()).replaceAll("198.51.100.0/24", "10.200.0.0/16").replaceAll("198.51.100.1", "10.200.0.1")) as SimTopology;
     await writeFile(join(dir, "wide.json"), JSON.stringify(wide));
     const x = io();
     expect(await main(["--backend", "reference", "--nodes", "2", "--runs", "1", "--scenarios", "join", "--topology", join(dir, "wide.json"), "--json", join(dir, "out.json")], x)).toBe(0);
