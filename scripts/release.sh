@@ -7,10 +7,12 @@
 # 2. build every package (turbo run build);
 # 3. test: lint, typecheck and every package's tests (turbo) — `--no-test` leaves them out, for the
 #    test command, which has just run them;
-# 4. the native helpers for publishing (scripts/release/native.mjs through cni's build-shim.mjs and
-#    weave's build-tap.mjs, --release: static, stripped Linux x86-64 executables, so this step needs
-#    Linux x86-64 and a C compiler; elsewhere cni's JavaScript shim bin/cnikit-cni is the plugin and
-#    weave's buildWeaveTap() compiles the TAP helper from the shipped native/ on the node);
+# 4. the native helpers for publishing (scripts/release/native.mjs through cni's build-shim.mjs,
+#    linux's build-nl.mjs and weave's build-tap.mjs, --release: static, stripped Linux x86-64
+#    executables, so this step needs Linux x86-64 and a C compiler; elsewhere cni's JavaScript shim
+#    bin/cnikit-cni is the plugin, the renderer runs one `ip -batch` per new pod (or
+#    buildNetlinkHelper() compiles its helper on the node) and weave's buildWeaveTap() compiles the
+#    TAP helper from the shipped native/ on the node);
 # 5. pack every published package (scripts/release/pack.ts) into reports/release/;
 # 6. the consumer test over those very tarballs (scripts/consumer/run.ts);
 # 7. publish: `changeset publish` (needs `pnpm changeset version` committed first: no pending
@@ -61,8 +63,9 @@ if [ "$test" = 1 ]; then
   done_step "test"
 fi
 
-step "native helpers for publishing (cni's plugin shim, weave's TAP helper: static, Linux x86-64)"
+step "native helpers for publishing (cni's plugin shim, the renderer's netlink helper, weave's TAP helper: static, Linux x86-64)"
 node packages/cni/scripts/build-shim.mjs --release || fail "cni native shim"
+node packages/linux/scripts/build-nl.mjs --release || fail "linux netlink helper"
 node packages/weave/scripts/build-tap.mjs --release || fail "weave TAP helper"
 done_step "native helpers"
 

@@ -2,11 +2,9 @@
  * Where the package's executables are, for tools that install or run them (the lab, the
  * conformance suite's `--dataplane linux`, benchmarks), and how to build the native shim.
  */
-import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { CniError } from "@cnikit/core";
+import { compileHelper } from "@cnikit/core";
 
 const here = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
 
@@ -52,14 +50,5 @@ function nativeShimRunsHere(): boolean {
  * (gcc) when compiling fails. Safe to call again (recompiles).
  */
 export function buildNativeShim(options: { out?: string; cc?: string } = {}): string {
-  const out = options.out ?? CNI_PLUGIN_NATIVE;
-  const cc = options.cc ?? process.env["CC"] ?? "cc";
-  mkdirSync(dirname(out), { recursive: true });
-  try {
-    execFileSync(cc, ["-O2", "-Wall", "-Wextra", "-Werror", "-o", out, CNI_PLUGIN_SOURCE], { stdio: ["ignore", "ignore", "pipe"] });
-  } catch (err) {
-    const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? "";
-    throw new CniError(999, `[cnikit-cni] cannot compile ${CNI_PLUGIN_SOURCE} with ${cc} (install the Debian package gcc): ${(err as Error).message} ${stderr}`.trim());
-  }
-  return out;
+  return compileHelper({ label: "cnikit-cni", source: CNI_PLUGIN_SOURCE, out: options.out ?? CNI_PLUGIN_NATIVE, ...(options.cc !== undefined ? { cc: options.cc } : {}) });
 }

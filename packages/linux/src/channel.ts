@@ -18,11 +18,10 @@
  * container side of new pods in their own namespaces (it enters each with setns): the node's
  * namespace and every pod's are served by two long-lived processes, none spawned per ADD.
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { accessSync, constants, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { spawn, type ChildProcess } from "node:child_process";
+import { accessSync, constants } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { CniCode, CniError, ClosedError } from "@cnikit/core";
+import { CniCode, CniError, ClosedError, compileHelper } from "@cnikit/core";
 import { CommandError, MissingToolError, ipArgv, type BatchFailure, type BatchResult, type NetnsRef, type SpawnCounter } from "./exec.ts";
 
 /** Options of `IpChannel`. */
@@ -323,16 +322,7 @@ export const NETLINK_HELPER_SOURCE = fileURLToPath(new URL("../native/cnikit-nl.
  * and returns the path. Throws `CniError` naming the compiler and the Debian package (gcc) when it fails.
  */
 export function buildNetlinkHelper(options: { out?: string; cc?: string } = {}): string {
-  const out = options.out ?? NETLINK_HELPER;
-  const cc = options.cc ?? process.env["CC"] ?? "cc";
-  mkdirSync(dirname(out), { recursive: true });
-  try {
-    execFileSync(cc, ["-O2", "-Wall", "-Wextra", "-Werror", "-o", out, NETLINK_HELPER_SOURCE], { stdio: ["ignore", "ignore", "pipe"] });
-  } catch (err) {
-    const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? "";
-    throw new CniError(CniCode.Internal, `[linux] cannot compile ${NETLINK_HELPER_SOURCE} with ${cc} (install the Debian package gcc): ${(err as Error).message} ${stderr}`.trim());
-  }
-  return out;
+  return compileHelper({ label: "linux", source: NETLINK_HELPER_SOURCE, out: options.out ?? NETLINK_HELPER, ...(options.cc !== undefined ? { cc: options.cc } : {}) });
 }
 
 /** Whether `path` is an executable file (the helper is built). */

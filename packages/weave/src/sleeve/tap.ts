@@ -18,11 +18,10 @@
  *
  * `FrameDevice` is the interface the relay uses, so its logic runs in tests without root.
  */
-import { spawn, execFileSync, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { accessSync, constants, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { accessSync, constants } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { CniCode, CniError, KernelLacksError } from "@cnikit/core";
+import { CniCode, CniError, KernelLacksError, compileHelper } from "@cnikit/core";
 import { encodeFrames, splitFrames } from "./packet.ts";
 
 const here = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
@@ -38,19 +37,7 @@ export const WEAVE_TAP_NATIVE = here("../../dist/weave-tap");
  * @throws CniError (999) naming the compiler and the Debian package (gcc) when compiling fails.
  */
 export function buildWeaveTap(options: { out?: string; cc?: string } = {}): string {
-  const out = options.out ?? WEAVE_TAP_NATIVE;
-  const cc = options.cc ?? process.env["CC"] ?? "cc";
-  mkdirSync(dirname(out), { recursive: true });
-  try {
-    execFileSync(cc, ["-O2", "-Wall", "-Wextra", "-Werror", "-o", out, WEAVE_TAP_SOURCE], { stdio: ["ignore", "ignore", "pipe"] });
-  } catch (err) {
-    const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? "";
-    throw new CniError(
-      CniCode.Internal,
-      `[weave] cannot compile the TAP helper ${WEAVE_TAP_SOURCE} with ${cc} (install the Debian packages gcc and libc6-dev): ${(err as Error).message} ${stderr}`.trim(),
-    );
-  }
-  return out;
+  return compileHelper({ label: "weave", source: WEAVE_TAP_SOURCE, out: options.out ?? WEAVE_TAP_NATIVE, ...(options.cc !== undefined ? { cc: options.cc } : {}) });
 }
 
 /** Where the relay's frames go to and come from: the TAP on a kernel, a fake in tests. */
