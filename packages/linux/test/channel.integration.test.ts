@@ -5,6 +5,7 @@
  * fatal one still run, a hung child is killed at the timeout, close stops the child.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pidAlive } from "@cnikit/core";
 import { mkdtempSync, readlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,15 +24,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await scratch.cleanup();
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function waitFor(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
   const until = Date.now() + ms;
@@ -127,7 +119,7 @@ describe("IpChannel", () => {
       const pid = ch.pid!;
       process.kill(pid, "SIGSTOP");
       await expect(ch.run(["link set dev lo up"])).rejects.toMatchObject({ message: expect.stringContaining("no answer within 3010 ms") });
-      await waitFor(() => !alive(pid), "the stopped child to be killed");
+      await waitFor(() => !pidAlive(pid), "the stopped child to be killed");
       expect((await ch.run(["link set dev lo up"])).failures).toEqual([]);
     } finally {
       await ch.close();
@@ -138,9 +130,9 @@ describe("IpChannel", () => {
     const ch = new IpChannel({ netns: ns });
     await ch.run(["link set dev lo up"]);
     const pid = ch.pid!;
-    expect(alive(pid)).toBe(true);
+    expect(pidAlive(pid)).toBe(true);
     await ch.close();
-    await waitFor(() => !alive(pid), "the child to exit");
+    await waitFor(() => !pidAlive(pid), "the child to exit");
     expect(ch.pid).toBeUndefined();
     await expect(ch.run(["link set dev lo up"])).rejects.toMatchObject({ name: "ClosedError" });
   });
@@ -259,6 +251,6 @@ describe("PodSideChannel (the netlink helper)", () => {
     const second = ch.pid!;
     expect(second).not.toBe(pid);
     await ch.close();
-    await waitFor(() => !alive(second), "the helper to exit");
+    await waitFor(() => !pidAlive(second), "the helper to exit");
   });
 });
