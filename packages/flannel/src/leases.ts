@@ -227,12 +227,7 @@ export function ownedBy(lease: SubnetLease, node: { name: string; publicIP?: str
 const IPV4_KEY = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})-(\d{1,2})(?:&|$)/;
 
 /**
- * The IPv4 interval of a key in flannel's canonical form (`a.b.c.d-len`, host bits clear), read
- * without building a Prefix: every acquisition reads every key. Undefined otherwise (then the key
- * goes through `keyPrefixes`).
- */
-/**
- * `ipv4Interval` by key, for the whole process (every acquisition attempt of every agent reads
+ * `parseIpv4Interval` by key, for the whole process (every acquisition attempt of every agent reads
  * every key); bounded like `readLease`. The intervals are shared: nobody mutates them.
  */
 const intervals = new Map<string, [bigint, bigint] | null>();
@@ -247,6 +242,10 @@ function ipv4Interval(key: string): [bigint, bigint] | undefined {
   return iv ?? undefined;
 }
 
+/**
+ * The IPv4 interval of a key in flannel's canonical form (`a.b.c.d-len`, host bits clear), read
+ * without building a Prefix. Undefined otherwise (then the key goes through `keyPrefixes`).
+ */
 function parseIpv4Interval(key: string): [bigint, bigint] | undefined {
   const m = IPV4_KEY.exec(key.slice(SUBNET_PREFIX.length));
   if (!m || !key.startsWith(SUBNET_PREFIX)) return undefined;
