@@ -20,7 +20,7 @@
  * `NodeInfo`, its pods, its peers — the node records it knows — and the policy), plus what BGP and
  * block IPAM gave this node: its affine blocks, the learned routes and its tunnel addresses.
  */
-import { ENCAP_OVERHEAD, Prefix, ROUTED_POD_GATEWAY, canonicalDataplane, emptyDataplane, fnv1a32Hex, podKey, routedPodInterface } from "@cnikit/core";
+import { ENCAP_OVERHEAD, Prefix, ROUTED_POD_GATEWAY, canonicalDataplane, emptyDataplane, fdbOrderKey, fnv1a32Hex, neighbourOrderKey, podKey, routeOrderKey, routedPodInterface } from "@cnikit/core";
 import type { FdbEntry, Link, NatRule, NeighbourEntry, NodeDataplane, NodeInfo, PlanInput as KitPlanInput, PodInterface, PodPort, RouteEntry, UnderlayInterface, AddressEntry } from "@cnikit/core";
 import type { CalicoConfig, IpPool } from "./config.ts";
 
@@ -286,18 +286,13 @@ function planWith(input: PlanInput, incremental?: { table: LearnedTable; peerAt:
   return { ...own, routes: mergeSorted(own.routes, learned.routes, learned.routeKeys), neighbours: learned.neighbours, fdb: learned.fdb };
 }
 
-/** canonicalDataplane's sort keys of routes, neighbours and FDB entries. */
-const routeOrder = (r: RouteEntry): string => `${r.table ?? 254} ${r.dst} ${r.metric ?? 0} ${r.via ?? ""} ${r.dev ?? ""}`;
-const neighbourOrder = (n: NeighbourEntry): string => `${n.dev} ${n.ip}`;
-const fdbOrder = (f: FdbEntry): string => `${f.dev} ${f.mac} ${f.dst}`;
-
-/** Local routes and learned routes (with their keys), each sorted by `routeOrder`, merged into one list; local first on equal keys. */
+/** Local routes and learned routes (with their keys), each sorted by `routeOrderKey`, merged into one list; local first on equal keys. */
 function mergeSorted(a: readonly RouteEntry[], b: readonly RouteEntry[], bKeys: readonly string[]): RouteEntry[] {
   if (a.length === 0) return [...b];
   const out: RouteEntry[] = [];
   let j = 0;
   for (const x of a) {
-    const k = routeOrder(x);
+    const k = routeOrderKey(x);
     while (j < b.length && bKeys[j]! < k) out.push(b[j++]!);
     out.push(x);
   }
@@ -399,11 +394,11 @@ export class LearnedTable {
   private readonly byNextHop = new Map<string, string | Set<string>>();
   private readonly pending = new Set<string>();
   private readonly entries = new Map<string, { route?: RouteEntry; peer?: VxlanPeerEntries }>();
-  private readonly sorted = new SortedList<RouteEntry>(routeOrder);
+  private readonly sorted = new SortedList<RouteEntry>(routeOrderKey);
   /** VXLAN end points by node and entries (`peerKey`): how many routes use each, and its entries. */
   private readonly peers = new Map<string, { count: number; entries: VxlanPeerEntries }>();
-  private readonly neighbours = new SortedList<NeighbourEntry>(neighbourOrder);
-  private readonly fdb = new SortedList<FdbEntry>(fdbOrder);
+  private readonly neighbours = new SortedList<NeighbourEntry>(neighbourOrderKey);
+  private readonly fdb = new SortedList<FdbEntry>(fdbOrderKey);
   private context: string | undefined;
 
   /** A route was learned (or its next hop changed). */

@@ -275,6 +275,24 @@ export const ENCAP_OVERHEAD = {
 } as const;
 
 /**
+ * `canonicalDataplane`'s sort key of a route (compared with `<`): a planner that keeps its lists in
+ * canonical order between plans (an incremental plan) sorts by the same key.
+ */
+export function routeOrderKey(r: RouteEntry): string {
+  return `${r.table ?? 254} ${r.dst} ${r.metric ?? 0} ${r.via ?? ""} ${r.dev ?? ""}`;
+}
+
+/** `canonicalDataplane`'s sort key of a neighbour entry (see `routeOrderKey`). */
+export function neighbourOrderKey(n: NeighbourEntry): string {
+  return `${n.dev} ${n.ip}`;
+}
+
+/** `canonicalDataplane`'s sort key of an FDB entry (see `routeOrderKey`). */
+export function fdbOrderKey(f: FdbEntry): string {
+  return `${f.dev} ${f.mac} ${f.dst}`;
+}
+
+/**
  * Canonical form: every list sorted by a stable key, so that two dataplanes that mean the same
  * compare equal with a deep-equality check or `JSON.stringify`. Used by the state-sequence tests
  * ("events in any order end in the same dataplane") and by the renderers' diff.
@@ -291,9 +309,9 @@ export function canonicalDataplane(dp: NodeDataplane): NodeDataplane {
     node: dp.node,
     links: [...dp.links].sort(by((l) => l.name)),
     addresses: [...dp.addresses].sort(by((a) => `${a.dev} ${a.cidr}`)),
-    routes: [...dp.routes].sort(by((r) => `${r.table ?? 254} ${r.dst} ${r.metric ?? 0} ${r.via ?? ""} ${r.dev ?? ""}`)),
-    neighbours: [...dp.neighbours].sort(by((n) => `${n.dev} ${n.ip}`)),
-    fdb: [...dp.fdb].sort(by((f) => `${f.dev} ${f.mac} ${f.dst}`)),
+    routes: [...dp.routes].sort(by(routeOrderKey)),
+    neighbours: [...dp.neighbours].sort(by(neighbourOrderKey)),
+    fdb: [...dp.fdb].sort(by(fdbOrderKey)),
     sysctls: {
       ...dp.sysctls,
       ...(dp.sysctls.proxyArp ? { proxyArp: [...dp.sysctls.proxyArp].sort() } : {}),

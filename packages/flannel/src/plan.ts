@@ -19,7 +19,7 @@
  * a route to the whole Network via the gateway (flannel's CNI delegate config), MTU from the backend.
  * ipMasq: masquerade from Network to anything outside Network and outside multicast.
  */
-import { ENCAP_OVERHEAD, Prefix, emptyDataplane, fnv1a32, parseAddress, podInterfaceOf, podMac, vethName } from "@cnikit/core";
+import { ENCAP_OVERHEAD, Prefix, emptyDataplane, fdbOrderKey, fnv1a32, neighbourOrderKey, parseAddress, podInterfaceOf, podMac, routeOrderKey, vethName } from "@cnikit/core";
 import type {
   AddressEntry,
   FdbEntry,
@@ -344,10 +344,6 @@ interface PeerPlan {
   problem?: string;
 }
 
-function routeKey(r: RouteEntry): string {
-  return `${r.table ?? 254} ${r.dst} ${r.metric ?? 0} ${r.via ?? ""} ${r.dev ?? ""}`;
-}
-
 /** Everything about this node a peer's entries depend on. */
 interface LocalContext {
   config: FlannelConfig;
@@ -418,7 +414,7 @@ function planVxlanPeer(lc: LocalContext, peer: SubnetLease): PeerPlan {
     const pub = family === 4 ? peer.attrs.PublicIP : peer.attrs.PublicIPv6;
     if (be.directRouting && ul && net && pub !== undefined && lc.parse.contains(net, pub)) {
       const r: RouteEntry = { dst: sp.text, via: pub, dev: ul.iface, origin: `${origin} direct` };
-      out.routes.push({ k: routeKey(r), v: r });
+      out.routes.push({ k: routeOrderKey(r), v: r });
       continue;
     }
     // Encapsulate: over flannel-v6 when both ends have it, else over flannel.<VNI> (IPv4 outer).
@@ -446,10 +442,12 @@ function planVxlanPeer(lc: LocalContext, peer: SubnetLease): PeerPlan {
       return out;
     }
     const n: NeighbourEntry = { dev, ip: sp.network, mac, permanent: true };
-    out.neighbours.push({ k: `${dev} ${sp.network}`, v: n });
-    if (!out.fdb.some((f) => f.k === `${dev} ${mac} ${dst}`)) out.fdb.push({ k: `${dev} ${mac} ${dst}`, v: { dev, mac, dst, permanent: true } });
+    out.neighbours.push({ k: neighbourOrderKey(n), v: n });
+    const fdb: FdbEntry = { dev, mac, dst, permanent: true };
+    const fdbKey = fdbOrderKey(fdb);
+    if (!out.fdb.some((f) => f.k === fdbKey)) out.fdb.push({ k: fdbKey, v: fdb });
     const r: RouteEntry = { dst: sp.text, via: sp.network, dev, onlink: true, origin };
-    out.routes.push({ k: routeKey(r), v: r });
+    out.routes.push({ k: routeOrderKey(r), v: r });
   }
   return out;
 }
@@ -477,7 +475,7 @@ function planHostGwPeer(lc: LocalContext, peer: SubnetLease): PeerPlan {
       return out;
     }
     const r: RouteEntry = { dst: lc.parse.pfx(subnet).text, via: pub, dev: ul.iface, origin };
-    out.routes.push({ k: routeKey(r), v: r });
+    out.routes.push({ k: routeOrderKey(r), v: r });
   }
   return out;
 }
