@@ -144,6 +144,8 @@ function scenarioFigures(tag: string, r: ScenarioResult, ref: ScenarioResult | u
     if (x !== undefined) out.push({ name: `${name}: virtual time / ${refName}'s (${ref!.virtualMs!.median} ms)`, value: x, unit: "×" });
   }
   out.push({ name: `${name}: wall time (trigger + convergence + quiet period)`, value: r.wallMs.median, unit: "ms" });
+  if (r.checkWallMs) out.push({ name: `${name}: of which the bench's convergence check`, value: r.checkWallMs.median, unit: "ms" });
+  if (r.convergedWallMs) out.push({ name: `${name}: wall time from t0 to the convergence point, without the check`, value: r.convergedWallMs.median, unit: "ms" });
   const wall = ratio(r.wallMs.median, ref?.wallMs.median);
   if (wall !== undefined) out.push({ name: `${name}: wall time / ${refName}'s (${ref!.wallMs.median} ms)`, value: wall, unit: "×" });
   const lb = r.lowerBound.messages;

@@ -22,7 +22,8 @@ export function cell(r: ScenarioResult): string {
   if (!r.virtualMs) return `did not converge (0/${runs}) · ${msgs}`;
   const partial = r.convergedRuns < runs ? ` (${r.convergedRuns}/${runs} converged)` : "";
   const bgp = r.bgp ? ` · ${int(r.bgp.sessions.median)} BGP sessions: last Established ${int(r.bgp.establishedMs.median)} ms, last End-of-RIB ${int(r.bgp.endOfRibMs.median)} ms` : "";
-  const check = r.checkWallMs ? ` (${int(r.checkWallMs.median)} ms checking)` : "";
+  const converged = r.convergedWallMs ? `converged after ${int(r.convergedWallMs.median)} ms, ` : "";
+  const check = r.checkWallMs ? ` (${converged}${int(r.checkWallMs.median)} ms checking)` : "";
   return `${int(r.virtualMs.median)} ms virt${partial} · ${int(r.wallMs.median)} ms wall${check} · ${msgs} · ${int(r.storeOps.median)} store ops${bgp}`;
 }
 

@@ -22,6 +22,7 @@ import {
 } from "@cnikit/conformance/runner";
 import type { CheckContext, Harness } from "@cnikit/conformance/runner";
 import type { NodeMetadata, SimTopology } from "@cnikit/sim";
+import { ConvergenceChecker } from "./check.ts";
 import { SCENARIO_IDS, scenarioById } from "./scenarios.ts";
 import type { LowerBound, Scenario, ScenarioEnv, ScenarioId, Triggered } from "./scenarios.ts";
 import type { BgpFigures } from "./bgp.ts";
@@ -87,6 +88,13 @@ export interface Measured {
    * looks settled), not in the backend: at hundreds of nodes it is a large share of the wall time.
    */
   checkWallMs?: number;
+  /**
+   * Simulator runs, when converged: wall ms from t0 until the state the run converged to was first
+   * seen (the first look at the nodes' dataplanes at the virtual convergence point), less the
+   * bench's own check time before then: how long the backend took in wall time. Not when the check
+   * finished (the quiet period and the final full check come after it).
+   */
+  convergedWallMs?: number;
 }
 
 /** One run's figures. Virtual ms are from t0 to the network's convergence point. */
@@ -134,6 +142,8 @@ export interface ScenarioResult {
   wallMs: Stat;
   /** Simulator runs: the part of `wallMs` spent in the bench's convergence check (see `Measured.checkWallMs`). */
   checkWallMs?: Stat;
+  /** Simulator runs: wall ms from t0 to the convergence point, without the check (see `Measured.convergedWallMs`), over the converged runs. */
+  convergedWallMs?: Stat;
   messages: Stat;
   bytes: Stat;
   storeOps: Stat;
@@ -185,6 +195,14 @@ export function stat(values: readonly number[]): Stat {
  * other's pods, addresses are unique and in range, and no survivor still routes to a departed node.
  */
 export function convergenceProblem(h: Harness, summary: NetworkSummary, t: Triggered): string | undefined {
+  const problems = stateProblems(h, summary, t);
+  const own = t.problem?.();
+  if (own !== undefined) problems.unshift(own);
+  return problems.length > 0 ? summarizeProblems(problems) : undefined;
+}
+
+/** `convergenceProblem` without the scenario's own condition: what depends on the cluster's state alone. */
+function stateProblems(h: Harness, summary: NetworkSummary, t: Triggered): string[] {
   const excluded = new Set(t.excluded);
   const pods = livePods(h).filter((p) => !excluded.has(p.node));
   const podEps = pods.map(podEndpoint);
@@ -195,9 +213,24 @@ export function convergenceProblem(h: Harness, summary: NetworkSummary, t: Trigg
   const problems = [...ipamProblems(h, summary.podRanges, pods).map((p) => p.text), ...reachProblems(h, podEps, podEps), ...reachProblems(h, nodeEps, podEps), ...reachProblems(h, podEps, nodeEps)];
   const view = excluded.size > 0 ? withoutNodes(h, excluded) : h;
   for (const gone of t.departed) problems.push(...staleProblems(view, gone));
-  const own = t.problem?.();
-  if (own !== undefined) problems.unshift(own);
-  return problems.length > 0 ? summarizeProblems(problems) : undefined;
+  return problems;
+}
+
+/**
+ * The convergence condition of one `converge` call as the bench evaluates it (check.ts): the
+ * answer of `convergenceProblem`, reused while the state is unchanged and found by probing the nodes
+ * that changed first. Every evaluation is full for a backend with a cluster-level controller.
+ */
+export function checkerFor(h: Harness, ctx: CheckContext, t: Triggered): ConvergenceChecker {
+  return new ConvergenceChecker(h, {
+    full: () => {
+      const problems = stateProblems(h, ctx.summary, t);
+      return problems.length > 0 ? summarizeProblems(problems) : undefined;
+    },
+    ...(t.problem ? { own: t.problem } : {}),
+    excluded: t.excluded,
+    memo: ctx.backend.createController === undefined,
+  });
 }
 
 /**
@@ -234,6 +267,34 @@ function checkOptions(options: BenchOptions): { runs: number; seed: number; scen
     return scenarioById(id);
   });
   return { runs, seed, scenarios };
+}
+
+/**
+ * The harness as `converge` sees it, noting when it first looked at the dataplanes at each virtual
+ * time (converge looks at every live node's dataplane after each step of the clock): `wallAt(v)` is
+ * that wall time for virtual time v (or the next look after it), less the check time spent by then.
+ */
+function seenAt(h: Harness, checkMs: () => number): { h: Harness; wallAt(virtual: number): number } {
+  const looks: { v: number; wall: number }[] = [];
+  const look = (): void => {
+    const v = h.clock.now();
+    if (looks.length === 0 || looks[looks.length - 1]!.v !== v) looks.push({ v, wall: performance.now() - checkMs() });
+  };
+  const cluster = new Proxy(h.cluster, {
+    get(target, prop, receiver) {
+      if (prop === "dataplane")
+        return (name: string) => {
+          look();
+          return target.dataplane(name);
+        };
+      const value: unknown = Reflect.get(target, prop, receiver);
+      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return {
+    h: { ...h, cluster },
+    wallAt: (virtual) => Math.round((looks.find((l) => l.v >= virtual) ?? looks[looks.length - 1] ?? { wall: performance.now() - checkMs() }).wall),
+  };
 }
 
 /**
@@ -282,11 +343,12 @@ async function runOnce(ctx: CheckContext, scenario: Scenario, n: number, seed: n
   try {
     const names = await scenario.setup(env);
     if (names.length > 0) {
-      const base = await converge(h, ctx.summary.convergenceMs, () => convergenceProblem(h, ctx.summary, { departed: [], excluded: [] }));
+      const checker = checkerFor(h, ctx, { departed: [], excluded: [] });
+      const base = await converge(h, ctx.summary.convergenceMs, () => checker.problem()).finally(() => checker.close());
       if (!base.converged) return failed(`before t0 the cluster of ${names.length} did not converge: ${base.problem ?? "unknown"}`);
     }
     if (scenario.beforeT0) await scenario.beforeT0(env, names);
-    const m = startMetrics(h);
+    const m = { ...startMetrics(h), startedWall: performance.now() };
     const events0 = events.count;
     const triggered = await scenario.trigger(env, names);
     if (triggered.notApplicable !== undefined) {
@@ -294,19 +356,22 @@ async function runOnce(ctx: CheckContext, scenario: Scenario, n: number, seed: n
       return { ...failed(why), notApplicable: why };
     }
     let checkWallMs = 0;
-    const conv = await converge(h, bound, () => {
+    const checker = checkerFor(h, ctx, triggered);
+    const seen = seenAt(h, () => checkWallMs);
+    const conv = await converge(seen.h, bound, () => {
       const c0 = performance.now();
       try {
-        return convergenceProblem(h, ctx.summary, triggered);
+        return checker.problem();
       } finally {
         checkWallMs += performance.now() - c0;
       }
-    });
+    }).finally(() => checker.close());
     const figures = m.stop();
     const measured: Measured = {
       watchEvents: events.count - events0,
       stateChanges: conv.changes,
       checkWallMs: Math.round(checkWallMs),
+      ...(conv.converged ? { convergedWallMs: seen.wallAt(conv.settledAt) - m.startedWall } : {}),
       virtualMs: conv.settledAt - m.startedAt,
       wallMs: Math.round(figures.wallMs),
       messages: figures.messages ?? 0,
@@ -383,6 +448,7 @@ export async function runBench<C>(options: BenchOptions<C>): Promise<BenchReport
         ...(ok.length > 0 ? { virtualMs: stat(ok.map((f) => f.virtualMs)) } : {}),
         ...figureStats(figures),
         ...(figures.some((f) => f.checkWallMs !== undefined) ? { checkWallMs: stat(figures.map((f) => f.checkWallMs ?? 0)) } : {}),
+        ...(ok.some((f) => f.convergedWallMs !== undefined) ? { convergedWallMs: stat(ok.map((f) => f.convergedWallMs ?? 0)) } : {}),
         ...(notApplicable !== undefined ? { notRun: notApplicable } : {}),
         ...(bgp.length > 0 ? { bgp: { sessions: stat(bgp.map((b) => b.sessions)), establishedMs: stat(bgp.map((b) => b.establishedMs)), endOfRibMs: stat(bgp.map((b) => b.endOfRibMs)) } } : {}),
       });

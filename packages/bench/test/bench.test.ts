@@ -25,6 +25,10 @@ function expectAllConverged(report: BenchReport): void {
     expect(run.checkWallMs).toBeGreaterThanOrEqual(0);
     expect(run.checkWallMs!).toBeLessThanOrEqual(run.wallMs + 1);
     expect(r.checkWallMs!.median).toBe(run.checkWallMs);
+    // The backend's own wall time to the convergence point: within the run's, less the check's.
+    expect(run.convergedWallMs).toBeGreaterThanOrEqual(0);
+    expect(run.convergedWallMs!).toBeLessThanOrEqual(run.wallMs - run.checkWallMs! + 1);
+    expect(r.convergedWallMs!.median).toBe(run.convergedWallMs);
   }
 }
 
