@@ -59,9 +59,14 @@ export interface AppliedDataplane {
   outcome: ApplyOutcome;
 }
 
+/**
+ * How one apply that a request waited for ended: applied, or failed with the dataplane it tried
+ * to render (so a caller can tell whether other new pods rode in the same apply).
+ */
+export type ApplyAttempt = { ok: true; applied: AppliedDataplane } | { ok: false; error: unknown; dataplane: NodeDataplane | undefined };
+
 interface Waiter {
-  resolve: (applied: AppliedDataplane) => void;
-  reject: (err: unknown) => void;
+  settle: (attempt: ApplyAttempt) => void;
 }
 
 function outcomeOf(result: unknown): ApplyOutcome {
@@ -180,11 +185,21 @@ export class ApplyLoop {
    * Asks for an apply and waits for it (see the class comment). Rejects with the apply's error, or
    * with an Error when the loop is closed first.
    */
-  request(): Promise<AppliedDataplane> {
-    if (this.closed) return Promise.reject(new Error("[cnikitd] the apply loop is closed"));
+  async request(): Promise<AppliedDataplane> {
+    const attempt = await this.attempt();
+    if (attempt.ok) return attempt.applied;
+    throw attempt.error;
+  }
+
+  /**
+   * As `request`, but never rejects: resolves with how the apply ended, and for a failed one the
+   * dataplane it tried (undefined when the loop closed first or the source threw).
+   */
+  attempt(): Promise<ApplyAttempt> {
+    if (this.closed) return Promise.resolve({ ok: false, error: new Error("[cnikitd] the apply loop is closed"), dataplane: undefined });
     this.counters.requests++;
-    return new Promise<AppliedDataplane>((resolve, reject) => {
-      this.waiters.push({ resolve, reject });
+    return new Promise<ApplyAttempt>((settle) => {
+      this.waiters.push({ settle });
       this.schedule();
     });
   }
@@ -212,8 +227,9 @@ export class ApplyLoop {
       while (this.waiters.length > 0 && !this.closed) {
         const batch = this.waiters.splice(0);
         this.counters.applies++;
+        let dp: NodeDataplane | undefined;
         try {
-          const dp = this.options.source();
+          dp = this.options.source();
           const outcome = outcomeOf(await this.options.applier.apply(dp));
           this.last = dp;
           this.lastOutcome = outcome;
@@ -221,12 +237,13 @@ export class ApplyLoop {
           this.retryDelay = this.options.retryMs ?? 1000;
           if (this.retryTimer) clearTimeout(this.retryTimer);
           this.retryTimer = undefined;
-          for (const w of batch) w.resolve({ dataplane: dp, outcome });
+          const applied = { dataplane: dp, outcome };
+          for (const w of batch) w.settle({ ok: true, applied });
         } catch (err) {
           this.counters.failures++;
           this.error = err;
           this.options.log.warn("applying the dataplane failed", { error: err, waiting: batch.length });
-          for (const w of batch) w.reject(err);
+          for (const w of batch) w.settle({ ok: false, error: err, dataplane: dp });
           this.scheduleRetry();
         }
       }
@@ -252,6 +269,6 @@ export class ApplyLoop {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     await this.current.catch(() => undefined);
-    for (const w of this.waiters.splice(0)) w.reject(new Error("[cnikitd] the apply loop closed before this apply ran"));
+    for (const w of this.waiters.splice(0)) w.settle({ ok: false, error: new Error("[cnikitd] the apply loop closed before this apply ran"), dataplane: undefined });
   }
 }

@@ -38,7 +38,7 @@ import {
   silentLogger,
   watchStoreMembership,
 } from "@cnikit/core";
-import type { AgentContext, Backend, Clock, Datastore, Logger, Membership, NodeAgent, NodeDataplane, NodeInfo, PeerTransport, PodRef } from "@cnikit/core";
+import type { AgentContext, AttachResult, Backend, Clock, Datastore, Logger, Membership, NodeAgent, NodeDataplane, NodeInfo, PeerTransport, PodAttachment, PodRef } from "@cnikit/core";
 import { ApplyLoop, type AppliedDataplane, type ApplyLoopStats, type DataplaneApplier } from "./applier.ts";
 import {
   aboutText,
@@ -172,6 +172,52 @@ class OperationLocks {
 }
 
 /**
+ * Who may attach and apply new pods: ADDs share it, so concurrent ADDs ride one apply; an ADD that
+ * retries alone (its batched apply failed and other new pods were in it) holds it exclusively, so
+ * its apply holds no other new pod and its failure is its own. Waiting exclusive holders go first.
+ */
+class SoloGate {
+  private holders = 0;
+  private solo = false;
+  private readonly queue: { exclusive: boolean; grant: () => void }[] = [];
+
+  async run<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
+    if (!this.admits(exclusive)) await new Promise<void>((grant) => this.queue.push({ exclusive, grant }));
+    else this.take(exclusive);
+    try {
+      return await fn();
+    } finally {
+      if (exclusive) this.solo = false;
+      else this.holders--;
+      this.pass();
+    }
+  }
+
+  private admits(exclusive: boolean): boolean {
+    if (this.solo) return false;
+    if (exclusive) return this.holders === 0;
+    return !this.queue.some((w) => w.exclusive);
+  }
+
+  private take(exclusive: boolean): void {
+    if (exclusive) this.solo = true;
+    else this.holders++;
+  }
+
+  /** Grants waiters in order: the first exclusive one once nobody holds the gate, shared ones up to the next exclusive one. */
+  private pass(): void {
+    while (this.queue.length > 0 && !this.solo) {
+      const next = this.queue[0]!;
+      if (next.exclusive && this.holders > 0) return;
+      this.queue.shift();
+      this.take(next.exclusive);
+      next.grant();
+      if (next.exclusive) return;
+    }
+  }
+}
+
+/**
  * The cnikitd daemon (see the module comment). Lifecycle: `start()` (socket + agent in the
  * background), `agentStarted` (resolves once the agent runs, rejects on a fatal start error),
  * `stop()`. Not re-startable.
@@ -182,6 +228,7 @@ export class CniDaemon {
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly locks = new OperationLocks();
+  private readonly addGate = new SoloGate();
   private readonly loop: ApplyLoop;
   private agent: NodeAgent | undefined;
   private phaseValue: DaemonPhase = "new";
@@ -468,30 +515,8 @@ export class CniDaemon {
     const pod = podAttachmentOf(req);
     const key = podKey(pod);
     const existed = await this.loop.admitAdd(pod, agent.dataplane());
-    let t = performance.now();
-    const attached = await agent.attach(pod).catch((err: unknown) => {
-      throw err instanceof NotReadyError ? new TryAgainError(err.msg, { cause: err }) : err;
-    });
-    t = this.time("ADD.attach", t);
+    const { attached, applied } = await this.attachApplied(agent, req, pod, existed);
     try {
-      const wanted = requestedMac(req);
-      if (wanted) {
-        // The plan picks the pod's MAC; one asked for is honoured only when it is that one (podman
-        // network reload asks again for the MAC the container had), else refused, never ignored.
-        const plannedMac = agent
-          .dataplane()
-          .pods.find((p) => p.key === key)
-          ?.mac.toLowerCase();
-        if (plannedMac !== wanted.mac) {
-          const advice =
-            "cnikit-cni does not set a MAC of the runtime's choosing (the backend's plan picks it); chain the tuning plugin after cnikit-cni to set one, or run the container without a fixed MAC";
-          throw wanted.from === "CNI_ARGS MAC"
-            ? new EnvError(`ARGS: MAC=${wanted.mac}: ${key} gets ${plannedMac ?? "a MAC of the plan's"}; ${advice}`, "CNI_ARGS MAC")
-            : new ConfigError({ component: C, field: "runtimeConfig.mac", rule: `${key} gets ${plannedMac ?? "a MAC of the plan's"}: ${advice}`, value: wanted.mac });
-        }
-      }
-      const applied = await this.applyContaining(key);
-      this.time("ADD.apply", t);
       let result: CniResult = fromAttachResult(attached);
       const planned = applied.dataplane.pods.find((p) => p.key === key);
       const rendered = applied.outcome.pods?.find((p) => p.key === key);
@@ -512,22 +537,85 @@ export class CniDaemon {
       }
       return stdout;
     } catch (err) {
-      if (!existed) {
-        // Nothing may stay reserved or half-created after a failed ADD.
-        await agent.detach(this.refOf(req)).catch((e: unknown) => this.log.error("could not undo a failed ADD", { error: e, pod: key }));
-        await this.loop.request().catch((e: unknown) => this.log.warn("could not remove the interface of a failed ADD yet", { error: e, pod: key }));
-      }
+      if (!existed) await this.undoAdd(agent, pod);
       throw applyError(err, `ADD ${key}`);
     }
   }
 
   /**
+   * ADD's attach and its apply, under the add gate (concurrent ADDs share it and so their applies).
+   * When the apply fails (the renderer threw) while other new pods rode in it, the failure may be
+   * theirs: the pod is undone and attached again alone (the gate held exclusively), so one bad ADD
+   * in a batch fails only itself. A failure after the attach undoes the attachment (unless it
+   * `existed` before this ADD) before it is thrown (as a `CniError`: the renderer's code, else 999):
+   * nothing stays reserved or half-created. The agent's own attach errors are thrown as they are.
+   */
+  private async attachApplied(agent: NodeAgent, req: CniRequest, pod: PodAttachment, existed: boolean): Promise<{ attached: AttachResult; applied: AppliedDataplane }> {
+    const key = podKey(pod);
+    for (let alone = false; ; alone = true) {
+      const r = await this.addGate.run(alone, async () => {
+        let t = performance.now();
+        const attached = await agent.attach(pod).catch((err: unknown) => {
+          throw err instanceof NotReadyError ? new TryAgainError(err.msg, { cause: err }) : err;
+        });
+        t = this.time("ADD.attach", t);
+        try {
+          const wanted = requestedMac(req);
+          if (wanted) {
+            // The plan picks the pod's MAC; one asked for is honoured only when it is that one (podman
+            // network reload asks again for the MAC the container had), else refused, never ignored.
+            const plannedMac = agent
+              .dataplane()
+              .pods.find((p) => p.key === key)
+              ?.mac.toLowerCase();
+            if (plannedMac !== wanted.mac) {
+              const advice =
+                "cnikit-cni does not set a MAC of the runtime's choosing (the backend's plan picks it); chain the tuning plugin after cnikit-cni to set one, or run the container without a fixed MAC";
+              throw wanted.from === "CNI_ARGS MAC"
+                ? new EnvError(`ARGS: MAC=${wanted.mac}: ${key} gets ${plannedMac ?? "a MAC of the plan's"}; ${advice}`, "CNI_ARGS MAC")
+                : new ConfigError({ component: C, field: "runtimeConfig.mac", rule: `${key} gets ${plannedMac ?? "a MAC of the plan's"}: ${advice}`, value: wanted.mac });
+            }
+          }
+          const applied = await this.applyContaining(key);
+          this.time(alone ? "ADD.applyAlone" : "ADD.apply", t);
+          return { attached, applied };
+        } catch (err) {
+          const own = err instanceof SharedApplyFailure ? err.cause : err;
+          if (!existed) {
+            await this.undoAdd(agent, pod);
+            if (err instanceof SharedApplyFailure && !alone) return { retry: err };
+          }
+          throw applyError(own, `ADD ${key}`);
+        }
+      });
+      if (!("retry" in r)) return r;
+      this.log.info("an apply shared with other new pods failed; adding the pod again on its own", { pod: key, others: r.retry.others, error: r.retry.cause });
+    }
+  }
+
+  /** Undoes an ADD: releases the attachment and applies without it (nothing reserved, no half-created veth). */
+  private async undoAdd(agent: NodeAgent, ref: PodRef): Promise<void> {
+    const key = podKey(ref);
+    await agent.detach({ containerId: ref.containerId, ifName: ref.ifName }).catch((e: unknown) => this.log.error("could not undo a failed ADD", { error: e, pod: key }));
+    await this.loop.request().catch((e: unknown) => this.log.warn("could not remove the interface of a failed ADD yet", { error: e, pod: key }));
+  }
+
+  /**
    * Applies until the applied dataplane holds `key` (the agent planned it before this call).
-   * Throws the renderer's error, or a `CniError` when the renderer reports this pod as failed.
+   * Throws the renderer's error — wrapped in `SharedApplyFailure` when the failed apply also held
+   * other pods not applied before (whose fault it may be) —, or a `CniError` when the renderer
+   * reports this pod as failed.
    */
   private async applyContaining(key: string): Promise<AppliedDataplane> {
     for (let attempt = 0; attempt < 3; attempt++) {
-      const applied = await this.loop.request();
+      const tried = await this.loop.attempt();
+      if (!tried.ok) {
+        // The last success is the one before the failed apply (a failure does not replace it).
+        const known = new Set(this.loop.lastApplied?.pods.map((p) => p.key));
+        const others = tried.dataplane?.pods.filter((p) => p.key !== key && !known.has(p.key)).length ?? 0;
+        throw others > 0 ? new SharedApplyFailure(tried.error, others) : tried.error;
+      }
+      const applied = tried.applied;
       const failed = applied.outcome.failedPods?.find((f) => f.key === key);
       if (failed) throw new CniError(999, `[${C}] could not set up the interfaces of ${key}: ${failed.error}`);
       if (applied.dataplane.pods.some((p) => p.key === key)) return applied;
@@ -754,6 +842,17 @@ export class CniDaemon {
     await this.options.applier.close?.().catch((err: unknown) => this.log.warn("renderer close failed", { error: err }));
     if (this.phaseValue !== "failed") this.phaseValue = "stopped";
     for (const w of this.readyWaiters.splice(0)) w.reject(new TryAgainError(`[${C}] stopped before the agent started`));
+  }
+}
+
+/** An apply failed while pods of other ADDs, never applied before, rode in it: whose fault it was is not known. */
+class SharedApplyFailure extends Error {
+  constructor(
+    override readonly cause: unknown,
+    /** How many such other pods the failed apply held. */
+    readonly others: number,
+  ) {
+    super(`an apply shared with ${others} other new pod(s) failed: ${errorText(cause)}`);
   }
 }
 
