@@ -156,10 +156,16 @@ export function lowerBound(arr: readonly bigint[], value: bigint, lo = 0, hi = a
 export class IntervalMap<T> {
   private readonly starts: bigint[];
   private readonly values: (T | undefined)[];
+  /**
+   * IPv4: the starts as numbers (exact below 2^53), so that searches compare doubles in a flat
+   * array instead of chasing one heap bigint per probe.
+   */
+  private readonly nums: Float64Array | undefined;
 
-  private constructor(starts: bigint[], values: (T | undefined)[]) {
+  private constructor(starts: bigint[], values: (T | undefined)[], family: Family) {
     this.starts = starts;
     this.values = values;
+    this.nums = family === 4 ? numbersOf(starts) : undefined;
   }
 
   /**
@@ -202,11 +208,12 @@ export class IntervalMap<T> {
       starts.push(0n);
       values.push(undefined);
     }
-    return new IntervalMap(starts, values);
+    return new IntervalMap(starts, values, family);
   }
 
   private indexOf(value: bigint): number {
     // last start <= value
+    if (this.nums !== undefined) return lastAtMostNum(this.nums, Number(value), 0);
     let lo = 0;
     let hi = this.starts.length - 1;
     while (lo < hi) {
@@ -226,10 +233,24 @@ export class IntervalMap<T> {
    * Splits the sorted run `addrs[i..j)` into maximal sub-runs that share one value, calling `fn`
    * for each in address order.
    */
-  partition(addrs: readonly bigint[], i: number, j: number, fn: (i: number, j: number, value: T | undefined) => void): void {
+  partition(addrs: readonly bigint[], i: number, j: number, fn: (i: number, j: number, value: T | undefined) => void, nums?: Float64Array): void {
     // Both sides are sorted: each step searches forward from where the last one ended (galloping),
     // so a run over a thousand prefixes costs a few comparisons per prefix, not two binary searches.
+    // `nums`: the same run as numbers (IPv4), searched without bigints when this map has them too.
     const starts = this.starts;
+    const ns = this.nums;
+    if (ns !== undefined && nums !== undefined) {
+      let k = i;
+      let idx = -1;
+      while (k < j) {
+        const v = nums[k]!;
+        idx = lastAtMostNum(ns, v, idx < 0 ? 0 : idx);
+        const m = idx + 1 < ns.length ? gallopLowerBoundNum(nums, ns[idx + 1]!, k + 1, j) : j;
+        fn(k, m, this.values[idx]);
+        k = m;
+      }
+      return;
+    }
     let k = i;
     let idx = -1;
     while (k < j) {
@@ -273,6 +294,52 @@ function gallopLowerBound(arr: readonly bigint[], value: bigint, lo: number, hi:
     step *= 2;
   }
   return lowerBound(arr, value, from, Math.min(probe, hi));
+}
+
+/** IPv4 values as numbers (for `IntervalMap.partition`'s `nums` and the map's own starts). */
+export function numbersOf(values: readonly bigint[]): Float64Array {
+  const out = new Float64Array(values.length);
+  for (let k = 0; k < values.length; k++) out[k] = Number(values[k]!);
+  return out;
+}
+
+/** Index of the last element of sorted `arr` that is <= value, given that `arr[from] <= value` (or from = 0). */
+function lastAtMostNum(arr: Float64Array, value: number, from: number): number {
+  const n = arr.length;
+  let lo = from;
+  let hi = from + 1;
+  let step = 1;
+  while (hi < n && arr[hi]! <= value) {
+    lo = hi;
+    hi = lo + step;
+    step *= 2;
+  }
+  let h = Math.min(hi, n) - 1;
+  while (lo < h) {
+    const mid = (lo + h + 1) >>> 1;
+    if (arr[mid]! <= value) lo = mid;
+    else h = mid - 1;
+  }
+  return lo;
+}
+
+/** First index in [lo, hi) of sorted `arr` whose element is >= value, searching forward from `lo` in growing steps. */
+function gallopLowerBoundNum(arr: Float64Array, value: number, lo: number, hi: number): number {
+  let from = lo;
+  let probe = lo;
+  let step = 1;
+  while (probe < hi && arr[probe]! < value) {
+    from = probe + 1;
+    probe += step;
+    step *= 2;
+  }
+  let h = Math.min(probe, hi);
+  while (from < h) {
+    const mid = (from + h) >>> 1;
+    if (arr[mid]! < value) from = mid + 1;
+    else h = mid;
+  }
+  return from;
 }
 
 /** Two lower-case hex digits per byte value. */

@@ -140,6 +140,8 @@ export interface CNodeFamily {
 
 export interface CNode {
   name: string;
+  /** Endpoint id `node:<name>` (one string, shared by every leaf that delivers to the node). */
+  id: string;
   info: NodeInfo;
   dp: NodeDataplane;
   fam: Map<Family, CNodeFamily>;
@@ -536,20 +538,20 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
   });
   // routes (main table only: there are no policy rules that would select another table)
   dp.routes.forEach((r: RouteEntry, i) => {
-    // the field path is only spelled out for an error
-    const f = (): string => `${F}.routes[${i}]`;
+    // The field path is only spelled out for an error (no named closure per route either: under a
+    // loader that keeps function names, each one costs a defineProperty call).
     if (r.table !== undefined && r.table !== 254) return;
-    const dst = range(r.dst, () => `${f()}.dst`);
+    const dst = range(r.dst, () => `${F}.routes[${i}].dst`);
     const type = r.type ?? "unicast";
-    if (!ROUTE_TYPES.has(type)) fail(`${f()}.type`, "must be unicast, blackhole, unreachable or local", r.type);
+    if (!ROUTE_TYPES.has(type)) fail(`${F}.routes[${i}].type`, "must be unicast, blackhole, unreachable or local", r.type);
     const cr = new DpRoute(r, dst, type);
     if (r.via !== undefined) {
-      const v = addr(r.via, () => `${f()}.via`);
-      if (v.family !== dst.family) fail(`${f()}.via`, `must be of the same family as dst ${r.dst}`, r.via);
+      const v = addr(r.via, () => `${F}.routes[${i}].via`);
+      if (v.family !== dst.family) fail(`${F}.routes[${i}].via`, `must be of the same family as dst ${r.dst}`, r.via);
       cr.via = v.value;
     }
     if (r.dev !== undefined) cr.dev = r.dev;
-    if (r.src !== undefined) cr.src = addr(r.src, `${f()}.src`).value;
+    if (r.src !== undefined) cr.src = addr(r.src, `${F}.routes[${i}].src`).value;
     if (r.mtu !== undefined) cr.mtu = r.mtu;
     if (type === "local") {
       if (dst.length === bitsOf(dst.family)) addLocal(dst.base, dst.family, r.dev ?? "lo");
@@ -678,6 +680,7 @@ export function compileNode(options: { info: NodeInfo; dp: NodeDataplane; topolo
   });
   return {
     name: info.name,
+    id: `node:${info.name}`,
     info,
     dp,
     fam,

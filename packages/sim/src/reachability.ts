@@ -12,7 +12,7 @@
  * member when counting. Pairs are counted by multiplying class sizes with the size of runs.
  */
 import type { Family, Protocol } from "@cnikit/core";
-import { fmt } from "./addr.ts";
+import { fmt, numbersOf } from "./addr.ts";
 import { evalPolicy, type CNode, type CPod } from "./compile.ts";
 import type { CExternal } from "./topology.ts";
 import type { Endpoint, PairOutcome } from "./types.ts";
@@ -130,6 +130,7 @@ export function analyse(options: AnalysisOptions): ReachCounts {
     }
     const owner = targetsAt.map((ts) => (ts.length === 1 ? ts[0]!.id : undefined));
     const ctx: DstCtx = { family, addrs, owner };
+    if (family === 4) ctx.nums = numbersOf(addrs);
     const indexOfTarget = new Map<string, number>();
     targetsAt.forEach((ts, k) => {
       for (const t of ts) indexOfTarget.set(t.id, k);

@@ -26,7 +26,7 @@
  *    ingress policy when a packet is delivered into it; replies pass (established).
  */
 import { ENCAP_OVERHEAD, type Family, type Protocol, type SleeveLink, type VxlanLink } from "@cnikit/core";
-import { fkey, fmt, inRanges, lowerBound, type Range } from "./addr.ts";
+import { fkey, fmt, inRanges, lowerBound, numbersOf, type Range } from "./addr.ts";
 import { evalPolicy, isLocal, selectSource, vxlanKey, type CDev, type CNat, type CNode, type CPod, type CPolicy, type CRoute } from "./compile.ts";
 import type { CExternal, CRouter, CSubnet } from "./topology.ts";
 import type { Hop } from "./types.ts";
@@ -38,6 +38,8 @@ export interface DstCtx {
   addrs: bigint[];
   /** Endpoint id of the single target holding each address (undefined when none or several). */
   owner: (string | undefined)[];
+  /** IPv4: `addrs` as numbers (`numbersOf`), for searches without bigints; optional. */
+  nums?: Float64Array;
 }
 
 /** A run `addrs[i..j)` of a DstCtx. */
@@ -196,6 +198,20 @@ interface MemoEntry {
   running: boolean;
 }
 
+/** An encapsulating packet as a node sends it. */
+function outerPacket(family: Family, src: bigint, depth: number, payload: Pkt["payload"], label: string): Pkt {
+  return { family, src, srcSet: true, symbolic: false, natSig: "", natted: false, ttl: INITIAL_TTL, trace: undefined, depth, outer: true, payload, label };
+}
+
+interface OuterRun {
+  family: Family;
+  src: bigint;
+  payload: Pkt["payload"];
+  depth: number;
+  /** The walk's leaf for each endpoint index. */
+  leafAt: Leaf[];
+}
+
 type TunnelResult = { leaf: Leaf } | { kind: "vxlan" | "sleeve"; remote: CNode; rdev: CDev };
 
 type Locus = { kind: "node"; node: CNode } | { kind: "router"; router: CRouter } | { kind: "external"; ext: CExternal };
@@ -228,6 +244,17 @@ export class Walker {
   private readonly tunnelEnds = new Map<CDev, TunnelResult>();
   /** Outer packets after an underlay hop: variant (ttl, depth, payload) -> subnet -> next hop -> destination. */
   private readonly underlayMemo = new Map<number, Map<CSubnet, Map<bigint, Map<bigint, Leaf[]>>>>();
+  /** The same for runs of the tunnel-endpoint contexts: variant -> subnet -> next hop -> run. */
+  private readonly underlayRunMemo = new Map<number, Map<CSubnet, Map<bigint, Map<bigint, Leaf[]>>>>();
+  /** Counts decisions made on a concrete packet source (a pod's ingress policy), so memos that assume none can tell. */
+  private srcDeps = 0;
+  /**
+   * Class walks: a node's outer packets walked once over every tunnel endpoint of the world (one
+   * per node and outer source, family, payload and depth), giving the leaf of each endpoint.
+   */
+  private readonly outerRuns = new Map<CNode, OuterRun[]>();
+  /** Per family: every tunnel endpoint of the world as one destination context. */
+  private readonly endpointCtx = new Map<Family, { c: DstCtx; index: Map<bigint, number>; entries: Map<CNode, number> }>();
   private readonly w: World;
   private readonly o: WalkOptions;
   private readonly rec: boolean;
@@ -391,32 +418,38 @@ export class Walker {
     const family = pkt.family;
     const pf = pod.fam.get(family)!;
     const out: Leaf[] = [];
-    pf.table.partition(S.c.addrs, S.i, S.j, (i, j, r) => {
-      const S1 = { c: S.c, i, j };
-      if (!r) {
-        concat(out, this.drop(S1, node.name, "pod-route", `no route to {dst} in pod {pod}`));
-      } else if (r.via !== undefined) {
-        const via = r.via;
-        // The route may be another interface's of the same container (one namespace, one table).
-        const out1 = r.owner ?? pod;
-        const links = out1.fam.get(family)?.links ?? pf.links;
-        if (out1.all.has(fkey(family, via))) {
-          concat(out, this.drop(S1, node.name, "pod-route", `pod {pod}: route ${r.label} has the pod's own address as nexthop (the kernel refuses this route)`));
-        } else if (!links.lookup(via)) {
-          concat(out, this.drop(S1, node.name, "pod-route", `pod {pod}: nexthop ${this.a(family, via)} of route ${r.label} is not on a connected subnet (the kernel refuses this route)`));
+    pf.table.partition(
+      S.c.addrs,
+      S.i,
+      S.j,
+      (i, j, r) => {
+        const S1 = { c: S.c, i, j };
+        if (!r) {
+          concat(out, this.drop(S1, node.name, "pod-route", `no route to {dst} in pod {pod}`));
+        } else if (r.via !== undefined) {
+          const via = r.via;
+          // The route may be another interface's of the same container (one namespace, one table).
+          const out1 = r.owner ?? pod;
+          const links = out1.fam.get(family)?.links ?? pf.links;
+          if (out1.all.has(fkey(family, via))) {
+            concat(out, this.drop(S1, node.name, "pod-route", `pod {pod}: route ${r.label} has the pod's own address as nexthop (the kernel refuses this route)`));
+          } else if (!links.lookup(via)) {
+            concat(out, this.drop(S1, node.name, "pod-route", `pod {pod}: nexthop ${this.a(family, via)} of route ${r.label} is not on a connected subnet (the kernel refuses this route)`));
+          } else {
+            if (this.rec) this.hop(node.name, "pod-route", `${this.dstText(S1)} matches ${r.label}`);
+            concat(out, this.podArp(node, out1, via, pkt, S1));
+          }
         } else {
+          const out1 = r.owner ?? pod;
           if (this.rec) this.hop(node.name, "pod-route", `${this.dstText(S1)} matches ${r.label}`);
-          concat(out, this.podArp(node, out1, via, pkt, S1));
+          concat(
+            out,
+            this.forTargets(S1, undefined, (t, S2) => this.podArp(node, out1, t, pkt, S2)),
+          );
         }
-      } else {
-        const out1 = r.owner ?? pod;
-        if (this.rec) this.hop(node.name, "pod-route", `${this.dstText(S1)} matches ${r.label}`);
-        concat(
-          out,
-          this.forTargets(S1, undefined, (t, S2) => this.podArp(node, out1, t, pkt, S2)),
-        );
-      }
-    });
+      },
+      S.c.nums,
+    );
     return out;
   }
 
@@ -550,19 +583,12 @@ export class Walker {
       }
     }
     const out: Leaf[] = [];
-    const onLocal = (S1: DSet): Leaf[] => {
-      if (this.rec) this.hop(node.name, "deliver", `local delivery at node ${node.name}`);
-      if (pkt.srcSet) return this.deliver(S1, `node:${node.name}`, pkt);
-      const res: Leaf[] = [];
-      for (let k = S1.i; k < S1.j; k++) concat(res, this.deliver({ c: S1.c, i: k, j: k + 1 }, `node:${node.name}`, { ...pkt, src: S1.c.addrs[k]!, srcSet: true }));
-      return res;
-    };
     const addrs = S.c.addrs;
     if (fam.localRanges.length > 0) {
       return this.runs(
         S,
         (k) => isLocal(node, addrs[k]!, family),
-        (S1, local) => (local ? onLocal(S1) : this.forward(node, inDev, pkt, S1)),
+        (S1, local) => (local ? this.onLocal(node, pkt, S1) : this.forward(node, inDev, pkt, S1)),
       );
     }
     const L = fam.local;
@@ -572,7 +598,7 @@ export class Walker {
       const v = addrs[k]!;
       while (li < L.length && L[li]! < v) li++;
       if (li < L.length && L[li] === v) {
-        concat(out, onLocal({ c: S.c, i: k, j: k + 1 }));
+        concat(out, this.onLocal(node, pkt, { c: S.c, i: k, j: k + 1 }));
         k++;
         li++;
         continue;
@@ -582,6 +608,15 @@ export class Walker {
       k = stop;
     }
     return out;
+  }
+
+  /** Delivery to the node's own stack (a method, not a closure per `hostInputInner` call). */
+  private onLocal(node: CNode, pkt: Pkt, S1: DSet): Leaf[] {
+    if (this.rec) this.hop(node.name, "deliver", `local delivery at node ${node.name}`);
+    if (pkt.srcSet) return this.deliver(S1, node.id, pkt);
+    const res: Leaf[] = [];
+    for (let k = S1.i; k < S1.j; k++) concat(res, this.deliver({ c: S1.c, i: k, j: k + 1 }, node.id, { ...pkt, src: S1.c.addrs[k]!, srcSet: true }));
+    return res;
   }
 
   private forward(node: CNode, inDev: string | undefined, pkt: Pkt, S: DSet): Leaf[] {
@@ -602,11 +637,17 @@ export class Walker {
       p = { ...pkt, ttl, trace };
     }
     const out: Leaf[] = [];
-    fam.routes.partition(S.c.addrs, S.i, S.j, (i, j, r) => {
-      const S1 = { c: S.c, i, j };
-      if (!r) concat(out, this.drop(S1, node.name, "route", `no route to {dst} at node ${node.name}`));
-      else concat(out, this.routeOut(node, r, p, S1));
-    });
+    fam.routes.partition(
+      S.c.addrs,
+      S.i,
+      S.j,
+      (i, j, r) => {
+        const S1 = { c: S.c, i, j };
+        if (!r) concat(out, this.drop(S1, node.name, "route", `no route to {dst} at node ${node.name}`));
+        else concat(out, this.routeOut(node, r, p, S1));
+      },
+      S.c.nums,
+    );
     return out;
   }
 
@@ -828,25 +869,17 @@ export class Walker {
     const src = dev.local ?? this.outerSource(node, dstFamily, dst);
     if (src === undefined) return this.tunnelDrop(node.name, `${kind}-encap`, `node ${node.name} has no IPv${dstFamily} address to reach tunnel endpoint ${this.a(dstFamily, dst)}`);
     const encrypted = link.kind === "sleeve" && link.encrypted;
-    const outer: Pkt = {
-      family: dstFamily,
-      src,
-      srcSet: true,
-      symbolic: false,
-      natSig: "",
-      natted: false,
-      ttl: INITIAL_TTL,
-      trace: undefined,
-      depth: pkt.depth + 1,
-      outer: true,
-      payload: encrypted || pkt.payload === "encrypted" ? "encrypted" : "plaintext",
-      label: this.rec ? `udp/${link.port} ${kind}${kind === "vxlan" ? ` vni ${vni}` : ""}` : kind,
-    };
-    if (this.rec) this.hop(node.name, `${kind}-encap`, `${dev.name}: frame to ${mac} in ${outer.label} ${this.a(dstFamily, src)} → ${this.a(dstFamily, dst)}${encrypted ? " (encrypted)" : ""}`);
-    const t = this.transit(node, outer, dst);
-    if (this.rec) this.noteMtu(t.mtu - ENCAP_OVERHEAD[kind], `${kind} over the underlay (${t.mtu} − ${ENCAP_OVERHEAD[kind]}) from node ${node.name}`);
-    if (!t.leaf.ok) return { leaf: t.leaf };
-    const into = t.leaf.into ?? "";
+    const payload = encrypted || pkt.payload === "encrypted" ? "encrypted" : "plaintext";
+    let leaf = this.rec ? undefined : this.outerLeaf(node, dstFamily, src, payload, pkt.depth + 1, dst, kind);
+    if (leaf === undefined) {
+      const o = outerPacket(dstFamily, src, pkt.depth + 1, payload, this.rec ? `udp/${link.port} ${kind}${kind === "vxlan" ? ` vni ${vni}` : ""}` : kind);
+      if (this.rec) this.hop(node.name, `${kind}-encap`, `${dev.name}: frame to ${mac} in ${o.label} ${this.a(dstFamily, src)} → ${this.a(dstFamily, dst)}${encrypted ? " (encrypted)" : ""}`);
+      const t = this.transit(node, o, dst);
+      if (this.rec) this.noteMtu(t.mtu - ENCAP_OVERHEAD[kind], `${kind} over the underlay (${t.mtu} − ${ENCAP_OVERHEAD[kind]}) from node ${node.name}`);
+      leaf = t.leaf;
+    }
+    if (!leaf.ok) return { leaf };
+    const into = leaf.into ?? "";
     const remote = this.w.nodeById.get(into);
     if (!remote) return this.tunnelDrop(node.name, `${kind}-encap`, `${kind} packet for ${this.a(dstFamily, dst)} arrived at ${into}, which is not a node`);
     const rdev = kind === "vxlan" ? remote.vxlan.get(vxlanKey(vni, link.port)) : remote.sleeve.get(link.port);
@@ -874,6 +907,45 @@ export class Walker {
     return end;
   }
 
+  /**
+   * Class walks: where an outer packet from `node` to tunnel endpoint `dst` ends, read from one
+   * walk of the node's outer packets over every tunnel endpoint of the world (a sorted run, split
+   * by the node's routes like any run), made on first use. A mesh node sends to nearly every
+   * endpoint, so one run walk replaces a walk per (device, MAC), and the underlay part of the run
+   * is shared by every node on the same next hop. Undefined: not an endpoint, or the node holds
+   * too few tunnel entries for a walk over all of them to pay (then `transit` walks it alone).
+   */
+  private outerLeaf(node: CNode, family: Family, src: bigint, payload: Pkt["payload"], depth: number, dst: bigint, label: string): Leaf | undefined {
+    let ep = this.endpointCtx.get(family);
+    if (!ep) {
+      const t = this.w.tunnelEndpoints(family);
+      const c: DstCtx = { family, addrs: t.addrs, owner: new Array<string | undefined>(t.addrs.length).fill(undefined) };
+      if (family === 4) c.nums = numbersOf(t.addrs);
+      ep = { c, index: t.index, entries: t.entries };
+      this.endpointCtx.set(family, ep);
+    }
+    const k = ep.index.get(dst);
+    if (k === undefined || (ep.entries.get(node) ?? 0) * 4 < ep.c.addrs.length) return undefined;
+    let runs = this.outerRuns.get(node);
+    if (!runs) this.outerRuns.set(node, (runs = []));
+    let run: OuterRun | undefined;
+    for (const r of runs) if (r.family === family && r.src === src && r.payload === payload && r.depth === depth) run = r;
+    if (!run) {
+      const savedMin = this.minTtl;
+      const leaves = this.hostInput(node, undefined, outerPacket(family, src, depth, payload, label), { c: ep.c, i: 0, j: ep.c.addrs.length });
+      this.minTtl = savedMin;
+      const leafAt = new Array<Leaf>(ep.c.addrs.length);
+      for (const l of leaves) for (let m = l.i; m < l.j; m++) leafAt[m] = l;
+      runs.push((run = { family, src, payload, depth, leafAt }));
+    }
+    const l = run.leafAt[k]!;
+    if (l.ok && l.into !== undefined) return l;
+    const leaf: Leaf = { ...l, i: 0, j: 1 };
+    if (l.reason !== undefined) leaf.reason = fillReason(l.reason, this.a(family, dst));
+    if (l.ok) leaf.into = "unknown";
+    return leaf;
+  }
+
   private tunnelDrop(node: string, stage: string, reason: string): TunnelResult {
     const one: DSet = { c: { family: 4, addrs: [0n], owner: [undefined] }, i: 0, j: 1 };
     return { leaf: this.drop(one, node, stage, reason)[0]! };
@@ -883,20 +955,7 @@ export class Walker {
     if (pkt.depth + 1 > MAX_TUNNEL_DEPTH) return this.drop(S, node.name, "ipip-encap", `loop: tunnels nested more than ${MAX_TUNNEL_DEPTH} deep at node ${node.name}`);
     const local = dev.local ?? this.outerSource(node, family, outerDst);
     if (local === undefined) return this.drop(S, node.name, "ipip-encap", `node ${node.name} has no IPv${family} address to reach ${this.a(family, outerDst)}`);
-    const outer: Pkt = {
-      family,
-      src: local,
-      srcSet: true,
-      symbolic: false,
-      natSig: "",
-      natted: false,
-      ttl: INITIAL_TTL,
-      trace: undefined,
-      depth: pkt.depth + 1,
-      outer: true,
-      payload: pkt.payload,
-      label: "ipip",
-    };
+    const outer = outerPacket(family, local, pkt.depth + 1, pkt.payload, "ipip");
     if (this.rec) this.hop(node.name, "ipip-encap", `${dev.name}: IP-in-IP ${this.a(family, local)} → ${this.a(family, outerDst)}`);
     const t = this.transit(node, outer, outerDst);
     if (this.rec) this.noteMtu(t.mtu - ENCAP_OVERHEAD.ipip, `ipip over the underlay (${t.mtu} − ${ENCAP_OVERHEAD.ipip}) from node ${node.name}`);
@@ -966,6 +1025,7 @@ export class Walker {
         if (!owned) return this.drop(S1, node.name, "pod-deliver", `pod ${q.key} at node ${node.name} received a packet for {dst}, which it does not own (pods do not forward)`);
         if (q.ingress && !this.o.reply) {
           if (pkt.symbolic) return this.deliver(S1, q.id, pkt, { node: node.name, policy: q.ingress });
+          this.srcDeps++;
           const v = evalPolicy(q.ingress, pkt.src, family, this.o.proto, this.o.port);
           if (!v.accept) return this.drop(S1, node.name, "pod-ingress", ingressReason(v.rule, q.key, node.name), v.rule);
           if (this.rec) this.hop(node.name, "pod-ingress", `allowed by pod ${q.key}'s ingress policy${v.rule !== undefined ? ` (rule ${v.rule})` : ""}`);
@@ -979,20 +1039,29 @@ export class Walker {
 
   private underlayOut(from: Locus, subnet: CSubnet, target: bigint, pkt: Pkt, S: DSet): Leaf[] {
     // Encapsulating packets from many nodes meet here on their way to the same tunnel end: what
-    // happens after this L2 hop depends on (next hop, destination), not on who sent it.
-    if (this.rec || !pkt.outer || S.j - S.i !== 1 || S.i !== 0) return this.underlayOutInner(from, subnet, target, pkt, S);
+    // happens after this L2 hop depends on (next hop, destination), not on who sent it — once the
+    // next hop answered ARP (a drop for want of an answer names the asker, so it is not shared),
+    // and unless a step behind it judged the packet by its source (then it is not stored).
+    if (this.rec || !pkt.outer || pkt.family !== subnet.range.family || !this.w.subnetResponder(subnet, pkt.family, target)) {
+      return this.underlayOutInner(from, subnet, target, pkt, S);
+    }
     const variant = pkt.ttl * 64 + pkt.depth * 2 + (pkt.payload === "encrypted" ? 1 : 0);
-    let bySubnet = this.underlayMemo.get(variant);
-    if (!bySubnet) this.underlayMemo.set(variant, (bySubnet = new Map()));
+    const runs = this.endpointCtx.get(pkt.family)?.c === S.c;
+    if (!runs && (S.j - S.i !== 1 || S.i !== 0)) return this.underlayOutInner(from, subnet, target, pkt, S);
+    const memo = runs ? this.underlayRunMemo : this.underlayMemo;
+    let bySubnet = memo.get(variant);
+    if (!bySubnet) memo.set(variant, (bySubnet = new Map()));
     let byTarget = bySubnet.get(subnet);
     if (!byTarget) bySubnet.set(subnet, (byTarget = new Map()));
     let byDst = byTarget.get(fkey(pkt.family, target));
     if (!byDst) byTarget.set(fkey(pkt.family, target), (byDst = new Map()));
-    const dk = fkey(pkt.family, S.c.addrs[0]!);
+    // a run of the endpoint context by its bounds; a single destination by its address
+    const dk = runs ? BigInt(S.i * (S.c.addrs.length + 1) + S.j) : fkey(pkt.family, S.c.addrs[0]!);
     const hit = byDst.get(dk);
     if (hit) return hit;
+    const deps = this.srcDeps;
     const leaves = this.underlayOutInner(from, subnet, target, pkt, S);
-    byDst.set(dk, leaves);
+    if (this.srcDeps === deps) byDst.set(dk, leaves);
     return leaves;
   }
 
@@ -1035,19 +1104,25 @@ export class Walker {
         const table = router.table.get(family);
         if (!table) return this.drop(S1, router.name, "router", `router ${router.name} has no route to {dst}`);
         const out: Leaf[] = [];
-        table.partition(S1.c.addrs, S1.i, S1.j, (i, j, rr) => {
-          const S2 = { c: S1.c, i, j };
-          if (!rr) {
-            concat(out, this.drop(S2, router.name, "router", `router ${router.name} has no route to {dst}`));
-            return;
-          }
-          if (this.rec) this.hop(router.name, "router", `${this.dstText(S2)} matches ${rr.label}`);
-          const subnet = this.w.topo.subnets.get(rr.subnet)!;
-          concat(
-            out,
-            this.forTargets(S2, rr.via, (t, S3) => this.underlayOut({ kind: "router", router }, subnet, t, p, S3)),
-          );
-        });
+        table.partition(
+          S1.c.addrs,
+          S1.i,
+          S1.j,
+          (i, j, rr) => {
+            const S2 = { c: S1.c, i, j };
+            if (!rr) {
+              concat(out, this.drop(S2, router.name, "router", `router ${router.name} has no route to {dst}`));
+              return;
+            }
+            if (this.rec) this.hop(router.name, "router", `${this.dstText(S2)} matches ${rr.label}`);
+            const subnet = this.w.topo.subnets.get(rr.subnet)!;
+            concat(
+              out,
+              this.forTargets(S2, rr.via, (t, S3) => this.underlayOut({ kind: "router", router }, subnet, t, p, S3)),
+            );
+          },
+          S1.c.nums,
+        );
         return out;
       },
     );

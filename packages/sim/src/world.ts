@@ -33,6 +33,15 @@ interface SubnetIndex {
   proxy: { node: CNode; dev: CDev }[];
 }
 
+/** Every underlay address some tunnel device (vxlan, sleeve) of some node sends to, sorted. */
+export interface TunnelEndpoints {
+  addrs: bigint[];
+  /** Address -> its index in `addrs`. */
+  index: Map<bigint, number>;
+  /** FDB and flood entries per node (all its tunnel devices together, any family). */
+  entries: Map<CNode, number>;
+}
+
 export class World {
   readonly topo: CompiledTopology;
   readonly nodes: Map<string, CNode>;
@@ -46,6 +55,7 @@ export class World {
   private readonly subnets = new Map<string, SubnetIndex>();
   private readonly respCache = new Map<string, Map<bigint, Responder | null>>();
   private readonly floodCache = new Map<string, FloodIndex>();
+  private readonly endpointCache = new Map<Family, TunnelEndpoints>();
 
   constructor(topo: CompiledTopology, nodes: Map<string, CNode>) {
     this.topo = topo;
@@ -53,7 +63,7 @@ export class World {
     for (const s of topo.subnetList) this.subnets.set(s.name, { underlay: new Map(), anyLocal: new Map(), proxy: [] });
     const sorted = [...nodes.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const n of sorted) {
-      this.nodeById.set(`node:${n.name}`, n);
+      this.nodeById.set(n.id, n);
       for (const k of n.local.keys()) if (!this.nodeByLocal.has(k)) this.nodeByLocal.set(k, n);
       for (const p of n.pods.values()) if (!this.pods.has(p.key)) this.pods.set(p.key, p);
       for (const r of n.nat) this.natSources.set(r.sourcesId, r.sources);
@@ -105,6 +115,35 @@ export class World {
     if (u) return { kind: "node", node: u.node, dev: u.dev };
     for (const p of idx.proxy) if (proxyAnswers(p.node, p.dev.name, family, target)) return { kind: "node", node: p.node, dev: p.dev };
     return undefined;
+  }
+
+  /**
+   * The underlay addresses of one family that FDB and flood entries point to, over every node:
+   * class walks send outer packets to all of them from a node in one walk (see `Walker`).
+   */
+  tunnelEndpoints(family: Family): TunnelEndpoints {
+    const hit = this.endpointCache.get(family);
+    if (hit) return hit;
+    const seen = new Set<bigint>();
+    const entries = new Map<CNode, number>();
+    for (const n of this.nodes.values()) {
+      let count = 0;
+      for (const m of n.fdb.values()) {
+        for (const e of m.values()) if (e.family === family) seen.add(e.dst);
+        count += m.size;
+      }
+      for (const l of n.flood.values()) {
+        for (const e of l) if (e.family === family) seen.add(e.dst);
+        count += l.length;
+      }
+      entries.set(n, count);
+    }
+    const addrs = [...seen].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const index = new Map<bigint, number>();
+    addrs.forEach((a, k) => index.set(a, k));
+    const r: TunnelEndpoints = { addrs, index, entries };
+    this.endpointCache.set(family, r);
+    return r;
   }
 
   /** The remote end behind one flood/FDB destination of tunnel device `dev` on `node`. */

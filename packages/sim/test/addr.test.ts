@@ -2,21 +2,25 @@
  * The interval map's `partition` (which searches forward from where its last step ended) must
  * split a sorted run exactly where the run crosses an interval start — no more, no fewer — and
  * give each piece the value a per-address lookup gives, on random prefix sets and random sorted
- * runs, in both families.
+ * runs, in both families — for IPv4 also with the run given as numbers (`numbersOf`), where it
+ * searches doubles instead of bigints.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { IntervalMap, addr, fmt, range, type Range } from "../src/addr.ts";
+import { IntervalMap, addr, fmt, numbersOf, range, type Range } from "../src/addr.ts";
 
 /** The runs one address at a time: a new run wherever an interval start lies in (previous, this]. */
 function naiveRuns<T>(map: IntervalMap<T>, addrs: bigint[], i: number, j: number): [number, number, T | undefined][] {
-  const starts = (map as unknown as { starts: bigint[] }).starts;
+  const { starts, values } = map as unknown as { starts: bigint[]; values: (T | undefined)[] };
+  // the value of the last interval start <= the address, by a linear scan over the bigints
+  const valueAt = (v: bigint): T | undefined => values[starts.filter((s) => s <= v).length - 1];
   const out: [number, number, T | undefined][] = [];
   for (let k = i; k < j; k++) {
     const last = out[out.length - 1];
     const crosses = k > i && starts.some((s) => s > addrs[k - 1]! && s <= addrs[k]!);
     if (last && !crosses) last[1] = k + 1;
-    else out.push([k, k + 1, map.lookup(addrs[k]!)]);
+    else out.push([k, k + 1, valueAt(addrs[k]!)]);
+    expect(map.lookup(addrs[k]!)).toBe(valueAt(addrs[k]!));
   }
   return out;
 }
@@ -54,6 +58,11 @@ describe("IntervalMap.partition", () => {
           const got: [number, number, number | undefined][] = [];
           map.partition(addrs, i, j, (s, e, v) => got.push([s, e, v]));
           expect(got).toEqual(naiveRuns(map, addrs, i, j));
+          if (family === 4) {
+            const numeric: [number, number, number | undefined][] = [];
+            map.partition(addrs, i, j, (s, e, v) => numeric.push([s, e, v]), numbersOf(addrs));
+            expect(numeric).toEqual(got);
+          }
           splits += got.length;
           routed += got.filter((g) => g[2] !== undefined).length;
         },

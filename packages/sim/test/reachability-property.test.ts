@@ -232,8 +232,61 @@ function endpoints(fabric: SimFabric): Endpoint[] {
 
 const key = (ep: Endpoint): string => (ep.kind === "pod" ? `pod:${ep.key}` : `${ep.kind}:${ep.name}`);
 
+/**
+ * A flannel-style vxlan mesh over both subnets of the default topology (the router between them),
+ * broken in the outer packets' walk, which class walks make once per node over every tunnel
+ * endpoint of the world: an FDB entry to an address nobody answers ARP for, one to the external
+ * host, a blackhole route for one peer's underlay address, forwarding off at the node a peer's
+ * outer packets reach first, and a node with a single FDB entry (walked per entry instead).
+ */
+function vxlanMesh(): SimFabric {
+  const fabric = new SimFabric(defaultTopology());
+  const count = 8;
+  const infos: NodeInfo[] = [];
+  for (let n = 1; n <= count; n++) infos.push(fabric.addNode({ name: `n${n}`, subnet: n % 2 === 0 ? "b" : "a" }));
+  infos.forEach((info, k) => {
+    const n = k + 1;
+    const dp = emptyDataplane(info.name);
+    dp.sysctls = { ipv4Forwarding: n !== 6 };
+    dp.links.push({ kind: "bridge", name: "cni0", mac: mac(n, 0x01) });
+    dp.addresses.push({ dev: "cni0", cidr: `10.244.${n}.1/24` });
+    dp.links.push({ kind: "vxlan", name: "flannel.1", vni: 1, port: 8472, local: info.underlay[0]!.address, learning: false, mac: vtep(n) });
+    dp.addresses.push({ dev: "flannel.1", cidr: `10.244.${n}.0/32` });
+    for (let i = 0; i < 2; i++) {
+      dp.pods.push({
+        key: `p${n}-${i}`,
+        containerId: `p${n}-${i}`,
+        ifName: "eth0",
+        hostIf: `veth${i}`,
+        bridge: "cni0",
+        mac: mac(n * 10 + i, 0xbb),
+        mtu: 1450,
+        addresses: [`10.244.${n}.${i + 2}/24`],
+        gateways: [`10.244.${n}.1`],
+        routes: [{ dst: "0.0.0.0/0", via: `10.244.${n}.1` }],
+      });
+    }
+    infos.forEach((peer, m) => {
+      const pn = m + 1;
+      if (pn === n || (n === 5 && pn !== 1)) return;
+      let dst = peer.underlay[0]!.address;
+      if (n === 3 && pn === 7) dst = "198.51.100.99";
+      if (n === 4 && pn === 8) dst = "192.0.2.200";
+      dp.neighbours.push({ dev: "flannel.1", ip: `10.244.${pn}.0`, mac: vtep(pn), permanent: true });
+      dp.fdb.push({ dev: "flannel.1", mac: vtep(pn), dst, permanent: true });
+      dp.routes.push({ dst: `10.244.${pn}.0/24`, via: `10.244.${pn}.0`, dev: "flannel.1", onlink: true });
+    });
+    if (n === 2) dp.routes.push({ dst: `${infos[4]!.underlay[0]!.address}/32`, type: "blackhole" });
+    fabric.setDataplane(info.name, dp);
+  });
+  return fabric;
+}
+
 function compare(seed: number, protocol: Protocol, port: number): void {
-  const fabric = randomCluster(seed);
+  compareFabric(randomCluster(seed), `seed ${seed}`, protocol, port);
+}
+
+function compareFabric(fabric: SimFabric, name: string, protocol: Protocol, port: number): void {
   const eps = endpoints(fabric);
   const outcomes = fabric.reachabilityPairs({ from: eps, to: eps, protocol, port });
   const byPair = new Map(outcomes.map((o) => [`${key(o.from)}>${key(o.to)}`, o]));
@@ -246,7 +299,7 @@ function compare(seed: number, protocol: Protocol, port: number): void {
       pairs++;
       const brute = fabric.send(from, to, { protocol, port });
       const o = byPair.get(`${key(from)}>${key(to)}`);
-      const label = `seed ${seed} ${protocol}/${port} ${key(from)} -> ${key(to)}`;
+      const label = `${name} ${protocol}/${port} ${key(from)} -> ${key(to)}`;
       expect(o, label).toBeDefined();
       expect({ delivered: o!.delivered, natted: o!.natted, seen: o!.seenSource, reason: o!.reason }, label).toEqual({
         delivered: brute.delivered,
@@ -260,9 +313,9 @@ function compare(seed: number, protocol: Protocol, port: number): void {
   }
   expect(outcomes.length).toBe(pairs);
   const report = fabric.reachability({ from: eps, to: eps, protocol, port, maxFailures: 1000 });
-  expect({ pairs: report.pairs, delivered: report.delivered, natted: report.natted }, `seed ${seed}`).toEqual({ pairs, delivered, natted });
+  expect({ pairs: report.pairs, delivered: report.delivered, natted: report.natted }, name).toEqual({ pairs, delivered, natted });
   expect(report.failures.length).toBe(pairs - delivered);
-  for (const f of report.failures) expect(f.result.delivered, `seed ${seed} ${key(f.from)} -> ${key(f.to)}`).toBe(false);
+  for (const f of report.failures) expect(f.result.delivered, `${name} ${key(f.from)} -> ${key(f.to)}`).toBe(false);
 }
 
 describe("reachability() agrees with brute-force send()", () => {
@@ -273,6 +326,19 @@ describe("reachability() agrees with brute-force send()", () => {
       }),
       { numRuns: Number(process.env.CNIKIT_SIM_PROPERTY_RUNS ?? 300) },
     );
+  });
+
+  it.each([["tcp", 80] as const, ["icmp", 0] as const])("on a vxlan mesh across a router with broken outer paths (%s/%i)", (protocol, port) => {
+    compareFabric(vxlanMesh(), "vxlan mesh", protocol, port);
+    const reasons = vxlanMesh()
+      .reachabilityPairs({ protocol, port })
+      .flatMap((o) => (o.delivered ? [] : [o.reason!]));
+    for (const fragment of ["nobody on subnet a answers ARP for 198.51.100.99", "arrived at external:internet", "blackhole route", "forwarding is disabled at node n6", "no route to"]) {
+      expect(
+        reasons.some((r) => r.includes(fragment)),
+        fragment,
+      ).toBe(true);
+    }
   });
 
   // Seeds that once found a difference, kept as regressions.
