@@ -1,6 +1,9 @@
 // CNI ADD and DEL wall time on the real kernel, driven by @cnikit/cni's runtime the way containerd
 // drives a conflist: p50/p95 over 200 pods added one after another and deleted one after another,
-// then 100 ADDs at once on one node (pods/s). The reference conflist (Debian's bridge + host-local)
+// then 100 ADDs at once on one node (pods/s), in rounds that alternate reference and cnikit (A, B,
+// A, B: on a shared machine the load drifts, so the ratio is taken per adjacent pair and its median
+// printed), with the CPU time each side spent per ADD (the plugin processes the runtime started,
+// reaped; cnikitd's own). The reference conflist (Debian's bridge + host-local)
 // and cnikit's (cnikit-cni forwarding to a cnikitd with the flannel backend on a file store,
 // rendering with @cnikit/linux) run side by side in one run, with the ratio printed. Every plugin
 // runs inside a scratch "node" namespace (`ip netns exec`, the same wrapper for both), each pod
@@ -9,7 +12,7 @@
 // Needs root, iproute2 and containernetworking-plugins. Wall-clock figures; nothing asserted.
 // Run alone: pnpm exec tsx --conditions=source scripts/bench/cni.ts
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,6 +22,8 @@ import { runIfMain, type Figure } from "./figures.ts";
 
 const PODS = 200;
 const PARALLEL = 100;
+/** Parallel rounds per side, alternating reference and cnikit ($CNI_BENCH_ROUNDS, default 3). */
+const ROUNDS = Math.max(1, Number(process.env["CNI_BENCH_ROUNDS"] ?? 3) || 3);
 const CNI_DIR = "/usr/lib/cni";
 
 function percentile(sorted: number[], p: number): number {
@@ -66,12 +71,15 @@ interface Subject {
 interface SeriesResult {
   add: number[];
   del: number[];
-  parallelPodsPerSecond: number;
 }
 
-interface Phases {
-  /** Runs between the sequential and the parallel phase (cnikit: restart the daemon to read its stage timings). */
-  between?: () => Promise<void>;
+/** One round of PARALLEL ADDs at once (timed), then their DELs (not timed). */
+interface ParallelRound {
+  podsPerSecond: number;
+  /** CPU time (ms) per ADD of the processes the runtime started (reaped children: wrapper, plugins and whatever they ran). */
+  childCpuMs: number;
+  /** CPU time (ms) per ADD of this process: the runtime (containerd's part), the same code for both. */
+  runtimeCpuMs: number;
 }
 
 function pod(pods: string[], i: number, tag: string): RuntimeConf {
@@ -87,8 +95,8 @@ function pod(pods: string[], i: number, tag: string): RuntimeConf {
   };
 }
 
-/** 200 sequential ADDs, 200 sequential DELs, then 100 parallel ADDs (timed) and their DELs. */
-async function series(subject: Subject, pods: string[], tag: string, phases: Phases = {}): Promise<SeriesResult> {
+/** 200 sequential ADDs, then 200 sequential DELs (after a warm-up ADD and DEL). */
+async function sequential(subject: Subject, pods: string[], tag: string): Promise<SeriesResult> {
   const { runtime, list } = subject;
   // Warm-up: VERSION answers cached, executables and libraries in the page cache.
   await runtime.add(list, pod(pods, 0, `${tag}w`));
@@ -105,12 +113,42 @@ async function series(subject: Subject, pods: string[], tag: string, phases: Pha
     await runtime.del(list, pod(pods, i, tag));
     del.push(performance.now() - t0);
   }
-  await phases.between?.();
+  return { add: add.sort((a, b) => a - b), del: del.sort((a, b) => a - b) };
+}
+
+let clockTicks: number | undefined;
+
+/** utime + stime (ms) of process `pid`, or of its reaped children (cutime + cstime) with `children`. */
+function procCpuMs(pid: number | "self", children = false): number {
+  // Fields after the command (which is in parentheses and may hold spaces): state is field 3.
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const [u, s] = children ? [f[13], f[14]] : [f[11], f[12]];
+  clockTicks ??= Number(run("getconf", ["CLK_TCK"]).trim()) || 100;
+  return ((Number(u) + Number(s)) * 1000) / clockTicks;
+}
+
+/** PARALLEL ADDs at once (timed, with their CPU time), then their DELs. */
+async function parallelRound(subject: Subject, pods: string[], tag: string, daemonCpuMs?: () => number): Promise<ParallelRound & { daemonCpuMs: number }> {
+  const { runtime, list } = subject;
+  const daemon0 = daemonCpuMs?.() ?? 0;
+  const child0 = procCpuMs("self", true);
+  const self0 = process.cpuUsage();
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: PARALLEL }, (_, i) => runtime.add(list, pod(pods, i, `${tag}p`))));
-  const parallelMs = performance.now() - t0;
-  await Promise.all(Array.from({ length: PARALLEL }, (_, i) => runtime.del(list, pod(pods, i, `${tag}p`))));
-  return { add: add.sort((a, b) => a - b), del: del.sort((a, b) => a - b), parallelPodsPerSecond: (PARALLEL / parallelMs) * 1000 };
+  await Promise.all(Array.from({ length: PARALLEL }, (_, i) => runtime.add(list, pod(pods, i, tag))));
+  const ms = performance.now() - t0;
+  const self = process.cpuUsage(self0);
+  const childCpuMs = procCpuMs("self", true) - child0;
+  const daemon = (daemonCpuMs?.() ?? 0) - daemon0;
+  await Promise.all(Array.from({ length: PARALLEL }, (_, i) => runtime.del(list, pod(pods, i, tag))));
+  return { podsPerSecond: (PARALLEL / ms) * 1000, childCpuMs: childCpuMs / PARALLEL, runtimeCpuMs: (self.user + self.system) / 1000 / PARALLEL, daemonCpuMs: daemon / PARALLEL };
+}
+
+function median(values: readonly number[]): number {
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  );
 }
 
 /** Median wall time (ms) of `n` runs of `argv` with `env`, stdin `input`. */
@@ -210,6 +248,11 @@ class Daemon {
     return line ? (JSON.parse(line.slice("cnikitd: stats ".length)) as DaemonStats) : undefined;
   }
 
+  /** CPU time (ms) cnikitd used so far (`ip netns exec` execs node, so the child is cnikitd itself). */
+  cpuMs(): number {
+    return this.child?.pid === undefined ? Number.NaN : procCpuMs(this.child.pid);
+  }
+
   /** Kills it (SIGKILL) if it still runs: for the clean-up after a failure. */
   kill(): void {
     if (this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
@@ -253,12 +296,33 @@ function mean(stats: DaemonStats | undefined, stage: string): number {
   return s && s.count > 0 ? s.totalMs / s.count : Number.NaN;
 }
 
-function pushSeries(figures: Figure[], label: string, r: SeriesResult): void {
+function pushSequential(figures: Figure[], label: string, r: SeriesResult): void {
   figures.push({ name: `${label}: ADD p50 (${PODS} pods, sequential)`, value: percentile(r.add, 50), unit: "ms" });
   figures.push({ name: `${label}: ADD p95`, value: percentile(r.add, 95), unit: "ms" });
   figures.push({ name: `${label}: DEL p50`, value: percentile(r.del, 50), unit: "ms" });
   figures.push({ name: `${label}: DEL p95`, value: percentile(r.del, 95), unit: "ms" });
-  figures.push({ name: `${label}: ${PARALLEL} parallel ADDs on one node`, value: r.parallelPodsPerSecond, unit: "pods/s" });
+}
+
+/**
+ * The parallel figures of `label` against the reference rounds run beside it (round i of each ran
+ * back to back): medians, the per-pair ratios, and the CPU time per ADD on each side.
+ */
+function pushParallel(figures: Figure[], label: string, ref: ParallelRound[], ck: (ParallelRound & { daemonCpuMs: number })[]): void {
+  const ratios = ck.map((r, i) => r.podsPerSecond / ref[i]!.podsPerSecond);
+  figures.push({ name: `reference: ${PARALLEL} parallel ADDs on one node (median of ${ref.length} rounds beside ${label})`, value: median(ref.map((r) => r.podsPerSecond)), unit: "pods/s" });
+  figures.push({ name: `${label}: ${PARALLEL} parallel ADDs on one node (median of ${ck.length} rounds)`, value: median(ck.map((r) => r.podsPerSecond)), unit: "pods/s" });
+  figures.push({ name: `ratio ${label} / reference: parallel pods/s (median of ${ratios.length} adjacent pairs)`, value: median(ratios), unit: "x" });
+  figures.push({ name: `ratio ${label} / reference: parallel pods/s, lowest pair`, value: Math.min(...ratios), unit: "x" });
+  figures.push({ name: `ratio ${label} / reference: parallel pods/s, highest pair`, value: Math.max(...ratios), unit: "x" });
+  const refCpu = median(ref.map((r) => r.childCpuMs));
+  const ckChild = median(ck.map((r) => r.childCpuMs));
+  const ckDaemon = median(ck.map((r) => r.daemonCpuMs));
+  figures.push({ name: `cpu reference: per parallel ADD, processes started (wrapper, bridge, host-local)`, value: refCpu, unit: "ms" });
+  figures.push({ name: `cpu reference: per parallel ADD, the runtime (this process)`, value: median(ref.map((r) => r.runtimeCpuMs)), unit: "ms" });
+  figures.push({ name: `cpu ${label}: per parallel ADD, processes started (wrapper, shim)`, value: ckChild, unit: "ms" });
+  figures.push({ name: `cpu ${label}: per parallel ADD, cnikitd`, value: ckDaemon, unit: "ms" });
+  figures.push({ name: `cpu ${label}: per parallel ADD, the runtime (this process)`, value: median(ck.map((r) => r.runtimeCpuMs)), unit: "ms" });
+  figures.push({ name: `ratio cpu reference plugins / ${label} (processes + cnikitd) per parallel ADD`, value: refCpu / (ckChild + ckDaemon), unit: "x" });
 }
 
 /** Measures ADD/DEL of the reference conflist (and cnikit's, when its daemon can run); figures in ms and pods/s. */
@@ -279,8 +343,8 @@ export async function benchCni(): Promise<Figure[]> {
     const pods = Array.from({ length: PODS }, (_, i) => scratch.ns(`p${i}`));
 
     const ref = referenceSubject(scratch, refNode);
-    const refResult = await series(ref, pods, "ref");
-    pushSeries(figures, "reference", refResult);
+    const refResult = await sequential(ref, pods, "ref");
+    pushSequential(figures, "reference", refResult);
 
     // cnikit: cnikit-cni forwarding to cnikitd (flannel vxlan, file store, one node) in its own node namespace.
     const kernel = await linuxRendererAvailable();
@@ -316,20 +380,26 @@ export async function benchCni(): Promise<Figure[]> {
           list: loadConfList({ cniVersion: "1.0.0", name: `${scratch.prefix}-ck`, plugins: [{ type: basename(shim.path), socketPath }] }),
           runtime: new CniRuntime({ cniPath: [dirname(shim.path)], cacheDir: join(scratch.dir, `cache-ck-${shim.kind}`), exec: spawnExec({ wrapper: netnsWrapper(ckNode) }) }),
         };
-        let sequentialStats: DaemonStats | undefined;
         await daemon.start();
-        const ckResult = await series(ck, pods, `ck${shim.kind}`, {
-          between: async () => {
-            sequentialStats = await daemon.stop();
-            await daemon.start();
-          },
-        });
-        await daemon.stop();
-        pushSeries(figures, label, ckResult);
+        const ckResult = await sequential(ck, pods, `ck${shim.kind}`);
+        // Restarted so that the stage timings it prints at the stop cover one phase each.
+        const sequentialStats = await daemon.stop();
+        pushSequential(figures, label, ckResult);
         figures.push({ name: `ratio ${label} / reference: ADD p50`, value: percentile(ckResult.add, 50) / percentile(refResult.add, 50), unit: "x" });
         figures.push({ name: `ratio ${label} / reference: ADD p95`, value: percentile(ckResult.add, 95) / percentile(refResult.add, 95), unit: "x" });
         figures.push({ name: `ratio ${label} / reference: DEL p50`, value: percentile(ckResult.del, 50) / percentile(refResult.del, 50), unit: "x" });
-        figures.push({ name: `ratio ${label} / reference: parallel pods/s`, value: ckResult.parallelPodsPerSecond / refResult.parallelPodsPerSecond, unit: "x" });
+        await daemon.start();
+        const refRounds: ParallelRound[] = [];
+        const ckRounds: (ParallelRound & { daemonCpuMs: number })[] = [];
+        for (let r = 0; r < ROUNDS; r++) {
+          refRounds.push(await parallelRound(ref, pods, `ref${shim.kind}p${r}`));
+          ckRounds.push(await parallelRound(ck, pods, `ck${shim.kind}p${r}`, () => daemon.cpuMs()));
+        }
+        const parallelStats = await daemon.stop();
+        pushParallel(figures, label, refRounds, ckRounds);
+        figures.push({ name: `breakdown ${label}: parallel rounds, daemon ADD attach (IPAM, store), mean`, value: mean(parallelStats, "ADD.attach"), unit: "ms" });
+        figures.push({ name: `breakdown ${label}: parallel rounds, daemon ADD waiting for its apply, mean`, value: mean(parallelStats, "ADD.apply"), unit: "ms" });
+        figures.push({ name: `breakdown ${label}: parallel rounds, requests per apply (ADD, DEL)`, value: parallelStats ? parallelStats.requests / parallelStats.applies : Number.NaN, unit: "x" });
         // Where an ADD goes: the daemon's own stage timings (sequential phase) against the wall time.
         const addTotal = mean(sequentialStats, "ADD.total");
         figures.push({ name: `breakdown ${label}: daemon ADD handling, mean`, value: addTotal, unit: "ms" });
