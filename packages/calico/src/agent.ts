@@ -29,7 +29,7 @@
  * policy snapshot.
  */
 import { AddressInUseError, AgentRuntime, CheckFailedError, ConfigError, Informer, KUBE_PREFIX, TryAgainError, podKey, sameJson } from "@cnikit/core";
-import type { AgentContext, AttachResult, BgpSessionStatus, InformerEvent, MembershipEvent, NodeDataplane, PodAttachment, PodRef, UnderlayInterface } from "@cnikit/core";
+import type { AgentContext, AttachResult, BgpSessionStatus, InformerEvent, MembershipEvent, NodeDataplane, PodAttachment, PodRef, TimerHandle, UnderlayInterface } from "@cnikit/core";
 import { BgpSpeaker, peerTransportAdapter } from "bgp-utils-free";
 import { PolicyComponent, externalPodDirectory, planPolicy } from "@cnikit/netpol";
 import type { CalicoConfig } from "./config.ts";
@@ -85,6 +85,8 @@ export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
   /** Routes learned over BGP, with their plan entries kept between plans (one UPDATE costs O(its prefixes)). */
   private readonly learned = new LearnedTable();
   private blocks = new Set<string>();
+  /** The peer sync due in this instant of `ctx.clock` (see `onNodes`). */
+  private peerSync: TimerHandle | undefined;
   private announced = new Set<string>();
   private readonly policy: PolicyComponent;
 
@@ -276,9 +278,17 @@ export class CalicoAgent extends AgentRuntime<CalicoConfig, PodRecord> {
     }
   }
 
+  /**
+   * Node records changed: the BGP peers are chosen again once per instant of `ctx.clock` (a 0 ms
+   * timer), not once per record — a cold start hands every agent one watch event per node, and
+   * choosing the peers is O(N) (`desiredPeers`), which was O(N²) per agent, O(N³) for the cluster.
+   */
   private onNodes(): void {
     if (this.phase !== "running") return;
-    this.syncPeers();
+    this.peerSync ??= this.after(0, () => {
+      this.peerSync = undefined;
+      this.syncPeers();
+    });
     this.replan({ defer: true });
   }
 
