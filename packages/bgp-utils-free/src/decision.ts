@@ -51,6 +51,11 @@ function addressScore(text: string): number {
  * not depend on the order of `routes`.
  */
 export function selectBest(routes: readonly Route[], ctx: DecisionContext): Route | undefined {
+  if (routes.length === 1) {
+    // One candidate (most prefixes): no candidate arrays.
+    const r = routes[0]!;
+    return r.ineligible === undefined && resolvable(r, ctx) ? r : undefined;
+  }
   let c = routes.filter((r) => r.ineligible === undefined);
   if (c.length === 0) return undefined;
   if (c.length === 1) return resolvable(c[0]!, ctx) ? c[0] : undefined;

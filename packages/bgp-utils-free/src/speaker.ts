@@ -90,6 +90,12 @@ interface OutEntry {
   readonly block: Uint8Array;
   readonly key: string;
   readonly nextHop: string[];
+  /**
+   * The last UPDATE built for this entry and one prefix (with that ADD-PATH setting and message
+   * size): a reflected route is one entry and one prefix for every client of a class, in its own
+   * round and in each initial table after it, so it is encoded once.
+   */
+  one: { prefix: string; ap: boolean; max: number; messages: Uint8Array[] } | undefined;
 }
 
 interface PeerRuntime {
@@ -144,7 +150,8 @@ export class BgpSpeaker {
   private readonly table = new Map<string, PrefixEntry>();
   private readonly local = new Map<string, Route>();
   private readonly localSource: RouteSource;
-  private readonly dirty = new Set<string>();
+  /** Prefixes whose candidates changed since the last decision run, with their Loc-RIB entry. */
+  private readonly dirty = new Map<string, PrefixEntry>();
   private flushQueue: PeerRuntime[] = [];
   private readonly established = new Set<PeerRuntime>();
   /** Prefixes with a selected route. */
@@ -160,6 +167,9 @@ export class BgpSpeaker {
    * attributes). Cleared when the round ends.
    */
   private readonly packed = new Map<string, Uint8Array[]>();
+  /** The last one-prefix withdrawal built (`flushOne`): every peer of a round is due the same one. */
+  private lastWithdraw: { prefix: string; ap: boolean; max: number; messages: Uint8Array[] } | undefined;
+  private readonly runProcess = (): void => this.process();
   private readonly exportCache = new WeakMap<RouteAttributes, Map<string, OutEntry | null>>();
   private readonly localAttrs = new Map<string, RouteAttributes>();
   private readonly attrKeys = new WeakMap<RouteAttributes, string>();
@@ -628,7 +638,7 @@ export class BgpSpeaker {
         p.pending.set(prefix, entry);
       }
       this.flushPeer(p);
-      this.packed.clear();
+      this.endRound();
       if (err) p.session.send(encodeMessage({ type: "route-refresh", afi: m.afi, safi: m.safi, subtype: RouteRefreshSubtype.END }));
     } else if (m.subtype === RouteRefreshSubtype.BEGIN && p.negotiated?.enhancedRouteRefresh) {
       for (const r of p.adjIn.values()) if (familyKey(r.afi, r.safi) === key) r.stale = true;
@@ -751,7 +761,8 @@ export class BgpSpeaker {
       if (keep.has(familyKey(r.afi, r.safi))) {
         if (!r.stale) {
           r.stale = true;
-          this.markDirty(r.prefix);
+          const e = this.table.get(r.prefix);
+          if (e) this.markDirty(e);
         }
       } else {
         this.removeAdjIn(p, key);
@@ -879,20 +890,20 @@ export class BgpSpeaker {
     } else if (route) {
       e.routes.push(route);
     }
-    this.markDirty(prefix);
+    this.markDirty(e);
   }
 
   // ---------------------------------------------------------------- decision and sending
 
-  private markDirty(prefix: string): void {
-    this.dirty.add(prefix);
+  private markDirty(e: PrefixEntry): void {
+    this.dirty.set(e.prefix, e);
     this.schedule();
   }
 
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    queueMicrotask(() => this.process());
+    queueMicrotask(this.runProcess);
   }
 
   /** Runs the decision process for every dirty prefix, then sends what changed to every peer. */
@@ -900,17 +911,11 @@ export class BgpSpeaker {
     this.scheduled = false;
     // iBGP peers that are not our clients never get a route learned from another such peer (split
     // horizon): a prefix whose old and new best are both such routes skips them as a group, so a
-    // full mesh costs nothing per UPDATE for the peers it is not exported to.
-    const mesh: PeerRuntime[] = [];
+    // full mesh costs nothing per UPDATE for the peers it is not exported to. Grouped on first use.
+    let mesh: PeerRuntime[] | undefined;
     const others: PeerRuntime[] = [];
-    for (const p of this.established) {
-      if (!p.session || p.session.state !== "Established") continue;
-      if (p.ibgp && !p.config.routeReflectorClient) mesh.push(p);
-      else others.push(p);
-    }
-    for (const prefix of this.dirty) {
-      const e = this.table.get(prefix);
-      if (!e) continue;
+    const listening = this.routeListeners.size > 0;
+    for (const [prefix, e] of this.dirty) {
       const old = e.best;
       const best = selectBest(e.routes, this.decision);
       if (e.routes.length === 0) this.table.delete(prefix);
@@ -918,17 +923,40 @@ export class BgpSpeaker {
       e.best = best;
       if (!old) this.selected++;
       else if (!best) this.selected--;
-      if (!best) this.emit(this.routeListeners, { type: "withdrawn", prefix, previous: old! });
+      if (!listening) {
+        // No listener: no event objects.
+      } else if (!best) this.emit(this.routeListeners, { type: "withdrawn", prefix, previous: old! });
       else if (!old) this.emit(this.routeListeners, { type: "added", prefix, route: best });
       else if (old.source !== best.source || old.pathId !== best.pathId || this.attrKey(old.attributes) !== this.attrKey(best.attributes)) {
         this.emit(this.routeListeners, { type: "changed", prefix, route: best, previous: old });
       }
-      const groups = mesh.length > 0 && splitHorizon(old) && splitHorizon(best) ? [others] : [others, mesh];
-      for (const group of groups) {
+      if (mesh === undefined) {
+        mesh = [];
+        for (const p of this.established) {
+          if (!p.session || p.session.state !== "Established") continue;
+          if (p.ibgp && !p.config.routeReflectorClient) mesh.push(p);
+          else others.push(p);
+        }
+      }
+      // The only change of this round (routes trickling in): peers with nothing else pending get it
+      // at once, without the pending map and the flush queue (the same UPDATE either way).
+      const alone = this.dirty.size === 1;
+      for (let g = 0; g < 2; g++) {
+        const group = g === 0 ? others : mesh;
+        if (g === 1 && (mesh.length === 0 || (splitHorizon(old) && splitHorizon(best)))) break;
         for (const p of group) {
           const entry = best ? this.exportEntry(best, p) : null;
           // Nothing to send and nothing sent before: skip the flush.
           if (entry === null && !p.adjOut.has(prefix) && !p.pending.has(prefix)) continue;
+          if (alone && !p.queued && !this.deferring) {
+            // Not queued: nothing else pending (`flushPeer` empties it; `queueFlush` goes with every `pending.set`).
+            const s = p.session;
+            if (s && s.state === "Established") {
+              this.flushOne(p, s, prefix, entry);
+              this.sendEndOfRib(p, s);
+            }
+            continue;
+          }
           p.pending.set(prefix, entry);
           this.queueFlush(p);
         }
@@ -942,7 +970,13 @@ export class BgpSpeaker {
       p.queued = false;
       this.flushPeer(p);
     }
-    this.packed.clear();
+    this.endRound();
+  }
+
+  /** Forgets the UPDATEs packed in a flush round. */
+  private endRound(): void {
+    if (this.packed.size > 0) this.packed.clear();
+    this.lastWithdraw = undefined;
   }
 
   private queueFlush(p: PeerRuntime): void {
@@ -996,6 +1030,27 @@ export class BgpSpeaker {
     const codec = s.sendCodec;
     for (const f of fams) {
       if (!f) continue;
+      if (f.withdraw.length === 0) {
+        // Announcements only: packing is per attribute group, so each group's UPDATEs are built (or
+        // found) alone — a single-prefix group is its entry's cached UPDATE (initial tables).
+        const ap = f.afi === Afi.IPV6 ? ap6 : ap4;
+        const max = codec.maxMessageLength ?? 0;
+        for (const g of f.groups.values()) {
+          let messages: Uint8Array[] | undefined;
+          if (g.nlri.length === 1) {
+            messages = this.oneUpdate(g.entry, g.nlri[0]!.prefix, f.afi, ap, codec);
+          } else {
+            const key = `g|${f.afi}|${ap}|${max}|${g.entry.id}:${joinPrefixes(g.nlri)}`;
+            messages = this.packed.get(key);
+            if (!messages) {
+              messages = packUpdates({ afi: f.afi, safi: Safi.UNICAST, withdraw: [], announce: [{ attributes: g.entry.block, nextHop: g.entry.nextHop, nlri: g.nlri }], codec });
+              this.packed.set(key, messages);
+            }
+          }
+          for (const m of messages) s.send(m);
+        }
+        continue;
+      }
       let key = `${f.afi}|${f.afi === Afi.IPV6 ? ap6 : ap4}|${codec.maxMessageLength ?? 0}|${joinPrefixes(f.withdraw)}`;
       for (const g of f.groups.values()) key += `|${g.entry.id}:${joinPrefixes(g.nlri)}`;
       let messages = this.packed.get(key);
@@ -1025,19 +1080,32 @@ export class BgpSpeaker {
     else p.adjOut.set(prefix, desired);
     const codec = s.sendCodec;
     const v6 = prefix.includes(":");
+    const afi = v6 ? Afi.IPV6 : Afi.IPV4;
     const ap = codec.addPath !== undefined && codec.addPath.has(v6 ? IPV6_UNICAST_KEY : IPV4_UNICAST_KEY);
-    const key = `one|${v6 ? 6 : 4}|${ap}|${codec.maxMessageLength ?? 0}|${desired === null ? "-" : desired.id}|${prefix}`;
-    let messages = this.packed.get(key);
-    if (!messages) {
-      const nlri: Nlri = ap ? { prefix, pathId: 1 } : { prefix };
-      const afi = v6 ? Afi.IPV6 : Afi.IPV4;
-      messages =
-        desired === null
-          ? packUpdates({ afi, safi: Safi.UNICAST, withdraw: [nlri], announce: [], codec })
-          : packUpdates({ afi, safi: Safi.UNICAST, withdraw: [], announce: [{ attributes: desired.block, nextHop: desired.nextHop, nlri: [nlri] }], codec });
-      this.packed.set(key, messages);
+    if (desired !== null) {
+      for (const m of this.oneUpdate(desired, prefix, afi, ap, codec)) s.send(m);
+      return;
     }
-    for (const m of messages) s.send(m);
+    // A withdrawal: the same bytes for every peer due it in this round.
+    const max = codec.maxMessageLength ?? 0;
+    let w = this.lastWithdraw;
+    if (w === undefined || w.prefix !== prefix || w.ap !== ap || w.max !== max) {
+      const nlri: Nlri = ap ? { prefix, pathId: 1 } : { prefix };
+      w = { prefix, ap, max, messages: packUpdates({ afi, safi: Safi.UNICAST, withdraw: [nlri], announce: [], codec }) };
+      this.lastWithdraw = w;
+    }
+    for (const m of w.messages) s.send(m);
+  }
+
+  /** The UPDATEs announcing `prefix` alone with `entry` (cached on the entry; `ap`: ADD-PATH for the family). */
+  private oneUpdate(entry: OutEntry, prefix: string, afi: number, ap: boolean, codec: Session["sendCodec"]): Uint8Array[] {
+    const max = codec.maxMessageLength ?? 0;
+    const c = entry.one;
+    if (c !== undefined && c.prefix === prefix && c.ap === ap && c.max === max) return c.messages;
+    const nlri: Nlri = ap ? { prefix, pathId: 1 } : { prefix };
+    const messages = packUpdates({ afi, safi: Safi.UNICAST, withdraw: [], announce: [{ attributes: entry.block, nextHop: entry.nextHop, nlri: [nlri] }], codec });
+    entry.one = { prefix, ap, max, messages };
+    return messages;
   }
 
   /**
@@ -1083,7 +1151,7 @@ export class BgpSpeaker {
     const block = encodeRouteAttributes(attrs, { fourOctetAs: p.negotiated!.fourOctetAs, afi });
     const nextHop = afi === Afi.IPV4 ? [attrs.nextHop] : attrs.nextHopLinkLocal ? [attrs.nextHop, attrs.nextHopLinkLocal] : [attrs.nextHop];
     const key = `${Buffer.from(block.buffer, block.byteOffset, block.length).toString("latin1")}|${nextHop.join(",")}`;
-    return { id: this.nextEntryId++, attributes: attrs, block, key, nextHop };
+    return { id: this.nextEntryId++, attributes: attrs, block, key, nextHop, one: undefined };
   }
 
   /** The attributes as sent to `p` (RFC 4271 §5.1, RFC 4456 §8). */

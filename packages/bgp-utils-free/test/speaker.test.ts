@@ -230,6 +230,82 @@ describe("iBGP full mesh and route reflection", () => {
     expect(a.candidates("10.244.1.0/26")).toHaveLength(1);
   });
 
+  it("a reflected route is the same bytes for clients that were up before it and for a client whose initial table carries it; never sent to its originator; its withdrawal reaches every client that had it", async () => {
+    const net = new MemoryNetwork();
+    const clock = new TestClock();
+    const clientAddrs = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"];
+    const rr = speaker(
+      net,
+      clock,
+      "10.0.0.100",
+      64512,
+      clientAddrs.map((address) => ({ address, asn: 64512, passive: true, routeReflectorClient: true })),
+      { clusterId: "244.0.0.1" },
+    );
+    await rr.start();
+    const early = ["10.0.0.3", "10.0.0.4"].map((a) => new RawPeer({ network: net, address: a, asn: 64512, routerId: a }));
+    for (const r of early) {
+      await r.dial("10.0.0.100");
+      await r.establish();
+    }
+    const [c1, c2] = ["10.0.0.1", "10.0.0.2"].map((a) => speaker(net, clock, a, 64512, [{ address: "10.0.0.100", asn: 64512 }]));
+    await c1!.start();
+    await c2!.start();
+    await clock.advance(1);
+    // One route per round (the one-prefix path), then two prefixes of equal attributes in one round.
+    c1!.announce("10.244.1.0/26");
+    await clock.advance(1);
+    c2!.announce("10.244.2.0/26");
+    await clock.advance(1);
+    c1!.announce(["10.244.1.64/26", "10.244.1.128/26"]);
+    await clock.advance(1);
+    // A client that comes up now gets all of it in its initial table.
+    const late = new RawPeer({ network: net, address: "10.0.0.5", asn: 64512, routerId: "10.0.0.5" });
+    await late.dial("10.0.0.100");
+    await late.establish();
+    await clock.advance(1);
+    const announcements = (r: RawPeer): Map<string, Uint8Array> => {
+      const out = new Map<string, Uint8Array>();
+      r.received.forEach((m, i) => {
+        if (m.type === "update" && m.nlri.length > 0) out.set(m.nlri.map((n) => n.prefix).join(" "), r.raw[i]!);
+      });
+      return out;
+    };
+    const seen = [...early, late].map(announcements);
+    const expected = ["10.244.1.0/26", "10.244.2.0/26", "10.244.1.64/26 10.244.1.128/26"];
+    expect([...seen[0]!.keys()]).toEqual(expected);
+    expect([...seen[1]!.keys()]).toEqual(expected);
+    for (const key of expected) expect(seen[1]!.get(key)).toEqual(seen[0]!.get(key));
+    // The initial table packs prefixes of equal attributes together; c2's route is the same bytes.
+    expect([...seen[2]!.keys()]).toEqual(["10.244.1.0/26 10.244.1.64/26 10.244.1.128/26", "10.244.2.0/26"]);
+    expect(seen[2]!.get("10.244.2.0/26")).toEqual(seen[0]!.get("10.244.2.0/26"));
+    const first = early[0]!.of("update").find((u) => u.nlri.length === 1 && u.nlri[0]!.prefix === "10.244.2.0/26")!;
+    expect(routesFromUpdate(first, true)[0]!.attributes).toMatchObject({ nextHop: "10.0.0.2", originatorId: "10.0.0.2", clusterList: ["244.0.0.1"] });
+    // Never back to the originator: each client speaker holds its own prefixes as its only candidates.
+    expect(rr.adjRibOut("10.0.0.1").map((r) => r.prefix)).toEqual(["10.244.2.0/26"]);
+    expect(
+      rr
+        .adjRibOut("10.0.0.2")
+        .map((r) => r.prefix)
+        .sort(),
+    ).toEqual(["10.244.1.0/26", "10.244.1.128/26", "10.244.1.64/26"]);
+    for (const p of ["10.244.1.0/26", "10.244.1.64/26", "10.244.1.128/26"]) expect(c1!.candidates(p)).toHaveLength(1);
+    expect(c2!.candidates("10.244.2.0/26")).toHaveLength(1);
+    expect(c2!.route("10.244.1.0/26")?.attributes.originatorId).toBe("10.0.0.1");
+    // A withdrawal reaches every client that had the route, the late one included, and nobody else.
+    const before = [...early, late].map((r) => r.of("update").length);
+    c1!.withdraw("10.244.1.0/26");
+    await clock.advance(1);
+    [...early, late].forEach((r, i) => {
+      const fresh = r.of("update").slice(before[i]);
+      expect(fresh).toEqual([{ type: "update", withdrawn: [{ prefix: "10.244.1.0/26" }], attributes: [], nlri: [] }]);
+    });
+    expect(c2!.route("10.244.1.0/26")).toBeUndefined();
+    expect(c1!.route("10.244.1.0/26")).toBeUndefined();
+    for (const a of ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"]) expect(rr.adjRibOut(a).map((r) => r.prefix)).not.toContain("10.244.1.0/26");
+    await Promise.all([rr.stop(), c1!.stop(), c2!.stop()]);
+  });
+
   it("full mesh: a prefix whose best flips between an iBGP-learned and a local route is announced to and withdrawn from the other peers", async () => {
     const net = new MemoryNetwork();
     const clock = new TestClock();

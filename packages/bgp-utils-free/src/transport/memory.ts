@@ -63,11 +63,14 @@ class MemoryStream implements BgpStream {
   schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    queueMicrotask(() => {
-      this.scheduled = false;
-      this.pump();
-    });
+    queueMicrotask(this.runPump);
   }
+
+  /** The scheduled pump, one function made once (no closure per delivery). */
+  private readonly runPump = (): void => {
+    this.scheduled = false;
+    this.pump();
+  };
 
   pump(): void {
     if (this.closed) return;
