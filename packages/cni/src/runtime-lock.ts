@@ -19,6 +19,7 @@
 import { link, mkdir, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
+import { randomBytes } from "node:crypto";
 import { ConfigError, IoError, TryAgainError } from "@cnikit/core";
 
 /** FIFO mutual exclusion per key. */
@@ -214,7 +215,6 @@ export class FileLocks {
   private readonly maxPollMs: number;
   private readonly unreadableStaleMs: number;
   private readonly foreignStaleMs: number;
-  private seq = 0;
 
   constructor(dir: string, options: FileLocksOptions = {}) {
     this.dir = dir;
@@ -276,7 +276,12 @@ export class FileLocks {
 
   /** Creates `file` holding our owner record, atomically; false when it exists. */
   private async tryLink(file: string): Promise<boolean> {
-    const tmp = `${file}.${process.pid}.${++this.seq}.tmp`;
+    // The staging file's name must be unique to this one attempt: two FileLocks in one process
+    // (two runtimes, or a runtime and a daemon) once shared a per-instance counter's value, so one
+    // overwrote the other's staging file and, having linked and removed it, left the other's link(2)
+    // failing with ENOENT. Random bytes also keep apart runtimes in other pid namespaces that share
+    // the directory and happen to have the same pid.
+    const tmp = `${file}.${process.pid}.${randomBytes(8).toString("hex")}.tmp`;
     try {
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
       await writeFile(tmp, `${JSON.stringify(currentLockOwner())}\n`, { mode: 0o600 });

@@ -223,6 +223,28 @@ describe("FileLocks", () => {
     expect(both).toBe(true);
   });
 
+  it("keeps apart many FileLocks of one process taking one name at once (each attempt stages its own file)", async () => {
+    // Fresh instances all make their first attempt together: with a staging name that repeated
+    // between instances, one removed the file another was about to link (ENOENT).
+    for (let round = 0; round < 20; round++) {
+      let inside = 0;
+      let most = 0;
+      const holders = Array.from({ length: 8 }, () => new FileLocks(dir, { pollMs: 1, maxPollMs: 5 }));
+      await Promise.all(
+        holders.map((locks) =>
+          locks.run(`many${round}`, async () => {
+            inside++;
+            most = Math.max(most, inside);
+            await new Promise((r) => setImmediate(r));
+            inside--;
+          }),
+        ),
+      );
+      expect(most, `round ${round}`).toBe(1);
+    }
+    expect(readdirSync(dir).filter((f) => f.startsWith("many"))).toEqual([]);
+  });
+
   it("refuses a name that is not a container id", async () => {
     await expect(new FileLocks(dir).run("../etc", async () => "ran")).rejects.toMatchObject({ code: 7 });
   });
