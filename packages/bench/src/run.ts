@@ -293,7 +293,7 @@ function seenAt(h: Harness, checkMs: () => number): { h: Harness; wallAt(virtual
   });
   return {
     h: { ...h, cluster },
-    wallAt: (virtual) => Math.round((looks.find((l) => l.v >= virtual) ?? looks[looks.length - 1] ?? { wall: performance.now() - checkMs() }).wall),
+    wallAt: (virtual) => (looks.find((l) => l.v >= virtual) ?? looks[looks.length - 1] ?? { wall: performance.now() - checkMs() }).wall,
   };
 }
 
@@ -371,7 +371,7 @@ async function runOnce(ctx: CheckContext, scenario: Scenario, n: number, seed: n
       watchEvents: events.count - events0,
       stateChanges: conv.changes,
       checkWallMs: Math.round(checkWallMs),
-      ...(conv.converged ? { convergedWallMs: seen.wallAt(conv.settledAt) - m.startedWall } : {}),
+      ...(conv.converged ? { convergedWallMs: Math.round(seen.wallAt(conv.settledAt) - m.startedWall) } : {}),
       virtualMs: conv.settledAt - m.startedAt,
       wallMs: Math.round(figures.wallMs),
       messages: figures.messages ?? 0,
