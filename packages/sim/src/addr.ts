@@ -165,7 +165,8 @@ export class IntervalMap<T> {
   private constructor(starts: bigint[], values: (T | undefined)[], family: Family) {
     this.starts = starts;
     this.values = values;
-    this.nums = family === 4 ? numbersOf(starts) : undefined;
+    // (not for the few intervals of a pod's table: a typed array per map costs more than it saves)
+    this.nums = family === 4 && starts.length >= 16 ? numbersOf(starts) : undefined;
   }
 
   /**
