@@ -20,7 +20,20 @@
  * `NodeInfo`, its pods, its peers — the node records it knows — and the policy), plus what BGP and
  * block IPAM gave this node: its affine blocks, the learned routes and its tunnel addresses.
  */
-import { ENCAP_OVERHEAD, Prefix, ROUTED_POD_GATEWAY, canonicalDataplane, emptyDataplane, fdbOrderKey, fnv1a32Hex, neighbourOrderKey, podKey, routeOrderKey, routedPodInterface } from "@cnikit/core";
+import {
+  ENCAP_OVERHEAD,
+  KeyedSortedList,
+  Prefix,
+  ROUTED_POD_GATEWAY,
+  canonicalDataplane,
+  emptyDataplane,
+  fdbOrderKey,
+  fnv1a32Hex,
+  neighbourOrderKey,
+  podKey,
+  routeOrderKey,
+  routedPodInterface,
+} from "@cnikit/core";
 import type { FdbEntry, Link, NatRule, NeighbourEntry, NodeDataplane, NodeInfo, PlanInput as KitPlanInput, PodInterface, PodPort, RouteEntry, UnderlayInterface, AddressEntry } from "@cnikit/core";
 import type { CalicoConfig, IpPool } from "./config.ts";
 
@@ -300,81 +313,6 @@ function mergeSorted(a: readonly RouteEntry[], b: readonly RouteEntry[], bKeys: 
   return out;
 }
 
-/** A list kept sorted by key (equal keys in insertion order), keys and values in parallel arrays. */
-class SortedList<T> {
-  private readonly ks: string[] = [];
-  private readonly vs: T[] = [];
-  private snapshot: T[] | undefined;
-
-  constructor(private readonly key: (v: T) => string) {}
-
-  add(v: T): void {
-    const k = this.key(v);
-    const at = this.upper(k);
-    this.ks.splice(at, 0, k);
-    this.vs.splice(at, 0, v);
-    this.snapshot = undefined;
-  }
-
-  remove(v: T): void {
-    const k = this.key(v);
-    for (let i = this.lower(k); i < this.ks.length && this.ks[i] === k; i++) {
-      if (this.vs[i] === v) {
-        this.ks.splice(i, 1);
-        this.vs.splice(i, 1);
-        this.snapshot = undefined;
-        return;
-      }
-    }
-  }
-
-  /** Replaces the contents at once (one sort). */
-  reset(values: readonly T[]): void {
-    const items = values.map((v) => ({ k: this.key(v), v }));
-    items.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
-    this.ks.length = 0;
-    this.vs.length = 0;
-    for (const i of items) {
-      this.ks.push(i.k);
-      this.vs.push(i.v);
-    }
-    this.snapshot = undefined;
-  }
-
-  /** The values in order: the same array until the list changes (never mutated once returned). */
-  values(): T[] {
-    this.snapshot ??= [...this.vs];
-    return this.snapshot;
-  }
-
-  /** The live values and keys, in order: read them before the list changes again, and keep neither. */
-  view(): { values: readonly T[]; keys: readonly string[] } {
-    return { values: this.vs, keys: this.ks };
-  }
-
-  private lower(k: string): number {
-    let lo = 0;
-    let hi = this.ks.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.ks[mid]! < k) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
-  private upper(k: string): number {
-    let lo = 0;
-    let hi = this.ks.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.ks[mid]! <= k) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-}
-
 /** A VXLAN end point's identity: its node and its entries (a changed record is another end point). */
 const peerKey = (p: VxlanPeerEntries): string => `${p.name} ${p.neighbour.ip} ${p.neighbour.mac} ${p.fdb.dst}`;
 
@@ -394,11 +332,11 @@ export class LearnedTable {
   private readonly byNextHop = new Map<string, string | Set<string>>();
   private readonly pending = new Set<string>();
   private readonly entries = new Map<string, { route?: RouteEntry; peer?: VxlanPeerEntries }>();
-  private readonly sorted = new SortedList<RouteEntry>(routeOrderKey);
+  private readonly sorted = new KeyedSortedList<RouteEntry>(routeOrderKey);
   /** VXLAN end points by node and entries (`peerKey`): how many routes use each, and its entries. */
   private readonly peers = new Map<string, { count: number; entries: VxlanPeerEntries }>();
-  private readonly neighbours = new SortedList<NeighbourEntry>(neighbourOrderKey);
-  private readonly fdb = new SortedList<FdbEntry>(fdbOrderKey);
+  private readonly neighbours = new KeyedSortedList<NeighbourEntry>(neighbourOrderKey);
+  private readonly fdb = new KeyedSortedList<FdbEntry>(fdbOrderKey);
   private context: string | undefined;
 
   /** A route was learned (or its next hop changed). */

@@ -22,3 +22,4 @@ export * from "./fabric.ts";
 export * from "./agent/index.ts";
 export * from "./process.ts";
 export * from "./cli.ts";
+export * from "./keyed-sorted-list.ts";
