@@ -30,6 +30,8 @@ import type { Endpoint } from "@cnikit/sim";
 
 /** Nodes probed before a full evaluation (each probe walks O(N) pairs; the full check O(N²)). */
 export const PROBE_NODES = 8;
+/** Failures a probe describes (as `summarizeProblems` shows them); the others are counted. */
+const SHOWN = 3;
 
 /** One node's part of the state the condition depends on. */
 interface NodeSeen {
@@ -183,10 +185,13 @@ export class ConvergenceChecker {
         [mine, nodeEps],
       ];
       for (const [from, to] of walks) {
-        const found = reachProblems(this.h, from, to);
+        // Only the first few failures are described (describing one looks its endpoints up among
+        // every pod: O(N) each, O(N²) for a node that reaches nobody yet); the rest are counted.
+        let failed = 0;
+        const found = reachProblems(this.h, from, to, () => ++failed <= SHOWN);
         if (found.length > 0) {
           this.witnesses.push(name);
-          return summarizeProblems(found);
+          return failed > found.length ? `${found.join("; ")}; and ${failed - found.length} more` : summarizeProblems(found);
         }
       }
     }
