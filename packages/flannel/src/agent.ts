@@ -104,6 +104,12 @@ export class FlannelAgent extends AgentRuntime<FlannelConfig, PodRecord> {
   /** Malformed lease versions already warned about (key -> modRevision). */
   private readonly warnedMalformed = new Map<string, number>();
   private resyncing = false;
+  /**
+   * Our own lease may have changed in the view since it was last checked: an event on its key, a
+   * listing, or any change before the agent ran. Other nodes' lease events leave it alone, so a
+   * storm of N joins does not look our lease up N times.
+   */
+  private ownChanged = true;
   private readonly counters: FlannelAgentStats = { leaseAttempts: 0, leaseConflicts: 0, watchEvents: 0, relists: 0, repairs: 0, replans: 0 };
 
   /** `options`: components composed into the agent (components.ts); none for plain flannel. */
@@ -120,7 +126,11 @@ export class FlannelAgent extends AgentRuntime<FlannelConfig, PodRecord> {
       clock: ctx.clock,
       signal: this.signal,
       decode: (kv) => this.decode(kv),
-      onEvent: (ev) => (ev.type === "delete" ? this.peers.delete(ev.key) : this.peers.set(ev.value)),
+      onEvent: (ev) => {
+        if (ev.key === this.keeper?.claim?.key) this.ownChanged = true;
+        if (ev.type === "delete") this.peers.delete(ev.key);
+        else this.peers.set(ev.value);
+      },
       onBatch: (batch) => this.onLeases(batch),
       onError: (err) => this.warn("lease watch failed; re-listing", err),
       retryMs: WATCH_BACKOFF_MS.first,
@@ -333,13 +343,20 @@ export class FlannelAgent extends AgentRuntime<FlannelConfig, PodRecord> {
   private onLeases(batch: { reason: string; changed: number; revision: number }): void {
     if (batch.reason === "watch") this.counters.watchEvents++;
     else this.counters.relists++;
-    if (this.phase !== "running") return;
+    if (batch.reason !== "watch") this.ownChanged = true;
+    if (this.phase !== "running") {
+      this.ownChanged = true;
+      return;
+    }
     if (batch.changed > 0 && (batch.reason === "resync" || batch.reason === "manual")) {
       // The store says something our watch never told us: a missed event, repaired here.
       this.counters.repairs++;
       this.ctx.log.warn(`[${COMPONENT}] resync found leases the watch had missed; repaired`, { revision: batch.revision });
     }
-    this.checkOwnLease();
+    if (this.ownChanged) {
+      this.ownChanged = false;
+      this.checkOwnLease();
+    }
     if (batch.changed > 0) this.replan();
   }
 
