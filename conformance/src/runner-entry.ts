@@ -63,6 +63,7 @@ export {
   addPods,
   converge,
   createHarness,
+  fullReachProblems,
   ipamProblems,
   livePods,
   nodeEndpoint,

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { reference } from "@cnikit/reference";
 import { calico } from "@cnikit/calico";
 import { calicoFixtures } from "@cnikit/calico/fixtures";
-import { converge, createHarness, departedOf, livePods, nodeEndpoint, podEndpoint, reachProblems, summaryFor, topologyFor } from "@cnikit/conformance/runner";
+import { converge, createHarness, departedOf, fullReachProblems, summaryFor, topologyFor } from "@cnikit/conformance/runner";
 import type { CheckContext, Harness } from "@cnikit/conformance/runner";
 import { checkerFor, convergenceProblem } from "../src/run.ts";
 import type { Triggered } from "../src/index.ts";
@@ -26,16 +26,6 @@ function context(nodes: number, backend = reference as CheckContext["backend"], 
   };
 }
 
-/** Every reachability problem of the full check, unsummarised. */
-function allReachProblems(h: Harness): string[] {
-  const pods = livePods(h).map(podEndpoint);
-  const nodes = h.cluster
-    .nodes()
-    .filter((n) => n.alive)
-    .map((n) => nodeEndpoint(n.name));
-  return [...reachProblems(h, pods, pods), ...reachProblems(h, nodes, pods), ...reachProblems(h, pods, nodes)];
-}
-
 /**
  * Converges with the checker, asking the full condition (`convergenceProblem`) beside it at every
  * evaluation: both must agree on "converged or not" every time, and a failure the checker reports
@@ -52,7 +42,7 @@ async function convergeBoth(
   const result = await converge(h, boundMs, () => {
     const a = checker.problem();
     const b = convergenceProblem(h, ctx.summary, t);
-    if (a !== undefined && a !== b) expect(allReachProblems(h)).toContain(a.split("; ")[0]!);
+    if (a !== undefined && a !== b) expect(fullReachProblems(h)).toContain(a.split("; ")[0]!);
     answers.push({ ...(a !== undefined ? { checker: a } : {}), ...(b !== undefined ? { full: b } : {}) });
     return a;
   });
