@@ -304,7 +304,12 @@ export function numbersOf(values: readonly bigint[]): Float64Array {
   return out;
 }
 
-/** Index of the last element of sorted `arr` that is <= value, given that `arr[from] <= value` (or from = 0). */
+/**
+ * Index of the last element of sorted `arr` that is <= value, given that `arr[from] <= value` (or from = 0).
+ * The Float64Array twin of `lastAtMostFrom` (and `gallopLowerBoundNum` of `gallopLowerBound`): one
+ * generic over `bigint | number` would see both element kinds at one call site, and V8 then keeps
+ * neither comparison fast — these searches are the reachability walk's innermost loop.
+ */
 function lastAtMostNum(arr: Float64Array, value: number, from: number): number {
   const n = arr.length;
   let lo = from;
