@@ -8,8 +8,9 @@
  * changes at once go through `update`: one pass over the list plus a sort of the new entries
  * (O(n + m log m)) instead of m moves. Values are compared by identity (`===`) when removed.
  *
- * Used by the incremental planners (calico's LearnedTable, flannel's PeerTable), whose output
- * must stay exactly in canonical order.
+ * Used by calico's LearnedTable, an incremental planner whose output must stay exactly in
+ * canonical order. (flannel's PeerTable still keeps its own keyed entries: its values are frozen
+ * `{k, v}` pairs shared between agents, so a parallel key array would hold every key twice.)
  */
 export class KeyedSortedList<T> {
   private ks: string[] = [];
