@@ -1,3 +1,5 @@
+import { lowerBound, upperBound } from "./sorted-search.ts";
+
 /**
  * A list of values kept sorted by a string key — JS `<` order, the order `canonicalDataplane`
  * sorts by (`routeOrderKey`, `neighbourOrderKey`, `fdbOrderKey`) — with equal keys in insertion
@@ -143,28 +145,12 @@ export class KeyedSortedList<T> {
 
   /** Index of the first entry whose key is not below `key`. */
   lowerBound(key: string): number {
-    const ks = this.ks;
-    let lo = 0;
-    let hi = ks.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (ks[mid]! < key) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return lowerBound(this.ks, key);
   }
 
   /** Index of the first entry whose key is above `key`. */
   upperBound(key: string): number {
-    const ks = this.ks;
-    let lo = 0;
-    let hi = ks.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (ks[mid]! <= key) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return upperBound(this.ks, key);
   }
 
   private removeAt(at: number): void {

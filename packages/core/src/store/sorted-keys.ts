@@ -7,6 +7,7 @@
  * the UTF-8 byte order: units U+E000..U+FFFF move down below the surrogates. The mapping is per
  * code unit, so it keeps lengths and prefixes; keys without such units (nearly all) are unchanged.
  */
+import { lowerBound } from "../sorted-search.ts";
 
 const CHUNK = 512;
 const HIGH = /[\ud800-\uffff]/;
@@ -44,25 +45,7 @@ export class SortedKeys {
 
   /** Index of the first chunk whose last key is >= key (chunks.length when none). */
   private chunkIndex(key: string): number {
-    let lo = 0;
-    let hi = this.lasts.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.lasts[mid]! < key) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
-  private static lowerBound(chunk: string[], key: string): number {
-    let lo = 0;
-    let hi = chunk.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (chunk[mid]! < key) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return lowerBound(this.lasts, key);
   }
 
   /** Adds `key`; returns false when it was already present. */
@@ -77,7 +60,7 @@ export class SortedKeys {
     let ci = this.chunkIndex(key);
     if (ci === this.chunks.length) ci--; // larger than every key: append to the last chunk
     const chunk = this.chunks[ci]!;
-    const i = SortedKeys.lowerBound(chunk, key);
+    const i = lowerBound(chunk, key);
     if (i < chunk.length && chunk[i] === key) return false;
     chunk.splice(i, 0, key);
     if (i === chunk.length - 1) this.lasts[ci] = key;
@@ -96,7 +79,7 @@ export class SortedKeys {
     const ci = this.chunkIndex(key);
     const chunk = this.chunks[ci];
     if (!chunk) return false;
-    const i = SortedKeys.lowerBound(chunk, key);
+    const i = lowerBound(chunk, key);
     if (i >= chunk.length || chunk[i] !== key) return false;
     chunk.splice(i, 1);
     this.count--;
@@ -121,7 +104,7 @@ export class SortedKeys {
     const key = sortable(k);
     const chunk = this.chunks[this.chunkIndex(key)];
     if (!chunk) return false;
-    const i = SortedKeys.lowerBound(chunk, key);
+    const i = lowerBound(chunk, key);
     return i < chunk.length && chunk[i] === key;
   }
 
@@ -129,7 +112,7 @@ export class SortedKeys {
   forEachWithPrefix(p: string, fn: (key: string) => void): void {
     const prefix = sortable(p);
     let ci = prefix === "" ? 0 : this.chunkIndex(prefix);
-    let i = ci < this.chunks.length && prefix !== "" ? SortedKeys.lowerBound(this.chunks[ci]!, prefix) : 0;
+    let i = ci < this.chunks.length && prefix !== "" ? lowerBound(this.chunks[ci]!, prefix) : 0;
     for (; ci < this.chunks.length; ci++, i = 0) {
       const chunk = this.chunks[ci]!;
       for (; i < chunk.length; i++) {
