@@ -25,7 +25,6 @@
 // BGP_BENCH_SECTIONS=a,b,c,d (default all) runs only the listed sections.
 import { BgpSpeaker, decodeMessage, encodeRouteAttributes, MemoryNetwork, packUpdates, tcpTransport } from "../../packages/bgp-utils-free/src/index.ts";
 import type { UpdateMessage } from "../../packages/bgp-utils-free/src/index.ts";
-import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { Bird, type BirdControl, Daemon, removeDir, tempDir, waitFor } from "bgp-utils-free/testing";
@@ -33,6 +32,7 @@ import { writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { processCpuMs } from "./figures.ts";
 import { freePort } from "../../packages/bgp-utils-free/test/support/ports.ts";
 
 export interface BgpFigure {
@@ -506,11 +506,7 @@ async function reflectionTcp(n: number, which: "ours" | "bird"): Promise<RrTcpRe
     let resolveCold: (t: number) => void = () => undefined;
     const cold = new Promise<number>((r) => (resolveCold = r));
     const reflectorPid = bird ? bird.daemon.pid : ours!.pid;
-    const reflectorCpu = (): number => {
-      // utime + stime of the reflector's process, in clock ticks (100 per second on Linux).
-      const f = readFileSync(`/proc/${reflectorPid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-    };
+    const reflectorCpu = (): number => processCpuMs(reflectorPid);
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
     const rcpu0 = reflectorCpu();

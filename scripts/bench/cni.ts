@@ -12,25 +12,19 @@
 // Needs root, iproute2 and containernetworking-plugins. Wall-clock figures; nothing asserted.
 // Run alone: pnpm exec tsx --conditions=source scripts/bench/cni.ts
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CNI_PLUGIN_JS, CNI_PLUGIN_NATIVE, CNIKITD_BIN } from "../../packages/cni/src/paths.ts";
 import { CniRuntime, loadConfList, netnsWrapper, spawnExec, type NetworkConfigList, type PluginExec, type RuntimeConf } from "../../packages/cni/src/runtime.ts";
-import { runIfMain, type Figure } from "./figures.ts";
+import { percentile, processCpuMs, runIfMain, type Figure } from "./figures.ts";
 
 const PODS = 200;
 const PARALLEL = 100;
 /** Parallel rounds per side, alternating reference and cnikit ($CNI_BENCH_ROUNDS, default 3). */
 const ROUNDS = Math.max(1, Number(process.env["CNI_BENCH_ROUNDS"] ?? 3) || 3);
 const CNI_DIR = "/usr/lib/cni";
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i]!;
-}
 
 function run(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -116,39 +110,20 @@ async function sequential(subject: Subject, pods: string[], tag: string): Promis
   return { add: add.sort((a, b) => a - b), del: del.sort((a, b) => a - b) };
 }
 
-let clockTicks: number | undefined;
-
-/** utime + stime (ms) of process `pid`, or of its reaped children (cutime + cstime) with `children`. */
-function procCpuMs(pid: number | "self", children = false): number {
-  // Fields after the command (which is in parentheses and may hold spaces): state is field 3.
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const [u, s] = children ? [f[13], f[14]] : [f[11], f[12]];
-  clockTicks ??= Number(run("getconf", ["CLK_TCK"]).trim()) || 100;
-  return ((Number(u) + Number(s)) * 1000) / clockTicks;
-}
-
 /** PARALLEL ADDs at once (timed, with their CPU time), then their DELs. */
 async function parallelRound(subject: Subject, pods: string[], tag: string, daemonCpuMs?: () => number): Promise<ParallelRound & { daemonCpuMs: number }> {
   const { runtime, list } = subject;
   const daemon0 = daemonCpuMs?.() ?? 0;
-  const child0 = procCpuMs("self", true);
+  const child0 = processCpuMs("self", true);
   const self0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(Array.from({ length: PARALLEL }, (_, i) => runtime.add(list, pod(pods, i, tag))));
   const ms = performance.now() - t0;
   const self = process.cpuUsage(self0);
-  const childCpuMs = procCpuMs("self", true) - child0;
+  const childCpuMs = processCpuMs("self", true) - child0;
   const daemon = (daemonCpuMs?.() ?? 0) - daemon0;
   await Promise.all(Array.from({ length: PARALLEL }, (_, i) => runtime.del(list, pod(pods, i, tag))));
   return { podsPerSecond: (PARALLEL / ms) * 1000, childCpuMs: childCpuMs / PARALLEL, runtimeCpuMs: (self.user + self.system) / 1000 / PARALLEL, daemonCpuMs: daemon / PARALLEL };
-}
-
-function median(values: readonly number[]): number {
-  return percentile(
-    [...values].sort((a, b) => a - b),
-    50,
-  );
 }
 
 /** Median wall time (ms) of `n` runs of `argv` with `env`, stdin `input`. */
@@ -250,7 +225,7 @@ class Daemon {
 
   /** CPU time (ms) cnikitd used so far (`ip netns exec` execs node, so the child is cnikitd itself). */
   cpuMs(): number {
-    return this.child?.pid === undefined ? Number.NaN : procCpuMs(this.child.pid);
+    return this.child?.pid === undefined ? Number.NaN : processCpuMs(this.child.pid);
   }
 
   /** Kills it (SIGKILL) if it still runs: for the clean-up after a failure. */
@@ -309,19 +284,56 @@ function pushSequential(figures: Figure[], label: string, r: SeriesResult): void
  */
 function pushParallel(figures: Figure[], label: string, ref: ParallelRound[], ck: (ParallelRound & { daemonCpuMs: number })[]): void {
   const ratios = ck.map((r, i) => r.podsPerSecond / ref[i]!.podsPerSecond);
-  figures.push({ name: `reference: ${PARALLEL} parallel ADDs on one node (median of ${ref.length} rounds beside ${label})`, value: median(ref.map((r) => r.podsPerSecond)), unit: "pods/s" });
-  figures.push({ name: `${label}: ${PARALLEL} parallel ADDs on one node (median of ${ck.length} rounds)`, value: median(ck.map((r) => r.podsPerSecond)), unit: "pods/s" });
-  figures.push({ name: `ratio ${label} / reference: parallel pods/s (median of ${ratios.length} adjacent pairs)`, value: median(ratios), unit: "x" });
+  figures.push({
+    name: `reference: ${PARALLEL} parallel ADDs on one node (median of ${ref.length} rounds beside ${label})`,
+    value: percentile(
+      ref.map((r) => r.podsPerSecond),
+      50,
+    ),
+    unit: "pods/s",
+  });
+  figures.push({
+    name: `${label}: ${PARALLEL} parallel ADDs on one node (median of ${ck.length} rounds)`,
+    value: percentile(
+      ck.map((r) => r.podsPerSecond),
+      50,
+    ),
+    unit: "pods/s",
+  });
+  figures.push({ name: `ratio ${label} / reference: parallel pods/s (median of ${ratios.length} adjacent pairs)`, value: percentile(ratios, 50), unit: "x" });
   figures.push({ name: `ratio ${label} / reference: parallel pods/s, lowest pair`, value: Math.min(...ratios), unit: "x" });
   figures.push({ name: `ratio ${label} / reference: parallel pods/s, highest pair`, value: Math.max(...ratios), unit: "x" });
-  const refCpu = median(ref.map((r) => r.childCpuMs));
-  const ckChild = median(ck.map((r) => r.childCpuMs));
-  const ckDaemon = median(ck.map((r) => r.daemonCpuMs));
+  const refCpu = percentile(
+    ref.map((r) => r.childCpuMs),
+    50,
+  );
+  const ckChild = percentile(
+    ck.map((r) => r.childCpuMs),
+    50,
+  );
+  const ckDaemon = percentile(
+    ck.map((r) => r.daemonCpuMs),
+    50,
+  );
   figures.push({ name: `cpu reference: per parallel ADD, processes started (wrapper, bridge, host-local)`, value: refCpu, unit: "ms" });
-  figures.push({ name: `cpu reference: per parallel ADD, the runtime (this process)`, value: median(ref.map((r) => r.runtimeCpuMs)), unit: "ms" });
+  figures.push({
+    name: `cpu reference: per parallel ADD, the runtime (this process)`,
+    value: percentile(
+      ref.map((r) => r.runtimeCpuMs),
+      50,
+    ),
+    unit: "ms",
+  });
   figures.push({ name: `cpu ${label}: per parallel ADD, processes started (wrapper, shim)`, value: ckChild, unit: "ms" });
   figures.push({ name: `cpu ${label}: per parallel ADD, cnikitd`, value: ckDaemon, unit: "ms" });
-  figures.push({ name: `cpu ${label}: per parallel ADD, the runtime (this process)`, value: median(ck.map((r) => r.runtimeCpuMs)), unit: "ms" });
+  figures.push({
+    name: `cpu ${label}: per parallel ADD, the runtime (this process)`,
+    value: percentile(
+      ck.map((r) => r.runtimeCpuMs),
+      50,
+    ),
+    unit: "ms",
+  });
   figures.push({ name: `ratio cpu reference plugins / ${label} (processes + cnikitd) per parallel ADD`, value: refCpu / (ckChild + ckDaemon), unit: "x" });
 }
 

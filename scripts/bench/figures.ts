@@ -1,5 +1,7 @@
 // What every benchmark module returns, and the one way they are printed (by `pnpm bench` and by a
 // module run on its own).
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 
 /** One measured figure, e.g. { name: "allocate+release /16 at 50%", value: 512000, unit: "ops/s" }. */
 export interface Figure {
@@ -47,4 +49,19 @@ export function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+let clockTicks: number | undefined;
+
+/**
+ * CPU time (ms, user + system) of process `pid` from /proc/<pid>/stat, or with `children` that of
+ * its reaped children (cutime + cstime). Linux only.
+ */
+export function processCpuMs(pid: number | "self", children = false): number {
+  // The command (field 2) is in parentheses and may hold spaces: fields are counted after the last ')', state first.
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const [u, s] = children ? [f[13], f[14]] : [f[11], f[12]];
+  clockTicks ??= Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  return ((Number(u) + Number(s)) * 1000) / clockTicks;
 }
